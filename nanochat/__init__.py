@@ -1,0 +1,1 @@
+"""nanochat: a compact GPT trainer (tokenizer -> base -> mid -> SFT -> chat), compatible with classic nanochat."""

@@ -1,0 +1,280 @@
+"""Configuration: defaults < file (preflight.yaml / [tool.preflight]) < PREFLIGHT_* env < CLI.
+
+Every source is validated against ``schemas/config.schema.json``; an invalid source raises
+``ConfigError`` naming the file, the JSON path and what is wrong (the CLI exits 2 on it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+CONFIG_FILENAMES = ("preflight.yaml", "preflight.yml", ".preflight.yaml")
+MAX_CONFIG_BYTES = 1_000_000
+
+DEFAULTS: dict[str, Any] = {
+    "select": ["ALL"],
+    "extend-select": [],
+    "ignore": [],
+    "severity": {},
+    "fail-on": "error",
+    "profile": "auto",
+    "plugins": [],
+    "network": "offline",
+    "timeout": 30.0,
+    "jobs": 8,
+    "deep": False,
+    "smoke": "auto",
+    "smoke-max-params": 50_000_000,
+    "gpu": {},
+    "mfu": 0.40,
+    "hourly-rate": 3.0,
+    "disk-margin": 1.2,
+    "log-patterns": ["logs/nanochat_speedrun_%j.out", "logs/%x_%j.out", "slurm-%j.out"],
+    "ledger-dir": ".preflight/jobs",
+    "slurm-timeout": 20.0,
+}
+
+# keys whose environment value is a comma-separated list / number / bool
+_LIST_KEYS = {"select", "extend-select", "ignore", "plugins", "log-patterns"}
+_NUMBER_KEYS = {"timeout", "mfu", "hourly-rate", "disk-margin", "slurm-timeout"}
+_INT_KEYS = {"jobs", "smoke-max-params"}
+_BOOL_KEYS = {"deep"}
+
+
+class ConfigError(Exception):
+    """Invalid configuration. ``str()`` is one line: where, which JSON path, what."""
+
+
+@dataclass
+class Config:
+    values: dict[str, Any]
+    sources: list[str] = field(default_factory=list)  # what was merged, lowest first
+    path: Path | None = None  # the config file, if any (relative plugin paths resolve from it)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def __getattr__(self, attr: str) -> Any:
+        key = attr.replace("_", "-")
+        try:
+            return self.values[key]
+        except KeyError:
+            raise AttributeError(attr) from None
+
+    def plugin_dirs(self) -> list[Path]:
+        root = self.path.parent if self.path else Path.cwd()
+        return [(root / p) if not Path(p).is_absolute() else Path(p) for p in self.values["plugins"]]
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def _validate(data: Any, source: str) -> None:
+    import jsonschema  # deferred: only when there is something to validate
+
+    import schemas
+
+    validator = jsonschema.Draft202012Validator(schemas.load_json("config.schema.json"))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        message = err.message
+        if err.validator == "additionalProperties":
+            message = f"unknown key: {message}"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {where}: {message}{more}")
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: file is {size} bytes; a config over {MAX_CONFIG_BYTES} bytes is refused")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        # SafeLoader: no Python objects. Anchors/aliases are resolved lazily by reference,
+        # so a "billion laughs" document stays small in memory; the schema rejects its shape.
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
+    if data is None:
+        return {}
+    return data
+
+
+def _read_pyproject(path: Path) -> Any:
+    import tomllib  # type: ignore[import-not-found]  # py3.11+
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return data.get("tool", {}).get("preflight")
+
+
+def find_config_file(start: Path) -> tuple[Path, str] | None:
+    """Nearest preflight.yaml, or pyproject.toml with [tool.preflight], from ``start`` upward."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        for name in CONFIG_FILENAMES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate, "yaml"
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                if "[tool.preflight]" in pyproject.read_text(encoding="utf-8", errors="replace"):
+                    return pyproject, "toml"
+            except OSError:
+                pass
+        if (directory / ".git").exists():
+            break
+    return None
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """PREFLIGHT_FAIL_ON=warning, PREFLIGHT_SELECT=SB,ENV001 ... (keys in DEFAULTS only)."""
+    out: dict[str, Any] = {}
+    for key in DEFAULTS:
+        raw = environ.get("PREFLIGHT_" + key.upper().replace("-", "_"))
+        if raw is None or raw == "":
+            continue
+        source = f"environment PREFLIGHT_{key.upper().replace('-', '_')}"
+        try:
+            if key in _LIST_KEYS:
+                out[key] = [s.strip() for s in raw.split(",") if s.strip()]
+            elif key in _NUMBER_KEYS:
+                out[key] = float(raw)
+            elif key in _INT_KEYS:
+                out[key] = int(raw)
+            elif key in _BOOL_KEYS:
+                out[key] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif key in ("severity", "gpu"):
+                continue  # structured keys only from files
+            else:
+                out[key] = raw
+        except ValueError:
+            raise ConfigError(f"{source}: cannot parse {raw!r} as a {'number' if key in _NUMBER_KEYS | _INT_KEYS else 'value'}") from None
+    return out
+
+
+def load_config(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    search: bool = True,
+) -> Config:
+    """Merge defaults, the config file, PREFLIGHT_* variables and CLI values (highest last)."""
+    environ = os.environ if environ is None else environ
+    values = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    sources = ["defaults"]
+    path: Path | None = None
+
+    found: tuple[Path, str] | None = None
+    if config_path is not None:
+        if not Path(config_path).is_file():
+            raise ConfigError(f"{config_path}: config file not found")
+        found = (Path(config_path), "toml" if Path(config_path).name == "pyproject.toml" else "yaml")
+    elif search:
+        found = find_config_file(cwd or Path.cwd())
+    if found is not None:
+        path, kind = found
+        data = _read_pyproject(path) if kind == "toml" else _read_yaml(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: $: the top level must be a mapping, not {type(data).__name__}")
+        _validate(data, str(path) + (" [tool.preflight]" if kind == "toml" else ""))
+        values.update(data)
+        sources.append(str(path))
+
+    env_values = from_environ(environ)
+    if env_values:
+        _validate(env_values, "environment (PREFLIGHT_*)")
+        values.update(env_values)
+        sources.append("environment")
+
+    cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
+    if cli_values:
+        _validate(cli_values, "command line")
+        values.update(cli_values)
+        sources.append("command line")
+    return Config(values=values, sources=sources, path=path)
+
+
+def merge_selectors(values: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        out.extend(s.strip() for s in str(v).split(",") if s.strip())
+    return out
+
+
+STARTER_CONFIG = """\
+# preflight.yaml: configuration for nanochat-preflight (preflight check / postflight verify).
+# Precedence: command line > PREFLIGHT_* environment variables > this file > defaults.
+# Every key is optional; `preflight list` shows the check codes and names.
+
+# Which checks run: codes (SB003), prefixes (SB, GPU) or names (missing-set-e). Default: ALL.
+# select: [ALL]
+# extend-select: []
+# ignore: []
+
+# Re-grade findings per code or name (info | warning | error).
+# Some sites require named wandb runs: make a dummy run an error there.
+# severity:
+#   wandb-disabled: error
+
+# Exit 1 when a finding is at or above this severity (error | warning | info).
+# fail-on: error
+
+# nanochat era of the checkout the script runs: auto | classic | argparse | no-mid | current | bundled
+# profile: auto
+
+# Directories with site or project checks (*.py files using @check), relative to this file.
+# plugins: [./site_checks]
+
+# NANOCHAT_BASE_DIR to assume when the script does not set one.
+# base-dir: /scratch/$USER/nanochat
+
+# Do compute nodes reach the internet? offline makes run-time downloads an error.
+# network: offline
+
+# Run plan: assumed GPU (login nodes have none), MFU and price per GPU-hour.
+# gpu: {type: H100, count: 8, memory-gib: 80}
+# mfu: 0.40
+# hourly-rate: 3.0
+# disk-margin: 1.2          # free space needed = plan x margin
+
+# Per-check timeout in seconds, and how many checks run at once.
+# timeout: 30
+# jobs: 8
+
+# Postflight: load every checkpoint tensor (NaN/Inf, CRCs); chat smoke test (auto: small models only).
+# deep: false
+# smoke: auto
+# smoke-max-params: 50000000
+# log-patterns: [logs/nanochat_speedrun_%j.out, logs/%x_%j.out, slurm-%j.out]
+# ledger-dir: .preflight/jobs
+"""

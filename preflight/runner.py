@@ -1,0 +1,255 @@
+"""Select checks, run them concurrently with per-check timeouts, apply suppressions and severities."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from preflight.context import Context, FactError
+from preflight.facts import FactUnavailable, Skip
+from preflight.model import CheckResult, Finding, RunResult, Severity, Status, status_for
+from preflight.registry import CheckSpec, Registry
+from preflight.suppress import Suppression, parse_suppressions, suppression_for
+
+UNUSED_SUPPRESSION = "SB900"
+
+
+class SelectionError(Exception):
+    """A selector names no known check (usage error, exit 2)."""
+
+
+@dataclass
+class Selection:
+    select: list[str]
+    ignore: list[str]
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Selection":
+        return cls(select=list(config["select"]) + list(config.get("extend-select", [])),
+                   ignore=list(config.get("ignore", [])))
+
+
+def _match_len(selector: str, spec: CheckSpec) -> int:
+    """How specifically ``selector`` matches ``spec`` (0: no match; ALL matches weakest)."""
+    if selector == "ALL":
+        return 1
+    if selector.lower() == spec.name:
+        return 100
+    sel = selector.upper()
+    if spec.code.startswith(sel):
+        return 1 + len(sel)
+    return 0
+
+
+def validate_selectors(registry: Registry, selectors: Iterable[str]) -> None:
+    for sel in selectors:
+        if sel == "ALL":
+            continue
+        if not any(_match_len(sel, spec) for spec in registry):
+            raise SelectionError(f"selector {sel!r} matches no check (see `preflight list`)")
+
+
+def is_selected(spec: CheckSpec, selection: Selection) -> bool:
+    best_select = max((_match_len(s, spec) for s in selection.select), default=0)
+    best_ignore = max((_match_len(s, spec) for s in selection.ignore), default=0)
+    return best_select > 0 and best_select > best_ignore
+
+
+def severity_override(config: Any, spec: CheckSpec) -> Severity | None:
+    table = config.get("severity") or {}
+    for key in (spec.code, spec.name):
+        if key in table:
+            return Severity.parse(table[key])
+    # prefix entries, most specific first
+    for key in sorted(table, key=len, reverse=True):
+        if key.isupper() and spec.code.startswith(key):
+            return Severity.parse(table[key])
+    return None
+
+
+def _run_one(spec: CheckSpec, ctx: Context) -> tuple[Status, list[Finding], str | None]:
+    kwargs: dict[str, Any] = {}
+    try:
+        for name in spec.requires:
+            kwargs[name] = ctx.get(name)
+    except FactUnavailable as exc:
+        return Status.SKIP, [], exc.reason
+    except FactError as exc:
+        return Status.ERROR, [], str(exc)
+    if spec.wants_ctx:
+        kwargs["ctx"] = ctx
+    try:
+        produced = spec.func(**kwargs)
+        findings = list(produced) if produced is not None else []
+    except Skip as exc:
+        return Status.SKIP, [], exc.reason
+    except FactUnavailable as exc:  # an optional fact asked for with ctx.get() and no default
+        return Status.SKIP, [], exc.reason
+    except FactError as exc:
+        return Status.ERROR, [], str(exc)
+    except Exception as exc:
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+        return Status.ERROR, [], f"check crashed: {type(exc).__name__}: {exc}{where}"
+    bad = [f for f in findings if not isinstance(f, Finding)]
+    if bad:
+        return Status.ERROR, [], f"check returned {type(bad[0]).__name__}, expected Finding"
+    return Status.PASS, findings, None
+
+
+class _Task:
+    def __init__(self, spec: CheckSpec):
+        self.spec = spec
+        self.started: float | None = None
+        self.done = threading.Event()
+        self.outcome: tuple[Status, list[Finding], str | None] | None = None
+        self.duration = 0.0
+
+
+def run_checks(
+    registry: Registry,
+    ctx: Context,
+    stage: str,
+    *,
+    selection: Selection | None = None,
+    profile: str | None = None,
+    deep: bool | None = None,
+    timeout: float | None = None,
+    jobs: int | None = None,
+) -> RunResult:
+    config = ctx.config
+    selection = selection or Selection.from_config(config)
+    validate_selectors(registry, selection.select + selection.ignore)
+    deep = bool(config.get("deep")) if deep is None else deep
+    timeout = float(config.get("timeout", 30.0)) if timeout is None else timeout
+    jobs = int(config.get("jobs", 8)) if jobs is None else jobs
+
+    specs = [s for s in registry if s.stage == stage and is_selected(s, selection) and s.applies(profile)]
+    tasks = [_Task(s) for s in specs if s.code != UNUSED_SUPPRESSION]
+    gate = threading.Semaphore(max(1, jobs))
+    cond = threading.Condition()
+
+    def worker(task: _Task) -> None:
+        with gate:
+            task.started = time.monotonic()
+            if task.spec.cost == "deep" and not deep:
+                task.outcome = (Status.SKIP, [], "deep check: run with --deep")
+            else:
+                task.outcome = _run_one(task.spec, ctx)
+            task.duration = time.monotonic() - task.started
+        with cond:
+            task.done.set()
+            cond.notify_all()
+
+    for task in tasks:
+        # daemon threads: a check stuck past its timeout must not keep the process alive
+        threading.Thread(target=worker, args=(task,), daemon=True, name=f"check-{task.spec.code}").start()
+
+    with cond:
+        while True:
+            now = time.monotonic()
+            pending = [t for t in tasks if not t.done.is_set()]
+            if not pending:
+                break
+            running = [t for t in pending if t.started is not None]
+            for t in running:
+                if now - t.started >= timeout:  # type: ignore[operator]
+                    t.outcome = (Status.ERROR, [], f"timed out after {timeout:g}s")
+                    t.duration = now - t.started  # type: ignore[operator]
+                    t.done.set()
+            deadlines = [t.started + timeout - now for t in running if not t.done.is_set()]  # type: ignore[operator]
+            cond.wait(timeout=max(0.005, min(deadlines)) if deadlines else 0.05)
+
+    sups = _suppressions(ctx)
+    results: list[CheckResult] = []
+    for task in tasks:
+        outcome = task.outcome or (Status.ERROR, [], "no outcome")
+        results.append(_finish(task.spec, outcome, task.duration, config, sups, ctx))
+
+    # The unused-suppression check runs last: it needs to know what the others suppressed.
+    unused_spec = registry.get(UNUSED_SUPPRESSION)
+    if unused_spec and unused_spec in specs:
+        ctx._values["suppression_usage"] = SuppressionUsage(sups, {t.spec.code for t in tasks}, registry,
+                                                            str(ctx.inputs.script) if ctx.inputs.script else None)
+        results.append(_finish(unused_spec, *_timed(unused_spec, ctx), config))
+    results.sort(key=lambda r: r.code)
+    return RunResult(stage=stage, checks=results, fail_on=Severity.parse(config.get("fail-on", "error")))
+
+
+def _timed(spec: CheckSpec, ctx: Context) -> tuple[tuple[Status, list[Finding], str | None], float]:
+    start = time.monotonic()
+    outcome = _run_one(spec, ctx)
+    return outcome, time.monotonic() - start
+
+
+def _finish(spec: CheckSpec, outcome: tuple[Status, list[Finding], str | None], duration: float,
+            config: Any, sups: list[Suppression] | None = None, ctx: Context | None = None) -> CheckResult:
+    """Stamp findings with code/name/severity, drop suppressed ones, derive the status."""
+    status, findings, reason = outcome
+    override = severity_override(config, spec)
+    kept: list[Finding] = []
+    for f in findings:
+        f.code, f.name = spec.code, spec.name
+        f.severity = override or f.severity or spec.severity
+        if sups and ctx is not None and _in_script(f, ctx):
+            sup = suppression_for(sups, spec.code, spec.name, f.line)
+            if sup is not None:
+                sup.used.add(spec.code)
+                continue
+        kept.append(f)
+    if status is Status.PASS:
+        status = status_for(kept)
+    return CheckResult(code=spec.code, name=spec.name, stage=spec.stage, status=status,
+                       severity=override or spec.severity, duration_ms=duration * 1000.0,
+                       findings=kept, reason=reason, family=spec.family)
+
+
+@dataclass
+class SuppressionUsage:
+    """The 'suppression_usage' fact: the script's disable comments after every other check ran."""
+
+    suppressions: list[Suppression]
+    ran: set[str]
+    registry: Registry
+    script: str | None
+
+
+def _script_path(ctx: Context) -> Path | None:
+    return ctx.inputs.script
+
+
+def _in_script(f: Finding, ctx: Context) -> bool:
+    script = _script_path(ctx)
+    if script is None or f.path is None:
+        return False
+    try:
+        return os.path.samefile(f.path, script) if os.path.exists(f.path) else Path(f.path) == script
+    except OSError:
+        return False
+
+
+def _suppressions(ctx: Context) -> list[Suppression]:
+    cached = ctx.peek("suppressions")
+    if cached is not None:
+        return cached
+    script = _script_path(ctx)
+    sups: list[Suppression] = []
+    if script is not None:
+        try:
+            with open(script, "rb") as fh:
+                data = fh.read(50_000_000)
+            if b"\0" not in data[:8192]:
+                sups = parse_suppressions(data.decode("utf-8", errors="replace"))
+        except OSError:
+            sups = []
+    ctx._values["suppressions"] = sups
+    return sups
+
+
+def suppression_usage_fact(ctx: Context) -> SuppressionUsage:
+    raise FactUnavailable("suppression usage is computed by the runner after the other checks")
