@@ -182,3 +182,23 @@ def stop_requested(ddp=False, device=None):
     if not flag:
         return None
     return _stop_signal or "SIGTERM"
+
+# -----------------------------------------------------------------------------
+
+def all_reduce_gradients(model, world_size):
+    """Average the gradients over ranks (one flat buffer per dtype). Called once per optimizer step, after
+    gradient accumulation and before clipping, so clipping and both optimizers see the global gradient."""
+    if world_size <= 1:
+        return
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+    by_dtype = {}
+    for p in model.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+    for grads in by_dtype.values():
+        flat = _flatten_dense_tensors(grads)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)  # gloo has no AVG
+        flat.div_(world_size)
+        for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+            g.copy_(synced)

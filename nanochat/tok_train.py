@@ -9,6 +9,7 @@ Writes BASE/tokenizer/tokenizer.pkl (pickled tiktoken Encoding) and BASE/tokeniz
 
 import os
 import time
+import logging
 import argparse
 
 import torch
@@ -21,7 +22,9 @@ parser = argparse.ArgumentParser(description="Train a BPE tokenizer")
 parser.add_argument("--max_chars", type=int, default=10_000_000_000, help="Maximum characters to train on")
 parser.add_argument("--doc_cap", type=int, default=10_000, help="Maximum characters per document")
 parser.add_argument("--vocab_size", type=int, default=65536, help="Vocabulary size, special tokens included")
+parser.add_argument("--synthetic", type=int, default=0, help="1: no training, a synthetic vocab of the requested size (throughput benchmarks only)")
 args = parser.parse_args()
+logging.getLogger("rustbpe").setLevel(logging.WARNING)  # rustbpe logs every merge percent at INFO
 print(f"max_chars: {args.max_chars:,}")
 print(f"doc_cap: {args.doc_cap:,}")
 print(f"vocab_size: {args.vocab_size:,}")
@@ -40,7 +43,11 @@ def text_iterator():
                 return
 
 t0 = time.time()
-tokenizer = RustBPETokenizer.train_from_iterator(text_iterator(), args.vocab_size)
+if args.synthetic:
+    from nanochat.tokenizer import synthetic_tokenizer
+    tokenizer = synthetic_tokenizer(args.vocab_size)
+else:
+    tokenizer = RustBPETokenizer.train_from_iterator(text_iterator(), args.vocab_size)
 train_time = time.time() - t0
 print(f"Training time: {train_time:.2f}s")
 

@@ -206,6 +206,25 @@ class RustBPETokenizer:
 
 # -----------------------------------------------------------------------------
 
+def synthetic_tokenizer(vocab_size):
+    """A tokenizer of exactly vocab_size tokens without training (throughput benchmarks only): the 256 bytes,
+    then ASCII letter/space pairs, triples, quadruples, ... in a fixed order. Valid for tiktoken, useless for quality."""
+    import itertools
+    import tiktoken
+    n = vocab_size - len(SPECIAL_TOKENS)
+    ranks = {bytes([i]): i for i in range(256)}
+    alphabet = b" etaoinshrdlucmfwypvbgkjqxzETAOINSHRDLUCMFWYPVBGKJQXZ"
+    length = 2
+    while len(ranks) < n:
+        for combo in itertools.product(alphabet, repeat=length):
+            if len(ranks) >= n:
+                break
+            ranks.setdefault(bytes(combo), len(ranks))
+        length += 1
+    special_tokens = {name: n + i for i, name in enumerate(SPECIAL_TOKENS)}
+    enc = tiktoken.Encoding(name="rustbpe", pat_str=SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens=special_tokens)
+    return RustBPETokenizer(enc)
+
 def get_tokenizer():
     from nanochat.common import get_base_dir
     tokenizer_dir = os.path.join(get_base_dir(), "tokenizer")

@@ -107,7 +107,7 @@ def _read_yaml(path: Path) -> Any:
     try:
         # SafeLoader: no Python objects. Anchors/aliases are resolved lazily by reference,
         # so a "billion laughs" document stays small in memory; the schema rejects its shape.
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -130,6 +130,8 @@ class RunResult:
     fail_on: Severity = Severity.ERROR
     # Extra top-level sections (plan, profile, phases, resume, job) contributed by the run.
     extras: dict[str, Any] = field(default_factory=dict)
+    # What only the human formats show (plan rows); never serialized.
+    display: dict[str, Any] = field(default_factory=dict)
 
     @property
     def findings(self) -> list[Finding]:

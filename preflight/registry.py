@@ -93,7 +93,8 @@ def check(
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         origin = _origin(func)
-        params = [p for p in inspect.signature(func).parameters]
+        fcode = func.__code__
+        params = list(fcode.co_varnames[: fcode.co_argcount + fcode.co_kwonlyargcount])
         wants_ctx = "ctx" in params
         needed = tuple(requires) if requires is not None else tuple(p for p in params if p != "ctx")
         problems = []
@@ -128,12 +129,10 @@ def check(
 
 
 def _origin(func: Callable[..., Any]) -> str:
-    try:
-        path = inspect.getsourcefile(func) or func.__module__
-        line = inspect.getsourcelines(func)[1]
-        return f"{path}:{line}"
-    except (OSError, TypeError):
+    code = getattr(func, "__code__", None)  # not inspect.getsourcelines: that reads the file (start-up cost)
+    if code is None:
         return func.__module__
+    return f"{code.co_filename}:{code.co_firstlineno}"
 
 
 class Registry:

@@ -196,8 +196,10 @@ def _finish(spec: CheckSpec, outcome: tuple[Status, list[Finding], str | None], 
     for f in findings:
         f.code, f.name = spec.code, spec.name
         f.severity = override or f.severity or spec.severity
-        if sups and ctx is not None and _in_script(f, ctx):
-            sup = suppression_for(sups, spec.code, spec.name, f.line)
+        if sups and ctx is not None:
+            # file-wide disables silence the code for this whole run; line ones only in the script
+            line = f.line if _in_script(f, ctx) else None
+            sup = suppression_for(sups, spec.code, spec.name, line)
             if sup is not None:
                 sup.used.add(spec.code)
                 continue

@@ -1,0 +1,86 @@
+"""Start-up time of the CLI next to a bare interpreter.
+
+    python bench/startup.py [--repeat 15]
+
+Prints median and min-max wall time of: `python -c pass`, `preflight --help`,
+`postflight --help`, and a torch-free `preflight check` of a small script, plus whether
+torch was imported (it must not be). Runs each command through this interpreter, so
+shell shims (pyenv, conda) are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCRIPT = """#!/bin/bash
+#SBATCH --gres=gpu:8
+#SBATCH --time=01:00:00
+#SBATCH --signal=USR1@300
+set -euo pipefail
+export NANOCHAT_BASE_DIR=$PWD/base
+export OMP_NUM_THREADS=1
+torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=dummy
+"""
+
+
+def cli(tool: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", f"import sys; sys.argv[0]={tool!r}; from preflight.cli import {tool}_main; {tool}_main()", *args]
+
+
+def timeit(cmd: list[str], repeat: int, cwd: str, env: dict) -> list[float]:
+    subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)  # warm the page cache
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def torch_imported(cmd_args: list[str], cwd: str, env: dict) -> bool:
+    code = ("import atexit, sys\natexit.register(lambda: print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr))\n"
+            "sys.argv[0]='preflight'\nfrom preflight.cli import preflight_main\npreflight_main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, *cmd_args], cwd=cwd, env=env, capture_output=True, text=True)
+    return "NOTORCH" not in proc.stderr
+
+
+def measure(repeat: int = 15) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "job.sbatch").write_text(SCRIPT)
+        Path(tmp, "base").mkdir()
+        env = {**os.environ, "HOME": tmp, "NO_COLOR": "1"}
+        rows = []
+        cases = [
+            ("python -c pass (baseline)", [sys.executable, "-c", "pass"], None),
+            ("preflight --help", cli("preflight", "--help"), ["--help"]),
+            ("postflight --help", cli("postflight", "--help"), None),
+            ("preflight check job.sbatch (torch-free)", cli("preflight", "check", "job.sbatch", "--base-dir", "base"),
+             ["check", "job.sbatch", "--base-dir", "base"]),
+        ]
+        for label, cmd, torch_args in cases:
+            times = timeit(cmd, repeat, tmp, env)
+            rows.append({"what": label, "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+                         "torch_imported": torch_imported(torch_args, tmp, env) if torch_args else None})
+        return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    rows = measure(args.repeat)
+    print(f"{'command':45} {'median':>8} {'min':>8} {'max':>8}  torch")
+    for r in rows:
+        torch = "" if r["torch_imported"] is None else ("IMPORTED" if r["torch_imported"] else "no")
+        print(f"{r['what']:45} {r['median_s'] * 1000:7.0f}ms {r['min_s'] * 1000:7.0f}ms {r['max_s'] * 1000:7.0f}ms  {torch}")
+
+
+if __name__ == "__main__":
+    main()

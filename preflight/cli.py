@@ -1,0 +1,467 @@
+"""Command line: ``preflight`` (check, list, explain, init, sbatch, docs) and ``postflight`` (verify).
+
+A thin layer: commands parse options and call library functions; only this module renders
+errors and chooses exit codes (0 clean, 1 findings, 2 usage/config/internal error).
+Start-up matters (login nodes, CI gates): nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class Format(str, enum.Enum):
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+    junit = "junit"
+    sarif = "sarif"
+    github = "github"
+    markdown = "markdown"
+
+
+class FailOn(str, enum.Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+
+
+class ProfileName(str, enum.Enum):
+    auto = "auto"
+    classic = "classic"
+    argparse = "argparse"
+    no_mid = "no-mid"
+    current = "current"
+    bundled = "bundled"
+
+
+class ListFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line on stderr, exit 2."""
+
+
+preflight_app = typer.Typer(
+    name="preflight",
+    help="Catch nanochat training-job failures before sbatch (and diagnose them after: see postflight).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich's help renderer costs ~70 ms of start-up
+)
+postflight_app = typer.Typer(
+    name="postflight",
+    help="After a nanochat job: did every phase really run and produce valid artifacts?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich's help renderer costs ~70 ms of start-up
+)
+
+def _version(value: bool) -> None:
+    if value:
+        from preflight import __version__
+
+        sys.stdout.write(f"nanochat-preflight {__version__}\n")
+        raise typer.Exit(0)
+
+
+VersionOpt = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit.")
+
+
+@preflight_app.callback()
+def _preflight_root(version: bool = VersionOpt) -> None:
+    """Catch nanochat training-job failures before sbatch (and diagnose them after: see postflight)."""
+
+
+@postflight_app.callback()
+def _postflight_root(version: bool = VersionOpt) -> None:
+    """After a nanochat job: did every phase really run and produce valid artifacts?"""
+
+
+# -- shared options ----------------------------------------------------------------------------
+SelectOpt = typer.Option(None, "--select", help="Codes, prefixes or names to run (comma-separated; default ALL).")
+IgnoreOpt = typer.Option(None, "--ignore", help="Codes, prefixes or names not to run.")
+ExtendOpt = typer.Option(None, "--extend-select", help="Added to the selection.")
+FormatOpt = typer.Option(Format.text, "--format", "-f", help="Output format.")
+OutputOpt = typer.Option(None, "--output-file", "-o", help="Write the report here instead of stdout.")
+FailOnOpt = typer.Option(None, "--fail-on", help="Exit 1 on findings at or above this severity (default error).")
+ExitZeroOpt = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings.")
+ConfigOpt = typer.Option(None, "--config", help="Config file (default: nearest preflight.yaml or [tool.preflight]).")
+ProfileOpt = typer.Option(None, "--profile", help="nanochat era (default: detect).")
+BaseDirOpt = typer.Option(None, "--base-dir", help="NANOCHAT_BASE_DIR of the run.")
+DeepOpt = typer.Option(None, "--deep/--no-deep", help="Also run deep checks (full reads, CRCs, NaN scans).")
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="List skipped checks with their reasons.")
+NoColorOpt = typer.Option(False, "--no-color", help="Plain text even on a terminal.")
+
+
+def _split(values: Optional[List[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    out: list[str] = []
+    for v in values:
+        out.extend(s.strip() for s in v.split(",") if s.strip())
+    return out
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> "typer.Exit":
+    sys.stderr.write(message.rstrip() + "\n")
+    return typer.Exit(code)
+
+
+def _load(cli_values: dict[str, Any], config_path: Optional[Path], cwd: Path) -> Any:
+    from preflight.config import load_config
+
+    return load_config(cli_values, config_path=config_path, cwd=cwd)
+
+
+def _registry(config: Any) -> Any:
+    from preflight.registry import Registry
+
+    return Registry.default(plugins=config.plugin_dirs())
+
+
+def _collect_extras(result: Any, ctx: Any, names: tuple[str, ...]) -> None:
+    """Attach facts that describe the run (profile, plan, phases, resume, job) to the result."""
+    from preflight.context import FactError
+    from preflight.facts import FactUnavailable
+
+    for name in names:
+        try:
+            value = ctx.get(name)
+        except (FactUnavailable, FactError):
+            continue
+        except Exception as exc:  # a describing fact must never take the report down
+            sys.stderr.write(f"preflight: could not describe {name}: {type(exc).__name__}: {exc}\n")
+            continue
+        if value is None:
+            continue
+        to_json = getattr(value, "to_json", None)
+        result.extras[name] = to_json() if callable(to_json) else value
+        rows = getattr(value, "rows", None)
+        if callable(rows) and name == "plan":
+            result.display["plan_rows"] = rows()
+
+
+def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Optional[Path],
+         describe: tuple[str, ...]) -> tuple[Any, Any, Any, float]:
+    from preflight.context import Context
+    from preflight.runner import run_checks
+
+    start = time.monotonic()
+    config = _load(cli_values, config_path, inputs.cwd)
+    registry = _registry(config)
+    ctx = Context(config, inputs=inputs)
+    profile = None
+    try:
+        profile = getattr(ctx.get("profile", None), "name", None)
+    except Exception:
+        profile = None  # an undetectable profile still lets the profile-independent checks run
+    result = run_checks(registry, ctx, stage, profile=profile)
+    _collect_extras(result, ctx, describe)
+    return result, registry, ctx, time.monotonic() - start
+
+
+def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], *, verbose: bool, no_color: bool,
+          elapsed: float, title: str) -> None:
+    from preflight.reporters import MACHINE_FORMATS, render
+
+    to_file = output_file is not None
+    color = (not no_color and not to_file and fmt is Format.text and sys.stdout.isatty()
+             and "NO_COLOR" not in os.environ)
+    text = render(fmt.value, result, registry, color=color, verbose=verbose, elapsed=elapsed, title=title)
+    if to_file:
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        output_file.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if to_file or fmt.value in MACHINE_FORMATS:
+        from preflight.reporters.text_format import verdict_line
+
+        sys.stderr.write(verdict_line(result, elapsed) + "\n")
+
+
+def _exit_code(result: Any, exit_zero: bool) -> int:
+    if result.failing() and not exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _cli_config(select, ignore, extend_select, fail_on, profile, deep, **extra: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "select": _split(select), "ignore": _split(ignore), "extend-select": _split(extend_select),
+        "fail-on": fail_on.value if fail_on else None,
+        "profile": profile.value if profile else None,
+        "deep": deep,
+    }
+    values.update(extra)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# -- preflight check ---------------------------------------------------------------------------
+@preflight_app.command("check")
+def check_cmd(
+    script: Optional[Path] = typer.Argument(None, help="The sbatch script to check (omit to check the environment only)."),
+    select: Optional[List[str]] = SelectOpt,
+    ignore: Optional[List[str]] = IgnoreOpt,
+    extend_select: Optional[List[str]] = ExtendOpt,
+    fmt: Format = FormatOpt,
+    output_file: Optional[Path] = OutputOpt,
+    fail_on: Optional[FailOn] = FailOnOpt,
+    exit_zero: bool = ExitZeroOpt,
+    config: Optional[Path] = ConfigOpt,
+    profile: Optional[ProfileName] = ProfileOpt,
+    base_dir: Optional[Path] = BaseDirOpt,
+    deep: Optional[bool] = DeepOpt,
+    network: Optional[str] = typer.Option(None, "--network", help="offline | online: can compute nodes download?"),
+    verbose: bool = VerboseOpt,
+    no_color: bool = NoColorOpt,
+) -> None:
+    """Check an sbatch script and its environment before submission."""
+    from preflight.context import RunInputs
+
+    if script is not None and not script.exists():
+        raise _fail(f"preflight: {script}: no such file")
+    if script is not None and script.is_dir():
+        raise _fail(f"preflight: {script}: is a directory, not a batch script")
+    if network is not None and network not in ("offline", "online"):
+        raise _fail(f"preflight: --network must be offline or online, not {network!r}")
+    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, network=network)
+    inputs = RunInputs(script=script.resolve() if script else None, base_dir=base_dir, stage="pre", cwd=Path.cwd())
+    result, registry, _, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
+    _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
+          title=f"preflight check {script}" if script else "preflight check (environment only)")
+    raise typer.Exit(_exit_code(result, exit_zero))
+
+
+# -- preflight sbatch ------------------------------------------------------------------------
+@preflight_app.command(
+    "sbatch",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+def sbatch_cmd(
+    ctx: typer.Context,
+    script: Path = typer.Argument(..., help="The batch script; options after it are passed to sbatch."),
+    force: bool = typer.Option(False, "--force", help="Submit even when preflight finds errors (recorded)."),
+    test_only: bool = typer.Option(False, "--test-only", help="Pass --test-only to sbatch; write no ledger."),
+    fail_on: Optional[FailOn] = FailOnOpt,
+    config: Optional[Path] = ConfigOpt,
+    profile: Optional[ProfileName] = ProfileOpt,
+    base_dir: Optional[Path] = BaseDirOpt,
+    fmt: Format = typer.Option(Format.text, "--format", "-f", help="Format of the preflight report (stderr)."),
+) -> None:
+    """Run preflight, then submit with the real sbatch and record the run ledger.
+
+    Usage: preflight sbatch [--force] SCRIPT [SBATCH OPTIONS...] [-- SCRIPT ARGS...]
+    """
+    from preflight.context import RunInputs
+
+    if not script.is_file():
+        raise _fail(f"preflight: {script}: no such file")
+    extra = list(ctx.args)
+    script_args: list[str] = []
+    if "--" in extra:
+        i = extra.index("--")
+        extra, script_args = extra[:i], extra[i + 1:]
+    cli_values = _cli_config(None, None, None, fail_on, profile, None)
+    inputs = RunInputs(script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra)
+    result, registry, run_ctx, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
+    from preflight.reporters import render
+
+    sys.stderr.write(render(fmt.value, result, registry, elapsed=elapsed, title=f"preflight sbatch {script}"))
+    from preflight.submit import SubmitError, submit
+
+    try:
+        outcome = submit(script.resolve(), extra, force=force, test_only=test_only, run_result=result,
+                         ctx=run_ctx, script_args=script_args)
+    except SubmitError as exc:
+        raise _fail(f"preflight: {exc}", getattr(exc, "exit_code", EXIT_FINDINGS))
+    if outcome.message:
+        sys.stderr.write(outcome.message.rstrip() + "\n")
+    if outcome.job_id:
+        sys.stdout.write(f"{outcome.job_id}\n")
+    raise typer.Exit(outcome.exit_code)
+
+
+# -- preflight list / explain / init / docs ------------------------------------------------------
+@preflight_app.command("list")
+def list_cmd(
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f"),
+    stage: Optional[str] = typer.Option(None, "--stage", help="pre | post"),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """List every registered check (built-in, entry-point and plugin-dir)."""
+    import json
+
+    cfg = _load({}, config, Path.cwd())
+    registry = _registry(cfg)
+    specs = [s for s in registry if stage is None or s.stage == stage]
+    if fmt is ListFormat.json:
+        rows = [{"code": s.code, "name": s.name, "stage": s.stage, "severity": s.severity.value,
+                 "requires": list(s.requires), "applies_to": list(s.applies_to), "cost": s.cost,
+                 "summary": s.summary, "origin": s.origin, "help_uri": s.help_uri} for s in specs]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if fmt is ListFormat.markdown:
+        from preflight.docs import checks_table
+
+        sys.stdout.write(checks_table(specs))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("code", "name", "stage", "severity", "cost", "what it checks"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(s.code, s.name, s.stage, s.severity.value, s.cost, s.summary)
+    Console(highlight=False).print(table)
+
+
+@preflight_app.command("explain")
+def explain_cmd(key: str = typer.Argument(..., help="A check code (SB003) or name (missing-set-e)."),
+                config: Optional[Path] = ConfigOpt) -> None:
+    """Show what a check does, why it matters, an example and how to fix it."""
+    from preflight.docs import explain
+
+    registry = _registry(_load({}, config, Path.cwd()))
+    spec = registry.get(key)
+    if spec is None:
+        raise _fail(f"preflight: no check named {key!r} (see `preflight list`)")
+    sys.stdout.write(explain(spec))
+
+
+@preflight_app.command("init")
+def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to write the starter config."),
+             force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+    """Write a commented starter preflight.yaml."""
+    from preflight.config import STARTER_CONFIG
+
+    if path.exists() and not force:
+        raise _fail(f"preflight: {path} exists (use --force to overwrite)")
+    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    sys.stderr.write(f"wrote {path}\n")
+
+
+@preflight_app.command("docs")
+def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
+             check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
+    """Generate docs/checks.md from the registry (check metadata and docstrings)."""
+    from preflight.docs import generate
+    from preflight.registry import Registry
+
+    text = generate(Registry.default(entry_points=False))
+    current = output.read_text(encoding="utf-8") if output.exists() else None
+    if check_only:
+        if current != text:
+            raise _fail(f"{output} is stale: run `preflight docs`", EXIT_FINDINGS)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    sys.stderr.write(f"wrote {output}\n")
+
+
+# -- postflight verify -------------------------------------------------------------------------
+@postflight_app.command("verify")
+def verify_cmd(
+    job_id: Optional[str] = typer.Argument(None, help="SLURM job id (reads the ledger, then SLURM)."),
+    log: Optional[List[Path]] = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
+    base_dir: Optional[Path] = BaseDirOpt,
+    profile: Optional[ProfileName] = ProfileOpt,
+    deep: Optional[bool] = DeepOpt,
+    smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
+    wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
+    select: Optional[List[str]] = SelectOpt,
+    ignore: Optional[List[str]] = IgnoreOpt,
+    extend_select: Optional[List[str]] = ExtendOpt,
+    fmt: Format = FormatOpt,
+    output_file: Optional[Path] = OutputOpt,
+    fail_on: Optional[FailOn] = FailOnOpt,
+    exit_zero: bool = ExitZeroOpt,
+    config: Optional[Path] = ConfigOpt,
+    verbose: bool = VerboseOpt,
+    no_color: bool = NoColorOpt,
+) -> None:
+    """Verify a finished (or running) job: state, logs, checkpoints, report; verdict per phase and resume plan."""
+    from preflight.context import RunInputs
+
+    if job_id is not None and not job_id.replace("_", "").replace(".", "").isalnum():
+        raise _fail(f"postflight: {job_id!r} is not a job id")
+    if job_id is None and not log and base_dir is None:
+        raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
+    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep,
+                             smoke=smoke if smoke is not None else None)
+    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
+    if wait and job_id:
+        _wait_for(job_id, wait_timeout, cli_values, config)
+    result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
+          title=f"postflight verify {job_id or ''}".rstrip())
+    phases = result.extras.get("phases") or []
+    incomplete = [p for p in phases if p.get("status") != "done"]
+    code = _exit_code(result, exit_zero)
+    if incomplete and not exit_zero:
+        code = EXIT_FINDINGS
+    raise typer.Exit(code)
+
+
+def _wait_for(job_id: str, timeout: float, cli_values: dict[str, Any], config_path: Optional[Path]) -> None:
+    try:
+        from preflight import slurm
+    except ImportError:
+        return
+    try:
+        slurm.wait_for_job(job_id, timeout=timeout)
+    except Exception as exc:  # the verify run reports the state; waiting is best effort
+        sys.stderr.write(f"postflight: --wait: {exc}\n")
+
+
+# -- entry points ------------------------------------------------------------------------------
+def _main(app: typer.Typer, prog: str) -> None:
+    from preflight.config import ConfigError
+
+    try:
+        app(prog_name=prog, standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        sys.exit(130)
+    except ConfigError as exc:
+        sys.stderr.write(f"{prog}: config error: {exc}\n")
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:
+        if os.environ.get("PREFLIGHT_DEBUG"):
+            raise
+        from preflight.registry import RegistrationError
+        from preflight.runner import SelectionError
+
+        if isinstance(exc, (RegistrationError, SelectionError, UsageError)):
+            sys.stderr.write(f"{prog}: {exc}\n")
+        else:
+            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+                             f"(set PREFLIGHT_DEBUG=1 for the traceback)\n")
+        sys.exit(EXIT_ERROR)
+
+
+def preflight_main() -> None:
+    _main(preflight_app, "preflight")
+
+
+def postflight_main() -> None:
+    _main(postflight_app, "postflight")

@@ -1,0 +1,785 @@
+"""The log index: ONE streaming pass per log that every log check queries (facts §4).
+
+Speed: a log is read in 8 MiB binary chunks. One compiled bytes regex finds the few
+*interesting* lines (startup, Overriding, saves, validation, end-of-phase, tracebacks, SLURM);
+only those are decoded. The bulk of a training log are step lines: between two interesting
+lines only the first and the last step line are parsed (``bytes.rfind``), the rest are counted
+(``bytes.count``) and searched for ``: nan``. Memory stays flat: at most one chunk plus one
+capped line (MAX_LINE) is held, whatever the log size or line length.
+
+Structure: a log splits into *segments*, one per process run (a block of ``Overriding:``
+lines, ``Autodetected device type``, a script marker ``=== phase: base ===``, or evidence of a
+different script than the current one). Each segment learns its script (base_train, mid_train,
+chat_sft ...) from evidence lines and so its pipeline phase (tokenizer, base, mid, sft, rl, report).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from preflight.facts import FactUnavailable
+
+CHUNK = 8 << 20
+MAX_LINE = 16 << 10  # longest line kept (bytes); longer lines are cut, never buffered whole
+MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
+KEEP_VALS = 8
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\[K")
+RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
+
+# First bytes of these anchors are (mostly) upper-case letters, '=', '*' or the UTF-8 lead byte of
+# '✅': absent from base/mid step lines, so the regex engine's first-byte prefilter skips them fast.
+ANCHOR_RE = re.compile(
+    rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
+    rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
+    rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
+    rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog"
+    rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN"
+)
+
+# -- line grammars (ANSI-stripped text) -----------------------------------------------------------
+STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
+STEP_MID_RE = re.compile(r"^step (\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
+STEP_SFT_RE = re.compile(r"^Step (\d+)/(\d+) \| Training loss: (\S+?)\s*\|")
+STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
+STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
+FIELD_RES = {
+    "dt_ms": re.compile(r"\| dt: ([\d.]+)ms"),
+    "tok_per_sec": re.compile(r"\| tok/sec: ([\d,]+)"),
+    "mfu": re.compile(r"\| (?:bf16_)?mfu: ([\d.]+)"),
+    "epoch": re.compile(r"\| epoch: (\d+)"),
+}
+VAL_RE = re.compile(r"^Step (\d+) \| (Validation bpb|Validation loss|CORE metric|ChatCORE): (\S+)")
+SFT_METRICS_RE = re.compile(r"^Step (\d+) \| mmlu_acc: (\S+), arc_easy_acc: (\S+)")
+PASS_RE = re.compile(r"^Step (\d+) \| Pass@1: (\S+?),")
+OVERRIDE_RE = re.compile(r"^Overriding: (\w+) = (.*)$")
+OVERRIDE_CFG_RE = re.compile(r"^Overriding config with (.*):$")
+DEVICE_RE = re.compile(r"Autodetected device type: (\w+)")
+WORLD_RE = re.compile(r"Distributed world size: (\d+)")
+ITERS_RE = re.compile(r"Calculated number of iterations[^:]*: ([\d,]+)")
+RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
+RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
+PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
+END_RES = {
+    "peak_memory": re.compile(r"Peak memory usage: ([\d.]+)\s*MiB"),
+    "training_time": re.compile(r"Total training time: ([\d.]+)m"),
+    "min_val_bpb": re.compile(r"Minimum validation bpb: (\S+)"),
+}
+SAVE_RE = re.compile(
+    r"Saved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
+    r"|tokenizer encoding|token_bytes) to:? (.+)$")
+SAVE_KIND = {"model parameters": "model", "model file": "model", "metadata": "meta", "metadata file": "meta",
+             "optimizer state": "optim", "optimizer file": "optim", "model checkpoint": "checkpoint",
+             "tokenizer encoding": "tokenizer", "token_bytes": "token_bytes"}
+STEP_IN_PATH_RE = re.compile(r"(?:model|meta|optim)_(\d{6})")
+DOWNLOAD_DONE_RE = re.compile(r"Done! Downloaded: (\d+)/(\d+) shards")
+DOWNLOAD_START_RE = re.compile(r"Downloading (\d+) shards")
+CANCEL_RE = re.compile(r"\*\*\* (JOB|STEP) (\S+) (?:ON (\S+) )?CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
+OOM_KILL_RE = re.compile(r"Detected (\d+) oom-kill event|Out Of Memory|oom-kill")
+TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")
+MARKER_RE = re.compile(r"^=+ *(?:phase:? *)?([a-z_]+) *=+$")
+FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
+EXC_RE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?:scripts|nanochat)[/\\](\w+)\.py$")
+MARKER_NAMES = {"tokenizer", "base", "mid", "sft", "rl", "report", "dataset"}
+CKPT_DIR_RE = re.compile(r"(base|mid|chatsft|sft|chatrl)_checkpoints")
+
+# which pipeline phase a script belongs to
+SCRIPT_PHASE = {
+    "tok_train": "tokenizer", "tok_eval": "tokenizer", "base_train": "base", "base_loss": "base",
+    "base_eval": "base", "mid_train": "mid", "chat_sft": "sft", "chat_rl": "rl", "report": "report",
+    "dataset": "dataset", "chat_eval": None, "chat_cli": None, "chat_web": None,
+}
+TRAIN_SCRIPTS = {"base_train": "base", "mid_train": "mid", "chat_sft": "sft", "chat_rl": "rl", "tok_train": "tokenizer"}
+DIR_SCRIPT = {"base": "base_train", "mid": "mid_train", "chatsft": "chat_sft", "sft": "chat_sft", "chatrl": "chat_rl"}
+# configurator keys that only one script has (Era A Overriding lines)
+OVERRIDE_HINTS = {
+    "depth": "base_train", "target_param_data_ratio": "base_train", "target_flops": "base_train",
+    "core_metric_every": "base_train", "save_every": "base_train", "resume_from_step": "base_train",
+    "dry_run": "mid_train", "target_examples_per_step": "chat_sft", "eval_metrics_every": "chat_sft",
+    "eval_metrics_max_problems": "chat_sft", "examples_per_step": "chat_rl", "num_samples": "chat_rl",
+    "split_tokens": "base_loss", "model_step": "base_loss",
+}
+
+
+def strip_ansi(text: str) -> str:
+    return ANSI_RE.sub("", text) if "\x1b" in text else text
+
+
+def _num(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text.replace(",", "").rstrip("|%"))
+    except ValueError:
+        return None
+
+
+# -- records -------------------------------------------------------------------------------------
+@dataclass
+class StepRecord:
+    step: int
+    total: int | None
+    loss: float | None
+    line: int
+    style: str  # base | mid | sft | rl
+    dt_ms: float | None = None
+    tok_per_sec: float | None = None
+    mfu: float | None = None
+    pct: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class TracebackRecord:
+    line: int  # line of "Traceback (most recent call last):"
+    exc_type: str = ""
+    message: str = ""
+    exc_line: int | None = None
+    frames: list[tuple[str, int]] = field(default_factory=list)  # (file, line), capped
+    script: str | None = None  # the nanochat script whose frames appear (base_train, mid_train ...)
+    rank: str = ""
+    path: str = ""
+
+    @property
+    def phase(self) -> str | None:
+        return SCRIPT_PHASE.get(self.script or "")
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    @property
+    def last_frame(self) -> str | None:
+        return f"{self.frames[-1][0]}:{self.frames[-1][1]}" if self.frames else None
+
+    @property
+    def wrapper(self) -> bool:
+        """torchrun's own ChildFailedError: a summary of a rank's failure, not the cause."""
+        return self.exc_type.endswith("ChildFailedError")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "type": self.exc_type, "message": self.message, "script": self.script,
+                "frame": self.last_frame, "path": self.path}
+
+
+@dataclass
+class Event:
+    kind: str
+    line: int
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Segment:
+    """One process run inside a log."""
+
+    index: int
+    start_line: int
+    end_line: int = 0
+    path: str = ""
+    script: str | None = None
+    marker: str | None = None  # phase named by an explicit script marker
+    overrides: dict[str, str] = field(default_factory=dict)
+    override_line: int | None = None
+    device: str | None = None
+    world_size: int | None = None
+    planned_steps: int | None = None  # Calculated number of iterations / steps
+    resume_from: int | None = None
+    params: int | None = None
+    first_step: StepRecord | None = None
+    last_step: StepRecord | None = None
+    step_lines: int = 0
+    vals: list[Event] = field(default_factory=list)
+    val_count: int = 0
+    end_markers: dict[str, Event] = field(default_factory=dict)
+    saves: list[Event] = field(default_factory=list)
+    tracebacks: list[TracebackRecord] = field(default_factory=list)
+    nan_loss: Event | None = None
+    downloads: list[Event] = field(default_factory=list)
+    footgun: Event | None = None
+    failed_marker: Event | None = None  # torchrun "scripts.X FAILED"
+    content: bool = False  # saw anything besides start lines
+
+    @property
+    def phase(self) -> str | None:
+        if self.marker:
+            return self.marker
+        return SCRIPT_PHASE.get(self.script or "")
+
+    @property
+    def is_training(self) -> bool:
+        return self.script in TRAIN_SCRIPTS and self.script != "tok_train" or self.marker in ("base", "mid", "sft", "rl")
+
+    def saved_steps(self, kind: str = "model") -> list[int]:
+        return [e.data["step"] for e in self.saves if e.data.get("kind") == kind and e.data.get("step") is not None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "lines": [self.start_line, self.end_line], "script": self.script,
+            "phase": self.phase, "steps": self.step_lines,
+            "first_step": self.first_step.to_json() if self.first_step else None,
+            "last_step": self.last_step.to_json() if self.last_step else None,
+            "planned_steps": self.planned_steps, "tracebacks": [t.to_json() for t in self.tracebacks],
+            "saves": [e.data for e in self.saves], "end_markers": sorted(self.end_markers),
+        }
+
+
+@dataclass
+class LogIndex:
+    path: str
+    size: int = 0
+    lines: int = 0
+    segments: list[Segment] = field(default_factory=list)
+    slurm: list[Event] = field(default_factory=list)  # time-limit cancels, oom-kill lines
+    error: str | None = None  # the log could not be read (finding, not a crash)
+    long_lines: int = 0  # lines longer than MAX_LINE (cut)
+    binary: bool = False  # mostly undecodable bytes
+
+    @property
+    def tracebacks(self) -> list[TracebackRecord]:
+        return [t for s in self.segments for t in s.tracebacks]
+
+    def by_phase(self, phase: str) -> list[Segment]:
+        return [s for s in self.segments if s.phase == phase]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "lines": self.lines, "error": self.error,
+                "segments": [s.to_json() for s in self.segments],
+                "slurm": [{"kind": e.kind, "line": e.line, "text": e.text} for e in self.slurm]}
+
+
+# -- the indexer ---------------------------------------------------------------------------------
+class _Indexer:
+    def __init__(self, path: str, mid_style_phase: str = "mid"):
+        self.idx = LogIndex(path=path)
+        self.mid_script = "mid_train" if mid_style_phase == "mid" else "chat_sft"
+        self.line = 1  # line number at self.cursor
+        self.seg = self._new_segment(1)
+        self.tb: dict[str, tuple[TracebackRecord, int]] = {}  # rank prefix -> (open traceback, lines seen)
+        self.bad_bytes = 0
+
+    # segments -------------------------------------------------------------------------------
+    def _new_segment(self, line: int) -> Segment:
+        seg = Segment(index=len(self.idx.segments), start_line=line, path=self.idx.path)
+        if self.idx.segments:
+            self.idx.segments[-1].end_line = max(line - 1, self.idx.segments[-1].start_line)
+        self.idx.segments.append(seg)
+        return seg
+
+    def _start(self, line: int) -> Segment:
+        """A process-start line: open a new segment unless the current one has only start lines."""
+        if self.seg.content:
+            self.seg = self._new_segment(line)
+        return self.seg
+
+    def _evidence(self, script: str, line: int) -> Segment:
+        """A line that only ``script`` prints: name the segment, or start a new one on conflict."""
+        seg = self.seg
+        if seg.script is None and (seg.marker is None or SCRIPT_PHASE.get(script) == seg.marker):
+            seg.script = script
+        elif seg.script != script and SCRIPT_PHASE.get(script) != seg.phase:
+            seg = self.seg = self._new_segment(line)
+            seg.script = script
+        seg.content = True
+        return seg
+
+    # block processing -------------------------------------------------------------------------
+    def block(self, buf: bytes, start: int, end: int) -> None:
+        """Index the complete lines buf[start:end] (end is just after a newline, or EOF)."""
+        pos = start
+        if self.tb:
+            pos = self._traceback_lines(buf, pos, end)
+        search = ANCHOR_RE.search
+        while pos < end:
+            m = search(buf, pos, end)
+            if m is None:
+                break
+            ls = buf.rfind(b"\n", start, m.start()) + 1
+            if ls < pos:
+                ls = pos
+            le = buf.find(b"\n", m.end(), end)
+            if le < 0:
+                le = end
+            self._gap(buf, pos, ls)
+            self._advance(buf, pos, ls)
+            self._line(buf[ls:min(le, ls + MAX_LINE)], self.line)
+            if le - ls > MAX_LINE:
+                self.idx.long_lines += 1
+            pos = min(le + 1, end)
+            self.line += 1 if le < end or buf[le - 1:le] == b"\n" else 0
+            if self.tb:
+                pos = self._traceback_lines(buf, pos, end)
+        self._gap(buf, pos, end)
+        self._advance(buf, pos, end)
+
+    def _advance(self, buf: bytes, a: int, b: int) -> None:
+        if b > a:
+            self.line += buf.count(b"\n", a, b)
+
+    def _gap(self, buf: bytes, a: int, b: int) -> None:
+        """Lines without anchors: count/parse step lines, look for NaN losses."""
+        if b <= a:
+            return
+        at_start = 1 if (buf.startswith(b"step ", a) or buf.startswith(b"Step ", a)) else 0
+        n = buf.count(b"\nstep ", a, b) + buf.count(b"\nStep ", a, b) + at_start
+        if n:
+            seg = self.seg
+            if seg.first_step is None:
+                i = a if at_start else min(x for x in (buf.find(b"\nstep ", a, b), buf.find(b"\nStep ", a, b)) if x >= 0) + 1
+                self._step_at(buf, i, b, a, first=True)
+            j = max(buf.rfind(b"\nstep ", a, b), buf.rfind(b"\nStep ", a, b))
+            j = j + 1 if j >= 0 else a
+            self._step_at(buf, j, b, a, first=False)
+            self.seg.step_lines += n
+        if self.seg.nan_loss is None:
+            for needle in (b"loss: nan", b"loss: -nan", b"loss: inf", b"loss: -inf", b"loss: NaN"):
+                k = buf.find(needle, a, b)
+                if k >= 0:
+                    ls = buf.rfind(b"\n", a, k) + 1 or a
+                    line = self.line + buf.count(b"\n", a, ls)
+                    le = buf.find(b"\n", k, b)
+                    text = self._decode(buf[max(ls, a):(le if le >= 0 else b)][:MAX_LINE])
+                    self.seg.nan_loss = Event("nan-loss", line, text)
+                    break
+
+    def _step_at(self, buf: bytes, i: int, b: int, a: int, first: bool) -> None:
+        le = buf.find(b"\n", i, b)
+        text = self._decode(buf[i:(le if le >= 0 else b)][:MAX_LINE])
+        line = self.line + buf.count(b"\n", a, i)
+        rec = parse_step(text, line)
+        if rec is None:
+            return
+        script = {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[rec.style]
+        seg = self._evidence(script, line)
+        if first or seg.first_step is None:
+            if seg.first_step is None:
+                seg.first_step = rec
+        if not first:
+            seg.last_step = rec
+            if rec.total and not seg.planned_steps:
+                seg.planned_steps = rec.total
+
+    def _decode(self, raw: bytes) -> str:
+        text = raw.decode("utf-8", "replace")
+        if "\ufffd" in text:
+            self.bad_bytes += text.count("\ufffd")
+        if "\r" in text:
+            text = text.rstrip("\r")
+            if "\r" in text:  # progress bars: the last redraw is what a terminal shows
+                text = text.rsplit("\r", 1)[-1]
+        return strip_ansi(text)
+
+    # one interesting line -------------------------------------------------------------------
+    def _line(self, raw: bytes, line: int) -> None:
+        text = self._decode(raw)
+        rank = ""
+        m = RANK_PREFIX_RE.match(text)
+        if m:
+            rank, text = m.group(0), text[m.end():]
+        s = text.strip()
+        seg = self.seg
+        if s.startswith("Traceback (most recent call last)"):
+            self._open_traceback(line, rank)
+            return
+        if s.startswith("Overriding"):
+            if seg.content or (seg.overrides and seg.device):
+                seg = self._start(line)
+            mo = OVERRIDE_RE.match(s)
+            if mo:
+                seg.overrides[mo.group(1)] = mo.group(2).strip()
+                seg.override_line = seg.override_line or line
+                hint = OVERRIDE_HINTS.get(mo.group(1))
+                if hint and seg.script is None:
+                    seg.script = hint
+            elif OVERRIDE_CFG_RE.match(s):
+                seg.override_line = seg.override_line or line
+            return
+        mm = MARKER_RE.match(s)
+        if mm and mm.group(1) in MARKER_NAMES:
+            name = mm.group(1)
+            seg = self.seg = self._new_segment(line) if (seg.content or seg.overrides or seg.marker) else seg
+            seg.marker = name
+            return
+        if "Autodetected device" in s:
+            md = DEVICE_RE.search(s)
+            if seg.content or seg.device:
+                seg = self._start(line)
+            seg.device = md.group(1) if md else seg.device
+            return
+        mw = WORLD_RE.search(s)
+        if mw:
+            if seg.content or seg.world_size:
+                seg = self._start(line)
+            seg.world_size = int(mw.group(1))
+            return
+        if s.startswith("step ") or s.startswith("Step "):
+            rec = parse_step(s, line)
+            if rec is not None:
+                script = {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[rec.style]
+                seg = self._evidence(script, line)
+                seg.first_step = seg.first_step or rec
+                seg.last_step = rec
+                seg.step_lines += 1
+                if rec.total and not seg.planned_steps:
+                    seg.planned_steps = rec.total
+                if rec.loss is not None and rec.loss != rec.loss or (rec.loss is not None and abs(rec.loss) == float("inf")):
+                    seg.nan_loss = seg.nan_loss or Event("nan-loss", line, s)
+                return
+            mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)
+            if mv:
+                seg.content = True
+                ev = Event("val", line, s, {"step": int(mv.group(1)), "metric": mv.group(2) if mv.re is VAL_RE else "metrics",
+                                            "value": _num(mv.group(3) if mv.re is VAL_RE else mv.group(2))})
+                seg.vals.append(ev)
+                seg.val_count += 1
+                del seg.vals[:-KEEP_VALS]
+                val = ev.data["value"]
+                if val is not None and (val != val or abs(val) == float("inf")) and seg.nan_loss is None:
+                    seg.nan_loss = Event("nan-loss", line, s)
+                return
+        mi = ITERS_RE.search(s)
+        if mi:
+            seg = self._evidence("base_train", line)
+            seg.planned_steps = int(mi.group(1).replace(",", ""))
+            return
+        mr = RL_STEPS_RE.search(s)
+        if mr:
+            seg = self._evidence("chat_rl", line)
+            seg.planned_steps = int(mr.group(1).replace(",", ""))
+            return
+        mr = RESUME_RE.search(s)
+        if mr:
+            seg.resume_from = int(mr.group(1))
+            seg.content = True
+            return
+        mp = PARAMS_RE.search(s)
+        if mp and seg.params is None:
+            seg.params = int(mp.group(1).replace(",", ""))
+            return
+        for name, rx in END_RES.items():
+            me = rx.search(s)
+            if me:
+                seg.content = True
+                seg.end_markers[name] = Event(name, line, s, {"value": _num(me.group(1))})
+                return
+        ms = SAVE_RE.search(s)
+        if ms:
+            kind = SAVE_KIND[ms.group(1)]
+            target = ms.group(2).strip()
+            mstep = STEP_IN_PATH_RE.search(target)
+            mdir = CKPT_DIR_RE.search(target)
+            if kind in ("tokenizer", "token_bytes"):
+                seg = self._evidence("tok_train", line)
+            elif mdir:
+                seg = self._evidence(DIR_SCRIPT[mdir.group(1)], line)
+            seg.content = True
+            seg.saves.append(Event("save", line, s, {"kind": kind, "path": target,
+                                                     "step": int(mstep.group(1)) if mstep else None}))
+            return
+        md = DOWNLOAD_DONE_RE.search(s)
+        if md:
+            seg = self._evidence("dataset", line)
+            seg.downloads.append(Event("download", line, s, {"done": int(md.group(1)), "total": int(md.group(2))}))
+            return
+        if DOWNLOAD_START_RE.search(s):
+            self._evidence("dataset", line)
+            return
+        if "FOOTGUN" in s:
+            seg = self._evidence("mid_train", line) if seg.script is None else seg
+            seg.footgun = Event("footgun", line, s)
+            seg.content = True
+            return
+        if "Copying report" in s:
+            self._evidence("report", line)
+            return
+        mc = CANCEL_RE.search(s)
+        if mc:
+            self.idx.slurm.append(Event("cancel", line, s, {"what": mc.group(1), "id": mc.group(2), "at": mc.group(4),
+                                                            "due": (mc.group(5) or "").strip()}))
+            seg.content = True
+            return
+        if OOM_KILL_RE.search(s):
+            self.idx.slurm.append(Event("oom-kill", line, s))
+            return
+        mf = TORCHRUN_FAILED_RE.match(s)
+        if mf:
+            script = mf.group(1).rsplit(".", 1)[-1]
+            target = seg
+            if seg.script not in (None, script):  # torchrun prints after the child's own lines
+                target = next((x for x in reversed(self.idx.segments) if x.script == script), seg)
+            target.failed_marker = Event("failed", line, s, {"script": script})
+            return
+        if "CUDA out of memory" in s or "OutOfMemoryError" in s:
+            self.idx.slurm.append(Event("cuda-oom", line, s))
+            return
+
+    # tracebacks -------------------------------------------------------------------------------
+    def _open_traceback(self, line: int, rank: str) -> None:
+        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path)
+        self.tb[rank] = (rec, 0)
+
+    def _traceback_lines(self, buf: bytes, pos: int, end: int) -> int:
+        """Consume lines one by one while a traceback is open (frames, then the exception line)."""
+        while self.tb and pos < end:
+            le = buf.find(b"\n", pos, end)
+            if le < 0:
+                le = end
+            text = self._decode(buf[pos:min(le, pos + MAX_LINE)])
+            line = self.line
+            self.line += 1 if le < end else (1 if buf[end - 1:end] == b"\n" else 0)
+            pos = min(le + 1, end)
+            rank = ""
+            m = RANK_PREFIX_RE.match(text)
+            if m:
+                rank, text = m.group(0), text[m.end():]
+            if rank not in self.tb:
+                # a line of another process (or rank) while this traceback is open: index it normally
+                self._plain(text, line, rank)
+                continue
+            rec, count = self.tb[rank]
+            count += 1
+            self.tb[rank] = (rec, count)
+            if text.startswith("Traceback (most recent call last)"):
+                self._close_traceback(rank)
+                self._open_traceback(line, rank)
+                continue
+            if not text.strip():
+                continue
+            if text[:1].isspace():
+                mf = FRAME_RE.match(text)
+                if mf and len(rec.frames) < 64:
+                    rec.frames.append((mf.group(1), int(mf.group(2))))
+                    ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
+                    if ms and ms.group(1) in SCRIPT_PHASE:
+                        rec.script = rec.script or ms.group(1)
+                if count > MAX_TB_LINES:
+                    self._close_traceback(rank)
+                continue
+            me = EXC_RE.match(text.strip()) if not text.startswith(("During handling", "The above exception")) else None
+            if me:
+                rec.exc_type = me.group(1)
+                rec.message = (me.group(2) or "").strip()[:500]
+                rec.exc_line = line
+            self._close_traceback(rank)
+        return pos
+
+    def _plain(self, text: str, line: int, rank: str) -> None:
+        if ANCHOR_RE.search(text.encode("utf-8", "replace")):
+            self._line((rank + text).encode("utf-8", "replace"), line)
+
+    def _close_traceback(self, rank: str) -> None:
+        rec, _ = self.tb.pop(rank)
+        seg = self.seg
+        phase = rec.phase
+        if rec.script and seg.script is None and seg.marker in (None, phase):
+            seg.script = rec.script
+        seg.content = True
+        # dedupe: every rank prints the same traceback
+        for other in seg.tracebacks:
+            if other.exc_type == rec.exc_type and other.message == rec.message and other.script == rec.script:
+                return
+        seg.tracebacks.append(rec)
+
+    def finish(self) -> LogIndex:
+        for rank in list(self.tb):
+            self._close_traceback(rank)
+        if self.idx.segments:
+            self.idx.segments[-1].end_line = max(self.line - 1, self.idx.segments[-1].start_line)
+        # drop a leading empty segment (no lines of interest before the first process start)
+        segs = [s for s in self.idx.segments if s.content or s.overrides or s.device or s.marker or s.world_size]
+        for i, s in enumerate(segs):
+            s.index = i
+        self.idx.segments = segs
+        self.idx.lines = self.line - 1
+        return self.idx
+
+
+def parse_step(text: str, line: int) -> StepRecord | None:
+    """Parse one training step line of any era (facts §4.3); None if it is not one."""
+    m = STEP_BASE_RE.match(text)
+    if m:
+        rec = StepRecord(int(m.group(1)), int(m.group(2)), _num(m.group(4)), line, "base", pct=_num(m.group(3)))
+    else:
+        m = STEP_MID_RE.match(text)
+        if m:
+            rec = StepRecord(int(m.group(1)), None, _num(m.group(3)), line, "mid", pct=_num(m.group(2)))
+        else:
+            m = STEP_SFT_RE.match(text)
+            if m:
+                rec = StepRecord(int(m.group(1)), int(m.group(2)), _num(m.group(3)), line, "sft")
+            else:
+                m = STEP_RL_RE.match(text)
+                if not m:
+                    return None
+                ml = STEP_RL_LOSS_RE.search(text)
+                rec = StepRecord(int(m.group(1)), int(m.group(2)), _num(ml.group(1)) if ml else None, line, "rl")
+    for name, rx in FIELD_RES.items():
+        mf = rx.search(text)
+        if mf and name != "epoch":
+            setattr(rec, name, _num(mf.group(1)))
+    return rec
+
+
+def index_log(path: str | Path, mid_style_phase: str = "mid") -> LogIndex:
+    """Index one log up to its size at open time. Unreadable logs give ``LogIndex.error``."""
+    path = str(path)
+    ix = _Indexer(path, mid_style_phase)
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        ix.idx.error = f"cannot read {path}: {exc.strerror or exc}"
+        return ix.idx
+    with f:
+        try:
+            remaining = os.fstat(f.fileno()).st_size
+        except OSError as exc:
+            ix.idx.error = f"cannot stat {path}: {exc.strerror or exc}"
+            return ix.idx
+        ix.idx.size = remaining
+        pending = b""  # head of an unfinished line (capped at MAX_LINE)
+        long_pending = False
+        try:
+            while remaining > 0:
+                data = f.read(min(CHUNK, remaining))
+                if not data:
+                    break
+                remaining -= len(data)
+                first_nl = data.find(b"\n")
+                if first_nl < 0:
+                    if len(pending) < MAX_LINE:
+                        pending += data[:MAX_LINE - len(pending)]
+                    long_pending = long_pending or len(pending) >= MAX_LINE
+                    continue
+                if pending or long_pending:
+                    head = pending + data[:max(0, min(first_nl, MAX_LINE - len(pending)))] + b"\n"
+                    if long_pending or first_nl > MAX_LINE:
+                        ix.idx.long_lines += 1
+                    ix.block(head, 0, len(head))
+                    start = first_nl + 1
+                else:
+                    start = 0
+                last_nl = data.rfind(b"\n")
+                if last_nl + 1 > start:
+                    ix.block(data, start, last_nl + 1)
+                pending = data[last_nl + 1:last_nl + 1 + MAX_LINE]
+                long_pending = len(data) - last_nl - 1 > MAX_LINE
+                del data
+            if pending:
+                ix.block(pending + b"\n", 0, len(pending) + 1)
+        except OSError as exc:
+            ix.idx.error = f"read error in {path}: {exc.strerror or exc}"
+    idx = ix.finish()
+    idx.binary = idx.size > 0 and ix.bad_bytes > 0 and ix.bad_bytes * 4 > min(idx.size, 1 << 20) // 64
+    return idx
+
+
+# -- the fact ------------------------------------------------------------------------------------
+@dataclass
+class LogSet:
+    """Every log of a run, indexed; ``missing`` are logs that were named but do not exist."""
+
+    logs: list[LogIndex] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (path, where it was named)
+    source: str = ""
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [s for ix in self.logs for s in ix.segments]
+
+    @property
+    def tracebacks(self) -> list[TracebackRecord]:
+        return [t for ix in self.logs for t in ix.tracebacks]
+
+    def by_phase(self, phase: str) -> list[Segment]:
+        return [s for s in self.segments if s.phase == phase]
+
+    def slurm_events(self, kind: str | None = None) -> list[tuple[LogIndex, Event]]:
+        return [(ix, e) for ix in self.logs for e in ix.slurm if kind is None or e.kind == kind]
+
+    def started_phases(self) -> list[str]:
+        out: list[str] = []
+        for seg in self.segments:
+            if seg.phase and seg.phase not in out:
+                out.append(seg.phase)
+        for tb in self.tracebacks:
+            if tb.phase and tb.phase not in out:
+                out.append(tb.phase)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "logs": [ix.to_json() for ix in self.logs],
+                "missing": [p for p, _ in self.missing]}
+
+
+def _expand(pattern: str, job_id: str | None, job_name: str | None) -> str | None:
+    if ("%j" in pattern or "%A" in pattern) and not job_id:
+        return None
+    if "%x" in pattern and not job_name:
+        return None
+    return (pattern.replace("%j", job_id or "").replace("%A", job_id or "").replace("%x", job_name or "")
+            .replace("%%", "%"))
+
+
+def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
+    """(path, named explicitly) pairs and where they came from."""
+    inputs = ctx.inputs
+    cwd = Path(inputs.cwd)
+    if inputs.logs:
+        return [(str(p), True) for p in inputs.logs], "--log"
+    ledger = ctx.get("ledger", None)
+    if isinstance(ledger, dict):
+        logs = ledger.get("logs") or {}
+        paths = [logs.get(k) for k in ("stdout", "stderr") if logs.get(k)]
+        paths = list(dict.fromkeys(str(cwd / p) if not os.path.isabs(p) else p for p in paths))
+        if paths:
+            return [(p, True) for p in paths], "ledger"
+    job = ctx.get("job", None)
+    if job is not None:
+        paths = [p for p in (getattr(job, "stdout", None), getattr(job, "stderr", None)) if p]
+        work = Path(job.work_dir) if getattr(job, "work_dir", None) else cwd
+        paths = list(dict.fromkeys(str(work / p) if not os.path.isabs(p) else p for p in paths))
+        if paths:
+            return [(p, True) for p in paths], "scheduler"
+    job_id = inputs.job_id
+    job_name = getattr(job, "name", None) if job is not None else None
+    out: list[tuple[str, bool]] = []
+    for pattern in ctx.config.get("log-patterns") or []:
+        expanded = _expand(pattern, job_id, job_name)
+        if expanded:
+            p = Path(expanded)
+            p = p if p.is_absolute() else cwd / p
+            if p.is_file():
+                out.append((str(p), False))
+    return out, "log-patterns"
+
+
+def logs_fact(ctx: Any) -> LogSet:
+    paths, source = candidate_logs(ctx)
+    profile = ctx.get("profile", None)
+    phases = getattr(profile, "phases", None) or []
+    mid_style = "mid" if (not phases or "mid" in phases) else "sft"
+    result = LogSet(source=source)
+    for path, named in paths:
+        if not os.path.exists(path):
+            if named:
+                result.missing.append((path, source))
+            continue
+        if os.path.isdir(path):
+            result.missing.append((path, source + " (a directory, not a log file)"))
+            continue
+        result.logs.append(index_log(path, mid_style))
+    if not result.logs and not result.missing:
+        raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
+    return result
+
+
+def iter_segments(logs: LogSet, phase: str) -> Iterator[Segment]:
+    yield from logs.by_phase(phase)

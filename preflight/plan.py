@@ -1,0 +1,408 @@
+"""The run plan: what the job will compute, store and cost, from depth and the profile.
+
+nanochat's own arithmetic (facts §7, Era A ``base_train.py`` / ``gpt.py``):
+    model_dim = depth * aspect_ratio (64); heads = ceil(model_dim / head_dim (128))
+    params    = 12 * L * C^2 + 2 * Vp * C              (blocks + wte + untied lm_head; Vp = vocab padded to 64)
+    FLOPs/tok = 6 * (params - wte) + 12 * L * H * hd * T
+    iterations = (ratio * params) // total_batch_size ; tokens = iterations * total_batch_size
+For the classic d20 speedrun: 560,988,160 params, 3.491758e+09 FLOPs/token, 21,400 iterations,
+11,219,763,200 tokens. Later eras change the model (value embeddings, windows) and the batch
+(auto-sized); the plan then uses the same formula as an estimate and says so.
+
+Shards (facts §1.1, §1.4) -- the rule is explicit here because upstream rounds by hand:
+    raw        = tokens * chars_per_token / chars_per_shard        (d20: 11.22e9 * 4.8 / 250e6 = 215.4)
+    train_min  = ceil(raw / usable_fraction)                        (216; Era B crops 35%: / 0.65)
+    minimum    = train_min + 1 validation shard                     (217: the last file is val)
+    recommended = ceil_to(ceil_to(ceil(raw) * headroom, round_to) / usable_fraction, 10)
+                = ceil_to(216 * 1.1 = 237.6, 40) = 240              ("round up to 240 for safety")
+                  Era B: 240 / 0.65 = 369.2 -> 370                  ("240 / (1 - 0.35) = 370 shards")
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from preflight.facts import FactUnavailable
+
+# bf16 dense peak FLOP/s per GPU, keyed by a substring of the device name (first match wins)
+PEAK_FLOPS: list[tuple[str, float]] = [
+    ("GB200", 2.5e15), ("B200", 2.25e15), ("B100", 1.75e15), ("H200", 989e12), ("GH200", 989e12),
+    ("H100", 989e12), ("H800", 989e12), ("H20", 148e12), ("A100", 312e12), ("A800", 312e12),
+    ("L40S", 362e12), ("L40", 181e12), ("A40", 150e12), ("A10G", 70e12), ("A10", 125e12), ("L4", 121e12),
+    ("RTX 6000 ADA", 364e12), ("RTX A6000", 155e12), ("A6000", 155e12), ("5090", 209e12), ("4090", 165e12),
+    ("3090", 71e12), ("V100", 125e12), ("T4", 65e12), ("MI300X", 1307e12), ("MI250", 362e12),
+]
+DEFAULT_GPU = "H100"
+BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet (facts §2)
+EVAL_BUNDLE_BYTES = 2 * 162e6  # the zip stays next to the unpacked bundle
+EVAL_BUNDLE_FILES = 80
+GIB = 1024 ** 3
+
+
+def peak_flops(gpu_name: str | None) -> float | None:
+    name = (gpu_name or "").upper()
+    for key, flops in PEAK_FLOPS:
+        if key in name:
+            return flops
+    return None
+
+
+def ceil_to(x: float, multiple: int) -> int:
+    return int(math.ceil(x / multiple - 1e-9) * multiple)
+
+
+@dataclass
+class ModelShape:
+    depth: int
+    model_dim: int
+    n_head: int
+    head_dim: int
+    vocab_size: int
+    padded_vocab: int
+    seq_len: int
+
+    @property
+    def wte_params(self) -> int:
+        return self.padded_vocab * self.model_dim
+
+    @property
+    def params(self) -> int:
+        return 12 * self.depth * self.model_dim ** 2 + 2 * self.wte_params
+
+    @property
+    def flops_per_token(self) -> int:
+        return 6 * (self.params - self.wte_params) + 12 * self.depth * self.n_head * self.head_dim * self.seq_len
+
+
+def model_shape(depth: int, vocab_size: int, seq_len: int, aspect_ratio: int = 64, head_dim: int = 128) -> ModelShape:
+    model_dim = depth * aspect_ratio
+    n_head = max(1, math.ceil(model_dim / head_dim))
+    return ModelShape(depth, model_dim, n_head, model_dim // n_head, vocab_size,
+                      ((vocab_size + 63) // 64) * 64, seq_len)
+
+
+def memory_estimate_bytes(shape: ModelShape, device_batch_size: int) -> int:
+    """Peak GPU memory of base training, per rank.
+
+    16 B/param (fp32 weights, grads, Muon/AdamW state) + logits + activations + CUDA context.
+    The two per-token coefficients are fitted to classic nanochat measured on one H200
+    (DESIGN §8: d20 dbs32 73.8 GiB, d12 dbs32 31.7 GiB); treat the result as +-10%.
+    """
+    tokens = device_batch_size * shape.seq_len
+    return int(16 * shape.params + 2.1 * tokens * shape.padded_vocab
+               + 36.5 * tokens * shape.depth * shape.model_dim + 1.5 * GIB)
+
+
+@dataclass
+class PhasePlan:
+    name: str
+    modules: list[str]
+    steps: int | None = None
+    tokens: int | None = None
+    flops: float | None = None
+    seconds: float | None = None
+    checkpoint_dir: str | None = None
+    model_bytes: int = 0
+    optim_bytes: int = 0
+    optim_files: int = 0
+    files: int = 0
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    profile: str
+    depth: int
+    model_dim: int
+    n_head: int
+    vocab_size: int
+    seq_len: int
+    total_batch_size: int
+    device_batch_size: int
+    ratio: float
+    params: int
+    wte_params: int
+    flops_per_token: int
+    iterations: int
+    tokens: int
+    grad_accum: int | None
+    world_size: int
+    nodes: int
+    gpu_name: str
+    peak_flops: float | None
+    mfu: float
+    hourly_rate: float
+    shards_raw: float
+    shards_train_min: int
+    shards_min: int
+    shards_recommended: int
+    shard_rule: str
+    val_shard: Any
+    phases: list[PhasePlan] = field(default_factory=list)
+    total_seconds: float | None = None
+    cost: float | None = None
+    disk_bytes: int = 0
+    disk_files: int = 0
+    memory_per_gpu: int = 0
+    assumptions: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # value -> where it came from
+
+    def phase(self, name: str) -> PhasePlan | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    @property
+    def training_seconds(self) -> float | None:
+        """Seconds until the last checkpoint-writing phase ends (what --time must cover)."""
+        return self.total_seconds
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("model", f"d{self.depth}: {self.params:,} params, dim {self.model_dim}, {self.n_head} heads, "
+                      f"vocab {self.vocab_size:,}, seq {self.seq_len}"),
+            ("FLOPs/token", f"{self.flops_per_token:.6e}"),
+            ("base training", f"{self.iterations:,} iterations x {self.total_batch_size:,} tokens = "
+                              f"{self.tokens:,} tokens (ratio {self.ratio:g})"),
+            ("batch", f"{self.device_batch_size} x {self.seq_len} x {self.world_size} GPUs"
+                      + (f", grad accum {self.grad_accum}" if self.grad_accum else ", NOT divisible")),
+            ("shards", f"{self.shards_recommended} recommended, {self.shards_min} minimum ({self.shard_rule})"),
+            ("GPUs", f"{self.world_size} x {self.gpu_name}" + (f" over {self.nodes} nodes" if self.nodes > 1 else "")
+                     + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/GPU"),
+        ]
+        for p in self.phases:
+            bits = []
+            if p.steps:
+                bits.append(f"{p.steps:,} steps")
+            if p.seconds is not None:
+                bits.append(_hours(p.seconds))
+            if p.model_bytes:
+                bits.append(f"checkpoint {_gb(p.model_bytes)}")
+            if p.optim_files:
+                bits.append(f"optimizer {_gb(p.optim_bytes)} in {p.optim_files} file(s)")
+            rows.append((f"phase {p.name}", ", ".join(bits) or "-"))
+        if self.total_seconds is not None:
+            cost = f", ${self.cost:,.0f} at ${self.hourly_rate:g}/GPU-hour" if self.cost is not None else ""
+            rows.append(("total", f"{_hours(self.total_seconds)}{cost}"))
+        rows.append(("disk", f"{_gb(self.disk_bytes)}, {self.disk_files:,} files"))
+        for a in self.assumptions:
+            rows.append(("assumed", a))
+        return rows
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["phases"] = [asdict(p) for p in self.phases]
+        return out
+
+
+def _hours(seconds: float) -> str:
+    h = int(seconds // 3600)
+    m = int(round((seconds - h * 3600) / 60))
+    if m == 60:
+        h, m = h + 1, 0
+    return f"{h}h{m:02d}m"
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+# -- inputs from the script --------------------------------------------------------------------
+def _flag_value(inv: Any, key: str) -> str | None:
+    f = inv.flag(key) if inv is not None else None
+    return f.value if f is not None else None
+
+
+def _num(text: str | None, kind=int) -> Any:
+    if text is None:
+        return None
+    try:
+        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def training_invocation(script: Any, profile: Any, phase: str) -> Any:
+    if script is None or not getattr(script, "ok", False):
+        return None
+    for inv in script.all_invocations:
+        if inv.module and profile.phase_of_module(inv.module, inv.args) == phase:
+            spec = profile.phase(phase) or {}
+            if inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
+                return inv
+    return None
+
+
+def phases_run(script: Any, profile: Any) -> list[str]:
+    """Phases the script runs (in profile order); without a script: every non-optional phase."""
+    if script is None or not getattr(script, "ok", False) or not script.all_invocations:
+        return [p for p in profile.phases if not (profile.phase(p) or {}).get("optional")]
+    found = set()
+    for inv in script.all_invocations:
+        if inv.module:
+            ph = profile.phase_of_module(inv.module, inv.args)
+            if ph:
+                found.add(ph)
+    return [p for p in profile.phases if p in found]
+
+
+def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple[int | None, int, str]:
+    """(nproc_per_node, nodes, source) for an invocation."""
+    nodes = job_env.nodes if job_env is not None else 1
+    if inv is not None and inv.nproc_per_node:
+        raw = inv.nproc_per_node
+        val = script.expand(raw, inv.line, inv.file, job_env.env if job_env else environ) if "$" in raw else raw
+        if val and val.isdigit():
+            return int(val), nodes, f"torchrun --nproc_per_node={raw} (line {inv.line})"
+        if val == "gpu":
+            pass
+    if inv is not None and inv.launcher.startswith("srun+python") and job_env is not None:
+        n = job_env.gpus_per_node
+        if n:
+            return n, nodes, "srun tasks per node (GPUs requested)"
+    if inv is not None and inv.launcher.endswith("python") and not inv.srun:
+        return 1, nodes, f"single process python (line {inv.line})"
+    if job_env is not None and job_env.gpus_per_node:
+        return job_env.gpus_per_node, nodes, "GPUs requested in #SBATCH"
+    return None, nodes, ""
+
+
+def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any = None, config: Any = None,
+               environ: dict | None = None) -> Plan:
+    config = config or {}
+    environ = environ or {}
+    d = profile.defaults
+    base_inv = training_invocation(script, profile, "base")
+    sources: dict[str, str] = {}
+    assumptions: list[str] = []
+
+    def pick(key: str, kind=int) -> Any:
+        raw = _flag_value(base_inv, key)
+        if raw is not None and "$" in raw and script is not None:
+            raw = script.expand(raw, base_inv.line, base_inv.file, job_env.env if job_env else environ)
+        val = _num(raw, kind)
+        if val is not None:
+            sources[key] = f"script line {base_inv.line}"
+            return val
+        sources[key] = f"profile {profile.name} default"
+        return d.get(key)
+
+    depth = pick("depth")
+    seq = pick("max_seq_len")
+    dbs = pick("device_batch_size")
+    total = pick("total_batch_size")
+    ratio = pick("target_param_data_ratio", float)
+    num_iters = _num(_flag_value(base_inv, "num_iterations"))
+    vocab = d.get("vocab_size", 65536)
+    if total is None or total <= 0:
+        total = 524288
+        assumptions.append("total batch 524,288 tokens (this era auto-sizes it)")
+    if profile.data.get("era") in ("C", "D"):
+        assumptions.append("model size from the classic formula (later eras add value embeddings)")
+    shape = model_shape(depth, vocab, seq, d.get("aspect_ratio", 64), d.get("head_dim", 128))
+    params = shape.params
+    if num_iters and num_iters > 0:
+        iterations = num_iters
+    else:
+        iterations = int(ratio * params) // total
+    tokens = iterations * total
+
+    # GPUs: count from the script, type from the GPU inventory / config
+    nproc, nodes, src = world_size_from(script, job_env, base_inv, environ)
+    cfg_gpu = dict(config.get("gpu") or {})
+    if nproc is None:
+        nproc = cfg_gpu.get("count") or (len(gpus) if gpus else None) or 8
+        src = "config gpu.count" if cfg_gpu.get("count") else ("visible GPUs" if gpus else "assumed 8 (speedrun)")
+        if not cfg_gpu.get("count") and not gpus:
+            assumptions.append("8 GPUs per node (no count in the script or config)")
+    sources["world_size"] = src
+    world = nproc * nodes
+    gpu_name = None
+    if gpus:
+        gpu_name = gpus[0].name
+        sources["gpu"] = "visible GPU"
+    elif cfg_gpu.get("type"):
+        gpu_name = cfg_gpu["type"]
+        sources["gpu"] = "config gpu.type"
+    else:
+        gpu_name = DEFAULT_GPU
+        sources["gpu"] = "assumed"
+        assumptions.append(f"{DEFAULT_GPU} GPUs (none visible here; set gpu.type in config)")
+    peak = peak_flops(gpu_name)
+    if peak is None:
+        assumptions.append(f"peak FLOPs of {gpu_name!r} unknown: no time estimate")
+    mfu = float(config.get("mfu", 0.4) or 0.4)
+    rate = float(config.get("hourly-rate", 3.0) if config.get("hourly-rate") is not None else 3.0)
+    per_step = dbs * seq * world
+    grad_accum = total // per_step if per_step and total % per_step == 0 else None
+
+    ds = profile.dataset
+    cps, cpt = ds.get("chars_per_shard", 250e6), ds.get("chars_per_token", 4.8)
+    usable = ds.get("usable_fraction", 1.0)
+    raw = tokens * cpt / cps
+    train_min = math.ceil(raw / usable - 1e-9)
+    shards_min = train_min + 1
+    recommended = ceil_to(ceil_to(math.ceil(raw - 1e-9) * ds.get("headroom", 1.1), ds.get("round_to", 40)) / usable, 10)
+    rule = (f"ceil({tokens:.3g} tok x {cpt} chars/tok / {cps:.3g} chars/shard"
+            + (f" / {usable}" if usable != 1.0 else "") + f") = {train_min} train + 1 val")
+
+    wte = shape.wte_params
+    model_bytes = (params - wte) * 4 + wte * 2
+    optim_total = 12 * depth * shape.model_dim ** 2 * 4 + wte * 2 * 4 + wte * 2 * 2
+    run = phases_run(script, profile)
+    phases: list[PhasePlan] = []
+    fpt = shape.flops_per_token
+    throughput = peak * world * mfu if peak else None
+    for name in run:
+        spec = profile.phase(name) or {}
+        est = spec.get("estimate") or {}
+        pp = PhasePlan(name=name, modules=list(spec.get("modules") or []), checkpoint_dir=spec.get("checkpoint_dir"))
+        if name == "base":
+            pp.steps, pp.tokens = iterations, tokens
+        elif est.get("steps"):
+            pp.steps = int(est["steps"])
+            pp.tokens = int(est["steps"] * est.get("tokens_per_step", 0))
+            pp.note = "steps from the era's typical d20 run"
+        if pp.tokens:
+            pp.flops = float(fpt) * pp.tokens
+        fixed = float(est.get("minutes_fixed", 0)) * 60
+        if throughput:
+            pp.seconds = (pp.flops or 0) / throughput + fixed
+        if pp.checkpoint_dir:
+            shards = spec.get("optimizer_shards", "none")
+            pp.model_bytes = model_bytes
+            pp.files = 2
+            if shards == "per-rank":
+                pp.optim_files, pp.optim_bytes = world, optim_total
+            elif shards in ("rank0", "single"):
+                pp.optim_files, pp.optim_bytes = 1, optim_total // max(1, world) if shards == "rank0" else optim_total
+            pp.files += pp.optim_files
+        phases.append(pp)
+    total_seconds = sum(p.seconds for p in phases if p.seconds is not None) if throughput else None
+    cost = total_seconds / 3600 * world * rate if total_seconds is not None else None
+
+    disk = recommended * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)
+    files = recommended + EVAL_BUNDLE_FILES + sum(p.files for p in phases) + 20
+    return Plan(
+        profile=profile.name, depth=depth, model_dim=shape.model_dim, n_head=shape.n_head, vocab_size=vocab,
+        seq_len=seq, total_batch_size=total, device_batch_size=dbs, ratio=ratio, params=params, wte_params=wte,
+        flops_per_token=fpt, iterations=iterations, tokens=tokens, grad_accum=grad_accum, world_size=world,
+        nodes=nodes, gpu_name=gpu_name, peak_flops=peak, mfu=mfu, hourly_rate=rate, shards_raw=raw,
+        shards_train_min=train_min, shards_min=shards_min, shards_recommended=recommended, shard_rule=rule,
+        val_shard=ds.get("val_shard", "last"), phases=phases, total_seconds=total_seconds, cost=cost,
+        disk_bytes=int(disk), disk_files=int(files), memory_per_gpu=memory_estimate_bytes(shape, dbs),
+        assumptions=assumptions, sources=sources,
+    )
+
+
+def plan_fact(ctx: Any) -> Plan:
+    profile = ctx.get("profile")
+    script = ctx.get("script", None)
+    if script is not None and not script.ok:
+        script = None
+    job_env = ctx.get("job_env", None)
+    gpus = ctx.get("gpus", None)
+    try:
+        return build_plan(profile, script, job_env, gpus, ctx.config, ctx.environ)
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise FactUnavailable(f"cannot plan this run: {exc}") from None

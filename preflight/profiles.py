@@ -1,0 +1,335 @@
+"""nanochat era profiles: what differs between eras is data (schemas/profiles/*.yaml), not code.
+
+``profile_fact(ctx)`` chooses one, in this order:
+1. ``--profile NAME`` / config ``profile:`` (anything but ``auto``);
+2. the fingerprint of the nanochat checkout the script runs from (the script's ``cd`` target,
+   else $SLURM_SUBMIT_DIR, else the working directory): files per facts §0;
+3. the module names and flag style in the script (``nanochat.base_train`` -> bundled, dashes ->
+   argparse, ``scripts.mid_train`` with ``--key=value`` -> classic ...);
+4. classic.
+The Profile records why (``reason``), and is what the text and JSON reporters print.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from preflight.facts import FactUnavailable
+
+PROFILE_NAMES = ("classic", "argparse", "no-mid", "current", "bundled")
+PHASE_ORDER = ("tokenizer", "base", "mid", "sft", "rl", "report")
+
+
+def _profiles_dir() -> Path:
+    import schemas
+
+    return schemas.path("profiles")
+
+
+def _deep_merge(base: Any, over: Any) -> Any:
+    """Mappings merge key by key; a None value removes the key; everything else replaces."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return copy.deepcopy(over)
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if value is None:
+            out.pop(key, None)
+        elif key in out and isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _load_raw(name: str) -> dict:
+    import yaml
+
+    if name not in PROFILE_NAMES:
+        raise KeyError(f"unknown profile {name!r} (known: {', '.join(PROFILE_NAMES)})")
+    # libyaml's safe loader when present: ~10x faster than the pure-Python one (start-up budget)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load((_profiles_dir() / f"{name}.yaml").read_text(encoding="utf-8"), Loader=loader)
+    parent = data.pop("extends", None)
+    if parent:
+        data = _deep_merge(_load_raw(parent), data)
+    # "report: null" / "mid: null" remove keys in the merge; keep them explicit as None
+    for key in ("report",):
+        data.setdefault(key, None)
+    return data
+
+
+@dataclass
+class Profile:
+    name: str
+    reason: str
+    data: dict
+    variant: str | None = None  # e.g. argparse-dash / argparse-underscore
+    checkout: Path | None = None  # the nanochat checkout the detection looked at
+
+    # -- convenience ---------------------------------------------------------------------
+    @property
+    def phases(self) -> list[str]:
+        present = self.data.get("phases", {})
+        return [p for p in PHASE_ORDER if present.get(p) is not None]
+
+    def phase(self, name: str) -> dict | None:
+        return (self.data.get("phases") or {}).get(name)
+
+    @property
+    def defaults(self) -> dict:
+        return dict(self.data.get("defaults") or {})
+
+    @property
+    def dataset(self) -> dict:
+        return dict(self.data.get("dataset") or {})
+
+    @property
+    def flag_style(self) -> str:
+        return self.data["flag_style"]["style"]
+
+    @property
+    def flag_word_sep(self) -> str:
+        if self.variant:
+            for v in self.data["flag_style"].get("variants") or []:
+                if v["name"] == self.variant:
+                    return v["word_sep"]
+        return self.data["flag_style"]["word_sep"]
+
+    @property
+    def modules(self) -> dict:
+        return {k: v for k, v in (self.data.get("modules") or {}).items() if v}
+
+    def phase_of_module(self, module: str, args: list[str] | None = None) -> str | None:
+        """Which phase an invocation of ``module`` belongs to (chat_eval: by its -i/--source)."""
+        if module == self.modules.get("chat_eval") or module.endswith(".chat_eval"):
+            source = _chat_eval_source(args or [])
+            if source in self.phases:
+                return source
+            return None
+        for phase in self.phases:
+            if module in (self.phase(phase) or {}).get("modules", []):
+                return phase
+        # a module from another era's naming (scripts.X vs nanochat.X): match by basename
+        base = module.rsplit(".", 1)[-1]
+        for phase in self.phases:
+            if any(m.rsplit(".", 1)[-1] == base for m in (self.phase(phase) or {}).get("modules", [])):
+                return phase
+        return None
+
+    def config_keys(self, module: str) -> dict | None:
+        """Known configurator/argparse keys (with defaults) of a module; None when unknown."""
+        base = module.rsplit(".", 1)[-1]
+        if self.data["flag_style"].get("keys_from_source") and self.checkout is not None:
+            keys = _keys_from_source(self.checkout / "nanochat" / f"{base}.py")
+            if keys is not None:
+                return keys
+        for phase in self.phases:
+            spec = self.phase(phase) or {}
+            aux = (spec.get("aux_config_keys") or {})
+            for mod, keys in aux.items():
+                if mod.rsplit(".", 1)[-1] == base:
+                    return keys
+            if spec.get("train_module") and spec["train_module"].rsplit(".", 1)[-1] == base:
+                return spec.get("config_keys")
+        return None
+
+    def uses_configurator(self, module: str) -> bool:
+        if self.flag_style != "configurator":
+            return False
+        base = module.rsplit(".", 1)[-1]
+        return not any(m.rsplit(".", 1)[-1] == base for m in self.data["flag_style"].get("argparse_modules", []))
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "reason": self.reason,
+            "variant": self.variant,
+            "era": self.data.get("era"),
+            "description": self.data.get("description"),
+            "checkout": str(self.checkout) if self.checkout else None,
+            "phases": self.phases,
+            "flag_style": {"style": self.flag_style, "word_sep": self.flag_word_sep},
+        }
+
+    def __str__(self) -> str:
+        v = f" ({self.variant})" if self.variant else ""
+        return f"{self.name}{v}: {self.reason}"
+
+
+def load_profile(name: str, reason: str = "", variant: str | None = None, checkout: Path | None = None) -> Profile:
+    """A profile by public name, with `extends:` resolved (a fresh copy each call)."""
+    return Profile(name=name, reason=reason or f"profile {name}", data=copy.deepcopy(_load_raw(name)),
+                   variant=variant, checkout=checkout)
+
+
+def _chat_eval_source(args: list[str]) -> str | None:
+    for i, a in enumerate(args):
+        for flag in ("-i", "--source"):
+            if a == flag and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1]
+        if a.startswith("-i") and len(a) > 2 and not a.startswith("--"):
+            return a[2:]
+    return None
+
+
+_ASSIGN_RE = re.compile(r"^([a-z_][a-z0-9_]*)\s*=\s*(.+?)\s*(?:#.*)?$")
+
+
+@lru_cache(maxsize=64)
+def _keys_from_source(path: Path) -> dict | None:
+    """Top-level simple assignments of a configurator script (its settable keys), via ast."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    out: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.startswith("_"):
+                continue
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, SyntaxError, TypeError):
+                continue
+            if isinstance(value, (int, float, bool, str)):
+                out[name] = value
+    return out or None
+
+
+# -- detection -------------------------------------------------------------------------------
+def fingerprint(checkout: Path) -> tuple[str, str, str | None] | None:
+    """(profile, reason, variant) from the files of a nanochat checkout; None if it is not one."""
+
+    def has(rel: str) -> bool:
+        return (checkout / rel).exists()
+
+    if not (has("nanochat") and (has("scripts") or has("nanochat/base_train.py"))):
+        return None
+    if has("nanochat/base_train.py"):
+        return "bundled", f"checkout {checkout} has nanochat/base_train.py (this project's trainer)", None
+    if has("nanochat/configurator.py"):
+        return "classic", f"checkout {checkout} has nanochat/configurator.py (configurator era)", None
+    if has("scripts/mid_train.py"):
+        variant = _argparse_variant(checkout)
+        return "argparse", f"checkout {checkout} has scripts/mid_train.py but no configurator.py", variant
+    if has("nanochat/report.py"):
+        return "no-mid", f"checkout {checkout} has nanochat/report.py but no scripts/mid_train.py", None
+    if has("scripts/base_train.py"):
+        return "current", f"checkout {checkout} has no nanochat/report.py and no scripts/mid_train.py", None
+    return None
+
+
+def _argparse_variant(checkout: Path) -> str | None:
+    probe = _load_raw("argparse")["flag_style"]["variant_probe"]
+    try:
+        with open(checkout / probe["file"], encoding="utf-8", errors="replace") as f:
+            text = f.read(400_000)
+    except OSError:
+        return None
+    if probe["dash"] in text:
+        return "argparse-dash"
+    if probe["underscore"] in text:
+        return "argparse-underscore"
+    return None
+
+
+def candidate_checkouts(ctx: Any, script: Any | None) -> list[Path]:
+    """Where the script's nanochat lives: its cd target, then $SLURM_SUBMIT_DIR, cwd, script dir."""
+    out: list[Path] = []
+    if script is not None:
+        for d in getattr(script, "cd_targets", []) or []:
+            out.append(Path(d))
+    env = ctx.environ
+    if env.get("SLURM_SUBMIT_DIR"):
+        out.append(Path(env["SLURM_SUBMIT_DIR"]))
+    out.append(Path(ctx.inputs.cwd))
+    if script is not None and getattr(script, "path", None):
+        out.append(Path(script.path).parent)
+    seen, uniq = set(), []
+    for p in out:
+        key = str(p)
+        if key not in seen:
+            seen.add(key)
+            uniq.append(p)
+    return uniq
+
+
+def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
+    """(profile, reason, variant) from the modules and flag spellings the script uses."""
+    invocations = list(getattr(script, "invocations", []) or [])
+    if not invocations:
+        return None
+    modules = {inv.module for inv in invocations if inv.module}
+    if any(m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules):
+        return "bundled", "the script runs python -m nanochat.base_train/mid_train/chat_sft (bundled trainer)", None
+    training = [inv for inv in invocations if inv.module and inv.module.split(".")[-1] in ("base_train", "mid_train", "chat_sft", "chat_rl")]
+    keys = [f for inv in training for f in inv.flags]
+    dashed = any("-" in f.key.lstrip("-") for f in keys)
+    spaced = any(f.style == "space" for f in keys)
+    has_mid = "scripts.mid_train" in modules
+    if dashed:
+        if has_mid:
+            return "argparse", "the script passes dash-style flags (--device-batch-size) and runs scripts.mid_train", "argparse-dash"
+        return "no-mid", "the script passes dash-style flags and runs no scripts.mid_train", None
+    if spaced and has_mid:
+        return "argparse", "the script passes '--key value' flags to a training script and runs scripts.mid_train", "argparse-underscore"
+    if has_mid or keys:
+        return "classic", "the script runs scripts.* training modules with --key=value flags", None
+    return None
+
+
+def profile_fact(ctx: Any) -> Profile:
+    requested = None
+    if ctx.config is not None:
+        requested = ctx.config.get("profile")
+    if requested and requested != "auto":
+        if requested not in PROFILE_NAMES:
+            raise FactUnavailable(f"unknown profile {requested!r}")
+        checkout = None
+        try:
+            script = ctx.get("script", None)
+        except Exception:
+            script = None
+        for cand in candidate_checkouts(ctx, script):
+            fp = _safe_fingerprint(cand)
+            if fp:
+                checkout = cand
+                break
+        variant = _argparse_variant(checkout) if (requested == "argparse" and checkout) else None
+        return load_profile(requested, f"set by --profile/config profile: {requested}", variant, checkout)
+    try:
+        script = ctx.get("script", None)
+    except Exception:  # an unparsable script still lets us detect from the checkout
+        script = None
+    for cand in candidate_checkouts(ctx, script):
+        fp = _safe_fingerprint(cand)
+        if fp:
+            name, reason, variant = fp
+            return load_profile(name, reason, variant, cand)
+    if script is not None:
+        guess = detect_from_script(script)
+        if guess:
+            name, reason, variant = guess
+            return load_profile(name, reason + " (no nanochat checkout found to fingerprint)", variant)
+    return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")
+
+
+def _safe_fingerprint(path: Path) -> tuple[str, str, str | None] | None:
+    try:
+        if not path.is_dir():
+            return None
+        return fingerprint(path)
+    except OSError:
+        return None

@@ -1,0 +1,41 @@
+"""``--format markdown``: a report for PR comments and GitHub step summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "error": "💥"}
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(result: Any, registry: Any = None, **_: Any) -> str:
+    title = "Preflight" if result.stage == "pre" else "Postflight"
+    out = [f"## {title}: {result.verdict.upper()}", ""]
+    profile = result.extras.get("profile")
+    if profile:
+        out += [f"Profile: **{profile.get('name')}** ({profile.get('reason', '')})", ""]
+    phases = result.extras.get("phases")
+    if phases:
+        out += ["| Phase | Status | Cause |", "|---|---|---|"]
+        out += [f"| {p['name']} | {p['status']} | {_cell(p.get('cause') or '')} |" for p in phases]
+        out.append("")
+    resume = result.extras.get("resume")
+    if resume and resume.get("commands"):
+        out += [f"Resume from **{resume.get('phase')}**:", "", "```bash", *resume["commands"], "```", ""]
+    findings = result.findings
+    if findings:
+        out += ["| Severity | Code | Check | Message | Location | Fix |", "|---|---|---|---|---|---|"]
+        for f in sorted(findings, key=lambda f: (-(f.severity.rank if f.severity else 2), f.code)):
+            out.append(f"| {f.severity.value if f.severity else ''} | {f.code} | {f.name} | {_cell(f.message)} | "
+                       f"{_cell(f.location)} | {_cell(f.fix or '')} |")
+        out.append("")
+    counts = result.counts()
+    out.append("<details><summary>" + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + "</summary>\n")
+    out += ["| | Code | Check | Status | Note |", "|---|---|---|---|---|"]
+    for c in result.checks:
+        out.append(f"| {ICONS.get(c.status.value, '')} | {c.code} | {c.name} | {c.status.value} | {_cell(c.reason or '')} |")
+    out += ["", "</details>", ""]
+    return "\n".join(out)

@@ -1,0 +1,148 @@
+"""``--format text``: the human report, grouped by family, ending with a one-line verdict.
+
+The report is built as styled segments; on a colour terminal rich renders them, otherwise
+they are joined as plain text, so a CI log or a pipe never pays rich's import (~40 ms).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+FAMILIES = {
+    "SB": "Batch script", "ENV": "Environment", "GPU": "GPUs", "FS": "Filesystem", "DS": "Dataset",
+    "TOK": "Tokenizer", "NET": "Offline readiness", "CK": "Checkpoints", "RPT": "report.md",
+    "LOG": "Logs", "JOB": "Scheduler", "CHAT": "Chat smoke test",
+}
+MARKS = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("i", "cyan")}
+STATUS_STYLE = {"done": "green", "partial": "yellow", "failed": "bold red", "not-run": "dim", "running": "cyan"}
+
+Segment = tuple[str, str]  # (text, rich style or "")
+Line = list[Segment]
+
+
+def _table(title: str, header: list[str] | None, rows: Iterable[list[Segment]]) -> list[Line]:
+    rows = [list(r) for r in rows]
+    ncols = max([len(header or [])] + [len(r) for r in rows])
+    widths = [0] * ncols
+    for r in ([[(h, "") for h in header]] if header else []) + rows:
+        for i, (text, _) in enumerate(r):
+            widths[i] = max(widths[i], len(text))
+    out: list[Line] = [[(title, "bold")]]
+    if header:
+        out.append([(("  " if i else "") + h.ljust(widths[i]), "dim") for i, h in enumerate(header)])
+    for r in rows:
+        line: Line = []
+        for i, (text, style) in enumerate(r):
+            pad = "" if i == len(r) - 1 else " " * (widths[i] - len(text))
+            line.append((("  " if i else "") + text, style))
+            if pad:
+                line.append((pad, ""))
+        out.append(line)
+    return out
+
+
+def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, title: str | None = None) -> list[Line]:
+    lines: list[Line] = []
+    extras = result.extras
+    if title:
+        lines.append([(title, "bold")])
+    profile = extras.get("profile")
+    if profile:
+        lines.append([("profile ", ""), (str(profile.get("name")), "bold"), (f": {profile.get('reason', '')}", "")])
+
+    plan_rows = result.display.get("plan_rows")
+    if plan_rows:
+        lines.append([])
+        lines += _table("Run plan", None, ([(str(k), "dim"), (str(v), "")] for k, v in plan_rows))
+
+    phases = extras.get("phases")
+    if phases:
+        rows = []
+        for p in phases:
+            evidence = p.get("evidence") or []
+            if isinstance(evidence, list):
+                evidence = ", ".join(str(e) for e in evidence[:2])
+            status = p.get("status", "")
+            rows.append([(p.get("name", ""), ""), (status, STATUS_STYLE.get(status, "")),
+                         (str(p.get("cause") or ""), ""), (str(evidence), "dim")])
+        lines.append([])
+        lines += _table("Phases", ["phase", "status", "cause", "evidence"], rows)
+
+    by_family: dict[str, list[Any]] = {}
+    for check in result.checks:
+        for f in check.findings:
+            by_family.setdefault(check.family or f.code[:2], []).append(f)
+    for family, findings in by_family.items():
+        lines += [[], [(FAMILIES.get(family, family), "bold")]]
+        for f in sorted(findings, key=lambda f: (-(f.severity.rank if f.severity else 2), f.code, f.line or 0)):
+            mark, style = MARKS[f.severity.value if f.severity else "error"]
+            head: Line = [(" ", ""), (mark, style), (" ", ""), (f.code, "bold"), (f" {f.name}", "")]
+            if str(f.location):
+                head.append((f"  {f.location}", "dim"))
+            lines.append(head)
+            lines.append([(f"     {f.message}", "")])
+            if f.fix:
+                lines.append([("     ", ""), ("fix:", "green"), (f" {f.fix}", "")])
+
+    resume = extras.get("resume")
+    if resume and resume.get("commands"):
+        lines += [[], [(f"Resume from {resume.get('phase')}:", "bold")]]
+        lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
+
+    errors = [c for c in result.checks if c.status.value == "error"]
+    if errors:
+        lines += [[], [("Checks that could not run (internal errors):", "bold magenta")]]
+        lines += [[("  ", ""), (c.code, "magenta"), (f" {c.name}: {c.reason or ''}", "")] for c in errors]
+    skipped = [c for c in result.checks if c.status.value == "skip"]
+    if skipped and verbose:
+        lines += [[], [("Skipped:", "dim")]]
+        lines += [[(f"  {c.code} {c.name}: {c.reason or ''}", "dim")] for c in skipped]
+    elif skipped:
+        reasons: dict[str, list[str]] = {}
+        for c in skipped:
+            reasons.setdefault(c.reason or "", []).append(c.code)
+        parts = [f"{', '.join(codes)} ({reason})" for reason, codes in reasons.items()]
+        lines += [[], [(f"skipped: {'; '.join(parts)}", "dim")]]
+
+    lines += [[], verdict_segments(result, elapsed)]
+    return lines
+
+
+def verdict_segments(result: Any, elapsed: float | None = None) -> Line:
+    sev = {"error": 0, "warning": 0, "info": 0}
+    for f in result.findings:
+        sev[f.severity.value if f.severity else "error"] += 1
+    counts = result.counts()
+    word, style = {"pass": ("PASS", "bold green"), "warn": ("PASS with warnings", "bold yellow"),
+                   "fail": ("FAIL", "bold red")}[result.verdict]
+    finding_part = ", ".join(f"{n} {k}{'s' if n != 1 and k != 'info' else ''}" for k, n in sev.items() if n) or "no findings"
+    check_part = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    time_part = f" in {elapsed:.2f}s" if elapsed is not None else ""
+    return [(word, style), (f": {finding_part} · {len(result.checks)} checks ({check_part}){time_part}", "")]
+
+
+def verdict_line(result: Any, elapsed: float | None = None) -> str:
+    return "".join(text for text, _ in verdict_segments(result, elapsed))
+
+
+def render_lines(lines: list[Line], *, color: bool = False, width: int | None = None) -> str:
+    if not color:
+        return "".join("".join(text for text, _ in line) + "\n" for line in lines)
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=width or 120, highlight=False, soft_wrap=True)
+    for line in lines:
+        text = Text()
+        for segment, style in line:
+            text.append(segment, style=style or None)
+        console.print(text)
+    return buf.getvalue()
+
+
+def render(result: Any, registry: Any = None, *, color: bool = False, width: int | None = None,
+           verbose: bool = False, elapsed: float | None = None, title: str | None = None, **_: Any) -> str:
+    return render_lines(build(result, verbose=verbose, elapsed=elapsed, title=title), color=color, width=width)

@@ -1,0 +1,22 @@
+"""docs/checks.md is generated from the registry and must not go stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preflight.docs import generate
+from preflight.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_checks_md_is_current():
+    current = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    assert current == generate(Registry.default(entry_points=False)), \
+        "docs/checks.md is stale: run `preflight docs` and commit the result"
+
+
+def test_every_check_is_documented():
+    text = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    for spec in Registry.default(entry_points=False):
+        assert f"## {spec.code} {spec.name}" in text
