@@ -71,6 +71,21 @@ def measure(repeat: int = 15) -> list[dict]:
         return rows
 
 
+def bench(tiny: bool = False) -> list:
+    from bench.common import Row
+
+    rows = measure(3 if tiny else 15)
+    base = rows[0]
+    out = []
+    for r in rows[1:]:
+        out.append(Row(what=f"start-up: {r['what']}", ours=r["median_s"], unit="s", baseline=base["median_s"],
+                       baseline_what="python -c pass", target="≤ 150 ms, torch not imported",
+                       meets=(r["median_s"] <= 0.150 and not r["torch_imported"]) if r["torch_imported"] is not None else r["median_s"] <= 0.150,
+                       spread=f"{r['min_s'] * 1000:.0f}–{r['max_s'] * 1000:.0f} ms",
+                       note="" if r["torch_imported"] is None else ("torch IMPORTED" if r["torch_imported"] else "torch not imported")))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15)

@@ -75,7 +75,52 @@ class Config:
         return dict(self.values)
 
 
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_DEPTH = 64
+
+
+def _check_expansion(data: Any, source: str) -> None:
+    """Refuse documents whose YAML aliases expand into a huge (or recursive) structure.
+
+    safe_load builds aliases as shared references, so the document is small in memory, but
+    anything that walks it (validation, error messages) pays for the expanded size.
+    Sizes are counted over the DAG with memoisation, iteratively (no recursion limit).
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool, int]] = [(data, False, 0)]
+    while stack:
+        node, children_done, depth = stack.pop()
+        if not isinstance(node, (list, dict)):
+            continue
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{source}: nested more than {MAX_CONFIG_DEPTH} levels deep; refusing it")
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            kids = node.values() if isinstance(node, dict) else node
+            total = 1 + sum(sizes.get(id(k), 1) for k in kids)
+            if total > MAX_CONFIG_NODES:
+                raise ConfigError(f"{source}: the document expands to over {MAX_CONFIG_NODES:,} values "
+                                  "(YAML anchors/aliases?); refusing it")
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ConfigError(f"{source}: recursive YAML alias; refusing it")
+        on_path.add(key)
+        stack.append((node, True, depth))
+        kids = node.values() if isinstance(node, dict) else node
+        stack.extend((k, False, depth + 1) for k in kids if isinstance(k, (list, dict)))
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text):,} chars)"
+
+
 def _validate(data: Any, source: str) -> None:
+    _check_expansion(data, source)
     import jsonschema  # deferred: only when there is something to validate
 
     import schemas
@@ -85,11 +130,11 @@ def _validate(data: Any, source: str) -> None:
     if errors:
         err = errors[0]
         where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        message = err.message
+        message = _short(err.message)
         if err.validator == "additionalProperties":
             message = f"unknown key: {message}"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {where}: {message}{more}")
+        raise ConfigError(f"{source}: {_short(where, 120)}: {message}{more}")
 
 
 def _read_yaml(path: Path) -> Any:
@@ -115,6 +160,8 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{path}: YAML nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
+        raise ConfigError(f"{path}: invalid YAML value: {_short(str(exc))}") from None
     if data is None:
         return {}
     return data
@@ -129,6 +176,8 @@ def _read_pyproject(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # digit limits, absurd nesting
+        raise ConfigError(f"{path}: invalid TOML: {_short(str(exc)) or type(exc).__name__}") from None
     return data.get("tool", {}).get("preflight")
 
 

@@ -46,6 +46,7 @@ PROVIDERS: dict[str, str] = {
     "dataset": "preflight.inventory:dataset_fact",
     "tokenizer": "preflight.inventory:tokenizer_fact",
     "gpus": "preflight.gpus:gpus_fact",
+    "sbatch_test": "preflight.script:sbatch_test_fact",
     # SLURM (slurm issue)
     "slurm": "preflight.slurm:slurm_fact",
     "ledger": "preflight.ledger:ledger_fact",

@@ -20,7 +20,6 @@ import os
 import re
 import shlex
 import tempfile
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -194,7 +193,20 @@ def _attr(obj: Any, *names: str) -> Any:
     return None
 
 
-def expected_from_plan(plan: Any, profile: Any, ctx: Any) -> dict[str, Any]:
+def _model_tag(script: Any, plan: Any) -> str | None:
+    """--model_tag / --model-tag given to a training phase, else nanochat's default ``d<depth>``."""
+    invocations = getattr(script, "all_invocations", None) if script is not None else None
+    if callable(invocations):
+        invocations = invocations()
+    for inv in invocations or []:
+        flag = inv.flag("model_tag") if hasattr(inv, "flag") else None
+        if flag is not None and flag.value:
+            return flag.value
+    depth = _attr(plan, "depth") if plan is not None else None
+    return f"d{depth}" if depth else None
+
+
+def expected_from_plan(plan: Any, ctx: Any, script: Any = None, base_dir: Any = None) -> dict[str, Any]:
     """What the run should do, from the plan (preflight/plan.py) when there is one. Without a
     plan the phases stay empty: the profile lists an era's phases, not what this script runs."""
     phases = _attr(plan, "phases") if plan is not None else None
@@ -206,15 +218,15 @@ def expected_from_plan(plan: Any, profile: Any, ctx: Any) -> dict[str, Any]:
         n = None if isinstance(ph, str) else _attr(ph, "steps", "num_iterations", "num_steps")
         if n is not None:
             steps[str(name)] = jsonable(n)
-    base_dir = _attr(plan, "base_dir") if plan is not None else None
-    if base_dir is None:
-        base_dir = getattr(getattr(ctx, "inputs", None), "base_dir", None)
+    bd = getattr(base_dir, "path", base_dir)
+    if bd is None:
+        bd = getattr(getattr(ctx, "inputs", None), "base_dir", None)
     return {
         "phases": jsonable(phase_list),
         "steps": steps,
-        "base_dir": jsonable(base_dir),
-        "model_tag": jsonable(_attr(plan, "model_tag") if plan is not None else None),
-        "world_size": jsonable(_attr(plan, "world_size", "nproc_per_node") if plan is not None else None),
+        "base_dir": jsonable(bd),
+        "model_tag": _model_tag(script, plan),
+        "world_size": jsonable(_attr(plan, "world_size") if plan is not None else None),
     }
 
 
@@ -293,7 +305,7 @@ def build_ledger(*, job_id: str, script: Path, sbatch_args: list[str], cwd: Path
         "config": jsonable(config),
         "profile": ({"name": getattr(profile, "name", None), "reason": getattr(profile, "reason", None)}
                     if profile is not None else None),
-        "expected": expected_from_plan(plan, profile, ctx),
+        "expected": expected_from_plan(plan, ctx, optional_fact(ctx, "script"), optional_fact(ctx, "base_dir")),
         "logs": log_paths(text, script, list(sbatch_args), cwd, job_id),
         "preflight": run_result_json(run_result),
     }
@@ -308,40 +320,45 @@ def write_ledger(doc: dict[str, Any], directory: Path) -> Path:
     return write_atomic(ledger_path(str(doc["job_id"]), directory), doc)
 
 
-@dataclass
-class Ledger:
-    """A ledger read back: the document and where it was."""
+class Ledger(dict):
+    """A ledger read back: the JSON document itself (a dict, so ``ledger.get("expected")``
+    works) plus ``path``, where it was read from."""
 
-    path: Path
-    data: dict[str, Any] = field(repr=False)
+    def __init__(self, data: dict[str, Any], path: Path):
+        super().__init__(data)
+        self.path = path
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self)
 
     @property
     def job_id(self) -> str:
-        return str(self.data.get("job_id"))
+        return str(self.get("job_id"))
 
     @property
     def logs(self) -> dict[str, str]:
-        return dict(self.data.get("logs") or {})
+        return dict(self.get("logs") or {})
 
     @property
     def expected(self) -> dict[str, Any]:
-        return dict(self.data.get("expected") or {})
+        return dict(self.get("expected") or {})
 
     @property
     def forced(self) -> bool:
-        return bool(self.data.get("forced"))
+        return bool(self.get("forced"))
 
     @property
     def cwd(self) -> Path | None:
-        return Path(self.data["cwd"]) if self.data.get("cwd") else None
+        return Path(self["cwd"]) if self.get("cwd") else None
 
     @property
     def script_path(self) -> Path | None:
-        s = self.data.get("script") or {}
+        s = self.get("script") or {}
         return Path(s["path"]) if s.get("path") else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), **self.data}
+        return {"path": str(self.path), **self}
 
 
 def read_ledger(path: Path) -> Ledger:
@@ -359,7 +376,7 @@ def read_ledger(path: Path) -> Ledger:
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise ValueError(f"{path}: ledger schema_version {version!r} is not supported (this preflight reads "
                          f"<= {SCHEMA_VERSION})")
-    return Ledger(path=path, data=data)
+    return Ledger(data, path)
 
 
 def find_ledger(job_id: str, directories: Iterable[Path]) -> Path | None:

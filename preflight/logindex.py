@@ -33,12 +33,15 @@ RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
 
 # First bytes of these anchors are (mostly) upper-case letters, '=', '*' or the UTF-8 lead byte of
 # '✅': absent from base/mid step lines, so the regex engine's first-byte prefilter skips them fast.
+NONSTEP_RE = re.compile(rb"\n(?!step |Step \d+/\d+ \| Training loss)")
+STEP_LINE_RE = re.compile(rb"\n(?:step |Step \d+/\d+ \| Training loss)")
+STEP_START_RE = re.compile(rb"step |Step \d+/\d+ \| Training loss")
 ANCHOR_RE = re.compile(
     rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
     rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog"
-    rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN"
+    rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -293,79 +296,90 @@ class _Indexer:
 
     # block processing -------------------------------------------------------------------------
     def block(self, buf: bytes, start: int, end: int) -> None:
-        """Index the complete lines buf[start:end] (end is just after a newline, or EOF)."""
+        """Index the complete lines buf[start:end] (end is just after a newline, or EOF).
+
+        Alternates between runs of base/mid step lines (found with one regex for "a line that does
+        not start with 'step '"; only the run's first and last line are parsed) and regions of other
+        lines (anchor regex; only matching lines are decoded)."""
         pos = start
         if self.tb:
             pos = self._traceback_lines(buf, pos, end)
+        while pos < end:
+            if STEP_START_RE.match(buf, pos):
+                m = NONSTEP_RE.search(buf, pos, end)
+                stop = m.start() + 1 if m is not None else end
+                stop = min(stop, end)
+                self._step_run(buf, pos, stop)
+                pos = stop
+                continue
+            nxt = STEP_LINE_RE.search(buf, pos, end)
+            stop = nxt.start() + 1 if nxt is not None else end
+            pos = self._region(buf, pos, stop)
+
+    def _region(self, buf: bytes, start: int, end: int) -> int:
+        """Lines without the 'step ' prefix: decode and handle those that contain an anchor."""
+        pos = start
         search = ANCHOR_RE.search
         while pos < end:
             m = search(buf, pos, end)
             if m is None:
                 break
-            ls = buf.rfind(b"\n", start, m.start()) + 1
+            ls = buf.rfind(b"\n", pos, m.start()) + 1
             if ls < pos:
                 ls = pos
             le = buf.find(b"\n", m.end(), end)
             if le < 0:
                 le = end
-            self._gap(buf, pos, ls)
             self._advance(buf, pos, ls)
-            self._line(buf[ls:min(le, ls + MAX_LINE)], self.line)
             if le - ls > MAX_LINE:
                 self.idx.long_lines += 1
+            self._line(buf[ls:min(le, ls + MAX_LINE)], self.line)
+            self.line += 1
             pos = min(le + 1, end)
-            self.line += 1 if le < end or buf[le - 1:le] == b"\n" else 0
             if self.tb:
                 pos = self._traceback_lines(buf, pos, end)
-        self._gap(buf, pos, end)
+                if pos >= end:
+                    return pos
         self._advance(buf, pos, end)
+        return end
 
     def _advance(self, buf: bytes, a: int, b: int) -> None:
         if b > a:
             self.line += buf.count(b"\n", a, b)
 
-    def _gap(self, buf: bytes, a: int, b: int) -> None:
-        """Lines without anchors: count/parse step lines, look for NaN losses."""
-        if b <= a:
-            return
-        at_start = 1 if (buf.startswith(b"step ", a) or buf.startswith(b"Step ", a)) else 0
-        n = buf.count(b"\nstep ", a, b) + buf.count(b"\nStep ", a, b) + at_start
-        if n:
-            seg = self.seg
-            if seg.first_step is None:
-                i = a if at_start else min(x for x in (buf.find(b"\nstep ", a, b), buf.find(b"\nStep ", a, b)) if x >= 0) + 1
-                self._step_at(buf, i, b, a, first=True)
-            j = max(buf.rfind(b"\nstep ", a, b), buf.rfind(b"\nStep ", a, b))
-            j = j + 1 if j >= 0 else a
-            self._step_at(buf, j, b, a, first=False)
-            self.seg.step_lines += n
-        if self.seg.nan_loss is None:
-            for needle in (b"loss: nan", b"loss: -nan", b"loss: inf", b"loss: -inf", b"loss: NaN"):
-                k = buf.find(needle, a, b)
-                if k >= 0:
-                    ls = buf.rfind(b"\n", a, k) + 1 or a
-                    line = self.line + buf.count(b"\n", a, ls)
-                    le = buf.find(b"\n", k, b)
-                    text = self._decode(buf[max(ls, a):(le if le >= 0 else b)][:MAX_LINE])
-                    self.seg.nan_loss = Event("nan-loss", line, text)
-                    break
+    def _step_run(self, buf: bytes, a: int, b: int) -> None:
+        """buf[a:b] are whole lines that all start with 'step ': parse the first and the last one.
+        The logged loss is an EMA, so a NaN anywhere in the run shows in its last line."""
+        n = buf.count(b"\n", a, b)
+        if n == 0 and b > a:
+            n = 1
+        j = buf.rfind(b"\n", a, b - 1) + 1 if b - a > 1 else a
+        if j < a:
+            j = a
+        first_line = self.line
+        self.line += n
+        last_line = self.line - 1
+        if self.seg.first_step is None or j == a:
+            self._step_at(buf, a, b, first_line, first=True)
+        if j > a:
+            self._step_at(buf, j, b, last_line, first=False)
+        self.seg.step_lines += n
 
-    def _step_at(self, buf: bytes, i: int, b: int, a: int, first: bool) -> None:
+    def _step_at(self, buf: bytes, i: int, b: int, line: int, first: bool) -> None:
         le = buf.find(b"\n", i, b)
         text = self._decode(buf[i:(le if le >= 0 else b)][:MAX_LINE])
-        line = self.line + buf.count(b"\n", a, i)
         rec = parse_step(text, line)
         if rec is None:
             return
         script = {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[rec.style]
         seg = self._evidence(script, line)
-        if first or seg.first_step is None:
-            if seg.first_step is None:
-                seg.first_step = rec
-        if not first:
-            seg.last_step = rec
-            if rec.total and not seg.planned_steps:
-                seg.planned_steps = rec.total
+        if seg.first_step is None:
+            seg.first_step = rec
+        seg.last_step = rec
+        if rec.total and not seg.planned_steps:
+            seg.planned_steps = rec.total
+        if rec.loss is not None and (rec.loss != rec.loss or abs(rec.loss) == float("inf")) and seg.nan_loss is None:
+            seg.nan_loss = Event("nan-loss", line, text)
 
     def _decode(self, raw: bytes) -> str:
         text = raw.decode("utf-8", "replace")

@@ -268,7 +268,7 @@ def candidate_checkouts(ctx: Any, script: Any | None) -> list[Path]:
 
 def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
     """(profile, reason, variant) from the modules and flag spellings the script uses."""
-    invocations = list(getattr(script, "invocations", []) or [])
+    invocations = list(getattr(script, "all_invocations", None) or getattr(script, "invocations", []) or [])
     if not invocations:
         return None
     modules = {inv.module for inv in invocations if inv.module}

@@ -135,6 +135,27 @@ def _origin(func: Callable[..., Any]) -> str:
     return f"{code.co_filename}:{code.co_firstlineno}"
 
 
+def _any_distribution_declares(group: str) -> bool:
+    """Cheap pre-scan of sys.path for an entry_points.txt that mentions ``group``."""
+    import os
+
+    needle = f"[{group}]".encode()
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                names = [e.name for e in it if e.name.endswith((".dist-info", ".egg-info"))]
+        except OSError:
+            continue
+        for name in names:
+            try:
+                with open(os.path.join(entry or ".", name, "entry_points.txt"), "rb") as fh:
+                    if needle in fh.read():
+                        return True
+            except OSError:
+                continue
+    return False
+
+
 class Registry:
     def __init__(self) -> None:
         self._by_code: dict[str, CheckSpec] = {}
@@ -173,6 +194,8 @@ class Registry:
         return self
 
     def load_entry_points(self) -> "Registry":
+        if not _any_distribution_declares(ENTRY_POINT_GROUP):
+            return self  # importlib.metadata costs ~25 ms of start-up; skip it when nothing could match
         from importlib.metadata import entry_points
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):

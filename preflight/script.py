@@ -1129,3 +1129,59 @@ def job_env_fact(ctx: Any) -> JobEnv:
         sbatch[key] = value
         source[key] = "command line"
     return JobEnv(env=env, sbatch=sbatch, sbatch_source=source, exported=exported)
+
+
+# -- sbatch --test-only and partition limits ---------------------------------------------------
+_UNREACHABLE = ("unable to contact slurm controller", "connection refused", "socket timed out",
+                "zero bytes were transmitted", "unable to establish", "could not establish", "communications connection failure")
+
+
+@dataclass
+class SbatchTest:
+    """What SLURM says about the job without submitting it (the ``sbatch_test`` fact)."""
+
+    returncode: int
+    output: str  # stderr + stdout of `sbatch --test-only`
+    partitions: dict[str, dict[str, str]]  # name -> scontrol fields (MaxTime, MaxNodes, Default ...)
+    default_partition: str | None = None
+
+
+def parse_partitions(text: str) -> tuple[dict[str, dict[str, str]], str | None]:
+    parts: dict[str, dict[str, str]] = {}
+    default = None
+    for line in text.splitlines():
+        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        name = fields.get("PartitionName")
+        if not name:
+            continue
+        parts[name] = fields
+        if fields.get("Default") == "YES":
+            default = name
+    return parts, default
+
+
+def sbatch_test_fact(ctx: Any) -> SbatchTest:
+    from preflight.proc import ToolTimeout, run_tool, which
+
+    if which("sbatch") is None:
+        raise FactUnavailable("SLURM not installed here (no sbatch on PATH)")
+    script = ctx.get("script")
+    if not script.ok or script.path is None:
+        raise FactUnavailable("no readable batch script")
+    timeout = float(ctx.config.get("slurm-timeout", 20.0)) if ctx.config is not None else 20.0
+    try:
+        res = run_tool(["sbatch", "--test-only", *list(ctx.inputs.sbatch_args or []), str(script.path)],
+                       timeout=timeout, cwd=str(ctx.inputs.cwd), env=ctx.environ or None)
+    except ToolTimeout as exc:
+        raise FactUnavailable(f"SLURM did not answer: {exc}") from None
+    out = (res.stderr + res.stdout).strip()
+    if res.returncode != 0 and any(s in out.lower() for s in _UNREACHABLE):
+        raise FactUnavailable(f"SLURM controller not reachable: {out.splitlines()[-1] if out else ''}")
+    partitions, default = {}, None
+    try:
+        part = run_tool(["scontrol", "show", "partition", "-o"], timeout=timeout)
+        if part.returncode == 0:
+            partitions, default = parse_partitions(part.stdout)
+    except (FactUnavailable, ToolTimeout):
+        pass
+    return SbatchTest(res.returncode, out, partitions, default)

@@ -31,7 +31,8 @@ SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit",
                 "Reason", "WorkDir", "NodeList", "AllocTRES")
 # `sacct -c` (jobcomp/filetxt) knows fewer fields
 SACCT_COMPLETION_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit", "Start", "End")
-UNSETTLED_NAME = "allocation"  # sacct's placeholder name before the record is complete
+UNSETTLED_NAME = "allocation"
+APPEAR_GRACE = 2.0  # seconds sacct may take to show a job at all before it counts as unknown  # sacct's placeholder name before the record is complete
 
 Env = Mapping[str, str] | None
 
@@ -332,12 +333,13 @@ def sacct_job(job_id: str | int, settle_timeout: float = 15.0, *, env: Env = Non
     """The accounting record of a job: (row, source) with source ``sacct`` or ``sacct-completion``.
 
     Polls ``sacct -X -P -j ID`` until the record settles (JobName is not ``allocation`` and
-    the state is final) or ``settle_timeout`` passes (then the last row seen is returned: a
+    the state is final) or ``settle_timeout`` passes (``APPEAR_GRACE`` when there is no row at all) (then the last row seen is returned: a
     job that is really still running stays RUNNING). Accounting disabled, or no row at all:
     falls back to ``sacct -c`` (the completion log). (None, "") when neither knows the job.
     """
     job_id = str(job_id)
     deadline = time.monotonic() + settle_timeout
+    appear_deadline = time.monotonic() + min(APPEAR_GRACE, settle_timeout)
     last: dict[str, str] | None = None
     while True:
         row, err = _sacct_once(job_id, env, timeout, completion=False)
@@ -349,6 +351,8 @@ def sacct_job(job_id: str | int, settle_timeout: float = 15.0, *, env: Env = Non
                 return row, "sacct"
         if time.monotonic() >= deadline:
             break
+        if last is None and time.monotonic() >= appear_deadline:
+            break  # no record at all: unknown to accounting (a live job would be in scontrol)
         time.sleep(poll)
     if last is not None and last.get("JobName") != UNSETTLED_NAME:
         return last, "sacct"

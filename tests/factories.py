@@ -345,7 +345,7 @@ def phase_log(phase: str, *, base: str = "/base", tag: str = "d2", steps: int | 
     for s in range(last):  # the loop breaks at the last step after saving: step lines 0 .. last-1
         loss = "nan" if nan_at is not None and s >= nan_at else 3.5 - s * 0.01
         out.append(step_line(phase, s, planned, loss, era))
-        if phase in ("base", "mid") and s % 10 == 0:
+        if phase in ("base", "mid") and s % (250 if phase == "base" else 150) == 0:
             out.append(f"Step {s:05d} | Validation bpb: 1.2345")
     if crash and crash_at == "end":
         out += traceback_lines(script, *crash, module_dir=module_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,14 @@ DOC = '''
 def _plugin(directory: Path, name: str, code: str, check_name: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.py"
-    path.write_text(textwrap.dedent(f'''
-        from preflight.registry import check
-        from preflight.model import Finding
-
-        @check("{code}", "{check_name}", stage="pre", severity="error", requires=())
-        def _c():
-            """{DOC}"""
-            yield Finding("site rule fired", fix="obey the site rule")
-    '''))
+    path.write_text(
+        "from preflight.registry import check\n"
+        "from preflight.model import Finding\n\n\n"
+        f'@check("{code}", "{check_name}", stage="pre", severity="error", requires=())\n'
+        "def _c():\n"
+        f'    """{DOC}"""\n'
+        '    yield Finding("site rule fired", fix="obey the site rule")\n'
+    )
     return path
 
 

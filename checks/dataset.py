@@ -1,0 +1,135 @@
+"""Checks on the pretraining shards under BASE/base_data: DS001-DS004."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from preflight.facts import Skip
+from preflight.model import Finding, Severity
+from preflight.registry import check
+
+MAX_LISTED = 20
+
+
+def _download_cmd(profile, n: int) -> str:
+    if profile is not None and profile.name == "bundled":
+        return f"python -m nanochat.dataset build --num-shards {n} (or download) on a login node"
+    return f"python -m nanochat.dataset -n {n} on a login node (it skips shards already present)"
+
+
+def _script_downloads(ctx, profile) -> tuple[int | None, int | None]:
+    """(N, line) of the largest `python -m nanochat.dataset -n N` the script runs."""
+    script = ctx.get("script", None)
+    if script is None or not script.ok or profile is None:
+        return None, None
+    mod = profile.modules.get("dataset")
+    best = (None, None)
+    for inv in script.all_invocations:
+        if inv.module != mod:
+            continue
+        f = inv.flag("n", "num-shards", "num_shards", "num_files")
+        if f is not None and f.value and f.value.isdigit() and (best[0] is None or int(f.value) > best[0]):
+            best = (int(f.value), inv.line)
+    return best
+
+
+@check("DS001", "shards-insufficient", severity="error")
+def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
+    """
+    What it checks: the number of shards present (or downloaded by the script when the nodes
+    are online) against the plan: tokens x chars/token / chars/shard, plus the validation
+    shard (the last file; Era C+: the pinned shard_06542).
+
+    Why it matters: with too few shards the dataloader runs out and cycles, or the "val"
+    shard is a training shard; offline nodes cannot fetch more.
+
+    Example:
+        base_data/ holds 8 shards; d20 needs 217 (240 recommended)
+
+    How to fix: ``python -m nanochat.dataset -n 240`` on a login node before submitting.
+    """
+    profile = ctx.get("profile", None)
+    n_script, line = _script_downloads(ctx, profile)
+    online = ctx.config.get("network", "offline") == "online"
+    have = dataset.count
+    if online and n_script is not None:
+        have = max(have, n_script)
+    if have < plan.shards_min:
+        where = " (the script downloads %d)" % n_script if n_script is not None and online else ""
+        yield Finding(f"{dataset.dir} holds {dataset.count} shard(s){where}; d{plan.depth} needs at least "
+                      f"{plan.shards_min} ({plan.shard_rule}), {plan.shards_recommended} recommended",
+                      path=str(dataset.dir), fix=_download_cmd(profile, plan.shards_recommended))
+    if dataset.val_index is not None and dataset.val_index not in dataset.indices and not (online and n_script):
+        yield Finding(f"the pinned validation shard shard_{dataset.val_index:05d}.parquet is missing from {dataset.dir}",
+                      path=str(dataset.dir), fix=_download_cmd(profile, plan.shards_recommended))
+
+
+@check("DS002", "shard-corrupt", severity="error", cost="header")
+def shard_corrupt(ctx, dataset) -> Iterator[Finding]:
+    """
+    What it checks: every shard is a valid parquet file: PAR1 magic at both ends, a footer
+    length in range, a footer that parses, a ``text`` column, a non-zero row count equal to
+    the sum of its row groups, and row groups of 1024 rows (the last may be smaller).
+    Only footers are read; ``--deep`` reads every page and verifies page CRCs.
+
+    Why it matters: the dataloader reads shards lazily, so a truncated file crashes
+    pretraining hours in (or the tokenizer when it reaches it).
+
+    Example:
+        shard_00017.parquet: no PAR1 magic at the end: truncated
+
+    How to fix: delete the bad shard and download it again.
+    """
+    if not dataset.exists:
+        raise Skip(f"{dataset.dir} does not exist")
+    deep = bool(ctx.config.get("deep", False))
+    problems = dataset.validate(deep=deep)
+    for path, why in dataset.unreadable[:MAX_LISTED]:
+        yield Finding(f"{path.name}: cannot stat: {why}", path=str(path), fix=f"rm {path} and download it again")
+    for p in problems[:MAX_LISTED]:
+        sev = Severity.WARNING if p.kind == "layout" else None
+        yield Finding(f"{p.shard}: {p.problem}", path=str(p.path), severity=sev,
+                      fix=f"rm {p.path} and download it again" if p.kind == "corrupt" else "rebuild with row_group_size=1024")
+    if len(problems) > MAX_LISTED:
+        yield Finding(f"... and {len(problems) - MAX_LISTED} more bad shards in {dataset.dir}", path=str(dataset.dir),
+                      fix="re-download the listed shards")
+
+
+@check("DS003", "shard-partial-download", severity="warning")
+def shard_partial_download(dataset) -> Iterator[Finding]:
+    """
+    What it checks: ``*.tmp`` files in the shard directory.
+
+    Why it matters: nanochat writes ``shard_NNNNN.parquet.tmp`` and renames it when done; a
+    leftover means a download was interrupted (and the downloader exits 0 even then), so
+    that shard is missing.
+
+    Example:
+        base_data/shard_00123.parquet.tmp
+
+    How to fix: delete the .tmp files and run the download again.
+    """
+    if dataset.tmp_files:
+        names = ", ".join(p.name for p in dataset.tmp_files[:5]) + (" ..." if len(dataset.tmp_files) > 5 else "")
+        yield Finding(f"{len(dataset.tmp_files)} interrupted download(s) in {dataset.dir}: {names}", path=str(dataset.dir),
+                      fix=f"rm {dataset.dir}/*.tmp and re-run the shard download")
+
+
+@check("DS004", "shard-gap", severity="warning")
+def shard_gap(dataset) -> Iterator[Finding]:
+    """
+    What it checks: missing indices in the shard numbering (shard_00000 .. the highest present).
+
+    Why it matters: a gap is a failed download; the data differs from the reference run and
+    the last file (the validation split) may not be the one you expect.
+
+    Example:
+        shard_00000 .. shard_00239 present except shard_00042
+
+    How to fix: run the download again with the same ``-n`` (existing shards are skipped).
+    """
+    gaps = dataset.gaps()
+    if gaps:
+        shown = ", ".join(f"{i:05d}" for i in gaps[:10]) + (" ..." if len(gaps) > 10 else "")
+        yield Finding(f"{len(gaps)} shard(s) missing in {dataset.dir}: {shown}", path=str(dataset.dir),
+                      fix="re-run the shard download with the same -n")

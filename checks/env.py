@@ -1,0 +1,156 @@
+"""Checks on the environment the job will see (ctx.environ overlaid with the script's exports): ENV001-ENV004."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from preflight.facts import Skip
+from preflight.model import Finding
+from preflight.registry import check
+
+_OFF_MODES = ("offline", "disabled", "dryrun")
+
+
+def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | None]:
+    """(run name the training sees, where it came from, line, file). None: not set (trainer default dummy)."""
+    script = ctx.get("script", None)
+    profile = ctx.get("profile", None)
+    if script is not None and script.ok and profile is not None:
+        for inv in script.all_invocations:
+            if not inv.module or profile.phase_of_module(inv.module, inv.args) not in ("base", "mid", "sft", "rl"):
+                continue
+            f = inv.flag("run")
+            if f is None:
+                continue
+            value = f.value or ""
+            expanded = script.expand(value, inv.line, inv.file, job_env.env) if "$" in value else value
+            return (expanded or None), f"--run={value}", inv.line, inv.file
+        if any(inv.module and profile.phase_of_module(inv.module, inv.args) in ("base", "mid", "sft", "rl")
+               for inv in script.all_invocations):
+            return None, "no --run flag (the trainer's default is dummy)", None, None
+    value = job_env.get("WANDB_RUN")
+    return value or None, "WANDB_RUN in the environment", None, None
+
+
+@check("ENV001", "wandb-disabled", severity="info")
+def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
+    """
+    What it checks: whether the training phases log to wandb: ``WANDB_RUN`` unset or
+    ``dummy`` (``--run=dummy``) means wandb logging is off.
+
+    Why it matters: it is only information: ``dummy`` disables wandb and nothing else:
+    training, evaluation, checkpoints and report.md are unaffected (facts §5). Sites that
+    require a wandb record can make this an error (``severity: {wandb-disabled: error}``).
+
+    Example:
+        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN   # WANDB_RUN unset -> dummy
+
+    How to fix: nothing is broken. To log, ``export WANDB_RUN=my-run`` plus
+    ``WANDB_MODE=offline`` (sync later) or a ``WANDB_API_KEY``.
+    """
+    name, source, line, path = wandb_run_name(ctx, job_env)
+    if name in (None, "", "dummy"):
+        script = ctx.get("script", None)
+        yield Finding(f"wandb logging is off (run = dummy; {source}). Training, evaluation and checkpoints are unaffected: "
+                      "dummy only disables wandb", path=path or (str(script.path) if script is not None and script.path else None),
+                      line=line, fix="optional: export WANDB_RUN=<name> with WANDB_MODE=offline (or a WANDB_API_KEY) to log to wandb")
+
+
+def _has_netrc_key(home: str | None) -> bool:
+    if not home:
+        return False
+    try:
+        text = (Path(home) / ".netrc").read_text(errors="replace")[:100_000]
+    except OSError:
+        return False
+    return "api.wandb.ai" in text
+
+
+@check("ENV002", "wandb-no-credentials", severity="error")
+def wandb_no_credentials(ctx, job_env) -> Iterator[Finding]:
+    """
+    What it checks: a named wandb run (not ``dummy``) with neither ``WANDB_MODE=offline`` /
+    ``disabled`` nor credentials (``WANDB_API_KEY`` or ``~/.netrc`` from ``wandb login``).
+
+    Why it matters: rank 0 calls ``wandb.init`` at startup and, with no key on a batch
+    node, the phase crashes with ``api_key not configured (no-tty)``; on offline nodes it
+    fails even with a key.
+
+    Example:
+        export WANDB_RUN=d20-speedrun      # and no WANDB_API_KEY, no WANDB_MODE
+
+    How to fix: ``export WANDB_MODE=offline`` (then ``wandb sync`` from a login node), or
+    run ``wandb login`` on the login node, or use ``WANDB_RUN=dummy``.
+    """
+    name, source, line, path = wandb_run_name(ctx, job_env)
+    if name in (None, "", "dummy"):
+        return
+    mode = (job_env.get("WANDB_MODE") or "").lower()
+    if mode in _OFF_MODES or job_env.get("WANDB_DISABLED", "").lower() in ("true", "1"):
+        return
+    offline = ctx.config.get("network", "offline") == "offline"
+    has_key = bool(job_env.get("WANDB_API_KEY")) or _has_netrc_key(job_env.get("HOME"))
+    if has_key and not offline:
+        return
+    why = ("compute nodes are offline, so wandb.init cannot reach the server" if has_key
+           else "no WANDB_API_KEY and no ~/.netrc entry: wandb.init fails with 'api_key not configured (no-tty)'")
+    yield Finding(f"wandb run {name!r} ({source}) will start wandb, but {why}; the phase crashes at startup",
+                  path=path, line=line, fix="export WANDB_MODE=offline in the script (sync later with `wandb sync`)")
+
+
+def _under(path: Path, root: str | None) -> bool:
+    if not root:
+        return False
+    try:
+        return os.path.commonpath([os.path.abspath(str(path)), os.path.abspath(root)]) == os.path.abspath(root)
+    except ValueError:
+        return False
+
+
+@check("ENV003", "base-dir-in-home", severity="warning")
+def base_dir_in_home(base_dir, job_env) -> Iterator[Finding]:
+    """
+    What it checks: ``NANOCHAT_BASE_DIR`` unset (defaults to ``~/.cache/nanochat``) or set to
+    a path in the home directory, including the unconditional reset in speedrun.sh.
+
+    Why it matters: a d20 run writes ~30 GB (shards, checkpoints, optimizer shards); home
+    quotas are often 10-50 GB, and the job dies mid-phase with a disk-quota error.
+
+    Example:
+        export NANOCHAT_BASE_DIR="$HOME/.cache/nanochat"   # speedrun.sh line 15
+
+    How to fix: ``export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat`` and remove (or make
+    conditional) the script's own assignment: ``export NANOCHAT_BASE_DIR=${NANOCHAT_BASE_DIR:-...}``.
+    """
+    home = job_env.get("HOME")
+    if base_dir.default or _under(base_dir.path, home):
+        if base_dir.line is not None:
+            msg = (f"NANOCHAT_BASE_DIR is (re)set to {base_dir.path} in the home directory by the script; a value set "
+                   "before the job is overwritten")
+            fix = f"change line {base_dir.line} to: export NANOCHAT_BASE_DIR=${{NANOCHAT_BASE_DIR:-/scratch/$USER/nanochat}}"
+        else:
+            msg = f"the base dir {base_dir.path} is in the home directory ({base_dir.source}); ~30 GB for d20 may exceed the quota"
+            fix = "export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat (a large shared filesystem)"
+        yield Finding(msg, path=base_dir.file, line=base_dir.line, fix=fix)
+
+
+@check("ENV004", "omp-threads-unset", severity="warning")
+def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
+    """
+    What it checks: ``OMP_NUM_THREADS`` not set for the job.
+
+    Why it matters: torchrun then sets it to 1 with a warning, but plain ``python -m`` steps
+    (tokenizer training, evals) start one thread per core per process and oversubscribe
+    the node; nanochat's scripts export ``OMP_NUM_THREADS=1``.
+
+    Example:
+        torchrun --nproc_per_node=8 -m scripts.base_train   # no export OMP_NUM_THREADS
+
+    How to fix: ``export OMP_NUM_THREADS=1`` near the top of the script.
+    """
+    if not job_env.get("OMP_NUM_THREADS"):
+        script = ctx.get("script", None)
+        yield Finding("OMP_NUM_THREADS is not set for the job", path=str(script.path) if script is not None and script.path else None,
+                      fix="export OMP_NUM_THREADS=1")

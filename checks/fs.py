@@ -1,0 +1,122 @@
+"""Checks on the filesystem under the base dir: FS001-FS003."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from preflight.facts import Skip
+from preflight.model import Finding
+from preflight.registry import check
+
+NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/local", "/scratch/local", "/lscratch", "/localscratch", "/run/user")
+
+
+def nearest_existing(path: Path) -> Path | None:
+    p = Path(os.path.abspath(str(path)))
+    for cand in (p, *p.parents):
+        try:
+            if cand.exists():
+                return cand
+        except OSError:
+            continue
+    return None
+
+
+@check("FS001", "base-dir-not-writable", severity="error")
+def base_dir_not_writable(base_dir) -> Iterator[Finding]:
+    """
+    What it checks: that the base dir exists and is a writable directory, or that it can be
+    created (its nearest existing parent is writable).
+
+    Why it matters: every phase writes under it; ``get_base_dir()`` calls ``os.makedirs``,
+    and a read-only or foreign directory fails the first phase with PermissionError.
+
+    Example:
+        export NANOCHAT_BASE_DIR=/datasets/shared/nanochat   # read-only for you
+
+    How to fix: choose a directory you own: ``export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat``.
+    """
+    path = Path(base_dir.path)
+    try:
+        if path.exists():
+            if not path.is_dir():
+                yield Finding(f"base dir {path} ({base_dir.source}) exists but is not a directory",
+                              fix=f"remove or rename {path}, or set NANOCHAT_BASE_DIR elsewhere")
+            elif not os.access(path, os.W_OK | os.X_OK):
+                yield Finding(f"base dir {path} ({base_dir.source}) is not writable by you",
+                              fix=f"chmod u+rwx {path}, or set NANOCHAT_BASE_DIR to a directory you own")
+            return
+    except OSError as exc:
+        yield Finding(f"base dir {path} cannot be examined: {exc.strerror or exc}", fix="set NANOCHAT_BASE_DIR to a plain directory you own")
+        return
+    parent = nearest_existing(path)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        yield Finding(f"base dir {path} does not exist and cannot be created ({parent} is not writable)",
+                      fix=f"mkdir -p {path} as a user who may, or set NANOCHAT_BASE_DIR elsewhere")
+
+
+@check("FS002", "disk-space-insufficient", severity="error")
+def disk_space_insufficient(ctx, base_dir, plan) -> Iterator[Finding]:
+    """
+    What it checks: free bytes and free inodes on the base dir's filesystem against the plan
+    (shards still to download, eval bundle, model + optimizer checkpoints per phase,
+    optimizer shards per rank), times config ``disk-margin`` (default 1.2).
+
+    Why it matters: a full disk or quota kills the job mid-phase, often while saving a
+    checkpoint, leaving a truncated file as the latest one.
+
+    Example:
+        d20 needs ~34 GB; /home has 12 GB free
+
+    How to fix: free space, or point NANOCHAT_BASE_DIR at a larger filesystem.
+    """
+    where = nearest_existing(Path(base_dir.path))
+    if where is None:
+        raise Skip("no existing parent of the base dir")
+    try:
+        st = os.statvfs(where)
+    except OSError as exc:
+        raise Skip(f"statvfs({where}) failed: {exc.strerror or exc}")
+    margin = float(ctx.config.get("disk-margin", 1.2) or 1.2)
+    dataset = ctx.get("dataset", None)
+    have = dataset.total_bytes if dataset is not None else 0
+    have_files = dataset.count if dataset is not None else 0
+    need = max(0, plan.disk_bytes - have) * margin
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        yield Finding(f"{where} has {free / 1e9:.1f} GB free but the run needs ~{need / 1e9:.1f} GB more "
+                      f"(plan {plan.disk_bytes / 1e9:.1f} GB incl. checkpoints, minus {have / 1e9:.1f} GB of shards present, "
+                      f"x{margin:g} margin)", fix="free space or set NANOCHAT_BASE_DIR to a larger filesystem")
+    need_files = max(0, plan.disk_files - have_files) * margin
+    if st.f_files > 0 and st.f_favail < need_files:
+        yield Finding(f"{where} has {st.f_favail:,} free inodes but the run creates ~{int(need_files):,} files",
+                      fix="free inodes (delete small files) or use another filesystem")
+
+
+@check("FS003", "node-local-path", severity="error")
+def node_local_path(base_dir, job_env) -> Iterator[Finding]:
+    """
+    What it checks: a multi-node job (``--nodes`` > 1) whose base dir is on a node-local
+    path (/tmp, /dev/shm, $TMPDIR, $SLURM_TMPDIR, /local ...).
+
+    Why it matters: every rank must read the same shards and write checkpoints into one
+    directory; on node-local storage the other nodes see an empty dir and crash.
+
+    Example:
+        #SBATCH --nodes=2
+        export NANOCHAT_BASE_DIR=/tmp/nanochat
+
+    How to fix: put the base dir on a shared filesystem visible from all nodes.
+    """
+    if job_env.nodes <= 1:
+        return
+    path = os.path.abspath(str(base_dir.path))
+    roots = list(NODE_LOCAL) + [v for k in ("TMPDIR", "SLURM_TMPDIR") if (v := job_env.get(k))]
+    for root in roots:
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            yield Finding(f"{job_env.nodes}-node job with base dir {path} on node-local storage ({root}): the other "
+                          "nodes will not see its shards or checkpoints",
+                          fix="export NANOCHAT_BASE_DIR=<a shared filesystem path, e.g. /scratch/$USER/nanochat>")
+            return

@@ -1,0 +1,194 @@
+"""Checks on GPUs and batch arithmetic: GPU001-GPU004."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from preflight.facts import Skip
+from preflight.model import Finding, Severity
+from preflight.plan import GIB, memory_estimate_bytes, model_shape, world_size_from
+from preflight.registry import check
+
+_TRAIN_PHASES = ("base", "mid", "sft", "rl")
+
+
+def _training_invocations(script, profile):
+    for inv in script.all_invocations:
+        if not inv.module:
+            continue
+        phase = profile.phase_of_module(inv.module, inv.args)
+        spec = profile.phase(phase) if phase else None
+        if phase in _TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
+            yield phase, spec, inv
+
+
+def _value(script, inv, job_env, key, spec, profile):
+    f = inv.flag(key)
+    if f is not None and f.value is not None:
+        v = script.expand(f.value, inv.line, inv.file, job_env.env) if "$" in f.value else f.value
+        try:
+            return int(float(v)), f"--{f.key}={f.value}"
+        except (TypeError, ValueError):
+            return None, ""
+    keys = spec.get("config_keys") or profile.config_keys(inv.module) or {}
+    if key in keys and isinstance(keys[key], (int, float)) and not isinstance(keys[key], bool):
+        return int(keys[key]), f"{key}={keys[key]} (default)"
+    d = profile.defaults.get(key)
+    if d is not None:
+        return int(d), f"{key}={d} (default)"
+    return None, ""
+
+
+@check("GPU001", "batch-not-divisible", severity="error")
+def batch_not_divisible(script, profile, job_env) -> Iterator[Finding]:
+    """
+    What it checks: for every training phase the script runs, that the total batch divides
+    by device batch x sequence length x world size (base/mid), by device batch x world (SFT:
+    examples per step) or by world (RL), with world = nproc_per_node x nodes.
+
+    Why it matters: nanochat asserts this at startup with a bare AssertionError: with the
+    defaults only 1, 2, 4 or 8 GPUs work; 3, 5, 6 or 7 crash the phase.
+
+    Example:
+        torchrun --nproc_per_node=6 -m scripts.base_train   # 524288 % (32*2048*6) != 0
+
+    How to fix: use a GPU count that divides the batch (1, 2, 4, 8), or pass a
+    ``--total_batch_size`` that is a multiple of device_batch_size x max_seq_len x world.
+    """
+    if not script.ok:
+        raise Skip("the script could not be read")
+    found = False
+    for phase, spec, inv in _training_invocations(script, profile):
+        rule = spec.get("batch_rule")
+        if not rule:
+            continue
+        nproc, nodes, _src = world_size_from(script, job_env, inv, job_env.env)
+        if nproc is None:
+            continue
+        found = True
+        world = nproc * nodes
+        total, tsrc = _value(script, inv, job_env, rule["total"], spec, profile)
+        if total is None or total <= 0:
+            continue  # auto-computed (later eras)
+        product, parts = 1, []
+        for key in rule["per"]:
+            if key == "world":
+                product *= world
+                parts.append(f"world {world}")
+                continue
+            v, vsrc = _value(script, inv, job_env, key, spec, profile)
+            if v is None:
+                product = 0
+                break
+            product *= v
+            parts.append(vsrc)
+        if product and total % product:
+            yield Finding(f"{phase} ({inv.module}): {rule['total']} {total:,} is not divisible by "
+                          f"{' x '.join(parts)} = {product:,}; the phase stops with an AssertionError",
+                          path=inv.file if inv.file != "<script>" else str(script.path), line=inv.line,
+                          fix=f"run on a world size that divides it (1, 2, 4, 8 GPUs) or set --{rule['total']} to a "
+                              f"multiple of {product:,}")
+    if not found:
+        raise Skip("no training phase with a known process count")
+
+
+@check("GPU002", "visible-gpus-mismatch", severity="error")
+def visible_gpus_mismatch(ctx, script, job_env, gpus) -> Iterator[Finding]:
+    """
+    What it checks: inside an allocation (or on a GPU node running the script directly), the
+    GPUs this process can see (CUDA_VISIBLE_DEVICES / SLURM_GPUS_ON_NODE) against
+    ``torchrun --nproc_per_node``.
+
+    Why it matters: more ranks than visible GPUs fail with "invalid device ordinal" at
+    startup; fewer leave GPUs idle.
+
+    Example:
+        CUDA_VISIBLE_DEVICES=0,1 bash speedrun.sh     # speedrun hard-codes 8
+
+    How to fix: ``--nproc_per_node=$SLURM_GPUS_ON_NODE`` (or the visible count).
+    """
+    if script.directives and not ctx.environ.get("SLURM_JOB_ID"):
+        raise Skip("not inside the job's allocation: its GPUs are not visible here")
+    visible = len(gpus)
+    for inv in script.all_invocations:
+        if not inv.launcher.endswith("torchrun"):
+            continue
+        raw = inv.nproc_per_node
+        if not raw:
+            continue
+        n = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
+        if not n or not n.isdigit():
+            continue
+        n = int(n)
+        if n > visible:
+            yield Finding(f"torchrun starts {n} processes but only {visible} GPU(s) are visible; ranks {visible}.. crash "
+                          "with 'invalid device ordinal'", path=inv.file, line=inv.line,
+                          fix=f"--nproc_per_node={visible}")
+        elif n < visible:
+            yield Finding(f"torchrun starts {n} processes but {visible} GPUs are visible: {visible - n} stay idle",
+                          path=inv.file, line=inv.line, fix=f"--nproc_per_node={visible}", severity=Severity.WARNING)
+
+
+def _gpu_memory(ctx) -> tuple[int | None, str]:
+    gpus = ctx.get("gpus", None)
+    if gpus:
+        g = min(gpus, key=lambda g: g.memory_bytes)
+        return g.memory_bytes, g.name
+    cfg = ctx.config.get("gpu") or {}
+    if cfg.get("memory-gib"):
+        return int(float(cfg["memory-gib"]) * GIB), cfg.get("type", "configured GPU")
+    return None, ""
+
+
+@check("GPU003", "gpu-memory-insufficient", severity="error")
+def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
+    """
+    What it checks: the estimated peak memory of base training (weights, grads, optimizer
+    state, logits and activations for depth x device batch) against the smallest GPU's
+    memory (visible GPUs, or ``gpu: {memory-gib: ...}`` in config).
+
+    Why it matters: an OOM at the first step wastes the queue wait; upstream d20 with device
+    batch 32 needs ~74 GiB, so 40/48 GB cards must lower ``--device_batch_size``.
+
+    Example:
+        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20   # on 8x A100 40GB
+
+    How to fix: halve ``--device_batch_size`` until it fits (gradient accumulation keeps the
+    total batch), e.g. ``--device_batch_size=16``.
+    """
+    mem, name = _gpu_memory(ctx)
+    if mem is None:
+        raise Skip("no GPU visible and no gpu.memory-gib in config")
+    need = plan.memory_per_gpu
+    if need <= mem * 0.97:
+        return
+    shape = model_shape(plan.depth, plan.vocab_size, plan.seq_len)
+    dbs = plan.device_batch_size
+    while dbs > 1 and memory_estimate_bytes(shape, dbs) > mem * 0.97:
+        dbs //= 2
+    fits = memory_estimate_bytes(shape, dbs) <= mem * 0.97
+    fix = (f"pass --device_batch_size={dbs} to the training phases (est. {memory_estimate_bytes(shape, dbs) / GIB:.1f} GiB)"
+           if fits else "use a smaller --depth or GPUs with more memory")
+    yield Finding(f"d{plan.depth} with device batch {plan.device_batch_size} needs ~{need / GIB:.1f} GiB per GPU, "
+                  f"but {name} has {mem / GIB:.1f} GiB: base training will run out of memory", fix=fix)
+
+
+@check("GPU004", "bf16-unsupported", severity="error")
+def bf16_unsupported(gpus) -> Iterator[Finding]:
+    """
+    What it checks: GPUs with compute capability below 8.0 (pre-Ampere: V100, T4, GTX 10xx),
+    which have no bf16 tensor cores.
+
+    Why it matters: nanochat trains under ``autocast(bfloat16)`` with a bf16 embedding;
+    older GPUs emulate it very slowly or fail in the kernels (FlashAttention).
+
+    Example:
+        GPU 0: Tesla V100-SXM2-32GB (compute capability 7.0)
+
+    How to fix: run on A100/H100-class GPUs (sm80+), or use a trainer build that runs in
+    fp16/fp32 (Era D: ``NANOCHAT_DTYPE=float32``).
+    """
+    for g in gpus:
+        if g.bf16 is False:
+            yield Finding(f"GPU {g.index} {g.name} (compute capability {g.compute_cap[0]}.{g.compute_cap[1]}) "
+                          "has no bf16 support: training is emulated or fails", fix="request sm80+ GPUs (A100, H100, H200)")

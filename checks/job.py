@@ -1,0 +1,104 @@
+"""JOB: what SLURM says about the job (the ``job`` fact; skipped without SLURM)."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from preflight.model import Finding
+from preflight.registry import check
+
+
+def _no_log_hint(job, ctx) -> str:
+    """FAILED 0:53 with no log: sbatch could not open --output (its directory is missing)."""
+    if job.exit_code != "0:53" and not (job.state == "FAILED" and job.stdout):
+        return ""
+    out = job.stdout
+    if out and not os.path.exists(out):
+        parent = os.path.dirname(out) or "."
+        if not os.path.isdir(parent):
+            return f"; the output dir {parent} does not exist, so the job died before writing any log"
+        return f"; no log at {out}"
+    return ""
+
+
+@check("JOB001", "job-failed", stage="post", severity="error")
+def job_failed(job, ctx) -> Iterator[Finding]:
+    """
+    What it checks: the job's final state and exit code (sacct / scontrol): FAILED, NODE_FAIL,
+    CANCELLED, BOOT_FAIL; a FAILED 0:53 job with no log points at a missing --output directory.
+
+    Why it matters: the state tells whether the job itself broke (node, launch, output dir) as
+    opposed to a phase inside it.
+
+    Example:
+        JobState=FAILED ExitCode=0:53   StdOut=/home/u/logs/nanochat_4242.out (dir missing)
+
+    How to fix: mkdir -p the --output directory before sbatch; for node failures, resubmit.
+    """
+    if job.running:
+        return
+    if job.state in ("FAILED", "NODE_FAIL", "CANCELLED", "BOOT_FAIL", "PREEMPTED", "DEADLINE"):
+        hint = _no_log_hint(job, ctx)
+        fix = "mkdir -p the #SBATCH --output/--error directory, then resubmit" if "does not exist" in hint \
+            else "see the phase table for the failing phase; resubmit from it (resume plan)"
+        yield Finding(f"job {job.job_id} ended {job.state} with exit code {job.exit_code}{hint}", fix=fix,
+                      path=job.stdout, data={"state": job.state, "exit_code": job.exit_code})
+
+
+@check("JOB002", "job-silent-failure", stage="post", severity="error")
+def job_silent_failure(job, phases) -> Iterator[Finding]:
+    """
+    What it checks: a job that SLURM reports COMPLETED 0:0 while a phase failed or never ran.
+
+    Why it matters: speedrun.sh has no ``set -e``; the last command (report generate) exits 0, so
+    the scheduler says success although mid or SFT crashed.
+
+    Example:
+        State COMPLETED 0:0, but mid_train crashed and chatsft_checkpoints/ is missing
+
+    How to fix: add ``set -euo pipefail`` to the job script; rerun from the failed phase.
+    """
+    if job.state == "COMPLETED" and job.exit_code == "0:0":
+        bad = [v for v in phases.verdicts if v.expected and v.status in ("failed", "partial", "not-run")]
+        if bad:
+            first = bad[0]
+            yield Finding(f"job {job.job_id} COMPLETED 0:0 but {first.name} is {first.status} ({first.cause})",
+                          path=first.evidence[0].rsplit(":", 1)[0] if first.evidence else None,
+                          fix="add `set -euo pipefail` to the script so a failed phase fails the job; rerun from "
+                              f"{first.name}")
+
+
+@check("JOB003", "job-timeout", stage="post", severity="error")
+def job_timeout(job) -> Iterator[Finding]:
+    """
+    What it checks: state TIMEOUT (the job hit its --time limit).
+
+    Why it matters: the running phase lost its progress since its last save.
+
+    Example:
+        State TIMEOUT  Elapsed 12:00:00  TimeLimit 12:00:00
+
+    How to fix: raise --time, save periodically (--save_every), and resume (--resume_from_step).
+    """
+    if job.state == "TIMEOUT":
+        yield Finding(f"job {job.job_id} hit its time limit" + (f" after {job.elapsed_s // 3600}h{job.elapsed_s % 3600 // 60:02d}m" if job.elapsed_s else ""),
+                      fix="raise #SBATCH --time, add --save_every, resume with --resume_from_step (see the resume plan)")
+
+
+@check("JOB004", "job-oom", stage="post", severity="error")
+def job_oom(job) -> Iterator[Finding]:
+    """
+    What it checks: state OUT_OF_MEMORY (the cgroup's host-memory OOM killer ended the job).
+
+    Why it matters: host RAM, not GPU memory: dataloader workers, a large --mem-free node, or
+    loading a checkpoint fully on CPU; the Python process gets SIGKILL with no traceback.
+
+    Example:
+        State OUT_OF_MEMORY ExitCode 0:125
+
+    How to fix: request more memory (#SBATCH --mem=0 / --mem-per-gpu) or reduce host-side buffers.
+    """
+    if job.state == "OUT_OF_MEMORY":
+        yield Finding(f"job {job.job_id} was killed by the out-of-memory killer (host RAM), exit {job.exit_code}",
+                      fix="#SBATCH --mem=0 (all node memory) or a larger --mem-per-gpu; resume from the last checkpoint")

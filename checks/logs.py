@@ -1,0 +1,248 @@
+"""LOG: what the run's logs say (facts §4, §5, §10, §11.2 #9). Every check queries the log index."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from preflight.model import Finding
+from preflight.registry import check
+
+CAUSE_FIX = {
+    "out of memory": "lower --device_batch_size (32 -> 16 -> 8) for this phase (same value in mid as in base)",
+    "offline download": "pre-download the data on a login node (HF_HOME cache, eval_bundle, words_alpha.txt) and export "
+                        "HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 in the job",
+    "wandb credentials": "export WANDB_MODE=offline (or disabled), or use run=dummy, or set WANDB_API_KEY",
+    "NCCL timeout": "raise the NCCL timeout / warm torch.compile caches on every node; check the interconnect",
+    "disk quota": "point NANOCHAT_BASE_DIR at scratch with enough space (d20: ~30 GB + checkpoints)",
+    "other": "read the traceback; fix it and rerun from this phase (see the resume plan)",
+}
+
+
+def _missing_named(logs) -> Iterator[Finding]:
+    for path, where in logs.missing:
+        yield Finding(f"log {path} (from {where}) does not exist", path=path,
+                      fix="check #SBATCH --output/--error (their directory must exist before sbatch) or pass --log")
+
+
+@check("LOG001", "wandb-dummy-run", stage="post", severity="info")
+def wandb_dummy_run(logs) -> Iterator[Finding]:
+    """
+    What it checks: ``Overriding: run = dummy`` in a phase's log.
+
+    Why it matters: "dummy" only disables wandb logging. It never skips training, evaluation or
+    checkpoints (facts §5); a missing checkpoint under dummy is a real failure with its own cause.
+
+    Example:
+        Overriding: run = dummy
+        Autodetected device type: cuda     (then nothing: a crash, see stderr)
+
+    How to fix: nothing to fix; pass --run=NAME with WANDB_MODE=offline if you want wandb logs.
+    """
+    for ix in logs.logs:
+        for seg in ix.segments:
+            if seg.overrides.get("run", "").strip("'\"") == "dummy":
+                yield Finding(f"{seg.script or 'a phase'} ran with run=dummy: wandb logging was off; dummy only disables "
+                              "wandb and never skips training or checkpoints", path=ix.path, line=seg.override_line,
+                              fix="none needed; look at the phase table for the real cause of any missing checkpoint")
+                break
+
+
+@check("LOG002", "phase-crashed", stage="post", severity="error")
+def phase_crashed(logs) -> Iterator[Finding]:
+    """
+    What it checks: tracebacks in the logs, attributed to their phase (by the script's frames or
+    the surrounding lines) and classified: out of memory, offline download, wandb credentials,
+    NCCL timeout, disk quota, other.
+
+    Why it matters: without ``set -e`` a crashed phase is followed by later phases that fail in
+    turn; the first traceback is the real cause, the rest are consequences.
+
+    Example:
+        Traceback (most recent call last):
+          File ".../scripts/mid_train.py", line 80, in <module>
+        requests.exceptions.ConnectionError: ... NameResolutionError
+
+    How to fix: the finding names the cause class and the fix for it.
+    """
+    from preflight.verdict import classify, is_missing_checkpoint
+
+    yield from _missing_named(logs)
+    seen = set()
+    for tb in logs.tracebacks:
+        if tb.wrapper or is_missing_checkpoint(tb):
+            continue  # torchrun's summary; cascades belong to cascade-missing-checkpoint
+        key = (tb.exc_type, tb.message, tb.script)
+        if key in seen:
+            continue
+        seen.add(key)
+        cause = classify(tb.exc_type, tb.message)
+        who = tb.script or "a process"
+        yield Finding(f"{who} ({tb.phase or 'unknown phase'}) crashed: {cause}: {tb.exc_type}: {tb.message[:200]}"
+                      + (f" (raised at {tb.last_frame})" if tb.last_frame else ""),
+                      path=tb.path, line=tb.line, fix=CAUSE_FIX[cause],
+                      data={"phase": tb.phase, "class": cause, "type": tb.exc_type})
+
+
+@check("LOG003", "phase-no-steps", stage="post", severity="error")
+def phase_no_steps(logs, ctx) -> Iterator[Finding]:
+    """
+    What it checks: a training phase that started (``Overriding:``/startup lines, or a traceback
+    from its script) but logged no training step: it died during setup.
+
+    Why it matters: stdout then ends with ``Autodetected device type: cuda``; the cause is in the
+    stderr file (often a data download or an assertion), not in the missing steps.
+
+    Example:
+        Overriding: run = dummy
+        Autodetected device type: cuda
+        <end of phase>
+
+    How to fix: open the stderr log at the place shown; fix that error and rerun the phase.
+    """
+    job = ctx.get("job", None)
+    err_hint = getattr(job, "stderr", None)
+    stepped = {s.phase for s in logs.segments if s.step_lines}
+    reported = set()
+    for ix in logs.logs:
+        for seg in ix.segments:
+            if seg.phase in ("base", "mid", "sft", "rl") and seg.step_lines == 0 and seg.phase not in stepped \
+                    and seg.phase not in reported and (seg.script in (None, "base_train", "mid_train", "chat_sft", "chat_rl")):
+                tb = next((t for t in logs.tracebacks if t.phase == seg.phase and not t.wrapper), None)
+                where = tb.where if tb else (err_hint or "the job's stderr file")
+                reported.add(seg.phase)
+                yield Finding(f"{seg.phase} started but logged no training step: it died during setup; see {where}",
+                              path=ix.path, line=seg.start_line, fix=f"read {where}, fix that error, rerun {seg.phase}")
+    for tb in logs.tracebacks:
+        if tb.phase in ("base", "mid", "sft", "rl") and tb.phase not in stepped and tb.phase not in reported and not tb.wrapper:
+            reported.add(tb.phase)
+            yield Finding(f"{tb.phase} started but logged no training step: it died during setup ({tb.exc_type})",
+                          path=tb.path, line=tb.line, fix=f"fix the error at {tb.where} and rerun {tb.phase}")
+
+
+@check("LOG004", "cascade-missing-checkpoint", stage="post", severity="error")
+def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
+    """
+    What it checks: ``FileNotFoundError`` for a checkpoint dir (``.../mid_checkpoints``, "No
+    checkpoints found") and the earlier phase that should have written it.
+
+    Why it matters: this error is a consequence; fixing the path does nothing. The root cause is
+    the earlier phase's crash (facts §5: mid crashes offline -> chat_sft cannot find mid).
+
+    Example:
+        FileNotFoundError: [Errno 2] No such file or directory: '/.../mid_checkpoints'
+
+    How to fix: fix the named earlier phase and rerun from it.
+    """
+    from preflight.verdict import classify, is_missing_checkpoint, missing_source_phase
+
+    phases = ctx.get("phases", None)
+    for tb in logs.tracebacks:
+        if not is_missing_checkpoint(tb):
+            continue
+        src = missing_source_phase(tb)
+        root = next((t for t in logs.tracebacks if src and t.phase == src and not t.wrapper and not is_missing_checkpoint(t)), None)
+        if root is not None:
+            why = f"root cause: {src} crashed first ({classify(root.exc_type, root.message)}: {root.exc_type}) at {root.where}"
+        elif phases is not None and src and phases.get(src) and phases.get(src).status != "done":
+            v = phases.get(src)
+            why = f"root cause: {src} {v.status} ({v.cause})"
+        else:
+            why = f"root cause: {src or 'the source phase'} did not save a checkpoint"
+        yield Finding(f"{tb.script or tb.phase or 'a phase'}: {tb.exc_type}: {tb.message[:160]}; {why}",
+                      path=tb.path, line=tb.line, fix=f"fix {src or 'the earlier phase'} first, then rerun from it",
+                      data={"root_phase": src})
+
+
+@check("LOG005", "download-incomplete", stage="post", severity="error")
+def download_incomplete(logs) -> Iterator[Finding]:
+    """
+    What it checks: the dataset downloader's ``Done! Downloaded: X/N shards`` with X < N.
+
+    Why it matters: nanochat.dataset exits 0 even when shards failed after 5 retries; training
+    then sees fewer shards (and a different validation shard) than planned.
+
+    Example:
+        Done! Downloaded: 231/240 shards to /scratch/nanochat/base_data
+
+    How to fix: rerun ``python -m nanochat.dataset -n N`` (it skips existing shards) before training.
+    """
+    for ix in logs.logs:
+        for seg in ix.segments:
+            for ev in seg.downloads:
+                if ev.data["done"] < ev.data["total"]:
+                    yield Finding(f"dataset download incomplete: {ev.data['done']}/{ev.data['total']} shards", path=ix.path,
+                                  line=ev.line, fix=f"python -m nanochat.dataset -n {ev.data['total']}  # retries the missing shards")
+
+
+@check("LOG006", "time-limit-cancel", stage="post", severity="error")
+def time_limit_cancel(logs) -> Iterator[Finding]:
+    """
+    What it checks: SLURM's ``slurmstepd: error: *** JOB … CANCELLED AT … DUE TO TIME LIMIT ***``.
+
+    Why it matters: the phase running at that moment lost everything since its last save
+    (base_train saves only at the end unless --save_every is set).
+
+    Example:
+        slurmstepd: error: *** JOB 4242 ON gpu01 CANCELLED AT 2025-10-14T12:00:00 DUE TO TIME LIMIT ***
+
+    How to fix: raise #SBATCH --time, add --save_every, and resume with --resume_from_step.
+    """
+    for ix, ev in logs.slurm_events("cancel"):
+        if "TIME" in ev.data.get("due", ""):
+            seg = next((s for s in reversed(ix.segments) if s.start_line <= ev.line), None)
+            phase = seg.phase if seg else None
+            last = seg.last_step.step if seg and seg.last_step else None
+            yield Finding(f"job cancelled at the time limit during {phase or 'an unknown phase'}"
+                          + (f" (last logged step {last})" if last is not None else ""), path=ix.path, line=ev.line,
+                          fix="raise #SBATCH --time or set --save_every, then resume from the last checkpoint")
+
+
+@check("LOG007", "nan-loss", stage="post", severity="error")
+def nan_loss(logs) -> Iterator[Finding]:
+    """
+    What it checks: a NaN/Inf training loss or validation metric in a step or eval line.
+
+    Why it matters: once NaN, the EMA loss and the weights stay NaN; every later checkpoint is useless.
+
+    Example:
+        step 01234/21400 (5.77%) | loss: nan | ...
+
+    How to fix: resume from a checkpoint before the NaN with a lower learning rate / batch change.
+    """
+    for ix in logs.logs:
+        for seg in ix.segments:
+            if seg.nan_loss:
+                yield Finding(f"{seg.phase or 'a phase'}: non-finite loss: {seg.nan_loss.text[:160]}", path=ix.path,
+                              line=seg.nan_loss.line, fix="resume from an earlier checkpoint with a lower learning rate")
+
+
+@check("LOG008", "training-stopped-early", stage="post", severity="error")
+def training_stopped_early(logs, ctx) -> Iterator[Finding]:
+    """
+    What it checks: a phase whose last logged step is below its planned total (``step N/T`` lines or
+    ``Calculated number of iterations``) with no end-of-training lines after it.
+
+    Why it matters: the process died or was killed mid-training (host OOM kill, preemption, node
+    failure) without a Python traceback; the final checkpoint was never written.
+
+    Example:
+        step 12345/21400 (57.69%) | loss: 2.9 ...   <log ends>
+
+    How to fix: resume from the last periodic checkpoint (--resume_from_step) or rerun the phase.
+    """
+    ledger = ctx.get("ledger", None)
+    planned_map = ((ledger or {}).get("expected") or {}).get("steps") or {} if isinstance(ledger, dict) else {}
+    for ix in logs.logs:
+        for seg in ix.segments:
+            if seg.phase not in ("base", "mid", "sft", "rl") or not seg.last_step:
+                continue
+            total = planned_map.get(seg.phase) or seg.planned_steps
+            if not total:
+                continue
+            if seg.end_markers or seg.saved_steps("model") and max(seg.saved_steps("model")) >= total - 1 \
+                    or any(e.data.get("kind") == "checkpoint" for e in seg.saves):
+                continue
+            if seg.last_step.step < total - 1:
+                yield Finding(f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
+                              path=ix.path, line=seg.last_step.line,
+                              fix="resume from the last checkpoint (see the resume plan) or rerun the phase")

@@ -1,0 +1,596 @@
+"""Checks on the batch script itself (parsed, never executed): SB001-SB015."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from preflight.facts import Skip
+from preflight.model import Finding, Severity
+from preflight.registry import check
+
+
+def _p(script, inv_or_cmd=None) -> str:
+    if inv_or_cmd is not None and getattr(inv_or_cmd, "file", None) and inv_or_cmd.file != "<script>":
+        return inv_or_cmd.file
+    return str(script.path) if script.path else "<script>"
+
+
+def _readable(script) -> None:
+    if not script.ok:
+        raise Skip("the script could not be read (see script-unparsable)")
+
+
+@check("SB015", "script-unparsable", severity="error")
+def script_unparsable(script) -> Iterator[Finding]:
+    """
+    What it checks: that the batch script is readable shell text: not binary, UTF-8, not
+    absurdly large, and every line tokenises (no unterminated quote or substitution).
+
+    Why it matters: sbatch will refuse or bash will stop at the broken line; every other
+    script check would be guessing.
+
+    Example:
+        echo "starting the run
+        torchrun --nproc_per_node=8 -m scripts.base_train
+
+    How to fix: close the quote, convert the file to UTF-8 text, or point preflight at the
+    right file.
+    """
+    for problem in script.problems:
+        yield Finding(problem, path=str(script.path), fix="point preflight at the batch script (a UTF-8 text file)")
+    for line, why in script.unparsable[:20]:
+        yield Finding(f"line {line} cannot be parsed: {why}; bash will fail or run it differently",
+                      path=str(script.path), line=line, fix="close the quote or substitution on this line")
+
+
+@check("SB001", "directive-after-command", severity="warning")
+def directive_after_command(script) -> Iterator[Finding]:
+    """
+    What it checks: ``#SBATCH`` lines that come after the first shell command.
+
+    Why it matters: sbatch stops reading directives at the first command, so these options
+    (GPUs, time, output) are silently ignored and the job runs with defaults.
+
+    Example:
+        #!/bin/bash
+        export OMP_NUM_THREADS=1
+        #SBATCH --gres=gpu:8
+
+    How to fix: move every ``#SBATCH`` line to the top, right after the ``#!`` line.
+    """
+    _readable(script)
+    for d in script.directives:
+        if d.ignored:
+            yield Finding(f"#SBATCH {d.raw} comes after the first command (line {script.first_command_line}): "
+                          "sbatch ignores it", path=str(script.path), line=d.line,
+                          fix=f"move this line above line {script.first_command_line}")
+
+
+@check("SB002", "variable-in-directive", severity="warning")
+def variable_in_directive(script) -> Iterator[Finding]:
+    """
+    What it checks: ``$VAR`` inside an active ``#SBATCH`` directive.
+
+    Why it matters: sbatch does not expand variables in directives; ``--output=$HOME/x.out``
+    creates a directory literally named ``$HOME`` or fails.
+
+    Example:
+        #SBATCH --output=$SCRATCH/logs/%j.out
+
+    How to fix: write the value literally (``%u`` is the user, ``%j`` the job id), or pass it
+    on the command line: ``sbatch --output=$SCRATCH/logs/%j.out job.sbatch``.
+    """
+    _readable(script)
+    for d in script.active_directives():
+        if d.has_variable:
+            yield Finding(f"#SBATCH {d.raw}: sbatch does not expand variables in directives", path=str(script.path),
+                          line=d.line, fix=f"write the value literally, or pass --{d.key}=... on the sbatch command line")
+
+
+@check("SB003", "missing-set-e", severity="error")
+def missing_set_e(script, profile) -> Iterator[Finding]:
+    """
+    What it checks: a script that runs several phases with neither ``set -e`` (errexit) nor
+    an exit-code check after each phase.
+
+    Why it matters: upstream speedrun.sh has no ``set -e``: when midtraining crashes, SFT and
+    the report still run, fail in turn, and the job ends COMPLETED with nothing to show.
+
+    Example:
+        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20
+        torchrun --nproc_per_node=8 -m scripts.mid_train
+
+    How to fix: add ``set -euo pipefail`` after the ``#!`` line, or end each phase with
+    ``|| exit 1``.
+    """
+    _readable(script)
+    for model in script.walk():
+        if model.errexit or not model.ok:
+            continue
+        invs = [i for i in model.invocations if i.module and not i.background]
+        if len(invs) < 2:
+            continue
+        unchecked = [i for i in invs[:-1] if not i.checked]
+        if not unchecked:
+            continue
+        first = unchecked[0]
+        phases = [profile.phase_of_module(i.module, i.args) or i.module for i in invs]
+        yield Finding(f"{os.path.basename(str(model.path))} runs {len(invs)} steps ({', '.join(dict.fromkeys(phases))}) "
+                      f"without set -e or per-step exit checks: if `{first.module}` (line {first.line}) fails, "
+                      "the later steps still run on missing artifacts and the job can end COMPLETED",
+                      path=str(model.path), line=first.line,
+                      fix="add `set -euo pipefail` after the #! line (or `|| exit 1` after each step)")
+
+
+_PATTERN_RE = re.compile(r"%(%|[0-9]*[AajJNnsStux])")
+
+
+@check("SB004", "output-dir-missing", severity="error")
+def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: that the directory of ``--output`` / ``--error`` exists.
+
+    Why it matters: SLURM does not create it: the job starts, cannot open its log, and dies
+    at once with no log at all to explain why.
+
+    Example:
+        #SBATCH --output=logs/nanochat_speedrun_%j.out   # and there is no logs/ directory
+
+    How to fix: ``mkdir -p logs`` before ``sbatch`` (in the submit directory).
+    """
+    _readable(script)
+    workdir = Path(job_env.sbatch.get("chdir") or ctx.inputs.cwd)
+    for key in ("output", "error"):
+        value = job_env.sbatch.get(key)
+        if not value or "$" in value:
+            continue
+        path = Path(_PATTERN_RE.sub("x", value))
+        if not path.is_absolute():
+            path = workdir / path
+        parent = path.parent
+        if not parent.is_dir():
+            src = job_env.sbatch_source.get(key, "")
+            line = int(src.split(":")[1]) if src.startswith("script:") else None
+            yield Finding(f"--{key}={value}: directory {parent} does not exist; the job will die without a log",
+                          path=str(script.path), line=line, fix=f"mkdir -p {parent}")
+
+
+def _resolved_nproc(script, inv, job_env) -> int | None:
+    raw = inv.nproc_per_node
+    if raw is None:
+        return None
+    val = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
+    return int(val) if val and val.isdigit() else None
+
+
+def _nproc_source(script, inv) -> str:
+    raw = inv.nproc_per_node or ""
+    m = re.match(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)", raw)
+    if not m:
+        return ""
+    for a in script.all_assignments:
+        if a.name == m.group(1) and a.value.isdigit() and a.unconditional:
+            return f" ({m.group(1)}={a.value} is hard-coded at {os.path.basename(a.file)}:{a.line})"
+    return ""
+
+
+@check("SB005", "gpu-count-mismatch", severity="error")
+def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: GPUs requested per node (``--gres=gpu:N``, ``--gpus*``, divided over
+    ``--nodes``) against ``torchrun --nproc_per_node``, including a hard-coded
+    ``NPROC_PER_NODE=8`` as in speedrun.sh.
+
+    Why it matters: more processes than GPUs crash at startup (invalid device ordinal) or
+    share a GPU and OOM; fewer leave paid GPUs idle and change the batch arithmetic.
+
+    Example:
+        #SBATCH --gres=gpu:4
+        NPROC_PER_NODE=8
+        torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m scripts.base_train
+
+    How to fix: make them agree, e.g. ``torchrun --nproc_per_node=${SLURM_GPUS_ON_NODE:-8}``.
+    """
+    _readable(script)
+    if not script.directives and not job_env.sbatch:
+        raise Skip("no #SBATCH directives or sbatch arguments: not a batch job")
+    requested = job_env.gpus_per_node
+    for inv in script.all_invocations:
+        if not inv.launcher.endswith("torchrun"):
+            continue
+        n = _resolved_nproc(script, inv, job_env)
+        if n is None:
+            continue
+        if requested is None:
+            yield Finding(f"torchrun starts {n} processes per node but the job requests no GPUs "
+                          "(no --gres=gpu:N / --gpus)", path=_p(script, inv), line=inv.line,
+                          fix=f"#SBATCH --gres=gpu:{n}")
+        elif n != requested:
+            yield Finding(f"torchrun --nproc_per_node={inv.nproc_per_node} starts {n} processes per node, but the job "
+                          f"requests {requested} GPU(s) per node{_nproc_source(script, inv)}", path=_p(script, inv),
+                          line=inv.line, fix=f"use --nproc_per_node={requested} (or request gpu:{n})")
+
+
+def _fmt_s(seconds: float) -> str:
+    h = int(seconds // 3600)
+    m = int((seconds % 3600) // 60)
+    return f"{h}:{m:02d}:00"
+
+
+@check("SB006", "time-limit-too-short", severity="error")
+def time_limit_too_short(script, job_env, plan) -> Iterator[Finding]:
+    """
+    What it checks: the job's ``--time`` against the plan's estimate for the phases the
+    script runs (FLOPs / (peak x GPUs x MFU) plus eval time).
+
+    Why it matters: at the limit SLURM kills the job; nanochat saves base training only at
+    the end by default, so hours of pretraining are lost.
+
+    Example:
+        #SBATCH --time=02:00:00   # d20 on 8xH100 needs ~4 h
+
+    How to fix: raise ``--time`` above the estimate, or save periodically
+    (``--save_every``) and resume in a follow-up job.
+    """
+    _readable(script)
+    limit = job_env.time_limit_s
+    if limit is None:
+        raise Skip("no --time limit set (the partition default applies)")
+    if plan.total_seconds is None:
+        raise Skip("no time estimate (unknown GPU peak FLOPs)")
+    if limit < plan.total_seconds:
+        src = job_env.sbatch_source.get("time", "")
+        line = int(src.split(":")[1]) if src.startswith("script:") else None
+        need = plan.total_seconds * 1.2
+        yield Finding(f"--time={job_env.sbatch.get('time')} is shorter than the estimated {_fmt_s(plan.total_seconds)} "
+                      f"for {', '.join(p.name for p in plan.phases)} on {plan.world_size}x {plan.gpu_name} at "
+                      f"{plan.mfu:.0%} MFU", path=str(script.path), line=line,
+                      fix=f"#SBATCH --time={_fmt_s(need)} (estimate + 20%), or --save_every and resume in a second job")
+
+
+@check("SB007", "missing-timeout-signal", severity="warning")
+def missing_timeout_signal(script, job_env, profile) -> Iterator[Finding]:
+    """
+    What it checks: a job that trains, saves only at the end (no ``--save_every``), and sets
+    no ``--signal`` to be warned before the time limit.
+
+    Why it matters: a job that hits its limit is killed without a checkpoint. With
+    ``--signal=B:USR1@600`` the bundled trainer saves and exits cleanly; upstream needs
+    ``--save_every``.
+
+    Example:
+        #SBATCH --time=04:00:00
+        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20
+
+    How to fix: ``#SBATCH --signal=B:USR1@600`` (bundled trainer) and/or pass
+    ``--save_every=1000`` to base_train.
+    """
+    _readable(script)
+    trainers = [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == "base"
+                and i.module.endswith("base_train")]
+    if not trainers:
+        raise Skip("the script runs no base training")
+    if job_env.sbatch.get("signal"):
+        return
+    inv = trainers[0]
+    save = inv.flag("save_every", "save-every")
+    if save is not None and save.value and save.value.lstrip("-").isdigit() and int(save.value) > 0:
+        return
+    fix = ("#SBATCH --signal=B:USR1@600 (the bundled trainer saves on SIGUSR1)" if profile.name == "bundled"
+           else f"pass --save_every=1000 to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP")
+    yield Finding(f"{inv.module} saves only at the end and no --signal is set: if the job reaches its time limit "
+                  "it is killed with no checkpoint", path=_p(script, inv), line=inv.line, fix=fix)
+
+
+@check("SB008", "background-without-wait", severity="error")
+def background_without_wait(script, profile) -> Iterator[Finding]:
+    """
+    What it checks: a command started in the background (``&``) that is not waited for
+    before the next training step (or at all).
+
+    Why it matters: speedrun downloads shards in the background; without ``wait``, base
+    training starts on a partial dataset (the last file present becomes the val split) or
+    the job ends and kills the download.
+
+    Example:
+        python -m nanochat.dataset -n 240 &
+        torchrun --nproc_per_node=8 -m scripts.base_train
+
+    How to fix: ``wait $DATASET_DOWNLOAD_PID`` (or plain ``wait``) before the training step.
+    """
+    _readable(script)
+    for model in script.walk():
+        cmds = model.commands
+        for idx, cmd in enumerate(cmds):
+            if not cmd.background:
+                continue
+            nxt_train = None
+            waited = False
+            for later in cmds[idx + 1:]:
+                if later.name == "wait":
+                    waited = True
+                    break
+                inv = next((i for i in model.invocations if i.command is later), None)
+                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in ("base", "mid", "sft", "rl") \
+                        and not later.background:
+                    nxt_train = later
+                    break
+            if waited:
+                continue
+            what = " ".join(cmd.words[:5])
+            if nxt_train is not None:
+                msg = f"`{what} &` runs in the background and is not waited for before line {nxt_train.line}"
+            else:
+                msg = f"`{what} &` runs in the background and nothing waits for it: it is killed when the script ends"
+            yield Finding(msg, path=str(model.path), line=cmd.line,
+                          fix="add `PID=$!` after it and `wait $PID` before the step that needs its output")
+
+
+_SECRET_PATTERNS = [
+    (re.compile(r"\b((?:WANDB|HF|HUGGING_FACE_HUB|HUGGINGFACE|OPENAI|ANTHROPIC|GITHUB|GH|AWS_SECRET_ACCESS|COMET|NEPTUNE)"
+                r"_?(?:API_)?(?:KEY|TOKEN))\s*=\s*['\"]?([^\s'\"$`]{8,})"), "environment variable"),
+    (re.compile(r"\bwandb\s+login\s+(?:--\S+\s+)*['\"]?([0-9a-f]{40})\b"), "wandb login key"),
+    (re.compile(r"\b(hf_[A-Za-z0-9]{30,})\b"), "Hugging Face token"),
+    (re.compile(r"\b(sk-(?:ant-)?[A-Za-z0-9_\-]{20,})\b"), "API key"),
+    (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,})\b"), "GitHub token"),
+    (re.compile(r"\b(AKIA[0-9A-Z]{16})\b"), "AWS access key"),
+]
+
+
+def mask(secret: str) -> str:
+    return secret[:4] + "****"
+
+
+@check("SB009", "secret-in-script", severity="error")
+def secret_in_script(script) -> Iterator[Finding]:
+    """
+    What it checks: API keys and tokens written into the script (WANDB_API_KEY=..., hf_...,
+    ``wandb login <key>``). Findings show only the first 4 characters.
+
+    Why it matters: batch scripts get copied to shared spool directories, committed and
+    pasted into issues (one public nanochat PR shipped a wandb key this way).
+
+    Example:
+        export WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567
+
+    How to fix: remove the key, revoke it, and read it from a file only you can read
+    (``~/.netrc`` via ``wandb login`` on the login node, or ``source ~/.secrets``).
+    """
+    _readable(script)
+    for model in script.walk():
+        for lineno, line in enumerate(model.lines, 1):
+            for rx, kind in _SECRET_PATTERNS:
+                m = rx.search(line)
+                if not m:
+                    continue
+                secret = m.group(m.lastindex)
+                label = m.group(1) if m.lastindex and m.lastindex > 1 else kind
+                yield Finding(f"{label} is written into the script ({mask(secret)})", path=str(model.path), line=lineno,
+                              fix="remove it, revoke the key, and load it at run time from a private file (e.g. ~/.netrc)")
+                break
+
+
+def _type_name(v) -> str:
+    return type(v).__name__
+
+
+@check("SB010", "flag-style-mismatch", severity="error")
+def flag_style_mismatch(script, profile, job_env) -> Iterator[Finding]:
+    """
+    What it checks: flags passed to nanochat training scripts in the style the detected era
+    accepts: ``--key=value`` with underscores and matching types for the classic
+    configurator, underscores or dashes for argparse eras, and no unknown keys.
+
+    Why it matters: the configurator treats ``--depth 20`` as a config file and asserts,
+    rejects ``--target_param_data_ratio=8.5`` (int default) and unknown keys; argparse
+    rejects ``--device_batch_size`` after 2026-01-13. The phase dies at startup.
+
+    Example:
+        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth 20
+
+    How to fix: ``--depth=20`` (classic), ``--device-batch-size=16`` (argparse, dash era);
+    use the keys listed in the module's defaults.
+    """
+    _readable(script)
+    sep = profile.flag_word_sep
+    for inv in script.all_invocations:
+        if not inv.module:
+            continue
+        phase = profile.phase_of_module(inv.module, inv.args)
+        if phase is None:
+            continue
+        keys = profile.config_keys(inv.module)
+        path = _p(script, inv)
+        if profile.uses_configurator(inv.module):
+            for f in inv.flags:
+                if f.style == "positional":
+                    continue  # the configurator takes a positional config file
+                if f.style in ("space", "bare", "short"):
+                    want = f"--{f.key}={f.value}" if f.value is not None else f"--{f.key}=VALUE"
+                    yield Finding(f"{inv.module}: `{f.raw}` has no '=': the classic configurator needs --key=value "
+                                  "(it treats the argument as a config file and asserts)", path=path, line=inv.line,
+                                  fix=f"write {want}")
+                    continue
+                if "-" in f.key:
+                    yield Finding(f"{inv.module}: `--{f.key}` uses dashes; the configurator keys use underscores",
+                                  path=path, line=inv.line, fix=f"write --{f.key.replace('-', '_')}={f.value}")
+                    continue
+                if keys is None:
+                    continue
+                if f.key not in keys:
+                    yield Finding(f"{inv.module}: unknown config key `{f.key}` (ValueError: Unknown config key)",
+                                  path=path, line=inv.line, fix=f"remove --{f.key} or use one of: {', '.join(sorted(keys))}")
+                    continue
+                value = f.value or ""
+                if "$" in value:
+                    value = script.expand(value, inv.line, inv.file, job_env.env)
+                    if value is None:
+                        continue
+                try:
+                    attempt = ast.literal_eval(value)
+                except (ValueError, SyntaxError):
+                    attempt = value
+                default = keys[f.key]
+                if type(attempt) is not type(default):
+                    yield Finding(f"{inv.module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "
+                                  f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch)",
+                                  path=path, line=inv.line, fix=f"write --{f.key}={_coerce(attempt, default)}")
+        elif profile.flag_style == "argparse" and phase in ("base", "mid", "sft", "rl"):
+            for f in inv.flags:
+                if f.style in ("positional", "short") or not f.key:
+                    continue
+                wrong = "_" if sep == "-" else "-"
+                if wrong in f.key:
+                    good = f.key.replace(wrong, sep)
+                    yield Finding(f"{inv.module}: `--{f.key}` is not accepted in this era ({profile.variant or profile.name}: "
+                                  f"flags use '{sep}'); argparse stops with 'unrecognized arguments'",
+                                  path=path, line=inv.line, fix=f"write --{good}" + (f"={f.value}" if f.value else ""))
+                    continue
+                if keys is not None and f.key.replace("-", "_") not in keys:
+                    yield Finding(f"{inv.module}: unknown flag `--{f.key}` in this era", path=path, line=inv.line,
+                                  fix=f"remove --{f.key}")
+
+
+def _coerce(attempt, default) -> str:
+    try:
+        if isinstance(default, bool):
+            return str(bool(attempt))
+        if isinstance(default, int):
+            return str(int(attempt))
+        if isinstance(default, float):
+            return repr(float(attempt))
+    except (TypeError, ValueError):
+        pass
+    return repr(str(attempt))
+
+
+_DEFAULT_NETWORK = [
+    (r"\b(curl|wget)\b", "curl/wget download"),
+    (r"\buv\s+(sync|pip\s+install|add)\b", "uv sync / pip install"),
+    (r"\bpip3?\s+install\b", "pip install"),
+    (r"rustup|sh\.rustup\.rs", "rustup"),
+    (r"\bgit\s+(clone|pull|fetch)\b", "git clone/pull"),
+]
+
+
+@check("SB011", "network-in-offline-job", severity="error")
+def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
+    """
+    What it checks: shell steps that need the internet (curl, ``uv sync``, rustup, maturin,
+    pip, git clone, ``python -m nanochat.dataset`` downloads) in a job meant for offline
+    compute nodes (config ``network: offline``, the default).
+
+    Why it matters: on a node without internet the step fails (or hangs until a timeout),
+    and without ``set -e`` the next phases run on what is missing.
+
+    Example:
+        uv sync --extra gpu
+        curl -L -o $NANOCHAT_BASE_DIR/identity_conversations.jsonl https://...
+
+    How to fix: do these steps once on a login node (build .venv, download shards, eval
+    bundle, identity file) and remove them from the job, or set ``network: online``.
+    """
+    _readable(script)
+    if ctx.config.get("network", "offline") != "offline":
+        raise Skip("config network: online")
+    patterns = [(p["pattern"], p["what"]) for p in (profile.data.get("setup_network") or [])] or _DEFAULT_NETWORK
+    compiled = [(re.compile(p), w) for p, w in patterns]
+    dataset_mod = profile.modules.get("dataset")
+    for model in script.walk():
+        for cmd in model.commands:
+            line_text = " ".join(cmd.words)
+            for rx, what in compiled:
+                if rx.search(line_text):
+                    yield Finding(f"`{line_text[:80]}` needs the internet ({what}) but compute nodes are offline",
+                                  path=str(model.path), line=cmd.line,
+                                  fix="run this once on a login node and remove it from the job")
+                    break
+        for inv in model.invocations:
+            if dataset_mod and inv.module == dataset_mod and (profile.name != "bundled" or "download" in inv.args):
+                yield Finding(f"`python -m {inv.module} {' '.join(inv.args)}` downloads shards but compute nodes are offline",
+                              path=str(model.path), line=inv.line,
+                              fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting")
+
+
+@check("SB012", "blocking-server", severity="error")
+def blocking_server(script, profile) -> Iterator[Finding]:
+    """
+    What it checks: a chat web server (``scripts.chat_web``) started in the foreground by the job.
+
+    Why it matters: it never returns, so the job holds every GPU until the time limit
+    (run1000.sh ends this way) and is then reported as TIMEOUT.
+
+    Example:
+        python -m scripts.chat_web
+
+    How to fix: remove it from the batch script; start the server in an interactive
+    allocation when you want to chat.
+    """
+    _readable(script)
+    blocking = set(profile.data.get("blocking_modules") or []) | {"scripts.chat_web"}
+    for inv in script.all_invocations:
+        if inv.module in blocking and not inv.background:
+            yield Finding(f"`{inv.module}` starts a web server that never exits: the job holds its GPUs until the time limit",
+                          path=_p(script, inv), line=inv.line, fix="remove this line from the batch script")
+
+
+@check("SB013", "crlf-line-endings", severity="error")
+def crlf_line_endings(script) -> Iterator[Finding]:
+    """
+    What it checks: Windows (CRLF) line endings in the script.
+
+    Why it matters: sbatch refuses the script ("DOS line breaks"), and bash reads every
+    command with a trailing ``\\r`` (``$'\\r': command not found``).
+
+    Example:
+        #!/bin/bash\\r\\n
+
+    How to fix: ``sed -i 's/\\r$//' job.sbatch`` (or ``dos2unix job.sbatch``).
+    """
+    _readable(script)
+    for model in script.walk():
+        if model.crlf_lines:
+            yield Finding(f"{model.crlf_lines} line(s) end with CRLF (Windows line endings)", path=str(model.path),
+                          line=1, fix=f"sed -i 's/\\r$//' {model.path}")
+
+
+@check("SB014", "slurm-rejects-job", severity="error", cost="load")
+def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
+    """
+    What it checks: with SLURM present, ``sbatch --test-only`` on the script (with the
+    sbatch arguments given), and the time and node limits of its partition from
+    ``scontrol show partition``.
+
+    Why it matters: a job SLURM rejects never runs; one over the partition's MaxTime sits
+    PENDING forever (PartitionTimeLimit).
+
+    Example:
+        #SBATCH --partition=debug      # MaxTime=00:30:00
+        #SBATCH --time=04:00:00
+
+    How to fix: fix what sbatch reports, or choose a partition whose limits fit the job.
+    """
+    from preflight.script import parse_time_limit
+
+    if sbatch_test.returncode != 0:
+        msg = sbatch_test.output.splitlines()[-1] if sbatch_test.output else f"exit {sbatch_test.returncode}"
+        yield Finding(f"sbatch --test-only rejects the job: {msg}", path=str(script.path),
+                      fix="fix the directive sbatch names (partition, gres, time) or submit to a partition that has it")
+    part_name = job_env.sbatch.get("partition") or sbatch_test.default_partition
+    part = sbatch_test.partitions.get(part_name or "")
+    if not part:
+        return
+    limit = job_env.time_limit_s
+    max_time = parse_time_limit(part.get("MaxTime"))
+    if limit is not None and max_time is not None and limit > max_time:
+        yield Finding(f"--time={job_env.sbatch.get('time')} exceeds partition {part_name}'s MaxTime={part.get('MaxTime')}: "
+                      "the job would stay PENDING (PartitionTimeLimit)", path=str(script.path),
+                      fix=f"#SBATCH --time={part.get('MaxTime')} or another partition")
+    max_nodes = part.get("MaxNodes", "UNLIMITED")
+    if max_nodes.isdigit() and job_env.nodes > int(max_nodes):
+        yield Finding(f"--nodes={job_env.nodes} exceeds partition {part_name}'s MaxNodes={max_nodes}",
+                      path=str(script.path), fix=f"#SBATCH --nodes={max_nodes} or another partition")

@@ -1,0 +1,5 @@
+"""`python -m preflight ...` is the `preflight` command."""
+
+from preflight.cli import preflight_main
+
+preflight_main()

@@ -1,0 +1,674 @@
+"""Checkpoint inventory (the ``checkpoints`` fact): BASE/<stage>_checkpoints/<tag>/ per phase.
+
+Tiers (never a full load by default):
+- stat: which model/meta/optim files exist per step (``model_(\\d{6})\\.pt$``).
+- header: the zip central directory of each model file (truncation shows here) and its
+  ``data.pkl`` walked with ``pickletools.genops`` -- opcodes are read, NEVER executed -- to prove it
+  is a plain tensor dict (only torch's tensor-rebuild GLOBALs) and to read names, shapes, dtypes.
+- load: ``torch.load(mmap=True, weights_only=True)`` (maps the file; reads no tensor data).
+- deep: ``ZipFile.testzip`` (every CRC) and a NaN/Inf scan of every tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickletools
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preflight.facts import FactUnavailable
+
+MODEL_RE = re.compile(r"^model_(\d{6})\.pt$")
+MODEL_LOOSE_RE = re.compile(r"^model_(.+)\.pt$")
+META_RE = re.compile(r"^meta_(\d{6})\.json$")
+OPTIM_RE = re.compile(r"^optim_(\d{6})(?:_rank(\d+))?\.pt$")
+DEFAULT_STAGE_DIRS = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints",
+                      "rl": "chatrl_checkpoints"}
+STRAY_DIRS = {"sft_checkpoints": "chat_sft saved to sft_checkpoints/ from 2026-01-31 to 2026-02-01 (eaf49a3, PR #484); "
+                                 "loaders read chatsft_checkpoints/"}
+MAX_PICKLE_BYTES = 64 << 20
+
+# GLOBALs a plain torch state dict / optimizer state may reference (nothing that runs code)
+SAFE_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor_v3"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch", "device"),
+    ("torch", "Size"),
+    ("torch.serialization", "_get_layout"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "slice"),
+    ("_codecs", "encode"),
+}
+STORAGE_DTYPES = {
+    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
+    "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128", "UntypedStorage": "uint8",
+}
+DTYPE_NAMES = {"float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"}
+
+
+# -- the pickle walker (symbolic; executes nothing) ---------------------------------------------
+class UnsafePickle(Exception):
+    pass
+
+
+@dataclass
+class TensorInfo:
+    shape: tuple[int, ...]
+    dtype: str
+    storage_key: str = ""
+    numel: int = 0
+
+
+class _Global:
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+class _Storage:
+    def __init__(self, dtype: str, key: str, numel: int):
+        self.dtype, self.key, self.numel = dtype, key, numel
+
+
+_MARK = object()
+
+
+def walk_pickle(data: bytes) -> Any:
+    """Rebuild the pickled object *symbolically*: dicts/lists/tuples/scalars and TensorInfo leaves.
+    Raises UnsafePickle on any GLOBAL outside SAFE_GLOBALS or any opcode that builds arbitrary objects."""
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    marks: list[int] = []
+
+    def pop_mark() -> list[Any]:
+        k = marks.pop()
+        items = stack[k:]
+        del stack[k:]
+        return items
+
+    ops = pickletools.genops(data)
+    for op, arg, _pos in ops:
+        name = op.name
+        if name in ("PROTO", "FRAME"):
+            continue
+        if name == "STOP":
+            break
+        if name in ("GLOBAL", "STACK_GLOBAL"):
+            if name == "GLOBAL":
+                module, _, attr = str(arg).partition(" ")
+            else:
+                attr = stack.pop()
+                module = stack.pop()
+            if not isinstance(module, str) or not isinstance(attr, str):
+                raise UnsafePickle("STACK_GLOBAL with non-string names")
+            if (module, attr) not in SAFE_GLOBALS and not (module == "torch" and attr in STORAGE_DTYPES):
+                raise UnsafePickle(f"references {module}.{attr}")
+            stack.append(_Global(module, attr))
+        elif name == "MARK":
+            marks.append(len(stack))
+        elif name in ("EMPTY_DICT",):
+            stack.append({})
+        elif name == "EMPTY_LIST":
+            stack.append([])
+        elif name == "EMPTY_TUPLE":
+            stack.append(())
+        elif name == "EMPTY_SET":
+            stack.append(set())
+        elif name == "DICT":
+            items = pop_mark()
+            stack.append(dict(zip(items[::2], items[1::2])))
+        elif name == "LIST":
+            stack.append(pop_mark())
+        elif name == "TUPLE":
+            stack.append(tuple(pop_mark()))
+        elif name == "TUPLE1":
+            stack[-1:] = [(stack[-1],)]
+        elif name == "TUPLE2":
+            stack[-2:] = [tuple(stack[-2:])]
+        elif name == "TUPLE3":
+            stack[-3:] = [tuple(stack[-3:])]
+        elif name in ("BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8", "STRING", "BINSTRING",
+                      "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
+                      "BININT", "BININT1", "BININT2", "INT", "LONG", "LONG1", "LONG4", "BINFLOAT", "FLOAT"):
+            stack.append(arg)
+        elif name == "NONE":
+            stack.append(None)
+        elif name == "NEWTRUE":
+            stack.append(True)
+        elif name == "NEWFALSE":
+            stack.append(False)
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[int(arg)] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            if int(arg) not in memo:
+                raise UnsafePickle("memo reference before assignment")
+            stack.append(memo[int(arg)])
+        elif name == "SETITEM":
+            value = stack.pop()
+            key = stack.pop()
+            _setitem(stack[-1], key, value)
+        elif name == "SETITEMS":
+            items = pop_mark()
+            for k, v in zip(items[::2], items[1::2]):
+                _setitem(stack[-1], k, v)
+        elif name == "APPEND":
+            value = stack.pop()
+            _append(stack[-1], value)
+        elif name == "APPENDS":
+            for v in pop_mark():
+                _append(stack[-1], v)
+        elif name == "ADDITEMS":
+            items = pop_mark()
+            if isinstance(stack[-1], set):
+                stack[-1].update(x for x in items if isinstance(x, (str, int, float, tuple)))
+        elif name == "BINPERSID":
+            pid = stack.pop()
+            stack.append(_persistent(pid))
+        elif name == "REDUCE":
+            args = stack.pop()
+            func = stack.pop()
+            stack.append(_reduce(func, args))
+        elif name == "BUILD":
+            state = stack.pop()  # OrderedDict._metadata and the like: attribute state, ignored
+            if not isinstance(stack[-1], (dict, list, TensorInfo)):
+                raise UnsafePickle("BUILD on a non-container")
+            del state
+        elif name == "POP":
+            stack.pop()
+        elif name == "POP_MARK":
+            pop_mark()
+        elif name == "DUP":
+            stack.append(stack[-1])
+        else:  # INST, OBJ, NEWOBJ, NEWOBJ_EX, EXT*, PERSID (text) ...: arbitrary objects
+            raise UnsafePickle(f"uses the {name} opcode")
+    if len(stack) != 1:
+        raise UnsafePickle("malformed pickle stack")
+    return stack[0]
+
+
+def _setitem(target: Any, key: Any, value: Any) -> None:
+    if not isinstance(target, dict):
+        raise UnsafePickle("SETITEM on a non-dict")
+    try:
+        target[key] = value
+    except TypeError:
+        target[repr(key)] = value
+
+
+def _append(target: Any, value: Any) -> None:
+    if not isinstance(target, list):
+        raise UnsafePickle("APPEND on a non-list")
+    target.append(value)
+
+
+def _persistent(pid: Any) -> _Storage:
+    # torch zip format: ('storage', <StorageType GLOBAL>, key, location, numel)
+    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+        raise UnsafePickle(f"unexpected persistent id {pid!r:.80}")
+    stype = pid[1]
+    if isinstance(stype, _Global) and stype.name in STORAGE_DTYPES:
+        dtype = STORAGE_DTYPES[stype.name]
+    elif isinstance(stype, str) and stype in DTYPE_NAMES:
+        dtype = stype
+    else:
+        dtype = "unknown"
+    return _Storage(dtype, str(pid[2]), int(pid[4]) if isinstance(pid[4], int) else 0)
+
+
+def _reduce(func: Any, args: Any) -> Any:
+    if not isinstance(func, _Global) or not isinstance(args, tuple):
+        raise UnsafePickle("REDUCE of a non-global")
+    key = (func.module, func.name)
+    if key == ("collections", "OrderedDict"):
+        return {}
+    if key in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor_v3")):
+        storage = args[0] if args else None
+        size = args[2] if len(args) > 2 else ()
+        if not isinstance(storage, _Storage):
+            raise UnsafePickle("tensor without a storage")
+        shape = tuple(int(x) for x in size) if isinstance(size, (tuple, list)) else ()
+        return TensorInfo(shape=shape, dtype=storage.dtype, storage_key=storage.key, numel=storage.numel)
+    if key in (("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state")):
+        return args[0] if args and isinstance(args[0], TensorInfo) else TensorInfo((), "unknown")
+    if key == ("torch", "device"):
+        return f"device{args!r}"
+    if key == ("torch", "Size"):
+        return tuple(args[0]) if args else ()
+    if key in (("builtins", "set"), ("builtins", "frozenset")):
+        return set()
+    if key == ("builtins", "slice"):
+        return None
+    if key == ("_codecs", "encode"):
+        return b""
+    if key == ("torch.serialization", "_get_layout"):
+        return "layout"
+    raise UnsafePickle(f"calls {func.module}.{func.name}")
+
+
+# -- per-file inspection ------------------------------------------------------------------------
+@dataclass
+class FileCheck:
+    path: str
+    size: int = 0
+    error: str | None = None  # unreadable/truncated/corrupt: a one-line reason
+    unsafe: str | None = None  # not a plain tensor dict: the offending reference
+    tensors: dict[str, TensorInfo] | None = None  # model files: name -> info
+    kind: str = "zip"  # zip | legacy-pickle | empty | garbage
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "error": self.error, "unsafe": self.unsafe, "kind": self.kind,
+                "tensors": len(self.tensors) if self.tensors is not None else None}
+
+
+def inspect_torch_file(path: str | Path, want_tensors: bool = True) -> FileCheck:
+    """Header-tier inspection: zip directory, data.pkl walked symbolically. Never executes the pickle."""
+    path = str(path)
+    fc = FileCheck(path=path)
+    try:
+        fc.size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        fc.error = f"cannot read: {exc.strerror or exc}"
+        return fc
+    if fc.size == 0:
+        fc.kind, fc.error = "empty", "zero-byte file"
+        return fc
+    if head[:1] == b"\x80":  # a bare pickle (legacy torch.save or not torch at all)
+        fc.kind = "legacy-pickle"
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_PICKLE_BYTES)
+            obj = walk_pickle(data)
+        except UnsafePickle as exc:
+            fc.unsafe = str(exc)
+            return fc
+        except Exception as exc:
+            fc.error = f"not a torch zip checkpoint and not a readable pickle ({type(exc).__name__})"
+            return fc
+        fc.error = "legacy (non-zip) torch format: torch.load(mmap=True) cannot map it"
+        _collect(fc, obj, want_tensors)
+        return fc
+    if head[:2] != b"PK":
+        fc.kind, fc.error = "garbage", "not a torch checkpoint (no zip or pickle header)"
+        return fc
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            pkl = [i for i in infos if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"]
+            if not pkl:
+                fc.error = "zip has no data.pkl (not a torch checkpoint)"
+                return fc
+            for info in infos:  # a record pointing past the end of the file: truncated
+                if info.header_offset + info.compress_size > fc.size:
+                    fc.error = f"truncated: {info.filename} extends past the end of the file"
+                    return fc
+            if pkl[0].file_size > MAX_PICKLE_BYTES:
+                fc.error = f"data.pkl is {pkl[0].file_size} bytes (> {MAX_PICKLE_BYTES}); refusing to scan it"
+                return fc
+            data = z.read(pkl[0])
+    except zipfile.BadZipFile as exc:
+        fc.error = f"corrupt or truncated zip ({exc})"
+        return fc
+    except (OSError, EOFError, ValueError, zipfile.LargeZipFile) as exc:
+        fc.error = f"cannot read zip: {type(exc).__name__}: {exc}"
+        return fc
+    try:
+        obj = walk_pickle(data)
+    except UnsafePickle as exc:
+        fc.unsafe = str(exc)
+        return fc
+    except Exception as exc:  # genops on a damaged pickle
+        fc.error = f"data.pkl is corrupt ({type(exc).__name__}: {exc})"
+        return fc
+    _collect(fc, obj, want_tensors)
+    return fc
+
+
+def _collect(fc: FileCheck, obj: Any, want_tensors: bool) -> None:
+    if not want_tensors:
+        return
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj) and all(isinstance(v, TensorInfo) for v in obj.values()):
+        fc.tensors = dict(obj)
+    else:
+        fc.unsafe = fc.unsafe or f"not a plain tensor dict (top level is {type(obj).__name__})"
+
+
+def load_mmap(path: str | Path) -> str | None:
+    """The load tier: torch.load(mmap, weights_only). Returns an error line or None."""
+    import torch
+
+    try:
+        obj = torch.load(str(path), mmap=True, weights_only=True, map_location="cpu")
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"torch.load(mmap=True, weights_only=True) failed: {type(exc).__name__}: {msg[:300]}"
+    del obj
+    return None
+
+
+def deep_scan(path: str | Path) -> list[str]:
+    """The deep tier: every zip CRC, then NaN/Inf in every floating tensor. Returns problems."""
+    import torch
+
+    problems: list[str] = []
+    try:
+        with zipfile.ZipFile(str(path)) as z:
+            bad = z.testzip()
+            if bad:
+                problems.append(f"CRC mismatch in {bad}")
+    except Exception as exc:
+        return [f"cannot read zip: {type(exc).__name__}: {exc}"]
+    if problems:
+        return problems
+    try:
+        sd = torch.load(str(path), mmap=True, weights_only=True, map_location="cpu")
+    except Exception as exc:
+        return [f"torch.load failed: {type(exc).__name__}"]
+    tensors = sd.items() if isinstance(sd, dict) else []
+    for name, t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            flat = t.reshape(-1)
+            for i in range(0, flat.numel(), 1 << 24):  # chunked: bounded temporaries
+                part = flat[i:i + (1 << 24)]
+                if not torch.isfinite(part).all():
+                    n_nan = int(torch.isnan(part).sum())
+                    problems.append(f"{name}: {'NaN' if n_nan else 'Inf'} values")
+                    break
+    return problems
+
+
+# -- expected state dict (nanochat-architecture.md §2.1) ----------------------------------------
+CORE_KEYS = ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")
+
+
+def expected_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    vp = 64 * math.ceil(int(cfg["vocab_size"]) / 64)
+    c, h, kv, layers = int(cfg["n_embd"]), int(cfg["n_head"]), int(cfg["n_kv_head"]), int(cfg["n_layer"])
+    hd = c // h
+    out = {"transformer.wte.weight": (vp, c)}
+    for i in range(layers):
+        out[f"transformer.h.{i}.attn.c_q.weight"] = (h * hd, c)
+        out[f"transformer.h.{i}.attn.c_k.weight"] = (kv * hd, c)
+        out[f"transformer.h.{i}.attn.c_v.weight"] = (kv * hd, c)
+        out[f"transformer.h.{i}.attn.c_proj.weight"] = (c, c)
+        out[f"transformer.h.{i}.mlp.c_fc.weight"] = (4 * c, c)
+        out[f"transformer.h.{i}.mlp.c_proj.weight"] = (c, 4 * c)
+    out["lm_head.weight"] = (vp, c)
+    return out
+
+
+def shape_problems(tensors: dict[str, TensorInfo], cfg: dict[str, Any]) -> list[str]:
+    """Names/shapes vs model_config. Era B+ (window_pattern) adds tensors: extra keys are allowed there."""
+    try:
+        want = expected_shapes(cfg)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        return [f"model_config cannot describe a GPT ({type(exc).__name__}: {exc})"]
+    have = {k.removeprefix("_orig_mod."): v for k, v in tensors.items()}
+    problems = []
+    missing = [k for k in want if k not in have]
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing, e.g. {missing[0]}")
+    for k, shape in want.items():
+        if k in have and tuple(have[k].shape) != shape:
+            problems.append(f"{k} has shape {tuple(have[k].shape)}, model_config implies {shape}")
+    extra = [k for k in have if k not in want]
+    if extra and "window_pattern" not in cfg:
+        problems.append(f"{len(extra)} unexpected tensor(s), e.g. {extra[0]}")
+    return problems
+
+
+# -- inventory ------------------------------------------------------------------------------------
+@dataclass
+class StepFiles:
+    step: int
+    model: str | None = None
+    meta: str | None = None
+    optim: dict[int, str] = field(default_factory=dict)  # rank -> path
+    optim_single: str | None = None  # Era A0 optim_XXXXXX.pt
+
+
+@dataclass
+class PhaseCheckpoints:
+    phase: str
+    stage_dir: str  # BASE/<stage>_checkpoints
+    exists: bool = False
+    tag: str | None = None
+    tags: list[str] = field(default_factory=list)
+    dir: str | None = None  # BASE/<stage>/<tag>
+    steps: dict[int, StepFiles] = field(default_factory=dict)
+    odd_files: list[str] = field(default_factory=list)  # model_*.pt names that break find_last_step
+    error: str | None = None  # permission denied etc.
+    _checks: dict[str, FileCheck] = field(default_factory=dict, repr=False)
+    _metas: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def complete_steps(self) -> list[int]:
+        return sorted(s for s, f in self.steps.items() if f.model and f.meta)
+
+    @property
+    def last_step(self) -> int | None:
+        steps = self.complete_steps
+        return steps[-1] if steps else None
+
+    @property
+    def last(self) -> StepFiles | None:
+        s = self.last_step
+        return self.steps[s] if s is not None else None
+
+    def check_file(self, path: str, tensors: bool = True) -> FileCheck:
+        """Header-tier inspection, cached. tensors=False for optimizer files (a list, not a tensor dict)."""
+        if path not in self._checks:
+            self._checks[path] = inspect_torch_file(path, want_tensors=tensors)
+        return self._checks[path]
+
+    def meta(self, path: str) -> tuple[Any, str | None]:
+        """(parsed JSON, error line)."""
+        if path not in self._metas:
+            try:
+                with open(path, "rb") as f:
+                    raw = f.read(16 << 20)
+                self._metas[path] = (json.loads(raw.decode("utf-8")), None)
+            except UnicodeDecodeError:
+                self._metas[path] = (None, "not UTF-8 text")
+            except json.JSONDecodeError as exc:
+                self._metas[path] = (None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+            except OSError as exc:
+                self._metas[path] = (None, f"cannot read: {exc.strerror or exc}")
+            except RecursionError:
+                self._metas[path] = (None, "JSON nested too deeply")
+        return self._metas[path]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phase": self.phase, "dir": self.dir, "exists": self.exists, "tag": self.tag,
+                "steps": self.complete_steps, "last_step": self.last_step, "error": self.error}
+
+
+@dataclass
+class CheckpointInventory:
+    base_dir: str
+    base_exists: bool
+    base_named: str  # where the base dir came from
+    phases: dict[str, PhaseCheckpoints] = field(default_factory=dict)
+    stray: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    error: str | None = None
+    profile: Any = None
+    expected: list[str] = field(default_factory=list)
+    planned_steps: dict[str, int] = field(default_factory=dict)
+    world_size: int | None = None
+    tokenizer: dict[str, bool] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base_dir": self.base_dir, "exists": self.base_exists, "error": self.error,
+                "phases": {k: v.to_json() for k, v in self.phases.items()},
+                "stray": [p for p, _ in self.stray]}
+
+
+def resolve_base_dir(ctx: Any) -> tuple[Path, str] | None:
+    """--base-dir, config base-dir, the ledger's base dir, $NANOCHAT_BASE_DIR, ~/.cache/nanochat (if present)."""
+    if ctx.inputs.base_dir:
+        return Path(ctx.inputs.base_dir), "--base-dir"
+    if ctx.config.get("base-dir"):
+        return Path(os.path.expanduser(str(ctx.config.get("base-dir")))), "config base-dir"
+    ledger = ctx.get("ledger", None)
+    if isinstance(ledger, dict):
+        bd = (ledger.get("expected") or {}).get("base_dir")
+        if bd:
+            return Path(bd), "ledger"
+    env = ctx.environ.get("NANOCHAT_BASE_DIR")
+    if env:
+        return Path(env), "$NANOCHAT_BASE_DIR"
+    home = ctx.environ.get("HOME")
+    if home:
+        default = Path(home) / ".cache" / "nanochat"
+        if default.is_dir():
+            return default, "default ~/.cache/nanochat"
+    return None
+
+
+def get_profile(ctx: Any) -> Any:
+    prof = ctx.get("profile", None)
+    if prof is None:
+        from preflight.profiles import load_profile
+
+        prof = load_profile("classic", reason="default (no profile detected)")
+    return prof
+
+
+def stage_dir_name(profile: Any, phase: str) -> str | None:
+    spec = profile.phase(phase) if profile is not None else None
+    if spec is not None:
+        return spec.get("checkpoint_dir")
+    return DEFAULT_STAGE_DIRS.get(phase)
+
+
+def expected_phases(ctx: Any, profile: Any) -> list[str]:
+    """The ledger's plan, else the profile's phases (optional ones only when the logs show they ran)."""
+    ledger = ctx.get("ledger", None)
+    if isinstance(ledger, dict):
+        phases = (ledger.get("expected") or {}).get("phases")
+        if phases:
+            return [p for p in phases if isinstance(p, str)]
+    out = []
+    logs = ctx.get("logs", None)
+    started = logs.started_phases() if logs is not None else []
+    for p in profile.phases:
+        spec = profile.phase(p) or {}
+        if spec.get("optional") and p not in started:
+            continue
+        out.append(p)
+    return out
+
+
+def find_tag(stage: Path, wanted: str | None) -> tuple[str | None, list[str]]:
+    tags = sorted(e.name for e in os.scandir(stage) if e.is_dir())
+    if wanted:
+        return (wanted if wanted in tags else wanted), tags
+    if not tags:
+        return None, tags
+    numbered = [(int(m.group(1)), t) for t in tags if (m := re.match(r"d(\d+)", t))]
+    if numbered:
+        return max(numbered)[1], tags
+    return max(tags, key=lambda t: os.path.getmtime(stage / t)), tags
+
+
+def scan_phase(base: Path, phase: str, stage_name: str, tag: str | None) -> PhaseCheckpoints:
+    stage = base / stage_name
+    pc = PhaseCheckpoints(phase=phase, stage_dir=str(stage))
+    try:
+        if not stage.is_dir():
+            return pc
+        pc.exists = True
+        pc.tag, pc.tags = find_tag(stage, tag)
+        if pc.tag is None:
+            return pc
+        d = stage / pc.tag
+        pc.dir = str(d)
+        if not d.is_dir():
+            return pc
+        names = os.listdir(d)
+    except PermissionError as exc:
+        pc.error = f"permission denied: {exc.filename or stage}"
+        return pc
+    except OSError as exc:
+        pc.error = f"cannot list {stage}: {exc.strerror or exc}"
+        return pc
+    for n in names:
+        m = MODEL_RE.match(n)
+        if m:
+            pc.steps.setdefault(int(m.group(1)), StepFiles(int(m.group(1)))).model = str(d / n)
+            continue
+        if MODEL_LOOSE_RE.match(n):
+            pc.odd_files.append(str(d / n))
+            continue
+        m = META_RE.match(n)
+        if m:
+            pc.steps.setdefault(int(m.group(1)), StepFiles(int(m.group(1)))).meta = str(d / n)
+            continue
+        m = OPTIM_RE.match(n)
+        if m:
+            sf = pc.steps.setdefault(int(m.group(1)), StepFiles(int(m.group(1))))
+            if m.group(2) is None:
+                sf.optim_single = str(d / n)
+            else:
+                sf.optim[int(m.group(2))] = str(d / n)
+    return pc
+
+
+def checkpoints_fact(ctx: Any) -> CheckpointInventory:
+    found = resolve_base_dir(ctx)
+    if found is None:
+        raise FactUnavailable("no base dir: pass --base-dir (or set NANOCHAT_BASE_DIR / config base-dir)")
+    base, named = found
+    profile = get_profile(ctx)
+    inv = CheckpointInventory(base_dir=str(base), base_exists=False, base_named=named, profile=profile)
+    ledger = ctx.get("ledger", None)
+    expected = (ledger.get("expected") or {}) if isinstance(ledger, dict) else {}
+    inv.expected = expected_phases(ctx, profile)
+    inv.planned_steps = {k: int(v) for k, v in (expected.get("steps") or {}).items() if isinstance(v, (int, float))}
+    inv.world_size = expected.get("world_size")
+    tag = expected.get("model_tag")
+    try:
+        inv.base_exists = base.is_dir()
+        if inv.base_exists:
+            os.listdir(base)
+    except PermissionError:
+        inv.error = f"permission denied: cannot list {base}"
+        return inv
+    except OSError as exc:
+        inv.error = f"cannot read {base}: {exc.strerror or exc}"
+        return inv
+    if not inv.base_exists:
+        return inv
+    for phase in ("base", "mid", "sft", "rl"):
+        stage = stage_dir_name(profile, phase)
+        if stage is None and phase in ("mid",):
+            continue
+        stage = stage or DEFAULT_STAGE_DIRS[phase]
+        inv.phases[phase] = scan_phase(base, phase, stage, tag)
+    for name, why in STRAY_DIRS.items():
+        if (base / name).exists() and name not in {stage_dir_name(profile, p) for p in ("base", "mid", "sft", "rl")}:
+            inv.stray.append((str(base / name), why))
+    tok_dir = base / "tokenizer"
+    inv.tokenizer = {n: (tok_dir / n).is_file() for n in ("tokenizer.pkl", "token_bytes.pt")}
+    return inv
+
+
+def optim_rule(profile: Any, phase: str) -> str:
+    spec = profile.phase(phase) if profile is not None else None
+    return (spec or {}).get("optimizer_shards") or "none"

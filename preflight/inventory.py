@@ -1,0 +1,532 @@
+"""What is already on disk: the base dir, the dataset shards, the tokenizer.
+
+Shard validation reads only the first 4 and the last 8 bytes plus the parquet footer, and decodes
+the footer with a small Thrift-compact reader (schema names, row counts, row groups), so a
+240-shard check needs neither pyarrow's 0.3 s import nor a data page. ``--deep`` reads every
+shard fully with pyarrow (page CRCs verified).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preflight.facts import FactUnavailable
+
+MAX_FOOTER = 64 * 1024 * 1024
+
+
+# -- base dir ----------------------------------------------------------------------------------
+@dataclass
+class BaseDir:
+    path: Path
+    source: str  # how it was chosen (printed in findings)
+    raw: str  # as written before expansion
+    line: int | None = None  # script line that sets it
+    file: str | None = None
+    default: bool = False  # ~/.cache/nanochat because nothing set it
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def _expand(text: str, env: dict) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        return env.get(name, m.group(0))
+
+    out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, text)
+    if out.startswith("~"):
+        home = env.get("HOME")
+        if home:
+            out = home + out[1:]
+    return out
+
+
+def base_dir_fact(ctx: Any) -> BaseDir:
+    env = dict(ctx.environ)
+    job_env = ctx.get("job_env", None)
+    if job_env is not None:
+        env = dict(job_env.env)
+    if ctx.inputs.base_dir is not None:
+        return BaseDir(Path(ctx.inputs.base_dir), "--base-dir", str(ctx.inputs.base_dir))
+    cfg = ctx.config.get("base-dir") if ctx.config is not None else None
+    if cfg:
+        return BaseDir(Path(_expand(cfg, {**ctx.environ})), "config base-dir", cfg)
+    script = ctx.get("script", None)
+    if script is not None and script.ok:
+        found = None
+        for a in script.all_assignments:
+            if a.name == "NANOCHAT_BASE_DIR" and not a.default_only:
+                found = a
+        if found is not None:
+            value = script.expand(found.value, found.line, found.file, dict(ctx.environ)) or _expand(found.value, env)
+            where = f"{found.file}:{found.line}"
+            return BaseDir(Path(value), f"set by the script ({where})", found.value, found.line, found.file)
+    if env.get("NANOCHAT_BASE_DIR"):
+        return BaseDir(Path(_expand(env["NANOCHAT_BASE_DIR"], env)), "NANOCHAT_BASE_DIR in the environment",
+                       env["NANOCHAT_BASE_DIR"])
+    home = env.get("HOME") or os.path.expanduser("~")
+    return BaseDir(Path(home) / ".cache" / "nanochat", "default (~/.cache/nanochat: NANOCHAT_BASE_DIR is not set)",
+                   "~/.cache/nanochat", default=True)
+
+
+# -- parquet footers ---------------------------------------------------------------------------
+class ThriftError(Exception):
+    pass
+
+
+@dataclass
+class FooterInfo:
+    num_rows: int
+    columns: list[str]
+    row_groups: list[int]  # rows per group
+
+
+def _skip(b: bytes, i: int, t: int, depth: int = 0) -> int:
+    """Skip one compact-protocol value of type t starting at b[i]; returns the next offset.
+
+    The hot path of footer validation: no objects are built for fields we do not need.
+    """
+    if t in (1, 2):
+        return i
+    if t == 3:
+        return i + 1
+    if t in (4, 5, 6):
+        while b[i] & 0x80:
+            i += 1
+        return i + 1
+    if t == 7:
+        return i + 8
+    if t == 8:
+        n = shift = 0
+        while True:
+            c = b[i]
+            i += 1
+            n |= (c & 0x7F) << shift
+            if not c & 0x80:
+                break
+            shift += 7
+        return i + n
+    if t in (9, 10):
+        h = b[i]
+        i += 1
+        n, et = h >> 4, h & 0x0F
+        if n == 15:
+            n = shift = 0
+            while True:
+                c = b[i]
+                i += 1
+                n |= (c & 0x7F) << shift
+                if not c & 0x80:
+                    break
+                shift += 7
+        if n > len(b) - i + 1:
+            raise ThriftError("list longer than the footer")
+        if et in (1, 2, 3):
+            return i + n
+        for _ in range(n):
+            i = _skip(b, i, et, depth + 1)
+        return i
+    if t == 11:
+        n = shift = 0
+        while True:
+            c = b[i]
+            i += 1
+            n |= (c & 0x7F) << shift
+            if not c & 0x80:
+                break
+            shift += 7
+        if n == 0:
+            return i
+        kv = b[i]
+        i += 1
+        for _ in range(n):
+            i = _skip(b, i, kv >> 4, depth + 1)
+            i = _skip(b, i, kv & 0x0F, depth + 1)
+        return i
+    if t == 12:
+        if depth > 32:
+            raise ThriftError("footer nested too deeply")
+        while True:  # ints and strings inline: most footer fields are one of these
+            h = b[i]
+            i += 1
+            if h == 0:
+                return i
+            if not h >> 4:  # long-form field id
+                while b[i] & 0x80:
+                    i += 1
+                i += 1
+            ft = h & 0x0F
+            if ft in (5, 6, 4):
+                while b[i] & 0x80:
+                    i += 1
+                i += 1
+            elif ft == 8:
+                n = shift = 0
+                while True:
+                    c = b[i]
+                    i += 1
+                    n |= (c & 0x7F) << shift
+                    if not c & 0x80:
+                        break
+                    shift += 7
+                i += n
+            elif ft > 2:
+                i = _skip(b, i, ft, depth + 1)
+    raise ThriftError(f"unknown thrift type {t}")
+
+
+def _read_varint(b: bytes, i: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        n |= (c & 0x7F) << shift
+        if not c & 0x80:
+            return n, i
+        shift += 7
+        if shift > 70:
+            raise ThriftError("varint too long")
+
+
+def parse_footer(b: bytes) -> FooterInfo:
+    """FileMetaData: 2 schema (names), 3 num_rows, 4 row_groups (3: num_rows each); the rest skipped."""
+    i, last = 0, 0
+    columns: list[str] = []
+    num_rows = 0
+    groups: list[int] = []
+    while True:
+        h = b[i]
+        i += 1
+        if h == 0:
+            break
+        t = h & 0x0F
+        if h >> 4:
+            fid = last + (h >> 4)
+        else:
+            z, i = _read_varint(b, i)
+            fid = (z >> 1) ^ -(z & 1)
+        last = fid
+        if fid == 3 and t == 6:
+            z, i = _read_varint(b, i)
+            num_rows = (z >> 1) ^ -(z & 1)
+        elif fid in (2, 4) and t == 9:
+            lh = b[i]
+            i += 1
+            n, et = lh >> 4, lh & 0x0F
+            if n == 15:
+                n, i = _read_varint(b, i)
+            if et != 12 or n > len(b) - i + 1:
+                raise ThriftError("unexpected list in the file metadata")
+            for k in range(n):
+                j, flast = i, 0
+                while True:  # one SchemaElement / RowGroup struct
+                    fh = b[j]
+                    j += 1
+                    if fh == 0:
+                        break
+                    ft = fh & 0x0F
+                    if fh >> 4:
+                        ffid = flast + (fh >> 4)
+                    else:
+                        z, j = _read_varint(b, j)
+                        ffid = (z >> 1) ^ -(z & 1)
+                    flast = ffid
+                    if fid == 2 and ffid == 4 and ft == 8 and k > 0:
+                        ln, j = _read_varint(b, j)
+                        columns.append(b[j:j + ln].decode("utf-8", "replace"))
+                        j += ln
+                    elif fid == 4 and ffid == 3 and ft == 6:
+                        z, j = _read_varint(b, j)
+                        groups.append((z >> 1) ^ -(z & 1))
+                    else:
+                        j = _skip(b, j, ft, 1)
+                i = j
+        else:
+            i = _skip(b, i, t, 0)
+    return FooterInfo(num_rows, columns, groups)
+
+
+def read_footer(path: Path) -> tuple[FooterInfo | None, str | None, int]:
+    """(footer, problem, size): a problem string for an empty, truncated or corrupt parquet file."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            if size == 0:
+                return None, "empty file (0 bytes)", 0
+            if size < 12:
+                return None, f"only {size} bytes: too small to be parquet", size
+            f.seek(0)
+            head = f.read(4)
+            f.seek(size - 8)
+            tail = f.read(8)
+            if head != b"PAR1":
+                return None, f"does not start with the parquet magic PAR1 (starts with {head!r})", size
+            if tail[4:] != b"PAR1":
+                return None, "no PAR1 magic at the end: truncated (an interrupted download or copy)", size
+            flen = struct.unpack("<I", tail[:4])[0]
+            if flen <= 0 or flen > size - 12 or flen > MAX_FOOTER:
+                return None, f"footer length {flen} out of range for a {size}-byte file: truncated or corrupt", size
+            f.seek(size - 8 - flen)
+            footer = f.read(flen)
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}", 0
+    try:
+        return parse_footer(footer), None, size
+    except IndexError:
+        return None, "footer does not parse (it ends early): corrupt", size
+    except (ThriftError, ValueError, RecursionError) as exc:
+        return None, f"footer does not parse ({exc}): corrupt", size
+
+
+# -- dataset -----------------------------------------------------------------------------------
+@dataclass
+class Shard:
+    index: int
+    name: str
+    path: Path
+    size: int
+
+
+@dataclass
+class ShardProblem:
+    shard: str
+    path: Path
+    problem: str
+    kind: str  # corrupt | layout
+
+
+@dataclass
+class Dataset:
+    dir: Path
+    exists: bool
+    shards: list[Shard] = field(default_factory=list)
+    tmp_files: list[Path] = field(default_factory=list)
+    stray: list[Path] = field(default_factory=list)  # *.parquet not named shard_NNNNN.parquet
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    error: str | None = None  # the directory itself could not be listed
+    val_index: int | None = None
+    text_column: str = "text"
+    row_group_rows: int = 1024
+    other_dirs: list[Path] = field(default_factory=list)
+    _validated: list[ShardProblem] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.shards)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.size for s in self.shards)
+
+    @property
+    def indices(self) -> list[int]:
+        return [s.index for s in self.shards]
+
+    def gaps(self) -> list[int]:
+        """Missing indices in 0..max train index (a pinned val shard is not part of the range)."""
+        idx = sorted(i for i in self.indices if i != self.val_index)
+        if not idx:
+            return []
+        have = set(idx)
+        return [i for i in range(0, idx[-1]) if i not in have]
+
+    def validate(self, deep: bool = False) -> list[ShardProblem]:
+        with self._lock:
+            if self._validated is not None and not deep:
+                return self._validated
+            problems: list[ShardProblem] = []
+            for s in self.shards:
+                info, problem, _ = read_footer(s.path)
+                if problem:
+                    problems.append(ShardProblem(s.name, s.path, problem, "corrupt"))
+                    continue
+                if self.text_column not in info.columns:
+                    problems.append(ShardProblem(s.name, s.path, f"no {self.text_column!r} column "
+                                                 f"(columns: {', '.join(info.columns) or 'none'})", "corrupt"))
+                    continue
+                if info.num_rows <= 0:
+                    problems.append(ShardProblem(s.name, s.path, "holds no rows", "corrupt"))
+                    continue
+                if sum(info.row_groups) != info.num_rows:
+                    problems.append(ShardProblem(s.name, s.path, f"row groups hold {sum(info.row_groups)} rows but the "
+                                                 f"footer says {info.num_rows}", "corrupt"))
+                    continue
+                odd = [i for i, n in enumerate(info.row_groups[:-1]) if n != self.row_group_rows]
+                if odd:
+                    problems.append(ShardProblem(s.name, s.path, f"row group {odd[0]} has {info.row_groups[odd[0]]} rows, "
+                                                 f"not {self.row_group_rows} (not nanochat's layout)", "layout"))
+            if deep:
+                problems.extend(self._deep_read({p.path for p in problems if p.kind == "corrupt"}))
+            else:
+                self._validated = problems
+            return problems
+
+    def _deep_read(self, skip: set) -> list[ShardProblem]:
+        import pyarrow.parquet as pq
+
+        out = []
+        for s in self.shards:
+            if s.path in skip:
+                continue
+            try:
+                pf = pq.ParquetFile(s.path, page_checksum_verification=True)
+                for i in range(pf.num_row_groups):
+                    pf.read_row_group(i, columns=[self.text_column])
+            except Exception as exc:  # pyarrow raises several types for corrupt pages
+                out.append(ShardProblem(s.name, s.path, f"full read failed: {type(exc).__name__}: {exc}", "corrupt"))
+        return out
+
+
+def dataset_fact(ctx: Any) -> Dataset:
+    base = ctx.get("base_dir")
+    profile = ctx.get("profile", None)
+    ds_spec = profile.dataset if profile is not None else {}
+    dirs = ds_spec.get("dirs") or ["base_data"]
+    regex = re.compile(ds_spec.get("shard_regex") or r"^shard_(\d{5})\.parquet$")
+    chosen = Path(base.path) / dirs[0]
+    others = []
+    for d in dirs:
+        if (Path(base.path) / d).is_dir():
+            chosen = Path(base.path) / d
+            break
+    for d in dirs:
+        if Path(base.path) / d != chosen:
+            others.append(Path(base.path) / d)
+    val = ds_spec.get("val_shard", "last")
+    ds = Dataset(dir=chosen, exists=chosen.is_dir(), text_column=ds_spec.get("text_column", "text"),
+                 row_group_rows=int(ds_spec.get("row_group_rows", 1024)), other_dirs=others,
+                 val_index=val if isinstance(val, int) else None)
+    if not ds.exists:
+        return ds
+    try:
+        entries = list(os.scandir(chosen))
+    except OSError as exc:
+        ds.error = f"cannot list {chosen}: {exc.strerror or exc}"
+        return ds
+    for e in entries:
+        name = e.name
+        path = Path(e.path)
+        if name.endswith(".tmp"):
+            ds.tmp_files.append(path)
+            continue
+        if not name.endswith(".parquet"):
+            continue
+        m = regex.match(name)
+        try:
+            st = e.stat()
+        except OSError as exc:
+            ds.unreadable.append((path, exc.strerror or str(exc)))
+            continue
+        if not m:
+            ds.stray.append(path)
+            continue
+        ds.shards.append(Shard(int(m.group(1)), name, path, st.st_size))
+    ds.shards.sort(key=lambda s: s.index)
+    ds.tmp_files.sort()
+    return ds
+
+
+# -- tokenizer ---------------------------------------------------------------------------------
+@dataclass
+class CheckpointVocab:
+    meta: Path
+    vocab_size: int
+
+
+@dataclass
+class Tokenizer:
+    dir: Path
+    pkl: Path
+    token_bytes: Path
+    has_pkl: bool
+    has_token_bytes: bool
+    vocab_size: int | None  # from token_bytes.pt, read without unpickling
+    vocab_problem: str | None = None
+    checkpoints: list[CheckpointVocab] = field(default_factory=list)
+
+
+def token_bytes_vocab(path: Path) -> tuple[int | None, str | None]:
+    """Length of the 1-D tensor in token_bytes.pt from the zip entry sizes (no unpickling)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            storages = [i for i in infos if re.search(r"(^|/)data/\d+$", i.filename)]
+            pkl = next((i for i in infos if i.filename.endswith("data.pkl")), None)
+            if len(storages) != 1 or pkl is None:
+                return None, f"{path.name}: expected one tensor storage, found {len(storages)}"
+            if pkl.file_size > 1_000_000:
+                return None, f"{path.name}: data.pkl is unexpectedly large"
+            header = z.read(pkl)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return None, f"{path.name} is not a readable torch file: {exc}"
+    if b"IntStorage" in header:
+        width = 4
+    elif b"LongStorage" in header:
+        width = 8
+    elif b"ShortStorage" in header:
+        width = 2
+    else:
+        m = re.search(rb"(int32|int64|int16)", header)
+        width = {b"int32": 4, b"int64": 8, b"int16": 2}.get(m.group(1)) if m else None
+    if width is None:
+        return None, f"{path.name}: unknown tensor dtype"
+    return storages[0].file_size // width, None
+
+
+def _checkpoint_vocabs(base: Path, profile: Any) -> list[CheckpointVocab]:
+    out = []
+    dirs = []
+    if profile is not None:
+        for ph in profile.phases:
+            d = (profile.phase(ph) or {}).get("checkpoint_dir")
+            if d:
+                dirs.append(d)
+    else:
+        dirs = ["base_checkpoints", "mid_checkpoints", "chatsft_checkpoints", "chatrl_checkpoints"]
+    for d in dirs:
+        root = base / d
+        try:
+            tags = [e for e in os.scandir(root) if e.is_dir()]
+        except OSError:
+            continue
+        for tag in tags:
+            try:
+                metas = sorted(p for p in os.listdir(tag.path) if re.match(r"^meta_\d+\.json$", p))
+            except OSError:
+                continue
+            if not metas:
+                continue
+            meta = Path(tag.path) / metas[-1]
+            try:
+                if meta.stat().st_size > 10_000_000:
+                    continue
+                data = json.loads(meta.read_text(encoding="utf-8"))
+                vocab = int(data["model_config"]["vocab_size"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            out.append(CheckpointVocab(meta, vocab))
+    return out
+
+
+def tokenizer_fact(ctx: Any) -> Tokenizer:
+    base = Path(ctx.get("base_dir").path)
+    profile = ctx.get("profile", None)
+    spec = (profile.data.get("tokenizer") if profile is not None else None) or {}
+    d = base / spec.get("dir", "tokenizer")
+    pkl, tb = d / "tokenizer.pkl", d / "token_bytes.pt"
+    tok = Tokenizer(dir=d, pkl=pkl, token_bytes=tb, has_pkl=pkl.is_file(), has_token_bytes=tb.is_file(), vocab_size=None)
+    tok.checkpoints = _checkpoint_vocabs(base, profile)
+    if tok.has_token_bytes and tok.checkpoints:  # read the vocab only when something compares it
+        tok.vocab_size, tok.vocab_problem = token_bytes_vocab(tb)
+    return tok

@@ -1,0 +1,340 @@
+"""Verdict per phase and the resume plan (the ``phases`` and ``resume`` facts).
+
+A phase is judged from every source at hand: the log index (steps, tracebacks, saves, SLURM
+cancels), the checkpoint inventory (last complete step vs the plan), report.md, the job state.
+Statuses: done | partial | failed | not-run | running.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from preflight.facts import FactUnavailable
+
+PHASES = ("tokenizer", "base", "mid", "sft", "rl", "report")
+TRAIN_PHASES = ("base", "mid", "sft", "rl")
+STATUSES = ("done", "partial", "failed", "not-run", "running")
+LAUNCHED_BY_TORCHRUN = {"base_train", "base_loss", "base_eval", "mid_train", "chat_eval", "chat_sft", "chat_rl"}
+
+# crash classification (facts §10, §11.2 #9)
+CRASH_CLASSES = [
+    ("out of memory", re.compile(r"OutOfMemoryError|CUDA out of memory|out of memory|oom-kill|Out Of Memory", re.I)),
+    ("offline download", re.compile(r"NameResolutionError|ConnectionError|LocalEntryNotFoundError|OfflineModeIsEnabled"
+                                    r"|Temporary failure in name resolution|Max retries exceeded|Network is unreachable"
+                                    r"|getaddrinfo|Failed to resolve|couldn't connect|URLError")),
+    ("wandb credentials", re.compile(r"api_key not configured|wandb\.errors|WANDB_API_KEY|wandb login", re.I)),
+    ("NCCL timeout", re.compile(r"Watchdog caught collective operation timeout|NCCL.*[Tt]imeout|DistBackendError")),
+    ("disk quota", re.compile(r"Disk quota exceeded|No space left on device|Errno 122|Errno 28")),
+]
+MISSING_CKPT_RE = re.compile(r"(base|mid|chatsft|sft|chatrl)_checkpoints|No checkpoints found")
+
+
+def classify(exc_type: str, message: str) -> str:
+    text = f"{exc_type}: {message}"
+    for name, rx in CRASH_CLASSES:
+        if rx.search(text):
+            return name
+    return "other"
+
+
+def is_missing_checkpoint(tb: Any) -> bool:
+    return tb.exc_type.endswith("FileNotFoundError") and bool(MISSING_CKPT_RE.search(tb.message))
+
+
+def missing_source_phase(tb: Any) -> str | None:
+    m = MISSING_CKPT_RE.search(tb.message)
+    if not m or not m.group(1):
+        return None
+    return {"base": "base", "mid": "mid", "chatsft": "sft", "sft": "sft", "chatrl": "rl"}[m.group(1)]
+
+
+@dataclass
+class PhaseVerdict:
+    name: str
+    status: str
+    cause: str = ""
+    evidence: list[str] = field(default_factory=list)
+    expected: bool = True
+    step: int | None = None
+    planned: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "cause": self.cause, "evidence": self.evidence,
+                "expected": self.expected}
+
+
+@dataclass
+class Phases:
+    verdicts: list[PhaseVerdict]
+
+    def get(self, name: str) -> PhaseVerdict | None:
+        return next((v for v in self.verdicts if v.name == name), None)
+
+    @property
+    def first_incomplete(self) -> PhaseVerdict | None:
+        return next((v for v in self.verdicts if v.expected and v.status != "done"), None)
+
+    @property
+    def all_done(self) -> bool:
+        return self.first_incomplete is None
+
+    def failed(self) -> list[PhaseVerdict]:
+        return [v for v in self.verdicts if v.status == "failed"]
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        return [(v.name, v.status if v.expected or v.status != "not-run" else "not-run (not planned)", v.cause,
+                 ", ".join(v.evidence[:2])) for v in self.verdicts]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [v.to_json() for v in self.verdicts]
+
+
+def _planned(ctx: Any, phase: str, segs: list[Any], profile: Any) -> int | None:
+    """The step the phase's final checkpoint should carry (facts §2.1 step rules)."""
+    ledger = ctx.get("ledger", None)
+    if isinstance(ledger, dict):
+        steps = (ledger.get("expected") or {}).get("steps") or {}
+        if isinstance(steps.get(phase), (int, float)):
+            return int(steps[phase])
+    planned = next((s.planned_steps for s in reversed(segs) if s.planned_steps), None)
+    if planned is None:
+        return None
+    rule = ((profile.phase(phase) or {}).get("step_rule") if profile else None) or "num_iterations"
+    if rule == "num_iterations_minus_1" or (phase == "sft" and rule != "num_iterations"):
+        return planned - 1
+    if rule == "save_every_and_last":
+        return planned - 1
+    return planned
+
+
+def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: Any, last_started: str | None) -> PhaseVerdict:
+    v = PhaseVerdict(phase, "not-run")
+    segs = logs.by_phase(phase) if logs is not None else []
+    tbs = [t for t in (logs.tracebacks if logs is not None else []) if t.phase == phase and not t.wrapper]
+    pc = inv.phases.get(phase) if inv is not None else None
+    planned = _planned(ctx, phase, segs, profile)
+    v.planned = planned
+    ck = pc.last_step if pc is not None else None
+    v.step = ck
+    logged_steps = sum(s.step_lines for s in segs)
+    cancels = logs.slurm_events("cancel") if logs is not None else []
+    ckpt_ok = ck is not None and (planned is None or ck >= planned)
+    if pc is not None and pc.dir and ck is not None:
+        ev_ck = f"{pc.dir}/model_{ck:06d}.pt"
+    else:
+        ev_ck = None
+    if tbs and not ckpt_ok:
+        tb = tbs[-1]
+        if is_missing_checkpoint(tb):
+            src = missing_source_phase(tb)
+            v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
+        else:
+            v.status, v.cause = "failed", f"crashed ({classify(tb.exc_type, tb.message)}): {tb.exc_type}: {tb.message[:160]}"
+        v.evidence.append(tb.where)
+        if ck is not None:
+            v.evidence.append(ev_ck)
+        return v
+    if cancels and last_started == phase and not ckpt_ok:
+        ix, ev = cancels[-1]
+        v.status = "partial" if ck is not None else "failed"
+        v.cause = "cancelled by SLURM at the time limit" + (f"; last checkpoint step {ck} of {planned}" if ck is not None else "; no checkpoint")
+        v.evidence.append(f"{ix.path}:{ev.line}")
+        return v
+    if ck is not None:
+        v.evidence.append(ev_ck)
+        if planned is not None and ck < planned:
+            v.status, v.cause = "partial", f"last complete checkpoint is step {ck}, planned {planned}"
+        else:
+            v.status, v.cause = "done", f"checkpoint step {ck}" + (f" of {planned}" if planned else "")
+        if job is not None and getattr(job, "running", False) and last_started == phase and v.status != "done":
+            v.status = "running"
+        return v
+    if pc is not None and pc.steps:
+        v.status, v.cause = "failed", "checkpoint files without a complete model/meta pair"
+        v.evidence.append(pc.dir or pc.stage_dir)
+        return v
+    if segs:
+        seg = segs[-1]
+        v.evidence.append(f"{seg.path}:{seg.start_line}")
+        if job is not None and getattr(job, "running", False) and last_started == phase:
+            v.status, v.cause = "running", f"{logged_steps} step lines so far"
+        elif logged_steps == 0:
+            v.status, v.cause = "failed", "started but logged no training step (died during setup; see the stderr log)"
+        elif inv is None:
+            last = seg.last_step
+            if seg.saves or seg.end_markers:
+                v.status, v.cause = "done", f"log shows the end of training (last step {last.step if last else '?'})"
+            else:
+                v.status, v.cause = "failed", f"log stops at step {last.step if last else '?'} without saving"
+        else:
+            v.status, v.cause = "failed", f"logged {logged_steps} steps but wrote no checkpoint"
+        return v
+    return v
+
+
+def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
+    v = PhaseVerdict("tokenizer", "not-run")
+    tbs = [t for t in (logs.tracebacks if logs is not None else []) if t.phase == "tokenizer" and not t.wrapper]
+    if inv is not None and inv.tokenizer and all(inv.tokenizer.values()):
+        v.status, v.cause = "done", "tokenizer.pkl and token_bytes.pt present"
+        v.evidence.append(f"{inv.base_dir}/tokenizer/tokenizer.pkl")
+        return v
+    if tbs:
+        v.status, v.cause = "failed", f"crashed ({classify(tbs[-1].exc_type, tbs[-1].message)}): {tbs[-1].exc_type}"
+        v.evidence.append(tbs[-1].where)
+        return v
+    saves = [(s, e) for s in (logs.by_phase("tokenizer") if logs is not None else []) for e in s.saves]
+    if inv is not None and inv.tokenizer:
+        missing = [n for n, ok in inv.tokenizer.items() if not ok]
+        v.cause = f"missing {', '.join(missing)}"
+        if saves:
+            v.status = "failed"
+        return v
+    if saves:
+        v.status, v.cause = "done", "log shows the tokenizer saved"
+        v.evidence.append(f"{saves[-1][0].path}:{saves[-1][1].line}")
+    return v
+
+
+def judge_report(ctx: Any, profile: Any) -> PhaseVerdict:
+    v = PhaseVerdict("report", "not-run")
+    if not profile.data.get("report"):
+        v.expected, v.cause = False, f"the {profile.name} era writes no report.md"
+        return v
+    rep = ctx.get("report", None)
+    if rep is None:
+        v.cause = "report.md not checked (no base dir)"
+        return v
+    if not rep.exists:
+        v.cause = "report.md missing"
+        return v
+    v.evidence.append(rep.path)
+    if rep.wall_clock and rep.wall_clock != "unknown" and rep.summary_line:
+        v.status, v.cause = "done", f"report.md with summary ({rep.wall_clock})"
+    else:
+        v.status, v.cause = "partial", "report.md without a complete summary"
+    return v
+
+
+def phases_fact(ctx: Any) -> Phases:
+    from preflight.ckpt import expected_phases, get_profile
+
+    profile = get_profile(ctx)
+    logs = ctx.get("logs", None)
+    inv = ctx.get("checkpoints", None)
+    if logs is None and inv is None:
+        raise FactUnavailable("no logs and no base dir to judge the phases from")
+    job = ctx.get("job", None)
+    expected = set(expected_phases(ctx, profile))
+    started = logs.started_phases() if logs is not None else []
+    last_started = next((p for p in reversed(started) if p in PHASES), None)
+    verdicts: list[PhaseVerdict] = []
+    for phase in PHASES:
+        if phase == "tokenizer":
+            v = judge_tokenizer(logs, inv)
+        elif phase == "report":
+            v = judge_report(ctx, profile)
+        else:
+            if profile.phase(phase) is None and phase not in started:
+                v = PhaseVerdict(phase, "not-run", f"the {profile.name} era has no {phase} phase", expected=False)
+                verdicts.append(v)
+                continue
+            v = judge_phase(ctx, phase, logs, inv, job, profile, last_started)
+        if v.expected:
+            v.expected = phase in expected or phase in started
+        verdicts.append(v)
+    first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial")), None)
+    if first_bad is not None:
+        for v in verdicts:
+            if v.expected and v.status == "not-run" and PHASES.index(v.name) > PHASES.index(first_bad.name):
+                v.cause = f"not reached: {first_bad.name} {first_bad.status} first"
+    return Phases(verdicts)
+
+
+# -- resume plan ----------------------------------------------------------------------------------
+@dataclass
+class ResumePlan:
+    phase: str | None
+    commands: list[str]
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phase": self.phase, "commands": self.commands, "note": self.note}
+
+
+def _flag(profile: Any, key: str) -> str:
+    sep = profile.flag_word_sep if hasattr(profile, "flag_word_sep") else "_"
+    return "--" + key.replace("_", sep)
+
+
+def _command(module: str, args: list[str], world: int) -> str:
+    base = module.rsplit(".", 1)[-1]
+    if base in LAUNCHED_BY_TORCHRUN and world > 1:
+        return f"torchrun --standalone --nproc_per_node={world} -m {module}" + (" -- " + " ".join(args) if args else "")
+    return f"python -m {module}" + (" " + " ".join(args) if args else "")
+
+
+def _world_size(ctx: Any, logs: Any, inv: Any) -> int:
+    ledger = ctx.get("ledger", None)
+    if isinstance(ledger, dict) and (ledger.get("expected") or {}).get("world_size"):
+        return int(ledger["expected"]["world_size"])
+    if logs is not None:
+        ws = [s.world_size for s in logs.segments if s.world_size]
+        if ws:
+            return ws[-1]
+    if inv is not None and "base" in inv.phases and inv.phases["base"].last:
+        ranks = inv.phases["base"].last.optim
+        if ranks:
+            return max(ranks) + 1
+    return 8
+
+
+def resume_fact(ctx: Any) -> ResumePlan:
+    from preflight.ckpt import get_profile
+
+    phases = ctx.get("phases")
+    profile = get_profile(ctx)
+    first = phases.first_incomplete
+    if first is None:
+        return ResumePlan(None, [], "every expected phase is done")
+    logs = ctx.get("logs", None)
+    inv = ctx.get("checkpoints", None)
+    world = _world_size(ctx, logs, inv)
+    modules = profile.modules
+    commands: list[str] = []
+    start = PHASES.index(first.name)
+    for v in phases.verdicts[start:]:
+        if not v.expected:
+            continue
+        spec = profile.phase(v.name) or {}
+        if v.name == "report":
+            if modules.get("report"):
+                commands.append(f"python -m {modules['report']} generate")
+            continue
+        for module in spec.get("modules") or []:
+            base = module.rsplit(".", 1)[-1]
+            args: list[str] = []
+            if base == "chat_eval":
+                args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
+            elif module == spec.get("train_module"):
+                args = _train_args(profile, v, logs, spec)
+            commands.append(_command(module, args, world))
+    note = f"{first.name} is {first.status}: {first.cause}"
+    return ResumePlan(first.name, commands, note)
+
+
+def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict) -> list[str]:
+    args: list[str] = []
+    resume_key = spec.get("resume_flag") or (profile.data.get("resume_flag") if v.name == "base" else None)
+    segs = logs.by_phase(v.name) if logs is not None else []
+    overrides = next((s.overrides for s in reversed(segs) if s.overrides), {})
+    resume_norm = (resume_key or "").replace("-", "_")
+    for key, value in overrides.items():
+        if key.replace("-", "_") != resume_norm:
+            args.append(f"{_flag(profile, key)}={value}")
+    if resume_key and v.status in ("partial", "failed", "running") and v.step is not None and \
+            (v.planned is None or v.step < v.planned):
+        args.append(f"{_flag(profile, resume_norm)}={v.step}")
+    return args

@@ -1,0 +1,73 @@
+"""Good/bad cases for the LOG checks: real log text in every era's format (tests/factories.py)."""
+
+from __future__ import annotations
+
+from preflight.testing import Scenario, bad, good
+from tests import factories as F
+
+OFFLINE = ("requests.exceptions.ConnectionError",
+           "HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded (NameResolutionError)")
+CASCADE = ("FileNotFoundError", "[Errno 2] No such file or directory: '/base/mid_checkpoints'")
+
+
+def _log(text: str, **kw) -> Scenario:
+    return Scenario(stage="post", files={"logs/run.out": text}, logs=["logs/run.out"], env={}, **kw)
+
+
+@good("phase-crashed")
+@good("phase-no-steps")
+@good("cascade-missing-checkpoint")
+@good("download-incomplete")
+@good("time-limit-cancel")
+@good("nan-loss")
+@good("training-stopped-early")
+def _clean_classic_run():
+    return _log(F.run_log())
+
+
+@good("wandb-dummy-run")
+def _named_wandb_run():
+    return _log(F.run_log(per_phase={p: {"run": "speedrun"} for p in ("base", "mid", "sft")}))
+
+
+@bad("wandb-dummy-run")
+def _dummy_run():
+    return _log(F.run_log())
+
+
+@bad("phase-crashed")
+def _mid_offline_crash():
+    return _log(F.run_log(phases=("base", "mid"), per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"}}))
+
+
+@bad("phase-no-steps")
+def _mid_died_in_setup():
+    return _log(F.run_log(phases=("base", "mid"), per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"}}))
+
+
+@bad("cascade-missing-checkpoint")
+def _sft_cannot_find_mid():
+    return _log(F.run_log(per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"},
+                                     "sft": {"crash": CASCADE, "crash_at": "setup"}}))
+
+
+@bad("download-incomplete")
+def _231_of_240_shards():
+    return _log(F.run_log(downloads=(231, 240)))
+
+
+@bad("time-limit-cancel")
+def _cancelled_in_base():
+    return _log(F.run_log(per_phase={"base": {"steps": 7, "save": False}}, cancel_after="base"))
+
+
+@bad("nan-loss")
+def _loss_went_nan():
+    return _log(F.run_log(phases=("base",), per_phase={"base": {"nan_at": 5}}))
+
+
+@bad("training-stopped-early")
+def _base_log_ends_mid_training():
+    text = F.run_log(phases=("base",), report=False)
+    cut = text.index("step 00012/")
+    return _log(text[:cut])

@@ -1,0 +1,59 @@
+"""Good/bad cases for the environment checks (ENV001-ENV004)."""
+
+from preflight.testing import Scenario, bad, good
+
+SCRIPT = ("#!/bin/bash\n#SBATCH --gres=gpu:8\nset -euo pipefail\n"
+          "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n")
+
+
+@bad("wandb-disabled")
+def _():
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})
+
+
+@bad("wandb-disabled")
+def _():
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home", "WANDB_RUN": "dummy"})
+
+
+@good("wandb-disabled")
+def _():
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home", "WANDB_RUN": "d20", "WANDB_MODE": "offline"})
+
+
+@bad("wandb-no-credentials")
+def _():
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home", "WANDB_RUN": "d20-speedrun"})
+
+
+@good("wandb-no-credentials")
+def _():
+    return Scenario(script="#!/bin/bash\nexport WANDB_MODE=offline\n" + SCRIPT.split("\n", 1)[1],
+                    env={"HOME": "{tmp}/home", "WANDB_RUN": "d20-speedrun"})
+
+
+@bad("base-dir-in-home")
+def _():
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})
+
+
+@bad("base-dir-in-home")
+def _():
+    return Scenario(script=SCRIPT.replace("set -euo pipefail\n", 'set -euo pipefail\nexport NANOCHAT_BASE_DIR="$HOME/.cache/nanochat"\n'),
+                    env={"HOME": "{tmp}/home", "NANOCHAT_BASE_DIR": "{tmp}/scratch/nanochat"})
+
+
+@good("base-dir-in-home")
+def _():
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home", "NANOCHAT_BASE_DIR": "{tmp}/scratch/nanochat"})
+
+
+@bad("omp-threads-unset")
+def _():
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})
+
+
+@good("omp-threads-unset")
+def _():
+    return Scenario(script=SCRIPT.replace("set -euo pipefail\n", "set -euo pipefail\nexport OMP_NUM_THREADS=1\n"),
+                    env={"HOME": "{tmp}/home"})

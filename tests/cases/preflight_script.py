@@ -1,0 +1,199 @@
+"""Good/bad cases for the script checks (SB001-SB015)."""
+
+from preflight.script import SbatchTest
+from preflight.testing import Scenario, bad, good
+
+HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=48:00:00\nset -euo pipefail\n"
+BASE = "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+ENV = {"HOME": "{tmp}/home", "OMP_NUM_THREADS": "1"}
+
+
+@bad("script-unparsable")
+def _():
+    return Scenario(script=b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00" * 50, env=ENV)
+
+
+@bad("script-unparsable")
+def _():
+    return Scenario(script='#!/bin/bash\necho "never closed\n', env=ENV)
+
+
+@good("script-unparsable")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV)
+
+
+@bad("directive-after-command")
+def _():
+    return Scenario(script="#!/bin/bash\nexport OMP_NUM_THREADS=1\n#SBATCH --gres=gpu:8\n" + BASE, env=ENV)
+
+
+@good("directive-after-command")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV)
+
+
+@bad("variable-in-directive")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --output=$HOME/logs/%j.out\n" + BASE, env=ENV)
+
+
+@good("variable-in-directive")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --output=/tmp/%u-%j.out\n" + BASE, env=ENV)
+
+
+@bad("missing-set-e")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\n" + BASE +
+                    "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train\n", env=ENV)
+
+
+@good("missing-set-e")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\n" + BASE.rstrip() + " || exit 1\n"
+                    "if ! torchrun --standalone --nproc_per_node=8 -m scripts.mid_train; then exit 1; fi\n"
+                    "torchrun --standalone --nproc_per_node=8 -m scripts.chat_sft\n", env=ENV)
+
+
+@good("missing-set-e")
+def _():
+    return Scenario(script=HEAD + BASE + "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train\n", env=ENV)
+
+
+@bad("output-dir-missing")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --output=logs/nanochat_speedrun_%j.out\n" + BASE, env=ENV)
+
+
+@good("output-dir-missing")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --output=logs/nanochat_speedrun_%j.out\n" + BASE, env=ENV,
+                    files={"logs/.keep": ""})
+
+
+@bad("gpu-count-mismatch")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:4\nNPROC_PER_NODE=8\n"
+                    "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m scripts.base_train\n", env=ENV)
+
+
+@good("gpu-count-mismatch")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gpus-per-node=8\nNPROC_PER_NODE=8\n"
+                    "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m scripts.base_train\n", env=ENV)
+
+
+@bad("time-limit-too-short")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=01:00:00\n" + BASE, env=ENV)
+
+
+@good("time-limit-too-short")
+def _():
+    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=1-00:00:00\n" + BASE, env=ENV)
+
+
+@bad("missing-timeout-signal")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV)
+
+
+@good("missing-timeout-signal")
+def _():
+    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo") + BASE, env=ENV)
+
+
+@good("missing-timeout-signal")
+def _():
+    return Scenario(script=HEAD + BASE.rstrip() + " --save_every=1000\n", env=ENV)
+
+
+@bad("background-without-wait")
+def _():
+    return Scenario(script=HEAD + "python -m nanochat.dataset -n 240 &\n" + BASE, env=ENV)
+
+
+@good("background-without-wait")
+def _():
+    return Scenario(script=HEAD + "python -m nanochat.dataset -n 240 &\nPID=$!\nwait $PID\n" + BASE, env=ENV)
+
+
+@bad("secret-in-script")
+def _():
+    return Scenario(script=HEAD + "export WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567\n" + BASE, env=ENV)
+
+
+@good("secret-in-script")
+def _():
+    return Scenario(script=HEAD + 'export WANDB_API_KEY="$(cat ~/.config/wandb_key)"\n' + BASE, env=ENV)
+
+
+@bad("flag-style-mismatch")
+def _():
+    return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth 20 "
+                    "--target_param_data_ratio=8.5\n", env=ENV)
+
+
+@bad("flag-style-mismatch")
+def _():  # dash-era argparse checkout, underscore flags
+    return Scenario(script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
+                    "-- --depth=20 --device_batch_size=16\n", env=ENV,
+                    files={"nanochat/nanochat/common.py": "", "nanochat/scripts/mid_train.py": "",
+                           "nanochat/scripts/base_train.py": 'parser.add_argument("--device-batch-size", type=int)\n'})
+
+
+@good("flag-style-mismatch")
+def _():
+    return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
+                    "--target_param_data_ratio=8 --run=$WANDB_RUN\npython -m scripts.chat_eval -i sft\n", env=ENV)
+
+
+@bad("network-in-offline-job")
+def _():
+    return Scenario(script=HEAD + "uv sync --extra gpu\n" + BASE, env=ENV)
+
+
+@good("network-in-offline-job")
+def _():
+    return Scenario(script=HEAD + "source .venv/bin/activate\n" + BASE, env=ENV)
+
+
+@bad("blocking-server")
+def _():
+    return Scenario(script=HEAD + BASE + "python -m scripts.chat_web\n", env=ENV)
+
+
+@good("blocking-server")
+def _():
+    return Scenario(script=HEAD + BASE + 'python -m scripts.chat_cli -p "Why is the sky blue?"\n', env=ENV)
+
+
+@bad("crlf-line-endings")
+def _():
+    return Scenario(script=(HEAD + BASE).replace("\n", "\r\n").encode(), env=ENV)
+
+
+@good("crlf-line-endings")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV)
+
+
+@bad("slurm-rejects-job")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV, facts={"sbatch_test": SbatchTest(
+        1, "sbatch: error: Batch job submission failed: Invalid generic resource (gres) specification", {}, None)})
+
+
+@bad("slurm-rejects-job")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV, facts={"sbatch_test": SbatchTest(
+        0, "sbatch: Job 3 to start at 2026-07-04T10:00:00", {"debug": {"PartitionName": "debug", "MaxTime": "01:00:00",
+                                                                       "MaxNodes": "1", "Default": "YES"}}, "debug")})
+
+
+@good("slurm-rejects-job")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV, facts={"sbatch_test": SbatchTest(
+        0, "sbatch: Job 3 to start at 2026-07-04T10:00:00", {"gpu": {"PartitionName": "gpu", "MaxTime": "UNLIMITED",
+                                                                     "MaxNodes": "UNLIMITED", "Default": "YES"}}, "gpu")})

@@ -1,0 +1,64 @@
+"""The run plan reproduces nanochat's own numbers for the classic d20 speedrun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preflight.plan import build_plan, memory_estimate_bytes, model_shape, peak_flops
+from preflight.profiles import load_profile
+from preflight.script import parse_script
+from preflight.testing import Scenario
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_classic_d20_numbers():
+    plan = build_plan(load_profile("classic"), parse_script(FIXTURES / "speedrun_classic.sh"))
+    assert plan.params == 560_988_160
+    assert f"{plan.flops_per_token:e}" == "3.491758e+09"
+    assert plan.iterations == 21_400
+    assert plan.tokens == 11_219_763_200
+    assert plan.shards_recommended == 240
+    assert (plan.shards_train_min, plan.shards_min) == (216, 217)
+    assert plan.world_size == 8 and plan.grad_accum == 1
+    assert [p.name for p in plan.phases] == ["tokenizer", "base", "mid", "sft", "report"]
+    base = plan.phase("base")
+    assert base.optim_files == 8 and plan.phase("mid").optim_files == 1 and plan.phase("sft").optim_files == 0
+    assert 2.0e9 < base.model_bytes < 2.2e9  # "~2.1 GB" (facts §2.1)
+    # 3.918e19 FLOPs / (989e12 x 8 x 0.4) = 3.44 h of pretraining
+    assert 3.4 * 3600 < base.seconds - 15 * 60 < 3.5 * 3600
+    assert abs(plan.cost - plan.total_seconds / 3600 * 8 * 3.0) < 1e-6
+    labels = [label for label, _ in plan.rows()]
+    assert labels[:3] == ["model", "FLOPs/token", "base training"]
+    assert plan.to_json()["params"] == 560_988_160
+
+
+def test_other_published_sizes():
+    assert model_shape(26, 65536, 2048).params == 1_081_999_360
+    assert model_shape(32, 65536, 2048).params == 1_879_048_192
+    assert model_shape(32, 65536, 2048).flops_per_token == 12_079_595_520  # "1.207960e+10"
+
+
+def test_era_b_shard_rule():
+    plan = build_plan(load_profile("argparse"), None, config={})
+    # Era B: vocab 32,768, ratio 8 by default: the rule, not a constant
+    assert plan.shards_recommended % 10 == 0 and plan.shards_train_min * 0.65 >= plan.shards_raw - 1
+
+
+def test_memory_estimate_matches_measured_h200():
+    gib = 1024 ** 3
+    assert abs(memory_estimate_bytes(model_shape(20, 65536, 2048), 32) / gib - 73.8) < 3.0
+    assert abs(memory_estimate_bytes(model_shape(12, 65536, 2048), 32) / gib - 31.7) < 3.0
+
+
+def test_peak_table():
+    assert peak_flops("NVIDIA H200") == 989e12 and peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert peak_flops("mystery accelerator") is None
+
+
+def test_plan_fact_uses_config(tmp_path):
+    sc = Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:4\ntorchrun --nproc_per_node=4 -m scripts.base_train -- --depth=12\n",
+                  config={"mfu": 0.5, "hourly-rate": 2.0, "gpu": {"type": "A100"}}, env={})
+    plan = sc.context(tmp_path).get("plan")
+    assert plan.depth == 12 and plan.world_size == 4 and plan.gpu_name == "A100" and plan.mfu == 0.5
+    assert plan.grad_accum == 2 and plan.hourly_rate == 2.0

@@ -1,0 +1,96 @@
+"""Profiles: data files load and merge; detection per era from fake checkouts, the script and config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from preflight.profiles import PROFILE_NAMES, fingerprint, load_profile
+from preflight.testing import Scenario
+
+
+def checkout(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
+
+
+ERAS = {
+    "classic": {"nanochat/configurator.py": "", "scripts/mid_train.py": "", "nanochat/report.py": "", "speedrun.sh": ""},
+    "argparse": {"nanochat/report.py": "", "scripts/mid_train.py": "",
+                 "scripts/base_train.py": 'parser.add_argument("--device-batch-size")\n'},
+    "no-mid": {"nanochat/report.py": "", "scripts/base_train.py": ""},
+    "current": {"nanochat/common.py": "", "scripts/base_train.py": "", "runs/speedrun.sh": ""},
+    "bundled": {"nanochat/base_train.py": "depth = 20\ndevice_batch_size = 32\nrun = 'dummy'\n",
+                "nanochat/configurator.py": ""},
+}
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_profiles_load_with_stable_fields(name):
+    p = load_profile(name)
+    for key in ("name", "era", "flag_style", "modules", "defaults", "dataset", "tokenizer", "checkpoints", "log", "phases"):
+        assert key in p.data, key
+    assert p.phases[0] == "tokenizer" and "base" in p.phases and "sft" in p.phases
+    assert p.to_json()["name"] == name
+    for ph in p.phases:
+        spec = p.phase(ph)
+        if spec.get("checkpoint_dir"):
+            assert spec["optimizer_shards"] in ("per-rank", "rank0", "single", "none")
+
+
+def test_era_differences_are_data():
+    assert "mid" in load_profile("classic").phases and "mid" not in load_profile("no-mid").phases
+    assert load_profile("current").data["report"] is None and load_profile("no-mid").data["report"]["summary_columns"] == ["BASE", "SFT", "RL"]
+    assert load_profile("argparse").dataset["usable_fraction"] == 0.65
+    assert load_profile("bundled").modules["base_train"] == "nanochat.base_train"
+    assert load_profile("classic").data["resume_flag"] == "resume_from_step"
+    assert load_profile("argparse").data["resume_flag"] == "resume-from-step"
+
+
+@pytest.mark.parametrize("era", list(ERAS))
+def test_fingerprint_per_era(era, tmp_path):
+    name, reason, variant = fingerprint(checkout(tmp_path, ERAS[era]))
+    assert name == era and str(tmp_path) in reason
+    if era == "argparse":
+        assert variant == "argparse-dash"
+
+
+def test_argparse_underscore_variant(tmp_path):
+    files = dict(ERAS["argparse"], **{"scripts/base_train.py": 'parser.add_argument("--device_batch_size")\n'})
+    name, _, variant = fingerprint(checkout(tmp_path, files))
+    assert (name, variant) == ("argparse", "argparse-underscore")
+    assert load_profile("argparse", variant=variant).flag_word_sep == "_"
+
+
+def _profile(tmp_path, script, files=None, config=None, env=None):
+    ctx = Scenario(script=script, files=files or {}, config=config or {}, env=env or {}).context(tmp_path)
+    return ctx.get("profile")
+
+
+def test_detection_order(tmp_path):
+    files = {f"repo/{k}": v for k, v in ERAS["no-mid"].items()}
+    p = _profile(tmp_path, "#!/bin/bash\ncd {tmp}/repo\ntorchrun -m scripts.base_train\n", files)
+    assert p.name == "no-mid" and "checkout" in p.reason
+    p = _profile(tmp_path, "#!/bin/bash\ncd {tmp}/repo\n", files, config={"profile": "classic"})
+    assert p.name == "classic" and "--profile" in p.reason
+    p = _profile(tmp_path, "#!/bin/bash\n", files, env={"SLURM_SUBMIT_DIR": "{tmp}/repo"})
+    assert p.name == "no-mid"
+
+
+def test_detection_from_the_script(tmp_path):
+    assert _profile(tmp_path / "a", "python -m nanochat.base_train --depth=4\n").name == "bundled"
+    p = _profile(tmp_path / "b", "torchrun -m scripts.base_train -- --device-batch-size=16\ntorchrun -m scripts.mid_train\n")
+    assert (p.name, p.variant) == ("argparse", "argparse-dash")
+    assert _profile(tmp_path / "c", "torchrun -m scripts.base_train -- --depth=20\n").name == "classic"
+    assert _profile(tmp_path / "d", "echo hi\n").reason.startswith("default")
+
+
+def test_bundled_keys_come_from_the_checkout(tmp_path):
+    p = _profile(tmp_path, "#!/bin/bash\ncd {tmp}/repo\npython -m nanochat.base_train --depth=4\n",
+                 {f"repo/{k}": v for k, v in ERAS["bundled"].items()})
+    assert p.name == "bundled"
+    assert p.config_keys("nanochat.base_train") == {"depth": 20, "device_batch_size": 32, "run": "dummy"}
