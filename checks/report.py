@@ -99,10 +99,12 @@ def report_summary_incomplete(report) -> Iterator[Finding]:
             problem = cell_problem(cell)
             if problem:
                 yield Finding(f"summary {metric}/{col}: {problem}", path=report.path, line=report.row_lines[metric], fix=fix)
-    core = report.rows.get("CORE", {}).get("BASE")
-    if report.table_header and (core is None or core == "-"):
-        yield Finding("summary has no CORE value for BASE (base_eval did not run or did not report)", path=report.path,
-                      fix="torchrun ... -m scripts.base_eval, then python -m nanochat.report generate")
+    for metric, col in spec.get("summary_required", [["CORE", "BASE"]]):
+        value = report.rows.get(metric, {}).get(col)
+        if report.table_header and (value is None or value == "-"):
+            hint = " (base_eval did not run or did not report)" if metric == "CORE" else ""
+            yield Finding(f"summary has no {metric} value for {col}{hint}", path=report.path,
+                          fix="rerun the evaluation that reports it, then python -m nanochat.report generate")
     if report.wall_clock is None:
         yield Finding("no 'Total wall clock time:' line", path=report.path, fix=fix)
     elif report.wall_clock == "unknown":

@@ -86,6 +86,12 @@ def demo_documents():
     """One document per module / class / function docstring of a fixed list of stdlib modules."""
     import importlib
     import inspect
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated aliases (typing.io, ...) warn when their docs are read
+        return _demo_documents(importlib, inspect)
+
+def _demo_documents(importlib, inspect):
     docs = [f"The Zen of Python, by Tim Peters\n\n{_zen_of_python()}"]
     seen = set()
     for modname in STDLIB_MODULES:

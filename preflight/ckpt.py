@@ -562,7 +562,7 @@ def expected_phases(ctx: Any, profile: Any) -> list[str]:
     ledger = ctx.get("ledger", None)
     if isinstance(ledger, dict):
         phases = (ledger.get("expected") or {}).get("phases")
-        if phases:
+        if isinstance(phases, list):  # [] is a plan too: a job that runs no nanochat phase
             return [p for p in phases if isinstance(p, str)]
     out = []
     logs = ctx.get("logs", None)

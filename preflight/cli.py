@@ -360,19 +360,23 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
 @preflight_app.command("docs")
 def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
              check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
-    """Generate docs/checks.md from the registry (check metadata and docstrings)."""
+    """Generate docs/checks.md from the registry, and the compiled profiles (schemas/profiles/compiled.json)."""
     from preflight.docs import generate
+    from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
     from preflight.registry import Registry
 
-    text = generate(Registry.default(entry_points=False))
-    current = output.read_text(encoding="utf-8") if output.exists() else None
+    targets = [(output, generate(Registry.default(entry_points=False))),
+               (_profiles_dir() / COMPILED, compile_profiles())]
+    stale = [path for path, text in targets
+             if not path.exists() or path.read_text(encoding="utf-8") != text]
     if check_only:
-        if current != text:
-            raise _fail(f"{output} is stale: run `preflight docs`", EXIT_FINDINGS)
+        if stale:
+            raise _fail(f"stale: {', '.join(map(str, stale))}: run `preflight docs`", EXIT_FINDINGS)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    sys.stderr.write(f"wrote {output}\n")
+    for path, text in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        sys.stderr.write(f"wrote {path}\n")
 
 
 # -- postflight verify -------------------------------------------------------------------------

@@ -234,8 +234,11 @@ def training_invocation(script: Any, profile: Any, phase: str) -> Any:
 
 
 def phases_run(script: Any, profile: Any) -> list[str]:
-    """Phases the script runs (in profile order); without a script: every non-optional phase."""
-    if script is None or not getattr(script, "ok", False) or not script.all_invocations:
+    """Phases the script runs (in profile order); without a (readable) script: every non-optional phase.
+
+    A readable script that launches no nanochat module runs no phase: planning the whole
+    pipeline for it would invent time limits and expected checkpoints it never promised."""
+    if script is None or not getattr(script, "ok", False):
         return [p for p in profile.phases if not (profile.phase(p) or {}).get("optional")]
     found = set()
     for inv in script.all_invocations:

@@ -21,6 +21,7 @@ for arg in "$@"; do
     esac
 done
 
+export OMP_NUM_THREADS=1  # classic; on small CPU boxes torch's spinning threads also fight each other
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
 export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}"  # respect an existing value
@@ -32,7 +33,6 @@ PYTHON="${PYTHON:-python3}"
 # launcher: torchrun on GPUs, plain python on CPU (and always in tiny mode)
 HAS_CUDA=$($PYTHON -c "import torch; print(int(torch.cuda.is_available()))")
 if [ "$TINY" = "0" ] && [ "$HAS_CUDA" = "1" ]; then
-    export OMP_NUM_THREADS=1
     NPROC_PER_NODE="${NPROC_PER_NODE:-$($PYTHON -c "import torch; print(torch.cuda.device_count())")}"
     launch() { local mod=$1; shift; torchrun --standalone --nproc_per_node="$NPROC_PER_NODE" -m "$mod" -- "$@"; }
 else
@@ -43,8 +43,8 @@ echo "NANOCHAT_BASE_DIR=$NANOCHAT_BASE_DIR WANDB_RUN=$WANDB_RUN TINY=$TINY"
 if [ "$TINY" = "1" ]; then
     SHARDS="--num-shards 3 --chars-per-shard 600000"
     TOK="--max_chars=2000000 --vocab_size=1024"
-    BASE="--depth=4 --max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --num_iterations=50 --eval_every=25 --eval_tokens=8192 --sample_every=-1"
-    MID="--max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --task_size=300 --eval_every=25 --eval_tokens=4096"
+    BASE="--depth=2 --max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --num_iterations=40 --eval_every=20 --eval_tokens=8192 --sample_every=-1"
+    MID="--max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --task_size=200 --eval_every=20 --eval_tokens=4096"
     SFT="--device_batch_size=4 --target_examples_per_step=8 --task_size=100 --eval_every=25 --eval_steps=4 --eval_metrics_max_problems=4"
     EVAL="-x 8 -m 48"
 else

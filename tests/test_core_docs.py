@@ -20,3 +20,10 @@ def test_every_check_is_documented():
     text = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
     for spec in Registry.default(entry_points=False):
         assert f"## {spec.code} {spec.name}" in text
+
+
+def test_compiled_profiles_are_current():
+    from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
+
+    assert (_profiles_dir() / COMPILED).read_text(encoding="utf-8") == compile_profiles(), \
+        "schemas/profiles/compiled.json is stale: run `preflight docs` and commit the result"

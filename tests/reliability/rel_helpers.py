@@ -69,7 +69,7 @@ def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 def problems(proc, *, allowed: Iterable[int] = (1, 2), marker: Path | None = None,
-             before: dict[str, str] | None = None, root: Path | None = None) -> list[str]:
+             before: dict[str, str] | None = None, root: Path | None = None, check_errors_ok: bool = False) -> list[str]:
     """Everything wrong with one run on hostile input (empty list: it survived)."""
     out: list[str] = []
     err = proc.stderr or ""
@@ -77,6 +77,20 @@ def problems(proc, *, allowed: Iterable[int] = (1, 2), marker: Path | None = Non
         out.append("traceback on stderr:\n" + err[-3000:])
     if "internal error" in err:
         out.append("internal error: " + err.strip().splitlines()[-1][:500])
+    out_text = proc.stdout or ""
+    if out_text.lstrip().startswith("{") and not check_errors_ok:  # --format json
+        import json
+
+        try:
+            crashed = [f"{c['code']}: {c.get('message') or c.get('reason') or ''}"
+                       for c in json.loads(out_text).get("checks", []) if c.get("status") == "error"]
+        except (ValueError, AttributeError):
+            crashed = []
+        if crashed:
+            out.append("check crashed: " + " | ".join(crashed[:5]))
+    if "Checks that could not run (internal errors):" in out_text and not check_errors_ok:  # a check raised: contained, but a crash
+        tail = out_text.split("Checks that could not run (internal errors):", 1)[1].strip().splitlines()
+        out.append("check crashed: " + " | ".join(l.strip() for l in tail[:5] if l.strip()))
     if proc.returncode not in tuple(allowed):
         out.append(f"exit code {proc.returncode}, expected one of {tuple(allowed)}; stdout tail:\n"
                    + (proc.stdout or "")[-1500:] + "\nstderr tail:\n" + err[-1500:])
@@ -96,6 +110,8 @@ def check_survived(tally, reader: str, proc, **kw) -> None:
     for p in found:
         if p.startswith("traceback") or p.startswith("internal error"):
             tally.outcome("tracebacks")
+        elif p.startswith("check crashed"):
+            tally.outcome("crashed checks")
         elif p.startswith("PAYLOAD"):
             tally.outcome("executed payloads")
         elif p.startswith("user files"):
