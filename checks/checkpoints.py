@@ -237,6 +237,8 @@ def _schema_names(profile: Any, phase: str, meta: dict) -> list[str]:
     if phase == "base":
         return ["base-cd"] if era in ("argparse", "no-mid", "current") else ["base-classic", "base-a0"]
     if phase == "sft":
+        if era == "bundled":  # this project's trainer: classic keys, but null where MMLU/ARC were not run
+            return ["sft-bundled"]
         return ["sft-d"] if era == "current" else ["sft-a"]
     return [phase]
 

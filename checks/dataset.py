@@ -17,19 +17,20 @@ def _download_cmd(profile, n: int) -> str:
     return f"python -m nanochat.dataset -n {n} on a login node (it skips shards already present)"
 
 
-def _script_downloads(ctx, profile) -> tuple[int | None, int | None]:
-    """(N, line) of the largest `python -m nanochat.dataset -n N` the script runs."""
+def _script_downloads(ctx, profile) -> tuple[int | None, int | None, bool]:
+    """(N, line, local) of the largest `python -m nanochat.dataset -n N` the script runs;
+    local: the bundled trainer's `dataset build` makes the shards from local text (no network)."""
     script = ctx.get("script", None)
     if script is None or not script.ok or profile is None:
-        return None, None
+        return None, None, False
     mod = profile.modules.get("dataset")
-    best = (None, None)
+    best: tuple[int | None, int | None, bool] = (None, None, False)
     for inv in script.all_invocations:
         if inv.module != mod:
             continue
         f = inv.flag("n", "num-shards", "num_shards", "num_files")
         if f is not None and f.value and f.value.isdigit() and (best[0] is None or int(f.value) > best[0]):
-            best = (int(f.value), inv.line)
+            best = (int(f.value), inv.line, "build" in inv.args)
     return best
 
 
@@ -49,13 +50,14 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
     How to fix: ``python -m nanochat.dataset -n 240`` on a login node before submitting.
     """
     profile = ctx.get("profile", None)
-    n_script, line = _script_downloads(ctx, profile)
-    online = ctx.config.get("network", "offline") == "online"
+    n_script, line, local = _script_downloads(ctx, profile)
+    online = ctx.config.get("network", "offline") == "online" or local
     have = dataset.count
     if online and n_script is not None:
         have = max(have, n_script)
     if have < plan.shards_min:
-        where = " (the script downloads %d)" % n_script if n_script is not None and online else ""
+        verb = "builds" if local else "downloads"
+        where = f" (the script {verb} {n_script})" if n_script is not None and online else ""
         yield Finding(f"{dataset.dir} holds {dataset.count} shard(s){where}; d{plan.depth} needs at least "
                       f"{plan.shards_min} ({plan.shard_rule}), {plan.shards_recommended} recommended",
                       path=str(dataset.dir), fix=_download_cmd(profile, plan.shards_recommended))

@@ -21,6 +21,8 @@ import torch
 from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
                              init_wandb, install_stop_handlers, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
 from nanochat.configurator import configure
+from nanochat.common import print_fingerprint
+print_fingerprint()
 
 # -----------------------------------------------------------------------------
 # settings (each one can be overridden with --key=value)

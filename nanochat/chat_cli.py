@@ -11,10 +11,11 @@ from contextlib import nullcontext
 
 import torch
 
-from nanochat.common import compute_init, autodetect_device_type
+from nanochat.common import compute_init, autodetect_device_type, print_fingerprint
 from nanochat.engine import Engine
 from nanochat.checkpoint import load_model
 
+print_fingerprint()
 parser = argparse.ArgumentParser(description="Chat with the model")
 parser.add_argument("-i", "--source", type=str, default="sft", help="Source of the model: sft|mid|rl|base")
 parser.add_argument("-g", "--model-tag", type=str, default=None, help="Model tag to load")

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
-from nanochat.common import compute_init, compute_cleanup, print0, get_dist_info, autodetect_device_type
+from nanochat.common import compute_init, compute_cleanup, print0, get_dist_info, autodetect_device_type, print_fingerprint
 from nanochat.engine import Engine
 from nanochat.tasks import TASKS
 
@@ -51,6 +51,7 @@ def run_chat_eval(model, tokenizer, task_names=None, max_problems=None, **kwargs
     return results
 
 if __name__ == "__main__":
+    print_fingerprint()
     parser = argparse.ArgumentParser()
     parser.add_argument("-i", "--source", type=str, required=True, help="Source of the model: base|mid|sft|rl")
     parser.add_argument("-a", "--task-name", type=str, default=None, help="Task name(s), separated by |. Default: all tasks")

@@ -28,6 +28,10 @@ def print0(s="", **kwargs):
     if int(os.environ.get("RANK", 0)) == 0:
         print(s, **kwargs, flush=True)
 
+def print_fingerprint():
+    """First line of every entry point: lets postflight recognise a bundled-trainer log from the log alone."""
+    print0("nanochat (bundled with nanochat-preflight)")
+
 def print_banner():
     banner = r"""
                                                    █████                 █████

@@ -20,7 +20,7 @@ import argparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nanochat.common import get_base_dir
+from nanochat.common import get_base_dir, print_fingerprint
 
 BASE_URL = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
 MAX_SHARD = 1822
@@ -231,6 +231,7 @@ def download(num_files, num_workers=4):
 # -----------------------------------------------------------------------------
 
 if __name__ == "__main__":
+    print_fingerprint()
     if len(sys.argv) > 1 and sys.argv[1] == "build":
         parser = argparse.ArgumentParser(description="Build parquet shards locally (no network)")
         parser.add_argument("--num-shards", type=int, default=4, help="number of shards; the last is the val split")

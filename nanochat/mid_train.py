@@ -22,6 +22,8 @@ import torch.distributed as dist
 from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
                              init_wandb, install_stop_handlers, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
 from nanochat.configurator import configure
+from nanochat.common import print_fingerprint
+print_fingerprint()
 
 # -----------------------------------------------------------------------------
 run = "dummy"  # wandb run name ("dummy": no wandb logging, nothing else changes)

@@ -254,6 +254,8 @@ def get_report():
 
 if __name__ == "__main__":
     import argparse
+    from nanochat.common import print_fingerprint
+    print_fingerprint()
     parser = argparse.ArgumentParser(description="Generate or reset the nanochat training report.")
     parser.add_argument("command", nargs="?", default="generate", choices=["generate", "reset"], help="Operation to perform (default: generate)")
     args = parser.parse_args()

@@ -14,10 +14,11 @@ import argparse
 
 import torch
 
-from nanochat.common import get_base_dir, atomic_torch_save
+from nanochat.common import get_base_dir, atomic_torch_save, print_fingerprint
 from nanochat.tokenizer import RustBPETokenizer, compute_token_bytes
 from nanochat.dataset import parquets_iter_batched
 
+print_fingerprint()
 parser = argparse.ArgumentParser(description="Train a BPE tokenizer")
 parser.add_argument("--max_chars", type=int, default=10_000_000_000, help="Maximum characters to train on")
 parser.add_argument("--doc_cap", type=int, default=10_000, help="Maximum characters per document")

@@ -277,6 +277,11 @@ def sbatch_cmd(
     if "--" in extra:
         i = extra.index("--")
         extra, script_args = extra[:i], extra[i + 1:]
+    # our own flags after SCRIPT: sbatch has no --force, and --test-only means the same to both
+    if "--force" in extra:
+        force, extra = True, [a for a in extra if a != "--force"]
+    if "--test-only" in extra:
+        test_only, extra = True, [a for a in extra if a != "--test-only"]
     cli_values = _cli_config(None, None, None, fail_on, profile, None)
     inputs = RunInputs(script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra)
     result, registry, run_ctx, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))

@@ -31,13 +31,31 @@ SCRIPT = """#!/bin/bash
 #SBATCH --time=00:30:00
 #SBATCH --cpus-per-task=2
 #SBATCH --signal=B:USR1@60
-# The tiny nanochat pipeline on CPU: tokenizer, base, mid, SFT, eval, report.
+# The tiny nanochat pipeline on CPU, phase by phase (what scripts/speedrun.sh --tiny runs).
 set -euo pipefail
 export NANOCHAT_BASE_DIR={base}
-export OMP_NUM_THREADS=2
+export OMP_NUM_THREADS=1
 export WANDB_RUN=dummy
 cd {repo}
-bash scripts/speedrun.sh --tiny
+
+echo "==> phase: data"
+{python} -m nanochat.report reset
+{python} -m nanochat.dataset build --num-shards 3 --chars-per-shard 600000
+echo "==> phase: tokenizer"
+{python} -m nanochat.tok_train --max_chars=2000000 --vocab_size=1024
+echo "==> phase: base"
+{python} -m nanochat.base_train --run=$WANDB_RUN --device_type=cpu --depth=2 --max_seq_len=256 --device_batch_size=4 \\
+    --total_batch_size=2048 --num_iterations=40 --eval_every=20 --eval_tokens=8192 --sample_every=-1
+echo "==> phase: mid"
+{python} -m nanochat.mid_train --run=$WANDB_RUN --device_type=cpu --max_seq_len=256 --device_batch_size=4 \\
+    --total_batch_size=2048 --task_size=200 --eval_every=20 --eval_tokens=4096
+{python} -m nanochat.chat_eval -i mid -x 8 -m 48
+echo "==> phase: sft"
+{python} -m nanochat.chat_sft --run=$WANDB_RUN --device_type=cpu --device_batch_size=4 --target_examples_per_step=8 \\
+    --task_size=100 --eval_every=25 --eval_steps=4 --eval_metrics_max_problems=4
+{python} -m nanochat.chat_eval -i sft -x 8 -m 48
+echo "==> phase: report"
+{python} -m nanochat.report generate
 """
 
 
@@ -108,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True)
     base.mkdir()
     script = work / "demo.sbatch"
-    script.write_text(SCRIPT.format(logs=logs, base=base, repo=REPO))
+    script.write_text(SCRIPT.format(logs=logs, base=base, repo=REPO, python=sys.executable))
     env = {**os.environ, "NANOCHAT_BASE_DIR": str(base), "WANDB_RUN": "dummy", "OMP_NUM_THREADS": "2"}
     preflight = [sys.executable, "-m", "preflight", "check"]
     postflight = [sys.executable, "-m", "preflight.postflight_entry"]
@@ -126,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     use_slurm = not args.no_slurm and _slurm_up()
     if use_slurm:
         console.rule("[bold]2. submit through the local SLURM cluster (preflight sbatch)")
-        proc = subprocess.run([sys.executable, "-m", "preflight", "sbatch", str(script), "--force"], env=env, cwd=work,
+        proc = subprocess.run([sys.executable, "-m", "preflight", "sbatch", "--force", str(script)], env=env, cwd=work,
                               capture_output=True, text=True)
         sys.stderr.write(proc.stderr[-3000:])
         job_id = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
@@ -158,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "[bold green]every phase done[/]" if code == 0 else f"[bold red]postflight exit {code}[/]"
     console.rule()
     console.print(f"demo finished in {minutes:.1f} min, run {via}: {verdict}")
-    console.print(f"artifacts: {base}   logs: {logs}   chat: NANOCHAT_BASE_DIR={base} python -m nanochat.chat_cli -p hi")
+    console.print(f"artifacts: {base}   logs: {logs}   chat: NANOCHAT_BASE_DIR={base} {python} -m nanochat.chat_cli -p hi")
     return code
 
 

@@ -203,7 +203,22 @@ def _model_tag(script: Any, plan: Any) -> str | None:
         if flag is not None and flag.value:
             return flag.value
     depth = _attr(plan, "depth") if plan is not None else None
-    return f"d{depth}" if depth else None
+    if not depth or not _known_to_script(script, plan, "depth", "base_train"):
+        return None  # a guess would make postflight look in the wrong <stage>_checkpoints/dN (it picks the largest)
+    return f"d{depth}"
+
+
+def _known_to_script(script: Any, plan: Any, key: str, module_suffix: str) -> bool:
+    """Whether the plan's ``key`` describes what the script runs: set in the script, or the trainer's own
+    default for a ``module_suffix`` phase the script launches. A value the plan assumed for a script whose
+    phases it could not see (``bash speedrun.sh --tiny`` picks its flags at run time) is not."""
+    source = str((_attr(plan, "sources") or {}).get(key) or "")
+    if source and "default" not in source and "assum" not in source:
+        return True  # the script line, torchrun's --nproc_per_node, the #SBATCH GPUs, the config
+    invocations = getattr(script, "all_invocations", None) if script is not None else None
+    if callable(invocations):
+        invocations = invocations()
+    return any(str(getattr(inv, "module", "") or "").endswith(module_suffix) for inv in invocations or [])
 
 
 def expected_from_plan(plan: Any, ctx: Any, script: Any = None, base_dir: Any = None) -> dict[str, Any]:
@@ -226,7 +241,8 @@ def expected_from_plan(plan: Any, ctx: Any, script: Any = None, base_dir: Any = 
         "steps": steps,
         "base_dir": jsonable(bd),
         "model_tag": _model_tag(script, plan),
-        "world_size": jsonable(_attr(plan, "world_size") if plan is not None else None),
+        "world_size": jsonable(_attr(plan, "world_size") if plan is not None
+                               and _known_to_script(script, plan, "world_size", "base_train") else None),
     }
 
 

@@ -35,6 +35,12 @@ PEAK_FLOPS: list[tuple[str, float]] = [
     ("3090", 71e12), ("V100", 125e12), ("T4", 65e12), ("MI300X", 1307e12), ("MI250", 362e12),
 ]
 DEFAULT_GPU = "H100"
+# fp32 matmul throughput of one CPU training process (a rough figure for a few cores with AVX2/AVX-512);
+# with the configured MFU it gives minutes-scale estimates for the tiny CPU runs, not GPU hours
+CPU_PEAK_FLOPS = 1e11
+# classic d20 (nanochat's own numbers): the reference the profiles' typical step counts describe
+REF_D20_FLOPS_PER_TOKEN = 3.491758e9
+REF_D20_TOKENS = 11_219_763_200
 BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet (facts §2)
 EVAL_BUNDLE_BYTES = 2 * 162e6  # the zip stays next to the unpacked bundle
 EVAL_BUNDLE_FILES = 80
@@ -164,11 +170,12 @@ class Plan:
             ("FLOPs/token", f"{self.flops_per_token:.6e}"),
             ("base training", f"{self.iterations:,} iterations x {self.total_batch_size:,} tokens = "
                               f"{self.tokens:,} tokens (ratio {self.ratio:g})"),
-            ("batch", f"{self.device_batch_size} x {self.seq_len} x {self.world_size} GPUs"
+            ("batch", f"{self.device_batch_size} x {self.seq_len} x {self.world_size} {'GPUs' if self.gpu_name != 'CPU' else 'process(es)'}"
                       + (f", grad accum {self.grad_accum}" if self.grad_accum else ", NOT divisible")),
             ("shards", f"{self.shards_recommended} recommended, {self.shards_min} minimum ({self.shard_rule})"),
-            ("GPUs", f"{self.world_size} x {self.gpu_name}" + (f" over {self.nodes} nodes" if self.nodes > 1 else "")
-                     + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/GPU"),
+            ("GPUs" if self.gpu_name != "CPU" else "device",
+             f"{self.world_size} x {self.gpu_name}" + (f" over {self.nodes} nodes" if self.nodes > 1 else "")
+             + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/{'GPU' if self.gpu_name != 'CPU' else 'process'}"),
         ]
         for p in self.phases:
             bits = []
@@ -196,11 +203,13 @@ class Plan:
 
 
 def _hours(seconds: float) -> str:
-    h = int(seconds // 3600)
-    m = int(round((seconds - h * 3600) / 60))
-    if m == 60:
-        h, m = h + 1, 0
-    return f"{h}h{m:02d}m"
+    """4h05m for long runs; 3m20s / 45s for the tiny ones (0h00m says nothing)."""
+    seconds = max(0.0, float(seconds))
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{seconds:.0f}s"
 
 
 def _gb(n: float) -> str:
@@ -297,6 +306,11 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     ratio = pick("target_param_data_ratio", float)
     num_iters = _num(_flag_value(base_inv, "num_iterations"))
     vocab = d.get("vocab_size", 65536)
+    tok_inv = training_invocation(script, profile, "tokenizer")
+    tok_vocab = _num(_flag_value(tok_inv, "vocab_size"))
+    if tok_vocab and tok_vocab > 0:
+        vocab = tok_vocab
+        sources["vocab_size"] = f"script line {tok_inv.line} (tokenizer training)"
     if total is None or total <= 0:
         total = 524288
         assumptions.append("total batch 524,288 tokens (this era auto-sizes it)")
@@ -331,7 +345,15 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
         assumptions.append(f"{DEFAULT_GPU} GPUs (none visible here; set gpu.type in config)")
-    peak = peak_flops(gpu_name)
+    device_flag = (_flag_value(base_inv, "device_type") or "").lower() if base_inv is not None else ""
+    no_gpus_asked = job_env is not None and not job_env.gpus_per_node and not cfg_gpu.get("count")
+    if device_flag == "cpu" or (no_gpus_asked and base_inv is not None and base_inv.launcher == "python" and not gpus):
+        # a CPU job: no GPUs requested and a single-process trainer (or --device_type=cpu)
+        gpu_name = "CPU"
+        sources["gpu"] = "--device_type=cpu" if device_flag == "cpu" else "no GPUs requested, plain python launcher"
+        assumptions[:] = [a for a in assumptions if "GPUs (none visible" not in a]
+        assumptions.append(f"CPU training at {CPU_PEAK_FLOPS:.0e} FLOP/s peak per process")
+    peak = CPU_PEAK_FLOPS if gpu_name == "CPU" else peak_flops(gpu_name)
     if peak is None:
         assumptions.append(f"peak FLOPs of {gpu_name!r} unknown: no time estimate")
     mfu = float(config.get("mfu", 0.4) or 0.4)
@@ -345,7 +367,11 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     raw = tokens * cpt / cps
     train_min = math.ceil(raw / usable - 1e-9)
     shards_min = train_min + 1
-    recommended = ceil_to(ceil_to(math.ceil(raw - 1e-9) * ds.get("headroom", 1.1), ds.get("round_to", 40)) / usable, 10)
+    padded = math.ceil(raw - 1e-9) * ds.get("headroom", 1.1)
+    if padded >= ds.get("round_to", 40):
+        recommended = ceil_to(ceil_to(padded, ds.get("round_to", 40)) / usable, 10)
+    else:  # small runs: headroom, the val shard, no rounding up to speedrun-sized blocks
+        recommended = max(shards_min, math.ceil(padded / usable - 1e-9) + 1)
     rule = (f"ceil({tokens:.3g} tok x {cpt} chars/tok / {cps:.3g} chars/shard"
             + (f" / {usable}" if usable != 1.0 else "") + f") = {train_min} train + 1 val")
 
@@ -355,20 +381,29 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     run = phases_run(script, profile)
     phases: list[PhasePlan] = []
     fpt = shape.flops_per_token
+    run_scale = min(1.0, (fpt * tokens) / (REF_D20_FLOPS_PER_TOKEN * REF_D20_TOKENS))
     throughput = peak * world * mfu if peak else None
     for name in run:
         spec = profile.phase(name) or {}
         est = spec.get("estimate") or {}
         pp = PhasePlan(name=name, modules=list(spec.get("modules") or []), checkpoint_dir=spec.get("checkpoint_dir"))
+        inv = training_invocation(script, profile, name) if name != "base" else base_inv
+        explicit_steps = _num(_flag_value(inv, "num_iterations")) if inv is not None and name != "base" else None
         if name == "base":
             pp.steps, pp.tokens = iterations, tokens
+        elif explicit_steps and explicit_steps > 0:
+            per_step = _num(_flag_value(inv, "total_batch_size")) or total
+            pp.steps, pp.tokens = explicit_steps, explicit_steps * per_step
+            pp.note = f"--num_iterations on script line {inv.line}"
         elif est.get("steps"):
-            pp.steps = int(est["steps"])
-            pp.tokens = int(est["steps"] * est.get("tokens_per_step", 0))
-            pp.note = "steps from the era's typical d20 run"
+            # data-driven phases: the era's typical d20 run, scaled down for smaller runs
+            pp.tokens = int(est["steps"] * est.get("tokens_per_step", 0) * run_scale)
+            pp.steps = max(1, int(round(est["steps"] * run_scale * est.get("tokens_per_step", total) / max(1, total))))
+            pp.note = "steps from the era's typical d20 run" + (f", scaled x{run_scale:.2g} to this run" if run_scale < 1 else "")
         if pp.tokens:
             pp.flops = float(fpt) * pp.tokens
-        fixed = float(est.get("minutes_fixed", 0)) * 60
+        # evaluation/setup overheads of a d20 run shrink with the model for smaller ones
+        fixed = float(est.get("minutes_fixed", 0)) * 60 * min(1.0, fpt / REF_D20_FLOPS_PER_TOKEN)
         if throughput:
             pp.seconds = (pp.flops or 0) / throughput + fixed
         if pp.checkpoint_dir:

@@ -241,13 +241,33 @@ def _keys_from_source(path: Path) -> dict | None:
             name = node.targets[0].id
             if name.startswith("_"):
                 continue
-            try:
-                value = ast.literal_eval(node.value)
-            except (ValueError, SyntaxError, TypeError):
-                continue
+            value = _const(node.value)
             if isinstance(value, (int, float, bool, str)):
                 out[name] = value
     return out or None
+
+
+def _const(node: Any) -> Any:
+    """A literal, or constant arithmetic on literals (``eval_tokens = 20 * 524288``); else None."""
+    import ast
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.Mod: operator.mod}
+    if isinstance(node, ast.BinOp) and type(node.op) in ops:
+        left, right = _const(node.left), _const(node.right)
+        if isinstance(left, (int, float)) and isinstance(right, (int, float)) and not isinstance(left, bool):
+            if isinstance(node.op, ast.Pow) and abs(right) > 64:
+                return None  # no huge powers from someone else's source
+            try:
+                return ops[type(node.op)](left, right)
+            except (ArithmeticError, ValueError):
+                return None
+        return None
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError, RecursionError):
+        return None
 
 
 # -- detection -------------------------------------------------------------------------------

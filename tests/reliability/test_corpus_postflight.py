@@ -194,6 +194,9 @@ def _dir_case(name: str, tmp: Path) -> tuple[Path, Path]:
     elif name == "log-is-dir":
         log = tmp / "logs" / "adir.out"
         log.mkdir()
+    elif name == "log-fifo":  # e.g. a named pipe nobody writes to: opening it blocks
+        log = tmp / "logs" / "pipe.out"
+        os.mkfifo(log)
     elif name == "log-missing":
         log = tmp / "logs" / "missing.out"
     elif name == "base-is-file":
@@ -208,7 +211,7 @@ def _dir_case(name: str, tmp: Path) -> tuple[Path, Path]:
 
 
 DIR_CASES = ["file-as-checkpoints", "file-as-tag-dir", "loop-checkpoints", "loop-model-file", "dangling-meta",
-             "dir-as-model", "fifo-as-meta", "log-is-dir", "log-missing", "base-is-file", "100k-entries-in-tag-dir"]
+             "dir-as-model", "fifo-as-meta", "log-is-dir", "log-fifo", "log-missing", "base-is-file", "100k-entries-in-tag-dir"]
 
 
 @pytest.mark.parametrize("name", DIR_CASES)

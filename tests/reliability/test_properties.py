@@ -236,3 +236,29 @@ def test_footer_reader_total(data):
     p.write_bytes(data)
     footer, problem, _size = read_footer(p)
     assert (footer is None) == (problem is not None) or footer is not None
+
+
+# -- run ledger reader ----------------------------------------------------------------------------------
+ledger_json = st.one_of(
+    st.fixed_dictionaries({"schema_version": st.just(1), "job_id": st.just("42")}, optional={
+        "logs": yaml_values, "expected": yaml_values, "cwd": yaml_values, "script": yaml_values,
+        "profile": yaml_values, "forced": yaml_values}).map(json.dumps),
+    yaml_values.map(json.dumps),
+    st.text(max_size=200),
+)
+
+
+@SETTINGS
+@given(ledger_json)
+def test_ledger_reader_total(text):
+    """read_ledger returns a Ledger whose accessors work, or raises its typed ValueError."""
+    from preflight.ledger import read_ledger
+
+    p = TMP / "42.json"
+    p.write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        led = read_ledger(p)
+    except ValueError:
+        return
+    led.job_id, led.logs, led.expected, led.forced, led.cwd, led.script_path  # noqa: B018
+    json.dumps(led.to_json())

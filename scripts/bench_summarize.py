@@ -1,4 +1,4 @@
-"""Median tok/sec, MFU and dt over steps >= 11 of a base_train log; peak memory. Usage: python bench/summarize.py LOG"""
+"""Median tok/sec, MFU and dt over steps >= 11 of a base_train log; peak memory. Usage: python scripts/bench_summarize.py LOG"""
 import re
 import sys
 import statistics
