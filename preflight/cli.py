@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 import typer
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+ACTIVE_JOB_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 
 
 class Format(str, enum.Enum):
@@ -422,9 +423,14 @@ def verify_cmd(
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
           title=f"postflight verify {job_id or ''}".rstrip())
     phases = result.extras.get("phases") or []
-    incomplete = [p for p in phases if p.get("status") != "done"]
+    incomplete = [p for p in phases if p.get("expected", True) and p.get("status") != "done"]  # rl: not in every era
+    job = result.extras.get("job") or {}
+    still_running = job.get("state") in ACTIVE_JOB_STATES
+    if still_running:
+        sys.stderr.write(f"postflight: job {job.get('job_id')} is still {job.get('state')}: "
+                         "the verdict is provisional (use --wait to wait for it)\n")
     code = _exit_code(result, exit_zero)
-    if incomplete and not exit_zero:
+    if (incomplete or still_running) and not exit_zero:
         code = EXIT_FINDINGS
     raise typer.Exit(code)
 

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "[bold green]every phase done[/]" if code == 0 else f"[bold red]postflight exit {code}[/]"
     console.rule()
     console.print(f"demo finished in {minutes:.1f} min, run {via}: {verdict}")
-    console.print(f"artifacts: {base}   logs: {logs}   chat: NANOCHAT_BASE_DIR={base} {python} -m nanochat.chat_cli -p hi")
+    console.print(f"artifacts: {base}   logs: {logs}   chat: NANOCHAT_BASE_DIR={base} python -m nanochat.chat_cli -p hi")
     return code
 
 

@@ -231,7 +231,7 @@ def expected_from_plan(plan: Any, ctx: Any, script: Any = None, base_dir: Any = 
         name = _attr(ph, "name", "phase") if not isinstance(ph, str) else ph
         phase_list.append(name)
         n = None if isinstance(ph, str) else _attr(ph, "steps", "num_iterations", "num_steps")
-        if n is not None:
+        if n is not None and _attr(ph, "exact_steps") is not False:  # estimates are not expectations
             steps[str(name)] = jsonable(n)
     bd = getattr(base_dir, "path", base_dir)
     if bd is None:

@@ -115,6 +115,9 @@ class PhasePlan:
     optim_files: int = 0
     files: int = 0
     note: str = ""
+    # steps known from the script/config (base horizon, --num_iterations), not an era's typical count:
+    # only these are promises a postflight can hold the run to
+    exact_steps: bool = False
 
 
 @dataclass
@@ -390,10 +393,10 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
         inv = training_invocation(script, profile, name) if name != "base" else base_inv
         explicit_steps = _num(_flag_value(inv, "num_iterations")) if inv is not None and name != "base" else None
         if name == "base":
-            pp.steps, pp.tokens = iterations, tokens
+            pp.steps, pp.tokens, pp.exact_steps = iterations, tokens, True
         elif explicit_steps and explicit_steps > 0:
             per_step = _num(_flag_value(inv, "total_batch_size")) or total
-            pp.steps, pp.tokens = explicit_steps, explicit_steps * per_step
+            pp.steps, pp.tokens, pp.exact_steps = explicit_steps, explicit_steps * per_step, True
             pp.note = f"--num_iterations on script line {inv.line}"
         elif est.get("steps"):
             # data-driven phases: the era's typical d20 run, scaled down for smaller runs

@@ -81,3 +81,12 @@ def test_missing_jsonl_crashes_the_phase(tiny_run):
                         "--task_size=50", "--data=/nonexistent/conversations.jsonl", "--dry_run=1"],
                        env=nc_env(base), cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "FileNotFoundError" in p.stderr
+
+def test_postflight_passes_on_the_tiny_run(tiny_run):
+    """The project's own validator accepts what the bundled trainer produced (profile detected from the log)."""
+    base, cwd, log, elapsed = tiny_run
+    code = "import sys; sys.argv[0] = 'postflight'; from preflight.cli import postflight_main; postflight_main()"
+    p = subprocess.run([sys.executable, "-c", code, "verify", "--log", str(cwd / "speedrun.log"), "--base-dir", str(base), "--deep", "--smoke"],
+                       env={**nc_env(base), "NO_COLOR": "1"}, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "profile bundled" in p.stdout, p.stdout[-3000:]
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]

@@ -182,3 +182,75 @@ def test_wandb_missing_gives_clear_message(tmp_path):
     assert isinstance(init_wandb("dummy", True, "p", {}), DummyWandb)
     with pytest.raises(SystemExit, match="wandb is not installed"):
         init_wandb("myrun", True, "p", {})
+
+# -----------------------------------------------------------------------------
+# mid and SFT: resume and signals
+
+MID = ["--max_seq_len=256", "--device_batch_size=4", "--total_batch_size=2048", "--task_size=200", "--eval_tokens=4096", "--device_type=cpu"]
+SFT = ["--device_batch_size=2", "--target_examples_per_step=4", "--task_size=100", "--eval_steps=2", "--eval_metrics_max_problems=2", "--device_type=cpu"]
+
+@pytest.fixture(scope="module")
+def base_ckpt(tiny_base_dir):
+    import shutil
+    run_module(tiny_base_dir, "nanochat.base_train", *TINY_BASE, "--num_iterations=6", "--eval_every=-1", "--model_tag=mb")
+    for tag in ("mb2", "mb3"):
+        shutil.copytree(ckpt_dir(tiny_base_dir, "mb"), ckpt_dir(tiny_base_dir, tag), dirs_exist_ok=True)
+    return tiny_base_dir
+
+def test_mid_and_sft_resume_equal_uninterrupted(base_ckpt):
+    """Tolerance: bitwise on CPU, as for base_train."""
+    import shutil
+    base = base_ckpt
+    n = 6
+    run_module(base, "nanochat.mid_train", *MID, f"--num_iterations={n}", "--eval_every=-1", "--model_tag=mb")
+    run_module(base, "nanochat.mid_train", *MID, f"--num_iterations={n}", "--eval_every=-1", "--save_every=3", "--model_tag=mb2")
+    d = ckpt_dir(base, "mb2", "mid_checkpoints")
+    os.remove(d / f"model_{n:06d}.pt")
+    os.remove(d / f"meta_{n:06d}.json")
+    p = run_module(base, "nanochat.mid_train", *MID, f"--num_iterations={n}", "--eval_every=-1", "--model_tag=mb2", "--resume_from_step=3")
+    assert "Resuming optimization from step 3" in p.stdout
+    full = load_sd(ckpt_dir(base, "mb", "mid_checkpoints") / f"model_{n:06d}.pt")
+    assert max_diff(full, load_sd(d / f"model_{n:06d}.pt")) == 0.0, "mid: resumed run must reproduce the uninterrupted one"
+    assert json.load(open(d / f"meta_{n:06d}.json"))["step"] == n
+
+    # SFT from identical mid checkpoints: uninterrupted (mb) vs stopped at 3 and resumed (mb3)
+    shutil.copytree(ckpt_dir(base, "mb", "mid_checkpoints"), ckpt_dir(base, "mb3", "mid_checkpoints"), dirs_exist_ok=True)
+    run_module(base, "nanochat.chat_sft", *SFT, f"--num_iterations={n}", "--model_tag=mb")
+    run_module(base, "nanochat.chat_sft", *SFT, f"--num_iterations={n}", "--save_every=3", "--model_tag=mb3")
+    d = ckpt_dir(base, "mb3", "chatsft_checkpoints")
+    assert (d / "optim_000003_rank0.pt").exists(), "intermediate SFT saves carry the optimizer (for resume)"
+    assert not (d / f"optim_{n - 1:06d}_rank0.pt").exists(), "the final SFT save is classic: no optimizer file"
+    os.remove(d / f"model_{n - 1:06d}.pt")
+    os.remove(d / f"meta_{n - 1:06d}.json")
+    p = run_module(base, "nanochat.chat_sft", *SFT, f"--num_iterations={n}", "--model_tag=mb3", "--resume_from_step=3")
+    assert "Resuming optimization from step 3" in p.stdout and "Step 00003/00006" in p.stdout and "Step 00002/00006" not in p.stdout
+    full = load_sd(ckpt_dir(base, "mb", "chatsft_checkpoints") / f"model_{n - 1:06d}.pt")
+    assert max_diff(full, load_sd(d / f"model_{n - 1:06d}.pt")) == 0.0, "sft: resumed run must reproduce the uninterrupted one"
+
+@pytest.mark.parametrize("module,args,pattern", [
+    ("nanochat.mid_train", MID + ["--num_iterations=100000", "--eval_every=-1"], r"^step 00002 "),
+    ("nanochat.chat_sft", SFT + ["--num_iterations=100000", "--eval_every=100000", "--eval_metrics_every=100000"], r"^Step 00002/"),
+])
+def test_stop_signal_mid_and_sft(base_ckpt, module, args, pattern):
+    tag = "mb"
+    phase_dir = "mid_checkpoints" if module == "nanochat.mid_train" else "chatsft_checkpoints"
+    if module == "nanochat.chat_sft" and not (base_ckpt / "mid_checkpoints" / tag).exists():
+        run_module(base_ckpt, "nanochat.mid_train", *MID, "--num_iterations=2", "--eval_every=-1", f"--model_tag={tag}")
+    out_tag = "sig" + module.split(".")[1]
+    import shutil
+    src = base_ckpt / ("base_checkpoints" if module == "nanochat.mid_train" else "mid_checkpoints") / tag
+    shutil.copytree(src, src.parent / out_tag, dirs_exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", module, *args, f"--model_tag={out_tag}"], env=nc_env(base_ckpt), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(proc, pattern)
+        proc.send_signal(signal.SIGUSR1)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-2000:]
+    m = re.search(r"Received SIGUSR1: saved checkpoint at step (\d+)", out)
+    assert m, out[-2000:]
+    from nanochat.checkpoint import find_last_step
+    assert find_last_step(str(base_ckpt / phase_dir / out_tag)) == int(m.group(1))
