@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 import sys
 import time
-import math
 from contextlib import nullcontext
 
 import torch

@@ -25,11 +25,29 @@ def log0(message):
     if int(os.environ.get("RANK", 0)) == 0:
         logger.info(message)
 
+def _remove_stale_temp_files(checkpoint_dir):
+    """Temp files (name.tmp.PID) left by a process that was killed mid-write: delete those whose writer is gone."""
+    for path in glob.glob(os.path.join(checkpoint_dir, "*.tmp.*")):
+        pid = path.rsplit(".", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)  # still alive (e.g. another rank): leave it
+        except ProcessLookupError:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        except PermissionError:
+            pass
+
 def save_checkpoint(checkpoint_dir, step, model_data, optimizer_data, meta_data, rank=0):
     """Model + meta from rank 0; optimizer shard from every rank that passes one. Meta last (the commit point).
     Under DDP all ranks must call this (a barrier keeps meta after every rank's optimizer file)."""
     import torch.distributed as dist
     os.makedirs(checkpoint_dir, exist_ok=True)
+    if rank == 0:
+        _remove_stale_temp_files(checkpoint_dir)
     if rank == 0:
         model_path = os.path.join(checkpoint_dir, f"model_{step:06d}.pt")
         atomic_torch_save(model_data, model_path)

@@ -8,7 +8,6 @@ The training report, classic format: each phase logs a section to BASE/report/<s
 
 import os
 import re
-import sys
 import shutil
 import datetime
 import platform

@@ -48,7 +48,7 @@ if [ "$TINY" = "1" ]; then
     SFT="--device_batch_size=4 --target_examples_per_step=8 --task_size=100 --eval_every=25 --eval_steps=4 --eval_metrics_max_problems=4"
     EVAL="-x 8 -m 48"
 else
-    SHARDS="--num-shards 8 --chars-per-shard 0"
+    SHARDS="--num-shards 8 --chars-per-shard 4000000"  # >= 8 row groups per shard: every rank of 8 gets data
     TOK="--max_chars=2000000000 --vocab_size=65536"
     BASE="--depth=20"
     MID=""

@@ -6,7 +6,6 @@ math (shared/nanochat-architecture.md §1-3, §6), written here with plain torch
 - tokenizer.pkl / token_bytes.pt round trips, and the restricted unpickler refuses a hostile pickle.
 """
 
-import io
 import os
 import json
 import math
@@ -241,3 +240,39 @@ def test_render_conversation_masks():
     i = ids.index(sp("<|python_start|>"))
     assert mask[i] == 1 and mask[ids.index(sp("<|output_start|>"))] == 0 and mask[ids.index(sp("<|output_end|>"))] == 0
     assert ids[-1] == sp("<|assistant_end|>") and mask[-1] == 1
+
+def test_calculator_tool_is_restricted():
+    from nanochat.engine import use_calculator
+    assert use_calculator("12+30") == 42 and use_calculator("1,000*3") == 3000
+    assert use_calculator("'strawberry'.count('r')") == 3
+    for bad in ["__import__('os').system('true')", "2**1000000", "open('x')", "[].__class__", "exec('1')"]:
+        assert use_calculator(bad) is None, bad
+
+def test_engine_forces_tool_output(monkeypatch):
+    """After <|python_end|>, the tool's result is force-fed as <|output_start|> result <|output_end|> (mask 0)."""
+    from nanochat.tokenizer import synthetic_tokenizer
+    from nanochat.engine import Engine
+    tok = synthetic_tokenizer(1024)
+    script = [tok.encode_special("<|python_start|>")] + tok.encode("6*7") + [tok.encode_special("<|python_end|>")]
+    end = tok.encode_special("<|assistant_end|>")
+    next_of = {tok.get_bos_token_id(): script[0], **{a: b for a, b in zip(script, script[1:])}}
+    class Scripted:  # a stand-in model: the next token is a function of the last input token
+        config = type("C", (), {"n_kv_head": 1, "n_embd": 8, "n_head": 1, "n_layer": 1, "sequence_len": 64})()
+        def get_device(self):
+            return torch.device("cpu")
+        def forward(self, ids, kv_cache=None):
+            B, T = ids.shape
+            kv_cache.insert_kv(0, torch.zeros(B, 1, T, 8), torch.zeros(B, 1, T, 8))
+            logits = torch.full((B, T, 1024), -1e9)
+            for r in range(B):
+                logits[r, -1, next_of.get(ids[r, -1].item(), end)] = 0.0
+            return logits
+    engine = Engine(Scripted(), tok)
+    out, masks = [], []
+    for col, m in engine.generate([tok.get_bos_token_id()], max_tokens=30, temperature=0.0):
+        out.append(col[0])
+        masks.append(m[0])
+    text = tok.decode(out)
+    assert "<|output_start|>42<|output_end|>" in text, text
+    i = out.index(tok.encode_special("<|output_start|>"))
+    assert masks[i] == 0 and masks[0] == 1

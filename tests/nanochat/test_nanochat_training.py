@@ -128,6 +128,9 @@ def test_sigkill_never_leaves_a_broken_latest_checkpoint(tiny_base_dir, monkeypa
         _, optim, _ = load_checkpoint(str(d), step, torch.device("cpu"), load_optimizer=True)
         assert isinstance(optim, list) and len(optim) == 2
     assert kills == 4
+    # the next save cleans up temp files of the killed writers
+    run_module(tiny_base_dir, "nanochat.base_train", *TINY_BASE, "--num_iterations=1", "--eval_every=-1", f"--model_tag={tag}")
+    assert not [f for f in os.listdir(d) if ".tmp." in f], os.listdir(d)
 
 def test_torchrun_two_processes_gloo(tiny_base_dir):
     env = nc_env(tiny_base_dir)

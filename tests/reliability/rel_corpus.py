@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import random
 import struct
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -196,6 +194,9 @@ def meta_corpus() -> dict[str, Writer]:
         "huge-float-1e999": text(json.dumps(good).replace('"step": 20', '"step": 1e999')),
         "huge-int-10e400": text(json.dumps(good).replace('"step": 20', '"step": ' + "1" + "0" * 400)),
         "huge-int-vocab": text(json.dumps(good).replace(str(good["model_config"]["vocab_size"]), "9" * 5000, 1)),
+        "model-config-inf": text(json.dumps(dict(good, model_config=dict(good["model_config"], vocab_size=1e308 * 10)))),
+        "model-config-zero-heads": text(json.dumps(dict(good, model_config=dict(good["model_config"], n_head=0, n_kv_head=0,
+                                                                                  n_layer=-1)))),
         "nan-literal": text(json.dumps(good).replace('"step": 20', '"step": NaN')),
         "deep-nesting-100k": text('{"model_config": ' + "[" * 100_000 + "]" * 100_000 + "}"),
         "invalid-utf8": text(b'{"step": 20, "x": "\xff\xfe"}'),

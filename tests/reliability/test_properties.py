@@ -14,12 +14,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import factories
-import rel_corpus as corpus
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _TMP = tempfile.TemporaryDirectory(prefix="rel-props-")

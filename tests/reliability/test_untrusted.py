@@ -231,3 +231,38 @@ def test_secret_in_log_not_echoed_by_postflight(tmp_path, cli, tally):
                        "--no-smoke", "--format", "json", cwd=tmp_path)
     check_survived(tally, "secret masking", proc, allowed=(1,), before=before, root=tmp_path)
     assert SECRETS["WANDB_API_KEY"] not in proc.stdout + proc.stderr, "a wandb key from the log is echoed whole"
+
+
+# -- output injection: file names and log text must not forge annotations or terminal escapes ----------------
+def test_github_annotations_cannot_be_forged(tmp_path, cli, tally):
+    name = "job\n::warning title=x::FORGED.sh"
+    script = tmp_path / name
+    script.write_text(corpus.GOOD_SCRIPT)
+    base = tmp_path / "base"
+    factories.write_run(base, world_size=2)
+    log = factories.write_log(tmp_path / "logs" / "run.out", factories.run_log(base=str(base), per_phase={
+        "sft": {"crash": ("RuntimeError", "boom\r::error title=y::FORGED\r%0A::error::FORGED")}}))
+    pre = cli("preflight", "check", str(script), "--format", "github", "--base-dir", str(base), cwd=tmp_path)
+    post = cli("postflight", "verify", "--log", str(log), "--base-dir", str(base), "--no-smoke", "--format", "github",
+               cwd=tmp_path)
+    tally.tried("output injection", 2)
+    for proc in (pre, post):
+        import re
+
+        for line in proc.stdout.splitlines():
+            assert not re.match(r"^::[a-z-]+( [^:]*)?::FORGED", line), f"a forged annotation: {line!r}"
+            assert line.startswith("::") or "::" not in line, f"an annotation command mid-line: {line!r}"
+        assert "\r" not in proc.stdout, "a raw carriage return reaches the workflow log"
+
+
+def test_terminal_escapes_from_logs_not_replayed(tmp_path, cli, tally):
+    base = tmp_path / "base"
+    factories.write_run(base, world_size=2)
+    evil = "boom \x1b]0;pwned\x07\x1b[2J\x1b[31mred"
+    log = factories.write_log(tmp_path / "logs" / "run.out", factories.run_log(base=str(base), per_phase={
+        "sft": {"crash": ("RuntimeError", evil)}}))
+    proc = cli("postflight", "verify", "--log", str(log), "--base-dir", str(base), "--no-smoke", cwd=tmp_path)
+    tally.tried("output injection")
+    assert "boom" in proc.stdout, "the crash is not reported"
+    assert "\x1b]" not in proc.stdout and "\x07" not in proc.stdout and "\x1b[2J" not in proc.stdout, \
+        "escape sequences from the log are replayed to the terminal"
