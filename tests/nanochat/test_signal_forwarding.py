@@ -1,0 +1,79 @@
+"""scripts/speedrun.slurm's signal path, for real: SLURM's SIGUSR1 reaches the batch shell, which
+forwards SIGTERM through torchrun to the training workers; they save and exit, the shell does
+not start the next phase, and a resumed run continues from the saved step.
+
+Runs under real torchrun on whatever device is there (CPU with gloo here, CUDA on a GPU node);
+the shell functions are taken from speedrun.slurm itself, so the test tracks the script.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--depth=2", "--max_seq_len=128", "--device_batch_size=4", "--total_batch_size=1024", "--eval_every=-1",
+         "--sample_every=-1", "--run=dummy"]
+
+
+def _slurm_functions() -> str:
+    text = (ROOT / "scripts" / "speedrun.slurm").read_text()
+    start = text.index('CHILD=""')
+    end = text.index("\n}\n", text.index("finish_phase() {")) + 3
+    return text[start:end]
+
+
+def _env(base: Path) -> dict:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "NANOCHAT_BASE_DIR": str(base), "PYTHONPATH": path, "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.slow
+def test_usr1_is_forwarded_through_torchrun_then_resume(tmp_path):
+    base = tmp_path / "base"
+    env = _env(base)
+    py = sys.executable
+    for cmd in ([py, "-m", "nanochat.dataset", "build", "--num-shards", "2", "--chars-per-shard", "300000"],
+                [py, "-m", "nanochat.tok_train", "--max_chars=600000", "--vocab_size=512"]):
+        subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "nanochat.base_train", "--"]
+    harness = tmp_path / "phase.sh"
+    harness.write_text("#!/bin/bash\nset -euo pipefail\n" + _slurm_functions() + "\n"
+                       + " ".join(torchrun + SMALL + ["--num_iterations=1000000", "--save_every=-1"]) + " &\n"
+                       + "PID=$!; CHILD=$PID\nwait $PID && rc=0 || rc=$?\nfinish_phase base $PID $rc\n"
+                       + "echo NEXT-PHASE-STARTED\n")
+    log = tmp_path / "phase.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["bash", str(harness)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        deadline = time.monotonic() + 600
+        while not re.search(r"^step 0000[5-9]", log.read_text(errors="replace"), re.M):
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "training never reached step 5"
+            time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGUSR1)  # what SLURM sends with --signal=B:USR1@N
+        rc = proc.wait(timeout=180)
+    text = log.read_text(errors="replace")
+    assert rc == 0, text[-3000:]
+    assert time.monotonic() - sent < 180
+    assert "Received USR1, forwarding SIGTERM to the running phase" in text
+    assert "Stopped by a signal during base" in text and "NEXT-PHASE-STARTED" not in text
+
+    from nanochat.checkpoint import find_last_step
+
+    ckpt_dir = base / "base_checkpoints" / "d2"
+    step = find_last_step(str(ckpt_dir))
+    assert step >= 5 and (ckpt_dir / f"meta_{step:06d}.json").exists()
+    resumed = subprocess.run(torchrun + SMALL + [f"--num_iterations={step + 3}", f"--resume_from_step={step}"],
+                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"Resuming optimization from step {step}" in resumed.stdout + resumed.stderr
+    assert (ckpt_dir / f"model_{step + 3:06d}.pt").exists()
