@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GREEN, BOLD, RESET = "\x1b[32m", "\x1b[1m", "\x1b[0m"
 
@@ -86,6 +87,58 @@ def make_log(path: Path, size_mb: int) -> None:
     with open(path, "wb") as f:
         for _ in range(n):
             f.write(block)
+
+
+INDEX_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from preflight.logindex import index_log
+t = time.perf_counter()
+ix = index_log(sys.argv[1])
+print(time.perf_counter() - t, sum(s.step_lines for s in ix.segments))
+"""
+
+
+def bench(tiny: bool = False) -> list:
+    """Suite rows: index throughput (GB/s, in a child process, page cache warm) vs `grep -c '^step '`,
+    and the child's peak RSS next to the log size (memory must stay flat)."""
+    import statistics
+    import tempfile
+
+    from bench.common import Row, run_child
+
+    size_mb, repeat = (4, 3) if tiny else (1024, 3)
+    root = str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory(prefix="logscan_") as tmp:
+        path = Path(tmp) / "speedrun.log"
+        make_log(path, size_mb)
+        size = path.stat().st_size
+        subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=False)
+        ours, grep, rss = [], [], []
+        counts = set()
+        for _ in range(repeat):
+            out = subprocess.run([sys.executable, "-c", INDEX_CHILD, str(path), root], capture_output=True, text=True,
+                                 check=True)
+            secs, steps = out.stdout.split()
+            ours.append(float(secs))
+            counts.add(int(steps))
+            rss.append(run_child([sys.executable, "-c", INDEX_CHILD, str(path), root])[1])
+            t = time.perf_counter()
+            g = subprocess.run(["grep", "-c", "^step ", str(path)], capture_output=True, text=True)
+            grep.append(time.perf_counter() - t)
+        grep_count = int(g.stdout.strip() or 0)
+        idle = run_child([sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r}); import preflight.logindex"])[1]
+    gbps = [size / x / 1e9 for x in ours]
+    note = f"step lines {counts.pop() if len(counts) == 1 else counts} (grep {grep_count})"
+    return [
+        Row(what=f"log index, {size / 2**20:,.0f} MiB realistic log", ours=statistics.median(gbps), unit="GB/s",
+            baseline=statistics.median(size / x / 1e9 for x in grep), baseline_what="grep -c '^step '",
+            target="≥ 1 GB/s", meets=statistics.median(gbps) >= 1.0, spread=f"{min(gbps):.3g}–{max(gbps):.3g}",
+            note=note + "; in-process time, page cache warm"),
+        Row(what=f"log index, {size / 2**20:,.0f} MiB log: peak RSS", ours=float(max(rss)), unit="B", baseline=float(idle),
+            baseline_what="same interpreter, index module imported only", target="flat (≤ 64 MiB over baseline)",
+            meets=max(rss) - idle <= 64 << 20, note=f"log size {size / 2**20:.0f} MiB"),
+    ]
 
 
 def main() -> None:

@@ -2,6 +2,11 @@
 shards) and compare with a plain torch.load of the same model files. Prints time and peak RSS.
 
     python bench/postflight_verify.py [--depth 20] [--dir /tmp/pf_bench] [--keep]
+    python -m bench --only postflight_verify          # the suite row (--tiny: a d2 run)
+
+The suite row times the real CLI, ``postflight verify --base-dir BASE --no-smoke --select CK,RPT``,
+in a child process (wall time and peak RSS via wait4), next to a plain ``torch.load`` of the same
+three model files in a child process. Targets (issue 4 §5): under 2 s and under 300 MB.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 VERIFY = """
 import resource, sys, time, pathlib
@@ -54,6 +60,58 @@ def build(d: Path, depth: int) -> None:
                              "param_groups": [{"lr": 0.004, "params": [0]}]}, {"state": {}, "param_groups": []}],
                            d / "base" / F.STAGE_DIRS[phase] / f"d{depth}" / f"optim_{step:06d}_rank{r}.pt")
     F.write_report(d / "base" / "report" / "report.md")
+
+
+LOAD_ONLY = """
+import glob, sys, torch
+for p in sorted(glob.glob(sys.argv[1] + "/*_checkpoints/*/model_*.pt")):
+    sd = torch.load(p, map_location="cpu", weights_only=True)
+    del sd
+"""
+
+
+def bench(tiny: bool = False) -> list:
+    import os
+    import statistics
+    import tempfile
+
+    from bench.common import Row, cli, run_child
+
+    depth, repeat = (2, 3) if tiny else (20, 5)
+    with tempfile.TemporaryDirectory(prefix="pf_bench_") as tmp:
+        d = Path(tmp)
+        build(d, depth)
+        size = sum(p.stat().st_size for p in (d / "base").rglob("*.pt"))
+        env = {**os.environ, "HOME": tmp, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+        verify = cli("postflight", "verify", "--base-dir", str(d / "base"), "--no-smoke", "--select", "CK,RPT",
+                     "--format", "json", "-o", str(d / "out.json"))
+        load = [sys.executable, "-c", LOAD_ONLY, str(d / "base")]
+        ours, theirs = [], []
+        run_child(verify, cwd=tmp, env=env)  # warm the page cache and the imports
+        for _ in range(repeat):
+            wall, rss, rc = run_child(verify, cwd=tmp, env=env)
+            if rc not in (0, 1):
+                raise RuntimeError(f"postflight verify exited {rc}")
+            ours.append((wall, rss))
+            wall, rss, rc = run_child(load, cwd=tmp, env=env)
+            if rc != 0:
+                raise RuntimeError(f"plain torch.load exited {rc}")
+            theirs.append((wall, rss))
+        import json
+
+        result = json.loads((d / "out.json").read_text())
+        ran = sum(1 for c in result.get("checks", []) if c.get("status") not in ("skip", "SKIP"))
+    t = [w for w, _ in ours]
+    m = [r for _, r in ours]
+    what = f"postflight verify, d{depth} run (3 phases, 8 optim shards, {size / 1e9:.2f} GB)"
+    return [
+        Row(what=what + ": time", ours=statistics.median(t), unit="s", baseline=statistics.median(w for w, _ in theirs),
+            baseline_what="plain torch.load of the 3 model files", target="< 2 s", meets=statistics.median(t) < 2.0,
+            spread=f"{min(t):.3g}–{max(t):.3g} s", note=f"CLI, --select CK,RPT, {ran} checks ran"),
+        Row(what=what + ": peak RSS", ours=float(max(m)), unit="B", baseline=float(max(r for _, r in theirs)),
+            baseline_what="plain torch.load", target="< 300 MB", meets=max(m) < 300e6,
+            spread=f"{min(m) / 2**20:.0f}–{max(m) / 2**20:.0f} MiB", note="max over repeats"),
+    ]
 
 
 def main() -> None:

@@ -418,7 +418,7 @@ def verify_cmd(
                              smoke=smoke if smoke is not None else None)
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
     if wait and job_id:
-        _wait_for(job_id, wait_timeout, cli_values, config)
+        _wait_for(job_id, wait_timeout)
     result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
           title=f"postflight verify {job_id or ''}".rstrip())
@@ -435,15 +435,30 @@ def verify_cmd(
     raise typer.Exit(code)
 
 
-def _wait_for(job_id: str, timeout: float, cli_values: dict[str, Any], config_path: Optional[Path]) -> None:
+def _wait_for(job_id: str, timeout: float) -> None:
+    """Poll SLURM until the job ends (or ``timeout``), with a live status line on a terminal."""
+    from preflight import slurm
+
+    start = time.monotonic()
+    status = None
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        status = Console(stderr=True).status(f"waiting for job {job_id}")
+        status.start()
     try:
-        from preflight import slurm
-    except ImportError:
-        return
-    try:
-        slurm.wait_for_job(job_id, timeout=timeout)
+        while True:
+            left = timeout - (time.monotonic() - start)
+            info = slurm.wait_for_job(job_id, timeout=max(0.0, min(5.0, left)))
+            if info is None or info.finished or left <= 5.0:
+                break
+            if status is not None:
+                status.update(f"waiting for job {job_id}: {info.state}, {time.monotonic() - start:.0f}s")
     except Exception as exc:  # the verify run reports the state; waiting is best effort
         sys.stderr.write(f"postflight: --wait: {exc}\n")
+    finally:
+        if status is not None:
+            status.stop()
 
 
 # -- entry points ------------------------------------------------------------------------------
