@@ -58,16 +58,43 @@ def repeat(fn: Callable[[], float | None], n: int, warmup: int = 1) -> Sample:
     return Sample(statistics.median(values), min(values), max(values), values)
 
 
+# A small launcher forks and execs the command and reports its wall time and peak RSS. Measuring
+# from this process directly is wrong: a child spawned by a large process (this one, once torch is
+# imported) inherits its parent's RSS high-water mark across exec (vfork/fork + exec keep
+# signal->maxrss), so every child would read at least this process's peak.
+_LAUNCHER = """
+import os, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(out, "w") as fh:
+    fh.write(f"{wall} {usage.ru_maxrss * 1024} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def run_child(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None = None,
               stdin=subprocess.DEVNULL) -> tuple[float, int, int]:
-    """Run a command; return (wall seconds, peak RSS in bytes of that child, exit code)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=stdin)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss * 1024, proc.returncode
+    """Run a command; return (wall seconds, peak RSS in bytes of that command alone, exit code)."""
+    import tempfile
+
+    fd, out = tempfile.mkstemp(prefix="run_child_")
+    os.close(fd)
+    try:
+        proc = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, out, *cmd], cwd=cwd, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=stdin)
+        text = open(out).read().split()
+        if len(text) != 3:
+            raise RuntimeError(f"launcher failed (exit {proc.returncode}) for {cmd[0]}")
+        return float(text[0]), int(text[1]), int(text[2])
+    finally:
+        os.unlink(out)
 
 
 def cli(tool: str, *args: str) -> list[str]:

@@ -49,6 +49,10 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
 
     How to fix: ``python -m nanochat.dataset -n 240`` on a login node before submitting.
     """
+    if not any(p.name == "base" for p in plan.phases):
+        # a script that trains nothing visible: the profile's d20 defaults say nothing about it
+        raise Skip("the plan has no base training phase (the script runs none that preflight can see): "
+                   "no shard count to check against")
     profile = ctx.get("profile", None)
     n_script, line, local = _script_downloads(ctx, profile)
     online = ctx.config.get("network", "offline") == "online" or local

@@ -13,6 +13,26 @@ from preflight.registry import check
 _OFF_MODES = ("offline", "disabled", "dryrun")
 
 
+def variable_origin(ctx, name: str) -> tuple[str, str | None, int | None]:
+    """(where the job's value of $name comes from, file, line): the script's last assignment
+    that takes effect (a ``${X:-default}`` one only when nothing set X before), else the
+    environment preflight runs in (sbatch hands it to the job), else unset."""
+    script = ctx.get("script", None)
+    found = None
+    if script is not None and script.ok:
+        for a in script.all_assignments:
+            if a.name != name or (a.default_only and (found is not None or ctx.environ.get(name))):
+                continue
+            found = a
+    if found is not None:
+        where = f"{Path(found.file).name}:{found.line}" if found.file and found.file != "<script>" else f"line {found.line}"
+        return (f"{'export ' if found.exported else ''}{name}={found.value} in the script ({where})",
+                found.file if found.file != "<script>" else None, found.line)
+    if ctx.environ.get(name) is not None:
+        return f"{name}={ctx.environ[name]} in the environment it is submitted from", None, None
+    return f"{name} is not set", None, None
+
+
 def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | None]:
     """(run name the training sees, where it came from, line, file). None: not set (trainer default dummy)."""
     script = ctx.get("script", None)
@@ -26,12 +46,16 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
                 continue
             value = f.value or ""
             expanded = script.expand(value, inv.line, inv.file, job_env.env) if "$" in value else value
-            return (expanded or None), f"--run={value}", inv.line, inv.file
+            source = f"--run={value}"
+            if "WANDB_RUN" in value:
+                source += f", {variable_origin(ctx, 'WANDB_RUN')[0]}"
+            return (expanded or None), source, inv.line, inv.file
         if any(inv.module and profile.phase_of_module(inv.module, inv.args) in ("base", "mid", "sft", "rl")
                for inv in script.all_invocations):
             return None, "no --run flag (the trainer's default is dummy)", None, None
     value = job_env.get("WANDB_RUN")
-    return value or None, "WANDB_RUN in the environment", None, None
+    source, path, line = variable_origin(ctx, "WANDB_RUN")
+    return value or None, source, line, path
 
 
 @check("ENV001", "wandb-disabled", severity="info")

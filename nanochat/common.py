@@ -149,11 +149,25 @@ def _fsync_dir(dirpath):
 def atomic_write(path, write_fn, mode="wb"):
     """write_fn(f) writes the content; the file appears at `path` complete or not at all."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, mode) as f:
-        write_fn(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode) as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:  # a full disk, a kill: never leave the half-written temp file taking the space
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, Exception):
+            import shutil
+            try:
+                free = f"{shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free:,} bytes free"
+            except OSError:
+                free = "free space unknown"
+            raise OSError(f"saving {path} failed ({free} on its filesystem; disk full?): {type(e).__name__}: {e}") from e
+        raise
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 def atomic_torch_save(obj, path):

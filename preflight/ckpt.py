@@ -481,6 +481,8 @@ class PhaseCheckpoints:
         """(parsed JSON, error line)."""
         if path not in self._metas:
             try:
+                if not os.path.isfile(path):  # a FIFO would block open() forever
+                    raise OSError(f"{path} is not a regular file")
                 with open(path, "rb") as f:
                     raw = f.read(16 << 20)
                 self._metas[path] = (json.loads(raw.decode("utf-8")), None)
@@ -488,6 +490,8 @@ class PhaseCheckpoints:
                 self._metas[path] = (None, "not UTF-8 text")
             except json.JSONDecodeError as exc:
                 self._metas[path] = (None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+            except ValueError as exc:  # e.g. an integer past Python's 4,300-digit limit
+                self._metas[path] = (None, f"not valid JSON ({exc})")
             except OSError as exc:
                 self._metas[path] = (None, f"cannot read: {exc.strerror or exc}")
             except RecursionError:
@@ -640,7 +644,9 @@ def checkpoints_fact(ctx: Any) -> CheckpointInventory:
     ledger = ctx.get("ledger", None)
     expected = (ledger.get("expected") or {}) if isinstance(ledger, dict) else {}
     inv.expected = expected_phases(ctx, profile)
-    inv.planned_steps = {k: int(v) for k, v in (expected.get("steps") or {}).items() if isinstance(v, (int, float))}
+    steps = expected.get("steps") if isinstance(expected.get("steps"), dict) else {}
+    inv.planned_steps = {k: int(v) for k, v in steps.items()
+                         if isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))}
     inv.world_size = expected.get("world_size")
     tag = expected.get("model_tag")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import struct
 import threading
 import zipfile
@@ -428,6 +429,9 @@ def dataset_fact(ctx: Any) -> Dataset:
         except OSError as exc:
             ds.unreadable.append((path, exc.strerror or str(exc)))
             continue
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end when read
+            ds.unreadable.append((path, "not a regular file"))
+            continue
         if not m:
             ds.stray.append(path)
             continue
@@ -513,10 +517,17 @@ def _checkpoint_vocabs(base: Path, profile: Any) -> list[CheckpointVocab]:
                     continue
                 data = json.loads(meta.read_text(encoding="utf-8"))
                 vocab = int(data["model_config"]["vocab_size"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
+            except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
+                continue  # an unreadable meta: checkpoint checks report it; no vocab to compare here
             out.append(CheckpointVocab(meta, vocab))
     return out
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # permission denied on the directory: treated as absent (the dir check says why)
+        return False
 
 
 def tokenizer_fact(ctx: Any) -> Tokenizer:
@@ -525,7 +536,7 @@ def tokenizer_fact(ctx: Any) -> Tokenizer:
     spec = (profile.data.get("tokenizer") if profile is not None else None) or {}
     d = base / spec.get("dir", "tokenizer")
     pkl, tb = d / "tokenizer.pkl", d / "token_bytes.pt"
-    tok = Tokenizer(dir=d, pkl=pkl, token_bytes=tb, has_pkl=pkl.is_file(), has_token_bytes=tb.is_file(), vocab_size=None)
+    tok = Tokenizer(dir=d, pkl=pkl, token_bytes=tb, has_pkl=_is_file(pkl), has_token_bytes=_is_file(tb), vocab_size=None)
     tok.checkpoints = _checkpoint_vocabs(base, profile)
     if tok.has_token_bytes and tok.checkpoints:  # read the vocab only when something compares it
         tok.vocab_size, tok.vocab_problem = token_bytes_vocab(tb)

@@ -377,6 +377,9 @@ class Ledger(dict):
         return {"path": str(self.path), **self}
 
 
+_LEDGER_TYPES = {"logs": dict, "expected": dict, "profile": dict, "script": dict, "cwd": str, "config": dict}
+
+
 def read_ledger(path: Path) -> Ledger:
     """Parse a ledger; a clear one-line ValueError when it is not one."""
     try:
@@ -384,10 +387,16 @@ def read_ledger(path: Path) -> Ledger:
         if size > MAX_LEDGER_BYTES:
             raise ValueError(f"{path}: {size} bytes is too large for a ledger")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, digit limit
         raise ValueError(f"{path}: unreadable ledger ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or "job_id" not in data:
         raise ValueError(f"{path}: not a preflight ledger (no job_id)")
+    for key, kind in _LEDGER_TYPES.items():  # the readers index into these: refuse a damaged ledger here
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise ValueError(f"{path}: not a preflight ledger ({key} is a {type(data[key]).__name__})")
+    for key in ("stdout", "stderr"):
+        if (data.get("logs") or {}).get(key) is not None and not isinstance(data["logs"][key], str):
+            raise ValueError(f"{path}: not a preflight ledger (logs.{key} is not a path)")
     version = data.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise ValueError(f"{path}: ledger schema_version {version!r} is not supported (this preflight reads "

@@ -229,9 +229,10 @@ def _num(text: str | None, kind=int) -> Any:
     if text is None:
         return None
     try:
-        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
-    except (TypeError, ValueError):
+        val = kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+    except (TypeError, ValueError, OverflowError):  # --depth=1e999
         return None
+    return None if isinstance(val, float) and not math.isfinite(val) else val
 
 
 def training_invocation(script: Any, profile: Any, phase: str) -> Any:

@@ -233,8 +233,8 @@ def _keys_from_source(path: Path) -> dict | None:
 
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return None
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        return None  # CPython's parser raises RecursionError/MemoryError on very long operator chains
     out: dict = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -405,7 +405,8 @@ def _from_ledger(ctx: Any) -> "Profile | None":
         ledger = ctx.get("ledger", None)
     except Exception:
         return None
-    name = ((ledger or {}).get("profile") or {}).get("name") if isinstance(ledger, dict) else None
+    recorded = ledger.get("profile") if isinstance(ledger, dict) else None
+    name = recorded.get("name") if isinstance(recorded, dict) else None
     if name in PROFILE_NAMES:
         return load_profile(name, f"recorded in the run ledger of job {ctx.inputs.job_id}")
     return None
@@ -421,6 +422,8 @@ def _from_logs(ctx: Any) -> "Profile | None":
     heads = []
     for path in logs:
         try:
+            if not os.path.isfile(path):  # a named pipe would block open() forever
+                continue
             with open(path, "rb") as fh:
                 heads.append(fh.read(LOG_SNIFF_BYTES).decode("utf-8", "replace"))
         except OSError:

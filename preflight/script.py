@@ -65,6 +65,7 @@ class Assignment:
     unconditional: bool  # top level, not in if/loop/function, not after && or ||
     default_only: bool = False  # ${X:-...} / : ${X:=...} style: keeps a value set before
     file: str = ""
+    resolved: str | None = None  # its value as the static evaluation knows it (uses $1, $@ ...)
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Invocation:
     checked: bool  # followed by a per-phase exit check
     command: Command
     launcher_opts: list[str] = field(default_factory=list)
+    via: str | None = None  # the shell function it was launched through (`launch nanochat.base_train ...`)
 
     @property
     def file(self) -> str:
@@ -160,6 +162,13 @@ class ScriptModel:
     includes: list["ScriptModel"] = field(default_factory=list)
     include_lines: dict[str, int] = field(default_factory=dict)  # included file -> line of the call
     size: int = 0
+    # static evaluation (preflight.script_eval): what the script starts with and what it skips
+    environ: dict[str, str] | None = None  # the environment it is known to start with (None: unknown)
+    positional: list[str] | None = None  # its arguments ($@) when known (a followed `bash x.sh --tiny`)
+    functions: list = field(default_factory=list)  # script_eval.FunctionDef, definitions that may run
+    skipped_lines: list[int] = field(default_factory=list)  # commands/assignments in branches not taken
+    evaluated: bool = False  # False: the block structure was not understood; every branch counts
+    _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
 
     # -- aggregated views (this script plus the scripts it runs) -----------------------------
     @property
@@ -209,6 +218,9 @@ class ScriptModel:
             if file is not None and line is not None and a.file == file and a.line >= line:
                 continue
             if a.default_only and value:
+                continue
+            if a.resolved is not None and re.search(r"\$\{?[0-9#@*]", a.value):
+                value = a.resolved  # an argument of the script ($1, $@): only the evaluation knows it
                 continue
             value = self.expand(a.value, a.line, a.file, environ, _depth=1) or a.value
         return value
@@ -423,14 +435,19 @@ def _read_script(path: Path) -> tuple[str | None, list[str], int]:
     return text, [], size
 
 
-def parse_script(path: Path | str, cwd: Path | None = None, *, _seen: set | None = None,
+def parse_script(path: Path | str, cwd: Path | None = None, *, environ: dict[str, str] | None = None,
+                 args: list[str] | None = None, _environ_complete: bool = True, _seen: set | None = None,
                  _depth: int = 0) -> ScriptModel:
+    """Parse a script file and the scripts it runs.
+
+    ``environ``: the environment the script starts with (branches that test it are decided
+    from it; None: unknown, they are kept). ``args``: its positional arguments (None: unknown)."""
     path = Path(path)
     text, problems, size = _read_script(path)
     model = ScriptModel(path=path, problems=problems, size=size)
     if text is None:
         return model
-    _parse_text(model, text)
+    _parse_text(model, text, environ, args, _environ_complete)
     # follow `bash other.sh` / `source x.sh` when the file exists
     seen = set() if _seen is None else _seen
     try:
@@ -452,16 +469,22 @@ def parse_script(path: Path | str, cwd: Path | None = None, *, _seen: set | None
             if key in seen:
                 continue
             seen.add(key)
-            child = parse_script(resolved, cwd=cwd, _seen=seen, _depth=_depth + 1)
+            call = model._includes_env.get(id(cmd))
+            if call is not None:  # what the parent knows at the call: its exports and the arguments
+                child = parse_script(resolved, cwd=cwd, environ=call.environ, args=call.positional,
+                                     _environ_complete=call.complete, _seen=seen, _depth=_depth + 1)
+            else:
+                child = parse_script(resolved, cwd=cwd, _seen=seen, _depth=_depth + 1)
             model.includes.append(child)
             model.include_lines[str(resolved)] = cmd.line
     return model
 
 
-def parse_text(text: str, path: Path | None = None) -> ScriptModel:
-    """Parse script text directly (tests, stdin)."""
+def parse_text(text: str, path: Path | None = None, *, environ: dict[str, str] | None = None,
+               args: list[str] | None = None) -> ScriptModel:
+    """Parse script text directly (tests, stdin). ``environ``/``args`` as for parse_script."""
     model = ScriptModel(path=path, size=len(text.encode("utf-8", "replace")))
-    _parse_text(model, text)
+    _parse_text(model, text, environ, args)
     return model
 
 
@@ -504,7 +527,8 @@ def _resolve_include(model: ScriptModel, cmd: Command, target: str, cwd: Path | 
     return None
 
 
-def _parse_text(model: ScriptModel, text: str) -> None:
+def _parse_text(model: ScriptModel, text: str, environ: dict[str, str] | None = None,
+                args: list[str] | None = None, environ_complete: bool = True) -> None:
     model.text = text
     raw_lines = text.split("\n")
     model.crlf_lines = sum(1 for ln in raw_lines if ln.endswith("\r"))
@@ -571,7 +595,48 @@ def _parse_text(model: ScriptModel, text: str) -> None:
     if model.first_command_line is not None:
         for d in model.directives:
             d.ignored = d.line > model.first_command_line
+    export = model.directive("export")
+    if export is not None and not (export.value or "").upper().startswith("ALL"):
+        environ = None  # --export=NONE / a list: the job does not start with this environment
+    _evaluate(model, state.events, environ, args, environ_complete, fname)
     _find_invocations(model)
+
+
+def _evaluate(model: ScriptModel, events: list, environ: dict[str, str] | None, args: list[str] | None,
+              complete: bool, fname: str) -> None:
+    """Drop the commands and assignments of branches the script provably does not take."""
+    from preflight.script_eval import Evaluator, Malformed, build_tree
+
+    # (environ may hold script_eval.UNKNOWN for a parent's variable set at run time)
+    model.environ = {k: v for k, v in environ.items() if isinstance(v, str)} if environ is not None else None
+    model.positional = list(args) if args is not None else None
+    try:
+        tree = build_tree(events)
+        ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args)
+        ev.run_top(tree)
+    except (Malformed, RecursionError, ValueError, IndexError):
+        return  # structure not understood: keep every branch, as a plain parse would
+    model.evaluated = True
+    model.commands = [c for c in model.commands if id(c) in ev.live]
+    model.assignments = [a for a in model.assignments if id(a) in ev.live]
+    model.functions = ev.functions
+    model.skipped_lines = sorted(ev.skipped_lines)
+    model._includes_env = ev.includes
+
+
+def _include_args(cmd: Command) -> tuple[str, list[str]] | None:
+    """("bash"|"source", raw words of its arguments) when cmd runs another script."""
+    target = _included_file(cmd)
+    if not target:
+        return None
+    w = cmd.words
+    name = os.path.basename(w[0])
+    kind = "source" if name in ("source", ".") else "bash"
+    try:
+        k = w.index(target, 1 if kind == "source" or name in ("bash", "sh", "zsh") else 0)
+    except ValueError:
+        return None
+    return kind, list(cmd.raw_words[k + 1:])
 
 
 @dataclass
@@ -579,6 +644,8 @@ class _State:
     depth: int = 0
     function_depth: list[int] = field(default_factory=list)
     in_condition: bool = False
+    events: list = field(default_factory=list)  # block structure for preflight.script_eval
+    case_expects_pattern: list[bool] = field(default_factory=list)  # one per open `case`
 
 
 def _commands_from_tokens(model: ScriptModel, state: _State, tokens: list, line: int, end_line: int,
@@ -606,18 +673,27 @@ def _commands_from_tokens(model: ScriptModel, state: _State, tokens: list, line:
                 state.in_condition = True
                 if kw != "elif":
                     state.depth += 1
+                state.events.append(("kw", kw, None))
             elif kw in ("then", "do", "else"):
                 state.in_condition = False
+                state.events.append(("kw", kw, None))
             elif kw in ("for", "case", "select"):
                 state.depth += 1
+                state.events.append(("kw", kw, [w.raw for w in words]))
+                if kw == "case":
+                    state.case_expects_pattern.append(True)
                 words = []  # the loop header / case word is not a command
                 break
             elif kw == "{":
                 state.depth += 1
+                state.events.append(("kw", kw, None))
             elif kw in _KEYWORDS_CLOSE:
                 state.depth = max(0, state.depth - 1)
                 if state.function_depth and state.depth < state.function_depth[-1]:
                     state.function_depth.pop()
+                if kw == "esac" and state.case_expects_pattern:
+                    state.case_expects_pattern.pop()
+                state.events.append(("kw", kw, None))
             elif kw == "!":
                 negated = True
         if words:
@@ -635,29 +711,54 @@ def _commands_from_tokens(model: ScriptModel, state: _State, tokens: list, line:
             elif cur and cur[-1].raw == "function":
                 cur = []
                 pending_fn = True
+                state.events.append(("fn", tok.value, line))
             else:
                 cur.append(tok)
         elif kind == "nl":
             emit(None)
         else:
             op = tok
+            expects_pattern = bool(state.case_expects_pattern and state.case_expects_pattern[-1])
             if op in (">", ">>", ">&", "&>", "<", "<&", "<<", "<<-", "<<<"):
                 expect_redirect = op
-            elif op == "(" and idx + 1 < len(tokens) and tokens[idx + 1] == ("op", ")") and len(cur) == 1:
-                # name() { ... }: a function definition
+            elif op == "(" and idx + 1 < len(tokens) and tokens[idx + 1] == ("op", ")") and \
+                    (len(cur) == 1 or (pending_fn and not cur)):
+                # name() { ... } / function name() { ... }: a function definition
+                if cur:
+                    state.events.append(("fn", cur[0].value, line))
                 cur = []
                 idx += 1
                 pending_fn = True
+            elif op == "|" and expects_pattern and cur:
+                cur.append(Word("|", "|", False))  # -t|--tiny) : alternatives of one case pattern
+            elif op == "(" and expects_pattern and not cur:
+                pass  # (--tiny) : the optional open paren of a case pattern
+            elif op == ")" and cur and cur[0].raw == "case" and any(w.raw == "in" for w in cur[1:-1]):
+                # one-line `case "$1" in --tiny) ...`: the header, then the first pattern
+                k = next(j for j, w in enumerate(cur) if w.raw == "in" and j > 0)
+                pattern = cur[k + 1:]
+                cur = cur[:k + 1]
+                emit(None)
+                state.events.append(("pattern", [w.raw for w in pattern if w.raw != "|"]))
+                if state.case_expects_pattern:
+                    state.case_expects_pattern[-1] = False
+            elif op == ")" and cur and expects_pattern:
+                # a case pattern such as `start)`: not a command
+                state.events.append(("pattern", [w.raw for w in cur if w.raw != "|"]))
+                state.case_expects_pattern[-1] = False
+                cur = []
+                emit(None)
             elif op in ("(", ")"):
-                if op == ")" and cur and not state.in_condition:
-                    cur = []  # a case pattern such as `start)`
                 emit(None)
                 if op == "(":
                     state.depth += 1
                 else:
                     state.depth = max(0, state.depth - 1)
+                state.events.append(("kw", op, None))
             elif op == ";;":
                 emit(None)
+                if state.case_expects_pattern:
+                    state.case_expects_pattern[-1] = True
             else:
                 emit(op)
             if pending_fn and op not in ("(", ")"):
@@ -673,6 +774,24 @@ def _commands_from_tokens(model: ScriptModel, state: _State, tokens: list, line:
 
 def _record(model: ScriptModel, state: _State, words: list[Word], redirects: list, op_before: str | None,
             op_after: str | None, negated: bool, line: int, end_line: int, text: str, fname: str) -> None:
+    n_assign, n_cmd = len(model.assignments), len(model.commands)
+    _record_command(model, state, words, redirects, op_before, op_after, negated, line, end_line, text, fname)
+    # the event for preflight.script_eval: the command and its assignments with their values as written
+    raws: dict[str, str] = {}
+    for w in words:
+        m = _ASSIGN_RE.match(w.value)
+        if m and not w.raw.startswith(("'", '"')):
+            raws[m.group(1)] = w.raw.partition("=")[2]
+        m = re.match(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):?=", w.raw)
+        if m:
+            raws[m.group(1)] = w.raw  # `: ${X:=v}`: keeps a value set before
+    new = model.assignments[n_assign:]
+    cmd = model.commands[n_cmd] if len(model.commands) > n_cmd else None
+    state.events.append(("item", cmd, [(a, raws.get(a.name, a.value)) for a in new]))
+
+
+def _record_command(model: ScriptModel, state: _State, words: list[Word], redirects: list, op_before: str | None,
+                    op_after: str | None, negated: bool, line: int, end_line: int, text: str, fname: str) -> None:
     env: dict[str, str] = {}
     rest = list(words)
     while rest and _ASSIGN_RE.match(rest[0].value) and not rest[0].raw.startswith(("'", '"')):
@@ -884,8 +1003,9 @@ def parse_flags(args: list[str]) -> list[Flag]:
     return flags
 
 
-def _parse_invocation(cmd: Command) -> Invocation | None:
-    words, srun, srun_opts = _strip_wrappers(list(cmd.words))
+def _parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation | None:
+    """cmd as a python/torchrun invocation; ``words``: its words after expansion (default: as written)."""
+    words, srun, srun_opts = _strip_wrappers(list(cmd.words if words is None else words))
     if not words:
         return None
     head = os.path.basename(words[0])
@@ -964,12 +1084,143 @@ def _parse_invocation(cmd: Command) -> Invocation | None:
 
 def _find_invocations(model: ScriptModel) -> None:
     cmds = model.commands
+    wrappers = _find_wrappers(model)
+    templates = {id(w.command) for _, w in wrappers if w is not None}
     for idx, cmd in enumerate(cmds):
-        inv = _parse_invocation(cmd)
+        if id(cmd) in templates:
+            continue  # the launcher inside a wrapper function: its calls are the invocations
+        words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+        via = None
+        if words:
+            wrapper = _wrapper_for(wrappers, words[0], cmd)
+            if wrapper is not None:
+                words = _expand_words(model, wrapper.apply(words[1:]), cmd)
+                via = f"{wrapper.name} (defined line {wrapper.line})"
+        inv = _parse_invocation(cmd, words)
         if inv is None:
             continue
         inv.checked = _has_exit_check(cmds, idx)
+        inv.via = via
         model.invocations.append(inv)
+
+
+# an argument that is exactly one parameter expansion: $X, ${X}, ${X:-default}, "$X" ...
+_PURE_VAR_RE = re.compile(r"^\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=+][^{}]*)?\})$")
+
+
+def _expand_words(model: ScriptModel, pairs: list[tuple[str, str | None]], cmd: Command) -> list[str]:
+    """(value, raw) -> words, expanding what bash would: a variable head (`$PYTHON -m ...`,
+    `"${PY}"`) and unquoted variable arguments, split into words (`$BASE` holding
+    `--depth=2 --max_seq_len=256`) or gone (empty). Quoted arguments and words with text
+    around the variable (`--run=$WANDB_RUN`) stay as written (checks expand them where
+    they need the value). raw None: the value is final."""
+    out: list[str] = []
+    for k, (value, raw) in enumerate(pairs):
+        if raw is None or "$" not in raw:
+            out.append(value)
+            continue
+        quoted = len(raw) > 1 and raw[0] == raw[-1] == '"'
+        inner = raw[1:-1] if quoted else raw
+        if not _PURE_VAR_RE.match(inner) or (quoted and k > 0):
+            out.append(value)
+            continue
+        val = model.expand(inner, cmd.line, cmd.file, model.environ)
+        if val is None or "$" in val:
+            out.append(value)
+        elif quoted:
+            out.append(val)
+        else:
+            out.extend(val.split())  # bash's word splitting (default IFS); an empty value is no word
+    return out
+
+
+@dataclass
+class _Wrapper:
+    """A shell function that launches its first argument: `launch() { local mod=$1; shift;
+    torchrun ... -m "$mod" -- "$@"; }` (or a fixed module with "$@")."""
+
+    name: str
+    line: int
+    file: str
+    command: Command  # the launcher command inside the body
+    aliases: dict[str, int]  # local name -> index of the call argument it holds
+    shift: int  # arguments shifted away before the launcher runs
+
+    def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
+        """The launcher's words for a call with these (expanded) arguments."""
+        out: list[tuple[str, str | None]] = []
+        for value, raw in zip(self.command.words, self.command.raw_words):
+            ref = _positional_ref(raw, self.aliases, self.shift)
+            if ref == "all":
+                out.extend((a, None) for a in args[self.shift:])
+            elif isinstance(ref, int):
+                out.append((args[ref] if ref < len(args) else "", None))
+            else:
+                out.append((value, raw))
+        return out
+
+
+def _positional_ref(raw: str, aliases: dict[str, int], shift: int) -> int | str | None:
+    inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
+    if inner in ("$@", "${@}", "$*", "${*}"):
+        return "all"
+    m = re.fullmatch(r"\$(?:([1-9])|\{([1-9])\}|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})", inner)
+    if not m:
+        return None
+    digit = m.group(1) or m.group(2)
+    if digit:
+        return shift + int(digit) - 1
+    return aliases.get(m.group(3) or m.group(4))
+
+
+def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
+    """(definition, the wrapper it is or None) for every function definition that may run."""
+    from preflight.script_eval import Item
+
+    found: list[tuple[Any, _Wrapper | None]] = []
+    for fn in model.functions:
+        found.append((fn, None))
+        aliases: dict[str, int] = {}
+        shift = 0
+        for node in fn.body:
+            if not isinstance(node, Item):
+                break  # simple wrappers only: straight-line bodies
+            for a, raw in node.assigns:
+                ref = _positional_ref(raw, {}, shift)
+                if isinstance(ref, int):
+                    aliases[a.name] = ref
+            cmd = node.cmd
+            if cmd is None or cmd.name in ("local", "declare", "typeset", "export"):
+                continue
+            if cmd.name == "shift":
+                n = cmd.words[1] if len(cmd.words) > 1 else "1"
+                if not n.isdigit():
+                    break
+                shift += int(n)
+                continue
+            refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
+            if not any(r is not None for r in refs):
+                continue
+            words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+            inv = _parse_invocation(cmd, words)
+            if inv is None:
+                continue
+            module_ref = _positional_ref(next((r for v, r in zip(cmd.words, cmd.raw_words) if v == inv.module), ""),
+                                         aliases, shift) if inv.module else None
+            if isinstance(module_ref, int) or "all" in refs:
+                found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                break
+    return found
+
+
+def _wrapper_for(wrappers: list[tuple[Any, _Wrapper | None]], name: str, cmd: Command) -> _Wrapper | None:
+    """The definition a call uses: the last one before the call among those that may run
+    (a definition in a branch the script does not take was dropped already)."""
+    best = None
+    for fn, w in wrappers:
+        if fn.name == name and (fn.file != cmd.file or fn.line < cmd.line):
+            best = w
+    return best
 
 
 def _has_exit_check(cmds: list[Command], idx: int) -> bool:
@@ -1002,7 +1253,13 @@ def script_fact(ctx: Any) -> ScriptModel:
         path = Path(ctx.inputs.cwd) / path
     if not path.exists():
         return ScriptModel(path=path, problems=[f"{path} does not exist"])
-    return parse_script(path, cwd=Path(ctx.inputs.cwd))
+    # sbatch hands the job this environment (--export=ALL, its default); branches that test it
+    # are decided from it. With --export=NONE or a list on the command line it is unknown.
+    environ: dict[str, str] | None = dict(ctx.environ)
+    for key, value, _raw in parse_option_list(list(ctx.inputs.sbatch_args or [])):
+        if key == "export" and not (value or "").upper().startswith("ALL"):
+            environ = None
+    return parse_script(path, cwd=Path(ctx.inputs.cwd), environ=environ)
 
 
 # time formats: min | min:sec | h:min:sec | d-h | d-h:min | d-h:min:sec

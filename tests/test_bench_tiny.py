@@ -1,0 +1,34 @@
+"""Every benchmark of the suite runs at its tiny size and produces rows (issue 8 §4: never a time)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.__main__ import BENCHMARKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_tiny_runs_every_benchmark(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert data["tiny"] is True
+    rows = data["rows"]
+    failed = [r["what"] for r in rows if "FAILED" in r["what"]]
+    assert not failed, failed
+    prefixes = {"startup": "start-up", "preflight_check": "preflight check", "postflight_verify": "postflight verify",
+                "logscan": "log index", "deep": "--deep", "trainer_cpu": "trainer on CPU", "gpu": "trainer d"}
+    assert set(prefixes) == set(BENCHMARKS)
+    for name, prefix in prefixes.items():
+        mine = [r for r in rows if r["what"].startswith(prefix)]
+        assert mine, f"{name} produced no rows"
+        for r in mine:
+            assert r["ours"] > 0 and r["unit"], r
+    # the machine is stated
+    assert data["machine"].get("cores") and data["machine"].get("torch")
