@@ -56,6 +56,9 @@ def measure(repeat: int = 15) -> list[dict]:
         Path(tmp, "job.sbatch").write_text(SCRIPT)
         Path(tmp, "base").mkdir()
         env = {**os.environ, "HOME": tmp, "NO_COLOR": "1"}
+        # what users get: bytecode cached after the first run (some sandboxes set this to 1,
+        # which recompiles every module on every start)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         rows = []
         cases = [
             ("python -c pass (baseline)", [sys.executable, "-c", "pass"], None),

@@ -463,7 +463,7 @@ def _coerce(attempt, default) -> str:
             return str(int(attempt))
         if isinstance(default, float):
             return repr(float(attempt))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(1e999)
         pass
     return repr(str(attempt))
 

@@ -400,6 +400,8 @@ CORE_KEYS = ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_
 def expected_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     vp = 64 * math.ceil(int(cfg["vocab_size"]) / 64)
     c, h, kv, layers = int(cfg["n_embd"]), int(cfg["n_head"]), int(cfg["n_kv_head"]), int(cfg["n_layer"])
+    if not 0 < layers <= 10_000:  # a damaged meta must not make us build billions of names
+        raise ValueError(f"n_layer {layers} is out of range")
     hd = c // h
     out = {"transformer.wte.weight": (vp, c)}
     for i in range(layers):
@@ -417,7 +419,7 @@ def shape_problems(tensors: dict[str, TensorInfo], cfg: dict[str, Any]) -> list[
     """Names/shapes vs model_config. Era B+ (window_pattern) adds tensors: extra keys are allowed there."""
     try:
         want = expected_shapes(cfg)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
         return [f"model_config cannot describe a GPT ({type(exc).__name__}: {exc})"]
     have = {k.removeprefix("_orig_mod."): v for k, v in tensors.items()}
     problems = []

@@ -377,6 +377,17 @@ class Ledger(dict):
         return {"path": str(self.path), **self}
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):  # 1e999: every reader would int() it
+        raise ValueError(f"non-finite number {text}")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"non-finite number {text}")
+
+
 _LEDGER_TYPES = {"logs": dict, "expected": dict, "profile": dict, "script": dict, "cwd": str, "config": dict}
 
 
@@ -386,7 +397,7 @@ def read_ledger(path: Path) -> Ledger:
         size = path.stat().st_size
         if size > MAX_LEDGER_BYTES:
             raise ValueError(f"{path}: {size} bytes is too large for a ledger")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, digit limit
         raise ValueError(f"{path}: unreadable ledger ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or "job_id" not in data:

@@ -168,6 +168,7 @@ class ScriptModel:
     functions: list = field(default_factory=list)  # script_eval.FunctionDef, definitions that may run
     skipped_lines: list[int] = field(default_factory=list)  # commands/assignments in branches not taken
     evaluated: bool = False  # False: the block structure was not understood; every branch counts
+    problems_eval: str | None = None  # why it was not evaluated
     _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
 
     # -- aggregated views (this script plus the scripts it runs) -----------------------------
@@ -614,8 +615,12 @@ def _evaluate(model: ScriptModel, events: list, environ: dict[str, str] | None, 
         tree = build_tree(events)
         ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args)
         ev.run_top(tree)
-    except (Malformed, RecursionError, ValueError, IndexError):
-        return  # structure not understood: keep every branch, as a plain parse would
+    except Exception as exc:  # noqa: BLE001 - never let the evaluation break the parse
+        # structure not understood (Malformed) or a form it does not handle: keep every branch
+        for a in model.assignments:
+            a.resolved = None
+        model.problems_eval = f"{type(exc).__name__}: {exc}" if not isinstance(exc, Malformed) else str(exc)
+        return
     model.evaluated = True
     model.commands = [c for c in model.commands if id(c) in ev.live]
     model.assignments = [a for a in model.assignments if id(a) in ev.live]
@@ -1134,17 +1139,15 @@ def _expand_words(model: ScriptModel, pairs: list[tuple[str, str | None]], cmd: 
     return out
 
 
-@dataclass
 class _Wrapper:
     """A shell function that launches its first argument: `launch() { local mod=$1; shift;
     torchrun ... -m "$mod" -- "$@"; }` (or a fixed module with "$@")."""
 
-    name: str
-    line: int
-    file: str
-    command: Command  # the launcher command inside the body
-    aliases: dict[str, int]  # local name -> index of the call argument it holds
-    shift: int  # arguments shifted away before the launcher runs
+    def __init__(self, name: str, line: int, file: str, command: Command, aliases: dict[str, int], shift: int):
+        self.name, self.line, self.file = name, line, file
+        self.command = command  # the launcher command inside the body
+        self.aliases = aliases  # local name -> index of the call argument it holds
+        self.shift = shift  # arguments shifted away before the launcher runs
 
     def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
         """The launcher's words for a call with these (expanded) arguments."""

@@ -16,7 +16,6 @@ their variables UNKNOWN, but conditions inside it are still decided where they c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Callable
 
@@ -41,43 +40,56 @@ _ALL_ARGS = {'"$@"', "$@", '"${@}"', "${@}", "$*", "${*}"}
 
 
 # -- the block tree ----------------------------------------------------------------------------
-@dataclass
+# plain classes, not dataclasses: this module is imported on every `preflight check` (start-up)
 class Item:
-    cmd: Any  # script.Command or None (a line of plain assignments)
-    assigns: list  # [(script.Assignment, raw value as written)]
+    __slots__ = ("cmd", "assigns")
+
+    def __init__(self, cmd: Any, assigns: list):
+        self.cmd = cmd  # script.Command or None (a line of plain assignments)
+        self.assigns = assigns  # [(script.Assignment, raw value as written)]
 
 
-@dataclass
 class If:
-    branches: list  # [[cond nodes, body nodes]]
-    else_body: list | None = None
+    __slots__ = ("branches", "else_body")
+
+    def __init__(self, branches: list, else_body: list | None = None):
+        self.branches = branches  # [[cond nodes, body nodes]]
+        self.else_body = else_body
 
 
-@dataclass
 class Loop:
-    kind: str  # for | select | while | until
-    header: list  # raw words after `for`
-    cond: list = field(default_factory=list)
-    body: list = field(default_factory=list)
+    __slots__ = ("kind", "header", "cond", "body")
+
+    def __init__(self, kind: str, header: list):
+        self.kind = kind  # for | select | while | until
+        self.header = header  # raw words after `for`
+        self.cond: list = []
+        self.body: list = []
 
 
-@dataclass
 class Case:
-    header: list  # raw words after `case`: WORD in
-    arms: list = field(default_factory=list)  # [(raw patterns, body nodes)]
+    __slots__ = ("header", "arms")
+
+    def __init__(self, header: list):
+        self.header = header  # raw words after `case`: WORD in
+        self.arms: list = []  # [(raw patterns, body nodes)]
 
 
-@dataclass
 class Group:
-    kind: str  # { or (
-    body: list = field(default_factory=list)
+    __slots__ = ("kind", "body")
+
+    def __init__(self, kind: str):
+        self.kind = kind  # { or (
+        self.body: list = []
 
 
-@dataclass
 class Func:
-    name: str
-    line: int
-    body: list = field(default_factory=list)
+    __slots__ = ("name", "line", "body")
+
+    def __init__(self, name: str, line: int):
+        self.name = name
+        self.line = line
+        self.body: list = []
 
 
 class Malformed(Exception):
@@ -97,7 +109,7 @@ def build_tree(events: list) -> list:
 
     def top(kind: type) -> Any:
         if not stack or not isinstance(stack[-1][0], kind):
-            raise Malformed(kind.__name__)
+            raise Malformed(f"unpaired keyword (expected an open {getattr(kind, '__name__', 'block')})")
         return stack[-1][0]
 
     for ev in events:
@@ -170,22 +182,28 @@ class _Continue(Exception):
     pass
 
 
-@dataclass
 class FunctionDef:
-    name: str
-    line: int
-    file: str
-    body: list
-    certain: bool  # defined on a path the script surely takes
+    """A function definition on a path that may run."""
+
+    __slots__ = ("name", "line", "file", "body", "certain")
+
+    def __init__(self, name: str, line: int, file: str, body: list, certain: bool):
+        self.name, self.line, self.file, self.body = name, line, file, body
+        self.certain = certain  # defined on a path the script surely takes
+
+    def __repr__(self) -> str:
+        return f"FunctionDef({self.name!r}, line {self.line})"
 
 
-@dataclass
 class IncludeCall:
     """What a followed script starts with: its environment and its positional arguments."""
 
-    environ: dict  # name -> value or UNKNOWN
-    complete: bool  # names missing from environ are unset (not unknown)
-    positional: list[str] | None
+    __slots__ = ("environ", "complete", "positional")
+
+    def __init__(self, environ: dict, complete: bool, positional: list[str] | None):
+        self.environ = environ  # name -> value or UNKNOWN
+        self.complete = complete  # names missing from environ are unset (not unknown)
+        self.positional = positional
 
 
 class Evaluator:

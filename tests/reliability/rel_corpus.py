@@ -197,6 +197,7 @@ def meta_corpus() -> dict[str, Writer]:
         "model-config-inf": text(json.dumps(dict(good, model_config=dict(good["model_config"], vocab_size=1e308 * 10)))),
         "model-config-zero-heads": text(json.dumps(dict(good, model_config=dict(good["model_config"], n_head=0, n_kv_head=0,
                                                                                   n_layer=-1)))),
+        "model-config-huge-layers": text(json.dumps(dict(good, model_config=dict(good["model_config"], n_layer=10**9)))),
         "nan-literal": text(json.dumps(good).replace('"step": 20', '"step": NaN')),
         "deep-nesting-100k": text('{"model_config": ' + "[" * 100_000 + "]" * 100_000 + "}"),
         "invalid-utf8": text(b'{"step": 20, "x": "\xff\xfe"}'),
