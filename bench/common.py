@@ -11,6 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+# Measure what users get: bytecode cached after the first run. Some sandboxes export
+# PYTHONDONTWRITEBYTECODE=1, which would recompile every module of every child on every start.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 @dataclass
 class Row:
