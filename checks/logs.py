@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from preflight.model import Finding
+from preflight.model import Finding, Severity
 from preflight.registry import check
 
 CAUSE_FIX = {
@@ -246,3 +246,31 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
                 yield Finding(f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
                               path=ix.path, line=seg.last_step.line,
                               fix="resume from the last checkpoint (see the resume plan) or rerun the phase")
+
+
+@check("LOG009", "log-unusable", stage="post", severity="warning")
+def log_unusable(logs) -> Iterator[Finding]:
+    """
+    What it checks: every log of the run (named with ``--log``, in the ledger, or found by the
+    job's StdOut/StdErr) can be read, is not empty, and is text rather than binary data.
+
+    Why it matters: an empty, unreadable or wrong file gives postflight no evidence: every
+    log-based verdict (crashes, cascades, time limits) is silently missing, and a wrong
+    ``--log`` would look like a clean run.
+
+    Example:
+        postflight verify --log model_021400.pt --base-dir ...   # a checkpoint, not a log
+
+    How to fix: point ``--log`` at the job's output (``#SBATCH --output``; ``slurm-<jobid>.out``
+    by default), or check why the job wrote nothing (a missing ``--output`` directory: exit 0:53).
+    """
+    for ix in logs.logs:
+        if ix.error:  # as bad as a missing log (an error in phase-crashed): no evidence at all
+            yield Finding(f"log {ix.path} cannot be used: {ix.error}", path=ix.path, severity=Severity.ERROR,
+                          fix="pass a readable text log with --log (the job's #SBATCH --output file)")
+        elif ix.size == 0:
+            yield Finding(f"log {ix.path} is empty: the job (or that stream) wrote nothing", path=ix.path,
+                          fix="check the other stream (--error) or why the job printed nothing; pass it with --log")
+        elif ix.binary:
+            yield Finding(f"log {ix.path} is not text (mostly undecodable bytes): is it the right file?",
+                          path=ix.path, fix="pass the job's text output with --log")

@@ -197,8 +197,12 @@ def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], 
 
 
 def _exit_code(result: Any, exit_zero: bool) -> int:
+    """1 for findings at/above --fail-on (unless --exit-zero); else 2 if a check could not run
+    (it raised, timed out, or a tool hung): an unchecked run must not pass a CI gate; else 0."""
     if result.failing() and not exit_zero:
         return EXIT_FINDINGS
+    if result.internal_errors:
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -431,7 +435,7 @@ def verify_cmd(
                          "the verdict is provisional (use --wait to wait for it)\n")
     code = _exit_code(result, exit_zero)
     if (incomplete or still_running) and not exit_zero:
-        code = EXIT_FINDINGS
+        code = EXIT_FINDINGS  # the run itself is not done: that outranks a check that could not run
     raise typer.Exit(code)
 
 

@@ -156,8 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             log = logs / f"nanochat-demo_{job_id}.out"
 
             def done() -> bool:
-                out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
-                return out.stdout.strip() == ""
+                try:
+                    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                                         timeout=10)
+                except subprocess.TimeoutExpired:
+                    return False  # a slow controller: ask again on the next poll
+                return out.returncode == 0 and out.stdout.strip() == ""
 
             _follow(console, log, done)
             verify = postflight + ["verify", job_id, "--wait", "--wait-timeout", "120"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,7 +29,9 @@ MAX_LINE = 16 << 10  # longest line kept (bytes); longer lines are cut, never bu
 MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
 KEEP_VALS = 8
 
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\[K")
+# every terminal escape, not only colours: CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST: window titles,
+# hyperlinks, clipboard writes), other two-byte escapes; and the C0 controls that are not layout
+ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
 RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
 
 # First bytes of these anchors are (mostly) upper-case letters, '=', '*' or the UTF-8 lead byte of
@@ -109,8 +112,13 @@ OVERRIDE_HINTS = {
 }
 
 
+_CONTROL_CHARS = frozenset(chr(c) for c in (*range(0, 9), *range(11, 32), 127))
+
+
 def strip_ansi(text: str) -> str:
-    return ANSI_RE.sub("", text) if "\x1b" in text else text
+    """Text from a log without escape sequences or control characters: findings quote log lines,
+    and a log must not be able to retitle, recolour or clear the user's terminal."""
+    return ANSI_RE.sub("", text) if not _CONTROL_CHARS.isdisjoint(text) else text
 
 
 def _num(text: str | None) -> float | None:
@@ -647,6 +655,9 @@ def index_log(path: str | Path, mid_style_phase: str = "mid") -> LogIndex:
     path = str(path)
     ix = _Indexer(path, mid_style_phase)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+            ix.idx.error = f"{path} is not a regular file"
+            return ix.idx
         f = open(path, "rb")
     except OSError as exc:
         ix.idx.error = f"cannot read {path}: {exc.strerror or exc}"
@@ -658,6 +669,7 @@ def index_log(path: str | Path, mid_style_phase: str = "mid") -> LogIndex:
             ix.idx.error = f"cannot stat {path}: {exc.strerror or exc}"
             return ix.idx
         ix.idx.size = remaining
+        head = b""  # the first 64 KiB, to tell a text log from binary data
         pending = b""  # head of an unfinished line (capped at MAX_LINE)
         long_pending = False
         try:
@@ -666,6 +678,8 @@ def index_log(path: str | Path, mid_style_phase: str = "mid") -> LogIndex:
                 if not data:
                     break
                 remaining -= len(data)
+                if not head:
+                    head = data[:65536]
                 first_nl = data.find(b"\n")
                 if first_nl < 0:
                     if len(pending) < MAX_LINE:
@@ -691,8 +705,20 @@ def index_log(path: str | Path, mid_style_phase: str = "mid") -> LogIndex:
         except OSError as exc:
             ix.idx.error = f"read error in {path}: {exc.strerror or exc}"
     idx = ix.finish()
-    idx.binary = idx.size > 0 and ix.bad_bytes > 0 and ix.bad_bytes * 4 > min(idx.size, 1 << 20) // 64
+    idx.binary = (idx.size > 0 and ix.bad_bytes > 0 and ix.bad_bytes * 4 > min(idx.size, 1 << 20) // 64) \
+        or looks_binary(head)
     return idx
+
+
+def looks_binary(sample: bytes) -> bool:
+    """Like git and file(1): NUL bytes, or many bytes that are neither UTF-8 text nor layout."""
+    if not sample:
+        return False
+    if b"\0" in sample:
+        return True
+    text = sample.decode("utf-8", errors="replace")
+    odd = text.count("\ufffd") + sum(1 for c in text if c < " " and c not in "\n\r\t\x1b\b\f")
+    return odd > len(text) * 0.05
 
 
 # -- the fact ------------------------------------------------------------------------------------

@@ -1425,6 +1425,7 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
 
     if which("sbatch") is None:
         raise FactUnavailable("SLURM not installed here (no sbatch on PATH)")
+    ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
     script = ctx.get("script")
     if not script.ok or script.path is None:
         raise FactUnavailable("no readable batch script")
@@ -1432,8 +1433,8 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
     try:
         res = run_tool(["sbatch", "--test-only", *list(ctx.inputs.sbatch_args or []), str(script.path)],
                        timeout=timeout, cwd=str(ctx.inputs.cwd), env=ctx.environ or None)
-    except ToolTimeout as exc:
-        raise FactUnavailable(f"SLURM did not answer: {exc}") from None
+    except ToolTimeout:
+        raise  # hung, not absent: SB014 becomes an error, not a silent skip
     out = (res.stderr + res.stdout).strip()
     if res.returncode != 0 and any(s in out.lower() for s in _UNREACHABLE):
         raise FactUnavailable(f"SLURM controller not reachable: {out.splitlines()[-1] if out else ''}")

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from preflight.facts import FactUnavailable
 from preflight.jobinfo import ACTIVE_STATES, TERMINAL_STATES, JobInfo
-from preflight.proc import ToolResult, run_tool
+from preflight.proc import ToolResult, ToolTimeout, run_tool
 
 DEFAULT_TIMEOUT = 20.0  # seconds for one client command (config: slurm-timeout)
 PING_TIMEOUT = 8.0  # the slurm fact must be quick: an absent controller is "no SLURM here"
@@ -294,7 +294,9 @@ def probe(*, env: Env = None, timeout: float = DEFAULT_TIMEOUT) -> SlurmInfo:
     ping_timeout = min(timeout, PING_TIMEOUT)
     try:
         ping = _run(["scontrol", "ping"], env, ping_timeout)
-    except Exception as exc:  # ToolTimeout: a hung controller is "no SLURM here", quickly
+    except ToolTimeout:
+        raise  # a hung controller is not "no SLURM here": the checks that need it become errors
+    except Exception as exc:
         raise FactUnavailable(f"SLURM controller does not answer: {exc}") from None
     line = _first_line(ping)
     if ping.returncode != 0 or " is UP" not in ping.stdout:

@@ -10,6 +10,15 @@ import importlib
 from typing import Any
 
 FORMATS = ("text", "json", "jsonl", "junit", "sarif", "github", "markdown")
+
+# C0 controls (but tab and newline) and DEL: a message or path quoted from a log or a file name must
+# not drive the reader's terminal, and XML 1.0 forbids them outright
+_CONTROLS = {c: "\N{REPLACEMENT CHARACTER}" for c in (*range(0, 9), *range(11, 32), 127)}
+
+
+def clean(text: object) -> str:
+    """Text safe to print or embed: control characters become U+FFFD."""
+    return str(text).translate(_CONTROLS)
 MACHINE_FORMATS = {"json", "jsonl", "junit", "sarif", "github"}
 
 

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from typing import Any
-from xml.sax.saxutils import quoteattr, escape
+from xml.sax.saxutils import escape as _escape
+from xml.sax.saxutils import quoteattr as _quoteattr
 
 from preflight.model import Status
+from preflight.reporters import clean
+
+
+def quoteattr(text: str) -> str:
+    return _quoteattr(clean(text))  # XML 1.0 has no control characters
+
+
+def escape(text: str) -> str:
+    return _escape(clean(text))
 
 
 def _finding_text(check: Any) -> str:

@@ -8,7 +8,9 @@ ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "erro
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    from preflight.reporters import clean
+
+    return clean(text).replace("|", "\\|").replace("\n", " ")
 
 
 def render(result: Any, registry: Any = None, **_: Any) -> str:

@@ -126,6 +126,9 @@ def verdict_line(result: Any, elapsed: float | None = None) -> str:
 
 
 def render_lines(lines: list[Line], *, color: bool = False, width: int | None = None) -> str:
+    from preflight.reporters import clean
+
+    lines = [[(clean(text), style) for text, style in line] for line in lines]
     if not color:
         return "".join("".join(text for text, _ in line) + "\n" for line in lines)
     import io

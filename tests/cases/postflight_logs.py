@@ -71,3 +71,29 @@ def _base_log_ends_mid_training():
     text = F.run_log(phases=("base",), report=False)
     cut = text.index("step 00012/")
     return _log(text[:cut])
+
+
+@good("log-unusable")
+def _readable_text_log():
+    return _log(F.run_log())
+
+
+@bad("log-unusable")
+def _random_bytes_log():
+    import random
+
+    noise = bytes(random.Random(7).randrange(256) for _ in range(64 * 1024))
+    return Scenario(stage="post", files={"logs/run.out": noise}, logs=["logs/run.out"], env={})
+
+
+@bad("log-unusable")
+def _empty_log():
+    return Scenario(stage="post", files={"logs/run.out": ""}, logs=["logs/run.out"], env={})
+
+
+@bad("log-unusable")
+def _fifo_as_log():
+    import os
+
+    return Scenario(stage="post", logs=["logs/pipe.out"], env={},
+                    setup=lambda root: ((root / "logs").mkdir(), os.mkfifo(root / "logs" / "pipe.out")))

@@ -120,7 +120,11 @@ def _fake_tools(bin_dir: Path, style: str) -> None:
 
 
 def _env_with(bin_dir: Path) -> dict[str, str]:
-    return {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "SLURM_CONF": "/nonexistent/slurm.conf"}
+    # an existing (empty) client config: with a missing one the probe rightly says "SLURM not configured"
+    # before any tool runs (real clients would retry for 60 s), and the hung tools would never be asked
+    conf = bin_dir / "slurm.conf"
+    conf.write_text("")
+    return {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "SLURM_CONF": str(conf)}
 
 
 def _statuses(proc) -> dict[str, str]:
