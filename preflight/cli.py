@@ -17,7 +17,6 @@ from typing import Any, List, Optional
 import typer
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-ACTIVE_JOB_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 
 
 class Format(str, enum.Enum):
@@ -428,8 +427,10 @@ def verify_cmd(
           title=f"postflight verify {job_id or ''}".rstrip())
     phases = result.extras.get("phases") or []
     incomplete = [p for p in phases if p.get("expected", True) and p.get("status") != "done"]  # rl: not in every era
+    from preflight.jobinfo import ACTIVE_STATES
+
     job = result.extras.get("job") or {}
-    still_running = job.get("state") in ACTIVE_JOB_STATES
+    still_running = job.get("state") in ACTIVE_STATES
     if still_running:
         sys.stderr.write(f"postflight: job {job.get('job_id')} is still {job.get('state')}: "
                          "the verdict is provisional (use --wait to wait for it)\n")

@@ -198,6 +198,18 @@ def _read_varint(b: bytes, i: int) -> tuple[int, int]:
             raise ThriftError("varint too long")
 
 
+def _field_header(b: bytes, i: int, last: int) -> tuple[int | None, int, int]:
+    """One Thrift compact-protocol field header at b[i]: (field id or None at STOP, type, next i)."""
+    h = b[i]
+    i += 1
+    if h == 0:
+        return None, 0, i
+    if h >> 4:  # a delta from the previous field id
+        return last + (h >> 4), h & 0x0F, i
+    z, i = _read_varint(b, i)
+    return (z >> 1) ^ -(z & 1), h & 0x0F, i  # zigzag i16
+
+
 def parse_footer(b: bytes) -> FooterInfo:
     """FileMetaData: 2 schema (names), 3 num_rows, 4 row_groups (3: num_rows each); the rest skipped."""
     i, last = 0, 0
@@ -205,16 +217,9 @@ def parse_footer(b: bytes) -> FooterInfo:
     num_rows = 0
     groups: list[int] = []
     while True:
-        h = b[i]
-        i += 1
-        if h == 0:
+        fid, t, i = _field_header(b, i, last)
+        if fid is None:
             break
-        t = h & 0x0F
-        if h >> 4:
-            fid = last + (h >> 4)
-        else:
-            z, i = _read_varint(b, i)
-            fid = (z >> 1) ^ -(z & 1)
         last = fid
         if fid == 3 and t == 6:
             z, i = _read_varint(b, i)
@@ -230,16 +235,9 @@ def parse_footer(b: bytes) -> FooterInfo:
             for k in range(n):
                 j, flast = i, 0
                 while True:  # one SchemaElement / RowGroup struct
-                    fh = b[j]
-                    j += 1
-                    if fh == 0:
+                    ffid, ft, j = _field_header(b, j, flast)
+                    if ffid is None:
                         break
-                    ft = fh & 0x0F
-                    if fh >> 4:
-                        ffid = flast + (fh >> 4)
-                    else:
-                        z, j = _read_varint(b, j)
-                        ffid = (z >> 1) ^ -(z & 1)
                     flast = ffid
                     if fid == 2 and ffid == 4 and ft == 8 and k > 0:
                         ln, j = _read_varint(b, j)
