@@ -12,7 +12,6 @@ three model files in a child process. Targets (issue 4 §5): under 2 s and under
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.registry import check
 

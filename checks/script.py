@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from preflight.facts import Skip
-from preflight.model import Finding, Severity
+from preflight.model import Finding
 from preflight.registry import check
 
 

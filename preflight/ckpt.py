@@ -184,10 +184,9 @@ def walk_pickle(data: bytes) -> Any:
             func = stack.pop()
             stack.append(_reduce(func, args))
         elif name == "BUILD":
-            state = stack.pop()  # OrderedDict._metadata and the like: attribute state, ignored
+            stack.pop()  # the BUILD state (OrderedDict._metadata and the like): attribute state, ignored
             if not isinstance(stack[-1], (dict, list, TensorInfo)):
                 raise UnsafePickle("BUILD on a non-container")
-            del state
         elif name == "POP":
             stack.pop()
         elif name == "POP_MARK":

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preflight.facts import FactUnavailable
 
 MAX_FOOTER = 64 * 1024 * 1024
 

@@ -145,12 +145,13 @@ def test_missing_slurm_conf_fails_fast(tmp_path):
     assert time.monotonic() - t0 < 2
 
 
-def test_hung_controller_is_unavailable_after_the_ping_timeout(tmp_path):
+def test_hung_controller_is_a_timeout_after_the_ping_timeout(tmp_path):
+    """A hung controller is not "no SLURM here": ToolTimeout, so the checks needing it become errors (issue 7)."""
     bindir = tmp_path / "bin"
     for tool in ("sbatch", "scontrol"):
         _fake_tool(bindir, tool, "exec sleep 60")
     t0 = time.monotonic()
-    with pytest.raises(FactUnavailable, match="does not answer"):
+    with pytest.raises(ToolTimeout, match="did not answer"):
         slurm.probe(env=_env(bindir), timeout=1)
     assert time.monotonic() - t0 < 5
 
