@@ -106,28 +106,14 @@ def _skip(b: bytes, i: int, t: int, depth: int = 0) -> int:
     if t == 7:
         return i + 8
     if t == 8:
-        n = shift = 0
-        while True:
-            c = b[i]
-            i += 1
-            n |= (c & 0x7F) << shift
-            if not c & 0x80:
-                break
-            shift += 7
+        n, i = _read_varint(b, i)
         return i + n
     if t in (9, 10):
         h = b[i]
         i += 1
         n, et = h >> 4, h & 0x0F
         if n == 15:
-            n = shift = 0
-            while True:
-                c = b[i]
-                i += 1
-                n |= (c & 0x7F) << shift
-                if not c & 0x80:
-                    break
-                shift += 7
+            n, i = _read_varint(b, i)
         if n > len(b) - i + 1:
             raise ThriftError("list longer than the footer")
         if et in (1, 2, 3):
