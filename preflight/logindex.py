@@ -1,11 +1,12 @@
 """The log index: ONE streaming pass per log that every log check queries (facts §4).
 
-Speed: a log is read in 8 MiB binary chunks. One compiled bytes regex finds the few
-*interesting* lines (startup, Overriding, saves, validation, end-of-phase, tracebacks, SLURM);
-only those are decoded. The bulk of a training log are step lines: between two interesting
-lines only the first and the last step line are parsed (``bytes.rfind``), the rest are counted
-(``bytes.count``) and searched for ``: nan``. Memory stays flat: at most one chunk plus one
-capped line (MAX_LINE) is held, whatever the log size or line length.
+Speed: a log is read in 4 MiB binary chunks. The bulk of a training log are step lines; the
+runs of them are found by ``steplines`` (numpy for large logs, the last part by a helper
+process for very large ones) and only the first and the last line of a run are parsed, the
+last one lazily. Between
+runs, one compiled bytes regex finds the few *interesting* lines (startup, Overriding, saves,
+validation, end-of-phase, tracebacks, SLURM); only those are decoded. Memory stays flat: a few
+chunks plus one capped line (MAX_LINE) are held, whatever the log size or line length.
 
 Structure: a log splits into *segments*, one per process run (a block of ``Overriding:``
 lines, ``Autodetected device type``, a script marker ``=== phase: base ===``, or evidence of a
@@ -18,27 +19,22 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from preflight import steplines
 from preflight.facts import FactUnavailable
 
-CHUNK = 8 << 20
-MAX_LINE = 16 << 10  # longest line kept (bytes); longer lines are cut, never buffered whole
+MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
 MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
-KEEP_VALS = 8
 
 # every terminal escape, not only colours: CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST: window titles,
 # hyperlinks, clipboard writes), other two-byte escapes; and the C0 controls that are not layout
 ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
 RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
 
-# First bytes of these anchors are (mostly) upper-case letters, '=', '*' or the UTF-8 lead byte of
-# '✅': absent from base/mid step lines, so the regex engine's first-byte prefilter skips them fast.
-NONSTEP_RE = re.compile(rb"\n(?!step |Step \d+/\d+ \| Training loss)")
-STEP_LINE_RE = re.compile(rb"\n(?:step |Step \d+/\d+ \| Training loss)")
-STEP_START_RE = re.compile(rb"step |Step \d+/\d+ \| Training loss")
 ANCHOR_RE = re.compile(
     rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
     rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
@@ -53,6 +49,12 @@ STEP_MID_RE = re.compile(r"^step (\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
 STEP_SFT_RE = re.compile(r"^Step (\d+)/(\d+) \| Training loss: (\S+?)\s*\|")
 STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
 STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
+# the three grammars above on raw bytes, for lines of printable ASCII only (where bytes and text agree)
+STEP_BYTES_RE = re.compile(
+    rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: (?P<base_loss>\S+?) \|)"
+    rb"|(?P<mid>step \d+ \([\d.]+%\) \| loss: (?P<mid_loss>\S+?) \|)"
+    rb"|(?P<sft>Step \d+/(?P<sft_total>\d+) \| Training loss: (?P<sft_loss>\S+?)\s*\|)")
+NOT_PLAIN_RE = re.compile(rb"[^\t\x20-\x7e]")
 FIELD_RES = {
     "dt_ms": re.compile(r"\| dt: ([\d.]+)ms"),
     "tok_per_sec": re.compile(r"\| tok/sec: ([\d,]+)"),
@@ -206,10 +208,9 @@ class Segment:
     resume_from: int | None = None
     params: int | None = None
     first_step: StepRecord | None = None
-    last_step: StepRecord | None = None
+    _last_step: StepRecord | None = field(default=None, repr=False)
+    _last_raw: tuple[bytes, int] | None = field(default=None, repr=False)  # parsed when asked for
     step_lines: int = 0
-    vals: list[Event] = field(default_factory=list)
-    val_count: int = 0
     end_markers: dict[str, Event] = field(default_factory=dict)
     saves: list[Event] = field(default_factory=list)
     tracebacks: list[TracebackRecord] = field(default_factory=list)
@@ -218,6 +219,18 @@ class Segment:
     footgun: Event | None = None
     failed_marker: Event | None = None  # torchrun "scripts.X FAILED"
     content: bool = False  # saw anything besides start lines
+
+    @property
+    def last_step(self) -> StepRecord | None:
+        if self._last_raw is not None:  # a plain-ASCII step line that already matched a step grammar
+            raw, line = self._last_raw
+            self._last_raw = None
+            self._last_step = parse_step(raw.decode("ascii"), line)
+        return self._last_step
+
+    @last_step.setter
+    def last_step(self, rec: StepRecord | None) -> None:
+        self._last_step, self._last_raw = rec, None
 
     @property
     def phase(self) -> str | None:
@@ -271,6 +284,7 @@ class LogIndex:
 class _Indexer:
     def __init__(self, path: str, mid_style_phase: str = "mid"):
         self.idx = LogIndex(path=path)
+        self.find_runs = steplines.runs_regex  # for blocks that come without their runs
         self.mid_script = "mid_train" if mid_style_phase == "mid" else "chat_sft"
         self.line = 1  # line number at self.cursor
         self.seg = self._new_segment(1)
@@ -303,26 +317,29 @@ class _Indexer:
         return seg
 
     # block processing -------------------------------------------------------------------------
-    def block(self, buf: bytes, start: int, end: int) -> None:
+    def block(self, buf: bytes, start: int, end: int, runs: list[steplines.Run] | None = None) -> None:
         """Index the complete lines buf[start:end] (end is just after a newline, or EOF).
 
-        Alternates between runs of base/mid step lines (found with one regex for "a line that does
-        not start with 'step '"; only the run's first and last line are parsed) and regions of other
-        lines (anchor regex; only matching lines are decoded)."""
+        Alternates between runs of step lines (found by ``steplines``; only a run's first and
+        last line are parsed) and regions of other lines (anchor regex; only matching lines are
+        decoded)."""
+        if runs is None:
+            runs = self.find_runs(buf, start, end)
         pos = start
         if self.tb:
             pos = self._traceback_lines(buf, pos, end)
-        while pos < end:
-            if STEP_START_RE.match(buf, pos):
-                m = NONSTEP_RE.search(buf, pos, end)
-                stop = m.start() + 1 if m is not None else end
-                stop = min(stop, end)
-                self._step_run(buf, pos, stop)
-                pos = stop
+        for a, b, lines, steps in runs:
+            if b <= pos:  # consumed by a traceback that was open
                 continue
-            nxt = STEP_LINE_RE.search(buf, pos, end)
-            stop = nxt.start() + 1 if nxt is not None else end
-            pos = self._region(buf, pos, stop)
+            if a < pos:
+                a = pos
+                lines, steps = steplines.count_run(buf, a, b)
+            if a > pos:
+                self._region(buf, pos, a)
+            self._step_run(buf, a, b, lines, steps)
+            pos = b
+        if pos < end:
+            self._region(buf, pos, end)
 
     def _region(self, buf: bytes, start: int, end: int) -> int:
         """Lines without the 'step ' prefix: decode and handle those that contain an anchor."""
@@ -355,12 +372,10 @@ class _Indexer:
         if b > a:
             self.line += buf.count(b"\n", a, b)
 
-    def _step_run(self, buf: bytes, a: int, b: int) -> None:
-        """buf[a:b] are whole lines that all start with 'step ': parse the first and the last one.
-        The logged loss is an EMA, so a NaN anywhere in the run shows in its last line."""
-        n = buf.count(b"\n", a, b)
-        if n == 0 and b > a:
-            n = 1
+    def _step_run(self, buf: bytes, a: int, b: int, n: int, steps: int) -> None:
+        """buf[a:b] are n whole lines, ``steps`` of them step lines (the others plain validation
+        lines): parse the first and the last one. The logged loss is an EMA, so a NaN anywhere in
+        the run shows in its last line."""
         j = buf.rfind(b"\n", a, b - 1) + 1 if b - a > 1 else a
         if j < a:
             j = a
@@ -368,12 +383,36 @@ class _Indexer:
         self.line += n
         last_line = self.line - 1
         if self.seg.first_step is None or j == a:
-            self._step_at(buf, a, b, first_line, first=True)
-        if j > a:
-            self._step_at(buf, j, b, last_line, first=False)
-        self.seg.step_lines += n
+            self._step_at(buf, a, b, first_line)
+        if j > a and not self._last_step_at(buf, j, b, last_line):
+            self._step_at(buf, j, b, last_line)
+        self.seg.step_lines += steps
 
-    def _step_at(self, buf: bytes, i: int, b: int, line: int, first: bool) -> None:
+    def _last_step_at(self, buf: bytes, i: int, b: int, line: int) -> bool:
+        """The last line of a run, the hot path: for a plain-ASCII line, match the step grammars
+        on the bytes and keep the line to parse only if a check asks (``Segment.last_step``).
+        False: leave it to ``_step_at`` (non-ASCII or control bytes, a non-finite loss, a new segment)."""
+        le = buf.find(b"\n", i, b)
+        raw = buf[i:(le if le >= 0 else b)][:MAX_LINE]
+        if NOT_PLAIN_RE.search(raw):
+            return False
+        m = STEP_BYTES_RE.match(raw)
+        if m is None:
+            return True  # not a step line after all: parse_step would give None too
+        style = m.lastgroup
+        loss = _num(m.group(style + "_loss").decode())
+        if loss is not None and (loss != loss or abs(loss) == float("inf")):
+            return False
+        seg = self._evidence({"base": "base_train", "mid": self.mid_script, "sft": "chat_sft"}[style], line)
+        if seg.first_step is None:
+            return False
+        total = m.group(style + "_total") if style != "mid" else None
+        if total and not seg.planned_steps:
+            seg.planned_steps = int(total)
+        seg._last_raw = (raw, line)
+        return True
+
+    def _step_at(self, buf: bytes, i: int, b: int, line: int) -> None:
         le = buf.find(b"\n", i, b)
         text = self._decode(buf[i:(le if le >= 0 else b)][:MAX_LINE])
         rec = parse_step(text, line)
@@ -442,7 +481,14 @@ class _Indexer:
                 seg = self._start(line)
             seg.world_size = int(mw.group(1))
             return
-        if s.startswith("step ") or s.startswith("Step "):
+        if s.startswith(("Step ", "step ")):
+            mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)
+            if mv:
+                seg.content = True
+                val = _num(mv.group(3) if mv.re is VAL_RE else mv.group(2))
+                if val is not None and (val != val or abs(val) == float("inf")) and seg.nan_loss is None:
+                    seg.nan_loss = Event("nan-loss", line, s)
+                return
             rec = parse_step(s, line)
             if rec is not None:
                 script = {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[rec.style]
@@ -454,18 +500,6 @@ class _Indexer:
                     seg.planned_steps = rec.total
                 if rec.loss is not None and rec.loss != rec.loss or (rec.loss is not None and abs(rec.loss) == float("inf")):
                     seg.nan_loss = seg.nan_loss or Event("nan-loss", line, s)
-                return
-            mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)
-            if mv:
-                seg.content = True
-                ev = Event("val", line, s, {"step": int(mv.group(1)), "metric": mv.group(2) if mv.re is VAL_RE else "metrics",
-                                            "value": _num(mv.group(3) if mv.re is VAL_RE else mv.group(2))})
-                seg.vals.append(ev)
-                seg.val_count += 1
-                del seg.vals[:-KEEP_VALS]
-                val = ev.data["value"]
-                if val is not None and (val != val or abs(val) == float("inf")) and seg.nan_loss is None:
-                    seg.nan_loss = Event("nan-loss", line, s)
                 return
         mi = ITERS_RE.search(s)
         if mi:
@@ -650,8 +684,12 @@ def parse_step(text: str, line: int) -> StepRecord | None:
     return rec
 
 
-def index_log(path: str | Path, mid_style_phase: str = "mid") -> LogIndex:
-    """Index one log up to its size at open time. Unreadable logs give ``LogIndex.error``."""
+def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | None = None) -> LogIndex:
+    """Index one log up to its size at open time. Unreadable logs give ``LogIndex.error``.
+
+    ``vector`` picks the numpy step-line finder (default: for logs of NUMPY_MIN_LOG or more, or
+    when numpy is already imported), with a helper process for logs of HELPER_MIN_LOG or more;
+    every way gives the same index."""
     path = str(path)
     ix = _Indexer(path, mid_style_phase)
     try:
@@ -669,44 +707,24 @@ def index_log(path: str | Path, mid_style_phase: str = "mid") -> LogIndex:
             ix.idx.error = f"cannot stat {path}: {exc.strerror or exc}"
             return ix.idx
         ix.idx.size = remaining
-        head = b""  # the first 64 KiB, to tell a text log from binary data
-        pending = b""  # head of an unfinished line (capped at MAX_LINE)
-        long_pending = False
+        if vector is None:
+            vector = (remaining >= steplines.NUMPY_MIN_LOG or "numpy" in sys.modules) and steplines.numpy_available()
+        reader = steplines.BlockReader(f, remaining)
+        helper = steplines.RunsHelper(path, remaining) if vector and remaining >= steplines.HELPER_MIN_LOG else None
+        if vector:
+            ix.find_runs = steplines.runs_numpy
         try:
-            while remaining > 0:
-                data = f.read(min(CHUNK, remaining))
-                if not data:
-                    break
-                remaining -= len(data)
-                if not head:
-                    head = data[:65536]
-                first_nl = data.find(b"\n")
-                if first_nl < 0:
-                    if len(pending) < MAX_LINE:
-                        pending += data[:MAX_LINE - len(pending)]
-                    long_pending = long_pending or len(pending) >= MAX_LINE
-                    continue
-                if pending or long_pending:
-                    head = pending + data[:max(0, min(first_nl, MAX_LINE - len(pending)))] + b"\n"
-                    if long_pending or first_nl > MAX_LINE:
-                        ix.idx.long_lines += 1
-                    ix.block(head, 0, len(head))
-                    start = first_nl + 1
-                else:
-                    start = 0
-                last_nl = data.rfind(b"\n")
-                if last_nl + 1 > start:
-                    ix.block(data, start, last_nl + 1)
-                pending = data[last_nl + 1:last_nl + 1 + MAX_LINE]
-                long_pending = len(data) - last_nl - 1 > MAX_LINE
-                del data
-            if pending:
-                ix.block(pending + b"\n", 0, len(pending) + 1)
+            for buf, start, end, offset in reader.blocks():
+                ix.block(buf, start, end, helper.runs(offset, start, end) if helper else None)
         except OSError as exc:
             ix.idx.error = f"read error in {path}: {exc.strerror or exc}"
+        finally:
+            if helper:
+                helper.close()
+        ix.idx.long_lines += reader.long_lines
     idx = ix.finish()
     idx.binary = (idx.size > 0 and ix.bad_bytes > 0 and ix.bad_bytes * 4 > min(idx.size, 1 << 20) // 64) \
-        or looks_binary(head)
+        or looks_binary(reader.head)
     return idx
 
 
