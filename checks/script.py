@@ -10,6 +10,7 @@ from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding
+from preflight.redact import SECRET_PATTERNS, mask
 from preflight.registry import check
 
 
@@ -330,21 +331,6 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
                           fix="add `PID=$!` after it and `wait $PID` before the step that needs its output")
 
 
-_SECRET_PATTERNS = [
-    (re.compile(r"\b((?:WANDB|HF|HUGGING_FACE_HUB|HUGGINGFACE|OPENAI|ANTHROPIC|GITHUB|GH|AWS_SECRET_ACCESS|COMET|NEPTUNE)"
-                r"_?(?:API_)?(?:KEY|TOKEN))\s*=\s*['\"]?([^\s'\"$`]{8,})"), "environment variable"),
-    (re.compile(r"\bwandb\s+login\s+(?:--\S+\s+)*['\"]?([0-9a-f]{40})\b"), "wandb login key"),
-    (re.compile(r"\b(hf_[A-Za-z0-9]{30,})\b"), "Hugging Face token"),
-    (re.compile(r"\b(sk-(?:ant-)?[A-Za-z0-9_\-]{20,})\b"), "API key"),
-    (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,})\b"), "GitHub token"),
-    (re.compile(r"\b(AKIA[0-9A-Z]{16})\b"), "AWS access key"),
-]
-
-
-def mask(secret: str) -> str:
-    return secret[:4] + "****"
-
-
 @check("SB009", "secret-in-script", severity="error")
 def secret_in_script(script) -> Iterator[Finding]:
     """
@@ -363,7 +349,7 @@ def secret_in_script(script) -> Iterator[Finding]:
     _readable(script)
     for model in script.walk():
         for lineno, line in enumerate(model.lines, 1):
-            for rx, kind in _SECRET_PATTERNS:
+            for rx, kind in SECRET_PATTERNS:
                 m = rx.search(line)
                 if not m:
                     continue

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 from preflight import steplines
 from preflight.facts import FactUnavailable
+from preflight.redact import redact
 
 MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
 MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
@@ -622,7 +623,7 @@ class _Indexer:
             me = EXC_RE.match(text.strip()) if not text.startswith(("During handling", "The above exception")) else None
             if me:
                 rec.exc_type = me.group(1)
-                rec.message = (me.group(2) or "").strip()[:500]
+                rec.message = redact((me.group(2) or "").strip()[:500])  # quoted in findings and the verdict
                 rec.exc_line = line
             self._close_traceback(rank)
         return pos

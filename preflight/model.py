@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.redact import redact
+
 
 class Severity(str, enum.Enum):
     INFO = "info"
@@ -69,6 +71,12 @@ class Finding:
     name: str = ""
     # Machine-readable extras (phase, numbers); reporters may show them, JSON carries them.
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # findings quote scripts and logs; a key printed there must not travel on into CI logs
+        self.message = redact(self.message)
+        if self.fix:
+            self.fix = redact(self.fix)
 
     @property
     def location(self) -> Location:

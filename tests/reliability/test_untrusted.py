@@ -221,8 +221,6 @@ def test_secrets_masked_in_every_format(fmt, tmp_path, cli, tally):
     assert masked, f"{fmt}: no masked secret (first 4 characters) shown"
 
 
-@pytest.mark.xfail(strict=True, reason="hardening beyond the spec (secrets in scripts): postflight echoes exception "
-                   "messages from the log verbatim; see FINDINGS.md")
 def test_secret_in_log_not_echoed_by_postflight(tmp_path, cli, tally):
     """postflight reports echo log lines: a secret printed into the log must not be repeated whole."""
     base = tmp_path / "base"
