@@ -11,6 +11,7 @@ import re
 import shutil
 import datetime
 import platform
+import shlex
 import subprocess
 
 from nanochat.common import get_base_dir
@@ -32,8 +33,8 @@ EXPECTED_FILES = [
 chat_metrics = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "ChatCORE", "Arithmetic", "Spelling", "Identity"]
 
 def run_command(cmd):
-    try:
-        result = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=5)
+    try:  # split here, no shell: nothing in cmd is ever interpreted by one
+        result = subprocess.run(shlex.split(cmd), capture_output=True, text=True, timeout=5)
         return result.stdout.strip() if result.returncode == 0 else None
     except Exception:
         return None
