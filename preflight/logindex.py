@@ -3,10 +3,10 @@
 Speed: a log is read in 4 MiB binary chunks. The bulk of a training log are step lines; the
 runs of them are found by ``steplines`` (numpy for large logs, the last part by a helper
 process for very large ones) and only the first and the last line of a run are parsed, the
-last one lazily. Between
-runs, one compiled bytes regex finds the few *interesting* lines (startup, Overriding, saves,
-validation, end-of-phase, tracebacks, SLURM); only those are decoded. Memory stays flat: a few
-chunks plus one capped line (MAX_LINE) are held, whatever the log size or line length.
+last one lazily. Between runs, one compiled bytes regex finds the few *interesting* lines
+(startup, Overriding, saves, validation, end-of-phase, tracebacks, SLURM); only those are
+decoded. Memory stays flat: a chunk plus one capped line (MAX_LINE) are held, whatever the log
+size or line length.
 
 Structure: a log splits into *segments*, one per process run (a block of ``Overriding:``
 lines, ``Autodetected device type``, a script marker ``=== phase: base ===``, or evidence of a
@@ -50,7 +50,7 @@ STEP_MID_RE = re.compile(r"^step (\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
 STEP_SFT_RE = re.compile(r"^Step (\d+)/(\d+) \| Training loss: (\S+?)\s*\|")
 STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
 STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
-# the three grammars above on raw bytes, for lines of printable ASCII only (where bytes and text agree)
+# the base, mid and SFT grammars above on raw bytes, for printable-ASCII lines (where bytes and text agree)
 STEP_BYTES_RE = re.compile(
     rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: (?P<base_loss>\S+?) \|)"
     rb"|(?P<mid>step \d+ \([\d.]+%\) \| loss: (?P<mid_loss>\S+?) \|)"
@@ -375,8 +375,8 @@ class _Indexer:
 
     def _step_run(self, buf: bytes, a: int, b: int, n: int, steps: int) -> None:
         """buf[a:b] are n whole lines, ``steps`` of them step lines (the others plain validation
-        lines): parse the first and the last one. The logged loss is an EMA, so a NaN anywhere in
-        the run shows in its last line."""
+        lines): parse the first and the last one. A NaN anywhere in the run shows in its last line:
+        base/mid log an EMA of the loss, and weights that went NaN stay NaN."""
         j = buf.rfind(b"\n", a, b - 1) + 1 if b - a > 1 else a
         if j < a:
             j = a
