@@ -5,9 +5,9 @@
 The log is a d20 classic speedrun (facts §4) repeated: banner-less startup lines, `Overriding:`
 lines, 21,400 base step lines with validation every 250 and CORE every 2,000 steps, samples,
 coloured logger lines, save lines, mid (800 steps) and SFT (700 steps) phases, chat_eval progress
-redraws (\\r + ANSI) and a dataset download summary. Prints GB/s and peak RSS; no assertions. Logs of 512 MiB and more are indexed with a helper
-process (preflight/steplines.py) that searches the last part of the log; its memory is reported
-on its own.
+redraws (\\r + ANSI) and a dataset download summary. Prints GB/s and peak RSS; no assertions.
+Logs of 512 MiB and more are indexed with a helper process (preflight/steplines.py) that searches
+the last part of the log; its memory is reported on its own.
 """
 
 from __future__ import annotations
