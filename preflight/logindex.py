@@ -16,6 +16,7 @@ chat_sft ...) from evidence lines and so its pipeline phase (tokenizer, base, mi
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -122,6 +123,10 @@ def strip_ansi(text: str) -> str:
     """Text from a log without escape sequences or control characters: findings quote log lines,
     and a log must not be able to retitle, recolour or clear the user's terminal."""
     return ANSI_RE.sub("", text) if not _CONTROL_CHARS.isdisjoint(text) else text
+
+
+def _nonfinite(value: float | None) -> bool:
+    return value is not None and not math.isfinite(value)
 
 
 def _num(text: str | None) -> float | None:
@@ -306,6 +311,11 @@ class _Indexer:
             self.seg = self._new_segment(line)
         return self.seg
 
+    def _script_for(self, style: str) -> str:
+        """The script that prints step lines of this style (mid-style lines: mid_train, or chat_sft in
+        eras without midtraining)."""
+        return {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[style]
+
     def _evidence(self, script: str, line: int) -> Segment:
         """A line that only ``script`` prints: name the segment, or start a new one on conflict."""
         seg = self.seg
@@ -402,9 +412,9 @@ class _Indexer:
             return True  # not a step line after all: parse_step would give None too
         style = m.lastgroup
         loss = _num(m.group(style + "_loss").decode())
-        if loss is not None and (loss != loss or abs(loss) == float("inf")):
+        if _nonfinite(loss):
             return False
-        seg = self._evidence({"base": "base_train", "mid": self.mid_script, "sft": "chat_sft"}[style], line)
+        seg = self._evidence(self._script_for(style), line)
         if seg.first_step is None:
             return False
         total = m.group(style + "_total") if style != "mid" else None
@@ -419,14 +429,13 @@ class _Indexer:
         rec = parse_step(text, line)
         if rec is None:
             return
-        script = {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[rec.style]
-        seg = self._evidence(script, line)
+        seg = self._evidence(self._script_for(rec.style), line)
         if seg.first_step is None:
             seg.first_step = rec
         seg.last_step = rec
         if rec.total and not seg.planned_steps:
             seg.planned_steps = rec.total
-        if rec.loss is not None and (rec.loss != rec.loss or abs(rec.loss) == float("inf")) and seg.nan_loss is None:
+        if _nonfinite(rec.loss) and seg.nan_loss is None:
             seg.nan_loss = Event("nan-loss", line, text)
 
     def _decode(self, raw: bytes) -> str:
@@ -487,19 +496,18 @@ class _Indexer:
             if mv:
                 seg.content = True
                 val = _num(mv.group(3) if mv.re is VAL_RE else mv.group(2))
-                if val is not None and (val != val or abs(val) == float("inf")) and seg.nan_loss is None:
+                if _nonfinite(val) and seg.nan_loss is None:
                     seg.nan_loss = Event("nan-loss", line, s)
                 return
             rec = parse_step(s, line)
             if rec is not None:
-                script = {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[rec.style]
-                seg = self._evidence(script, line)
+                seg = self._evidence(self._script_for(rec.style), line)
                 seg.first_step = seg.first_step or rec
                 seg.last_step = rec
                 seg.step_lines += 1
                 if rec.total and not seg.planned_steps:
                     seg.planned_steps = rec.total
-                if rec.loss is not None and rec.loss != rec.loss or (rec.loss is not None and abs(rec.loss) == float("inf")):
+                if _nonfinite(rec.loss):
                     seg.nan_loss = seg.nan_loss or Event("nan-loss", line, s)
                 return
         mi = ITERS_RE.search(s)

@@ -19,6 +19,8 @@ _CONTROLS = {c: "\N{REPLACEMENT CHARACTER}" for c in (*range(0, 9), *range(11, 3
 def clean(text: object) -> str:
     """Text safe to print or embed: control characters become U+FFFD."""
     return str(text).translate(_CONTROLS)
+
+
 MACHINE_FORMATS = {"json", "jsonl", "junit", "sarif", "github"}
 
 
