@@ -77,3 +77,24 @@ def test_usr1_is_forwarded_through_torchrun_then_resume(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"Resuming optimization from step {step}" in resumed.stdout + resumed.stderr
     assert (ckpt_dir / f"model_{step + 3:06d}.pt").exists()
+
+
+def test_usr1_before_training_starts_no_phase(tmp_path):
+    # the signal comes while a foreground step runs (tok_train in the script, `sleep` here): bash runs the
+    # trap after it, and base training must not start only to be killed at the limit without a checkpoint
+    harness = tmp_path / "early.sh"
+    harness.write_text("#!/bin/bash\nset -euo pipefail\n" + _slurm_functions() + "\n"
+                       + "echo READY\nsleep 2\nnot_stopped nanochat.base_train\necho BASE-STARTED\n")
+    log = tmp_path / "early.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["bash", str(harness)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while "READY" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR1)
+        rc = proc.wait(timeout=30)
+    text = log.read_text()
+    assert rc == 0, text
+    assert "Received USR1 while no training phase runs" in text
+    assert "Stopped by a signal before nanochat.base_train started" in text and "BASE-STARTED" not in text

@@ -265,12 +265,14 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
         export OMP_NUM_THREADS=1
         export PYTHONPATH={REPO}
         cd {REPO}
-        python -m nanochat.report reset
-        python -m nanochat.base_train --run=dummy {SLOW_BASE} &
-        PID=$!
+        # the trap comes first: a USR1 before it would kill this shell (state FAILED, exit 0:10)
+        PID=""
+        GOT_USR1=""
         # on a loaded machine USR1 can come while python is still importing torch (USR1's default action
         # kills it, exit 138): forward it once the trainer catches USR1 (bit 10 of SigCgt in /proc)
         forward() {{
+            GOT_USR1=1
+            [ -n "$PID" ] || return 0   # the trainer has not started: forwarded right after it does
             echo "batch shell: USR1, forwarding to $PID"
             while kill -0 $PID 2>/dev/null && ! (( 0x$(awk '/^SigCgt/{{print $2}}' /proc/$PID/status) & 0x200 )); do
                 sleep 0.2
@@ -278,9 +280,14 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
             kill -USR1 $PID
         }}
         trap forward USR1
-        wait $PID   # returns early when the trapped USR1 arrives
-        wait $PID   # the trainer's own exit status, after it saved
-        echo "base_train exited $?"
+        python -m nanochat.report reset
+        python -m nanochat.base_train --run=dummy {SLOW_BASE} &
+        PID=$!
+        [ -z "$GOT_USR1" ] || forward
+        # wait returns early when the trapped USR1 arrives: wait again until the trainer is gone
+        wait $PID; rc=$?
+        while kill -0 $PID 2>/dev/null; do wait $PID; rc=$?; done
+        echo "base_train exited $rc"
         python -m nanochat.mid_train --run=dummy {MID} {LONG_MID}
         python -m nanochat.chat_eval -i mid {EVAL}
         python -m nanochat.chat_sft --run=dummy {SFT}
