@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Iterator
 
 from preflight.model import Finding
@@ -22,11 +23,23 @@ def _no_log_hint(job, ctx) -> str:
     return ""
 
 
+def _signal_hint(job) -> str:
+    """FAILED 0:10 (or 0:12): the batch shell died of SIGUSR1/SIGUSR2, which only --signal=B:... sends."""
+    sig = job.exit_code.partition(":")[2]
+    if job.state != "FAILED" or not sig.isdigit() or int(sig) not in (signal.SIGUSR1, signal.SIGUSR2):
+        return ""
+    name = signal.Signals(int(sig)).name
+    return (f"; the batch shell died of {name}, which SLURM sends before the time limit with "
+            f"#SBATCH --signal=B:{name[3:]}@N: the script has no trap for it (or sets it too late), so the "
+            "running phase was killed without saving")
+
+
 @check("JOB001", "job-failed", stage="post", severity="error")
 def job_failed(job, ctx) -> Iterator[Finding]:
     """
     What it checks: the job's final state and exit code (sacct / scontrol): FAILED, NODE_FAIL,
-    CANCELLED, BOOT_FAIL; a FAILED 0:53 job with no log points at a missing --output directory.
+    CANCELLED, BOOT_FAIL; a FAILED 0:53 job with no log points at a missing --output directory,
+    FAILED 0:10 at the SIGUSR1 of ``--signal=B:USR1`` that no trap caught.
 
     Why it matters: the state tells whether the job itself broke (node, launch, output dir) as
     opposed to a phase inside it.
@@ -39,9 +52,14 @@ def job_failed(job, ctx) -> Iterator[Finding]:
     if job.running:
         return
     if job.state in ("FAILED", "NODE_FAIL", "CANCELLED", "BOOT_FAIL", "PREEMPTED", "DEADLINE"):
-        hint = _no_log_hint(job, ctx)
-        fix = "mkdir -p the #SBATCH --output/--error directory, then resubmit" if "does not exist" in hint \
-            else "see the phase table for the failing phase; resubmit from it (resume plan)"
+        hint = _no_log_hint(job, ctx) or _signal_hint(job)
+        if "does not exist" in hint:
+            fix = "mkdir -p the #SBATCH --output/--error directory, then resubmit"
+        elif "batch shell died of" in hint:
+            fix = ("trap the signal and forward it to the trainer started with & and waited for (scripts/speedrun.slurm; "
+                   "`preflight check` reports this as signal-not-delivered), then resume (resume plan)")
+        else:
+            fix = "see the phase table for the failing phase; resubmit from it (resume plan)"
         yield Finding(f"job {job.job_id} ended {job.state} with exit code {job.exit_code}{hint}", fix=fix,
                       path=job.stdout, data={"state": job.state, "exit_code": job.exit_code})
 

@@ -11,6 +11,7 @@ from typing import Iterator
 from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.redact import SECRET_PATTERNS, mask
+from preflight.script_eval import iter_commands
 from preflight.registry import check
 
 
@@ -254,21 +255,23 @@ def time_limit_too_short(script, job_env, plan) -> Iterator[Finding]:
 
 
 @check("SB007", "missing-timeout-signal", severity="warning")
-def missing_timeout_signal(script, job_env, profile) -> Iterator[Finding]:
+def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     """
     What it checks: a job that trains, saves only at the end (no ``--save_every``), and sets
-    no ``--signal`` to be warned before the time limit.
+    no ``--signal`` to be warned before the time limit. Skipped when the plan's estimate is
+    under a third of ``--time``.
 
     Why it matters: a job that hits its limit is killed without a checkpoint. With
-    ``--signal=B:USR1@600`` the bundled trainer saves and exits cleanly; upstream needs
-    ``--save_every``.
+    ``--signal=B:USR1@600`` and a trap that forwards it (see signal-not-delivered) the
+    bundled trainer saves and exits cleanly; upstream needs ``--save_every``.
 
     Example:
         #SBATCH --time=04:00:00
         torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20
 
-    How to fix: ``#SBATCH --signal=B:USR1@600`` (bundled trainer) and/or pass
-    ``--save_every=1000`` to base_train.
+    How to fix: ``#SBATCH --signal=B:USR1@600`` with a trap that forwards it to the trainer
+    (bundled trainer; scripts/speedrun.slurm shows how) and/or pass ``--save_every=1000`` to
+    base_train.
     """
     _readable(script)
     trainers = [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == "base"
@@ -281,7 +284,13 @@ def missing_timeout_signal(script, job_env, profile) -> Iterator[Finding]:
     save = inv.flag("save_every", "save-every")
     if save is not None and save.value and save.value.lstrip("-").isdigit() and int(save.value) > 0:
         return
-    fix = ("#SBATCH --signal=B:USR1@600 (the bundled trainer saves on SIGUSR1)" if profile.name == "bundled"
+    plan = ctx.get("plan", None)
+    limit = job_env.time_limit_s
+    if plan is not None and plan.total_seconds is not None and limit is not None and plan.total_seconds * 3 <= limit:
+        raise Skip(f"the estimated run ({plan.total_seconds / 60:.1f} min) is under a third of --time "
+                   f"({limit / 60:.0f} min): no time-limit kill expected")
+    fix = ("#SBATCH --signal=B:USR1@600 and a trap that forwards it to the trainer started with & "
+           "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)" if profile.name == "bundled"
            else f"pass --save_every=1000 to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP")
     yield Finding(f"{inv.module} saves only at the end and no --signal is set: if the job reaches its time limit "
                   "it is killed with no checkpoint", path=_p(script, inv), line=inv.line, fix=fix)
@@ -301,9 +310,13 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
         python -m nanochat.dataset -n 240 &
         torchrun --nproc_per_node=8 -m scripts.base_train
 
-    How to fix: ``wait $DATASET_DOWNLOAD_PID`` (or plain ``wait``) before the training step.
+    How to fix: ``wait $DATASET_DOWNLOAD_PID`` (or plain ``wait``, or a shell function that
+    waits) before the training step.
     """
     _readable(script)
+    # shell functions that wait (`finish() { wait "$!"; ... }`): calling one waits too
+    waiting = {"wait"} | {f.name for m in script.walk() for f in m.functions
+                          if any(c.name == "wait" for c in iter_commands(f.body))}
     for model in script.walk():
         cmds = model.commands
         for idx, cmd in enumerate(cmds):
@@ -312,7 +325,7 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
             nxt_train = None
             waited = False
             for later in cmds[idx + 1:]:
-                if later.name == "wait":
+                if later.name in waiting:
                     waited = True
                     break
                 inv = next((i for i in model.invocations if i.command is later), None)

@@ -38,6 +38,18 @@ export OMP_NUM_THREADS=1
 export WANDB_RUN=dummy
 cd {repo}
 
+# 60 s before the time limit SLURM sends USR1 to this shell only (B:): pass it to the training phase, which
+# saves a checkpoint and exits. Training runs in the background because bash runs a trap only between commands.
+PHASE=""
+STOPPED=""
+trap 'STOPPED=1; [ -z "$PHASE" ] || kill -USR1 "$PHASE"' USR1
+finish() {{  # wait for the phase just started (a trapped USR1 ends the first wait early); stop after a signal
+    PHASE=$!
+    wait "$PHASE" || wait "$PHASE"
+    PHASE=""
+    if [ -n "$STOPPED" ]; then echo "stopped by USR1 before the time limit; the checkpoint is saved"; exit 0; fi
+}}
+
 echo "==> phase: data"
 {python} -m nanochat.report reset
 {python} -m nanochat.dataset build --num-shards 3 --chars-per-shard 600000
@@ -45,14 +57,17 @@ echo "==> phase: tokenizer"
 {python} -m nanochat.tok_train --max_chars=2000000 --vocab_size=1024
 echo "==> phase: base"
 {python} -m nanochat.base_train --run=$WANDB_RUN --device_type=cpu --depth=2 --max_seq_len=256 --device_batch_size=4 \\
-    --total_batch_size=2048 --num_iterations=40 --eval_every=20 --eval_tokens=8192 --sample_every=-1
+    --total_batch_size=2048 --num_iterations=40 --eval_every=20 --eval_tokens=8192 --sample_every=-1 &
+finish
 echo "==> phase: mid"
 {python} -m nanochat.mid_train --run=$WANDB_RUN --device_type=cpu --max_seq_len=256 --device_batch_size=4 \\
-    --total_batch_size=2048 --task_size=200 --eval_every=20 --eval_tokens=4096
+    --total_batch_size=2048 --task_size=200 --eval_every=20 --eval_tokens=4096 &
+finish
 {python} -m nanochat.chat_eval -i mid -x 8 -m 48
 echo "==> phase: sft"
 {python} -m nanochat.chat_sft --run=$WANDB_RUN --device_type=cpu --device_batch_size=4 --target_examples_per_step=8 \\
-    --task_size=100 --eval_every=25 --eval_steps=4 --eval_metrics_max_problems=4
+    --task_size=100 --eval_every=25 --eval_steps=4 --eval_metrics_max_problems=4 &
+finish
 {python} -m nanochat.chat_eval -i sft -x 8 -m 48
 echo "==> phase: report"
 {python} -m nanochat.report generate

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 class _Unknown:
@@ -94,6 +94,27 @@ class Func:
 
 class Malformed(Exception):
     pass
+
+
+def iter_commands(nodes: list) -> Iterator[Any]:
+    """The commands in a block tree (every branch, loop and group), in order."""
+    for n in nodes:
+        if isinstance(n, Item):
+            if n.cmd is not None:
+                yield n.cmd
+        elif isinstance(n, If):
+            for cond, body in n.branches:
+                yield from iter_commands(cond)
+                yield from iter_commands(body)
+            yield from iter_commands(n.else_body or [])
+        elif isinstance(n, Loop):
+            yield from iter_commands(n.cond)
+            yield from iter_commands(n.body)
+        elif isinstance(n, Case):
+            for _patterns, body in n.arms:
+                yield from iter_commands(body)
+        elif isinstance(n, (Group, Func)):
+            yield from iter_commands(n.body)
 
 
 _CLOSES = {"fi": If, "done": Loop, "esac": Case}

@@ -46,3 +46,8 @@ def _timeout():
 @bad("job-oom")
 def _oom():
     return _scenario(_job("OUT_OF_MEMORY", "0:125"))
+
+
+@bad("job-failed")
+def _failed_of_its_own_usr1():
+    return _scenario(_job("FAILED", "0:10", reason="JobLaunchFailure"))

@@ -1,4 +1,4 @@
-"""Good/bad cases for the script checks (SB001-SB015)."""
+"""Good/bad cases for the script checks (SB001-SB016)."""
 
 from preflight.script import SbatchTest
 from preflight.testing import Scenario, bad, good
@@ -96,7 +96,8 @@ def _():
 
 @bad("missing-timeout-signal")
 def _():
-    return Scenario(script=HEAD + BASE, env=ENV)
+    # d20 on 8 GPUs: ~3.7 h estimated; with 48 h to spare the check is skipped (test_signal_checks.py)
+    return Scenario(script=HEAD.replace("48:00:00", "06:00:00") + BASE, env=ENV)
 
 
 @good("missing-timeout-signal")
@@ -197,3 +198,50 @@ def _():
     return Scenario(script=HEAD + BASE, env=ENV, facts={"sbatch_test": SbatchTest(
         0, "sbatch: Job 3 to start at 2026-07-04T10:00:00", {"gpu": {"PartitionName": "gpu", "MaxTime": "UNLIMITED",
                                                                      "MaxNodes": "UNLIMITED", "Default": "YES"}}, "gpu")})
+
+
+# -- signal-not-delivered: each way the --signal misses the trainer (measured on the local SLURM:
+#    tests/slurm/test_signal_delivery.py), and the two that work
+SIGNAL_B = HEAD.replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo")
+FORWARD = 'trap \'kill -USR1 "$PID"\' USR1\n'
+BG_BASE = BASE.rstrip() + " &\nPID=$!\nwait $PID || wait $PID\n"
+
+
+@bad("signal-not-delivered")
+def _():
+    return Scenario(script=SIGNAL_B + BASE, env=ENV)  # no trap: the shell dies of USR1
+
+
+@bad("signal-not-delivered")
+def _():
+    return Scenario(script=SIGNAL_B + FORWARD + BASE, env=ENV)  # trainer in the foreground: the trap waits for it
+
+
+@bad("signal-not-delivered")
+def _():
+    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --signal=USR1@600\nset -euo") + BASE, env=ENV)  # no B:, no srun
+
+
+@bad("signal-not-delivered")
+def _():
+    return Scenario(script=SIGNAL_B + "python -m scripts.tok_train --max_chars=2000000000\n" + FORWARD + BG_BASE, env=ENV)
+
+
+@bad("signal-not-delivered")
+def _():
+    return Scenario(script=SIGNAL_B.replace("B:USR1@600", "B:USR9@600") + BASE, env=ENV)
+
+
+@good("signal-not-delivered")
+def _():
+    return Scenario(script=SIGNAL_B + FORWARD + BG_BASE, env=ENV)
+
+
+@good("signal-not-delivered")
+def _():
+    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --signal=USR1@600\nset -euo") + "srun " + BASE, env=ENV)
+
+
+@good("signal-not-delivered")
+def _():
+    return Scenario(script=HEAD + BASE, env=ENV)  # no --signal: missing-timeout-signal's business

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,14 +37,31 @@ def _env(base: Path) -> dict:
             "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.fixture(scope="module")
+def data_and_tokenizer(tmp_path_factory) -> Path:
+    """A NANOCHAT_BASE_DIR with demo shards and a tokenizer (tests copy it)."""
+    base = tmp_path_factory.mktemp("signal") / "base"
+    for cmd in (["nanochat.dataset", "build", "--num-shards", "2", "--chars-per-shard", "300000"],
+                ["nanochat.tok_train", "--max_chars=600000", "--vocab_size=512"]):
+        subprocess.run([sys.executable, "-m", *cmd], env=_env(base), cwd=ROOT, check=True, capture_output=True,
+                       timeout=300)
+    return base
+
+
+def _wait_for_step(log: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 600
+    while not re.search(r"^step 0000[5-9]", log.read_text(errors="replace"), re.M):
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, "training never reached step 5"
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
-def test_usr1_is_forwarded_through_torchrun_then_resume(tmp_path):
+def test_usr1_is_forwarded_through_torchrun_then_resume(tmp_path, data_and_tokenizer):
     base = tmp_path / "base"
+    shutil.copytree(data_and_tokenizer, base)
     env = _env(base)
     py = sys.executable
-    for cmd in ([py, "-m", "nanochat.dataset", "build", "--num-shards", "2", "--chars-per-shard", "300000"],
-                [py, "-m", "nanochat.tok_train", "--max_chars=600000", "--vocab_size=512"]):
-        subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
     torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "nanochat.base_train", "--"]
     harness = tmp_path / "phase.sh"
     harness.write_text("#!/bin/bash\nset -euo pipefail\n" + _slurm_functions() + "\n"
@@ -53,11 +71,7 @@ def test_usr1_is_forwarded_through_torchrun_then_resume(tmp_path):
     log = tmp_path / "phase.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(["bash", str(harness)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        deadline = time.monotonic() + 600
-        while not re.search(r"^step 0000[5-9]", log.read_text(errors="replace"), re.M):
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "training never reached step 5"
-            time.sleep(0.5)
+        _wait_for_step(log, proc)
         sent = time.monotonic()
         proc.send_signal(signal.SIGUSR1)  # what SLURM sends with --signal=B:USR1@N
         rc = proc.wait(timeout=180)
@@ -98,3 +112,32 @@ def test_usr1_before_training_starts_no_phase(tmp_path):
     assert rc == 0, text
     assert "Received USR1 while no training phase runs" in text
     assert "Stopped by a signal before nanochat.base_train started" in text and "BASE-STARTED" not in text
+
+
+@pytest.mark.slow
+def test_demo_script_saves_on_usr1_and_starts_no_next_phase(tmp_path, data_and_tokenizer):
+    # the batch script `./run demo` submits, as written (its data steps dropped: the fixture made them),
+    # with an endless base phase; USR1 as SLURM sends it with --signal=B:USR1@60
+    from preflight.demo import SCRIPT
+
+    base = tmp_path / "base"
+    shutil.copytree(data_and_tokenizer, base)
+    script = SCRIPT.format(logs=tmp_path, base=base, repo=ROOT, python=sys.executable)
+    script = re.sub(r"^.*-m nanochat\.(dataset build|tok_train) .*\n", "", script, flags=re.M)
+    script = script.replace("--num_iterations=40", "--num_iterations=1000000")
+    harness = tmp_path / "demo.sbatch"
+    harness.write_text(script)
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["bash", str(harness)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        _wait_for_step(log, proc)
+        proc.send_signal(signal.SIGUSR1)
+        rc = proc.wait(timeout=180)
+    text = log.read_text(errors="replace")
+    assert rc == 0, text[-3000:]
+    assert "stopped by USR1 before the time limit; the checkpoint is saved" in text and "==> phase: mid" not in text
+    from nanochat.checkpoint import find_last_step
+
+    step = find_last_step(str(base / "base_checkpoints" / "d2"))
+    assert step >= 5 and f"Received SIGUSR1: saved checkpoint at step {step}" in text

@@ -1,0 +1,156 @@
+"""SB016: does the signal SLURM sends before the time limit (``--signal``) reach the trainer?
+
+Measured on SLURM 22.05 (the local cluster), a 1-minute job with ``--signal=...@50`` and a Python
+process that saves on SIGUSR1:
+- ``B:USR1`` and no trap: the batch shell dies of it after 8 s, FAILED 0:10, nothing saved;
+- ``B:USR1`` with a trap, trainer in the foreground: bash runs the trap only after the command
+  ends, so it never ran; TIMEOUT, nothing saved;
+- ``USR1`` (no ``B:``) and the trainer started by the batch shell: it never got it; TIMEOUT;
+- ``USR1`` (no ``B:``) and ``srun python ...``: it got it and saved.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from typing import Iterator
+
+from checks.script import _p, _readable
+from preflight.model import Finding
+from preflight.registry import check
+
+_SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")
+_TRAINING_PHASES = ("base", "mid", "sft", "rl")
+_FORWARD_EXAMPLE = "scripts/speedrun.slurm"
+
+
+def signal_name(spec: str) -> str | None:
+    """USR1, SIGUSR1, usr1 or 10 -> 'USR1' (None when it is no signal)."""
+    s = spec.strip().upper()
+    if s.isdigit():
+        try:
+            return signal.Signals(int(s)).name.removeprefix("SIG")
+        except ValueError:
+            return None
+    s = s.removeprefix("SIG")
+    return s if f"SIG{s}" in signal.Signals.__members__ else None
+
+
+def parse_signal_option(value: str) -> tuple[bool, str] | None:
+    """``--signal`` value -> (to the batch shell only, signal name); None when unparsable."""
+    m = _SIGNAL_RE.match(value.strip())
+    if not m:
+        return None
+    name = signal_name(m.group("sig"))
+    return (("B" in (m.group("flags") or "")), name) if name else None
+
+
+def _batch_shell_commands(model) -> list:
+    """The commands the batch shell runs itself: its own and those of files it sources (a `bash x.sh`
+    child is another process: its traps do not protect the batch shell)."""
+    cmds = list(model.commands)
+    for child in model.includes:
+        line = model.include_lines.get(str(child.path))
+        caller = next((c for c in model.commands if c.line == line), None)
+        if caller is not None and caller.name in ("source", "."):
+            cmds += _batch_shell_commands(child)
+    return cmds
+
+
+def _trapped(script, name: str) -> list:
+    """The batch shell's ``trap`` commands that run something on signal ``name`` (not ``trap - SIG``
+    or ``trap '' SIG``)."""
+    found = []
+    for cmd in _batch_shell_commands(script):
+        if cmd.name != "trap":
+            continue
+        words = cmd.words[1:]
+        if words and words[0] == "--":
+            words = words[1:]
+        if len(words) < 2 or words[0] in ("-", ""):
+            continue
+        if any(signal_name(w) == name for w in words[1:]):
+            found.append(cmd)
+    return found
+
+
+def _trainers(script, profile) -> list:
+    return [i for i in script.all_invocations if i.module and not i.module.endswith("chat_eval")
+            and profile.phase_of_module(i.module, i.args) in _TRAINING_PHASES]
+
+
+@check("SB016", "signal-not-delivered", severity="error")
+def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
+    """
+    What it checks: that the signal ``#SBATCH --signal`` asks for can reach the trainer.
+    With ``B:`` SLURM signals only the batch shell: it needs a ``trap`` for that signal, and the
+    trainer must run in the background (``&`` then ``wait``), since bash runs a trap only after
+    the foreground command ends. Without ``B:`` SLURM signals job steps only (``srun``); a
+    trainer the batch shell starts itself never gets it.
+
+    Why it matters: the signal is the job's one chance to save before the time limit. An
+    untrapped ``B:USR1`` kills the batch shell (job FAILED, exit 0:10) and the running phase
+    with it; otherwise the job runs into TIMEOUT as if no signal had been asked for.
+
+    Example:
+        #SBATCH --signal=B:USR1@600
+        torchrun --nproc_per_node=8 -m nanochat.base_train -- --depth=20
+
+    How to fix: trap the signal, forward it to the trainer started with ``&``, and ``wait``
+    until it is gone (scripts/speedrun.slurm does this); or drop ``B:`` and start the
+    trainer with ``srun``.
+    """
+    _readable(script)
+    value = job_env.sbatch.get("signal")
+    if not value:
+        return
+    where = job_env.sbatch_source.get("signal", "")
+    line = int(where.split(":")[1]) if where.startswith("script:") else None
+    parsed = parse_signal_option(value)
+    if parsed is None:
+        yield Finding(f"--signal={value} is not a signal SLURM understands ([B:]SIG[@seconds])",
+                      path=str(script.path), line=line, fix="#SBATCH --signal=B:USR1@600")
+        return
+    batch_only, name = parsed
+    trainers = _trainers(script, profile)
+    if not trainers:
+        return
+    if not batch_only:
+        direct = [i for i in trainers if not i.srun]
+        if direct:
+            inv = direct[0]
+            yield Finding(f"--signal={value} has no B:, so SLURM sends SIG{name} to srun job steps only; {inv.module} "
+                          f"(line {inv.line}) is started by the batch shell itself and never receives it: the job runs "
+                          "into its time limit without saving", path=_p(script, inv), line=inv.line,
+                          fix=f"#SBATCH --signal=B:{name}@<seconds> with a trap that forwards it to the trainer "
+                              f"(see {_FORWARD_EXAMPLE}), or start the trainer with srun")
+        return
+    traps = _trapped(script, name)
+    if not traps:
+        yield Finding(f"--signal={value} sends SIG{name} to the batch shell only, and the script has no `trap ... {name}`: "
+                      f"bash dies of it (job FAILED, exit 0:{int(signal.Signals['SIG' + name])}) and the running phase is killed without "
+                      "saving", path=str(script.path), line=line,
+                      fix=f"trap {name} and forward it to the trainer started with & and waited for (see {_FORWARD_EXAMPLE})")
+        return
+    foreground = [i for i in trainers if not i.background]
+    if foreground:
+        inv = foreground[0]
+        yield Finding(f"{inv.module} (line {inv.line}) runs in the foreground: bash runs the {name} trap only after it "
+                      "ends, so the trainer never gets the signal and is killed at the time limit",
+                      path=_p(script, inv), line=inv.line,
+                      fix="start it with `&`, then `PID=$!; wait $PID || wait $PID` (a trapped signal ends the first "
+                          f"wait early; see {_FORWARD_EXAMPLE})")
+        return
+    trap = traps[0]
+    long_before = [i for i in script.all_invocations if not i.background and i.file == trap.file and i.line < trap.line
+                   and i.module and _is_long_setup(i, profile)]
+    if long_before:
+        inv = long_before[0]
+        yield Finding(f"the {name} trap (line {trap.line}) is set after {inv.module} (line {inv.line}) runs in the "
+                      "foreground: a signal during it kills the batch shell", path=_p(script, trap), line=trap.line,
+                      fix="move the trap (and the function it calls) above the first command of the script")
+
+
+def _is_long_setup(inv, profile) -> bool:
+    """Steps before training that can run for hours: tokenizer training, dataset downloads."""
+    return profile.phase_of_module(inv.module, inv.args) == "tokenizer" or inv.module == profile.modules.get("dataset")
