@@ -141,3 +141,17 @@ def test_demo_script_saves_on_usr1_and_starts_no_next_phase(tmp_path, data_and_t
 
     step = find_last_step(str(base / "base_checkpoints" / "d2"))
     assert step >= 5 and f"Received SIGUSR1: saved checkpoint at step {step}" in text
+
+
+def test_signal_while_a_phase_starts_is_forwarded_to_it(tmp_path):
+    # the signal came between `torchrun ... &` and `started $PID` (STOPPED is set, CHILD was empty):
+    # started passes it on at once instead of letting the phase run to the time limit
+    harness = tmp_path / "race.sh"
+    harness.write_text("#!/bin/bash\nset -euo pipefail\n" + _slurm_functions() + "\n"
+                       + "STOPPED=1\nsleep 120 &\nPID=$!; started $PID\nwait $PID && rc=0 || rc=$?\n"
+                       + "finish_phase nanochat.base_train $PID $rc\necho NEXT-PHASE-STARTED\n")
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(harness)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert time.monotonic() - t0 < 30, "the phase was not stopped"
+    assert "Stopped by a signal during nanochat.base_train" in proc.stdout and "NEXT-PHASE-STARTED" not in proc.stdout
