@@ -9,6 +9,9 @@ SIGUSR1 / SIGTERM (what SLURM sends before the time limit): save a checkpoint at
 Resume with --resume_from_step=N (same world size and device_batch_size).
 """
 
+from nanochat.stopsignal import install_stop_handlers
+install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us
+
 import os
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 import sys
@@ -18,7 +21,7 @@ from contextlib import nullcontext
 import torch
 
 from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
-                             init_wandb, install_stop_handlers, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
+                             init_wandb, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
 from nanochat.configurator import configure
 from nanochat.common import print_fingerprint
 print_fingerprint()
@@ -64,7 +67,6 @@ master_process = ddp_rank == 0
 autocast_ctx = torch.amp.autocast(device_type="cuda", dtype=torch.bfloat16) if device_type == "cuda" else nullcontext()
 synchronize = torch.cuda.synchronize if device_type == "cuda" else lambda: None
 get_max_memory = torch.cuda.max_memory_allocated if device_type == "cuda" else lambda: 0
-install_stop_handlers()
 wandb_run = init_wandb(run, master_process, "nanochat", user_config)
 
 from nanochat.gpt import GPT, GPTConfig

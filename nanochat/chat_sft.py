@@ -8,6 +8,9 @@ Loads the mid model by default (--source=base|mid). Saves chatsft_checkpoints/<t
 --save_every / --resume_from_step as base_train; SIGUSR1 / SIGTERM save at the next step boundary and exit 0.
 """
 
+from nanochat.stopsignal import install_stop_handlers
+install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us
+
 import os
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 import sys
@@ -17,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
-                             init_wandb, install_stop_handlers, stop_requested, all_reduce_gradients)
+                             init_wandb, stop_requested, all_reduce_gradients)
 from nanochat.configurator import configure
 from nanochat.common import print_fingerprint
 print_fingerprint()
@@ -55,7 +58,6 @@ ddp, ddp_rank, ddp_local_rank, ddp_world_size, device = compute_init(device_type
 master_process = ddp_rank == 0
 ptdtype = torch.float32 if dtype == "float32" else torch.bfloat16
 autocast_ctx = torch.amp.autocast(device_type="cuda", dtype=ptdtype) if device_type == "cuda" else nullcontext()
-install_stop_handlers()
 wandb_run = init_wandb(run, master_process, "nanochat-sft", user_config)
 
 from nanochat.checkpoint import load_model, load_checkpoint, save_checkpoint

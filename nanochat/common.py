@@ -5,11 +5,12 @@ peak FLOPs, atomic file writes and stop-signal handling.
 
 import os
 import re
-import signal
 import logging
 
 import torch
 import torch.distributed as dist
+
+from nanochat import stopsignal
 
 # -----------------------------------------------------------------------------
 # logging: classic format, "<time> - <name> - <level> - <message>"
@@ -177,29 +178,18 @@ def atomic_write_text(path, text):
     atomic_write(path, lambda f: f.write(text), mode="w")
 
 # -----------------------------------------------------------------------------
-# stop signals: SLURM sends SIGUSR1 (with --signal) or SIGTERM before the time limit.
-# The handler only sets a flag; the training loop saves at the next step boundary and exits 0.
-
-_stop_signal = None
-
-def _handle_stop(signum, frame):
-    global _stop_signal
-    _stop_signal = signal.Signals(signum).name
-
-def install_stop_handlers():
-    for sig in (signal.SIGUSR1, signal.SIGTERM):
-        signal.signal(sig, _handle_stop)
+# stop signals (handlers in nanochat.stopsignal, installed before torch is imported)
 
 def stop_requested(ddp=False, device=None):
     """The signal name if a stop was requested (on any rank, under DDP), else None."""
-    flag = _stop_signal is not None
+    flag = stopsignal.requested() is not None
     if ddp:
         t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         flag = bool(t.item())
     if not flag:
         return None
-    return _stop_signal or "SIGTERM"
+    return stopsignal.requested() or "SIGTERM"
 
 # -----------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ Runs one epoch of the mixture unless --num_iterations is set. --save_every / --r
 SIGUSR1 / SIGTERM save a checkpoint at the next step boundary and exit 0.
 """
 
+from nanochat.stopsignal import install_stop_handlers
+install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us
+
 import os
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 import sys
@@ -20,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
-                             init_wandb, install_stop_handlers, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
+                             init_wandb, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
 from nanochat.configurator import configure
 from nanochat.common import print_fingerprint
 print_fingerprint()
@@ -57,7 +60,6 @@ master_process = ddp_rank == 0
 autocast_ctx = torch.amp.autocast(device_type="cuda", dtype=torch.bfloat16) if (device_type == "cuda" and dtype == "bfloat16") else nullcontext()
 synchronize = torch.cuda.synchronize if device_type == "cuda" else lambda: None
 get_max_memory = torch.cuda.max_memory_allocated if device_type == "cuda" else lambda: 0
-install_stop_handlers()
 wandb_run = init_wandb(run, master_process, "nanochat-mid", user_config)
 
 from nanochat.checkpoint import load_model, load_checkpoint, save_checkpoint

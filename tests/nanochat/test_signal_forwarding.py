@@ -155,3 +155,28 @@ def test_signal_while_a_phase_starts_is_forwarded_to_it(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert time.monotonic() - t0 < 30, "the phase was not stopped"
     assert "Stopped by a signal during nanochat.base_train" in proc.stdout and "NEXT-PHASE-STARTED" not in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["nanochat.base_train"])
+def test_usr1_during_start_up_still_saves(tmp_path, data_and_tokenizer, module):
+    # a forwarded signal can come while python is still importing torch: the handler is installed
+    # before that import, so the trainer saves at its first step instead of dying of SIGUSR1
+    base = tmp_path / "base"
+    shutil.copytree(data_and_tokenizer, base)
+    proc = subprocess.Popen([sys.executable, "-m", module, *SMALL, "--num_iterations=1000000"], env=_env(base),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.5)  # python is up, torch is not imported yet (it takes seconds here)
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Received SIGUSR1: saved checkpoint at step 0" in out, out[-3000:]
+
+
+@pytest.mark.parametrize("name", ["base_train", "mid_train", "chat_sft"])
+def test_every_trainer_installs_its_handler_before_torch(name):
+    # mid and SFT need checkpoints to get that far: base's run above is the behaviour, this the same order
+    lines = (ROOT / "nanochat" / f"{name}.py").read_text().splitlines()
+    install = lines.index("install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us")
+    torch_import = next(i for i, line in enumerate(lines) if line.startswith(("import torch", "from torch")))
+    assert install < torch_import
