@@ -269,7 +269,7 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
         # the trap comes first: a USR1 before it would kill this shell (state FAILED, exit 0:10)
         PID=""
         GOT_USR1=""
-        # on a loaded machine USR1 can come while python is still importing torch (USR1's default action
+        # USR1 can come before the new python process has installed its handler (USR1's default action
         # kills it, exit 138): forward it once the trainer catches USR1 (bit 10 of SigCgt in /proc)
         forward() {{
             GOT_USR1=1
