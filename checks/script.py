@@ -258,8 +258,9 @@ def time_limit_too_short(script, job_env, plan) -> Iterator[Finding]:
 def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     """
     What it checks: a job that trains, saves only at the end (no ``--save_every``), and sets
-    no ``--signal`` to be warned before the time limit. Skipped when the plan's estimate is
-    under a third of ``--time``.
+    no ``--signal`` to be warned before the time limit (or sets one for upstream trainers,
+    which do not save on a signal). Skipped when the plan's estimate is under a third of
+    ``--time``.
 
     Why it matters: a job that hits its limit is killed without a checkpoint. With
     ``--signal=B:USR1@600`` and a trap that forwards it (see signal-not-delivered) the
@@ -278,8 +279,9 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
                 and i.module.endswith("base_train")]
     if not trainers:
         raise Skip("the script runs no base training")
-    if job_env.sbatch.get("signal"):
-        return
+    signal_opt = job_env.sbatch.get("signal")
+    if signal_opt and profile.data.get("saves_on_signal"):
+        return  # whether it reaches the trainer is signal-not-delivered's question
     inv = trainers[0]
     save = inv.flag("save_every", "save-every")
     if save is not None and save.value and save.value.lstrip("-").isdigit() and int(save.value) > 0:
@@ -290,10 +292,12 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
         raise Skip(f"the estimated run ({plan.total_seconds / 60:.1f} min) is under a third of --time "
                    f"({limit / 60:.0f} min): no time-limit kill expected")
     fix = ("#SBATCH --signal=B:USR1@600 and a trap that forwards it to the trainer started with & "
-           "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)" if profile.name == "bundled"
+           "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)" if profile.data.get("saves_on_signal")
            else f"pass --save_every=1000 to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP")
-    yield Finding(f"{inv.module} saves only at the end and no --signal is set: if the job reaches its time limit "
-                  "it is killed with no checkpoint", path=_p(script, inv), line=inv.line, fix=fix)
+    why = (f"--signal={signal_opt} does not help: the {profile.name} era's trainers do not save on a signal" if signal_opt
+           else "no --signal is set")
+    yield Finding(f"{inv.module} saves only at the end and {why}: if the job reaches its time limit it is killed "
+                  "with no checkpoint", path=_p(script, inv), line=inv.line, fix=fix)
 
 
 @check("SB008", "background-without-wait", severity="error")

@@ -100,9 +100,18 @@ def _():
     return Scenario(script=HEAD.replace("48:00:00", "06:00:00") + BASE, env=ENV)
 
 
+@bad("missing-timeout-signal")
+def _():
+    # upstream trainers do not save on a signal: --signal alone protects nothing
+    return Scenario(script=HEAD.replace("48:00:00", "06:00:00").replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo")
+                    + BASE, env=ENV)
+
+
 @good("missing-timeout-signal")
 def _():
-    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo") + BASE, env=ENV)
+    # the bundled trainer saves on the signal (whether it gets there is signal-not-delivered's case)
+    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo")
+                    + BASE.replace("scripts.base_train", "nanochat.base_train"), env=ENV)
 
 
 @good("missing-timeout-signal")

@@ -106,6 +106,16 @@ def test_timeout_signal_not_needed_when_the_plan_fits_with_room(tmp_path):
     assert tight.status is Status.WARN and "--save_every=1000" in tight.findings[0].fix  # upstream: no handler
 
 
+def test_a_signal_does_not_protect_an_upstream_trainer(tmp_path):
+    script = HEAD.replace("48:00:00", "06:00:00").replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo") + BASE
+    check = _check(tmp_path, script, "SB007")
+    assert check.status is Status.WARN
+    msg = check.findings[0].message
+    assert "--signal=B:USR1@600 does not help: the classic era's trainers do not save on a signal" in msg, msg
+    bundled = _check(tmp_path, script.replace("scripts.base_train", "nanochat.base_train"), "SB007")
+    assert bundled.status is Status.PASS, bundled.reason
+
+
 def test_a_shell_function_that_waits_counts_as_wait(tmp_path):
     finish = 'finish() { wait "$!"; }\n'
     assert _check(tmp_path, HEAD + finish + "python -m nanochat.dataset -n 240 &\nfinish\n" + BASE, "SB008").status \
