@@ -127,10 +127,12 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
         return
     traps = _trapped(script, name)
     if not traps:
-        yield Finding(f"--signal={value} sends SIG{name} to the batch shell only, and the script has no `trap ... {name}`: "
-                      f"bash dies of it (job FAILED, exit 0:{int(signal.Signals['SIG' + name])}) and the running phase is killed without "
-                      "saving", path=str(script.path), line=line,
-                      fix=f"trap {name} and forward it to the trainer started with & and waited for (see {_FORWARD_EXAMPLE})")
+        number = int(signal.Signals[f"SIG{name}"])
+        yield Finding(f"--signal={value} sends SIG{name} to the batch shell only, and the script has no "
+                      f"`trap ... {name}`: bash dies of it (job FAILED, exit 0:{number}) and the running phase is "
+                      "killed without saving", path=str(script.path), line=line,
+                      fix=f"trap {name} and forward it to the trainer started with & and waited for "
+                          f"(see {_FORWARD_EXAMPLE})")
         return
     foreground = [i for i in trainers if not i.background]
     if foreground:

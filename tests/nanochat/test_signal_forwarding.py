@@ -1,6 +1,8 @@
-"""scripts/speedrun.slurm's signal path, for real: SLURM's SIGUSR1 reaches the batch shell, which
-forwards SIGTERM through torchrun to the training workers; they save and exit, the shell does
-not start the next phase, and a resumed run continues from the saved step.
+"""The stop-signal path, for real: SLURM's SIGUSR1 reaches the batch shell of scripts/speedrun.slurm,
+which forwards SIGTERM through torchrun to the training workers; they save and exit, the shell does
+not start the next phase, and a resumed run continues from the saved step. Also: a signal before or
+while a phase starts, the demo's batch script as `./run demo` submits it, and a signal during a
+trainer's start-up (its handler is installed before torch is imported).
 
 Runs under real torchrun on whatever device is there (CPU with gloo here, CUDA on a GPU node);
 the shell functions are taken from speedrun.slurm itself, so the test tracks the script.
@@ -158,13 +160,12 @@ def test_signal_while_a_phase_starts_is_forwarded_to_it(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["nanochat.base_train"])
-def test_usr1_during_start_up_still_saves(tmp_path, data_and_tokenizer, module):
+def test_usr1_during_start_up_still_saves(tmp_path, data_and_tokenizer):
     # a forwarded signal can come while python is still importing torch: the handler is installed
     # before that import, so the trainer saves at its first step instead of dying of SIGUSR1
     base = tmp_path / "base"
     shutil.copytree(data_and_tokenizer, base)
-    proc = subprocess.Popen([sys.executable, "-m", module, *SMALL, "--num_iterations=1000000"], env=_env(base),
+    proc = subprocess.Popen([sys.executable, "-m", "nanochat.base_train", *SMALL, "--num_iterations=1000000"], env=_env(base),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(0.5)  # python is up, torch is not imported yet (it takes seconds here)
     proc.send_signal(signal.SIGUSR1)
