@@ -52,15 +52,16 @@ def job_failed(job, ctx) -> Iterator[Finding]:
     if job.running:
         return
     if job.state in ("FAILED", "NODE_FAIL", "CANCELLED", "BOOT_FAIL", "PREEMPTED", "DEADLINE"):
-        hint = _no_log_hint(job, ctx) or _signal_hint(job)
+        hint = _no_log_hint(job, ctx)
+        signal_hint = "" if hint else _signal_hint(job)
         if "does not exist" in hint:
             fix = "mkdir -p the #SBATCH --output/--error directory, then resubmit"
-        elif "batch shell died of" in hint:
+        elif signal_hint:
             fix = ("trap the signal and forward it to the trainer started with & and waited for (scripts/speedrun.slurm; "
                    "`preflight check` reports this as signal-not-delivered), then resume (resume plan)")
         else:
             fix = "see the phase table for the failing phase; resubmit from it (resume plan)"
-        yield Finding(f"job {job.job_id} ended {job.state} with exit code {job.exit_code}{hint}", fix=fix,
+        yield Finding(f"job {job.job_id} ended {job.state} with exit code {job.exit_code}{hint}{signal_hint}", fix=fix,
                       path=job.stdout, data={"state": job.state, "exit_code": job.exit_code})
 
 

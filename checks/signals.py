@@ -18,9 +18,9 @@ from typing import Iterator
 from checks.script import _p, _readable
 from preflight.model import Finding
 from preflight.registry import check
+from preflight.verdict import TRAIN_PHASES
 
 _SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")
-_TRAINING_PHASES = ("base", "mid", "sft", "rl")
 _FORWARD_EXAMPLE = "scripts/speedrun.slurm"
 
 
@@ -76,7 +76,7 @@ def _trapped(script, name: str) -> list:
 
 def _trainers(script, profile) -> list:
     return [i for i in script.all_invocations if i.module and not i.module.endswith("chat_eval")
-            and profile.phase_of_module(i.module, i.args) in _TRAINING_PHASES]
+            and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES]
 
 
 @check("SB016", "signal-not-delivered", severity="error")
