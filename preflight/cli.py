@@ -369,7 +369,7 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
 @preflight_app.command("docs")
 def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
              check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
-    """Generate docs/checks.md from the registry, and the compiled profiles (schemas/profiles/compiled.json)."""
+    """Generate docs/checks.md from the registry, and the compiled profiles (preflight/schemas/profiles/compiled.json)."""
     from preflight.docs import generate
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
     from preflight.registry import Registry

@@ -123,7 +123,7 @@ def _validate(data: Any, source: str) -> None:
     _check_expansion(data, source)
     import jsonschema  # deferred: only when there is something to validate
 
-    import schemas
+    from preflight import schemas
 
     validator = jsonschema.Draft202012Validator(schemas.load_json("config.schema.json"))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))

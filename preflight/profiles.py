@@ -27,7 +27,7 @@ PHASE_ORDER = ("tokenizer", "base", "mid", "sft", "rl", "report")
 
 
 def _profiles_dir() -> Path:
-    import schemas
+    from preflight import schemas
 
     return schemas.path("profiles")
 

@@ -185,12 +185,12 @@ class Registry:
         self.sources.append(module.__name__)
 
     def load_builtin(self) -> "Registry":
-        import checks
+        from preflight import checks
 
         for info in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
             if info.name.startswith("_"):
                 continue
-            self.add_module(importlib.import_module(f"checks.{info.name}"))
+            self.add_module(importlib.import_module(f"preflight.checks.{info.name}"))
         return self
 
     def load_entry_points(self) -> "Registry":

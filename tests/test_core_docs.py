@@ -26,4 +26,4 @@ def test_compiled_profiles_are_current():
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
 
     assert (_profiles_dir() / COMPILED).read_text(encoding="utf-8") == compile_profiles(), \
-        "schemas/profiles/compiled.json is stale: run `preflight docs` and commit the result"
+        "preflight/schemas/profiles/compiled.json is stale: run `preflight docs` and commit the result"

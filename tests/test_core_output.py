@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-import schemas
+from preflight import schemas
 
 def _doc(what: str) -> str:
     return f'''"""

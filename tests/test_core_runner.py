@@ -70,7 +70,7 @@ def _registry():
     reg = Registry()
     for spec in SPECS:
         reg.add(spec)
-    from checks import core
+    from preflight.checks import core
     reg.add_module(core)
     return reg
 

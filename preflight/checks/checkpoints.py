@@ -259,7 +259,7 @@ def checkpoint_meta_invalid(checkpoints) -> Iterator[Finding]:
     """
     import jsonschema
 
-    import schemas
+    from preflight import schemas
 
     for phase, pc in _phases(checkpoints):
         sf = pc.last

@@ -15,7 +15,7 @@ import re
 import signal
 from typing import Iterator
 
-from checks.script import _p, _readable
+from preflight.checks.script import _p, _readable
 from preflight.model import Finding
 from preflight.registry import check
 from preflight.verdict import TRAIN_PHASES
