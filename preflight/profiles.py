@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.phases import PHASE_NAMES as PHASE_ORDER
+from preflight.phases import TRAINER_SCRIPTS
 
 PROFILE_NAMES = ("classic", "argparse", "no-mid", "current", "bundled")
-PHASE_ORDER = ("tokenizer", "base", "mid", "sft", "rl", "report")
 
 
 def _profiles_dir() -> Path:
@@ -336,7 +337,7 @@ def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
     modules = {inv.module for inv in invocations if inv.module}
     if any(m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules):
         return "bundled", "the script runs python -m nanochat.base_train/mid_train/chat_sft (bundled trainer)", None
-    training = [inv for inv in invocations if inv.module and inv.module.split(".")[-1] in ("base_train", "mid_train", "chat_sft", "chat_rl")]
+    training = [inv for inv in invocations if inv.module and inv.module.split(".")[-1] in TRAINER_SCRIPTS]
     keys = [f for inv in training for f in inv.flags]
     dashed = any("-" in f.key.lstrip("-") for f in keys)
     spaced = any(f.style == "space" for f in keys)

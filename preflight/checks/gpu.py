@@ -6,10 +6,9 @@ from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
+from preflight.phases import TRAIN_PHASES
 from preflight.plan import GIB, memory_estimate_bytes, model_shape, world_size_from
 from preflight.registry import check
-
-_TRAIN_PHASES = ("base", "mid", "sft", "rl")
 
 
 def _training_invocations(script, profile):
@@ -18,7 +17,7 @@ def _training_invocations(script, profile):
             continue
         phase = profile.phase_of_module(inv.module, inv.args)
         spec = profile.phase(phase) if phase else None
-        if phase in _TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
+        if phase in TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
             yield phase, spec, inv
 
 

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding
+from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
 from preflight.script_eval import iter_commands
 from preflight.registry import check
@@ -333,7 +334,7 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
                     waited = True
                     break
                 inv = next((i for i in model.invocations if i.command is later), None)
-                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in ("base", "mid", "sft", "rl") \
+                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES \
                         and not later.background:
                     nxt_train = later
                     break
@@ -442,7 +443,7 @@ def flag_style_mismatch(script, profile, job_env) -> Iterator[Finding]:
                     yield Finding(f"{inv.module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "
                                   f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch)",
                                   path=path, line=inv.line, fix=f"write --{f.key}={_coerce(attempt, default)}")
-        elif profile.flag_style == "argparse" and phase in ("base", "mid", "sft", "rl"):
+        elif profile.flag_style == "argparse" and phase in TRAIN_PHASES:
             for f in inv.flags:
                 if f.style in ("positional", "short") or not f.key:
                     continue
