@@ -12,7 +12,7 @@ from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
-from preflight.script_eval import iter_commands
+from preflight.script.tree import iter_commands
 from preflight.registry import check
 
 
@@ -578,7 +578,7 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
 
     How to fix: fix what sbatch reports, or choose a partition whose limits fit the job.
     """
-    from preflight.script import parse_time_limit
+    from preflight.script.sbatch import parse_time_limit
 
     if sbatch_test.returncode != 0:
         msg = sbatch_test.output.splitlines()[-1] if sbatch_test.output else f"exit {sbatch_test.returncode}"
