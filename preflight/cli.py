@@ -397,6 +397,8 @@ def verify_cmd(
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    checkout: Optional[Path] = typer.Option(None, "--checkout", help="nanochat checkout whose model code runs the smoke test."),
+    python: Optional[str] = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
     select: Optional[List[str]] = SelectOpt,
@@ -418,11 +420,15 @@ def verify_cmd(
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep,
-                             smoke=smoke if smoke is not None else None)
+                             smoke=smoke if smoke is not None else None,
+                             checkout=str(checkout) if checkout else None, python=python)
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
     if wait and job_id:
         _wait_for(job_id, wait_timeout)
-    result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
+    if smoke_outcome is not None:
+        result.extras["chat_smoke"] = smoke_outcome.to_json()
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
           title=f"postflight verify {job_id or ''}".rstrip())
     phases = result.extras.get("phases") or []

@@ -47,6 +47,7 @@ class CheckSpec:
     origin: str = ""
     doc: str = ""
     wants_ctx: bool = False
+    timeout_key: str | None = None  # a config key (seconds) the check's own time limit must exceed
 
     @property
     def family(self) -> str:
@@ -88,6 +89,7 @@ def check(
     requires: Iterable[str] | None = None,
     applies_to: Iterable[str] = ("all",),
     cost: str = "stat",
+    timeout_key: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a check. ``requires`` defaults to the function's parameter names (minus ``ctx``)."""
 
@@ -119,7 +121,7 @@ def check(
         spec = CheckSpec(
             code=code, name=name, stage=stage, severity=sev, requires=needed,
             applies_to=tuple(applies_to), cost=cost, func=func, origin=origin,
-            doc=func.__doc__ or "", wants_ctx=wants_ctx,
+            doc=func.__doc__ or "", wants_ctx=wants_ctx, timeout_key=timeout_key,
         )
         _DECLARED.setdefault(func.__module__, []).append(spec)
         func.__preflight_check__ = spec  # type: ignore[attr-defined]
