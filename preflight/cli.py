@@ -505,3 +505,7 @@ def preflight_main() -> None:
 
 def postflight_main() -> None:
     _main(postflight_app, "postflight")
+
+
+if __name__ == "__main__":  # `python -m preflight.cli docs` (land.sh) is `preflight docs`
+    preflight_main()
