@@ -311,6 +311,9 @@ def _argparse_variant(checkout: Path) -> str | None:
 def candidate_checkouts(ctx: Any, script: Any | None) -> list[Path]:
     """Where the script's nanochat lives: its cd target, then $SLURM_SUBMIT_DIR, cwd, script dir."""
     out: list[Path] = []
+    explicit = ctx.config.get("checkout") if ctx.config is not None else None
+    if explicit:  # --checkout DIR / config checkout: wins over everything the script suggests
+        out.append(Path(os.path.expanduser(str(explicit))))
     if script is not None:
         for d in getattr(script, "cd_targets", []) or []:
             out.append(Path(d))
