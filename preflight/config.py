@@ -330,11 +330,10 @@ STARTER_CONFIG = """\
 # deep: false
 # smoke: auto
 # smoke-max-params: 50000000
-# A checkpoint the bundled GPT cannot hold runs (only with smoke: true) in the checkout's own code,
-# with its Python, in a child process without network, under these limits.
+# A checkpoint the bundled GPT cannot hold runs (only with smoke: true) in the checkout's own code
+# (checkout above), with its Python, in a child process without network, under these limits.
 # smoke-timeout: 120        # seconds
 # smoke-memory: 16384       # MiB of address space
-# checkout: ~/nanochat      # default: the run ledger's / the script's checkout
 # python: ~/nanochat/.venv/bin/python   # default: the checkout's .venv/bin/python
 # log-patterns: [logs/nanochat_speedrun_%j.out, logs/%x_%j.out, slurm-%j.out]
 # ledger-dir: .preflight/jobs
