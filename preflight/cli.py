@@ -500,3 +500,7 @@ def preflight_main() -> None:
 
 def postflight_main() -> None:
     _main(postflight_app, "postflight")
+
+
+if __name__ == "__main__":  # `python -m preflight.cli ...` (as land scripts and docs call it)
+    preflight_main()
