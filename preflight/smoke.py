@@ -284,10 +284,10 @@ def bundled_root() -> Path | None:
 
 
 def bundled_unavailable() -> str | None:
-    import importlib.util
+    from preflight.ckpt_raw import TORCH_EXTRA, torch_available
 
-    if importlib.util.find_spec("torch") is None:
-        return "torch is not installed with preflight (pip install 'nanochat-preflight[torch]')"
+    if not torch_available():
+        return f"torch is not installed with preflight ({TORCH_EXTRA})"
     if bundled_root() is None:
         return "the bundled trainer (nanochat/ in the repository) is not available here"
     return None
