@@ -103,6 +103,7 @@ ExitZeroOpt = typer.Option(False, "--exit-zero", help="Exit 0 even when there ar
 ConfigOpt = typer.Option(None, "--config", help="Config file (default: nearest preflight.yaml or [tool.preflight]).")
 ProfileOpt = typer.Option(None, "--profile", help="nanochat era (default: detect).")
 BaseDirOpt = typer.Option(None, "--base-dir", help="NANOCHAT_BASE_DIR of the run.")
+CheckoutOpt = typer.Option(None, "--checkout", help="The nanochat checkout the job runs (default: found from the script's cd).")
 DeepOpt = typer.Option(None, "--deep/--no-deep", help="Also run deep checks (full reads, CRCs, NaN scans).")
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="List skipped checks with their reasons.")
 NoColorOpt = typer.Option(False, "--no-color", help="Plain text even on a terminal.")
@@ -205,8 +206,9 @@ def _exit_code(result: Any, exit_zero: bool) -> int:
     return EXIT_OK
 
 
-def _cli_config(select, ignore, extend_select, fail_on, profile, deep, **extra: Any) -> dict[str, Any]:
+def _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout=None, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
+        "checkout": str(checkout.resolve()) if checkout else None,
         "select": _split(select), "ignore": _split(ignore), "extend-select": _split(extend_select),
         "fail-on": fail_on.value if fail_on else None,
         "profile": profile.value if profile else None,
@@ -230,6 +232,7 @@ def check_cmd(
     config: Optional[Path] = ConfigOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     base_dir: Optional[Path] = BaseDirOpt,
+    checkout: Optional[Path] = CheckoutOpt,
     deep: Optional[bool] = DeepOpt,
     network: Optional[str] = typer.Option(None, "--network", help="offline | online: can compute nodes download?"),
     verbose: bool = VerboseOpt,
@@ -244,7 +247,7 @@ def check_cmd(
         raise _fail(f"preflight: {script}: is a directory, not a batch script")
     if network is not None and network not in ("offline", "online"):
         raise _fail(f"preflight: --network must be offline or online, not {network!r}")
-    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, network=network)
+    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout, network=network)
     inputs = RunInputs(script=script.resolve() if script else None, base_dir=base_dir, stage="pre", cwd=Path.cwd())
     result, registry, _, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
@@ -266,6 +269,7 @@ def sbatch_cmd(
     config: Optional[Path] = ConfigOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     base_dir: Optional[Path] = BaseDirOpt,
+    checkout: Optional[Path] = CheckoutOpt,
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="Format of the preflight report (stderr)."),
 ) -> None:
     """Run preflight, then submit with the real sbatch and record the run ledger.
@@ -286,7 +290,7 @@ def sbatch_cmd(
         force, extra = True, [a for a in extra if a != "--force"]
     if "--test-only" in extra:
         test_only, extra = True, [a for a in extra if a != "--test-only"]
-    cli_values = _cli_config(None, None, None, fail_on, profile, None)
+    cli_values = _cli_config(None, None, None, fail_on, profile, None, checkout)
     inputs = RunInputs(script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra)
     result, registry, run_ctx, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
     from preflight.reporters import render
@@ -394,6 +398,7 @@ def verify_cmd(
     job_id: Optional[str] = typer.Argument(None, help="SLURM job id (reads the ledger, then SLURM)."),
     log: Optional[List[Path]] = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
     base_dir: Optional[Path] = BaseDirOpt,
+    checkout: Optional[Path] = CheckoutOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
@@ -417,7 +422,7 @@ def verify_cmd(
         raise _fail(f"postflight: {job_id!r} is not a job id")
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
-    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep,
+    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
                              smoke=smoke if smoke is not None else None)
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
     if wait and job_id:
@@ -500,3 +505,7 @@ def preflight_main() -> None:
 
 def postflight_main() -> None:
     _main(postflight_app, "postflight")
+
+
+if __name__ == "__main__":  # `python -m preflight.cli docs` (land.sh) is `preflight docs`
+    preflight_main()

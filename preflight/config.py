@@ -304,6 +304,10 @@ STARTER_CONFIG = """\
 # Directories with site or project checks (*.py files using @check), relative to this file.
 # plugins: [./site_checks]
 
+# The nanochat checkout the job runs (default: the script's cd target, $SLURM_SUBMIT_DIR, cwd).
+# Its entry points' real flags are read from it (statically; nothing is imported).
+# checkout: /scratch/$USER/nanochat
+
 # NANOCHAT_BASE_DIR to assume when the script does not set one.
 # base-dir: /scratch/$USER/nanochat
 

@@ -27,6 +27,8 @@ from typing import Any, Iterator
 
 from preflight import steplines
 from preflight.facts import FactUnavailable
+from preflight.phases import (CKPT_DIR_RE, MARKER_NAMES, SCRIPT_PHASE, TRAINER_SCRIPTS, is_train_phase,
+                              script_of_dir_word, train_script_of)
 from preflight.redact import redact
 
 MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
@@ -95,17 +97,7 @@ MARKER_RE = re.compile(r"^=+ *(?:phase:? *)?([a-z_]+) *=+$")
 FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
 EXC_RE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?:scripts|nanochat)[/\\](\w+)\.py$")
-MARKER_NAMES = {"tokenizer", "base", "mid", "sft", "rl", "report", "dataset"}
-CKPT_DIR_RE = re.compile(r"(base|mid|chatsft|sft|chatrl)_checkpoints")
-
-# which pipeline phase a script belongs to
-SCRIPT_PHASE = {
-    "tok_train": "tokenizer", "tok_eval": "tokenizer", "base_train": "base", "base_loss": "base",
-    "base_eval": "base", "mid_train": "mid", "chat_sft": "sft", "chat_rl": "rl", "report": "report",
-    "dataset": "dataset", "chat_eval": None, "chat_cli": None, "chat_web": None,
-}
-TRAIN_SCRIPTS = {"base_train": "base", "mid_train": "mid", "chat_sft": "sft", "chat_rl": "rl", "tok_train": "tokenizer"}
-DIR_SCRIPT = {"base": "base_train", "mid": "mid_train", "chatsft": "chat_sft", "sft": "chat_sft", "chatrl": "chat_rl"}
+# phase names, script -> phase, "<word>_checkpoints" -> script: preflight/phases.py
 # configurator keys that only one script has (Era A Overriding lines)
 OVERRIDE_HINTS = {
     "depth": "base_train", "target_param_data_ratio": "base_train", "target_flops": "base_train",
@@ -246,7 +238,7 @@ class Segment:
 
     @property
     def is_training(self) -> bool:
-        return self.script in TRAIN_SCRIPTS and self.script != "tok_train" or self.marker in ("base", "mid", "sft", "rl")
+        return self.script in TRAINER_SCRIPTS or is_train_phase(self.marker)
 
     def saved_steps(self, kind: str = "model") -> list[int]:
         return [e.data["step"] for e in self.saves if e.data.get("kind") == kind and e.data.get("step") is not None]
@@ -314,7 +306,7 @@ class _Indexer:
     def _script_for(self, style: str) -> str:
         """The script that prints step lines of this style (mid-style lines: mid_train, or chat_sft in
         eras without midtraining)."""
-        return {"base": "base_train", "mid": self.mid_script, "sft": "chat_sft", "rl": "chat_rl"}[style]
+        return self.mid_script if style == "mid" else train_script_of(style)
 
     def _evidence(self, script: str, line: int) -> Segment:
         """A line that only ``script`` prints: name the segment, or start a new one on conflict."""
@@ -544,7 +536,7 @@ class _Indexer:
             if kind in ("tokenizer", "token_bytes"):
                 seg = self._evidence("tok_train", line)
             elif mdir:
-                seg = self._evidence(DIR_SCRIPT[mdir.group(1)], line)
+                seg = self._evidence(script_of_dir_word(mdir.group(1)), line)
             seg.content = True
             seg.saves.append(Event("save", line, s, {"kind": kind, "path": target,
                                                      "step": int(mstep.group(1)) if mstep else None}))

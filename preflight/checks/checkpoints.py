@@ -6,9 +6,9 @@ import math
 from typing import Any, Iterator
 
 from preflight.model import Finding
+from preflight.phases import train_script_of
 from preflight.registry import check
 
-STAGE_FLAG = {"base": "base_train", "mid": "mid_train", "sft": "chat_sft", "rl": "chat_rl"}
 
 
 def _phases(checkpoints) -> Iterator[tuple[str, Any]]:
@@ -56,11 +56,11 @@ def checkpoint_dir_missing(checkpoints) -> Iterator[Finding]:
             yield Finding(f"{phase}: {pc.error}", path=pc.stage_dir, fix=f"chmod -R u+rX {pc.stage_dir}")
         elif not pc.exists:
             yield Finding(f"{phase} phase wrote no checkpoint dir: {pc.stage_dir} is missing", path=pc.stage_dir,
-                          fix=f"check the {STAGE_FLAG[phase]} part of the log for its crash, then rerun from {phase}")
+                          fix=f"check the {train_script_of(phase)} part of the log for its crash, then rerun from {phase}")
         elif pc.dir is None or not pc.steps:
             where = pc.dir or pc.stage_dir
             yield Finding(f"{phase}: {where} holds no checkpoint (tags: {', '.join(pc.tags) or 'none'})", path=where,
-                          fix=f"rerun {STAGE_FLAG[phase]} (or pass the right --model_tag)")
+                          fix=f"rerun {train_script_of(phase)} (or pass the right --model_tag)")
 
 
 @check("CK002", "checkpoint-incomplete", stage="post", severity="error")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 from pathlib import Path
@@ -10,8 +9,9 @@ from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding
+from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
-from preflight.script_eval import iter_commands
+from preflight.script.tree import iter_commands
 from preflight.registry import check
 
 
@@ -333,7 +333,7 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
                     waited = True
                     break
                 inv = next((i for i in model.invocations if i.command is later), None)
-                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in ("base", "mid", "sft", "rl") \
+                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES \
                         and not later.background:
                     nxt_train = later
                     break
@@ -375,100 +375,6 @@ def secret_in_script(script) -> Iterator[Finding]:
                 yield Finding(f"{label} is written into the script ({mask(secret)})", path=str(model.path), line=lineno,
                               fix="remove it, revoke the key, and load it at run time from a private file (e.g. ~/.netrc)")
                 break
-
-
-def _type_name(v) -> str:
-    return type(v).__name__
-
-
-@check("SB010", "flag-style-mismatch", severity="error")
-def flag_style_mismatch(script, profile, job_env) -> Iterator[Finding]:
-    """
-    What it checks: flags passed to nanochat training scripts in the style the detected era
-    accepts: ``--key=value`` with underscores and matching types for the classic
-    configurator, underscores or dashes for argparse eras, and no unknown keys.
-
-    Why it matters: the configurator treats ``--depth 20`` as a config file and asserts,
-    rejects ``--target_param_data_ratio=8.5`` (int default) and unknown keys; argparse
-    rejects ``--device_batch_size`` after 2026-01-13. The phase dies at startup.
-
-    Example:
-        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth 20
-
-    How to fix: ``--depth=20`` (classic), ``--device-batch-size=16`` (argparse, dash era);
-    use the keys listed in the module's defaults.
-    """
-    _readable(script)
-    sep = profile.flag_word_sep
-    for inv in script.all_invocations:
-        if not inv.module:
-            continue
-        phase = profile.phase_of_module(inv.module, inv.args)
-        if phase is None:
-            continue
-        keys = profile.config_keys(inv.module)
-        path = _p(script, inv)
-        if profile.uses_configurator(inv.module):
-            for f in inv.flags:
-                if f.style == "positional":
-                    continue  # the configurator takes a positional config file
-                if f.style in ("space", "bare", "short"):
-                    want = f"--{f.key}={f.value}" if f.value is not None else f"--{f.key}=VALUE"
-                    yield Finding(f"{inv.module}: `{f.raw}` has no '=': the classic configurator needs --key=value "
-                                  "(it treats the argument as a config file and asserts)", path=path, line=inv.line,
-                                  fix=f"write {want}")
-                    continue
-                if "-" in f.key:
-                    yield Finding(f"{inv.module}: `--{f.key}` uses dashes; the configurator keys use underscores",
-                                  path=path, line=inv.line, fix=f"write --{f.key.replace('-', '_')}={f.value}")
-                    continue
-                if keys is None:
-                    continue
-                if f.key not in keys:
-                    yield Finding(f"{inv.module}: unknown config key `{f.key}` (ValueError: Unknown config key)",
-                                  path=path, line=inv.line, fix=f"remove --{f.key} or use one of: {', '.join(sorted(keys))}")
-                    continue
-                value = f.value or ""
-                if "$" in value:
-                    value = script.expand(value, inv.line, inv.file, job_env.env)
-                    if value is None:
-                        continue
-                try:
-                    attempt = ast.literal_eval(value)
-                except (ValueError, SyntaxError):
-                    attempt = value
-                default = keys[f.key]
-                if type(attempt) is not type(default):
-                    yield Finding(f"{inv.module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "
-                                  f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch)",
-                                  path=path, line=inv.line, fix=f"write --{f.key}={_coerce(attempt, default)}")
-        elif profile.flag_style == "argparse" and phase in ("base", "mid", "sft", "rl"):
-            for f in inv.flags:
-                if f.style in ("positional", "short") or not f.key:
-                    continue
-                wrong = "_" if sep == "-" else "-"
-                if wrong in f.key:
-                    good = f.key.replace(wrong, sep)
-                    yield Finding(f"{inv.module}: `--{f.key}` is not accepted in this era ({profile.variant or profile.name}: "
-                                  f"flags use '{sep}'); argparse stops with 'unrecognized arguments'",
-                                  path=path, line=inv.line, fix=f"write --{good}" + (f"={f.value}" if f.value else ""))
-                    continue
-                if keys is not None and f.key.replace("-", "_") not in keys:
-                    yield Finding(f"{inv.module}: unknown flag `--{f.key}` in this era", path=path, line=inv.line,
-                                  fix=f"remove --{f.key}")
-
-
-def _coerce(attempt, default) -> str:
-    try:
-        if isinstance(default, bool):
-            return str(bool(attempt))
-        if isinstance(default, int):
-            return str(int(attempt))
-        if isinstance(default, float):
-            return repr(float(attempt))
-    except (TypeError, ValueError, OverflowError):  # int(1e999)
-        pass
-    return repr(str(attempt))
 
 
 _DEFAULT_NETWORK = [
@@ -577,7 +483,7 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
 
     How to fix: fix what sbatch reports, or choose a partition whose limits fit the job.
     """
-    from preflight.script import parse_time_limit
+    from preflight.script.sbatch import parse_time_limit
 
     if sbatch_test.returncode != 0:
         msg = sbatch_test.output.splitlines()[-1] if sbatch_test.output else f"exit {sbatch_test.returncode}"
