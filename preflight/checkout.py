@@ -265,3 +265,23 @@ def checkout_fact(ctx: Any) -> Checkout | None:
     if root is not None and looks_like_checkout(Path(root)):
         return Checkout(Path(root), f"the nanochat checkout at {root} (where the script runs)")
     return None
+
+
+# -- flags a fix may name ------------------------------------------------------------------------
+# when upstream gained the settings fixes talk about (so a fix can say "update past ...")
+SETTING_SINCE = {"save_every": "2025-11-13 (c6abcdf)", "resume_from_step": "2025-11-13 (c6abcdf)"}
+
+
+def setting_flag(checkout: Checkout | None, profile: Any, module: str | None, dest: str,
+                 script_file: str | None = None) -> tuple[str | None, str]:
+    """How the entry point the job runs spells a setting: (``--save-every``, source) or (None, why).
+    The checkout's real flags win; without one, the era profile's keys in its separator."""
+    entry = checkout.entry(module, script_file) if checkout is not None else None
+    if entry is not None and entry.ok:
+        opt = entry.spelled(dest)
+        return (f"--{opt}" if opt else None), f"{entry.path}"
+    keys = profile.config_keys(module) if (profile is not None and module) else None
+    if keys is not None and dest not in keys:
+        return None, f"the {profile.name} era profile"
+    sep = "_" if profile is None or (module and profile.uses_configurator(module)) else profile.flag_word_sep
+    return f"--{dest.replace('_', sep)}", (f"the {profile.name} era profile" if profile is not None else "default")

@@ -27,6 +27,7 @@ class Format(str, enum.Enum):
     sarif = "sarif"
     github = "github"
     markdown = "markdown"
+    html = "html"
 
 
 class FailOn(str, enum.Enum):
@@ -424,10 +425,15 @@ def verify_cmd(
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
                              smoke=smoke if smoke is not None else None)
-    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
+    from preflight.reporters import CURVE_FORMATS
+
+    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
+                       series=fmt.value in CURVE_FORMATS)
     if wait and job_id:
-        _wait_for(job_id, wait_timeout)
-    result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+        _wait_for(job_id, wait_timeout, inputs)
+    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    if inputs.series:
+        _describe_curves(result, ctx)
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
           title=f"postflight verify {job_id or ''}".rstrip())
     phases = result.extras.get("phases") or []
@@ -445,9 +451,30 @@ def verify_cmd(
     raise typer.Exit(code)
 
 
-def _wait_for(job_id: str, timeout: float) -> None:
-    """Poll SLURM until the job ends (or ``timeout``), with a live status line on a terminal."""
+def _describe_curves(result: Any, ctx: Any) -> None:
+    """The training curves and the scheduler's raw record, for the formats that draw them (never serialized)."""
+    from preflight.context import FactError
+    from preflight.facts import FactUnavailable
+
+    try:
+        result.display["series"] = ctx.get("series")
+    except (FactUnavailable, FactError):
+        pass
+    except Exception as exc:  # a picture must never take the verdict down
+        sys.stderr.write(f"postflight: could not draw the training curves: {type(exc).__name__}: {exc}\n")
+    job = ctx.peek("job")
+    if job is not None:
+        result.display["job_raw"] = dict(getattr(job, "raw", None) or {})
+
+
+LIVE_EVERY_S = 60.0  # without a terminal (CI logs): one progress line a minute at most
+
+
+def _wait_for(job_id: str, timeout: float, inputs: Any = None) -> None:
+    """Poll SLURM until the job ends (or ``timeout``), with a live line (state, step, loss, tok/s, ETA
+    from the tail of the job's log): redrawn on a terminal, a line a minute otherwise."""
     from preflight import slurm
+    from preflight.series import live_line
 
     start = time.monotonic()
     status = None
@@ -456,19 +483,36 @@ def _wait_for(job_id: str, timeout: float) -> None:
 
         status = Console(stderr=True).status(f"waiting for job {job_id}")
         status.start()
+    printed, last_print = "", -LIVE_EVERY_S
     try:
         while True:
             left = timeout - (time.monotonic() - start)
             info = slurm.wait_for_job(job_id, timeout=max(0.0, min(5.0, left)))
             if info is None or info.finished or left <= 5.0:
                 break
+            log = _live_log(info, inputs)
+            progress = live_line(log) if log else None
+            line = f"job {job_id} {info.state} {time.monotonic() - start:.0f}s" + (f" · {progress}" if progress else "")
             if status is not None:
-                status.update(f"waiting for job {job_id}: {info.state}, {time.monotonic() - start:.0f}s")
+                status.update(line)
+            elif progress and progress != printed and time.monotonic() - last_print >= LIVE_EVERY_S:
+                sys.stderr.write(f"postflight: {line}\n")
+                printed, last_print = progress, time.monotonic()
     except Exception as exc:  # the verify run reports the state; waiting is best effort
         sys.stderr.write(f"postflight: --wait: {exc}\n")
     finally:
         if status is not None:
             status.stop()
+
+
+def _live_log(info: Any, inputs: Any) -> Optional[str]:
+    """The log to watch: the first --log, else the job's stdout as SLURM names it."""
+    if inputs is not None and inputs.logs:
+        return str(inputs.logs[0])
+    out = getattr(info, "stdout", None)
+    if not out:
+        return None
+    return out if os.path.isabs(out) else os.path.join(getattr(info, "work_dir", None) or os.getcwd(), out)
 
 
 # -- entry points ------------------------------------------------------------------------------

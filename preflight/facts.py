@@ -58,6 +58,7 @@ PROVIDERS: dict[str, str] = {
     "report": "preflight.reportmd:report_fact",
     "phases": "preflight.verdict:phases_fact",
     "resume": "preflight.verdict:resume_fact",
+    "series": "preflight.series:series_fact",
 }
 
 _REGISTERED: dict[str, Provider] = {}

@@ -72,6 +72,10 @@ def chat_smoke_failed(checkpoints, ctx) -> Iterator[Finding]:
     mode = ctx.config.get("smoke", "auto")
     if mode is False or mode == "false":
         raise Skip("chat smoke test disabled (--no-smoke)")
+    from preflight.ckpt_raw import TORCH_EXTRA, torch_available
+
+    if not torch_available():
+        raise Skip(f"the chat smoke test needs torch ({TORCH_EXTRA})")
     found = _final_model(checkpoints)
     if found is None:
         raise Skip("no complete checkpoint to load (checkpoint checks report why)")
