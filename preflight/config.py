@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "smoke-memory": 16384,
     "gpu": {},
     "mfu": 0.40,
+    "internode-efficiency": 0.90,
     "hourly-rate": 3.0,
     "disk-margin": 1.2,
     "log-patterns": ["logs/nanochat_speedrun_%j.out", "logs/%x_%j.out", "slurm-%j.out"],
@@ -41,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
 
 # keys whose environment value is a comma-separated list / number / bool
 _LIST_KEYS = {"select", "extend-select", "ignore", "plugins", "log-patterns"}
-_NUMBER_KEYS = {"timeout", "smoke-timeout", "mfu", "hourly-rate", "disk-margin", "slurm-timeout"}
+_NUMBER_KEYS = {"timeout", "smoke-timeout", "mfu", "internode-efficiency", "hourly-rate", "disk-margin", "slurm-timeout"}
 _INT_KEYS = {"jobs", "smoke-max-params", "smoke-memory"}
 _BOOL_KEYS = {"deep"}
 
