@@ -126,6 +126,7 @@ class _Task:
         self.outcome: tuple[Status, list[Finding], str | None] | None = None
         self.duration = 0.0
         self.holds_slot = False
+        self.limit = 0.0
 
 
 def run_checks(
@@ -148,9 +149,13 @@ def run_checks(
 
     specs = [s for s in registry if s.stage == stage and is_selected(s, selection) and s.applies(profile)]
     tasks = [_Task(s) for s in specs if s.code != UNUSED_SUPPRESSION]
+    for task in tasks:  # a check that runs its own bounded child gets that bound plus a margin
+        key = task.spec.timeout_key
+        own = config.get(key) if key else None
+        task.limit = max(timeout, valid_timeout(own, timeout) + 15.0) if isinstance(own, (int, float)) else timeout
     gate = threading.Semaphore(max(1, jobs))
     cond = threading.Condition()
-    run_deadline = time.monotonic() + RUN_DEADLINE_TIMEOUTS * timeout
+    run_deadline = time.monotonic() + RUN_DEADLINE_TIMEOUTS * max([timeout, *(t.limit for t in tasks)])
 
     def release(task: _Task) -> None:
         """Give the task's slot back once: when it ends, or when the runner gives up on it."""
@@ -191,8 +196,8 @@ def run_checks(
                 break
             running = [t for t in pending if t.started is not None]
             for t in running:
-                if now - t.started >= timeout:  # type: ignore[operator]
-                    t.outcome = (Status.ERROR, [], f"timed out after {timeout:g}s")
+                if now - t.started >= t.limit:  # type: ignore[operator]
+                    t.outcome = (Status.ERROR, [], f"timed out after {t.limit:g}s")
                     t.duration = now - t.started  # type: ignore[operator]
                     t.done.set()
                     if t.holds_slot:  # a stuck check must not keep a waiting one from starting
@@ -202,11 +207,11 @@ def run_checks(
                 for t in pending:
                     if not t.done.is_set():
                         t.outcome = (Status.ERROR, [], f"not finished when the run's deadline "
-                                     f"({RUN_DEADLINE_TIMEOUTS} x {timeout:g}s) passed")
+                                     f"({RUN_DEADLINE_TIMEOUTS} x the longest check timeout) passed")
                         t.duration = now - (t.started or now)
                         t.done.set()
                 break
-            deadlines = [t.started + timeout - now for t in running if not t.done.is_set()]  # type: ignore[operator]
+            deadlines = [t.started + t.limit - now for t in running if not t.done.is_set()]  # type: ignore[operator]
             deadlines.append(run_deadline - now)
             cond.wait(timeout=max(0.005, min(deadlines)) if deadlines else 0.05)
 

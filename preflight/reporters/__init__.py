@@ -1,7 +1,7 @@
 """Reporters turn a RunResult into text. Each format lives in its own module, imported on use.
 
 Machine formats (json, jsonl, junit, sarif, github) are a versioned, committed surface;
-the human formats (text, markdown) are free to change.
+the human formats (text, markdown, html) are free to change.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import importlib
 import re
 from typing import Any
 
-FORMATS = ("text", "json", "jsonl", "junit", "sarif", "github", "markdown")
+FORMATS = ("text", "json", "jsonl", "junit", "sarif", "github", "markdown", "html")
+CURVE_FORMATS = {"text", "markdown", "html"}  # formats that draw the training curves (postflight)
 
 # C0 controls (but tab and newline), DEL, C1 controls, bidi embeddings/overrides/isolates (Trojan Source),
 # zero-width and line/paragraph separators, and lone surrogates (undecodable file-name bytes under
