@@ -424,6 +424,7 @@ def verify_cmd(
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    python: Optional[str] = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
     select: Optional[List[str]] = SelectOpt,
@@ -445,7 +446,7 @@ def verify_cmd(
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
-                             smoke=smoke if smoke is not None else None)
+                             smoke=smoke if smoke is not None else None, python=python)
     from preflight.reporters import CURVE_FORMATS
 
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
@@ -453,6 +454,9 @@ def verify_cmd(
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
     result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
+    if smoke_outcome is not None:
+        result.extras["chat_smoke"] = smoke_outcome.to_json()
     if inputs.series:
         _describe_curves(result, ctx)
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,

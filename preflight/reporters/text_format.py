@@ -72,6 +72,13 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
         lines.append([])
         lines += _table("Phases", ["phase", "status"] + (["loss"] if sparks else []) + ["cause", "evidence"], rows)
 
+    smoke = extras.get("chat_smoke")
+    if smoke and smoke.get("ok"):
+        via = "the bundled GPT" if smoke.get("route") == "bundled" else f"{smoke.get('checkout')} with {smoke.get('python')}"
+        lines += [[], [("Chat smoke test ", "bold"),
+                       (f"{smoke.get('phase')} step {smoke.get('step')} via {via}: {smoke.get('said')!r} "
+                        f"in {smoke.get('seconds', 0):.1f}s", "")]]
+
     from preflight.reporters import kills_at_start, reading_order
 
     section = None
