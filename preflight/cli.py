@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+import typer.core
+
+# Typer escapes "[" in every option's "[default: ...]" whenever rich is installed, even with rich
+# markup off, and click then prints the backslash ("\\[default: text]"); we render plain click help.
+typer.core.HAS_RICH = False
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -176,7 +181,18 @@ def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Optio
         profile = None  # an undetectable profile still lets the profile-independent checks run
     result = run_checks(registry, ctx, stage, profile=profile)
     _collect_extras(result, ctx, describe)
+    if stage == "pre":
+        result.display["assumptions"] = [_network_assumption(config.get("network", "offline"))]
     return result, registry, ctx, time.monotonic() - start
+
+
+def _network_assumption(network: str) -> str:
+    """Said once in the report's header, so that the findings need not repeat it."""
+    if network == "online":
+        return ("network online: compute nodes are assumed to reach the internet, so downloads at run time "
+                "are not reported (network: offline in preflight.yaml, or --network offline, if they cannot)")
+    return ("network offline: compute nodes are assumed to have no internet, so every download at run time "
+            "is a finding (network: online in preflight.yaml, or --network online, if they have)")
 
 
 def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], *, verbose: bool, no_color: bool,
@@ -344,6 +360,11 @@ def list_cmd(
         from preflight.docs import checks_table
 
         sys.stdout.write(checks_table(specs))
+        return
+    if not sys.stdout.isatty():  # piped (grep, less, a file): one line per check, never wrapped
+        width = max((len(s.name) for s in specs), default=0)
+        for s in specs:
+            sys.stdout.write(f"{s.code:<7} {s.name:<{width}}  {s.stage:<4}  {s.severity.value:<7}  {s.cost:<6}  {s.summary}\n")
         return
     from rich.console import Console
     from rich.table import Table
