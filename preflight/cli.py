@@ -394,6 +394,8 @@ def verify_cmd(
     job_id: Optional[str] = typer.Argument(None, help="SLURM job id (reads the ledger, then SLURM)."),
     log: Optional[List[Path]] = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
     base_dir: Optional[Path] = BaseDirOpt,
+    script: Optional[Path] = typer.Option(None, "--script", help="The job's batch script (default: the ledger's, "
+                                          "else SLURM's copy via scontrol/sacct)."),
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
@@ -419,10 +421,13 @@ def verify_cmd(
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep,
                              smoke=smoke if smoke is not None else None)
-    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
+    if script is not None and not script.is_file():
+        raise _fail(f"postflight: --script {script}: not a file")
+    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
+                       script=script)
     if wait and job_id:
         _wait_for(job_id, wait_timeout)
-    result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume", "timeline"))
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
           title=f"postflight verify {job_id or ''}".rstrip())
     phases = result.extras.get("phases") or []
