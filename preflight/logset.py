@@ -200,6 +200,7 @@ class LogSet:
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, where it was named)
     source: str = ""
     streams: Any = None  # preflight.logset.Streams: the stderr read beside the given logs, or where it would be
+    series: dict[str, Any] = field(default_factory=dict)  # path -> series.SeriesCollector (when asked for)
 
     @property
     def segments(self) -> list[Segment]:
@@ -279,6 +280,15 @@ def logs_fact(ctx: Any) -> LogSet:
     mid_style = "mid" if (not phases or "mid" in phases) else "sft"
     grammar = grammar_for(profile)
     result = LogSet(source=source)
+    curves = bool(getattr(ctx.inputs, "series", False))  # a report that draws the curves asked for them
+
+    def index(path: str) -> LogIndex:
+        collector = None
+        if curves:
+            from preflight.series import SeriesCollector
+
+            collector = result.series[path] = SeriesCollector()
+        return index_log(path, mid_style, series=collector, grammar=grammar)
     for path, named in paths:
         if not os.path.exists(path):
             if named:
@@ -287,11 +297,11 @@ def logs_fact(ctx: Any) -> LogSet:
         if os.path.isdir(path):
             result.missing.append((path, source + " (a directory, not a log file)"))
             continue
-        result.logs.append(index_log(path, mid_style, grammar=grammar))
+        result.logs.append(index(path))
     given = [ix.path for ix in result.logs]
     companions, result.streams = find_streams(ctx, given) if given else ([], None)
     for path, _why in companions:
-        result.logs.append(index_log(path, mid_style, grammar=grammar))
+        result.logs.append(index(path))
     if not result.logs and not result.missing:
         raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
     return result

@@ -14,12 +14,13 @@ from typing import Any
 
 from preflight.facts import FactUnavailable
 
-PHASES = ("tokenizer", "base", "mid", "sft", "rl", "report")
-TRAIN_PHASES = ("base", "mid", "sft", "rl")
-STATUSES = ("done", "partial", "failed", "not-run", "running")
-LAUNCHED_BY_TORCHRUN = {"base_train", "base_loss", "base_eval", "mid_train", "chat_eval", "chat_sft", "chat_rl"}
+from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES  # noqa: F401  (re-exported)
+from preflight.phases import PHASE_NAMES as PHASES
+from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN
 
-MISSING_CKPT_RE = re.compile(r"(base|mid|chatsft|sft|chatrl)_checkpoints|No checkpoints found")
+STATUSES = ("done", "partial", "failed", "not-run", "running")
+
+MISSING_CKPT_RE = re.compile(CKPT_DIR_RE.pattern + r"|No checkpoints found")
 
 
 def classify(exc_type: str, message: str) -> str:
@@ -44,9 +45,10 @@ def crash_text(tb: Any, steps: int | None = None) -> str:
     from preflight.causes import classify_traceback
 
     cause = classify_traceback(tb)
-    when = "died during setup" if steps == 0 else (f"crashed after {steps} logged steps" if steps else "crashed")
     what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
-    return f"{when} ({cause.name}): {what}"
+    if steps == 0:
+        return f"died during setup ({cause.name}): {what}"
+    return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
 
 
 def stderr_note(logs: Any) -> str:
@@ -71,7 +73,7 @@ def missing_source_phase(tb: Any) -> str | None:
     m = MISSING_CKPT_RE.search(tb.message)
     if not m or not m.group(1):
         return None
-    return {"base": "base", "mid": "mid", "chatsft": "sft", "sft": "sft", "chatrl": "rl"}[m.group(1)]
+    return DIR_WORD_PHASE[m.group(1)]
 
 
 @dataclass

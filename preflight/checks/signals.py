@@ -18,7 +18,7 @@ from typing import Iterator
 from preflight.checks.script import _p, _readable
 from preflight.model import Finding
 from preflight.registry import check
-from preflight.verdict import TRAIN_PHASES
+from preflight.phases import TRAIN_PHASES
 
 _SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")
 _FORWARD_EXAMPLE = "scripts/speedrun.slurm"
