@@ -24,6 +24,8 @@ SECRET_PATTERNS = [
 _NAMED_VALUE = re.compile(r"(?i)\b(?:api[_ -]?key|access[_ -]?token|auth[_ -]?token|token|secret|password|passwd)\b"
                           r"\s*(?:[:=]|\bis\b)?\s*['\"]?([A-Za-z0-9][A-Za-z0-9_\-.+/]{15,})")
 _MASKING = [rx for rx, _ in SECRET_PATTERNS] + [_NAMED_VALUE]
+# a variable whose name says it holds a secret: WANDB_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD
+SECRET_NAME_RE = re.compile(r"(?:^|_)(?:API_?KEY|ACCESS_KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.I)
 
 
 def mask(secret: str) -> str:

@@ -35,6 +35,7 @@ class Directive:
     raw: str  # the option as written (--gres=gpu:8, -N 2)
     ignored: bool = False  # after the first command: sbatch does not read it
     has_variable: bool = False  # $VAR inside: sbatch reads it literally
+    cut: str | None = None  # the rest of the line an unquoted `#` inside this option's word cut off
 
 
 @dataclass
@@ -108,7 +109,10 @@ class Invocation:
     checked: bool  # followed by a per-phase exit check
     command: Command
     launcher_opts: list[str] = field(default_factory=list)
-    via: str | None = None  # the shell function it was launched through (`launch nanochat.base_train ...`)
+    via: str | None = None  # the shell function or shell text it was launched through (`launch ...`, `bash -lc`)
+    timeout: str | None = None  # `timeout DURATION` in front of it, as written
+    prefixes: list[str] = field(default_factory=list)  # what runs it: srun, timeout, bash -lc, eval ...
+    srun_opts: list[str] = field(default_factory=list)  # the options of the srun in front of it
 
     @property
     def file(self) -> str:
@@ -143,6 +147,9 @@ class ScriptModel:
     includes: list["ScriptModel"] = field(default_factory=list)
     include_lines: dict[str, int] = field(default_factory=dict)  # included file -> line of the call
     size: int = 0
+    hidden: list[tuple[int, str, str]] = field(default_factory=list)  # (line, file, why) launches not visible
+    missing_includes: list[tuple[Command, str, list]] = field(default_factory=list)  # (call, path, tried) not found
+    tree: list = field(default_factory=list, repr=False)  # the block tree (preflight.script.tree), when evaluated
     # static evaluation (preflight.script_eval): what the script starts with and what it skips
     environ: dict[str, str] | None = None  # the environment it is known to start with (None: unknown)
     positional: list[str] | None = None  # its arguments ($@) when known (a followed `bash x.sh --tiny`)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Directive, ScriptModel
 
 # sbatch short options -> long names (those that matter here)
@@ -21,12 +20,49 @@ _SBATCH_FLAGS_NO_VALUE = {"exclusive", "requeue", "no-requeue", "hold", "test-on
                           "verbose", "quiet", "export-file", "ignore-pbs", "k", "v", "Q", "H", "O", "s", "W", "h"}
 
 
-def _split_options(text: str) -> list[str]:
-    try:
-        tokens, _ = tokenize(text)
-    except Unterminated:
-        return text.split()
-    return [t.value for kind, t in tokens if kind == "word"]
+def split_directive(text: str) -> tuple[list[str], str | None]:
+    """The words sbatch reads from the rest of an ``#SBATCH`` line, and the text an unquoted ``#``
+    inside a word cut off (None when no word was cut).
+
+    sbatch's own rules, not the shell's (checked with sbatch 22.05 on the local cluster): words
+    split on blanks, quotes group and are removed, a backslash escapes, and an unquoted ``#``
+    ends the line even in the middle of a word (``--job-name=run#2 --time=5`` gives the name
+    ``run`` and no time limit). ``|``, ``;`` and ``&`` are ordinary characters.
+    """
+    words: list[str] = []
+    cur: list[str] = []
+    in_word = False
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                cur.append(c)
+        elif c == "\\" and i + 1 < n:
+            cur.append(text[i + 1])
+            in_word = True
+            i += 1
+        elif c in "'\"":
+            quote, in_word = c, True
+        elif c == "#":
+            if in_word:
+                words.append("".join(cur))
+                return words, text[i:]
+            return words, None
+        elif c.isspace():
+            if in_word:
+                words.append("".join(cur))
+            cur, in_word = [], False
+        else:
+            cur.append(c)
+            in_word = True
+        i += 1
+    if in_word:
+        words.append("".join(cur))
+    return words, None
 
 
 def parse_option_list(words: list[str]) -> list[tuple[str, str | None, str]]:
@@ -66,10 +102,12 @@ def parse_option_list(words: list[str]) -> list[tuple[str, str | None, str]]:
 
 
 def parse_directive(model: ScriptModel, lineno: int, rest: str) -> None:
-    words = _split_options(rest)
-    for key, value, raw in parse_option_list(words):
+    words, cut = split_directive(rest)
+    options = parse_option_list(words)
+    for k, (key, value, raw) in enumerate(options):
         model.directives.append(Directive(line=lineno, key=key, value=value, raw=raw,
-                                          has_variable=bool(value and re.search(r"\$\{?[A-Za-z_]", value))))
+                                          has_variable=bool(value and re.search(r"\$\{?[A-Za-z_]", value)),
+                                          cut=cut if k == len(options) - 1 else None))
 
 
 # time formats: min | min:sec | h:min:sec | d-h | d-h:min | d-h:min:sec
