@@ -89,14 +89,15 @@ def _or_handler(cmds: list, idx: int) -> list:
     cmd = cmds[idx]
     out: list = []
     for nxt in cmds[idx + 1:]:
-        if not out and nxt.op_before == "||":
-            out.append(nxt)
-        elif out and out[0].op_before == "||" and nxt.op_before == "&&" and nxt.line == out[-1].line:
-            out.append(nxt)
-        elif (not out or out[0].op_before != "||") and nxt.depth > cmd.depth and nxt.line <= cmd.end_line + 200:
-            out.append(nxt)  # a group: `|| {` ... `}`
-        else:
+        if not out:
+            if nxt.op_before != "||" and nxt.depth <= cmd.depth:
+                break
+        elif out[0].depth > cmd.depth:  # a group: `|| { ...; }`, on one line or several
+            if nxt.depth <= cmd.depth:
+                break
+        elif not (nxt.op_before == "&&" and nxt.line == out[-1].line):
             break
+        out.append(nxt)
     return out
 
 

@@ -14,6 +14,7 @@ FAMILIES = {
     "LOG": "Logs", "JOB": "Scheduler", "CHAT": "Chat smoke test",
 }
 MARKS = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("i", "cyan")}
+HEADLINE = {"training-not-visible"}  # shown above the run plan, not in their family
 STATUS_STYLE = {"done": "green", "partial": "yellow", "failed": "bold red", "not-run": "dim", "running": "cyan"}
 
 Segment = tuple[str, str]  # (text, rich style or "")
@@ -41,6 +42,17 @@ def _table(title: str, header: list[str] | None, rows: Iterable[list[Segment]]) 
     return out
 
 
+def _finding_lines(f: Any) -> list[Line]:
+    mark, style = MARKS[f.severity.value if f.severity else "error"]
+    head: Line = [(" ", ""), (mark, style), (" ", ""), (f.code, "bold"), (f" {f.name}", "")]
+    if str(f.location):
+        head.append((f"  {f.location}", "dim"))
+    out = [head, [(f"     {f.message}", "")]]
+    if f.fix:
+        out.append([("     ", ""), ("fix:", "green"), (f" {f.fix}", "")])
+    return out
+
+
 def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, title: str | None = None) -> list[Line]:
     lines: list[Line] = []
     extras = result.extras
@@ -49,6 +61,13 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
     profile = extras.get("profile")
     if profile:
         lines.append([("profile ", ""), (str(profile.get("name")), "bold"), (f": {profile.get('reason', '')}", "")])
+
+    # findings that qualify everything below them (a hidden launch: the plan and checks miss it) come first
+    headline = [f for check in result.checks if check.name in HEADLINE for f in check.findings]
+    if headline:
+        lines += [[], [("Not visible to preflight", "bold yellow")]]
+        for f in headline:
+            lines += _finding_lines(f)
 
     plan_rows = result.display.get("plan_rows")
     if plan_rows:
@@ -70,19 +89,14 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
 
     by_family: dict[str, list[Any]] = {}
     for check in result.checks:
+        if check.name in HEADLINE:
+            continue
         for f in check.findings:
             by_family.setdefault(check.family or f.code[:2], []).append(f)
     for family, findings in by_family.items():
         lines += [[], [(FAMILIES.get(family, family), "bold")]]
         for f in sorted(findings, key=lambda f: (-(f.severity.rank if f.severity else 2), f.code, f.line or 0)):
-            mark, style = MARKS[f.severity.value if f.severity else "error"]
-            head: Line = [(" ", ""), (mark, style), (" ", ""), (f.code, "bold"), (f" {f.name}", "")]
-            if str(f.location):
-                head.append((f"  {f.location}", "dim"))
-            lines.append(head)
-            lines.append([(f"     {f.message}", "")])
-            if f.fix:
-                lines.append([("     ", ""), ("fix:", "green"), (f" {f.fix}", "")])
+            lines += _finding_lines(f)
 
     resume = extras.get("resume")
     if resume and resume.get("commands"):

@@ -205,11 +205,12 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
 def _expand_eval_text(model: ScriptModel, cmd: Command, words: list[str]) -> str | None:
     """eval's words, expanded (it joins them with blanks and runs the result); None if unknown."""
     out = []
-    for w in words:
+    for k, w in enumerate(words):
         if "$" in w or "`" in w:
-            w = model.expand(w, cmd.line, cmd.file, model.environ)
-            if w is None:
-                return None
+            value = model.expand(w, cmd.line, cmd.file, model.environ)
+            if value is None and (k == 0 or _PURE_VAR_RE.match(w) or "$(" in w or "`" in w):
+                return None  # the command itself, or a whole word of it, is known only at run time
+            w = w if value is None else value  # `--run=$WANDB_RUN`: eval expands it later, as text here
         out.append(w)
     return " ".join(out)
 

@@ -110,36 +110,12 @@ def parse_directive(model: ScriptModel, lineno: int, rest: str) -> None:
                                           cut=cut if k == len(options) - 1 else None))
 
 
-# time formats: min | min:sec | h:min:sec | d-h | d-h:min | d-h:min:sec
 def parse_time_limit(value: str | None) -> int | None:
-    """sbatch --time value -> seconds (None: unlimited or unparsable)."""
-    if not value:
-        return None
-    v = value.strip()
-    if v.lower() in ("unlimited", "infinite", "-1"):
-        return None
-    days = 0
-    if "-" in v:
-        d, _, v = v.partition("-")
-        if not d.isdigit():
-            return None
-        days = int(d)
-        parts = v.split(":")
-        if not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
-            return None
-        h, m, s = (list(map(int, parts)) + [0, 0])[:3]
-        return days * 86400 + h * 3600 + m * 60 + s
-    parts = v.split(":")
-    if not all(p.isdigit() for p in parts):
-        return None
-    nums = list(map(int, parts))
-    if len(nums) == 1:
-        return nums[0] * 60
-    if len(nums) == 2:
-        return nums[0] * 60 + nums[1]
-    if len(nums) == 3:
-        return nums[0] * 3600 + nums[1] * 60 + nums[2]
-    return None
+    """sbatch --time value -> seconds (None: unlimited or unparsable); SLURM's time format is read
+    in one place, preflight.slurm."""
+    from preflight.slurm import parse_time_or_none
+
+    return parse_time_or_none(value)
 
 
 def gpus_from_gres(value: str | None) -> int | None:
@@ -183,43 +159,19 @@ class SbatchTest:
     default_partition: str | None = None
 
 
-def parse_partitions(text: str) -> tuple[dict[str, dict[str, str]], str | None]:
-    parts: dict[str, dict[str, str]] = {}
-    default = None
-    for line in text.splitlines():
-        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-        name = fields.get("PartitionName")
-        if not name:
-            continue
-        parts[name] = fields
-        if fields.get("Default") == "YES":
-            default = name
-    return parts, default
-
-
 def sbatch_test_fact(ctx: Any) -> SbatchTest:
-    from preflight.proc import ToolTimeout, run_tool, which
+    """`sbatch --test-only` run and read by preflight.slurm; the partitions from the ``slurm`` fact."""
+    from preflight import slurm
 
-    if which("sbatch") is None:
-        raise FactUnavailable("SLURM not installed here (no sbatch on PATH)")
-    ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
+    info = ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
     script = ctx.get("script")
     if not script.ok or script.path is None:
         raise FactUnavailable("no readable batch script")
-    timeout = float(ctx.config.get("slurm-timeout", 20.0)) if ctx.config is not None else 20.0
-    try:
-        res = run_tool(["sbatch", "--test-only", *list(ctx.inputs.sbatch_args or []), str(script.path)],
-                       timeout=timeout, cwd=str(ctx.inputs.cwd), env=ctx.environ or None)
-    except ToolTimeout:
-        raise  # hung, not absent: SB014 becomes an error, not a silent skip
-    out = (res.stderr + res.stdout).strip()
-    if res.returncode != 0 and any(s in out.lower() for s in _UNREACHABLE):
-        raise FactUnavailable(f"SLURM controller not reachable: {out.splitlines()[-1] if out else ''}")
-    partitions, default = {}, None
-    try:
-        part = run_tool(["scontrol", "show", "partition", "-o"], timeout=timeout)
-        if part.returncode == 0:
-            partitions, default = parse_partitions(part.stdout)
-    except (FactUnavailable, ToolTimeout):
-        pass
-    return SbatchTest(res.returncode, out, partitions, default)
+    # a hung sbatch raises ToolTimeout: SB014 becomes an error, not a silent skip
+    res = slurm.test_only(script.path, list(ctx.inputs.sbatch_args or []), env=info.env, timeout=info.timeout,
+                          cwd=ctx.inputs.cwd)
+    if res.returncode != 0 and any(s in res.output.lower() for s in _UNREACHABLE):
+        raise FactUnavailable(f"SLURM controller not reachable: {res.output.splitlines()[-1] if res.output else ''}")
+    default = info.default_partition
+    return SbatchTest(res.returncode, res.output, {p.name: p.raw for p in info.partitions},
+                      default.name if default is not None else None)
