@@ -27,6 +27,7 @@ class Format(str, enum.Enum):
     sarif = "sarif"
     github = "github"
     markdown = "markdown"
+    html = "html"
 
 
 class FailOn(str, enum.Enum):
@@ -103,6 +104,7 @@ ExitZeroOpt = typer.Option(False, "--exit-zero", help="Exit 0 even when there ar
 ConfigOpt = typer.Option(None, "--config", help="Config file (default: nearest preflight.yaml or [tool.preflight]).")
 ProfileOpt = typer.Option(None, "--profile", help="nanochat era (default: detect).")
 BaseDirOpt = typer.Option(None, "--base-dir", help="NANOCHAT_BASE_DIR of the run.")
+CheckoutOpt = typer.Option(None, "--checkout", help="The nanochat checkout the job runs (default: found from the script's cd).")
 DeepOpt = typer.Option(None, "--deep/--no-deep", help="Also run deep checks (full reads, CRCs, NaN scans).")
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="List skipped checks with their reasons.")
 NoColorOpt = typer.Option(False, "--no-color", help="Plain text even on a terminal.")
@@ -205,8 +207,9 @@ def _exit_code(result: Any, exit_zero: bool) -> int:
     return EXIT_OK
 
 
-def _cli_config(select, ignore, extend_select, fail_on, profile, deep, **extra: Any) -> dict[str, Any]:
+def _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout=None, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
+        "checkout": str(checkout.resolve()) if checkout else None,
         "select": _split(select), "ignore": _split(ignore), "extend-select": _split(extend_select),
         "fail-on": fail_on.value if fail_on else None,
         "profile": profile.value if profile else None,
@@ -230,6 +233,7 @@ def check_cmd(
     config: Optional[Path] = ConfigOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     base_dir: Optional[Path] = BaseDirOpt,
+    checkout: Optional[Path] = CheckoutOpt,
     deep: Optional[bool] = DeepOpt,
     network: Optional[str] = typer.Option(None, "--network", help="offline | online: can compute nodes download?"),
     verbose: bool = VerboseOpt,
@@ -244,7 +248,7 @@ def check_cmd(
         raise _fail(f"preflight: {script}: is a directory, not a batch script")
     if network is not None and network not in ("offline", "online"):
         raise _fail(f"preflight: --network must be offline or online, not {network!r}")
-    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, network=network)
+    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout, network=network)
     inputs = RunInputs(script=script.resolve() if script else None, base_dir=base_dir, stage="pre", cwd=Path.cwd())
     result, registry, _, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
@@ -266,6 +270,7 @@ def sbatch_cmd(
     config: Optional[Path] = ConfigOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     base_dir: Optional[Path] = BaseDirOpt,
+    checkout: Optional[Path] = CheckoutOpt,
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="Format of the preflight report (stderr)."),
 ) -> None:
     """Run preflight, then submit with the real sbatch and record the run ledger.
@@ -286,7 +291,7 @@ def sbatch_cmd(
         force, extra = True, [a for a in extra if a != "--force"]
     if "--test-only" in extra:
         test_only, extra = True, [a for a in extra if a != "--test-only"]
-    cli_values = _cli_config(None, None, None, fail_on, profile, None)
+    cli_values = _cli_config(None, None, None, fail_on, profile, None, checkout)
     inputs = RunInputs(script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra)
     result, registry, run_ctx, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
     from preflight.reporters import render
@@ -394,9 +399,11 @@ def verify_cmd(
     job_id: Optional[str] = typer.Argument(None, help="SLURM job id (reads the ledger, then SLURM)."),
     log: Optional[List[Path]] = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
     base_dir: Optional[Path] = BaseDirOpt,
+    checkout: Optional[Path] = CheckoutOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    python: Optional[str] = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
     select: Optional[List[str]] = SelectOpt,
@@ -417,12 +424,20 @@ def verify_cmd(
         raise _fail(f"postflight: {job_id!r} is not a job id")
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
-    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep,
-                             smoke=smoke if smoke is not None else None)
-    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
+    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
+                             smoke=smoke if smoke is not None else None, python=python)
+    from preflight.reporters import CURVE_FORMATS
+
+    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
+                       series=fmt.value in CURVE_FORMATS)
     if wait and job_id:
-        _wait_for(job_id, wait_timeout)
-    result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+        _wait_for(job_id, wait_timeout, inputs)
+    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
+    if smoke_outcome is not None:
+        result.extras["chat_smoke"] = smoke_outcome.to_json()
+    if inputs.series:
+        _describe_curves(result, ctx)
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
           title=f"postflight verify {job_id or ''}".rstrip())
     phases = result.extras.get("phases") or []
@@ -440,9 +455,30 @@ def verify_cmd(
     raise typer.Exit(code)
 
 
-def _wait_for(job_id: str, timeout: float) -> None:
-    """Poll SLURM until the job ends (or ``timeout``), with a live status line on a terminal."""
+def _describe_curves(result: Any, ctx: Any) -> None:
+    """The training curves and the scheduler's raw record, for the formats that draw them (never serialized)."""
+    from preflight.context import FactError
+    from preflight.facts import FactUnavailable
+
+    try:
+        result.display["series"] = ctx.get("series")
+    except (FactUnavailable, FactError):
+        pass
+    except Exception as exc:  # a picture must never take the verdict down
+        sys.stderr.write(f"postflight: could not draw the training curves: {type(exc).__name__}: {exc}\n")
+    job = ctx.peek("job")
+    if job is not None:
+        result.display["job_raw"] = dict(getattr(job, "raw", None) or {})
+
+
+LIVE_EVERY_S = 60.0  # without a terminal (CI logs): one progress line a minute at most
+
+
+def _wait_for(job_id: str, timeout: float, inputs: Any = None) -> None:
+    """Poll SLURM until the job ends (or ``timeout``), with a live line (state, step, loss, tok/s, ETA
+    from the tail of the job's log): redrawn on a terminal, a line a minute otherwise."""
     from preflight import slurm
+    from preflight.series import live_line
 
     start = time.monotonic()
     status = None
@@ -451,19 +487,36 @@ def _wait_for(job_id: str, timeout: float) -> None:
 
         status = Console(stderr=True).status(f"waiting for job {job_id}")
         status.start()
+    printed, last_print = "", -LIVE_EVERY_S
     try:
         while True:
             left = timeout - (time.monotonic() - start)
             info = slurm.wait_for_job(job_id, timeout=max(0.0, min(5.0, left)))
             if info is None or info.finished or left <= 5.0:
                 break
+            log = _live_log(info, inputs)
+            progress = live_line(log) if log else None
+            line = f"job {job_id} {info.state} {time.monotonic() - start:.0f}s" + (f" · {progress}" if progress else "")
             if status is not None:
-                status.update(f"waiting for job {job_id}: {info.state}, {time.monotonic() - start:.0f}s")
+                status.update(line)
+            elif progress and progress != printed and time.monotonic() - last_print >= LIVE_EVERY_S:
+                sys.stderr.write(f"postflight: {line}\n")
+                printed, last_print = progress, time.monotonic()
     except Exception as exc:  # the verify run reports the state; waiting is best effort
         sys.stderr.write(f"postflight: --wait: {exc}\n")
     finally:
         if status is not None:
             status.stop()
+
+
+def _live_log(info: Any, inputs: Any) -> Optional[str]:
+    """The log to watch: the first --log, else the job's stdout as SLURM names it."""
+    if inputs is not None and inputs.logs:
+        return str(inputs.logs[0])
+    out = getattr(info, "stdout", None)
+    if not out:
+        return None
+    return out if os.path.isabs(out) else os.path.join(getattr(info, "work_dir", None) or os.getcwd(), out)
 
 
 # -- entry points ------------------------------------------------------------------------------
@@ -500,3 +553,7 @@ def preflight_main() -> None:
 
 def postflight_main() -> None:
     _main(postflight_app, "postflight")
+
+
+if __name__ == "__main__":  # `python -m preflight.cli docs` (land.sh) is `preflight docs`
+    preflight_main()

@@ -41,6 +41,7 @@ PROVIDERS: dict[str, str] = {
     "script": "preflight.script.jobenv:script_fact",
     "job_env": "preflight.script.jobenv:job_env_fact",
     "profile": "preflight.profiles:profile_fact",
+    "checkout": "preflight.checkout:checkout_fact",
     "plan": "preflight.plan:plan_fact",
     "base_dir": "preflight.inventory:base_dir_fact",
     "dataset": "preflight.inventory:dataset_fact",
@@ -54,9 +55,11 @@ PROVIDERS: dict[str, str] = {
     # postflight (postflight issue)
     "logs": "preflight.logindex:logs_fact",
     "checkpoints": "preflight.ckpt:checkpoints_fact",
+    "chat_smoke": "preflight.smoke:chat_smoke_fact",
     "report": "preflight.reportmd:report_fact",
     "phases": "preflight.verdict:phases_fact",
     "resume": "preflight.verdict:resume_fact",
+    "series": "preflight.series:series_fact",
 }
 
 _REGISTERED: dict[str, Provider] = {}

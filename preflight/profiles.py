@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.phases import PHASE_NAMES as PHASE_ORDER
+from preflight.phases import TRAINER_SCRIPTS
 
 PROFILE_NAMES = ("classic", "argparse", "no-mid", "current", "bundled")
-PHASE_ORDER = ("tokenizer", "base", "mid", "sft", "rl", "report")
 
 
 def _profiles_dir() -> Path:
@@ -310,6 +311,9 @@ def _argparse_variant(checkout: Path) -> str | None:
 def candidate_checkouts(ctx: Any, script: Any | None) -> list[Path]:
     """Where the script's nanochat lives: its cd target, then $SLURM_SUBMIT_DIR, cwd, script dir."""
     out: list[Path] = []
+    explicit = ctx.config.get("checkout") if ctx.config is not None else None
+    if explicit:  # --checkout DIR / config checkout: wins over everything the script suggests
+        out.append(Path(os.path.expanduser(str(explicit))))
     if script is not None:
         for d in getattr(script, "cd_targets", []) or []:
             out.append(Path(d))
@@ -336,7 +340,7 @@ def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
     modules = {inv.module for inv in invocations if inv.module}
     if any(m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules):
         return "bundled", "the script runs python -m nanochat.base_train/mid_train/chat_sft (bundled trainer)", None
-    training = [inv for inv in invocations if inv.module and inv.module.split(".")[-1] in ("base_train", "mid_train", "chat_sft", "chat_rl")]
+    training = [inv for inv in invocations if inv.module and inv.module.split(".")[-1] in TRAINER_SCRIPTS]
     keys = [f for inv in training for f in inv.flags]
     dashed = any("-" in f.key.lstrip("-") for f in keys)
     spaced = any(f.style == "space" for f in keys)

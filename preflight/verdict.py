@@ -13,10 +13,11 @@ from typing import Any
 
 from preflight.facts import FactUnavailable
 
-PHASES = ("tokenizer", "base", "mid", "sft", "rl", "report")
-TRAIN_PHASES = ("base", "mid", "sft", "rl")
+from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES  # noqa: F401  (re-exported)
+from preflight.phases import PHASE_NAMES as PHASES
+from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN
+
 STATUSES = ("done", "partial", "failed", "not-run", "running")
-LAUNCHED_BY_TORCHRUN = {"base_train", "base_loss", "base_eval", "mid_train", "chat_eval", "chat_sft", "chat_rl"}
 
 # crash classification (facts §10, §11.2 #9)
 CRASH_CLASSES = [
@@ -28,7 +29,7 @@ CRASH_CLASSES = [
     ("NCCL timeout", re.compile(r"Watchdog caught collective operation timeout|NCCL.*[Tt]imeout|DistBackendError")),
     ("disk quota", re.compile(r"Disk quota exceeded|No space left on device|Errno 122|Errno 28")),
 ]
-MISSING_CKPT_RE = re.compile(r"(base|mid|chatsft|sft|chatrl)_checkpoints|No checkpoints found")
+MISSING_CKPT_RE = re.compile(CKPT_DIR_RE.pattern + r"|No checkpoints found")
 
 
 def classify(exc_type: str, message: str) -> str:
@@ -47,7 +48,7 @@ def missing_source_phase(tb: Any) -> str | None:
     m = MISSING_CKPT_RE.search(tb.message)
     if not m or not m.group(1):
         return None
-    return {"base": "base", "mid": "mid", "chatsft": "sft", "sft": "sft", "chatrl": "rl"}[m.group(1)]
+    return DIR_WORD_PHASE[m.group(1)]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from preflight.model import Finding
+from preflight.phases import TRAIN_PHASES
 from preflight.registry import check
 
 _OFF_MODES = ("offline", "disabled", "dryrun")
@@ -38,7 +39,7 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
     profile = ctx.get("profile", None)
     if script is not None and script.ok and profile is not None:
         for inv in script.all_invocations:
-            if not inv.module or profile.phase_of_module(inv.module, inv.args) not in ("base", "mid", "sft", "rl"):
+            if not inv.module or profile.phase_of_module(inv.module, inv.args) not in TRAIN_PHASES:
                 continue
             f = inv.flag("run")
             if f is None:
@@ -49,7 +50,7 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
             if "WANDB_RUN" in value:
                 source += f", {variable_origin(ctx, 'WANDB_RUN')[0]}"
             return (expanded or None), source, inv.line, inv.file
-        if any(inv.module and profile.phase_of_module(inv.module, inv.args) in ("base", "mid", "sft", "rl")
+        if any(inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES
                for inv in script.all_invocations):
             return None, "no --run flag (the trainer's default is dummy)", None, None
     value = job_env.get("WANDB_RUN")

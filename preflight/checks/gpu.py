@@ -6,10 +6,9 @@ from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
-from preflight.plan import GIB, memory_estimate_bytes, model_shape, world_size_from
+from preflight.phases import TRAIN_PHASES
+from preflight.plan import GIB, memory_estimate_bytes, model_shape, requested_gpu, world_size_from
 from preflight.registry import check
-
-_TRAIN_PHASES = ("base", "mid", "sft", "rl")
 
 
 def _training_invocations(script, profile):
@@ -18,7 +17,7 @@ def _training_invocations(script, profile):
             continue
         phase = profile.phase_of_module(inv.module, inv.args)
         spec = profile.phase(phase) if phase else None
-        if phase in _TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
+        if phase in TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
             yield phase, spec, inv
 
 
@@ -137,6 +136,18 @@ def _gpu_memory(ctx) -> tuple[int | None, str]:
     cfg = ctx.config.get("gpu") or {}
     if cfg.get("memory-gib"):
         return int(float(cfg["memory-gib"]) * GIB), cfg.get("type", "configured GPU")
+    from preflight.gputable import by_name
+
+    model = by_name(str(cfg["type"])) if cfg.get("type") else None
+    if model is not None:
+        return int(model.memory_gib * GIB), f"{model.name} (config gpu.type)"
+    try:
+        job_env = ctx.get("job_env", None)
+    except Exception:
+        job_env = None
+    model, where = requested_gpu(job_env) if job_env is not None else (None, "")
+    if model is not None:
+        return int(model.memory_gib * GIB), f"{model.name} ({where})"
     return None, ""
 
 
@@ -145,7 +156,8 @@ def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
     """
     What it checks: the estimated peak memory of base training (weights, grads, optimizer
     state, logits and activations for depth x device batch) against the smallest GPU's
-    memory (visible GPUs, or ``gpu: {memory-gib: ...}`` in config).
+    memory (visible GPUs, ``gpu: {memory-gib: ...}`` or ``gpu: {type: ...}`` in config, or the model
+    the job requests: ``--gres=gpu:a100:8``, ``--gpus=l40s:1``, ``--constraint``, the partition).
 
     Why it matters: an OOM at the first step wastes the queue wait; upstream d20 with device
     batch 32 needs ~74 GiB, so 40/48 GB cards must lower ``--device_batch_size``.
@@ -158,7 +170,7 @@ def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
     """
     mem, name = _gpu_memory(ctx)
     if mem is None:
-        raise Skip("no GPU visible and no gpu.memory-gib in config")
+        raise Skip("no GPU visible, no gpu.memory-gib in config and no GPU model in the job's request")
     need = plan.memory_per_gpu
     if need <= mem * 0.97:
         return

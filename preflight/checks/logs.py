@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from preflight.model import Finding, Severity
+from preflight.phases import TRAIN_PHASES, TRAINER_SCRIPTS
 from preflight.registry import check
 
 CAUSE_FIX = {
@@ -105,15 +106,15 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
     reported = set()
     for ix in logs.logs:
         for seg in ix.segments:
-            if seg.phase in ("base", "mid", "sft", "rl") and seg.step_lines == 0 and seg.phase not in stepped \
-                    and seg.phase not in reported and (seg.script in (None, "base_train", "mid_train", "chat_sft", "chat_rl")):
+            if seg.phase in TRAIN_PHASES and seg.step_lines == 0 and seg.phase not in stepped \
+                    and seg.phase not in reported and (seg.script is None or seg.script in TRAINER_SCRIPTS):
                 tb = next((t for t in logs.tracebacks if t.phase == seg.phase and not t.wrapper), None)
                 where = tb.where if tb else (err_hint or "the job's stderr file")
                 reported.add(seg.phase)
                 yield Finding(f"{seg.phase} started but logged no training step: it died during setup; see {where}",
                               path=ix.path, line=seg.start_line, fix=f"read {where}, fix that error, rerun {seg.phase}")
     for tb in logs.tracebacks:
-        if tb.phase in ("base", "mid", "sft", "rl") and tb.phase not in stepped and tb.phase not in reported and not tb.wrapper:
+        if tb.phase in TRAIN_PHASES and tb.phase not in stepped and tb.phase not in reported and not tb.wrapper:
             reported.add(tb.phase)
             yield Finding(f"{tb.phase} started but logged no training step: it died during setup ({tb.exc_type})",
                           path=tb.path, line=tb.line, fix=f"fix the error at {tb.where} and rerun {tb.phase}")
@@ -234,7 +235,7 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
     planned_map = ((ledger or {}).get("expected") or {}).get("steps") or {} if isinstance(ledger, dict) else {}
     for ix in logs.logs:
         for seg in ix.segments:
-            if seg.phase not in ("base", "mid", "sft", "rl") or not seg.last_step:
+            if seg.phase not in TRAIN_PHASES or not seg.last_step:
                 continue
             total = planned_map.get(seg.phase) or seg.planned_steps
             if not total:

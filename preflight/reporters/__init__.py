@@ -1,7 +1,7 @@
 """Reporters turn a RunResult into text. Each format lives in its own module, imported on use.
 
 Machine formats (json, jsonl, junit, sarif, github) are a versioned, committed surface;
-the human formats (text, markdown) are free to change.
+the human formats (text, markdown, html) are free to change.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-FORMATS = ("text", "json", "jsonl", "junit", "sarif", "github", "markdown")
+FORMATS = ("text", "json", "jsonl", "junit", "sarif", "github", "markdown", "html")
+CURVE_FORMATS = {"text", "markdown", "html"}  # formats that draw the training curves (postflight)
 
 # C0 controls (but tab and newline) and DEL: a message or path quoted from a log or a file name must
 # not drive the reader's terminal, and XML 1.0 forbids them outright

@@ -21,8 +21,16 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         out += [f"Profile: **{profile.get('name')}** ({profile.get('reason', '')})", ""]
     phases = result.extras.get("phases")
     if phases:
-        out += ["| Phase | Status | Cause |", "|---|---|---|"]
-        out += [f"| {p['name']} | {p['status']} | {_cell(p.get('cause') or '')} |" for p in phases]
+        from preflight.series import sparklines
+
+        sparks = sparklines(result)
+        if sparks:  # the loss of each training phase (postflight with curves)
+            out += ["| Phase | Status | Loss | Cause |", "|---|---|---|---|"]
+            out += [f"| {p['name']} | {p['status']} | {sparks.get(p['name'], '')} | {_cell(p.get('cause') or '')} |"
+                    for p in phases]
+        else:
+            out += ["| Phase | Status | Cause |", "|---|---|---|"]
+            out += [f"| {p['name']} | {p['status']} | {_cell(p.get('cause') or '')} |" for p in phases]
         out.append("")
     resume = result.extras.get("resume")
     if resume and resume.get("commands"):

@@ -76,16 +76,28 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
 
     phases = extras.get("phases")
     if phases:
+        from preflight.series import sparklines
+
+        sparks = sparklines(result)
         rows = []
         for p in phases:
             evidence = p.get("evidence") or []
             if isinstance(evidence, list):
                 evidence = ", ".join(str(e) for e in evidence[:2])
             status = p.get("status", "")
-            rows.append([(p.get("name", ""), ""), (status, STATUS_STYLE.get(status, "")),
-                         (str(p.get("cause") or ""), ""), (str(evidence), "dim")])
+            row = [(p.get("name", ""), ""), (status, STATUS_STYLE.get(status, ""))]
+            if sparks:  # the loss of each training phase, first and last value around its shape
+                row.append((sparks.get(p.get("name", ""), ""), "cyan"))
+            rows.append(row + [(str(p.get("cause") or ""), ""), (str(evidence), "dim")])
         lines.append([])
-        lines += _table("Phases", ["phase", "status", "cause", "evidence"], rows)
+        lines += _table("Phases", ["phase", "status"] + (["loss"] if sparks else []) + ["cause", "evidence"], rows)
+
+    smoke = extras.get("chat_smoke")
+    if smoke and smoke.get("ok"):
+        via = "the bundled GPT" if smoke.get("route") == "bundled" else f"{smoke.get('checkout')} with {smoke.get('python')}"
+        lines += [[], [("Chat smoke test ", "bold"),
+                       (f"{smoke.get('phase')} step {smoke.get('step')} via {via}: {smoke.get('said')!r} "
+                        f"in {smoke.get('seconds', 0):.1f}s", "")]]
 
     by_family: dict[str, list[Any]] = {}
     for check in result.checks:

@@ -167,6 +167,10 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
     script = ctx.get("script")
     if not script.ok or script.path is None:
         raise FactUnavailable("no readable batch script")
+    from preflight.script.model import own_job
+
+    if job_id := own_job(script, ctx.environ):
+        raise FactUnavailable(f"running inside job {job_id} of this script: SLURM has already accepted it")
     # a hung sbatch raises ToolTimeout: SB014 becomes an error, not a silent skip
     res = slurm.test_only(script.path, list(ctx.inputs.sbatch_args or []), env=info.env, timeout=info.timeout,
                           cwd=ctx.inputs.cwd)
