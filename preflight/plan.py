@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.script.placement import launch_nodes, runtime_environ
+from preflight.script.placement import launch_nodes
 from preflight.phases import TRAIN_PHASES
 
 # peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
@@ -278,8 +278,7 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
         nodes = launch_nodes(script, inv, job_env) or nodes  # `bash speedrun.sh` on --nodes=4 runs on one
     if inv is not None and inv.nproc_per_node:
         raw = inv.nproc_per_node
-        env = {**job_env.env, **runtime_environ(job_env)} if job_env is not None else environ
-        val = script.expand(raw, inv.line, inv.file, env) if "$" in raw else raw
+        val = script.expand(raw, inv.line, inv.file, job_env.env if job_env else environ) if "$" in raw else raw
         if val and val.isdigit():
             return int(val), nodes, f"torchrun --nproc_per_node={raw} (line {inv.line})"
         if val == "gpu":

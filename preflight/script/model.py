@@ -1,18 +1,5 @@
-"""The sbatch script model: the data a parsed batch script becomes (see preflight.script).
-
-What it extracts (all with 1-based line numbers of the file they came from):
-- ``#SBATCH`` directives, and which ones sbatch ignores (those after the first command);
-- variable assignments and exports (unconditional or not), prefix environments;
-- simple commands, split on ``; && || | &``, with background ``&`` and ``wait``;
-- ``torchrun`` / ``python -m`` invocations (also under ``srun`` / ``uv run``) with their module,
-  flags as (key, value, style) and ``--nproc_per_node``;
-- ``set -e`` / ``-o errexit`` / ``pipefail`` and per-phase exit checks (``|| exit``, ``if !``, ``$?``);
-- scripts it runs (``bash speedrun.sh``, ``source x.sh``), parsed too when the file exists.
-
-Bad input never raises: a binary, non-UTF-8 or huge file becomes a ScriptModel whose
-``problems`` say why; a line that cannot be tokenised (unterminated quote) is listed in
-``unparsable`` and skipped.
-"""
+"""The data a parsed batch script becomes: directives, assignments, commands, launches
+(ScriptModel and its parts); how they are read is in the package's other modules."""
 
 from __future__ import annotations
 

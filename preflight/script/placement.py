@@ -20,14 +20,6 @@ CROSS_NODE_COMMANDS = {"srun", "mpirun", "mpiexec", "orterun", "pdsh", "clush", 
                        "accelerate", "horovodrun", "torchx", "ray", "charmrun", "prun"}
 
 
-def runtime_environ(job_env: Any) -> dict[str, str]:
-    """The SLURM variables the job will have that follow from its options (SLURM_NNODES ...)."""
-    out = {"SLURM_NNODES": str(job_env.nodes), "SLURM_JOB_NUM_NODES": str(job_env.nodes)}
-    if job_env.gpus_per_node:
-        out["SLURM_GPUS_ON_NODE"] = str(job_env.gpus_per_node)
-    return out
-
-
 def _opt(opts: list[str], short: str, long: str) -> str | None:
     """The last value of an srun option (-N 2, -N2, --nodes=2, --nodes 2)."""
     found = None
@@ -55,7 +47,7 @@ def launch_nodes(script: Any, inv: Any, job_env: Any) -> int | None:
     nodes = job_env.nodes
     if not inv.srun:
         return 1
-    environ = {**job_env.env, **runtime_environ(job_env)}
+    environ = job_env.env  # SLURM_NNODES & co. come from the script's directives (ScriptModel.value_at)
     opts = inv.srun_opts
     raw_nodes, raw_tasks = _opt(opts, "-N", "--nodes"), _opt(opts, "-n", "--ntasks")
     if raw_nodes is not None:
