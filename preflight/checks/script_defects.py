@@ -13,7 +13,7 @@ from typing import Iterator
 from preflight.checks.script import _p, _readable
 from preflight.model import Finding
 from preflight.plan import trainer_invocations
-from preflight.redact import SECRET_NAME_RE, mask
+from preflight.redact import is_secret_name, mask
 from preflight.registry import check
 
 # what a launch hidden from preflight leaves unchecked
@@ -113,7 +113,7 @@ def xtrace_leaks_secret(script) -> Iterator[Finding]:
         path = str(model.path) if model.path else "<script>"
         for a in model.assignments:
             on = _xtrace_on(switches, a.line)
-            if on is None or not SECRET_NAME_RE.search(a.name) or a.value.startswith("${" + a.name):
+            if on is None or not is_secret_name(a.name) or a.value.startswith("${" + a.name):
                 continue
             shown = mask(a.value) if "$" not in a.value else "its value"
             yield Finding(f"{a.name} is {'exported' if a.exported else 'assigned'} on line {a.line} while xtrace is on "
@@ -125,7 +125,7 @@ def xtrace_leaks_secret(script) -> Iterator[Finding]:
             if on is None or c.name in ("export", "declare", "typeset", "readonly", "local", "set"):
                 continue
             names = [n for w in c.raw_words[1:] for n in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", w)
-                     if SECRET_NAME_RE.search(n)]
+                     if is_secret_name(n)]
             if names:
                 yield Finding(f"line {c.line} passes ${names[0]} on the command line of `{c.name}` while xtrace is on "
                               f"(set -x, line {on}): bash prints its value into the job's log",
