@@ -146,3 +146,29 @@ def test_no_smoke_runs_nothing_and_reports_nothing(tmp_path, cli):
                "--format", "json", cwd=tmp_path)
     doc = json.loads(proc.stdout)
     assert "chat_smoke" not in doc and {c["status"] for c in doc["checks"]} == {"skip"}
+
+
+def test_child_has_no_network_no_secrets_and_a_scratch_home(tmp_path, monkeypatch):
+    """The probe checkout tries a listening local port and reports its environment."""
+    import socket
+
+    from preflight.smoke import _no_network_prefix
+
+    if not _no_network_prefix():
+        pytest.skip("unshare -rn is not permitted here: only the offline environment applies")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("WANDB_API_KEY", "secret-for-test")
+    F.write_current_run(tmp_path / "base")
+    F.write_checkout(tmp_path / "checkout", variant="probe", probe_port=server.getsockname()[1])
+    try:
+        checks = _verify(tmp_path, smoke=True, checkout=str(tmp_path / "checkout"), python=sys.executable)
+    finally:
+        server.close()
+    msg = checks["CHAT002"].findings[0].message
+    assert "PROBE NET-BLOCKED" in msg
+    assert "'HF_HUB_OFFLINE': '1'" in msg and "'HF_DATASETS_OFFLINE': '1'" in msg
+    assert "'https_proxy': None" in msg and "'WANDB_API_KEY': None" in msg and "'PYTHONDONTWRITEBYTECODE': '1'" in msg
+    assert "preflight-smoke-" in msg.split("cwd=")[1] and str(tmp_path) not in msg.split("home=")[1]
