@@ -93,7 +93,7 @@ def test_a_million_step_lines_stay_small(tmp_path):
     page = render(result)
     assert len(page) < 2 << 20
     widest = max(len(m) for m in re.findall(r'points="([^"]*)"', page))
-    assert widest < 60_000  # ~1500 points, not a million
+    assert widest < 40_000  # ~1,000 points, not a million
 
 
 def test_rendered_in_chromium(tmp_path, chromium):
