@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+import typer.core
+
+# Typer escapes "[" in every option's "[default: ...]" whenever rich is installed, even with rich
+# markup off, and click then prints the backslash ("\\[default: text]"); we render plain click help.
+typer.core.HAS_RICH = False
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -174,7 +179,18 @@ def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Optio
         profile = None  # an undetectable profile still lets the profile-independent checks run
     result = run_checks(registry, ctx, stage, profile=profile)
     _collect_extras(result, ctx, describe)
+    if stage == "pre":
+        result.display["assumptions"] = [_network_assumption(config.get("network", "offline"))]
     return result, registry, ctx, time.monotonic() - start
+
+
+def _network_assumption(network: str) -> str:
+    """Said once in the report's header, so that the findings need not repeat it."""
+    if network == "online":
+        return ("network online: compute nodes are assumed to reach the internet, so downloads at run time "
+                "are not reported (network: offline in preflight.yaml, or --network offline, if they cannot)")
+    return ("network offline: compute nodes are assumed to have no internet, so every download at run time "
+            "is a finding (network: online in preflight.yaml, or --network online, if they have)")
 
 
 def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], *, verbose: bool, no_color: bool,
@@ -335,6 +351,11 @@ def list_cmd(
 
         sys.stdout.write(checks_table(specs))
         return
+    if not sys.stdout.isatty():  # piped (grep, less, a file): one line per check, never wrapped
+        width = max((len(s.name) for s in specs), default=0)
+        for s in specs:
+            sys.stdout.write(f"{s.code:<7} {s.name:<{width}}  {s.stage:<4}  {s.severity.value:<7}  {s.cost:<6}  {s.summary}\n")
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -403,6 +424,7 @@ def verify_cmd(
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    python: Optional[str] = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
     select: Optional[List[str]] = SelectOpt,
@@ -424,7 +446,7 @@ def verify_cmd(
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
-                             smoke=smoke if smoke is not None else None)
+                             smoke=smoke if smoke is not None else None, python=python)
     from preflight.reporters import CURVE_FORMATS
 
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
@@ -432,6 +454,9 @@ def verify_cmd(
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
     result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
+    if smoke_outcome is not None:
+        result.extras["chat_smoke"] = smoke_outcome.to_json()
     if inputs.series:
         _describe_curves(result, ctx)
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,

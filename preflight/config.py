@@ -28,8 +28,11 @@ DEFAULTS: dict[str, Any] = {
     "deep": False,
     "smoke": "auto",
     "smoke-max-params": 50_000_000,
+    "smoke-timeout": 120.0,
+    "smoke-memory": 16384,
     "gpu": {},
     "mfu": 0.40,
+    "internode-efficiency": 0.90,
     "hourly-rate": 3.0,
     "disk-margin": 1.2,
     "log-patterns": ["logs/nanochat_speedrun_%j.out", "logs/%x_%j.out", "slurm-%j.out"],
@@ -39,8 +42,8 @@ DEFAULTS: dict[str, Any] = {
 
 # keys whose environment value is a comma-separated list / number / bool
 _LIST_KEYS = {"select", "extend-select", "ignore", "plugins", "log-patterns"}
-_NUMBER_KEYS = {"timeout", "mfu", "hourly-rate", "disk-margin", "slurm-timeout"}
-_INT_KEYS = {"jobs", "smoke-max-params"}
+_NUMBER_KEYS = {"timeout", "smoke-timeout", "mfu", "internode-efficiency", "hourly-rate", "disk-margin", "slurm-timeout"}
+_INT_KEYS = {"jobs", "smoke-max-params", "smoke-memory"}
 _BOOL_KEYS = {"deep"}
 
 
@@ -328,6 +331,11 @@ STARTER_CONFIG = """\
 # deep: false
 # smoke: auto
 # smoke-max-params: 50000000
+# A checkpoint the bundled GPT cannot hold runs (only with smoke: true) in the checkout's own code
+# (checkout above), with its Python, in a child process without network, under these limits.
+# smoke-timeout: 120        # seconds
+# smoke-memory: 16384       # MiB of address space
+# python: ~/nanochat/.venv/bin/python   # default: the checkout's .venv/bin/python
 # log-patterns: [logs/nanochat_speedrun_%j.out, logs/%x_%j.out, slurm-%j.out]
 # ledger-dir: .preflight/jobs
 """

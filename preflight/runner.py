@@ -109,6 +109,7 @@ class _Task:
         self.done = threading.Event()
         self.outcome: tuple[Status, list[Finding], str | None] | None = None
         self.duration = 0.0
+        self.limit = 0.0
 
 
 def run_checks(
@@ -131,6 +132,10 @@ def run_checks(
 
     specs = [s for s in registry if s.stage == stage and is_selected(s, selection) and s.applies(profile)]
     tasks = [_Task(s) for s in specs if s.code != UNUSED_SUPPRESSION]
+    for task in tasks:  # a check that runs its own bounded child gets that bound plus a margin
+        key = task.spec.timeout_key
+        own = config.get(key) if key else None
+        task.limit = max(timeout, float(own) + 15.0) if isinstance(own, (int, float)) else timeout
     gate = threading.Semaphore(max(1, jobs))
     cond = threading.Condition()
 
@@ -158,11 +163,11 @@ def run_checks(
                 break
             running = [t for t in pending if t.started is not None]
             for t in running:
-                if now - t.started >= timeout:  # type: ignore[operator]
-                    t.outcome = (Status.ERROR, [], f"timed out after {timeout:g}s")
+                if now - t.started >= t.limit:  # type: ignore[operator]
+                    t.outcome = (Status.ERROR, [], f"timed out after {t.limit:g}s")
                     t.duration = now - t.started  # type: ignore[operator]
                     t.done.set()
-            deadlines = [t.started + timeout - now for t in running if not t.done.is_set()]  # type: ignore[operator]
+            deadlines = [t.started + t.limit - now for t in running if not t.done.is_set()]  # type: ignore[operator]
             cond.wait(timeout=max(0.005, min(deadlines)) if deadlines else 0.05)
 
     sups = _suppressions(ctx)

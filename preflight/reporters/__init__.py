@@ -23,6 +23,25 @@ def clean(text: object) -> str:
 
 
 MACHINE_FORMATS = {"json", "jsonl", "junit", "sarif", "github"}
+# the order the job meets problems in: the submission and the script, its setup, then the phases' inputs
+FAMILY_ORDER = ("SB", "JOB", "FS", "ENV", "GPU", "DS", "TOK", "NET", "LOG", "CK", "RPT", "CHAT")
+
+
+def kills_at_start(finding: Any, registry: Any) -> bool:
+    spec = registry.get(finding.code) if registry is not None and finding.code else None
+    return bool(getattr(spec, "kills_at_start", False))
+
+
+def reading_order(findings: list[Any], registry: Any = None) -> list[Any]:
+    """How the human formats list findings: errors, then warnings, then info; within a severity,
+    what kills the job at start (or keeps it from being accepted) first, then the job's own order."""
+    def key(f: Any) -> tuple:
+        family = "".join(ch for ch in f.code if ch.isalpha())
+        rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+        return (-(f.severity.rank if f.severity else 2), not kills_at_start(f, registry), rank, f.code,
+                f.path or "", f.line or 0)
+
+    return sorted(findings, key=key)
 
 
 def render(fmt: str, result: Any, registry: Any, **options: Any) -> str:

@@ -38,7 +38,9 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
     findings = result.findings
     if findings:
         out += ["| Severity | Code | Check | Message | Location | Fix |", "|---|---|---|---|---|---|"]
-        for f in sorted(findings, key=lambda f: (-(f.severity.rank if f.severity else 2), f.code)):
+        from preflight.reporters import reading_order
+
+        for f in reading_order(findings, registry):
             out.append(f"| {f.severity.value if f.severity else ''} | {f.code} | {f.name} | {_cell(f.message)} | "
                        f"{_cell(f.location)} | {_cell(f.fix or '')} |")
         out.append("")
