@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nc_helpers import REPO, TINY_BASE, nc_env  # noqa: E402
 
-from tests.browser import Browser, install_chromium  # noqa: E402
+from tests.browser import Browser, artifacts_dir, install_chromium  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MID = ["--max_seq_len=256", "--device_batch_size=4", "--total_batch_size=2048", "--task_size=200", "--eval_tokens=4096",
@@ -93,7 +93,7 @@ def test_sparklines_in_text_and_markdown(runs):
     _, out = runs
     for name in ("good", "killed"):
         rows = {line.split()[0]: line for line in out[name]["text"].splitlines()
-                if line.split() and line.split()[0] in ("base", "mid", "sft")}
+                if line.startswith(("base ", "mid ", "sft "))}  # the phase table's rows
         for phase in ("base", "mid", "sft"):
             assert re.search(r"\d+\.\d\d [▁▂▃▄▅▆▇█]{16} \d+\.\d\d", rows[phase]), rows[phase]
         md = out[name]["markdown"]
@@ -107,15 +107,14 @@ def test_pages_in_chromium(runs):
     if exe is None:
         pytest.skip("no Chromium here and it cannot be installed (needs root and apt-get)")
     root, out = runs
-    shots = Path(os.environ.get("PREFLIGHT_ARTIFACTS") or root)
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = artifacts_dir()
     stop = last_sft_step(out["killed"]["log"])
     assert stop >= 149
     with Browser(exe) as browser:
         for name in ("good", "killed"):
             url = (root / f"{name}.html").as_uri()
             page = browser.open(url)
-            page.screenshot(shots / f"report-{name}.png")
+            page.screenshot(shots / f"real-run-{name}.png")
             seen = page.eval("""(() => ({
                 phases: [...document.querySelectorAll('section.phase-chart')].map(s => s.dataset.phase),
                 curves: [...document.querySelectorAll('section.phase-chart')].map(
