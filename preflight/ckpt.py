@@ -361,9 +361,10 @@ def load_mmap(path: str | Path) -> str | None:
     return None
 
 
-def deep_scan(path: str | Path) -> list[str]:
-    """The deep tier: every zip CRC, then NaN/Inf in every floating tensor. Returns problems."""
-    import torch
+def deep_scan(path: str | Path, tensors: dict[str, TensorInfo] | None = None) -> list[str]:
+    """The deep tier: every zip CRC, then NaN/Inf in every floating tensor. Returns problems.
+    Without torch the values are read from the storage records (``tensors``: the header tier's)."""
+    from preflight.ckpt_raw import torch_available, value_problems
 
     problems: list[str] = []
     try:
@@ -375,6 +376,10 @@ def deep_scan(path: str | Path) -> list[str]:
         return [f"cannot read zip: {type(exc).__name__}: {exc}"]
     if problems:
         return problems
+    if not torch_available():
+        return value_problems(path, tensors or {})
+    import torch
+
     try:
         sd = torch.load(str(path), mmap=True, weights_only=True, map_location="cpu")
     except Exception as exc:

@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+import typer.core
+
+# Typer escapes "[" in every option's "[default: ...]" whenever rich is installed, even with rich
+# markup off, and click then prints the backslash ("\\[default: text]"); we render plain click help.
+typer.core.HAS_RICH = False
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -27,6 +32,7 @@ class Format(str, enum.Enum):
     sarif = "sarif"
     github = "github"
     markdown = "markdown"
+    html = "html"
 
 
 class FailOn(str, enum.Enum):
@@ -119,7 +125,9 @@ def _split(values: Optional[List[str]]) -> Optional[list[str]]:
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> "typer.Exit":
-    sys.stderr.write(message.rstrip() + "\n")
+    from preflight.reporters import clean
+
+    sys.stderr.write(clean(message.rstrip()) + "\n")
     return typer.Exit(code)
 
 
@@ -173,7 +181,18 @@ def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Optio
         profile = None  # an undetectable profile still lets the profile-independent checks run
     result = run_checks(registry, ctx, stage, profile=profile)
     _collect_extras(result, ctx, describe)
+    if stage == "pre":
+        result.display["assumptions"] = [_network_assumption(config.get("network", "offline"))]
     return result, registry, ctx, time.monotonic() - start
+
+
+def _network_assumption(network: str) -> str:
+    """Said once in the report's header, so that the findings need not repeat it."""
+    if network == "online":
+        return ("network online: compute nodes are assumed to reach the internet, so downloads at run time "
+                "are not reported (network: offline in preflight.yaml, or --network offline, if they cannot)")
+    return ("network offline: compute nodes are assumed to have no internet, so every download at run time "
+            "is a finding (network: online in preflight.yaml, or --network online, if they have)")
 
 
 def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], *, verbose: bool, no_color: bool,
@@ -185,9 +204,17 @@ def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], 
              and "NO_COLOR" not in os.environ)
     text = render(fmt.value, result, registry, color=color, verbose=verbose, elapsed=elapsed, title=title)
     if to_file:
-        output_file.parent.mkdir(parents=True, exist_ok=True)
-        output_file.write_text(text, encoding="utf-8")
+        from preflight.safeio import UnsafeTarget, write_text
+
+        try:
+            write_text(output_file, text)
+        except (UnsafeTarget, OSError) as exc:
+            raise UsageError(f"cannot write {output_file}: {exc}") from None
     else:
+        from preflight.safeio import ASCII_SYMBOLS, can_encode
+
+        if not can_encode(sys.stdout):
+            text = text.translate(ASCII_SYMBOLS)
         sys.stdout.write(text)
         sys.stdout.flush()
     if to_file or fmt.value in MACHINE_FORMATS:
@@ -334,6 +361,11 @@ def list_cmd(
 
         sys.stdout.write(checks_table(specs))
         return
+    if not sys.stdout.isatty():  # piped (grep, less, a file): one line per check, never wrapped
+        width = max((len(s.name) for s in specs), default=0)
+        for s in specs:
+            sys.stdout.write(f"{s.code:<7} {s.name:<{width}}  {s.stage:<4}  {s.severity.value:<7}  {s.cost:<6}  {s.summary}\n")
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -364,9 +396,14 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
     """Write a commented starter preflight.yaml."""
     from preflight.config import STARTER_CONFIG
 
-    if path.exists() and not force:
+    from preflight.safeio import UnsafeTarget, write_text
+
+    if path.exists() and not path.is_symlink() and not force:  # a link: refused below, --force or not
         raise _fail(f"preflight: {path} exists (use --force to overwrite)")
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    try:
+        write_text(path, STARTER_CONFIG)
+    except (UnsafeTarget, OSError) as exc:
+        raise _fail(f"preflight: {exc}")
     sys.stderr.write(f"wrote {path}\n")
 
 
@@ -402,6 +439,7 @@ def verify_cmd(
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    python: Optional[str] = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
     select: Optional[List[str]] = SelectOpt,
@@ -423,11 +461,19 @@ def verify_cmd(
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
-                             smoke=smoke if smoke is not None else None)
-    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd())
+                             smoke=smoke if smoke is not None else None, python=python)
+    from preflight.reporters import CURVE_FORMATS
+
+    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
+                       series=fmt.value in CURVE_FORMATS)
     if wait and job_id:
-        _wait_for(job_id, wait_timeout)
-    result, registry, _, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+        _wait_for(job_id, wait_timeout, inputs)
+    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
+    if smoke_outcome is not None:
+        result.extras["chat_smoke"] = smoke_outcome.to_json()
+    if inputs.series:
+        _describe_curves(result, ctx)
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
           title=f"postflight verify {job_id or ''}".rstrip())
     phases = result.extras.get("phases") or []
@@ -445,9 +491,30 @@ def verify_cmd(
     raise typer.Exit(code)
 
 
-def _wait_for(job_id: str, timeout: float) -> None:
-    """Poll SLURM until the job ends (or ``timeout``), with a live status line on a terminal."""
+def _describe_curves(result: Any, ctx: Any) -> None:
+    """The training curves and the scheduler's raw record, for the formats that draw them (never serialized)."""
+    from preflight.context import FactError
+    from preflight.facts import FactUnavailable
+
+    try:
+        result.display["series"] = ctx.get("series")
+    except (FactUnavailable, FactError):
+        pass
+    except Exception as exc:  # a picture must never take the verdict down
+        sys.stderr.write(f"postflight: could not draw the training curves: {type(exc).__name__}: {exc}\n")
+    job = ctx.peek("job")
+    if job is not None:
+        result.display["job_raw"] = dict(getattr(job, "raw", None) or {})
+
+
+LIVE_EVERY_S = 60.0  # without a terminal (CI logs): one progress line a minute at most
+
+
+def _wait_for(job_id: str, timeout: float, inputs: Any = None) -> None:
+    """Poll SLURM until the job ends (or ``timeout``), with a live line (state, step, loss, tok/s, ETA
+    from the tail of the job's log): redrawn on a terminal, a line a minute otherwise."""
     from preflight import slurm
+    from preflight.series import live_line
 
     start = time.monotonic()
     status = None
@@ -456,14 +523,21 @@ def _wait_for(job_id: str, timeout: float) -> None:
 
         status = Console(stderr=True).status(f"waiting for job {job_id}")
         status.start()
+    printed, last_print = "", -LIVE_EVERY_S
     try:
         while True:
             left = timeout - (time.monotonic() - start)
             info = slurm.wait_for_job(job_id, timeout=max(0.0, min(5.0, left)))
             if info is None or info.finished or left <= 5.0:
                 break
+            log = _live_log(info, inputs)
+            progress = live_line(log) if log else None
+            line = f"job {job_id} {info.state} {time.monotonic() - start:.0f}s" + (f" · {progress}" if progress else "")
             if status is not None:
-                status.update(f"waiting for job {job_id}: {info.state}, {time.monotonic() - start:.0f}s")
+                status.update(line)
+            elif progress and progress != printed and time.monotonic() - last_print >= LIVE_EVERY_S:
+                sys.stderr.write(f"postflight: {line}\n")
+                printed, last_print = progress, time.monotonic()
     except Exception as exc:  # the verify run reports the state; waiting is best effort
         sys.stderr.write(f"postflight: --wait: {exc}\n")
     finally:
@@ -471,10 +545,23 @@ def _wait_for(job_id: str, timeout: float) -> None:
             status.stop()
 
 
+def _live_log(info: Any, inputs: Any) -> Optional[str]:
+    """The log to watch: the first --log, else the job's stdout as SLURM names it."""
+    if inputs is not None and inputs.logs:
+        return str(inputs.logs[0])
+    out = getattr(info, "stdout", None)
+    if not out:
+        return None
+    return out if os.path.isabs(out) else os.path.join(getattr(info, "work_dir", None) or os.getcwd(), out)
+
+
 # -- entry points ------------------------------------------------------------------------------
 def _main(app: typer.Typer, prog: str) -> None:
     from preflight.config import ConfigError
+    from preflight.reporters import clean
+    from preflight.safeio import guard_streams
 
+    guard_streams()
     try:
         app(prog_name=prog, standalone_mode=True)
     except SystemExit:
@@ -483,7 +570,7 @@ def _main(app: typer.Typer, prog: str) -> None:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)
     except ConfigError as exc:
-        sys.stderr.write(f"{prog}: config error: {exc}\n")
+        sys.stderr.write(f"{prog}: config error: {clean(exc)}\n")
         sys.exit(EXIT_ERROR)
     except Exception as exc:
         if os.environ.get("PREFLIGHT_DEBUG"):
@@ -492,9 +579,9 @@ def _main(app: typer.Typer, prog: str) -> None:
         from preflight.runner import SelectionError
 
         if isinstance(exc, (RegistrationError, SelectionError, UsageError)):
-            sys.stderr.write(f"{prog}: {exc}\n")
+            sys.stderr.write(f"{prog}: {clean(exc)}\n")
         else:
-            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {clean(exc)} "
                              f"(set PREFLIGHT_DEBUG=1 for the traceback)\n")
         sys.exit(EXIT_ERROR)
 

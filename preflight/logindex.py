@@ -280,8 +280,9 @@ class LogIndex:
 
 # -- the indexer ---------------------------------------------------------------------------------
 class _Indexer:
-    def __init__(self, path: str, mid_style_phase: str = "mid"):
+    def __init__(self, path: str, mid_style_phase: str = "mid", series: Any = None):
         self.idx = LogIndex(path=path)
+        self.series = series  # a series.SeriesCollector: the training curves, from this same pass
         self.find_runs = steplines.runs_regex  # for blocks that come without their runs
         self.mid_script = "mid_train" if mid_style_phase == "mid" else "chat_sft"
         self.line = 1  # line number at self.cursor
@@ -390,6 +391,8 @@ class _Indexer:
         if j > a and not self._last_step_at(buf, j, b, last_line):
             self._step_at(buf, j, b, last_line)
         self.seg.step_lines += steps
+        if self.series is not None:
+            self.series.run(self.seg, buf, a, b)
 
     def _last_step_at(self, buf: bytes, i: int, b: int, line: int) -> bool:
         """The last line of a run, the hot path: for a plain-ASCII line, match the step grammars
@@ -490,6 +493,8 @@ class _Indexer:
                 val = _num(mv.group(3) if mv.re is VAL_RE else mv.group(2))
                 if _nonfinite(val) and seg.nan_loss is None:
                     seg.nan_loss = Event("nan-loss", line, s)
+                if self.series is not None and mv.re is VAL_RE:
+                    self.series.val(seg, int(mv.group(1)), mv.group(2), val)
                 return
             rec = parse_step(s, line)
             if rec is not None:
@@ -501,6 +506,8 @@ class _Indexer:
                     seg.planned_steps = rec.total
                 if _nonfinite(rec.loss):
                     seg.nan_loss = seg.nan_loss or Event("nan-loss", line, s)
+                if self.series is not None:
+                    self.series.step(seg, rec, s)
                 return
         mi = ITERS_RE.search(s)
         if mi:
@@ -685,14 +692,16 @@ def parse_step(text: str, line: int) -> StepRecord | None:
     return rec
 
 
-def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | None = None) -> LogIndex:
+def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | None = None,
+              series: Any = None) -> LogIndex:
     """Index one log up to its size at open time. Unreadable logs give ``LogIndex.error``.
 
     ``vector`` picks the numpy step-line finder (default: for logs of NUMPY_MIN_LOG or more, or
     when numpy is already imported), with a helper process for logs of HELPER_MIN_LOG or more;
-    every way gives the same index."""
+    every way gives the same index. ``series`` (a ``series.SeriesCollector``) collects the
+    training curves during the same pass."""
     path = str(path)
-    ix = _Indexer(path, mid_style_phase)
+    ix = _Indexer(path, mid_style_phase, series)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
             ix.idx.error = f"{path} is not a regular file"
@@ -708,6 +717,8 @@ def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | Non
             ix.idx.error = f"cannot stat {path}: {exc.strerror or exc}"
             return ix.idx
         ix.idx.size = remaining
+        if series is not None:
+            series.start(remaining)
         if vector is None:
             vector = (remaining >= steplines.NUMPY_MIN_LOG or "numpy" in sys.modules) and steplines.numpy_available()
         reader = steplines.BlockReader(f, remaining)
@@ -748,6 +759,7 @@ class LogSet:
     logs: list[LogIndex] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, where it was named)
     source: str = ""
+    series: dict[str, Any] = field(default_factory=dict)  # path -> series.SeriesCollector (when asked for)
 
     @property
     def segments(self) -> list[Segment]:
@@ -826,6 +838,7 @@ def logs_fact(ctx: Any) -> LogSet:
     phases = getattr(profile, "phases", None) or []
     mid_style = "mid" if (not phases or "mid" in phases) else "sft"
     result = LogSet(source=source)
+    curves = bool(getattr(ctx.inputs, "series", False))  # a report that draws the curves asked for them
     for path, named in paths:
         if not os.path.exists(path):
             if named:
@@ -834,7 +847,12 @@ def logs_fact(ctx: Any) -> LogSet:
         if os.path.isdir(path):
             result.missing.append((path, source + " (a directory, not a log file)"))
             continue
-        result.logs.append(index_log(path, mid_style))
+        collector = None
+        if curves:
+            from preflight.series import SeriesCollector
+
+            collector = result.series[path] = SeriesCollector()
+        result.logs.append(index_log(path, mid_style, series=collector))
     if not result.logs and not result.missing:
         raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
     return result

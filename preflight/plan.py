@@ -176,7 +176,8 @@ class Plan:
                       + (f", grad accum {self.grad_accum}" if self.grad_accum else ", NOT divisible")),
             ("shards", f"{self.shards_recommended} recommended, {self.shards_min} minimum ({self.shard_rule})"),
             ("GPUs" if self.gpu_name != "CPU" else "device",
-             f"{self.world_size} x {self.gpu_name}" + (f" over {self.nodes} nodes" if self.nodes > 1 else "")
+             (f"{self.nodes} nodes x {self.world_size // self.nodes} {self.gpu_name} = {self.world_size}" if self.nodes > 1
+              else f"{self.world_size} x {self.gpu_name}")
              + (f" ({self.sources['gpu']})" if self.sources.get("gpu") and self.gpu_name != "CPU" else "")
              + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/{'GPU' if self.gpu_name != 'CPU' else 'process'}"),
         ]
@@ -391,6 +392,11 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     fpt = shape.flops_per_token
     run_scale = min(1.0, (fpt * tokens) / (REF_D20_FLOPS_PER_TOKEN * REF_D20_TOKENS))
     throughput = peak * world * mfu if peak else None
+    if throughput and nodes > 1:
+        # the interconnect between nodes is slower than NVLink inside one: gradients cross it every step
+        eff = float(config.get("internode-efficiency", 0.9) or 0.9)
+        throughput *= eff
+        assumptions.append(f"{eff:.0%} scaling efficiency across {nodes} nodes (config internode-efficiency)")
     for name in run:
         spec = profile.phase(name) or {}
         est = spec.get("estimate") or {}

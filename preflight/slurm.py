@@ -188,8 +188,21 @@ def _run(args: list[str], env: Env, timeout: float | None, cwd: str | os.PathLik
 
 
 def _first_line(result: ToolResult) -> str:
-    text = (result.stderr or result.stdout).strip()
-    return text.splitlines()[-1] if text else f"exit status {result.returncode}"
+    return meaningful_line((result.stderr or result.stdout), result.returncode)
+
+
+def meaningful_line(text: str, returncode: int | None = None) -> str:
+    """The line of a SLURM tool's output worth quoting: its last error line, else its first line
+    with words in it, without banners (``scontrol ping`` frames "Slurmctld(primary) at x is DOWN"
+    in rows of ``*``)."""
+    lines = [ln.strip().strip("*=-#").strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if any(ch.isalnum() for ch in ln)]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    if errors:
+        return errors[-1]
+    if lines:
+        return lines[0]
+    return f"exit status {returncode}" if returncode is not None else "no output"
 
 
 def _check_conf(env: Env) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.script.model import ScriptModel
+from preflight.script.model import ScriptModel, own_job
 from preflight.script.parser import parse_script
 from preflight.script.sbatch import count, gpus_from_gres, parse_option_list, parse_time_limit
 
@@ -97,4 +97,26 @@ def job_env_fact(ctx: Any) -> JobEnv:
     for key, value, _raw in parse_option_list(list(ctx.inputs.sbatch_args or [])):
         sbatch[key] = value
         source[key] = "command line"
+    job_id = own_job(script, ctx.environ)
+    if job_id:
+        for key, value in allocation_options(ctx.environ).items():
+            sbatch[key] = value
+            source[key] = f"allocation of job {job_id}"
     return JobEnv(env=env, sbatch=sbatch, sbatch_source=source, exported=exported)
+
+
+def allocation_options(environ: dict[str, str]) -> dict[str, str]:
+    """The sbatch options the running allocation really has, from SLURM's job environment."""
+    out: dict[str, str] = {}
+    nodes = environ.get("SLURM_JOB_NUM_NODES") or environ.get("SLURM_NNODES")
+    if nodes and nodes.isdigit():
+        out["nodes"] = nodes
+    gpus = environ.get("SLURM_GPUS_ON_NODE")
+    if gpus and gpus.isdigit():
+        out["gres"] = f"gpu:{gpus}"
+    tasks = (environ.get("SLURM_TASKS_PER_NODE") or "").split("(")[0].split(",")[0]
+    if tasks.isdigit():
+        out["ntasks-per-node"] = tasks
+    if environ.get("SLURM_JOB_PARTITION"):
+        out["partition"] = environ["SLURM_JOB_PARTITION"]
+    return out

@@ -26,6 +26,24 @@ ASSIGN_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?)=(.*)$", re.S)
 VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
+# SLURM's job variables that follow from the script's own directives (variable -> directive keys)
+_JOB_VARS = {"SLURM_NNODES": ("nodes", "N"), "SLURM_JOB_NUM_NODES": ("nodes", "N"),
+             "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"), "SLURM_NTASKS_PER_NODE": ("ntasks-per-node",)}
+
+
+def own_job(script: "ScriptModel | None", environ: dict[str, str]) -> str | None:
+    """The job id when preflight runs inside the job of this very script (its first step, as in
+    scripts/speedrun.slurm): SLURM_JOB_ID is set and SLURM_JOB_NAME is the script's job name (its
+    --job-name, else its file name, which is what sbatch names a job). Then the allocation, not the
+    directives, says how many nodes and GPUs the job has: `sbatch --nodes=4 job.slurm` overrides them."""
+    job_id, job_name = environ.get("SLURM_JOB_ID"), environ.get("SLURM_JOB_NAME")
+    if not job_id or not job_name or script is None or script.path is None:
+        return None
+    names = {Path(script.path).name}
+    names.update(d.value for d in script.active_directives() if d.key == "job-name" and d.value)
+    return job_id if job_name in names else None
+
+
 # -- data --------------------------------------------------------------------------------------
 @dataclass
 class Directive:
@@ -194,6 +212,9 @@ class ScriptModel:
         """The value of $name just before ``line`` (of ``file``): the script's own assignments
         (last one wins, a default-only assignment keeps an earlier value), else ``environ``."""
         value = (environ or {}).get(name)
+        if name in _JOB_VARS and not own_job(self, environ or {}):
+            # SLURM sets these at job start: the submitting shell's values (an salloc) do not reach the job
+            value = self._job_var(name)
         for a in self.all_assignments:
             if a.name != name:
                 continue
@@ -206,6 +227,16 @@ class ScriptModel:
                 continue
             value = self.expand(a.value, a.line, a.file, environ, _depth=1) or a.value
         return value
+
+    def _job_var(self, name: str) -> str | None:
+        """What SLURM sets in the job for this script's own directives (SLURM_NNODES, SLURM_GPUS_ON_NODE...)."""
+        from preflight.script.sbatch import count, gpus_from_gres
+
+        d = self.directive(*_JOB_VARS[name])
+        if d is None or d.value is None:
+            return "1" if name in ("SLURM_NNODES", "SLURM_JOB_NUM_NODES") else None
+        n = gpus_from_gres(d.value) if d.key == "gres" else count(d.value)
+        return None if n is None else str(n)
 
     def expand(self, text: str, line: int | None = None, file: str | None = None,
                environ: dict[str, str] | None = None, _depth: int = 0) -> str | None:
@@ -229,6 +260,30 @@ class ScriptModel:
             return val
 
         out = VAR_RE.sub(sub, text)
-        if "$(" in out or "`" in out:
+        if missing:
             return None
-        return None if missing else out
+        if "$((" in out:
+            out = self._arithmetic(out, line, file, environ, _depth)
+        if out is None or "$(" in out or "`" in out:
+            return None
+        return out
+
+    def _arithmetic(self, text: str, line: int | None, file: str | None, environ: dict[str, str] | None,
+                    depth: int) -> str | None:
+        """$(( expr )) replaced by its value (names in it are variables); None if one is unknown."""
+        from preflight.script.arith import evaluate
+
+        def lookup(name: str) -> str | None:
+            return self.value_at(name, line, file, environ) if depth < 5 else None
+
+        out, pos = [], 0
+        while (start := text.find("$((", pos)) >= 0:
+            end = text.find("))", start + 3)
+            if end < 0:
+                return None
+            value = evaluate(text[start + 3:end], lookup)
+            if value is None:
+                return None
+            out.append(text[pos:start] + str(value))
+            pos = end + 2
+        return "".join(out) + text[pos:]

@@ -168,6 +168,10 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
     script = ctx.get("script")
     if not script.ok or script.path is None:
         raise FactUnavailable("no readable batch script")
+    from preflight.script.model import own_job
+
+    if job_id := own_job(script, ctx.environ):
+        raise FactUnavailable(f"running inside job {job_id} of this script: SLURM has already accepted it")
     timeout = float(ctx.config.get("slurm-timeout", 20.0)) if ctx.config is not None else 20.0
     try:
         res = run_tool(["sbatch", "--test-only", *list(ctx.inputs.sbatch_args or []), str(script.path)],
