@@ -125,7 +125,9 @@ def _split(values: Optional[List[str]]) -> Optional[list[str]]:
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> "typer.Exit":
-    sys.stderr.write(message.rstrip() + "\n")
+    from preflight.reporters import clean
+
+    sys.stderr.write(clean(message.rstrip()) + "\n")
     return typer.Exit(code)
 
 
@@ -202,9 +204,17 @@ def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], 
              and "NO_COLOR" not in os.environ)
     text = render(fmt.value, result, registry, color=color, verbose=verbose, elapsed=elapsed, title=title)
     if to_file:
-        output_file.parent.mkdir(parents=True, exist_ok=True)
-        output_file.write_text(text, encoding="utf-8")
+        from preflight.safeio import UnsafeTarget, write_text
+
+        try:
+            write_text(output_file, text)
+        except (UnsafeTarget, OSError) as exc:
+            raise UsageError(f"cannot write {output_file}: {exc}") from None
     else:
+        from preflight.safeio import ASCII_SYMBOLS, can_encode
+
+        if not can_encode(sys.stdout):
+            text = text.translate(ASCII_SYMBOLS)
         sys.stdout.write(text)
         sys.stdout.flush()
     if to_file or fmt.value in MACHINE_FORMATS:
@@ -386,9 +396,14 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
     """Write a commented starter preflight.yaml."""
     from preflight.config import STARTER_CONFIG
 
-    if path.exists() and not force:
+    from preflight.safeio import UnsafeTarget, write_text
+
+    if path.exists() and not path.is_symlink() and not force:  # a link: refused below, --force or not
         raise _fail(f"preflight: {path} exists (use --force to overwrite)")
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    try:
+        write_text(path, STARTER_CONFIG)
+    except (UnsafeTarget, OSError) as exc:
+        raise _fail(f"preflight: {exc}")
     sys.stderr.write(f"wrote {path}\n")
 
 
@@ -543,7 +558,10 @@ def _live_log(info: Any, inputs: Any) -> Optional[str]:
 # -- entry points ------------------------------------------------------------------------------
 def _main(app: typer.Typer, prog: str) -> None:
     from preflight.config import ConfigError
+    from preflight.reporters import clean
+    from preflight.safeio import guard_streams
 
+    guard_streams()
     try:
         app(prog_name=prog, standalone_mode=True)
     except SystemExit:
@@ -552,7 +570,7 @@ def _main(app: typer.Typer, prog: str) -> None:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)
     except ConfigError as exc:
-        sys.stderr.write(f"{prog}: config error: {exc}\n")
+        sys.stderr.write(f"{prog}: config error: {clean(exc)}\n")
         sys.exit(EXIT_ERROR)
     except Exception as exc:
         if os.environ.get("PREFLIGHT_DEBUG"):
@@ -561,9 +579,9 @@ def _main(app: typer.Typer, prog: str) -> None:
         from preflight.runner import SelectionError
 
         if isinstance(exc, (RegistrationError, SelectionError, UsageError)):
-            sys.stderr.write(f"{prog}: {exc}\n")
+            sys.stderr.write(f"{prog}: {clean(exc)}\n")
         else:
-            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {clean(exc)} "
                              f"(set PREFLIGHT_DEBUG=1 for the traceback)\n")
         sys.exit(EXIT_ERROR)
 

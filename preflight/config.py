@@ -6,6 +6,7 @@ Every source is validated against ``schemas/config.schema.json``; an invalid sou
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,9 @@ def _check_expansion(data: Any, source: str) -> None:
         on_path.add(key)
         stack.append((node, True, depth))
         kids = node.values() if isinstance(node, dict) else node
+        for k in kids:  # .nan / .inf pass every schema bound (NaN compares false): `timeout: .nan` disabled timeouts
+            if isinstance(k, float) and not math.isfinite(k):
+                raise ConfigError(f"{source}: {k!r} is not a finite number")
         stack.extend((k, False, depth + 1) for k in kids if isinstance(k, (list, dict)))
 
 
@@ -133,7 +137,14 @@ def _validate(data: Any, source: str) -> None:
     if errors:
         err = errors[0]
         where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        message = _short(err.message)
+        from preflight.redact import is_secret_name, redact
+
+        message = err.message
+        shown = repr(err.instance)
+        if message.startswith(shown) and any(isinstance(p, str) and is_secret_name(p) for p in err.absolute_path):
+            message = "the value" + message[len(shown):]  # the value under a secret's name is never echoed
+
+        message = redact(_short(message))
         if err.validator == "additionalProperties":
             message = f"unknown key: {message}"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
