@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+import typer.core
+
+# Typer escapes "[" in every option's "[default: ...]" whenever rich is installed, even with rich
+# markup off, and click then prints the backslash ("\\[default: text]"); we render plain click help.
+typer.core.HAS_RICH = False
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -120,7 +125,9 @@ def _split(values: Optional[List[str]]) -> Optional[list[str]]:
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> "typer.Exit":
-    sys.stderr.write(message.rstrip() + "\n")
+    from preflight.reporters import clean
+
+    sys.stderr.write(clean(message.rstrip()) + "\n")
     return typer.Exit(code)
 
 
@@ -174,7 +181,18 @@ def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Optio
         profile = None  # an undetectable profile still lets the profile-independent checks run
     result = run_checks(registry, ctx, stage, profile=profile)
     _collect_extras(result, ctx, describe)
+    if stage == "pre":
+        result.display["assumptions"] = [_network_assumption(config.get("network", "offline"))]
     return result, registry, ctx, time.monotonic() - start
+
+
+def _network_assumption(network: str) -> str:
+    """Said once in the report's header, so that the findings need not repeat it."""
+    if network == "online":
+        return ("network online: compute nodes are assumed to reach the internet, so downloads at run time "
+                "are not reported (network: offline in preflight.yaml, or --network offline, if they cannot)")
+    return ("network offline: compute nodes are assumed to have no internet, so every download at run time "
+            "is a finding (network: online in preflight.yaml, or --network online, if they have)")
 
 
 def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], *, verbose: bool, no_color: bool,
@@ -186,9 +204,17 @@ def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], 
              and "NO_COLOR" not in os.environ)
     text = render(fmt.value, result, registry, color=color, verbose=verbose, elapsed=elapsed, title=title)
     if to_file:
-        output_file.parent.mkdir(parents=True, exist_ok=True)
-        output_file.write_text(text, encoding="utf-8")
+        from preflight.safeio import UnsafeTarget, write_text
+
+        try:
+            write_text(output_file, text)
+        except (UnsafeTarget, OSError) as exc:
+            raise UsageError(f"cannot write {output_file}: {exc}") from None
     else:
+        from preflight.safeio import ASCII_SYMBOLS, can_encode
+
+        if not can_encode(sys.stdout):
+            text = text.translate(ASCII_SYMBOLS)
         sys.stdout.write(text)
         sys.stdout.flush()
     if to_file or fmt.value in MACHINE_FORMATS:
@@ -335,6 +361,11 @@ def list_cmd(
 
         sys.stdout.write(checks_table(specs))
         return
+    if not sys.stdout.isatty():  # piped (grep, less, a file): one line per check, never wrapped
+        width = max((len(s.name) for s in specs), default=0)
+        for s in specs:
+            sys.stdout.write(f"{s.code:<7} {s.name:<{width}}  {s.stage:<4}  {s.severity.value:<7}  {s.cost:<6}  {s.summary}\n")
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -365,9 +396,14 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
     """Write a commented starter preflight.yaml."""
     from preflight.config import STARTER_CONFIG
 
-    if path.exists() and not force:
+    from preflight.safeio import UnsafeTarget, write_text
+
+    if path.exists() and not path.is_symlink() and not force:  # a link: refused below, --force or not
         raise _fail(f"preflight: {path} exists (use --force to overwrite)")
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    try:
+        write_text(path, STARTER_CONFIG)
+    except (UnsafeTarget, OSError) as exc:
+        raise _fail(f"preflight: {exc}")
     sys.stderr.write(f"wrote {path}\n")
 
 
@@ -403,6 +439,7 @@ def verify_cmd(
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    python: Optional[str] = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
     select: Optional[List[str]] = SelectOpt,
@@ -424,7 +461,7 @@ def verify_cmd(
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
-                             smoke=smoke if smoke is not None else None)
+                             smoke=smoke if smoke is not None else None, python=python)
     from preflight.reporters import CURVE_FORMATS
 
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
@@ -432,6 +469,9 @@ def verify_cmd(
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
     result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
+    if smoke_outcome is not None:
+        result.extras["chat_smoke"] = smoke_outcome.to_json()
     if inputs.series:
         _describe_curves(result, ctx)
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
@@ -518,7 +558,10 @@ def _live_log(info: Any, inputs: Any) -> Optional[str]:
 # -- entry points ------------------------------------------------------------------------------
 def _main(app: typer.Typer, prog: str) -> None:
     from preflight.config import ConfigError
+    from preflight.reporters import clean
+    from preflight.safeio import guard_streams
 
+    guard_streams()
     try:
         app(prog_name=prog, standalone_mode=True)
     except SystemExit:
@@ -527,7 +570,7 @@ def _main(app: typer.Typer, prog: str) -> None:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)
     except ConfigError as exc:
-        sys.stderr.write(f"{prog}: config error: {exc}\n")
+        sys.stderr.write(f"{prog}: config error: {clean(exc)}\n")
         sys.exit(EXIT_ERROR)
     except Exception as exc:
         if os.environ.get("PREFLIGHT_DEBUG"):
@@ -536,9 +579,9 @@ def _main(app: typer.Typer, prog: str) -> None:
         from preflight.runner import SelectionError
 
         if isinstance(exc, (RegistrationError, SelectionError, UsageError)):
-            sys.stderr.write(f"{prog}: {exc}\n")
+            sys.stderr.write(f"{prog}: {clean(exc)}\n")
         else:
-            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {clean(exc)} "
                              f"(set PREFLIGHT_DEBUG=1 for the traceback)\n")
         sys.exit(EXIT_ERROR)
 

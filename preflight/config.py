@@ -6,6 +6,7 @@ Every source is validated against ``schemas/config.schema.json``; an invalid sou
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "deep": False,
     "smoke": "auto",
     "smoke-max-params": 50_000_000,
+    "smoke-timeout": 120.0,
+    "smoke-memory": 16384,
     "gpu": {},
     "mfu": 0.40,
     "internode-efficiency": 0.90,
@@ -40,8 +43,8 @@ DEFAULTS: dict[str, Any] = {
 
 # keys whose environment value is a comma-separated list / number / bool
 _LIST_KEYS = {"select", "extend-select", "ignore", "plugins", "log-patterns"}
-_NUMBER_KEYS = {"timeout", "mfu", "internode-efficiency", "hourly-rate", "disk-margin", "slurm-timeout"}
-_INT_KEYS = {"jobs", "smoke-max-params"}
+_NUMBER_KEYS = {"timeout", "smoke-timeout", "mfu", "internode-efficiency", "hourly-rate", "disk-margin", "slurm-timeout"}
+_INT_KEYS = {"jobs", "smoke-max-params", "smoke-memory"}
 _BOOL_KEYS = {"deep"}
 
 
@@ -113,6 +116,9 @@ def _check_expansion(data: Any, source: str) -> None:
         on_path.add(key)
         stack.append((node, True, depth))
         kids = node.values() if isinstance(node, dict) else node
+        for k in kids:  # .nan / .inf pass every schema bound (NaN compares false): `timeout: .nan` disabled timeouts
+            if isinstance(k, float) and not math.isfinite(k):
+                raise ConfigError(f"{source}: {k!r} is not a finite number")
         stack.extend((k, False, depth + 1) for k in kids if isinstance(k, (list, dict)))
 
 
@@ -131,7 +137,14 @@ def _validate(data: Any, source: str) -> None:
     if errors:
         err = errors[0]
         where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        message = _short(err.message)
+        from preflight.redact import is_secret_name, redact
+
+        message = err.message
+        shown = repr(err.instance)
+        if message.startswith(shown) and any(isinstance(p, str) and is_secret_name(p) for p in err.absolute_path):
+            message = "the value" + message[len(shown):]  # the value under a secret's name is never echoed
+
+        message = redact(_short(message))
         if err.validator == "additionalProperties":
             message = f"unknown key: {message}"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -329,6 +342,11 @@ STARTER_CONFIG = """\
 # deep: false
 # smoke: auto
 # smoke-max-params: 50000000
+# A checkpoint the bundled GPT cannot hold runs (only with smoke: true) in the checkout's own code
+# (checkout above), with its Python, in a child process without network, under these limits.
+# smoke-timeout: 120        # seconds
+# smoke-memory: 16384       # MiB of address space
+# python: ~/nanochat/.venv/bin/python   # default: the checkout's .venv/bin/python
 # log-patterns: [logs/nanochat_speedrun_%j.out, logs/%x_%j.out, slurm-%j.out]
 # ledger-dir: .preflight/jobs
 """

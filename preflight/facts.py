@@ -55,6 +55,7 @@ PROVIDERS: dict[str, str] = {
     # postflight (postflight issue)
     "logs": "preflight.logindex:logs_fact",
     "checkpoints": "preflight.ckpt:checkpoints_fact",
+    "chat_smoke": "preflight.smoke:chat_smoke_fact",
     "report": "preflight.reportmd:report_fact",
     "phases": "preflight.verdict:phases_fact",
     "resume": "preflight.verdict:resume_fact",

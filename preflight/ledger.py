@@ -319,7 +319,9 @@ def build_ledger(*, job_id: str, script: Path, sbatch_args: list[str], cwd: Path
         "cwd": str(cwd),
         "forced": bool(forced),
         "config": jsonable(config),
-        "profile": ({"name": getattr(profile, "name", None), "reason": getattr(profile, "reason", None)}
+        "profile": ({"name": getattr(profile, "name", None), "reason": getattr(profile, "reason", None),
+                     # the checkout whose model code the chat smoke test runs after the job
+                     "checkout": str(profile.checkout) if getattr(profile, "checkout", None) else None}
                     if profile is not None else None),
         "expected": expected_from_plan(plan, ctx, optional_fact(ctx, "script"), optional_fact(ctx, "base_dir")),
         "logs": log_paths(text, script, list(sbatch_args), cwd, job_id),

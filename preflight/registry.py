@@ -53,6 +53,7 @@ class CheckSpec:
     doc: str = ""
     wants_ctx: bool = False
     kills_at_start: bool = False  # a finding means the job dies (or is refused) before any phase runs
+    timeout_key: str | None = None  # a config key (seconds) the check's own time limit must exceed
 
     @property
     def family(self) -> str:
@@ -130,6 +131,7 @@ def check(
     applies_to: Iterable[str] = ("all",),
     cost: str = "stat",
     kills_at_start: bool = False,
+    timeout_key: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a check. ``requires`` defaults to the function's parameter names (minus ``ctx``).
     ``kills_at_start``: its findings mean the job dies or is refused before any phase runs
@@ -164,6 +166,7 @@ def check(
             code=code, name=name, stage=stage, severity=sev, requires=needed,
             applies_to=tuple(applies_to), cost=cost, func=func, origin=origin,
             doc=func.__doc__ or "", wants_ctx=wants_ctx, kills_at_start=kills_at_start,
+            timeout_key=timeout_key,
         )
         _DECLARED.setdefault(func.__module__, []).append(spec)
         func.__preflight_check__ = spec  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ def nearest_existing(path: Path) -> Path | None:
     return None
 
 
-@check("FS001", "base-dir-not-writable", severity="error")
+@check("FS001", "base-dir-not-writable", severity="error", kills_at_start=True)
 def base_dir_not_writable(base_dir) -> Iterator[Finding]:
     """
     What it checks: that the base dir exists and is a writable directory, or that it can be

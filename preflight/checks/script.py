@@ -131,7 +131,7 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
 _PATTERN_RE = re.compile(r"%(%|[0-9]*[AajJNnsStux])")
 
 
-@check("SB004", "output-dir-missing", severity="error")
+@check("SB004", "output-dir-missing", severity="error", kills_at_start=True)
 def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
     """
     What it checks: that the directory of ``--output`` / ``--error`` exists.
@@ -477,7 +477,7 @@ def blocking_server(script, profile) -> Iterator[Finding]:
                           path=_p(script, inv), line=inv.line, fix="remove this line from the batch script")
 
 
-@check("SB013", "crlf-line-endings", severity="error")
+@check("SB013", "crlf-line-endings", severity="error", kills_at_start=True)
 def crlf_line_endings(script) -> Iterator[Finding]:
     """
     What it checks: Windows (CRLF) line endings in the script.
@@ -497,7 +497,7 @@ def crlf_line_endings(script) -> Iterator[Finding]:
                           line=1, fix=f"sed -i 's/\\r$//' {model.path}")
 
 
-@check("SB014", "slurm-rejects-job", severity="error", cost="load")
+@check("SB014", "slurm-rejects-job", severity="error", cost="load", kills_at_start=True)
 def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
     """
     What it checks: with SLURM present, ``sbatch --test-only`` on the script (with the

@@ -141,8 +141,9 @@ def _():
 
 @bad("flag-style-mismatch")
 def _():
+    # a classic-era run (alone, '--depth 20' reads as argparse: the profile says which era it is)
     return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth 20 "
-                    "--target_param_data_ratio=8.5\n", env=ENV)
+                    "--target_param_data_ratio=8.5\n", env=ENV, config={"profile": "classic"})
 
 
 @bad("flag-style-mismatch")
