@@ -77,6 +77,16 @@ def test_lines_outside_runs_rl_and_validation(tmp_path):
     assert rs.get("rl").column("step")[0] == list(range(6))
 
 
+def test_numbers_that_only_look_like_numbers(tmp_path):
+    good = F.step_line("base", 1, 4, 3.4)
+    lines = [F.step_line("base", 0, 4, "1.2.3"), good.replace("dt: 480.12ms", "dt: 4.8.0ms"), F.step_line("base", 2, 4, "nan"),
+             F.step_line("base", 3, 4, 3.2)]
+    rs, _ = curves(F.write_log(tmp_path / "x.out", "\n".join(lines) + "\n"))
+    ps = rs.get("base")
+    assert ps.column("loss") == ([1, 3], [3.4, 3.2])  # unreadable and non-finite losses are no points
+    assert ps.column("dt_ms") == ([0, 2, 3], [480.12, 480.12, 480.12])  # the bad cell alone is dropped
+
+
 def test_downsample_keeps_envelopes_and_spikes():
     n = 10 ** 6
     xs = list(range(n))
