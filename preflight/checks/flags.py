@@ -152,8 +152,8 @@ def _configurator_flag(script, job_env, inv, module, f, keys, src, suggest) -> I
     value = f.value or ""
     if "$" in value:
         value = script.expand(value, inv.line, inv.file, job_env.env)
-        if value is None:
-            return
+        if value is None or "$" in value:
+            return  # known only at run time (a function argument, a loop variable)
     try:
         attempt = ast.literal_eval(value)
     except (ValueError, SyntaxError, MemoryError, RecursionError):

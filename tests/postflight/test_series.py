@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.logindex import LogSet, index_log
+from preflight.logindex import index_log
+from preflight.logset import LogSet
 from preflight.series import (SeriesCollector, build_series, downsample, live_line, loss_sparkline, phase_timeline,
                               sparkline)
 from tests import factories as F
@@ -74,6 +75,16 @@ def test_lines_outside_runs_rl_and_validation(tmp_path):
     rs, _ = curves(F.write_log(tmp_path / "x.out", "\n".join(lines) + "\n"))
     assert rs.get("base").val()[1:] == ([0, 8, 9], [1.2345, 1.2345, 0.75])
     assert rs.get("rl").column("step")[0] == list(range(6))
+
+
+def test_numbers_that_only_look_like_numbers(tmp_path):
+    good = F.step_line("base", 1, 4, 3.4)
+    lines = [F.step_line("base", 0, 4, "1.2.3"), good.replace("dt: 480.12ms", "dt: 4.8.0ms"), F.step_line("base", 2, 4, "nan"),
+             F.step_line("base", 3, 4, 3.2)]
+    rs, _ = curves(F.write_log(tmp_path / "x.out", "\n".join(lines) + "\n"))
+    ps = rs.get("base")
+    assert ps.column("loss") == ([1, 3], [3.4, 3.2])  # unreadable and non-finite losses are no points
+    assert ps.column("dt_ms") == ([0, 2, 3], [480.12, 480.12, 480.12])  # the bad cell alone is dropped
 
 
 def test_downsample_keeps_envelopes_and_spikes():
