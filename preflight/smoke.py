@@ -221,8 +221,11 @@ def run_child(python: str, checkout: Path, ckpt_dir: str, step: int, base_dir: s
                "prompt": PROMPT, "max_tokens": MAX_TOKENS, "memory_mb": memory_mb, "cpu_s": int(timeout * 4) + 10}
         argv = [*_no_network_prefix(), python, "-B", str(driver), json.dumps(job)]
         start = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            proc = subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            raise FactUnavailable(f"cannot run {python}: {exc.strerror or exc}") from None
         timed_out = False
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -256,6 +259,8 @@ def classify_child(res: ChildResult, outcome: SmokeOutcome, python: str, timeout
         if rc is not None and rc < 0 and -rc in (signal.SIGKILL, signal.SIGXCPU):
             raise FactUnavailable(f"the smoke child was killed ({signal.Signals(-rc).name}): over the time or "
                                   f"memory limit (smoke-timeout {timeout:g}s, smoke-memory {memory_mb} MiB)")
+        if rc in (126, 127):  # the shell convention unshare follows: the command could not be executed
+            raise FactUnavailable(f"cannot run {python}: {' '.join(res.stderr_tail[-1:])}")
         outcome.failure = "code"
         outcome.message = f"{python} exited with {'signal ' + str(-rc) if rc is not None and rc < 0 else 'code ' + str(rc)} and no report"
         outcome.tail = res.stderr_tail
