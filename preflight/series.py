@@ -319,7 +319,8 @@ def _add_exact_ends(pts: SegmentPoints, seg: Any) -> None:
 
 def series_fact(ctx: Any) -> RunSeries:
     from preflight.facts import FactUnavailable
-    from preflight.logindex import LogSet, index_log
+    from preflight.logindex import index_log
+    from preflight.logset import LogSet
     from preflight.verdict import TRAIN_PHASES
 
     logs = ctx.get("logs", None)
