@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.script.placement import launch_nodes
+from preflight.phases import TRAIN_PHASES
 
 # peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
 DEFAULT_GPU = "H100"
@@ -247,6 +249,12 @@ def training_invocation(script: Any, profile: Any, phase: str) -> Any:
     return None
 
 
+def trainer_invocations(script: Any, profile: Any) -> list:
+    """The script's launches of a training phase (base, mid, sft, rl; not their evals)."""
+    return [i for i in script.all_invocations if i.module and not i.module.endswith("chat_eval")
+            and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES]
+
+
 def phases_run(script: Any, profile: Any) -> list[str]:
     """Phases the script runs (in profile order); without a (readable) script: every non-optional phase.
 
@@ -266,6 +274,8 @@ def phases_run(script: Any, profile: Any) -> list[str]:
 def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple[int | None, int, str]:
     """(nproc_per_node, nodes, source) for an invocation."""
     nodes = job_env.nodes if job_env is not None else 1
+    if inv is not None and job_env is not None:
+        nodes = launch_nodes(script, inv, job_env) or nodes  # `bash speedrun.sh` on --nodes=4 runs on one
     if inv is not None and inv.nproc_per_node:
         raw = inv.nproc_per_node
         val = script.expand(raw, inv.line, inv.file, job_env.env if job_env else environ) if "$" in raw else raw

@@ -12,6 +12,7 @@ class Unterminated(Exception):
     pass
 
 
+_ARRAY_ASSIGN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=$")
 _OPS = ("&&", "||", ";;", "<<<", "<<-", "<<", ">>", ">&", "&>", "<&", ";", "&", "|", "(", ")", "<", ">")
 
 
@@ -139,6 +140,12 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             expands = True
             in_word = True
             i = k + 1
+            continue
+        if c == "(" and in_word and _ARRAY_ASSIGN_RE.match("".join(raw)):
+            k = read_balanced(i, "(", ")")  # NAME=(a b c): the array's words stay one word
+            raw.append(s[i:k])
+            val.append(s[i:k])
+            i = k
             continue
         op = next((o for o in _OPS if s.startswith(o, i)), None)
         if op is not None:
