@@ -58,12 +58,10 @@ def clean():
 
 
 @pytest.fixture
-def cli():
+def cli(cli):
     """The CLI with this project's own config trusted: its plugins: are the checks these tests render."""
-    from conftest import run_cli
-
     def run(*args, env=None, **kw):
-        return run_cli(*args, env={"PREFLIGHT_TRUST_CONFIG": "1", **(env or {})}, **kw)
+        return cli(*args, env={"PREFLIGHT_TRUST_CONFIG": "1", **(env or {})}, **kw)
     return run
 
 
