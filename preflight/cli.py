@@ -436,6 +436,8 @@ def verify_cmd(
     log: Optional[List[Path]] = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
     base_dir: Optional[Path] = BaseDirOpt,
     checkout: Optional[Path] = CheckoutOpt,
+    script: Optional[Path] = typer.Option(None, "--script", help="The job's batch script (default: the ledger's, "
+                                          "else SLURM's copy via scontrol/sacct)."),
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
@@ -464,11 +466,14 @@ def verify_cmd(
                              smoke=smoke if smoke is not None else None, python=python)
     from preflight.reporters import CURVE_FORMATS
 
+    if script is not None and not script.is_file():
+        raise _fail(f"postflight: --script {script}: not a file")
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
-                       series=fmt.value in CURVE_FORMATS)
+                       series=fmt.value in CURVE_FORMATS, script=script)
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
-    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config,
+                                          ("profile", "job", "phases", "resume", "timeline"))
     smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
     if smoke_outcome is not None:
         result.extras["chat_smoke"] = smoke_outcome.to_json()

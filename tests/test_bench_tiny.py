@@ -24,7 +24,7 @@ def test_bench_tiny_runs_every_benchmark(tmp_path):
     assert not failed, failed
     prefixes = {"startup": "start-up", "preflight_check": "preflight check", "postflight_verify": "postflight verify",
                 "checkout_read": "checkout read", "logscan": "log index", "report_html": "postflight --format html",
-                "deep": "--deep", "trainer_cpu": "trainer on CPU", "gpu": "trainer d"}
+                "deep": "--deep", "trainer_cpu": "trainer on CPU", "gpu": "trainer d", "multinode": "tiny pipeline, 2 local"}
     assert set(prefixes) == set(BENCHMARKS)
     for name, prefix in prefixes.items():
         mine = [r for r in rows if r["what"].startswith(prefix)]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.logindex import LogSet, index_log
+from preflight.logindex import index_log
+from preflight.logset import LogSet
 from preflight.series import (SeriesCollector, build_series, downsample, live_line, loss_sparkline, phase_timeline,
                               sparkline)
 from tests import factories as F
