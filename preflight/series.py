@@ -34,6 +34,7 @@ _FAST_RE = re.compile(
     rb"|Step (\d+) \| Validation (bpb|loss): ([\d.]+)\r?$)", re.M)
 _STEP_START = (b"step ", b"Step ")
 LRM_RE = re.compile(r"\| ?lrm: ([\d.]+)")
+_STEP_NUM_RE = re.compile(r"[Ss]tep (\d+)")
 
 
 def _f(raw: bytes | str | None) -> float:
@@ -216,6 +217,7 @@ class PhaseSeries:
     checkpoints: list[int] = field(default_factory=list)
     status: str = ""
     cause: str = ""
+    nan_step: int | None = None  # the first step whose loss (or validation) was not a number
 
     @property
     def last_step(self) -> int | None:
@@ -282,6 +284,16 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
                                        bool(col is not None and col.sampled)))
             ps.planned = seg.planned_steps or ps.planned
             ps.checkpoints += seg.saved_steps("model")
+            if seg.nan_loss is not None:  # the index sees a NaN in any line of a run (in its last line)
+                import numpy as np
+
+                m = _STEP_NUM_RE.search(seg.nan_loss.text)
+                cols = pts.columns()
+                first = cols["step"][np.isnan(cols["loss"])]  # the first NaN among the points, where sampled
+                steps = [int(first.min())] if first.size else []
+                steps += [int(m.group(1))] if m else []
+                if steps and (ps.nan_step is None or min(steps) < ps.nan_step):
+                    ps.nan_step = min(steps)
         verdict = phases.get(phase) if phases is not None else None
         if verdict is not None:
             ps.status, ps.cause = verdict.status, verdict.cause

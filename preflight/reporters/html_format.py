@@ -36,7 +36,7 @@ svg polyline{fill:none;stroke-width:1.2} svg .band{stroke:none;opacity:.28}
 .raw{stroke:#8fb8e8} .band.raw{fill:#8fb8e8} .smooth{stroke:#0550ae;stroke-width:1.8!important}
 .val{stroke:#8250df} circle.val{fill:#8250df;stroke:none} .lrm{stroke:#bf8700} .tok{stroke:#1a7f37} .band.tok{fill:#1a7f37} .mfu{stroke:#bc4c00}
 svg .ckpt{stroke:#1a7f37;stroke-dasharray:3 3} svg .stop{stroke:#cf222e;stroke-width:1.6}
-svg .stoplabel{font-size:10px;fill:#cf222e;font-weight:600} svg .plan{stroke:#8c959f;stroke-dasharray:1 3}
+svg .stoplabel{font-size:10px;fill:#cf222e;font-weight:600} svg .nan{stroke:#cf222e;stroke-dasharray:2 2} svg .plan{stroke:#8c959f;stroke-dasharray:1 3}
 svg .bar.done{fill:#4ac26b} svg .bar.failed{fill:#ff8182} svg .bar.partial{fill:#d4a72c} svg .bar.running{fill:#54aeff} svg .bar.not-run{fill:#d0d7de}
 .f-error{color:#cf222e;font-weight:700} .f-warning{color:#9a6700;font-weight:700} .f-info{color:#0969da}
 .finding{margin:8px 0 10px} .fix{color:#1a7f37} section.phase-chart{margin-bottom:18px}
@@ -113,6 +113,8 @@ def _phase_charts(ps: Any) -> str:
     if ps.status in ("failed", "partial", "running") and last is not None:
         word = "running: step" if ps.status == "running" else "stopped at step"
         markers.append(Marker(float(last), "stop", f"{word} {last}" + (f" of {ps.planned}" if ps.planned else "")))
+    if ps.nan_step is not None:
+        markers.append(Marker(float(ps.nan_step), "nan", f"NaN from step {ps.nan_step}"))
     x_max = float(ps.planned) if ps.planned else None
 
     xs, ys = ps.column("loss")
@@ -141,6 +143,8 @@ def _phase_charts(ps: Any) -> str:
     facts.append(f"{ps.step_lines:,} step lines" + (f", last step {last}" if last is not None else ""))
     if ps.planned:
         facts.append(f"planned {ps.planned:,}")
+    if ps.nan_step is not None:
+        facts.append(f'<span class="s-failed">loss not a number from step {ps.nan_step}</span>')
     if len(ps.attempts) > 1:
         facts.append(f"{len(ps.attempts)} process runs")
     if any(a.sampled for a in ps.attempts):
