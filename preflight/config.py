@@ -141,8 +141,16 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text):,} chars)"
 
 
+# keys whose CLI values typer has already typed (paths, enums): no schema to consult (importing
+# jsonschema costs ~0.1-0.5 s of start-up, more than the whole check)
+_PRETYPED = {"checkout": str, "profile": str, "fail-on": str, "deep": bool, "network": str}
+
+
 def _validate(data: Any, source: str) -> None:
     _check_expansion(data, source)
+    if source == "command line" and isinstance(data, dict) and data and all(
+            k in _PRETYPED and isinstance(v, _PRETYPED[k]) and v != "" for k, v in data.items()):
+        return
     import jsonschema  # deferred: only when there is something to validate
 
     from preflight import schemas

@@ -167,8 +167,12 @@ def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: An
         return v
     if cancels and last_started == phase and not ckpt_ok:
         ix, ev = cancels[-1]
-        v.status = "partial" if ck is not None else "failed"
-        v.cause = "cancelled by SLURM at the time limit" + (f"; last checkpoint step {ck} of {planned}" if ck is not None else "; no checkpoint")
+        v.status = "partial" if ck is not None or logged_steps else "failed"  # partial: it stopped after some steps
+        last = max((s.last_step.step for s in segs if s.last_step is not None), default=None)
+        v.cause = "cancelled by SLURM at the time limit" + (
+            f"; last checkpoint step {ck} of {planned}" if ck is not None else
+            (f" after step {last}" + (f" of {planned}" if planned else "") + "; no checkpoint to resume from"
+             if last is not None else "; no checkpoint"))
         v.evidence.append(f"{ix.path}:{ev.line}")
         return v
     if ck is not None:
