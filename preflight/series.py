@@ -34,6 +34,7 @@ _FAST_RE = re.compile(
     rb"|Step (\d+) \| Validation (bpb|loss): ([\d.]+)\r?$)", re.M)
 _STEP_START = (b"step ", b"Step ")
 LRM_RE = re.compile(r"\| ?lrm: ([\d.]+)")
+_STEP_NUM_RE = re.compile(r"[Ss]tep (\d+)")
 
 
 def _f(raw: bytes | str | None) -> float:
@@ -53,7 +54,7 @@ class SegmentPoints:
     """The points of one process run: column arrays of equal length, NaN where a line lacks the field.
 
     The fast path keeps the regex's byte groups as they come (no Python work per line in the index's
-    pass); they become numpy columns on first use, in C."""
+    pass); they become numbers, as numpy columns, when a report first draws them."""
 
     def __init__(self) -> None:
         self.raw: list[tuple[bytes, ...]] = []  # _FAST_RE.findall rows, not converted yet
@@ -216,6 +217,7 @@ class PhaseSeries:
     checkpoints: list[int] = field(default_factory=list)
     status: str = ""
     cause: str = ""
+    nan_step: int | None = None  # the first step whose loss (or validation) was not a number
 
     @property
     def last_step(self) -> int | None:
@@ -282,6 +284,16 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
                                        bool(col is not None and col.sampled)))
             ps.planned = seg.planned_steps or ps.planned
             ps.checkpoints += seg.saved_steps("model")
+            if seg.nan_loss is not None:  # the index sees a NaN in any line of a run (in its last line)
+                import numpy as np
+
+                m = _STEP_NUM_RE.search(seg.nan_loss.text)
+                cols = pts.columns()
+                first = cols["step"][np.isnan(cols["loss"])]  # the first NaN among the points, where sampled
+                steps = [int(first.min())] if first.size else []
+                steps += [int(m.group(1))] if m else []
+                if steps and (ps.nan_step is None or min(steps) < ps.nan_step):
+                    ps.nan_step = min(steps)
         verdict = phases.get(phase) if phases is not None else None
         if verdict is not None:
             ps.status, ps.cause = verdict.status, verdict.cause
@@ -307,7 +319,9 @@ def _add_exact_ends(pts: SegmentPoints, seg: Any) -> None:
 
 def series_fact(ctx: Any) -> RunSeries:
     from preflight.facts import FactUnavailable
-    from preflight.logindex import LogSet, index_log
+    from preflight.loggrammar import grammar_for
+    from preflight.logindex import index_log
+    from preflight.logset import LogSet
     from preflight.verdict import TRAIN_PHASES
 
     logs = ctx.get("logs", None)
@@ -318,7 +332,7 @@ def series_fact(ctx: Any) -> RunSeries:
         again = LogSet(source=logs.source, missing=logs.missing)
         for ix in logs.logs:
             col = SeriesCollector()
-            again.logs.append(index_log(ix.path, _mid_style(ctx), series=col))
+            again.logs.append(index_log(ix.path, _mid_style(ctx), series=col, grammar=grammar_for(ctx.get("profile", None))))
             again.series[ix.path] = col
         logs = again
     return build_series(logs, ctx.get("phases", None), ctx.get("checkpoints", None), TRAIN_PHASES)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "upstream"
-CHECKS = ["SB006", "SB007", "SB010", "NET001"]
+CHECKS = ["SB006", "SB007", "SB010", "SB011", "NET001", "GPU001", "ENV001"]
 # what each NET001 item's local file says about which download it is
 NET_USES = {"identity_conversations.jsonl": "identity_conversations", "words_alpha.txt": "words_alpha",
             "core.yaml": "eval_bundle", "models--varunneal--flash-attention-3": "fa3_hopper",
@@ -120,13 +120,14 @@ def summary(outcomes: list[Outcome]) -> dict:
     alone_ok = sum(o.era_alone == o.era_truth for o in upstream_only)
     inside_ok = sum(o.era_in_checkout == o.era_truth for o in upstream_only)
     sb010 = [(o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "SB010"]
+    gpu001 = [(o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "GPU001"]
     bad_fix = [(o.id, sorted(fix_flags(fd) - set(by_id[o.id]["base_train_flags"])))
                for o in outcomes for fd in o.findings_in_checkout if fix_flags(fd) - set(by_id[o.id]["base_train_flags"])]
     unused = [(o.id, u) for o in outcomes for fd in o.findings_in_checkout if (u := unused_downloads(fd, by_id[o.id]["uses"]))]
     unused_alone = [(o.id, u) for o in outcomes for fd in o.findings_alone if (u := unused_downloads(fd, by_id[o.id]["uses"]))]
     return {"runners": n, "era_alone": alone_ok / n, "era_in_checkout": inside_ok / n,
             "era_alone_misses": [(o.id, o.era_truth, o.era_alone) for o in outcomes if o.era_alone != o.era_truth],
-            "sb010": sb010, "fix_flags_missing": bad_fix, "unused_downloads_in_checkout": unused,
+            "sb010": sb010, "gpu001": gpu001, "fix_flags_missing": bad_fix, "unused_downloads_in_checkout": unused,
             "unused_downloads_alone": unused_alone}
 
 
@@ -139,7 +140,7 @@ if __name__ == "__main__":
     print(f"era from the script alone: {s['era_alone']:.1%}; in its checkout: {s['era_in_checkout']:.1%}")
     for row in s["era_alone_misses"]:
         print("  era miss (alone):", *row)
-    for key in ("sb010", "fix_flags_missing", "unused_downloads_in_checkout", "unused_downloads_alone"):
+    for key in ("sb010", "gpu001", "fix_flags_missing", "unused_downloads_in_checkout", "unused_downloads_alone"):
         print(f"{key}: {len(s[key])}")
         for row in s[key][:10]:
             print("  ", row)

@@ -39,6 +39,10 @@ def test_no_flag_style_mismatch_on_upstream_runners(outcome):
     assert outcome["sb010"] == []
 
 
+def test_no_batch_not_divisible_on_upstream_runners(outcome):
+    assert outcome["gpu001"] == []
+
+
 def test_every_flag_in_a_fix_exists_in_the_checkout(outcome):
     assert outcome["fix_flags_missing"] == []
 

@@ -101,11 +101,11 @@ def render(chart: Chart, css: str = "chart") -> str:
     for m in chart.markers:
         out.append(f'<line class="{esc(m.css)}" x1="{px(m.x)}" x2="{px(m.x)}" y1="{PAD_T}" y2="{PAD_T + ph}">'
                    f'<title>{esc(m.label)}</title></line>')
-        if m.label and m.css == "stop":
+        if m.label and m.css in ("stop", "nan"):  # where a phase stopped or went NaN: said in words too
             anchor = "end" if px(m.x) > PAD_L + pw * 0.6 else "start"
             dx = -3 if anchor == "end" else 3
-            out.append(f'<text class="stoplabel" x="{px(m.x) + dx}" y="{PAD_T + 10}" text-anchor="{anchor}">'
-                       f'{esc(m.label)}</text>')
+            y = PAD_T + (10 if m.css == "stop" else 22)
+            out.append(f'<text class="stoplabel" x="{px(m.x) + dx}" y="{y}" text-anchor="{anchor}">{esc(m.label)}</text>')
     for ln in chart.lines:
         if ln.lo is not None and ln.hi is not None and len(ln.xs) > 1:
             out.append(f'<polygon class="band {ln.css}" points="{pts(ln.xs, ln.hi)} {pts(ln.xs[::-1], ln.lo[::-1])}"/>')

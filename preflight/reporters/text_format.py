@@ -63,6 +63,11 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
     profile = extras.get("profile")
     if profile:
         lines.append([("profile ", ""), (str(profile.get("name")), "bold"), (f": {profile.get('reason', '')}", "")])
+    streams = (extras.get("timeline") or {}).get("streams") or {}
+    for item in streams.get("also_read") or []:  # the stderr read beside the given .out
+        lines.append([("also read ", ""), (str(item.get("path")), "bold"), (f" ({item.get('why')})", "dim")])
+    for item in streams.get("refused") or []:
+        lines.append([("not read ", ""), (str(item.get("path")), "bold"), (f" ({item.get('why')})", "dim")])
     for assumption in result.display.get("assumptions") or []:  # stated once here, not in every finding
         lines.append([(assumption, "")])
 
@@ -118,7 +123,10 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
     resume = extras.get("resume")
     if resume and resume.get("commands"):
         lines += [[], [(f"Resume from {resume.get('phase')}:", "bold")]]
+        lines += [[("  first: ", "green"), (fix, "")] for fix in resume.get("fixes") or []]
         lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
+        for item in resume.get("refused") or []:
+            lines.append([(f"  left out (not a plain flag value; set it yourself): {item}", "yellow")])
 
     errors = [c for c in result.checks if c.status.value == "error"]
     if errors:

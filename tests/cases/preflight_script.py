@@ -285,3 +285,9 @@ def _():  # a typo against the checkout's flags: did you mean --save-every
 def _():  # no checkout: a fork's own flag is not an error just because the era profile lacks it
     return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
                     "--input_injection=1\n", env=ENV)
+
+
+@good("network-in-offline-job")
+def _():  # a path in an export is not a download (rustup's home on shared storage)
+    return Scenario(script=HEAD + "export RUSTUP_HOME=/scratch/$USER/rustup\nexport CARGO_HOME=/scratch/$USER/cargo\n"
+                    "source .venv/bin/activate\n" + BASE, env=ENV)

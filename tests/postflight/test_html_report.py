@@ -70,6 +70,12 @@ def test_a_run_with_one_step_or_none(tmp_path):
     assert "no training step logged" in mid and "no points logged" in mid
 
 
+def test_where_the_loss_went_nan(tmp_path):
+    text = F.run_log(phases=("base",), per_phase={"base": {"steps": 400, "planned": 400, "nan_at": 300, "save": False}})
+    page = verify_html(tmp_path, F.write_log(tmp_path / "run.out", text)).read_text()
+    assert "loss not a number from step 300" in page and ">NaN from step 300</text>" in page
+
+
 def test_a_million_step_lines_stay_small(tmp_path):
     """10^6 points per series (what a sampled 1 GB log never exceeds): the page keeps a few thousand."""
     from preflight.model import RunResult

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.logindex import LogSet, index_log
+from preflight.logindex import index_log
+from preflight.logset import LogSet
 from preflight.series import (SeriesCollector, build_series, downsample, live_line, loss_sparkline, phase_timeline,
                               sparkline)
 from tests import factories as F
@@ -122,6 +123,17 @@ def test_text_markdown_json_verdicts(tmp_path):
     assert "| Phase | Status | Loss | Cause |" in md and "| sft | done | 3.50 " in md
     doc = json.loads(verify("json"))
     assert "series" not in doc  # the machine formats are unchanged
+
+
+def test_library_callers_get_curves_without_asking(tmp_path):
+    """A Context whose logs were indexed without collectors: the series fact indexes again, collecting."""
+    from preflight.config import load_config
+    from preflight.context import Context, RunInputs
+
+    log = F.write_log(tmp_path / "run.out", F.run_log(phases=("base",)))
+    ctx = Context(load_config({}, cwd=tmp_path), inputs=RunInputs(logs=[log], stage="post", cwd=tmp_path))
+    assert not ctx.get("logs").series
+    assert ctx.get("series").get("base").column("loss")[0] == list(range(20))
 
 
 def test_timeline_from_dt():
