@@ -119,5 +119,6 @@ def fix_for(cause: Cause | str, profile: Any = None, *, hf_home: str | None = No
         if datasets is None and not isinstance(cause, str) and cause.dataset:
             datasets = [(cause.dataset, cause.config)]
         loads = prefetch_loads(datasets or [], profile) or "load_dataset('<the dataset named in the traceback>')"
-        text = text.replace("{hf_home}", hf_home or "$HF_HOME").replace("{loads}", loads)
+        names = ", ".join(dict.fromkeys(d for d, _ in datasets or [])) or "<the dataset named in the traceback>"
+        text = text.replace("{hf_home}", hf_home or "$HF_HOME").replace("{loads}", loads).replace("{dataset}", names)
     return text

@@ -388,6 +388,12 @@ def profile_fact(ctx: Any) -> Profile:
     from_logs = _from_logs(ctx)
     if from_logs:
         return from_logs
+    if getattr(ctx.inputs, "stage", "pre") == "post":
+        from preflight.era_evidence import detect
+
+        found = detect(ctx)  # after the job: the log grammar, the base-dir layout, the meta files
+        if found:
+            return load_profile(found[0], found[1] + " (no nanochat checkout found)")
     return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from preflight.ckpt import CORE_KEYS, expected_shapes
 from preflight.facts import FactUnavailable
+from preflight.phases import TRAIN_PHASES
 
 PROMPT = "Hello"
 MAX_TOKENS = 8
@@ -74,8 +75,10 @@ class SmokeOutcome:
 
 # -- torch-free decisions -----------------------------------------------------------------------
 def final_model(checkpoints: Any) -> tuple[str, Any, Any] | None:
-    """The chat model a user would talk to: sft, else mid, else base (its last complete step)."""
-    for phase in ("sft", "mid", "base"):
+    """The chat model a user would talk to: sft (chat_cli's default source), else the latest trained
+    phase before it (its last complete step)."""
+    trained = list(TRAIN_PHASES)
+    for phase in reversed(trained[:trained.index("sft") + 1]):
         pc = checkpoints.phases.get(phase)
         if pc is not None and pc.last is not None:
             return phase, pc, pc.last

@@ -135,18 +135,23 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
 @check("LOG003", "phase-no-steps", stage="post", severity="error")
 def phase_no_steps(logs, ctx) -> Iterator[Finding]:
     """
-    What it checks: a training phase that started (``Overriding:``/startup lines, or a traceback
-    from its script) but logged no training step: it died during setup.
+    What it checks: a training phase that started (an echo header such as ``[3/5] Midtraining``,
+    ``Overriding:``/startup lines) but logged no training step and left no traceback in the logs
+    read: it died during setup, and its traceback is in a stderr file postflight did not get.
+    The finding names that file (the .err beside the .out, or the script's ``--error`` pattern).
+    A phase whose traceback was read is reported by phase-crashed instead.
 
     Why it matters: stdout then ends with ``Autodetected device type: cuda``; the cause is in the
-    stderr file (often a data download or an assertion), not in the missing steps.
+    stderr file (often a data download or an assertion), not in the missing steps, and not in
+    ``run = dummy``.
 
     Example:
+        [3/5] Midtraining (teaching conversation format)...
         Overriding: run = dummy
         Autodetected device type: cuda
-        <end of phase>
+        <next phase>
 
-    How to fix: open the stderr log at the place shown; fix that error and rerun the phase.
+    How to fix: pass the stderr file too (``--log X.err``); fix its error and rerun the phase.
     """
     from preflight.verdict import stderr_note
 
@@ -158,16 +163,13 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
             if seg.phase in TRAIN_PHASES and seg.step_lines == 0 and seg.phase not in stepped \
                     and seg.phase not in reported and (seg.script is None or seg.script in TRAINER_SCRIPTS):
                 tb = next((t for t in logs.tracebacks if t.phase == seg.phase and not t.wrapper), None)
-                where = f"the traceback is at {tb.where}" if tb else note
                 reported.add(seg.phase)
+                if tb is not None:
+                    continue  # phase-crashed already says it died during setup, with the cause
+                where = note
                 yield Finding(f"{seg.phase} started but logged no training step: it died during setup; {where}",
                               path=ix.path, line=seg.start_line,
                               fix=f"read the traceback, fix that error, rerun {seg.phase} (see the resume plan)")
-    for tb in logs.tracebacks:
-        if tb.phase in TRAIN_PHASES and tb.phase not in stepped and tb.phase not in reported and not tb.wrapper:
-            reported.add(tb.phase)
-            yield Finding(f"{tb.phase} started but logged no training step: it died during setup ({tb.exc_type})",
-                          path=tb.path, line=tb.line, fix=f"fix the error at {tb.where} and rerun {tb.phase}")
 
 
 @check("LOG004", "cascade-missing-checkpoint", stage="post", severity="error")

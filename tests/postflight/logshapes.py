@@ -5,6 +5,8 @@ chained tracebacks."""
 
 from __future__ import annotations
 
+import json
+
 SEED_OUT = """\
 [3/5] Midtraining (teaching conversation format)...
 Overriding: run = dummy
@@ -152,3 +154,89 @@ def tok_eval_offline() -> str:
             lines += ["", "During handling of the above exception, another exception occurred:", ""]
         lines += tb
     return "\n".join(lines) + "\n"
+
+
+# -- current era (Era D): no Overriding lines, no report; every script opens with the ASCII banner ----------
+BANNER = [
+    "                                                       █████                █████",
+    "                                                      ░░███                ░░███",
+    " ████████    ██████   ████████    ██████   ██████   ░███████    ██████   ███████",
+    "░░███░░███  ░░░░░███ ░░███░░███  ███░░███ ███░░███  ░███░░███  ░░░░░███ ░░░███░",
+    " ░███ ░███   ███████  ░███ ░███ ░███ ░███░███ ░░░   ░███ ░███   ███████   ░███",
+    " ░███ ░███  ███░░███  ░███ ░███ ░███ ░███░███  ███  ░███ ░███  ███░░███   ░███ ███",
+    " ████ █████░░████████ ████ █████░░██████ ░░██████   ████ █████░░████████  ░░█████",
+    "░░░░ ░░░░░  ░░░░░░░░ ░░░░ ░░░░░  ░░░░░░   ░░░░░░   ░░░░ ░░░░░  ░░░░░░░░    ░░░░░",
+]
+
+
+def _log(name: str, msg: str) -> str:
+    return f"2026-07-03 08:00:00,000 - {name} - \x1b[32m\x1b[1mINFO\x1b[0m - {msg}"
+
+
+def current_start(world: int = 8, device: str = "cuda") -> list[str]:
+    return [*BANNER, f"Autodetected device type: {device}", _log("nanochat.common", f"Distributed world size: {world}"),
+            "GPU: NVIDIA H100 80GB HBM3 | Peak FLOPS (BF16): 9.89e+14",
+            "COMPUTE_DTYPE: torch.bfloat16 (auto-detected: CUDA SM 90 (bf16 supported))"]
+
+
+def current_base(base: str, total: int, steps: int | None = None, depth: int = 2) -> list[str]:
+    """base_train at HEAD: Model config JSON, bf16_mfu and `epoch: N pq: X rg: Y` step fields,
+    eta after step 10; it saves only at the end."""
+    last = total if steps is None else steps
+    out = current_start() + ["✓ Using Flash Attention 3: efficient, new and awesome.", "Model config:",
+                             json.dumps({"sequence_len": 64, "vocab_size": 265, "n_layer": depth, "n_head": 1,
+                                         "n_kv_head": 1, "n_embd": depth * 64, "window_pattern": "SSSL"}, indent=2),
+                             "Parameter counts:", "total                    : 917,504",
+                             f"Calculated number of iterations from target data:param ratio: {total:,}"]
+    for s in range(last):
+        eta = f" | eta: {0.1 * (total - s):.1f}m" if s > 10 else ""
+        out.append(f"step {s:05d}/{total:05d} ({100 * s / total:.2f}%) | loss: {3.5 - s * 0.01:.6f} | lrm: 1.00 | "
+                   f"dt: 480.12ms | tok/sec: 1,092,000 | bf16_mfu: 48.12 | epoch: 1 pq: {s // 8} rg: {s % 8} | "
+                   f"total time: 0.50m{eta}")
+        if s % 250 == 0:
+            out.append(f"Step {s:05d} | Validation bpb: 1.234567")
+    if steps is None:
+        d = f"{base}/base_checkpoints/d{depth}"
+        out += [f"Step {total:05d} | Validation bpb: 1.234567", "Peak memory usage: 75123.45MiB",
+                "Total training time: 180.12m", "Minimum validation bpb: 1.234567",
+                _log("nanochat.checkpoint_manager", f"Saved model parameters to: {d}/model_{total:06d}.pt"),
+                _log("nanochat.checkpoint_manager", f"Saved metadata to: {d}/meta_{total:06d}.json")]
+    return out
+
+
+def current_sft(base: str, steps: int, depth: int = 2) -> list[str]:
+    """chat_sft at HEAD: mid-style step lines without /total that can pass 100%, per-rank optim."""
+    out = current_start() + [_log("nanochat.checkpoint_manager",
+                                  f"Loading model from {base}/base_checkpoints/d{depth} with step 20")]
+    for s in range(steps):
+        out.append(f"step {s:05d} ({100 * s / (steps - 2):.2f}%) | loss: {2.5 - s * 0.01:.6f} | lrm: 1.00 | "
+                   f"dt: 210.00ms | tok/sec: 500,000 | bf16_mfu: 30.00 | epoch: 1 | total time: 0.10m")
+    d = f"{base}/chatsft_checkpoints/d{depth}"
+    out += ["Peak memory usage: 40000.00MiB", "Total training time: 12.00m",
+            _log("nanochat.checkpoint_manager", f"Saved model parameters to: {d}/model_{steps:06d}.pt"),
+            _log("nanochat.checkpoint_manager", f"Saved metadata to: {d}/meta_{steps:06d}.json")]
+    return out
+
+
+def current_sft_offline() -> list[list[str]]:
+    """chat_sft at HEAD fetching its task data from the HF parquet API on an offline node."""
+    return [["Traceback (most recent call last):",
+             '  File "/home/u/nanochat/scripts/chat_sft.py", line 121, in <module>',
+             "    train_ds = load_task_data(\"HuggingFaceTB/smol-smoltalk\", \"train\")",
+             f'  File "{SITE}/requests/adapters.py", line 700, in send',
+             "    raise ConnectionError(e, request=request)",
+             "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries "
+             "exceeded with url: /api/datasets/HuggingFaceTB/smol-smoltalk/parquet/default/train (Caused by "
+             "NameResolutionError(\"<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve "
+             "'huggingface.co' ([Errno -3] Temporary failure in name resolution)\"))"]]
+
+
+def no_process_group(script: str = "chat_sft") -> list[list[str]]:
+    """torchrun on a CPU node: the script skips init_process_group on CPU and a collective fails."""
+    return [["Traceback (most recent call last):",
+             f'  File "/home/u/nanochat/scripts/{script}.py", line 160, in <module>',
+             "    dist.all_reduce(num_tokens, op=dist.ReduceOp.SUM)",
+             f'  File "{SITE}/torch/distributed/distributed_c10d.py", line 1203, in _get_default_group',
+             "    raise ValueError(",
+             "ValueError: Default process group has not been initialized, please make sure to call "
+             "init_process_group."]]

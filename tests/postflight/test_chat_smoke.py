@@ -212,3 +212,13 @@ def test_a_python_that_cannot_run_is_a_skip(tmp_path):
     fake.chmod(0o755)
     checks = _verify(tmp_path, smoke=True, checkout=str(tmp_path / "checkout"), python=str(fake))
     assert checks["CHAT002"].status is Status.SKIP and f"cannot run {fake}" in checks["CHAT002"].reason
+
+
+def test_nan_weights_fail_in_the_bundled_gpt(tmp_path):
+    info = F.write_run(tmp_path / "base")
+    sd = F.state_dict(info["cfg"])
+    sd["lm_head.weight"][3, 0] = float("nan")
+    F.write_model(tmp_path / SFT_MODEL, info["cfg"], sd=sd)
+    checks = _verify(tmp_path)
+    (f,) = checks["CHAT001"].findings
+    assert "NaN/Inf" in f.message and f.data["route"] == "bundled"

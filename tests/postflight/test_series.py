@@ -125,6 +125,17 @@ def test_text_markdown_json_verdicts(tmp_path):
     assert "series" not in doc  # the machine formats are unchanged
 
 
+def test_library_callers_get_curves_without_asking(tmp_path):
+    """A Context whose logs were indexed without collectors: the series fact indexes again, collecting."""
+    from preflight.config import load_config
+    from preflight.context import Context, RunInputs
+
+    log = F.write_log(tmp_path / "run.out", F.run_log(phases=("base",)))
+    ctx = Context(load_config({}, cwd=tmp_path), inputs=RunInputs(logs=[log], stage="post", cwd=tmp_path))
+    assert not ctx.get("logs").series
+    assert ctx.get("series").get("base").column("loss")[0] == list(range(20))
+
+
 def test_timeline_from_dt():
     from preflight.series import Attempt, PhaseSeries, RunSeries, SegmentPoints
 
