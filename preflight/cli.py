@@ -445,13 +445,16 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
 @preflight_app.command("docs")
 def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
              check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
-    """Generate docs/checks.md from the registry, and the compiled profiles (preflight/schemas/profiles/compiled.json)."""
+    """Generate docs/checks.md from the registry, docs/eras.md and the compiled profiles from the era profiles."""
     from preflight.docs import generate
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
     from preflight.registry import Registry
 
+    from preflight import erasdoc
+
     targets = [(output, generate(Registry.default(entry_points=False))),
-               (_profiles_dir() / COMPILED, compile_profiles())]
+               (_profiles_dir() / COMPILED, compile_profiles()),
+               (output.parent / "eras.md", erasdoc.generate())]
     stale = [path for path, text in targets
              if not path.exists() or path.read_text(encoding="utf-8") != text]
     if check_only:
