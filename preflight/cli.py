@@ -538,6 +538,11 @@ def verify_cmd(
 
     job = result.extras.get("job") or {}
     still_running = job.get("state") in ACTIVE_STATES
+    if still_running and job.get("job_id") and os.environ.get("SLURM_JOB_ID") == str(job.get("job_id")):
+        # the job's own last step (scripts/speedrun.slurm): it runs because this process does
+        still_running = False
+        sys.stderr.write(f"postflight: verifying job {job.get('job_id')} from its own last step: "
+                         "every phase before this step is final\n")
     if still_running:
         sys.stderr.write(f"postflight: job {job.get('job_id')} is still {job.get('state')}: "
                          "the verdict is provisional (use --wait to wait for it)\n")
