@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 # what the text report prints, for streams that cannot encode it (ASCII locales, cp1252 consoles)
 ASCII_SYMBOLS = str.maketrans({"✗": "x", "·": "-", "✅": "ok", "❌": "x", "⚠": "!", "⏭": ">>", "💥": "!!",
@@ -60,6 +61,30 @@ def guard_streams() -> None:
             pass
     if not isinstance(sys.stderr, GuardedStream):
         sys.stderr = GuardedStream(sys.stderr)  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While checks run, stdout (Python's and file descriptor 1, which child processes inherit) goes to
+    stderr: the trainer's ``Padding vocab_size ...`` during the smoke test must not corrupt --format json."""
+    sys.stdout.flush()
+    saved_py = sys.stdout
+    try:
+        saved_fd = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:
+        saved_fd = None
+    sys.stdout = sys.stderr  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            sys.stdout = saved_py
+            if saved_fd is not None:
+                os.dup2(saved_fd, 1)
+                os.close(saved_fd)
 
 
 class UnsafeTarget(Exception):

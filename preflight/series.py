@@ -54,7 +54,7 @@ class SegmentPoints:
     """The points of one process run: column arrays of equal length, NaN where a line lacks the field.
 
     The fast path keeps the regex's byte groups as they come (no Python work per line in the index's
-    pass); they become numpy columns on first use, in C."""
+    pass); they become numbers, as numpy columns, when a report first draws them."""
 
     def __init__(self) -> None:
         self.raw: list[tuple[bytes, ...]] = []  # _FAST_RE.findall rows, not converted yet
@@ -319,6 +319,7 @@ def _add_exact_ends(pts: SegmentPoints, seg: Any) -> None:
 
 def series_fact(ctx: Any) -> RunSeries:
     from preflight.facts import FactUnavailable
+    from preflight.loggrammar import grammar_for
     from preflight.logindex import index_log
     from preflight.logset import LogSet
     from preflight.verdict import TRAIN_PHASES
@@ -331,7 +332,7 @@ def series_fact(ctx: Any) -> RunSeries:
         again = LogSet(source=logs.source, missing=logs.missing)
         for ix in logs.logs:
             col = SeriesCollector()
-            again.logs.append(index_log(ix.path, _mid_style(ctx), series=col))
+            again.logs.append(index_log(ix.path, _mid_style(ctx), series=col, grammar=grammar_for(ctx.get("profile", None))))
             again.series[ix.path] = col
         logs = again
     return build_series(logs, ctx.get("phases", None), ctx.get("checkpoints", None), TRAIN_PHASES)

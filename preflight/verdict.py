@@ -8,6 +8,7 @@ Statuses: done | partial | failed | not-run | running.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,39 @@ def tb_phase(tb: Any) -> str | None:
     return None
 
 
-def crash_text(tb: Any, steps: int | None = None) -> str:
-    """"died during setup (offline dataset): HF dataset ... " for the phase table and findings."""
-    from preflight.causes import classify_traceback
+def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None) -> str:
+    """"died during setup (offline dataset): HF dataset ... " for the phase table and findings.
+    ``failed``: torchrun's record of the process's failure (rank, exitcode); when another rank failed
+    first and this traceback only lost it, the text names that rank."""
+    from preflight.causes import CASCADE, classify_traceback
 
     cause = classify_traceback(tb)
     what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
+    root = root_rank(tb, failed)
+    if root is not None and cause.name in CASCADE:
+        code = (failed or {}).get("exitcode")
+        sig = {-9: " (SIGKILL)", -6: " (SIGABRT)", -11: " (SIGSEGV)", -15: " (SIGTERM)"}.get(code, "")
+        return (f"rank {root} failed first" + (f" (exit {code}{sig.replace(' (', ', ').rstrip(')')})" if code is not None else "")
+                + (f" after {steps} logged steps" if steps else "")
+                + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})")
     if steps == 0:
         return f"died during setup ({cause.name}): {what}"
     return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
+
+
+def root_rank(tb: Any, failed: dict | None) -> int | None:
+    """The rank torchrun saw fail first, when it is not one of the ranks that printed ``tb``."""
+    rank = (failed or {}).get("rank")
+    return rank if rank is not None and rank not in (tb.ranks or []) else None
+
+
+def failed_record(logs: Any, tb: Any) -> dict:
+    """torchrun's failure record (rank, exitcode) of the process that printed ``tb``."""
+    for ix in (logs.logs if logs is not None else []):
+        for seg in ix.segments:
+            if tb in seg.tracebacks:
+                return seg.failed_marker.data if seg.failed_marker is not None else {}
+    return {}
 
 
 def stderr_note(logs: Any) -> str:
@@ -159,7 +184,7 @@ def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: An
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
-            v.status, v.cause = "failed", crash_text(tb, logged_steps)
+            v.status, v.cause = "failed", crash_text(tb, logged_steps, failed_record(logs, tb))
         v.evidence.append(tb.where)
         if ck is not None:
             v.evidence.append(ev_ck)
@@ -297,10 +322,19 @@ class ResumePlan:
     note: str = ""
     fixes: list[str] = field(default_factory=list)  # first fix these (prefetch ...), then run the commands
     source: str = "profile"  # script: the job's own command lines; profile: built from the era profile
+    # log values not put into a command (not a plain flag value: "d20$(touch x)"), as "key = value"
+    refused: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"phase": self.phase, "commands": self.commands, "note": self.note, "fixes": self.fixes,
-                "source": self.source}
+        out = {"phase": self.phase, "commands": self.commands, "note": self.note, "fixes": self.fixes,
+               "source": self.source}
+        if self.refused:
+            out["refused"] = self.refused
+        return out
+
+
+# a value from a log line that may go into a command the user pastes: no quotes, blanks, $, `, ;, |, &, <, >
+PLAIN_FLAG_VALUE = re.compile(r"[A-Za-z0-9_.,:+\-/@%=]{1,200}")
 
 
 def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
@@ -375,6 +409,7 @@ def resume_fact(ctx: Any) -> ResumePlan:
     world = _world_size(ctx, logs, inv)
     modules = profile.modules
     commands: list[str] = []
+    refused: list[str] = []
     start = PHASES.index(first.name)
     for v in phases.verdicts[start:]:
         if not v.expected:
@@ -390,25 +425,33 @@ def resume_fact(ctx: Any) -> ResumePlan:
             if base == "chat_eval":
                 args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
             elif module == spec.get("train_module"):
-                args = _train_args(profile, v, logs, spec)
+                args = _train_args(profile, v, logs, spec, refused)
             commands.append(_command(module, args, world))
     note = f"{first.name} is {first.status}: {first.cause}"
     fixes = _fixes(ctx, logs, profile, first.name)
     own = _script_commands(ctx, first.name)
     if own and not (first.status == "partial" and first.step is not None):  # a partial resume needs the resume flag
         return ResumePlan(first.name, own, note, fixes, "script")
-    return ResumePlan(first.name, commands, note, fixes)
+    if refused:
+        note += f"; left out of the commands (not a plain flag value; set it yourself): {', '.join(refused)}"
+    return ResumePlan(first.name, commands, note, fixes, refused=refused)
 
 
-def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict) -> list[str]:
+def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str]) -> list[str]:
+    """Trainer flags rebuilt from the phase's ``Overriding: key = value`` lines. A log is data: a value
+    that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted."""
     args: list[str] = []
     resume_key = spec.get("resume_flag") or (profile.data.get("resume_flag") if v.name == "base" else None)
     segs = logs.by_phase(v.name) if logs is not None else []
     overrides = next((s.overrides for s in reversed(segs) if s.overrides), {})
     resume_norm = (resume_key or "").replace("-", "_")
     for key, value in overrides.items():
-        if key.replace("-", "_") != resume_norm:
-            args.append(f"{_flag(profile, key)}={value}")
+        if key.replace("-", "_") == resume_norm:
+            continue
+        if not (re.fullmatch(r"\w{1,64}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
+            refused.append(f"{key[:64]} = {str(value)[:80]!r}")
+            continue
+        args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
     if resume_key and v.status in ("partial", "failed", "running") and v.step is not None and \
             (v.planned is None or v.step < v.planned):
         args.append(f"{_flag(profile, resume_norm)}={v.step}")

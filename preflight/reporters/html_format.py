@@ -55,7 +55,8 @@ def render(result: Any, registry: Any = None, *, title: str | None = None, elaps
     profile = extras.get("profile")
     if profile:
         body.append(f'<p>profile <b>{esc(profile.get("name"))}</b>: {esc(profile.get("reason", ""))}</p>')
-    body += _phases(extras.get("phases") or [], series)
+    body += _streams((extras.get("timeline") or {}).get("streams") or {})
+    body += _phases(extras.get("phases") or [], series, extras.get("timeline") or {})
     if series is not None and series.phases:
         body.append("<h2>Training curves</h2>")
         body += [_phase_charts(ps) for ps in series.phases]
@@ -75,14 +76,35 @@ def render(result: Any, registry: Any = None, *, title: str | None = None, elaps
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def _phases(phases: list[dict], series: Any) -> list[str]:
+def _streams(streams: dict) -> list[str]:
+    """Which logs were read beside the ones given, and where a missing traceback would be (the timeline)."""
+    out = [f'<p class="muted">also read {esc(s.get("path"))} ({esc(s.get("why"))})</p>'
+           for s in streams.get("also_read") or []]
+    if streams.get("stderr_hint"):
+        out.append(f'<p class="muted">{esc(streams["stderr_hint"])}</p>')
+    return out
+
+
+def _span(span: dict) -> str:
+    """"run.out:10-48" (or both ends in full when they are in two logs): where a phase is in the logs."""
+    start, end = span.get("start"), span.get("end")
+    if not start:
+        return ""
+    path, _, a = start.rpartition(":")
+    epath, _, b = (end or "").rpartition(":")
+    name = path.rsplit("/", 1)[-1]
+    return f"{name}:{a}-{b}" if epath == path else f"{start} - {end}"
+
+
+def _phases(phases: list[dict], series: Any, tl: dict) -> list[str]:
     if not phases:
         return []
     from preflight.series import phase_timeline
 
     times = {name: (a, b) for name, a, b in phase_timeline(series)} if series is not None else {}
+    spans = {s.get("name"): s for s in tl.get("phases") or []}
     out = ["<h2>Phases</h2>", '<table id="phases"><tr><th>phase</th><th>status</th><th>cause</th>'
-           "<th>duration</th><th>evidence</th></tr>"]
+           "<th>duration</th><th>in the log</th><th>evidence</th></tr>"]
     rows = []
     for p in phases:
         status = p.get("status", "")
@@ -95,7 +117,8 @@ def _phases(phases: list[dict], series: Any) -> list[str]:
         evidence = ", ".join(str(e) for e in (p.get("evidence") or [])[:3])
         out.append(f'<tr data-phase="{esc(p.get("name"))}"><td><b>{esc(p.get("name"))}</b></td>'
                    f'<td class="s-{esc(status)}">{esc(status_text)}</td><td>{esc(p.get("cause") or "")}</td>'
-                   f'<td>{esc(took)}</td><td class="ev">{esc(evidence)}</td></tr>')
+                   f'<td>{esc(took)}</td><td class="ev">{esc(_span(spans.get(p.get("name")) or {}))}</td>'
+                   f'<td class="ev">{esc(evidence)}</td></tr>')
         if a is not None:
             rows.append((p.get("name"), a, b, status))
     out.append("</table>")

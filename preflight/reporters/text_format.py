@@ -125,6 +125,8 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
         lines += [[], [(f"Resume from {resume.get('phase')}:", "bold")]]
         lines += [[("  first: ", "green"), (fix, "")] for fix in resume.get("fixes") or []]
         lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
+        for item in resume.get("refused") or []:
+            lines.append([(f"  left out (not a plain flag value; set it yourself): {item}", "yellow")])
 
     errors = [c for c in result.checks if c.status.value == "error"]
     if errors:
