@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from nanochat.common import get_dist_info, print0
 from nanochat.muon import Muon
+from nanochat.fused_loss import softcap_cross_entropy
 
 @dataclass
 class GPTConfig:
@@ -203,6 +204,9 @@ class GPT(nn.Module):
             x = block(x, cos_sin, kv_cache)
         x = norm(x)
         softcap = 15
+        if targets is not None and loss_reduction == "mean" and torch.is_grad_enabled():
+            # training: the same loss and gradients, computed in chunks without materialising the logits
+            return softcap_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size, softcap)
         logits = self.lm_head(x)
         logits = logits[..., :self.config.vocab_size]  # drop the padding columns
         logits = logits.float()
