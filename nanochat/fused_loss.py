@@ -35,12 +35,13 @@ def _chunk_loss_and_grad(logits, targets, softcap, inv_n):
 _compiled_chunk = None
 
 def chunk_loss_and_grad(logits, targets, softcap, inv_n):
-    # on CUDA one compiled kernel pair per chunk shape (a reduction, then the gradient), eager elsewhere
+    # on CUDA a compiled kernel pair (a reduction, then the gradient), eager elsewhere; a second chunk shape (SFT's
+    # varying batches) gets one shape-generic recompile rather than one per shape
     global _compiled_chunk
     if logits.device.type != "cuda":
         return _chunk_loss_and_grad(logits, targets, softcap, inv_n)
     if _compiled_chunk is None:
-        _compiled_chunk = torch.compile(_chunk_loss_and_grad, dynamic=False)
+        _compiled_chunk = torch.compile(_chunk_loss_and_grad)
     return _compiled_chunk(logits, targets, softcap, inv_n)
 
 _addmm_out_dtype = True  # until torch says otherwise

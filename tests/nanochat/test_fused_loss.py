@@ -61,6 +61,7 @@ def test_gpt_training_loss_equals_eval_loss_and_classic_gradients():
     torch.manual_seed(0)
     model = GPT(GPTConfig(sequence_len=64, vocab_size=300, n_layer=2, n_head=2, n_kv_head=2, n_embd=64))
     model.init_weights()
+    model.chunked_loss = True  # on CPU it is off by default
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "c_proj" in n:
@@ -79,6 +80,11 @@ def test_gpt_training_loss_equals_eval_loss_and_classic_gradients():
     assert abs(loss.item() - eval_loss.item()) < 1e-5
     for n, p in model.named_parameters():
         assert rel(ours[n], p.grad) < 1e-4, n
+    model.chunked_loss = None
+    with torch.no_grad():
+        plain = model(idx, targets)
+    assert model(idx, targets).grad_fn.name() != "_SoftcapCrossEntropyBackward"  # CPU default: the plain head
+    assert abs(plain.item() - eval_loss.item()) < 1e-6
 
 def test_traced_by_torch_compile():
     # the trainer compiles the whole model on CUDA: the loss is a graph break there, the layers before it compiled
