@@ -508,12 +508,12 @@ def verify_cmd(
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
                              smoke=smoke if smoke is not None else None, python=python)
     cli_values.update(_trust(plugins, trust_config))
-    from preflight.reporters import CURVE_FORMATS
+    from preflight.reporters import wants_curves
 
     if script is not None and not script.is_file():
         raise _fail(f"postflight: --script {script}: not a file")
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
-                       series=fmt.value in CURVE_FORMATS, script=script)
+                       series=wants_curves(fmt.value), script=script)
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
     result, registry, ctx, elapsed = _run("post", cli_values, inputs, config,
