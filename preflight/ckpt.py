@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.phases import CHECKPOINT_DIRS, TRAIN_PHASES
 
 MODEL_RE = re.compile(r"^model_(\d{6})\.pt$")
 MODEL_LOOSE_RE = re.compile(r"^model_(.+)\.pt$")
 META_RE = re.compile(r"^meta_(\d{6})\.json$")
 OPTIM_RE = re.compile(r"^optim_(\d{6})(?:_rank(\d+))?\.pt$")
-DEFAULT_STAGE_DIRS = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints",
-                      "rl": "chatrl_checkpoints"}
+DEFAULT_STAGE_DIRS = CHECKPOINT_DIRS
 STRAY_DIRS = {"sft_checkpoints": "chat_sft saved to sft_checkpoints/ from 2026-01-31 to 2026-02-01 (eaf49a3, PR #484); "
                                  "loaders read chatsft_checkpoints/"}
 MAX_PICKLE_BYTES = 64 << 20
@@ -361,9 +361,10 @@ def load_mmap(path: str | Path) -> str | None:
     return None
 
 
-def deep_scan(path: str | Path) -> list[str]:
-    """The deep tier: every zip CRC, then NaN/Inf in every floating tensor. Returns problems."""
-    import torch
+def deep_scan(path: str | Path, tensors: dict[str, TensorInfo] | None = None) -> list[str]:
+    """The deep tier: every zip CRC, then NaN/Inf in every floating tensor. Returns problems.
+    Without torch the values are read from the storage records (``tensors``: the header tier's)."""
+    from preflight.ckpt_raw import torch_available, value_problems
 
     problems: list[str] = []
     try:
@@ -375,6 +376,10 @@ def deep_scan(path: str | Path) -> list[str]:
         return [f"cannot read zip: {type(exc).__name__}: {exc}"]
     if problems:
         return problems
+    if not torch_available():
+        return value_problems(path, tensors or {})
+    import torch
+
     try:
         sd = torch.load(str(path), mmap=True, weights_only=True, map_location="cpu")
     except Exception as exc:
@@ -569,6 +574,11 @@ def expected_phases(ctx: Any, profile: Any) -> list[str]:
         phases = (ledger.get("expected") or {}).get("phases")
         if isinstance(phases, list):  # [] is a plan too: a job that runs no nanochat phase
             return [p for p in phases if isinstance(p, str)]
+    js = ctx.get("jobscript", None) if getattr(ctx.inputs, "stage", "pre") == "post" else None  # what the job launched
+    if js is not None and js.steps:
+        launched = {st.phase for st in js.steps if st.phase}
+        if launched:
+            return [p for p in profile.phases if p in launched]
     out = []
     logs = ctx.get("logs", None)
     started = logs.started_phases() if logs is not None else []
@@ -662,14 +672,14 @@ def checkpoints_fact(ctx: Any) -> CheckpointInventory:
         return inv
     if not inv.base_exists:
         return inv
-    for phase in ("base", "mid", "sft", "rl"):
+    for phase in TRAIN_PHASES:
         stage = stage_dir_name(profile, phase)
         if stage is None and phase in ("mid",):
             continue
         stage = stage or DEFAULT_STAGE_DIRS[phase]
         inv.phases[phase] = scan_phase(base, phase, stage, tag)
     for name, why in STRAY_DIRS.items():
-        if (base / name).exists() and name not in {stage_dir_name(profile, p) for p in ("base", "mid", "sft", "rl")}:
+        if (base / name).exists() and name not in {stage_dir_name(profile, p) for p in TRAIN_PHASES}:
             inv.stray.append((str(base / name), why))
     tok_dir = base / "tokenizer"
     inv.tokenizer = {n: (tok_dir / n).is_file() for n in ("tokenizer.pkl", "token_bytes.pt")}

@@ -22,6 +22,7 @@ class RunInputs:
     sbatch_args: list[str] = field(default_factory=list)
     cwd: Path = field(default_factory=Path.cwd)
     stage: str = "pre"
+    series: bool = False  # collect the training curves while indexing the logs (reports that draw them)
 
 
 class FactError(Exception):

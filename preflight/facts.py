@@ -38,25 +38,31 @@ PROVIDERS: dict[str, str] = {
     "environ": "preflight.context:environ_fact",
     "inputs": "preflight.context:inputs_fact",
     # sbatch script model, job environment, profile, plan (preflight issue)
-    "script": "preflight.script:script_fact",
-    "job_env": "preflight.script:job_env_fact",
+    "script": "preflight.script.jobenv:script_fact",
+    "job_env": "preflight.script.jobenv:job_env_fact",
     "profile": "preflight.profiles:profile_fact",
+    "checkout": "preflight.checkout:checkout_fact",
     "plan": "preflight.plan:plan_fact",
     "base_dir": "preflight.inventory:base_dir_fact",
     "dataset": "preflight.inventory:dataset_fact",
     "tokenizer": "preflight.inventory:tokenizer_fact",
     "gpus": "preflight.gpus:gpus_fact",
-    "sbatch_test": "preflight.script:sbatch_test_fact",
+    "sbatch_test": "preflight.script.sbatch:sbatch_test_fact",
     # SLURM (slurm issue)
     "slurm": "preflight.slurm:slurm_fact",
     "ledger": "preflight.ledger:ledger_fact",
     "job": "preflight.slurm:job_fact",
     # postflight (postflight issue)
-    "logs": "preflight.logindex:logs_fact",
+    "logs": "preflight.logset:logs_fact",
     "checkpoints": "preflight.ckpt:checkpoints_fact",
+    "chat_smoke": "preflight.smoke:chat_smoke_fact",
     "report": "preflight.reportmd:report_fact",
     "phases": "preflight.verdict:phases_fact",
     "resume": "preflight.verdict:resume_fact",
+    "series": "preflight.series:series_fact",
+    # the job as a timeline (issue 12)
+    "jobscript": "preflight.jobscript:jobscript_fact",
+    "timeline": "preflight.timeline:timeline_fact",
 }
 
 _REGISTERED: dict[str, Provider] = {}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preflight.phases import CHECKPOINT_DIRS
+
 
 MAX_FOOTER = 64 * 1024 * 1024
 
@@ -480,7 +482,7 @@ def _checkpoint_vocabs(base: Path, profile: Any) -> list[CheckpointVocab]:
             if d:
                 dirs.append(d)
     else:
-        dirs = ["base_checkpoints", "mid_checkpoints", "chatsft_checkpoints", "chatrl_checkpoints"]
+        dirs = list(CHECKPOINT_DIRS.values())
     for d in dirs:
         root = base / d
         try:

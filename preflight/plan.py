@@ -25,15 +25,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.script.placement import launch_nodes
+from preflight.phases import TRAIN_PHASES
 
-# bf16 dense peak FLOP/s per GPU, keyed by a substring of the device name (first match wins)
-PEAK_FLOPS: list[tuple[str, float]] = [
-    ("GB200", 2.5e15), ("B200", 2.25e15), ("B100", 1.75e15), ("H200", 989e12), ("GH200", 989e12),
-    ("H100", 989e12), ("H800", 989e12), ("H20", 148e12), ("A100", 312e12), ("A800", 312e12),
-    ("L40S", 362e12), ("L40", 181e12), ("A40", 150e12), ("A10G", 70e12), ("A10", 125e12), ("L4", 121e12),
-    ("RTX 6000 ADA", 364e12), ("RTX A6000", 155e12), ("A6000", 155e12), ("5090", 209e12), ("4090", 165e12),
-    ("3090", 71e12), ("V100", 125e12), ("T4", 65e12), ("MI300X", 1307e12), ("MI250", 362e12),
-]
+# peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
 DEFAULT_GPU = "H100"
 # fp32 matmul throughput of one CPU training process (a rough figure for a few cores with AVX2/AVX-512);
 # with the configured MFU it gives minutes-scale estimates for the tiny CPU runs, not GPU hours
@@ -47,12 +42,18 @@ EVAL_BUNDLE_FILES = 80
 GIB = 1024 ** 3
 
 
+def requested_gpu(job_env: Any):
+    """(GPUModel, where) the job asks SLURM for (--gres=gpu:TYPE:N, --gpus, --constraint, --partition)."""
+    from preflight.gputable import requested_model
+
+    return requested_model(getattr(job_env, "sbatch", None) or {})
+
+
 def peak_flops(gpu_name: str | None) -> float | None:
-    name = (gpu_name or "").upper()
-    for key, flops in PEAK_FLOPS:
-        if key in name:
-            return flops
-    return None
+    from preflight.gputable import lookup
+
+    model = lookup(gpu_name)
+    return model.peak_bf16 if model else None
 
 
 def ceil_to(x: float, multiple: int) -> int:
@@ -177,7 +178,9 @@ class Plan:
                       + (f", grad accum {self.grad_accum}" if self.grad_accum else ", NOT divisible")),
             ("shards", f"{self.shards_recommended} recommended, {self.shards_min} minimum ({self.shard_rule})"),
             ("GPUs" if self.gpu_name != "CPU" else "device",
-             f"{self.world_size} x {self.gpu_name}" + (f" over {self.nodes} nodes" if self.nodes > 1 else "")
+             (f"{self.nodes} nodes x {self.world_size // self.nodes} {self.gpu_name} = {self.world_size}" if self.nodes > 1
+              else f"{self.world_size} x {self.gpu_name}")
+             + (f" ({self.sources['gpu']})" if self.sources.get("gpu") and self.gpu_name != "CPU" else "")
              + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/{'GPU' if self.gpu_name != 'CPU' else 'process'}"),
         ]
         for p in self.phases:
@@ -246,6 +249,12 @@ def training_invocation(script: Any, profile: Any, phase: str) -> Any:
     return None
 
 
+def trainer_invocations(script: Any, profile: Any) -> list:
+    """The script's launches of a training phase (base, mid, sft, rl; not their evals)."""
+    return [i for i in script.all_invocations if i.module and not i.module.endswith("chat_eval")
+            and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES]
+
+
 def phases_run(script: Any, profile: Any) -> list[str]:
     """Phases the script runs (in profile order); without a (readable) script: every non-optional phase.
 
@@ -265,6 +274,8 @@ def phases_run(script: Any, profile: Any) -> list[str]:
 def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple[int | None, int, str]:
     """(nproc_per_node, nodes, source) for an invocation."""
     nodes = job_env.nodes if job_env is not None else 1
+    if inv is not None and job_env is not None:
+        nodes = launch_nodes(script, inv, job_env) or nodes  # `bash speedrun.sh` on --nodes=4 runs on one
     if inv is not None and inv.nproc_per_node:
         raw = inv.nproc_per_node
         val = script.expand(raw, inv.line, inv.file, job_env.env if job_env else environ) if "$" in raw else raw
@@ -345,6 +356,10 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     elif cfg_gpu.get("type"):
         gpu_name = cfg_gpu["type"]
         sources["gpu"] = "config gpu.type"
+    elif job_env is not None and requested_gpu(job_env)[0] is not None:
+        model, where = requested_gpu(job_env)
+        gpu_name = model.name
+        sources["gpu"] = where
     else:
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
@@ -387,6 +402,11 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     fpt = shape.flops_per_token
     run_scale = min(1.0, (fpt * tokens) / (REF_D20_FLOPS_PER_TOKEN * REF_D20_TOKENS))
     throughput = peak * world * mfu if peak else None
+    if throughput and nodes > 1:
+        # the interconnect between nodes is slower than NVLink inside one: gradients cross it every step
+        eff = float(config.get("internode-efficiency", 0.9) or 0.9)
+        throughput *= eff
+        assumptions.append(f"{eff:.0%} scaling efficiency across {nodes} nodes (config internode-efficiency)")
     for name in run:
         spec = profile.phase(name) or {}
         est = spec.get("estimate") or {}

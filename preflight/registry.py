@@ -8,6 +8,7 @@ A parameter named ``ctx`` receives the Context itself, for optional facts
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -27,7 +28,11 @@ STAGES = ("pre", "post")
 COSTS = ("stat", "header", "load", "deep")  # cheapest first; 'deep' runs only with --deep
 DOC_SECTIONS = ("What it checks", "Why it matters", "Example", "How to fix")
 ENTRY_POINT_GROUP = "preflight.checks"
-HELP_URI = "https://github.com/nanochat-preflight/nanochat-preflight/blob/main/docs/checks.md#{anchor}"
+DIST_NAME = "nanochat-preflight"
+# the catalogue ships inside the package (preflight/checks.md; docs/checks.md links to it)
+CATALOGUE = Path(__file__).resolve().parent / "checks.md"
+# an abbreviation's period does not end a summary's sentence
+_ABBREV_END = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|incl)|\b[A-Z])\.$")
 
 
 class RegistrationError(Exception):
@@ -47,6 +52,8 @@ class CheckSpec:
     origin: str = ""
     doc: str = ""
     wants_ctx: bool = False
+    kills_at_start: bool = False  # a finding means the job dies (or is refused) before any phase runs
+    timeout_key: str | None = None  # a config key (seconds) the check's own time limit must exceed
 
     @property
     def family(self) -> str:
@@ -54,11 +61,12 @@ class CheckSpec:
 
     @property
     def summary(self) -> str:
-        return doc_sections(self.doc).get("What it checks", "").split("\n")[0].strip()
+        """The first whole sentence of 'What it checks', capitalised (one line in `preflight list`)."""
+        return first_sentence(doc_sections(self.doc).get("What it checks", ""))
 
     @property
     def help_uri(self) -> str:
-        return HELP_URI.format(anchor=f"{self.code.lower()}-{self.name}")
+        return help_uri_base() + f"#{self.code.lower()}-{self.name}"
 
     def applies(self, profile: str | None) -> bool:
         return "all" in self.applies_to or profile is None or profile in self.applies_to
@@ -75,6 +83,40 @@ def doc_sections(doc: str) -> dict[str, str]:
     return out
 
 
+def first_sentence(text: str) -> str:
+    """The first sentence of a paragraph (line breaks joined), starting with a capital."""
+    words = text.split()
+    out: list[str] = []
+    for i, word in enumerate(words):
+        out.append(word)
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        in_code = " ".join(out).count("``") % 2 == 1  # a period inside ``literal`` text ends nothing
+        if (word.endswith((".", "!", "?", ".)")) and nxt[:1].isupper() and not in_code
+                and not _ABBREV_END.search(word.rstrip(")"))):
+            break
+    sentence = " ".join(out)
+    return sentence[:1].upper() + sentence[1:]
+
+
+@functools.lru_cache(maxsize=1)
+def help_uri_base() -> str:
+    """Where a check's documentation lives: the project's "Checks" or "Documentation" URL from
+    [project.urls] when the installed distribution declares one, else the catalogue inside the
+    installed package (never an address nobody published)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, metadata
+
+        urls = metadata(DIST_NAME).get_all("Project-URL") or []
+    except (ImportError, PackageNotFoundError):
+        urls = []
+    named = dict(u.split(",", 1) for u in urls if "," in u)
+    named = {k.strip().lower(): v.strip() for k, v in named.items()}
+    for label in ("checks", "documentation"):
+        if named.get(label):
+            return named[label].split("#")[0]
+    return CATALOGUE.as_uri()
+
+
 # module name -> specs declared while that module was imported
 _DECLARED: dict[str, list[CheckSpec]] = {}
 
@@ -88,8 +130,12 @@ def check(
     requires: Iterable[str] | None = None,
     applies_to: Iterable[str] = ("all",),
     cost: str = "stat",
+    kills_at_start: bool = False,
+    timeout_key: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a check. ``requires`` defaults to the function's parameter names (minus ``ctx``)."""
+    """Declare a check. ``requires`` defaults to the function's parameter names (minus ``ctx``).
+    ``kills_at_start``: its findings mean the job dies or is refused before any phase runs
+    (reporters list them first)."""
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         origin = _origin(func)
@@ -119,7 +165,8 @@ def check(
         spec = CheckSpec(
             code=code, name=name, stage=stage, severity=sev, requires=needed,
             applies_to=tuple(applies_to), cost=cost, func=func, origin=origin,
-            doc=func.__doc__ or "", wants_ctx=wants_ctx,
+            doc=func.__doc__ or "", wants_ctx=wants_ctx, kills_at_start=kills_at_start,
+            timeout_key=timeout_key,
         )
         _DECLARED.setdefault(func.__module__, []).append(spec)
         func.__preflight_check__ = spec  # type: ignore[attr-defined]

@@ -127,3 +127,16 @@ def good(key: str) -> Callable[[Callable[[], Scenario]], Callable[[], Scenario]]
 def bad(key: str) -> Callable[[Callable[[], Scenario]], Callable[[], Scenario]]:
     """A scenario on which the check must report findings of its own code only."""
     return _case("bad", key)
+
+
+# Python source to run first in a child interpreter to behave like the light install
+# (`pip install nanochat-preflight` without extras): torch, tiktoken and rustbpe cannot be imported.
+WITHOUT_TORCH = """
+import sys
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'tiktoken', 'rustbpe'):
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+        return None
+sys.meta_path.insert(0, _NotInstalled())
+"""

@@ -429,3 +429,87 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
     with open(path, "r+b") as f:
         f.truncate(int(size * keep))
     return path
+
+
+# -- current-era model code and checkpoints (value embeddings, lambdas; not the bundled GPT) --------
+CURRENT_CHECKOUT = Path(__file__).resolve().parent / "fixtures" / "current_checkout"
+
+
+def current_tensor_shapes(cfg: dict[str, Any]) -> "OrderedDict[str, tuple[int, ...]]":
+    """Current nanochat's state dict: the classic tensors plus per-layer value-embedding gates,
+    value embeddings on alternating layers (the last always), residual/x0 lambdas, smear, backout."""
+    out = tensor_shapes(cfg)
+    vp, layers = 64 * math.ceil(cfg["vocab_size"] / 64), cfg["n_layer"]
+    kv_dim = cfg["n_kv_head"] * (cfg["n_embd"] // cfg["n_head"])
+    ve_layers = [i for i in range(layers) if i % 2 == (layers - 1) % 2]
+    for i in ve_layers:
+        out[f"transformer.h.{i}.attn.ve_gate.weight"] = (cfg["n_kv_head"], 12)
+    out["resid_lambdas"] = (layers,)
+    out["x0_lambdas"] = (layers,)
+    out["smear_gate.weight"] = (1, 24)
+    out["smear_lambda"] = (1,)
+    out["backout_lambda"] = (1,)
+    for i in ve_layers:
+        out[f"value_embeds.{i}.weight"] = (vp, kv_dim)
+    return out
+
+
+def write_current_run(base: Path, *, phases: Iterable[str] = ("base", "sft"), depth: int = 2,
+                      nan: bool = False, cfg: dict | None = None) -> dict[str, Any]:
+    """A finished current-era run (no mid) whose checkpoints only the current model code loads."""
+    import torch
+
+    cfg = cfg or model_config(depth, era="current")
+    write_tokenizer(base, cfg["vocab_size"])
+    gen = torch.Generator().manual_seed(0)
+    for phase in phases:
+        sd = OrderedDict()
+        for name, shape in current_tensor_shapes(cfg).items():
+            sd[name] = (torch.ones(shape) if name == "resid_lambdas" else torch.randn(shape, generator=gen) * 0.02)
+        sd["transformer.wte.weight"] = sd["transformer.wte.weight"].to(torch.bfloat16)
+        if nan:
+            sd["lm_head.weight"][0, 0] = float("nan")
+        write_checkpoint(base, phase, DEFAULT_STEPS[phase], cfg, era="current", world_size=1, sd=sd)
+    return {"steps": DEFAULT_STEPS, "cfg": cfg, "phases": list(phases)}
+
+
+PROBE_CODE = """
+def build_model(checkpoint_dir, step, device, phase):  # reports what the child can see and reach, then fails
+    import os, socket
+    try:
+        socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+        net = "NET-REACHED"
+    except OSError:
+        net = "NET-BLOCKED"
+    seen = {{k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "https_proxy", "HTTPS_PROXY",
+                                            "WANDB_API_KEY", "PYTHONDONTWRITEBYTECODE")}}
+    raise RuntimeError(f"PROBE {{net}} {{seen}} cwd={{os.getcwd()}} home={{os.path.expanduser('~')}}")
+"""
+
+
+def write_checkout(dest: Path, *, variant: str = "ok", venv_python: str | None = None, probe_port: int = 0) -> Path:
+    """A copy of the current-era checkout. Variants: 'ok'; 'load-error' (its GPT lacks a parameter
+    the checkpoint has: a real strict-load RuntimeError); 'missing-dep' (imports an absent module);
+    'probe' (build_model reports the child's network, environment, cwd and HOME in its error).
+    ``venv_python``: symlinked as the checkout's .venv/bin/python."""
+    import shutil
+
+    dest = Path(dest)
+    shutil.copytree(CURRENT_CHECKOUT, dest)
+    gpt = dest / "nanochat" / "gpt.py"
+    text = gpt.read_text(encoding="utf-8")
+    if variant == "load-error":
+        text = text.replace("        self.backout_lambda = nn.Parameter(0.2 * torch.ones(1))  # BACKOUT\n", "")
+        text = text.replace("            x = x - self.backout_lambda * mid\n", "            x = x - 0.2 * mid\n")
+    elif variant == "missing-dep":
+        text = "import flash_attn_for_this_test_is_absent  # noqa: F401\n" + text
+    elif variant == "probe":
+        cm = dest / "nanochat" / "checkpoint_manager.py"
+        cm.write_text(cm.read_text(encoding="utf-8") + PROBE_CODE.format(port=probe_port), encoding="utf-8")
+    elif variant != "ok":
+        raise ValueError(variant)
+    gpt.write_text(text, encoding="utf-8")
+    if venv_python:
+        (dest / ".venv" / "bin").mkdir(parents=True)
+        (dest / ".venv" / "bin" / "python").symlink_to(venv_python)
+    return dest

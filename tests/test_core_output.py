@@ -58,6 +58,14 @@ def clean():
 
 
 @pytest.fixture
+def cli(cli):
+    """The CLI with this project's own config trusted: its plugins: are the checks these tests render."""
+    def run(*args, env=None, **kw):
+        return cli(*args, env={"PREFLIGHT_TRUST_CONFIG": "1", **(env or {})}, **kw)
+    return run
+
+
+@pytest.fixture
 def project(tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "out_checks.py").write_text(PLUGIN)
@@ -117,8 +125,11 @@ def test_sarif(project, cli):
     run = doc["runs"][0]
     rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
     assert set(rules) == {"OUT001", "OUT002", "OUT003", "OUT004"}
-    assert rules["OUT001"]["name"] == "script-error" and rules["OUT001"]["helpUri"].startswith("https://")
-    assert rules["OUT001"]["shortDescription"]["text"] == "errors."
+    from preflight.registry import help_uri_base
+
+    assert rules["OUT001"]["name"] == "script-error"
+    assert rules["OUT001"]["helpUri"] == help_uri_base() + "#out001-script-error"  # [project.urls] or the shipped catalogue
+    assert rules["OUT001"]["shortDescription"]["text"] == "Errors."
     first = next(r for r in run["results"] if r["ruleId"] == "OUT001")
     loc = first["locations"][0]["physicalLocation"]
     assert loc["artifactLocation"]["uri"] == "job.sbatch" and loc["region"]["startLine"] == 3

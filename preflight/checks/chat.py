@@ -1,9 +1,7 @@
-"""CHAT: load the final chat model with the project's own model code and generate a few tokens."""
+"""CHAT: load the final chat model with model code that can run it and generate a few tokens (preflight/smoke.py)."""
 
 from __future__ import annotations
 
-import math
-import os
 from typing import Iterator
 
 from preflight.facts import Skip
@@ -11,92 +9,61 @@ from preflight.model import Finding
 from preflight.registry import check
 
 
-def _final_model(checkpoints):
-    for phase in ("sft", "mid", "base"):
-        pc = checkpoints.phases.get(phase)
-        if pc is not None and pc.last is not None:
-            return phase, pc, pc.last
-    return None
-
-
-def _n_params(cfg: dict) -> int:
-    vp = 64 * math.ceil(int(cfg["vocab_size"]) / 64)
-    c, layers, h, kv = int(cfg["n_embd"]), int(cfg["n_layer"]), int(cfg["n_head"]), int(cfg["n_kv_head"])
-    return 2 * vp * c + layers * (10 * c * c + 2 * kv * (c // h) * c)
-
-
-def smoke_generate(model_path: str, meta: dict, tokenizer_path: str, max_tokens: int = 4) -> list[int]:
-    """Build the bundled GPT from meta, load the (mmap'd) state dict, generate greedily."""
-    import torch
-
-    from nanochat.gpt import GPT, GPTConfig
-    from nanochat.tokenizer import RustBPETokenizer, load_tokenizer_pkl
-
-    enc = load_tokenizer_pkl(tokenizer_path)
-    tok = RustBPETokenizer(enc)
-    cfg = dict(meta["model_config"])
-    if tok.get_vocab_size() != cfg["vocab_size"]:
-        raise ValueError(f"tokenizer vocab {tok.get_vocab_size()} != model vocab {cfg['vocab_size']} "
-                         "(tokenizer retrained after this checkpoint?)")
-    sd = torch.load(model_path, mmap=True, weights_only=True, map_location="cpu")
-    sd = {k.removeprefix("_orig_mod."): (v.float() if v.dtype == torch.bfloat16 else v) for k, v in sd.items()}
-    known = {k: cfg[k] for k in ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")}
-    with torch.device("meta"):
-        model = GPT(GPTConfig(**known))
-    model.to_empty(device="cpu")
-    model.init_weights()
-    model.load_state_dict(sd, strict=True, assign=True)
-    model.eval()
-    prompt = [tok.get_bos_token_id()] + tok.encode("Hello")
-    out = list(model.generate(prompt, max_tokens=max_tokens, temperature=0.0))
-    if any(not (0 <= t < cfg["vocab_size"]) for t in out):
-        raise ValueError(f"generated token ids outside the vocab: {out}")
-    return out
-
-
-@check("CHAT001", "chat-smoke-failed", stage="post", severity="error", cost="load")
-def chat_smoke_failed(checkpoints, ctx) -> Iterator[Finding]:
+@check("CHAT001", "chat-smoke-failed", stage="post", severity="error", cost="load", timeout_key="smoke-timeout")
+def chat_smoke_failed(chat_smoke) -> Iterator[Finding]:
     """
-    What it checks: the final chat model (sft, else mid, else base) loads with the project's own
-    model code (``nanochat.gpt``) and tokenizer (``tokenizer.pkl`` through a restricted unpickler)
-    and generates a few tokens. Runs by default below ``smoke-max-params`` (--smoke/--no-smoke).
+    What it checks: the final chat model (sft, else mid, else base) can talk. Model code that can
+    run it is chosen from its tensor names and shapes (read without unpickling): a classic state
+    dict loads into the bundled GPT here; any other (value embeddings, a fork's architecture) runs
+    only with ``--smoke``, in the checkout's own code and Python (CHAT002). In every era it fails on
+    a broken file (corrupt zip, truncated tensor), a tokenizer whose vocab differs from the model's,
+    and NaN/Inf logits. Runs by default below ``smoke-max-params`` (--smoke/--no-smoke).
 
     Why it matters: files can be individually valid yet unusable together: a tokenizer retrained
-    after the checkpoint, a config the code rejects, weights that produce NaN logits.
+    after the checkpoint, weights that produce NaN logits.
 
     Example:
         tokenizer vocab 32768 != model vocab 65536 (tokenizer retrained after this checkpoint?)
 
     How to fix: pair the model with the tokenizer it was trained with; retrain the phase otherwise.
     """
-    mode = ctx.config.get("smoke", "auto")
-    if mode is False or mode == "false":
-        raise Skip("chat smoke test disabled (--no-smoke)")
-    found = _final_model(checkpoints)
-    if found is None:
-        raise Skip("no complete checkpoint to load (checkpoint checks report why)")
-    phase, pc, sf = found
-    fc = pc.check_file(sf.model)
-    if fc.unsafe or fc.error:
-        raise Skip(f"{sf.model} is not loadable (checkpoint checks report it)")
-    meta, err = pc.meta(sf.meta)
-    if err or not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
-        raise Skip(f"{sf.meta} is invalid (checkpoint-meta-invalid reports it)")
-    try:
-        n = _n_params(meta["model_config"])
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        raise Skip("model_config cannot describe a GPT (checkpoint-meta-invalid reports it)") from None
-    limit = int(ctx.config.get("smoke-max-params", 50_000_000))
-    if mode == "auto" and n > limit:
-        raise Skip(f"model has {n:,} parameters > smoke-max-params {limit:,} (use --smoke to force)")
-    tok_path = os.path.join(checkpoints.base_dir, "tokenizer", "tokenizer.pkl")
-    if not os.path.isfile(tok_path):
-        yield Finding(f"no tokenizer at {tok_path}: the {phase} model cannot be used for chat", path=tok_path,
-                      fix="python -m scripts.tok_train (or restore tokenizer/ from the run that trained the model)")
-        return
-    try:
-        smoke_generate(sf.model, meta, tok_path)
-    except Exception as exc:  # any failure to load or generate is the finding
-        msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        yield Finding(f"{phase} model {sf.model} failed the chat smoke test: {type(exc).__name__}: {msg}", path=sf.model,
-                      fix="pair the model with its own tokenizer/meta; if the weights are broken, rerun the phase")
+    o = chat_smoke
+    if o.failure == "code":
+        raise Skip("the checkout's own model code failed before the checkpoint could be judged (CHAT002 reports it)")
+    if o.failure:
+        yield Finding(f"{o.phase} model {o.model} failed the chat smoke test: {o.message}", path=o.model,
+                      fix=o.fix or "pair the model with its own tokenizer/meta; if the weights are broken, rerun the phase",
+                      data=o.to_json())
+
+
+@check("CHAT002", "chat-smoke-code-failed", stage="post", severity="error", cost="load", timeout_key="smoke-timeout")
+def chat_smoke_code_failed(chat_smoke) -> Iterator[Finding]:
+    """
+    What it checks: the user's own model code loads and runs a checkpoint the bundled GPT cannot
+    hold. Only with ``--smoke``: for current nanochat's value embeddings and lambdas, or a fork's
+    own architecture, the user's nanochat runs from the checkout (the run ledger's, the script's,
+    or ``--checkout DIR``) with its Python (``.venv/bin/python`` or ``--python PATH``), in a child
+    process without network, with a scratch HOME and working dir, time and memory limits
+    (``smoke-timeout``, ``smoke-memory``) and ``weights_only`` loads. It reports the traceback's
+    last frames when that code fails to load the checkpoint or to generate. No checkout, no Python
+    or a missing dependency is a skip, not a failure.
+
+    Why it matters: ``chat_cli``/``chat_web`` run exactly this code; if it cannot load the model the
+    run produced, the run is not usable for chat even though every phase finished.
+
+    Example:
+        RuntimeError: Error(s) in loading state_dict for GPT: Missing key(s) in state_dict: "value_embeds.1.weight"
+
+    How to fix: run the checkout the job trained with (``--checkout``), or fix the model code and
+    load again with ``python -m scripts.chat_cli -p hello``.
+    """
+    o = chat_smoke
+    if o.route != "checkout":
+        raise Skip("the bundled GPT ran this checkpoint (CHAT001 reports it)")
+    if o.failure == "code":
+        tail = "".join(f"\n  {line}" for line in o.tail[-3:])
+        yield Finding(f"{o.phase} model {o.model}: the checkout's code ({o.checkout}, {o.python}) failed after "
+                      f"{o.seconds:.1f}s: {o.message}{tail}", path=o.model,
+                      fix=f"cd {o.checkout} && {o.python} -m scripts.chat_cli -p hello  # reproduce, then fix the model code "
+                          "or pass the checkout that trained this run with --checkout",
+                      data=o.to_json())

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator
 
+from preflight.facts import Skip
 from preflight.model import Finding
+from preflight.phases import train_script_of
 from preflight.registry import check
 
-STAGE_FLAG = {"base": "base_train", "mid": "mid_train", "sft": "chat_sft", "rl": "chat_rl"}
 
 
 def _phases(checkpoints) -> Iterator[tuple[str, Any]]:
@@ -56,11 +57,11 @@ def checkpoint_dir_missing(checkpoints) -> Iterator[Finding]:
             yield Finding(f"{phase}: {pc.error}", path=pc.stage_dir, fix=f"chmod -R u+rX {pc.stage_dir}")
         elif not pc.exists:
             yield Finding(f"{phase} phase wrote no checkpoint dir: {pc.stage_dir} is missing", path=pc.stage_dir,
-                          fix=f"check the {STAGE_FLAG[phase]} part of the log for its crash, then rerun from {phase}")
+                          fix=f"check the {train_script_of(phase)} part of the log for its crash, then rerun from {phase}")
         elif pc.dir is None or not pc.steps:
             where = pc.dir or pc.stage_dir
             yield Finding(f"{phase}: {where} holds no checkpoint (tags: {', '.join(pc.tags) or 'none'})", path=where,
-                          fix=f"rerun {STAGE_FLAG[phase]} (or pass the right --model_tag)")
+                          fix=f"rerun {train_script_of(phase)} (or pass the right --model_tag)")
 
 
 @check("CK002", "checkpoint-incomplete", stage="post", severity="error")
@@ -172,7 +173,8 @@ def _model_files(checkpoints) -> Iterator[tuple[str, Any, Any]]:
 def checkpoint_unloadable(checkpoints) -> Iterator[Finding]:
     """
     What it checks: the final model file of each phase opens: zip central directory, a readable
-    ``data.pkl``, and ``torch.load(mmap=True, weights_only=True)`` (maps, reads no tensor data).
+    ``data.pkl``, a storage record of the declared size for every tensor, and, with torch
+    installed, ``torch.load(mmap=True, weights_only=True)`` (maps, reads no tensor data).
 
     Why it matters: a truncated file (job killed mid-save, disk full, quota) fails only when the
     next phase or chat_cli loads it, hours later.
@@ -183,23 +185,38 @@ def checkpoint_unloadable(checkpoints) -> Iterator[Finding]:
     How to fix: delete the broken file so the previous complete step is used, and rerun the save.
     """
     from preflight.ckpt import load_mmap
+    from preflight.ckpt_raw import TORCH_EXTRA, record_problems, torch_available
 
+    with_torch = torch_available()
+    sound, found = 0, False
     for phase, pc, sf in _model_files(checkpoints):
         fc = pc.check_file(sf.model)
         if fc.unsafe:
             continue  # checkpoint-unsafe reports it; never torch.load an unsafe file
         if fc.error:
+            found = True
             yield Finding(f"{phase}: {sf.model} cannot be loaded: {fc.error}", path=sf.model,
                           fix=f"rm {sf.model} {sf.meta or ''} and rerun the {phase} save".strip())
             continue
-        err = load_mmap(sf.model)
+        bad = record_problems(sf.model, fc.tensors or {})
+        err = (bad[0] + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")) if bad else None
+        if err is None and with_torch:
+            err = load_mmap(sf.model)
         if err:
+            found = True
             yield Finding(f"{phase}: {sf.model}: {err}", path=sf.model, fix=f"rm {sf.model} and rerun the {phase} save")
+        else:
+            sound += 1
         for r, p in sorted(sf.optim.items()):
             ofc = pc.check_file(p, tensors=False)
             if ofc.error:
+                found = True
                 yield Finding(f"{phase}: optimizer shard {p} is damaged: {ofc.error}", path=p,
                               fix=f"rm {p}; resume cannot use step {sf.step}")
+    if not with_torch and sound and not found:
+        raise Skip(f"load tier needs torch ({TORCH_EXTRA}); the zip directory, pickle opcodes and storage "
+                   f"record sizes of {sound} final model file(s) are sound; torch.load(mmap=True) would also "
+                   "prove that this torch build maps them")
 
 
 @check("CK006", "checkpoint-shape-mismatch", stage="post", severity="error", cost="header")
@@ -324,7 +341,8 @@ def checkpoint_unsafe(checkpoints) -> Iterator[Finding]:
 @check("CK009", "checkpoint-nonfinite", stage="post", severity="error", cost="deep")
 def checkpoint_nonfinite(checkpoints) -> Iterator[Finding]:
     """
-    What it checks: (--deep) every zip CRC of the final model file and NaN/Inf in every tensor.
+    What it checks: every zip CRC of the final model file and NaN/Inf in every tensor (with
+    --deep; read with torch when installed, else from the storage records with numpy).
 
     Why it matters: bit rot or a diverged run produces files that load but generate garbage;
     only reading every byte finds them.
@@ -340,7 +358,7 @@ def checkpoint_nonfinite(checkpoints) -> Iterator[Finding]:
         fc = pc.check_file(sf.model)
         if fc.unsafe or fc.error:
             continue
-        for problem in deep_scan(sf.model)[:3]:
+        for problem in deep_scan(sf.model, fc.tensors)[:3]:
             yield Finding(f"{phase}: {sf.model}: {problem}", path=sf.model,
                           fix="resume from an earlier checkpoint whose tensors are finite")
 

@@ -6,10 +6,9 @@ from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
-from preflight.plan import GIB, memory_estimate_bytes, model_shape, world_size_from
+from preflight.phases import TRAIN_PHASES
+from preflight.plan import GIB, memory_estimate_bytes, model_shape, requested_gpu, world_size_from
 from preflight.registry import check
-
-_TRAIN_PHASES = ("base", "mid", "sft", "rl")
 
 
 def _training_invocations(script, profile):
@@ -18,11 +17,11 @@ def _training_invocations(script, profile):
             continue
         phase = profile.phase_of_module(inv.module, inv.args)
         spec = profile.phase(phase) if phase else None
-        if phase in _TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
+        if phase in TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
             yield phase, spec, inv
 
 
-def _value(script, inv, job_env, key, spec, profile):
+def _value(script, inv, job_env, key, spec, profile, entry=None):
     f = inv.flag(key)
     if f is not None and f.value is not None:
         v = script.expand(f.value, inv.line, inv.file, job_env.env) if "$" in f.value else f.value
@@ -30,6 +29,13 @@ def _value(script, inv, job_env, key, spec, profile):
             return int(float(v)), f"--{f.key}={f.value}"
         except (TypeError, ValueError):
             return None, ""
+    if entry is not None and entry.ok:  # the checkout's own default wins over the era's
+        opt = entry.spelled(key)
+        d = entry.flags[opt].default if opt else None
+        if isinstance(d, (int, float)) and not isinstance(d, bool):
+            return int(d), f"{key}={d} (default in {entry.path.rsplit('/', 2)[-2]}/{entry.path.rsplit('/', 1)[-1]})"
+        if opt:
+            return None, ""  # declared with a computed default (None: inherited, auto)
     keys = spec.get("config_keys") or profile.config_keys(inv.module) or {}
     if key in keys and isinstance(keys[key], (int, float)) and not isinstance(keys[key], bool):
         return int(keys[key]), f"{key}={keys[key]} (default)"
@@ -40,11 +46,13 @@ def _value(script, inv, job_env, key, spec, profile):
 
 
 @check("GPU001", "batch-not-divisible", severity="error")
-def batch_not_divisible(script, profile, job_env) -> Iterator[Finding]:
+def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
     """
     What it checks: for every training phase the script runs, that the total batch divides
-    by device batch x sequence length x world size (base/mid), by device batch x world (SFT:
-    examples per step) or by world (RL), with world = nproc_per_node x nodes.
+    by device batch x sequence length x world size (base/mid, and SFT where it batches by
+    tokens: from 2026-02, or whenever the checkout's chat_sft takes ``--total-batch-size``), by
+    device batch x world (classic SFT: examples per step) or by world (RL), with world =
+    nproc_per_node x nodes. Defaults come from the checkout's entry point when it is readable.
 
     Why it matters: nanochat asserts this at startup with a bare AssertionError: with the
     defaults only 1, 2, 4 or 8 GPUs work; 3, 5, 6 or 7 crash the phase.
@@ -57,17 +65,24 @@ def batch_not_divisible(script, profile, job_env) -> Iterator[Finding]:
     """
     if not script.ok:
         raise Skip("the script could not be read")
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
     found = False
     for phase, spec, inv in _training_invocations(script, profile):
         rule = spec.get("batch_rule")
         if not rule:
             continue
+        entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
+        if entry is not None and entry.ok and not entry.spelled(rule["total"]) and entry.spelled("total_batch_size"):
+            # this checkout batches the phase by tokens (SFT from 9652279 on), whatever the era says
+            rule = {"total": "total_batch_size", "per": ["device_batch_size", "max_seq_len", "world"]}
         nproc, nodes, _src = world_size_from(script, job_env, inv, job_env.env)
         if nproc is None:
             continue
         found = True
         world = nproc * nodes
-        total, tsrc = _value(script, inv, job_env, rule["total"], spec, profile)
+        total, tsrc = _value(script, inv, job_env, rule["total"], spec, profile, entry)
         if total is None or total <= 0:
             continue  # auto-computed (later eras)
         product, parts = 1, []
@@ -76,7 +91,7 @@ def batch_not_divisible(script, profile, job_env) -> Iterator[Finding]:
                 product *= world
                 parts.append(f"world {world}")
                 continue
-            v, vsrc = _value(script, inv, job_env, key, spec, profile)
+            v, vsrc = _value(script, inv, job_env, key, spec, profile, entry)
             if v is None:
                 product = 0
                 break
@@ -137,6 +152,18 @@ def _gpu_memory(ctx) -> tuple[int | None, str]:
     cfg = ctx.config.get("gpu") or {}
     if cfg.get("memory-gib"):
         return int(float(cfg["memory-gib"]) * GIB), cfg.get("type", "configured GPU")
+    from preflight.gputable import by_name
+
+    model = by_name(str(cfg["type"])) if cfg.get("type") else None
+    if model is not None:
+        return int(model.memory_gib * GIB), f"{model.name} (config gpu.type)"
+    try:
+        job_env = ctx.get("job_env", None)
+    except Exception:
+        job_env = None
+    model, where = requested_gpu(job_env) if job_env is not None else (None, "")
+    if model is not None:
+        return int(model.memory_gib * GIB), f"{model.name} ({where})"
     return None, ""
 
 
@@ -145,7 +172,8 @@ def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
     """
     What it checks: the estimated peak memory of base training (weights, grads, optimizer
     state, logits and activations for depth x device batch) against the smallest GPU's
-    memory (visible GPUs, or ``gpu: {memory-gib: ...}`` in config).
+    memory (visible GPUs, ``gpu: {memory-gib: ...}`` or ``gpu: {type: ...}`` in config, or the model
+    the job requests: ``--gres=gpu:a100:8``, ``--gpus=l40s:1``, ``--constraint``, the partition).
 
     Why it matters: an OOM at the first step wastes the queue wait; upstream d20 with device
     batch 32 needs ~74 GiB, so 40/48 GB cards must lower ``--device_batch_size``.
@@ -158,7 +186,7 @@ def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
     """
     mem, name = _gpu_memory(ctx)
     if mem is None:
-        raise Skip("no GPU visible and no gpu.memory-gib in config")
+        raise Skip("no GPU visible, no gpu.memory-gib in config and no GPU model in the job's request")
     need = plan.memory_per_gpu
     if need <= mem * 0.97:
         return

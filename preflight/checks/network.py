@@ -50,6 +50,8 @@ def local_copy(item: dict, base: Path, env: dict) -> Path:
 
 def _present(path: Path, kind: str) -> bool:
     try:
+        if kind == "dir":
+            return path.is_dir() and any(path.iterdir())
         if kind == "tiktoken":
             return path.is_dir() and sum(1 for _ in path.iterdir()) >= 2  # gpt2 + cl100k_base
         if path.is_dir():
@@ -59,22 +61,148 @@ def _present(path: Path, kind: str) -> bool:
         return False
 
 
+def hf_configs_missing(local: Path, configs: list[str]) -> list[str]:
+    """The configs of an HF dataset with no non-empty cache dir ``<org>___<name>/<config>/``."""
+    return [c for c in configs if not _present(local / c, "dir")]
+
+
+def _marker_found(checkout, item: dict) -> bool | None:
+    """Whether the checkout's own files use this download (None: no checkout or no marker to ask)."""
+    marker, files = item.get("marker"), item.get("marker_in") or []
+    if checkout is None or not marker or not files:
+        return None
+    for rel in files:
+        p = Path(checkout.root) / rel
+        try:
+            if p.is_file() and p.stat().st_size <= 2 << 20:
+                with open(p, "rb") as fh:
+                    if marker.encode() in fh.read():
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def _gpu_sm(ctx, job_env) -> tuple[int | None, str]:
+    """The compute-capability major of the job's GPUs (visible GPUs, config gpu.type, the request)."""
+    from preflight.gputable import by_name, requested_model
+
+    try:
+        gpus = ctx.get("gpus", None)
+    except Exception:
+        gpus = None
+    if gpus and gpus[0].compute_cap:
+        return gpus[0].compute_cap[0], gpus[0].name
+    cfg = ctx.config.get("gpu") or {}
+    model = by_name(str(cfg["type"])) if cfg.get("type") else None
+    where = "config gpu.type"
+    if model is None:
+        model, where = requested_model(job_env.sbatch)
+    if model is None:
+        from preflight.gputable import DEFAULT_MODEL
+
+        model, where = by_name(DEFAULT_MODEL), "assumed, as the plan does: no GPU model known"
+    if model is None or model.sm is None:
+        return None, ""
+    return model.sm[0], f"{model.name} ({where})"
+
+
+def _dated(item: dict, profile) -> str:
+    """Whether the era uses a dated download: 'yes', 'no' (it started after the era ended), or 'maybe'
+    (it started inside the era: only the checkout can tell)."""
+    since = str((item.get("since") or {}).get("date") or "")
+    if not since:
+        return "yes"
+    span = profile.data.get("dates") or {}
+    for v in (profile.data.get("flag_style") or {}).get("variants") or []:
+        if v.get("name") == profile.variant:
+            span = v
+    start, end = str(span.get("from") or ""), str(span.get("to") or "")
+    if end and since > end:
+        return "no"
+    if start and since > start:
+        return "maybe"
+    return "yes"
+
+
+def _flag_int(script, inv, job_env, key: str) -> int | None:
+    f = inv.flag(key)
+    if f is None or f.value is None:
+        return None
+    value = script.expand(f.value, inv.line, inv.file, job_env.env) if "$" in f.value else f.value
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _needed_by(item: dict, invs: list, script, job_env) -> list:
+    """The launches of this phase that need the item (all of them when no script is at hand)."""
+    mods = item.get("modules") or ([item["module"]] if item.get("module") else None)
+    out = []
+    for inv in invs:
+        base = inv.module.rsplit(".", 1)[-1]
+        if mods and base not in {m.rsplit(".", 1)[-1] for m in mods}:
+            continue
+        off = item.get("off_when")
+        if off and base == off["module"].rsplit(".", 1)[-1]:
+            v = _flag_int(script, inv, job_env, off["flag"])
+            if v is not None and v <= off.get("max", 0):
+                continue  # --core-metric-every=-1: base_train never evaluates CORE
+        out.append(inv)
+    return out
+
+
+def _prefetch(item: dict, local: Path, missing_configs: list[str], hf_home_dir: Path) -> str:
+    kind = item.get("kind")
+    if kind == "hf_dataset" and item.get("configs"):
+        loads = "; ".join(f"load_dataset({item['source']!r}, {c!r})" for c in (missing_configs or item["configs"]))
+        return f'HF_HOME={hf_home_dir} python -c "from datasets import load_dataset; {loads}"'
+    if kind == "hf_kernel":
+        return f"HF_HOME={hf_home_dir} hf download {item['source']}"
+    if kind == "tiktoken":
+        return (f'TIKTOKEN_CACHE_DIR={local} python -c "import tiktoken; tiktoken.get_encoding(\'gpt2\'); '
+                f'tiktoken.get_encoding(\'cl100k_base\')"')
+    if kind == "url" and str(item.get("source", "")).startswith("http"):
+        if str(local).endswith("eval_bundle/core.yaml"):
+            d = local.parent.parent
+            return f"curl -fL -o {d}/eval_bundle.zip {item['source']} && unzip -q -o {d}/eval_bundle.zip -d {d}"
+        return f"curl -fL -o {local} {item['source']}"
+    return f"place a copy at {local}"
+
+
+def _merge_hf(commands: list[str]) -> list[str]:
+    """One ``python -c`` for all the HF dataset loads of a phase (same HF_HOME), the rest in order."""
+    head = 'python -c "from datasets import load_dataset; '
+    loads, out, prefix = [], [], None
+    for c in dict.fromkeys(commands):
+        pre, sep, rest = c.partition(head)
+        if sep and pre.startswith("HF_HOME="):
+            prefix = prefix or pre
+            loads.append(rest.rstrip('"'))
+        else:
+            out.append(c)
+    return ([f'{prefix}{head}{"; ".join(loads)}"'] if loads else []) + out
+
+
 @check("NET001", "offline-download-needed", severity="error")
 def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding]:
     """
     What it checks: with ``network: offline`` (the default for SLURM jobs), for each phase
-    the script runs, what nanochat downloads at run time (facts §8.2: HF datasets for
-    mid/SFT/eval, the eval bundle, identity conversations, words_alpha.txt, tiktoken files for
-    tok_eval, the FA3 kernel) and whether a local copy is already in place.
+    the script runs, what that phase downloads at run time in this era and checkout (HF
+    datasets per config, the CORE eval bundle unless ``--core-metric-every=-1``, identity
+    conversations and words_alpha.txt where the checkout uses them, tiktoken files for
+    tok_eval, the FA3 kernel only on the GPUs that load it) and whether a local copy is in
+    place. One finding per phase lists what is missing (``data.phase``, ``data.items``).
 
     Why it matters: on a node without internet these downloads raise ConnectionError /
     LocalEntryNotFoundError and the phase crashes; without ``set -e`` the next phases cascade.
 
     Example:
-        torchrun -m scripts.mid_train   # and no HF cache with smol-smoltalk, cais/mmlu, gsm8k
+        torchrun -m scripts.mid_train   # and no HF cache for cais/mmlu config 'all'
 
-    How to fix: prefetch on a login node (load each dataset once with the same HF_HOME, place
-    eval_bundle/, identity_conversations.jsonl and words_alpha.txt in the base dir) and export
+    How to fix: run the finding's prefetch command on a login node (it writes to the same
+    HF_HOME / base dir the job reads, on shared storage) and export
     ``HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1`` in the job.
     """
     if ctx.config.get("network", "offline") != "offline":
@@ -82,36 +210,71 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     script = ctx.get("script", None)
     if script is not None and not script.ok:
         script = None
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
     run = phases_run(script, profile)
-    modules_run = {inv.module for inv in script.all_invocations if inv.module} if script is not None else None
     env = job_env.env
     base = Path(base_dir.path)
     path = str(script.path) if script is not None and script.path else None
     hf_needed = False
     seen: set[str] = set()
+    sm, sm_where = _gpu_sm(ctx, job_env)
     for phase in run:
+        invs = [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == phase] \
+            if script is not None else None
+        missing, commands = [], []
         for item in (profile.phase(phase) or {}).get("network") or []:
-            mod = item.get("module")
-            if mod and modules_run is not None and mod not in modules_run:
+            users = _needed_by(item, invs, script, job_env) if invs is not None else None
+            if users is not None and not users:
                 continue
+            used = _marker_found(checkout, item)
+            if used is False:
+                continue  # this checkout does not download it (older/newer commit, a fork)
+            dated = "yes" if used else _dated(item, profile)
+            if dated == "no":
+                continue  # upstream started downloading it after this era
+            if item.get("gpu_sm") and sm is not None and sm not in item["gpu_sm"]:
+                continue  # e.g. the Hopper FA3 kernel on an L40S job
             local = local_copy(item, base, env)
-            key = str(local)
+            configs = list(item.get("configs") or [])
+            key = f"{local}|{','.join(configs)}"
             if key in seen:
                 continue
             seen.add(key)
             if item.get("kind") == "hf_dataset":
                 hf_needed = True
-            if _present(local, item.get("kind", "")):
-                continue
-            line, where = None, path
-            if script is not None:
-                inv = next((i for i in script.all_invocations
-                            if i.module and profile.phase_of_module(i.module, i.args) == phase), None)
-                if inv is not None:
-                    line, where = inv.line, (inv.file if inv.file != "<script>" else path)
-            yield Finding(f"phase {phase}: {item['what']} is downloaded at run time from {item['source']}, "
-                          f"and there is no local copy at {local}", path=where, line=line,
-                          fix=f"prefetch it on a login node into {local}")
+            if configs and item.get("kind") == "hf_dataset":
+                gone = hf_configs_missing(local, configs)
+                if not gone:
+                    continue
+                what = f"{item['source']} config{'s' if len(gone) > 1 else ''} {', '.join(gone)}"
+            else:
+                if _present(local, item.get("kind", "")):
+                    continue
+                gone, what = [], item["what"]
+            if item.get("kind") == "tiktoken" and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR")):
+                # the default cache is node-local $TMPDIR: a login-node prefetch never reaches the job
+                local = base / "tiktoken_cache"
+                what += " (set TIKTOKEN_CACHE_DIR on shared storage: the default cache is node-local /tmp)"
+            if dated == "maybe":
+                since = item["since"]
+                what += f" (if the checkout is from {since['date']} ({since['commit']}) or later; --checkout tells)"
+            missing.append({"what": what, "source": item["source"], "local": str(local), "kind": item.get("kind"),
+                            **({"configs": gone} if gone else {}), **({"conditional": True} if dated == "maybe" else {})})
+            commands.append(_prefetch(item, local, gone, hf_home(env)))
+        if not missing:
+            continue
+        inv = invs[0] if invs else None
+        where = (inv.file if inv is not None and inv.file != "<script>" else path)
+        listing = "; ".join(f"{m['what']} (no local copy at {m['local']})" for m in missing)
+        tik = next((m["local"] for m in missing if m["kind"] == "tiktoken"), None)
+        export = f"; and in the job: export TIKTOKEN_CACHE_DIR={tik}" \
+            if tik and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR")) else ""
+        yield Finding(f"phase {phase} downloads at run time: {listing}", path=where, line=inv.line if inv else None,
+                      fix="on a login node: " + " && ".join(_merge_hf(commands)) + export,
+                      data={"phase": phase, "items": missing,
+                            **({"gpu": sm_where} if sm_where and any(m["kind"] == "hf_kernel" for m in missing) else {})})
     if hf_needed and not (env.get("HF_DATASETS_OFFLINE") == "1" or env.get("HF_HUB_OFFLINE") == "1"):
         yield Finding("HF datasets are needed but HF_DATASETS_OFFLINE/HF_HUB_OFFLINE are not set: on an offline node "
                       "datasets tries the network first", path=path, severity=Severity.WARNING,

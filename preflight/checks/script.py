@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 from pathlib import Path
@@ -10,8 +9,9 @@ from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding
+from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
-from preflight.script_eval import iter_commands
+from preflight.script.tree import iter_commands
 from preflight.registry import check
 
 
@@ -131,7 +131,7 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
 _PATTERN_RE = re.compile(r"%(%|[0-9]*[AajJNnsStux])")
 
 
-@check("SB004", "output-dir-missing", severity="error")
+@check("SB004", "output-dir-missing", severity="error", kills_at_start=True)
 def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
     """
     What it checks: that the directory of ``--output`` / ``--error`` exists.
@@ -223,8 +223,22 @@ def _fmt_s(seconds: float) -> str:
     return f"{h}:{m:02d}:00"
 
 
+def _resume_alternative(ctx, script, profile) -> str:
+    """", or <save flag> and resume with <resume flag> in a second job" when the checkout has both."""
+    from preflight.checkout import setting_flag
+    from preflight.checks.flags import checkout_or_none
+
+    inv = next((i for i in script.all_invocations if i.module and i.module.endswith("base_train")), None)
+    if inv is None:
+        return ""
+    checkout = checkout_or_none(ctx)
+    save, _ = setting_flag(checkout, profile, inv.module, "save_every", inv.script_file)
+    resume, _ = setting_flag(checkout, profile, inv.module, "resume_from_step", inv.script_file)
+    return f", or {save}=N and resume with {resume}=STEP in a second job" if save and resume else ""
+
+
 @check("SB006", "time-limit-too-short", severity="error")
-def time_limit_too_short(script, job_env, plan) -> Iterator[Finding]:
+def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Finding]:
     """
     What it checks: the job's ``--time`` against the plan's estimate for the phases the
     script runs (FLOPs / (peak x GPUs x MFU) plus eval time).
@@ -235,8 +249,8 @@ def time_limit_too_short(script, job_env, plan) -> Iterator[Finding]:
     Example:
         #SBATCH --time=02:00:00   # d20 on 8xH100 needs ~4 h
 
-    How to fix: raise ``--time`` above the estimate, or save periodically
-    (``--save_every``) and resume in a follow-up job.
+    How to fix: raise ``--time`` above the estimate, or save periodically and resume in a
+    follow-up job (offered only with the flags the checkout declares, in its spelling).
     """
     _readable(script)
     limit = job_env.time_limit_s
@@ -251,7 +265,7 @@ def time_limit_too_short(script, job_env, plan) -> Iterator[Finding]:
         yield Finding(f"--time={job_env.sbatch.get('time')} is shorter than the estimated {_fmt_s(plan.total_seconds)} "
                       f"for {', '.join(p.name for p in plan.phases)} on {plan.world_size}x {plan.gpu_name} at "
                       f"{plan.mfu:.0%} MFU", path=str(script.path), line=line,
-                      fix=f"#SBATCH --time={_fmt_s(need)} (estimate + 20%), or --save_every and resume in a second job")
+                      fix=f"#SBATCH --time={_fmt_s(need)} (estimate + 20%)" + _resume_alternative(ctx, script, profile))
 
 
 @check("SB007", "missing-timeout-signal", severity="warning")
@@ -271,8 +285,9 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
         torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20
 
     How to fix: ``#SBATCH --signal=B:USR1@600`` with a trap that forwards it to the trainer
-    (bundled trainer; scripts/speedrun.slurm shows how) and/or pass ``--save_every=1000`` to
-    base_train.
+    (bundled trainer; scripts/speedrun.slurm shows how), or save periodically with the flag the
+    checkout declares (``--save_every=1000`` classic, ``--save-every=1000`` dash eras; none before
+    2025-11-13, where the fix says to raise ``--time`` or update instead).
     """
     _readable(script)
     trainers = [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == "base"
@@ -286,14 +301,29 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     save = inv.flag("save_every", "save-every")
     if save is not None and save.value and save.value.lstrip("-").isdigit() and int(save.value) > 0:
         return
+    from preflight.checkout import SETTING_SINCE, setting_flag
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
+    save_flag, src = setting_flag(checkout, profile, inv.module, "save_every", inv.script_file)
+    resume_flag, _ = setting_flag(checkout, profile, inv.module, "resume_from_step", inv.script_file)
     plan = ctx.get("plan", None)
     limit = job_env.time_limit_s
     if plan is not None and plan.total_seconds is not None and limit is not None and plan.total_seconds * 3 <= limit:
         raise Skip(f"the estimated run ({plan.total_seconds / 60:.1f} min) is under a third of --time "
                    f"({limit / 60:.0f} min): no time-limit kill expected")
-    fix = ("#SBATCH --signal=B:USR1@600 and a trap that forwards it to the trainer started with & "
-           "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)" if profile.data.get("saves_on_signal")
-           else f"pass --save_every=1000 to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP")
+    if profile.data.get("saves_on_signal"):
+        fix = ("#SBATCH --signal=B:USR1@600 and a trap that forwards it to the trainer started with & "
+               "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)")
+    elif save_flag and resume_flag:
+        fix = f"pass {save_flag}=1000 to {inv.module} and resume a killed job with {resume_flag}=STEP (flags from {src})"
+    elif save_flag:
+        fix = (f"pass {save_flag}=1000 to {inv.module}; this checkout has no resume flag ({src}), so a killed job "
+               f"restarts base training from step 0: raise --time, or update nanochat (resume arrived "
+               f"{SETTING_SINCE['resume_from_step']})")
+    else:
+        fix = (f"this checkout's {inv.module} can neither save periodically nor resume ({src}; both arrived "
+               f"{SETTING_SINCE['save_every']}): raise --time above the estimate, or update nanochat")
     why = (f"--signal={signal_opt} does not help: the {profile.name} era's trainers do not save on a signal" if signal_opt
            else "no --signal is set")
     yield Finding(f"{inv.module} saves only at the end and {why}: if the job reaches its time limit it is killed "
@@ -333,7 +363,7 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
                     waited = True
                     break
                 inv = next((i for i in model.invocations if i.command is later), None)
-                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in ("base", "mid", "sft", "rl") \
+                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES \
                         and not later.background:
                     nxt_train = later
                     break
@@ -377,105 +407,13 @@ def secret_in_script(script) -> Iterator[Finding]:
                 break
 
 
-def _type_name(v) -> str:
-    return type(v).__name__
-
-
-@check("SB010", "flag-style-mismatch", severity="error")
-def flag_style_mismatch(script, profile, job_env) -> Iterator[Finding]:
-    """
-    What it checks: flags passed to nanochat training scripts in the style the detected era
-    accepts: ``--key=value`` with underscores and matching types for the classic
-    configurator, underscores or dashes for argparse eras, and no unknown keys.
-
-    Why it matters: the configurator treats ``--depth 20`` as a config file and asserts,
-    rejects ``--target_param_data_ratio=8.5`` (int default) and unknown keys; argparse
-    rejects ``--device_batch_size`` after 2026-01-13. The phase dies at startup.
-
-    Example:
-        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth 20
-
-    How to fix: ``--depth=20`` (classic), ``--device-batch-size=16`` (argparse, dash era);
-    use the keys listed in the module's defaults.
-    """
-    _readable(script)
-    sep = profile.flag_word_sep
-    for inv in script.all_invocations:
-        if not inv.module:
-            continue
-        phase = profile.phase_of_module(inv.module, inv.args)
-        if phase is None:
-            continue
-        keys = profile.config_keys(inv.module)
-        path = _p(script, inv)
-        if profile.uses_configurator(inv.module):
-            for f in inv.flags:
-                if f.style == "positional":
-                    continue  # the configurator takes a positional config file
-                if f.style in ("space", "bare", "short"):
-                    want = f"--{f.key}={f.value}" if f.value is not None else f"--{f.key}=VALUE"
-                    yield Finding(f"{inv.module}: `{f.raw}` has no '=': the classic configurator needs --key=value "
-                                  "(it treats the argument as a config file and asserts)", path=path, line=inv.line,
-                                  fix=f"write {want}")
-                    continue
-                if "-" in f.key:
-                    yield Finding(f"{inv.module}: `--{f.key}` uses dashes; the configurator keys use underscores",
-                                  path=path, line=inv.line, fix=f"write --{f.key.replace('-', '_')}={f.value}")
-                    continue
-                if keys is None:
-                    continue
-                if f.key not in keys:
-                    yield Finding(f"{inv.module}: unknown config key `{f.key}` (ValueError: Unknown config key)",
-                                  path=path, line=inv.line, fix=f"remove --{f.key} or use one of: {', '.join(sorted(keys))}")
-                    continue
-                value = f.value or ""
-                if "$" in value:
-                    value = script.expand(value, inv.line, inv.file, job_env.env)
-                    if value is None:
-                        continue
-                try:
-                    attempt = ast.literal_eval(value)
-                except (ValueError, SyntaxError):
-                    attempt = value
-                default = keys[f.key]
-                if type(attempt) is not type(default):
-                    yield Finding(f"{inv.module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "
-                                  f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch)",
-                                  path=path, line=inv.line, fix=f"write --{f.key}={_coerce(attempt, default)}")
-        elif profile.flag_style == "argparse" and phase in ("base", "mid", "sft", "rl"):
-            for f in inv.flags:
-                if f.style in ("positional", "short") or not f.key:
-                    continue
-                wrong = "_" if sep == "-" else "-"
-                if wrong in f.key:
-                    good = f.key.replace(wrong, sep)
-                    yield Finding(f"{inv.module}: `--{f.key}` is not accepted in this era ({profile.variant or profile.name}: "
-                                  f"flags use '{sep}'); argparse stops with 'unrecognized arguments'",
-                                  path=path, line=inv.line, fix=f"write --{good}" + (f"={f.value}" if f.value else ""))
-                    continue
-                if keys is not None and f.key.replace("-", "_") not in keys:
-                    yield Finding(f"{inv.module}: unknown flag `--{f.key}` in this era", path=path, line=inv.line,
-                                  fix=f"remove --{f.key}")
-
-
-def _coerce(attempt, default) -> str:
-    try:
-        if isinstance(default, bool):
-            return str(bool(attempt))
-        if isinstance(default, int):
-            return str(int(attempt))
-        if isinstance(default, float):
-            return repr(float(attempt))
-    except (TypeError, ValueError, OverflowError):  # int(1e999)
-        pass
-    return repr(str(attempt))
-
-
+# builtins that only set variables: their words are values, never a download
+_DECLARATIONS = {"export", "declare", "typeset", "local", "readonly", "set", "unset", "alias", "echo", "printf", ":"}
 _DEFAULT_NETWORK = [
     (r"\b(curl|wget)\b", "curl/wget download"),
     (r"\buv\s+(sync|pip\s+install|add)\b", "uv sync / pip install"),
     (r"\bpip3?\s+install\b", "pip install"),
-    (r"rustup|sh\.rustup\.rs", "rustup"),
+    (r"(?:^|\s)rustup\s+\w|sh\.rustup\.rs", "rustup"),
     (r"\bgit\s+(clone|pull|fetch)\b", "git clone/pull"),
 ]
 
@@ -505,6 +443,8 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
     dataset_mod = profile.modules.get("dataset")
     for model in script.walk():
         for cmd in model.commands:
+            if cmd.name in _DECLARATIONS:
+                continue  # `export RUSTUP_HOME=/scratch/rustup` names a path; it downloads nothing
             line_text = " ".join(cmd.words)
             for rx, what in compiled:
                 if rx.search(line_text):
@@ -541,7 +481,7 @@ def blocking_server(script, profile) -> Iterator[Finding]:
                           path=_p(script, inv), line=inv.line, fix="remove this line from the batch script")
 
 
-@check("SB013", "crlf-line-endings", severity="error")
+@check("SB013", "crlf-line-endings", severity="error", kills_at_start=True)
 def crlf_line_endings(script) -> Iterator[Finding]:
     """
     What it checks: Windows (CRLF) line endings in the script.
@@ -561,7 +501,7 @@ def crlf_line_endings(script) -> Iterator[Finding]:
                           line=1, fix=f"sed -i 's/\\r$//' {model.path}")
 
 
-@check("SB014", "slurm-rejects-job", severity="error", cost="load")
+@check("SB014", "slurm-rejects-job", severity="error", cost="load", kills_at_start=True)
 def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
     """
     What it checks: with SLURM present, ``sbatch --test-only`` on the script (with the
@@ -577,7 +517,7 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
 
     How to fix: fix what sbatch reports, or choose a partition whose limits fit the job.
     """
-    from preflight.script import parse_time_limit
+    from preflight.script.sbatch import parse_time_limit
 
     if sbatch_test.returncode != 0:
         msg = sbatch_test.output.splitlines()[-1] if sbatch_test.output else f"exit {sbatch_test.returncode}"

@@ -1,4 +1,4 @@
-"""``--format text``: the human report, grouped by family, ending with a one-line verdict.
+"""``--format text``: the human report: errors, warnings, info (``reporters.reading_order``), then a one-line verdict.
 
 The report is built as styled segments; on a colour terminal rich renders them, otherwise
 they are joined as plain text, so a CI log or a pipe never pays rich's import (~40 ms).
@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-FAMILIES = {
-    "SB": "Batch script", "ENV": "Environment", "GPU": "GPUs", "FS": "Filesystem", "DS": "Dataset",
-    "TOK": "Tokenizer", "NET": "Offline readiness", "CK": "Checkpoints", "RPT": "report.md",
-    "LOG": "Logs", "JOB": "Scheduler", "CHAT": "Chat smoke test",
-}
 MARKS = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("i", "cyan")}
+SECTIONS = {"error": "Errors", "warning": "Warnings", "info": "Info"}
+HEADLINE = {"training-not-visible"}  # shown above the run plan, not among the others
 STATUS_STYLE = {"done": "green", "partial": "yellow", "failed": "bold red", "not-run": "dim", "running": "cyan"}
 
 Segment = tuple[str, str]  # (text, rich style or "")
@@ -41,7 +38,24 @@ def _table(title: str, header: list[str] | None, rows: Iterable[list[Segment]]) 
     return out
 
 
-def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, title: str | None = None) -> list[Line]:
+def _finding_lines(f: Any, registry: Any) -> list[Line]:
+    from preflight.reporters import kills_at_start
+
+    sev = f.severity.value if f.severity else "error"
+    mark, style = MARKS[sev]
+    head: Line = [(" ", ""), (mark, style), (" ", ""), (f.code, "bold"), (f" {f.name}", "")]
+    if str(f.location):
+        head.append((f"  {f.location}", "dim"))
+    if kills_at_start(f, registry):
+        head.append(("  fatal at start", style))
+    out = [head, [(f"     {f.message}", "")]]
+    if f.fix:
+        out.append([("     ", ""), ("fix:", "green"), (f" {f.fix}", "")])
+    return out
+
+
+def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, title: str | None = None,
+          registry: Any = None) -> list[Line]:
     lines: list[Line] = []
     extras = result.extras
     if title:
@@ -49,6 +63,20 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
     profile = extras.get("profile")
     if profile:
         lines.append([("profile ", ""), (str(profile.get("name")), "bold"), (f": {profile.get('reason', '')}", "")])
+    streams = (extras.get("timeline") or {}).get("streams") or {}
+    for item in streams.get("also_read") or []:  # the stderr read beside the given .out
+        lines.append([("also read ", ""), (str(item.get("path")), "bold"), (f" ({item.get('why')})", "dim")])
+    for item in streams.get("refused") or []:
+        lines.append([("not read ", ""), (str(item.get("path")), "bold"), (f" ({item.get('why')})", "dim")])
+    for assumption in result.display.get("assumptions") or []:  # stated once here, not in every finding
+        lines.append([(assumption, "")])
+
+    # findings that qualify everything below them (a hidden launch: the plan and checks miss it) come first
+    headline = [f for f in result.findings if f.name in HEADLINE]
+    if headline:
+        lines += [[], [("Not visible to preflight", "bold yellow")]]
+        for f in headline:
+            lines += _finding_lines(f, registry)
 
     plan_rows = result.display.get("plan_rows")
     if plan_rows:
@@ -57,37 +85,48 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
 
     phases = extras.get("phases")
     if phases:
+        from preflight.series import sparklines
+
+        sparks = sparklines(result)
         rows = []
         for p in phases:
             evidence = p.get("evidence") or []
             if isinstance(evidence, list):
                 evidence = ", ".join(str(e) for e in evidence[:2])
             status = p.get("status", "")
-            rows.append([(p.get("name", ""), ""), (status, STATUS_STYLE.get(status, "")),
-                         (str(p.get("cause") or ""), ""), (str(evidence), "dim")])
+            row = [(p.get("name", ""), ""), (status, STATUS_STYLE.get(status, ""))]
+            if sparks:  # the loss of each training phase, first and last value around its shape
+                row.append((sparks.get(p.get("name", ""), ""), "cyan"))
+            rows.append(row + [(str(p.get("cause") or ""), ""), (str(evidence), "dim")])
         lines.append([])
-        lines += _table("Phases", ["phase", "status", "cause", "evidence"], rows)
+        lines += _table("Phases", ["phase", "status"] + (["loss"] if sparks else []) + ["cause", "evidence"], rows)
 
-    by_family: dict[str, list[Any]] = {}
-    for check in result.checks:
-        for f in check.findings:
-            by_family.setdefault(check.family or f.code[:2], []).append(f)
-    for family, findings in by_family.items():
-        lines += [[], [(FAMILIES.get(family, family), "bold")]]
-        for f in sorted(findings, key=lambda f: (-(f.severity.rank if f.severity else 2), f.code, f.line or 0)):
-            mark, style = MARKS[f.severity.value if f.severity else "error"]
-            head: Line = [(" ", ""), (mark, style), (" ", ""), (f.code, "bold"), (f" {f.name}", "")]
-            if str(f.location):
-                head.append((f"  {f.location}", "dim"))
-            lines.append(head)
-            lines.append([(f"     {f.message}", "")])
-            if f.fix:
-                lines.append([("     ", ""), ("fix:", "green"), (f" {f.fix}", "")])
+    smoke = extras.get("chat_smoke")
+    if smoke and smoke.get("ok"):
+        via = "the bundled GPT" if smoke.get("route") == "bundled" else f"{smoke.get('checkout')} with {smoke.get('python')}"
+        lines += [[], [("Chat smoke test ", "bold"),
+                       (f"{smoke.get('phase')} step {smoke.get('step')} via {via}: {smoke.get('said')!r} "
+                        f"in {smoke.get('seconds', 0):.1f}s", "")]]
+
+    from preflight.reporters import reading_order
+
+    section = None
+    rest = [f for f in result.findings if f.name not in HEADLINE]
+    for f in reading_order(rest, registry):
+        sev = f.severity.value if f.severity else "error"
+        if sev != section:
+            section = sev
+            count = sum(1 for g in rest if (g.severity.value if g.severity else "error") == sev)
+            lines += [[], [(f"{SECTIONS[sev]} ({count})", "bold")]]
+        lines += _finding_lines(f, registry)
 
     resume = extras.get("resume")
     if resume and resume.get("commands"):
         lines += [[], [(f"Resume from {resume.get('phase')}:", "bold")]]
+        lines += [[("  first: ", "green"), (fix, "")] for fix in resume.get("fixes") or []]
         lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
+        for item in resume.get("refused") or []:
+            lines.append([(f"  left out (not a plain flag value; set it yourself): {item}", "yellow")])
 
     errors = [c for c in result.checks if c.status.value == "error"]
     if errors:
@@ -148,4 +187,4 @@ def render_lines(lines: list[Line], *, color: bool = False, width: int | None = 
 
 def render(result: Any, registry: Any = None, *, color: bool = False, width: int | None = None,
            verbose: bool = False, elapsed: float | None = None, title: str | None = None, **_: Any) -> str:
-    return render_lines(build(result, verbose=verbose, elapsed=elapsed, title=title), color=color, width=width)
+    return render_lines(build(result, verbose=verbose, elapsed=elapsed, title=title, registry=registry), color=color, width=width)

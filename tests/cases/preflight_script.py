@@ -141,8 +141,9 @@ def _():
 
 @bad("flag-style-mismatch")
 def _():
+    # a classic-era run (alone, '--depth 20' reads as argparse: the profile says which era it is)
     return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth 20 "
-                    "--target_param_data_ratio=8.5\n", env=ENV)
+                    "--target_param_data_ratio=8.5\n", env=ENV, config={"profile": "classic"})
 
 
 @bad("flag-style-mismatch")
@@ -254,3 +255,39 @@ def _():
 @good("signal-not-delivered")
 def _():
     return Scenario(script=HEAD + BASE, env=ENV)  # no --signal: missing-timeout-signal's business
+
+
+# SB010 against the checkout's real flags (preflight/checkout.py reads them with ast)
+_DASH_BASE_TRAIN = ('import argparse\nparser = argparse.ArgumentParser()\n'
+                    'parser.add_argument("--depth", type=int, default=20)\n'
+                    'parser.add_argument("--fp8", action="store_true")\n'
+                    'parser.add_argument("--device-batch-size", type=int, default=32)\n'
+                    'parser.add_argument("--save-every", type=int, default=-1)\n'
+                    'parser.add_argument("--resume-from-step", type=int, default=-1)\n'
+                    'args = parser.parse_args()\n')
+_DASH_CHECKOUT = {"nanochat/nanochat/common.py": "", "nanochat/scripts/chat_sft.py": "",
+                  "nanochat/scripts/base_train.py": _DASH_BASE_TRAIN}
+
+
+@good("flag-style-mismatch")
+def _():  # --fp8 exists in the checkout (Karpathy's own speedrun passes it); --device-batch abbreviates
+    return Scenario(script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
+                    "-- --depth=20 --fp8 --device-batch=16\n", env=ENV, files=_DASH_CHECKOUT)
+
+
+@bad("flag-style-mismatch")
+def _():  # a typo against the checkout's flags: did you mean --save-every
+    return Scenario(script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
+                    "-- --depth=20 --save-evry=500\n", env=ENV, files=_DASH_CHECKOUT)
+
+
+@good("flag-style-mismatch")
+def _():  # no checkout: a fork's own flag is not an error just because the era profile lacks it
+    return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
+                    "--input_injection=1\n", env=ENV)
+
+
+@good("network-in-offline-job")
+def _():  # a path in an export is not a download (rustup's home on shared storage)
+    return Scenario(script=HEAD + "export RUSTUP_HOME=/scratch/$USER/rustup\nexport CARGO_HOME=/scratch/$USER/cargo\n"
+                    "source .venv/bin/activate\n" + BASE, env=ENV)

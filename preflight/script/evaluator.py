@@ -1,7 +1,7 @@
 """Static evaluation of a parsed batch script: which branches it takes, without running anything.
 
-The parser (preflight/script.py) records a flat stream of events (keywords, case patterns,
-function heads, simple commands with their assignments). ``build_tree`` turns it into blocks
+The parser (preflight.script.parser) records a flat stream of events (keywords, case patterns,
+function heads, simple commands with their assignments). ``tree.build_tree`` turns it into blocks
 (if / loops / case / groups / functions) and ``Evaluator`` walks them with what is known
 statically: the script's own assignments, the environment it is given (when given) and its
 positional arguments (when a followed script is run as ``bash x.sh --tiny``).
@@ -13,11 +13,14 @@ taken is dropped. Code that may or may not run is walked "uncertainly": its assi
 their variables UNKNOWN, but conditions inside it are still decided where they can be.
 """
 
+
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from preflight.script.conditions import Conditions
+from preflight.script.tree import Case, Func, Group, If, Item, Loop
 
 
 class _Unknown:
@@ -39,162 +42,7 @@ _PARAM_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+]
 _ALL_ARGS = {'"$@"', "$@", '"${@}"', "${@}", "$*", "${*}"}
 
 
-# -- the block tree ----------------------------------------------------------------------------
-# plain classes, not dataclasses: this module is imported on every `preflight check` (start-up)
-class Item:
-    __slots__ = ("cmd", "assigns")
 
-    def __init__(self, cmd: Any, assigns: list):
-        self.cmd = cmd  # script.Command or None (a line of plain assignments)
-        self.assigns = assigns  # [(script.Assignment, raw value as written)]
-
-
-class If:
-    __slots__ = ("branches", "else_body")
-
-    def __init__(self, branches: list, else_body: list | None = None):
-        self.branches = branches  # [[cond nodes, body nodes]]
-        self.else_body = else_body
-
-
-class Loop:
-    __slots__ = ("kind", "header", "cond", "body")
-
-    def __init__(self, kind: str, header: list):
-        self.kind = kind  # for | select | while | until
-        self.header = header  # raw words after `for`
-        self.cond: list = []
-        self.body: list = []
-
-
-class Case:
-    __slots__ = ("header", "arms")
-
-    def __init__(self, header: list):
-        self.header = header  # raw words after `case`: WORD in
-        self.arms: list = []  # [(raw patterns, body nodes)]
-
-
-class Group:
-    __slots__ = ("kind", "body")
-
-    def __init__(self, kind: str):
-        self.kind = kind  # { or (
-        self.body: list = []
-
-
-class Func:
-    __slots__ = ("name", "line", "body")
-
-    def __init__(self, name: str, line: int):
-        self.name = name
-        self.line = line
-        self.body: list = []
-
-
-class Malformed(Exception):
-    pass
-
-
-def iter_commands(nodes: list) -> Iterator[Any]:
-    """The commands in a block tree (every branch, loop and group), in order."""
-    for n in nodes:
-        if isinstance(n, Item):
-            if n.cmd is not None:
-                yield n.cmd
-        elif isinstance(n, If):
-            for cond, body in n.branches:
-                yield from iter_commands(cond)
-                yield from iter_commands(body)
-            yield from iter_commands(n.else_body or [])
-        elif isinstance(n, Loop):
-            yield from iter_commands(n.cond)
-            yield from iter_commands(n.body)
-        elif isinstance(n, Case):
-            for _patterns, body in n.arms:
-                yield from iter_commands(body)
-        elif isinstance(n, (Group, Func)):
-            yield from iter_commands(n.body)
-
-
-_CLOSES = {"fi": If, "done": Loop, "esac": Case}
-
-
-def build_tree(events: list) -> list:
-    """Events -> nested nodes. Raises Malformed when keywords do not pair up."""
-    root: list = []
-    cur: list = root
-    stack: list[tuple[Any, list]] = []  # (open node, the list to go back to)
-    pending_fn: tuple[str, int] | None = None
-    scratch: list = []
-
-    def top(kind: type) -> Any:
-        if not stack or not isinstance(stack[-1][0], kind):
-            raise Malformed(f"unpaired keyword (expected an open {getattr(kind, '__name__', 'block')})")
-        return stack[-1][0]
-
-    for ev in events:
-        kind = ev[0]
-        if kind == "item":
-            cur.append(Item(ev[1], ev[2]))
-            pending_fn = None
-            continue
-        if kind == "fn":
-            pending_fn = (ev[1], ev[2])
-            continue
-        if kind == "pattern":
-            node = top(Case)
-            node.arms.append((ev[1], []))
-            cur = node.arms[-1][1]
-            continue
-        kw = ev[1]
-        fn, pending_fn = pending_fn, None
-        if kw == "if":
-            node = If([[[], []]])
-            cur.append(node)
-            stack.append((node, cur))
-            cur = node.branches[0][0]
-        elif kw == "then":
-            cur = top(If).branches[-1][1]
-        elif kw == "elif":
-            node = top(If)
-            node.branches.append([[], []])
-            cur = node.branches[-1][0]
-        elif kw == "else":
-            node = top(If)
-            node.else_body = []
-            cur = node.else_body
-        elif kw in ("while", "until", "for", "select"):
-            node = Loop(kw, list(ev[2] or []))
-            cur.append(node)
-            stack.append((node, cur))
-            cur = node.cond if kw in ("while", "until") else scratch
-        elif kw == "do":
-            cur = top(Loop).body
-        elif kw == "case":
-            node = Case(list(ev[2] or []))
-            cur.append(node)
-            stack.append((node, cur))
-            cur = scratch
-        elif kw in ("{", "("):
-            node = Func(fn[0], fn[1]) if fn else Group(kw)
-            cur.append(node)
-            stack.append((node, cur))
-            cur = node.body
-        elif kw in _CLOSES:
-            top(_CLOSES[kw])
-            cur = stack.pop()[1]
-        elif kw in ("}", ")"):
-            node = top((Func, Group))  # type: ignore[arg-type]
-            if isinstance(node, Group) and node.kind != ("{" if kw == "}" else "("):
-                raise Malformed(kw)
-            cur = stack.pop()[1]
-    if stack:
-        raise Malformed("unclosed " + type(stack[-1][0]).__name__)
-    return root
-
-
-# -- evaluation --------------------------------------------------------------------------------
 class _Break(Exception):
     pass
 
@@ -227,7 +75,7 @@ class IncludeCall:
         self.positional = positional
 
 
-class Evaluator:
+class Evaluator(Conditions):
     def __init__(self, environ: dict | None, positional: list[str] | None, *, complete: bool = True,
                  file: str = "", include_args: Callable[[Any], tuple[str, list[str]] | None] | None = None):
         self.base: dict = dict(environ or {})
@@ -540,78 +388,6 @@ class Evaluator:
                 for a, _ in node.assigns:
                     self.skipped_lines.add(a.line)
 
-    def condition(self, nodes: list) -> bool | None:
-        """The exit status of a condition list as True/False, or None when it cannot be told."""
-        val: bool | None = None
-        first = True
-        for node in nodes:
-            if not isinstance(node, Item) or node.cmd is None:
-                return None
-            cmd = node.cmd
-            r = self.test(cmd.raw_words)
-            if cmd.negated and r is not None:
-                r = not r
-            if first or cmd.op_before in (None, ";"):
-                val = r
-            elif cmd.op_before == "&&":
-                val = False if val is False else (r if val is True else (False if r is False else None))
-            elif cmd.op_before == "||":
-                val = True if val is True else (r if val is False else (True if r is True else None))
-            else:
-                return None
-            first = False
-        return val
-
-    def test(self, raws: list[str]) -> bool | None:
-        if not raws:
-            return None
-        head = raws[0]
-        if head in ("true", ":") and len(raws) == 1:
-            return True
-        if head == "false" and len(raws) == 1:
-            return False
-        if head == "[" and raws[-1] == "]":
-            args, double = raws[1:-1], False
-        elif head == "[[" and raws[-1] == "]]":
-            args, double = raws[1:-1], True
-        elif head == "test":
-            args, double = raws[1:], False
-        else:
-            return None
-        negate = False
-        if args and args[0] == "!":
-            negate, args = True, args[1:]
-        r = self._test_args(args, double)
-        return (not r) if (negate and r is not None) else r
-
-    def _test_args(self, args: list[str], double: bool) -> bool | None:
-        if len(args) == 1:
-            v = self.expand_raw(args[0])
-            return None if v is None else v != ""
-        if len(args) == 2 and args[0] in ("-z", "-n"):
-            v = self.expand_raw(args[1])
-            return None if v is None else ((v == "") == (args[0] == "-z"))
-        if len(args) == 3:
-            a, op, b = args
-            left = self.expand_raw(a)
-            right = self.expand_raw(b)
-            if left is None or right is None:
-                return None
-            if op in ("=", "==", "!="):
-                quoted = any(q in b for q in "'\"")
-                if double and not quoted and any(g in right for g in "*?["):
-                    same = fnmatchcase(left, right)
-                else:
-                    same = left == right
-                return same if op != "!=" else not same
-            if op in ("-eq", "-ne", "-lt", "-le", "-gt", "-ge"):
-                try:
-                    x, y = int(left.strip()), int(right.strip())
-                except ValueError:
-                    return None
-                return {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y, "-gt": x > y, "-ge": x >= y}[op]
-        return None
-
     # -- loops and case -------------------------------------------------------------------------
     def _loop(self, node: Loop, certain: bool) -> None:
         if node.kind in ("for", "select"):
@@ -676,15 +452,3 @@ class Evaluator:
                     self.run(body2, False)
                 return
             self._skip(body)
-
-    def _match(self, word: str, patterns: list[str]) -> bool | None:
-        unknown = False
-        for raw in patterns:
-            pat = self.expand_raw(raw)
-            if pat is None:
-                unknown = True
-                continue
-            quoted = any(q in raw for q in "'\"\\")
-            if (fnmatchcase(word, pat) if not quoted else word == pat):
-                return True
-        return None if unknown else False

@@ -1,0 +1,122 @@
+"""nanochat's pipeline phases: the one home of their names, order and the facts that hold in every era.
+
+What changes between eras (the modules of a phase, its checkpoint dir, the report.md sections it
+writes, whether it exists at all) lives in the era profiles (schemas/profiles/*.yaml); the ``Phase``
+accessors below read it from a profile and fall back to the classic layout when there is none.
+Every check, the log indexer, the verdict and the plan take phase names and script/dir mappings
+from here, never from a literal tuple of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # public name: tokenizer | base | mid | sft | rl | report (JSON ``phases[].name``)
+    title: str  # how the text output names it
+    trains: bool  # a model-training phase (writes model checkpoints, runs under torchrun)
+    scripts: tuple[str, ...]  # entry-point basenames (``scripts.X`` / ``nanochat.X``) that belong to it
+    train_script: str | None  # the entry point that writes the phase's artifact
+    checkpoint_dir: str | None  # dir under BASE in the classic layout (the profile may rename it)
+    dir_words: tuple[str, ...] = ()  # the "<word>_checkpoints" spellings that name this phase in paths/logs
+
+    # -- era-dependent facts, read from a profile --------------------------------------------
+    def spec(self, profile: Any) -> dict | None:
+        return profile.phase(self.name) if profile is not None else None
+
+    def in_era(self, profile: Any) -> bool:
+        """Whether the era has this phase at all (no-mid eras have no ``mid``)."""
+        return profile is None or self.name in profile.phases
+
+    def modules(self, profile: Any) -> list[str]:
+        spec = self.spec(profile)
+        if spec is not None:
+            return list(spec.get("modules") or [])
+        return [f"scripts.{s}" for s in self.scripts]
+
+    def train_module(self, profile: Any) -> str | None:
+        spec = self.spec(profile)
+        if spec is not None:
+            return spec.get("train_module")
+        return f"scripts.{self.train_script}" if self.train_script else None
+
+    def checkpoint_dir_in(self, profile: Any) -> str | None:
+        spec = self.spec(profile)
+        if spec is not None:
+            return spec.get("checkpoint_dir")
+        return self.checkpoint_dir
+
+    def report_sections(self, profile: Any) -> list[str]:
+        spec = self.spec(profile)
+        return list((spec or {}).get("report_sections") or [])
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("tokenizer", "tokenizer", False, ("tok_train", "tok_eval"), "tok_train", None),
+    Phase("base", "base training", True, ("base_train", "base_loss", "base_eval"), "base_train",
+          "base_checkpoints", ("base",)),
+    Phase("mid", "midtraining", True, ("mid_train",), "mid_train", "mid_checkpoints", ("mid",)),
+    # sft_checkpoints: where chat_sft saved from 2026-01-31 to 2026-02-01 (eaf49a3, PR #484)
+    Phase("sft", "SFT", True, ("chat_sft",), "chat_sft", "chatsft_checkpoints", ("chatsft", "sft")),
+    Phase("rl", "RL", True, ("chat_rl",), "chat_rl", "chatrl_checkpoints", ("chatrl",)),
+    Phase("report", "report", False, ("report",), "report", None),
+)
+BY_NAME: dict[str, Phase] = {p.name: p for p in PHASES}
+PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
+TRAIN_PHASES: tuple[str, ...] = tuple(p.name for p in PHASES if p.trains)
+
+# entry points that belong to no single phase: chat_eval belongs to the phase of its -i/--source,
+# chat_cli/chat_web only read checkpoints; ``dataset`` (the shard downloader) is a log marker of its own.
+PHASELESS_SCRIPTS = ("chat_eval", "chat_cli", "chat_web")
+SCRIPT_PHASE: dict[str, str | None] = {
+    **{s: p.name for p in PHASES for s in p.scripts},
+    "dataset": "dataset",
+    **{s: None for s in PHASELESS_SCRIPTS},
+}
+# the script that writes each phase's artifact
+TRAIN_SCRIPTS: dict[str, str] = {p.train_script: p.name for p in PHASES if p.train_script and p.name != "report"}
+# the entry points that train a model (base_train, mid_train, chat_sft, chat_rl)
+TRAINER_SCRIPTS = frozenset(p.train_script for p in PHASES if p.trains and p.train_script)
+# entry points nanochat launches with torchrun (a world size applies to them)
+TORCHRUN_SCRIPTS = frozenset({"base_train", "base_loss", "base_eval", "mid_train", "chat_eval", "chat_sft", "chat_rl"})
+# log section markers ("=== base ===") the indexer accepts: the phases plus the shard download
+MARKER_NAMES = frozenset({*PHASE_NAMES, "dataset"})
+
+# "<word>_checkpoints" in a path or message -> the phase
+DIR_WORD_PHASE: dict[str, str] = {w: p.name for p in PHASES for w in p.dir_words}
+CKPT_DIR_RE = re.compile(r"(" + "|".join(sorted(DIR_WORD_PHASE, key=len, reverse=True)) + r")_checkpoints")
+CHECKPOINT_DIRS: dict[str, str] = {p.name: p.checkpoint_dir for p in PHASES if p.checkpoint_dir}
+
+
+def get(name: str) -> Phase:
+    return BY_NAME[name]
+
+
+def phase_of_script(script: str | None) -> str | None:
+    """The phase an entry point (basename or dotted module) belongs to; None for chat_eval & co."""
+    if not script:
+        return None
+    return SCRIPT_PHASE.get(script.rsplit(".", 1)[-1])
+
+
+def is_train_phase(name: str | None) -> bool:
+    return name in TRAIN_PHASES
+
+
+def order(name: str) -> int:
+    return PHASE_NAMES.index(name)
+
+
+def train_script_of(phase: str) -> str | None:
+    p = BY_NAME.get(phase)
+    return p.train_script if p else None
+
+
+def script_of_dir_word(word: str) -> str | None:
+    """``chatsft`` (from ``chatsft_checkpoints``) -> ``chat_sft``."""
+    phase = DIR_WORD_PHASE.get(word)
+    return train_script_of(phase) if phase else None

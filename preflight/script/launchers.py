@@ -1,0 +1,419 @@
+"""Training launches in a parsed script: torchrun / python -m / srun invocations, their flags,
+the wrappers in front of them, shell functions that launch their arguments, and exit checks."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from typing import Any
+
+from preflight.script.lexer import Unterminated, tokenize
+from preflight.script.model import Command, Flag, Invocation, ScriptModel
+from preflight.script.tree import Item, Loop, iter_commands
+from preflight.script.wrappers import MAX_INLINE_DEPTH, RUNNERS, inline_commands, inline_text, strip_prefixes
+
+_PY_RE = re.compile(r"^(?:python(?:\d+(?:\.\d+)?)?|pypy3?)$")
+
+
+_TORCHRUN_NO_VALUE = {"standalone", "no_python", "no-python", "run_path", "run-path", "module", "m"}
+
+def parse_flags(args: list[str]) -> list[Flag]:
+    """Script arguments as flags: --k=v (equals), --k v (space), --k (bare), -x v (short), positional."""
+    flags: list[Flag] = []
+    after = False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            if not after:
+                after = True
+                i += 1
+                continue
+        if a.startswith("--") and len(a) > 2:
+            key, eq, value = a[2:].partition("=")
+            if eq:
+                flags.append(Flag(key, value, "equals", a, after))
+            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+                flags.append(Flag(key, args[i + 1], "space", f"{a} {args[i + 1]}", after))
+                i += 1
+            elif i + 1 < len(args) and re.match(r"^-\d", args[i + 1]):
+                flags.append(Flag(key, args[i + 1], "space", f"{a} {args[i + 1]}", after))
+                i += 1
+            else:
+                flags.append(Flag(key, None, "bare", a, after))
+        elif a.startswith("-") and len(a) > 1 and not re.match(r"^-\d", a):
+            if len(a) > 2:
+                flags.append(Flag(a[1], a[2:].lstrip("="), "short", a, after))
+            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+                flags.append(Flag(a[1], args[i + 1], "short", f"{a} {args[i + 1]}", after))
+                i += 1
+            else:
+                flags.append(Flag(a[1], None, "short", a, after))
+        else:
+            flags.append(Flag(None, a, "positional", a, after))
+        i += 1
+    return flags
+
+
+def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation | None:
+    """cmd as a python/torchrun invocation; ``words``: its words after expansion (default: as written)."""
+    prefix = strip_prefixes(list(cmd.words if words is None else words))
+    words, srun, srun_opts = prefix.words, prefix.srun, prefix.srun_opts
+    if not words:
+        return None
+    head = os.path.basename(words[0])
+    launcher_opts: list[str] = []
+    nproc = nnodes = None
+    standalone = False
+    module = script_file = None
+    args: list[str] = []
+    launcher = None
+    if head == "torchrun" or (_PY_RE.match(head) and len(words) > 2 and words[1] == "-m"
+                              and words[2] in ("torch.distributed.run", "torch.distributed.launch")):
+        launcher = "torchrun"
+        j = 1 if head == "torchrun" else 3
+        while j < len(words):
+            w = words[j]
+            if w in ("-m", "--module"):
+                if j + 1 < len(words):
+                    module = words[j + 1]
+                    args = words[j + 2:]
+                j = len(words)
+                break
+            if not w.startswith("-"):
+                script_file = w
+                args = words[j + 1:]
+                break
+            key, eq, value = w.lstrip("-").partition("=")
+            launcher_opts.append(w)
+            if not eq and key not in _TORCHRUN_NO_VALUE and j + 1 < len(words):
+                value = words[j + 1]
+                launcher_opts.append(value)
+                j += 1
+            k = key.replace("-", "_")
+            if k == "nproc_per_node":
+                nproc = value
+            elif k == "nnodes":
+                nnodes = value
+            elif k == "standalone":
+                standalone = True
+            j += 1
+        if module is None and script_file is None and head == "torchrun":
+            return None
+    elif _PY_RE.match(head):
+        launcher = "python"
+        j = 1
+        while j < len(words):
+            w = words[j]
+            if w == "-m" and j + 1 < len(words):
+                module = words[j + 1]
+                args = words[j + 2:]
+                break
+            if w.startswith("-m") and len(w) > 2:
+                module = w[2:]
+                args = words[j + 1:]
+                break
+            if w == "-c":
+                return None
+            if w in ("-X", "-W") and j + 1 < len(words):
+                j += 2
+                continue
+            if not w.startswith("-"):
+                script_file = w
+                args = words[j + 1:]
+                break
+            j += 1
+        if module is None and script_file is None:
+            return None
+    else:
+        return None
+    if srun:
+        launcher = "srun+" + launcher
+    return Invocation(line=cmd.line, launcher=launcher, module=module, script_file=script_file,
+                      flags=parse_flags(args), args=args, nproc_per_node=nproc, nnodes=nnodes,
+                      standalone=standalone, srun=srun, background=cmd.background, checked=False,
+                      command=cmd, launcher_opts=launcher_opts + srun_opts, timeout=prefix.timeout,
+                      prefixes=list(prefix.names), srun_opts=list(srun_opts))
+
+
+def find_invocations(model: ScriptModel) -> None:
+    cmds = model.commands
+    wrappers = _find_wrappers(model)
+    templates = {id(w.command) for _, w in wrappers if w is not None}
+    loops = _loop_values(model)
+    for idx, cmd in enumerate(cmds):
+        if id(cmd) in templates:
+            continue  # the launcher inside a wrapper function: its calls are the invocations
+        checked = _has_exit_check(cmds, idx)
+        for one in _per_loop_value(cmd, loops.get(id(cmd))):
+            for inv in _launches(model, wrappers, one, 0):
+                inv.checked = inv.checked or checked
+                model.invocations.append(inv)
+
+
+def _loop_values(model: ScriptModel) -> dict[int, tuple[str, list[str]]]:
+    """id(command) -> (variable, values) for commands in `for V in a b c; do ... done` over a list
+    known before the job runs (`for phase in base mid sft`, `for d in $DEPTHS` with DEPTHS set)."""
+    out: dict[int, tuple[str, list[str]]] = {}
+
+    def walk(nodes: list) -> None:
+        for n in nodes:
+            if isinstance(n, Loop) and n.kind == "for" and len(n.header) > 2 and n.header[1] == "in":
+                values = []
+                for raw in n.header[2:]:
+                    text = raw.strip("'\"") if "$" not in raw else model.expand(raw.strip('"'), None, None, model.environ)
+                    if text is None or any(ch in text for ch in "*?[`$"):
+                        values = None
+                        break
+                    values.extend(text.split())
+                if values and len(values) <= _MAX_LOOP_VALUES:
+                    for c in iter_commands(n.body):
+                        out.setdefault(id(c), (n.header[0], values))
+            for child in (getattr(n, "body", None), getattr(n, "cond", None), getattr(n, "else_body", None)):
+                if isinstance(child, list):
+                    walk(child)
+            for pair in getattr(n, "branches", None) or getattr(n, "arms", None) or []:
+                walk(pair[1])
+
+    walk(model.tree)
+    return out
+
+
+def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Command]:
+    """The command once, or once per loop value when it uses the loop's variable."""
+    if loop is None:
+        return [cmd]
+    var, values = loop
+    ref = re.compile(r"\$(?:\{%s\}|%s\b)" % (var, var))
+    if not any(ref.search(r) for r in cmd.raw_words):
+        return [cmd]
+    return [replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
+            for v in values]
+
+
+# a command whose program is only known at run time: `$LAUNCH ...`, `"${CMD[@]}"`, `$(...)`
+_MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands are read once
+_DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
+
+
+def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> list[Invocation]:
+    """The invocations one command makes: itself, through a shell function that launches its
+    arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
+    words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+    via = None
+    if words:
+        wrapper = _wrapper_for(wrappers, words[0], cmd)
+        if wrapper is not None:
+            words = _expand_words(model, wrapper.apply(words[1:]), cmd)
+            via = f"{wrapper.name} (defined line {wrapper.line})"
+    head = os.path.basename(words[0]) if words else ""
+    if not (head in RUNNERS or _PY_RE.match(head) or head[:1] in "$`\"'"):
+        return []  # echo, mkdir, cd ...: most lines of a script
+    inv = parse_invocation(cmd, words)
+    if inv is not None:
+        inv.via = via
+        return [inv]
+    prefix = strip_prefixes(words)
+    if prefix.words and _DYNAMIC_HEAD_RE.match(prefix.words[0]):
+        model.hidden.append((cmd.line, cmd.file, f"the command is {prefix.words[0]}, known only when the job runs"))
+        return []
+    inline = inline_text(prefix.words)
+    if inline is None:
+        return []
+    how, text = inline
+    if how == "eval":
+        text = _expand_eval_text(model, cmd, prefix.words[1:])
+    if text is None or depth >= MAX_INLINE_DEPTH:
+        why = "its text is known only when the job runs" if text is None else "shell text nested too deep"
+        model.hidden.append((cmd.line, cmd.file, f"`{how}` runs shell text: {why}"))
+        return []
+    parsed = inline_commands(text, cmd)
+    if parsed is None:
+        model.hidden.append((cmd.line, cmd.file, f"`{how}` runs shell text that cannot be parsed"))
+        return []
+    inner, scratch = parsed
+    found: list[Invocation] = []
+    for j, ic in enumerate(inner):
+        for inv in _launches(model, wrappers, ic, depth + 1):
+            if prefix.srun and not inv.srun:
+                inv.srun, inv.launcher = True, "srun+" + inv.launcher
+            inv.launcher_opts = inv.launcher_opts + prefix.srun_opts
+            inv.srun_opts = inv.srun_opts + prefix.srun_opts
+            inv.timeout = inv.timeout or prefix.timeout
+            inv.prefixes = prefix.names + [how] + inv.prefixes
+            inv.background = inv.background or cmd.background
+            inv.checked = inv.checked or _has_exit_check(inner, j) or (scratch.errexit and j < len(inner) - 1)
+            inv.via = inv.via or f"{how} (line {cmd.line})"
+            found.append(inv)
+    return found
+
+
+def _expand_eval_text(model: ScriptModel, cmd: Command, words: list[str]) -> str | None:
+    """eval's words, expanded (it joins them with blanks and runs the result); None if unknown."""
+    out = []
+    for k, w in enumerate(words):
+        if "$" in w or "`" in w:
+            value = model.expand(w, cmd.line, cmd.file, model.environ)
+            if value is None and (k == 0 or _PURE_VAR_RE.match(w) or "$(" in w or "`" in w):
+                return None  # the command itself, or a whole word of it, is known only at run time
+            w = w if value is None else value  # `--run=$WANDB_RUN`: eval expands it later, as text here
+        out.append(w)
+    return " ".join(out)
+
+
+# an argument that is exactly one parameter expansion: $X, ${X}, ${X:-default}, "$X" ...
+_PURE_VAR_RE = re.compile(r"^\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=+][^{}]*)?\})$")
+
+
+def _expand_words(model: ScriptModel, pairs: list[tuple[str, str | None]], cmd: Command) -> list[str]:
+    """(value, raw) -> words, expanding what bash would: a variable head (`$PYTHON -m ...`,
+    `"${PY}"`) and unquoted variable arguments, split into words (`$BASE` holding
+    `--depth=2 --max_seq_len=256`) or gone (empty). Quoted arguments and words with text
+    around the variable (`--run=$WANDB_RUN`) stay as written (checks expand them where
+    they need the value). raw None: the value is final."""
+    out: list[str] = []
+    for k, (value, raw) in enumerate(pairs):
+        if raw is None or "$" not in raw:
+            out.append(value)
+            continue
+        array = _ARRAY_ALL_RE.match(raw)
+        if array:
+            words = _array_words(model, array.group(1), cmd)
+            out.extend([value] if words is None else words)
+            continue
+        quoted = len(raw) > 1 and raw[0] == raw[-1] == '"'
+        inner = raw[1:-1] if quoted else raw
+        if not _PURE_VAR_RE.match(inner) or (quoted and k > 0):
+            out.append(value)
+            continue
+        val = model.expand(inner, cmd.line, cmd.file, model.environ)
+        # a value may hold a variable set at run time (`torchrun ... --rdzv_endpoint=$MASTER_ADDR:29500`):
+        # its words are still known; a value that is itself only a variable is not
+        if val is None or val.lstrip().startswith(("$", "`")):
+            out.append(value)
+        elif quoted:
+            out.append(val)
+        else:
+            out.extend(val.split())  # bash's word splitting (default IFS); an empty value is no word
+    return out
+
+
+_ARRAY_ALL_RE = re.compile(r'^"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?$')
+
+
+def _array_words(model: ScriptModel, name: str, cmd: Command) -> list[str] | None:
+    """The elements of a known array (`LAUNCHER=(torchrun --nproc_per_node=8)`), expanded."""
+    value = model.value_at(name, cmd.line, cmd.file, model.environ)
+    if not value or not (value.startswith("(") and value.endswith(")")):
+        return None
+    try:
+        tokens, _ = tokenize(value[1:-1])
+    except Unterminated:
+        return None
+    return [t.value for kind, t in tokens if kind == "word"]
+
+
+class _Wrapper:
+    """A shell function that launches its first argument: `launch() { local mod=$1; shift;
+    torchrun ... -m "$mod" -- "$@"; }` (or a fixed module with "$@")."""
+
+    def __init__(self, name: str, line: int, file: str, command: Command, aliases: dict[str, int], shift: int):
+        self.name, self.line, self.file = name, line, file
+        self.command = command  # the launcher command inside the body
+        self.aliases = aliases  # local name -> index of the call argument it holds
+        self.shift = shift  # arguments shifted away before the launcher runs
+
+    def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
+        """The launcher's words for a call with these (expanded) arguments."""
+        out: list[tuple[str, str | None]] = []
+        for value, raw in zip(self.command.words, self.command.raw_words):
+            ref = _positional_ref(raw, self.aliases, self.shift)
+            if ref == "all":
+                out.extend((a, None) for a in args[self.shift:])
+            elif isinstance(ref, int):
+                out.append((args[ref] if ref < len(args) else "", None))
+            else:
+                out.append((value, raw))
+        return out
+
+
+def _positional_ref(raw: str, aliases: dict[str, int], shift: int) -> int | str | None:
+    inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
+    if inner in ("$@", "${@}", "$*", "${*}"):
+        return "all"
+    m = re.fullmatch(r"\$(?:([1-9])|\{([1-9])\}|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})", inner)
+    if not m:
+        return None
+    digit = m.group(1) or m.group(2)
+    if digit:
+        return shift + int(digit) - 1
+    return aliases.get(m.group(3) or m.group(4))
+
+
+def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
+    """(definition, the wrapper it is or None) for every function definition that may run."""
+    found: list[tuple[Any, _Wrapper | None]] = []
+    for fn in model.functions:
+        found.append((fn, None))
+        aliases: dict[str, int] = {}
+        shift = 0
+        for node in fn.body:
+            if not isinstance(node, Item):
+                break  # simple wrappers only: straight-line bodies
+            for a, raw in node.assigns:
+                ref = _positional_ref(raw, {}, shift)
+                if isinstance(ref, int):
+                    aliases[a.name] = ref
+            cmd = node.cmd
+            if cmd is None or cmd.name in ("local", "declare", "typeset", "export"):
+                continue
+            if cmd.name == "shift":
+                n = cmd.words[1] if len(cmd.words) > 1 else "1"
+                if not n.isdigit():
+                    break
+                shift += int(n)
+                continue
+            refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
+            if not any(r is not None for r in refs):
+                continue
+            words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+            inv = parse_invocation(cmd, words)
+            if inv is None:
+                continue
+            module_ref = _positional_ref(next((r for v, r in zip(cmd.words, cmd.raw_words) if v == inv.module), ""),
+                                         aliases, shift) if inv.module else None
+            if isinstance(module_ref, int) or "all" in refs:
+                found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                break
+    return found
+
+
+def _wrapper_for(wrappers: list[tuple[Any, _Wrapper | None]], name: str, cmd: Command) -> _Wrapper | None:
+    """The definition a call uses: the last one before the call among those that may run
+    (a definition in a branch the script does not take was dropped already)."""
+    best = None
+    for fn, w in wrappers:
+        if fn.name == name and (fn.file != cmd.file or fn.line < cmd.line):
+            best = w
+    return best
+
+
+def _has_exit_check(cmds: list[Command], idx: int) -> bool:
+    cmd = cmds[idx]
+    if cmd.in_condition:
+        return True  # `if ! torchrun ...; then exit 1; fi` / `if torchrun ...; then`
+    if cmd.op_after == "||":
+        for nxt in cmds[idx + 1: idx + 6]:
+            if nxt.line > cmd.end_line + 3:
+                break
+            if nxt.name in ("exit", "return", "false") or any(w in ("exit", "return") for w in nxt.words):
+                return True
+            if nxt.op_after not in (";", "&&", None) and nxt.name not in ("echo", "printf", ">&2"):
+                break
+    if idx + 1 < len(cmds):
+        nxt = cmds[idx + 1]
+        joined = " ".join(nxt.raw_words)
+        if "$?" in joined or "${?}" in joined or "PIPESTATUS" in joined:
+            return True
+    return False

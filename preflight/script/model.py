@@ -1,0 +1,283 @@
+"""The data a parsed batch script becomes: directives, assignments, commands, launches
+(ScriptModel and its parts); how they are read is in the package's other modules."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+ASSIGN_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?)=(.*)$", re.S)
+VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+# SLURM's job variables that follow from the script's own directives (variable -> directive keys)
+_JOB_VARS = {"SLURM_NNODES": ("nodes", "N"), "SLURM_JOB_NUM_NODES": ("nodes", "N"),
+             "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"), "SLURM_NTASKS_PER_NODE": ("ntasks-per-node",)}
+
+
+def own_job(script: "ScriptModel | None", environ: dict[str, str]) -> str | None:
+    """The job id when preflight runs inside the job of this very script (its first step, as in
+    scripts/speedrun.slurm): SLURM_JOB_ID is set and SLURM_JOB_NAME is the script's job name (its
+    --job-name, else its file name, which is what sbatch names a job). Then the allocation, not the
+    directives, says how many nodes and GPUs the job has: `sbatch --nodes=4 job.slurm` overrides them."""
+    job_id, job_name = environ.get("SLURM_JOB_ID"), environ.get("SLURM_JOB_NAME")
+    if not job_id or not job_name or script is None or script.path is None:
+        return None
+    names = {Path(script.path).name}
+    names.update(d.value for d in script.active_directives() if d.key == "job-name" and d.value)
+    return job_id if job_name in names else None
+
+
+# -- data --------------------------------------------------------------------------------------
+@dataclass
+class Directive:
+    line: int
+    key: str  # long option name without dashes: gres, nodes, time, output ...
+    value: str | None
+    raw: str  # the option as written (--gres=gpu:8, -N 2)
+    ignored: bool = False  # after the first command: sbatch does not read it
+    has_variable: bool = False  # $VAR inside: sbatch reads it literally
+    cut: str | None = None  # the rest of the line an unquoted `#` inside this option's word cut off
+
+
+@dataclass
+class Assignment:
+    line: int
+    name: str
+    value: str  # unquoted text, $VARs not expanded
+    exported: bool
+    unconditional: bool  # top level, not in if/loop/function, not after && or ||
+    default_only: bool = False  # ${X:-...} / : ${X:=...} style: keeps a value set before
+    file: str = ""
+    resolved: str | None = None  # its value as the static evaluation knows it (uses $1, $@ ...)
+
+
+@dataclass
+class Word:
+    raw: str
+    value: str  # quotes removed
+    expands: bool  # contains an unquoted or double-quoted $
+
+
+@dataclass
+class Command:
+    line: int
+    end_line: int
+    words: list[str]  # values (quotes removed), prefix assignments and redirections removed
+    raw_words: list[str]
+    env: dict[str, str]  # prefix assignments (X=1 cmd)
+    redirects: list[tuple[str, str]]
+    op_before: str | None  # ; && || | & or None (start of line)
+    op_after: str | None
+    background: bool
+    depth: int  # nesting in if/while/for/case/function/{ }
+    in_condition: bool  # the condition of if/while/until
+    negated: bool
+    in_function: bool
+    file: str
+    text: str  # the logical line
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.words[0]) if self.words else ""
+
+    @property
+    def conditional(self) -> bool:
+        return self.depth > 0 or self.op_before in ("&&", "||") or self.in_function
+
+
+@dataclass
+class Flag:
+    key: str | None  # without leading dashes; None for a positional argument
+    value: str | None
+    style: str  # equals | space | bare | short | positional
+    raw: str
+    after_separator: bool = False  # came after a `--`
+
+
+@dataclass
+class Invocation:
+    line: int
+    launcher: str  # torchrun | python | srun+torchrun | ...
+    module: str | None  # python -m X
+    script_file: str | None  # python file.py
+    flags: list[Flag]
+    args: list[str]
+    nproc_per_node: str | None  # as written (8, $NPROC_PER_NODE)
+    nnodes: str | None
+    standalone: bool
+    srun: bool
+    background: bool
+    checked: bool  # followed by a per-phase exit check
+    command: Command
+    launcher_opts: list[str] = field(default_factory=list)
+    via: str | None = None  # the shell function or shell text it was launched through (`launch ...`, `bash -lc`)
+    timeout: str | None = None  # `timeout DURATION` in front of it, as written
+    prefixes: list[str] = field(default_factory=list)  # what runs it: srun, timeout, bash -lc, eval ...
+    srun_opts: list[str] = field(default_factory=list)  # the options of the srun in front of it
+
+    @property
+    def file(self) -> str:
+        return self.command.file
+
+    def flag(self, *keys: str) -> Flag | None:
+        norm = {k.replace("-", "_") for k in keys}
+        for f in self.flags:
+            if f.key and f.key.replace("-", "_") in norm:
+                return f
+        return None
+
+
+@dataclass
+class ScriptModel:
+    path: Path | None
+    text: str = ""
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why the file could not be read at all
+    unparsable: list[tuple[int, str]] = field(default_factory=list)
+    directives: list[Directive] = field(default_factory=list)
+    assignments: list[Assignment] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    invocations: list[Invocation] = field(default_factory=list)
+    first_command_line: int | None = None
+    set_e_line: int | None = None
+    pipefail_line: int | None = None
+    errtrap_line: int | None = None
+    shebang: str | None = None
+    crlf_lines: int = 0
+    cd_targets: list[str] = field(default_factory=list)
+    includes: list["ScriptModel"] = field(default_factory=list)
+    include_lines: dict[str, int] = field(default_factory=dict)  # included file -> line of the call
+    size: int = 0
+    hidden: list[tuple[int, str, str]] = field(default_factory=list)  # (line, file, why) launches not visible
+    missing_includes: list[tuple[Command, str, list]] = field(default_factory=list)  # (call, path, tried) not found
+    tree: list = field(default_factory=list, repr=False)  # the block tree (preflight.script.tree), when evaluated
+    # static evaluation (preflight.script_eval): what the script starts with and what it skips
+    environ: dict[str, str] | None = None  # the environment it is known to start with (None: unknown)
+    positional: list[str] | None = None  # its arguments ($@) when known (a followed `bash x.sh --tiny`)
+    functions: list = field(default_factory=list)  # script_eval.FunctionDef, definitions that may run
+    skipped_lines: list[int] = field(default_factory=list)  # commands/assignments in branches not taken
+    evaluated: bool = False  # False: the block structure was not understood; every branch counts
+    problems_eval: str | None = None  # why it was not evaluated
+    _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
+
+    # -- aggregated views (this script plus the scripts it runs) -----------------------------
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def walk(self) -> Iterator["ScriptModel"]:
+        yield self
+        for inc in self.includes:
+            yield from inc.walk()
+
+    @property
+    def all_commands(self) -> list[Command]:
+        return [c for m in self.walk() for c in m.commands]
+
+    @property
+    def all_invocations(self) -> list[Invocation]:
+        return [i for m in self.walk() for i in m.invocations]
+
+    @property
+    def all_assignments(self) -> list[Assignment]:
+        return [a for m in self.walk() for a in m.assignments]
+
+    @property
+    def errexit(self) -> bool:
+        return self.set_e_line is not None or self.errtrap_line is not None
+
+    def active_directives(self) -> list[Directive]:
+        return [d for d in self.directives if not d.ignored]
+
+    def directive(self, *keys: str) -> Directive | None:
+        """The last active directive for any of these option names (sbatch: last one wins)."""
+        found = None
+        for d in self.active_directives():
+            if d.key in keys:
+                found = d
+        return found
+
+    def value_at(self, name: str, line: int | None = None, file: str | None = None,
+                 environ: dict[str, str] | None = None) -> str | None:
+        """The value of $name just before ``line`` (of ``file``): the script's own assignments
+        (last one wins, a default-only assignment keeps an earlier value), else ``environ``."""
+        value = (environ or {}).get(name)
+        if name in _JOB_VARS and not own_job(self, environ or {}):
+            # SLURM sets these at job start: the submitting shell's values (an salloc) do not reach the job
+            value = self._job_var(name)
+        for a in self.all_assignments:
+            if a.name != name:
+                continue
+            if file is not None and line is not None and a.file == file and a.line >= line:
+                continue
+            if a.default_only and value:
+                continue
+            if a.resolved is not None and re.search(r"\$\{?[0-9#@*]", a.value):
+                value = a.resolved  # an argument of the script ($1, $@): only the evaluation knows it
+                continue
+            value = self.expand(a.value, a.line, a.file, environ, _depth=1) or a.value
+        return value
+
+    def _job_var(self, name: str) -> str | None:
+        """What SLURM sets in the job for this script's own directives (SLURM_NNODES, SLURM_GPUS_ON_NODE...)."""
+        from preflight.script.sbatch import count, gpus_from_gres
+
+        d = self.directive(*_JOB_VARS[name])
+        if d is None or d.value is None:
+            return "1" if name in ("SLURM_NNODES", "SLURM_JOB_NUM_NODES") else None
+        n = gpus_from_gres(d.value) if d.key == "gres" else count(d.value)
+        return None if n is None else str(n)
+
+    def expand(self, text: str, line: int | None = None, file: str | None = None,
+               environ: dict[str, str] | None = None, _depth: int = 0) -> str | None:
+        """Expand $VAR/${VAR}/${VAR:-default} in text; None if a variable has no known value."""
+        if text is None:
+            return None
+        if _depth > 5:
+            return None
+        missing = False
+
+        def sub(m: re.Match) -> str:
+            nonlocal missing
+            name = m.group(1) or m.group(4)
+            op, default = m.group(2), m.group(3)
+            val = self.value_at(name, line, file, environ) if _depth < 5 else None
+            if op in (":-", "-", ":=", "=") and not val:
+                return default or ""
+            if val is None:
+                missing = True
+                return ""
+            return val
+
+        out = VAR_RE.sub(sub, text)
+        if missing:
+            return None
+        if "$((" in out:
+            out = self._arithmetic(out, line, file, environ, _depth)
+        if out is None or "$(" in out or "`" in out:
+            return None
+        return out
+
+    def _arithmetic(self, text: str, line: int | None, file: str | None, environ: dict[str, str] | None,
+                    depth: int) -> str | None:
+        """$(( expr )) replaced by its value (names in it are variables); None if one is unknown."""
+        from preflight.script.arith import evaluate
+
+        def lookup(name: str) -> str | None:
+            return self.value_at(name, line, file, environ) if depth < 5 else None
+
+        out, pos = [], 0
+        while (start := text.find("$((", pos)) >= 0:
+            end = text.find("))", start + 3)
+            if end < 0:
+                return None
+            value = evaluate(text[start + 3:end], lookup)
+            if value is None:
+                return None
+            out.append(text[pos:start] + str(value))
+            pos = end + 2
+        return "".join(out) + text[pos:]

@@ -1,0 +1,273 @@
+"""Parse a batch script (and the scripts it runs) into a ScriptModel without running it."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from preflight.script.commands import State, commands_from_tokens
+from preflight.script.launchers import find_invocations
+from preflight.script.lexer import Unterminated, tokenize
+from preflight.script.model import Command, ScriptModel
+from preflight.script.evaluator import Evaluator
+from preflight.script.sbatch import parse_directive
+from preflight.script.tree import Malformed, build_tree
+
+MAX_SCRIPT_BYTES = 50 * 1024 * 1024
+MAX_INCLUDE_DEPTH = 4
+MAX_QUOTE_JOIN = 200  # lines a quoted string may span before we call it unterminated
+
+
+def _read_script(path: Path) -> tuple[str | None, list[str], int]:
+    """(text, problems, size). Refuses binary, non-UTF-8 and huge files without reading them whole."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return None, [f"cannot read {path}: {exc.strerror or exc}"], 0
+    if path.is_dir():
+        return None, [f"{path} is a directory, not a batch script"], 0
+    if size > MAX_SCRIPT_BYTES:
+        return None, [f"{path} is {size / 1e6:.0f} MB; a batch script over {MAX_SCRIPT_BYTES // (1024 * 1024)} MB "
+                      "is not parsed (is this really the script?)"], size
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [f"cannot read {path}: {exc.strerror or exc}"], size
+    if b"\x00" in data[:65536]:
+        return None, [f"{path} is a binary file (NUL bytes), not a batch script"], size
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [f"{path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})"], size
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, [], size
+
+
+def parse_script(path: Path | str, cwd: Path | None = None, *, environ: dict[str, str] | None = None,
+                 args: list[str] | None = None, _environ_complete: bool = True, _seen: set | None = None,
+                 _depth: int = 0) -> ScriptModel:
+    """Parse a script file and the scripts it runs.
+
+    ``environ``: the environment the script starts with (branches that test it are decided
+    from it; None: unknown, they are kept). ``args``: its positional arguments (None: unknown)."""
+    path = Path(path)
+    text, problems, size = _read_script(path)
+    model = ScriptModel(path=path, problems=problems, size=size)
+    if text is None:
+        return model
+    _parse_text(model, text, environ, args, _environ_complete)
+    # follow `bash other.sh` / `source x.sh` when the file exists
+    seen = set() if _seen is None else _seen
+    try:
+        seen.add(str(path.resolve()))
+    except (OSError, RuntimeError):
+        seen.add(str(path))
+    if _depth < MAX_INCLUDE_DEPTH:
+        for cmd in model.commands:
+            target = included_file(cmd)
+            if not target:
+                continue
+            candidates = _include_candidates(model, cmd, target, cwd)
+            resolved = next((c for c in candidates if _is_file(c)), None)
+            if resolved is None:
+                if candidates:  # a known path, and no such file (an unknown one is not reported)
+                    model.missing_includes.append((cmd, expand_path(model, target, cmd.line, cmd.file), candidates))
+                continue
+            try:
+                key = str(resolved.resolve())
+            except (OSError, RuntimeError):
+                continue  # a symlink loop
+            if key in seen:
+                continue
+            seen.add(key)
+            call = model._includes_env.get(id(cmd))
+            if call is not None:  # what the parent knows at the call: its exports and the arguments
+                child = parse_script(resolved, cwd=cwd, environ=call.environ, args=call.positional,
+                                     _environ_complete=call.complete, _seen=seen, _depth=_depth + 1)
+            else:
+                child = parse_script(resolved, cwd=cwd, _seen=seen, _depth=_depth + 1)
+            model.includes.append(child)
+            model.include_lines[str(resolved)] = cmd.line
+    return model
+
+
+def parse_text(text: str, path: Path | None = None, *, environ: dict[str, str] | None = None,
+               args: list[str] | None = None) -> ScriptModel:
+    """Parse script text directly (tests, stdin). ``environ``/``args`` as for parse_script."""
+    model = ScriptModel(path=path, size=len(text.encode("utf-8", "replace")))
+    _parse_text(model, text, environ, args)
+    return model
+
+
+def included_file(cmd: Command) -> str | None:
+    w = cmd.words
+    if not w:
+        return None
+    name = os.path.basename(w[0])
+    if name in ("bash", "sh", "zsh") and len(w) > 1:
+        rest = [x for x in w[1:] if not x.startswith("-")]
+        if "-c" in w[1:]:
+            return None
+        return rest[0] if rest else None
+    if name in ("source", ".") and len(w) > 1:
+        return w[1]
+    if w[0].endswith(".sh") and ("/" in w[0]):
+        return w[0]
+    return None
+
+
+def expand_path(model: ScriptModel, word: str, line: int, file: str) -> str | None:
+    """A path word as the job sees it: variables from the script and the environment it is known
+    to start with (never the environment preflight runs in), ``~`` from that environment's HOME."""
+    expanded = model.expand(word, line, file, model.environ) if "$" in word else word
+    if expanded and expanded.startswith("~"):
+        home = (model.environ or {}).get("HOME") or model.value_at("HOME", line, file)
+        if not home or not (expanded == "~" or expanded.startswith("~/")):
+            return None
+        expanded = home + expanded[1:]
+    return expanded or None
+
+
+def _cd_targets(model: ScriptModel) -> list[str]:
+    return [t for c in model.commands if c.name in ("cd", "pushd") and len(c.words) > 1
+            for t in [expand_path(model, c.words[-1], c.line, c.file)] if t]
+
+
+def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path | None) -> list[Path]:
+    """Where a sourced/run file may be, in the order bash would find it ([] when its path is unknown)."""
+    expanded = expand_path(model, target, cmd.line, cmd.file)
+    if not expanded:
+        return []
+    p = Path(expanded)
+    if p.is_absolute():
+        return [p]
+    # the job's working directory: a `cd` of the script, --chdir, the submit directory
+    chdir = model.directive("chdir")
+    dirs = list(reversed(model.cd_targets)) + ([chdir.value] if chdir and chdir.value else []) + \
+        ([str(cwd)] if cwd else []) + ([str(model.path.parent)] if model.path else [])
+    return [(Path(cwd) / d if cwd and not Path(d).is_absolute() else Path(d)) / p for d in dirs]
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _parse_text(model: ScriptModel, text: str, environ: dict[str, str] | None = None,
+                args: list[str] | None = None, environ_complete: bool = True) -> None:
+    model.text = text
+    raw_lines = text.split("\n")
+    model.crlf_lines = sum(1 for ln in raw_lines if ln.endswith("\r"))
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in raw_lines]
+    if lines and lines[-1] == "":
+        lines.pop()
+    model.lines = lines
+    fname = str(model.path) if model.path else "<script>"
+    if lines and lines[0].startswith("#!"):
+        model.shebang = lines[0][2:].strip()
+        if re.search(r"\s-[a-zA-Z]*e", model.shebang):
+            model.set_e_line = 1
+
+    state = State()
+    i = 0
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        stripped = line.strip()
+        lineno = i + 1
+        if not stripped:
+            i += 1
+            continue
+        if stripped.startswith("#"):
+            if re.match(r"#SBATCH\b", stripped):
+                parse_directive(model, lineno, stripped[len("#SBATCH"):])
+            i += 1
+            continue
+        # a logical line: join backslash continuations and lines inside open quotes
+        start = i
+        chunk = line
+        tokens = None
+        heredocs: list[str] = []
+        while True:
+            if chunk.endswith("\\") and not chunk.endswith("\\\\") and i + 1 < n:
+                i += 1
+                chunk = chunk + "\n" + lines[i]
+                continue
+            try:
+                tokens, heredocs = tokenize(chunk)
+                break
+            except Unterminated:
+                if i + 1 < n and i - start < MAX_QUOTE_JOIN:
+                    i += 1
+                    chunk = chunk + "\n" + lines[i]
+                    continue
+                break
+        if tokens is None:
+            model.unparsable.append((start + 1, "unterminated quote or substitution"))
+            i = start + 1
+            continue
+        if model.first_command_line is None:
+            model.first_command_line = start + 1
+        # heredoc bodies are data, not commands
+        for delim in heredocs:
+            j = i + 1
+            while j < n and lines[j].strip() != delim:
+                j += 1
+            i = j
+        commands_from_tokens(model, state, tokens, start + 1, i + 1, chunk, fname)
+        i += 1
+
+    # directives after the first command are ignored by sbatch
+    if model.first_command_line is not None:
+        for d in model.directives:
+            d.ignored = d.line > model.first_command_line
+    export = model.directive("export")
+    if export is not None and not (export.value or "").upper().startswith("ALL"):
+        environ = None  # --export=NONE / a list: the job does not start with this environment
+    _evaluate(model, state.events, environ, args, environ_complete, fname)
+    model.cd_targets = _cd_targets(model)
+    find_invocations(model)
+
+
+def _evaluate(model: ScriptModel, events: list, environ: dict[str, str] | None, args: list[str] | None,
+              complete: bool, fname: str) -> None:
+    """Drop the commands and assignments of branches the script provably does not take."""
+    # (environ may hold evaluator.UNKNOWN for a parent's variable set at run time)
+    model.environ = {k: v for k, v in environ.items() if isinstance(v, str)} if environ is not None else None
+    model.positional = list(args) if args is not None else None
+    try:
+        tree = build_tree(events)
+        ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args)
+        ev.run_top(tree)
+    except Exception as exc:  # noqa: BLE001 - never let the evaluation break the parse
+        # structure not understood (Malformed) or a form it does not handle: keep every branch
+        for a in model.assignments:
+            a.resolved = None
+        model.problems_eval = f"{type(exc).__name__}: {exc}" if not isinstance(exc, Malformed) else str(exc)
+        return
+    model.evaluated = True
+    model.tree = tree
+    model.commands = [c for c in model.commands if id(c) in ev.live]
+    model.assignments = [a for a in model.assignments if id(a) in ev.live]
+    model.functions = ev.functions
+    model.skipped_lines = sorted(ev.skipped_lines)
+    model._includes_env = ev.includes
+
+
+def _include_args(cmd: Command) -> tuple[str, list[str]] | None:
+    """("bash"|"source", raw words of its arguments) when cmd runs another script."""
+    target = included_file(cmd)
+    if not target:
+        return None
+    w = cmd.words
+    name = os.path.basename(w[0])
+    kind = "source" if name in ("source", ".") else "bash"
+    try:
+        k = w.index(target, 1 if kind == "source" or name in ("bash", "sh", "zsh") else 0)
+    except ValueError:
+        return None
+    return kind, list(cmd.raw_words[k + 1:])

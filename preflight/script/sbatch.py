@@ -1,0 +1,181 @@
+"""SLURM's side of a batch script: `#SBATCH` options, --time and --gres values, and what
+`sbatch --test-only` says about the job (the ``sbatch_test`` fact)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from preflight.facts import FactUnavailable
+from preflight.script.model import Directive, ScriptModel
+
+# sbatch short options -> long names (those that matter here)
+_SHORT = {"J": "job-name", "N": "nodes", "n": "ntasks", "G": "gpus", "t": "time", "o": "output",
+          "e": "error", "p": "partition", "c": "cpus-per-task", "D": "chdir", "A": "account",
+          "q": "qos", "w": "nodelist", "C": "constraint", "a": "array", "d": "dependency",
+          "i": "input", "x": "exclude", "M": "clusters", "m": "distribution", "k": "no-kill"}
+_SBATCH_FLAGS_NO_VALUE = {"exclusive", "requeue", "no-requeue", "hold", "test-only", "wait", "overcommit",
+                          "contiguous", "no-kill", "parsable", "spread-job", "use-min-nodes", "oversubscribe",
+                          "verbose", "quiet", "export-file", "ignore-pbs", "k", "v", "Q", "H", "O", "s", "W", "h"}
+
+
+def split_directive(text: str) -> tuple[list[str], str | None]:
+    """The words sbatch reads from the rest of an ``#SBATCH`` line, and the text an unquoted ``#``
+    inside a word cut off (None when no word was cut).
+
+    sbatch's own rules, not the shell's (checked with sbatch 22.05 on the local cluster): words
+    split on blanks, quotes group and are removed, a backslash escapes, and an unquoted ``#``
+    ends the line even in the middle of a word (``--job-name=run#2 --time=5`` gives the name
+    ``run`` and no time limit). ``|``, ``;`` and ``&`` are ordinary characters.
+    """
+    words: list[str] = []
+    cur: list[str] = []
+    in_word = False
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                cur.append(c)
+        elif c == "\\" and i + 1 < n:
+            cur.append(text[i + 1])
+            in_word = True
+            i += 1
+        elif c in "'\"":
+            quote, in_word = c, True
+        elif c == "#":
+            if in_word:
+                words.append("".join(cur))
+                return words, text[i:]
+            return words, None
+        elif c.isspace():
+            if in_word:
+                words.append("".join(cur))
+            cur, in_word = [], False
+        else:
+            cur.append(c)
+            in_word = True
+        i += 1
+    if in_word:
+        words.append("".join(cur))
+    return words, None
+
+
+def parse_option_list(words: list[str]) -> list[tuple[str, str | None, str]]:
+    """sbatch-style options -> [(long key, value, raw)]; stops at the first non-option."""
+    out = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w.startswith("--"):
+            key, eq, value = w[2:].partition("=")
+            raw = w
+            if not eq:
+                if key in _SBATCH_FLAGS_NO_VALUE or i + 1 >= len(words) or words[i + 1].startswith("-"):
+                    value = None
+                else:
+                    value = words[i + 1]
+                    raw = f"{w} {value}"
+                    i += 1
+            out.append((key, value, raw))
+        elif w.startswith("-") and len(w) >= 2:
+            letter = w[1]
+            key = _SHORT.get(letter, letter)
+            if len(w) > 2:
+                value = w[2:].lstrip("=")
+                raw = w
+            elif letter in _SBATCH_FLAGS_NO_VALUE or i + 1 >= len(words):
+                value, raw = None, w
+            else:
+                value = words[i + 1]
+                raw = f"{w} {value}"
+                i += 1
+            out.append((key, value, raw))
+        else:
+            break
+        i += 1
+    return out
+
+
+def parse_directive(model: ScriptModel, lineno: int, rest: str) -> None:
+    words, cut = split_directive(rest)
+    options = parse_option_list(words)
+    for k, (key, value, raw) in enumerate(options):
+        model.directives.append(Directive(line=lineno, key=key, value=value, raw=raw,
+                                          has_variable=bool(value and re.search(r"\$\{?[A-Za-z_]", value)),
+                                          cut=cut if k == len(options) - 1 else None))
+
+
+def parse_time_limit(value: str | None) -> int | None:
+    """sbatch --time value -> seconds (None: unlimited or unparsable); SLURM's time format is read
+    in one place, preflight.slurm."""
+    from preflight.slurm import parse_time_or_none
+
+    return parse_time_or_none(value)
+
+
+def gpus_from_gres(value: str | None) -> int | None:
+    """--gres=gpu:8 / gpu:h100:8 / gpu:a100:4,lscratch:10 -> 8/8/4; gpu (no count) -> 1."""
+    if not value:
+        return None
+    for part in value.split(","):
+        bits = part.split(":")
+        if bits[0] != "gpu":
+            continue
+        if len(bits) == 1:
+            return 1
+        last = bits[-1].split("(")[0]
+        if last.isdigit():
+            return int(last)
+        return 1
+    return None
+
+
+def count(value: str | None) -> int | None:
+    """--gpus=8 / --gpus=h100:8 / --nodes=2 / --nodes=1-2 (min) -> int."""
+    if not value:
+        return None
+    v = value.split(":")[-1].split("-")[0].split(",")[0]
+    return int(v) if v.isdigit() else None
+
+
+
+# -- sbatch --test-only and partition limits ---------------------------------------------------
+_UNREACHABLE = ("unable to contact slurm controller", "connection refused", "socket timed out",
+                "zero bytes were transmitted", "unable to establish", "could not establish", "communications connection failure")
+
+
+@dataclass
+class SbatchTest:
+    """What SLURM says about the job without submitting it (the ``sbatch_test`` fact)."""
+
+    returncode: int
+    output: str  # stderr + stdout of `sbatch --test-only`
+    partitions: dict[str, dict[str, str]]  # name -> scontrol fields (MaxTime, MaxNodes, Default ...)
+    default_partition: str | None = None
+
+
+def sbatch_test_fact(ctx: Any) -> SbatchTest:
+    """`sbatch --test-only` run and read by preflight.slurm; the partitions from the ``slurm`` fact."""
+    from preflight import slurm
+
+    info = ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
+    script = ctx.get("script")
+    if not script.ok or script.path is None:
+        raise FactUnavailable("no readable batch script")
+    from preflight.script.model import own_job
+
+    if job_id := own_job(script, ctx.environ):
+        raise FactUnavailable(f"running inside job {job_id} of this script: SLURM has already accepted it")
+    # a hung sbatch raises ToolTimeout: SB014 becomes an error, not a silent skip
+    res = slurm.test_only(script.path, list(ctx.inputs.sbatch_args or []), env=info.env, timeout=info.timeout,
+                          cwd=ctx.inputs.cwd)
+    if res.returncode != 0 and any(s in res.output.lower() for s in _UNREACHABLE):
+        raise FactUnavailable(f"SLURM controller not reachable: {res.output.splitlines()[-1] if res.output else ''}")
+    default = info.default_partition
+    return SbatchTest(res.returncode, res.output, {p.name: p.raw for p in info.partitions},
+                      default.name if default is not None else None)

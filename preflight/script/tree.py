@@ -1,0 +1,164 @@
+"""The block tree of a parsed script: the parser's flat event stream -> if / loops / case /
+groups / functions (``build_tree``), and the commands in a tree (``iter_commands``)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+
+# -- the block tree ----------------------------------------------------------------------------
+# plain classes, not dataclasses: this module is imported on every `preflight check` (start-up)
+class Item:
+    __slots__ = ("cmd", "assigns")
+
+    def __init__(self, cmd: Any, assigns: list):
+        self.cmd = cmd  # script.Command or None (a line of plain assignments)
+        self.assigns = assigns  # [(script.Assignment, raw value as written)]
+
+
+class If:
+    __slots__ = ("branches", "else_body")
+
+    def __init__(self, branches: list, else_body: list | None = None):
+        self.branches = branches  # [[cond nodes, body nodes]]
+        self.else_body = else_body
+
+
+class Loop:
+    __slots__ = ("kind", "header", "cond", "body")
+
+    def __init__(self, kind: str, header: list):
+        self.kind = kind  # for | select | while | until
+        self.header = header  # raw words after `for`
+        self.cond: list = []
+        self.body: list = []
+
+
+class Case:
+    __slots__ = ("header", "arms")
+
+    def __init__(self, header: list):
+        self.header = header  # raw words after `case`: WORD in
+        self.arms: list = []  # [(raw patterns, body nodes)]
+
+
+class Group:
+    __slots__ = ("kind", "body")
+
+    def __init__(self, kind: str):
+        self.kind = kind  # { or (
+        self.body: list = []
+
+
+class Func:
+    __slots__ = ("name", "line", "body")
+
+    def __init__(self, name: str, line: int):
+        self.name = name
+        self.line = line
+        self.body: list = []
+
+
+class Malformed(Exception):
+    pass
+
+
+def iter_commands(nodes: list) -> Iterator[Any]:
+    """The commands in a block tree (every branch, loop and group), in order."""
+    for n in nodes:
+        if isinstance(n, Item):
+            if n.cmd is not None:
+                yield n.cmd
+        elif isinstance(n, If):
+            for cond, body in n.branches:
+                yield from iter_commands(cond)
+                yield from iter_commands(body)
+            yield from iter_commands(n.else_body or [])
+        elif isinstance(n, Loop):
+            yield from iter_commands(n.cond)
+            yield from iter_commands(n.body)
+        elif isinstance(n, Case):
+            for _patterns, body in n.arms:
+                yield from iter_commands(body)
+        elif isinstance(n, (Group, Func)):
+            yield from iter_commands(n.body)
+
+
+_CLOSES = {"fi": If, "done": Loop, "esac": Case}
+
+
+def build_tree(events: list) -> list:
+    """Events -> nested nodes. Raises Malformed when keywords do not pair up."""
+    root: list = []
+    cur: list = root
+    stack: list[tuple[Any, list]] = []  # (open node, the list to go back to)
+    pending_fn: tuple[str, int] | None = None
+    scratch: list = []
+
+    def top(kind: type) -> Any:
+        if not stack or not isinstance(stack[-1][0], kind):
+            raise Malformed(f"unpaired keyword (expected an open {getattr(kind, '__name__', 'block')})")
+        return stack[-1][0]
+
+    for ev in events:
+        kind = ev[0]
+        if kind == "item":
+            cur.append(Item(ev[1], ev[2]))
+            pending_fn = None
+            continue
+        if kind == "fn":
+            pending_fn = (ev[1], ev[2])
+            continue
+        if kind == "pattern":
+            node = top(Case)
+            node.arms.append((ev[1], []))
+            cur = node.arms[-1][1]
+            continue
+        kw = ev[1]
+        fn, pending_fn = pending_fn, None
+        if kw == "if":
+            node = If([[[], []]])
+            cur.append(node)
+            stack.append((node, cur))
+            cur = node.branches[0][0]
+        elif kw == "then":
+            cur = top(If).branches[-1][1]
+        elif kw == "elif":
+            node = top(If)
+            node.branches.append([[], []])
+            cur = node.branches[-1][0]
+        elif kw == "else":
+            node = top(If)
+            node.else_body = []
+            cur = node.else_body
+        elif kw in ("while", "until", "for", "select"):
+            node = Loop(kw, list(ev[2] or []))
+            cur.append(node)
+            stack.append((node, cur))
+            cur = node.cond if kw in ("while", "until") else scratch
+        elif kw == "do":
+            cur = top(Loop).body
+        elif kw == "case":
+            node = Case(list(ev[2] or []))
+            cur.append(node)
+            stack.append((node, cur))
+            cur = scratch
+        elif kw in ("{", "("):
+            node = Func(fn[0], fn[1]) if fn else Group(kw)
+            cur.append(node)
+            stack.append((node, cur))
+            cur = node.body
+        elif kw in _CLOSES:
+            top(_CLOSES[kw])
+            cur = stack.pop()[1]
+        elif kw in ("}", ")"):
+            node = top((Func, Group))  # type: ignore[arg-type]
+            if isinstance(node, Group) and node.kind != ("{" if kw == "}" else "("):
+                raise Malformed(kw)
+            cur = stack.pop()[1]
+    if stack:
+        raise Malformed("unclosed " + type(stack[-1][0]).__name__)
+    return root
+
+
+# -- evaluation --------------------------------------------------------------------------------
