@@ -41,15 +41,39 @@ def tb_phase(tb: Any) -> str | None:
     return None
 
 
-def crash_text(tb: Any, steps: int | None = None) -> str:
-    """"died during setup (offline dataset): HF dataset ... " for the phase table and findings."""
-    from preflight.causes import classify_traceback
+def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None) -> str:
+    """"died during setup (offline dataset): HF dataset ... " for the phase table and findings.
+    ``failed``: torchrun's record of the process's failure (rank, exitcode); when another rank failed
+    first and this traceback only lost it, the text names that rank."""
+    from preflight.causes import CASCADE, classify_traceback
 
     cause = classify_traceback(tb)
     what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
+    root = root_rank(tb, failed)
+    if root is not None and cause.name in CASCADE:
+        code = (failed or {}).get("exitcode")
+        sig = {-9: " (SIGKILL)", -6: " (SIGABRT)", -11: " (SIGSEGV)", -15: " (SIGTERM)"}.get(code, "")
+        return (f"rank {root} failed first" + (f" (exit {code}{sig.replace(' (', ', ').rstrip(')')})" if code is not None else "")
+                + (f" after {steps} logged steps" if steps else "")
+                + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})")
     if steps == 0:
         return f"died during setup ({cause.name}): {what}"
     return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
+
+
+def root_rank(tb: Any, failed: dict | None) -> int | None:
+    """The rank torchrun saw fail first, when it is not one of the ranks that printed ``tb``."""
+    rank = (failed or {}).get("rank")
+    return rank if rank is not None and rank not in (tb.ranks or []) else None
+
+
+def failed_record(logs: Any, tb: Any) -> dict:
+    """torchrun's failure record (rank, exitcode) of the process that printed ``tb``."""
+    for ix in (logs.logs if logs is not None else []):
+        for seg in ix.segments:
+            if tb in seg.tracebacks:
+                return seg.failed_marker.data if seg.failed_marker is not None else {}
+    return {}
 
 
 def stderr_note(logs: Any) -> str:
@@ -160,7 +184,7 @@ def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: An
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
-            v.status, v.cause = "failed", crash_text(tb, logged_steps)
+            v.status, v.cause = "failed", crash_text(tb, logged_steps, failed_record(logs, tb))
         v.evidence.append(tb.where)
         if ck is not None:
             v.evidence.append(ev_ck)

@@ -123,6 +123,10 @@ def test_text_markdown_json_verdicts(tmp_path):
     assert "| Phase | Status | Loss | Cause |" in md and "| sft | done | 3.50 " in md
     doc = json.loads(verify("json"))
     assert "series" not in doc  # the machine formats are unchanged
+    summary = tmp_path / "summary.md"  # GitHub's step summary: the markdown verdict, sparklines included
+    p = subprocess.run([sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), "-f", "github"],
+                       capture_output=True, text=True, cwd=tmp_path, env=dict(_env(), GITHUB_STEP_SUMMARY=str(summary)))
+    assert p.returncode in (0, 1) and "| Phase | Status | Loss | Cause |" in summary.read_text()
 
 
 def test_library_callers_get_curves_without_asking(tmp_path):
