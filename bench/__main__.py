@@ -18,7 +18,7 @@ import traceback
 
 from bench.common import Row, machine
 
-BENCHMARKS = ("startup", "preflight_check", "postflight_verify", "logscan", "deep", "trainer_cpu", "gpu")
+BENCHMARKS = ("startup", "preflight_check", "postflight_verify", "install", "logscan", "deep", "trainer_cpu", "gpu")
 
 
 def fmt(value: float | None, unit: str) -> str:
