@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import difflib
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -132,7 +133,8 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
             return ep
         with open(path, "rb") as fh:
             raw = fh.read(MAX_SOURCE_BYTES + 1)
-        tree = ast.parse(raw.decode("utf-8"), filename=path)
+        text = raw.decode("utf-8")
+        tree = _parse_declarations(text, path)
     except OSError as exc:
         ep.error = f"cannot read {path}: {exc.strerror or exc}"
         return ep
@@ -146,20 +148,38 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
         ep.error = f"{path} could not be parsed ({type(exc).__name__})"
         return ep
     _collect(tree, ep)
+    ep.saves_on_signal = bool(_SIGNAL_RE.search(text))
     return ep
+
+
+_SIGNAL_RE = re.compile(r"signal\.signal\(\s*(?:signal\.)?SIG(?:USR1|USR2|TERM)\b")
+
+
+def _parse_declarations(text: str, path: str) -> ast.Module:
+    """Parse only as far as the declarations go when that is a clean cut (the flags of nanochat's
+    scripts sit in their first ~80 lines; parsing all ~500 costs most of the read), else the whole file.
+    The cut is the first top-level statement after the last ``add_argument`` / the configurator exec."""
+    lines = text.splitlines(keepends=True)
+    marks = [i for i, s in enumerate(lines) if "add_argument" in s or ("exec(" in s and "configurator" in s)]
+    if marks and "@dataclass" not in text and "dataclass" not in text:
+        for j in range(marks[-1] + 1, len(lines)):
+            s = lines[j]
+            if s[:1] not in ("", " ", "\t", "\n", "\r", "#", ")", "]", "}") and not s.startswith(("else", "elif", "except", "finally")):
+                try:
+                    return ast.parse("".join(lines[:j]), filename=path)
+                except SyntaxError:
+                    break  # not a clean cut: parse everything
+    return ast.parse(text, filename=path)
 
 
 def _collect(tree: ast.Module, ep: EntryPoint) -> None:
     argparse_flags: dict[str, CheckoutFlag] = {}
     dataclass_flags: dict[str, CheckoutFlag] = {}
-    signal_handler = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr == "add_argument":
                 for f in _argparse_flag(node):
                     argparse_flags[f.option] = f
-            elif node.func.attr == "signal" and node.args and _mentions_signal(node.args[0]):
-                signal_handler = True
         elif isinstance(node, ast.ClassDef) and any(_decorator_name(d) == "dataclass" for d in node.decorator_list):
             for stmt in node.body:
                 if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
@@ -176,7 +196,6 @@ def _collect(tree: ast.Module, ep: EntryPoint) -> None:
     norm = {k.replace("-", "_") for k in ep.flags}
     ep.saves_periodically = "save_every" in norm
     ep.resumes = "resume_from_step" in norm
-    ep.saves_on_signal = signal_handler
 
 
 def _argparse_flag(call: ast.Call) -> list[CheckoutFlag]:
@@ -219,11 +238,6 @@ def _is_configurator_exec(call: ast.Call) -> bool:
                for n in ast.walk(call))
 
 
-def _mentions_signal(node: ast.AST) -> bool:
-    return any(isinstance(n, (ast.Attribute, ast.Name)) and getattr(n, "attr", getattr(n, "id", "")) in
-               ("SIGUSR1", "SIGUSR2", "SIGTERM") for n in ast.walk(node))
-
-
 def _decorator_name(node: ast.AST) -> str | None:
     if isinstance(node, ast.Call):
         node = node.func
@@ -253,10 +267,14 @@ def looks_like_checkout(path: Path) -> bool:
 def checkout_fact(ctx: Any) -> Checkout | None:
     """The checkout the job runs: ``--checkout DIR`` / config ``checkout:``, else the directory the
     era profile was fingerprinted from (the script's cd target, $SLURM_SUBMIT_DIR, cwd, the script's dir)."""
+    from preflight.facts import FactUnavailable
+
     explicit = ctx.config.get("checkout") if ctx.config is not None else None
     if explicit:
         p = Path(os.path.expanduser(str(explicit)))
-        return Checkout(p, "--checkout") if looks_like_checkout(p) else None
+        if looks_like_checkout(p):
+            return Checkout(p, "--checkout")
+        raise FactUnavailable(f"--checkout {p} is not a nanochat checkout (no nanochat/ and scripts/ there)")
     try:
         profile = ctx.get("profile", None)
     except Exception:
@@ -264,6 +282,15 @@ def checkout_fact(ctx: Any) -> Checkout | None:
     root = getattr(profile, "checkout", None)
     if root is not None and looks_like_checkout(Path(root)):
         return Checkout(Path(root), f"the nanochat checkout at {root} (where the script runs)")
+    if getattr(ctx.inputs, "stage", "pre") == "post":  # after the job: the one `preflight sbatch` recorded
+        try:
+            ledger = ctx.get("ledger", None)
+        except Exception:
+            ledger = None
+        rec = ledger.get("profile") if isinstance(ledger, dict) else None
+        recorded = rec.get("checkout") if isinstance(rec, dict) else None
+        if isinstance(recorded, str) and looks_like_checkout(Path(recorded)):
+            return Checkout(Path(recorded), "the run ledger")
     return None
 
 

@@ -574,6 +574,11 @@ def expected_phases(ctx: Any, profile: Any) -> list[str]:
         phases = (ledger.get("expected") or {}).get("phases")
         if isinstance(phases, list):  # [] is a plan too: a job that runs no nanochat phase
             return [p for p in phases if isinstance(p, str)]
+    js = ctx.get("jobscript", None) if getattr(ctx.inputs, "stage", "pre") == "post" else None  # what the job launched
+    if js is not None and js.steps:
+        launched = {st.phase for st in js.steps if st.phase}
+        if launched:
+            return [p for p in profile.phases if p in launched]
     out = []
     logs = ctx.get("logs", None)
     started = logs.started_phases() if logs is not None else []

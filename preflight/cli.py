@@ -107,6 +107,9 @@ OutputOpt = typer.Option(None, "--output-file", "-o", help="Write the report her
 FailOnOpt = typer.Option(None, "--fail-on", help="Exit 1 on findings at or above this severity (default error).")
 ExitZeroOpt = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings.")
 ConfigOpt = typer.Option(None, "--config", help="Config file (default: nearest preflight.yaml or [tool.preflight]).")
+PluginsOpt = typer.Option(None, "--plugins", help="A directory of site checks to load (repeatable).")
+TrustOpt = typer.Option(False, "--trust-config", help="Load the plugins: that the checked tree's config names "
+                        "(this runs its code; or set PREFLIGHT_TRUST_CONFIG=1).")
 ProfileOpt = typer.Option(None, "--profile", help="nanochat era (default: detect).")
 BaseDirOpt = typer.Option(None, "--base-dir", help="NANOCHAT_BASE_DIR of the run.")
 CheckoutOpt = typer.Option(None, "--checkout", help="The nanochat checkout the job runs (default: found from the script's cd).")
@@ -125,18 +128,40 @@ def _split(values: Optional[List[str]]) -> Optional[list[str]]:
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> "typer.Exit":
-    sys.stderr.write(message.rstrip() + "\n")
+    from preflight.reporters import clean
+
+    sys.stderr.write(clean(message.rstrip()) + "\n")
     return typer.Exit(code)
+
+
+def _trust(plugins: Optional[List[Path]], trust_config: bool) -> dict[str, Any]:
+    """CLI values for --plugins DIR (always loaded: the user named them) and --trust-config."""
+    out: dict[str, Any] = {}
+    if plugins:
+        out["plugins"] = [str(p.resolve()) for p in plugins]
+    if trust_config:
+        out["_trust"] = True
+    return out
 
 
 def _load(cli_values: dict[str, Any], config_path: Optional[Path], cwd: Path) -> Any:
     from preflight.config import load_config
 
-    return load_config(cli_values, config_path=config_path, cwd=cwd)
+    values = dict(cli_values)
+    trust = values.pop("_trust", None)
+    return load_config(values, config_path=config_path, cwd=cwd, trust=trust)
 
 
 def _registry(config: Any) -> Any:
     from preflight.registry import Registry
+
+    ignored = config.ignored_plugins()
+    if ignored:
+        from preflight.config import TRUST_ENV
+
+        sys.stderr.write(f"preflight: not loading plugins {', '.join(ignored)} named by {config.path}: a config "
+                         f"found in the checked tree does not run code (pass --trust-config or {TRUST_ENV}=1, "
+                         "or --plugins DIR)\n")
 
     return Registry.default(plugins=config.plugin_dirs())
 
@@ -177,8 +202,11 @@ def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Optio
         profile = getattr(ctx.get("profile", None), "name", None)
     except Exception:
         profile = None  # an undetectable profile still lets the profile-independent checks run
-    result = run_checks(registry, ctx, stage, profile=profile)
-    _collect_extras(result, ctx, describe)
+    from preflight.safeio import stdout_to_stderr
+
+    with stdout_to_stderr():  # a check, a library or a child it starts never prints into the report
+        result = run_checks(registry, ctx, stage, profile=profile)
+        _collect_extras(result, ctx, describe)
     if stage == "pre":
         result.display["assumptions"] = [_network_assumption(config.get("network", "offline"))]
     return result, registry, ctx, time.monotonic() - start
@@ -202,9 +230,17 @@ def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], 
              and "NO_COLOR" not in os.environ)
     text = render(fmt.value, result, registry, color=color, verbose=verbose, elapsed=elapsed, title=title)
     if to_file:
-        output_file.parent.mkdir(parents=True, exist_ok=True)
-        output_file.write_text(text, encoding="utf-8")
+        from preflight.safeio import UnsafeTarget, write_text
+
+        try:
+            write_text(output_file, text)
+        except (UnsafeTarget, OSError) as exc:
+            raise UsageError(f"cannot write {output_file}: {exc}") from None
     else:
+        from preflight.safeio import ASCII_SYMBOLS, can_encode
+
+        if not can_encode(sys.stdout):
+            text = text.translate(ASCII_SYMBOLS)
         sys.stdout.write(text)
         sys.stdout.flush()
     if to_file or fmt.value in MACHINE_FORMATS:
@@ -247,6 +283,8 @@ def check_cmd(
     fail_on: Optional[FailOn] = FailOnOpt,
     exit_zero: bool = ExitZeroOpt,
     config: Optional[Path] = ConfigOpt,
+    plugins: Optional[List[Path]] = PluginsOpt,
+    trust_config: bool = TrustOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     base_dir: Optional[Path] = BaseDirOpt,
     checkout: Optional[Path] = CheckoutOpt,
@@ -265,6 +303,7 @@ def check_cmd(
     if network is not None and network not in ("offline", "online"):
         raise _fail(f"preflight: --network must be offline or online, not {network!r}")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout, network=network)
+    cli_values.update(_trust(plugins, trust_config))
     inputs = RunInputs(script=script.resolve() if script else None, base_dir=base_dir, stage="pre", cwd=Path.cwd())
     result, registry, _, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
@@ -284,6 +323,8 @@ def sbatch_cmd(
     test_only: bool = typer.Option(False, "--test-only", help="Pass --test-only to sbatch; write no ledger."),
     fail_on: Optional[FailOn] = FailOnOpt,
     config: Optional[Path] = ConfigOpt,
+    plugins: Optional[List[Path]] = PluginsOpt,
+    trust_config: bool = TrustOpt,
     profile: Optional[ProfileName] = ProfileOpt,
     base_dir: Optional[Path] = BaseDirOpt,
     checkout: Optional[Path] = CheckoutOpt,
@@ -308,6 +349,7 @@ def sbatch_cmd(
     if "--test-only" in extra:
         test_only, extra = True, [a for a in extra if a != "--test-only"]
     cli_values = _cli_config(None, None, None, fail_on, profile, None, checkout)
+    cli_values.update(_trust(plugins, trust_config))
     inputs = RunInputs(script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra)
     result, registry, run_ctx, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
     from preflight.reporters import render
@@ -333,11 +375,13 @@ def list_cmd(
     fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f"),
     stage: Optional[str] = typer.Option(None, "--stage", help="pre | post"),
     config: Optional[Path] = ConfigOpt,
+    plugins: Optional[List[Path]] = PluginsOpt,
+    trust_config: bool = TrustOpt,
 ) -> None:
     """List every registered check (built-in, entry-point and plugin-dir)."""
     import json
 
-    cfg = _load({}, config, Path.cwd())
+    cfg = _load(_trust(plugins, trust_config), config, Path.cwd())
     registry = _registry(cfg)
     specs = [s for s in registry if stage is None or s.stage == stage]
     if fmt is ListFormat.json:
@@ -369,11 +413,12 @@ def list_cmd(
 
 @preflight_app.command("explain")
 def explain_cmd(key: str = typer.Argument(..., help="A check code (SB003) or name (missing-set-e)."),
-                config: Optional[Path] = ConfigOpt) -> None:
+                config: Optional[Path] = ConfigOpt, plugins: Optional[List[Path]] = PluginsOpt,
+                trust_config: bool = TrustOpt) -> None:
     """Show what a check does, why it matters, an example and how to fix it."""
     from preflight.docs import explain
 
-    registry = _registry(_load({}, config, Path.cwd()))
+    registry = _registry(_load(_trust(plugins, trust_config), config, Path.cwd()))
     spec = registry.get(key)
     if spec is None:
         raise _fail(f"preflight: no check named {key!r} (see `preflight list`)")
@@ -386,22 +431,30 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
     """Write a commented starter preflight.yaml."""
     from preflight.config import STARTER_CONFIG
 
-    if path.exists() and not force:
+    from preflight.safeio import UnsafeTarget, write_text
+
+    if path.exists() and not path.is_symlink() and not force:  # a link: refused below, --force or not
         raise _fail(f"preflight: {path} exists (use --force to overwrite)")
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    try:
+        write_text(path, STARTER_CONFIG)
+    except (UnsafeTarget, OSError) as exc:
+        raise _fail(f"preflight: {exc}")
     sys.stderr.write(f"wrote {path}\n")
 
 
 @preflight_app.command("docs")
 def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
              check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
-    """Generate docs/checks.md from the registry, and the compiled profiles (preflight/schemas/profiles/compiled.json)."""
+    """Generate docs/checks.md from the registry, docs/eras.md and the compiled profiles from the era profiles."""
     from preflight.docs import generate
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
     from preflight.registry import Registry
 
+    from preflight import erasdoc
+
     targets = [(output, generate(Registry.default(entry_points=False))),
-               (_profiles_dir() / COMPILED, compile_profiles())]
+               (_profiles_dir() / COMPILED, compile_profiles()),
+               (output.parent / "eras.md", erasdoc.generate())]
     stale = [path for path, text in targets
              if not path.exists() or path.read_text(encoding="utf-8") != text]
     if check_only:
@@ -421,6 +474,8 @@ def verify_cmd(
     log: Optional[List[Path]] = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
     base_dir: Optional[Path] = BaseDirOpt,
     checkout: Optional[Path] = CheckoutOpt,
+    script: Optional[Path] = typer.Option(None, "--script", help="The job's batch script (default: the ledger's, "
+                                          "else SLURM's copy via scontrol/sacct)."),
     profile: Optional[ProfileName] = ProfileOpt,
     deep: Optional[bool] = DeepOpt,
     smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
@@ -435,28 +490,44 @@ def verify_cmd(
     fail_on: Optional[FailOn] = FailOnOpt,
     exit_zero: bool = ExitZeroOpt,
     config: Optional[Path] = ConfigOpt,
+    plugins: Optional[List[Path]] = PluginsOpt,
+    trust_config: bool = TrustOpt,
     verbose: bool = VerboseOpt,
     no_color: bool = NoColorOpt,
 ) -> None:
     """Verify a finished (or running) job: state, logs, checkpoints, report; verdict per phase and resume plan."""
     from preflight.context import RunInputs
 
-    if job_id is not None and not job_id.replace("_", "").replace(".", "").isalnum():
-        raise _fail(f"postflight: {job_id!r} is not a job id")
+    from preflight.ledger import is_job_id
+
+    if job_id is not None and not is_job_id(job_id):
+        raise _fail(f"postflight: no such job {job_id[:40]!r}{'...' if len(job_id) > 40 else ''} "
+                    "(a SLURM job id is ASCII digits: 123, 123_4, 123.batch)")
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
                              smoke=smoke if smoke is not None else None, python=python)
-    from preflight.reporters import CURVE_FORMATS
+    cli_values.update(_trust(plugins, trust_config))
+    from preflight.reporters import wants_curves
 
+    if script is not None and not script.is_file():
+        raise _fail(f"postflight: --script {script}: not a file")
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
-                       series=fmt.value in CURVE_FORMATS)
+                       series=wants_curves(fmt.value), script=script)
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
-    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config, ("profile", "job", "phases", "resume"))
+    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config,
+                                          ("profile", "job", "phases", "resume", "timeline"))
     smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
     if smoke_outcome is not None:
         result.extras["chat_smoke"] = smoke_outcome.to_json()
+    if job_id and not log and base_dir is None and "job" not in result.extras and _optional(ctx, "ledger") is None:
+        raise _fail(f"postflight: no such job {job_id}: SLURM does not know it (or cannot be asked) and there is "
+                    "no ledger for it (was it submitted with `preflight sbatch`?)")
+    if result.checks and all(c.status.value == "skip" for c in result.checks):
+        _emit(result, registry, fmt, output_file, verbose=True, no_color=no_color, elapsed=elapsed,
+              title=f"postflight verify {job_id or ''}".rstrip())
+        raise _fail("postflight: nothing was verified: every check skipped (see the reasons above)")
     if inputs.series:
         _describe_curves(result, ctx)
     _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
@@ -467,6 +538,11 @@ def verify_cmd(
 
     job = result.extras.get("job") or {}
     still_running = job.get("state") in ACTIVE_STATES
+    if still_running and job.get("job_id") and os.environ.get("SLURM_JOB_ID") == str(job.get("job_id")):
+        # the job's own last step (scripts/speedrun.slurm): it runs because this process does
+        still_running = False
+        sys.stderr.write(f"postflight: verifying job {job.get('job_id')} from its own last step: "
+                         "every phase before this step is final\n")
     if still_running:
         sys.stderr.write(f"postflight: job {job.get('job_id')} is still {job.get('state')}: "
                          "the verdict is provisional (use --wait to wait for it)\n")
@@ -493,6 +569,14 @@ def _describe_curves(result: Any, ctx: Any) -> None:
 
 
 LIVE_EVERY_S = 60.0  # without a terminal (CI logs): one progress line a minute at most
+
+
+def _optional(ctx: Any, name: str) -> Any:
+    """A fact, or None when it is unavailable or cannot be computed."""
+    try:
+        return ctx.get(name, None)
+    except Exception:
+        return None
 
 
 def _wait_for(job_id: str, timeout: float, inputs: Any = None) -> None:
@@ -543,7 +627,10 @@ def _live_log(info: Any, inputs: Any) -> Optional[str]:
 # -- entry points ------------------------------------------------------------------------------
 def _main(app: typer.Typer, prog: str) -> None:
     from preflight.config import ConfigError
+    from preflight.reporters import clean
+    from preflight.safeio import guard_streams
 
+    guard_streams()
     try:
         app(prog_name=prog, standalone_mode=True)
     except SystemExit:
@@ -552,7 +639,7 @@ def _main(app: typer.Typer, prog: str) -> None:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)
     except ConfigError as exc:
-        sys.stderr.write(f"{prog}: config error: {exc}\n")
+        sys.stderr.write(f"{prog}: config error: {clean(exc)}\n")
         sys.exit(EXIT_ERROR)
     except Exception as exc:
         if os.environ.get("PREFLIGHT_DEBUG"):
@@ -561,9 +648,9 @@ def _main(app: typer.Typer, prog: str) -> None:
         from preflight.runner import SelectionError
 
         if isinstance(exc, (RegistrationError, SelectionError, UsageError)):
-            sys.stderr.write(f"{prog}: {exc}\n")
+            sys.stderr.write(f"{prog}: {clean(exc)}\n")
         else:
-            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {clean(exc)} "
                              f"(set PREFLIGHT_DEBUG=1 for the traceback)\n")
         sys.exit(EXIT_ERROR)
 

@@ -6,6 +6,7 @@ Every source is validated against ``schemas/config.schema.json``; an invalid sou
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,11 @@ class Config:
     values: dict[str, Any]
     sources: list[str] = field(default_factory=list)  # what was merged, lowest first
     path: Path | None = None  # the config file, if any (relative plugin paths resolve from it)
+    # where `plugins` came from: "user" (outside the checked tree), "file" (found in or named inside the
+    # checked tree: runs code only when trusted), "environment", "command line" or "defaults"
+    plugins_from: str = "defaults"
+    plugins_base: Path | None = None
+    trusted: bool = False  # --trust-config / PREFLIGHT_TRUST_CONFIG=1
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -71,8 +77,18 @@ class Config:
             raise AttributeError(attr) from None
 
     def plugin_dirs(self) -> list[Path]:
-        root = self.path.parent if self.path else Path.cwd()
+        """The plugin directories to import: none from a config file of the checked tree unless trusted
+        (``preflight check`` in CI on a pull request must not run the pull request's code)."""
+        if self.ignored_plugins():
+            return []
+        root = self.plugins_base or (self.path.parent if self.path else Path.cwd())
         return [(root / p) if not Path(p).is_absolute() else Path(p) for p in self.values["plugins"]]
+
+    def ignored_plugins(self) -> list[str]:
+        """``plugins:`` of an untrusted config file (not loaded); empty when there is nothing to refuse."""
+        if self.plugins_from == "file" and not self.trusted:
+            return [str(p) for p in self.values["plugins"]]
+        return []
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.values)
@@ -115,6 +131,9 @@ def _check_expansion(data: Any, source: str) -> None:
         on_path.add(key)
         stack.append((node, True, depth))
         kids = node.values() if isinstance(node, dict) else node
+        for k in kids:  # .nan / .inf pass every schema bound (NaN compares false): `timeout: .nan` disabled timeouts
+            if isinstance(k, float) and not math.isfinite(k):
+                raise ConfigError(f"{source}: {k!r} is not a finite number")
         stack.extend((k, False, depth + 1) for k in kids if isinstance(k, (list, dict)))
 
 
@@ -122,8 +141,16 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text):,} chars)"
 
 
+# keys whose CLI values typer has already typed (paths, enums): no schema to consult (importing
+# jsonschema costs ~0.1-0.5 s of start-up, more than the whole check)
+_PRETYPED = {"checkout": str, "profile": str, "fail-on": str, "deep": bool, "network": str}
+
+
 def _validate(data: Any, source: str) -> None:
     _check_expansion(data, source)
+    if source == "command line" and isinstance(data, dict) and data and all(
+            k in _PRETYPED and isinstance(v, _PRETYPED[k]) and v != "" for k, v in data.items()):
+        return
     import jsonschema  # deferred: only when there is something to validate
 
     from preflight import schemas
@@ -133,7 +160,14 @@ def _validate(data: Any, source: str) -> None:
     if errors:
         err = errors[0]
         where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        message = _short(err.message)
+        from preflight.redact import is_secret_name, redact
+
+        message = err.message
+        shown = repr(err.instance)
+        if message.startswith(shown) and any(isinstance(p, str) and is_secret_name(p) for p in err.absolute_path):
+            message = "the value" + message[len(shown):]  # the value under a secret's name is never echoed
+
+        message = redact(_short(message))
         if err.validator == "additionalProperties":
             message = f"unknown key: {message}"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -145,6 +179,8 @@ def _read_yaml(path: Path) -> Any:
 
     try:
         size = path.stat().st_size
+        if not path.is_file():
+            raise ConfigError(f"{path}: not a regular file; refused")
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(f"{path}: file is {size} bytes; a config over {MAX_CONFIG_BYTES} bytes is refused")
         text = path.read_text(encoding="utf-8")
@@ -174,6 +210,9 @@ def _read_pyproject(path: Path) -> Any:
     import tomllib  # type: ignore[import-not-found]  # py3.11+
 
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES or not path.is_file():
+            raise ConfigError(f"{path}: not a regular file under {MAX_CONFIG_BYTES} bytes; refused")
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
@@ -184,24 +223,58 @@ def _read_pyproject(path: Path) -> Any:
     return data.get("tool", {}).get("preflight")
 
 
+TRUST_ENV = "PREFLIGHT_TRUST_CONFIG"
+
+
+def _may_climb_into(directory: Path) -> bool:
+    """Whether config discovery may look in ``directory`` above the start: not a shared parent that
+    anyone can write (/tmp, /scratch: world-writable or sticky) and not another user's directory."""
+    try:
+        st = directory.stat()
+    except OSError:
+        return False
+    return st.st_uid in (os.getuid(), 0) and not st.st_mode & (0o002 | 0o1000)
+
+
 def find_config_file(start: Path) -> tuple[Path, str] | None:
-    """Nearest preflight.yaml, or pyproject.toml with [tool.preflight], from ``start`` upward."""
+    """Nearest preflight.yaml, or pyproject.toml with [tool.preflight], from ``start`` upward; the
+    search stops at the repository root (.git) or the home directory, and never climbs into a
+    directory that other users can write or own."""
     start = start.resolve()
+    home = Path.home().resolve() if "HOME" in os.environ else None
     for directory in (start, *start.parents):
+        if directory != start and not _may_climb_into(directory):
+            break
         for name in CONFIG_FILENAMES:
             candidate = directory / name
             if candidate.is_file():
                 return candidate, "yaml"
         pyproject = directory / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                if "[tool.preflight]" in pyproject.read_text(encoding="utf-8", errors="replace"):
-                    return pyproject, "toml"
-            except OSError:
-                pass
-        if (directory / ".git").exists():
+        if _has_tool_section(pyproject):
+            return pyproject, "toml"
+        if (directory / ".git").exists() or directory == home:
             break
     return None
+
+
+def _has_tool_section(pyproject: Path) -> bool:
+    """A ``[tool.preflight]`` table in the first MAX_CONFIG_BYTES of a regular pyproject.toml."""
+    try:
+        if not pyproject.is_file():
+            return False
+        with open(pyproject, "rb") as fh:
+            return b"[tool.preflight]" in fh.read(MAX_CONFIG_BYTES)
+    except OSError:
+        return False
+
+
+def user_config_file(environ: Mapping[str, str]) -> Path | None:
+    """The user's own config, outside any checked tree: $XDG_CONFIG_HOME/nanochat-preflight/preflight.yaml."""
+    base = environ.get("XDG_CONFIG_HOME") or (str(Path.home() / ".config") if environ.get("HOME") else "")
+    if not base:
+        return None
+    path = Path(base) / "nanochat-preflight" / "preflight.yaml"
+    return path if path.is_file() else None
 
 
 def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -237,12 +310,29 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     search: bool = True,
+    trust: bool | None = None,
 ) -> Config:
-    """Merge defaults, the config file, PREFLIGHT_* variables and CLI values (highest last)."""
+    """Merge defaults, the user's config, the project's config file, PREFLIGHT_* variables and CLI
+    values (highest last). ``trust``: load ``plugins:`` of the project's config file (default:
+    PREFLIGHT_TRUST_CONFIG)."""
     environ = os.environ if environ is None else environ
     values = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     sources = ["defaults"]
     path: Path | None = None
+    if trust is None:
+        trust = environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    plugins_from, plugins_base = "defaults", None
+
+    user_file = user_config_file(environ) if search else None
+    if user_file is not None:
+        data = _read_yaml(user_file) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{user_file}: $: the top level must be a mapping, not {type(data).__name__}")
+        _validate(data, str(user_file))
+        values.update(data)
+        sources.append(str(user_file))
+        if "plugins" in data:
+            plugins_from, plugins_base = "user", user_file.parent
 
     found: tuple[Path, str] | None = None
     if config_path is not None:
@@ -261,19 +351,26 @@ def load_config(
         _validate(data, str(path) + (" [tool.preflight]" if kind == "toml" else ""))
         values.update(data)
         sources.append(str(path))
+        if "plugins" in data:
+            plugins_from, plugins_base = "file", path.parent
 
     env_values = from_environ(environ)
     if env_values:
         _validate(env_values, "environment (PREFLIGHT_*)")
         values.update(env_values)
         sources.append("environment")
+        if "plugins" in env_values:
+            plugins_from, plugins_base = "environment", Path(cwd or Path.cwd())
 
     cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
     if cli_values:
         _validate(cli_values, "command line")
         values.update(cli_values)
         sources.append("command line")
-    return Config(values=values, sources=sources, path=path)
+        if "plugins" in cli_values:
+            plugins_from, plugins_base = "command line", Path(cwd or Path.cwd())
+    return Config(values=values, sources=sources, path=path, plugins_from=plugins_from, plugins_base=plugins_base,
+                  trusted=bool(trust))
 
 
 def merge_selectors(values: Iterable[str]) -> list[str]:

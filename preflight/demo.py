@@ -190,12 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         verify = postflight + ["verify", "--log", str(log), "--base-dir", str(base), "--profile", "bundled"]
 
     code = _run(console, "3. postflight verify (after the job)", verify, env=env, cwd=work)
+    page = work / "report.html"  # the same verdict as a page with the training curves, for a browser
+    subprocess.run(verify + ["--format", "html", "--output-file", str(page)], env=env, cwd=work,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     minutes = (time.monotonic() - started) / 60
     via = "the local SLURM cluster" if use_slurm else "directly (no SLURM)"
     verdict = "[bold green]every phase done[/]" if code == 0 else f"[bold red]postflight exit {code}[/]"
     console.rule()
     console.print(f"demo finished in {minutes:.1f} min, run {via}: {verdict}")
     console.print(f"artifacts: {base}   logs: {logs}   chat: NANOCHAT_BASE_DIR={base} python -m nanochat.chat_cli -p hi")
+    if page.exists():
+        console.print(f"run report (open in a browser): {page}")
     return code
 
 

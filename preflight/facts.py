@@ -53,13 +53,16 @@ PROVIDERS: dict[str, str] = {
     "ledger": "preflight.ledger:ledger_fact",
     "job": "preflight.slurm:job_fact",
     # postflight (postflight issue)
-    "logs": "preflight.logindex:logs_fact",
+    "logs": "preflight.logset:logs_fact",
     "checkpoints": "preflight.ckpt:checkpoints_fact",
     "chat_smoke": "preflight.smoke:chat_smoke_fact",
     "report": "preflight.reportmd:report_fact",
     "phases": "preflight.verdict:phases_fact",
     "resume": "preflight.verdict:resume_fact",
     "series": "preflight.series:series_fact",
+    # the job as a timeline (issue 12)
+    "jobscript": "preflight.jobscript:jobscript_fact",
+    "timeline": "preflight.timeline:timeline_fact",
 }
 
 _REGISTERED: dict[str, Provider] = {}

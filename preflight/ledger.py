@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,8 +31,9 @@ SCHEMA_VERSION = 1
 DEFAULT_LEDGER_DIR = ".preflight/jobs"
 DEFAULT_OUTPUT = "slurm-%j.out"
 DEFAULT_ARRAY_OUTPUT = "slurm-%A_%a.out"
-MAX_LEDGER_BYTES = 50_000_000  # a ledger is a few KB; refuse to parse anything absurd
-_JOB_ID_RE = re.compile(r"^[0-9]+(?:[_.+][0-9A-Za-z]+)*$")
+MAX_LEDGER_BYTES = 8_000_000  # a ledger is a few KB (its preflight report is capped); parsing 50 MB took 1.2 GB
+# ASCII digits only ("١٢٣" is not a job id), bounded: 123, 123_4, 123+1, 123.batch
+_JOB_ID_RE = re.compile(r"^[0-9]{1,12}(?:[_.+][0-9A-Za-z]{1,16}){0,2}$")
 
 # sbatch options the ledger needs, by every spelling (short options take a value)
 _OPTS = {"-o": "output", "--output": "output", "-e": "error", "--error": "error", "-J": "job-name",
@@ -334,8 +336,25 @@ def build_ledger(*, job_id: str, script: Path, sbatch_args: list[str], cwd: Path
     return doc
 
 
+def is_job_id(text: str) -> bool:
+    return bool(_JOB_ID_RE.match(text))
+
+
+def _redacted(value: Any) -> Any:
+    """The document with every string masked: `--export=...,WANDB_API_KEY=...` must not be stored in clear."""
+    from preflight.redact import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def write_ledger(doc: dict[str, Any], directory: Path) -> Path:
-    return write_atomic(ledger_path(str(doc["job_id"]), directory), doc)
+    return write_atomic(ledger_path(str(doc["job_id"]), directory), _redacted(jsonable(doc)))
 
 
 class Ledger(dict):
@@ -396,7 +415,10 @@ _LEDGER_TYPES = {"logs": dict, "expected": dict, "profile": dict, "script": dict
 def read_ledger(path: Path) -> Ledger:
     """Parse a ledger; a clear one-line ValueError when it is not one."""
     try:
-        size = path.stat().st_size
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode):  # a link to /etc/shadow, a FIFO: not a ledger we wrote
+            raise ValueError("not a regular file")
+        size = st.st_size
         if size > MAX_LEDGER_BYTES:
             raise ValueError(f"{path}: {size} bytes is too large for a ledger")
         data = json.loads(path.read_text(encoding="utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
@@ -423,7 +445,7 @@ def find_ledger(job_id: str, directories: Iterable[Path]) -> Path | None:
             p = ledger_path(job_id, d)
         except ValueError:
             return None
-        if p.is_file():
+        if p.is_file() or p.is_symlink():  # a link is refused by read_ledger, with the reason
             return p
     return None
 

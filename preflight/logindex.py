@@ -23,21 +23,22 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from preflight import steplines
-from preflight.facts import FactUnavailable
 from preflight.phases import (CKPT_DIR_RE, MARKER_NAMES, SCRIPT_PHASE, TRAINER_SCRIPTS, is_train_phase,
                               script_of_dir_word, train_script_of)
 from preflight.redact import redact
 
 MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
 MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
+MAX_TB_PER_SEGMENT = 256  # distinct tracebacks kept per process segment; more copies are only counted
 
 # every terminal escape, not only colours: CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST: window titles,
 # hyperlinks, clipboard writes), other two-byte escapes; and the C0 controls that are not layout
 ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
 RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
+RANK_NUM_RE = re.compile(r"(\d+)")
 
 ANCHOR_RE = re.compile(
     rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
@@ -157,10 +158,28 @@ class TracebackRecord:
     script: str | None = None  # the nanochat script whose frames appear (base_train, mid_train ...)
     rank: str = ""
     path: str = ""
+    chain: list[tuple[str, str]] = field(default_factory=list)  # earlier exceptions of the same process
+    ranks: list[int] = field(default_factory=list)  # every rank that printed this traceback
+    copies: int = 1  # how many identical copies were folded into this one
+    _added: bool = field(default=False, repr=False)
 
     @property
     def phase(self) -> str | None:
         return SCRIPT_PHASE.get(self.script or "")
+
+    @property
+    def root(self) -> tuple[str, str]:
+        """The first exception of the chain (what went wrong first), else this one."""
+        return self.chain[0] if self.chain else (self.exc_type, self.message)
+
+    @property
+    def chain_text(self) -> str:
+        """Every exception of the process, one per line: what cause rules match."""
+        return "\n".join(f"{t}: {m}" for t, m in [*self.chain, (self.exc_type, self.message)])
+
+    @property
+    def signature(self) -> tuple:
+        return (self.script, tuple(self.chain), self.exc_type, self.message)
 
     @property
     def where(self) -> str:
@@ -172,12 +191,20 @@ class TracebackRecord:
 
     @property
     def wrapper(self) -> bool:
-        """torchrun's own ChildFailedError: a summary of a rank's failure, not the cause."""
-        return self.exc_type.endswith("ChildFailedError")
+        """torchrun's own failure, not a trainer's: its ChildFailedError summary of a rank's failure, or
+        its agent losing the rendezvous store after another node's agent left (a consequence)."""
+        if self.exc_type.endswith("ChildFailedError"):
+            return True
+        from preflight.ranks import AGENT_NOISE
+
+        in_agent = bool(self.frames) and "torch/distributed/elastic/" in self.frames[-1][0]
+        return in_agent and not self.exc_type.endswith("RendezvousTimeoutError") and bool(
+            AGENT_NOISE.search(self.chain_text))
 
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "type": self.exc_type, "message": self.message, "script": self.script,
-                "frame": self.last_frame, "path": self.path}
+                "frame": self.last_frame, "path": self.path, "ranks": self.ranks, "copies": self.copies,
+                "chain": [{"type": t, "message": m} for t, m in self.chain]}
 
 
 @dataclass
@@ -215,7 +242,8 @@ class Segment:
     nan_loss: Event | None = None
     downloads: list[Event] = field(default_factory=list)
     footgun: Event | None = None
-    failed_marker: Event | None = None  # torchrun "scripts.X FAILED"
+    failed_marker: Event | None = None  # torchrun "scripts.X FAILED" (data: script, exitcode, rank)
+    header: Event | None = None  # the echo header that opened the segment ("[3/5] Midtraining ...")
     content: bool = False  # saw anything besides start lines
 
     @property
@@ -279,10 +307,30 @@ class LogIndex:
 
 
 # -- the indexer ---------------------------------------------------------------------------------
+_ANCHORS: dict[bytes, re.Pattern] = {}
+
+
+def _anchor_re(extra: bytes) -> re.Pattern:
+    """The bytes anchor plus the era grammar's own anchors (headers, chained tracebacks, torchrun)."""
+    if not extra:
+        return ANCHOR_RE
+    rx = _ANCHORS.get(extra)
+    if rx is None:
+        rx = _ANCHORS[extra] = re.compile(ANCHOR_RE.pattern + b"|" + extra)
+    return rx
+
+
 class _Indexer:
-    def __init__(self, path: str, mid_style_phase: str = "mid", series: Any = None):
+    def __init__(self, path: str, mid_style_phase: str = "mid", series: Any = None, grammar: Any = None):
+        from preflight.loggrammar import grammar_for
+
         self.idx = LogIndex(path=path)
         self.series = series  # a series.SeriesCollector: the training curves, from this same pass
+        self.grammar = grammar if grammar is not None else grammar_for(None)
+        self.anchor = _anchor_re(self.grammar.anchors())
+        self.chain_pending: dict[str, tuple[TracebackRecord, int]] = {}  # rank -> (record, line of the chain text)
+        self.last_closed: dict[str, TracebackRecord] = {}
+        self.last_failed: Event | None = None
         self.find_runs = steplines.runs_regex  # for blocks that come without their runs
         self.mid_script = "mid_train" if mid_style_phase == "mid" else "chat_sft"
         self.line = 1  # line number at self.cursor
@@ -348,7 +396,7 @@ class _Indexer:
     def _region(self, buf: bytes, start: int, end: int) -> int:
         """Lines without the 'step ' prefix: decode and handle those that contain an anchor."""
         pos = start
-        search = ANCHOR_RE.search
+        search = self.anchor.search
         while pos < end:
             m = search(buf, pos, end)
             if m is None:
@@ -469,11 +517,28 @@ class _Indexer:
                 seg.override_line = seg.override_line or line
             return
         mm = MARKER_RE.match(s)
-        if mm and mm.group(1) in MARKER_NAMES:
-            name = mm.group(1)
+        header = None if (mm and mm.group(1) in MARKER_NAMES) else self.grammar.header_phase(s)
+        if (mm and mm.group(1) in MARKER_NAMES) or header:
+            name = header or mm.group(1)
             seg = self.seg = self._new_segment(line) if (seg.content or seg.overrides or seg.marker) else seg
             seg.marker = name
+            if header:
+                seg.header = Event("header", line, s[:200], {"phase": header})
             return
+        g = self.grammar
+        if g.process_start is not None and g.process_start.search(s):
+            self._start(line)
+            return
+        if g.chain is not None and g.chain.match(s):
+            prev = self.last_closed.get(rank)
+            if prev is not None:
+                self.chain_pending[rank] = (prev, line)
+            return
+        if g.torchrun_exitcode is not None and self.last_failed is not None:
+            mx = g.torchrun_exitcode.match(text)
+            if mx:
+                self.last_failed.data.setdefault("exitcode", int(mx.group(1)))
+                return
         if "Autodetected device" in s:
             md = DEVICE_RE.search(s)
             if seg.content or seg.device:
@@ -579,7 +644,7 @@ class _Indexer:
             target = seg
             if seg.script not in (None, script):  # torchrun prints after the child's own lines
                 target = next((x for x in reversed(self.idx.segments) if x.script == script), seg)
-            target.failed_marker = Event("failed", line, s, {"script": script})
+            target.failed_marker = self.last_failed = Event("failed", line, s, {"script": script})
             return
         if "CUDA out of memory" in s or "OutOfMemoryError" in s:
             self.idx.slurm.append(Event("cuda-oom", line, s))
@@ -587,7 +652,18 @@ class _Indexer:
 
     # tracebacks -------------------------------------------------------------------------------
     def _open_traceback(self, line: int, rank: str) -> None:
+        pending = self.chain_pending.pop(rank, None)
+        if pending is not None and line - pending[1] <= 64:  # ranks interleave: their blank lines come between
+            # "During handling of the above exception ...": the same process, one more link of its chain
+            rec = pending[0]
+            if len(rec.chain) < 16:
+                rec.chain.append((rec.exc_type, rec.message))
+            self.tb[rank] = (rec, 0)
+            return
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path)
+        mr = RANK_NUM_RE.search(rank)
+        if mr:
+            rec.ranks.append(int(mr.group(1)))
         self.tb[rank] = (rec, 0)
 
     def _traceback_lines(self, buf: bytes, pos: int, end: int) -> int:
@@ -641,20 +717,50 @@ class _Indexer:
 
     def _close_traceback(self, rank: str) -> None:
         rec, _ = self.tb.pop(rank)
+        self.last_closed[rank] = rec
         seg = self.seg
         phase = rec.phase
+        if not rec._added and rec.script and seg.script and seg.content and SCRIPT_PHASE.get(seg.script) != phase \
+                and (seg.marker is None or seg.marker != phase):
+            seg = self.seg = self._new_segment(rec.line)  # another process's crash (a stderr log has no headers)
         if rec.script and seg.script is None and seg.marker in (None, phase):
             seg.script = rec.script
         seg.content = True
-        # dedupe: every rank prints the same traceback
-        for other in seg.tracebacks:
-            if other.exc_type == rec.exc_type and other.message == rec.message and other.script == rec.script:
+        if rec._added:  # a chained link of a traceback already in the segment
+            return
+        rec._added = True
+        if len(seg.tracebacks) >= MAX_TB_PER_SEGMENT:  # 10,000 identical tracebacks: keep counting, not storing
+            self._fold_segment(seg)
+            if len(seg.tracebacks) >= MAX_TB_PER_SEGMENT:
+                seg.tracebacks[-1].copies += 1
                 return
         seg.tracebacks.append(rec)
+
+    @staticmethod
+    def _fold_segment(seg: Segment) -> None:
+        """Every rank prints the same traceback (and a chain prints several): one record per distinct
+        process failure, with the ranks that printed it and how many copies there were."""
+        folded: dict[tuple, TracebackRecord] = {}
+        for rec in seg.tracebacks:
+            key = rec.signature
+            have = folded.get(key)
+            if have is None:
+                folded[key] = rec
+                continue
+            have.copies += rec.copies
+            for r in rec.ranks:
+                if r not in have.ranks:
+                    have.ranks.append(r)
+        for rec in folded.values():
+            rec.ranks.sort()
+        seg.tracebacks = list(folded.values())
 
     def finish(self) -> LogIndex:
         for rank in list(self.tb):
             self._close_traceback(rank)
+        for seg in self.idx.segments:
+            if len(seg.tracebacks) > 1:
+                self._fold_segment(seg)
         if self.idx.segments:
             self.idx.segments[-1].end_line = max(self.line - 1, self.idx.segments[-1].start_line)
         # drop a leading empty segment (no lines of interest before the first process start)
@@ -693,7 +799,7 @@ def parse_step(text: str, line: int) -> StepRecord | None:
 
 
 def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | None = None,
-              series: Any = None) -> LogIndex:
+              series: Any = None, grammar: Any = None) -> LogIndex:
     """Index one log up to its size at open time. Unreadable logs give ``LogIndex.error``.
 
     ``vector`` picks the numpy step-line finder (default: for logs of NUMPY_MIN_LOG or more, or
@@ -701,7 +807,7 @@ def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | Non
     every way gives the same index. ``series`` (a ``series.SeriesCollector``) collects the
     training curves during the same pass."""
     path = str(path)
-    ix = _Indexer(path, mid_style_phase, series)
+    ix = _Indexer(path, mid_style_phase, series, grammar)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
             ix.idx.error = f"{path} is not a regular file"
@@ -751,112 +857,10 @@ def looks_binary(sample: bytes) -> bool:
     return odd > len(text) * 0.05
 
 
-# -- the fact ------------------------------------------------------------------------------------
-@dataclass
-class LogSet:
-    """Every log of a run, indexed; ``missing`` are logs that were named but do not exist."""
+def __getattr__(name: str) -> Any:
+    """The log set and the ``logs`` fact live in ``preflight.logset`` now; old imports still work."""
+    if name in ("LogSet", "logs_fact", "candidate_logs", "iter_segments"):
+        from preflight import logset
 
-    logs: list[LogIndex] = field(default_factory=list)
-    missing: list[tuple[str, str]] = field(default_factory=list)  # (path, where it was named)
-    source: str = ""
-    series: dict[str, Any] = field(default_factory=dict)  # path -> series.SeriesCollector (when asked for)
-
-    @property
-    def segments(self) -> list[Segment]:
-        return [s for ix in self.logs for s in ix.segments]
-
-    @property
-    def tracebacks(self) -> list[TracebackRecord]:
-        return [t for ix in self.logs for t in ix.tracebacks]
-
-    def by_phase(self, phase: str) -> list[Segment]:
-        return [s for s in self.segments if s.phase == phase]
-
-    def slurm_events(self, kind: str | None = None) -> list[tuple[LogIndex, Event]]:
-        return [(ix, e) for ix in self.logs for e in ix.slurm if kind is None or e.kind == kind]
-
-    def started_phases(self) -> list[str]:
-        out: list[str] = []
-        for seg in self.segments:
-            if seg.phase and seg.phase not in out:
-                out.append(seg.phase)
-        for tb in self.tracebacks:
-            if tb.phase and tb.phase not in out:
-                out.append(tb.phase)
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "logs": [ix.to_json() for ix in self.logs],
-                "missing": [p for p, _ in self.missing]}
-
-
-def _expand(pattern: str, job_id: str | None, job_name: str | None) -> str | None:
-    if ("%j" in pattern or "%A" in pattern) and not job_id:
-        return None
-    if "%x" in pattern and not job_name:
-        return None
-    return (pattern.replace("%j", job_id or "").replace("%A", job_id or "").replace("%x", job_name or "")
-            .replace("%%", "%"))
-
-
-def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
-    """(path, named explicitly) pairs and where they came from."""
-    inputs = ctx.inputs
-    cwd = Path(inputs.cwd)
-    if inputs.logs:
-        return [(str(p), True) for p in inputs.logs], "--log"
-    ledger = ctx.get("ledger", None)
-    if isinstance(ledger, dict):
-        logs = ledger.get("logs") or {}
-        paths = [logs.get(k) for k in ("stdout", "stderr") if logs.get(k)]
-        paths = list(dict.fromkeys(str(cwd / p) if not os.path.isabs(p) else p for p in paths))
-        if paths:
-            return [(p, True) for p in paths], "ledger"
-    job = ctx.get("job", None)
-    if job is not None:
-        paths = [p for p in (getattr(job, "stdout", None), getattr(job, "stderr", None)) if p]
-        work = Path(job.work_dir) if getattr(job, "work_dir", None) else cwd
-        paths = list(dict.fromkeys(str(work / p) if not os.path.isabs(p) else p for p in paths))
-        if paths:
-            return [(p, True) for p in paths], "scheduler"
-    job_id = inputs.job_id
-    job_name = getattr(job, "name", None) if job is not None else None
-    out: list[tuple[str, bool]] = []
-    for pattern in ctx.config.get("log-patterns") or []:
-        expanded = _expand(pattern, job_id, job_name)
-        if expanded:
-            p = Path(expanded)
-            p = p if p.is_absolute() else cwd / p
-            if p.is_file():
-                out.append((str(p), False))
-    return out, "log-patterns"
-
-
-def logs_fact(ctx: Any) -> LogSet:
-    paths, source = candidate_logs(ctx)
-    profile = ctx.get("profile", None)
-    phases = getattr(profile, "phases", None) or []
-    mid_style = "mid" if (not phases or "mid" in phases) else "sft"
-    result = LogSet(source=source)
-    curves = bool(getattr(ctx.inputs, "series", False))  # a report that draws the curves asked for them
-    for path, named in paths:
-        if not os.path.exists(path):
-            if named:
-                result.missing.append((path, source))
-            continue
-        if os.path.isdir(path):
-            result.missing.append((path, source + " (a directory, not a log file)"))
-            continue
-        collector = None
-        if curves:
-            from preflight.series import SeriesCollector
-
-            collector = result.series[path] = SeriesCollector()
-        result.logs.append(index_log(path, mid_style, series=collector))
-    if not result.logs and not result.missing:
-        raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
-    return result
-
-
-def iter_segments(logs: LogSet, phase: str) -> Iterator[Segment]:
-    yield from logs.by_phase(phase)
+        return getattr(logset, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -340,20 +340,13 @@ def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
     modules = {inv.module for inv in invocations if inv.module}
     if any(m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules):
         return "bundled", "the script runs python -m nanochat.base_train/mid_train/chat_sft (bundled trainer)", None
-    training = [inv for inv in invocations if inv.module and inv.module.split(".")[-1] in TRAINER_SCRIPTS]
-    keys = [f for inv in training for f in inv.flags]
-    dashed = any("-" in f.key.lstrip("-") for f in keys)
-    spaced = any(f.style == "space" for f in keys)
-    has_mid = "scripts.mid_train" in modules
-    if dashed:
-        if has_mid:
-            return "argparse", "the script passes dash-style flags (--device-batch-size) and runs scripts.mid_train", "argparse-dash"
-        return "no-mid", "the script passes dash-style flags and runs no scripts.mid_train", None
-    if spaced and has_mid:
-        return "argparse", "the script passes '--key value' flags to a training script and runs scripts.mid_train", "argparse-underscore"
-    if has_mid or keys:
-        return "classic", "the script runs scripts.* training modules with --key=value flags", None
-    return None
+    from preflight.era import guess_era
+
+    guess = guess_era(script)
+    if guess is None:
+        return None
+    alt = f"; also possible: {', '.join(guess.alternatives)}" if guess.alternatives else ""
+    return guess.profile, f"{'; '.join(guess.evidence[:3])} (confidence {guess.confidence}{alt})", guess.variant
 
 
 def profile_fact(ctx: Any) -> Profile:
@@ -395,6 +388,12 @@ def profile_fact(ctx: Any) -> Profile:
     from_logs = _from_logs(ctx)
     if from_logs:
         return from_logs
+    if getattr(ctx.inputs, "stage", "pre") == "post":
+        from preflight.era_evidence import detect
+
+        found = detect(ctx)  # after the job: the log grammar, the base-dir layout, the meta files
+        if found:
+            return load_profile(found[0], found[1] + " (no nanochat checkout found)")
     return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")
 
 

@@ -17,6 +17,22 @@ from preflight.registry import CheckSpec, Registry
 from preflight.suppress import Suppression, parse_suppressions, suppression_for
 
 UNUSED_SUPPRESSION = "SB900"
+# one crafted input must not flood a report (13 MB of phase-crashed): the worst findings are kept
+MAX_FINDINGS_PER_CHECK = 100
+# the whole run ends by this many per-check timeouts, whatever the checks do (a stuck check keeps a thread)
+RUN_DEADLINE_TIMEOUTS = 4
+MAX_TIMEOUT = 3600.0
+
+
+def valid_timeout(value: Any, default: float = 30.0) -> float:
+    """A per-check timeout no value can disable: NaN, infinities, zero and negatives fall back to the default."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if not (0.0 < value <= MAX_TIMEOUT):  # False for NaN too
+        return default
+    return value
 
 
 class SelectionError(Exception):
@@ -109,6 +125,7 @@ class _Task:
         self.done = threading.Event()
         self.outcome: tuple[Status, list[Finding], str | None] | None = None
         self.duration = 0.0
+        self.holds_slot = False
         self.limit = 0.0
 
 
@@ -127,7 +144,7 @@ def run_checks(
     selection = selection or Selection.from_config(config)
     validate_selectors(registry, selection.select + selection.ignore)
     deep = bool(config.get("deep")) if deep is None else deep
-    timeout = float(config.get("timeout", 30.0)) if timeout is None else timeout
+    timeout = valid_timeout(config.get("timeout", 30.0) if timeout is None else timeout)
     jobs = int(config.get("jobs", 8)) if jobs is None else jobs
 
     specs = [s for s in registry if s.stage == stage and is_selected(s, selection) and s.applies(profile)]
@@ -135,20 +152,36 @@ def run_checks(
     for task in tasks:  # a check that runs its own bounded child gets that bound plus a margin
         key = task.spec.timeout_key
         own = config.get(key) if key else None
-        task.limit = max(timeout, float(own) + 15.0) if isinstance(own, (int, float)) else timeout
+        task.limit = max(timeout, valid_timeout(own, timeout) + 15.0) if isinstance(own, (int, float)) else timeout
     gate = threading.Semaphore(max(1, jobs))
     cond = threading.Condition()
+    run_deadline = time.monotonic() + RUN_DEADLINE_TIMEOUTS * max([timeout, *(t.limit for t in tasks)])
+
+    def release(task: _Task) -> None:
+        """Give the task's slot back once: when it ends, or when the runner gives up on it."""
+        with cond:
+            if task.holds_slot:
+                task.holds_slot = False
+                gate.release()
 
     def worker(task: _Task) -> None:
-        with gate:
-            task.started = time.monotonic()
-            if task.spec.cost == "deep" and not deep:
-                task.outcome = (Status.SKIP, [], "deep check: run with --deep")
-            else:
-                task.outcome = _run_one(task.spec, ctx)
-            task.duration = time.monotonic() - task.started
+        gate.acquire()
         with cond:
-            task.done.set()
+            task.holds_slot = True
+            task.started = time.monotonic()
+            given_up = task.done.is_set()
+            cond.notify_all()  # the runner's next wake-up must include this task's deadline
+        if given_up:  # the run's deadline passed while it waited for a slot
+            release(task)
+            return
+        outcome = ((Status.SKIP, [], "deep check: run with --deep") if task.spec.cost == "deep" and not deep
+                   else _run_one(task.spec, ctx))
+        release(task)
+        with cond:
+            if not task.done.is_set():
+                task.outcome = outcome
+                task.duration = time.monotonic() - task.started
+                task.done.set()
             cond.notify_all()
 
     for task in tasks:
@@ -167,7 +200,19 @@ def run_checks(
                     t.outcome = (Status.ERROR, [], f"timed out after {t.limit:g}s")
                     t.duration = now - t.started  # type: ignore[operator]
                     t.done.set()
+                    if t.holds_slot:  # a stuck check must not keep a waiting one from starting
+                        t.holds_slot = False
+                        gate.release()
+            if now >= run_deadline:
+                for t in pending:
+                    if not t.done.is_set():
+                        t.outcome = (Status.ERROR, [], f"not finished when the run's deadline "
+                                     f"({RUN_DEADLINE_TIMEOUTS} x the longest check timeout) passed")
+                        t.duration = now - (t.started or now)
+                        t.done.set()
+                break
             deadlines = [t.started + t.limit - now for t in running if not t.done.is_set()]  # type: ignore[operator]
+            deadlines.append(run_deadline - now)
             cond.wait(timeout=max(0.005, min(deadlines)) if deadlines else 0.05)
 
     sups = _suppressions(ctx)
@@ -211,6 +256,15 @@ def _finish(spec: CheckSpec, outcome: tuple[Status, list[Finding], str | None], 
         kept.append(f)
     if status is Status.PASS:
         status = status_for(kept)
+    if len(kept) > MAX_FINDINGS_PER_CHECK:
+        kept.sort(key=lambda f: -(f.severity.rank if f.severity else 2))  # stable: the worst, in their order
+        hidden = len(kept) - MAX_FINDINGS_PER_CHECK + 1
+        last = kept[MAX_FINDINGS_PER_CHECK - 1]
+        kept = kept[:MAX_FINDINGS_PER_CHECK - 1]
+        more = Finding(f"... and {hidden} more {spec.name} findings not shown", severity=last.severity,
+                       data={"hidden_findings": hidden})
+        more.code, more.name = spec.code, spec.name
+        kept.append(more)
     return CheckResult(code=spec.code, name=spec.name, stage=spec.stage, status=status,
                        severity=override or spec.severity, duration_ms=duration * 1000.0,
                        findings=kept, reason=reason, family=spec.family)

@@ -4,8 +4,9 @@ The points come from the log index's own pass (``logindex.index_log(..., series=
 the bytes of every run of step lines are in memory there, so no log is read twice. What it costs is
 bounded whatever the log size: a log of up to SAMPLE_BUDGET bytes is parsed whole (every step line,
 exact); above that, windows of WINDOW bytes spread evenly over the step runs, SAMPLE_BUDGET bytes in
-all (a 1 GB log: 1 line in ~250), and the first and last step of every process come exact from the
-index. Validation lines outside the runs and RL lines come through the index's line handler.
+all (a 1 GB log: 1 line in ~500), and the first and last step of every process come exact from the
+index. The regex's byte groups are kept as they come and turned into numbers only when a report
+draws them. Validation lines outside the runs and RL lines come through the index's line handler.
 
 For display, ``downsample`` folds a series into at most N buckets with min/max envelopes, so a
 page stays small with 10^6 step lines and a spike between two drawn points still shows.
@@ -18,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-SAMPLE_BUDGET = 4 << 20  # bytes of step lines parsed per log, at most
-WINDOW = 4 << 10  # bytes per sampled window (~25 step lines)
-DISPLAY_POINTS = 1500  # buckets per series in a chart
+SAMPLE_BUDGET = 2 << 20  # bytes of step lines parsed per log, at most (~13,000 lines)
+WINDOW = 2 << 10  # bytes per sampled window (~13 step lines)
+DISPLAY_POINTS = 1000  # buckets per series in a chart
 SPARK = "▁▂▃▄▅▆▇█"
 
 # Fast path: the step-line grammars of every era (facts §4.3) as one bytes regex, fields in their
@@ -33,6 +34,7 @@ _FAST_RE = re.compile(
     rb"|Step (\d+) \| Validation (bpb|loss): ([\d.]+)\r?$)", re.M)
 _STEP_START = (b"step ", b"Step ")
 LRM_RE = re.compile(r"\| ?lrm: ([\d.]+)")
+_STEP_NUM_RE = re.compile(r"[Ss]tep (\d+)")
 
 
 def _f(raw: bytes | str | None) -> float:
@@ -45,26 +47,73 @@ def _f(raw: bytes | str | None) -> float:
         return math.nan
 
 
-@dataclass
+COLUMNS = ("step", "loss", "lrm", "dt_ms", "tok_per_sec", "mfu")
+
+
 class SegmentPoints:
-    """The points of one process run; columns of equal length, NaN where a line lacks the field."""
+    """The points of one process run: column arrays of equal length, NaN where a line lacks the field.
 
-    step: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    lrm: list[float] = field(default_factory=list)
-    dt_ms: list[float] = field(default_factory=list)
-    tok_per_sec: list[float] = field(default_factory=list)
-    mfu: list[float] = field(default_factory=list)
-    val: list[tuple[int, float, str]] = field(default_factory=list)  # (step, value, "bpb" | "loss")
+    The fast path keeps the regex's byte groups as they come (no Python work per line in the index's
+    pass); they become numbers, as numpy columns, when a report first draws them."""
 
-    def add(self, step: int, loss: float, lrm: float = math.nan, dt: float = math.nan, tok: float = math.nan,
+    def __init__(self) -> None:
+        self.raw: list[tuple[bytes, ...]] = []  # _FAST_RE.findall rows, not converted yet
+        self.rows: list[tuple[float, ...]] = []  # (step, loss, lrm, dt_ms, tok/s, mfu) from other paths
+        self.val: list[tuple[int, float, str]] = []  # (step, value, "bpb" | "loss")
+        self._cols: dict[str, Any] | None = None
+        self._done: list[Any] = []  # converted blocks (n x 6 arrays)
+
+    def add(self, step: float, loss: float, lrm: float = math.nan, dt: float = math.nan, tok: float = math.nan,
             mfu: float = math.nan) -> None:
-        self.step.append(step)
-        self.loss.append(loss)
-        self.lrm.append(lrm)
-        self.dt_ms.append(dt)
-        self.tok_per_sec.append(tok)
-        self.mfu.append(mfu)
+        self.rows.append((step, loss, lrm, dt, tok, mfu))
+        self._cols = None
+
+    def extend_raw(self, rows: list[tuple[bytes, ...]]) -> None:
+        self.raw += rows
+        self._cols = None
+
+    def columns(self) -> dict[str, Any]:
+        """name -> numpy array, ordered by step (a resumed run's lines keep their log order)."""
+        if self._cols is None:
+            import numpy as np  # numpy is a dependency; imported only when curves are drawn
+
+            if self.raw:
+                self._done.append(_convert(np, self.raw, self.val))
+                self.raw = []
+            if self.rows:
+                self._done.append(np.array(self.rows, dtype=float).reshape(-1, 6))
+                self.rows = []
+            block = np.concatenate(self._done) if self._done else np.empty((0, 6))
+            block = block[np.argsort(block[:, 0], kind="stable")]
+            self._done = [block]
+            self._cols = {name: block[:, i] for i, name in enumerate(COLUMNS)}
+        return self._cols
+
+    def __getattr__(self, name: str) -> Any:  # pts.loss, pts.step ...: the columns
+        if name in COLUMNS:
+            return self.columns()[name]
+        raise AttributeError(name)
+
+
+def _convert(np: Any, raw: list[tuple[bytes, ...]], val: list[tuple[int, float, str]]) -> Any:
+    """The fast path's byte groups as an n x 6 float array (validation rows go to ``val``).
+    Plain float() per cell: numpy's bytes-to-float conversion measured slower."""
+    nan = math.nan
+    out = []
+    for g in raw:
+        try:
+            if g[0]:
+                out.append((int(g[0]), float(g[1]), float(g[2]), float(g[3]), float(g[4].replace(b",", b"")),
+                            float(g[5])))
+            elif g[6]:
+                out.append((int(g[6]), float(g[7]), float(g[8]), nan, nan, nan))
+            else:
+                val.append((int(g[9]), float(g[11]), g[10].decode()))
+        except ValueError:  # a field that only looks like a number ("1.2.3"): NaN for that cell alone
+            if g[0] or g[6]:
+                cells = (g[1], g[2], g[3], g[4], g[5]) if g[0] else (g[7], g[8], b"", b"", b"")
+                out.append((int(g[0] or g[6]), *(_f(c) for c in cells)))
+    return np.array(out, dtype=float).reshape(-1, 6)
 
 
 class SeriesCollector:
@@ -112,18 +161,10 @@ class SeriesCollector:
         self.until -= b - pos
 
     def _parse(self, pts: SegmentPoints, buf: Any, a: int, b: int) -> None:
-        found = 0
-        for m in _FAST_RE.finditer(buf, a, b):
-            g = m.groups()
-            if g[0] is not None:
-                pts.add(int(g[0]), _f(g[1]), _f(g[2]), _f(g[3]), _f(g[4]), _f(g[5]))
-            elif g[6] is not None:
-                pts.add(int(g[6]), _f(g[7]), _f(g[8]))
-            else:
-                pts.val.append((int(g[9]), _f(g[11]), g[10].decode()))
-                continue
-            found += 1
-        if found == 0:  # another layout (a future era): the reference grammar, line by line
+        rows = _FAST_RE.findall(buf, a, b)
+        if rows:
+            pts.extend_raw(rows)
+        else:  # another layout (a future era): the reference grammar, line by line
             self._slow(pts, bytes(buf[a:b]))
 
     def _slow(self, pts: SegmentPoints, chunk: bytes) -> None:
@@ -176,6 +217,7 @@ class PhaseSeries:
     checkpoints: list[int] = field(default_factory=list)
     status: str = ""
     cause: str = ""
+    nan_step: int | None = None  # the first step whose loss (or validation) was not a number
 
     @property
     def last_step(self) -> int | None:
@@ -188,17 +230,18 @@ class PhaseSeries:
 
     def column(self, name: str, last: int | None = None) -> tuple[list[float], list[float]]:
         """(steps, values) of one column over the attempts (the last ``last`` attempts), NaNs dropped."""
-        xs: list[float] = []
-        ys: list[float] = []
-        for a in self.attempts[-last:] if last else self.attempts:
-            col = getattr(a.points, name)
-            for x, y in zip(a.points.step, col):
-                if y == y:
-                    xs.append(x)
-                    ys.append(y)
-        return xs, ys
+        import numpy as np
+
+        attempts = self.attempts[-last:] if last else self.attempts
+        cols = [a.points.columns() for a in attempts]
+        x = np.concatenate([c["step"] for c in cols]) if cols else np.empty(0)
+        y = np.concatenate([c[name] for c in cols]) if cols else np.empty(0)
+        keep = ~np.isnan(y)
+        return x[keep].astype(np.int64).tolist(), y[keep].tolist()
 
     def val(self) -> tuple[str, list[float], list[float]]:
+        for a in self.attempts:
+            a.points.columns()  # converts the raw rows, validation lines among them
         pts = [v for a in self.attempts for v in a.points.val]
         kind = "bpb" if any(k == "bpb" for _, _, k in pts) else "loss"
         pts = sorted({(s, v) for s, v, k in pts if k == kind and v == v and math.isfinite(v)})
@@ -241,6 +284,16 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
                                        bool(col is not None and col.sampled)))
             ps.planned = seg.planned_steps or ps.planned
             ps.checkpoints += seg.saved_steps("model")
+            if seg.nan_loss is not None:  # the index sees a NaN in any line of a run (in its last line)
+                import numpy as np
+
+                m = _STEP_NUM_RE.search(seg.nan_loss.text)
+                cols = pts.columns()
+                first = cols["step"][np.isnan(cols["loss"])]  # the first NaN among the points, where sampled
+                steps = [int(first.min())] if first.size else []
+                steps += [int(m.group(1))] if m else []
+                if steps and (ps.nan_step is None or min(steps) < ps.nan_step):
+                    ps.nan_step = min(steps)
         verdict = phases.get(phase) if phases is not None else None
         if verdict is not None:
             ps.status, ps.cause = verdict.status, verdict.cause
@@ -257,19 +310,18 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
 def _add_exact_ends(pts: SegmentPoints, seg: Any) -> None:
     """The index parsed a process's first and last step line exactly: make sure both are points
     (a sampled log may have no window on them)."""
-    have = set(pts.step)
+    have = set(pts.step.tolist())
     for rec in (seg.first_step, seg.last_step):
         if rec is not None and rec.step not in have:
-            i = next((k for k, s in enumerate(pts.step) if s > rec.step), len(pts.step))
-            for name, v in (("step", rec.step), ("loss", _nan(rec.loss)), ("lrm", math.nan), ("dt_ms", _nan(rec.dt_ms)),
-                            ("tok_per_sec", _nan(rec.tok_per_sec)), ("mfu", _nan(rec.mfu))):
-                getattr(pts, name).insert(i, v)
+            pts.add(rec.step, _nan(rec.loss), math.nan, _nan(rec.dt_ms), _nan(rec.tok_per_sec), _nan(rec.mfu))
             have.add(rec.step)
 
 
 def series_fact(ctx: Any) -> RunSeries:
     from preflight.facts import FactUnavailable
-    from preflight.logindex import LogSet, index_log
+    from preflight.loggrammar import grammar_for
+    from preflight.logindex import index_log
+    from preflight.logset import LogSet
     from preflight.verdict import TRAIN_PHASES
 
     logs = ctx.get("logs", None)
@@ -280,7 +332,7 @@ def series_fact(ctx: Any) -> RunSeries:
         again = LogSet(source=logs.source, missing=logs.missing)
         for ix in logs.logs:
             col = SeriesCollector()
-            again.logs.append(index_log(ix.path, _mid_style(ctx), series=col))
+            again.logs.append(index_log(ix.path, _mid_style(ctx), series=col, grammar=grammar_for(ctx.get("profile", None))))
             again.series[ix.path] = col
         logs = again
     return build_series(logs, ctx.get("phases", None), ctx.get("checkpoints", None), TRAIN_PHASES)
@@ -305,25 +357,29 @@ class Bucket:
 def downsample(xs: list[float], ys: list[float], n: int = DISPLAY_POINTS) -> list[Bucket]:
     """At most ``n`` buckets of equal step width (ascending), each with min, mean, max and last value;
     the points themselves when there are no more than ``n``. Non-finite values are left out."""
-    pts = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
-    if len(pts) <= n:
-        return [Bucket(float(x), y, y, y, y) for x, y in sorted(pts, key=lambda p: p[0])]
-    x0 = min(x for x, _ in pts)
-    width = (max(x for x, _ in pts) - x0) / n or 1.0
-    acc: dict[int, list[float]] = {}  # bucket -> [x, lo, sum, hi, last, count]
-    for x, y in pts:
-        k = min(n - 1, int((x - x0) / width))
-        b = acc.get(k)
-        if b is None:
-            acc[k] = [x, y, y, y, y, 1]
-        else:
-            b[0] = max(b[0], x)
-            b[1] = min(b[1], y)
-            b[2] += y
-            b[3] = max(b[3], y)
-            b[4] = y
-            b[5] += 1
-    return [Bucket(float(b[0]), b[1], b[2] / b[5], b[3], b[4]) for _, b in sorted(acc.items())]
+    if len(xs) <= n:
+        pts = sorted((x, y) for x, y in zip(xs, ys) if math.isfinite(y))
+        return [Bucket(float(x), y, y, y, y) for x, y in pts]
+    import numpy as np  # a million points: vectorised (numpy is a dependency; imported only here)
+
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    keep = np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size <= n:
+        order = np.argsort(x, kind="stable")
+        return [Bucket(float(a), float(b), float(b), float(b), float(b)) for a, b in zip(x[order], y[order])]
+    x0 = x.min()
+    width = (x.max() - x0) / n or 1.0
+    k = np.minimum(((x - x0) / width).astype(np.int64), n - 1)
+    order = np.argsort(k, kind="stable")  # stable: within a bucket the points keep their log order
+    k, x, y = k[order], x[order], y[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    ends = np.r_[starts[1:], k.size] - 1
+    lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    mean = np.add.reduceat(y, starts) / np.diff(np.r_[starts, k.size])
+    bx = np.maximum.reduceat(x, starts)
+    return [Bucket(*row) for row in zip(bx.tolist(), lo.tolist(), mean.tolist(), hi.tolist(), y[ends].tolist())]
 
 
 def smooth(ys: list[float], span: int | None = None) -> list[float]:

@@ -78,7 +78,8 @@ def format_time(seconds: int | None) -> str:
     return f"{d}-{h:02d}:{m:02d}:{s:02d}" if d else f"{h:02d}:{m:02d}:{s:02d}"
 
 
-def _safe_time(text: str | None) -> int | None:
+def parse_time_or_none(text: str | None) -> int | None:
+    """parse_time, with None for malformed text too (``#SBATCH --time=soon``)."""
     try:
         return parse_time(text)
     except ValueError:
@@ -143,8 +144,8 @@ def jobinfo_from_scontrol(rec: dict[str, str]) -> JobInfo:
         work_dir=_none(rec.get("WorkDir")),
         stdout=_none(rec.get("StdOut")),
         stderr=_none(rec.get("StdErr")),
-        elapsed_s=_safe_time(rec.get("RunTime")),
-        time_limit_s=_safe_time(rec.get("TimeLimit")),
+        elapsed_s=parse_time_or_none(rec.get("RunTime")),
+        time_limit_s=parse_time_or_none(rec.get("TimeLimit")),
         start=_none(rec.get("StartTime")),
         end=_none(rec.get("EndTime")),
         source="scontrol",
@@ -160,8 +161,8 @@ def jobinfo_from_sacct(rec: dict[str, str], source: str = "sacct") -> JobInfo:
         reason=_none(rec.get("Reason")),
         name=_none(rec.get("JobName")),
         work_dir=_none(rec.get("WorkDir")),
-        elapsed_s=_safe_time(rec.get("Elapsed")),
-        time_limit_s=_safe_time(rec.get("Timelimit")),
+        elapsed_s=parse_time_or_none(rec.get("Elapsed")),
+        time_limit_s=parse_time_or_none(rec.get("Timelimit")),
         start=_none(rec.get("Start")),
         end=_none(rec.get("End")),
         source=source,
@@ -249,8 +250,8 @@ def parse_partitions(text: str) -> list[Partition]:
             name=rec.get("PartitionName", ""),
             default=rec.get("Default", "NO").upper() == "YES",
             state=rec.get("State", ""),
-            max_time_s=_safe_time(rec.get("MaxTime")),
-            default_time_s=_safe_time(rec.get("DefaultTime")),
+            max_time_s=parse_time_or_none(rec.get("MaxTime")),
+            default_time_s=parse_time_or_none(rec.get("DefaultTime")),
             nodes=rec.get("Nodes", ""),
             total_cpus=_int(rec.get("TotalCPUs")),
             total_nodes=_int(rec.get("TotalNodes")),
@@ -431,6 +432,7 @@ class TestOnlyResult:
     start: str | None = None  # "2026-11-28T23:05:34"
     nodes: str | None = None
     partition: str | None = None
+    output: str = ""  # all sbatch said (stderr, then stdout)
 
 
 _TEST_ONLY_RE = re.compile(r"Job (\d+) to start at (\S+) using \d+ processors on nodes (\S+)(?: in partition (\S+))?")
@@ -444,7 +446,7 @@ def parse_test_only(returncode: int, stderr: str, stdout: str = "") -> TestOnlyR
     message = re.sub(r"^sbatch: (error: )?", "", message)
     return TestOnlyResult(ok=returncode == 0 and m is not None, message=message, returncode=returncode,
                           start=m.group(2) if m else None, nodes=m.group(3) if m else None,
-                          partition=m.group(4) if m else None)
+                          partition=m.group(4) if m else None, output=text)
 
 
 def test_only(script: str | os.PathLike, args: list[str] | tuple[str, ...] = (), *, env: Env = None,
@@ -457,6 +459,7 @@ def test_only(script: str | os.PathLike, args: list[str] | tuple[str, ...] = (),
 __all__ = [
     "ACTIVE_STATES", "TERMINAL_STATES", "Partition", "SlurmInfo", "TestOnlyResult", "format_time", "job_fact",
     "job_info", "jobinfo_from_sacct", "jobinfo_from_scontrol", "normalize_state", "parse_keyvalue_line",
-    "parse_partitions", "parse_sacct", "parse_scontrol_jobs", "parse_test_only", "parse_time", "partitions",
+    "parse_partitions", "parse_sacct", "parse_scontrol_jobs", "parse_test_only", "parse_time",
+    "parse_time_or_none", "partitions",
     "probe", "sacct_job", "sacct_settled", "scontrol_job", "slurm_fact", "test_only", "wait_for_job",
 ]

@@ -29,6 +29,7 @@ from typing import Any
 
 from preflight.ckpt import CORE_KEYS, expected_shapes
 from preflight.facts import FactUnavailable
+from preflight.phases import TRAIN_PHASES
 
 PROMPT = "Hello"
 MAX_TOKENS = 8
@@ -74,8 +75,10 @@ class SmokeOutcome:
 
 # -- torch-free decisions -----------------------------------------------------------------------
 def final_model(checkpoints: Any) -> tuple[str, Any, Any] | None:
-    """The chat model a user would talk to: sft, else mid, else base (its last complete step)."""
-    for phase in ("sft", "mid", "base"):
+    """The chat model a user would talk to: sft (chat_cli's default source), else the latest trained
+    phase before it (its last complete step)."""
+    trained = list(TRAIN_PHASES)
+    for phase in reversed(trained[:trained.index("sft") + 1]):
         pc = checkpoints.phases.get(phase)
         if pc is not None and pc.last is not None:
             return phase, pc, pc.last
@@ -221,8 +224,11 @@ def run_child(python: str, checkout: Path, ckpt_dir: str, step: int, base_dir: s
                "prompt": PROMPT, "max_tokens": MAX_TOKENS, "memory_mb": memory_mb, "cpu_s": int(timeout * 4) + 10}
         argv = [*_no_network_prefix(), python, "-B", str(driver), json.dumps(job)]
         start = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            proc = subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            raise FactUnavailable(f"cannot run {python}: {exc.strerror or exc}") from None
         timed_out = False
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -256,6 +262,8 @@ def classify_child(res: ChildResult, outcome: SmokeOutcome, python: str, timeout
         if rc is not None and rc < 0 and -rc in (signal.SIGKILL, signal.SIGXCPU):
             raise FactUnavailable(f"the smoke child was killed ({signal.Signals(-rc).name}): over the time or "
                                   f"memory limit (smoke-timeout {timeout:g}s, smoke-memory {memory_mb} MiB)")
+        if rc in (126, 127):  # the shell convention unshare follows: the command could not be executed
+            raise FactUnavailable(f"cannot run {python}: {' '.join(res.stderr_tail[-1:])}")
         outcome.failure = "code"
         outcome.message = f"{python} exited with {'signal ' + str(-rc) if rc is not None and rc < 0 else 'code ' + str(rc)} and no report"
         outcome.tail = res.stderr_tail

@@ -8,7 +8,9 @@ Statuses: done | partial | failed | not-run | running.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
@@ -19,25 +21,73 @@ from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN
 
 STATUSES = ("done", "partial", "failed", "not-run", "running")
 
-# crash classification (facts §10, §11.2 #9)
-CRASH_CLASSES = [
-    ("out of memory", re.compile(r"OutOfMemoryError|CUDA out of memory|out of memory|oom-kill|Out Of Memory", re.I)),
-    ("offline download", re.compile(r"NameResolutionError|ConnectionError|LocalEntryNotFoundError|OfflineModeIsEnabled"
-                                    r"|Temporary failure in name resolution|Max retries exceeded|Network is unreachable"
-                                    r"|getaddrinfo|Failed to resolve|couldn't connect|URLError")),
-    ("wandb credentials", re.compile(r"api_key not configured|wandb\.errors|WANDB_API_KEY|wandb login", re.I)),
-    ("NCCL timeout", re.compile(r"Watchdog caught collective operation timeout|NCCL.*[Tt]imeout|DistBackendError")),
-    ("disk quota", re.compile(r"Disk quota exceeded|No space left on device|Errno 122|Errno 28")),
-]
 MISSING_CKPT_RE = re.compile(CKPT_DIR_RE.pattern + r"|No checkpoints found")
 
 
 def classify(exc_type: str, message: str) -> str:
-    text = f"{exc_type}: {message}"
-    for name, rx in CRASH_CLASSES:
-        if rx.search(text):
-            return name
-    return "other"
+    """The cause name of one exception (rules: the profile's ``evidence.causes``)."""
+    from preflight.causes import classify_text
+
+    return classify_text(f"{exc_type}: {message}").name
+
+
+def tb_phase(tb: Any) -> str | None:
+    """A traceback's phase: its script's, or for chat_eval (no phase of its own) the phase whose
+    checkpoint it could not find (``chat_eval -i sft`` -> sft)."""
+    if tb.phase:
+        return tb.phase
+    if tb.script == "chat_eval" and is_missing_checkpoint(tb):
+        return missing_source_phase(tb)
+    return None
+
+
+def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None) -> str:
+    """"died during setup (offline dataset): HF dataset ... " for the phase table and findings.
+    ``failed``: torchrun's record of the process's failure (rank, exitcode); when another rank failed
+    first and this traceback only lost it, the text names that rank."""
+    from preflight.causes import CASCADE, classify_traceback
+
+    cause = classify_traceback(tb)
+    what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
+    root = root_rank(tb, failed)
+    if root is not None and cause.name in CASCADE:
+        code = (failed or {}).get("exitcode")
+        sig = {-9: " (SIGKILL)", -6: " (SIGABRT)", -11: " (SIGSEGV)", -15: " (SIGTERM)"}.get(code, "")
+        return (f"rank {root} failed first" + (f" (exit {code}{sig.replace(' (', ', ').rstrip(')')})" if code is not None else "")
+                + (f" after {steps} logged steps" if steps else "")
+                + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})")
+    if steps == 0:
+        return f"died during setup ({cause.name}): {what}"
+    return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
+
+
+def root_rank(tb: Any, failed: dict | None) -> int | None:
+    """The rank torchrun saw fail first, when it is not one of the ranks that printed ``tb``."""
+    rank = (failed or {}).get("rank")
+    return rank if rank is not None and rank not in (tb.ranks or []) else None
+
+
+def failed_record(logs: Any, tb: Any) -> dict:
+    """torchrun's failure record (rank, exitcode) of the process that printed ``tb``."""
+    for ix in (logs.logs if logs is not None else []):
+        for seg in ix.segments:
+            if tb in seg.tracebacks:
+                return seg.failed_marker.data if seg.failed_marker is not None else {}
+    return {}
+
+
+def stderr_note(logs: Any) -> str:
+    """Where a phase's missing traceback is: the stderr postflight did not get, or why there is none."""
+    streams = getattr(logs, "streams", None) if logs is not None else None
+    if streams is None:
+        return "see the job's stderr"
+    if streams.stderr_hint:
+        return f"the traceback is in {streams.stderr_hint}"
+    if streams.also_read:
+        return f"no traceback in {', '.join(p for p, _ in streams.also_read)} either: killed or exited without one"
+    if streams.merged:
+        return "the script sends stderr to this log and it holds no traceback: killed or exited without one"
+    return "see the job's stderr"
 
 
 def is_missing_checkpoint(tb: Any) -> bool:
@@ -113,7 +163,9 @@ def _planned(ctx: Any, phase: str, segs: list[Any], profile: Any) -> int | None:
 def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: Any, last_started: str | None) -> PhaseVerdict:
     v = PhaseVerdict(phase, "not-run")
     segs = logs.by_phase(phase) if logs is not None else []
-    tbs = [t for t in (logs.tracebacks if logs is not None else []) if t.phase == phase and not t.wrapper]
+    tbs = [t for t in (logs.tracebacks if logs is not None else []) if tb_phase(t) == phase and not t.wrapper]
+    # the phase's own crash first; a chat_eval that could not find this phase's checkpoint is its consequence
+    tbs.sort(key=lambda t: (not is_missing_checkpoint(t) or missing_source_phase(t) != phase))
     pc = inv.phases.get(phase) if inv is not None else None
     planned = _planned(ctx, phase, segs, profile)
     v.planned = planned
@@ -128,19 +180,23 @@ def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: An
         ev_ck = None
     if tbs and not ckpt_ok:
         tb = tbs[-1]
-        if is_missing_checkpoint(tb):
+        if is_missing_checkpoint(tb) and missing_source_phase(tb) != phase:
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
-            v.status, v.cause = "failed", f"crashed ({classify(tb.exc_type, tb.message)}): {tb.exc_type}: {tb.message[:160]}"
+            v.status, v.cause = "failed", crash_text(tb, logged_steps, failed_record(logs, tb))
         v.evidence.append(tb.where)
         if ck is not None:
             v.evidence.append(ev_ck)
         return v
     if cancels and last_started == phase and not ckpt_ok:
         ix, ev = cancels[-1]
-        v.status = "partial" if ck is not None else "failed"
-        v.cause = "cancelled by SLURM at the time limit" + (f"; last checkpoint step {ck} of {planned}" if ck is not None else "; no checkpoint")
+        v.status = "partial" if ck is not None or logged_steps else "failed"  # partial: it stopped after some steps
+        last = max((s.last_step.step for s in segs if s.last_step is not None), default=None)
+        v.cause = "cancelled by SLURM at the time limit" + (
+            f"; last checkpoint step {ck} of {planned}" if ck is not None else
+            (f" after step {last}" + (f" of {planned}" if planned else "") + "; no checkpoint to resume from"
+             if last is not None else "; no checkpoint"))
         v.evidence.append(f"{ix.path}:{ev.line}")
         return v
     if ck is not None:
@@ -162,7 +218,11 @@ def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: An
         if job is not None and getattr(job, "running", False) and last_started == phase:
             v.status, v.cause = "running", f"{logged_steps} step lines so far"
         elif logged_steps == 0:
-            v.status, v.cause = "failed", "started but logged no training step (died during setup; see the stderr log)"
+            started = segs[0]
+            bare = all(not (s.overrides or s.device or s.world_size or s.content) for s in segs)
+            what = "printed nothing after its header" if bare else "logged no step"
+            v.status, v.cause = "failed", (f"started at {Path(started.path).name}:{started.start_line}, {what}: "
+                                           f"died during setup; {stderr_note(logs)}")
         elif inv is None:
             last = seg.last_step
             if seg.saves or seg.end_markers:
@@ -260,9 +320,53 @@ class ResumePlan:
     phase: str | None
     commands: list[str]
     note: str = ""
+    fixes: list[str] = field(default_factory=list)  # first fix these (prefetch ...), then run the commands
+    source: str = "profile"  # script: the job's own command lines; profile: built from the era profile
+    # log values not put into a command (not a plain flag value: "d20$(touch x)"), as "key = value"
+    refused: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"phase": self.phase, "commands": self.commands, "note": self.note}
+        out = {"phase": self.phase, "commands": self.commands, "note": self.note, "fixes": self.fixes,
+               "source": self.source}
+        if self.refused:
+            out["refused"] = self.refused
+        return out
+
+
+# a value from a log line that may go into a command the user pastes: no quotes, blanks, $, `, ;, |, &, <, >
+PLAIN_FLAG_VALUE = re.compile(r"[A-Za-z0-9_.,:+\-/@%=]{1,200}")
+
+
+def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
+    """The fixes the crashes from ``from_phase`` on call for, one per cause (every offline
+    dataset in one prefetch command)."""
+    from preflight.causes import classify_traceback, fix_for
+    from preflight.checks.logs import _hf_home, crashes
+
+    if logs is None:
+        return []
+    later = set(PHASES[PHASES.index(from_phase):]) if from_phase in PHASES else set(PHASES)
+    by_cause: dict[str, list[tuple[str, str | None]]] = {}
+    for tb, seg in crashes(logs):
+        if (tb.phase or seg.phase) not in later:
+            continue
+        cause = classify_traceback(tb, profile)
+        if cause.name == "other":
+            continue
+        items = by_cause.setdefault(cause.name, [])
+        if cause.dataset and (cause.dataset, cause.config) not in items:
+            items.append((cause.dataset, cause.config))
+    return [fix_for(name, profile, hf_home=_hf_home(ctx), datasets=items) for name, items in by_cause.items()]
+
+
+def _script_commands(ctx: Any, phase: str) -> list[str] | None:
+    """The job's own command lines from the first step of ``phase`` on (None: no script known)."""
+    js = ctx.get("jobscript", None)
+    steps = list(getattr(js, "steps", None) or [])
+    first = next((i for i, st in enumerate(steps) if st.phase == phase), None)
+    if first is None:
+        return None
+    return [st.command for st in steps[first:]]
 
 
 def _flag(profile: Any, key: str) -> str:
@@ -305,6 +409,7 @@ def resume_fact(ctx: Any) -> ResumePlan:
     world = _world_size(ctx, logs, inv)
     modules = profile.modules
     commands: list[str] = []
+    refused: list[str] = []
     start = PHASES.index(first.name)
     for v in phases.verdicts[start:]:
         if not v.expected:
@@ -320,21 +425,33 @@ def resume_fact(ctx: Any) -> ResumePlan:
             if base == "chat_eval":
                 args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
             elif module == spec.get("train_module"):
-                args = _train_args(profile, v, logs, spec)
+                args = _train_args(profile, v, logs, spec, refused)
             commands.append(_command(module, args, world))
     note = f"{first.name} is {first.status}: {first.cause}"
-    return ResumePlan(first.name, commands, note)
+    fixes = _fixes(ctx, logs, profile, first.name)
+    own = _script_commands(ctx, first.name)
+    if own and not (first.status == "partial" and first.step is not None):  # a partial resume needs the resume flag
+        return ResumePlan(first.name, own, note, fixes, "script")
+    if refused:
+        note += f"; left out of the commands (not a plain flag value; set it yourself): {', '.join(refused)}"
+    return ResumePlan(first.name, commands, note, fixes, refused=refused)
 
 
-def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict) -> list[str]:
+def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str]) -> list[str]:
+    """Trainer flags rebuilt from the phase's ``Overriding: key = value`` lines. A log is data: a value
+    that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted."""
     args: list[str] = []
     resume_key = spec.get("resume_flag") or (profile.data.get("resume_flag") if v.name == "base" else None)
     segs = logs.by_phase(v.name) if logs is not None else []
     overrides = next((s.overrides for s in reversed(segs) if s.overrides), {})
     resume_norm = (resume_key or "").replace("-", "_")
     for key, value in overrides.items():
-        if key.replace("-", "_") != resume_norm:
-            args.append(f"{_flag(profile, key)}={value}")
+        if key.replace("-", "_") == resume_norm:
+            continue
+        if not (re.fullmatch(r"\w{1,64}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
+            refused.append(f"{key[:64]} = {str(value)[:80]!r}")
+            continue
+        args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
     if resume_key and v.status in ("partial", "failed", "running") and v.step is not None and \
             (v.planned is None or v.step < v.planned):
         args.append(f"{_flag(profile, resume_norm)}={v.step}")

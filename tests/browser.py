@@ -45,6 +45,14 @@ def install_chromium() -> str | None:
     return None
 
 
+def artifacts_dir() -> Path:
+    """Where the screenshots go for people to look at: $PREFLIGHT_ARTIFACTS, else test-artifacts/ in the
+    checkout (git-ignored; pytest's own tmp dirs are rotated away by later runs)."""
+    d = Path(os.environ.get("PREFLIGHT_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 class CDPError(Exception):
     pass
 

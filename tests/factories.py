@@ -473,9 +473,24 @@ def write_current_run(base: Path, *, phases: Iterable[str] = ("base", "sft"), de
     return {"steps": DEFAULT_STEPS, "cfg": cfg, "phases": list(phases)}
 
 
-def write_checkout(dest: Path, *, variant: str = "ok", venv_python: str | None = None) -> Path:
+PROBE_CODE = """
+def build_model(checkpoint_dir, step, device, phase):  # reports what the child can see and reach, then fails
+    import os, socket
+    try:
+        socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+        net = "NET-REACHED"
+    except OSError:
+        net = "NET-BLOCKED"
+    seen = {{k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "https_proxy", "HTTPS_PROXY",
+                                            "WANDB_API_KEY", "PYTHONDONTWRITEBYTECODE")}}
+    raise RuntimeError(f"PROBE {{net}} {{seen}} cwd={{os.getcwd()}} home={{os.path.expanduser('~')}}")
+"""
+
+
+def write_checkout(dest: Path, *, variant: str = "ok", venv_python: str | None = None, probe_port: int = 0) -> Path:
     """A copy of the current-era checkout. Variants: 'ok'; 'load-error' (its GPT lacks a parameter
-    the checkpoint has: a real strict-load RuntimeError); 'missing-dep' (imports an absent module).
+    the checkpoint has: a real strict-load RuntimeError); 'missing-dep' (imports an absent module);
+    'probe' (build_model reports the child's network, environment, cwd and HOME in its error).
     ``venv_python``: symlinked as the checkout's .venv/bin/python."""
     import shutil
 
@@ -488,6 +503,9 @@ def write_checkout(dest: Path, *, variant: str = "ok", venv_python: str | None =
         text = text.replace("            x = x - self.backout_lambda * mid\n", "            x = x - 0.2 * mid\n")
     elif variant == "missing-dep":
         text = "import flash_attn_for_this_test_is_absent  # noqa: F401\n" + text
+    elif variant == "probe":
+        cm = dest / "nanochat" / "checkpoint_manager.py"
+        cm.write_text(cm.read_text(encoding="utf-8") + PROBE_CODE.format(port=probe_port), encoding="utf-8")
     elif variant != "ok":
         raise ValueError(variant)
     gpt.write_text(text, encoding="utf-8")

@@ -23,7 +23,8 @@ def test_bench_tiny_runs_every_benchmark(tmp_path):
     failed = [r["what"] for r in rows if "FAILED" in r["what"]]
     assert not failed, failed
     prefixes = {"startup": "start-up", "preflight_check": "preflight check", "postflight_verify": "postflight verify",
-                "logscan": "log index", "deep": "--deep", "trainer_cpu": "trainer on CPU", "gpu": "trainer d"}
+                "checkout_read": "checkout read", "logscan": "log index", "report_html": "postflight --format html",
+                "deep": "--deep", "trainer_cpu": "trainer on CPU", "gpu": "trainer d", "multinode": "tiny pipeline, 2 local"}
     assert set(prefixes) == set(BENCHMARKS)
     for name, prefix in prefixes.items():
         mine = [r for r in rows if r["what"].startswith(prefix)]

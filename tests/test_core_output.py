@@ -58,6 +58,14 @@ def clean():
 
 
 @pytest.fixture
+def cli(cli):
+    """The CLI with this project's own config trusted: its plugins: are the checks these tests render."""
+    def run(*args, env=None, **kw):
+        return cli(*args, env={"PREFLIGHT_TRUST_CONFIG": "1", **(env or {})}, **kw)
+    return run
+
+
+@pytest.fixture
 def project(tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "out_checks.py").write_text(PLUGIN)

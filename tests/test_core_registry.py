@@ -90,10 +90,10 @@ def test_duplicate_name_names_both_places(tmp_path):
 def test_plugin_dir_from_config_runs_through_cli(tmp_path, cli):
     _plugin(tmp_path / "site_checks", "site", "ZZ200", "site-rule")
     (tmp_path / "preflight.yaml").write_text("plugins: [./site_checks]\nselect: [ZZ]\n")
-    listed = cli("preflight", "list", "--format", "json", cwd=tmp_path)
+    listed = cli("preflight", "list", "--format", "json", "--trust-config", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert any(row["code"] == "ZZ200" for row in json.loads(listed.stdout))
-    ran = cli("preflight", "check", "--format", "json", cwd=tmp_path)
+    ran = cli("preflight", "check", "--format", "json", "--trust-config", cwd=tmp_path)
     assert ran.returncode == 1
     doc = json.loads(ran.stdout)
     assert [c["code"] for c in doc["checks"]] == ["ZZ200"]
@@ -117,7 +117,7 @@ def test_broken_plugin_is_a_clear_error(tmp_path, cli):
     (tmp_path / "site_checks").mkdir()
     (tmp_path / "site_checks" / "bad.py").write_text("import does_not_exist_anywhere\n")
     (tmp_path / "preflight.yaml").write_text("plugins: [./site_checks]\n")
-    result = cli("preflight", "check", cwd=tmp_path)
+    result = cli("preflight", "check", cwd=tmp_path, env={"PREFLIGHT_TRUST_CONFIG": "1"})
     assert result.returncode == 2
     assert "bad.py failed to import" in result.stderr and "Traceback" not in result.stderr
 

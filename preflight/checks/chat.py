@@ -39,13 +39,14 @@ def chat_smoke_failed(chat_smoke) -> Iterator[Finding]:
 @check("CHAT002", "chat-smoke-code-failed", stage="post", severity="error", cost="load", timeout_key="smoke-timeout")
 def chat_smoke_code_failed(chat_smoke) -> Iterator[Finding]:
     """
-    What it checks: with ``--smoke``, a checkpoint the bundled GPT cannot hold (current nanochat's
-    value embeddings and lambdas, a fork's own architecture) is loaded and run by the user's own
-    nanochat code: the checkout (the run ledger's, the script's, or ``--checkout DIR``) with its
-    Python (``.venv/bin/python`` or ``--python PATH``), in a child process without network, with a
-    scratch HOME and working dir, time and memory limits (``smoke-timeout``, ``smoke-memory``) and
-    ``weights_only`` loads. It reports the traceback's last lines when that code fails to load the
-    checkpoint or to generate. No checkout, no Python or a missing dependency is a skip, not a failure.
+    What it checks: the user's own model code loads and runs a checkpoint the bundled GPT cannot
+    hold. Only with ``--smoke``: for current nanochat's value embeddings and lambdas, or a fork's
+    own architecture, the user's nanochat runs from the checkout (the run ledger's, the script's,
+    or ``--checkout DIR``) with its Python (``.venv/bin/python`` or ``--python PATH``), in a child
+    process without network, with a scratch HOME and working dir, time and memory limits
+    (``smoke-timeout``, ``smoke-memory``) and ``weights_only`` loads. It reports the traceback's
+    last frames when that code fails to load the checkpoint or to generate. No checkout, no Python
+    or a missing dependency is a skip, not a failure.
 
     Why it matters: ``chat_cli``/``chat_web`` run exactly this code; if it cannot load the model the
     run produced, the run is not usable for chat even though every phase finished.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -77,9 +78,31 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
     name, source, line, path = wandb_run_name(ctx, job_env)
     if name in (None, "", "dummy"):
         script = ctx.get("script", None)
+        guard = _wandb_guard(script)
+        if guard is not None:
+            return  # the script exits (line `guard`) unless WANDB_RUN names a run: a run that trains logs
         yield Finding(f"wandb logging is off (run = dummy; {source}). Training, evaluation and checkpoints are unaffected: "
                       "dummy only disables wandb", path=path or (str(script.path) if script is not None and script.path else None),
                       line=line, fix="optional: export WANDB_RUN=<name> with WANDB_MODE=offline (or a WANDB_API_KEY) to log to wandb")
+
+
+_WANDB_TEST = re.compile(r'(?:-z\s+"?\$\{?WANDB_RUN\b|\$\{?WANDB_RUN\}?"?\s*!?==?\s*"?dummy)')
+_WANDB_REQUIRED = re.compile(r"\$\{WANDB_RUN:?\?")  # ${WANDB_RUN:?message} exits when unset
+
+
+def _wandb_guard(script) -> int | None:
+    """The line where the script exits unless WANDB_RUN is set and not dummy (``[ -z "$WANDB_RUN" ]
+    ... exit``, ``[ "$WANDB_RUN" = dummy ] && exit 1``, ``: "${WANDB_RUN:?}"``); None if it has none."""
+    lines = list(getattr(script, "lines", None) or [])
+    for i, text in enumerate(lines):
+        code = text.split("#", 1)[0] if not text.lstrip().startswith("#") else ""
+        if _WANDB_REQUIRED.search(code):
+            return i + 1
+        if _WANDB_TEST.search(code):
+            window = " ".join(x.split("#", 1)[0] for x in lines[i:i + 4])
+            if re.search(r"\bexit\s+[1-9]|\bexit\b\s*(?:;|$|\bfi\b)|\breturn\s+[1-9]", window):
+                return i + 1
+    return None
 
 
 def _has_netrc_key(home: str | None) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from preflight.facts import Skip
-from preflight.model import Finding
+from preflight.model import Finding, Severity
 from preflight.registry import check
 
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/local", "/scratch/local", "/lscratch", "/localscratch", "/run/user")
@@ -96,27 +96,47 @@ def disk_space_insufficient(ctx, base_dir, plan) -> Iterator[Finding]:
 
 
 @check("FS003", "node-local-path", severity="error")
-def node_local_path(base_dir, job_env) -> Iterator[Finding]:
+def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
     """
-    What it checks: a multi-node job (``--nodes`` > 1) whose base dir is on a node-local
-    path (/tmp, /dev/shm, $TMPDIR, $SLURM_TMPDIR, /local ...).
+    What it checks: a multi-node job (``--nodes`` > 1) whose base dir, or whose logs
+    (``#SBATCH --output/--error``, an ``srun --output`` of its steps), are on a node-local path
+    (/tmp, /dev/shm, $TMPDIR, $SLURM_TMPDIR, /local ...).
 
     Why it matters: every rank must read the same shards and write checkpoints into one
-    directory; on node-local storage the other nodes see an empty dir and crash.
+    directory; on node-local storage the other nodes see an empty dir and crash. A log on a
+    node's local disk stays there: postflight on the login node cannot read the evidence.
 
     Example:
         #SBATCH --nodes=2
         export NANOCHAT_BASE_DIR=/tmp/nanochat
 
-    How to fix: put the base dir on a shared filesystem visible from all nodes.
+    How to fix: put the base dir and the logs on a shared filesystem visible from all nodes.
     """
     if job_env.nodes <= 1:
         return
-    path = os.path.abspath(str(base_dir.path))
     roots = list(NODE_LOCAL) + [v for k in ("TMPDIR", "SLURM_TMPDIR") if (v := job_env.get(k))]
-    for root in roots:
-        if path == root or path.startswith(root.rstrip("/") + "/"):
-            yield Finding(f"{job_env.nodes}-node job with base dir {path} on node-local storage ({root}): the other "
-                          "nodes will not see its shards or checkpoints",
-                          fix="export NANOCHAT_BASE_DIR=<a shared filesystem path, e.g. /scratch/$USER/nanochat>")
-            return
+
+    def local_root(path: str) -> str | None:
+        return next((r for r in roots if path == r or path.startswith(r.rstrip("/") + "/")), None)
+
+    path = os.path.abspath(str(base_dir.path))
+    if root := local_root(path):
+        yield Finding(f"{job_env.nodes}-node job with base dir {path} on node-local storage ({root}): the other "
+                      "nodes will not see its shards or checkpoints",
+                      fix="export NANOCHAT_BASE_DIR=<a shared filesystem path, e.g. /scratch/$USER/nanochat>")
+    script = ctx.get("script", None)
+    logs = [(f"--{k}={job_env.sbatch[k]}", job_env.sbatch[k], None) for k in ("output", "error") if job_env.sbatch.get(k)]
+    for inv in (script.all_invocations if script is not None and script.ok else []):
+        if inv.srun:
+            opts = inv.launcher_opts
+            for i, w in enumerate(opts):
+                key, eq, value = w.partition("=")
+                if key in ("--output", "-o", "--error", "-e"):
+                    value = value if eq else (opts[i + 1] if i + 1 < len(opts) else "")
+                    logs.append((f"srun {key}={value}", value, inv.line))
+    for shown, value, line in logs:
+        if value and (root := local_root(os.path.abspath(value))):
+            yield Finding(f"{job_env.nodes}-node job writes its log {shown} on node-local storage ({root}): it stays on "
+                          "that node, where postflight on the login node cannot read it",
+                          line=line, severity=Severity.WARNING,
+                          fix="write logs to a shared directory, e.g. #SBATCH --output=logs/%x_%j.out (mkdir -p logs)")

@@ -21,7 +21,7 @@ def _training_invocations(script, profile):
             yield phase, spec, inv
 
 
-def _value(script, inv, job_env, key, spec, profile):
+def _value(script, inv, job_env, key, spec, profile, entry=None):
     f = inv.flag(key)
     if f is not None and f.value is not None:
         v = script.expand(f.value, inv.line, inv.file, job_env.env) if "$" in f.value else f.value
@@ -29,6 +29,13 @@ def _value(script, inv, job_env, key, spec, profile):
             return int(float(v)), f"--{f.key}={f.value}"
         except (TypeError, ValueError):
             return None, ""
+    if entry is not None and entry.ok:  # the checkout's own default wins over the era's
+        opt = entry.spelled(key)
+        d = entry.flags[opt].default if opt else None
+        if isinstance(d, (int, float)) and not isinstance(d, bool):
+            return int(d), f"{key}={d} (default in {entry.path.rsplit('/', 2)[-2]}/{entry.path.rsplit('/', 1)[-1]})"
+        if opt:
+            return None, ""  # declared with a computed default (None: inherited, auto)
     keys = spec.get("config_keys") or profile.config_keys(inv.module) or {}
     if key in keys and isinstance(keys[key], (int, float)) and not isinstance(keys[key], bool):
         return int(keys[key]), f"{key}={keys[key]} (default)"
@@ -39,11 +46,13 @@ def _value(script, inv, job_env, key, spec, profile):
 
 
 @check("GPU001", "batch-not-divisible", severity="error")
-def batch_not_divisible(script, profile, job_env) -> Iterator[Finding]:
+def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
     """
     What it checks: for every training phase the script runs, that the total batch divides
-    by device batch x sequence length x world size (base/mid), by device batch x world (SFT:
-    examples per step) or by world (RL), with world = nproc_per_node x nodes.
+    by device batch x sequence length x world size (base/mid, and SFT where it batches by
+    tokens: from 2026-02, or whenever the checkout's chat_sft takes ``--total-batch-size``), by
+    device batch x world (classic SFT: examples per step) or by world (RL), with world =
+    nproc_per_node x nodes. Defaults come from the checkout's entry point when it is readable.
 
     Why it matters: nanochat asserts this at startup with a bare AssertionError: with the
     defaults only 1, 2, 4 or 8 GPUs work; 3, 5, 6 or 7 crash the phase.
@@ -56,17 +65,24 @@ def batch_not_divisible(script, profile, job_env) -> Iterator[Finding]:
     """
     if not script.ok:
         raise Skip("the script could not be read")
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
     found = False
     for phase, spec, inv in _training_invocations(script, profile):
         rule = spec.get("batch_rule")
         if not rule:
             continue
+        entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
+        if entry is not None and entry.ok and not entry.spelled(rule["total"]) and entry.spelled("total_batch_size"):
+            # this checkout batches the phase by tokens (SFT from 9652279 on), whatever the era says
+            rule = {"total": "total_batch_size", "per": ["device_batch_size", "max_seq_len", "world"]}
         nproc, nodes, _src = world_size_from(script, job_env, inv, job_env.env)
         if nproc is None:
             continue
         found = True
         world = nproc * nodes
-        total, tsrc = _value(script, inv, job_env, rule["total"], spec, profile)
+        total, tsrc = _value(script, inv, job_env, rule["total"], spec, profile, entry)
         if total is None or total <= 0:
             continue  # auto-computed (later eras)
         product, parts = 1, []
@@ -75,7 +91,7 @@ def batch_not_divisible(script, profile, job_env) -> Iterator[Finding]:
                 product *= world
                 parts.append(f"world {world}")
                 continue
-            v, vsrc = _value(script, inv, job_env, key, spec, profile)
+            v, vsrc = _value(script, inv, job_env, key, spec, profile, entry)
             if v is None:
                 product = 0
                 break

@@ -8,15 +8,47 @@ from preflight.model import Finding, Severity
 from preflight.phases import TRAIN_PHASES, TRAINER_SCRIPTS
 from preflight.registry import check
 
-CAUSE_FIX = {
-    "out of memory": "lower --device_batch_size (32 -> 16 -> 8) for this phase (same value in mid as in base)",
-    "offline download": "pre-download the data on a login node (HF_HOME cache, eval_bundle, words_alpha.txt) and export "
-                        "HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 in the job",
-    "wandb credentials": "export WANDB_MODE=offline (or disabled), or use run=dummy, or set WANDB_API_KEY",
-    "NCCL timeout": "raise the NCCL timeout / warm torch.compile caches on every node; check the interconnect",
-    "disk quota": "point NANOCHAT_BASE_DIR at scratch with enough space (d20: ~30 GB + checkpoints)",
-    "other": "read the traceback; fix it and rerun from this phase (see the resume plan)",
-}
+def _ranks(ranks: list[int]) -> str:
+    """[0, 1, 2, 3, 5] -> "ranks 0-3, 5"."""
+    if not ranks:
+        return ""
+    parts, start, prev = [], ranks[0], ranks[0]
+    for r in [*ranks[1:], None]:
+        if r is not None and r == prev + 1:
+            prev = r
+            continue
+        parts.append(f"{start}-{prev}" if prev > start else str(start))
+        if r is not None:
+            start = prev = r
+    return ("ranks " if len(ranks) > 1 else "rank ") + ", ".join(parts)
+
+
+def _hf_home(ctx) -> str | None:
+    """The HF_HOME the job used (its script's export), else this environment's."""
+    import re
+
+    js = ctx.get("jobscript", None)
+    m = re.search(r"^\s*(?:export\s+)?HF_HOME=(\S+)", js.text, re.M) if js is not None else None
+    if m:
+        return m.group(1).strip("'\"")
+    return ctx.environ.get("HF_HOME")
+
+
+def crashes(logs):
+    """One (traceback, segment) per crashed process: rank copies and chained tracebacks are already
+    folded by the index; the same failure seen in two logs (stdout and stderr) counts once."""
+    from preflight.verdict import is_missing_checkpoint
+
+    seen = set()
+    for ix in logs.logs:
+        for seg in ix.segments:
+            for tb in seg.tracebacks:
+                if tb.wrapper or is_missing_checkpoint(tb):
+                    continue  # torchrun's summary; cascades belong to cascade-missing-checkpoint
+                if tb.signature in seen:
+                    continue
+                seen.add(tb.signature)
+                yield tb, seg
 
 
 def _missing_named(logs) -> Iterator[Finding]:
@@ -26,7 +58,7 @@ def _missing_named(logs) -> Iterator[Finding]:
 
 
 @check("LOG001", "wandb-dummy-run", stage="post", severity="info")
-def wandb_dummy_run(logs) -> Iterator[Finding]:
+def wandb_dummy_run(logs, ctx) -> Iterator[Finding]:
     """
     What it checks: ``Overriding: run = dummy`` in a phase's log.
 
@@ -39,17 +71,28 @@ def wandb_dummy_run(logs) -> Iterator[Finding]:
 
     How to fix: nothing to fix; pass --run=NAME with WANDB_MODE=offline if you want wandb logs.
     """
+    phases = ctx.get("phases", None)
+    done = set()
     for ix in logs.logs:
         for seg in ix.segments:
-            if seg.overrides.get("run", "").strip("'\"") == "dummy":
-                yield Finding(f"{seg.script or 'a phase'} ran with run=dummy: wandb logging was off; dummy only disables "
-                              "wandb and never skips training or checkpoints", path=ix.path, line=seg.override_line,
-                              fix="none needed; look at the phase table for the real cause of any missing checkpoint")
-                break
+            if seg.overrides.get("run", "").strip("'\"") != "dummy" or (seg.phase or seg.script) in done:
+                continue
+            who = seg.phase or seg.script
+            done.add(who)
+            v = phases.get(seg.phase) if phases is not None and seg.phase else None
+            if v is not None and v.status in ("failed", "partial"):
+                msg = (f"{who} ran with run=dummy and {v.status}: dummy is NOT the cause (it only turns wandb off and "
+                       f"never skips training or checkpoints); the real cause: {v.cause}")
+            else:
+                msg = (f"{who or 'a phase'} ran with run=dummy: wandb logging was off; dummy only disables wandb "
+                       "and never skips training or checkpoints")
+            yield Finding(msg, path=ix.path, line=seg.override_line,
+                          fix="none needed; look at the phase table for the real cause of any missing checkpoint",
+                          data={"phase": seg.phase})
 
 
 @check("LOG002", "phase-crashed", stage="post", severity="error")
-def phase_crashed(logs) -> Iterator[Finding]:
+def phase_crashed(logs, ctx) -> Iterator[Finding]:
     """
     What it checks: tracebacks in the logs, attributed to their phase (by the script's frames or
     the surrounding lines) and classified: out of memory, offline download, wandb credentials,
@@ -65,43 +108,54 @@ def phase_crashed(logs) -> Iterator[Finding]:
 
     How to fix: the finding names the cause class and the fix for it.
     """
-    from preflight.verdict import classify, is_missing_checkpoint
+    from preflight.causes import CASCADE, classify_traceback, fix_for
+    from preflight.verdict import crash_text, root_rank
 
     yield from _missing_named(logs)
-    seen = set()
-    for tb in logs.tracebacks:
-        if tb.wrapper or is_missing_checkpoint(tb):
-            continue  # torchrun's summary; cascades belong to cascade-missing-checkpoint
-        key = (tb.exc_type, tb.message, tb.script)
-        if key in seen:
-            continue
-        seen.add(key)
-        cause = classify(tb.exc_type, tb.message)
-        who = tb.script or "a process"
-        yield Finding(f"{who} ({tb.phase or 'unknown phase'}) crashed: {cause}: {tb.exc_type}: {tb.message[:200]}"
-                      + (f" (raised at {tb.last_frame})" if tb.last_frame else ""),
-                      path=tb.path, line=tb.line, fix=CAUSE_FIX[cause],
-                      data={"phase": tb.phase, "class": cause, "type": tb.exc_type})
+    profile = ctx.get("profile", None)
+    for tb, seg in crashes(logs):
+        cause = classify_traceback(tb, profile)
+        phase = tb.phase or seg.phase
+        who = tb.script or seg.script or "a process"
+        failed = seg.failed_marker.data if seg.failed_marker is not None else {}
+        if cause.name in CASCADE and root_rank(tb, failed) is not None:
+            continue  # this rank only lost another that failed first: rank-failure reports both
+        exitcode = failed.get("exitcode")
+        extra = [x for x in (_ranks(tb.ranks), f"exit code {exitcode}" if exitcode is not None else "",
+                             f"raised at {tb.last_frame}" if tb.last_frame else "") if x]
+        steps = sum(s.step_lines for s in logs.by_phase(phase)) if phase else None
+        yield Finding(f"{who} ({phase or 'unknown phase'}) {crash_text(tb, steps, failed)}"
+                      + (f" [{'; '.join(extra)}]" if extra else ""),
+                      path=tb.path, line=tb.line, fix=fix_for(cause, profile, hf_home=_hf_home(ctx)),
+                      data={"phase": phase, "class": cause.name, "type": tb.exc_type, "ranks": tb.ranks,
+                            "exitcode": exitcode, "cause": cause.to_json(),
+                            "root": {"type": tb.root[0], "message": tb.root[1]}})
 
 
 @check("LOG003", "phase-no-steps", stage="post", severity="error")
 def phase_no_steps(logs, ctx) -> Iterator[Finding]:
     """
-    What it checks: a training phase that started (``Overriding:``/startup lines, or a traceback
-    from its script) but logged no training step: it died during setup.
+    What it checks: a training phase that started (an echo header such as ``[3/5] Midtraining``,
+    ``Overriding:``/startup lines) but logged no training step and left no traceback in the logs
+    read: it died during setup, and its traceback is in a stderr file postflight did not get.
+    The finding names that file (the .err beside the .out, or the script's ``--error`` pattern).
+    A phase whose traceback was read is reported by phase-crashed instead.
 
     Why it matters: stdout then ends with ``Autodetected device type: cuda``; the cause is in the
-    stderr file (often a data download or an assertion), not in the missing steps.
+    stderr file (often a data download or an assertion), not in the missing steps, and not in
+    ``run = dummy``.
 
     Example:
+        [3/5] Midtraining (teaching conversation format)...
         Overriding: run = dummy
         Autodetected device type: cuda
-        <end of phase>
+        <next phase>
 
-    How to fix: open the stderr log at the place shown; fix that error and rerun the phase.
+    How to fix: pass the stderr file too (``--log X.err``); fix its error and rerun the phase.
     """
-    job = ctx.get("job", None)
-    err_hint = getattr(job, "stderr", None)
+    from preflight.verdict import stderr_note
+
+    note = stderr_note(logs)
     stepped = {s.phase for s in logs.segments if s.step_lines}
     reported = set()
     for ix in logs.logs:
@@ -109,15 +163,13 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
             if seg.phase in TRAIN_PHASES and seg.step_lines == 0 and seg.phase not in stepped \
                     and seg.phase not in reported and (seg.script is None or seg.script in TRAINER_SCRIPTS):
                 tb = next((t for t in logs.tracebacks if t.phase == seg.phase and not t.wrapper), None)
-                where = tb.where if tb else (err_hint or "the job's stderr file")
                 reported.add(seg.phase)
-                yield Finding(f"{seg.phase} started but logged no training step: it died during setup; see {where}",
-                              path=ix.path, line=seg.start_line, fix=f"read {where}, fix that error, rerun {seg.phase}")
-    for tb in logs.tracebacks:
-        if tb.phase in TRAIN_PHASES and tb.phase not in stepped and tb.phase not in reported and not tb.wrapper:
-            reported.add(tb.phase)
-            yield Finding(f"{tb.phase} started but logged no training step: it died during setup ({tb.exc_type})",
-                          path=tb.path, line=tb.line, fix=f"fix the error at {tb.where} and rerun {tb.phase}")
+                if tb is not None:
+                    continue  # phase-crashed already says it died during setup, with the cause
+                where = note
+                yield Finding(f"{seg.phase} started but logged no training step: it died during setup; {where}",
+                              path=ix.path, line=seg.start_line,
+                              fix=f"read the traceback, fix that error, rerun {seg.phase} (see the resume plan)")
 
 
 @check("LOG004", "cascade-missing-checkpoint", stage="post", severity="error")

@@ -98,9 +98,31 @@ def _gpu_sm(ctx, job_env) -> tuple[int | None, str]:
     where = "config gpu.type"
     if model is None:
         model, where = requested_model(job_env.sbatch)
+    if model is None:
+        from preflight.gputable import DEFAULT_MODEL
+
+        model, where = by_name(DEFAULT_MODEL), "assumed, as the plan does: no GPU model known"
     if model is None or model.sm is None:
         return None, ""
     return model.sm[0], f"{model.name} ({where})"
+
+
+def _dated(item: dict, profile) -> str:
+    """Whether the era uses a dated download: 'yes', 'no' (it started after the era ended), or 'maybe'
+    (it started inside the era: only the checkout can tell)."""
+    since = str((item.get("since") or {}).get("date") or "")
+    if not since:
+        return "yes"
+    span = profile.data.get("dates") or {}
+    for v in (profile.data.get("flag_style") or {}).get("variants") or []:
+        if v.get("name") == profile.variant:
+            span = v
+    start, end = str(span.get("from") or ""), str(span.get("to") or "")
+    if end and since > end:
+        return "no"
+    if start and since > start:
+        return "maybe"
+    return "yes"
 
 
 def _flag_int(script, inv, job_env, key: str) -> int | None:
@@ -209,6 +231,9 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             used = _marker_found(checkout, item)
             if used is False:
                 continue  # this checkout does not download it (older/newer commit, a fork)
+            dated = "yes" if used else _dated(item, profile)
+            if dated == "no":
+                continue  # upstream started downloading it after this era
             if item.get("gpu_sm") and sm is not None and sm not in item["gpu_sm"]:
                 continue  # e.g. the Hopper FA3 kernel on an L40S job
             local = local_copy(item, base, env)
@@ -232,8 +257,11 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
                 # the default cache is node-local $TMPDIR: a login-node prefetch never reaches the job
                 local = base / "tiktoken_cache"
                 what += " (set TIKTOKEN_CACHE_DIR on shared storage: the default cache is node-local /tmp)"
+            if dated == "maybe":
+                since = item["since"]
+                what += f" (if the checkout is from {since['date']} ({since['commit']}) or later; --checkout tells)"
             missing.append({"what": what, "source": item["source"], "local": str(local), "kind": item.get("kind"),
-                            **({"configs": gone} if gone else {})})
+                            **({"configs": gone} if gone else {}), **({"conditional": True} if dated == "maybe" else {})})
             commands.append(_prefetch(item, local, gone, hf_home(env)))
         if not missing:
             continue

@@ -407,11 +407,13 @@ def secret_in_script(script) -> Iterator[Finding]:
                 break
 
 
+# builtins that only set variables: their words are values, never a download
+_DECLARATIONS = {"export", "declare", "typeset", "local", "readonly", "set", "unset", "alias", "echo", "printf", ":"}
 _DEFAULT_NETWORK = [
     (r"\b(curl|wget)\b", "curl/wget download"),
     (r"\buv\s+(sync|pip\s+install|add)\b", "uv sync / pip install"),
     (r"\bpip3?\s+install\b", "pip install"),
-    (r"rustup|sh\.rustup\.rs", "rustup"),
+    (r"(?:^|\s)rustup\s+\w|sh\.rustup\.rs", "rustup"),
     (r"\bgit\s+(clone|pull|fetch)\b", "git clone/pull"),
 ]
 
@@ -441,6 +443,8 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
     dataset_mod = profile.modules.get("dataset")
     for model in script.walk():
         for cmd in model.commands:
+            if cmd.name in _DECLARATIONS:
+                continue  # `export RUSTUP_HOME=/scratch/rustup` names a path; it downloads nothing
             line_text = " ".join(cmd.words)
             for rx, what in compiled:
                 if rx.search(line_text):

@@ -18,7 +18,7 @@ from typing import Iterator
 from preflight.checks.script import _p, _readable
 from preflight.model import Finding
 from preflight.registry import check
-from preflight.phases import TRAIN_PHASES
+from preflight.plan import trainer_invocations
 
 _SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")
 _FORWARD_EXAMPLE = "scripts/speedrun.slurm"
@@ -74,11 +74,6 @@ def _trapped(script, name: str) -> list:
     return found
 
 
-def _trainers(script, profile) -> list:
-    return [i for i in script.all_invocations if i.module and not i.module.endswith("chat_eval")
-            and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES]
-
-
 @check("SB016", "signal-not-delivered", severity="error")
 def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
     """
@@ -96,13 +91,20 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
         #SBATCH --signal=B:USR1@600
         torchrun --nproc_per_node=8 -m nanochat.base_train -- --depth=20
 
+    Without ``--signal``, a ``trap ... TERM`` in the batch shell is checked too: at the time
+    limit SLURM sends SIGTERM to every process of the job, the trainer included, and bash runs
+    the trap only after a foreground trainer has exited; a trainer that does not save on a
+    signal (every upstream era) dies with what it saved last, whatever the trap promises.
+
     How to fix: trap the signal, forward it to the trainer started with ``&``, and ``wait``
     until it is gone (scripts/speedrun.slurm does this); or drop ``B:`` and start the
-    trainer with ``srun``.
+    trainer with ``srun``. For upstream trainers a trap cannot save anything: pass
+    ``--save_every`` and resume from the last checkpoint.
     """
     _readable(script)
     value = job_env.sbatch.get("signal")
     if not value:
+        yield from _term_trap(script, profile)
         return
     where = job_env.sbatch_source.get("signal", "")
     line = int(where.split(":")[1]) if where.startswith("script:") else None
@@ -112,7 +114,7 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
                       path=str(script.path), line=line, fix="#SBATCH --signal=B:USR1@600")
         return
     batch_only, name = parsed
-    trainers = _trainers(script, profile)
+    trainers = trainer_invocations(script, profile)
     if not trainers:
         return
     if not batch_only:
@@ -151,6 +153,26 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
         yield Finding(f"the {name} trap (line {trap.line}) is set after {inv.module} (line {inv.line}) runs in the "
                       "foreground: a signal during it kills the batch shell", path=_p(script, trap), line=trap.line,
                       fix="move the trap (and the function it calls) above the first command of the script")
+
+
+def _term_trap(script, profile) -> Iterator[Finding]:
+    """A TERM trap (no --signal) that cannot make the trainer save at the time limit."""
+    if profile.data.get("saves_on_signal"):
+        return  # the trainer itself saves on the SIGTERM SLURM sends it
+    traps = _trapped(script, "TERM")
+    trainers = trainer_invocations(script, profile)
+    if not traps or not trainers:
+        return
+    trap, inv = traps[0], trainers[0]
+    foreground = [i for i in trainers if not i.background]
+    when = (f"bash runs it only after {inv.module} (line {inv.line}), running in the foreground, has exited; "
+            if foreground else "")
+    yield Finding(f"`{' '.join(trap.words[:2])} ... TERM` (line {trap.line}) cannot make {inv.module} save at the time "
+                  f"limit: {when}SLURM sends SIGTERM to the trainer too, and the {profile.name} era's trainers do not "
+                  "save on a signal, so it dies with only what --save_every saved",
+                  path=_p(script, trap), line=trap.line,
+                  fix=f"pass --save_every=N to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP; "
+                      "the trap can only report, not save")
 
 
 def _is_long_setup(inv, profile) -> bool:

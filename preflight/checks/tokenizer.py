@@ -39,6 +39,12 @@ def tokenizer_missing(ctx, tokenizer) -> Iterator[Finding]:
     """
     if _trains_tokenizer(ctx) is not None:
         return
+    script, profile = ctx.get("script", None), ctx.get("profile", None)
+    if script is not None and script.ok and profile is not None:
+        from preflight.plan import phases_run
+
+        if not phases_run(script, profile):
+            raise Skip("the script runs no nanochat phase: nothing loads the tokenizer")
     missing = [p.name for p, ok in ((tokenizer.pkl, tokenizer.has_pkl), (tokenizer.token_bytes, tokenizer.has_token_bytes)) if not ok]
     if missing:
         profile = ctx.get("profile", None)

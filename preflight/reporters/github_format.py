@@ -12,11 +12,28 @@ COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 def _escape_data(text: str) -> str:
     from preflight.reporters import clean
 
+    # the workflow-command spec: %, CR and LF in data; then clean() (its escapes carry no %)
     return clean(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_prop(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _append_summary(path: str, text: str) -> None:
+    """Append to the step summary file; a FIFO or device there (a blocked open) is refused, not waited on."""
+    import stat
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace", closefd=False) as fh:
+            fh.write(text)
+    finally:
+        os.close(fd)
 
 
 def render(result: Any, registry: Any = None, *, max_annotations: int = MAX_ANNOTATIONS, **_: Any) -> str:
@@ -39,8 +56,7 @@ def render(result: Any, registry: Any = None, *, max_annotations: int = MAX_ANNO
         from preflight.reporters.markdown_format import render as markdown
 
         try:
-            with open(summary_path, "a", encoding="utf-8") as fh:
-                fh.write(markdown(result, registry))
+            _append_summary(summary_path, markdown(result, registry))
         except OSError as exc:
             lines.append(f"::warning title=nanochat-preflight::cannot write GITHUB_STEP_SUMMARY: {_escape_data(str(exc))}")
     counts = result.counts()

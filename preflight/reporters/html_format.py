@@ -36,7 +36,7 @@ svg polyline{fill:none;stroke-width:1.2} svg .band{stroke:none;opacity:.28}
 .raw{stroke:#8fb8e8} .band.raw{fill:#8fb8e8} .smooth{stroke:#0550ae;stroke-width:1.8!important}
 .val{stroke:#8250df} circle.val{fill:#8250df;stroke:none} .lrm{stroke:#bf8700} .tok{stroke:#1a7f37} .band.tok{fill:#1a7f37} .mfu{stroke:#bc4c00}
 svg .ckpt{stroke:#1a7f37;stroke-dasharray:3 3} svg .stop{stroke:#cf222e;stroke-width:1.6}
-svg .stoplabel{font-size:10px;fill:#cf222e;font-weight:600} svg .plan{stroke:#8c959f;stroke-dasharray:1 3}
+svg .stoplabel{font-size:10px;fill:#cf222e;font-weight:600} svg .nan{stroke:#cf222e;stroke-dasharray:2 2} svg .plan{stroke:#8c959f;stroke-dasharray:1 3}
 svg .bar.done{fill:#4ac26b} svg .bar.failed{fill:#ff8182} svg .bar.partial{fill:#d4a72c} svg .bar.running{fill:#54aeff} svg .bar.not-run{fill:#d0d7de}
 .f-error{color:#cf222e;font-weight:700} .f-warning{color:#9a6700;font-weight:700} .f-info{color:#0969da}
 .finding{margin:8px 0 10px} .fix{color:#1a7f37} section.phase-chart{margin-bottom:18px}
@@ -55,7 +55,8 @@ def render(result: Any, registry: Any = None, *, title: str | None = None, elaps
     profile = extras.get("profile")
     if profile:
         body.append(f'<p>profile <b>{esc(profile.get("name"))}</b>: {esc(profile.get("reason", ""))}</p>')
-    body += _phases(extras.get("phases") or [], series)
+    body += _streams((extras.get("timeline") or {}).get("streams") or {})
+    body += _phases(extras.get("phases") or [], series, extras.get("timeline") or {})
     if series is not None and series.phases:
         body.append("<h2>Training curves</h2>")
         body += [_phase_charts(ps) for ps in series.phases]
@@ -75,14 +76,35 @@ def render(result: Any, registry: Any = None, *, title: str | None = None, elaps
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def _phases(phases: list[dict], series: Any) -> list[str]:
+def _streams(streams: dict) -> list[str]:
+    """Which logs were read beside the ones given, and where a missing traceback would be (the timeline)."""
+    out = [f'<p class="muted">also read {esc(s.get("path"))} ({esc(s.get("why"))})</p>'
+           for s in streams.get("also_read") or []]
+    if streams.get("stderr_hint"):
+        out.append(f'<p class="muted">{esc(streams["stderr_hint"])}</p>')
+    return out
+
+
+def _span(span: dict) -> str:
+    """"run.out:10-48" (or both ends in full when they are in two logs): where a phase is in the logs."""
+    start, end = span.get("start"), span.get("end")
+    if not start:
+        return ""
+    path, _, a = start.rpartition(":")
+    epath, _, b = (end or "").rpartition(":")
+    name = path.rsplit("/", 1)[-1]
+    return f"{name}:{a}-{b}" if epath == path else f"{start} - {end}"
+
+
+def _phases(phases: list[dict], series: Any, tl: dict) -> list[str]:
     if not phases:
         return []
     from preflight.series import phase_timeline
 
     times = {name: (a, b) for name, a, b in phase_timeline(series)} if series is not None else {}
+    spans = {s.get("name"): s for s in tl.get("phases") or []}
     out = ["<h2>Phases</h2>", '<table id="phases"><tr><th>phase</th><th>status</th><th>cause</th>'
-           "<th>duration</th><th>evidence</th></tr>"]
+           "<th>duration</th><th>in the log</th><th>evidence</th></tr>"]
     rows = []
     for p in phases:
         status = p.get("status", "")
@@ -95,7 +117,8 @@ def _phases(phases: list[dict], series: Any) -> list[str]:
         evidence = ", ".join(str(e) for e in (p.get("evidence") or [])[:3])
         out.append(f'<tr data-phase="{esc(p.get("name"))}"><td><b>{esc(p.get("name"))}</b></td>'
                    f'<td class="s-{esc(status)}">{esc(status_text)}</td><td>{esc(p.get("cause") or "")}</td>'
-                   f'<td>{esc(took)}</td><td class="ev">{esc(evidence)}</td></tr>')
+                   f'<td>{esc(took)}</td><td class="ev">{esc(_span(spans.get(p.get("name")) or {}))}</td>'
+                   f'<td class="ev">{esc(evidence)}</td></tr>')
         if a is not None:
             rows.append((p.get("name"), a, b, status))
     out.append("</table>")
@@ -113,6 +136,8 @@ def _phase_charts(ps: Any) -> str:
     if ps.status in ("failed", "partial", "running") and last is not None:
         word = "running: step" if ps.status == "running" else "stopped at step"
         markers.append(Marker(float(last), "stop", f"{word} {last}" + (f" of {ps.planned}" if ps.planned else "")))
+    if ps.nan_step is not None:
+        markers.append(Marker(float(ps.nan_step), "nan", f"NaN from step {ps.nan_step}"))
     x_max = float(ps.planned) if ps.planned else None
 
     xs, ys = ps.column("loss")
@@ -121,8 +146,8 @@ def _phase_charts(ps: Any) -> str:
     if loss:
         bx = [b.x for b in loss]
         lines.append(Line(bx, [b.mean for b in loss], "raw", [b.lo for b in loss], [b.hi for b in loss]))
-        sm = downsample(xs, smooth(ys))
-        lines.append(Line([b.x for b in sm], [b.mean for b in sm], "smooth"))
+        # smoothed over the bucket means: the same curve as over the raw points, at a thousandth of the cost
+        lines.append(Line(bx, smooth([b.mean for b in loss]), "smooth"))
     charts = [Chart("loss (raw band, smoothed line)", lines, markers, x_max)]
     kind, vx, vy = ps.val()
     charts.append(Chart(f"validation {kind}", [Line(vx, vy, "val", dots=len(vx) < 3)] if vx else [], markers, x_max,
@@ -141,6 +166,8 @@ def _phase_charts(ps: Any) -> str:
     facts.append(f"{ps.step_lines:,} step lines" + (f", last step {last}" if last is not None else ""))
     if ps.planned:
         facts.append(f"planned {ps.planned:,}")
+    if ps.nan_step is not None:
+        facts.append(f'<span class="s-failed">loss not a number from step {ps.nan_step}</span>')
     if len(ps.attempts) > 1:
         facts.append(f"{len(ps.attempts)} process runs")
     if any(a.sampled for a in ps.attempts):

@@ -25,4 +25,6 @@ def document(result: Any, registry: Any = None, **_: Any) -> dict[str, Any]:
 
 
 def render(result: Any, registry: Any = None, **options: Any) -> str:
-    return json.dumps(document(result, registry), indent=2, default=str) + "\n"
+    from preflight.reporters import clean_tree
+
+    return json.dumps(clean_tree(document(result, registry)), indent=2, default=str) + "\n"

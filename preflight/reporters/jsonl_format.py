@@ -19,4 +19,6 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         lines.append({"type": "check", "stage": result.stage, **row, "finding_count": len(check.findings)})
     lines.append({"type": "summary", "schema_version": SCHEMA_VERSION, "stage": result.stage,
                   "verdict": result.verdict, "summary": result.counts()})
-    return "".join(json.dumps(line, default=str) + "\n" for line in lines)
+    from preflight.reporters import clean_tree
+
+    return "".join(json.dumps(clean_tree(line), default=str) + "\n" for line in lines)

@@ -8,9 +8,21 @@ ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "erro
 
 
 def _cell(text: Any) -> str:
+    """User text (messages, paths, log lines) in a table cell: no raw HTML (``</details><img ...>``),
+    no column breaks, no controls."""
+    import html
+
     from preflight.reporters import clean
 
-    return clean(text).replace("|", "\\|").replace("\n", " ")
+    return html.escape(clean(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any backtick run in the block, so the block cannot close it."""
+    import re
+
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def render(result: Any, registry: Any = None, **_: Any) -> str:
@@ -18,7 +30,7 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
     out = [f"## {title}: {result.verdict.upper()}", ""]
     profile = result.extras.get("profile")
     if profile:
-        out += [f"Profile: **{profile.get('name')}** ({profile.get('reason', '')})", ""]
+        out += [f"Profile: **{_cell(profile.get('name'))}** ({_cell(profile.get('reason', ''))})", ""]
     phases = result.extras.get("phases")
     if phases:
         from preflight.series import sparklines
@@ -26,28 +38,34 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         sparks = sparklines(result)
         if sparks:  # the loss of each training phase (postflight with curves)
             out += ["| Phase | Status | Loss | Cause |", "|---|---|---|---|"]
-            out += [f"| {p['name']} | {p['status']} | {sparks.get(p['name'], '')} | {_cell(p.get('cause') or '')} |"
-                    for p in phases]
+            out += [f"| {_cell(p['name'])} | {_cell(p['status'])} | {sparks.get(p['name'], '')} | "
+                    f"{_cell(p.get('cause') or '')} |" for p in phases]
         else:
             out += ["| Phase | Status | Cause |", "|---|---|---|"]
-            out += [f"| {p['name']} | {p['status']} | {_cell(p.get('cause') or '')} |" for p in phases]
+            out += [f"| {_cell(p['name'])} | {_cell(p['status'])} | {_cell(p.get('cause') or '')} |" for p in phases]
         out.append("")
     resume = result.extras.get("resume")
     if resume and resume.get("commands"):
-        out += [f"Resume from **{resume.get('phase')}**:", "", "```bash", *resume["commands"], "```", ""]
+        from preflight.reporters import clean
+
+        commands = [clean(c) for c in resume["commands"]]
+        fence = _fence(commands)
+        out += [f"Resume from **{_cell(resume.get('phase'))}**:", "", fence + "bash", *commands, fence, ""]
     findings = result.findings
     if findings:
         out += ["| Severity | Code | Check | Message | Location | Fix |", "|---|---|---|---|---|---|"]
         from preflight.reporters import reading_order
 
         for f in reading_order(findings, registry):
-            out.append(f"| {f.severity.value if f.severity else ''} | {f.code} | {f.name} | {_cell(f.message)} | "
+            out.append(f"| {f.severity.value if f.severity else ''} | {_cell(f.code)} | {_cell(f.name)} | "
+                       f"{_cell(f.message)} | "
                        f"{_cell(f.location)} | {_cell(f.fix or '')} |")
         out.append("")
     counts = result.counts()
     out.append("<details><summary>" + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + "</summary>\n")
     out += ["| | Code | Check | Status | Note |", "|---|---|---|---|---|"]
     for c in result.checks:
-        out.append(f"| {ICONS.get(c.status.value, '')} | {c.code} | {c.name} | {c.status.value} | {_cell(c.reason or '')} |")
+        out.append(f"| {ICONS.get(c.status.value, '')} | {_cell(c.code)} | {_cell(c.name)} | {c.status.value} | "
+                   f"{_cell(c.reason or '')} |")
     out += ["", "</details>", ""]
     return "\n".join(out)

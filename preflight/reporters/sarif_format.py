@@ -14,11 +14,18 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 def _uri(path: str) -> str:
+    """A URI reference (RFC 3986): relative to the working directory when inside it, else file://;
+    percent-encoded from the file name's bytes (spaces, '#', '%', undecodable bytes)."""
+    from urllib.parse import quote_from_bytes
+
     p = Path(path)
     try:
-        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
-        return p.as_posix() if not p.is_absolute() else "file://" + p.as_posix()
+        rel = p.resolve().relative_to(Path.cwd().resolve())
+        return quote_from_bytes(os.fsencode(rel.as_posix()), safe="/")
+    except (ValueError, OSError, RuntimeError):
+        if not p.is_absolute():
+            return quote_from_bytes(os.fsencode(p.as_posix()), safe="/")
+        return "file://" + quote_from_bytes(os.fsencode(p.as_posix()), safe="/")
 
 
 def render(result: Any, registry: Any, **_: Any) -> str:
@@ -68,7 +75,9 @@ def render(result: Any, registry: Any, **_: Any) -> str:
                 "rules": rules,
             }},
             "results": results,
-            "originalUriBaseIds": {"SRCROOT": {"uri": Path(os.getcwd()).resolve().as_uri() + "/"}},
+            "originalUriBaseIds": {"SRCROOT": {"uri": Path(os.getcwd()).resolve().as_uri().rstrip("/") + "/"}},
         }],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    from preflight.reporters import clean_tree
+
+    return json.dumps(clean_tree(doc), indent=2) + "\n"

@@ -85,6 +85,11 @@ def render(chart: Chart, css: str = "chart") -> str:
     def py(y: float) -> float:
         return round(PAD_T + (y1 - y) / (y1 - y0) * ph, 1)
 
+    def pts(xs: list[float], ys: list[float]) -> str:  # "x,y x,y ...": the bulk of a page, one format call a point
+        sx, sy = pw / (x1 - x0), ph / (y1 - y0)
+        return " ".join(map("{:.1f},{:.1f}".format, [PAD_L + (x - x0) * sx for x in xs],
+                            [PAD_T + (y1 - y) * sy for y in ys]))
+
     out = [head, f'<rect class="plot" x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}"/>']
     for frac in (0.0, 0.5, 1.0):  # y ticks: bottom, middle, top
         v = y0 + pad + (y1 - y0 - 2 * pad) * frac
@@ -96,21 +101,19 @@ def render(chart: Chart, css: str = "chart") -> str:
     for m in chart.markers:
         out.append(f'<line class="{esc(m.css)}" x1="{px(m.x)}" x2="{px(m.x)}" y1="{PAD_T}" y2="{PAD_T + ph}">'
                    f'<title>{esc(m.label)}</title></line>')
-        if m.label and m.css == "stop":
+        if m.label and m.css in ("stop", "nan"):  # where a phase stopped or went NaN: said in words too
             anchor = "end" if px(m.x) > PAD_L + pw * 0.6 else "start"
             dx = -3 if anchor == "end" else 3
-            out.append(f'<text class="stoplabel" x="{px(m.x) + dx}" y="{PAD_T + 10}" text-anchor="{anchor}">'
-                       f'{esc(m.label)}</text>')
+            y = PAD_T + (10 if m.css == "stop" else 22)
+            out.append(f'<text class="stoplabel" x="{px(m.x) + dx}" y="{y}" text-anchor="{anchor}">{esc(m.label)}</text>')
     for ln in chart.lines:
         if ln.lo is not None and ln.hi is not None and len(ln.xs) > 1:
-            top = " ".join(f"{px(x)},{py(y)}" for x, y in zip(ln.xs, ln.hi))
-            bottom = " ".join(f"{px(x)},{py(y)}" for x, y in zip(reversed(ln.xs), reversed(ln.lo)))
-            out.append(f'<polygon class="band {ln.css}" points="{top} {bottom}"/>')
-        pts = [(px(x), py(y)) for x, y in zip(ln.xs, ln.ys) if math.isfinite(y)]
-        if ln.dots or len(pts) == 1:
-            out += [f'<circle class="{ln.css}" cx="{x}" cy="{y}" r="2.2"/>' for x, y in pts]
-        elif pts:
-            out.append(f'<polyline class="{ln.css}" points="{" ".join(f"{x},{y}" for x, y in pts)}"/>')
+            out.append(f'<polygon class="band {ln.css}" points="{pts(ln.xs, ln.hi)} {pts(ln.xs[::-1], ln.lo[::-1])}"/>')
+        finite = [(x, y) for x, y in zip(ln.xs, ln.ys) if math.isfinite(y)]
+        if ln.dots or len(finite) == 1:
+            out += [f'<circle class="{ln.css}" cx="{px(x)}" cy="{py(y)}" r="2.2"/>' for x, y in finite]
+        elif finite:
+            out.append(f'<polyline class="{ln.css}" points="{pts([x for x, _ in finite], [y for _, y in finite])}"/>')
     out.append("</svg>")
     return "".join(out)
 

@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 MARKS = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("i", "cyan")}
 SECTIONS = {"error": "Errors", "warning": "Warnings", "info": "Info"}
+HEADLINE = {"training-not-visible"}  # shown above the run plan, not among the others
 STATUS_STYLE = {"done": "green", "partial": "yellow", "failed": "bold red", "not-run": "dim", "running": "cyan"}
 
 Segment = tuple[str, str]  # (text, rich style or "")
@@ -37,6 +38,22 @@ def _table(title: str, header: list[str] | None, rows: Iterable[list[Segment]]) 
     return out
 
 
+def _finding_lines(f: Any, registry: Any) -> list[Line]:
+    from preflight.reporters import kills_at_start
+
+    sev = f.severity.value if f.severity else "error"
+    mark, style = MARKS[sev]
+    head: Line = [(" ", ""), (mark, style), (" ", ""), (f.code, "bold"), (f" {f.name}", "")]
+    if str(f.location):
+        head.append((f"  {f.location}", "dim"))
+    if kills_at_start(f, registry):
+        head.append(("  fatal at start", style))
+    out = [head, [(f"     {f.message}", "")]]
+    if f.fix:
+        out.append([("     ", ""), ("fix:", "green"), (f" {f.fix}", "")])
+    return out
+
+
 def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, title: str | None = None,
           registry: Any = None) -> list[Line]:
     lines: list[Line] = []
@@ -46,8 +63,20 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
     profile = extras.get("profile")
     if profile:
         lines.append([("profile ", ""), (str(profile.get("name")), "bold"), (f": {profile.get('reason', '')}", "")])
+    streams = (extras.get("timeline") or {}).get("streams") or {}
+    for item in streams.get("also_read") or []:  # the stderr read beside the given .out
+        lines.append([("also read ", ""), (str(item.get("path")), "bold"), (f" ({item.get('why')})", "dim")])
+    for item in streams.get("refused") or []:
+        lines.append([("not read ", ""), (str(item.get("path")), "bold"), (f" ({item.get('why')})", "dim")])
     for assumption in result.display.get("assumptions") or []:  # stated once here, not in every finding
         lines.append([(assumption, "")])
+
+    # findings that qualify everything below them (a hidden launch: the plan and checks miss it) come first
+    headline = [f for f in result.findings if f.name in HEADLINE]
+    if headline:
+        lines += [[], [("Not visible to preflight", "bold yellow")]]
+        for f in headline:
+            lines += _finding_lines(f, registry)
 
     plan_rows = result.display.get("plan_rows")
     if plan_rows:
@@ -79,30 +108,25 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
                        (f"{smoke.get('phase')} step {smoke.get('step')} via {via}: {smoke.get('said')!r} "
                         f"in {smoke.get('seconds', 0):.1f}s", "")]]
 
-    from preflight.reporters import kills_at_start, reading_order
+    from preflight.reporters import reading_order
 
     section = None
-    for f in reading_order(result.findings, registry):
+    rest = [f for f in result.findings if f.name not in HEADLINE]
+    for f in reading_order(rest, registry):
         sev = f.severity.value if f.severity else "error"
         if sev != section:
             section = sev
-            count = sum(1 for g in result.findings if (g.severity.value if g.severity else "error") == sev)
+            count = sum(1 for g in rest if (g.severity.value if g.severity else "error") == sev)
             lines += [[], [(f"{SECTIONS[sev]} ({count})", "bold")]]
-        mark, style = MARKS[sev]
-        head: Line = [(" ", ""), (mark, style), (" ", ""), (f.code, "bold"), (f" {f.name}", "")]
-        if str(f.location):
-            head.append((f"  {f.location}", "dim"))
-        if kills_at_start(f, registry):
-            head.append(("  fatal at start", style))
-        lines.append(head)
-        lines.append([(f"     {f.message}", "")])
-        if f.fix:
-            lines.append([("     ", ""), ("fix:", "green"), (f" {f.fix}", "")])
+        lines += _finding_lines(f, registry)
 
     resume = extras.get("resume")
     if resume and resume.get("commands"):
         lines += [[], [(f"Resume from {resume.get('phase')}:", "bold")]]
+        lines += [[("  first: ", "green"), (fix, "")] for fix in resume.get("fixes") or []]
         lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
+        for item in resume.get("refused") or []:
+            lines.append([(f"  left out (not a plain flag value; set it yourself): {item}", "yellow")])
 
     errors = [c for c in result.checks if c.status.value == "error"]
     if errors:

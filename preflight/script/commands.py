@@ -3,7 +3,6 @@ exports, `set -e`/pipefail, ERR traps and `cd` targets."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -225,11 +224,6 @@ def _record_command(model: ScriptModel, state: State, words: list[Word], redirec
                 model.set_e_line = None  # `set +e` at top level turns it off again
     elif name == "trap" and len(cmd.words) > 2 and "ERR" in cmd.words[2:] and "exit" in cmd.words[1]:
         model.errtrap_line = model.errtrap_line or line
-    elif name in ("cd", "pushd") and len(cmd.words) > 1:
-        target = cmd.words[-1]
-        expanded = model.expand(target, line, fname, dict(os.environ)) if "$" in target else target
-        if expanded:
-            model.cd_targets.append(os.path.expanduser(expanded))
 
 
 def _is_default_only(name: str, value: str) -> bool:

@@ -5,64 +5,18 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from typing import Any
 
-from preflight.script.model import ASSIGN_RE, Command, Flag, Invocation, ScriptModel
-from preflight.script.tree import Item
+from preflight.script.lexer import Unterminated, tokenize
+from preflight.script.model import Command, Flag, Invocation, ScriptModel
+from preflight.script.tree import Item, Loop, iter_commands
+from preflight.script.wrappers import MAX_INLINE_DEPTH, RUNNERS, inline_commands, inline_text, strip_prefixes
 
 _PY_RE = re.compile(r"^(?:python(?:\d+(?:\.\d+)?)?|pypy3?)$")
 
 
 _TORCHRUN_NO_VALUE = {"standalone", "no_python", "no-python", "run_path", "run-path", "module", "m"}
-_SRUN_VALUE_SHORT = set("nNcGptoeJwCdDABqmx")
-
-
-def strip_wrappers(words: list[str]) -> tuple[list[str], bool, list[str]]:
-    """Remove srun/uv run/env/nohup/time/exec prefixes. Returns (words, under_srun, srun_opts)."""
-    srun = False
-    srun_opts: list[str] = []
-    changed = True
-    while changed and words:
-        changed = False
-        head = os.path.basename(words[0])
-        if head == "srun":
-            srun = True
-            j = 1
-            while j < len(words) and words[j].startswith("-"):
-                w = words[j]
-                srun_opts.append(w)
-                if len(w) == 2 and w[1] in _SRUN_VALUE_SHORT and j + 1 < len(words):
-                    srun_opts.append(words[j + 1])
-                    j += 1
-                j += 1
-            words = words[j:]
-            changed = True
-        elif head in ("nohup", "exec", "time", "stdbuf", "numactl", "nice", "command"):
-            j = 1
-            while j < len(words) and words[j].startswith("-"):
-                j += 1
-            words = words[j:]
-            changed = True
-        elif head == "env":
-            j = 1
-            while j < len(words) and (words[j].startswith("-") or ASSIGN_RE.match(words[j])):
-                j += 1
-            words = words[j:]
-            changed = True
-        elif head == "uv" and len(words) > 1 and words[1] == "run":
-            j = 2
-            while j < len(words) and words[j].startswith("-"):
-                j += 1
-            words = words[j:]
-            changed = True
-        elif head == "timeout":
-            j = 1
-            while j < len(words) and words[j].startswith("-"):
-                j += 1
-            words = words[j + 1:]
-            changed = True
-    return words, srun, srun_opts
-
 
 def parse_flags(args: list[str]) -> list[Flag]:
     """Script arguments as flags: --k=v (equals), --k v (space), --k (bare), -x v (short), positional."""
@@ -104,7 +58,8 @@ def parse_flags(args: list[str]) -> list[Flag]:
 
 def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation | None:
     """cmd as a python/torchrun invocation; ``words``: its words after expansion (default: as written)."""
-    words, srun, srun_opts = strip_wrappers(list(cmd.words if words is None else words))
+    prefix = strip_prefixes(list(cmd.words if words is None else words))
+    words, srun, srun_opts = prefix.words, prefix.srun, prefix.srun_opts
     if not words:
         return None
     head = os.path.basename(words[0])
@@ -178,29 +133,133 @@ def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation
     return Invocation(line=cmd.line, launcher=launcher, module=module, script_file=script_file,
                       flags=parse_flags(args), args=args, nproc_per_node=nproc, nnodes=nnodes,
                       standalone=standalone, srun=srun, background=cmd.background, checked=False,
-                      command=cmd, launcher_opts=launcher_opts + srun_opts)
+                      command=cmd, launcher_opts=launcher_opts + srun_opts, timeout=prefix.timeout,
+                      prefixes=list(prefix.names), srun_opts=list(srun_opts))
 
 
 def find_invocations(model: ScriptModel) -> None:
     cmds = model.commands
     wrappers = _find_wrappers(model)
     templates = {id(w.command) for _, w in wrappers if w is not None}
+    loops = _loop_values(model)
     for idx, cmd in enumerate(cmds):
         if id(cmd) in templates:
             continue  # the launcher inside a wrapper function: its calls are the invocations
-        words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
-        via = None
-        if words:
-            wrapper = _wrapper_for(wrappers, words[0], cmd)
-            if wrapper is not None:
-                words = _expand_words(model, wrapper.apply(words[1:]), cmd)
-                via = f"{wrapper.name} (defined line {wrapper.line})"
-        inv = parse_invocation(cmd, words)
-        if inv is None:
-            continue
-        inv.checked = _has_exit_check(cmds, idx)
+        checked = _has_exit_check(cmds, idx)
+        for one in _per_loop_value(cmd, loops.get(id(cmd))):
+            for inv in _launches(model, wrappers, one, 0):
+                inv.checked = inv.checked or checked
+                model.invocations.append(inv)
+
+
+def _loop_values(model: ScriptModel) -> dict[int, tuple[str, list[str]]]:
+    """id(command) -> (variable, values) for commands in `for V in a b c; do ... done` over a list
+    known before the job runs (`for phase in base mid sft`, `for d in $DEPTHS` with DEPTHS set)."""
+    out: dict[int, tuple[str, list[str]]] = {}
+
+    def walk(nodes: list) -> None:
+        for n in nodes:
+            if isinstance(n, Loop) and n.kind == "for" and len(n.header) > 2 and n.header[1] == "in":
+                values = []
+                for raw in n.header[2:]:
+                    text = raw.strip("'\"") if "$" not in raw else model.expand(raw.strip('"'), None, None, model.environ)
+                    if text is None or any(ch in text for ch in "*?[`$"):
+                        values = None
+                        break
+                    values.extend(text.split())
+                if values and len(values) <= _MAX_LOOP_VALUES:
+                    for c in iter_commands(n.body):
+                        out.setdefault(id(c), (n.header[0], values))
+            for child in (getattr(n, "body", None), getattr(n, "cond", None), getattr(n, "else_body", None)):
+                if isinstance(child, list):
+                    walk(child)
+            for pair in getattr(n, "branches", None) or getattr(n, "arms", None) or []:
+                walk(pair[1])
+
+    walk(model.tree)
+    return out
+
+
+def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Command]:
+    """The command once, or once per loop value when it uses the loop's variable."""
+    if loop is None:
+        return [cmd]
+    var, values = loop
+    ref = re.compile(r"\$(?:\{%s\}|%s\b)" % (var, var))
+    if not any(ref.search(r) for r in cmd.raw_words):
+        return [cmd]
+    return [replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
+            for v in values]
+
+
+# a command whose program is only known at run time: `$LAUNCH ...`, `"${CMD[@]}"`, `$(...)`
+_MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands are read once
+_DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
+
+
+def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> list[Invocation]:
+    """The invocations one command makes: itself, through a shell function that launches its
+    arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
+    words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+    via = None
+    if words:
+        wrapper = _wrapper_for(wrappers, words[0], cmd)
+        if wrapper is not None:
+            words = _expand_words(model, wrapper.apply(words[1:]), cmd)
+            via = f"{wrapper.name} (defined line {wrapper.line})"
+    head = os.path.basename(words[0]) if words else ""
+    if not (head in RUNNERS or _PY_RE.match(head) or head[:1] in "$`\"'"):
+        return []  # echo, mkdir, cd ...: most lines of a script
+    inv = parse_invocation(cmd, words)
+    if inv is not None:
         inv.via = via
-        model.invocations.append(inv)
+        return [inv]
+    prefix = strip_prefixes(words)
+    if prefix.words and _DYNAMIC_HEAD_RE.match(prefix.words[0]):
+        model.hidden.append((cmd.line, cmd.file, f"the command is {prefix.words[0]}, known only when the job runs"))
+        return []
+    inline = inline_text(prefix.words)
+    if inline is None:
+        return []
+    how, text = inline
+    if how == "eval":
+        text = _expand_eval_text(model, cmd, prefix.words[1:])
+    if text is None or depth >= MAX_INLINE_DEPTH:
+        why = "its text is known only when the job runs" if text is None else "shell text nested too deep"
+        model.hidden.append((cmd.line, cmd.file, f"`{how}` runs shell text: {why}"))
+        return []
+    parsed = inline_commands(text, cmd)
+    if parsed is None:
+        model.hidden.append((cmd.line, cmd.file, f"`{how}` runs shell text that cannot be parsed"))
+        return []
+    inner, scratch = parsed
+    found: list[Invocation] = []
+    for j, ic in enumerate(inner):
+        for inv in _launches(model, wrappers, ic, depth + 1):
+            if prefix.srun and not inv.srun:
+                inv.srun, inv.launcher = True, "srun+" + inv.launcher
+            inv.launcher_opts = inv.launcher_opts + prefix.srun_opts
+            inv.srun_opts = inv.srun_opts + prefix.srun_opts
+            inv.timeout = inv.timeout or prefix.timeout
+            inv.prefixes = prefix.names + [how] + inv.prefixes
+            inv.background = inv.background or cmd.background
+            inv.checked = inv.checked or _has_exit_check(inner, j) or (scratch.errexit and j < len(inner) - 1)
+            inv.via = inv.via or f"{how} (line {cmd.line})"
+            found.append(inv)
+    return found
+
+
+def _expand_eval_text(model: ScriptModel, cmd: Command, words: list[str]) -> str | None:
+    """eval's words, expanded (it joins them with blanks and runs the result); None if unknown."""
+    out = []
+    for k, w in enumerate(words):
+        if "$" in w or "`" in w:
+            value = model.expand(w, cmd.line, cmd.file, model.environ)
+            if value is None and (k == 0 or _PURE_VAR_RE.match(w) or "$(" in w or "`" in w):
+                return None  # the command itself, or a whole word of it, is known only at run time
+            w = w if value is None else value  # `--run=$WANDB_RUN`: eval expands it later, as text here
+        out.append(w)
+    return " ".join(out)
 
 
 # an argument that is exactly one parameter expansion: $X, ${X}, ${X:-default}, "$X" ...
@@ -218,19 +277,41 @@ def _expand_words(model: ScriptModel, pairs: list[tuple[str, str | None]], cmd: 
         if raw is None or "$" not in raw:
             out.append(value)
             continue
+        array = _ARRAY_ALL_RE.match(raw)
+        if array:
+            words = _array_words(model, array.group(1), cmd)
+            out.extend([value] if words is None else words)
+            continue
         quoted = len(raw) > 1 and raw[0] == raw[-1] == '"'
         inner = raw[1:-1] if quoted else raw
         if not _PURE_VAR_RE.match(inner) or (quoted and k > 0):
             out.append(value)
             continue
         val = model.expand(inner, cmd.line, cmd.file, model.environ)
-        if val is None or "$" in val:
+        # a value may hold a variable set at run time (`torchrun ... --rdzv_endpoint=$MASTER_ADDR:29500`):
+        # its words are still known; a value that is itself only a variable is not
+        if val is None or val.lstrip().startswith(("$", "`")):
             out.append(value)
         elif quoted:
             out.append(val)
         else:
             out.extend(val.split())  # bash's word splitting (default IFS); an empty value is no word
     return out
+
+
+_ARRAY_ALL_RE = re.compile(r'^"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?$')
+
+
+def _array_words(model: ScriptModel, name: str, cmd: Command) -> list[str] | None:
+    """The elements of a known array (`LAUNCHER=(torchrun --nproc_per_node=8)`), expanded."""
+    value = model.value_at(name, cmd.line, cmd.file, model.environ)
+    if not value or not (value.startswith("(") and value.endswith(")")):
+        return None
+    try:
+        tokens, _ = tokenize(value[1:-1])
+    except Unterminated:
+        return None
+    return [t.value for kind, t in tokens if kind == "word"]
 
 
 class _Wrapper:

@@ -12,6 +12,8 @@ class Unterminated(Exception):
     pass
 
 
+_ARRAY_ASSIGN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=$")
+_OP_START = frozenset("&|;()<>")
 _OPS = ("&&", "||", ";;", "<<<", "<<-", "<<", ">>", ">&", "&>", "<&", ";", "&", "|", "(", ")", "<", ">")
 
 
@@ -140,7 +142,13 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             in_word = True
             i = k + 1
             continue
-        op = next((o for o in _OPS if s.startswith(o, i)), None)
+        if c == "(" and in_word and _ARRAY_ASSIGN_RE.match("".join(raw)):
+            k = read_balanced(i, "(", ")")  # NAME=(a b c): the array's words stay one word
+            raw.append(s[i:k])
+            val.append(s[i:k])
+            i = k
+            continue
+        op = next((o for o in _OPS if s.startswith(o, i)), None) if c in _OP_START else None
         if op is not None:
             # `name=(a b)` arrays and `$((...))` are rare here; treat ( ) as ops
             if in_word and op in (">", ">>", ">&", "<", "<&") and "".join(raw).isdigit():

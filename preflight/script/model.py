@@ -1,18 +1,5 @@
-"""The sbatch script model: the data a parsed batch script becomes (see preflight.script).
-
-What it extracts (all with 1-based line numbers of the file they came from):
-- ``#SBATCH`` directives, and which ones sbatch ignores (those after the first command);
-- variable assignments and exports (unconditional or not), prefix environments;
-- simple commands, split on ``; && || | &``, with background ``&`` and ``wait``;
-- ``torchrun`` / ``python -m`` invocations (also under ``srun`` / ``uv run``) with their module,
-  flags as (key, value, style) and ``--nproc_per_node``;
-- ``set -e`` / ``-o errexit`` / ``pipefail`` and per-phase exit checks (``|| exit``, ``if !``, ``$?``);
-- scripts it runs (``bash speedrun.sh``, ``source x.sh``), parsed too when the file exists.
-
-Bad input never raises: a binary, non-UTF-8 or huge file becomes a ScriptModel whose
-``problems`` say why; a line that cannot be tokenised (unterminated quote) is listed in
-``unparsable`` and skipped.
-"""
+"""The data a parsed batch script becomes: directives, assignments, commands, launches
+(ScriptModel and its parts); how they are read is in the package's other modules."""
 
 from __future__ import annotations
 
@@ -53,6 +40,7 @@ class Directive:
     raw: str  # the option as written (--gres=gpu:8, -N 2)
     ignored: bool = False  # after the first command: sbatch does not read it
     has_variable: bool = False  # $VAR inside: sbatch reads it literally
+    cut: str | None = None  # the rest of the line an unquoted `#` inside this option's word cut off
 
 
 @dataclass
@@ -126,7 +114,10 @@ class Invocation:
     checked: bool  # followed by a per-phase exit check
     command: Command
     launcher_opts: list[str] = field(default_factory=list)
-    via: str | None = None  # the shell function it was launched through (`launch nanochat.base_train ...`)
+    via: str | None = None  # the shell function or shell text it was launched through (`launch ...`, `bash -lc`)
+    timeout: str | None = None  # `timeout DURATION` in front of it, as written
+    prefixes: list[str] = field(default_factory=list)  # what runs it: srun, timeout, bash -lc, eval ...
+    srun_opts: list[str] = field(default_factory=list)  # the options of the srun in front of it
 
     @property
     def file(self) -> str:
@@ -161,6 +152,9 @@ class ScriptModel:
     includes: list["ScriptModel"] = field(default_factory=list)
     include_lines: dict[str, int] = field(default_factory=dict)  # included file -> line of the call
     size: int = 0
+    hidden: list[tuple[int, str, str]] = field(default_factory=list)  # (line, file, why) launches not visible
+    missing_includes: list[tuple[Command, str, list]] = field(default_factory=list)  # (call, path, tried) not found
+    tree: list = field(default_factory=list, repr=False)  # the block tree (preflight.script.tree), when evaluated
     # static evaluation (preflight.script_eval): what the script starts with and what it skips
     environ: dict[str, str] | None = None  # the environment it is known to start with (None: unknown)
     positional: list[str] | None = None  # its arguments ($@) when known (a followed `bash x.sh --tiny`)

@@ -69,8 +69,11 @@ def parse_script(path: Path | str, cwd: Path | None = None, *, environ: dict[str
             target = included_file(cmd)
             if not target:
                 continue
-            resolved = _resolve_include(model, cmd, target, cwd)
+            candidates = _include_candidates(model, cmd, target, cwd)
+            resolved = next((c for c in candidates if _is_file(c)), None)
             if resolved is None:
+                if candidates:  # a known path, and no such file (an unknown one is not reported)
+                    model.missing_includes.append((cmd, expand_path(model, target, cmd.line, cmd.file), candidates))
                 continue
             try:
                 key = str(resolved.resolve())
@@ -115,26 +118,43 @@ def included_file(cmd: Command) -> str | None:
     return None
 
 
-def _resolve_include(model: ScriptModel, cmd: Command, target: str, cwd: Path | None) -> Path | None:
-    expanded = model.expand(target, cmd.line, cmd.file, dict(os.environ)) if "$" in target else target
+def expand_path(model: ScriptModel, word: str, line: int, file: str) -> str | None:
+    """A path word as the job sees it: variables from the script and the environment it is known
+    to start with (never the environment preflight runs in), ``~`` from that environment's HOME."""
+    expanded = model.expand(word, line, file, model.environ) if "$" in word else word
+    if expanded and expanded.startswith("~"):
+        home = (model.environ or {}).get("HOME") or model.value_at("HOME", line, file)
+        if not home or not (expanded == "~" or expanded.startswith("~/")):
+            return None
+        expanded = home + expanded[1:]
+    return expanded or None
+
+
+def _cd_targets(model: ScriptModel) -> list[str]:
+    return [t for c in model.commands if c.name in ("cd", "pushd") and len(c.words) > 1
+            for t in [expand_path(model, c.words[-1], c.line, c.file)] if t]
+
+
+def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path | None) -> list[Path]:
+    """Where a sourced/run file may be, in the order bash would find it ([] when its path is unknown)."""
+    expanded = expand_path(model, target, cmd.line, cmd.file)
     if not expanded:
-        return None
-    expanded = os.path.expanduser(expanded)
-    candidates = []
+        return []
     p = Path(expanded)
     if p.is_absolute():
-        candidates.append(p)
-    else:
-        for d in list(reversed(model.cd_targets)) + ([str(model.path.parent)] if model.path else []) + \
-                ([str(cwd)] if cwd else []):
-            candidates.append(Path(d) / p)
-    for c in candidates:
-        try:
-            if c.is_file():
-                return c
-        except OSError:
-            continue
-    return None
+        return [p]
+    # the job's working directory: a `cd` of the script, --chdir, the submit directory
+    chdir = model.directive("chdir")
+    dirs = list(reversed(model.cd_targets)) + ([chdir.value] if chdir and chdir.value else []) + \
+        ([str(cwd)] if cwd else []) + ([str(model.path.parent)] if model.path else [])
+    return [(Path(cwd) / d if cwd and not Path(d).is_absolute() else Path(d)) / p for d in dirs]
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _parse_text(model: ScriptModel, text: str, environ: dict[str, str] | None = None,
@@ -209,6 +229,7 @@ def _parse_text(model: ScriptModel, text: str, environ: dict[str, str] | None = 
     if export is not None and not (export.value or "").upper().startswith("ALL"):
         environ = None  # --export=NONE / a list: the job does not start with this environment
     _evaluate(model, state.events, environ, args, environ_complete, fname)
+    model.cd_targets = _cd_targets(model)
     find_invocations(model)
 
 
@@ -229,6 +250,7 @@ def _evaluate(model: ScriptModel, events: list, environ: dict[str, str] | None, 
         model.problems_eval = f"{type(exc).__name__}: {exc}" if not isinstance(exc, Malformed) else str(exc)
         return
     model.evaluated = True
+    model.tree = tree
     model.commands = [c for c in model.commands if id(c) in ev.live]
     model.assignments = [a for a in model.assignments if id(a) in ev.live]
     model.functions = ev.functions

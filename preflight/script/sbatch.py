@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Directive, ScriptModel
 
 # sbatch short options -> long names (those that matter here)
@@ -21,12 +20,49 @@ _SBATCH_FLAGS_NO_VALUE = {"exclusive", "requeue", "no-requeue", "hold", "test-on
                           "verbose", "quiet", "export-file", "ignore-pbs", "k", "v", "Q", "H", "O", "s", "W", "h"}
 
 
-def _split_options(text: str) -> list[str]:
-    try:
-        tokens, _ = tokenize(text)
-    except Unterminated:
-        return text.split()
-    return [t.value for kind, t in tokens if kind == "word"]
+def split_directive(text: str) -> tuple[list[str], str | None]:
+    """The words sbatch reads from the rest of an ``#SBATCH`` line, and the text an unquoted ``#``
+    inside a word cut off (None when no word was cut).
+
+    sbatch's own rules, not the shell's (checked with sbatch 22.05 on the local cluster): words
+    split on blanks, quotes group and are removed, a backslash escapes, and an unquoted ``#``
+    ends the line even in the middle of a word (``--job-name=run#2 --time=5`` gives the name
+    ``run`` and no time limit). ``|``, ``;`` and ``&`` are ordinary characters.
+    """
+    words: list[str] = []
+    cur: list[str] = []
+    in_word = False
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                cur.append(c)
+        elif c == "\\" and i + 1 < n:
+            cur.append(text[i + 1])
+            in_word = True
+            i += 1
+        elif c in "'\"":
+            quote, in_word = c, True
+        elif c == "#":
+            if in_word:
+                words.append("".join(cur))
+                return words, text[i:]
+            return words, None
+        elif c.isspace():
+            if in_word:
+                words.append("".join(cur))
+            cur, in_word = [], False
+        else:
+            cur.append(c)
+            in_word = True
+        i += 1
+    if in_word:
+        words.append("".join(cur))
+    return words, None
 
 
 def parse_option_list(words: list[str]) -> list[tuple[str, str | None, str]]:
@@ -66,42 +102,20 @@ def parse_option_list(words: list[str]) -> list[tuple[str, str | None, str]]:
 
 
 def parse_directive(model: ScriptModel, lineno: int, rest: str) -> None:
-    words = _split_options(rest)
-    for key, value, raw in parse_option_list(words):
+    words, cut = split_directive(rest)
+    options = parse_option_list(words)
+    for k, (key, value, raw) in enumerate(options):
         model.directives.append(Directive(line=lineno, key=key, value=value, raw=raw,
-                                          has_variable=bool(value and re.search(r"\$\{?[A-Za-z_]", value))))
+                                          has_variable=bool(value and re.search(r"\$\{?[A-Za-z_]", value)),
+                                          cut=cut if k == len(options) - 1 else None))
 
 
-# time formats: min | min:sec | h:min:sec | d-h | d-h:min | d-h:min:sec
 def parse_time_limit(value: str | None) -> int | None:
-    """sbatch --time value -> seconds (None: unlimited or unparsable)."""
-    if not value:
-        return None
-    v = value.strip()
-    if v.lower() in ("unlimited", "infinite", "-1"):
-        return None
-    days = 0
-    if "-" in v:
-        d, _, v = v.partition("-")
-        if not d.isdigit():
-            return None
-        days = int(d)
-        parts = v.split(":")
-        if not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
-            return None
-        h, m, s = (list(map(int, parts)) + [0, 0])[:3]
-        return days * 86400 + h * 3600 + m * 60 + s
-    parts = v.split(":")
-    if not all(p.isdigit() for p in parts):
-        return None
-    nums = list(map(int, parts))
-    if len(nums) == 1:
-        return nums[0] * 60
-    if len(nums) == 2:
-        return nums[0] * 60 + nums[1]
-    if len(nums) == 3:
-        return nums[0] * 3600 + nums[1] * 60 + nums[2]
-    return None
+    """sbatch --time value -> seconds (None: unlimited or unparsable); SLURM's time format is read
+    in one place, preflight.slurm."""
+    from preflight.slurm import parse_time_or_none
+
+    return parse_time_or_none(value)
 
 
 def gpus_from_gres(value: str | None) -> int | None:
@@ -145,26 +159,11 @@ class SbatchTest:
     default_partition: str | None = None
 
 
-def parse_partitions(text: str) -> tuple[dict[str, dict[str, str]], str | None]:
-    parts: dict[str, dict[str, str]] = {}
-    default = None
-    for line in text.splitlines():
-        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-        name = fields.get("PartitionName")
-        if not name:
-            continue
-        parts[name] = fields
-        if fields.get("Default") == "YES":
-            default = name
-    return parts, default
-
-
 def sbatch_test_fact(ctx: Any) -> SbatchTest:
-    from preflight.proc import ToolTimeout, run_tool, which
+    """`sbatch --test-only` run and read by preflight.slurm; the partitions from the ``slurm`` fact."""
+    from preflight import slurm
 
-    if which("sbatch") is None:
-        raise FactUnavailable("SLURM not installed here (no sbatch on PATH)")
-    ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
+    info = ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
     script = ctx.get("script")
     if not script.ok or script.path is None:
         raise FactUnavailable("no readable batch script")
@@ -172,20 +171,11 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
 
     if job_id := own_job(script, ctx.environ):
         raise FactUnavailable(f"running inside job {job_id} of this script: SLURM has already accepted it")
-    timeout = float(ctx.config.get("slurm-timeout", 20.0)) if ctx.config is not None else 20.0
-    try:
-        res = run_tool(["sbatch", "--test-only", *list(ctx.inputs.sbatch_args or []), str(script.path)],
-                       timeout=timeout, cwd=str(ctx.inputs.cwd), env=ctx.environ or None)
-    except ToolTimeout:
-        raise  # hung, not absent: SB014 becomes an error, not a silent skip
-    out = (res.stderr + res.stdout).strip()
-    if res.returncode != 0 and any(s in out.lower() for s in _UNREACHABLE):
-        raise FactUnavailable(f"SLURM controller not reachable: {out.splitlines()[-1] if out else ''}")
-    partitions, default = {}, None
-    try:
-        part = run_tool(["scontrol", "show", "partition", "-o"], timeout=timeout)
-        if part.returncode == 0:
-            partitions, default = parse_partitions(part.stdout)
-    except (FactUnavailable, ToolTimeout):
-        pass
-    return SbatchTest(res.returncode, out, partitions, default)
+    # a hung sbatch raises ToolTimeout: SB014 becomes an error, not a silent skip
+    res = slurm.test_only(script.path, list(ctx.inputs.sbatch_args or []), env=info.env, timeout=info.timeout,
+                          cwd=ctx.inputs.cwd)
+    if res.returncode != 0 and any(s in res.output.lower() for s in _UNREACHABLE):
+        raise FactUnavailable(f"SLURM controller not reachable: {res.output.splitlines()[-1] if res.output else ''}")
+    default = info.default_partition
+    return SbatchTest(res.returncode, res.output, {p.name: p.raw for p in info.partitions},
+                      default.name if default is not None else None)

@@ -57,3 +57,12 @@ def _():
 def _():
     return Scenario(script=SCRIPT.replace("set -euo pipefail\n", "set -euo pipefail\nexport OMP_NUM_THREADS=1\n"),
                     env={"HOME": "{tmp}/home"})
+
+
+@good("wandb-disabled")
+def _():  # the script refuses to run without a named wandb run: a run that trains always logs
+    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\n"
+                    'if [ -z "$WANDB_RUN" ] || [ "$WANDB_RUN" = "dummy" ]; then\n  echo "set WANDB_RUN"; exit 1\nfi\n'
+                    "export WANDB_MODE=offline\n"
+                    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n",
+                    env={"HOME": "{tmp}/home"})

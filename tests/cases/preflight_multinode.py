@@ -34,3 +34,17 @@ def _():
 @good("rendezvous-unreachable")
 def _():
     return Scenario(script=GOOD, env=ENV)
+
+
+_FIX = __import__("pathlib").Path(__file__).resolve().parents[1] / "postflight" / "fixtures" / "multinode"
+
+
+@bad("rank-failure")
+def _():
+    return Scenario(env=ENV, stage="post", files={"job.out": (_FIX / "crash_sigkill.out").read_text()}, logs=["job.out"])
+
+
+@good("rank-failure")
+def _():
+    # a real two-node run: torchrun's rendezvous noise at shutdown is no failure
+    return Scenario(env=ENV, stage="post", files={"job.out": (_FIX / "ok_two_nodes.out").read_text()}, logs=["job.out"])

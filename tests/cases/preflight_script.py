@@ -141,8 +141,9 @@ def _():
 
 @bad("flag-style-mismatch")
 def _():
+    # a classic-era run (alone, '--depth 20' reads as argparse: the profile says which era it is)
     return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth 20 "
-                    "--target_param_data_ratio=8.5\n", env=ENV)
+                    "--target_param_data_ratio=8.5\n", env=ENV, config={"profile": "classic"})
 
 
 @bad("flag-style-mismatch")
@@ -284,3 +285,9 @@ def _():  # a typo against the checkout's flags: did you mean --save-every
 def _():  # no checkout: a fork's own flag is not an error just because the era profile lacks it
     return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
                     "--input_injection=1\n", env=ENV)
+
+
+@good("network-in-offline-job")
+def _():  # a path in an export is not a download (rustup's home on shared storage)
+    return Scenario(script=HEAD + "export RUSTUP_HOME=/scratch/$USER/rustup\nexport CARGO_HOME=/scratch/$USER/cargo\n"
+                    "source .venv/bin/activate\n" + BASE, env=ENV)

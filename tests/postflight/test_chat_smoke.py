@@ -146,3 +146,79 @@ def test_no_smoke_runs_nothing_and_reports_nothing(tmp_path, cli):
                "--format", "json", cwd=tmp_path)
     doc = json.loads(proc.stdout)
     assert "chat_smoke" not in doc and {c["status"] for c in doc["checks"]} == {"skip"}
+
+
+def test_child_has_no_network_no_secrets_and_a_scratch_home(tmp_path, monkeypatch):
+    """The probe checkout tries a listening local port and reports its environment."""
+    import socket
+
+    from preflight.smoke import _no_network_prefix
+
+    if not _no_network_prefix():
+        pytest.skip("unshare -rn is not permitted here: only the offline environment applies")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("WANDB_API_KEY", "secret-for-test")
+    F.write_current_run(tmp_path / "base")
+    F.write_checkout(tmp_path / "checkout", variant="probe", probe_port=server.getsockname()[1])
+    try:
+        checks = _verify(tmp_path, smoke=True, checkout=str(tmp_path / "checkout"), python=sys.executable)
+    finally:
+        server.close()
+    msg = checks["CHAT002"].findings[0].message
+    assert "PROBE NET-BLOCKED" in msg
+    assert "'HF_HUB_OFFLINE': '1'" in msg and "'HF_DATASETS_OFFLINE': '1'" in msg
+    assert "'https_proxy': None" in msg and "'WANDB_API_KEY': None" in msg and "'PYTHONDONTWRITEBYTECODE': '1'" in msg
+    assert "preflight-smoke-" in msg.split("cwd=")[1] and str(tmp_path) not in msg.split("home=")[1]
+
+
+def test_checkout_from_the_run_ledger_runs_without_flags(tmp_path):
+    """`preflight sbatch` recorded the checkout; postflight --smoke finds it and its .venv itself."""
+    F.write_current_run(tmp_path / "base")
+    checkout = F.write_checkout(tmp_path / "src" / "nanochat", venv_python=sys.executable)
+    ledger = {"schema_version": 1, "job_id": "4242", "cwd": str(tmp_path),
+              "profile": {"name": "current", "reason": "test", "checkout": str(checkout)},
+              "expected": {"base_dir": str(tmp_path / "base"), "phases": ["base", "sft"]}}
+    (tmp_path / ".preflight" / "jobs").mkdir(parents=True)
+    (tmp_path / ".preflight" / "jobs" / "4242.json").write_text(json.dumps(ledger))
+    r = run_scenario(Scenario(stage="post", job_id="4242", env={}, config={"smoke": True}), tmp_path, select=["CHAT"])
+    checks = {c.code: c for c in r.checks}
+    assert checks["CHAT001"].status is Status.PASS and checks["CHAT002"].status is Status.PASS, \
+        [(c.code, c.status, c.reason) for c in r.checks]
+
+
+def test_the_scripts_checkout_is_found_and_a_non_checkout_is_refused(tmp_path):
+    from preflight.config import load_config
+    from preflight.context import Context, RunInputs
+    from preflight.smoke import find_checkout, find_python
+
+    checkout = F.write_checkout(tmp_path / "nanochat", venv_python=sys.executable)
+    ctx = Context(load_config({}, cwd=checkout), inputs=RunInputs(stage="post", cwd=checkout), environ={})
+    assert find_checkout(ctx) == (checkout, "the script's checkout")
+    assert find_python(ctx, checkout) == (str(checkout / ".venv/bin/python"), "the checkout's .venv")
+    ctx = Context(load_config({"checkout": str(tmp_path)}, cwd=tmp_path), inputs=RunInputs(stage="post", cwd=tmp_path),
+                  environ={})
+    found, why = find_checkout(ctx)
+    assert found is None and "has no nanochat/checkpoint_manager.py" in why
+
+
+def test_a_python_that_cannot_run_is_a_skip(tmp_path):
+    F.write_current_run(tmp_path / "base")
+    F.write_checkout(tmp_path / "checkout")
+    fake = tmp_path / "not-python"
+    fake.write_bytes(b"\x7fELF garbage")
+    fake.chmod(0o755)
+    checks = _verify(tmp_path, smoke=True, checkout=str(tmp_path / "checkout"), python=str(fake))
+    assert checks["CHAT002"].status is Status.SKIP and f"cannot run {fake}" in checks["CHAT002"].reason
+
+
+def test_nan_weights_fail_in_the_bundled_gpt(tmp_path):
+    info = F.write_run(tmp_path / "base")
+    sd = F.state_dict(info["cfg"])
+    sd["lm_head.weight"][3, 0] = float("nan")
+    F.write_model(tmp_path / SFT_MODEL, info["cfg"], sd=sd)
+    checks = _verify(tmp_path)
+    (f,) = checks["CHAT001"].findings
+    assert "NaN/Inf" in f.message and f.data["route"] == "bundled"

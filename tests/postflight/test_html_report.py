@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import factories as F
-from tests.browser import Browser, install_chromium
+from tests.browser import Browser, artifacts_dir, install_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH = ("torch.OutOfMemoryError", "CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -41,13 +40,6 @@ def chromium():
     if exe is None:
         pytest.skip("no Chromium here and it cannot be installed (needs root and apt-get)")
     return exe
-
-
-def screenshot_dir(tmp_path) -> Path:
-    """Where screenshots go for people to look at: $PREFLIGHT_ARTIFACTS, else the test's tmp dir."""
-    d = Path(os.environ.get("PREFLIGHT_ARTIFACTS") or tmp_path)
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def test_page_is_self_contained_and_shows_where_a_phase_stopped(tmp_path):
@@ -78,6 +70,12 @@ def test_a_run_with_one_step_or_none(tmp_path):
     assert "no training step logged" in mid and "no points logged" in mid
 
 
+def test_where_the_loss_went_nan(tmp_path):
+    text = F.run_log(phases=("base",), per_phase={"base": {"steps": 400, "planned": 400, "nan_at": 300, "save": False}})
+    page = verify_html(tmp_path, F.write_log(tmp_path / "run.out", text)).read_text()
+    assert "loss not a number from step 300" in page and ">NaN from step 300</text>" in page
+
+
 def test_a_million_step_lines_stay_small(tmp_path):
     """10^6 points per series (what a sampled 1 GB log never exceeds): the page keeps a few thousand."""
     from preflight.model import RunResult
@@ -93,7 +91,7 @@ def test_a_million_step_lines_stay_small(tmp_path):
     page = render(result)
     assert len(page) < 2 << 20
     widest = max(len(m) for m in re.findall(r'points="([^"]*)"', page))
-    assert widest < 60_000  # ~1500 points, not a million
+    assert widest < 40_000  # ~1,000 points, not a million
 
 
 def test_rendered_in_chromium(tmp_path, chromium):
@@ -102,7 +100,7 @@ def test_rendered_in_chromium(tmp_path, chromium):
         "base": {"run": HOSTILE}, "sft": {"crash": ("ValueError", HOSTILE), "crash_at": "setup"}})), name="hostile.html")
     with Browser(chromium) as browser:
         page = browser.open(report.as_uri())
-        shot = page.screenshot(screenshot_dir(tmp_path) / "postflight-report.png")
+        shot = page.screenshot(artifacts_dir() / "postflight-report-sft-killed.png")
         seen = page.eval("""(() => ({
             phases: [...document.querySelectorAll('section.phase-chart')].map(s => s.dataset.phase),
             charts: [...document.querySelectorAll('section.phase-chart')].map(s => s.querySelectorAll('svg.chart').length),

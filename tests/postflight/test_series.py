@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.logindex import LogSet, index_log
+from preflight.logindex import index_log
+from preflight.logset import LogSet
 from preflight.series import (SeriesCollector, build_series, downsample, live_line, loss_sparkline, phase_timeline,
                               sparkline)
 from tests import factories as F
@@ -76,6 +77,16 @@ def test_lines_outside_runs_rl_and_validation(tmp_path):
     assert rs.get("rl").column("step")[0] == list(range(6))
 
 
+def test_numbers_that_only_look_like_numbers(tmp_path):
+    good = F.step_line("base", 1, 4, 3.4)
+    lines = [F.step_line("base", 0, 4, "1.2.3"), good.replace("dt: 480.12ms", "dt: 4.8.0ms"), F.step_line("base", 2, 4, "nan"),
+             F.step_line("base", 3, 4, 3.2)]
+    rs, _ = curves(F.write_log(tmp_path / "x.out", "\n".join(lines) + "\n"))
+    ps = rs.get("base")
+    assert ps.column("loss") == ([1, 3], [3.4, 3.2])  # unreadable and non-finite losses are no points
+    assert ps.column("dt_ms") == ([0, 2, 3], [480.12, 480.12, 480.12])  # the bad cell alone is dropped
+
+
 def test_downsample_keeps_envelopes_and_spikes():
     n = 10 ** 6
     xs = list(range(n))
@@ -112,6 +123,21 @@ def test_text_markdown_json_verdicts(tmp_path):
     assert "| Phase | Status | Loss | Cause |" in md and "| sft | done | 3.50 " in md
     doc = json.loads(verify("json"))
     assert "series" not in doc  # the machine formats are unchanged
+    summary = tmp_path / "summary.md"  # GitHub's step summary: the markdown verdict, sparklines included
+    p = subprocess.run([sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), "-f", "github"],
+                       capture_output=True, text=True, cwd=tmp_path, env=dict(_env(), GITHUB_STEP_SUMMARY=str(summary)))
+    assert p.returncode in (0, 1) and "| Phase | Status | Loss | Cause |" in summary.read_text()
+
+
+def test_library_callers_get_curves_without_asking(tmp_path):
+    """A Context whose logs were indexed without collectors: the series fact indexes again, collecting."""
+    from preflight.config import load_config
+    from preflight.context import Context, RunInputs
+
+    log = F.write_log(tmp_path / "run.out", F.run_log(phases=("base",)))
+    ctx = Context(load_config({}, cwd=tmp_path), inputs=RunInputs(logs=[log], stage="post", cwd=tmp_path))
+    assert not ctx.get("logs").series
+    assert ctx.get("series").get("base").column("loss")[0] == list(range(20))
 
 
 def test_timeline_from_dt():

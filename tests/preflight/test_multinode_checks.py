@@ -138,3 +138,14 @@ def test_inside_the_job_a_busy_rendezvous_port_on_the_head_node(tmp_path):
         assert any(f"rendezvous port {port} is already in use on this node" in m for m in msgs), msgs
         # on another node of the job (or before submission) the port says nothing
         assert _messages(tmp_path, script, "SB031", env=_in_job("job.sbatch", "2", "8", node_id="1")) == []
+
+
+def test_node_local_logs_of_a_multi_node_job(tmp_path):
+    script = GOOD.replace("srun torchrun", "srun --output=/tmp/run_%N.out torchrun").replace(
+        "#SBATCH --time", "#SBATCH --output=/dev/shm/%x_%j.out\n#SBATCH --time")
+    (check,) = run_scenario(Scenario(script=script, env=ENV, base_dir="base", files={"base/.keep": ""}), tmp_path,
+                            select=["FS003"]).checks
+    msgs = [(f.message, f.severity.value if f.severity else check.severity.value) for f in check.findings]
+    assert ("2-node job writes its log --output=/dev/shm/%x_%j.out on node-local storage (/dev/shm): it stays on that "
+            "node, where postflight on the login node cannot read it", "warning") in msgs, msgs
+    assert any(m.startswith("2-node job writes its log srun --output=/tmp/run_%N.out") for m, _ in msgs), msgs

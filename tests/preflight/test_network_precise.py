@@ -39,17 +39,21 @@ def test_core_metric_every_minus_one_needs_no_eval_bundle(tmp_path):
     assert [f.data["phase"] for f in found] == ["base"]
 
 
-def _fa3(tmp_path, gpus):
+def _fa3(tmp_path, gpus, profile="argparse"):
     script = (f"#!/bin/bash\n#SBATCH --gpus={gpus}\nset -e\ntorchrun -m scripts.base_train -- --depth=20 "
-              "--device-batch-size=16 --core-metric-every=-1\ntorchrun -m scripts.mid_train\n")
-    found = _net(tmp_path, script, {f"{HF}/x": "x"}, config={"profile": "argparse"})
-    return [i["source"] for f in found for i in f.data["items"] if i["kind"] == "hf_kernel"]
+              "--device-batch-size=16 --core-metric-every=-1\n")
+    found = _net(tmp_path, script, {f"{HF}/x": "x"}, config={"profile": profile})
+    return [(i["source"], bool(i.get("conditional"))) for f in found for i in f.data["items"] if i["kind"] == "hf_kernel"]
 
 
-def test_fa3_kernel_only_on_hopper(tmp_path):
-    assert _fa3(tmp_path, "h100:8") == ["varunneal/flash-attention-3"]
-    assert _fa3(tmp_path, "l40s:1") == ["kernels-community/flash-attn3"]  # argparse era without checkout: both dated
+def test_fa3_kernel_only_on_the_gpus_that_load_it(tmp_path):
+    # argparse era (Jan 2026): the Hopper kernel, which arrived inside the era (2026-01-11), so conditional
+    assert _fa3(tmp_path, "h100:8") == [("varunneal/flash-attention-3", True)]
+    assert _fa3(tmp_path, "l40s:1") == []  # the community kernel for Ada/Ampere came 2026-03-11, after the era
     assert _fa3(tmp_path, "v100:1") == []
+    # no-mid era (Feb .. May 2026): Hopper always; Ada/Ampere from 2026-03-11 (conditional)
+    assert _fa3(tmp_path, "h100:8", "no-mid") == [("varunneal/flash-attention-3", False)]
+    assert _fa3(tmp_path, "l40s:1", "no-mid") == [("kernels-community/flash-attn3", True)]
 
 
 def test_checkout_without_identity_or_words_alpha_needs_neither(tmp_path):

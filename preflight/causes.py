@@ -1,0 +1,124 @@
+"""What a crashed process's evidence means: the cause rules of the era profile's ``evidence:`` section.
+
+A rule is tried on the whole exception chain of one process (every exception it raised, with
+its message), so a ``LocalEntryNotFoundError`` three links down still names the dataset that
+could not load offline. The first matching rule wins; its named groups (``dataset``, ``config``,
+``source``) are quoted in the cause and filled into the fix (the exact prefetch command for an
+HF dataset cache miss).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+OTHER = "other"
+# causes that are another rank's failure seen from this one (rank-failure names the first)
+CASCADE = ("lost peer", "NCCL timeout")
+
+
+@dataclass
+class Cause:
+    name: str  # "offline dataset", "out of memory", ... "other"
+    detail: str = ""  # "HF dataset allenai/ai2_arc (config ARC-Easy) not in the offline cache"
+    groups: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str | None:
+        return self.groups.get("dataset")
+
+    @property
+    def config(self) -> str | None:
+        return self.groups.get("config")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "detail": self.detail, **{k: v for k, v in self.groups.items() if v}}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    match: re.Pattern
+    when: re.Pattern | None
+
+
+def _evidence(profile: Any) -> dict:
+    if profile is None:
+        from preflight.profiles import load_profile
+
+        profile = load_profile("classic")
+    return (getattr(profile, "data", None) or {}).get("evidence") or {}
+
+
+@lru_cache(maxsize=16)
+def _compile(rules: tuple) -> tuple[_Rule, ...]:
+    out = []
+    for name, match, when, flags in rules:
+        try:
+            f = re.I if "i" in (flags or "") else 0
+            out.append(_Rule(name, re.compile(match, f), re.compile(when) if when else None))
+        except re.error:
+            continue  # a broken rule in a user profile is skipped, not fatal
+    return tuple(out)
+
+
+def rules(profile: Any = None) -> tuple[_Rule, ...]:
+    raw = _evidence(profile).get("causes") or []
+    frozen = tuple((r.get("name", OTHER), r.get("match", ""), r.get("when"), r.get("flags"))
+                   for r in raw if isinstance(r, dict) and r.get("match"))
+    return _compile(frozen)
+
+
+def classify_text(text: str, profile: Any = None) -> Cause:
+    """The cause of an exception chain (``type: message`` lines)."""
+    for rule in rules(profile):
+        if rule.when is not None and not rule.when.search(text):
+            continue
+        m = rule.match.search(text)
+        if m:
+            groups = {k: v for k, v in m.groupdict().items() if v}
+            return Cause(rule.name, _detail(rule.name, groups), groups)
+    return Cause(OTHER)
+
+
+def classify_traceback(tb: Any, profile: Any = None) -> Cause:
+    return classify_text(tb.chain_text if hasattr(tb, "chain_text") else f"{tb.exc_type}: {tb.message}", profile)
+
+
+def _detail(name: str, groups: dict[str, str]) -> str:
+    if name == "offline dataset" and groups.get("dataset"):
+        cfg = f" (config {groups['config']})" if groups.get("config") else ""
+        return f"HF dataset {groups['dataset']}{cfg} could not load on the offline node (not in the HF cache)"
+    if name == "missing checkpoint" and groups.get("source"):
+        return f"{groups['source']}_checkpoints is missing"
+    return ""
+
+
+def prefetch_loads(datasets: list[tuple[str, str | None]], profile: Any = None) -> str:
+    """``load_dataset(...)`` calls for every (dataset, config) seen; configs from the profile when unknown."""
+    configs = _evidence(profile).get("hf_configs") or {}
+    calls: list[str] = []
+    for name, config in datasets:
+        cfgs = [config] if config else list(configs.get(name) or [])
+        if cfgs:
+            calls += [f"load_dataset('{name}', '{c}')" for c in cfgs]
+        else:
+            calls.append(f"load_dataset('{name}')")
+    return "; ".join(dict.fromkeys(calls))
+
+
+def fix_for(cause: Cause | str, profile: Any = None, *, hf_home: str | None = None,
+            datasets: list[tuple[str, str | None]] | None = None) -> str:
+    """The fix text of a cause, with the prefetch command filled in for HF cache misses."""
+    name = cause if isinstance(cause, str) else cause.name
+    fixes = _evidence(profile).get("fixes") or {}
+    text = fixes.get(name) or fixes.get(OTHER) or "read the traceback; fix it and rerun from this phase"
+    if "{" in text:
+        if datasets is None and not isinstance(cause, str) and cause.dataset:
+            datasets = [(cause.dataset, cause.config)]
+        loads = prefetch_loads(datasets or [], profile) or "load_dataset('<the dataset named in the traceback>')"
+        names = ", ".join(dict.fromkeys(d for d, _ in datasets or [])) or "<the dataset named in the traceback>"
+        text = text.replace("{hf_home}", hf_home or "$HF_HOME").replace("{loads}", loads).replace("{dataset}", names)
+    return text

@@ -1,0 +1,229 @@
+"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026.
+
+Launches hidden behind shell text preflight cannot read, xtrace that prints a key into the
+job's .out, a sourced file that is not there, and an ``#SBATCH`` line cut short by ``#``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+from preflight.checks.script import _p, _readable
+from preflight.model import Finding
+from preflight.plan import trainer_invocations
+from preflight.redact import is_secret_name, mask
+from preflight.registry import check
+
+# what a launch hidden from preflight leaves unchecked
+_UNCHECKED = "the run plan, time limit, GPU count, trainer flags and missing-set-e"
+_TRAINING_HINT_RE = re.compile(r"torchrun|python|_train\b|\btrain|scripts\.|nanochat\.|LAUNCH|CMD|accelerate", re.I)
+
+
+@check("SB020", "training-not-visible", severity="warning")
+def training_not_visible(script, profile) -> Iterator[Finding]:
+    """
+    What it checks: commands whose program is known only when the job runs (``$LAUNCH ...``,
+    ``eval "$CMD"`` or ``bash -c "$CMD"`` with a value set at run time) in a script where
+    preflight sees no training launch, or whose text looks like one.
+
+    Why it matters: preflight reads through ``srun bash -lc '...'``, ``eval`` of a known
+    string, ``timeout``, ``env``, functions and arrays, but not a command built at run time.
+    A training phase behind one gets no run plan, no time, GPU or flag check, and a missing
+    ``set -e`` goes unreported: the checks pass because they see nothing.
+
+    Example:
+        TRAIN_CMD=$(cat train_cmd.txt)
+        eval "$TRAIN_CMD"
+
+    How to fix: write the launch out (``torchrun ... -m scripts.base_train -- ...``), or build
+    it from values set in the script; preflight then checks it.
+    """
+    _readable(script)
+    visible = trainer_invocations(script, profile)
+    for model in script.walk():
+        for line, file, why in model.hidden:
+            text = next((c.text for c in model.all_commands if c.line == line and c.file == file), "")
+            if visible and not _TRAINING_HINT_RE.search(text):
+                continue
+            what = "no training launch is visible in the script" if not visible else "it may launch training"
+            yield Finding(f"line {line}: {why}; {what}, so {_UNCHECKED} are not checked for what it runs",
+                          path=file if file != "<script>" else str(script.path), line=line,
+                          fix="write the launch out in the script (torchrun ... -m scripts.base_train -- ...) or "
+                              "build it only from values the script sets")
+
+
+def _xtrace_switches(model) -> list[tuple[int, bool, bool]]:
+    """(line, on, certain) for each `set -x` / `set +x` / `set -o xtrace` in a script."""
+    out = []
+    if model.shebang and re.search(r"\s-[a-zA-Z]*x", model.shebang):
+        out.append((1, True, True))
+    for c in model.commands:
+        if c.name != "set":
+            continue
+        words = c.words[1:]
+        for j, w in enumerate(words):
+            on = None
+            if re.fullmatch(r"[-+][a-zA-Z]*x[a-zA-Z]*", w):
+                on = w.startswith("-")
+            elif w in ("-o", "+o") and words[j + 1:j + 2] == ["xtrace"]:
+                on = w == "-o"
+            if on is not None:
+                out.append((c.line, on, not c.conditional))
+    return sorted(out)
+
+
+def _xtrace_on(switches: list[tuple[int, bool, bool]], line: int) -> int | None:
+    """The line of the `set -x` in force at ``line`` (a conditional `set +x` does not count)."""
+    on_line = None
+    for sw_line, on, certain in switches:
+        if sw_line >= line:
+            break
+        if on:
+            on_line = sw_line
+        elif certain:
+            on_line = None
+    return on_line
+
+
+@check("SB021", "xtrace-leaks-secret", severity="error")
+def xtrace_leaks_secret(script) -> Iterator[Finding]:
+    """
+    What it checks: a secret (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*PASSWORD``) assigned,
+    exported or passed on a command line while xtrace (``set -x``, ``bash -x``) is on. The
+    message shows only the value's first 4 characters.
+
+    Why it matters: xtrace prints every command after expansion to stderr, so the key itself
+    lands in the job's .out/.err, in shared log directories and in any report or issue the log
+    is pasted into; ``export WANDB_API_KEY=$(cat ~/.wandb_key)`` leaks it as much as a literal.
+
+    Example:
+        set -x
+        export WANDB_API_KEY=$(cat ~/.wandb_key)
+
+    How to fix: ``set +x`` before the line and ``set -x`` after it, or set the secret before
+    turning xtrace on (better: keep it out of the script, e.g. ``~/.netrc``).
+    """
+    _readable(script)
+    for model in script.walk():
+        switches = _xtrace_switches(model)
+        if not any(on for _, on, _ in switches):
+            continue
+        path = str(model.path) if model.path else "<script>"
+        for a in model.assignments:
+            on = _xtrace_on(switches, a.line)
+            if on is None or not is_secret_name(a.name) or a.value.startswith("${" + a.name):
+                continue
+            shown = mask(a.value) if "$" not in a.value else "its value"
+            yield Finding(f"{a.name} is {'exported' if a.exported else 'assigned'} on line {a.line} while xtrace is on "
+                          f"(set -x, line {on}): bash prints it with {shown} into the job's log",
+                          path=path, line=a.line,
+                          fix=f"put `set +x` before line {a.line} and `set -x` after it, or set it before line {on}")
+        for c in model.commands:
+            on = _xtrace_on(switches, c.line)
+            if on is None or c.name in ("export", "declare", "typeset", "readonly", "local", "set"):
+                continue
+            names = [n for w in c.raw_words[1:] for n in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", w)
+                     if is_secret_name(n)]
+            if names:
+                yield Finding(f"line {c.line} passes ${names[0]} on the command line of `{c.name}` while xtrace is on "
+                              f"(set -x, line {on}): bash prints its value into the job's log",
+                              path=path, line=c.line,
+                              fix=f"wrap line {c.line} in `set +x` ... `set -x`, or let the tool read the variable "
+                                  "from the environment")
+
+
+def _guarded(model, cmd, path: str) -> bool:
+    """`[ -f x ] && source x`, `if [ -f x ]; then source x; fi`: a missing file is expected."""
+    if cmd.op_before in ("&&", "||") or cmd.in_condition:
+        return True
+    if cmd.depth == 0:
+        return False
+    name = path.rsplit("/", 1)[-1]
+    return any(c.name in ("[", "[[", "test") and any(w in ("-f", "-e", "-r", "-s") for w in c.words)
+               and any(name in w for w in c.raw_words) for c in model.commands if c.line <= cmd.line)
+
+
+_CREATES_RE = re.compile(r"^(?:uv (?:venv|sync)|python\S* -m venv|virtualenv|conda create|mamba create|mkdir|cp|ln|"
+                         r"wget|curl|git clone|tar|unzip|cat|echo|printf|touch|mv|install)\b")
+
+
+def _created_before(model, cmd, path: str) -> bool:
+    """An earlier command may create the file (`uv venv` then `source .venv/bin/activate`)."""
+    first = path.split("/")[0] if not path.startswith("/") else path.split("/")[1]
+    for c in model.commands:
+        if c.line >= cmd.line:
+            break
+        text = " ".join(c.words)
+        if _CREATES_RE.match(text) and (c.name in ("uv", "virtualenv", "conda", "mamba") or "venv" in text
+                                        or any(first and first in w for w in c.words[1:])):
+            return True
+        if any(first and first in target for _op, target in c.redirects):
+            return True
+    return False
+
+
+_TEMPLATE_SUFFIXES = (".template", ".example", ".sample", ".in", ".dist")
+
+
+@check("SB022", "sourced-file-missing", severity="error")
+def sourced_file_missing(script) -> Iterator[Finding]:
+    """
+    What it checks: ``source FILE`` / ``. FILE`` / ``bash FILE.sh`` where FILE, resolved against
+    the job's working directory (the script's ``cd``, ``--chdir``, the submit directory), does
+    not exist and nothing in the script creates it first.
+
+    Why it matters: the job dies at that line (with ``set -e``) or runs on without the
+    variables and functions the file defines: a machine config that exists only as a
+    ``.template`` in the repository kills every job at its first second.
+
+    Example:
+        source slurm/machine_config.sh   # only slurm/machine_config.sh.template exists
+
+    How to fix: create the file (``cp slurm/machine_config.sh.template slurm/machine_config.sh``
+    and fill it in), fix the path, or guard it: ``[ -f FILE ] && source FILE``.
+    """
+    _readable(script)
+    for model in script.walk():
+        for cmd, path, tried in model.missing_includes:
+            if _guarded(model, cmd, path) or _created_before(model, cmd, path):
+                continue
+            templates = [t for c in tried for t in (c.with_name(c.name + s) for s in _TEMPLATE_SUFFIXES)
+                         if t.is_file()]
+            what = "sources" if cmd.name in ("source", ".") else "runs"
+            if templates:
+                suffix = templates[0].name[len(Path(path).name):]
+                hint, fix = f" (only {path}{suffix} exists)", f"cp {path}{suffix} {path} and fill it in"
+            else:
+                hint, fix = "", f"create {path}, fix the path, or guard it: [ -f {path} ] && {cmd.name} {path}"
+            yield Finding(f"line {cmd.line} {what} {path}, which does not exist{hint}: the job fails there",
+                          path=_p(script, cmd), line=cmd.line, fix=fix)
+
+
+@check("SB026", "directive-comment-cut", severity="error")
+def directive_comment_cut(script) -> Iterator[Finding]:
+    """
+    What it checks: an ``#SBATCH`` line where an unquoted ``#`` inside a word cuts the line.
+    sbatch (checked with 22.05) reads several options on one ``#SBATCH`` line and stops at an
+    unquoted ``#``, even in the middle of a word: the rest of the line is a comment to it.
+
+    Why it matters: ``#SBATCH --job-name=run#2 --time=02:00:00`` names the job ``run`` and
+    drops ``--time``: the job gets the partition's default limit with no warning.
+
+    Example:
+        #SBATCH --job-name=run#2 --time=02:00:00
+
+    How to fix: quote the value (``--job-name="run#2"``) or leave ``#`` out of it; put each
+    option on its own ``#SBATCH`` line.
+    """
+    _readable(script)
+    for d in script.active_directives():
+        if not d.cut:
+            continue
+        dropped = [w for w in d.cut[1:].split() if w.startswith("-")]
+        lost = f"; these options are never read: {' '.join(dropped)}" if dropped else ""
+        yield Finding(f"#SBATCH {d.raw}{d.cut}: sbatch stops reading at the unquoted # and gets "
+                      f"--{d.key}={d.value or ''}{lost}", path=str(script.path), line=d.line,
+                      fix=f"quote the value: --{d.key}=\"{d.value or ''}{d.cut.split()[0]}\", and put each option on "
+                          "its own #SBATCH line")

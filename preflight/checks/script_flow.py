@@ -1,0 +1,226 @@
+"""How a job's phases run and end: SB023-SB025.
+
+Idle nodes (an allocation nothing launches across), a crashed phase that still ends the job
+COMPLETED, and a ``timeout`` that SLURM's time limit always beats.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from preflight.checks.script import _p, _readable
+from preflight.facts import Skip
+from preflight.model import Finding
+from preflight.plan import trainer_invocations
+from preflight.registry import check
+from preflight.script.placement import cross_node_commands, launch_nodes
+from preflight.script.tree import If, Item, iter_commands
+from preflight.script.wrappers import timeout_seconds
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
+@check("SB023", "idle-nodes", severity="warning")
+def idle_nodes(script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: a job that asks for several nodes (``--nodes`` > 1) while nothing in it
+    launches across nodes: no ``srun`` (or mpirun, pdsh ...), only commands the batch shell
+    runs itself, such as ``bash speedrun.sh`` or ``torchrun`` without ``srun``.
+
+    Why it matters: the batch script runs on the first node only. The other nodes are
+    allocated, billed and idle for the whole job, and a ``torchrun --nnodes=4`` started once
+    waits at its rendezvous for agents nobody starts.
+
+    Example:
+        #SBATCH --nodes=4
+        bash speedrun.sh
+
+    How to fix: ask for one node (``--nodes=1``), or start one launcher per node with ``srun``:
+    ``srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --rdzv_backend=c10d
+    --rdzv_endpoint=$MASTER_ADDR:29500 ...``.
+    """
+    _readable(script)
+    nodes = job_env.nodes
+    if nodes <= 1:
+        raise Skip("the job asks for one node")
+    invs = [i for i in script.all_invocations if i.module or i.script_file]
+    if not invs:
+        raise Skip("the script launches nothing preflight can see")
+    spans = [launch_nodes(script, i, job_env) for i in invs]
+    if any(s is None or s > 1 for s in spans) or cross_node_commands(script):
+        return
+    inv = invs[0]
+    what = inv.module or inv.script_file
+    waits = ""
+    if inv.nnodes and inv.nnodes.strip("'\"") not in ("1", "1:1"):
+        waits = f"; torchrun --nnodes={inv.nnodes} waits at its rendezvous for agents that no srun starts"
+    where = job_env.sbatch_source.get("nodes", "")
+    yield Finding(f"--nodes={job_env.sbatch.get('nodes')} ({where}) but nothing launches across nodes: {what} "
+                  f"(line {inv.line}) runs on the batch node only and {nodes - 1} node(s) stay idle{waits}",
+                  path=_p(script, inv), line=inv.line,
+                  fix="ask for --nodes=1, or launch one torchrun per node with srun --ntasks-per-node=1 "
+                      "(torchrun --nnodes=$SLURM_NNODES --rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29500)")
+
+
+_EXITS = {"exit", "return", "false", "scancel", "kill"}
+# commands that report a failure without ending anything
+_BENIGN = {"echo", "printf", "true", ":", "[", "[[", "test", "let", "sleep", "date", "ls", "du", "df", "cat", "tee",
+           "logger", "mail", "nvidia-smi", "touch", "rm", "cp", "mv", "mkdir", "sync", "wait"}
+
+
+def _exits(cmds: list, functions: dict) -> bool | None:
+    """True: one of them ends the script; False: none does; None: cannot tell (an unknown command)."""
+    unknown = False
+    for c in cmds:
+        if c.name in _EXITS or any(w in ("exit", "return") for w in c.words):
+            return True
+        if c.name in functions:
+            if _exits(list(iter_commands(functions[c.name].body)), {}):
+                return True
+        elif c.name not in _BENIGN:
+            unknown = True
+    return None if unknown else False
+
+
+def _or_handler(cmds: list, idx: int) -> list:
+    """The commands after `cmd ||`: one simple command (and its && chain) or a `{ ...; }` group."""
+    cmd = cmds[idx]
+    out: list = []
+    for nxt in cmds[idx + 1:]:
+        if not out:
+            if nxt.op_before != "||" and nxt.depth <= cmd.depth:
+                break
+        elif out[0].depth > cmd.depth:  # a group: `|| { ...; }`, on one line or several
+            if nxt.depth <= cmd.depth:
+                break
+        elif not (nxt.op_before == "&&" and nxt.line == out[-1].line):
+            break
+        out.append(nxt)
+    return out
+
+
+def _if_around(nodes: list, cmd) -> If | None:
+    for n in nodes:
+        if isinstance(n, If):
+            for cond, body in n.branches:
+                if any(c is cmd for c in iter_commands(cond)):
+                    return n
+                found = _if_around(body, cmd)
+                if found:
+                    return found
+            found = _if_around(n.else_body or [], cmd)
+            if found:
+                return found
+        elif not isinstance(n, Item):
+            found = _if_around(getattr(n, "body", []) + getattr(n, "cond", []), cmd)
+            if found:
+                return found
+    return None
+
+
+def _swallowed(model, cmd, functions: dict) -> str | None:
+    """How a failure of ``cmd`` is swallowed (None: it is not, or it cannot be told)."""
+    cmds = model.commands
+    idx = next((k for k, c in enumerate(cmds) if c is cmd), None)
+    if idx is None:
+        return None
+    if cmd.op_after == "||":
+        handler = _or_handler(cmds, idx)
+        if handler and _exits(handler, functions) is False:
+            first = handler[0]
+            shown = "|| true" if first.name in ("true", ":") and len(handler) == 1 else "|| { ... } without exit"
+            return f"`{shown}` (line {first.line})"
+        return None
+    if cmd.in_condition:
+        node = _if_around(model.tree, cmd)
+        if node is None:
+            return None
+        if cmd.negated:
+            body = next((b for cond, b in node.branches if any(c is cmd for c in iter_commands(cond))), [])
+            return None if _exits(list(iter_commands(body)), functions) is not False else \
+                "`if ! ...; then` whose branch does not exit"
+        if node.else_body is None:
+            return "`if ...; then ... fi` without an else that exits"
+        return None if _exits(list(iter_commands(node.else_body)), functions) is not False else \
+            "`if ...; else` whose else does not exit"
+    nxt = cmds[idx + 1] if idx + 1 < len(cmds) else None
+    if nxt is not None and idx + 2 == len(cmds) and nxt.name in ("true", ":") and not model.errexit:
+        return f"`{nxt.name}` as the script's last command (line {nxt.line})"
+    return None
+
+
+@check("SB024", "failure-swallowed", severity="error")
+def failure_swallowed(script, profile) -> Iterator[Finding]:
+    """
+    What it checks: a training phase whose failure the script throws away: ``|| true``,
+    ``|| { echo ...; }`` without ``exit``, ``if torchrun ...; then ... fi`` with no ``else`` that
+    exits, or a ``true`` after it as the script's last command. ``set -e`` does not help: bash
+    ignores errexit in a command followed by ``||`` and in an ``if`` condition.
+
+    Why it matters: the trainer crashes (OOM, no data, NCCL timeout) and the job still ends
+    COMPLETED with exit code 0; later phases start on a missing checkpoint and the real
+    failure is found hours later, if at all.
+
+    Example:
+        timeout 172800s $TRAIN_CMD || {
+            echo "Training exited with code: $?"
+        }
+
+    How to fix: end the handler with ``exit 1`` (``|| { echo "failed: $?"; exit 1; }``), or
+    give the ``if`` an ``else exit 1``.
+    """
+    _readable(script)
+    trainers = trainer_invocations(script, profile)
+    if not trainers:
+        raise Skip("the script runs no training phase preflight can see")
+    trainer_ids = {id(i) for i in trainers}
+    reported = set()
+    for model in script.walk():
+        functions = {f.name: f for f in model.functions}
+        for inv in model.invocations:
+            if id(inv) not in trainer_ids:
+                continue
+            outer = next((c for c in model.commands if c is inv.command), None) or \
+                next((c for c in model.commands if c.line == inv.line and c.file == inv.file), None)
+            if outer is None or (outer.file, outer.line) in reported:
+                continue
+            how = _swallowed(model, outer, functions)
+            if how:
+                reported.add((outer.file, outer.line))
+                yield Finding(f"{inv.module} (line {inv.line}) can crash and the job still ends COMPLETED: its failure "
+                              f"is swallowed by {how}", path=_p(script, inv), line=inv.line,
+                              fix='end the failure branch with `exit 1` (|| { echo "failed: $?"; exit 1; })')
+
+
+@check("SB025", "timeout-not-before-limit", severity="warning")
+def timeout_not_before_limit(script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: ``timeout DURATION`` in front of a phase where DURATION is not shorter than
+    the job's ``--time``: the timeout cannot fire before SLURM ends the job.
+
+    Why it matters: the script's plan for a timeout (exit code 124, a message, a resume hint,
+    a final save) never runs: SLURM kills the job first and it ends TIMEOUT.
+
+    Example:
+        #SBATCH -t 48:00:00
+        timeout 172800s python -m scripts.base_train --depth=24
+
+    How to fix: make the timeout end well before the limit (``timeout 47h`` for ``-t 48:00:00``,
+    leaving time for what runs before and after), or drop it and rely on ``--save_every``.
+    """
+    _readable(script)
+    limit = job_env.time_limit_s
+    if limit is None:
+        raise Skip("the job sets no --time (or an unlimited one)")
+    for inv in script.all_invocations:
+        seconds = timeout_seconds(inv.timeout)
+        if not seconds or seconds < limit:
+            continue
+        yield Finding(f"timeout {inv.timeout} ({_hours(seconds)}) around {inv.module or inv.script_file} "
+                      f"(line {inv.line}) cannot fire before --time={job_env.sbatch.get('time')} ({_hours(limit)}) "
+                      "ends the job: SLURM kills it first and the script's timeout handling never runs",
+                      path=_p(script, inv), line=inv.line,
+                      fix=f"use a timeout well under the limit (e.g. timeout {max(1, int(limit * 0.95 // 60))}m) "
+                          "or drop it")

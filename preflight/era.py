@@ -1,0 +1,168 @@
+"""The era of a script alone (no checkout to fingerprint): evidence from what the script launches.
+
+Each upstream era profile is a candidate; the script's text rules candidates out or counts for them:
+- flag style: dashes inside names (``--device-batch-size``) exist only from 2026-01-13 (argparse-dash,
+  no-mid, current); ``--key value`` needs argparse; underscores are rejected by the dash eras;
+- phases: ``scripts.mid_train`` exists only up to 2026-01-31; an SFT with no ``nanochat.report``
+  run at all is the current era (report.md was removed 2026-07-02);
+- flags: a training flag the era's base_train does not declare rules it out (``--window_pattern``,
+  ``--fp8`` are newer than the configurator);
+- defaults restored: passing an older era's default where the era changed it (``--vocab_size=65536``
+  to tok_train, ``--target_param_data_ratio=20``) is what a runner written after the change does.
+The answer carries its evidence and a confidence (high: one candidate left; medium: one fits the
+evidence best; low: a tie, broken by the era that lasted longest upstream, the likelier a priori).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from preflight.phases import TRAINER_SCRIPTS
+
+# candidates in date order: (profile, variant, word separator, has mid_train, has report)
+CANDIDATES = (
+    ("classic", None, "_", True, True),
+    ("argparse", "argparse-underscore", "_", True, True),
+    ("argparse", "argparse-dash", "-", True, True),
+    ("no-mid", None, "-", False, True),
+    ("current", None, "-", False, False),
+)
+
+
+# defaults the switch to argparse (2026-01) changed, which runners from then on pass explicitly
+# (65536-token vocab, ratio 20 restored; or the new 32768 / 8 spelled out)
+CHANGED_AT_ARGPARSE = ("vocab_size", "target_param_data_ratio")
+
+
+@dataclass
+class EraGuess:
+    profile: str
+    variant: str | None
+    confidence: str  # high | medium | low
+    evidence: list[str] = field(default_factory=list)
+    alternatives: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.variant or self.profile
+
+
+def _base(module: str | None) -> str:
+    return (module or "").rsplit(".", 1)[-1]
+
+
+def guess_era(script: Any) -> EraGuess | None:
+    from preflight.profiles import load_profile
+
+    invs = [i for i in (getattr(script, "all_invocations", None) or []) if i.module]
+    if not invs:
+        return None
+    modules = {_base(i.module) for i in invs}
+    if not modules & (TRAINER_SCRIPTS | {"tok_train", "base_eval", "chat_eval"}):
+        return None
+    train_flags = [(i, f) for i in invs if _base(i.module) in TRAINER_SCRIPTS | {"tok_train"} for f in i.flags
+                   if f.key and f.style not in ("positional", "short")]
+    dashed = [f for _, f in train_flags if "-" in f.key]
+    underscored = [f for _, f in train_flags if "_" in f.key]
+    spaced = [f for _, f in train_flags if f.style == "space"]
+    has_mid, has_sft, has_report = "mid_train" in modules, "chat_sft" in modules, "report" in modules
+    # the speedrun's shape: every phase, multi-GPU (upstream's CPU runner never wrote a report in any era)
+    pipeline = {"tok_train", "base_train", "chat_sft"} <= modules and any("torchrun" in i.launcher for i in invs)
+    alive = []
+    notes: dict[str, list[str]] = {}
+    for name, variant, sep, mid_ok, report_ok in CANDIDATES:
+        label = variant or name
+        why = notes.setdefault(label, [])
+        if dashed and sep == "_":
+            continue
+        if underscored and sep == "-":
+            continue
+        if spaced and name == "classic":
+            continue
+        if has_mid and not mid_ok:
+            continue
+        if has_report and not report_ok:
+            continue
+        alive.append((name, variant, label))
+    if not alive:
+        return None
+    evidence = []
+    if dashed:
+        evidence.append(f"dash-style flags (--{dashed[0].key}): 2026-01-13 or later")
+    elif underscored:
+        evidence.append(f"underscore flags (--{underscored[0].key}): before 2026-01-13")
+    if spaced:
+        evidence.append(f"'--{spaced[0].key} {spaced[0].value}' needs argparse")
+    if has_mid:
+        evidence.append("runs scripts.mid_train: before 2026-01-31")
+    elif has_report:
+        evidence.append("runs nanochat.report: before 2026-07-02 (the current era has no report.md)")
+    elif has_sft:
+        evidence.append("runs SFT without scripts.mid_train: no-mid era or later")
+    # score the remaining candidates on the flags and values the script passes
+    scores = {}
+    classic_defaults = load_profile("classic").defaults
+    classic_alive = any(a[0] == "classic" for a in alive)  # flag and default evidence only tells classic apart
+    for name, variant, label in alive:
+        prof = load_profile(name, variant=variant)
+        score = 0
+        for inv, f in train_flags:
+            if name != "classic" and not classic_alive:
+                break
+            k = f.key.replace("-", "_")
+            if name == "classic":
+                # the configurator's keys are exactly its globals: a flag it lacks is a later era's
+                keys = prof.config_keys(inv.module)
+                if keys is not None and k not in keys and _base(inv.module) == "base_train":
+                    score -= 2
+                    notes[label].append(f"--{f.key} is not a base_train flag of the classic era")
+                continue
+            if k not in CHANGED_AT_ARGPARSE:
+                continue
+            d_new, d_classic = prof.defaults.get(k), classic_defaults.get(k)
+            if f.value is not None and d_classic is not None and d_new is not None and d_new != d_classic \
+                    and _base(inv.module) in ("base_train", "tok_train") \
+                    and (_same(f.value, d_classic) or _same(f.value, d_new)):
+                score += 1  # a value for a default that changed after the classic era: restored or adopted
+                notes[label].append(f"--{f.key}={f.value}: a default that changed after the classic era "
+                                    f"({d_classic} -> {d_new})")
+        if name == "current" and pipeline and not has_report:
+            score += 1
+            notes[label].append("a full tokenizer -> base -> SFT pipeline under torchrun that never writes report.md")
+        scores[label] = score
+    best = max(scores.values())
+    top = [a for a in alive if scores[a[2]] == best]
+    # a tie: classic (the tool's default when nothing tells), else the era that lasted longest upstream
+    name, variant, label = max(top, key=lambda a: (a[0] == "classic", _days(a[0], a[1])))
+    evidence += notes.get(label, [])
+    if len(alive) == 1:
+        confidence = "high"
+    elif len(top) == 1:
+        confidence = "medium"
+    else:
+        confidence = "low"
+    return EraGuess(name, variant, confidence, evidence, [a[2] for a in alive if a[2] != label])
+
+
+def _days(name: str, variant: str | None) -> int:
+    """How long an era (or dated sub-style) lasted upstream: the prior when the script cannot tell."""
+    import datetime as dt
+
+    from preflight.profiles import load_profile
+
+    data = load_profile(name).data
+    span = data.get("dates") or {}
+    for v in (data.get("flag_style") or {}).get("variants") or []:
+        if v["name"] == variant:
+            span = v
+    start = dt.date.fromisoformat(str(span.get("from") or "2025-10-13"))
+    end = dt.date.fromisoformat(str(span["to"])) if span.get("to") else start  # open-ended: no prior weight
+    return (end - start).days
+
+
+def _same(value: str, default: Any) -> bool:
+    try:
+        return float(value) == float(default)
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,119 @@
+"""The era of a run from its evidence alone: log grammar, base-dir layout, checkpoint meta files.
+
+Used after the job when there is no checkout to fingerprint, no script and no ledger. The signs
+live in each profile's ``evidence.era_signs`` (regexes on the first lines of the logs, dirs under
+the base dir, keys of a base checkpoint's meta file). Every sign found scores 1, a dir the era
+never writes that is there scores -1, a dir it never writes that is missing scores 0.5; the best
+positive score wins and the reason names what was seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+LOG_SNIFF_BYTES = 256 << 10
+MAX_META_BYTES = 1 << 20
+CANDIDATES = ("classic", "argparse", "no-mid", "current")  # bundled runs say so in their first line
+TIE_ORDER = ("classic", "current", "no-mid", "argparse")  # equal evidence: the usual one first
+
+
+def _heads(logs: list[Path]) -> list[tuple[str, str]]:
+    out = []
+    for path in logs:
+        try:
+            if not os.path.isfile(path):  # a named pipe would block open() forever
+                continue
+            with open(path, "rb") as fh:
+                out.append((Path(path).name, fh.read(LOG_SNIFF_BYTES).decode("utf-8", "replace")))
+        except OSError:
+            continue
+    return out
+
+
+def _meta_keys(base: Path) -> set[str]:
+    """Top-level and model_config keys of the newest base checkpoint meta file."""
+    try:
+        metas = sorted((base / "base_checkpoints").glob("*/meta_*.json"))
+    except OSError:
+        return set()
+    for meta in reversed(metas[-4:]):
+        try:
+            if meta.stat().st_size > MAX_META_BYTES:
+                continue
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            cfg = data.get("model_config") if isinstance(data.get("model_config"), dict) else {}
+            return set(data) | set(cfg)
+    return set()
+
+
+def _base_dir(ctx: Any) -> Path | None:
+    if getattr(ctx.inputs, "base_dir", None) is not None:
+        return Path(ctx.inputs.base_dir)
+    cfg = ctx.config.get("base-dir") if ctx.config is not None else None
+    if cfg:
+        return Path(os.path.expandvars(os.path.expanduser(str(cfg))))
+    return None
+
+
+def detect(ctx: Any) -> tuple[str, str] | None:
+    """(profile name, reason) from the evidence, or None when nothing era-specific was seen."""
+    from preflight.profiles import _load_raw, load_profile
+
+    heads = _heads(list(getattr(ctx.inputs, "logs", None) or []))
+    base = _base_dir(ctx)
+    dirs: set[str] = set()
+    if base is not None:
+        try:
+            dirs = {e.name for e in os.scandir(base) if e.is_dir()}
+        except OSError:
+            base = None
+    meta = _meta_keys(base) if base is not None else set()
+    if not heads and base is None:
+        return None
+    scored = []
+    for name in CANDIDATES:
+        if "era_signs" not in ((_load_raw(name).get("evidence") or {})):
+            continue
+        signs = (load_profile(name).data.get("evidence") or {}).get("era_signs") or {}
+        score, log_hits, seen = 0.0, 0, []
+        for pattern in signs.get("log") or []:
+            try:
+                rx = re.compile(pattern, re.M)
+            except re.error:
+                continue
+            hit = next(((fname, m.group(0)) for fname, head in heads if (m := rx.search(head))), None)
+            if hit:
+                score, log_hits = score + 1, log_hits + 1
+                seen.append(f"{hit[0]} has {hit[1].strip()[:40]!r}")
+        if base is not None:
+            for d in signs.get("dirs") or []:
+                if d in dirs:
+                    score += 1
+                    seen.append(f"the base dir has {d}/")
+            for d in signs.get("absent") or []:
+                if d in dirs:
+                    score -= 1
+                else:
+                    score += 0.5
+                    seen.append(f"no {d}/")
+        for key in signs.get("meta") or []:
+            if key in meta:
+                score += 1
+                seen.append(f"meta files carry {key}")
+        positive = log_hits or any(s.startswith(("the base dir has", "meta files")) for s in seen)
+        if positive:
+            scored.append((score, log_hits, -TIE_ORDER.index(name), name, seen))
+    if not scored:
+        return None
+    scored.sort(reverse=True)
+    score, _, _, name, seen = scored[0]
+    if score <= 0:
+        return None
+    return name, "the run's evidence says so: " + ", ".join(seen[:5])

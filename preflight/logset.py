@@ -1,0 +1,311 @@
+"""The job's log streams: the stderr beside a stdout, and where it should be when it is not there.
+
+Most SLURM scripts split the streams (``#SBATCH --output=%j.out --error=%j.err``): progress goes
+to the .out, tracebacks to the .err. A user who passes only the .out must still get the crash,
+so postflight reads the stderr beside it, found from (in order) the batch script's ``--error``
+pattern (its ``%j``/``%x``/``%A``/``%a`` filled from the .out's own name), the ledger, SLURM's
+``StdErr``, or the usual ``X.out`` -> ``X.err`` naming. A stderr path that is not a regular file
+(a FIFO would block) or that leaves the job's directories (``..``) is not read, and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from preflight.facts import FactUnavailable
+from preflight.logindex import LogIndex, Segment, TracebackRecord, Event, index_log
+from preflight.loggrammar import grammar_for
+
+# X.out -> X.err, X.stdout -> X.stderr, X-out.log -> X-err.log ...
+SIBLING_SUFFIXES = ((".out", ".err"), (".stdout", ".stderr"), ("-out.log", "-err.log"), ("_out.log", "_err.log"),
+                    (".o", ".e"))
+
+
+@dataclass
+class Streams:
+    """What postflight read beside the logs it was given, and what it could not read."""
+
+    also_read: list[tuple[str, str]] = field(default_factory=list)  # (path, why: "beside X.out", ...)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was not read)
+    stderr_hint: str | None = None  # where the traceback would be when no stderr was read
+    merged: bool = False  # the script sends stderr into the stdout file (no --error)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"also_read": [{"path": p, "why": w} for p, w in self.also_read],
+                "refused": [{"path": p, "why": w} for p, w in self.refused], "stderr_hint": self.stderr_hint,
+                "merged": self.merged}
+
+
+def _pattern_regex(pattern: str) -> re.Pattern | None:
+    """An sbatch filename pattern as a regex that recovers its fields from a real file name."""
+    out, i = [], 0
+    while i < len(pattern):
+        m = re.match(r"%(\d*)([%jJAaxustnN])", pattern[i:])
+        if not m:
+            out.append(re.escape(pattern[i]))
+            i += 1
+            continue
+        letter = m.group(2)
+        out.append({"%": "%", "j": r"(?P<j>\d+)", "J": r"(?P<J>\d+(?:\.\w+)?)", "A": r"(?P<A>\d+)", "a": r"(?P<a>\d+)",
+                    "x": r"(?P<x>.+?)", "u": r"(?P<u>[^/]+?)", "s": r"[^/]+?", "t": r"\d+", "n": r"\d+",
+                    "N": r"(?P<N>[^/]+?)"}[letter])
+        i += m.end()
+    try:
+        return re.compile("(?:^|/)" + "".join(out) + "$")
+    except re.error:  # a group used twice (%j twice): fall back to nothing
+        return None
+
+
+def fill_from(pattern: str, out_pattern: str | None, out_path: str) -> str | None:
+    """The --error pattern with the fields the .out's real name reveals (``%j.out`` + ``76324.out``
+    -> ``%j.err`` becomes ``76324.err``). None when a field stays unknown."""
+    fields: dict[str, str] = {}
+    if out_pattern:
+        rx = _pattern_regex(out_pattern)
+        m = rx.search(out_path) if rx else None
+        if m:
+            fields = {k: v for k, v in m.groupdict().items() if v is not None}
+    job = fields.get("j") or fields.get("A") or (fields.get("J") or "").split(".")[0] or None
+
+    def repl(m: re.Match) -> str:
+        pad, letter = m.group(1), m.group(2)
+        if letter == "%":
+            return "%"
+        value = {"j": job, "J": job, "A": job, "a": fields.get("a"), "x": fields.get("x"), "u": fields.get("u"),
+                 "N": fields.get("N")}.get(letter)
+        if value is None:
+            raise KeyError(letter)
+        return value.zfill(int(pad)) if pad else value
+
+    try:
+        return re.sub(r"%(\d*)([%jJAaxuN])", repl, pattern)
+    except KeyError:
+        return None
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    for root in roots:
+        try:
+            real.relative_to(root.resolve())
+            return True
+        except (ValueError, OSError, RuntimeError):
+            continue
+    return False
+
+
+def _usable(path: Path, roots: list[Path]) -> str | None:
+    """None when ``path`` may be read as the job's stderr, else why not."""
+    if ".." in Path(os.path.normpath(str(path))).parts or not _inside(path, roots):
+        return "outside the job's directories"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return None
+
+
+def _script_streams(ctx: Any) -> tuple[str | None, str | None, Path | None]:
+    """(--output pattern, --error pattern, work dir) from the job's batch script, when known."""
+    from preflight.ledger import parse_sbatch_options, script_directives
+
+    js = ctx.get("jobscript", None)
+    if js is None or not js.text:
+        return None, None, None
+    opts = parse_sbatch_options(script_directives(js.text))
+    workdir = Path(opts["chdir"]) if opts.get("chdir") else None
+    return opts.get("output"), opts.get("error"), workdir
+
+
+def find_streams(ctx: Any, given: list[str]) -> tuple[list[tuple[str, str]], Streams]:
+    """The stderr files to read beside the ``given`` logs, and the Streams record."""
+    streams = Streams()
+    out_pattern, err_pattern, workdir = _script_streams(ctx)
+    cwd = Path(ctx.inputs.cwd)
+    given_real = {os.path.realpath(p) for p in given}
+    roots = [cwd] + [Path(p).parent if os.path.isabs(p) else (cwd / p).parent for p in given]
+    if workdir is not None:
+        roots.append(workdir if workdir.is_absolute() else cwd / workdir)
+    job = ctx.get("job", None)
+    if job is not None and getattr(job, "work_dir", None):
+        roots.append(Path(job.work_dir))
+    candidates: list[tuple[str, str]] = []
+    for out in given:
+        out_abs = out if os.path.isabs(out) else str(cwd / out)
+        if err_pattern:
+            filled = fill_from(err_pattern, out_pattern, out_abs)
+            if filled:
+                base = Path(out_abs).parent if not out_pattern or "/" not in out_pattern else (workdir or cwd)
+                p = Path(filled) if os.path.isabs(filled) else base / filled
+                candidates.append((str(p), f"the script's --error {err_pattern}"))
+            elif not streams.stderr_hint:
+                streams.stderr_hint = f"the script's --error file ({err_pattern})"
+        for a, b in SIBLING_SUFFIXES:
+            if out_abs.endswith(a):
+                candidates.append((out_abs[: -len(a)] + b, f"beside {Path(out).name}"))
+                break
+    ledger = ctx.get("ledger", None)
+    if isinstance(ledger, dict) and (ledger.get("logs") or {}).get("stderr"):
+        candidates.append((str(ledger["logs"]["stderr"]), "the ledger's stderr"))
+    if job is not None and getattr(job, "stderr", None):
+        candidates.append((str(job.stderr), "SLURM's StdErr"))
+    found: list[tuple[str, str]] = []
+    seen = set(given_real)
+    for path, why in candidates:
+        p = Path(path)
+        real = os.path.realpath(p)
+        if real in seen:
+            continue
+        problem = _usable(p, roots)
+        if problem == "missing":
+            if not streams.stderr_hint and "--error" in why:
+                streams.stderr_hint = f"{path} (the script's --error; not found: pass it with --log)"
+            elif not streams.stderr_hint and why.startswith("beside"):
+                streams.stderr_hint = f"the job's stderr: {Path(path).name} was not found {why} (pass it with --log)"
+            continue
+        seen.add(real)
+        if problem:
+            streams.refused.append((path, problem))
+            continue
+        found.append((str(p), why))
+        streams.also_read.append((str(p), why))
+    js = ctx.get("jobscript", None)
+    if found:
+        streams.stderr_hint = None
+    elif js is not None and js.text and not err_pattern:
+        streams.merged = True  # no --error: stderr went into the .out, so a crash there would show
+        streams.stderr_hint = None
+    elif not streams.stderr_hint:
+        streams.stderr_hint = (f"the job's stderr ({err_pattern})" if err_pattern else
+                               "the job's stderr file (#SBATCH --error, or the .err beside the .out)")
+    return found, streams
+
+
+# -- the fact ------------------------------------------------------------------------------------
+@dataclass
+class LogSet:
+    """Every log of a run, indexed; ``missing`` are logs that were named but do not exist."""
+
+    logs: list[LogIndex] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (path, where it was named)
+    source: str = ""
+    streams: Any = None  # preflight.logset.Streams: the stderr read beside the given logs, or where it would be
+    series: dict[str, Any] = field(default_factory=dict)  # path -> series.SeriesCollector (when asked for)
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [s for ix in self.logs for s in ix.segments]
+
+    @property
+    def tracebacks(self) -> list[TracebackRecord]:
+        return [t for ix in self.logs for t in ix.tracebacks]
+
+    def by_phase(self, phase: str) -> list[Segment]:
+        return [s for s in self.segments if s.phase == phase]
+
+    def slurm_events(self, kind: str | None = None) -> list[tuple[LogIndex, Event]]:
+        return [(ix, e) for ix in self.logs for e in ix.slurm if kind is None or e.kind == kind]
+
+    def started_phases(self) -> list[str]:
+        out: list[str] = []
+        for seg in self.segments:
+            if seg.phase and seg.phase not in out:
+                out.append(seg.phase)
+        for tb in self.tracebacks:
+            if tb.phase and tb.phase not in out:
+                out.append(tb.phase)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "logs": [ix.to_json() for ix in self.logs],
+                "missing": [p for p, _ in self.missing]}
+
+
+def _expand(pattern: str, job_id: str | None, job_name: str | None) -> str | None:
+    if ("%j" in pattern or "%A" in pattern) and not job_id:
+        return None
+    if "%x" in pattern and not job_name:
+        return None
+    return (pattern.replace("%j", job_id or "").replace("%A", job_id or "").replace("%x", job_name or "")
+            .replace("%%", "%"))
+
+
+def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
+    """(path, named explicitly) pairs and where they came from."""
+    inputs = ctx.inputs
+    cwd = Path(inputs.cwd)
+    if inputs.logs:
+        return [(str(p), True) for p in inputs.logs], "--log"
+    ledger = ctx.get("ledger", None)
+    if isinstance(ledger, dict):
+        logs = ledger.get("logs") or {}
+        paths = [logs.get(k) for k in ("stdout", "stderr") if logs.get(k)]
+        paths = list(dict.fromkeys(str(cwd / p) if not os.path.isabs(p) else p for p in paths))
+        if paths:
+            return [(p, True) for p in paths], "ledger"
+    job = ctx.get("job", None)
+    if job is not None:
+        paths = [p for p in (getattr(job, "stdout", None), getattr(job, "stderr", None)) if p]
+        work = Path(job.work_dir) if getattr(job, "work_dir", None) else cwd
+        paths = list(dict.fromkeys(str(work / p) if not os.path.isabs(p) else p for p in paths))
+        if paths:
+            return [(p, True) for p in paths], "scheduler"
+    job_id = inputs.job_id
+    job_name = getattr(job, "name", None) if job is not None else None
+    out: list[tuple[str, bool]] = []
+    for pattern in ctx.config.get("log-patterns") or []:
+        expanded = _expand(pattern, job_id, job_name)
+        if expanded:
+            p = Path(expanded)
+            p = p if p.is_absolute() else cwd / p
+            if p.is_file():
+                out.append((str(p), False))
+    return out, "log-patterns"
+
+
+def logs_fact(ctx: Any) -> LogSet:
+    paths, source = candidate_logs(ctx)
+    profile = ctx.get("profile", None)
+    phases = getattr(profile, "phases", None) or []
+    mid_style = "mid" if (not phases or "mid" in phases) else "sft"
+    grammar = grammar_for(profile)
+    result = LogSet(source=source)
+    curves = bool(getattr(ctx.inputs, "series", False))  # a report that draws the curves asked for them
+
+    def index(path: str) -> LogIndex:
+        collector = None
+        if curves:
+            from preflight.series import SeriesCollector
+
+            collector = result.series[path] = SeriesCollector()
+        return index_log(path, mid_style, series=collector, grammar=grammar)
+    for path, named in paths:
+        if not os.path.exists(path):
+            if named:
+                result.missing.append((path, source))
+            continue
+        if os.path.isdir(path):
+            result.missing.append((path, source + " (a directory, not a log file)"))
+            continue
+        result.logs.append(index(path))
+    given = [ix.path for ix in result.logs]
+    companions, result.streams = find_streams(ctx, given) if given else ([], None)
+    for path, _why in companions:
+        result.logs.append(index(path))
+    if not result.logs and not result.missing:
+        raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
+    return result
+
+
+def iter_segments(logs: LogSet, phase: str) -> Iterator[Segment]:
+    yield from logs.by_phase(phase)

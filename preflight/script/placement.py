@@ -1,0 +1,82 @@
+"""Where a job's launches run: how many of its allocated nodes each one reaches.
+
+The batch script runs on the first node of the allocation only. A command reaches the other
+nodes only through a launcher that starts processes there: ``srun`` (one task per node unless
+told otherwise), or tools that ssh/PMI into them (mpirun, pdsh, deepspeed ...). ``torchrun
+--nnodes=4`` started by the batch shell is one agent on one node: it waits at the rendezvous for
+three agents nobody starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from preflight.script.wrappers import strip_prefixes
+
+# commands that may start processes on other nodes of the allocation without srun
+CROSS_NODE_COMMANDS = {"srun", "mpirun", "mpiexec", "orterun", "pdsh", "clush", "pssh", "ssh", "deepspeed",
+                       "accelerate", "horovodrun", "torchx", "ray", "charmrun", "prun"}
+
+
+def _opt(opts: list[str], short: str, long: str) -> str | None:
+    """The last value of an srun option (-N 2, -N2, --nodes=2, --nodes 2)."""
+    found = None
+    for i, w in enumerate(opts):
+        if w in (short, long) and i + 1 < len(opts):
+            found = opts[i + 1]
+        elif w.startswith(long + "="):
+            found = w.partition("=")[2]
+        elif short and w.startswith(short) and len(w) > len(short) and not w.startswith("--"):
+            found = w[len(short):].lstrip("=")
+    return found
+
+
+def _number(script: Any, text: str | None, inv: Any, environ: dict) -> int | None:
+    if text is None:
+        return None
+    if "$" in text:
+        text = script.expand(text, inv.line, inv.file, environ)
+    text = (text or "").split("-")[0]  # --nodes=2-4: at least 2
+    return int(text) if text.isdigit() else None
+
+
+def launch_nodes(script: Any, inv: Any, job_env: Any) -> int | None:
+    """How many nodes ``inv`` runs on (None: cannot tell)."""
+    nodes = job_env.nodes
+    if not inv.srun:
+        return 1
+    environ = job_env.env  # SLURM_NNODES & co. come from the script's directives (ScriptModel.value_at)
+    opts = inv.srun_opts
+    raw_nodes, raw_tasks = _opt(opts, "-N", "--nodes"), _opt(opts, "-n", "--ntasks")
+    if raw_nodes is not None:
+        n = _number(script, raw_nodes, inv, environ)
+        return None if n is None else min(n, nodes)
+    per_node = _number(script, _opt(opts, "", "--ntasks-per-node"), inv, environ)
+    if raw_tasks is not None:
+        tasks = _number(script, raw_tasks, inv, environ)
+        if tasks is None:
+            return None
+    else:  # srun inherits the job's task count; none given: one task per node
+        tasks = _number(script, job_env.sbatch.get("ntasks"), inv, environ)
+        per_node = per_node or _number(script, job_env.sbatch.get("ntasks-per-node"), inv, environ)
+        if tasks is None:
+            return nodes
+    if per_node:
+        return min(nodes, math.ceil(tasks / per_node))
+    return min(nodes, tasks)
+
+
+def cross_node_commands(script: Any) -> list[Any]:
+    """Commands that may start processes on other nodes and are not launches preflight reads
+    (`srun hostname`, `mpirun ...`, `pdsh ...`)."""
+    launched = {(i.file, i.line) for i in script.all_invocations}
+    out = []
+    for c in script.all_commands:
+        if (c.file, c.line) in launched:
+            continue
+        p = strip_prefixes(c.words)
+        if p.srun or (p.words and os.path.basename(p.words[0]) in CROSS_NODE_COMMANDS):
+            out.append(c)
+    return out

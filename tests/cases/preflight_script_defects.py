@@ -1,0 +1,154 @@
+"""Good/bad cases for the script defects of real forks (SB020-SB026) and SB016's TERM trap."""
+
+from preflight.testing import Scenario, bad, good
+
+HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=48:00:00\nset -euo pipefail\n"
+BASE = "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --save_every=1000"
+ENV = {"HOME": "{tmp}/home", "OMP_NUM_THREADS": "1"}
+
+
+# -- training-not-visible
+@bad("training-not-visible")
+def _():
+    return Scenario(script=HEAD + 'TRAIN_CMD=$(cat "$HOME/train_cmd.txt")\neval "$TRAIN_CMD"\n', env=ENV)
+
+
+@bad("training-not-visible")
+def _():
+    return Scenario(script=HEAD + "$LAUNCHER -m scripts.base_train --depth=20\n", env=ENV)
+
+
+@good("training-not-visible")
+def _():
+    return Scenario(script=HEAD + f"TRAIN_CMD=\"{BASE}\"\neval \"$TRAIN_CMD\"\n", env=ENV)
+
+
+@good("training-not-visible")
+def _():
+    return Scenario(script=HEAD + f"srun --ntasks-per-node=1 bash --noprofile --norc -lc '{BASE}'\n", env=ENV)
+
+
+# -- xtrace-leaks-secret
+@bad("xtrace-leaks-secret")
+def _():
+    return Scenario(script=HEAD + 'set -x\nexport WANDB_API_KEY="$(cat "$HOME/.wandb_key")"\n' + BASE + "\n", env=ENV)
+
+
+@bad("xtrace-leaks-secret")
+def _():
+    return Scenario(script=HEAD.replace("#!/bin/bash", "#!/bin/bash -x") + 'huggingface-cli login --token "$HF_TOKEN"\n'
+                    + BASE + "\n", env=ENV)
+
+
+@good("xtrace-leaks-secret")
+def _():
+    return Scenario(script=HEAD + 'export WANDB_API_KEY="$(cat "$HOME/.wandb_key")"\nset -x\n' + BASE + "\n", env=ENV)
+
+
+@good("xtrace-leaks-secret")
+def _():
+    return Scenario(script=HEAD + 'set -x\nset +x\nexport HF_TOKEN="$(cat "$HOME/.hf_token")"\nset -x\n' + BASE + "\n",
+                    env=ENV)
+
+
+# -- sourced-file-missing
+@bad("sourced-file-missing")
+def _():
+    return Scenario(script=HEAD + "source slurm/machine_config.sh\n" + BASE + "\n", env=ENV,
+                    files={"slurm/machine_config.sh.template": "export NANOCHAT_BASE_DIR=/tmp\n"})
+
+
+@good("sourced-file-missing")
+def _():
+    return Scenario(script=HEAD + "source slurm/machine_config.sh\n" + BASE + "\n", env=ENV,
+                    files={"slurm/machine_config.sh": "export NANOCHAT_BASE_DIR=/tmp\n"})
+
+
+@good("sourced-file-missing")
+def _():
+    return Scenario(script=HEAD + "uv venv .venv\nsource .venv/bin/activate\n"
+                    "[ -f slurm/site.sh ] && source slurm/site.sh\n" + BASE + "\n", env=ENV)
+
+
+# -- idle-nodes
+@bad("idle-nodes")
+def _():
+    return Scenario(script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=4\n#SBATCH --gres") + "bash speedrun.sh\n",
+                    files={"speedrun.sh": "#!/bin/bash\nset -e\n" + BASE + "\n"}, env=ENV)
+
+
+@bad("idle-nodes")
+def _():
+    return Scenario(script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres")
+                    + BASE.replace("--standalone", "--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=node1:29500") + "\n",
+                    env=ENV)
+
+
+@good("idle-nodes")
+def _():
+    return Scenario(script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres")
+                    + "srun " + BASE.replace("--standalone", "--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=n1:29500")
+                    + "\n", env=ENV)
+
+
+# -- failure-swallowed
+@bad("failure-swallowed")
+def _():
+    return Scenario(script=HEAD + BASE + " || true\n", env=ENV)
+
+
+@bad("failure-swallowed")
+def _():
+    return Scenario(script=HEAD + "timeout 40h " + BASE + ' || {\n  echo "training exited with $?"\n}\n', env=ENV)
+
+
+@bad("failure-swallowed")
+def _():
+    return Scenario(script=HEAD + "if " + BASE + "; then\n  echo done\nfi\n", env=ENV)
+
+
+@good("failure-swallowed")
+def _():
+    return Scenario(script=HEAD + BASE + ' || { echo "failed: $?"; exit 1; }\n', env=ENV)
+
+
+@good("failure-swallowed")
+def _():
+    return Scenario(script=HEAD + "if ! " + BASE + "; then\n  echo failed\n  exit 1\nfi\n", env=ENV)
+
+
+# -- timeout-not-before-limit
+@bad("timeout-not-before-limit")
+def _():
+    return Scenario(script=HEAD + "timeout 172800s " + BASE + "\n", env=ENV)
+
+
+@good("timeout-not-before-limit")
+def _():
+    return Scenario(script=HEAD + "timeout 47h " + BASE + "\n", env=ENV)
+
+
+# -- directive-comment-cut
+@bad("directive-comment-cut")
+def _():
+    return Scenario(script=HEAD.replace("#SBATCH --gres=gpu:8", "#SBATCH --gres=gpu:8\n#SBATCH --job-name=run#2 --qos=high")
+                    + BASE + "\n", env=ENV)
+
+
+@good("directive-comment-cut")
+def _():
+    return Scenario(script=HEAD.replace("#SBATCH --gres=gpu:8",
+                                        '#SBATCH --job-name="run#2" --qos=high  # two options, then a comment')
+                    + BASE + "\n", env=ENV)
+
+
+# -- signal-not-delivered: a TERM trap with an upstream trainer in the foreground
+@bad("signal-not-delivered")
+def _():
+    return Scenario(script=HEAD + 'cleanup() { echo "saving"; exit 0; }\ntrap cleanup TERM INT\n' + BASE + "\n", env=ENV)
+
+
+@good("signal-not-delivered")
+def _():
+    return Scenario(script=HEAD + 'cleanup() { echo "stopped"; }\ntrap cleanup TERM\n'
+                    + BASE.replace("scripts.base_train", "nanochat.base_train") + "\n", env=ENV)

@@ -1,0 +1,183 @@
+"""Run preflight over the upstream corpus (tests/corpus/upstream, built by scripts/build_corpus.py)
+and measure it against the corpus facts. Used by tests/test_corpus.py; run it directly for a table:
+
+    PYTHONPATH=. python tests/corpus_eval.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parent / "corpus" / "upstream"
+CHECKS = ["SB006", "SB007", "SB010", "SB011", "NET001", "GPU001", "ENV001"]
+# what each NET001 item's local file says about which download it is
+NET_USES = {"identity_conversations.jsonl": "identity_conversations", "words_alpha.txt": "words_alpha",
+            "core.yaml": "eval_bundle", "models--varunneal--flash-attention-3": "fa3_hopper",
+            "models--kernels-community--flash-attn3": "fa3_community"}
+FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9_-]*)")
+
+
+def facts() -> list[dict]:
+    return json.loads((CORPUS / "facts.json").read_text())["runners"]
+
+
+def extract(dest: Path) -> Path:
+    with tarfile.open(CORPUS / "corpus.tar.xz", "r:xz") as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+@dataclass
+class Outcome:
+    id: str
+    era_truth: str
+    era_alone: str = ""
+    era_in_checkout: str = ""
+    findings_alone: list = field(default_factory=list)  # (code, message, fix, data)
+    findings_in_checkout: list = field(default_factory=list)
+
+
+def _run(script: Path, cwd: Path, env_home: Path, checkout: Path | None):
+    from preflight.context import Context, RunInputs
+    from preflight.config import load_config
+    from preflight.registry import Registry
+    from preflight.runner import Selection, run_checks
+
+    values = {"base-dir": str(env_home / "base")}
+    if checkout is not None:
+        values["checkout"] = str(checkout)
+    config = load_config(values, environ={}, search=False)
+    ctx = Context(config, inputs=RunInputs(script=script, stage="pre", cwd=cwd), environ={"HOME": str(env_home)})
+    profile = ctx.get("profile", None)
+    result = run_checks(_registry(), ctx, "pre", selection=Selection(select=CHECKS, ignore=[]),
+                        profile=getattr(profile, "name", None))
+    found = [(f.code, f.message, f.fix or "", f.data) for c in result.checks for f in c.findings]
+    return getattr(profile, "name", ""), found
+
+
+_REG = []
+
+
+def _registry():
+    if not _REG:
+        from preflight.registry import Registry
+
+        _REG.append(Registry.default(entry_points=False))
+    return _REG[0]
+
+
+def evaluate(root: Path) -> list[Outcome]:
+    """Each runner twice: alone (copied to an empty directory, nothing to read but the script)
+    and in its own checkout (the commit's files, with --checkout)."""
+    out = []
+    alone_dir = root / "alone"
+    alone_dir.mkdir(exist_ok=True)
+    for f in facts():
+        o = Outcome(f["id"], f["era"])
+        text = (root / "runners" / f["id"]).read_bytes()
+        lone = alone_dir / Path(f["runner"]).name
+        lone.write_bytes(text)
+        o.era_alone, o.findings_alone = _run(lone, alone_dir, root / "home", None)
+        co = root / "checkouts" / f["commit"]
+        inside = co / f["runner"]
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        inside.write_bytes(text)
+        o.era_in_checkout, o.findings_in_checkout = _run(inside, co, root / "home", co)
+        out.append(o)
+    return out
+
+
+def fix_flags(finding) -> set[str]:
+    code, _msg, fix, _data = finding
+    if code not in ("SB006", "SB007"):
+        return set()
+    return {m for m in FLAG_RE.findall(fix) if m not in ("time", "signal")}
+
+
+def unused_downloads(finding, uses: dict) -> list[str]:
+    code, _msg, _fix, data = finding
+    if code != "NET001":
+        return []
+    bad = []
+    for item in data.get("items", []):
+        if item.get("conditional"):
+            continue  # said as "if the checkout is from DATE or later": true either way
+        for tail, key in NET_USES.items():
+            if item["local"].endswith(tail) and not uses.get(key, True):
+                bad.append(key)
+    return bad
+
+
+def summary(outcomes: list[Outcome]) -> dict:
+    by_id = {f["id"]: f for f in facts()}
+    n = len(outcomes)
+    upstream_only = [o for o in outcomes]
+    alone_ok = sum(o.era_alone == o.era_truth for o in upstream_only)
+    inside_ok = sum(o.era_in_checkout == o.era_truth for o in upstream_only)
+    sb010 = [(o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "SB010"]
+    gpu001 = [(o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "GPU001"]
+    bad_fix = [(o.id, sorted(fix_flags(fd) - set(by_id[o.id]["base_train_flags"])))
+               for o in outcomes for fd in o.findings_in_checkout if fix_flags(fd) - set(by_id[o.id]["base_train_flags"])]
+    unused = [(o.id, u) for o in outcomes for fd in o.findings_in_checkout if (u := unused_downloads(fd, by_id[o.id]["uses"]))]
+    unused_alone = [(o.id, u) for o in outcomes for fd in o.findings_alone if (u := unused_downloads(fd, by_id[o.id]["uses"]))]
+    return {"runners": n, "era_alone": alone_ok / n, "era_in_checkout": inside_ok / n,
+            "era_alone_misses": [(o.id, o.era_truth, o.era_alone) for o in outcomes if o.era_alone != o.era_truth],
+            "sb010": sb010, "gpu001": gpu001, "fix_flags_missing": bad_fix, "unused_downloads_in_checkout": unused,
+            "unused_downloads_alone": unused_alone}
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        s = summary(evaluate(extract(Path(tmp))))
+    print(f"runners: {s['runners']}")
+    print(f"era from the script alone: {s['era_alone']:.1%}; in its checkout: {s['era_in_checkout']:.1%}")
+    for row in s["era_alone_misses"]:
+        print("  era miss (alone):", *row)
+    for key in ("sb010", "gpu001", "fix_flags_missing", "unused_downloads_in_checkout", "unused_downloads_alone"):
+        print(f"{key}: {len(s[key])}")
+        for row in s[key][:10]:
+            print("  ", row)
+    sys.exit(0)
+
+
+# -- forks: their SLURM scripts against their own checkout ----------------------------------------
+FORKS = Path(__file__).resolve().parent / "corpus" / "forks"
+FLAG_IN_MSG = re.compile(r"`--([\w-]+)`")
+
+
+def fork_names() -> list[str]:
+    return sorted(p.name for p in FORKS.iterdir() if (p / "facts.json").is_file()) if FORKS.is_dir() else []
+
+
+def evaluate_fork(name: str, dest: Path) -> list[dict]:
+    """Per runner: the flags SB010 calls unknown with the fork's checkout and without it, and the truth
+    (flags the runner passes that the entry point's source never declares, from build_corpus.py)."""
+    base = FORKS / name
+    with tarfile.open(base / "corpus.tar.xz", "r:xz") as tar:
+        tar.extractall(dest, filter="data")
+    co = dest / "checkout"
+    out = []
+    for f in json.loads((base / "facts.json").read_text())["runners"]:
+        text = (dest / "runners" / f["id"]).read_bytes()
+        inside = co / f["runner"]
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        inside.write_bytes(text)
+        lone = dest / "alone" / f["id"]
+        lone.parent.mkdir(exist_ok=True)
+        lone.write_bytes(text)
+        _, found_in = _run(inside, co, dest / "home", co)
+        _, found_alone = _run(lone, lone.parent, dest / "home", None)
+
+        def flags(found):
+            return sorted({m for c, msg, *_ in found if c == "SB010" for m in FLAG_IN_MSG.findall(msg)[:1]})
+
+        out.append({"id": f["id"], "truth": sorted({x for v in f["stale_flags"].values() for x in v}),
+                    "in_checkout": flags(found_in), "alone": flags(found_alone)})
+    return out

@@ -1,0 +1,57 @@
+"""postflight on distributed failures: the first failing rank and its node, the rest a cascade (LOG020).
+
+crash_sigkill.out is the real log of a two-node run of scripts/speedrun_multinode.slurm on the local
+SLURM (tests/slurm/test_multinode_slurm.py makes a new one), whose rank 1 worker on node2 was killed
+with SIGKILL during base training. nccl_oom_cascade.out has the shape of public NCCL reports: one rank
+out of memory, the others in the NCCL watchdog ten minutes later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preflight import ranks
+from preflight.model import Status
+from preflight.testing import Scenario, run_scenario
+
+FIX = Path(__file__).parent / "fixtures" / "multinode"
+
+
+def _analyze(name: str) -> ranks.RankReport:
+    return ranks.analyze(enumerate((FIX / name).read_text().splitlines(), 1))
+
+
+def test_sigkilled_rank_on_node2_is_the_cause_and_gloo_peer_loss_a_cascade():
+    rep = _analyze("crash_sigkill.out")
+    assert (rep.root.rank, rep.root.cascade, rep.root.source) == (1, False, "torchrun")
+    assert [f.rank for f in rep.cascades] == [0]
+    assert rep.first_node == "node2"  # srun saw node2's task end first
+    msg = ranks.describe(rep, "base")
+    assert msg.startswith("rank 1 on node2 failed first in base (line 108): exit -9 (SIGKILL): killed from outside, "
+                          "most often by the out-of-memory killer; rank 0 then failed because of it"), msg
+
+
+def test_nccl_watchdog_timeouts_are_consequences_of_the_oom_on_one_rank():
+    rep = _analyze("nccl_oom_cascade.out")
+    assert rep.root.rank == 13 and rep.root.cause.startswith("torch.OutOfMemoryError: CUDA out of memory")
+    assert sorted(f.rank for f in rep.cascades) == [0, 2, 9]
+    msg = ranks.describe(rep, "base")
+    assert msg.startswith("rank 13 on gpu-node-018 failed first in base (line 4): torch.OutOfMemoryError"), msg
+    assert "ranks 0, 2, 9 then failed because of it" in msg
+
+
+def test_a_single_process_crash_is_not_a_distributed_failure():
+    rep = ranks.analyze(enumerate(["Traceback (most recent call last):", '  File "x.py", line 1', "ValueError: boom"], 1))
+    assert not rep.distributed() and rep.root is None
+
+
+def test_postflight_names_the_rank_and_node(tmp_path):
+    for name, expected, cascades in (("crash_sigkill.out", "rank 1 on node2 failed first in base", [0]),
+                                     ("nccl_oom_cascade.out", "rank 13 on gpu-node-018 failed first", [0, 2, 9])):
+        log = tmp_path / name
+        log.write_text((FIX / name).read_text())
+        result = run_scenario(Scenario(env={"HOME": "{tmp}/home"}, stage="post", logs=[name]), tmp_path,
+                              select=["LOG020"])
+        (check,) = result.checks
+        assert check.status is Status.FAIL, check.reason
+        (finding,) = check.findings
+        assert expected in finding.message and finding.data["cascade_ranks"] == cascades, finding.message

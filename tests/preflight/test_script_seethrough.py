@@ -1,0 +1,133 @@
+"""The script model sees through wrappers: shell text run by `bash -c`/`eval`, prefixes such as
+`timeout`, `env`, `apptainer exec`, `conda run`, known arrays; and it says which lines still hide
+a launch. Also: `#SBATCH` lines split the way sbatch splits them, and paths expanded from the
+job's environment only."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from preflight.script import parse_script, parse_text
+from preflight.script.sbatch import split_directive
+from preflight.script.wrappers import strip_prefixes, timeout_seconds
+
+
+def _invs(m):
+    return [(i.line, i.launcher, i.module) for i in m.all_invocations]
+
+
+def test_srun_bash_lc_text_is_parsed_like_script_lines():
+    m = parse_text("srun --ntasks=2 --ntasks-per-node=1 bash --noprofile --norc -lc 'source .venv/bin/activate; "
+                   "torchrun --nnodes=2 --nproc_per_node=8 -m scripts.base_train -- --depth=20 && "
+                   "torchrun --nnodes=2 --nproc_per_node=8 -m scripts.mid_train'\n")
+    assert _invs(m) == [(1, "srun+torchrun", "scripts.base_train"), (1, "srun+torchrun", "scripts.mid_train")]
+    base = m.invocations[0]
+    assert base.nproc_per_node == "8" and base.nnodes == "2" and base.flag("depth").value == "20"
+    assert base.srun_opts == ["--ntasks=2", "--ntasks-per-node=1"]
+    assert base.prefixes == ["srun", "bash --noprofile --norc -lc"]
+
+
+@pytest.mark.parametrize("line", ['eval "$TRAIN_CMD"', "eval $TRAIN_CMD", 'bash -c "$TRAIN_CMD"', "sh -c \"$TRAIN_CMD\"",
+                                  "timeout 172800s $TRAIN_CMD", "env PYTHONUNBUFFERED=1 nohup stdbuf -oL time $TRAIN_CMD"])
+def test_a_known_command_string_is_seen_through_every_wrapper(line):
+    m = parse_text('TRAIN_CMD="python -m scripts.base_train --depth=24 --run=$WANDB_RUN"\n' + line + "\n")
+    assert _invs(m) == [(2, "python", "scripts.base_train")], line
+    assert m.invocations[0].flag("depth").value == "24"
+    assert not m.hidden
+
+
+def test_prefixes_with_options_and_images():
+    cases = {
+        "apptainer exec --nv -B /data:/data img.sif torchrun --nproc_per_node 8 -m scripts.base_train": "apptainer exec",
+        "singularity exec --bind /x img.sif python -m scripts.mid_train": "singularity exec",
+        "conda run -n nanochat --no-capture-output python -m scripts.chat_sft": "conda run",
+        "uv run --with wandb python -m scripts.base_train": "uv run",
+        "nice -n 10 numactl --cpunodebind=0 python -m scripts.base_train": "nice",
+    }
+    for line, first in cases.items():
+        m = parse_text(line + "\n")
+        assert len(m.invocations) == 1 and m.invocations[0].module.startswith("scripts."), line
+        assert m.invocations[0].prefixes[0] == first, line
+
+
+def test_timeout_duration_is_kept_and_parsed():
+    m = parse_text("timeout -s INT --kill-after=60 47h python -m scripts.base_train\n")
+    assert m.invocations[0].timeout == "47h"
+    assert timeout_seconds("47h") == 47 * 3600 and timeout_seconds("172800s") == 172800
+    assert timeout_seconds("1.5m") == 90 and timeout_seconds("2d") == 172800 and timeout_seconds("soon") is None
+    assert strip_prefixes(["srun", "-N", "2", "timeout", "10h", "env", "A=1", "python"]).words == ["python"]
+
+
+def test_known_array_launcher_and_the_branch_that_sets_it():
+    text = ('NGPUS=4\nif [ "$USE_DS" -eq 1 ]; then\n  LAUNCHER=(deepspeed --num_gpus="$NGPUS")\nelse\n'
+            '  LAUNCHER=(torchrun --standalone --nproc_per_node="$NGPUS")\nfi\n'
+            '"${LAUNCHER[@]}" -m scripts.base_train -- --depth=12\n')
+    m = parse_text("USE_DS=0\n" + text)
+    assert _invs(m) == [(8, "torchrun", "scripts.base_train")]
+    assert m.invocations[0].nproc_per_node == "4" and m.invocations[0].standalone
+
+
+def test_inner_set_e_and_outer_exit_check_mark_phases_checked():
+    m = parse_text("bash -c 'set -e; python -m scripts.base_train; python -m scripts.mid_train'\n"
+                   "bash -c 'python -m scripts.chat_sft' || exit 1\n")
+    assert [i.checked for i in m.invocations] == [True, False, True]
+
+
+def test_unknown_command_text_is_reported_hidden_not_guessed():
+    m = parse_text('eval "$(cat cmd.txt)"\n$LAUNCH -m scripts.base_train\nbash -c "$CMD"\n', environ={})
+    assert not m.invocations
+    assert [line for line, _f, _why in m.hidden] == [1, 2, 3]
+    assert "eval" in m.hidden[0][2] and "$LAUNCH" in m.hidden[1][2]
+
+
+def test_nested_shell_text_stops_at_the_depth_limit():
+    inner = "python -m scripts.base_train"
+    for _ in range(8):
+        inner = "bash -c " + "'" + inner.replace("'", "'\\''") + "'"
+    m = parse_text(inner + "\n")  # 8 levels: deeper than followed, reported, never a crash
+    assert not m.invocations and m.hidden
+
+
+def test_eval_that_evals_itself_terminates():
+    m = parse_text('X=\'eval "$X"\'\neval "$X"\n')
+    assert not m.invocations  # a self-referencing eval is cut by the depth limit, not followed forever
+
+
+def test_sbatch_directive_split_follows_sbatch_not_the_shell():
+    assert split_directive(" --constraint=a100|h100 -N 2") == (["--constraint=a100|h100", "-N", "2"], None)
+    assert split_directive(' --comment="a # b" --nice=7  # note') == (["--comment=a # b", "--nice=7"], None)
+    assert split_directive(" --job-name=run#2 --time=5") == (["--job-name=run"], "#2 --time=5")
+    m = parse_text("#!/bin/bash\n#SBATCH --constraint=a100|h100 --time=10 # ten minutes\n#SBATCH --job-name=a#b -N 2\n")
+    assert [(d.key, d.value) for d in m.directives] == [("constraint", "a100|h100"), ("time", "10"), ("job-name", "a")]
+    assert m.directives[2].cut == "#b -N 2"
+
+
+def test_paths_expand_from_the_jobs_environment_not_preflights(tmp_path, monkeypatch):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "site.sh").write_text("export FROM_SITE=1\n")
+    monkeypatch.setenv("SITE_DIR", str(tmp_path / "mine"))  # the linting machine's environment
+    script = tmp_path / "job.sh"
+    script.write_text('#!/bin/bash\ncd "$SITE_DIR"\nsource "$SITE_DIR/site.sh"\n')
+    assert os.environ["SITE_DIR"]
+    m = parse_script(script, cwd=tmp_path, environ={})
+    assert m.cd_targets == [] and m.includes == []  # SITE_DIR is not set for the job: nothing is guessed
+    m = parse_script(script, cwd=tmp_path, environ={"SITE_DIR": str(tmp_path / "mine")})
+    assert m.cd_targets == [str(tmp_path / "mine")] and len(m.includes) == 1
+    home = parse_script(_write(tmp_path / "h.sh", "source ~/env.sh\n"), cwd=tmp_path, environ={"HOME": str(tmp_path)})
+    assert home.missing_includes and str(home.missing_includes[0][1]) == f"{tmp_path}/env.sh"
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_loop_over_a_known_list_launches_each_phase():
+    m = parse_text('PHASES="base mid"\nfor phase in $PHASES; do\n'
+                   '  torchrun --standalone --nproc_per_node=8 -m scripts.${phase}_train -- --run=$phase\ndone\n'
+                   'for f in *.cfg; do python -m scripts.chat_sft --config=$f; done\n')
+    assert [(i.line, i.module, i.flag("run") and i.flag("run").value) for i in m.invocations] == \
+        [(3, "scripts.base_train", "base"), (3, "scripts.mid_train", "mid"), (5, "scripts.chat_sft", None)]
+    assert m.invocations[2].flag("config").value == "$f"  # a glob: the file names are not known, read once

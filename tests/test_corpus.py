@@ -1,0 +1,65 @@
+"""The upstream corpus (tests/corpus/upstream: every version of every nanochat runner, each with its
+commit's scripts; rebuilt by scripts/build_corpus.py): preflight against what is true of each commit.
+
+Measured here (run ``PYTHONPATH=. python tests/corpus_eval.py`` for the table): era from the script
+alone and in its checkout, no flag-style-mismatch on upstream's own runners, every flag a fix names
+exists in that commit's base_train.py, and no offline download that the commit does not use.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import corpus_eval as ce  # tests/corpus_eval.py (pytest puts tests/ on sys.path)
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    root = ce.extract(tmp_path_factory.mktemp("corpus"))
+    return ce.summary(ce.evaluate(root))
+
+
+def test_corpus_is_what_the_facts_describe():
+    facts = ce.facts()
+    assert len(facts) >= 70
+    assert {f["era"] for f in facts} == {"classic", "argparse", "no-mid", "current"}
+
+
+def test_era_in_its_checkout_is_always_right(outcome):
+    assert outcome["era_in_checkout"] == 1.0
+
+
+def test_era_from_the_script_alone(outcome):
+    # 85.5% at the time of writing (65/76); the misses are base-only dash-flag runners (argparse-dash vs
+    # no-mid: the same text upstream) and the current era's CPU runner (no-mid's, less three flags)
+    assert outcome["era_alone"] >= 0.85, outcome["era_alone_misses"]
+
+
+def test_no_flag_style_mismatch_on_upstream_runners(outcome):
+    assert outcome["sb010"] == []
+
+
+def test_no_batch_not_divisible_on_upstream_runners(outcome):
+    assert outcome["gpu001"] == []
+
+
+def test_every_flag_in_a_fix_exists_in_the_checkout(outcome):
+    assert outcome["fix_flags_missing"] == []
+
+
+def test_no_download_the_commit_does_not_use(outcome):
+    assert outcome["unused_downloads_in_checkout"] == []
+    # alone, the only ones left come from an era read wrong (current's CPU runner read as no-mid)
+    assert len(outcome["unused_downloads_alone"]) <= 1, outcome["unused_downloads_alone"]
+
+
+@pytest.mark.parametrize("fork", ce.fork_names())
+def test_fork_scripts_against_their_checkout(fork, tmp_path):
+    """A fork's own flags (--size, --input-injection, --output-tag) are no error; flags its scripts
+    still pass after the fork removed them (--no-sample-recur, chat_rl --source) are, exactly those."""
+    rows = ce.evaluate_fork(fork, tmp_path)
+    assert rows
+    for r in rows:
+        assert r["in_checkout"] == r["truth"], r
+        # alone, only the separator/typo rules can fire: never a flag the fork declares
+        assert set(r["alone"]) <= set(r["truth"]), r
