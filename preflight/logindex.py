@@ -539,10 +539,6 @@ class _Indexer:
             if mx:
                 self.last_failed.data.setdefault("exitcode", int(mx.group(1)))
                 return
-            mk = g.torchrun_rank.match(text) if g.torchrun_rank is not None else None
-            if mk:
-                self.last_failed.data.setdefault("rank", int(mk.group(1)))
-                return
         if "Autodetected device" in s:
             md = DEVICE_RE.search(s)
             if seg.content or seg.device:
