@@ -15,6 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 OTHER = "other"
+# causes that are another rank's failure seen from this one (rank-failure names the first)
+CASCADE = ("lost peer", "NCCL timeout")
 
 
 @dataclass

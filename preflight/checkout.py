@@ -267,10 +267,14 @@ def looks_like_checkout(path: Path) -> bool:
 def checkout_fact(ctx: Any) -> Checkout | None:
     """The checkout the job runs: ``--checkout DIR`` / config ``checkout:``, else the directory the
     era profile was fingerprinted from (the script's cd target, $SLURM_SUBMIT_DIR, cwd, the script's dir)."""
+    from preflight.facts import FactUnavailable
+
     explicit = ctx.config.get("checkout") if ctx.config is not None else None
     if explicit:
         p = Path(os.path.expanduser(str(explicit)))
-        return Checkout(p, "--checkout") if looks_like_checkout(p) else None
+        if looks_like_checkout(p):
+            return Checkout(p, "--checkout")
+        raise FactUnavailable(f"--checkout {p} is not a nanochat checkout (no nanochat/ and scripts/ there)")
     try:
         profile = ctx.get("profile", None)
     except Exception:
@@ -278,6 +282,15 @@ def checkout_fact(ctx: Any) -> Checkout | None:
     root = getattr(profile, "checkout", None)
     if root is not None and looks_like_checkout(Path(root)):
         return Checkout(Path(root), f"the nanochat checkout at {root} (where the script runs)")
+    if getattr(ctx.inputs, "stage", "pre") == "post":  # after the job: the one `preflight sbatch` recorded
+        try:
+            ledger = ctx.get("ledger", None)
+        except Exception:
+            ledger = None
+        rec = ledger.get("profile") if isinstance(ledger, dict) else None
+        recorded = rec.get("checkout") if isinstance(rec, dict) else None
+        if isinstance(recorded, str) and looks_like_checkout(Path(recorded)):
+            return Checkout(Path(recorded), "the run ledger")
     return None
 
 

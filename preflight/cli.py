@@ -447,13 +447,16 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
 @preflight_app.command("docs")
 def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
              check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
-    """Generate docs/checks.md from the registry, and the compiled profiles (preflight/schemas/profiles/compiled.json)."""
+    """Generate docs/checks.md from the registry, docs/eras.md and the compiled profiles from the era profiles."""
     from preflight.docs import generate
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
     from preflight.registry import Registry
 
+    from preflight import erasdoc
+
     targets = [(output, generate(Registry.default(entry_points=False))),
-               (_profiles_dir() / COMPILED, compile_profiles())]
+               (_profiles_dir() / COMPILED, compile_profiles()),
+               (output.parent / "eras.md", erasdoc.generate())]
     stale = [path for path, text in targets
              if not path.exists() or path.read_text(encoding="utf-8") != text]
     if check_only:
@@ -507,12 +510,12 @@ def verify_cmd(
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
                              smoke=smoke if smoke is not None else None, python=python)
     cli_values.update(_trust(plugins, trust_config))
-    from preflight.reporters import CURVE_FORMATS
+    from preflight.reporters import wants_curves
 
     if script is not None and not script.is_file():
         raise _fail(f"postflight: --script {script}: not a file")
     inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
-                       series=fmt.value in CURVE_FORMATS, script=script)
+                       series=wants_curves(fmt.value), script=script)
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
     result, registry, ctx, elapsed = _run("post", cli_values, inputs, config,
@@ -537,6 +540,11 @@ def verify_cmd(
 
     job = result.extras.get("job") or {}
     still_running = job.get("state") in ACTIVE_STATES
+    if still_running and job.get("job_id") and os.environ.get("SLURM_JOB_ID") == str(job.get("job_id")):
+        # the job's own last step (scripts/speedrun.slurm): it runs because this process does
+        still_running = False
+        sys.stderr.write(f"postflight: verifying job {job.get('job_id')} from its own last step: "
+                         "every phase before this step is final\n")
     if still_running:
         sys.stderr.write(f"postflight: job {job.get('job_id')} is still {job.get('state')}: "
                          "the verdict is provisional (use --wait to wait for it)\n")

@@ -24,7 +24,6 @@ class LogGrammar:
     chain_anchor: bytes = b""
     torchrun_failed: re.Pattern | None = None
     torchrun_exitcode: re.Pattern | None = None
-    torchrun_rank: re.Pattern | None = None
     torchrun_anchor: bytes = b""
     process_start: re.Pattern | None = None
     process_start_anchor: bytes = b""
@@ -83,7 +82,6 @@ def _compile(name: str, log: tuple) -> LogGrammar:
         chain_anchor=_anchor(data.get("chain_anchor")),
         torchrun_failed=_rx(data.get("torchrun_failed")),
         torchrun_exitcode=_rx(data.get("torchrun_exitcode")),
-        torchrun_rank=_rx(data.get("torchrun_rank")),
         torchrun_anchor=_anchor(data.get("torchrun_anchor")),
         process_start=_rx(data.get("process_start")),
         process_start_anchor=_anchor(data.get("process_start_anchor")),

@@ -191,8 +191,15 @@ class TracebackRecord:
 
     @property
     def wrapper(self) -> bool:
-        """torchrun's own ChildFailedError: a summary of a rank's failure, not the cause."""
-        return self.exc_type.endswith("ChildFailedError")
+        """torchrun's own failure, not a trainer's: its ChildFailedError summary of a rank's failure, or
+        its agent losing the rendezvous store after another node's agent left (a consequence)."""
+        if self.exc_type.endswith("ChildFailedError"):
+            return True
+        from preflight.ranks import AGENT_NOISE
+
+        in_agent = bool(self.frames) and "torch/distributed/elastic/" in self.frames[-1][0]
+        return in_agent and not self.exc_type.endswith("RendezvousTimeoutError") and bool(
+            AGENT_NOISE.search(self.chain_text))
 
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "type": self.exc_type, "message": self.message, "script": self.script,
@@ -531,10 +538,6 @@ class _Indexer:
             mx = g.torchrun_exitcode.match(text)
             if mx:
                 self.last_failed.data.setdefault("exitcode", int(mx.group(1)))
-                return
-            mk = g.torchrun_rank.match(text) if g.torchrun_rank is not None else None
-            if mk:
-                self.last_failed.data.setdefault("rank", int(mk.group(1)))
                 return
         if "Autodetected device" in s:
             md = DEVICE_RE.search(s)

@@ -65,6 +65,19 @@ def checkout_or_none(ctx):
         return None
 
 
+def checkout_note(ctx) -> str:
+    """Why no checkout is used ('' when one is, or when none was asked for)."""
+    from preflight.facts import FactUnavailable
+
+    try:
+        ctx.get("checkout")
+    except FactUnavailable as exc:
+        return exc.reason
+    except Exception as exc:
+        return f"the checkout could not be read ({type(exc).__name__})"
+    return ""
+
+
 @check("SB010", "flag-style-mismatch", severity="error")
 def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
     """
@@ -88,6 +101,7 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
     if not script.ok:
         raise Skip("the script could not be read (see script-unparsable)")
     checkout = checkout_or_none(ctx)
+    note = checkout_note(ctx) if checkout is None else ""
     for inv in script.all_invocations:
         module = entry_module(inv)
         if not module:
@@ -97,7 +111,8 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
         if entry is not None and entry.ok:
             yield from _against_checkout(script, job_env, inv, module, entry)
         elif phase is not None:
-            yield from _against_profile(script, job_env, profile, inv, module, phase)
+            why = note or (entry.error if entry is not None and entry.error else "")
+            yield from _against_profile(script, job_env, profile, inv, module, phase, why)
 
 
 def _against_checkout(script, job_env, inv, module, entry) -> Iterator[Finding]:
@@ -134,11 +149,11 @@ def _configurator_flag(script, job_env, inv, module, f, keys, src, suggest) -> I
     if f.style in ("space", "bare", "short"):
         want = f"--{f.key}={f.value}" if f.value is not None else f"--{f.key}=VALUE"
         yield Finding(f"{module}: `{f.raw}` has no '=': the classic configurator needs --key=value "
-                      "(it treats the argument as a config file and asserts)", path=path, line=inv.line,
+                      f"(it treats the argument as a config file and asserts; {src})", path=path, line=inv.line,
                       fix=f"write {want}")
         return
     if "-" in f.key:
-        yield Finding(f"{module}: `--{f.key}` uses dashes; the configurator keys use underscores",
+        yield Finding(f"{module}: `--{f.key}` uses dashes; the configurator keys use underscores ({src})",
                       path=path, line=inv.line, fix=f"write --{f.key.replace('-', '_')}={f.value}")
         return
     if keys is None:
@@ -161,7 +176,7 @@ def _configurator_flag(script, job_env, inv, module, f, keys, src, suggest) -> I
     default = keys[f.key]
     if default is not None and type(attempt) is not type(default):
         yield Finding(f"{module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "
-                      f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch)",
+                      f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch; {src})",
                       path=path, line=inv.line, fix=f"write --{f.key}={_coerce(attempt, default)}")
 
 
@@ -169,12 +184,12 @@ def _near_miss(key: str, keys) -> list[str]:
     return difflib.get_close_matches(key.replace("-", "_"), [k.replace("-", "_") for k in keys], n=2, cutoff=0.8)
 
 
-def _against_profile(script, job_env, profile, inv, module, phase) -> Iterator[Finding]:
+def _against_profile(script, job_env, profile, inv, module, phase, why: str = "") -> Iterator[Finding]:
     """No checkout to read: the era profile's lists. Unknown keys are reported only as near misses
     of a known key (a typo), since a fork or a newer commit may well have flags the list lacks."""
     keys = profile.config_keys(module)
     path = _p(script, inv)
-    src = f"no nanochat checkout found; keys from the {profile.name} era profile"
+    src = f"{why or 'no nanochat checkout found'}; keys from the {profile.name} era profile"
     if profile.uses_configurator(module):
         def suggest(key):
             return _near_miss(key, keys or {})

@@ -108,8 +108,8 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
 
     How to fix: the finding names the cause class and the fix for it.
     """
-    from preflight.causes import classify_traceback, fix_for
-    from preflight.verdict import crash_text
+    from preflight.causes import CASCADE, classify_traceback, fix_for
+    from preflight.verdict import crash_text, root_rank
 
     yield from _missing_named(logs)
     profile = ctx.get("profile", None)
@@ -118,11 +118,13 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
         phase = tb.phase or seg.phase
         who = tb.script or seg.script or "a process"
         failed = seg.failed_marker.data if seg.failed_marker is not None else {}
+        if cause.name in CASCADE and root_rank(tb, failed) is not None:
+            continue  # this rank only lost another that failed first: rank-failure reports both
         exitcode = failed.get("exitcode")
         extra = [x for x in (_ranks(tb.ranks), f"exit code {exitcode}" if exitcode is not None else "",
                              f"raised at {tb.last_frame}" if tb.last_frame else "") if x]
         steps = sum(s.step_lines for s in logs.by_phase(phase)) if phase else None
-        yield Finding(f"{who} ({phase or 'unknown phase'}) {crash_text(tb, steps)}"
+        yield Finding(f"{who} ({phase or 'unknown phase'}) {crash_text(tb, steps, failed)}"
                       + (f" [{'; '.join(extra)}]" if extra else ""),
                       path=tb.path, line=tb.line, fix=fix_for(cause, profile, hf_home=_hf_home(ctx)),
                       data={"phase": phase, "class": cause.name, "type": tb.exc_type, "ranks": tb.ranks,

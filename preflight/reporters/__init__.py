@@ -13,6 +13,14 @@ from typing import Any
 FORMATS = ("text", "json", "jsonl", "junit", "sarif", "github", "markdown", "html")
 CURVE_FORMATS = {"text", "markdown", "html"}  # formats that draw the training curves (postflight)
 
+
+def wants_curves(fmt: str, environ: Any = None) -> bool:
+    """Collect the training curves for this format? github too when it writes a step summary (markdown)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    return fmt in CURVE_FORMATS or (fmt == "github" and bool(env.get("GITHUB_STEP_SUMMARY")))
+
 # C0 controls (but tab and newline), DEL, C1 controls, bidi embeddings/overrides/isolates (Trojan Source),
 # zero-width and line/paragraph separators, and lone surrogates (undecodable file-name bytes under
 # surrogateescape): a message or path quoted from a log or a file name must not drive the reader's

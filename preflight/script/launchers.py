@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from typing import Any
 
 from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Command, Flag, Invocation, ScriptModel
-from preflight.script.tree import Item
-from preflight.script.wrappers import MAX_INLINE_DEPTH, inline_commands, inline_text, strip_prefixes
+from preflight.script.tree import Item, Loop, iter_commands
+from preflight.script.wrappers import MAX_INLINE_DEPTH, RUNNERS, inline_commands, inline_text, strip_prefixes
 
 _PY_RE = re.compile(r"^(?:python(?:\d+(?:\.\d+)?)?|pypy3?)$")
 
@@ -140,15 +141,58 @@ def find_invocations(model: ScriptModel) -> None:
     cmds = model.commands
     wrappers = _find_wrappers(model)
     templates = {id(w.command) for _, w in wrappers if w is not None}
+    loops = _loop_values(model)
     for idx, cmd in enumerate(cmds):
         if id(cmd) in templates:
             continue  # the launcher inside a wrapper function: its calls are the invocations
         checked = _has_exit_check(cmds, idx)
-        for inv in _launches(model, wrappers, cmd, 0):
-            inv.checked = inv.checked or checked
-            model.invocations.append(inv)
+        for one in _per_loop_value(cmd, loops.get(id(cmd))):
+            for inv in _launches(model, wrappers, one, 0):
+                inv.checked = inv.checked or checked
+                model.invocations.append(inv)
 
 
+def _loop_values(model: ScriptModel) -> dict[int, tuple[str, list[str]]]:
+    """id(command) -> (variable, values) for commands in `for V in a b c; do ... done` over a list
+    known before the job runs (`for phase in base mid sft`, `for d in $DEPTHS` with DEPTHS set)."""
+    out: dict[int, tuple[str, list[str]]] = {}
+
+    def walk(nodes: list) -> None:
+        for n in nodes:
+            if isinstance(n, Loop) and n.kind == "for" and len(n.header) > 2 and n.header[1] == "in":
+                values = []
+                for raw in n.header[2:]:
+                    text = raw.strip("'\"") if "$" not in raw else model.expand(raw.strip('"'), None, None, model.environ)
+                    if text is None or any(ch in text for ch in "*?[`$"):
+                        values = None
+                        break
+                    values.extend(text.split())
+                if values and len(values) <= _MAX_LOOP_VALUES:
+                    for c in iter_commands(n.body):
+                        out.setdefault(id(c), (n.header[0], values))
+            for child in (getattr(n, "body", None), getattr(n, "cond", None), getattr(n, "else_body", None)):
+                if isinstance(child, list):
+                    walk(child)
+            for pair in getattr(n, "branches", None) or getattr(n, "arms", None) or []:
+                walk(pair[1])
+
+    walk(model.tree)
+    return out
+
+
+def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Command]:
+    """The command once, or once per loop value when it uses the loop's variable."""
+    if loop is None:
+        return [cmd]
+    var, values = loop
+    ref = re.compile(r"\$(?:\{%s\}|%s\b)" % (var, var))
+    if not any(ref.search(r) for r in cmd.raw_words):
+        return [cmd]
+    return [replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
+            for v in values]
+
+
+_MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands are read once
 # a command whose program is only known at run time: `$LAUNCH ...`, `"${CMD[@]}"`, `$(...)`
 _DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
 
@@ -157,15 +201,19 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
     """The invocations one command makes: itself, through a shell function that launches its
     arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
     words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
-    via = None
+    via, wrapper = None, None
     if words:
         wrapper = _wrapper_for(wrappers, words[0], cmd)
         if wrapper is not None:
             words = _expand_words(model, wrapper.apply(words[1:]), cmd)
             via = f"{wrapper.name} (defined line {wrapper.line})"
+    head = os.path.basename(words[0]) if words else ""
+    if not (head in RUNNERS or _PY_RE.match(head) or head[:1] in "$`\"'"):
+        return []  # echo, mkdir, cd ...: most lines of a script
     inv = parse_invocation(cmd, words)
     if inv is not None:
         inv.via = via
+        inv.checked = bool(wrapper is not None and wrapper.checked)
         return [inv]
     prefix = strip_prefixes(words)
     if prefix.words and _DYNAMIC_HEAD_RE.match(prefix.words[0]):
@@ -276,6 +324,7 @@ class _Wrapper:
         self.command = command  # the launcher command inside the body
         self.aliases = aliases  # local name -> index of the call argument it holds
         self.shift = shift  # arguments shifted away before the launcher runs
+        self.checked = False  # the launcher in the body is followed by an exit check (`"$@" || exit 1`)
 
     def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
         """The launcher's words for a call with these (expanded) arguments."""
@@ -330,6 +379,9 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
             if not any(r is not None for r in refs):
                 continue
+            if refs[0] == "all":  # `run_step() { echo ...; "$@" || exit 1; }`: it runs its arguments
+                found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                break
             words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
             inv = parse_invocation(cmd, words)
             if inv is None:
@@ -339,6 +391,10 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             if isinstance(module_ref, int) or "all" in refs:
                 found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
                 break
+    for _fn, w in found:
+        if w is not None:
+            idx = next((k for k, c in enumerate(model.commands) if c is w.command), None)
+            w.checked = idx is not None and _has_exit_check(model.commands, idx)
     return found
 
 

@@ -13,6 +13,7 @@ class Unterminated(Exception):
 
 
 _ARRAY_ASSIGN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=$")
+_OP_START = frozenset("&|;()<>")
 _OPS = ("&&", "||", ";;", "<<<", "<<-", "<<", ">>", ">&", "&>", "<&", ";", "&", "|", "(", ")", "<", ">")
 
 
@@ -147,7 +148,7 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             val.append(s[i:k])
             i = k
             continue
-        op = next((o for o in _OPS if s.startswith(o, i)), None)
+        op = next((o for o in _OPS if s.startswith(o, i)), None) if c in _OP_START else None
         if op is not None:
             # `name=(a b)` arrays and `$((...))` are rare here; treat ( ) as ops
             if in_word and op in (">", ">>", ">&", "<", "<&") and "".join(raw).isdigit():

@@ -180,6 +180,20 @@ class ScriptModel:
     def ok(self) -> bool:
         return not self.problems
 
+    def require_readable(self) -> None:
+        """For checks: skip when the file could not be read (script-unparsable reports it)."""
+        if not self.ok:
+            from preflight.facts import Skip
+
+            raise Skip("the script could not be read (see script-unparsable)")
+
+    def file_of(self, item: object = None) -> str:
+        """The file a command or invocation came from (a sourced or run script's), else this one."""
+        file = getattr(item, "file", None)
+        if file and file != "<script>":
+            return file
+        return str(self.path) if self.path else "<script>"
+
     def walk(self) -> Iterator["ScriptModel"]:
         yield self
         for inc in self.includes:

@@ -42,6 +42,9 @@ _VALUE_OPTS = {
 _VALUE_OPTS["singularity"] = _VALUE_OPTS["apptainer"]
 _VALUE_OPTS["mamba"] = _VALUE_OPTS["micromamba"] = _VALUE_OPTS["conda"]
 _SIMPLE = ("nohup", "exec", "time", "stdbuf", "numactl", "nice", "command", "builtin", "setsid", "chrt", "taskset")
+# the first word of a command that may run something else (a launcher, a prefix, shell text)
+RUNNERS = frozenset({"srun", "timeout", "env", "uv", "conda", "mamba", "micromamba", "apptainer", "singularity", "eval",
+                     "torchrun", *_SIMPLE, *SHELLS})
 
 
 @dataclass

@@ -199,3 +199,14 @@ def test_script_names_stderr_pattern_when_the_err_is_missing(tmp_path):
     (tmp_path / "job.sbatch").write_text(SEED_SCRIPT)
     report, _, _ = verify(tmp_path, "--log", "logs/76324.out", "--script", "job.sbatch")
     assert "logs/76324.err" in phases(report)["mid"]["cause"]
+
+
+def test_truncated_and_interleaved_tracebacks_give_a_verdict(tmp_path):
+    err = L.TORCHRUN_START + L.ranked(L.hf_offline_chain("mid_train", "HuggingFaceTB/smol-smoltalk"), ranks=4)
+    cut = err[: len(err) - 7]  # the job was killed while ranks were still printing: no exception line for some
+    (tmp_path / "9.out").write_text(L.SEED_OUT)
+    (tmp_path / "9.err").write_text("\n".join(cut))  # no final newline either
+    report, _, _ = verify(tmp_path, "--log", "9.out")
+    assert phases(report)["mid"]["status"] == "failed"
+    crashed = findings(report, "LOG002")
+    assert len(crashed) <= 2 and all(f["data"]["phase"] == "mid" for f in crashed)

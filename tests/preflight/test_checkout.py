@@ -127,3 +127,15 @@ def test_sb010_checkout_option_wins(tmp_path):
     script = HEAD + "torchrun --nproc_per_node=8 -m scripts.base_train -- --fp8 --bogus=1\n"
     found = _sb010(tmp_path, script, files, config={"checkout": "{tmp}/elsewhere"})
     assert [f.message for f in found] and "unknown flag `--bogus`" in found[0].message
+
+
+def test_sb010_says_why_the_checkout_was_not_used(tmp_path):
+    """A --checkout that is no checkout, or an entry point that does not parse: a note in the finding
+    (the era profile's lists are the fallback), never a traceback."""
+    (tmp_path / "notacheckout").mkdir()
+    script = HEAD + "torchrun --nproc_per_node=8 -m scripts.base_train -- --depth 20\n"
+    found = _sb010(tmp_path, script, {}, config={"checkout": "{tmp}/notacheckout", "profile": "classic"})
+    assert found and "is not a nanochat checkout" in found[0].message
+    files = {"co/nanochat/common.py": "", "co/scripts/chat_sft.py": "", "co/scripts/base_train.py": "def f(:\n"}
+    found = _sb010(tmp_path, script, files, config={"checkout": "{tmp}/co", "profile": "classic"})
+    assert found and "does not parse as Python" in found[0].message

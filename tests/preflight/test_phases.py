@@ -67,3 +67,13 @@ def test_no_module_keeps_its_own_phase_tuple():
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "preflight").rglob("*.py")
                  if p.name != "phases.py" and pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_eras_md_is_current():
+    """docs/eras.md is generated from the profiles and the Phase model (`preflight docs`)."""
+    from preflight import erasdoc
+
+    assert (ROOT / "docs" / "eras.md").read_text(encoding="utf-8") == erasdoc.generate(), \
+        "docs/eras.md is stale: run `preflight docs` and commit the result"
+    text = erasdoc.generate()
+    assert "cais/mmlu" in text and "configs auxiliary_train, all" in text and "../shared" not in text
