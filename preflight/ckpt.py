@@ -129,7 +129,7 @@ def walk_pickle(data: bytes) -> Any:
             stack.append(set())
         elif name == "DICT":
             items = pop_mark()
-            stack.append(dict(zip(items[::2], items[1::2])))
+            stack.append(dict(zip(items[::2], items[1::2], strict=False)))
         elif name == "LIST":
             stack.append(pop_mark())
         elif name == "TUPLE":
@@ -164,7 +164,7 @@ def walk_pickle(data: bytes) -> Any:
             _setitem(stack[-1], key, value)
         elif name == "SETITEMS":
             items = pop_mark()
-            for k, v in zip(items[::2], items[1::2]):
+            for k, v in zip(items[::2], items[1::2], strict=False):
                 _setitem(stack[-1], k, v)
         elif name == "APPEND":
             value = stack.pop()

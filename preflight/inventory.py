@@ -21,7 +21,6 @@ from typing import Any
 
 from preflight.phases import CHECKPOINT_DIRS
 
-
 MAX_FOOTER = 64 * 1024 * 1024
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.logindex import LogIndex, Segment, TracebackRecord, Event, index_log
 from preflight.loggrammar import grammar_for
+from preflight.logindex import Event, LogIndex, Segment, TracebackRecord, index_log
 
 # X.out -> X.err, X.stdout -> X.stderr, X-out.log -> X-err.log ...
 SIBLING_SUFFIXES = ((".out", ".err"), (".stdout", ".stderr"), ("-out.log", "-err.log"), ("_out.log", "_err.log"),

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 SAMPLE_BUDGET = 2 << 20  # bytes of step lines parsed per log, at most (~13,000 lines)
 WINDOW = 2 << 10  # bytes per sampled window (~13 step lines)
@@ -358,7 +359,7 @@ def downsample(xs: list[float], ys: list[float], n: int = DISPLAY_POINTS) -> lis
     """At most ``n`` buckets of equal step width (ascending), each with min, mean, max and last value;
     the points themselves when there are no more than ``n``. Non-finite values are left out."""
     if len(xs) <= n:
-        pts = sorted((x, y) for x, y in zip(xs, ys) if math.isfinite(y))
+        pts = sorted((x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y))
         return [Bucket(float(x), y, y, y, y) for x, y in pts]
     import numpy as np  # a million points: vectorised (numpy is a dependency; imported only here)
 
@@ -368,7 +369,7 @@ def downsample(xs: list[float], ys: list[float], n: int = DISPLAY_POINTS) -> lis
     x, y = x[keep], y[keep]
     if x.size <= n:
         order = np.argsort(x, kind="stable")
-        return [Bucket(float(a), float(b), float(b), float(b), float(b)) for a, b in zip(x[order], y[order])]
+        return [Bucket(float(a), float(b), float(b), float(b), float(b)) for a, b in zip(x[order], y[order], strict=False)]
     x0 = x.min()
     width = (x.max() - x0) / n or 1.0
     k = np.minimum(((x - x0) / width).astype(np.int64), n - 1)
@@ -379,7 +380,7 @@ def downsample(xs: list[float], ys: list[float], n: int = DISPLAY_POINTS) -> lis
     lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
     mean = np.add.reduceat(y, starts) / np.diff(np.r_[starts, k.size])
     bx = np.maximum.reduceat(x, starts)
-    return [Bucket(*row) for row in zip(bx.tolist(), lo.tolist(), mean.tolist(), hi.tolist(), y[ends].tolist())]
+    return [Bucket(*row) for row in zip(bx.tolist(), lo.tolist(), mean.tolist(), hi.tolist(), y[ends].tolist(), strict=False)]
 
 
 def smooth(ys: list[float], span: int | None = None) -> list[float]:

@@ -7,8 +7,8 @@ job's .out, a sourced file that is not there, and an ``#SBATCH`` line cut short 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from preflight.checks.script import _p, _readable
 from preflight.model import Finding

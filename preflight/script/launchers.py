@@ -185,7 +185,7 @@ def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Co
     if loop is None:
         return [cmd]
     var, values = loop
-    ref = re.compile(r"\$(?:\{%s\}|%s\b)" % (var, var))
+    ref = re.compile(rf"\$(?:\{{{var}\}}|{var}\b)")
     if not any(ref.search(r) for r in cmd.raw_words):
         return [cmd]
     return [replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
@@ -200,7 +200,7 @@ _DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
 def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> list[Invocation]:
     """The invocations one command makes: itself, through a shell function that launches its
     arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
-    words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+    words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words, strict=False)], cmd)
     via = None
     if words:
         wrapper = _wrapper_for(wrappers, words[0], cmd)
@@ -327,7 +327,7 @@ class _Wrapper:
     def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
         """The launcher's words for a call with these (expanded) arguments."""
         out: list[tuple[str, str | None]] = []
-        for value, raw in zip(self.command.words, self.command.raw_words):
+        for value, raw in zip(self.command.words, self.command.raw_words, strict=False):
             ref = _positional_ref(raw, self.aliases, self.shift)
             if ref == "all":
                 out.extend((a, None) for a in args[self.shift:])
@@ -377,11 +377,11 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
             if not any(r is not None for r in refs):
                 continue
-            words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+            words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words, strict=False)], cmd)
             inv = parse_invocation(cmd, words)
             if inv is None:
                 continue
-            module_ref = _positional_ref(next((r for v, r in zip(cmd.words, cmd.raw_words) if v == inv.module), ""),
+            module_ref = _positional_ref(next((r for v, r in zip(cmd.words, cmd.raw_words, strict=False) if v == inv.module), ""),
                                          aliases, shift) if inv.module else None
             if isinstance(module_ref, int) or "all" in refs:
                 found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
