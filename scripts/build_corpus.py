@@ -2,6 +2,7 @@
 """Rebuild tests/corpus/upstream/ from a git clone of karpathy/nanochat (MIT; its LICENSE travels along).
 
     python scripts/build_corpus.py /path/to/nanochat [--out tests/corpus/upstream]
+    python scripts/build_corpus.py /path/to/fork --fork OWNER/NAME@COMMIT   # a fork's SLURM scripts (MIT only)
 
 Every distinct version of every runner script (speedrun.sh, run1000.sh, runs/*.sh, dev/runcpu.sh ...)
 in the history is taken at the first commit that has it, together with what the checker needs of
@@ -70,11 +71,75 @@ def declared_flags(base_train: str) -> list[str]:
     return sorted(set(keys))
 
 
+LAUNCH_RE = re.compile(r"-m\s+(scripts\.\w+)((?:\s+[^\n;&|]*)?)")
+
+
+def stale_flags(runner: str, entry_sources: dict[str, str]) -> dict[str, list[str]]:
+    """Per launched entry point: the literal --flags the runner passes that its source never declares
+    (``add_argument("--x"`` / ``'-x'``), by regular expression over the runner's logical lines."""
+    text = re.sub(r"\\\n", " ", runner)
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for m in LAUNCH_RE.finditer(line):
+            src = entry_sources.get(m.group(1))
+            if src is None:
+                continue
+            declared = set(re.findall(r"add_argument\(\s*(?:[\"'](-[\w-]+)[\"']\s*,\s*)?[\"'](-{1,2}[\w-]+)[\"']", src))
+            names = {n.lstrip("-") for pair in declared for n in pair if n}
+            passed = re.findall(r"(?<![\w$-])--([a-z][\w-]*)", m.group(2))
+            bad = sorted({f for f in passed if f not in names and not any(n.startswith(f) for n in names)})
+            if bad:
+                out.setdefault(m.group(1), []).extend(b for b in bad if b not in out.get(m.group(1), []))
+    return out
+
+
+def build_fork(repo: Path, commit: str, name: str, out: Path) -> None:
+    """A fork's SLURM scripts (slurm/*.sh, *.sbatch) at one commit, with that commit's checkout files."""
+    tree = git(repo, "ls-tree", "-r", "--name-only", commit).decode().splitlines()
+    licence = git(repo, "show", f"{commit}:LICENSE").decode() if "LICENSE" in tree else ""
+    if "MIT License" not in licence:
+        raise SystemExit(f"{name}: no MIT LICENSE at {commit}; store facts only")
+    entries = {p[:-3].replace("/", "."): git(repo, "show", f"{commit}:{p}").decode()
+               for p in tree if re.match(r"^scripts/\w+\.py$", p)}
+    facts, members = [], {}
+    for p in tree:
+        if CHECKOUT_FILES.match(p):
+            members[f"checkout/{p}"] = p
+        if re.match(r"^(slurm|runs|jobs)/[^/]+\.(sh|sbatch|slurm)$", p):
+            text = git(repo, "show", f"{commit}:{p}").decode()
+            if "-m scripts." not in text:
+                continue
+            members[f"runners/{p.replace('/', '_')}"] = p
+            facts.append({"id": p.replace("/", "_"), "runner": p, "stale_flags": stale_flags(text, entries)})
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz", preset=9) as tar:
+        for arc, p in sorted(members.items()):
+            data = git(repo, "show", f"{commit}:{p}")
+            info = tarfile.TarInfo(arc)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    (out / "corpus.tar.xz").write_bytes(buf.getvalue())
+    rows = ",\n".join("  " + json.dumps(f, sort_keys=True) for f in facts)
+    (out / "facts.json").write_text(json.dumps({"source": f"https://github.com/{name} (MIT)", "commit": commit})[:-1]
+                                    + ',\n "runners": [\n' + rows + "\n ]}\n")
+    print(f"{name}: {len(facts)} runners; corpus.tar.xz {len(buf.getvalue()) // 1024} KB", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("repo", type=Path)
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "corpus" / "upstream")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--fork", default=None, help="OWNER/NAME@COMMIT: build a fork's corpus from REPO instead")
     args = ap.parse_args()
+    corpus = Path(__file__).resolve().parents[1] / "tests" / "corpus"
+    if args.fork:
+        name, _, commit = args.fork.partition("@")
+        build_fork(args.repo, commit or "HEAD", name, args.out or corpus / "forks" / name.replace("/", "+"))
+        return 0
+    args.out = args.out or corpus / "upstream"
     log = git(args.repo, "log", "--reverse", "--format=%h %ad", "--date=short").decode().split("\n")
     seen: set[str] = set()
     facts, members = [], {}

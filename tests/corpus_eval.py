@@ -45,7 +45,6 @@ class Outcome:
 def _run(script: Path, cwd: Path, env_home: Path, checkout: Path | None):
     from preflight.context import Context, RunInputs
     from preflight.config import load_config
-    from preflight.registry import Registry
     from preflight.runner import Selection, run_checks
 
     values = {"base-dir": str(env_home / "base")}
@@ -145,3 +144,39 @@ if __name__ == "__main__":
         for row in s[key][:10]:
             print("  ", row)
     sys.exit(0)
+
+
+# -- forks: their SLURM scripts against their own checkout ----------------------------------------
+FORKS = Path(__file__).resolve().parent / "corpus" / "forks"
+FLAG_IN_MSG = re.compile(r"`--([\w-]+)`")
+
+
+def fork_names() -> list[str]:
+    return sorted(p.name for p in FORKS.iterdir() if (p / "facts.json").is_file()) if FORKS.is_dir() else []
+
+
+def evaluate_fork(name: str, dest: Path) -> list[dict]:
+    """Per runner: the flags SB010 calls unknown with the fork's checkout and without it, and the truth
+    (flags the runner passes that the entry point's source never declares, from build_corpus.py)."""
+    base = FORKS / name
+    with tarfile.open(base / "corpus.tar.xz", "r:xz") as tar:
+        tar.extractall(dest, filter="data")
+    co = dest / "checkout"
+    out = []
+    for f in json.loads((base / "facts.json").read_text())["runners"]:
+        text = (dest / "runners" / f["id"]).read_bytes()
+        inside = co / f["runner"]
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        inside.write_bytes(text)
+        lone = dest / "alone" / f["id"]
+        lone.parent.mkdir(exist_ok=True)
+        lone.write_bytes(text)
+        _, found_in = _run(inside, co, dest / "home", co)
+        _, found_alone = _run(lone, lone.parent, dest / "home", None)
+
+        def flags(found):
+            return sorted({m for c, msg, *_ in found if c == "SB010" for m in FLAG_IN_MSG.findall(msg)[:1]})
+
+        out.append({"id": f["id"], "truth": sorted({x for v in f["stale_flags"].values() for x in v}),
+                    "in_checkout": flags(found_in), "alone": flags(found_alone)})
+    return out

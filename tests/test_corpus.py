@@ -51,3 +51,15 @@ def test_no_download_the_commit_does_not_use(outcome):
     assert outcome["unused_downloads_in_checkout"] == []
     # alone, the only ones left come from an era read wrong (current's CPU runner read as no-mid)
     assert len(outcome["unused_downloads_alone"]) <= 1, outcome["unused_downloads_alone"]
+
+
+@pytest.mark.parametrize("fork", ce.fork_names())
+def test_fork_scripts_against_their_checkout(fork, tmp_path):
+    """A fork's own flags (--size, --input-injection, --output-tag) are no error; flags its scripts
+    still pass after the fork removed them (--no-sample-recur, chat_rl --source) are, exactly those."""
+    rows = ce.evaluate_fork(fork, tmp_path)
+    assert rows
+    for r in rows:
+        assert r["in_checkout"] == r["truth"], r
+        # alone, only the separator/typo rules can fire: never a flag the fork declares
+        assert set(r["alone"]) <= set(r["truth"]), r
