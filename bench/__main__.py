@@ -18,8 +18,8 @@ import traceback
 
 from bench.common import Row, machine
 
-BENCHMARKS = ("startup", "preflight_check", "checkout_read", "postflight_verify", "logscan", "report_html", "deep",
-              "trainer_cpu", "gpu", "multinode")
+BENCHMARKS = ("startup", "preflight_check", "checkout_read", "postflight_verify", "install", "logscan", "report_html",
+              "deep", "trainer_cpu", "gpu", "multinode")
 
 
 def fmt(value: float | None, unit: str) -> str:

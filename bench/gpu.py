@@ -1,14 +1,13 @@
-"""GPU rows of the suite: the bundled trainer on H200s, read from ``bench/gpu_results.json``.
+"""GPU rows of the suite: the bundled trainer on an H200, read from ``bench/gpu_results.json``.
 
-    python bench/gpu.py            # print the recorded rows
-    bash bench/gpu_train.sh single # re-measure depth 12 and 20 on one GPU (then update the JSON)
-    bash bench/gpu_train.sh ddp2   # re-measure depth 12 on 2 GPUs
+    python bench/gpu.py                               # print the recorded rows
+    bash bench/gpu_train.sh vs-classic "c20 b20"      # re-measure: classic nanochat then the bundled trainer, one call
+    bash bench/gpu_train.sh ddp2                      # depth 12 on 2 GPUs
 
-This machine has no GPU, so these rows are not measured in the suite's run: they are the
-recorded H200 runs (date, torch and commands in the JSON and in nanochat/LOG.md), next to
-classic nanochat on the same GPU type, depth, batch, sequence length and vocab. Every row says
-"(H200, recorded)". When CUDA is available the rows say that ``bash bench/gpu_train.sh single``
-could re-measure them; this module never launches a training run itself.
+This machine has no GPU, so these rows are not measured in the suite's run: they are recorded runs
+(date, torch, code state and commands in the JSON and in nanochat/LOG.md). Each 1-GPU row is a ratio
+of two runs made in the same device call, classic nanochat 507d542 first, with identical flags, data,
+tokenizer and seed. Every row says "(H200, recorded)"; this module never launches a training run.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().with_name("gpu_results.json")
-TARGET = "≥ classic nanochat, same GPU and depth"
+TARGETS = {20: 1.10, 12: 1.05}  # tok/sec over classic, same call (issue 18)
 
 
 def cuda_available() -> bool:
@@ -38,28 +37,32 @@ def bench(tiny: bool = False) -> list:
     from bench.common import Row
 
     data = json.loads(RESULTS.read_text())
-    runs = {r["key"]: r for r in data["runs"]}
-    classic = data["baseline"]
-    when = f"{data['date']}, torch {data['torch']}"
-    hint = "; CUDA is available here: `bash bench/gpu_train.sh single` re-measures" if cuda_available() else ""
+    when = f"{data['date']}, torch {data['torch'].split(' ')[0]}, same device call"
+    hint = "; CUDA is available here: `bash bench/gpu_train.sh vs-classic` re-measures" if cuda_available() else ""
     rows = []
-    for key in ("d12_1gpu", "d20_1gpu"):
-        r, c = runs[key], classic[key]
-        label = f"trainer d{r['depth']}, 1 GPU (H200, recorded)"
-        rows.append(Row(what=f"{label}: tok/sec", ours=float(r["tok_per_sec"]), unit="tok/s",
-                        baseline=float(c["tok_per_sec"]), baseline_what="classic nanochat 507d542, H200",
-                        target=TARGET, meets=r["tok_per_sec"] >= c["tok_per_sec"],
-                        note=f"{when}; median dt {r['median_dt_ms']} ms, steps {r['steps_in_median']}; "
-                             f"peak {r['peak_memory_mib']:,.2f} MiB (classic {c['peak_memory']}){hint}"))
-        rows.append(Row(what=f"{label}: MFU", ours=float(r["mfu"]), unit="%", baseline=float(c["mfu"]),
-                        baseline_what="classic nanochat 507d542, H200", target=TARGET, meets=r["mfu"] >= c["mfu"],
-                        note=f"{when}; classic MFU formula (989 TFLOP/s per GPU)"))
+    for s in data["side_by_side"]:
+        if s["key"] not in ("d20_1gpu", "d12_1gpu"):
+            continue  # experiments: nanochat/LOG.md
+        b, c, target = s["bundled"], s["classic"], TARGETS[s["depth"]]
+        landed = s["code"].startswith("as landed")
+        label = f"trainer d{s['depth']}, 1 GPU (H200, recorded)"
+        code = "" if landed else "; NOT the landed code: " + s["code"].split(":", 1)[0]
+        rows.append(Row(what=f"{label}: tok/sec", ours=float(b["tok_per_sec"]), unit="tok/s",
+                        baseline=float(c["tok_per_sec"]), baseline_what="classic nanochat 507d542, same call",
+                        target=f"≥ {target:.2f}× classic, loss gap ≤ 1e-2", meets=(s["ratio"] >= target and s["max_loss_gap"] <= 1e-2) if landed else None,
+                        note=f"{when}; steps {b['steps_in_median']}; wall-clock ratio {s['wall_ratio']}; MFU {b['mfu']}% vs {c['mfu']}%; "
+                             f"max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}){code}{hint}"))
+        rows.append(Row(what=f"{label}: peak memory", ours=float(b["peak_mib"]), unit="MiB", baseline=float(c["peak_mib"]),
+                        baseline_what="classic nanochat 507d542, same call", target="≤ classic",
+                        meets=b["peak_mib"] <= c["peak_mib"] if landed else None,
+                        note=f"{when}; torch.cuda.max_memory_allocated(){code}"))
+    runs = {r["key"]: r for r in data["runs"]}
     one, two = runs["d12_1gpu"], runs["d12_2gpu"]
     scaling = two["tok_per_sec"] / one["tok_per_sec"]
     rows.append(Row(what="trainer d12, 2 GPUs torchrun (H200, recorded): tok/sec", ours=float(two["tok_per_sec"]),
-                    unit="tok/s", baseline=2.0 * one["tok_per_sec"], baseline_what="2× our 1-GPU d12 (ideal scaling)",
+                    unit="tok/s", baseline=2.0 * one["tok_per_sec"], baseline_what="2× our 1-GPU d12 (ideal scaling), 2026-11-28",
                     target="", meets=None,
-                    note=f"{when}; {scaling:.2f}× one GPU, MFU {two['mfu']}%; steps {two['steps_in_median']}{hint}"))
+                    note=f"{two['note']}; {scaling:.2f}× one GPU, MFU {two['mfu']}%; steps {two['steps_in_median']}{hint}"))
     return rows
 
 

@@ -286,8 +286,7 @@ while True:
         x, y, xy_state = next(train_loader)  # prefetch while the GPU is busy
     all_reduce_gradients(orig_model, ddp_world_size)
     if grad_clip > 0.0:
-        grad_norm_tensor = torch.nn.utils.clip_grad_norm_(orig_model.parameters(), grad_clip)
-        grad_norm = grad_norm_tensor.item()  # CPU-GPU sync point
+        grad_norm_tensor = torch.nn.utils.clip_grad_norm_(orig_model.parameters(), grad_clip)  # no sync: read below
     lrm = get_lr_multiplier(step)
     for opt in optimizers:
         for group in opt.param_groups:
@@ -298,7 +297,10 @@ while True:
     for opt in optimizers:
         opt.step()
     model.zero_grad(set_to_none=True)
-    train_loss_f = train_loss.item()  # CPU-GPU sync point
+    # CPU-GPU sync points, after the optimizer's kernels are queued (reading the norm before them left the GPU idle
+    # while the CPU launched the optimizer step)
+    grad_norm = grad_norm_tensor.item() if grad_clip > 0.0 else 0.0
+    train_loss_f = train_loss.item()
     synchronize()
     t1 = time.time()
     dt = t1 - t0

@@ -29,7 +29,7 @@ def zeropower_via_newtonschulz5(G, steps):
     global _compiled
     if G.device.type == "cuda":
         if _compiled is None:
-            _compiled = torch.compile(_zeropower_via_newtonschulz5)
+            _compiled = torch.compile(_zeropower_via_newtonschulz5, dynamic=False)  # one graph per shape
         return _compiled(G, steps)
     return _zeropower_via_newtonschulz5(G, steps)
 
@@ -50,16 +50,27 @@ class Muon(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self):
+        # Per parameter the math is classic's; matrices of one shape are updated together: one multi-tensor kernel
+        # per momentum update and one batched Newton-Schulz (bmm) instead of a dozen small kernels per matrix.
         for group in self.param_groups:
+            by_shape = {}
             for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(g)
-                buf = state["momentum_buffer"]
-                buf.lerp_(g, 1 - group["momentum"])
-                g = g.lerp_(buf, group["momentum"]) if group["nesterov"] else buf
-                g = zeropower_via_newtonschulz5(g, steps=group["ns_steps"])
-                p.add_(g, alpha=-group["lr"] * max(1, p.size(-2) / p.size(-1)) ** 0.5)
+                if p.grad is not None:
+                    by_shape.setdefault(p.shape, []).append(p)
+            for shape, params in by_shape.items():
+                grads = [p.grad for p in params]
+                bufs = []
+                for p in params:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = torch.zeros_like(p.grad)
+                    bufs.append(state["momentum_buffer"])
+                torch._foreach_lerp_(bufs, grads, 1 - group["momentum"])
+                if group["nesterov"]:
+                    torch._foreach_lerp_(grads, bufs, group["momentum"])
+                    updates = grads
+                else:
+                    updates = bufs
+                X = zeropower_via_newtonschulz5(torch.stack(updates), steps=group["ns_steps"])
+                X = X.to(params[0].dtype)  # bf16 -> the parameters' dtype, as p.add_(bf16) does
+                torch._foreach_add_(params, list(X.unbind(0)), alpha=-group["lr"] * max(1, shape[-2] / shape[-1]) ** 0.5)

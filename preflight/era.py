@@ -73,7 +73,7 @@ def guess_era(script: Any) -> EraGuess | None:
     notes: dict[str, list[str]] = {}
     for name, variant, sep, mid_ok, report_ok in CANDIDATES:
         label = variant or name
-        why = notes.setdefault(label, [])
+        notes.setdefault(label, [])
         if dashed and sep == "_":
             continue
         if underscored and sep == "-":

@@ -123,3 +123,13 @@ def requested_model(sbatch: dict) -> tuple[GPUModel | None, str]:
             if m is not None:
                 return m, f"--{opt}={raw}"
     return None, ""
+
+
+def partition_model(partition) -> tuple[GPUModel | None, str]:
+    """The GPU model a partition's TRES names (``gres/gpu:h100=32`` in ``scontrol show partition``)."""
+    tres = (getattr(partition, "raw", None) or {}).get("TRES", "")
+    for typ in re.findall(r"gres/gpu:([^=,]+)=", tres):
+        m = lookup(typ) or lookup(typ.replace("_", " ").replace("-", " "))
+        if m is not None:
+            return m, f"partition {partition.name}: TRES gres/gpu:{typ}"
+    return None, ""

@@ -295,7 +295,7 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
 
 
 def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any = None, config: Any = None,
-               environ: dict | None = None) -> Plan:
+               environ: dict | None = None, partition_gpu: tuple[Any, str] = (None, "")) -> Plan:
     config = config or {}
     environ = environ or {}
     d = profile.defaults
@@ -360,6 +360,8 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
         model, where = requested_gpu(job_env)
         gpu_name = model.name
         sources["gpu"] = where
+    elif partition_gpu[0] is not None:
+        gpu_name, sources["gpu"] = partition_gpu[0].name, partition_gpu[1]
     else:
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
@@ -457,6 +459,32 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     )
 
 
+def _partition_gpu(ctx: Any, job_env: Any) -> tuple[Any, str]:
+    """A GPU model from the partition the job asks for (or the default one), via the real scontrol,
+    when the request itself names none and nothing else (visible GPUs, config) does."""
+    if job_env is None or not job_env.gpus_per_node or requested_gpu(job_env)[0] is not None \
+            or (ctx.config.get("gpu") or {}).get("type"):
+        return None, ""
+    import shutil
+
+    if not shutil.which("scontrol", path=ctx.environ.get("PATH")):
+        return None, ""
+    from preflight.slurm import partitions
+
+    try:  # one bounded call: `scontrol show partition -o` (a hung controller costs 2 s, not the slurm probe's 20)
+        parts = partitions(env=dict(ctx.environ), timeout=2.0)
+    except Exception:
+        return None, ""
+    name = job_env.sbatch.get("partition")
+    part = next((p for p in parts if p.name == name), None) if name else \
+        next((p for p in parts if p.default), None)
+    if part is None:
+        return None, ""
+    from preflight.gputable import partition_model
+
+    return partition_model(part)
+
+
 def plan_fact(ctx: Any) -> Plan:
     profile = ctx.get("profile")
     script = ctx.get("script", None)
@@ -464,7 +492,8 @@ def plan_fact(ctx: Any) -> Plan:
         script = None
     job_env = ctx.get("job_env", None)
     gpus = ctx.get("gpus", None)
+    partition_gpu = _partition_gpu(ctx, job_env) if not gpus else (None, "")
     try:
-        return build_plan(profile, script, job_env, gpus, ctx.config, ctx.environ)
+        return build_plan(profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu=partition_gpu)
     except (TypeError, ValueError, ZeroDivisionError) as exc:
         raise FactUnavailable(f"cannot plan this run: {exc}") from None

@@ -22,7 +22,6 @@ from typing import Any
 
 from preflight.facts import FactUnavailable
 from preflight.phases import PHASE_NAMES as PHASE_ORDER
-from preflight.phases import TRAINER_SCRIPTS
 
 PROFILE_NAMES = ("classic", "argparse", "no-mid", "current", "bundled")
 

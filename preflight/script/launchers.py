@@ -192,8 +192,8 @@ def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Co
             for v in values]
 
 
-# a command whose program is only known at run time: `$LAUNCH ...`, `"${CMD[@]}"`, `$(...)`
 _MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands are read once
+# a command whose program is only known at run time: `$LAUNCH ...`, `"${CMD[@]}"`, `$(...)`
 _DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
 
 
@@ -201,7 +201,7 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
     """The invocations one command makes: itself, through a shell function that launches its
     arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
     words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
-    via = None
+    via, wrapper = None, None
     if words:
         wrapper = _wrapper_for(wrappers, words[0], cmd)
         if wrapper is not None:
@@ -213,6 +213,7 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
     inv = parse_invocation(cmd, words)
     if inv is not None:
         inv.via = via
+        inv.checked = bool(wrapper is not None and wrapper.checked)
         return [inv]
     prefix = strip_prefixes(words)
     if prefix.words and _DYNAMIC_HEAD_RE.match(prefix.words[0]):
@@ -323,6 +324,7 @@ class _Wrapper:
         self.command = command  # the launcher command inside the body
         self.aliases = aliases  # local name -> index of the call argument it holds
         self.shift = shift  # arguments shifted away before the launcher runs
+        self.checked = False  # the launcher in the body is followed by an exit check (`"$@" || exit 1`)
 
     def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
         """The launcher's words for a call with these (expanded) arguments."""
@@ -377,6 +379,9 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
             if not any(r is not None for r in refs):
                 continue
+            if refs[0] == "all":  # `run_step() { echo ...; "$@" || exit 1; }`: it runs its arguments
+                found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                break
             words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
             inv = parse_invocation(cmd, words)
             if inv is None:
@@ -386,6 +391,10 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             if isinstance(module_ref, int) or "all" in refs:
                 found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
                 break
+    for _fn, w in found:
+        if w is not None:
+            idx = next((k for k, c in enumerate(model.commands) if c is w.command), None)
+            w.checked = idx is not None and _has_exit_check(model.commands, idx)
     return found
 
 

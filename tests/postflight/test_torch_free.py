@@ -124,3 +124,30 @@ def test_chat_smoke_says_what_it_needs(run_dirs, tmp_path):
     chat = checks(p)["CHAT001"]
     assert chat["status"] == "skip" and "torch is not installed" in chat["reason"]
     assert "pip install 'nanochat-preflight[torch]'" in chat["reason"]
+
+
+@pytest.mark.slow
+def test_same_verdict_on_a_real_tiny_run(tmp_path):
+    """The bundled trainer's whole tiny pipeline (scripts/speedrun.sh --tiny), then postflight with and
+    without torch on what it wrote: the same per-phase verdict, and the same findings but the load tier's."""
+    base, cwd = tmp_path / "base", tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(base), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("WANDB_RUN", None)
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "speedrun.sh"), "--tiny"], env=env, cwd=cwd,
+                         capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    log = cwd / "speedrun.log"
+    log.write_text(run.stdout + run.stderr)
+    args = ("--log", str(log), "--base-dir", str(base), "--format", "json", "--deep", "--no-smoke")
+    light, full = (postflight(*args, torch=t, cwd=cwd) for t in (False, True))
+    assert "NO_TORCH" in light.stderr and light.returncode == full.returncode == 0, light.stdout[-3000:]
+    assert verdicts(light) == verdicts(full)
+    assert {n: s for n, s, _ in verdicts(light) if n in ("base", "mid", "sft")} == {"base": "done", "mid": "done", "sft": "done"}
+    by_light, by_full = checks(light), checks(full)
+    assert set(by_light) == set(by_full)
+    for code in by_full:
+        if code != "CK005":
+            assert by_light[code]["status"] == by_full[code]["status"], code
+    assert by_light["CK005"]["status"] == "skip" and by_full["CK005"]["status"] == "pass"
+    assert by_light["CK009"]["status"] == by_full["CK009"]["status"] == "pass"  # NaN scan with numpy vs torch

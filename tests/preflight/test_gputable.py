@@ -57,3 +57,17 @@ def test_a100_40gb_request_runs_memory_check(tmp_path):
     checks = _run(tmp_path, "#!/bin/bash\n#SBATCH --gres=gpu:a100_40g:1\n#SBATCH --time=48:00:00\n", ["GPU003"])
     f = checks["GPU003"].findings
     assert f and "A100 40GB (--gres=gpu:a100_40g:1)" in f[0].message
+
+
+def test_partition_tres_names_the_model():
+    """`scontrol show partition -o` lines (the real format) with a typed gres in TRES."""
+    from preflight.gputable import partition_model
+    from preflight.slurm import parse_partitions
+
+    line = ("PartitionName=gpu-l40s AllowGroups=ALL Default=NO State=UP TotalCPUs=64 TotalNodes=2 "
+            "TRES=cpu=64,mem=512G,node=2,billing=64,gres/gpu=8,gres/gpu:l40s=8")
+    part = parse_partitions(line)[0]
+    model, where = partition_model(part)
+    assert model.name == "L40S" and "gpu-l40s" in where
+    untyped = parse_partitions(line.replace(",gres/gpu:l40s=8", ""))[0]
+    assert partition_model(untyped) == (None, "")

@@ -8,7 +8,10 @@
   trainer has died of it (signal-not-delivered's TERM trap case); the trap's ``exit 0`` then
   makes the job COMPLETED.
 
-One node here, so idle-nodes is not run end to end. Both jobs take seconds.
+- on a two-node allocation (the ``--two-nodes`` instance), what the batch shell starts runs on the
+  first node only and ``srun`` reaches both (idle-nodes).
+
+The jobs take seconds.
 """
 
 from __future__ import annotations
@@ -80,3 +83,53 @@ def test_term_trap_runs_only_after_the_foreground_trainer_died(slurm, cli, tmp_p
     assert "trainer started" in log and "trainer finished" not in log, log  # it died of the TERM itself
     assert log.index("trainer started") < log.index("trap ran"), log  # the trap ran once it was gone
     assert info.state == "COMPLETED", (info, log)  # the trap's `exit 0`: nothing says it was killed
+
+
+TWO_NODE_CONF = "/etc/slurm-2node/slurm.conf"  # scripts/local-slurm.sh start --two-nodes
+
+
+def _two_node_env() -> dict[str, str] | None:
+    import os
+
+    from preflight.facts import FactUnavailable
+    from preflight.slurm import probe
+
+    env = {**os.environ, "SLURM_CONF": TWO_NODE_CONF}
+    try:
+        info = probe(env=env, timeout=10)
+    except (FactUnavailable, OSError) as exc:
+        return pytest.skip(f"no two-node instance ({exc}): scripts/local-slurm.sh start --two-nodes")
+    if not any((p.total_nodes or 0) >= 2 for p in info.partitions):
+        pytest.skip("the two-node instance has no partition with 2 nodes")
+    return env
+
+
+def test_two_node_job_without_srun_runs_on_one_node(cli, tmp_path):
+    """idle-nodes: the batch shell and everything it starts run on the first node only; srun reaches both."""
+    env = _two_node_env()
+    head = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --time=00:02:00\n"
+    body = "python3 -m scripts.base_train --depth=2 2>/dev/null || true\n"  # stands in for the trainer (absent here)
+    jobs = {}
+    for name, launch in (("idle", "bash -c 'echo ran-on $SLURMD_NODENAME'\n"),
+                         ("srun", "srun bash -c 'echo ran-on $SLURMD_NODENAME'\n")):
+        script = tmp_path / f"{name}.sbatch"
+        script.write_text(head + f"#SBATCH --output={tmp_path}/{name}.out\n" + launch
+                          + ("srun " if name == "srun" else "") + body)
+        res = cli("preflight", "check", "--select", "SB023", "--format", "json", str(script), cwd=tmp_path, env=env)
+        (check,) = json.loads(res.stdout)["checks"]
+        jobs[name] = (check["status"], sbatch(str(script), cwd=tmp_path, env=env))
+    for name, (status, job) in jobs.items():
+        deadline = time.monotonic() + 120
+        out = tmp_path / f"{name}.out"
+        while time.monotonic() < deadline and not (_finished(job, env) and out.exists()):
+            time.sleep(0.5)
+        nodes = {line.split()[-1] for line in out.read_text().splitlines() if line.startswith("ran-on")}
+        if name == "idle":
+            assert len(nodes) == 1 and status == "warn", (nodes, status)  # one node idle, and preflight says so
+        else:
+            assert len(nodes) == 2 and status == "pass", (nodes, status)
+
+
+def _finished(job: str, env: dict) -> bool:
+    out = subprocess.run(["squeue", "-h", "-j", job], env=env, capture_output=True, text=True, timeout=30).stdout
+    return not out.strip()

@@ -1,0 +1,159 @@
+"""The trainer's hot spots one by one on a GPU, at the d12 / d20 shapes of one micro-batch (32 x 2048 tokens):
+
+- attention: SDPA forward + backward, causal, bf16, each backend alone (flash, cuDNN, memory-efficient), and
+  which kernel a compiled layer runs under each backend setting (SDPA default, cuDNN first by priority,
+  cuDNN with only math as fallback);
+- head: lm_head + soft-cap + cross-entropy, forward + backward, classic (full fp32 logits) vs chunked
+  (nanochat/fused_loss.py), both under torch.compile, with their peak memory;
+- Muon: one optimizer step over the d20 block matrices, one matrix at a time (classic) vs batched by shape.
+
+    python bench/gpu_kernels.py        # prints one line per measurement (median of CUDA-event timings)
+"""
+
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from nanochat.fused_loss import softcap_cross_entropy  # noqa: E402
+from nanochat.muon import Muon, zeropower_via_newtonschulz5  # noqa: E402
+
+def timed(fn, reps=10, warmup=3):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+def rel(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+def attention(depth, B=32, T=2048, D=128):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    H = depth * 64 // D
+    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_() for _ in range(3))
+    dy = torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16)
+    flops = 4 * B * H * T * T * D / 2 * 3.5  # causal: half the matrix; backward = 2.5x forward
+    ref = None
+    for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+        def step():
+            with sdpa_kernel([backend]):
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y.backward(dy)
+        try:
+            ms = timed(step)
+        except RuntimeError as e:
+            print(f"attention d{depth} {backend.name}: not available ({str(e).splitlines()[0][:120]})")
+            continue
+        q.grad = None
+        step()
+        out = (q.grad.clone(),)
+        q.grad = k.grad = v.grad = None
+        err = "" if ref is None else f", dq rel. diff to flash {rel(out[0], ref[0]):.1e}"
+        ref = ref or out
+        print(f"attention d{depth} {backend.name}: fwd+bwd {ms:.2f} ms = {flops / ms / 1e9:.0f} TFLOP/s{err}")
+
+def attention_compiled(depth, mode, B=32, T=2048, D=128):
+    """Which SDPA kernel a compiled model runs under each backend setting, and its time (fwd+bwd, one layer)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.profiler import profile, ProfilerActivity
+    torch._dynamo.reset()
+    C = depth * 64
+    H = C // D
+    ctx = None
+    if mode == "priority":
+        ctx = sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
+        ctx.__enter__()
+    elif mode == "cudnn-only":  # cuDNN, with only the math kernel as fallback
+        ctx = sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH], set_priority=True)
+        ctx.__enter__()
+    lin = torch.nn.Linear(C, 3 * C, bias=False, device="cuda")
+    def block(x):
+        q, k, v = lin(x).view(B, T, 3, H, D).unbind(2)
+        q, k = F.rms_norm(q, (D,)), F.rms_norm(k, (D,))
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        return y.transpose(1, 2).reshape(B, T, C)
+    fn = torch.compile(block, dynamic=False)
+    x = torch.randn(B, T, C, device="cuda", dtype=torch.bfloat16)
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = fn(x)
+        y.float().square().mean().backward()
+    ms = timed(step, reps=5)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    names = sorted({e.key[:60] for e in prof.key_averages() if any(w in e.key.lower() for w in ("flash", "cudnn", "fmha", "attention", "sdpa", "sm90", "xmma"))})
+    print(f"attention compiled d{depth} [{mode}]: block fwd+bwd {ms:.2f} ms; kernels {names[:6]}")
+    if ctx is not None:
+        ctx.__exit__(None, None, None)
+
+def head(depth, N=65536, V=65536):
+    C = depth * 64
+    x = torch.randn(N, C, device="cuda", dtype=torch.bfloat16) * 0.5
+    w = (torch.randn(V, C, device="cuda") * C ** -0.5).requires_grad_()
+    t = torch.randint(0, V, (N,), device="cuda")
+    def classic(x, w, t):
+        logits = F.linear(x, w).float()
+        logits = 15 * torch.tanh(logits / 15)
+        return F.cross_entropy(logits, t, ignore_index=-1)
+    fns = {"classic": torch.compile(classic), "chunked": torch.compile(lambda x, w, t: softcap_cross_entropy(x, w, t, V, 15))}
+    grads = {}
+    for name, fn in fns.items():
+        xg = x.clone().requires_grad_()
+        def step():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = fn(xg, w, t)
+            loss.backward()
+            return loss
+        step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        xg.grad = w.grad = None
+        loss = step()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 30
+        grads[name] = (loss.detach(), xg.grad.clone(), w.grad.clone())
+        ms = timed(step)
+        xg.grad = w.grad = None
+        print(f"head d{depth} {name}: fwd+bwd {ms:.2f} ms, peak +{peak:.2f} GiB, loss {loss.item():.5f}")
+    (la, xa, wa), (lb, xb, wb) = grads["classic"], grads["chunked"]
+    print(f"head d{depth}: loss diff {abs(la - lb).item():.2e}, dx rel. diff {rel(xb, xa):.1e}, dW rel. diff {rel(wb, wa):.1e}")
+
+def muon(depth=20):
+    C = depth * 64
+    shapes = [(C, C)] * 4 + [(4 * C, C), (C, 4 * C)]
+    params = [torch.nn.Parameter(torch.randn(s, device="cuda") * 0.02) for _ in range(depth) for s in shapes]
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    opt = Muon(params)
+    def classic():  # one matrix at a time, as classic nanochat's Muon
+        with torch.no_grad():
+            for p in params:
+                buf = opt.state[p]["momentum_buffer"]
+                buf.lerp_(p.grad, 0.05)
+                g = p.grad.lerp_(buf, 0.95)
+                g = zeropower_via_newtonschulz5(g, steps=5)
+                p.add_(g, alpha=-0.02 * max(1, p.size(-2) / p.size(-1)) ** 0.5)
+    opt.step()  # creates the buffers, compiles the batched shapes
+    print(f"muon d{depth}: per-matrix {timed(classic, reps=5):.1f} ms, batched by shape {timed(opt.step, reps=5):.1f} ms per step ({len(params)} matrices)")
+
+if __name__ == "__main__":
+    torch.backends.cuda.matmul.allow_tf32 = True
+    print(torch.cuda.get_device_name(), "torch", torch.__version__, "cudnn", torch.backends.cudnn.version())
+    attention(20)
+    for mode in ("default", "priority", "cudnn-only"):
+        attention_compiled(20, mode)
+    for d in (20,):
+        head(d)
+    muon(20)
