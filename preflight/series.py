@@ -55,14 +55,15 @@ class SegmentPoints:
     """The points of one process run: column arrays of equal length, NaN where a line lacks the field.
 
     The fast path keeps the regex's byte groups as they come (no Python work per line in the index's
-    pass); they become numbers, as numpy columns, when a report first draws them."""
+    pass); they become numbers when a report first draws them. Plain Python: a text verdict of an
+    ordinary log must not pay numpy's import (only a million points in a chart do, in ``downsample``)."""
 
     def __init__(self) -> None:
         self.raw: list[tuple[bytes, ...]] = []  # _FAST_RE.findall rows, not converted yet
         self.rows: list[tuple[float, ...]] = []  # (step, loss, lrm, dt_ms, tok/s, mfu) from other paths
         self.val: list[tuple[int, float, str]] = []  # (step, value, "bpb" | "loss")
         self._cols: dict[str, Any] | None = None
-        self._done: list[Any] = []  # converted blocks (n x 6 arrays)
+        self._done: list[tuple[float, ...]] = []  # converted rows
 
     def add(self, step: float, loss: float, lrm: float = math.nan, dt: float = math.nan, tok: float = math.nan,
             mfu: float = math.nan) -> None:
@@ -73,21 +74,18 @@ class SegmentPoints:
         self.raw += rows
         self._cols = None
 
-    def columns(self) -> dict[str, Any]:
-        """name -> numpy array, ordered by step (a resumed run's lines keep their log order)."""
+    def columns(self) -> dict[str, list[float]]:
+        """name -> values, ordered by step (stable: a resumed run's lines keep their log order)."""
         if self._cols is None:
-            import numpy as np  # numpy is a dependency; imported only when curves are drawn
-
             if self.raw:
-                self._done.append(_convert(np, self.raw, self.val))
+                self._done += _convert(self.raw, self.val)
                 self.raw = []
             if self.rows:
-                self._done.append(np.array(self.rows, dtype=float).reshape(-1, 6))
+                self._done += self.rows
                 self.rows = []
-            block = np.concatenate(self._done) if self._done else np.empty((0, 6))
-            block = block[np.argsort(block[:, 0], kind="stable")]
-            self._done = [block]
-            self._cols = {name: block[:, i] for i, name in enumerate(COLUMNS)}
+            self._done.sort(key=_first)
+            cols = list(zip(*self._done, strict=False)) if self._done else [()] * len(COLUMNS)
+            self._cols = {name: list(col) for name, col in zip(COLUMNS, cols, strict=False)}
         return self._cols
 
     def __getattr__(self, name: str) -> Any:  # pts.loss, pts.step ...: the columns
@@ -96,9 +94,13 @@ class SegmentPoints:
         raise AttributeError(name)
 
 
-def _convert(np: Any, raw: list[tuple[bytes, ...]], val: list[tuple[int, float, str]]) -> Any:
-    """The fast path's byte groups as an n x 6 float array (validation rows go to ``val``).
-    Plain float() per cell: numpy's bytes-to-float conversion measured slower."""
+def _first(row: tuple[float, ...]) -> float:
+    return row[0]
+
+
+def _convert(raw: list[tuple[bytes, ...]], val: list[tuple[int, float, str]]) -> list[tuple[float, ...]]:
+    """The fast path's byte groups as (step, loss, lrm, dt_ms, tok/s, mfu) rows (validation rows go to
+    ``val``). Plain float() per cell: numpy's bytes-to-float conversion measured slower."""
     nan = math.nan
     out = []
     for g in raw:
@@ -114,7 +116,7 @@ def _convert(np: Any, raw: list[tuple[bytes, ...]], val: list[tuple[int, float, 
             if g[0] or g[6]:
                 cells = (g[1], g[2], g[3], g[4], g[5]) if g[0] else (g[7], g[8], b"", b"", b"")
                 out.append((int(g[0] or g[6]), *(_f(c) for c in cells)))
-    return np.array(out, dtype=float).reshape(-1, 6)
+    return out
 
 
 class SeriesCollector:
@@ -231,14 +233,15 @@ class PhaseSeries:
 
     def column(self, name: str, last: int | None = None) -> tuple[list[float], list[float]]:
         """(steps, values) of one column over the attempts (the last ``last`` attempts), NaNs dropped."""
-        import numpy as np
-
         attempts = self.attempts[-last:] if last else self.attempts
-        cols = [a.points.columns() for a in attempts]
-        x = np.concatenate([c["step"] for c in cols]) if cols else np.empty(0)
-        y = np.concatenate([c[name] for c in cols]) if cols else np.empty(0)
-        keep = ~np.isnan(y)
-        return x[keep].astype(np.int64).tolist(), y[keep].tolist()
+        xs: list[int] = []
+        ys: list[float] = []
+        for a in attempts:
+            cols = a.points.columns()
+            pairs = [(x, y) for x, y in zip(cols["step"], cols[name], strict=False) if y == y]  # NaN != NaN
+            xs += [int(x) for x, _ in pairs]
+            ys += [y for _, y in pairs]
+        return xs, ys
 
     def val(self) -> tuple[str, list[float], list[float]]:
         for a in self.attempts:
@@ -286,12 +289,10 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
             ps.planned = seg.planned_steps or ps.planned
             ps.checkpoints += seg.saved_steps("model")
             if seg.nan_loss is not None:  # the index sees a NaN in any line of a run (in its last line)
-                import numpy as np
-
                 m = _STEP_NUM_RE.search(seg.nan_loss.text)
                 cols = pts.columns()
-                first = cols["step"][np.isnan(cols["loss"])]  # the first NaN among the points, where sampled
-                steps = [int(first.min())] if first.size else []
+                # the first NaN among the points (where sampled, the first sampled one), and the index's
+                steps = [int(x) for x, y in zip(cols["step"], cols["loss"], strict=False) if y != y][:1]
                 steps += [int(m.group(1))] if m else []
                 if steps and (ps.nan_step is None or min(steps) < ps.nan_step):
                     ps.nan_step = min(steps)
@@ -311,7 +312,7 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
 def _add_exact_ends(pts: SegmentPoints, seg: Any) -> None:
     """The index parsed a process's first and last step line exactly: make sure both are points
     (a sampled log may have no window on them)."""
-    have = set(pts.step.tolist())
+    have = set(pts.step)
     for rec in (seg.first_step, seg.last_step):
         if rec is not None and rec.step not in have:
             pts.add(rec.step, _nan(rec.loss), math.nan, _nan(rec.dt_ms), _nan(rec.tok_per_sec), _nan(rec.mfu))
@@ -358,18 +359,40 @@ class Bucket:
 def downsample(xs: list[float], ys: list[float], n: int = DISPLAY_POINTS) -> list[Bucket]:
     """At most ``n`` buckets of equal step width (ascending), each with min, mean, max and last value;
     the points themselves when there are no more than ``n``. Non-finite values are left out."""
-    if len(xs) <= n:
-        pts = sorted((x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y))
-        return [Bucket(float(x), y, y, y, y) for x, y in pts]
-    import numpy as np  # a million points: vectorised (numpy is a dependency; imported only here)
+    pts = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+    if len(pts) <= n:
+        return [Bucket(float(x), y, y, y, y) for x, y in sorted(pts, key=_first)]
+    if len(pts) > NUMPY_POINTS:
+        return _downsample_numpy(pts, n)
+    x0 = min(x for x, _ in pts)
+    width = (max(x for x, _ in pts) - x0) / n or 1.0
+    acc: dict[int, list[float]] = {}  # bucket -> [x, lo, sum, hi, last, count]
+    for x, y in pts:
+        k = min(n - 1, int((x - x0) / width))
+        b = acc.get(k)
+        if b is None:
+            acc[k] = [x, y, y, y, y, 1]
+        else:
+            if x > b[0]:
+                b[0] = x
+            if y < b[1]:
+                b[1] = y
+            if y > b[3]:
+                b[3] = y
+            b[2] += y
+            b[4] = y
+            b[5] += 1
+    return [Bucket(float(b[0]), b[1], b[2] / b[5], b[3], b[4]) for _, b in sorted(acc.items())]
 
-    x = np.asarray(xs, dtype=float)
-    y = np.asarray(ys, dtype=float)
-    keep = np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if x.size <= n:
-        order = np.argsort(x, kind="stable")
-        return [Bucket(float(a), float(b), float(b), float(b), float(b)) for a, b in zip(x[order], y[order], strict=False)]
+
+NUMPY_POINTS = 50_000  # above this, downsampling is vectorised (numpy's import pays for itself)
+
+
+def _downsample_numpy(pts: list[tuple[float, float]], n: int) -> list[Bucket]:
+    import numpy as np
+
+    arr = np.asarray(pts, dtype=float)
+    x, y = arr[:, 0], arr[:, 1]
     x0 = x.min()
     width = (x.max() - x0) / n or 1.0
     k = np.minimum(((x - x0) / width).astype(np.int64), n - 1)

@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from preflight.checks.script import _p, _readable
 from preflight.model import Finding
 from preflight.plan import trainer_invocations
 from preflight.redact import is_secret_name, mask
@@ -40,7 +39,7 @@ def training_not_visible(script, profile) -> Iterator[Finding]:
     How to fix: write the launch out (``torchrun ... -m scripts.base_train -- ...``), or build
     it from values set in the script; preflight then checks it.
     """
-    _readable(script)
+    script.require_readable()
     visible = trainer_invocations(script, profile)
     for model in script.walk():
         for line, file, why in model.hidden:
@@ -105,7 +104,7 @@ def xtrace_leaks_secret(script) -> Iterator[Finding]:
     How to fix: ``set +x`` before the line and ``set -x`` after it, or set the secret before
     turning xtrace on (better: keep it out of the script, e.g. ``~/.netrc``).
     """
-    _readable(script)
+    script.require_readable()
     for model in script.walk():
         switches = _xtrace_switches(model)
         if not any(on for _, on, _ in switches):
@@ -184,7 +183,7 @@ def sourced_file_missing(script) -> Iterator[Finding]:
     How to fix: create the file (``cp slurm/machine_config.sh.template slurm/machine_config.sh``
     and fill it in), fix the path, or guard it: ``[ -f FILE ] && source FILE``.
     """
-    _readable(script)
+    script.require_readable()
     for model in script.walk():
         for cmd, path, tried in model.missing_includes:
             if _guarded(model, cmd, path) or _created_before(model, cmd, path):
@@ -198,7 +197,7 @@ def sourced_file_missing(script) -> Iterator[Finding]:
             else:
                 hint, fix = "", f"create {path}, fix the path, or guard it: [ -f {path} ] && {cmd.name} {path}"
             yield Finding(f"line {cmd.line} {what} {path}, which does not exist{hint}: the job fails there",
-                          path=_p(script, cmd), line=cmd.line, fix=fix)
+                          path=script.file_of(cmd), line=cmd.line, fix=fix)
 
 
 @check("SB026", "directive-comment-cut", severity="error")
@@ -217,7 +216,7 @@ def directive_comment_cut(script) -> Iterator[Finding]:
     How to fix: quote the value (``--job-name="run#2"``) or leave ``#`` out of it; put each
     option on its own ``#SBATCH`` line.
     """
-    _readable(script)
+    script.require_readable()
     for d in script.active_directives():
         if not d.cut:
             continue

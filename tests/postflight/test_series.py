@@ -107,6 +107,30 @@ def test_downsample_keeps_envelopes_and_spikes():
     assert [(b.x, b.lo, b.hi) for b in downsample([7], [1.5])] == [(7.0, 1.5, 1.5)]
 
 
+def test_downsample_numpy_and_python_agree(monkeypatch):
+    import random
+
+    from preflight import series
+
+    rng = random.Random(7)
+    xs = sorted(rng.uniform(0, 5000) for _ in range(3000))
+    ys = [rng.gauss(3.0, 0.5) for _ in xs]
+    python = downsample(xs, ys, 100)
+    monkeypatch.setattr(series, "NUMPY_POINTS", 10)
+    vectorised = downsample(xs, ys, 100)
+    assert [(b.x, b.lo, b.hi, b.last) for b in python] == [(b.x, b.lo, b.hi, b.last) for b in vectorised]
+    assert [b.mean for b in python] == pytest.approx([b.mean for b in vectorised])
+
+
+def test_text_verdict_of_an_ordinary_log_imports_no_numpy(tmp_path):
+    log = F.write_log(tmp_path / "run.out", F.run_log())
+    code = ("import sys; from preflight.cli import postflight_main; sys.argv = ['postflight', 'verify', '--log', "
+            f"{str(log)!r}, '--no-color']\ntry: postflight_main()\nexcept SystemExit: pass\n"
+            "print('numpy' in sys.modules, file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=_env())
+    assert "▁" in p.stdout and p.stderr.strip().splitlines()[-1] == "False", p.stderr
+
+
 def test_sparklines():
     assert sparkline(list(range(100)), [3.0 - x / 50 for x in range(100)], 10) == "██▇▆▅▄▃▂▁▁"
     assert sparkline([0, 1], [2.0, 2.0], 4) == "▄▄▄▄"  # flat: mid-height

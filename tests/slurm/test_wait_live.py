@@ -38,3 +38,13 @@ def test_wait_shows_a_live_line(slurm, cli, tmp_path):
     assert float(m.group(2)) == pytest.approx(3.5 - step * 0.001) and int(m.group(3)) == 40 - step
     base = next(line for line in waited.stdout.splitlines() if line.startswith("base "))  # then the verdict
     assert "failed" in base and re.search(r"3\.50 [▁▂▃▄▅▆▇█]{16} 3\.49", base), base
+
+    # the page of the same job: the scheduler's facts next to the curves
+    cli("postflight", "verify", job_id, "--format", "html", "-o", "report.html", cwd=tmp_path, env=slurm_env())
+    page = (tmp_path / "report.html").read_text()
+    job = page[page.index('<table id="job">'):]
+    job = job[:job.index("</table>")]
+    assert f"<td>{job_id}</td>" in job and "<td>COMPLETED</td>" in job and "<td>0:0</td>" in job
+    assert re.search(r"<th>elapsed / limit</th><td>\d+s / 1h00m \(\d+% of the limit\)</td>", job), job
+    assert "<th>nodes</th><td>1</td>" in job
+    assert 'data-phase="base" id="phase-base"' in page and "stopped at step 11 of 40" in page
