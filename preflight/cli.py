@@ -300,6 +300,8 @@ def check_cmd(
         raise _fail(f"preflight: {script}: no such file")
     if script is not None and script.is_dir():
         raise _fail(f"preflight: {script}: is a directory, not a batch script")
+    if script is not None and not script.is_file():  # a FIFO would block, /dev/zero would never end
+        raise _fail(f"preflight: {script}: not a regular file (a FIFO, device or socket), not a batch script")
     if network is not None and network not in ("offline", "online"):
         raise _fail(f"preflight: --network must be offline or online, not {network!r}")
     cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout, network=network)

@@ -52,6 +52,7 @@ PROVIDERS: dict[str, str] = {
     "slurm": "preflight.slurm:slurm_fact",
     "ledger": "preflight.ledger:ledger_fact",
     "job": "preflight.slurm:job_fact",
+    "job_steps": "preflight.slurm:job_steps_fact",
     # postflight (postflight issue)
     "logs": "preflight.logset:logs_fact",
     "checkpoints": "preflight.ckpt:checkpoints_fact",

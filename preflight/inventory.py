@@ -508,9 +508,9 @@ def _checkpoint_vocabs(base: Path, profile: Any) -> list[CheckpointVocab]:
                 continue
             meta = Path(tag.path) / metas[-1]
             try:
-                if meta.stat().st_size > 10_000_000:
-                    continue
-                data = json.loads(meta.read_text(encoding="utf-8"))
+                from preflight.safeio import read_limited
+
+                data = json.loads(read_limited(meta, 10_000_000, "meta file").decode("utf-8"))
                 vocab = int(data["model_config"]["vocab_size"])
             except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
                 continue  # an unreadable meta: checkpoint checks report it; no vocab to compare here

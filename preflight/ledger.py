@@ -421,7 +421,10 @@ def read_ledger(path: Path) -> Ledger:
         size = st.st_size
         if size > MAX_LEDGER_BYTES:
             raise ValueError(f"{path}: {size} bytes is too large for a ledger")
-        data = json.loads(path.read_text(encoding="utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
+        from preflight.safeio import read_limited
+
+        data = json.loads(read_limited(path, MAX_LEDGER_BYTES, "ledger").decode("utf-8"), parse_float=_finite_float,
+                          parse_constant=_no_constant)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, digit limit
         raise ValueError(f"{path}: unreadable ledger ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or "job_id" not in data:

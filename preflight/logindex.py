@@ -244,6 +244,7 @@ class Segment:
     footgun: Event | None = None
     failed_marker: Event | None = None  # torchrun "scripts.X FAILED" (data: script, exitcode, rank)
     header: Event | None = None  # the echo header that opened the segment ("[3/5] Midtraining ...")
+    placed_by_step: int | None = None  # the batch-script step it was paired with (logset.align_with_steps)
     content: bool = False  # saw anything besides start lines
 
     @property
@@ -504,8 +505,10 @@ class _Indexer:
             self._open_traceback(line, rank)
             return
         if s.startswith("Overriding"):
-            if seg.content or (seg.overrides and seg.device):
+            if seg.content:
                 seg = self._start(line)
+            elif seg.overrides and seg.device:  # Overriding prints before device autodetection: a new process
+                seg = self.seg = self._new_segment(line)
             mo = OVERRIDE_RE.match(s)
             if mo:
                 seg.overrides[mo.group(1)] = mo.group(2).strip()

@@ -302,8 +302,10 @@ def _suppressions(ctx: Context) -> list[Suppression]:
     sups: list[Suppression] = []
     if script is not None:
         try:
-            with open(script, "rb") as fh:
-                data = fh.read(50_000_000)
+            from preflight.safeio import read_limited
+            from preflight.script.parser import MAX_SCRIPT_BYTES
+
+            data = read_limited(script, MAX_SCRIPT_BYTES, "batch script")
             if b"\0" not in data[:8192]:
                 sups = parse_suppressions(data.decode("utf-8", errors="replace"))
         except OSError:

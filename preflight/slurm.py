@@ -344,6 +344,21 @@ def _sacct_once(job_id: str, env: Env, timeout: float | None, completion: bool) 
     return (rows[-1] if rows else None), ""
 
 
+SACCT_STEP_FIELDS = ("JobID", "JobName", "State", "ExitCode", "NodeList", "NNodes", "Elapsed")
+
+
+def sacct_steps(job_id: str | int, *, env: Env = None, timeout: float | None = None) -> list[dict[str, str]]:
+    """Every step of a job (``sacct -j ID`` without -X: the batch script, each srun, each
+    torchrun launched by srun) with its state, exit code and nodes; [] when accounting cannot say."""
+    try:
+        res = _run(["sacct", "-P", "-j", str(job_id), f"--format={','.join(SACCT_STEP_FIELDS)}"], env, timeout)
+    except FactUnavailable:
+        return []
+    if res.returncode != 0:
+        return []
+    return [r for r in parse_sacct(res.stdout) if r.get("JobID", "").startswith(f"{job_id}.")]
+
+
 def sacct_job(job_id: str | int, settle_timeout: float = 15.0, *, env: Env = None, timeout: float | None = None,
               poll: float = 0.5) -> tuple[dict[str, str] | None, str]:
     """The accounting record of a job: (row, source) with source ``sacct`` or ``sacct-completion``.
@@ -418,6 +433,16 @@ def job_fact(ctx: Any) -> JobInfo:
     if found is None:
         raise FactUnavailable(f"SLURM knows no job {job_id} (scontrol and sacct)")
     return found
+
+
+def job_steps_fact(ctx: Any) -> list[dict[str, str]]:
+    """The ``job_steps`` fact: the job's steps as accounting records them (state, exit code, nodes)."""
+    job = ctx.get("job")
+    info: SlurmInfo = ctx.get("slurm")
+    steps = sacct_steps(job.job_id, env=info.env, timeout=info.timeout)
+    if not steps:
+        raise FactUnavailable(f"accounting has no steps of job {job.job_id} (sacct: accounting off, or too early)")
+    return steps
 
 
 # ---------------------------------------------------------------------------- sbatch --test-only

@@ -340,7 +340,7 @@ PLAIN_FLAG_VALUE = re.compile(r"[A-Za-z0-9_.,:+\-/@%=]{1,200}")
 def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     """The fixes the crashes from ``from_phase`` on call for, one per cause (every offline
     dataset in one prefetch command)."""
-    from preflight.causes import classify_traceback, fix_for
+    from preflight.causes import CASCADE, classify_traceback, fix_for
     from preflight.checks.logs import _hf_home, crashes
 
     if logs is None:
@@ -351,8 +351,8 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
         if (tb.phase or seg.phase) not in later:
             continue
         cause = classify_traceback(tb, profile)
-        if cause.name == "other":
-            continue
+        if cause.name == "other" or cause.name in CASCADE:
+            continue  # another rank's failure seen from this one: its own fix is rank-failure's
         items = by_cause.setdefault(cause.name, [])
         if cause.dataset and (cause.dataset, cause.config) not in items:
             items.append((cause.dataset, cause.config))
@@ -374,10 +374,17 @@ def _flag(profile: Any, key: str) -> str:
     return "--" + key.replace("_", sep)
 
 
-def _command(module: str, args: list[str], world: int) -> str:
+def _command(module: str, args: list[str], world: int, nodes: int = 1) -> str:
     base = module.rsplit(".", 1)[-1]
+    tail = (" -- " + " ".join(args) if args else "")
+    if base in LAUNCHED_BY_TORCHRUN and nodes > 1:
+        # one torchrun per node meeting on the allocation's first node (scripts/speedrun_multinode.slurm)
+        return (f"srun --nodes={nodes} --ntasks-per-node=1 torchrun --nnodes={nodes} "
+                f"--nproc_per_node={max(1, world // nodes)} --rdzv_backend=c10d "
+                '--rdzv_endpoint="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):29500" '
+                f'--rdzv_id="$SLURM_JOB_ID" -m {module}' + tail)
     if base in LAUNCHED_BY_TORCHRUN and world > 1:
-        return f"torchrun --standalone --nproc_per_node={world} -m {module}" + (" -- " + " ".join(args) if args else "")
+        return f"torchrun --standalone --nproc_per_node={world} -m {module}" + tail
     return f"python -m {module}" + (" " + " ".join(args) if args else "")
 
 
@@ -396,6 +403,18 @@ def _world_size(ctx: Any, logs: Any, inv: Any) -> int:
     return 8
 
 
+def _nodes(ctx: Any) -> int:
+    """How many nodes the job ran on (scontrol's NumNodes, else the widest step in accounting)."""
+    job = ctx.get("job", None)
+    raw = getattr(job, "raw", None) or {}
+    n = str(raw.get("NumNodes") or "").split("-")[0]
+    if n.isdigit():
+        return int(n)
+    steps = ctx.get("job_steps", None) or []
+    counts = [int(s["NNodes"]) for s in steps if str(s.get("NNodes", "")).isdigit()]
+    return max(counts, default=1)
+
+
 def resume_fact(ctx: Any) -> ResumePlan:
     from preflight.ckpt import get_profile
 
@@ -407,6 +426,7 @@ def resume_fact(ctx: Any) -> ResumePlan:
     logs = ctx.get("logs", None)
     inv = ctx.get("checkpoints", None)
     world = _world_size(ctx, logs, inv)
+    nodes = _nodes(ctx)
     modules = profile.modules
     commands: list[str] = []
     refused: list[str] = []
@@ -426,8 +446,10 @@ def resume_fact(ctx: Any) -> ResumePlan:
                 args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
             elif module == spec.get("train_module"):
                 args = _train_args(profile, v, logs, spec, refused)
-            commands.append(_command(module, args, world))
+            commands.append(_command(module, args, world, nodes))
     note = f"{first.name} is {first.status}: {first.cause}"
+    if nodes > 1:
+        note += f"; the job ran on {nodes} nodes: run these inside an allocation of {nodes} nodes (sbatch/salloc --nodes={nodes})"
     fixes = _fixes(ctx, logs, profile, first.name)
     own = _script_commands(ctx, first.name)
     if own and not (first.status == "partial" and first.step is not None):  # a partial resume needs the resume flag

@@ -121,3 +121,40 @@ def job_oom(job) -> Iterator[Finding]:
     if job.state == "OUT_OF_MEMORY":
         yield Finding(f"job {job.job_id} was killed by the out-of-memory killer (host RAM), exit {job.exit_code}",
                       fix="#SBATCH --mem=0 (all node memory) or a larger --mem-per-gpu; resume from the last checkpoint")
+
+
+_BAD_STEP_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL")
+
+
+@check("JOB005", "step-failed", stage="post", severity="error")
+def step_failed(job, job_steps) -> Iterator[Finding]:
+    """
+    What it checks: the state of every step of the job in SLURM's accounting (``sacct -j ID``
+    without ``-X``): the batch script and each ``srun`` (one per phase in a multi-node job), with
+    exit code and node list.
+
+    Why it matters: the job's own state is the batch shell's; a script without ``set -e`` ends
+    COMPLETED after a phase's step FAILED, and in a multi-node job the failing step's node list
+    says where to look.
+
+    Example:
+        JobID      JobName   State      ExitCode  NodeList
+        4711       speedrun  COMPLETED  0:0       node[1-2]
+        4711.0     torchrun  FAILED     1:0       node[1-2]
+
+    How to fix: read the failing step's phase in the logs (postflight's phase table), fix it, and
+    add ``set -e`` (or a per-phase exit check) so the job fails with it.
+    """
+    for st in job_steps:
+        state = (st.get("State") or "").split()[0]
+        if state not in _BAD_STEP_STATES:
+            continue
+        step = st.get("JobID", "")
+        if step.endswith(".batch") and job.state == state:
+            continue  # the job's own state: job-failed and job-timeout report it
+        nodes = st.get("NodeList") or "?"
+        hidden = f"; the job itself reports {job.state}" if job.state == "COMPLETED" else ""
+        yield Finding(f"step {step} ({st.get('JobName') or '?'}) ended {state} with exit {st.get('ExitCode') or '?'} "
+                      f"on {nodes}{hidden}", fix="see the phase table for the phase that step ran; add set -e so "
+                      "the job fails with its step", data={"step": step, "state": state, "nodes": nodes,
+                                                          "exit_code": st.get("ExitCode")})

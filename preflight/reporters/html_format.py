@@ -146,12 +146,13 @@ def _phase_charts(ps: Any) -> str:
     if loss:
         bx = [b.x for b in loss]
         lines.append(Line(bx, [b.mean for b in loss], "raw", [b.lo for b in loss], [b.hi for b in loss]))
-        # smoothed over the bucket means: the same curve as over the raw points, at a thousandth of the cost
+        # the EMA of the bucket means (of the points themselves up to DISPLAY_POINTS): cheap at any log size
         lines.append(Line(bx, smooth([b.mean for b in loss]), "smooth"))
     charts = [Chart("loss (raw band, smoothed line)", lines, markers, x_max)]
     kind, vx, vy = ps.val()
-    charts.append(Chart(f"validation {kind}", [Line(vx, vy, "val", dots=len(vx) < 3)] if vx else [], markers, x_max,
-                        empty="no validation line logged"))
+    val = downsample(vx, vy)  # one every 250 steps: a long run has thousands
+    charts.append(Chart(f"validation {kind}", [Line([b.x for b in val], [b.mean for b in val], "val", dots=len(val) < 3)]
+                        if val else [], markers, x_max, empty="no validation line logged"))
     for name, css, label in (("lrm", "lrm", "lr multiplier"), ("tok_per_sec", "tok", "tok/s"), ("mfu", "mfu", "MFU %")):
         cx, cy = ps.column(name)
         b = downsample(cx, cy)

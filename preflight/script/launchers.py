@@ -192,8 +192,8 @@ def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Co
             for v in values]
 
 
-# a command whose program is only known at run time: `$LAUNCH ...`, `"${CMD[@]}"`, `$(...)`
 _MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands are read once
+# a command whose program is only known at run time: `$LAUNCH ...`, `"${CMD[@]}"`, `$(...)`
 _DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
 
 
@@ -201,7 +201,7 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
     """The invocations one command makes: itself, through a shell function that launches its
     arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
     words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
-    via = None
+    via, wrapper = None, None
     if words:
         wrapper = _wrapper_for(wrappers, words[0], cmd)
         if wrapper is not None:
@@ -213,6 +213,7 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
     inv = parse_invocation(cmd, words)
     if inv is not None:
         inv.via = via
+        inv.checked = bool(wrapper is not None and wrapper.checked)
         return [inv]
     prefix = strip_prefixes(words)
     if prefix.words and _DYNAMIC_HEAD_RE.match(prefix.words[0]):
@@ -323,6 +324,7 @@ class _Wrapper:
         self.command = command  # the launcher command inside the body
         self.aliases = aliases  # local name -> index of the call argument it holds
         self.shift = shift  # arguments shifted away before the launcher runs
+        self.checked = False  # the launcher in the body is followed by an exit check (`"$@" || exit 1`)
 
     def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
         """The launcher's words for a call with these (expanded) arguments."""
@@ -333,9 +335,29 @@ class _Wrapper:
                 out.extend((a, None) for a in args[self.shift:])
             elif isinstance(ref, int):
                 out.append((args[ref] if ref < len(args) else "", None))
-            else:
+            elif raw.startswith("'") or not self._refers(raw):
                 out.append((value, raw))
+            else:  # `"torchrun -m $1"` (shell text a function runs): the call's arguments, in place
+                out.append((_EMBEDDED_REF_RE.sub(lambda m: self._arg(m, args), value), None))
         return out
+
+    def _refers(self, raw: str) -> bool:
+        return any(m.group(1) or m.group(2) or m.group(3) or (m.group(4) or m.group(5)) in self.aliases
+                   for m in _EMBEDDED_REF_RE.finditer(raw))
+
+    def _arg(self, m: re.Match, args: list[str]) -> str:
+        digit = m.group(1) or m.group(2)
+        if digit:
+            k = self.shift + int(digit) - 1
+            return args[k] if k < len(args) else ""
+        if m.group(3):
+            return " ".join(args[self.shift:])
+        k = self.aliases.get(m.group(4) or m.group(5) or "")
+        return m.group(0) if k is None else (args[k] if k < len(args) else "")
+
+
+# a positional parameter (or a local alias of one) inside a longer word
+_EMBEDDED_REF_RE = re.compile(r"\$(?:([1-9])|\{([1-9])\}|(\{?[@*]\}?)|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
 def _positional_ref(raw: str, aliases: dict[str, int], shift: int) -> int | str | None:
@@ -376,7 +398,13 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
                 continue
             refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
             if not any(r is not None for r in refs):
+                if _runs_text_with_args(cmd, aliases):  # `srun bash -c "torchrun ... -m $1"`
+                    found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                    break
                 continue
+            if refs[0] == "all":  # `run_step() { echo ...; "$@" || exit 1; }`: it runs its arguments
+                found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                break
             words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
             inv = parse_invocation(cmd, words)
             if inv is None:
@@ -386,7 +414,25 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             if isinstance(module_ref, int) or "all" in refs:
                 found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
                 break
+    for _fn, w in found:
+        if w is not None:
+            idx = next((k for k, c in enumerate(model.commands) if c is w.command), None)
+            w.checked = idx is not None and _has_exit_check(model.commands, idx)
     return found
+
+
+def _runs_text_with_args(cmd: Command, aliases: dict[str, int]) -> bool:
+    """Whether cmd runs shell text built from the function's arguments (`bash -c "... $1"`)."""
+    inline = inline_text(strip_prefixes(list(cmd.words)).words)
+    if inline is None or inline[0] == "eval":
+        return False
+    raw = next((r for r in cmd.raw_words if r.endswith(inline[1][-1:]) and inline[1][:8] in r), "")
+    if raw.startswith("'"):
+        return False  # single quotes: the inner shell's own $1, not the function's
+    for m in _EMBEDDED_REF_RE.finditer(inline[1]):
+        if m.group(1) or m.group(2) or m.group(3) or (m.group(4) or m.group(5)) in aliases:
+            return True
+    return False
 
 
 def _wrapper_for(wrappers: list[tuple[Any, _Wrapper | None]], name: str, cmd: Command) -> _Wrapper | None:

@@ -51,3 +51,25 @@ def _oom():
 @bad("job-failed")
 def _failed_of_its_own_usr1():
     return _scenario(_job("FAILED", "0:10", reason="JobLaunchFailure"))
+
+
+# sacct's steps of a two-node job (the shape `sacct -P -j ID` prints on the local two-node SLURM)
+def _steps(state: str = "COMPLETED", code: str = "0:0"):
+    return [{"JobID": "4242.batch", "JobName": "batch", "State": "COMPLETED", "ExitCode": "0:0", "NodeList": "node1",
+             "NNodes": "1", "Elapsed": "00:03:10"},
+            {"JobID": "4242.0", "JobName": "torchrun", "State": state, "ExitCode": code, "NodeList": "node[1-2]",
+             "NNodes": "2", "Elapsed": "00:01:05"}]
+
+
+@bad("step-failed")
+def _completed_job_with_a_failed_step():
+    sc = _scenario(_job("COMPLETED"))
+    sc.facts["job_steps"] = _steps("FAILED", "1:0")
+    return sc
+
+
+@good("step-failed")
+def _every_step_completed():
+    sc = _scenario(_job("COMPLETED"))
+    sc.facts["job_steps"] = _steps()
+    return sc

@@ -55,3 +55,29 @@ def test_postflight_names_the_rank_and_node(tmp_path):
         assert check.status is Status.FAIL, check.reason
         (finding,) = check.findings
         assert expected in finding.message and finding.data["cascade_ranks"] == cascades, finding.message
+
+
+def test_a_failed_step_in_a_completed_job_names_its_nodes(tmp_path):
+    from preflight.jobinfo import JobInfo
+
+    steps = [{"JobID": "77.batch", "JobName": "batch", "State": "COMPLETED", "ExitCode": "0:0", "NodeList": "node1"},
+             {"JobID": "77.0", "JobName": "torchrun", "State": "FAILED", "ExitCode": "1:0", "NodeList": "node[1-2]"}]
+    result = run_scenario(Scenario(env={}, stage="post", facts={"job": JobInfo(job_id="77", state="COMPLETED"),
+                                                                "job_steps": steps}), tmp_path, select=["JOB005"])
+    (finding,) = result.checks[0].findings
+    assert finding.message == ("step 77.0 (torchrun) ended FAILED with exit 1:0 on node[1-2]; the job itself "
+                               "reports COMPLETED")
+
+
+def test_resume_plan_of_a_two_node_job_launches_across_nodes(tmp_path):
+    from preflight.jobinfo import JobInfo
+
+    log = tmp_path / "job.out"
+    log.write_text((FIX / "crash_sigkill.out").read_text())
+    job = JobInfo(job_id="6", state="FAILED", exit_code="1:0", raw={"NumNodes": "2"})
+    ctx = Scenario(env={"HOME": "{tmp}/home"}, stage="post", logs=["job.out"], facts={"job": job}).context(tmp_path)
+    plan = ctx.get("resume").to_json()
+    base = next(c for c in plan["commands"] if "nanochat.base_train" in c)
+    assert base.startswith("srun --nodes=2 --ntasks-per-node=1 torchrun --nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d")
+    assert "the job ran on 2 nodes" in plan["note"]
+    assert not [f for f in plan["fixes"] if "another rank" in f]  # the cascade's "fix" is not a step of the plan

@@ -131,3 +131,22 @@ def test_loop_over_a_known_list_launches_each_phase():
     assert [(i.line, i.module, i.flag("run") and i.flag("run").value) for i in m.invocations] == \
         [(3, "scripts.base_train", "base"), (3, "scripts.mid_train", "mid"), (5, "scripts.chat_sft", None)]
     assert m.invocations[2].flag("config").value == "$f"  # a glob: the file names are not known, read once
+
+
+def test_function_that_runs_its_arguments_launches_them():
+    m = parse_text('run_step() {\n  echo "== $1"\n  shift\n  "$@" || exit 1\n}\n'
+                   'run_step base torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n'
+                   'run_step sft python -m scripts.chat_sft\n', environ={})
+    assert [(i.line, i.launcher, i.module) for i in m.invocations] == \
+        [(6, "torchrun", "scripts.base_train"), (7, "python", "scripts.chat_sft")]
+    assert not m.hidden  # the body's "$@" is the wrapper's template, not a hidden launch
+    assert all(i.checked for i in m.invocations)  # `"$@" || exit 1` in the body checks every phase
+
+
+def test_function_running_shell_text_built_from_its_arguments():
+    m = parse_text('launch() {\n  local mod=$1\n  srun bash -lc "torchrun --nproc_per_node=8 -m $mod -- ${@:2}"\n}\n'
+                   'run2() { bash -c "python -m $1"; }\n'
+                   'launch scripts.base_train --depth=20\nrun2 scripts.chat_sft\n', environ={})
+    assert [(i.line, i.launcher, i.module) for i in m.invocations] == \
+        [(6, "srun+torchrun", "scripts.base_train"), (7, "python", "scripts.chat_sft")]
+    assert not any("$" in (i.module or "") for i in m.invocations)  # the bodies are templates, not launches
