@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import struct
 import zipfile
