@@ -6,8 +6,8 @@ tokens in order). It is loaded ONLY through a restricted unpickler (load_tokeniz
 arbitrary code, and a tokenizer file is data.
 """
 
-import os
 import io
+import os
 import pickle
 
 SPECIAL_TOKENS = [
@@ -210,6 +210,7 @@ def synthetic_tokenizer(vocab_size):
     """A tokenizer of exactly vocab_size tokens without training (throughput benchmarks only): the 256 bytes,
     then ASCII letter/space pairs, triples, quadruples, ... in a fixed order. Valid for tiktoken, useless for quality."""
     import itertools
+
     import tiktoken
     n = vocab_size - len(SPECIAL_TOKENS)
     ranks = {bytes([i]): i for i in range(256)}
@@ -234,6 +235,7 @@ def get_tokenizer():
 
 def get_token_bytes(device="cpu"):
     import torch
+
     from nanochat.common import get_base_dir
     token_bytes_path = os.path.join(get_base_dir(), "tokenizer", "token_bytes.pt")
     assert os.path.exists(token_bytes_path), f"Token bytes not found at {token_bytes_path}? It gets written by tok_train.py"

@@ -129,7 +129,7 @@ def walk_pickle(data: bytes) -> Any:
             stack.append(set())
         elif name == "DICT":
             items = pop_mark()
-            stack.append(dict(zip(items[::2], items[1::2])))
+            stack.append(dict(zip(items[::2], items[1::2], strict=False)))
         elif name == "LIST":
             stack.append(pop_mark())
         elif name == "TUPLE":
@@ -164,7 +164,7 @@ def walk_pickle(data: bytes) -> Any:
             _setitem(stack[-1], key, value)
         elif name == "SETITEMS":
             items = pop_mark()
-            for k, v in zip(items[::2], items[1::2]):
+            for k, v in zip(items[::2], items[1::2], strict=False):
                 _setitem(stack[-1], k, v)
         elif name == "APPEND":
             value = stack.pop()
@@ -530,25 +530,17 @@ class CheckpointInventory:
 
 
 def resolve_base_dir(ctx: Any) -> tuple[Path, str] | None:
-    """--base-dir, config base-dir, the ledger's base dir, $NANOCHAT_BASE_DIR, ~/.cache/nanochat (if present)."""
-    if ctx.inputs.base_dir:
-        return Path(ctx.inputs.base_dir), "--base-dir"
-    if ctx.config.get("base-dir"):
-        return Path(os.path.expanduser(str(ctx.config.get("base-dir")))), "config base-dir"
-    ledger = ctx.get("ledger", None)
-    if isinstance(ledger, dict):
-        bd = (ledger.get("expected") or {}).get("base_dir")
-        if bd:
-            return Path(bd), "ledger"
-    env = ctx.environ.get("NANOCHAT_BASE_DIR")
-    if env:
-        return Path(env), "$NANOCHAT_BASE_DIR"
-    home = ctx.environ.get("HOME")
-    if home:
-        default = Path(home) / ".cache" / "nanochat"
-        if default.is_dir():
-            return default, "default ~/.cache/nanochat"
-    return None
+    """(base dir, source) from the one resolver (inventory.base_dir_fact); after the job the default
+    ~/.cache/nanochat counts only when it exists."""
+    try:
+        bd = ctx.get("base_dir", None)
+    except Exception:
+        bd = None
+    if bd is None:
+        return None
+    if bd.default and not bd.path.is_dir():
+        return None
+    return bd.path, bd.source
 
 
 def get_profile(ctx: Any) -> Any:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 CONFIG_FILENAMES = ("preflight.yaml", "preflight.yml", ".preflight.yaml")
 MAX_CONFIG_BYTES = 1_000_000
@@ -183,7 +184,9 @@ def _read_yaml(path: Path) -> Any:
             raise ConfigError(f"{path}: not a regular file; refused")
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(f"{path}: file is {size} bytes; a config over {MAX_CONFIG_BYTES} bytes is refused")
-        text = path.read_text(encoding="utf-8")
+        from preflight.safeio import read_limited
+
+        text = read_limited(path, MAX_CONFIG_BYTES, "config").decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
@@ -213,7 +216,9 @@ def _read_pyproject(path: Path) -> Any:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES or not path.is_file():
             raise ConfigError(f"{path}: not a regular file under {MAX_CONFIG_BYTES} bytes; refused")
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        from preflight.safeio import read_limited
+
+        data = tomllib.loads(read_limited(path, MAX_CONFIG_BYTES, "pyproject.toml").decode("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -42,9 +42,9 @@ def _meta_keys(base: Path) -> set[str]:
         return set()
     for meta in reversed(metas[-4:]):
         try:
-            if meta.stat().st_size > MAX_META_BYTES:
-                continue
-            data = json.loads(meta.read_text(encoding="utf-8"))
+            from preflight.safeio import read_limited
+
+            data = json.loads(read_limited(meta, MAX_META_BYTES, "meta file").decode("utf-8"))
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
@@ -79,7 +79,7 @@ def detect(ctx: Any) -> tuple[str, str] | None:
         return None
     scored = []
     for name in CANDIDATES:
-        if "era_signs" not in ((_load_raw(name).get("evidence") or {})):
+        if "era_signs" not in (_load_raw(name).get("evidence") or {}):
             continue
         signs = (load_profile(name).data.get("evidence") or {}).get("era_signs") or {}
         score, log_hits, seen = 0.0, 0, []

@@ -48,9 +48,9 @@ class JobScript:
 
 def _read(path: Path) -> str | None:
     try:
-        if not path.is_file() or path.stat().st_size > MAX_SCRIPT_BYTES:
-            return None
-        return path.read_bytes().decode("utf-8", "replace")
+        from preflight.safeio import read_limited
+
+        return read_limited(path, MAX_SCRIPT_BYTES, "batch script").decode("utf-8", "replace")
     except OSError:
         return None
 

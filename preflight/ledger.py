@@ -21,9 +21,10 @@ import re
 import shlex
 import stat
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from preflight.facts import FactUnavailable
 
@@ -166,7 +167,7 @@ def jsonable(obj: Any) -> Any:
         return [jsonable(v) for v in obj]
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if hasattr(obj, "value") and isinstance(getattr(obj, "value"), (str, int)):  # enums
+    if hasattr(obj, "value") and isinstance(obj.value, (str, int)):  # enums
         return obj.value
     return str(obj)
 
@@ -421,7 +422,10 @@ def read_ledger(path: Path) -> Ledger:
         size = st.st_size
         if size > MAX_LEDGER_BYTES:
             raise ValueError(f"{path}: {size} bytes is too large for a ledger")
-        data = json.loads(path.read_text(encoding="utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
+        from preflight.safeio import read_limited
+
+        data = json.loads(read_limited(path, MAX_LEDGER_BYTES, "ledger").decode("utf-8"), parse_float=_finite_float,
+                          parse_constant=_no_constant)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, digit limit
         raise ValueError(f"{path}: unreadable ledger ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or "job_id" not in data:

@@ -26,8 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from preflight import steplines
-from preflight.phases import (CKPT_DIR_RE, MARKER_NAMES, SCRIPT_PHASE, TRAINER_SCRIPTS, is_train_phase,
-                              script_of_dir_word, train_script_of)
+from preflight.phases import (
+    CKPT_DIR_RE,
+    MARKER_NAMES,
+    SCRIPT_PHASE,
+    TRAINER_SCRIPTS,
+    is_train_phase,
+    script_of_dir_word,
+    train_script_of,
+)
 from preflight.redact import redact
 
 MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
@@ -244,6 +251,7 @@ class Segment:
     footgun: Event | None = None
     failed_marker: Event | None = None  # torchrun "scripts.X FAILED" (data: script, exitcode, rank)
     header: Event | None = None  # the echo header that opened the segment ("[3/5] Midtraining ...")
+    placed_by_step: int | None = None  # the batch-script step it was paired with (logset.align_with_steps)
     content: bool = False  # saw anything besides start lines
 
     @property
@@ -504,8 +512,10 @@ class _Indexer:
             self._open_traceback(line, rank)
             return
         if s.startswith("Overriding"):
-            if seg.content or (seg.overrides and seg.device):
+            if seg.content:
                 seg = self._start(line)
+            elif seg.overrides and seg.device:  # Overriding prints before device autodetection: a new process
+                seg = self.seg = self._new_segment(line)
             mo = OVERRIDE_RE.match(s)
             if mo:
                 seg.overrides[mo.group(1)] = mo.group(2).strip()

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.logindex import LogIndex, Segment, TracebackRecord, Event, index_log
 from preflight.loggrammar import grammar_for
+from preflight.logindex import Event, LogIndex, Segment, TracebackRecord, index_log
 
 # X.out -> X.err, X.stdout -> X.stderr, X-out.log -> X-err.log ...
 SIBLING_SUFFIXES = ((".out", ".err"), (".stdout", ".stderr"), ("-out.log", "-err.log"), ("_out.log", "_err.log"),
@@ -302,6 +303,10 @@ def logs_fact(ctx: Any) -> LogSet:
     companions, result.streams = find_streams(ctx, given) if given else ([], None)
     for path, _why in companions:
         result.logs.append(index(path))
+    js = ctx.get("jobscript", None)
+    if js is not None and js.steps and profile is not None:
+        for ix in result.logs:
+            align_with_steps(ix, js.steps, profile)
     if not result.logs and not result.missing:
         raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
     return result
@@ -309,3 +314,28 @@ def logs_fact(ctx: Any) -> LogSet:
 
 def iter_segments(logs: LogSet, phase: str) -> Iterator[Segment]:
     yield from logs.by_phase(phase)
+
+
+def align_with_steps(ix: LogIndex, steps: list[Any], profile: Any) -> int:
+    """Give each process of a log that printed nothing identifying the phase of its step in the
+    batch script, by order: configurator start blocks (``Overriding:``) pair with the steps whose
+    module uses the configurator; without them, device lines pair with every step. Only when the
+    counts agree and every process that knows its phase agrees with its step (no guessing).
+    Returns how many processes were placed."""
+    starts = [s for s in ix.segments if s.overrides]
+    if starts:
+        wanted = [st for st in steps if st.module and profile.uses_configurator(st.module)]
+    else:
+        starts = [s for s in ix.segments if s.device]
+        wanted = list(steps)
+    if not starts or len(starts) != len(wanted):
+        return 0
+    if any(seg.phase and st.phase and seg.phase != st.phase for seg, st in zip(starts, wanted, strict=False)):
+        return 0
+    placed = 0
+    for seg, st in zip(starts, wanted, strict=False):
+        if seg.phase is None and st.phase:
+            seg.marker = st.phase
+            seg.placed_by_step = st.index
+            placed += 1
+    return placed

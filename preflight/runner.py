@@ -6,9 +6,10 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from preflight.context import Context, FactError
 from preflight.facts import FactUnavailable, Skip
@@ -45,7 +46,7 @@ class Selection:
     ignore: list[str]
 
     @classmethod
-    def from_config(cls, config: Any) -> "Selection":
+    def from_config(cls, config: Any) -> Selection:
         return cls(select=list(config["select"]) + list(config.get("extend-select", [])),
                    ignore=list(config.get("ignore", [])))
 
@@ -302,8 +303,10 @@ def _suppressions(ctx: Context) -> list[Suppression]:
     sups: list[Suppression] = []
     if script is not None:
         try:
-            with open(script, "rb") as fh:
-                data = fh.read(50_000_000)
+            from preflight.safeio import read_limited
+            from preflight.script.parser import MAX_SCRIPT_BYTES
+
+            data = read_limited(script, MAX_SCRIPT_BYTES, "batch script")
             if b"\0" not in data[:8192]:
                 sups = parse_suppressions(data.decode("utf-8", errors="replace"))
         except OSError:

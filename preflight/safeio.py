@@ -17,8 +17,9 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 # what the text report prints, for streams that cannot encode it (ASCII locales, cp1252 consoles)
 ASCII_SYMBOLS = str.maketrans({"✗": "x", "·": "-", "✅": "ok", "❌": "x", "⚠": "!", "⏭": ">>", "💥": "!!",
@@ -41,8 +42,8 @@ class GuardedStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        from preflight.reporters import defuse_commands
         from preflight.redact import redact
+        from preflight.reporters import defuse_commands
 
         if not isinstance(text, str) or not text:
             return self._stream.write(text)
@@ -85,6 +86,40 @@ def stdout_to_stderr() -> Iterator[None]:
             if saved_fd is not None:
                 os.dup2(saved_fd, 1)
                 os.close(saved_fd)
+
+
+class NotReadable(OSError):
+    """A file a reader refuses before reading it: not a regular file, or over its byte budget."""
+
+
+def read_limited(path: Path | str, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Opened without blocking (a FIFO's open returns at once), then checked on the open descriptor (a
+    link is followed and its target checked: ``/dev/zero``, a device, a FIFO are refused), and never
+    more than ``limit`` bytes are read, whatever the size was when checked.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotReadable(f"{path} is not a regular file (a FIFO, device or socket); not read")
+        if st.st_size > limit:
+            raise NotReadable(f"{path} is {st.st_size:,} bytes; a {what} over {limit:,} bytes is not read")
+        os.set_blocking(fd, True)
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise NotReadable(f"{path} grew past {limit:,} bytes while read; a {what} that large is not read")
+        return data
+    finally:
+        os.close(fd)
 
 
 class UnsafeTarget(Exception):

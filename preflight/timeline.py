@@ -27,7 +27,7 @@ class Process:
     phase: str | None
     script: str | None
     steps: int
-    placed_by: str  # header | script | steps | cascade | neighbour | unknown
+    placed_by: str  # header | step order | marker | script | steps | cascade | neighbour | unknown
     crash: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -69,6 +69,8 @@ def _placed(seg: Any) -> tuple[str | None, str]:
 
     if seg.header is not None:
         return seg.phase, "header"
+    if seg.placed_by_step is not None:
+        return seg.phase, "step order"
     if seg.marker:
         return seg.phase, "marker"
     if seg.phase:

@@ -7,10 +7,9 @@ job's .out, a sourced file that is not there, and an ``#SBATCH`` line cut short 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from preflight.checks.script import _p, _readable
 from preflight.model import Finding
 from preflight.plan import trainer_invocations
 from preflight.redact import is_secret_name, mask
@@ -40,7 +39,7 @@ def training_not_visible(script, profile) -> Iterator[Finding]:
     How to fix: write the launch out (``torchrun ... -m scripts.base_train -- ...``), or build
     it from values set in the script; preflight then checks it.
     """
-    _readable(script)
+    script.require_readable()
     visible = trainer_invocations(script, profile)
     for model in script.walk():
         for line, file, why in model.hidden:
@@ -105,7 +104,7 @@ def xtrace_leaks_secret(script) -> Iterator[Finding]:
     How to fix: ``set +x`` before the line and ``set -x`` after it, or set the secret before
     turning xtrace on (better: keep it out of the script, e.g. ``~/.netrc``).
     """
-    _readable(script)
+    script.require_readable()
     for model in script.walk():
         switches = _xtrace_switches(model)
         if not any(on for _, on, _ in switches):
@@ -145,21 +144,25 @@ def _guarded(model, cmd, path: str) -> bool:
                and any(name in w for w in c.raw_words) for c in model.commands if c.line <= cmd.line)
 
 
-_CREATES_RE = re.compile(r"^(?:uv (?:venv|sync)|python\S* -m venv|virtualenv|conda create|mamba create|mkdir|cp|ln|"
-                         r"wget|curl|git clone|tar|unzip|cat|echo|printf|touch|mv|install)\b")
+_VENV_RE = re.compile(r"^(?:uv (?:venv|sync)|python\S* -m venv|virtualenv|conda create|mamba create|micromamba create)\b")
+_CREATES_RE = re.compile(r"^(?:mkdir|cp|ln|wget|curl|git clone|tar|unzip|cat|echo|printf|touch|mv|install|rsync)\b")
 
 
 def _created_before(model, cmd, path: str) -> bool:
-    """An earlier command may create the file (`uv venv` then `source .venv/bin/activate`)."""
-    first = path.split("/")[0] if not path.startswith("/") else path.split("/")[1]
+    """An earlier command may create the file: `uv venv` / `uv sync` before `source .venv/bin/activate`,
+    `cp x.template x` or `echo ... > x` before `source x`."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    first, name = (parts[0] if parts else ""), (parts[-1] if parts else "")
+    venv = "activate" in name or any(p in ("bin", "etc") for p in parts[:-1])
     for c in model.commands:
         if c.line >= cmd.line:
             break
         text = " ".join(c.words)
-        if _CREATES_RE.match(text) and (c.name in ("uv", "virtualenv", "conda", "mamba") or "venv" in text
-                                        or any(first and first in w for w in c.words[1:])):
+        if venv and _VENV_RE.match(text):
             return True
-        if any(first and first in target for _op, target in c.redirects):
+        if _CREATES_RE.match(text) and any(first in w or name in w for w in c.words[1:]):
+            return True
+        if any(name in target for _op, target in c.redirects):
             return True
     return False
 
@@ -184,7 +187,7 @@ def sourced_file_missing(script) -> Iterator[Finding]:
     How to fix: create the file (``cp slurm/machine_config.sh.template slurm/machine_config.sh``
     and fill it in), fix the path, or guard it: ``[ -f FILE ] && source FILE``.
     """
-    _readable(script)
+    script.require_readable()
     for model in script.walk():
         for cmd, path, tried in model.missing_includes:
             if _guarded(model, cmd, path) or _created_before(model, cmd, path):
@@ -198,7 +201,7 @@ def sourced_file_missing(script) -> Iterator[Finding]:
             else:
                 hint, fix = "", f"create {path}, fix the path, or guard it: [ -f {path} ] && {cmd.name} {path}"
             yield Finding(f"line {cmd.line} {what} {path}, which does not exist{hint}: the job fails there",
-                          path=_p(script, cmd), line=cmd.line, fix=fix)
+                          path=script.file_of(cmd), line=cmd.line, fix=fix)
 
 
 @check("SB026", "directive-comment-cut", severity="error")
@@ -217,7 +220,7 @@ def directive_comment_cut(script) -> Iterator[Finding]:
     How to fix: quote the value (``--job-name="run#2"``) or leave ``#`` out of it; put each
     option on its own ``#SBATCH`` line.
     """
-    _readable(script)
+    script.require_readable()
     for d in script.active_directives():
         if not d.cut:
             continue

@@ -6,9 +6,8 @@ COMPLETED, and a ``timeout`` that SLURM's time limit always beats.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
-from preflight.checks.script import _p, _readable
 from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.plan import trainer_invocations
@@ -41,7 +40,7 @@ def idle_nodes(script, job_env) -> Iterator[Finding]:
     ``srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --rdzv_backend=c10d
     --rdzv_endpoint=$MASTER_ADDR:29500 ...``.
     """
-    _readable(script)
+    script.require_readable()
     nodes = job_env.nodes
     if nodes <= 1:
         raise Skip("the job asks for one node")
@@ -59,7 +58,7 @@ def idle_nodes(script, job_env) -> Iterator[Finding]:
     where = job_env.sbatch_source.get("nodes", "")
     yield Finding(f"--nodes={job_env.sbatch.get('nodes')} ({where}) but nothing launches across nodes: {what} "
                   f"(line {inv.line}) runs on the batch node only and {nodes - 1} node(s) stay idle{waits}",
-                  path=_p(script, inv), line=inv.line,
+                  path=script.file_of(inv), line=inv.line,
                   fix="ask for --nodes=1, or launch one torchrun per node with srun --ntasks-per-node=1 "
                       "(torchrun --nnodes=$SLURM_NNODES --rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29500)")
 
@@ -171,7 +170,7 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
     How to fix: end the handler with ``exit 1`` (``|| { echo "failed: $?"; exit 1; }``), or
     give the ``if`` an ``else exit 1``.
     """
-    _readable(script)
+    script.require_readable()
     trainers = trainer_invocations(script, profile)
     if not trainers:
         raise Skip("the script runs no training phase preflight can see")
@@ -190,7 +189,7 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
             if how:
                 reported.add((outer.file, outer.line))
                 yield Finding(f"{inv.module} (line {inv.line}) can crash and the job still ends COMPLETED: its failure "
-                              f"is swallowed by {how}", path=_p(script, inv), line=inv.line,
+                              f"is swallowed by {how}", path=script.file_of(inv), line=inv.line,
                               fix='end the failure branch with `exit 1` (|| { echo "failed: $?"; exit 1; })')
 
 
@@ -210,7 +209,7 @@ def timeout_not_before_limit(script, job_env) -> Iterator[Finding]:
     How to fix: make the timeout end well before the limit (``timeout 47h`` for ``-t 48:00:00``,
     leaving time for what runs before and after), or drop it and rely on ``--save_every``.
     """
-    _readable(script)
+    script.require_readable()
     limit = job_env.time_limit_s
     if limit is None:
         raise Skip("the job sets no --time (or an unlimited one)")
@@ -221,6 +220,6 @@ def timeout_not_before_limit(script, job_env) -> Iterator[Finding]:
         yield Finding(f"timeout {inv.timeout} ({_hours(seconds)}) around {inv.module or inv.script_file} "
                       f"(line {inv.line}) cannot fire before --time={job_env.sbatch.get('time')} ({_hours(limit)}) "
                       "ends the job: SLURM kills it first and the script's timeout handling never runs",
-                      path=_p(script, inv), line=inv.line,
+                      path=script.file_of(inv), line=inv.line,
                       fix=f"use a timeout well under the limit (e.g. timeout {max(1, int(limit * 0.95 // 60))}m) "
                           "or drop it")

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import re
 import signal
-from typing import Iterator
+from collections.abc import Iterator
 
-from preflight.checks.script import _p, _readable
 from preflight.model import Finding
-from preflight.registry import check
 from preflight.plan import trainer_invocations
+from preflight.registry import check
 
 _SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")
 _FORWARD_EXAMPLE = "scripts/speedrun.slurm"
@@ -101,7 +100,7 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
     trainer with ``srun``. For upstream trainers a trap cannot save anything: pass
     ``--save_every`` and resume from the last checkpoint.
     """
-    _readable(script)
+    script.require_readable()
     value = job_env.sbatch.get("signal")
     if not value:
         yield from _term_trap(script, profile)
@@ -123,7 +122,7 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
             inv = direct[0]
             yield Finding(f"--signal={value} has no B:, so SLURM sends SIG{name} to srun job steps only; {inv.module} "
                           f"(line {inv.line}) is started by the batch shell itself and never receives it: the job runs "
-                          "into its time limit without saving", path=_p(script, inv), line=inv.line,
+                          "into its time limit without saving", path=script.file_of(inv), line=inv.line,
                           fix=f"#SBATCH --signal=B:{name}@<seconds> with a trap that forwards it to the trainer "
                               f"(see {_FORWARD_EXAMPLE}), or start the trainer with srun")
         return
@@ -141,7 +140,7 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
         inv = foreground[0]
         yield Finding(f"{inv.module} (line {inv.line}) runs in the foreground: bash runs the {name} trap only after it "
                       "ends, so the trainer never gets the signal and is killed at the time limit",
-                      path=_p(script, inv), line=inv.line,
+                      path=script.file_of(inv), line=inv.line,
                       fix="start it with `&`, then `PID=$!; wait $PID || wait $PID` (a trapped signal ends the first "
                           f"wait early; see {_FORWARD_EXAMPLE})")
         return
@@ -151,7 +150,7 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
     if long_before:
         inv = long_before[0]
         yield Finding(f"the {name} trap (line {trap.line}) is set after {inv.module} (line {inv.line}) runs in the "
-                      "foreground: a signal during it kills the batch shell", path=_p(script, trap), line=trap.line,
+                      "foreground: a signal during it kills the batch shell", path=script.file_of(trap), line=trap.line,
                       fix="move the trap (and the function it calls) above the first command of the script")
 
 
@@ -170,7 +169,7 @@ def _term_trap(script, profile) -> Iterator[Finding]:
     yield Finding(f"`{' '.join(trap.words[:2])} ... TERM` (line {trap.line}) cannot make {inv.module} save at the time "
                   f"limit: {when}SLURM sends SIGTERM to the trainer too, and the {profile.name} era's trainers do not "
                   "save on a signal, so it dies with only what --save_every saved",
-                  path=_p(script, trap), line=trap.line,
+                  path=script.file_of(trap), line=trap.line,
                   fix=f"pass --save_every=N to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP; "
                       "the trap can only report, not save")
 

@@ -17,9 +17,11 @@ their variables UNKNOWN, but conditions inside it are still decided where they c
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from preflight.script.conditions import Conditions
+from preflight.script.model import MAX_VALUE_CHARS
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 
 
@@ -119,7 +121,7 @@ class Evaluator(Conditions):
 
     def subst(self, text: str, _depth: int = 0) -> str | None:
         """Parameter expansion of unquoted/double-quoted text; None if anything is unknown."""
-        if "$(" in text or "`" in text or _depth > 4:
+        if "$(" in text or "`" in text or _depth > 4 or len(text) > MAX_VALUE_CHARS:
             return None
         if "$" in _PARAM_RE.sub("", text):
             return None  # a form we do not evaluate: ${#X}, ${X%y}, ${A[0]}, $((..))
@@ -146,7 +148,7 @@ class Evaluator(Conditions):
             return val or ""
 
         out = _PARAM_RE.sub(one, text)
-        return None if unknown else out
+        return None if unknown or len(out) > MAX_VALUE_CHARS else out  # `A=$A$A` 40 times: unknown, not 1 TB
 
     def expand_raw(self, raw: str) -> str | None:
         """A word as written (with its quotes) -> its value after expansion and quote removal."""
@@ -183,7 +185,8 @@ class Evaluator(Conditions):
                     return None
                 out.append(v)
                 i = j
-        return "".join(out)
+        value = "".join(out)
+        return value if len(value) <= MAX_VALUE_CHARS else None
 
     def expand_words(self, raws: list[str]) -> list[str] | None:
         """Raw words -> words, as bash splits them: "$@" gives each argument, an unquoted

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 ASSIGN_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?)=(.*)$", re.S)
+# The expansion budget of one value_at/expand call: a script is data, and its expansion work must stay
+# bounded whatever it holds (30 `export PATH=$PATH:/opt/x` lines re-expanded every earlier assignment:
+# 2^30 steps; `A=$A$A` doubles the value). Each (name, line) is expanded once per call (memoised); past
+# the budget, the nesting or the value size, the value is unknown (None), as for a $(command).
+MAX_EXPANSIONS = 20_000
+MAX_MODEL_EXPANSIONS = 2_000_000  # assignments looked at, over every call on one script
+MAX_EXPANSION_NESTING = 64  # ~6 frames a level: well inside a thread's recursion limit
+MAX_VALUE_CHARS = 65_536
+
 VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -18,7 +27,7 @@ _JOB_VARS = {"SLURM_NNODES": ("nodes", "N"), "SLURM_JOB_NUM_NODES": ("nodes", "N
              "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"), "SLURM_NTASKS_PER_NODE": ("ntasks-per-node",)}
 
 
-def own_job(script: "ScriptModel | None", environ: dict[str, str]) -> str | None:
+def own_job(script: ScriptModel | None, environ: dict[str, str]) -> str | None:
     """The job id when preflight runs inside the job of this very script (its first step, as in
     scripts/speedrun.slurm): SLURM_JOB_ID is set and SLURM_JOB_NAME is the script's job name (its
     --job-name, else its file name, which is what sbatch names a job). Then the allocation, not the
@@ -149,7 +158,7 @@ class ScriptModel:
     shebang: str | None = None
     crlf_lines: int = 0
     cd_targets: list[str] = field(default_factory=list)
-    includes: list["ScriptModel"] = field(default_factory=list)
+    includes: list[ScriptModel] = field(default_factory=list)
     include_lines: dict[str, int] = field(default_factory=dict)  # included file -> line of the call
     size: int = 0
     hidden: list[tuple[int, str, str]] = field(default_factory=list)  # (line, file, why) launches not visible
@@ -163,13 +172,29 @@ class ScriptModel:
     evaluated: bool = False  # False: the block structure was not understood; every branch counts
     problems_eval: str | None = None  # why it was not evaluated
     _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
+    _by_name: tuple = field(default=(-1, {}), repr=False)  # (assignment count, name -> assignments)
+    _expansion_steps: int = field(default=0, repr=False)  # across every call: past MAX_MODEL_EXPANSIONS, unknown
 
     # -- aggregated views (this script plus the scripts it runs) -----------------------------
     @property
     def ok(self) -> bool:
         return not self.problems
 
-    def walk(self) -> Iterator["ScriptModel"]:
+    def require_readable(self) -> None:
+        """For checks: skip when the file could not be read (script-unparsable reports it)."""
+        if not self.ok:
+            from preflight.facts import Skip
+
+            raise Skip("the script could not be read (see script-unparsable)")
+
+    def file_of(self, item: object = None) -> str:
+        """The file a command or invocation came from (a sourced or run script's), else this one."""
+        file = getattr(item, "file", None)
+        if file and file != "<script>":
+            return file
+        return str(self.path) if self.path else "<script>"
+
+    def walk(self) -> Iterator[ScriptModel]:
         yield self
         for inc in self.includes:
             yield from inc.walk()
@@ -202,25 +227,66 @@ class ScriptModel:
         return found
 
     def value_at(self, name: str, line: int | None = None, file: str | None = None,
-                 environ: dict[str, str] | None = None) -> str | None:
+                 environ: dict[str, str] | None = None, _memo: dict | None = None) -> str | None:
         """The value of $name just before ``line`` (of ``file``): the script's own assignments
         (last one wins, a default-only assignment keeps an earlier value), else ``environ``."""
+        memo: dict = {} if _memo is None else _memo
+        key = (name, line, file)
+        if key in memo:
+            return memo[key]
+        memo["#steps"] = memo.get("#steps", 0) + 1
+        self._expansion_steps += 1
+        if (memo["#steps"] > MAX_EXPANSIONS or memo.get("#nesting", 0) > MAX_EXPANSION_NESTING
+                or self._expansion_steps > MAX_MODEL_EXPANSIONS):
+            return None
+        memo["#nesting"] = memo.get("#nesting", 0) + 1
+        try:
+            value = self._value_at(name, line, file, environ, memo)
+        except RecursionError:  # a deep chain through other names' values
+            value = None
+        finally:
+            memo["#nesting"] -= 1
+        if value is not None and len(value) > MAX_VALUE_CHARS:
+            value = None
+        memo[key] = value
+        return value
+
+    def _value_at(self, name: str, line: int | None, file: str | None, environ: dict[str, str] | None,
+                  memo: dict) -> str | None:
         value = (environ or {}).get(name)
         if name in _JOB_VARS and not own_job(self, environ or {}):
             # SLURM sets these at job start: the submitting shell's values (an salloc) do not reach the job
             value = self._job_var(name)
-        for a in self.all_assignments:
-            if a.name != name:
-                continue
-            if file is not None and line is not None and a.file == file and a.line >= line:
-                continue
-            if a.default_only and value:
-                continue
-            if a.resolved is not None and re.search(r"\$\{?[0-9#@*]", a.value):
-                value = a.resolved  # an argument of the script ($1, $@): only the evaluation knows it
-                continue
-            value = self.expand(a.value, a.line, a.file, environ, _depth=1) or a.value
+        named = self._assignments_named(name)
+        self._expansion_steps += len(named)
+        applicable = [a for a in named
+                      if not (file is not None and line is not None and a.file == file and a.line >= line)]
+        # only the last plain assignment and the default-only ones (${X:=...}) after it decide the value:
+        # the earlier ones are never expanded (each one's own $name is the recursion, memoised)
+        last_plain = len(applicable) - 1
+        while last_plain >= 0 and applicable[last_plain].default_only:
+            last_plain -= 1
+        if last_plain >= 0:
+            value = self._assigned_value(applicable[last_plain], environ, memo)
+        for a in applicable[last_plain + 1:]:
+            if not value:
+                value = self._assigned_value(a, environ, memo)
         return value
+
+    def _assigned_value(self, a: Assignment, environ: dict[str, str] | None, memo: dict) -> str | None:
+        if a.resolved is not None and re.search(r"\$\{?[0-9#@*]", a.value):
+            return a.resolved  # an argument of the script ($1, $@): only the evaluation knows it
+        return self.expand(a.value, a.line, a.file, environ, _depth=1, _memo=memo) or a.value
+
+    def _assignments_named(self, name: str) -> list[Assignment]:
+        """all_assignments of one name, indexed once (and again if a followed script added some)."""
+        count = sum(len(m.assignments) for m in self.walk())
+        if self._by_name[0] != count:
+            index: dict[str, list[Assignment]] = {}
+            for a in self.all_assignments:
+                index.setdefault(a.name, []).append(a)
+            self._by_name = (count, index)
+        return self._by_name[1].get(name, [])
 
     def _job_var(self, name: str) -> str | None:
         """What SLURM sets in the job for this script's own directives (SLURM_NNODES, SLURM_GPUS_ON_NODE...)."""
@@ -233,19 +299,20 @@ class ScriptModel:
         return None if n is None else str(n)
 
     def expand(self, text: str, line: int | None = None, file: str | None = None,
-               environ: dict[str, str] | None = None, _depth: int = 0) -> str | None:
+               environ: dict[str, str] | None = None, _depth: int = 0, _memo: dict | None = None) -> str | None:
         """Expand $VAR/${VAR}/${VAR:-default} in text; None if a variable has no known value."""
         if text is None:
             return None
-        if _depth > 5:
+        if _depth > 5 or len(text) > MAX_VALUE_CHARS:
             return None
+        memo: dict = {} if _memo is None else _memo
         missing = False
 
         def sub(m: re.Match) -> str:
             nonlocal missing
             name = m.group(1) or m.group(4)
             op, default = m.group(2), m.group(3)
-            val = self.value_at(name, line, file, environ) if _depth < 5 else None
+            val = self.value_at(name, line, file, environ, memo) if _depth < 5 else None
             if op in (":-", "-", ":=", "=") and not val:
                 return default or ""
             if val is None:
@@ -254,21 +321,21 @@ class ScriptModel:
             return val
 
         out = VAR_RE.sub(sub, text)
-        if missing:
+        if missing or len(out) > MAX_VALUE_CHARS:
             return None
         if "$((" in out:
-            out = self._arithmetic(out, line, file, environ, _depth)
+            out = self._arithmetic(out, line, file, environ, _depth, memo)
         if out is None or "$(" in out or "`" in out:
             return None
         return out
 
     def _arithmetic(self, text: str, line: int | None, file: str | None, environ: dict[str, str] | None,
-                    depth: int) -> str | None:
+                    depth: int, memo: dict | None = None) -> str | None:
         """$(( expr )) replaced by its value (names in it are variables); None if one is unknown."""
         from preflight.script.arith import evaluate
 
         def lookup(name: str) -> str | None:
-            return self.value_at(name, line, file, environ) if depth < 5 else None
+            return self.value_at(name, line, file, environ, memo) if depth < 5 else None
 
         out, pos = [], 0
         while (start := text.find("$((", pos)) >= 0:

@@ -7,14 +7,15 @@ import re
 from pathlib import Path
 
 from preflight.script.commands import State, commands_from_tokens
+from preflight.script.evaluator import Evaluator
 from preflight.script.launchers import find_invocations
 from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Command, ScriptModel
-from preflight.script.evaluator import Evaluator
 from preflight.script.sbatch import parse_directive
 from preflight.script.tree import Malformed, build_tree
 
-MAX_SCRIPT_BYTES = 50 * 1024 * 1024
+# SLURM refuses batch scripts over 4 MiB by default; a bigger "script" is not one (a 45 MB one hung the evaluator)
+MAX_SCRIPT_BYTES = 4 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 4
 MAX_QUOTE_JOIN = 200  # lines a quoted string may span before we call it unterminated
 
@@ -30,10 +31,12 @@ def _read_script(path: Path) -> tuple[str | None, list[str], int]:
     if size > MAX_SCRIPT_BYTES:
         return None, [f"{path} is {size / 1e6:.0f} MB; a batch script over {MAX_SCRIPT_BYTES // (1024 * 1024)} MB "
                       "is not parsed (is this really the script?)"], size
+    from preflight.safeio import read_limited
+
     try:
-        data = path.read_bytes()
+        data = read_limited(path, MAX_SCRIPT_BYTES, "batch script")
     except OSError as exc:
-        return None, [f"cannot read {path}: {exc.strerror or exc}"], size
+        return None, [str(exc) if not exc.strerror else f"cannot read {path}: {exc.strerror}"], size
     if b"\x00" in data[:65536]:
         return None, [f"{path} is a binary file (NUL bytes), not a batch script"], size
     try:

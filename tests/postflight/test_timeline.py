@@ -210,3 +210,19 @@ def test_truncated_and_interleaved_tracebacks_give_a_verdict(tmp_path):
     assert phases(report)["mid"]["status"] == "failed"
     crashed = findings(report, "LOG002")
     assert len(crashed) <= 2 and all(f["data"]["phase"] == "mid" for f in crashed)
+
+
+def test_processes_without_headers_take_their_phase_from_the_script_order(tmp_path):
+    (tmp_path / "logs").mkdir()
+    bare = "\n".join(x for x in L.SEED_OUT.splitlines() if not x.startswith("[")) + "\n"
+    (tmp_path / "logs" / "76324.out").write_text(bare)  # nothing but start lines: which phase is which?
+    script = SEED_SCRIPT.replace("echo", "# echo")
+    (tmp_path / "job.sbatch").write_text(script)
+    report, _, _ = verify(tmp_path, "--log", "logs/76324.out")
+    assert phases(report)["mid"]["status"] == "not-run"  # no script: nothing says which phase started
+    report, _, _ = verify(tmp_path, "--log", "logs/76324.out", "--script", "job.sbatch")
+    ph = phases(report)
+    assert ph["mid"]["status"] == "failed" and ph["sft"]["status"] == "failed"
+    assert "logs/76324.err" in ph["mid"]["cause"]
+    placed = [p["placed_by"] for p in report["timeline"]["processes"]]
+    assert placed == ["step order", "step order"]
