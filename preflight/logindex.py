@@ -338,6 +338,7 @@ class _Indexer:
         self.anchor = _anchor_re(self.grammar.anchors())
         self.chain_pending: dict[str, tuple[TracebackRecord, int]] = {}  # rank -> (record, line of the chain text)
         self.last_closed: dict[str, TracebackRecord] = {}
+        self._saturated: set[int] = set()  # id() of segments holding MAX_TB_PER_SEGMENT distinct tracebacks
         self.last_failed: Event | None = None
         self.find_runs = steplines.runs_regex  # for blocks that come without their runs
         self.mid_script = "mid_train" if mid_style_phase == "mid" else "chat_sft"
@@ -740,8 +741,12 @@ class _Indexer:
             return
         rec._added = True
         if len(seg.tracebacks) >= MAX_TB_PER_SEGMENT:  # 10,000 identical tracebacks: keep counting, not storing
-            self._fold_segment(seg)
+            if id(seg) not in self._saturated:
+                self._fold_segment(seg)
             if len(seg.tracebacks) >= MAX_TB_PER_SEGMENT:
+                # still full of distinct ones: count the rest; folding again for each (a million distinct
+                # tracebacks) was quadratic
+                self._saturated.add(id(seg))
                 seg.tracebacks[-1].copies += 1
                 return
         seg.tracebacks.append(rec)

@@ -114,3 +114,24 @@ def test_findings_per_check_are_capped(tally):
     assert findings[-1].message == f"... and {20_001 - MAX_FINDINGS_PER_CHECK + 1} more floods findings not shown"
     assert findings[0].message == "the one error among them", "the worst finding must survive the cap"
     assert result.verdict == "fail"
+
+
+def test_many_distinct_tracebacks_are_not_refolded_each_time(tmp_path, monkeypatch, tally):
+    """A log with thousands of distinct tracebacks in one process: the segment was re-folded for every
+    traceback past the cap (quadratic; a million took minutes). Folding now happens once per segment."""
+    from preflight import logindex
+
+    tally.tried("log")
+    lines = ["Overriding: run = dummy"]
+    for i in range(3000):
+        lines += ["Traceback (most recent call last):", f'  File "/x/scripts/base_train.py", line {i}, in <module>',
+                  "    boom()", f"ValueError: distinct failure {i}"]
+    log = tmp_path / "run.log"
+    log.write_text("\n".join(lines) + "\n")
+    folds = []
+    real = logindex._Indexer._fold_segment
+    monkeypatch.setattr(logindex._Indexer, "_fold_segment", staticmethod(lambda seg: folds.append(1) or real(seg)))
+    index = logindex.index_log(log)
+    assert len(folds) <= 3, f"the segment was folded {len(folds)} times"
+    kept = index.tracebacks
+    assert len(kept) <= logindex.MAX_TB_PER_SEGMENT and sum(t.copies for t in kept) >= 3000
