@@ -8,8 +8,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 # Measure what users get: bytecode cached after the first run. Some sandboxes export
 # PYTHONDONTWRITEBYTECODE=1, which would recompile every module of every child on every start.

@@ -47,11 +47,19 @@ def bench(tiny: bool = False) -> list:
         landed = s["code"].startswith("as landed")
         label = f"trainer d{s['depth']}, 1 GPU (H200, recorded)"
         code = "" if landed else "; NOT the landed code: " + s["code"].split(":", 1)[0]
-        rows.append(Row(what=f"{label}: tok/sec", ours=float(b["tok_per_sec"]), unit="tok/s",
-                        baseline=float(c["tok_per_sec"]), baseline_what="classic nanochat 507d542, same call",
-                        target=f"≥ {target:.2f}× classic, loss gap ≤ 1e-2", meets=(s["ratio"] >= target and s["max_loss_gap"] <= 1e-2) if landed else None,
-                        note=f"{when}; steps {b['steps_in_median']}; wall-clock ratio {s['wall_ratio']}; MFU {b['mfu']}% vs {c['mfu']}%; "
-                             f"max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}){code}{hint}"))
+        rows.append(
+            Row(
+                what=f"{label}: tok/sec",
+                ours=float(b["tok_per_sec"]),
+                unit="tok/s",
+                baseline=float(c["tok_per_sec"]),
+                baseline_what="classic nanochat 507d542, same call",
+                target=f"≥ {target:.2f}× classic, loss gap ≤ 1e-2",
+                meets=(s["ratio"] >= target and s["max_loss_gap"] <= 1e-2) if landed else None,
+                note=f"{when}; steps {b['steps_in_median']}; wall-clock ratio {s['wall_ratio']}; MFU {b['mfu']}% vs {c['mfu']}%; "
+                f"max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}){code}{hint}",
+            )
+        )
         rows.append(Row(what=f"{label}: peak memory", ours=float(b["peak_mib"]), unit="MiB", baseline=float(c["peak_mib"]),
                         baseline_what="classic nanochat 507d542, same call", target="≤ classic",
                         meets=b["peak_mib"] <= c["peak_mib"] if landed else None,

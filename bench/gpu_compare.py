@@ -48,9 +48,14 @@ def parse(path):
         med_dt = statistics.median(steps[s]["dt"] for s in late)
         last = late[-1]
         wall = (steps[last]["ts"] - steps[10]["ts"]) / (last - 10) if 10 in steps and steps[10]["ts"] else None
-        out.update(steps_in_median=f"11-{last}", median_dt_ms=round(med_dt, 1), tok_per_sec=round(batch / (med_dt / 1000)),
-                   mfu=round(statistics.median(steps[s]["mfu"] for s in late), 2),
-                   wall_tok_per_sec=round(batch / wall) if wall else None, first_step_s=round(steps[0]["dt"] / 1000, 1) if 0 in steps else None)
+        out.update(
+            steps_in_median=f"11-{last}",
+            median_dt_ms=round(med_dt, 1),
+            tok_per_sec=round(batch / (med_dt / 1000)),
+            mfu=round(statistics.median(steps[s]["mfu"] for s in late), 2),
+            wall_tok_per_sec=round(batch / wall) if wall else None,
+            first_step_s=round(steps[0]["dt"] / 1000, 1) if 0 in steps else None,
+        )
     return out
 
 def summary(paths):
@@ -61,11 +66,20 @@ def summary(paths):
         if not name.startswith("b") or not c or "tok_per_sec" not in r or "tok_per_sec" not in c:
             continue
         common = sorted(set(r["loss"]) & set(c["loss"]))
-        comparisons.append(dict(
-            bundled=name, classic=c["name"], ratio=round(r["tok_per_sec"] / c["tok_per_sec"], 4),
-            wall_ratio=round(r["wall_tok_per_sec"] / c["wall_tok_per_sec"], 4) if r.get("wall_tok_per_sec") and c.get("wall_tok_per_sec") else None,
-            max_loss_gap=round(max(abs(r["loss"][s] - c["loss"][s]) for s in common), 6) if common else None,
-            loss_steps=f"{common[0]}-{common[-1]}" if common else "", peak_mib=r["peak_mib"], classic_peak_mib=c["peak_mib"]))
+        comparisons.append(
+            dict(
+                bundled=name,
+                classic=c["name"],
+                ratio=round(r["tok_per_sec"] / c["tok_per_sec"], 4),
+                wall_ratio=round(r["wall_tok_per_sec"] / c["wall_tok_per_sec"], 4)
+                if r.get("wall_tok_per_sec") and c.get("wall_tok_per_sec")
+                else None,
+                max_loss_gap=round(max(abs(r["loss"][s] - c["loss"][s]) for s in common), 6) if common else None,
+                loss_steps=f"{common[0]}-{common[-1]}" if common else "",
+                peak_mib=r["peak_mib"],
+                classic_peak_mib=c["peak_mib"],
+            )
+        )
     return dict(runs=list(runs.values()), comparisons=comparisons)
 
 def main(argv):

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from nanochat.fused_loss import softcap_cross_entropy  # noqa: E402
 from nanochat.muon import Muon, zeropower_via_newtonschulz5  # noqa: E402
 
+
 def timed(fn, reps=10, warmup=3):
     for _ in range(warmup):
         fn()
@@ -46,7 +47,7 @@ def attention(depth, B=32, T=2048, D=128):
     flops = 4 * B * H * T * T * D / 2 * 3.5  # causal: half the matrix; backward = 2.5x forward
     ref = None
     for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
-        def step():
+        def step(backend=backend):
             with sdpa_kernel([backend]):
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             y.backward(dy)
@@ -66,13 +67,16 @@ def attention(depth, B=32, T=2048, D=128):
 def attention_compiled(depth, mode, B=32, T=2048, D=128):
     """Which SDPA kernel a compiled model runs under each backend setting, and its time (fwd+bwd, one layer)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.profiler import profile, ProfilerActivity
+    from torch.profiler import ProfilerActivity, profile
     torch._dynamo.reset()
     C = depth * 64
     H = C // D
     ctx = None
     if mode == "priority":
-        ctx = sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
+        ctx = sdpa_kernel(
+            [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+            set_priority=True,
+        )
         ctx.__enter__()
     elif mode == "cudnn-only":  # cuDNN, with only the math kernel as fallback
         ctx = sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH], set_priority=True)
@@ -93,7 +97,13 @@ def attention_compiled(depth, mode, B=32, T=2048, D=128):
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
-    names = sorted({e.key[:60] for e in prof.key_averages() if any(w in e.key.lower() for w in ("flash", "cudnn", "fmha", "attention", "sdpa", "sm90", "xmma"))})
+    names = sorted(
+        {
+            e.key[:60]
+            for e in prof.key_averages()
+            if any(w in e.key.lower() for w in ("flash", "cudnn", "fmha", "attention", "sdpa", "sm90", "xmma"))
+        }
+    )
     print(f"attention compiled d{depth} [{mode}]: block fwd+bwd {ms:.2f} ms; kernels {names[:6]}")
     if ctx is not None:
         ctx.__exit__(None, None, None)
@@ -111,7 +121,7 @@ def head(depth, N=65536, V=65536):
     grads = {}
     for name, fn in fns.items():
         xg = x.clone().requires_grad_()
-        def step():
+        def step(fn=fn, xg=xg):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = fn(xg, w, t)
             loss.backward()
@@ -146,7 +156,11 @@ def muon(depth=20):
                 g = zeropower_via_newtonschulz5(g, steps=5)
                 p.add_(g, alpha=-0.02 * max(1, p.size(-2) / p.size(-1)) ** 0.5)
     opt.step()  # creates the buffers, compiles the batched shapes
-    print(f"muon d{depth}: per-matrix {timed(classic, reps=5):.1f} ms, batched by shape {timed(opt.step, reps=5):.1f} ms per step ({len(params)} matrices)")
+    print(
+        f"muon d{depth}: per-matrix {timed(classic, reps=5):.1f} ms, batched by shape "
+        f"{timed(opt.step, reps=5):.1f} ms per step ({len(params)} matrices)"
+    )
+
 
 if __name__ == "__main__":
     torch.backends.cuda.matmul.allow_tf32 = True

@@ -49,8 +49,10 @@ def speedrun_log(base: str = "/scratch/u/nanochat") -> str:
         if s % 2000 == 0 and s:
             out.append(f"Step {s:05d} | CORE metric: 0.{1000 + s // 100:04d}")
             out += [f"<|bos|>The capital of France is Paris. The chemical symbol of gold is Au. {i}" for i in range(7)]
-        out.append(f"step {s:05d}/{total:05d} ({100 * s / total:.2f}%) | loss: {3.5 - s * 1e-4:.6f} | grad norm: 0.{1234 + s % 1000:04d} |"
-                   f" lrm: 1.00 | dt: {480 + s % 37:.2f}ms | tok/sec: {1092000 + s % 999:,} | mfu: 48.{s % 100:02d} | total time: {s * 0.008:.2f}m")
+        out.append(
+            f"step {s:05d}/{total:05d} ({100 * s / total:.2f}%) | loss: {3.5 - s * 1e-4:.6f} | grad norm: 0.{1234 + s % 1000:04d} |"
+            f" lrm: 1.00 | dt: {480 + s % 37:.2f}ms | tok/sec: {1092000 + s % 999:,} | mfu: 48.{s % 100:02d} | total time: {s * 0.008:.2f}m"
+        )
     out += [f"Step {total:05d} | Validation bpb: 0.8123", "Peak memory usage: 75123.45MiB", "Total training time: 171.23m",
             "Minimum validation bpb: 0.8123"]
     d = f"{base}/base_checkpoints/d20"
@@ -59,13 +61,19 @@ def speedrun_log(base: str = "/scratch/u/nanochat") -> str:
     out.append(logger("nanochat.checkpoint_manager", f"Saved metadata to: {d}/meta_021400.json"))
     # base_eval
     out += ["Autodetected device type: cuda", logger("nanochat.common", "Distributed world size: 8")]
-    out += [f"Evaluating: task_{i} (0-shot, type: multiple_choice)... accuracy: 0.4{i:03d} | centered: 0.2{i:03d} | time: 12.34s" for i in range(22)]
+    out += [
+        f"Evaluating: task_{i} (0-shot, type: multiple_choice)... accuracy: 0.4{i:03d} | centered: 0.2{i:03d} | time: 12.34s"
+        for i in range(22)
+    ]
     # mid
     out += ["Overriding: run = dummy", "Autodetected device type: cuda", logger("nanochat.common", "Distributed world size: 8")]
     for s in range(800):
         if s % 150 == 0:
             out.append(f"Step {s:05d} | Validation bpb: 0.{7000 + s:04d}")
-        out.append(f"step {s:05d} ({100 * s / 800:.2f}%) | loss: {2.1 - s * 1e-4:.6f} | lrm: 1.00 | dt: 470.12ms | tok/sec: 1,101,234 | mfu: 48.55 | total time: {s * 0.008:.2f}m")
+        out.append(
+            f"step {s:05d} ({100 * s / 800:.2f}%) | loss: {2.1 - s * 1e-4:.6f} | lrm: 1.00 "
+            f"| dt: 470.12ms | tok/sec: 1,101,234 | mfu: 48.55 | total time: {s * 0.008:.2f}m"
+        )
     out += ["Peak memory usage: 75123.45MiB", "Total training time: 7.01m", "Minimum validation bpb: 0.6123"]
     out.append(logger("nanochat.checkpoint_manager", f"Saved model parameters to: {base}/mid_checkpoints/d20/model_000800.pt"))
     # chat_eval with progress redraws

@@ -149,7 +149,7 @@ def main() -> None:
         build(d, args.depth)
         size = sum(p.stat().st_size for p in (d / "base").rglob("*.pt"))
         print(f"built d{args.depth} run in {time.time() - t:.1f}s: {size / 1e9:.2f} GB of .pt files")
-    for name, code in (("verify", VERIFY), ("load", LOAD)):
+    for _name, code in (("verify", VERIFY), ("load", LOAD)):
         out = subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), d=str(d))], capture_output=True, text=True)
         print(out.stdout.strip() or out.stderr.strip()[-500:])
     if not args.keep:

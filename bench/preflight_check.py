@@ -143,10 +143,26 @@ def measure(shards: int, row_groups: int, repeat: int) -> dict:
         deep_times, _ = time_cli(root, base, max(1, repeat // 3), ["--deep", "--select", "DS002"])
         full = time_full_read(base, max(1, repeat // 2))
         footers = time_footer_only(base, repeat)
-        proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0]='preflight'; from preflight.cli import preflight_main; preflight_main()",
-                               "check", str(root / "job.sbatch"), "--base-dir", str(base)], cwd=root,
-                              env={"HOME": str(root / "home"), "PATH": os.environ.get("PATH", ""), "NO_COLOR": "1",
-                                   "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; sys.argv[0]='preflight'; from preflight.cli import preflight_main; preflight_main()",
+                "check",
+                str(root / "job.sbatch"),
+                "--base-dir",
+                str(base),
+            ],
+            cwd=root,
+            env={
+                "HOME": str(root / "home"),
+                "PATH": os.environ.get("PATH", ""),
+                "NO_COLOR": "1",
+                "PYTHONPATH": str(ROOT),
+            },
+            capture_output=True,
+            text=True,
+        )
         return {"shards": shards, "row_groups": row_groups, "bytes": size, "build_s": build_s, "cli": cli_times,
                 "cli_rc": rc, "deep": deep_times, "full_read": full, "footers": footers,
                 "text_tail": (proc.stdout + proc.stderr)[-3000:]}

@@ -54,7 +54,7 @@ def bench(tiny: bool = False) -> list:
 
     m = measure(4 if tiny else 1024, 1 if tiny else 3)
     html, js = statistics.median(m["html"]), statistics.median(m["json"])
-    ratios = [h / j for h, j in zip(m["html"], m["json"])]
+    ratios = [h / j for h, j in zip(m["html"], m["json"], strict=False)]
     log = f"{m['size'] / 2**20:,.0f} MiB log"
     return [
         Row(what=f"postflight --format html, {log}: time", ours=html, unit="s", baseline=js,

@@ -81,11 +81,23 @@ def bench(tiny: bool = False) -> list:
     base = rows[0]
     out = []
     for r in rows[1:]:
-        out.append(Row(what=f"start-up: {r['what']}", ours=r["median_s"], unit="s", baseline=base["median_s"],
-                       baseline_what="python -c pass", target="≤ 150 ms, torch not imported",
-                       meets=(r["median_s"] <= 0.150 and not r["torch_imported"]) if r["torch_imported"] is not None else r["median_s"] <= 0.150,
-                       spread=f"{r['min_s'] * 1000:.0f}–{r['max_s'] * 1000:.0f} ms",
-                       note="" if r["torch_imported"] is None else ("torch IMPORTED" if r["torch_imported"] else "torch not imported")))
+        out.append(
+            Row(
+                what=f"start-up: {r['what']}",
+                ours=r["median_s"],
+                unit="s",
+                baseline=base["median_s"],
+                baseline_what="python -c pass",
+                target="≤ 150 ms, torch not imported",
+                meets=(r["median_s"] <= 0.150 and not r["torch_imported"])
+                if r["torch_imported"] is not None
+                else r["median_s"] <= 0.150,
+                spread=f"{r['min_s'] * 1000:.0f}–{r['max_s'] * 1000:.0f} ms",
+                note=""
+                if r["torch_imported"] is None
+                else ("torch IMPORTED" if r["torch_imported"] else "torch not imported"),
+            )
+        )
     return out
 
 

@@ -10,9 +10,11 @@ Resume with --resume_from_step=N (same world size and device_batch_size).
 """
 
 from nanochat.stopsignal import install_stop_handlers
+
 install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us
 
 import os
+
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 import sys
 import time
@@ -20,10 +22,21 @@ from contextlib import nullcontext
 
 import torch
 
-from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
-                             init_wandb, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
+from nanochat.common import (
+    CLASSIC_PEAK_FLOPS,
+    all_reduce_gradients,
+    autodetect_device_type,
+    compute_cleanup,
+    compute_init,
+    get_base_dir,
+    init_wandb,
+    print0,
+    print_banner,
+    print_fingerprint,
+    stop_requested,
+)
 from nanochat.configurator import configure
-from nanochat.common import print_fingerprint
+
 print_fingerprint()
 
 # -----------------------------------------------------------------------------
@@ -69,12 +82,12 @@ synchronize = torch.cuda.synchronize if device_type == "cuda" else lambda: None
 get_max_memory = torch.cuda.max_memory_allocated if device_type == "cuda" else lambda: 0
 wandb_run = init_wandb(run, master_process, "nanochat", user_config)
 
-from nanochat.gpt import GPT, GPTConfig
-from nanochat.tokenizer import get_tokenizer, get_token_bytes
-from nanochat.dataloader import tokenizing_distributed_data_loader_with_state, tokenizing_distributed_data_loader
-from nanochat.checkpoint import save_checkpoint, load_checkpoint
-from nanochat.loss_eval import evaluate_bpb
+from nanochat.checkpoint import load_checkpoint, save_checkpoint
+from nanochat.dataloader import tokenizing_distributed_data_loader, tokenizing_distributed_data_loader_with_state
 from nanochat.engine import Engine
+from nanochat.gpt import GPT, GPTConfig
+from nanochat.loss_eval import evaluate_bpb
+from nanochat.tokenizer import get_token_bytes, get_tokenizer
 
 tokenizer = get_tokenizer()
 token_bytes = get_token_bytes(device=device)
@@ -104,7 +117,14 @@ print0(f"Total batch size {total_batch_size:,} => gradient accumulation steps: {
 # -----------------------------------------------------------------------------
 # model: built on the meta device, materialized, initialized (or loaded on resume)
 
-model_config_kwargs = dict(sequence_len=max_seq_len, vocab_size=vocab_size, n_layer=num_layers, n_head=num_heads, n_kv_head=num_kv_heads, n_embd=model_dim)
+model_config_kwargs = dict(
+    sequence_len=max_seq_len,
+    vocab_size=vocab_size,
+    n_layer=num_layers,
+    n_head=num_heads,
+    n_kv_head=num_kv_heads,
+    n_embd=model_dim,
+)
 with torch.device("meta"):
     model = GPT(GPTConfig(**model_config_kwargs))
 model.to_empty(device=device)
@@ -128,7 +148,9 @@ num_flops_per_token = orig_model.estimate_flops()
 print0(f"Estimated FLOPs per token: {num_flops_per_token:e}")
 
 # training horizon
-assert num_iterations > 0 or target_param_data_ratio > 0 or target_flops > 0, "set one of num_iterations, target_flops, target_param_data_ratio"
+assert num_iterations > 0 or target_param_data_ratio > 0 or target_flops > 0, (
+    "set one of num_iterations, target_flops, target_param_data_ratio"
+)
 if num_iterations > 0:
     print0(f"Using user-provided number of iterations: {num_iterations:,}")
 elif target_flops > 0:
@@ -144,10 +166,12 @@ print0(f"Total number of training tokens: {total_tokens:,}")
 print0(f"Tokens : Params ratio: {total_batch_size * num_iterations / num_params:.2f}")
 print0(f"Total training FLOPs estimate: {num_flops_per_token * total_tokens:e}")
 
-optimizers = orig_model.setup_optimizers(unembedding_lr=unembedding_lr, embedding_lr=embedding_lr, matrix_lr=matrix_lr, weight_decay=weight_decay)
+optimizers = orig_model.setup_optimizers(
+    unembedding_lr=unembedding_lr, embedding_lr=embedding_lr, matrix_lr=matrix_lr, weight_decay=weight_decay
+)
 adamw_optimizer, muon_optimizer = optimizers
 if resuming:
-    for opt, dat in zip(optimizers, optimizer_data):
+    for opt, dat in zip(optimizers, optimizer_data, strict=False):
         opt.load_state_dict(dat)
     del optimizer_data
 
@@ -160,7 +184,8 @@ if resuming:
     dataloader_resume_state = per_rank[ddp_rank] if per_rank and len(per_rank) == ddp_world_size else meta_data["dataloader_state_dict"]
 train_loader = tokenizing_distributed_data_loader_with_state(device_batch_size, max_seq_len, split="train", tokenizer=tokenizer,
                                                              device=device_type, resume_state_dict=dataloader_resume_state)
-build_val_loader = lambda: tokenizing_distributed_data_loader(device_batch_size, max_seq_len, split="val", tokenizer=tokenizer, device=device_type)
+def build_val_loader():
+    return tokenizing_distributed_data_loader(device_batch_size, max_seq_len, split="val", tokenizer=tokenizer, device=device_type)
 x, y, xy_state = next(train_loader)  # prefetch the first batch
 # the loader position after the last batch actually trained on: what a checkpoint must store for exact resumption
 trained_state = dataloader_resume_state or {"pq_idx": 0, "rg_idx": 0, "pos_pq": 0, "pos_rg": ddp_rank, "doc_idx": 0, "tok_idx": 0}
@@ -276,7 +301,7 @@ while True:
     # ---- one optimizer step ----
     synchronize()
     t0 = time.time()
-    for micro_step in range(grad_accum_steps):
+    for _micro_step in range(grad_accum_steps):
         with autocast_ctx:
             loss = model(x, y)
         train_loss = loss.detach()
@@ -315,11 +340,24 @@ while True:
     if step > 10:
         total_training_time += dt  # the first steps include compilation
     print_grad_norm = f" grad norm: {grad_norm:.4f} |" if grad_clip > 0.0 else ""
-    print0(f"step {step:05d}/{num_iterations:05d} ({pct_done:.2f}%) | loss: {debiased_smooth_loss:.6f} |{print_grad_norm} lrm: {lrm:.2f} | dt: {dt * 1000:.2f}ms | tok/sec: {tok_per_sec:,} | mfu: {mfu:.2f} | total time: {total_training_time / 60:.2f}m")
+    print0(
+        f"step {step:05d}/{num_iterations:05d} ({pct_done:.2f}%) | loss: {debiased_smooth_loss:.6f} |{print_grad_norm} lrm: {lrm:.2f} "
+        f"| dt: {dt * 1000:.2f}ms | tok/sec: {tok_per_sec:,} | mfu: {mfu:.2f} | total time: {total_training_time / 60:.2f}m"
+    )
     loss_history.append((step, debiased_smooth_loss))
     if step % 100 == 0:
-        wandb_run.log({"step": step, "total_training_flops": flops_so_far, "total_training_time": total_training_time,
-                       "train/loss": debiased_smooth_loss, "train/lrm": lrm, "train/dt": dt, "train/tok_per_sec": tok_per_sec, "train/mfu": mfu})
+        wandb_run.log(
+            {
+                "step": step,
+                "total_training_flops": flops_so_far,
+                "total_training_time": total_training_time,
+                "train/loss": debiased_smooth_loss,
+                "train/lrm": lrm,
+                "train/dt": dt,
+                "train/tok_per_sec": tok_per_sec,
+                "train/mfu": mfu,
+            }
+        )
     step += 1
 
 # -----------------------------------------------------------------------------
@@ -330,6 +368,7 @@ print0(f"Total training time: {total_training_time / 60:.2f}m")
 print0(f"Minimum validation bpb: {min_val_bpb:.4f}")
 
 from nanochat.report import get_report
+
 get_report().log(section="Base model training", data=[
     user_config,
     {
@@ -360,7 +399,7 @@ if master_process and loss_history:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot([s for s, _ in loss_history], [l for _, l in loss_history], label="train loss (EMA, nats)")
+        ax.plot([s for s, _ in loss_history], [loss for _, loss in loss_history], label="train loss (EMA, nats)")
         if val_history:
             ax.plot([s for s, _ in val_history], [v for _, v in val_history], "o-", label="val bpb")
         ax.set_xlabel("step")

@@ -11,9 +11,9 @@ from contextlib import nullcontext
 
 import torch
 
-from nanochat.common import compute_init, autodetect_device_type, print_fingerprint
-from nanochat.engine import Engine
 from nanochat.checkpoint import load_model
+from nanochat.common import autodetect_device_type, compute_init, print_fingerprint
+from nanochat.engine import Engine
 
 print_fingerprint()
 parser = argparse.ArgumentParser(description="Chat with the model")
@@ -68,7 +68,7 @@ while True:
     response_tokens = []
     print("\nAssistant: ", end="", flush=True)
     with autocast_ctx:
-        for token_column, token_masks in engine.generate(conversation_tokens, num_samples=1, max_tokens=args.max_tokens,
+        for token_column, _token_masks in engine.generate(conversation_tokens, num_samples=1, max_tokens=args.max_tokens,
                                                          temperature=args.temperature, top_k=args.top_k):
             token = token_column[0]
             response_tokens.append(token)

@@ -14,9 +14,17 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
-from nanochat.common import compute_init, compute_cleanup, print0, get_dist_info, autodetect_device_type, print_fingerprint
+from nanochat.common import (
+    autodetect_device_type,
+    compute_cleanup,
+    compute_init,
+    get_dist_info,
+    print0,
+    print_fingerprint,
+)
 from nanochat.engine import Engine
 from nanochat.tasks import TASKS
+
 
 def run_generative_eval(task_object, tokenizer, model, num_samples=1, max_new_tokens=64, temperature=0.0, top_k=50, max_problems=None):
     ddp, ddp_rank, _, ddp_world_size = get_dist_info()
@@ -27,7 +35,9 @@ def run_generative_eval(task_object, tokenizer, model, num_samples=1, max_new_to
     for i in range(ddp_rank, num_problems, ddp_world_size):
         conversation = task_object[i]
         encoded_prompt = tokenizer.render_for_completion(conversation)
-        results, _ = engine.generate_batch(encoded_prompt, num_samples=num_samples, max_tokens=max_new_tokens, temperature=temperature, top_k=top_k)
+        results, _ = engine.generate_batch(
+            encoded_prompt, num_samples=num_samples, max_tokens=max_new_tokens, temperature=temperature, top_k=top_k
+        )
         prefix_length = len(encoded_prompt)
         completions = [tokenizer.decode(result_tokens[prefix_length:]) for result_tokens in results]
         outcomes = [task_object.evaluate(conversation, completion) for completion in completions]

@@ -9,9 +9,11 @@ Loads the mid model by default (--source=base|mid). Saves chatsft_checkpoints/<t
 """
 
 from nanochat.stopsignal import install_stop_handlers
+
 install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us
 
 import os
+
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 import sys
 from contextlib import nullcontext
@@ -19,10 +21,20 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
-from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
-                             init_wandb, stop_requested, all_reduce_gradients)
+from nanochat.common import (
+    all_reduce_gradients,
+    autodetect_device_type,
+    compute_cleanup,
+    compute_init,
+    get_base_dir,
+    init_wandb,
+    print0,
+    print_banner,
+    print_fingerprint,
+    stop_requested,
+)
 from nanochat.configurator import configure
-from nanochat.common import print_fingerprint
+
 print_fingerprint()
 
 # -----------------------------------------------------------------------------
@@ -60,9 +72,9 @@ ptdtype = torch.float32 if dtype == "float32" else torch.bfloat16
 autocast_ctx = torch.amp.autocast(device_type="cuda", dtype=ptdtype) if device_type == "cuda" else nullcontext()
 wandb_run = init_wandb(run, master_process, "nanochat-sft", user_config)
 
-from nanochat.checkpoint import load_model, load_checkpoint, save_checkpoint
-from nanochat.tasks import make_mixture
 from nanochat.chat_eval import run_chat_eval
+from nanochat.checkpoint import load_checkpoint, load_model, save_checkpoint
+from nanochat.tasks import make_mixture
 
 model, tokenizer, meta = load_model(source, device, phase="train", model_tag=model_tag or None, step=None if step == -1 else step)
 orig_model = model  # not compiled: rows have variable lengths
@@ -121,18 +133,24 @@ grad_accum_steps = target_examples_per_step // examples_per_step
 print0(f"=> Setting grad accum steps: {grad_accum_steps}")
 if num_iterations == -1:
     num_iterations = (len(train_ds) // target_examples_per_step) * num_epochs
-assert num_iterations > 0, f"num_iterations came out as {num_iterations}: too few training rows ({len(train_ds)}) for target_examples_per_step={target_examples_per_step}"
+assert num_iterations > 0, (
+    f"num_iterations came out as {num_iterations}: too few training rows ({len(train_ds)}) "
+    f"for target_examples_per_step={target_examples_per_step}"
+)
 start_step = resume_meta["step"] if resuming else 0
 train_loader = sft_data_generator(train_ds, device_batch_size, skip=start_step * grad_accum_steps * device_batch_size)
-build_val_loader = lambda: sft_data_generator(val_ds, device_batch_size)
+def build_val_loader():
+    return sft_data_generator(val_ds, device_batch_size)
 
-optimizers = model.setup_optimizers(unembedding_lr=unembedding_lr, embedding_lr=embedding_lr, matrix_lr=matrix_lr, weight_decay=weight_decay)
+optimizers = model.setup_optimizers(
+    unembedding_lr=unembedding_lr, embedding_lr=embedding_lr, matrix_lr=matrix_lr, weight_decay=weight_decay
+)
 for opt in optimizers:
     for group in opt.param_groups:
         group["lr"] = group["lr"] * init_lr_frac
         group["initial_lr"] = group["lr"]
 if resuming:
-    for opt, dat in zip(optimizers, optimizer_data):
+    for opt, dat in zip(optimizers, optimizer_data, strict=False):
         opt.load_state_dict(dat)
     del optimizer_data
 
@@ -206,7 +224,7 @@ for step in range(start_step, num_iterations):
         break
 
     num_tokens = torch.tensor(0, device=device)
-    for micro_step in range(grad_accum_steps):
+    for _micro_step in range(grad_accum_steps):
         train_inputs, train_targets = next(train_loader)
         with autocast_ctx:
             loss = model(train_inputs, train_targets)
@@ -232,6 +250,7 @@ for step in range(start_step, num_iterations):
 checkpoint(step, final=True)
 
 from nanochat.report import get_report
+
 get_report().log(section="Chat SFT", data=[
     user_config,
     {"Training rows": len(train_ds), "Number of iterations": num_iterations, "Training loss": train_loss_item, "Validation loss": val_loss},

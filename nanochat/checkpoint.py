@@ -7,15 +7,15 @@ Every file is written to a temp name, fsynced and renamed, so a process killed a
 a half-written file under a real name, and the newest *complete* step is what loaders pick.
 """
 
+import glob
+import json
+import logging
 import os
 import re
-import json
-import glob
-import logging
 
 import torch
 
-from nanochat.common import get_base_dir, atomic_torch_save, atomic_write_text
+from nanochat.common import atomic_torch_save, atomic_write_text, get_base_dir
 from nanochat.gpt import GPT, GPTConfig
 from nanochat.tokenizer import get_tokenizer
 
@@ -69,10 +69,12 @@ def load_checkpoint(checkpoint_dir, step, device, load_optimizer=False, rank=0):
     optimizer_data = None
     if load_optimizer:
         optimizer_path = os.path.join(checkpoint_dir, f"optim_{step:06d}_rank{rank:d}.pt")
-        assert os.path.exists(optimizer_path), f"Optimizer state not found: {optimizer_path} (resume needs one optim file per rank, same world size)"
+        assert os.path.exists(optimizer_path), (
+            f"Optimizer state not found: {optimizer_path} (resume needs one optim file per rank, same world size)"
+        )
         optimizer_data = torch.load(optimizer_path, map_location=device, weights_only=True)
     meta_path = os.path.join(checkpoint_dir, f"meta_{step:06d}.json")
-    with open(meta_path, "r", encoding="utf-8") as f:
+    with open(meta_path, encoding="utf-8") as f:
         meta_data = json.load(f)
     return model_data, optimizer_data, meta_data
 

@@ -3,9 +3,9 @@ Common utilities for nanochat: base dir, printing, distributed init, device dete
 peak FLOPs, atomic file writes and stop-signal handling.
 """
 
+import logging
 import os
 import re
-import logging
 
 import torch
 import torch.distributed as dist
@@ -107,7 +107,7 @@ def init_wandb(run, master_process, project, config):
         import wandb
     except ImportError:
         raise SystemExit(f"--run={run} asks for wandb logging, but wandb is not installed. "
-                         f"Install it (pip install wandb) or use --run=dummy to disable wandb logging.")
+                         f"Install it (pip install wandb) or use --run=dummy to disable wandb logging.") from None
     return wandb.init(project=project, name=run, config=config)
 
 # -----------------------------------------------------------------------------
@@ -208,5 +208,5 @@ def all_reduce_gradients(model, world_size):
         flat = _flatten_dense_tensors(grads)
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)  # gloo has no AVG
         flat.div_(world_size)
-        for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=False):
             g.copy_(synced)

@@ -15,6 +15,7 @@ from ast import literal_eval
 
 from nanochat.common import print0
 
+
 def _fail(msg):
     raise SystemExit(f"configurator error: {msg}")
 
@@ -41,7 +42,7 @@ def configure(settings, argv=None):
         except (SyntaxError, ValueError):
             attempt = val  # a bare string such as --run=dummy
         default = settings[key]
-        if type(attempt) != type(default):
+        if type(attempt) is not type(default):
             _fail(f"Type mismatch for --{key}: got {type(attempt).__name__} ({val!r}), "
                   f"expected {type(default).__name__} like the default {default!r}")
         print0(f"Overriding: {key} = {attempt}")

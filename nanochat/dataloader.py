@@ -14,18 +14,21 @@ only, e.g. from a classic checkpoint) it resumes the classic approximate way: at
 
 from collections import deque
 
-import torch
 import pyarrow.parquet as pq
+import torch
 
 from nanochat.common import get_dist_info
 from nanochat.dataset import list_parquet_files
+
 
 def tokenizing_distributed_data_loader_with_state(B, T, split, tokenizer, tokenizer_threads=4, tokenizer_batch_size=128,
                                                   device="cuda", resume_state_dict=None):
     assert split in ("train", "val"), "split must be 'train' or 'val'"
     ddp, ddp_rank, _, ddp_world_size = get_dist_info()
     parquet_paths = list_parquet_files()
-    assert len(parquet_paths) >= 2, "No dataset parquet files found (need >= 2: train + val), did you run: python -m nanochat.dataset build?"
+    assert len(parquet_paths) >= 2, (
+        "No dataset parquet files found (need >= 2: train + val), did you run: python -m nanochat.dataset build?"
+    )
     parquet_paths = parquet_paths[:-1] if split == "train" else parquet_paths[-1:]
     needed = B * T + 1
     bos_token = tokenizer.get_bos_token_id()

@@ -11,11 +11,11 @@ Download FineWeb-EDU shards (needs a network; resumes partial .tmp files, checks
     python -m nanochat.dataset -n 8
 """
 
+import argparse
 import os
+import random
 import sys
 import time
-import random
-import argparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +25,8 @@ from nanochat.common import get_base_dir, print_fingerprint
 BASE_URL = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
 MAX_SHARD = 1822
 ROW_GROUP_SIZE = 1024
-index_to_filename = lambda index: f"shard_{index:05d}.parquet"
+def index_to_filename(index):
+    return f"shard_{index:05d}.parquet"
 
 def get_data_dir():
     data_dir = os.path.join(get_base_dir(), "base_data")
@@ -40,7 +41,9 @@ def parquets_iter_batched(split, start=0, step=1):
     """Iterate the `text` column one row group at a time (start/step allow DDP striding)."""
     assert split in ("train", "val"), "split must be 'train' or 'val'"
     paths = list_parquet_files()
-    assert len(paths) >= 2, f"Need at least 2 parquet shards (train + val) in {get_data_dir()}, found {len(paths)}. Run: python -m nanochat.dataset build"
+    assert len(paths) >= 2, (
+        f"Need at least 2 parquet shards (train + val) in {get_data_dir()}, found {len(paths)}. Run: python -m nanochat.dataset build"
+    )
     paths = paths[:-1] if split == "train" else paths[-1:]
     for filepath in paths:
         pf = pq.ParquetFile(filepath)
@@ -208,7 +211,7 @@ def download_single_file(index, max_attempts=5):
                     os.fsync(f.fileno())
             if not _parquet_ok(tmp):
                 os.remove(tmp)
-                raise IOError("downloaded file is not a readable parquet with a text column")
+                raise OSError("downloaded file is not a readable parquet with a text column")
             os.replace(tmp, filepath)
             print(f"Successfully downloaded {filename}")
             return True

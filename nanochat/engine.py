@@ -5,8 +5,8 @@ Everything works on token ids; the tokenizer only enters for the tool's input/ou
 
 import signal
 import warnings
-from contextlib import contextmanager
 from collections import deque
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,25 @@ def use_calculator(expr):
     allowed_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'\"()._ "
     if not all(x in allowed_chars for x in expr):
         return None
-    dangerous = ["__", "import", "exec", "eval", "compile", "open", "file", "input", "raw_input", "globals", "locals", "vars", "dir", "getattr", "setattr", "delattr", "hasattr"]
+    dangerous = [
+        "__",
+        "import",
+        "exec",
+        "eval",
+        "compile",
+        "open",
+        "file",
+        "input",
+        "raw_input",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
+    ]
     if any(d in expr.lower() for d in dangerous):
         return None
     if ".count(" not in expr:
@@ -72,7 +90,7 @@ class KVCache:
         """Copy another (batch-1) cache into this one, broadcasting over the batch dimension."""
         assert self.kv_cache is None, "Cannot prefill a non-empty KV cache"
         assert other.kv_cache is not None, "Cannot prefill with a None KV cache"
-        for ix, (dim1, dim2) in enumerate(zip(self.kv_shape, other.kv_shape)):
+        for ix, (dim1, dim2) in enumerate(zip(self.kv_shape, other.kv_shape, strict=False)):
             if ix in [0, 1, 3, 5]:
                 assert dim1 == dim2, f"Dim {ix} mismatch: {dim1} != {dim2}"
             elif ix == 2:
@@ -141,7 +159,8 @@ class Engine:
         device = self.model.get_device()
         rng = torch.Generator(device=device)
         rng.manual_seed(seed)
-        get_special = lambda s: self.tokenizer.encode_special(s)
+        def get_special(s):
+            return self.tokenizer.encode_special(s)
         python_start, python_end = get_special("<|python_start|>"), get_special("<|python_end|>")
         output_start, output_end = get_special("<|output_start|>"), get_special("<|output_end|>")
         assistant_end = get_special("<|assistant_end|>")
@@ -209,7 +228,7 @@ class Engine:
         masks = [[0] * len(tokens) for _ in range(num_samples)]
         completed = [False] * num_samples
         for token_column, token_masks in self.generate(tokens, num_samples, **kwargs):
-            for i, (token, mask) in enumerate(zip(token_column, token_masks)):
+            for i, (token, mask) in enumerate(zip(token_column, token_masks, strict=False)):
                 if not completed[i]:
                     if token == assistant_end or token == bos:
                         completed[i] = True

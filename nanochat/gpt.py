@@ -15,8 +15,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nanochat.common import get_dist_info, print0
-from nanochat.muon import Muon
 from nanochat.fused_loss import softcap_cross_entropy
+from nanochat.muon import Muon
+
 
 @dataclass
 class GPTConfig:
@@ -50,7 +51,9 @@ class CausalSelfAttention(nn.Module):
         self.n_embd = config.n_embd
         self.head_dim = self.n_embd // self.n_head
         assert self.n_embd % self.n_head == 0, f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}"
-        assert self.n_kv_head <= self.n_head and self.n_head % self.n_kv_head == 0, f"n_kv_head {self.n_kv_head} must divide n_head {self.n_head}"
+        assert self.n_kv_head <= self.n_head and self.n_head % self.n_kv_head == 0, (
+            f"n_kv_head {self.n_kv_head} must divide n_head {self.n_head}"
+        )
         self.c_q = nn.Linear(self.n_embd, self.n_head * self.head_dim, bias=False)
         self.c_k = nn.Linear(self.n_embd, self.n_kv_head * self.head_dim, bias=False)
         self.c_v = nn.Linear(self.n_embd, self.n_kv_head * self.head_dim, bias=False)
@@ -166,8 +169,8 @@ class GPT(nn.Module):
         """FLOPs per token (forward + backward), classic formula: 6 * non-embedding params + attention."""
         nparams = sum(p.numel() for p in self.parameters())
         nparams_embedding = self.transformer.wte.weight.numel()
-        l, h, q, t = self.config.n_layer, self.config.n_head, self.config.n_embd // self.config.n_head, self.config.sequence_len
-        return 6 * (nparams - nparams_embedding) + 12 * l * h * q * t
+        layers, h, q, t = self.config.n_layer, self.config.n_head, self.config.n_embd // self.config.n_head, self.config.sequence_len
+        return 6 * (nparams - nparams_embedding) + 12 * layers * h * q * t
 
     def setup_optimizers(self, unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, weight_decay=0.0):
         """[AdamW(lm_head, wte), Muon(all block matrices)]; AdamW lrs scaled by (C/768)^-0.5."""

@@ -5,6 +5,7 @@ import math
 import torch
 import torch.distributed as dist
 
+
 @torch.no_grad()
 def evaluate_bpb(model, batches, steps, token_bytes):
     """sum(loss_i * [bytes_i > 0]) / (ln 2 * sum(bytes_i)) over `steps` batches, summed over ranks.

@@ -11,9 +11,11 @@ SIGUSR1 / SIGTERM save a checkpoint at the next step boundary and exit 0.
 """
 
 from nanochat.stopsignal import install_stop_handlers
+
 install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us
 
 import os
+
 os.environ.setdefault("PYTORCH_ALLOC_CONF", "expandable_segments:True")
 import sys
 import time
@@ -22,10 +24,21 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
-from nanochat.common import (compute_init, compute_cleanup, print0, print_banner, autodetect_device_type, get_base_dir,
-                             init_wandb, stop_requested, all_reduce_gradients, CLASSIC_PEAK_FLOPS)
+from nanochat.common import (
+    CLASSIC_PEAK_FLOPS,
+    all_reduce_gradients,
+    autodetect_device_type,
+    compute_cleanup,
+    compute_init,
+    get_base_dir,
+    init_wandb,
+    print0,
+    print_banner,
+    print_fingerprint,
+    stop_requested,
+)
 from nanochat.configurator import configure
-from nanochat.common import print_fingerprint
+
 print_fingerprint()
 
 # -----------------------------------------------------------------------------
@@ -57,21 +70,28 @@ print_banner()
 device_type = autodetect_device_type() if device_type == "" else device_type
 ddp, ddp_rank, ddp_local_rank, ddp_world_size, device = compute_init(device_type)
 master_process = ddp_rank == 0
-autocast_ctx = torch.amp.autocast(device_type="cuda", dtype=torch.bfloat16) if (device_type == "cuda" and dtype == "bfloat16") else nullcontext()
+autocast_ctx = (
+    torch.amp.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if (device_type == "cuda" and dtype == "bfloat16")
+    else nullcontext()
+)
 synchronize = torch.cuda.synchronize if device_type == "cuda" else lambda: None
 get_max_memory = torch.cuda.max_memory_allocated if device_type == "cuda" else lambda: 0
 wandb_run = init_wandb(run, master_process, "nanochat-mid", user_config)
 
-from nanochat.checkpoint import load_model, load_checkpoint, save_checkpoint
-from nanochat.tokenizer import get_token_bytes
+from nanochat.checkpoint import load_checkpoint, load_model, save_checkpoint
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.tasks import make_mixture
+from nanochat.tokenizer import get_token_bytes
 
 # the base model (or, on resume, our own checkpoint)
 model, tokenizer, meta = load_model("base", device, phase="train", model_tag=model_tag or None, step=None if step == -1 else step)
 pretrain_batch_size = meta.get("device_batch_size", None)
 if pretrain_batch_size is not None and device_batch_size > pretrain_batch_size:
-    print0(f"FOOTGUN WARNING: base model training used device_batch_size {pretrain_batch_size}, did you pass in a good --device_batch_size to this script?")
+    print0(
+        f"FOOTGUN WARNING: base model training used device_batch_size {pretrain_batch_size}, "
+        f"did you pass in a good --device_batch_size to this script?"
+    )
 depth = model.config.n_layer
 output_dirname = model_tag if model_tag else f"d{depth}"
 checkpoint_dir = os.path.join(get_base_dir(), "mid_checkpoints", output_dirname)
@@ -86,21 +106,25 @@ model = torch.compile(model, dynamic=False) if device_type == "cuda" else model
 num_flops_per_token = orig_model.estimate_flops()
 tokens_per_fwdbwd = device_batch_size * max_seq_len
 world_tokens_per_fwdbwd = tokens_per_fwdbwd * ddp_world_size
-assert total_batch_size % world_tokens_per_fwdbwd == 0, f"total_batch_size {total_batch_size} must be divisible by {world_tokens_per_fwdbwd}"
+assert total_batch_size % world_tokens_per_fwdbwd == 0, (
+    f"total_batch_size {total_batch_size} must be divisible by {world_tokens_per_fwdbwd}"
+)
 grad_accum_steps = total_batch_size // world_tokens_per_fwdbwd
 print0(f"Tokens / micro-batch / rank: {device_batch_size} x {max_seq_len} = {tokens_per_fwdbwd:,}")
 print0(f"Tokens / micro-batch: {world_tokens_per_fwdbwd:,}")
 print0(f"Total batch size {total_batch_size:,} => gradient accumulation steps: {grad_accum_steps}")
 token_bytes = get_token_bytes(device=device)
 
-optimizers = orig_model.setup_optimizers(unembedding_lr=unembedding_lr, embedding_lr=embedding_lr, matrix_lr=matrix_lr, weight_decay=weight_decay)
+optimizers = orig_model.setup_optimizers(
+    unembedding_lr=unembedding_lr, embedding_lr=embedding_lr, matrix_lr=matrix_lr, weight_decay=weight_decay
+)
 adamw_optimizer, muon_optimizer = optimizers
 for opt in optimizers:
     for group in opt.param_groups:
         group["lr"] = group["lr"] * init_lr_frac
         group["initial_lr"] = group["lr"]
 if resuming:
-    for opt, dat in zip(optimizers, optimizer_data):
+    for opt, dat in zip(optimizers, optimizer_data, strict=False):
         opt.load_state_dict(dat)  # replicated optimizer state: every rank loads rank 0's file
     del optimizer_data
 
@@ -190,7 +214,13 @@ def checkpoint(at_step, final):
 if resuming:
     it = resume_meta["step"]
     ls = resume_meta["loop_state"]
-    val_bpb, min_val_bpb, smooth_train_loss, total_training_time, progress = resume_meta["val_bpb"], ls["min_val_bpb"], ls["smooth_train_loss"], ls["total_training_time"], ls["progress"]
+    val_bpb, min_val_bpb, smooth_train_loss, total_training_time, progress = (
+        resume_meta["val_bpb"],
+        ls["min_val_bpb"],
+        ls["smooth_train_loss"],
+        ls["total_training_time"],
+        ls["progress"],
+    )
 else:
     it, val_bpb, min_val_bpb, smooth_train_loss, total_training_time, progress = 0, None, float("inf"), 0.0, 0.0, 0.0
 mfu = 0.0
@@ -229,7 +259,7 @@ while True:
 
     synchronize()
     t0 = time.time()
-    for micro_step in range(grad_accum_steps):
+    for _micro_step in range(grad_accum_steps):
         with autocast_ctx:
             loss = model(x, y)
         train_loss = loss.detach()
@@ -260,9 +290,21 @@ while True:
     mfu = 100 * num_flops_per_token * total_batch_size / dt / (CLASSIC_PEAK_FLOPS * ddp_world_size)
     if it > 10:
         total_training_time += dt
-    print0(f"step {it:05d} ({pct_done:.2f}%) | loss: {debiased_smooth_loss:.6f} | lrm: {lrm:.2f} | dt: {dt * 1000:.2f}ms | tok/sec: {tok_per_sec:,} | mfu: {mfu:.2f} | total time: {total_training_time / 60:.2f}m")
+    print0(
+        f"step {it:05d} ({pct_done:.2f}%) | loss: {debiased_smooth_loss:.6f} | lrm: {lrm:.2f} "
+        f"| dt: {dt * 1000:.2f}ms | tok/sec: {tok_per_sec:,} | mfu: {mfu:.2f} | total time: {total_training_time / 60:.2f}m"
+    )
     if it % 10 == 0:
-        wandb_run.log({"step": it, "train/loss": debiased_smooth_loss, "train/lrm": lrm, "train/dt": dt, "train/tok_per_sec": tok_per_sec, "train/mfu": mfu})
+        wandb_run.log(
+            {
+                "step": it,
+                "train/loss": debiased_smooth_loss,
+                "train/lrm": lrm,
+                "train/dt": dt,
+                "train/tok_per_sec": tok_per_sec,
+                "train/mfu": mfu,
+            }
+        )
     it += 1
 
 print0(f"Peak memory usage: {get_max_memory() / 1024 / 1024:.2f}MiB")

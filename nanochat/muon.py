@@ -7,6 +7,7 @@ Under DDP the training scripts average gradients before step(), so this plain ve
 
 import torch
 
+
 def _zeropower_via_newtonschulz5(G, steps):
     assert G.ndim >= 2
     a, b, c = (3.4445, -4.7750, 2.0315)

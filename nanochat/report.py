@@ -6,12 +6,12 @@ The training report, classic format: each phase logs a section to BASE/report/<s
     python -m nanochat.report generate   # at the end: writes BASE/report/report.md and ./report.md
 """
 
-import os
-import re
-import shutil
 import datetime
+import os
 import platform
+import re
 import shlex
+import shutil
 import subprocess
 
 from nanochat.common import get_base_dir
@@ -105,16 +105,21 @@ def generate_header():
     timestamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     git, gpu, sysinfo = get_git_info(), get_gpu_info(), get_system_info()
     header = f"# nanochat training report\n\nGenerated: {timestamp}\n\n## Environment\n\n"
-    header += f"### Git Information\n- Branch: {git['branch']}\n- Commit: {git['commit']} {'(dirty)' if git['dirty'] else '(clean)'}\n- Message: {git['message']}\n\n"
-    header += f"### Hardware\n- Platform: {sysinfo['platform']}\n- CPUs: {sysinfo['cpu_count_logical']} cores ({sysinfo['cpu_count_logical']} logical)\n- Memory: {sysinfo['memory_gb']:.1f} GB\n"
+    header += (f"### Git Information\n- Branch: {git['branch']}\n"
+               f"- Commit: {git['commit']} {'(dirty)' if git['dirty'] else '(clean)'}\n- Message: {git['message']}\n\n")
+    header += (f"### Hardware\n- Platform: {sysinfo['platform']}\n"
+               f"- CPUs: {sysinfo['cpu_count_logical']} cores ({sysinfo['cpu_count_logical']} logical)\n"
+               f"- Memory: {sysinfo['memory_gb']:.1f} GB\n")
     if gpu.get("available"):
-        header += f"- GPUs: {gpu['count']}x {', '.join(sorted(set(gpu['names'])))}\n- GPU Memory: {gpu['memory_gb']:.1f} GB total\n- CUDA Version: {gpu['cuda_version']}\n"
+        header += (f"- GPUs: {gpu['count']}x {', '.join(sorted(set(gpu['names'])))}\n"
+                   f"- GPU Memory: {gpu['memory_gb']:.1f} GB total\n- CUDA Version: {gpu['cuda_version']}\n")
         header += f"- Hourly Rate: ${estimate_hourly_rate(gpu):.2f}/hour\n"
     else:
         header += "- GPUs: None available\n"
     header += f"\n### Software\n- Python: {sysinfo['python_version']}\n- PyTorch: {sysinfo['torch_version']}\n\n"
     bloat = get_bloat_info()
-    header += f"### Bloat\n- Characters: {bloat['chars']:,}\n- Lines: {bloat['lines']:,}\n- Files: {bloat['files']:,}\n- Tokens (approx): {bloat['tokens']:,}\n- Dependencies (uv.lock lines): 0\n\n"
+    header += (f"### Bloat\n- Characters: {bloat['chars']:,}\n- Lines: {bloat['lines']:,}\n- Files: {bloat['files']:,}\n"
+               f"- Tokens (approx): {bloat['tokens']:,}\n- Dependencies (uv.lock lines): 0\n\n")
     return header
 
 def slugify(text):
@@ -254,10 +259,17 @@ def get_report():
 
 if __name__ == "__main__":
     import argparse
+
     from nanochat.common import print_fingerprint
     print_fingerprint()
     parser = argparse.ArgumentParser(description="Generate or reset the nanochat training report.")
-    parser.add_argument("command", nargs="?", default="generate", choices=["generate", "reset"], help="Operation to perform (default: generate)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="generate",
+        choices=["generate", "reset"],
+        help="Operation to perform (default: generate)",
+    )
     args = parser.parse_args()
     if args.command == "generate":
         get_report().generate()

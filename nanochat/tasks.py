@@ -10,9 +10,9 @@ Each task is a deterministic list of conversations ({"messages": [...]}) for a s
 Generative tasks define evaluate(conversation, completion_text) -> bool for chat_eval.
 """
 
-import re
 import json
 import random
+import re
 
 WORDS = """apple banana cherry orange grape lemon mango melon peach pear plum berry garden window kitchen
 table chair pencil paper letter number python module string integer float boolean function method class
@@ -117,7 +117,7 @@ class CustomJSON:
 
     def __init__(self, filepath):
         self.conversations = []
-        with open(filepath, "r", encoding="utf-8") as f:  # raises FileNotFoundError when missing
+        with open(filepath, encoding="utf-8") as f:  # raises FileNotFoundError when missing
             for lineno, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:

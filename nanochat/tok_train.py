@@ -7,23 +7,28 @@ Train the BPE tokenizer (rustbpe) on the train shards and save it in the classic
 Writes BASE/tokenizer/tokenizer.pkl (pickled tiktoken Encoding) and BASE/tokenizer/token_bytes.pt.
 """
 
+import argparse
+import logging
 import os
 import time
-import logging
-import argparse
 
 import torch
 
-from nanochat.common import get_base_dir, atomic_torch_save, print_fingerprint
-from nanochat.tokenizer import RustBPETokenizer, compute_token_bytes
+from nanochat.common import atomic_torch_save, get_base_dir, print_fingerprint
 from nanochat.dataset import parquets_iter_batched
+from nanochat.tokenizer import RustBPETokenizer, compute_token_bytes
 
 print_fingerprint()
 parser = argparse.ArgumentParser(description="Train a BPE tokenizer")
 parser.add_argument("--max_chars", type=int, default=10_000_000_000, help="Maximum characters to train on")
 parser.add_argument("--doc_cap", type=int, default=10_000, help="Maximum characters per document")
 parser.add_argument("--vocab_size", type=int, default=65536, help="Vocabulary size, special tokens included")
-parser.add_argument("--synthetic", type=int, default=0, help="1: no training, a synthetic vocab of the requested size (throughput benchmarks only)")
+parser.add_argument(
+    "--synthetic",
+    type=int,
+    default=0,
+    help="1: no training, a synthetic vocab of the requested size (throughput benchmarks only)",
+)
 args = parser.parse_args()
 logging.getLogger("rustbpe").setLevel(logging.WARNING)  # rustbpe logs every merge percent at INFO
 print(f"max_chars: {args.max_chars:,}")
@@ -57,7 +62,8 @@ tokenizer_dir = os.path.join(base_dir, "tokenizer")
 tokenizer.save(tokenizer_dir)
 
 # sanity check: round trip
-test_text = "Hello world! This is a test.\nNumbers: 123, 4567, 89\nContractions: I'm, you're, it's\nSpecial chars: @#$%^&*()\nUnicode: 你好世界 🌍"
+test_text = ("Hello world! This is a test.\nNumbers: 123, 4567, 89\nContractions: I'm, you're, it's\n"
+    "Special chars: @#$%^&*()\nUnicode: 你好世界 🌍")
 assert tokenizer.decode(tokenizer.encode(test_text)) == test_text, "tokenizer round trip failed"
 
 token_bytes = compute_token_bytes(tokenizer)
@@ -66,6 +72,7 @@ atomic_torch_save(token_bytes, token_bytes_path)
 print(f"Saved token_bytes to {token_bytes_path}")
 
 from nanochat.report import get_report
+
 token_bytes_nonzero = token_bytes[token_bytes > 0].to(torch.float32)
 get_report().log(section="Tokenizer training", data=[
     vars(args),

@@ -6,8 +6,8 @@ tokens in order). It is loaded ONLY through a restricted unpickler (load_tokeniz
 arbitrary code, and a tokenizer file is data.
 """
 
-import os
 import io
+import os
 import pickle
 
 SPECIAL_TOKENS = [
@@ -28,14 +28,51 @@ SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| 
 # -----------------------------------------------------------------------------
 # restricted loading of tokenizer.pkl
 
+MAX_TOKENIZER_BYTES = 64 << 20  # a 65k-vocab tokenizer.pkl is ~1 MB
+MAX_TOKENIZER_OPS = 4_000_000  # bounds what the opcodes can build (an amplifying pickle took 4.7 GB)
+
+
+class _EncodingState:
+    """Stands in for tiktoken.core.Encoding while unpickling: it only keeps the pickled state. tiktoken's
+    own __setstate__ turns a *string* state into get_encoding(name), which downloads that encoding: code
+    and network chosen by a data file. The Encoding is built afterwards from checked data."""
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _encoding_from_state(obj, path):
+    import tiktoken.core
+
+    state = getattr(obj, "state", None) if type(obj) is _EncodingState else None
+    if isinstance(state, str):
+        raise ValueError(f"{path} names the registered encoding {state[:40]!r} instead of holding one: "
+                         "loading it would download it; refused")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a pickled tiktoken Encoding")
+    name, pat, ranks, special = (state.get(k) for k in ("name", "pat_str", "mergeable_ranks", "special_tokens"))
+    if not (isinstance(name, str) and isinstance(pat, str) and isinstance(ranks, dict) and isinstance(special, dict)
+            and all(type(k) is bytes and type(v) is int for k, v in ranks.items())
+            and all(type(k) is str and type(v) is int for k, v in special.items())):
+        raise ValueError(f"{path}: the pickled Encoding state has the wrong shape")
+    return tiktoken.core.Encoding(name=name, pat_str=pat, mergeable_ranks=ranks, special_tokens=special)
+
+
+def _check_opcodes(data, path):
+    import pickletools
+
+    for count, _ in enumerate(pickletools.genops(data)):
+        if count > MAX_TOKENIZER_OPS:
+            raise ValueError(f"{path}: more than {MAX_TOKENIZER_OPS:,} pickle opcodes; not a tokenizer")
+
+
 class _EncodingUnpickler(pickle.Unpickler):
     """Resolves only the one class a pickled tiktoken Encoding references. Anything else is refused."""
     ALLOWED = {("tiktoken.core", "Encoding")}
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
-            import tiktoken.core
-            return tiktoken.core.Encoding
+            return _EncodingState
         raise ValueError(f"refusing to unpickle {module}.{name}: tokenizer.pkl may only contain a tiktoken Encoding")
 
     def persistent_load(self, pid):
@@ -43,10 +80,15 @@ class _EncodingUnpickler(pickle.Unpickler):
 
 def load_tokenizer_pkl(path):
     """Load a pickled tiktoken.Encoding without allowing arbitrary code. Raises ValueError on anything else."""
+    import stat
     with open(path, "rb") as f:
-        data = f.read()
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_TOKENIZER_BYTES:
+            raise ValueError(f"{path} is not a regular file of at most {MAX_TOKENIZER_BYTES:,} bytes")
+        data = f.read(MAX_TOKENIZER_BYTES + 1)
     try:
-        enc = _EncodingUnpickler(io.BytesIO(data)).load()
+        _check_opcodes(data, path)
+        enc = _encoding_from_state(_EncodingUnpickler(io.BytesIO(data)).load(), path)
     except ValueError:
         raise
     except Exception as e:  # truncated or corrupt pickles, bad state for the Encoding constructor, ...
@@ -210,6 +252,7 @@ def synthetic_tokenizer(vocab_size):
     """A tokenizer of exactly vocab_size tokens without training (throughput benchmarks only): the 256 bytes,
     then ASCII letter/space pairs, triples, quadruples, ... in a fixed order. Valid for tiktoken, useless for quality."""
     import itertools
+
     import tiktoken
     n = vocab_size - len(SPECIAL_TOKENS)
     ranks = {bytes([i]): i for i in range(256)}
@@ -234,6 +277,7 @@ def get_tokenizer():
 
 def get_token_bytes(device="cpu"):
     import torch
+
     from nanochat.common import get_base_dir
     token_bytes_path = os.path.join(get_base_dir(), "tokenizer", "token_bytes.pt")
     assert os.path.exists(token_bytes_path), f"Token bytes not found at {token_bytes_path}? It gets written by tok_train.py"

@@ -32,6 +32,10 @@ DEFAULT_STAGE_DIRS = CHECKPOINT_DIRS
 STRAY_DIRS = {"sft_checkpoints": "chat_sft saved to sft_checkpoints/ from 2026-01-31 to 2026-02-01 (eaf49a3, PR #484); "
                                  "loaders read chatsft_checkpoints/"}
 MAX_PICKLE_BYTES = 64 << 20
+# a symbolic walk is bounded whatever the opcodes do: a d20 state dict is a few thousand ops
+MAX_PICKLE_OPS = 4_000_000
+MAX_PICKLE_MEMO = 1_000_000
+MAX_PICKLE_INT = 1 << 63  # a 5000-digit "dimension" is corrupt data, not a shape (str() of it raises)
 
 # GLOBALs a plain torch state dict / optimizer state may reference (nothing that runs code)
 SAFE_GLOBALS = {
@@ -100,7 +104,13 @@ def walk_pickle(data: bytes) -> Any:
         return items
 
     ops = pickletools.genops(data)
-    for op, arg, _pos in ops:
+    for count, (op, arg, _pos) in enumerate(ops):
+        if count >= MAX_PICKLE_OPS:
+            raise ValueError(f"more than {MAX_PICKLE_OPS:,} opcodes")
+        if len(memo) > MAX_PICKLE_MEMO:
+            raise ValueError(f"more than {MAX_PICKLE_MEMO:,} memo entries")
+        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_PICKLE_INT:
+            raise ValueError("an integer too large for any tensor shape or offset")
         name = op.name
         if name in ("PROTO", "FRAME"):
             continue
@@ -129,7 +139,7 @@ def walk_pickle(data: bytes) -> Any:
             stack.append(set())
         elif name == "DICT":
             items = pop_mark()
-            stack.append(dict(zip(items[::2], items[1::2])))
+            stack.append(dict(zip(items[::2], items[1::2], strict=False)))
         elif name == "LIST":
             stack.append(pop_mark())
         elif name == "TUPLE":
@@ -164,7 +174,7 @@ def walk_pickle(data: bytes) -> Any:
             _setitem(stack[-1], key, value)
         elif name == "SETITEMS":
             items = pop_mark()
-            for k, v in zip(items[::2], items[1::2]):
+            for k, v in zip(items[::2], items[1::2], strict=False):
                 _setitem(stack[-1], k, v)
         elif name == "APPEND":
             value = stack.pop()
@@ -313,6 +323,12 @@ def inspect_torch_file(path: str | Path, want_tensors: bool = True) -> FileCheck
             if not pkl:
                 fc.error = "zip has no data.pkl (not a torch checkpoint)"
                 return fc
+            seen: set[str] = set()
+            dup = next((i.filename for i in infos if i.filename in seen or seen.add(i.filename)), None)
+            if dup is not None or len(pkl) > 1:  # which copy would torch.load read?
+                dup = dup or pkl[-1].filename
+                fc.error = f"corrupt zip: duplicate entry {dup}"
+                return fc
             for info in infos:  # a record pointing past the end of the file: truncated
                 if info.header_offset + info.compress_size > fc.size:
                     fc.error = f"truncated: {info.filename} extends past the end of the file"
@@ -326,6 +342,9 @@ def inspect_torch_file(path: str | Path, want_tensors: bool = True) -> FileCheck
         return fc
     except (OSError, EOFError, ValueError, zipfile.LargeZipFile) as exc:
         fc.error = f"cannot read zip: {type(exc).__name__}: {exc}"
+        return fc
+    except Exception as exc:  # zlib.error (corrupt deflate), NotImplementedError (deflate64), RuntimeError (encrypted)
+        fc.error = f"cannot read zip: {type(exc).__name__}: {str(exc)[:200]}"
         return fc
     try:
         obj = walk_pickle(data)
@@ -530,25 +549,17 @@ class CheckpointInventory:
 
 
 def resolve_base_dir(ctx: Any) -> tuple[Path, str] | None:
-    """--base-dir, config base-dir, the ledger's base dir, $NANOCHAT_BASE_DIR, ~/.cache/nanochat (if present)."""
-    if ctx.inputs.base_dir:
-        return Path(ctx.inputs.base_dir), "--base-dir"
-    if ctx.config.get("base-dir"):
-        return Path(os.path.expanduser(str(ctx.config.get("base-dir")))), "config base-dir"
-    ledger = ctx.get("ledger", None)
-    if isinstance(ledger, dict):
-        bd = (ledger.get("expected") or {}).get("base_dir")
-        if bd:
-            return Path(bd), "ledger"
-    env = ctx.environ.get("NANOCHAT_BASE_DIR")
-    if env:
-        return Path(env), "$NANOCHAT_BASE_DIR"
-    home = ctx.environ.get("HOME")
-    if home:
-        default = Path(home) / ".cache" / "nanochat"
-        if default.is_dir():
-            return default, "default ~/.cache/nanochat"
-    return None
+    """(base dir, source) from the one resolver (inventory.base_dir_fact); after the job the default
+    ~/.cache/nanochat counts only when it exists."""
+    try:
+        bd = ctx.get("base_dir", None)
+    except Exception:
+        bd = None
+    if bd is None:
+        return None
+    if bd.default and not bd.path.is_dir():
+        return None
+    return bd.path, bd.source
 
 
 def get_profile(ctx: Any) -> Any:

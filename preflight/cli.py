@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 import typer.core
@@ -118,7 +118,7 @@ VerboseOpt = typer.Option(False, "--verbose", "-v", help="List skipped checks wi
 NoColorOpt = typer.Option(False, "--no-color", help="Plain text even on a terminal.")
 
 
-def _split(values: Optional[List[str]]) -> Optional[list[str]]:
+def _split(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     out: list[str] = []
@@ -127,14 +127,14 @@ def _split(values: Optional[List[str]]) -> Optional[list[str]]:
     return out
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> "typer.Exit":
+def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     from preflight.reporters import clean
 
     sys.stderr.write(clean(message.rstrip()) + "\n")
     return typer.Exit(code)
 
 
-def _trust(plugins: Optional[List[Path]], trust_config: bool) -> dict[str, Any]:
+def _trust(plugins: list[Path] | None, trust_config: bool) -> dict[str, Any]:
     """CLI values for --plugins DIR (always loaded: the user named them) and --trust-config."""
     out: dict[str, Any] = {}
     if plugins:
@@ -144,7 +144,7 @@ def _trust(plugins: Optional[List[Path]], trust_config: bool) -> dict[str, Any]:
     return out
 
 
-def _load(cli_values: dict[str, Any], config_path: Optional[Path], cwd: Path) -> Any:
+def _load(cli_values: dict[str, Any], config_path: Path | None, cwd: Path) -> Any:
     from preflight.config import load_config
 
     values = dict(cli_values)
@@ -188,7 +188,7 @@ def _collect_extras(result: Any, ctx: Any, names: tuple[str, ...]) -> None:
             result.display["plan_rows"] = rows()
 
 
-def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Optional[Path],
+def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Path | None,
          describe: tuple[str, ...]) -> tuple[Any, Any, Any, float]:
     from preflight.context import Context
     from preflight.runner import run_checks
@@ -221,7 +221,7 @@ def _network_assumption(network: str) -> str:
             "is a finding (network: online in preflight.yaml, or --network online, if they have)")
 
 
-def _emit(result: Any, registry: Any, fmt: Format, output_file: Optional[Path], *, verbose: bool, no_color: bool,
+def _emit(result: Any, registry: Any, fmt: Format, output_file: Path | None, *, verbose: bool, no_color: bool,
           elapsed: float, title: str) -> None:
     from preflight.reporters import MACHINE_FORMATS, render
 
@@ -274,22 +274,22 @@ def _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout=
 # -- preflight check ---------------------------------------------------------------------------
 @preflight_app.command("check")
 def check_cmd(
-    script: Optional[Path] = typer.Argument(None, help="The sbatch script to check (omit to check the environment only)."),
-    select: Optional[List[str]] = SelectOpt,
-    ignore: Optional[List[str]] = IgnoreOpt,
-    extend_select: Optional[List[str]] = ExtendOpt,
+    script: Path | None = typer.Argument(None, help="The sbatch script to check (omit to check the environment only)."),
+    select: list[str] | None = SelectOpt,
+    ignore: list[str] | None = IgnoreOpt,
+    extend_select: list[str] | None = ExtendOpt,
     fmt: Format = FormatOpt,
-    output_file: Optional[Path] = OutputOpt,
-    fail_on: Optional[FailOn] = FailOnOpt,
+    output_file: Path | None = OutputOpt,
+    fail_on: FailOn | None = FailOnOpt,
     exit_zero: bool = ExitZeroOpt,
-    config: Optional[Path] = ConfigOpt,
-    plugins: Optional[List[Path]] = PluginsOpt,
+    config: Path | None = ConfigOpt,
+    plugins: list[Path] | None = PluginsOpt,
     trust_config: bool = TrustOpt,
-    profile: Optional[ProfileName] = ProfileOpt,
-    base_dir: Optional[Path] = BaseDirOpt,
-    checkout: Optional[Path] = CheckoutOpt,
-    deep: Optional[bool] = DeepOpt,
-    network: Optional[str] = typer.Option(None, "--network", help="offline | online: can compute nodes download?"),
+    profile: ProfileName | None = ProfileOpt,
+    base_dir: Path | None = BaseDirOpt,
+    checkout: Path | None = CheckoutOpt,
+    deep: bool | None = DeepOpt,
+    network: str | None = typer.Option(None, "--network", help="offline | online: can compute nodes download?"),
     verbose: bool = VerboseOpt,
     no_color: bool = NoColorOpt,
 ) -> None:
@@ -323,13 +323,13 @@ def sbatch_cmd(
     script: Path = typer.Argument(..., help="The batch script; options after it are passed to sbatch."),
     force: bool = typer.Option(False, "--force", help="Submit even when preflight finds errors (recorded)."),
     test_only: bool = typer.Option(False, "--test-only", help="Pass --test-only to sbatch; write no ledger."),
-    fail_on: Optional[FailOn] = FailOnOpt,
-    config: Optional[Path] = ConfigOpt,
-    plugins: Optional[List[Path]] = PluginsOpt,
+    fail_on: FailOn | None = FailOnOpt,
+    config: Path | None = ConfigOpt,
+    plugins: list[Path] | None = PluginsOpt,
     trust_config: bool = TrustOpt,
-    profile: Optional[ProfileName] = ProfileOpt,
-    base_dir: Optional[Path] = BaseDirOpt,
-    checkout: Optional[Path] = CheckoutOpt,
+    profile: ProfileName | None = ProfileOpt,
+    base_dir: Path | None = BaseDirOpt,
+    checkout: Path | None = CheckoutOpt,
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="Format of the preflight report (stderr)."),
 ) -> None:
     """Run preflight, then submit with the real sbatch and record the run ledger.
@@ -363,7 +363,7 @@ def sbatch_cmd(
         outcome = submit(script.resolve(), extra, force=force, test_only=test_only, run_result=result,
                          ctx=run_ctx, script_args=script_args)
     except SubmitError as exc:
-        raise _fail(f"preflight: {exc}", getattr(exc, "exit_code", EXIT_FINDINGS))
+        raise _fail(f"preflight: {exc}", getattr(exc, "exit_code", EXIT_FINDINGS)) from None
     if outcome.message:
         sys.stderr.write(outcome.message.rstrip() + "\n")
     if outcome.job_id:
@@ -375,9 +375,9 @@ def sbatch_cmd(
 @preflight_app.command("list")
 def list_cmd(
     fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f"),
-    stage: Optional[str] = typer.Option(None, "--stage", help="pre | post"),
-    config: Optional[Path] = ConfigOpt,
-    plugins: Optional[List[Path]] = PluginsOpt,
+    stage: str | None = typer.Option(None, "--stage", help="pre | post"),
+    config: Path | None = ConfigOpt,
+    plugins: list[Path] | None = PluginsOpt,
     trust_config: bool = TrustOpt,
 ) -> None:
     """List every registered check (built-in, entry-point and plugin-dir)."""
@@ -415,7 +415,7 @@ def list_cmd(
 
 @preflight_app.command("explain")
 def explain_cmd(key: str = typer.Argument(..., help="A check code (SB003) or name (missing-set-e)."),
-                config: Optional[Path] = ConfigOpt, plugins: Optional[List[Path]] = PluginsOpt,
+                config: Path | None = ConfigOpt, plugins: list[Path] | None = PluginsOpt,
                 trust_config: bool = TrustOpt) -> None:
     """Show what a check does, why it matters, an example and how to fix it."""
     from preflight.docs import explain
@@ -432,7 +432,6 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
              force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a commented starter preflight.yaml."""
     from preflight.config import STARTER_CONFIG
-
     from preflight.safeio import UnsafeTarget, write_text
 
     if path.exists() and not path.is_symlink() and not force:  # a link: refused below, --force or not
@@ -440,7 +439,7 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
     try:
         write_text(path, STARTER_CONFIG)
     except (UnsafeTarget, OSError) as exc:
-        raise _fail(f"preflight: {exc}")
+        raise _fail(f"preflight: {exc}") from None
     sys.stderr.write(f"wrote {path}\n")
 
 
@@ -448,11 +447,10 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
 def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
              check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
     """Generate docs/checks.md from the registry, docs/eras.md and the compiled profiles from the era profiles."""
+    from preflight import erasdoc
     from preflight.docs import generate
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
     from preflight.registry import Registry
-
-    from preflight import erasdoc
 
     targets = [(output, generate(Registry.default(entry_points=False))),
                (_profiles_dir() / COMPILED, compile_profiles()),
@@ -472,34 +470,33 @@ def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
 # -- postflight verify -------------------------------------------------------------------------
 @postflight_app.command("verify")
 def verify_cmd(
-    job_id: Optional[str] = typer.Argument(None, help="SLURM job id (reads the ledger, then SLURM)."),
-    log: Optional[List[Path]] = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
-    base_dir: Optional[Path] = BaseDirOpt,
-    checkout: Optional[Path] = CheckoutOpt,
-    script: Optional[Path] = typer.Option(None, "--script", help="The job's batch script (default: the ledger's, "
+    job_id: str | None = typer.Argument(None, help="SLURM job id (reads the ledger, then SLURM)."),
+    log: list[Path] | None = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
+    base_dir: Path | None = BaseDirOpt,
+    checkout: Path | None = CheckoutOpt,
+    script: Path | None = typer.Option(None, "--script", help="The job's batch script (default: the ledger's, "
                                           "else SLURM's copy via scontrol/sacct)."),
-    profile: Optional[ProfileName] = ProfileOpt,
-    deep: Optional[bool] = DeepOpt,
-    smoke: Optional[bool] = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
-    python: Optional[str] = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
+    profile: ProfileName | None = ProfileOpt,
+    deep: bool | None = DeepOpt,
+    smoke: bool | None = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
+    python: str | None = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
-    select: Optional[List[str]] = SelectOpt,
-    ignore: Optional[List[str]] = IgnoreOpt,
-    extend_select: Optional[List[str]] = ExtendOpt,
+    select: list[str] | None = SelectOpt,
+    ignore: list[str] | None = IgnoreOpt,
+    extend_select: list[str] | None = ExtendOpt,
     fmt: Format = FormatOpt,
-    output_file: Optional[Path] = OutputOpt,
-    fail_on: Optional[FailOn] = FailOnOpt,
+    output_file: Path | None = OutputOpt,
+    fail_on: FailOn | None = FailOnOpt,
     exit_zero: bool = ExitZeroOpt,
-    config: Optional[Path] = ConfigOpt,
-    plugins: Optional[List[Path]] = PluginsOpt,
+    config: Path | None = ConfigOpt,
+    plugins: list[Path] | None = PluginsOpt,
     trust_config: bool = TrustOpt,
     verbose: bool = VerboseOpt,
     no_color: bool = NoColorOpt,
 ) -> None:
     """Verify a finished (or running) job: state, logs, checkpoints, report; verdict per phase and resume plan."""
     from preflight.context import RunInputs
-
     from preflight.ledger import is_job_id
 
     if job_id is not None and not is_job_id(job_id):
@@ -616,7 +613,7 @@ def _wait_for(job_id: str, timeout: float, inputs: Any = None) -> None:
             status.stop()
 
 
-def _live_log(info: Any, inputs: Any) -> Optional[str]:
+def _live_log(info: Any, inputs: Any) -> str | None:
     """The log to watch: the first --log, else the job's stdout as SLURM names it."""
     if inputs is not None and inputs.logs:
         return str(inputs.logs[0])

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 CONFIG_FILENAMES = ("preflight.yaml", "preflight.yml", ".preflight.yaml")
 MAX_CONFIG_BYTES = 1_000_000

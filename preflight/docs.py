@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from preflight.registry import DOC_SECTIONS, doc_sections
 
@@ -48,6 +49,6 @@ def generate(registry: Any) -> str:
             body = sections.get(title, "")
             if title == "Example" and body:
                 lines = body.splitlines()
-                body = "```\n" + "\n".join(l[4:] if l.startswith("    ") else l for l in lines) + "\n```"
+                body = "```\n" + "\n".join(ln[4:] if ln.startswith("    ") else ln for ln in lines) + "\n```"
             out += [f"**{title}**", "", body, ""]
     return "\n".join(out).rstrip() + "\n"

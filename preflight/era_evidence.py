@@ -79,7 +79,7 @@ def detect(ctx: Any) -> tuple[str, str] | None:
         return None
     scored = []
     for name in CANDIDATES:
-        if "era_signs" not in ((_load_raw(name).get("evidence") or {})):
+        if "era_signs" not in (_load_raw(name).get("evidence") or {}):
             continue
         signs = (load_profile(name).data.get("evidence") or {}).get("era_signs") or {}
         score, log_hits, seen = 0.0, 0, []

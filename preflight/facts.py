@@ -10,7 +10,8 @@ no GPU, no script given); every check that requires it is then *skipped* with th
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Provider = Callable[[Any], Any]
 

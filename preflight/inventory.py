@@ -21,7 +21,6 @@ from typing import Any
 
 from preflight.phases import CHECKPOINT_DIRS
 
-
 MAX_FOOTER = 64 * 1024 * 1024
 
 
@@ -53,6 +52,8 @@ def _expand(text: str, env: dict) -> str:
 
 
 def base_dir_fact(ctx: Any) -> BaseDir:
+    """The one base-dir resolution, before and after the job: --base-dir, config base-dir, (after the
+    job) the run ledger's, the script's own NANOCHAT_BASE_DIR=, the environment, ~/.cache/nanochat."""
     env = dict(ctx.environ)
     job_env = ctx.get("job_env", None)
     if job_env is not None:
@@ -62,6 +63,14 @@ def base_dir_fact(ctx: Any) -> BaseDir:
     cfg = ctx.config.get("base-dir") if ctx.config is not None else None
     if cfg:
         return BaseDir(Path(_expand(cfg, {**ctx.environ})), "config base-dir", cfg)
+    if getattr(ctx.inputs, "stage", "pre") == "post":
+        try:
+            ledger = ctx.get("ledger", None)
+        except Exception:  # an unreadable ledger is the ledger checks' finding, not a crash here
+            ledger = None
+        recorded = ((ledger.get("expected") or {}).get("base_dir") if isinstance(ledger, dict) else None)
+        if isinstance(recorded, str) and recorded:
+            return BaseDir(Path(recorded), "ledger", recorded)
     script = ctx.get("script", None)
     if script is not None and script.ok:
         found = None

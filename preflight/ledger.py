@@ -21,9 +21,10 @@ import re
 import shlex
 import stat
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from preflight.facts import FactUnavailable
 
@@ -166,7 +167,7 @@ def jsonable(obj: Any) -> Any:
         return [jsonable(v) for v in obj]
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if hasattr(obj, "value") and isinstance(getattr(obj, "value"), (str, int)):  # enums
+    if hasattr(obj, "value") and isinstance(obj.value, (str, int)):  # enums
         return obj.value
     return str(obj)
 

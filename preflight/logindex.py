@@ -26,8 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from preflight import steplines
-from preflight.phases import (CKPT_DIR_RE, MARKER_NAMES, SCRIPT_PHASE, TRAINER_SCRIPTS, is_train_phase,
-                              script_of_dir_word, train_script_of)
+from preflight.phases import (
+    CKPT_DIR_RE,
+    MARKER_NAMES,
+    SCRIPT_PHASE,
+    TRAINER_SCRIPTS,
+    is_train_phase,
+    script_of_dir_word,
+    train_script_of,
+)
 from preflight.redact import redact
 
 MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole

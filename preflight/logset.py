@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.logindex import LogIndex, Segment, TracebackRecord, Event, index_log
 from preflight.loggrammar import grammar_for
+from preflight.logindex import Event, LogIndex, Segment, TracebackRecord, index_log
 
 # X.out -> X.err, X.stdout -> X.stderr, X-out.log -> X-err.log ...
 SIBLING_SUFFIXES = ((".out", ".err"), (".stdout", ".stderr"), ("-out.log", "-err.log"), ("_out.log", "_err.log"),
@@ -329,10 +330,10 @@ def align_with_steps(ix: LogIndex, steps: list[Any], profile: Any) -> int:
         wanted = list(steps)
     if not starts or len(starts) != len(wanted):
         return 0
-    if any(seg.phase and st.phase and seg.phase != st.phase for seg, st in zip(starts, wanted)):
+    if any(seg.phase and st.phase and seg.phase != st.phase for seg, st in zip(starts, wanted, strict=False)):
         return 0
     placed = 0
-    for seg, st in zip(starts, wanted):
+    for seg, st in zip(starts, wanted, strict=False):
         if seg.phase is None and st.phase:
             seg.marker = st.phase
             seg.placed_by_step = st.index

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.script.placement import launch_nodes
 from preflight.phases import TRAIN_PHASES
+from preflight.script.placement import launch_nodes
 
 # peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
 DEFAULT_GPU = "H100"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from preflight.facts import FactUnavailable
 
@@ -33,8 +33,15 @@ def run_tool(args: Sequence[str], *, timeout: float = 20.0, env: Mapping[str, st
     if exe is None:
         raise FactUnavailable(f"{args[0]} not found on PATH")
     try:
-        proc = subprocess.run([exe, *args[1:]], capture_output=True, timeout=timeout, env=dict(env) if env else None,
-                              cwd=cwd, input=input.encode() if input is not None else None, stdin=None if input is not None else subprocess.DEVNULL)
+        proc = subprocess.run(
+            [exe, *args[1:]],
+            capture_output=True,
+            timeout=timeout,
+            env=dict(env) if env else None,
+            cwd=cwd,
+            input=input.encode() if input is not None else None,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise ToolTimeout(f"{args[0]} did not answer within {timeout:g}s") from None
     except OSError as exc:

@@ -16,7 +16,7 @@ import copy
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def compile_profiles() -> str:
                       indent=1, sort_keys=True) + "\n"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_raw(name: str) -> dict:
     if name not in PROFILE_NAMES:
         raise KeyError(f"unknown profile {name!r} (known: {', '.join(PROFILE_NAMES)})")
@@ -402,7 +402,7 @@ def profile_fact(ctx: Any) -> Profile:
 LOG_SNIFF_BYTES = 256 << 10
 
 
-def _from_ledger(ctx: Any) -> "Profile | None":
+def _from_ledger(ctx: Any) -> Profile | None:
     """After the job: the profile `preflight sbatch` recorded in the run ledger."""
     if getattr(ctx.inputs, "stage", "pre") != "post" or not getattr(ctx.inputs, "job_id", None):
         return None
@@ -417,7 +417,7 @@ def _from_ledger(ctx: Any) -> "Profile | None":
     return None
 
 
-def _from_logs(ctx: Any) -> "Profile | None":
+def _from_logs(ctx: Any) -> Profile | None:
     """After the job, without a checkout: a profile's ``log_fingerprint`` in the first lines of a log."""
     import re
 

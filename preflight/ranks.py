@@ -19,8 +19,8 @@ The patterns are data (``RULES``); nothing here depends on the trainer.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 RANK_PREFIX = re.compile(r"^\[rank(\d+)\]:")
 _NCCL_RANK = re.compile(r"\[(?:PG [^\]]*?)?Rank (\d+)\]")

@@ -90,7 +90,7 @@ def _random_enough(s: str) -> bool:
     """Mixed case and digits, with case changing often: a random key, not a path or a word."""
     if not (any(c.isupper() for c in s) and any(c.islower() for c in s) and any(c.isdigit() for c in s)):
         return False
-    flips = sum(1 for a, b in zip(s, s[1:]) if a.islower() and b.isupper())
+    flips = sum(1 for a, b in zip(s, s[1:], strict=False) if a.islower() and b.isupper())
     return flips >= 5 and "//" not in s
 
 

@@ -16,9 +16,10 @@ import inspect
 import pkgutil
 import re
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from preflight.model import Severity
 
@@ -75,7 +76,7 @@ class CheckSpec:
 def doc_sections(doc: str) -> dict[str, str]:
     """Split a check docstring into its fixed sections ('What it checks:' ... )."""
     text = inspect.cleandoc(doc or "")
-    pattern = re.compile(r"^(%s):[ \t]*" % "|".join(map(re.escape, DOC_SECTIONS)), re.M)
+    pattern = re.compile(r"^({}):[ \t]*".format("|".join(map(re.escape, DOC_SECTIONS))), re.M)
     parts = pattern.split(text)
     out: dict[str, str] = {}
     for i in range(1, len(parts) - 1, 2):
@@ -231,7 +232,7 @@ class Registry:
             self.add(spec)
         self.sources.append(module.__name__)
 
-    def load_builtin(self) -> "Registry":
+    def load_builtin(self) -> Registry:
         from preflight import checks
 
         for info in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
@@ -240,7 +241,7 @@ class Registry:
             self.add_module(importlib.import_module(f"preflight.checks.{info.name}"))
         return self
 
-    def load_entry_points(self) -> "Registry":
+    def load_entry_points(self) -> Registry:
         if not _any_distribution_declares(ENTRY_POINT_GROUP):
             return self  # importlib.metadata costs ~25 ms of start-up; skip it when nothing could match
         from importlib.metadata import entry_points
@@ -253,7 +254,7 @@ class Registry:
             self.add_module(module)
         return self
 
-    def load_plugin_dir(self, directory: Path) -> "Registry":
+    def load_plugin_dir(self, directory: Path) -> Registry:
         directory = Path(directory)
         if not directory.is_dir():
             raise RegistrationError(f"plugin directory {directory} does not exist")
@@ -281,7 +282,7 @@ class Registry:
         return self
 
     @classmethod
-    def default(cls, plugins: Iterable[Path] = (), entry_points: bool = True) -> "Registry":
+    def default(cls, plugins: Iterable[Path] = (), entry_points: bool = True) -> Registry:
         reg = cls().load_builtin()
         if entry_points:
             reg.load_entry_points()

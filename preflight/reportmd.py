@@ -86,7 +86,7 @@ def parse_report(path: str | Path) -> Report:
             if cells and set(cells[0]) <= {"-"}:
                 continue
             metric = cells[0]
-            rep.rows[metric] = dict(zip(rep.columns, cells[1:]))
+            rep.rows[metric] = dict(zip(rep.columns, cells[1:], strict=False))
             rep.row_lines[metric] = no
             continue
         if in_table and not s.startswith("|"):

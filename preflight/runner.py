@@ -6,9 +6,10 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from preflight.context import Context, FactError
 from preflight.facts import FactUnavailable, Skip
@@ -45,7 +46,7 @@ class Selection:
     ignore: list[str]
 
     @classmethod
-    def from_config(cls, config: Any) -> "Selection":
+    def from_config(cls, config: Any) -> Selection:
         return cls(select=list(config["select"]) + list(config.get("extend-select", [])),
                    ignore=list(config.get("ignore", [])))
 

@@ -17,8 +17,9 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 # what the text report prints, for streams that cannot encode it (ASCII locales, cp1252 consoles)
 ASCII_SYMBOLS = str.maketrans({"✗": "x", "·": "-", "✅": "ok", "❌": "x", "⚠": "!", "⏭": ">>", "💥": "!!",
@@ -41,8 +42,8 @@ class GuardedStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        from preflight.reporters import defuse_commands
         from preflight.redact import redact
+        from preflight.reporters import defuse_commands
 
         if not isinstance(text, str) or not text:
             return self._stream.write(text)

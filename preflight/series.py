@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 SAMPLE_BUDGET = 2 << 20  # bytes of step lines parsed per log, at most (~13,000 lines)
 WINDOW = 2 << 10  # bytes per sampled window (~13 step lines)
@@ -83,8 +84,8 @@ class SegmentPoints:
                 self._done += self.rows
                 self.rows = []
             self._done.sort(key=_first)
-            cols = list(zip(*self._done)) if self._done else [()] * len(COLUMNS)
-            self._cols = {name: list(col) for name, col in zip(COLUMNS, cols)}
+            cols = list(zip(*self._done, strict=False)) if self._done else [()] * len(COLUMNS)
+            self._cols = {name: list(col) for name, col in zip(COLUMNS, cols, strict=False)}
         return self._cols
 
     def __getattr__(self, name: str) -> Any:  # pts.loss, pts.step ...: the columns
@@ -237,7 +238,7 @@ class PhaseSeries:
         ys: list[float] = []
         for a in attempts:
             cols = a.points.columns()
-            pairs = [(x, y) for x, y in zip(cols["step"], cols[name]) if y == y]  # NaN != NaN
+            pairs = [(x, y) for x, y in zip(cols["step"], cols[name], strict=False) if y == y]  # NaN != NaN
             xs += [int(x) for x, _ in pairs]
             ys += [y for _, y in pairs]
         return xs, ys
@@ -291,7 +292,7 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
                 m = _STEP_NUM_RE.search(seg.nan_loss.text)
                 cols = pts.columns()
                 # the first NaN among the points (where sampled, the first sampled one), and the index's
-                steps = [int(x) for x, y in zip(cols["step"], cols["loss"]) if y != y][:1]
+                steps = [int(x) for x, y in zip(cols["step"], cols["loss"], strict=False) if y != y][:1]
                 steps += [int(m.group(1))] if m else []
                 if steps and (ps.nan_step is None or min(steps) < ps.nan_step):
                     ps.nan_step = min(steps)
@@ -358,7 +359,7 @@ class Bucket:
 def downsample(xs: list[float], ys: list[float], n: int = DISPLAY_POINTS) -> list[Bucket]:
     """At most ``n`` buckets of equal step width (ascending), each with min, mean, max and last value;
     the points themselves when there are no more than ``n``. Non-finite values are left out."""
-    pts = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
+    pts = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
     if len(pts) <= n:
         return [Bucket(float(x), y, y, y, y) for x, y in sorted(pts, key=_first)]
     if len(pts) > NUMPY_POINTS:
@@ -402,7 +403,7 @@ def _downsample_numpy(pts: list[tuple[float, float]], n: int) -> list[Bucket]:
     lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
     mean = np.add.reduceat(y, starts) / np.diff(np.r_[starts, k.size])
     bx = np.maximum.reduceat(x, starts)
-    return [Bucket(*row) for row in zip(bx.tolist(), lo.tolist(), mean.tolist(), hi.tolist(), y[ends].tolist())]
+    return [Bucket(*row) for row in zip(bx.tolist(), lo.tolist(), mean.tolist(), hi.tolist(), y[ends].tolist(), strict=False)]
 
 
 def smooth(ys: list[float], span: int | None = None) -> list[float]:

@@ -17,9 +17,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from preflight.facts import FactUnavailable
 from preflight.jobinfo import ACTIVE_STATES, TERMINAL_STATES, JobInfo
@@ -31,8 +32,8 @@ SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit",
                 "Reason", "WorkDir", "NodeList", "AllocTRES")
 # `sacct -c` (jobcomp/filetxt) knows fewer fields
 SACCT_COMPLETION_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit", "Start", "End")
-UNSETTLED_NAME = "allocation"
-APPEAR_GRACE = 2.0  # seconds sacct may take to show a job at all before it counts as unknown  # sacct's placeholder name before the record is complete
+UNSETTLED_NAME = "allocation"  # sacct's placeholder name before the record is complete
+APPEAR_GRACE = 2.0  # seconds sacct may take to show a job at all before it counts as unknown
 
 Env = Mapping[str, str] | None
 
@@ -120,7 +121,7 @@ def parse_sacct(text: str) -> list[dict[str, str]]:
         parts = ln.split("|")
         if len(parts) < len(header):
             parts += [""] * (len(header) - len(parts))
-        rows.append(dict(zip(header, parts)))
+        rows.append(dict(zip(header, parts, strict=False)))
     return rows
 
 

@@ -17,13 +17,50 @@ import traceback
 MARKER = "@@PREFLIGHT-SMOKE@@ "
 
 
+MAX_TOKENIZER_BYTES = 64 << 20  # a 65k-vocab tokenizer.pkl is ~1 MB
+MAX_TOKENIZER_OPS = 4_000_000  # bounds what the opcodes can build (an amplifying pickle took 4.7 GB)
+
+
+class _EncodingState:
+    """Stands in for tiktoken.core.Encoding while unpickling: it only keeps the pickled state. tiktoken's
+    own __setstate__ turns a *string* state into get_encoding(name), which downloads that encoding: code
+    and network chosen by a data file. The Encoding is built afterwards from checked data."""
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _encoding_from_state(obj, path):
+    import tiktoken.core
+
+    state = getattr(obj, "state", None) if type(obj) is _EncodingState else None
+    if isinstance(state, str):
+        raise ValueError(f"{path} names the registered encoding {state[:40]!r} instead of holding one: "
+                         "loading it would download it; refused")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a pickled tiktoken Encoding")
+    name, pat, ranks, special = (state.get(k) for k in ("name", "pat_str", "mergeable_ranks", "special_tokens"))
+    if not (isinstance(name, str) and isinstance(pat, str) and isinstance(ranks, dict) and isinstance(special, dict)
+            and all(type(k) is bytes and type(v) is int for k, v in ranks.items())
+            and all(type(k) is str and type(v) is int for k, v in special.items())):
+        raise ValueError(f"{path}: the pickled Encoding state has the wrong shape")
+    return tiktoken.core.Encoding(name=name, pat_str=pat, mergeable_ranks=ranks, special_tokens=special)
+
+
+def _check_opcodes(data, path):
+    import pickletools
+
+    for count, _ in enumerate(pickletools.genops(data)):
+        if count > MAX_TOKENIZER_OPS:
+            raise ValueError(f"{path}: more than {MAX_TOKENIZER_OPS:,} pickle opcodes; not a tokenizer")
+
+
 class _TokenizerUnpickler(pickle.Unpickler):
     """tokenizer.pkl is data: only a tiktoken Encoding may come out of it."""
 
     def find_class(self, module, name):
         if (module, name) == ("tiktoken.core", "Encoding"):
-            import tiktoken.core
-            return tiktoken.core.Encoding
+            return _EncodingState
         raise _Refused(f"tokenizer pickle references {module}.{name}; the smoke test unpickles only a tiktoken Encoding")
 
     def persistent_load(self, pid):
@@ -35,11 +72,18 @@ class _Refused(Exception):
 
 
 def _restricted_load(file, **_kw):
-    return _TokenizerUnpickler(file).load()
+    return _restricted_loads(file.read(MAX_TOKENIZER_BYTES + 1))
 
 
 def _restricted_loads(data, **_kw):
-    return _TokenizerUnpickler(io.BytesIO(data)).load()
+    if len(data) > MAX_TOKENIZER_BYTES:
+        raise _Refused(f"a pickle over {MAX_TOKENIZER_BYTES:,} bytes; the smoke test loads only a tokenizer")
+    try:
+        _check_opcodes(data, "tokenizer pickle")
+        obj = _TokenizerUnpickler(io.BytesIO(data)).load()
+        return _encoding_from_state(obj, "tokenizer pickle")
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
 
 
 def _emit(doc):

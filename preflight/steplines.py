@@ -24,8 +24,9 @@ import re
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 _VAL = rb"Step \d+ \| Validation (?:bpb|loss): [\d.]+(?=\r?\n)"
 STEP_START_RE = re.compile(rb"step |Step \d+/\d+ \| Training loss")
@@ -152,7 +153,7 @@ def _runs_in(buf: bytes, offset: int, end: int, arr: Any, is_nl: Any) -> list[Ru
     lo, hi = step_idx[k1], step_idx[k2 - 1]
     a = (starts[lo] + offset).tolist()
     b = (np.minimum(ends[hi] + 1, size) + offset).tolist()
-    return list(zip(a, b, (hi - lo + 1).tolist(), (k2 - k1).tolist()))
+    return list(zip(a, b, (hi - lo + 1).tolist(), (k2 - k1).tolist(), strict=False))
 
 
 _LOWER = int.from_bytes(b"step ", "little")

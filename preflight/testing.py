@@ -15,9 +15,10 @@ temporary directory.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from preflight.config import load_config
 from preflight.context import Context, RunInputs

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
 from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN

@@ -125,7 +125,7 @@ class Browser:
         return json.loads(raw)
 
     # -- pages ----------------------------------------------------------------------------------
-    def open(self, url: str, width: int = 1200, height: int = 900) -> "Page":
+    def open(self, url: str, width: int = 1200, height: int = 900) -> Page:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         page = Page(self, session)
@@ -157,7 +157,7 @@ class Browser:
             self.proc.stderr.close()
         shutil.rmtree(self.profile, ignore_errors=True)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -43,8 +43,8 @@ class Outcome:
 
 
 def _run(script: Path, cwd: Path, env_home: Path, checkout: Path | None):
-    from preflight.context import Context, RunInputs
     from preflight.config import load_config
+    from preflight.context import Context, RunInputs
     from preflight.runner import Selection, run_checks
 
     values = {"base-dir": str(env_home / "base")}

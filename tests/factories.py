@@ -13,8 +13,9 @@ import math
 import os
 import pickle
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 STAGE_DIRS = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints", "rl": "chatrl_checkpoints"}
 SPECIALS = ["<|bos|>", "<|user_start|>", "<|user_end|>", "<|assistant_start|>", "<|assistant_end|>",
@@ -34,7 +35,7 @@ def model_config(depth: int = 2, vocab_size: int = TINY_VOCAB, sequence_len: int
     return cfg
 
 
-def tensor_shapes(cfg: dict[str, Any]) -> "OrderedDict[str, tuple[int, ...]]":
+def tensor_shapes(cfg: dict[str, Any]) -> OrderedDict[str, tuple[int, ...]]:
     vp = 64 * math.ceil(cfg["vocab_size"] / 64)
     c, h, kv = cfg["n_embd"], cfg["n_head"], cfg["n_kv_head"]
     hd = c // h
@@ -305,7 +306,7 @@ def step_line(phase: str, step: int, total: int, loss: float | str = 3.5, era: s
     loss_s = loss if isinstance(loss, str) else f"{loss:.6f}"
     if phase == "base":
         grad = " grad norm: 0.1234 |" if era == "classic" else ""
-        tail = f" | epoch: 1 | total time: 0.50m | eta: 1.0m" if era in ("argparse", "no-mid", "current") else " | total time: 0.50m"
+        tail = " | epoch: 1 | total time: 0.50m | eta: 1.0m" if era in ("argparse", "no-mid", "current") else " | total time: 0.50m"
         return (f"step {step:05d}/{total:05d} ({100 * step / total:.2f}%) | loss: {loss_s} |{grad} lrm: 1.00 | dt: 480.12ms"
                 f" | tok/sec: 1,092,000 | mfu: 48.12{tail}")
     if phase == "mid" or (phase == "sft" and era == "current"):
@@ -435,7 +436,7 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
 CURRENT_CHECKOUT = Path(__file__).resolve().parent / "fixtures" / "current_checkout"
 
 
-def current_tensor_shapes(cfg: dict[str, Any]) -> "OrderedDict[str, tuple[int, ...]]":
+def current_tensor_shapes(cfg: dict[str, Any]) -> OrderedDict[str, tuple[int, ...]]:
     """Current nanochat's state dict: the classic tensors plus per-layer value-embedding gates,
     value embeddings on alternating layers (the last always), residual/x0 lambdas, smear, backout."""
     out = tensor_shapes(cfg)

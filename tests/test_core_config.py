@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from preflight.config import STARTER_CONFIG, ConfigError, load_config

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from preflight import schemas
+
 
 def _doc(what: str) -> str:
     return f'''"""
@@ -158,10 +157,10 @@ def test_github_annotations_capped_and_summary(project, cli, tmp_path):
     result = cli("preflight", "check", "job.sbatch", "--format", "github", cwd=project,
                  env={"GITHUB_STEP_SUMMARY": str(summary)})
     lines = result.stdout.splitlines()
-    annotations = [l for l in lines if l.startswith("::") and "more findings not shown" not in l]
+    annotations = [ln for ln in lines if ln.startswith("::") and "more findings not shown" not in ln]
     assert len(annotations) == 50
-    assert any("more findings not shown" in l for l in lines) and "12 more" in result.stdout
-    err = next(l for l in lines if l.startswith("::error"))
+    assert any("more findings not shown" in ln for ln in lines) and "12 more" in result.stdout
+    err = next(ln for ln in lines if ln.startswith("::error"))
     assert err.startswith("::error file=job.sbatch,line=3,title=OUT001 script-error::")
     assert "a comma, a colon: and 100%25 sure" in err  # data escaping
     assert "## Preflight: FAIL" in summary.read_text()

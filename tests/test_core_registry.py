@@ -83,7 +83,10 @@ def test_duplicate_name_names_both_places(tmp_path):
     _plugin(tmp_path / "a", "one", "ZZ101", "same-name")
     _plugin(tmp_path / "b", "two", "ZZ102", "same-name")
     reg = Registry().load_plugin_dir(tmp_path / "a")
-    with pytest.raises(RegistrationError, match=r"duplicate check name 'same-name'.*one\.py.*two\.py|duplicate check name 'same-name'.*two\.py.*one\.py"):
+    with pytest.raises(
+        RegistrationError,
+        match=r"duplicate check name 'same-name'.*one\.py.*two\.py|duplicate check name 'same-name'.*two\.py.*one\.py",
+    ):
         reg.load_plugin_dir(tmp_path / "b")
 
 

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from preflight import facts
 from preflight.config import load_config
 from preflight.context import Context, RunInputs
 from preflight.facts import FactUnavailable, Skip, fact

@@ -8,9 +8,8 @@ exists in that commit's base_train.py, and no offline download that the commit d
 
 from __future__ import annotations
 
-import pytest
-
 import corpus_eval as ce  # tests/corpus_eval.py (pytest puts tests/ on sys.path)
+import pytest
 
 
 @pytest.fixture(scope="module")

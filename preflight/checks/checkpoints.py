@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.phases import train_script_of
 from preflight.registry import check
-
 
 
 def _phases(checkpoints) -> Iterator[tuple[str, Any]]:
@@ -207,7 +207,7 @@ def checkpoint_unloadable(checkpoints) -> Iterator[Finding]:
             yield Finding(f"{phase}: {sf.model}: {err}", path=sf.model, fix=f"rm {sf.model} and rerun the {phase} save")
         else:
             sound += 1
-        for r, p in sorted(sf.optim.items()):
+        for _r, p in sorted(sf.optim.items()):
             ofc = pc.check_file(p, tensors=False)
             if ofc.error:
                 found = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
-from typing import Iterator
+from collections.abc import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
@@ -49,7 +49,10 @@ def base_dir_not_writable(base_dir) -> Iterator[Finding]:
                               fix=f"chmod u+rwx {path}, or set NANOCHAT_BASE_DIR to a directory you own")
             return
     except OSError as exc:
-        yield Finding(f"base dir {path} cannot be examined: {exc.strerror or exc}", fix="set NANOCHAT_BASE_DIR to a plain directory you own")
+        yield Finding(
+            f"base dir {path} cannot be examined: {exc.strerror or exc}",
+            fix="set NANOCHAT_BASE_DIR to a plain directory you own",
+        )
         return
     parent = nearest_existing(path)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -78,7 +81,7 @@ def disk_space_insufficient(ctx, base_dir, plan) -> Iterator[Finding]:
     try:
         st = os.statvfs(where)
     except OSError as exc:
-        raise Skip(f"statvfs({where}) failed: {exc.strerror or exc}")
+        raise Skip(f"statvfs({where}) failed: {exc.strerror or exc}") from None
     margin = float(ctx.config.get("disk-margin", 1.2) or 1.2)
     dataset = ctx.get("dataset", None)
     have = dataset.total_bytes if dataset is not None else 0

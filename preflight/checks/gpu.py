@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
-from preflight.facts import Skip
+from preflight.facts import FactUnavailable, Skip
+from preflight.gpus import visible_count
 from preflight.model import Finding, Severity
 from preflight.phases import TRAIN_PHASES
-from preflight.plan import GIB, memory_estimate_bytes, model_shape, requested_gpu, world_size_from
+from preflight.plan import (
+    GIB,
+    memory_estimate_bytes,
+    model_shape,
+    requested_gpu,
+    world_size_from,
+)
 from preflight.registry import check
 
 
@@ -107,12 +114,27 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
         raise Skip("no training phase with a known process count")
 
 
+def _visible_gpus(ctx) -> tuple[int, str]:
+    """How many GPUs this process can see, and where that count comes from ("" = the GPU inventory).
+    Inside a SLURM allocation without nvidia-smi (a container, a minimal image), SLURM's own
+    CUDA_VISIBLE_DEVICES / SLURM_GPUS_ON_NODE still say how many GPUs the job got."""
+    try:
+        return len(ctx.get("gpus")), ""  # a hung driver (FactError) stays an error
+    except FactUnavailable:
+        job = ctx.environ.get("SLURM_JOB_ID")
+        n, src = visible_count(ctx.environ)
+        if not job or not n:  # outside a job, or a job with no GPU: nothing to compare with
+            raise
+        return n, f" ({src} in job {job})"
+
+
 @check("GPU002", "visible-gpus-mismatch", severity="error")
-def visible_gpus_mismatch(ctx, script, job_env, gpus) -> Iterator[Finding]:
+def visible_gpus_mismatch(ctx, script, job_env) -> Iterator[Finding]:
     """
     What it checks: inside an allocation (or on a GPU node running the script directly), the
     GPUs this process can see (CUDA_VISIBLE_DEVICES / SLURM_GPUS_ON_NODE) against
-    ``torchrun --nproc_per_node``.
+    ``torchrun --nproc_per_node``. The count comes from nvidia-smi; inside a SLURM allocation
+    where nvidia-smi is missing, from the GPUs SLURM gave the job.
 
     Why it matters: more ranks than visible GPUs fail with "invalid device ordinal" at
     startup; fewer leave GPUs idle.
@@ -122,9 +144,9 @@ def visible_gpus_mismatch(ctx, script, job_env, gpus) -> Iterator[Finding]:
 
     How to fix: ``--nproc_per_node=$SLURM_GPUS_ON_NODE`` (or the visible count).
     """
+    visible, source = _visible_gpus(ctx)
     if script.directives and not ctx.environ.get("SLURM_JOB_ID"):
         raise Skip("not inside the job's allocation: its GPUs are not visible here")
-    visible = len(gpus)
     for inv in script.all_invocations:
         if not inv.launcher.endswith("torchrun"):
             continue
@@ -136,11 +158,11 @@ def visible_gpus_mismatch(ctx, script, job_env, gpus) -> Iterator[Finding]:
             continue
         n = int(n)
         if n > visible:
-            yield Finding(f"torchrun starts {n} processes but only {visible} GPU(s) are visible; ranks {visible}.. crash "
+            yield Finding(f"torchrun starts {n} processes but only {visible} GPU(s) are visible{source}; ranks {visible}.. crash "
                           "with 'invalid device ordinal'", path=inv.file, line=inv.line,
                           fix=f"--nproc_per_node={visible}")
         elif n < visible:
-            yield Finding(f"torchrun starts {n} processes but {visible} GPUs are visible: {visible - n} stay idle",
+            yield Finding(f"torchrun starts {n} processes but {visible} GPUs are visible{source}: {visible - n} stay idle",
                           path=inv.file, line=inv.line, fix=f"--nproc_per_node={visible}", severity=Severity.WARNING)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Iterator
+from collections.abc import Iterator
 
 from preflight.model import Finding
 from preflight.registry import check
@@ -101,8 +101,11 @@ def job_timeout(job) -> Iterator[Finding]:
     How to fix: raise --time, save periodically (--save_every), and resume (--resume_from_step).
     """
     if job.state == "TIMEOUT":
-        yield Finding(f"job {job.job_id} hit its time limit" + (f" after {job.elapsed_s // 3600}h{job.elapsed_s % 3600 // 60:02d}m" if job.elapsed_s else ""),
-                      fix="raise #SBATCH --time, add --save_every, resume with --resume_from_step (see the resume plan)")
+        yield Finding(
+            f"job {job.job_id} hit its time limit"
+            + (f" after {job.elapsed_s // 3600}h{job.elapsed_s % 3600 // 60:02d}m" if job.elapsed_s else ""),
+            fix="raise #SBATCH --time, add --save_every, resume with --resume_from_step (see the resume plan)",
+        )
 
 
 @check("JOB004", "job-oom", stage="post", severity="error")

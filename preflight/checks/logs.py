@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from preflight.model import Finding, Severity
 from preflight.phases import TRAIN_PHASES, TRAINER_SCRIPTS
 from preflight.registry import check
+
 
 def _ranks(ranks: list[int]) -> str:
     """[0, 1, 2, 3, 5] -> "ranks 0-3, 5"."""

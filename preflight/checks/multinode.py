@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity

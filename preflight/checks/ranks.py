@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding
@@ -49,7 +49,7 @@ def rank_failure(logs) -> Iterator[Finding]:
         try:
             rep = ranks.analyze(_numbered(ix.path))
         except OSError as exc:
-            raise Skip(f"cannot read {ix.path}: {exc.strerror or exc}")
+            raise Skip(f"cannot read {ix.path}: {exc.strerror or exc}") from None
         distributed = distributed or rep.distributed()
         if not (rep.distributed() or world > 1) or rep.root is None:
             continue

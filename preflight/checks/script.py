@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
-from preflight.script.tree import iter_commands
 from preflight.registry import check
+from preflight.script.tree import iter_commands
 
 
 def _p(script, inv_or_cmd=None) -> str:

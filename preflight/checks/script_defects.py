@@ -7,8 +7,8 @@ job's .out, a sourced file that is not there, and an ``#SBATCH`` line cut short 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from preflight.model import Finding
 from preflight.plan import trainer_invocations
@@ -144,21 +144,25 @@ def _guarded(model, cmd, path: str) -> bool:
                and any(name in w for w in c.raw_words) for c in model.commands if c.line <= cmd.line)
 
 
-_CREATES_RE = re.compile(r"^(?:uv (?:venv|sync)|python\S* -m venv|virtualenv|conda create|mamba create|mkdir|cp|ln|"
-                         r"wget|curl|git clone|tar|unzip|cat|echo|printf|touch|mv|install)\b")
+_VENV_RE = re.compile(r"^(?:uv (?:venv|sync)|python\S* -m venv|virtualenv|conda create|mamba create|micromamba create)\b")
+_CREATES_RE = re.compile(r"^(?:mkdir|cp|ln|wget|curl|git clone|tar|unzip|cat|echo|printf|touch|mv|install|rsync)\b")
 
 
 def _created_before(model, cmd, path: str) -> bool:
-    """An earlier command may create the file (`uv venv` then `source .venv/bin/activate`)."""
-    first = path.split("/")[0] if not path.startswith("/") else path.split("/")[1]
+    """An earlier command may create the file: `uv venv` / `uv sync` before `source .venv/bin/activate`,
+    `cp x.template x` or `echo ... > x` before `source x`."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    first, name = (parts[0] if parts else ""), (parts[-1] if parts else "")
+    venv = "activate" in name or any(p in ("bin", "etc") for p in parts[:-1])
     for c in model.commands:
         if c.line >= cmd.line:
             break
         text = " ".join(c.words)
-        if _CREATES_RE.match(text) and (c.name in ("uv", "virtualenv", "conda", "mamba") or "venv" in text
-                                        or any(first and first in w for w in c.words[1:])):
+        if venv and _VENV_RE.match(text):
             return True
-        if any(first and first in target for _op, target in c.redirects):
+        if _CREATES_RE.match(text) and any(first in w or name in w for w in c.words[1:]):
+            return True
+        if any(name in target for _op, target in c.redirects):
             return True
     return False
 

@@ -6,7 +6,7 @@ COMPLETED, and a ``timeout`` that SLURM's time limit always beats.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 import signal
-from typing import Iterator
+from collections.abc import Iterator
 
 from preflight.model import Finding
-from preflight.registry import check
 from preflight.plan import trainer_invocations
+from preflight.registry import check
 
 _SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")
 _FORWARD_EXAMPLE = "scripts/speedrun.slurm"

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from preflight.reporters.svg import Chart, Line, Marker, duration, esc, render as svg, timeline
+from preflight.reporters.svg import Chart, Line, Marker, duration, esc, timeline
+from preflight.reporters.svg import render as svg
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 STYLE = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:18px;color:#1b1f24;background:#fff}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:18px;
+color:#1b1f24;background:#fff}
 h1{font-size:20px;margin:0 0 6px} h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 h3{font-size:15px;margin:14px 0 4px} code,pre{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace}
 pre{background:#f6f8fa;padding:8px 10px;overflow-x:auto;border-radius:6px}
@@ -34,10 +36,13 @@ svg .ct{font-size:11px;font-weight:600;fill:#24292f} svg .tick{font-size:9.5px;f
 svg .plot{fill:#fbfcfd;stroke:#d0d7de} svg .grid{stroke:#eaeef2}
 svg polyline{fill:none;stroke-width:1.2} svg .band{stroke:none;opacity:.28}
 .raw{stroke:#8fb8e8} .band.raw{fill:#8fb8e8} .smooth{stroke:#0550ae;stroke-width:1.8!important}
-.val{stroke:#8250df} circle.val{fill:#8250df;stroke:none} .lrm{stroke:#bf8700} .tok{stroke:#1a7f37} .band.tok{fill:#1a7f37} .mfu{stroke:#bc4c00}
+.val{stroke:#8250df} circle.val{fill:#8250df;stroke:none} .lrm{stroke:#bf8700}
+.tok{stroke:#1a7f37} .band.tok{fill:#1a7f37} .mfu{stroke:#bc4c00}
 svg .ckpt{stroke:#1a7f37;stroke-dasharray:3 3} svg .stop{stroke:#cf222e;stroke-width:1.6}
-svg .stoplabel{font-size:10px;fill:#cf222e;font-weight:600} svg .nan{stroke:#cf222e;stroke-dasharray:2 2} svg .plan{stroke:#8c959f;stroke-dasharray:1 3}
-svg .bar.done{fill:#4ac26b} svg .bar.failed{fill:#ff8182} svg .bar.partial{fill:#d4a72c} svg .bar.running{fill:#54aeff} svg .bar.not-run{fill:#d0d7de}
+svg .stoplabel{font-size:10px;fill:#cf222e;font-weight:600} svg .nan{stroke:#cf222e;stroke-dasharray:2 2}
+svg .plan{stroke:#8c959f;stroke-dasharray:1 3}
+svg .bar.done{fill:#4ac26b} svg .bar.failed{fill:#ff8182} svg .bar.partial{fill:#d4a72c}
+svg .bar.running{fill:#54aeff} svg .bar.not-run{fill:#d0d7de}
 .f-error{color:#cf222e;font-weight:700} .f-warning{color:#9a6700;font-weight:700} .f-info{color:#0969da}
 .finding{margin:8px 0 10px} .fix{color:#1a7f37} section.phase-chart{margin-bottom:18px}
 """

@@ -34,7 +34,8 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         seconds = check.duration_ms / 1000.0
         total += seconds
         name = f"{check.code} {check.name}"
-        head = f'    <testcase classname={quoteattr(f"preflight.{result.stage}.{check.family or check.code[:2]}")} name={quoteattr(name)} time="{seconds:.3f}"'
+        classname = quoteattr(f"preflight.{result.stage}.{check.family or check.code[:2]}")
+        head = f'    <testcase classname={classname} name={quoteattr(name)} time="{seconds:.3f}"'
         text = _finding_text(check)
         failing = [f for f in check.findings if f.severity and f.severity.rank >= result.fail_on.rank]
         if check.status is Status.ERROR:

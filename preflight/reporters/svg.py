@@ -109,7 +109,7 @@ def render(chart: Chart, css: str = "chart") -> str:
     for ln in chart.lines:
         if ln.lo is not None and ln.hi is not None and len(ln.xs) > 1:
             out.append(f'<polygon class="band {ln.css}" points="{pts(ln.xs, ln.hi)} {pts(ln.xs[::-1], ln.lo[::-1])}"/>')
-        finite = [(x, y) for x, y in zip(ln.xs, ln.ys) if math.isfinite(y)]
+        finite = [(x, y) for x, y in zip(ln.xs, ln.ys, strict=False) if math.isfinite(y)]
         if ln.dots or len(finite) == 1:
             out += [f'<circle class="{ln.css}" cx="{px(x)}" cy="{py(y)}" r="2.2"/>' for x, y in finite]
         elif finite:

@@ -6,7 +6,8 @@ they are joined as plain text, so a CI log or a pipe never pays rich's import (~
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 MARKS = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("i", "cyan")}
 SECTIONS = {"error": "Errors", "warning": "Warnings", "info": "Info"}

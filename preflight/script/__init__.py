@@ -20,12 +20,11 @@ Modules: ``lexer`` (tokens), ``commands`` (simple commands, assignments, shell o
 """
 
 from preflight.script.jobenv import JobEnv, job_env_fact, script_fact
-from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.launchers import parse_flags
+from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Assignment, Command, Directive, Flag, Invocation, ScriptModel, Word
 from preflight.script.parser import parse_script, parse_text
-from preflight.script.sbatch import (SbatchTest, gpus_from_gres, parse_option_list, parse_time_limit,
-                                     sbatch_test_fact)
+from preflight.script.sbatch import SbatchTest, gpus_from_gres, parse_option_list, parse_time_limit, sbatch_test_fact
 
 __all__ = ["Assignment", "Command", "Directive", "Flag", "Invocation", "JobEnv", "SbatchTest", "ScriptModel",
            "Unterminated", "Word", "gpus_from_gres", "job_env_fact", "parse_flags", "parse_option_list",

@@ -5,7 +5,7 @@ descent parser (never ``eval``); anything else, or an unknown name, gives None."
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 _TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(<=|>=|==|!=|&&|\|\||[-+*/%()<>?:!]))")
 MAX_EXPR = 256  # characters; longer expressions are not evaluated (hostile input stays cheap)

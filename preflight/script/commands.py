@@ -187,7 +187,9 @@ def _record_command(model: ScriptModel, state: State, words: list[Word], redirec
     model.commands.append(cmd)
     name = cmd.name
     if name in ("export", "declare", "typeset", "readonly", "local") and len(rest) > 1:
-        exported = name == "export" or (name in ("declare", "typeset") and any(w.value.startswith("-") and "x" in w.value for w in rest[1:]))
+        exported = name == "export" or (
+            name in ("declare", "typeset") and any(w.value.startswith("-") and "x" in w.value for w in rest[1:])
+        )
         for w in rest[1:]:
             if w.value.startswith("-"):
                 continue
@@ -227,4 +229,4 @@ def _record_command(model: ScriptModel, state: State, words: list[Word], redirec
 
 
 def _is_default_only(name: str, value: str) -> bool:
-    return bool(re.match(r"^\$\{%s:?[-=]" % re.escape(name), value))
+    return bool(re.match(rf"^\$\{{{re.escape(name)}:?[-=]", value))

@@ -17,7 +17,8 @@ their variables UNKNOWN, but conditions inside it are still decided where they c
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from preflight.script.conditions import Conditions
 from preflight.script.model import MAX_VALUE_CHARS

@@ -185,7 +185,7 @@ def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Co
     if loop is None:
         return [cmd]
     var, values = loop
-    ref = re.compile(r"\$(?:\{%s\}|%s\b)" % (var, var))
+    ref = re.compile(rf"\$(?:\{{{var}\}}|{var}\b)")
     if not any(ref.search(r) for r in cmd.raw_words):
         return [cmd]
     return [replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
@@ -200,7 +200,7 @@ _DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
 def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> list[Invocation]:
     """The invocations one command makes: itself, through a shell function that launches its
     arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
-    words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+    words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words, strict=False)], cmd)
     via, wrapper = None, None
     if words:
         wrapper = _wrapper_for(wrappers, words[0], cmd)
@@ -329,15 +329,35 @@ class _Wrapper:
     def apply(self, args: list[str]) -> list[tuple[str, str | None]]:
         """The launcher's words for a call with these (expanded) arguments."""
         out: list[tuple[str, str | None]] = []
-        for value, raw in zip(self.command.words, self.command.raw_words):
+        for value, raw in zip(self.command.words, self.command.raw_words, strict=False):
             ref = _positional_ref(raw, self.aliases, self.shift)
             if ref == "all":
                 out.extend((a, None) for a in args[self.shift:])
             elif isinstance(ref, int):
                 out.append((args[ref] if ref < len(args) else "", None))
-            else:
+            elif raw.startswith("'") or not self._refers(raw):
                 out.append((value, raw))
+            else:  # `"torchrun -m $1"` (shell text a function runs): the call's arguments, in place
+                out.append((_EMBEDDED_REF_RE.sub(lambda m: self._arg(m, args), value), None))
         return out
+
+    def _refers(self, raw: str) -> bool:
+        return any(m.group(1) or m.group(2) or m.group(3) or (m.group(4) or m.group(5)) in self.aliases
+                   for m in _EMBEDDED_REF_RE.finditer(raw))
+
+    def _arg(self, m: re.Match, args: list[str]) -> str:
+        digit = m.group(1) or m.group(2)
+        if digit:
+            k = self.shift + int(digit) - 1
+            return args[k] if k < len(args) else ""
+        if m.group(3):
+            return " ".join(args[self.shift:])
+        k = self.aliases.get(m.group(4) or m.group(5) or "")
+        return m.group(0) if k is None else (args[k] if k < len(args) else "")
+
+
+# a positional parameter (or a local alias of one) inside a longer word
+_EMBEDDED_REF_RE = re.compile(r"\$(?:([1-9])|\{([1-9])\}|(\{?[@*]\}?)|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
 def _positional_ref(raw: str, aliases: dict[str, int], shift: int) -> int | str | None:
@@ -378,15 +398,18 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
                 continue
             refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
             if not any(r is not None for r in refs):
+                if _runs_text_with_args(cmd, aliases):  # `srun bash -c "torchrun ... -m $1"`
+                    found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                    break
                 continue
             if refs[0] == "all":  # `run_step() { echo ...; "$@" || exit 1; }`: it runs its arguments
                 found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
                 break
-            words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words)], cmd)
+            words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words, strict=False)], cmd)
             inv = parse_invocation(cmd, words)
             if inv is None:
                 continue
-            module_ref = _positional_ref(next((r for v, r in zip(cmd.words, cmd.raw_words) if v == inv.module), ""),
+            module_ref = _positional_ref(next((r for v, r in zip(cmd.words, cmd.raw_words, strict=False) if v == inv.module), ""),
                                          aliases, shift) if inv.module else None
             if isinstance(module_ref, int) or "all" in refs:
                 found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
@@ -396,6 +419,20 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             idx = next((k for k, c in enumerate(model.commands) if c is w.command), None)
             w.checked = idx is not None and _has_exit_check(model.commands, idx)
     return found
+
+
+def _runs_text_with_args(cmd: Command, aliases: dict[str, int]) -> bool:
+    """Whether cmd runs shell text built from the function's arguments (`bash -c "... $1"`)."""
+    inline = inline_text(strip_prefixes(list(cmd.words)).words)
+    if inline is None or inline[0] == "eval":
+        return False
+    raw = next((r for r in cmd.raw_words if r.endswith(inline[1][-1:]) and inline[1][:8] in r), "")
+    if raw.startswith("'"):
+        return False  # single quotes: the inner shell's own $1, not the function's
+    for m in _EMBEDDED_REF_RE.finditer(inline[1]):
+        if m.group(1) or m.group(2) or m.group(3) or (m.group(4) or m.group(5)) in aliases:
+            return True
+    return False
 
 
 def _wrapper_for(wrappers: list[tuple[Any, _Wrapper | None]], name: str, cmd: Command) -> _Wrapper | None:

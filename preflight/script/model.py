@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 ASSIGN_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?)=(.*)$", re.S)
 # The expansion budget of one value_at/expand call: a script is data, and its expansion work must stay
@@ -27,7 +27,7 @@ _JOB_VARS = {"SLURM_NNODES": ("nodes", "N"), "SLURM_JOB_NUM_NODES": ("nodes", "N
              "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"), "SLURM_NTASKS_PER_NODE": ("ntasks-per-node",)}
 
 
-def own_job(script: "ScriptModel | None", environ: dict[str, str]) -> str | None:
+def own_job(script: ScriptModel | None, environ: dict[str, str]) -> str | None:
     """The job id when preflight runs inside the job of this very script (its first step, as in
     scripts/speedrun.slurm): SLURM_JOB_ID is set and SLURM_JOB_NAME is the script's job name (its
     --job-name, else its file name, which is what sbatch names a job). Then the allocation, not the
@@ -158,7 +158,7 @@ class ScriptModel:
     shebang: str | None = None
     crlf_lines: int = 0
     cd_targets: list[str] = field(default_factory=list)
-    includes: list["ScriptModel"] = field(default_factory=list)
+    includes: list[ScriptModel] = field(default_factory=list)
     include_lines: dict[str, int] = field(default_factory=dict)  # included file -> line of the call
     size: int = 0
     hidden: list[tuple[int, str, str]] = field(default_factory=list)  # (line, file, why) launches not visible
@@ -194,7 +194,7 @@ class ScriptModel:
             return file
         return str(self.path) if self.path else "<script>"
 
-    def walk(self) -> Iterator["ScriptModel"]:
+    def walk(self) -> Iterator[ScriptModel]:
         yield self
         for inc in self.includes:
             yield from inc.walk()

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 from preflight.script.commands import State, commands_from_tokens
+from preflight.script.evaluator import Evaluator
 from preflight.script.launchers import find_invocations
 from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Command, ScriptModel
-from preflight.script.evaluator import Evaluator
 from preflight.script.sbatch import parse_directive
 from preflight.script.tree import Malformed, build_tree
 

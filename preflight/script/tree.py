@@ -3,7 +3,8 @@ groups / functions (``build_tree``), and the commands in a tree (``iter_commands
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 # -- the block tree ----------------------------------------------------------------------------

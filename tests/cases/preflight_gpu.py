@@ -46,6 +46,18 @@ def _():
                     env=ENV, facts={"gpus": _gpus(8)})
 
 
+@bad("visible-gpus-mismatch")
+def _():  # inside an allocation without nvidia-smi: the GPUs SLURM gave the job are the count
+    return Scenario(script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n",
+                    env={**ENV, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1"})
+
+
+@good("visible-gpus-mismatch")
+def _():
+    return Scenario(script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=2 -m scripts.base_train\n",
+                    env={**ENV, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1"})
+
+
 @bad("gpu-memory-insufficient")
 def _():
     return Scenario(script=_script(8, 8), env=ENV, facts={"gpus": _gpus(8, "NVIDIA A100-SXM4-40GB", 40, (8, 0))})

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # --import-mode=importlib: make nc_helpers importable
 from nc_helpers import run_module
 
+
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("nanochat_base")

@@ -1,10 +1,9 @@
 """Helpers for the bundled trainer's tests: subprocess environment and module runner."""
 
 import os
-import sys
 import subprocess
+import sys
 from pathlib import Path
-
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -52,7 +52,13 @@ def test_fp32_matches_classic_head(chunk_rows):
 def test_bf16_autocast_matches_classic_head():
     x, weight, targets = make_inputs(seed=1)
     ref = loss_and_grads(lambda a, w, t: classic_loss(a, w, t, 200), x.bfloat16(), weight, targets, torch.bfloat16)
-    ours = loss_and_grads(lambda a, w, t: softcap_cross_entropy(a, w, t, 200, SOFTCAP, chunk_rows=32), x.bfloat16(), weight, targets, torch.bfloat16)
+    ours = loss_and_grads(
+        lambda a, w, t: softcap_cross_entropy(a, w, t, 200, SOFTCAP, chunk_rows=32),
+        x.bfloat16(),
+        weight,
+        targets,
+        torch.bfloat16,
+    )
     assert abs(ours[0].item() - ref[0].item()) < 1e-3
     assert rel(ours[1], ref[1]) < 1e-2 and rel(ours[2], ref[2]) < 1e-2
 

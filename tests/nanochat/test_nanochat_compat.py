@@ -6,9 +6,9 @@ math (shared/nanochat-architecture.md §1-3, §6), written here with plain torch
 - tokenizer.pkl / token_bytes.pt round trips, and the restricted unpickler refuses a hostile pickle.
 """
 
-import os
 import json
 import math
+import os
 import pickle
 from collections import OrderedDict
 
@@ -86,7 +86,7 @@ def ref_random_state_dict(cfg, seed=0, wte_dtype=torch.float32):
     return sd
 
 def write_tokenizer(base_dir, vocab_size):
-    from nanochat.tokenizer import synthetic_tokenizer, compute_token_bytes
+    from nanochat.tokenizer import compute_token_bytes, synthetic_tokenizer
     tok = synthetic_tokenizer(vocab_size)
     tok.save(os.path.join(base_dir, "tokenizer"))
     torch.save(compute_token_bytes(tok), os.path.join(base_dir, "tokenizer", "token_bytes.pt"))
@@ -120,8 +120,8 @@ def test_reference_checkpoint_loads_and_matches(tmp_path, monkeypatch, wte_dtype
     assert torch.allclose(ours, ref, atol=1e-5, rtol=0), f"max diff {(ours - ref).abs().max().item()}"
 
 def test_our_checkpoint_loads_into_reference(tmp_path):
-    from nanochat.gpt import GPT, GPTConfig
     from nanochat.checkpoint import save_checkpoint
+    from nanochat.gpt import GPT, GPTConfig
     torch.manual_seed(0)
     model = GPT(GPTConfig(**CFG))
     model.init_weights()
@@ -162,8 +162,8 @@ def test_documented_param_count_and_flops():
     assert sum(p.numel() for p in model.parameters()) == 560_988_160
 
 def test_kv_cache_decoding_matches_full_forward():
-    from nanochat.gpt import GPT, GPTConfig
     from nanochat.engine import KVCache
+    from nanochat.gpt import GPT, GPTConfig
     torch.manual_seed(0)
     model = GPT(GPTConfig(**CFG))
     model.init_weights()
@@ -184,8 +184,14 @@ def test_kv_cache_decoding_matches_full_forward():
 # tokenizer
 
 def test_tokenizer_train_save_load_round_trip(tmp_path):
-    from nanochat.tokenizer import RustBPETokenizer, load_tokenizer_pkl, compute_token_bytes, SPECIAL_TOKENS, SPLIT_PATTERN
     from nanochat.dataset import demo_documents
+    from nanochat.tokenizer import (
+        SPECIAL_TOKENS,
+        SPLIT_PATTERN,
+        RustBPETokenizer,
+        compute_token_bytes,
+        load_tokenizer_pkl,
+    )
     docs = demo_documents()[:400]
     tok = RustBPETokenizer.train_from_iterator(iter(docs), 512)
     tok.save(str(tmp_path))
@@ -250,12 +256,12 @@ def test_calculator_tool_is_restricted():
 
 def test_engine_forces_tool_output(monkeypatch):
     """After <|python_end|>, the tool's result is force-fed as <|output_start|> result <|output_end|> (mask 0)."""
-    from nanochat.tokenizer import synthetic_tokenizer
     from nanochat.engine import Engine
+    from nanochat.tokenizer import synthetic_tokenizer
     tok = synthetic_tokenizer(1024)
     script = [tok.encode_special("<|python_start|>")] + tok.encode("6*7") + [tok.encode_special("<|python_end|>")]
     end = tok.encode_special("<|assistant_end|>")
-    next_of = {tok.get_bos_token_id(): script[0], **{a: b for a, b in zip(script, script[1:])}}
+    next_of = {tok.get_bos_token_id(): script[0], **{a: b for a, b in zip(script, script[1:], strict=False)}}
     class Scripted:  # a stand-in model: the next token is a function of the last input token
         config = type("C", (), {"n_kv_head": 1, "n_embd": 8, "n_head": 1, "n_layer": 1, "sequence_len": 64})()
         def get_device(self):

@@ -3,11 +3,12 @@
 import os
 import sys
 
-import torch
 import pyarrow.parquet as pq
+import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nc_helpers import run_module
+
 
 def test_demo_shards_have_the_classic_format(tiny_base_dir):
     data = tiny_base_dir / "base_data"
@@ -25,7 +26,7 @@ def test_build_from_text_dir(tmp_path):
     src = tmp_path / "texts"
     src.mkdir()
     for i in range(6):
-        (src / f"doc{i}.txt").write_text(("Paragraph %d of a user document. " % i) * 20 + "\n\n" + "Another block here. " * 15)
+        (src / f"doc{i}.txt").write_text((f"Paragraph {i} of a user document. ") * 20 + "\n\n" + "Another block here. " * 15)
     base = tmp_path / "base"
     p = run_module(base, "nanochat.dataset", "build", "--from-text", str(src), "--num-shards", "2")
     assert "Done! Built: 2/2 shards" in p.stdout
@@ -42,8 +43,8 @@ def test_build_is_deterministic(tmp_path):
 
 def test_loader_exact_and_classic_resume(tiny_base_dir, monkeypatch):
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tiny_base_dir))
-    from nanochat.tokenizer import get_tokenizer
     from nanochat.dataloader import tokenizing_distributed_data_loader_with_state as loader
+    from nanochat.tokenizer import get_tokenizer
     tok = get_tokenizer()
     B, T = 4, 128
     it = loader(B, T, "train", tok, device="cpu")

@@ -4,20 +4,21 @@ determinism, exact resume, stop signals, SIGKILL safety of checkpoints, 2-proces
 and the configurator's errors.
 """
 
-import os
-import re
-import sys
 import json
-import time
+import os
 import random
+import re
 import signal
 import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nc_helpers import REPO, TINY_BASE, nc_env, run_module
+
 
 def ckpt_dir(base, tag, phase="base_checkpoints"):
     return base / phase / tag
@@ -47,11 +48,27 @@ def test_resume_equals_uninterrupted_run(tiny_base_dir):
     n = 8
     run_module(tiny_base_dir, "nanochat.base_train", *TINY_BASE, f"--num_iterations={n}", "--eval_every=-1", "--model_tag=full")
     # the interrupted run: periodic save at step 4, then resume from it
-    run_module(tiny_base_dir, "nanochat.base_train", *TINY_BASE, f"--num_iterations={n}", "--eval_every=-1", "--save_every=4", "--model_tag=resumed")
+    run_module(
+        tiny_base_dir,
+        "nanochat.base_train",
+        *TINY_BASE,
+        f"--num_iterations={n}",
+        "--eval_every=-1",
+        "--save_every=4",
+        "--model_tag=resumed",
+    )
     d = ckpt_dir(tiny_base_dir, "resumed")
     os.remove(d / f"model_{n:06d}.pt")
     os.remove(d / f"meta_{n:06d}.json")
-    p = run_module(tiny_base_dir, "nanochat.base_train", *TINY_BASE, f"--num_iterations={n}", "--eval_every=-1", "--model_tag=resumed", "--resume_from_step=4")
+    p = run_module(
+        tiny_base_dir,
+        "nanochat.base_train",
+        *TINY_BASE,
+        f"--num_iterations={n}",
+        "--eval_every=-1",
+        "--model_tag=resumed",
+        "--resume_from_step=4",
+    )
     assert "Resuming optimization from step 4" in p.stdout
     assert "step 00004/00008" in p.stdout and "step 00003/00008" not in p.stdout
     full = load_sd(ckpt_dir(tiny_base_dir, "full") / f"model_{n:06d}.pt")
@@ -61,7 +78,16 @@ def test_resume_equals_uninterrupted_run(tiny_base_dir):
     m_res = json.load(open(d / f"meta_{n:06d}.json"))
     assert m_full["val_bpb"] == m_res["val_bpb"]
     assert m_full["loop_state"]["smooth_train_loss"] == m_res["loop_state"]["smooth_train_loss"]
-    assert set(m_res) >= {"step", "val_bpb", "model_config", "user_config", "device_batch_size", "max_seq_len", "dataloader_state_dict", "loop_state"}
+    assert set(m_res) >= {
+        "step",
+        "val_bpb",
+        "model_config",
+        "user_config",
+        "device_batch_size",
+        "max_seq_len",
+        "dataloader_state_dict",
+        "loop_state",
+    }
     assert {"pq_idx", "rg_idx"} <= set(m_res["dataloader_state_dict"])
 
 def _wait_for(proc, pattern, timeout=120):
@@ -80,8 +106,22 @@ def _wait_for(proc, pattern, timeout=120):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
 def test_stop_signal_saves_and_exits_zero(tiny_base_dir, sig):
     tag = f"sig_{sig.name}"
-    proc = subprocess.Popen([sys.executable, "-m", "nanochat.base_train", *TINY_BASE, "--num_iterations=10000", "--eval_every=-1", f"--model_tag={tag}"],
-                            env=nc_env(tiny_base_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nanochat.base_train",
+            *TINY_BASE,
+            "--num_iterations=10000",
+            "--eval_every=-1",
+            f"--model_tag={tag}",
+        ],
+        env=nc_env(tiny_base_dir),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_for(proc, r"^step 00002/")
         proc.send_signal(sig)
@@ -98,18 +138,26 @@ def test_stop_signal_saves_and_exits_zero(tiny_base_dir, sig):
     assert find_last_step(str(d)) == step
     assert (d / f"optim_{step:06d}_rank0.pt").exists()
     # and training resumes from it
-    p = run_module(tiny_base_dir, "nanochat.base_train", *TINY_BASE, f"--num_iterations={step + 2}", "--eval_every=-1", f"--model_tag={tag}", f"--resume_from_step={step}")
+    p = run_module(
+        tiny_base_dir,
+        "nanochat.base_train",
+        *TINY_BASE,
+        f"--num_iterations={step + 2}",
+        "--eval_every=-1",
+        f"--model_tag={tag}",
+        f"--resume_from_step={step}",
+    )
     assert f"Resuming optimization from step {step}" in p.stdout
 
 def test_sigkill_never_leaves_a_broken_latest_checkpoint(tiny_base_dir, monkeypatch):
     """Checkpoint every step, SIGKILL at random moments; whatever is left, the latest complete step loads."""
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tiny_base_dir))
-    from nanochat.checkpoint import find_last_step, build_model, load_checkpoint
+    from nanochat.checkpoint import build_model, find_last_step, load_checkpoint
     rng = random.Random(1234)
     tag = "killed"
     d = ckpt_dir(tiny_base_dir, tag)
     kills = 0
-    for attempt in range(4):
+    for _attempt in range(4):
         proc = subprocess.Popen([sys.executable, "-m", "nanochat.base_train", *TINY_BASE, "--num_iterations=10000", "--eval_every=-1",
                                  "--save_every=1", f"--model_tag={tag}"],
                                 env=nc_env(tiny_base_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -134,10 +182,33 @@ def test_sigkill_never_leaves_a_broken_latest_checkpoint(tiny_base_dir, monkeypa
 
 def test_torchrun_two_processes_gloo(tiny_base_dir):
     env = nc_env(tiny_base_dir)
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "nanochat.base_train", "--",
-                        "--depth=2", "--max_seq_len=256", "--device_batch_size=4", "--total_batch_size=2048", "--eval_tokens=4096",
-                        "--sample_every=-1", "--device_type=cpu", "--num_iterations=4", "--eval_every=-1", "--model_tag=ddp"],
-                       env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "nanochat.base_train",
+            "--",
+            "--depth=2",
+            "--max_seq_len=256",
+            "--device_batch_size=4",
+            "--total_batch_size=2048",
+            "--eval_tokens=4096",
+            "--sample_every=-1",
+            "--device_type=cpu",
+            "--num_iterations=4",
+            "--eval_every=-1",
+            "--model_tag=ddp",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
     assert "Distributed world size: 2" in out
@@ -181,7 +252,7 @@ def test_wandb_missing_gives_clear_message(tmp_path):
         pytest.skip("wandb is installed here")
     except ImportError:
         pass
-    from nanochat.common import init_wandb, DummyWandb
+    from nanochat.common import DummyWandb, init_wandb
     assert isinstance(init_wandb("dummy", True, "p", {}), DummyWandb)
     with pytest.raises(SystemExit, match="wandb is not installed"):
         init_wandb("myrun", True, "p", {})
@@ -189,8 +260,23 @@ def test_wandb_missing_gives_clear_message(tmp_path):
 # -----------------------------------------------------------------------------
 # mid and SFT: resume and signals
 
-MID = ["--max_seq_len=256", "--device_batch_size=4", "--total_batch_size=2048", "--task_size=200", "--eval_tokens=4096", "--device_type=cpu"]
-SFT = ["--device_batch_size=2", "--target_examples_per_step=4", "--task_size=100", "--eval_steps=2", "--eval_metrics_max_problems=2", "--device_type=cpu"]
+MID = [
+    "--max_seq_len=256",
+    "--device_batch_size=4",
+    "--total_batch_size=2048",
+    "--task_size=200",
+    "--eval_tokens=4096",
+    "--device_type=cpu",
+]
+SFT = [
+    "--device_batch_size=2",
+    "--target_examples_per_step=4",
+    "--task_size=100",
+    "--eval_steps=2",
+    "--eval_metrics_max_problems=2",
+    "--device_type=cpu",
+]
+
 
 @pytest.fixture(scope="module")
 def base_ckpt(tiny_base_dir):

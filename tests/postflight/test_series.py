@@ -15,8 +15,15 @@ import pytest
 
 from preflight.logindex import index_log
 from preflight.logset import LogSet
-from preflight.series import (SeriesCollector, build_series, downsample, live_line, loss_sparkline, phase_timeline,
-                              sparkline)
+from preflight.series import (
+    SeriesCollector,
+    build_series,
+    downsample,
+    live_line,
+    loss_sparkline,
+    phase_timeline,
+    sparkline,
+)
 from tests import factories as F
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +61,7 @@ def test_sampled_points_are_real_lines_and_the_ends_are_exact(tmp_path):
     text = F.run_log(phases=("base",), per_phase={"base": {"steps": 4000, "planned": 4000}})
     log = F.write_log(tmp_path / "big.out", text)
     exact, _ = curves(log)
-    truth = dict(zip(*exact.get("base").column("loss")))
+    truth = dict(zip(*exact.get("base").column("loss"), strict=False))
     assert len(truth) == 4000
     for vector in (False, True):  # the regex and numpy step finders feed the collector the same runs
         rs, col = curves(log, budget=48 << 10, window=1 << 10, vector=vector)
@@ -62,8 +69,8 @@ def test_sampled_points_are_real_lines_and_the_ends_are_exact(tmp_path):
         xs, ys = rs.get("base").column("loss")
         assert 100 < len(xs) < 1500
         assert xs[0] == 0 and xs[-1] == 3999  # first and last step: exact, from the index
-        assert all(truth[x] == y for x, y in zip(xs, ys))
-        gaps = [b - a for a, b in zip(xs, xs[1:])]
+        assert all(truth[x] == y for x, y in zip(xs, ys, strict=False))
+        gaps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
         assert max(gaps) < 400  # spread over the whole phase, not only its start
 
 

@@ -85,3 +85,17 @@ def test_every_fork_script_has_a_visible_training_phase(rel):
     from preflight.script import parse_script
     m = parse_script(FORKS / rel, cwd=(FORKS / rel).parent, environ={"HOME": "/home/u"})
     assert any(i.module and "_train" in i.module or i.module == "scripts.chat_sft" for i in m.all_invocations), rel
+
+
+def test_looped_layout_cd_home_then_uv_sync_then_source(tmp_path):
+    """The fork's own order: `cd ~/repo`, `uv sync`, `source .venv/bin/activate` (made by uv sync: fine),
+    `source slurm/machine_config.sh` (only the template exists: the finding)."""
+    body = ("#!/bin/bash\ncd ~/looped_nanochat\nuv sync\nsource .venv/bin/activate\n\n"
+            "source slurm/machine_config.sh\nvalidate_config || exit 1\n"
+            "torchrun --standalone --nproc_per_node=1 -m scripts.chat_sft -- --run=s20\n")
+    sc = Scenario(script=body, env={"HOME": "{tmp}/home"}, config={"profile": "classic"},
+                  files={"home/looped_nanochat/slurm/machine_config.sh.template": "export X=1\n"})
+    result = run_scenario(sc, tmp_path, select=["SB022"])
+    (check,) = result.checks
+    assert [f.line for f in check.findings] == [6]
+    assert "machine_config.sh.template" in check.findings[0].message

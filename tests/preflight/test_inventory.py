@@ -93,3 +93,18 @@ def test_token_bytes_vocab_without_unpickling(tmp_path):
     p.write_bytes(b"garbage")
     vocab, problem = token_bytes_vocab(p)
     assert vocab is None and problem
+
+
+def test_one_base_dir_resolution_before_and_after(tmp_path):
+    """Pre and post resolve the base dir in one place (inventory.base_dir_fact) with one precedence;
+    after the job the default ~/.cache/nanochat counts only when it exists."""
+    from preflight.ckpt import resolve_base_dir
+    from preflight.testing import Scenario
+
+    env = {"HOME": "{tmp}/home", "NANOCHAT_BASE_DIR": "{tmp}/from_env"}
+    pre = Scenario(script="#!/bin/bash\nexport NANOCHAT_BASE_DIR={tmp}/from_script\n", env=env).context(tmp_path)
+    assert pre.get("base_dir").path == tmp_path / "from_script"
+    post = Scenario(env=env, stage="post", logs=[]).context(tmp_path)
+    assert resolve_base_dir(post) == (tmp_path / "from_env", "NANOCHAT_BASE_DIR in the environment")
+    bare = Scenario(env={"HOME": "{tmp}/nohome"}, stage="post").context(tmp_path)
+    assert resolve_base_dir(bare) is None

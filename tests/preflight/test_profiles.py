@@ -44,7 +44,9 @@ def test_profiles_load_with_stable_fields(name):
 
 def test_era_differences_are_data():
     assert "mid" in load_profile("classic").phases and "mid" not in load_profile("no-mid").phases
-    assert load_profile("current").data["report"] is None and load_profile("no-mid").data["report"]["summary_columns"] == ["BASE", "SFT", "RL"]
+    assert load_profile("current").data["report"] is None and load_profile("no-mid").data["report"][
+        "summary_columns"
+    ] == ["BASE", "SFT", "RL"]
     assert load_profile("argparse").dataset["usable_fraction"] == 0.65
     assert load_profile("bundled").modules["base_train"] == "nanochat.base_train"
     assert load_profile("classic").data["resume_flag"] == "resume_from_step"

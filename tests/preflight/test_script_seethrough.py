@@ -141,3 +141,12 @@ def test_function_that_runs_its_arguments_launches_them():
         [(6, "torchrun", "scripts.base_train"), (7, "python", "scripts.chat_sft")]
     assert not m.hidden  # the body's "$@" is the wrapper's template, not a hidden launch
     assert all(i.checked for i in m.invocations)  # `"$@" || exit 1` in the body checks every phase
+
+
+def test_function_running_shell_text_built_from_its_arguments():
+    m = parse_text('launch() {\n  local mod=$1\n  srun bash -lc "torchrun --nproc_per_node=8 -m $mod -- ${@:2}"\n}\n'
+                   'run2() { bash -c "python -m $1"; }\n'
+                   'launch scripts.base_train --depth=20\nrun2 scripts.chat_sft\n', environ={})
+    assert [(i.line, i.launcher, i.module) for i in m.invocations] == \
+        [(6, "srun+torchrun", "scripts.base_train"), (7, "python", "scripts.chat_sft")]
+    assert not any("$" in (i.module or "") for i in m.invocations)  # the bodies are templates, not launches

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 BIG = 64 * 1024 * 1024  # files above this are fingerprinted by size, mtime and head/tail hashes
 
@@ -90,7 +90,7 @@ def problems(proc, *, allowed: Iterable[int] = (1, 2), marker: Path | None = Non
             out.append("check crashed: " + " | ".join(crashed[:5]))
     if "Checks that could not run (internal errors):" in out_text and not check_errors_ok:  # a check raised: contained, but a crash
         tail = out_text.split("Checks that could not run (internal errors):", 1)[1].strip().splitlines()
-        out.append("check crashed: " + " | ".join(l.strip() for l in tail[:5] if l.strip()))
+        out.append("check crashed: " + " | ".join(ln.strip() for ln in tail[:5] if ln.strip()))
     if proc.returncode not in tuple(allowed):
         out.append(f"exit code {proc.returncode}, expected one of {tuple(allowed)}; stdout tail:\n"
                    + (proc.stdout or "")[-1500:] + "\nstderr tail:\n" + err[-1500:])

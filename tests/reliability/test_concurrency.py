@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 from rel_helpers import check_survived
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "slurm"))

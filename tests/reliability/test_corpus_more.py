@@ -8,9 +8,8 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 import rel_corpus as corpus
 from rel_helpers import check_survived, run_bounded, snapshot
 

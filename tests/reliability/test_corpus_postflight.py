@@ -11,9 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 import rel_corpus as corpus
 from rel_helpers import check_survived, registered, run_bounded, snapshot
 from test_corpus_preflight import _probe_caps_dropped, _run_without_caps

@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 import rel_corpus as corpus
 from rel_helpers import check_survived, run_bounded, snapshot
 
@@ -107,7 +106,7 @@ def test_bad_config_in_cwd(name, tmp_path, cli, tally):
     allowed = (0, 1, 2) if name in CONFIG_OK else (2,)
     check_survived(tally, "config", proc, allowed=allowed, marker=tmp_path / "MARKER", before=before, root=tmp_path)
     if proc.returncode == 2 and name not in CONFIG_OK:
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         assert lines and "preflight.yaml" in lines[-1], f"{name}: the error does not name the file: {proc.stderr[-500:]}"
         assert len(lines[-1]) < 2000, f"{name}: the error line is {len(lines[-1])} characters"
     assert elapsed < 30, f"{name}: took {elapsed:.1f}s"

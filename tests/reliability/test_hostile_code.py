@@ -13,13 +13,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 from rel_helpers import check_survived, run_bounded
 from test_sbatch_hostile import _fake_slurm
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from rel_helpers import check_survived
 
 MEMORY_LIMIT = 1536 * 1024 * 1024  # address space, not RSS: the interpreter and its libraries take ~600 MB

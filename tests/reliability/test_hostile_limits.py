@@ -8,7 +8,6 @@ crafted input cannot flood a report (findings per check are capped with a "... a
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 

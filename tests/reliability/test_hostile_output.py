@@ -16,9 +16,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 from rel_helpers import check_survived, run_bounded
 
 FORMATS = ("text", "json", "jsonl", "junit", "sarif", "github", "markdown")

@@ -14,10 +14,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import factories
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import factories
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _TMP = tempfile.TemporaryDirectory(prefix="rel-props-")

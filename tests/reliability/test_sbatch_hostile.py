@@ -9,7 +9,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 import rel_corpus as corpus
 from rel_helpers import check_survived, run_bounded
 

@@ -14,9 +14,8 @@ import stat
 import time
 from pathlib import Path
 
-import pytest
-
 import factories
+import pytest
 import rel_corpus as corpus
 from rel_helpers import check_survived, run_bounded, snapshot
 

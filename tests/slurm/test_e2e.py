@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from slurm_helpers import slurm_env, wait_final
 
 pytestmark = pytest.mark.slurm

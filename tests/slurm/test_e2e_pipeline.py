@@ -12,7 +12,6 @@ on a 30 s cycle, so a 1-minute job ends 60-90 s after it starts).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from slurm_helpers import slurm_env, wait_final
 
 pytestmark = pytest.mark.slurm
@@ -117,7 +115,7 @@ def trained_base(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     base = root / "base"
     with open(root / "train.log", "w") as log:
-        _run_module(f"nanochat.report reset", base, log)
+        _run_module("nanochat.report reset", base, log)
         _run_module(f"nanochat.dataset build {SHARDS}", base, log)
         _run_module(f"nanochat.tok_train {TOK}", base, log)
         _run_module(f"nanochat.base_train --run=dummy {BASE}", base, log)
@@ -228,7 +226,7 @@ def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, tra
     assert "crashed" in sft["cause"] and "FileNotFoundError" in sft["cause"] and "missing.jsonl" in sft["cause"], sft
 
     by_name: dict[str, list[tuple[str, str]]] = {}
-    for c, n, s, msg in _findings(doc):
+    for _c, n, s, msg in _findings(doc):
         by_name.setdefault(n, []).append((s, msg))
     (silent,) = by_name["job-silent-failure"]
     assert silent[0] == "error" and "COMPLETED 0:0" in silent[1] and "sft" in silent[1], silent

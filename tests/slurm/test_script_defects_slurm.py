@@ -21,7 +21,6 @@ import subprocess
 import time
 
 import pytest
-
 from slurm_helpers import sbatch, slurm_env, wait_final
 
 pytestmark = [pytest.mark.slurm]

@@ -15,7 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from slurm_helpers import sbatch, slurm_env, wait_final
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from slurm_helpers import slurm_env, wait_final
 
 pytestmark = pytest.mark.slurm

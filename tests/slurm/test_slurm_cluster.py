@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from slurm_helpers import sbatch, slurm_env, wait_final
+
 from preflight import slurm as S
 from preflight.config import load_config
 from preflight.context import Context, RunInputs

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from slurm_helpers import sbatch, slurm_env, wait_final
 
 pytestmark = pytest.mark.slurm

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from slurm_helpers import sbatch, slurm_env
 
 pytestmark = pytest.mark.slurm
