@@ -45,7 +45,7 @@ def _meta_keys(base: Path) -> set[str]:
             from preflight.safeio import read_limited
 
             data = json.loads(read_limited(meta, MAX_META_BYTES, "meta file").decode("utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # a hostile meta (100k nested arrays) is just no evidence
             continue
         if isinstance(data, dict):
             cfg = data.get("model_config") if isinstance(data.get("model_config"), dict) else {}

@@ -390,7 +390,10 @@ def profile_fact(ctx: Any) -> Profile:
     if getattr(ctx.inputs, "stage", "pre") == "post":
         from preflight.era_evidence import detect
 
-        found = detect(ctx)  # after the job: the log grammar, the base-dir layout, the meta files
+        try:
+            found = detect(ctx)  # after the job: the log grammar, the base-dir layout, the meta files
+        except Exception:  # evidence that cannot be read is no evidence; the default below still applies
+            found = None
         if found:
             return load_profile(found[0], found[1] + " (no nanochat checkout found)")
     return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")

@@ -1,6 +1,7 @@
 """
 The whole tiny pipeline end to end, as a user runs it: `bash scripts/speedrun.sh --tiny` with its own
-NANOCHAT_BASE_DIR, then `python -m nanochat.chat_cli -p hi`. Must take well under 3 minutes on 2 CPU cores.
+NANOCHAT_BASE_DIR, then `python -m nanochat.chat_cli -p hi`. Its speed is a bench row (python -m bench
+--only trainer_cpu), not an assertion: a loaded machine must not fail it.
 """
 
 import json
@@ -38,7 +39,6 @@ def tiny_run(tmp_path_factory):
 
 def test_speedrun_tiny_produces_the_classic_layout(tiny_run):
     base, cwd, log, elapsed = tiny_run
-    assert elapsed < 180, f"tiny pipeline took {elapsed:.0f}s (budget 180s)"
     assert (base / "tokenizer" / "tokenizer.pkl").exists() and (base / "tokenizer" / "token_bytes.pt").exists()
     shards = sorted(os.listdir(base / "base_data"))
     assert shards == ["shard_00000.parquet", "shard_00001.parquet", "shard_00002.parquet"]
