@@ -18,8 +18,19 @@ import traceback
 
 from bench.common import Row, machine
 
-BENCHMARKS = ("startup", "preflight_check", "checkout_read", "postflight_verify", "install", "logscan", "report_html",
-              "deep", "trainer_cpu", "gpu", "multinode")
+BENCHMARKS = (
+    "startup",
+    "preflight_check",
+    "checkout_read",
+    "postflight_verify",
+    "install",
+    "logscan",
+    "report_html",
+    "deep",
+    "trainer_cpu",
+    "gpu",
+    "multinode",
+)
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -77,8 +88,16 @@ def main() -> int:
     print(table(rows, args.markdown))
     if args.json_out:
         with open(args.json_out, "w") as fh:
-            json.dump({"machine": info, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-                       "tiny": args.tiny, "rows": [r.__dict__ | {"ratio": r.ratio} for r in rows]}, fh, indent=2)
+            json.dump(
+                {
+                    "machine": info,
+                    "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "tiny": args.tiny,
+                    "rows": [r.__dict__ | {"ratio": r.ratio} for r in rows],
+                },
+                fh,
+                indent=2,
+            )
     return 1 if failed else 0
 
 

@@ -25,8 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "7312ec9"
 RUNNER = "2026-01-13-7312ec9-speedrun.sh"
-MODULES = ("scripts.base_train", "scripts.mid_train", "scripts.chat_sft", "scripts.chat_eval", "scripts.tok_train",
-           "scripts.tok_eval", "scripts.base_eval")
+MODULES = (
+    "scripts.base_train",
+    "scripts.mid_train",
+    "scripts.chat_sft",
+    "scripts.chat_eval",
+    "scripts.tok_train",
+    "scripts.tok_eval",
+    "scripts.base_eval",
+)
 
 
 def _extract(dest: Path) -> tuple[Path, Path]:
@@ -84,14 +91,26 @@ def bench(tiny: bool = False) -> list:
         alone = [_cli([str(alone_dir / "speedrun.sh"), *common], alone_dir, env) for _ in range(repeat)]
     med = statistics.median
     return [
-        Row(what=f"checkout read: {len(MODULES)} entry points of {COMMIT} (ast, cache cleared)", ours=med(ours), unit="s",
-            baseline=med(base), baseline_what="ast.parse of the same files alone", target="≤ parsing the whole files",
+        Row(
+            what=f"checkout read: {len(MODULES)} entry points of {COMMIT} (ast, cache cleared)",
+            ours=med(ours),
+            unit="s",
+            baseline=med(base),
+            baseline_what="ast.parse of the same files alone",
+            target="≤ parsing the whole files",
             meets=med(ours) <= med(base),
-            spread=f"{min(ours) * 1000:.1f}–{max(ours) * 1000:.1f} ms"),
-        Row(what="preflight check speedrun.sh with its checkout", ours=med(with_co), unit="s", baseline=med(alone),
-            baseline_what="the same script alone, no checkout", target="checkout adds ≤ 25%",
+            spread=f"{min(ours) * 1000:.1f}–{max(ours) * 1000:.1f} ms",
+        ),
+        Row(
+            what="preflight check speedrun.sh with its checkout",
+            ours=med(with_co),
+            unit="s",
+            baseline=med(alone),
+            baseline_what="the same script alone, no checkout",
+            target="checkout adds ≤ 25%",
             meets=med(with_co) <= 1.25 * med(alone),
-            spread=f"{min(with_co):.3f}–{max(with_co):.3f}"),
+            spread=f"{min(with_co):.3f}–{max(with_co):.3f}",
+        ),
     ]
 
 

@@ -83,16 +83,23 @@ with open(out, "w") as fh:
 """
 
 
-def run_child(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None = None,
-              stdin=subprocess.DEVNULL) -> tuple[float, int, int]:
+def run_child(
+    cmd: Sequence[str], *, cwd: str | None = None, env: dict | None = None, stdin=subprocess.DEVNULL
+) -> tuple[float, int, int]:
     """Run a command; return (wall seconds, peak RSS in bytes of that command alone, exit code)."""
     import tempfile
 
     fd, out = tempfile.mkstemp(prefix="run_child_")
     os.close(fd)
     try:
-        proc = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, out, *cmd], cwd=cwd, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=stdin)
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCHER, out, *cmd],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=stdin,
+        )
         text = open(out).read().split()
         if len(text) != 3:
             raise RuntimeError(f"launcher failed (exit {proc.returncode}) for {cmd[0]}")
@@ -103,8 +110,12 @@ def run_child(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None = 
 
 def cli(tool: str, *args: str) -> list[str]:
     """The CLI through this interpreter (no pyenv/conda shim in the measurement)."""
-    return [sys.executable, "-c", f"import sys; sys.argv[0]={tool!r}; from preflight.cli import {tool}_main; {tool}_main()",
-            *args]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.argv[0]={tool!r}; from preflight.cli import {tool}_main; {tool}_main()",
+        *args,
+    ]
 
 
 def machine() -> dict:

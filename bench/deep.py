@@ -47,9 +47,11 @@ for p in sorted(glob.glob(sys.argv[1] + "/*_checkpoints/*/model_*.pt")):
             print("nonfinite", p)
 """
 
-WORDS = ("the of and to in a is that for it as was with be by on not he this are or his from at which but have an "
-         "they you were her she there their one all we can has been if more when will would who so no model data "
-         "training learning energy river history science language network city people water system").split()
+WORDS = (
+    "the of and to in a is that for it as was with be by on not he this are or his from at which but have an "
+    "they you were her she there their one all we can has been if more when will would who so no model data "
+    "training learning energy river history science language network city people water system"
+).split()
 
 
 def build_shards(base: Path, shards: int, rows: int) -> int:
@@ -64,8 +66,7 @@ def build_shards(base: Path, shards: int, rows: int) -> int:
     data.mkdir(parents=True)
     texts = [" ".join(rng.choices(WORDS, k=rng.randint(250, 500))) + "." for _ in range(rows)]
     first = data / "shard_00000.parquet"
-    pq.write_table(pa.table({"text": texts}), first, row_group_size=1024, compression="zstd",
-                   write_page_checksum=True)
+    pq.write_table(pa.table({"text": texts}), first, row_group_size=1024, compression="zstd", write_page_checksum=True)
     for i in range(1, shards):
         (data / f"shard_{i:05d}.parquet").write_bytes(first.read_bytes())
     return sum(p.stat().st_size for p in data.iterdir())
@@ -105,9 +106,17 @@ def _row(what: str, nbytes: int, ours: list[float], base: list[float], base_what
     from bench.common import Row
 
     g = [nbytes / t / 1e9 for t in ours]
-    return Row(what=what, ours=statistics.median(g), unit="GB/s",
-               baseline=statistics.median(nbytes / t / 1e9 for t in base), baseline_what=base_what,
-               target="", meets=None, spread=f"{min(g):.3g}–{max(g):.3g}", note=note)
+    return Row(
+        what=what,
+        ours=statistics.median(g),
+        unit="GB/s",
+        baseline=statistics.median(nbytes / t / 1e9 for t in base),
+        baseline_what=base_what,
+        target="",
+        meets=None,
+        spread=f"{min(g):.3g}–{max(g):.3g}",
+        note=note,
+    )
 
 
 def bench(tiny: bool = False) -> list:
@@ -121,27 +130,75 @@ def bench(tiny: bool = False) -> list:
 
         pq_bytes = build_shards(base, shards, rows)
         res = Path(tmp) / "ds.json"
-        ours = _time(cli("preflight", "check", "--deep", "--select", "DS002", "--base-dir", str(base),
-                         "--format", "json", "-o", str(res)), tmp, env, repeat)
+        ours = _time(
+            cli(
+                "preflight",
+                "check",
+                "--deep",
+                "--select",
+                "DS002",
+                "--base-dir",
+                str(base),
+                "--format",
+                "json",
+                "-o",
+                str(res),
+            ),
+            tmp,
+            env,
+            repeat,
+        )
         status = _ran(res, "DS002")
         if status != "pass":
             raise RuntimeError(f"DS002 --deep did not pass on clean shards: {status}")
         theirs = _time([sys.executable, "-c", PYARROW_READ, str(base)], tmp, env, repeat)
-        out.append(_row(f"--deep DS002: parquet page CRCs + full read, {shards} shards ({pq_bytes / 2**20:.0f} MiB)",
-                        pq_bytes, ours, theirs, "plain pyarrow full read",
-                        f"CLI wall incl. start-up: {statistics.median(ours):.2f} s; DS002 {status}"))
+        out.append(
+            _row(
+                f"--deep DS002: parquet page CRCs + full read, {shards} shards ({pq_bytes / 2**20:.0f} MiB)",
+                pq_bytes,
+                ours,
+                theirs,
+                "plain pyarrow full read",
+                f"CLI wall incl. start-up: {statistics.median(ours):.2f} s; DS002 {status}",
+            )
+        )
 
         ck_bytes = build_checkpoint(base, depth)
         res = Path(tmp) / "ck.json"
-        ours = _time(cli("postflight", "verify", "--deep", "--select", "CK009", "--no-smoke", "--base-dir", str(base),
-                         "--format", "json", "-o", str(res)), tmp, env, repeat, ok=(0, 1))
+        ours = _time(
+            cli(
+                "postflight",
+                "verify",
+                "--deep",
+                "--select",
+                "CK009",
+                "--no-smoke",
+                "--base-dir",
+                str(base),
+                "--format",
+                "json",
+                "-o",
+                str(res),
+            ),
+            tmp,
+            env,
+            repeat,
+            ok=(0, 1),
+        )
         status = _ran(res, "CK009")
         if status != "pass":
             raise RuntimeError(f"CK009 did not pass on a finite checkpoint: {status}")
         theirs = _time([sys.executable, "-c", TORCH_SCAN, str(base)], tmp, env, repeat)
-        out.append(_row(f"--deep CK009: zip CRCs + NaN/Inf scan, d{depth} model file ({ck_bytes / 2**20:.0f} MiB)",
-                        ck_bytes, ours, theirs, "torch.load + torch.isfinite",
-                        f"CLI wall incl. start-up: {statistics.median(ours):.2f} s; CK009 {status}"))
+        out.append(
+            _row(
+                f"--deep CK009: zip CRCs + NaN/Inf scan, d{depth} model file ({ck_bytes / 2**20:.0f} MiB)",
+                ck_bytes,
+                ours,
+                theirs,
+                "torch.load + torch.isfinite",
+                f"CLI wall incl. start-up: {statistics.median(ours):.2f} s; CK009 {status}",
+            )
+        )
         return out
 
 

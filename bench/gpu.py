@@ -60,17 +60,33 @@ def bench(tiny: bool = False) -> list:
                 f"max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}){code}{hint}",
             )
         )
-        rows.append(Row(what=f"{label}: peak memory", ours=float(b["peak_mib"]), unit="MiB", baseline=float(c["peak_mib"]),
-                        baseline_what="classic nanochat 507d542, same call", target="≤ classic",
-                        meets=b["peak_mib"] <= c["peak_mib"] if landed else None,
-                        note=f"{when}; torch.cuda.max_memory_allocated(){code}"))
+        rows.append(
+            Row(
+                what=f"{label}: peak memory",
+                ours=float(b["peak_mib"]),
+                unit="MiB",
+                baseline=float(c["peak_mib"]),
+                baseline_what="classic nanochat 507d542, same call",
+                target="≤ classic",
+                meets=b["peak_mib"] <= c["peak_mib"] if landed else None,
+                note=f"{when}; torch.cuda.max_memory_allocated(){code}",
+            )
+        )
     runs = {r["key"]: r for r in data["runs"]}
     one, two = runs["d12_1gpu"], runs["d12_2gpu"]
     scaling = two["tok_per_sec"] / one["tok_per_sec"]
-    rows.append(Row(what="trainer d12, 2 GPUs torchrun (H200, recorded): tok/sec", ours=float(two["tok_per_sec"]),
-                    unit="tok/s", baseline=2.0 * one["tok_per_sec"], baseline_what="2× our 1-GPU d12 (ideal scaling), 2026-11-28",
-                    target="", meets=None,
-                    note=f"{two['note']}; {scaling:.2f}× one GPU, MFU {two['mfu']}%; steps {two['steps_in_median']}{hint}"))
+    rows.append(
+        Row(
+            what="trainer d12, 2 GPUs torchrun (H200, recorded): tok/sec",
+            ours=float(two["tok_per_sec"]),
+            unit="tok/s",
+            baseline=2.0 * one["tok_per_sec"],
+            baseline_what="2× our 1-GPU d12 (ideal scaling), 2026-11-28",
+            target="",
+            meets=None,
+            note=f"{two['note']}; {scaling:.2f}× one GPU, MFU {two['mfu']}%; steps {two['steps_in_median']}{hint}",
+        )
+    )
     return rows
 
 

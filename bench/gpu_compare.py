@@ -20,10 +20,12 @@ STEP = re.compile(r"step (\d+)/\d+ .*?\| loss: ([\d.]+) \|.*?dt: ([\d.]+)ms \| t
 BATCH = re.compile(r"Total batch size ([\d,]+)")
 PEAK = re.compile(r"Peak memory usage: ([\d.]+)\s*MiB")
 
+
 def stamp():
     for line in sys.stdin:
         sys.stdout.write(f"{time.time():.3f} {line}")
         sys.stdout.flush()
+
 
 def parse(path):
     steps, peak, batch, exit_code = {}, None, 524288, None
@@ -42,8 +44,13 @@ def parse(path):
         if line.startswith("EXIT "):
             exit_code = int(line.split()[1])
     late = sorted(s for s in steps if s >= 11)
-    out = dict(name=os.path.basename(path).rsplit(".", 1)[0], exit=exit_code, steps=len(steps), peak_mib=peak,
-               loss={s: steps[s]["loss"] for s in sorted(steps)})
+    out = dict(
+        name=os.path.basename(path).rsplit(".", 1)[0],
+        exit=exit_code,
+        steps=len(steps),
+        peak_mib=peak,
+        loss={s: steps[s]["loss"] for s in sorted(steps)},
+    )
     if late:
         med_dt = statistics.median(steps[s]["dt"] for s in late)
         last = late[-1]
@@ -57,6 +64,7 @@ def parse(path):
             first_step_s=round(steps[0]["dt"] / 1000, 1) if 0 in steps else None,
         )
     return out
+
 
 def summary(paths):
     runs = {r["name"]: r for r in map(parse, paths)}
@@ -82,6 +90,7 @@ def summary(paths):
         )
     return dict(runs=list(runs.values()), comparisons=comparisons)
 
+
 def main(argv):
     if argv[:1] == ["stamp"]:
         return stamp()
@@ -91,20 +100,25 @@ def main(argv):
     args, out = argv[1:], None
     if "--json" in args:
         i = args.index("--json")
-        out, args = args[i + 1], args[:i] + args[i + 2:]
+        out, args = args[i + 1], args[:i] + args[i + 2 :]
     result = summary(args)
     for r in result["runs"]:
-        print(f"{r['name']}: exit {r['exit']}, {r['steps']} steps, median dt {r.get('median_dt_ms')} ms, "
-              f"{r.get('tok_per_sec', 0):,} tok/s (wall {r.get('wall_tok_per_sec')}), MFU {r.get('mfu')}%, "
-              f"peak {r['peak_mib']} MiB, first step {r.get('first_step_s')} s")
+        print(
+            f"{r['name']}: exit {r['exit']}, {r['steps']} steps, median dt {r.get('median_dt_ms')} ms, "
+            f"{r.get('tok_per_sec', 0):,} tok/s (wall {r.get('wall_tok_per_sec')}), MFU {r.get('mfu')}%, "
+            f"peak {r['peak_mib']} MiB, first step {r.get('first_step_s')} s"
+        )
         print("   loss:", [round(v, 3) for v in r["loss"].values()])
     for c in result["comparisons"]:
-        print(f"RATIO {c['bundled']} / {c['classic']}: tok/s {c['ratio']:.4f} (wall {c['wall_ratio']}); "
-              f"max loss gap {c['max_loss_gap']} over steps {c['loss_steps']}; peak {c['peak_mib']} vs {c['classic_peak_mib']} MiB")
+        print(
+            f"RATIO {c['bundled']} / {c['classic']}: tok/s {c['ratio']:.4f} (wall {c['wall_ratio']}); "
+            f"max loss gap {c['max_loss_gap']} over steps {c['loss_steps']}; peak {c['peak_mib']} vs {c['classic_peak_mib']} MiB"
+        )
     if out:
         with open(out, "w") as f:
             json.dump(result, f, indent=1)
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -36,21 +36,28 @@ def timed(fn, reps=10, warmup=3):
         times.append(a.elapsed_time(b))
     return statistics.median(times)
 
+
 def rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
+
 def attention(depth, B=32, T=2048, D=128):
     from torch.nn.attention import SDPBackend, sdpa_kernel
+
     H = depth * 64 // D
-    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_() for _ in range(3))
+    q, k, v = (
+        torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_() for _ in range(3)
+    )
     dy = torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16)
     flops = 4 * B * H * T * T * D / 2 * 3.5  # causal: half the matrix; backward = 2.5x forward
     ref = None
     for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+
         def step(backend=backend):
             with sdpa_kernel([backend]):
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             y.backward(dy)
+
         try:
             ms = timed(step)
         except RuntimeError as e:
@@ -64,10 +71,12 @@ def attention(depth, B=32, T=2048, D=128):
         ref = ref or out
         print(f"attention d{depth} {backend.name}: fwd+bwd {ms:.2f} ms = {flops / ms / 1e9:.0f} TFLOP/s{err}")
 
+
 def attention_compiled(depth, mode, B=32, T=2048, D=128):
     """Which SDPA kernel a compiled model runs under each backend setting, and its time (fwd+bwd, one layer)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.profiler import ProfilerActivity, profile
+
     torch._dynamo.reset()
     C = depth * 64
     H = C // D
@@ -82,17 +91,21 @@ def attention_compiled(depth, mode, B=32, T=2048, D=128):
         ctx = sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH], set_priority=True)
         ctx.__enter__()
     lin = torch.nn.Linear(C, 3 * C, bias=False, device="cuda")
+
     def block(x):
         q, k, v = lin(x).view(B, T, 3, H, D).unbind(2)
         q, k = F.rms_norm(q, (D,)), F.rms_norm(k, (D,))
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
         return y.transpose(1, 2).reshape(B, T, C)
+
     fn = torch.compile(block, dynamic=False)
     x = torch.randn(B, T, C, device="cuda", dtype=torch.bfloat16)
+
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             y = fn(x)
         y.float().square().mean().backward()
+
     ms = timed(step, reps=5)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
@@ -108,37 +121,48 @@ def attention_compiled(depth, mode, B=32, T=2048, D=128):
     if ctx is not None:
         ctx.__exit__(None, None, None)
 
+
 def head(depth, N=65536, V=65536):
     C = depth * 64
     x = torch.randn(N, C, device="cuda", dtype=torch.bfloat16) * 0.5
-    w = (torch.randn(V, C, device="cuda") * C ** -0.5).requires_grad_()
+    w = (torch.randn(V, C, device="cuda") * C**-0.5).requires_grad_()
     t = torch.randint(0, V, (N,), device="cuda")
+
     def classic(x, w, t):
         logits = F.linear(x, w).float()
         logits = 15 * torch.tanh(logits / 15)
         return F.cross_entropy(logits, t, ignore_index=-1)
-    fns = {"classic": torch.compile(classic), "chunked": torch.compile(lambda x, w, t: softcap_cross_entropy(x, w, t, V, 15))}
+
+    fns = {
+        "classic": torch.compile(classic),
+        "chunked": torch.compile(lambda x, w, t: softcap_cross_entropy(x, w, t, V, 15)),
+    }
     grads = {}
     for name, fn in fns.items():
         xg = x.clone().requires_grad_()
+
         def step(fn=fn, xg=xg):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = fn(xg, w, t)
             loss.backward()
             return loss
+
         step()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         xg.grad = w.grad = None
         loss = step()
-        peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 30
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**30
         grads[name] = (loss.detach(), xg.grad.clone(), w.grad.clone())
         ms = timed(step)
         xg.grad = w.grad = None
         print(f"head d{depth} {name}: fwd+bwd {ms:.2f} ms, peak +{peak:.2f} GiB, loss {loss.item():.5f}")
     (la, xa, wa), (lb, xb, wb) = grads["classic"], grads["chunked"]
-    print(f"head d{depth}: loss diff {abs(la - lb).item():.2e}, dx rel. diff {rel(xb, xa):.1e}, dW rel. diff {rel(wb, wa):.1e}")
+    print(
+        f"head d{depth}: loss diff {abs(la - lb).item():.2e}, dx rel. diff {rel(xb, xa):.1e}, dW rel. diff {rel(wb, wa):.1e}"
+    )
+
 
 def muon(depth=20):
     C = depth * 64
@@ -147,6 +171,7 @@ def muon(depth=20):
     for p in params:
         p.grad = torch.randn_like(p) * 1e-3
     opt = Muon(params)
+
     def classic():  # one matrix at a time, as classic nanochat's Muon
         with torch.no_grad():
             for p in params:
@@ -155,6 +180,7 @@ def muon(depth=20):
                 g = p.grad.lerp_(buf, 0.95)
                 g = zeropower_via_newtonschulz5(g, steps=5)
                 p.add_(g, alpha=-0.02 * max(1, p.size(-2) / p.size(-1)) ** 0.5)
+
     opt.step()  # creates the buffers, compiles the batched shapes
     print(
         f"muon d{depth}: per-matrix {timed(classic, reps=5):.1f} ms, batched by shape "

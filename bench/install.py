@@ -30,8 +30,22 @@ def _wheel(tmp: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "preflight", src / "preflight", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp / "dist"), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return next((tmp / "dist").glob("*.whl"))
 
 
@@ -75,18 +89,30 @@ def bench(tiny: bool = False) -> list:
         light_t, light_b, light_pkgs = measure(wheel, "", tmp, bare)
         heavy = None if tiny else measure(wheel, "torch", tmp, bare)
     names = {p.split("==")[0].lower() for p in light_pkgs}
-    assert not names & {"torch", "tiktoken", "rustbpe"}, f"the light install pulled {names & {'torch', 'tiktoken', 'rustbpe'}}"
+    assert not names & {"torch", "tiktoken", "rustbpe"}, (
+        f"the light install pulled {names & {'torch', 'tiktoken', 'rustbpe'}}"
+    )
     heavy_what = "the same with [torch]"
     if heavy:
         torch = next((p.split("==")[1] for p in heavy[2] if p.lower().startswith("torch==")), "?")
         cuda = sum(p.lower().startswith(("nvidia-", "cuda-")) for p in heavy[2])
         heavy_what += f": torch {torch} + {cuda} CUDA packages"
     rows = [
-        Row(what="install: pip install nanochat-preflight (fresh venv): size", ours=float(light_b), unit="B",
-            baseline=float(heavy[1]) if heavy else None, baseline_what=heavy_what,
-            note=f"{len(light_pkgs)} packages, no torch/tiktoken/rustbpe"),
-        Row(what="install: pip install nanochat-preflight (fresh venv): time", ours=light_t, unit="s",
-            baseline=heavy[0] if heavy else None, baseline_what=heavy_what,
-            note="pip cache off, wheels from local indexes"),
+        Row(
+            what="install: pip install nanochat-preflight (fresh venv): size",
+            ours=float(light_b),
+            unit="B",
+            baseline=float(heavy[1]) if heavy else None,
+            baseline_what=heavy_what,
+            note=f"{len(light_pkgs)} packages, no torch/tiktoken/rustbpe",
+        ),
+        Row(
+            what="install: pip install nanochat-preflight (fresh venv): time",
+            ours=light_t,
+            unit="s",
+            baseline=heavy[0] if heavy else None,
+            baseline_what=heavy_what,
+            note="pip cache off, wheels from local indexes",
+        ),
     ]
     return rows

@@ -57,9 +57,16 @@ def build(d: Path, depth: int) -> None:
         if phase in ("base", "mid"):
             ranks = range(8) if phase == "base" else [0]
             for r in ranks:  # optimizer shards: a slice of the state per rank (ZeRO-style), real torch files
-                torch.save([{"state": {0: {"exp_avg": torch.empty(len(sd) * 1024, 1280 if depth == 20 else 64 * depth)}},
-                             "param_groups": [{"lr": 0.004, "params": [0]}]}, {"state": {}, "param_groups": []}],
-                           d / "base" / F.STAGE_DIRS[phase] / f"d{depth}" / f"optim_{step:06d}_rank{r}.pt")
+                torch.save(
+                    [
+                        {
+                            "state": {0: {"exp_avg": torch.empty(len(sd) * 1024, 1280 if depth == 20 else 64 * depth)}},
+                            "param_groups": [{"lr": 0.004, "params": [0]}],
+                        },
+                        {"state": {}, "param_groups": []},
+                    ],
+                    d / "base" / F.STAGE_DIRS[phase] / f"d{depth}" / f"optim_{step:06d}_rank{r}.pt",
+                )
     F.write_report(d / "base" / "report" / "report.md")
 
 
@@ -86,8 +93,19 @@ def bench(tiny: bool = False) -> list:
         build(d, depth)
         size = sum(p.stat().st_size for p in (d / "base").rglob("*.pt"))
         env = {**os.environ, "HOME": tmp, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
-        verify = cli("postflight", "verify", "--base-dir", str(d / "base"), "--no-smoke", "--select", "CK,RPT",
-                     "--format", "json", "-o", str(d / "out.json"))
+        verify = cli(
+            "postflight",
+            "verify",
+            "--base-dir",
+            str(d / "base"),
+            "--no-smoke",
+            "--select",
+            "CK,RPT",
+            "--format",
+            "json",
+            "-o",
+            str(d / "out.json"),
+        )
         load = [sys.executable, "-c", LOAD_ONLY, str(d / "base")]
         light = [verify[0], "-c", WITHOUT_TORCH + verify[2], *verify[3:-2], "-o", str(d / "light.json")]
         ours, theirs, light_t = [], [], []
@@ -117,23 +135,47 @@ def bench(tiny: bool = False) -> list:
         result = json.loads((d / "out.json").read_text())
         ran = sum(1 for c in result.get("checks", []) if c.get("status") not in ("skip", "SKIP"))
         light_result = json.loads((d / "light.json").read_text())
-        same = ([(p["name"], p["status"]) for p in light_result.get("phases") or []]
-                == [(p["name"], p["status"]) for p in result.get("phases") or []])
+        same = [(p["name"], p["status"]) for p in light_result.get("phases") or []] == [
+            (p["name"], p["status"]) for p in result.get("phases") or []
+        ]
     t = [w for w, _ in ours]
     m = [r for _, r in ours]
     what = f"postflight verify, d{depth} run (3 phases, 8 optim shards, {size / 1e9:.2f} GB)"
     return [
-        Row(what=what + ": time", ours=statistics.median(t), unit="s", baseline=statistics.median(w for w, _ in theirs),
-            baseline_what="plain torch.load of the 3 model files", target="< 2 s", meets=statistics.median(t) < 2.0,
-            spread=f"{min(t):.3g}–{max(t):.3g} s", note=f"CLI, --select CK,RPT, {ran} checks ran"),
-        Row(what=what + ": peak RSS", ours=float(max(m)), unit="B", baseline=float(max(r for _, r in theirs)),
-            baseline_what="plain torch.load", target="< 300 MB", meets=max(m) < 300e6,
-            spread=f"{min(m) / 2**20:.0f}–{max(m) / 2**20:.0f} MiB", note="max over repeats"),
-        Row(what=what + ": time without torch (light install)", ours=statistics.median(light_t), unit="s",
-            baseline=statistics.median(t), baseline_what="the same CLI with torch (load tier)", target="<= 0.5 s",
-            meets=statistics.median(light_t) <= 0.5, spread=f"{min(light_t):.3g}–{max(light_t):.3g} s",
+        Row(
+            what=what + ": time",
+            ours=statistics.median(t),
+            unit="s",
+            baseline=statistics.median(w for w, _ in theirs),
+            baseline_what="plain torch.load of the 3 model files",
+            target="< 2 s",
+            meets=statistics.median(t) < 2.0,
+            spread=f"{min(t):.3g}–{max(t):.3g} s",
+            note=f"CLI, --select CK,RPT, {ran} checks ran",
+        ),
+        Row(
+            what=what + ": peak RSS",
+            ours=float(max(m)),
+            unit="B",
+            baseline=float(max(r for _, r in theirs)),
+            baseline_what="plain torch.load",
+            target="< 300 MB",
+            meets=max(m) < 300e6,
+            spread=f"{min(m) / 2**20:.0f}–{max(m) / 2**20:.0f} MiB",
+            note="max over repeats",
+        ),
+        Row(
+            what=what + ": time without torch (light install)",
+            ours=statistics.median(light_t),
+            unit="s",
+            baseline=statistics.median(t),
+            baseline_what="the same CLI with torch (load tier)",
+            target="<= 0.5 s",
+            meets=statistics.median(light_t) <= 0.5,
+            spread=f"{min(light_t):.3g}–{max(light_t):.3g} s",
             note=("same per-phase verdict" if same else "VERDICT DIFFERS from the torch run")
-            + f"; CPU time {statistics.median(light_cpu):.2f} s vs {statistics.median(full_cpu):.2f} s with torch"),
+            + f"; CPU time {statistics.median(light_cpu):.2f} s vs {statistics.median(full_cpu):.2f} s with torch",
+        ),
     ]
 
 
@@ -150,7 +192,9 @@ def main() -> None:
         size = sum(p.stat().st_size for p in (d / "base").rglob("*.pt"))
         print(f"built d{args.depth} run in {time.time() - t:.1f}s: {size / 1e9:.2f} GB of .pt files")
     for _name, code in (("verify", VERIFY), ("load", LOAD)):
-        out = subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), d=str(d))], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code.format(root=str(ROOT), d=str(d))], capture_output=True, text=True
+        )
         print(out.stdout.strip() or out.stderr.strip()[-500:])
     if not args.keep:
         shutil.rmtree(d)

@@ -61,8 +61,14 @@ def build_base(root: Path, shards: int, row_groups: int) -> Path:
     rows = row_groups * 1024 - 300  # the last group of a shard is smaller, as upstream
     texts = [f"Document {i}: the quick brown fox jumps over the lazy dog. " for i in range(rows)]
     first = data / "shard_00000.parquet"
-    pq.write_table(pa.table({"text": texts}), first, row_group_size=1024, compression="zstd",
-                   use_dictionary=False, write_statistics=False)
+    pq.write_table(
+        pa.table({"text": texts}),
+        first,
+        row_group_size=1024,
+        compression="zstd",
+        use_dictionary=False,
+        write_statistics=False,
+    )
     for i in range(1, shards):
         shutil.copyfile(first, data / f"shard_{i:05d}.parquet")
     tok = base / "tokenizer"
@@ -75,8 +81,13 @@ def build_base(root: Path, shards: int, row_groups: int) -> Path:
     (eb / "eval_meta_data.csv").write_text("Eval Task,Random baseline\n")
     for name in ("identity_conversations.jsonl", "words_alpha.txt"):
         (base / name).write_text("x\n")
-    for d in ("HuggingFaceTB___smol-smoltalk", "cais___mmlu", "openai___gsm8k", "allenai___ai2_arc",
-              "openai___openai_humaneval"):
+    for d in (
+        "HuggingFaceTB___smol-smoltalk",
+        "cais___mmlu",
+        "openai___gsm8k",
+        "allenai___ai2_arc",
+        "openai___openai_humaneval",
+    ):
         p = root / "home" / ".cache" / "huggingface" / "datasets" / d
         p.mkdir(parents=True)
         (p / "data.arrow").write_bytes(b"x")
@@ -86,10 +97,25 @@ def build_base(root: Path, shards: int, row_groups: int) -> Path:
 
 
 def time_cli(root: Path, base: Path, repeat: int, extra: list[str]) -> tuple[list[float], int]:
-    env = {"HOME": str(root / "home"), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1",
-           "PYTHONPATH": str(ROOT), "TIKTOKEN_CACHE_DIR": str(root / "home")}
-    cmd = [sys.executable, "-c", "import sys; sys.argv[0]='preflight'; from preflight.cli import preflight_main; preflight_main()",
-           "check", str(root / "job.sbatch"), "--base-dir", str(base), "--format", "json", *extra]
+    env = {
+        "HOME": str(root / "home"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "NO_COLOR": "1",
+        "PYTHONPATH": str(ROOT),
+        "TIKTOKEN_CACHE_DIR": str(root / "home"),
+    }
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; sys.argv[0]='preflight'; from preflight.cli import preflight_main; preflight_main()",
+        "check",
+        str(root / "job.sbatch"),
+        "--base-dir",
+        str(base),
+        "--format",
+        "json",
+        *extra,
+    ]
     subprocess.run(cmd, cwd=root, env=env, capture_output=True)  # warm the page cache
     times, rc = [], 0
     for _ in range(repeat):
@@ -129,7 +155,9 @@ def time_footer_only(base: Path, repeat: int) -> list[float]:
 
 
 def summary(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:.0f} ms (min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})"
+    return (
+        f"median {statistics.median(values) * 1000:.0f} ms (min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})"
+    )
 
 
 def measure(shards: int, row_groups: int, repeat: int) -> dict:
@@ -163,9 +191,18 @@ def measure(shards: int, row_groups: int, repeat: int) -> dict:
             capture_output=True,
             text=True,
         )
-        return {"shards": shards, "row_groups": row_groups, "bytes": size, "build_s": build_s, "cli": cli_times,
-                "cli_rc": rc, "deep": deep_times, "full_read": full, "footers": footers,
-                "text_tail": (proc.stdout + proc.stderr)[-3000:]}
+        return {
+            "shards": shards,
+            "row_groups": row_groups,
+            "bytes": size,
+            "build_s": build_s,
+            "cli": cli_times,
+            "cli_rc": rc,
+            "deep": deep_times,
+            "full_read": full,
+            "footers": footers,
+            "text_tail": (proc.stdout + proc.stderr)[-3000:],
+        }
 
 
 def bench(tiny: bool = False) -> list:
@@ -173,10 +210,19 @@ def bench(tiny: bool = False) -> list:
 
     r = measure(8 if tiny else 240, 4 if tiny else 54, 3 if tiny else 7)
     med = statistics.median(r["cli"])
-    return [Row(what=f"preflight check, {r['shards']} shards (footers only)", ours=med, unit="s",
-                baseline=statistics.median(r["full_read"]), baseline_what="pyarrow full read of the shards",
-                target="< 0.5 s", meets=med < 0.5, spread=f"{min(r['cli']):.3g}–{max(r['cli']):.3g}",
-                note=f"footer decode alone {statistics.median(r['footers']) * 1000:.0f} ms")]
+    return [
+        Row(
+            what=f"preflight check, {r['shards']} shards (footers only)",
+            ours=med,
+            unit="s",
+            baseline=statistics.median(r["full_read"]),
+            baseline_what="pyarrow full read of the shards",
+            target="< 0.5 s",
+            meets=med < 0.5,
+            spread=f"{min(r['cli']):.3g}–{max(r['cli']):.3g}",
+            note=f"footer decode alone {statistics.median(r['footers']) * 1000:.0f} ms",
+        )
+    ]
 
 
 def main() -> int:
@@ -187,8 +233,10 @@ def main() -> int:
     ap.add_argument("--show-output", action="store_true", help="print the text report of one run")
     args = ap.parse_args()
     r = measure(args.shards, args.row_groups, args.repeat)
-    print(f"base dir: {r['shards']} shards x {r['row_groups']} row groups of 1024 rows, {r['bytes'] / 1e6:.0f} MB "
-          f"(built in {r['build_s']:.1f} s); {os.cpu_count()} cores")
+    print(
+        f"base dir: {r['shards']} shards x {r['row_groups']} row groups of 1024 rows, {r['bytes'] / 1e6:.0f} MB "
+        f"(built in {r['build_s']:.1f} s); {os.cpu_count()} cores"
+    )
     print(f"preflight check (CLI, default checks):  {summary(r['cli'])}  exit {r['cli_rc']}  target < 500 ms")
     print(f"preflight check --deep --select DS002:  {summary(r['deep'])}")
     print(f"footer decode only (in-process):       {summary(r['footers'])}")

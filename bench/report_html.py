@@ -37,16 +37,22 @@ def measure(size_mb: int, repeat: int) -> dict:
         for i in range(repeat + 1):  # the first round warms bytecode and the page cache; not counted
             for fmt in ("json", "html"):
                 out = Path(tmp) / f"out.{fmt}"
-                wall, _, code = run_child(cli("postflight", "verify", "--log", str(log), "-f", fmt, "-o", str(out)),
-                                          cwd=tmp)
+                wall, _, code = run_child(
+                    cli("postflight", "verify", "--log", str(log), "-f", fmt, "-o", str(out)), cwd=tmp
+                )
                 if code not in (0, 1):
                     raise RuntimeError(f"postflight verify -f {fmt} exited {code}")
                 if i:
                     times[fmt].append(wall)
                     if fmt == "html":
                         pages.append(out.stat().st_size)
-        return {"size": log.stat().st_size, "json": times["json"], "html": times["html"], "page": max(pages),
-                "charts": out.read_text().count('class="phase-chart"')}
+        return {
+            "size": log.stat().st_size,
+            "json": times["json"],
+            "html": times["html"],
+            "page": max(pages),
+            "charts": out.read_text().count('class="phase-chart"'),
+        }
 
 
 def bench(tiny: bool = False) -> list:
@@ -57,12 +63,25 @@ def bench(tiny: bool = False) -> list:
     ratios = [h / j for h, j in zip(m["html"], m["json"], strict=False)]
     log = f"{m['size'] / 2**20:,.0f} MiB log"
     return [
-        Row(what=f"postflight --format html, {log}: time", ours=html, unit="s", baseline=js,
-            baseline_what="--format json of the same run", target="≤ 1.20× json", meets=html / js <= 1.2,
+        Row(
+            what=f"postflight --format html, {log}: time",
+            ours=html,
+            unit="s",
+            baseline=js,
+            baseline_what="--format json of the same run",
+            target="≤ 1.20× json",
+            meets=html / js <= 1.2,
             spread=f"{min(ratios):.2f}–{max(ratios):.2f}× per pair",
-            note=f"CLI wall, child processes, page cache warm; {m['charts']} phase charts"),
-        Row(what=f"postflight --format html, {log}: page size", ours=m["page"] / 1024, unit="KiB",
-            target="< 2 MB", meets=m["page"] < 2_000_000, note="one self-contained file: inline CSS and SVG"),
+            note=f"CLI wall, child processes, page cache warm; {m['charts']} phase charts",
+        ),
+        Row(
+            what=f"postflight --format html, {log}: page size",
+            ours=m["page"] / 1024,
+            unit="KiB",
+            target="< 2 MB",
+            meets=m["page"] < 2_000_000,
+            note="one self-contained file: inline CSS and SVG",
+        ),
     ]
 
 
@@ -73,8 +92,10 @@ def main() -> None:
     args = ap.parse_args()
     m = measure(args.size_mb, args.repeat)
     html, js = statistics.median(m["html"]), statistics.median(m["json"])
-    print(f"log {m['size'] / 2**20:.0f} MiB: json {js:.2f}s  html {html:.2f}s  ratio {html / js:.2f}x  "
-          f"page {m['page'] / 1024:.0f} KiB ({m['charts']} phase charts)  json runs {m['json']}  html runs {m['html']}")
+    print(
+        f"log {m['size'] / 2**20:.0f} MiB: json {js:.2f}s  html {html:.2f}s  ratio {html / js:.2f}x  "
+        f"page {m['page'] / 1024:.0f} KiB ({m['charts']} phase charts)  json runs {m['json']}  html runs {m['html']}"
+    )
 
 
 if __name__ == "__main__":

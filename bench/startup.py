@@ -31,7 +31,12 @@ torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --r
 
 
 def cli(tool: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", f"import sys; sys.argv[0]={tool!r}; from preflight.cli import {tool}_main; {tool}_main()", *args]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.argv[0]={tool!r}; from preflight.cli import {tool}_main; {tool}_main()",
+        *args,
+    ]
 
 
 def timeit(cmd: list[str], repeat: int, cwd: str, env: dict) -> list[float]:
@@ -45,8 +50,10 @@ def timeit(cmd: list[str], repeat: int, cwd: str, env: dict) -> list[float]:
 
 
 def torch_imported(cmd_args: list[str], cwd: str, env: dict) -> bool:
-    code = ("import atexit, sys\natexit.register(lambda: print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr))\n"
-            "sys.argv[0]='preflight'\nfrom preflight.cli import preflight_main\npreflight_main()\n")
+    code = (
+        "import atexit, sys\natexit.register(lambda: print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr))\n"
+        "sys.argv[0]='preflight'\nfrom preflight.cli import preflight_main\npreflight_main()\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code, *cmd_args], cwd=cwd, env=env, capture_output=True, text=True)
     return "NOTORCH" not in proc.stderr
 
@@ -64,13 +71,23 @@ def measure(repeat: int = 15) -> list[dict]:
             ("python -c pass (baseline)", [sys.executable, "-c", "pass"], None),
             ("preflight --help", cli("preflight", "--help"), ["--help"]),
             ("postflight --help", cli("postflight", "--help"), None),
-            ("preflight check job.sbatch (torch-free)", cli("preflight", "check", "job.sbatch", "--base-dir", "base"),
-             ["check", "job.sbatch", "--base-dir", "base"]),
+            (
+                "preflight check job.sbatch (torch-free)",
+                cli("preflight", "check", "job.sbatch", "--base-dir", "base"),
+                ["check", "job.sbatch", "--base-dir", "base"],
+            ),
         ]
         for label, cmd, torch_args in cases:
             times = timeit(cmd, repeat, tmp, env)
-            rows.append({"what": label, "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-                         "torch_imported": torch_imported(torch_args, tmp, env) if torch_args else None})
+            rows.append(
+                {
+                    "what": label,
+                    "median_s": statistics.median(times),
+                    "min_s": min(times),
+                    "max_s": max(times),
+                    "torch_imported": torch_imported(torch_args, tmp, env) if torch_args else None,
+                }
+            )
         return rows
 
 
@@ -109,7 +126,9 @@ def main() -> None:
     print(f"{'command':45} {'median':>8} {'min':>8} {'max':>8}  torch")
     for r in rows:
         torch = "" if r["torch_imported"] is None else ("IMPORTED" if r["torch_imported"] else "no")
-        print(f"{r['what']:45} {r['median_s'] * 1000:7.0f}ms {r['min_s'] * 1000:7.0f}ms {r['max_s'] * 1000:7.0f}ms  {torch}")
+        print(
+            f"{r['what']:45} {r['median_s'] * 1000:7.0f}ms {r['min_s'] * 1000:7.0f}ms {r['max_s'] * 1000:7.0f}ms  {torch}"
+        )
 
 
 if __name__ == "__main__":

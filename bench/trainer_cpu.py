@@ -29,12 +29,20 @@ if str(ROOT) not in sys.path:
 
 SHARDS = ["--num-shards", "3", "--chars-per-shard", "600000"]
 TOK = ["--max_chars=2000000", "--vocab_size=1024"]
-BASE = ["--depth=2", "--max_seq_len=256", "--device_batch_size=4", "--total_batch_size=2048", "--eval_every=20",
-        "--eval_tokens=8192", "--sample_every=-1"]
+BASE = [
+    "--depth=2",
+    "--max_seq_len=256",
+    "--device_batch_size=4",
+    "--total_batch_size=2048",
+    "--eval_every=20",
+    "--eval_tokens=8192",
+    "--sample_every=-1",
+]
 STEP_RE = re.compile(r"^step (\d+)/\d+ .*\| tok/sec: ([\d,]+)", re.M)
 MIN_STEP = 5
 
-CEILING = """
+CEILING = (
+    """
 import sys, time, torch
 from nanochat.gpt import GPT, GPTConfig
 depth, T, B, total, vocab, steps = (int(a) for a in sys.argv[1:7])
@@ -56,8 +64,13 @@ for step in range(steps):
         (model(x, y) / accum).backward()
     model.zero_grad(set_to_none=True)
     rates.append(total / (time.perf_counter() - t0))
-print(sorted(rates[""" + str(MIN_STEP) + """:])[len(rates[""" + str(MIN_STEP) + """:]) // 2])
+print(sorted(rates["""
+    + str(MIN_STEP)
+    + """:])[len(rates["""
+    + str(MIN_STEP)
+    + """:]) // 2])
 """
+)
 
 
 def _run(args: list[str], env: dict, cwd: str, log: Path) -> str:
@@ -79,24 +92,50 @@ def bench(tiny: bool = False) -> list:
     iterations = 12 if tiny else 40
     with tempfile.TemporaryDirectory(prefix="trainer_cpu_") as tmp:
         base = Path(tmp) / "base"
-        env = {**os.environ, "NANOCHAT_BASE_DIR": str(base), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-               "WANDB_MODE": "disabled", "HOME": tmp, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "NANOCHAT_BASE_DIR": str(base),
+            "PYTHONPATH": str(ROOT),
+            "OMP_NUM_THREADS": "1",
+            "WANDB_MODE": "disabled",
+            "HOME": tmp,
+            "PYTHONUNBUFFERED": "1",
+        }
         _run(["-m", "nanochat.dataset", "build", *SHARDS], env, tmp, Path(tmp) / "dataset.log")
         _run(["-m", "nanochat.tok_train", *TOK], env, tmp, Path(tmp) / "tok.log")
-        text = _run(["-m", "nanochat.base_train", "--run=dummy", *BASE, f"--num_iterations={iterations}"], env, tmp,
-                    Path(tmp) / "base.log")
+        text = _run(
+            ["-m", "nanochat.base_train", "--run=dummy", *BASE, f"--num_iterations={iterations}"],
+            env,
+            tmp,
+            Path(tmp) / "base.log",
+        )
         rates = step_rates(text)
         if not rates:
             raise RuntimeError("no step lines with tok/sec in the base_train log")
-        out = subprocess.run([sys.executable, "-c", CEILING, "2", "256", "4", "2048", "1024", str(iterations)], env=env,
-                             cwd=tmp, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CEILING, "2", "256", "4", "2048", "1024", str(iterations)],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
         ceiling = float(out.stdout.split()[-1]) if out.returncode == 0 and out.stdout.split() else None
     note = f"median of {len(rates)} steps >= {MIN_STEP} of {iterations}; depth 2, seq 256, batch 2,048, vocab 1,024"
     if ceiling is None:
         note += f"; ceiling failed: {out.stderr.strip()[-200:]}"
-    return [Row(what="trainer on CPU, tiny config (speedrun.sh --tiny)", ours=statistics.median(rates), unit="tok/s",
-                baseline=ceiling, baseline_what="plain fwd/bwd of the same GPT (rough ceiling)" if ceiling else "",
-                target="", meets=None, spread=f"{min(rates):,.0f}–{max(rates):,.0f}", note=note)]
+    return [
+        Row(
+            what="trainer on CPU, tiny config (speedrun.sh --tiny)",
+            ours=statistics.median(rates),
+            unit="tok/s",
+            baseline=ceiling,
+            baseline_what="plain fwd/bwd of the same GPT (rough ceiling)" if ceiling else "",
+            target="",
+            meets=None,
+            spread=f"{min(rates):,.0f}–{max(rates):,.0f}",
+            note=note,
+        )
+    ]
 
 
 def main() -> int:

@@ -108,7 +108,8 @@ print0(f"num_kv_heads: {num_kv_heads}")
 tokens_per_fwdbwd = device_batch_size * max_seq_len
 world_tokens_per_fwdbwd = tokens_per_fwdbwd * ddp_world_size
 assert total_batch_size % world_tokens_per_fwdbwd == 0, (
-    f"total_batch_size {total_batch_size} must be divisible by device_batch_size*max_seq_len*world_size = {world_tokens_per_fwdbwd}")
+    f"total_batch_size {total_batch_size} must be divisible by device_batch_size*max_seq_len*world_size = {world_tokens_per_fwdbwd}"
+)
 grad_accum_steps = total_batch_size // world_tokens_per_fwdbwd
 print0(f"Tokens / micro-batch / rank: {device_batch_size} x {max_seq_len} = {tokens_per_fwdbwd:,}")
 print0(f"Tokens / micro-batch: {world_tokens_per_fwdbwd:,}")
@@ -136,7 +137,9 @@ checkpoint_dir = os.path.join(base_dir, "base_checkpoints", output_dirname)
 resuming = resume_from_step != -1
 if resuming:
     print0(f"Resuming optimization from step {resume_from_step}")
-    model_data, optimizer_data, meta_data = load_checkpoint(checkpoint_dir, resume_from_step, device, load_optimizer=True, rank=ddp_rank)
+    model_data, optimizer_data, meta_data = load_checkpoint(
+        checkpoint_dir, resume_from_step, device, load_optimizer=True, rank=ddp_rank
+    )
     model.load_state_dict(model_data, strict=True, assign=True)
     del model_data
 
@@ -160,7 +163,9 @@ else:
     target_tokens = target_param_data_ratio * num_params
     num_iterations = target_tokens // total_batch_size
     print0(f"Calculated number of iterations from target data:param ratio: {num_iterations:,}")
-assert num_iterations > 0, f"num_iterations came out as {num_iterations}: the model is too small for this batch size; set --num_iterations"
+assert num_iterations > 0, (
+    f"num_iterations came out as {num_iterations}: the model is too small for this batch size; set --num_iterations"
+)
 total_tokens = total_batch_size * num_iterations
 print0(f"Total number of training tokens: {total_tokens:,}")
 print0(f"Tokens : Params ratio: {total_batch_size * num_iterations / num_params:.2f}")
@@ -181,17 +186,39 @@ if resuming:
 dataloader_resume_state = None
 if resuming:
     per_rank = meta_data.get("dataloader_state_dicts")
-    dataloader_resume_state = per_rank[ddp_rank] if per_rank and len(per_rank) == ddp_world_size else meta_data["dataloader_state_dict"]
-train_loader = tokenizing_distributed_data_loader_with_state(device_batch_size, max_seq_len, split="train", tokenizer=tokenizer,
-                                                             device=device_type, resume_state_dict=dataloader_resume_state)
+    dataloader_resume_state = (
+        per_rank[ddp_rank] if per_rank and len(per_rank) == ddp_world_size else meta_data["dataloader_state_dict"]
+    )
+train_loader = tokenizing_distributed_data_loader_with_state(
+    device_batch_size,
+    max_seq_len,
+    split="train",
+    tokenizer=tokenizer,
+    device=device_type,
+    resume_state_dict=dataloader_resume_state,
+)
+
+
 def build_val_loader():
-    return tokenizing_distributed_data_loader(device_batch_size, max_seq_len, split="val", tokenizer=tokenizer, device=device_type)
+    return tokenizing_distributed_data_loader(
+        device_batch_size, max_seq_len, split="val", tokenizer=tokenizer, device=device_type
+    )
+
+
 x, y, xy_state = next(train_loader)  # prefetch the first batch
 # the loader position after the last batch actually trained on: what a checkpoint must store for exact resumption
-trained_state = dataloader_resume_state or {"pq_idx": 0, "rg_idx": 0, "pos_pq": 0, "pos_rg": ddp_rank, "doc_idx": 0, "tok_idx": 0}
+trained_state = dataloader_resume_state or {
+    "pq_idx": 0,
+    "rg_idx": 0,
+    "pos_pq": 0,
+    "pos_rg": ddp_rank,
+    "doc_idx": 0,
+    "tok_idx": 0,
+}
 
 # -----------------------------------------------------------------------------
 # schedules
+
 
 def get_lr_multiplier(it):
     warmup_iters = round(warmup_ratio * num_iterations)
@@ -204,15 +231,19 @@ def get_lr_multiplier(it):
         progress = (num_iterations - it) / warmdown_iters
         return progress * 1.0 + (1 - progress) * final_lr_frac
 
+
 def get_muon_momentum(it):
     frac = min(it / 300, 1)
     return (1 - frac) * 0.85 + frac * 0.95
 
+
 # -----------------------------------------------------------------------------
 # checkpointing
 
+
 def checkpoint(step):
     import torch.distributed as dist
+
     rank_states = None
     if ddp:
         rank_states = [None] * ddp_world_size
@@ -225,11 +256,18 @@ def checkpoint(step):
         "device_batch_size": device_batch_size,
         "max_seq_len": max_seq_len,
         "dataloader_state_dict": trained_state if not ddp else rank_states[0],
-        "loop_state": {"min_val_bpb": min_val_bpb, "smooth_train_loss": smooth_train_loss, "total_training_time": total_training_time},
+        "loop_state": {
+            "min_val_bpb": min_val_bpb,
+            "smooth_train_loss": smooth_train_loss,
+            "total_training_time": total_training_time,
+        },
     }
     if ddp:
         meta["dataloader_state_dicts"] = rank_states  # one per rank (an extension: exact resume under DDP)
-    save_checkpoint(checkpoint_dir, step, orig_model.state_dict(), [opt.state_dict() for opt in optimizers], meta, rank=ddp_rank)
+    save_checkpoint(
+        checkpoint_dir, step, orig_model.state_dict(), [opt.state_dict() for opt in optimizers], meta, rank=ddp_rank
+    )
+
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -275,14 +313,28 @@ while True:
         print0(f"Step {step:05d} | Validation bpb: {val_bpb:.4f}")
         min_val_bpb = min(min_val_bpb, val_bpb)
         val_history.append((step, val_bpb))
-        wandb_run.log({"step": step, "total_training_flops": flops_so_far, "total_training_time": total_training_time, "val/bpb": val_bpb})
+        wandb_run.log(
+            {
+                "step": step,
+                "total_training_flops": flops_so_far,
+                "total_training_time": total_training_time,
+                "val/bpb": val_bpb,
+            }
+        )
         model.train()
 
     # samples from the model (rank 0 only)
     if master_process and (last_step or (sample_every > 0 and step > 0 and step % sample_every == 0)):
         orig_model.eval()
-        prompts = ["The capital of France is", "The chemical symbol of gold is", "If yesterday was Friday, then tomorrow will be",
-                   "The opposite of hot is", "The planets of the solar system are:", "My favorite color is", "If 5*x + 3 = 13, then x is"]
+        prompts = [
+            "The capital of France is",
+            "The chemical symbol of gold is",
+            "If yesterday was Friday, then tomorrow will be",
+            "The opposite of hot is",
+            "The planets of the solar system are:",
+            "My favorite color is",
+            "If 5*x + 3 = 13, then x is",
+        ]
         engine = Engine(orig_model, tokenizer)
         for prompt in prompts:
             tokens = tokenizer(prompt, prepend="<|bos|>")
@@ -369,35 +421,40 @@ print0(f"Minimum validation bpb: {min_val_bpb:.4f}")
 
 from nanochat.report import get_report
 
-get_report().log(section="Base model training", data=[
-    user_config,
-    {
-        "Number of parameters": num_params,
-        "Number of FLOPs per token": f"{num_flops_per_token:e}",
-        "Calculated number of iterations": num_iterations,
-        "Number of training tokens": total_tokens,
-        "Tokens : Params ratio": total_batch_size * num_iterations / num_params,
-        "DDP world size": ddp_world_size,
-        "warmup_ratio": warmup_ratio,
-        "warmdown_ratio": warmdown_ratio,
-        "final_lr_frac": final_lr_frac,
-    },
-    {
-        "Minimum validation bpb": min_val_bpb,
-        "Final validation bpb": val_bpb,
-        "MFU %": f"{mfu:.2f}%",
-        "Total training flops": f"{num_flops_per_token * total_tokens:e}",
-        "Total training time": f"{total_training_time / 60:.2f}m",
-        "Peak memory usage": f"{get_max_memory() / 1024 / 1024:.2f}MiB",
-    },
-])
+get_report().log(
+    section="Base model training",
+    data=[
+        user_config,
+        {
+            "Number of parameters": num_params,
+            "Number of FLOPs per token": f"{num_flops_per_token:e}",
+            "Calculated number of iterations": num_iterations,
+            "Number of training tokens": total_tokens,
+            "Tokens : Params ratio": total_batch_size * num_iterations / num_params,
+            "DDP world size": ddp_world_size,
+            "warmup_ratio": warmup_ratio,
+            "warmdown_ratio": warmdown_ratio,
+            "final_lr_frac": final_lr_frac,
+        },
+        {
+            "Minimum validation bpb": min_val_bpb,
+            "Final validation bpb": val_bpb,
+            "MFU %": f"{mfu:.2f}%",
+            "Total training flops": f"{num_flops_per_token * total_tokens:e}",
+            "Total training time": f"{total_training_time / 60:.2f}m",
+            "Peak memory usage": f"{get_max_memory() / 1024 / 1024:.2f}MiB",
+        },
+    ],
+)
 
 # loss curve (best effort: skipped silently without matplotlib)
 if master_process and loss_history:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.plot([s for s, _ in loss_history], [loss for _, loss in loss_history], label="train loss (EMA, nats)")
         if val_history:

@@ -36,7 +36,10 @@ model, tokenizer, meta = load_model(args.source, device, phase="eval", model_tag
 
 bos = tokenizer.get_bos_token_id()
 user_start, user_end = tokenizer.encode_special("<|user_start|>"), tokenizer.encode_special("<|user_end|>")
-assistant_start, assistant_end = tokenizer.encode_special("<|assistant_start|>"), tokenizer.encode_special("<|assistant_end|>")
+assistant_start, assistant_end = (
+    tokenizer.encode_special("<|assistant_start|>"),
+    tokenizer.encode_special("<|assistant_end|>"),
+)
 engine = Engine(model, tokenizer)
 
 print("\nNanoChat Interactive Mode")
@@ -68,8 +71,13 @@ while True:
     response_tokens = []
     print("\nAssistant: ", end="", flush=True)
     with autocast_ctx:
-        for token_column, _token_masks in engine.generate(conversation_tokens, num_samples=1, max_tokens=args.max_tokens,
-                                                         temperature=args.temperature, top_k=args.top_k):
+        for token_column, _token_masks in engine.generate(
+            conversation_tokens,
+            num_samples=1,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+        ):
             token = token_column[0]
             response_tokens.append(token)
             print(tokenizer.decode([token]), end="", flush=True)

@@ -76,7 +76,9 @@ from nanochat.chat_eval import run_chat_eval
 from nanochat.checkpoint import load_checkpoint, load_model, save_checkpoint
 from nanochat.tasks import make_mixture
 
-model, tokenizer, meta = load_model(source, device, phase="train", model_tag=model_tag or None, step=None if step == -1 else step)
+model, tokenizer, meta = load_model(
+    source, device, phase="train", model_tag=model_tag or None, step=None if step == -1 else step
+)
 orig_model = model  # not compiled: rows have variable lengths
 depth = model.config.n_layer
 output_dirname = model_tag if model_tag else f"d{depth}"
@@ -84,7 +86,9 @@ checkpoint_dir = os.path.join(get_base_dir(), "chatsft_checkpoints", output_dirn
 resuming = resume_from_step != -1
 if resuming:
     print0(f"Resuming optimization from step {resume_from_step}")
-    model_data, optimizer_data, resume_meta = load_checkpoint(checkpoint_dir, resume_from_step, device, load_optimizer=True, rank=0)
+    model_data, optimizer_data, resume_meta = load_checkpoint(
+        checkpoint_dir, resume_from_step, device, load_optimizer=True, rank=0
+    )
     model.load_state_dict(model_data, strict=True, assign=True)
     del model_data
 
@@ -94,9 +98,11 @@ if resuming:
 train_ds = make_mixture("train", task_size, data)
 val_ds = make_mixture("test", max(16, task_size // 10))
 
+
 def sft_data_generator(dataset, batch_size, skip=0):
     """Infinite; rank r takes examples r, r+W, ... Skips the first `skip` examples of this rank without rendering."""
     pad_token_id = tokenizer.encode_special("<|assistant_end|>")
+
     def collate_and_yield(batch):
         nrows = len(batch)
         ncols = max(len(ids) for ids, mask in batch) - 1
@@ -105,12 +111,13 @@ def sft_data_generator(dataset, batch_size, skip=0):
         for i, (ids, mask) in enumerate(batch):
             n = len(ids)
             ids_tensor = torch.tensor(ids, dtype=torch.long)
-            inputs[i, :n - 1] = ids_tensor[:-1]
+            inputs[i, : n - 1] = ids_tensor[:-1]
             row_targets = ids_tensor[1:]
             mask_tensor = torch.tensor(mask[1:], dtype=torch.long)
             row_targets[mask_tensor == 0] = -1
-            targets[i, :n - 1] = row_targets
+            targets[i, : n - 1] = row_targets
         return inputs.to(device), targets.to(device)
+
     batch = []
     seen = 0
     while True:
@@ -124,11 +131,14 @@ def sft_data_generator(dataset, batch_size, skip=0):
                 yield collate_and_yield(batch)
                 batch = []
 
+
 examples_per_step = device_batch_size * ddp_world_size
 print0(f"Target examples per step: {target_examples_per_step}")
 print0(f"Device batch size: {device_batch_size}")
 print0(f"Examples per step is device_batch_size * ddp_world_size: {examples_per_step}")
-assert target_examples_per_step % examples_per_step == 0, "Target examples per step must be divisible by examples per step"
+assert target_examples_per_step % examples_per_step == 0, (
+    "Target examples per step must be divisible by examples per step"
+)
 grad_accum_steps = target_examples_per_step // examples_per_step
 print0(f"=> Setting grad accum steps: {grad_accum_steps}")
 if num_iterations == -1:
@@ -139,8 +149,11 @@ assert num_iterations > 0, (
 )
 start_step = resume_meta["step"] if resuming else 0
 train_loader = sft_data_generator(train_ds, device_batch_size, skip=start_step * grad_accum_steps * device_batch_size)
+
+
 def build_val_loader():
     return sft_data_generator(val_ds, device_batch_size)
+
 
 optimizers = model.setup_optimizers(
     unembedding_lr=unembedding_lr, embedding_lr=embedding_lr, matrix_lr=matrix_lr, weight_decay=weight_decay
@@ -154,8 +167,10 @@ if resuming:
         opt.load_state_dict(dat)
     del optimizer_data
 
+
 def get_lr_multiplier(it):
     return 1.0 - it / num_iterations
+
 
 def checkpoint(at_step, final):
     meta_out = {
@@ -170,9 +185,12 @@ def checkpoint(at_step, final):
         meta_out["user_config"] = user_config
     # classic SFT writes no optimizer file; intermediate saves do (needed for --resume_from_step)
     optim_data = None if final or ddp_rank != 0 else [opt.state_dict() for opt in optimizers]
-    save_checkpoint(checkpoint_dir, at_step, model.state_dict() if ddp_rank == 0 else None, optim_data, meta_out, rank=ddp_rank)
+    save_checkpoint(
+        checkpoint_dir, at_step, model.state_dict() if ddp_rank == 0 else None, optim_data, meta_out, rank=ddp_rank
+    )
     if final:
         print0(f"✅ Saved model checkpoint to {checkpoint_dir}")
+
 
 # -----------------------------------------------------------------------------
 # training loop
@@ -244,16 +262,26 @@ for step in range(start_step, num_iterations):
     model.zero_grad(set_to_none=True)
     train_loss_item = train_loss.item()
     num_tokens_item = num_tokens.item()
-    print0(f"Step {step:05d}/{num_iterations:05d} | Training loss: {train_loss_item:.6f}| lrm: {lrm:.6f}| num_tokens: {num_tokens_item:,}")
+    print0(
+        f"Step {step:05d}/{num_iterations:05d} | Training loss: {train_loss_item:.6f}| lrm: {lrm:.6f}| num_tokens: {num_tokens_item:,}"
+    )
     wandb_run.log({"step": step, "lrm": lrm, "train_loss": train_loss_item, "num_tokens": num_tokens_item})
 
 checkpoint(step, final=True)
 
 from nanochat.report import get_report
 
-get_report().log(section="Chat SFT", data=[
-    user_config,
-    {"Training rows": len(train_ds), "Number of iterations": num_iterations, "Training loss": train_loss_item, "Validation loss": val_loss},
-])
+get_report().log(
+    section="Chat SFT",
+    data=[
+        user_config,
+        {
+            "Training rows": len(train_ds),
+            "Number of iterations": num_iterations,
+            "Training loss": train_loss_item,
+            "Validation loss": val_loss,
+        },
+    ],
+)
 wandb_run.finish()
 compute_cleanup()

@@ -21,9 +21,11 @@ from nanochat.tokenizer import get_tokenizer
 
 logger = logging.getLogger("nanochat.checkpoint_manager")  # the classic logger name (validators key on it)
 
+
 def log0(message):
     if int(os.environ.get("RANK", 0)) == 0:
         logger.info(message)
+
 
 def _remove_stale_temp_files(checkpoint_dir):
     """Temp files (name.tmp.PID) left by a process that was killed mid-write: delete those whose writer is gone."""
@@ -41,10 +43,12 @@ def _remove_stale_temp_files(checkpoint_dir):
         except PermissionError:
             pass
 
+
 def save_checkpoint(checkpoint_dir, step, model_data, optimizer_data, meta_data, rank=0):
     """Model + meta from rank 0; optimizer shard from every rank that passes one. Meta last (the commit point).
     Under DDP all ranks must call this (a barrier keeps meta after every rank's optimizer file)."""
     import torch.distributed as dist
+
     os.makedirs(checkpoint_dir, exist_ok=True)
     if rank == 0:
         _remove_stale_temp_files(checkpoint_dir)
@@ -63,6 +67,7 @@ def save_checkpoint(checkpoint_dir, step, model_data, optimizer_data, meta_data,
         atomic_write_text(meta_path, json.dumps(meta_data, indent=2))
         logger.info(f"Saved metadata to: {meta_path}")
 
+
 def load_checkpoint(checkpoint_dir, step, device, load_optimizer=False, rank=0):
     model_path = os.path.join(checkpoint_dir, f"model_{step:06d}.pt")
     model_data = torch.load(model_path, map_location=device, weights_only=True, mmap=True)
@@ -77,6 +82,7 @@ def load_checkpoint(checkpoint_dir, step, device, load_optimizer=False, rank=0):
     with open(meta_path, encoding="utf-8") as f:
         meta_data = json.load(f)
     return model_data, optimizer_data, meta_data
+
 
 def build_model(checkpoint_dir, step, device, phase):
     """Classic build_model: load, bf16->fp32 off CUDA, strip _orig_mod., build on meta, init (rotary), assign."""
@@ -100,8 +106,10 @@ def build_model(checkpoint_dir, step, device, phase):
     tokenizer = get_tokenizer()
     assert tokenizer.get_vocab_size() == model_config_kwargs["vocab_size"], (
         f"Tokenizer vocab size {tokenizer.get_vocab_size()} != model vocab size {model_config_kwargs['vocab_size']}: "
-        f"was the tokenizer retrained after this checkpoint?")
+        f"was the tokenizer retrained after this checkpoint?"
+    )
     return model, tokenizer, meta_data
+
 
 def find_largest_model(checkpoints_dir):
     model_tags = [f for f in os.listdir(checkpoints_dir) if os.path.isdir(os.path.join(checkpoints_dir, f))]
@@ -118,6 +126,7 @@ def find_largest_model(checkpoints_dir):
     model_tags.sort(key=lambda x: os.path.getmtime(os.path.join(checkpoints_dir, x)), reverse=True)
     return model_tags[0]
 
+
 def find_last_step(checkpoint_dir):
     """Largest step with both model_N.pt and meta_N.json (meta is written last, so this step is complete)."""
     steps = []
@@ -129,7 +138,14 @@ def find_last_step(checkpoint_dir):
         raise FileNotFoundError(f"No checkpoints found in {checkpoint_dir}")
     return max(steps)
 
-PHASE_DIRS = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints", "rl": "chatrl_checkpoints"}
+
+PHASE_DIRS = {
+    "base": "base_checkpoints",
+    "mid": "mid_checkpoints",
+    "sft": "chatsft_checkpoints",
+    "rl": "chatrl_checkpoints",
+}
+
 
 def load_model_from_dir(checkpoints_dir, device, phase, model_tag=None, step=None):
     if model_tag is None:
@@ -141,6 +157,7 @@ def load_model_from_dir(checkpoints_dir, device, phase, model_tag=None, step=Non
     assert step is not None, f"No checkpoints found in {checkpoint_dir}"
     log0(f"Loading model from {checkpoint_dir} with step {step}")
     return build_model(checkpoint_dir, step, device, phase)
+
 
 def load_model(source, *args, **kwargs):
     model_dir = PHASE_DIRS[source]

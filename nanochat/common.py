@@ -18,20 +18,24 @@ from nanochat import stopsignal
 logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
 logger = logging.getLogger("nanochat.common")
 
+
 def get_base_dir():
     """$NANOCHAT_BASE_DIR if set and non-empty, else ~/.cache/nanochat. Always created."""
     base_dir = os.environ.get("NANOCHAT_BASE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nanochat")
     os.makedirs(base_dir, exist_ok=True)
     return base_dir
 
+
 def print0(s="", **kwargs):
     """print only on rank 0"""
     if int(os.environ.get("RANK", 0)) == 0:
         print(s, **kwargs, flush=True)
 
+
 def print_fingerprint():
     """First line of every entry point: lets postflight recognise a bundled-trainer log from the log alone."""
     print0("nanochat (bundled with nanochat-preflight)")
+
 
 def print_banner():
     banner = r"""
@@ -46,22 +50,27 @@ def print_banner():
 """
     print0(banner)
 
+
 # -----------------------------------------------------------------------------
 # distributed + device
+
 
 def is_ddp():
     # torchrun sets all three; DDP is active only if all of them are present (classic rule)
     return all(k in os.environ for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+
 
 def get_dist_info():
     if is_ddp():
         return True, int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
     return False, 0, 0, 1
 
+
 def autodetect_device_type():
     device_type = "cuda" if torch.cuda.is_available() else "cpu"
     print0(f"Autodetected device type: {device_type}")
     return device_type
+
 
 def compute_init(device_type="cuda"):
     """Seeds, precision, and (under torchrun) the process group. Returns ddp, rank, local_rank, world_size, device."""
@@ -88,16 +97,21 @@ def compute_init(device_type="cuda"):
         logger.info(f"Distributed world size: {world_size}")
     return ddp, rank, local_rank, world_size, device
 
+
 def compute_cleanup():
     if is_ddp() and dist.is_initialized():
         dist.destroy_process_group()
 
+
 class DummyWandb:
     """Stands in for a wandb run when run == "dummy" (or on non-master ranks): logging becomes a no-op, nothing else changes."""
+
     def log(self, *args, **kwargs):
         pass
+
     def finish(self):
         pass
+
 
 def init_wandb(run, master_process, project, config):
     """run == "dummy" disables wandb and nothing else. wandb is imported only when a named run asks for it."""
@@ -106,9 +120,12 @@ def init_wandb(run, master_process, project, config):
     try:
         import wandb
     except ImportError:
-        raise SystemExit(f"--run={run} asks for wandb logging, but wandb is not installed. "
-                         f"Install it (pip install wandb) or use --run=dummy to disable wandb logging.") from None
+        raise SystemExit(
+            f"--run={run} asks for wandb logging, but wandb is not installed. "
+            f"Install it (pip install wandb) or use --run=dummy to disable wandb logging."
+        ) from None
     return wandb.init(project=project, name=run, config=config)
+
 
 # -----------------------------------------------------------------------------
 # peak FLOPs per GPU (bf16 dense). MFU in the per-step log uses 989e12 regardless, as classic nanochat does.
@@ -128,14 +145,17 @@ PEAK_FLOPS = [
 ]
 CLASSIC_PEAK_FLOPS = 989e12  # H100 SXM bf16 dense, the constant classic nanochat uses for MFU
 
+
 def get_peak_flops(device_name):
     for pattern, flops in PEAK_FLOPS:
         if re.search(pattern, device_name, re.IGNORECASE):
             return flops
     return float("nan")
 
+
 # -----------------------------------------------------------------------------
 # atomic writes: write a temp file in the same dir, fsync, os.replace, fsync the dir
+
 
 def _fsync_dir(dirpath):
     try:
@@ -146,6 +166,7 @@ def _fsync_dir(dirpath):
             os.close(fd)
     except OSError:
         pass  # some filesystems do not allow fsync on a directory
+
 
 def atomic_write(path, write_fn, mode="wb"):
     """write_fn(f) writes the content; the file appears at `path` complete or not at all."""
@@ -163,22 +184,29 @@ def atomic_write(path, write_fn, mode="wb"):
             pass
         if isinstance(e, Exception):
             import shutil
+
             try:
                 free = f"{shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free:,} bytes free"
             except OSError:
                 free = "free space unknown"
-            raise OSError(f"saving {path} failed ({free} on its filesystem; disk full?): {type(e).__name__}: {e}") from e
+            raise OSError(
+                f"saving {path} failed ({free} on its filesystem; disk full?): {type(e).__name__}: {e}"
+            ) from e
         raise
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
 
 def atomic_torch_save(obj, path):
     atomic_write(path, lambda f: torch.save(obj, f))
 
+
 def atomic_write_text(path, text):
     atomic_write(path, lambda f: f.write(text), mode="w")
 
+
 # -----------------------------------------------------------------------------
 # stop signals (handlers in nanochat.stopsignal, installed before torch is imported)
+
 
 def stop_requested(ddp=False, device=None):
     """The signal name if a stop was requested (on any rank, under DDP), else None."""
@@ -191,7 +219,9 @@ def stop_requested(ddp=False, device=None):
         return None
     return stopsignal.requested() or "SIGTERM"
 
+
 # -----------------------------------------------------------------------------
+
 
 def all_reduce_gradients(model, world_size):
     """Average the gradients over ranks (one flat buffer per dtype). Called once per optimizer step, after
@@ -199,6 +229,7 @@ def all_reduce_gradients(model, world_size):
     if world_size <= 1:
         return
     from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
     by_dtype = {}
     for p in model.parameters():
         if p.grad is None:

@@ -19,6 +19,7 @@ from nanochat.common import print0
 def _fail(msg):
     raise SystemExit(f"configurator error: {msg}")
 
+
 def configure(settings, argv=None):
     """settings: the script's globals(); only keys of simple types (int/float/bool/str) are configurable."""
     argv = sys.argv[1:] if argv is None else argv
@@ -43,8 +44,10 @@ def configure(settings, argv=None):
             attempt = val  # a bare string such as --run=dummy
         default = settings[key]
         if type(attempt) is not type(default):
-            _fail(f"Type mismatch for --{key}: got {type(attempt).__name__} ({val!r}), "
-                  f"expected {type(default).__name__} like the default {default!r}")
+            _fail(
+                f"Type mismatch for --{key}: got {type(attempt).__name__} ({val!r}), "
+                f"expected {type(default).__name__} like the default {default!r}"
+            )
         print0(f"Overriding: {key} = {attempt}")
         settings[key] = attempt
     return {k: settings[k] for k in keys}

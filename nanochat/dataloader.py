@@ -21,8 +21,9 @@ from nanochat.common import get_dist_info
 from nanochat.dataset import list_parquet_files
 
 
-def tokenizing_distributed_data_loader_with_state(B, T, split, tokenizer, tokenizer_threads=4, tokenizer_batch_size=128,
-                                                  device="cuda", resume_state_dict=None):
+def tokenizing_distributed_data_loader_with_state(
+    B, T, split, tokenizer, tokenizer_threads=4, tokenizer_batch_size=128, device="cuda", resume_state_dict=None
+):
     assert split in ("train", "val"), "split must be 'train' or 'val'"
     ddp, ddp_rank, _, ddp_world_size = get_dist_info()
     parquet_paths = list_parquet_files()
@@ -37,7 +38,11 @@ def tokenizing_distributed_data_loader_with_state(B, T, split, tokenizer, tokeni
     def document_chunks():
         """Yields (texts, pq_idx, rg_idx, first_doc_idx) chunks of up to tokenizer_batch_size documents."""
         if exact:
-            pq_idx, start_rg, skip_docs = resume_state_dict["pos_pq"], resume_state_dict["pos_rg"], resume_state_dict["doc_idx"]
+            pq_idx, start_rg, skip_docs = (
+                resume_state_dict["pos_pq"],
+                resume_state_dict["pos_rg"],
+                resume_state_dict["doc_idx"],
+            )
         elif resume_state_dict is not None:
             # classic: skip the rest of round R, none repeated
             pq_idx = resume_state_dict["pq_idx"]
@@ -55,12 +60,14 @@ def tokenizing_distributed_data_loader_with_state(B, T, split, tokenizer, tokeni
                     texts = pf.read_row_group(rg_idx).column("text").to_pylist()
                     for i in range(skip_docs, len(texts), tokenizer_batch_size):
                         produced_any = True
-                        yield texts[i:i + tokenizer_batch_size], pq_idx, rg_idx, i
+                        yield texts[i : i + tokenizer_batch_size], pq_idx, rg_idx, i
                     skip_docs = 0
                     rg_idx += ddp_world_size
                 pq_idx += 1
-            assert produced_any, (f"rank {ddp_rank} of {ddp_world_size} got no data from the {split} split: "
-                                  f"each shard needs at least {ddp_world_size} row groups of {1024} rows. Build bigger shards.")
+            assert produced_any, (
+                f"rank {ddp_rank} of {ddp_world_size} got no data from the {split} split: "
+                f"each shard needs at least {ddp_world_size} row groups of {1024} rows. Build bigger shards."
+            )
             pq_idx = 0
 
     # the buffer holds one entry per document: [tokens, pq_idx, rg_idx, doc_idx, offset of the first unconsumed token]
@@ -88,7 +95,7 @@ def tokenizing_distributed_data_loader_with_state(B, T, split, tokenizer, tokeni
             entry = docs[0]
             toks, off = entry[0], entry[4]
             take = min(remaining, len(toks) - off)
-            out.extend(toks[off:off + take])
+            out.extend(toks[off : off + take])
             entry[4] += take
             remaining -= take
             if entry[4] == len(toks):
@@ -107,6 +114,7 @@ def tokenizing_distributed_data_loader_with_state(B, T, split, tokenizer, tokeni
         inputs = inputs_cpu.view(B, T).to(device=device, non_blocking=use_cuda)
         targets = targets_cpu.view(B, T).to(device=device, non_blocking=use_cuda)
         yield inputs, targets, state
+
 
 def tokenizing_distributed_data_loader(*args, **kwargs):
     for inputs, targets, _ in tokenizing_distributed_data_loader_with_state(*args, **kwargs):

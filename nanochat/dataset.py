@@ -25,17 +25,22 @@ from nanochat.common import get_base_dir, print_fingerprint
 BASE_URL = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
 MAX_SHARD = 1822
 ROW_GROUP_SIZE = 1024
+
+
 def index_to_filename(index):
     return f"shard_{index:05d}.parquet"
+
 
 def get_data_dir():
     data_dir = os.path.join(get_base_dir(), "base_data")
     os.makedirs(data_dir, exist_ok=True)
     return data_dir
 
+
 def list_parquet_files(data_dir=None):
     data_dir = get_data_dir() if data_dir is None else data_dir
     return sorted(os.path.join(data_dir, f) for f in os.listdir(data_dir) if f.endswith(".parquet"))
+
 
 def parquets_iter_batched(split, start=0, step=1):
     """Iterate the `text` column one row group at a time (start/step allow DDP striding)."""
@@ -50,15 +55,24 @@ def parquets_iter_batched(split, start=0, step=1):
         for rg_idx in range(start, pf.num_row_groups, step):
             yield pf.read_row_group(rg_idx).column("text").to_pylist()
 
+
 def write_shard(texts, path):
     """Classic shard format: one string column `text`, row groups of 1024, zstd. Written as .tmp, then renamed."""
     table = pa.Table.from_pydict({"text": texts})
     tmp = path + ".tmp"
-    pq.write_table(table, tmp, row_group_size=ROW_GROUP_SIZE, compression="zstd", compression_level=3,
-                   use_dictionary=False, write_statistics=False)
+    pq.write_table(
+        table,
+        tmp,
+        row_group_size=ROW_GROUP_SIZE,
+        compression="zstd",
+        compression_level=3,
+        use_dictionary=False,
+        write_statistics=False,
+    )
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
 
 # -----------------------------------------------------------------------------
 # the local demo corpus: documentation that ships with Python, deterministic, no network
@@ -77,22 +91,27 @@ types typing unicodedata unittest urllib.parse urllib.request uuid warnings wave
 xml.etree.ElementTree xml.sax zipfile zipimport zlib
 """.split()
 
+
 def _zen_of_python():
     import codecs
     import contextlib
     import io
+
     with contextlib.redirect_stdout(io.StringIO()):  # `import this` prints the Zen
         import this
     return codecs.decode(this.s, "rot13")
+
 
 def demo_documents():
     """One document per module / class / function docstring of a fixed list of stdlib modules."""
     import importlib
     import inspect
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecated aliases (typing.io, ...) warn when their docs are read
         return _demo_documents(importlib, inspect)
+
 
 def _demo_documents(importlib, inspect):
     docs = [f"The Zen of Python, by Tim Peters\n\n{_zen_of_python()}"]
@@ -130,6 +149,7 @@ def _demo_documents(importlib, inspect):
                         docs.append(f"{modname}.{name}.{mname}\n\n{mdoc}")
     return docs
 
+
 def text_file_documents(text_dir):
     """Documents from *.txt / *.md files: each blank-line-separated block of >= 200 chars, else the whole file."""
     docs = []
@@ -144,6 +164,7 @@ def text_file_documents(text_dir):
     assert docs, f"No text documents found under {text_dir} (looked for *.txt, *.md, *.rst)"
     return docs
 
+
 def build_shards(docs, num_shards, chars_per_shard=0, seed=42, data_dir=None):
     """Shuffle the documents (seeded) and split them into num_shards shards. With chars_per_shard > 0,
     cycle through reshuffled passes of the documents until every shard holds that many characters."""
@@ -155,13 +176,15 @@ def build_shards(docs, num_shards, chars_per_shard=0, seed=42, data_dir=None):
         docs = list(docs)
         rng.shuffle(docs)
         per = (len(docs) + num_shards - 1) // num_shards
-        shards = [docs[i * per:(i + 1) * per] for i in range(num_shards)]
+        shards = [docs[i * per : (i + 1) * per] for i in range(num_shards)]
     else:
+
         def stream():
             while True:
                 order = list(docs)
                 rng.shuffle(order)
                 yield from order
+
         it = stream()
         shards = []
         for _ in range(num_shards):
@@ -178,8 +201,10 @@ def build_shards(docs, num_shards, chars_per_shard=0, seed=42, data_dir=None):
         print(f"Wrote {path}: {len(shard):,} documents, {sum(len(d) for d in shard):,} chars")
     print(f"Done! Built: {num_shards}/{num_shards} shards to {data_dir}")
 
+
 # -----------------------------------------------------------------------------
 # download mode (classic): FineWeb-EDU shards over HTTP, resumable, integrity-checked
+
 
 def _parquet_ok(path):
     try:
@@ -188,8 +213,10 @@ def _parquet_ok(path):
     except Exception:
         return False
 
+
 def download_single_file(index, max_attempts=5):
     import urllib.request
+
     filename = index_to_filename(index)
     filepath = os.path.join(get_data_dir(), filename)
     if os.path.exists(filepath) and _parquet_ok(filepath):
@@ -218,18 +245,21 @@ def download_single_file(index, max_attempts=5):
         except Exception as e:
             print(f"Attempt {attempt}/{max_attempts} failed for {filename}: {e}")
             if attempt < max_attempts:
-                time.sleep(2 ** attempt)
+                time.sleep(2**attempt)
     print(f"Failed to download {filename} after {max_attempts} attempts")
     return False
 
+
 def download(num_files, num_workers=4):
     from multiprocessing import Pool
+
     num = MAX_SHARD + 1 if num_files == -1 else min(num_files, MAX_SHARD + 1)
     print(f"Downloading {num} shards using {num_workers} workers...")
     print(f"Target directory: {get_data_dir()}")
     with Pool(processes=num_workers) as pool:
         results = pool.map(download_single_file, range(num))
     print(f"Done! Downloaded: {sum(results)}/{num} shards to {get_data_dir()}")
+
 
 # -----------------------------------------------------------------------------
 
@@ -238,7 +268,9 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "build":
         parser = argparse.ArgumentParser(description="Build parquet shards locally (no network)")
         parser.add_argument("--num-shards", type=int, default=4, help="number of shards; the last is the val split")
-        parser.add_argument("--chars-per-shard", type=int, default=0, help="0: split the corpus once; >0: repeat it to fill each shard")
+        parser.add_argument(
+            "--chars-per-shard", type=int, default=0, help="0: split the corpus once; >0: repeat it to fill each shard"
+        )
         parser.add_argument("--from-text", type=str, default="", help="directory of your own .txt/.md files")
         args = parser.parse_args(sys.argv[2:])
         docs = text_file_documents(args.from_text) if args.from_text else demo_documents()
@@ -246,7 +278,9 @@ if __name__ == "__main__":
         build_shards(docs, args.num_shards, args.chars_per_shard)
     else:
         parser = argparse.ArgumentParser(description="Download FineWeb-Edu 100BT dataset shards")
-        parser.add_argument("-n", "--num-files", type=int, default=-1, help="Number of shards to download (default: -1 = all)")
+        parser.add_argument(
+            "-n", "--num-files", type=int, default=-1, help="Number of shards to download (default: -1 = all)"
+        )
         parser.add_argument("-w", "--num-workers", type=int, default=4, help="Number of parallel download workers")
         args = parser.parse_args()
         download(args.num_files, args.num_workers)

@@ -14,10 +14,12 @@ import torch.nn.functional as F
 # -----------------------------------------------------------------------------
 # calculator tool: a tiny, restricted arithmetic evaluator
 
+
 @contextmanager
 def timeout(duration, formula):
     def timeout_handler(signum, frame):
         raise Exception(f"'{formula}': timed out after {duration} seconds")
+
     old = signal.signal(signal.SIGALRM, timeout_handler)
     signal.alarm(duration)
     try:
@@ -25,6 +27,7 @@ def timeout(duration, formula):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
 
 def eval_with_timeout(formula, max_time=3):
     try:
@@ -34,6 +37,7 @@ def eval_with_timeout(formula, max_time=3):
                 return eval(formula, {"__builtins__": {}}, {})
     except Exception:
         return None
+
 
 def use_calculator(expr):
     """Evaluate plain arithmetic, or str.count(...) on a string literal. Anything else: None."""
@@ -70,7 +74,9 @@ def use_calculator(expr):
         return None
     return eval_with_timeout(expr)
 
+
 # -----------------------------------------------------------------------------
+
 
 class KVCache:
     """(L, 2, B, KV, T_cap, hd), allocated lazily with the dtype/device of the first keys; grows by multiples of 1024."""
@@ -98,7 +104,7 @@ class KVCache:
             elif ix == 4:
                 assert dim1 >= dim2, f"Seq len mismatch: {dim1} < {dim2}"
         self.kv_cache = torch.empty(self.kv_shape, dtype=other.kv_cache.dtype, device=other.kv_cache.device)
-        self.kv_cache[:, :, :, :, :other.pos, :] = other.kv_cache[:, :, :, :, :other.pos, :]
+        self.kv_cache[:, :, :, :, : other.pos, :] = other.kv_cache[:, :, :, :, : other.pos, :]
         self.pos = other.pos
 
     def insert_kv(self, layer_idx, k, v):
@@ -121,6 +127,7 @@ class KVCache:
             self.pos = t1  # advance only after the last layer has inserted
         return key_view, value_view
 
+
 @torch.inference_mode()
 def sample_next_token(logits, rng, temperature=1.0, top_k=None):
     """logits (B, V) -> (B, 1). temperature 0: argmax."""
@@ -138,16 +145,17 @@ def sample_next_token(logits, rng, temperature=1.0, top_k=None):
     probs = F.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=rng)
 
+
 class RowState:
     def __init__(self, current_tokens=None):
         self.current_tokens = current_tokens or []
-        self.forced_tokens = deque()   # tool output queued to be force-fed
+        self.forced_tokens = deque()  # tool output queued to be force-fed
         self.in_python_block = False
         self.python_expr_tokens = []
         self.completed = False
 
-class Engine:
 
+class Engine:
     def __init__(self, model, tokenizer):
         self.model = model
         self.tokenizer = tokenizer
@@ -159,8 +167,10 @@ class Engine:
         device = self.model.get_device()
         rng = torch.Generator(device=device)
         rng.manual_seed(seed)
+
         def get_special(s):
             return self.tokenizer.encode_special(s)
+
         python_start, python_end = get_special("<|python_start|>"), get_special("<|python_end|>")
         output_start, output_end = get_special("<|output_start|>"), get_special("<|output_end|>")
         assistant_end = get_special("<|assistant_end|>")

@@ -18,7 +18,8 @@ Backward only scales the saved gradients by the incoming scalar (the loss is a s
 import torch
 
 IGNORE_INDEX = -1
-CHUNK_ELEMENTS = 2 ** 29  # logits per chunk (1 GiB in bf16): 8,192 tokens at a 65,536 vocab
+CHUNK_ELEMENTS = 2**29  # logits per chunk (1 GiB in bf16): 8,192 tokens at a 65,536 vocab
+
 
 def _chunk_loss_and_grad(logits, targets, softcap, inv_n):
     """Summed loss over the chunk's valid targets and d(mean loss)/d(logits), in the logits' dtype."""
@@ -32,7 +33,9 @@ def _chunk_loss_and_grad(logits, targets, softcap, inv_n):
     grad_logits = grad_s * (1 - (s / softcap) ** 2)  # through softcap * tanh(z / softcap)
     return loss_sum, grad_logits.to(logits.dtype)
 
+
 _compiled_chunk = None
+
 
 def chunk_loss_and_grad(logits, targets, softcap, inv_n):
     # on CUDA a compiled kernel pair (a reduction, then the gradient), eager elsewhere; a second chunk shape (SFT's
@@ -44,7 +47,9 @@ def chunk_loss_and_grad(logits, targets, softcap, inv_n):
         _compiled_chunk = torch.compile(_chunk_loss_and_grad)
     return _compiled_chunk(logits, targets, softcap, inv_n)
 
+
 _addmm_out_dtype = True  # until torch says otherwise
+
 
 def add_matmul_fp32(acc, a, b):
     """acc + a @ b with fp32 acc and bf16 a, b. One cuBLAS call (fp32 output) where addmm takes out_dtype (CUDA),
@@ -56,6 +61,7 @@ def add_matmul_fp32(acc, a, b):
         except (RuntimeError, TypeError):
             _addmm_out_dtype = False
     return acc + (a @ b).to(acc.dtype)
+
 
 class _SoftcapCrossEntropy(torch.autograd.Function):
     @staticmethod
@@ -69,10 +75,10 @@ class _SoftcapCrossEntropy(torch.autograd.Function):
             grad_x = torch.empty_like(xc)
             grad_w = torch.zeros((vocab_size, weight.size(1)), dtype=torch.float32, device=weight.device)
             for i in range(0, xc.size(0), chunk_rows):
-                xi = xc[i:i + chunk_rows]
-                loss_sum, g = chunk_loss_and_grad(xi @ w.t(), t[i:i + chunk_rows], softcap, inv_n)
+                xi = xc[i : i + chunk_rows]
+                loss_sum, g = chunk_loss_and_grad(xi @ w.t(), t[i : i + chunk_rows], softcap, inv_n)
                 loss = loss + loss_sum
-                grad_x[i:i + chunk_rows] = g @ w
+                grad_x[i : i + chunk_rows] = g @ w
                 grad_w = add_matmul_fp32(grad_w, g.t(), xi)
             if weight.size(0) > vocab_size:  # the padding rows get a zero gradient
                 grad_w = torch.cat([grad_w, grad_w.new_zeros(weight.size(0) - vocab_size, weight.size(1))])
@@ -83,6 +89,7 @@ class _SoftcapCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss):
         grad_x, grad_w = ctx.saved_tensors
         return grad_x * grad_loss.to(grad_x.dtype), grad_w * grad_loss.to(grad_w.dtype), None, None, None, None, None
+
 
 @torch.compiler.disable  # inside a compiled model: a graph break, so each chunk's buffers are freed as it ends
 def softcap_cross_entropy(x, weight, targets, vocab_size, softcap, chunk_rows=None):

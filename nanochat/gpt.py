@@ -24,13 +24,15 @@ class GPTConfig:
     sequence_len: int = 1024
     vocab_size: int = 50304
     n_layer: int = 12
-    n_head: int = 6     # number of query heads
+    n_head: int = 6  # number of query heads
     n_kv_head: int = 6  # number of key/value heads (GQA)
     n_embd: int = 768
+
 
 def norm(x):
     # parameter-free RMSNorm; eps=None is float32 machine epsilon for fp32/bf16 inputs
     return F.rms_norm(x, (x.size(-1),))
+
 
 def apply_rotary_emb(x, cos, sin):
     # x: (B, T, H, D). Pairs channel j with j + D/2 and rotates each pair by -theta (classic convention)
@@ -41,6 +43,7 @@ def apply_rotary_emb(x, cos, sin):
     y2 = x1 * (-sin) + x2 * cos
     out = torch.cat([y1, y2], 3)
     return out.to(x.dtype)
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, config, layer_idx):
@@ -87,6 +90,7 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, -1)
         return self.c_proj(y)
 
+
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -97,6 +101,7 @@ class MLP(nn.Module):
         x = self.c_fc(x)
         x = F.relu(x).square()
         return self.c_proj(x)
+
 
 class Block(nn.Module):
     def __init__(self, config, layer_idx):
@@ -109,6 +114,7 @@ class Block(nn.Module):
         x = x + self.mlp(norm(x))
         return x
 
+
 class GPT(nn.Module):
     def __init__(self, config, pad_vocab_size_to=64):
         super().__init__()
@@ -116,11 +122,15 @@ class GPT(nn.Module):
         # pad the vocab to a multiple of 64 for efficient matmuls; the padding rows are never read
         padded_vocab_size = ((config.vocab_size + pad_vocab_size_to - 1) // pad_vocab_size_to) * pad_vocab_size_to
         if padded_vocab_size != config.vocab_size:
-            print0(f"Padding vocab_size from {config.vocab_size} to {padded_vocab_size} to be divisible by {pad_vocab_size_to}")
-        self.transformer = nn.ModuleDict({
-            "wte": nn.Embedding(padded_vocab_size, config.n_embd),
-            "h": nn.ModuleList([Block(config, layer_idx) for layer_idx in range(config.n_layer)]),
-        })
+            print0(
+                f"Padding vocab_size from {config.vocab_size} to {padded_vocab_size} to be divisible by {pad_vocab_size_to}"
+            )
+        self.transformer = nn.ModuleDict(
+            {
+                "wte": nn.Embedding(padded_vocab_size, config.n_embd),
+                "h": nn.ModuleList([Block(config, layer_idx) for layer_idx in range(config.n_layer)]),
+            }
+        )
         self.lm_head = nn.Linear(config.n_embd, padded_vocab_size, bias=False)
         # training loss through nanochat/fused_loss.py (no full logits): None = on CUDA only, where it saves ~5 GB
         # at d12-d20; on CPU the plain head is a little faster. True / False force it.
@@ -137,7 +147,7 @@ class GPT(nn.Module):
         torch.nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=1.0)
         torch.nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.001)
         n_embd = self.config.n_embd
-        s = 3 ** 0.5 * n_embd ** -0.5  # uniform(-s, s) has std 1/sqrt(n_embd)
+        s = 3**0.5 * n_embd**-0.5  # uniform(-s, s) has std 1/sqrt(n_embd)
         for block in self.transformer.h:
             torch.nn.init.uniform_(block.attn.c_q.weight, -s, s)
             torch.nn.init.uniform_(block.attn.c_k.weight, -s, s)
@@ -169,7 +179,12 @@ class GPT(nn.Module):
         """FLOPs per token (forward + backward), classic formula: 6 * non-embedding params + attention."""
         nparams = sum(p.numel() for p in self.parameters())
         nparams_embedding = self.transformer.wte.weight.numel()
-        layers, h, q, t = self.config.n_layer, self.config.n_head, self.config.n_embd // self.config.n_head, self.config.sequence_len
+        layers, h, q, t = (
+            self.config.n_layer,
+            self.config.n_head,
+            self.config.n_embd // self.config.n_head,
+            self.config.sequence_len,
+        )
         return 6 * (nparams - nparams_embedding) + 12 * layers * h * q * t
 
     def setup_optimizers(self, unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, weight_decay=0.0):
@@ -199,11 +214,15 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None, kv_cache=None, loss_reduction="mean"):
         B, T = idx.size()
-        assert T <= self.cos.size(1), f"Sequence length grew beyond the rotary embeddings cache: {T} > {self.cos.size(1)}"
-        assert idx.device == self.cos.device, f"Rotary embeddings and idx are on different devices: {idx.device} != {self.cos.device}"
+        assert T <= self.cos.size(1), (
+            f"Sequence length grew beyond the rotary embeddings cache: {T} > {self.cos.size(1)}"
+        )
+        assert idx.device == self.cos.device, (
+            f"Rotary embeddings and idx are on different devices: {idx.device} != {self.cos.device}"
+        )
         assert self.cos.dtype == torch.bfloat16, "Rotary embeddings must be in bfloat16"
         T0 = 0 if kv_cache is None else kv_cache.get_pos()  # offset the rotary tables by the cache position
-        cos_sin = self.cos[:, T0:T0 + T], self.sin[:, T0:T0 + T]
+        cos_sin = self.cos[:, T0 : T0 + T], self.sin[:, T0 : T0 + T]
         x = self.transformer.wte(idx)
         x = norm(x)
         for block in self.transformer.h:
@@ -215,11 +234,13 @@ class GPT(nn.Module):
             # training: the same loss and gradients, computed in chunks without materialising the logits
             return softcap_cross_entropy(x, self.lm_head.weight, targets, self.config.vocab_size, softcap)
         logits = self.lm_head(x)
-        logits = logits[..., :self.config.vocab_size]  # drop the padding columns
+        logits = logits[..., : self.config.vocab_size]  # drop the padding columns
         logits = logits.float()
         logits = softcap * torch.tanh(logits / softcap)
         if targets is not None:
-            return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1, reduction=loss_reduction)
+            return F.cross_entropy(
+                logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1, reduction=loss_reduction
+            )
         return logits
 
     @torch.inference_mode()

@@ -85,7 +85,9 @@ from nanochat.tasks import make_mixture
 from nanochat.tokenizer import get_token_bytes
 
 # the base model (or, on resume, our own checkpoint)
-model, tokenizer, meta = load_model("base", device, phase="train", model_tag=model_tag or None, step=None if step == -1 else step)
+model, tokenizer, meta = load_model(
+    "base", device, phase="train", model_tag=model_tag or None, step=None if step == -1 else step
+)
 pretrain_batch_size = meta.get("device_batch_size", None)
 if pretrain_batch_size is not None and device_batch_size > pretrain_batch_size:
     print0(
@@ -98,7 +100,9 @@ checkpoint_dir = os.path.join(get_base_dir(), "mid_checkpoints", output_dirname)
 resuming = resume_from_step != -1
 if resuming:
     print0(f"Resuming optimization from step {resume_from_step}")
-    model_data, optimizer_data, resume_meta = load_checkpoint(checkpoint_dir, resume_from_step, device, load_optimizer=True, rank=0)
+    model_data, optimizer_data, resume_meta = load_checkpoint(
+        checkpoint_dir, resume_from_step, device, load_optimizer=True, rank=0
+    )
     model.load_state_dict(model_data, strict=True, assign=True)
     del model_data
 orig_model = model
@@ -135,6 +139,7 @@ train_dataset = make_mixture("train", task_size, data)
 val_dataset = make_mixture("test", max(16, task_size // 10))
 print0(f"Training mixture: {len(train_dataset):,} conversations | validation: {len(val_dataset):,}")
 
+
 def mid_data_generator(dataset, start_cursor, start_offset, epoch_flag):
     """Yields (inputs, targets, state); state = position of the first unconsumed token {cursor, offset}.
     epoch_flag[0] is set when this rank's cursor wraps past the end of the dataset (one epoch)."""
@@ -156,7 +161,7 @@ def mid_data_generator(dataset, start_cursor, start_offset, epoch_flag):
         while remaining > 0:
             entry = buffer[0]
             take = min(remaining, len(entry[0]) - entry[2])
-            out.extend(entry[0][entry[2]:entry[2] + take])
+            out.extend(entry[0][entry[2] : entry[2] + take])
             entry[2] += take
             remaining -= take
             if entry[2] == len(entry[0]):
@@ -164,31 +169,45 @@ def mid_data_generator(dataset, start_cursor, start_offset, epoch_flag):
         buffered -= needed
         state = {"cursor": buffer[0][1], "offset": buffer[0][2]} if buffer else {"cursor": cursor, "offset": 0}
         scratch = torch.tensor(out, dtype=torch.long)
-        inputs = scratch[:-1].view(device_batch_size, max_seq_len).to(device=device, dtype=torch.int32, non_blocking=True)
-        targets = scratch[1:].view(device_batch_size, max_seq_len).to(device=device, dtype=torch.int64, non_blocking=True)
+        inputs = (
+            scratch[:-1].view(device_batch_size, max_seq_len).to(device=device, dtype=torch.int32, non_blocking=True)
+        )
+        targets = (
+            scratch[1:].view(device_batch_size, max_seq_len).to(device=device, dtype=torch.int64, non_blocking=True)
+        )
         yield inputs, targets, state
+
 
 epoch_done = [False]
 if resuming:
     rank_states = resume_meta["dataloader_state_dicts"]
-    assert len(rank_states) == ddp_world_size, f"resume needs the same world size ({len(rank_states)} != {ddp_world_size})"
+    assert len(rank_states) == ddp_world_size, (
+        f"resume needs the same world size ({len(rank_states)} != {ddp_world_size})"
+    )
     start = rank_states[ddp_rank]
     epoch_done[0] = resume_meta["loop_state"]["epoch_done"]
 else:
     start = {"cursor": ddp_rank, "offset": 0}
 train_loader = mid_data_generator(train_dataset, start["cursor"], start["offset"], epoch_done)
+
+
 def build_val_loader():
     for x, y, _ in mid_data_generator(val_dataset, ddp_rank, 0, [False]):
         yield x, y
+
+
 x, y, xy_state = next(train_loader)
 trained_state = start
+
 
 def get_lr_multiplier(progress):
     return 1.0 if progress < 0.8 else 1 - (progress - 0.8) / 0.2
 
+
 def get_muon_momentum(it):
     frac = min(it / 300, 1)
     return (1 - frac) * 0.85 + frac * 0.95
+
 
 def checkpoint(at_step, final):
     rank_states = [trained_state]
@@ -202,11 +221,19 @@ def checkpoint(at_step, final):
         "user_config": user_config,
         # extensions for resume (classic mid meta has only the four keys above)
         "dataloader_state_dicts": rank_states,
-        "loop_state": {"min_val_bpb": min_val_bpb, "smooth_train_loss": smooth_train_loss, "total_training_time": total_training_time,
-                       "progress": progress, "epoch_done": epoch_done[0]},
+        "loop_state": {
+            "min_val_bpb": min_val_bpb,
+            "smooth_train_loss": smooth_train_loss,
+            "total_training_time": total_training_time,
+            "progress": progress,
+            "epoch_done": epoch_done[0],
+        },
     }
     optim_data = [opt.state_dict() for opt in optimizers] if ddp_rank == 0 else None  # classic: rank 0 only
-    save_checkpoint(checkpoint_dir, at_step, orig_model.state_dict() if ddp_rank == 0 else None, optim_data, meta_out, rank=ddp_rank)
+    save_checkpoint(
+        checkpoint_dir, at_step, orig_model.state_dict() if ddp_rank == 0 else None, optim_data, meta_out, rank=ddp_rank
+    )
+
 
 # -----------------------------------------------------------------------------
 # training loop (data-driven: one epoch of the mixture unless num_iterations is set)
@@ -267,7 +294,9 @@ while True:
         loss.backward()
         trained_state = xy_state
         x, y, xy_state = next(train_loader)
-        progress = max(progress, it / num_iterations if num_iterations > 0 else trained_state["cursor"] / len(train_dataset))
+        progress = max(
+            progress, it / num_iterations if num_iterations > 0 else trained_state["cursor"] / len(train_dataset)
+        )
     all_reduce_gradients(orig_model, ddp_world_size)
     lrm = get_lr_multiplier(progress)
     for opt in optimizers:
@@ -313,10 +342,14 @@ print0(f"Minimum validation bpb: {min_val_bpb:.4f}")
 
 if not dry_run:
     from nanochat.report import get_report
-    get_report().log(section="Midtraining", data=[
-        user_config,
-        {"Number of iterations": it, "DDP world size": ddp_world_size},
-        {"Minimum validation bpb": min_val_bpb},
-    ])
+
+    get_report().log(
+        section="Midtraining",
+        data=[
+            user_config,
+            {"Number of iterations": it, "DDP world size": ddp_world_size},
+            {"Minimum validation bpb": min_val_bpb},
+        ],
+    )
 wandb_run.finish()
 compute_cleanup()

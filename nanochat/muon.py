@@ -23,7 +23,9 @@ def _zeropower_via_newtonschulz5(G, steps):
         X = X.mT
     return X
 
+
 _compiled = None
+
 
 def zeropower_via_newtonschulz5(G, steps):
     # compiled on CUDA (many small kernels otherwise); eager on CPU, where compilation costs more than it saves
@@ -34,12 +36,14 @@ def zeropower_via_newtonschulz5(G, steps):
         return _compiled(G, steps)
     return _zeropower_via_newtonschulz5(G, steps)
 
+
 class Muon(torch.optim.Optimizer):
     """
     lr: learning rate (spectral norm units); momentum: 0.95 (scheduled by the scripts);
     nesterov: True; ns_steps: 5. Parameters are grouped by numel (classic: Python set order).
     Each update is scaled by max(1, rows/cols)^0.5.
     """
+
     def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, ns_steps=5):
         defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps)
         params = list(params)
@@ -74,4 +78,6 @@ class Muon(torch.optim.Optimizer):
                     updates = bufs
                 X = zeropower_via_newtonschulz5(torch.stack(updates), steps=group["ns_steps"])
                 X = X.to(params[0].dtype)  # bf16 -> the parameters' dtype, as p.add_(bf16) does
-                torch._foreach_add_(params, list(X.unbind(0)), alpha=-group["lr"] * max(1, shape[-2] / shape[-1]) ** 0.5)
+                torch._foreach_add_(
+                    params, list(X.unbind(0)), alpha=-group["lr"] * max(1, shape[-2] / shape[-1]) ** 0.5
+                )

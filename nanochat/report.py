@@ -30,7 +30,18 @@ EXPECTED_FILES = [
     "chat-evaluation-rl.md",
 ]
 # metrics of the summary table (classic names; our synthetic tasks fill the ones that exist here)
-chat_metrics = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "ChatCORE", "Arithmetic", "Spelling", "Identity"]
+chat_metrics = [
+    "ARC-Easy",
+    "ARC-Challenge",
+    "MMLU",
+    "GSM8K",
+    "HumanEval",
+    "ChatCORE",
+    "Arithmetic",
+    "Spelling",
+    "Identity",
+]
+
 
 def run_command(cmd):
     try:  # split here, no shell: nothing in cmd is ever interpreted by one
@@ -38,6 +49,7 @@ def run_command(cmd):
         return result.stdout.strip() if result.returncode == 0 else None
     except Exception:
         return None
+
 
 def get_git_info():
     info = {}
@@ -48,22 +60,32 @@ def get_git_info():
     info["message"] = (run_command("git log -1 --pretty=%B") or "").split("\n")[0][:80]
     return info
 
+
 def get_gpu_info():
     try:
         import torch
+
         if not torch.cuda.is_available():
             return {"available": False}
         n = torch.cuda.device_count()
         names = [torch.cuda.get_device_name(i) for i in range(n)]
         mem = sum(torch.cuda.get_device_properties(i).total_memory for i in range(n))
-        return {"available": True, "count": n, "names": names, "memory_gb": mem / 1024**3, "cuda_version": torch.version.cuda or "unknown"}
+        return {
+            "available": True,
+            "count": n,
+            "names": names,
+            "memory_gb": mem / 1024**3,
+            "cuda_version": torch.version.cuda or "unknown",
+        }
     except Exception:
         return {"available": False}
+
 
 def get_system_info():
     info = {"platform": platform.system(), "python_version": platform.python_version()}
     try:
         import torch
+
         info["torch_version"] = torch.__version__
     except ImportError:
         info["torch_version"] = "unknown"
@@ -76,6 +98,7 @@ def get_system_info():
     info["user"] = os.environ.get("USER", "unknown")
     return info
 
+
 def estimate_hourly_rate(gpu_info):
     if not gpu_info.get("available"):
         return None
@@ -85,6 +108,7 @@ def estimate_hourly_rate(gpu_info):
         if key in name:
             per_gpu = rate
     return per_gpu * gpu_info["count"]
+
 
 def get_bloat_info():
     """Size of the tracked source (git ls-files), for the header and summary."""
@@ -101,37 +125,49 @@ def get_bloat_info():
             pass
     return {"chars": chars, "lines": lines, "files": len(files), "tokens": chars // 4}
 
+
 def generate_header():
     timestamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     git, gpu, sysinfo = get_git_info(), get_gpu_info(), get_system_info()
     header = f"# nanochat training report\n\nGenerated: {timestamp}\n\n## Environment\n\n"
-    header += (f"### Git Information\n- Branch: {git['branch']}\n"
-               f"- Commit: {git['commit']} {'(dirty)' if git['dirty'] else '(clean)'}\n- Message: {git['message']}\n\n")
-    header += (f"### Hardware\n- Platform: {sysinfo['platform']}\n"
-               f"- CPUs: {sysinfo['cpu_count_logical']} cores ({sysinfo['cpu_count_logical']} logical)\n"
-               f"- Memory: {sysinfo['memory_gb']:.1f} GB\n")
+    header += (
+        f"### Git Information\n- Branch: {git['branch']}\n"
+        f"- Commit: {git['commit']} {'(dirty)' if git['dirty'] else '(clean)'}\n- Message: {git['message']}\n\n"
+    )
+    header += (
+        f"### Hardware\n- Platform: {sysinfo['platform']}\n"
+        f"- CPUs: {sysinfo['cpu_count_logical']} cores ({sysinfo['cpu_count_logical']} logical)\n"
+        f"- Memory: {sysinfo['memory_gb']:.1f} GB\n"
+    )
     if gpu.get("available"):
-        header += (f"- GPUs: {gpu['count']}x {', '.join(sorted(set(gpu['names'])))}\n"
-                   f"- GPU Memory: {gpu['memory_gb']:.1f} GB total\n- CUDA Version: {gpu['cuda_version']}\n")
+        header += (
+            f"- GPUs: {gpu['count']}x {', '.join(sorted(set(gpu['names'])))}\n"
+            f"- GPU Memory: {gpu['memory_gb']:.1f} GB total\n- CUDA Version: {gpu['cuda_version']}\n"
+        )
         header += f"- Hourly Rate: ${estimate_hourly_rate(gpu):.2f}/hour\n"
     else:
         header += "- GPUs: None available\n"
     header += f"\n### Software\n- Python: {sysinfo['python_version']}\n- PyTorch: {sysinfo['torch_version']}\n\n"
     bloat = get_bloat_info()
-    header += (f"### Bloat\n- Characters: {bloat['chars']:,}\n- Lines: {bloat['lines']:,}\n- Files: {bloat['files']:,}\n"
-               f"- Tokens (approx): {bloat['tokens']:,}\n- Dependencies (uv.lock lines): 0\n\n")
+    header += (
+        f"### Bloat\n- Characters: {bloat['chars']:,}\n- Lines: {bloat['lines']:,}\n- Files: {bloat['files']:,}\n"
+        f"- Tokens (approx): {bloat['tokens']:,}\n- Dependencies (uv.lock lines): 0\n\n"
+    )
     return header
+
 
 def slugify(text):
     return text.lower().replace(" ", "-")
 
+
 def extract(section, keys):
     out = {}
     for line in section.split("\n"):
-        for key in ([keys] if isinstance(keys, str) else keys):
+        for key in [keys] if isinstance(keys, str) else keys:
             if line.startswith(f"- {key}:"):
                 out[key] = line.split(":", 1)[1].strip()
     return out
+
 
 def extract_timestamp(content, prefix):
     for line in content.split("\n"):
@@ -141,6 +177,7 @@ def extract_timestamp(content, prefix):
             except ValueError:
                 pass
     return None
+
 
 class Report:
     def __init__(self, report_dir):
@@ -245,11 +282,14 @@ class Report:
             f.write(f"Run started: {start_time}\n\n---\n\n")
         print(f"Reset report and wrote header to {header_file}")
 
+
 class DummyReport:
     def log(self, *args, **kwargs):
         pass
+
     def reset(self, *args, **kwargs):
         pass
+
 
 def get_report():
     # only rank 0 writes the report
@@ -257,10 +297,12 @@ def get_report():
         return Report(os.path.join(get_base_dir(), "report"))
     return DummyReport()
 
+
 if __name__ == "__main__":
     import argparse
 
     from nanochat.common import print_fingerprint
+
     print_fingerprint()
     parser = argparse.ArgumentParser(description="Generate or reset the nanochat training report.")
     parser.add_argument(

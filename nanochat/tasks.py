@@ -24,8 +24,10 @@ coffee sugar honey pepper salt tomato potato carrot onion garlic doctor teacher 
 engine wheel train plane rocket ladder hammer needle thread basket bottle candle mirror pillow blanket""".split()
 WORDS = sorted(set(WORDS))
 
+
 class Task:
     """A list of conversations for one split; a subset can be selected with start/stop/step."""
+
     def __init__(self, split="train", size=1000, seed=0):
         assert split in ("train", "test"), "split must be train|test"
         self.split, self.size = split, size
@@ -39,6 +41,7 @@ class Task:
         return self.get_example(index, random.Random(self.seed * 1_000_003 + index))
 
     eval_type = "generative"
+
 
 class Arithmetic(Task):
     name = "Arithmetic"
@@ -56,11 +59,15 @@ class Arithmetic(Task):
             {"type": "python_output", "text": str(result)},
             {"type": "text", "text": f"\n#### {result}"},
         ]
-        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": content}], "answer": str(result)}
+        return {
+            "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": content}],
+            "answer": str(result),
+        }
 
     def evaluate(self, conversation, completion):
         m = re.search(r"####\s*(-?\d+)", completion)
         return m is not None and m.group(1) == conversation["answer"]
+
 
 class Spelling(Task):
     name = "Spelling"
@@ -69,8 +76,10 @@ class Spelling(Task):
         word = rng.choice(WORDS)
         if rng.random() < 0.5:
             answer = "-".join(word)
-            messages = [{"role": "user", "content": f"Spell the word {word}."},
-                        {"role": "assistant", "content": f"{word} is spelled {answer}\n#### {answer}"}]
+            messages = [
+                {"role": "user", "content": f"Spell the word {word}."},
+                {"role": "assistant", "content": f"{word} is spelled {answer}\n#### {answer}"},
+            ]
         else:
             letter = rng.choice(word)
             count = word.count(letter)
@@ -81,13 +90,16 @@ class Spelling(Task):
                 {"type": "python_output", "text": answer},
                 {"type": "text", "text": f"\n#### {answer}"},
             ]
-            messages = [{"role": "user", "content": f"How many {letter} are in the word {word}?"},
-                        {"role": "assistant", "content": content}]
+            messages = [
+                {"role": "user", "content": f"How many {letter} are in the word {word}?"},
+                {"role": "assistant", "content": content},
+            ]
         return {"messages": messages, "answer": answer}
 
     def evaluate(self, conversation, completion):
         m = re.search(r"####\s*(\S+)", completion)
         return m is not None and m.group(1).strip().rstrip(".") == conversation["answer"]
+
 
 IDENTITY_QA = [
     ("Who are you?", "I am nanochat, a small language model trained from scratch with the nanochat trainer."),
@@ -100,6 +112,7 @@ IDENTITY_QA = [
     ("Tell me about yourself.", "I am nanochat, a small GPT-style model with rotary embeddings and a BPE tokenizer."),
 ]
 
+
 class Identity(Task):
     name = "Identity"
 
@@ -110,8 +123,10 @@ class Identity(Task):
     def evaluate(self, conversation, completion):
         return "nanochat" in completion.lower()
 
+
 class CustomJSON:
     """Conversations from a JSONL file. A missing file is an error (FileNotFoundError), not a silent skip."""
+
     name = "CustomJSON"
     eval_type = "generative"
 
@@ -124,7 +139,9 @@ class CustomJSON:
                     continue
                 obj = json.loads(line)
                 messages = obj["messages"] if isinstance(obj, dict) else obj
-                assert isinstance(messages, list) and len(messages) >= 2, f"{filepath}:{lineno}: expected a list of >= 2 messages"
+                assert isinstance(messages, list) and len(messages) >= 2, (
+                    f"{filepath}:{lineno}: expected a list of >= 2 messages"
+                )
                 self.conversations.append({"messages": messages})
 
     def __len__(self):
@@ -133,8 +150,10 @@ class CustomJSON:
     def __getitem__(self, index):
         return self.conversations[index]
 
+
 class TaskMixture:
     """Concatenation of tasks, deterministically shuffled (seed 42)."""
+
     def __init__(self, tasks, seed=42):
         self.tasks = tasks
         self.index_map = [(ti, i) for ti, task in enumerate(tasks) for i in range(len(task))]
@@ -147,7 +166,9 @@ class TaskMixture:
         ti, i = self.index_map[index]
         return self.tasks[ti][i]
 
+
 TASKS = {"Arithmetic": Arithmetic, "Spelling": Spelling, "Identity": Identity}
+
 
 def make_mixture(split, size, data=""):
     """The synthetic tasks (size examples each; identity gets size // 4) plus an optional JSONL file (train only)."""

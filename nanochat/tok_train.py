@@ -38,19 +38,22 @@ print(f"vocab_size: {args.vocab_size:,}")
 # -----------------------------------------------------------------------------
 # text iterator over the train split, capped per document and in total
 
+
 def text_iterator():
     nchars = 0
     for batch in parquets_iter_batched(split="train"):
         for doc in batch:
-            doc_text = doc[:args.doc_cap] if len(doc) > args.doc_cap else doc
+            doc_text = doc[: args.doc_cap] if len(doc) > args.doc_cap else doc
             nchars += len(doc_text)
             yield doc_text
             if nchars > args.max_chars:
                 return
 
+
 t0 = time.time()
 if args.synthetic:
     from nanochat.tokenizer import synthetic_tokenizer
+
     tokenizer = synthetic_tokenizer(args.vocab_size)
 else:
     tokenizer = RustBPETokenizer.train_from_iterator(text_iterator(), args.vocab_size)
@@ -62,8 +65,10 @@ tokenizer_dir = os.path.join(base_dir, "tokenizer")
 tokenizer.save(tokenizer_dir)
 
 # sanity check: round trip
-test_text = ("Hello world! This is a test.\nNumbers: 123, 4567, 89\nContractions: I'm, you're, it's\n"
-    "Special chars: @#$%^&*()\nUnicode: 你好世界 🌍")
+test_text = (
+    "Hello world! This is a test.\nNumbers: 123, 4567, 89\nContractions: I'm, you're, it's\n"
+    "Special chars: @#$%^&*()\nUnicode: 你好世界 🌍"
+)
 assert tokenizer.decode(tokenizer.encode(test_text)) == test_text, "tokenizer round trip failed"
 
 token_bytes = compute_token_bytes(tokenizer)
@@ -74,14 +79,17 @@ print(f"Saved token_bytes to {token_bytes_path}")
 from nanochat.report import get_report
 
 token_bytes_nonzero = token_bytes[token_bytes > 0].to(torch.float32)
-get_report().log(section="Tokenizer training", data=[
-    vars(args),
-    {"train_time": train_time},
-    {"num_special_tokens": len(tokenizer.get_special_tokens())},
-    {
-        "token_bytes_min": int(token_bytes_nonzero.min().item()),
-        "token_bytes_max": int(token_bytes_nonzero.max().item()),
-        "token_bytes_mean": token_bytes_nonzero.mean().item(),
-        "token_bytes_std": token_bytes_nonzero.std().item(),
-    },
-])
+get_report().log(
+    section="Tokenizer training",
+    data=[
+        vars(args),
+        {"train_time": train_time},
+        {"num_special_tokens": len(tokenizer.get_special_tokens())},
+        {
+            "token_bytes_min": int(token_bytes_nonzero.min().item()),
+            "token_bytes_max": int(token_bytes_nonzero.max().item()),
+            "token_bytes_mean": token_bytes_nonzero.mean().item(),
+            "token_bytes_std": token_bytes_nonzero.std().item(),
+        },
+    ],
+)

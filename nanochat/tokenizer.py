@@ -11,19 +11,21 @@ import os
 import pickle
 
 SPECIAL_TOKENS = [
-    "<|bos|>",            # every document begins with this
-    "<|user_start|>",     # user messages
+    "<|bos|>",  # every document begins with this
+    "<|user_start|>",  # user messages
     "<|user_end|>",
     "<|assistant_start|>",  # assistant messages
     "<|assistant_end|>",
-    "<|python_start|>",   # assistant invokes the python calculator tool
+    "<|python_start|>",  # assistant invokes the python calculator tool
     "<|python_end|>",
-    "<|output_start|>",   # python REPL outputs back to assistant
+    "<|output_start|>",  # python REPL outputs back to assistant
     "<|output_end|>",
 ]
 
 # GPT-4 style split, except digits split into groups of 1-2 (not 1-3): wasteful for a small vocab otherwise
-SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+)
 
 # -----------------------------------------------------------------------------
 # restricted loading of tokenizer.pkl
@@ -46,14 +48,21 @@ def _encoding_from_state(obj, path):
 
     state = getattr(obj, "state", None) if type(obj) is _EncodingState else None
     if isinstance(state, str):
-        raise ValueError(f"{path} names the registered encoding {state[:40]!r} instead of holding one: "
-                         "loading it would download it; refused")
+        raise ValueError(
+            f"{path} names the registered encoding {state[:40]!r} instead of holding one: "
+            "loading it would download it; refused"
+        )
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a pickled tiktoken Encoding")
     name, pat, ranks, special = (state.get(k) for k in ("name", "pat_str", "mergeable_ranks", "special_tokens"))
-    if not (isinstance(name, str) and isinstance(pat, str) and isinstance(ranks, dict) and isinstance(special, dict)
-            and all(type(k) is bytes and type(v) is int for k, v in ranks.items())
-            and all(type(k) is str and type(v) is int for k, v in special.items())):
+    if not (
+        isinstance(name, str)
+        and isinstance(pat, str)
+        and isinstance(ranks, dict)
+        and isinstance(special, dict)
+        and all(type(k) is bytes and type(v) is int for k, v in ranks.items())
+        and all(type(k) is str and type(v) is int for k, v in special.items())
+    ):
         raise ValueError(f"{path}: the pickled Encoding state has the wrong shape")
     return tiktoken.core.Encoding(name=name, pat_str=pat, mergeable_ranks=ranks, special_tokens=special)
 
@@ -68,6 +77,7 @@ def _check_opcodes(data, path):
 
 class _EncodingUnpickler(pickle.Unpickler):
     """Resolves only the one class a pickled tiktoken Encoding references. Anything else is refused."""
+
     ALLOWED = {("tiktoken.core", "Encoding")}
 
     def find_class(self, module, name):
@@ -78,9 +88,11 @@ class _EncodingUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         raise ValueError("refusing persistent ids in tokenizer.pkl")
 
+
 def load_tokenizer_pkl(path):
     """Load a pickled tiktoken.Encoding without allowing arbitrary code. Raises ValueError on anything else."""
     import stat
+
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_TOKENIZER_BYTES:
@@ -94,11 +106,14 @@ def load_tokenizer_pkl(path):
     except Exception as e:  # truncated or corrupt pickles, bad state for the Encoding constructor, ...
         raise ValueError(f"{path} is not a valid pickled tiktoken Encoding: {type(e).__name__}: {e}") from e
     import tiktoken.core
+
     if type(enc) is not tiktoken.core.Encoding:
         raise ValueError(f"{path} holds a {type(enc).__name__}, expected a tiktoken Encoding")
     return enc
 
+
 # -----------------------------------------------------------------------------
+
 
 class RustBPETokenizer:
     """Light wrapper around a tiktoken Encoding (fast inference); training goes through rustbpe."""
@@ -111,6 +126,7 @@ class RustBPETokenizer:
     def train_from_iterator(cls, text_iterator, vocab_size):
         import rustbpe
         import tiktoken
+
         tokenizer = rustbpe.Tokenizer()
         vocab_size_no_special = vocab_size - len(SPECIAL_TOKENS)
         assert vocab_size_no_special >= 256, f"vocab_size must be >= {256 + len(SPECIAL_TOKENS)}, got {vocab_size}"
@@ -119,7 +135,9 @@ class RustBPETokenizer:
         mergeable_ranks = {bytes(k): v for k, v in tokenizer.get_mergeable_ranks()}
         tokens_offset = len(mergeable_ranks)
         special_tokens = {name: tokens_offset + i for i, name in enumerate(SPECIAL_TOKENS)}
-        enc = tiktoken.Encoding(name="rustbpe", pat_str=pattern, mergeable_ranks=mergeable_ranks, special_tokens=special_tokens)
+        enc = tiktoken.Encoding(
+            name="rustbpe", pat_str=pattern, mergeable_ranks=mergeable_ranks, special_tokens=special_tokens
+        )
         return cls(enc)
 
     @classmethod
@@ -143,7 +161,9 @@ class RustBPETokenizer:
 
     def encode(self, text, prepend=None, append=None, num_threads=8):
         # ordinary encoding: special-token strings inside text are plain text, never specials
-        prepend_id = (prepend if isinstance(prepend, int) else self.encode_special(prepend)) if prepend is not None else None
+        prepend_id = (
+            (prepend if isinstance(prepend, int) else self.encode_special(prepend)) if prepend is not None else None
+        )
         append_id = (append if isinstance(append, int) else self.encode_special(append)) if append is not None else None
         if isinstance(text, str):
             ids = self.enc.encode_ordinary(text)
@@ -170,6 +190,7 @@ class RustBPETokenizer:
 
     def save(self, tokenizer_dir):
         from nanochat.common import atomic_write
+
         os.makedirs(tokenizer_dir, exist_ok=True)
         pickle_path = os.path.join(tokenizer_dir, "tokenizer.pkl")
         atomic_write(pickle_path, lambda f: pickle.dump(self.enc, f, protocol=4))
@@ -181,6 +202,7 @@ class RustBPETokenizer:
     def render_conversation(self, conversation, max_tokens=2048):
         """Tokenize a chat conversation -> (ids, mask); mask=1 on tokens the assistant is trained to produce."""
         ids, mask = [], []
+
         def add_tokens(token_ids, mask_val):
             if isinstance(token_ids, int):
                 token_ids = [token_ids]
@@ -198,14 +220,19 @@ class RustBPETokenizer:
 
         bos = self.get_bos_token_id()
         user_start, user_end = self.encode_special("<|user_start|>"), self.encode_special("<|user_end|>")
-        assistant_start, assistant_end = self.encode_special("<|assistant_start|>"), self.encode_special("<|assistant_end|>")
+        assistant_start, assistant_end = (
+            self.encode_special("<|assistant_start|>"),
+            self.encode_special("<|assistant_end|>"),
+        )
         python_start, python_end = self.encode_special("<|python_start|>"), self.encode_special("<|python_end|>")
         output_start, output_end = self.encode_special("<|output_start|>"), self.encode_special("<|output_end|>")
 
         add_tokens(bos, 0)
         for i, message in enumerate(messages):
             must_be_from = "user" if i % 2 == 0 else "assistant"
-            assert message["role"] == must_be_from, f"Message {i} is from {message['role']} but should be from {must_be_from}"
+            assert message["role"] == must_be_from, (
+                f"Message {i} is from {message['role']} but should be from {must_be_from}"
+            )
             content = message["content"]
             if message["role"] == "user":
                 assert isinstance(content, str), "User messages are simply expected to be strings"
@@ -246,7 +273,9 @@ class RustBPETokenizer:
         ids.append(self.encode_special("<|assistant_start|>"))
         return ids
 
+
 # -----------------------------------------------------------------------------
+
 
 def synthetic_tokenizer(vocab_size):
     """A tokenizer of exactly vocab_size tokens without training (throughput benchmarks only): the 256 bytes,
@@ -254,6 +283,7 @@ def synthetic_tokenizer(vocab_size):
     import itertools
 
     import tiktoken
+
     n = vocab_size - len(SPECIAL_TOKENS)
     ranks = {bytes([i]): i for i in range(256)}
     alphabet = b" etaoinshrdlucmfwypvbgkjqxzETAOINSHRDLUCMFWYPVBGKJQXZ"
@@ -268,26 +298,34 @@ def synthetic_tokenizer(vocab_size):
     enc = tiktoken.Encoding(name="rustbpe", pat_str=SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens=special_tokens)
     return RustBPETokenizer(enc)
 
+
 def get_tokenizer():
     from nanochat.common import get_base_dir
+
     tokenizer_dir = os.path.join(get_base_dir(), "tokenizer")
     pkl = os.path.join(tokenizer_dir, "tokenizer.pkl")
     assert os.path.exists(pkl), f"Tokenizer not found at {pkl}. It gets written by: python -m nanochat.tok_train"
     return RustBPETokenizer.from_directory(tokenizer_dir)
 
+
 def get_token_bytes(device="cpu"):
     import torch
 
     from nanochat.common import get_base_dir
+
     token_bytes_path = os.path.join(get_base_dir(), "tokenizer", "token_bytes.pt")
-    assert os.path.exists(token_bytes_path), f"Token bytes not found at {token_bytes_path}? It gets written by tok_train.py"
+    assert os.path.exists(token_bytes_path), (
+        f"Token bytes not found at {token_bytes_path}? It gets written by tok_train.py"
+    )
     with open(token_bytes_path, "rb") as f:
         token_bytes = torch.load(f, map_location=device, weights_only=True)
     return token_bytes
 
+
 def compute_token_bytes(tokenizer):
     """int32 [V]: UTF-8 length of decode([i]) (lossy decode, so invalid bytes count 3), 0 for special tokens."""
     import torch
+
     special = tokenizer.get_special_tokens()
     out = []
     for token_id in range(tokenizer.get_vocab_size()):

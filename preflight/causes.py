@@ -66,8 +66,11 @@ def _compile(rules: tuple) -> tuple[_Rule, ...]:
 
 def rules(profile: Any = None) -> tuple[_Rule, ...]:
     raw = _evidence(profile).get("causes") or []
-    frozen = tuple((r.get("name", OTHER), r.get("match", ""), r.get("when"), r.get("flags"))
-                   for r in raw if isinstance(r, dict) and r.get("match"))
+    frozen = tuple(
+        (r.get("name", OTHER), r.get("match", ""), r.get("when"), r.get("flags"))
+        for r in raw
+        if isinstance(r, dict) and r.get("match")
+    )
     return _compile(frozen)
 
 
@@ -109,8 +112,13 @@ def prefetch_loads(datasets: list[tuple[str, str | None]], profile: Any = None) 
     return "; ".join(dict.fromkeys(calls))
 
 
-def fix_for(cause: Cause | str, profile: Any = None, *, hf_home: str | None = None,
-            datasets: list[tuple[str, str | None]] | None = None) -> str:
+def fix_for(
+    cause: Cause | str,
+    profile: Any = None,
+    *,
+    hf_home: str | None = None,
+    datasets: list[tuple[str, str | None]] | None = None,
+) -> str:
     """The fix text of a cause, with the prefetch command filled in for HF cache misses."""
     name = cause if isinstance(cause, str) else cause.name
     fixes = _evidence(profile).get("fixes") or {}

@@ -164,7 +164,9 @@ def _parse_declarations(text: str, path: str) -> ast.Module:
     if marks and "@dataclass" not in text and "dataclass" not in text:
         for j in range(marks[-1] + 1, len(lines)):
             s = lines[j]
-            if s[:1] not in ("", " ", "\t", "\n", "\r", "#", ")", "]", "}") and not s.startswith(("else", "elif", "except", "finally")):
+            if s[:1] not in ("", " ", "\t", "\n", "\r", "#", ")", "]", "}") and not s.startswith(
+                ("else", "elif", "except", "finally")
+            ):
                 try:
                     return ast.parse("".join(lines[:j]), filename=path)
                 except SyntaxError:
@@ -234,8 +236,9 @@ def _configurator_keys(tree: ast.Module) -> dict[str, CheckoutFlag] | None:
 def _is_configurator_exec(call: ast.Call) -> bool:
     if not (isinstance(call.func, ast.Name) and call.func.id == "exec"):
         return False
-    return any(isinstance(n, ast.Constant) and isinstance(n.value, str) and "configurator" in n.value
-               for n in ast.walk(call))
+    return any(
+        isinstance(n, ast.Constant) and isinstance(n.value, str) and "configurator" in n.value for n in ast.walk(call)
+    )
 
 
 def _decorator_name(node: ast.AST) -> str | None:
@@ -258,8 +261,11 @@ def _literal(node: ast.AST) -> Any:
 # -- finding the checkout ----------------------------------------------------------------------
 def looks_like_checkout(path: Path) -> bool:
     try:
-        return path.is_dir() and ((path / "scripts").is_dir() or (path / "nanochat" / "base_train.py").is_file()) \
+        return (
+            path.is_dir()
+            and ((path / "scripts").is_dir() or (path / "nanochat" / "base_train.py").is_file())
             and (path / "nanochat").is_dir()
+        )
     except OSError:
         return False
 
@@ -299,8 +305,9 @@ def checkout_fact(ctx: Any) -> Checkout | None:
 SETTING_SINCE = {"save_every": "2025-11-13 (c6abcdf)", "resume_from_step": "2025-11-13 (c6abcdf)"}
 
 
-def setting_flag(checkout: Checkout | None, profile: Any, module: str | None, dest: str,
-                 script_file: str | None = None) -> tuple[str | None, str]:
+def setting_flag(
+    checkout: Checkout | None, profile: Any, module: str | None, dest: str, script_file: str | None = None
+) -> tuple[str | None, str]:
     """How the entry point the job runs spells a setting: (``--save-every``, source) or (None, why).
     The checkout's real flags win; without one, the era profile's keys in its separator."""
     entry = checkout.entry(module, script_file) if checkout is not None else None

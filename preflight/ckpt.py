@@ -29,8 +29,10 @@ MODEL_LOOSE_RE = re.compile(r"^model_(.+)\.pt$")
 META_RE = re.compile(r"^meta_(\d{6})\.json$")
 OPTIM_RE = re.compile(r"^optim_(\d{6})(?:_rank(\d+))?\.pt$")
 DEFAULT_STAGE_DIRS = CHECKPOINT_DIRS
-STRAY_DIRS = {"sft_checkpoints": "chat_sft saved to sft_checkpoints/ from 2026-01-31 to 2026-02-01 (eaf49a3, PR #484); "
-                                 "loaders read chatsft_checkpoints/"}
+STRAY_DIRS = {
+    "sft_checkpoints": "chat_sft saved to sft_checkpoints/ from 2026-01-31 to 2026-02-01 (eaf49a3, PR #484); "
+    "loaders read chatsft_checkpoints/"
+}
 MAX_PICKLE_BYTES = 64 << 20
 # a symbolic walk is bounded whatever the opcodes do: a d20 state dict is a few thousand ops
 MAX_PICKLE_OPS = 4_000_000
@@ -53,10 +55,19 @@ SAFE_GLOBALS = {
     ("_codecs", "encode"),
 }
 STORAGE_DTYPES = {
-    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
-    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
-    "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128", "UntypedStorage": "uint8",
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "UntypedStorage": "uint8",
 }
 DTYPE_NAMES = {"float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"}
 
@@ -150,9 +161,28 @@ def walk_pickle(data: bytes) -> Any:
             stack[-2:] = [tuple(stack[-2:])]
         elif name == "TUPLE3":
             stack[-3:] = [tuple(stack[-3:])]
-        elif name in ("BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8", "STRING", "BINSTRING",
-                      "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
-                      "BININT", "BININT1", "BININT2", "INT", "LONG", "LONG1", "LONG4", "BINFLOAT", "FLOAT"):
+        elif name in (
+            "BINUNICODE",
+            "SHORT_BINUNICODE",
+            "UNICODE",
+            "BINUNICODE8",
+            "STRING",
+            "BINSTRING",
+            "SHORT_BINSTRING",
+            "BINBYTES",
+            "SHORT_BINBYTES",
+            "BINBYTES8",
+            "BYTEARRAY8",
+            "BININT",
+            "BININT1",
+            "BININT2",
+            "INT",
+            "LONG",
+            "LONG1",
+            "LONG4",
+            "BINFLOAT",
+            "FLOAT",
+        ):
             stack.append(arg)
         elif name == "NONE":
             stack.append(None)
@@ -280,8 +310,14 @@ class FileCheck:
     kind: str = "zip"  # zip | legacy-pickle | empty | garbage
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "error": self.error, "unsafe": self.unsafe, "kind": self.kind,
-                "tensors": len(self.tensors) if self.tensors is not None else None}
+        return {
+            "path": self.path,
+            "size": self.size,
+            "error": self.error,
+            "unsafe": self.unsafe,
+            "kind": self.kind,
+            "tensors": len(self.tensors) if self.tensors is not None else None,
+        }
 
 
 def inspect_torch_file(path: str | Path, want_tensors: bool = True) -> FileCheck:
@@ -361,7 +397,11 @@ def inspect_torch_file(path: str | Path, want_tensors: bool = True) -> FileCheck
 def _collect(fc: FileCheck, obj: Any, want_tensors: bool) -> None:
     if not want_tensors:
         return
-    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj) and all(isinstance(v, TensorInfo) for v in obj.values()):
+    if (
+        isinstance(obj, dict)
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, TensorInfo) for v in obj.values())
+    ):
         fc.tensors = dict(obj)
     else:
         fc.unsafe = fc.unsafe or f"not a plain tensor dict (top level is {type(obj).__name__})"
@@ -408,7 +448,7 @@ def deep_scan(path: str | Path, tensors: dict[str, TensorInfo] | None = None) ->
         if isinstance(t, torch.Tensor) and t.is_floating_point():
             flat = t.reshape(-1)
             for i in range(0, flat.numel(), 1 << 24):  # chunked: bounded temporaries
-                part = flat[i:i + (1 << 24)]
+                part = flat[i : i + (1 << 24)]
                 if not torch.isfinite(part).all():
                     n_nan = int(torch.isnan(part).sum())
                     problems.append(f"{name}: {'NaN' if n_nan else 'Inf'} values")
@@ -524,8 +564,15 @@ class PhaseCheckpoints:
         return self._metas[path]
 
     def to_json(self) -> dict[str, Any]:
-        return {"phase": self.phase, "dir": self.dir, "exists": self.exists, "tag": self.tag,
-                "steps": self.complete_steps, "last_step": self.last_step, "error": self.error}
+        return {
+            "phase": self.phase,
+            "dir": self.dir,
+            "exists": self.exists,
+            "tag": self.tag,
+            "steps": self.complete_steps,
+            "last_step": self.last_step,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -543,9 +590,13 @@ class CheckpointInventory:
     tokenizer: dict[str, bool] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"base_dir": self.base_dir, "exists": self.base_exists, "error": self.error,
-                "phases": {k: v.to_json() for k, v in self.phases.items()},
-                "stray": [p for p, _ in self.stray]}
+        return {
+            "base_dir": self.base_dir,
+            "exists": self.base_exists,
+            "error": self.error,
+            "phases": {k: v.to_json() for k, v in self.phases.items()},
+            "stray": [p for p, _ in self.stray],
+        }
 
 
 def resolve_base_dir(ctx: Any) -> tuple[Path, str] | None:
@@ -667,8 +718,9 @@ def checkpoints_fact(ctx: Any) -> CheckpointInventory:
     expected = (ledger.get("expected") or {}) if isinstance(ledger, dict) else {}
     inv.expected = expected_phases(ctx, profile)
     steps = expected.get("steps") if isinstance(expected.get("steps"), dict) else {}
-    inv.planned_steps = {k: int(v) for k, v in steps.items()
-                         if isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))}
+    inv.planned_steps = {
+        k: int(v) for k, v in steps.items() if isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+    }
     inv.world_size = expected.get("world_size")
     tag = expected.get("model_tag")
     try:

@@ -22,8 +22,20 @@ from pathlib import Path
 from typing import Any
 
 TORCH_EXTRA = "pip install 'nanochat-preflight[torch]'"
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2,
-            "int8": 1, "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16}
+ITEMSIZE = {
+    "float32": 4,
+    "float64": 8,
+    "float16": 2,
+    "bfloat16": 2,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+    "complex64": 8,
+    "complex128": 16,
+}
 CHUNK = 16 << 20
 
 
@@ -64,8 +76,10 @@ def record_problems(path: str | Path, tensors: dict[str, Any]) -> list[str]:
             continue
         want = t.numel * ITEMSIZE.get(t.dtype, 0)
         if want and info.file_size != want:
-            problems.append(f"{name}: storage record data/{key} holds {info.file_size} bytes, "
-                            f"its pickle declares {t.numel} x {t.dtype} = {want}")
+            problems.append(
+                f"{name}: storage record data/{key} holds {info.file_size} bytes, "
+                f"its pickle declares {t.numel} x {t.dtype} = {want}"
+            )
     return problems
 
 

@@ -77,6 +77,7 @@ postflight_app = typer.Typer(
     rich_markup_mode=None,  # plain click help: rich's help renderer costs ~70 ms of start-up
 )
 
+
 def _version(value: bool) -> None:
     if value:
         from preflight import __version__
@@ -108,11 +109,17 @@ FailOnOpt = typer.Option(None, "--fail-on", help="Exit 1 on findings at or above
 ExitZeroOpt = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings.")
 ConfigOpt = typer.Option(None, "--config", help="Config file (default: nearest preflight.yaml or [tool.preflight]).")
 PluginsOpt = typer.Option(None, "--plugins", help="A directory of site checks to load (repeatable).")
-TrustOpt = typer.Option(False, "--trust-config", help="Load the plugins: that the checked tree's config names "
-                        "(this runs its code; or set PREFLIGHT_TRUST_CONFIG=1).")
+TrustOpt = typer.Option(
+    False,
+    "--trust-config",
+    help="Load the plugins: that the checked tree's config names "
+    "(this runs its code; or set PREFLIGHT_TRUST_CONFIG=1).",
+)
 ProfileOpt = typer.Option(None, "--profile", help="nanochat era (default: detect).")
 BaseDirOpt = typer.Option(None, "--base-dir", help="NANOCHAT_BASE_DIR of the run.")
-CheckoutOpt = typer.Option(None, "--checkout", help="The nanochat checkout the job runs (default: found from the script's cd).")
+CheckoutOpt = typer.Option(
+    None, "--checkout", help="The nanochat checkout the job runs (default: found from the script's cd)."
+)
 DeepOpt = typer.Option(None, "--deep/--no-deep", help="Also run deep checks (full reads, CRCs, NaN scans).")
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="List skipped checks with their reasons.")
 NoColorOpt = typer.Option(False, "--no-color", help="Plain text even on a terminal.")
@@ -159,9 +166,11 @@ def _registry(config: Any) -> Any:
     if ignored:
         from preflight.config import TRUST_ENV
 
-        sys.stderr.write(f"preflight: not loading plugins {', '.join(ignored)} named by {config.path}: a config "
-                         f"found in the checked tree does not run code (pass --trust-config or {TRUST_ENV}=1, "
-                         "or --plugins DIR)\n")
+        sys.stderr.write(
+            f"preflight: not loading plugins {', '.join(ignored)} named by {config.path}: a config "
+            f"found in the checked tree does not run code (pass --trust-config or {TRUST_ENV}=1, "
+            "or --plugins DIR)\n"
+        )
 
     return Registry.default(plugins=config.plugin_dirs())
 
@@ -188,8 +197,9 @@ def _collect_extras(result: Any, ctx: Any, names: tuple[str, ...]) -> None:
             result.display["plan_rows"] = rows()
 
 
-def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Path | None,
-         describe: tuple[str, ...]) -> tuple[Any, Any, Any, float]:
+def _run(
+    stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Path | None, describe: tuple[str, ...]
+) -> tuple[Any, Any, Any, float]:
     from preflight.context import Context
     from preflight.runner import run_checks
 
@@ -215,19 +225,31 @@ def _run(stage: str, cli_values: dict[str, Any], inputs: Any, config_path: Path 
 def _network_assumption(network: str) -> str:
     """Said once in the report's header, so that the findings need not repeat it."""
     if network == "online":
-        return ("network online: compute nodes are assumed to reach the internet, so downloads at run time "
-                "are not reported (network: offline in preflight.yaml, or --network offline, if they cannot)")
-    return ("network offline: compute nodes are assumed to have no internet, so every download at run time "
-            "is a finding (network: online in preflight.yaml, or --network online, if they have)")
+        return (
+            "network online: compute nodes are assumed to reach the internet, so downloads at run time "
+            "are not reported (network: offline in preflight.yaml, or --network offline, if they cannot)"
+        )
+    return (
+        "network offline: compute nodes are assumed to have no internet, so every download at run time "
+        "is a finding (network: online in preflight.yaml, or --network online, if they have)"
+    )
 
 
-def _emit(result: Any, registry: Any, fmt: Format, output_file: Path | None, *, verbose: bool, no_color: bool,
-          elapsed: float, title: str) -> None:
+def _emit(
+    result: Any,
+    registry: Any,
+    fmt: Format,
+    output_file: Path | None,
+    *,
+    verbose: bool,
+    no_color: bool,
+    elapsed: float,
+    title: str,
+) -> None:
     from preflight.reporters import MACHINE_FORMATS, render
 
     to_file = output_file is not None
-    color = (not no_color and not to_file and fmt is Format.text and sys.stdout.isatty()
-             and "NO_COLOR" not in os.environ)
+    color = not no_color and not to_file and fmt is Format.text and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = render(fmt.value, result, registry, color=color, verbose=verbose, elapsed=elapsed, title=title)
     if to_file:
         from preflight.safeio import UnsafeTarget, write_text
@@ -262,7 +284,9 @@ def _exit_code(result: Any, exit_zero: bool) -> int:
 def _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout=None, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "checkout": str(checkout.resolve()) if checkout else None,
-        "select": _split(select), "ignore": _split(ignore), "extend-select": _split(extend_select),
+        "select": _split(select),
+        "ignore": _split(ignore),
+        "extend-select": _split(extend_select),
         "fail-on": fail_on.value if fail_on else None,
         "profile": profile.value if profile else None,
         "deep": deep,
@@ -308,8 +332,16 @@ def check_cmd(
     cli_values.update(_trust(plugins, trust_config))
     inputs = RunInputs(script=script.resolve() if script else None, base_dir=base_dir, stage="pre", cwd=Path.cwd())
     result, registry, _, elapsed = _run("pre", cli_values, inputs, config, ("profile", "plan"))
-    _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
-          title=f"preflight check {script}" if script else "preflight check (environment only)")
+    _emit(
+        result,
+        registry,
+        fmt,
+        output_file,
+        verbose=verbose,
+        no_color=no_color,
+        elapsed=elapsed,
+        title=f"preflight check {script}" if script else "preflight check (environment only)",
+    )
     raise typer.Exit(_exit_code(result, exit_zero))
 
 
@@ -344,7 +376,7 @@ def sbatch_cmd(
     script_args: list[str] = []
     if "--" in extra:
         i = extra.index("--")
-        extra, script_args = extra[:i], extra[i + 1:]
+        extra, script_args = extra[:i], extra[i + 1 :]
     # our own flags after SCRIPT: sbatch has no --force, and --test-only means the same to both
     if "--force" in extra:
         force, extra = True, [a for a in extra if a != "--force"]
@@ -360,8 +392,15 @@ def sbatch_cmd(
     from preflight.submit import SubmitError, submit
 
     try:
-        outcome = submit(script.resolve(), extra, force=force, test_only=test_only, run_result=result,
-                         ctx=run_ctx, script_args=script_args)
+        outcome = submit(
+            script.resolve(),
+            extra,
+            force=force,
+            test_only=test_only,
+            run_result=result,
+            ctx=run_ctx,
+            script_args=script_args,
+        )
     except SubmitError as exc:
         raise _fail(f"preflight: {exc}", getattr(exc, "exit_code", EXIT_FINDINGS)) from None
     if outcome.message:
@@ -387,9 +426,21 @@ def list_cmd(
     registry = _registry(cfg)
     specs = [s for s in registry if stage is None or s.stage == stage]
     if fmt is ListFormat.json:
-        rows = [{"code": s.code, "name": s.name, "stage": s.stage, "severity": s.severity.value,
-                 "requires": list(s.requires), "applies_to": list(s.applies_to), "cost": s.cost,
-                 "summary": s.summary, "origin": s.origin, "help_uri": s.help_uri} for s in specs]
+        rows = [
+            {
+                "code": s.code,
+                "name": s.name,
+                "stage": s.stage,
+                "severity": s.severity.value,
+                "requires": list(s.requires),
+                "applies_to": list(s.applies_to),
+                "cost": s.cost,
+                "summary": s.summary,
+                "origin": s.origin,
+                "help_uri": s.help_uri,
+            }
+            for s in specs
+        ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     if fmt is ListFormat.markdown:
@@ -400,7 +451,9 @@ def list_cmd(
     if not sys.stdout.isatty():  # piped (grep, less, a file): one line per check, never wrapped
         width = max((len(s.name) for s in specs), default=0)
         for s in specs:
-            sys.stdout.write(f"{s.code:<7} {s.name:<{width}}  {s.stage:<4}  {s.severity.value:<7}  {s.cost:<6}  {s.summary}\n")
+            sys.stdout.write(
+                f"{s.code:<7} {s.name:<{width}}  {s.stage:<4}  {s.severity.value:<7}  {s.cost:<6}  {s.summary}\n"
+            )
         return
     from rich.console import Console
     from rich.table import Table
@@ -414,9 +467,12 @@ def list_cmd(
 
 
 @preflight_app.command("explain")
-def explain_cmd(key: str = typer.Argument(..., help="A check code (SB003) or name (missing-set-e)."),
-                config: Path | None = ConfigOpt, plugins: list[Path] | None = PluginsOpt,
-                trust_config: bool = TrustOpt) -> None:
+def explain_cmd(
+    key: str = typer.Argument(..., help="A check code (SB003) or name (missing-set-e)."),
+    config: Path | None = ConfigOpt,
+    plugins: list[Path] | None = PluginsOpt,
+    trust_config: bool = TrustOpt,
+) -> None:
     """Show what a check does, why it matters, an example and how to fix it."""
     from preflight.docs import explain
 
@@ -428,8 +484,10 @@ def explain_cmd(key: str = typer.Argument(..., help="A check code (SB003) or nam
 
 
 @preflight_app.command("init")
-def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to write the starter config."),
-             force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+def init_cmd(
+    path: Path = typer.Argument(Path("preflight.yaml"), help="Where to write the starter config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
     """Write a commented starter preflight.yaml."""
     from preflight.config import STARTER_CONFIG
     from preflight.safeio import UnsafeTarget, write_text
@@ -444,19 +502,22 @@ def init_cmd(path: Path = typer.Argument(Path("preflight.yaml"), help="Where to 
 
 
 @preflight_app.command("docs")
-def docs_cmd(output: Path = typer.Option(Path("docs/checks.md"), "--output"),
-             check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale.")) -> None:
+def docs_cmd(
+    output: Path = typer.Option(Path("docs/checks.md"), "--output"),
+    check_only: bool = typer.Option(False, "--check", help="Exit 1 if the file is stale."),
+) -> None:
     """Generate docs/checks.md from the registry, docs/eras.md and the compiled profiles from the era profiles."""
     from preflight import erasdoc
     from preflight.docs import generate
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
     from preflight.registry import Registry
 
-    targets = [(output, generate(Registry.default(entry_points=False))),
-               (_profiles_dir() / COMPILED, compile_profiles()),
-               (output.parent / "eras.md", erasdoc.generate())]
-    stale = [path for path, text in targets
-             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    targets = [
+        (output, generate(Registry.default(entry_points=False))),
+        (_profiles_dir() / COMPILED, compile_profiles()),
+        (output.parent / "eras.md", erasdoc.generate()),
+    ]
+    stale = [path for path, text in targets if not path.exists() or path.read_text(encoding="utf-8") != text]
     if check_only:
         if stale:
             raise _fail(f"stale: {', '.join(map(str, stale))}: run `preflight docs`", EXIT_FINDINGS)
@@ -474,12 +535,15 @@ def verify_cmd(
     log: list[Path] | None = typer.Option(None, "--log", help="A log file of the run (repeatable)."),
     base_dir: Path | None = BaseDirOpt,
     checkout: Path | None = CheckoutOpt,
-    script: Path | None = typer.Option(None, "--script", help="The job's batch script (default: the ledger's, "
-                                          "else SLURM's copy via scontrol/sacct)."),
+    script: Path | None = typer.Option(
+        None, "--script", help="The job's batch script (default: the ledger's, else SLURM's copy via scontrol/sacct)."
+    ),
     profile: ProfileName | None = ProfileOpt,
     deep: bool | None = DeepOpt,
     smoke: bool | None = typer.Option(None, "--smoke/--no-smoke", help="Load the final chat model and generate."),
-    python: str | None = typer.Option(None, "--python", help="Python for the checkout's model code (default: its .venv)."),
+    python: str | None = typer.Option(
+        None, "--python", help="Python for the checkout's model code (default: its .venv)."
+    ),
     wait: bool = typer.Option(False, "--wait", help="If the job is still pending/running, poll until it ends."),
     wait_timeout: float = typer.Option(3600.0, "--wait-timeout", help="Seconds to wait with --wait."),
     select: list[str] | None = SelectOpt,
@@ -500,37 +564,74 @@ def verify_cmd(
     from preflight.ledger import is_job_id
 
     if job_id is not None and not is_job_id(job_id):
-        raise _fail(f"postflight: no such job {job_id[:40]!r}{'...' if len(job_id) > 40 else ''} "
-                    "(a SLURM job id is ASCII digits: 123, 123_4, 123.batch)")
+        raise _fail(
+            f"postflight: no such job {job_id[:40]!r}{'...' if len(job_id) > 40 else ''} "
+            "(a SLURM job id is ASCII digits: 123, 123_4, 123.batch)"
+        )
     if job_id is None and not log and base_dir is None:
         raise _fail("postflight: give a JOBID, or --log PATH and/or --base-dir DIR")
-    cli_values = _cli_config(select, ignore, extend_select, fail_on, profile, deep, checkout,
-                             smoke=smoke if smoke is not None else None, python=python)
+    cli_values = _cli_config(
+        select,
+        ignore,
+        extend_select,
+        fail_on,
+        profile,
+        deep,
+        checkout,
+        smoke=smoke if smoke is not None else None,
+        python=python,
+    )
     cli_values.update(_trust(plugins, trust_config))
     from preflight.reporters import wants_curves
 
     if script is not None and not script.is_file():
         raise _fail(f"postflight: --script {script}: not a file")
-    inputs = RunInputs(job_id=job_id, logs=list(log or []), base_dir=base_dir, stage="post", cwd=Path.cwd(),
-                       series=wants_curves(fmt.value), script=script)
+    inputs = RunInputs(
+        job_id=job_id,
+        logs=list(log or []),
+        base_dir=base_dir,
+        stage="post",
+        cwd=Path.cwd(),
+        series=wants_curves(fmt.value),
+        script=script,
+    )
     if wait and job_id:
         _wait_for(job_id, wait_timeout, inputs)
-    result, registry, ctx, elapsed = _run("post", cli_values, inputs, config,
-                                          ("profile", "job", "phases", "resume", "timeline"))
+    result, registry, ctx, elapsed = _run(
+        "post", cli_values, inputs, config, ("profile", "job", "phases", "resume", "timeline")
+    )
     smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
     if smoke_outcome is not None:
         result.extras["chat_smoke"] = smoke_outcome.to_json()
     if job_id and not log and base_dir is None and "job" not in result.extras and _optional(ctx, "ledger") is None:
-        raise _fail(f"postflight: no such job {job_id}: SLURM does not know it (or cannot be asked) and there is "
-                    "no ledger for it (was it submitted with `preflight sbatch`?)")
+        raise _fail(
+            f"postflight: no such job {job_id}: SLURM does not know it (or cannot be asked) and there is "
+            "no ledger for it (was it submitted with `preflight sbatch`?)"
+        )
     if result.checks and all(c.status.value == "skip" for c in result.checks):
-        _emit(result, registry, fmt, output_file, verbose=True, no_color=no_color, elapsed=elapsed,
-              title=f"postflight verify {job_id or ''}".rstrip())
+        _emit(
+            result,
+            registry,
+            fmt,
+            output_file,
+            verbose=True,
+            no_color=no_color,
+            elapsed=elapsed,
+            title=f"postflight verify {job_id or ''}".rstrip(),
+        )
         raise _fail("postflight: nothing was verified: every check skipped (see the reasons above)")
     if inputs.series:
         _describe_curves(result, ctx)
-    _emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed,
-          title=f"postflight verify {job_id or ''}".rstrip())
+    _emit(
+        result,
+        registry,
+        fmt,
+        output_file,
+        verbose=verbose,
+        no_color=no_color,
+        elapsed=elapsed,
+        title=f"postflight verify {job_id or ''}".rstrip(),
+    )
     phases = result.extras.get("phases") or []
     incomplete = [p for p in phases if p.get("expected", True) and p.get("status") != "done"]  # rl: not in every era
     from preflight.jobinfo import ACTIVE_STATES
@@ -540,11 +641,15 @@ def verify_cmd(
     if still_running and job.get("job_id") and os.environ.get("SLURM_JOB_ID") == str(job.get("job_id")):
         # the job's own last step (scripts/speedrun.slurm): it runs because this process does
         still_running = False
-        sys.stderr.write(f"postflight: verifying job {job.get('job_id')} from its own last step: "
-                         "every phase before this step is final\n")
+        sys.stderr.write(
+            f"postflight: verifying job {job.get('job_id')} from its own last step: "
+            "every phase before this step is final\n"
+        )
     if still_running:
-        sys.stderr.write(f"postflight: job {job.get('job_id')} is still {job.get('state')}: "
-                         "the verdict is provisional (use --wait to wait for it)\n")
+        sys.stderr.write(
+            f"postflight: job {job.get('job_id')} is still {job.get('state')}: "
+            "the verdict is provisional (use --wait to wait for it)\n"
+        )
     code = _exit_code(result, exit_zero)
     if (incomplete or still_running) and not exit_zero:
         code = EXIT_FINDINGS  # the run itself is not done: that outranks a check that could not run
@@ -649,8 +754,10 @@ def _main(app: typer.Typer, prog: str) -> None:
         if isinstance(exc, (RegistrationError, SelectionError, UsageError)):
             sys.stderr.write(f"{prog}: {clean(exc)}\n")
         else:
-            sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {clean(exc)} "
-                             f"(set PREFLIGHT_DEBUG=1 for the traceback)\n")
+            sys.stderr.write(
+                f"{prog}: internal error: {type(exc).__name__}: {clean(exc)} "
+                f"(set PREFLIGHT_DEBUG=1 for the traceback)\n"
+            )
         sys.exit(EXIT_ERROR)
 
 

@@ -44,7 +44,15 @@ DEFAULTS: dict[str, Any] = {
 
 # keys whose environment value is a comma-separated list / number / bool
 _LIST_KEYS = {"select", "extend-select", "ignore", "plugins", "log-patterns"}
-_NUMBER_KEYS = {"timeout", "smoke-timeout", "mfu", "internode-efficiency", "hourly-rate", "disk-margin", "slurm-timeout"}
+_NUMBER_KEYS = {
+    "timeout",
+    "smoke-timeout",
+    "mfu",
+    "internode-efficiency",
+    "hourly-rate",
+    "disk-margin",
+    "slurm-timeout",
+}
 _INT_KEYS = {"jobs", "smoke-max-params", "smoke-memory"}
 _BOOL_KEYS = {"deep"}
 
@@ -121,8 +129,10 @@ def _check_expansion(data: Any, source: str) -> None:
             kids = node.values() if isinstance(node, dict) else node
             total = 1 + sum(sizes.get(id(k), 1) for k in kids)
             if total > MAX_CONFIG_NODES:
-                raise ConfigError(f"{source}: the document expands to over {MAX_CONFIG_NODES:,} values "
-                                  "(YAML anchors/aliases?); refusing it")
+                raise ConfigError(
+                    f"{source}: the document expands to over {MAX_CONFIG_NODES:,} values "
+                    "(YAML anchors/aliases?); refusing it"
+                )
             sizes[key] = total
             continue
         if key in sizes:
@@ -149,8 +159,12 @@ _PRETYPED = {"checkout": str, "profile": str, "fail-on": str, "deep": bool, "net
 
 def _validate(data: Any, source: str) -> None:
     _check_expansion(data, source)
-    if source == "command line" and isinstance(data, dict) and data and all(
-            k in _PRETYPED and isinstance(v, _PRETYPED[k]) and v != "" for k, v in data.items()):
+    if (
+        source == "command line"
+        and isinstance(data, dict)
+        and data
+        and all(k in _PRETYPED and isinstance(v, _PRETYPED[k]) and v != "" for k, v in data.items())
+    ):
         return
     import jsonschema  # deferred: only when there is something to validate
 
@@ -166,7 +180,7 @@ def _validate(data: Any, source: str) -> None:
         message = err.message
         shown = repr(err.instance)
         if message.startswith(shown) and any(isinstance(p, str) and is_secret_name(p) for p in err.absolute_path):
-            message = "the value" + message[len(shown):]  # the value under a secret's name is never echoed
+            message = "the value" + message[len(shown) :]  # the value under a secret's name is never echoed
 
         message = redact(_short(message))
         if err.validator == "additionalProperties":
@@ -304,7 +318,9 @@ def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
             else:
                 out[key] = raw
         except ValueError:
-            raise ConfigError(f"{source}: cannot parse {raw!r} as a {'number' if key in _NUMBER_KEYS | _INT_KEYS else 'value'}") from None
+            raise ConfigError(
+                f"{source}: cannot parse {raw!r} as a {'number' if key in _NUMBER_KEYS | _INT_KEYS else 'value'}"
+            ) from None
     return out
 
 
@@ -321,7 +337,9 @@ def load_config(
     values (highest last). ``trust``: load ``plugins:`` of the project's config file (default:
     PREFLIGHT_TRUST_CONFIG)."""
     environ = os.environ if environ is None else environ
-    values = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    values = {
+        k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()
+    }
     sources = ["defaults"]
     path: Path | None = None
     if trust is None:
@@ -374,8 +392,14 @@ def load_config(
         sources.append("command line")
         if "plugins" in cli_values:
             plugins_from, plugins_base = "command line", Path(cwd or Path.cwd())
-    return Config(values=values, sources=sources, path=path, plugins_from=plugins_from, plugins_base=plugins_base,
-                  trusted=bool(trust))
+    return Config(
+        values=values,
+        sources=sources,
+        path=path,
+        plugins_from=plugins_from,
+        plugins_base=plugins_base,
+        trusted=bool(trust),
+    )
 
 
 def merge_selectors(values: Iterable[str]) -> list[str]:

@@ -101,8 +101,13 @@ def _follow(console, log: Path, done) -> None:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     phase, step, offset = "starting", "", 0
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[phase]}[/] {task.fields[step]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[phase]}[/] {task.fields[step]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task("demo", phase=phase, step=step)
         while True:
             finished = done()
@@ -146,10 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     preflight = [sys.executable, "-m", "preflight", "check"]
     postflight = [sys.executable, "-m", "preflight.postflight_entry"]
 
-    console.print(f"[bold]nanochat-preflight demo[/]: the tiny nanochat pipeline, checked before and verified after.\n"
-                  f"work dir: {work}")
-    code = _run(console, "1. preflight check (before submission)", preflight + [str(script), "--base-dir", str(base)],
-                env=env, cwd=work)
+    console.print(
+        f"[bold]nanochat-preflight demo[/]: the tiny nanochat pipeline, checked before and verified after.\n"
+        f"work dir: {work}"
+    )
+    code = _run(
+        console,
+        "1. preflight check (before submission)",
+        preflight + [str(script), "--base-dir", str(base)],
+        env=env,
+        cwd=work,
+    )
     if code == 2:
         console.print("[red]preflight could not run; stopping[/]")
         return 2
@@ -159,8 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     use_slurm = not args.no_slurm and _slurm_up()
     if use_slurm:
         console.rule("[bold]2. submit through the local SLURM cluster (preflight sbatch)")
-        proc = subprocess.run([sys.executable, "-m", "preflight", "sbatch", "--force", str(script)], env=env, cwd=work,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "preflight", "sbatch", "--force", str(script)],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
         sys.stderr.write(proc.stderr[-3000:])
         job_id = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         if proc.returncode != 0 or not job_id.isdigit():
@@ -172,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
 
             def done() -> bool:
                 try:
-                    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
-                                         timeout=10)
+                    out = subprocess.run(
+                        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=10
+                    )
                 except subprocess.TimeoutExpired:
                     return False  # a slow controller: ask again on the next poll
                 return out.returncode == 0 and out.stdout.strip() == ""
@@ -191,14 +209,22 @@ def main(argv: list[str] | None = None) -> int:
 
     code = _run(console, "3. postflight verify (after the job)", verify, env=env, cwd=work)
     page = work / "report.html"  # the same verdict as a page with the training curves, for a browser
-    subprocess.run(verify + ["--format", "html", "--output-file", str(page)], env=env, cwd=work,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        verify + ["--format", "html", "--output-file", str(page)],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     minutes = (time.monotonic() - started) / 60
     via = "the local SLURM cluster" if use_slurm else "directly (no SLURM)"
     verdict = "[bold green]every phase done[/]" if code == 0 else f"[bold red]postflight exit {code}[/]"
     console.rule()
     console.print(f"demo finished in {minutes:.1f} min, run {via}: {verdict}")
-    console.print(f"artifacts: {base}   logs: {logs}   chat: NANOCHAT_BASE_DIR={base} python -m nanochat.chat_cli -p hi")
+    console.print(
+        f"artifacts: {base}   logs: {logs}   chat: NANOCHAT_BASE_DIR={base} python -m nanochat.chat_cli -p hi"
+    )
     if page.exists():
         console.print(f"run report (open in a browser): {page}")
     return code

@@ -12,14 +12,19 @@ def checks_table(specs: Iterable[Any]) -> str:
     rows = ["| Code | Name | Stage | Severity | Cost | What it checks |", "|---|---|---|---|---|---|"]
     for s in specs:
         anchor = f"{s.code.lower()}-{s.name}"
-        rows.append(f"| [{s.code}](#{anchor}) | {s.name} | {s.stage} | {s.severity.value} | {s.cost} | "
-                    f"{s.summary.replace('|', '/')} |")
+        rows.append(
+            f"| [{s.code}](#{anchor}) | {s.name} | {s.stage} | {s.severity.value} | {s.cost} | "
+            f"{s.summary.replace('|', '/')} |"
+        )
     return "\n".join(rows) + "\n"
 
 
 def explain(spec: Any) -> str:
     sections = doc_sections(spec.doc)
-    out = [f"{spec.code} {spec.name}  ({spec.stage}-flight, default severity {spec.severity.value}, cost {spec.cost})", ""]
+    out = [
+        f"{spec.code} {spec.name}  ({spec.stage}-flight, default severity {spec.severity.value}, cost {spec.cost})",
+        "",
+    ]
     for title in DOC_SECTIONS:
         body = sections.get(title, "(missing)")
         out += [f"{title}:", *("  " + line if line else "" for line in body.splitlines()), ""]
@@ -41,10 +46,13 @@ def generate(registry: Any) -> str:
     ]
     for s in specs:
         sections = doc_sections(s.doc)
-        out += [f"## {s.code} {s.name}", "",
-                f"Stage: `{s.stage}` · default severity: `{s.severity.value}` · cost: `{s.cost}` · "
-                f"requires: {', '.join(f'`{r}`' for r in s.requires) or 'nothing'} · applies to: {', '.join(s.applies_to)}",
-                ""]
+        out += [
+            f"## {s.code} {s.name}",
+            "",
+            f"Stage: `{s.stage}` · default severity: `{s.severity.value}` · cost: `{s.cost}` · "
+            f"requires: {', '.join(f'`{r}`' for r in s.requires) or 'nothing'} · applies to: {', '.join(s.applies_to)}",
+            "",
+        ]
         for title in DOC_SECTIONS:
             body = sections.get(title, "")
             if title == "Example" and body:

@@ -61,8 +61,13 @@ def guess_era(script: Any) -> EraGuess | None:
     modules = {_base(i.module) for i in invs}
     if not modules & (TRAINER_SCRIPTS | {"tok_train", "base_eval", "chat_eval"}):
         return None
-    train_flags = [(i, f) for i in invs if _base(i.module) in TRAINER_SCRIPTS | {"tok_train"} for f in i.flags
-                   if f.key and f.style not in ("positional", "short")]
+    train_flags = [
+        (i, f)
+        for i in invs
+        if _base(i.module) in TRAINER_SCRIPTS | {"tok_train"}
+        for f in i.flags
+        if f.key and f.style not in ("positional", "short")
+    ]
     dashed = [f for _, f in train_flags if "-" in f.key]
     underscored = [f for _, f in train_flags if "_" in f.key]
     spaced = [f for _, f in train_flags if f.style == "space"]
@@ -121,12 +126,18 @@ def guess_era(script: Any) -> EraGuess | None:
             if k not in CHANGED_AT_ARGPARSE:
                 continue
             d_new, d_classic = prof.defaults.get(k), classic_defaults.get(k)
-            if f.value is not None and d_classic is not None and d_new is not None and d_new != d_classic \
-                    and _base(inv.module) in ("base_train", "tok_train") \
-                    and (_same(f.value, d_classic) or _same(f.value, d_new)):
+            if (
+                f.value is not None
+                and d_classic is not None
+                and d_new is not None
+                and d_new != d_classic
+                and _base(inv.module) in ("base_train", "tok_train")
+                and (_same(f.value, d_classic) or _same(f.value, d_new))
+            ):
                 score += 1  # a value for a default that changed after the classic era: restored or adopted
-                notes[label].append(f"--{f.key}={f.value}: a default that changed after the classic era "
-                                    f"({d_classic} -> {d_new})")
+                notes[label].append(
+                    f"--{f.key}={f.value}: a default that changed after the classic era ({d_classic} -> {d_new})"
+                )
         if name == "current" and pipeline and not has_report:
             score += 1
             notes[label].append("a full tokenizer -> base -> SFT pipeline under torchrun that never writes report.md")

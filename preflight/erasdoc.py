@@ -40,8 +40,13 @@ def _era_section(name: str) -> list[str]:
     prof = load_profile(name)
     d = prof.data
     dates = d.get("dates") or {}
-    out = [f"## {name} (era {d.get('era')})", "", f"{d.get('description', '')}.", "",
-           f"- Dates: {dates.get('from')} to {dates.get('to') or 'now'}"]
+    out = [
+        f"## {name} (era {d.get('era')})",
+        "",
+        f"{d.get('description', '')}.",
+        "",
+        f"- Dates: {dates.get('from')} to {dates.get('to') or 'now'}",
+    ]
     fp = d.get("fingerprint") or {}
     out.append(f"- Checkout has: {_list(fp.get('present'))}; has not: {_list(fp.get('absent'))}")
     fs = d.get("flag_style") or {}
@@ -56,15 +61,19 @@ def _era_section(name: str) -> list[str]:
         out.append("- base_train defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items() if v is not None))
     ds = d.get("dataset") or {}
     if ds.get("dirs"):
-        out.append(f"- Shards in {_list(ds['dirs'])} under the base dir; the speedrun downloads {ds.get('speedrun_shards')}")
+        out.append(
+            f"- Shards in {_list(ds['dirs'])} under the base dir; the speedrun downloads {ds.get('speedrun_shards')}"
+        )
     out.append(f"- report.md: {'yes' if d.get('report') else 'no'}")
     out += ["", "| phase | entry points | writes | report sections |", "|---|---|---|---|"]
     for p in PHASE_NAMES:
         if p not in prof.phases:
             continue
         ph = BY_NAME[p]
-        out.append(f"| {p} | {_list(ph.modules(prof))} | {ph.checkpoint_dir_in(prof) or '-'} | "
-                   f"{', '.join(ph.report_sections(prof)) or '-'} |")
+        out.append(
+            f"| {p} | {_list(ph.modules(prof))} | {ph.checkpoint_dir_in(prof) or '-'} | "
+            f"{', '.join(ph.report_sections(prof)) or '-'} |"
+        )
     rows = []
     for p in prof.phases:
         for item in (prof.phase(p) or {}).get("network") or []:
@@ -83,8 +92,14 @@ def _era_section(name: str) -> list[str]:
                 cond.append(f"by {item['module']}")
             rows.append(f"| {p} | {item['what']} | `{item['source']}` | {'; '.join(cond) or '-'} |")
     if rows:
-        out += ["", "Run-time downloads (what `offline-download-needed` checks):", "",
-                "| phase | what | from | when |", "|---|---|---|---|", *rows]
+        out += [
+            "",
+            "Run-time downloads (what `offline-download-needed` checks):",
+            "",
+            "| phase | what | from | when |",
+            "|---|---|---|---|",
+            *rows,
+        ]
     return out + [""]
 
 

@@ -27,7 +27,7 @@ class GPU:
 
     @property
     def memory_gib(self) -> float:
-        return self.memory_bytes / 1024 ** 3
+        return self.memory_bytes / 1024**3
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -46,7 +46,7 @@ def parse_nvidia_smi(text: str) -> list[GPU]:
         try:
             value = float(bits[0])
             unit = bits[1].lower() if len(bits) > 1 else "mib"
-            mem = int(value * {"mib": 1024 ** 2, "gib": 1024 ** 3, "kib": 1024, "b": 1}.get(unit, 1024 ** 2))
+            mem = int(value * {"mib": 1024**2, "gib": 1024**3, "kib": 1024, "b": 1}.get(unit, 1024**2))
         except (ValueError, IndexError):
             mem = 0
         cap = None
@@ -96,15 +96,19 @@ def gpus_fact(ctx: Any) -> list[GPU]:
         from preflight.proc import ToolTimeout, run_tool
 
         try:
-            res = run_tool(["nvidia-smi", "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
-                           timeout=10.0)
+            res = run_tool(
+                ["nvidia-smi", "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
+                timeout=10.0,
+            )
         except FactUnavailable:
             raise FactUnavailable("no GPU visible (login node?): nvidia-smi not found") from None
         except ToolTimeout:
             raise  # a hung driver is not "no GPU": the GPU checks become errors
         if res.returncode != 0:
-            raise FactUnavailable(f"no GPU visible (login node?): nvidia-smi exited {res.returncode}: "
-                                  f"{(res.stderr or res.stdout).strip()[:200]}")
+            raise FactUnavailable(
+                f"no GPU visible (login node?): nvidia-smi exited {res.returncode}: "
+                f"{(res.stderr or res.stdout).strip()[:200]}"
+            )
         gpus = parse_nvidia_smi(res.stdout)
         # nounits: memory in MiB
     if not gpus:

@@ -43,14 +43,34 @@ MODELS: tuple[GPUModel, ...] = (
     GPUModel("H100 SXM", 989e12, 80, (9, 0), ("h100",)),
     GPUModel("H800", 989e12, 80, (9, 0), ("h800",)),
     GPUModel("H20", 148e12, 96, (9, 0), ("h20",)),
-    GPUModel("A100 40GB", 312e12, 40, (8, 0), ("a100-40", "a100_40", "a100-sxm4-40", "a100-pcie-40", "a100 40",
-                                                 "a100 sxm4 40", "a100 pcie 40", "a100-sxm-40", "a100_sxm4_40")),
+    GPUModel(
+        "A100 40GB",
+        312e12,
+        40,
+        (8, 0),
+        (
+            "a100-40",
+            "a100_40",
+            "a100-sxm4-40",
+            "a100-pcie-40",
+            "a100 40",
+            "a100 sxm4 40",
+            "a100 pcie 40",
+            "a100-sxm-40",
+            "a100_sxm4_40",
+        ),
+    ),
     GPUModel("A100 80GB", 312e12, 80, (8, 0), ("a100",)),
     GPUModel("A800", 312e12, 80, (8, 0), ("a800",)),
     GPUModel("L40S", 362e12, 48, (8, 9), ("l40s",)),
     GPUModel("L40", 181e12, 48, (8, 9), ("l40",)),
-    GPUModel("RTX 6000 Ada", 364e12, 48, (8, 9), ("rtx 6000 ada", "rtx6000ada", "rtx_6000_ada", "rtx_6000",
-                                                    "rtx6000", "rtx-6000")),
+    GPUModel(
+        "RTX 6000 Ada",
+        364e12,
+        48,
+        (8, 9),
+        ("rtx 6000 ada", "rtx6000ada", "rtx_6000_ada", "rtx_6000", "rtx6000", "rtx-6000"),
+    ),
     GPUModel("RTX A6000", 155e12, 48, (8, 6), ("rtx a6000", "a6000", "rtx_a6000")),
     GPUModel("A40", 150e12, 48, (8, 6), ("a40",)),
     GPUModel("A10G", 70e12, 24, (8, 6), ("a10g",)),
@@ -108,8 +128,12 @@ def _gpus_type(value: str | None) -> str | None:
 
 def requested_model(sbatch: dict) -> tuple[GPUModel | None, str]:
     """The GPU model the job asks SLURM for, and where that came from ('' when it names none)."""
-    for opt, parse in (("gres", _gres_type), ("gpus", _gpus_type), ("gpus-per-node", _gpus_type),
-                       ("gpus-per-task", _gpus_type)):
+    for opt, parse in (
+        ("gres", _gres_type),
+        ("gpus", _gpus_type),
+        ("gpus-per-node", _gpus_type),
+        ("gpus-per-task", _gpus_type),
+    ):
         raw = sbatch.get(opt)
         typ = parse(raw)
         if typ:

@@ -68,7 +68,7 @@ def base_dir_fact(ctx: Any) -> BaseDir:
             ledger = ctx.get("ledger", None)
         except Exception:  # an unreadable ledger is the ledger checks' finding, not a crash here
             ledger = None
-        recorded = ((ledger.get("expected") or {}).get("base_dir") if isinstance(ledger, dict) else None)
+        recorded = (ledger.get("expected") or {}).get("base_dir") if isinstance(ledger, dict) else None
         if isinstance(recorded, str) and recorded:
             return BaseDir(Path(recorded), "ledger", recorded)
     script = ctx.get("script", None)
@@ -82,11 +82,18 @@ def base_dir_fact(ctx: Any) -> BaseDir:
             where = f"{found.file}:{found.line}"
             return BaseDir(Path(value), f"set by the script ({where})", found.value, found.line, found.file)
     if env.get("NANOCHAT_BASE_DIR"):
-        return BaseDir(Path(_expand(env["NANOCHAT_BASE_DIR"], env)), "NANOCHAT_BASE_DIR in the environment",
-                       env["NANOCHAT_BASE_DIR"])
+        return BaseDir(
+            Path(_expand(env["NANOCHAT_BASE_DIR"], env)),
+            "NANOCHAT_BASE_DIR in the environment",
+            env["NANOCHAT_BASE_DIR"],
+        )
     home = env.get("HOME") or os.path.expanduser("~")
-    return BaseDir(Path(home) / ".cache" / "nanochat", "default (~/.cache/nanochat: NANOCHAT_BASE_DIR is not set)",
-                   "~/.cache/nanochat", default=True)
+    return BaseDir(
+        Path(home) / ".cache" / "nanochat",
+        "default (~/.cache/nanochat: NANOCHAT_BASE_DIR is not set)",
+        "~/.cache/nanochat",
+        default=True,
+    )
 
 
 # -- parquet footers ---------------------------------------------------------------------------
@@ -237,7 +244,7 @@ def parse_footer(b: bytes) -> FooterInfo:
                     flast = ffid
                     if fid == 2 and ffid == 4 and ft == 8 and k > 0:
                         ln, j = _read_varint(b, j)
-                        columns.append(b[j:j + ln].decode("utf-8", "replace"))
+                        columns.append(b[j : j + ln].decode("utf-8", "replace"))
                         j += ln
                     elif fid == 4 and ffid == 3 and ft == 6:
                         z, j = _read_varint(b, j)
@@ -347,20 +354,39 @@ class Dataset:
                     problems.append(ShardProblem(s.name, s.path, problem, "corrupt"))
                     continue
                 if self.text_column not in info.columns:
-                    problems.append(ShardProblem(s.name, s.path, f"no {self.text_column!r} column "
-                                                 f"(columns: {', '.join(info.columns) or 'none'})", "corrupt"))
+                    problems.append(
+                        ShardProblem(
+                            s.name,
+                            s.path,
+                            f"no {self.text_column!r} column (columns: {', '.join(info.columns) or 'none'})",
+                            "corrupt",
+                        )
+                    )
                     continue
                 if info.num_rows <= 0:
                     problems.append(ShardProblem(s.name, s.path, "holds no rows", "corrupt"))
                     continue
                 if sum(info.row_groups) != info.num_rows:
-                    problems.append(ShardProblem(s.name, s.path, f"row groups hold {sum(info.row_groups)} rows but the "
-                                                 f"footer says {info.num_rows}", "corrupt"))
+                    problems.append(
+                        ShardProblem(
+                            s.name,
+                            s.path,
+                            f"row groups hold {sum(info.row_groups)} rows but the footer says {info.num_rows}",
+                            "corrupt",
+                        )
+                    )
                     continue
                 odd = [i for i, n in enumerate(info.row_groups[:-1]) if n != self.row_group_rows]
                 if odd:
-                    problems.append(ShardProblem(s.name, s.path, f"row group {odd[0]} has {info.row_groups[odd[0]]} rows, "
-                                                 f"not {self.row_group_rows} (not nanochat's layout)", "layout"))
+                    problems.append(
+                        ShardProblem(
+                            s.name,
+                            s.path,
+                            f"row group {odd[0]} has {info.row_groups[odd[0]]} rows, "
+                            f"not {self.row_group_rows} (not nanochat's layout)",
+                            "layout",
+                        )
+                    )
             if deep:
                 problems.extend(self._deep_read({p.path for p in problems if p.kind == "corrupt"}))
             else:
@@ -399,9 +425,14 @@ def dataset_fact(ctx: Any) -> Dataset:
         if Path(base.path) / d != chosen:
             others.append(Path(base.path) / d)
     val = ds_spec.get("val_shard", "last")
-    ds = Dataset(dir=chosen, exists=chosen.is_dir(), text_column=ds_spec.get("text_column", "text"),
-                 row_group_rows=int(ds_spec.get("row_group_rows", 1024)), other_dirs=others,
-                 val_index=val if isinstance(val, int) else None)
+    ds = Dataset(
+        dir=chosen,
+        exists=chosen.is_dir(),
+        text_column=ds_spec.get("text_column", "text"),
+        row_group_rows=int(ds_spec.get("row_group_rows", 1024)),
+        other_dirs=others,
+        val_index=val if isinstance(val, int) else None,
+    )
     if not ds.exists:
         return ds
     try:
@@ -530,7 +561,9 @@ def tokenizer_fact(ctx: Any) -> Tokenizer:
     spec = (profile.data.get("tokenizer") if profile is not None else None) or {}
     d = base / spec.get("dir", "tokenizer")
     pkl, tb = d / "tokenizer.pkl", d / "token_bytes.pt"
-    tok = Tokenizer(dir=d, pkl=pkl, token_bytes=tb, has_pkl=_is_file(pkl), has_token_bytes=_is_file(tb), vocab_size=None)
+    tok = Tokenizer(
+        dir=d, pkl=pkl, token_bytes=tb, has_pkl=_is_file(pkl), has_token_bytes=_is_file(tb), vocab_size=None
+    )
     tok.checkpoints = _checkpoint_vocabs(base, profile)
     if tok.has_token_bytes and tok.checkpoints:  # read the vocab only when something compares it
         tok.vocab_size, tok.vocab_problem = token_bytes_vocab(tb)

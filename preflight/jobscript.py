@@ -30,8 +30,13 @@ class JobStep:
     command: str  # as written in the script (the resume plan reuses the job's own spelling)
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "line": self.line, "module": self.module, "phase": self.phase,
-                "command": self.command}
+        return {
+            "index": self.index,
+            "line": self.line,
+            "module": self.module,
+            "phase": self.phase,
+            "command": self.command,
+        }
 
 
 @dataclass
@@ -91,8 +96,10 @@ def _from_slurm(ctx: Any, job_id: str) -> JobScript | None:
         info = ctx.get("slurm")
     except FactUnavailable:
         return None
-    for source, args in (("scontrol", ["scontrol", "write", "batch_script", job_id, "-"]),
-                         ("sacct", ["sacct", "-B", "-j", job_id])):
+    for source, args in (
+        ("scontrol", ["scontrol", "write", "batch_script", job_id, "-"]),
+        ("sacct", ["sacct", "-B", "-j", job_id]),
+    ):
         try:
             res = _run(args, info.env, info.timeout)
         except (FactUnavailable, ToolTimeout):

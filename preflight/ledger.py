@@ -37,10 +37,45 @@ MAX_LEDGER_BYTES = 8_000_000  # a ledger is a few KB (its preflight report is ca
 _JOB_ID_RE = re.compile(r"^[0-9]{1,12}(?:[_.+][0-9A-Za-z]{1,16}){0,2}$")
 
 # sbatch options the ledger needs, by every spelling (short options take a value)
-_OPTS = {"-o": "output", "--output": "output", "-e": "error", "--error": "error", "-J": "job-name",
-         "--job-name": "job-name", "-D": "chdir", "--chdir": "chdir", "-a": "array", "--array": "array"}
-_SHORT_WITH_VALUE = {"-o", "-e", "-J", "-D", "-a", "-A", "-p", "-t", "-N", "-n", "-c", "-G", "-q", "-d", "-w",
-                     "-x", "-C", "-L", "-M", "-i", "-F", "-b", "-B", "-m", "-S"}
+_OPTS = {
+    "-o": "output",
+    "--output": "output",
+    "-e": "error",
+    "--error": "error",
+    "-J": "job-name",
+    "--job-name": "job-name",
+    "-D": "chdir",
+    "--chdir": "chdir",
+    "-a": "array",
+    "--array": "array",
+}
+_SHORT_WITH_VALUE = {
+    "-o",
+    "-e",
+    "-J",
+    "-D",
+    "-a",
+    "-A",
+    "-p",
+    "-t",
+    "-N",
+    "-n",
+    "-c",
+    "-G",
+    "-q",
+    "-d",
+    "-w",
+    "-x",
+    "-C",
+    "-L",
+    "-M",
+    "-i",
+    "-F",
+    "-b",
+    "-B",
+    "-m",
+    "-S",
+}
 
 
 # ---------------------------------------------------------------------------- sbatch options
@@ -57,9 +92,9 @@ def script_directives(text: str) -> list[str]:
             break  # sbatch stops reading directives at the first command
         if line.startswith("#SBATCH"):
             try:
-                words += shlex.split(line[len("#SBATCH"):], comments=True)
+                words += shlex.split(line[len("#SBATCH") :], comments=True)
             except ValueError:  # unbalanced quote: sbatch would choke too; keep the plain words
-                words += line[len("#SBATCH"):].split("#", 1)[0].split()
+                words += line[len("#SBATCH") :].split("#", 1)[0].split()
     return words
 
 
@@ -130,8 +165,9 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def log_paths(script_text: str, script_path: Path, sbatch_args: list[str], cwd: Path, job_id: str,
-              user: str | None = None) -> dict[str, str]:
+def log_paths(
+    script_text: str, script_path: Path, sbatch_args: list[str], cwd: Path, job_id: str, user: str | None = None
+) -> dict[str, str]:
     """Where the job's stdout/stderr go: script directives overridden by the command line."""
     opts = parse_sbatch_options(script_directives(script_text))
     opts.update(parse_sbatch_options(sbatch_args))
@@ -159,8 +195,11 @@ def jsonable(obj: Any) -> Any:
     if hasattr(obj, "to_json") and callable(obj.to_json):
         return jsonable(obj.to_json())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if not f.name.startswith("_") and f.name != "raw"}
+        return {
+            f.name: jsonable(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not f.name.startswith("_") and f.name != "raw"
+        }
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
@@ -181,8 +220,11 @@ def run_result_json(result: Any) -> dict[str, Any] | None:
 
         return jsonable(document(result))
     except Exception:  # reporter absent or changed: keep the essentials
-        return {"stage": getattr(result, "stage", None), "verdict": getattr(result, "verdict", None),
-                "checks": [jsonable(c) for c in getattr(result, "checks", [])]}
+        return {
+            "stage": getattr(result, "stage", None),
+            "verdict": getattr(result, "verdict", None),
+            "checks": [jsonable(c) for c in getattr(result, "checks", [])],
+        }
 
 
 def _attr(obj: Any, *names: str) -> Any:
@@ -244,8 +286,11 @@ def expected_from_plan(plan: Any, ctx: Any, script: Any = None, base_dir: Any = 
         "steps": steps,
         "base_dir": jsonable(bd),
         "model_tag": _model_tag(script, plan),
-        "world_size": jsonable(_attr(plan, "world_size") if plan is not None
-                               and _known_to_script(script, plan, "world_size", "base_train") else None),
+        "world_size": jsonable(
+            _attr(plan, "world_size")
+            if plan is not None and _known_to_script(script, plan, "world_size", "base_train")
+            else None
+        ),
     }
 
 
@@ -304,9 +349,18 @@ def write_atomic(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def build_ledger(*, job_id: str, script: Path, sbatch_args: list[str], cwd: Path, forced: bool,
-                 ctx: Any = None, run_result: Any = None, script_args: list[str] | None = None,
-                 submitted_at: str | None = None) -> dict[str, Any]:
+def build_ledger(
+    *,
+    job_id: str,
+    script: Path,
+    sbatch_args: list[str],
+    cwd: Path,
+    forced: bool,
+    ctx: Any = None,
+    run_result: Any = None,
+    script_args: list[str] | None = None,
+    submitted_at: str | None = None,
+) -> dict[str, Any]:
     """The ledger document for a job that sbatch accepted."""
     raw = script.read_bytes()
     text = raw.decode("utf-8", "replace")
@@ -322,10 +376,16 @@ def build_ledger(*, job_id: str, script: Path, sbatch_args: list[str], cwd: Path
         "cwd": str(cwd),
         "forced": bool(forced),
         "config": jsonable(config),
-        "profile": ({"name": getattr(profile, "name", None), "reason": getattr(profile, "reason", None),
-                     # the checkout whose model code the chat smoke test runs after the job
-                     "checkout": str(profile.checkout) if getattr(profile, "checkout", None) else None}
-                    if profile is not None else None),
+        "profile": (
+            {
+                "name": getattr(profile, "name", None),
+                "reason": getattr(profile, "reason", None),
+                # the checkout whose model code the chat smoke test runs after the job
+                "checkout": str(profile.checkout) if getattr(profile, "checkout", None) else None,
+            }
+            if profile is not None
+            else None
+        ),
         "expected": expected_from_plan(plan, ctx, optional_fact(ctx, "script"), optional_fact(ctx, "base_dir")),
         "logs": log_paths(text, script, list(sbatch_args), cwd, job_id),
         "preflight": run_result_json(run_result),
@@ -424,8 +484,11 @@ def read_ledger(path: Path) -> Ledger:
             raise ValueError(f"{path}: {size} bytes is too large for a ledger")
         from preflight.safeio import read_limited
 
-        data = json.loads(read_limited(path, MAX_LEDGER_BYTES, "ledger").decode("utf-8"), parse_float=_finite_float,
-                          parse_constant=_no_constant)
+        data = json.loads(
+            read_limited(path, MAX_LEDGER_BYTES, "ledger").decode("utf-8"),
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, digit limit
         raise ValueError(f"{path}: unreadable ledger ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or "job_id" not in data:
@@ -438,8 +501,9 @@ def read_ledger(path: Path) -> Ledger:
             raise ValueError(f"{path}: not a preflight ledger (logs.{key} is not a path)")
     version = data.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ValueError(f"{path}: ledger schema_version {version!r} is not supported (this preflight reads "
-                         f"<= {SCHEMA_VERSION})")
+        raise ValueError(
+            f"{path}: ledger schema_version {version!r} is not supported (this preflight reads <= {SCHEMA_VERSION})"
+        )
     return Ledger(data, path)
 
 

@@ -46,8 +46,9 @@ class LogGrammar:
         return best[1] if best else None
 
     def anchors(self) -> bytes:
-        return b"|".join(a for a in (self.header_anchor, self.chain_anchor, self.torchrun_anchor,
-                                                 self.process_start_anchor) if a)
+        return b"|".join(
+            a for a in (self.header_anchor, self.chain_anchor, self.torchrun_anchor, self.process_start_anchor) if a
+        )
 
 
 def _rx(text: Any, flags: int = 0) -> re.Pattern | None:

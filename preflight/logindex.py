@@ -43,7 +43,9 @@ MAX_TB_PER_SEGMENT = 256  # distinct tracebacks kept per process segment; more c
 
 # every terminal escape, not only colours: CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST: window titles,
 # hyperlinks, clipboard writes), other two-byte escapes; and the C0 controls that are not layout
-ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
+ANSI_RE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]"
+)
 RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
 RANK_NUM_RE = re.compile(r"(\d+)")
 
@@ -65,7 +67,8 @@ STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
 STEP_BYTES_RE = re.compile(
     rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: (?P<base_loss>\S+?) \|)"
     rb"|(?P<mid>step \d+ \([\d.]+%\) \| loss: (?P<mid_loss>\S+?) \|)"
-    rb"|(?P<sft>Step \d+/(?P<sft_total>\d+) \| Training loss: (?P<sft_loss>\S+?)\s*\|)")
+    rb"|(?P<sft>Step \d+/(?P<sft_total>\d+) \| Training loss: (?P<sft_loss>\S+?)\s*\|)"
+)
 NOT_PLAIN_RE = re.compile(rb"[^\t\x20-\x7e]")
 FIELD_RES = {
     "dt_ms": re.compile(r"\| dt: ([\d.]+)ms"),
@@ -91,10 +94,19 @@ END_RES = {
 }
 SAVE_RE = re.compile(
     r"Saved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
-    r"|tokenizer encoding|token_bytes) to:? (.+)$")
-SAVE_KIND = {"model parameters": "model", "model file": "model", "metadata": "meta", "metadata file": "meta",
-             "optimizer state": "optim", "optimizer file": "optim", "model checkpoint": "checkpoint",
-             "tokenizer encoding": "tokenizer", "token_bytes": "token_bytes"}
+    r"|tokenizer encoding|token_bytes) to:? (.+)$"
+)
+SAVE_KIND = {
+    "model parameters": "model",
+    "model file": "model",
+    "metadata": "meta",
+    "metadata file": "meta",
+    "optimizer state": "optim",
+    "optimizer file": "optim",
+    "model checkpoint": "checkpoint",
+    "tokenizer encoding": "tokenizer",
+    "token_bytes": "token_bytes",
+}
 STEP_IN_PATH_RE = re.compile(r"(?:model|meta|optim)_(\d{6})")
 DOWNLOAD_DONE_RE = re.compile(r"Done! Downloaded: (\d+)/(\d+) shards")
 DOWNLOAD_START_RE = re.compile(r"Downloading (\d+) shards")
@@ -108,11 +120,20 @@ SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?:scripts|nanochat)[/\\](\w+)\.py$"
 # phase names, script -> phase, "<word>_checkpoints" -> script: preflight/phases.py
 # configurator keys that only one script has (Era A Overriding lines)
 OVERRIDE_HINTS = {
-    "depth": "base_train", "target_param_data_ratio": "base_train", "target_flops": "base_train",
-    "core_metric_every": "base_train", "save_every": "base_train", "resume_from_step": "base_train",
-    "dry_run": "mid_train", "target_examples_per_step": "chat_sft", "eval_metrics_every": "chat_sft",
-    "eval_metrics_max_problems": "chat_sft", "examples_per_step": "chat_rl", "num_samples": "chat_rl",
-    "split_tokens": "base_loss", "model_step": "base_loss",
+    "depth": "base_train",
+    "target_param_data_ratio": "base_train",
+    "target_flops": "base_train",
+    "core_metric_every": "base_train",
+    "save_every": "base_train",
+    "resume_from_step": "base_train",
+    "dry_run": "mid_train",
+    "target_examples_per_step": "chat_sft",
+    "eval_metrics_every": "chat_sft",
+    "eval_metrics_max_problems": "chat_sft",
+    "examples_per_step": "chat_rl",
+    "num_samples": "chat_rl",
+    "split_tokens": "base_loss",
+    "model_step": "base_loss",
 }
 
 
@@ -205,13 +226,24 @@ class TracebackRecord:
         from preflight.ranks import AGENT_NOISE
 
         in_agent = bool(self.frames) and "torch/distributed/elastic/" in self.frames[-1][0]
-        return in_agent and not self.exc_type.endswith("RendezvousTimeoutError") and bool(
-            AGENT_NOISE.search(self.chain_text))
+        return (
+            in_agent
+            and not self.exc_type.endswith("RendezvousTimeoutError")
+            and bool(AGENT_NOISE.search(self.chain_text))
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "type": self.exc_type, "message": self.message, "script": self.script,
-                "frame": self.last_frame, "path": self.path, "ranks": self.ranks, "copies": self.copies,
-                "chain": [{"type": t, "message": m} for t, m in self.chain]}
+        return {
+            "line": self.line,
+            "type": self.exc_type,
+            "message": self.message,
+            "script": self.script,
+            "frame": self.last_frame,
+            "path": self.path,
+            "ranks": self.ranks,
+            "copies": self.copies,
+            "chain": [{"type": t, "message": m} for t, m in self.chain],
+        }
 
 
 @dataclass
@@ -281,12 +313,17 @@ class Segment:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "index": self.index, "lines": [self.start_line, self.end_line], "script": self.script,
-            "phase": self.phase, "steps": self.step_lines,
+            "index": self.index,
+            "lines": [self.start_line, self.end_line],
+            "script": self.script,
+            "phase": self.phase,
+            "steps": self.step_lines,
             "first_step": self.first_step.to_json() if self.first_step else None,
             "last_step": self.last_step.to_json() if self.last_step else None,
-            "planned_steps": self.planned_steps, "tracebacks": [t.to_json() for t in self.tracebacks],
-            "saves": [e.data for e in self.saves], "end_markers": sorted(self.end_markers),
+            "planned_steps": self.planned_steps,
+            "tracebacks": [t.to_json() for t in self.tracebacks],
+            "saves": [e.data for e in self.saves],
+            "end_markers": sorted(self.end_markers),
         }
 
 
@@ -309,9 +346,14 @@ class LogIndex:
         return [s for s in self.segments if s.phase == phase]
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "lines": self.lines, "error": self.error,
-                "segments": [s.to_json() for s in self.segments],
-                "slurm": [{"kind": e.kind, "line": e.line, "text": e.text} for e in self.slurm]}
+        return {
+            "path": self.path,
+            "size": self.size,
+            "lines": self.lines,
+            "error": self.error,
+            "segments": [s.to_json() for s in self.segments],
+            "slurm": [{"kind": e.kind, "line": e.line, "text": e.text} for e in self.slurm],
+        }
 
 
 # -- the indexer ---------------------------------------------------------------------------------
@@ -419,7 +461,7 @@ class _Indexer:
             self._advance(buf, pos, ls)
             if le - ls > MAX_LINE:
                 self.idx.long_lines += 1
-            self._line(buf[ls:min(le, ls + MAX_LINE)], self.line)
+            self._line(buf[ls : min(le, ls + MAX_LINE)], self.line)
             self.line += 1
             pos = min(le + 1, end)
             if self.tb:
@@ -456,7 +498,7 @@ class _Indexer:
         on the bytes and keep the line to parse only if a check asks (``Segment.last_step``).
         False: leave it to ``_step_at`` (non-ASCII or control bytes, a non-finite loss, a new segment)."""
         le = buf.find(b"\n", i, b)
-        raw = buf[i:(le if le >= 0 else b)][:MAX_LINE]
+        raw = buf[i : (le if le >= 0 else b)][:MAX_LINE]
         if NOT_PLAIN_RE.search(raw):
             return False
         m = STEP_BYTES_RE.match(raw)
@@ -477,7 +519,7 @@ class _Indexer:
 
     def _step_at(self, buf: bytes, i: int, b: int, line: int) -> None:
         le = buf.find(b"\n", i, b)
-        text = self._decode(buf[i:(le if le >= 0 else b)][:MAX_LINE])
+        text = self._decode(buf[i : (le if le >= 0 else b)][:MAX_LINE])
         rec = parse_step(text, line)
         if rec is None:
             return
@@ -506,7 +548,7 @@ class _Indexer:
         rank = ""
         m = RANK_PREFIX_RE.match(text)
         if m:
-            rank, text = m.group(0), text[m.end():]
+            rank, text = m.group(0), text[m.end() :]
         s = text.strip()
         seg = self.seg
         if s.startswith("Traceback (most recent call last)"):
@@ -621,8 +663,9 @@ class _Indexer:
             elif mdir:
                 seg = self._evidence(script_of_dir_word(mdir.group(1)), line)
             seg.content = True
-            seg.saves.append(Event("save", line, s, {"kind": kind, "path": target,
-                                                     "step": int(mstep.group(1)) if mstep else None}))
+            seg.saves.append(
+                Event("save", line, s, {"kind": kind, "path": target, "step": int(mstep.group(1)) if mstep else None})
+            )
             return
         md = DOWNLOAD_DONE_RE.search(s)
         if md:
@@ -642,8 +685,14 @@ class _Indexer:
             return
         mc = CANCEL_RE.search(s)
         if mc:
-            self.idx.slurm.append(Event("cancel", line, s, {"what": mc.group(1), "id": mc.group(2), "at": mc.group(4),
-                                                            "due": (mc.group(5) or "").strip()}))
+            self.idx.slurm.append(
+                Event(
+                    "cancel",
+                    line,
+                    s,
+                    {"what": mc.group(1), "id": mc.group(2), "at": mc.group(4), "due": (mc.group(5) or "").strip()},
+                )
+            )
             seg.content = True
             return
         if OOM_KILL_RE.search(s):
@@ -683,14 +732,14 @@ class _Indexer:
             le = buf.find(b"\n", pos, end)
             if le < 0:
                 le = end
-            text = self._decode(buf[pos:min(le, pos + MAX_LINE)])
+            text = self._decode(buf[pos : min(le, pos + MAX_LINE)])
             line = self.line
-            self.line += 1 if le < end else (1 if buf[end - 1:end] == b"\n" else 0)
+            self.line += 1 if le < end else (1 if buf[end - 1 : end] == b"\n" else 0)
             pos = min(le + 1, end)
             rank = ""
             m = RANK_PREFIX_RE.match(text)
             if m:
-                rank, text = m.group(0), text[m.end():]
+                rank, text = m.group(0), text[m.end() :]
             if rank not in self.tb:
                 # a line of another process (or rank) while this traceback is open: index it normally
                 self._plain(text, line, rank)
@@ -731,8 +780,14 @@ class _Indexer:
         self.last_closed[rank] = rec
         seg = self.seg
         phase = rec.phase
-        if not rec._added and rec.script and seg.script and seg.content and SCRIPT_PHASE.get(seg.script) != phase \
-                and (seg.marker is None or seg.marker != phase):
+        if (
+            not rec._added
+            and rec.script
+            and seg.script
+            and seg.content
+            and SCRIPT_PHASE.get(seg.script) != phase
+            and (seg.marker is None or seg.marker != phase)
+        ):
             seg = self.seg = self._new_segment(rec.line)  # another process's crash (a stderr log has no headers)
         if rec.script and seg.script is None and seg.marker in (None, phase):
             seg.script = rec.script
@@ -813,8 +868,9 @@ def parse_step(text: str, line: int) -> StepRecord | None:
     return rec
 
 
-def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | None = None,
-              series: Any = None, grammar: Any = None) -> LogIndex:
+def index_log(
+    path: str | Path, mid_style_phase: str = "mid", vector: bool | None = None, series: Any = None, grammar: Any = None
+) -> LogIndex:
     """Index one log up to its size at open time. Unreadable logs give ``LogIndex.error``.
 
     ``vector`` picks the numpy step-line finder (default: for logs of NUMPY_MIN_LOG or more, or
@@ -856,8 +912,9 @@ def index_log(path: str | Path, mid_style_phase: str = "mid", vector: bool | Non
                 helper.close()
         ix.idx.long_lines += reader.long_lines
     idx = ix.finish()
-    idx.binary = (idx.size > 0 and ix.bad_bytes > 0 and ix.bad_bytes * 4 > min(idx.size, 1 << 20) // 64) \
-        or looks_binary(reader.head)
+    idx.binary = (
+        idx.size > 0 and ix.bad_bytes > 0 and ix.bad_bytes * 4 > min(idx.size, 1 << 20) // 64
+    ) or looks_binary(reader.head)
     return idx
 
 

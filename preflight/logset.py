@@ -23,8 +23,13 @@ from preflight.loggrammar import grammar_for
 from preflight.logindex import Event, LogIndex, Segment, TracebackRecord, index_log
 
 # X.out -> X.err, X.stdout -> X.stderr, X-out.log -> X-err.log ...
-SIBLING_SUFFIXES = ((".out", ".err"), (".stdout", ".stderr"), ("-out.log", "-err.log"), ("_out.log", "_err.log"),
-                    (".o", ".e"))
+SIBLING_SUFFIXES = (
+    (".out", ".err"),
+    (".stdout", ".stderr"),
+    ("-out.log", "-err.log"),
+    ("_out.log", "_err.log"),
+    (".o", ".e"),
+)
 
 
 @dataclass
@@ -37,9 +42,12 @@ class Streams:
     merged: bool = False  # the script sends stderr into the stdout file (no --error)
 
     def to_json(self) -> dict[str, Any]:
-        return {"also_read": [{"path": p, "why": w} for p, w in self.also_read],
-                "refused": [{"path": p, "why": w} for p, w in self.refused], "stderr_hint": self.stderr_hint,
-                "merged": self.merged}
+        return {
+            "also_read": [{"path": p, "why": w} for p, w in self.also_read],
+            "refused": [{"path": p, "why": w} for p, w in self.refused],
+            "stderr_hint": self.stderr_hint,
+            "merged": self.merged,
+        }
 
 
 def _pattern_regex(pattern: str) -> re.Pattern | None:
@@ -52,9 +60,21 @@ def _pattern_regex(pattern: str) -> re.Pattern | None:
             i += 1
             continue
         letter = m.group(2)
-        out.append({"%": "%", "j": r"(?P<j>\d+)", "J": r"(?P<J>\d+(?:\.\w+)?)", "A": r"(?P<A>\d+)", "a": r"(?P<a>\d+)",
-                    "x": r"(?P<x>.+?)", "u": r"(?P<u>[^/]+?)", "s": r"[^/]+?", "t": r"\d+", "n": r"\d+",
-                    "N": r"(?P<N>[^/]+?)"}[letter])
+        out.append(
+            {
+                "%": "%",
+                "j": r"(?P<j>\d+)",
+                "J": r"(?P<J>\d+(?:\.\w+)?)",
+                "A": r"(?P<A>\d+)",
+                "a": r"(?P<a>\d+)",
+                "x": r"(?P<x>.+?)",
+                "u": r"(?P<u>[^/]+?)",
+                "s": r"[^/]+?",
+                "t": r"\d+",
+                "n": r"\d+",
+                "N": r"(?P<N>[^/]+?)",
+            }[letter]
+        )
         i += m.end()
     try:
         return re.compile("(?:^|/)" + "".join(out) + "$")
@@ -77,8 +97,15 @@ def fill_from(pattern: str, out_pattern: str | None, out_path: str) -> str | Non
         pad, letter = m.group(1), m.group(2)
         if letter == "%":
             return "%"
-        value = {"j": job, "J": job, "A": job, "a": fields.get("a"), "x": fields.get("x"), "u": fields.get("u"),
-                 "N": fields.get("N")}.get(letter)
+        value = {
+            "j": job,
+            "J": job,
+            "A": job,
+            "a": fields.get("a"),
+            "x": fields.get("x"),
+            "u": fields.get("u"),
+            "N": fields.get("N"),
+        }.get(letter)
         if value is None:
             raise KeyError(letter)
         return value.zfill(int(pad)) if pad else value
@@ -187,8 +214,11 @@ def find_streams(ctx: Any, given: list[str]) -> tuple[list[tuple[str, str]], Str
         streams.merged = True  # no --error: stderr went into the .out, so a crash there would show
         streams.stderr_hint = None
     elif not streams.stderr_hint:
-        streams.stderr_hint = (f"the job's stderr ({err_pattern})" if err_pattern else
-                               "the job's stderr file (#SBATCH --error, or the .err beside the .out)")
+        streams.stderr_hint = (
+            f"the job's stderr ({err_pattern})"
+            if err_pattern
+            else "the job's stderr file (#SBATCH --error, or the .err beside the .out)"
+        )
     return found, streams
 
 
@@ -228,8 +258,11 @@ class LogSet:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "logs": [ix.to_json() for ix in self.logs],
-                "missing": [p for p, _ in self.missing]}
+        return {
+            "source": self.source,
+            "logs": [ix.to_json() for ix in self.logs],
+            "missing": [p for p, _ in self.missing],
+        }
 
 
 def _expand(pattern: str, job_id: str | None, job_name: str | None) -> str | None:
@@ -237,8 +270,9 @@ def _expand(pattern: str, job_id: str | None, job_name: str | None) -> str | Non
         return None
     if "%x" in pattern and not job_name:
         return None
-    return (pattern.replace("%j", job_id or "").replace("%A", job_id or "").replace("%x", job_name or "")
-            .replace("%%", "%"))
+    return (
+        pattern.replace("%j", job_id or "").replace("%A", job_id or "").replace("%x", job_name or "").replace("%%", "%")
+    )
 
 
 def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
@@ -290,6 +324,7 @@ def logs_fact(ctx: Any) -> LogSet:
 
             collector = result.series[path] = SeriesCollector()
         return index_log(path, mid_style, series=collector, grammar=grammar)
+
     for path, named in paths:
         if not os.path.exists(path):
             if named:

@@ -57,8 +57,15 @@ class Phase:
 
 PHASES: tuple[Phase, ...] = (
     Phase("tokenizer", "tokenizer", False, ("tok_train", "tok_eval"), "tok_train", None),
-    Phase("base", "base training", True, ("base_train", "base_loss", "base_eval"), "base_train",
-          "base_checkpoints", ("base",)),
+    Phase(
+        "base",
+        "base training",
+        True,
+        ("base_train", "base_loss", "base_eval"),
+        "base_train",
+        "base_checkpoints",
+        ("base",),
+    ),
     Phase("mid", "midtraining", True, ("mid_train",), "mid_train", "mid_checkpoints", ("mid",)),
     # sft_checkpoints: where chat_sft saved from 2026-01-31 to 2026-02-01 (eaf49a3, PR #484)
     Phase("sft", "SFT", True, ("chat_sft",), "chat_sft", "chatsft_checkpoints", ("chatsft", "sft")),

@@ -39,7 +39,7 @@ REF_D20_TOKENS = 11_219_763_200
 BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet (facts §2)
 EVAL_BUNDLE_BYTES = 2 * 162e6  # the zip stays next to the unpacked bundle
 EVAL_BUNDLE_FILES = 80
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def requested_gpu(job_env: Any):
@@ -76,7 +76,7 @@ class ModelShape:
 
     @property
     def params(self) -> int:
-        return 12 * self.depth * self.model_dim ** 2 + 2 * self.wte_params
+        return 12 * self.depth * self.model_dim**2 + 2 * self.wte_params
 
     @property
     def flops_per_token(self) -> int:
@@ -86,8 +86,9 @@ class ModelShape:
 def model_shape(depth: int, vocab_size: int, seq_len: int, aspect_ratio: int = 64, head_dim: int = 128) -> ModelShape:
     model_dim = depth * aspect_ratio
     n_head = max(1, math.ceil(model_dim / head_dim))
-    return ModelShape(depth, model_dim, n_head, model_dim // n_head, vocab_size,
-                      ((vocab_size + 63) // 64) * 64, seq_len)
+    return ModelShape(
+        depth, model_dim, n_head, model_dim // n_head, vocab_size, ((vocab_size + 63) // 64) * 64, seq_len
+    )
 
 
 def memory_estimate_bytes(shape: ModelShape, device_batch_size: int) -> int:
@@ -98,8 +99,12 @@ def memory_estimate_bytes(shape: ModelShape, device_batch_size: int) -> int:
     (DESIGN §8: d20 dbs32 73.8 GiB, d12 dbs32 31.7 GiB); treat the result as +-10%.
     """
     tokens = device_batch_size * shape.seq_len
-    return int(16 * shape.params + 2.1 * tokens * shape.padded_vocab
-               + 36.5 * tokens * shape.depth * shape.model_dim + 1.5 * GIB)
+    return int(
+        16 * shape.params
+        + 2.1 * tokens * shape.padded_vocab
+        + 36.5 * tokens * shape.depth * shape.model_dim
+        + 1.5 * GIB
+    )
 
 
 @dataclass
@@ -169,19 +174,33 @@ class Plan:
 
     def rows(self) -> list[tuple[str, str]]:
         rows = [
-            ("model", f"d{self.depth}: {self.params:,} params, dim {self.model_dim}, {self.n_head} heads, "
-                      f"vocab {self.vocab_size:,}, seq {self.seq_len}"),
+            (
+                "model",
+                f"d{self.depth}: {self.params:,} params, dim {self.model_dim}, {self.n_head} heads, "
+                f"vocab {self.vocab_size:,}, seq {self.seq_len}",
+            ),
             ("FLOPs/token", f"{self.flops_per_token:.6e}"),
-            ("base training", f"{self.iterations:,} iterations x {self.total_batch_size:,} tokens = "
-                              f"{self.tokens:,} tokens (ratio {self.ratio:g})"),
-            ("batch", f"{self.device_batch_size} x {self.seq_len} x {self.world_size} {'GPUs' if self.gpu_name != 'CPU' else 'process(es)'}"
-                      + (f", grad accum {self.grad_accum}" if self.grad_accum else ", NOT divisible")),
+            (
+                "base training",
+                f"{self.iterations:,} iterations x {self.total_batch_size:,} tokens = "
+                f"{self.tokens:,} tokens (ratio {self.ratio:g})",
+            ),
+            (
+                "batch",
+                f"{self.device_batch_size} x {self.seq_len} x {self.world_size} {'GPUs' if self.gpu_name != 'CPU' else 'process(es)'}"
+                + (f", grad accum {self.grad_accum}" if self.grad_accum else ", NOT divisible"),
+            ),
             ("shards", f"{self.shards_recommended} recommended, {self.shards_min} minimum ({self.shard_rule})"),
-            ("GPUs" if self.gpu_name != "CPU" else "device",
-             (f"{self.nodes} nodes x {self.world_size // self.nodes} {self.gpu_name} = {self.world_size}" if self.nodes > 1
-              else f"{self.world_size} x {self.gpu_name}")
-             + (f" ({self.sources['gpu']})" if self.sources.get("gpu") and self.gpu_name != "CPU" else "")
-             + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/{'GPU' if self.gpu_name != 'CPU' else 'process'}"),
+            (
+                "GPUs" if self.gpu_name != "CPU" else "device",
+                (
+                    f"{self.nodes} nodes x {self.world_size // self.nodes} {self.gpu_name} = {self.world_size}"
+                    if self.nodes > 1
+                    else f"{self.world_size} x {self.gpu_name}"
+                )
+                + (f" ({self.sources['gpu']})" if self.sources.get("gpu") and self.gpu_name != "CPU" else "")
+                + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/{'GPU' if self.gpu_name != 'CPU' else 'process'}",
+            ),
         ]
         for p in self.phases:
             bits = []
@@ -251,8 +270,11 @@ def training_invocation(script: Any, profile: Any, phase: str) -> Any:
 
 def trainer_invocations(script: Any, profile: Any) -> list:
     """The script's launches of a training phase (base, mid, sft, rl; not their evals)."""
-    return [i for i in script.all_invocations if i.module and not i.module.endswith("chat_eval")
-            and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES]
+    return [
+        i
+        for i in script.all_invocations
+        if i.module and not i.module.endswith("chat_eval") and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES
+    ]
 
 
 def phases_run(script: Any, profile: Any) -> list[str]:
@@ -294,8 +316,15 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
     return None, nodes, ""
 
 
-def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any = None, config: Any = None,
-               environ: dict | None = None, partition_gpu: tuple[Any, str] = (None, "")) -> Plan:
+def build_plan(
+    profile: Any,
+    script: Any = None,
+    job_env: Any = None,
+    gpus: Any = None,
+    config: Any = None,
+    environ: dict | None = None,
+    partition_gpu: tuple[Any, str] = (None, ""),
+) -> Plan:
     config = config or {}
     environ = environ or {}
     d = profile.defaults
@@ -393,12 +422,15 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
         recommended = ceil_to(ceil_to(padded, ds.get("round_to", 40)) / usable, 10)
     else:  # small runs: headroom, the val shard, no rounding up to speedrun-sized blocks
         recommended = max(shards_min, math.ceil(padded / usable - 1e-9) + 1)
-    rule = (f"ceil({tokens:.3g} tok x {cpt} chars/tok / {cps:.3g} chars/shard"
-            + (f" / {usable}" if usable != 1.0 else "") + f") = {train_min} train + 1 val")
+    rule = (
+        f"ceil({tokens:.3g} tok x {cpt} chars/tok / {cps:.3g} chars/shard"
+        + (f" / {usable}" if usable != 1.0 else "")
+        + f") = {train_min} train + 1 val"
+    )
 
     wte = shape.wte_params
     model_bytes = (params - wte) * 4 + wte * 2
-    optim_total = 12 * depth * shape.model_dim ** 2 * 4 + wte * 2 * 4 + wte * 2 * 2
+    optim_total = 12 * depth * shape.model_dim**2 * 4 + wte * 2 * 4 + wte * 2 * 2
     run = phases_run(script, profile)
     phases: list[PhasePlan] = []
     fpt = shape.flops_per_token
@@ -425,7 +457,9 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
             # data-driven phases: the era's typical d20 run, scaled down for smaller runs
             pp.tokens = int(est["steps"] * est.get("tokens_per_step", 0) * run_scale)
             pp.steps = max(1, int(round(est["steps"] * run_scale * est.get("tokens_per_step", total) / max(1, total))))
-            pp.note = "steps from the era's typical d20 run" + (f", scaled x{run_scale:.2g} to this run" if run_scale < 1 else "")
+            pp.note = "steps from the era's typical d20 run" + (
+                f", scaled x{run_scale:.2g} to this run" if run_scale < 1 else ""
+            )
         if pp.tokens:
             pp.flops = float(fpt) * pp.tokens
         # evaluation/setup overheads of a d20 run shrink with the model for smaller ones
@@ -448,22 +482,53 @@ def build_plan(profile: Any, script: Any = None, job_env: Any = None, gpus: Any 
     disk = recommended * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)
     files = recommended + EVAL_BUNDLE_FILES + sum(p.files for p in phases) + 20
     return Plan(
-        profile=profile.name, depth=depth, model_dim=shape.model_dim, n_head=shape.n_head, vocab_size=vocab,
-        seq_len=seq, total_batch_size=total, device_batch_size=dbs, ratio=ratio, params=params, wte_params=wte,
-        flops_per_token=fpt, iterations=iterations, tokens=tokens, grad_accum=grad_accum, world_size=world,
-        nodes=nodes, gpu_name=gpu_name, peak_flops=peak, mfu=mfu, hourly_rate=rate, shards_raw=raw,
-        shards_train_min=train_min, shards_min=shards_min, shards_recommended=recommended, shard_rule=rule,
-        val_shard=ds.get("val_shard", "last"), phases=phases, total_seconds=total_seconds, cost=cost,
-        disk_bytes=int(disk), disk_files=int(files), memory_per_gpu=memory_estimate_bytes(shape, dbs),
-        assumptions=assumptions, sources=sources,
+        profile=profile.name,
+        depth=depth,
+        model_dim=shape.model_dim,
+        n_head=shape.n_head,
+        vocab_size=vocab,
+        seq_len=seq,
+        total_batch_size=total,
+        device_batch_size=dbs,
+        ratio=ratio,
+        params=params,
+        wte_params=wte,
+        flops_per_token=fpt,
+        iterations=iterations,
+        tokens=tokens,
+        grad_accum=grad_accum,
+        world_size=world,
+        nodes=nodes,
+        gpu_name=gpu_name,
+        peak_flops=peak,
+        mfu=mfu,
+        hourly_rate=rate,
+        shards_raw=raw,
+        shards_train_min=train_min,
+        shards_min=shards_min,
+        shards_recommended=recommended,
+        shard_rule=rule,
+        val_shard=ds.get("val_shard", "last"),
+        phases=phases,
+        total_seconds=total_seconds,
+        cost=cost,
+        disk_bytes=int(disk),
+        disk_files=int(files),
+        memory_per_gpu=memory_estimate_bytes(shape, dbs),
+        assumptions=assumptions,
+        sources=sources,
     )
 
 
 def _partition_gpu(ctx: Any, job_env: Any) -> tuple[Any, str]:
     """A GPU model from the partition the job asks for (or the default one), via the real scontrol,
     when the request itself names none and nothing else (visible GPUs, config) does."""
-    if job_env is None or not job_env.gpus_per_node or requested_gpu(job_env)[0] is not None \
-            or (ctx.config.get("gpu") or {}).get("type"):
+    if (
+        job_env is None
+        or not job_env.gpus_per_node
+        or requested_gpu(job_env)[0] is not None
+        or (ctx.config.get("gpu") or {}).get("type")
+    ):
         return None, ""
     import shutil
 
@@ -476,8 +541,7 @@ def _partition_gpu(ctx: Any, job_env: Any) -> tuple[Any, str]:
     except Exception:
         return None, ""
     name = job_env.sbatch.get("partition")
-    part = next((p for p in parts if p.name == name), None) if name else \
-        next((p for p in parts if p.default), None)
+    part = next((p for p in parts if p.name == name), None) if name else next((p for p in parts if p.default), None)
     if part is None:
         return None, ""
     from preflight.gputable import partition_model

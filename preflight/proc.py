@@ -26,8 +26,14 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
-def run_tool(args: Sequence[str], *, timeout: float = 20.0, env: Mapping[str, str] | None = None,
-             cwd: str | None = None, input: str | None = None) -> ToolResult:
+def run_tool(
+    args: Sequence[str],
+    *,
+    timeout: float = 20.0,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    input: str | None = None,
+) -> ToolResult:
     """Run ``args`` (never through a shell). Missing tool: FactUnavailable. Hung tool: ToolTimeout."""
     exe = which(args[0]) if "/" not in args[0] else args[0]
     if exe is None:
@@ -46,5 +52,6 @@ def run_tool(args: Sequence[str], *, timeout: float = 20.0, env: Mapping[str, st
         raise ToolTimeout(f"{args[0]} did not answer within {timeout:g}s") from None
     except OSError as exc:
         raise FactUnavailable(f"cannot run {args[0]}: {exc.strerror or exc}") from None
-    return ToolResult(list(args), proc.returncode, proc.stdout.decode("utf-8", "replace"),
-                      proc.stderr.decode("utf-8", "replace"))
+    return ToolResult(
+        list(args), proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    )

@@ -89,8 +89,14 @@ def compile_profiles() -> str:
     import json
 
     sources = _sources()
-    return json.dumps({"sha256": _digest(sources), "profiles": {n: _parse_yaml(t) for n, t in sources.items()}},
-                      indent=1, sort_keys=True) + "\n"
+    return (
+        json.dumps(
+            {"sha256": _digest(sources), "profiles": {n: _parse_yaml(t) for n, t in sources.items()}},
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
 
 
 @cache
@@ -174,7 +180,7 @@ class Profile:
                 return keys
         for phase in self.phases:
             spec = self.phase(phase) or {}
-            aux = (spec.get("aux_config_keys") or {})
+            aux = spec.get("aux_config_keys") or {}
             for mod, keys in aux.items():
                 if mod.rsplit(".", 1)[-1] == base:
                     return keys
@@ -207,8 +213,13 @@ class Profile:
 
 def load_profile(name: str, reason: str = "", variant: str | None = None, checkout: Path | None = None) -> Profile:
     """A profile by public name, with `extends:` resolved (a fresh copy each call)."""
-    return Profile(name=name, reason=reason or f"profile {name}", data=copy.deepcopy(_load_raw(name)),
-                   variant=variant, checkout=checkout)
+    return Profile(
+        name=name,
+        reason=reason or f"profile {name}",
+        data=copy.deepcopy(_load_raw(name)),
+        variant=variant,
+        checkout=checkout,
+    )
 
 
 def _chat_eval_source(args: list[str]) -> str | None:
@@ -252,8 +263,15 @@ def _const(node: Any) -> Any:
     import ast
     import operator
 
-    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.Mod: operator.mod}
+    ops = {
+        ast.Add: operator.add,
+        ast.Sub: operator.sub,
+        ast.Mult: operator.mul,
+        ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv,
+        ast.Pow: operator.pow,
+        ast.Mod: operator.mod,
+    }
     if isinstance(node, ast.BinOp) and type(node.op) in ops:
         left, right = _const(node.left), _const(node.right)
         if isinstance(left, (int, float)) and isinstance(right, (int, float)) and not isinstance(left, bool):
@@ -337,7 +355,9 @@ def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
     if not invocations:
         return None
     modules = {inv.module for inv in invocations if inv.module}
-    if any(m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules):
+    if any(
+        m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules
+    ):
         return "bundled", "the script runs python -m nanochat.base_train/mid_train/chat_sft (bundled trainer)", None
     from preflight.era import guess_era
 

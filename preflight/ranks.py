@@ -29,10 +29,15 @@ CASCADE = re.compile(
     r"Watchdog caught collective operation timeout|Process group watchdog thread terminated|"
     r"watchdog got stuck|NCCL communicator was aborted|Connection closed by peer|Connection reset by peer|"
     r"remote worker crashing|Some NCCL operations have failed or timed out|ncclRemoteError|"
-    r"DistBackendError|Exception \(either an error or timeout\) detected by watchdog", re.I)
+    r"DistBackendError|Exception \(either an error or timeout\) detected by watchdog",
+    re.I,
+)
 # torchrun's agent losing its rendezvous store after another node's agent exited: never a root cause
-AGENT_NOISE = re.compile(r"RendezvousConnectionError|failed to shutdown the rendezvous|Error waiting on exit barrier|"
-                         r"TCPStore\.cpp:\d+\] \[c10d\] (?:recv|send)|DistNetworkError: Failed to recv", re.I)
+AGENT_NOISE = re.compile(
+    r"RendezvousConnectionError|failed to shutdown the rendezvous|Error waiting on exit barrier|"
+    r"TCPStore\.cpp:\d+\] \[c10d\] (?:recv|send)|DistNetworkError: Failed to recv",
+    re.I,
+)
 _EXC_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b|[A-Za-z_][\w.]*\.\w*Error\b)[^\n]*")
 _TORCHRUN_FIELD = re.compile(r"^\s*(time|host|rank|exitcode|error_file|traceback)\s*:\s*(.*)$")
 _SRUN_TASK = re.compile(r"^srun: error: ([^:\s]+): tasks? ([\d,\-]+): (.+)$")
@@ -97,7 +102,7 @@ def analyze(lines: Iterable[tuple[int, str]]) -> RankReport:
         text = raw.rstrip("\n")
         m = RANK_PREFIX.match(text)
         rank = int(m.group(1)) if m else None
-        body = text[m.end():].lstrip() if m else text
+        body = text[m.end() :].lstrip() if m else text
         if rank is not None:
             rep.ranks_seen.add(rank)
         # NCCL watchdog lines name the rank themselves ([Rank 3]), with or without the prefix
@@ -189,11 +194,14 @@ def describe(rep: RankReport, phase: str | None = None) -> str | None:
     what = root.cause
     if "SIGKILL" in what:
         what += ": killed from outside, most often by the out-of-memory killer" + (
-            f" (slurmstepd counted an oom-kill in step {rep.oom_kills[0][0]})" if rep.oom_kills else "")
+            f" (slurmstepd counted an oom-kill in step {rep.oom_kills[0][0]})" if rep.oom_kills else ""
+        )
     msg = f"{where} failed first" + (f" in {phase}" if phase else "") + f" (line {root.line}): {what}"
     others = sorted({f.rank for f in rep.cascades if f.rank is not None})
     if others:
         ranks = ", ".join(str(r) for r in others)
-        msg += (f"; rank{'s' if len(others) > 1 else ''} {ranks} then failed because of it "
-                "(a collective that lost its peer: a consequence, not a cause)")
+        msg += (
+            f"; rank{'s' if len(others) > 1 else ''} {ranks} then failed because of it "
+            "(a collective that lost its peer: a consequence, not a cause)"
+        )
     return msg

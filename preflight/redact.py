@@ -20,7 +20,8 @@ import re
 # name whose last part says so (MY_SERVICE_API_KEY, db_password, aws_secret_access_key, SAS_TOKEN).
 SECRET_NAME = re.compile(
     r"(?i)^(?:[a-z0-9]{1,32}_){0,6}(?:api_?key|token|auth_?token|access_?token|secret|secret_?key|client_?secret"
-    r"|secret_access_key|password|passwd|private_?key|account_?key|sas_?token|connection_?string)$")
+    r"|secret_access_key|password|passwd|private_?key|account_?key|sas_?token|connection_?string)$"
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -29,12 +30,16 @@ def is_secret_name(name: str) -> bool:
 
 
 # (pattern, kind): the secret is the pattern's last group; an earlier group 1 names it
-_VENDOR_VARS = (r"(?:WANDB|HF|HUGGING_FACE_HUB|HUGGINGFACE|OPENAI|ANTHROPIC|GITHUB|GH|GITLAB|AWS_SECRET_ACCESS"
-                r"|COMET|NEPTUNE|SLACK)_?(?:API_)?(?:KEY|TOKEN)")
+_VENDOR_VARS = (
+    r"(?:WANDB|HF|HUGGING_FACE_HUB|HUGGINGFACE|OPENAI|ANTHROPIC|GITHUB|GH|GITLAB|AWS_SECRET_ACCESS"
+    r"|COMET|NEPTUNE|SLACK)_?(?:API_)?(?:KEY|TOKEN)"
+)
 SECRET_PATTERNS = [
     (re.compile(r"\b(" + _VENDOR_VARS + r")[ \t]{0,8}=[ \t]{0,8}['\"]?([^\s'\"$`]{8,})"), "environment variable"),
-    (re.compile(r"\bwandb[ \t]{1,8}login[ \t]{1,8}(?:--[^\s-]\S{0,63}[ \t]{1,8}){0,4}['\"]?([0-9a-f]{40})\b"),
-     "wandb login key"),
+    (
+        re.compile(r"\bwandb[ \t]{1,8}login[ \t]{1,8}(?:--[^\s-]\S{0,63}[ \t]{1,8}){0,4}['\"]?([0-9a-f]{40})\b"),
+        "wandb login key",
+    ),
     (re.compile(r"\b(hf_[A-Za-z0-9]{30,})\b"), "Hugging Face token"),
     (re.compile(r"\b(sk-(?:ant-)?[A-Za-z0-9_\-]{20,})\b"), "API key"),
     (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b"), "GitHub token"),
@@ -48,11 +53,15 @@ _SHAPES = [rx for rx, _ in SECRET_PATTERNS]
 _MORE = [
     # a secret-named variable or key given a value: X_API_KEY=..., 'WANDB_API_KEY': '...', "token": "...",
     # aws_secret_access_key = ...; the name is checked by is_secret_name (group 1), the value is group 2
-    re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]{0,63})['\"]?[ \t]{0,4}[:=][ \t]{0,4}[bru]?['\"]?"
-               r"([^\s'\"$`,;}\])]{8,})"),
+    re.compile(
+        r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]{0,63})['\"]?[ \t]{0,4}[:=][ \t]{0,4}[bru]?['\"]?"
+        r"([^\s'\"$`,;}\])]{8,})"
+    ),
     # a long value right after a word that names it: "invalid api key 0123...", "password: hunter22hunter22"
-    re.compile(r"(?i)(?<![A-Za-z0-9_])(api[_ -]?key|access[_ -]?token|auth[_ -]?token|token|secret|password|passwd)"
-               r"(?![A-Za-z0-9_])[ \t]{0,8}(?:(?:[:=]|is(?![A-Za-z0-9_]))[ \t]{0,8})?['\"]?([A-Za-z0-9][A-Za-z0-9_\-.+/]{15,})"),
+    re.compile(
+        r"(?i)(?<![A-Za-z0-9_])(api[_ -]?key|access[_ -]?token|auth[_ -]?token|token|secret|password|passwd)"
+        r"(?![A-Za-z0-9_])[ \t]{0,8}(?:(?:[:=]|is(?![A-Za-z0-9_]))[ \t]{0,8})?['\"]?([A-Za-z0-9][A-Za-z0-9_\-.+/]{15,})"
+    ),
     # credentials in a URL: scheme://user:password@host (password masked), scheme://<token>@host
     re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,15}://[^\s/@:]{0,256}):([^\s/@]{1,256})@"),
     re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,15}://)([A-Za-z0-9_\-.]{20,256})@"),
@@ -96,7 +105,7 @@ def _random_enough(s: str) -> bool:
 
 def _mask_group(m: re.Match, group: int) -> str:
     whole, start = m.group(0), m.start()
-    return whole[:m.start(group) - start] + mask(m.group(group)) + whole[m.end(group) - start:]
+    return whole[: m.start(group) - start] + mask(m.group(group)) + whole[m.end(group) - start :]
 
 
 def _named(m: re.Match) -> str:
@@ -120,8 +129,9 @@ def redact(text: str) -> str:
         text = named.sub(_named, text)
     for rx in (prose, *rest):
         if rx.search(text):
-            text = rx.sub(lambda m: _mask_group(m, m.lastindex) if "****" not in m.group(m.lastindex) else m.group(0),
-                          text)
+            text = rx.sub(
+                lambda m: _mask_group(m, m.lastindex) if "****" not in m.group(m.lastindex) else m.group(0), text
+            )
     if _AWS_SECRET.search(text):
         text = _AWS_SECRET.sub(lambda m: mask(m.group(1)) if _random_enough(m.group(1)) else m.group(0), text)
     return text

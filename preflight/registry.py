@@ -92,8 +92,12 @@ def first_sentence(text: str) -> str:
         out.append(word)
         nxt = words[i + 1] if i + 1 < len(words) else ""
         in_code = " ".join(out).count("``") % 2 == 1  # a period inside ``literal`` text ends nothing
-        if (word.endswith((".", "!", "?", ".)")) and nxt[:1].isupper() and not in_code
-                and not _ABBREV_END.search(word.rstrip(")"))):
+        if (
+            word.endswith((".", "!", "?", ".)"))
+            and nxt[:1].isupper()
+            and not in_code
+            and not _ABBREV_END.search(word.rstrip(")"))
+        ):
             break
     sentence = " ".join(out)
     return sentence[:1].upper() + sentence[1:]
@@ -164,9 +168,18 @@ def check(
         if problems:
             raise RegistrationError(f"check {code} {name} at {origin}: " + "; ".join(problems))
         spec = CheckSpec(
-            code=code, name=name, stage=stage, severity=sev, requires=needed,
-            applies_to=tuple(applies_to), cost=cost, func=func, origin=origin,
-            doc=func.__doc__ or "", wants_ctx=wants_ctx, kills_at_start=kills_at_start,
+            code=code,
+            name=name,
+            stage=stage,
+            severity=sev,
+            requires=needed,
+            applies_to=tuple(applies_to),
+            cost=cost,
+            func=func,
+            origin=origin,
+            doc=func.__doc__ or "",
+            wants_ctx=wants_ctx,
+            kills_at_start=kills_at_start,
             timeout_key=timeout_key,
         )
         _DECLARED.setdefault(func.__module__, []).append(spec)
@@ -215,14 +228,12 @@ class Registry:
         other = self._by_code.get(spec.code)
         if other is not None and other.func is not spec.func:
             raise RegistrationError(
-                f"duplicate check code {spec.code}: {spec.name} at {spec.origin} "
-                f"and {other.name} at {other.origin}"
+                f"duplicate check code {spec.code}: {spec.name} at {spec.origin} and {other.name} at {other.origin}"
             )
         other = self._by_name.get(spec.name)
         if other is not None and other.func is not spec.func:
             raise RegistrationError(
-                f"duplicate check name {spec.name!r}: {spec.code} at {spec.origin} "
-                f"and {other.code} at {other.origin}"
+                f"duplicate check name {spec.name!r}: {spec.code} at {spec.origin} and {other.code} at {other.origin}"
             )
         self._by_code[spec.code] = spec
         self._by_name[spec.name] = spec

@@ -41,8 +41,14 @@ class Report:
         return self.path is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "sections": list(self.sections), "columns": self.columns,
-                "wall_clock": self.wall_clock, "run_started": self.run_started, "error": self.error}
+        return {
+            "path": self.path,
+            "sections": list(self.sections),
+            "columns": self.columns,
+            "wall_clock": self.wall_clock,
+            "run_started": self.run_started,
+            "error": self.error,
+        }
 
 
 def parse_report(path: str | Path) -> Report:

@@ -47,8 +47,9 @@ class Selection:
 
     @classmethod
     def from_config(cls, config: Any) -> Selection:
-        return cls(select=list(config["select"]) + list(config.get("extend-select", [])),
-                   ignore=list(config.get("ignore", [])))
+        return cls(
+            select=list(config["select"]) + list(config.get("extend-select", [])), ignore=list(config.get("ignore", []))
+        )
 
 
 def _match_len(selector: str, spec: CheckSpec) -> int:
@@ -175,8 +176,11 @@ def run_checks(
         if given_up:  # the run's deadline passed while it waited for a slot
             release(task)
             return
-        outcome = ((Status.SKIP, [], "deep check: run with --deep") if task.spec.cost == "deep" and not deep
-                   else _run_one(task.spec, ctx))
+        outcome = (
+            (Status.SKIP, [], "deep check: run with --deep")
+            if task.spec.cost == "deep" and not deep
+            else _run_one(task.spec, ctx)
+        )
         release(task)
         with cond:
             if not task.done.is_set():
@@ -207,8 +211,12 @@ def run_checks(
             if now >= run_deadline:
                 for t in pending:
                     if not t.done.is_set():
-                        t.outcome = (Status.ERROR, [], f"not finished when the run's deadline "
-                                     f"({RUN_DEADLINE_TIMEOUTS} x the longest check timeout) passed")
+                        t.outcome = (
+                            Status.ERROR,
+                            [],
+                            f"not finished when the run's deadline "
+                            f"({RUN_DEADLINE_TIMEOUTS} x the longest check timeout) passed",
+                        )
                         t.duration = now - (t.started or now)
                         t.done.set()
                 break
@@ -225,8 +233,9 @@ def run_checks(
     # The unused-suppression check runs last: it needs to know what the others suppressed.
     unused_spec = registry.get(UNUSED_SUPPRESSION)
     if unused_spec and unused_spec in specs:
-        ctx._values["suppression_usage"] = SuppressionUsage(sups, {t.spec.code for t in tasks}, registry,
-                                                            str(ctx.inputs.script) if ctx.inputs.script else None)
+        ctx._values["suppression_usage"] = SuppressionUsage(
+            sups, {t.spec.code for t in tasks}, registry, str(ctx.inputs.script) if ctx.inputs.script else None
+        )
         results.append(_finish(unused_spec, *_timed(unused_spec, ctx), config))
     results.sort(key=lambda r: r.code)
     return RunResult(stage=stage, checks=results, fail_on=Severity.parse(config.get("fail-on", "error")))
@@ -238,8 +247,14 @@ def _timed(spec: CheckSpec, ctx: Context) -> tuple[tuple[Status, list[Finding], 
     return outcome, time.monotonic() - start
 
 
-def _finish(spec: CheckSpec, outcome: tuple[Status, list[Finding], str | None], duration: float,
-            config: Any, sups: list[Suppression] | None = None, ctx: Context | None = None) -> CheckResult:
+def _finish(
+    spec: CheckSpec,
+    outcome: tuple[Status, list[Finding], str | None],
+    duration: float,
+    config: Any,
+    sups: list[Suppression] | None = None,
+    ctx: Context | None = None,
+) -> CheckResult:
     """Stamp findings with code/name/severity, drop suppressed ones, derive the status."""
     status, findings, reason = outcome
     override = severity_override(config, spec)
@@ -261,14 +276,25 @@ def _finish(spec: CheckSpec, outcome: tuple[Status, list[Finding], str | None], 
         kept.sort(key=lambda f: -(f.severity.rank if f.severity else 2))  # stable: the worst, in their order
         hidden = len(kept) - MAX_FINDINGS_PER_CHECK + 1
         last = kept[MAX_FINDINGS_PER_CHECK - 1]
-        kept = kept[:MAX_FINDINGS_PER_CHECK - 1]
-        more = Finding(f"... and {hidden} more {spec.name} findings not shown", severity=last.severity,
-                       data={"hidden_findings": hidden})
+        kept = kept[: MAX_FINDINGS_PER_CHECK - 1]
+        more = Finding(
+            f"... and {hidden} more {spec.name} findings not shown",
+            severity=last.severity,
+            data={"hidden_findings": hidden},
+        )
         more.code, more.name = spec.code, spec.name
         kept.append(more)
-    return CheckResult(code=spec.code, name=spec.name, stage=spec.stage, status=status,
-                       severity=override or spec.severity, duration_ms=duration * 1000.0,
-                       findings=kept, reason=reason, family=spec.family)
+    return CheckResult(
+        code=spec.code,
+        name=spec.name,
+        stage=spec.stage,
+        status=status,
+        severity=override or spec.severity,
+        duration_ms=duration * 1000.0,
+        findings=kept,
+        reason=reason,
+        family=spec.family,
+    )
 
 
 @dataclass

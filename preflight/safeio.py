@@ -22,9 +22,25 @@ from pathlib import Path
 from typing import Any, TextIO
 
 # what the text report prints, for streams that cannot encode it (ASCII locales, cp1252 consoles)
-ASCII_SYMBOLS = str.maketrans({"✗": "x", "·": "-", "✅": "ok", "❌": "x", "⚠": "!", "⏭": ">>", "💥": "!!",
-                               "…": "...", "—": "-", "–": "-", "→": "->", "≥": ">=", "≤": "<=", "×": "x",
-                               "\ufe0f": ""})
+ASCII_SYMBOLS = str.maketrans(
+    {
+        "✗": "x",
+        "·": "-",
+        "✅": "ok",
+        "❌": "x",
+        "⚠": "!",
+        "⏭": ">>",
+        "💥": "!!",
+        "…": "...",
+        "—": "-",
+        "–": "-",
+        "→": "->",
+        "≥": ">=",
+        "≤": "<=",
+        "×": "x",
+        "\ufe0f": "",
+    }
+)
 
 
 def can_encode(stream: Any, text: str = "✗·") -> bool:

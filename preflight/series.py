@@ -32,7 +32,9 @@ _FAST_RE = re.compile(
     rb"^(?:step (\d+)(?:/\d+)? \([^)\n]*\) \| loss: ([^ |\n]+) \|(?: grad norm: [^ |\n]+ \|)? lrm: ([^ |\n]+)"
     rb" \| dt: ([\d.]+)ms \| tok/sec: ([\d,]+) \| (?:bf16_)?mfu: ([\d.]+)"
     rb"|Step (\d+)/\d+ \| Training loss: ([^ |\n]+?) ?\| ?lrm: ([^ |\n]+)"
-    rb"|Step (\d+) \| Validation (bpb|loss): ([\d.]+)\r?$)", re.M)
+    rb"|Step (\d+) \| Validation (bpb|loss): ([\d.]+)\r?$)",
+    re.M,
+)
 _STEP_START = (b"step ", b"Step ")
 LRM_RE = re.compile(r"\| ?lrm: ([\d.]+)")
 _STEP_NUM_RE = re.compile(r"[Ss]tep (\d+)")
@@ -65,8 +67,15 @@ class SegmentPoints:
         self._cols: dict[str, Any] | None = None
         self._done: list[tuple[float, ...]] = []  # converted rows
 
-    def add(self, step: float, loss: float, lrm: float = math.nan, dt: float = math.nan, tok: float = math.nan,
-            mfu: float = math.nan) -> None:
+    def add(
+        self,
+        step: float,
+        loss: float,
+        lrm: float = math.nan,
+        dt: float = math.nan,
+        tok: float = math.nan,
+        mfu: float = math.nan,
+    ) -> None:
         self.rows.append((step, loss, lrm, dt, tok, mfu))
         self._cols = None
 
@@ -106,8 +115,9 @@ def _convert(raw: list[tuple[bytes, ...]], val: list[tuple[int, float, str]]) ->
     for g in raw:
         try:
             if g[0]:
-                out.append((int(g[0]), float(g[1]), float(g[2]), float(g[3]), float(g[4].replace(b",", b"")),
-                            float(g[5])))
+                out.append(
+                    (int(g[0]), float(g[1]), float(g[2]), float(g[3]), float(g[4].replace(b",", b"")), float(g[5]))
+                )
             elif g[6]:
                 out.append((int(g[6]), float(g[7]), float(g[8]), nan, nan, nan))
             else:
@@ -184,8 +194,14 @@ class SeriesCollector:
     def step(self, seg_or_pts: Any, rec: Any, text: str) -> None:
         pts = seg_or_pts if isinstance(seg_or_pts, SegmentPoints) else self.points(seg_or_pts)
         m = LRM_RE.search(text)
-        pts.add(rec.step, rec.loss if rec.loss is not None else math.nan, _f(m.group(1)) if m else math.nan,
-                _nan(rec.dt_ms), _nan(rec.tok_per_sec), _nan(rec.mfu))
+        pts.add(
+            rec.step,
+            rec.loss if rec.loss is not None else math.nan,
+            _f(m.group(1)) if m else math.nan,
+            _nan(rec.dt_ms),
+            _nan(rec.tok_per_sec),
+            _nan(rec.mfu),
+        )
 
     def val(self, seg: Any, step: int, kind: str, value: float | None) -> None:
         word = "bpb" if kind.endswith("bpb") else "loss" if kind.endswith("loss") else ""
@@ -254,10 +270,17 @@ class PhaseSeries:
     def to_json(self, points: int = 200) -> dict[str, Any]:
         xs, ys = self.column("loss")
         env = downsample(xs, ys, points)
-        return {"phase": self.phase, "status": self.status, "planned": self.planned, "last_step": self.last_step,
-                "step_lines": self.step_lines, "checkpoints": self.checkpoints,
-                "sampled": any(a.sampled for a in self.attempts), "attempts": len(self.attempts),
-                "loss": [[b.x, b.lo, b.mean, b.hi] for b in env]}
+        return {
+            "phase": self.phase,
+            "status": self.status,
+            "planned": self.planned,
+            "last_step": self.last_step,
+            "step_lines": self.step_lines,
+            "checkpoints": self.checkpoints,
+            "sampled": any(a.sampled for a in self.attempts),
+            "attempts": len(self.attempts),
+            "loss": [[b.x, b.lo, b.mean, b.hi] for b in env],
+        }
 
 
 @dataclass
@@ -282,10 +305,18 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
             col = collectors.get(seg.path)
             pts = col.points(seg) if col is not None else SegmentPoints()
             _add_exact_ends(pts, seg)
-            ps.attempts.append(Attempt(seg.path, seg.start_line, pts, seg.step_lines,
-                                       seg.first_step.step if seg.first_step else None,
-                                       seg.last_step.step if seg.last_step else None, seg.resume_from,
-                                       bool(col is not None and col.sampled)))
+            ps.attempts.append(
+                Attempt(
+                    seg.path,
+                    seg.start_line,
+                    pts,
+                    seg.step_lines,
+                    seg.first_step.step if seg.first_step else None,
+                    seg.last_step.step if seg.last_step else None,
+                    seg.resume_from,
+                    bool(col is not None and col.sampled),
+                )
+            )
             ps.planned = seg.planned_steps or ps.planned
             ps.checkpoints += seg.saved_steps("model")
             if seg.nan_loss is not None:  # the index sees a NaN in any line of a run (in its last line)
@@ -334,7 +365,9 @@ def series_fact(ctx: Any) -> RunSeries:
         again = LogSet(source=logs.source, missing=logs.missing)
         for ix in logs.logs:
             col = SeriesCollector()
-            again.logs.append(index_log(ix.path, _mid_style(ctx), series=col, grammar=grammar_for(ctx.get("profile", None))))
+            again.logs.append(
+                index_log(ix.path, _mid_style(ctx), series=col, grammar=grammar_for(ctx.get("profile", None)))
+            )
             again.series[ix.path] = col
         logs = again
     return build_series(logs, ctx.get("phases", None), ctx.get("checkpoints", None), TRAIN_PHASES)
@@ -403,7 +436,10 @@ def _downsample_numpy(pts: list[tuple[float, float]], n: int) -> list[Bucket]:
     lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
     mean = np.add.reduceat(y, starts) / np.diff(np.r_[starts, k.size])
     bx = np.maximum.reduceat(x, starts)
-    return [Bucket(*row) for row in zip(bx.tolist(), lo.tolist(), mean.tolist(), hi.tolist(), y[ends].tolist(), strict=False)]
+    return [
+        Bucket(*row)
+        for row in zip(bx.tolist(), lo.tolist(), mean.tolist(), hi.tolist(), y[ends].tolist(), strict=False)
+    ]
 
 
 def smooth(ys: list[float], span: int | None = None) -> list[float]:
@@ -415,7 +451,7 @@ def smooth(ys: list[float], span: int | None = None) -> list[float]:
     out, ema = [], 0.0
     for k, y in enumerate(ys, 1):
         ema = beta * ema + (1 - beta) * y
-        out.append(ema / (1 - beta ** k))
+        out.append(ema / (1 - beta**k))
     return out
 
 
@@ -480,7 +516,7 @@ TAIL = 64 << 10
 
 
 def live_line(path: str, tail: int = TAIL) -> str | None:
-    """"base step 1234/21400 · loss 3.2100 · 1.09M tok/s · ETA 2h13m" from the last step line in the
+    """ "base step 1234/21400 · loss 3.2100 · 1.09M tok/s · ETA 2h13m" from the last step line in the
     log's tail; None when the tail has none (or the log cannot be read yet)."""
     import os
 
@@ -493,7 +529,7 @@ def live_line(path: str, tail: int = TAIL) -> str | None:
             data = f.read(tail)
     except OSError:
         return None
-    for raw in reversed(data.split(b"\n")[1 if size > tail else 0:]):
+    for raw in reversed(data.split(b"\n")[1 if size > tail else 0 :]):
         if b"tep " not in raw:
             continue
         text = strip_ansi(raw.decode("utf-8", "replace").rsplit("\r", 1)[-1])
@@ -502,7 +538,9 @@ def live_line(path: str, tail: int = TAIL) -> str | None:
         if rec is None:
             continue
         total = rec.total or (round(rec.step * 100 / rec.pct) if rec.pct else None)
-        parts = [f"{rec.style} step {rec.step}" + (f"/{total}" if total else "")]  # the line's grammar: base, mid, sft, rl
+        parts = [
+            f"{rec.style} step {rec.step}" + (f"/{total}" if total else "")
+        ]  # the line's grammar: base, mid, sft, rl
         if rec.loss is not None:
             parts.append(f"loss {rec.loss:.4f}")
         if rec.tok_per_sec:

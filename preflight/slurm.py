@@ -28,8 +28,20 @@ from preflight.proc import ToolResult, ToolTimeout, run_tool
 
 DEFAULT_TIMEOUT = 20.0  # seconds for one client command (config: slurm-timeout)
 PING_TIMEOUT = 8.0  # the slurm fact must be quick: an absent controller is "no SLURM here"
-SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit", "Start", "End",
-                "Reason", "WorkDir", "NodeList", "AllocTRES")
+SACCT_FIELDS = (
+    "JobID",
+    "JobName",
+    "State",
+    "ExitCode",
+    "Elapsed",
+    "Timelimit",
+    "Start",
+    "End",
+    "Reason",
+    "WorkDir",
+    "NodeList",
+    "AllocTRES",
+)
 # `sacct -c` (jobcomp/filetxt) knows fewer fields
 SACCT_COMPLETION_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit", "Start", "End")
 UNSETTLED_NAME = "allocation"  # sacct's placeholder name before the record is complete
@@ -101,7 +113,7 @@ def parse_keyvalue_line(line: str) -> dict[str, str]:
     matches = list(_KEY_RE.finditer(line))
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
-        out[m.group(1)] = line[m.end():end].strip()
+        out[m.group(1)] = line[m.end() : end].strip()
     return out
 
 
@@ -185,8 +197,9 @@ def _run(args: list[str], env: Env, timeout: float | None, cwd: str | os.PathLik
         exe = shutil.which(args[0], path=env.get("PATH", "")) or ""
         if not exe:
             raise FactUnavailable(f"{args[0]} not found on PATH")
-    return run_tool([exe, *args[1:]], timeout=timeout or DEFAULT_TIMEOUT, env=env,
-                    cwd=str(cwd) if cwd is not None else None)
+    return run_tool(
+        [exe, *args[1:]], timeout=timeout or DEFAULT_TIMEOUT, env=env, cwd=str(cwd) if cwd is not None else None
+    )
 
 
 def _first_line(result: ToolResult) -> str:
@@ -247,18 +260,20 @@ def parse_partitions(text: str) -> list[Partition]:
         m = re.search(r"gres/gpu(?::[^=,]+)?=(\d+)", rec.get("TRES", ""))
         if m:
             gpus = int(m.group(1))
-        out.append(Partition(
-            name=rec.get("PartitionName", ""),
-            default=rec.get("Default", "NO").upper() == "YES",
-            state=rec.get("State", ""),
-            max_time_s=parse_time_or_none(rec.get("MaxTime")),
-            default_time_s=parse_time_or_none(rec.get("DefaultTime")),
-            nodes=rec.get("Nodes", ""),
-            total_cpus=_int(rec.get("TotalCPUs")),
-            total_nodes=_int(rec.get("TotalNodes")),
-            gpus=gpus,
-            raw=rec,
-        ))
+        out.append(
+            Partition(
+                name=rec.get("PartitionName", ""),
+                default=rec.get("Default", "NO").upper() == "YES",
+                state=rec.get("State", ""),
+                max_time_s=parse_time_or_none(rec.get("MaxTime")),
+                default_time_s=parse_time_or_none(rec.get("DefaultTime")),
+                nodes=rec.get("Nodes", ""),
+                total_cpus=_int(rec.get("TotalCPUs")),
+                total_nodes=_int(rec.get("TotalNodes")),
+                gpus=gpus,
+                raw=rec,
+            )
+        )
     return out
 
 
@@ -317,9 +332,14 @@ def probe(*, env: Env = None, timeout: float = DEFAULT_TIMEOUT) -> SlurmInfo:
     if ping.returncode != 0 or " is UP" not in ping.stdout:
         raise FactUnavailable(f"SLURM controller does not answer: {line}")
     version = _run(["scontrol", "--version"], env, ping_timeout).stdout.strip()
-    return SlurmInfo(version=version, controller=line, conf=(env or os.environ).get("SLURM_CONF"),
-                     partitions=partitions(env=env, timeout=timeout),
-                     env=dict(env) if env is not None else None, timeout=timeout)
+    return SlurmInfo(
+        version=version,
+        controller=line,
+        conf=(env or os.environ).get("SLURM_CONF"),
+        partitions=partitions(env=env, timeout=timeout),
+        env=dict(env) if env is not None else None,
+        timeout=timeout,
+    )
 
 
 # ---------------------------------------------------------------------------- one job
@@ -360,8 +380,9 @@ def sacct_steps(job_id: str | int, *, env: Env = None, timeout: float | None = N
     return [r for r in parse_sacct(res.stdout) if r.get("JobID", "").startswith(f"{job_id}.")]
 
 
-def sacct_job(job_id: str | int, settle_timeout: float = 15.0, *, env: Env = None, timeout: float | None = None,
-              poll: float = 0.5) -> tuple[dict[str, str] | None, str]:
+def sacct_job(
+    job_id: str | int, settle_timeout: float = 15.0, *, env: Env = None, timeout: float | None = None, poll: float = 0.5
+) -> tuple[dict[str, str] | None, str]:
     """The accounting record of a job: (row, source) with source ``sacct`` or ``sacct-completion``.
 
     Polls ``sacct -X -P -j ID`` until the record settles (JobName is not ``allocation`` and
@@ -394,8 +415,9 @@ def sacct_job(job_id: str | int, settle_timeout: float = 15.0, *, env: Env = Non
     return last, "sacct" if last is not None else ""
 
 
-def job_info(job_id: str | int, *, env: Env = None, timeout: float | None = None,
-             settle_timeout: float = 15.0) -> JobInfo | None:
+def job_info(
+    job_id: str | int, *, env: Env = None, timeout: float | None = None, settle_timeout: float = 15.0
+) -> JobInfo | None:
     """State of a job: scontrol while the controller knows it, else sacct. None if unknown."""
     rec = scontrol_job(job_id, env=env, timeout=timeout)
     if rec is not None:
@@ -406,8 +428,9 @@ def job_info(job_id: str | int, *, env: Env = None, timeout: float | None = None
     return jobinfo_from_sacct(row, source)
 
 
-def wait_for_job(job_id: str | int, timeout: float = 600.0, poll: float = 1.0, *, env: Env = None,
-                 tool_timeout: float | None = None) -> JobInfo | None:
+def wait_for_job(
+    job_id: str | int, timeout: float = 600.0, poll: float = 1.0, *, env: Env = None, tool_timeout: float | None = None
+) -> JobInfo | None:
     """Poll until the job reaches a final state or ``timeout`` seconds pass.
 
     Returns the last JobInfo seen (check ``.finished``: False means it timed out while the job
@@ -468,24 +491,57 @@ def parse_test_only(returncode: int, stderr: str, stdout: str = "") -> TestOnlyR
     text = "\n".join(t for t in (stderr.strip(), stdout.strip()) if t)
     m = _TEST_ONLY_RE.search(text)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    message = (m.group(0) if m and returncode == 0 else (lines[-1] if lines else f"exit status {returncode}"))
+    message = m.group(0) if m and returncode == 0 else (lines[-1] if lines else f"exit status {returncode}")
     message = re.sub(r"^sbatch: (error: )?", "", message)
-    return TestOnlyResult(ok=returncode == 0 and m is not None, message=message, returncode=returncode,
-                          start=m.group(2) if m else None, nodes=m.group(3) if m else None,
-                          partition=m.group(4) if m else None, output=text)
+    return TestOnlyResult(
+        ok=returncode == 0 and m is not None,
+        message=message,
+        returncode=returncode,
+        start=m.group(2) if m else None,
+        nodes=m.group(3) if m else None,
+        partition=m.group(4) if m else None,
+        output=text,
+    )
 
 
-def test_only(script: str | os.PathLike, args: list[str] | tuple[str, ...] = (), *, env: Env = None,
-              timeout: float | None = None, cwd: str | os.PathLike | None = None) -> TestOnlyResult:
+def test_only(
+    script: str | os.PathLike,
+    args: list[str] | tuple[str, ...] = (),
+    *,
+    env: Env = None,
+    timeout: float | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> TestOnlyResult:
     """``sbatch --test-only ARGS SCRIPT`` (validates against the live cluster; uses up a job id)."""
     res = _run(["sbatch", "--test-only", *args, str(script)], env, timeout, cwd=cwd)
     return parse_test_only(res.returncode, res.stderr, res.stdout)
 
 
 __all__ = [
-    "ACTIVE_STATES", "TERMINAL_STATES", "Partition", "SlurmInfo", "TestOnlyResult", "format_time", "job_fact",
-    "job_info", "jobinfo_from_sacct", "jobinfo_from_scontrol", "normalize_state", "parse_keyvalue_line",
-    "parse_partitions", "parse_sacct", "parse_scontrol_jobs", "parse_test_only", "parse_time",
-    "parse_time_or_none", "partitions",
-    "probe", "sacct_job", "sacct_settled", "scontrol_job", "slurm_fact", "test_only", "wait_for_job",
+    "ACTIVE_STATES",
+    "TERMINAL_STATES",
+    "Partition",
+    "SlurmInfo",
+    "TestOnlyResult",
+    "format_time",
+    "job_fact",
+    "job_info",
+    "jobinfo_from_sacct",
+    "jobinfo_from_scontrol",
+    "normalize_state",
+    "parse_keyvalue_line",
+    "parse_partitions",
+    "parse_sacct",
+    "parse_scontrol_jobs",
+    "parse_test_only",
+    "parse_time",
+    "parse_time_or_none",
+    "partitions",
+    "probe",
+    "sacct_job",
+    "sacct_settled",
+    "scontrol_job",
+    "slurm_fact",
+    "test_only",
+    "wait_for_job",
 ]

@@ -38,8 +38,14 @@ MAX_TOKENS = 8
 SMOKE_SPAN = 16
 MARKER = "@@PREFLIGHT-SMOKE@@ "
 DRIVER = Path(__file__).with_name("smoke_driver.py")
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "WANDB_MODE": "disabled", "NO_PROXY": "*", "no_proxy": "*"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_MODE": "disabled",
+    "NO_PROXY": "*",
+    "no_proxy": "*",
+}
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "LD_LIBRARY_PATH")  # nothing else of ours reaches user code
 
 
@@ -62,8 +68,15 @@ class SmokeOutcome:
     fix: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        out = {"phase": self.phase, "model": self.model, "step": self.step, "route": self.route,
-               "why": self.why_route, "ok": self.ok, "seconds": round(self.seconds, 3)}
+        out = {
+            "phase": self.phase,
+            "model": self.model,
+            "step": self.step,
+            "route": self.route,
+            "why": self.why_route,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+        }
         if self.ok:
             out.update(said=self.said, tokens=self.tokens)
         else:
@@ -78,7 +91,7 @@ def final_model(checkpoints: Any) -> tuple[str, Any, Any] | None:
     """The chat model a user would talk to: sft (chat_cli's default source), else the latest trained
     phase before it (its last complete step)."""
     trained = list(TRAIN_PHASES)
-    for phase in reversed(trained[:trained.index("sft") + 1]):
+    for phase in reversed(trained[: trained.index("sft") + 1]):
         pc = checkpoints.phases.get(phase)
         if pc is not None and pc.last is not None:
             return phase, pc, pc.last
@@ -97,8 +110,12 @@ def bundled_fit(tensors: dict[str, Any], cfg: dict[str, Any]) -> str | None:
     have = {k.removeprefix("_orig_mod."): v for k, v in tensors.items()}
     extra = [k for k in have if k not in want]
     if extra:
-        groups = sorted({k.split(".", 3)[-1].removesuffix(".weight") if k.startswith("transformer.h.")
-                         else k.split(".")[0] for k in extra})
+        groups = sorted(
+            {
+                k.split(".", 3)[-1].removesuffix(".weight") if k.startswith("transformer.h.") else k.split(".")[0]
+                for k in extra
+            }
+        )
         return f"{len(extra)} tensor(s) the bundled GPT lacks ({', '.join(groups[:8])})"
     missing = [k for k in want if k not in have]
     if missing:
@@ -124,7 +141,9 @@ def broken(fc: Any, cfg: dict[str, Any], tokenizer_vocab: int | None) -> list[st
             break
     vocab = cfg.get("vocab_size")
     if isinstance(vocab, int) and tokenizer_vocab is not None and tokenizer_vocab != vocab:
-        out.append(f"tokenizer vocab {tokenizer_vocab} != model vocab {vocab} (tokenizer retrained after this checkpoint?)")
+        out.append(
+            f"tokenizer vocab {tokenizer_vocab} != model vocab {vocab} (tokenizer retrained after this checkpoint?)"
+        )
     return out
 
 
@@ -204,8 +223,9 @@ class ChildResult:
     stderr_tail: list[str]
 
 
-def run_child(python: str, checkout: Path, ckpt_dir: str, step: int, base_dir: str, *,
-              timeout: float, memory_mb: int) -> ChildResult:
+def run_child(
+    python: str, checkout: Path, ckpt_dir: str, step: int, base_dir: str, *, timeout: float, memory_mb: int
+) -> ChildResult:
     """Run the driver with the user's Python in a scratch dir; the user's files are only read."""
     scratch = Path(tempfile.mkdtemp(prefix="preflight-smoke-"))
     try:
@@ -216,17 +236,40 @@ def run_child(python: str, checkout: Path, ckpt_dir: str, step: int, base_dir: s
         driver = scratch / "driver.py"  # not run from preflight/: its modules must not shadow the user's
         driver.write_text(DRIVER.read_text(encoding="utf-8"), encoding="utf-8")
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-        env.update(OFFLINE_ENV, HOME=str(home), TMPDIR=str(scratch), XDG_CACHE_HOME=str(scratch / "cache"),
-                   HF_HOME=str(scratch / "hf"), NANOCHAT_BASE_DIR=str(base), PYTHONDONTWRITEBYTECODE="1",
-                   PYTHONNOUSERSITE="1", CUDA_VISIBLE_DEVICES="", NANOCHAT_DTYPE="float32",
-                   OMP_NUM_THREADS=str(min(4, os.cpu_count() or 1)))
-        job = {"checkout": str(checkout.resolve()), "checkpoint_dir": ckpt_dir, "step": step,
-               "prompt": PROMPT, "max_tokens": MAX_TOKENS, "memory_mb": memory_mb, "cpu_s": int(timeout * 4) + 10}
+        env.update(
+            OFFLINE_ENV,
+            HOME=str(home),
+            TMPDIR=str(scratch),
+            XDG_CACHE_HOME=str(scratch / "cache"),
+            HF_HOME=str(scratch / "hf"),
+            NANOCHAT_BASE_DIR=str(base),
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONNOUSERSITE="1",
+            CUDA_VISIBLE_DEVICES="",
+            NANOCHAT_DTYPE="float32",
+            OMP_NUM_THREADS=str(min(4, os.cpu_count() or 1)),
+        )
+        job = {
+            "checkout": str(checkout.resolve()),
+            "checkpoint_dir": ckpt_dir,
+            "step": step,
+            "prompt": PROMPT,
+            "max_tokens": MAX_TOKENS,
+            "memory_mb": memory_mb,
+            "cpu_s": int(timeout * 4) + 10,
+        }
         argv = [*_no_network_prefix(), python, "-B", str(driver), json.dumps(job)]
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=scratch,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except OSError as exc:
             raise FactUnavailable(f"cannot run {python}: {exc.strerror or exc}") from None
         timed_out = False
@@ -241,7 +284,7 @@ def run_child(python: str, checkout: Path, ckpt_dir: str, step: int, base_dir: s
         for line in reversed(out.decode("utf-8", "replace").splitlines()):
             if line.startswith(MARKER):
                 try:
-                    doc = json.loads(line[len(MARKER):])
+                    doc = json.loads(line[len(MARKER) :])
                 except ValueError:
                     doc = None
                 break
@@ -251,7 +294,9 @@ def run_child(python: str, checkout: Path, ckpt_dir: str, step: int, base_dir: s
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def classify_child(res: ChildResult, outcome: SmokeOutcome, python: str, timeout: float, memory_mb: int) -> SmokeOutcome:
+def classify_child(
+    res: ChildResult, outcome: SmokeOutcome, python: str, timeout: float, memory_mb: int
+) -> SmokeOutcome:
     """Fill the outcome from the child's report, or raise FactUnavailable when it says nothing about the model."""
     outcome.seconds = res.seconds
     if res.timed_out:
@@ -260,8 +305,10 @@ def classify_child(res: ChildResult, outcome: SmokeOutcome, python: str, timeout
     if doc is None:
         rc = res.returncode
         if rc is not None and rc < 0 and -rc in (signal.SIGKILL, signal.SIGXCPU):
-            raise FactUnavailable(f"the smoke child was killed ({signal.Signals(-rc).name}): over the time or "
-                                  f"memory limit (smoke-timeout {timeout:g}s, smoke-memory {memory_mb} MiB)")
+            raise FactUnavailable(
+                f"the smoke child was killed ({signal.Signals(-rc).name}): over the time or "
+                f"memory limit (smoke-timeout {timeout:g}s, smoke-memory {memory_mb} MiB)"
+            )
         if rc in (126, 127):  # the shell convention unshare follows: the command could not be executed
             raise FactUnavailable(f"cannot run {python}: {' '.join(res.stderr_tail[-1:])}")
         outcome.failure = "code"
@@ -288,7 +335,9 @@ def classify_child(res: ChildResult, outcome: SmokeOutcome, python: str, timeout
 def bundled_root() -> Path | None:
     """The repository root holding the bundled trainer (nanochat/ is not in the wheel)."""
     root = Path(__file__).resolve().parent.parent
-    return root if (root / "nanochat" / "gpt.py").is_file() and (root / "nanochat" / "base_train.py").is_file() else None
+    return (
+        root if (root / "nanochat" / "gpt.py").is_file() and (root / "nanochat" / "base_train.py").is_file() else None
+    )
 
 
 def bundled_unavailable() -> str | None:
@@ -301,7 +350,9 @@ def bundled_unavailable() -> str | None:
     return None
 
 
-def smoke_generate(model_path: str, meta: dict, tokenizer_path: str, max_tokens: int = MAX_TOKENS) -> tuple[list[int], str]:
+def smoke_generate(
+    model_path: str, meta: dict, tokenizer_path: str, max_tokens: int = MAX_TOKENS
+) -> tuple[list[int], str]:
     """Build the bundled GPT from meta, load the (mmap'd) state dict, check the logits, generate greedily."""
     import torch
 
@@ -314,8 +365,10 @@ def smoke_generate(model_path: str, meta: dict, tokenizer_path: str, max_tokens:
     tok = RustBPETokenizer(load_tokenizer_pkl(tokenizer_path))
     cfg = dict(meta["model_config"])
     if tok.get_vocab_size() != cfg["vocab_size"]:
-        raise ValueError(f"tokenizer vocab {tok.get_vocab_size()} != model vocab {cfg['vocab_size']} "
-                         "(tokenizer retrained after this checkpoint?)")
+        raise ValueError(
+            f"tokenizer vocab {tok.get_vocab_size()} != model vocab {cfg['vocab_size']} "
+            "(tokenizer retrained after this checkpoint?)"
+        )
     sd = torch.load(model_path, mmap=True, weights_only=True, map_location="cpu")
     sd = {k.removeprefix("_orig_mod."): (v.float() if v.dtype == torch.bfloat16 else v) for k, v in sd.items()}
     with torch.device("meta"), contextlib.redirect_stdout(sys.stderr):  # its prints must not break --format json
@@ -353,7 +406,9 @@ def chat_smoke_fact(ctx: Any) -> SmokeOutcome:
     phase, pc, sf = found
     fc = pc.check_file(sf.model)
     if fc.unsafe:
-        raise FactUnavailable(f"{sf.model} is not a plain tensor file; it is never loaded (checkpoint-unsafe reports it)")
+        raise FactUnavailable(
+            f"{sf.model} is not a plain tensor file; it is never loaded (checkpoint-unsafe reports it)"
+        )
     meta, err = pc.meta(sf.meta)
     if err or not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
         raise FactUnavailable(f"{sf.meta} is invalid (checkpoint-meta-invalid reports it)")
@@ -371,7 +426,10 @@ def chat_smoke_fact(ctx: Any) -> SmokeOutcome:
         out.fix = "pair the model with its own tokenizer/meta; if the weights are broken, rerun the phase"
         return out
     if not (tok_dir / "tokenizer.pkl").is_file():
-        out.failure, out.message = "checkpoint", f"no tokenizer at {tok_dir / 'tokenizer.pkl'}: the {phase} model cannot be used for chat"
+        out.failure, out.message = (
+            "checkpoint",
+            f"no tokenizer at {tok_dir / 'tokenizer.pkl'}: the {phase} model cannot be used for chat",
+        )
         out.fix = "python -m scripts.tok_train (or restore tokenizer/ from the run that trained the model)"
         return out
     misfit = bundled_fit(fc.tensors, cfg)
@@ -391,8 +449,9 @@ def chat_smoke_fact(ctx: Any) -> SmokeOutcome:
     out.why_route = f"{reason}: ran the code of {checkout} ({how}) with {phow}"
     timeout = float(ctx.config.get("smoke-timeout", 120.0))
     memory = int(ctx.config.get("smoke-memory", 16384))
-    res = run_child(python, checkout, os.path.dirname(sf.model), sf.step, checkpoints.base_dir,
-                    timeout=timeout, memory_mb=memory)
+    res = run_child(
+        python, checkout, os.path.dirname(sf.model), sf.step, checkpoints.base_dir, timeout=timeout, memory_mb=memory
+    )
     return classify_child(res, out, python, timeout, memory)
 
 

@@ -35,14 +35,21 @@ def _encoding_from_state(obj, path):
 
     state = getattr(obj, "state", None) if type(obj) is _EncodingState else None
     if isinstance(state, str):
-        raise ValueError(f"{path} names the registered encoding {state[:40]!r} instead of holding one: "
-                         "loading it would download it; refused")
+        raise ValueError(
+            f"{path} names the registered encoding {state[:40]!r} instead of holding one: "
+            "loading it would download it; refused"
+        )
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a pickled tiktoken Encoding")
     name, pat, ranks, special = (state.get(k) for k in ("name", "pat_str", "mergeable_ranks", "special_tokens"))
-    if not (isinstance(name, str) and isinstance(pat, str) and isinstance(ranks, dict) and isinstance(special, dict)
-            and all(type(k) is bytes and type(v) is int for k, v in ranks.items())
-            and all(type(k) is str and type(v) is int for k, v in special.items())):
+    if not (
+        isinstance(name, str)
+        and isinstance(pat, str)
+        and isinstance(ranks, dict)
+        and isinstance(special, dict)
+        and all(type(k) is bytes and type(v) is int for k, v in ranks.items())
+        and all(type(k) is str and type(v) is int for k, v in special.items())
+    ):
         raise ValueError(f"{path}: the pickled Encoding state has the wrong shape")
     return tiktoken.core.Encoding(name=name, pat_str=pat, mergeable_ranks=ranks, special_tokens=special)
 
@@ -61,7 +68,9 @@ class _TokenizerUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) == ("tiktoken.core", "Encoding"):
             return _EncodingState
-        raise _Refused(f"tokenizer pickle references {module}.{name}; the smoke test unpickles only a tiktoken Encoding")
+        raise _Refused(
+            f"tokenizer pickle references {module}.{name}; the smoke test unpickles only a tiktoken Encoding"
+        )
 
     def persistent_load(self, pid):
         raise _Refused("tokenizer pickle uses persistent ids")
@@ -99,7 +108,7 @@ def _failure(stage, exc, checkout):
     for fr in frames[-3:]:
         name = fr.filename
         if name.startswith(checkout.rstrip("/") + "/"):
-            name = name[len(checkout.rstrip("/")) + 1:]
+            name = name[len(checkout.rstrip("/")) + 1 :]
         tail.append(f"{name}:{fr.lineno} in {fr.name}: {(fr.line or '').strip()}")
     message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())[:500]
     return {"ok": False, "stage": stage, "type": type(exc).__name__, "message": message, "tail": tail}
@@ -143,8 +152,15 @@ def main():
             if isinstance(logits, (tuple, list)):
                 logits = logits[0]
             if not bool(torch.isfinite(logits.float()).all()):
-                _emit({"ok": False, "stage": "nonfinite", "type": "ValueError", "tail": [],
-                       "message": "the model's logits for the prompt are NaN/Inf (non-finite weights?)"})
+                _emit(
+                    {
+                        "ok": False,
+                        "stage": "nonfinite",
+                        "type": "ValueError",
+                        "tail": [],
+                        "message": "the model's logits for the prompt are NaN/Inf (non-finite weights?)",
+                    }
+                )
                 return 0
             out = [int(t) for t in model.generate(prompt, max_tokens=int(job["max_tokens"]), temperature=0.0)]
     except _Refused as exc:
@@ -155,8 +171,15 @@ def main():
         return 0
     bad = [t for t in out if not 0 <= t < vocab]
     if bad:
-        _emit({"ok": False, "stage": "vocab", "type": "ValueError", "tail": [],
-               "message": f"generated token ids outside the vocab ({vocab}): {bad[:5]}"})
+        _emit(
+            {
+                "ok": False,
+                "stage": "vocab",
+                "type": "ValueError",
+                "tail": [],
+                "message": f"generated token ids outside the vocab ({vocab}): {bad[:5]}",
+            }
+        )
         return 0
     try:
         text = tokenizer.decode(out)

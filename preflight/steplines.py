@@ -68,7 +68,7 @@ def runs_regex(buf: bytes, start: int, end: int) -> list[Run]:
 
 def count_run(buf: bytes, a: int, b: int) -> tuple[int, int]:
     """(lines, step lines) of buf[a:b], a run that starts with a step line."""
-    lines = buf.count(b"\n", a, b) + (buf[b - 1:b] != b"\n")  # a last line may lack its newline (EOF)
+    lines = buf.count(b"\n", a, b) + (buf[b - 1 : b] != b"\n")  # a last line may lack its newline (EOF)
     return lines, lines - len(VALS_IN_RUN_RE.findall(buf, a, b))
 
 
@@ -84,7 +84,7 @@ def runs_numpy(buf: bytes, start: int, end: int) -> list[Run]:
             span = max(1, span * MAX_LINES // lines // 2)
             lines = int(np.count_nonzero(is_nl[:span]))
         stop = end if span == end - pos else (buf.find(b"\n", pos + span - 1, end) + 1 or end)
-        arr, is_nl = arr[:stop - pos], is_nl[:stop - pos]
+        arr, is_nl = arr[: stop - pos], is_nl[: stop - pos]
         found = _runs_in(buf, pos, end, arr, is_nl)
         if runs and found and _continues(buf, runs[-1][1], found[0][0]):  # a run across the window edge
             a, b, lines, steps = runs.pop()
@@ -119,7 +119,7 @@ def _runs_in(buf: bytes, offset: int, end: int, arr: Any, is_nl: Any) -> list[Ru
         is_step, upper = np.zeros(ends.size, dtype=bool), np.zeros(ends.size, dtype=bool)
         tail = np.arange(ends.size)
     for i in tail.tolist():
-        head = bytes(buf[offset + int(starts[i]):offset + int(starts[i]) + 5])
+        head = bytes(buf[offset + int(starts[i]) : offset + int(starts[i]) + 5])
         is_step[i], upper[i] = head == b"step ", head == b"Step "
     # "Step " starts SFT step lines, validation lines and others: the few candidates one by one
     cand = np.flatnonzero(upper)
@@ -130,14 +130,19 @@ def _runs_in(buf: bytes, offset: int, end: int, arr: Any, is_nl: Any) -> list[Ru
         at = at[fits]
         row = np.stack([words[at + k] for k in (0, 8, 16, 24)], axis=1).view(np.uint8)  # 32 bytes a line
         digits = (row >= 48) & (row <= 57)
-        sft[fits] = (digits[:, 0:5].all(1) & (row[:, 5] == 47) & digits[:, 6:11].all(1)
-                     & (row[:, 11:27] == np.frombuffer(_SFT_TAIL, np.uint8)).all(1))
+        sft[fits] = (
+            digits[:, 0:5].all(1)
+            & (row[:, 5] == 47)
+            & digits[:, 6:11].all(1)
+            & (row[:, 11:27] == np.frombuffer(_SFT_TAIL, np.uint8)).all(1)
+        )
         is_step[cand[sft]] = True
         cand = cand[~sft]
     # the rest (validation and metric lines, other layouts) one by one
     match = UPPER_LINE_RE.match
-    kinds = np.array([m.lastindex if m else 0 for m in (match(buf, a, end) for a in (starts[cand] + offset).tolist())],
-                     dtype=np.int8)
+    kinds = np.array(
+        [m.lastindex if m else 0 for m in (match(buf, a, end) for a in (starts[cand] + offset).tolist())], dtype=np.int8
+    )
     is_step[cand[kinds == 1]] = True
     is_val = np.zeros(ends.size, dtype=bool)
     is_val[cand[kinds == 2]] = True
@@ -209,22 +214,22 @@ class BlockReader:
             long_pending = self.f.read(1) != b"\n"  # the chunk starts inside a line
         while remaining > 0:
             with memoryview(data) as view:  # readinto a slice of it: no copy
-                size = self.f.readinto(view[:min(self.chunk, remaining)])
+                size = self.f.readinto(view[: min(self.chunk, remaining)])
             if not size:
                 break
             remaining -= size
             if not self.head:
-                self.head = bytes(data[:min(size, 65536)])
+                self.head = bytes(data[: min(size, 65536)])
             first_nl = data.find(b"\n", 0, size)
             if first_nl < 0:
                 if len(pending) < MAX_LINE:
-                    pending += data[:min(size, MAX_LINE - len(pending))]
+                    pending += data[: min(size, MAX_LINE - len(pending))]
                 long_pending = long_pending or len(pending) >= MAX_LINE
                 offset += size
                 continue
             start = 0
             if pending or long_pending:
-                joined = pending + data[:max(0, min(first_nl, MAX_LINE - len(pending)))] + b"\n"
+                joined = pending + data[: max(0, min(first_nl, MAX_LINE - len(pending)))] + b"\n"
                 if long_pending or first_nl > MAX_LINE:
                     self.long_lines += 1
                 yield joined, 0, len(joined), None
@@ -232,7 +237,7 @@ class BlockReader:
             last_nl = data.rfind(b"\n", 0, size)
             if last_nl + 1 > start:
                 yield data, start, last_nl + 1, offset + start
-            pending = bytes(data[last_nl + 1:min(size, last_nl + 1 + MAX_LINE)])
+            pending = bytes(data[last_nl + 1 : min(size, last_nl + 1 + MAX_LINE)])
             long_pending = size - last_nl - 1 > MAX_LINE
             offset += size
         if pending:
@@ -259,10 +264,24 @@ class RunsHelper:
         # this very module, whatever the caller's directory and path hold
         package_root = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-        argv = [sys.executable, "-m", "preflight.steplines", os.path.abspath(path), str(size), str(first_chunk), str(chunk)]
+        argv = [
+            sys.executable,
+            "-m",
+            "preflight.steplines",
+            os.path.abspath(path),
+            str(size),
+            str(first_chunk),
+            str(chunk),
+        ]
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=package_root, env=env)
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=package_root,
+                env=env,
+            )
         except (OSError, ValueError):  # no interpreter to run (embedded Python)
             self.proc = None
 

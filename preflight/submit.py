@@ -71,8 +71,16 @@ def _env_and_timeout(ctx: Any) -> tuple[dict[str, str], float]:
     return env, timeout
 
 
-def submit(script: Path, sbatch_args: Sequence[str], *, force: bool = False, test_only: bool = False,
-           run_result: Any = None, ctx: Any = None, script_args: Sequence[str] = ()) -> SubmitOutcome:
+def submit(
+    script: Path,
+    sbatch_args: Sequence[str],
+    *,
+    force: bool = False,
+    test_only: bool = False,
+    run_result: Any = None,
+    ctx: Any = None,
+    script_args: Sequence[str] = (),
+) -> SubmitOutcome:
     """Submit ``script`` with the real ``sbatch``, gated by the preflight result; write the ledger.
 
     Called by ``preflight sbatch SCRIPT [SBATCH ARGS...] [--force] [--test-only] [-- SCRIPT ARGS]``
@@ -111,15 +119,23 @@ def submit(script: Path, sbatch_args: Sequence[str], *, force: bool = False, tes
             raise SubmitError(f"sbatch --test-only: {exc.reason}") from None
         except ToolTimeout as exc:
             raise SubmitError(f"sbatch --test-only: {exc}") from None
-        return SubmitOutcome(exit_code=EXIT_OK if res.ok else (res.returncode or EXIT_REFUSED), test_only=True,
-                             message=f"sbatch --test-only: {res.message}", failing=_failing_codes(run_result))
+        return SubmitOutcome(
+            exit_code=EXIT_OK if res.ok else (res.returncode or EXIT_REFUSED),
+            test_only=True,
+            message=f"sbatch --test-only: {res.message}",
+            failing=_failing_codes(run_result),
+        )
 
     failing = _failing_codes(run_result)
     if failing and not force:
         lines = "\n".join(f"  {f}" for f in failing)
-        return SubmitOutcome(exit_code=EXIT_REFUSED, refused=True, failing=failing,
-                             message=f"preflight sbatch: not submitted: {len(failing)} error(s):\n{lines}\n"
-                                     "Fix them, or submit anyway with --force (recorded in the ledger).")
+        return SubmitOutcome(
+            exit_code=EXIT_REFUSED,
+            refused=True,
+            failing=failing,
+            message=f"preflight sbatch: not submitted: {len(failing)} error(s):\n{lines}\n"
+            "Fix them, or submit anyway with --force (recorded in the ledger).",
+        )
 
     try:
         res = slurm._run(["sbatch", "--parsable", *args, str(script), *script_args], env, timeout, cwd=cwd)
@@ -135,14 +151,28 @@ def submit(script: Path, sbatch_args: Sequence[str], *, force: bool = False, tes
         raise SubmitError(f"sbatch printed no job id: {res.stdout.strip()!r} {res.stderr.strip()!r}")
     job_id, cluster = parsed
 
-    outcome = SubmitOutcome(job_id=job_id, forced=bool(failing), failing=failing, sbatch_stdout=res.stdout,
-                            sbatch_stderr=res.stderr, cluster=cluster)
+    outcome = SubmitOutcome(
+        job_id=job_id,
+        forced=bool(failing),
+        failing=failing,
+        sbatch_stdout=res.stdout,
+        sbatch_stderr=res.stderr,
+        cluster=cluster,
+    )
     notes = []
     if failing:
         notes.append(f"preflight sbatch: submitted despite {len(failing)} error(s) (--force, recorded in the ledger)")
     try:
-        doc = build_ledger(job_id=job_id, script=script, sbatch_args=args, cwd=cwd, forced=force,
-                           ctx=ctx, run_result=run_result, script_args=list(script_args))
+        doc = build_ledger(
+            job_id=job_id,
+            script=script,
+            sbatch_args=args,
+            cwd=cwd,
+            forced=force,
+            ctx=ctx,
+            run_result=run_result,
+            script_args=list(script_args),
+        )
         if cluster:
             doc["cluster"] = cluster
         outcome.ledger_path = write_ledger(doc, ledger_dir(ctx, cwd=cwd))

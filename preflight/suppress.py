@@ -35,8 +35,15 @@ def parse_suppressions(text: str) -> list[Suppression]:
         stripped = raw.strip()
         lineno = i + 1
         match = DISABLE_RE.search(raw)
-        codes = tuple(c.strip().upper() if re.match(r"^[A-Za-z]{2,4}\d{3}$", c.strip()) else c.strip().lower()
-                      for c in match.group(1).split(",") if c.strip()) if match else ()
+        codes = (
+            tuple(
+                c.strip().upper() if re.match(r"^[A-Za-z]{2,4}\d{3}$", c.strip()) else c.strip().lower()
+                for c in match.group(1).split(",")
+                if c.strip()
+            )
+            if match
+            else ()
+        )
         if not stripped:
             i += 1
             continue

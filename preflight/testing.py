@@ -97,8 +97,9 @@ class Scenario:
         return Context(config, inputs=inputs, environ=env, overrides=dict(self.facts))
 
 
-def run_scenario(scenario: Scenario, root: Path, select: Iterable[str] | None = None,
-                 registry: Registry | None = None) -> RunResult:
+def run_scenario(
+    scenario: Scenario, root: Path, select: Iterable[str] | None = None, registry: Registry | None = None
+) -> RunResult:
     registry = registry or Registry.default(entry_points=False)
     ctx = scenario.context(root)
     selection = Selection(select=list(select), ignore=[]) if select is not None else None

@@ -31,8 +31,15 @@ class Process:
     crash: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"log": self.log, "lines": [self.start_line, self.end_line], "phase": self.phase,
-                "script": self.script, "steps": self.steps, "placed_by": self.placed_by, "crash": self.crash}
+        return {
+            "log": self.log,
+            "lines": [self.start_line, self.end_line],
+            "phase": self.phase,
+            "script": self.script,
+            "steps": self.steps,
+            "placed_by": self.placed_by,
+            "crash": self.crash,
+        }
 
 
 @dataclass
@@ -59,9 +66,13 @@ class Timeline:
     streams: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"script_source": self.script_source, "steps": [s.to_json() for s in self.steps],
-                "processes": [p.to_json() for p in self.processes], "phases": [p.to_json() for p in self.phases],
-                "streams": self.streams.to_json() if self.streams is not None else None}
+        return {
+            "script_source": self.script_source,
+            "steps": [s.to_json() for s in self.steps],
+            "processes": [p.to_json() for p in self.processes],
+            "phases": [p.to_json() for p in self.phases],
+            "streams": self.streams.to_json() if self.streams is not None else None,
+        }
 
 
 def _placed(seg: Any) -> tuple[str | None, str]:
@@ -90,26 +101,34 @@ def _crash(seg: Any) -> dict[str, Any] | None:
         return None
     tb = tbs[0]
     failed = seg.failed_marker.data if seg.failed_marker is not None else {}
-    return {"where": tb.where, "type": tb.exc_type, "message": tb.message[:300], "root": tb.root[0],
-            "ranks": tb.ranks, "exitcode": failed.get("exitcode"), "cause": classify_traceback(tb).to_json()}
+    return {
+        "where": tb.where,
+        "type": tb.exc_type,
+        "message": tb.message[:300],
+        "root": tb.root[0],
+        "ranks": tb.ranks,
+        "exitcode": failed.get("exitcode"),
+        "cause": classify_traceback(tb).to_json(),
+    }
 
 
 def build(logs: Any, phases: Any, script: Any = None) -> Timeline:
     tl = Timeline(streams=getattr(logs, "streams", None) if logs is not None else None)
     if script is not None:
         tl.steps, tl.script_source = list(script.steps), script.source
-    for ix in (logs.logs if logs is not None else []):
+    for ix in logs.logs if logs is not None else []:
         placed = [_placed(seg) for seg in ix.segments]
         for i, seg in enumerate(ix.segments):
             phase, how = placed[i]
             if phase is None:  # between two processes of one phase: the same phase (a setup line, an eval)
                 before = next((p for p, _ in reversed(placed[:i]) if p), None)
-                after = next((p for p, _ in placed[i + 1:] if p), None)
+                after = next((p for p, _ in placed[i + 1 :] if p), None)
                 if before and before == after:
                     phase, how = before, "neighbour"
-            tl.processes.append(Process(ix.path, seg.start_line, seg.end_line, phase, seg.script, seg.step_lines,
-                                        how, _crash(seg)))
-    for v in (phases.verdicts if phases is not None else []):
+            tl.processes.append(
+                Process(ix.path, seg.start_line, seg.end_line, phase, seg.script, seg.step_lines, how, _crash(seg))
+            )
+    for v in phases.verdicts if phases is not None else []:
         mine = [p for p in tl.processes if p.phase == v.name]
         span = PhaseSpan(v.name, v.status, v.cause)
         if mine:

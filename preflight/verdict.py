@@ -41,7 +41,7 @@ def tb_phase(tb: Any) -> str | None:
 
 
 def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None) -> str:
-    """"died during setup (offline dataset): HF dataset ... " for the phase table and findings.
+    """ "died during setup (offline dataset): HF dataset ... " for the phase table and findings.
     ``failed``: torchrun's record of the process's failure (rank, exitcode); when another rank failed
     first and this traceback only lost it, the text names that rank."""
     from preflight.causes import CASCADE, classify_traceback
@@ -52,9 +52,12 @@ def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None) ->
     if root is not None and cause.name in CASCADE:
         code = (failed or {}).get("exitcode")
         sig = {-9: " (SIGKILL)", -6: " (SIGABRT)", -11: " (SIGSEGV)", -15: " (SIGTERM)"}.get(code, "")
-        return (f"rank {root} failed first" + (f" (exit {code}{sig.replace(' (', ', ').rstrip(')')})" if code is not None else "")
-                + (f" after {steps} logged steps" if steps else "")
-                + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})")
+        return (
+            f"rank {root} failed first"
+            + (f" (exit {code}{sig.replace(' (', ', ').rstrip(')')})" if code is not None else "")
+            + (f" after {steps} logged steps" if steps else "")
+            + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})"
+        )
     if steps == 0:
         return f"died during setup ({cause.name}): {what}"
     return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
@@ -68,7 +71,7 @@ def root_rank(tb: Any, failed: dict | None) -> int | None:
 
 def failed_record(logs: Any, tb: Any) -> dict:
     """torchrun's failure record (rank, exitcode) of the process that printed ``tb``."""
-    for ix in (logs.logs if logs is not None else []):
+    for ix in logs.logs if logs is not None else []:
         for seg in ix.segments:
             if tb in seg.tracebacks:
                 return seg.failed_marker.data if seg.failed_marker is not None else {}
@@ -111,8 +114,13 @@ class PhaseVerdict:
     planned: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "cause": self.cause, "evidence": self.evidence,
-                "expected": self.expected}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "cause": self.cause,
+            "evidence": self.evidence,
+            "expected": self.expected,
+        }
 
 
 @dataclass
@@ -134,8 +142,15 @@ class Phases:
         return [v for v in self.verdicts if v.status == "failed"]
 
     def rows(self) -> list[tuple[str, str, str, str]]:
-        return [(v.name, v.status if v.expected or v.status != "not-run" else "not-run (not planned)", v.cause,
-                 ", ".join(v.evidence[:2])) for v in self.verdicts]
+        return [
+            (
+                v.name,
+                v.status if v.expected or v.status != "not-run" else "not-run (not planned)",
+                v.cause,
+                ", ".join(v.evidence[:2]),
+            )
+            for v in self.verdicts
+        ]
 
     def to_json(self) -> list[dict[str, Any]]:
         return [v.to_json() for v in self.verdicts]
@@ -159,12 +174,14 @@ def _planned(ctx: Any, phase: str, segs: list[Any], profile: Any) -> int | None:
     return planned
 
 
-def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: Any, last_started: str | None) -> PhaseVerdict:
+def judge_phase(
+    ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: Any, last_started: str | None
+) -> PhaseVerdict:
     v = PhaseVerdict(phase, "not-run")
     segs = logs.by_phase(phase) if logs is not None else []
     tbs = [t for t in (logs.tracebacks if logs is not None else []) if tb_phase(t) == phase and not t.wrapper]
     # the phase's own crash first; a chat_eval that could not find this phase's checkpoint is its consequence
-    tbs.sort(key=lambda t: (not is_missing_checkpoint(t) or missing_source_phase(t) != phase))
+    tbs.sort(key=lambda t: not is_missing_checkpoint(t) or missing_source_phase(t) != phase)
     pc = inv.phases.get(phase) if inv is not None else None
     planned = _planned(ctx, phase, segs, profile)
     v.planned = planned
@@ -193,9 +210,14 @@ def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: An
         v.status = "partial" if ck is not None or logged_steps else "failed"  # partial: it stopped after some steps
         last = max((s.last_step.step for s in segs if s.last_step is not None), default=None)
         v.cause = "cancelled by SLURM at the time limit" + (
-            f"; last checkpoint step {ck} of {planned}" if ck is not None else
-            (f" after step {last}" + (f" of {planned}" if planned else "") + "; no checkpoint to resume from"
-             if last is not None else "; no checkpoint"))
+            f"; last checkpoint step {ck} of {planned}"
+            if ck is not None
+            else (
+                f" after step {last}" + (f" of {planned}" if planned else "") + "; no checkpoint to resume from"
+                if last is not None
+                else "; no checkpoint"
+            )
+        )
         v.evidence.append(f"{ix.path}:{ev.line}")
         return v
     if ck is not None:
@@ -220,8 +242,13 @@ def judge_phase(ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: An
             started = segs[0]
             bare = all(not (s.overrides or s.device or s.world_size or s.content) for s in segs)
             what = "printed nothing after its header" if bare else "logged no step"
-            v.status, v.cause = "failed", (f"started at {Path(started.path).name}:{started.start_line}, {what}: "
-                                           f"died during setup; {stderr_note(logs)}")
+            v.status, v.cause = (
+                "failed",
+                (
+                    f"started at {Path(started.path).name}:{started.start_line}, {what}: "
+                    f"died during setup; {stderr_note(logs)}"
+                ),
+            )
         elif inv is None:
             last = seg.last_step
             if seg.saves or seg.end_markers:
@@ -325,8 +352,13 @@ class ResumePlan:
     refused: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"phase": self.phase, "commands": self.commands, "note": self.note, "fixes": self.fixes,
-               "source": self.source}
+        out = {
+            "phase": self.phase,
+            "commands": self.commands,
+            "note": self.note,
+            "fixes": self.fixes,
+            "source": self.source,
+        }
         if self.refused:
             out["refused"] = self.refused
         return out
@@ -344,7 +376,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
 
     if logs is None:
         return []
-    later = set(PHASES[PHASES.index(from_phase):]) if from_phase in PHASES else set(PHASES)
+    later = set(PHASES[PHASES.index(from_phase) :]) if from_phase in PHASES else set(PHASES)
     by_cause: dict[str, list[tuple[str, str | None]]] = {}
     for tb, seg in crashes(logs):
         if (tb.phase or seg.phase) not in later:
@@ -375,13 +407,15 @@ def _flag(profile: Any, key: str) -> str:
 
 def _command(module: str, args: list[str], world: int, nodes: int = 1) -> str:
     base = module.rsplit(".", 1)[-1]
-    tail = (" -- " + " ".join(args) if args else "")
+    tail = " -- " + " ".join(args) if args else ""
     if base in LAUNCHED_BY_TORCHRUN and nodes > 1:
         # one torchrun per node meeting on the allocation's first node (scripts/speedrun_multinode.slurm)
-        return (f"srun --nodes={nodes} --ntasks-per-node=1 torchrun --nnodes={nodes} "
-                f"--nproc_per_node={max(1, world // nodes)} --rdzv_backend=c10d "
-                '--rdzv_endpoint="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):29500" '
-                f'--rdzv_id="$SLURM_JOB_ID" -m {module}' + tail)
+        return (
+            f"srun --nodes={nodes} --ntasks-per-node=1 torchrun --nnodes={nodes} "
+            f"--nproc_per_node={max(1, world // nodes)} --rdzv_backend=c10d "
+            '--rdzv_endpoint="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):29500" '
+            f'--rdzv_id="$SLURM_JOB_ID" -m {module}' + tail
+        )
     if base in LAUNCHED_BY_TORCHRUN and world > 1:
         return f"torchrun --standalone --nproc_per_node={world} -m {module}" + tail
     return f"python -m {module}" + (" " + " ".join(args) if args else "")
@@ -473,7 +507,11 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
             refused.append(f"{key[:64]} = {str(value)[:80]!r}")
             continue
         args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
-    if resume_key and v.status in ("partial", "failed", "running") and v.step is not None and \
-            (v.planned is None or v.step < v.planned):
+    if (
+        resume_key
+        and v.status in ("partial", "failed", "running")
+        and v.step is not None
+        and (v.planned is None or v.step < v.planned)
+    ):
         args.append(f"{_flag(profile, resume_norm)}={v.step}")
     return args

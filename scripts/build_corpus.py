@@ -30,8 +30,10 @@ import tarfile
 from pathlib import Path
 
 RUNNER_RE = re.compile(r"^(?:[^/]+\.sh|runs/[^/]+\.sh|dev/[^/]+\.sh)$")
-CHECKOUT_FILES = re.compile(r"^(scripts/[^/]+\.py|tasks/spellingbee\.py|nanochat/(configurator|report|gpt|"
-                            r"flash_attention|base_train|__init__)\.py|LICENSE)$")
+CHECKOUT_FILES = re.compile(
+    r"^(scripts/[^/]+\.py|tasks/spellingbee\.py|nanochat/(configurator|report|gpt|"
+    r"flash_attention|base_train|__init__)\.py|LICENSE)$"
+)
 USES = {
     "identity_conversations": "identity_conversations",
     "words_alpha": "words_alpha",
@@ -101,8 +103,11 @@ def build_fork(repo: Path, commit: str, name: str, out: Path) -> None:
     licence = git(repo, "show", f"{commit}:LICENSE").decode() if "LICENSE" in tree else ""
     if "MIT License" not in licence:
         raise SystemExit(f"{name}: no MIT LICENSE at {commit}; store facts only")
-    entries = {p[:-3].replace("/", "."): git(repo, "show", f"{commit}:{p}").decode()
-               for p in tree if re.match(r"^scripts/\w+\.py$", p)}
+    entries = {
+        p[:-3].replace("/", "."): git(repo, "show", f"{commit}:{p}").decode()
+        for p in tree
+        if re.match(r"^scripts/\w+\.py$", p)
+    }
     facts, members = [], {}
     for p in tree:
         if CHECKOUT_FILES.match(p):
@@ -123,8 +128,12 @@ def build_fork(repo: Path, commit: str, name: str, out: Path) -> None:
             tar.addfile(info, io.BytesIO(data))
     (out / "corpus.tar.xz").write_bytes(buf.getvalue())
     rows = ",\n".join("  " + json.dumps(f, sort_keys=True) for f in facts)
-    (out / "facts.json").write_text(json.dumps({"source": f"https://github.com/{name} (MIT)", "commit": commit})[:-1]
-                                    + ',\n "runners": [\n' + rows + "\n ]}\n")
+    (out / "facts.json").write_text(
+        json.dumps({"source": f"https://github.com/{name} (MIT)", "commit": commit})[:-1]
+        + ',\n "runners": [\n'
+        + rows
+        + "\n ]}\n"
+    )
     print(f"{name}: {len(facts)} runners; corpus.tar.xz {len(buf.getvalue()) // 1024} KB", file=sys.stderr)
 
 
@@ -151,13 +160,32 @@ def main() -> int:
         if not new:
             continue
         paths = set(blobs)
-        base_train = git(args.repo, "show", f"{commit}:scripts/base_train.py").decode() \
-            if "scripts/base_train.py" in paths else ""
+        base_train = (
+            git(args.repo, "show", f"{commit}:scripts/base_train.py").decode()
+            if "scripts/base_train.py" in paths
+            else ""
+        )
         era, variant = era_of(paths, base_train)
         uses = {}
         for key, text in USES.items():
-            hits = subprocess.run(["git", "-C", str(args.repo), "grep", "-I", "-q", "-F", text, commit, "--",
-                                   "scripts", "tasks", "nanochat"], capture_output=True)
+            hits = subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(args.repo),
+                    "grep",
+                    "-I",
+                    "-q",
+                    "-F",
+                    text,
+                    commit,
+                    "--",
+                    "scripts",
+                    "tasks",
+                    "nanochat",
+                ],
+                capture_output=True,
+            )
             uses[key] = hits.returncode == 0
         for p in sorted(paths):
             if CHECKOUT_FILES.match(p):
@@ -166,8 +194,18 @@ def main() -> int:
             seen.add(blobs[p])
             rid = f"{date}-{commit}-{p.replace('/', '_')}"
             members[f"runners/{rid}"] = (commit, p)
-            facts.append({"id": rid, "runner": p, "commit": commit, "date": date, "era": era, "variant": variant,
-                          "base_train_flags": declared_flags(base_train), "uses": uses})
+            facts.append(
+                {
+                    "id": rid,
+                    "runner": p,
+                    "commit": commit,
+                    "date": date,
+                    "era": era,
+                    "variant": variant,
+                    "base_train_flags": declared_flags(base_train),
+                    "uses": uses,
+                }
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:xz", preset=9) as tar:
@@ -178,10 +216,14 @@ def main() -> int:
             tar.addfile(info, io.BytesIO(data))
     (args.out / "corpus.tar.xz").write_bytes(buf.getvalue())
     rows = ",\n".join("  " + json.dumps(f, sort_keys=True) for f in facts)  # one runner per line
-    (args.out / "facts.json").write_text('{"source": "https://github.com/karpathy/nanochat (MIT)",\n "runners": [\n'
-                                         + rows + "\n ]}\n")
-    print(f"{len(facts)} runners from {len({f['commit'] for f in facts})} commits; "
-          f"corpus.tar.xz {len(buf.getvalue()) // 1024} KB", file=sys.stderr)
+    (args.out / "facts.json").write_text(
+        '{"source": "https://github.com/karpathy/nanochat (MIT)",\n "runners": [\n' + rows + "\n ]}\n"
+    )
+    print(
+        f"{len(facts)} runners from {len({f['commit'] for f in facts})} commits; "
+        f"corpus.tar.xz {len(buf.getvalue()) // 1024} KB",
+        file=sys.stderr,
+    )
     return 0
 
 

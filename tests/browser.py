@@ -36,8 +36,11 @@ def install_chromium() -> str | None:
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (["apt-get", "install", "-y", "-q", "chromium"], ["apt-get", "update", "-q"],
-                 ["apt-get", "install", "-y", "-q", "chromium"]):
+    for argv in (
+        ["apt-get", "install", "-y", "-q", "chromium"],
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "chromium"],
+    ):
         subprocess.run(argv, env=env, capture_output=True, timeout=900, check=False)
         found = find_chromium()
         if found:
@@ -72,12 +75,32 @@ class Browser:
                     os.dup2(fd, target)
                 os.set_inheritable(target, True)
 
-        argv = [exe, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
-                "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--hide-scrollbars", "--mute-audio", f"--user-data-dir={self.profile}", "about:blank"]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, preexec_fn=wire, close_fds=False)
+        argv = [
+            exe,
+            "--headless",
+            "--remote-debugging-pipe",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--mute-audio",
+            f"--user-data-dir={self.profile}",
+            "about:blank",
+        ]
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=wire,
+            close_fds=False,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buf = b""
@@ -131,8 +154,11 @@ class Browser:
         page = Page(self, session)
         for domain in ("Page", "Runtime", "Network", "Log"):
             self.send(f"{domain}.enable", {}, session)
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session,
+        )
         self.send("Page.navigate", {"url": url}, session)
         self.wait_event("Page.loadEventFired", session)
         return page
@@ -177,22 +203,32 @@ class Page:
 
     def screenshot(self, path: str | Path) -> Path:
         """The whole page (beyond the viewport) as PNG."""
-        data = self.browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
-                                 self.session)["data"]
+        data = self.browser.send(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, self.session
+        )["data"]
         Path(path).write_bytes(base64.b64decode(data))
         return Path(path)
 
     def _events(self, method: str) -> list[dict[str, Any]]:
-        return [e.get("params", {}) for e in self.browser.events
-                if e.get("method") == method and e.get("sessionId") == self.session]
+        return [
+            e.get("params", {})
+            for e in self.browser.events
+            if e.get("method") == method and e.get("sessionId") == self.session
+        ]
 
     def console_errors(self) -> list[str]:
         """Console errors, uncaught exceptions and browser log errors (CSP violations among them)."""
         out = [str(e.get("exceptionDetails", {}).get("text")) for e in self._events("Runtime.exceptionThrown")]
-        out += [" ".join(str(a.get("value", a.get("description", ""))) for a in e.get("args", []))
-                for e in self._events("Runtime.consoleAPICalled") if e.get("type") in ("error", "assert")]
-        out += [e["entry"].get("text", "") for e in self._events("Log.entryAdded")
-                if e.get("entry", {}).get("level") == "error"]
+        out += [
+            " ".join(str(a.get("value", a.get("description", ""))) for a in e.get("args", []))
+            for e in self._events("Runtime.consoleAPICalled")
+            if e.get("type") in ("error", "assert")
+        ]
+        out += [
+            e["entry"].get("text", "")
+            for e in self._events("Log.entryAdded")
+            if e.get("entry", {}).get("level") == "error"
+        ]
         return out
 
     def requests(self) -> list[str]:

@@ -15,8 +15,14 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 
-def run_cli(tool: str, *args: str, cwd: Path | None = None, env: dict | None = None,
-            timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    tool: str,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     """Run `preflight`/`postflight` as a user would (a subprocess of this interpreter)."""
     full_env = dict(os.environ)
     full_env.pop("PREFLIGHT_DEBUG", None)
@@ -24,8 +30,15 @@ def run_cli(tool: str, *args: str, cwd: Path | None = None, env: dict | None = N
     if env:
         full_env.update(env)
     code = f"import sys; sys.argv[0] = {tool!r}; from preflight.cli import {tool}_main; {tool}_main()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, input=input)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
 
 
 @pytest.fixture
@@ -75,5 +88,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         tr.write_line(f"malformed inputs tried  {reader:24} {n:6d}")
     for kind, n in sorted(TALLY.faults.items()):
         tr.write_line(f"faults injected         {kind:24} {n:6d}")
-    tr.write_line(f"total: {sum(TALLY.inputs.values())} malformed inputs, {sum(TALLY.faults.values())} faults; "
-                  + ", ".join(f"{k}: {v}" for k, v in TALLY.bad.items()))
+    tr.write_line(
+        f"total: {sum(TALLY.inputs.values())} malformed inputs, {sum(TALLY.faults.values())} faults; "
+        + ", ".join(f"{k}: {v}" for k, v in TALLY.bad.items())
+    )

@@ -16,9 +16,13 @@ from pathlib import Path
 CORPUS = Path(__file__).resolve().parent / "corpus" / "upstream"
 CHECKS = ["SB006", "SB007", "SB010", "SB011", "NET001", "GPU001", "ENV001"]
 # what each NET001 item's local file says about which download it is
-NET_USES = {"identity_conversations.jsonl": "identity_conversations", "words_alpha.txt": "words_alpha",
-            "core.yaml": "eval_bundle", "models--varunneal--flash-attention-3": "fa3_hopper",
-            "models--kernels-community--flash-attn3": "fa3_community"}
+NET_USES = {
+    "identity_conversations.jsonl": "identity_conversations",
+    "words_alpha.txt": "words_alpha",
+    "core.yaml": "eval_bundle",
+    "models--varunneal--flash-attention-3": "fa3_hopper",
+    "models--kernels-community--flash-attn3": "fa3_community",
+}
 FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9_-]*)")
 
 
@@ -53,8 +57,9 @@ def _run(script: Path, cwd: Path, env_home: Path, checkout: Path | None):
     config = load_config(values, environ={}, search=False)
     ctx = Context(config, inputs=RunInputs(script=script, stage="pre", cwd=cwd), environ={"HOME": str(env_home)})
     profile = ctx.get("profile", None)
-    result = run_checks(_registry(), ctx, "pre", selection=Selection(select=CHECKS, ignore=[]),
-                        profile=getattr(profile, "name", None))
+    result = run_checks(
+        _registry(), ctx, "pre", selection=Selection(select=CHECKS, ignore=[]), profile=getattr(profile, "name", None)
+    )
     found = [(f.code, f.message, f.fix or "", f.data) for c in result.checks for f in c.findings]
     return getattr(profile, "name", ""), found
 
@@ -118,16 +123,35 @@ def summary(outcomes: list[Outcome]) -> dict:
     upstream_only = [o for o in outcomes]
     alone_ok = sum(o.era_alone == o.era_truth for o in upstream_only)
     inside_ok = sum(o.era_in_checkout == o.era_truth for o in upstream_only)
-    sb010 = [(o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "SB010"]
-    gpu001 = [(o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "GPU001"]
-    bad_fix = [(o.id, sorted(fix_flags(fd) - set(by_id[o.id]["base_train_flags"])))
-               for o in outcomes for fd in o.findings_in_checkout if fix_flags(fd) - set(by_id[o.id]["base_train_flags"])]
-    unused = [(o.id, u) for o in outcomes for fd in o.findings_in_checkout if (u := unused_downloads(fd, by_id[o.id]["uses"]))]
-    unused_alone = [(o.id, u) for o in outcomes for fd in o.findings_alone if (u := unused_downloads(fd, by_id[o.id]["uses"]))]
-    return {"runners": n, "era_alone": alone_ok / n, "era_in_checkout": inside_ok / n,
-            "era_alone_misses": [(o.id, o.era_truth, o.era_alone) for o in outcomes if o.era_alone != o.era_truth],
-            "sb010": sb010, "gpu001": gpu001, "fix_flags_missing": bad_fix, "unused_downloads_in_checkout": unused,
-            "unused_downloads_alone": unused_alone}
+    sb010 = [
+        (o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "SB010"
+    ]
+    gpu001 = [
+        (o.id, m) for o in outcomes for (c, m, *_rest) in o.findings_in_checkout + o.findings_alone if c == "GPU001"
+    ]
+    bad_fix = [
+        (o.id, sorted(fix_flags(fd) - set(by_id[o.id]["base_train_flags"])))
+        for o in outcomes
+        for fd in o.findings_in_checkout
+        if fix_flags(fd) - set(by_id[o.id]["base_train_flags"])
+    ]
+    unused = [
+        (o.id, u) for o in outcomes for fd in o.findings_in_checkout if (u := unused_downloads(fd, by_id[o.id]["uses"]))
+    ]
+    unused_alone = [
+        (o.id, u) for o in outcomes for fd in o.findings_alone if (u := unused_downloads(fd, by_id[o.id]["uses"]))
+    ]
+    return {
+        "runners": n,
+        "era_alone": alone_ok / n,
+        "era_in_checkout": inside_ok / n,
+        "era_alone_misses": [(o.id, o.era_truth, o.era_alone) for o in outcomes if o.era_alone != o.era_truth],
+        "sb010": sb010,
+        "gpu001": gpu001,
+        "fix_flags_missing": bad_fix,
+        "unused_downloads_in_checkout": unused,
+        "unused_downloads_alone": unused_alone,
+    }
 
 
 if __name__ == "__main__":
@@ -177,6 +201,12 @@ def evaluate_fork(name: str, dest: Path) -> list[dict]:
         def flags(found):
             return sorted({m for c, msg, *_ in found if c == "SB010" for m in FLAG_IN_MSG.findall(msg)[:1]})
 
-        out.append({"id": f["id"], "truth": sorted({x for v in f["stale_flags"].values() for x in v}),
-                    "in_checkout": flags(found_in), "alone": flags(found_alone)})
+        out.append(
+            {
+                "id": f["id"],
+                "truth": sorted({x for v in f["stale_flags"].values() for x in v}),
+                "in_checkout": flags(found_in),
+                "alone": flags(found_alone),
+            }
+        )
     return out

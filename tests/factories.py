@@ -17,19 +17,44 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-STAGE_DIRS = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints", "rl": "chatrl_checkpoints"}
-SPECIALS = ["<|bos|>", "<|user_start|>", "<|user_end|>", "<|assistant_start|>", "<|assistant_end|>",
-            "<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>"]
+STAGE_DIRS = {
+    "base": "base_checkpoints",
+    "mid": "mid_checkpoints",
+    "sft": "chatsft_checkpoints",
+    "rl": "chatrl_checkpoints",
+}
+SPECIALS = [
+    "<|bos|>",
+    "<|user_start|>",
+    "<|user_end|>",
+    "<|assistant_start|>",
+    "<|assistant_end|>",
+    "<|python_start|>",
+    "<|python_end|>",
+    "<|output_start|>",
+    "<|output_end|>",
+]
 TINY_VOCAB = 256 + len(SPECIALS)  # byte-level tokenizer + the 9 chat specials
 
 
 # -- model config and state dicts (nanochat-architecture.md §1-2) --------------------------------
-def model_config(depth: int = 2, vocab_size: int = TINY_VOCAB, sequence_len: int = 64, n_embd: int | None = None,
-                 era: str = "classic") -> dict[str, Any]:
+def model_config(
+    depth: int = 2,
+    vocab_size: int = TINY_VOCAB,
+    sequence_len: int = 64,
+    n_embd: int | None = None,
+    era: str = "classic",
+) -> dict[str, Any]:
     n_embd = n_embd or depth * 64
     n_head = max(1, (n_embd + 127) // 128)
-    cfg = {"sequence_len": sequence_len, "vocab_size": vocab_size, "n_layer": depth, "n_head": n_head,
-           "n_kv_head": n_head, "n_embd": n_embd}
+    cfg = {
+        "sequence_len": sequence_len,
+        "vocab_size": vocab_size,
+        "n_layer": depth,
+        "n_head": n_head,
+        "n_kv_head": n_head,
+        "n_embd": n_embd,
+    }
     if era in ("argparse", "no-mid", "current"):
         cfg["window_pattern"] = "SSSL"
     return cfg
@@ -52,8 +77,15 @@ def tensor_shapes(cfg: dict[str, Any]) -> OrderedDict[str, tuple[int, ...]]:
     return out
 
 
-def state_dict(cfg: dict[str, Any], *, wte_bf16: bool = False, fill: str = "randn", prefix: str = "",
-               empty: bool = False, seed: int = 0):
+def state_dict(
+    cfg: dict[str, Any],
+    *,
+    wte_bf16: bool = False,
+    fill: str = "randn",
+    prefix: str = "",
+    empty: bool = False,
+    seed: int = 0,
+):
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -85,11 +117,26 @@ def optimizer_state(cfg: dict[str, Any], *, step: int = 1):
     import torch
 
     c = cfg["n_embd"]
-    adamw = {"state": {0: {"step": torch.tensor(float(step)), "exp_avg": torch.zeros(4, c), "exp_avg_sq": torch.zeros(4, c)}},
-             "param_groups": [{"lr": 0.004, "betas": (0.8, 0.95), "eps": 1e-10, "weight_decay": 0.0, "fused": True,
-                               "initial_lr": 0.004, "params": [0]}]}
-    muon = {"state": {1: {"momentum_buffer": torch.zeros(c, c)}},
-            "param_groups": [{"lr": 0.02, "momentum": 0.95, "nesterov": True, "ns_steps": 5, "params": [1]}]}
+    adamw = {
+        "state": {
+            0: {"step": torch.tensor(float(step)), "exp_avg": torch.zeros(4, c), "exp_avg_sq": torch.zeros(4, c)}
+        },
+        "param_groups": [
+            {
+                "lr": 0.004,
+                "betas": (0.8, 0.95),
+                "eps": 1e-10,
+                "weight_decay": 0.0,
+                "fused": True,
+                "initial_lr": 0.004,
+                "params": [0],
+            }
+        ],
+    }
+    muon = {
+        "state": {1: {"momentum_buffer": torch.zeros(c, c)}},
+        "param_groups": [{"lr": 0.02, "momentum": 0.95, "nesterov": True, "ns_steps": 5, "params": [1]}],
+    }
     return [adamw, muon]
 
 
@@ -105,27 +152,67 @@ def write_optim(path: Path, cfg: dict[str, Any], step: int = 1) -> Path:
 # -- meta JSON per era and phase (facts §2.2) --------------------------------------------------
 def user_config(phase: str, depth: int, num_iterations: int = -1, run: str = "dummy") -> dict[str, Any]:
     if phase == "base":
-        return {"run": run, "device_type": "", "depth": depth, "max_seq_len": 64, "num_iterations": num_iterations,
-                "target_flops": -1.0, "target_param_data_ratio": 20, "device_batch_size": 4, "total_batch_size": 512,
-                "embedding_lr": 0.2, "unembedding_lr": 0.004, "weight_decay": 0.0, "matrix_lr": 0.02, "grad_clip": 1.0,
-                "warmup_ratio": 0.0, "warmdown_ratio": 0.2, "final_lr_frac": 0.0, "resume_from_step": -1,
-                "eval_every": 250, "eval_tokens": 10485760, "core_metric_every": 2000, "core_metric_max_per_task": 500,
-                "sample_every": 2000, "save_every": -1, "model_tag": ""}
-    return {"run": run, "device_type": "", "model_tag": "", "step": -1, "dtype": "bfloat16",
-            "num_iterations": num_iterations, "device_batch_size": 4}
+        return {
+            "run": run,
+            "device_type": "",
+            "depth": depth,
+            "max_seq_len": 64,
+            "num_iterations": num_iterations,
+            "target_flops": -1.0,
+            "target_param_data_ratio": 20,
+            "device_batch_size": 4,
+            "total_batch_size": 512,
+            "embedding_lr": 0.2,
+            "unembedding_lr": 0.004,
+            "weight_decay": 0.0,
+            "matrix_lr": 0.02,
+            "grad_clip": 1.0,
+            "warmup_ratio": 0.0,
+            "warmdown_ratio": 0.2,
+            "final_lr_frac": 0.0,
+            "resume_from_step": -1,
+            "eval_every": 250,
+            "eval_tokens": 10485760,
+            "core_metric_every": 2000,
+            "core_metric_max_per_task": 500,
+            "sample_every": 2000,
+            "save_every": -1,
+            "model_tag": "",
+        }
+    return {
+        "run": run,
+        "device_type": "",
+        "model_tag": "",
+        "step": -1,
+        "dtype": "bfloat16",
+        "num_iterations": num_iterations,
+        "device_batch_size": 4,
+    }
 
 
 def meta(phase: str, step: int, cfg: dict[str, Any], era: str = "classic", **override) -> dict[str, Any]:
     depth = cfg["n_layer"]
     if phase == "base":
         if era == "a0":
-            out = {"step": step, "val_bpb": 1.2345, "model_config": cfg, "user_config": user_config("base", depth, step),
-                   "device_batch_size": 4, "max_seq_len": cfg["sequence_len"]}
+            out = {
+                "step": step,
+                "val_bpb": 1.2345,
+                "model_config": cfg,
+                "user_config": user_config("base", depth, step),
+                "device_batch_size": 4,
+                "max_seq_len": cfg["sequence_len"],
+            }
         else:
-            out = {"step": step, "val_bpb": 1.2345, "model_config": cfg, "user_config": user_config("base", depth, step),
-                   "device_batch_size": 4, "max_seq_len": cfg["sequence_len"],
-                   "dataloader_state_dict": {"pq_idx": 1, "rg_idx": 0},
-                   "loop_state": {"min_val_bpb": 1.2345, "smooth_train_loss": 3.21, "total_training_time": 12.5}}
+            out = {
+                "step": step,
+                "val_bpb": 1.2345,
+                "model_config": cfg,
+                "user_config": user_config("base", depth, step),
+                "device_batch_size": 4,
+                "max_seq_len": cfg["sequence_len"],
+                "dataloader_state_dict": {"pq_idx": 1, "rg_idx": 0},
+                "loop_state": {"min_val_bpb": 1.2345, "smooth_train_loss": 3.21, "total_training_time": 12.5},
+            }
             if era in ("argparse", "no-mid", "current"):
                 out["total_batch_size"] = 512
                 out["dataloader_state_dict"]["epoch"] = 1
@@ -147,8 +234,13 @@ def meta(phase: str, step: int, cfg: dict[str, Any], era: str = "classic", **ove
 def write_meta(path: Path, data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) if not isinstance(data, (str, bytes)) else data
-                    if isinstance(data, str) else data.decode("latin-1"))
+    path.write_text(
+        json.dumps(data, indent=2)
+        if not isinstance(data, (str, bytes))
+        else data
+        if isinstance(data, str)
+        else data.decode("latin-1")
+    )
     return path
 
 
@@ -156,16 +248,32 @@ def optim_ranks(phase: str, era: str, world_size: int) -> list[int | None]:
     """Which optimizer files the era writes for a phase (None: the single A0 file)."""
     if era == "a0":
         return [None] if phase in ("base", "mid") else []
-    if phase == "base" or (phase == "sft" and era == "current") or (phase in ("base", "mid", "sft") and era == "bundled-all"):
+    if (
+        phase == "base"
+        or (phase == "sft" and era == "current")
+        or (phase in ("base", "mid", "sft") and era == "bundled-all")
+    ):
         return list(range(world_size))
     if phase == "mid":
         return [0]
     return []
 
 
-def write_checkpoint(base: Path, phase: str, step: int, cfg: dict[str, Any], *, tag: str | None = None,
-                     era: str = "classic", world_size: int = 1, meta_override: dict | None = None,
-                     model: bool = True, meta_file: bool = True, optim: bool = True, **model_kw) -> Path:
+def write_checkpoint(
+    base: Path,
+    phase: str,
+    step: int,
+    cfg: dict[str, Any],
+    *,
+    tag: str | None = None,
+    era: str = "classic",
+    world_size: int = 1,
+    meta_override: dict | None = None,
+    model: bool = True,
+    meta_file: bool = True,
+    optim: bool = True,
+    **model_kw,
+) -> Path:
     """One step of one phase: BASE/<stage>_checkpoints/<tag>/{model,meta,optim} files."""
     tag = tag or f"d{cfg['n_layer']}"
     d = Path(base) / STAGE_DIRS[phase] / tag
@@ -188,9 +296,12 @@ def write_tokenizer(base: Path, vocab_size: int = TINY_VOCAB) -> Path:
 
     n = vocab_size - len(SPECIALS)
     assert n == 256, "the fixture tokenizer is byte-level (256 + 9 specials)"
-    enc = tiktoken.Encoding(name="rustbpe", pat_str=r"""'(?i:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}{1,2}| ?[^\s\p{L}\p{N}]+|\s+""",
-                            mergeable_ranks={bytes([i]): i for i in range(256)},
-                            special_tokens={name: n + i for i, name in enumerate(SPECIALS)})
+    enc = tiktoken.Encoding(
+        name="rustbpe",
+        pat_str=r"""'(?i:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}{1,2}| ?[^\s\p{L}\p{N}]+|\s+""",
+        mergeable_ranks={bytes([i]): i for i in range(256)},
+        special_tokens={name: n + i for i, name in enumerate(SPECIALS)},
+    )
     d = Path(base) / "tokenizer"
     d.mkdir(parents=True, exist_ok=True)
     (d / "tokenizer.pkl").write_bytes(pickle.dumps(enc, protocol=4))
@@ -201,9 +312,18 @@ def write_tokenizer(base: Path, vocab_size: int = TINY_VOCAB) -> Path:
 DEFAULT_STEPS = {"base": 20, "mid": 12, "sft": 9, "rl": 6}
 
 
-def write_run(base: Path, *, era: str = "classic", phases: Iterable[str] = ("base", "mid", "sft"), depth: int = 2,
-              steps: dict[str, int] | None = None, world_size: int = 2, tokenizer: bool = True,
-              report: bool | None = None, cfg: dict | None = None) -> dict[str, Any]:
+def write_run(
+    base: Path,
+    *,
+    era: str = "classic",
+    phases: Iterable[str] = ("base", "mid", "sft"),
+    depth: int = 2,
+    steps: dict[str, int] | None = None,
+    world_size: int = 2,
+    tokenizer: bool = True,
+    report: bool | None = None,
+    cfg: dict | None = None,
+) -> dict[str, Any]:
     """A complete run's artifacts under BASE; returns what it wrote (steps, cfg)."""
     base = Path(base)
     steps = {**DEFAULT_STEPS, **(steps or {})}
@@ -221,25 +341,69 @@ def write_run(base: Path, *, era: str = "classic", phases: Iterable[str] = ("bas
 
 
 # -- report.md (facts §3) -------------------------------------------------------------------------
-SECTIONS = [("tokenizer", "Tokenizer training"), ("tokenizer", "Tokenizer evaluation"), ("base", "Base model training"),
-            ("base", "Base model loss"), ("base", "Base model evaluation"), ("mid", "Midtraining"),
-            ("mid", "Chat evaluation mid"), ("sft", "Chat SFT"), ("sft", "Chat evaluation sft"),
-            ("rl", "Chat RL"), ("rl", "Chat evaluation rl")]
+SECTIONS = [
+    ("tokenizer", "Tokenizer training"),
+    ("tokenizer", "Tokenizer evaluation"),
+    ("base", "Base model training"),
+    ("base", "Base model loss"),
+    ("base", "Base model evaluation"),
+    ("mid", "Midtraining"),
+    ("mid", "Chat evaluation mid"),
+    ("sft", "Chat SFT"),
+    ("sft", "Chat evaluation sft"),
+    ("rl", "Chat RL"),
+    ("rl", "Chat evaluation rl"),
+]
 
 
-def report_text(phases: Iterable[str] = ("base", "mid", "sft"), columns: list[str] | None = None,
-                wall: str = "3h51m", skip_sections: Iterable[str] = (), cells: dict | None = None) -> str:
+def report_text(
+    phases: Iterable[str] = ("base", "mid", "sft"),
+    columns: list[str] | None = None,
+    wall: str = "3h51m",
+    skip_sections: Iterable[str] = (),
+    cells: dict | None = None,
+) -> str:
     phases = ["tokenizer", *phases]
     columns = columns or ["BASE", "MID", "SFT", "RL"]
     if "MID" not in columns:
         phases = [p for p in phases if p != "mid"]
-    lines = ["# nanochat training report", "", "Generated: 2025-10-14 12:00:00", "", "## Environment", "",
-             "### Git Information", "- Branch: master", "- Commit: 48abd7d (clean)", "- Message: classic", "",
-             "### Hardware", "- Platform: Linux", "- CPUs: 96 cores (192 logical)", "- Memory: 1843.7 GB",
-             "- GPUs: 8x NVIDIA H100 80GB HBM3", "- GPU Memory: 633.4 GB total", "- CUDA Version: 12.8",
-             "- Hourly Rate: $24.00/hour", "", "### Software", "- Python: 3.10.12", "- PyTorch: 2.8.0+cu128", "",
-             "### Bloat", "- Characters: 406,359", "- Lines: 9,976", "- Files: 47", "- Tokens (approx): 101,589",
-             "- Dependencies (uv.lock lines): 2,004", "", "Run started: 2025-10-14 08:00:00", "", "---", ""]
+    lines = [
+        "# nanochat training report",
+        "",
+        "Generated: 2025-10-14 12:00:00",
+        "",
+        "## Environment",
+        "",
+        "### Git Information",
+        "- Branch: master",
+        "- Commit: 48abd7d (clean)",
+        "- Message: classic",
+        "",
+        "### Hardware",
+        "- Platform: Linux",
+        "- CPUs: 96 cores (192 logical)",
+        "- Memory: 1843.7 GB",
+        "- GPUs: 8x NVIDIA H100 80GB HBM3",
+        "- GPU Memory: 633.4 GB total",
+        "- CUDA Version: 12.8",
+        "- Hourly Rate: $24.00/hour",
+        "",
+        "### Software",
+        "- Python: 3.10.12",
+        "- PyTorch: 2.8.0+cu128",
+        "",
+        "### Bloat",
+        "- Characters: 406,359",
+        "- Lines: 9,976",
+        "- Files: 47",
+        "- Tokens (approx): 101,589",
+        "- Dependencies (uv.lock lines): 2,004",
+        "",
+        "Run started: 2025-10-14 08:00:00",
+        "",
+        "---",
+        "",
+    ]
     minute = 10
     for phase, title in SECTIONS:
         if phase not in phases or title in skip_sections:
@@ -249,13 +413,27 @@ def report_text(phases: Iterable[str] = ("base", "mid", "sft"), columns: list[st
         if title == "Base model evaluation":
             lines += ["- Model: base_model (step 21400)", "- CORE metric: 0.2219"]
         elif title.startswith("Chat evaluation"):
-            lines += ["- source: x", "- ARC-Easy: 0.3561", "- ARC-Challenge: 0.2875", "- MMLU: 0.3111",
-                      "- GSM8K: 0.0250", "- HumanEval: 0.0671"]
+            lines += [
+                "- source: x",
+                "- ARC-Easy: 0.3561",
+                "- ARC-Challenge: 0.2875",
+                "- MMLU: 0.3111",
+                "- GSM8K: 0.0250",
+                "- HumanEval: 0.0671",
+            ]
         else:
             lines += ["- key: value"]
         lines.append("")
-    lines += ["## Summary", "", "- Characters: 406,359", "- Lines: 9,976", "- Files: 47",
-              "- Tokens (approx): 101,589", "- Dependencies (uv.lock lines): 2,004", ""]
+    lines += [
+        "## Summary",
+        "",
+        "- Characters: 406,359",
+        "- Lines: 9,976",
+        "- Files: 47",
+        "- Tokens (approx): 101,589",
+        "- Dependencies (uv.lock lines): 2,004",
+        "",
+    ]
     header = "| " + "Metric".ljust(15) + " | " + " | ".join(c.ljust(8) for c in columns) + " |"
     sep = "|" + "-" * 17 + "|" + "|".join("-" * 10 for _ in columns) + "|"
     lines += [header, sep]
@@ -293,25 +471,35 @@ def logger_line(name: str, message: str, level: str = "INFO") -> str:
 
 
 def traceback_lines(script: str, exc: str, message: str, prefix: str = "", module_dir: str = "scripts") -> list[str]:
-    return [f"{prefix}Traceback (most recent call last):",
-            f'{prefix}  File "<frozen runpy>", line 198, in _run_module_as_main',
-            f'{prefix}  File "/home/u/nanochat/{module_dir}/{script}.py", line 80, in <module>',
-            f"{prefix}    train_loader = build()",
-            f'{prefix}  File "/home/u/nanochat/nanochat/common.py", line 12, in build',
-            f"{prefix}    raise {exc.rsplit('.', 1)[-1]}(...)",
-            f"{prefix}{exc}: {message}"]
+    return [
+        f"{prefix}Traceback (most recent call last):",
+        f'{prefix}  File "<frozen runpy>", line 198, in _run_module_as_main',
+        f'{prefix}  File "/home/u/nanochat/{module_dir}/{script}.py", line 80, in <module>',
+        f"{prefix}    train_loader = build()",
+        f'{prefix}  File "/home/u/nanochat/nanochat/common.py", line 12, in build',
+        f"{prefix}    raise {exc.rsplit('.', 1)[-1]}(...)",
+        f"{prefix}{exc}: {message}",
+    ]
 
 
 def step_line(phase: str, step: int, total: int, loss: float | str = 3.5, era: str = "classic") -> str:
     loss_s = loss if isinstance(loss, str) else f"{loss:.6f}"
     if phase == "base":
         grad = " grad norm: 0.1234 |" if era == "classic" else ""
-        tail = " | epoch: 1 | total time: 0.50m | eta: 1.0m" if era in ("argparse", "no-mid", "current") else " | total time: 0.50m"
-        return (f"step {step:05d}/{total:05d} ({100 * step / total:.2f}%) | loss: {loss_s} |{grad} lrm: 1.00 | dt: 480.12ms"
-                f" | tok/sec: 1,092,000 | mfu: 48.12{tail}")
+        tail = (
+            " | epoch: 1 | total time: 0.50m | eta: 1.0m"
+            if era in ("argparse", "no-mid", "current")
+            else " | total time: 0.50m"
+        )
+        return (
+            f"step {step:05d}/{total:05d} ({100 * step / total:.2f}%) | loss: {loss_s} |{grad} lrm: 1.00 | dt: 480.12ms"
+            f" | tok/sec: 1,092,000 | mfu: 48.12{tail}"
+        )
     if phase == "mid" or (phase == "sft" and era == "current"):
-        return (f"step {step:05d} ({100 * step / total:.2f}%) | loss: {loss_s} | lrm: 1.00 | dt: 480.12ms"
-                f" | tok/sec: 1,092,000 | mfu: 48.12 | total time: 0.50m")
+        return (
+            f"step {step:05d} ({100 * step / total:.2f}%) | loss: {loss_s} | lrm: 1.00 | dt: 480.12ms"
+            f" | tok/sec: 1,092,000 | mfu: 48.12 | total time: 0.50m"
+        )
     if phase == "sft":
         return f"Step {step:05d}/{total:05d} | Training loss: {loss_s}| lrm: 0.500000| num_tokens: 12,345"
     if phase == "rl":
@@ -319,9 +507,22 @@ def step_line(phase: str, step: int, total: int, loss: float | str = 3.5, era: s
     raise ValueError(phase)
 
 
-def phase_log(phase: str, *, base: str = "/base", tag: str = "d2", steps: int | None = None, planned: int | None = None,
-              era: str = "classic", world_size: int = 2, crash: tuple[str, str] | None = None, crash_at: str = "end",
-              run: str = "dummy", nan_at: int | None = None, save: bool = True, module_dir: str = "scripts") -> list[str]:
+def phase_log(
+    phase: str,
+    *,
+    base: str = "/base",
+    tag: str = "d2",
+    steps: int | None = None,
+    planned: int | None = None,
+    era: str = "classic",
+    world_size: int = 2,
+    crash: tuple[str, str] | None = None,
+    crash_at: str = "end",
+    run: str = "dummy",
+    nan_at: int | None = None,
+    save: bool = True,
+    module_dir: str = "scripts",
+) -> list[str]:
     """The log lines one training phase prints (stdout and stderr merged, as SLURM does by default)."""
     planned = planned or DEFAULT_STEPS[phase] + (1 if phase == "sft" else 0)
     last = steps if steps is not None else (planned if phase != "sft" else planned - 1)
@@ -337,10 +538,17 @@ def phase_log(phase: str, *, base: str = "/base", tag: str = "d2", steps: int | 
         out += traceback_lines(script, *crash, module_dir=module_dir)
         return out
     if phase == "base":
-        out += ["Vocab size: 265", "num_layers: 2", "model_dim: 128", "Number of parameters: 917,504",
-                f"Calculated number of iterations from target data:param ratio: {planned:,}"]
+        out += [
+            "Vocab size: 265",
+            "num_layers: 2",
+            "model_dim: 128",
+            "Number of parameters: 917,504",
+            f"Calculated number of iterations from target data:param ratio: {planned:,}",
+        ]
     if phase == "mid":
-        out.append(logger_line("nanochat.checkpoint_manager", f"Loading model from {base}/base_checkpoints/{tag} with step 20"))
+        out.append(
+            logger_line("nanochat.checkpoint_manager", f"Loading model from {base}/base_checkpoints/{tag} with step 20")
+        )
     if phase == "rl":
         out.append(f"Calculated number of steps: {planned}")
     for s in range(last):  # the loop breaks at the last step after saving: step lines 0 .. last-1
@@ -352,36 +560,67 @@ def phase_log(phase: str, *, base: str = "/base", tag: str = "d2", steps: int | 
         out += traceback_lines(script, *crash, module_dir=module_dir)
         return out
     if phase in ("base", "mid"):
-        out += [f"Step {last:05d} | Validation bpb: 1.2345", "Peak memory usage: 75123.45MiB",
-                "Total training time: 180.12m", "Minimum validation bpb: 1.2345"]
+        out += [
+            f"Step {last:05d} | Validation bpb: 1.2345",
+            "Peak memory usage: 75123.45MiB",
+            "Total training time: 180.12m",
+            "Minimum validation bpb: 1.2345",
+        ]
     if save:
         d = f"{base}/{STAGE_DIRS[phase]}/{tag}"
         saved_step = last
-        out.append(logger_line("nanochat.checkpoint_manager", f"Saved model parameters to: {d}/model_{saved_step:06d}.pt"))
+        out.append(
+            logger_line("nanochat.checkpoint_manager", f"Saved model parameters to: {d}/model_{saved_step:06d}.pt")
+        )
         out.append(logger_line("nanochat.checkpoint_manager", f"Saved metadata to: {d}/meta_{saved_step:06d}.json"))
         if phase == "base":
             for r in range(world_size):
-                out.append(logger_line("nanochat.checkpoint_manager", f"Saved optimizer state to: {d}/optim_{saved_step:06d}_rank{r}.pt"))
+                out.append(
+                    logger_line(
+                        "nanochat.checkpoint_manager",
+                        f"Saved optimizer state to: {d}/optim_{saved_step:06d}_rank{r}.pt",
+                    )
+                )
         if phase in ("sft", "rl"):
             out.append(f"\u2705 Saved model checkpoint to {d}")
     return out
 
 
-def run_log(phases: Iterable[str] = ("base", "mid", "sft"), *, era: str = "classic", base: str = "/base",
-            tokenizer: bool = True, report: bool = True, downloads: tuple[int, int] = (8, 8),
-            per_phase: dict[str, dict] | None = None, tail: Iterable[str] = (), cancel_after: str | None = None,
-            world_size: int = 2) -> str:
+def run_log(
+    phases: Iterable[str] = ("base", "mid", "sft"),
+    *,
+    era: str = "classic",
+    base: str = "/base",
+    tokenizer: bool = True,
+    report: bool = True,
+    downloads: tuple[int, int] = (8, 8),
+    per_phase: dict[str, dict] | None = None,
+    tail: Iterable[str] = (),
+    cancel_after: str | None = None,
+    world_size: int = 2,
+) -> str:
     """A whole pipeline's log (speedrun order); per_phase passes phase_log() options per phase."""
     per_phase = per_phase or {}
-    out = [f"Downloading {downloads[1]} shards using 4 workers...", f"Target directory: {base}/base_data",
-           f"Done! Downloaded: {downloads[0]}/{downloads[1]} shards to {base}/base_data"]
+    out = [
+        f"Downloading {downloads[1]} shards using 4 workers...",
+        f"Target directory: {base}/base_data",
+        f"Done! Downloaded: {downloads[0]}/{downloads[1]} shards to {base}/base_data",
+    ]
     if tokenizer:
-        out += ["max_chars: 2,000,000,000", "doc_cap: 10,000", "vocab_size: 265", "Training time: 12.34s",
-                f"Saved tokenizer encoding to {base}/tokenizer/tokenizer.pkl", f"Saved token_bytes to {base}/tokenizer/token_bytes.pt"]
+        out += [
+            "max_chars: 2,000,000,000",
+            "doc_cap: 10,000",
+            "vocab_size: 265",
+            "Training time: 12.34s",
+            f"Saved tokenizer encoding to {base}/tokenizer/tokenizer.pkl",
+            f"Saved token_bytes to {base}/tokenizer/token_bytes.pt",
+        ]
     for phase in phases:
         out += phase_log(phase, base=base, era=era, world_size=world_size, **per_phase.get(phase, {}))
         if cancel_after == phase:
-            out.append("slurmstepd: error: *** JOB 4242 ON gpu-node-01 CANCELLED AT 2025-10-14T12:00:00 DUE TO TIME LIMIT ***")
+            out.append(
+                "slurmstepd: error: *** JOB 4242 ON gpu-node-01 CANCELLED AT 2025-10-14T12:00:00 DUE TO TIME LIMIT ***"
+            )
             break
     if report and cancel_after is None:
         out += ["Generating report...", "Copying report.md to current directory for convenience"]
@@ -455,8 +694,9 @@ def current_tensor_shapes(cfg: dict[str, Any]) -> OrderedDict[str, tuple[int, ..
     return out
 
 
-def write_current_run(base: Path, *, phases: Iterable[str] = ("base", "sft"), depth: int = 2,
-                      nan: bool = False, cfg: dict | None = None) -> dict[str, Any]:
+def write_current_run(
+    base: Path, *, phases: Iterable[str] = ("base", "sft"), depth: int = 2, nan: bool = False, cfg: dict | None = None
+) -> dict[str, Any]:
     """A finished current-era run (no mid) whose checkpoints only the current model code loads."""
     import torch
 
@@ -466,7 +706,7 @@ def write_current_run(base: Path, *, phases: Iterable[str] = ("base", "sft"), de
     for phase in phases:
         sd = OrderedDict()
         for name, shape in current_tensor_shapes(cfg).items():
-            sd[name] = (torch.ones(shape) if name == "resid_lambdas" else torch.randn(shape, generator=gen) * 0.02)
+            sd[name] = torch.ones(shape) if name == "resid_lambdas" else torch.randn(shape, generator=gen) * 0.02
         sd["transformer.wte.weight"] = sd["transformer.wte.weight"].to(torch.bfloat16)
         if nan:
             sd["lm_head.weight"][0, 0] = float("nan")

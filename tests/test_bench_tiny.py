@@ -14,17 +14,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bench_tiny_runs_every_benchmark(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--json", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     data = json.loads(out.read_text())
     assert data["tiny"] is True
     rows = data["rows"]
     failed = [r["what"] for r in rows if "FAILED" in r["what"]]
     assert not failed, failed
-    prefixes = {"startup": "start-up", "preflight_check": "preflight check", "postflight_verify": "postflight verify",
-                "checkout_read": "checkout read", "logscan": "log index", "report_html": "postflight --format html",
-                "deep": "--deep", "trainer_cpu": "trainer on CPU", "gpu": "trainer d", "multinode": "tiny pipeline, 2 local"}
+    prefixes = {
+        "startup": "start-up",
+        "preflight_check": "preflight check",
+        "postflight_verify": "postflight verify",
+        "checkout_read": "checkout read",
+        "logscan": "log index",
+        "report_html": "postflight --format html",
+        "deep": "--deep",
+        "trainer_cpu": "trainer on CPU",
+        "gpu": "trainer d",
+        "multinode": "tiny pipeline, 2 local",
+    }
     assert set(prefixes) == set(BENCHMARKS)
     for name, prefix in prefixes.items():
         mine = [r for r in rows if r["what"].startswith(prefix)]

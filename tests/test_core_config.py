@@ -28,21 +28,26 @@ def test_env_lists(tmp_path):
 
 
 def test_pyproject_tool_section(tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[project]\nname="x"\n\n[tool.preflight]\nignore = ["SB003"]\nnetwork = "online"\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname="x"\n\n[tool.preflight]\nignore = ["SB003"]\nnetwork = "online"\n'
+    )
     cfg = load_config({}, environ={}, cwd=tmp_path)
     assert cfg["ignore"] == ["SB003"] and cfg["network"] == "online"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("fail-on: sometimes\n", "$.fail-on: 'sometimes' is not one of"),
-    ("select: SB003\n", "$.select: 'SB003' is not of type 'array'"),
-    ("severity: {SB003: fatal}\n", "$.severity.SB003"),
-    ("colour: red\n", "unknown key"),
-    ("gpu: {count: zero}\n", "$.gpu.count"),
-    ("- a\n- b\n", "top level must be a mapping"),
-    ("select: [SB003\n", "invalid YAML"),
-    ("a: &a [1]\nb: !!python/object:os.system [echo]\n", "invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("fail-on: sometimes\n", "$.fail-on: 'sometimes' is not one of"),
+        ("select: SB003\n", "$.select: 'SB003' is not of type 'array'"),
+        ("severity: {SB003: fatal}\n", "$.severity.SB003"),
+        ("colour: red\n", "unknown key"),
+        ("gpu: {count: zero}\n", "$.gpu.count"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("select: [SB003\n", "invalid YAML"),
+        ("a: &a [1]\nb: !!python/object:os.system [echo]\n", "invalid YAML"),
+    ],
+)
 def test_invalid_config_is_one_clear_line(tmp_path, text, expected):
     path = tmp_path / "preflight.yaml"
     path.write_text(text)
@@ -88,6 +93,7 @@ def test_init_writes_a_valid_commented_config(tmp_path, cli):
     import re
 
     import yaml
+
     body = "\n".join(line[2:] for line in text.splitlines() if re.match(r"^# ([a-z-]+:|  [a-z-]+:)", line))
     data = yaml.safe_load(body)
     assert {"select", "severity", "gpu", "mfu", "plugins", "network"} <= set(data)

@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_checks_md_is_current():
     current = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
-    assert current == generate(Registry.default(entry_points=False)), \
+    assert current == generate(Registry.default(entry_points=False)), (
         "docs/checks.md is stale: run `preflight docs` and commit the result"
+    )
 
 
 def test_every_check_is_documented():
@@ -25,5 +26,6 @@ def test_every_check_is_documented():
 def test_compiled_profiles_are_current():
     from preflight.profiles import COMPILED, _profiles_dir, compile_profiles
 
-    assert (_profiles_dir() / COMPILED).read_text(encoding="utf-8") == compile_profiles(), \
+    assert (_profiles_dir() / COMPILED).read_text(encoding="utf-8") == compile_profiles(), (
         "preflight/schemas/profiles/compiled.json is stale: run `preflight docs` and commit the result"
+    )

@@ -24,7 +24,7 @@ def _doc(what: str) -> str:
     """'''
 
 
-PLUGIN = f'''
+PLUGIN = f"""
 from preflight.model import Finding
 from preflight.registry import check
 
@@ -53,14 +53,16 @@ def many_infos():
 def clean():
     {_doc("nothing")}
     return []
-'''
+"""
 
 
 @pytest.fixture
 def cli(cli):
     """The CLI with this project's own config trusted: its plugins: are the checks these tests render."""
+
     def run(*args, env=None, **kw):
         return cli(*args, env={"PREFLIGHT_TRUST_CONFIG": "1", **(env or {})}, **kw)
+
     return run
 
 
@@ -92,8 +94,10 @@ def test_exit_codes(project, cli):
     assert cli("preflight", "check", "job.sbatch", cwd=project).returncode == 1
     assert cli("preflight", "check", "job.sbatch", "--exit-zero", cwd=project).returncode == 0
     assert cli("preflight", "check", "job.sbatch", "--select", "OUT002,OUT003", cwd=project).returncode == 0
-    assert cli("preflight", "check", "job.sbatch", "--select", "OUT002", "--fail-on", "warning",
-               cwd=project).returncode == 1
+    assert (
+        cli("preflight", "check", "job.sbatch", "--select", "OUT002", "--fail-on", "warning", cwd=project).returncode
+        == 1
+    )
     usage = cli("preflight", "check", "job.sbatch", "--select", "NOPE999", cwd=project)
     assert usage.returncode == 2 and "NOPE999" in usage.stderr
     missing = cli("preflight", "check", "nope.sbatch", cwd=project)
@@ -127,7 +131,9 @@ def test_sarif(project, cli):
     from preflight.registry import help_uri_base
 
     assert rules["OUT001"]["name"] == "script-error"
-    assert rules["OUT001"]["helpUri"] == help_uri_base() + "#out001-script-error"  # [project.urls] or the shipped catalogue
+    assert (
+        rules["OUT001"]["helpUri"] == help_uri_base() + "#out001-script-error"
+    )  # [project.urls] or the shipped catalogue
     assert rules["OUT001"]["shortDescription"]["text"] == "Errors."
     first = next(r for r in run["results"] if r["ruleId"] == "OUT001")
     loc = first["locations"][0]["physicalLocation"]
@@ -154,8 +160,9 @@ def test_junit(project, cli):
 
 def test_github_annotations_capped_and_summary(project, cli, tmp_path):
     summary = tmp_path / "summary.md"
-    result = cli("preflight", "check", "job.sbatch", "--format", "github", cwd=project,
-                 env={"GITHUB_STEP_SUMMARY": str(summary)})
+    result = cli(
+        "preflight", "check", "job.sbatch", "--format", "github", cwd=project, env={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
     lines = result.stdout.splitlines()
     annotations = [ln for ln in lines if ln.startswith("::") and "more findings not shown" not in ln]
     assert len(annotations) == 50

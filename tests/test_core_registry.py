@@ -9,13 +9,13 @@ import pytest
 
 from preflight.registry import DOC_SECTIONS, RegistrationError, Registry, check, doc_sections
 
-DOC = '''
+DOC = """
     What it checks: a thing.
     Why it matters: it breaks.
     Example:
         bad
     How to fix: do it right.
-'''
+"""
 
 
 def _plugin(directory: Path, name: str, code: str, check_name: str) -> Path:
@@ -42,13 +42,17 @@ def test_builtin_checks_load_with_metadata():
     assert reg.get("unused-suppression").code == "SB900"
 
 
-@pytest.mark.parametrize("code,name,message", [
-    ("sb001", "ok-name", "must match"),
-    ("SB01", "ok-name", "must match"),
-    ("SB001", "Not_Kebab", "kebab-case"),
-])
+@pytest.mark.parametrize(
+    "code,name,message",
+    [
+        ("sb001", "ok-name", "must match"),
+        ("SB01", "ok-name", "must match"),
+        ("SB001", "Not_Kebab", "kebab-case"),
+    ],
+)
 def test_invalid_declarations_are_rejected(code, name, message):
     with pytest.raises(RegistrationError, match=message):
+
         @check(code, name)
         def _c():
             """x"""
@@ -56,6 +60,7 @@ def test_invalid_declarations_are_rejected(code, name, message):
 
 def test_undeclared_parameter_is_rejected():
     with pytest.raises(RegistrationError, match="not declared in requires"):
+
         @check("ZZ901", "undeclared-param", requires=("script",))
         def _c(script, plan):
             """x"""
@@ -65,6 +70,7 @@ def test_requires_defaults_to_parameter_names():
     @check("ZZ902", "param-names", stage="post")
     def _c(script, ctx, plan):
         """x"""
+
     spec = _c.__preflight_check__
     assert spec.requires == ("script", "plan") and spec.wants_ctx
 

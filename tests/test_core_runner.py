@@ -70,6 +70,7 @@ def _registry():
     for spec in SPECS:
         reg.add(spec)
     from preflight.checks import core
+
     reg.add_module(core)
     return reg
 
@@ -118,13 +119,16 @@ def test_verdict_and_threshold(tmp_path):
     assert [f.code for f in result.failing()] == ["TT002"]
 
 
-@pytest.mark.parametrize("select,ignore,expected", [
-    (["ALL"], [], {"TT001", "TT002", "TT003", "TT004", "TT005", "TT006", "SB900"}),
-    (["TT"], ["TT00"], set()),
-    (["TT"], ["TT003", "hangs"], {"TT001", "TT002", "TT005", "TT006"}),
-    (["TT00"], ["TT"], {"TT001", "TT002", "TT003", "TT004", "TT005", "TT006"}),  # more specific select wins
-    (["always-warns"], [], {"TT002"}),
-])
+@pytest.mark.parametrize(
+    "select,ignore,expected",
+    [
+        (["ALL"], [], {"TT001", "TT002", "TT003", "TT004", "TT005", "TT006", "SB900"}),
+        (["TT"], ["TT00"], set()),
+        (["TT"], ["TT003", "hangs"], {"TT001", "TT002", "TT005", "TT006"}),
+        (["TT00"], ["TT"], {"TT001", "TT002", "TT003", "TT004", "TT005", "TT006"}),  # more specific select wins
+        (["always-warns"], [], {"TT002"}),
+    ],
+)
 def test_selection(select, ignore, expected):
     sel = Selection(select, ignore)
     assert {s.code for s in _registry() if is_selected(s, sel)} == expected

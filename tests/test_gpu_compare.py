@@ -17,11 +17,19 @@ def write_log(path: Path, dt_ms: float, loss0: float, peak: float, t0: float = 1
         dt = 40000.0 if step == 0 else dt_ms
         ts += dt / 1000
         loss = loss0 - 0.2 * step
-        lines.append(f"step {step:05d}/00030 ({100 * step / 30:.2f}%) | loss: {loss:.6f} | grad norm: 0.5 | lrm: 1.00 | "
-                     f"dt: {dt:.2f}ms | tok/sec: {int(524288 / dt * 1000):,} | mfu: 50.00 | total time: 0.00m")
+        lines.append(
+            f"step {step:05d}/00030 ({100 * step / 30:.2f}%) | loss: {loss:.6f} | grad norm: 0.5 | lrm: 1.00 | "
+            f"dt: {dt:.2f}ms | tok/sec: {int(524288 / dt * 1000):,} | mfu: 50.00 | total time: 0.00m"
+        )
     lines += [f"Peak memory usage: {peak:.2f}MiB", "EXIT 0"]
-    stamped = subprocess.run([sys.executable, "bench/gpu_compare.py", "stamp"], cwd=ROOT, input="\n".join(lines) + "\n",
-                             capture_output=True, text=True, check=True).stdout
+    stamped = subprocess.run(
+        [sys.executable, "bench/gpu_compare.py", "stamp"],
+        cwd=ROOT,
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     # replace the real timestamps by the simulated ones so that the wall-clock rate is known
     out, ts = [], t0
     for line in stamped.splitlines():
@@ -35,8 +43,20 @@ def write_log(path: Path, dt_ms: float, loss0: float, peak: float, t0: float = 1
 def test_summary_gives_same_call_ratio_loss_gap_and_memory(tmp_path):
     write_log(tmp_path / "c20.log", dt_ms=3450.0, loss0=11.0906, peak=73833.77)
     write_log(tmp_path / "b20.log", dt_ms=3136.4, loss0=11.0926, peak=69033.84)
-    proc = subprocess.run([sys.executable, "bench/gpu_compare.py", "summary", str(tmp_path / "c20.log"), str(tmp_path / "b20.log"),
-                           "--json", str(tmp_path / "out.json")], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/gpu_compare.py",
+            "summary",
+            str(tmp_path / "c20.log"),
+            str(tmp_path / "b20.log"),
+            "--json",
+            str(tmp_path / "out.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "RATIO b20 / c20: tok/s 1.1000" in proc.stdout
     data = json.loads((tmp_path / "out.json").read_text())
@@ -45,15 +65,21 @@ def test_summary_gives_same_call_ratio_loss_gap_and_memory(tmp_path):
     assert abs(cmp["max_loss_gap"] - 0.002) < 1e-9 and cmp["loss_steps"] == "0-29"
     assert (cmp["peak_mib"], cmp["classic_peak_mib"]) == (69033.84, 73833.77)
     runs = {r["name"]: r for r in data["runs"]}
-    assert runs["c20"]["steps_in_median"] == "11-29" and runs["c20"]["median_dt_ms"] == 3450.0 and runs["b20"]["exit"] == 0
+    assert (
+        runs["c20"]["steps_in_median"] == "11-29" and runs["c20"]["median_dt_ms"] == 3450.0 and runs["b20"]["exit"] == 0
+    )
 
 
 def test_variant_compared_with_classic_of_its_depth_and_missing_classic_skipped(tmp_path):
     write_log(tmp_path / "c12.log", dt_ms=1100.0, loss0=11.09, peak=31729.77)
     write_log(tmp_path / "b12-attn_backend_default.log", dt_ms=1000.0, loss0=11.09, peak=30000.0)
     write_log(tmp_path / "b20.log", dt_ms=3000.0, loss0=11.09, peak=70000.0)  # no c20: no ratio
-    proc = subprocess.run([sys.executable, "bench/gpu_compare.py", "summary", *map(str, sorted(tmp_path.glob("*.log")))],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "bench/gpu_compare.py", "summary", *map(str, sorted(tmp_path.glob("*.log")))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "RATIO b12-attn_backend_default / c12: tok/s 1.1000" in proc.stdout
     assert "RATIO b20" not in proc.stdout

@@ -34,7 +34,9 @@ def test_list_piped_is_one_line_per_check(cli):
     lines = p.stdout.splitlines()
     assert len(lines) == len(REGISTRY)
     for line, spec in zip(lines, REGISTRY, strict=False):
-        assert re.match(rf"{spec.code} +{re.escape(spec.name)} +{spec.stage} +{spec.severity.value} +{spec.cost} +", line)
+        assert re.match(
+            rf"{spec.code} +{re.escape(spec.name)} +{spec.stage} +{spec.severity.value} +{spec.cost} +", line
+        )
         assert line.endswith(spec.summary)
     grep = subprocess.run(["grep", "CK005"], input=p.stdout, capture_output=True, text=True)
     assert grep.stdout.count("\n") == 1 and "checkpoint-unloadable" in grep.stdout
@@ -77,8 +79,12 @@ MARK = {"✗": 2, "!": 1, "i": 0}
 def _check(cli, tmp_path, *args):
     script = tmp_path / "job.sbatch"
     script.write_text(JOB.format(tmp=tmp_path))
-    env = {"NANOCHAT_BASE_DIR": str(tmp_path / "base"), "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"),
-           "PATH": "/usr/bin:/bin"}
+    env = {
+        "NANOCHAT_BASE_DIR": str(tmp_path / "base"),
+        "HOME": str(tmp_path),
+        "HF_HOME": str(tmp_path / "hf"),
+        "PATH": "/usr/bin:/bin",
+    }
     return cli("preflight", "check", str(script), *args, cwd=tmp_path, env=env)
 
 
@@ -120,20 +126,38 @@ def test_json_and_sarif_carry_no_invented_urls(cli, tmp_path):
     assert not any("github.com/nanochat-preflight" in u for u in uris)
 
 
-@pytest.mark.skipif(not (shutil.which("scontrol") and Path("/etc/slurm/slurm.conf").is_file()),
-                    reason="needs SLURM's client tools and a slurm.conf (scripts/local-slurm.sh)")
+@pytest.mark.skipif(
+    not (shutil.which("scontrol") and Path("/etc/slurm/slurm.conf").is_file()),
+    reason="needs SLURM's client tools and a slurm.conf (scripts/local-slurm.sh)",
+)
 def test_skip_reason_quotes_the_tools_meaningful_line(cli, tmp_path):
     """A controller that does not answer: real `scontrol ping` frames its message in rows of '*'."""
     conf = Path("/etc/slurm/slurm.conf").read_text()
     conf = re.sub(r"(?m)^SlurmctldPort=.*$", "", conf) + "\nSlurmctldPort=6999\n"  # nothing listens there
     (tmp_path / "slurm.conf").write_text(conf)
-    ping = subprocess.run(["scontrol", "ping"], env={"SLURM_CONF": str(tmp_path / "slurm.conf"), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60)
+    ping = subprocess.run(
+        ["scontrol", "ping"],
+        env={"SLURM_CONF": str(tmp_path / "slurm.conf"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "*****" in ping.stdout and "is DOWN" in ping.stdout  # what the tool prints
     script = tmp_path / "job.sbatch"
-    script.write_text("#!/bin/bash\n#SBATCH --time=00:10:00\nset -e\nexport OMP_NUM_THREADS=1\npython -m scripts.tok_train\n")
-    p = cli("preflight", "check", str(script), "--select", "SB014", "--format", "json", cwd=tmp_path,
-            env={"SLURM_CONF": str(tmp_path / "slurm.conf"), "HOME": str(tmp_path)})
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --time=00:10:00\nset -e\nexport OMP_NUM_THREADS=1\npython -m scripts.tok_train\n"
+    )
+    p = cli(
+        "preflight",
+        "check",
+        str(script),
+        "--select",
+        "SB014",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        env={"SLURM_CONF": str(tmp_path / "slurm.conf"), "HOME": str(tmp_path)},
+    )
     (result,) = json.loads(p.stdout)["checks"]
     assert result["status"] == "skip"
     assert re.search(r"Slurmctld\(primary\) at \S+ is DOWN$", result["reason"]), result["reason"]
@@ -141,6 +165,10 @@ def test_skip_reason_quotes_the_tools_meaningful_line(cli, tmp_path):
 
 
 def test_version_and_help_start_without_torch(cli):
-    p = subprocess.run([sys.executable, "-c", "import sys; from preflight.cli import preflight_app; "
-                        "print('torch' in sys.modules)"], capture_output=True, text=True, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-c", "import sys; from preflight.cli import preflight_app; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert p.stdout.strip() == "False"

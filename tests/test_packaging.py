@@ -33,8 +33,24 @@ def _build_wheel(out: Path) -> Path:
 
 
 def _pip_wheel(src: Path, dist: Path) -> Path:
-    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                        "-q", "-w", str(dist), str(src)], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(dist),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     (wheel,) = dist.glob("*.whl")
     return wheel
@@ -118,8 +134,11 @@ def test_fresh_venv_beside_an_upstream_nanochat(wheel, tmp_path):
     py = venv / "bin" / "python"
     # the dependencies come from this interpreter's site-packages (a path line: its .pth files,
     # including any editable install of this checkout, are not processed); torch is hidden below
-    site = Path(subprocess.check_output([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                        text=True).strip())
+    site = Path(
+        subprocess.check_output(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
+        ).strip()
+    )
     (site / "zz_host_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     upstream = tmp_path / "upstream"
     (upstream / "nanochat").mkdir(parents=True)
@@ -127,13 +146,22 @@ def test_fresh_venv_beside_an_upstream_nanochat(wheel, tmp_path):
     (upstream / "nanochat" / "__init__.py").write_text("")
     (upstream / "nanochat" / "gpt.py").write_text("UPSTREAM = True\n")
     for target in (_pip_wheel(upstream, tmp_path / "upstream-dist"), wheel):
-        p = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(target)],
-                           capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(target)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr[-2000:]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PREFLIGHT_DEBUG")}
     env["NO_COLOR"] = "1"
-    blocked = subprocess.run([str(py), "-c", "from preflight.testing import WITHOUT_TORCH; print(WITHOUT_TORCH)"],
-                             capture_output=True, text=True, env=env, cwd=tmp_path).stdout
+    blocked = subprocess.run(
+        [str(py), "-c", "from preflight.testing import WITHOUT_TORCH; print(WITHOUT_TORCH)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ).stdout
     (site / "zz_no_torch.py").write_text(blocked)
     (site / "zz_no_torch.pth").write_text("import zz_no_torch\n")
 
@@ -146,19 +174,36 @@ def test_fresh_venv_beside_an_upstream_nanochat(wheel, tmp_path):
 
     # the bundled trainer still runs from this repository's root, as upstream's does from its own
     # (found, not imported: it needs torch, which this venv hides)
-    ours = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('nanochat.gpt').origin)"],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    ours = subprocess.run(
+        [str(py), "-c", "import importlib.util as u; print(u.find_spec('nanochat.gpt').origin)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert ours.stdout.strip() == str(ROOT / "nanochat" / "gpt.py")
 
     # both console scripts work in the light install, torch-free
     script = tmp_path / "job.sbatch"
-    script.write_text("#!/bin/bash\n#SBATCH --time=00:10:00\nset -euo pipefail\nexport OMP_NUM_THREADS=1\n"
-                      "python -m scripts.tok_train\n")
-    pre = subprocess.run([str(venv / "bin" / "preflight"), "check", str(script), "--select", "SB"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --time=00:10:00\nset -euo pipefail\nexport OMP_NUM_THREADS=1\n"
+        "python -m scripts.tok_train\n"
+    )
+    pre = subprocess.run(
+        [str(venv / "bin" / "preflight"), "check", str(script), "--select", "SB"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert pre.returncode == 0, pre.stdout[-2000:] + pre.stderr[-2000:]
     assert pre.stdout.rstrip().splitlines()[-1].startswith("PASS")
-    post = subprocess.run([str(venv / "bin" / "postflight"), "verify", "--base-dir", str(tmp_path / "none")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    post = subprocess.run(
+        [str(venv / "bin" / "postflight"), "verify", "--base-dir", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert post.returncode == 1 and "Traceback" not in post.stderr, post.stderr[-2000:]
     assert "CK001" in post.stdout

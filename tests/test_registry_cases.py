@@ -73,5 +73,7 @@ def test_case(spec, kind, index, tmp_path):
         assert {f.code for f in check.findings} == {spec.code}
         assert all(f.fix for f in check.findings), "every finding needs a fix line"
     else:
-        assert check.status is Status.PASS, f"good case: {check.status.value} ({check.reason}) {[f.message for f in check.findings]}"
+        assert check.status is Status.PASS, (
+            f"good case: {check.status.value} ({check.reason}) {[f.message for f in check.findings]}"
+        )
         assert not check.findings, [f.message for f in check.findings]

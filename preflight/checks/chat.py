@@ -31,9 +31,12 @@ def chat_smoke_failed(chat_smoke) -> Iterator[Finding]:
     if o.failure == "code":
         raise Skip("the checkout's own model code failed before the checkpoint could be judged (CHAT002 reports it)")
     if o.failure:
-        yield Finding(f"{o.phase} model {o.model} failed the chat smoke test: {o.message}", path=o.model,
-                      fix=o.fix or "pair the model with its own tokenizer/meta; if the weights are broken, rerun the phase",
-                      data=o.to_json())
+        yield Finding(
+            f"{o.phase} model {o.model} failed the chat smoke test: {o.message}",
+            path=o.model,
+            fix=o.fix or "pair the model with its own tokenizer/meta; if the weights are broken, rerun the phase",
+            data=o.to_json(),
+        )
 
 
 @check("CHAT002", "chat-smoke-code-failed", stage="post", severity="error", cost="load", timeout_key="smoke-timeout")
@@ -62,8 +65,11 @@ def chat_smoke_code_failed(chat_smoke) -> Iterator[Finding]:
         raise Skip("the bundled GPT ran this checkpoint (CHAT001 reports it)")
     if o.failure == "code":
         tail = "".join(f"\n  {line}" for line in o.tail[-3:])
-        yield Finding(f"{o.phase} model {o.model}: the checkout's code ({o.checkout}, {o.python}) failed after "
-                      f"{o.seconds:.1f}s: {o.message}{tail}", path=o.model,
-                      fix=f"cd {o.checkout} && {o.python} -m scripts.chat_cli -p hello  # reproduce, then fix the model code "
-                          "or pass the checkout that trained this run with --checkout",
-                      data=o.to_json())
+        yield Finding(
+            f"{o.phase} model {o.model}: the checkout's code ({o.checkout}, {o.python}) failed after "
+            f"{o.seconds:.1f}s: {o.message}{tail}",
+            path=o.model,
+            fix=f"cd {o.checkout} && {o.python} -m scripts.chat_cli -p hello  # reproduce, then fix the model code "
+            "or pass the checkout that trained this run with --checkout",
+            data=o.to_json(),
+        )

@@ -20,8 +20,11 @@ def _phases(checkpoints) -> Iterator[tuple[str, Any]]:
 
 def _base_problem(checkpoints) -> Finding | None:
     if checkpoints.error:
-        return Finding(f"base dir {checkpoints.base_dir}: {checkpoints.error}", path=checkpoints.base_dir,
-                       fix=f"chmod -R u+rX {checkpoints.base_dir} (or run as the job's user)")
+        return Finding(
+            f"base dir {checkpoints.base_dir}: {checkpoints.error}",
+            path=checkpoints.base_dir,
+            fix=f"chmod -R u+rX {checkpoints.base_dir} (or run as the job's user)",
+        )
     return None
 
 
@@ -46,8 +49,11 @@ def checkpoint_dir_missing(checkpoints) -> Iterator[Finding]:
         yield problem
         return
     if not checkpoints.base_exists:
-        yield Finding(f"base dir {checkpoints.base_dir} ({checkpoints.base_named}) does not exist: no phase saved anything there",
-                      path=checkpoints.base_dir, fix="pass the job's NANOCHAT_BASE_DIR with --base-dir")
+        yield Finding(
+            f"base dir {checkpoints.base_dir} ({checkpoints.base_named}) does not exist: no phase saved anything there",
+            path=checkpoints.base_dir,
+            fix="pass the job's NANOCHAT_BASE_DIR with --base-dir",
+        )
         return
     for phase in checkpoints.expected:
         pc = checkpoints.phases.get(phase)
@@ -56,12 +62,18 @@ def checkpoint_dir_missing(checkpoints) -> Iterator[Finding]:
         if pc.error:
             yield Finding(f"{phase}: {pc.error}", path=pc.stage_dir, fix=f"chmod -R u+rX {pc.stage_dir}")
         elif not pc.exists:
-            yield Finding(f"{phase} phase wrote no checkpoint dir: {pc.stage_dir} is missing", path=pc.stage_dir,
-                          fix=f"check the {train_script_of(phase)} part of the log for its crash, then rerun from {phase}")
+            yield Finding(
+                f"{phase} phase wrote no checkpoint dir: {pc.stage_dir} is missing",
+                path=pc.stage_dir,
+                fix=f"check the {train_script_of(phase)} part of the log for its crash, then rerun from {phase}",
+            )
         elif pc.dir is None or not pc.steps:
             where = pc.dir or pc.stage_dir
-            yield Finding(f"{phase}: {where} holds no checkpoint (tags: {', '.join(pc.tags) or 'none'})", path=where,
-                          fix=f"rerun {train_script_of(phase)} (or pass the right --model_tag)")
+            yield Finding(
+                f"{phase}: {where} holds no checkpoint (tags: {', '.join(pc.tags) or 'none'})",
+                path=where,
+                fix=f"rerun {train_script_of(phase)} (or pass the right --model_tag)",
+            )
 
 
 @check("CK002", "checkpoint-incomplete", stage="post", severity="error")
@@ -81,14 +93,23 @@ def checkpoint_incomplete(checkpoints) -> Iterator[Finding]:
     for phase, pc in _phases(checkpoints):
         for step, sf in sorted(pc.steps.items()):
             if sf.model and not sf.meta:
-                yield Finding(f"{phase}: model_{step:06d}.pt has no meta_{step:06d}.json (interrupted save?)", path=sf.model,
-                              fix=f"rm {sf.model}  # or rerun the phase; loaders would pick this step and crash")
+                yield Finding(
+                    f"{phase}: model_{step:06d}.pt has no meta_{step:06d}.json (interrupted save?)",
+                    path=sf.model,
+                    fix=f"rm {sf.model}  # or rerun the phase; loaders would pick this step and crash",
+                )
             elif sf.meta and not sf.model:
-                yield Finding(f"{phase}: meta_{step:06d}.json has no model_{step:06d}.pt", path=sf.meta,
-                              fix=f"rm {sf.meta}  # or restore the model file")
+                yield Finding(
+                    f"{phase}: meta_{step:06d}.json has no model_{step:06d}.pt",
+                    path=sf.meta,
+                    fix=f"rm {sf.meta}  # or restore the model file",
+                )
         for odd in pc.odd_files:
-            yield Finding(f"{phase}: {odd} does not match model_NNNNNN.pt; nanochat's find_last_step crashes on it",
-                          path=odd, fix=f"move {odd} out of the checkpoint dir")
+            yield Finding(
+                f"{phase}: {odd} does not match model_NNNNNN.pt; nanochat's find_last_step crashes on it",
+                path=odd,
+                fix=f"move {odd} out of the checkpoint dir",
+            )
 
 
 @check("CK003", "checkpoint-partial", stage="post", severity="error")
@@ -114,9 +135,12 @@ def checkpoint_partial(checkpoints, ctx) -> Iterator[Finding]:
             v = phases.get(phase)
             planned = v.planned if v else None
         if planned is not None and pc.last_step < planned:
-            yield Finding(f"{phase}: last complete checkpoint is step {pc.last_step}, planned {planned}",
-                          path=pc.last.model, data={"phase": phase, "step": pc.last_step, "planned": planned},
-                          fix=f"resume: --resume_from_step={pc.last_step} (see the resume plan)")
+            yield Finding(
+                f"{phase}: last complete checkpoint is step {pc.last_step}, planned {planned}",
+                path=pc.last.model,
+                data={"phase": phase, "step": pc.last_step, "planned": planned},
+                fix=f"resume: --resume_from_step={pc.last_step} (see the resume plan)",
+            )
 
 
 @check("CK004", "optimizer-shards-missing", stage="post", severity="warning")
@@ -154,9 +178,14 @@ def optimizer_shards_missing(checkpoints, ctx) -> Iterator[Finding]:
         else:
             continue
         if missing:
-            names = ", ".join(f"optim_{sf.step:06d}_rank{r}.pt" for r in missing[:4]) + (" ..." if len(missing) > 4 else "")
-            yield Finding(f"{phase} step {sf.step}: {len(missing)} optimizer shard(s) missing for world size {world}: {names}",
-                          path=pc.dir, fix=f"resume only with all {world} shards present, or rerun {phase}")
+            names = ", ".join(f"optim_{sf.step:06d}_rank{r}.pt" for r in missing[:4]) + (
+                " ..." if len(missing) > 4 else ""
+            )
+            yield Finding(
+                f"{phase} step {sf.step}: {len(missing)} optimizer shard(s) missing for world size {world}: {names}",
+                path=pc.dir,
+                fix=f"resume only with all {world} shards present, or rerun {phase}",
+            )
 
 
 def _model_files(checkpoints) -> Iterator[tuple[str, Any, Any]]:
@@ -195,8 +224,11 @@ def checkpoint_unloadable(checkpoints) -> Iterator[Finding]:
             continue  # checkpoint-unsafe reports it; never torch.load an unsafe file
         if fc.error:
             found = True
-            yield Finding(f"{phase}: {sf.model} cannot be loaded: {fc.error}", path=sf.model,
-                          fix=f"rm {sf.model} {sf.meta or ''} and rerun the {phase} save".strip())
+            yield Finding(
+                f"{phase}: {sf.model} cannot be loaded: {fc.error}",
+                path=sf.model,
+                fix=f"rm {sf.model} {sf.meta or ''} and rerun the {phase} save".strip(),
+            )
             continue
         bad = record_problems(sf.model, fc.tensors or {})
         err = (bad[0] + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")) if bad else None
@@ -211,12 +243,17 @@ def checkpoint_unloadable(checkpoints) -> Iterator[Finding]:
             ofc = pc.check_file(p, tensors=False)
             if ofc.error:
                 found = True
-                yield Finding(f"{phase}: optimizer shard {p} is damaged: {ofc.error}", path=p,
-                              fix=f"rm {p}; resume cannot use step {sf.step}")
+                yield Finding(
+                    f"{phase}: optimizer shard {p} is damaged: {ofc.error}",
+                    path=p,
+                    fix=f"rm {p}; resume cannot use step {sf.step}",
+                )
     if not with_torch and sound and not found:
-        raise Skip(f"load tier needs torch ({TORCH_EXTRA}); the zip directory, pickle opcodes and storage "
-                   f"record sizes of {sound} final model file(s) are sound; torch.load(mmap=True) would also "
-                   "prove that this torch build maps them")
+        raise Skip(
+            f"load tier needs torch ({TORCH_EXTRA}); the zip directory, pickle opcodes and storage "
+            f"record sizes of {sound} final model file(s) are sound; torch.load(mmap=True) would also "
+            "prove that this torch build maps them"
+        )
 
 
 @check("CK006", "checkpoint-shape-mismatch", stage="post", severity="error", cost="header")
@@ -245,8 +282,11 @@ def checkpoint_shape_mismatch(checkpoints) -> Iterator[Finding]:
         problems = shape_problems(fc.tensors, meta["model_config"])
         if problems:
             more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-            yield Finding(f"{phase}: {sf.model} does not match model_config of {sf.meta}: " + "; ".join(problems[:3]) + more,
-                          path=sf.model, fix="use the meta written with this model file, or retrain the phase")
+            yield Finding(
+                f"{phase}: {sf.model} does not match model_config of {sf.meta}: " + "; ".join(problems[:3]) + more,
+                path=sf.model,
+                fix="use the meta written with this model file, or retrain the phase",
+            )
 
 
 def _schema_names(profile: Any, phase: str, meta: dict) -> list[str]:
@@ -287,8 +327,11 @@ def checkpoint_meta_invalid(checkpoints) -> Iterator[Finding]:
                 yield Finding(f"{phase}: {target.meta} is {err}", path=target.meta, fix="rerun the phase's final save")
                 continue
             if not isinstance(meta, dict):
-                yield Finding(f"{phase}: {target.meta} holds a {type(meta).__name__}, not an object", path=target.meta,
-                              fix="rerun the phase's final save")
+                yield Finding(
+                    f"{phase}: {target.meta} holds a {type(meta).__name__}, not an object",
+                    path=target.meta,
+                    fix="rerun the phase's final save",
+                )
                 continue
             errors = []
             for name in _schema_names(checkpoints.profile, phase, meta):
@@ -301,17 +344,26 @@ def checkpoint_meta_invalid(checkpoints) -> Iterator[Finding]:
             if errors:
                 name, e = errors[0]
                 where = "$" + "".join(f".{p}" for p in e.absolute_path)
-                yield Finding(f"{phase}: {target.meta} does not match schemas/meta/{name}.json at {where}: {e.message}",
-                              path=target.meta, fix="rerun the phase's final save (meta is written last)")
+                yield Finding(
+                    f"{phase}: {target.meta} does not match schemas/meta/{name}.json at {where}: {e.message}",
+                    path=target.meta,
+                    fix="rerun the phase's final save (meta is written last)",
+                )
                 continue
             if "step" in meta and isinstance(meta["step"], int) and meta["step"] != target.step:
-                yield Finding(f"{phase}: {target.meta} says step {meta['step']}, its name says {target.step}",
-                              path=target.meta, fix="rename or rewrite the meta so both agree")
+                yield Finding(
+                    f"{phase}: {target.meta} says step {meta['step']}, its name says {target.step}",
+                    path=target.meta,
+                    fix="rename or rewrite the meta so both agree",
+                )
             for key in ("val_bpb", "val_loss", "mmlu_acc", "arc_easy_acc"):
                 val = meta.get(key)
                 if isinstance(val, float) and not math.isfinite(val):
-                    yield Finding(f"{phase}: {target.meta} has {key} = {val}: training diverged", path=target.meta,
-                                  fix="restart the phase from an earlier checkpoint with a lower learning rate")
+                    yield Finding(
+                        f"{phase}: {target.meta} has {key} = {val}: training diverged",
+                        path=target.meta,
+                        fix="restart the phase from an earlier checkpoint with a lower learning rate",
+                    )
 
 
 @check("CK008", "checkpoint-unsafe", stage="post", severity="error", cost="header")
@@ -329,13 +381,16 @@ def checkpoint_unsafe(checkpoints) -> Iterator[Finding]:
     How to fix: do not load the file; delete it and restore the checkpoint from a trusted copy.
     """
     for phase, pc, sf in _model_files(checkpoints):
-        for p in [sf.model, *sf.optim.values(), *( [sf.optim_single] if sf.optim_single else [])]:
+        for p in [sf.model, *sf.optim.values(), *([sf.optim_single] if sf.optim_single else [])]:
             if not p:
                 continue
             fc = pc.check_file(p, tensors=(p == sf.model))
             if fc.unsafe:
-                yield Finding(f"{phase}: {p} is not a plain tensor checkpoint ({fc.unsafe}); it was not loaded",
-                              path=p, fix=f"do not torch.load it; delete {p} and restore from a trusted copy")
+                yield Finding(
+                    f"{phase}: {p} is not a plain tensor checkpoint ({fc.unsafe}); it was not loaded",
+                    path=p,
+                    fix=f"do not torch.load it; delete {p} and restore from a trusted copy",
+                )
 
 
 @check("CK009", "checkpoint-nonfinite", stage="post", severity="error", cost="deep")
@@ -359,8 +414,11 @@ def checkpoint_nonfinite(checkpoints) -> Iterator[Finding]:
         if fc.unsafe or fc.error:
             continue
         for problem in deep_scan(sf.model, fc.tensors)[:3]:
-            yield Finding(f"{phase}: {sf.model}: {problem}", path=sf.model,
-                          fix="resume from an earlier checkpoint whose tensors are finite")
+            yield Finding(
+                f"{phase}: {sf.model}: {problem}",
+                path=sf.model,
+                fix="resume from an earlier checkpoint whose tensors are finite",
+            )
 
 
 @check("CK010", "stray-checkpoint-dir", stage="post", severity="warning")
@@ -378,5 +436,8 @@ def stray_checkpoint_dir(checkpoints) -> Iterator[Finding]:
     How to fix: mv BASE/sft_checkpoints BASE/chatsft_checkpoints (or update nanochat past eaf49a3).
     """
     for path, why in checkpoints.stray:
-        yield Finding(f"stray checkpoint dir {path}: {why}", path=path,
-                      fix=f"mv {path} {path.rsplit('/', 1)[0]}/chatsft_checkpoints")
+        yield Finding(
+            f"stray checkpoint dir {path}: {why}",
+            path=path,
+            fix=f"mv {path} {path.rsplit('/', 1)[0]}/chatsft_checkpoints",
+        )

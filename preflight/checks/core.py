@@ -28,9 +28,17 @@ def unused_suppression(suppression_usage) -> Iterator[Finding]:
         for code in sup.codes:
             target = usage.registry.get(code)
             if target is None:
-                yield Finding(f"suppression names unknown check {code!r}", path=usage.script, line=sup.line,
-                              fix=f"remove {code} from the disable comment (see `preflight list`)")
+                yield Finding(
+                    f"suppression names unknown check {code!r}",
+                    path=usage.script,
+                    line=sup.line,
+                    fix=f"remove {code} from the disable comment (see `preflight list`)",
+                )
             elif target.code in usage.ran and target.code not in sup.used:
                 scope = "anywhere in this file" if sup.file_wide else f"at line {sup.start}"
-                yield Finding(f"unused suppression: {target.code} ({target.name}) reports nothing {scope}",
-                              path=usage.script, line=sup.line, fix=f"remove {target.code} from the disable comment")
+                yield Finding(
+                    f"unused suppression: {target.code} ({target.name}) reports nothing {scope}",
+                    path=usage.script,
+                    line=sup.line,
+                    fix=f"remove {target.code} from the disable comment",
+                )

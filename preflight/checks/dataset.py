@@ -51,8 +51,10 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
     """
     if not any(p.name == "base" for p in plan.phases):
         # a script that trains nothing visible: the profile's d20 defaults say nothing about it
-        raise Skip("the plan has no base training phase (the script runs none that preflight can see): "
-                   "no shard count to check against")
+        raise Skip(
+            "the plan has no base training phase (the script runs none that preflight can see): "
+            "no shard count to check against"
+        )
     profile = ctx.get("profile", None)
     n_script, line, local = _script_downloads(ctx, profile)
     online = ctx.config.get("network", "offline") == "online" or local
@@ -62,12 +64,18 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
     if have < plan.shards_min:
         verb = "builds" if local else "downloads"
         where = f" (the script {verb} {n_script})" if n_script is not None and online else ""
-        yield Finding(f"{dataset.dir} holds {dataset.count} shard(s){where}; d{plan.depth} needs at least "
-                      f"{plan.shards_min} ({plan.shard_rule}), {plan.shards_recommended} recommended",
-                      path=str(dataset.dir), fix=_download_cmd(profile, plan.shards_recommended))
+        yield Finding(
+            f"{dataset.dir} holds {dataset.count} shard(s){where}; d{plan.depth} needs at least "
+            f"{plan.shards_min} ({plan.shard_rule}), {plan.shards_recommended} recommended",
+            path=str(dataset.dir),
+            fix=_download_cmd(profile, plan.shards_recommended),
+        )
     if dataset.val_index is not None and dataset.val_index not in dataset.indices and not (online and n_script):
-        yield Finding(f"the pinned validation shard shard_{dataset.val_index:05d}.parquet is missing from {dataset.dir}",
-                      path=str(dataset.dir), fix=_download_cmd(profile, plan.shards_recommended))
+        yield Finding(
+            f"the pinned validation shard shard_{dataset.val_index:05d}.parquet is missing from {dataset.dir}",
+            path=str(dataset.dir),
+            fix=_download_cmd(profile, plan.shards_recommended),
+        )
 
 
 @check("DS002", "shard-corrupt", severity="error", cost="header")
@@ -94,11 +102,18 @@ def shard_corrupt(ctx, dataset) -> Iterator[Finding]:
         yield Finding(f"{path.name}: cannot stat: {why}", path=str(path), fix=f"rm {path} and download it again")
     for p in problems[:MAX_LISTED]:
         sev = Severity.WARNING if p.kind == "layout" else None
-        yield Finding(f"{p.shard}: {p.problem}", path=str(p.path), severity=sev,
-                      fix=f"rm {p.path} and download it again" if p.kind == "corrupt" else "rebuild with row_group_size=1024")
+        yield Finding(
+            f"{p.shard}: {p.problem}",
+            path=str(p.path),
+            severity=sev,
+            fix=f"rm {p.path} and download it again" if p.kind == "corrupt" else "rebuild with row_group_size=1024",
+        )
     if len(problems) > MAX_LISTED:
-        yield Finding(f"... and {len(problems) - MAX_LISTED} more bad shards in {dataset.dir}", path=str(dataset.dir),
-                      fix="re-download the listed shards")
+        yield Finding(
+            f"... and {len(problems) - MAX_LISTED} more bad shards in {dataset.dir}",
+            path=str(dataset.dir),
+            fix="re-download the listed shards",
+        )
 
 
 @check("DS003", "shard-partial-download", severity="warning")
@@ -117,8 +132,11 @@ def shard_partial_download(dataset) -> Iterator[Finding]:
     """
     if dataset.tmp_files:
         names = ", ".join(p.name for p in dataset.tmp_files[:5]) + (" ..." if len(dataset.tmp_files) > 5 else "")
-        yield Finding(f"{len(dataset.tmp_files)} interrupted download(s) in {dataset.dir}: {names}", path=str(dataset.dir),
-                      fix=f"rm {dataset.dir}/*.tmp and re-run the shard download")
+        yield Finding(
+            f"{len(dataset.tmp_files)} interrupted download(s) in {dataset.dir}: {names}",
+            path=str(dataset.dir),
+            fix=f"rm {dataset.dir}/*.tmp and re-run the shard download",
+        )
 
 
 @check("DS004", "shard-gap", severity="warning")
@@ -137,5 +155,8 @@ def shard_gap(dataset) -> Iterator[Finding]:
     gaps = dataset.gaps()
     if gaps:
         shown = ", ".join(f"{i:05d}" for i in gaps[:10]) + (" ..." if len(gaps) > 10 else "")
-        yield Finding(f"{len(gaps)} shard(s) missing in {dataset.dir}: {shown}", path=str(dataset.dir),
-                      fix="re-run the shard download with the same -n")
+        yield Finding(
+            f"{len(gaps)} shard(s) missing in {dataset.dir}: {shown}",
+            path=str(dataset.dir),
+            fix="re-run the shard download with the same -n",
+        )

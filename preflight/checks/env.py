@@ -26,9 +26,14 @@ def variable_origin(ctx, name: str) -> tuple[str, str | None, int | None]:
                 continue
             found = a
     if found is not None:
-        where = f"{Path(found.file).name}:{found.line}" if found.file and found.file != "<script>" else f"line {found.line}"
-        return (f"{'export ' if found.exported else ''}{name}={found.value} in the script ({where})",
-                found.file if found.file != "<script>" else None, found.line)
+        where = (
+            f"{Path(found.file).name}:{found.line}" if found.file and found.file != "<script>" else f"line {found.line}"
+        )
+        return (
+            f"{'export ' if found.exported else ''}{name}={found.value} in the script ({where})",
+            found.file if found.file != "<script>" else None,
+            found.line,
+        )
     if ctx.environ.get(name) is not None:
         return f"{name}={ctx.environ[name]} in the environment it is submitted from", None, None
     return f"{name} is not set", None, None
@@ -51,8 +56,10 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
             if "WANDB_RUN" in value:
                 source += f", {variable_origin(ctx, 'WANDB_RUN')[0]}"
             return (expanded or None), source, inv.line, inv.file
-        if any(inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES
-               for inv in script.all_invocations):
+        if any(
+            inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES
+            for inv in script.all_invocations
+        ):
             return None, "no --run flag (the trainer's default is dummy)", None, None
     value = job_env.get("WANDB_RUN")
     source, path, line = variable_origin(ctx, "WANDB_RUN")
@@ -81,9 +88,13 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
         guard = _wandb_guard(script)
         if guard is not None:
             return  # the script exits (line `guard`) unless WANDB_RUN names a run: a run that trains logs
-        yield Finding(f"wandb logging is off (run = dummy; {source}). Training, evaluation and checkpoints are unaffected: "
-                      "dummy only disables wandb", path=path or (str(script.path) if script is not None and script.path else None),
-                      line=line, fix="optional: export WANDB_RUN=<name> with WANDB_MODE=offline (or a WANDB_API_KEY) to log to wandb")
+        yield Finding(
+            f"wandb logging is off (run = dummy; {source}). Training, evaluation and checkpoints are unaffected: "
+            "dummy only disables wandb",
+            path=path or (str(script.path) if script is not None and script.path else None),
+            line=line,
+            fix="optional: export WANDB_RUN=<name> with WANDB_MODE=offline (or a WANDB_API_KEY) to log to wandb",
+        )
 
 
 _WANDB_TEST = re.compile(r'(?:-z\s+"?\$\{?WANDB_RUN\b|\$\{?WANDB_RUN\}?"?\s*!?==?\s*"?dummy)')
@@ -99,7 +110,7 @@ def _wandb_guard(script) -> int | None:
         if _WANDB_REQUIRED.search(code):
             return i + 1
         if _WANDB_TEST.search(code):
-            window = " ".join(x.split("#", 1)[0] for x in lines[i:i + 4])
+            window = " ".join(x.split("#", 1)[0] for x in lines[i : i + 4])
             if re.search(r"\bexit\s+[1-9]|\bexit\b\s*(?:;|$|\bfi\b)|\breturn\s+[1-9]", window):
                 return i + 1
     return None
@@ -141,10 +152,17 @@ def wandb_no_credentials(ctx, job_env) -> Iterator[Finding]:
     has_key = bool(job_env.get("WANDB_API_KEY")) or _has_netrc_key(job_env.get("HOME"))
     if has_key and not offline:
         return
-    why = ("compute nodes are offline, so wandb.init cannot reach the server" if has_key
-           else "no WANDB_API_KEY and no ~/.netrc entry: wandb.init fails with 'api_key not configured (no-tty)'")
-    yield Finding(f"wandb run {name!r} ({source}) will start wandb, but {why}; the phase crashes at startup",
-                  path=path, line=line, fix="export WANDB_MODE=offline in the script (sync later with `wandb sync`)")
+    why = (
+        "compute nodes are offline, so wandb.init cannot reach the server"
+        if has_key
+        else "no WANDB_API_KEY and no ~/.netrc entry: wandb.init fails with 'api_key not configured (no-tty)'"
+    )
+    yield Finding(
+        f"wandb run {name!r} ({source}) will start wandb, but {why}; the phase crashes at startup",
+        path=path,
+        line=line,
+        fix="export WANDB_MODE=offline in the script (sync later with `wandb sync`)",
+    )
 
 
 def _under(path: Path, root: str | None) -> bool:
@@ -174,8 +192,10 @@ def base_dir_in_home(base_dir, job_env) -> Iterator[Finding]:
     home = job_env.get("HOME")
     if base_dir.default or _under(base_dir.path, home):
         if base_dir.line is not None:
-            msg = (f"NANOCHAT_BASE_DIR is (re)set to {base_dir.path} in the home directory by the script; a value set "
-                   "before the job is overwritten")
+            msg = (
+                f"NANOCHAT_BASE_DIR is (re)set to {base_dir.path} in the home directory by the script; a value set "
+                "before the job is overwritten"
+            )
             fix = f"change line {base_dir.line} to: export NANOCHAT_BASE_DIR=${{NANOCHAT_BASE_DIR:-/scratch/$USER/nanochat}}"
         else:
             msg = f"the base dir {base_dir.path} is in the home directory ({base_dir.source}); ~30 GB for d20 may exceed the quota"
@@ -199,5 +219,8 @@ def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
     """
     if not job_env.get("OMP_NUM_THREADS"):
         script = ctx.get("script", None)
-        yield Finding("OMP_NUM_THREADS is not set for the job", path=str(script.path) if script is not None and script.path else None,
-                      fix="export OMP_NUM_THREADS=1")
+        yield Finding(
+            "OMP_NUM_THREADS is not set for the job",
+            path=str(script.path) if script is not None and script.path else None,
+            fix="export OMP_NUM_THREADS=1",
+        )

@@ -122,47 +122,78 @@ def _against_checkout(script, job_env, inv, module, entry) -> Iterator[Finding]:
         if f.style == "positional" or not f.key:
             continue
         if entry.style == "configurator":
-            yield from _configurator_flag(script, job_env, inv, module, f, {k: v.default for k, v in entry.flags.items()},
-                                          src, suggest=entry.suggest)
+            yield from _configurator_flag(
+                script,
+                job_env,
+                inv,
+                module,
+                f,
+                {k: v.default for k, v in entry.flags.items()},
+                src,
+                suggest=entry.suggest,
+            )
             continue
         if entry.style == "dataclass":
             key = f.key.replace("-", "_")
             if key not in entry.flags:
-                yield Finding(f"{module}: unknown flag `--{f.key}`{_did_you_mean(entry.suggest(f.key))} ({src})",
-                              path=path, line=inv.line, fix=f"remove --{f.key} or use a field of the config dataclass")
+                yield Finding(
+                    f"{module}: unknown flag `--{f.key}`{_did_you_mean(entry.suggest(f.key))} ({src})",
+                    path=path,
+                    line=inv.line,
+                    fix=f"remove --{f.key} or use a field of the config dataclass",
+                )
             continue
         if entry.lookup(f.key) is not None:
             continue
         same = entry.spelled(f.key)  # the same setting in the other separator
         if same is not None:
-            yield Finding(f"{module}: `--{f.key}` is not accepted by this checkout: it declares `--{same}` "
-                          f"(argparse stops with 'unrecognized arguments'; {src})", path=path, line=inv.line,
-                          fix=f"write --{same}" + (f"={f.value}" if f.value else ""))
+            yield Finding(
+                f"{module}: `--{f.key}` is not accepted by this checkout: it declares `--{same}` "
+                f"(argparse stops with 'unrecognized arguments'; {src})",
+                path=path,
+                line=inv.line,
+                fix=f"write --{same}" + (f"={f.value}" if f.value else ""),
+            )
             continue
-        yield Finding(f"{module}: unknown flag `--{f.key}`{_did_you_mean(entry.suggest(f.key))}: argparse stops with "
-                      f"'unrecognized arguments' ({src})", path=path, line=inv.line,
-                      fix=(f"write --{entry.suggest(f.key)[0]}" if entry.suggest(f.key) else f"remove --{f.key}"))
+        yield Finding(
+            f"{module}: unknown flag `--{f.key}`{_did_you_mean(entry.suggest(f.key))}: argparse stops with "
+            f"'unrecognized arguments' ({src})",
+            path=path,
+            line=inv.line,
+            fix=(f"write --{entry.suggest(f.key)[0]}" if entry.suggest(f.key) else f"remove --{f.key}"),
+        )
 
 
 def _configurator_flag(script, job_env, inv, module, f, keys, src, suggest) -> Iterator[Finding]:
     path = _p(script, inv)
     if f.style in ("space", "bare", "short"):
         want = f"--{f.key}={f.value}" if f.value is not None else f"--{f.key}=VALUE"
-        yield Finding(f"{module}: `{f.raw}` has no '=': the classic configurator needs --key=value "
-                      f"(it treats the argument as a config file and asserts; {src})", path=path, line=inv.line,
-                      fix=f"write {want}")
+        yield Finding(
+            f"{module}: `{f.raw}` has no '=': the classic configurator needs --key=value "
+            f"(it treats the argument as a config file and asserts; {src})",
+            path=path,
+            line=inv.line,
+            fix=f"write {want}",
+        )
         return
     if "-" in f.key:
-        yield Finding(f"{module}: `--{f.key}` uses dashes; the configurator keys use underscores ({src})",
-                      path=path, line=inv.line, fix=f"write --{f.key.replace('-', '_')}={f.value}")
+        yield Finding(
+            f"{module}: `--{f.key}` uses dashes; the configurator keys use underscores ({src})",
+            path=path,
+            line=inv.line,
+            fix=f"write --{f.key.replace('-', '_')}={f.value}",
+        )
         return
     if keys is None:
         return
     if f.key not in keys:
         close = suggest(f.key)
-        yield Finding(f"{module}: unknown config key `{f.key}`{_did_you_mean(close)} (ValueError: Unknown config key; "
-                      f"{src})", path=path, line=inv.line,
-                      fix=f"write --{close[0]}={f.value}" if close else f"remove --{f.key} (keys: {', '.join(sorted(keys))})")
+        yield Finding(
+            f"{module}: unknown config key `{f.key}`{_did_you_mean(close)} (ValueError: Unknown config key; {src})",
+            path=path,
+            line=inv.line,
+            fix=f"write --{close[0]}={f.value}" if close else f"remove --{f.key} (keys: {', '.join(sorted(keys))})",
+        )
         return
     value = f.value or ""
     if "$" in value:
@@ -175,9 +206,13 @@ def _configurator_flag(script, job_env, inv, module, f, keys, src, suggest) -> I
         attempt = value
     default = keys[f.key]
     if default is not None and type(attempt) is not type(default):
-        yield Finding(f"{module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "
-                      f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch; {src})",
-                      path=path, line=inv.line, fix=f"write --{f.key}={_coerce(attempt, default)}")
+        yield Finding(
+            f"{module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "
+            f"{default!r} is a {_type_name(default)} (AssertionError: Type mismatch; {src})",
+            path=path,
+            line=inv.line,
+            fix=f"write --{f.key}={_coerce(attempt, default)}",
+        )
 
 
 def _near_miss(key: str, keys) -> list[str]:
@@ -191,14 +226,20 @@ def _against_profile(script, job_env, profile, inv, module, phase, why: str = ""
     path = _p(script, inv)
     src = f"{why or 'no nanochat checkout found'}; keys from the {profile.name} era profile"
     if profile.uses_configurator(module):
+
         def suggest(key):
             return _near_miss(key, keys or {})
 
         for f in inv.flags:
             if f.style == "positional" or not f.key:
                 continue
-            if keys is not None and f.key not in keys and not suggest(f.key) and "-" not in f.key \
-                    and f.style not in ("space", "bare", "short"):
+            if (
+                keys is not None
+                and f.key not in keys
+                and not suggest(f.key)
+                and "-" not in f.key
+                and f.style not in ("space", "bare", "short")
+            ):
                 continue  # unknown but not a near miss: maybe this fork's own key
             yield from _configurator_flag(script, job_env, inv, module, f, keys, src, suggest)
         return
@@ -211,13 +252,21 @@ def _against_profile(script, job_env, profile, inv, module, phase, why: str = ""
         wrong = "_" if sep == "-" else "-"
         if wrong in f.key:
             good = f.key.replace(wrong, sep)
-            yield Finding(f"{module}: `--{f.key}` is not accepted in this era ({profile.variant or profile.name}: "
-                          f"flags use '{sep}'); argparse stops with 'unrecognized arguments' ({src})",
-                          path=path, line=inv.line, fix=f"write --{good}" + (f"={f.value}" if f.value else ""))
+            yield Finding(
+                f"{module}: `--{f.key}` is not accepted in this era ({profile.variant or profile.name}: "
+                f"flags use '{sep}'); argparse stops with 'unrecognized arguments' ({src})",
+                path=path,
+                line=inv.line,
+                fix=f"write --{good}" + (f"={f.value}" if f.value else ""),
+            )
             continue
         if keys is not None and f.key.replace("-", "_") not in keys:
             close = _near_miss(f.key, keys)
             if close:
                 spelled = close[0].replace("_", sep)
-                yield Finding(f"{module}: unknown flag `--{f.key}` (did you mean --{spelled}?) ({src})",
-                              path=path, line=inv.line, fix=f"write --{spelled}" + (f"={f.value}" if f.value else ""))
+                yield Finding(
+                    f"{module}: unknown flag `--{f.key}` (did you mean --{spelled}?) ({src})",
+                    path=path,
+                    line=inv.line,
+                    fix=f"write --{spelled}" + (f"={f.value}" if f.value else ""),
+                )

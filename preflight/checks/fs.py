@@ -42,11 +42,15 @@ def base_dir_not_writable(base_dir) -> Iterator[Finding]:
     try:
         if path.exists():
             if not path.is_dir():
-                yield Finding(f"base dir {path} ({base_dir.source}) exists but is not a directory",
-                              fix=f"remove or rename {path}, or set NANOCHAT_BASE_DIR elsewhere")
+                yield Finding(
+                    f"base dir {path} ({base_dir.source}) exists but is not a directory",
+                    fix=f"remove or rename {path}, or set NANOCHAT_BASE_DIR elsewhere",
+                )
             elif not os.access(path, os.W_OK | os.X_OK):
-                yield Finding(f"base dir {path} ({base_dir.source}) is not writable by you",
-                              fix=f"chmod u+rwx {path}, or set NANOCHAT_BASE_DIR to a directory you own")
+                yield Finding(
+                    f"base dir {path} ({base_dir.source}) is not writable by you",
+                    fix=f"chmod u+rwx {path}, or set NANOCHAT_BASE_DIR to a directory you own",
+                )
             return
     except OSError as exc:
         yield Finding(
@@ -56,8 +60,10 @@ def base_dir_not_writable(base_dir) -> Iterator[Finding]:
         return
     parent = nearest_existing(path)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        yield Finding(f"base dir {path} does not exist and cannot be created ({parent} is not writable)",
-                      fix=f"mkdir -p {path} as a user who may, or set NANOCHAT_BASE_DIR elsewhere")
+        yield Finding(
+            f"base dir {path} does not exist and cannot be created ({parent} is not writable)",
+            fix=f"mkdir -p {path} as a user who may, or set NANOCHAT_BASE_DIR elsewhere",
+        )
 
 
 @check("FS002", "disk-space-insufficient", severity="error")
@@ -89,13 +95,18 @@ def disk_space_insufficient(ctx, base_dir, plan) -> Iterator[Finding]:
     need = max(0, plan.disk_bytes - have) * margin
     free = st.f_bavail * st.f_frsize
     if free < need:
-        yield Finding(f"{where} has {free / 1e9:.1f} GB free but the run needs ~{need / 1e9:.1f} GB more "
-                      f"(plan {plan.disk_bytes / 1e9:.1f} GB incl. checkpoints, minus {have / 1e9:.1f} GB of shards present, "
-                      f"x{margin:g} margin)", fix="free space or set NANOCHAT_BASE_DIR to a larger filesystem")
+        yield Finding(
+            f"{where} has {free / 1e9:.1f} GB free but the run needs ~{need / 1e9:.1f} GB more "
+            f"(plan {plan.disk_bytes / 1e9:.1f} GB incl. checkpoints, minus {have / 1e9:.1f} GB of shards present, "
+            f"x{margin:g} margin)",
+            fix="free space or set NANOCHAT_BASE_DIR to a larger filesystem",
+        )
     need_files = max(0, plan.disk_files - have_files) * margin
     if st.f_files > 0 and st.f_favail < need_files:
-        yield Finding(f"{where} has {st.f_favail:,} free inodes but the run creates ~{int(need_files):,} files",
-                      fix="free inodes (delete small files) or use another filesystem")
+        yield Finding(
+            f"{where} has {st.f_favail:,} free inodes but the run creates ~{int(need_files):,} files",
+            fix="free inodes (delete small files) or use another filesystem",
+        )
 
 
 @check("FS003", "node-local-path", severity="error")
@@ -124,12 +135,16 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
 
     path = os.path.abspath(str(base_dir.path))
     if root := local_root(path):
-        yield Finding(f"{job_env.nodes}-node job with base dir {path} on node-local storage ({root}): the other "
-                      "nodes will not see its shards or checkpoints",
-                      fix="export NANOCHAT_BASE_DIR=<a shared filesystem path, e.g. /scratch/$USER/nanochat>")
+        yield Finding(
+            f"{job_env.nodes}-node job with base dir {path} on node-local storage ({root}): the other "
+            "nodes will not see its shards or checkpoints",
+            fix="export NANOCHAT_BASE_DIR=<a shared filesystem path, e.g. /scratch/$USER/nanochat>",
+        )
     script = ctx.get("script", None)
-    logs = [(f"--{k}={job_env.sbatch[k]}", job_env.sbatch[k], None) for k in ("output", "error") if job_env.sbatch.get(k)]
-    for inv in (script.all_invocations if script is not None and script.ok else []):
+    logs = [
+        (f"--{k}={job_env.sbatch[k]}", job_env.sbatch[k], None) for k in ("output", "error") if job_env.sbatch.get(k)
+    ]
+    for inv in script.all_invocations if script is not None and script.ok else []:
         if inv.srun:
             opts = inv.launcher_opts
             for i, w in enumerate(opts):
@@ -139,7 +154,10 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
                     logs.append((f"srun {key}={value}", value, inv.line))
     for shown, value, line in logs:
         if value and (root := local_root(os.path.abspath(value))):
-            yield Finding(f"{job_env.nodes}-node job writes its log {shown} on node-local storage ({root}): it stays on "
-                          "that node, where postflight on the login node cannot read it",
-                          line=line, severity=Severity.WARNING,
-                          fix="write logs to a shared directory, e.g. #SBATCH --output=logs/%x_%j.out (mkdir -p logs)")
+            yield Finding(
+                f"{job_env.nodes}-node job writes its log {shown} on node-local storage ({root}): it stays on "
+                "that node, where postflight on the login node cannot read it",
+                line=line,
+                severity=Severity.WARNING,
+                fix="write logs to a shared directory, e.g. #SBATCH --output=logs/%x_%j.out (mkdir -p logs)",
+            )

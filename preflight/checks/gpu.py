@@ -24,7 +24,11 @@ def _training_invocations(script, profile):
             continue
         phase = profile.phase_of_module(inv.module, inv.args)
         spec = profile.phase(phase) if phase else None
-        if phase in TRAIN_PHASES and spec and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
+        if (
+            phase in TRAIN_PHASES
+            and spec
+            and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]
+        ):
             yield phase, spec, inv
 
 
@@ -105,11 +109,14 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
             product *= v
             parts.append(vsrc)
         if product and total % product:
-            yield Finding(f"{phase} ({inv.module}): {rule['total']} {total:,} is not divisible by "
-                          f"{' x '.join(parts)} = {product:,}; the phase stops with an AssertionError",
-                          path=inv.file if inv.file != "<script>" else str(script.path), line=inv.line,
-                          fix=f"run on a world size that divides it (1, 2, 4, 8 GPUs) or set --{rule['total']} to a "
-                              f"multiple of {product:,}")
+            yield Finding(
+                f"{phase} ({inv.module}): {rule['total']} {total:,} is not divisible by "
+                f"{' x '.join(parts)} = {product:,}; the phase stops with an AssertionError",
+                path=inv.file if inv.file != "<script>" else str(script.path),
+                line=inv.line,
+                fix=f"run on a world size that divides it (1, 2, 4, 8 GPUs) or set --{rule['total']} to a "
+                f"multiple of {product:,}",
+            )
     if not found:
         raise Skip("no training phase with a known process count")
 
@@ -158,12 +165,21 @@ def visible_gpus_mismatch(ctx, script, job_env) -> Iterator[Finding]:
             continue
         n = int(n)
         if n > visible:
-            yield Finding(f"torchrun starts {n} processes but only {visible} GPU(s) are visible{source}; ranks {visible}.. crash "
-                          "with 'invalid device ordinal'", path=inv.file, line=inv.line,
-                          fix=f"--nproc_per_node={visible}")
+            yield Finding(
+                f"torchrun starts {n} processes but only {visible} GPU(s) are visible{source}; ranks {visible}.. crash "
+                "with 'invalid device ordinal'",
+                path=inv.file,
+                line=inv.line,
+                fix=f"--nproc_per_node={visible}",
+            )
         elif n < visible:
-            yield Finding(f"torchrun starts {n} processes but {visible} GPUs are visible{source}: {visible - n} stay idle",
-                          path=inv.file, line=inv.line, fix=f"--nproc_per_node={visible}", severity=Severity.WARNING)
+            yield Finding(
+                f"torchrun starts {n} processes but {visible} GPUs are visible{source}: {visible - n} stay idle",
+                path=inv.file,
+                line=inv.line,
+                fix=f"--nproc_per_node={visible}",
+                severity=Severity.WARNING,
+            )
 
 
 def _gpu_memory(ctx) -> tuple[int | None, str]:
@@ -217,10 +233,16 @@ def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
     while dbs > 1 and memory_estimate_bytes(shape, dbs) > mem * 0.97:
         dbs //= 2
     fits = memory_estimate_bytes(shape, dbs) <= mem * 0.97
-    fix = (f"pass --device_batch_size={dbs} to the training phases (est. {memory_estimate_bytes(shape, dbs) / GIB:.1f} GiB)"
-           if fits else "use a smaller --depth or GPUs with more memory")
-    yield Finding(f"d{plan.depth} with device batch {plan.device_batch_size} needs ~{need / GIB:.1f} GiB per GPU, "
-                  f"but {name} has {mem / GIB:.1f} GiB: base training will run out of memory", fix=fix)
+    fix = (
+        f"pass --device_batch_size={dbs} to the training phases (est. {memory_estimate_bytes(shape, dbs) / GIB:.1f} GiB)"
+        if fits
+        else "use a smaller --depth or GPUs with more memory"
+    )
+    yield Finding(
+        f"d{plan.depth} with device batch {plan.device_batch_size} needs ~{need / GIB:.1f} GiB per GPU, "
+        f"but {name} has {mem / GIB:.1f} GiB: base training will run out of memory",
+        fix=fix,
+    )
 
 
 @check("GPU004", "bf16-unsupported", severity="error")
@@ -240,5 +262,8 @@ def bf16_unsupported(gpus) -> Iterator[Finding]:
     """
     for g in gpus:
         if g.bf16 is False:
-            yield Finding(f"GPU {g.index} {g.name} (compute capability {g.compute_cap[0]}.{g.compute_cap[1]}) "
-                          "has no bf16 support: training is emulated or fails", fix="request sm80+ GPUs (A100, H100, H200)")
+            yield Finding(
+                f"GPU {g.index} {g.name} (compute capability {g.compute_cap[0]}.{g.compute_cap[1]}) "
+                "has no bf16 support: training is emulated or fails",
+                fix="request sm80+ GPUs (A100, H100, H200)",
+            )

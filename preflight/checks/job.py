@@ -29,9 +29,11 @@ def _signal_hint(job) -> str:
     if job.state != "FAILED" or not sig.isdigit() or int(sig) not in (signal.SIGUSR1, signal.SIGUSR2):
         return ""
     name = signal.Signals(int(sig)).name
-    return (f"; the batch shell died of {name}, which SLURM sends before the time limit with "
-            f"#SBATCH --signal=B:{name[3:]}@N: the script has no trap for it (or sets it too late), so the "
-            "running phase was killed without saving")
+    return (
+        f"; the batch shell died of {name}, which SLURM sends before the time limit with "
+        f"#SBATCH --signal=B:{name[3:]}@N: the script has no trap for it (or sets it too late), so the "
+        "running phase was killed without saving"
+    )
 
 
 @check("JOB001", "job-failed", stage="post", severity="error")
@@ -57,12 +59,18 @@ def job_failed(job, ctx) -> Iterator[Finding]:
         if "does not exist" in hint:
             fix = "mkdir -p the #SBATCH --output/--error directory, then resubmit"
         elif signal_hint:
-            fix = ("trap the signal and forward it to the trainer started with & and waited for (scripts/speedrun.slurm; "
-                   "`preflight check` reports this as signal-not-delivered), then resume (resume plan)")
+            fix = (
+                "trap the signal and forward it to the trainer started with & and waited for (scripts/speedrun.slurm; "
+                "`preflight check` reports this as signal-not-delivered), then resume (resume plan)"
+            )
         else:
             fix = "see the phase table for the failing phase; resubmit from it (resume plan)"
-        yield Finding(f"job {job.job_id} ended {job.state} with exit code {job.exit_code}{hint}{signal_hint}", fix=fix,
-                      path=job.stdout, data={"state": job.state, "exit_code": job.exit_code})
+        yield Finding(
+            f"job {job.job_id} ended {job.state} with exit code {job.exit_code}{hint}{signal_hint}",
+            fix=fix,
+            path=job.stdout,
+            data={"state": job.state, "exit_code": job.exit_code},
+        )
 
 
 @check("JOB002", "job-silent-failure", stage="post", severity="error")
@@ -82,10 +90,11 @@ def job_silent_failure(job, phases) -> Iterator[Finding]:
         bad = [v for v in phases.verdicts if v.expected and v.status in ("failed", "partial", "not-run")]
         if bad:
             first = bad[0]
-            yield Finding(f"job {job.job_id} COMPLETED 0:0 but {first.name} is {first.status} ({first.cause})",
-                          path=first.evidence[0].rsplit(":", 1)[0] if first.evidence else None,
-                          fix="add `set -euo pipefail` to the script so a failed phase fails the job; rerun from "
-                              f"{first.name}")
+            yield Finding(
+                f"job {job.job_id} COMPLETED 0:0 but {first.name} is {first.status} ({first.cause})",
+                path=first.evidence[0].rsplit(":", 1)[0] if first.evidence else None,
+                fix=f"add `set -euo pipefail` to the script so a failed phase fails the job; rerun from {first.name}",
+            )
 
 
 @check("JOB003", "job-timeout", stage="post", severity="error")
@@ -122,8 +131,10 @@ def job_oom(job) -> Iterator[Finding]:
     How to fix: request more memory (#SBATCH --mem=0 / --mem-per-gpu) or reduce host-side buffers.
     """
     if job.state == "OUT_OF_MEMORY":
-        yield Finding(f"job {job.job_id} was killed by the out-of-memory killer (host RAM), exit {job.exit_code}",
-                      fix="#SBATCH --mem=0 (all node memory) or a larger --mem-per-gpu; resume from the last checkpoint")
+        yield Finding(
+            f"job {job.job_id} was killed by the out-of-memory killer (host RAM), exit {job.exit_code}",
+            fix="#SBATCH --mem=0 (all node memory) or a larger --mem-per-gpu; resume from the last checkpoint",
+        )
 
 
 _BAD_STEP_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL")
@@ -157,7 +168,9 @@ def step_failed(job, job_steps) -> Iterator[Finding]:
             continue  # the job's own state: job-failed and job-timeout report it
         nodes = st.get("NodeList") or "?"
         hidden = f"; the job itself reports {job.state}" if job.state == "COMPLETED" else ""
-        yield Finding(f"step {step} ({st.get('JobName') or '?'}) ended {state} with exit {st.get('ExitCode') or '?'} "
-                      f"on {nodes}{hidden}", fix="see the phase table for the phase that step ran; add set -e so "
-                      "the job fails with its step", data={"step": step, "state": state, "nodes": nodes,
-                                                          "exit_code": st.get("ExitCode")})
+        yield Finding(
+            f"step {step} ({st.get('JobName') or '?'}) ended {state} with exit {st.get('ExitCode') or '?'} "
+            f"on {nodes}{hidden}",
+            fix="see the phase table for the phase that step ran; add set -e so the job fails with its step",
+            data={"step": step, "state": state, "nodes": nodes, "exit_code": st.get("ExitCode")},
+        )

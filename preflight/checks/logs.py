@@ -54,8 +54,11 @@ def crashes(logs):
 
 def _missing_named(logs) -> Iterator[Finding]:
     for path, where in logs.missing:
-        yield Finding(f"log {path} (from {where}) does not exist", path=path,
-                      fix="check #SBATCH --output/--error (their directory must exist before sbatch) or pass --log")
+        yield Finding(
+            f"log {path} (from {where}) does not exist",
+            path=path,
+            fix="check #SBATCH --output/--error (their directory must exist before sbatch) or pass --log",
+        )
 
 
 @check("LOG001", "wandb-dummy-run", stage="post", severity="info")
@@ -82,14 +85,22 @@ def wandb_dummy_run(logs, ctx) -> Iterator[Finding]:
             done.add(who)
             v = phases.get(seg.phase) if phases is not None and seg.phase else None
             if v is not None and v.status in ("failed", "partial"):
-                msg = (f"{who} ran with run=dummy and {v.status}: dummy is NOT the cause (it only turns wandb off and "
-                       f"never skips training or checkpoints); the real cause: {v.cause}")
+                msg = (
+                    f"{who} ran with run=dummy and {v.status}: dummy is NOT the cause (it only turns wandb off and "
+                    f"never skips training or checkpoints); the real cause: {v.cause}"
+                )
             else:
-                msg = (f"{who or 'a phase'} ran with run=dummy: wandb logging was off; dummy only disables wandb "
-                       "and never skips training or checkpoints")
-            yield Finding(msg, path=ix.path, line=seg.override_line,
-                          fix="none needed; look at the phase table for the real cause of any missing checkpoint",
-                          data={"phase": seg.phase})
+                msg = (
+                    f"{who or 'a phase'} ran with run=dummy: wandb logging was off; dummy only disables wandb "
+                    "and never skips training or checkpoints"
+                )
+            yield Finding(
+                msg,
+                path=ix.path,
+                line=seg.override_line,
+                fix="none needed; look at the phase table for the real cause of any missing checkpoint",
+                data={"phase": seg.phase},
+            )
 
 
 @check("LOG002", "phase-crashed", stage="post", severity="error")
@@ -122,15 +133,32 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
         if cause.name in CASCADE and root_rank(tb, failed) is not None:
             continue  # this rank only lost another that failed first: rank-failure reports both
         exitcode = failed.get("exitcode")
-        extra = [x for x in (_ranks(tb.ranks), f"exit code {exitcode}" if exitcode is not None else "",
-                             f"raised at {tb.last_frame}" if tb.last_frame else "") if x]
+        extra = [
+            x
+            for x in (
+                _ranks(tb.ranks),
+                f"exit code {exitcode}" if exitcode is not None else "",
+                f"raised at {tb.last_frame}" if tb.last_frame else "",
+            )
+            if x
+        ]
         steps = sum(s.step_lines for s in logs.by_phase(phase)) if phase else None
-        yield Finding(f"{who} ({phase or 'unknown phase'}) {crash_text(tb, steps, failed)}"
-                      + (f" [{'; '.join(extra)}]" if extra else ""),
-                      path=tb.path, line=tb.line, fix=fix_for(cause, profile, hf_home=_hf_home(ctx)),
-                      data={"phase": phase, "class": cause.name, "type": tb.exc_type, "ranks": tb.ranks,
-                            "exitcode": exitcode, "cause": cause.to_json(),
-                            "root": {"type": tb.root[0], "message": tb.root[1]}})
+        yield Finding(
+            f"{who} ({phase or 'unknown phase'}) {crash_text(tb, steps, failed)}"
+            + (f" [{'; '.join(extra)}]" if extra else ""),
+            path=tb.path,
+            line=tb.line,
+            fix=fix_for(cause, profile, hf_home=_hf_home(ctx)),
+            data={
+                "phase": phase,
+                "class": cause.name,
+                "type": tb.exc_type,
+                "ranks": tb.ranks,
+                "exitcode": exitcode,
+                "cause": cause.to_json(),
+                "root": {"type": tb.root[0], "message": tb.root[1]},
+            },
+        )
 
 
 @check("LOG003", "phase-no-steps", stage="post", severity="error")
@@ -161,16 +189,24 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
     reported = set()
     for ix in logs.logs:
         for seg in ix.segments:
-            if seg.phase in TRAIN_PHASES and seg.step_lines == 0 and seg.phase not in stepped \
-                    and seg.phase not in reported and (seg.script is None or seg.script in TRAINER_SCRIPTS):
+            if (
+                seg.phase in TRAIN_PHASES
+                and seg.step_lines == 0
+                and seg.phase not in stepped
+                and seg.phase not in reported
+                and (seg.script is None or seg.script in TRAINER_SCRIPTS)
+            ):
                 tb = next((t for t in logs.tracebacks if t.phase == seg.phase and not t.wrapper), None)
                 reported.add(seg.phase)
                 if tb is not None:
                     continue  # phase-crashed already says it died during setup, with the cause
                 where = note
-                yield Finding(f"{seg.phase} started but logged no training step: it died during setup; {where}",
-                              path=ix.path, line=seg.start_line,
-                              fix=f"read the traceback, fix that error, rerun {seg.phase} (see the resume plan)")
+                yield Finding(
+                    f"{seg.phase} started but logged no training step: it died during setup; {where}",
+                    path=ix.path,
+                    line=seg.start_line,
+                    fix=f"read the traceback, fix that error, rerun {seg.phase} (see the resume plan)",
+                )
 
 
 @check("LOG004", "cascade-missing-checkpoint", stage="post", severity="error")
@@ -194,7 +230,10 @@ def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
         if not is_missing_checkpoint(tb):
             continue
         src = missing_source_phase(tb)
-        root = next((t for t in logs.tracebacks if src and t.phase == src and not t.wrapper and not is_missing_checkpoint(t)), None)
+        root = next(
+            (t for t in logs.tracebacks if src and t.phase == src and not t.wrapper and not is_missing_checkpoint(t)),
+            None,
+        )
         if root is not None:
             why = f"root cause: {src} crashed first ({classify(root.exc_type, root.message)}: {root.exc_type}) at {root.where}"
         elif phases is not None and src and phases.get(src) and phases.get(src).status != "done":
@@ -202,9 +241,13 @@ def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
             why = f"root cause: {src} {v.status} ({v.cause})"
         else:
             why = f"root cause: {src or 'the source phase'} did not save a checkpoint"
-        yield Finding(f"{tb.script or tb.phase or 'a phase'}: {tb.exc_type}: {tb.message[:160]}; {why}",
-                      path=tb.path, line=tb.line, fix=f"fix {src or 'the earlier phase'} first, then rerun from it",
-                      data={"root_phase": src})
+        yield Finding(
+            f"{tb.script or tb.phase or 'a phase'}: {tb.exc_type}: {tb.message[:160]}; {why}",
+            path=tb.path,
+            line=tb.line,
+            fix=f"fix {src or 'the earlier phase'} first, then rerun from it",
+            data={"root_phase": src},
+        )
 
 
 @check("LOG005", "download-incomplete", stage="post", severity="error")
@@ -224,8 +267,12 @@ def download_incomplete(logs) -> Iterator[Finding]:
         for seg in ix.segments:
             for ev in seg.downloads:
                 if ev.data["done"] < ev.data["total"]:
-                    yield Finding(f"dataset download incomplete: {ev.data['done']}/{ev.data['total']} shards", path=ix.path,
-                                  line=ev.line, fix=f"python -m nanochat.dataset -n {ev.data['total']}  # retries the missing shards")
+                    yield Finding(
+                        f"dataset download incomplete: {ev.data['done']}/{ev.data['total']} shards",
+                        path=ix.path,
+                        line=ev.line,
+                        fix=f"python -m nanochat.dataset -n {ev.data['total']}  # retries the missing shards",
+                    )
 
 
 @check("LOG006", "time-limit-cancel", stage="post", severity="error")
@@ -246,9 +293,13 @@ def time_limit_cancel(logs) -> Iterator[Finding]:
             seg = next((s for s in reversed(ix.segments) if s.start_line <= ev.line), None)
             phase = seg.phase if seg else None
             last = seg.last_step.step if seg and seg.last_step else None
-            yield Finding(f"job cancelled at the time limit during {phase or 'an unknown phase'}"
-                          + (f" (last logged step {last})" if last is not None else ""), path=ix.path, line=ev.line,
-                          fix="raise #SBATCH --time or set --save_every, then resume from the last checkpoint")
+            yield Finding(
+                f"job cancelled at the time limit during {phase or 'an unknown phase'}"
+                + (f" (last logged step {last})" if last is not None else ""),
+                path=ix.path,
+                line=ev.line,
+                fix="raise #SBATCH --time or set --save_every, then resume from the last checkpoint",
+            )
 
 
 @check("LOG007", "nan-loss", stage="post", severity="error")
@@ -266,8 +317,12 @@ def nan_loss(logs) -> Iterator[Finding]:
     for ix in logs.logs:
         for seg in ix.segments:
             if seg.nan_loss:
-                yield Finding(f"{seg.phase or 'a phase'}: non-finite loss: {seg.nan_loss.text[:160]}", path=ix.path,
-                              line=seg.nan_loss.line, fix="resume from an earlier checkpoint with a lower learning rate")
+                yield Finding(
+                    f"{seg.phase or 'a phase'}: non-finite loss: {seg.nan_loss.text[:160]}",
+                    path=ix.path,
+                    line=seg.nan_loss.line,
+                    fix="resume from an earlier checkpoint with a lower learning rate",
+                )
 
 
 @check("LOG008", "training-stopped-early", stage="post", severity="error")
@@ -293,13 +348,20 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
             total = planned_map.get(seg.phase) or seg.planned_steps
             if not total:
                 continue
-            if seg.end_markers or seg.saved_steps("model") and max(seg.saved_steps("model")) >= total - 1 \
-                    or any(e.data.get("kind") == "checkpoint" for e in seg.saves):
+            if (
+                seg.end_markers
+                or seg.saved_steps("model")
+                and max(seg.saved_steps("model")) >= total - 1
+                or any(e.data.get("kind") == "checkpoint" for e in seg.saves)
+            ):
                 continue
             if seg.last_step.step < total - 1:
-                yield Finding(f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
-                              path=ix.path, line=seg.last_step.line,
-                              fix="resume from the last checkpoint (see the resume plan) or rerun the phase")
+                yield Finding(
+                    f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
+                    path=ix.path,
+                    line=seg.last_step.line,
+                    fix="resume from the last checkpoint (see the resume plan) or rerun the phase",
+                )
 
 
 @check("LOG009", "log-unusable", stage="post", severity="warning")
@@ -320,11 +382,21 @@ def log_unusable(logs) -> Iterator[Finding]:
     """
     for ix in logs.logs:
         if ix.error:  # as bad as a missing log (an error in phase-crashed): no evidence at all
-            yield Finding(f"log {ix.path} cannot be used: {ix.error}", path=ix.path, severity=Severity.ERROR,
-                          fix="pass a readable text log with --log (the job's #SBATCH --output file)")
+            yield Finding(
+                f"log {ix.path} cannot be used: {ix.error}",
+                path=ix.path,
+                severity=Severity.ERROR,
+                fix="pass a readable text log with --log (the job's #SBATCH --output file)",
+            )
         elif ix.size == 0:
-            yield Finding(f"log {ix.path} is empty: the job (or that stream) wrote nothing", path=ix.path,
-                          fix="check the other stream (--error) or why the job printed nothing; pass it with --log")
+            yield Finding(
+                f"log {ix.path} is empty: the job (or that stream) wrote nothing",
+                path=ix.path,
+                fix="check the other stream (--error) or why the job printed nothing; pass it with --log",
+            )
         elif ix.binary:
-            yield Finding(f"log {ix.path} is not text (mostly undecodable bytes): is it the right file?",
-                          path=ix.path, fix="pass the job's text output with --log")
+            yield Finding(
+                f"log {ix.path} is not text (mostly undecodable bytes): is it the right file?",
+                path=ix.path,
+                fix="pass the job's text output with --log",
+            )

@@ -14,13 +14,17 @@ from preflight.script.sbatch import count
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "ip6-localhost"}
 # text that ties a host to the allocation: its node list, SLURM's own name for the head node
-_FROM_ALLOCATION = re.compile(r"SLURM_(?:JOB_)?NODELIST|scontrol\s+show\s+hostnames?|SLURM_LAUNCH_NODE_IPADDR|"
-                              r"SLURMD_NODENAME|SLURM_TOPOLOGY_ADDR|\$\(\s*hostname|\$HOSTNAME|\$\{HOSTNAME")
+_FROM_ALLOCATION = re.compile(
+    r"SLURM_(?:JOB_)?NODELIST|scontrol\s+show\s+hostnames?|SLURM_LAUNCH_NODE_IPADDR|"
+    r"SLURMD_NODENAME|SLURM_TOPOLOGY_ADDR|\$\(\s*hostname|\$HOSTNAME|\$\{HOSTNAME"
+)
 _VAR_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _SRUN_TASK_KEYS = {"ntasks-per-node", "ntasks", "n", "nodes", "N"}
-TEMPLATE_FIX = ("srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --nproc_per_node=<GPUs per node> "
-                "--rdzv_backend=c10d --rdzv_endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500 "
-                "--rdzv_id=$SLURM_JOB_ID -m ... (as scripts/speedrun_multinode.slurm does)")
+TEMPLATE_FIX = (
+    "srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --nproc_per_node=<GPUs per node> "
+    "--rdzv_backend=c10d --rdzv_endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29500 "
+    "--rdzv_id=$SLURM_JOB_ID -m ... (as scripts/speedrun_multinode.slurm does)"
+)
 
 
 def _opts(opts: list[str]) -> dict[str, str]:
@@ -119,28 +123,54 @@ def nodes_launch_mismatch(script, job_env) -> Iterator[Finding]:
         rng = _nnodes_range(nnodes_txt) if nnodes_txt else None
         if torchrun and rng is not None and not (rng[0] <= nodes <= rng[1]):
             want = f"{rng[0]}" if rng[0] == rng[1] else f"{rng[0]} to {rng[1]}"
-            yield Finding(f"torchrun --nnodes={nnodes_raw} waits for {want} node(s), but the job has {nodes} "
-                          f"(--nodes, {where}): the rendezvous waits for nodes that never come until it times out",
-                          path=path, line=inv.line, fix="torchrun --nnodes=$SLURM_NNODES")
+            yield Finding(
+                f"torchrun --nnodes={nnodes_raw} waits for {want} node(s), but the job has {nodes} "
+                f"(--nodes, {where}): the rendezvous waits for nodes that never come until it times out",
+                path=path,
+                line=inv.line,
+                fix="torchrun --nnodes=$SLURM_NNODES",
+            )
         if nodes <= 1:
             continue
         tasks = _tasks_per_node(opts, job_env, nodes) if inv.srun else None
         if torchrun and inv.standalone and inv.srun:
-            yield Finding(f"torchrun --standalone under srun in a {nodes}-node job: every node makes a world of its own; "
-                          f"{nodes} copies of the model train side by side and overwrite each other's checkpoints",
-                          path=path, line=inv.line, fix=TEMPLATE_FIX)
+            yield Finding(
+                f"torchrun --standalone under srun in a {nodes}-node job: every node makes a world of its own; "
+                f"{nodes} copies of the model train side by side and overwrite each other's checkpoints",
+                path=path,
+                line=inv.line,
+                fix=TEMPLATE_FIX,
+            )
         elif torchrun and inv.srun and rng is None and nnodes_raw is None:
-            yield Finding(f"torchrun without --nnodes under srun in a {nodes}-node job: it defaults to one node, so "
-                          "every node trains alone", path=path, line=inv.line, fix=TEMPLATE_FIX)
+            yield Finding(
+                f"torchrun without --nnodes under srun in a {nodes}-node job: it defaults to one node, so "
+                "every node trains alone",
+                path=path,
+                line=inv.line,
+                fix=TEMPLATE_FIX,
+            )
         if torchrun and inv.srun and tasks and tasks > 1:
-            yield Finding(f"srun starts {tasks} tasks per node, each a torchrun with its own workers: "
-                          f"{tasks} x --nproc_per_node={inv.nproc_per_node or '?'} processes per node compete for its GPUs",
-                          path=path, line=inv.line, fix="srun --ntasks-per-node=1 torchrun ... (one torchrun per node)")
-        if not torchrun and inv.srun and inv.module and (inv.module.startswith(("nanochat.", "scripts."))) \
-                and (tasks or 1) * nodes > 1:
-            yield Finding(f"srun runs {inv.module} as {(tasks or 1) * nodes} plain tasks: nanochat reads RANK, LOCAL_RANK "
-                          "and WORLD_SIZE, which only torchrun sets, so each task trains alone on its own copy",
-                          path=path, line=inv.line, fix=TEMPLATE_FIX)
+            yield Finding(
+                f"srun starts {tasks} tasks per node, each a torchrun with its own workers: "
+                f"{tasks} x --nproc_per_node={inv.nproc_per_node or '?'} processes per node compete for its GPUs",
+                path=path,
+                line=inv.line,
+                fix="srun --ntasks-per-node=1 torchrun ... (one torchrun per node)",
+            )
+        if (
+            not torchrun
+            and inv.srun
+            and inv.module
+            and (inv.module.startswith(("nanochat.", "scripts.")))
+            and (tasks or 1) * nodes > 1
+        ):
+            yield Finding(
+                f"srun runs {inv.module} as {(tasks or 1) * nodes} plain tasks: nanochat reads RANK, LOCAL_RANK "
+                "and WORLD_SIZE, which only torchrun sets, so each task trains alone on its own copy",
+                path=path,
+                line=inv.line,
+                fix=TEMPLATE_FIX,
+            )
 
 
 @check("SB031", "rendezvous-unreachable", severity="error")
@@ -179,13 +209,18 @@ def rendezvous_unreachable(script, job_env) -> Iterator[Finding]:
         opts = _opts(inv.launcher_opts)
         path = str(inv.file if inv.file != "<script>" else script.path)
         endpoint_raw = opts.get("rdzv-endpoint") or (
-            f"{opts['master-addr']}:{opts.get('master-port', '29500')}" if opts.get("master-addr") else None)
+            f"{opts['master-addr']}:{opts.get('master-port', '29500')}" if opts.get("master-addr") else None
+        )
         if endpoint_raw is None and master_env:
             endpoint_raw = f"$MASTER_ADDR:{job_env.env.get('MASTER_PORT', '29500')}"
         if endpoint_raw is None:
-            yield Finding("multi-node torchrun with no --rdzv_endpoint or --master_addr: each node's torchrun meets "
-                          "at its own localhost:29500 and the nodes never find each other",
-                          path=path, line=inv.line, fix=TEMPLATE_FIX)
+            yield Finding(
+                "multi-node torchrun with no --rdzv_endpoint or --master_addr: each node's torchrun meets "
+                "at its own localhost:29500 and the nodes never find each other",
+                path=path,
+                line=inv.line,
+                fix=TEMPLATE_FIX,
+            )
             continue
         host_raw, _, port_raw = endpoint_raw.rpartition(":") if ":" in endpoint_raw else (endpoint_raw, "", "")
         host = _value(script, inv, host_raw, job_env)
@@ -193,25 +228,42 @@ def rendezvous_unreachable(script, job_env) -> Iterator[Finding]:
             host = master_env
         origin = _origin(script, host_raw)
         if host is not None and host.strip().lower() in _LOCAL_HOSTS:
-            yield Finding(f"the rendezvous endpoint {endpoint_raw} is {host} on every node: each node's torchrun "
-                          "waits for the others on itself until the rendezvous times out",
-                          path=path, line=inv.line, fix=TEMPLATE_FIX)
+            yield Finding(
+                f"the rendezvous endpoint {endpoint_raw} is {host} on every node: each node's torchrun "
+                "waits for the others on itself until the rendezvous times out",
+                path=path,
+                line=inv.line,
+                fix=TEMPLATE_FIX,
+            )
         elif host is not None and "$" not in host_raw and not _FROM_ALLOCATION.search(origin):
-            yield Finding(f"the rendezvous host {host} is fixed in the script: SLURM picks the job's nodes, so it may "
-                          "not be in the allocation (then nobody listens)", path=path, line=inv.line, severity=Severity.WARNING,
-                          fix="derive it from the allocation: $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)")
+            yield Finding(
+                f"the rendezvous host {host} is fixed in the script: SLURM picks the job's nodes, so it may "
+                "not be in the allocation (then nobody listens)",
+                path=path,
+                line=inv.line,
+                severity=Severity.WARNING,
+                fix="derive it from the allocation: $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)",
+            )
         elif host is None and "$" in host_raw and not _FROM_ALLOCATION.search(origin):
             pass  # a value preflight cannot see (set outside the script): nothing to judge
         port_txt = _value(script, inv, port_raw, job_env) if port_raw else None
         if port_txt and port_txt.isdigit():
             port = int(port_txt)
             if port < 1024:
-                yield Finding(f"rendezvous port {port} is privileged: a user's torchrun cannot listen on it",
-                              path=path, line=inv.line, fix="use a port of 1024 or above, e.g. 29500")
+                yield Finding(
+                    f"rendezvous port {port} is privileged: a user's torchrun cannot listen on it",
+                    path=path,
+                    line=inv.line,
+                    fix="use a port of 1024 or above, e.g. 29500",
+                )
             elif _own_head_node(job_env) and _port_busy(port):
-                yield Finding(f"rendezvous port {port} is already in use on this node (the job's first): its torchrun "
-                              "cannot listen there", path=path, line=inv.line,
-                              fix="derive the port from the job id, e.g. $((29500 + SLURM_JOB_ID % 1000))")
+                yield Finding(
+                    f"rendezvous port {port} is already in use on this node (the job's first): its torchrun "
+                    "cannot listen there",
+                    path=path,
+                    line=inv.line,
+                    fix="derive the port from the job id, e.g. $((29500 + SLURM_JOB_ID % 1000))",
+                )
 
 
 def _own_head_node(job_env) -> bool:

@@ -37,11 +37,11 @@ def tiktoken_cache(env: dict) -> Path:
 def local_copy(item: dict, base: Path, env: dict) -> Path:
     local = item.get("local", "")
     if local.startswith("{base}"):
-        return base / local[len("{base}/"):]
+        return base / local[len("{base}/") :]
     if local.startswith("{hf}"):
-        rest = local[len("{hf}/"):]
+        rest = local[len("{hf}/") :]
         if rest.startswith("hub/"):
-            return Path(env.get("HF_HUB_CACHE") or hf_home(env) / "hub") / rest[len("hub/"):]
+            return Path(env.get("HF_HUB_CACHE") or hf_home(env) / "hub") / rest[len("hub/") :]
         return hf_datasets_cache(env) / rest
     if local.startswith("{tiktoken}"):
         return tiktoken_cache(env)
@@ -161,8 +161,10 @@ def _prefetch(item: dict, local: Path, missing_configs: list[str], hf_home_dir: 
     if kind == "hf_kernel":
         return f"HF_HOME={hf_home_dir} hf download {item['source']}"
     if kind == "tiktoken":
-        return (f'TIKTOKEN_CACHE_DIR={local} python -c "import tiktoken; tiktoken.get_encoding(\'gpt2\'); '
-                f'tiktoken.get_encoding(\'cl100k_base\')"')
+        return (
+            f"TIKTOKEN_CACHE_DIR={local} python -c \"import tiktoken; tiktoken.get_encoding('gpt2'); "
+            f"tiktoken.get_encoding('cl100k_base')\""
+        )
     if kind == "url" and str(item.get("source", "")).startswith("http"):
         if str(local).endswith("eval_bundle/core.yaml"):
             d = local.parent.parent
@@ -221,8 +223,11 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     seen: set[str] = set()
     sm, sm_where = _gpu_sm(ctx, job_env)
     for phase in run:
-        invs = [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == phase] \
-            if script is not None else None
+        invs = (
+            [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == phase]
+            if script is not None
+            else None
+        )
         missing, commands = [], []
         for item in (profile.phase(phase) or {}).get("network") or []:
             users = _needed_by(item, invs, script, job_env) if invs is not None else None
@@ -260,22 +265,44 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             if dated == "maybe":
                 since = item["since"]
                 what += f" (if the checkout is from {since['date']} ({since['commit']}) or later; --checkout tells)"
-            missing.append({"what": what, "source": item["source"], "local": str(local), "kind": item.get("kind"),
-                            **({"configs": gone} if gone else {}), **({"conditional": True} if dated == "maybe" else {})})
+            missing.append(
+                {
+                    "what": what,
+                    "source": item["source"],
+                    "local": str(local),
+                    "kind": item.get("kind"),
+                    **({"configs": gone} if gone else {}),
+                    **({"conditional": True} if dated == "maybe" else {}),
+                }
+            )
             commands.append(_prefetch(item, local, gone, hf_home(env)))
         if not missing:
             continue
         inv = invs[0] if invs else None
-        where = (inv.file if inv is not None and inv.file != "<script>" else path)
+        where = inv.file if inv is not None and inv.file != "<script>" else path
         listing = "; ".join(f"{m['what']} (no local copy at {m['local']})" for m in missing)
         tik = next((m["local"] for m in missing if m["kind"] == "tiktoken"), None)
-        export = f"; and in the job: export TIKTOKEN_CACHE_DIR={tik}" \
-            if tik and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR")) else ""
-        yield Finding(f"phase {phase} downloads at run time: {listing}", path=where, line=inv.line if inv else None,
-                      fix="on a login node: " + " && ".join(_merge_hf(commands)) + export,
-                      data={"phase": phase, "items": missing,
-                            **({"gpu": sm_where} if sm_where and any(m["kind"] == "hf_kernel" for m in missing) else {})})
+        export = (
+            f"; and in the job: export TIKTOKEN_CACHE_DIR={tik}"
+            if tik and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR"))
+            else ""
+        )
+        yield Finding(
+            f"phase {phase} downloads at run time: {listing}",
+            path=where,
+            line=inv.line if inv else None,
+            fix="on a login node: " + " && ".join(_merge_hf(commands)) + export,
+            data={
+                "phase": phase,
+                "items": missing,
+                **({"gpu": sm_where} if sm_where and any(m["kind"] == "hf_kernel" for m in missing) else {}),
+            },
+        )
     if hf_needed and not (env.get("HF_DATASETS_OFFLINE") == "1" or env.get("HF_HUB_OFFLINE") == "1"):
-        yield Finding("HF datasets are needed but HF_DATASETS_OFFLINE/HF_HUB_OFFLINE are not set: on an offline node "
-                      "datasets tries the network first", path=path, severity=Severity.WARNING,
-                      fix="export HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1")
+        yield Finding(
+            "HF datasets are needed but HF_DATASETS_OFFLINE/HF_HUB_OFFLINE are not set: on an offline node "
+            "datasets tries the network first",
+            path=path,
+            severity=Severity.WARNING,
+            fix="export HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1",
+        )

@@ -55,11 +55,24 @@ def rank_failure(logs) -> Iterator[Finding]:
             continue
         root = rep.root
         phase = next((s.phase for s in reversed(ix.segments) if s.phase and s.start_line <= root.line), None)
-        node = root.node if root.node not in (None, "localhost", "127.0.0.1") else (rep.node_of(root.rank) or rep.first_node)
-        yield Finding(ranks.describe(rep, phase), path=ix.path, line=root.line,
-                      fix="fix the cause on that rank and node (SIGKILL: usually memory; a smaller --device_batch_size), "
-                          "then resume; the other ranks' errors need no fix of their own",
-                      data={"rank": root.rank, "node": node, "phase": phase, "cause": root.cause,
-                            "cascade_ranks": sorted({f.rank for f in rep.cascades if f.rank is not None})})
+        node = (
+            root.node
+            if root.node not in (None, "localhost", "127.0.0.1")
+            else (rep.node_of(root.rank) or rep.first_node)
+        )
+        yield Finding(
+            ranks.describe(rep, phase),
+            path=ix.path,
+            line=root.line,
+            fix="fix the cause on that rank and node (SIGKILL: usually memory; a smaller --device_batch_size), "
+            "then resume; the other ranks' errors need no fix of their own",
+            data={
+                "rank": root.rank,
+                "node": node,
+                "phase": phase,
+                "cause": root.cause,
+                "cascade_ranks": sorted({f.rank for f in rep.cascades if f.rank is not None}),
+            },
+        )
     if not distributed:
         raise Skip("the job ran a single process")

@@ -22,8 +22,11 @@ def report_missing(report) -> Iterator[Finding]:
     How to fix: python -m nanochat.report generate   (from the nanochat checkout, same NANOCHAT_BASE_DIR)
     """
     if not report.exists:
-        yield Finding(f"report.md not found (looked in {', '.join(report.searched)})", path=report.searched[0],
-                      fix="python -m nanochat.report generate  # from the checkout, with the run's NANOCHAT_BASE_DIR")
+        yield Finding(
+            f"report.md not found (looked in {', '.join(report.searched)})",
+            path=report.searched[0],
+            fix="python -m nanochat.report generate  # from the checkout, with the run's NANOCHAT_BASE_DIR",
+        )
     elif report.error:
         yield Finding(f"{report.path}: {report.error}", path=report.path, fix="python -m nanochat.report generate")
 
@@ -48,8 +51,12 @@ def report_section_missing(report, ctx) -> Iterator[Finding]:
         raise Skip("no report.md (report-missing reports it)")
     spec = report.profile.data.get("report") or {}
     if report.title != spec.get("title", "# nanochat training report"):
-        yield Finding(f"{report.path} does not start with {spec.get('title')!r}", path=report.path, line=1,
-                      fix="python -m nanochat.report generate")
+        yield Finding(
+            f"{report.path} does not start with {spec.get('title')!r}",
+            path=report.path,
+            line=1,
+            fix="python -m nanochat.report generate",
+        )
     phases = ctx.get("phases", None)
     optional = set(spec.get("optional_sections") or [])
     for slug, title, phase in spec.get("sections") or []:
@@ -58,8 +65,11 @@ def report_section_missing(report, ctx) -> Iterator[Finding]:
         v = phases.get(phase) if phases is not None else None
         ran = v is not None and v.status in ("done", "partial")
         if ran and title not in report.sections:
-            yield Finding(f"{phase} ran but report.md has no '## {title}' section", path=report.path,
-                          fix=f"rerun the step that writes report/{slug}.md, then python -m nanochat.report generate")
+            yield Finding(
+                f"{phase} ran but report.md has no '## {title}' section",
+                path=report.path,
+                fix=f"rerun the step that writes report/{slug}.md, then python -m nanochat.report generate",
+            )
 
 
 @check("RPT003", "report-summary-incomplete", stage="post", severity="warning")
@@ -90,24 +100,38 @@ def report_summary_incomplete(report) -> Iterator[Finding]:
         return
     want = spec.get("summary_header")
     if report.table_header is None:
-        yield Finding(f"{report.path}: the summary has no metrics table", path=report.path, line=report.summary_line, fix=fix)
+        yield Finding(
+            f"{report.path}: the summary has no metrics table", path=report.path, line=report.summary_line, fix=fix
+        )
     elif want and report.table_header.strip() != want:
-        yield Finding(f"summary table columns are {report.columns}, expected {spec.get('summary_columns')}",
-                      path=report.path, line=report.table_header_line, fix=fix)
+        yield Finding(
+            f"summary table columns are {report.columns}, expected {spec.get('summary_columns')}",
+            path=report.path,
+            line=report.table_header_line,
+            fix=fix,
+        )
     for metric, row in report.rows.items():
         for col, cell in row.items():
             problem = cell_problem(cell)
             if problem:
-                yield Finding(f"summary {metric}/{col}: {problem}", path=report.path, line=report.row_lines[metric], fix=fix)
+                yield Finding(
+                    f"summary {metric}/{col}: {problem}", path=report.path, line=report.row_lines[metric], fix=fix
+                )
     for metric, col in spec.get("summary_required", [["CORE", "BASE"]]):
         value = report.rows.get(metric, {}).get(col)
         if report.table_header and (value is None or value == "-"):
             hint = " (base_eval did not run or did not report)" if metric == "CORE" else ""
-            yield Finding(f"summary has no {metric} value for {col}{hint}", path=report.path,
-                          fix="rerun the evaluation that reports it, then python -m nanochat.report generate")
+            yield Finding(
+                f"summary has no {metric} value for {col}{hint}",
+                path=report.path,
+                fix="rerun the evaluation that reports it, then python -m nanochat.report generate",
+            )
     if report.wall_clock is None:
         yield Finding("no 'Total wall clock time:' line", path=report.path, fix=fix)
     elif report.wall_clock == "unknown":
-        yield Finding("Total wall clock time: unknown (header.md's 'Run started:' or a section timestamp is missing)",
-                      path=report.path, line=report.wall_clock_line,
-                      fix="python -m nanochat.report reset at the start of the pipeline (once), then generate")
+        yield Finding(
+            "Total wall clock time: unknown (header.md's 'Run started:' or a section timestamp is missing)",
+            path=report.path,
+            line=report.wall_clock_line,
+            fix="python -m nanochat.report reset at the start of the pipeline (once), then generate",
+        )

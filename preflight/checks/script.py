@@ -45,8 +45,12 @@ def script_unparsable(script) -> Iterator[Finding]:
     for problem in script.problems:
         yield Finding(problem, path=str(script.path), fix="point preflight at the batch script (a UTF-8 text file)")
     for line, why in script.unparsable[:20]:
-        yield Finding(f"line {line} cannot be parsed: {why}; bash will fail or run it differently",
-                      path=str(script.path), line=line, fix="close the quote or substitution on this line")
+        yield Finding(
+            f"line {line} cannot be parsed: {why}; bash will fail or run it differently",
+            path=str(script.path),
+            line=line,
+            fix="close the quote or substitution on this line",
+        )
 
 
 @check("SB001", "directive-after-command", severity="warning")
@@ -67,9 +71,12 @@ def directive_after_command(script) -> Iterator[Finding]:
     _readable(script)
     for d in script.directives:
         if d.ignored:
-            yield Finding(f"#SBATCH {d.raw} comes after the first command (line {script.first_command_line}): "
-                          "sbatch ignores it", path=str(script.path), line=d.line,
-                          fix=f"move this line above line {script.first_command_line}")
+            yield Finding(
+                f"#SBATCH {d.raw} comes after the first command (line {script.first_command_line}): sbatch ignores it",
+                path=str(script.path),
+                line=d.line,
+                fix=f"move this line above line {script.first_command_line}",
+            )
 
 
 @check("SB002", "variable-in-directive", severity="warning")
@@ -89,8 +96,12 @@ def variable_in_directive(script) -> Iterator[Finding]:
     _readable(script)
     for d in script.active_directives():
         if d.has_variable:
-            yield Finding(f"#SBATCH {d.raw}: sbatch does not expand variables in directives", path=str(script.path),
-                          line=d.line, fix=f"write the value literally, or pass --{d.key}=... on the sbatch command line")
+            yield Finding(
+                f"#SBATCH {d.raw}: sbatch does not expand variables in directives",
+                path=str(script.path),
+                line=d.line,
+                fix=f"write the value literally, or pass --{d.key}=... on the sbatch command line",
+            )
 
 
 @check("SB003", "missing-set-e", severity="error")
@@ -121,11 +132,14 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
             continue
         first = unchecked[0]
         phases = [profile.phase_of_module(i.module, i.args) or i.module for i in invs]
-        yield Finding(f"{os.path.basename(str(model.path))} runs {len(invs)} steps ({', '.join(dict.fromkeys(phases))}) "
-                      f"without set -e or per-step exit checks: if `{first.module}` (line {first.line}) fails, "
-                      "the later steps still run on missing artifacts and the job can end COMPLETED",
-                      path=str(model.path), line=first.line,
-                      fix="add `set -euo pipefail` after the #! line (or `|| exit 1` after each step)")
+        yield Finding(
+            f"{os.path.basename(str(model.path))} runs {len(invs)} steps ({', '.join(dict.fromkeys(phases))}) "
+            f"without set -e or per-step exit checks: if `{first.module}` (line {first.line}) fails, "
+            "the later steps still run on missing artifacts and the job can end COMPLETED",
+            path=str(model.path),
+            line=first.line,
+            fix="add `set -euo pipefail` after the #! line (or `|| exit 1` after each step)",
+        )
 
 
 _PATTERN_RE = re.compile(r"%(%|[0-9]*[AajJNnsStux])")
@@ -157,8 +171,12 @@ def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
         if not parent.is_dir():
             src = job_env.sbatch_source.get(key, "")
             line = int(src.split(":")[1]) if src.startswith("script:") else None
-            yield Finding(f"--{key}={value}: directory {parent} does not exist; the job will die without a log",
-                          path=str(script.path), line=line, fix=f"mkdir -p {parent}")
+            yield Finding(
+                f"--{key}={value}: directory {parent} does not exist; the job will die without a log",
+                path=str(script.path),
+                line=line,
+                fix=f"mkdir -p {parent}",
+            )
 
 
 def _resolved_nproc(script, inv, job_env) -> int | None:
@@ -208,13 +226,20 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
         if n is None:
             continue
         if requested is None:
-            yield Finding(f"torchrun starts {n} processes per node but the job requests no GPUs "
-                          "(no --gres=gpu:N / --gpus)", path=_p(script, inv), line=inv.line,
-                          fix=f"#SBATCH --gres=gpu:{n}")
+            yield Finding(
+                f"torchrun starts {n} processes per node but the job requests no GPUs (no --gres=gpu:N / --gpus)",
+                path=_p(script, inv),
+                line=inv.line,
+                fix=f"#SBATCH --gres=gpu:{n}",
+            )
         elif n != requested:
-            yield Finding(f"torchrun --nproc_per_node={inv.nproc_per_node} starts {n} processes per node, but the job "
-                          f"requests {requested} GPU(s) per node{_nproc_source(script, inv)}", path=_p(script, inv),
-                          line=inv.line, fix=f"use --nproc_per_node={requested} (or request gpu:{n})")
+            yield Finding(
+                f"torchrun --nproc_per_node={inv.nproc_per_node} starts {n} processes per node, but the job "
+                f"requests {requested} GPU(s) per node{_nproc_source(script, inv)}",
+                path=_p(script, inv),
+                line=inv.line,
+                fix=f"use --nproc_per_node={requested} (or request gpu:{n})",
+            )
 
 
 def _fmt_s(seconds: float) -> str:
@@ -224,7 +249,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 def _resume_alternative(ctx, script, profile) -> str:
-    """", or <save flag> and resume with <resume flag> in a second job" when the checkout has both."""
+    """ ", or <save flag> and resume with <resume flag> in a second job" when the checkout has both."""
     from preflight.checkout import setting_flag
     from preflight.checks.flags import checkout_or_none
 
@@ -262,10 +287,14 @@ def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Findin
         src = job_env.sbatch_source.get("time", "")
         line = int(src.split(":")[1]) if src.startswith("script:") else None
         need = plan.total_seconds * 1.2
-        yield Finding(f"--time={job_env.sbatch.get('time')} is shorter than the estimated {_fmt_s(plan.total_seconds)} "
-                      f"for {', '.join(p.name for p in plan.phases)} on {plan.world_size}x {plan.gpu_name} at "
-                      f"{plan.mfu:.0%} MFU", path=str(script.path), line=line,
-                      fix=f"#SBATCH --time={_fmt_s(need)} (estimate + 20%)" + _resume_alternative(ctx, script, profile))
+        yield Finding(
+            f"--time={job_env.sbatch.get('time')} is shorter than the estimated {_fmt_s(plan.total_seconds)} "
+            f"for {', '.join(p.name for p in plan.phases)} on {plan.world_size}x {plan.gpu_name} at "
+            f"{plan.mfu:.0%} MFU",
+            path=str(script.path),
+            line=line,
+            fix=f"#SBATCH --time={_fmt_s(need)} (estimate + 20%)" + _resume_alternative(ctx, script, profile),
+        )
 
 
 @check("SB007", "missing-timeout-signal", severity="warning")
@@ -290,8 +319,11 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     2025-11-13, where the fix says to raise ``--time`` or update instead).
     """
     _readable(script)
-    trainers = [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == "base"
-                and i.module.endswith("base_train")]
+    trainers = [
+        i
+        for i in script.all_invocations
+        if i.module and profile.phase_of_module(i.module, i.args) == "base" and i.module.endswith("base_train")
+    ]
     if not trainers:
         raise Skip("the script runs no base training")
     signal_opt = job_env.sbatch.get("signal")
@@ -310,24 +342,42 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     plan = ctx.get("plan", None)
     limit = job_env.time_limit_s
     if plan is not None and plan.total_seconds is not None and limit is not None and plan.total_seconds * 3 <= limit:
-        raise Skip(f"the estimated run ({plan.total_seconds / 60:.1f} min) is under a third of --time "
-                   f"({limit / 60:.0f} min): no time-limit kill expected")
+        raise Skip(
+            f"the estimated run ({plan.total_seconds / 60:.1f} min) is under a third of --time "
+            f"({limit / 60:.0f} min): no time-limit kill expected"
+        )
     if profile.data.get("saves_on_signal"):
-        fix = ("#SBATCH --signal=B:USR1@600 and a trap that forwards it to the trainer started with & "
-               "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)")
+        fix = (
+            "#SBATCH --signal=B:USR1@600 and a trap that forwards it to the trainer started with & "
+            "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)"
+        )
     elif save_flag and resume_flag:
-        fix = f"pass {save_flag}=1000 to {inv.module} and resume a killed job with {resume_flag}=STEP (flags from {src})"
+        fix = (
+            f"pass {save_flag}=1000 to {inv.module} and resume a killed job with {resume_flag}=STEP (flags from {src})"
+        )
     elif save_flag:
-        fix = (f"pass {save_flag}=1000 to {inv.module}; this checkout has no resume flag ({src}), so a killed job "
-               f"restarts base training from step 0: raise --time, or update nanochat (resume arrived "
-               f"{SETTING_SINCE['resume_from_step']})")
+        fix = (
+            f"pass {save_flag}=1000 to {inv.module}; this checkout has no resume flag ({src}), so a killed job "
+            f"restarts base training from step 0: raise --time, or update nanochat (resume arrived "
+            f"{SETTING_SINCE['resume_from_step']})"
+        )
     else:
-        fix = (f"this checkout's {inv.module} can neither save periodically nor resume ({src}; both arrived "
-               f"{SETTING_SINCE['save_every']}): raise --time above the estimate, or update nanochat")
-    why = (f"--signal={signal_opt} does not help: the {profile.name} era's trainers do not save on a signal" if signal_opt
-           else "no --signal is set")
-    yield Finding(f"{inv.module} saves only at the end and {why}: if the job reaches its time limit it is killed "
-                  "with no checkpoint", path=_p(script, inv), line=inv.line, fix=fix)
+        fix = (
+            f"this checkout's {inv.module} can neither save periodically nor resume ({src}; both arrived "
+            f"{SETTING_SINCE['save_every']}): raise --time above the estimate, or update nanochat"
+        )
+    why = (
+        f"--signal={signal_opt} does not help: the {profile.name} era's trainers do not save on a signal"
+        if signal_opt
+        else "no --signal is set"
+    )
+    yield Finding(
+        f"{inv.module} saves only at the end and {why}: if the job reaches its time limit it is killed "
+        "with no checkpoint",
+        path=_p(script, inv),
+        line=inv.line,
+        fix=fix,
+    )
 
 
 @check("SB008", "background-without-wait", severity="error")
@@ -349,8 +399,9 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
     """
     _readable(script)
     # shell functions that wait (`finish() { wait "$!"; ... }`): calling one waits too
-    waiting = {"wait"} | {f.name for m in script.walk() for f in m.functions
-                          if any(c.name == "wait" for c in iter_commands(f.body))}
+    waiting = {"wait"} | {
+        f.name for m in script.walk() for f in m.functions if any(c.name == "wait" for c in iter_commands(f.body))
+    }
     for model in script.walk():
         cmds = model.commands
         for idx, cmd in enumerate(cmds):
@@ -358,13 +409,17 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
                 continue
             nxt_train = None
             waited = False
-            for later in cmds[idx + 1:]:
+            for later in cmds[idx + 1 :]:
                 if later.name in waiting:
                     waited = True
                     break
                 inv = next((i for i in model.invocations if i.command is later), None)
-                if inv is not None and inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES \
-                        and not later.background:
+                if (
+                    inv is not None
+                    and inv.module
+                    and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES
+                    and not later.background
+                ):
                     nxt_train = later
                     break
             if waited:
@@ -374,8 +429,12 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
                 msg = f"`{what} &` runs in the background and is not waited for before line {nxt_train.line}"
             else:
                 msg = f"`{what} &` runs in the background and nothing waits for it: it is killed when the script ends"
-            yield Finding(msg, path=str(model.path), line=cmd.line,
-                          fix="add `PID=$!` after it and `wait $PID` before the step that needs its output")
+            yield Finding(
+                msg,
+                path=str(model.path),
+                line=cmd.line,
+                fix="add `PID=$!` after it and `wait $PID` before the step that needs its output",
+            )
 
 
 @check("SB009", "secret-in-script", severity="error")
@@ -402,8 +461,12 @@ def secret_in_script(script) -> Iterator[Finding]:
                     continue
                 secret = m.group(m.lastindex)
                 label = m.group(1) if m.lastindex and m.lastindex > 1 else kind
-                yield Finding(f"{label} is written into the script ({mask(secret)})", path=str(model.path), line=lineno,
-                              fix="remove it, revoke the key, and load it at run time from a private file (e.g. ~/.netrc)")
+                yield Finding(
+                    f"{label} is written into the script ({mask(secret)})",
+                    path=str(model.path),
+                    line=lineno,
+                    fix="remove it, revoke the key, and load it at run time from a private file (e.g. ~/.netrc)",
+                )
                 break
 
 
@@ -448,15 +511,21 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
             line_text = " ".join(cmd.words)
             for rx, what in compiled:
                 if rx.search(line_text):
-                    yield Finding(f"`{line_text[:80]}` needs the internet ({what}) but compute nodes are offline",
-                                  path=str(model.path), line=cmd.line,
-                                  fix="run this once on a login node and remove it from the job")
+                    yield Finding(
+                        f"`{line_text[:80]}` needs the internet ({what}) but compute nodes are offline",
+                        path=str(model.path),
+                        line=cmd.line,
+                        fix="run this once on a login node and remove it from the job",
+                    )
                     break
         for inv in model.invocations:
             if dataset_mod and inv.module == dataset_mod and (profile.name != "bundled" or "download" in inv.args):
-                yield Finding(f"`python -m {inv.module} {' '.join(inv.args)}` downloads shards but compute nodes are offline",
-                              path=str(model.path), line=inv.line,
-                              fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting")
+                yield Finding(
+                    f"`python -m {inv.module} {' '.join(inv.args)}` downloads shards but compute nodes are offline",
+                    path=str(model.path),
+                    line=inv.line,
+                    fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting",
+                )
 
 
 @check("SB012", "blocking-server", severity="error")
@@ -477,8 +546,12 @@ def blocking_server(script, profile) -> Iterator[Finding]:
     blocking = set(profile.data.get("blocking_modules") or []) | {"scripts.chat_web"}
     for inv in script.all_invocations:
         if inv.module in blocking and not inv.background:
-            yield Finding(f"`{inv.module}` starts a web server that never exits: the job holds its GPUs until the time limit",
-                          path=_p(script, inv), line=inv.line, fix="remove this line from the batch script")
+            yield Finding(
+                f"`{inv.module}` starts a web server that never exits: the job holds its GPUs until the time limit",
+                path=_p(script, inv),
+                line=inv.line,
+                fix="remove this line from the batch script",
+            )
 
 
 @check("SB013", "crlf-line-endings", severity="error", kills_at_start=True)
@@ -497,8 +570,12 @@ def crlf_line_endings(script) -> Iterator[Finding]:
     _readable(script)
     for model in script.walk():
         if model.crlf_lines:
-            yield Finding(f"{model.crlf_lines} line(s) end with CRLF (Windows line endings)", path=str(model.path),
-                          line=1, fix=f"sed -i 's/\\r$//' {model.path}")
+            yield Finding(
+                f"{model.crlf_lines} line(s) end with CRLF (Windows line endings)",
+                path=str(model.path),
+                line=1,
+                fix=f"sed -i 's/\\r$//' {model.path}",
+            )
 
 
 @check("SB014", "slurm-rejects-job", severity="error", cost="load", kills_at_start=True)
@@ -521,8 +598,11 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
 
     if sbatch_test.returncode != 0:
         msg = sbatch_test.output.splitlines()[-1] if sbatch_test.output else f"exit {sbatch_test.returncode}"
-        yield Finding(f"sbatch --test-only rejects the job: {msg}", path=str(script.path),
-                      fix="fix the directive sbatch names (partition, gres, time) or submit to a partition that has it")
+        yield Finding(
+            f"sbatch --test-only rejects the job: {msg}",
+            path=str(script.path),
+            fix="fix the directive sbatch names (partition, gres, time) or submit to a partition that has it",
+        )
     part_name = job_env.sbatch.get("partition") or sbatch_test.default_partition
     part = sbatch_test.partitions.get(part_name or "")
     if not part:
@@ -530,10 +610,16 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
     limit = job_env.time_limit_s
     max_time = parse_time_limit(part.get("MaxTime"))
     if limit is not None and max_time is not None and limit > max_time:
-        yield Finding(f"--time={job_env.sbatch.get('time')} exceeds partition {part_name}'s MaxTime={part.get('MaxTime')}: "
-                      "the job would stay PENDING (PartitionTimeLimit)", path=str(script.path),
-                      fix=f"#SBATCH --time={part.get('MaxTime')} or another partition")
+        yield Finding(
+            f"--time={job_env.sbatch.get('time')} exceeds partition {part_name}'s MaxTime={part.get('MaxTime')}: "
+            "the job would stay PENDING (PartitionTimeLimit)",
+            path=str(script.path),
+            fix=f"#SBATCH --time={part.get('MaxTime')} or another partition",
+        )
     max_nodes = part.get("MaxNodes", "UNLIMITED")
     if max_nodes.isdigit() and job_env.nodes > int(max_nodes):
-        yield Finding(f"--nodes={job_env.nodes} exceeds partition {part_name}'s MaxNodes={max_nodes}",
-                      path=str(script.path), fix=f"#SBATCH --nodes={max_nodes} or another partition")
+        yield Finding(
+            f"--nodes={job_env.nodes} exceeds partition {part_name}'s MaxNodes={max_nodes}",
+            path=str(script.path),
+            fix=f"#SBATCH --nodes={max_nodes} or another partition",
+        )

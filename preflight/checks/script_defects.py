@@ -47,10 +47,13 @@ def training_not_visible(script, profile) -> Iterator[Finding]:
             if visible and not _TRAINING_HINT_RE.search(text):
                 continue
             what = "no training launch is visible in the script" if not visible else "it may launch training"
-            yield Finding(f"line {line}: {why}; {what}, so {_UNCHECKED} are not checked for what it runs",
-                          path=file if file != "<script>" else str(script.path), line=line,
-                          fix="write the launch out in the script (torchrun ... -m scripts.base_train -- ...) or "
-                              "build it only from values the script sets")
+            yield Finding(
+                f"line {line}: {why}; {what}, so {_UNCHECKED} are not checked for what it runs",
+                path=file if file != "<script>" else str(script.path),
+                line=line,
+                fix="write the launch out in the script (torchrun ... -m scripts.base_train -- ...) or "
+                "build it only from values the script sets",
+            )
 
 
 def _xtrace_switches(model) -> list[tuple[int, bool, bool]]:
@@ -66,7 +69,7 @@ def _xtrace_switches(model) -> list[tuple[int, bool, bool]]:
             on = None
             if re.fullmatch(r"[-+][a-zA-Z]*x[a-zA-Z]*", w):
                 on = w.startswith("-")
-            elif w in ("-o", "+o") and words[j + 1:j + 2] == ["xtrace"]:
+            elif w in ("-o", "+o") and words[j + 1 : j + 2] == ["xtrace"]:
                 on = w == "-o"
             if on is not None:
                 out.append((c.line, on, not c.conditional))
@@ -115,22 +118,29 @@ def xtrace_leaks_secret(script) -> Iterator[Finding]:
             if on is None or not is_secret_name(a.name) or a.value.startswith("${" + a.name):
                 continue
             shown = mask(a.value) if "$" not in a.value else "its value"
-            yield Finding(f"{a.name} is {'exported' if a.exported else 'assigned'} on line {a.line} while xtrace is on "
-                          f"(set -x, line {on}): bash prints it with {shown} into the job's log",
-                          path=path, line=a.line,
-                          fix=f"put `set +x` before line {a.line} and `set -x` after it, or set it before line {on}")
+            yield Finding(
+                f"{a.name} is {'exported' if a.exported else 'assigned'} on line {a.line} while xtrace is on "
+                f"(set -x, line {on}): bash prints it with {shown} into the job's log",
+                path=path,
+                line=a.line,
+                fix=f"put `set +x` before line {a.line} and `set -x` after it, or set it before line {on}",
+            )
         for c in model.commands:
             on = _xtrace_on(switches, c.line)
             if on is None or c.name in ("export", "declare", "typeset", "readonly", "local", "set"):
                 continue
-            names = [n for w in c.raw_words[1:] for n in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", w)
-                     if is_secret_name(n)]
+            names = [
+                n for w in c.raw_words[1:] for n in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", w) if is_secret_name(n)
+            ]
             if names:
-                yield Finding(f"line {c.line} passes ${names[0]} on the command line of `{c.name}` while xtrace is on "
-                              f"(set -x, line {on}): bash prints its value into the job's log",
-                              path=path, line=c.line,
-                              fix=f"wrap line {c.line} in `set +x` ... `set -x`, or let the tool read the variable "
-                                  "from the environment")
+                yield Finding(
+                    f"line {c.line} passes ${names[0]} on the command line of `{c.name}` while xtrace is on "
+                    f"(set -x, line {on}): bash prints its value into the job's log",
+                    path=path,
+                    line=c.line,
+                    fix=f"wrap line {c.line} in `set +x` ... `set -x`, or let the tool read the variable "
+                    "from the environment",
+                )
 
 
 def _guarded(model, cmd, path: str) -> bool:
@@ -140,11 +150,18 @@ def _guarded(model, cmd, path: str) -> bool:
     if cmd.depth == 0:
         return False
     name = path.rsplit("/", 1)[-1]
-    return any(c.name in ("[", "[[", "test") and any(w in ("-f", "-e", "-r", "-s") for w in c.words)
-               and any(name in w for w in c.raw_words) for c in model.commands if c.line <= cmd.line)
+    return any(
+        c.name in ("[", "[[", "test")
+        and any(w in ("-f", "-e", "-r", "-s") for w in c.words)
+        and any(name in w for w in c.raw_words)
+        for c in model.commands
+        if c.line <= cmd.line
+    )
 
 
-_VENV_RE = re.compile(r"^(?:uv (?:venv|sync)|python\S* -m venv|virtualenv|conda create|mamba create|micromamba create)\b")
+_VENV_RE = re.compile(
+    r"^(?:uv (?:venv|sync)|python\S* -m venv|virtualenv|conda create|mamba create|micromamba create)\b"
+)
 _CREATES_RE = re.compile(r"^(?:mkdir|cp|ln|wget|curl|git clone|tar|unzip|cat|echo|printf|touch|mv|install|rsync)\b")
 
 
@@ -192,16 +209,19 @@ def sourced_file_missing(script) -> Iterator[Finding]:
         for cmd, path, tried in model.missing_includes:
             if _guarded(model, cmd, path) or _created_before(model, cmd, path):
                 continue
-            templates = [t for c in tried for t in (c.with_name(c.name + s) for s in _TEMPLATE_SUFFIXES)
-                         if t.is_file()]
+            templates = [t for c in tried for t in (c.with_name(c.name + s) for s in _TEMPLATE_SUFFIXES) if t.is_file()]
             what = "sources" if cmd.name in ("source", ".") else "runs"
             if templates:
-                suffix = templates[0].name[len(Path(path).name):]
+                suffix = templates[0].name[len(Path(path).name) :]
                 hint, fix = f" (only {path}{suffix} exists)", f"cp {path}{suffix} {path} and fill it in"
             else:
                 hint, fix = "", f"create {path}, fix the path, or guard it: [ -f {path} ] && {cmd.name} {path}"
-            yield Finding(f"line {cmd.line} {what} {path}, which does not exist{hint}: the job fails there",
-                          path=script.file_of(cmd), line=cmd.line, fix=fix)
+            yield Finding(
+                f"line {cmd.line} {what} {path}, which does not exist{hint}: the job fails there",
+                path=script.file_of(cmd),
+                line=cmd.line,
+                fix=fix,
+            )
 
 
 @check("SB026", "directive-comment-cut", severity="error")
@@ -226,7 +246,10 @@ def directive_comment_cut(script) -> Iterator[Finding]:
             continue
         dropped = [w for w in d.cut[1:].split() if w.startswith("-")]
         lost = f"; these options are never read: {' '.join(dropped)}" if dropped else ""
-        yield Finding(f"#SBATCH {d.raw}{d.cut}: sbatch stops reading at the unquoted # and gets "
-                      f"--{d.key}={d.value or ''}{lost}", path=str(script.path), line=d.line,
-                      fix=f"quote the value: --{d.key}=\"{d.value or ''}{d.cut.split()[0]}\", and put each option on "
-                          "its own #SBATCH line")
+        yield Finding(
+            f"#SBATCH {d.raw}{d.cut}: sbatch stops reading at the unquoted # and gets --{d.key}={d.value or ''}{lost}",
+            path=str(script.path),
+            line=d.line,
+            fix=f'quote the value: --{d.key}="{d.value or ""}{d.cut.split()[0]}", and put each option on '
+            "its own #SBATCH line",
+        )

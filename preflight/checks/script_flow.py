@@ -56,17 +56,45 @@ def idle_nodes(script, job_env) -> Iterator[Finding]:
     if inv.nnodes and inv.nnodes.strip("'\"") not in ("1", "1:1"):
         waits = f"; torchrun --nnodes={inv.nnodes} waits at its rendezvous for agents that no srun starts"
     where = job_env.sbatch_source.get("nodes", "")
-    yield Finding(f"--nodes={job_env.sbatch.get('nodes')} ({where}) but nothing launches across nodes: {what} "
-                  f"(line {inv.line}) runs on the batch node only and {nodes - 1} node(s) stay idle{waits}",
-                  path=script.file_of(inv), line=inv.line,
-                  fix="ask for --nodes=1, or launch one torchrun per node with srun --ntasks-per-node=1 "
-                      "(torchrun --nnodes=$SLURM_NNODES --rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29500)")
+    yield Finding(
+        f"--nodes={job_env.sbatch.get('nodes')} ({where}) but nothing launches across nodes: {what} "
+        f"(line {inv.line}) runs on the batch node only and {nodes - 1} node(s) stay idle{waits}",
+        path=script.file_of(inv),
+        line=inv.line,
+        fix="ask for --nodes=1, or launch one torchrun per node with srun --ntasks-per-node=1 "
+        "(torchrun --nnodes=$SLURM_NNODES --rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29500)",
+    )
 
 
 _EXITS = {"exit", "return", "false", "scancel", "kill"}
 # commands that report a failure without ending anything
-_BENIGN = {"echo", "printf", "true", ":", "[", "[[", "test", "let", "sleep", "date", "ls", "du", "df", "cat", "tee",
-           "logger", "mail", "nvidia-smi", "touch", "rm", "cp", "mv", "mkdir", "sync", "wait"}
+_BENIGN = {
+    "echo",
+    "printf",
+    "true",
+    ":",
+    "[",
+    "[[",
+    "test",
+    "let",
+    "sleep",
+    "date",
+    "ls",
+    "du",
+    "df",
+    "cat",
+    "tee",
+    "logger",
+    "mail",
+    "nvidia-smi",
+    "touch",
+    "rm",
+    "cp",
+    "mv",
+    "mkdir",
+    "sync",
+    "wait",
+}
 
 
 def _exits(cmds: list, functions: dict) -> bool | None:
@@ -87,7 +115,7 @@ def _or_handler(cmds: list, idx: int) -> list:
     """The commands after `cmd ||`: one simple command (and its && chain) or a `{ ...; }` group."""
     cmd = cmds[idx]
     out: list = []
-    for nxt in cmds[idx + 1:]:
+    for nxt in cmds[idx + 1 :]:
         if not out:
             if nxt.op_before != "||" and nxt.depth <= cmd.depth:
                 break
@@ -138,12 +166,18 @@ def _swallowed(model, cmd, functions: dict) -> str | None:
             return None
         if cmd.negated:
             body = next((b for cond, b in node.branches if any(c is cmd for c in iter_commands(cond))), [])
-            return None if _exits(list(iter_commands(body)), functions) is not False else \
-                "`if ! ...; then` whose branch does not exit"
+            return (
+                None
+                if _exits(list(iter_commands(body)), functions) is not False
+                else "`if ! ...; then` whose branch does not exit"
+            )
         if node.else_body is None:
             return "`if ...; then ... fi` without an else that exits"
-        return None if _exits(list(iter_commands(node.else_body)), functions) is not False else \
-            "`if ...; else` whose else does not exit"
+        return (
+            None
+            if _exits(list(iter_commands(node.else_body)), functions) is not False
+            else "`if ...; else` whose else does not exit"
+        )
     nxt = cmds[idx + 1] if idx + 1 < len(cmds) else None
     if nxt is not None and idx + 2 == len(cmds) and nxt.name in ("true", ":") and not model.errexit:
         return f"`{nxt.name}` as the script's last command (line {nxt.line})"
@@ -181,16 +215,21 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
         for inv in model.invocations:
             if id(inv) not in trainer_ids:
                 continue
-            outer = next((c for c in model.commands if c is inv.command), None) or \
-                next((c for c in model.commands if c.line == inv.line and c.file == inv.file), None)
+            outer = next((c for c in model.commands if c is inv.command), None) or next(
+                (c for c in model.commands if c.line == inv.line and c.file == inv.file), None
+            )
             if outer is None or (outer.file, outer.line) in reported:
                 continue
             how = _swallowed(model, outer, functions)
             if how:
                 reported.add((outer.file, outer.line))
-                yield Finding(f"{inv.module} (line {inv.line}) can crash and the job still ends COMPLETED: its failure "
-                              f"is swallowed by {how}", path=script.file_of(inv), line=inv.line,
-                              fix='end the failure branch with `exit 1` (|| { echo "failed: $?"; exit 1; })')
+                yield Finding(
+                    f"{inv.module} (line {inv.line}) can crash and the job still ends COMPLETED: its failure "
+                    f"is swallowed by {how}",
+                    path=script.file_of(inv),
+                    line=inv.line,
+                    fix='end the failure branch with `exit 1` (|| { echo "failed: $?"; exit 1; })',
+                )
 
 
 @check("SB025", "timeout-not-before-limit", severity="warning")
@@ -217,9 +256,11 @@ def timeout_not_before_limit(script, job_env) -> Iterator[Finding]:
         seconds = timeout_seconds(inv.timeout)
         if not seconds or seconds < limit:
             continue
-        yield Finding(f"timeout {inv.timeout} ({_hours(seconds)}) around {inv.module or inv.script_file} "
-                      f"(line {inv.line}) cannot fire before --time={job_env.sbatch.get('time')} ({_hours(limit)}) "
-                      "ends the job: SLURM kills it first and the script's timeout handling never runs",
-                      path=script.file_of(inv), line=inv.line,
-                      fix=f"use a timeout well under the limit (e.g. timeout {max(1, int(limit * 0.95 // 60))}m) "
-                          "or drop it")
+        yield Finding(
+            f"timeout {inv.timeout} ({_hours(seconds)}) around {inv.module or inv.script_file} "
+            f"(line {inv.line}) cannot fire before --time={job_env.sbatch.get('time')} ({_hours(limit)}) "
+            "ends the job: SLURM kills it first and the script's timeout handling never runs",
+            path=script.file_of(inv),
+            line=inv.line,
+            fix=f"use a timeout well under the limit (e.g. timeout {max(1, int(limit * 0.95 // 60))}m) or drop it",
+        )

@@ -109,8 +109,12 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
     line = int(where.split(":")[1]) if where.startswith("script:") else None
     parsed = parse_signal_option(value)
     if parsed is None:
-        yield Finding(f"--signal={value} is not a signal SLURM understands ([B:]SIG[@seconds])",
-                      path=str(script.path), line=line, fix="#SBATCH --signal=B:USR1@600")
+        yield Finding(
+            f"--signal={value} is not a signal SLURM understands ([B:]SIG[@seconds])",
+            path=str(script.path),
+            line=line,
+            fix="#SBATCH --signal=B:USR1@600",
+        )
         return
     batch_only, name = parsed
     trainers = trainer_invocations(script, profile)
@@ -120,38 +124,55 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
         direct = [i for i in trainers if not i.srun]
         if direct:
             inv = direct[0]
-            yield Finding(f"--signal={value} has no B:, so SLURM sends SIG{name} to srun job steps only; {inv.module} "
-                          f"(line {inv.line}) is started by the batch shell itself and never receives it: the job runs "
-                          "into its time limit without saving", path=script.file_of(inv), line=inv.line,
-                          fix=f"#SBATCH --signal=B:{name}@<seconds> with a trap that forwards it to the trainer "
-                              f"(see {_FORWARD_EXAMPLE}), or start the trainer with srun")
+            yield Finding(
+                f"--signal={value} has no B:, so SLURM sends SIG{name} to srun job steps only; {inv.module} "
+                f"(line {inv.line}) is started by the batch shell itself and never receives it: the job runs "
+                "into its time limit without saving",
+                path=script.file_of(inv),
+                line=inv.line,
+                fix=f"#SBATCH --signal=B:{name}@<seconds> with a trap that forwards it to the trainer "
+                f"(see {_FORWARD_EXAMPLE}), or start the trainer with srun",
+            )
         return
     traps = _trapped(script, name)
     if not traps:
         number = int(signal.Signals[f"SIG{name}"])
-        yield Finding(f"--signal={value} sends SIG{name} to the batch shell only, and the script has no "
-                      f"`trap ... {name}`: bash dies of it (job FAILED, exit 0:{number}) and the running phase is "
-                      "killed without saving", path=str(script.path), line=line,
-                      fix=f"trap {name} and forward it to the trainer started with & and waited for "
-                          f"(see {_FORWARD_EXAMPLE})")
+        yield Finding(
+            f"--signal={value} sends SIG{name} to the batch shell only, and the script has no "
+            f"`trap ... {name}`: bash dies of it (job FAILED, exit 0:{number}) and the running phase is "
+            "killed without saving",
+            path=str(script.path),
+            line=line,
+            fix=f"trap {name} and forward it to the trainer started with & and waited for (see {_FORWARD_EXAMPLE})",
+        )
         return
     foreground = [i for i in trainers if not i.background]
     if foreground:
         inv = foreground[0]
-        yield Finding(f"{inv.module} (line {inv.line}) runs in the foreground: bash runs the {name} trap only after it "
-                      "ends, so the trainer never gets the signal and is killed at the time limit",
-                      path=script.file_of(inv), line=inv.line,
-                      fix="start it with `&`, then `PID=$!; wait $PID || wait $PID` (a trapped signal ends the first "
-                          f"wait early; see {_FORWARD_EXAMPLE})")
+        yield Finding(
+            f"{inv.module} (line {inv.line}) runs in the foreground: bash runs the {name} trap only after it "
+            "ends, so the trainer never gets the signal and is killed at the time limit",
+            path=script.file_of(inv),
+            line=inv.line,
+            fix="start it with `&`, then `PID=$!; wait $PID || wait $PID` (a trapped signal ends the first "
+            f"wait early; see {_FORWARD_EXAMPLE})",
+        )
         return
     trap = traps[0]
-    long_before = [i for i in script.all_invocations if not i.background and i.file == trap.file and i.line < trap.line
-                   and i.module and _is_long_setup(i, profile)]
+    long_before = [
+        i
+        for i in script.all_invocations
+        if not i.background and i.file == trap.file and i.line < trap.line and i.module and _is_long_setup(i, profile)
+    ]
     if long_before:
         inv = long_before[0]
-        yield Finding(f"the {name} trap (line {trap.line}) is set after {inv.module} (line {inv.line}) runs in the "
-                      "foreground: a signal during it kills the batch shell", path=script.file_of(trap), line=trap.line,
-                      fix="move the trap (and the function it calls) above the first command of the script")
+        yield Finding(
+            f"the {name} trap (line {trap.line}) is set after {inv.module} (line {inv.line}) runs in the "
+            "foreground: a signal during it kills the batch shell",
+            path=script.file_of(trap),
+            line=trap.line,
+            fix="move the trap (and the function it calls) above the first command of the script",
+        )
 
 
 def _term_trap(script, profile) -> Iterator[Finding]:
@@ -164,14 +185,20 @@ def _term_trap(script, profile) -> Iterator[Finding]:
         return
     trap, inv = traps[0], trainers[0]
     foreground = [i for i in trainers if not i.background]
-    when = (f"bash runs it only after {inv.module} (line {inv.line}), running in the foreground, has exited; "
-            if foreground else "")
-    yield Finding(f"`{' '.join(trap.words[:2])} ... TERM` (line {trap.line}) cannot make {inv.module} save at the time "
-                  f"limit: {when}SLURM sends SIGTERM to the trainer too, and the {profile.name} era's trainers do not "
-                  "save on a signal, so it dies with only what --save_every saved",
-                  path=script.file_of(trap), line=trap.line,
-                  fix=f"pass --save_every=N to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP; "
-                      "the trap can only report, not save")
+    when = (
+        f"bash runs it only after {inv.module} (line {inv.line}), running in the foreground, has exited; "
+        if foreground
+        else ""
+    )
+    yield Finding(
+        f"`{' '.join(trap.words[:2])} ... TERM` (line {trap.line}) cannot make {inv.module} save at the time "
+        f"limit: {when}SLURM sends SIGTERM to the trainer too, and the {profile.name} era's trainers do not "
+        "save on a signal, so it dies with only what --save_every saved",
+        path=script.file_of(trap),
+        line=trap.line,
+        fix=f"pass --save_every=N to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP; "
+        "the trap can only report, not save",
+    )
 
 
 def _is_long_setup(inv, profile) -> bool:

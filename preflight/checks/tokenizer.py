@@ -45,12 +45,19 @@ def tokenizer_missing(ctx, tokenizer) -> Iterator[Finding]:
 
         if not phases_run(script, profile):
             raise Skip("the script runs no nanochat phase: nothing loads the tokenizer")
-    missing = [p.name for p, ok in ((tokenizer.pkl, tokenizer.has_pkl), (tokenizer.token_bytes, tokenizer.has_token_bytes)) if not ok]
+    missing = [
+        p.name
+        for p, ok in ((tokenizer.pkl, tokenizer.has_pkl), (tokenizer.token_bytes, tokenizer.has_token_bytes))
+        if not ok
+    ]
     if missing:
         profile = ctx.get("profile", None)
         mod = ((profile.phase("tokenizer") or {}).get("train_module") if profile else None) or "scripts.tok_train"
-        yield Finding(f"{' and '.join(missing)} missing in {tokenizer.dir} and the script does not train a tokenizer",
-                      path=str(tokenizer.dir), fix=f"python -m {mod} (before base training), or copy {tokenizer.dir} from a previous run")
+        yield Finding(
+            f"{' and '.join(missing)} missing in {tokenizer.dir} and the script does not train a tokenizer",
+            path=str(tokenizer.dir),
+            fix=f"python -m {mod} (before base training), or copy {tokenizer.dir} from a previous run",
+        )
 
 
 @check("TOK002", "tokenizer-vocab-mismatch", severity="error", cost="header")
@@ -72,11 +79,17 @@ def tokenizer_vocab_mismatch(tokenizer) -> Iterator[Finding]:
     if not tokenizer.has_token_bytes:
         raise Skip("no token_bytes.pt (see tokenizer-missing)")
     if tokenizer.vocab_size is None:
-        yield Finding(f"cannot read the vocab size of {tokenizer.token_bytes}: {tokenizer.vocab_problem}",
-                      path=str(tokenizer.token_bytes), fix="re-run tokenizer training or restore the file")
+        yield Finding(
+            f"cannot read the vocab size of {tokenizer.token_bytes}: {tokenizer.vocab_problem}",
+            path=str(tokenizer.token_bytes),
+            fix="re-run tokenizer training or restore the file",
+        )
         return
     for ck in tokenizer.checkpoints:
         if ck.vocab_size != tokenizer.vocab_size:
-            yield Finding(f"tokenizer has {tokenizer.vocab_size:,} tokens but {ck.meta.parent.parent.name}/{ck.meta.parent.name} "
-                          f"was trained with vocab_size {ck.vocab_size:,}: loading it will fail", path=str(ck.meta),
-                          fix="restore the tokenizer used for these checkpoints (or retrain from base)")
+            yield Finding(
+                f"tokenizer has {tokenizer.vocab_size:,} tokens but {ck.meta.parent.parent.name}/{ck.meta.parent.name} "
+                f"was trained with vocab_size {ck.vocab_size:,}: loading it will fail",
+                path=str(ck.meta),
+                fix="restore the tokenizer used for these checkpoints (or retrain from base)",
+            )

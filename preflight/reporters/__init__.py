@@ -21,13 +21,25 @@ def wants_curves(fmt: str, environ: Any = None) -> bool:
     env = os.environ if environ is None else environ
     return fmt in CURVE_FORMATS or (fmt == "github" and bool(env.get("GITHUB_STEP_SUMMARY")))
 
+
 # C0 controls (but tab and newline), DEL, C1 controls, bidi embeddings/overrides/isolates (Trojan Source),
 # zero-width and line/paragraph separators, and lone surrogates (undecodable file-name bytes under
 # surrogateescape): a message or path quoted from a log or a file name must not drive the reader's
 # terminal, reorder what a reviewer sees, break XML 1.0, or make the output unencodable. Each is shown
 # as a visible escape (``\x1b``, ``\u202e``) so the reader sees that it was there.
-_ESCAPED = [*range(0, 9), *range(11, 32), *range(127, 160), 0x061C, 0x200B, 0x200E, 0x200F,
-            *range(0x2028, 0x202F), *range(0x2066, 0x206A), 0xFEFF, *range(0xD800, 0xE000)]
+_ESCAPED = [
+    *range(0, 9),
+    *range(11, 32),
+    *range(127, 160),
+    0x061C,
+    0x200B,
+    0x200E,
+    0x200F,
+    *range(0x2028, 0x202F),
+    *range(0x2066, 0x206A),
+    0xFEFF,
+    *range(0xD800, 0xE000),
+]
 _CONTROLS = {c: (f"\\x{c:02x}" if c < 256 else f"\\u{c:04x}") for c in _ESCAPED}
 
 
@@ -74,11 +86,18 @@ def kills_at_start(finding: Any, registry: Any) -> bool:
 def reading_order(findings: list[Any], registry: Any = None) -> list[Any]:
     """How the human formats list findings: errors, then warnings, then info; within a severity,
     what kills the job at start (or keeps it from being accepted) first, then the job's own order."""
+
     def key(f: Any) -> tuple:
         family = "".join(ch for ch in f.code if ch.isalpha())
         rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
-        return (-(f.severity.rank if f.severity else 2), not kills_at_start(f, registry), rank, f.code,
-                f.path or "", f.line or 0)
+        return (
+            -(f.severity.rank if f.severity else 2),
+            not kills_at_start(f, registry),
+            rank,
+            f.code,
+            f.path or "",
+            f.line or 0,
+        )
 
     return sorted(findings, key=key)
 

@@ -47,7 +47,9 @@ def render(result: Any, registry: Any = None, *, max_annotations: int = MAX_ANNO
             props.append(f"line={int(f.line)}")
         props.append(f"title={_escape_prop(f'{f.code} {f.name}')}")
         message = f.message + (f"\nFix: {f.fix}" if f.fix else "")
-        lines.append(f"::{COMMANDS[f.severity.value if f.severity else 'error']} {','.join(props)}::{_escape_data(message)}")
+        lines.append(
+            f"::{COMMANDS[f.severity.value if f.severity else 'error']} {','.join(props)}::{_escape_data(message)}"
+        )
     hidden = len(findings) - max_annotations
     if hidden > 0:
         lines.append(f"::notice title=nanochat-preflight::{hidden} more findings not shown (see the step summary)")
@@ -58,8 +60,13 @@ def render(result: Any, registry: Any = None, *, max_annotations: int = MAX_ANNO
         try:
             _append_summary(summary_path, markdown(result, registry))
         except OSError as exc:
-            lines.append(f"::warning title=nanochat-preflight::cannot write GITHUB_STEP_SUMMARY: {_escape_data(str(exc))}")
+            lines.append(
+                f"::warning title=nanochat-preflight::cannot write GITHUB_STEP_SUMMARY: {_escape_data(str(exc))}"
+            )
     counts = result.counts()
-    lines.append(f"preflight {result.stage}: {result.verdict} ({len(result.findings)} findings; "
-                 + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ")")
+    lines.append(
+        f"preflight {result.stage}: {result.verdict} ({len(result.findings)} findings; "
+        + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        + ")"
+    )
     return "\n".join(lines) + "\n"

@@ -48,18 +48,21 @@ svg .bar.running{fill:#54aeff} svg .bar.not-run{fill:#d0d7de}
 """
 
 
-def render(result: Any, registry: Any = None, *, title: str | None = None, elapsed: float | None = None,
-           **_: Any) -> str:
+def render(
+    result: Any, registry: Any = None, *, title: str | None = None, elapsed: float | None = None, **_: Any
+) -> str:
     from preflight.reporters.text_format import verdict_line
 
     extras, series = result.extras, result.display.get("series")
     heading = title or ("Postflight" if result.stage == "post" else "Preflight")
-    body = [f"<h1>{esc(heading)}</h1>",
-            f'<p><span class="verdict v-{esc(result.verdict)}">{esc(result.verdict.upper())}</span> '
-            f'<span id="verdict-line">{esc(verdict_line(result, elapsed))}</span></p>']
+    body = [
+        f"<h1>{esc(heading)}</h1>",
+        f'<p><span class="verdict v-{esc(result.verdict)}">{esc(result.verdict.upper())}</span> '
+        f'<span id="verdict-line">{esc(verdict_line(result, elapsed))}</span></p>',
+    ]
     profile = extras.get("profile")
     if profile:
-        body.append(f'<p>profile <b>{esc(profile.get("name"))}</b>: {esc(profile.get("reason", ""))}</p>')
+        body.append(f"<p>profile <b>{esc(profile.get('name'))}</b>: {esc(profile.get('reason', ''))}</p>")
     body += _streams((extras.get("timeline") or {}).get("streams") or {})
     body += _phases(extras.get("phases") or [], series, extras.get("timeline") or {})
     if series is not None and series.phases:
@@ -74,24 +77,29 @@ def render(result: Any, registry: Any = None, *, title: str | None = None, elaps
         body.append('<pre id="resume">' + "\n".join(esc(c) for c in resume["commands"]) + "</pre>")
     body += _job(extras.get("job"), result.display.get("job_raw") or {})
     body += _checks(result)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(heading)}: {esc(result.verdict.upper())}</title><style>{STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(heading)}: {esc(result.verdict.upper())}</title><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _streams(streams: dict) -> list[str]:
     """Which logs were read beside the ones given, and where a missing traceback would be (the timeline)."""
-    out = [f'<p class="muted">also read {esc(s.get("path"))} ({esc(s.get("why"))})</p>'
-           for s in streams.get("also_read") or []]
+    out = [
+        f'<p class="muted">also read {esc(s.get("path"))} ({esc(s.get("why"))})</p>'
+        for s in streams.get("also_read") or []
+    ]
     if streams.get("stderr_hint"):
         out.append(f'<p class="muted">{esc(streams["stderr_hint"])}</p>')
     return out
 
 
 def _span(span: dict) -> str:
-    """"run.out:10-48" (or both ends in full when they are in two logs): where a phase is in the logs."""
+    """ "run.out:10-48" (or both ends in full when they are in two logs): where a phase is in the logs."""
     start, end = span.get("start"), span.get("end")
     if not start:
         return ""
@@ -108,8 +116,11 @@ def _phases(phases: list[dict], series: Any, tl: dict) -> list[str]:
 
     times = {name: (a, b) for name, a, b in phase_timeline(series)} if series is not None else {}
     spans = {s.get("name"): s for s in tl.get("phases") or []}
-    out = ["<h2>Phases</h2>", '<table id="phases"><tr><th>phase</th><th>status</th><th>cause</th>'
-           "<th>duration</th><th>in the log</th><th>evidence</th></tr>"]
+    out = [
+        "<h2>Phases</h2>",
+        '<table id="phases"><tr><th>phase</th><th>status</th><th>cause</th>'
+        "<th>duration</th><th>in the log</th><th>evidence</th></tr>",
+    ]
     rows = []
     for p in phases:
         status = p.get("status", "")
@@ -120,16 +131,20 @@ def _phases(phases: list[dict], series: Any, tl: dict) -> list[str]:
         a, b = times.get(p.get("name"), (None, None))
         took = duration(b - a) if a is not None and b is not None else ""
         evidence = ", ".join(str(e) for e in (p.get("evidence") or [])[:3])
-        out.append(f'<tr data-phase="{esc(p.get("name"))}"><td><b>{esc(p.get("name"))}</b></td>'
-                   f'<td class="s-{esc(status)}">{esc(status_text)}</td><td>{esc(p.get("cause") or "")}</td>'
-                   f'<td>{esc(took)}</td><td class="ev">{esc(_span(spans.get(p.get("name")) or {}))}</td>'
-                   f'<td class="ev">{esc(evidence)}</td></tr>')
+        out.append(
+            f'<tr data-phase="{esc(p.get("name"))}"><td><b>{esc(p.get("name"))}</b></td>'
+            f'<td class="s-{esc(status)}">{esc(status_text)}</td><td>{esc(p.get("cause") or "")}</td>'
+            f'<td>{esc(took)}</td><td class="ev">{esc(_span(spans.get(p.get("name")) or {}))}</td>'
+            f'<td class="ev">{esc(evidence)}</td></tr>'
+        )
         if a is not None:
             rows.append((p.get("name"), a, b, status))
     out.append("</table>")
     if rows:
-        out += ['<h3>Timeline <span class="muted">(training time per phase, from its step lines: dt x steps)</span></h3>',
-                f'<div style="max-width:640px">{timeline(rows)}</div>']
+        out += [
+            '<h3>Timeline <span class="muted">(training time per phase, from its step lines: dt x steps)</span></h3>',
+            f'<div style="max-width:640px">{timeline(rows)}</div>',
+        ]
     return out
 
 
@@ -156,14 +171,26 @@ def _phase_charts(ps: Any) -> str:
     charts = [Chart("loss (raw band, smoothed line)", lines, markers, x_max)]
     kind, vx, vy = ps.val()
     val = downsample(vx, vy)  # one every 250 steps: a long run has thousands
-    charts.append(Chart(f"validation {kind}", [Line([b.x for b in val], [b.mean for b in val], "val", dots=len(val) < 3)]
-                        if val else [], markers, x_max, empty="no validation line logged"))
+    charts.append(
+        Chart(
+            f"validation {kind}",
+            [Line([b.x for b in val], [b.mean for b in val], "val", dots=len(val) < 3)] if val else [],
+            markers,
+            x_max,
+            empty="no validation line logged",
+        )
+    )
     for name, css, label in (("lrm", "lrm", "lr multiplier"), ("tok_per_sec", "tok", "tok/s"), ("mfu", "mfu", "MFU %")):
         cx, cy = ps.column(name)
         b = downsample(cx, cy)
         band = name == "tok_per_sec" and len(b) > 1
-        line = Line([k.x for k in b], [k.mean for k in b], css, [k.lo for k in b] if band else None,
-                    [k.hi for k in b] if band else None)
+        line = Line(
+            [k.x for k in b],
+            [k.mean for k in b],
+            css,
+            [k.lo for k in b] if band else None,
+            [k.hi for k in b] if band else None,
+        )
         charts.append(Chart(label, [line] if b else [], markers, x_max, empty=f"no {label} in the step lines"))
 
     facts = [f'<span class="s-{esc(ps.status)}">{esc(ps.status or "unknown")}</span>']
@@ -180,9 +207,11 @@ def _phase_charts(ps: Any) -> str:
         facts.append("curves from evenly spaced samples of the step lines (large log)")
     if not xs:
         facts.append("no training step logged")
-    return (f'<section class="phase-chart" data-phase="{esc(ps.phase)}" id="phase-{esc(ps.phase)}">'
-            f"<h3>{esc(ps.phase)}</h3><p>{' · '.join(facts)}</p>"
-            f'<div class="charts">{"".join(svg(c) for c in charts)}</div></section>')
+    return (
+        f'<section class="phase-chart" data-phase="{esc(ps.phase)}" id="phase-{esc(ps.phase)}">'
+        f"<h3>{esc(ps.phase)}</h3><p>{' · '.join(facts)}</p>"
+        f'<div class="charts">{"".join(svg(c) for c in charts)}</div></section>'
+    )
 
 
 def _findings(result: Any) -> list[str]:
@@ -193,9 +222,12 @@ def _findings(result: Any) -> list[str]:
     for f in findings:
         sev = f.severity.value if f.severity else "error"
         loc = f' <span class="ev">{esc(f.location)}</span>' if str(f.location) else ""
-        out.append(f'<div class="finding"><span class="f-{esc(sev)}">{esc(sev)}</span> <b>{esc(f.code)}</b> '
-                   f"{esc(f.name)}{loc}<br>{esc(f.message)}"
-                   + (f'<br><span class="fix">fix:</span> {esc(f.fix)}' if f.fix else "") + "</div>")
+        out.append(
+            f'<div class="finding"><span class="f-{esc(sev)}">{esc(sev)}</span> <b>{esc(f.code)}</b> '
+            f"{esc(f.name)}{loc}<br>{esc(f.message)}"
+            + (f'<br><span class="fix">fix:</span> {esc(f.fix)}' if f.fix else "")
+            + "</div>"
+        )
     out.append("</div>")
     return out
 
@@ -206,8 +238,13 @@ _GPU_RE = re.compile(r"gres/gpu(?::[\w.-]+)?=(\d+)")
 def _job(job: dict | None, raw: dict) -> list[str]:
     if not job:
         return []
-    rows = [("job", job.get("job_id")), ("name", job.get("name")), ("state", job.get("state")),
-            ("exit code", job.get("exit_code")), ("reason", job.get("reason"))]
+    rows = [
+        ("job", job.get("job_id")),
+        ("name", job.get("name")),
+        ("state", job.get("state")),
+        ("exit code", job.get("exit_code")),
+        ("reason", job.get("reason")),
+    ]
     elapsed, limit = job.get("elapsed_s"), job.get("time_limit_s")
     if elapsed is not None:
         share = f" ({elapsed / limit:.0%} of the limit)" if limit else ""
@@ -215,8 +252,13 @@ def _job(job: dict | None, raw: dict) -> list[str]:
     nodes = raw.get("NumNodes") or raw.get("NNodes")
     tres = " ".join(str(raw.get(k) or "") for k in ("AllocTRES", "TRES", "ReqTRES", "TresPerNode"))
     gpus = _GPU_RE.search(tres)
-    rows += [("nodes", nodes), ("GPUs", gpus.group(1) if gpus else None), ("start", job.get("start")),
-             ("end", job.get("end")), ("source", job.get("source"))]
+    rows += [
+        ("nodes", nodes),
+        ("GPUs", gpus.group(1) if gpus else None),
+        ("start", job.get("start")),
+        ("end", job.get("end")),
+        ("source", job.get("source")),
+    ]
     out = ["<h2>Job</h2>", '<table id="job">']
     out += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows if v not in (None, "")]
     return out + ["</table>"]
@@ -224,8 +266,13 @@ def _job(job: dict | None, raw: dict) -> list[str]:
 
 def _checks(result: Any) -> list[str]:
     counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n)
-    out = [f"<details><summary>{len(result.checks)} checks: {esc(counts)}</summary><table>"
-           "<tr><th>code</th><th>check</th><th>status</th><th>note</th></tr>"]
-    out += [f"<tr><td>{esc(c.code)}</td><td>{esc(c.name)}</td><td>{esc(c.status.value)}</td>"
-            f"<td>{esc(c.reason or '')}</td></tr>" for c in result.checks]
+    out = [
+        f"<details><summary>{len(result.checks)} checks: {esc(counts)}</summary><table>"
+        "<tr><th>code</th><th>check</th><th>status</th><th>note</th></tr>"
+    ]
+    out += [
+        f"<tr><td>{esc(c.code)}</td><td>{esc(c.name)}</td><td>{esc(c.status.value)}</td>"
+        f"<td>{esc(c.reason or '')}</td></tr>"
+        for c in result.checks
+    ]
     return out + ["</table></details>"]

@@ -17,8 +17,15 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         row = check.to_json()
         row.pop("findings")
         lines.append({"type": "check", "stage": result.stage, **row, "finding_count": len(check.findings)})
-    lines.append({"type": "summary", "schema_version": SCHEMA_VERSION, "stage": result.stage,
-                  "verdict": result.verdict, "summary": result.counts()})
+    lines.append(
+        {
+            "type": "summary",
+            "schema_version": SCHEMA_VERSION,
+            "stage": result.stage,
+            "verdict": result.verdict,
+            "summary": result.counts(),
+        }
+    )
     from preflight.reporters import clean_tree
 
     return "".join(json.dumps(clean_tree(line), default=str) + "\n" for line in lines)

@@ -20,8 +20,9 @@ def escape(text: str) -> str:
 
 def _finding_text(check: Any) -> str:
     return "\n".join(
-        f"[{f.severity.value}] {f.code} {f.message}" + (f" ({f.location})" if str(f.location) else "") +
-        (f"\n  fix: {f.fix}" if f.fix else "")
+        f"[{f.severity.value}] {f.code} {f.message}"
+        + (f" ({f.location})" if str(f.location) else "")
+        + (f"\n  fix: {f.fix}" if f.fix else "")
         for f in check.findings
     )
 
@@ -43,20 +44,29 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
             body = f'      <error message={quoteattr(check.reason or "error")} type="error"/>\n'
         elif check.status is Status.SKIP:
             counts["skipped"] += 1
-            body = f'      <skipped message={quoteattr(check.reason or "skipped")}/>\n'
+            body = f"      <skipped message={quoteattr(check.reason or 'skipped')}/>\n"
         elif failing:
             counts["failures"] += 1
             first = failing[0]
-            body = (f'      <failure message={quoteattr(first.message)} type={quoteattr(first.severity.value)}>'
-                    f"{escape(text)}</failure>\n")
+            body = (
+                f"      <failure message={quoteattr(first.message)} type={quoteattr(first.severity.value)}>"
+                f"{escape(text)}</failure>\n"
+            )
         elif text:
             body = f"      <system-out>{escape(text)}</system-out>\n"
         else:
             body = ""
         cases.append(head + (">\n" + body + "    </testcase>" if body else "/>"))
-    suite = (f'  <testsuite name="preflight.{result.stage}" tests="{counts["tests"]}" failures="{counts["failures"]}" '
-             f'errors="{counts["errors"]}" skipped="{counts["skipped"]}" time="{total:.3f}">')
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<testsuites name="nanochat-preflight" tests="{counts["tests"]}" failures="{counts["failures"]}" '
-            f'errors="{counts["errors"]}" skipped="{counts["skipped"]}">\n'
-            + suite + "\n" + "\n".join(cases) + "\n  </testsuite>\n</testsuites>\n")
+    suite = (
+        f'  <testsuite name="preflight.{result.stage}" tests="{counts["tests"]}" failures="{counts["failures"]}" '
+        f'errors="{counts["errors"]}" skipped="{counts["skipped"]}" time="{total:.3f}">'
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<testsuites name="nanochat-preflight" tests="{counts["tests"]}" failures="{counts["failures"]}" '
+        f'errors="{counts["errors"]}" skipped="{counts["skipped"]}">\n'
+        + suite
+        + "\n"
+        + "\n".join(cases)
+        + "\n  </testsuite>\n</testsuites>\n"
+    )

@@ -38,8 +38,11 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         sparks = sparklines(result)
         if sparks:  # the loss of each training phase (postflight with curves)
             out += ["| Phase | Status | Loss | Cause |", "|---|---|---|---|"]
-            out += [f"| {_cell(p['name'])} | {_cell(p['status'])} | {sparks.get(p['name'], '')} | "
-                    f"{_cell(p.get('cause') or '')} |" for p in phases]
+            out += [
+                f"| {_cell(p['name'])} | {_cell(p['status'])} | {sparks.get(p['name'], '')} | "
+                f"{_cell(p.get('cause') or '')} |"
+                for p in phases
+            ]
         else:
             out += ["| Phase | Status | Cause |", "|---|---|---|"]
             out += [f"| {_cell(p['name'])} | {_cell(p['status'])} | {_cell(p.get('cause') or '')} |" for p in phases]
@@ -57,15 +60,19 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         from preflight.reporters import reading_order
 
         for f in reading_order(findings, registry):
-            out.append(f"| {f.severity.value if f.severity else ''} | {_cell(f.code)} | {_cell(f.name)} | "
-                       f"{_cell(f.message)} | "
-                       f"{_cell(f.location)} | {_cell(f.fix or '')} |")
+            out.append(
+                f"| {f.severity.value if f.severity else ''} | {_cell(f.code)} | {_cell(f.name)} | "
+                f"{_cell(f.message)} | "
+                f"{_cell(f.location)} | {_cell(f.fix or '')} |"
+            )
         out.append("")
     counts = result.counts()
     out.append("<details><summary>" + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + "</summary>\n")
     out += ["| | Code | Check | Status | Note |", "|---|---|---|---|---|"]
     for c in result.checks:
-        out.append(f"| {ICONS.get(c.status.value, '')} | {_cell(c.code)} | {_cell(c.name)} | {c.status.value} | "
-                   f"{_cell(c.reason or '')} |")
+        out.append(
+            f"| {ICONS.get(c.status.value, '')} | {_cell(c.code)} | {_cell(c.name)} | {c.status.value} | "
+            f"{_cell(c.reason or '')} |"
+        )
     out += ["", "</details>", ""]
     return "\n".join(out)

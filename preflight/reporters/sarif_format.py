@@ -37,17 +37,21 @@ def render(result: Any, registry: Any, **_: Any) -> str:
     rules = []
     for spec in specs:
         sections = doc_sections(spec.doc)
-        rules.append({
-            "id": spec.code,
-            "name": spec.name,
-            "shortDescription": {"text": spec.summary or spec.name},
-            "fullDescription": {"text": sections.get("Why it matters", spec.summary or spec.name)},
-            "help": {"text": sections.get("How to fix", ""),
-                     "markdown": "\n\n".join(f"**{k}**: {v}" for k, v in sections.items())},
-            "helpUri": spec.help_uri,
-            "defaultConfiguration": {"level": LEVELS[spec.severity.value]},
-            "properties": {"tags": [spec.family, spec.stage]},
-        })
+        rules.append(
+            {
+                "id": spec.code,
+                "name": spec.name,
+                "shortDescription": {"text": spec.summary or spec.name},
+                "fullDescription": {"text": sections.get("Why it matters", spec.summary or spec.name)},
+                "help": {
+                    "text": sections.get("How to fix", ""),
+                    "markdown": "\n\n".join(f"**{k}**: {v}" for k, v in sections.items()),
+                },
+                "helpUri": spec.help_uri,
+                "defaultConfiguration": {"level": LEVELS[spec.severity.value]},
+                "properties": {"tags": [spec.family, spec.stage]},
+            }
+        )
     results = []
     for check in result.checks:
         for f in check.findings:
@@ -67,16 +71,20 @@ def render(result: Any, registry: Any, **_: Any) -> str:
     doc = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "nanochat-preflight",
-                "version": __version__,
-                "informationUri": "https://github.com/nanochat-preflight/nanochat-preflight",
-                "rules": rules,
-            }},
-            "results": results,
-            "originalUriBaseIds": {"SRCROOT": {"uri": Path(os.getcwd()).resolve().as_uri().rstrip("/") + "/"}},
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "nanochat-preflight",
+                        "version": __version__,
+                        "informationUri": "https://github.com/nanochat-preflight/nanochat-preflight",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+                "originalUriBaseIds": {"SRCROOT": {"uri": Path(os.getcwd()).resolve().as_uri().rstrip("/") + "/"}},
+            }
+        ],
     }
     from preflight.reporters import clean_tree
 

@@ -63,11 +63,15 @@ def _fmt(v: float, span: float = 0.0) -> str:
 def render(chart: Chart, css: str = "chart") -> str:
     ys = [y for ln in chart.lines for y in (ln.lo or []) + (ln.hi or []) + ln.ys if math.isfinite(y)]
     xs = [x for ln in chart.lines for x in ln.xs]
-    head = (f'<svg class="{css}" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(chart.title)}" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{esc(chart.title)}</title>'
-            f'<text class="ct" x="{PAD_L}" y="13">{esc(chart.title)}</text>')
+    head = (
+        f'<svg class="{css}" viewBox="0 0 {W} {H}" role="img" aria-label="{esc(chart.title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{esc(chart.title)}</title>'
+        f'<text class="ct" x="{PAD_L}" y="13">{esc(chart.title)}</text>'
+    )
     if not ys or not xs:
-        return head + f'<text class="empty" x="{W / 2}" y="{H / 2}" text-anchor="middle">{esc(chart.empty)}</text></svg>'
+        return (
+            head + f'<text class="empty" x="{W / 2}" y="{H / 2}" text-anchor="middle">{esc(chart.empty)}</text></svg>'
+        )
     x0 = min(0.0, min(xs))
     x1 = max([*xs, chart.x_max or 0, *(m.x for m in chart.markers)])
     if x1 <= x0:
@@ -87,25 +91,32 @@ def render(chart: Chart, css: str = "chart") -> str:
 
     def pts(xs: list[float], ys: list[float]) -> str:  # "x,y x,y ...": the bulk of a page, one format call a point
         sx, sy = pw / (x1 - x0), ph / (y1 - y0)
-        return " ".join(map("{:.1f},{:.1f}".format, [PAD_L + (x - x0) * sx for x in xs],
-                            [PAD_T + (y1 - y) * sy for y in ys]))
+        return " ".join(
+            map("{:.1f},{:.1f}".format, [PAD_L + (x - x0) * sx for x in xs], [PAD_T + (y1 - y) * sy for y in ys])
+        )
 
     out = [head, f'<rect class="plot" x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}"/>']
     for frac in (0.0, 0.5, 1.0):  # y ticks: bottom, middle, top
         v = y0 + pad + (y1 - y0 - 2 * pad) * frac
-        out.append(f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{py(v)}" y2="{py(v)}"/>'
-                   f'<text class="tick" x="{PAD_L - 4}" y="{py(v) + 3}" text-anchor="end">{esc(_fmt(v, y1 - y0 - 2 * pad))}</text>')
+        out.append(
+            f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{py(v)}" y2="{py(v)}"/>'
+            f'<text class="tick" x="{PAD_L - 4}" y="{py(v) + 3}" text-anchor="end">{esc(_fmt(v, y1 - y0 - 2 * pad))}</text>'
+        )
     for v, anchor in ((x0, "start"), (x1, "end")):
         out.append(f'<text class="tick" x="{px(v)}" y="{H - 6}" text-anchor="{anchor}">{esc(_step(v))}</text>')
     out.append(f'<text class="tick" x="{PAD_L + pw / 2}" y="{H - 6}" text-anchor="middle">step{esc(chart.unit)}</text>')
     for m in chart.markers:
-        out.append(f'<line class="{esc(m.css)}" x1="{px(m.x)}" x2="{px(m.x)}" y1="{PAD_T}" y2="{PAD_T + ph}">'
-                   f'<title>{esc(m.label)}</title></line>')
+        out.append(
+            f'<line class="{esc(m.css)}" x1="{px(m.x)}" x2="{px(m.x)}" y1="{PAD_T}" y2="{PAD_T + ph}">'
+            f"<title>{esc(m.label)}</title></line>"
+        )
         if m.label and m.css in ("stop", "nan"):  # where a phase stopped or went NaN: said in words too
             anchor = "end" if px(m.x) > PAD_L + pw * 0.6 else "start"
             dx = -3 if anchor == "end" else 3
             y = PAD_T + (10 if m.css == "stop" else 22)
-            out.append(f'<text class="stoplabel" x="{px(m.x) + dx}" y="{y}" text-anchor="{anchor}">{esc(m.label)}</text>')
+            out.append(
+                f'<text class="stoplabel" x="{px(m.x) + dx}" y="{y}" text-anchor="{anchor}">{esc(m.label)}</text>'
+            )
     for ln in chart.lines:
         if ln.lo is not None and ln.hi is not None and len(ln.xs) > 1:
             out.append(f'<polygon class="band {ln.css}" points="{pts(ln.xs, ln.hi)} {pts(ln.xs[::-1], ln.lo[::-1])}"/>')
@@ -125,8 +136,10 @@ def timeline(rows: list[tuple[str, float | None, float | None, str]], total: flo
         return ""
     end = max([total or 0.0, *(b for _, _, b, _ in known)]) or 1.0
     h = 18 * len(rows) + 24
-    out = [f'<svg class="timeline" viewBox="0 0 {W} {h}" role="img" aria-label="timeline of the job" '
-           f'xmlns="http://www.w3.org/2000/svg"><title>timeline of the job</title>']
+    out = [
+        f'<svg class="timeline" viewBox="0 0 {W} {h}" role="img" aria-label="timeline of the job" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>timeline of the job</title>'
+    ]
     pw = W - 70 - PAD_R
     for i, (name, a, b, css) in enumerate(rows):
         y = 6 + 18 * i
@@ -135,10 +148,14 @@ def timeline(rows: list[tuple[str, float | None, float | None, str]], total: flo
             out.append(f'<text class="empty" x="72" y="{y + 11}">no timing</text>')
             continue
         x = 70 + a / end * pw
-        out.append(f'<rect class="bar {esc(css)}" x="{x:.1f}" y="{y}" width="{max(1.5, (b - a) / end * pw):.1f}" '
-                   f'height="13"><title>{esc(name)}: {esc(duration(a))} to {esc(duration(b))}</title></rect>')
-    out.append(f'<text class="tick" x="70" y="{h - 4}">0</text>'
-               f'<text class="tick" x="{W - PAD_R}" y="{h - 4}" text-anchor="end">{esc(duration(end))}</text></svg>')
+        out.append(
+            f'<rect class="bar {esc(css)}" x="{x:.1f}" y="{y}" width="{max(1.5, (b - a) / end * pw):.1f}" '
+            f'height="13"><title>{esc(name)}: {esc(duration(a))} to {esc(duration(b))}</title></rect>'
+        )
+    out.append(
+        f'<text class="tick" x="70" y="{h - 4}">0</text>'
+        f'<text class="tick" x="{W - PAD_R}" y="{h - 4}" text-anchor="end">{esc(duration(end))}</text></svg>'
+    )
     return "".join(out)
 
 

@@ -55,8 +55,9 @@ def _finding_lines(f: Any, registry: Any) -> list[Line]:
     return out
 
 
-def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, title: str | None = None,
-          registry: Any = None) -> list[Line]:
+def build(
+    result: Any, *, verbose: bool = False, elapsed: float | None = None, title: str | None = None, registry: Any = None
+) -> list[Line]:
     lines: list[Line] = []
     extras = result.extras
     if title:
@@ -104,10 +105,22 @@ def build(result: Any, *, verbose: bool = False, elapsed: float | None = None, t
 
     smoke = extras.get("chat_smoke")
     if smoke and smoke.get("ok"):
-        via = "the bundled GPT" if smoke.get("route") == "bundled" else f"{smoke.get('checkout')} with {smoke.get('python')}"
-        lines += [[], [("Chat smoke test ", "bold"),
-                       (f"{smoke.get('phase')} step {smoke.get('step')} via {via}: {smoke.get('said')!r} "
-                        f"in {smoke.get('seconds', 0):.1f}s", "")]]
+        via = (
+            "the bundled GPT"
+            if smoke.get("route") == "bundled"
+            else f"{smoke.get('checkout')} with {smoke.get('python')}"
+        )
+        lines += [
+            [],
+            [
+                ("Chat smoke test ", "bold"),
+                (
+                    f"{smoke.get('phase')} step {smoke.get('step')} via {via}: {smoke.get('said')!r} "
+                    f"in {smoke.get('seconds', 0):.1f}s",
+                    "",
+                ),
+            ],
+        ]
 
     from preflight.reporters import reading_order
 
@@ -153,9 +166,14 @@ def verdict_segments(result: Any, elapsed: float | None = None) -> Line:
     for f in result.findings:
         sev[f.severity.value if f.severity else "error"] += 1
     counts = result.counts()
-    word, style = {"pass": ("PASS", "bold green"), "warn": ("PASS with warnings", "bold yellow"),
-                   "fail": ("FAIL", "bold red")}[result.verdict]
-    finding_part = ", ".join(f"{n} {k}{'s' if n != 1 and k != 'info' else ''}" for k, n in sev.items() if n) or "no findings"
+    word, style = {
+        "pass": ("PASS", "bold green"),
+        "warn": ("PASS with warnings", "bold yellow"),
+        "fail": ("FAIL", "bold red"),
+    }[result.verdict]
+    finding_part = (
+        ", ".join(f"{n} {k}{'s' if n != 1 and k != 'info' else ''}" for k, n in sev.items() if n) or "no findings"
+    )
     check_part = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     time_part = f" in {elapsed:.2f}s" if elapsed is not None else ""
     return [(word, style), (f": {finding_part} · {len(result.checks)} checks ({check_part}){time_part}", "")]
@@ -186,6 +204,17 @@ def render_lines(lines: list[Line], *, color: bool = False, width: int | None = 
     return buf.getvalue()
 
 
-def render(result: Any, registry: Any = None, *, color: bool = False, width: int | None = None,
-           verbose: bool = False, elapsed: float | None = None, title: str | None = None, **_: Any) -> str:
-    return render_lines(build(result, verbose=verbose, elapsed=elapsed, title=title, registry=registry), color=color, width=width)
+def render(
+    result: Any,
+    registry: Any = None,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    verbose: bool = False,
+    elapsed: float | None = None,
+    title: str | None = None,
+    **_: Any,
+) -> str:
+    return render_lines(
+        build(result, verbose=verbose, elapsed=elapsed, title=title, registry=registry), color=color, width=width
+    )

@@ -26,7 +26,25 @@ from preflight.script.model import Assignment, Command, Directive, Flag, Invocat
 from preflight.script.parser import parse_script, parse_text
 from preflight.script.sbatch import SbatchTest, gpus_from_gres, parse_option_list, parse_time_limit, sbatch_test_fact
 
-__all__ = ["Assignment", "Command", "Directive", "Flag", "Invocation", "JobEnv", "SbatchTest", "ScriptModel",
-           "Unterminated", "Word", "gpus_from_gres", "job_env_fact", "parse_flags", "parse_option_list",
-           "parse_script", "parse_text", "parse_time_limit", "sbatch_test_fact", "script_fact",
-           "tokenize"]
+__all__ = [
+    "Assignment",
+    "Command",
+    "Directive",
+    "Flag",
+    "Invocation",
+    "JobEnv",
+    "SbatchTest",
+    "ScriptModel",
+    "Unterminated",
+    "Word",
+    "gpus_from_gres",
+    "job_env_fact",
+    "parse_flags",
+    "parse_option_list",
+    "parse_script",
+    "parse_text",
+    "parse_time_limit",
+    "sbatch_test_fact",
+    "script_fact",
+    "tokenize",
+]

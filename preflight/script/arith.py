@@ -114,8 +114,18 @@ def _apply(op: str, a: int, b: int) -> int:
             raise ZeroDivisionError
         q = abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1)  # bash truncates toward zero
         return q if op == "/" else a - b * q
-    return int({"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b, "==": a == b, "!=": a != b,
-                "&&": bool(a) and bool(b), "||": bool(a) or bool(b)}[op])
+    return int(
+        {
+            "<": a < b,
+            ">": a > b,
+            "<=": a <= b,
+            ">=": a >= b,
+            "==": a == b,
+            "!=": a != b,
+            "&&": bool(a) and bool(b),
+            "||": bool(a) or bool(b),
+        }[op]
+    )
 
 
 def _checked(v: int) -> int:

@@ -22,8 +22,9 @@ class State:
     case_expects_pattern: list[bool] = field(default_factory=list)  # one per open `case`
 
 
-def commands_from_tokens(model: ScriptModel, state: State, tokens: list, line: int, end_line: int,
-                          text: str, fname: str) -> None:
+def commands_from_tokens(
+    model: ScriptModel, state: State, tokens: list, line: int, end_line: int, text: str, fname: str
+) -> None:
     cur: list[Word] = []
     redirects: list[tuple[str, str]] = []
     op_before: str | None = None
@@ -95,8 +96,12 @@ def commands_from_tokens(model: ScriptModel, state: State, tokens: list, line: i
             expects_pattern = bool(state.case_expects_pattern and state.case_expects_pattern[-1])
             if op in (">", ">>", ">&", "&>", "<", "<&", "<<", "<<-", "<<<"):
                 expect_redirect = op
-            elif op == "(" and idx + 1 < len(tokens) and tokens[idx + 1] == ("op", ")") and \
-                    (len(cur) == 1 or (pending_fn and not cur)):
+            elif (
+                op == "("
+                and idx + 1 < len(tokens)
+                and tokens[idx + 1] == ("op", ")")
+                and (len(cur) == 1 or (pending_fn and not cur))
+            ):
                 # name() { ... } / function name() { ... }: a function definition
                 if cur:
                     state.events.append(("fn", cur[0].value, line))
@@ -110,8 +115,8 @@ def commands_from_tokens(model: ScriptModel, state: State, tokens: list, line: i
             elif op == ")" and cur and cur[0].raw == "case" and any(w.raw == "in" for w in cur[1:-1]):
                 # one-line `case "$1" in --tiny) ...`: the header, then the first pattern
                 k = next(j for j, w in enumerate(cur) if w.raw == "in" and j > 0)
-                pattern = cur[k + 1:]
-                cur = cur[:k + 1]
+                pattern = cur[k + 1 :]
+                cur = cur[: k + 1]
                 emit(None)
                 state.events.append(("pattern", [w.raw for w in pattern if w.raw != "|"]))
                 if state.case_expects_pattern:
@@ -146,8 +151,19 @@ def commands_from_tokens(model: ScriptModel, state: State, tokens: list, line: i
     emit(None)
 
 
-def _record(model: ScriptModel, state: State, words: list[Word], redirects: list, op_before: str | None,
-            op_after: str | None, negated: bool, line: int, end_line: int, text: str, fname: str) -> None:
+def _record(
+    model: ScriptModel,
+    state: State,
+    words: list[Word],
+    redirects: list,
+    op_before: str | None,
+    op_after: str | None,
+    negated: bool,
+    line: int,
+    end_line: int,
+    text: str,
+    fname: str,
+) -> None:
     n_assign, n_cmd = len(model.assignments), len(model.commands)
     _record_command(model, state, words, redirects, op_before, op_after, negated, line, end_line, text, fname)
     # the event for preflight.script_eval: the command and its assignments with their values as written
@@ -164,8 +180,19 @@ def _record(model: ScriptModel, state: State, words: list[Word], redirects: list
     state.events.append(("item", cmd, [(a, raws.get(a.name, a.value)) for a in new]))
 
 
-def _record_command(model: ScriptModel, state: State, words: list[Word], redirects: list, op_before: str | None,
-                    op_after: str | None, negated: bool, line: int, end_line: int, text: str, fname: str) -> None:
+def _record_command(
+    model: ScriptModel,
+    state: State,
+    words: list[Word],
+    redirects: list,
+    op_before: str | None,
+    op_after: str | None,
+    negated: bool,
+    line: int,
+    end_line: int,
+    text: str,
+    fname: str,
+) -> None:
     env: dict[str, str] = {}
     rest = list(words)
     while rest and ASSIGN_RE.match(rest[0].value) and not rest[0].raw.startswith(("'", '"')):
@@ -173,16 +200,40 @@ def _record_command(model: ScriptModel, state: State, words: list[Word], redirec
         env[m.group(1)] = m.group(3)
         rest = rest[1:]
     in_function = bool(state.function_depth)
-    cmd = Command(line=line, end_line=end_line, words=[w.value for w in rest], raw_words=[w.raw for w in rest],
-                  env=env, redirects=redirects, op_before=op_before, op_after=op_after,
-                  background=op_after == "&", depth=state.depth, in_condition=state.in_condition,
-                  negated=negated, in_function=in_function, file=fname, text=text)
-    unconditional = state.depth == 0 and not in_function and op_before not in ("&&", "||") and op_after not in ("&&", "||")
+    cmd = Command(
+        line=line,
+        end_line=end_line,
+        words=[w.value for w in rest],
+        raw_words=[w.raw for w in rest],
+        env=env,
+        redirects=redirects,
+        op_before=op_before,
+        op_after=op_after,
+        background=op_after == "&",
+        depth=state.depth,
+        in_condition=state.in_condition,
+        negated=negated,
+        in_function=in_function,
+        file=fname,
+        text=text,
+    )
+    unconditional = (
+        state.depth == 0 and not in_function and op_before not in ("&&", "||") and op_after not in ("&&", "||")
+    )
     if not rest:
         # plain assignments: X=1 Y=2
         for name, value in env.items():
-            model.assignments.append(Assignment(line, name, value, exported=False, unconditional=unconditional,
-                                                default_only=_is_default_only(name, value), file=fname))
+            model.assignments.append(
+                Assignment(
+                    line,
+                    name,
+                    value,
+                    exported=False,
+                    unconditional=unconditional,
+                    default_only=_is_default_only(name, value),
+                    file=fname,
+                )
+            )
         return
     model.commands.append(cmd)
     name = cmd.name
@@ -195,19 +246,39 @@ def _record_command(model: ScriptModel, state: State, words: list[Word], redirec
                 continue
             m = ASSIGN_RE.match(w.value)
             if m:
-                model.assignments.append(Assignment(line, m.group(1), m.group(3), exported=exported,
-                                                    unconditional=unconditional and name != "local",
-                                                    default_only=_is_default_only(m.group(1), m.group(3)), file=fname))
+                model.assignments.append(
+                    Assignment(
+                        line,
+                        m.group(1),
+                        m.group(3),
+                        exported=exported,
+                        unconditional=unconditional and name != "local",
+                        default_only=_is_default_only(m.group(1), m.group(3)),
+                        file=fname,
+                    )
+                )
             elif exported:
                 # `export X` exports the current value: record as a marker with the value it has
-                model.assignments.append(Assignment(line, w.value, f"${{{w.value}}}", exported=True,
-                                                    unconditional=False, default_only=True, file=fname))
+                model.assignments.append(
+                    Assignment(
+                        line,
+                        w.value,
+                        f"${{{w.value}}}",
+                        exported=True,
+                        unconditional=False,
+                        default_only=True,
+                        file=fname,
+                    )
+                )
     elif name == ":" and len(rest) > 1:
         for w in rest[1:]:
             m = re.match(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):?=(.*)\}$", w.value)
             if m:
-                model.assignments.append(Assignment(line, m.group(1), m.group(2), exported=False,
-                                                    unconditional=False, default_only=True, file=fname))
+                model.assignments.append(
+                    Assignment(
+                        line, m.group(1), m.group(2), exported=False, unconditional=False, default_only=True, file=fname
+                    )
+                )
     elif name == "set":
         for w in cmd.words[1:]:
             if re.match(r"^-[a-zA-Z]*e[a-zA-Z]*$", w) and model.set_e_line is None:

@@ -85,7 +85,6 @@ class Conditions:
                 return {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y, "-gt": x > y, "-ge": x >= y}[op]
         return None
 
-
     def _match(self, word: str, patterns: list[str]) -> bool | None:
         unknown = False
         for raw in patterns:
@@ -94,6 +93,6 @@ class Conditions:
                 unknown = True
                 continue
             quoted = any(q in raw for q in "'\"\\")
-            if (fnmatchcase(word, pat) if not quoted else word == pat):
+            if fnmatchcase(word, pat) if not quoted else word == pat:
                 return True
         return None if unknown else False

@@ -13,7 +13,6 @@ taken is dropped. Code that may or may not run is walked "uncertainly": its assi
 their variables UNKNOWN, but conditions inside it are still decided where they can be.
 """
 
-
 from __future__ import annotations
 
 import re
@@ -35,14 +34,35 @@ MAX_ITERATIONS = 64  # a loop that runs longer is walked once, uncertainly
 
 # set by SLURM, the launcher or the shell when the job runs: never what preflight sees now
 _RUNTIME_PREFIXES = ("SLURM_", "SLURMD_", "SBATCH_", "PMI_", "PMIX_", "OMPI_", "TORCHELASTIC_")
-_RUNTIME_NAMES = {"CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES", "HOSTNAME", "RANDOM",
-                  "PWD", "OLDPWD", "SECONDS", "PPID", "BASHPID", "LINENO", "BASH_SOURCE", "FUNCNAME",
-                  "LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "REPLY", "OPTARG", "OPTIND"}
+_RUNTIME_NAMES = {
+    "CUDA_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    "ROCR_VISIBLE_DEVICES",
+    "HOSTNAME",
+    "RANDOM",
+    "PWD",
+    "OLDPWD",
+    "SECONDS",
+    "PPID",
+    "BASHPID",
+    "LINENO",
+    "BASH_SOURCE",
+    "FUNCNAME",
+    "LOCAL_RANK",
+    "RANK",
+    "WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "REPLY",
+    "OPTARG",
+    "OPTIND",
+}
 
-_PARAM_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])((?:[^{}]|\{[^{}]*\})*))?\}"
-                       r"|([A-Za-z_][A-Za-z0-9_]*|[0-9#@*?$!-]))")
+_PARAM_RE = re.compile(
+    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])((?:[^{}]|\{[^{}]*\})*))?\}"
+    r"|([A-Za-z_][A-Za-z0-9_]*|[0-9#@*?$!-]))"
+)
 _ALL_ARGS = {'"$@"', "$@", '"${@}"', "${@}", "$*", "${*}"}
-
 
 
 class _Break(Exception):
@@ -78,8 +98,15 @@ class IncludeCall:
 
 
 class Evaluator(Conditions):
-    def __init__(self, environ: dict | None, positional: list[str] | None, *, complete: bool = True,
-                 file: str = "", include_args: Callable[[Any], tuple[str, list[str]] | None] | None = None):
+    def __init__(
+        self,
+        environ: dict | None,
+        positional: list[str] | None,
+        *,
+        complete: bool = True,
+        file: str = "",
+        include_args: Callable[[Any], tuple[str, list[str]] | None] | None = None,
+    ):
         self.base: dict = dict(environ or {})
         self.complete = environ is not None and complete
         self.env: dict[str, Any] = {}  # the script's own assignments so far (value, None: unset, UNKNOWN)
@@ -162,19 +189,19 @@ class Evaluator(Conditions):
                 j = raw.find("'", i + 1)
                 if j < 0:
                     return None
-                out.append(raw[i + 1:j])
+                out.append(raw[i + 1 : j])
                 i = j + 1
             elif c == '"':
                 j = i + 1
                 while j < n and raw[j] != '"':
                     j += 2 if raw[j] == "\\" else 1
-                v = self.subst(re.sub(r'\\(["\\])', r"\1", raw[i + 1:j]))
+                v = self.subst(re.sub(r'\\(["\\])', r"\1", raw[i + 1 : j]))
                 if v is None:
                     return None
                 out.append(v)
                 i = j + 1
             elif c == "\\":
-                out.append(raw[i + 1:i + 2])
+                out.append(raw[i + 1 : i + 2])
                 i += 2
             else:
                 j = i
@@ -337,11 +364,11 @@ class Evaluator(Conditions):
         if name == "shift":
             n = words[1] if len(words) > 1 else "1"
             if certain and self.positional is not None and n.isdigit():
-                self.positional = self.positional[int(n):]
+                self.positional = self.positional[int(n) :]
             else:
                 self.positional = None
         elif name == "set" and "--" in words:
-            self.positional = self.expand_words(cmd.raw_words[cmd.raw_words.index("--") + 1:]) if certain else None
+            self.positional = self.expand_words(cmd.raw_words[cmd.raw_words.index("--") + 1 :]) if certain else None
         elif name == "unset":
             for w in words[1:]:
                 if not w.startswith("-"):
@@ -374,7 +401,7 @@ class Evaluator(Conditions):
                 return
             if r is None:
                 self.run(body, False)
-                for cond2, body2 in node.branches[i + 1:]:
+                for cond2, body2 in node.branches[i + 1 :]:
                     self.run(cond2, False)
                     self.run(body2, False)
                 self.run(node.else_body or [], False)

@@ -30,7 +30,6 @@ def script_fact(ctx: Any) -> ScriptModel:
     return parse_script(path, cwd=Path(ctx.inputs.cwd), environ=environ)
 
 
-
 @dataclass
 class JobEnv:
     """What the job will see: ctx.environ overlaid with the script's exports, and the sbatch

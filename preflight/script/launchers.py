@@ -18,6 +18,7 @@ _PY_RE = re.compile(r"^(?:python(?:\d+(?:\.\d+)?)?|pypy3?)$")
 
 _TORCHRUN_NO_VALUE = {"standalone", "no_python", "no-python", "run_path", "run-path", "module", "m"}
 
+
 def parse_flags(args: list[str]) -> list[Flag]:
     """Script arguments as flags: --k=v (equals), --k v (space), --k (bare), -x v (short), positional."""
     flags: list[Flag] = []
@@ -69,8 +70,12 @@ def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation
     module = script_file = None
     args: list[str] = []
     launcher = None
-    if head == "torchrun" or (_PY_RE.match(head) and len(words) > 2 and words[1] == "-m"
-                              and words[2] in ("torch.distributed.run", "torch.distributed.launch")):
+    if head == "torchrun" or (
+        _PY_RE.match(head)
+        and len(words) > 2
+        and words[1] == "-m"
+        and words[2] in ("torch.distributed.run", "torch.distributed.launch")
+    ):
         launcher = "torchrun"
         j = 1 if head == "torchrun" else 3
         while j < len(words):
@@ -78,12 +83,12 @@ def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation
             if w in ("-m", "--module"):
                 if j + 1 < len(words):
                     module = words[j + 1]
-                    args = words[j + 2:]
+                    args = words[j + 2 :]
                 j = len(words)
                 break
             if not w.startswith("-"):
                 script_file = w
-                args = words[j + 1:]
+                args = words[j + 1 :]
                 break
             key, eq, value = w.lstrip("-").partition("=")
             launcher_opts.append(w)
@@ -108,11 +113,11 @@ def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation
             w = words[j]
             if w == "-m" and j + 1 < len(words):
                 module = words[j + 1]
-                args = words[j + 2:]
+                args = words[j + 2 :]
                 break
             if w.startswith("-m") and len(w) > 2:
                 module = w[2:]
-                args = words[j + 1:]
+                args = words[j + 1 :]
                 break
             if w == "-c":
                 return None
@@ -121,7 +126,7 @@ def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation
                 continue
             if not w.startswith("-"):
                 script_file = w
-                args = words[j + 1:]
+                args = words[j + 1 :]
                 break
             j += 1
         if module is None and script_file is None:
@@ -130,11 +135,25 @@ def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation
         return None
     if srun:
         launcher = "srun+" + launcher
-    return Invocation(line=cmd.line, launcher=launcher, module=module, script_file=script_file,
-                      flags=parse_flags(args), args=args, nproc_per_node=nproc, nnodes=nnodes,
-                      standalone=standalone, srun=srun, background=cmd.background, checked=False,
-                      command=cmd, launcher_opts=launcher_opts + srun_opts, timeout=prefix.timeout,
-                      prefixes=list(prefix.names), srun_opts=list(srun_opts))
+    return Invocation(
+        line=cmd.line,
+        launcher=launcher,
+        module=module,
+        script_file=script_file,
+        flags=parse_flags(args),
+        args=args,
+        nproc_per_node=nproc,
+        nnodes=nnodes,
+        standalone=standalone,
+        srun=srun,
+        background=cmd.background,
+        checked=False,
+        command=cmd,
+        launcher_opts=launcher_opts + srun_opts,
+        timeout=prefix.timeout,
+        prefixes=list(prefix.names),
+        srun_opts=list(srun_opts),
+    )
 
 
 def find_invocations(model: ScriptModel) -> None:
@@ -162,7 +181,9 @@ def _loop_values(model: ScriptModel) -> dict[int, tuple[str, list[str]]]:
             if isinstance(n, Loop) and n.kind == "for" and len(n.header) > 2 and n.header[1] == "in":
                 values = []
                 for raw in n.header[2:]:
-                    text = raw.strip("'\"") if "$" not in raw else model.expand(raw.strip('"'), None, None, model.environ)
+                    text = (
+                        raw.strip("'\"") if "$" not in raw else model.expand(raw.strip('"'), None, None, model.environ)
+                    )
                     if text is None or any(ch in text for ch in "*?[`$"):
                         values = None
                         break
@@ -188,8 +209,10 @@ def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Co
     ref = re.compile(rf"\$(?:\{{{var}\}}|{var}\b)")
     if not any(ref.search(r) for r in cmd.raw_words):
         return [cmd]
-    return [replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
-            for v in values]
+    return [
+        replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
+        for v in values
+    ]
 
 
 _MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands are read once
@@ -332,7 +355,7 @@ class _Wrapper:
         for value, raw in zip(self.command.words, self.command.raw_words, strict=False):
             ref = _positional_ref(raw, self.aliases, self.shift)
             if ref == "all":
-                out.extend((a, None) for a in args[self.shift:])
+                out.extend((a, None) for a in args[self.shift :])
             elif isinstance(ref, int):
                 out.append((args[ref] if ref < len(args) else "", None))
             elif raw.startswith("'") or not self._refers(raw):
@@ -342,8 +365,10 @@ class _Wrapper:
         return out
 
     def _refers(self, raw: str) -> bool:
-        return any(m.group(1) or m.group(2) or m.group(3) or (m.group(4) or m.group(5)) in self.aliases
-                   for m in _EMBEDDED_REF_RE.finditer(raw))
+        return any(
+            m.group(1) or m.group(2) or m.group(3) or (m.group(4) or m.group(5)) in self.aliases
+            for m in _EMBEDDED_REF_RE.finditer(raw)
+        )
 
     def _arg(self, m: re.Match, args: list[str]) -> str:
         digit = m.group(1) or m.group(2)
@@ -351,13 +376,15 @@ class _Wrapper:
             k = self.shift + int(digit) - 1
             return args[k] if k < len(args) else ""
         if m.group(3):
-            return " ".join(args[self.shift:])
+            return " ".join(args[self.shift :])
         k = self.aliases.get(m.group(4) or m.group(5) or "")
         return m.group(0) if k is None else (args[k] if k < len(args) else "")
 
 
 # a positional parameter (or a local alias of one) inside a longer word
-_EMBEDDED_REF_RE = re.compile(r"\$(?:([1-9])|\{([1-9])\}|(\{?[@*]\}?)|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+_EMBEDDED_REF_RE = re.compile(
+    r"\$(?:([1-9])|\{([1-9])\}|(\{?[@*]\}?)|([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})"
+)
 
 
 def _positional_ref(raw: str, aliases: dict[str, int], shift: int) -> int | str | None:
@@ -409,8 +436,15 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
             inv = parse_invocation(cmd, words)
             if inv is None:
                 continue
-            module_ref = _positional_ref(next((r for v, r in zip(cmd.words, cmd.raw_words, strict=False) if v == inv.module), ""),
-                                         aliases, shift) if inv.module else None
+            module_ref = (
+                _positional_ref(
+                    next((r for v, r in zip(cmd.words, cmd.raw_words, strict=False) if v == inv.module), ""),
+                    aliases,
+                    shift,
+                )
+                if inv.module
+                else None
+            )
             if isinstance(module_ref, int) or "all" in refs:
                 found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
                 break
@@ -450,7 +484,7 @@ def _has_exit_check(cmds: list[Command], idx: int) -> bool:
     if cmd.in_condition:
         return True  # `if ! torchrun ...; then exit 1; fi` / `if torchrun ...; then`
     if cmd.op_after == "||":
-        for nxt in cmds[idx + 1: idx + 6]:
+        for nxt in cmds[idx + 1 : idx + 6]:
             if nxt.line > cmd.end_line + 3:
                 break
             if nxt.name in ("exit", "return", "false") or any(w in ("exit", "return") for w in nxt.words):

@@ -101,8 +101,8 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             if i + 1 < n and s[i + 1] == "\n":
                 i += 2
                 continue
-            raw.append(s[i:i + 2])
-            val.append(s[i + 1:i + 2])
+            raw.append(s[i : i + 2])
+            val.append(s[i + 1 : i + 2])
             in_word = True
             i += 2
             continue
@@ -110,14 +110,14 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             k = s.find("'", i + 1)
             if k < 0:
                 raise Unterminated("'")
-            raw.append(s[i:k + 1])
-            val.append(s[i + 1:k])
+            raw.append(s[i : k + 1])
+            val.append(s[i + 1 : k])
             in_word = True
             i = k + 1
             continue
         if c == '"':
             k = read_dquote(i + 1)
-            body = s[i + 1:k - 1]
+            body = s[i + 1 : k - 1]
             raw.append(s[i:k])
             val.append(re.sub(r'\\([$`"\\])', r"\1", body))
             expands = expands or "$" in body or "`" in body
@@ -136,8 +136,8 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             k = s.find("`", i + 1)
             if k < 0:
                 raise Unterminated("`")
-            raw.append(s[i:k + 1])
-            val.append(s[i:k + 1])
+            raw.append(s[i : k + 1])
+            val.append(s[i : k + 1])
             expands = True
             in_word = True
             i = k + 1

@@ -23,8 +23,12 @@ VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])([^}]*))?\}|([
 
 
 # SLURM's job variables that follow from the script's own directives (variable -> directive keys)
-_JOB_VARS = {"SLURM_NNODES": ("nodes", "N"), "SLURM_JOB_NUM_NODES": ("nodes", "N"),
-             "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"), "SLURM_NTASKS_PER_NODE": ("ntasks-per-node",)}
+_JOB_VARS = {
+    "SLURM_NNODES": ("nodes", "N"),
+    "SLURM_JOB_NUM_NODES": ("nodes", "N"),
+    "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"),
+    "SLURM_NTASKS_PER_NODE": ("ntasks-per-node",),
+}
 
 
 def own_job(script: ScriptModel | None, environ: dict[str, str]) -> str | None:
@@ -226,8 +230,14 @@ class ScriptModel:
                 found = d
         return found
 
-    def value_at(self, name: str, line: int | None = None, file: str | None = None,
-                 environ: dict[str, str] | None = None, _memo: dict | None = None) -> str | None:
+    def value_at(
+        self,
+        name: str,
+        line: int | None = None,
+        file: str | None = None,
+        environ: dict[str, str] | None = None,
+        _memo: dict | None = None,
+    ) -> str | None:
         """The value of $name just before ``line`` (of ``file``): the script's own assignments
         (last one wins, a default-only assignment keeps an earlier value), else ``environ``."""
         memo: dict = {} if _memo is None else _memo
@@ -236,8 +246,11 @@ class ScriptModel:
             return memo[key]
         memo["#steps"] = memo.get("#steps", 0) + 1
         self._expansion_steps += 1
-        if (memo["#steps"] > MAX_EXPANSIONS or memo.get("#nesting", 0) > MAX_EXPANSION_NESTING
-                or self._expansion_steps > MAX_MODEL_EXPANSIONS):
+        if (
+            memo["#steps"] > MAX_EXPANSIONS
+            or memo.get("#nesting", 0) > MAX_EXPANSION_NESTING
+            or self._expansion_steps > MAX_MODEL_EXPANSIONS
+        ):
             return None
         memo["#nesting"] = memo.get("#nesting", 0) + 1
         try:
@@ -251,16 +264,18 @@ class ScriptModel:
         memo[key] = value
         return value
 
-    def _value_at(self, name: str, line: int | None, file: str | None, environ: dict[str, str] | None,
-                  memo: dict) -> str | None:
+    def _value_at(
+        self, name: str, line: int | None, file: str | None, environ: dict[str, str] | None, memo: dict
+    ) -> str | None:
         value = (environ or {}).get(name)
         if name in _JOB_VARS and not own_job(self, environ or {}):
             # SLURM sets these at job start: the submitting shell's values (an salloc) do not reach the job
             value = self._job_var(name)
         named = self._assignments_named(name)
         self._expansion_steps += len(named)
-        applicable = [a for a in named
-                      if not (file is not None and line is not None and a.file == file and a.line >= line)]
+        applicable = [
+            a for a in named if not (file is not None and line is not None and a.file == file and a.line >= line)
+        ]
         # only the last plain assignment and the default-only ones (${X:=...}) after it decide the value:
         # the earlier ones are never expanded (each one's own $name is the recursion, memoised)
         last_plain = len(applicable) - 1
@@ -268,7 +283,7 @@ class ScriptModel:
             last_plain -= 1
         if last_plain >= 0:
             value = self._assigned_value(applicable[last_plain], environ, memo)
-        for a in applicable[last_plain + 1:]:
+        for a in applicable[last_plain + 1 :]:
             if not value:
                 value = self._assigned_value(a, environ, memo)
         return value
@@ -298,8 +313,15 @@ class ScriptModel:
         n = gpus_from_gres(d.value) if d.key == "gres" else count(d.value)
         return None if n is None else str(n)
 
-    def expand(self, text: str, line: int | None = None, file: str | None = None,
-               environ: dict[str, str] | None = None, _depth: int = 0, _memo: dict | None = None) -> str | None:
+    def expand(
+        self,
+        text: str,
+        line: int | None = None,
+        file: str | None = None,
+        environ: dict[str, str] | None = None,
+        _depth: int = 0,
+        _memo: dict | None = None,
+    ) -> str | None:
         """Expand $VAR/${VAR}/${VAR:-default} in text; None if a variable has no known value."""
         if text is None:
             return None
@@ -329,8 +351,15 @@ class ScriptModel:
             return None
         return out
 
-    def _arithmetic(self, text: str, line: int | None, file: str | None, environ: dict[str, str] | None,
-                    depth: int, memo: dict | None = None) -> str | None:
+    def _arithmetic(
+        self,
+        text: str,
+        line: int | None,
+        file: str | None,
+        environ: dict[str, str] | None,
+        depth: int,
+        memo: dict | None = None,
+    ) -> str | None:
         """$(( expr )) replaced by its value (names in it are variables); None if one is unknown."""
         from preflight.script.arith import evaluate
 
@@ -342,7 +371,7 @@ class ScriptModel:
             end = text.find("))", start + 3)
             if end < 0:
                 return None
-            value = evaluate(text[start + 3:end], lookup)
+            value = evaluate(text[start + 3 : end], lookup)
             if value is None:
                 return None
             out.append(text[pos:start] + str(value))

@@ -29,8 +29,14 @@ def _read_script(path: Path) -> tuple[str | None, list[str], int]:
     if path.is_dir():
         return None, [f"{path} is a directory, not a batch script"], 0
     if size > MAX_SCRIPT_BYTES:
-        return None, [f"{path} is {size / 1e6:.0f} MB; a batch script over {MAX_SCRIPT_BYTES // (1024 * 1024)} MB "
-                      "is not parsed (is this really the script?)"], size
+        return (
+            None,
+            [
+                f"{path} is {size / 1e6:.0f} MB; a batch script over {MAX_SCRIPT_BYTES // (1024 * 1024)} MB "
+                "is not parsed (is this really the script?)"
+            ],
+            size,
+        )
     from preflight.safeio import read_limited
 
     try:
@@ -42,15 +48,22 @@ def _read_script(path: Path) -> tuple[str | None, list[str], int]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [f"{path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})"], size
+        return None, [f"{path} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"], size
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, [], size
 
 
-def parse_script(path: Path | str, cwd: Path | None = None, *, environ: dict[str, str] | None = None,
-                 args: list[str] | None = None, _environ_complete: bool = True, _seen: set | None = None,
-                 _depth: int = 0) -> ScriptModel:
+def parse_script(
+    path: Path | str,
+    cwd: Path | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    _environ_complete: bool = True,
+    _seen: set | None = None,
+    _depth: int = 0,
+) -> ScriptModel:
     """Parse a script file and the scripts it runs.
 
     ``environ``: the environment the script starts with (branches that test it are decided
@@ -87,8 +100,15 @@ def parse_script(path: Path | str, cwd: Path | None = None, *, environ: dict[str
             seen.add(key)
             call = model._includes_env.get(id(cmd))
             if call is not None:  # what the parent knows at the call: its exports and the arguments
-                child = parse_script(resolved, cwd=cwd, environ=call.environ, args=call.positional,
-                                     _environ_complete=call.complete, _seen=seen, _depth=_depth + 1)
+                child = parse_script(
+                    resolved,
+                    cwd=cwd,
+                    environ=call.environ,
+                    args=call.positional,
+                    _environ_complete=call.complete,
+                    _seen=seen,
+                    _depth=_depth + 1,
+                )
             else:
                 child = parse_script(resolved, cwd=cwd, _seen=seen, _depth=_depth + 1)
             model.includes.append(child)
@@ -96,8 +116,9 @@ def parse_script(path: Path | str, cwd: Path | None = None, *, environ: dict[str
     return model
 
 
-def parse_text(text: str, path: Path | None = None, *, environ: dict[str, str] | None = None,
-               args: list[str] | None = None) -> ScriptModel:
+def parse_text(
+    text: str, path: Path | None = None, *, environ: dict[str, str] | None = None, args: list[str] | None = None
+) -> ScriptModel:
     """Parse script text directly (tests, stdin). ``environ``/``args`` as for parse_script."""
     model = ScriptModel(path=path, size=len(text.encode("utf-8", "replace")))
     _parse_text(model, text, environ, args)
@@ -134,8 +155,13 @@ def expand_path(model: ScriptModel, word: str, line: int, file: str) -> str | No
 
 
 def _cd_targets(model: ScriptModel) -> list[str]:
-    return [t for c in model.commands if c.name in ("cd", "pushd") and len(c.words) > 1
-            for t in [expand_path(model, c.words[-1], c.line, c.file)] if t]
+    return [
+        t
+        for c in model.commands
+        if c.name in ("cd", "pushd") and len(c.words) > 1
+        for t in [expand_path(model, c.words[-1], c.line, c.file)]
+        if t
+    ]
 
 
 def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path | None) -> list[Path]:
@@ -148,8 +174,12 @@ def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path
         return [p]
     # the job's working directory: a `cd` of the script, --chdir, the submit directory
     chdir = model.directive("chdir")
-    dirs = list(reversed(model.cd_targets)) + ([chdir.value] if chdir and chdir.value else []) + \
-        ([str(cwd)] if cwd else []) + ([str(model.path.parent)] if model.path else [])
+    dirs = (
+        list(reversed(model.cd_targets))
+        + ([chdir.value] if chdir and chdir.value else [])
+        + ([str(cwd)] if cwd else [])
+        + ([str(model.path.parent)] if model.path else [])
+    )
     return [(Path(cwd) / d if cwd and not Path(d).is_absolute() else Path(d)) / p for d in dirs]
 
 
@@ -160,8 +190,13 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _parse_text(model: ScriptModel, text: str, environ: dict[str, str] | None = None,
-                args: list[str] | None = None, environ_complete: bool = True) -> None:
+def _parse_text(
+    model: ScriptModel,
+    text: str,
+    environ: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    environ_complete: bool = True,
+) -> None:
     model.text = text
     raw_lines = text.split("\n")
     model.crlf_lines = sum(1 for ln in raw_lines if ln.endswith("\r"))
@@ -187,7 +222,7 @@ def _parse_text(model: ScriptModel, text: str, environ: dict[str, str] | None = 
             continue
         if stripped.startswith("#"):
             if re.match(r"#SBATCH\b", stripped):
-                parse_directive(model, lineno, stripped[len("#SBATCH"):])
+                parse_directive(model, lineno, stripped[len("#SBATCH") :])
             i += 1
             continue
         # a logical line: join backslash continuations and lines inside open quotes
@@ -236,8 +271,9 @@ def _parse_text(model: ScriptModel, text: str, environ: dict[str, str] | None = 
     find_invocations(model)
 
 
-def _evaluate(model: ScriptModel, events: list, environ: dict[str, str] | None, args: list[str] | None,
-              complete: bool, fname: str) -> None:
+def _evaluate(
+    model: ScriptModel, events: list, environ: dict[str, str] | None, args: list[str] | None, complete: bool, fname: str
+) -> None:
     """Drop the commands and assignments of branches the script provably does not take."""
     # (environ may hold evaluator.UNKNOWN for a parent's variable set at run time)
     model.environ = {k: v for k, v in environ.items() if isinstance(v, str)} if environ is not None else None
@@ -273,4 +309,4 @@ def _include_args(cmd: Command) -> tuple[str, list[str]] | None:
         k = w.index(target, 1 if kind == "source" or name in ("bash", "sh", "zsh") else 0)
     except ValueError:
         return None
-    return kind, list(cmd.raw_words[k + 1:])
+    return kind, list(cmd.raw_words[k + 1 :])

@@ -16,8 +16,23 @@ from typing import Any
 from preflight.script.wrappers import strip_prefixes
 
 # commands that may start processes on other nodes of the allocation without srun
-CROSS_NODE_COMMANDS = {"srun", "mpirun", "mpiexec", "orterun", "pdsh", "clush", "pssh", "ssh", "deepspeed",
-                       "accelerate", "horovodrun", "torchx", "ray", "charmrun", "prun"}
+CROSS_NODE_COMMANDS = {
+    "srun",
+    "mpirun",
+    "mpiexec",
+    "orterun",
+    "pdsh",
+    "clush",
+    "pssh",
+    "ssh",
+    "deepspeed",
+    "accelerate",
+    "horovodrun",
+    "torchx",
+    "ray",
+    "charmrun",
+    "prun",
+}
 
 
 def _opt(opts: list[str], short: str, long: str) -> str | None:
@@ -29,7 +44,7 @@ def _opt(opts: list[str], short: str, long: str) -> str | None:
         elif w.startswith(long + "="):
             found = w.partition("=")[2]
         elif short and w.startswith(short) and len(w) > len(short) and not w.startswith("--"):
-            found = w[len(short):].lstrip("=")
+            found = w[len(short) :].lstrip("=")
     return found
 
 

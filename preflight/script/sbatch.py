@@ -11,13 +11,56 @@ from preflight.facts import FactUnavailable
 from preflight.script.model import Directive, ScriptModel
 
 # sbatch short options -> long names (those that matter here)
-_SHORT = {"J": "job-name", "N": "nodes", "n": "ntasks", "G": "gpus", "t": "time", "o": "output",
-          "e": "error", "p": "partition", "c": "cpus-per-task", "D": "chdir", "A": "account",
-          "q": "qos", "w": "nodelist", "C": "constraint", "a": "array", "d": "dependency",
-          "i": "input", "x": "exclude", "M": "clusters", "m": "distribution", "k": "no-kill"}
-_SBATCH_FLAGS_NO_VALUE = {"exclusive", "requeue", "no-requeue", "hold", "test-only", "wait", "overcommit",
-                          "contiguous", "no-kill", "parsable", "spread-job", "use-min-nodes", "oversubscribe",
-                          "verbose", "quiet", "export-file", "ignore-pbs", "k", "v", "Q", "H", "O", "s", "W", "h"}
+_SHORT = {
+    "J": "job-name",
+    "N": "nodes",
+    "n": "ntasks",
+    "G": "gpus",
+    "t": "time",
+    "o": "output",
+    "e": "error",
+    "p": "partition",
+    "c": "cpus-per-task",
+    "D": "chdir",
+    "A": "account",
+    "q": "qos",
+    "w": "nodelist",
+    "C": "constraint",
+    "a": "array",
+    "d": "dependency",
+    "i": "input",
+    "x": "exclude",
+    "M": "clusters",
+    "m": "distribution",
+    "k": "no-kill",
+}
+_SBATCH_FLAGS_NO_VALUE = {
+    "exclusive",
+    "requeue",
+    "no-requeue",
+    "hold",
+    "test-only",
+    "wait",
+    "overcommit",
+    "contiguous",
+    "no-kill",
+    "parsable",
+    "spread-job",
+    "use-min-nodes",
+    "oversubscribe",
+    "verbose",
+    "quiet",
+    "export-file",
+    "ignore-pbs",
+    "k",
+    "v",
+    "Q",
+    "H",
+    "O",
+    "s",
+    "W",
+    "h",
+}
 
 
 def split_directive(text: str) -> tuple[list[str], str | None]:
@@ -105,9 +148,16 @@ def parse_directive(model: ScriptModel, lineno: int, rest: str) -> None:
     words, cut = split_directive(rest)
     options = parse_option_list(words)
     for k, (key, value, raw) in enumerate(options):
-        model.directives.append(Directive(line=lineno, key=key, value=value, raw=raw,
-                                          has_variable=bool(value and re.search(r"\$\{?[A-Za-z_]", value)),
-                                          cut=cut if k == len(options) - 1 else None))
+        model.directives.append(
+            Directive(
+                line=lineno,
+                key=key,
+                value=value,
+                raw=raw,
+                has_variable=bool(value and re.search(r"\$\{?[A-Za-z_]", value)),
+                cut=cut if k == len(options) - 1 else None,
+            )
+        )
 
 
 def parse_time_limit(value: str | None) -> int | None:
@@ -143,10 +193,16 @@ def count(value: str | None) -> int | None:
     return int(v) if v.isdigit() else None
 
 
-
 # -- sbatch --test-only and partition limits ---------------------------------------------------
-_UNREACHABLE = ("unable to contact slurm controller", "connection refused", "socket timed out",
-                "zero bytes were transmitted", "unable to establish", "could not establish", "communications connection failure")
+_UNREACHABLE = (
+    "unable to contact slurm controller",
+    "connection refused",
+    "socket timed out",
+    "zero bytes were transmitted",
+    "unable to establish",
+    "could not establish",
+    "communications connection failure",
+)
 
 
 @dataclass
@@ -172,10 +228,15 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
     if job_id := own_job(script, ctx.environ):
         raise FactUnavailable(f"running inside job {job_id} of this script: SLURM has already accepted it")
     # a hung sbatch raises ToolTimeout: SB014 becomes an error, not a silent skip
-    res = slurm.test_only(script.path, list(ctx.inputs.sbatch_args or []), env=info.env, timeout=info.timeout,
-                          cwd=ctx.inputs.cwd)
+    res = slurm.test_only(
+        script.path, list(ctx.inputs.sbatch_args or []), env=info.env, timeout=info.timeout, cwd=ctx.inputs.cwd
+    )
     if res.returncode != 0 and any(s in res.output.lower() for s in _UNREACHABLE):
         raise FactUnavailable(f"SLURM controller not reachable: {res.output.splitlines()[-1] if res.output else ''}")
     default = info.default_partition
-    return SbatchTest(res.returncode, res.output, {p.name: p.raw for p in info.partitions},
-                      default.name if default is not None else None)
+    return SbatchTest(
+        res.returncode,
+        res.output,
+        {p.name: p.raw for p in info.partitions},
+        default.name if default is not None else None,
+    )

@@ -27,24 +27,76 @@ _SRUN_VALUE_SHORT = set("nNcGptoeJwCdDABqmx")
 _VALUE_OPTS = {
     "timeout": {"-s", "--signal", "-k", "--kill-after"},
     "nice": {"-n", "--adjustment"},
-    "numactl": {"-N", "-m", "-C", "-p", "-i", "--cpunodebind", "--membind", "--physcpubind", "--preferred",
-                "--interleave"},
+    "numactl": {
+        "-N",
+        "-m",
+        "-C",
+        "-p",
+        "-i",
+        "--cpunodebind",
+        "--membind",
+        "--physcpubind",
+        "--preferred",
+        "--interleave",
+    },
     "env": {"-u", "--unset", "-C", "--chdir", "-S", "--split-string"},
     "exec": {"-a"},
     "time": {"-o", "--output", "-f", "--format"},
     "stdbuf": {"-i", "-o", "-e"},
-    "uv": {"--with", "--python", "-p", "--project", "--directory", "--env-file", "--extra", "--group", "--index",
-           "--package", "--with-requirements"},
+    "uv": {
+        "--with",
+        "--python",
+        "-p",
+        "--project",
+        "--directory",
+        "--env-file",
+        "--extra",
+        "--group",
+        "--index",
+        "--package",
+        "--with-requirements",
+    },
     "conda": {"-n", "--name", "-p", "--prefix", "--cwd"},
-    "apptainer": {"-B", "--bind", "--env", "--env-file", "--pwd", "-H", "--home", "--overlay", "-W", "--workdir",
-                  "--mount", "--network", "--security", "-S", "--scratch", "--app"},
+    "apptainer": {
+        "-B",
+        "--bind",
+        "--env",
+        "--env-file",
+        "--pwd",
+        "-H",
+        "--home",
+        "--overlay",
+        "-W",
+        "--workdir",
+        "--mount",
+        "--network",
+        "--security",
+        "-S",
+        "--scratch",
+        "--app",
+    },
 }
 _VALUE_OPTS["singularity"] = _VALUE_OPTS["apptainer"]
 _VALUE_OPTS["mamba"] = _VALUE_OPTS["micromamba"] = _VALUE_OPTS["conda"]
 _SIMPLE = ("nohup", "exec", "time", "stdbuf", "numactl", "nice", "command", "builtin", "setsid", "chrt", "taskset")
 # the first word of a command that may run something else (a launcher, a prefix, shell text)
-RUNNERS = frozenset({"srun", "timeout", "env", "uv", "conda", "mamba", "micromamba", "apptainer", "singularity", "eval",
-                     "torchrun", *_SIMPLE, *SHELLS})
+RUNNERS = frozenset(
+    {
+        "srun",
+        "timeout",
+        "env",
+        "uv",
+        "conda",
+        "mamba",
+        "micromamba",
+        "apptainer",
+        "singularity",
+        "eval",
+        "torchrun",
+        *_SIMPLE,
+        *SHELLS,
+    }
+)
 
 
 @dataclass
@@ -105,8 +157,9 @@ def strip_prefixes(words: list[str]) -> Prefix:
             j = _skip_options(words, 2, _VALUE_OPTS[head]) + 1  # then the image
         else:
             break
-        out.names.append(f"{head} {words[1]}" if head in ("uv", "conda", "mamba", "micromamba", "apptainer",
-                                                            "singularity") else head)
+        out.names.append(
+            f"{head} {words[1]}" if head in ("uv", "conda", "mamba", "micromamba", "apptainer", "singularity") else head
+        )
         words = words[j:]
     out.words = words
     return out

@@ -21,15 +21,18 @@ def _tiny_sft_model_generates():
 def _tokenizer_missing():
     def setup(root):
         F.write_run(root / "base", tokenizer=False)
+
     return Scenario(stage="post", base_dir="base", env={}, setup=setup)
 
 
 @bad("chat-smoke-failed")
 def _current_era_truncated_model():
     """Broken in any era: decided from the file itself, before any model code runs."""
+
     def setup(root):
         F.write_current_run(root / "base")
         F.truncate(root / "base" / "chatsft_checkpoints" / "d2" / "model_000009.pt", 0.6)
+
     return Scenario(stage="post", base_dir="base", env={}, config={"smoke": True}, setup=setup)
 
 
@@ -37,8 +40,14 @@ def _current(variant: str) -> Scenario:
     def setup(root):
         F.write_current_run(root / "base")
         F.write_checkout(root / "checkout", variant=variant)
-    return Scenario(stage="post", base_dir="base", env={}, setup=setup,
-                    config={"smoke": True, "checkout": "{tmp}/checkout", "python": sys.executable})
+
+    return Scenario(
+        stage="post",
+        base_dir="base",
+        env={},
+        setup=setup,
+        config={"smoke": True, "checkout": "{tmp}/checkout", "python": sys.executable},
+    )
 
 
 @good("chat-smoke-code-failed")

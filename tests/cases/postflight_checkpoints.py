@@ -14,6 +14,7 @@ CFG = F.model_config(2)
 def _run(phases=("base", "mid", "sft"), **kw):
     def setup(root):
         F.write_run(root / "base", phases=phases, **kw)
+
     return setup
 
 
@@ -45,6 +46,7 @@ def _model_without_meta():
     def setup(root):
         _run()(root)
         F.write_checkpoint(root / "base", "sft", 30, CFG, meta_file=False)
+
     return _scenario(setup)
 
 
@@ -53,6 +55,7 @@ def _base_stopped_at_a_periodic_save():
     def setup(root):
         _run()(root)
         F.write_log(root / "run.log", F.run_log(per_phase={"base": {"planned": 40}}))
+
     return _scenario(setup, logs=["run.log"])
 
 
@@ -62,6 +65,7 @@ def _rank1_shard_missing():
         _run(world_size=2)(root)
         os.unlink(root / "base/base_checkpoints/d2/optim_000020_rank1.pt")
         F.write_log(root / "run.log", F.run_log(world_size=2))
+
     return _scenario(setup, logs=["run.log"])
 
 
@@ -70,6 +74,7 @@ def _truncated_model():
     def setup(root):
         _run()(root)
         F.truncate(root / "base/chatsft_checkpoints/d2/model_000009.pt", 0.6)
+
     return _scenario(setup)
 
 
@@ -78,6 +83,7 @@ def _model_from_another_depth():
     def setup(root):
         _run()(root)
         F.write_model(root / "base/mid_checkpoints/d2/model_000012.pt", F.model_config(4))
+
     return _scenario(setup)
 
 
@@ -86,6 +92,7 @@ def _meta_not_json():
     def setup(root):
         _run()(root)
         (root / "base/base_checkpoints/d2/meta_000020.json").write_text('{"step": 20, "val_bpb": 1.2, "model_con')
+
     return _scenario(setup)
 
 
@@ -94,6 +101,7 @@ def _pickle_that_runs_code():
     def setup(root):
         _run()(root)
         F.malicious_torch_zip(root / "base/chatsft_checkpoints/d2/model_000009.pt", root / "PWNED")
+
     return _scenario(setup)
 
 
@@ -104,6 +112,7 @@ def _nan_weights():
         sd = F.state_dict(CFG)
         sd["lm_head.weight"][0, 0] = float("nan")
         F.write_model(root / "base/chatsft_checkpoints/d2/model_000009.pt", CFG, sd=sd)
+
     return _scenario(setup, config={"deep": True})
 
 
@@ -112,4 +121,5 @@ def _sft_checkpoints_from_the_jan_31_bug():
     def setup(root):
         _run()(root)
         shutil.copytree(root / "base/chatsft_checkpoints", root / "base/sft_checkpoints")
+
     return _scenario(setup)

@@ -16,6 +16,7 @@ def _scenario(job, phases=("base", "mid", "sft"), log=None):
     def setup(root):
         F.write_run(root / "base", phases=phases)
         F.write_log(root / "run.out", log or F.run_log(phases=phases))
+
     return Scenario(stage="post", base_dir="base", setup=setup, logs=["run.out"], env={}, facts={"job": job})
 
 
@@ -55,10 +56,26 @@ def _failed_of_its_own_usr1():
 
 # sacct's steps of a two-node job (the shape `sacct -P -j ID` prints on the local two-node SLURM)
 def _steps(state: str = "COMPLETED", code: str = "0:0"):
-    return [{"JobID": "4242.batch", "JobName": "batch", "State": "COMPLETED", "ExitCode": "0:0", "NodeList": "node1",
-             "NNodes": "1", "Elapsed": "00:03:10"},
-            {"JobID": "4242.0", "JobName": "torchrun", "State": state, "ExitCode": code, "NodeList": "node[1-2]",
-             "NNodes": "2", "Elapsed": "00:01:05"}]
+    return [
+        {
+            "JobID": "4242.batch",
+            "JobName": "batch",
+            "State": "COMPLETED",
+            "ExitCode": "0:0",
+            "NodeList": "node1",
+            "NNodes": "1",
+            "Elapsed": "00:03:10",
+        },
+        {
+            "JobID": "4242.0",
+            "JobName": "torchrun",
+            "State": state,
+            "ExitCode": code,
+            "NodeList": "node[1-2]",
+            "NNodes": "2",
+            "Elapsed": "00:01:05",
+        },
+    ]
 
 
 @bad("step-failed")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from preflight.testing import Scenario, bad, good
 from tests import factories as F
 
-OFFLINE = ("requests.exceptions.ConnectionError",
-           "HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded (NameResolutionError)")
+OFFLINE = (
+    "requests.exceptions.ConnectionError",
+    "HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded (NameResolutionError)",
+)
 CASCADE = ("FileNotFoundError", "[Errno 2] No such file or directory: '/base/mid_checkpoints'")
 
 
@@ -43,15 +45,20 @@ def _mid_offline_crash():
 @bad("phase-no-steps")
 def _mid_died_in_setup():
     # the .out alone: the echo header, the start lines, then the next phase (the traceback is in the .err)
-    return _log(F.run_log(phases=("base",), report=False)
-                + "[3/5] Midtraining (teaching conversation format)...\nOverriding: run = dummy\n"
-                  "Autodetected device type: cuda\nAutodetected device type: cuda\n")
+    return _log(
+        F.run_log(phases=("base",), report=False)
+        + "[3/5] Midtraining (teaching conversation format)...\nOverriding: run = dummy\n"
+        "Autodetected device type: cuda\nAutodetected device type: cuda\n"
+    )
 
 
 @bad("cascade-missing-checkpoint")
 def _sft_cannot_find_mid():
-    return _log(F.run_log(per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"},
-                                     "sft": {"crash": CASCADE, "crash_at": "setup"}}))
+    return _log(
+        F.run_log(
+            per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"}, "sft": {"crash": CASCADE, "crash_at": "setup"}}
+        )
+    )
 
 
 @bad("download-incomplete")
@@ -98,5 +105,9 @@ def _empty_log():
 def _fifo_as_log():
     import os
 
-    return Scenario(stage="post", logs=["logs/pipe.out"], env={},
-                    setup=lambda root: ((root / "logs").mkdir(), os.mkfifo(root / "logs" / "pipe.out")))
+    return Scenario(
+        stage="post",
+        logs=["logs/pipe.out"],
+        env={},
+        setup=lambda root: ((root / "logs").mkdir(), os.mkfifo(root / "logs" / "pipe.out")),
+    )

@@ -11,6 +11,7 @@ def _scenario(report_kw=None, report=True):
         F.write_run(root / "base", report=False)
         if report:
             F.write_report(root / "base/report/report.md", **(report_kw or {}))
+
     return Scenario(stage="post", base_dir="base", setup=setup, env={})
 
 

@@ -4,8 +4,10 @@ from preflight.testing import Scenario, bad, good
 
 ENV = {"HOME": "{tmp}/home"}
 # a tiny plan: d2, 10 iterations x 524,288 tokens -> 1 train shard + 1 val shard
-TINY = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\n"
-        "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=2 --num_iterations=10\n")
+TINY = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\n"
+    "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=2 --num_iterations=10\n"
+)
 D20 = "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
 
 
@@ -15,7 +17,10 @@ def shard(rows: int = 2500, column: str = "text"):
         import pyarrow.parquet as pq
 
         table = pa.table({column: [f"document {i} " * 8 for i in range(rows)]})
-        pq.write_table(table, path, row_group_size=1024, compression="zstd", use_dictionary=False, write_statistics=False)
+        pq.write_table(
+            table, path, row_group_size=1024, compression="zstd", use_dictionary=False, write_statistics=False
+        )
+
     return write
 
 

@@ -2,8 +2,10 @@
 
 from preflight.testing import Scenario, bad, good
 
-SCRIPT = ("#!/bin/bash\n#SBATCH --gres=gpu:8\nset -euo pipefail\n"
-          "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n")
+SCRIPT = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -euo pipefail\n"
+    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n"
+)
 
 
 @bad("wandb-disabled")
@@ -28,8 +30,10 @@ def _():
 
 @good("wandb-no-credentials")
 def _():
-    return Scenario(script="#!/bin/bash\nexport WANDB_MODE=offline\n" + SCRIPT.split("\n", 1)[1],
-                    env={"HOME": "{tmp}/home", "WANDB_RUN": "d20-speedrun"})
+    return Scenario(
+        script="#!/bin/bash\nexport WANDB_MODE=offline\n" + SCRIPT.split("\n", 1)[1],
+        env={"HOME": "{tmp}/home", "WANDB_RUN": "d20-speedrun"},
+    )
 
 
 @bad("base-dir-in-home")
@@ -39,8 +43,12 @@ def _():
 
 @bad("base-dir-in-home")
 def _():
-    return Scenario(script=SCRIPT.replace("set -euo pipefail\n", 'set -euo pipefail\nexport NANOCHAT_BASE_DIR="$HOME/.cache/nanochat"\n'),
-                    env={"HOME": "{tmp}/home", "NANOCHAT_BASE_DIR": "{tmp}/scratch/nanochat"})
+    return Scenario(
+        script=SCRIPT.replace(
+            "set -euo pipefail\n", 'set -euo pipefail\nexport NANOCHAT_BASE_DIR="$HOME/.cache/nanochat"\n'
+        ),
+        env={"HOME": "{tmp}/home", "NANOCHAT_BASE_DIR": "{tmp}/scratch/nanochat"},
+    )
 
 
 @good("base-dir-in-home")
@@ -55,14 +63,18 @@ def _():
 
 @good("omp-threads-unset")
 def _():
-    return Scenario(script=SCRIPT.replace("set -euo pipefail\n", "set -euo pipefail\nexport OMP_NUM_THREADS=1\n"),
-                    env={"HOME": "{tmp}/home"})
+    return Scenario(
+        script=SCRIPT.replace("set -euo pipefail\n", "set -euo pipefail\nexport OMP_NUM_THREADS=1\n"),
+        env={"HOME": "{tmp}/home"},
+    )
 
 
 @good("wandb-disabled")
 def _():  # the script refuses to run without a named wandb run: a run that trains always logs
-    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\n"
-                    'if [ -z "$WANDB_RUN" ] || [ "$WANDB_RUN" = "dummy" ]; then\n  echo "set WANDB_RUN"; exit 1\nfi\n'
-                    "export WANDB_MODE=offline\n"
-                    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n",
-                    env={"HOME": "{tmp}/home"})
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\n"
+        'if [ -z "$WANDB_RUN" ] || [ "$WANDB_RUN" = "dummy" ]; then\n  echo "set WANDB_RUN"; exit 1\nfi\n'
+        "export WANDB_MODE=offline\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n",
+        env={"HOME": "{tmp}/home"},
+    )

@@ -3,8 +3,10 @@
 from preflight.testing import Scenario, bad, good
 
 SCRIPT = "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
-TINY = ("#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\n"
-        "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=2 --num_iterations=10\n")
+TINY = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\n"
+    "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=2 --num_iterations=10\n"
+)
 ENV = {"HOME": "{tmp}/home"}
 
 
@@ -35,11 +37,17 @@ def _():
 
 @bad("node-local-path")
 def _():
-    return Scenario(script=SCRIPT.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres"), env=ENV,
-                    config={"base-dir": "/dev/shm/nanochat"})
+    return Scenario(
+        script=SCRIPT.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres"),
+        env=ENV,
+        config={"base-dir": "/dev/shm/nanochat"},
+    )
 
 
 @good("node-local-path")
 def _():
-    return Scenario(script=SCRIPT.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres"), env=ENV,
-                    config={"base-dir": "/shared/project/nanochat"})
+    return Scenario(
+        script=SCRIPT.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres"),
+        env=ENV,
+        config={"base-dir": "/shared/project/nanochat"},
+    )

@@ -3,7 +3,7 @@
 from preflight.gpus import GPU
 from preflight.testing import Scenario, bad, good
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def _script(nproc: int, gres: int | None = None, extra: str = "") -> str:
@@ -25,8 +25,11 @@ def _():
 
 @bad("batch-not-divisible")
 def _():  # SFT: 32 examples per step / (4 x 3)
-    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:3\nset -e\n"
-                    "torchrun --standalone --nproc_per_node=3 -m scripts.chat_sft\n", env=ENV)
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --gres=gpu:3\nset -e\n"
+        "torchrun --standalone --nproc_per_node=3 -m scripts.chat_sft\n",
+        env=ENV,
+    )
 
 
 @good("batch-not-divisible")
@@ -36,26 +39,36 @@ def _():
 
 @bad("visible-gpus-mismatch")
 def _():
-    return Scenario(script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n",
-                    env=ENV, facts={"gpus": _gpus(2)})
+    return Scenario(
+        script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n",
+        env=ENV,
+        facts={"gpus": _gpus(2)},
+    )
 
 
 @good("visible-gpus-mismatch")
 def _():
-    return Scenario(script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n",
-                    env=ENV, facts={"gpus": _gpus(8)})
+    return Scenario(
+        script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n",
+        env=ENV,
+        facts={"gpus": _gpus(8)},
+    )
 
 
 @bad("visible-gpus-mismatch")
 def _():  # inside an allocation without nvidia-smi: the GPUs SLURM gave the job are the count
-    return Scenario(script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n",
-                    env={**ENV, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1"})
+    return Scenario(
+        script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n",
+        env={**ENV, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1"},
+    )
 
 
 @good("visible-gpus-mismatch")
 def _():
-    return Scenario(script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=2 -m scripts.base_train\n",
-                    env={**ENV, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1"})
+    return Scenario(
+        script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=2 -m scripts.base_train\n",
+        env={**ENV, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "2", "CUDA_VISIBLE_DEVICES": "0,1"},
+    )
 
 
 @bad("gpu-memory-insufficient")
@@ -65,8 +78,11 @@ def _():
 
 @good("gpu-memory-insufficient")
 def _():
-    return Scenario(script=_script(8, 8, " --device_batch_size=8"), env=ENV,
-                    facts={"gpus": _gpus(8, "NVIDIA A100-SXM4-40GB", 40, (8, 0))})
+    return Scenario(
+        script=_script(8, 8, " --device_batch_size=8"),
+        env=ENV,
+        facts={"gpus": _gpus(8, "NVIDIA A100-SXM4-40GB", 40, (8, 0))},
+    )
 
 
 @good("gpu-memory-insufficient")

@@ -5,14 +5,18 @@ from preflight.testing import Scenario, bad, good
 ENV = {"HOME": "{tmp}/home", "OMP_NUM_THREADS": "1"}
 HEAD = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:8\n#SBATCH --time=04:00:00\nset -euo pipefail\n"
 RDZV = 'HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
-GOOD = (HEAD + RDZV + 'srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node=8 --rdzv_backend=c10d '
-        '--rdzv_endpoint="$HEAD_NODE:29500" --rdzv_id="$SLURM_JOB_ID" -m scripts.base_train -- --depth=20 --device_batch_size=16\n')
+GOOD = (
+    HEAD + RDZV + 'srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node=8 --rdzv_backend=c10d '
+    '--rdzv_endpoint="$HEAD_NODE:29500" --rdzv_id="$SLURM_JOB_ID" -m scripts.base_train -- --depth=20 --device_batch_size=16\n'
+)
 
 
 @bad("nodes-launch-mismatch")
 def _():
-    return Scenario(script=HEAD + "srun torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --device_batch_size=16\n",
-                    env=ENV)
+    return Scenario(
+        script=HEAD + "srun torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --device_batch_size=16\n",
+        env=ENV,
+    )
 
 
 @bad("nodes-launch-mismatch")
@@ -27,8 +31,10 @@ def _():
 
 @bad("rendezvous-unreachable")
 def _():
-    return Scenario(script=HEAD + "export MASTER_ADDR=localhost\n" + GOOD[len(HEAD):].replace("$HEAD_NODE", "$MASTER_ADDR"),
-                    env=ENV)
+    return Scenario(
+        script=HEAD + "export MASTER_ADDR=localhost\n" + GOOD[len(HEAD) :].replace("$HEAD_NODE", "$MASTER_ADDR"),
+        env=ENV,
+    )
 
 
 @good("rendezvous-unreachable")
@@ -41,7 +47,9 @@ _FIX = __import__("pathlib").Path(__file__).resolve().parents[1] / "postflight" 
 
 @bad("rank-failure")
 def _():
-    return Scenario(env=ENV, stage="post", files={"job.out": (_FIX / "crash_sigkill.out").read_text()}, logs=["job.out"])
+    return Scenario(
+        env=ENV, stage="post", files={"job.out": (_FIX / "crash_sigkill.out").read_text()}, logs=["job.out"]
+    )
 
 
 @good("rank-failure")

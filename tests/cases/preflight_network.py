@@ -27,9 +27,16 @@ def _():
 @good("offline-download-needed")
 def _():  # mid with everything prefetched
     hf = "home/.cache/huggingface/datasets"
-    files = {"base/eval_bundle/core.yaml": "tasks: []\n", "base/identity_conversations.jsonl": "[]\n",
-             "base/words_alpha.txt": "a\n"}
-    for d in ("HuggingFaceTB___smol-smoltalk/default", "cais___mmlu/auxiliary_train", "cais___mmlu/all",
-              "openai___gsm8k/main"):
+    files = {
+        "base/eval_bundle/core.yaml": "tasks: []\n",
+        "base/identity_conversations.jsonl": "[]\n",
+        "base/words_alpha.txt": "a\n",
+    }
+    for d in (
+        "HuggingFaceTB___smol-smoltalk/default",
+        "cais___mmlu/auxiliary_train",
+        "cais___mmlu/all",
+        "openai___gsm8k/main",
+    ):
         files[f"{hf}/{d}/0.0.0/abc/x.arrow"] = b"x"
     return Scenario(script=HEAD + "export HF_DATASETS_OFFLINE=1\n" + BASE + MID, env=ENV, config=CFG, files=files)

@@ -45,15 +45,22 @@ def _():
 
 @bad("missing-set-e")
 def _():
-    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\n" + BASE +
-                    "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train\n", env=ENV)
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --gres=gpu:8\n"
+        + BASE
+        + "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train\n",
+        env=ENV,
+    )
 
 
 @good("missing-set-e")
 def _():
-    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\n" + BASE.rstrip() + " || exit 1\n"
-                    "if ! torchrun --standalone --nproc_per_node=8 -m scripts.mid_train; then exit 1; fi\n"
-                    "torchrun --standalone --nproc_per_node=8 -m scripts.chat_sft\n", env=ENV)
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --gres=gpu:8\n" + BASE.rstrip() + " || exit 1\n"
+        "if ! torchrun --standalone --nproc_per_node=8 -m scripts.mid_train; then exit 1; fi\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.chat_sft\n",
+        env=ENV,
+    )
 
 
 @good("missing-set-e")
@@ -68,20 +75,27 @@ def _():
 
 @good("output-dir-missing")
 def _():
-    return Scenario(script="#!/bin/bash\n#SBATCH --output=logs/nanochat_speedrun_%j.out\n" + BASE, env=ENV,
-                    files={"logs/.keep": ""})
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --output=logs/nanochat_speedrun_%j.out\n" + BASE, env=ENV, files={"logs/.keep": ""}
+    )
 
 
 @bad("gpu-count-mismatch")
 def _():
-    return Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:4\nNPROC_PER_NODE=8\n"
-                    "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m scripts.base_train\n", env=ENV)
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --gres=gpu:4\nNPROC_PER_NODE=8\n"
+        "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m scripts.base_train\n",
+        env=ENV,
+    )
 
 
 @good("gpu-count-mismatch")
 def _():
-    return Scenario(script="#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gpus-per-node=8\nNPROC_PER_NODE=8\n"
-                    "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m scripts.base_train\n", env=ENV)
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --nodes=1\n#SBATCH --gpus-per-node=8\nNPROC_PER_NODE=8\n"
+        "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m scripts.base_train\n",
+        env=ENV,
+    )
 
 
 @bad("time-limit-too-short")
@@ -103,15 +117,20 @@ def _():
 @bad("missing-timeout-signal")
 def _():
     # upstream trainers do not save on a signal: --signal alone protects nothing
-    return Scenario(script=HEAD.replace("48:00:00", "06:00:00").replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo")
-                    + BASE, env=ENV)
+    return Scenario(
+        script=HEAD.replace("48:00:00", "06:00:00").replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo") + BASE,
+        env=ENV,
+    )
 
 
 @good("missing-timeout-signal")
 def _():
     # the bundled trainer saves on the signal (whether it gets there is signal-not-delivered's case)
-    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo")
-                    + BASE.replace("scripts.base_train", "nanochat.base_train"), env=ENV)
+    return Scenario(
+        script=HEAD.replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo")
+        + BASE.replace("scripts.base_train", "nanochat.base_train"),
+        env=ENV,
+    )
 
 
 @good("missing-timeout-signal")
@@ -142,22 +161,35 @@ def _():
 @bad("flag-style-mismatch")
 def _():
     # a classic-era run (alone, '--depth 20' reads as argparse: the profile says which era it is)
-    return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth 20 "
-                    "--target_param_data_ratio=8.5\n", env=ENV, config={"profile": "classic"})
+    return Scenario(
+        script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth 20 "
+        "--target_param_data_ratio=8.5\n",
+        env=ENV,
+        config={"profile": "classic"},
+    )
 
 
 @bad("flag-style-mismatch")
 def _():  # dash-era argparse checkout, underscore flags
-    return Scenario(script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
-                    "-- --depth=20 --device_batch_size=16\n", env=ENV,
-                    files={"nanochat/nanochat/common.py": "", "nanochat/scripts/mid_train.py": "",
-                           "nanochat/scripts/base_train.py": 'parser.add_argument("--device-batch-size", type=int)\n'})
+    return Scenario(
+        script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
+        "-- --depth=20 --device_batch_size=16\n",
+        env=ENV,
+        files={
+            "nanochat/nanochat/common.py": "",
+            "nanochat/scripts/mid_train.py": "",
+            "nanochat/scripts/base_train.py": 'parser.add_argument("--device-batch-size", type=int)\n',
+        },
+    )
 
 
 @good("flag-style-mismatch")
 def _():
-    return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
-                    "--target_param_data_ratio=8 --run=$WANDB_RUN\npython -m scripts.chat_eval -i sft\n", env=ENV)
+    return Scenario(
+        script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
+        "--target_param_data_ratio=8 --run=$WANDB_RUN\npython -m scripts.chat_eval -i sft\n",
+        env=ENV,
+    )
 
 
 @bad("network-in-offline-job")
@@ -192,28 +224,53 @@ def _():
 
 @bad("slurm-rejects-job")
 def _():
-    return Scenario(script=HEAD + BASE, env=ENV, facts={"sbatch_test": SbatchTest(
-        1, "sbatch: error: Batch job submission failed: Invalid generic resource (gres) specification", {}, None)})
+    return Scenario(
+        script=HEAD + BASE,
+        env=ENV,
+        facts={
+            "sbatch_test": SbatchTest(
+                1, "sbatch: error: Batch job submission failed: Invalid generic resource (gres) specification", {}, None
+            )
+        },
+    )
 
 
 @bad("slurm-rejects-job")
 def _():
-    return Scenario(script=HEAD + BASE, env=ENV, facts={"sbatch_test": SbatchTest(
-        0, "sbatch: Job 3 to start at 2026-07-04T10:00:00", {"debug": {"PartitionName": "debug", "MaxTime": "01:00:00",
-                                                                       "MaxNodes": "1", "Default": "YES"}}, "debug")})
+    return Scenario(
+        script=HEAD + BASE,
+        env=ENV,
+        facts={
+            "sbatch_test": SbatchTest(
+                0,
+                "sbatch: Job 3 to start at 2026-07-04T10:00:00",
+                {"debug": {"PartitionName": "debug", "MaxTime": "01:00:00", "MaxNodes": "1", "Default": "YES"}},
+                "debug",
+            )
+        },
+    )
 
 
 @good("slurm-rejects-job")
 def _():
-    return Scenario(script=HEAD + BASE, env=ENV, facts={"sbatch_test": SbatchTest(
-        0, "sbatch: Job 3 to start at 2026-07-04T10:00:00", {"gpu": {"PartitionName": "gpu", "MaxTime": "UNLIMITED",
-                                                                     "MaxNodes": "UNLIMITED", "Default": "YES"}}, "gpu")})
+    return Scenario(
+        script=HEAD + BASE,
+        env=ENV,
+        facts={
+            "sbatch_test": SbatchTest(
+                0,
+                "sbatch: Job 3 to start at 2026-07-04T10:00:00",
+                {"gpu": {"PartitionName": "gpu", "MaxTime": "UNLIMITED", "MaxNodes": "UNLIMITED", "Default": "YES"}},
+                "gpu",
+            )
+        },
+    )
 
 
 # -- signal-not-delivered: each way the --signal misses the trainer (measured on the local SLURM:
 #    tests/slurm/test_signal_delivery.py), and the two that work
 SIGNAL_B = HEAD.replace("set -euo", "#SBATCH --signal=B:USR1@600\nset -euo")
-FORWARD = 'trap \'kill -USR1 "$PID"\' USR1\n'
+FORWARD = "trap 'kill -USR1 \"$PID\"' USR1\n"
 BG_BASE = BASE.rstrip() + " &\nPID=$!\nwait $PID || wait $PID\n"
 
 
@@ -229,12 +286,16 @@ def _():
 
 @bad("signal-not-delivered")
 def _():
-    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --signal=USR1@600\nset -euo") + BASE, env=ENV)  # no B:, no srun
+    return Scenario(
+        script=HEAD.replace("set -euo", "#SBATCH --signal=USR1@600\nset -euo") + BASE, env=ENV
+    )  # no B:, no srun
 
 
 @bad("signal-not-delivered")
 def _():
-    return Scenario(script=SIGNAL_B + "python -m scripts.tok_train --max_chars=2000000000\n" + FORWARD + BG_BASE, env=ENV)
+    return Scenario(
+        script=SIGNAL_B + "python -m scripts.tok_train --max_chars=2000000000\n" + FORWARD + BG_BASE, env=ENV
+    )
 
 
 @bad("signal-not-delivered")
@@ -258,36 +319,55 @@ def _():
 
 
 # SB010 against the checkout's real flags (preflight/checkout.py reads them with ast)
-_DASH_BASE_TRAIN = ('import argparse\nparser = argparse.ArgumentParser()\n'
-                    'parser.add_argument("--depth", type=int, default=20)\n'
-                    'parser.add_argument("--fp8", action="store_true")\n'
-                    'parser.add_argument("--device-batch-size", type=int, default=32)\n'
-                    'parser.add_argument("--save-every", type=int, default=-1)\n'
-                    'parser.add_argument("--resume-from-step", type=int, default=-1)\n'
-                    'args = parser.parse_args()\n')
-_DASH_CHECKOUT = {"nanochat/nanochat/common.py": "", "nanochat/scripts/chat_sft.py": "",
-                  "nanochat/scripts/base_train.py": _DASH_BASE_TRAIN}
+_DASH_BASE_TRAIN = (
+    "import argparse\nparser = argparse.ArgumentParser()\n"
+    'parser.add_argument("--depth", type=int, default=20)\n'
+    'parser.add_argument("--fp8", action="store_true")\n'
+    'parser.add_argument("--device-batch-size", type=int, default=32)\n'
+    'parser.add_argument("--save-every", type=int, default=-1)\n'
+    'parser.add_argument("--resume-from-step", type=int, default=-1)\n'
+    "args = parser.parse_args()\n"
+)
+_DASH_CHECKOUT = {
+    "nanochat/nanochat/common.py": "",
+    "nanochat/scripts/chat_sft.py": "",
+    "nanochat/scripts/base_train.py": _DASH_BASE_TRAIN,
+}
 
 
 @good("flag-style-mismatch")
 def _():  # --fp8 exists in the checkout (Karpathy's own speedrun passes it); --device-batch abbreviates
-    return Scenario(script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
-                    "-- --depth=20 --fp8 --device-batch=16\n", env=ENV, files=_DASH_CHECKOUT)
+    return Scenario(
+        script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
+        "-- --depth=20 --fp8 --device-batch=16\n",
+        env=ENV,
+        files=_DASH_CHECKOUT,
+    )
 
 
 @bad("flag-style-mismatch")
 def _():  # a typo against the checkout's flags: did you mean --save-every
-    return Scenario(script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
-                    "-- --depth=20 --save-evry=500\n", env=ENV, files=_DASH_CHECKOUT)
+    return Scenario(
+        script=HEAD + "cd {tmp}/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train "
+        "-- --depth=20 --save-evry=500\n",
+        env=ENV,
+        files=_DASH_CHECKOUT,
+    )
 
 
 @good("flag-style-mismatch")
 def _():  # no checkout: a fork's own flag is not an error just because the era profile lacks it
-    return Scenario(script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
-                    "--input_injection=1\n", env=ENV)
+    return Scenario(
+        script=HEAD + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 "
+        "--input_injection=1\n",
+        env=ENV,
+    )
 
 
 @good("network-in-offline-job")
 def _():  # a path in an export is not a download (rustup's home on shared storage)
-    return Scenario(script=HEAD + "export RUSTUP_HOME=/scratch/$USER/rustup\nexport CARGO_HOME=/scratch/$USER/cargo\n"
-                    "source .venv/bin/activate\n" + BASE, env=ENV)
+    return Scenario(
+        script=HEAD + "export RUSTUP_HOME=/scratch/$USER/rustup\nexport CARGO_HOME=/scratch/$USER/cargo\n"
+        "source .venv/bin/activate\n" + BASE,
+        env=ENV,
+    )

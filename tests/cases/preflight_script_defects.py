@@ -20,7 +20,7 @@ def _():
 
 @good("training-not-visible")
 def _():
-    return Scenario(script=HEAD + f"TRAIN_CMD=\"{BASE}\"\neval \"$TRAIN_CMD\"\n", env=ENV)
+    return Scenario(script=HEAD + f'TRAIN_CMD="{BASE}"\neval "$TRAIN_CMD"\n', env=ENV)
 
 
 @good("training-not-visible")
@@ -36,8 +36,13 @@ def _():
 
 @bad("xtrace-leaks-secret")
 def _():
-    return Scenario(script=HEAD.replace("#!/bin/bash", "#!/bin/bash -x") + 'huggingface-cli login --token "$HF_TOKEN"\n'
-                    + BASE + "\n", env=ENV)
+    return Scenario(
+        script=HEAD.replace("#!/bin/bash", "#!/bin/bash -x")
+        + 'huggingface-cli login --token "$HF_TOKEN"\n'
+        + BASE
+        + "\n",
+        env=ENV,
+    )
 
 
 @good("xtrace-leaks-secret")
@@ -47,48 +52,68 @@ def _():
 
 @good("xtrace-leaks-secret")
 def _():
-    return Scenario(script=HEAD + 'set -x\nset +x\nexport HF_TOKEN="$(cat "$HOME/.hf_token")"\nset -x\n' + BASE + "\n",
-                    env=ENV)
+    return Scenario(
+        script=HEAD + 'set -x\nset +x\nexport HF_TOKEN="$(cat "$HOME/.hf_token")"\nset -x\n' + BASE + "\n", env=ENV
+    )
 
 
 # -- sourced-file-missing
 @bad("sourced-file-missing")
 def _():
-    return Scenario(script=HEAD + "source slurm/machine_config.sh\n" + BASE + "\n", env=ENV,
-                    files={"slurm/machine_config.sh.template": "export NANOCHAT_BASE_DIR=/tmp\n"})
+    return Scenario(
+        script=HEAD + "source slurm/machine_config.sh\n" + BASE + "\n",
+        env=ENV,
+        files={"slurm/machine_config.sh.template": "export NANOCHAT_BASE_DIR=/tmp\n"},
+    )
 
 
 @good("sourced-file-missing")
 def _():
-    return Scenario(script=HEAD + "source slurm/machine_config.sh\n" + BASE + "\n", env=ENV,
-                    files={"slurm/machine_config.sh": "export NANOCHAT_BASE_DIR=/tmp\n"})
+    return Scenario(
+        script=HEAD + "source slurm/machine_config.sh\n" + BASE + "\n",
+        env=ENV,
+        files={"slurm/machine_config.sh": "export NANOCHAT_BASE_DIR=/tmp\n"},
+    )
 
 
 @good("sourced-file-missing")
 def _():
-    return Scenario(script=HEAD + "uv venv .venv\nsource .venv/bin/activate\n"
-                    "[ -f slurm/site.sh ] && source slurm/site.sh\n" + BASE + "\n", env=ENV)
+    return Scenario(
+        script=HEAD + "uv venv .venv\nsource .venv/bin/activate\n"
+        "[ -f slurm/site.sh ] && source slurm/site.sh\n" + BASE + "\n",
+        env=ENV,
+    )
 
 
 # -- idle-nodes
 @bad("idle-nodes")
 def _():
-    return Scenario(script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=4\n#SBATCH --gres") + "bash speedrun.sh\n",
-                    files={"speedrun.sh": "#!/bin/bash\nset -e\n" + BASE + "\n"}, env=ENV)
+    return Scenario(
+        script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=4\n#SBATCH --gres") + "bash speedrun.sh\n",
+        files={"speedrun.sh": "#!/bin/bash\nset -e\n" + BASE + "\n"},
+        env=ENV,
+    )
 
 
 @bad("idle-nodes")
 def _():
-    return Scenario(script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres")
-                    + BASE.replace("--standalone", "--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=node1:29500") + "\n",
-                    env=ENV)
+    return Scenario(
+        script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres")
+        + BASE.replace("--standalone", "--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=node1:29500")
+        + "\n",
+        env=ENV,
+    )
 
 
 @good("idle-nodes")
 def _():
-    return Scenario(script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres")
-                    + "srun " + BASE.replace("--standalone", "--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=n1:29500")
-                    + "\n", env=ENV)
+    return Scenario(
+        script=HEAD.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres")
+        + "srun "
+        + BASE.replace("--standalone", "--nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=n1:29500")
+        + "\n",
+        env=ENV,
+    )
 
 
 # -- failure-swallowed
@@ -131,24 +156,40 @@ def _():
 # -- directive-comment-cut
 @bad("directive-comment-cut")
 def _():
-    return Scenario(script=HEAD.replace("#SBATCH --gres=gpu:8", "#SBATCH --gres=gpu:8\n#SBATCH --job-name=run#2 --qos=high")
-                    + BASE + "\n", env=ENV)
+    return Scenario(
+        script=HEAD.replace("#SBATCH --gres=gpu:8", "#SBATCH --gres=gpu:8\n#SBATCH --job-name=run#2 --qos=high")
+        + BASE
+        + "\n",
+        env=ENV,
+    )
 
 
 @good("directive-comment-cut")
 def _():
-    return Scenario(script=HEAD.replace("#SBATCH --gres=gpu:8",
-                                        '#SBATCH --job-name="run#2" --qos=high  # two options, then a comment')
-                    + BASE + "\n", env=ENV)
+    return Scenario(
+        script=HEAD.replace(
+            "#SBATCH --gres=gpu:8", '#SBATCH --job-name="run#2" --qos=high  # two options, then a comment'
+        )
+        + BASE
+        + "\n",
+        env=ENV,
+    )
 
 
 # -- signal-not-delivered: a TERM trap with an upstream trainer in the foreground
 @bad("signal-not-delivered")
 def _():
-    return Scenario(script=HEAD + 'cleanup() { echo "saving"; exit 0; }\ntrap cleanup TERM INT\n' + BASE + "\n", env=ENV)
+    return Scenario(
+        script=HEAD + 'cleanup() { echo "saving"; exit 0; }\ntrap cleanup TERM INT\n' + BASE + "\n", env=ENV
+    )
 
 
 @good("signal-not-delivered")
 def _():
-    return Scenario(script=HEAD + 'cleanup() { echo "stopped"; }\ntrap cleanup TERM\n'
-                    + BASE.replace("scripts.base_train", "nanochat.base_train") + "\n", env=ENV)
+    return Scenario(
+        script=HEAD
+        + 'cleanup() { echo "stopped"; }\ntrap cleanup TERM\n'
+        + BASE.replace("scripts.base_train", "nanochat.base_train")
+        + "\n",
+        env=ENV,
+    )

@@ -13,10 +13,12 @@ from nanochat.fused_loss import softcap_cross_entropy
 
 SOFTCAP = 15
 
+
 def classic_loss(x, weight, targets, vocab_size):
     logits = F.linear(x, weight)[..., :vocab_size].float()
     logits = SOFTCAP * torch.tanh(logits / SOFTCAP)
     return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+
 
 def make_inputs(B=3, T=37, C=48, V=200, Vp=256, device="cpu", seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -27,27 +29,37 @@ def make_inputs(B=3, T=37, C=48, V=200, Vp=256, device="cpu", seed=0):
     targets[2, -3:] = -1
     return x.to(device), weight.to(device), targets.to(device)
 
+
 def loss_and_grads(fn, x, weight, targets, autocast_dtype=None):
     x = x.detach().clone().requires_grad_(True)
     weight = weight.detach().clone().requires_grad_(True)
-    ctx = torch.autocast(x.device.type, dtype=autocast_dtype) if autocast_dtype else torch.autocast(x.device.type, enabled=False)
+    ctx = (
+        torch.autocast(x.device.type, dtype=autocast_dtype)
+        if autocast_dtype
+        else torch.autocast(x.device.type, enabled=False)
+    )
     with ctx:
         loss = fn(x, weight, targets)
     (loss * 0.25).backward()  # a non-unit incoming gradient, as loss / grad_accum_steps gives
     return loss.detach().float(), x.grad.float(), weight.grad.float()
 
+
 def rel(a, b):
     return ((a - b).norm() / b.norm()).item()
+
 
 @pytest.mark.parametrize("chunk_rows", [1, 16, 50, 10_000])
 def test_fp32_matches_classic_head(chunk_rows):
     x, weight, targets = make_inputs()
     ref = loss_and_grads(lambda a, w, t: classic_loss(a, w, t, 200), x, weight, targets)
-    ours = loss_and_grads(lambda a, w, t: softcap_cross_entropy(a, w, t, 200, SOFTCAP, chunk_rows=chunk_rows), x, weight, targets)
+    ours = loss_and_grads(
+        lambda a, w, t: softcap_cross_entropy(a, w, t, 200, SOFTCAP, chunk_rows=chunk_rows), x, weight, targets
+    )
     assert abs(ours[0].item() - ref[0].item()) < 1e-5 * abs(ref[0].item())
     assert rel(ours[1], ref[1]) < 1e-5 and rel(ours[2], ref[2]) < 1e-5
     assert torch.count_nonzero(ours[2][200:]) == 0  # padding rows of the vocab get no gradient
     assert torch.count_nonzero(ours[1].view(-1, 48)[:7]) == 0  # ignored targets give no gradient to their rows
+
 
 def test_bf16_autocast_matches_classic_head():
     x, weight, targets = make_inputs(seed=1)
@@ -62,8 +74,10 @@ def test_bf16_autocast_matches_classic_head():
     assert abs(ours[0].item() - ref[0].item()) < 1e-3
     assert rel(ours[1], ref[1]) < 1e-2 and rel(ours[2], ref[2]) < 1e-2
 
+
 def test_gpt_training_loss_equals_eval_loss_and_classic_gradients():
     from nanochat.gpt import GPT, GPTConfig
+
     torch.manual_seed(0)
     model = GPT(GPTConfig(sequence_len=64, vocab_size=300, n_layer=2, n_head=2, n_kv_head=2, n_embd=64))
     model.init_weights()
@@ -92,14 +106,18 @@ def test_gpt_training_loss_equals_eval_loss_and_classic_gradients():
     assert model(idx, targets).grad_fn.name() != "_SoftcapCrossEntropyBackward"  # CPU default: the plain head
     assert abs(plain.item() - eval_loss.item()) < 1e-6
 
+
 def test_traced_by_torch_compile():
     # the trainer compiles the whole model on CUDA: the loss is a graph break there, the layers before it compiled
     x, weight, targets = make_inputs(seed=2)
-    fn = torch.compile(lambda a, w, t: softcap_cross_entropy(a * 1.0, w, t, 200, SOFTCAP, chunk_rows=40), backend="aot_eager")
+    fn = torch.compile(
+        lambda a, w, t: softcap_cross_entropy(a * 1.0, w, t, 200, SOFTCAP, chunk_rows=40), backend="aot_eager"
+    )
     ours = loss_and_grads(fn, x, weight, targets)
     ref = loss_and_grads(lambda a, w, t: classic_loss(a, w, t, 200), x, weight, targets)
     assert abs(ours[0].item() - ref[0].item()) < 1e-5 * abs(ref[0].item())
     assert rel(ours[1], ref[1]) < 1e-5 and rel(ours[2], ref[2]) < 1e-5
+
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_compiled_bf16_matches_classic_head():

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 # -----------------------------------------------------------------------------
 # the reference: documented math only
 
+
 def ref_param_shapes(cfg):
     V, C, L, H, KV = cfg["vocab_size"], cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"]
     Vp = 64 * math.ceil(V / 64)
@@ -36,9 +37,11 @@ def ref_param_shapes(cfg):
     shapes["lm_head.weight"] = (Vp, C)
     return shapes
 
+
 def ref_rmsnorm(x):
     xf = x.float()
-    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 2.0 ** -23)).to(x.dtype)
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 2.0**-23)).to(x.dtype)
+
 
 def ref_forward(sd, cfg, idx):
     V, C, L, H, KV = cfg["vocab_size"], cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"]
@@ -48,9 +51,11 @@ def ref_forward(sd, cfg, idx):
     theta = torch.outer(torch.arange(T, dtype=torch.float32), inv_freq)
     cos = theta.cos().bfloat16().float()[None, :, None, :]  # bf16-rounded tables
     sin = theta.sin().bfloat16().float()[None, :, None, :]
+
     def rotary(x):  # half-split pairs, rotation by -theta
-        x1, x2 = x[..., :hd // 2], x[..., hd // 2:]
+        x1, x2 = x[..., : hd // 2], x[..., hd // 2 :]
         return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)
+
     sd = {k: v.float() for k, v in sd.items()}
     x = ref_rmsnorm(sd["transformer.wte.weight"][idx])
     causal = torch.ones(T, T, dtype=torch.bool).tril()
@@ -74,7 +79,16 @@ def ref_forward(sd, cfg, idx):
     logits = (x @ sd["lm_head.weight"].T)[..., :V].float()
     return 15 * torch.tanh(logits / 15)
 
-CFG = {"sequence_len": 64, "vocab_size": 1000, "n_layer": 2, "n_head": 4, "n_kv_head": 2, "n_embd": 128}  # padded vocab, GQA
+
+CFG = {
+    "sequence_len": 64,
+    "vocab_size": 1000,
+    "n_layer": 2,
+    "n_head": 4,
+    "n_kv_head": 2,
+    "n_embd": 128,
+}  # padded vocab, GQA
+
 
 def ref_random_state_dict(cfg, seed=0, wte_dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
@@ -85,21 +99,28 @@ def ref_random_state_dict(cfg, seed=0, wte_dtype=torch.float32):
     sd["transformer.wte.weight"] = sd["transformer.wte.weight"].to(wte_dtype)
     return sd
 
+
 def write_tokenizer(base_dir, vocab_size):
     from nanochat.tokenizer import compute_token_bytes, synthetic_tokenizer
+
     tok = synthetic_tokenizer(vocab_size)
     tok.save(os.path.join(base_dir, "tokenizer"))
     torch.save(compute_token_bytes(tok), os.path.join(base_dir, "tokenizer", "token_bytes.pt"))
     return tok
+
 
 def write_classic_checkpoint(ckpt_dir, step, sd, cfg):
     """What classic nanochat writes: torch.save(state_dict) + json meta (indent 2)."""
     os.makedirs(ckpt_dir, exist_ok=True)
     torch.save(sd, os.path.join(ckpt_dir, f"model_{step:06d}.pt"))
     with open(os.path.join(ckpt_dir, f"meta_{step:06d}.json"), "w") as f:
-        json.dump({"step": step, "val_loss": 1.0, "mmlu_acc": 0.0, "arc_easy_acc": 0.0, "model_config": cfg}, f, indent=2)
+        json.dump(
+            {"step": step, "val_loss": 1.0, "mmlu_acc": 0.0, "arc_easy_acc": 0.0, "model_config": cfg}, f, indent=2
+        )
+
 
 # -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("wte_dtype", [torch.float32, torch.bfloat16])  # bf16: a CUDA-made checkpoint
 def test_reference_checkpoint_loads_and_matches(tmp_path, monkeypatch, wte_dtype):
@@ -107,8 +128,11 @@ def test_reference_checkpoint_loads_and_matches(tmp_path, monkeypatch, wte_dtype
     write_tokenizer(tmp_path, CFG["vocab_size"])
     sd = ref_random_state_dict(CFG, wte_dtype=wte_dtype)
     # prefix from a compiled wrapper must be stripped by the loader
-    write_classic_checkpoint(tmp_path / "chatsft_checkpoints" / "d2", 123, OrderedDict(("_orig_mod." + k, v) for k, v in sd.items()), CFG)
+    write_classic_checkpoint(
+        tmp_path / "chatsft_checkpoints" / "d2", 123, OrderedDict(("_orig_mod." + k, v) for k, v in sd.items()), CFG
+    )
     from nanochat.checkpoint import load_model
+
     model, tokenizer, meta = load_model("sft", torch.device("cpu"), phase="eval")
     assert meta["step"] == 123
     assert all(p.dtype == torch.float32 for p in model.parameters()), "bf16 must become fp32 on CPU"
@@ -119,9 +143,11 @@ def test_reference_checkpoint_loads_and_matches(tmp_path, monkeypatch, wte_dtype
     assert ours.shape == (2, 48, CFG["vocab_size"])
     assert torch.allclose(ours, ref, atol=1e-5, rtol=0), f"max diff {(ours - ref).abs().max().item()}"
 
+
 def test_our_checkpoint_loads_into_reference(tmp_path):
     from nanochat.checkpoint import save_checkpoint
     from nanochat.gpt import GPT, GPTConfig
+
     torch.manual_seed(0)
     model = GPT(GPTConfig(**CFG))
     model.init_weights()
@@ -148,8 +174,10 @@ def test_our_checkpoint_loads_into_reference(tmp_path):
     ref_loss = F.cross_entropy(ref.view(-1, CFG["vocab_size"]), targets.view(-1), ignore_index=-1)
     assert abs(loss.item() - ref_loss.item()) < 1e-5
 
+
 def test_documented_param_count_and_flops():
     from nanochat.gpt import GPT, GPTConfig
+
     cfg = dict(sequence_len=256, vocab_size=2048, n_layer=2, n_head=1, n_kv_head=1, n_embd=128)  # the §2.6 checkpoint
     with torch.device("meta"):
         model = GPT(GPTConfig(**cfg))
@@ -161,9 +189,11 @@ def test_documented_param_count_and_flops():
         model = GPT(GPTConfig(**cfg20))
     assert sum(p.numel() for p in model.parameters()) == 560_988_160
 
+
 def test_kv_cache_decoding_matches_full_forward():
     from nanochat.engine import KVCache
     from nanochat.gpt import GPT, GPTConfig
+
     torch.manual_seed(0)
     model = GPT(GPTConfig(**CFG))
     model.init_weights()
@@ -174,14 +204,18 @@ def test_kv_cache_decoding_matches_full_forward():
     idx = torch.randint(0, CFG["vocab_size"], (1, 30))
     with torch.no_grad():
         full = model(idx)
-        cache = KVCache(batch_size=1, num_heads=CFG["n_kv_head"], seq_len=8, head_dim=32, num_layers=CFG["n_layer"])  # forces growth
-        parts = [model(idx[:, :10], kv_cache=cache)]                                    # prefill
-        parts += [model(idx[:, t:t + 1], kv_cache=cache) for t in range(10, 20)]       # single tokens
-        parts.append(model(idx[:, 20:], kv_cache=cache))                              # a chunk
+        cache = KVCache(
+            batch_size=1, num_heads=CFG["n_kv_head"], seq_len=8, head_dim=32, num_layers=CFG["n_layer"]
+        )  # forces growth
+        parts = [model(idx[:, :10], kv_cache=cache)]  # prefill
+        parts += [model(idx[:, t : t + 1], kv_cache=cache) for t in range(10, 20)]  # single tokens
+        parts.append(model(idx[:, 20:], kv_cache=cache))  # a chunk
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=5e-5), "KV-cache decoding must match the full forward"
+
 
 # -----------------------------------------------------------------------------
 # tokenizer
+
 
 def test_tokenizer_train_save_load_round_trip(tmp_path):
     from nanochat.dataset import demo_documents
@@ -192,13 +226,16 @@ def test_tokenizer_train_save_load_round_trip(tmp_path):
         compute_token_bytes,
         load_tokenizer_pkl,
     )
+
     docs = demo_documents()[:400]
     tok = RustBPETokenizer.train_from_iterator(iter(docs), 512)
     tok.save(str(tmp_path))
     enc = load_tokenizer_pkl(tmp_path / "tokenizer.pkl")
     assert type(enc).__module__ == "tiktoken.core" and enc.name == "rustbpe"
     assert enc.n_vocab == 512 and enc._pat_str == SPLIT_PATTERN
-    assert [enc.encode_single_token(s) for s in SPECIAL_TOKENS] == list(range(503, 512)), "9 specials, in order, after the merges"
+    assert [enc.encode_single_token(s) for s in SPECIAL_TOKENS] == list(range(503, 512)), (
+        "9 specials, in order, after the merges"
+    )
     assert all(enc.encode_single_token(bytes([i])) == i for i in range(256)), "ids 0-255 are the single bytes"
     text = "def f(x):\n    return x ** 2  # 12345 <|bos|>"
     assert enc.decode(enc.encode_ordinary(text)) == text
@@ -210,14 +247,18 @@ def test_tokenizer_train_save_load_round_trip(tmp_path):
     assert tb.dtype == torch.int32 and tb.shape == (512,)
     assert tb[:128].eq(1).all() and tb[128:256].eq(3).all() and tb[503:].eq(0).all()
 
+
 class _Payload:
     def __init__(self, marker):
         self.marker = marker
+
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
+
 def test_restricted_unpickler_refuses_hostile_pickle(tmp_path):
     from nanochat.tokenizer import load_tokenizer_pkl
+
     marker = tmp_path / "PWNED"
     evil = tmp_path / "tokenizer.pkl"
     evil.write_bytes(pickle.dumps(_Payload(marker)))
@@ -233,39 +274,59 @@ def test_restricted_unpickler_refuses_hostile_pickle(tmp_path):
         load_tokenizer_pkl(tmp_path / "junk.pkl")
     assert not marker.exists()
 
+
 def test_render_conversation_masks():
     from nanochat.tokenizer import synthetic_tokenizer
+
     tok = synthetic_tokenizer(1024)
-    conv = {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"},
-                         {"role": "assistant", "content": [{"type": "python", "text": "2+2"}, {"type": "python_output", "text": "4"},
-                                                           {"type": "text", "text": "4"}]}]}
+    conv = {
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "2+2?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "python", "text": "2+2"},
+                    {"type": "python_output", "text": "4"},
+                    {"type": "text", "text": "4"},
+                ],
+            },
+        ]
+    }
     ids, mask = tok.render_conversation(conv)
     sp = tok.encode_special
     assert ids[0] == tok.get_bos_token_id() and mask[0] == 0
-    assert ids[1] == sp("<|user_start|>") and tok.decode(ids[2:ids.index(sp("<|user_end|>"))]) == "be brief\n\n2+2?"
+    assert ids[1] == sp("<|user_start|>") and tok.decode(ids[2 : ids.index(sp("<|user_end|>"))]) == "be brief\n\n2+2?"
     i = ids.index(sp("<|python_start|>"))
     assert mask[i] == 1 and mask[ids.index(sp("<|output_start|>"))] == 0 and mask[ids.index(sp("<|output_end|>"))] == 0
     assert ids[-1] == sp("<|assistant_end|>") and mask[-1] == 1
 
+
 def test_calculator_tool_is_restricted():
     from nanochat.engine import use_calculator
+
     assert use_calculator("12+30") == 42 and use_calculator("1,000*3") == 3000
     assert use_calculator("'strawberry'.count('r')") == 3
     for bad in ["__import__('os').system('true')", "2**1000000", "open('x')", "[].__class__", "exec('1')"]:
         assert use_calculator(bad) is None, bad
 
+
 def test_engine_forces_tool_output(monkeypatch):
     """After <|python_end|>, the tool's result is force-fed as <|output_start|> result <|output_end|> (mask 0)."""
     from nanochat.engine import Engine
     from nanochat.tokenizer import synthetic_tokenizer
+
     tok = synthetic_tokenizer(1024)
     script = [tok.encode_special("<|python_start|>")] + tok.encode("6*7") + [tok.encode_special("<|python_end|>")]
     end = tok.encode_special("<|assistant_end|>")
     next_of = {tok.get_bos_token_id(): script[0], **{a: b for a, b in zip(script, script[1:], strict=False)}}
+
     class Scripted:  # a stand-in model: the next token is a function of the last input token
         config = type("C", (), {"n_kv_head": 1, "n_embd": 8, "n_head": 1, "n_layer": 1, "sequence_len": 64})()
+
         def get_device(self):
             return torch.device("cpu")
+
         def forward(self, ids, kv_cache=None):
             B, T = ids.shape
             kv_cache.insert_kv(0, torch.zeros(B, 1, T, 8), torch.zeros(B, 1, T, 8))
@@ -273,6 +334,7 @@ def test_engine_forces_tool_output(monkeypatch):
             for r in range(B):
                 logits[r, -1, next_of.get(ids[r, -1].item(), end)] = 0.0
             return logits
+
     engine = Engine(Scripted(), tok)
     out, masks = [], []
     for col, m in engine.generate([tok.get_bos_token_id()], max_tokens=30, temperature=0.0):

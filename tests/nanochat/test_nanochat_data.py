@@ -22,29 +22,42 @@ def test_demo_shards_have_the_classic_format(tiny_base_dir):
         assert pf.metadata.row_group(0).column(0).compression == "ZSTD"
         assert pf.num_row_groups >= 2, "two ranks need two row groups per shard"
 
+
 def test_build_from_text_dir(tmp_path):
     src = tmp_path / "texts"
     src.mkdir()
     for i in range(6):
-        (src / f"doc{i}.txt").write_text((f"Paragraph {i} of a user document. ") * 20 + "\n\n" + "Another block here. " * 15)
+        (src / f"doc{i}.txt").write_text(
+            (f"Paragraph {i} of a user document. ") * 20 + "\n\n" + "Another block here. " * 15
+        )
     base = tmp_path / "base"
     p = run_module(base, "nanochat.dataset", "build", "--from-text", str(src), "--num-shards", "2")
     assert "Done! Built: 2/2 shards" in p.stdout
-    texts = sum((pq.read_table(base / "base_data" / f).column("text").to_pylist() for f in sorted(os.listdir(base / "base_data"))), [])
+    texts = sum(
+        (
+            pq.read_table(base / "base_data" / f).column("text").to_pylist()
+            for f in sorted(os.listdir(base / "base_data"))
+        ),
+        [],
+    )
     assert len(texts) == 12 and all(len(t) >= 200 for t in texts)
+
 
 def test_build_is_deterministic(tmp_path):
     from nanochat.dataset import build_shards
+
     docs = [f"document number {i} " * 30 for i in range(300)]
     for d in ("a", "b"):
         build_shards(docs, 3, chars_per_shard=20000, data_dir=str(tmp_path / d))
     for f in os.listdir(tmp_path / "a"):
         assert pq.read_table(tmp_path / "a" / f).equals(pq.read_table(tmp_path / "b" / f))
 
+
 def test_loader_exact_and_classic_resume(tiny_base_dir, monkeypatch):
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tiny_base_dir))
     from nanochat.dataloader import tokenizing_distributed_data_loader_with_state as loader
     from nanochat.tokenizer import get_tokenizer
+
     tok = get_tokenizer()
     B, T = 4, 128
     it = loader(B, T, "train", tok, device="cpu")

@@ -37,6 +37,7 @@ def tiny_run(tmp_path_factory):
     assert p.returncode == 0, (p.stdout + p.stderr)[-5000:]
     return base, cwd, p.stdout + p.stderr, elapsed
 
+
 def test_speedrun_tiny_produces_the_classic_layout(tiny_run):
     base, cwd, log, elapsed = tiny_run
     assert (base / "tokenizer" / "tokenizer.pkl").exists() and (base / "tokenizer" / "token_bytes.pt").exists()
@@ -47,7 +48,11 @@ def test_speedrun_tiny_produces_the_classic_layout(tiny_run):
         assert any(re.fullmatch(r"model_\d{6}\.pt", f) for f in files), (phase, files)
         assert any(re.fullmatch(r"meta_\d{6}\.json", f) for f in files), (phase, files)
     base_meta = json.load(open(base / "base_checkpoints" / "d2" / "meta_000040.json"))
-    assert base_meta["step"] == 40 and base_meta["model_config"]["n_layer"] == 2 and base_meta["user_config"]["run"] == "dummy"
+    assert (
+        base_meta["step"] == 40
+        and base_meta["model_config"]["n_layer"] == 2
+        and base_meta["user_config"]["run"] == "dummy"
+    )
     assert (base / "base_checkpoints" / "d2" / "optim_000040_rank0.pt").exists()
     sft_meta_files = [f for f in os.listdir(base / "chatsft_checkpoints" / "d2") if f.startswith("meta_")]
     sft_meta = json.load(open(base / "chatsft_checkpoints" / "d2" / sft_meta_files[0]))
@@ -74,6 +79,7 @@ def test_speedrun_tiny_produces_the_classic_layout(tiny_run):
         assert re.search(pattern, log), f"missing log line: {pattern}"
     assert "Traceback" not in log
 
+
 def test_speedrun_tiny_report(tiny_run):
     base, cwd, log, elapsed = tiny_run
     report = (base / "report" / "report.md").read_text()
@@ -93,6 +99,7 @@ def test_speedrun_tiny_report(tiny_run):
     assert re.search(r"^Total wall clock time: \d+h\d+m$", report.strip().splitlines()[-1])
     assert re.search(r"\| Arithmetic      \| -        \| \d\.\d{4}   \| \d\.\d{4}   \| -        \|", report)
 
+
 def test_chat_cli_answers_once(tiny_run):
     base, cwd, log, elapsed = tiny_run
     p = subprocess.run(
@@ -108,13 +115,30 @@ def test_chat_cli_answers_once(tiny_run):
     answer = p.stdout.split("Assistant:", 1)[1].strip()
     assert answer, "the model must say something"
 
+
 def test_missing_jsonl_crashes_the_phase(tiny_run):
     """--data with a missing file is an error (tests of the validator use it to simulate a crashing phase)."""
     base, cwd, log, elapsed = tiny_run
-    p = subprocess.run([sys.executable, "-m", "nanochat.mid_train", "--max_seq_len=256", "--device_batch_size=4", "--total_batch_size=2048",
-                        "--task_size=50", "--data=/nonexistent/conversations.jsonl", "--dry_run=1"],
-                       env=nc_env(base), cwd=REPO, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nanochat.mid_train",
+            "--max_seq_len=256",
+            "--device_batch_size=4",
+            "--total_batch_size=2048",
+            "--task_size=50",
+            "--data=/nonexistent/conversations.jsonl",
+            "--dry_run=1",
+        ],
+        env=nc_env(base),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode != 0 and "FileNotFoundError" in p.stderr
+
 
 def test_postflight_passes_on_the_tiny_run(tiny_run):
     """The project's own validator accepts what the bundled trainer produced (profile detected from the log)."""

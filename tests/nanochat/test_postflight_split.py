@@ -23,9 +23,14 @@ python -m nanochat.mid_train --max_seq_len=256 --device_batch_size=4 --total_bat
 
 def _verify(base, cwd, *args):
     code = "import sys; sys.argv[0] = 'postflight'; from preflight.cli import postflight_main; postflight_main()"
-    p = subprocess.run([sys.executable, "-c", code, "verify", *args, "--base-dir", str(base), "--format", "json",
-                        "--no-smoke"], env={**nc_env(base), "NO_COLOR": "1"}, cwd=cwd, capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", code, "verify", *args, "--base-dir", str(base), "--format", "json", "--no-smoke"],
+        env={**nc_env(base), "NO_COLOR": "1"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "Traceback (most recent call last)" not in p.stderr, p.stderr[-3000:]
     return json.loads(p.stdout)
 
@@ -35,8 +40,9 @@ def test_split_streams_of_a_real_run(tiny_base_dir, tmp_path):
     base = tiny_base_dir
     (tmp_path / "job.sh").write_text(JOB.format(base=" ".join(TINY_BASE)))
     with open(tmp_path / "run.out", "w") as out, open(tmp_path / "run.err", "w") as err:
-        subprocess.run(["bash", str(tmp_path / "job.sh")], env=nc_env(base), cwd=REPO, stdout=out, stderr=err,
-                       timeout=600)
+        subprocess.run(
+            ["bash", str(tmp_path / "job.sh")], env=nc_env(base), cwd=REPO, stdout=out, stderr=err, timeout=600
+        )
     assert "Traceback" not in (tmp_path / "run.out").read_text()  # the crash is on stderr only
     assert "FileNotFoundError" in (tmp_path / "run.err").read_text()
 

@@ -9,8 +9,23 @@ from nanochat import report
 
 def test_git_info_of_a_real_repository(tmp_path, monkeypatch):
     subprocess.run(["git", "init", "-q", "-b", "trunk", str(tmp_path)], check=True)
-    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
-                    "--allow-empty", "-m", "first line\n\nbody"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(tmp_path),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "first line\n\nbody",
+        ],
+        check=True,
+    )
     monkeypatch.chdir(tmp_path)
     info = report.get_git_info()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=tmp_path).stdout

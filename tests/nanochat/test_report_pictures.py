@@ -21,17 +21,38 @@ from nc_helpers import REPO, TINY_BASE, nc_env  # noqa: E402
 from tests.browser import Browser, artifacts_dir, install_chromium  # noqa: E402
 
 pytestmark = pytest.mark.slow
-MID = ["--max_seq_len=256", "--device_batch_size=4", "--total_batch_size=2048", "--task_size=200", "--eval_tokens=4096",
-       "--device_type=cpu", "--num_iterations=12", "--eval_every=6"]
-SFT = ["--device_batch_size=2", "--target_examples_per_step=4", "--task_size=100", "--eval_steps=2", "--eval_every=50",
-       "--eval_metrics_every=100000", "--device_type=cpu"]
+MID = [
+    "--max_seq_len=256",
+    "--device_batch_size=4",
+    "--total_batch_size=2048",
+    "--task_size=200",
+    "--eval_tokens=4096",
+    "--device_type=cpu",
+    "--num_iterations=12",
+    "--eval_every=6",
+]
+SFT = [
+    "--device_batch_size=2",
+    "--target_examples_per_step=4",
+    "--task_size=100",
+    "--eval_steps=2",
+    "--eval_every=50",
+    "--eval_metrics_every=100000",
+    "--device_type=cpu",
+]
 
 
 def train(base: Path, log: Path, module: str, *args: str) -> None:
     """Run one phase as a batch script would: its stdout and stderr appended to the job's log."""
     with log.open("a") as out:
-        p = subprocess.run([sys.executable, "-m", module, *args], env=nc_env(base), cwd=REPO, stdout=out,
-                           stderr=subprocess.STDOUT, timeout=900)
+        p = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            env=nc_env(base),
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
     assert p.returncode == 0, log.read_text()[-3000:]
 
 
@@ -39,8 +60,9 @@ def train_until_killed(base: Path, log: Path, module: str, pattern: str, *args: 
     """Start a phase and SIGKILL it once its log shows ``pattern`` (an OOM kill or a node failure looks so)."""
     start = log.stat().st_size
     with log.open("a") as out:
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], env=nc_env(base), cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args], env=nc_env(base), cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 900
         try:
             while proc.poll() is None and time.monotonic() < deadline:
@@ -56,8 +78,20 @@ def train_until_killed(base: Path, log: Path, module: str, pattern: str, *args: 
 
 def verify(log: Path, base: Path, cwd: Path, fmt: str, out: Path | None = None) -> str:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    argv = [sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), "--base-dir", str(base),
-            "--no-smoke", "--no-color", "-f", fmt] + (["-o", str(out)] if out else [])
+    argv = [
+        sys.executable,
+        "-m",
+        "preflight.postflight_entry",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--no-color",
+        "-f",
+        fmt,
+    ] + (["-o", str(out)] if out else [])
     p = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
     assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr
     return out.read_text() if out else p.stdout
@@ -75,13 +109,23 @@ def runs(tiny_base_dir, tmp_path_factory):
     killed = root / "killed.out"
     shutil.copy(prefix, killed)
     train_until_killed(base, killed, "nanochat.chat_sft", r"\nStep 00149/00600 ", *SFT, "--num_iterations=600")
-    out = {"killed": {"log": killed, "html": verify(killed, base, root, "html", root / "killed.html"),
-                      "text": verify(killed, base, root, "text"), "markdown": verify(killed, base, root, "markdown")}}
+    out = {
+        "killed": {
+            "log": killed,
+            "html": verify(killed, base, root, "html", root / "killed.html"),
+            "text": verify(killed, base, root, "text"),
+            "markdown": verify(killed, base, root, "markdown"),
+        }
+    }
     good = root / "good.out"
     shutil.copy(prefix, good)
     train(base, good, "nanochat.chat_sft", *SFT, "--num_iterations=30")
-    out["good"] = {"log": good, "html": verify(good, base, root, "html", root / "good.html"),
-                   "text": verify(good, base, root, "text"), "markdown": verify(good, base, root, "markdown")}
+    out["good"] = {
+        "log": good,
+        "html": verify(good, base, root, "html", root / "good.html"),
+        "text": verify(good, base, root, "text"),
+        "markdown": verify(good, base, root, "markdown"),
+    }
     return root, out
 
 
@@ -92,8 +136,11 @@ def last_sft_step(log: Path) -> int:
 def test_sparklines_in_text_and_markdown(runs):
     _, out = runs
     for name in ("good", "killed"):
-        rows = {line.split()[0]: line for line in out[name]["text"].splitlines()
-                if line.startswith(("base ", "mid ", "sft "))}  # the phase table's rows
+        rows = {
+            line.split()[0]: line
+            for line in out[name]["text"].splitlines()
+            if line.startswith(("base ", "mid ", "sft "))
+        }  # the phase table's rows
         for phase in ("base", "mid", "sft"):
             assert re.search(r"\d+\.\d\d [▁▂▃▄▅▆▇█]{16} \d+\.\d\d", rows[phase]), rows[phase]
         md = out[name]["markdown"]

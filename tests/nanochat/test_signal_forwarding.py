@@ -22,8 +22,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--depth=2", "--max_seq_len=128", "--device_batch_size=4", "--total_batch_size=1024", "--eval_every=-1",
-         "--sample_every=-1", "--run=dummy"]
+SMALL = [
+    "--depth=2",
+    "--max_seq_len=128",
+    "--device_batch_size=4",
+    "--total_batch_size=1024",
+    "--eval_every=-1",
+    "--sample_every=-1",
+    "--run=dummy",
+]
 
 
 def _slurm_functions() -> str:
@@ -35,18 +42,26 @@ def _slurm_functions() -> str:
 
 def _env(base: Path) -> dict:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "NANOCHAT_BASE_DIR": str(base), "PYTHONPATH": path, "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "NANOCHAT_BASE_DIR": str(base),
+        "PYTHONPATH": path,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 @pytest.fixture(scope="module")
 def data_and_tokenizer(tmp_path_factory) -> Path:
     """A NANOCHAT_BASE_DIR with demo shards and a tokenizer (tests copy it)."""
     base = tmp_path_factory.mktemp("signal") / "base"
-    for cmd in (["nanochat.dataset", "build", "--num-shards", "2", "--chars-per-shard", "300000"],
-                ["nanochat.tok_train", "--max_chars=600000", "--vocab_size=512"]):
-        subprocess.run([sys.executable, "-m", *cmd], env=_env(base), cwd=ROOT, check=True, capture_output=True,
-                       timeout=300)
+    for cmd in (
+        ["nanochat.dataset", "build", "--num-shards", "2", "--chars-per-shard", "300000"],
+        ["nanochat.tok_train", "--max_chars=600000", "--vocab_size=512"],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", *cmd], env=_env(base), cwd=ROOT, check=True, capture_output=True, timeout=300
+        )
     return base
 
 
@@ -64,12 +79,26 @@ def test_usr1_is_forwarded_through_torchrun_then_resume(tmp_path, data_and_token
     shutil.copytree(data_and_tokenizer, base)
     env = _env(base)
     py = sys.executable
-    torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "nanochat.base_train", "--"]
+    torchrun = [
+        py,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "nanochat.base_train",
+        "--",
+    ]
     harness = tmp_path / "phase.sh"
-    harness.write_text("#!/bin/bash\nset -euo pipefail\n" + _slurm_functions() + "\n"
-                       + " ".join(torchrun + SMALL + ["--num_iterations=1000000", "--save_every=-1"]) + " &\n"
-                       + "PID=$!; CHILD=$PID\nwait $PID && rc=0 || rc=$?\nfinish_phase base $PID $rc\n"
-                       + "echo NEXT-PHASE-STARTED\n")
+    harness.write_text(
+        "#!/bin/bash\nset -euo pipefail\n"
+        + _slurm_functions()
+        + "\n"
+        + " ".join(torchrun + SMALL + ["--num_iterations=1000000", "--save_every=-1"])
+        + " &\n"
+        + "PID=$!; CHILD=$PID\nwait $PID && rc=0 || rc=$?\nfinish_phase base $PID $rc\n"
+        + "echo NEXT-PHASE-STARTED\n"
+    )
     log = tmp_path / "phase.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(["bash", str(harness)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -88,8 +117,14 @@ def test_usr1_is_forwarded_through_torchrun_then_resume(tmp_path, data_and_token
     ckpt_dir = base / "base_checkpoints" / "d2"
     step = find_last_step(str(ckpt_dir))
     assert step >= 5 and (ckpt_dir / f"meta_{step:06d}.json").exists()
-    resumed = subprocess.run(torchrun + SMALL + [f"--num_iterations={step + 3}", f"--resume_from_step={step}"],
-                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        torchrun + SMALL + [f"--num_iterations={step + 3}", f"--resume_from_step={step}"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"Resuming optimization from step {step}" in resumed.stdout + resumed.stderr
     assert (ckpt_dir / f"model_{step + 3:06d}.pt").exists()
@@ -99,8 +134,12 @@ def test_usr1_before_training_starts_no_phase(tmp_path):
     # the signal comes while a foreground step runs (tok_train in the script, `sleep` here): bash runs the
     # trap after it, and base training must not start only to be killed at the limit without a checkpoint
     harness = tmp_path / "early.sh"
-    harness.write_text("#!/bin/bash\nset -euo pipefail\n" + _slurm_functions() + "\n"
-                       + "echo READY\nsleep 2\nnot_stopped nanochat.base_train\necho BASE-STARTED\n")
+    harness.write_text(
+        "#!/bin/bash\nset -euo pipefail\n"
+        + _slurm_functions()
+        + "\n"
+        + "echo READY\nsleep 2\nnot_stopped nanochat.base_train\necho BASE-STARTED\n"
+    )
     log = tmp_path / "early.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(["bash", str(harness)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -131,8 +170,13 @@ def test_demo_script_saves_on_usr1_and_starts_no_next_phase(tmp_path, data_and_t
     harness.write_text(script)
     log = tmp_path / "demo.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["bash", str(harness)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            ["bash", str(harness)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         _wait_for_step(log, proc)
         proc.send_signal(signal.SIGUSR1)
         rc = proc.wait(timeout=180)
@@ -149,9 +193,13 @@ def test_signal_while_a_phase_starts_is_forwarded_to_it(tmp_path):
     # the signal came between `torchrun ... &` and `started $PID` (STOPPED is set, CHILD was empty):
     # started passes it on at once instead of letting the phase run to the time limit
     harness = tmp_path / "race.sh"
-    harness.write_text("#!/bin/bash\nset -euo pipefail\n" + _slurm_functions() + "\n"
-                       + "STOPPED=1\nsleep 120 &\nPID=$!; started $PID\nwait $PID && rc=0 || rc=$?\n"
-                       + "finish_phase nanochat.base_train $PID $rc\necho NEXT-PHASE-STARTED\n")
+    harness.write_text(
+        "#!/bin/bash\nset -euo pipefail\n"
+        + _slurm_functions()
+        + "\n"
+        + "STOPPED=1\nsleep 120 &\nPID=$!; started $PID\nwait $PID && rc=0 || rc=$?\n"
+        + "finish_phase nanochat.base_train $PID $rc\necho NEXT-PHASE-STARTED\n"
+    )
     t0 = time.monotonic()
     proc = subprocess.run(["bash", str(harness)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -165,8 +213,14 @@ def test_usr1_during_start_up_still_saves(tmp_path, data_and_tokenizer):
     # before that import, so the trainer saves at its first step instead of dying of SIGUSR1
     base = tmp_path / "base"
     shutil.copytree(data_and_tokenizer, base)
-    proc = subprocess.Popen([sys.executable, "-m", "nanochat.base_train", *SMALL, "--num_iterations=1000000"], env=_env(base),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nanochat.base_train", *SMALL, "--num_iterations=1000000"],
+        env=_env(base),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     time.sleep(0.5)  # python is up, torch is not imported yet (it takes seconds here)
     proc.send_signal(signal.SIGUSR1)
     out, _ = proc.communicate(timeout=300)
@@ -178,6 +232,8 @@ def test_usr1_during_start_up_still_saves(tmp_path, data_and_tokenizer):
 def test_every_trainer_installs_its_handler_before_torch(name):
     # mid and SFT need checkpoints to get that far: base's run above is the behaviour, this the same order
     lines = (ROOT / "nanochat" / f"{name}.py").read_text().splitlines()
-    install = lines.index("install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us")
+    install = lines.index(
+        "install_stop_handlers()  # first: a signal that comes while torch is imported must not kill us"
+    )
     torch_import = next(i for i, line in enumerate(lines) if line.startswith(("import torch", "from torch")))
     assert install < torch_import

@@ -49,10 +49,13 @@ def test_current_era_run_without_smoke_is_a_skip_that_says_why(tmp_path):
     assert "value_embeds" in checks["CHAT001"].reason and "--smoke" in checks["CHAT001"].reason
 
 
-@pytest.mark.parametrize("setup,expect", [
-    (lambda root: None, "no nanochat checkout found"),
-    (lambda root: F.write_checkout(root / "checkout"), "no .venv/bin/python"),
-])
+@pytest.mark.parametrize(
+    "setup,expect",
+    [
+        (lambda root: None, "no nanochat checkout found"),
+        (lambda root: F.write_checkout(root / "checkout"), "no .venv/bin/python"),
+    ],
+)
 def test_smoke_without_checkout_or_python_skips(tmp_path, setup, expect):
     F.write_current_run(tmp_path / "base")
     setup(tmp_path)
@@ -69,8 +72,7 @@ def test_current_era_run_answers_from_its_own_code_and_changes_nothing(tmp_path,
     F.write_current_run(tmp_path / "base")
     checkout = F.write_checkout(tmp_path / "checkout", venv_python=sys.executable)
     before = snapshot(tmp_path)
-    args = ("verify", "--base-dir", str(tmp_path / "base"), "--smoke", "--checkout", str(checkout),
-            "--select", "CHAT")
+    args = ("verify", "--base-dir", str(tmp_path / "base"), "--smoke", "--checkout", str(checkout), "--select", "CHAT")
     proc = cli("postflight", *args, "--format", "json", cwd=tmp_path, timeout=300)
     doc = json.loads(proc.stdout)
     status = {c["code"]: c["status"] for c in doc["checks"]}
@@ -107,8 +109,9 @@ def test_missing_dependency_in_the_users_python_is_a_skip(tmp_path):
 def test_time_limit_is_a_skip(tmp_path):
     F.write_current_run(tmp_path / "base")
     F.write_checkout(tmp_path / "checkout")
-    checks = _verify(tmp_path, smoke=True, checkout=str(tmp_path / "checkout"), python=sys.executable,
-                     **{"smoke-timeout": 0.05})
+    checks = _verify(
+        tmp_path, smoke=True, checkout=str(tmp_path / "checkout"), python=sys.executable, **{"smoke-timeout": 0.05}
+    )
     assert checks["CHAT002"].status is Status.SKIP and "did not finish within 0.05s" in checks["CHAT002"].reason
 
 
@@ -133,8 +136,18 @@ def test_wrong_vocab_fails_in_every_era_without_running_code(tmp_path, era):
 
 def test_classic_run_uses_the_bundled_gpt_and_reports_time(tmp_path, cli):
     F.write_run(tmp_path / "base")
-    proc = cli("postflight", "verify", "--base-dir", str(tmp_path / "base"), "--select", "CHAT", "--format", "json",
-               cwd=tmp_path, timeout=300)
+    proc = cli(
+        "postflight",
+        "verify",
+        "--base-dir",
+        str(tmp_path / "base"),
+        "--select",
+        "CHAT",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        timeout=300,
+    )
     doc = json.loads(proc.stdout)
     assert doc["chat_smoke"]["route"] == "bundled" and doc["chat_smoke"]["ok"] and doc["chat_smoke"]["seconds"] > 0
     assert {c["code"]: c["status"] for c in doc["checks"]} == {"CHAT001": "pass", "CHAT002": "skip"}
@@ -142,8 +155,18 @@ def test_classic_run_uses_the_bundled_gpt_and_reports_time(tmp_path, cli):
 
 def test_no_smoke_runs_nothing_and_reports_nothing(tmp_path, cli):
     F.write_run(tmp_path / "base")
-    proc = cli("postflight", "verify", "--base-dir", str(tmp_path / "base"), "--no-smoke", "--select", "CHAT",
-               "--format", "json", cwd=tmp_path)
+    proc = cli(
+        "postflight",
+        "verify",
+        "--base-dir",
+        str(tmp_path / "base"),
+        "--no-smoke",
+        "--select",
+        "CHAT",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
     doc = json.loads(proc.stdout)
     assert "chat_smoke" not in doc and {c["status"] for c in doc["checks"]} == {"skip"}
 
@@ -178,15 +201,20 @@ def test_checkout_from_the_run_ledger_runs_without_flags(tmp_path):
     """`preflight sbatch` recorded the checkout; postflight --smoke finds it and its .venv itself."""
     F.write_current_run(tmp_path / "base")
     checkout = F.write_checkout(tmp_path / "src" / "nanochat", venv_python=sys.executable)
-    ledger = {"schema_version": 1, "job_id": "4242", "cwd": str(tmp_path),
-              "profile": {"name": "current", "reason": "test", "checkout": str(checkout)},
-              "expected": {"base_dir": str(tmp_path / "base"), "phases": ["base", "sft"]}}
+    ledger = {
+        "schema_version": 1,
+        "job_id": "4242",
+        "cwd": str(tmp_path),
+        "profile": {"name": "current", "reason": "test", "checkout": str(checkout)},
+        "expected": {"base_dir": str(tmp_path / "base"), "phases": ["base", "sft"]},
+    }
     (tmp_path / ".preflight" / "jobs").mkdir(parents=True)
     (tmp_path / ".preflight" / "jobs" / "4242.json").write_text(json.dumps(ledger))
     r = run_scenario(Scenario(stage="post", job_id="4242", env={}, config={"smoke": True}), tmp_path, select=["CHAT"])
     checks = {c.code: c for c in r.checks}
-    assert checks["CHAT001"].status is Status.PASS and checks["CHAT002"].status is Status.PASS, \
-        [(c.code, c.status, c.reason) for c in r.checks]
+    assert checks["CHAT001"].status is Status.PASS and checks["CHAT002"].status is Status.PASS, [
+        (c.code, c.status, c.reason) for c in r.checks
+    ]
 
 
 def test_the_scripts_checkout_is_found_and_a_non_checkout_is_refused(tmp_path):
@@ -198,8 +226,9 @@ def test_the_scripts_checkout_is_found_and_a_non_checkout_is_refused(tmp_path):
     ctx = Context(load_config({}, cwd=checkout), inputs=RunInputs(stage="post", cwd=checkout), environ={})
     assert find_checkout(ctx) == (checkout, "the script's checkout")
     assert find_python(ctx, checkout) == (str(checkout / ".venv/bin/python"), "the checkout's .venv")
-    ctx = Context(load_config({"checkout": str(tmp_path)}, cwd=tmp_path), inputs=RunInputs(stage="post", cwd=tmp_path),
-                  environ={})
+    ctx = Context(
+        load_config({"checkout": str(tmp_path)}, cwd=tmp_path), inputs=RunInputs(stage="post", cwd=tmp_path), environ={}
+    )
     found, why = find_checkout(ctx)
     assert found is None and "has no nanochat/checkpoint_manager.py" in why
 

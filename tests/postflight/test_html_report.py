@@ -16,14 +16,31 @@ from tests.browser import Browser, artifacts_dir, install_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH = ("torch.OutOfMemoryError", "CUDA out of memory. Tried to allocate 2.00 GiB")
-HOSTILE = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
 
 def verify_html(tmp_path, log, *extra, name="report.html"):
     out = tmp_path / name
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), *extra,
-                        "-f", "html", "-o", str(out)], capture_output=True, text=True, cwd=tmp_path, env=env)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "preflight.postflight_entry",
+            "verify",
+            "--log",
+            str(log),
+            *extra,
+            "-f",
+            "html",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert p.returncode in (0, 1), p.stderr
     assert "Traceback" not in p.stderr
     return out
@@ -47,26 +64,29 @@ def test_page_is_self_contained_and_shows_where_a_phase_stopped(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in page
     assert not re.search(r"""\b(?:src|href)\s*=|<script|<link|@import|url\(""", page, re.I)  # nothing to fetch or run
     assert re.findall(r'<section class="phase-chart" data-phase="(\w+)"', page) == ["base", "mid", "sft"]
-    sft = page[page.index('data-phase="sft"'):]
+    sft = page[page.index('data-phase="sft"') :]
     assert "stopped at step 149 of 600" in sft and 'class="s-failed"' in sft
     assert "crashed (out of memory)" in page
     assert len(page) < 2 << 20
 
 
 def test_hostile_log_text_is_escaped(tmp_path):
-    text = F.run_log(per_phase={"base": {"run": HOSTILE},
-                                "mid": {"crash": ("ValueError", HOSTILE), "crash_at": "setup"}})
+    text = F.run_log(
+        per_phase={"base": {"run": HOSTILE}, "mid": {"crash": ("ValueError", HOSTILE), "crash_at": "setup"}}
+    )
     page = verify_html(tmp_path, F.write_log(tmp_path / "x<b>y.out", text)).read_text()
     assert "<script" not in page and "<img" not in page and "<b>y" not in page
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
 
 
 def test_a_run_with_one_step_or_none(tmp_path):
-    text = F.run_log(phases=("base", "mid"), per_phase={"base": {"steps": 1, "planned": 1},
-                                                       "mid": {"crash": CRASH, "crash_at": "setup"}})
+    text = F.run_log(
+        phases=("base", "mid"),
+        per_phase={"base": {"steps": 1, "planned": 1}, "mid": {"crash": CRASH, "crash_at": "setup"}},
+    )
     page = verify_html(tmp_path, F.write_log(tmp_path / "run.out", text)).read_text()
     assert re.findall(r'data-phase="(\w+)" id=', page) == ["base", "mid"]
-    mid = page[page.index('data-phase="mid" id='):]
+    mid = page[page.index('data-phase="mid" id=') :]
     assert "no training step logged" in mid and "no points logged" in mid
 
 
@@ -83,7 +103,7 @@ def test_a_million_step_lines_stay_small(tmp_path):
     from preflight.series import Attempt, PhaseSeries, RunSeries, SegmentPoints
 
     pts = SegmentPoints()
-    n = 10 ** 6
+    n = 10**6
     for s in range(n):
         pts.add(s, 3.0 - s / n + (s % 7) * 0.01, 1.0, 480.0, 1.09e6 + s % 999, 48.0)
     result = RunResult(stage="post", checks=[])
@@ -96,8 +116,16 @@ def test_a_million_step_lines_stay_small(tmp_path):
 
 def test_rendered_in_chromium(tmp_path, chromium):
     report = verify_html(tmp_path, killed_sft_log(tmp_path))
-    hostile = verify_html(tmp_path, F.write_log(tmp_path / "h.out", F.run_log(per_phase={
-        "base": {"run": HOSTILE}, "sft": {"crash": ("ValueError", HOSTILE), "crash_at": "setup"}})), name="hostile.html")
+    hostile = verify_html(
+        tmp_path,
+        F.write_log(
+            tmp_path / "h.out",
+            F.run_log(
+                per_phase={"base": {"run": HOSTILE}, "sft": {"crash": ("ValueError", HOSTILE), "crash_at": "setup"}}
+            ),
+        ),
+        name="hostile.html",
+    )
     with Browser(chromium) as browser:
         page = browser.open(report.as_uri())
         shot = page.screenshot(artifacts_dir() / "postflight-report-sft-killed.png")

@@ -35,7 +35,9 @@ def test_index_finds_phases_steps_saves(tmp_path, era):
 
 
 def test_traceback_attributed_and_line_exact(tmp_path):
-    text = F.run_log(per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"}, "sft": {"crash": CASCADE, "crash_at": "setup"}})
+    text = F.run_log(
+        per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"}, "sft": {"crash": CASCADE, "crash_at": "setup"}}
+    )
     log = F.write_log(tmp_path / "run.out", text)
     tbs = index_log(log).tracebacks
     assert [(t.script, t.exc_type) for t in tbs] == [("mid_train", OFFLINE[0]), ("chat_sft", "FileNotFoundError")]
@@ -51,7 +53,11 @@ def test_rank_prefixed_tracebacks_deduplicated(tmp_path):
 
 
 def test_ansi_crlf_and_invalid_utf8(tmp_path):
-    raw = ("Overriding: run = dummy\r\n" + F.logger_line("nanochat.common", "Distributed world size: \x1b[1m8\x1b[0m") + "\r\n").encode()
+    raw = (
+        "Overriding: run = dummy\r\n"
+        + F.logger_line("nanochat.common", "Distributed world size: \x1b[1m8\x1b[0m")
+        + "\r\n"
+    ).encode()
     raw += b"\xff\xfe garbage \xc3\x28\n" + F.step_line("base", 0, 10).encode() + b"\r\n"
     ix = index_log(F.write_log(tmp_path / "x.log", raw))
     seg = ix.segments[0]
@@ -69,7 +75,9 @@ def test_50mb_single_line_memory_flat(tmp_path):
     with open(path, "wb") as f:
         f.write(b"Overriding: run = dummy\n")
         f.write(b"x" * (50 << 20))
-        f.write(b"\nstep 00001/00010 (10.00%) | loss: 3.0 | lrm: 1.00 | dt: 1.00ms | tok/sec: 1 | mfu: 1.00 | total time: 0.01m\n")
+        f.write(
+            b"\nstep 00001/00010 (10.00%) | loss: 3.0 | lrm: 1.00 | dt: 1.00ms | tok/sec: 1 | mfu: 1.00 | total time: 0.01m\n"
+        )
     ix = index_log(path)
     assert ix.long_lines == 1 and ix.lines == 3
     assert ix.segments[0].last_step.step == 1 and ix.segments[0].last_step.line == 3
@@ -83,11 +91,16 @@ def test_missing_named_log_is_a_finding(tmp_path):
 def test_malicious_pickle_never_executed(tmp_path):
     marker = tmp_path / "PWNED"
     F.write_run(tmp_path / "base")
-    for p in [tmp_path / "base/chatsft_checkpoints/d2/model_000009.pt", tmp_path / "base/mid_checkpoints/d2/model_000012.pt"]:
+    for p in [
+        tmp_path / "base/chatsft_checkpoints/d2/model_000009.pt",
+        tmp_path / "base/mid_checkpoints/d2/model_000012.pt",
+    ]:
         p.unlink()
     F.malicious_torch_zip(tmp_path / "base/chatsft_checkpoints/d2/model_000009.pt", marker)
     (tmp_path / "base/mid_checkpoints/d2/model_000012.pt").write_bytes(F.malicious_pickle(marker))
-    r = run_scenario(_post(tmp_path, base_dir="base", config={"deep": True, "smoke": True}), tmp_path, select=["CK", "CHAT"])
+    r = run_scenario(
+        _post(tmp_path, base_dir="base", config={"deep": True, "smoke": True}), tmp_path, select=["CK", "CHAT"]
+    )
     unsafe = next(c for c in r.checks if c.name == "checkpoint-unsafe")
     assert len(unsafe.findings) == 2
     assert not marker.exists()
@@ -124,7 +137,9 @@ def test_unreadable_base_dir_is_a_finding(tmp_path):
 
 def test_verdict_and_resume_after_offline_mid_cascade(tmp_path):
     F.write_run(tmp_path / "base", phases=("base",), report=False)
-    text = F.run_log(per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"}, "sft": {"crash": CASCADE, "crash_at": "setup"}})
+    text = F.run_log(
+        per_phase={"mid": {"crash": OFFLINE, "crash_at": "setup"}, "sft": {"crash": CASCADE, "crash_at": "setup"}}
+    )
     F.write_log(tmp_path / "run.out", text)
     ctx = _post(tmp_path, base_dir="base", logs=["run.out"]).context(tmp_path)
     phases = ctx.get("phases")
@@ -140,8 +155,13 @@ def test_verdict_and_resume_after_offline_mid_cascade(tmp_path):
 
 def test_resume_from_partial_base(tmp_path):
     F.write_run(tmp_path / "base", phases=("base",), report=False)
-    F.write_log(tmp_path / "run.out", F.run_log(phases=("base",), per_phase={"base": {"planned": 40}}, cancel_after="base"))
+    F.write_log(
+        tmp_path / "run.out", F.run_log(phases=("base",), per_phase={"base": {"planned": 40}}, cancel_after="base")
+    )
     ctx = _post(tmp_path, base_dir="base", logs=["run.out"]).context(tmp_path)
     assert ctx.get("phases").get("base").status == "partial"
     cmd = ctx.get("resume").commands[0]
-    assert cmd == "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --run=dummy --depth=2 --resume_from_step=20"
+    assert (
+        cmd
+        == "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --run=dummy --depth=2 --resume_from_step=20"
+    )

@@ -26,8 +26,10 @@ def test_sigkilled_rank_on_node2_is_the_cause_and_gloo_peer_loss_a_cascade():
     assert [f.rank for f in rep.cascades] == [0]
     assert rep.first_node == "node2"  # srun saw node2's task end first
     msg = ranks.describe(rep, "base")
-    assert msg.startswith("rank 1 on node2 failed first in base (line 108): exit -9 (SIGKILL): killed from outside, "
-                          "most often by the out-of-memory killer; rank 0 then failed because of it"), msg
+    assert msg.startswith(
+        "rank 1 on node2 failed first in base (line 108): exit -9 (SIGKILL): killed from outside, "
+        "most often by the out-of-memory killer; rank 0 then failed because of it"
+    ), msg
 
 
 def test_nccl_watchdog_timeouts_are_consequences_of_the_oom_on_one_rank():
@@ -40,17 +42,22 @@ def test_nccl_watchdog_timeouts_are_consequences_of_the_oom_on_one_rank():
 
 
 def test_a_single_process_crash_is_not_a_distributed_failure():
-    rep = ranks.analyze(enumerate(["Traceback (most recent call last):", '  File "x.py", line 1', "ValueError: boom"], 1))
+    rep = ranks.analyze(
+        enumerate(["Traceback (most recent call last):", '  File "x.py", line 1', "ValueError: boom"], 1)
+    )
     assert not rep.distributed() and rep.root is None
 
 
 def test_postflight_names_the_rank_and_node(tmp_path):
-    for name, expected, cascades in (("crash_sigkill.out", "rank 1 on node2 failed first in base", [0]),
-                                     ("nccl_oom_cascade.out", "rank 13 on gpu-node-018 failed first", [0, 2, 9])):
+    for name, expected, cascades in (
+        ("crash_sigkill.out", "rank 1 on node2 failed first in base", [0]),
+        ("nccl_oom_cascade.out", "rank 13 on gpu-node-018 failed first", [0, 2, 9]),
+    ):
         log = tmp_path / name
         log.write_text((FIX / name).read_text())
-        result = run_scenario(Scenario(env={"HOME": "{tmp}/home"}, stage="post", logs=[name]), tmp_path,
-                              select=["LOG020"])
+        result = run_scenario(
+            Scenario(env={"HOME": "{tmp}/home"}, stage="post", logs=[name]), tmp_path, select=["LOG020"]
+        )
         (check,) = result.checks
         assert check.status is Status.FAIL, check.reason
         (finding,) = check.findings
@@ -60,13 +67,19 @@ def test_postflight_names_the_rank_and_node(tmp_path):
 def test_a_failed_step_in_a_completed_job_names_its_nodes(tmp_path):
     from preflight.jobinfo import JobInfo
 
-    steps = [{"JobID": "77.batch", "JobName": "batch", "State": "COMPLETED", "ExitCode": "0:0", "NodeList": "node1"},
-             {"JobID": "77.0", "JobName": "torchrun", "State": "FAILED", "ExitCode": "1:0", "NodeList": "node[1-2]"}]
-    result = run_scenario(Scenario(env={}, stage="post", facts={"job": JobInfo(job_id="77", state="COMPLETED"),
-                                                                "job_steps": steps}), tmp_path, select=["JOB005"])
+    steps = [
+        {"JobID": "77.batch", "JobName": "batch", "State": "COMPLETED", "ExitCode": "0:0", "NodeList": "node1"},
+        {"JobID": "77.0", "JobName": "torchrun", "State": "FAILED", "ExitCode": "1:0", "NodeList": "node[1-2]"},
+    ]
+    result = run_scenario(
+        Scenario(env={}, stage="post", facts={"job": JobInfo(job_id="77", state="COMPLETED"), "job_steps": steps}),
+        tmp_path,
+        select=["JOB005"],
+    )
     (finding,) = result.checks[0].findings
-    assert finding.message == ("step 77.0 (torchrun) ended FAILED with exit 1:0 on node[1-2]; the job itself "
-                               "reports COMPLETED")
+    assert finding.message == (
+        "step 77.0 (torchrun) ended FAILED with exit 1:0 on node[1-2]; the job itself reports COMPLETED"
+    )
 
 
 def test_resume_plan_of_a_two_node_job_launches_across_nodes(tmp_path):
@@ -78,6 +91,8 @@ def test_resume_plan_of_a_two_node_job_launches_across_nodes(tmp_path):
     ctx = Scenario(env={"HOME": "{tmp}/home"}, stage="post", logs=["job.out"], facts={"job": job}).context(tmp_path)
     plan = ctx.get("resume").to_json()
     base = next(c for c in plan["commands"] if "nanochat.base_train" in c)
-    assert base.startswith("srun --nodes=2 --ntasks-per-node=1 torchrun --nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d")
+    assert base.startswith(
+        "srun --nodes=2 --ntasks-per-node=1 torchrun --nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d"
+    )
     assert "the job ran on 2 nodes" in plan["note"]
     assert not [f for f in plan["fixes"] if "another rank" in f]  # the cascade's "fix" is not a step of the plan

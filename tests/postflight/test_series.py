@@ -76,8 +76,10 @@ def test_sampled_points_are_real_lines_and_the_ends_are_exact(tmp_path):
 
 def test_lines_outside_runs_rl_and_validation(tmp_path):
     # validation lines before a run's first step line and after its last (where no run holds them)
-    lines = F.phase_log("base", steps=8, planned=8, save=False) + ["Step 00009 | CORE metric: 0.1",
-                                                                   "Step 00009 | Validation bpb: 0.75"]
+    lines = F.phase_log("base", steps=8, planned=8, save=False) + [
+        "Step 00009 | CORE metric: 0.1",
+        "Step 00009 | Validation bpb: 0.75",
+    ]
     lines += F.phase_log("rl", steps=6, planned=6)  # RL step lines are never in a run
     rs, _ = curves(F.write_log(tmp_path / "x.out", "\n".join(lines) + "\n"))
     assert rs.get("base").val()[1:] == ([0, 8, 9], [1.2345, 1.2345, 0.75])
@@ -86,8 +88,12 @@ def test_lines_outside_runs_rl_and_validation(tmp_path):
 
 def test_numbers_that_only_look_like_numbers(tmp_path):
     good = F.step_line("base", 1, 4, 3.4)
-    lines = [F.step_line("base", 0, 4, "1.2.3"), good.replace("dt: 480.12ms", "dt: 4.8.0ms"), F.step_line("base", 2, 4, "nan"),
-             F.step_line("base", 3, 4, 3.2)]
+    lines = [
+        F.step_line("base", 0, 4, "1.2.3"),
+        good.replace("dt: 480.12ms", "dt: 4.8.0ms"),
+        F.step_line("base", 2, 4, "nan"),
+        F.step_line("base", 3, 4, 3.2),
+    ]
     rs, _ = curves(F.write_log(tmp_path / "x.out", "\n".join(lines) + "\n"))
     ps = rs.get("base")
     assert ps.column("loss") == ([1, 3], [3.4, 3.2])  # unreadable and non-finite losses are no points
@@ -95,7 +101,7 @@ def test_numbers_that_only_look_like_numbers(tmp_path):
 
 
 def test_downsample_keeps_envelopes_and_spikes():
-    n = 10 ** 6
+    n = 10**6
     xs = list(range(n))
     ys = [3.0 - x / n for x in xs]
     ys[654_321] = 99.0  # one spike among a million points
@@ -124,9 +130,11 @@ def test_downsample_numpy_and_python_agree(monkeypatch):
 
 def test_text_verdict_of_an_ordinary_log_imports_no_numpy(tmp_path):
     log = F.write_log(tmp_path / "run.out", F.run_log())
-    code = ("import sys; from preflight.cli import postflight_main; sys.argv = ['postflight', 'verify', '--log', "
-            f"{str(log)!r}, '--no-color']\ntry: postflight_main()\nexcept SystemExit: pass\n"
-            "print('numpy' in sys.modules, file=sys.stderr)")
+    code = (
+        "import sys; from preflight.cli import postflight_main; sys.argv = ['postflight', 'verify', '--log', "
+        f"{str(log)!r}, '--no-color']\ntry: postflight_main()\nexcept SystemExit: pass\n"
+        "print('numpy' in sys.modules, file=sys.stderr)"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=_env())
     assert "▁" in p.stdout and p.stderr.strip().splitlines()[-1] == "False", p.stderr
 
@@ -140,23 +148,39 @@ def test_sparklines():
 
 def test_text_markdown_json_verdicts(tmp_path):
     log = F.write_log(tmp_path / "run.out", F.run_log())
+
     def verify(fmt):
-        p = subprocess.run([sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), "-f", fmt,
-                            "--no-color"], capture_output=True, text=True, cwd=tmp_path, env=_env())
+        p = subprocess.run(
+            [sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), "-f", fmt, "--no-color"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=_env(),
+        )
         assert p.returncode in (0, 1), p.stderr
         return p.stdout
+
     text = verify("text")
     row = next(line for line in text.splitlines() if line.startswith("base "))
     spark = re.search(r"3\.50 ([▁▂▃▄▅▆▇█]{16}) 3\.31", row).group(1)  # first loss, shape, last loss
     assert spark[0] == "█" and spark[-1] == "▁" and list(spark) == sorted(spark, reverse=True) and "done" in row
-    assert next(line for line in text.splitlines() if line.startswith("phase ")).split()[:3] == ["phase", "status", "loss"]
+    assert next(line for line in text.splitlines() if line.startswith("phase ")).split()[:3] == [
+        "phase",
+        "status",
+        "loss",
+    ]
     md = verify("markdown")
     assert "| Phase | Status | Loss | Cause |" in md and "| sft | done | 3.50 " in md
     doc = json.loads(verify("json"))
     assert "series" not in doc  # the machine formats are unchanged
     summary = tmp_path / "summary.md"  # GitHub's step summary: the markdown verdict, sparklines included
-    p = subprocess.run([sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), "-f", "github"],
-                       capture_output=True, text=True, cwd=tmp_path, env=dict(_env(), GITHUB_STEP_SUMMARY=str(summary)))
+    p = subprocess.run(
+        [sys.executable, "-m", "preflight.postflight_entry", "verify", "--log", str(log), "-f", "github"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(_env(), GITHUB_STEP_SUMMARY=str(summary)),
+    )
     assert p.returncode in (0, 1) and "| Phase | Status | Loss | Cause |" in summary.read_text()
 
 
@@ -177,7 +201,12 @@ def test_timeline_from_dt():
     pts = SegmentPoints()
     for s in range(10):
         pts.add(s, 3.0, dt=500.0)
-    rs = RunSeries([PhaseSeries("base", [Attempt("x", 1, pts, 10, 0, 9)]), PhaseSeries("sft", [Attempt("x", 9, SegmentPoints(), 3, 0, 2)])])
+    rs = RunSeries(
+        [
+            PhaseSeries("base", [Attempt("x", 1, pts, 10, 0, 9)]),
+            PhaseSeries("sft", [Attempt("x", 9, SegmentPoints(), 3, 0, 2)]),
+        ]
+    )
     assert phase_timeline(rs) == [("base", 0.0, 5.0), ("sft", None, None)]
     assert loss_sparkline(rs.get("base"), 4) == "3.00 ▄▄▄▄ 3.00"
 
@@ -187,7 +216,10 @@ def test_live_line(tmp_path):
     assert live_line(str(log)) is None  # not written yet
     log.write_text("Autodetected device type: cuda\n")
     assert live_line(str(log)) is None
-    log.write_text("".join(F.step_line("base", s, 21400, 3.5 - s / 100) + "\n" for s in range(13)) + "Step 00012 | Validation bpb: 1.1\n")
+    log.write_text(
+        "".join(F.step_line("base", s, 21400, 3.5 - s / 100) + "\n" for s in range(13))
+        + "Step 00012 | Validation bpb: 1.1\n"
+    )
     assert live_line(str(log)) == "base step 12/21400 · loss 3.3800 · 1.09M tok/s · ETA 2h51m"
     with log.open("a") as f:  # mid lines carry no total: it comes from the percentage
         f.write("\x1b[32m[rank0]: " + F.step_line("mid", 100, 800, 2.0) + "\n")

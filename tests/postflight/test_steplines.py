@@ -18,14 +18,36 @@ from preflight.logindex import index_log
 ROOT = Path(__file__).resolve().parents[2]
 VAL = "Step 00250 | Validation bpb: 0.8123\n"
 PIECES = [
-    F.step_line("base", 5, 10) + "\n", F.step_line("mid", 5, 10) + "\n", F.step_line("sft", 5, 10) + "\n",
-    F.step_line("sft", 5, 10) + "\r\n", VAL, "Step 00005 | Validation loss: 1.2\r\n", "Step 00005 | Validation bpb: nan\n",
-    "Step 00005 | Validation bpb: 0.5 \n", "Step 5 | CORE metric: 0.1\n", "Step 1/2 | Training loss\n",
-    "Step 5/9 | Training loss: 1.0|\n", "Step 0012/00701 | Training loss\n", "Step 00012/0070a | Training loss: 1|\n",
-    "Step 1/9 | Average reward: 0.25\n", "step \n", "step", "Step ", "x\n", "\n", "\r", "\x1b[32m", "\xff",
-    "Traceback (most recent call last):\n", '  File "/x/scripts/base_train.py", line 3, in <module>\n',
-    "torch.OutOfMemoryError: CUDA out of memory\n", "[rank0]: ", "Overriding: run = x\n", "Autodetected device type: cuda\n",
-    "Saved model parameters to: /b/base_checkpoints/d2/model_000020.pt\n", "=== phase: mid ===\n",
+    F.step_line("base", 5, 10) + "\n",
+    F.step_line("mid", 5, 10) + "\n",
+    F.step_line("sft", 5, 10) + "\n",
+    F.step_line("sft", 5, 10) + "\r\n",
+    VAL,
+    "Step 00005 | Validation loss: 1.2\r\n",
+    "Step 00005 | Validation bpb: nan\n",
+    "Step 00005 | Validation bpb: 0.5 \n",
+    "Step 5 | CORE metric: 0.1\n",
+    "Step 1/2 | Training loss\n",
+    "Step 5/9 | Training loss: 1.0|\n",
+    "Step 0012/00701 | Training loss\n",
+    "Step 00012/0070a | Training loss: 1|\n",
+    "Step 1/9 | Average reward: 0.25\n",
+    "step \n",
+    "step",
+    "Step ",
+    "x\n",
+    "\n",
+    "\r",
+    "\x1b[32m",
+    "\xff",
+    "Traceback (most recent call last):\n",
+    '  File "/x/scripts/base_train.py", line 3, in <module>\n',
+    "torch.OutOfMemoryError: CUDA out of memory\n",
+    "[rank0]: ",
+    "Overriding: run = x\n",
+    "Autodetected device type: cuda\n",
+    "Saved model parameters to: /b/base_checkpoints/d2/model_000020.pt\n",
+    "=== phase: mid ===\n",
 ]
 logs = st.lists(st.sampled_from(PIECES), max_size=120).map(lambda xs: "".join(xs).encode("utf-8", "surrogatepass"))
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -46,8 +68,11 @@ def test_regex_and_numpy_finders_agree(data, max_lines, skip_lines):
 
 
 def same_index(a, b) -> bool:
-    return (json.dumps(a.to_json(), default=str) == json.dumps(b.to_json(), default=str)
-            and (a.long_lines, a.binary, a.error) == (b.long_lines, b.binary, b.error))
+    return json.dumps(a.to_json(), default=str) == json.dumps(b.to_json(), default=str) and (
+        a.long_lines,
+        a.binary,
+        a.error,
+    ) == (b.long_lines, b.binary, b.error)
 
 
 @SETTINGS
@@ -66,8 +91,11 @@ def test_index_is_the_same_with_numpy(tmp_path_factory, data, chunk):
 def mixed_log(tmp_path: Path) -> Path:
     """Every era's pipeline, a traceback, a 20 KB line and NaN steps: cut into many 4 KB chunks."""
     parts = [F.run_log(era=era) for era in ("classic", "argparse", "no-mid", "current")]
-    parts.insert(2, "Traceback (most recent call last):\n  File \"/x/scripts/mid_train.py\", line 9, in <module>\n"
-                    "torch.OutOfMemoryError: CUDA out of memory\n" + "x" * 20000 + "\n")
+    parts.insert(
+        2,
+        'Traceback (most recent call last):\n  File "/x/scripts/mid_train.py", line 9, in <module>\n'
+        "torch.OutOfMemoryError: CUDA out of memory\n" + "x" * 20000 + "\n",
+    )
     parts.append("\n".join(F.step_line("base", s, 900, loss="nan" if s > 800 else 3.0) for s in range(900)) + "\n")
     return F.write_log(tmp_path / "mixed.log", "".join(parts))
 
@@ -129,13 +157,14 @@ def test_validation_lines_do_not_cut_a_run(tmp_path):
     path = F.write_log(tmp_path / "base.log", "Overriding: depth = 2\n" + "\n".join(lines) + "\n")
     for vector in (False, True):
         idx = index_log(path, vector=vector)
-        seg, = idx.segments
+        (seg,) = idx.segments
         assert seg.step_lines == 1000  # validation lines are not steps
         assert (seg.first_step.step, seg.last_step.step) == (0, 999)
         assert seg.last_step.line == 1 + len(lines) - 1  # the last step line, not the validation after it
         assert idx.lines == 1 + len(lines)
-        assert steplines.runs_regex(path.read_bytes(), 0, path.stat().st_size) \
-            == steplines.runs_numpy(path.read_bytes(), 0, path.stat().st_size)
+        assert steplines.runs_regex(path.read_bytes(), 0, path.stat().st_size) == steplines.runs_numpy(
+            path.read_bytes(), 0, path.stat().st_size
+        )
 
 
 def test_a_nan_validation_line_inside_a_run_is_still_found(tmp_path):
@@ -143,7 +172,7 @@ def test_a_nan_validation_line_inside_a_run_is_still_found(tmp_path):
     lines.insert(20, "Step 00020 | Validation bpb: nan")
     path = F.write_log(tmp_path / "nan.log", "\n".join(lines) + "\n")
     for vector in (False, True):
-        seg, = index_log(path, vector=vector).segments
+        (seg,) = index_log(path, vector=vector).segments
         assert seg.nan_loss is not None and seg.nan_loss.line == 21
         assert seg.step_lines == 50
 
@@ -173,8 +202,11 @@ def test_small_logs_do_not_import_numpy_and_large_ones_do(tmp_path):
     large = tmp_path / "large.log"
     block = F.run_log().encode()
     large.write_bytes(block * (steplines.NUMPY_MIN_LOG // len(block) + 1))
-    code = ("import sys; from preflight.logindex import index_log; index_log(sys.argv[1]); "
-            "print('numpy' in sys.modules)")
-    seen = [subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, cwd=ROOT,
-                           check=True).stdout.strip() for p in (small, large)]
+    code = "import sys; from preflight.logindex import index_log; index_log(sys.argv[1]); print('numpy' in sys.modules)"
+    seen = [
+        subprocess.run(
+            [sys.executable, "-c", code, str(p)], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout.strip()
+        for p in (small, large)
+    ]
     assert seen == ["False", "True"]

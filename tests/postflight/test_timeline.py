@@ -21,8 +21,14 @@ def verify(cwd: Path, *args: str) -> tuple[dict, str, int]:
     """`postflight verify ... --format json` as a user runs it; (report, stderr, exit code)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     env.pop("NANOCHAT_BASE_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "preflight.postflight_entry", "verify", *args, "--format", "json"],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "preflight.postflight_entry", "verify", *args, "--format", "json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return json.loads(proc.stdout), proc.stderr, proc.returncode
 
@@ -30,8 +36,14 @@ def verify(cwd: Path, *args: str) -> tuple[dict, str, int]:
 def text_report(cwd: Path, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "400"}
     env.pop("NANOCHAT_BASE_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "preflight.postflight_entry", "verify", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "preflight.postflight_entry", "verify", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.stdout
 
@@ -79,8 +91,11 @@ def test_seed_out_and_err_name_the_datasets(tmp_path):
     cascades = findings(report, "LOG004")
     assert {f["data"]["root_phase"] for f in cascades} == {"mid", "sft"}
     dummy = findings(report, "LOG001")
-    assert all("NOT the cause" in f["message"] and "smol-smoltalk" in f["message"]
-               for f in dummy if f["data"]["phase"] == "mid")
+    assert all(
+        "NOT the cause" in f["message"] and "smol-smoltalk" in f["message"]
+        for f in dummy
+        if f["data"]["phase"] == "mid"
+    )
     text = text_report(tmp_path, "--log", "76324.out")
     assert "also read" in text and "76324.err" in text
 
@@ -101,21 +116,25 @@ def test_index_folds_ranks_and_chains(tmp_path):
     p.write_text(L.seed_err())
     ix = index_log(p)
     tbs = [t for t in ix.tracebacks if not t.wrapper]
-    assert [(t.script, t.ranks) for t in tbs] == [(s, list(range(8))) for s in
-                                                   ("mid_train", "chat_eval", "chat_sft", "chat_eval")]
+    assert [(t.script, t.ranks) for t in tbs] == [
+        (s, list(range(8))) for s in ("mid_train", "chat_eval", "chat_sft", "chat_eval")
+    ]
     assert tbs[0].chain and tbs[0].chain[0][0] == "huggingface_hub.errors.LocalEntryNotFoundError"
     failed = [s.failed_marker.data for s in ix.segments if s.failed_marker]
     assert [d["script"] for d in failed] == ["mid_train", "chat_eval", "chat_sft", "chat_eval"]
     assert all(d["exitcode"] == 1 for d in failed)
 
 
-@pytest.mark.parametrize("header,phase", [
-    ("[3/5] Midtraining (teaching conversation format)...", "mid"),
-    ("=== SFT ===", "sft"),
-    ("## Stage 2: base model pretraining", "base"),
-    ("[1/7] Training tokenizer...", "tokenizer"),
-    ("===== chat_rl =====", "rl"),
-])
+@pytest.mark.parametrize(
+    "header,phase",
+    [
+        ("[3/5] Midtraining (teaching conversation format)...", "mid"),
+        ("=== SFT ===", "sft"),
+        ("## Stage 2: base model pretraining", "base"),
+        ("[1/7] Training tokenizer...", "tokenizer"),
+        ("===== chat_rl =====", "rl"),
+    ],
+)
 def test_echo_headers_open_their_phase(tmp_path, header, phase):
     p = tmp_path / "h.out"
     p.write_text(f"{header}\nAutodetected device type: cuda\n")
@@ -141,8 +160,10 @@ def test_hostile_stderr_paths_are_not_read(tmp_path):
     outside = tmp_path / "secret.err"
     outside.write_text(L.seed_err())
     script = job / "job.sbatch"
-    script.write_text("#!/bin/bash\n#SBATCH --output=%j.out\n#SBATCH --error=../secret.err\n"
-                      "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --run=dummy\n")
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --output=%j.out\n#SBATCH --error=../secret.err\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --run=dummy\n"
+    )
     report, _, _ = verify(job, "--log", "7.out", "--script", "job.sbatch")
     assert "smol-smoltalk" not in phases(report)["mid"]["cause"]
     streams = report["timeline"]["streams"]
@@ -152,7 +173,7 @@ def test_hostile_stderr_paths_are_not_read(tmp_path):
 def test_many_identical_tracebacks_fold(tmp_path):
     one = "\n".join(L.missing_ckpt("chat_eval", "chatsft_checkpoints")[0])
     p = tmp_path / "many.err"
-    p.write_text((one + "\n") * 10_000 + "Traceback (most recent call last):\n  File \"/x/scripts/chat_sft.py\"")
+    p.write_text((one + "\n") * 10_000 + 'Traceback (most recent call last):\n  File "/x/scripts/chat_sft.py"')
     ix = index_log(p)
     assert len(ix.tracebacks) == 2 and ix.tracebacks[0].copies == 10_000
 

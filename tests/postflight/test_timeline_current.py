@@ -43,7 +43,11 @@ def test_current_sft_dies_offline_and_later_steps_cascade(tmp_path):
     base = _base_dir(tmp_path, ("base",))
     (tmp_path / "run.out").write_text("\n".join(L.current_base(str(base), 20) + L.current_start()) + "\n")
     err = L.TORCHRUN_START + L.ranked(L.current_sft_offline()) + L.child_failed("scripts.chat_sft")
-    err += L.TORCHRUN_START + L.ranked(L.missing_ckpt("chat_eval", "chatsft_checkpoints")) + L.child_failed("scripts.chat_eval")
+    err += (
+        L.TORCHRUN_START
+        + L.ranked(L.missing_ckpt("chat_eval", "chatsft_checkpoints"))
+        + L.child_failed("scripts.chat_eval")
+    )
     (tmp_path / "run.err").write_text("\n".join(err) + "\n")
     report, _, code = verify(tmp_path, "--log", "run.out", "--base-dir", "base")
     assert report["profile"]["name"] == "current"
@@ -52,7 +56,9 @@ def test_current_sft_dies_offline_and_later_steps_cascade(tmp_path):
     assert ph["sft"]["status"] == "failed" and "HuggingFaceTB/smol-smoltalk" in ph["sft"]["cause"]
     assert "died during setup" in ph["sft"]["cause"]
     crashed = findings(report, "LOG002")
-    assert len(crashed) == 1 and crashed[0]["data"]["phase"] == "sft" and crashed[0]["data"]["class"] == "offline dataset"
+    assert (
+        len(crashed) == 1 and crashed[0]["data"]["phase"] == "sft" and crashed[0]["data"]["class"] == "offline dataset"
+    )
     assert "task_data" in crashed[0]["fix"]
     assert [f["data"]["root_phase"] for f in findings(report, "LOG004")] == ["sft"]
     assert report["resume"]["phase"] == "sft"
@@ -65,7 +71,9 @@ def test_current_base_killed_at_time_limit(tmp_path):
     (base / "base_data_climbmix").mkdir(parents=True)
     F.write_tokenizer(base)
     lines = L.current_base(str(base), 400, steps=137)
-    lines.append("slurmstepd: error: *** JOB 4242 ON gpu-node-01 CANCELLED AT 2026-07-03T12:00:00 DUE TO TIME LIMIT ***")
+    lines.append(
+        "slurmstepd: error: *** JOB 4242 ON gpu-node-01 CANCELLED AT 2026-07-03T12:00:00 DUE TO TIME LIMIT ***"
+    )
     (tmp_path / "run.out").write_text("\n".join(lines) + "\n")
     report, _, _ = verify(tmp_path, "--log", "run.out", "--base-dir", "base")
     assert report["profile"]["name"] == "current"

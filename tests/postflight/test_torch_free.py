@@ -24,11 +24,12 @@ AUDIT = "\nimport atexit; atexit.register(lambda: print('TORCH_IMPORTED' if 'tor
 
 
 def postflight(*args: str, torch: bool, cwd: Path) -> subprocess.CompletedProcess:
-    code = ("import sys\n" + ("" if torch else WITHOUT_TORCH) + AUDIT + POSTFLIGHT)
+    code = "import sys\n" + ("" if torch else WITHOUT_TORCH) + AUDIT + POSTFLIGHT
     env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     env.pop("PREFLIGHT_DEBUG", None)
-    return subprocess.run([sys.executable, "-c", code, "verify", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, "verify", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def verdicts(p: subprocess.CompletedProcess) -> list[tuple[str, str, str]]:
@@ -60,7 +61,11 @@ def test_same_verdict_without_torch(run_dirs, tmp_path):
     assert "NO_TORCH" in light.stderr and "TORCH_IMPORTED" in full.stderr
     assert light.returncode == full.returncode == 0, light.stdout[-2000:] + light.stderr[-2000:]
     assert verdicts(light) == verdicts(full)
-    assert {n: s for n, s, _ in verdicts(light) if n in ("base", "mid", "sft")} == {"base": "done", "mid": "done", "sft": "done"}
+    assert {n: s for n, s, _ in verdicts(light) if n in ("base", "mid", "sft")} == {
+        "base": "done",
+        "mid": "done",
+        "sft": "done",
+    }
     ck = checks(light)["CK005"]
     assert ck["status"] == "skip"
     assert "nanochat-preflight[torch]" in ck["reason"] and "3 final model file(s) are sound" in ck["reason"]
@@ -73,7 +78,9 @@ def test_truncated_model_is_caught_without_torch(run_dirs, tmp_path):
     base, log = run_dirs
     model = next((base / "mid_checkpoints" / "d2").glob("model_*.pt"))
     F.truncate(model, keep=0.6)
-    p = postflight("--log", str(log), "--base-dir", str(base), "--format", "json", "--no-smoke", torch=False, cwd=tmp_path)
+    p = postflight(
+        "--log", str(log), "--base-dir", str(base), "--format", "json", "--no-smoke", torch=False, cwd=tmp_path
+    )
     assert p.returncode == 1, p.stderr[-2000:]
     ck = checks(p)["CK005"]
     assert ck["status"] == "fail" and str(model) in ck["findings"][0]["message"]
@@ -92,7 +99,9 @@ def test_storage_record_size_mismatch_is_caught_without_torch(run_dirs, tmp_path
             if info.filename.endswith("/data/0"):
                 data = data[: len(data) // 2]
             z.writestr(info, data)
-    light = postflight("--log", str(log), "--base-dir", str(base), "--format", "json", "--no-smoke", torch=False, cwd=tmp_path)
+    light = postflight(
+        "--log", str(log), "--base-dir", str(base), "--format", "json", "--no-smoke", torch=False, cwd=tmp_path
+    )
     msg = checks(light)["CK005"]["findings"][0]["message"]
     assert "storage record data/0 holds" in msg and "its pickle declares" in msg
 
@@ -134,8 +143,14 @@ def test_same_verdict_on_a_real_tiny_run(tmp_path):
     cwd.mkdir()
     env = {**os.environ, "NANOCHAT_BASE_DIR": str(base), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("WANDB_RUN", None)
-    run = subprocess.run(["bash", str(ROOT / "scripts" / "speedrun.sh"), "--tiny"], env=env, cwd=cwd,
-                         capture_output=True, text=True, timeout=1200)
+    run = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "speedrun.sh"), "--tiny"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     log = cwd / "speedrun.log"
     log.write_text(run.stdout + run.stderr)
@@ -143,7 +158,11 @@ def test_same_verdict_on_a_real_tiny_run(tmp_path):
     light, full = (postflight(*args, torch=t, cwd=cwd) for t in (False, True))
     assert "NO_TORCH" in light.stderr and light.returncode == full.returncode == 0, light.stdout[-3000:]
     assert verdicts(light) == verdicts(full)
-    assert {n: s for n, s, _ in verdicts(light) if n in ("base", "mid", "sft")} == {"base": "done", "mid": "done", "sft": "done"}
+    assert {n: s for n, s, _ in verdicts(light) if n in ("base", "mid", "sft")} == {
+        "base": "done",
+        "mid": "done",
+        "sft": "done",
+    }
     by_light, by_full = checks(light), checks(full)
     assert set(by_light) == set(by_full)
     for code in by_full:

@@ -11,7 +11,7 @@ import pytest
 from preflight.checkout import MAX_SOURCE_BYTES, Checkout
 from preflight.testing import Scenario, run_scenario
 
-ARGPARSE = '''import argparse
+ARGPARSE = """import argparse
 parser = argparse.ArgumentParser()
 parser.add_argument("--run", type=str, default="dummy")
 parser.add_argument("--fp8", action="store_true")
@@ -19,8 +19,8 @@ parser.add_argument("--eval-tokens", type=int, default=80*524288)
 parser.add_argument("--save-every", type=int, default=-1)
 parser.add_argument("-i", "--source", type=str, default="sft")
 args = parser.parse_args()
-'''
-CONFIGURATOR = '''import os
+"""
+CONFIGURATOR = """import os
 depth = 20
 target_param_data_ratio = 20
 eval_tokens = 20*524288
@@ -29,7 +29,7 @@ _private = 1
 config_keys = [k for k,v in globals().items() if not k.startswith('_')]
 exec(open(os.path.join('nanochat', 'configurator.py')).read())
 late = 5
-'''
+"""
 
 
 def _checkout(tmp_path: Path, files: dict[str, str | bytes]) -> Checkout:
@@ -65,12 +65,15 @@ def test_script_file_launch_and_missing_entry(tmp_path):
     assert co.entry("scripts.mid_train") is None
 
 
-@pytest.mark.parametrize("content,expect", [
-    ("def f(:\n", "does not parse"),
-    (b"\xff\xfe\x00garbage", "not UTF-8"),
-    ("x = " + "(" * 5000 + "1" + ")" * 5000 + "\n", "could not be parsed"),
-    ("x = 1 + " * 200_000 + "1\n", "could not be parsed"),
-])
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        ("def f(:\n", "does not parse"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        ("x = " + "(" * 5000 + "1" + ")" * 5000 + "\n", "could not be parsed"),
+        ("x = 1 + " * 200_000 + "1\n", "could not be parsed"),
+    ],
+)
 def test_hostile_sources_give_a_note(tmp_path, content, expect):
     ep = _checkout(tmp_path, {"scripts/base_train.py": content}).entry("scripts.base_train")
     assert ep is not None and not ep.ok
@@ -95,8 +98,10 @@ def test_symlink_loop_and_fifo(tmp_path):
 
 def test_hostile_code_is_never_executed(tmp_path):
     marker = tmp_path / "ran"
-    src = f"open({str(marker)!r}, 'w').write('x')\nimport argparse\np = argparse.ArgumentParser()\n" \
-          "p.add_argument('--depth', type=int, default=20)\n"
+    src = (
+        f"open({str(marker)!r}, 'w').write('x')\nimport argparse\np = argparse.ArgumentParser()\n"
+        "p.add_argument('--depth', type=int, default=20)\n"
+    )
     ep = _checkout(tmp_path, {"scripts/base_train.py": src}).entry("scripts.base_train")
     assert ep.ok and "depth" in ep.flags and not marker.exists()
 
@@ -105,16 +110,24 @@ HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=48:00:00\nset -euo pip
 
 
 def _sb010(tmp_path, script, files, **kw):
-    result = run_scenario(Scenario(script=script, env={"HOME": "{tmp}/home"}, files=files, **kw), tmp_path,
-                          select=["SB010"])
+    result = run_scenario(
+        Scenario(script=script, env={"HOME": "{tmp}/home"}, files=files, **kw), tmp_path, select=["SB010"]
+    )
     return [f for c in result.checks for f in c.findings]
 
 
 def test_sb010_names_the_source_and_suggests(tmp_path):
-    files = {"nanochat/nanochat/common.py": "", "nanochat/scripts/chat_sft.py": "",
-             "nanochat/scripts/base_train.py": ARGPARSE}
-    found = _sb010(tmp_path, HEAD + "cd {tmp}/nanochat\ntorchrun --nproc_per_node=8 -m scripts.base_train -- "
-                   "--fp8 --eval-tokens=100 --save_every=5 --sav-every=3\n", files)
+    files = {
+        "nanochat/nanochat/common.py": "",
+        "nanochat/scripts/chat_sft.py": "",
+        "nanochat/scripts/base_train.py": ARGPARSE,
+    }
+    found = _sb010(
+        tmp_path,
+        HEAD + "cd {tmp}/nanochat\ntorchrun --nproc_per_node=8 -m scripts.base_train -- "
+        "--fp8 --eval-tokens=100 --save_every=5 --sav-every=3\n",
+        files,
+    )
     msgs = [f.message for f in found]
     assert len(found) == 2, msgs
     assert "declares `--save-every`" in msgs[0] and found[0].fix == "write --save-every=5"
@@ -122,8 +135,11 @@ def test_sb010_names_the_source_and_suggests(tmp_path):
 
 
 def test_sb010_checkout_option_wins(tmp_path):
-    files = {"elsewhere/nanochat/common.py": "", "elsewhere/scripts/chat_sft.py": "",
-             "elsewhere/scripts/base_train.py": ARGPARSE}
+    files = {
+        "elsewhere/nanochat/common.py": "",
+        "elsewhere/scripts/chat_sft.py": "",
+        "elsewhere/scripts/base_train.py": ARGPARSE,
+    }
     script = HEAD + "torchrun --nproc_per_node=8 -m scripts.base_train -- --fp8 --bogus=1\n"
     found = _sb010(tmp_path, script, files, config={"checkout": "{tmp}/elsewhere"})
     assert [f.message for f in found] and "unknown flag `--bogus`" in found[0].message

@@ -14,25 +14,38 @@ def _check(tmp_path, code, script, **kw):
 
 
 def test_tokenizer_missing_skips_a_job_that_runs_no_nanochat_phase(tmp_path):
-    c = _check(tmp_path, "TOK001", "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\npython my_eval.py --ckpt x\n",
-               config={"base-dir": "{tmp}/base"})
+    c = _check(
+        tmp_path,
+        "TOK001",
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\npython my_eval.py --ckpt x\n",
+        config={"base-dir": "{tmp}/base"},
+    )
     assert c.status is Status.SKIP and "no nanochat phase" in c.reason
-    c = _check(tmp_path, "TOK001", "#!/bin/bash\nset -e\ntorchrun -m scripts.base_train\n", config={"base-dir": "{tmp}/base"})
+    c = _check(
+        tmp_path, "TOK001", "#!/bin/bash\nset -e\ntorchrun -m scripts.base_train\n", config={"base-dir": "{tmp}/base"}
+    )
     assert c.status is Status.FAIL
 
 
-SFT_TOKENS = ('import argparse\np = argparse.ArgumentParser()\n'
-              'p.add_argument("--device-batch-size", type=int, default=32)\n'
-              'p.add_argument("--max-seq-len", type=int, default=2048)\n'
-              'p.add_argument("--total-batch-size", type=int, default=524288)\n')
-SFT_EXAMPLES = ('import argparse\np = argparse.ArgumentParser()\n'
-                'p.add_argument("--device-batch-size", type=int, default=4)\n'
-                'p.add_argument("--target-examples-per-step", type=int, default=32)\n')
+SFT_TOKENS = (
+    "import argparse\np = argparse.ArgumentParser()\n"
+    'p.add_argument("--device-batch-size", type=int, default=32)\n'
+    'p.add_argument("--max-seq-len", type=int, default=2048)\n'
+    'p.add_argument("--total-batch-size", type=int, default=524288)\n'
+)
+SFT_EXAMPLES = (
+    "import argparse\np = argparse.ArgumentParser()\n"
+    'p.add_argument("--device-batch-size", type=int, default=4)\n'
+    'p.add_argument("--target-examples-per-step", type=int, default=32)\n'
+)
 
 
 def _sft(tmp_path, source, nproc):
-    files = {"nanochat/nanochat/common.py": "", "nanochat/scripts/mid_train.py": "",
-             "nanochat/scripts/chat_sft.py": source}
+    files = {
+        "nanochat/nanochat/common.py": "",
+        "nanochat/scripts/mid_train.py": "",
+        "nanochat/scripts/chat_sft.py": source,
+    }
     script = f"#!/bin/bash\nset -e\ncd {{tmp}}/nanochat\ntorchrun --nproc_per_node={nproc} -m scripts.chat_sft -- --device-batch-size=4\n"
     return _check(tmp_path, "GPU001", script, files=files)
 

@@ -21,8 +21,12 @@ def _run(tmp_path, rel, *, cwd=".", select=None):
     root = tmp_path / "repo"
     shutil.copytree(src.parent if cwd == "." else FORKS / cwd, root)
     script_name = src.name if cwd == "." else str(src.relative_to(FORKS / cwd))
-    sc = Scenario(script=(FORKS / rel).read_text(), script_name=script_name, env={"HOME": "{tmp}/home"},
-                  config={"profile": "classic"})
+    sc = Scenario(
+        script=(FORKS / rel).read_text(),
+        script_name=script_name,
+        env={"HOME": "{tmp}/home"},
+        config={"profile": "classic"},
+    )
     result = run_scenario(sc, root, select=select)
     return {f.code: f for c in result.checks for f in c.findings}, result
 
@@ -69,8 +73,11 @@ def test_launcher_array_fork_gets_a_plan_and_no_new_findings(tmp_path):
     found, _ = _run(tmp_path, "launcher_array.sbatch")
     assert not NEW & set(found), {c: found[c].message for c in NEW & set(found)}
     from preflight.script import parse_script
+
     m = parse_script(FORKS / "launcher_array.sbatch", environ={})
-    assert [(i.launcher, i.module, i.nproc_per_node) for i in m.invocations] == [("torchrun", "scripts.base_train", "4")]
+    assert [(i.launcher, i.module, i.nproc_per_node) for i in m.invocations] == [
+        ("torchrun", "scripts.base_train", "4")
+    ]
 
 
 def test_clean_wrapper_script_gets_none_of_the_new_findings(tmp_path):
@@ -79,10 +86,19 @@ def test_clean_wrapper_script_gets_none_of_the_new_findings(tmp_path):
     assert "SB003" not in found
 
 
-@pytest.mark.parametrize("rel", ["nvidia_srun_bash_lc.sbatch", "uppmax_timeout_trap.sbatch", "launcher_array.sbatch",
-                                 "clean_wrappers.sbatch", "multinode/job.sbatch"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "nvidia_srun_bash_lc.sbatch",
+        "uppmax_timeout_trap.sbatch",
+        "launcher_array.sbatch",
+        "clean_wrappers.sbatch",
+        "multinode/job.sbatch",
+    ],
+)
 def test_every_fork_script_has_a_visible_training_phase(rel):
     from preflight.script import parse_script
+
     m = parse_script(FORKS / rel, cwd=(FORKS / rel).parent, environ={"HOME": "/home/u"})
     assert any(i.module and "_train" in i.module or i.module == "scripts.chat_sft" for i in m.all_invocations), rel
 
@@ -90,11 +106,17 @@ def test_every_fork_script_has_a_visible_training_phase(rel):
 def test_looped_layout_cd_home_then_uv_sync_then_source(tmp_path):
     """The fork's own order: `cd ~/repo`, `uv sync`, `source .venv/bin/activate` (made by uv sync: fine),
     `source slurm/machine_config.sh` (only the template exists: the finding)."""
-    body = ("#!/bin/bash\ncd ~/looped_nanochat\nuv sync\nsource .venv/bin/activate\n\n"
-            "source slurm/machine_config.sh\nvalidate_config || exit 1\n"
-            "torchrun --standalone --nproc_per_node=1 -m scripts.chat_sft -- --run=s20\n")
-    sc = Scenario(script=body, env={"HOME": "{tmp}/home"}, config={"profile": "classic"},
-                  files={"home/looped_nanochat/slurm/machine_config.sh.template": "export X=1\n"})
+    body = (
+        "#!/bin/bash\ncd ~/looped_nanochat\nuv sync\nsource .venv/bin/activate\n\n"
+        "source slurm/machine_config.sh\nvalidate_config || exit 1\n"
+        "torchrun --standalone --nproc_per_node=1 -m scripts.chat_sft -- --run=s20\n"
+    )
+    sc = Scenario(
+        script=body,
+        env={"HOME": "{tmp}/home"},
+        config={"profile": "classic"},
+        files={"home/looped_nanochat/slurm/machine_config.sh.template": "export X=1\n"},
+    )
     result = run_scenario(sc, tmp_path, select=["SB022"])
     (check,) = result.checks
     assert [f.line for f in check.findings] == [6]

@@ -9,35 +9,53 @@ from preflight.gputable import lookup, requested_model
 from preflight.testing import Scenario, run_scenario
 
 
-@pytest.mark.parametrize("text,model", [
-    ("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA A100-SXM4-40GB", "A100 40GB"),
-    ("NVIDIA A100-SXM4-80GB", "A100 80GB"), ("NVIDIA L40S", "L40S"), ("NVIDIA L4", "L4"), ("NVIDIA A10", "A10"),
-    ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada"), ("Tesla V100-SXM2-32GB", "V100"), ("NVIDIA H200", "H200"),
-    ("AMD Instinct MI250X", "MI250X"), ("AMD Instinct MI300X", "MI300X"), ("NVIDIA GeForce RTX 4090", "RTX 4090"),
-    ("Matrox G200", None),
-])
+@pytest.mark.parametrize(
+    "text,model",
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA A100-SXM4-40GB", "A100 40GB"),
+        ("NVIDIA A100-SXM4-80GB", "A100 80GB"),
+        ("NVIDIA L40S", "L40S"),
+        ("NVIDIA L4", "L4"),
+        ("NVIDIA A10", "A10"),
+        ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada"),
+        ("Tesla V100-SXM2-32GB", "V100"),
+        ("NVIDIA H200", "H200"),
+        ("AMD Instinct MI250X", "MI250X"),
+        ("AMD Instinct MI300X", "MI300X"),
+        ("NVIDIA GeForce RTX 4090", "RTX 4090"),
+        ("Matrox G200", None),
+    ],
+)
 def test_device_names(text, model):
     m = lookup(text)
     assert (m.name if m else None) == model
 
 
-@pytest.mark.parametrize("sbatch,model,where", [
-    ({"gres": "gpu:a100:8"}, "A100 80GB", "--gres=gpu:a100:8"),
-    ({"gres": "gpu:h100:8"}, "H100 SXM", "--gres=gpu:h100:8"),
-    ({"gres": "gpu:a100_40g:4,lscratch:10"}, "A100 40GB", "--gres=gpu:a100_40g:4,lscratch:10"),
-    ({"gpus": "l40s:1"}, "L40S", "--gpus=l40s:1"),
-    ({"gpus-per-node": "rtx_6000:2"}, "RTX 6000 Ada", "--gpus-per-node=rtx_6000:2"),
-    ({"gres": "gpu:8", "constraint": "a100_80gb"}, "A100 80GB", "--constraint=a100_80gb"),
-    ({"gres": "gpu:4", "partition": "gpu-l40s"}, "L40S", "--partition=gpu-l40s"),
-    ({"gres": "gpu:8", "partition": "gpu"}, None, ""),
-])
+@pytest.mark.parametrize(
+    "sbatch,model,where",
+    [
+        ({"gres": "gpu:a100:8"}, "A100 80GB", "--gres=gpu:a100:8"),
+        ({"gres": "gpu:h100:8"}, "H100 SXM", "--gres=gpu:h100:8"),
+        ({"gres": "gpu:a100_40g:4,lscratch:10"}, "A100 40GB", "--gres=gpu:a100_40g:4,lscratch:10"),
+        ({"gpus": "l40s:1"}, "L40S", "--gpus=l40s:1"),
+        ({"gpus-per-node": "rtx_6000:2"}, "RTX 6000 Ada", "--gpus-per-node=rtx_6000:2"),
+        ({"gres": "gpu:8", "constraint": "a100_80gb"}, "A100 80GB", "--constraint=a100_80gb"),
+        ({"gres": "gpu:4", "partition": "gpu-l40s"}, "L40S", "--partition=gpu-l40s"),
+        ({"gres": "gpu:8", "partition": "gpu"}, None, ""),
+    ],
+)
 def test_requested_model(sbatch, model, where):
     m, w = requested_model(sbatch)
     assert (m.name if m else None, w) == (model, where)
 
 
 def _run(tmp_path, head, select):
-    script = head + "set -e\ncd /nonexistent || exit 1\ntorchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=20\n"
+    script = (
+        head
+        + "set -e\ncd /nonexistent || exit 1\ntorchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=20\n"
+    )
     result = run_scenario(Scenario(script=script, env={"HOME": "{tmp}/home"}), tmp_path, select=select)
     return {c.code: c for c in result.checks}
 
@@ -64,8 +82,10 @@ def test_partition_tres_names_the_model():
     from preflight.gputable import partition_model
     from preflight.slurm import parse_partitions
 
-    line = ("PartitionName=gpu-l40s AllowGroups=ALL Default=NO State=UP TotalCPUs=64 TotalNodes=2 "
-            "TRES=cpu=64,mem=512G,node=2,billing=64,gres/gpu=8,gres/gpu:l40s=8")
+    line = (
+        "PartitionName=gpu-l40s AllowGroups=ALL Default=NO State=UP TotalCPUs=64 TotalNodes=2 "
+        "TRES=cpu=64,mem=512G,node=2,billing=64,gres/gpu=8,gres/gpu:l40s=8"
+    )
     part = parse_partitions(line)[0]
     model, where = partition_model(part)
     assert model.name == "L40S" and "gpu-l40s" in where

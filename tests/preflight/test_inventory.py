@@ -13,8 +13,14 @@ from preflight.testing import Scenario
 
 
 def write_shard(path, rows=3000, rg=1024):
-    pq.write_table(pa.table({"text": [f"doc {i}" for i in range(rows)]}), path, row_group_size=rg,
-                   compression="zstd", use_dictionary=False, write_statistics=False)
+    pq.write_table(
+        pa.table({"text": [f"doc {i}" for i in range(rows)]}),
+        path,
+        row_group_size=rg,
+        compression="zstd",
+        use_dictionary=False,
+        write_statistics=False,
+    )
 
 
 def test_footer_reader_agrees_with_pyarrow(tmp_path):
@@ -26,13 +32,16 @@ def test_footer_reader_agrees_with_pyarrow(tmp_path):
     assert info.row_groups == [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
 
 
-@pytest.mark.parametrize("mutate,expect", [
-    (lambda b: b"", "empty"),
-    (lambda b: b[: len(b) // 2], "truncated"),
-    (lambda b: b"XXXX" + b[4:], "PAR1"),
-    (lambda b: b[:-8] + (10 ** 9).to_bytes(4, "little") + b"PAR1", "out of range"),
-    (lambda b: b[:-8 - 40] + b"\xff" * 40 + b[-8:], "footer"),
-])
+@pytest.mark.parametrize(
+    "mutate,expect",
+    [
+        (lambda b: b"", "empty"),
+        (lambda b: b[: len(b) // 2], "truncated"),
+        (lambda b: b"XXXX" + b[4:], "PAR1"),
+        (lambda b: b[:-8] + (10**9).to_bytes(4, "little") + b"PAR1", "out of range"),
+        (lambda b: b[: -8 - 40] + b"\xff" * 40 + b[-8:], "footer"),
+    ],
+)
 def test_corrupt_shards_are_problems(tmp_path, mutate, expect):
     p = tmp_path / "s.parquet"
     write_shard(p)

@@ -12,17 +12,24 @@ BUNDLE = {"base/eval_bundle/core.yaml": "tasks: []\n"}
 
 
 def _net(tmp_path, script, files=None, config=None):
-    result = run_scenario(Scenario(script=script, env=ENV, config={**CFG, **(config or {})}, files=files or {}),
-                          tmp_path, select=["NET001"])
+    result = run_scenario(
+        Scenario(script=script, env=ENV, config={**CFG, **(config or {})}, files=files or {}),
+        tmp_path,
+        select=["NET001"],
+    )
     return [f for c in result.checks for f in c.findings if f.data.get("phase")]
 
 
 def test_mmlu_config_all_missing_though_auxiliary_train_is_cached(tmp_path):
     """The fork's documented failure: `Couldn't find cache for cais/mmlu for config 'all'`."""
-    files = {**BUNDLE, "base/identity_conversations.jsonl": "[]", "base/words_alpha.txt": "a",
-             f"{HF}/cais___mmlu/auxiliary_train/0.0.0/h/x.arrow": b"x",
-             f"{HF}/HuggingFaceTB___smol-smoltalk/default/0.0.0/h/x.arrow": b"x",
-             f"{HF}/openai___gsm8k/main/0.0.0/h/x.arrow": b"x"}
+    files = {
+        **BUNDLE,
+        "base/identity_conversations.jsonl": "[]",
+        "base/words_alpha.txt": "a",
+        f"{HF}/cais___mmlu/auxiliary_train/0.0.0/h/x.arrow": b"x",
+        f"{HF}/HuggingFaceTB___smol-smoltalk/default/0.0.0/h/x.arrow": b"x",
+        f"{HF}/openai___gsm8k/main/0.0.0/h/x.arrow": b"x",
+    }
     found = _net(tmp_path, "#!/bin/bash\nset -e\ntorchrun -m scripts.mid_train\n", files)
     assert len(found) == 1 and found[0].data["phase"] == "mid"
     assert [i.get("configs") for i in found[0].data["items"]] == [["all"]]
@@ -40,10 +47,14 @@ def test_core_metric_every_minus_one_needs_no_eval_bundle(tmp_path):
 
 
 def _fa3(tmp_path, gpus, profile="argparse"):
-    script = (f"#!/bin/bash\n#SBATCH --gpus={gpus}\nset -e\ntorchrun -m scripts.base_train -- --depth=20 "
-              "--device-batch-size=16 --core-metric-every=-1\n")
+    script = (
+        f"#!/bin/bash\n#SBATCH --gpus={gpus}\nset -e\ntorchrun -m scripts.base_train -- --depth=20 "
+        "--device-batch-size=16 --core-metric-every=-1\n"
+    )
     found = _net(tmp_path, script, {f"{HF}/x": "x"}, config={"profile": profile})
-    return [(i["source"], bool(i.get("conditional"))) for f in found for i in f.data["items"] if i["kind"] == "hf_kernel"]
+    return [
+        (i["source"], bool(i.get("conditional"))) for f in found for i in f.data["items"] if i["kind"] == "hf_kernel"
+    ]
 
 
 def test_fa3_kernel_only_on_the_gpus_that_load_it(tmp_path):
@@ -58,9 +69,13 @@ def test_fa3_kernel_only_on_the_gpus_that_load_it(tmp_path):
 
 def test_checkout_without_identity_or_words_alpha_needs_neither(tmp_path):
     """Before 2025-10-21 mid_train used no identity_conversations (the checkout says so)."""
-    co = {"nanochat/nanochat/configurator.py": "", "nanochat/nanochat/report.py": "",
-          "nanochat/scripts/base_train.py": "depth = 20\n", "nanochat/tasks/spellingbee.py": "",
-          "nanochat/scripts/mid_train.py": "from tasks.mmlu import MMLU\n"}
+    co = {
+        "nanochat/nanochat/configurator.py": "",
+        "nanochat/nanochat/report.py": "",
+        "nanochat/scripts/base_train.py": "depth = 20\n",
+        "nanochat/tasks/spellingbee.py": "",
+        "nanochat/scripts/mid_train.py": "from tasks.mmlu import MMLU\n",
+    }
     found = _net(tmp_path, "#!/bin/bash\nset -e\ncd {tmp}/nanochat\ntorchrun -m scripts.mid_train\n", {**BUNDLE, **co})
     items = [i["local"].rsplit("/", 1)[-1] for f in found for i in f.data["items"]]
     assert items and not any("identity" in i or "words_alpha" in i for i in items)

@@ -21,23 +21,34 @@ def test_order_and_training_phases():
     assert phases.order("sft") > phases.order("mid")
 
 
-@pytest.mark.parametrize("text,phase,script", [
-    ("/scratch/u/.cache/nanochat/chatsft_checkpoints/d20", "sft", "chat_sft"),
-    ("BASE/sft_checkpoints/d24", "sft", "chat_sft"),  # the 2026-01-31 stray dir
-    ("No such file or directory: '/x/mid_checkpoints'", "mid", "mid_train"),
-    ("chatrl_checkpoints/d20/model_000100.pt", "rl", "chat_rl"),
-    ("base_checkpoints/d20", "base", "base_train"),
-])
+@pytest.mark.parametrize(
+    "text,phase,script",
+    [
+        ("/scratch/u/.cache/nanochat/chatsft_checkpoints/d20", "sft", "chat_sft"),
+        ("BASE/sft_checkpoints/d24", "sft", "chat_sft"),  # the 2026-01-31 stray dir
+        ("No such file or directory: '/x/mid_checkpoints'", "mid", "mid_train"),
+        ("chatrl_checkpoints/d20/model_000100.pt", "rl", "chat_rl"),
+        ("base_checkpoints/d20", "base", "base_train"),
+    ],
+)
 def test_checkpoint_dir_words(text, phase, script):
     m = phases.CKPT_DIR_RE.search(text)
     assert m and phases.DIR_WORD_PHASE[m.group(1)] == phase
     assert phases.script_of_dir_word(m.group(1)) == script
 
 
-@pytest.mark.parametrize("module,phase", [
-    ("scripts.base_train", "base"), ("nanochat.base_loss", "base"), ("scripts.tok_eval", "tokenizer"),
-    ("scripts.chat_sft", "sft"), ("chat_eval", None), ("nanochat.report", "report"), ("scripts.foo", None),
-])
+@pytest.mark.parametrize(
+    "module,phase",
+    [
+        ("scripts.base_train", "base"),
+        ("nanochat.base_loss", "base"),
+        ("scripts.tok_eval", "tokenizer"),
+        ("scripts.chat_sft", "sft"),
+        ("chat_eval", None),
+        ("nanochat.report", "report"),
+        ("scripts.foo", None),
+    ],
+)
 def test_phase_of_script(module, phase):
     assert phases.phase_of_script(module) == phase
 
@@ -62,10 +73,15 @@ def test_profiles_agree_with_phase_model(name):
 
 def test_no_module_keeps_its_own_phase_tuple():
     """The phase tuple is written once: no other module under preflight/ spells it out."""
-    pattern = re.compile(r"""\(\s*["']base["'],\s*["']mid["'],\s*["']sft["'],\s*["']rl["']\s*\)|"""
-                         r"""["']tokenizer["'],\s*["']base["'],\s*["']mid["']""")
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "preflight").rglob("*.py")
-                 if p.name != "phases.py" and pattern.search(p.read_text(encoding="utf-8"))]
+    pattern = re.compile(
+        r"""\(\s*["']base["'],\s*["']mid["'],\s*["']sft["'],\s*["']rl["']\s*\)|"""
+        r"""["']tokenizer["'],\s*["']base["'],\s*["']mid["']"""
+    )
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "preflight").rglob("*.py")
+        if p.name != "phases.py" and pattern.search(p.read_text(encoding="utf-8"))
+    ]
     assert offenders == []
 
 
@@ -73,7 +89,8 @@ def test_eras_md_is_current():
     """docs/eras.md is generated from the profiles and the Phase model (`preflight docs`)."""
     from preflight import erasdoc
 
-    assert (ROOT / "docs" / "eras.md").read_text(encoding="utf-8") == erasdoc.generate(), \
+    assert (ROOT / "docs" / "eras.md").read_text(encoding="utf-8") == erasdoc.generate(), (
         "docs/eras.md is stale: run `preflight docs` and commit the result"
+    )
     text = erasdoc.generate()
     assert "cais/mmlu" in text and "configs auxiliary_train, all" in text and "../shared" not in text

@@ -46,7 +46,7 @@ def test_era_b_shard_rule():
 
 
 def test_memory_estimate_matches_measured_h200():
-    gib = 1024 ** 3
+    gib = 1024**3
     assert abs(memory_estimate_bytes(model_shape(20, 65536, 2048), 32) / gib - 73.8) < 3.0
     assert abs(memory_estimate_bytes(model_shape(12, 65536, 2048), 32) / gib - 31.7) < 3.0
 
@@ -57,8 +57,11 @@ def test_peak_table():
 
 
 def test_plan_fact_uses_config(tmp_path):
-    sc = Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:4\ntorchrun --nproc_per_node=4 -m scripts.base_train -- --depth=12\n",
-                  config={"mfu": 0.5, "hourly-rate": 2.0, "gpu": {"type": "A100"}}, env={})
+    sc = Scenario(
+        script="#!/bin/bash\n#SBATCH --gres=gpu:4\ntorchrun --nproc_per_node=4 -m scripts.base_train -- --depth=12\n",
+        config={"mfu": 0.5, "hourly-rate": 2.0, "gpu": {"type": "A100"}},
+        env={},
+    )
     plan = sc.context(tmp_path).get("plan")
     assert plan.depth == 12 and plan.world_size == 4 and plan.gpu_name == "A100" and plan.mfu == 0.5
     assert plan.grad_accum == 2 and plan.hourly_rate == 2.0

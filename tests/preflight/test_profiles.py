@@ -19,20 +19,41 @@ def checkout(root: Path, files: dict[str, str]) -> Path:
 
 
 ERAS = {
-    "classic": {"nanochat/configurator.py": "", "scripts/mid_train.py": "", "nanochat/report.py": "", "speedrun.sh": ""},
-    "argparse": {"nanochat/report.py": "", "scripts/mid_train.py": "",
-                 "scripts/base_train.py": 'parser.add_argument("--device-batch-size")\n'},
+    "classic": {
+        "nanochat/configurator.py": "",
+        "scripts/mid_train.py": "",
+        "nanochat/report.py": "",
+        "speedrun.sh": "",
+    },
+    "argparse": {
+        "nanochat/report.py": "",
+        "scripts/mid_train.py": "",
+        "scripts/base_train.py": 'parser.add_argument("--device-batch-size")\n',
+    },
     "no-mid": {"nanochat/report.py": "", "scripts/base_train.py": ""},
     "current": {"nanochat/common.py": "", "scripts/base_train.py": "", "runs/speedrun.sh": ""},
-    "bundled": {"nanochat/base_train.py": "depth = 20\ndevice_batch_size = 32\nrun = 'dummy'\n",
-                "nanochat/configurator.py": ""},
+    "bundled": {
+        "nanochat/base_train.py": "depth = 20\ndevice_batch_size = 32\nrun = 'dummy'\n",
+        "nanochat/configurator.py": "",
+    },
 }
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)
 def test_profiles_load_with_stable_fields(name):
     p = load_profile(name)
-    for key in ("name", "era", "flag_style", "modules", "defaults", "dataset", "tokenizer", "checkpoints", "log", "phases"):
+    for key in (
+        "name",
+        "era",
+        "flag_style",
+        "modules",
+        "defaults",
+        "dataset",
+        "tokenizer",
+        "checkpoints",
+        "log",
+        "phases",
+    ):
         assert key in p.data, key
     assert p.phases[0] == "tokenizer" and "base" in p.phases and "sft" in p.phases
     assert p.to_json()["name"] == name
@@ -85,14 +106,19 @@ def test_detection_order(tmp_path):
 
 def test_detection_from_the_script(tmp_path):
     assert _profile(tmp_path / "a", "python -m nanochat.base_train --depth=4\n").name == "bundled"
-    p = _profile(tmp_path / "b", "torchrun -m scripts.base_train -- --device-batch-size=16\ntorchrun -m scripts.mid_train\n")
+    p = _profile(
+        tmp_path / "b", "torchrun -m scripts.base_train -- --device-batch-size=16\ntorchrun -m scripts.mid_train\n"
+    )
     assert (p.name, p.variant) == ("argparse", "argparse-dash")
     assert _profile(tmp_path / "c", "torchrun -m scripts.base_train -- --depth=20\n").name == "classic"
     assert _profile(tmp_path / "d", "echo hi\n").reason.startswith("default")
 
 
 def test_bundled_keys_come_from_the_checkout(tmp_path):
-    p = _profile(tmp_path, "#!/bin/bash\ncd {tmp}/repo\npython -m nanochat.base_train --depth=4\n",
-                 {f"repo/{k}": v for k, v in ERAS["bundled"].items()})
+    p = _profile(
+        tmp_path,
+        "#!/bin/bash\ncd {tmp}/repo\npython -m nanochat.base_train --depth=4\n",
+        {f"repo/{k}": v for k, v in ERAS["bundled"].items()},
+    )
     assert p.name == "bundled"
     assert p.config_keys("nanochat.base_train") == {"depth": 20, "device_batch_size": 32, "run": "dummy"}

@@ -18,13 +18,27 @@ def test_classic_speedrun_reconstruction():
     wandb = [a for a in m.assignments if a.name == "WANDB_RUN"]
     assert wandb and not wandb[0].unconditional  # inside `if [ -z "$WANDB_RUN" ]`
     modules = [i.module for i in m.invocations]
-    assert modules == ["nanochat.report", "nanochat.dataset", "nanochat.dataset", "scripts.tok_train", "scripts.tok_eval",
-                       "scripts.base_train", "scripts.base_loss", "scripts.base_eval", "scripts.mid_train",
-                       "scripts.chat_eval", "scripts.chat_sft", "scripts.chat_eval", "nanochat.report"]
+    assert modules == [
+        "nanochat.report",
+        "nanochat.dataset",
+        "nanochat.dataset",
+        "scripts.tok_train",
+        "scripts.tok_eval",
+        "scripts.base_train",
+        "scripts.base_loss",
+        "scripts.base_eval",
+        "scripts.mid_train",
+        "scripts.chat_eval",
+        "scripts.chat_sft",
+        "scripts.chat_eval",
+        "nanochat.report",
+    ]
     base = next(i for i in m.invocations if i.module == "scripts.base_train")
     assert base.line == 83 and base.standalone and base.nproc_per_node == "$NPROC_PER_NODE"
     assert [(f.key, f.value, f.style, f.after_separator) for f in base.flags] == [
-        ("depth", "20", "equals", True), ("run", "$WANDB_RUN", "equals", True)]
+        ("depth", "20", "equals", True),
+        ("run", "$WANDB_RUN", "equals", True),
+    ]
     assert m.value_at("NPROC_PER_NODE", base.line, base.file) == "8"
     bg = [c for c in m.commands if c.background]
     assert [c.line for c in bg] == [60]
@@ -35,11 +49,17 @@ def test_classic_speedrun_reconstruction():
 
 
 def test_directives_after_first_command_are_ignored():
-    m = parse_text("#!/bin/bash\n#SBATCH -J nanochat --nodes=2\n#SBATCH --gres=gpu:h100:8 # eight\n"
-                   "echo start\n#SBATCH --time=04:00:00\n")
+    m = parse_text(
+        "#!/bin/bash\n#SBATCH -J nanochat --nodes=2\n#SBATCH --gres=gpu:h100:8 # eight\n"
+        "echo start\n#SBATCH --time=04:00:00\n"
+    )
     keys = {(d.key, d.value, d.ignored) for d in m.directives}
-    assert keys == {("job-name", "nanochat", False), ("nodes", "2", False), ("gres", "gpu:h100:8", False),
-                    ("time", "04:00:00", True)}
+    assert keys == {
+        ("job-name", "nanochat", False),
+        ("nodes", "2", False),
+        ("gres", "gpu:h100:8", False),
+        ("time", "04:00:00", True),
+    }
     assert m.first_command_line == 4
 
 
@@ -48,29 +68,39 @@ def test_errexit_forms_and_exit_checks():
     m = parse_text("set -o errexit\nset -o pipefail\n")
     assert m.set_e_line == 1 and m.pipefail_line == 2
     assert parse_text("#!/bin/bash -e\ntrue\n").errexit
-    m = parse_text("torchrun -m scripts.base_train || exit 1\n"
-                   "if ! python -m scripts.mid_train; then exit 1; fi\n"
-                   "python -m scripts.chat_sft\nif [ $? -ne 0 ]; then exit 1; fi\n"
-                   "python -m scripts.chat_eval -i sft\n")
+    m = parse_text(
+        "torchrun -m scripts.base_train || exit 1\n"
+        "if ! python -m scripts.mid_train; then exit 1; fi\n"
+        "python -m scripts.chat_sft\nif [ $? -ne 0 ]; then exit 1; fi\n"
+        "python -m scripts.chat_eval -i sft\n"
+    )
     assert [i.checked for i in m.invocations] == [True, True, True, False]
 
 
 def test_flag_styles_and_wrappers():
-    m = parse_text("srun --ntasks-per-node=1 uv run torchrun --nnodes 2 --nproc-per-node 4 -m scripts.base_train "
-                   "--depth 20 --device-batch-size=16 --fp8 -x 3 extra\n")
+    m = parse_text(
+        "srun --ntasks-per-node=1 uv run torchrun --nnodes 2 --nproc-per-node 4 -m scripts.base_train "
+        "--depth 20 --device-batch-size=16 --fp8 -x 3 extra\n"
+    )
     (inv,) = m.invocations
     assert inv.srun and inv.launcher == "srun+torchrun" and inv.nproc_per_node == "4" and inv.nnodes == "2"
     assert [(f.key, f.value, f.style) for f in inv.flags] == [
-        ("depth", "20", "space"), ("device-batch-size", "16", "equals"), ("fp8", None, "bare"),
-        ("x", "3", "short"), (None, "extra", "positional")]
+        ("depth", "20", "space"),
+        ("device-batch-size", "16", "equals"),
+        ("fp8", None, "bare"),
+        ("x", "3", "short"),
+        (None, "extra", "positional"),
+    ]
     (py,) = parse_text("python3 -u -m nanochat.base_train --depth=4 &\nwait\n").invocations
     assert py.module == "nanochat.base_train" and py.background
 
 
 def test_continuations_heredocs_and_quotes():
-    text = ("#!/bin/bash\ntorchrun --standalone \\\n  --nproc_per_node=8 \\\n  -m scripts.base_train -- --depth=20\n"
-            "cat <<EOF > notes.txt\ntorchrun -m not.a.command\nEOF\n"
-            "echo 'a # not a comment; still echo'\nX=\"multi\nline\"\npython -m scripts.tok_eval\n")
+    text = (
+        "#!/bin/bash\ntorchrun --standalone \\\n  --nproc_per_node=8 \\\n  -m scripts.base_train -- --depth=20\n"
+        "cat <<EOF > notes.txt\ntorchrun -m not.a.command\nEOF\n"
+        "echo 'a # not a comment; still echo'\nX=\"multi\nline\"\npython -m scripts.tok_eval\n"
+    )
     m = parse_text(text)
     assert [(i.module, i.line) for i in m.invocations] == [("scripts.base_train", 2), ("scripts.tok_eval", 11)]
     assert any(a.name == "X" and a.value == "multi\nline" for a in m.assignments)
@@ -88,7 +118,9 @@ def test_tokenizer_handles_substitutions():
 
 
 def test_includes_are_followed_once(tmp_path):
-    (tmp_path / "inner.sh").write_text("#!/bin/bash\nsource ./job.sbatch\ntorchrun --nproc_per_node=8 -m scripts.base_train\n")
+    (tmp_path / "inner.sh").write_text(
+        "#!/bin/bash\nsource ./job.sbatch\ntorchrun --nproc_per_node=8 -m scripts.base_train\n"
+    )
     job = tmp_path / "job.sbatch"
     job.write_text("#!/bin/bash\n#SBATCH --gres=gpu:8\nbash inner.sh\n")
     m = parse_script(job, cwd=tmp_path)

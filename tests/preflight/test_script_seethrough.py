@@ -19,9 +19,11 @@ def _invs(m):
 
 
 def test_srun_bash_lc_text_is_parsed_like_script_lines():
-    m = parse_text("srun --ntasks=2 --ntasks-per-node=1 bash --noprofile --norc -lc 'source .venv/bin/activate; "
-                   "torchrun --nnodes=2 --nproc_per_node=8 -m scripts.base_train -- --depth=20 && "
-                   "torchrun --nnodes=2 --nproc_per_node=8 -m scripts.mid_train'\n")
+    m = parse_text(
+        "srun --ntasks=2 --ntasks-per-node=1 bash --noprofile --norc -lc 'source .venv/bin/activate; "
+        "torchrun --nnodes=2 --nproc_per_node=8 -m scripts.base_train -- --depth=20 && "
+        "torchrun --nnodes=2 --nproc_per_node=8 -m scripts.mid_train'\n"
+    )
     assert _invs(m) == [(1, "srun+torchrun", "scripts.base_train"), (1, "srun+torchrun", "scripts.mid_train")]
     base = m.invocations[0]
     assert base.nproc_per_node == "8" and base.nnodes == "2" and base.flag("depth").value == "20"
@@ -29,8 +31,17 @@ def test_srun_bash_lc_text_is_parsed_like_script_lines():
     assert base.prefixes == ["srun", "bash --noprofile --norc -lc"]
 
 
-@pytest.mark.parametrize("line", ['eval "$TRAIN_CMD"', "eval $TRAIN_CMD", 'bash -c "$TRAIN_CMD"', "sh -c \"$TRAIN_CMD\"",
-                                  "timeout 172800s $TRAIN_CMD", "env PYTHONUNBUFFERED=1 nohup stdbuf -oL time $TRAIN_CMD"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        'eval "$TRAIN_CMD"',
+        "eval $TRAIN_CMD",
+        'bash -c "$TRAIN_CMD"',
+        'sh -c "$TRAIN_CMD"',
+        "timeout 172800s $TRAIN_CMD",
+        "env PYTHONUNBUFFERED=1 nohup stdbuf -oL time $TRAIN_CMD",
+    ],
+)
 def test_a_known_command_string_is_seen_through_every_wrapper(line):
     m = parse_text('TRAIN_CMD="python -m scripts.base_train --depth=24 --run=$WANDB_RUN"\n' + line + "\n")
     assert _invs(m) == [(2, "python", "scripts.base_train")], line
@@ -61,17 +72,21 @@ def test_timeout_duration_is_kept_and_parsed():
 
 
 def test_known_array_launcher_and_the_branch_that_sets_it():
-    text = ('NGPUS=4\nif [ "$USE_DS" -eq 1 ]; then\n  LAUNCHER=(deepspeed --num_gpus="$NGPUS")\nelse\n'
-            '  LAUNCHER=(torchrun --standalone --nproc_per_node="$NGPUS")\nfi\n'
-            '"${LAUNCHER[@]}" -m scripts.base_train -- --depth=12\n')
+    text = (
+        'NGPUS=4\nif [ "$USE_DS" -eq 1 ]; then\n  LAUNCHER=(deepspeed --num_gpus="$NGPUS")\nelse\n'
+        '  LAUNCHER=(torchrun --standalone --nproc_per_node="$NGPUS")\nfi\n'
+        '"${LAUNCHER[@]}" -m scripts.base_train -- --depth=12\n'
+    )
     m = parse_text("USE_DS=0\n" + text)
     assert _invs(m) == [(8, "torchrun", "scripts.base_train")]
     assert m.invocations[0].nproc_per_node == "4" and m.invocations[0].standalone
 
 
 def test_inner_set_e_and_outer_exit_check_mark_phases_checked():
-    m = parse_text("bash -c 'set -e; python -m scripts.base_train; python -m scripts.mid_train'\n"
-                   "bash -c 'python -m scripts.chat_sft' || exit 1\n")
+    m = parse_text(
+        "bash -c 'set -e; python -m scripts.base_train; python -m scripts.mid_train'\n"
+        "bash -c 'python -m scripts.chat_sft' || exit 1\n"
+    )
     assert [i.checked for i in m.invocations] == [True, False, True]
 
 
@@ -125,28 +140,43 @@ def _write(path, text):
 
 
 def test_loop_over_a_known_list_launches_each_phase():
-    m = parse_text('PHASES="base mid"\nfor phase in $PHASES; do\n'
-                   '  torchrun --standalone --nproc_per_node=8 -m scripts.${phase}_train -- --run=$phase\ndone\n'
-                   'for f in *.cfg; do python -m scripts.chat_sft --config=$f; done\n')
-    assert [(i.line, i.module, i.flag("run") and i.flag("run").value) for i in m.invocations] == \
-        [(3, "scripts.base_train", "base"), (3, "scripts.mid_train", "mid"), (5, "scripts.chat_sft", None)]
+    m = parse_text(
+        'PHASES="base mid"\nfor phase in $PHASES; do\n'
+        "  torchrun --standalone --nproc_per_node=8 -m scripts.${phase}_train -- --run=$phase\ndone\n"
+        "for f in *.cfg; do python -m scripts.chat_sft --config=$f; done\n"
+    )
+    assert [(i.line, i.module, i.flag("run") and i.flag("run").value) for i in m.invocations] == [
+        (3, "scripts.base_train", "base"),
+        (3, "scripts.mid_train", "mid"),
+        (5, "scripts.chat_sft", None),
+    ]
     assert m.invocations[2].flag("config").value == "$f"  # a glob: the file names are not known, read once
 
 
 def test_function_that_runs_its_arguments_launches_them():
-    m = parse_text('run_step() {\n  echo "== $1"\n  shift\n  "$@" || exit 1\n}\n'
-                   'run_step base torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n'
-                   'run_step sft python -m scripts.chat_sft\n', environ={})
-    assert [(i.line, i.launcher, i.module) for i in m.invocations] == \
-        [(6, "torchrun", "scripts.base_train"), (7, "python", "scripts.chat_sft")]
+    m = parse_text(
+        'run_step() {\n  echo "== $1"\n  shift\n  "$@" || exit 1\n}\n'
+        "run_step base torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+        "run_step sft python -m scripts.chat_sft\n",
+        environ={},
+    )
+    assert [(i.line, i.launcher, i.module) for i in m.invocations] == [
+        (6, "torchrun", "scripts.base_train"),
+        (7, "python", "scripts.chat_sft"),
+    ]
     assert not m.hidden  # the body's "$@" is the wrapper's template, not a hidden launch
     assert all(i.checked for i in m.invocations)  # `"$@" || exit 1` in the body checks every phase
 
 
 def test_function_running_shell_text_built_from_its_arguments():
-    m = parse_text('launch() {\n  local mod=$1\n  srun bash -lc "torchrun --nproc_per_node=8 -m $mod -- ${@:2}"\n}\n'
-                   'run2() { bash -c "python -m $1"; }\n'
-                   'launch scripts.base_train --depth=20\nrun2 scripts.chat_sft\n', environ={})
-    assert [(i.line, i.launcher, i.module) for i in m.invocations] == \
-        [(6, "srun+torchrun", "scripts.base_train"), (7, "python", "scripts.chat_sft")]
+    m = parse_text(
+        'launch() {\n  local mod=$1\n  srun bash -lc "torchrun --nproc_per_node=8 -m $mod -- ${@:2}"\n}\n'
+        'run2() { bash -c "python -m $1"; }\n'
+        "launch scripts.base_train --depth=20\nrun2 scripts.chat_sft\n",
+        environ={},
+    )
+    assert [(i.line, i.launcher, i.module) for i in m.invocations] == [
+        (6, "srun+torchrun", "scripts.base_train"),
+        (7, "python", "scripts.chat_sft"),
+    ]
     assert not any("$" in (i.module or "") for i in m.invocations)  # the bodies are templates, not launches

@@ -17,8 +17,10 @@ def _mods(m):
 
 
 def test_variable_heads_resolve_through_assignments_defaults_and_environment():
-    m = parse_text('PYTHON="${PYTHON:-python3}"\nPY=python\nTR=torchrun\n'
-                   '$PYTHON -m a.b --x=1\n"$PY" -m c.d\n${TR} --nproc_per_node=4 -m e.f\n$UNSET -m g.h\n')
+    m = parse_text(
+        'PYTHON="${PYTHON:-python3}"\nPY=python\nTR=torchrun\n'
+        '$PYTHON -m a.b --x=1\n"$PY" -m c.d\n${TR} --nproc_per_node=4 -m e.f\n$UNSET -m g.h\n'
+    )
     assert _mods(m) == [(4, "python", "a.b"), (5, "python", "c.d"), (6, "torchrun", "e.f")]
     assert m.invocations[2].nproc_per_node == "4"
     env = parse_text('PYTHON="${PYTHON:-python3}"\n$PYTHON -m a.b\n', environ={"PYTHON": "torchrun --standalone"})
@@ -26,21 +28,26 @@ def test_variable_heads_resolve_through_assignments_defaults_and_environment():
 
 
 def test_unquoted_variables_split_into_words_quoted_ones_do_not():
-    m = parse_text('BASE="--depth=2 --max_seq_len=256"\nEMPTY=""\n'
-                   'python -m x.base_train $BASE $EMPTY "$BASE" --run=$BASE\n')
+    m = parse_text(
+        'BASE="--depth=2 --max_seq_len=256"\nEMPTY=""\npython -m x.base_train $BASE $EMPTY "$BASE" --run=$BASE\n'
+    )
     inv = m.invocations[0]
     assert inv.args == ["--depth=2", "--max_seq_len=256", "$BASE", "--run=$BASE"]  # quoted: one word, as written
     assert inv.flag("depth").value == "2" and inv.flag("max_seq_len").value == "256"
 
 
 def test_function_wrapper_call_becomes_an_invocation_of_its_module():
-    m = parse_text('launch() { local mod=$1; shift; torchrun --standalone --nproc_per_node=8 -m "$mod" -- "$@"; }\n'
-                   'function run_py {\n  python -m "$1" --fixed=1 "${@:2}"\n}\n'
-                   'launch scripts.base_train --depth=12 --run=x\n'
-                   'launch scripts.mid_train\n')
+    m = parse_text(
+        'launch() { local mod=$1; shift; torchrun --standalone --nproc_per_node=8 -m "$mod" -- "$@"; }\n'
+        'function run_py {\n  python -m "$1" --fixed=1 "${@:2}"\n}\n'
+        "launch scripts.base_train --depth=12 --run=x\n"
+        "launch scripts.mid_train\n"
+    )
     invs = m.invocations
-    assert [(i.line, i.launcher, i.module) for i in invs] == [(5, "torchrun", "scripts.base_train"),
-                                                            (6, "torchrun", "scripts.mid_train")]
+    assert [(i.line, i.launcher, i.module) for i in invs] == [
+        (5, "torchrun", "scripts.base_train"),
+        (6, "torchrun", "scripts.mid_train"),
+    ]
     assert invs[0].nproc_per_node == "8" and invs[0].standalone and invs[0].via.startswith("launch")
     assert [(f.key, f.value, f.after_separator) for f in invs[0].flags] == [("depth", "12", True), ("run", "x", True)]
     assert not any(i.module == "$mod" for i in invs)  # the body's template is not a run of its own
@@ -48,16 +55,19 @@ def test_function_wrapper_call_becomes_an_invocation_of_its_module():
 
 def test_wrapper_with_fixed_module_passes_the_call_arguments():
     m = parse_text('train() {\n  srun python -m scripts.base_train "$@"\n}\ntrain --depth=4\n')
-    assert [(i.line, i.launcher, i.module, i.args) for i in m.invocations] == \
-        [(4, "srun+python", "scripts.base_train", ["--depth=4"])]
+    assert [(i.line, i.launcher, i.module, i.args) for i in m.invocations] == [
+        (4, "srun+python", "scripts.base_train", ["--depth=4"])
+    ]
 
 
 def test_function_defined_in_both_branches_picks_the_taken_one_else_the_last():
-    text = ('if [ "$MODE" = "gpu" ]; then\n'
-            '  launch() { local m=$1; shift; torchrun --nproc_per_node=8 -m "$m" "$@"; }\n'
-            'else\n'
-            '  launch() { local m=$1; shift; python -m "$m" "$@"; }\n'
-            'fi\nlaunch scripts.base_train --depth=2\n')
+    text = (
+        'if [ "$MODE" = "gpu" ]; then\n'
+        '  launch() { local m=$1; shift; torchrun --nproc_per_node=8 -m "$m" "$@"; }\n'
+        "else\n"
+        '  launch() { local m=$1; shift; python -m "$m" "$@"; }\n'
+        "fi\nlaunch scripts.base_train --depth=2\n"
+    )
     assert parse_text("MODE=gpu\n" + text).invocations[0].launcher == "torchrun"
     assert parse_text("MODE=cpu\n" + text).invocations[0].launcher == "python"
     assert parse_text(text).invocations[0].launcher == "python"  # MODE unknown: the last definition
@@ -65,10 +75,12 @@ def test_function_defined_in_both_branches_picks_the_taken_one_else_the_last():
 
 
 def test_branches_decided_only_from_known_values():
-    text = ('X=1\nif [ "$X" = "1" ]; then A=yes; else A=no; fi\n'
-            'if [ "$Y" = "1" ]; then B=y1; else B=y0; fi\n'
-            'if [ "$(hostname)" = gpu ]; then C=1; fi\n'
-            'if [ -n "$SLURM_JOB_ID" ]; then D=1; fi\n')
+    text = (
+        'X=1\nif [ "$X" = "1" ]; then A=yes; else A=no; fi\n'
+        'if [ "$Y" = "1" ]; then B=y1; else B=y0; fi\n'
+        'if [ "$(hostname)" = gpu ]; then C=1; fi\n'
+        'if [ -n "$SLURM_JOB_ID" ]; then D=1; fi\n'
+    )
     m = parse_text(text, environ={})
     assert [(a.name, a.value) for a in m.assignments] == [("X", "1"), ("A", "yes"), ("B", "y0"), ("C", "1"), ("D", "1")]
     m = parse_text(text)  # environment unknown: Y may be anything
@@ -76,15 +88,19 @@ def test_branches_decided_only_from_known_values():
 
 
 def test_option_loops_over_positional_arguments():
-    loop = ('TINY=0\nfor arg in "$@"; do\n  case "$arg" in\n    -t|--tiny) TINY=1 ;;\n    *) echo bad; exit 2 ;;\n'
-            '  esac\ndone\nif [ "$TINY" = "1" ]; then D=2; else D=20; fi\npython -m scripts.base_train --depth=$D\n')
+    loop = (
+        'TINY=0\nfor arg in "$@"; do\n  case "$arg" in\n    -t|--tiny) TINY=1 ;;\n    *) echo bad; exit 2 ;;\n'
+        '  esac\ndone\nif [ "$TINY" = "1" ]; then D=2; else D=20; fi\npython -m scripts.base_train --depth=$D\n'
+    )
     for args, want in ((["--tiny"], "2"), (["-t"], "2"), ([], "20")):
         m = parse_text(loop, args=args)
         assert m.value_at("D", 99, m.invocations[0].file) == want, args
         assert [a.value for a in m.assignments if a.name == "D"] == [want]
     assert [a.value for a in parse_text(loop).assignments if a.name == "D"] == ["2", "20"]  # args unknown
-    shift_loop = ('TINY=0\nwhile [ $# -gt 0 ]; do\n  case "$1" in\n    --tiny) TINY=1; shift ;;\n'
-                  '    --depth) DEPTH=$2; shift 2 ;;\n    *) shift ;;\n  esac\ndone\n')
+    shift_loop = (
+        'TINY=0\nwhile [ $# -gt 0 ]; do\n  case "$1" in\n    --tiny) TINY=1; shift ;;\n'
+        "    --depth) DEPTH=$2; shift 2 ;;\n    *) shift ;;\n  esac\ndone\n"
+    )
     m = parse_text(shift_loop, args=["--depth", "7", "--tiny"])
     assert m.value_at("TINY", 99) == "1" and m.value_at("DEPTH", 99) == "7"
 
@@ -96,8 +112,10 @@ def test_unbalanced_blocks_keep_every_branch():
 
 def _speedrun_sbatch(tmp_path: Path, args: str) -> Path:
     p = tmp_path / "job.sbatch"
-    p.write_text(f"#!/bin/bash\n#SBATCH --time=00:20:00\nset -euo pipefail\nexport WANDB_RUN=dummy\n"
-                 f"cd {REPO}\nbash scripts/speedrun.sh {args}\n")
+    p.write_text(
+        f"#!/bin/bash\n#SBATCH --time=00:20:00\nset -euo pipefail\nexport WANDB_RUN=dummy\n"
+        f"cd {REPO}\nbash scripts/speedrun.sh {args}\n"
+    )
     return p
 
 
@@ -106,9 +124,17 @@ def test_real_speedrun_followed_with_tiny(tmp_path):
     child = m.includes[0]
     assert child.positional == ["--tiny"]
     mods = [i.module for i in m.all_invocations]
-    assert mods == ["nanochat.report", "nanochat.dataset", "nanochat.tok_train", "nanochat.base_train",
-                    "nanochat.mid_train", "nanochat.chat_eval", "nanochat.chat_sft", "nanochat.chat_eval",
-                    "nanochat.report"]  # NANOCHAT_DATA unset: the local build, not the fineweb download
+    assert mods == [
+        "nanochat.report",
+        "nanochat.dataset",
+        "nanochat.tok_train",
+        "nanochat.base_train",
+        "nanochat.mid_train",
+        "nanochat.chat_eval",
+        "nanochat.chat_sft",
+        "nanochat.chat_eval",
+        "nanochat.report",
+    ]  # NANOCHAT_DATA unset: the local build, not the fineweb download
     base = next(i for i in m.all_invocations if i.module == "nanochat.base_train")
     assert base.launcher == "python" and base.via.startswith("launch")
     plan = build_plan(load_profile("bundled"), m, environ={"HOME": str(tmp_path)})

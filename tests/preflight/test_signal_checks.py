@@ -94,8 +94,11 @@ def test_speedrun_slurm_and_the_demo_script_deliver_their_signal(tmp_path):
     for script in (speedrun, demo):
         for code in ("SB016", "SB008", "SB007"):
             check = _check(tmp_path, script, code)
-            assert check.status in (Status.PASS, Status.SKIP) and not check.findings, (code, check.reason,
-                                                                                        [f.message for f in check.findings])
+            assert check.status in (Status.PASS, Status.SKIP) and not check.findings, (
+                code,
+                check.reason,
+                [f.message for f in check.findings],
+            )
 
 
 def test_timeout_signal_not_needed_when_the_plan_fits_with_room(tmp_path):
@@ -118,9 +121,11 @@ def test_a_signal_does_not_protect_an_upstream_trainer(tmp_path):
 
 def test_a_shell_function_that_waits_counts_as_wait(tmp_path):
     finish = 'finish() { wait "$!"; }\n'
-    assert _check(tmp_path, HEAD + finish + "python -m nanochat.dataset -n 240 &\nfinish\n" + BASE, "SB008").status \
+    assert (
+        _check(tmp_path, HEAD + finish + "python -m nanochat.dataset -n 240 &\nfinish\n" + BASE, "SB008").status
         is Status.PASS
-    other = 'finish() { echo done; }\n'
+    )
+    other = "finish() { echo done; }\n"
     assert _check(tmp_path, HEAD + other + "python -m nanochat.dataset -n 240 &\nfinish\n" + BASE, "SB008").findings
 
 

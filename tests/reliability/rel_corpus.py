@@ -38,8 +38,9 @@ def valid_shard_bytes(rows: int = 64, column: str = "text", row_group_size: int 
 
     buf = io.BytesIO()
     table = pa.table({column: pa.array([f"document {i} " * 5 for i in range(rows)], pa.string())})
-    pq.write_table(table, buf, row_group_size=row_group_size, compression="zstd", use_dictionary=False,
-                   write_statistics=False)
+    pq.write_table(
+        table, buf, row_group_size=row_group_size, compression="zstd", use_dictionary=False, write_statistics=False
+    )
     return buf.getvalue()
 
 
@@ -52,6 +53,7 @@ def _truncated(frac: float | None = None, keep: int | None = None) -> Callable[[
         data = valid_shard_bytes()
         n = keep if keep is not None else int(len(data) * frac)
         return data[:n]
+
     return make
 
 
@@ -77,7 +79,7 @@ def _footer_garbage_thrift() -> bytes:
     """A real file whose footer bytes are overwritten with random bytes (length kept)."""
     data = bytearray(valid_shard_bytes())
     flen = struct.unpack("<I", data[-8:-4])[0]
-    data[-8 - flen:-8] = _rand(flen, seed=99)
+    data[-8 - flen : -8] = _rand(flen, seed=99)
     return bytes(data)
 
 
@@ -131,6 +133,7 @@ def _trunc_model(frac: float) -> Writer:
     def w(p: Path) -> None:
         _valid_model(p)
         factories.truncate(p, frac)
+
     return w
 
 
@@ -190,14 +193,21 @@ def meta_corpus() -> dict[str, Writer]:
         "a-list": text("[1, 2, 3]"),
         "null": text("null"),
         "wrong-types": text(json.dumps(dict(good, step="twenty", model_config="d20"))),
-        "model-config-wrong-types": text(json.dumps(dict(good, model_config={k: str(v) + "x" for k, v in good["model_config"].items()}))),
+        "model-config-wrong-types": text(
+            json.dumps(dict(good, model_config={k: str(v) + "x" for k, v in good["model_config"].items()}))
+        ),
         "huge-float-1e999": text(json.dumps(good).replace('"step": 20', '"step": 1e999')),
         "huge-int-10e400": text(json.dumps(good).replace('"step": 20', '"step": ' + "1" + "0" * 400)),
         "huge-int-vocab": text(json.dumps(good).replace(str(good["model_config"]["vocab_size"]), "9" * 5000, 1)),
-        "model-config-inf": text(json.dumps(dict(good, model_config=dict(good["model_config"], vocab_size=1e308 * 10)))),
-        "model-config-zero-heads": text(json.dumps(dict(good, model_config=dict(good["model_config"], n_head=0, n_kv_head=0,
-                                                                                  n_layer=-1)))),
-        "model-config-huge-layers": text(json.dumps(dict(good, model_config=dict(good["model_config"], n_layer=10**9)))),
+        "model-config-inf": text(
+            json.dumps(dict(good, model_config=dict(good["model_config"], vocab_size=1e308 * 10)))
+        ),
+        "model-config-zero-heads": text(
+            json.dumps(dict(good, model_config=dict(good["model_config"], n_head=0, n_kv_head=0, n_layer=-1)))
+        ),
+        "model-config-huge-layers": text(
+            json.dumps(dict(good, model_config=dict(good["model_config"], n_layer=10**9)))
+        ),
         "nan-literal": text(json.dumps(good).replace('"step": 20', '"step": NaN')),
         "deep-nesting-100k": text('{"model_config": ' + "[" * 100_000 + "]" * 100_000 + "}"),
         "invalid-utf8": text(b'{"step": 20, "x": "\xff\xfe"}'),
@@ -227,7 +237,9 @@ def _good_log() -> str:
 
 def log_corpus() -> dict[str, Writer]:
     good = _good_log()
-    ansi = "".join(f"\x1b[{i % 108}m\x1b[2K\x1b[1;{i}H\x1b]0;title\x07{line}\n" for i, line in enumerate(good.splitlines()))
+    ansi = "".join(
+        f"\x1b[{i % 108}m\x1b[2K\x1b[1;{i}H\x1b]0;title\x07{line}\n" for i, line in enumerate(good.splitlines())
+    )
     return {
         "random-bytes": lambda p: _mk(p).write_bytes(_rand(1 << 20)),
         "invalid-utf8": lambda p: _mk(p).write_bytes(good.encode().replace(b"step", b"st\xff\xfep")),
@@ -240,7 +252,8 @@ def log_corpus() -> dict[str, Writer]:
         "no-trailing-newline": lambda p: _mk(p).write_text(good.rstrip("\n")),
         "traceback-unterminated": lambda p: _mk(p).write_text(good + "Traceback (most recent call last):\n"),
         "step-line-huge-numbers": lambda p: _mk(p).write_text(
-            good + "step 99999999999999999999999/00000 (1e999%) | loss: 1e999 | dt: -0ms | tok/sec: 9" * 3 + "\n"),
+            good + "step 99999999999999999999999/00000 (1e999%) | loss: 1e999 | dt: -0ms | tok/sec: 9" * 3 + "\n"
+        ),
     }
 
 
@@ -264,9 +277,11 @@ def write_big_log(p: Path, size: int) -> None:
 
 
 # -- batch scripts -------------------------------------------------------------------------------
-GOOD_SCRIPT = ("#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=06:00:00\nset -euo pipefail\n"
-               "export OMP_NUM_THREADS=1\n"
-               "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n")
+GOOD_SCRIPT = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=06:00:00\nset -euo pipefail\n"
+    "export OMP_NUM_THREADS=1\n"
+    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+)
 
 
 def script_corpus() -> dict[str, Writer]:
@@ -293,9 +308,11 @@ def script_corpus() -> dict[str, Writer]:
         "many-lines-200k": text(GOOD_SCRIPT + "echo hi\n" * 200_000),
         "deep-nesting": text(GOOD_SCRIPT + "echo " + "$(" * 5000 + ")" * 5000 + "\n"),
         "brace-bomb": text(GOOD_SCRIPT + "echo " + "{a,b}" * 40 + "\n"),
-        "weird-directives": text("#!/bin/bash\n#SBATCH\n#SBATCH --gres=gpu:99999999999999999999\n"
-                                 "#SBATCH --nodes=-1\n#SBATCH --time=99999999:99:99\n#SBATCH --ntasks-per-node=0\n"
-                                 "torchrun --nproc_per_node=0 -m scripts.base_train -- --depth=99999999999999999999\n"),
+        "weird-directives": text(
+            "#!/bin/bash\n#SBATCH\n#SBATCH --gres=gpu:99999999999999999999\n"
+            "#SBATCH --nodes=-1\n#SBATCH --time=99999999:99:99\n#SBATCH --ntasks-per-node=0\n"
+            "torchrun --nproc_per_node=0 -m scripts.base_train -- --depth=99999999999999999999\n"
+        ),
         "huge-depth": text(GOOD_SCRIPT.replace("--depth=20", "--depth=1e999")),
         "self-include": lambda p: _mk(p).write_text(GOOD_SCRIPT + f"bash {p.name}\nsource ./{p.name}\n"),
         "script-100MB": lambda p: _write_big_script(p, 100 * 1024 * 1024),

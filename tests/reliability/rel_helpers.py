@@ -68,8 +68,15 @@ def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return out
 
 
-def problems(proc, *, allowed: Iterable[int] = (1, 2), marker: Path | None = None,
-             before: dict[str, str] | None = None, root: Path | None = None, check_errors_ok: bool = False) -> list[str]:
+def problems(
+    proc,
+    *,
+    allowed: Iterable[int] = (1, 2),
+    marker: Path | None = None,
+    before: dict[str, str] | None = None,
+    root: Path | None = None,
+    check_errors_ok: bool = False,
+) -> list[str]:
     """Everything wrong with one run on hostile input (empty list: it survived)."""
     out: list[str] = []
     err = proc.stderr or ""
@@ -82,18 +89,27 @@ def problems(proc, *, allowed: Iterable[int] = (1, 2), marker: Path | None = Non
         import json
 
         try:
-            crashed = [f"{c['code']}: {c.get('message') or c.get('reason') or ''}"
-                       for c in json.loads(out_text).get("checks", []) if c.get("status") == "error"]
+            crashed = [
+                f"{c['code']}: {c.get('message') or c.get('reason') or ''}"
+                for c in json.loads(out_text).get("checks", [])
+                if c.get("status") == "error"
+            ]
         except (ValueError, AttributeError):
             crashed = []
         if crashed:
             out.append("check crashed: " + " | ".join(crashed[:5]))
-    if "Checks that could not run (internal errors):" in out_text and not check_errors_ok:  # a check raised: contained, but a crash
+    if (
+        "Checks that could not run (internal errors):" in out_text and not check_errors_ok
+    ):  # a check raised: contained, but a crash
         tail = out_text.split("Checks that could not run (internal errors):", 1)[1].strip().splitlines()
         out.append("check crashed: " + " | ".join(ln.strip() for ln in tail[:5] if ln.strip()))
     if proc.returncode not in tuple(allowed):
-        out.append(f"exit code {proc.returncode}, expected one of {tuple(allowed)}; stdout tail:\n"
-                   + (proc.stdout or "")[-1500:] + "\nstderr tail:\n" + err[-1500:])
+        out.append(
+            f"exit code {proc.returncode}, expected one of {tuple(allowed)}; stdout tail:\n"
+            + (proc.stdout or "")[-1500:]
+            + "\nstderr tail:\n"
+            + err[-1500:]
+        )
     if marker is not None and Path(marker).exists():
         out.append(f"PAYLOAD EXECUTED: {marker} was created")
     if before is not None and root is not None:
@@ -123,8 +139,11 @@ def registered(prefix: str, stage: str | None = None) -> list[str]:
     """Codes of registered checks starting with ``prefix`` (to skip where an area has not landed yet)."""
     from preflight.registry import Registry
 
-    return [s.code for s in Registry.default(entry_points=False)
-            if s.code.startswith(prefix) and (stage is None or s.stage == stage)]
+    return [
+        s.code
+        for s in Registry.default(entry_points=False)
+        if s.code.startswith(prefix) and (stage is None or s.stage == stage)
+    ]
 
 
 def run_bounded(cli, tally, reader: str, *args, timeout: float = 60, **kw):

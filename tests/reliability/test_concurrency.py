@@ -64,8 +64,9 @@ def test_verify_running_job(tmp_path, cli, tally):
     (tmp_path / "logs").mkdir()
     (tmp_path / "job.sbatch").write_text(JOB)
     env = slurm_env()
-    sub = subprocess.run(["sbatch", "--parsable", "job.sbatch"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=30)
+    sub = subprocess.run(
+        ["sbatch", "--parsable", "job.sbatch"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
+    )
     assert sub.returncode == 0, sub.stderr
     job_id = sub.stdout.strip().split(";")[0]
     try:
@@ -75,15 +76,31 @@ def test_verify_running_job(tmp_path, cli, tally):
             time.sleep(0.2)
         assert log.exists(), "the job never started"
         tally.fault("verify while the job runs")
-        proc = cli("postflight", "verify", job_id, "--base-dir", str(base), "--no-smoke", "--format", "json",
-                   cwd=tmp_path, env={"SLURM_CONF": env.get("SLURM_CONF", "")}, timeout=120)
+        proc = cli(
+            "postflight",
+            "verify",
+            job_id,
+            "--base-dir",
+            str(base),
+            "--no-smoke",
+            "--format",
+            "json",
+            cwd=tmp_path,
+            env={"SLURM_CONF": env.get("SLURM_CONF", "")},
+            timeout=120,
+        )
         check_survived(tally, "running job", proc, allowed=(1,))
         data = json.loads(proc.stdout)
         phases = {p["name"]: p["status"] for p in data["phases"]}
         assert phases.get("base") == "done", phases
         assert phases.get("mid") == "running", f"the phase in progress is not reported as running: {phases}"
-        corrupt = [f for c in data["checks"] for f in c["findings"] if ".tmp" in (f.get("location") or {}).get("path", "")
-                   and c["code"] in ("CK002", "CK005", "CK006", "CK007", "CK008")]
+        corrupt = [
+            f
+            for c in data["checks"]
+            for f in c["findings"]
+            if ".tmp" in (f.get("location") or {}).get("path", "")
+            and c["code"] in ("CK002", "CK005", "CK006", "CK007", "CK008")
+        ]
         assert not corrupt, f"a checkpoint still being written is reported as broken: {corrupt}"
     finally:
         subprocess.run(["scancel", job_id], env=env, capture_output=True, timeout=30)
@@ -113,13 +130,29 @@ def test_verify_growing_log_without_slurm(tmp_path, cli, tally):
     t.start()
     tally.fault("log appended while verified")
     try:
-        proc = cli("postflight", "verify", "--log", str(log), "--base-dir", str(base), "--no-smoke", "--format", "json",
-                   cwd=tmp_path, timeout=120)
+        proc = cli(
+            "postflight",
+            "verify",
+            "--log",
+            str(log),
+            "--base-dir",
+            str(base),
+            "--no-smoke",
+            "--format",
+            "json",
+            cwd=tmp_path,
+            timeout=120,
+        )
     finally:
         stop.set()
         t.join(5)
     check_survived(tally, "running job", proc, allowed=(1,))
     data = json.loads(proc.stdout)
-    corrupt = [f for c in data["checks"] for f in c["findings"] if ".tmp" in (f.get("location") or {}).get("path", "")
-               and c["code"] in ("CK002", "CK005", "CK006", "CK007", "CK008")]
+    corrupt = [
+        f
+        for c in data["checks"]
+        for f in c["findings"]
+        if ".tmp" in (f.get("location") or {}).get("path", "")
+        and c["code"] in ("CK002", "CK005", "CK006", "CK007", "CK008")
+    ]
     assert not corrupt, f"a checkpoint still being written is reported as broken: {corrupt}"

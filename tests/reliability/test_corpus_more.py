@@ -18,9 +18,15 @@ JOB = "777001"
 
 def _ledger_cases(tmp: Path) -> dict[str, object]:
     fifo = tmp / "fifo.out"
-    good = {"schema_version": 1, "job_id": JOB, "script": {"path": str(tmp / "job.sh")}, "cwd": str(tmp),
-            "logs": {"stdout": str(tmp / "logs" / "run.out"), "stderr": str(tmp / "logs" / "run.out")},
-            "expected": {"phases": ["base", "mid", "sft"], "steps": {"base": 20}}, "profile": {"name": "classic"}}
+    good = {
+        "schema_version": 1,
+        "job_id": JOB,
+        "script": {"path": str(tmp / "job.sh")},
+        "cwd": str(tmp),
+        "logs": {"stdout": str(tmp / "logs" / "run.out"), "stderr": str(tmp / "logs" / "run.out")},
+        "expected": {"phases": ["base", "mid", "sft"], "steps": {"base": 20}},
+        "profile": {"name": "classic"},
+    }
 
     def fifo_log(p: Path) -> None:
         os.mkfifo(fifo)
@@ -33,10 +39,13 @@ def _ledger_cases(tmp: Path) -> dict[str, object]:
         "no-job-id": json.dumps({"schema_version": 1}),
         "future-version": json.dumps(dict(good, schema_version=99)),
         "wrong-types": json.dumps(dict(good, logs="x", expected=[1], cwd=7, script="s", profile="p")),
-        "nested-wrong-types": json.dumps(dict(good, logs={"stdout": 5, "stderr": None},
-                                              expected={"phases": "base", "steps": {"base": "many"}})),
+        "nested-wrong-types": json.dumps(
+            dict(good, logs={"stdout": 5, "stderr": None}, expected={"phases": "base", "steps": {"base": "many"}})
+        ),
         "deep-nesting": '{"schema_version": 1, "job_id": "' + JOB + '", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
-        "huge-int": json.dumps(dict(good, schema_version=1)).replace('"schema_version": 1', '"schema_version": ' + "9" * 5000),
+        "huge-int": json.dumps(dict(good, schema_version=1)).replace(
+            '"schema_version": 1', '"schema_version": ' + "9" * 5000
+        ),
         "huge-float": json.dumps(good).replace('"base": 20', '"base": 1e999'),
         "logs-dev-zero": json.dumps(dict(good, logs={"stdout": "/dev/zero", "stderr": "/dev/zero"})),
         "logs-dir": json.dumps(dict(good, logs={"stdout": str(tmp), "stderr": "/"})),
@@ -60,8 +69,20 @@ def test_bad_ledger(name, tmp_path, cli, tally):
     else:
         ledger.write_bytes(case.encode() if isinstance(case, str) else case)
     before = snapshot(tmp_path)
-    proc = run_bounded(cli, tally, "ledger", "postflight", "verify", JOB, "--base-dir", str(base), "--no-smoke",
-                       cwd=tmp_path, env={"PREFLIGHT_SLURM_TIMEOUT": "3"}, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "ledger",
+        "postflight",
+        "verify",
+        JOB,
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        cwd=tmp_path,
+        env={"PREFLIGHT_SLURM_TIMEOUT": "3"},
+        timeout=60,
+    )
     check_survived(tally, "ledger", proc, allowed=(0, 1, 2), before=before, root=tmp_path)
 
 
@@ -85,10 +106,22 @@ def test_hostile_checkout(name, tmp_path, cli, tally):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(src.encode() if isinstance(src, str) else src)
     script = tmp_path / "job.sh"
-    script.write_text(corpus.GOOD_SCRIPT.replace("-m scripts.base_train -- --depth=20", "-m nanochat.base_train -- --depth=20"))
+    script.write_text(
+        corpus.GOOD_SCRIPT.replace("-m scripts.base_train -- --depth=20", "-m nanochat.base_train -- --depth=20")
+    )
     before = snapshot(tmp_path)
-    proc = run_bounded(cli, tally, "nanochat checkout", "preflight", "check", str(script), "--base-dir",
-                       str(tmp_path / "b"), cwd=tmp_path, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "nanochat checkout",
+        "preflight",
+        "check",
+        str(script),
+        "--base-dir",
+        str(tmp_path / "b"),
+        cwd=tmp_path,
+        timeout=60,
+    )
     check_survived(tally, "nanochat checkout", proc, allowed=(1, 2), before=before, root=tmp_path)
 
 
@@ -112,8 +145,20 @@ def test_bad_report(name, tmp_path, cli, tally):
     log = factories.write_log(tmp_path / "logs" / "run.out", factories.run_log(base=str(base)))
     (base / "report" / "report.md").write_bytes(REPORTS[name]())
     before = snapshot(tmp_path)
-    proc = run_bounded(cli, tally, "report.md", "postflight", "verify", "--log", str(log), "--base-dir", str(base),
-                       "--no-smoke", cwd=tmp_path, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "report.md",
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        cwd=tmp_path,
+        timeout=60,
+    )
     check_survived(tally, "report.md", proc, allowed=(0, 1, 2), before=before, root=tmp_path)
     if name not in ("crlf", "table-garbage"):  # report checks are warnings: a finding, exit 0 is right
         assert "PASS: no findings" not in proc.stdout and "RPT" in proc.stdout, f"{name}: no report finding"

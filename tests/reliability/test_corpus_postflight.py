@@ -28,8 +28,20 @@ def _run_tree(tmp: Path, era: str = "classic") -> tuple[Path, Path]:
 
 
 def _verify(cli, tally, reader, tmp, base, log, *extra, timeout=90):
-    return run_bounded(cli, tally, reader, "postflight", "verify", "--log", str(log), "--base-dir", str(base),
-                       *extra, cwd=tmp, timeout=timeout)
+    return run_bounded(
+        cli,
+        tally,
+        reader,
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        *extra,
+        cwd=tmp,
+        timeout=timeout,
+    )
 
 
 def _expect_findings(prefix: str) -> tuple[int, ...]:
@@ -76,8 +88,17 @@ def test_bad_meta_postflight(name, tmp_path, cli, tally):
         assert f"meta_{STEPS:06d}.json" in proc.stdout, f"{name}: the report does not name the meta file"
 
 
-LOG_OK = {"ansi-noise", "crlf", "no-trailing-newline", "cr-only", "nul-bytes", "step-line-huge-numbers",
-          "single-50MB-line", "invalid-utf8", "traceback-unterminated"}
+LOG_OK = {
+    "ansi-noise",
+    "crlf",
+    "no-trailing-newline",
+    "cr-only",
+    "nul-bytes",
+    "step-line-huge-numbers",
+    "single-50MB-line",
+    "invalid-utf8",
+    "traceback-unterminated",
+}
 LOG_NEEDS_FINDING = {"random-bytes", "empty"}  # issue 4 §6: a log of random bytes gives a finding
 
 
@@ -212,8 +233,20 @@ def _dir_case(name: str, tmp: Path) -> tuple[Path, Path]:
     return base, log
 
 
-DIR_CASES = ["file-as-checkpoints", "file-as-tag-dir", "loop-checkpoints", "loop-model-file", "dangling-meta",
-             "dir-as-model", "fifo-as-meta", "log-is-dir", "log-fifo", "log-missing", "base-is-file", "100k-entries-in-tag-dir"]
+DIR_CASES = [
+    "file-as-checkpoints",
+    "file-as-tag-dir",
+    "loop-checkpoints",
+    "loop-model-file",
+    "dangling-meta",
+    "dir-as-model",
+    "fifo-as-meta",
+    "log-is-dir",
+    "log-fifo",
+    "log-missing",
+    "base-is-file",
+    "100k-entries-in-tag-dir",
+]
 
 
 @pytest.mark.parametrize("name", DIR_CASES)
@@ -233,13 +266,19 @@ def test_permission_denied_postflight(what, tmp_path, tally):
     _probe_caps_dropped(tmp_path)
     base, log = _run_tree(tmp_path)
     d = base / "base_checkpoints" / "d2"
-    target = {"base": base, "checkpoint-dir": d, "model": d / f"model_{STEPS:06d}.pt",
-              "meta": d / f"meta_{STEPS:06d}.json", "log": log}[what]
+    target = {
+        "base": base,
+        "checkpoint-dir": d,
+        "model": d / f"model_{STEPS:06d}.pt",
+        "meta": d / f"meta_{STEPS:06d}.json",
+        "log": log,
+    }[what]
     mode = target.stat().st_mode & 0o7777
     target.chmod(0)
     try:
-        proc = _run_without_caps("postflight", "verify", "--log", str(log), "--base-dir", str(base), "--no-smoke",
-                                 cwd=tmp_path)
+        proc = _run_without_caps(
+            "postflight", "verify", "--log", str(log), "--base-dir", str(base), "--no-smoke", cwd=tmp_path
+        )
     finally:
         target.chmod(mode)
     tally.fault("permission denied")

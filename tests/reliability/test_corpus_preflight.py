@@ -33,7 +33,9 @@ def _setup_base(tmp: Path, shards: int = 2) -> Path:
 
 def _script(tmp: Path, base: Path) -> Path:
     s = tmp / "job.sh"
-    s.write_text(corpus.GOOD_SCRIPT.replace("set -euo pipefail\n", f"set -euo pipefail\nexport NANOCHAT_BASE_DIR={base}\n"))
+    s.write_text(
+        corpus.GOOD_SCRIPT.replace("set -euo pipefail\n", f"set -euo pipefail\nexport NANOCHAT_BASE_DIR={base}\n")
+    )
     return s
 
 
@@ -100,14 +102,17 @@ def test_bad_config_in_cwd(name, tmp_path, cli, tally):
     script = _script(tmp_path, base)
     before = snapshot(tmp_path)
     start = time.monotonic()
-    proc = run_bounded(cli, tally, "config", "preflight", "check", str(script), "--base-dir", str(base),
-                       cwd=tmp_path, timeout=30)
+    proc = run_bounded(
+        cli, tally, "config", "preflight", "check", str(script), "--base-dir", str(base), cwd=tmp_path, timeout=30
+    )
     elapsed = time.monotonic() - start
     allowed = (0, 1, 2) if name in CONFIG_OK else (2,)
     check_survived(tally, "config", proc, allowed=allowed, marker=tmp_path / "MARKER", before=before, root=tmp_path)
     if proc.returncode == 2 and name not in CONFIG_OK:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        assert lines and "preflight.yaml" in lines[-1], f"{name}: the error does not name the file: {proc.stderr[-500:]}"
+        assert lines and "preflight.yaml" in lines[-1], (
+            f"{name}: the error does not name the file: {proc.stderr[-500:]}"
+        )
         assert len(lines[-1]) < 2000, f"{name}: the error line is {len(lines[-1])} characters"
     assert elapsed < 30, f"{name}: took {elapsed:.1f}s"
 
@@ -161,8 +166,9 @@ def test_bad_checkpoint_preflight(name, tmp_path, cli, tally):
     script = _script(tmp_path, base)
     before = snapshot(tmp_path)
     proc = cli("preflight", "check", str(script), "--base-dir", str(base), "--deep", cwd=tmp_path)
-    check_survived(tally, "checkpoint (preflight)", proc, allowed=(0, 1, 2), marker=marker, before=before,
-                   root=tmp_path)
+    check_survived(
+        tally, "checkpoint (preflight)", proc, allowed=(0, 1, 2), marker=marker, before=before, root=tmp_path
+    )
 
 
 # -- directories ----------------------------------------------------------------------------------
@@ -206,9 +212,15 @@ def _dir_cases() -> dict[str, object]:
         os.mkfifo(base / "base_data" / "shard_00002.parquet")  # opening it for reading would block forever
         return base
 
-    return {"file-as-base": file_as_base, "file-as-data": file_as_data, "loop-base": loop_base,
-            "loop-data": loop_data, "loop-shard": loop_shard, "dir-as-shard": dir_as_shard,
-            "fifo-as-shard": fifo_shard}
+    return {
+        "file-as-base": file_as_base,
+        "file-as-data": file_as_data,
+        "loop-base": loop_base,
+        "loop-data": loop_data,
+        "loop-shard": loop_shard,
+        "dir-as-shard": dir_as_shard,
+        "fifo-as-shard": fifo_shard,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(_dir_cases()))
@@ -217,8 +229,9 @@ def test_bad_directory_preflight(name, tmp_path, cli, tally):
     script = _script(tmp_path, base)
     before = snapshot(tmp_path)
     start = time.monotonic()
-    proc = run_bounded(cli, tally, "directory", "preflight", "check", str(script), "--base-dir", str(base),
-                       cwd=tmp_path, timeout=60)
+    proc = run_bounded(
+        cli, tally, "directory", "preflight", "check", str(script), "--base-dir", str(base), cwd=tmp_path, timeout=60
+    )
     check_survived(tally, "directory", proc, allowed=(1, 2), before=before, root=tmp_path)
     elapsed = time.monotonic() - start
     assert elapsed < 20, f"{name}: {elapsed:.1f}s: a check blocked until the per-check timeout"
@@ -247,16 +260,32 @@ def _run_without_caps(tool: str, *args: str, cwd: Path) -> subprocess.CompletedP
     env = dict(os.environ, NO_COLOR="1")
     env.pop("PREFLIGHT_DEBUG", None)
     code = f"import sys; sys.argv[0] = {tool!r}; from preflight.cli import {tool}_main; {tool}_main()"
-    return subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", code, *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _probe_caps_dropped(tmp: Path) -> None:
     locked = tmp / "probe"
     locked.mkdir()
     locked.chmod(0)
-    r = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c",
-                        f"import os; os.listdir({str(locked)!r})"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            sys.executable,
+            "-c",
+            f"import os; os.listdir({str(locked)!r})",
+        ],
+        capture_output=True,
+        text=True,
+    )
     locked.chmod(0o755)
     locked.rmdir()
     if r.returncode == 0:
@@ -269,8 +298,13 @@ def test_permission_denied_preflight(what, tmp_path, tally):
     base = _setup_base(tmp_path, shards=2)
     factories.write_tokenizer(base)
     script = _script(tmp_path, base)
-    target = {"base": base, "base_data": base / "base_data", "shard": base / "base_data" / "shard_00001.parquet",
-              "tokenizer": base / "tokenizer", "script": script}[what]
+    target = {
+        "base": base,
+        "base_data": base / "base_data",
+        "shard": base / "base_data" / "shard_00001.parquet",
+        "tokenizer": base / "tokenizer",
+        "script": script,
+    }[what]
     mode = target.stat().st_mode & 0o7777
     target.chmod(0)
     try:

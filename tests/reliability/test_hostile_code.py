@@ -72,12 +72,28 @@ def test_config_plugins_of_the_checked_tree_do_not_run(command, how, tmp_path, c
 def test_trusted_plugins_still_load_and_their_prints_go_to_stderr(how, tmp_path, cli, tally):
     tree, marker = tmp_path / "mine", tmp_path / "IMPORTED"
     _plant(tree, marker, "yaml")
-    extra, env = {"flag": (["--trust-config"], {}), "env": ([], {"PREFLIGHT_TRUST_CONFIG": "1"}),
-                  "plugins-dir": (["--plugins", str(tree / "site_checks")], {})}[how]
+    extra, env = {
+        "flag": (["--trust-config"], {}),
+        "env": ([], {"PREFLIGHT_TRUST_CONFIG": "1"}),
+        "plugins-dir": (["--plugins", str(tree / "site_checks")], {}),
+    }[how]
     if how == "plugins-dir":
         (tree / "preflight.yaml").unlink()
-    proc = run_bounded(cli, tally, "config plugins", "preflight", "check", "--select", "ZQ", "--format", "json",
-                       *extra, cwd=tree, env=env, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "config plugins",
+        "preflight",
+        "check",
+        "--select",
+        "ZQ",
+        "--format",
+        "json",
+        *extra,
+        cwd=tree,
+        env=env,
+        timeout=60,
+    )
     assert marker.exists(), proc.stderr
     doc = json.loads(proc.stdout)  # the check's print and its child's output did not land in the report
     assert doc["checks"][0]["findings"][0]["message"] == "planted check ran"
@@ -100,16 +116,36 @@ def test_config_discovery_does_not_climb_into_a_shared_parent(tmp_path, cli, tal
 def _resume_case(tmp_path: Path, run_value: str) -> tuple[Path, Path]:
     base = tmp_path / "base"
     factories.write_run(base, world_size=2, phases=("base",))
-    log = factories.write_log(tmp_path / "logs" / "run.out", factories.run_log(
-        base=str(base), phases=("base", "mid"), per_phase={"mid": {"run": run_value, "crash": ("RuntimeError", "x")}}))
+    log = factories.write_log(
+        tmp_path / "logs" / "run.out",
+        factories.run_log(
+            base=str(base),
+            phases=("base", "mid"),
+            per_phase={"mid": {"run": run_value, "crash": ("RuntimeError", "x")}},
+        ),
+    )
     return base, log
 
 
 def test_resume_plan_never_prints_a_log_value_as_shell(tmp_path, cli, tally):
     marker = tmp_path / "x"
     base, log = _resume_case(tmp_path, f"d20$(touch {marker})")
-    proc = run_bounded(cli, tally, "resume plan", "postflight", "verify", "--log", str(log), "--base-dir", str(base),
-                       "--no-smoke", "--format", "json", cwd=tmp_path, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "resume plan",
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        timeout=60,
+    )
     check_survived(tally, "resume plan", proc, allowed=(1,), marker=marker)
     resume = json.loads(proc.stdout)["resume"]
     assert resume["commands"], resume
@@ -121,18 +157,45 @@ def test_resume_plan_never_prints_a_log_value_as_shell(tmp_path, cli, tally):
 
 def test_resume_plan_keeps_plain_values(tmp_path, cli, tally):
     base, log = _resume_case(tmp_path, "d20-speedrun")
-    proc = run_bounded(cli, tally, "resume plan", "postflight", "verify", "--log", str(log), "--base-dir", str(base),
-                       "--no-smoke", "--format", "json", cwd=tmp_path, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "resume plan",
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        timeout=60,
+    )
     resume = json.loads(proc.stdout)["resume"]
     assert any("--run=d20-speedrun" in c for c in resume["commands"]), resume
     assert not resume.get("refused")
 
 
-@pytest.mark.parametrize("job_id", ["999999", "\u0661\u0662\u0663", "9" * 5000, "12;rm"],
-                         ids=["unknown", "arabic-indic-digits", "5000-digits", "shell"])
+@pytest.mark.parametrize(
+    "job_id",
+    ["999999", "\u0661\u0662\u0663", "9" * 5000, "12;rm"],
+    ids=["unknown", "arabic-indic-digits", "5000-digits", "shell"],
+)
 def test_unknown_or_malformed_job_id_is_no_such_job(job_id, tmp_path, cli, tally):
-    proc = run_bounded(cli, tally, "job id", "postflight", "verify", job_id, "--no-smoke", cwd=tmp_path,
-                       env={"SLURM_CONF": "/nonexistent"}, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "job id",
+        "postflight",
+        "verify",
+        job_id,
+        "--no-smoke",
+        cwd=tmp_path,
+        env={"SLURM_CONF": "/nonexistent"},
+        timeout=60,
+    )
     check_survived(tally, "job id", proc, allowed=(2,))
     assert "no such job" in proc.stderr and len(proc.stderr) < 600
 
@@ -143,8 +206,18 @@ def test_ledger_that_is_a_link_is_refused(tmp_path, cli, tally):
     target = tmp_path / "shadow"
     target.write_text(json.dumps({"schema_version": 1, "job_id": "4242", "logs": {}}))
     (jobs / "4242.json").symlink_to(target)
-    proc = run_bounded(cli, tally, "ledger", "postflight", "verify", "4242", "--no-smoke", cwd=tmp_path,
-                       env={"SLURM_CONF": "/nonexistent"}, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "ledger",
+        "postflight",
+        "verify",
+        "4242",
+        "--no-smoke",
+        cwd=tmp_path,
+        env={"SLURM_CONF": "/nonexistent"},
+        timeout=60,
+    )
     check_survived(tally, "ledger", proc, allowed=(2,))
     assert "no such job" in proc.stderr
 
@@ -152,8 +225,20 @@ def test_ledger_that_is_a_link_is_refused(tmp_path, cli, tally):
 def test_verify_where_every_check_skipped_is_not_a_pass(tmp_path, cli, tally):
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run_bounded(cli, tally, "verify", "postflight", "verify", "--base-dir", str(empty), "--select", "CHAT",
-                       "--no-smoke", cwd=tmp_path, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "verify",
+        "postflight",
+        "verify",
+        "--base-dir",
+        str(empty),
+        "--select",
+        "CHAT",
+        "--no-smoke",
+        cwd=tmp_path,
+        timeout=60,
+    )
     check_survived(tally, "verify", proc, allowed=(2,))
     assert "nothing was verified" in proc.stderr
 
@@ -164,8 +249,19 @@ def test_sbatch_export_secret_is_not_stored_in_the_ledger(tmp_path, cli, tally):
     (tmp_path / "job.sh").write_text("#!/bin/bash\n#SBATCH --time=00:05:00\nset -euo pipefail\necho hi\n")
     secret = "Zq8Zq8Zq8Zq8Zq8Zq8Zq8"
     env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "SLURM_CONF": "/nonexistent"}
-    proc = run_bounded(cli, tally, "ledger", "preflight", "sbatch", "--force", "job.sh",
-                       f"--export=ALL,WANDB_API_KEY={secret}", cwd=tmp_path, env=env, timeout=90)
+    proc = run_bounded(
+        cli,
+        tally,
+        "ledger",
+        "preflight",
+        "sbatch",
+        "--force",
+        "job.sh",
+        f"--export=ALL,WANDB_API_KEY={secret}",
+        cwd=tmp_path,
+        env=env,
+        timeout=90,
+    )
     check_survived(tally, "ledger", proc, allowed=(0,))
     ledger = (tmp_path / ".preflight" / "jobs" / "4242.json").read_text()
     assert secret not in ledger and "WANDB_API_KEY=Zq8Z****" in ledger

@@ -19,8 +19,15 @@ from rel_helpers import check_survived
 MEMORY_LIMIT = 1536 * 1024 * 1024  # address space, not RSS: the interpreter and its libraries take ~600 MB
 
 
-def _run(tally, reader: str, *args: str, cwd: Path, env: dict | None = None, timeout: float = 30,
-         memory: int | None = MEMORY_LIMIT) -> subprocess.CompletedProcess:
+def _run(
+    tally,
+    reader: str,
+    *args: str,
+    cwd: Path,
+    env: dict | None = None,
+    timeout: float = 30,
+    memory: int | None = MEMORY_LIMIT,
+) -> subprocess.CompletedProcess:
     def limit() -> None:
         if memory:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -30,16 +37,26 @@ def _run(tally, reader: str, *args: str, cwd: Path, env: dict | None = None, tim
     tool, *rest = args
     code = f"import sys; sys.argv[0] = {tool!r}; from preflight.cli import {tool}_main; {tool}_main()"
     try:
-        return subprocess.run([sys.executable, "-c", code, *rest], cwd=cwd, env=full_env, capture_output=True,
-                              text=True, timeout=timeout, preexec_fn=limit)
+        return subprocess.run(
+            [sys.executable, "-c", code, *rest],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=limit,
+        )
     except subprocess.TimeoutExpired:
         tally.tried(reader)
         pytest.fail(f"[{reader}] hung: {' '.join(args)[:200]} did not finish within {timeout:g}s")
 
 
 def _script(path: Path, body: str) -> Path:
-    path.write_text("#!/bin/bash\n#SBATCH --gres=gpu:8\nset -euo pipefail\n" + body
-                    + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n")
+    path.write_text(
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -euo pipefail\n"
+        + body
+        + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+    )
     return path
 
 
@@ -58,8 +75,10 @@ def test_self_doubling_value_is_unknown_not_a_gigabyte(tmp_path, tally):
 
 
 def test_long_assignment_chain_is_bounded(tmp_path, tally):
-    script = _script(tmp_path / "job.sh", "".join(f"export V{i}=${{V{i - 1}:-x}}$PATH\n" for i in range(1, 2000))
-                     + "export PATH=$PATH:/opt/x\n" * 2000)
+    script = _script(
+        tmp_path / "job.sh",
+        "".join(f"export V{i}=${{V{i - 1}:-x}}$PATH\n" for i in range(1, 2000)) + "export PATH=$PATH:/opt/x\n" * 2000,
+    )
     proc = _run(tally, "batch script", "preflight", "check", str(script), "--select", "SB", cwd=tmp_path, timeout=60)
     check_survived(tally, "batch script", proc, allowed=(0, 1))
 
@@ -96,7 +115,7 @@ def test_config_that_hangs_or_floods(name, kind, tmp_path, tally):
     else:
         with open(path, "wb") as fh:
             fh.write(b"[tool.preflight]\n" if name == "pyproject.toml" else b"select: [ALL]\n")
-            fh.truncate(3 * 1024 ** 3)
+            fh.truncate(3 * 1024**3)
     (tmp_path / ".git").mkdir()
     proc = _run(tally, "config", "preflight", "check", "--select", "SB", cwd=tmp_path)
     check_survived(tally, "config", proc, allowed=(0, 1, 2))

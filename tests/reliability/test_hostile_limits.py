@@ -42,6 +42,7 @@ def _stuck(code: str):
     def stuck():
         STUCK.wait(60)
         return []
+
     return check(code, f"stuck-{code.lower()}", requires=())(stuck)
 
 
@@ -124,8 +125,12 @@ def test_many_distinct_tracebacks_are_not_refolded_each_time(tmp_path, monkeypat
     tally.tried("log")
     lines = ["Overriding: run = dummy"]
     for i in range(3000):
-        lines += ["Traceback (most recent call last):", f'  File "/x/scripts/base_train.py", line {i}, in <module>',
-                  "    boom()", f"ValueError: distinct failure {i}"]
+        lines += [
+            "Traceback (most recent call last):",
+            f'  File "/x/scripts/base_train.py", line {i}, in <module>',
+            "    boom()",
+            f"ValueError: distinct failure {i}",
+        ]
     log = tmp_path / "run.log"
     log.write_text("\n".join(lines) + "\n")
     folds = []

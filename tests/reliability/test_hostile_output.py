@@ -29,14 +29,18 @@ SECRETS = {
 }
 # what we write as a command: ::error|warning|notice file=...,line=N,title=CODE name::message
 OUR_COMMAND = re.compile(r"^::(error|warning|notice) (file=[^,:\r\n]*,)?(line=\d+,)?title=[^,:\r\n]*::[^\r\n]*$")
-UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+UNSAFE_CHARS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def _hostile_run(tmp_path: Path, dir_name: str, message: str) -> tuple[Path, Path]:
     base = tmp_path / "base"
     factories.write_run(base, world_size=2)
-    log = factories.write_log(tmp_path / dir_name / "run.out", factories.run_log(
-        base=str(base), per_phase={"sft": {"crash": ("RuntimeError", message)}}))
+    log = factories.write_log(
+        tmp_path / dir_name / "run.out",
+        factories.run_log(base=str(base), per_phase={"sft": {"crash": ("RuntimeError", message)}}),
+    )
     return base, log
 
 
@@ -74,10 +78,25 @@ def test_machine_formats_survive_hostile_names_and_messages(fmt, tmp_path, cli, 
     controls, raw HTML and four kinds of secret: every format parses, nothing is forged or leaked."""
     payload = " ".join(text for text, _ in SECRETS.values())
     message = f"boom \u202eevil\u202c \x9b31m </details><img src=x onerror=alert(1)> {payload}"
-    base, log = _hostile_run(tmp_path, "logs\n::error title=FORGED::x\n::stop-commands::tok\u202e\x9b</details>",
-                             message)
-    proc = run_bounded(cli, tally, "output injection", "postflight", "verify", "--log", str(log), "--base-dir",
-                       str(base), "--no-smoke", "--format", fmt, cwd=tmp_path, timeout=60)
+    base, log = _hostile_run(
+        tmp_path, "logs\n::error title=FORGED::x\n::stop-commands::tok\u202e\x9b</details>", message
+    )
+    proc = run_bounded(
+        cli,
+        tally,
+        "output injection",
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--format",
+        fmt,
+        cwd=tmp_path,
+        timeout=60,
+    )
     check_survived(tally, "output injection", proc, allowed=(1,))
     assert "boom" in proc.stdout, "the crash is not reported"
     assert_parses(fmt, proc.stdout)
@@ -98,8 +117,24 @@ def test_undecodable_file_name_and_ascii_locale(fmt, tmp_path, cli, tally):
     base, log = _hostile_run(tmp_path, name, "boom")
     out = tmp_path / f"report.{fmt}"
     for extra, env in (([], {"PYTHONIOENCODING": "ascii"}), (["-o", str(out)], {})):
-        proc = run_bounded(cli, tally, "output encoding", "postflight", "verify", "--log", str(log), "--base-dir",
-                           str(base), "--no-smoke", "--format", fmt, *extra, cwd=tmp_path, env=env, timeout=60)
+        proc = run_bounded(
+            cli,
+            tally,
+            "output encoding",
+            "postflight",
+            "verify",
+            "--log",
+            str(log),
+            "--base-dir",
+            str(base),
+            "--no-smoke",
+            "--format",
+            fmt,
+            *extra,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        )
         check_survived(tally, "output encoding", proc, allowed=(1,))
         text = out.read_text(encoding="utf-8") if extra else proc.stdout
         assert "boom" in text
@@ -108,8 +143,22 @@ def test_undecodable_file_name_and_ascii_locale(fmt, tmp_path, cli, tally):
 
 def test_sarif_uris_are_percent_encoded(tmp_path, cli, tally):
     base, log = _hostile_run(tmp_path, "my logs #1 %20 ü", "boom")
-    proc = run_bounded(cli, tally, "output injection", "postflight", "verify", "--log", str(log), "--base-dir",
-                       str(base), "--no-smoke", "--format", "sarif", cwd=tmp_path, timeout=60)
+    proc = run_bounded(
+        cli,
+        tally,
+        "output injection",
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--format",
+        "sarif",
+        cwd=tmp_path,
+        timeout=60,
+    )
     check_survived(tally, "output injection", proc, allowed=(1,))
     assert_parses("sarif", proc.stdout)
     assert "my%20logs%20%231%20%2520%20%C3%BC/run.out" in proc.stdout
@@ -119,17 +168,34 @@ def test_github_step_summary_fifo_does_not_block(tmp_path, cli, tally):
     base, log = _hostile_run(tmp_path, "logs", "boom")
     fifo = tmp_path / "summary"
     os.mkfifo(fifo)
-    proc = run_bounded(cli, tally, "output injection", "postflight", "verify", "--log", str(log), "--base-dir",
-                       str(base), "--no-smoke", "--format", "github", cwd=tmp_path,
-                       env={"GITHUB_STEP_SUMMARY": str(fifo)}, timeout=30)
+    proc = run_bounded(
+        cli,
+        tally,
+        "output injection",
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--format",
+        "github",
+        cwd=tmp_path,
+        env={"GITHUB_STEP_SUMMARY": str(fifo)},
+        timeout=30,
+    )
     check_survived(tally, "output injection", proc, allowed=(1,))
     assert "cannot write GITHUB_STEP_SUMMARY" in proc.stdout
 
 
-@pytest.mark.parametrize("config, secret", [
-    ("select: hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789\n", "hf_AbCdEfGhIjKlMnOpQrSt"),
-    ("severity:\n  WANDB_API_KEY: Zq8Zq8Zq8Zq8Zq8Zq8\n", "Zq8Zq8Zq8Zq8"),
-])
+@pytest.mark.parametrize(
+    "config, secret",
+    [
+        ("select: hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789\n", "hf_AbCdEfGhIjKlMnOpQrSt"),
+        ("severity:\n  WANDB_API_KEY: Zq8Zq8Zq8Zq8Zq8Zq8\n", "Zq8Zq8Zq8Zq8"),
+    ],
+)
 def test_config_error_does_not_echo_a_secret(config, secret, tmp_path, cli, tally):
     (tmp_path / "preflight.yaml").write_text(config)
     proc = run_bounded(cli, tally, "config", "preflight", "check", cwd=tmp_path, timeout=60)
@@ -168,15 +234,16 @@ def test_writes_never_follow_a_link_out_of_the_tree(command, tmp_path, cli, tall
 def test_redaction_is_linear_on_worst_cases(tmp_path):
     """The masker's old `\\s*(?:[:=]|\\bis\\b)?\\s*` backtracked quadratically on long blank runs (it holds
     the GIL: no timeout fires). Each worst case must finish well inside the bound."""
-    code = ("from preflight.redact import redact\n"
-            "n = 400_000\n"
-            "for s in ['token' + ' ' * n + '!', 'password' + '\\t' * n, 'A' * n + '=', 'a://' + 'x:' * n,\n"
-            "          ('WANDB_API_KEY' + ' ' * 50) * (n // 60), 'x=' * n, '/' * n, 'aGZf' * n]:\n"
-            "    redact(s)\n"
-            "print('ok')\n")
+    code = (
+        "from preflight.redact import redact\n"
+        "n = 400_000\n"
+        "for s in ['token' + ' ' * n + '!', 'password' + '\\t' * n, 'A' * n + '=', 'a://' + 'x:' * n,\n"
+        "          ('WANDB_API_KEY' + ' ' * 50) * (n // 60), 'x=' * n, '/' * n, 'aGZf' * n]:\n"
+        "    redact(s)\n"
+        "print('ok')\n"
+    )
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=15)
     except subprocess.TimeoutExpired:
         pytest.fail("redact() backtracks: a worst case did not finish within 15 s")
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
-

@@ -25,8 +25,9 @@ def _named_encoding_pickle() -> bytes:
     """What tiktoken writes for an encoding it has registered: only the name."""
     import tiktoken.registry as registry
 
-    enc = tiktoken.Encoding(name="cl100k_base", pat_str=r"\s+|\S+",
-                            mergeable_ranks={bytes([i]): i for i in range(256)}, special_tokens={})
+    enc = tiktoken.Encoding(
+        name="cl100k_base", pat_str=r"\s+|\S+", mergeable_ranks={bytes([i]): i for i in range(256)}, special_tokens={}
+    )
     registry.ENCODINGS["cl100k_base"] = enc
     try:
         return pickle.dumps(enc)
@@ -40,8 +41,13 @@ def no_fetch(monkeypatch):
     import tiktoken.registry as registry
 
     calls = []
-    monkeypatch.setattr(registry, "get_encoding", lambda name: calls.append(name) or pytest.fail(
-        f"tiktoken.get_encoding({name!r}) called while reading a data file"))
+    monkeypatch.setattr(
+        registry,
+        "get_encoding",
+        lambda name: (
+            calls.append(name) or pytest.fail(f"tiktoken.get_encoding({name!r}) called while reading a data file")
+        ),
+    )
     return calls
 
 
@@ -68,8 +74,12 @@ def test_smoke_child_reader_refuses_a_named_encoding(no_fetch, tally):
 def test_real_encoding_still_loads(tmp_path, no_fetch):
     from nanochat.tokenizer import load_tokenizer_pkl
 
-    enc = tiktoken.Encoding(name="rustbpe", pat_str=r"\s+|\S+", mergeable_ranks={bytes([i]): i for i in range(256)},
-                            special_tokens={"<|bos|>": 256})
+    enc = tiktoken.Encoding(
+        name="rustbpe",
+        pat_str=r"\s+|\S+",
+        mergeable_ranks={bytes([i]): i for i in range(256)},
+        special_tokens={"<|bos|>": 256},
+    )
     path = tmp_path / "tokenizer.pkl"
     path.write_bytes(pickle.dumps(enc))
     loaded = load_tokenizer_pkl(path)
@@ -121,7 +131,7 @@ def _cases(tmp: Path) -> dict[str, Path]:
     p = _torch_like_zip(tmp / "corrupt-deflate.pt", good * 50, method=zipfile.ZIP_DEFLATED)
     raw = bytearray(p.read_bytes())
     start = 30 + len("archive/data.pkl")
-    raw[start:start + 8] = b"\xff" * 8
+    raw[start : start + 8] = b"\xff" * 8
     p.write_bytes(bytes(raw))
     out["corrupt-deflate"] = p
     huge = b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01L" + b"9" * 5000 + b"L\n" + b"s."  # {"w": 99...9L}

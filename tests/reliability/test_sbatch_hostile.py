@@ -12,8 +12,17 @@ import pytest
 import rel_corpus as corpus
 from rel_helpers import check_survived, run_bounded
 
-CASES = ["binary-elf", "utf16-bom", "latin1", "crlf", "unterminated-double", "long-directive", "heredocs",
-         "weird-directives", "self-include"]
+CASES = [
+    "binary-elf",
+    "utf16-bom",
+    "latin1",
+    "crlf",
+    "unterminated-double",
+    "long-directive",
+    "heredocs",
+    "weird-directives",
+    "self-include",
+]
 
 
 def _fake_slurm(bin_dir: Path, calls: Path) -> None:
@@ -36,8 +45,15 @@ def test_sbatch_hostile_script(name, force, tmp_path, cli, tally):
     calls = tmp_path / "sbatch-calls.txt"
     _fake_slurm(tmp_path / "bin", calls)
     corpus.script_corpus()[name](tmp_path / "job.sh")
-    args = ["preflight", "sbatch", *(["--force"] if force else []), "--base-dir", str(tmp_path / "b"), "job.sh",
-            "--time=00:01:00"]
+    args = [
+        "preflight",
+        "sbatch",
+        *(["--force"] if force else []),
+        "--base-dir",
+        str(tmp_path / "b"),
+        "job.sh",
+        "--time=00:01:00",
+    ]
     env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "SLURM_CONF": "/nonexistent"}
     proc = run_bounded(cli, tally, "batch script (sbatch)", *args, cwd=tmp_path, env=env, timeout=90)
     check_survived(tally, "batch script (sbatch)", proc, allowed=(0, 1, 2) if force else (1, 2))

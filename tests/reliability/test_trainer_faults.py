@@ -22,8 +22,9 @@ def small_disk(tmp_path):
     mnt.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("no mount command: cannot make a small filesystem for the full-disk test")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True,
-                       timeout=20)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True, timeout=20
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a 2 MB tmpfs here (needs root / CAP_SYS_ADMIN): {r.stderr.strip()}")
     try:
@@ -53,7 +54,9 @@ def test_full_disk_keeps_previous_checkpoint(small_disk, tally):
     tally.fault("disk full while saving")
     assert find_last_step(str(d)) == 1, "the failed save left a step that loaders would pick"
     model, optim, meta = load_checkpoint(str(d), 1, "cpu", load_optimizer=True)
-    assert meta == {"step": 1} and torch.equal(model["w"], torch.ones(1000)) and torch.equal(optim[0]["m"], torch.ones(10))
+    assert (
+        meta == {"step": 1} and torch.equal(model["w"], torch.ones(1000)) and torch.equal(optim[0]["m"], torch.ones(10))
+    )
 
 
 def test_full_disk_message_is_clear(small_disk, tally):
@@ -61,8 +64,9 @@ def test_full_disk_message_is_clear(small_disk, tally):
     err = _save_small_then_big(d)
     tally.fault("disk full while saving")
     msg = f"{type(err).__name__}: {err}"
-    assert "model_000002" in msg or "No space left" in msg or "disk" in msg.lower(), \
+    assert "model_000002" in msg or "No space left" in msg or "disk" in msg.lower(), (
         f"the failed save does not say what failed or why: {msg[:300]}"
+    )
 
 
 def test_full_disk_leaves_no_temp_file(small_disk, tally):

@@ -42,8 +42,18 @@ def test_no_shell_and_no_os_system():
             shell = _kw(node, "shell")
             if shell is not None and not (isinstance(shell, ast.Constant) and shell.value is False):
                 bad.append(f"{where}: {func}(shell=...)")
-            if func in ("os.system", "os.popen", "os.execl", "os.execlp", "os.spawnl", "commands.getoutput",
-                        "subprocess.getoutput", "subprocess.getstatusoutput", "eval", "exec"):
+            if func in (
+                "os.system",
+                "os.popen",
+                "os.execl",
+                "os.execlp",
+                "os.spawnl",
+                "commands.getoutput",
+                "subprocess.getoutput",
+                "subprocess.getstatusoutput",
+                "eval",
+                "exec",
+            ):
                 bad.append(f"{where}: {func}()")
             if func.startswith("subprocess.") and node.args and isinstance(node.args[0], (ast.Constant, ast.JoinedStr)):
                 bad.append(f"{where}: {func} with a command string")
@@ -58,8 +68,17 @@ def test_external_tools_have_timeouts():
         for node, func in _calls(path):
             args = node.args[0] if node.args else None
             external = isinstance(args, ast.List) and args.elts and isinstance(args.elts[0], ast.Constant)
-            if func in ("subprocess.run", "subprocess.check_output", "subprocess.call", "subprocess.check_call",
-                        ) and external and _kw(node, "timeout") is None:
+            if (
+                func
+                in (
+                    "subprocess.run",
+                    "subprocess.check_output",
+                    "subprocess.call",
+                    "subprocess.check_call",
+                )
+                and external
+                and _kw(node, "timeout") is None
+            ):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {func} without timeout")
     assert not bad, "\n".join(bad)
 
@@ -70,15 +89,28 @@ def test_no_unpickling_and_safe_yaml_and_weights_only():
         text = path.read_text(encoding="utf-8")
         for node, func in _calls(path):
             where = f"{path.relative_to(ROOT)}:{node.lineno}"
-            if func in ("pickle.load", "pickle.loads", "pickle.Unpickler", "cPickle.load", "dill.load", "marshal.loads",
-                        "numpy.load", "np.load", "joblib.load", "shelve.open"):
+            if func in (
+                "pickle.load",
+                "pickle.loads",
+                "pickle.Unpickler",
+                "cPickle.load",
+                "dill.load",
+                "marshal.loads",
+                "numpy.load",
+                "np.load",
+                "joblib.load",
+                "shelve.open",
+            ):
                 bad.append(f"{where}: {func}()")
             if func in ("yaml.load", "yaml.load_all"):
                 loader = _kw(node, "Loader") or (node.args[1] if len(node.args) > 1 else None)
                 src = ast.unparse(loader) if loader is not None else ""
                 if isinstance(loader, ast.Name):  # loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-                    assigned = [ast.unparse(a.value) for a in ast.walk(ast.parse(text))
-                                if isinstance(a, ast.Assign) and any(getattr(t, "id", None) == loader.id for t in a.targets)]
+                    assigned = [
+                        ast.unparse(a.value)
+                        for a in ast.walk(ast.parse(text))
+                        if isinstance(a, ast.Assign) and any(getattr(t, "id", None) == loader.id for t in a.targets)
+                    ]
                     src = " ".join(assigned)
                 if "Safe" not in src or "Unsafe" in src:
                     bad.append(f"{where}: {func} with Loader={src or 'default'}")
@@ -91,14 +123,29 @@ def test_no_unpickling_and_safe_yaml_and_weights_only():
     assert not bad, "\n".join(bad)
 
 
+def _restricted_unpicklers(path: Path) -> set[str]:
+    """Classes of the file that subclass pickle.Unpickler and override find_class (an allowlist)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(b) == "pickle.Unpickler" for b in node.bases)
+        and any(isinstance(f, ast.FunctionDef) and f.name == "find_class" for f in node.body)
+    }
+
+
 def test_tokenizer_pkl_only_through_restricted_unpickler():
-    """Every place that opens tokenizer.pkl in the tool goes through nanochat.tokenizer.load_tokenizer_pkl."""
+    """Every place that opens tokenizer.pkl in the tool goes through nanochat.tokenizer.load_tokenizer_pkl, or
+    (the smoke test's child, which runs in the user's Python without this package) an Unpickler of its own
+    whose find_class admits only what a tokenizer holds."""
     offenders = []
     for path in SCANNED:
         text = path.read_text(encoding="utf-8")
         if "tokenizer.pkl" in text or "tokenizer_pkl" in text:
+            allowed = _restricted_unpicklers(path)
             for node, func in _calls(path):
-                if func.endswith(".load") and "pickle" in func:
+                if func.endswith(".load") and "pickle" in func and func.split("(")[0] not in allowed:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
 
@@ -140,8 +187,21 @@ def test_hung_tools_preflight_check(style, tmp_path, cli, tally):
     script.write_text(corpus.GOOD_SCRIPT)
     tally.fault(f"hung tool ({style})", len(HUNG_TOOLS))
     start = time.monotonic()
-    proc = run_bounded(cli, tally, "hung tools", "preflight", "check", str(script), "--base-dir", str(tmp_path / "b"),
-                       "--format", "json", cwd=tmp_path, env=_env_with(tmp_path / "bin"), timeout=90)
+    proc = run_bounded(
+        cli,
+        tally,
+        "hung tools",
+        "preflight",
+        "check",
+        str(script),
+        "--base-dir",
+        str(tmp_path / "b"),
+        "--format",
+        "json",
+        cwd=tmp_path,
+        env=_env_with(tmp_path / "bin"),
+        timeout=90,
+    )
     elapsed = time.monotonic() - start
     check_survived(tally, "hung tools", proc, allowed=(1, 2), check_errors_ok=True)
     st_ = _statuses(proc)
@@ -157,15 +217,29 @@ def test_hung_tools_postflight_verify(style, tmp_path, cli, tally):
     (tmp_path / "preflight.yaml").write_text("slurm-timeout: 2\ntimeout: 6\n")
     tally.fault(f"hung tool ({style})", len(HUNG_TOOLS))
     start = time.monotonic()
-    proc = run_bounded(cli, tally, "hung tools", "postflight", "verify", "424242", "--no-smoke", "--format", "json",
-                       cwd=tmp_path, env=_env_with(tmp_path / "bin"), timeout=90)
+    proc = run_bounded(
+        cli,
+        tally,
+        "hung tools",
+        "postflight",
+        "verify",
+        "424242",
+        "--no-smoke",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        env=_env_with(tmp_path / "bin"),
+        timeout=90,
+    )
     elapsed = time.monotonic() - start
     check_survived(tally, "hung tools", proc, allowed=(1, 2), check_errors_ok=True)
     if proc.stdout.strip().startswith("{"):
         st_ = _statuses(proc)
         job_checks = {k: v for k, v in st_.items() if k.startswith("JOB")}
         assert job_checks and all(v in ("error", "skip") for v in job_checks.values()), job_checks
-        assert any(v == "error" for v in job_checks.values()), f"a hung sacct must be an error, not a skip: {job_checks}"
+        assert any(v == "error" for v in job_checks.values()), (
+            f"a hung sacct must be an error, not a skip: {job_checks}"
+        )
     assert elapsed < 40, f"postflight verify took {elapsed:.0f}s with hung tools"
 
 
@@ -191,8 +265,11 @@ FORMATS = ["text", "json", "jsonl", "junit", "sarif", "github", "markdown"]
 def _secret_script(tmp: Path) -> Path:
     lines = ["#!/bin/bash", "#SBATCH --gres=gpu:8", "set -euo pipefail"]
     lines += [f"export {k}={v}" for k, v in SECRETS.items()]
-    lines += [f'wandb login {SECRETS["WANDB_API_KEY"]}', f'huggingface-cli login --token "{SECRETS["HF_TOKEN"]}"',
-              "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=x"]
+    lines += [
+        f"wandb login {SECRETS['WANDB_API_KEY']}",
+        f'huggingface-cli login --token "{SECRETS["HF_TOKEN"]}"',
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=x",
+    ]
     p = tmp / "job.sh"
     p.write_text("\n".join(lines) + "\n")
     return p
@@ -203,10 +280,31 @@ def test_secrets_masked_in_every_format(fmt, tmp_path, cli, tally):
     script = _secret_script(tmp_path)
     summary = tmp_path / "summary.md"
     out_file = tmp_path / f"out.{fmt}"
-    proc = cli("preflight", "check", str(script), "--format", fmt, "--base-dir", str(tmp_path / "b"), cwd=tmp_path,
-               env={"GITHUB_STEP_SUMMARY": str(summary)})
-    proc2 = cli("preflight", "check", str(script), "--format", fmt, "--output-file", str(out_file), "--verbose",
-                "--base-dir", str(tmp_path / "b"), cwd=tmp_path, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    proc = cli(
+        "preflight",
+        "check",
+        str(script),
+        "--format",
+        fmt,
+        "--base-dir",
+        str(tmp_path / "b"),
+        cwd=tmp_path,
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    proc2 = cli(
+        "preflight",
+        "check",
+        str(script),
+        "--format",
+        fmt,
+        "--output-file",
+        str(out_file),
+        "--verbose",
+        "--base-dir",
+        str(tmp_path / "b"),
+        cwd=tmp_path,
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
     tally.tried("secret masking", 2)
     outputs = proc.stdout + proc.stderr + proc2.stdout + proc2.stderr
     outputs += out_file.read_text() if out_file.exists() else ""
@@ -224,12 +322,27 @@ def test_secret_in_log_not_echoed_by_postflight(tmp_path, cli, tally):
     """postflight reports echo log lines: a secret printed into the log must not be repeated whole."""
     base = tmp_path / "base"
     factories.write_run(base, world_size=2)
-    text = factories.run_log(base=str(base), per_phase={"base": {"crash": (
-        "wandb.errors.CommError", f"invalid api key {SECRETS['WANDB_API_KEY']}")}})
+    text = factories.run_log(
+        base=str(base),
+        per_phase={"base": {"crash": ("wandb.errors.CommError", f"invalid api key {SECRETS['WANDB_API_KEY']}")}},
+    )
     log = factories.write_log(tmp_path / "logs" / "run.out", text)
     before = snapshot(tmp_path)
-    proc = run_bounded(cli, tally, "secret masking", "postflight", "verify", "--log", str(log), "--base-dir", str(base),
-                       "--no-smoke", "--format", "json", cwd=tmp_path)
+    proc = run_bounded(
+        cli,
+        tally,
+        "secret masking",
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
     check_survived(tally, "secret masking", proc, allowed=(1,), before=before, root=tmp_path)
     assert SECRETS["WANDB_API_KEY"] not in proc.stdout + proc.stderr, "a wandb key from the log is echoed whole"
 
@@ -241,11 +354,26 @@ def test_github_annotations_cannot_be_forged(tmp_path, cli, tally):
     script.write_text(corpus.GOOD_SCRIPT)
     base = tmp_path / "base"
     factories.write_run(base, world_size=2)
-    log = factories.write_log(tmp_path / "logs" / "run.out", factories.run_log(base=str(base), per_phase={
-        "sft": {"crash": ("RuntimeError", "boom\r::error title=y::FORGED\r%0A::error::FORGED")}}))
+    log = factories.write_log(
+        tmp_path / "logs" / "run.out",
+        factories.run_log(
+            base=str(base),
+            per_phase={"sft": {"crash": ("RuntimeError", "boom\r::error title=y::FORGED\r%0A::error::FORGED")}},
+        ),
+    )
     pre = cli("preflight", "check", str(script), "--format", "github", "--base-dir", str(base), cwd=tmp_path)
-    post = cli("postflight", "verify", "--log", str(log), "--base-dir", str(base), "--no-smoke", "--format", "github",
-               cwd=tmp_path)
+    post = cli(
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--base-dir",
+        str(base),
+        "--no-smoke",
+        "--format",
+        "github",
+        cwd=tmp_path,
+    )
     tally.tried("output injection", 2)
     for proc in (pre, post):
         import re
@@ -260,10 +388,13 @@ def test_terminal_escapes_from_logs_not_replayed(tmp_path, cli, tally):
     base = tmp_path / "base"
     factories.write_run(base, world_size=2)
     evil = "boom \x1b]0;pwned\x07\x1b[2J\x1b[31mred"
-    log = factories.write_log(tmp_path / "logs" / "run.out", factories.run_log(base=str(base), per_phase={
-        "sft": {"crash": ("RuntimeError", evil)}}))
+    log = factories.write_log(
+        tmp_path / "logs" / "run.out",
+        factories.run_log(base=str(base), per_phase={"sft": {"crash": ("RuntimeError", evil)}}),
+    )
     proc = cli("postflight", "verify", "--log", str(log), "--base-dir", str(base), "--no-smoke", cwd=tmp_path)
     tally.tried("output injection")
     assert "boom" in proc.stdout, "the crash is not reported"
-    assert "\x1b]" not in proc.stdout and "\x07" not in proc.stdout and "\x1b[2J" not in proc.stdout, \
+    assert "\x1b]" not in proc.stdout and "\x07" not in proc.stdout and "\x1b[2J" not in proc.stdout, (
         "escape sequences from the log are replayed to the terminal"
+    )

@@ -35,5 +35,3 @@ def slurm():
     if "SLURM_CONF" not in os.environ and info.conf:
         os.environ["SLURM_CONF"] = info.conf
     return info
-
-

@@ -43,8 +43,9 @@ def probe_cluster():
 
 def sbatch(*args: str, cwd: Path, env: dict | None = None) -> str:
     """Submit with the real sbatch; the job id."""
-    out = subprocess.run(["sbatch", "--parsable", *args], cwd=cwd, env=env or slurm_env(), capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(
+        ["sbatch", "--parsable", *args], cwd=cwd, env=env or slurm_env(), capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().split(";")[0]
 

@@ -11,10 +11,14 @@ from slurm_helpers import slurm_env, wait_final
 
 pytestmark = pytest.mark.slurm
 
-NOLOG = ("#!/bin/bash\n#SBATCH --job-name=nolog\n#SBATCH --output=logs/%x_%j.out\n#SBATCH --time=00:05:00\n"
-         "set -euo pipefail\necho hi\n")
+NOLOG = (
+    "#!/bin/bash\n#SBATCH --job-name=nolog\n#SBATCH --output=logs/%x_%j.out\n#SBATCH --time=00:05:00\n"
+    "set -euo pipefail\necho hi\n"
+)
 # no --time: SB006 would compare it with the plan of a full nanochat run (the partition's 1 h applies)
-SLEEPY = "#!/bin/bash\n#SBATCH --job-name=sleepy\n#SBATCH --output=logs/%x_%j.out\nset -euo pipefail\nsleep 6\necho done\n"
+SLEEPY = (
+    "#!/bin/bash\n#SBATCH --job-name=sleepy\n#SBATCH --output=logs/%x_%j.out\nset -euo pipefail\nsleep 6\necho done\n"
+)
 
 
 def _cli(cli, tool: str, *args: str, cwd: Path, timeout: float = 120):
@@ -40,8 +44,9 @@ def test_missing_output_dir_refused_then_forced_fails_0_53(slurm, cli, tmp_path)
     assert ledger["forced"] is True and ledger["logs"]["stdout"] == str(tmp_path / "logs" / f"nolog_{job_id}.out")
     assert any(f["name"] == "output-dir-missing" for c in ledger["preflight"]["checks"] for f in c["findings"])
 
-    verify = _cli(cli, "postflight", "verify", job_id, "--wait", "--wait-timeout", "60", "--format", "json",
-                  cwd=tmp_path)
+    verify = _cli(
+        cli, "postflight", "verify", job_id, "--wait", "--wait-timeout", "60", "--format", "json", cwd=tmp_path
+    )
     assert verify.returncode == 1, verify.stderr
     doc = json.loads(verify.stdout)
     assert (doc["job"]["state"], doc["job"]["exit_code"]) == ("FAILED", "0:53")
@@ -86,8 +91,9 @@ def test_verify_running_job_then_wait(slurm, cli, tmp_path):
     running = _cli(cli, "postflight", "verify", job_id, "--format", "json", cwd=tmp_path)
     assert running.returncode == 1
     assert json.loads(running.stdout)["job"]["state"] in ("PENDING", "RUNNING")
-    waited = _cli(cli, "postflight", "verify", job_id, "--wait", "--wait-timeout", "60", "--format", "json",
-                  cwd=tmp_path)
+    waited = _cli(
+        cli, "postflight", "verify", job_id, "--wait", "--wait-timeout", "60", "--format", "json", cwd=tmp_path
+    )
     doc = json.loads(waited.stdout)
     assert (doc["job"]["state"], doc["job"]["exit_code"]) == ("COMPLETED", "0:0")
     assert not _findings(doc, "JOB001") and not _findings(doc, "JOB003")

@@ -28,9 +28,13 @@ REPO = Path(__file__).resolve().parents[2]
 # the tiny flags of scripts/speedrun.sh --tiny (kept in step with it by test_tiny_flags_match_speedrun)
 SHARDS = "--num-shards 3 --chars-per-shard 600000"
 TOK = "--max_chars=2000000 --vocab_size=1024"
-BASE = ("--depth=2 --max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --num_iterations=40 "
-        "--eval_every=20 --eval_tokens=8192 --sample_every=-1")
-MID = "--max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --task_size=200 --eval_every=20 --eval_tokens=4096"
+BASE = (
+    "--depth=2 --max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --num_iterations=40 "
+    "--eval_every=20 --eval_tokens=8192 --sample_every=-1"
+)
+MID = (
+    "--max_seq_len=256 --device_batch_size=4 --total_batch_size=2048 --task_size=200 --eval_every=20 --eval_tokens=4096"
+)
 SFT = "--device_batch_size=4 --target_examples_per_step=8 --task_size=100 --eval_every=25 --eval_steps=4 --eval_metrics_max_problems=4"
 EVAL = "-x 8 -m 48"
 
@@ -100,8 +104,14 @@ def _script(body: str, *, name: str, logs: Path, extra: str = "") -> str:
 
 
 def _run_module(args: str, base: Path, log) -> None:
-    proc = subprocess.run([sys.executable, "-m", *args.split()], cwd=REPO, env=_env(base), stdout=log,
-                          stderr=subprocess.STDOUT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", *args.split()],
+        cwd=REPO,
+        env=_env(base),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"python -m {args} failed (exit {proc.returncode}); see {log.name}"
 
 
@@ -143,13 +153,20 @@ def test_tiny_speedrun_completes_every_phase_done(slurm, cli, tmp_path):
     logs, base = tmp_path / "logs", tmp_path / "base"
     logs.mkdir()
     script = tmp_path / "speedrun.sbatch"
-    script.write_text(_script(f"""
+    script.write_text(
+        _script(
+            f"""
         set -euo pipefail
         export NANOCHAT_BASE_DIR={base}
         export WANDB_RUN=dummy
         cd {REPO}
         bash scripts/speedrun.sh --tiny
-        """, name="tiny", logs=logs, extra=TINY_SPEEDRUN_EXTRA))
+        """,
+            name="tiny",
+            logs=logs,
+            extra=TINY_SPEEDRUN_EXTRA,
+        )
+    )
 
     job_id, pre = _submit(cli, script, cwd=tmp_path)
     pre_codes = {(code, name, sev) for code, name, sev, _ in _findings(pre)}
@@ -180,13 +197,20 @@ def test_tiny_speedrun_preflight_has_no_errors(cli, tmp_path):
     logs, base = tmp_path / "logs", tmp_path / "base"
     logs.mkdir()
     script = tmp_path / "speedrun.sbatch"
-    script.write_text(_script(f"""
+    script.write_text(
+        _script(
+            f"""
         set -euo pipefail
         export NANOCHAT_BASE_DIR={base}
         export WANDB_RUN=dummy
         cd {REPO}
         bash scripts/speedrun.sh --tiny
-        """, name="tiny", logs=logs, extra=TINY_SPEEDRUN_EXTRA))
+        """,
+            name="tiny",
+            logs=logs,
+            extra=TINY_SPEEDRUN_EXTRA,
+        )
+    )
     res = _cli(cli, "preflight", "check", "--format", "json", str(script), cwd=tmp_path)
     doc = json.loads(res.stdout)
     assert [f for f in _findings(doc) if f[2] != "info"] == [] and res.returncode == 0
@@ -196,11 +220,14 @@ def test_tiny_speedrun_preflight_has_no_errors(cli, tmp_path):
 def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, trained_base):
     logs = tmp_path / "logs"
     logs.mkdir()
-    base = _copy_base(trained_base, tmp_path / "base",
-                      ("base_data", "tokenizer", "base_checkpoints", "mid_checkpoints", "report"))
+    base = _copy_base(
+        trained_base, tmp_path / "base", ("base_data", "tokenizer", "base_checkpoints", "mid_checkpoints", "report")
+    )
     script = tmp_path / "pipeline.sbatch"
     # no `set -e`: every phase runs whatever the previous one did, and the job's exit status is the last one's
-    script.write_text(_script(f"""
+    script.write_text(
+        _script(
+            f"""
         export NANOCHAT_BASE_DIR={base}
         export OMP_NUM_THREADS=1
         export PYTHONPATH={REPO}
@@ -208,7 +235,12 @@ def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, tra
         python -m nanochat.chat_sft --run=dummy {SFT} --data=/nonexistent/missing.jsonl
         python -m nanochat.chat_eval -i sft {EVAL}
         python -m nanochat.report generate
-        """, name="crash", logs=logs, extra="#SBATCH --time=00:10:00\n"))
+        """,
+            name="crash",
+            logs=logs,
+            extra="#SBATCH --time=00:10:00\n",
+        )
+    )
 
     job_id, pre = _submit(cli, script, cwd=tmp_path)
     assert "SB003" in {c for c, _, s, _ in _findings(pre) if s == "error"}, "preflight must flag the missing set -e"
@@ -220,7 +252,9 @@ def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, tra
     assert code == 1 and doc["verdict"] == "fail"
 
     phases = _phases(doc)
-    assert {n: phases[n]["status"] for n in ("tokenizer", "base", "mid")} == dict.fromkeys(("tokenizer", "base", "mid"), "done")
+    assert {n: phases[n]["status"] for n in ("tokenizer", "base", "mid")} == dict.fromkeys(
+        ("tokenizer", "base", "mid"), "done"
+    )
     sft = phases["sft"]
     assert sft["status"] == "failed", phases
     assert "crashed" in sft["cause"] and "FileNotFoundError" in sft["cause"] and "missing.jsonl" in sft["cause"], sft
@@ -248,8 +282,10 @@ def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, tra
 # small batches make a step ~0.07 s here: 800 steps cannot finish before the USR1 (10-40 s into the job),
 # and what is left after it takes 30-60 s to resume
 LONG_MID = "--num_iterations=20000"  # mid must still run at the limit (60-90 s), to be killed there
-SLOW_BASE = ("--depth=2 --max_seq_len=256 --device_batch_size=2 --total_batch_size=512 --num_iterations=800 "
-             "--eval_every=-1 --eval_tokens=2048 --sample_every=-1")
+SLOW_BASE = (
+    "--depth=2 --max_seq_len=256 --device_batch_size=2 --total_batch_size=512 --num_iterations=800 "
+    "--eval_every=-1 --eval_tokens=2048 --sample_every=-1"
+)
 
 
 @pytest.mark.slow
@@ -258,7 +294,9 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
     logs.mkdir()
     base = _copy_base(trained_base, tmp_path / "base", ("base_data", "tokenizer"))
     script = tmp_path / "timelimit.sbatch"
-    script.write_text(_script(f"""
+    script.write_text(
+        _script(
+            f"""
         # no set -e: the trap must survive a non-zero wait
         export NANOCHAT_BASE_DIR={base}
         export OMP_NUM_THREADS=1
@@ -292,7 +330,12 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
         python -m nanochat.chat_sft --run=dummy {SFT}
         python -m nanochat.chat_eval -i sft {EVAL}
         python -m nanochat.report generate
-        """, name="limit", logs=logs, extra="#SBATCH --time=00:01:00\n#SBATCH --signal=B:USR1@50\n"))
+        """,
+            name="limit",
+            logs=logs,
+            extra="#SBATCH --time=00:01:00\n#SBATCH --signal=B:USR1@50\n",
+        )
+    )
 
     job_id, _ = _submit(cli, script, cwd=tmp_path)
     info = wait_final(job_id, timeout=JOB_TIMEOUT)
@@ -335,17 +378,20 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
         for cmd in commands:
             out.write(f"$ {cmd}\n")
             out.flush()
-            proc = subprocess.run(cmd, shell=True, cwd=REPO, env=_env(base), stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=600)
+            proc = subprocess.run(
+                cmd, shell=True, cwd=REPO, env=_env(base), stdout=out, stderr=subprocess.STDOUT, timeout=600
+            )
             assert proc.returncode == 0, f"{cmd} failed; see {resume_log}"
     assert f"Resuming optimization from step {step}" in resume_log.read_text()
     assert f"Resuming optimization from step {mid_step}" in resume_log.read_text()
     assert (base / "base_checkpoints" / "d2" / "model_000800.pt").is_file()
 
-    code, again = _verify(cli, "--log", str(resume_log), "--base-dir", str(base), "--profile", "bundled",
-                          cwd=tmp_path, env=_env(base))
+    code, again = _verify(
+        cli, "--log", str(resume_log), "--base-dir", str(base), "--profile", "bundled", cwd=tmp_path, env=_env(base)
+    )
     phases = _phases(again)
-    assert {n: p["status"] for n, p in phases.items() if p["expected"]} == \
-        dict.fromkeys(("tokenizer", "base", "mid", "sft", "report"), "done"), phases
+    assert {n: p["status"] for n, p in phases.items() if p["expected"]} == dict.fromkeys(
+        ("tokenizer", "base", "mid", "sft", "report"), "done"
+    ), phases
     assert phases["base"]["cause"] == "checkpoint step 800 of 800", phases["base"]
     assert again["resume"]["commands"] == [] and code == 0, _findings(again)

@@ -28,8 +28,19 @@ CHECK = "import sys; sys.argv[0] = 'preflight'; from preflight.cli import prefli
 
 def _check(script: str, *, cwd: Path, base: Path, gpus: int | None = None, job_name: str | None = None) -> dict:
     """{code: (status, reason, [messages])} of `preflight check SCRIPT`, in an srun allocation with gpu:N or not."""
-    cmd = [sys.executable, "-c", CHECK, "check", script, "--select", SELECT, "--format", "json",
-           "--base-dir", str(base)]
+    cmd = [
+        sys.executable,
+        "-c",
+        CHECK,
+        "check",
+        script,
+        "--select",
+        SELECT,
+        "--format",
+        "json",
+        "--base-dir",
+        str(base),
+    ]
     if gpus is not None:
         cmd = ["srun", f"--gres=gpu:{gpus}", f"--job-name={job_name or Path(script).name}", "--time=00:05:00", *cmd]
     env = dict(slurm_env(), PYTHONPATH=str(REPO), NO_COLOR="1")
@@ -38,7 +49,9 @@ def _check(script: str, *, cwd: Path, base: Path, gpus: int | None = None, job_n
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode in (0, 1), p.stdout[-2000:] + p.stderr[-2000:]
     doc = json.loads(p.stdout)
-    return {c["code"]: (c["status"], c.get("reason") or "", [f["message"] for f in c["findings"]]) for c in doc["checks"]}
+    return {
+        c["code"]: (c["status"], c.get("reason") or "", [f["message"] for f in c["findings"]]) for c in doc["checks"]
+    }
 
 
 def test_speedrun_slurm_sized_by_the_allocation(slurm, tmp_path):
@@ -54,7 +67,9 @@ def test_speedrun_slurm_sized_by_the_allocation(slurm, tmp_path):
     assert three["GPU003"][0] == "skip", three  # gres GPUs without a model: no memory to compare with
     # inside an allocation of 2: everything agrees
     two = _check("scripts/speedrun.slurm", cwd=REPO, base=tmp_path, gpus=2)
-    assert {code: s for code, (s, _, _) in two.items() if code != "GPU003"} == dict.fromkeys(("GPU001", "GPU002", "SB005"), "pass"), two
+    assert {code: s for code, (s, _, _) in two.items() if code != "GPU003"} == dict.fromkeys(
+        ("GPU001", "GPU002", "SB005"), "pass"
+    ), two
 
 
 def test_hard_coded_nproc_against_the_gpus_slurm_gave(slurm, tmp_path):
@@ -62,8 +77,9 @@ def test_hard_coded_nproc_against_the_gpus_slurm_gave(slurm, tmp_path):
     (tmp_path / "scripts").mkdir()
     text = (REPO / "scripts" / "speedrun.slurm").read_text()
     assert 'NPROC_PER_NODE="${SLURM_GPUS_ON_NODE:-8}"' in text
-    (tmp_path / "scripts" / "speedrun.slurm").write_text(text.replace('NPROC_PER_NODE="${SLURM_GPUS_ON_NODE:-8}"',
-                                                                      "NPROC_PER_NODE=8"))
+    (tmp_path / "scripts" / "speedrun.slurm").write_text(
+        text.replace('NPROC_PER_NODE="${SLURM_GPUS_ON_NODE:-8}"', "NPROC_PER_NODE=8")
+    )
     (tmp_path / "nanochat").symlink_to(REPO / "nanochat")
     inside = _check("scripts/speedrun.slurm", cwd=tmp_path, base=tmp_path / "base", gpus=2)
     status, _, messages = inside["GPU002"]
@@ -73,8 +89,10 @@ def test_hard_coded_nproc_against_the_gpus_slurm_gave(slurm, tmp_path):
 
     # a script without #SBATCH lines, checked in an interactive allocation (srun --pty bash, then by hand):
     # the allocation is not this script's job, so SB005 has no request to compare with; GPU002 still tells
-    (tmp_path / "run.sh").write_text("#!/bin/bash\nset -euo pipefail\n"
-                                     "torchrun --standalone --nproc_per_node=8 -m nanochat.base_train -- --depth=20\n")
+    (tmp_path / "run.sh").write_text(
+        "#!/bin/bash\nset -euo pipefail\n"
+        "torchrun --standalone --nproc_per_node=8 -m nanochat.base_train -- --depth=20\n"
+    )
     by_hand = _check("run.sh", cwd=tmp_path, base=tmp_path / "base", gpus=2, job_name="interactive")
     assert by_hand["GPU002"][0] == "fail" and "only 2 GPU(s) are visible" in by_hand["GPU002"][2][0], by_hand
     assert by_hand["SB005"][0] == "skip", by_hand

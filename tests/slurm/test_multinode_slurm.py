@@ -42,11 +42,22 @@ def two_nodes() -> dict[str, str]:
         if os.environ.get("PREFLIGHT_REQUIRE_SLURM") == "1":
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)
-    res = subprocess.run([str(REPO / "scripts" / "local-slurm.sh"), "start", "--two-nodes", "--quiet"],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [str(REPO / "scripts" / "local-slurm.sh"), "start", "--two-nodes", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    env = dict(os.environ, SLURM_CONF=TWO_CONF, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), WANDB_RUN="dummy",
-               NO_COLOR="1", TINY="1")
+    env = dict(
+        os.environ,
+        SLURM_CONF=TWO_CONF,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(REPO),
+        WANDB_RUN="dummy",
+        NO_COLOR="1",
+        TINY="1",
+    )
     env.pop("PREFLIGHT_DEBUG", None)
     return env
 
@@ -61,26 +72,35 @@ def project(two_nodes) -> Path:
     shutil.copy(REPO / "scripts" / "speedrun_multinode.slurm", root / "scripts")
     (root / "nanochat").symlink_to(REPO / "nanochat")  # the checkout the job runs (postflight reads its era)
     env = dict(two_nodes, NANOCHAT_BASE_DIR=str(root / "base"))
-    for args in ("nanochat.dataset build --num-shards 3 --chars-per-shard 600000",
-                 "nanochat.tok_train --max_chars=2000000 --vocab_size=1024"):
-        proc = subprocess.run([sys.executable, "-m", *args.split()], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=600)
+    for args in (
+        "nanochat.dataset build --num-shards 3 --chars-per-shard 600000",
+        "nanochat.tok_train --max_chars=2000000 --vocab_size=1024",
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", *args.split()], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
 
 def _submit(env: dict, project: Path, base: Path, *extra: str) -> str:
-    res = subprocess.run(["sbatch", "--parsable", "--gres=gpu:1", "--time=00:30:00", *extra,
-                          "scripts/speedrun_multinode.slurm"], cwd=project,
-                         env=dict(env, NANOCHAT_BASE_DIR=str(base)), capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        ["sbatch", "--parsable", "--gres=gpu:1", "--time=00:30:00", *extra, "scripts/speedrun_multinode.slurm"],
+        cwd=project,
+        env=dict(env, NANOCHAT_BASE_DIR=str(base)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     return res.stdout.strip().split(";")[0]
 
 
 def _state(env: dict, job: str) -> str:
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", job, "-o", "State"], env=env, capture_output=True,
-                         text=True, timeout=30).stdout.split()
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", job, "-o", "State"], env=env, capture_output=True, text=True, timeout=30
+    ).stdout.split()
     return out[0] if out else ""
 
 
@@ -102,11 +122,23 @@ def _wait(env: dict, job: str, timeout: float = JOB_TIMEOUT) -> str:
 def _verify(env: dict, project: Path, base: Path, job: str) -> tuple[int, dict, str]:
     run_env = dict(env, NANOCHAT_BASE_DIR=str(base))
     code = "import sys; sys.argv[0] = 'postflight'; from preflight.cli import postflight_main; postflight_main()"
-    js = subprocess.run([sys.executable, "-c", code, "verify", job, "--format", "json"], cwd=project, env=run_env,
-                        capture_output=True, text=True, timeout=300)
+    js = subprocess.run(
+        [sys.executable, "-c", code, "verify", job, "--format", "json"],
+        cwd=project,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert js.returncode in (0, 1), js.stderr[-3000:]
-    text = subprocess.run([sys.executable, "-c", code, "verify", job], cwd=project, env=run_env,
-                          capture_output=True, text=True, timeout=300)
+    text = subprocess.run(
+        [sys.executable, "-c", code, "verify", job],
+        cwd=project,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return js.returncode, json.loads(js.stdout), text.stdout
 
 
@@ -116,8 +148,11 @@ def _worker(job: str, rank: int) -> tuple[int, str] | None:
         if not pid_dir.name.isdigit():
             continue
         try:
-            env = dict(kv.split("=", 1) for kv in (pid_dir / "environ").read_bytes().decode(errors="replace").split("\0")
-                       if "=" in kv)
+            env = dict(
+                kv.split("=", 1)
+                for kv in (pid_dir / "environ").read_bytes().decode(errors="replace").split("\0")
+                if "=" in kv
+            )
             cmd = (pid_dir / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
@@ -130,13 +165,20 @@ def test_tiny_pipeline_across_two_nodes_then_postflight(two_nodes, project):
     base = project / "base-ok"
     shutil.copytree(project / "base", base)
     job = _submit(two_nodes, project, base)
-    assert _wait(two_nodes, job) == "COMPLETED", (project / "logs" / f"nanochat-multinode_{job}.out").read_text()[-4000:]
+    assert _wait(two_nodes, job) == "COMPLETED", (project / "logs" / f"nanochat-multinode_{job}.out").read_text()[
+        -4000:
+    ]
     log = (project / "logs" / f"nanochat-multinode_{job}.out").read_text()
     assert "PASS" in log.split("postflight verify")[-1] or "PASS with warnings" in log  # the job's own last step
     # every training phase ran with a world of 2, one worker per node (rank 1's optimizer shard exists)
     assert list((base / "base_checkpoints" / "d2").glob("optim_*_rank1.pt"))
-    steps = subprocess.run(["sacct", "-n", "-P", "-j", job, "-o", "JobID,State,NodeList"], env=two_nodes,
-                           capture_output=True, text=True, timeout=30).stdout
+    steps = subprocess.run(
+        ["sacct", "-n", "-P", "-j", job, "-o", "JobID,State,NodeList"],
+        env=two_nodes,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     assert f"{job}.0|COMPLETED|node[1-2]" in steps, steps
     rc, doc, text = _verify(two_nodes, project, base, job)
     phases = {p["name"]: p["status"] for p in doc["phases"]}
@@ -196,11 +238,18 @@ def test_signal_stops_every_node_at_one_step_then_resume_completes(two_nodes, pr
     steps = sorted(int(p.stem.split("_")[1]) for p in ckpt.glob("model_*.pt"))
     assert steps and steps[-1] < 40, steps  # saved at the stop step, before the end
     stop = steps[-1]
-    assert {p.name for p in ckpt.glob(f"optim_{stop:06d}_rank*.pt")} == {f"optim_{stop:06d}_rank0.pt",
-                                                                          f"optim_{stop:06d}_rank1.pt"}
+    assert {p.name for p in ckpt.glob(f"optim_{stop:06d}_rank*.pt")} == {
+        f"optim_{stop:06d}_rank0.pt",
+        f"optim_{stop:06d}_rank1.pt",
+    }
     resumed = _submit(dict(two_nodes, RESUME_FROM_STEP=str(stop)), project, base)
-    assert _wait(two_nodes, resumed) == "COMPLETED", (project / "logs" / f"nanochat-multinode_{resumed}.out").read_text()[-3000:]
+    assert _wait(two_nodes, resumed) == "COMPLETED", (
+        project / "logs" / f"nanochat-multinode_{resumed}.out"
+    ).read_text()[-3000:]
     assert (ckpt / "model_000040.pt").is_file()
-    assert f"Resuming optimization from step {stop}" in (project / "logs" / f"nanochat-multinode_{resumed}.out").read_text()
+    assert (
+        f"Resuming optimization from step {stop}"
+        in (project / "logs" / f"nanochat-multinode_{resumed}.out").read_text()
+    )
     rc, doc, text = _verify(two_nodes, project, base, resumed)
     assert rc == 0 and {p["name"]: p["status"] for p in doc["phases"]}["sft"] == "done", text

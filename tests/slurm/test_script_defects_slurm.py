@@ -27,15 +27,18 @@ pytestmark = [pytest.mark.slurm]
 
 
 def _scontrol(job_id: str) -> str:
-    return subprocess.run(["scontrol", "show", "job", job_id], env=slurm_env(), capture_output=True, text=True,
-                          timeout=30).stdout
+    return subprocess.run(
+        ["scontrol", "show", "job", job_id], env=slurm_env(), capture_output=True, text=True, timeout=30
+    ).stdout
 
 
 def test_sbatch_splits_directives_the_way_preflight_does(slurm, cli, tmp_path):
     script = tmp_path / "cut.sbatch"
-    script.write_text("#!/bin/bash\n#SBATCH --job-name=run#2 --time=00:05:00\n"
-                      f'#SBATCH --output={tmp_path}/cut-%j.out --comment="a # b|c" --nice=7  # note\n'
-                      "#SBATCH --partition=debug\necho hi\n")
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --job-name=run#2 --time=00:05:00\n"
+        f'#SBATCH --output={tmp_path}/cut-%j.out --comment="a # b|c" --nice=7  # note\n'
+        "#SBATCH --partition=debug\necho hi\n"
+    )
     job = sbatch("--hold", str(script), cwd=tmp_path)
     try:
         shown = _scontrol(job)
@@ -45,30 +48,42 @@ def test_sbatch_splits_directives_the_way_preflight_does(slurm, cli, tmp_path):
     assert "TimeLimit=00:05:00" not in shown, shown  # cut off by the # in run#2
     assert "Comment=a # b|c" in shown and "Nice=7" in shown, shown
 
-    res = cli("preflight", "check", "--select", "SB026", "--format", "json", str(script), cwd=tmp_path,
-              env=slurm_env())
+    res = cli("preflight", "check", "--select", "SB026", "--format", "json", str(script), cwd=tmp_path, env=slurm_env())
     (check,) = json.loads(res.stdout)["checks"]
     assert check["status"] == "fail" and check["findings"][0]["location"]["line"] == 2
     assert "--time=00:05:00" in check["findings"][0]["message"]
     from preflight.script import parse_script
+
     keys = {d.key: d.value for d in parse_script(script).directives}
     assert keys["job-name"] == "run" and keys["comment"] == "a # b|c" and keys["nice"] == "7" and "time" not in keys
 
 
-TRAINER = ("import time; print('trainer started', flush=True); time.sleep(120); "
-           "print('trainer finished', flush=True)")
+TRAINER = "import time; print('trainer started', flush=True); time.sleep(120); print('trainer finished', flush=True)"
 
 
 def test_term_trap_runs_only_after_the_foreground_trainer_died(slurm, cli, tmp_path):
     out = tmp_path / "trap.out"
     script = tmp_path / "trap.sbatch"
-    script.write_text("#!/bin/bash\n#SBATCH --partition=debug\n#SBATCH --time=00:05:00\n"
-                      f"#SBATCH --output={out}\nset -e\n"
-                      'cleanup() { echo "trap ran"; exit 0; }\ntrap cleanup TERM\n'
-                      f'python3 -c "{TRAINER}"  # stands in for python -m scripts.base_train\n'
-                      "python -m scripts.base_train --depth=2 --save_every=100 || echo unreachable\n")
-    res = cli("preflight", "check", "--select", "SB016", "--profile", "classic", "--format", "json", str(script),
-              cwd=tmp_path, env=slurm_env())
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --partition=debug\n#SBATCH --time=00:05:00\n"
+        f"#SBATCH --output={out}\nset -e\n"
+        'cleanup() { echo "trap ran"; exit 0; }\ntrap cleanup TERM\n'
+        f'python3 -c "{TRAINER}"  # stands in for python -m scripts.base_train\n'
+        "python -m scripts.base_train --depth=2 --save_every=100 || echo unreachable\n"
+    )
+    res = cli(
+        "preflight",
+        "check",
+        "--select",
+        "SB016",
+        "--profile",
+        "classic",
+        "--format",
+        "json",
+        str(script),
+        cwd=tmp_path,
+        env=slurm_env(),
+    )
     (check,) = json.loads(res.stdout)["checks"]
     assert check["status"] == "fail" and "TERM" in check["findings"][0]["message"]
 
@@ -109,11 +124,14 @@ def test_two_node_job_without_srun_runs_on_one_node(cli, tmp_path):
     head = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --time=00:02:00\n"
     body = "python3 -m scripts.base_train --depth=2 2>/dev/null || true\n"  # stands in for the trainer (absent here)
     jobs = {}
-    for name, launch in (("idle", "bash -c 'echo ran-on $SLURMD_NODENAME'\n"),
-                         ("srun", "srun bash -c 'echo ran-on $SLURMD_NODENAME'\n")):
+    for name, launch in (
+        ("idle", "bash -c 'echo ran-on $SLURMD_NODENAME'\n"),
+        ("srun", "srun bash -c 'echo ran-on $SLURMD_NODENAME'\n"),
+    ):
         script = tmp_path / f"{name}.sbatch"
-        script.write_text(head + f"#SBATCH --output={tmp_path}/{name}.out\n" + launch
-                          + ("srun " if name == "srun" else "") + body)
+        script.write_text(
+            head + f"#SBATCH --output={tmp_path}/{name}.out\n" + launch + ("srun " if name == "srun" else "") + body
+        )
         res = cli("preflight", "check", "--select", "SB023", "--format", "json", str(script), cwd=tmp_path, env=env)
         (check,) = json.loads(res.stdout)["checks"]
         jobs[name] = (check["status"], sbatch(str(script), cwd=tmp_path, env=env))

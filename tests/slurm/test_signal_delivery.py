@@ -47,9 +47,10 @@ JOBS = {
 
 
 def _script(name: str, signal_opt: str, body: str, logs: Path) -> str:
-    return (f"#!/bin/bash\n#SBATCH --job-name=sig-{name}\n#SBATCH --output={logs}/{name}.out\n"
-            f"#SBATCH --partition=debug\n#SBATCH --time=00:01:00\n#SBATCH --signal={signal_opt}\n"
-            + textwrap.dedent(body))
+    return (
+        f"#!/bin/bash\n#SBATCH --job-name=sig-{name}\n#SBATCH --output={logs}/{name}.out\n"
+        f"#SBATCH --partition=debug\n#SBATCH --time=00:01:00\n#SBATCH --signal={signal_opt}\n" + textwrap.dedent(body)
+    )
 
 
 def test_preflight_verdict_matches_what_slurm_delivers(slurm, cli, tmp_path):
@@ -80,8 +81,19 @@ def test_preflight_verdict_matches_what_slurm_delivers(slurm, cli, tmp_path):
         assert verdicts[name] == ("pass" if delivered else "fail"), (name, verdicts[name])
     assert wait_final(job_ids["untrapped"]).exit_code == "0:10"
 
-    res = cli("postflight", "verify", job_ids["untrapped"], "--base-dir", str(tmp_path / "base"), "--no-smoke",
-              "--format", "json", cwd=tmp_path, env=env, timeout=120)
+    res = cli(
+        "postflight",
+        "verify",
+        job_ids["untrapped"],
+        "--base-dir",
+        str(tmp_path / "base"),
+        "--no-smoke",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert res.returncode == 1, res.stderr[-2000:]
     failed = [f for c in json.loads(res.stdout)["checks"] if c["name"] == "job-failed" for f in c["findings"]]
     assert failed and "the batch shell died of SIGUSR1" in failed[0]["message"], failed

@@ -32,8 +32,17 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 NPROC = 2
 ITERS = 16  # the stop lands ~2 steps after the signal (a step takes ~3 s on the loaded 2-core machine)
-TINY = ["--depth=2", "--max_seq_len=128", "--device_batch_size=4", f"--total_batch_size={512 * NPROC}",
-        "--eval_every=-1", "--eval_tokens=2048", "--sample_every=-1", "--device_type=cpu", f"--num_iterations={ITERS}"]
+TINY = [
+    "--depth=2",
+    "--max_seq_len=128",
+    "--device_batch_size=4",
+    f"--total_batch_size={512 * NPROC}",
+    "--eval_every=-1",
+    "--eval_tokens=2048",
+    "--sample_every=-1",
+    "--device_type=cpu",
+    f"--num_iterations={ITERS}",
+]
 STEP_LINE = re.compile(r"^step (\d{5})/\d{5} \([^)]*\) \| loss: ([\d.]+) \| grad norm: ([\d.]+) \|", re.MULTILINE)
 
 
@@ -49,18 +58,20 @@ def _speedrun_parts() -> tuple[str, str]:
 def _script(logs: Path, base: Path, tag: str) -> str:
     nproc_line, functions = _speedrun_parts()
     bindir = Path(sys.executable).parent
-    return (f"#!/bin/bash\n#SBATCH --job-name=sig-{tag}\n#SBATCH --output={logs}/%x_%j.out\n"
-            f"#SBATCH --gres=gpu:{NPROC}\n#SBATCH --cpus-per-task={NPROC}\n#SBATCH --time=00:15:00\n"
-            "set -euo pipefail\n"
-            f"export PATH={bindir}:$PATH PYTHONPATH={REPO} OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1\n"
-            f"export NANOCHAT_BASE_DIR={base}\ncd {REPO}\n"
-            f"{nproc_line}\nRESUME_FROM_STEP=\"${{RESUME_FROM_STEP:--1}}\"\n{functions}\n"
-            "echo \"NPROC_PER_NODE=$NPROC_PER_NODE\"\n"
-            "not_stopped nanochat.base_train\n"
-            "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m nanochat.base_train -- "
-            f"{' '.join(TINY)} --model_tag={tag} --resume_from_step=$RESUME_FROM_STEP &\n"
-            "PID=$!; started $PID\nwait $PID && rc=0 || rc=$?\nfinish_phase nanochat.base_train $PID $rc\n"
-            "echo NEXT-PHASE-STARTED\n")
+    return (
+        f"#!/bin/bash\n#SBATCH --job-name=sig-{tag}\n#SBATCH --output={logs}/%x_%j.out\n"
+        f"#SBATCH --gres=gpu:{NPROC}\n#SBATCH --cpus-per-task={NPROC}\n#SBATCH --time=00:15:00\n"
+        "set -euo pipefail\n"
+        f"export PATH={bindir}:$PATH PYTHONPATH={REPO} OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1\n"
+        f"export NANOCHAT_BASE_DIR={base}\ncd {REPO}\n"
+        f'{nproc_line}\nRESUME_FROM_STEP="${{RESUME_FROM_STEP:--1}}"\n{functions}\n'
+        'echo "NPROC_PER_NODE=$NPROC_PER_NODE"\n'
+        "not_stopped nanochat.base_train\n"
+        "torchrun --standalone --nproc_per_node=$NPROC_PER_NODE -m nanochat.base_train -- "
+        f"{' '.join(TINY)} --model_tag={tag} --resume_from_step=$RESUME_FROM_STEP &\n"
+        "PID=$!; started $PID\nwait $PID && rc=0 || rc=$?\nfinish_phase nanochat.base_train $PID $rc\n"
+        "echo NEXT-PHASE-STARTED\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +79,19 @@ def base(tmp_path_factory) -> Path:
     """Demo shards (2+ row groups each: one per rank) and a small tokenizer."""
     b = tmp_path_factory.mktemp("nproc-signal") / "base"
     env = dict(slurm_env(), NANOCHAT_BASE_DIR=str(b), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    for args in ("nanochat.dataset build --num-shards 3 --chars-per-shard 600000",
-                 "nanochat.tok_train --max_chars=1000000 --vocab_size=512"):
-        p = subprocess.run([sys.executable, "-m", *args.split()], cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=600, check=False)
+    for args in (
+        "nanochat.dataset build --num-shards 3 --chars-per-shard 600000",
+        "nanochat.tok_train --max_chars=1000000 --vocab_size=512",
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", *args.split()],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert p.returncode == 0, p.stderr[-2000:]
     return b
 
@@ -98,7 +118,9 @@ def _same(a, b) -> bool:
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))
+        return (
+            isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))
+        )
     return a == b
 
 
@@ -107,7 +129,9 @@ def test_usr1_stops_every_rank_at_one_step_and_resume_is_bitwise(slurm, base, tm
     stop_job, stop_log = _submit(tmp_path, base, "stopped")
     deadline = time.monotonic() + 300
     while not (stop_log.exists() and re.search(r"^step 0000[3-9]", stop_log.read_text(errors="replace"), re.MULTILINE)):
-        assert time.monotonic() < deadline, stop_log.read_text(errors="replace")[-3000:] if stop_log.exists() else "no log"
+        assert time.monotonic() < deadline, (
+            stop_log.read_text(errors="replace")[-3000:] if stop_log.exists() else "no log"
+        )
         time.sleep(0.5)
     subprocess.run(["scancel", "--signal=USR1", "--batch", stop_job], env=slurm_env(), check=True, timeout=30)
 
@@ -125,7 +149,8 @@ def test_usr1_stops_every_rank_at_one_step_and_resume_is_bitwise(slurm, base, tm
     # exactly one checkpoint, at the stop step: rank 0's model and meta, each rank's optimizer shard
     ckpt = base / "base_checkpoints" / "stopped"
     assert sorted(p.name for p in ckpt.iterdir()) == sorted(
-        [f"model_{stop:06d}.pt", f"meta_{stop:06d}.json"] + [f"optim_{stop:06d}_rank{r}.pt" for r in range(NPROC)])
+        [f"model_{stop:06d}.pt", f"meta_{stop:06d}.json"] + [f"optim_{stop:06d}_rank{r}.pt" for r in range(NPROC)]
+    )
     # every rank stopped after the same number of optimizer steps (AdamW counts them per parameter)
     shards = [_sd(ckpt / f"optim_{stop:06d}_rank{r}.pt") for r in range(NPROC)]
     for shard in shards:

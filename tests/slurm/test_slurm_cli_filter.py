@@ -33,20 +33,28 @@ def filtered(slurm, tmp_path):
             (conf_dir / extra).write_text((src.parent / extra).read_text())
     (conf_dir / "cli_filter.lua").write_text((ROOT / "examples" / "cli_filter.lua").read_text())
     wrapper = tmp_path / "preflight-bin"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import sys; sys.argv[0] = \"preflight\"; "
-                       f"from preflight.cli import preflight_main; preflight_main()' \"$@\"\n")
+    wrapper.write_text(
+        f'#!/bin/sh\nexec {sys.executable} -c \'import sys; sys.argv[0] = "preflight"; '
+        f'from preflight.cli import preflight_main; preflight_main()\' "$@"\n'
+    )
     wrapper.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
     (work / "preflight.yaml").write_text("select: [SB004]\n")  # site policy: only output-dir-missing
-    env = {**slurm_env(), "SLURM_CONF": str(conf_dir / "slurm.conf"), "PREFLIGHT_CLI_FILTER_BIN": str(wrapper),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "NO_COLOR": "1"}
+    env = {
+        **slurm_env(),
+        "SLURM_CONF": str(conf_dir / "slurm.conf"),
+        "PREFLIGHT_CLI_FILTER_BIN": str(wrapper),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "NO_COLOR": "1",
+    }
     return work, env
 
 
 def _sbatch(work: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["sbatch", "--parsable", *args], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        ["sbatch", "--parsable", *args], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_filter_rejects_failing_script(filtered):

@@ -25,15 +25,28 @@ TINY = "#!/bin/bash\n#SBATCH --job-name=tiny\n#SBATCH --output=logs/%x_%j.out\ns
 
 def ctx_for(cwd: Path, script: Path | None = None, job_id: str | None = None, **config) -> Context:
     cfg = load_config(dict(config), environ={}, search=False)
-    return Context(cfg, RunInputs(script=script, job_id=job_id, cwd=cwd, stage="pre" if job_id is None else "post"),
-                   environ=slurm_env())
+    return Context(
+        cfg,
+        RunInputs(script=script, job_id=job_id, cwd=cwd, stage="pre" if job_id is None else "post"),
+        environ=slurm_env(),
+    )
 
 
 def result_with(*findings: Finding) -> RunResult:
     for f in findings:
         f.severity = f.severity or Severity.ERROR
-    checks = [CheckResult(code=f.code, name=f.name, stage="pre", status=Status.FAIL, severity=Severity.ERROR,
-                          duration_ms=1.0, findings=[f]) for f in findings]
+    checks = [
+        CheckResult(
+            code=f.code,
+            name=f.name,
+            stage="pre",
+            status=Status.FAIL,
+            severity=Severity.ERROR,
+            duration_ms=1.0,
+            findings=[f],
+        )
+        for f in findings
+    ]
     return RunResult(stage="pre", checks=checks)
 
 
@@ -141,8 +154,10 @@ def test_submit_writes_ledger_and_job_completes(slurm, tmp_path):
     assert doc["schema_version"] == 1 and doc["job_id"] == out.job_id and doc["forced"] is False
     assert doc["sbatch_args"] == ["--time=00:05:00"] and doc["cwd"] == str(tmp_path)
     assert doc["script"]["path"] == str(script) and len(doc["script"]["sha256"]) == 64
-    assert doc["logs"] == {"stdout": str(tmp_path / "logs" / f"tiny_{out.job_id}.out"),
-                           "stderr": str(tmp_path / "logs" / f"tiny_{out.job_id}.out")}
+    assert doc["logs"] == {
+        "stdout": str(tmp_path / "logs" / f"tiny_{out.job_id}.out"),
+        "stderr": str(tmp_path / "logs" / f"tiny_{out.job_id}.out"),
+    }
     assert doc["preflight"]["verdict"] == "pass" and doc["config"]["ledger-dir"] == ".preflight/jobs"
     info = wait_final(out.job_id)
     assert info.stdout == doc["logs"]["stdout"]  # the ledger predicted what SLURM resolved
@@ -157,8 +172,12 @@ def test_submit_command_line_overrides_directives(slurm, tmp_path):
     script = tmp_path / "tiny.sbatch"
     script.write_text(TINY)
     (tmp_path / "out").mkdir()
-    out = submit(script, ["-J", "renamed", "-o", "out/%x-%j.log", "--error=out/%u_%5j.err"], run_result=result_with(),
-                 ctx=ctx_for(tmp_path, script))
+    out = submit(
+        script,
+        ["-J", "renamed", "-o", "out/%x-%j.log", "--error=out/%u_%5j.err"],
+        run_result=result_with(),
+        ctx=ctx_for(tmp_path, script),
+    )
     info = wait_final(out.job_id)
     doc = read_ledger(out.ledger_path).data
     assert doc["logs"]["stdout"] == info.stdout == str(tmp_path / "out" / f"renamed-{out.job_id}.log")
@@ -170,8 +189,14 @@ def test_submit_command_line_overrides_directives(slurm, tmp_path):
 def test_submit_refuses_on_errors_unless_forced(slurm, tmp_path):
     script = tmp_path / "tiny.sbatch"
     script.write_text(TINY)  # logs/ does not exist: the real job would fail 0:53
-    finding = Finding("--output directory logs does not exist", path=str(script), line=3, fix="mkdir -p logs",
-                      code="SB004", name="output-dir-missing")
+    finding = Finding(
+        "--output directory logs does not exist",
+        path=str(script),
+        line=3,
+        fix="mkdir -p logs",
+        code="SB004",
+        name="output-dir-missing",
+    )
     out = submit(script, [], run_result=result_with(finding), ctx=ctx_for(tmp_path, script))
     assert out.refused and out.exit_code == 1 and out.job_id is None and "SB004 output-dir-missing" in out.message
     assert not (tmp_path / ".preflight").exists()

@@ -20,10 +20,21 @@ def read(name: str) -> str:
     return (CAPTURED / name).read_text()
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("00:00:00", 0), ("01:00:00", 3600), ("00:05:00", 300), ("1-02:03:04", 93784), ("2-00", 172800),
-    ("3-04:05", 273900), ("60", 3600), ("10:30", 630), ("100:00:00", 360000), ("00:01:16.500", 76),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("00:00:00", 0),
+        ("01:00:00", 3600),
+        ("00:05:00", 300),
+        ("1-02:03:04", 93784),
+        ("2-00", 172800),
+        ("3-04:05", 273900),
+        ("60", 3600),
+        ("10:30", 630),
+        ("100:00:00", 360000),
+        ("00:01:16.500", 76),
+    ],
+)
 def test_parse_time(text, seconds):
     assert slurm.parse_time(text) == seconds
 
@@ -48,8 +59,11 @@ def test_format_time_round_trips(seconds):
 def test_scontrol_final_states():
     jobs = slurm.parse_scontrol_jobs(read("scontrol_final.txt"))
     got = [(j["JobId"], j["JobName"], j["JobState"], j["ExitCode"], j["Reason"]) for j in jobs]
-    assert got == [("8", "comp", "COMPLETED", "0:0", "None"), ("9", "fail", "FAILED", "1:0", "NonZeroExitCode"),
-                   ("10", "nolog", "FAILED", "0:53", "JobLaunchFailure")]
+    assert got == [
+        ("8", "comp", "COMPLETED", "0:0", "None"),
+        ("9", "fail", "FAILED", "1:0", "NonZeroExitCode"),
+        ("10", "nolog", "FAILED", "0:53", "JobLaunchFailure"),
+    ]
     nolog = slurm.jobinfo_from_scontrol(jobs[2])
     assert nolog.finished and nolog.exit_status == 0 and nolog.signal == 53
     assert nolog.stdout == "/tmp/cap/missing/nolog_10.out" and nolog.work_dir == "/tmp/cap"
@@ -104,8 +118,10 @@ def test_test_only_answers():
     assert ok.ok and ok.start == "2026-11-28T23:05:34" and ok.nodes == "vm" and ok.partition == "debug"
     bad = slurm.parse_test_only(1, read("test_only_fail.stderr"))
     assert not bad.ok and "Requested node configuration is not available" in bad.message
-    rejected = slurm.parse_test_only(1, "sbatch: error: Batch job submission failed: Requested time limit is invalid "
-                                        "(missing or exceeds some limit)\n")
+    rejected = slurm.parse_test_only(
+        1,
+        "sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)\n",
+    )
     assert not rejected.ok and rejected.message.startswith("Batch job submission failed: Requested time limit")
 
 
@@ -180,7 +196,11 @@ def test_unknown_job_is_none(tmp_path):
 def test_sacct_disabled_falls_back_to_completion_log(tmp_path):
     bindir = tmp_path / "bin"
     log = (CAPTURED / "sacct_completion.txt").resolve()
-    _fake_tool(bindir, "sacct", f'case "$1" in -c) cat {log} ;; *) echo "Slurm accounting storage is disabled" >&2; exit 1 ;; esac')
+    _fake_tool(
+        bindir,
+        "sacct",
+        f'case "$1" in -c) cat {log} ;; *) echo "Slurm accounting storage is disabled" >&2; exit 1 ;; esac',
+    )
     row, source = slurm.sacct_job("9", settle_timeout=5, env=_env(bindir))
     assert source == "sacct-completion" and row["State"] == "FAILED" and row["ExitCode"] == "1:0"
 
@@ -190,8 +210,12 @@ def test_sacct_polls_until_settled(tmp_path):
     counter = tmp_path / "n"
     counter.write_text("0")
     # the first two answers carry sacct's placeholder name, the third is complete
-    _fake_tool(bindir, "sacct", f"""n=$(cat {counter}); echo $((n+1)) > {counter}
+    _fake_tool(
+        bindir,
+        "sacct",
+        f"""n=$(cat {counter}); echo $((n+1)) > {counter}
 echo 'JobID|JobName|State|ExitCode'
-if [ "$n" -lt 2 ]; then echo '7|allocation|FAILED|1:0'; else echo '7|fail|FAILED|1:0'; fi""")
+if [ "$n" -lt 2 ]; then echo '7|allocation|FAILED|1:0'; else echo '7|fail|FAILED|1:0'; fi""",
+    )
     row, source = slurm.sacct_job("7", settle_timeout=10, env=_env(bindir), poll=0.05)
     assert (row["JobName"], source, counter.read_text().strip()) == ("fail", "sacct", "3")

@@ -15,7 +15,7 @@ from slurm_helpers import sbatch, slurm_env, wait_final
 pytestmark = pytest.mark.slurm
 
 # a stand-in for nanochat's mid_train: the same start lines on stdout, the same offline failure on stderr
-MID_TRAIN = '''\
+MID_TRAIN = """\
 import sys
 print("Overriding: run = dummy", flush=True)
 print("Autodetected device type: cpu", flush=True)
@@ -26,7 +26,7 @@ def load_dataset(name):
 
 
 load_dataset("HuggingFaceTB/smol-smoltalk")
-'''
+"""
 SCRIPT = """#!/bin/bash
 #SBATCH --job-name=tl
 #SBATCH --output=logs/%x-%j.out
@@ -54,7 +54,9 @@ def test_jobid_without_ledger_gets_its_script_from_slurm(slurm, cli, tmp_path):
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "__init__.py").write_text("")
     (tmp_path / "scripts" / "mid_train.py").write_text(MID_TRAIN)
-    (tmp_path / "scripts" / "chat_sft.py").write_text(MID_TRAIN.replace("HuggingFaceTB/smol-smoltalk", "allenai/ai2_arc"))
+    (tmp_path / "scripts" / "chat_sft.py").write_text(
+        MID_TRAIN.replace("HuggingFaceTB/smol-smoltalk", "allenai/ai2_arc")
+    )
     (tmp_path / "job.sbatch").write_text(SCRIPT)
     job_id = sbatch("job.sbatch", cwd=tmp_path)
     wait_final(job_id)
@@ -64,7 +66,10 @@ def test_jobid_without_ledger_gets_its_script_from_slurm(slurm, cli, tmp_path):
     doc = _verify(cli, tmp_path, job_id)
     tl = doc["timeline"]
     assert tl["script_source"] in ("scontrol", "sacct")
-    assert [(s["module"], s["phase"]) for s in tl["steps"]] == [("scripts.mid_train", "mid"), ("scripts.chat_sft", "sft")]
+    assert [(s["module"], s["phase"]) for s in tl["steps"]] == [
+        ("scripts.mid_train", "mid"),
+        ("scripts.chat_sft", "sft"),
+    ]
     ph = _phases(doc)
     assert ph["mid"]["status"] == "failed" and "HuggingFaceTB/smol-smoltalk" in ph["mid"]["cause"]
     assert ph["sft"]["status"] == "failed" and "allenai/ai2_arc" in ph["sft"]["cause"]

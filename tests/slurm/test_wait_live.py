@@ -28,8 +28,20 @@ def test_wait_shows_a_live_line(slurm, cli, tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "job.sbatch").write_text(LIVE)
     job_id = sbatch("job.sbatch", cwd=tmp_path)
-    waited = cli("postflight", "verify", job_id, "--wait", "--wait-timeout", "90", "--format", "text", "--no-color",
-                 cwd=tmp_path, env=slurm_env(), timeout=150)
+    waited = cli(
+        "postflight",
+        "verify",
+        job_id,
+        "--wait",
+        "--wait-timeout",
+        "90",
+        "--format",
+        "text",
+        "--no-color",
+        cwd=tmp_path,
+        env=slurm_env(),
+        timeout=150,
+    )
     live = [line for line in waited.stderr.splitlines() if line.startswith(f"postflight: job {job_id} ")]
     assert live, waited.stderr
     m = re.search(r"RUNNING \d+s · base step (\d+)/40 · loss (3\.\d{4}) · 2\.0k tok/s · ETA 0m(\d\d)s$", live[0])
@@ -42,8 +54,8 @@ def test_wait_shows_a_live_line(slurm, cli, tmp_path):
     # the page of the same job: the scheduler's facts next to the curves
     cli("postflight", "verify", job_id, "--format", "html", "-o", "report.html", cwd=tmp_path, env=slurm_env())
     page = (tmp_path / "report.html").read_text()
-    job = page[page.index('<table id="job">'):]
-    job = job[:job.index("</table>")]
+    job = page[page.index('<table id="job">') :]
+    job = job[: job.index("</table>")]
     assert f"<td>{job_id}</td>" in job and "<td>COMPLETED</td>" in job and "<td>0:0</td>" in job
     assert re.search(r"<th>elapsed / limit</th><td>\d+s / 1h00m \(\d+% of the limit\)</td>", job), job
     assert "<th>nodes</th><td>1</td>" in job
