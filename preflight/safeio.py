@@ -16,7 +16,6 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -162,6 +161,8 @@ def write_text(path: Path, text: str) -> None:
         raise UnsafeTarget(f"{path} is {state} (to {target}); not writing through it")
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise UnsafeTarget(f"{path} is not a regular file; not writing to it")
+    import tempfile  # not on the start-up path: only a write needs it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
