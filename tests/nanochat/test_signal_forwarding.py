@@ -28,6 +28,7 @@ SMALL = [
     "--device_batch_size=4",
     "--total_batch_size=1024",
     "--eval_every=-1",
+    "--eval_tokens=4096",  # the final evaluation of the resumed run: 4 steps, not the default 20,480 on a CPU
     "--sample_every=-1",
     "--run=dummy",
 ]
