@@ -189,7 +189,8 @@ def test_tiny_speedrun_completes_every_phase_done(slurm, cli, tmp_path):
     assert str(base / "base_checkpoints" / "d2" / "model_000040.pt") in phases["base"]["evidence"]
     assert doc["resume"]["phase"] is None and doc["resume"]["commands"] == []
     post = _findings(doc)
-    assert [(c, n, s) for c, n, s, _ in post] == [("LOG001", "wandb-dummy-run", "info")], post
+    # wandb-dummy-run once per phase that ran with run=dummy, and nothing else
+    assert {(c, n, s) for c, n, s, _ in post} == {("LOG001", "wandb-dummy-run", "info")}, post
     assert doc["verdict"] == "pass" and code == 0
 
 
@@ -257,7 +258,9 @@ def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, tra
     )
     sft = phases["sft"]
     assert sft["status"] == "failed", phases
-    assert "crashed" in sft["cause"] and "FileNotFoundError" in sft["cause"] and "missing.jsonl" in sft["cause"], sft
+    # the data file is opened before the first step: the timeline says the process died during its setup
+    assert sft["cause"].startswith("died during setup"), sft
+    assert "FileNotFoundError" in sft["cause"] and "missing.jsonl" in sft["cause"], sft
 
     by_name: dict[str, list[tuple[str, str]]] = {}
     for _c, n, s, msg in _findings(doc):
