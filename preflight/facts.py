@@ -65,6 +65,7 @@ PROVIDERS: dict[str, str] = {
     # the job as a timeline (issue 12)
     "jobscript": "preflight.jobscript:jobscript_fact",
     "timeline": "preflight.timeline:timeline_fact",
+    "rank_failures": "preflight.ranks:rank_failures_fact",
 }
 
 _REGISTERED: dict[str, Provider] = {}

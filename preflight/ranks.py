@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 RANK_PREFIX = re.compile(r"^\[rank(\d+)\]:")
 _NCCL_RANK = re.compile(r"\[(?:PG [^\]]*?)?Rank (\d+)\]")
@@ -205,3 +206,50 @@ def describe(rep: RankReport, phase: str | None = None) -> str | None:
             "(a collective that lost its peer: a consequence, not a cause)"
         )
     return msg
+
+
+@dataclass
+class LogRankFailure:
+    """A log's rank report whose root failure is known: where it is and which phase it was in."""
+
+    path: str
+    report: RankReport
+    phase: str | None
+    node: str | None
+
+    def describe(self) -> str | None:
+        return describe(self.report, self.phase)
+
+
+def _numbered(path: str) -> Iterable[tuple[int, str]]:
+    with open(path, "rb") as fh:  # streamed: a log can be gigabytes
+        for no, raw in enumerate(fh, 1):
+            yield no, raw[:4096].decode("utf-8", errors="replace")
+
+
+def rank_failures_fact(ctx: Any) -> list[LogRankFailure]:
+    """Per log of a job with several ranks: the first rank that failed of its own, its node and phase.
+    One home for the LOG020 finding and the phase table's cause (a cascade is never a phase's cause)."""
+    from preflight.facts import FactUnavailable
+
+    logs = ctx.get("logs", None)
+    if logs is None:
+        raise FactUnavailable("no logs")
+    world = max((s.world_size or 1 for s in logs.segments), default=1)
+    if not logs.tracebacks and not logs.slurm_events():
+        return []
+    out: list[LogRankFailure] = []
+    for ix in logs.logs:
+        try:
+            rep = analyze(_numbered(ix.path))
+        except OSError as exc:
+            raise FactUnavailable(f"cannot read {ix.path}: {exc.strerror or exc}") from None
+        if not (rep.distributed() or world > 1) or rep.root is None:
+            if rep.distributed():
+                out.append(LogRankFailure(ix.path, rep, None, None))  # several ranks, none failed of its own
+            continue
+        root = rep.root
+        phase = next((s.phase for s in reversed(ix.segments) if s.phase and s.start_line <= root.line), None)
+        node = root.node if root.node not in (None, "localhost", "127.0.0.1") else None
+        out.append(LogRankFailure(ix.path, rep, phase, node or rep.node_of(root.rank) or rep.first_node))
+    return out

@@ -174,6 +174,26 @@ def _planned(ctx: Any, phase: str, segs: list[Any], profile: Any) -> int | None:
     return planned
 
 
+def _rank_root(ctx: Any, phase: str, tb: Any, profile: Any) -> tuple[str, str] | None:
+    """(cause, path:line) of the rank that failed first of its own in this phase of a multi-rank job,
+    when ``tb`` is only a consequence of it (a collective that lost its peer)."""
+    from preflight.causes import CASCADE, classify_traceback
+
+    if classify_traceback(tb, profile).name not in CASCADE:
+        return None
+    try:
+        failures = ctx.get("rank_failures", None) or []
+    except Exception:  # an unreadable log is the log checks' finding; the traceback's cause stands
+        return None
+    for lf in failures:
+        root = lf.report.root
+        if lf.phase == phase and root is not None and root.rank not in (tb.ranks or []):
+            text = lf.describe()
+            if text:
+                return text, f"{lf.path}:{root.line}"
+    return None
+
+
 def judge_phase(
     ctx: Any, phase: str, logs: Any, inv: Any, job: Any, profile: Any, last_started: str | None
 ) -> PhaseVerdict:
@@ -201,6 +221,10 @@ def judge_phase(
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
             v.status, v.cause = "failed", crash_text(tb, logged_steps, failed_record(logs, tb))
+            root = _rank_root(ctx, phase, tb, profile)
+            if root is not None:  # this traceback is a rank that lost its peer; the cause is the peer's
+                v.cause, where = root
+                v.evidence.append(where)
         v.evidence.append(tb.where)
         if ck is not None:
             v.evidence.append(ev_ck)

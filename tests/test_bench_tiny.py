@@ -38,6 +38,7 @@ def test_bench_tiny_runs_every_benchmark(tmp_path):
         "trainer_cpu": "trainer on CPU",
         "gpu": "trainer d",
         "multinode": "tiny pipeline, 2 local",
+        "install": "install: pip install",
     }
     assert set(prefixes) == set(BENCHMARKS)
     for name, prefix in prefixes.items():

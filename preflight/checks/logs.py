@@ -125,12 +125,18 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
 
     yield from _missing_named(logs)
     profile = ctx.get("profile", None)
+    try:  # the first rank of a multi-rank job that failed of its own, per log (rank-failure's fact)
+        roots = {lf.path: lf.report.root for lf in ctx.get("rank_failures", None) or [] if lf.report.root}
+    except Exception:  # FactError: an unreadable log; the traceback is still reported below
+        roots = {}
     for tb, seg in crashes(logs):
         cause = classify_traceback(tb, profile)
         phase = tb.phase or seg.phase
         who = tb.script or seg.script or "a process"
         failed = seg.failed_marker.data if seg.failed_marker is not None else {}
-        if cause.name in CASCADE and root_rank(tb, failed) is not None:
+        root = roots.get(tb.path)
+        other_root = root is not None and root.line != tb.line and root.rank not in (tb.ranks or [])
+        if cause.name in CASCADE and (root_rank(tb, failed) is not None or other_root):
             continue  # this rank only lost another that failed first: rank-failure reports both
         exitcode = failed.get("exitcode")
         extra = [

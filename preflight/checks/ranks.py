@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.facts import Skip
+from preflight.facts import FactUnavailable, Skip
 from preflight.model import Finding
 from preflight.registry import check
 
 
-def _numbered(path: str) -> Iterator[tuple[int, str]]:
-    with open(path, "rb") as fh:  # streamed: a log can be gigabytes
-        for no, raw in enumerate(fh, 1):
-            yield no, raw[:4096].decode("utf-8", errors="replace")
-
-
 @check("LOG020", "rank-failure", stage="post", severity="error")
-def rank_failure(logs) -> Iterator[Finding]:
+def rank_failure(logs, ctx) -> Iterator[Finding]:
     """
     What it checks: in a job with several ranks (torchrun's ``[rankN]:`` output, srun tasks on
     several nodes), the first rank that failed for a reason of its own, the node it ran on, and
@@ -37,42 +31,32 @@ def rank_failure(logs) -> Iterator[Finding]:
     How to fix: fix the cause on the named rank and node (for SIGKILL, usually memory: a smaller
     --device_batch_size, or look for the node's oom-kill event), then resume.
     """
-    from preflight import ranks
-
     world = max((s.world_size or 1 for s in logs.segments), default=1)
     if not logs.tracebacks and not logs.slurm_events():
         if world > 1:
             return  # several ranks, and none of them failed
         raise Skip("no failure in the logs")
-    distributed = world > 1
-    for ix in logs.logs:
-        try:
-            rep = ranks.analyze(_numbered(ix.path))
-        except OSError as exc:
-            raise Skip(f"cannot read {ix.path}: {exc.strerror or exc}") from None
-        distributed = distributed or rep.distributed()
-        if not (rep.distributed() or world > 1) or rep.root is None:
+    try:
+        failures = ctx.get("rank_failures")
+    except FactUnavailable as exc:
+        raise Skip(exc.reason) from None
+    for lf in failures:
+        root = lf.report.root
+        if root is None:
             continue
-        root = rep.root
-        phase = next((s.phase for s in reversed(ix.segments) if s.phase and s.start_line <= root.line), None)
-        node = (
-            root.node
-            if root.node not in (None, "localhost", "127.0.0.1")
-            else (rep.node_of(root.rank) or rep.first_node)
-        )
         yield Finding(
-            ranks.describe(rep, phase),
-            path=ix.path,
+            lf.describe(),
+            path=lf.path,
             line=root.line,
             fix="fix the cause on that rank and node (SIGKILL: usually memory; a smaller --device_batch_size), "
             "then resume; the other ranks' errors need no fix of their own",
             data={
                 "rank": root.rank,
-                "node": node,
-                "phase": phase,
+                "node": lf.node,
+                "phase": lf.phase,
                 "cause": root.cause,
-                "cascade_ranks": sorted({f.rank for f in rep.cascades if f.rank is not None}),
+                "cascade_ranks": sorted({f.rank for f in lf.report.cascades if f.rank is not None}),
             },
         )
-    if not distributed:
+    if world <= 1 and not failures:
         raise Skip("the job ran a single process")

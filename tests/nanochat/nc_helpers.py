@@ -1,6 +1,7 @@
 """Helpers for the bundled trainer's tests: subprocess environment and module runner."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,12 @@ TINY_BASE = [
     "--sample_every=-1",
     "--device_type=cpu",
 ]
+
+
+def copy_data_and_tokenizer(tiny_base_dir, dest):
+    """A base dir of its own with the shared shards and tokenizer but none of the checkpoints, reports or
+    logs that other tests write into ``tiny_base_dir``: postflight reads every tag there."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in ("base_data", "tokenizer"):
+        shutil.copytree(tiny_base_dir / part, dest / part)
+    return dest

@@ -36,8 +36,8 @@ def _verify(base, cwd, *args):
 
 
 @pytest.mark.slow
-def test_split_streams_of_a_real_run(tiny_base_dir, tmp_path):
-    base = tiny_base_dir
+def test_split_streams_of_a_real_run(fresh_base_dir, tmp_path):
+    base = fresh_base_dir
     (tmp_path / "job.sh").write_text(JOB.format(base=" ".join(TINY_BASE)))
     with open(tmp_path / "run.out", "w") as out, open(tmp_path / "run.err", "w") as err:
         subprocess.run(

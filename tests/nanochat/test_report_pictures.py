@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nc_helpers import REPO, TINY_BASE, nc_env  # noqa: E402
+from nc_helpers import REPO, TINY_BASE, copy_data_and_tokenizer, nc_env  # noqa: E402
 
 from tests.browser import Browser, artifacts_dir, install_chromium  # noqa: E402
 
@@ -101,8 +101,7 @@ def verify(log: Path, base: Path, cwd: Path, fmt: str, out: Path | None = None) 
 def runs(tiny_base_dir, tmp_path_factory):
     """Both runs share base and mid; the killed SFT is verified before the good SFT writes its checkpoint."""
     root = tmp_path_factory.mktemp("pictures")
-    base = root / "base"
-    shutil.copytree(tiny_base_dir, base)
+    base = copy_data_and_tokenizer(tiny_base_dir, root / "base")
     prefix = root / "prefix.out"
     train(base, prefix, "nanochat.base_train", *TINY_BASE, "--num_iterations=30", "--eval_every=10")
     train(base, prefix, "nanochat.mid_train", *MID)

@@ -277,7 +277,7 @@ def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, tra
     assert resume["phase"] == "sft", resume
     cmds = resume["commands"]
     assert cmds[0].startswith("python -m nanochat.chat_sft") and "--data=/nonexistent/missing.jsonl" in cmds[0], cmds
-    assert cmds[1:] == ["python -m nanochat.chat_eval -i sft", "python -m nanochat.report generate"], cmds
+    assert cmds[1:] == [f"python -m nanochat.chat_eval -i sft {EVAL}", "python -m nanochat.report generate"], cmds
     assert not any("base_train" in c or "mid_train" in c for c in cmds)
 
 
