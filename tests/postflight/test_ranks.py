@@ -96,3 +96,23 @@ def test_resume_plan_of_a_two_node_job_launches_across_nodes(tmp_path):
     )
     assert "the job ran on 2 nodes" in plan["note"]
     assert not [f for f in plan["fixes"] if "another rank" in f]  # the cascade's "fix" is not a step of the plan
+
+
+def test_the_peer_that_only_lost_its_partner_is_no_crash_and_no_phase_cause(tmp_path):
+    """On the real two-node log, rank 0's gloo "Connection closed by peer" traceback is a consequence:
+    phase-crashed does not report it and the phase table's cause (which wandb-dummy-run repeats) is
+    rank 1's SIGKILL on node2."""
+    name = "crash_sigkill.out"
+    (tmp_path / name).write_text((FIX / name).read_text())
+    result = run_scenario(
+        Scenario(env={"HOME": "{tmp}/home"}, stage="post", logs=[name]),
+        tmp_path,
+        select=["LOG001", "LOG002", "LOG020"],
+    )
+    messages = [f.message for c in result.checks for f in c.findings]
+    rank_failure = [f.message for c in result.checks if c.code == "LOG020" for f in c.findings]
+    assert rank_failure and "rank 1 on node2 failed first in base" in rank_failure[0]
+    others = [m for m in messages if m not in rank_failure]
+    assert not [m for m in others if "Connection closed by peer" in m], others
+    dummy = [f.message for c in result.checks if c.code == "LOG001" for f in c.findings]
+    assert any("the real cause: rank 1 on node2 failed first in base" in m for m in dummy), dummy
