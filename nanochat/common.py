@@ -3,6 +3,7 @@ Common utilities for nanochat: base dir, printing, distributed init, device dete
 peak FLOPs, atomic file writes and stop-signal handling.
 """
 
+import datetime
 import logging
 import os
 import re
@@ -100,6 +101,13 @@ def compute_init(device_type="cuda"):
 
 def compute_cleanup():
     if is_ddp() and dist.is_initialized():
+        if dist.get_backend() == "gloo":
+            # a rank that tears down while another is still busy (rank 0 writing the report) closes the
+            # peer's gloo connection under it, which aborts that process (SIGABRT); meet first, briefly
+            try:
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=120))
+            except RuntimeError:  # a peer that died or never came: nothing left to wait for
+                pass
         dist.destroy_process_group()
 
 

@@ -161,13 +161,19 @@ def _worker(job: str, rank: int) -> tuple[int, str] | None:
     return None
 
 
+def _excerpt(log: str) -> str:
+    """What a failed job's log says first (the first error and what led to it), then how it ended."""
+    marks = [i for i in (log.find("Traceback"), log.find("terminate called"), log.find("Error")) if i >= 0]
+    first = min(marks) if marks else len(log)
+    return log[max(0, first - 1500) : first + 2500] + "\n[...]\n" + log[-1500:]
+
+
 def test_tiny_pipeline_across_two_nodes_then_postflight(two_nodes, project):
     base = project / "base-ok"
     shutil.copytree(project / "base", base)
     job = _submit(two_nodes, project, base)
-    assert _wait(two_nodes, job) == "COMPLETED", (project / "logs" / f"nanochat-multinode_{job}.out").read_text()[
-        -4000:
-    ]
+    state = _wait(two_nodes, job)
+    assert state == "COMPLETED", _excerpt((project / "logs" / f"nanochat-multinode_{job}.out").read_text())
     log = (project / "logs" / f"nanochat-multinode_{job}.out").read_text()
     assert "PASS" in log.split("postflight verify")[-1] or "PASS with warnings" in log  # the job's own last step
     # every training phase ran with a world of 2, one worker per node (rank 1's optimizer shard exists)
