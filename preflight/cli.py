@@ -604,6 +604,11 @@ def verify_cmd(
     if smoke_outcome is not None:
         result.extras["chat_smoke"] = smoke_outcome.to_json()
     if job_id and not log and base_dir is None and "job" not in result.extras and _optional(ctx, "ledger") is None:
+        why = _why_unavailable(ctx, "ledger")
+        if why and not why.startswith("no ledger for job"):  # there is one, and it cannot be used
+            raise _fail(
+                f"postflight: no such job {job_id}: SLURM does not know it and its ledger cannot be read: {why}"
+            )
         raise _fail(
             f"postflight: no such job {job_id}: SLURM does not know it (or cannot be asked) and there is "
             "no ledger for it (was it submitted with `preflight sbatch`?)"
@@ -673,6 +678,19 @@ def _describe_curves(result: Any, ctx: Any) -> None:
 
 
 LIVE_EVERY_S = 60.0  # without a terminal (CI logs): one progress line a minute at most
+
+
+def _why_unavailable(ctx: Any, name: str) -> str | None:
+    """The reason a fact is unavailable (None when it is available or failed otherwise)."""
+    from preflight.facts import FactUnavailable
+
+    try:
+        ctx.get(name)
+    except FactUnavailable as exc:
+        return exc.reason
+    except Exception:
+        return None
+    return None
 
 
 def _optional(ctx: Any, name: str) -> Any:

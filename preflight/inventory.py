@@ -401,12 +401,40 @@ class Dataset:
             if s.path in skip:
                 continue
             try:
-                pf = pq.ParquetFile(s.path, page_checksum_verification=True)
+                # read as a dictionary: a value repeated in every row through a dictionary page (1 MiB
+                # declared, 1 GiB as plain strings) stays one value; plain pages decode to their declared size
+                pf = pq.ParquetFile(s.path, page_checksum_verification=True, read_dictionary=[self.text_column])
                 for i in range(pf.num_row_groups):
+                    size = _text_bytes(pf.metadata.row_group(i), self.text_column)
+                    if size > MAX_DEEP_ROW_GROUP:
+                        out.append(
+                            ShardProblem(
+                                s.name,
+                                s.path,
+                                f"row group {i} declares {size / 2**20:,.0f} MiB of text uncompressed (over "
+                                f"{MAX_DEEP_ROW_GROUP >> 20} MiB; real shards have a few MiB): not read, a "
+                                "decompression bomb or not a dataset shard",
+                                "corrupt",
+                            )
+                        )
+                        break
                     pf.read_row_group(i, columns=[self.text_column])
             except Exception as exc:  # pyarrow raises several types for corrupt pages
                 out.append(ShardProblem(s.name, s.path, f"full read failed: {type(exc).__name__}: {exc}", "corrupt"))
         return out
+
+
+# --deep decodes a row group's text column at once: its declared uncompressed size bounds the memory
+# (nanochat's shards: 1,024 documents, a few MiB a row group)
+MAX_DEEP_ROW_GROUP = 128 << 20
+
+
+def _text_bytes(row_group: Any, column: str) -> int:
+    return sum(
+        row_group.column(j).total_uncompressed_size
+        for j in range(row_group.num_columns)
+        if row_group.column(j).path_in_schema == column
+    )
 
 
 def dataset_fact(ctx: Any) -> Dataset:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES  # noqa: F401  (re-exported)
+from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES, TRAINER_SCRIPTS  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
 from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN
 
@@ -214,13 +214,24 @@ def judge_phase(
         ev_ck = f"{pc.dir}/model_{ck:06d}.pt"
     else:
         ev_ck = None
-    if tbs and not ckpt_ok:
+    running = job is not None and getattr(job, "running", False) and last_started == phase
+    # this job's process of the phase logged no step, saved nothing and never reached its end: it died
+    # during setup, and a checkpoint on disk was written by an earlier run, not by it
+    died_in_setup = (
+        bool(segs)
+        and logged_steps == 0
+        and all(s.script is None or s.script in TRAINER_SCRIPTS for s in segs)
+        and not any(s.saves or s.end_markers for s in segs)
+        and not running
+    )
+    earlier = f"; the step-{ck} checkpoint in {pc.dir} is an earlier run's" if died_in_setup and ev_ck else ""
+    if tbs and (not ckpt_ok or died_in_setup):
         tb = tbs[-1]
         if is_missing_checkpoint(tb) and missing_source_phase(tb) != phase:
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
-            v.status, v.cause = "failed", crash_text(tb, logged_steps, failed_record(logs, tb))
+            v.status, v.cause = "failed", crash_text(tb, logged_steps, failed_record(logs, tb)) + earlier
             root = _rank_root(ctx, phase, tb, profile)
             if root is not None:  # this traceback is a rank that lost its peer; the cause is the peer's
                 v.cause, where = root
@@ -244,16 +255,16 @@ def judge_phase(
         )
         v.evidence.append(f"{ix.path}:{ev.line}")
         return v
-    if ck is not None:
+    if ck is not None and not died_in_setup:
         v.evidence.append(ev_ck)
         if planned is not None and ck < planned:
             v.status, v.cause = "partial", f"last complete checkpoint is step {ck}, planned {planned}"
         else:
             v.status, v.cause = "done", f"checkpoint step {ck}" + (f" of {planned}" if planned else "")
-        if job is not None and getattr(job, "running", False) and last_started == phase and v.status != "done":
+        if running and v.status != "done":
             v.status = "running"
         return v
-    if pc is not None and pc.steps:
+    if pc is not None and pc.steps and not died_in_setup:
         v.status, v.cause = "failed", "checkpoint files without a complete model/meta pair"
         v.evidence.append(pc.dir or pc.stage_dir)
         return v
@@ -270,7 +281,7 @@ def judge_phase(
                 "failed",
                 (
                     f"started at {Path(started.path).name}:{started.start_line}, {what}: "
-                    f"died during setup; {stderr_note(logs)}"
+                    f"died during setup; {stderr_note(logs)}{earlier}"
                 ),
             )
         elif inv is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,31 +12,7 @@ ROOT = TESTS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-
-def run_cli(
-    tool: str,
-    *args: str,
-    cwd: Path | None = None,
-    env: dict | None = None,
-    timeout: float = 120,
-    input: str | None = None,
-) -> subprocess.CompletedProcess:
-    """Run `preflight`/`postflight` as a user would (a subprocess of this interpreter)."""
-    full_env = dict(os.environ)
-    full_env.pop("PREFLIGHT_DEBUG", None)
-    full_env["NO_COLOR"] = "1"
-    if env:
-        full_env.update(env)
-    code = f"import sys; sys.argv[0] = {tool!r}; from preflight.cli import {tool}_main; {tool}_main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input,
-    )
+from clirun import run_cli  # noqa: E402  (tests/ is on sys.path from here on)
 
 
 @pytest.fixture
@@ -60,6 +34,15 @@ class Tally:
         self.inputs: dict[str, int] = {}
         self.faults: dict[str, int] = {}
         self.bad = {"tracebacks": 0, "executed payloads": 0, "modified user files": 0}
+        self.slowest: tuple[float, str] = (0.0, "")  # (seconds, reader) of the slowest hostile case
+        self.largest: tuple[float, str] = (0.0, "")  # (peak RSS in MB, reader)
+
+    def measure(self, reader: str, proc) -> None:
+        wall, rss = getattr(proc, "wall_s", None), getattr(proc, "peak_rss_mb", None)
+        if wall is not None and wall > self.slowest[0]:
+            self.slowest = (wall, reader)
+        if rss is not None and rss > self.largest[0]:
+            self.largest = (rss, reader)
 
     def tried(self, reader: str, n: int = 1) -> None:
         self.inputs[reader] = self.inputs.get(reader, 0) + n
@@ -92,3 +75,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         f"total: {sum(TALLY.inputs.values())} malformed inputs, {sum(TALLY.faults.values())} faults; "
         + ", ".join(f"{k}: {v}" for k, v in TALLY.bad.items())
     )
+    if TALLY.slowest[1] or TALLY.largest[1]:
+        tr.write_line(
+            f"slowest case: {TALLY.slowest[0]:.1f} s ({TALLY.slowest[1]}); "
+            f"largest peak RSS: {TALLY.largest[0]:.0f} MB ({TALLY.largest[1]})"
+        )

@@ -72,6 +72,22 @@ def test_seed_out_alone_mid_and_sft_died_during_setup(tmp_path):
     assert all("NOT the cause" in f["message"] for f in dummy)
 
 
+def test_an_earlier_runs_checkpoint_does_not_make_a_crashed_phase_done(tmp_path):
+    """Same base dir, second job: mid of this job died during setup, but a complete mid checkpoint of an
+    earlier run is on disk. The phase is this job's: failed, and the old checkpoint named as such."""
+    from tests import factories as F
+
+    base = tmp_path / "base"
+    cfg = F.model_config(depth=2)
+    F.write_checkpoint(base, "mid", 10, cfg, optim=False)
+    (tmp_path / "76324.out").write_text(L.SEED_OUT)
+    report, _, code = verify(tmp_path, "--log", "76324.out", "--base-dir", str(base), "--no-smoke")
+    mid = phases(report)["mid"]
+    assert mid["status"] == "failed" and "died during setup" in mid["cause"], mid
+    assert "step-10 checkpoint" in mid["cause"] and "an earlier run's" in mid["cause"], mid
+    assert code == 1
+
+
 def test_seed_out_and_err_name_the_datasets(tmp_path):
     (tmp_path / "76324.out").write_text(L.SEED_OUT)
     (tmp_path / "76324.err").write_text(L.seed_err())

@@ -119,10 +119,17 @@ def problems(
     return out
 
 
+PEAK_RSS_MB = 512  # issue 14: no hostile input may take a run past this
+
+
 def check_survived(tally, reader: str, proc, **kw) -> None:
     """Count the input, record bad outcomes in the tally, and fail the test with every problem."""
     tally.tried(reader)
+    tally.measure(reader, proc)
     found = problems(proc, **kw)
+    rss = getattr(proc, "peak_rss_mb", None)
+    if rss is not None and rss > PEAK_RSS_MB:
+        found.append(f"peak RSS {rss:.0f} MB, over {PEAK_RSS_MB} MB")
     for p in found:
         if p.startswith("traceback") or p.startswith("internal error"):
             tally.outcome("tracebacks")

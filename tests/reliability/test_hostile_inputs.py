@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import measured
 from rel_helpers import check_survived
 
 MEMORY_LIMIT = 1536 * 1024 * 1024  # address space, not RSS: the interpreter and its libraries take ~600 MB
@@ -35,17 +36,19 @@ def _run(
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
     full_env.pop("PREFLIGHT_DEBUG", None)
     tool, *rest = args
-    code = f"import sys; sys.argv[0] = {tool!r}; from preflight.cli import {tool}_main; {tool}_main()"
     try:
-        return subprocess.run(
-            [sys.executable, "-c", code, *rest],
-            cwd=cwd,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            preexec_fn=limit,
-        )
+        with measured(tool) as (code, done):
+            return done(
+                subprocess.run(
+                    [sys.executable, "-c", code, *rest],
+                    cwd=cwd,
+                    env=full_env,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    preexec_fn=limit,
+                )
+            )
     except subprocess.TimeoutExpired:
         tally.tried(reader)
         pytest.fail(f"[{reader}] hung: {' '.join(args)[:200]} did not finish within {timeout:g}s")
@@ -121,3 +124,66 @@ def test_config_that_hangs_or_floods(name, kind, tmp_path, tally):
     check_survived(tally, "config", proc, allowed=(0, 1, 2))
     if kind == "sparse-3GB":  # a FIFO is not a config file: not found, or refused
         assert proc.returncode == 2 and "config error" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("encoding", ["dictionary", "plain"])
+def test_parquet_decompression_bomb_under_deep(encoding, tmp_path, tally):
+    """A shard of a few KB that inflates when decoded. Through a dictionary page, one 1 MiB value in all
+    1,024 rows is 1 GiB as plain strings: --deep reads it as a dictionary (valid parquet: it passes).
+    Plain pages of 130 MiB declared are refused by their declared size (real row groups: a few MiB)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "base" / "base_data"
+    data.mkdir(parents=True)
+    value = "a" * ((1 << 20) if encoding == "dictionary" else (130 << 10))
+    bomb = pa.table({"text": pa.array([value] * 1024)})
+    pq.write_table(
+        bomb,
+        data / "shard_00000.parquet",
+        compression="zstd",
+        row_group_size=1024,
+        use_dictionary=encoding == "dictionary",
+    )
+    del bomb
+    pq.write_table(pa.table({"text": ["x"] * 1024}), data / "shard_00001.parquet", row_group_size=1024)
+    assert (data / "shard_00000.parquet").stat().st_size < 1 << 20
+    proc = _run(
+        tally, "parquet shard (--deep)", "preflight", "check", "--base-dir", str(tmp_path / "base"), "--deep",
+        "--select", "DS002", cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    check_survived(tally, "parquet shard (--deep)", proc, allowed=(0,) if encoding == "dictionary" else (1,))
+    if encoding == "plain":
+        assert "decompression bomb" in proc.stdout and "shard_00000.parquet" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_sparse_checkout_source_is_not_read_whole(tmp_path, tally):
+    """A 3 GB (sparse) scripts/base_train.py in the checkout the job runs: its flags are read from a
+    bounded prefix, or the file is reported unreadable; never 3 GB in memory."""
+    co = tmp_path / "nanochat-checkout"
+    (co / "scripts").mkdir(parents=True)
+    (co / "nanochat").mkdir()
+    (co / "nanochat" / "__init__.py").write_text("")
+    with open(co / "scripts" / "base_train.py", "wb") as fh:
+        fh.write(b"import argparse\nparser = argparse.ArgumentParser()\nparser.add_argument('--depth', type=int)\n")
+        fh.truncate(3 * 1024**3)
+    script = _script(tmp_path / "job.sh", "")
+    proc = _run(
+        tally, "checkout source", "preflight", "check", str(script), "--checkout", str(co), "--select", "SB010",
+        cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    check_survived(tally, "checkout source", proc, allowed=(0, 1))
+
+
+def test_huge_ledger_is_refused_unparsed(tmp_path, tally):
+    """A 49 MB run ledger (parsing one took 1.2 GB): refused by its size, with a clear message."""
+    jobs = tmp_path / ".preflight" / "jobs"
+    jobs.mkdir(parents=True)
+    with open(jobs / "4242.json", "w") as fh:
+        fh.write('{"job_id": "4242", "pad": [')
+        fh.write(",".join(["1.5e300"] * 7_000_000))
+        fh.write("]}")
+    assert (jobs / "4242.json").stat().st_size > 48 * 1024**2
+    proc = _run(tally, "ledger", "postflight", "verify", "4242", "--no-smoke", cwd=tmp_path, timeout=60)
+    check_survived(tally, "ledger", proc, allowed=(1, 2))
+    assert "4242.json" in proc.stdout + proc.stderr, proc.stdout[-1500:] + proc.stderr[-1500:]
