@@ -139,7 +139,10 @@ def test_fresh_venv_beside_an_upstream_nanochat(wheel, tmp_path):
             [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
         ).strip()
     )
-    (site / "zz_host_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    host = [sysconfig.get_path("purelib")] + [  # and the system's, when this is a --system-site-packages venv
+        d for d in sys.path if d.endswith(("site-packages", "dist-packages")) and d != sysconfig.get_path("purelib")
+    ]
+    (site / "zz_host_deps.pth").write_text("".join(d + "\n" for d in host))
     upstream = tmp_path / "upstream"
     (upstream / "nanochat").mkdir(parents=True)
     (upstream / "pyproject.toml").write_text(UPSTREAM_PYPROJECT)

@@ -272,7 +272,10 @@ def _own_head_node(job_env) -> bool:
 
 
 def _port_busy(port: int) -> bool:
+    """Something listens on the port. SO_REUSEADDR as torch's TCPStore sets it: connections of an
+    earlier job still in TIME_WAIT on that port do not stop torchrun, so they do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("0.0.0.0", port))
         except OSError:

@@ -196,6 +196,22 @@ def test_inside_the_job_a_busy_rendezvous_port_on_the_head_node(tmp_path):
         assert _messages(tmp_path, script, "SB031", env=_in_job("job.sbatch", "2", "8", node_id="1")) == []
 
 
+def test_connections_of_an_earlier_job_in_time_wait_leave_the_port_usable(tmp_path):
+    """An earlier job's rendezvous port with connections still in TIME_WAIT: torchrun (SO_REUSEADDR)
+    listens there anyway, so SB031 says nothing (seen for real: two jobs with the same id modulo 1000)."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the listening side closes first: its port is left in TIME_WAIT
+        client.close()
+    script = HEAD + RDZV + LAUNCH.replace(":29500", f":{port}")
+    assert _messages(tmp_path, script, "SB031", env=_in_job("job.sbatch", "2", "8")) == []
+
+
 def test_node_local_logs_of_a_multi_node_job(tmp_path):
     script = GOOD.replace("srun torchrun", "srun --output=/tmp/run_%N.out torchrun").replace(
         "#SBATCH --time", "#SBATCH --output=/dev/shm/%x_%j.out\n#SBATCH --time"
