@@ -19,6 +19,7 @@ def run_cli(
     env: dict | None = None,
     timeout: float = 120,
     input: str | None = None,
+    preexec_fn=None,
 ) -> subprocess.CompletedProcess:
     """Run `preflight`/`postflight` as a user would (a subprocess of this interpreter). The result also
     carries ``wall_s`` and ``peak_rss_mb`` (the CLI's and its own children's peak, when it exited normally)."""
@@ -36,6 +37,7 @@ def run_cli(
             text=True,
             timeout=timeout,
             input=input,
+            preexec_fn=preexec_fn,
         )
         return done(proc)
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from clirun import measured
+from clirun import run_cli
 from rel_helpers import check_survived
 
 MEMORY_LIMIT = 1536 * 1024 * 1024  # address space, not RSS: the interpreter and its libraries take ~600 MB
@@ -33,22 +32,8 @@ def _run(
         if memory:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    full_env.pop("PREFLIGHT_DEBUG", None)
-    tool, *rest = args
     try:
-        with measured(tool) as (code, done):
-            return done(
-                subprocess.run(
-                    [sys.executable, "-c", code, *rest],
-                    cwd=cwd,
-                    env=full_env,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                    preexec_fn=limit,
-                )
-            )
+        return run_cli(*args, cwd=cwd, env=env, timeout=timeout, preexec_fn=limit)
     except subprocess.TimeoutExpired:
         tally.tried(reader)
         pytest.fail(f"[{reader}] hung: {' '.join(args)[:200]} did not finish within {timeout:g}s")
