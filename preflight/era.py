@@ -8,7 +8,9 @@ Each upstream era profile is a candidate; the script's text rules candidates out
 - flags: a training flag the era's base_train does not declare rules it out (``--window_pattern``,
   ``--fp8`` are newer than the configurator);
 - defaults restored: passing an older era's default where the era changed it (``--vocab_size=65536``
-  to tok_train, ``--target_param_data_ratio=20``) is what a runner written after the change does.
+  to tok_train, ``--target_param_data_ratio=20``) is what a runner written after the change does;
+- an SFT with no mid_train and no ``--source``: up to 2026-01-31 chat_sft loaded the mid checkpoint by
+  default, so such a runner is written for an era without midtraining;
 The answer carries its evidence and a confidence (high: one candidate left; medium: one fits the
 evidence best; low: a tie, broken by the era that lasted longest upstream, the likelier a priori).
 """
@@ -75,6 +77,7 @@ def guess_era(script: Any) -> EraGuess | None:
     # the speedrun's shape: every phase, multi-GPU (upstream's CPU runner never wrote a report in any era)
     pipeline = {"tok_train", "base_train", "chat_sft"} <= modules and any("torchrun" in i.launcher for i in invs)
     alive = []
+    mid_allowed: dict[str, bool] = {}
     notes: dict[str, list[str]] = {}
     for name, variant, sep, mid_ok, report_ok in CANDIDATES:
         label = variant or name
@@ -90,8 +93,14 @@ def guess_era(script: Any) -> EraGuess | None:
         if has_report and not report_ok:
             continue
         alive.append((name, variant, label))
+        mid_allowed[label] = mid_ok
     if not alive:
         return None
+    sft_from_base = (
+        has_sft
+        and not has_mid
+        and not any(f.key == "source" for i in invs if _base(i.module) == "chat_sft" for f in i.flags)
+    )
     evidence = []
     if dashed:
         evidence.append(f"dash-style flags (--{dashed[0].key}): 2026-01-13 or later")
@@ -141,6 +150,11 @@ def guess_era(script: Any) -> EraGuess | None:
         if name == "current" and pipeline and not has_report:
             score += 1
             notes[label].append("a full tokenizer -> base -> SFT pipeline under torchrun that never writes report.md")
+        if sft_from_base and not mid_allowed[label]:
+            score += 1
+            notes[label].append(
+                "runs SFT with no mid_train and no --source: until 2026-01-31 chat_sft loaded the mid checkpoint"
+            )
         scores[label] = score
     best = max(scores.values())
     top = [a for a in alive if scores[a[2]] == best]

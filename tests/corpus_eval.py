@@ -42,6 +42,8 @@ class Outcome:
     era_truth: str
     era_alone: str = ""
     era_in_checkout: str = ""
+    confidence: str = ""  # of the guess from the script alone: high | medium | low
+    candidates: list = field(default_factory=list)  # that guess and the alternatives it names, as profile names
     findings_alone: list = field(default_factory=list)  # (code, message, fix, data)
     findings_in_checkout: list = field(default_factory=list)
 
@@ -61,6 +63,12 @@ def _run(script: Path, cwd: Path, env_home: Path, checkout: Path | None):
         _registry(), ctx, "pre", selection=Selection(select=CHECKS, ignore=[]), profile=getattr(profile, "name", None)
     )
     found = [(f.code, f.message, f.fix or "", f.data) for c in result.checks for f in c.findings]
+    if checkout is None:
+        from preflight.era import guess_era
+
+        guess = guess_era(ctx.get("script", None))
+        if guess is not None:
+            found.append(("ERA", guess.confidence, "", {"candidates": [guess.label, *guess.alternatives]}))
     return getattr(profile, "name", ""), found
 
 
@@ -87,6 +95,10 @@ def evaluate(root: Path) -> list[Outcome]:
         lone = alone_dir / Path(f["runner"]).name
         lone.write_bytes(text)
         o.era_alone, o.findings_alone = _run(lone, alone_dir, root / "home", None)
+        for code, confidence, _fix, data in o.findings_alone:
+            if code == "ERA":
+                o.confidence = confidence
+                o.candidates = [c.split("-")[0] if c.startswith("argparse") else c for c in data["candidates"]]
         co = root / "checkouts" / f["commit"]
         inside = co / f["runner"]
         inside.parent.mkdir(parents=True, exist_ok=True)
@@ -141,9 +153,15 @@ def summary(outcomes: list[Outcome]) -> dict:
     unused_alone = [
         (o.id, u) for o in outcomes for fd in o.findings_alone if (u := unused_downloads(fd, by_id[o.id]["uses"]))
     ]
+    by_confidence = {}
+    for o in outcomes:
+        right, total = by_confidence.get(o.confidence, (0, 0))
+        by_confidence[o.confidence] = (right + (o.era_alone == o.era_truth), total + 1)
     return {
         "runners": n,
         "era_alone": alone_ok / n,
+        "era_alone_by_confidence": by_confidence,
+        "era_alone_truth_named": sum(o.era_truth in o.candidates for o in outcomes) / n,
         "era_in_checkout": inside_ok / n,
         "era_alone_misses": [(o.id, o.era_truth, o.era_alone) for o in outcomes if o.era_alone != o.era_truth],
         "sb010": sb010,
@@ -161,6 +179,9 @@ if __name__ == "__main__":
         s = summary(evaluate(extract(Path(tmp))))
     print(f"runners: {s['runners']}")
     print(f"era from the script alone: {s['era_alone']:.1%}; in its checkout: {s['era_in_checkout']:.1%}")
+    for conf, (right, total) in sorted(s["era_alone_by_confidence"].items()):
+        print(f"  confidence {conf or '-'}: {right}/{total} right")
+    print(f"  the true era named (the guess or one of its alternatives): {s['era_alone_truth_named']:.1%}")
     for row in s["era_alone_misses"]:
         print("  era miss (alone):", *row)
     for key in ("sb010", "gpu001", "fix_flags_missing", "unused_downloads_in_checkout", "unused_downloads_alone"):

@@ -122,3 +122,19 @@ def test_bundled_keys_come_from_the_checkout(tmp_path):
     )
     assert p.name == "bundled"
     assert p.config_keys("nanochat.base_train") == {"depth": 20, "device_batch_size": 32, "run": "dummy"}
+
+
+def test_sft_without_mid_is_evidence_for_an_era_without_midtraining(tmp_path):
+    # until 2026-01-31 chat_sft loaded the mid checkpoint by default: a dash-flag runner that runs SFT
+    # straight after base is written for no-mid or later, and says why, with medium confidence
+    runner = (
+        "torchrun -m scripts.base_train -- --device-batch-size=16\n"
+        "torchrun -m scripts.chat_sft -- --device-batch-size=16\n"
+        "python -m nanochat.report generate\n"
+    )
+    p = _profile(tmp_path / "a", runner)
+    assert p.name == "no-mid"
+    assert "confidence medium" in p.reason and "chat_sft loaded the mid checkpoint" in p.reason
+    # with --source the SFT says where it starts from: no such evidence, a tie broken by the prior
+    p = _profile(tmp_path / "b", runner.replace("chat_sft --", "chat_sft -- --source=base"))
+    assert "confidence low" in p.reason and "mid checkpoint" not in p.reason
