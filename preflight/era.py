@@ -9,8 +9,8 @@ Each upstream era profile is a candidate; the script's text rules candidates out
   ``--fp8`` are newer than the configurator);
 - defaults restored: passing an older era's default where the era changed it (``--vocab_size=65536``
   to tok_train, ``--target_param_data_ratio=20``) is what a runner written after the change does;
-- an SFT with no mid_train and no ``--source``: up to 2026-01-31 chat_sft loaded the mid checkpoint by
-  default, so such a runner is written for an era without midtraining;
+- base_train then chat_sft with no mid_train and no ``--source``: up to 2026-01-31 chat_sft loaded the
+  mid checkpoint by default, so such a runner is written for an era without midtraining;
 The answer carries its evidence and a confidence (high: one candidate left; medium: one fits the
 evidence best; low: a tie, broken by the era that lasted longest upstream, the likelier a priori).
 """
@@ -48,6 +48,12 @@ class EraGuess:
     @property
     def label(self) -> str:
         return self.variant or self.profile
+
+    @property
+    def alternative_eras(self) -> list[tuple[str, str | None]]:
+        """The alternatives as (profile, variant)."""
+        by_label = {variant or name: (name, variant) for name, variant, *_ in CANDIDATES}
+        return [by_label[a] for a in self.alternatives if a in by_label]
 
 
 def _base(module: str | None) -> str:
@@ -96,8 +102,9 @@ def guess_era(script: Any) -> EraGuess | None:
         mid_allowed[label] = mid_ok
     if not alive:
         return None
-    sft_from_base = (
+    sft_from_base = (  # base then SFT in one script, nothing in between (an SFT-only job says nothing)
         has_sft
+        and "base_train" in modules
         and not has_mid
         and not any(f.key == "source" for i in invs if _base(i.module) == "chat_sft" for f in i.flags)
     )
@@ -153,7 +160,7 @@ def guess_era(script: Any) -> EraGuess | None:
         if sft_from_base and not mid_allowed[label]:
             score += 1
             notes[label].append(
-                "runs SFT with no mid_train and no --source: until 2026-01-31 chat_sft loaded the mid checkpoint"
+                "runs SFT after base_train with no mid_train and no --source: until 2026-01-31 chat_sft loaded the mid checkpoint"
             )
         scores[label] = score
     best = max(scores.values())

@@ -120,6 +120,8 @@ class Profile:
     data: dict
     variant: str | None = None  # e.g. argparse-dash / argparse-underscore
     checkout: Path | None = None  # the nanochat checkout the detection looked at
+    # other eras the script alone could be written for (a guess without a checkout): ("no-mid", None), ...
+    alternatives: tuple[tuple[str, str | None], ...] = ()
 
     # -- convenience ---------------------------------------------------------------------
     @property
@@ -349,8 +351,8 @@ def candidate_checkouts(ctx: Any, script: Any | None) -> list[Path]:
     return uniq
 
 
-def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
-    """(profile, reason, variant) from the modules and flag spellings the script uses."""
+def detect_from_script(script: Any) -> tuple[str, str, str | None, tuple] | None:
+    """(profile, reason, variant, alternatives) from the modules and flag spellings the script uses."""
     invocations = list(getattr(script, "all_invocations", None) or getattr(script, "invocations", []) or [])
     if not invocations:
         return None
@@ -358,14 +360,15 @@ def detect_from_script(script: Any) -> tuple[str, str, str | None] | None:
     if any(
         m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules
     ):
-        return "bundled", "the script runs python -m nanochat.base_train/mid_train/chat_sft (bundled trainer)", None
+        return "bundled", "the script runs python -m nanochat.base_train/mid_train/chat_sft (bundled trainer)", None, ()
     from preflight.era import guess_era
 
     guess = guess_era(script)
     if guess is None:
         return None
     alt = f"; also possible: {', '.join(guess.alternatives)}" if guess.alternatives else ""
-    return guess.profile, f"{'; '.join(guess.evidence[:3])} (confidence {guess.confidence}{alt})", guess.variant
+    reason = f"{'; '.join(guess.evidence[:3])} (confidence {guess.confidence}{alt})"
+    return guess.profile, reason, guess.variant, tuple(guess.alternative_eras)
 
 
 def profile_fact(ctx: Any) -> Profile:
@@ -399,8 +402,10 @@ def profile_fact(ctx: Any) -> Profile:
     if script is not None:
         guess = detect_from_script(script)
         if guess:
-            name, reason, variant = guess
-            return load_profile(name, reason + " (no nanochat checkout found to fingerprint)", variant)
+            name, reason, variant, alternatives = guess
+            prof = load_profile(name, reason + " (no nanochat checkout found to fingerprint)", variant)
+            prof.alternatives = alternatives
+            return prof
     recorded = _from_ledger(ctx)
     if recorded:
         return recorded

@@ -125,6 +125,29 @@ def _dated(item: dict, profile) -> str:
     return "yes"
 
 
+def _eras_without(item: dict, phase: str, profile) -> list[str]:
+    """The other eras a script alone could be written for (a guess without a checkout) whose same phase does
+    not download this item: then whether the job needs it depends on the checkout, and the finding says so."""
+    from preflight.profiles import load_profile
+
+    out = []
+    for name, variant in getattr(profile, "alternatives", ()) or ():
+        alt = load_profile(name, variant=variant)
+        items = (alt.phase(phase) or {}).get("network") or []
+        if (alt.phase(phase) is not None) and not any(
+            i.get("source") == item.get("source") and _dated(i, alt) != "no" for i in items
+        ):
+            out.append(variant or name)
+    return out
+
+
+def _if_era(profile, not_in: list[str], what: str) -> str:
+    return (
+        f"if the checkout is of the {profile.variant or profile.name} era (the script's likeliest; in the "
+        f"{' or '.join(not_in)} era this phase does not download {what}; --checkout tells)"
+    )
+
+
 def _flag_int(script, inv, job_env, key: str) -> int | None:
     f = inv.flag(key)
     if f is None or f.value is None:
@@ -239,6 +262,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             dated = "yes" if used else _dated(item, profile)
             if dated == "no":
                 continue  # upstream started downloading it after this era
+            not_in = [] if checkout is not None else _eras_without(item, phase, profile)
             if item.get("gpu_sm") and sm is not None and sm not in item["gpu_sm"]:
                 continue  # e.g. the Hopper FA3 kernel on an L40S job
             local = local_copy(item, base, env)
@@ -272,7 +296,8 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
                     "local": str(local),
                     "kind": item.get("kind"),
                     **({"configs": gone} if gone else {}),
-                    **({"conditional": True} if dated == "maybe" else {}),
+                    **({"conditional": True} if dated == "maybe" or not_in else {}),
+                    **({"not_in_eras": not_in} if not_in else {}),
                 }
             )
             commands.append(_prefetch(item, local, gone, hf_home(env)))
@@ -281,6 +306,17 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
         inv = invs[0] if invs else None
         where = inv.file if inv is not None and inv.file != "<script>" else path
         listing = "; ".join(f"{m['what']} (no local copy at {m['local']})" for m in missing)
+        qualifier = ""
+        shared = {tuple(m.get("not_in_eras") or ()) for m in missing}
+        if len(shared) > 1:  # era-dependent items among others: each says so
+            listing = "; ".join(
+                f"{m['what']} ({_if_era(profile, m['not_in_eras'], 'it')}) (no local copy at {m['local']})"
+                if m.get("not_in_eras")
+                else f"{m['what']} (no local copy at {m['local']})"
+                for m in missing
+            )
+        elif shared != {()}:  # all of them: said once
+            qualifier = f" {_if_era(profile, missing[0]['not_in_eras'], 'these')}"
         tik = next((m["local"] for m in missing if m["kind"] == "tiktoken"), None)
         export = (
             f"; and in the job: export TIKTOKEN_CACHE_DIR={tik}"
@@ -288,7 +324,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             else ""
         )
         yield Finding(
-            f"phase {phase} downloads at run time: {listing}",
+            f"phase {phase} downloads at run time{qualifier}: {listing}",
             path=where,
             line=inv.line if inv else None,
             fix="on a login node: " + " && ".join(_merge_hf(commands)) + export,

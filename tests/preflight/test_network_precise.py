@@ -89,3 +89,29 @@ def test_tiktoken_prefetch_reaches_shared_storage(tmp_path):
     assert [f.data["phase"] for f in found] == ["tokenizer"]
     assert "/tmp/data-gym-cache" not in found[0].fix
     assert f"TIKTOKEN_CACHE_DIR={tmp_path}/base/tiktoken_cache" in found[0].fix
+
+
+def test_a_guessed_era_says_which_downloads_depend_on_the_checkout(tmp_path):
+    """Alone, the current era's CPU runner reads as no-mid (a tie: no-mid's less three flags). No-mid's SFT
+    downloads smol-smoltalk, MMLU, GSM8K and two files that the current era's SFT does not: the finding says
+    they are needed if the checkout is no-mid's, marks them conditional, and names --checkout."""
+    script = (
+        "#!/bin/bash\nset -e\npython -m scripts.base_train --depth=4 --max-seq-len=512 --core-metric-every=-1\n"
+        "python -m scripts.chat_sft --device-batch-size=4\n"
+    )
+    (sft,) = [f for f in _net(tmp_path / "alone", script) if f.data["phase"] == "sft"]
+    assert sft.message.startswith(
+        "phase sft downloads at run time if the checkout is of the no-mid era (the script's likeliest; in the "
+        "current era this phase does not download these; --checkout tells):"
+    )
+    assert "smol-smoltalk" in sft.message and "words_alpha" in sft.message
+    assert all(i.get("conditional") and i["not_in_eras"] == ["current"] for i in sft.data["items"])
+    # with a no-mid checkout the era is known: the same downloads, stated plainly
+    files = {"repo/nanochat/report.py": "", "repo/scripts/base_train.py": ""}  # what fingerprints no-mid
+    (sft,) = [
+        f
+        for f in _net(tmp_path / "co", "#!/bin/bash\ncd {tmp}/repo\n" + script.split("\n", 2)[2], files)
+        if f.data["phase"] == "sft"
+    ]
+    assert sft.message.startswith("phase sft downloads at run time: ")
+    assert not any(i.get("conditional") for i in sft.data["items"])
