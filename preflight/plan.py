@@ -316,6 +316,23 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
     return None, nodes, ""
 
 
+def _alternative_defaults(profile: Any, key: str) -> str:
+    """The other eras the script could be written for whose default for key differs: 'argparse-dash: 8'."""
+    from preflight.profiles import load_profile
+
+    mine = profile.defaults.get(key)
+    out = []
+    for name, variant in getattr(profile, "alternatives", ()) or ():
+        defaults = load_profile(name, variant=variant).defaults
+        if key in defaults and defaults[key] != mine:
+            out.append(f"{variant or name}: {_shown(defaults[key])}")
+    return ", ".join(out)
+
+
+def _shown(value: Any) -> str:
+    return "auto-sized" if value is None else str(value)
+
+
 def build_plan(
     profile: Any,
     script: Any = None,
@@ -331,6 +348,7 @@ def build_plan(
     base_inv = training_invocation(script, profile, "base")
     sources: dict[str, str] = {}
     assumptions: list[str] = []
+    era_dependent: dict[str, str] = {}  # defaults taken from a guessed era that another candidate era sets otherwise
 
     def pick(key: str, kind=int) -> Any:
         raw = _flag_value(base_inv, key)
@@ -341,6 +359,12 @@ def build_plan(
             sources[key] = f"script line {base_inv.line}"
             return val
         sources[key] = f"profile {profile.name} default"
+        other = _alternative_defaults(profile, key)
+        if other:
+            era_dependent[key] = (
+                f"{key} {_shown(d.get(key))}: the {profile.variant or profile.name} era's default, an era guessed "
+                f"from the script alone ({other}; --checkout tells)"
+            )
         return d.get(key)
 
     depth = pick("depth")
@@ -364,8 +388,10 @@ def build_plan(
     params = shape.params
     if num_iters and num_iters > 0:
         iterations = num_iters
+        era_dependent.pop("target_param_data_ratio", None)  # not used
     else:
         iterations = int(ratio * params) // total
+    assumptions += era_dependent.values()
     tokens = iterations * total
 
     # GPUs: count from the script, type from the GPU inventory / config

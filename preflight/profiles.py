@@ -93,7 +93,7 @@ def compile_profiles() -> str:
         json.dumps(
             {"sha256": _digest(sources), "profiles": {n: _parse_yaml(t) for n, t in sources.items()}},
             indent=1,
-            sort_keys=True,
+            sort_keys=False,  # the YAML order: the same documents whether read from here or from the YAML
         )
         + "\n"
     )

@@ -172,6 +172,67 @@ def summary(outcomes: list[Outcome]) -> dict:
     }
 
 
+DEFAULT_KEYS = {
+    "scripts/base_train.py": (
+        "depth",
+        "max_seq_len",
+        "device_batch_size",
+        "total_batch_size",
+        "target_param_data_ratio",
+    ),
+    "scripts/tok_train.py": ("vocab_size",),
+}
+
+
+def _declared_defaults(path: Path) -> dict:
+    """An entry point's defaults as its source declares them: argparse `default=` (dashes as underscores),
+    else the configurator era's module globals. -1 for total_batch_size means auto-sized (None)."""
+    import ast
+
+    out: dict = {}
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return out
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument" and node.args:
+            name = node.args[0]
+            default = [k.value for k in node.keywords if k.arg == "default"]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str) and default:
+                try:
+                    out[name.value.lstrip("-").replace("-", "_")] = ast.literal_eval(default[0])
+                except ValueError:
+                    pass
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out.setdefault(node.targets[0].id, ast.literal_eval(node.value))
+            except ValueError:
+                pass
+    if out.get("total_batch_size") == -1:
+        out["total_batch_size"] = None
+    return out
+
+
+def era_defaults(root: Path) -> dict:
+    """{era: {key: {value: days}}}: each default of each era's entry points and how long upstream kept it,
+    from the corpus commits (a value holds from its commit until the era's next corpus commit)."""
+    import datetime as dt
+
+    commits = sorted({(f["date"], f["commit"], f["era"]) for f in facts()})
+    out: dict = {}
+    for i, (date, commit, era) in enumerate(commits):
+        later = [d for d, _c, e in commits[i + 1 :] if e == era]
+        days = (dt.date.fromisoformat(later[0]) - dt.date.fromisoformat(date)).days if later else 1
+        for rel, keys in DEFAULT_KEYS.items():
+            declared = _declared_defaults(root / "checkouts" / commit / rel)
+            for key in keys:
+                if key in declared:
+                    per = out.setdefault(era, {}).setdefault(key, {})
+                    per[declared[key]] = per.get(declared[key], 0) + days
+    return out
+
+
 if __name__ == "__main__":
     import tempfile
 

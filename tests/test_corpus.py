@@ -46,6 +46,24 @@ def test_era_alone_is_sure_only_when_right_and_always_names_the_truth(outcome):
     assert outcome["era_alone_truth_named"] == 1.0
 
 
+def test_profile_defaults_are_the_eras_own(tmp_path_factory):
+    """The plan and the batch checks fall back on a profile's defaults when a script omits a flag: each is
+    the value the era's own entry point declared longest (no-mid once said depth 24 / batch 16 / ratio 8,
+    the speedrun's flags, where its base_train says 20 / 32 / 10.5)."""
+    from preflight.profiles import load_profile
+
+    real = ce.era_defaults(ce.extract(tmp_path_factory.mktemp("defaults")))
+    assert set(real) == {"classic", "argparse", "no-mid", "current"}
+    wrong = []
+    for era, keys in real.items():
+        mine = load_profile(era).defaults
+        for key, days in keys.items():
+            longest = max(days, key=days.get)
+            if key in mine and mine[key] != longest:
+                wrong.append((era, key, mine[key], dict(days)))
+    assert wrong == []
+
+
 def test_no_flag_style_mismatch_on_upstream_runners(outcome):
     assert outcome["sb010"] == []
 

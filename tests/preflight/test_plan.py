@@ -65,3 +65,18 @@ def test_plan_fact_uses_config(tmp_path):
     plan = sc.context(tmp_path).get("plan")
     assert plan.depth == 12 and plan.world_size == 4 and plan.gpu_name == "A100" and plan.mfu == 0.5
     assert plan.grad_accum == 2 and plan.hourly_rate == 2.0
+
+
+def test_a_default_of_a_guessed_era_says_what_the_other_eras_use(tmp_path):
+    """A base-only dash-flag script (upstream's Jan-Mar miniseries) is argparse-dash, no-mid or current: its
+    iterations come from the guessed era's default ratio, and the plan says which ratio the others use."""
+    script = "#!/bin/bash\n#SBATCH --gres=gpu:8\ntorchrun --nproc_per_node=8 -m scripts.base_train -- --depth=12 --model-tag=d12\n"
+    plan = Scenario(script=script, env={}).context(tmp_path / "a").get("plan")
+    assert plan.iterations == int(10.5 * plan.params) // 524288
+    assert (
+        "target_param_data_ratio 10.5: the no-mid era's default, an era guessed from the script alone "
+        "(argparse-dash: 8, current: 12; --checkout tells)"
+    ) in plan.assumptions
+    # the ratio passed: nothing era-dependent about it
+    plan = Scenario(script=script.replace("d12\n", "d12 --target-param-data-ratio=8\n"), env={})
+    assert not any("target_param_data_ratio" in a for a in plan.context(tmp_path / "b").get("plan").assumptions)
