@@ -21,17 +21,15 @@ import os
 import re
 import stat
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from preflight import steplines
+from preflight.logrecords import Event, LogIndex, Segment, StepRecord, TracebackRecord
 from preflight.phases import (
     CKPT_DIR_RE,
     MARKER_NAMES,
     SCRIPT_PHASE,
-    TRAINER_SCRIPTS,
-    is_train_phase,
     script_of_dir_word,
     train_script_of,
 )
@@ -157,203 +155,6 @@ def _num(text: str | None) -> float | None:
         return float(text.replace(",", "").rstrip("|%"))
     except ValueError:
         return None
-
-
-# -- records -------------------------------------------------------------------------------------
-@dataclass
-class StepRecord:
-    step: int
-    total: int | None
-    loss: float | None
-    line: int
-    style: str  # base | mid | sft | rl
-    dt_ms: float | None = None
-    tok_per_sec: float | None = None
-    mfu: float | None = None
-    pct: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass
-class TracebackRecord:
-    line: int  # line of "Traceback (most recent call last):"
-    exc_type: str = ""
-    message: str = ""
-    exc_line: int | None = None
-    frames: list[tuple[str, int]] = field(default_factory=list)  # (file, line), capped
-    script: str | None = None  # the nanochat script whose frames appear (base_train, mid_train ...)
-    rank: str = ""
-    path: str = ""
-    chain: list[tuple[str, str]] = field(default_factory=list)  # earlier exceptions of the same process
-    ranks: list[int] = field(default_factory=list)  # every rank that printed this traceback
-    copies: int = 1  # how many identical copies were folded into this one
-    _added: bool = field(default=False, repr=False)
-
-    @property
-    def phase(self) -> str | None:
-        return SCRIPT_PHASE.get(self.script or "")
-
-    @property
-    def root(self) -> tuple[str, str]:
-        """The first exception of the chain (what went wrong first), else this one."""
-        return self.chain[0] if self.chain else (self.exc_type, self.message)
-
-    @property
-    def chain_text(self) -> str:
-        """Every exception of the process, one per line: what cause rules match."""
-        return "\n".join(f"{t}: {m}" for t, m in [*self.chain, (self.exc_type, self.message)])
-
-    @property
-    def signature(self) -> tuple:
-        return (self.script, tuple(self.chain), self.exc_type, self.message)
-
-    @property
-    def where(self) -> str:
-        return f"{self.path}:{self.line}"
-
-    @property
-    def last_frame(self) -> str | None:
-        return f"{self.frames[-1][0]}:{self.frames[-1][1]}" if self.frames else None
-
-    @property
-    def wrapper(self) -> bool:
-        """torchrun's own failure, not a trainer's: its ChildFailedError summary of a rank's failure, or
-        its agent losing the rendezvous store after another node's agent left (a consequence)."""
-        if self.exc_type.endswith("ChildFailedError"):
-            return True
-        from preflight.ranks import AGENT_NOISE
-
-        in_agent = bool(self.frames) and "torch/distributed/elastic/" in self.frames[-1][0]
-        return (
-            in_agent
-            and not self.exc_type.endswith("RendezvousTimeoutError")
-            and bool(AGENT_NOISE.search(self.chain_text))
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "type": self.exc_type,
-            "message": self.message,
-            "script": self.script,
-            "frame": self.last_frame,
-            "path": self.path,
-            "ranks": self.ranks,
-            "copies": self.copies,
-            "chain": [{"type": t, "message": m} for t, m in self.chain],
-        }
-
-
-@dataclass
-class Event:
-    kind: str
-    line: int
-    text: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Segment:
-    """One process run inside a log."""
-
-    index: int
-    start_line: int
-    end_line: int = 0
-    path: str = ""
-    script: str | None = None
-    marker: str | None = None  # phase named by an explicit script marker
-    overrides: dict[str, str] = field(default_factory=dict)
-    override_line: int | None = None
-    device: str | None = None
-    world_size: int | None = None
-    planned_steps: int | None = None  # Calculated number of iterations / steps
-    resume_from: int | None = None
-    params: int | None = None
-    first_step: StepRecord | None = None
-    _last_step: StepRecord | None = field(default=None, repr=False)
-    _last_raw: tuple[bytes, int] | None = field(default=None, repr=False)  # parsed when asked for
-    step_lines: int = 0
-    end_markers: dict[str, Event] = field(default_factory=dict)
-    saves: list[Event] = field(default_factory=list)
-    tracebacks: list[TracebackRecord] = field(default_factory=list)
-    nan_loss: Event | None = None
-    downloads: list[Event] = field(default_factory=list)
-    footgun: Event | None = None
-    failed_marker: Event | None = None  # torchrun "scripts.X FAILED" (data: script, exitcode, rank)
-    header: Event | None = None  # the echo header that opened the segment ("[3/5] Midtraining ...")
-    placed_by_step: int | None = None  # the batch-script step it was paired with (logset.align_with_steps)
-    content: bool = False  # saw anything besides start lines
-
-    @property
-    def last_step(self) -> StepRecord | None:
-        if self._last_raw is not None:  # a plain-ASCII step line that already matched a step grammar
-            raw, line = self._last_raw
-            self._last_raw = None
-            self._last_step = parse_step(raw.decode("ascii"), line)
-        return self._last_step
-
-    @last_step.setter
-    def last_step(self, rec: StepRecord | None) -> None:
-        self._last_step, self._last_raw = rec, None
-
-    @property
-    def phase(self) -> str | None:
-        if self.marker:
-            return self.marker
-        return SCRIPT_PHASE.get(self.script or "")
-
-    @property
-    def is_training(self) -> bool:
-        return self.script in TRAINER_SCRIPTS or is_train_phase(self.marker)
-
-    def saved_steps(self, kind: str = "model") -> list[int]:
-        return [e.data["step"] for e in self.saves if e.data.get("kind") == kind and e.data.get("step") is not None]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "lines": [self.start_line, self.end_line],
-            "script": self.script,
-            "phase": self.phase,
-            "steps": self.step_lines,
-            "first_step": self.first_step.to_json() if self.first_step else None,
-            "last_step": self.last_step.to_json() if self.last_step else None,
-            "planned_steps": self.planned_steps,
-            "tracebacks": [t.to_json() for t in self.tracebacks],
-            "saves": [e.data for e in self.saves],
-            "end_markers": sorted(self.end_markers),
-        }
-
-
-@dataclass
-class LogIndex:
-    path: str
-    size: int = 0
-    lines: int = 0
-    segments: list[Segment] = field(default_factory=list)
-    slurm: list[Event] = field(default_factory=list)  # time-limit cancels, oom-kill lines
-    error: str | None = None  # the log could not be read (finding, not a crash)
-    long_lines: int = 0  # lines longer than MAX_LINE (cut)
-    binary: bool = False  # mostly undecodable bytes
-
-    @property
-    def tracebacks(self) -> list[TracebackRecord]:
-        return [t for s in self.segments for t in s.tracebacks]
-
-    def by_phase(self, phase: str) -> list[Segment]:
-        return [s for s in self.segments if s.phase == phase]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "size": self.size,
-            "lines": self.lines,
-            "error": self.error,
-            "segments": [s.to_json() for s in self.segments],
-            "slurm": [{"kind": e.kind, "line": e.line, "text": e.text} for e in self.slurm],
-        }
 
 
 # -- the indexer ---------------------------------------------------------------------------------
