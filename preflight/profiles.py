@@ -367,7 +367,8 @@ def detect_from_script(script: Any) -> tuple[str, str, str | None, tuple] | None
     if guess is None:
         return None
     alt = f"; also possible: {', '.join(guess.alternatives)}" if guess.alternatives else ""
-    reason = f"{'; '.join(guess.evidence[:3])} (confidence {guess.confidence}{alt})"
+    said = "; ".join(guess.evidence[:3]) or "nothing era-specific in what the script runs"
+    reason = f"{said} (confidence {guess.confidence}{alt})"
     return guess.profile, reason, guess.variant, tuple(guess.alternative_eras)
 
 

@@ -138,3 +138,9 @@ def test_sft_without_mid_is_evidence_for_an_era_without_midtraining(tmp_path):
     # with --source the SFT says where it starts from: no such evidence, a tie broken by the prior
     p = _profile(tmp_path / "b", runner.replace("chat_sft --", "chat_sft -- --source=base"))
     assert "confidence low" in p.reason and "mid checkpoint" not in p.reason
+
+
+def test_a_guess_with_no_evidence_says_so(tmp_path):
+    p = _profile(tmp_path, "torchrun -m scripts.chat_eval -- -i sft -a ARC-Easy\n")
+    assert p.name == "classic"
+    assert p.reason.startswith("nothing era-specific in what the script runs (confidence low; also possible: ")
