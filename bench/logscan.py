@@ -2,7 +2,7 @@
 
     python bench/logscan.py [--size-mb 1024] [--path /tmp/nanochat_bench.log] [--keep]
 
-The log is a d20 classic speedrun (facts §4) repeated: banner-less startup lines, `Overriding:`
+The log is a d20 classic speedrun repeated: banner-less startup lines, `Overriding:`
 lines, 21,400 base step lines with validation every 250 and CORE every 2,000 steps, samples,
 coloured logger lines, save lines, mid (800 steps) and SFT (700 steps) phases, chat_eval progress
 redraws (\\r + ANSI) and a dataset download summary. Prints GB/s and peak RSS; no assertions.

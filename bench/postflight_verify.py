@@ -6,7 +6,7 @@ shards) and compare with a plain torch.load of the same model files. Prints time
 
 The suite row times the real CLI, ``postflight verify --base-dir BASE --no-smoke --select CK,RPT``,
 in a child process (wall time and peak RSS via wait4), next to a plain ``torch.load`` of the same
-three model files in a child process. Targets (issue 4 §5): under 2 s and under 300 MB. A third row
+three model files in a child process. Targets (issue 4): under 2 s and under 300 MB. A third row
 runs the same CLI as the light install has it (torch cannot be imported: ``preflight.testing.WITHOUT_TORCH``):
 the load tier is skipped, everything else reads the same files; target <= 0.5 s.
 """

@@ -1,5 +1,5 @@
 """
-Distributed, resumable pretraining data loader (classic nanochat §7).
+Distributed, resumable pretraining data loader.
 
 Rank r of W reads row groups r, r+W, ... of every shard, BOS-prepends every document, packs the tokens
 back to back into a FIFO buffer and cuts B*T+1 tokens per batch (inputs = buf[:-1], targets = buf[1:]).

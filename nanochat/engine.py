@@ -1,5 +1,5 @@
 """
-Inference engine: KV cache, sampling, and generation with the calculator tool (classic nanochat §8).
+Inference engine: KV cache, sampling, and generation with the calculator tool.
 Everything works on token ids; the tokenizer only enters for the tool's input/output.
 """
 

@@ -1,4 +1,4 @@
-"""Bits per byte: a tokenizer-independent validation loss (classic nanochat §6.5)."""
+"""Bits per byte: a tokenizer-independent validation loss."""
 
 import math
 

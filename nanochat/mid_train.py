@@ -133,7 +133,7 @@ if resuming:
     del optimizer_data
 
 # -----------------------------------------------------------------------------
-# data: render conversations, pack B*T+1 tokens per batch (classic §7.3), exact resumable position
+# data: render conversations, pack B*T+1 tokens per batch, exact resumable position
 
 train_dataset = make_mixture("train", task_size, data)
 val_dataset = make_mixture("test", max(16, task_size // 10))

@@ -197,7 +197,7 @@ class RustBPETokenizer:
         print(f"Saved tokenizer encoding to {pickle_path}")
 
     # -------------------------------------------------------------------------
-    # chat rendering (classic §6.6)
+    # chat rendering
 
     def render_conversation(self, conversation, max_tokens=2048):
         """Tokenize a chat conversation -> (ids, mask); mask=1 on tokens the assistant is trained to produce."""

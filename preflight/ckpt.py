@@ -456,7 +456,7 @@ def deep_scan(path: str | Path, tensors: dict[str, TensorInfo] | None = None) ->
     return problems
 
 
-# -- expected state dict (nanochat-architecture.md §2.1) ----------------------------------------
+# -- expected state dict (2 + 6 x layers tensors, padded vocab) ----------------------------------------
 CORE_KEYS = ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")
 
 

@@ -1,4 +1,4 @@
-"""The log index: ONE streaming pass per log that every log check queries (facts §4).
+"""The log index: ONE streaming pass per log that every log check queries.
 
 Speed: a log is read in 4 MiB binary chunks. The bulk of a training log are step lines; the
 runs of them are found by ``steplines`` (numpy for large logs, the last part by a helper
@@ -644,7 +644,7 @@ class _Indexer:
 
 
 def parse_step(text: str, line: int) -> StepRecord | None:
-    """Parse one training step line of any era (facts §4.3); None if it is not one."""
+    """Parse one training step line of any era; None if it is not one."""
     m = STEP_BASE_RE.match(text)
     if m:
         rec = StepRecord(int(m.group(1)), int(m.group(2)), _num(m.group(4)), line, "base", pct=_num(m.group(3)))

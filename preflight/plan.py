@@ -1,6 +1,6 @@
 """The run plan: what the job will compute, store and cost, from depth and the profile.
 
-nanochat's own arithmetic (facts §7, Era A ``base_train.py`` / ``gpt.py``):
+nanochat's own arithmetic:
     model_dim = depth * aspect_ratio (64); heads = ceil(model_dim / head_dim (128))
     params    = 12 * L * C^2 + 2 * Vp * C              (blocks + wte + untied lm_head; Vp = vocab padded to 64)
     FLOPs/tok = 6 * (params - wte) + 12 * L * H * hd * T
@@ -9,7 +9,7 @@ For the classic d20 speedrun: 560,988,160 params, 3.491758e+09 FLOPs/token, 21,4
 11,219,763,200 tokens. Later eras change the model (value embeddings, windows) and the batch
 (auto-sized); the plan then uses the same formula as an estimate and says so.
 
-Shards (facts §1.1, §1.4) -- the rule is explicit here because upstream rounds by hand:
+Shards -- the rule is explicit here because upstream rounds by hand:
     raw        = tokens * chars_per_token / chars_per_shard        (d20: 11.22e9 * 4.8 / 250e6 = 215.4)
     train_min  = ceil(raw / usable_fraction)                        (216; Era B crops 35%: / 0.65)
     minimum    = train_min + 1 validation shard                     (217: the last file is val)
@@ -36,7 +36,7 @@ CPU_PEAK_FLOPS = 1e11
 # classic d20 (nanochat's own numbers): the reference the profiles' typical step counts describe
 REF_D20_FLOPS_PER_TOKEN = 3.491758e9
 REF_D20_TOKENS = 11_219_763_200
-BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet (facts §2)
+BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet
 EVAL_BUNDLE_BYTES = 2 * 162e6  # the zip stays next to the unpacked bundle
 EVAL_BUNDLE_FILES = 80
 GIB = 1024**3
@@ -96,7 +96,7 @@ def memory_estimate_bytes(shape: ModelShape, device_batch_size: int) -> int:
 
     16 B/param (fp32 weights, grads, Muon/AdamW state) + logits + activations + CUDA context.
     The two per-token coefficients are fitted to classic nanochat measured on one H200
-    (DESIGN §8: d20 dbs32 73.8 GiB, d12 dbs32 31.7 GiB); treat the result as +-10%.
+    (measured on an H200: d20 dbs32 73.8 GiB, d12 dbs32 31.7 GiB); treat the result as +-10%.
     """
     tokens = device_batch_size * shape.seq_len
     return int(

@@ -3,7 +3,7 @@
 ``profile_fact(ctx)`` chooses one, in this order:
 1. ``--profile NAME`` / config ``profile:`` (anything but ``auto``);
 2. the fingerprint of the nanochat checkout the script runs from (the script's ``cd`` target,
-   else $SLURM_SUBMIT_DIR, else the working directory): files per facts §0;
+   else $SLURM_SUBMIT_DIR, else the working directory): files each era has and lacks (the profiles' fingerprint);
 3. the module names and flag style in the script (``nanochat.base_train`` -> bundled, dashes ->
    argparse, ``scripts.mid_train`` with ``--key=value`` -> classic ...);
 4. classic.

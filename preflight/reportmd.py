@@ -1,4 +1,4 @@
-"""report.md (facts §3): header, ``Run started:``, ``## Title`` sections, the summary table and
+"""report.md: header, ``Run started:``, ``## Title`` sections, the summary table and
 ``Total wall clock time:``. The ``report`` fact; unavailable for eras without a report (Era D)."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ WINDOW = 2 << 10  # bytes per sampled window (~13 step lines)
 DISPLAY_POINTS = 1000  # buckets per series in a chart
 SPARK = "▁▂▃▄▅▆▇█"
 
-# Fast path: the step-line grammars of every era (facts §4.3) as one bytes regex, fields in their
+# Fast path: the step-line grammars of every era as one bytes regex, fields in their
 # fixed order; lines it does not match fall back to ``logindex.parse_step`` (the reference grammar).
 # group 1-6: base/mid step, loss, lrm, dt, tok/sec, mfu; 7-9: SFT step, loss, lrm; 10-12: validation.
 _FAST_RE = re.compile(

@@ -3,7 +3,7 @@
 Every call goes through ``preflight.proc.run_tool`` (no shell, a timeout): a missing tool is
 FactUnavailable, a hung one is ToolTimeout (the asking check becomes *error*, never a hang).
 
-Where a job's state comes from (measured on slurm-wlm 22.05, see ../shared/slurm/NOTES.md):
+Where a job's state comes from (measured on slurm-wlm 22.05):
 - ``scontrol show job -o ID`` while the controller still knows the job (pending, running, and
   MinJobAge seconds after the end). For an unknown id: "Invalid job id specified", rc 1.
 - ``sacct -X -P -j ID`` afterwards. sacct lags scontrol by 0.1-5 s: until it settles it shows

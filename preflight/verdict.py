@@ -157,7 +157,7 @@ class Phases:
 
 
 def _planned(ctx: Any, phase: str, segs: list[Any], profile: Any) -> int | None:
-    """The step the phase's final checkpoint should carry (facts §2.1 step rules)."""
+    """The step the phase's final checkpoint should carry."""
     ledger = ctx.get("ledger", None)
     if isinstance(ledger, dict):
         steps = (ledger.get("expected") or {}).get("steps") or {}

@@ -1,4 +1,4 @@
-"""CK: checkpoint dirs after a run (facts §2.1-2.3, §11.2 #3-6; architecture §2)."""
+"""CK: checkpoint dirs after a run."""
 
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def checkpoint_unloadable(checkpoints) -> Iterator[Finding]:
 def checkpoint_shape_mismatch(checkpoints) -> Iterator[Finding]:
     """
     What it checks: tensor names and shapes in the model file (read from the pickle's opcodes, not
-    loaded) against ``meta.model_config`` (architecture §2.1: 2 + 6·L tensors, padded vocab Vp).
+    loaded) against ``meta.model_config`` (2 + 6·L tensors, padded vocab Vp).
 
     Why it matters: a model file from another depth or vocab than its meta says fails strict
     ``load_state_dict`` in every later phase and in chat_cli.
@@ -304,7 +304,7 @@ def _schema_names(profile: Any, phase: str, meta: dict) -> list[str]:
 def checkpoint_meta_invalid(checkpoints) -> Iterator[Finding]:
     """
     What it checks: each final ``meta_NNNNNN.json`` parses as JSON and validates against the era's
-    schema in ``schemas/meta/`` (facts §2.2); ``step`` equals the filename's step; metrics are finite.
+    schema in ``schemas/meta/``; ``step`` equals the filename's step; metrics are finite.
 
     Why it matters: loaders build the model from ``model_config`` and resume reads the dataloader
     and loop state from meta: a damaged meta breaks every later phase.

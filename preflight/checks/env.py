@@ -73,7 +73,7 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
     ``dummy`` (``--run=dummy``) means wandb logging is off.
 
     Why it matters: it is only information: ``dummy`` disables wandb and nothing else:
-    training, evaluation, checkpoints and report.md are unaffected (facts §5). Sites that
+    training, evaluation, checkpoints and report.md are unaffected. Sites that
     require a wandb record can make this an error (``severity: {wandb-disabled: error}``).
 
     Example:

@@ -1,4 +1,4 @@
-"""LOG: what the run's logs say (facts §4, §5, §10, §11.2 #9). Every check queries the log index."""
+"""LOG: what the run's logs say. Every check queries the log index."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def wandb_dummy_run(logs, ctx) -> Iterator[Finding]:
     What it checks: ``Overriding: run = dummy`` in a phase's log.
 
     Why it matters: "dummy" only disables wandb logging. It never skips training, evaluation or
-    checkpoints (facts §5); a missing checkpoint under dummy is a real failure with its own cause.
+    checkpoints; a missing checkpoint under dummy is a real failure with its own cause.
 
     Example:
         Overriding: run = dummy
@@ -222,7 +222,7 @@ def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
     checkpoints found") and the earlier phase that should have written it.
 
     Why it matters: this error is a consequence; fixing the path does nothing. The root cause is
-    the earlier phase's crash (facts §5: mid crashes offline -> chat_sft cannot find mid).
+    the earlier phase's crash (mid crashes offline -> chat_sft cannot find mid).
 
     Example:
         FileNotFoundError: [Errno 2] No such file or directory: '/.../mid_checkpoints'

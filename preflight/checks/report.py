@@ -1,4 +1,4 @@
-"""RPT: report.md (facts §3, §11.2 #8); eras with a report only (the fact is unavailable otherwise)."""
+"""RPT: report.md; eras with a report only (the fact is unavailable otherwise)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def report_missing(report) -> Iterator[Finding]:
 def report_section_missing(report, ctx) -> Iterator[Finding]:
     """
     What it checks: every phase that ran (per the phase verdicts) has its ``## Title`` sections
-    in report.md (facts §3.2), and the file starts with ``# nanochat training report``.
+    in report.md, and the file starts with ``# nanochat training report``.
 
     Why it matters: a missing section means that phase's script did not reach its report call
     (it crashed after training, or ran with dry_run=1).
