@@ -83,3 +83,36 @@ def test_variant_compared_with_classic_of_its_depth_and_missing_classic_skipped(
     assert proc.returncode == 0, proc.stderr
     assert "RATIO b12-attn_backend_default / c12: tok/s 1.1000" in proc.stdout
     assert "RATIO b20" not in proc.stdout
+
+
+def test_profile_harness_runs_the_bundled_step_on_cpu():
+    """bench/gpu_profile.py's harness (the step it profiles on the GPU) runs the bundled model and optimizers;
+    the classic side needs .bench-classic/, which CI does not have."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "bench/gpu_profile.py",
+            "--impl",
+            "bundled",
+            "--device",
+            "cpu",
+            "--depth",
+            "2",
+            "--batch",
+            "2",
+            "--seq",
+            "32",
+            "--accum",
+            "2",
+            "--vocab",
+            "256",
+            "--warmup",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "bundled d2 on cpu: 2 steps ran, last loss" in run.stdout

@@ -1,0 +1,145 @@
+"""Where one training step's GPU time goes: the bundled trainer's model and optimizers, or classic nanochat's, in
+the same harness (random tokens, bf16 autocast, torch.compile, B x T x grad-accum micro-batches, then grad clip,
+AdamW + Muon, zero_grad), profiled with torch.profiler after warm-up.
+
+    python bench/gpu_profile.py --impl bundled --depth 20 --out $OUT/prof_b20.json
+    python bench/gpu_profile.py --impl classic --classic .bench-classic/classic --depth 20 --out $OUT/prof_c20.json
+
+Prints the step's wall time (CUDA events), the GPU busy time, and the kernel time by category (matmul, attention,
+fused elementwise, optimizer, ...) with the top kernels; the JSON holds every kernel's total. Only one impl per
+process: both packages are named `nanochat`.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+CATEGORIES = [  # first match wins; kernel names of cuBLAS/cuDNN/inductor/aten on Hopper
+    ("attention", r"sdpa|fmha|flash|attention|cudnn"),
+    ("matmul", r"gemm|nvjet|cutlass|xmma|sm90_|wgmma|matmul|splitk"),
+    ("optimizer", r"multi_tensor|foreach|adam|lerp"),
+    ("fused elementwise (inductor)", r"^triton_"),
+    ("memory (copy/set)", r"memcpy|memset|copy_|cat"),
+    ("aten elementwise/reduce", r"elementwise|vectorized|reduce|softmax|norm|index|embedding|scatter|gather"),
+]
+
+
+def category(name):
+    for label, pattern in CATEGORIES:
+        if re.search(pattern, name, re.IGNORECASE):
+            return label
+    return "other"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--impl", choices=["bundled", "classic"], required=True)
+    ap.add_argument("--classic", default=".bench-classic/classic")
+    ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=2048)
+    ap.add_argument("--accum", type=int, default=8)
+    ap.add_argument("--vocab", type=int, default=65536)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--timed", type=int, default=4)
+    ap.add_argument("--chunk-elements", type=int, default=0, help="bundled: logits per loss chunk (0: its default)")
+    ap.add_argument("--device", default="cuda", help="cpu: a smoke test of the harness (no compile, no timing)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    root = os.path.abspath(args.classic) if args.impl == "classic" else os.path.dirname(os.path.dirname(__file__))
+    sys.path.insert(0, os.path.abspath(root))
+    stubs = os.path.join(os.path.dirname(os.path.abspath(args.classic)), "stubs")
+    if args.impl == "classic" and os.path.isdir(stubs):
+        sys.path.insert(1, stubs)  # classic imports wandb at the top of some modules
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from nanochat.gpt import GPT, GPTConfig
+
+    if args.chunk_elements and args.impl == "bundled":
+        import nanochat.fused_loss
+
+        nanochat.fused_loss.CHUNK_ELEMENTS = args.chunk_elements
+
+    torch.manual_seed(42)
+    dim = args.depth * 64
+    heads = max(1, (dim + 127) // 128)
+    cfg = GPTConfig(
+        sequence_len=args.seq, vocab_size=args.vocab, n_layer=args.depth, n_head=heads, n_kv_head=heads, n_embd=dim
+    )
+    with torch.device("meta"):
+        model = GPT(cfg)
+    dev = args.device
+    model.to_empty(device=dev)
+    model.init_weights()
+    optimizers = model.setup_optimizers()
+    cmodel = torch.compile(model, dynamic=False) if dev == "cuda" else model
+    gen = torch.Generator(device=dev).manual_seed(0)
+    rows = [torch.randint(0, args.vocab, (args.batch, args.seq + 1), device=dev, generator=gen) for _ in range(4)]
+    batches = [(r[:, :-1].contiguous(), r[:, 1:].contiguous()) for r in rows]  # as the data loaders give them
+    autocast = torch.amp.autocast(device_type=dev, dtype=torch.bfloat16, enabled=dev == "cuda")
+
+    def step():
+        for i in range(args.accum):
+            x, y = batches[i % len(batches)]
+            with autocast:
+                loss = cmodel(x, y)
+            (loss / args.accum).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for opt in optimizers:
+            opt.step()
+        model.zero_grad(set_to_none=True)
+        return loss
+
+    for _ in range(args.warmup):
+        loss = step()
+    if dev != "cuda":
+        print(f"{args.impl} d{args.depth} on {dev}: {args.warmup} steps ran, last loss {loss.item():.4f}")
+        return
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    wall = []
+    for _ in range(args.timed):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        step()
+        b.record()
+        torch.cuda.synchronize()
+        wall.append(a.elapsed_time(b))
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    kernels = defaultdict(float)
+    for evt in prof.key_averages():
+        t = getattr(evt, "device_time_total", None) or getattr(evt, "cuda_time_total", 0)
+        if t and evt.device_type == torch.autograd.DeviceType.CUDA:
+            kernels[evt.key] += t / 1000.0  # us -> ms
+    busy = sum(kernels.values())
+    by_cat = defaultdict(float)
+    for name, ms in kernels.items():
+        by_cat[category(name)] += ms
+    step_ms = statistics.median(wall)
+    print(f"{args.impl} d{args.depth}: step {step_ms:.1f} ms (median of {args.timed}: {[round(w) for w in wall]})")
+    print(
+        f"  GPU busy {busy:.1f} ms in the profiled step, peak memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB"
+    )
+    for label, ms in sorted(by_cat.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:32s} {ms:8.1f} ms  {100 * ms / busy:5.1f}%")
+    print("  top kernels:")
+    for name, ms in sorted(kernels.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"  {ms:8.1f} ms  [{category(name)[:10]}] {name[:110]}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(
+                dict(impl=args.impl, depth=args.depth, step_ms=wall, busy_ms=busy, by_category=by_cat, kernels=kernels),
+                f,
+                indent=1,
+            )
+
+
+if __name__ == "__main__":
+    main()
