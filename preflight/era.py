@@ -183,13 +183,9 @@ def _days(name: str, variant: str | None) -> int:
 
     from preflight.profiles import load_profile
 
-    data = load_profile(name).data
-    span = data.get("dates") or {}
-    for v in (data.get("flag_style") or {}).get("variants") or []:
-        if v["name"] == variant:
-            span = v
-    start = dt.date.fromisoformat(str(span.get("from") or "2025-10-13"))
-    end = dt.date.fromisoformat(str(span["to"])) if span.get("to") else start  # open-ended: no prior weight
+    start_s, end_s = load_profile(name, variant=variant).span
+    start = dt.date.fromisoformat(start_s or "2025-10-13")
+    end = dt.date.fromisoformat(end_s) if end_s else start  # open-ended: no prior weight
     return (end - start).days
 
 

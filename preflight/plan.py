@@ -318,14 +318,11 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
 
 def _alternative_defaults(profile: Any, key: str) -> str:
     """The other eras the script could be written for whose default for key differs: 'argparse-dash: 8'."""
-    from preflight.profiles import load_profile
-
     mine = profile.defaults.get(key)
     out = []
-    for name, variant in getattr(profile, "alternatives", ()) or ():
-        defaults = load_profile(name, variant=variant).defaults
-        if key in defaults and defaults[key] != mine:
-            out.append(f"{variant or name}: {_shown(defaults[key])}")
+    for alt in profile.alternative_profiles():
+        if key in alt.defaults and alt.defaults[key] != mine:
+            out.append(f"{alt.variant or alt.name}: {_shown(alt.defaults[key])}")
     return ", ".join(out)
 
 

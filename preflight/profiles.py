@@ -153,6 +153,19 @@ class Profile:
         return self.data["flag_style"]["word_sep"]
 
     @property
+    def span(self) -> tuple[str, str]:
+        """(from, to) ISO dates of the era, or of its dated flag sub-style; "" where open or unknown."""
+        span = self.data.get("dates") or {}
+        for v in (self.data.get("flag_style") or {}).get("variants") or []:
+            if v.get("name") == self.variant:
+                span = v
+        return str(span.get("from") or ""), str(span.get("to") or "")
+
+    def alternative_profiles(self) -> list[Profile]:
+        """The profiles of the other eras a script alone could be written for (empty with a checkout)."""
+        return [load_profile(name, variant=variant) for name, variant in self.alternatives]
+
+    @property
     def modules(self) -> dict:
         return {k: v for k, v in (self.data.get("modules") or {}).items() if v}
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -28,24 +27,6 @@ def run_cli(
     full_env["NO_COLOR"] = "1"
     if env:
         full_env.update(env)
-    with measured(tool) as (code, done):
-        proc = subprocess.run(
-            [sys.executable, "-c", code, *args],
-            cwd=cwd,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            preexec_fn=preexec_fn,
-        )
-        return done(proc)
-
-
-@contextlib.contextmanager
-def measured(tool: str):
-    """(child code that runs ``tool`` and writes its peak RSS at exit, a function that attaches
-    ``wall_s`` and ``peak_rss_mb`` to the finished process)."""
     fd, rss_file = tempfile.mkstemp(prefix="pf-rss-")
     os.close(fd)
     code = (
@@ -61,16 +42,22 @@ def measured(tool: str):
         f"{tool}_main()\n"
     )
     t0 = time.monotonic()
-
-    def done(proc):
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            preexec_fn=preexec_fn,
+        )
         proc.wall_s = time.monotonic() - t0
         try:
             proc.peak_rss_mb = int(Path(rss_file).read_text()) / 1024
         except (OSError, ValueError):
             proc.peak_rss_mb = None  # killed, or left through os._exit
         return proc
-
-    try:
-        yield code, done
     finally:
         os.unlink(rss_file)

@@ -113,11 +113,7 @@ def _dated(item: dict, profile) -> str:
     since = str((item.get("since") or {}).get("date") or "")
     if not since:
         return "yes"
-    span = profile.data.get("dates") or {}
-    for v in (profile.data.get("flag_style") or {}).get("variants") or []:
-        if v.get("name") == profile.variant:
-            span = v
-    start, end = str(span.get("from") or ""), str(span.get("to") or "")
+    start, end = profile.span
     if end and since > end:
         return "no"
     if start and since > start:
@@ -125,19 +121,16 @@ def _dated(item: dict, profile) -> str:
     return "yes"
 
 
-def _eras_without(item: dict, phase: str, profile) -> list[str]:
+def _eras_without(item: dict, phase: str, alternatives: list) -> list[str]:
     """The other eras a script alone could be written for (a guess without a checkout) whose same phase does
     not download this item: then whether the job needs it depends on the checkout, and the finding says so."""
-    from preflight.profiles import load_profile
-
     out = []
-    for name, variant in getattr(profile, "alternatives", ()) or ():
-        alt = load_profile(name, variant=variant)
-        items = (alt.phase(phase) or {}).get("network") or []
-        if (alt.phase(phase) is not None) and not any(
-            i.get("source") == item.get("source") and _dated(i, alt) != "no" for i in items
-        ):
-            out.append(variant or name)
+    for alt in alternatives:
+        if alt.phase(phase) is None:
+            continue
+        items = alt.phase(phase).get("network") or []
+        if not any(i.get("source") == item.get("source") and _dated(i, alt) != "no" for i in items):
+            out.append(alt.variant or alt.name)
     return out
 
 
@@ -245,6 +238,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     hf_needed = False
     seen: set[str] = set()
     sm, sm_where = _gpu_sm(ctx, job_env)
+    alternatives = profile.alternative_profiles() if checkout is None else []
     for phase in run:
         invs = (
             [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == phase]
@@ -262,7 +256,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             dated = "yes" if used else _dated(item, profile)
             if dated == "no":
                 continue  # upstream started downloading it after this era
-            not_in = [] if checkout is not None else _eras_without(item, phase, profile)
+            not_in = _eras_without(item, phase, alternatives)
             if item.get("gpu_sm") and sm is not None and sm not in item["gpu_sm"]:
                 continue  # e.g. the Hopper FA3 kernel on an L40S job
             local = local_copy(item, base, env)
