@@ -163,6 +163,7 @@ class Plan:
     memory_per_gpu: int = 0
     assumptions: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # value -> where it came from
+    horizon: str = ""  # how the iterations were set when not by the ratio ("--target-flops 2.15e+18: ratio 4.51")
 
     def phase(self, name: str) -> PhasePlan | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -183,7 +184,7 @@ class Plan:
             (
                 "base training",
                 f"{self.iterations:,} iterations x {self.total_batch_size:,} tokens = "
-                f"{self.tokens:,} tokens (ratio {self.ratio:g})",
+                f"{self.tokens:,} tokens ({self.horizon or f'ratio {self.ratio:g}'})",
             ),
             (
                 "batch",
@@ -347,11 +348,15 @@ def build_plan(
     assumptions: list[str] = []
     era_dependent: dict[str, str] = {}  # defaults taken from a guessed era that another candidate era sets otherwise
 
-    def pick(key: str, kind=int) -> Any:
+    def passed(key: str) -> str | None:
+        """The value the script passes for key, its variables expanded where the script knows them."""
         raw = _flag_value(base_inv, key)
         if raw is not None and "$" in raw and script is not None:
             raw = script.expand(raw, base_inv.line, base_inv.file, job_env.env if job_env else environ)
-        val = _num(raw, kind)
+        return raw
+
+    def pick(key: str, kind=int) -> Any:
+        val = _num(passed(key), kind)
         if val is not None:
             sources[key] = f"script line {base_inv.line}"
             return val
@@ -379,15 +384,36 @@ def build_plan(
     if total is None or total <= 0:
         total = 524288
         assumptions.append("total batch 524,288 tokens (this era auto-sizes it)")
+        era_dependent.pop("total_batch_size", None)  # 524,288 either way: the line above says it
     if profile.data.get("era") in ("C", "D"):
         assumptions.append("model size from the classic formula (later eras add value embeddings)")
     shape = model_shape(depth, vocab, seq, d.get("aspect_ratio", 64), d.get("head_dim", 128))
     params = shape.params
+    # base_train's own order: --num_iterations, else --target_flops, else --target_param_data_ratio
+    flops_passed = passed("target_flops")
+    target_flops = _num(flops_passed, float)
+    horizon = ""
     if num_iters and num_iters > 0:
         iterations = num_iters
         era_dependent.pop("target_param_data_ratio", None)  # not used
-    else:
+    elif target_flops and target_flops > 0:
+        iterations = round(target_flops / (shape.flops_per_token * total))
+        era_dependent.pop("target_param_data_ratio", None)
+        ratio = iterations * total / params
+        horizon = f"--target-flops {target_flops:g}: ratio {ratio:.2f}"
+    elif flops_passed is not None and target_flops is None:
+        iterations = 0
+        era_dependent.pop("target_param_data_ratio", None)
+        horizon = f"--target-flops {flops_passed}: set when the job runs"
+        assumptions.append(f"no step count: the horizon is --target-flops {flops_passed}, known only when the job runs")
+    elif ratio is not None and ratio > 0:
         iterations = int(ratio * params) // total
+    else:
+        iterations = 0
+        assumptions.append(
+            "no training horizon: num_iterations, target_flops and target_param_data_ratio are all <= 0 "
+            "(base_train refuses to start)"
+        )
     assumptions += era_dependent.values()
     tokens = iterations * total
 
@@ -514,6 +540,7 @@ def build_plan(
         total_batch_size=total,
         device_batch_size=dbs,
         ratio=ratio,
+        horizon=horizon,
         params=params,
         wte_params=wte,
         flops_per_token=fpt,

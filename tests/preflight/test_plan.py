@@ -80,3 +80,21 @@ def test_a_default_of_a_guessed_era_says_what_the_other_eras_use(tmp_path):
     # the ratio passed: nothing era-dependent about it
     plan = Scenario(script=script.replace("d12\n", "d12 --target-param-data-ratio=8\n"), env={})
     assert not any("target_param_data_ratio" in a for a in plan.context(tmp_path / "b").get("plan").assumptions)
+
+
+def test_target_flops_sets_the_horizon_as_base_train_does(tmp_path):
+    """A fork's scaling-law job passes `--target-flops 2.15e18 --target-param-data-ratio=-1`: base_train takes
+    round(flops / (flops_per_token x batch)) iterations; the plan once took the ratio and planned -910 steps
+    (and DS001 said `python -m nanochat.dataset -n -13`)."""
+    script = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\ntorchrun --nproc_per_node=1 -m scripts.base_train -- --depth=12 "
+        "--target-flops 2.15e18 --target-param-data-ratio=-1 --device-batch-size=32\n"
+    )
+    plan = Scenario(script=script, env={}).context(tmp_path / "a").get("plan")
+    assert plan.iterations == round(2.15e18 / (plan.flops_per_token * plan.total_batch_size)) > 0
+    assert plan.shards_recommended > 0
+    assert "(--target-flops 2.15e+18: ratio " in dict(plan.rows())["base training"]
+    # no horizon at all: no negative plan, and it says why
+    plan = Scenario(script=script.replace("--target-flops 2.15e18 ", ""), env={}).context(tmp_path / "b").get("plan")
+    assert plan.iterations == 0 and plan.shards_recommended >= 0
+    assert any(a.startswith("no training horizon") for a in plan.assumptions)
