@@ -4,9 +4,11 @@ AdamW + Muon, zero_grad), profiled with torch.profiler after warm-up.
 
     python bench/gpu_profile.py --impl bundled --depth 20 --out $OUT/prof_b20.json
     python bench/gpu_profile.py --impl classic --classic .bench-classic/classic --depth 20 --out $OUT/prof_c20.json
+    python bench/gpu_profile.py --impl bundled --depth 20 --compile-mode max-autotune-no-cudagraphs --out $OUT/m.json
 
 Prints the step's wall time (CUDA events), the GPU busy time, and the kernel time by category (matmul, attention,
-fused elementwise, optimizer, ...) with the top kernels; the JSON holds every kernel's total. Only one impl per
+fused elementwise, optimizer, ...) with the top kernels; the JSON holds every kernel's total, the peak memory, the
+compile mode and the first warm-up step's wall time (compilation included). Only one impl per
 process: both packages are named `nanochat`.
 """
 
@@ -16,11 +18,12 @@ import os
 import re
 import statistics
 import sys
+import time
 from collections import defaultdict
 
 CATEGORIES = [  # first match wins; kernel names of cuBLAS/cuDNN/inductor/aten on Hopper
     ("attention", r"sdpa|fmha|flash|attention|cudnn"),
-    ("matmul", r"gemm|nvjet|cutlass|xmma|sm90_|wgmma|matmul|splitk"),
+    ("matmul", r"gemm|nvjet|cutlass|xmma|sm90_|wgmma|matmul|splitk|^triton_tem_"),  # tem: inductor GEMM templates
     ("optimizer", r"multi_tensor|foreach|adam|lerp"),
     ("fused elementwise (inductor)", r"^triton_"),
     ("memory (copy/set)", r"memcpy|memset|copy_|cat"),
@@ -47,6 +50,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--timed", type=int, default=4)
     ap.add_argument("--chunk-elements", type=int, default=0, help="bundled: logits per loss chunk (0: its default)")
+    ap.add_argument(
+        "--compile-mode",
+        default=None,
+        help="torch.compile mode for the model (e.g. max-autotune-no-cudagraphs); default: none, torch's default",
+    )
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test of the harness (no compile, no timing)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -77,7 +85,8 @@ def main():
     model.to_empty(device=dev)
     model.init_weights()
     optimizers = model.setup_optimizers()
-    cmodel = torch.compile(model, dynamic=False) if dev == "cuda" else model
+    compile_kwargs = dict(dynamic=False) if args.compile_mode is None else dict(dynamic=False, mode=args.compile_mode)
+    cmodel = torch.compile(model, **compile_kwargs) if dev == "cuda" else model
     gen = torch.Generator(device=dev).manual_seed(0)
     rows = [torch.randint(0, args.vocab, (args.batch, args.seq + 1), device=dev, generator=gen) for _ in range(4)]
     batches = [(r[:, :-1].contiguous(), r[:, 1:].contiguous()) for r in rows]  # as the data loaders give them
@@ -95,8 +104,14 @@ def main():
         model.zero_grad(set_to_none=True)
         return loss
 
-    for _ in range(args.warmup):
+    warmup_s = []
+    for i in range(args.warmup):
+        t0 = time.perf_counter()
         loss = step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        warmup_s.append(time.perf_counter() - t0)
+        print(f"  warm-up step {i}: {warmup_s[-1]:.1f} s", flush=True)
     if dev != "cuda":
         print(f"{args.impl} d{args.depth} on {dev}: {args.warmup} steps ran, last loss {loss.item():.4f}")
         return
@@ -123,10 +138,10 @@ def main():
     for name, ms in kernels.items():
         by_cat[category(name)] += ms
     step_ms = statistics.median(wall)
+    peak_mib = torch.cuda.max_memory_allocated() / 2**20
+    print(f"{args.impl} d{args.depth} compile mode {args.compile_mode or 'default'}: first step {warmup_s[0]:.1f} s")
     print(f"{args.impl} d{args.depth}: step {step_ms:.1f} ms (median of {args.timed}: {[round(w) for w in wall]})")
-    print(
-        f"  GPU busy {busy:.1f} ms in the profiled step, peak memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB"
-    )
+    print(f"  GPU busy {busy:.1f} ms in the profiled step, peak memory {peak_mib:,.0f} MiB")
     for label, ms in sorted(by_cat.items(), key=lambda kv: -kv[1]):
         print(f"  {label:32s} {ms:8.1f} ms  {100 * ms / busy:5.1f}%")
     print("  top kernels:")
@@ -135,7 +150,17 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             json.dump(
-                dict(impl=args.impl, depth=args.depth, step_ms=wall, busy_ms=busy, by_category=by_cat, kernels=kernels),
+                dict(
+                    impl=args.impl,
+                    depth=args.depth,
+                    compile_mode=args.compile_mode,
+                    warmup_s=warmup_s,
+                    step_ms=wall,
+                    busy_ms=busy,
+                    peak_mib=peak_mib,
+                    by_category=by_cat,
+                    kernels=kernels,
+                ),
                 f,
                 indent=1,
             )
