@@ -77,19 +77,24 @@ def _era_section(name: str) -> list[str]:
     rows = []
     for p in prof.phases:
         for item in (prof.phase(p) or {}).get("network") or []:
+            if prof.dated(item)[0] == "no":
+                continue  # started after this era ended or stopped before it began
             cond = []
             if item.get("configs"):
-                cond.append("configs " + ", ".join(item["configs"]))
-            since = item.get("since") or {}
+                noun = "config/split" if item.get("kind") == "hub_parquet" else "configs"
+                cond.append(f"{noun} " + ", ".join(item["configs"]))
+            since, until = item.get("since") or {}, item.get("until") or {}
             if since:
                 cond.append(f"from {since['date']} ({since['commit']})")
+            if until:
+                cond.append(f"until {until['date']} ({until['commit']})")
             if item.get("off_when"):
                 o = item["off_when"]
                 cond.append(f"not for {o['module']} with --{o['flag']} <= {o.get('max', 0)}")
             if item.get("gpu_sm"):
                 cond.append("only on sm " + "/".join(str(s) for s in item["gpu_sm"]) + " GPUs")
-            if item.get("module"):
-                cond.append(f"by {item['module']}")
+            if item.get("module") or item.get("modules"):
+                cond.append(f"by {', '.join(item.get('modules') or [item['module']])}")
             rows.append(f"| {p} | {item['what']} | `{item['source']}` | {'; '.join(cond) or '-'} |")
     if rows:
         out += [

@@ -49,6 +49,13 @@ def requested_gpu(job_env: Any):
     return requested_model(getattr(job_env, "sbatch", None) or {})
 
 
+def shard_rule(profile, tokens: str = "tokens") -> str:
+    """How many training shards a token count needs, in words: TOKENS x chars/token / chars/shard / usable."""
+    ds = profile.dataset if profile is not None else {}
+    cps, cpt, usable = ds.get("chars_per_shard", 250e6), ds.get("chars_per_token", 4.8), ds.get("usable_fraction", 1.0)
+    return f"{tokens} x {cpt} chars/tok / {cps:.3g} chars/shard" + (f" / {usable}" if usable != 1.0 else "")
+
+
 def peak_flops(gpu_name: str | None) -> float | None:
     from preflight.gputable import lookup
 
@@ -471,11 +478,7 @@ def build_plan(
         recommended = ceil_to(ceil_to(padded, ds.get("round_to", 40)) / usable, 10)
     else:  # small runs: headroom, the val shard, no rounding up to speedrun-sized blocks
         recommended = max(shards_min, math.ceil(padded / usable - 1e-9) + 1)
-    rule = (
-        f"ceil({tokens:.3g} tok x {cpt} chars/tok / {cps:.3g} chars/shard"
-        + (f" / {usable}" if usable != 1.0 else "")
-        + f") = {train_min} train + 1 val"
-    )
+    rule = f"ceil({shard_rule(profile, f'{tokens:.3g} tok')}) = {train_min} train + 1 val"
 
     wte = shape.wte_params
     model_bytes = (params - wte) * 4 + wte * 2

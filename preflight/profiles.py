@@ -161,6 +161,23 @@ class Profile:
                 span = v
         return str(span.get("from") or ""), str(span.get("to") or "")
 
+    def dated(self, item: dict) -> tuple[str, str]:
+        """Whether this era has a dated fact (a download with ``since``/``until`` commits): "yes", "no"
+        (it started after the era ended or stopped before it began) or "maybe" (it started or stopped
+        inside the era: only the checkout can tell), with the condition said in words for "maybe"."""
+        start, end = self.span
+        since = item.get("since") or {}
+        until = item.get("until") or {}  # the first commit without it
+        s, u = str(since.get("date") or ""), str(until.get("date") or "")
+        if (s and end and s > end) or (u and start and u <= start):
+            return "no", ""
+        conds = []
+        if s and start and s > start:
+            conds.append(f"from {s} ({since.get('commit')}) or later")
+        if u and (not end or u <= end):
+            conds.append(f"older than {u} ({until.get('commit')})")
+        return ("maybe", " and ".join(conds)) if conds else ("yes", "")
+
     def alternative_profiles(self) -> list[Profile]:
         """The profiles of the other eras a script alone could be written for (empty with a checkout)."""
         return [load_profile(name, variant=variant) for name, variant in self.alternatives]

@@ -6,8 +6,9 @@
 
 Every distinct version of every runner script (speedrun.sh, run1000.sh, runs/*.sh, dev/runcpu.sh ...)
 in the history is taken at the first commit that has it, together with what the checker needs of
-that commit's checkout: scripts/, the files that tell the era apart (nanochat/configurator.py,
-report.py, gpt.py, flash_attention.py, tasks/spellingbee.py). All of it goes into one
+that commit's checkout: scripts/, tasks/ and the files that tell the era apart (nanochat/configurator.py,
+report.py, gpt.py, flash_attention.py). The newest commit's checkout goes along as ``head`` (what a
+fresh clone runs today). All of it goes into one
 ``corpus.tar.xz`` (the versions share most of their text, so xz keeps it ~100 KB); ``facts.json``
 says, per runner, what is true of its commit, computed here from git and plain text, not by
 preflight's own code:
@@ -31,7 +32,7 @@ from pathlib import Path
 
 RUNNER_RE = re.compile(r"^(?:[^/]+\.sh|runs/[^/]+\.sh|dev/[^/]+\.sh)$")
 CHECKOUT_FILES = re.compile(
-    r"^(scripts/[^/]+\.py|tasks/spellingbee\.py|nanochat/(configurator|report|gpt|"
+    r"^(scripts/[^/]+\.py|tasks/[^/]+\.py|nanochat/(configurator|report|gpt|"
     r"flash_attention|base_train|__init__)\.py|LICENSE)$"
 )
 USES = {
@@ -40,7 +41,21 @@ USES = {
     "eval_bundle": "eval_bundle",
     "fa3_hopper": "varunneal/flash-attention-3",
     "fa3_community": "kernels-community/flash-attn3",
+    "hf_datasets": "from datasets import",  # the HF datasets library (its cache under HF_HOME)
+    "hub_parquet": "load_hub_dataset(",  # the hub's parquet export into BASE/task_data (from 2026-07-03)
 }
+
+
+def uses_of(repo: Path, commit: str) -> dict[str, bool]:
+    """Which run-time downloads the commit's code mentions at all (git grep over scripts/, tasks/, nanochat/)."""
+    uses = {}
+    for key, text in USES.items():
+        hits = subprocess.run(
+            ["git", "-C", str(repo), "grep", "-I", "-q", "-F", text, commit, "--", "scripts", "tasks", "nanochat"],
+            capture_output=True,
+        )
+        uses[key] = hits.returncode == 0
+    return uses
 
 
 def git(repo: Path, *args: str) -> bytes:
@@ -166,27 +181,7 @@ def main() -> int:
             else ""
         )
         era, variant = era_of(paths, base_train)
-        uses = {}
-        for key, text in USES.items():
-            hits = subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(args.repo),
-                    "grep",
-                    "-I",
-                    "-q",
-                    "-F",
-                    text,
-                    commit,
-                    "--",
-                    "scripts",
-                    "tasks",
-                    "nanochat",
-                ],
-                capture_output=True,
-            )
-            uses[key] = hits.returncode == 0
+        uses = uses_of(args.repo, commit)
         for p in sorted(paths):
             if CHECKOUT_FILES.match(p):
                 members[f"checkouts/{commit}/{p}"] = (commit, p)
@@ -206,6 +201,20 @@ def main() -> int:
                     "uses": uses,
                 }
             )
+    # the newest commit: what a fresh clone runs today, with each runner as it stands there
+    head, head_date = git(args.repo, "log", "-1", "--format=%h %ad", "--date=short").decode().split()
+    head_paths = set(git(args.repo, "ls-tree", "-r", "--name-only", head).decode().splitlines())
+    for p in sorted(head_paths):
+        if CHECKOUT_FILES.match(p):
+            members[f"checkouts/{head}/{p}"] = (head, p)
+    head_base_train = git(args.repo, "show", f"{head}:scripts/base_train.py").decode()
+    head_fact = {
+        "commit": head,
+        "date": head_date,
+        "era": era_of(head_paths, head_base_train)[0],
+        "runners": sorted(p for p in head_paths if RUNNER_RE.match(p)),
+        "uses": uses_of(args.repo, head),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:xz", preset=9) as tar:
@@ -217,7 +226,11 @@ def main() -> int:
     (args.out / "corpus.tar.xz").write_bytes(buf.getvalue())
     rows = ",\n".join("  " + json.dumps(f, sort_keys=True) for f in facts)  # one runner per line
     (args.out / "facts.json").write_text(
-        '{"source": "https://github.com/karpathy/nanochat (MIT)",\n "runners": [\n' + rows + "\n ]}\n"
+        '{"source": "https://github.com/karpathy/nanochat (MIT)",\n "head": '
+        + json.dumps(head_fact, sort_keys=True)
+        + ',\n "runners": [\n'
+        + rows
+        + "\n ]}\n"
     )
     print(
         f"{len(facts)} runners from {len({f['commit'] for f in facts})} commits; "

@@ -23,11 +23,17 @@ NET_USES = {
     "models--varunneal--flash-attention-3": "fa3_hopper",
     "models--kernels-community--flash-attn3": "fa3_community",
 }
+SFT_DATA_KEYS = ("hf_datasets", "hub_parquet", "identity_conversations", "words_alpha")
 FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9_-]*)")
 
 
 def facts() -> list[dict]:
     return json.loads((CORPUS / "facts.json").read_text())["runners"]
+
+
+def head_fact() -> dict:
+    """The newest commit (what a fresh clone runs today): its commit, era, runner paths and downloads."""
+    return json.loads((CORPUS / "facts.json").read_text())["head"]
 
 
 def extract(dest: Path) -> Path:
@@ -44,6 +50,7 @@ class Outcome:
     era_in_checkout: str = ""
     confidence: str = ""  # of the guess from the script alone: high | medium | low
     candidates: list = field(default_factory=list)  # that guess and the alternatives it names, as profile names
+    runs_sft: bool = False  # the runner launches scripts.chat_sft (or mid_train): SFT data must be named
     findings_alone: list = field(default_factory=list)  # (code, message, fix, data)
     findings_in_checkout: list = field(default_factory=list)
 
@@ -92,6 +99,7 @@ def evaluate(root: Path) -> list[Outcome]:
     for f in facts():
         o = Outcome(f["id"], f["era"])
         text = (root / "runners" / f["id"]).read_bytes()
+        o.runs_sft = b"scripts.chat_sft" in text or b"scripts.mid_train" in text
         lone = alone_dir / Path(f["runner"]).name
         lone.write_bytes(text)
         o.era_alone, o.findings_alone = _run(lone, alone_dir, root / "home", None)
@@ -115,6 +123,15 @@ def fix_flags(finding) -> set[str]:
     return {m for m in FLAG_RE.findall(fix) if m not in ("time", "signal")}
 
 
+def download_key(local: str) -> str | None:
+    """Which corpus ``uses`` key a NET001 item's local copy stands for."""
+    if "/task_data/" in local or local.endswith("/task_data"):
+        return "hub_parquet"
+    if "/datasets/" in local and "___" in local.rsplit("/", 1)[-1]:
+        return "hf_datasets"
+    return next((key for tail, key in NET_USES.items() if local.endswith(tail)), None)
+
+
 def unused_downloads(finding, uses: dict) -> list[str]:
     code, _msg, _fix, data = finding
     if code != "NET001":
@@ -123,10 +140,33 @@ def unused_downloads(finding, uses: dict) -> list[str]:
     for item in data.get("items", []):
         if item.get("conditional"):
             continue  # said as "if the checkout is from DATE or later": true either way
-        for tail, key in NET_USES.items():
-            if item["local"].endswith(tail) and not uses.get(key, True):
-                bad.append(key)
+        key = download_key(item["local"])
+        if key is not None and not uses.get(key, True):
+            bad.append(key)
     return bad
+
+
+def evaluate_head(root: Path) -> list[dict]:
+    """Each runner as it stands at the newest commit, in that commit's checkout: the downloads NET001
+    names, by ``uses`` key and phase (for the SFT phase: what a fresh clone's job fetches at run time)."""
+    head = head_fact()
+    latest = {f["runner"]: f["id"] for f in facts()}  # facts are in date order: the last version wins
+    co = root / "checkouts" / head["commit"]
+    out = []
+    for runner in head["runners"]:
+        inside = co / runner
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        inside.write_bytes((root / "runners" / latest[runner]).read_bytes())
+        era, found = _run(inside, co, root / "home", co)
+        named = {
+            (data.get("phase"), download_key(i["local"]))
+            for code, _m, _f, data in found
+            if code == "NET001"
+            for i in data.get("items", [])
+        }
+        unused = [u for fd in found if (u := unused_downloads(fd, head["uses"]))]
+        out.append({"runner": runner, "era": era, "named": sorted(named, key=str), "unused": unused})
+    return out
 
 
 def summary(outcomes: list[Outcome]) -> dict:
@@ -153,6 +193,31 @@ def summary(outcomes: list[Outcome]) -> dict:
     unused_alone = [
         (o.id, u) for o in outcomes for fd in o.findings_alone if (u := unused_downloads(fd, by_id[o.id]["uses"]))
     ]
+    # recall: what the commit's SFT / mid data loading fetches (HF cache or hub parquet, the two files) must be
+    # named in its checkout when the runner trains SFT or mid and nothing is cached
+    missed = [
+        (o.id, key)
+        for o in outcomes
+        if o.runs_sft
+        for key in SFT_DATA_KEYS
+        if by_id[o.id]["uses"].get(key)
+        and not any(
+            download_key(i["local"]) == key
+            for code, _m, _f, data in o.findings_in_checkout
+            if code == "NET001"
+            for i in data.get("items", [])
+        )
+    ]
+    # upstream's CPU runners (dev/runcpu.sh, runs/runcpu.sh) train with plain python and request no GPU
+    gpu_kernel_on_cpu = [
+        (o.id, i["source"])
+        for o in outcomes
+        if "runcpu" in o.id
+        for code, _m, _f, data in o.findings_in_checkout + o.findings_alone
+        if code == "NET001"
+        for i in data.get("items", [])
+        if i.get("kind") == "hf_kernel"
+    ]
     by_confidence = {}
     for o in outcomes:
         right, total = by_confidence.get(o.confidence, (0, 0))
@@ -169,6 +234,8 @@ def summary(outcomes: list[Outcome]) -> dict:
         "fix_flags_missing": bad_fix,
         "unused_downloads_in_checkout": unused,
         "unused_downloads_alone": unused_alone,
+        "gpu_kernel_on_cpu_runners": gpu_kernel_on_cpu,
+        "sft_data_not_named_in_checkout": missed,
     }
 
 
@@ -245,7 +312,15 @@ if __name__ == "__main__":
     print(f"  the true era named (the guess or one of its alternatives): {s['era_alone_truth_named']:.1%}")
     for row in s["era_alone_misses"]:
         print("  era miss (alone):", *row)
-    for key in ("sb010", "gpu001", "fix_flags_missing", "unused_downloads_in_checkout", "unused_downloads_alone"):
+    for key in (
+        "sb010",
+        "gpu001",
+        "fix_flags_missing",
+        "unused_downloads_in_checkout",
+        "unused_downloads_alone",
+        "gpu_kernel_on_cpu_runners",
+        "sft_data_not_named_in_checkout",
+    ):
         print(f"{key}: {len(s[key])}")
         for row in s[key][:10]:
             print("  ", row)

@@ -3,7 +3,9 @@ commit's scripts; rebuilt by scripts/build_corpus.py): preflight against what is
 
 Measured here (run ``PYTHONPATH=. python tests/corpus_eval.py`` for the table): era from the script
 alone and in its checkout, no flag-style-mismatch on upstream's own runners, every flag a fix names
-exists in that commit's base_train.py, and no offline download that the commit does not use.
+exists in that commit's base_train.py, no offline download that the commit does not use, every SFT
+download it does use named in its checkout, no GPU kernel for the CPU runners, and each runner as it
+stands at the newest commit (what a fresh clone runs) read against that commit.
 """
 
 from __future__ import annotations
@@ -78,8 +80,37 @@ def test_every_flag_in_a_fix_exists_in_the_checkout(outcome):
 
 def test_no_download_the_commit_does_not_use(outcome):
     assert outcome["unused_downloads_in_checkout"] == []
-    # alone, the only ones left come from an era read wrong (current's CPU runner read as no-mid)
-    assert len(outcome["unused_downloads_alone"]) <= 1, outcome["unused_downloads_alone"]
+    assert outcome["unused_downloads_alone"] == []
+
+
+def test_sft_data_the_commit_loads_is_named_in_its_checkout(outcome):
+    # the current era changed its SFT data twice on 2026-07-03 (identity / word list gone at 950a1dc, the HF
+    # datasets library replaced by the hub's parquet export at a5a3a33): each commit is read for itself
+    assert outcome["sft_data_not_named_in_checkout"] == []
+
+
+def test_a_fresh_clone_s_runners_name_the_hub_parquet_data_and_nothing_it_no_longer_loads(tmp_path):
+    rows = ce.evaluate_head(ce.extract(tmp_path))
+    assert {r["runner"] for r in rows} == {
+        "runs/speedrun.sh",
+        "runs/runcpu.sh",
+        "runs/miniseries.sh",
+        "runs/scaling_laws.sh",
+    }
+    for r in rows:
+        assert r["era"] == "current" and r["unused"] == [], r
+        sft = {key for phase, key in r["named"] if phase == "sft"}
+        if r["runner"] in ("runs/speedrun.sh", "runs/runcpu.sh"):  # the two that train SFT
+            assert sft == {"hub_parquet"}, r
+        else:
+            assert sft == set(), r
+    cpu = next(r for r in rows if r["runner"] == "runs/runcpu.sh")
+    assert ("base", "fa3_hopper") not in cpu["named"]
+
+
+def test_no_gpu_kernel_download_for_the_cpu_runners(outcome):
+    # runcpu.sh trains with plain python and asks for no GPU: the Hopper FA3 kernel is never loaded
+    assert outcome["gpu_kernel_on_cpu_runners"] == []
 
 
 @pytest.mark.parametrize("fork", ce.fork_names())

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
+from preflight.plan import shard_rule
 from preflight.registry import check
 
 MAX_LISTED = 20
 
 
-def _download_cmd(profile, n: int) -> str:
+def _download_cmd(profile, n: int | str) -> str:
     if profile is not None and profile.name == "bundled":
         return f"python -m nanochat.dataset build --num-shards {n} (or download) on a login node"
     return f"python -m nanochat.dataset -n {n} on a login node (it skips shards already present)"
@@ -61,9 +62,18 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
     have = dataset.count
     if online and n_script is not None:
         have = max(have, n_script)
-    if have < plan.shards_min:
-        verb = "builds" if local else "downloads"
-        where = f" (the script {verb} {n_script})" if n_script is not None and online else ""
+    verb = "builds" if local else "downloads"
+    where = f" (the script {verb} {n_script})" if n_script is not None and online else ""
+    if plan.tokens <= 0:  # no step count before the job runs (--target-flops $var) or no horizon at all
+        if have < 2:
+            why = plan.horizon or "no training horizon"
+            yield Finding(
+                f"{dataset.dir} holds {dataset.count} shard(s){where}; base_train needs at least 2 (one to train "
+                f"on and the validation shard), and how many more is known only when the job runs ({why})",
+                path=str(dataset.dir),
+                fix=_download_cmd(profile, "N") + f"; N = 1 + ceil({shard_rule(profile)}) for the largest run",
+            )
+    elif have < plan.shards_min:
         yield Finding(
             f"{dataset.dir} holds {dataset.count} shard(s){where}; d{plan.depth} needs at least "
             f"{plan.shards_min} ({plan.shard_rule}), {plan.shards_recommended} recommended",

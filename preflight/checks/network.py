@@ -66,27 +66,50 @@ def hf_configs_missing(local: Path, configs: list[str]) -> list[str]:
     return [c for c in configs if not _present(local / c, "dir")]
 
 
+def parquet_splits_missing(local: Path, splits: list[str]) -> list[str]:
+    """The ``config/split`` exports of a hub dataset not complete under ``task_data/<org>--<name>/``
+    (``manifest.json`` is written last, so its presence means the download finished)."""
+    return [s for s in splits if not _present(local / s / "manifest.json", "file")]
+
+
+def _markers(item: dict) -> list[tuple[str, list[str]]]:
+    out = [(item["marker"], list(item.get("marker_in") or []))] if item.get("marker") else []
+    return out + [(text, list(files)) for text, files in item.get("markers") or []]
+
+
 def _marker_found(checkout, item: dict) -> bool | None:
-    """Whether the checkout's own files use this download (None: no checkout or no marker to ask)."""
-    marker, files = item.get("marker"), item.get("marker_in") or []
-    if checkout is None or not marker or not files:
+    """Whether the checkout's own files use this download: False when a marker is absent from every one
+    of its files that exists, True when every marker is found; None without a checkout or a file to ask."""
+    if checkout is None:
         return None
-    for rel in files:
-        p = Path(checkout.root) / rel
-        try:
-            if p.is_file() and p.stat().st_size <= 2 << 20:
-                with open(p, "rb") as fh:
-                    if marker.encode() in fh.read():
-                        return True
-        except OSError:
-            continue
-    return False
+    answers = []
+    for marker, files in _markers(item):
+        found, asked = False, False
+        for rel in files:
+            p = Path(checkout.root) / rel
+            try:
+                if p.is_file() and p.stat().st_size <= 2 << 20:
+                    asked = True
+                    with open(p, "rb") as fh:
+                        if marker.encode() in fh.read():
+                            found = True
+                            break
+            except OSError:
+                continue
+        if asked and not found:
+            return False
+        answers.append(found)
+    return True if answers and all(answers) else None
 
 
 def _gpu_sm(ctx, job_env) -> tuple[int | None, str]:
-    """The compute-capability major of the job's GPUs (visible GPUs, config gpu.type, the request)."""
+    """The compute-capability major of the job's GPUs (visible GPUs, config gpu.type, the request);
+    0 when the run plan trains on the CPU (no GPU requested, a plain python launcher, --device-type=cpu)."""
     from preflight.gputable import by_name, requested_model
 
+    plan = ctx.get("plan", None)
+    if plan is not None and plan.gpu_name == "CPU":
+        return 0, f"no GPU: the job trains on the CPU ({plan.sources.get('gpu', 'run plan')})"
     try:
         gpus = ctx.get("gpus", None)
     except Exception:
@@ -107,38 +130,49 @@ def _gpu_sm(ctx, job_env) -> tuple[int | None, str]:
     return model.sm[0], f"{model.name} ({where})"
 
 
-def _dated(item: dict, profile) -> str:
-    """Whether the era uses a dated download: 'yes', 'no' (it started after the era ended), or 'maybe'
-    (it started inside the era: only the checkout can tell)."""
-    since = str((item.get("since") or {}).get("date") or "")
-    if not since:
-        return "yes"
-    start, end = profile.span
-    if end and since > end:
-        return "no"
-    if start and since > start:
-        return "maybe"
-    return "yes"
-
-
-def _eras_without(item: dict, phase: str, alternatives: list) -> list[str]:
+def _eras_without(item: dict, phase: str, alternatives: list) -> dict[str, str]:
     """The other eras a script alone could be written for (a guess without a checkout) whose same phase does
-    not download this item: then whether the job needs it depends on the checkout, and the finding says so."""
-    out = []
+    not download this item ("") or only in part of the era (the condition): then whether the job needs it
+    depends on the checkout, and the finding says so."""
+    out = {}
     for alt in alternatives:
         if alt.phase(phase) is None:
             continue
-        items = alt.phase(phase).get("network") or []
-        if not any(i.get("source") == item.get("source") and _dated(i, alt) != "no" for i in items):
-            out.append(alt.variant or alt.name)
+        dated = [alt.dated(i) for i in alt.phase(phase).get("network") or [] if _same_download(i, item)]
+        if any(d == "yes" for d, _ in dated):
+            continue
+        out[alt.variant or alt.name] = next((c for d, c in dated if d == "maybe"), "")
     return out
 
 
-def _if_era(profile, not_in: list[str], what: str) -> str:
-    return (
-        f"if the checkout is of the {profile.variant or profile.name} era (the script's likeliest; in the "
-        f"{' or '.join(not_in)} era this phase does not download {what}; --checkout tells)"
-    )
+def _same_download(a: dict, b: dict) -> bool:
+    """The same source fetched the same way, with a config in common (or neither naming configs)."""
+    if a.get("source") != b.get("source") or a.get("kind") != b.get("kind"):
+        return False
+    ca, cb = set(a.get("configs") or ()), set(b.get("configs") or ())
+    return bool(ca & cb) or not (ca or cb)
+
+
+def _if_era(profile, missing: list[dict]) -> str:
+    """What the other candidate eras download of these, grouped: "in the current era: A, B only if the
+    checkout is older than DATE (commit); C not at all"."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for m in missing:
+        for era, cond in (m.get("era_conditions") or dict.fromkeys(m.get("not_in_eras") or (), "")).items():
+            groups.setdefault((era, cond), []).append(m["what"].split(" (", 1)[0])
+    if len(groups) == 1 and len(next(iter(groups.values()))) == len(missing):  # one statement for all of them
+        ((era, cond),) = groups
+        said = [
+            f"in the {era} era " + (f"only if the checkout is {cond}" if cond else "this phase does not download these")
+        ]
+    else:
+        by_era: dict[str, list[str]] = {}
+        for (era, cond), names in groups.items():
+            how = f"only if the checkout is {cond}" if cond else "not at all"
+            by_era.setdefault(era, []).append(f"{', '.join(names)} {how}")
+        said = [f"in the {era} era: {'; '.join(parts)}" for era, parts in by_era.items()]
+    era = profile.variant or profile.name
+    return f"if the checkout is of the {era} era (the script's likeliest; {'; '.join(said)}; --checkout tells)"
 
 
 def _flag_int(script, inv, job_env, key: str) -> int | None:
@@ -169,8 +203,15 @@ def _needed_by(item: dict, invs: list, script, job_env) -> list:
     return out
 
 
-def _prefetch(item: dict, local: Path, missing_configs: list[str], hf_home_dir: Path) -> str:
+PARQUET_HEAD = 'python -c "from tasks.common import load_hub_dataset as get; '
+
+
+def _prefetch(item: dict, local: Path, missing_configs: list[str], hf_home_dir: Path, base: Path, root) -> str:
     kind = item.get("kind")
+    if kind == "hub_parquet":
+        gets = "; ".join(f"get({item['source']!r}, {c.split('/')[0]!r}, {c.split('/')[1]!r})" for c in missing_configs)
+        where = f"cd {root} && " if root else "(in the job's nanochat checkout) "
+        return f'{where}NANOCHAT_BASE_DIR={base} {PARQUET_HEAD}{gets}"'
     if kind == "hf_dataset" and item.get("configs"):
         loads = "; ".join(f"load_dataset({item['source']!r}, {c!r})" for c in (missing_configs or item["configs"]))
         return f'HF_HOME={hf_home_dir} python -c "from datasets import load_dataset; {loads}"'
@@ -190,17 +231,21 @@ def _prefetch(item: dict, local: Path, missing_configs: list[str], hf_home_dir: 
 
 
 def _merge_hf(commands: list[str]) -> list[str]:
-    """One ``python -c`` for all the HF dataset loads of a phase (same HF_HOME), the rest in order."""
-    head = 'python -c "from datasets import load_dataset; '
-    loads, out, prefix = [], [], None
+    """One ``python -c`` for all the dataset loads of a phase (HF cache or hub parquet), the rest in order."""
+    merged: dict[tuple[str, str], list[str]] = {}  # (prefix, head) -> loads
+    out: list = []
     for c in dict.fromkeys(commands):
-        pre, sep, rest = c.partition(head)
-        if sep and pre.startswith("HF_HOME="):
-            prefix = prefix or pre
-            loads.append(rest.rstrip('"'))
+        for head in ('python -c "from datasets import load_dataset; ', PARQUET_HEAD):
+            pre, sep, rest = c.partition(head)
+            if sep:
+                if (pre, head) not in merged:
+                    merged[(pre, head)] = []
+                    out.append((pre, head))
+                merged[(pre, head)].append(rest.rstrip('"'))
+                break
         else:
             out.append(c)
-    return ([f'{prefix}{head}{"; ".join(loads)}"'] if loads else []) + out
+    return [f'{o[0]}{o[1]}{"; ".join(merged[o])}"' if isinstance(o, tuple) else o for o in out]
 
 
 @check("NET001", "offline-download-needed", severity="error")
@@ -208,9 +253,11 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     """
     What it checks: with ``network: offline`` (the default for SLURM jobs), for each phase
     the script runs, what that phase downloads at run time in this era and checkout (HF
-    datasets per config, the CORE eval bundle unless ``--core-metric-every=-1``, identity
-    conversations and words_alpha.txt where the checkout uses them, tiktoken files for
-    tok_eval, the FA3 kernel only on the GPUs that load it) and whether a local copy is in
+    datasets per config, or from 2026-07-03 the hub's parquet export per config and split
+    into ``task_data/``; the CORE eval bundle unless ``--core-metric-every=-1``; ChatCORE's
+    datasets during SFT unless ``--chatcore-every=-1``; identity conversations and
+    words_alpha.txt where the checkout uses them; tiktoken files for tok_eval; the FA3
+    kernel only on the GPUs that load it, never on a CPU run) and whether a local copy is in
     place. One finding per phase lists what is missing (``data.phase``, ``data.items``).
 
     Why it matters: on a node without internet these downloads raise ConnectionError /
@@ -236,7 +283,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     base = Path(base_dir.path)
     path = str(script.path) if script is not None and script.path else None
     hf_needed = False
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()  # (local copy, config): said once per phase even if two items need it
     sm, sm_where = _gpu_sm(ctx, job_env)
     alternatives = profile.alternative_profiles() if checkout is None else []
     for phase in run:
@@ -253,64 +300,60 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             used = _marker_found(checkout, item)
             if used is False:
                 continue  # this checkout does not download it (older/newer commit, a fork)
-            dated = "yes" if used else _dated(item, profile)
+            dated, condition = ("yes", "") if used else profile.dated(item)
             if dated == "no":
-                continue  # upstream started downloading it after this era
+                continue  # upstream downloads it only after this era, or stopped before it
             not_in = _eras_without(item, phase, alternatives)
             if item.get("gpu_sm") and sm is not None and sm not in item["gpu_sm"]:
-                continue  # e.g. the Hopper FA3 kernel on an L40S job
+                continue  # e.g. the Hopper FA3 kernel on an L40S job, or on a CPU run
             local = local_copy(item, base, env)
-            configs = list(item.get("configs") or [])
-            key = f"{local}|{','.join(configs)}"
-            if key in seen:
+            kind = item.get("kind", "")
+            configs = [c for c in item.get("configs") or [] if (str(local), c) not in seen]
+            if item.get("configs") and not configs or (not item.get("configs") and (str(local), "") in seen):
                 continue
-            seen.add(key)
-            if item.get("kind") == "hf_dataset":
+            seen.update((str(local), c) for c in configs or [""])
+            if kind == "hf_dataset":
                 hf_needed = True
-            if configs and item.get("kind") == "hf_dataset":
-                gone = hf_configs_missing(local, configs)
+            if configs and kind in ("hf_dataset", "hub_parquet"):
+                gone = (hf_configs_missing if kind == "hf_dataset" else parquet_splits_missing)(local, configs)
                 if not gone:
                     continue
-                what = f"{item['source']} config{'s' if len(gone) > 1 else ''} {', '.join(gone)}"
+                if kind == "hf_dataset":
+                    what = f"{item['source']} config{'s' if len(gone) > 1 else ''} {', '.join(gone)}"
+                else:
+                    what = f"{item['source']} {', '.join(gone)} (the hub's parquet export)"
             else:
-                if _present(local, item.get("kind", "")):
+                if _present(local, kind):
                     continue
                 gone, what = [], item["what"]
-            if item.get("kind") == "tiktoken" and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR")):
+            if kind == "tiktoken" and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR")):
                 # the default cache is node-local $TMPDIR: a login-node prefetch never reaches the job
                 local = base / "tiktoken_cache"
                 what += " (set TIKTOKEN_CACHE_DIR on shared storage: the default cache is node-local /tmp)"
             if dated == "maybe":
-                since = item["since"]
-                what += f" (if the checkout is from {since['date']} ({since['commit']}) or later; --checkout tells)"
+                what += f" (if the checkout is {condition}; --checkout tells)"
             missing.append(
                 {
                     "what": what,
                     "source": item["source"],
                     "local": str(local),
-                    "kind": item.get("kind"),
+                    "kind": kind,
                     **({"configs": gone} if gone else {}),
                     **({"conditional": True} if dated == "maybe" or not_in else {}),
-                    **({"not_in_eras": not_in} if not_in else {}),
+                    **({"not_in_eras": list(not_in)} if not_in else {}),
+                    **({"era_conditions": not_in} if any(not_in.values()) else {}),
                 }
             )
-            commands.append(_prefetch(item, local, gone, hf_home(env)))
+            root = checkout.root if checkout is not None else None
+            commands.append(_prefetch(item, local, gone, hf_home(env), base, root))
         if not missing:
             continue
         inv = invs[0] if invs else None
         where = inv.file if inv is not None and inv.file != "<script>" else path
         listing = "; ".join(f"{m['what']} (no local copy at {m['local']})" for m in missing)
         qualifier = ""
-        shared = {tuple(m.get("not_in_eras") or ()) for m in missing}
-        if len(shared) > 1:  # era-dependent items among others: each says so
-            listing = "; ".join(
-                f"{m['what']} ({_if_era(profile, m['not_in_eras'], 'it')}) (no local copy at {m['local']})"
-                if m.get("not_in_eras")
-                else f"{m['what']} (no local copy at {m['local']})"
-                for m in missing
-            )
-        elif shared != {()}:  # all of them: said once
-            qualifier = f" {_if_era(profile, missing[0]['not_in_eras'], 'these')}"
+        if any(m.get("not_in_eras") for m in missing):  # other candidate eras differ: said once, grouped
+            qualifier = f" {_if_era(profile, missing)}"
         tik = next((m["local"] for m in missing if m["kind"] == "tiktoken"), None)
         export = (
             f"; and in the job: export TIKTOKEN_CACHE_DIR={tik}"

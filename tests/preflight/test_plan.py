@@ -7,7 +7,7 @@ from pathlib import Path
 from preflight.plan import build_plan, memory_estimate_bytes, model_shape, peak_flops
 from preflight.profiles import load_profile
 from preflight.script import parse_script
-from preflight.testing import Scenario
+from preflight.testing import Scenario, run_scenario
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -94,6 +94,19 @@ def test_target_flops_sets_the_horizon_as_base_train_does(tmp_path):
     assert plan.iterations == round(2.15e18 / (plan.flops_per_token * plan.total_batch_size)) > 0
     assert plan.shards_recommended > 0
     assert "(--target-flops 2.15e+18: ratio " in dict(plan.rows())["base training"]
+    # a budget the job is given when submitted (sbatch job.sh 1e18): no step count before the job runs, and
+    # DS001 says so instead of "needs at least 1" (the validation shard alone)
+    looped = script.replace("torchrun", "FLOPS=$1\ntorchrun").replace("--target-flops 2.15e18", "--target-flops $FLOPS")
+    result = run_scenario(
+        Scenario(script=looped, env={}, config={"base-dir": "{tmp}/base"}), tmp_path / "c", select=["DS001"]
+    )
+    ds, val = [f for c in result.checks for f in c.findings]
+    assert "the pinned validation shard shard_06542.parquet is missing" in val.message
+    assert ds.message.endswith(
+        "holds 0 shard(s); base_train needs at least 2 (one to train on and the validation shard), and how many "
+        "more is known only when the job runs (--target-flops $1: set when the job runs)"
+    )
+    assert "python -m nanochat.dataset -n N on a login node" in ds.fix
     # no horizon at all: no negative plan, and it says why
     plan = Scenario(script=script.replace("--target-flops 2.15e18 ", ""), env={}).context(tmp_path / "b").get("plan")
     assert plan.iterations == 0 and plan.shards_recommended >= 0
