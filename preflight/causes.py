@@ -42,6 +42,7 @@ class _Rule:
     name: str
     match: re.Pattern
     when: re.Pattern | None
+    frames: bool = False  # match the frames' source lines (``when`` still reads the exceptions)
 
 
 def _evidence(profile: Any) -> dict:
@@ -55,10 +56,10 @@ def _evidence(profile: Any) -> dict:
 @lru_cache(maxsize=16)
 def _compile(rules: tuple) -> tuple[_Rule, ...]:
     out = []
-    for name, match, when, flags in rules:
+    for name, match, when, flags, frames in rules:
         try:
             f = re.I if "i" in (flags or "") else 0
-            out.append(_Rule(name, re.compile(match, f), re.compile(when) if when else None))
+            out.append(_Rule(name, re.compile(match, f), re.compile(when) if when else None, bool(frames)))
         except re.error:
             continue  # a broken rule in a user profile is skipped, not fatal
     return tuple(out)
@@ -67,19 +68,19 @@ def _compile(rules: tuple) -> tuple[_Rule, ...]:
 def rules(profile: Any = None) -> tuple[_Rule, ...]:
     raw = _evidence(profile).get("causes") or []
     frozen = tuple(
-        (r.get("name", OTHER), r.get("match", ""), r.get("when"), r.get("flags"))
+        (r.get("name", OTHER), r.get("match", ""), r.get("when"), r.get("flags"), r.get("frames"))
         for r in raw
         if isinstance(r, dict) and r.get("match")
     )
     return _compile(frozen)
 
 
-def classify_text(text: str, profile: Any = None) -> Cause:
-    """The cause of an exception chain (``type: message`` lines)."""
+def classify_text(text: str, profile: Any = None, calls: str = "") -> Cause:
+    """The cause of an exception chain (``type: message`` lines); ``calls``: the frames' source lines."""
     for rule in rules(profile):
         if rule.when is not None and not rule.when.search(text):
             continue
-        m = rule.match.search(text)
+        m = rule.match.search(calls if rule.frames else text)
         if m:
             groups = {k: v for k, v in m.groupdict().items() if v}
             return Cause(rule.name, _detail(rule.name, groups), groups)
@@ -87,7 +88,8 @@ def classify_text(text: str, profile: Any = None) -> Cause:
 
 
 def classify_traceback(tb: Any, profile: Any = None) -> Cause:
-    return classify_text(tb.chain_text if hasattr(tb, "chain_text") else f"{tb.exc_type}: {tb.message}", profile)
+    text = tb.chain_text if hasattr(tb, "chain_text") else f"{tb.exc_type}: {tb.message}"
+    return classify_text(text, profile, getattr(tb, "calls_text", ""))
 
 
 def _detail(name: str, groups: dict[str, str]) -> str:

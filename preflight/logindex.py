@@ -113,6 +113,9 @@ OOM_KILL_RE = re.compile(r"Detected (\d+) oom-kill event|Out Of Memory|oom-kill"
 TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")
 MARKER_RE = re.compile(r"^=+ *(?:phase:? *)?([a-z_]+) *=+$")
 FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
+# frames of the interpreter's own library and installed packages: their source lines say nothing of the job
+PYTHON_INSTALL_RE = re.compile(r"site-packages|dist-packages|/lib/python3[\d.]*/|^<frozen ")
+MAX_TB_CALLS = 16
 EXC_RE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?:scripts|nanochat)[/\\](\w+)\.py$")
 # phase names, script -> phase, "<word>_checkpoints" -> script: preflight/phases.py
@@ -561,6 +564,14 @@ class _Indexer:
                     ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
                     if ms and ms.group(1) in SCRIPT_PHASE:
                         rec.script = rec.script or ms.group(1)
+                elif (
+                    not mf
+                    and rec.frames
+                    and len(rec.calls) < MAX_TB_CALLS
+                    and not PYTHON_INSTALL_RE.search(rec.frames[-1][0])
+                    and text.strip().strip("^~ ")
+                ):
+                    rec.calls.append(redact(text.strip()[:200]))  # the frame's source line (not its ^^^ markers)
                 if count > MAX_TB_LINES:
                     self._close_traceback(rank)
                 continue

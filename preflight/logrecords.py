@@ -32,6 +32,7 @@ class TracebackRecord:
     message: str = ""
     exc_line: int | None = None
     frames: list[tuple[str, int]] = field(default_factory=list)  # (file, line), capped
+    calls: list[str] = field(default_factory=list)  # source lines of the frames outside the Python install, capped
     script: str | None = None  # the nanochat script whose frames appear (base_train, mid_train ...)
     rank: str = ""
     path: str = ""
@@ -53,6 +54,12 @@ class TracebackRecord:
     def chain_text(self) -> str:
         """Every exception of the process, one per line: what cause rules match."""
         return "\n".join(f"{t}: {m}" for t, m in [*self.chain, (self.exc_type, self.message)])
+
+    @property
+    def calls_text(self) -> str:
+        """The frames' source lines, one per line: what ``frames: true`` cause rules match (a dataset named
+        in the code that called the failing download, when the exception itself does not say)."""
+        return "\n".join(self.calls)
 
     @property
     def signature(self) -> tuple:

@@ -269,18 +269,28 @@ def current_sft(base: str, steps: int, depth: int = 2) -> list[str]:
 
 
 def current_sft_offline() -> list[list[str]]:
-    """chat_sft at HEAD fetching its task data from the HF parquet API on an offline node."""
+    """chat_sft at HEAD (a5a3a33 and later) on an offline node: tasks/common.py's load_hub_dataset lists the
+    dataset's parquet export with urllib; the frames and source lines are upstream's (scripts/chat_sft.py:163,
+    tasks/smoltalk.py:15, tasks/common.py:64), the exception is what Python's urllib raises without DNS."""
     return [
         [
             "Traceback (most recent call last):",
-            '  File "/home/u/nanochat/scripts/chat_sft.py", line 121, in <module>',
-            '    train_ds = load_task_data("HuggingFaceTB/smol-smoltalk", "train")',
-            f'  File "{SITE}/requests/adapters.py", line 700, in send',
-            "    raise ConnectionError(e, request=request)",
-            "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries "
-            "exceeded with url: /api/datasets/HuggingFaceTB/smol-smoltalk/parquet/default/train (Caused by "
-            'NameResolutionError("<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve '
-            "'huggingface.co' ([Errno -3] Temporary failure in name resolution)\"))",
+            '  File "<frozen runpy>", line 198, in _run_module_as_main',
+            '  File "<frozen runpy>", line 88, in _run_code',
+            '  File "/home/u/nanochat/scripts/chat_sft.py", line 163, in <module>',
+            '    SmolTalk(split="train"), # 460K rows of general conversations',
+            "    ^^^^^^^^^^^^^^^^^^^^^^^^",
+            '  File "/home/u/nanochat/tasks/smoltalk.py", line 15, in __init__',
+            '    self.ds = load_hub_dataset("HuggingFaceTB/smol-smoltalk", split=split).shuffle(seed=42)',
+            "              ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+            '  File "/home/u/nanochat/tasks/common.py", line 64, in load_hub_dataset',
+            "    with urllib.request.urlopen(listing_url) as response:",
+            "         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+            '  File "/usr/lib/python3.10/urllib/request.py", line 216, in urlopen',
+            "    return opener.open(url, data, timeout)",
+            '  File "/usr/lib/python3.10/urllib/request.py", line 1351, in do_open',
+            "    raise URLError(err)",
+            "urllib.error.URLError: <urlopen error [Errno -2] Name or service not known>",
         ]
     ]
 
