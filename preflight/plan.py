@@ -529,7 +529,8 @@ def build_plan(
             pp.files += pp.optim_files
         phases.append(pp)
     total_seconds = sum(p.seconds for p in phases if p.seconds is not None) if throughput else None
-    cost = total_seconds / 3600 * world * rate if total_seconds is not None else None
+    # a price per GPU-hour says nothing of a CPU run
+    cost = total_seconds / 3600 * world * rate if total_seconds is not None and gpu_name != "CPU" else None
 
     disk = recommended * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)
     files = recommended + EVAL_BUNDLE_FILES + sum(p.files for p in phases) + 20

@@ -111,3 +111,12 @@ def test_target_flops_sets_the_horizon_as_base_train_does(tmp_path):
     plan = Scenario(script=script.replace("--target-flops 2.15e18 ", ""), env={}).context(tmp_path / "b").get("plan")
     assert plan.iterations == 0 and plan.shards_recommended >= 0
     assert any(a.startswith("no training horizon") for a in plan.assumptions)
+
+
+def test_a_cpu_run_is_planned_on_the_cpu_without_a_gpu_price(tmp_path):
+    """Upstream's runcpu.sh: no GPU requested, a plain python trainer; a price per GPU-hour would be made up."""
+    script = "#!/bin/bash\npython -m scripts.base_train --depth=6 --max-seq-len=512 --num-iterations=50\n"
+    plan = Scenario(script=script, env={}).context(tmp_path).get("plan")
+    assert plan.gpu_name == "CPU" and plan.sources["gpu"] == "no GPUs requested, plain python launcher"
+    total = dict(plan.rows())["total"]
+    assert plan.cost is None and "GPU-hour" not in total
