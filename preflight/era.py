@@ -11,8 +11,13 @@ Each upstream era profile is a candidate; the script's text rules candidates out
   to tok_train, ``--target_param_data_ratio=20``) is what a runner written after the change does;
 - base_train then chat_sft with no mid_train and no ``--source``: up to 2026-01-31 chat_sft loaded the
   mid checkpoint by default, so such a runner is written for an era without midtraining;
+- log lines parsed: a script that greps a line an entry point printed only for a while (the profiles'
+  ``printed:``, e.g. base_train's "Number of parameters: N (scaling: M)", 2026-01-07 .. 01-27) was
+  written for a checkout that printed it. Weaker than the rest (upstream's own sweep scripts kept
+  parsing that line for weeks after base_train stopped printing it), so it only breaks ties.
 The answer carries its evidence and a confidence (high: one candidate left; medium: one fits the
-evidence best; low: a tie, broken by the era that lasted longest upstream, the likelier a priori).
+evidence best; low: a tie, or one decided by parsed log lines alone, broken by classic, then by the
+era that lasted longest upstream, the likelier a priori).
 """
 
 from __future__ import annotations
@@ -163,10 +168,12 @@ def guess_era(script: Any) -> EraGuess | None:
                 "runs SFT after base_train with no mid_train and no --source: until 2026-01-31 chat_sft loaded the mid checkpoint"
             )
         scores[label] = score
+    parsed = _parsed_lines(script, alive, notes)
     best = max(scores.values())
     top = [a for a in alive if scores[a[2]] == best]
-    # a tie: classic (the tool's default when nothing tells), else the era that lasted longest upstream
-    name, variant, label = max(top, key=lambda a: (a[0] == "classic", _days(a[0], a[1])))
+    # a tie: the log lines it parses, then classic (the tool's default when nothing tells), then the era
+    # that lasted longest upstream
+    name, variant, label = max(top, key=lambda a: (parsed[a[2]], a[0] == "classic", _days(a[0], a[1])))
     evidence += notes.get(label, [])
     if len(alive) == 1:
         confidence = "high"
@@ -175,6 +182,26 @@ def guess_era(script: Any) -> EraGuess | None:
     else:
         confidence = "low"
     return EraGuess(name, variant, confidence, evidence, [a[2] for a in alive if a[2] != label])
+
+
+def _parsed_lines(script: Any, alive: list, notes: dict) -> dict[str, int]:
+    """{candidate label: how many of the dated log lines the script parses that era's code printed}."""
+    from preflight.profiles import load_profile
+
+    text = getattr(script, "text", "") or ""
+    out = {label: 0 for *_, label in alive}
+    for item in load_profile("classic").data.get("printed") or []:
+        if not all(t in text for t in item.get("in_script") or []):
+            continue
+        since, until = item.get("since") or {}, item.get("until") or {}
+        for name, variant, label in alive:
+            if load_profile(name, variant=variant).dated(item)[0] != "no":
+                out[label] += 1
+                notes[label].append(
+                    f"parses {item['what']}, printed from {since.get('date')} ({since.get('commit')})"
+                    f" until {until.get('date')} ({until.get('commit')})"
+                )
+    return out
 
 
 def _days(name: str, variant: str | None) -> int:

@@ -23,9 +23,11 @@ counts for them: dashes inside flag names (`--device-batch-size`) exist only fro
 `--key value` needs argparse; underscores are rejected by the dash eras; `scripts.mid_train` exists
 only up to 2026-01-31; `nanochat.report` up to 2026-07-02; a base_train flag the configurator lacks
 (`--window_pattern`, `--fp8`) rules out the classic era; passing a default that changed at the
-switch to argparse (`--vocab_size`, `--target_param_data_ratio`) counts for the later eras. The
-profile's reason names the evidence and a confidence (high: one candidate left; medium: one fits
-best; low: a tie, broken by classic, then by the era that lasted longest).
+switch to argparse (`--vocab_size`, `--target_param_data_ratio`) counts for the later eras; a log
+line the script parses that an entry point printed only for a while (below, "Log lines scripts
+parse") breaks a tie in favour of the eras that printed it. The profile's reason names the evidence
+and a confidence (high: one candidate left; medium: one fits best; low: a tie, broken by parsed log
+lines, then classic, then the era that lasted longest).
 
 """
 
@@ -108,10 +110,35 @@ def _era_section(name: str) -> list[str]:
     return out + [""]
 
 
+def _printed_section() -> list[str]:
+    """The dated log lines scripts parse (one list, in the classic profile, for every era)."""
+    from preflight.profiles import load_profile
+
+    items = load_profile("classic").data.get("printed") or []
+    out = [
+        "## Log lines scripts parse",
+        "",
+        "Lines an entry point printed only for a while. A script that greps one counts for the eras that",
+        "printed it (the era of a script alone), and `log-line-not-printed` warns when the job's checkout",
+        "does not print it.",
+        "",
+        "| line | printed by | from | until (first commit without it) | the script holds |",
+        "|---|---|---|---|---|",
+    ]
+    for i in items:
+        since, until = i.get("since") or {}, i.get("until") or {}
+        out.append(
+            f"| {i['what']} | {i['module']} | {since.get('date')} ({since.get('commit')}) | "
+            f"{until.get('date')} ({until.get('commit')}) | {_list(i.get('in_script'))} |"
+        )
+    return out + [""]
+
+
 def generate() -> str:
     from preflight.profiles import PROFILE_NAMES
 
     lines = [HEADER.rstrip("\n"), ""]
     for name in PROFILE_NAMES:
         lines += _era_section(name)
+    lines += _printed_section()
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "upstream"
-CHECKS = ["SB006", "SB007", "SB010", "SB011", "NET001", "GPU001", "ENV001"]
+CHECKS = ["SB006", "SB007", "SB010", "SB011", "SB027", "NET001", "GPU001", "ENV001"]
 # what each NET001 item's local file says about which download it is
 NET_USES = {
     "identity_conversations.jsonl": "identity_conversations",
@@ -53,6 +53,8 @@ class Outcome:
     runs_sft: bool = False  # the runner launches scripts.chat_sft (or mid_train): SFT data must be named
     findings_alone: list = field(default_factory=list)  # (code, message, fix, data)
     findings_in_checkout: list = field(default_factory=list)
+    stale_parse: bool = False  # greps base_train's "(scaling: N)" count, which its commit's base_train does not print
+    commands: tuple = ()  # what the script launches, as the era guess sees it (module, launcher, flags)
 
 
 def _run(script: Path, cwd: Path, env_home: Path, checkout: Path | None):
@@ -73,10 +75,31 @@ def _run(script: Path, cwd: Path, env_home: Path, checkout: Path | None):
     if checkout is None:
         from preflight.era import guess_era
 
-        guess = guess_era(ctx.get("script", None))
+        script_model = ctx.get("script", None)
+        found.append(("COMMANDS", "", "", {"commands": _commands(script_model)}))
+        guess = guess_era(script_model)
         if guess is not None:
             found.append(("ERA", guess.confidence, "", {"candidates": [guess.label, *guess.alternatives]}))
     return getattr(profile, "name", ""), found
+
+
+def _commands(script_model) -> tuple:
+    """The script's launched entry points with their launcher and flags (name, style, value): two
+    runners with the same commands look the same to anything that reads only what a script runs."""
+    invs = getattr(script_model, "all_invocations", None) or []
+    return tuple(
+        sorted(
+            {
+                (
+                    i.module,
+                    (i.launcher or "").split(" ")[0],
+                    tuple(sorted((str(f.key), str(f.style), str(f.value)) for f in i.flags)),
+                )
+                for i in invs
+                if i.module
+            }
+        )
+    )
 
 
 _REG = []
@@ -104,10 +127,14 @@ def evaluate(root: Path) -> list[Outcome]:
         lone.write_bytes(text)
         o.era_alone, o.findings_alone = _run(lone, alone_dir, root / "home", None)
         for code, confidence, _fix, data in o.findings_alone:
+            if code == "COMMANDS":
+                o.commands = data["commands"]
             if code == "ERA":
                 o.confidence = confidence
                 o.candidates = [c.split("-")[0] if c.startswith("argparse") else c for c in data["candidates"]]
         co = root / "checkouts" / f["commit"]
+        printed = (co / "scripts" / "base_train.py").read_text(errors="replace")
+        o.stale_parse = b"Number of parameters:" in text and b"scaling:" in text and "(scaling: " not in printed
         inside = co / f["runner"]
         inside.parent.mkdir(parents=True, exist_ok=True)
         inside.write_bytes(text)
@@ -229,7 +256,18 @@ def summary(outcomes: list[Outcome]) -> dict:
         "era_alone_truth_named": sum(o.era_truth in o.candidates for o in outcomes) / n,
         "era_in_checkout": inside_ok / n,
         "era_alone_misses": [(o.id, o.era_truth, o.era_alone) for o in outcomes if o.era_alone != o.era_truth],
+        # a miss whose launched commands equal those of a runner of the era it guessed: no reader of the
+        # script's commands can tell those two apart (the era then rests on a prior)
+        "era_alone_misses_same_commands_as_guess": [
+            (o.id, twin.id)
+            for o in outcomes
+            if o.era_alone != o.era_truth
+            for twin in [next((t for t in outcomes if t.era_truth == o.era_alone and t.commands == o.commands), None)]
+            if twin is not None
+        ],
         "sb010": sb010,
+        "sb027_in_checkout": sorted({o.id for o in outcomes for c, *_r in o.findings_in_checkout if c == "SB027"}),
+        "stale_log_parses": sorted(o.id for o in outcomes if o.stale_parse),
         "gpu001": gpu001,
         "fix_flags_missing": bad_fix,
         "unused_downloads_in_checkout": unused,
@@ -310,8 +348,10 @@ if __name__ == "__main__":
     for conf, (right, total) in sorted(s["era_alone_by_confidence"].items()):
         print(f"  confidence {conf or '-'}: {right}/{total} right")
     print(f"  the true era named (the guess or one of its alternatives): {s['era_alone_truth_named']:.1%}")
+    twins = dict(s["era_alone_misses_same_commands_as_guess"])
     for row in s["era_alone_misses"]:
-        print("  era miss (alone):", *row)
+        print("  era miss (alone):", *row, f"(launches exactly what {twins[row[0]]} does)" if row[0] in twins else "")
+    print("SB027 in checkout:", s["sb027_in_checkout"], "truth:", s["stale_log_parses"])
     for key in (
         "sb010",
         "gpu001",

@@ -77,7 +77,7 @@ def _markers(item: dict) -> list[tuple[str, list[str]]]:
     return out + [(text, list(files)) for text, files in item.get("markers") or []]
 
 
-def _marker_found(checkout, item: dict) -> bool | None:
+def marker_found(checkout, item: dict) -> bool | None:
     """Whether the checkout's own files use this download: False when a marker is absent from every one
     of its files that exists, True when every marker is found; None without a checkout or a file to ask."""
     if checkout is None:
@@ -297,7 +297,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             users = _needed_by(item, invs, script, job_env) if invs is not None else None
             if users is not None and not users:
                 continue
-            used = _marker_found(checkout, item)
+            used = marker_found(checkout, item)
             if used is False:
                 continue  # this checkout does not download it (older/newer commit, a fork)
             dated, condition = ("yes", "") if used else profile.dated(item)

@@ -1,7 +1,8 @@
-"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026.
+"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026, SB027.
 
 Launches hidden behind shell text preflight cannot read, xtrace that prints a key into the
-job's .out, a sourced file that is not there, and an ``#SBATCH`` line cut short by ``#``.
+job's .out, a sourced file that is not there, an ``#SBATCH`` line cut short by ``#``, and a
+log line parsed that the checkout's trainer no longer prints.
 """
 
 from __future__ import annotations
@@ -252,4 +253,53 @@ def directive_comment_cut(script) -> Iterator[Finding]:
             line=d.line,
             fix=f'quote the value: --{d.key}="{d.value or ""}{d.cut.split()[0]}", and put each option on '
             "its own #SBATCH line",
+        )
+
+
+@check("SB027", "log-line-not-printed", severity="warning")
+def log_line_not_printed(script, profile, ctx) -> Iterator[Finding]:
+    """
+    What it checks: a script that parses a line of an entry point's log (``grep "Number of
+    parameters:" ... 'scaling: '``) which the checkout's entry point does not print. The lines
+    upstream printed only for a while are listed, with their dates, in the profiles' ``printed:``;
+    the checkout's own source says whether it prints one. Without a checkout, only an era that
+    never printed the line is reported.
+
+    Why it matters: the grep finds nothing, the variable is empty, and the results file gets an
+    empty column with no error. Upstream's own ``runs/miniseries.sh`` of February 2026 read the
+    "scaling" parameter count that base_train had stopped printing on 2026-01-27.
+
+    Example:
+        NUM_SCALING_PARAMS=$(grep "Number of parameters:" "$LOG" | grep -oP 'scaling: [0-9,]+')
+
+    How to fix: parse what the checkout's entry point prints today (read its source or one log),
+    or run the script with the checkout it was written for.
+    """
+    from preflight.checks.flags import checkout_or_none
+    from preflight.checks.network import marker_found
+
+    script.require_readable()
+    text = script.text or ""
+    launched = {(i.module or "").rsplit(".", 1)[-1] for i in script.all_invocations if i.module}
+    checkout = checkout_or_none(ctx)
+    for item in profile.data.get("printed") or []:
+        needles = item.get("in_script") or []
+        if not needles or not all(t in text for t in needles) or item.get("module") not in launched:
+            continue
+        since, until = item.get("since") or {}, item.get("until") or {}
+        dates = f"printed from {since.get('date')} ({since.get('commit')}) until {until.get('date')} ({until.get('commit')})"
+        found = marker_found(checkout, item)
+        if found is False:
+            where = f"this checkout's {', '.join(item.get('marker_in') or [])} does not print it"
+        elif found is None and profile.dated(item)[0] == "no":
+            where = f"the {profile.name} era's {item['module']} does not print it"
+        else:
+            continue
+        line = next((n for n, t in enumerate(text.splitlines(), 1) if needles[0] in t), None)
+        yield Finding(
+            f"the script parses {item['what']} ({dates}); {where}: the value comes out empty",
+            path=str(script.path),
+            line=line,
+            fix=f"parse what the job's {item['module']} prints (see one of its logs), or run the "
+            f"script with a checkout from {since.get('date')} to before {until.get('date')}",
         )

@@ -1,4 +1,4 @@
-"""Good/bad cases for the script defects of real forks (SB020-SB026) and SB016's TERM trap."""
+"""Good/bad cases for the script defects of real forks (SB020-SB027) and SB016's TERM trap."""
 
 from preflight.testing import Scenario, bad, good
 
@@ -193,3 +193,49 @@ def _():
         + "\n",
         env=ENV,
     )
+
+
+# -- log-line-not-printed (upstream's runs/miniseries.sh of 2026-02-08 read a line base_train stopped printing)
+_PARSE = (
+    "cd {tmp}/nanochat\n"
+    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=12 --save-every=-1 2>&1 | tee train.log\n"
+    "NUM_PARAMS=$(grep \"Number of parameters:\" train.log | tail -1 | grep -oP '[\\d,]+' | head -1)\n"
+    "NUM_SCALING=$(grep \"Number of parameters:\" train.log | tail -1 | grep -oP 'scaling: [\\d,]+')\n"
+)
+
+
+def _no_mid_checkout(prints: str) -> dict:
+    return {
+        "nanochat/nanochat/report.py": "",
+        "nanochat/scripts/chat_sft.py": "",
+        "nanochat/scripts/base_train.py": _DASH_ARGPARSE + f"print0({prints!r})\n",
+    }
+
+
+_DASH_ARGPARSE = (
+    "import argparse\nparser = argparse.ArgumentParser()\n"
+    'parser.add_argument("--depth", type=int, default=20)\n'
+    'parser.add_argument("--save-every", type=int, default=-1)\n'
+    "args = parser.parse_args()\n"
+)
+
+
+@bad("log-line-not-printed")
+def _():  # the checkout's base_train prints the per-part table (2026-01-27 on), not "(scaling: N)"
+    return Scenario(
+        script=HEAD + _PARSE, env=ENV, files=_no_mid_checkout("Number of parameters: {n:,} (see the table above)")
+    )
+
+
+@good("log-line-not-printed")
+def _():  # a checkout from 2026-01-07 .. 01-26 prints it
+    return Scenario(
+        script=HEAD + _PARSE,
+        env=ENV,
+        files=_no_mid_checkout("Number of parameters: {num_params:,} (scaling: {num_scaling_params:,})"),
+    )
+
+
+@bad("log-line-not-printed")
+def _():  # no checkout, the era said: no-mid's base_train never printed it
+    return Scenario(script=HEAD + _PARSE.replace("cd {tmp}/nanochat\n", ""), env=ENV, config={"profile": "no-mid"})

@@ -144,3 +144,16 @@ def test_a_guess_with_no_evidence_says_so(tmp_path):
     p = _profile(tmp_path, "torchrun -m scripts.chat_eval -- -i sft -a ARC-Easy\n")
     assert p.name == "classic"
     assert p.reason.startswith("nothing era-specific in what the script runs (confidence low; also possible: ")
+
+
+def test_a_parsed_log_line_breaks_a_tie_for_the_eras_that_printed_it(tmp_path):
+    # base_train printed "Number of parameters: N (scaling: M)" only 2026-01-07 .. 01-26 (argparse era):
+    # a dash-flag base-only sweep that greps it reads as argparse-dash, still a low-confidence guess
+    sweep = "torchrun -m scripts.base_train -- --depth=12 --save-every=-1 2>&1 | tee train.log\n"
+    parse = "N=$(grep 'Number of parameters:' train.log | grep -oP 'scaling: [0-9,]+')\n"
+    p = _profile(tmp_path / "a", sweep)
+    assert p.name == "no-mid"
+    p = _profile(tmp_path / "b", sweep + parse)
+    assert (p.name, p.variant) == ("argparse", "argparse-dash")
+    assert "confidence low" in p.reason
+    assert "parses base_train's 'Number of parameters: N (scaling: M)' line, printed from 2026-01-07" in p.reason
