@@ -5,6 +5,7 @@ AdamW + Muon, zero_grad), profiled with torch.profiler after warm-up.
     python bench/gpu_profile.py --impl bundled --depth 20 --out $OUT/prof_b20.json
     python bench/gpu_profile.py --impl classic --classic .bench-classic/classic --depth 20 --out $OUT/prof_c20.json
     python bench/gpu_profile.py --impl bundled --depth 20 --compile-mode max-autotune-no-cudagraphs --out $OUT/m.json
+    python bench/gpu_profile.py --impl bundled --depth 20 --head plain --fp8    # A/B the bundled options
 
 Prints the step's wall time (CUDA events), the GPU busy time, and the kernel time by category (matmul, attention,
 fused elementwise, optimizer, ...) with the top kernels; the JSON holds every kernel's total, the peak memory, the
@@ -55,6 +56,8 @@ def main():
         default=None,
         help="torch.compile mode for the model (e.g. max-autotune-no-cudagraphs); default: none, torch's default",
     )
+    ap.add_argument("--head", choices=["default", "chunked", "plain"], default="default", help="bundled: loss head")
+    ap.add_argument("--fp8", action="store_true", help="bundled: block matmuls in float8 (nanochat/fp8.py)")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test of the harness (no compile, no timing)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -84,6 +87,12 @@ def main():
     dev = args.device
     model.to_empty(device=dev)
     model.init_weights()
+    if args.impl == "bundled" and args.head != "default":
+        model.chunked_loss = args.head == "chunked"
+    if args.impl == "bundled" and args.fp8:
+        from nanochat.fp8 import convert_to_fp8
+
+        convert_to_fp8(model)
     optimizers = model.setup_optimizers()
     compile_kwargs = dict(dynamic=False) if args.compile_mode is None else dict(dynamic=False, mode=args.compile_mode)
     cmodel = torch.compile(model, **compile_kwargs) if dev == "cuda" else model
@@ -154,6 +163,8 @@ def main():
                     impl=args.impl,
                     depth=args.depth,
                     compile_mode=args.compile_mode,
+                    head=args.head,
+                    fp8=args.fp8,
                     warmup_s=warmup_s,
                     step_ms=wall,
                     busy_ms=busy,

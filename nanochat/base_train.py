@@ -46,6 +46,7 @@ device_type = ""  # cuda|cpu; empty = autodetect
 # model
 depth = 20  # the one dial: n_layer = depth, n_embd = 64 * depth, n_head = ceil(n_embd / 128)
 max_seq_len = 2048
+fp8 = 0  # 1: the block matmuls in float8 (Hopper or newer; opt-in: the loss differs slightly from bf16's)
 # training horizon, in order of precedence
 num_iterations = -1  # explicit number of steps (-1 = disabled)
 target_flops = -1.0  # compute budget in FLOPs (-1 = disabled)
@@ -78,6 +79,13 @@ device_type = autodetect_device_type() if device_type == "" else device_type
 ddp, ddp_rank, ddp_local_rank, ddp_world_size, device = compute_init(device_type)
 master_process = ddp_rank == 0
 autocast_ctx = torch.amp.autocast(device_type="cuda", dtype=torch.bfloat16) if device_type == "cuda" else nullcontext()
+if fp8:
+    from nanochat.fp8 import fp8_supported
+
+    if not fp8_supported(device_type):  # before any data is read: a wrong node fails in seconds
+        print0("--fp8=1 needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper); stopping")
+        compute_cleanup()
+        sys.exit(2)
 synchronize = torch.cuda.synchronize if device_type == "cuda" else lambda: None
 get_max_memory = torch.cuda.max_memory_allocated if device_type == "cuda" else lambda: 0
 wandb_run = init_wandb(run, master_process, "nanochat", user_config)
@@ -143,6 +151,10 @@ if resuming:
     model.load_state_dict(model_data, strict=True, assign=True)
     del model_data
 
+if fp8:
+    from nanochat.fp8 import convert_to_fp8
+
+    print0(f"fp8: {convert_to_fp8(model)} block Linears compute in float8 (dynamic per-tensor scales)")
 orig_model = model  # the uncompiled module: saving, sampling
 model = torch.compile(model, dynamic=False) if device_type == "cuda" else model
 num_params = sum(p.numel() for p in model.parameters())
