@@ -13,6 +13,7 @@ The Profile records why (``reason``), and is what the text and JSON reporters pr
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -111,6 +112,13 @@ def _load_raw(name: str) -> dict:
     for key in ("report",):
         data.setdefault(key, None)
     return data
+
+
+@cache
+def _merged_json(name: str) -> str:
+    """The merged profile as JSON text: json.loads copies it ~4x faster than copy.deepcopy (the CLI loads
+    profiles a dozen times per run; the data is plain JSON, as compiled.json shows)."""
+    return json.dumps(_load_raw(name))
 
 
 @dataclass
@@ -248,7 +256,7 @@ def load_profile(name: str, reason: str = "", variant: str | None = None, checko
     return Profile(
         name=name,
         reason=reason or f"profile {name}",
-        data=copy.deepcopy(_load_raw(name)),
+        data=json.loads(_merged_json(name)),
         variant=variant,
         checkout=checkout,
     )
