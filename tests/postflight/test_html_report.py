@@ -21,7 +21,10 @@ HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2
 
 def verify_html(tmp_path, log, *extra, name="report.html"):
     out = tmp_path / name
+    # hermetic: the developer's own ~/.cache/nanochat or NANOCHAT_BASE_DIR must not enter the verdict
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NANOCHAT_BASE_DIR", None)
+    env["HOME"] = str(tmp_path / "home")
     p = subprocess.run(
         [
             sys.executable,
