@@ -23,7 +23,6 @@ era that lasted longest upstream, the likelier a priori).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from preflight.phases import TRAINER_SCRIPTS
@@ -62,19 +61,13 @@ class EraGuess:
         return [by_label[a] for a in self.alternatives if a in by_label]
 
 
-@lru_cache(maxsize=16)
-def _profile(name: str, variant: str | None = None):
-    """A profile to read from (never changed here): loaded once per process, not deep-copied per candidate."""
-    from preflight.profiles import load_profile
-
-    return load_profile(name, variant=variant)
-
-
 def _base(module: str | None) -> str:
     return (module or "").rsplit(".", 1)[-1]
 
 
 def guess_era(script: Any) -> EraGuess | None:
+    from preflight.profiles import load_profile
+
     invs = [i for i in (getattr(script, "all_invocations", None) or []) if i.module]
     if not invs:
         return None
@@ -135,10 +128,10 @@ def guess_era(script: Any) -> EraGuess | None:
         evidence.append("runs SFT without scripts.mid_train: no-mid era or later")
     # score the remaining candidates on the flags and values the script passes
     scores = {}
-    classic_defaults = _profile("classic").defaults
+    classic_defaults = load_profile("classic").defaults
     classic_alive = any(a[0] == "classic" for a in alive)  # flag and default evidence only tells classic apart
     for name, variant, label in alive:
-        prof = _profile(name, variant)
+        prof = load_profile(name, variant=variant)
         score = 0
         for inv, f in train_flags:
             if name != "classic" and not classic_alive:
@@ -193,19 +186,17 @@ def guess_era(script: Any) -> EraGuess | None:
 
 def _parsed_lines(script: Any, alive: list, notes: dict) -> dict[str, int]:
     """{candidate label: how many of the dated log lines the script parses that era's code printed}."""
+    from preflight.profiles import Profile, load_profile
+
     text = getattr(script, "text", "") or ""
     out = {label: 0 for *_, label in alive}
-    for item in _profile("classic").data.get("printed") or []:
+    for item in load_profile("classic").data.get("printed") or []:
         if not all(t in text for t in item.get("in_script") or []):
             continue
-        since, until = item.get("since") or {}, item.get("until") or {}
         for name, variant, label in alive:
-            if _profile(name, variant).dated(item)[0] != "no":
+            if load_profile(name, variant=variant).dated(item)[0] != "no":
                 out[label] += 1
-                notes[label].append(
-                    f"parses {item['what']}, printed from {since.get('date')} ({since.get('commit')})"
-                    f" until {until.get('date')} ({until.get('commit')})"
-                )
+                notes[label].append(f"parses {item['what']}, printed {Profile.dates_of(item)}")
     return out
 
 
@@ -213,7 +204,9 @@ def _days(name: str, variant: str | None) -> int:
     """How long an era (or dated sub-style) lasted upstream: the prior when the script cannot tell."""
     import datetime as dt
 
-    start_s, end_s = _profile(name, variant).span
+    from preflight.profiles import load_profile
+
+    start_s, end_s = load_profile(name, variant=variant).span
     start = dt.date.fromisoformat(start_s or "2025-10-13")
     end = dt.date.fromisoformat(end_s) if end_s else start  # open-ended: no prior weight
     return (end - start).days

@@ -166,6 +166,14 @@ class Profile:
                 span = v
         return str(span.get("from") or ""), str(span.get("to") or "")
 
+    @staticmethod
+    def dates_of(item: dict) -> str:
+        """A dated fact's window in words: "from DATE (commit) until DATE (commit)" (either end may be absent)."""
+        since, until = item.get("since") or {}, item.get("until") or {}
+        parts = [f"from {since['date']} ({since.get('commit')})"] if since.get("date") else []
+        parts += [f"until {until['date']} ({until.get('commit')})"] if until.get("date") else []
+        return " ".join(parts)
+
     def dated(self, item: dict) -> tuple[str, str]:
         """Whether this era has a dated fact (a download with ``since``/``until`` commits): "yes", "no"
         (it started after the era ended or stopped before it began) or "maybe" (it started or stopped

@@ -287,7 +287,6 @@ def log_line_not_printed(script, profile, ctx) -> Iterator[Finding]:
         if not needles or not all(t in text for t in needles) or item.get("module") not in launched:
             continue
         since, until = item.get("since") or {}, item.get("until") or {}
-        dates = f"printed from {since.get('date')} ({since.get('commit')}) until {until.get('date')} ({until.get('commit')})"
         found = marker_found(checkout, item)
         if found is False:
             where = f"this checkout's {', '.join(item.get('marker_in') or [])} does not print it"
@@ -297,7 +296,7 @@ def log_line_not_printed(script, profile, ctx) -> Iterator[Finding]:
             continue
         line = next((n for n, t in enumerate(text.splitlines(), 1) if needles[0] in t), None)
         yield Finding(
-            f"the script parses {item['what']} ({dates}); {where}: the value comes out empty",
+            f"the script parses {item['what']} (printed {profile.dates_of(item)}); {where}: the value comes out empty",
             path=str(script.path),
             line=line,
             fix=f"parse what the job's {item['module']} prints (see one of its logs), or run the "
