@@ -51,6 +51,7 @@ PROVIDERS: dict[str, str] = {
     "sbatch_test": "preflight.script.sbatch:sbatch_test_fact",
     # SLURM (slurm issue)
     "slurm": "preflight.slurm:slurm_fact",
+    "slurm_partitions": "preflight.slurm:slurm_partitions_fact",
     "ledger": "preflight.ledger:ledger_fact",
     "job": "preflight.slurm:job_fact",
     "job_steps": "preflight.slurm:job_steps_fact",

@@ -584,15 +584,11 @@ def _partition_gpu(ctx: Any, job_env: Any) -> tuple[Any, str]:
         or (ctx.config.get("gpu") or {}).get("type")
     ):
         return None, ""
-    import shutil
-
-    if not shutil.which("scontrol", path=ctx.environ.get("PATH")):
+    try:  # `scontrol show partition -o`, shared with the slurm fact and bounded to 2 s
+        parts = ctx.get("slurm_partitions", None)
+    except Exception:  # the tool failed: no model from the partition
         return None, ""
-    from preflight.slurm import partitions
-
-    try:  # one bounded call: `scontrol show partition -o` (a hung controller costs 2 s, not the slurm probe's 20)
-        parts = partitions(env=dict(ctx.environ), timeout=2.0)
-    except Exception:
+    if not parts:
         return None, ""
     name = job_env.sbatch.get("partition")
     part = next((p for p in parts if p.name == name), None) if name else next((p for p in parts if p.default), None)

@@ -9,7 +9,6 @@ A parameter named ``ctx`` receives the Context itself, for optional facts
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -269,6 +268,8 @@ class Registry:
         directory = Path(directory)
         if not directory.is_dir():
             raise RegistrationError(f"plugin directory {directory} does not exist")
+        import hashlib  # here: importing it (OpenSSL) costs ~4 ms, paid only when plugins are loaded
+
         for path in sorted(directory.glob("*.py")):
             if path.name.startswith("_"):
                 continue

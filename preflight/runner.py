@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from preflight.context import Context, FactError
 from preflight.facts import FactUnavailable, Skip
 from preflight.model import CheckResult, Finding, RunResult, Severity, Status, status_for
-from preflight.registry import CheckSpec, Registry
+from preflight.registry import COSTS, CheckSpec, Registry
 from preflight.suppress import Suppression, parse_suppressions, suppression_for
 
 UNUSED_SUPPRESSION = "SB900"
@@ -127,8 +128,13 @@ class _Task:
         self.done = threading.Event()
         self.outcome: tuple[Status, list[Finding], str | None] | None = None
         self.duration = 0.0
-        self.holds_slot = False
         self.limit = 0.0
+
+
+def _start_order(tasks: list[_Task]) -> list[_Task]:
+    """Costliest first (a tool call, a file load): their waits overlap the cheap checks' work instead of
+    trailing it; the registry's order within a cost."""
+    return sorted(tasks, key=lambda t: -COSTS.index(t.spec.cost) if t.spec.cost in COSTS else 0)
 
 
 def run_checks(
@@ -155,43 +161,42 @@ def run_checks(
         key = task.spec.timeout_key
         own = config.get(key) if key else None
         task.limit = max(timeout, valid_timeout(own, timeout) + 15.0) if isinstance(own, (int, float)) else timeout
-    gate = threading.Semaphore(max(1, jobs))
+    queue = deque(_start_order(tasks))
     cond = threading.Condition()
     run_deadline = time.monotonic() + RUN_DEADLINE_TIMEOUTS * max([timeout, *(t.limit for t in tasks)])
 
-    def release(task: _Task) -> None:
-        """Give the task's slot back once: when it ends, or when the runner gives up on it."""
-        with cond:
-            if task.holds_slot:
-                task.holds_slot = False
-                gate.release()
-
-    def worker(task: _Task) -> None:
-        gate.acquire()
-        with cond:
-            task.holds_slot = True
-            task.started = time.monotonic()
-            given_up = task.done.is_set()
-            cond.notify_all()  # the runner's next wake-up must include this task's deadline
-        if given_up:  # the run's deadline passed while it waited for a slot
-            release(task)
-            return
-        outcome = (
-            (Status.SKIP, [], "deep check: run with --deep")
-            if task.spec.cost == "deep" and not deep
-            else _run_one(task.spec, ctx)
-        )
-        release(task)
-        with cond:
-            if not task.done.is_set():
+    def worker() -> None:
+        """Run queued checks one after another until none is left (a pool of ``jobs`` of these, not a
+        thread per check: starting threads while checks hold the GIL costs more than the checks)."""
+        while True:
+            with cond:
+                task = None
+                while queue and task is None:
+                    candidate = queue.popleft()
+                    task = None if candidate.done.is_set() else candidate  # given up on while queued
+                if task is None:
+                    return
+                task.started = time.monotonic()
+                cond.notify_all()  # the runner's next wake-up must include this task's deadline
+            outcome = (
+                (Status.SKIP, [], "deep check: run with --deep")
+                if task.spec.cost == "deep" and not deep
+                else _run_one(task.spec, ctx)
+            )
+            with cond:
+                if task.done.is_set():  # the runner gave up on it and started a worker in this one's place
+                    return
                 task.outcome = outcome
                 task.duration = time.monotonic() - task.started
                 task.done.set()
-            cond.notify_all()
+                cond.notify_all()
 
-    for task in tasks:
+    def start_worker() -> None:
         # daemon threads: a check stuck past its timeout must not keep the process alive
-        threading.Thread(target=worker, args=(task,), daemon=True, name=f"check-{task.spec.code}").start()
+        threading.Thread(target=worker, daemon=True, name="check-worker").start()
+
+    for _ in range(min(max(1, jobs), len(tasks))):
+        start_worker()
 
     with cond:
         while True:
@@ -205,9 +210,8 @@ def run_checks(
                     t.outcome = (Status.ERROR, [], f"timed out after {t.limit:g}s")
                     t.duration = now - t.started  # type: ignore[operator]
                     t.done.set()
-                    if t.holds_slot:  # a stuck check must not keep a waiting one from starting
-                        t.holds_slot = False
-                        gate.release()
+                    if queue:  # its worker is stuck in it: a stuck check must not keep a queued one from starting
+                        start_worker()
             if now >= run_deadline:
                 for t in pending:
                     if not t.done.is_set():

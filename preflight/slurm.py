@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from preflight.proc import ToolResult, ToolTimeout, run_tool
 
 DEFAULT_TIMEOUT = 20.0  # seconds for one client command (config: slurm-timeout)
 PING_TIMEOUT = 8.0  # the slurm fact must be quick: an absent controller is "no SLURM here"
+QUICK_TIMEOUT = 2.0  # a call whose answer only refines a guess (the partition's GPU model)
 SACCT_FIELDS = (
     "JobID",
     "JobName",
@@ -289,12 +290,16 @@ def partitions(*, env: Env = None, timeout: float | None = None) -> list[Partiti
 class SlurmInfo:
     """A SLURM controller that answered: version, config file, partitions."""
 
-    version: str
     controller: str  # scontrol ping's line
     conf: str | None  # SLURM_CONF when set
     partitions: list[Partition]
     env: dict[str, str] | None = field(default=None, repr=False)  # environment the tools ran with
     timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def version(self) -> str:
+        """``scontrol --version``, asked when read (no check needs it; every tool call is start-up time)."""
+        return _run(["scontrol", "--version"], self.env, min(self.timeout, PING_TIMEOUT)).stdout.strip()
 
     @property
     def default_partition(self) -> Partition | None:
@@ -311,11 +316,28 @@ def slurm_fact(ctx: Any) -> SlurmInfo:
     does not answer within a few seconds."""
     env = dict(ctx.environ)
     timeout = float(ctx.config.get("slurm-timeout", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT)
-    return probe(env=env, timeout=timeout)
+    return probe(env=env, timeout=timeout, known_partitions=lambda: ctx.get("slurm_partitions", None))
 
 
-def probe(*, env: Env = None, timeout: float = DEFAULT_TIMEOUT) -> SlurmInfo:
-    """Is a SLURM controller reachable from here? SlurmInfo, or FactUnavailable saying why."""
+def slurm_partitions_fact(ctx: Any) -> list[Partition]:
+    """``scontrol show partition -o``, asked once per run: the plan (a GPU model from the partition) and
+    the slurm fact share it. Bounded to 2 s: a hung controller costs the plan 2 s, not the probe's 20."""
+    if not shutil.which("scontrol", path=ctx.environ.get("PATH", "")):
+        raise FactUnavailable("no SLURM here: scontrol not found on PATH")
+    try:
+        return partitions(env=dict(ctx.environ), timeout=QUICK_TIMEOUT)
+    except ToolTimeout as exc:
+        raise FactUnavailable(str(exc)) from None
+
+
+def probe(
+    *,
+    env: Env = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    known_partitions: Callable[[], list[Partition] | None] | None = None,
+) -> SlurmInfo:
+    """Is a SLURM controller reachable from here? SlurmInfo, or FactUnavailable saying why.
+    ``known_partitions``: the partitions when already asked for (else None: asked here, with ``timeout``)."""
     path = (env if env is not None else os.environ).get("PATH", "")
     for tool in ("sbatch", "scontrol"):
         if not shutil.which(tool, path=path):
@@ -331,12 +353,11 @@ def probe(*, env: Env = None, timeout: float = DEFAULT_TIMEOUT) -> SlurmInfo:
     line = _first_line(ping)
     if ping.returncode != 0 or " is UP" not in ping.stdout:
         raise FactUnavailable(f"SLURM controller does not answer: {line}")
-    version = _run(["scontrol", "--version"], env, ping_timeout).stdout.strip()
+    parts = known_partitions() if known_partitions is not None else None
     return SlurmInfo(
-        version=version,
         controller=line,
         conf=(env or os.environ).get("SLURM_CONF"),
-        partitions=partitions(env=env, timeout=timeout),
+        partitions=parts if parts is not None else partitions(env=env, timeout=timeout),
         env=dict(env) if env is not None else None,
         timeout=timeout,
     )
@@ -542,6 +563,7 @@ __all__ = [
     "sacct_settled",
     "scontrol_job",
     "slurm_fact",
+    "slurm_partitions_fact",
     "test_only",
     "wait_for_job",
 ]

@@ -196,3 +196,29 @@ def test_unused_and_unknown_suppressions_are_reported(tmp_path):
     assert any("TT001" in m and "unused" in m for m in messages)
     assert res["TT006"].findings == []  # file-wide: silences the code for the whole run
     assert {f.line for f in res["SB900"].findings} == {2, 4}
+
+
+STARTED: list[str] = []
+
+
+@check("TT007", "cheap-stat", requires=())
+def cheap_stat():
+    STARTED.append("TT007")
+    return []
+
+
+@check("TT008", "loads-a-file", cost="load", requires=())
+def loads_a_file():
+    STARTED.append("TT008")
+    return []
+
+
+def test_costliest_checks_start_first(tmp_path):
+    """A tool call or file load starts before the cheap checks, so its wait overlaps their work."""
+    reg = Registry()
+    for func in (cheap_stat, loads_a_file):
+        reg.add(func.__preflight_check__)
+    cfg = load_config({}, environ={}, search=False)
+    STARTED.clear()
+    run_checks(reg, Context(cfg, inputs=RunInputs(), environ={}), "pre", selection=Selection(["TT"], []), jobs=1)
+    assert STARTED == ["TT008", "TT007"]

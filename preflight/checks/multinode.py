@@ -4,7 +4,6 @@ their processes meet (SB031). Both read the parsed script; neither runs anything
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 
 from preflight.facts import Skip
@@ -274,6 +273,8 @@ def _own_head_node(job_env) -> bool:
 def _port_busy(port: int) -> bool:
     """Something listens on the port. SO_REUSEADDR as torch's TCPStore sets it: connections of an
     earlier job still in TIME_WAIT on that port do not stop torchrun, so they do not count."""
+    import socket  # only inside a job: ~4 ms of start-up otherwise
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
