@@ -29,6 +29,8 @@ MAX_SOURCE_BYTES = 2 << 20  # nanochat's largest script is ~40 KB; anything past
 
 @dataclass(frozen=True)
 class CheckoutFlag:
+    """One option an entry point declares, read statically from its source."""
+
     option: str  # as declared, without leading dashes: "device-batch-size" / "device_batch_size"
     type: str | None = None  # int | float | str | bool (store_true) | None (unknown)
     default: Any = None
@@ -37,6 +39,8 @@ class CheckoutFlag:
 
 @dataclass
 class EntryPoint:
+    """A launched entry point of the checkout: its flags and what it can save or resume."""
+
     module: str  # scripts.base_train
     path: str
     style: str = "none"  # argparse | configurator | dataclass | none
@@ -77,6 +81,8 @@ class EntryPoint:
 
 @dataclass
 class Checkout:
+    """The nanochat checkout the job will run, and how it was found."""
+
     root: Path
     source: str  # how it was found: "--checkout", "the script's cd", ...
 

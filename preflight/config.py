@@ -63,6 +63,8 @@ class ConfigError(Exception):
 
 @dataclass
 class Config:
+    """The merged configuration (defaults, files, environment, command line) and where each part came from."""
+
     values: dict[str, Any]
     sources: list[str] = field(default_factory=list)  # what was merged, lowest first
     path: Path | None = None  # the config file, if any (relative plugin paths resolve from it)

@@ -44,6 +44,8 @@ CHANGED_AT_ARGPARSE = ("vocab_size", "target_param_data_ratio")
 
 @dataclass
 class EraGuess:
+    """The era a script alone is written for, with its evidence, confidence and the other candidates."""
+
     profile: str
     variant: str | None
     confidence: str  # high | medium | low

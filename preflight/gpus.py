@@ -15,6 +15,8 @@ from preflight.facts import FactUnavailable
 
 @dataclass
 class GPU:
+    """A GPU visible here (nvidia-smi)."""
+
     index: int
     name: str
     memory_bytes: int

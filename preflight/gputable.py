@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GPUModel:
+    """A GPU model's peak dense bf16 FLOP/s, memory and the names it goes by."""
+
     name: str  # canonical: "H100 SXM", "A100 80GB"
     peak_bf16: float  # FLOP/s, dense
     memory_gib: float

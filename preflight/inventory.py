@@ -27,6 +27,8 @@ MAX_FOOTER = 64 * 1024 * 1024
 # -- base dir ----------------------------------------------------------------------------------
 @dataclass
 class BaseDir:
+    """The nanochat base directory the job will use, and how it was chosen."""
+
     path: Path
     source: str  # how it was chosen (printed in findings)
     raw: str  # as written before expansion
@@ -103,6 +105,8 @@ class ThriftError(Exception):
 
 @dataclass
 class FooterInfo:
+    """What a parquet footer says: rows, columns, rows per row group."""
+
     num_rows: int
     columns: list[str]
     row_groups: list[int]  # rows per group
@@ -293,6 +297,8 @@ def read_footer(path: Path) -> tuple[FooterInfo | None, str | None, int]:
 # -- dataset -----------------------------------------------------------------------------------
 @dataclass
 class Shard:
+    """One ``shard_NNNNN.parquet`` file of the pretraining data."""
+
     index: int
     name: str
     path: Path
@@ -301,6 +307,8 @@ class Shard:
 
 @dataclass
 class ShardProblem:
+    """A shard that cannot be read as nanochat reads it (corrupt, or the wrong layout)."""
+
     shard: str
     path: Path
     problem: str
@@ -309,6 +317,8 @@ class ShardProblem:
 
 @dataclass
 class Dataset:
+    """The pretraining shards under the base dir, with leftovers of interrupted downloads and strays."""
+
     dir: Path
     exists: bool
     shards: list[Shard] = field(default_factory=list)
@@ -497,12 +507,16 @@ def dataset_fact(ctx: Any) -> Dataset:
 # -- tokenizer ---------------------------------------------------------------------------------
 @dataclass
 class CheckpointVocab:
+    """The vocabulary size a checkpoint's meta file records."""
+
     meta: Path
     vocab_size: int
 
 
 @dataclass
 class Tokenizer:
+    """The trained tokenizer's files under the base dir and the vocabulary size they give."""
+
     dir: Path
     pkl: Path
     token_bytes: Path

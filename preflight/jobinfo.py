@@ -21,6 +21,8 @@ ACTIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED",
 
 @dataclass
 class JobInfo:
+    """A SLURM job as scontrol or sacct reports it."""
+
     job_id: str
     state: str  # first word of the SLURM state: COMPLETED, FAILED, TIMEOUT, RUNNING ... ("CANCELLED by 0" -> CANCELLED)
     exit_code: str = "0:0"  # "exit:signal" as SLURM prints it

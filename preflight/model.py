@@ -41,6 +41,8 @@ class Status(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Location:
+    """Where a finding points: a file and line, either optional."""
+
     path: str | None = None
     line: int | None = None
 
@@ -98,6 +100,8 @@ class Finding:
 
 @dataclass
 class CheckResult:
+    """One check's outcome: status, findings, duration, and the reason when it skipped or erred."""
+
     code: str
     name: str
     stage: str
@@ -133,6 +137,8 @@ def status_for(findings: list[Finding]) -> Status:
 
 @dataclass
 class RunResult:
+    """Every check's outcome of one run, plus the sections that describe the run (plan, profile, phases ...)."""
+
     stage: str
     checks: list[CheckResult]
     fail_on: Severity = Severity.ERROR

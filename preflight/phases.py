@@ -16,6 +16,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Phase:
+    """A pipeline phase: its name, entry points, artifact and report section."""
+
     name: str  # public name: tokenizer | base | mid | sft | rl | report (JSON ``phases[].name``)
     title: str  # how the text output names it
     trains: bool  # a model-training phase (writes model checkpoints, runs under torchrun)

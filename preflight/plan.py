@@ -69,6 +69,8 @@ def ceil_to(x: float, multiple: int) -> int:
 
 @dataclass
 class ModelShape:
+    """The model's dimensions for a depth (nanochat's one dial)."""
+
     depth: int
     model_dim: int
     n_head: int
@@ -116,6 +118,8 @@ def memory_estimate_bytes(shape: ModelShape, device_batch_size: int) -> int:
 
 @dataclass
 class PhasePlan:
+    """One phase of the plan: its entry points, steps, tokens, FLOPs and time."""
+
     name: str
     modules: list[str]
     steps: int | None = None
@@ -135,6 +139,8 @@ class PhasePlan:
 
 @dataclass
 class Plan:
+    """What the job will do and need: model, batch, phases, time, cost, disk, memory per GPU, and why."""
+
     profile: str
     depth: int
     model_dim: int

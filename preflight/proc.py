@@ -16,6 +16,8 @@ class ToolTimeout(Exception):
 
 @dataclass
 class ToolResult:
+    """An external tool's exit status and output."""
+
     args: list[str]
     returncode: int
     stdout: str

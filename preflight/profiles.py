@@ -123,6 +123,8 @@ def _merged_json(name: str) -> str:
 
 @dataclass
 class Profile:
+    """A nanochat era's facts (merged profile data) and why this era was chosen."""
+
     name: str
     reason: str
     data: dict

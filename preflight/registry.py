@@ -41,6 +41,8 @@ class RegistrationError(Exception):
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """A registered check: its code, name, stage, severity, the facts it needs and how costly it is."""
+
     code: str
     name: str
     stage: str

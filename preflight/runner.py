@@ -43,6 +43,8 @@ class SelectionError(Exception):
 
 @dataclass
 class Selection:
+    """Which checks run: the selectors chosen and ignored."""
+
     select: list[str]
     ignore: list[str]
 

@@ -231,6 +231,8 @@ def _check_conf(env: Env) -> None:
 # ---------------------------------------------------------------------------- partitions
 @dataclass
 class Partition:
+    """A partition as ``scontrol show partition -o`` reports it."""
+
     name: str
     default: bool
     state: str

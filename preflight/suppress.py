@@ -16,6 +16,8 @@ DISABLE_RE = re.compile(r"#\s*preflight:\s*disable\s*=\s*([A-Za-z0-9_,\- ]+)")
 
 @dataclass
 class Suppression:
+    """A ``# preflight: disable=...`` comment and the lines it covers."""
+
     line: int  # where the comment is
     codes: tuple[str, ...]
     file_wide: bool

@@ -15,6 +15,8 @@ _KEYWORDS_PREFIX = {"then", "do", "else", "elif", "!", "time"}
 
 @dataclass
 class State:
+    """The shell parser's nesting state while it walks the script."""
+
     depth: int = 0
     function_depth: list[int] = field(default_factory=list)
     in_condition: bool = False

@@ -47,6 +47,8 @@ def own_job(script: ScriptModel | None, environ: dict[str, str]) -> str | None:
 # -- data --------------------------------------------------------------------------------------
 @dataclass
 class Directive:
+    """An ``#SBATCH`` option as the script writes it."""
+
     line: int
     key: str  # long option name without dashes: gres, nodes, time, output ...
     value: str | None
@@ -58,6 +60,8 @@ class Directive:
 
 @dataclass
 class Assignment:
+    """A variable assignment (``X=...``, ``export X=...``) and how surely it takes effect."""
+
     line: int
     name: str
     value: str  # unquoted text, $VARs not expanded
@@ -70,6 +74,8 @@ class Assignment:
 
 @dataclass
 class Word:
+    """One shell word: as written and with its quotes removed."""
+
     raw: str
     value: str  # quotes removed
     expands: bool  # contains an unquoted or double-quoted $
@@ -77,6 +83,8 @@ class Word:
 
 @dataclass
 class Command:
+    """One simple command of the script, with its prefix assignments and redirections split off."""
+
     line: int
     end_line: int
     words: list[str]  # values (quotes removed), prefix assignments and redirections removed
@@ -104,6 +112,8 @@ class Command:
 
 @dataclass
 class Flag:
+    """One argument of a launched program: ``--key=value``, ``--key value``, a bare switch or a positional."""
+
     key: str | None  # without leading dashes; None for a positional argument
     value: str | None
     style: str  # equals | space | bare | short | positional
@@ -113,6 +123,8 @@ class Flag:
 
 @dataclass
 class Invocation:
+    """A launch of a Python entry point (``torchrun -m X``, ``python -m X``, ``python file.py``) and its arguments."""
+
     line: int
     launcher: str  # torchrun | python | srun+torchrun | ...
     module: str | None  # python -m X
@@ -146,6 +158,8 @@ class Invocation:
 
 @dataclass
 class ScriptModel:
+    """What a batch script says, read without running it: directives, assignments, commands, launches."""
+
     path: Path | None
     text: str = ""
     lines: list[str] = field(default_factory=list)
