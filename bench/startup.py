@@ -1,11 +1,16 @@
 """Start-up time of the CLI next to a bare interpreter.
 
     python bench/startup.py [--repeat 15]
+    python bench/startup.py --against /path/to/other/checkout [--repeat 25]   # A/B, alternating
 
 Prints median and min-max wall time of: `python -c pass`, `preflight --help`,
 `postflight --help`, and a torch-free `preflight check` of a small script, plus whether
 torch was imported (it must not be). Runs each command through this interpreter, so
 shell shims (pyenv, conda) are not counted.
+
+--against DIR: the torch-free check of this checkout and of another checkout of the project (an older
+commit, a branch), alternating run by run so that both see the same machine load; median and min-max
+wall time, and CPU time (user + system, children included) of each.
 """
 
 from __future__ import annotations
@@ -118,10 +123,49 @@ def bench(tiny: bool = False) -> list:
     return out
 
 
+def against(other: Path, repeat: int) -> None:
+    """This checkout's `preflight check` and another checkout's, alternating (PYTHONPATH picks the code)."""
+    import resource
+
+    here = Path(__file__).resolve().parents[1]
+    trees = {"this checkout": here, str(other): other.resolve()}
+    walls: dict[str, list[float]] = {k: [] for k in trees}
+    cpus: dict[str, list[float]] = {k: [] for k in trees}
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "job.sbatch").write_text(SCRIPT)
+        Path(tmp, "base").mkdir()
+        cmd = cli("preflight", "check", "job.sbatch", "--base-dir", "base")
+        for i in range(repeat + 1):  # the first round warms caches and writes bytecode
+            for label, tree in trees.items():
+                env = {**os.environ, "HOME": tmp, "NO_COLOR": "1", "PYTHONPATH": str(tree)}
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                subprocess.run(cmd, cwd=tmp, env=env, capture_output=True)
+                wall = time.perf_counter() - start
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                if i:
+                    walls[label].append(wall)
+                    cpus[label].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    print(f"preflight check job.sbatch, {repeat} alternating runs each")
+    for label in trees:
+        w, c = walls[label], cpus[label]
+        print(
+            f"{label:40} wall {statistics.median(w) * 1000:6.0f} ms ({min(w) * 1000:.0f}-{max(w) * 1000:.0f})"
+            f"   cpu {statistics.median(c) * 1000:6.0f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--against", type=Path, default=None, help="another checkout of the project to A/B with")
     args = parser.parse_args()
+    if args.against is not None:
+        if not (args.against / "preflight" / "cli.py").is_file():
+            parser.error(f"{args.against}: not a checkout of this project (no preflight/cli.py)")
+        against(args.against, args.repeat)
+        return
     rows = measure(args.repeat)
     print(f"{'command':45} {'median':>8} {'min':>8} {'max':>8}  torch")
     for r in rows:
