@@ -48,3 +48,28 @@ def test_bench_tiny_runs_every_benchmark(tmp_path):
             assert r["ours"] > 0 and r["unit"], r
     # the machine is stated
     assert data["machine"].get("cores") and data["machine"].get("torch")
+
+
+def test_startup_against_another_checkout_alternates_and_reports_both(tmp_path):
+    """`bench/startup.py --against DIR` times this checkout's check and DIR's; a directory that is not a
+    checkout of the project is a usage error, not a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "bench/startup.py", "--against", str(ROOT), "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "preflight check job.sbatch, 1 alternating runs each"
+    assert lines[1].startswith("this checkout") and lines[2].startswith(str(ROOT))
+    assert all(" wall " in ln and " cpu " in ln for ln in lines[1:3])
+    bad = subprocess.run(
+        [sys.executable, "bench/startup.py", "--against", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "not a checkout of this project" in bad.stderr
