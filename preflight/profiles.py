@@ -70,9 +70,9 @@ def _parse_yaml(text: str) -> dict:
 
 @lru_cache(maxsize=1)
 def _raw_profiles() -> dict[str, dict]:
-    """Every profile file, unmerged. Read from compiled.json when it matches the YAML sources
-    byte for byte (a CRC and length check; JSON loads in ~1 ms where importing and running yaml takes ~30),
-    else parsed from the YAML, so a hand-edited profile always wins."""
+    """Every profile file, unmerged. Read from compiled.json when it was made from the current YAML
+    sources (their CRC-32 and length; JSON loads in ~1 ms where importing and running yaml takes ~30),
+    else parsed from the YAML, so a hand-edited profile wins."""
     import json
 
     sources = _sources()
