@@ -16,12 +16,14 @@ wall time, and CPU time (user + system, children included) of each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SCRIPT = """#!/bin/bash
@@ -63,7 +65,9 @@ def torch_imported(cmd_args: list[str], cwd: str, env: dict) -> bool:
     return "NOTORCH" not in proc.stderr
 
 
-def measure(repeat: int = 15) -> list[dict]:
+@contextlib.contextmanager
+def workdir() -> Iterator[tuple[str, dict]]:
+    """A temporary folder with the script and an empty base dir, and the environment the commands run in."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "job.sbatch").write_text(SCRIPT)
         Path(tmp, "base").mkdir()
@@ -71,6 +75,11 @@ def measure(repeat: int = 15) -> list[dict]:
         # what users get: bytecode cached after the first run (some sandboxes set this to 1,
         # which recompiles every module on every start)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        yield tmp, env
+
+
+def measure(repeat: int = 15) -> list[dict]:
+    with workdir() as (tmp, env):
         rows = []
         cases = [
             ("python -c pass (baseline)", [sys.executable, "-c", "pass"], None),
@@ -131,17 +140,13 @@ def against(other: Path, repeat: int) -> None:
     trees = {"this checkout": here, str(other): other.resolve()}
     walls: dict[str, list[float]] = {k: [] for k in trees}
     cpus: dict[str, list[float]] = {k: [] for k in trees}
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "job.sbatch").write_text(SCRIPT)
-        Path(tmp, "base").mkdir()
+    with workdir() as (tmp, env):
         cmd = cli("preflight", "check", "job.sbatch", "--base-dir", "base")
         for i in range(repeat + 1):  # the first round warms caches and writes bytecode
             for label, tree in trees.items():
-                env = {**os.environ, "HOME": tmp, "NO_COLOR": "1", "PYTHONPATH": str(tree)}
-                env.pop("PYTHONDONTWRITEBYTECODE", None)
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
-                subprocess.run(cmd, cwd=tmp, env=env, capture_output=True)
+                subprocess.run(cmd, cwd=tmp, env={**env, "PYTHONPATH": str(tree)}, capture_output=True)
                 wall = time.perf_counter() - start
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 if i:

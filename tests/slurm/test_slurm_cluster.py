@@ -253,3 +253,28 @@ def test_concurrent_submits_write_separate_ledgers(slurm, tmp_path):
     assert sorted(read_ledger(f).job_id for f in files) == ids
     for jid in ids:
         assert wait_final(jid).state == "COMPLETED"
+
+
+def test_one_partition_query_per_run(slurm, tmp_path):
+    """The plan (a GPU model from the partition) and the slurm fact share one `scontrol show partition`;
+    `scontrol --version` runs only when the version is read. Counted with a shim in front of the real tool."""
+    import shutil
+
+    calls = tmp_path / "calls.log"
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real = shutil.which("scontrol", path=slurm_env().get("PATH"))
+    (shim / "scontrol").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real} "$@"\n')
+    (shim / "scontrol").chmod(0o755)
+    script = tmp_path / "job.sbatch"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=01:00:00\ntorchrun --nproc_per_node=8 -m scripts.base_train\n"
+    )
+    env = {**slurm_env(), "PATH": f"{shim}:{slurm_env().get('PATH', '')}"}
+    ctx = Context(load_config({}, environ={}, search=False), RunInputs(script=script, cwd=tmp_path), environ=env)
+    ctx.get("plan")
+    info = ctx.get("slurm")
+    asked = calls.read_text().splitlines()
+    assert asked.count("show partition -o") == 1 and "--version" not in asked, asked
+    assert info.partitions and info.version.startswith("slurm")
+    assert calls.read_text().splitlines().count("--version") == 1
