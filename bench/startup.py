@@ -166,6 +166,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--against", type=Path, default=None, help="another checkout of the project to A/B with")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.against is not None:
         if not (args.against / "preflight" / "cli.py").is_file():
             parser.error(f"{args.against}: not a checkout of this project (no preflight/cli.py)")

@@ -73,3 +73,7 @@ def test_startup_against_another_checkout_alternates_and_reports_both(tmp_path):
         timeout=60,
     )
     assert bad.returncode == 2 and "not a checkout of this project" in bad.stderr
+    zero = subprocess.run(
+        [sys.executable, "bench/startup.py", "--repeat", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert zero.returncode == 2 and "--repeat must be at least 1" in zero.stderr
