@@ -4,7 +4,8 @@
     python bench/startup.py --against /path/to/other/checkout [--repeat 25]   # A/B, alternating
 
 Prints median and min-max wall time of: `python -c pass`, `preflight --help`,
-`postflight --help`, and a torch-free `preflight check` of a small script, plus whether
+`postflight --help`, a torch-free `preflight check` of a small script, the same in a project with a
+preflight.yaml (validated by an earlier run, see preflight/config_cache.py), plus whether
 torch was imported (it must not be). Runs each command through this interpreter, so
 shell shims (pyenv, conda) are not counted.
 
@@ -37,6 +38,15 @@ torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --r
 """
 
 
+CONFIG = """\
+fail-on: warning
+network: offline
+ignore: [ENV003]
+gpu:
+  type: H100 SXM
+"""
+
+
 def cli(tool: str, *args: str) -> list[str]:
     return [
         sys.executable,
@@ -46,8 +56,17 @@ def cli(tool: str, *args: str) -> list[str]:
     ]
 
 
+def ran(cmd: list[str], cwd: str, env: dict) -> None:
+    """Run ``cmd`` once (this warms the page cache and writes bytecode) and stop the bench if it did not work:
+    exit 2 and up is a usage or internal error (a missing dependency, say), whose start-up is not the CLI's."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        sys.exit(f"startup: {' '.join(cmd[-4:])} exited {proc.returncode}, not timed:\n  " + "\n  ".join(tail))
+
+
 def timeit(cmd: list[str], repeat: int, cwd: str, env: dict) -> list[float]:
-    subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)  # warm the page cache
+    ran(cmd, cwd, env)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -71,7 +90,13 @@ def workdir() -> Iterator[tuple[str, dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "job.sbatch").write_text(SCRIPT)
         Path(tmp, "base").mkdir()
-        env = {**os.environ, "HOME": tmp, "NO_COLOR": "1"}
+        # the same job in a project with a config file (what `preflight init` writes, trimmed)
+        project = Path(tmp, "project")
+        project.mkdir()
+        (project / "job.sbatch").write_text(SCRIPT)
+        (project / "base").mkdir()
+        (project / "preflight.yaml").write_text(CONFIG)
+        env = {**os.environ, "HOME": tmp, "XDG_CACHE_HOME": str(Path(tmp, "cache")), "NO_COLOR": "1"}
         # what users get: bytecode cached after the first run (some sandboxes set this to 1,
         # which recompiles every module on every start)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -82,24 +107,32 @@ def measure(repeat: int = 15) -> list[dict]:
     with workdir() as (tmp, env):
         rows = []
         cases = [
-            ("python -c pass (baseline)", [sys.executable, "-c", "pass"], None),
-            ("preflight --help", cli("preflight", "--help"), ["--help"]),
-            ("postflight --help", cli("postflight", "--help"), None),
+            ("python -c pass (baseline)", [sys.executable, "-c", "pass"], None, tmp),
+            ("preflight --help", cli("preflight", "--help"), ["--help"], tmp),
+            ("postflight --help", cli("postflight", "--help"), None, tmp),
             (
                 "preflight check job.sbatch (torch-free)",
                 cli("preflight", "check", "job.sbatch", "--base-dir", "base"),
                 ["check", "job.sbatch", "--base-dir", "base"],
+                tmp,
+            ),
+            (
+                # the first (warming) run validates preflight.yaml; the timed ones find it validated
+                "preflight check with a preflight.yaml",
+                cli("preflight", "check", "job.sbatch", "--base-dir", "base"),
+                ["check", "job.sbatch", "--base-dir", "base"],
+                str(Path(tmp, "project")),
             ),
         ]
-        for label, cmd, torch_args in cases:
-            times = timeit(cmd, repeat, tmp, env)
+        for label, cmd, torch_args, cwd in cases:
+            times = timeit(cmd, repeat, cwd, env)
             rows.append(
                 {
                     "what": label,
                     "median_s": statistics.median(times),
                     "min_s": min(times),
                     "max_s": max(times),
-                    "torch_imported": torch_imported(torch_args, tmp, env) if torch_args else None,
+                    "torch_imported": torch_imported(torch_args, cwd, env) if torch_args else None,
                 }
             )
         return rows
@@ -133,32 +166,36 @@ def bench(tiny: bool = False) -> list:
 
 
 def against(other: Path, repeat: int) -> None:
-    """This checkout's `preflight check` and another checkout's, alternating (PYTHONPATH picks the code)."""
+    """This checkout's `preflight check` and another checkout's, alternating (PYTHONPATH picks the code):
+    the small script alone, then the same in a project with a preflight.yaml."""
     import resource
 
     here = Path(__file__).resolve().parents[1]
     trees = {"this checkout": here, str(other): other.resolve()}
-    walls: dict[str, list[float]] = {k: [] for k in trees}
-    cpus: dict[str, list[float]] = {k: [] for k in trees}
     with workdir() as (tmp, env):
         cmd = cli("preflight", "check", "job.sbatch", "--base-dir", "base")
-        for i in range(repeat + 1):  # the first round warms caches and writes bytecode
-            for label, tree in trees.items():
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                start = time.perf_counter()
-                subprocess.run(cmd, cwd=tmp, env={**env, "PYTHONPATH": str(tree)}, capture_output=True)
-                wall = time.perf_counter() - start
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                if i:
-                    walls[label].append(wall)
-                    cpus[label].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    print(f"preflight check job.sbatch, {repeat} alternating runs each")
-    for label in trees:
-        w, c = walls[label], cpus[label]
-        print(
-            f"{label:40} wall {statistics.median(w) * 1000:6.0f} ms ({min(w) * 1000:.0f}-{max(w) * 1000:.0f})"
-            f"   cpu {statistics.median(c) * 1000:6.0f} ms"
-        )
+        for title, cwd in (("", tmp), (" with a preflight.yaml", str(Path(tmp, "project")))):
+            walls: dict[str, list[float]] = {k: [] for k in trees}
+            cpus: dict[str, list[float]] = {k: [] for k in trees}
+            for tree in trees.values():
+                ran(cmd, cwd, {**env, "PYTHONPATH": str(tree)})
+            for i in range(repeat + 1):  # the first round warms caches and writes bytecode
+                for label, tree in trees.items():
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    start = time.perf_counter()
+                    subprocess.run(cmd, cwd=cwd, env={**env, "PYTHONPATH": str(tree)}, capture_output=True)
+                    wall = time.perf_counter() - start
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    if i:
+                        walls[label].append(wall)
+                        cpus[label].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            print(f"preflight check job.sbatch{title}, {repeat} alternating runs each")
+            for label in trees:
+                w, c = walls[label], cpus[label]
+                print(
+                    f"{label:40} wall {statistics.median(w) * 1000:6.0f} ms ({min(w) * 1000:.0f}-{max(w) * 1000:.0f})"
+                    f"   cpu {statistics.median(c) * 1000:6.0f} ms"
+                )
 
 
 def main() -> None:

@@ -159,7 +159,7 @@ def _short(text: str, limit: int = 200) -> str:
 _PRETYPED = {"checkout": str, "profile": str, "fail-on": str, "deep": bool, "network": str}
 
 
-def _validate(data: Any, source: str) -> None:
+def _validate(data: Any, source: str, environ: Mapping[str, str] | None = None) -> None:
     _check_expansion(data, source)
     if (
         source == "command line"
@@ -168,12 +168,18 @@ def _validate(data: Any, source: str) -> None:
         and all(k in _PRETYPED and isinstance(v, _PRETYPED[k]) and v != "" for k, v in data.items())
     ):
         return
-    import jsonschema  # deferred: only when there is something to validate
+    from preflight import config_cache, schemas
 
-    from preflight import schemas
+    environ = os.environ if environ is None else environ
+    key = config_cache.digest(data, schemas.path("config.schema.json").read_bytes())
+    if key is not None and config_cache.known(key, environ):
+        return  # this very document passed this very schema in an earlier run
+    import jsonschema  # deferred: only when there is something new to validate
 
     validator = jsonschema.Draft202012Validator(schemas.load_json("config.schema.json"))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if not errors and key is not None:
+        config_cache.remember(key, environ)
     if errors:
         err = errors[0]
         where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
@@ -353,7 +359,7 @@ def load_config(
         data = _read_yaml(user_file) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{user_file}: $: the top level must be a mapping, not {type(data).__name__}")
-        _validate(data, str(user_file))
+        _validate(data, str(user_file), environ)
         values.update(data)
         sources.append(str(user_file))
         if "plugins" in data:
@@ -373,7 +379,7 @@ def load_config(
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: $: the top level must be a mapping, not {type(data).__name__}")
-        _validate(data, str(path) + (" [tool.preflight]" if kind == "toml" else ""))
+        _validate(data, str(path) + (" [tool.preflight]" if kind == "toml" else ""), environ)
         values.update(data)
         sources.append(str(path))
         if "plugins" in data:
@@ -381,7 +387,7 @@ def load_config(
 
     env_values = from_environ(environ)
     if env_values:
-        _validate(env_values, "environment (PREFLIGHT_*)")
+        _validate(env_values, "environment (PREFLIGHT_*)", environ)
         values.update(env_values)
         sources.append("environment")
         if "plugins" in env_values:
@@ -389,7 +395,7 @@ def load_config(
 
     cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
     if cli_values:
-        _validate(cli_values, "command line")
+        _validate(cli_values, "command line", environ)
         values.update(cli_values)
         sources.append("command line")
         if "plugins" in cli_values:

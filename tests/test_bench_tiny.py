@@ -77,3 +77,23 @@ def test_startup_against_another_checkout_alternates_and_reports_both(tmp_path):
         [sys.executable, "bench/startup.py", "--repeat", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert zero.returncode == 2 and "--repeat must be at least 1" in zero.stderr
+
+
+def test_startup_refuses_to_time_a_cli_that_does_not_run(tmp_path):
+    """A check that exits 2 or more (a missing dependency, an internal error) is not a start-up time: the
+    bench names the command and its exit code instead of printing a fast-looking median."""
+    broken = tmp_path / "preflight"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("")
+    (broken / "cli.py").write_text(
+        "import sys\n\ndef preflight_main():\n    sys.stderr.write('preflight: no module named typer\\n')\n    sys.exit(2)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "bench/startup.py", "--against", str(tmp_path), "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "wall" not in proc.stdout, proc.stdout
+    assert "exited 2, not timed" in proc.stderr and "no module named typer" in proc.stderr, proc.stderr
