@@ -14,7 +14,6 @@ import re
 import stat
 import struct
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -529,6 +528,8 @@ class Tokenizer:
 
 def token_bytes_vocab(path: Path) -> tuple[int | None, str | None]:
     """Length of the 1-D tensor in token_bytes.pt from the zip entry sizes (no unpickling)."""
+    import zipfile  # only when there is a token_bytes.pt (~4 ms of start-up otherwise)
+
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()

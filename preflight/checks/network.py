@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,11 @@ def tiktoken_cache(env: dict) -> Path:
         return Path(env["TIKTOKEN_CACHE_DIR"])
     if env.get("DATA_GYM_CACHE_DIR"):
         return Path(env["DATA_GYM_CACHE_DIR"])
-    return Path(env.get("TMPDIR") or tempfile.gettempdir()) / "data-gym-cache"
+    if env.get("TMPDIR"):
+        return Path(env["TMPDIR"]) / "data-gym-cache"
+    import tempfile  # only here: tiktoken's own default, and gettempdir() probes the candidate folders
+
+    return Path(tempfile.gettempdir()) / "data-gym-cache"
 
 
 def local_copy(item: dict, base: Path, env: dict) -> Path:
