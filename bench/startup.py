@@ -5,7 +5,7 @@
 
 Prints median and min-max wall time of: `python -c pass`, `preflight --help`,
 `postflight --help`, a torch-free `preflight check` of a small script, the same in a project with a
-preflight.yaml (validated by an earlier run, see preflight/config_cache.py), plus whether
+preflight.yaml (validated by the warming run, see preflight/config_cache.py), plus whether
 torch was imported (it must not be). Runs each command through this interpreter, so
 shell shims (pyenv, conda) are not counted.
 
