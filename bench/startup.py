@@ -65,16 +65,6 @@ def ran(cmd: list[str], cwd: str, env: dict) -> None:
         sys.exit(f"startup: {' '.join(cmd[-4:])} exited {proc.returncode}, not timed:\n  " + "\n  ".join(tail))
 
 
-def timeit(cmd: list[str], repeat: int, cwd: str, env: dict) -> list[float]:
-    ran(cmd, cwd, env)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def torch_imported(cmd_args: list[str], cwd: str, env: dict) -> bool:
     code = (
         "import atexit, sys\natexit.register(lambda: print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr))\n"
@@ -124,14 +114,22 @@ def measure(repeat: int = 15) -> list[dict]:
                 str(Path(tmp, "project")),
             ),
         ]
-        for label, cmd, torch_args, cwd in cases:
-            times = timeit(cmd, repeat, cwd, env)
+        for _, cmd, _, cwd in cases:
+            ran(cmd, cwd, env)
+        # the cases take turns, run by run: a busy second on this machine slows each of them alike
+        times: list[list[float]] = [[] for _ in cases]
+        for _ in range(repeat):
+            for i, (_, cmd, _, cwd) in enumerate(cases):
+                start = time.perf_counter()
+                subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
+                times[i].append(time.perf_counter() - start)
+        for (label, _, torch_args, cwd), ts in zip(cases, times, strict=True):
             rows.append(
                 {
                     "what": label,
-                    "median_s": statistics.median(times),
-                    "min_s": min(times),
-                    "max_s": max(times),
+                    "median_s": statistics.median(ts),
+                    "min_s": min(ts),
+                    "max_s": max(ts),
                     "torch_imported": torch_imported(torch_args, cwd, env) if torch_args else None,
                 }
             )
