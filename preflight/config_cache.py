@@ -15,6 +15,7 @@ message comes back on every run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
@@ -45,6 +46,7 @@ def json_key(data: Any) -> str | None:
     return "json:" + canonical if json.loads(canonical) == data else None
 
 
+@functools.cache  # asked once per config source (file, environment, command line) in a run
 def _schema_fingerprint() -> str:
     from preflight import __version__, schemas
 
