@@ -148,16 +148,20 @@ def test_fresh_venv_beside_an_upstream_nanochat(wheel, tmp_path):
     (upstream / "pyproject.toml").write_text(UPSTREAM_PYPROJECT)
     (upstream / "nanochat" / "__init__.py").write_text("")
     (upstream / "nanochat" / "gpt.py").write_text("UPSTREAM = True\n")
+    # without PYTHONPATH (`./run tests` points it at the checkout, whose egg-info would make pip call the
+    # wheel "already satisfied" and install nothing)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PREFLIGHT_DEBUG")}
+    env["NO_COLOR"] = "1"
     for target in (_pip_wheel(upstream, tmp_path / "upstream-dist"), wheel):
         p = subprocess.run(
             [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(target)],
             capture_output=True,
             text=True,
+            env=env,
             timeout=300,
         )
         assert p.returncode == 0, p.stderr[-2000:]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PREFLIGHT_DEBUG")}
-    env["NO_COLOR"] = "1"
+    assert (site / "preflight" / "cli.py").is_file() and (site / "nanochat" / "gpt.py").is_file()
     blocked = subprocess.run(
         [str(py), "-c", "from preflight.testing import WITHOUT_TORCH; print(WITHOUT_TORCH)"],
         capture_output=True,
