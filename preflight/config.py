@@ -159,10 +159,13 @@ def _short(text: str, limit: int = 200) -> str:
 _PRETYPED = {"checkout": str, "profile": str, "fail-on": str, "deep": bool, "network": str}
 
 
-def _validate(data: Any, source: str, environ: Mapping[str, str], key: str | None = None) -> None:
+def _validate(
+    data: Any, source: str, environ: Mapping[str, str], key: str | None = None, looked_up: bool = False
+) -> None:
     """Raise ConfigError unless ``data`` passes the schema. ``key``: the exact text it was parsed from (a
     config file's); without it, the canonical JSON of ``data``. A key that passed before is not validated
-    again (preflight/config_cache.py); one that passes now is remembered with ``data``."""
+    again (preflight/config_cache.py; ``looked_up``: the caller already found it missing there); one that
+    passes now is remembered with ``data``."""
     _check_expansion(data, source)
     if (
         source == "command line"
@@ -174,7 +177,7 @@ def _validate(data: Any, source: str, environ: Mapping[str, str], key: str | Non
     from preflight import config_cache, schemas
 
     key = key if key is not None else config_cache.json_key(data)
-    if key is not None and config_cache.lookup(key, environ) == data:
+    if key is not None and not looked_up and config_cache.lookup(key, environ) == data:
         return  # this very document passed this very schema in an earlier run
     import jsonschema  # deferred: only when there is something new to validate
 
@@ -230,7 +233,7 @@ def _load_yaml_file(path: Path, source: str, environ: Mapping[str, str]) -> dict
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: $: the top level must be a mapping, not {type(data).__name__}")
-    _validate(data, source, environ, key=key)
+    _validate(data, source, environ, key=key, looked_up=True)
     return data
 
 

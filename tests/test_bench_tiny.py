@@ -50,32 +50,25 @@ def test_bench_tiny_runs_every_benchmark(tmp_path):
     assert data["machine"].get("cores") and data["machine"].get("torch")
 
 
+def run_startup(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python bench/startup.py ARGS` from the project root, as a developer runs it."""
+    return subprocess.run(
+        [sys.executable, "bench/startup.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_startup_against_another_checkout_alternates_and_reports_both(tmp_path):
     """`bench/startup.py --against DIR` times this checkout's check and DIR's; a directory that is not a
     checkout of the project is a usage error, not a traceback."""
-    proc = subprocess.run(
-        [sys.executable, "bench/startup.py", "--against", str(ROOT), "--repeat", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_startup("--against", str(ROOT), "--repeat", "1", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "preflight check job.sbatch, 1 alternating runs each"
     assert lines[1].startswith("this checkout") and lines[2].startswith(str(ROOT))
     assert all(" wall " in ln and " cpu " in ln for ln in lines[1:3])
-    bad = subprocess.run(
-        [sys.executable, "bench/startup.py", "--against", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = run_startup("--against", str(tmp_path))
     assert bad.returncode == 2 and "not a checkout of this project" in bad.stderr
-    zero = subprocess.run(
-        [sys.executable, "bench/startup.py", "--repeat", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    zero = run_startup("--repeat", "0")
     assert zero.returncode == 2 and "--repeat must be at least 1" in zero.stderr
 
 
@@ -88,12 +81,6 @@ def test_startup_refuses_to_time_a_cli_that_does_not_run(tmp_path):
     (broken / "cli.py").write_text(
         "import sys\n\ndef preflight_main():\n    sys.stderr.write('preflight: no module named typer\\n')\n    sys.exit(2)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "bench/startup.py", "--against", str(tmp_path), "--repeat", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_startup("--against", str(tmp_path), "--repeat", "1", timeout=120)
     assert proc.returncode == 1 and "wall" not in proc.stdout, proc.stdout
     assert "exited 2, not timed" in proc.stderr and "no module named typer" in proc.stderr, proc.stderr
