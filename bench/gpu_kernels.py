@@ -5,9 +5,11 @@
   cuDNN with only math as fallback);
 - head: lm_head + soft-cap + cross-entropy, forward + backward, classic (full fp32 logits) vs chunked
   (nanochat/fused_loss.py), both under torch.compile, with their peak memory;
-- Muon: one optimizer step over the d20 block matrices, one matrix at a time (classic) vs batched by shape.
+- Muon: one optimizer step over the d20 block matrices, one matrix at a time (classic) vs batched by shape;
+- loss: one chunk of logits (8,192 x 65,536 bf16) to loss + gradient, the compiled kernel pair vs the Triton kernel
+  (nanochat/softcap_ce_kernel.py) over its launch settings, with the differences to the compiled result.
 
-    python bench/gpu_kernels.py        # prints one line per measurement (median of CUDA-event timings)
+    python bench/gpu_kernels.py [attention|head|muon|loss ...]   # one line per measurement (CUDA-event medians)
 """
 
 import os
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from nanochat import fused_loss  # noqa: E402
 from nanochat.fused_loss import softcap_cross_entropy  # noqa: E402
 from nanochat.muon import Muon, zeropower_via_newtonschulz5  # noqa: E402
 
@@ -136,9 +139,11 @@ def head(depth, N=65536, V=65536):
     fns = {
         "classic": torch.compile(classic),
         "chunked": torch.compile(lambda x, w, t: softcap_cross_entropy(x, w, t, V, 15)),
+        "chunked-compiled-pair": torch.compile(lambda x, w, t: softcap_cross_entropy(x, w, t, V, 15)),
     }
     grads = {}
     for name, fn in fns.items():
+        fused_loss.KERNEL = "compiled" if name.endswith("compiled-pair") else "triton"
         xg = x.clone().requires_grad_()
 
         def step(fn=fn, xg=xg):
@@ -158,10 +163,54 @@ def head(depth, N=65536, V=65536):
         ms = timed(step)
         xg.grad = w.grad = None
         print(f"head d{depth} {name}: fwd+bwd {ms:.2f} ms, peak +{peak:.2f} GiB, loss {loss.item():.5f}")
-    (la, xa, wa), (lb, xb, wb) = grads["classic"], grads["chunked"]
-    print(
-        f"head d{depth}: loss diff {abs(la - lb).item():.2e}, dx rel. diff {rel(xb, xa):.1e}, dW rel. diff {rel(wb, wa):.1e}"
-    )
+    la, xa, wa = grads["classic"]
+    for name in ("chunked", "chunked-compiled-pair"):
+        lb, xb, wb = grads[name]
+        print(
+            f"head d{depth} {name} vs classic: loss diff {abs(la - lb).item():.2e}, dx rel. diff {rel(xb, xa):.1e}, "
+            f"dW rel. diff {rel(wb, wa):.1e}"
+        )
+    fused_loss.KERNEL = "triton"
+
+
+def loss_chunk(rows=8192, V=65536, C=1280):
+    """One chunk's soft-cap + cross-entropy + logit gradient: compiled pair vs the Triton kernel's settings."""
+    from nanochat import softcap_ce_kernel as K
+
+    x = torch.randn(rows, C, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(V, C, device="cuda", dtype=torch.bfloat16) * (3 * C**-0.5)  # logits ~ N(0, 9), some capped
+    logits = x @ w.t()
+    t = torch.randint(0, V, (rows,), device="cuda")
+    t[::97] = -1
+    inv_n = 1.0 / (t != -1).sum()
+    pair = torch.compile(fused_loss._chunk_loss_and_grad)
+    ref_loss, ref_g = pair(logits, t, 15.0, inv_n)
+    gb = logits.numel() * logits.element_size() / 1e9
+    ms = timed(lambda: pair(logits, t, 15.0, inv_n))
+    print(f"loss chunk {rows}x{V}: compiled pair {ms:.3f} ms ({gb / ms * 1e3:.0f} GB/s of logits)")
+    results = []
+    for approx in (False, True):
+        for block in (4096, 8192):
+            for warps in (8, 16):
+                for per_sm in (1, 2, 4, 8):
+                    kw = dict(block=block, num_warps=warps, programs_per_sm=per_sm, approx_tanh=approx)
+                    g = logits.clone()
+                    try:
+                        loss = K.chunk_loss_and_grad_(g, t, 15.0, inv_n, **kw)
+                    except Exception as e:  # a setting Triton cannot compile (registers, shared memory)
+                        print(f"loss chunk triton {kw}: failed {type(e).__name__}")
+                        continue
+                    dl = abs(loss - ref_loss).item() / abs(ref_loss).item()
+                    dg = rel(g, ref_g)
+                    buf = logits.clone()
+                    ms_k = timed(lambda kw=kw, buf=buf: K.chunk_loss_and_grad_(buf, t, 15.0, inv_n, **kw))
+                    results.append((ms_k, kw, dl, dg))
+                    print(
+                        f"loss chunk triton {kw}: {ms_k:.3f} ms ({ms / ms_k:.2f}x), loss rel. diff {dl:.1e}, "
+                        f"grad rel. diff {dg:.1e}"
+                    )
+    for ms_k, kw, dl, dg in sorted(results, key=lambda r: r[0])[:5]:
+        print(f"loss chunk best: {ms_k:.3f} ms {kw} loss {dl:.1e} grad {dg:.1e}")
 
 
 def muon(depth=20):
@@ -191,9 +240,15 @@ def muon(depth=20):
 if __name__ == "__main__":
     torch.backends.cuda.matmul.allow_tf32 = True
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "cudnn", torch.backends.cudnn.version())
-    attention(20)
-    for mode in ("default", "priority", "cudnn-only"):
-        attention_compiled(20, mode)
-    for d in (20,):
-        head(d)
-    muon(20)
+    parts = sys.argv[1:] or ["attention", "head", "muon", "loss"]
+    if "attention" in parts:
+        attention(20)
+        for mode in ("default", "priority", "cudnn-only"):
+            attention_compiled(20, mode)
+    if "loss" in parts:
+        loss_chunk()
+    if "head" in parts:
+        for d in (12, 20):
+            head(d)
+    if "muon" in parts:
+        muon(20)

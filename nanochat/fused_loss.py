@@ -13,7 +13,11 @@ The numerics follow the classic path step by step: the matmul in the autocast dt
 log-sum-exp and softmax in fp32, the logit gradient cast back to the matmul dtype before the two backward matmuls,
 mean over the targets that are not ignore_index (-1). The gradient of W is accumulated over chunks in fp32.
 Backward only scales the saved gradients by the incoming scalar (the loss is a scalar mean).
+On NVIDIA GPUs each chunk's soft-cap, loss and logit gradient are one Triton kernel (softcap_ce_kernel.py) that
+writes the gradient over the chunk's logits; NANOCHAT_LOSS_KERNEL=compiled picks the torch.compile version instead.
 """
+
+import os
 
 import torch
 
@@ -35,14 +39,34 @@ def _chunk_loss_and_grad(logits, targets, softcap, inv_n):
 
 
 _compiled_chunk = None
+_kernel = None  # nanochat.softcap_ce_kernel once imported; False where Triton is missing
+KERNEL = os.environ.get("NANOCHAT_LOSS_KERNEL", "triton")  # "compiled": the two-kernel torch.compile version
+
+
+def _triton_kernel():
+    global _kernel
+    if _kernel is None:
+        try:
+            from nanochat import softcap_ce_kernel as _kernel
+        except ImportError:  # no Triton (CPU-only torch builds): the compiled version below
+            _kernel = False
+    return _kernel
 
 
 def chunk_loss_and_grad(logits, targets, softcap, inv_n):
-    # on CUDA a compiled kernel pair (a reduction, then the gradient), eager elsewhere; a second chunk shape (SFT's
-    # varying batches) gets one shape-generic recompile rather than one per shape
-    global _compiled_chunk
+    """(summed loss, gradient) of one chunk. On CUDA the gradient may be written over the logits (one Triton kernel,
+    nanochat/softcap_ce_kernel.py), else a compiled kernel pair (a reduction, then the gradient); eager elsewhere.
+    A second chunk shape (SFT's varying batches) gets one shape-generic recompile rather than one per shape."""
+    global _compiled_chunk, _kernel
     if logits.device.type != "cuda":
         return _chunk_loss_and_grad(logits, targets, softcap, inv_n)
+    kernel = _triton_kernel() if KERNEL == "triton" else None
+    if kernel and kernel.supported(logits, softcap):
+        try:
+            return kernel.chunk_loss_and_grad_(logits, targets, softcap, inv_n), logits
+        except Exception as e:  # a Triton that cannot build the kernel here: fails before writing anything
+            _kernel = False
+            print(f"nanochat: the Triton loss kernel is unavailable ({type(e).__name__}: {e}); using torch.compile")
     if _compiled_chunk is None:
         _compiled_chunk = torch.compile(_chunk_loss_and_grad)
     return _compiled_chunk(logits, targets, softcap, inv_n)
@@ -78,7 +102,7 @@ class _SoftcapCrossEntropy(torch.autograd.Function):
                 xi = xc[i : i + chunk_rows]
                 loss_sum, g = chunk_loss_and_grad(xi @ w.t(), t[i : i + chunk_rows], softcap, inv_n)
                 loss = loss + loss_sum
-                grad_x[i : i + chunk_rows] = g @ w
+                torch.mm(g, w, out=grad_x[i : i + chunk_rows])
                 grad_w = add_matmul_fp32(grad_w, g.t(), xi)
             if weight.size(0) > vocab_size:  # the padding rows get a zero gradient
                 grad_w = torch.cat([grad_w, grad_w.new_zeros(weight.size(0) - vocab_size, weight.size(1))])
