@@ -92,7 +92,8 @@ def bench(tiny: bool = False) -> list:
                 meets=None,
                 note=f"{when(s)}; steps {b['steps_in_median']}; bf16 bundled in that call "
                 f"{s['bf16_tok_per_sec']:,} tok/s ({b['tok_per_sec'] / s['bf16_tok_per_sec']:.3f}× it); max loss gap "
-                f"{s['max_loss_gap']} vs classic, {s['max_loss_gap_vs_bf16']} vs bf16 (steps {s['loss_steps']}); {peak}",
+                f"{s['max_loss_gap']} vs classic, {s['max_loss_gap_vs_bf16']} vs bf16 (steps {s['loss_steps']}); {peak}"
+                + ("; measured before the Triton loss kernel" if "before the Triton loss kernel" in s["code"] else ""),
             )
         )
     runs = {r["key"]: r for r in data["runs"]}
