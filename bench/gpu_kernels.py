@@ -12,6 +12,7 @@
     python bench/gpu_kernels.py [attention|head|muon|loss ...]   # one line per measurement (CUDA-event medians)
 """
 
+import itertools
 import os
 import statistics
 import sys
@@ -189,26 +190,23 @@ def loss_chunk(rows=8192, V=65536, C=1280):
     ms = timed(lambda: pair(logits, t, 15.0, inv_n))
     print(f"loss chunk {rows}x{V}: compiled pair {ms:.3f} ms ({gb / ms * 1e3:.0f} GB/s of logits)")
     results = []
-    for approx in (False, True):
-        for block in (4096, 8192):
-            for warps in (8, 16):
-                for per_sm in (1, 2, 4, 8):
-                    kw = dict(block=block, num_warps=warps, programs_per_sm=per_sm, approx_tanh=approx)
-                    g = logits.clone()
-                    try:
-                        loss = K.chunk_loss_and_grad_(g, t, 15.0, inv_n, **kw)
-                    except Exception as e:  # a setting Triton cannot compile (registers, shared memory)
-                        print(f"loss chunk triton {kw}: failed {type(e).__name__}")
-                        continue
-                    dl = abs(loss - ref_loss).item() / abs(ref_loss).item()
-                    dg = rel(g, ref_g)
-                    buf = logits.clone()
-                    ms_k = timed(lambda kw=kw, buf=buf: K.chunk_loss_and_grad_(buf, t, 15.0, inv_n, **kw))
-                    results.append((ms_k, kw, dl, dg))
-                    print(
-                        f"loss chunk triton {kw}: {ms_k:.3f} ms ({ms / ms_k:.2f}x), loss rel. diff {dl:.1e}, "
-                        f"grad rel. diff {dg:.1e}"
-                    )
+    for approx, block, warps, per_sm in itertools.product((False, True), (4096, 8192), (8, 16), (1, 2, 4, 8)):
+        kw = dict(block=block, num_warps=warps, programs_per_sm=per_sm, approx_tanh=approx)
+        g = logits.clone()
+        try:
+            loss = K.chunk_loss_and_grad_(g, t, 15.0, inv_n, **kw)
+        except Exception as e:  # a setting Triton cannot compile (registers, shared memory)
+            print(f"loss chunk triton {kw}: failed {type(e).__name__}")
+            continue
+        dl = abs(loss - ref_loss).item() / abs(ref_loss).item()
+        dg = rel(g, ref_g)
+        buf = logits.clone()
+        ms_k = timed(lambda kw=kw, buf=buf: K.chunk_loss_and_grad_(buf, t, 15.0, inv_n, **kw))
+        results.append((ms_k, kw, dl, dg))
+        print(
+            f"loss chunk triton {kw}: {ms_k:.3f} ms ({ms / ms_k:.2f}x), loss rel. diff {dl:.1e}, "
+            f"grad rel. diff {dg:.1e}"
+        )
     for ms_k, kw, dl, dg in sorted(results, key=lambda r: r[0])[:5]:
         print(f"loss chunk best: {ms_k:.3f} ms {kw} loss {dl:.1e} grad {dg:.1e}")
 

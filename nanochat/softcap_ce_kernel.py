@@ -14,6 +14,8 @@ The math is fused_loss._chunk_loss_and_grad's, in fp32 from the bf16 logits z:
 The caller sums the row losses; inv_n is 1 / (number of targets != -1), read from the device (no host sync).
 """
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -35,6 +37,13 @@ def _tanh(u):
 def _tanh_approx(u):
     # the hardware's tanh.approx.f32 (one MUFU op, ~2^-11 relative error): measured, see nanochat/LOG.md
     return tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [u], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
+def _tanh_of(u, APPROX_TANH: tl.constexpr):
+    if APPROX_TANH:
+        return _tanh_approx(u)
+    return _tanh(u)
 
 
 @triton.jit
@@ -60,10 +69,7 @@ def _softcap_ce_rows(
             cols = start + tl.arange(0, BLOCK)
             mask = cols < n_cols
             z = tl.load(base + cols, mask=mask, other=0.0).to(tl.float32)
-            if APPROX_TANH:
-                s = softcap * _tanh_approx(z * inv_c)
-            else:
-                s = softcap * _tanh(z * inv_c)
+            s = softcap * _tanh_of(z * inv_c, APPROX_TANH)
             acc += tl.where(mask, tl.exp(s - softcap), 0.0)
         lse = softcap + tl.log(tl.sum(acc, axis=0))
         target = tl.load(targets_ptr + row)
@@ -77,10 +83,7 @@ def _softcap_ce_rows(
             cols = ((n_cols - 1) // BLOCK) * BLOCK - back + tl.arange(0, BLOCK)
             mask = cols < n_cols
             z = tl.load(base + cols, mask=mask, other=0.0).to(tl.float32)
-            if APPROX_TANH:
-                t = _tanh_approx(z * inv_c)
-            else:
-                t = _tanh(z * inv_c)
+            t = _tanh_of(z * inv_c, APPROX_TANH)
             p = tl.exp(softcap * t - lse)
             g = (p - tl.where(cols == target, 1.0, 0.0)) * scale * (1.0 - t * t)
             tl.store(base + cols, g.to(logits_ptr.dtype.element_ty), mask=mask)
@@ -94,16 +97,17 @@ BLOCK = 4096
 NUM_WARPS = 16
 PROGRAMS_PER_SM = 4  # 4 x 512 threads: a full H100/H200 SM; each row's second pass then mostly hits L2
 APPROX_TANH = True
-_sm_count = {}
+
+
+@functools.cache
+def _sm_count(index):
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def _sm(device):
     if device.type != "cuda":  # Triton's interpreter (TRITON_INTERPRET=1, tests on CPU)
         return 1
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _sm_count:
-        _sm_count[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    return _sm_count[index]
+    return _sm_count(device.index if device.index is not None else torch.cuda.current_device())
 
 
 def supported(logits, softcap):
