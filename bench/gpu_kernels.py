@@ -7,9 +7,12 @@
   (nanochat/fused_loss.py), both under torch.compile, with their peak memory;
 - Muon: one optimizer step over the d20 block matrices, one matrix at a time (classic) vs batched by shape;
 - loss: one chunk of logits (8,192 x 65,536 bf16) to loss + gradient, the compiled kernel pair vs the Triton kernel
-  (nanochat/softcap_ce_kernel.py) over its launch settings, with the differences to the compiled result.
+  (nanochat/softcap_ce_kernel.py) over its launch settings, with the differences to the compiled result;
+- rope: rotary + QK norm of one layer's q and k (and v passed through), forward + backward: inductor's code from
+  three GEMM outputs (the torch code) and from one q/k/v GEMM, vs the Triton kernels (nanochat/rope_norm_kernel.py)
+  over their launch settings, with the differences to an fp32 reference.
 
-    python bench/gpu_kernels.py [attention|head|muon|loss ...]   # one line per measurement (CUDA-event medians)
+    python bench/gpu_kernels.py [attention|head|muon|loss|rope ...]   # one line per measurement (CUDA-event medians)
 """
 
 import itertools
@@ -211,6 +214,63 @@ def loss_chunk(rows=8192, V=65536, C=1280):
         print(f"loss chunk best: {ms_k:.3f} ms {kw} loss {dl:.1e} grad {dg:.1e}")
 
 
+def rope(depth=20, B=32, T=2048, D=128):
+    """One layer's rotary + QK norm (+ v) forward and backward, from a (B*T, 3*H*D) q/k/v product."""
+    from nanochat import gpt
+    from nanochat import rope_norm_kernel as K
+
+    H, N = depth * 64 // D, B * T
+    cos4, sin4 = gpt.rotary_tables(T, D, device="cuda")
+    cos, sin = cos4.view(T, -1), sin4.view(T, -1)
+    qkv = torch.randn(N, 3 * H * D, device="cuda", dtype=torch.bfloat16) * 2
+    grads = [torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+
+    def torch_code(q, k, v):
+        return gpt.norm(gpt.apply_rotary_emb(q, cos4, sin4)), gpt.norm(gpt.apply_rotary_emb(k, cos4, sin4)), v
+
+    def fp32_reference():
+        x = qkv.float().requires_grad_()
+        q, k, v = x.view(B, T, 3 * H, D).split(H, dim=2)
+        out = (
+            gpt.norm(gpt.apply_rotary_emb(q, cos4.float(), sin4.float())),
+            gpt.norm(gpt.apply_rotary_emb(k, cos4.float(), sin4.float())),
+            v,
+        )
+        torch.autograd.backward(out, [g.float() for g in grads])
+        return out, x.grad
+
+    compiled = torch.compile(torch_code)
+    three = [t.detach().clone().requires_grad_() for t in qkv.view(B, T, 3 * H, D).split(H, dim=2)]
+    one = qkv.detach().clone().requires_grad_()
+
+    def three_gemms():  # the landed path: q, k, v contiguous, each from its own GEMM
+        torch.autograd.backward(compiled(*[t.contiguous() for t in three]), grads)
+
+    def one_gemm():  # the same code on split views of one product (tried and dropped on 12-04, nanochat/LOG.md)
+        torch.autograd.backward(compiled(*one.view(B, T, 3 * H, D).split(H, dim=2)), grads)
+
+    def kernels():
+        out = K.rope_norm(one, cos, sin, T, H, H, H)[:3]
+        torch.autograd.backward([o.view(B, T, H, D) for o in out], grads)
+
+    gb = 4 * N * H * D * 2 * 3 / 1e9  # each of q/k/v read + written once forward and once backward
+    for name, fn in (("compiled, three GEMM outputs", three_gemms), ("compiled, one GEMM's views", one_gemm)):
+        ms = timed(fn)
+        print(f"rope d{depth} {name}: {ms:.3f} ms fwd+bwd ({gb / ms * 1e3:.0f} GB/s for the minimum traffic)")
+    (ref_q, ref_k, _), ref_dx = fp32_reference()
+    for rows, warps in itertools.product((4, 8, 16, 32, 64), (1, 2, 4, 8)):
+        K.BLOCK_ROWS, K.NUM_WARPS = rows, warps
+        one.grad = None
+        q, k, v, _ = K.rope_norm(one, cos, sin, T, H, H, H)
+        torch.autograd.backward([t.view(B, T, H, D) for t in (q, k, v)], grads)
+        diffs = rel(q.view(B, T, H, D), ref_q), rel(k.view(B, T, H, D), ref_k), rel(one.grad, ref_dx)
+        ms = timed(kernels)
+        print(
+            f"rope d{depth} triton rows {rows} warps {warps}: {ms:.3f} ms ({gb / ms * 1e3:.0f} GB/s), rel. diff vs "
+            f"fp32: q {diffs[0]:.1e} k {diffs[1]:.1e} dx {diffs[2]:.1e}"
+        )
+
+
 def muon(depth=20):
     C = depth * 64
     shapes = [(C, C)] * 4 + [(4 * C, C), (C, 4 * C)]
@@ -238,7 +298,7 @@ def muon(depth=20):
 if __name__ == "__main__":
     torch.backends.cuda.matmul.allow_tf32 = True
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "cudnn", torch.backends.cudnn.version())
-    parts = sys.argv[1:] or ["attention", "head", "muon", "loss"]
+    parts = sys.argv[1:] or ["attention", "head", "muon", "loss", "rope"]
     if "attention" in parts:
         attention(20)
         for mode in ("default", "priority", "cudnn-only"):
@@ -250,3 +310,5 @@ if __name__ == "__main__":
             head(d)
     if "muon" in parts:
         muon(20)
+    if "rope" in parts:
+        rope(20)

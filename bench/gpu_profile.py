@@ -26,7 +26,8 @@ CATEGORIES = [  # first match wins; kernel names of cuBLAS/cuDNN/inductor/aten o
     ("attention", r"sdpa|fmha|flash|attention|cudnn"),
     ("matmul", r"gemm|nvjet|cutlass|xmma|sm90_|wgmma|matmul|splitk|^triton_tem_"),  # tem: inductor GEMM templates
     ("optimizer", r"multi_tensor|foreach|adam|lerp"),
-    ("fused elementwise (inductor)", r"^triton_"),
+    # inductor's generated kernels, and the Triton kernels that replace some of them (rope_norm_kernel, softcap_ce_kernel)
+    ("fused elementwise (inductor)", r"^triton_|^_rope_norm|^_softcap_ce"),
     ("memory (copy/set)", r"memcpy|memset|copy_|cat"),
     ("aten elementwise/reduce", r"elementwise|vectorized|reduce|softmax|norm|index|embedding|scatter|gather"),
 ]

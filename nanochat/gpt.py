@@ -8,6 +8,7 @@ GPT model, state-dict compatible and forward-equivalent with classic nanochat:
 - group-query attention (n_kv_head <= n_head) through SDPA's enable_gqa
 """
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -29,9 +30,39 @@ class GPTConfig:
     n_embd: int = 768
 
 
+# Opt-in, not yet measured on a GPU (nanochat/LOG.md): NANOCHAT_ROPE_KERNEL=fused computes q/k/v with one GEMM (the
+# three weights concatenated per call) and rotary + QK norm with Triton kernels (nanochat/rope_norm_kernel.py) on
+# NVIDIA GPUs; "split" keeps three GEMMs. The default, "compiled", is the torch code below, compiled by inductor.
+ROPE_KERNEL = os.environ.get("NANOCHAT_ROPE_KERNEL", "compiled")
+_rope_kernel_module = None  # nanochat.rope_norm_kernel once imported; False where Triton is missing
+
+
+def _rope_kernel(x, head_dim):
+    """The kernel module where it runs for x, else None (CPU, no Triton, ROCm, old GPUs, NANOCHAT_ROPE_KERNEL)."""
+    global _rope_kernel_module
+    if ROPE_KERNEL == "compiled" or not x.is_cuda:
+        return None
+    if _rope_kernel_module is None:
+        try:
+            from nanochat import rope_norm_kernel as _rope_kernel_module
+        except ImportError:  # CPU-only torch builds come without Triton
+            _rope_kernel_module = False
+    return _rope_kernel_module if _rope_kernel_module and _rope_kernel_module.supported(x, head_dim) else None
+
+
 def norm(x):
     # parameter-free RMSNorm; eps=None is float32 machine epsilon for fp32/bf16 inputs
     return F.rms_norm(x, (x.size(-1),))
+
+
+def rotary_tables(seq_len, head_dim, base=10000, device=None):
+    """cos, sin of each position's angles, (1, seq_len, 1, head_dim/2) in bf16: classic's values, part of the math."""
+    channel_range = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device)
+    inv_freq = 1.0 / (base ** (channel_range / head_dim))
+    t = torch.arange(seq_len, dtype=torch.float32, device=device)
+    freqs = torch.outer(t, inv_freq)
+    cos, sin = freqs.cos().bfloat16(), freqs.sin().bfloat16()
+    return cos[None, :, None, :], sin[None, :, None, :]
 
 
 def apply_rotary_emb(x, cos, sin):
@@ -62,14 +93,31 @@ class CausalSelfAttention(nn.Module):
         self.c_v = nn.Linear(self.n_embd, self.n_kv_head * self.head_dim, bias=False)
         self.c_proj = nn.Linear(self.n_embd, self.n_embd, bias=False)
 
+    def _qkv_kernel(self, kernel, x, cos, sin):
+        # the same math as forward's torch code, through nanochat/rope_norm_kernel.py
+        B, T, _ = x.size()
+        hq, hkv, tables = self.n_head, self.n_kv_head, (cos.view(T, -1), sin.view(T, -1))
+        if ROPE_KERNEL == "split" or type(self.c_q) is not nn.Linear:  # fp8.py's Linears compute their own products
+            q = kernel.rope_norm(self.c_q(x).view(B * T, -1), *tables, T, hq, 0, 0)[0]
+            k = kernel.rope_norm(self.c_k(x).view(B * T, -1), *tables, T, 0, hkv, 0)[1]
+            v = self.c_v(x)
+        else:
+            weight = torch.cat([self.c_q.weight, self.c_k.weight, self.c_v.weight])
+            q, k, v, _ = kernel.rope_norm(F.linear(x, weight).view(B * T, -1), *tables, T, hq, hkv, hkv)
+        return q.view(B, T, hq, self.head_dim), k.view(B, T, hkv, self.head_dim), v.view(B, T, hkv, self.head_dim)
+
     def forward(self, x, cos_sin, kv_cache):
         B, T, C = x.size()
-        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
-        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
-        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)
         cos, sin = cos_sin
-        q, k = apply_rotary_emb(q, cos, sin), apply_rotary_emb(k, cos, sin)
-        q, k = norm(q), norm(k)  # QK norm
+        kernel = _rope_kernel(x, self.head_dim)
+        if kernel:
+            q, k, v = self._qkv_kernel(kernel, x, cos, sin)
+        else:
+            q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
+            k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
+            v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)
+            q, k = apply_rotary_emb(q, cos, sin), apply_rotary_emb(k, cos, sin)
+            q, k = norm(q), norm(k)  # QK norm
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
         if kv_cache is not None:
             k, v = kv_cache.insert_kv(self.layer_idx, k, v)
@@ -162,15 +210,8 @@ class GPT(nn.Module):
         if self.transformer.wte.weight.device.type == "cuda":
             self.transformer.wte.to(dtype=torch.bfloat16)
 
-    def _precompute_rotary_embeddings(self, seq_len, head_dim, base=10000, device=None):
-        if device is None:
-            device = self.transformer.wte.weight.device
-        channel_range = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device)
-        inv_freq = 1.0 / (base ** (channel_range / head_dim))
-        t = torch.arange(seq_len, dtype=torch.float32, device=device)
-        freqs = torch.outer(t, inv_freq)
-        cos, sin = freqs.cos().bfloat16(), freqs.sin().bfloat16()  # bf16 values: part of the forward math
-        return cos[None, :, None, :], sin[None, :, None, :]  # (1, seq_len, 1, head_dim/2)
+    def _precompute_rotary_embeddings(self, seq_len, head_dim):
+        return rotary_tables(seq_len, head_dim, device=self.transformer.wte.weight.device)
 
     def get_device(self):
         return self.transformer.wte.weight.device
