@@ -258,6 +258,7 @@ def rope(depth=20, B=32, T=2048, D=128):
         ms = timed(fn)
         print(f"rope d{depth} {name}: {ms:.3f} ms fwd+bwd ({gb / ms * 1e3:.0f} GB/s for the minimum traffic)")
     (ref_q, ref_k, _), ref_dx = fp32_reference()
+    results = []
     for rows, warps in itertools.product((4, 8, 16, 32, 64), (1, 2, 4, 8)):
         K.BLOCK_ROWS, K.NUM_WARPS = rows, warps
         one.grad = None
@@ -265,10 +266,13 @@ def rope(depth=20, B=32, T=2048, D=128):
         torch.autograd.backward([t.view(B, T, H, D) for t in (q, k, v)], grads)
         diffs = rel(q.view(B, T, H, D), ref_q), rel(k.view(B, T, H, D), ref_k), rel(one.grad, ref_dx)
         ms = timed(kernels)
+        results.append((ms, rows, warps))
         print(
             f"rope d{depth} triton rows {rows} warps {warps}: {ms:.3f} ms ({gb / ms * 1e3:.0f} GB/s), rel. diff vs "
             f"fp32: q {diffs[0]:.1e} k {diffs[1]:.1e} dx {diffs[2]:.1e}"
         )
+    for ms, rows, warps in sorted(results)[:3]:
+        print(f"rope d{depth} best: {ms:.3f} ms with rows {rows} warps {warps}")
 
 
 def muon(depth=20):

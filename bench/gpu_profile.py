@@ -6,6 +6,7 @@ AdamW + Muon, zero_grad), profiled with torch.profiler after warm-up.
     python bench/gpu_profile.py --impl classic --classic .bench-classic/classic --depth 20 --out $OUT/prof_c20.json
     python bench/gpu_profile.py --impl bundled --depth 20 --compile-mode max-autotune-no-cudagraphs --out $OUT/m.json
     python bench/gpu_profile.py --impl bundled --depth 20 --head plain --fp8    # A/B the bundled options
+    python bench/gpu_profile.py --impl bundled --depth 20 --rope fused         # rotary + QK norm as Triton kernels
 
 Prints the step's wall time (CUDA events), the GPU busy time, and the kernel time by category (matmul, attention,
 fused elementwise, optimizer, ...) with the top kernels; the JSON holds every kernel's total, the peak memory, the
@@ -59,6 +60,12 @@ def main():
     )
     ap.add_argument("--head", choices=["default", "chunked", "plain"], default="default", help="bundled: loss head")
     ap.add_argument("--fp8", action="store_true", help="bundled: block matmuls in float8 (nanochat/fp8.py)")
+    ap.add_argument(
+        "--rope",
+        choices=["compiled", "fused", "qk", "split"],
+        default=None,
+        help="bundled: q/k/v, rotary and QK norm as torch code or Triton kernels (gpt.ROPE_KERNEL; default: its own)",
+    )
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test of the harness (no compile, no timing)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -72,6 +79,10 @@ def main():
 
     from nanochat.gpt import GPT, GPTConfig
 
+    if args.impl == "bundled":
+        import nanochat.gpt
+
+        nanochat.gpt.ROPE_KERNEL = args.rope or nanochat.gpt.ROPE_KERNEL
     if args.chunk_elements and args.impl == "bundled":
         import nanochat.fused_loss
 
@@ -149,7 +160,10 @@ def main():
         by_cat[category(name)] += ms
     step_ms = statistics.median(wall)
     peak_mib = torch.cuda.max_memory_allocated() / 2**20
-    print(f"{args.impl} d{args.depth} compile mode {args.compile_mode or 'default'}: first step {warmup_s[0]:.1f} s")
+    rope = nanochat.gpt.ROPE_KERNEL if args.impl == "bundled" else None
+    print(
+        f"{args.impl} d{args.depth} compile mode {args.compile_mode or 'default'}, rope {rope}: first step {warmup_s[0]:.1f} s"
+    )
     print(f"{args.impl} d{args.depth}: step {step_ms:.1f} ms (median of {args.timed}: {[round(w) for w in wall]})")
     print(f"  GPU busy {busy:.1f} ms in the profiled step, peak memory {peak_mib:,.0f} MiB")
     for label, ms in sorted(by_cat.items(), key=lambda kv: -kv[1]):
@@ -166,6 +180,7 @@ def main():
                     compile_mode=args.compile_mode,
                     head=args.head,
                     fp8=args.fp8,
+                    rope=rope,
                     warmup_s=warmup_s,
                     step_ms=wall,
                     busy_ms=busy,

@@ -32,7 +32,8 @@ class GPTConfig:
 
 # Opt-in, not yet measured on a GPU (nanochat/LOG.md): NANOCHAT_ROPE_KERNEL=fused computes q/k/v with one GEMM (the
 # three weights concatenated per call) and rotary + QK norm with Triton kernels (nanochat/rope_norm_kernel.py) on
-# NVIDIA GPUs; "split" keeps three GEMMs. The default, "compiled", is the torch code below, compiled by inductor.
+# NVIDIA GPUs; "qk" uses one GEMM for q and k and one for v, "split" three. The default, "compiled", is the torch
+# code below, compiled by inductor.
 ROPE_KERNEL = os.environ.get("NANOCHAT_ROPE_KERNEL", "compiled")
 _rope_kernel_module = None  # nanochat.rope_norm_kernel once imported; False where Triton is missing
 
@@ -100,6 +101,10 @@ class CausalSelfAttention(nn.Module):
         if ROPE_KERNEL == "split" or type(self.c_q) is not nn.Linear:  # fp8.py's Linears compute their own products
             q = kernel.rope_norm(self.c_q(x).view(B * T, -1), *tables, T, hq, 0, 0)[0]
             k = kernel.rope_norm(self.c_k(x).view(B * T, -1), *tables, T, 0, hkv, 0)[1]
+            v = self.c_v(x)
+        elif ROPE_KERNEL == "qk":  # one GEMM for q and k, v from its own (no copy of v, no assembly of its gradient)
+            weight = torch.cat([self.c_q.weight, self.c_k.weight])
+            q, k, _, _ = kernel.rope_norm(F.linear(x, weight).view(B * T, -1), *tables, T, hq, hkv, 0)
             v = self.c_v(x)
         else:
             weight = torch.cat([self.c_q.weight, self.c_k.weight, self.c_v.weight])

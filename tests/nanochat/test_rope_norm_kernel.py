@@ -112,10 +112,10 @@ print(abs(loss - ref_loss), max(((grads[n] - ref[n]).norm() / ref[n].norm()).ite
 """
 
 
-@pytest.mark.parametrize("mode", ["fused", "split"])
+@pytest.mark.parametrize("mode", ["fused", "qk", "split"])
 def test_interpreted_model_same_loss_and_gradients(mode):
-    # the model's kernel path (q/k/v as one product of the concatenated weights, or three) against its torch code,
-    # in fp32 where both compute the same numbers up to summation order
+    # the model's kernel path (q/k/v as one product of the concatenated weights, q/k as one, or three) against its
+    # torch code, in fp32 where both compute the same numbers up to summation order
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
     code = textwrap.dedent(MODEL_CHECK.replace("{mode}", mode))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -166,7 +166,7 @@ def test_both_kernels_compile_for_hopper():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("mode", ["fused", "split"])
+@pytest.mark.parametrize("mode", ["fused", "qk", "split"])
 def test_cuda_compiled_model_same_loss_and_gradients(mode, monkeypatch):
     from nanochat import gpt
 
