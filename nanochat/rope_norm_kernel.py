@@ -7,16 +7,17 @@ gpt.CausalSelfAttention computes, per head of D channels (x1 = the first D/2, x2
 Compiled by inductor, the backward of that is a kernel that reads the saved inputs and writes the gradients at
 about a third of the memory bandwidth (nanochat/LOG.md). Here one row (a token's head) is one row of a tile: the
 forward reads x once and writes y and rstd, the backward reads dy, y and rstd and writes dx:
-    dr = rstd * (dy - y * mean(dy * y)),  dx = (dr1 * cos + dr2 * sin, dr2 * cos - dr1 * sin)
-with dr's second term the rotation's transpose. y is the forward's output, saved anyway for attention's backward,
-so nothing more is kept for this backward than rstd (4 bytes per head and token).
+    dr = rstd * (dy - y * mean(dy * y)),  dx = (dr1 * cos - dr2 * sin, dr1 * sin + dr2 * cos)
+(dx is dr through the transposed rotation). y is the forward's output, saved anyway for attention's backward, so
+nothing more is kept for this backward than rstd (4 bytes per head and token).
 
 `rope_norm` takes the q/k/v projection as one (tokens, (n_q + n_k + n_v) * D) tensor, the product of one GEMM
-with the three weights concatenated, and returns q and k rotated and normalised, and v copied out, as
-(tokens, heads, D) tensors; its backward writes the three gradients into one (tokens, columns) tensor, the input
-of that GEMM's backward. It is a `torch.library.triton_op`, so torch.compile keeps it inside the graph.
+with the three weights concatenated (or of two, or one projection alone: any of the counts may be 0), and returns
+q and k rotated and normalised, and v copied out, as (tokens, heads, D) tensors; its backward writes the gradients
+into one (tokens, columns) tensor, the input of that GEMM's backward. It is a `torch.library.triton_op`, so
+torch.compile keeps it inside the graph.
 
-Opt-in (gpt.py: NANOCHAT_ROPE_KERNEL=fused or split) until its speed is measured on a GPU: nanochat/LOG.md.
+Opt-in (gpt.py: NANOCHAT_ROPE_KERNEL=fused, qk or split) until its speed is measured on a GPU: nanochat/LOG.md.
 """
 
 import functools
@@ -101,7 +102,7 @@ def _rope_norm_bwd(
     n = rows // H
     h = rows % H
     cols = tl.arange(0, HALF)[None, :]
-    grad = dy_ptr + (n.to(tl.int64) * stride_dn + h * stride_dh)[:, None] + cols
+    grad = dy_ptr + (n.to(tl.int64) * stride_dn + h.to(tl.int64) * stride_dh)[:, None] + cols
     g1 = tl.load(grad, mask=mask, other=0.0)
     g2 = tl.load(grad + HALF, mask=mask, other=0.0)
     if ROTATE:
@@ -151,6 +152,7 @@ def rope_norm(
     """x: (tokens, (n_q + n_k + n_v) * D), tokens in (batch, seq_len) order; cos, sin: (seq_len, D/2).
     Returns q (tokens, n_q, D) and k, rotated and normalised, v copied, and the rows' rstd (fp32, q's then k's)."""
     tokens, head_dim = x.shape[0], x.shape[1] // (n_q + n_k + n_v)
+    assert x.stride(1) == 1 and cos.stride(1) == 1 and sin.stride(1) == 1, "rows must be dense"
     q = x.new_empty(tokens, n_q, head_dim)
     k = x.new_empty(tokens, n_k, head_dim)
     v = x.new_empty(tokens, n_v, head_dim)
