@@ -33,6 +33,13 @@ NUM_WARPS = 4
 
 
 @triton.jit
+def _tile(n_rows, H, HALF: tl.constexpr, BLOCK_R: tl.constexpr):
+    # this program's rows (row = token * H + head), which of them exist, their token and head, a half's columns
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    return rows, rows < n_rows, rows // H, rows % H, tl.arange(0, HALF)[None, :]
+
+
+@triton.jit
 def _rope_norm_fwd(
     x_ptr,  # (N, columns): row n's segment starts at col0; head h at col0 + h * D
     stride_xn,
@@ -50,12 +57,8 @@ def _rope_norm_fwd(
     BLOCK_R: tl.constexpr,
     ROTATE: tl.constexpr,  # False: copy the segment (v)
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    in_range = rows < n_rows
+    rows, in_range, n, h, cols = _tile(n_rows, H, HALF, BLOCK_R)
     mask = in_range[:, None]
-    n = rows // H
-    h = rows % H
-    cols = tl.arange(0, HALF)[None, :]
     src = x_ptr + (n.to(tl.int64) * stride_xn + col0 + h * (2 * HALF))[:, None] + cols
     dst = out_ptr + rows.to(tl.int64)[:, None] * (2 * HALF) + cols
     x1 = tl.load(src, mask=mask, other=0.0)
@@ -96,12 +99,8 @@ def _rope_norm_bwd(
     BLOCK_R: tl.constexpr,
     ROTATE: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    in_range = rows < n_rows
+    rows, in_range, n, h, cols = _tile(n_rows, H, HALF, BLOCK_R)
     mask = in_range[:, None]
-    n = rows // H
-    h = rows % H
-    cols = tl.arange(0, HALF)[None, :]
     grad = dy_ptr + (n.to(tl.int64) * stride_dn + h.to(tl.int64) * stride_dh)[:, None] + cols
     g1 = tl.load(grad, mask=mask, other=0.0)
     g2 = tl.load(grad + HALF, mask=mask, other=0.0)
