@@ -225,17 +225,12 @@ def rope(depth=20, B=32, T=2048, D=128):
     qkv = torch.randn(N, 3 * H * D, device="cuda", dtype=torch.bfloat16) * 2
     grads = [torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
 
-    def torch_code(q, k, v):
-        return gpt.norm(gpt.apply_rotary_emb(q, cos4, sin4)), gpt.norm(gpt.apply_rotary_emb(k, cos4, sin4)), v
+    def torch_code(q, k, v, cos=cos4, sin=sin4):
+        return gpt.norm(gpt.apply_rotary_emb(q, cos, sin)), gpt.norm(gpt.apply_rotary_emb(k, cos, sin)), v
 
     def fp32_reference():
         x = qkv.float().requires_grad_()
-        q, k, v = x.view(B, T, 3 * H, D).split(H, dim=2)
-        out = (
-            gpt.norm(gpt.apply_rotary_emb(q, cos4.float(), sin4.float())),
-            gpt.norm(gpt.apply_rotary_emb(k, cos4.float(), sin4.float())),
-            v,
-        )
+        out = torch_code(*x.view(B, T, 3 * H, D).split(H, dim=2), cos4.float(), sin4.float())
         torch.autograd.backward(out, [g.float() for g in grads])
         return out, x.grad
 

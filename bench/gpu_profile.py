@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--fp8", action="store_true", help="bundled: block matmuls in float8 (nanochat/fp8.py)")
     ap.add_argument(
         "--rope",
-        choices=["compiled", "fused", "qk", "split"],
+        choices=["compiled", "fused", "qk", "split"],  # gpt.ROPE_KERNEL_MODES and the torch code
         default=None,
         help="bundled: q/k/v, rotary and QK norm as torch code or Triton kernels (gpt.ROPE_KERNEL; default: its own)",
     )
@@ -77,12 +77,11 @@ def main():
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    import nanochat.gpt as model_module
     from nanochat.gpt import GPT, GPTConfig
 
-    if args.impl == "bundled":
-        import nanochat.gpt
-
-        nanochat.gpt.ROPE_KERNEL = args.rope or nanochat.gpt.ROPE_KERNEL
+    if args.impl == "bundled" and args.rope:
+        model_module.ROPE_KERNEL = args.rope
     if args.chunk_elements and args.impl == "bundled":
         import nanochat.fused_loss
 
@@ -160,7 +159,7 @@ def main():
         by_cat[category(name)] += ms
     step_ms = statistics.median(wall)
     peak_mib = torch.cuda.max_memory_allocated() / 2**20
-    rope = nanochat.gpt.ROPE_KERNEL if args.impl == "bundled" else None
+    rope = getattr(model_module, "ROPE_KERNEL", None)  # classic has no such switch
     print(
         f"{args.impl} d{args.depth} compile mode {args.compile_mode or 'default'}, rope {rope}: first step {warmup_s[0]:.1f} s"
     )

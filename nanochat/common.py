@@ -4,6 +4,8 @@ peak FLOPs, atomic file writes and stop-signal handling.
 """
 
 import datetime
+import functools
+import importlib
 import logging
 import os
 import re
@@ -18,6 +20,27 @@ from nanochat import stopsignal
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
 logger = logging.getLogger("nanochat.common")
+
+
+@functools.cache
+def triton_module(name):
+    """nanochat.<name>, a module of Triton kernels, or None where Triton is missing (CPU-only torch builds)."""
+    try:
+        return importlib.import_module(f"nanochat.{name}")
+    except ImportError:
+        return None
+
+
+@functools.cache
+def _cuda_capability(index):
+    return torch.cuda.get_device_capability(index)
+
+
+def nvidia_capability(device):
+    """(major, minor) of an NVIDIA GPU, else None (CPU, ROCm): where the Triton kernels' PTX can run."""
+    if device.type != "cuda" or not torch.version.cuda:
+        return None
+    return _cuda_capability(device.index if device.index is not None else torch.cuda.current_device())
 
 
 def get_base_dir():

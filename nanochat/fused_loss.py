@@ -21,6 +21,8 @@ import os
 
 import torch
 
+from nanochat.common import triton_module
+
 IGNORE_INDEX = -1
 CHUNK_ELEMENTS = 2**29  # logits per chunk (1 GiB in bf16): 8,192 tokens at a 65,536 vocab
 
@@ -39,33 +41,23 @@ def _chunk_loss_and_grad(logits, targets, softcap, inv_n):
 
 
 _compiled_chunk = None
-_kernel = None  # nanochat.softcap_ce_kernel once imported; False where Triton is missing
+_kernel_failed = False  # set when Triton could not build the kernel here: the compiled version from then on
 KERNEL = os.environ.get("NANOCHAT_LOSS_KERNEL", "triton")  # "compiled": the two-kernel torch.compile version
-
-
-def _triton_kernel():
-    global _kernel
-    if _kernel is None:
-        try:
-            from nanochat import softcap_ce_kernel as _kernel
-        except ImportError:  # no Triton (CPU-only torch builds): the compiled version below
-            _kernel = False
-    return _kernel
 
 
 def chunk_loss_and_grad(logits, targets, softcap, inv_n):
     """(summed loss, gradient) of one chunk. On CUDA the gradient may be written over the logits (one Triton kernel,
     nanochat/softcap_ce_kernel.py), else a compiled kernel pair (a reduction, then the gradient); eager elsewhere.
     A second chunk shape (SFT's varying batches) gets one shape-generic recompile rather than one per shape."""
-    global _compiled_chunk, _kernel
+    global _compiled_chunk, _kernel_failed
     if logits.device.type != "cuda":
         return _chunk_loss_and_grad(logits, targets, softcap, inv_n)
-    kernel = _triton_kernel() if KERNEL == "triton" else None
+    kernel = triton_module("softcap_ce_kernel") if KERNEL == "triton" and not _kernel_failed else None
     if kernel and kernel.supported(logits, softcap):
         try:
             return kernel.chunk_loss_and_grad_(logits, targets, softcap, inv_n), logits
         except Exception as e:  # a Triton that cannot build the kernel here: fails before writing anything
-            _kernel = False
+            _kernel_failed = True
             print(f"nanochat: the Triton loss kernel is unavailable ({type(e).__name__}: {e}); using torch.compile")
     if _compiled_chunk is None:
         _compiled_chunk = torch.compile(_chunk_loss_and_grad)

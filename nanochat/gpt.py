@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nanochat.common import get_dist_info, print0
+from nanochat.common import get_dist_info, print0, triton_module
 from nanochat.fused_loss import softcap_cross_entropy
 from nanochat.muon import Muon
 
@@ -32,23 +32,18 @@ class GPTConfig:
 
 # Opt-in, not yet measured on a GPU (nanochat/LOG.md): NANOCHAT_ROPE_KERNEL=fused computes q/k/v with one GEMM (the
 # three weights concatenated per call) and rotary + QK norm with Triton kernels (nanochat/rope_norm_kernel.py) on
-# NVIDIA GPUs; "qk" uses one GEMM for q and k and one for v, "split" three. The default, "compiled", is the torch
-# code below, compiled by inductor.
+# NVIDIA GPUs; "qk" uses one GEMM for q and k and one for v, "split" three. Any other value (the default,
+# "compiled") runs the torch code below, compiled by inductor.
+ROPE_KERNEL_MODES = ("fused", "qk", "split")
 ROPE_KERNEL = os.environ.get("NANOCHAT_ROPE_KERNEL", "compiled")
-_rope_kernel_module = None  # nanochat.rope_norm_kernel once imported; False where Triton is missing
 
 
 def _rope_kernel(x, head_dim):
     """The kernel module where it runs for x, else None (CPU, no Triton, ROCm, old GPUs, NANOCHAT_ROPE_KERNEL)."""
-    global _rope_kernel_module
-    if ROPE_KERNEL == "compiled" or not x.is_cuda:
+    if ROPE_KERNEL not in ROPE_KERNEL_MODES or not x.is_cuda:
         return None
-    if _rope_kernel_module is None:
-        try:
-            from nanochat import rope_norm_kernel as _rope_kernel_module
-        except ImportError:  # CPU-only torch builds come without Triton
-            _rope_kernel_module = False
-    return _rope_kernel_module if _rope_kernel_module and _rope_kernel_module.supported(x, head_dim) else None
+    kernel = triton_module("rope_norm_kernel")
+    return kernel if kernel and kernel.supported(x, head_dim) else None
 
 
 def norm(x):
@@ -102,13 +97,12 @@ class CausalSelfAttention(nn.Module):
             q = kernel.rope_norm(self.c_q(x).view(B * T, -1), *tables, T, hq, 0, 0)[0]
             k = kernel.rope_norm(self.c_k(x).view(B * T, -1), *tables, T, 0, hkv, 0)[1]
             v = self.c_v(x)
-        elif ROPE_KERNEL == "qk":  # one GEMM for q and k, v from its own (no copy of v, no assembly of its gradient)
-            weight = torch.cat([self.c_q.weight, self.c_k.weight])
-            q, k, _, _ = kernel.rope_norm(F.linear(x, weight).view(B * T, -1), *tables, T, hq, hkv, 0)
-            v = self.c_v(x)
-        else:
-            weight = torch.cat([self.c_q.weight, self.c_k.weight, self.c_v.weight])
-            q, k, v, _ = kernel.rope_norm(F.linear(x, weight).view(B * T, -1), *tables, T, hq, hkv, hkv)
+        else:  # "qk": v from its own GEMM, so neither v nor its gradient is copied
+            with_v = ROPE_KERNEL == "fused"
+            weights = [self.c_q.weight, self.c_k.weight] + ([self.c_v.weight] if with_v else [])
+            qkv = F.linear(x, torch.cat(weights)).view(B * T, -1)
+            q, k, v, _ = kernel.rope_norm(qkv, *tables, T, hq, hkv, hkv if with_v else 0)
+            v = v if with_v else self.c_v(x)
         return q.view(B, T, hq, self.head_dim), k.view(B, T, hkv, self.head_dim), v.view(B, T, hkv, self.head_dim)
 
     def forward(self, x, cos_sin, kv_cache):

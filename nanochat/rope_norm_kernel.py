@@ -20,12 +20,12 @@ torch.compile keeps it inside the graph.
 Opt-in (gpt.py: NANOCHAT_ROPE_KERNEL=fused, qk or split) until its speed is measured on a GPU: nanochat/LOG.md.
 """
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
+
+from nanochat.common import nvidia_capability
 
 EPS = torch.finfo(torch.float32).eps  # F.rms_norm's default for bf16 and fp32 inputs
 BLOCK_ROWS = 16  # rows (token heads) per program; see bench/gpu_kernels.py rope
@@ -209,13 +209,7 @@ def _backward(ctx, dq, dk, dv, _drstd):
 rope_norm.register_autograd(_backward, setup_context=_setup_context)
 
 
-@functools.cache
-def _capability(index):
-    return torch.cuda.get_device_capability(index)
-
-
 def supported(x, head_dim):
     """NVIDIA GPUs from sm_80 (bf16), heads of a power-of-two size; elsewhere gpt.py's torch code runs."""
-    if not (x.is_cuda and torch.version.cuda) or head_dim < 2 or head_dim & (head_dim - 1):
-        return False
-    return _capability(x.device.index if x.device.index is not None else torch.cuda.current_device()) >= (8, 0)
+    capability = nvidia_capability(x.device)
+    return capability is not None and capability >= (8, 0) and head_dim >= 2 and not head_dim & (head_dim - 1)

@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from nanochat.common import nvidia_capability
 from nanochat.fused_loss import IGNORE_INDEX
 
 _IGNORE_INDEX = tl.constexpr(IGNORE_INDEX)  # a kernel reads module globals only when they are constexpr
@@ -112,9 +113,10 @@ def _sm(device):
 
 def supported(logits, softcap):
     """NVIDIA GPUs from sm_75 on (tanh.approx.f32 is PTX); ROCm and older GPUs keep the compiled version."""
-    if not (logits.is_cuda and torch.version.cuda and logits.dim() == 2 and logits.stride(1) == 1):
+    capability = nvidia_capability(logits.device)
+    if capability is None or logits.dim() != 2 or logits.stride(1) != 1:
         return False
-    return torch.cuda.get_device_capability(logits.device) >= (7, 5) and 0 < softcap <= MAX_SOFTCAP
+    return capability >= (7, 5) and 0 < softcap <= MAX_SOFTCAP
 
 
 def chunk_loss_and_grad_(
