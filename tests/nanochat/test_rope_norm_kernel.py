@@ -165,6 +165,83 @@ def test_both_kernels_compile_for_hopper():
             assert ("rsqrt" in compiled.asm["ptx"]) == (rotate and fn is K._rope_norm_fwd)
 
 
+GRAPH_CHECK = """
+import json, math, re
+import torch
+import triton
+from torch._dynamo.backends.common import aot_autograd
+from torch._functorch.partitioners import min_cut_rematerialization_partition
+from triton.backends.compiler import GPUTarget
+from nanochat import gpt
+from nanochat import rope_norm_kernel as K
+
+
+class Hopper:  # torch reads the kernels' accesses from their Triton IR, built for the driver's target
+    def get_current_target(self):
+        return GPUTarget("cuda", 90, 32)
+
+
+triton.runtime.driver.set_active(Hopper())
+
+
+class Partitioned(Exception):
+    pass
+
+
+def graphs(mode, n_layer):  # what torch.compile gives inductor: forward and backward as inductor partitions them
+    got = {}
+
+    def partition(joint, inputs, **kwargs):
+        fw, bw = min_cut_rematerialization_partition(joint, inputs, **kwargs)
+        saved = next(n for n in fw.graph.nodes if n.op == "output").args[0][1:]
+        got.update(fw=fw.code, bw=bw.code, saved=sum(math.prod(n.meta["val"].shape) for n in saved))
+        raise Partitioned  # the kernels cannot run on the CPU; the graphs are what is checked
+
+    gpt.ROPE_KERNEL = mode
+    gpt._rope_kernel = lambda x, head_dim: None if mode == "compiled" else K
+    config = gpt.GPTConfig(sequence_len=16, vocab_size=64, n_layer=n_layer, n_head=4, n_kv_head=2, n_embd=64)
+    model = gpt.GPT(config)
+    model.chunked_loss = False
+    backend = aot_autograd(fw_compiler=None, partition_fn=partition)
+    idx = torch.zeros(2, 16, dtype=torch.long)
+    try:
+        torch.compile(model, backend=backend, fullgraph=True)(idx, targets=idx)
+    except Exception as e:
+        assert "Partitioned" in repr(e), repr(e)[:2000]
+    torch._dynamo.reset()
+    launch = lambda code, arg: len(re.findall(r"triton_kernel_wrapper_functional\\(.*'" + arg + "'", code))
+    copies = lambda code: len(re.findall(r"\\b(?:new_zeros|clone|slice_scatter)\\(", code))
+    return dict(fw_rope=launch(got["fw"], "x_ptr"), fw_grad=launch(got["fw"], "dy_ptr"),
+                bw_rope=launch(got["bw"], "x_ptr"), bw_grad=launch(got["bw"], "dy_ptr"),
+                zero_grads=len(re.findall(r"'dy_ptr': new_zeros", got["bw"])),
+                copies=copies(got["fw"]) + copies(got["bw"]), saved=got["saved"])
+
+
+print(json.dumps({f"{mode} {n}": graphs(mode, n) for mode in ("compiled", "fused", "qk", "split") for n in (1, 3)}))
+"""
+
+
+def test_compiled_model_graphs_hold_the_kernels():
+    # what torch.compile makes of the model with the kernels on (no GPU: the target is given as sm_90, and the graphs
+    # are taken from inductor's partitioner, not run): one graph, each layer's kernels in the forward and their
+    # backward in the backward, fed the real gradients, with no copies around them and no forward kernel recomputed
+    # in the backward, and the same number of elements saved for the backward as the torch code
+    import json
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TRITON_INTERPRET", None)  # interpreted kernels are opaque Python to dynamo
+    proc = subprocess.run([sys.executable, "-c", GRAPH_CHECK], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.splitlines()[-1])
+    launches_per_layer = {"compiled": 0, "fused": 3, "qk": 2, "split": 2}  # q, k and v's copy / q, k / q alone, k alone
+    for key, graphs in got.items():
+        mode, n_layer = key.split()
+        n = launches_per_layer[mode] * int(n_layer)
+        assert (graphs["fw_rope"], graphs["fw_grad"], graphs["bw_rope"], graphs["bw_grad"]) == (n, 0, 0, n), key
+        assert graphs["zero_grads"] == graphs["copies"] == 0, key
+        assert graphs["saved"] == got[f"compiled {n_layer}"]["saved"], key
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("mode", ["fused", "qk", "split"])
 def test_cuda_compiled_model_same_loss_and_gradients(mode, monkeypatch):
