@@ -25,7 +25,43 @@ from pathlib import Path
 from typing import Any
 
 from preflight import steplines
-from preflight.logrecords import Event, LogIndex, Segment, StepRecord, TracebackRecord
+from preflight.loglines import (
+    ANCHOR_RE,
+    CANCEL_RE,
+    DEVICE_RE,
+    DOWNLOAD_DONE_RE,
+    DOWNLOAD_START_RE,
+    END_RES,
+    EXC_RE,
+    FRAME_RE,
+    ITERS_RE,
+    MARKER_RE,
+    NOT_PLAIN_RE,
+    OOM_KILL_RE,
+    OVERRIDE_CFG_RE,
+    OVERRIDE_HINTS,
+    OVERRIDE_RE,
+    PARAMS_RE,
+    PASS_RE,
+    PYTHON_INSTALL_RE,
+    RANK_NUM_RE,
+    RANK_PREFIX_RE,
+    RESUME_RE,
+    RL_STEPS_RE,
+    SAVE_KIND,
+    SAVE_RE,
+    SCRIPT_IN_PATH_RE,
+    SFT_METRICS_RE,
+    STEP_BYTES_RE,
+    STEP_IN_PATH_RE,
+    TORCHRUN_FAILED_RE,
+    VAL_RE,
+    WORLD_RE,
+    parse_number,
+    parse_step,
+    strip_ansi,
+)
+from preflight.logrecords import Event, LogIndex, Segment, TracebackRecord
 from preflight.phases import (
     CKPT_DIR_RE,
     MARKER_NAMES,
@@ -38,126 +74,11 @@ from preflight.redact import redact
 MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
 MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
 MAX_TB_PER_SEGMENT = 256  # distinct tracebacks kept per process segment; more copies are only counted
-
-# every terminal escape, not only colours: CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST: window titles,
-# hyperlinks, clipboard writes), other two-byte escapes; and the C0 controls that are not layout
-ANSI_RE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]"
-)
-RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
-RANK_NUM_RE = re.compile(r"(\d+)")
-
-ANCHOR_RE = re.compile(
-    rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
-    rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
-    rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
-    rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog"
-    rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
-)
-
-# -- line grammars (ANSI-stripped text) -----------------------------------------------------------
-STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
-STEP_MID_RE = re.compile(r"^step (\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
-STEP_SFT_RE = re.compile(r"^Step (\d+)/(\d+) \| Training loss: (\S+?)\s*\|")
-STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
-STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
-# the base, mid and SFT grammars above on raw bytes, for printable-ASCII lines (where bytes and text agree)
-STEP_BYTES_RE = re.compile(
-    rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: (?P<base_loss>\S+?) \|)"
-    rb"|(?P<mid>step \d+ \([\d.]+%\) \| loss: (?P<mid_loss>\S+?) \|)"
-    rb"|(?P<sft>Step \d+/(?P<sft_total>\d+) \| Training loss: (?P<sft_loss>\S+?)\s*\|)"
-)
-NOT_PLAIN_RE = re.compile(rb"[^\t\x20-\x7e]")
-FIELD_RES = {
-    "dt_ms": re.compile(r"\| dt: ([\d.]+)ms"),
-    "tok_per_sec": re.compile(r"\| tok/sec: ([\d,]+)"),
-    "mfu": re.compile(r"\| (?:bf16_)?mfu: ([\d.]+)"),
-    "epoch": re.compile(r"\| epoch: (\d+)"),
-}
-VAL_RE = re.compile(r"^Step (\d+) \| (Validation bpb|Validation loss|CORE metric|ChatCORE): (\S+)")
-SFT_METRICS_RE = re.compile(r"^Step (\d+) \| mmlu_acc: (\S+), arc_easy_acc: (\S+)")
-PASS_RE = re.compile(r"^Step (\d+) \| Pass@1: (\S+?),")
-OVERRIDE_RE = re.compile(r"^Overriding: (\w+) = (.*)$")
-OVERRIDE_CFG_RE = re.compile(r"^Overriding config with (.*):$")
-DEVICE_RE = re.compile(r"Autodetected device type: (\w+)")
-WORLD_RE = re.compile(r"Distributed world size: (\d+)")
-ITERS_RE = re.compile(r"Calculated number of iterations[^:]*: ([\d,]+)")
-RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
-RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
-PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
-END_RES = {
-    "peak_memory": re.compile(r"Peak memory usage: ([\d.]+)\s*MiB"),
-    "training_time": re.compile(r"Total training time: ([\d.]+)m"),
-    "min_val_bpb": re.compile(r"Minimum validation bpb: (\S+)"),
-}
-SAVE_RE = re.compile(
-    r"Saved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
-    r"|tokenizer encoding|token_bytes) to:? (.+)$"
-)
-SAVE_KIND = {
-    "model parameters": "model",
-    "model file": "model",
-    "metadata": "meta",
-    "metadata file": "meta",
-    "optimizer state": "optim",
-    "optimizer file": "optim",
-    "model checkpoint": "checkpoint",
-    "tokenizer encoding": "tokenizer",
-    "token_bytes": "token_bytes",
-}
-STEP_IN_PATH_RE = re.compile(r"(?:model|meta|optim)_(\d{6})")
-DOWNLOAD_DONE_RE = re.compile(r"Done! Downloaded: (\d+)/(\d+) shards")
-DOWNLOAD_START_RE = re.compile(r"Downloading (\d+) shards")
-CANCEL_RE = re.compile(r"\*\*\* (JOB|STEP) (\S+) (?:ON (\S+) )?CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
-OOM_KILL_RE = re.compile(r"Detected (\d+) oom-kill event|Out Of Memory|oom-kill")
-TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")
-MARKER_RE = re.compile(r"^=+ *(?:phase:? *)?([a-z_]+) *=+$")
-FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
-# frames of the interpreter's own library and installed packages: their source lines say nothing of the job
-PYTHON_INSTALL_RE = re.compile(r"site-packages|dist-packages|/lib/python3[\d.]*/|^<frozen ")
-MAX_TB_CALLS = 16
-EXC_RE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
-SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?:scripts|nanochat)[/\\](\w+)\.py$")
-# phase names, script -> phase, "<word>_checkpoints" -> script: preflight/phases.py
-# configurator keys that only one script has (Era A Overriding lines)
-OVERRIDE_HINTS = {
-    "depth": "base_train",
-    "target_param_data_ratio": "base_train",
-    "target_flops": "base_train",
-    "core_metric_every": "base_train",
-    "save_every": "base_train",
-    "resume_from_step": "base_train",
-    "dry_run": "mid_train",
-    "target_examples_per_step": "chat_sft",
-    "eval_metrics_every": "chat_sft",
-    "eval_metrics_max_problems": "chat_sft",
-    "examples_per_step": "chat_rl",
-    "num_samples": "chat_rl",
-    "split_tokens": "base_loss",
-    "model_step": "base_loss",
-}
-
-
-_CONTROL_CHARS = frozenset(chr(c) for c in (*range(0, 9), *range(11, 32), 127))
-
-
-def strip_ansi(text: str) -> str:
-    """Text from a log without escape sequences or control characters: findings quote log lines,
-    and a log must not be able to retitle, recolour or clear the user's terminal."""
-    return ANSI_RE.sub("", text) if not _CONTROL_CHARS.isdisjoint(text) else text
+MAX_TB_CALLS = 16  # frames of a traceback whose calls are kept
 
 
 def _nonfinite(value: float | None) -> bool:
     return value is not None and not math.isfinite(value)
-
-
-def _num(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return float(text.replace(",", "").rstrip("|%"))
-    except ValueError:
-        return None
 
 
 # -- the indexer ---------------------------------------------------------------------------------
@@ -309,7 +230,7 @@ class _Indexer:
         if m is None:
             return True  # not a step line after all: parse_step would give None too
         style = m.lastgroup
-        loss = _num(m.group(style + "_loss").decode())
+        loss = parse_number(m.group(style + "_loss").decode())
         if _nonfinite(loss):
             return False
         seg = self._evidence(self._script_for(style), line)
@@ -412,7 +333,7 @@ class _Indexer:
             mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)
             if mv:
                 seg.content = True
-                val = _num(mv.group(3) if mv.re is VAL_RE else mv.group(2))
+                val = parse_number(mv.group(3) if mv.re is VAL_RE else mv.group(2))
                 if _nonfinite(val) and seg.nan_loss is None:
                     seg.nan_loss = Event("nan-loss", line, s)
                 if self.series is not None and mv.re is VAL_RE:
@@ -454,7 +375,7 @@ class _Indexer:
             me = rx.search(s)
             if me:
                 seg.content = True
-                seg.end_markers[name] = Event(name, line, s, {"value": _num(me.group(1))})
+                seg.end_markers[name] = Event(name, line, s, {"value": parse_number(me.group(1))})
                 return
         ms = SAVE_RE.search(s)
         if ms:
@@ -652,32 +573,6 @@ class _Indexer:
         self.idx.segments = segs
         self.idx.lines = self.line - 1
         return self.idx
-
-
-def parse_step(text: str, line: int) -> StepRecord | None:
-    """Parse one training step line of any era; None if it is not one."""
-    m = STEP_BASE_RE.match(text)
-    if m:
-        rec = StepRecord(int(m.group(1)), int(m.group(2)), _num(m.group(4)), line, "base", pct=_num(m.group(3)))
-    else:
-        m = STEP_MID_RE.match(text)
-        if m:
-            rec = StepRecord(int(m.group(1)), None, _num(m.group(3)), line, "mid", pct=_num(m.group(2)))
-        else:
-            m = STEP_SFT_RE.match(text)
-            if m:
-                rec = StepRecord(int(m.group(1)), int(m.group(2)), _num(m.group(3)), line, "sft")
-            else:
-                m = STEP_RL_RE.match(text)
-                if not m:
-                    return None
-                ml = STEP_RL_LOSS_RE.search(text)
-                rec = StepRecord(int(m.group(1)), int(m.group(2)), _num(ml.group(1)) if ml else None, line, "rl")
-    for name, rx in FIELD_RES.items():
-        mf = rx.search(text)
-        if mf and name != "epoch":
-            setattr(rec, name, _num(mf.group(1)))
-    return rec
 
 
 def index_log(

@@ -147,7 +147,7 @@ class Segment:
         if self._last_raw is not None:  # a plain-ASCII step line that already matched a step grammar
             raw, line = self._last_raw
             self._last_raw = None
-            from preflight.logindex import parse_step  # the step grammar lives with the indexer
+            from preflight.loglines import parse_step  # loglines imports this module
 
             self._last_step = parse_step(raw.decode("ascii"), line)
         return self._last_step

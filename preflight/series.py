@@ -26,7 +26,7 @@ DISPLAY_POINTS = 1000  # buckets per series in a chart
 SPARK = "▁▂▃▄▅▆▇█"
 
 # Fast path: the step-line grammars of every era as one bytes regex, fields in their
-# fixed order; lines it does not match fall back to ``logindex.parse_step`` (the reference grammar).
+# fixed order; lines it does not match fall back to ``loglines.parse_step`` (the reference grammar).
 # group 1-6: base/mid step, loss, lrm, dt, tok/sec, mfu; 7-9: SFT step, loss, lrm; 10-12: validation.
 _FAST_RE = re.compile(
     rb"^(?:step (\d+)(?:/\d+)? \([^)\n]*\) \| loss: ([^ |\n]+) \|(?: grad norm: [^ |\n]+ \|)? lrm: ([^ |\n]+)"
@@ -181,7 +181,7 @@ class SeriesCollector:
             self._slow(pts, bytes(buf[a:b]))
 
     def _slow(self, pts: SegmentPoints, chunk: bytes) -> None:
-        from preflight.logindex import parse_step, strip_ansi
+        from preflight.loglines import parse_step, strip_ansi
 
         for raw in chunk.split(b"\n"):
             if raw.startswith(_STEP_START):
@@ -520,7 +520,7 @@ def live_line(path: str, tail: int = TAIL) -> str | None:
     log's tail; None when the tail has none (or the log cannot be read yet)."""
     import os
 
-    from preflight.logindex import RANK_PREFIX_RE, parse_step, strip_ansi
+    from preflight.loglines import RANK_PREFIX_RE, parse_step, strip_ansi
 
     try:
         with open(path, "rb") as f:

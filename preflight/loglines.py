@@ -1,0 +1,158 @@
+"""What nanochat prints, line by line: the regexes for every log line the index decodes (step lines of each
+phase, overrides, saves, validation, end-of-phase summaries, downloads, SLURM and torchrun messages, traceback
+frames), the bytes anchor that finds those lines without decoding the rest, and ``parse_step``.
+
+Era-specific lines (phase headers, chained tracebacks, torchrun's summary) are in the profiles' ``log:``
+sections (preflight.loggrammar); the indexer that uses both is preflight.logindex.
+"""
+
+from __future__ import annotations
+
+import re
+
+from preflight.logrecords import StepRecord
+
+# every terminal escape, not only colours: CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST: window titles,
+# hyperlinks, clipboard writes), other two-byte escapes; and the C0 controls that are not layout
+ANSI_RE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]"
+)
+RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
+RANK_NUM_RE = re.compile(r"(\d+)")
+
+ANCHOR_RE = re.compile(
+    rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
+    rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
+    rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
+    rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog"
+    rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
+)
+
+# -- line grammars (ANSI-stripped text) -----------------------------------------------------------
+STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
+STEP_MID_RE = re.compile(r"^step (\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
+STEP_SFT_RE = re.compile(r"^Step (\d+)/(\d+) \| Training loss: (\S+?)\s*\|")
+STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
+STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
+# the base, mid and SFT grammars above on raw bytes, for printable-ASCII lines (where bytes and text agree)
+STEP_BYTES_RE = re.compile(
+    rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: (?P<base_loss>\S+?) \|)"
+    rb"|(?P<mid>step \d+ \([\d.]+%\) \| loss: (?P<mid_loss>\S+?) \|)"
+    rb"|(?P<sft>Step \d+/(?P<sft_total>\d+) \| Training loss: (?P<sft_loss>\S+?)\s*\|)"
+)
+NOT_PLAIN_RE = re.compile(rb"[^\t\x20-\x7e]")
+FIELD_RES = {
+    "dt_ms": re.compile(r"\| dt: ([\d.]+)ms"),
+    "tok_per_sec": re.compile(r"\| tok/sec: ([\d,]+)"),
+    "mfu": re.compile(r"\| (?:bf16_)?mfu: ([\d.]+)"),
+    "epoch": re.compile(r"\| epoch: (\d+)"),
+}
+VAL_RE = re.compile(r"^Step (\d+) \| (Validation bpb|Validation loss|CORE metric|ChatCORE): (\S+)")
+SFT_METRICS_RE = re.compile(r"^Step (\d+) \| mmlu_acc: (\S+), arc_easy_acc: (\S+)")
+PASS_RE = re.compile(r"^Step (\d+) \| Pass@1: (\S+?),")
+OVERRIDE_RE = re.compile(r"^Overriding: (\w+) = (.*)$")
+OVERRIDE_CFG_RE = re.compile(r"^Overriding config with (.*):$")
+DEVICE_RE = re.compile(r"Autodetected device type: (\w+)")
+WORLD_RE = re.compile(r"Distributed world size: (\d+)")
+ITERS_RE = re.compile(r"Calculated number of iterations[^:]*: ([\d,]+)")
+RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
+RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
+PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
+END_RES = {
+    "peak_memory": re.compile(r"Peak memory usage: ([\d.]+)\s*MiB"),
+    "training_time": re.compile(r"Total training time: ([\d.]+)m"),
+    "min_val_bpb": re.compile(r"Minimum validation bpb: (\S+)"),
+}
+SAVE_RE = re.compile(
+    r"Saved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
+    r"|tokenizer encoding|token_bytes) to:? (.+)$"
+)
+SAVE_KIND = {
+    "model parameters": "model",
+    "model file": "model",
+    "metadata": "meta",
+    "metadata file": "meta",
+    "optimizer state": "optim",
+    "optimizer file": "optim",
+    "model checkpoint": "checkpoint",
+    "tokenizer encoding": "tokenizer",
+    "token_bytes": "token_bytes",
+}
+STEP_IN_PATH_RE = re.compile(r"(?:model|meta|optim)_(\d{6})")
+DOWNLOAD_DONE_RE = re.compile(r"Done! Downloaded: (\d+)/(\d+) shards")
+DOWNLOAD_START_RE = re.compile(r"Downloading (\d+) shards")
+CANCEL_RE = re.compile(r"\*\*\* (JOB|STEP) (\S+) (?:ON (\S+) )?CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
+OOM_KILL_RE = re.compile(r"Detected (\d+) oom-kill event|Out Of Memory|oom-kill")
+TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")
+MARKER_RE = re.compile(r"^=+ *(?:phase:? *)?([a-z_]+) *=+$")
+FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
+# frames of the interpreter's own library and installed packages: their source lines say nothing of the job
+PYTHON_INSTALL_RE = re.compile(r"site-packages|dist-packages|/lib/python3[\d.]*/|^<frozen ")
+EXC_RE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?:scripts|nanochat)[/\\](\w+)\.py$")
+# phase names, script -> phase, "<word>_checkpoints" -> script: preflight/phases.py
+# configurator keys that only one script has (Era A Overriding lines)
+OVERRIDE_HINTS = {
+    "depth": "base_train",
+    "target_param_data_ratio": "base_train",
+    "target_flops": "base_train",
+    "core_metric_every": "base_train",
+    "save_every": "base_train",
+    "resume_from_step": "base_train",
+    "dry_run": "mid_train",
+    "target_examples_per_step": "chat_sft",
+    "eval_metrics_every": "chat_sft",
+    "eval_metrics_max_problems": "chat_sft",
+    "examples_per_step": "chat_rl",
+    "num_samples": "chat_rl",
+    "split_tokens": "base_loss",
+    "model_step": "base_loss",
+}
+
+
+_CONTROL_CHARS = frozenset(chr(c) for c in (*range(0, 9), *range(11, 32), 127))
+
+
+def strip_ansi(text: str) -> str:
+    """Text from a log without escape sequences or control characters: findings quote log lines,
+    and a log must not be able to retitle, recolour or clear the user's terminal."""
+    return ANSI_RE.sub("", text) if not _CONTROL_CHARS.isdisjoint(text) else text
+
+
+def parse_number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text.replace(",", "").rstrip("|%"))
+    except ValueError:
+        return None
+
+
+def parse_step(text: str, line: int) -> StepRecord | None:
+    """Parse one training step line of any era; None if it is not one."""
+    m = STEP_BASE_RE.match(text)
+    if m:
+        rec = StepRecord(
+            int(m.group(1)), int(m.group(2)), parse_number(m.group(4)), line, "base", pct=parse_number(m.group(3))
+        )
+    else:
+        m = STEP_MID_RE.match(text)
+        if m:
+            rec = StepRecord(int(m.group(1)), None, parse_number(m.group(3)), line, "mid", pct=parse_number(m.group(2)))
+        else:
+            m = STEP_SFT_RE.match(text)
+            if m:
+                rec = StepRecord(int(m.group(1)), int(m.group(2)), parse_number(m.group(3)), line, "sft")
+            else:
+                m = STEP_RL_RE.match(text)
+                if not m:
+                    return None
+                ml = STEP_RL_LOSS_RE.search(text)
+                rec = StepRecord(
+                    int(m.group(1)), int(m.group(2)), parse_number(ml.group(1)) if ml else None, line, "rl"
+                )
+    for name, rx in FIELD_RES.items():
+        mf = rx.search(text)
+        if mf and name != "epoch":
+            setattr(rec, name, parse_number(mf.group(1)))
+    return rec
