@@ -122,30 +122,14 @@ def verify_cmd(
             f"postflight: no such job {job_id}: SLURM does not know it (or cannot be asked) and there is "
             "no ledger for it (was it submitted with `preflight sbatch`?)"
         )
+    title = f"postflight verify {job_id or ''}".rstrip()
     if result.checks and all(c.status.value == "skip" for c in result.checks):
-        emit(
-            result,
-            registry,
-            fmt,
-            output_file,
-            verbose=True,
-            no_color=no_color,
-            elapsed=elapsed,
-            title=f"postflight verify {job_id or ''}".rstrip(),
-        )
+        # every reason, whatever --verbose says: they are the whole answer
+        emit(result, registry, fmt, output_file, verbose=True, no_color=no_color, elapsed=elapsed, title=title)
         raise fail("postflight: nothing was verified: every check skipped (see the reasons above)")
     if inputs.series:
         _describe_curves(result, ctx)
-    emit(
-        result,
-        registry,
-        fmt,
-        output_file,
-        verbose=verbose,
-        no_color=no_color,
-        elapsed=elapsed,
-        title=f"postflight verify {job_id or ''}".rstrip(),
-    )
+    emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed, title=title)
     phases = result.extras.get("phases") or []
     incomplete = [p for p in phases if p.get("expected", True) and p.get("status") != "done"]  # rl: not in every era
     from preflight.jobinfo import ACTIVE_STATES
