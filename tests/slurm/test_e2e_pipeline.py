@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -342,6 +343,12 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
 
     job_id, _ = _submit(cli, script, cwd=tmp_path)
     info = wait_final(job_id, timeout=JOB_TIMEOUT)
+    # this test cluster tracks processes by parent (proctrack/linuxproc): when the batch shell dies of the limit's
+    # SIGTERM, SLURM ends the job while mid_train, now an orphan, may still be writing its checkpoint. Wait for it
+    # (a cgroup cluster would have waited, or killed it), so that postflight sees what the trainer did
+    deadline = time.monotonic() + 30
+    while "Received SIGTERM: saved checkpoint" not in _log(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.5)
     log = _log(tmp_path)
     assert info.state == "TIMEOUT", (info, log[-3000:])
     assert "USR1, forwarding" in log and "base_train exited 0" in log, log[-3000:]
