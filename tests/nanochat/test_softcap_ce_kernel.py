@@ -41,10 +41,11 @@ def interpreter_runs_persistent_loops():
         """
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
+    if "only 0-dimensional arrays can be converted to Python scalars" in proc.stderr:
         import triton
 
         pytest.skip(f"Triton {triton.__version__}'s interpreter cannot run a loop from a program id")
+    assert proc.returncode == 0, proc.stderr[-3000:]  # any other failure is a failure, not a skip
 
 
 def test_interpreted_kernel_matches_the_plain_torch_chunk(interpreter_runs_persistent_loops):
