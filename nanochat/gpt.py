@@ -97,7 +97,7 @@ class CausalSelfAttention(nn.Module):
             q = kernel.rope_norm(self.c_q(x).view(B * T, -1), *tables, T, hq, 0, 0)[0]
             k = kernel.rope_norm(self.c_k(x).view(B * T, -1), *tables, T, 0, hkv, 0)[1]
             v = self.c_v(x)
-        else:  # "qk": v from its own GEMM, so neither v nor its gradient is copied
+        else:  # "fused": one GEMM for q, k and v; "qk": v from its own GEMM, so neither v nor its gradient is copied
             with_v = ROPE_KERNEL == "fused"
             weights = [self.c_q.weight, self.c_k.weight] + ([self.c_v.weight] if with_v else [])
             qkv = F.linear(x, torch.cat(weights)).view(B * T, -1)
