@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--fp8", action="store_true", help="bundled: block matmuls in float8 (nanochat/fp8.py)")
     ap.add_argument(
         "--rope",
-        choices=["compiled", "fused", "qk", "split"],  # gpt.ROPE_KERNEL_MODES and the torch code
+        choices=["compiled", "fused"],  # gpt.ROPE_KERNEL: the kernels, or the torch code
         default=None,
         help="bundled: q/k/v, rotary and QK norm as torch code or Triton kernels (gpt.ROPE_KERNEL; default: its own)",
     )

@@ -9,6 +9,7 @@ GPT model, state-dict compatible and forward-equivalent with classic nanochat:
 """
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -30,20 +31,34 @@ class GPTConfig:
     n_embd: int = 768
 
 
-# Opt-in, not yet measured on a GPU (nanochat/LOG.md): NANOCHAT_ROPE_KERNEL=fused computes q/k/v with one GEMM (the
-# three weights concatenated per call) and rotary + QK norm with Triton kernels (nanochat/rope_norm_kernel.py) on
-# NVIDIA GPUs; "qk" uses one GEMM for q and k and one for v, "split" three. Any other value (the default,
-# "compiled") runs the torch code below, compiled by inductor.
-ROPE_KERNEL_MODES = ("fused", "qk", "split")
+# Opt-in (nanochat/LOG.md has its measurements): NANOCHAT_ROPE_KERNEL=fused computes q/k/v with one GEMM (the three
+# weights concatenated per call) and rotary + QK norm with Triton kernels (nanochat/rope_norm_kernel.py) on NVIDIA
+# GPUs. Any other value (the default, "compiled") runs the torch code below, compiled by inductor.
 ROPE_KERNEL = os.environ.get("NANOCHAT_ROPE_KERNEL", "compiled")
+
+
+def _import_rope_kernels():
+    # imported here, not in forward: an import inside a compiled forward is a graph break in every layer
+    try:
+        return triton_module("rope_norm_kernel")
+    except Exception as e:  # a Triton the kernels do not build with must not stop the default torch code
+        warnings.warn(f"nanochat.rope_norm_kernel not loaded, rotary + QK norm run as torch code: {e!r}", stacklevel=2)
+        return None
+
+
+_ROPE_KERNELS = _import_rope_kernels()
+
+
+@torch.compiler.assume_constant_result  # decided once per compiled graph, at trace time, not traced into
+def _rope_kernel_runs_on(device, head_dim):
+    return _ROPE_KERNELS is not None and _ROPE_KERNELS.supported(torch.device(device), head_dim)
 
 
 def _rope_kernel(x, head_dim):
     """The kernel module where it runs for x, else None (CPU, no Triton, ROCm, old GPUs, NANOCHAT_ROPE_KERNEL)."""
-    if ROPE_KERNEL not in ROPE_KERNEL_MODES or not x.is_cuda:
+    if ROPE_KERNEL != "fused" or not _rope_kernel_runs_on(str(x.device), head_dim):
         return None
-    kernel = triton_module("rope_norm_kernel")
-    return kernel if kernel and kernel.supported(x, head_dim) else None
+    return _ROPE_KERNELS
 
 
 def norm(x):
@@ -93,16 +108,13 @@ class CausalSelfAttention(nn.Module):
         # the same math as forward's torch code, through nanochat/rope_norm_kernel.py
         B, T, _ = x.size()
         hq, hkv, tables = self.n_head, self.n_kv_head, (cos.view(T, -1), sin.view(T, -1))
-        if ROPE_KERNEL == "split" or type(self.c_q) is not nn.Linear:  # fp8.py's Linears compute their own products
+        if type(self.c_q) is not nn.Linear:  # fp8.py's Linears compute their own products: q and k one call each
             q = kernel.rope_norm(self.c_q(x).view(B * T, -1), *tables, T, hq, 0, 0)[0]
             k = kernel.rope_norm(self.c_k(x).view(B * T, -1), *tables, T, 0, hkv, 0)[1]
             v = self.c_v(x)
-        else:  # "fused": one GEMM for q, k and v; "qk": v from its own GEMM, so neither v nor its gradient is copied
-            with_v = ROPE_KERNEL == "fused"
-            weights = [self.c_q.weight, self.c_k.weight] + ([self.c_v.weight] if with_v else [])
-            qkv = F.linear(x, torch.cat(weights)).view(B * T, -1)
-            q, k, v, _ = kernel.rope_norm(qkv, *tables, T, hq, hkv, hkv if with_v else 0)
-            v = v if with_v else self.c_v(x)
+        else:  # one GEMM for q, k and v
+            qkv = F.linear(x, torch.cat([self.c_q.weight, self.c_k.weight, self.c_v.weight])).view(B * T, -1)
+            q, k, v, _ = kernel.rope_norm(qkv, *tables, T, hq, hkv, hkv)
         return q.view(B, T, hq, self.head_dim), k.view(B, T, hkv, self.head_dim), v.view(B, T, hkv, self.head_dim)
 
     def forward(self, x, cos_sin, kv_cache):

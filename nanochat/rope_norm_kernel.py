@@ -12,12 +12,12 @@ forward reads x once and writes y and rstd, the backward reads dy, y and rstd an
 nothing more is kept for this backward than rstd (4 bytes per head and token).
 
 `rope_norm` takes the q/k/v projection as one (tokens, (n_q + n_k + n_v) * D) tensor, the product of one GEMM
-with the three weights concatenated (or of two, or one projection alone: any of the counts may be 0), and returns
+with the three weights concatenated (or one projection alone, as fp8's Linears give them: any count may be 0), and returns
 q and k rotated and normalised, and v copied out, as (tokens, heads, D) tensors; its backward writes the gradients
 into one (tokens, columns) tensor, the input of that GEMM's backward. It is a `torch.library.triton_op`, so
 torch.compile keeps it inside the graph.
 
-Opt-in (gpt.py: NANOCHAT_ROPE_KERNEL=fused, qk or split) until its speed is measured on a GPU: nanochat/LOG.md.
+Opt-in (gpt.py: NANOCHAT_ROPE_KERNEL=fused) until its current code is measured in training: nanochat/LOG.md.
 """
 
 import torch
@@ -28,8 +28,8 @@ from torch.library import triton_op, wrap_triton
 from nanochat.common import nvidia_capability
 
 EPS = torch.finfo(torch.float32).eps  # F.rms_norm's default for bf16 and fp32 inputs
-BLOCK_ROWS = 16  # rows (token heads) per program; see bench/gpu_kernels.py rope
-NUM_WARPS = 4
+BLOCK_ROWS = 8  # rows (token heads) per program: the fastest of 20 settings on an H200 (bench/gpu_kernels.py rope)
+NUM_WARPS = 1
 
 
 @triton.jit
@@ -209,7 +209,7 @@ def _backward(ctx, dq, dk, dv, _drstd):
 rope_norm.register_autograd(_backward, setup_context=_setup_context)
 
 
-def supported(x, head_dim):
+def supported(device, head_dim):
     """NVIDIA GPUs from sm_80 (bf16), heads of a power-of-two size; elsewhere gpt.py's torch code runs."""
-    capability = nvidia_capability(x.device)
+    capability = nvidia_capability(device)
     return capability is not None and capability >= (8, 0) and head_dim >= 2 and not head_dim & (head_dim - 1)

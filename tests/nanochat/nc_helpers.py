@@ -4,7 +4,10 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,3 +63,24 @@ def copy_data_and_tokenizer(tiny_base_dir, dest):
     for part in ("base_data", "tokenizer"):
         shutil.copytree(tiny_base_dir / part, dest / part)
     return dest
+
+
+def run_interpreted(code):
+    """Runs code in a child with Triton's CPU interpreter on (TRITON_INTERPRET=1) and the repo importable; its stdout."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def skip_where_interpreter_cannot(probe, known_error, what):
+    """Skips where a small probe under Triton's interpreter fails with one known limitation of this torch/Triton pair
+    (`what` says which); any other failure of the probe fails the test instead of skipping it."""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], env=env, capture_output=True, text=True)
+    if known_error in proc.stderr:
+        import torch
+        import triton
+
+        pytest.skip(f"torch {torch.__version__} with Triton {triton.__version__}: {what}")
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -5,24 +5,10 @@ interpreter, and that it compiles for Hopper. Its speed and its numbers on a GPU
 `python bench/gpu_kernels.py loss head` and the trainer's side-by-side run (nanochat/LOG.md).
 """
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
+from nc_helpers import run_interpreted, skip_where_interpreter_cannot
 
 pytest.importorskip("triton", reason="Triton is not installed (CPU-only torch build)")
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_interpreted(code):
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +25,11 @@ def interpreter_runs_persistent_loops():
         rows[(2,)](x, 5)
         assert x.sum() == 5
         """
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], env=env, capture_output=True, text=True)
-    if "only 0-dimensional arrays can be converted to Python scalars" in proc.stderr:
-        import triton
-
-        pytest.skip(f"Triton {triton.__version__}'s interpreter cannot run a loop from a program id")
-    assert proc.returncode == 0, proc.stderr[-3000:]  # any other failure is a failure, not a skip
+    skip_where_interpreter_cannot(
+        probe,
+        "only 0-dimensional arrays can be converted to Python scalars",
+        "the interpreter cannot run a loop from a program id",
+    )
 
 
 def test_interpreted_kernel_matches_the_plain_torch_chunk(interpreter_runs_persistent_loops):
