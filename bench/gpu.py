@@ -32,6 +32,15 @@ def cuda_available() -> bool:
         return False
 
 
+def tok_per_sec_row(s: dict, what: str, baseline_what: str, note: str, target: str = "", meets=None):
+    """A side-by-side entry's tokens/sec row: the bundled trainer against classic nanochat of the same call."""
+    from bench.common import Row
+
+    ours, baseline = float(s["bundled"]["tok_per_sec"]), float(s["classic"]["tok_per_sec"])
+    return Row(what=what, ours=ours, unit="tok/s", baseline=baseline, baseline_what=baseline_what, target=target,
+               meets=meets, note=note)  # fmt: skip
+
+
 def bench(tiny: bool = False) -> list:
     """``tiny`` changes nothing: the rows are read, not measured."""
     from bench.common import Row
@@ -52,16 +61,14 @@ def bench(tiny: bool = False) -> list:
         label = f"trainer d{s['depth']}, 1 GPU (H200, recorded)"
         code = "" if landed else "; NOT the landed code: " + s["code"].split(":", 1)[0]
         rows.append(
-            Row(
-                what=f"{label}: tok/sec",
-                ours=float(b["tok_per_sec"]),
-                unit="tok/s",
-                baseline=float(c["tok_per_sec"]),
-                baseline_what="classic nanochat 507d542, same call",
+            tok_per_sec_row(
+                s,
+                f"{label}: tok/sec",
+                "classic nanochat 507d542, same call",
+                f"{when(s)}; steps {b['steps_in_median']}; wall-clock ratio {s['wall_ratio']}; MFU {b['mfu']}% vs "
+                f"{c['mfu']}%; max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}){code}{hint}",
                 target=f"≥ {target:.2f}× classic, loss gap ≤ 1e-2",
                 meets=(s["ratio"] >= target and s["max_loss_gap"] <= 1e-2) if landed else None,
-                note=f"{when(s)}; steps {b['steps_in_median']}; wall-clock ratio {s['wall_ratio']}; MFU {b['mfu']}% vs {c['mfu']}%; "
-                f"max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}){code}{hint}",
             )
         )
         rows.append(
@@ -82,15 +89,11 @@ def bench(tiny: bool = False) -> list:
         b, c = s["bundled"], s["classic"]
         peak = f"peak {b['peak_mib']:,.0f} vs {c['peak_mib']:,.0f} MiB" if b.get("peak_mib") else "peak not recorded"
         rows.append(
-            Row(
-                what=f"trainer d{s['depth']}, 1 GPU, opt-in --fp8=1 (H200, recorded): tok/sec",
-                ours=float(b["tok_per_sec"]),
-                unit="tok/s",
-                baseline=float(c["tok_per_sec"]),
-                baseline_what="classic nanochat 507d542 (bf16), same call",
-                target="",  # other numerics: never the default, so no target (the bf16 rows carry it)
-                meets=None,
-                note=f"{when(s)}; steps {b['steps_in_median']}; bf16 bundled in that call "
+            tok_per_sec_row(
+                s,
+                f"trainer d{s['depth']}, 1 GPU, opt-in --fp8=1 (H200, recorded): tok/sec",
+                "classic nanochat 507d542 (bf16), same call",  # other numerics: never the default, so no target
+                f"{when(s)}; steps {b['steps_in_median']}; bf16 bundled in that call "
                 f"{s['bf16_tok_per_sec']:,} tok/s ({b['tok_per_sec'] / s['bf16_tok_per_sec']:.3f}× it); max loss gap "
                 f"{s['max_loss_gap']} vs classic, {s['max_loss_gap_vs_bf16']} vs bf16 (steps {s['loss_steps']}); {peak}"
                 + ("; measured before the Triton loss kernel" if "before the Triton loss kernel" in s["code"] else ""),
@@ -101,15 +104,11 @@ def bench(tiny: bool = False) -> list:
             continue
         b, c = s["bundled"], s["classic"]
         rows.append(
-            Row(
-                what=f"trainer d{s['depth']}, 1 GPU, opt-in NANOCHAT_ROPE_KERNEL=fused (H200, recorded): tok/sec",
-                ours=float(b["tok_per_sec"]),
-                unit="tok/s",
-                baseline=float(c["tok_per_sec"]),
-                baseline_what="classic nanochat 507d542, same call",
-                target="",  # opt-in until its fixed code is measured (nanochat/LOG.md); the default's rows carry the target
-                meets=None,
-                note=f"{when(s)}; steps {b['steps_in_median']}; max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}); "
+            tok_per_sec_row(
+                s,
+                f"trainer d{s['depth']}, 1 GPU, opt-in NANOCHAT_ROPE_KERNEL=fused (H200, recorded): tok/sec",
+                "classic nanochat 507d542, same call",  # opt-in until its current code is measured: no target yet
+                f"{when(s)}; steps {b['steps_in_median']}; max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}); "
                 f"peak {b['peak_mib']:,.0f} vs {c['peak_mib']:,.0f} MiB; {s['code'].split(': ', 1)[1]}",
             )
         )
