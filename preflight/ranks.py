@@ -8,7 +8,7 @@ consequences. This module reads the log lines once and separates the root failur
 that failed for a reason of its own) from the cascade (ranks that failed because another did), and
 maps ranks to nodes from what the launchers print:
 
-- ``[rankN]:`` prefixes (torch's per-rank output), ``[Rank N]`` in NCCL watchdog lines;
+- ``[rankN]:`` / ``[defaultN]:`` prefixes (torch's per-rank output, torchrun's ``--tee``), ``[Rank N]`` in NCCL watchdog lines;
 - torchrun's ``Root Cause (first observed failure)`` block: ``host``, ``rank``, ``exitcode``;
 - srun's ``srun: error: NODE: task T: Exited with exit code C`` / ``Killed`` lines, and
   slurmstepd's ``Detected N oom-kill event(s) in StepId=J.S`` lines.
@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-RANK_PREFIX = re.compile(r"^\[rank(\d+)\]:")
+from preflight.loglines import RANK_PREFIX_RE
+
 _NCCL_RANK = re.compile(r"\[(?:PG [^\]]*?)?Rank (\d+)\]")
 # a failure of this rank that another rank caused: the collective it waited in broke or timed out
 CASCADE = re.compile(
@@ -101,7 +102,7 @@ def analyze(lines: Iterable[tuple[int, str]]) -> RankReport:
     seen_root_keys: set[tuple] = set()
     for no, raw in lines:
         text = raw.rstrip("\n")
-        m = RANK_PREFIX.match(text)
+        m = RANK_PREFIX_RE.match(text)
         rank = int(m.group(1)) if m else None
         body = text[m.end() :].lstrip() if m else text
         if rank is not None:

@@ -48,6 +48,22 @@ def test_a_single_process_crash_is_not_a_distributed_failure():
     assert not rep.distributed() and rep.root is None
 
 
+def test_torchrun_tee_prefixes_name_the_rank_too():
+    # `torchrun --tee 3` prefixes each worker's lines with its role and local rank: [default1]:
+    lines = [
+        "[default0]:step 00010/00020 | loss: 6.1",
+        "[default1]:Traceback (most recent call last):",
+        '[default1]:  File "base_train.py", line 9, in <module>',
+        "[default1]:torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        "[default0]:Traceback (most recent call last):",
+        "[default0]:torch.distributed.DistBackendError: NCCL communicator was aborted on rank 0.",
+    ]
+    rep = ranks.analyze(enumerate(lines, 1))
+    assert rep.distributed() and (rep.root.rank, rep.root.line) == (1, 2)
+    assert rep.root.cause.startswith("torch.OutOfMemoryError")
+    assert [f.rank for f in rep.cascades] == [0]
+
+
 def test_postflight_names_the_rank_and_node(tmp_path):
     for name, expected, cascades in (
         ("crash_sigkill.out", "rank 1 on node2 failed first in base", [0]),
