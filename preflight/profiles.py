@@ -399,6 +399,36 @@ def candidate_checkouts(ctx: Any, script: Any | None) -> list[Path]:
     return uniq
 
 
+def _not_the_scripts(ctx: Any, script: Any | None, cand: Path) -> str | None:
+    """Why a checkout only guessed from where preflight runs (cwd, $SLURM_SUBMIT_DIR, the script's
+    folder) is not the one the script runs: it has none of the nanochat entry points the script
+    launches. None when it may be (or when the user or the script's own cd named it)."""
+    if script is None or (ctx.config is not None and ctx.config.get("checkout")):
+        return None
+    if str(cand) in {str(Path(d)) for d in getattr(script, "cd_targets", None) or []}:
+        return None
+    entries: list[Path] = []
+    for inv in getattr(script, "all_invocations", None) or []:
+        if inv.module and inv.module.split(".")[0] in ("scripts", "nanochat"):
+            entries.append(Path(*inv.module.split(".")).with_suffix(".py"))
+        elif inv.script_file and "$" not in inv.script_file and not os.path.isabs(inv.script_file):
+            entries.append(Path(inv.script_file))
+    # every era has its base_train entry: a checkout without the one the script launches is another one
+    # (a fork's stale launch of a removed phase is not: that is a finding about the right checkout)
+    base = [e for e in entries if e.stem == "base_train"]
+    try:
+        missing = [
+            e
+            for e in base or entries
+            if not ((cand / e).is_file() or (cand / e.with_suffix("") / "__main__.py").is_file())
+        ]
+    except OSError:
+        return None
+    if not missing or len(missing) < len(base or entries):
+        return None
+    return f"{cand} is a nanochat checkout without {missing[0]}, which the script runs"
+
+
 def detect_from_script(script: Any) -> tuple[str, str, str | None, tuple] | None:
     """(profile, reason, variant, alternatives) from the modules and flag spellings the script uses."""
     invocations = list(getattr(script, "all_invocations", None) or getattr(script, "invocations", []) or [])
@@ -443,16 +473,20 @@ def profile_fact(ctx: Any) -> Profile:
         script = ctx.get("script", None)
     except Exception:  # an unparsable script still lets us detect from the checkout
         script = None
+    passed_over: list[str] = []
     for cand in candidate_checkouts(ctx, script):
         fp = _safe_fingerprint(cand)
-        if fp:
+        if fp and (why_not := _not_the_scripts(ctx, script, cand)):
+            passed_over.append(why_not)
+        elif fp:
             name, reason, variant = fp
             return load_profile(name, reason, variant, cand)
     if script is not None:
         guess = detect_from_script(script)
         if guess:
             name, reason, variant, alternatives = guess
-            prof = load_profile(name, reason + " (no nanochat checkout found to fingerprint)", variant)
+            found = "; ".join(passed_over) or "no nanochat checkout found to fingerprint"
+            prof = load_profile(name, f"{reason} ({found})", variant)
             prof.alternatives = alternatives
             return prof
     recorded = _from_ledger(ctx)

@@ -175,13 +175,14 @@ def _under(path: Path, root: str | None) -> bool:
 
 
 @check("ENV003", "base-dir-in-home", severity="warning")
-def base_dir_in_home(base_dir, job_env) -> Iterator[Finding]:
+def base_dir_in_home(ctx, base_dir, job_env) -> Iterator[Finding]:
     """
     What it checks: ``NANOCHAT_BASE_DIR`` unset (defaults to ``~/.cache/nanochat``) or set to
     a path in the home directory, including the unconditional reset in speedrun.sh.
 
-    Why it matters: a d20 run writes ~30 GB (shards, checkpoints, optimizer shards); home
-    quotas are often 10-50 GB, and the job dies mid-phase with a disk-quota error.
+    Why it matters: a d20 run writes ~30 GB (shards, checkpoints, optimizer shards; the message
+    gives the run plan's estimate for this script); home quotas are often 10-50 GB, and the job
+    dies mid-phase with a disk-quota error.
 
     Example:
         export NANOCHAT_BASE_DIR="$HOME/.cache/nanochat"   # speedrun.sh line 15
@@ -198,9 +199,20 @@ def base_dir_in_home(base_dir, job_env) -> Iterator[Finding]:
             )
             fix = f"change line {base_dir.line} to: export NANOCHAT_BASE_DIR=${{NANOCHAT_BASE_DIR:-/scratch/$USER/nanochat}}"
         else:
-            msg = f"the base dir {base_dir.path} is in the home directory ({base_dir.source}); ~30 GB for d20 may exceed the quota"
+            msg = f"the base dir {base_dir.path} is in the home directory ({base_dir.source}); {_run_size(ctx)} may exceed the quota"
             fix = "export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat (a large shared filesystem)"
         yield Finding(msg, path=base_dir.file, line=base_dir.line, fix=fix)
+
+
+def _run_size(ctx) -> str:
+    """What the job writes, from the run plan when there is one."""
+    try:
+        plan = ctx.get("plan", None)
+    except Exception:  # no plan (unreadable script, unknown depth): the rule of thumb
+        plan = None
+    if plan is None or not plan.disk_bytes:
+        return "a d20 run's ~30 GB"
+    return f"this d{plan.depth} run's ~{plan.disk_bytes / 1e9:.0f} GB (run plan)"
 
 
 @check("ENV004", "omp-threads-unset", severity="warning")

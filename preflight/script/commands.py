@@ -196,10 +196,15 @@ def _record_command(
     fname: str,
 ) -> None:
     env: dict[str, str] = {}
+    appends: set[str] = set()  # names assigned with +=
     rest = list(words)
     while rest and ASSIGN_RE.match(rest[0].value) and not rest[0].raw.startswith(("'", '"')):
         m = ASSIGN_RE.match(rest[0].value)
         env[m.group(1)] = m.group(3)
+        if m.group(2):
+            appends.add(m.group(1))
+        else:
+            appends.discard(m.group(1))
         rest = rest[1:]
     in_function = bool(state.function_depth)
     cmd = Command(
@@ -234,6 +239,7 @@ def _record_command(
                     unconditional=unconditional,
                     default_only=_is_default_only(name, value),
                     file=fname,
+                    append=name in appends,
                 )
             )
         return
@@ -257,6 +263,7 @@ def _record_command(
                         unconditional=unconditional and name != "local",
                         default_only=_is_default_only(m.group(1), m.group(3)),
                         file=fname,
+                        append=bool(m.group(2)),
                     )
                 )
             elif exported:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from preflight.script.conditions import Conditions
-from preflight.script.model import MAX_VALUE_CHARS
+from preflight.script.model import MAX_VALUE_CHARS, appended
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 
 
@@ -241,13 +241,15 @@ class Evaluator(Conditions):
     def _assign(self, a: Any, raw: str, certain: bool) -> None:
         if a.exported:
             self.exported.add(a.name)
-        if not certain or "+=" in raw.split("=", 1)[0]:
+        if not certain:
             self.env[a.name] = UNKNOWN
             a.resolved = None
             return
-        v = self.expand_raw(raw)
+        v = a.resolved = self.expand_raw(raw)  # for X+=v: what it adds
+        if a.append:  # the whole value is known only if the value before it is
+            before = self.lookup(a.name)
+            v = None if v is None or before is UNKNOWN else appended(before, v)
         self.env[a.name] = UNKNOWN if v is None else v
-        a.resolved = v
 
     def child_environ(self, include_all: bool) -> IncludeCall:
         env = dict(self.base)

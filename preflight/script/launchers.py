@@ -19,6 +19,10 @@ _PY_RE = re.compile(r"^(?:python(?:\d+(?:\.\d+)?)?|pypy3?)$")
 _TORCHRUN_NO_VALUE = {"standalone", "no_python", "no-python", "run_path", "run-path", "module", "m"}
 
 
+# the script's own arguments passed on ("$@"), unknown before it runs: words of their own, never a flag's value
+_SCRIPT_ARGS = frozenset({"$@", "${@}", "$*", "${*}"})
+
+
 def parse_flags(args: list[str]) -> list[Flag]:
     """Script arguments as flags: --k=v (equals), --k v (space), --k (bare), -x v (short), positional."""
     flags: list[Flag] = []
@@ -35,6 +39,8 @@ def parse_flags(args: list[str]) -> list[Flag]:
             key, eq, value = a[2:].partition("=")
             if eq:
                 flags.append(Flag(key, value, "equals", a, after))
+            elif i + 1 < len(args) and args[i + 1] in _SCRIPT_ARGS:
+                flags.append(Flag(key, None, "bare", a, after))
             elif i + 1 < len(args) and not args[i + 1].startswith("-"):
                 flags.append(Flag(key, args[i + 1], "space", f"{a} {args[i + 1]}", after))
                 i += 1
@@ -46,7 +52,7 @@ def parse_flags(args: list[str]) -> list[Flag]:
         elif a.startswith("-") and len(a) > 1 and not re.match(r"^-\d", a):
             if len(a) > 2:
                 flags.append(Flag(a[1], a[2:].lstrip("="), "short", a, after))
-            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+            elif i + 1 < len(args) and not args[i + 1].startswith("-") and args[i + 1] not in _SCRIPT_ARGS:
                 flags.append(Flag(a[1], args[i + 1], "short", f"{a} {args[i + 1]}", after))
                 i += 1
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,18 @@ class Assignment:
     default_only: bool = False  # ${X:-...} / : ${X:=...} style: keeps a value set before
     file: str = ""
     resolved: str | None = None  # its value as the static evaluation knows it (uses $1, $@ ...)
+    append: bool = False  # ``X+=v`` / ``A+=(v w)``: adds to the value before it
+
+
+def appended(before: str | None, added: str) -> str:
+    """bash's ``X+=added``: text is concatenated; an array ``(a b)`` gains elements (a string
+    before it becomes the array's first element)."""
+    if not (added.startswith("(") and added.endswith(")")):
+        return (before or "") + added
+    if not before:
+        return added
+    head = before[1:-1] if before.startswith("(") and before.endswith(")") else shlex.quote(before)
+    return f"({head} {added[1:-1]})"
 
 
 @dataclass
@@ -290,15 +303,17 @@ class ScriptModel:
         applicable = [
             a for a in named if not (file is not None and line is not None and a.file == file and a.line >= line)
         ]
-        # only the last plain assignment and the default-only ones (${X:=...}) after it decide the value:
-        # the earlier ones are never expanded (each one's own $name is the recursion, memoised)
+        # only the last plain assignment and what follows it (appends `X+=v`, default-only `${X:=...}`)
+        # decide the value: the earlier ones are never expanded (each one's own $name is the recursion, memoised)
         last_plain = len(applicable) - 1
-        while last_plain >= 0 and applicable[last_plain].default_only:
+        while last_plain >= 0 and (applicable[last_plain].default_only or applicable[last_plain].append):
             last_plain -= 1
         if last_plain >= 0:
             value = self._assigned_value(applicable[last_plain], environ, memo)
         for a in applicable[last_plain + 1 :]:
-            if not value:
+            if a.append:
+                value = appended(value, self._assigned_value(a, environ, memo) or "")
+            elif not value:
                 value = self._assigned_value(a, environ, memo)
         return value
 

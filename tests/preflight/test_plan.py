@@ -120,3 +120,19 @@ def test_a_cpu_run_is_planned_on_the_cpu_without_a_gpu_price(tmp_path):
     assert plan.gpu_name == "CPU" and plan.sources["gpu"] == "no GPUs requested, plain python launcher"
     total = dict(plan.rows())["total"]
     assert plan.cost is None and "GPU-hour" not in total
+
+
+def test_the_home_quota_warning_gives_this_runs_size(tmp_path):
+    def message(script):
+        result = run_scenario(Scenario(script=script, env={"HOME": "{tmp}/home"}), tmp_path, select=["ENV003"])
+        (check,) = result.checks
+        return check.findings[0].message
+
+    d26 = message(
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\ntorchrun --nproc_per_node=8 -m scripts.base_train -- --depth=26\n"
+    )
+    d12 = message(
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\ntorchrun --nproc_per_node=8 -m scripts.base_train -- --depth=12\n"
+    )
+    size = [float(m.split("run's ~")[1].split(" GB")[0]) for m in (d26, d12)]
+    assert "this d26 run's ~" in d26 and "this d12 run's ~" in d12 and size[0] > 2 * size[1], (d26, d12)

@@ -104,6 +104,21 @@ def test_detection_order(tmp_path):
     assert p.name == "no-mid"
 
 
+def test_a_checkout_where_preflight_runs_is_passed_over_if_it_lacks_what_the_script_launches(tmp_path):
+    # run from another checkout (here this project's, which has nanochat/base_train.py): the script's
+    # `-m scripts.base_train` cannot run there, so its era comes from the script, and the reason says why
+    runner = "#!/bin/bash\ntorchrun -m scripts.base_train -- --device-batch-size=16 --depth 24\n"
+    p = _profile(tmp_path / "a", runner, ERAS["bundled"])
+    assert p.name != "bundled" and p.checkout is None
+    assert p.reason.endswith("is a nanochat checkout without scripts/base_train.py, which the script runs)"), p.reason
+    # named with --checkout, it is the checkout all the same
+    p = _profile(tmp_path / "b", runner, ERAS["bundled"], config={"checkout": "{tmp}"})
+    assert p.name == "bundled"
+    # a checkout that has base_train but not a phase the script still runs (a stale runner) stays the checkout
+    p = _profile(tmp_path / "c", runner + "torchrun -m scripts.mid_train\n", ERAS["no-mid"])
+    assert p.name == "no-mid" and "checkout" in p.reason
+
+
 def test_detection_from_the_script(tmp_path):
     assert _profile(tmp_path / "a", "python -m nanochat.base_train --depth=4\n").name == "bundled"
     p = _profile(

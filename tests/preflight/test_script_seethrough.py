@@ -82,6 +82,42 @@ def test_known_array_launcher_and_the_branch_that_sets_it():
     assert m.invocations[0].nproc_per_node == "4" and m.invocations[0].standalone
 
 
+def test_flag_arrays_keep_their_appends():
+    # the shape of public launch scripts: an argument array, extended when an option is on, run through a
+    # function that echoes and runs its arguments
+    text = (
+        'run_step() {\n  echo "==> $*"\n  "$@"\n}\n'
+        'DEPTH="${DEPTH:-24}"\nFP8="${FP8:-1}"\n'
+        'TRAIN_ARGS=(\n  --run=dummy\n  --depth="$DEPTH"\n  --device-batch-size=32\n)\n'
+        'if [ "$FP8" = "1" ]; then\n  TRAIN_ARGS+=(--fp8 --fp8-recipe=tensorwise)\nfi\n'
+        'run_step torchrun --nnodes=1 --nproc_per_node=8 -m scripts.base_train -- "${TRAIN_ARGS[@]}"\n'
+    )
+    inv = parse_text(text, environ={}).invocations[0]
+    assert [f.raw for f in inv.flags] == [
+        "--run=dummy",
+        "--depth=24",
+        "--device-batch-size=32",
+        "--fp8",
+        "--fp8-recipe=tensorwise",
+    ]
+    # the option off: the branch is not taken and the array keeps its first elements only
+    inv = parse_text(text, environ={"FP8": "0"}).invocations[0]
+    assert [f.key for f in inv.flags] == ["run", "depth", "device-batch-size"]
+
+
+def test_string_appends_and_the_scripts_own_arguments():
+    m = parse_text(
+        'ARGS="--depth=26"\nARGS+=" --run=dummy"\nX=a\nX+=b\nif [ "$X" = ab ]; then Y=1; else Y=2; fi\n'
+        'torchrun --standalone -m scripts.base_train -- $ARGS --y=$Y --fp8 "$@"\n',
+        environ={},
+    )
+    inv = m.invocations[0]
+    assert [(f.key, f.value) for f in inv.flags][:3] == [("depth", "26"), ("run", "dummy"), ("y", "$Y")]
+    assert m.expand("$Y", inv.line) == "1"  # X+=b made X "ab": the if took its first branch
+    # "$@" (the script's own arguments, unknown here) is never taken as --fp8's value
+    assert [(f.key, f.value, f.style) for f in inv.flags][3:] == [("fp8", None, "bare"), (None, "$@", "positional")]
+
+
 def test_inner_set_e_and_outer_exit_check_mark_phases_checked():
     m = parse_text(
         "bash -c 'set -e; python -m scripts.base_train; python -m scripts.mid_train'\n"
