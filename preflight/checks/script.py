@@ -1,4 +1,4 @@
-"""Checks on the batch script itself (parsed, never executed): SB001-SB015."""
+"""Checks on the batch script itself (parsed, never executed): SB001-SB014 (the file as text: script_text)."""
 
 from __future__ import annotations
 
@@ -24,33 +24,6 @@ def _p(script, inv_or_cmd=None) -> str:
 def _readable(script) -> None:
     if not script.ok:
         raise Skip("the script could not be read (see script-unparsable)")
-
-
-@check("SB015", "script-unparsable", severity="error")
-def script_unparsable(script) -> Iterator[Finding]:
-    """
-    What it checks: that the batch script is readable shell text: not binary, UTF-8, not
-    absurdly large, and every line tokenises (no unterminated quote or substitution).
-
-    Why it matters: sbatch will refuse or bash will stop at the broken line; every other
-    script check would be guessing.
-
-    Example:
-        echo "starting the run
-        torchrun --nproc_per_node=8 -m scripts.base_train
-
-    How to fix: close the quote, convert the file to UTF-8 text, or point preflight at the
-    right file.
-    """
-    for problem in script.problems:
-        yield Finding(problem, path=str(script.path), fix="point preflight at the batch script (a UTF-8 text file)")
-    for line, why in script.unparsable[:20]:
-        yield Finding(
-            f"line {line} cannot be parsed: {why}; bash will fail or run it differently",
-            path=str(script.path),
-            line=line,
-            fix="close the quote or substitution on this line",
-        )
 
 
 @check("SB001", "directive-after-command", severity="warning")
@@ -551,30 +524,6 @@ def blocking_server(script, profile) -> Iterator[Finding]:
                 path=_p(script, inv),
                 line=inv.line,
                 fix="remove this line from the batch script",
-            )
-
-
-@check("SB013", "crlf-line-endings", severity="error", kills_at_start=True)
-def crlf_line_endings(script) -> Iterator[Finding]:
-    """
-    What it checks: Windows (CRLF) line endings in the script.
-
-    Why it matters: sbatch refuses the script ("DOS line breaks"), and bash reads every
-    command with a trailing ``\\r`` (``$'\\r': command not found``).
-
-    Example:
-        #!/bin/bash\\r\\n
-
-    How to fix: ``sed -i 's/\\r$//' job.sbatch`` (or ``dos2unix job.sbatch``).
-    """
-    _readable(script)
-    for model in script.walk():
-        if model.crlf_lines:
-            yield Finding(
-                f"{model.crlf_lines} line(s) end with CRLF (Windows line endings)",
-                path=str(model.path),
-                line=1,
-                fix=f"sed -i 's/\\r$//' {model.path}",
             )
 
 

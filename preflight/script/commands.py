@@ -50,27 +50,27 @@ def commands_from_tokens(
                 state.in_condition = True
                 if kw != "elif":
                     state.depth += 1
-                state.events.append(("kw", kw, None))
+                state.events.append(("kw", kw, None, line))
             elif kw in ("then", "do", "else"):
                 state.in_condition = False
-                state.events.append(("kw", kw, None))
+                state.events.append(("kw", kw, None, line))
             elif kw in ("for", "case", "select"):
                 state.depth += 1
-                state.events.append(("kw", kw, [w.raw for w in words]))
+                state.events.append(("kw", kw, [w.raw for w in words], line))
                 if kw == "case":
                     state.case_expects_pattern.append(True)
                 words = []  # the loop header / case word is not a command
                 break
             elif kw == "{":
                 state.depth += 1
-                state.events.append(("kw", kw, None))
+                state.events.append(("kw", kw, None, line))
             elif kw in _KEYWORDS_CLOSE:
                 state.depth = max(0, state.depth - 1)
                 if state.function_depth and state.depth < state.function_depth[-1]:
                     state.function_depth.pop()
                 if kw == "esac" and state.case_expects_pattern:
                     state.case_expects_pattern.pop()
-                state.events.append(("kw", kw, None))
+                state.events.append(("kw", kw, None, line))
             elif kw == "!":
                 negated = True
         if words:
@@ -135,7 +135,7 @@ def commands_from_tokens(
                     state.depth += 1
                 else:
                     state.depth = max(0, state.depth - 1)
-                state.events.append(("kw", op, None))
+                state.events.append(("kw", op, None, line))
             elif op == ";;":
                 emit(None)
                 if state.case_expects_pattern:

@@ -86,6 +86,13 @@ def parse_invocation(cmd: Command, words: list[str] | None = None) -> Invocation
         j = 1 if head == "torchrun" else 3
         while j < len(words):
             w = words[j]
+            if w == "--":  # the end of torchrun's options: what follows is the script and its arguments,
+                rest = words[j + 1 :]  # and `-- -m X` runs `python -u -m X` (torchrun passes "-m" on as the script)
+                if len(rest) > 1 and rest[0] == "-m":
+                    module, args = rest[1], rest[2:]
+                elif rest:
+                    script_file, args = rest[0], rest[1:]
+                break
             if w in ("-m", "--module"):
                 if j + 1 < len(words):
                     module = words[j + 1]

@@ -202,6 +202,7 @@ class ScriptModel:
     skipped_lines: list[int] = field(default_factory=list)  # commands/assignments in branches not taken
     evaluated: bool = False  # False: the block structure was not understood; every branch counts
     problems_eval: str | None = None  # why it was not evaluated
+    structure_line: int | None = None  # where the block structure broke (an `if` never closed, a stray `fi`)
     _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
     _by_name: tuple = field(default=(-1, {}), repr=False)  # (assignment count, name -> assignments)
     _expansion_steps: int = field(default=0, repr=False)  # across every call: past MAX_MODEL_EXPANSIONS, unknown

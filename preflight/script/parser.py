@@ -287,6 +287,7 @@ def _evaluate(
         for a in model.assignments:
             a.resolved = None
         model.problems_eval = f"{type(exc).__name__}: {exc}" if not isinstance(exc, Malformed) else str(exc)
+        model.structure_line = exc.line if isinstance(exc, Malformed) else None
         return
     model.evaluated = True
     model.tree = tree

@@ -61,7 +61,11 @@ class Func:
 
 
 class Malformed(Exception):
-    pass
+    """Keywords that do not pair up; ``line``: where the block left open (or the stray keyword) is."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
 
 
 def iter_commands(nodes: list) -> Iterator[Any]:
@@ -96,9 +100,12 @@ def build_tree(events: list) -> list:
     pending_fn: tuple[str, int] | None = None
     scratch: list = []
 
+    opened: list[tuple[str, int | None]] = []  # the keyword and line of each block on the stack
+    line: int | None = None
+
     def top(kind: type) -> Any:
         if not stack or not isinstance(stack[-1][0], kind):
-            raise Malformed(f"unpaired keyword (expected an open {getattr(kind, '__name__', 'block')})")
+            raise Malformed(f"unpaired keyword (expected an open {getattr(kind, '__name__', 'block')})", line)
         return stack[-1][0]
 
     for ev in events:
@@ -116,7 +123,9 @@ def build_tree(events: list) -> list:
             cur = node.arms[-1][1]
             continue
         kw = ev[1]
+        line = ev[3] if len(ev) > 3 else None
         fn, pending_fn = pending_fn, None
+        depth = len(stack)
         if kw == "if":
             node = If([[[], []]])
             cur.append(node)
@@ -155,10 +164,14 @@ def build_tree(events: list) -> list:
         elif kw in ("}", ")"):
             node = top((Func, Group))  # type: ignore[arg-type]
             if isinstance(node, Group) and node.kind != ("{" if kw == "}" else "("):
-                raise Malformed(kw)
+                raise Malformed(kw, line)
             cur = stack.pop()[1]
+        if len(stack) > depth:
+            opened.append((kw, line))
+        del opened[len(stack) :]
     if stack:
-        raise Malformed("unclosed " + type(stack[-1][0]).__name__)
+        names = ", ".join(f"`{kw}` (line {line})" for kw, line in opened) or type(stack[-1][0]).__name__
+        raise Malformed(f"unclosed {names}", opened[0][1] if opened else None)
     return root
 
 

@@ -18,9 +18,27 @@ def _():
     return Scenario(script='#!/bin/bash\necho "never closed\n', env=ENV)
 
 
+@bad("script-unparsable")
+def _():  # a retry loop whose `if` and `for` were never closed (the shape of a public NPU script)
+    return Scenario(
+        script="#!/bin/bash\nset -e\nfor attempt in 1 2 3; do\n  if torchrun --nproc_per_node=8 -- -m scripts.chat_sft \\\n"
+        "    --run=dummy\necho done\n",
+        env=ENV,
+    )
+
+
 @good("script-unparsable")
 def _():
     return Scenario(script=HEAD + BASE, env=ENV)
+
+
+@good("script-unparsable")
+def _():  # blocks preflight pairs up and bash accepts: case arms, one-line loops, functions, subshells
+    return Scenario(
+        script="#!/bin/bash\ncase $1 in\n  a|b) echo a;;\n  (c) echo c;;\nesac\nfor i in 1 2; do echo $i; done\n"
+        "f() { ( cd /tmp && echo x ); }\nif f; then :; elif true; then :; else :; fi\n" + BASE,
+        env=ENV,
+    )
 
 
 @bad("directive-after-command")

@@ -153,3 +153,24 @@ def test_sbatch_value_parsers():
     assert parse_time_limit("2-00:30") == 48 * 3600 + 1800
     assert parse_time_limit("UNLIMITED") is None and parse_time_limit("soon") is None
     assert gpus_from_gres("gpu:8") == 8 and gpus_from_gres("gpu:h100:4,lscratch:10") == 4 and gpus_from_gres("gpu") == 1
+
+
+def test_an_open_block_is_reported_with_bashs_own_message(tmp_path):
+    from preflight.model import Status
+    from preflight.testing import Scenario, run_scenario
+
+    script = (
+        "#!/bin/bash\nset -e\necho start\nfor attempt in 1 2 3; do\n  echo try\n"
+        "  if torchrun --nproc_per_node=8 -- -m scripts.chat_sft --run=dummy; then\n    break\n\necho done\n"
+    )
+    result = run_scenario(Scenario(script=script, env={"HOME": "{tmp}/home"}), tmp_path, select=["SB015"])
+    (check,) = result.checks
+    assert check.status is Status.FAIL
+    (finding,) = check.findings
+    assert finding.line == 4 and finding.message.startswith(
+        "bash cannot parse the script: line 10: syntax error: unexpected end of file "
+        "(never closed: `for` (line 4), `if` (line 6)). bash runs the lines before line 4"
+    ), finding.message
+    # torchrun's `-- -m MODULE` (the script after the end of torchrun's options) is still the phase's launch
+    (inv,) = parse_text(script).invocations
+    assert inv.module == "scripts.chat_sft" and inv.flag("run").value == "dummy"
