@@ -147,12 +147,39 @@ def _if_around(nodes: list, cmd) -> If | None:
     return None
 
 
-def _swallowed(model, cmd, functions: dict) -> str | None:
+# what a trainer's output is piped into to keep a log: they succeed whatever the trainer did
+_LOG_SINKS = {"tee", "cat", "ts", "sed", "awk", "gawk", "cut", "logger", "stdbuf", "sponge"}
+
+
+def _piped_away(model, cmds: list, idx: int, pipefail: bool) -> str | None:
+    """`trainer | tee log` without pipefail: the pipeline's status is tee's. That loses the
+    failure where something reads that status: set -e, `|| exit`, an `if`, or the job's end."""
+    cmd = cmds[idx]
+    if cmd.op_after != "|" or pipefail:
+        return None
+    end = idx + 1
+    while end < len(cmds) - 1 and cmds[end].op_after == "|":
+        end += 1
+    if end >= len(cmds) or cmds[end].name not in _LOG_SINKS:
+        return None
+    sink, after = cmds[end], cmds[end + 1] if end + 1 < len(cmds) else None
+    if after is not None and any("PIPESTATUS" in w for w in after.raw_words):
+        return None  # `exit ${PIPESTATUS[0]}`: the script reads the trainer's own status
+    last = after is None and cmd.depth == 0 and not cmd.in_function
+    if not (model.errexit or sink.op_after == "||" or cmd.in_condition or last):
+        return None  # nothing reads the status anyway (missing-set-e says so when steps follow)
+    return f"`| {sink.name}` (line {sink.line}) without `set -o pipefail`: the pipeline's exit status is {sink.name}'s"
+
+
+def _swallowed(model, cmd, functions: dict, pipefail: bool = False) -> str | None:
     """How a failure of ``cmd`` is swallowed (None: it is not, or it cannot be told)."""
     cmds = model.commands
     idx = next((k for k, c in enumerate(cmds) if c is cmd), None)
     if idx is None:
         return None
+    piped = _piped_away(model, cmds, idx, pipefail)
+    if piped:
+        return piped
     if cmd.op_after == "||":
         handler = _or_handler(cmds, idx)
         if handler and _exits(handler, functions) is False:
@@ -189,7 +216,9 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
     """
     What it checks: a training phase whose failure the script throws away: ``|| true``,
     ``|| { echo ...; }`` without ``exit``, ``if torchrun ...; then ... fi`` with no ``else`` that
-    exits, or a ``true`` after it as the script's last command. ``set -e`` does not help: bash
+    exits, a ``true`` after it as the script's last command, or its output piped into ``tee``
+    (``cat``, ``sed`` ...) without ``set -o pipefail`` where ``set -e``, ``||``, an ``if`` or the
+    job's end reads the pipeline's status (which is then tee's). ``set -e`` does not help: bash
     ignores errexit in a command followed by ``||`` and in an ``if`` condition.
 
     Why it matters: the trainer crashes (OOM, no data, NCCL timeout) and the job still ends
@@ -201,14 +230,15 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
             echo "Training exited with code: $?"
         }
 
-    How to fix: end the handler with ``exit 1`` (``|| { echo "failed: $?"; exit 1; }``), or
-    give the ``if`` an ``else exit 1``.
+    How to fix: end the handler with ``exit 1`` (``|| { echo "failed: $?"; exit 1; }``), give
+    the ``if`` an ``else exit 1``, or ``set -o pipefail`` before a ``| tee``.
     """
     script.require_readable()
     trainers = trainer_invocations(script, profile)
     if not trainers:
         raise Skip("the script runs no training phase preflight can see")
     trainer_ids = {id(i) for i in trainers}
+    pipefail = any(m.pipefail_line is not None for m in script.walk())
     reported = set()
     for model in script.walk():
         functions = {f.name: f for f in model.functions}
@@ -220,15 +250,18 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
             )
             if outer is None or (outer.file, outer.line) in reported:
                 continue
-            how = _swallowed(model, outer, functions)
+            how = _swallowed(model, outer, functions, pipefail)
             if how:
                 reported.add((outer.file, outer.line))
+                piped = how.startswith("`| ")
                 yield Finding(
                     f"{inv.module} (line {inv.line}) can crash and the job still ends COMPLETED: its failure "
                     f"is swallowed by {how}",
                     path=script.file_of(inv),
                     line=inv.line,
-                    fix='end the failure branch with `exit 1` (|| { echo "failed: $?"; exit 1; })',
+                    fix="add `set -o pipefail` near the top (`set -euo pipefail`)"
+                    if piped
+                    else 'end the failure branch with `exit 1` (|| { echo "failed: $?"; exit 1; })',
                 )
 
 

@@ -142,6 +142,29 @@ def _():
     return Scenario(script=HEAD + "if ! " + BASE + "; then\n  echo failed\n  exit 1\nfi\n", env=ENV)
 
 
+SET_E = HEAD.replace("set -euo pipefail", "set -e")
+
+
+@bad("failure-swallowed")
+def _():  # set -e without pipefail: the pipeline's status is tee's, so errexit never sees the crash
+    return Scenario(script=SET_E + BASE + " 2>&1 | tee base.log\necho next\n", env=ENV)
+
+
+@bad("failure-swallowed")
+def _():  # no set -e, the job's last command: the job's exit code is tee's
+    return Scenario(script=HEAD.replace("set -euo pipefail\n", "") + BASE + " |& tee base.log\n", env=ENV)
+
+
+@good("failure-swallowed")
+def _():
+    return Scenario(script=HEAD + BASE + " 2>&1 | tee base.log\necho next\n", env=ENV)
+
+
+@good("failure-swallowed")
+def _():  # the trainer's own status read from PIPESTATUS
+    return Scenario(script=SET_E + BASE + " | tee base.log\nexit ${PIPESTATUS[0]}\n", env=ENV)
+
+
 # -- timeout-not-before-limit
 @bad("timeout-not-before-limit")
 def _():
