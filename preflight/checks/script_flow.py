@@ -251,6 +251,13 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
             if outer is None or (outer.file, outer.line) in reported:
                 continue
             how = _swallowed(model, outer, functions, pipefail)
+            template = inv.template
+            if not how and template is not None and (template.file, template.line) not in reported:
+                # `run() { torchrun ... | tee log; }`: the pipe is in the function, once for all its calls
+                idx = next((k for k, c in enumerate(model.commands) if c is template), None)
+                how = _piped_away(model, model.commands, idx, pipefail) if idx is not None else None
+                if how:
+                    reported.add((template.file, template.line))
             if how:
                 reported.add((outer.file, outer.line))
                 piped = how.startswith("`| ")

@@ -249,6 +249,7 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
     inv = parse_invocation(cmd, words)
     if inv is not None:
         inv.via = via
+        inv.template = wrapper.command if wrapper is not None else None
         inv.checked = bool(wrapper is not None and wrapper.checked)
         return [inv]
     prefix = strip_prefixes(words)
@@ -370,7 +371,11 @@ class _Wrapper:
             if ref == "all":
                 out.extend((a, None) for a in args[self.shift :])
             elif isinstance(ref, int):
-                out.append((args[ref] if ref < len(args) else "", None))
+                arg = args[ref] if ref < len(args) else ""
+                if raw.startswith('"'):
+                    out.append((arg, None))
+                else:  # unquoted: split into words, and an empty value is no word at all
+                    out.extend((w, None) for w in arg.split())
             elif raw.startswith("'") or not self._refers(raw):
                 out.append((value, raw))
             else:  # `"torchrun -m $1"` (shell text a function runs): the call's arguments, in place
@@ -437,29 +442,20 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
                 shift += int(n)
                 continue
             refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
-            if not any(r is not None for r in refs):
-                if _runs_text_with_args(cmd, aliases):  # `srun bash -c "torchrun ... -m $1"`
-                    found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
-                    break
+            wrapper = _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift)
+            if _runs_text_with_args(cmd, aliases):  # `srun bash -c "torchrun ... -m $1"`
+                found[-1] = (fn, wrapper)
+                break
+            if not (any(r is not None for r in refs) or any(wrapper._refers(r) for r in cmd.raw_words[1:])):
                 continue
             if refs[0] == "all":  # `run_step() { echo ...; "$@" || exit 1; }`: it runs its arguments
-                found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+                found[-1] = (fn, wrapper)
                 break
+            # a launch built from the call's arguments: its module, all of them, or some (`--depth=$1`,
+            # `--run="$tag"` with `local tag=$1`): each call is an invocation of its own
             words = _expand_words(model, [(v, r) for v, r in zip(cmd.words, cmd.raw_words, strict=False)], cmd)
-            inv = parse_invocation(cmd, words)
-            if inv is None:
-                continue
-            module_ref = (
-                _positional_ref(
-                    next((r for v, r in zip(cmd.words, cmd.raw_words, strict=False) if v == inv.module), ""),
-                    aliases,
-                    shift,
-                )
-                if inv.module
-                else None
-            )
-            if isinstance(module_ref, int) or "all" in refs:
-                found[-1] = (fn, _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift))
+            if parse_invocation(cmd, words) is not None:
+                found[-1] = (fn, wrapper)
                 break
     for _fn, w in found:
         if w is not None:

@@ -156,6 +156,7 @@ class Invocation:
     timeout: str | None = None  # `timeout DURATION` in front of it, as written
     prefixes: list[str] = field(default_factory=list)  # what runs it: srun, timeout, bash -lc, eval ...
     srun_opts: list[str] = field(default_factory=list)  # the options of the srun in front of it
+    template: Command | None = None  # the launcher in the shell function it was called through (`via`)
 
     @property
     def file(self) -> str:

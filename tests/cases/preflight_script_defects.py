@@ -160,6 +160,15 @@ def _():
     return Scenario(script=HEAD + BASE + " 2>&1 | tee base.log\necho next\n", env=ENV)
 
 
+@bad("failure-swallowed")
+def _():  # the pipe inside a function that each phase is run through
+    return Scenario(
+        script=SET_E + 'run() {\n  torchrun --standalone --nproc_per_node=8 -m "$1" -- --run=dummy 2>&1 | tee "$2"\n}\n'
+        "run scripts.base_train base.log\nrun scripts.chat_sft sft.log\n",
+        env=ENV,
+    )
+
+
 @good("failure-swallowed")
 def _():  # the trainer's own status read from PIPESTATUS
     return Scenario(script=SET_E + BASE + " | tee base.log\nexit ${PIPESTATUS[0]}\n", env=ENV)

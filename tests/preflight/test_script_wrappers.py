@@ -60,6 +60,23 @@ def test_wrapper_with_fixed_module_passes_the_call_arguments():
     ]
 
 
+def test_wrapper_with_fixed_module_takes_named_arguments_per_call():
+    # the shape of public sweep scripts: a fixed module, the run name and extra flags from the call
+    m = parse_text(
+        "run_training() {\n"
+        '  local RUN_TAG="$1"\n  local EXTRA_ARGS="$2"\n'
+        '  torchrun --standalone --nproc_per_node=8 -m scripts.base_train --depth=12 --run="$RUN_TAG" $EXTRA_ARGS\n'
+        "}\n"
+        'run_training fp8 "--fp8 --fp8-recipe=tensorwise"\nrun_training plain ""\n',
+        environ={},
+    )
+    assert _mods(m) == [(6, "torchrun", "scripts.base_train"), (7, "torchrun", "scripts.base_train")]
+    fp8, plain = m.invocations
+    assert [f.raw for f in fp8.flags] == ["--depth=12", "--run=fp8", "--fp8", "--fp8-recipe=tensorwise"]
+    assert [f.raw for f in plain.flags] == ["--depth=12", "--run=plain"]  # an empty unquoted argument is no word
+    assert fp8.template is plain.template and fp8.template.line == 4
+
+
 def test_function_defined_in_both_branches_picks_the_taken_one_else_the_last():
     text = (
         'if [ "$MODE" = "gpu" ]; then\n'
