@@ -111,6 +111,9 @@ def verify_cmd(
     result, registry, ctx, elapsed = run_stage(
         "post", cli_values, inputs, config, ("profile", "job", "phases", "resume", "timeline")
     )
+    why_job = _why_unavailable(ctx, "job") if job_id else None
+    if why_job and " is a job array of " in why_job:  # one verdict per task: name the task
+        raise fail(f"postflight: {why_job}")
     smoke_outcome = ctx.peek("chat_smoke")  # only if a CHAT check ran it: describing must never run a model
     if smoke_outcome is not None:
         result.extras["chat_smoke"] = smoke_outcome.to_json()

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "internode-efficiency": 0.90,
     "hourly-rate": 3.0,
     "disk-margin": 1.2,
-    "log-patterns": ["logs/nanochat_speedrun_%j.out", "logs/%x_%j.out", "slurm-%j.out"],
+    "log-patterns": ["logs/nanochat_speedrun_%j.out", "logs/%x_%j.out", "slurm-%j.out", "slurm-%A_%a.out"],
     "ledger-dir": ".preflight/jobs",
     "slurm-timeout": 20.0,
 }
@@ -497,6 +497,6 @@ STARTER_CONFIG = """\
 # smoke-timeout: 120        # seconds
 # smoke-memory: 16384       # MiB of address space
 # python: ~/nanochat/.venv/bin/python   # default: the checkout's .venv/bin/python
-# log-patterns: [logs/nanochat_speedrun_%j.out, logs/%x_%j.out, slurm-%j.out]
+# log-patterns: [logs/nanochat_speedrun_%j.out, logs/%x_%j.out, slurm-%j.out, slurm-%A_%a.out]
 # ledger-dir: .preflight/jobs
 """

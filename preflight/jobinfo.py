@@ -37,6 +37,12 @@ class JobInfo:
     end: str | None = None
     source: str = "scontrol"  # scontrol | sacct | sacct-completion | ledger
     raw: dict[str, Any] = field(default_factory=dict)
+    array_id: str | None = None  # "6067_1" for a task of a job array (job_id is then its own id, 6068)
+
+    @property
+    def label(self) -> str:
+        """The id a user knows the job by: the array task's ("6067_1") or the job's."""
+        return self.array_id or self.job_id
 
     @property
     def finished(self) -> bool:

@@ -525,13 +525,15 @@ def ledger_fact(ctx: Any) -> Ledger:
     if not job_id:
         raise FactUnavailable("no job id given")
     dirs = [ledger_dir(ctx)]
-    path = find_ledger(str(job_id), dirs)
+    # a task of a job array (6067_1) was submitted, and its ledger written, as the array (6067)
+    ids = [str(job_id)] + ([str(job_id).split("_", 1)[0]] if "_" in str(job_id) else [])
+    path = next((p for i in ids if (p := find_ledger(i, dirs))), None)
     if path is None:
         job = optional_fact(ctx, "job")
         work_dir = getattr(job, "work_dir", None)
         if work_dir:
             dirs.append(ledger_dir(ctx, cwd=Path(work_dir)))
-            path = find_ledger(str(job_id), dirs[1:])
+            path = next((p for i in ids if (p := find_ledger(i, dirs[1:]))), None)
     if path is None:
         where = " or ".join(str(d) for d in dirs)
         raise FactUnavailable(f"no ledger for job {job_id} in {where} (was it submitted with `preflight sbatch`?)")

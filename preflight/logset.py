@@ -265,14 +265,16 @@ class LogSet:
         }
 
 
-def _expand(pattern: str, job_id: str | None, job_name: str | None) -> str | None:
-    if ("%j" in pattern or "%A" in pattern) and not job_id:
+def _expand(pattern: str, job_id: str | None, job_name: str | None, array_id: str | None = None) -> str | None:
+    """A --output pattern filled in as SLURM does: %j the job's own id, %A the array's (the job's own
+    when it is not in an array), %a the array task, %x the job name; None when one is not known."""
+    master, _, task = (array_id or "").partition("_")
+    values = {"%j": job_id, "%A": master or job_id, "%a": task or None, "%x": job_name}
+    if any(key in pattern and not value for key, value in values.items()):
         return None
-    if "%x" in pattern and not job_name:
-        return None
-    return (
-        pattern.replace("%j", job_id or "").replace("%A", job_id or "").replace("%x", job_name or "").replace("%%", "%")
-    )
+    for key, value in values.items():
+        pattern = pattern.replace(key, value or "")
+    return pattern.replace("%%", "%")
 
 
 def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
@@ -295,11 +297,12 @@ def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
         paths = list(dict.fromkeys(str(work / p) if not os.path.isabs(p) else p for p in paths))
         if paths:
             return [(p, True) for p in paths], "scheduler"
-    job_id = inputs.job_id
+    job_id = getattr(job, "job_id", None) or inputs.job_id
     job_name = getattr(job, "name", None) if job is not None else None
+    array_id = getattr(job, "array_id", None) or (inputs.job_id if "_" in str(inputs.job_id or "") else None)
     out: list[tuple[str, bool]] = []
     for pattern in ctx.config.get("log-patterns") or []:
-        expanded = _expand(pattern, job_id, job_name)
+        expanded = _expand(pattern, job_id, job_name, array_id)
         if expanded:
             p = Path(expanded)
             p = p if p.is_absolute() else cwd / p

@@ -31,6 +31,7 @@ PING_TIMEOUT = 8.0  # the slurm fact must be quick: an absent controller is "no 
 QUICK_TIMEOUT = 2.0  # a call whose answer only refines a guess (the partition's GPU model)
 SACCT_FIELDS = (
     "JobID",
+    "JobIDRaw",
     "JobName",
     "State",
     "ExitCode",
@@ -44,7 +45,7 @@ SACCT_FIELDS = (
     "AllocTRES",
 )
 # `sacct -c` (jobcomp/filetxt) knows fewer fields
-SACCT_COMPLETION_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "Timelimit", "Start", "End")
+SACCT_COMPLETION_FIELDS = ("JobID", "JobIDRaw", "JobName", "State", "ExitCode", "Elapsed", "Timelimit", "Start", "End")
 UNSETTLED_NAME = "allocation"  # sacct's placeholder name before the record is complete
 APPEAR_GRACE = 2.0  # seconds sacct may take to show a job at all before it counts as unknown
 
@@ -148,8 +149,18 @@ def _none(value: str | None) -> str | None:
     return None if value in (None, "", "(null)", "None", "Unknown", "N/A") else value
 
 
+def _array_task(rec: dict[str, str]) -> str | None:
+    """ "6067_1" for a task of a job array (scontrol's ArrayJobId/ArrayTaskId, sacct's JobID)."""
+    array, task = _none(rec.get("ArrayJobId")), _none(rec.get("ArrayTaskId"))
+    if array and task and task.isdigit():
+        return f"{array}_{task}"
+    jid = rec.get("JobID") or ""
+    return jid if re.fullmatch(r"\d+_\d+", jid) else None
+
+
 def jobinfo_from_scontrol(rec: dict[str, str]) -> JobInfo:
     return JobInfo(
+        array_id=_array_task(rec),
         job_id=rec.get("JobId", ""),
         state=normalize_state(rec.get("JobState")),
         exit_code=rec.get("ExitCode") or "0:0",
@@ -169,7 +180,8 @@ def jobinfo_from_scontrol(rec: dict[str, str]) -> JobInfo:
 
 def jobinfo_from_sacct(rec: dict[str, str], source: str = "sacct") -> JobInfo:
     return JobInfo(
-        job_id=rec.get("JobID", ""),
+        array_id=_array_task(rec),
+        job_id=rec.get("JobIDRaw") or rec.get("JobID", ""),
         state=normalize_state(rec.get("State")),
         exit_code=rec.get("ExitCode") or "0:0",
         reason=_none(rec.get("Reason")),
@@ -374,7 +386,28 @@ def scontrol_job(job_id: str | int, *, env: Env = None, timeout: float | None = 
             return None
         raise FactUnavailable(f"scontrol show job {job_id} failed: {_first_line(res)}")
     jobs = parse_scontrol_jobs(res.stdout)
-    return next((j for j in jobs if j.get("JobId") == str(job_id)), jobs[0] if jobs else None)
+    tasks = [j for j in jobs if _array_task(j) and j.get("ArrayJobId") == str(job_id)]
+    if len(tasks) > 1:  # `scontrol show job 6067` of an array lists every task (the last one has JobId 6067)
+        raise ArrayJob(str(job_id), [(_array_task(j) or "", normalize_state(j.get("JobState"))) for j in tasks])
+    wanted = (
+        (lambda j: _array_task(j) == str(job_id)) if "_" in str(job_id) else (lambda j: j.get("JobId") == str(job_id))
+    )
+    return next((j for j in jobs if wanted(j)), jobs[0] if jobs else None)
+
+
+class ArrayJob(FactUnavailable):
+    """A bare id that names a whole job array: each task is a job of its own to verify."""
+
+    def __init__(self, job_id: str, tasks: list[tuple[str, str]]):
+        self.tasks = sorted(
+            tasks, key=lambda t: int(t[0].rsplit("_", 1)[-1]) if t[0].rsplit("_", 1)[-1].isdigit() else 0
+        )
+        shown = ", ".join(f"{task} {state}" for task, state in self.tasks[:8])
+        more = f" and {len(self.tasks) - 8} more" if len(self.tasks) > 8 else ""
+        super().__init__(
+            f"job {job_id} is a job array of {len(self.tasks)} tasks ({shown}{more}): verify one task at a time, "
+            f"e.g. postflight verify {self.tasks[0][0]}"
+        )
 
 
 def _sacct_once(job_id: str, env: Env, timeout: float | None, completion: bool) -> tuple[dict[str, str] | None, str]:
@@ -384,11 +417,17 @@ def _sacct_once(job_id: str, env: Env, timeout: float | None, completion: bool) 
     res = _run([*args, "-P", "-j", str(job_id), f"--format={','.join(fields)}"], env, timeout)
     if res.returncode != 0:
         return None, _first_line(res)
-    rows = [r for r in parse_sacct(res.stdout) if r.get("JobID") == str(job_id)]
+    parsed = parse_sacct(res.stdout)
+    rows = [r for r in parsed if str(job_id) in (r.get("JobID"), r.get("JobIDRaw"))]
+    tasks = [r for r in parsed if (r.get("JobID") or "").startswith(f"{job_id}_")]
+    if len(tasks) > 1:  # the array's id (also the JobIDRaw of its last task) names every task
+        raise ArrayJob(str(job_id), [(r.get("JobID", ""), normalize_state(r.get("State"))) for r in tasks])
+    if not rows and len(tasks) == 1:
+        rows = tasks  # an array of one task
     return (rows[-1] if rows else None), ""
 
 
-SACCT_STEP_FIELDS = ("JobID", "JobName", "State", "ExitCode", "NodeList", "NNodes", "Elapsed")
+SACCT_STEP_FIELDS = ("JobID", "JobIDRaw", "JobName", "State", "ExitCode", "NodeList", "NNodes", "Elapsed")
 
 
 def sacct_steps(job_id: str | int, *, env: Env = None, timeout: float | None = None) -> list[dict[str, str]]:
@@ -400,7 +439,12 @@ def sacct_steps(job_id: str | int, *, env: Env = None, timeout: float | None = N
         return []
     if res.returncode != 0:
         return []
-    return [r for r in parse_sacct(res.stdout) if r.get("JobID", "").startswith(f"{job_id}.")]
+    # an array task's steps are named by the task (6067_1.batch), their JobIDRaw by its own id (6068.batch)
+    return [
+        r
+        for r in parse_sacct(res.stdout)
+        if r.get("JobID", "").startswith(f"{job_id}.") or r.get("JobIDRaw", "").startswith(f"{job_id}.")
+    ]
 
 
 def sacct_job(

@@ -66,7 +66,7 @@ def job_failed(job, ctx) -> Iterator[Finding]:
         else:
             fix = "see the phase table for the failing phase; resubmit from it (resume plan)"
         yield Finding(
-            f"job {job.job_id} ended {job.state} with exit code {job.exit_code}{hint}{signal_hint}",
+            f"job {job.label} ended {job.state} with exit code {job.exit_code}{hint}{signal_hint}",
             fix=fix,
             path=job.stdout,
             data={"state": job.state, "exit_code": job.exit_code},
@@ -91,7 +91,7 @@ def job_silent_failure(job, phases) -> Iterator[Finding]:
         if bad:
             first = bad[0]
             yield Finding(
-                f"job {job.job_id} COMPLETED 0:0 but {first.name} is {first.status} ({first.cause})",
+                f"job {job.label} COMPLETED 0:0 but {first.name} is {first.status} ({first.cause})",
                 path=first.evidence[0].rsplit(":", 1)[0] if first.evidence else None,
                 fix=f"add `set -euo pipefail` to the script so a failed phase fails the job; rerun from {first.name}",
             )
@@ -111,7 +111,7 @@ def job_timeout(job) -> Iterator[Finding]:
     """
     if job.state == "TIMEOUT":
         yield Finding(
-            f"job {job.job_id} hit its time limit"
+            f"job {job.label} hit its time limit"
             + (f" after {job.elapsed_s // 3600}h{job.elapsed_s % 3600 // 60:02d}m" if job.elapsed_s else ""),
             fix="raise #SBATCH --time, add --save_every, resume with --resume_from_step (see the resume plan)",
         )
@@ -132,7 +132,7 @@ def job_oom(job) -> Iterator[Finding]:
     """
     if job.state == "OUT_OF_MEMORY":
         yield Finding(
-            f"job {job.job_id} was killed by the out-of-memory killer (host RAM), exit {job.exit_code}",
+            f"job {job.label} was killed by the out-of-memory killer (host RAM), exit {job.exit_code}",
             fix="#SBATCH --mem=0 (all node memory) or a larger --mem-per-gpu; resume from the last checkpoint",
         )
 

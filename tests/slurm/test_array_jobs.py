@@ -1,0 +1,64 @@
+"""Job arrays on the real local cluster: a task is verified by its array id (6067_1), the array's own
+id names every task and is refused with the list, and the task's log is found by SLURM's default
+name for arrays (slurm-%A_%a.out)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from slurm_helpers import sbatch, slurm_env, wait_final
+
+from preflight import slurm as S
+
+pytestmark = pytest.mark.slurm
+
+# task 1 fails with exit code 3, task 2 succeeds; the default output name is slurm-%A_%a.out
+TASKS = '[ "$SLURM_ARRAY_TASK_ID" = 1 ] && { echo "task one fails" >&2; exit 3; }; echo "task two done"'
+
+
+def _accounted(query: str, timeout: float = 30.0):
+    """sacct's row for ``query`` once accounting has it (scontrol forgets finished jobs; sacct does not)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            row, _err = S._sacct_once(query, slurm_env(), 10, completion=False)
+        except S.ArrayJob:
+            raise
+        if (row is not None and S.sacct_settled(row)) or time.monotonic() > deadline:
+            return row
+        time.sleep(0.5)
+
+
+def test_an_array_is_verified_task_by_task(slurm, tmp_path, cli):
+    array = sbatch("-J", "arr", "--array=1-2", f"--wrap={TASKS}", cwd=tmp_path)
+    first, second = wait_final(f"{array}_1"), wait_final(f"{array}_2")
+    assert (first.state, first.exit_code, first.array_id) == ("FAILED", "3:0", f"{array}_1")
+    assert (second.state, second.array_id, second.label) == ("COMPLETED", f"{array}_2", f"{array}_2")
+    assert first.job_id != f"{array}_1" and first.job_id.isdigit()  # its own id, which %j names
+
+    # the array's own id is also its last task's JobId: never silently that task
+    with pytest.raises(S.ArrayJob) as err:
+        S.job_info(array, env=slurm_env())
+    assert [t for t, _ in err.value.tasks] == [f"{array}_1", f"{array}_2"]
+    # and the same from accounting, once the controller has forgotten the job
+    row = _accounted(f"{array}_1")
+    assert row is not None and (row["JobID"], row["JobIDRaw"]) == (f"{array}_1", first.job_id)
+    with pytest.raises(S.ArrayJob):
+        S._sacct_once(array, slurm_env(), 10, completion=False)
+
+    proc = cli("postflight", "verify", array, cwd=tmp_path, env=slurm_env())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"job {array} is a job array of 2 tasks ({array}_1 FAILED, {array}_2 COMPLETED)" in proc.stderr
+    assert f"postflight verify {array}_1" in proc.stderr
+
+    proc = cli("postflight", "verify", f"{array}_1", "--format", "json", cwd=tmp_path, env=slurm_env())
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    job001 = next(c for c in report["checks"] if c["code"] == "JOB001")
+    assert job001["findings"][0]["message"].startswith(f"job {array}_1 ended FAILED with exit code 3:0")
+    assert report["job"]["array_id"] == f"{array}_1"
+    # the task's own log (SLURM named it slurm-%A_%a.out) was found and read
+    assert job001["findings"][0]["location"]["path"] == str(tmp_path / f"slurm-{array}_1.out"), job001
+    assert not [c["code"] for c in report["checks"] if "no log found" in (c.get("reason") or "")]
