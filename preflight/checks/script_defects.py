@@ -1,8 +1,8 @@
-"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026, SB027.
+"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026-SB028.
 
 Launches hidden behind shell text preflight cannot read, xtrace that prints a key into the
-job's .out, a sourced file that is not there, an ``#SBATCH`` line cut short by ``#``, and a
-log line parsed that the checkout's trainer no longer prints.
+job's .out, a sourced file that is not there, an ``#SBATCH`` line cut short by ``#``, a
+log line parsed that the checkout's trainer no longer prints, and output sent to /dev/null.
 """
 
 from __future__ import annotations
@@ -301,4 +301,48 @@ def log_line_not_printed(script, profile, ctx) -> Iterator[Finding]:
             line=line,
             fix=f"parse what the job's {item['module']} prints (see one of its logs), or run the "
             f"script with a checkout from {since.get('date')} to before {until.get('date')}",
+        )
+
+
+_DISCARDED = {"/dev/null"}
+
+
+@check("SB028", "output-discarded", severity="warning")
+def output_discarded(script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: ``--output`` or ``--error`` set to ``/dev/null`` (``--error`` defaults to
+    ``--output``, so ``--output=/dev/null`` alone discards both).
+
+    Why it matters: the job's log is the only record of why a phase failed: its traceback, the
+    OOM or NCCL message, the last step it reached. Discarded, a crash leaves nothing to read,
+    and ``postflight verify`` can only report the exit code.
+
+    Example:
+        #SBATCH --output=/dev/null
+
+    How to fix: write the log to a file (``#SBATCH --output=logs/%x_%j.out`` after
+    ``mkdir -p logs``); keep ``--error`` on a file too, or leave it out to share the output's.
+    """
+    script.require_readable()
+    output, error = job_env.sbatch.get("output"), job_env.sbatch.get("error")
+    lost = []
+    if output in _DISCARDED:
+        lost.append(
+            (
+                "output",
+                "its output and its tracebacks (no --error elsewhere)"
+                if error in (None, *_DISCARDED)
+                else "its output (step lines, saves, evaluation)",
+            )
+        )
+    elif error in _DISCARDED:
+        lost.append(("error", "its stderr: every traceback and error message"))
+    for key, what in lost:
+        src = job_env.sbatch_source.get(key, "")
+        line = int(src.split(":")[1]) if src.startswith("script:") else None
+        yield Finding(
+            f"--{key}=/dev/null: the job discards {what}; a crash leaves nothing to diagnose it from",
+            path=str(script.path),
+            line=line,
+            fix=f"#SBATCH --{key}=logs/%x_%j.{'err' if key == 'error' else 'out'} (and mkdir -p logs before sbatch)",
         )

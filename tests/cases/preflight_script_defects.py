@@ -271,3 +271,24 @@ def _():  # a checkout from 2026-01-07 .. 01-26 prints it
 @bad("log-line-not-printed")
 def _():  # no checkout, the era said: no-mid's base_train never printed it
     return Scenario(script=HEAD + _PARSE.replace("cd {tmp}/nanochat\n", ""), env=ENV, config={"profile": "no-mid"})
+
+
+# -- output-discarded
+@bad("output-discarded")
+def _():  # the shape of a public H200 run script: both streams thrown away
+    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --output=/dev/null\nset -euo") + BASE + "\n", env=ENV)
+
+
+@bad("output-discarded")
+def _():
+    return Scenario(
+        script=HEAD.replace("set -euo", "#SBATCH --output=run_%j.out\n#SBATCH --error=/dev/null\nset -euo")
+        + BASE
+        + "\n",
+        env=ENV,
+    )
+
+
+@good("output-discarded")
+def _():
+    return Scenario(script=HEAD.replace("set -euo", "#SBATCH --output=%x_%j.out\nset -euo") + BASE + "\n", env=ENV)
