@@ -73,6 +73,11 @@ def base_dir_fact(ctx: Any) -> BaseDir:
         if isinstance(recorded, str) and recorded:
             return BaseDir(Path(recorded), "ledger", recorded)
     script = ctx.get("script", None)
+    passed = _passed_to_training(script, "NANOCHAT_BASE_DIR") if script is not None and script.ok else None
+    if passed is not None:  # `apptainer exec --env NANOCHAT_BASE_DIR=... IMG bash run.sh`: what the trainer sees
+        value, cmd = passed
+        expanded = script.expand(value, cmd.line, cmd.file, dict(ctx.environ)) or _expand(value, env)
+        return BaseDir(Path(expanded), f"passed to the command at {cmd.file}:{cmd.line}", value, cmd.line, cmd.file)
     if script is not None and script.ok:
         found = None
         for a in script.all_assignments:
@@ -95,6 +100,21 @@ def base_dir_fact(ctx: Any) -> BaseDir:
         "~/.cache/nanochat",
         default=True,
     )
+
+
+def _passed_to_training(script: Any, name: str) -> tuple[str, Any] | None:
+    """A variable set for one command only (`X=v cmd`, `env X=v cmd`, a container's `--env X=v`) on a
+    command that launches training or runs the script that does: (value, command)."""
+    from preflight.script.parser import included_file
+    from preflight.script.wrappers import strip_prefixes
+
+    for model in script.walk():
+        launches = {id(inv.command) for inv in model.invocations}
+        for cmd in model.commands:
+            env = {**cmd.env, **strip_prefixes(cmd.words).env}
+            if name in env and (id(cmd) in launches or included_file(cmd)):
+                return env[name], cmd
+    return None
 
 
 # -- parquet footers ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Command, ScriptModel
 from preflight.script.sbatch import parse_directive
 from preflight.script.tree import Malformed, build_tree
+from preflight.script.wrappers import host_path, strip_prefixes
 
 # SLURM refuses batch scripts over 4 MiB by default; a bigger "script" is not one (a 45 MB one hung the evaluator)
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024
@@ -126,7 +127,9 @@ def parse_text(
 
 
 def included_file(cmd: Command) -> str | None:
-    w = cmd.words
+    """The script a command runs or sources (`bash x.sh`, `source x.sh`, `./x.sh`), also behind
+    prefixes (`srun`, `timeout`, `apptainer exec IMG bash x.sh`), as written."""
+    w = strip_prefixes(cmd.words).words
     if not w:
         return None
     name = os.path.basename(w[0])
@@ -169,6 +172,10 @@ def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path
     expanded = expand_path(model, target, cmd.line, cmd.file)
     if not expanded:
         return []
+    binds = strip_prefixes(cmd.words).binds
+    if binds:  # `apptainer exec -B /scratch/me/nanochat:/opt/nanochat IMG bash /opt/nanochat/run.sh`
+        binds = [(expand_path(model, src, cmd.line, cmd.file) or src, dest) for src, dest in binds]
+        expanded = host_path(expanded, binds)
     p = Path(expanded)
     if p.is_absolute():
         return [p]

@@ -108,6 +108,8 @@ class Prefix:
     srun_opts: list[str] = field(default_factory=list)
     timeout: str | None = None  # the duration as written (`timeout 172800s ...`)
     names: list[str] = field(default_factory=list)  # in order: srun, timeout, apptainer exec ...
+    binds: list[tuple[str, str]] = field(default_factory=list)  # a container's (host path, path inside)
+    env: dict[str, str] = field(default_factory=dict)  # set for the command only: `env K=V`, `apptainer --env K=V`
 
 
 def _skip_options(words: list[str], j: int, takes_value: set[str]) -> int:
@@ -145,7 +147,8 @@ def strip_prefixes(words: list[str]) -> Prefix:
             j += 1
         elif head == "env":
             j = _skip_options(words, 1, _VALUE_OPTS["env"])
-            while j < len(words) and ASSIGN_RE.match(words[j]):
+            while j < len(words) and (m := ASSIGN_RE.match(words[j])):
+                out.env[m.group(1)] = m.group(3)
                 j += 1
         elif head in _SIMPLE:
             j = _skip_options(words, 1, _VALUE_OPTS.get(head, set()))
@@ -153,8 +156,10 @@ def strip_prefixes(words: list[str]) -> Prefix:
             j = _skip_options(words, 2, _VALUE_OPTS["uv"])
         elif head in ("conda", "mamba", "micromamba") and len(words) > 1 and words[1] == "run":
             j = _skip_options(words, 2, _VALUE_OPTS[head])
-        elif head in ("apptainer", "singularity") and len(words) > 2 and words[1] == "exec":
+        elif head in ("apptainer", "singularity") and len(words) > 2 and words[1] in ("exec", "run"):
             j = _skip_options(words, 2, _VALUE_OPTS[head]) + 1  # then the image
+            out.binds += _binds(words[2 : j - 1])  # `run`: the image's runscript, given the rest (most pass it on)
+            out.env.update(_container_env(words[2 : j - 1]))
         else:
             break
         out.names.append(
@@ -163,6 +168,47 @@ def strip_prefixes(words: list[str]) -> Prefix:
         words = words[j:]
     out.words = words
     return out
+
+
+def _binds(options: list[str]) -> list[tuple[str, str]]:
+    """apptainer/singularity ``-B/--bind src[:dest[:opts]][,...]`` as (host path, path inside)."""
+    values = []
+    for k, w in enumerate(options):
+        if w in ("-B", "--bind") and k + 1 < len(options):
+            values.append(options[k + 1])
+        elif w.startswith("--bind="):
+            values.append(w.split("=", 1)[1])
+    out = []
+    for value in values:
+        for spec in value.split(","):
+            src, _, rest = spec.partition(":")
+            if src:
+                out.append((src, rest.split(":", 1)[0] or src))
+    return out
+
+
+def _container_env(options: list[str]) -> dict[str, str]:
+    """apptainer/singularity ``--env K=V[,K2=V2]`` (the variables the container starts with)."""
+    out: dict[str, str] = {}
+    for k, w in enumerate(options):
+        value = options[k + 1] if w == "--env" and k + 1 < len(options) else w[6:] if w.startswith("--env=") else None
+        for pair in (value or "").split(","):
+            if m := ASSIGN_RE.match(pair):
+                out[m.group(1)] = m.group(3)
+    return out
+
+
+def host_path(path: str, binds: list[tuple[str, str]]) -> str:
+    """A path inside a container as the host sees it (the longest bind that holds it); unbound
+    paths are the host's own (apptainer binds $HOME, /tmp and the working directory as they are)."""
+    best = None
+    for src, dest in binds:
+        d = dest.rstrip("/") or "/"
+        if (path == d or path.startswith(d.rstrip("/") + "/")) and (best is None or len(d) > len(best[1])):
+            best = (src, d)
+    if best is None:
+        return path
+    return best[0].rstrip("/") + path[len(best[1].rstrip("/")) :]
 
 
 def inline_text(words: list[str]) -> tuple[str, str] | None:

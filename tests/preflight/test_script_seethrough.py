@@ -216,3 +216,39 @@ def test_function_running_shell_text_built_from_its_arguments():
         (7, "python", "scripts.chat_sft"),
     ]
     assert not any("$" in (i.module or "") for i in m.invocations)  # the bodies are templates, not launches
+
+
+def test_a_script_run_in_a_container_is_followed_through_its_bind(tmp_path):
+    # the shape of a public Apptainer job: the checkout bound at /opt/nanochat, its runner started
+    # by the image's runscript, the base dir passed with --env
+    (tmp_path / "nanochat").mkdir()
+    (tmp_path / "nanochat" / "run_560M.sh").write_text(
+        "#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=20\n"
+    )
+    job = tmp_path / "job.sbatch"
+    job.write_text(
+        "#!/bin/bash\n#SBATCH --gpus-per-node=4\n"
+        f'apptainer run --nv --bind {tmp_path}/nanochat:/opt/nanochat -B /data --env NANOCHAT_BASE_DIR="{tmp_path}/base" '
+        '"$SIF_IMAGE" bash /opt/nanochat/run_560M.sh\n'
+    )
+    m = parse_script(job, environ={"SIF_IMAGE": "/images/nanochat.sif"})
+    assert [(i.module, i.file) for i in m.all_invocations] == [
+        ("scripts.base_train", str(tmp_path / "nanochat" / "run_560M.sh"))
+    ]
+    assert strip_prefixes(m.commands[0].words).binds == [(f"{tmp_path}/nanochat", "/opt/nanochat"), ("/data", "/data")]
+
+    from preflight.testing import Scenario
+
+    ctx = Scenario(script=job.read_text(), env={"HOME": "{tmp}/home", "SIF_IMAGE": "/i.sif"}).context(tmp_path)
+    base = ctx.get("base_dir")
+    assert base.path == tmp_path / "base" and base.source.startswith("passed to the command at ")
+
+
+def test_host_paths_of_container_paths():
+    from preflight.script.wrappers import host_path
+
+    binds = [("/scratch/me/nanochat", "/opt/nanochat"), ("/scratch/me", "/work"), ("/data", "/data")]
+    assert host_path("/opt/nanochat/runs/speedrun.sh", binds) == "/scratch/me/nanochat/runs/speedrun.sh"
+    assert host_path("/work/x.sh", binds) == "/scratch/me/x.sh"
+    assert host_path("/opt/nanochatX/y.sh", binds) == "/opt/nanochatX/y.sh"  # a prefix of a name is no bind
+    assert host_path("/home/me/run.sh", binds) == "/home/me/run.sh"  # apptainer binds $HOME as it is
