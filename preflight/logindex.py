@@ -27,6 +27,7 @@ from typing import Any
 from preflight import steplines
 from preflight.loglines import (
     ANCHOR_RE,
+    BAD_INTERPRETER_RE,
     CANCEL_RE,
     DEVICE_RE,
     DOWNLOAD_DONE_RE,
@@ -422,6 +423,10 @@ class _Indexer:
             return
         if OOM_KILL_RE.search(s):
             self.idx.slurm.append(Event("oom-kill", line, s))
+            return
+        mi = BAD_INTERPRETER_RE.search(s)
+        if mi:
+            self.idx.slurm.append(Event("bad-interpreter", line, s, {"interpreter": mi.group(1)}))
             return
         mf = TORCHRUN_FAILED_RE.match(s)
         if mf:

@@ -24,7 +24,7 @@ ANCHOR_RE = re.compile(
     rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
     rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
-    rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog"
+    rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
 )
 
@@ -83,6 +83,8 @@ DOWNLOAD_DONE_RE = re.compile(r"Done! Downloaded: (\d+)/(\d+) shards")
 DOWNLOAD_START_RE = re.compile(r"Downloading (\d+) shards")
 CANCEL_RE = re.compile(r"\*\*\* (JOB|STEP) (\S+) (?:ON (\S+) )?CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
 OOM_KILL_RE = re.compile(r"Detected (\d+) oom-kill event|Out Of Memory|oom-kill")
+# slurmstepd could not start the batch script: its #! interpreter is not on the node (nothing in it ran)
+BAD_INTERPRETER_RE = re.compile(r"execve\(\): bad interpreter\(([^)]*)\)")
 TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")
 MARKER_RE = re.compile(r"^=+ *(?:phase:? *)?([a-z_]+) *=+$")
 FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')

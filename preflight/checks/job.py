@@ -23,6 +23,19 @@ def _no_log_hint(job, ctx) -> str:
     return ""
 
 
+def _bad_interpreter_hint(ctx) -> str:
+    """slurmstepd's `execve(): bad interpreter(X)` in the log: the batch script never started."""
+    logs = ctx.get("logs", None)
+    events = logs.slurm_events("bad-interpreter") if logs is not None else []
+    if not events:
+        return ""
+    ix, event = events[0]
+    return (
+        f"; slurmstepd could not start the batch script: its interpreter {event.data.get('interpreter')} does not "
+        f"exist on the node ({os.path.basename(ix.path)}:{event.line}), so nothing in the script ran"
+    )
+
+
 def _signal_hint(job) -> str:
     """FAILED 0:10 (or 0:12): the batch shell died of SIGUSR1/SIGUSR2, which only --signal=B:... sends."""
     sig = job.exit_code.partition(":")[2]
@@ -54,9 +67,11 @@ def job_failed(job, ctx) -> Iterator[Finding]:
     if job.running:
         return
     if job.state in ("FAILED", "NODE_FAIL", "CANCELLED", "BOOT_FAIL", "PREEMPTED", "DEADLINE"):
-        hint = _no_log_hint(job, ctx)
+        hint = _no_log_hint(job, ctx) or _bad_interpreter_hint(ctx)
         signal_hint = "" if hint else _signal_hint(job)
-        if "does not exist" in hint:
+        if "does not exist" in hint and "interpreter" in hint:
+            fix = "make the script's #! line name an interpreter every compute node has (#!/bin/bash), then resubmit"
+        elif "does not exist" in hint:
             fix = "mkdir -p the #SBATCH --output/--error directory, then resubmit"
         elif signal_hint:
             fix = (

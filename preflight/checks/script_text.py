@@ -1,9 +1,11 @@
 """Checks on the batch script as a file of shell text: readable, parsable by bash, Unix line
-endings (SB013, SB015). The other script checks read what it does (``script``)."""
+endings, an interpreter that exists (SB013, SB015, SB029). The other script checks read what it
+does (``script``)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 from preflight.checks.script import _readable
@@ -103,3 +105,40 @@ def crlf_line_endings(script) -> Iterator[Finding]:
                 line=1,
                 fix=f"sed -i 's/\\r$//' {model.path}",
             )
+
+
+@check("SB029", "interpreter-missing", severity="warning", kills_at_start=True)
+def interpreter_missing(script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: the interpreter the script's ``#!`` line names: that the path exists here,
+    or for ``#!/usr/bin/env NAME`` that NAME is on the job's PATH. A warning, as the compute
+    nodes may differ from the machine preflight runs on.
+
+    Why it matters: slurmstepd starts the batch script with that interpreter; without it the
+    job fails at once (``execve(): bad interpreter(...): No such file or directory``, exit code
+    2) and nothing in the script runs.
+
+    Example:
+        #!/opt/conda/envs/old/bin/bash
+
+    How to fix: ``#!/bin/bash`` (every node has it), then activate environments inside the
+    script.
+    """
+    script.require_readable()
+    words = (script.shebang or "").split()
+    if not words:
+        return
+    interpreter, missing = words[0], None
+    if not os.path.isabs(interpreter) or not os.path.isfile(interpreter):
+        missing = f"{interpreter} does not exist here"
+    elif os.path.basename(interpreter) == "env" and len(words) > 1 and not words[1].startswith("-"):
+        if shutil.which(words[1], path=job_env.get("PATH") or os.defpath) is None:
+            missing = f"{words[1]} (run through {interpreter}) is not on the job's PATH here"
+    if missing:
+        yield Finding(
+            f"#!{script.shebang}: {missing}; if a compute node lacks it too, the job fails at once "
+            "(execve(): bad interpreter, exit code 2) and nothing in the script runs",
+            path=str(script.path),
+            line=1,
+            fix="#!/bin/bash (and activate environments inside the script)",
+        )

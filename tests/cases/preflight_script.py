@@ -389,3 +389,22 @@ def _():  # a path in an export is not a download (rustup's home on shared stora
         "source .venv/bin/activate\n" + BASE,
         env=ENV,
     )
+
+
+@bad("interpreter-missing")
+def _():
+    return Scenario(script="#!/opt/nothere/envs/old/bin/bash\n" + HEAD.split("\n", 1)[1] + BASE, env=ENV)
+
+
+@bad("interpreter-missing")
+def _():
+    return Scenario(
+        script="#!/usr/bin/env nothere-shell\n" + HEAD.split("\n", 1)[1] + BASE, env={**ENV, "PATH": "/usr/bin:/bin"}
+    )
+
+
+@good("interpreter-missing")
+def _():
+    return Scenario(
+        script="#!/usr/bin/env bash\n" + HEAD.split("\n", 1)[1] + BASE, env={**ENV, "PATH": "/usr/bin:/bin"}
+    )

@@ -1,6 +1,8 @@
-"""Job arrays on the real local cluster: a task is verified by its array id (6067_1), the array's own
-id names every task and is refused with the list, and the task's log is found by SLURM's default
-name for arrays (slurm-%A_%a.out)."""
+"""Jobs SLURM starts in unusual ways, on the real local cluster.
+
+Job arrays: a task is verified by its array id (6067_1), the array's own id names every task and
+is refused with the list, and the task's log is found by SLURM's default name for arrays
+(slurm-%A_%a.out). A script whose #! interpreter is missing: warned before, explained after."""
 
 from __future__ import annotations
 
@@ -62,3 +64,21 @@ def test_an_array_is_verified_task_by_task(slurm, tmp_path, cli):
     # the task's own log (SLURM named it slurm-%A_%a.out) was found and read
     assert job001["findings"][0]["location"]["path"] == str(tmp_path / f"slurm-{array}_1.out"), job001
     assert not [c["code"] for c in report["checks"] if "no log found" in (c.get("reason") or "")]
+
+
+def test_a_script_whose_interpreter_is_missing_never_ran(slurm, tmp_path, cli):
+    # slurmstepd cannot exec the #! interpreter: FAILED 2:0, and its only output is its own error line
+    script = tmp_path / "job.sh"
+    script.write_text("#!/opt/nothere/bin/bash\n#SBATCH --output=out_%j.txt\necho never\n")
+    proc = cli("preflight", "check", str(script), "--select", "SB029", cwd=tmp_path, env=slurm_env())
+    assert "#!/opt/nothere/bin/bash: /opt/nothere/bin/bash does not exist here" in proc.stdout, proc.stdout
+    job = sbatch(str(script), cwd=tmp_path)
+    info = wait_final(job)
+    assert (info.state, info.exit_code) == ("FAILED", "2:0")
+    assert "execve(): bad interpreter(/opt/nothere/bin/bash)" in (tmp_path / f"out_{job}.txt").read_text()
+    proc = cli("postflight", "verify", job, cwd=tmp_path, env=slurm_env())
+    assert proc.returncode == 1
+    assert (
+        f"job {job} ended FAILED with exit code 2:0; slurmstepd could not start the batch script: its interpreter "
+        "/opt/nothere/bin/bash does not exist on the node"
+    ) in " ".join(proc.stdout.split()), proc.stdout
