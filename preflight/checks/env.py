@@ -85,6 +85,8 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
     name, source, line, path = wandb_run_name(ctx, job_env)
     if name in (None, "", "dummy"):
         script = ctx.get("script", None)
+        if script is not None and any(m.exited for m in script.walk()):
+            return  # it exits before its training (exits-before-training says where and why)
         guard = _wandb_guard(script)
         if guard is not None:
             return  # the script exits (line `guard`) unless WANDB_RUN names a run: a run that trains logs

@@ -1,11 +1,13 @@
-"""How a job's phases run and end: SB023-SB025.
+"""How a job's phases run and end: SB017, SB023-SB025.
 
-Idle nodes (an allocation nothing launches across), a crashed phase that still ends the job
-COMPLETED, and a ``timeout`` that SLURM's time limit always beats.
+An ``exit`` the script reaches before its training, idle nodes (an allocation nothing launches
+across), a crashed phase that still ends the job COMPLETED, and a ``timeout`` that SLURM's time
+limit always beats.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from preflight.facts import Skip
@@ -303,4 +305,64 @@ def timeout_not_before_limit(script, job_env) -> Iterator[Finding]:
             path=script.file_of(inv),
             line=inv.line,
             fix=f"use a timeout well under the limit (e.g. timeout {max(1, int(limit * 0.95 // 60))}m) or drop it",
+        )
+
+
+_VAR_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@check("SB017", "exits-before-training", severity="error")
+def exits_before_training(script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: an ``exit`` the script surely reaches before it launches its training,
+    decided from the environment ``sbatch`` hands the job (this shell's, by default): a guard
+    such as ``if [ -z "$WANDB_RUN" ]; then ... exit 1; fi``, ``[ -n "$X" ] || exit 1`` or
+    ``: "${X:?}"`` whose variable is not set here.
+
+    Why it matters: the job waits in the queue, starts, prints the guard's message and ends
+    FAILED (or COMPLETED, with ``exit 0``) without training anything.
+
+    Example:
+        if [ -z "$WANDB_RUN" ]; then echo "set WANDB_RUN"; exit 1; fi   # and WANDB_RUN is not set
+
+    How to fix: set what the guard asks for before ``sbatch`` (``WANDB_RUN=d20 sbatch job.sh``,
+    or ``sbatch --export=ALL,WANDB_RUN=d20 job.sh``), or remove the guard.
+    """
+    from preflight.script.launchers import parse_invocation
+    from preflight.script.parser import included_file
+
+    script.require_readable()
+    for model in script.walk():
+        if model.exited is None:
+            continue
+        line, file, command, why = model.exited
+        skipped = []
+        for cmd in model.unreached:
+            inv = parse_invocation(cmd)
+            what = inv.module or inv.script_file if inv is not None else included_file(cmd)
+            if what and what not in skipped:
+                skipped.append(what)
+        if not skipped:
+            continue  # an exit after the last launch (or with nothing after it) ends a finished script
+        unset = [v for v in dict.fromkeys(_VAR_RE.findall(why or "")) if not job_env.get(v)]
+        because = (
+            f": `{why.removesuffix(' is true')}` is true"
+            if why and why.endswith(" is true")
+            else f": {why}"
+            if why
+            else ""
+        )
+        if unset:
+            names = ", ".join(unset)
+            because += (
+                f" ({names} {'is' if len(unset) == 1 else 'are'} not set in the environment sbatch passes to the job)"
+            )
+        yield Finding(
+            f"the script exits at line {line} (`{command}`) before it runs {', '.join(skipped[:6])}"
+            f"{' ...' if len(skipped) > 6 else ''}{because}",
+            path=file,
+            line=line,
+            fix=f"set {unset[0]} before sbatch ({unset[0]}=... sbatch {script.path.name if script.path else 'job.sh'})"
+            if unset
+            else "change the condition or remove the exit",
         )

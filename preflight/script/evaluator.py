@@ -62,6 +62,16 @@ _PARAM_RE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])((?:[^{}]|\{[^{}]*\})*))?\}"
     r"|([A-Za-z_][A-Za-z0-9_]*|[0-9#@*?$!-]))"
 )
+# what `source .venv/bin/activate` (virtualenv, venv, uv) sets
+_ACTIVATE_SETS = (
+    "VIRTUAL_ENV",
+    "VIRTUAL_ENV_PROMPT",
+    "PATH",
+    "PS1",
+    "PYTHONHOME",
+    "_OLD_VIRTUAL_PATH",
+    "_OLD_VIRTUAL_PS1",
+)
 _ALL_ARGS = {'"$@"', "$@", '"${@}"', "${@}", "$*", "${*}"}
 
 
@@ -71,6 +81,10 @@ class _Break(Exception):
 
 class _Continue(Exception):
     pass
+
+
+class _Exit(Exception):
+    """An `exit` the script surely reaches: nothing after it runs."""
 
 
 class FunctionDef:
@@ -118,6 +132,8 @@ class Evaluator(Conditions):
         self.functions: list[FunctionDef] = []
         self.includes: dict[int, IncludeCall] = {}  # id(command) -> what the followed script sees
         self.skipped_lines: set[int] = set()
+        self.exited: tuple[int, str, str, str | None] | None = None  # (line, file, `exit N`, why it is reached)
+        self._taken: list[str] = []  # the conditions of the branches being walked that are surely taken
 
     # -- values ---------------------------------------------------------------------------------
     def lookup(self, name: str) -> Any:
@@ -263,13 +279,46 @@ class Evaluator(Conditions):
 
     # -- walking --------------------------------------------------------------------------------
     def run(self, nodes: list, certain: bool = True) -> None:
-        for node in nodes:
-            self._node(node, certain)
+        for i, node in enumerate(nodes):
+            guard = self._guard(nodes, i) if certain and i else None  # `test && exit 1`, `test || { ...; }`
+            if guard is None:
+                self._node(node, certain)
+                continue
+            taken, why = guard
+            if isinstance(node, Group):
+                self._taken.append(why)
+                try:
+                    self._node(node, certain and taken is True)
+                finally:
+                    self._taken.pop()
+            else:
+                self._node(node, certain)
+            if taken is True and isinstance(node, Item) and node.cmd is not None and node.cmd.name == "exit":
+                self._exit(node.cmd, why)
+
+    def _guard(self, nodes: list, i: int) -> tuple[bool | None, str] | None:
+        """For a node run only if the command before it succeeded (`&&`) or failed (`||`): whether it
+        runs (None: cannot tell) and that command's text; None when it is not guarded that way."""
+        node, prev = nodes[i], nodes[i - 1]
+        first = node.cmd if isinstance(node, Item) else None
+        if not isinstance(prev, Item) or prev.cmd is None or prev.cmd.op_after not in ("&&", "||"):
+            return None
+        if first is not None and first.op_before != prev.cmd.op_after:
+            return None
+        if prev.cmd.op_before in ("&&", "||", "|"):
+            return None, prev.cmd.text.strip()  # a longer list: not decided here
+        r = self.condition([prev])
+        runs = None if r is None else (r if prev.cmd.op_after == "&&" else not r)
+        return runs, prev.cmd.text.strip()
+
+    def _exit(self, cmd: Any, why: str | None) -> None:
+        self.exited = (cmd.line, cmd.file, " ".join(cmd.words), why)
+        raise _Exit()
 
     def run_top(self, nodes: list) -> None:
         try:
             self.run(nodes, True)
-        except (_Break, _Continue):
+        except (_Break, _Continue, _Exit):
             pass
 
     def _node(self, node: Any, certain: bool) -> None:
@@ -356,6 +405,10 @@ class Evaluator(Conditions):
         self.live.add(id(cmd))
         name = cmd.name
         words = cmd.words
+        if certain and name == "exit" and cmd.op_after != "|":  # on a path surely taken: the rest never runs
+            self._exit(cmd, self._taken[-1] if self._taken else None)
+        if certain and (required := self._unset_required(cmd)):  # `: "${WANDB_RUN:?set it}"`
+            self._exit(cmd, required)
         if self.include_args is not None:
             inc = self.include_args(cmd)
             if inc is not None:
@@ -375,6 +428,9 @@ class Evaluator(Conditions):
             for w in words[1:]:
                 if not w.startswith("-"):
                     self.env[w] = None if certain else UNKNOWN
+        elif name in ("source", ".") and len(words) > 1 and words[1].endswith("bin/activate"):
+            for var in _ACTIVATE_SETS:  # a virtualenv's activate script sets these and nothing else
+                self.env[var] = UNKNOWN
         elif name in ("source", ".", "eval"):
             self._forget_everything()  # it may set anything
         elif name in ("read", "getopts", "mapfile", "readarray", "let", "printf"):
@@ -393,13 +449,31 @@ class Evaluator(Conditions):
                         else:
                             self.env[var] = UNKNOWN
 
+    _REQUIRED_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?")
+
+    def _unset_required(self, cmd: Any) -> str | None:
+        """`${X:?msg}` / `${X?msg}` of a variable surely unset (or empty, with the colon): bash stops there."""
+        for raw in cmd.raw_words:
+            if raw.startswith("'"):
+                continue
+            for m in self._REQUIRED_RE.finditer(raw):
+                value = self.lookup(m.group(1))
+                if value is None or (value == "" and m.group(2)):
+                    return f"{raw} stops bash when {m.group(1)} is {'empty or ' if m.group(2) else ''}unset"
+        return None
+
     # -- conditions -----------------------------------------------------------------------------
     def _if(self, node: If, certain: bool) -> None:
         for i, (cond, body) in enumerate(node.branches):
             self.run(cond, certain)
             r = self.condition(cond)
             if r is True:
-                self.run(body, certain)
+                said = " ".join(n.cmd.text.strip() for n in cond if isinstance(n, Item) and n.cmd)
+                self._taken.append(re.sub(r"^(?:el)?if\s+|;?\s*then\s*$", "", said) + " is true")
+                try:
+                    self.run(body, certain)
+                finally:
+                    self._taken.pop()
                 return
             if r is None:
                 self.run(body, False)

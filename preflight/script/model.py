@@ -204,6 +204,8 @@ class ScriptModel:
     evaluated: bool = False  # False: the block structure was not understood; every branch counts
     problems_eval: str | None = None  # why it was not evaluated
     structure_line: int | None = None  # where the block structure broke (an `if` never closed, a stray `fi`)
+    exited: tuple[int, str, str, str | None] | None = None  # an exit surely reached: (line, file, `exit 1`, why)
+    unreached: list[Command] = field(default_factory=list)  # the commands after it, which never run
     _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
     _by_name: tuple = field(default=(-1, {}), repr=False)  # (assignment count, name -> assignments)
     _expansion_steps: int = field(default=0, repr=False)  # across every call: past MAX_MODEL_EXPANSIONS, unknown

@@ -298,6 +298,10 @@ def _evaluate(
         return
     model.evaluated = True
     model.tree = tree
+    if ev.exited is not None:
+        line, file = ev.exited[0], ev.exited[1]
+        model.exited = ev.exited
+        model.unreached = [c for c in model.commands if id(c) not in ev.live and c.file == file and c.line > line]
     model.commands = [c for c in model.commands if id(c) in ev.live]
     model.assignments = [a for a in model.assignments if id(a) in ev.live]
     model.functions = ev.functions

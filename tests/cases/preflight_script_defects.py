@@ -292,3 +292,39 @@ def _():
 @good("output-discarded")
 def _():
     return Scenario(script=HEAD.replace("set -euo", "#SBATCH --output=%x_%j.out\nset -euo") + BASE + "\n", env=ENV)
+
+
+# -- exits-before-training
+@bad("exits-before-training")
+def _():  # the guard of a public SLURM fork's speedrun, with WANDB_RUN not set where sbatch runs
+    return Scenario(
+        script=HEAD
+        + 'if [ -z "$WANDB_RUN" ]; then\n  echo "set WANDB_RUN"\n  exit 1\nfi\n'
+        + BASE
+        + " --run=$WANDB_RUN\n",
+        env=ENV,
+    )
+
+
+@bad("exits-before-training")
+def _():
+    return Scenario(script=HEAD + ': "${DEPTH:?set DEPTH}"\n' + BASE + "\n", env=ENV)
+
+
+@good("exits-before-training")
+def _():  # set where sbatch runs: the guard passes
+    return Scenario(
+        script=HEAD
+        + 'if [ -z "$WANDB_RUN" ]; then\n  echo "set WANDB_RUN"\n  exit 1\nfi\n'
+        + BASE
+        + " --run=$WANDB_RUN\n",
+        env={**ENV, "WANDB_RUN": "d20", "WANDB_MODE": "offline"},
+    )
+
+
+@good("exits-before-training")
+def _():  # a guard that cannot be decided before the job (a file on the node), and an exit after the last phase
+    return Scenario(
+        script=HEAD + 'if [ ! -d "$SLURM_TMPDIR" ]; then exit 1; fi\n' + BASE + "\nexit 0\n",
+        env=ENV,
+    )

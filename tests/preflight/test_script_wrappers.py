@@ -164,3 +164,34 @@ def test_real_speedrun_followed_without_tiny(tmp_path):
     assert plan.depth == 20 and plan.vocab_size == 8192  # the demo corpus's vocab (speedrun.sh line 68)
     # HAS_CUDA is only known at run time: both launch() definitions may run, the last (python) is used
     assert {i.launcher for i in m.all_invocations if i.via} == {"python"}
+
+
+def test_an_exit_surely_reached_ends_what_the_script_runs():
+    text = (
+        "echo start\n"
+        '[ -z "$X" ] && { echo "set X"; exit 1; }\n'
+        '[ -n "$Y" ] || exit 2\n'
+        'if [ -z "$W" ]; then\n  exit 3\nfi\n'
+        ': "${V:?set V}"\n'
+        "torchrun -m scripts.base_train\n"
+    )
+    cases = {  # environment -> (the exit reached, its line) ; None: the launch runs
+        (): ("exit 1", 2),
+        ("X",): ("exit 2", 3),
+        ("X", "Y"): ("exit 3", 5),
+        ("X", "Y", "W"): (": ${V:?set V}", 7),
+        ("X", "Y", "W", "V"): None,
+    }
+    for names, expected in cases.items():
+        m = parse_text(text, environ={n: "1" for n in names})
+        if expected is None:
+            assert m.exited is None and _mods(m) == [(8, "torchrun", "scripts.base_train")], names
+            continue
+        assert m.exited[:3] == (expected[1], "<script>", expected[0]), (names, m.exited)
+        assert not m.invocations and any(c.name == "torchrun" for c in m.unreached), names
+    # an unknown environment (sbatch --export=NONE) decides nothing: every path may run
+    m = parse_text(text, environ=None)
+    assert m.exited is None and _mods(m) == [(8, "torchrun", "scripts.base_train")]
+    # an exit in a subshell, a pipeline or a function body ends no script
+    m = parse_text("( exit 1 )\necho x | exit 1\nf() { exit 1; }\ntorchrun -m scripts.base_train\n", environ={})
+    assert m.exited is None and len(m.invocations) == 1
