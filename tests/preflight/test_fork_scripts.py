@@ -94,6 +94,8 @@ def test_clean_wrapper_script_gets_none_of_the_new_findings(tmp_path):
         "launcher_array.sbatch",
         "clean_wrappers.sbatch",
         "multinode/job.sbatch",
+        "flag_array_fp8.sh",
+        "sweep_tee.sbatch",
     ],
 )
 def test_every_fork_script_has_a_visible_training_phase(rel):
@@ -121,3 +123,73 @@ def test_looped_layout_cd_home_then_uv_sync_then_source(tmp_path):
     (check,) = result.checks
     assert [f.line for f in check.findings] == [6]
     assert "machine_config.sh.template" in check.findings[0].message
+
+
+def test_wandb_guard_fork_exits_before_training_unless_wandb_run_is_set(tmp_path):
+    found, result = _run(tmp_path / "a", "wandb_guard.sbatch")
+    assert (
+        found["SB017"].line == 13 and "WANDB_RUN is not set in the environment sbatch passes" in found["SB017"].message
+    )
+    assert "scripts.base_train" in found["SB017"].message and "ENV001" not in found
+    # with the run named where sbatch runs, the guard passes and every phase is planned
+    src = FORKS / "wandb_guard.sbatch"
+    root = tmp_path / "b" / "repo"
+    shutil.copytree(src.parent, root)
+    sc = Scenario(
+        script=src.read_text(),
+        script_name=src.name,
+        env={"HOME": "{tmp}/home", "WANDB_RUN": "d20"},
+        config={"profile": "classic"},
+    )
+    ctx = sc.context(root)
+    assert [i.module for i in ctx.get("script").invocations][1:4] == [
+        "scripts.base_train",
+        "scripts.mid_train",
+        "scripts.chat_sft",
+    ]
+    result = run_scenario(sc, root)
+    found = {f.code: f for c in result.checks for f in c.findings}
+    assert "SB017" not in found and "SB003" in found  # no set -e: that one stays
+
+
+def test_flag_array_with_a_conditional_append_keeps_every_flag():
+    from preflight.script import parse_script
+
+    m = parse_script(FORKS / "flag_array_fp8.sh", environ={})
+    (inv,) = m.invocations
+    assert [f.raw for f in inv.flags] == [
+        "--run=dummy",
+        "--depth=24",
+        "--device-batch-size=32",
+        "--save-every=10",
+        "--fp8",
+        "--fp8-recipe=tensorwise",
+    ]
+    assert inv.via.startswith("run_step")
+
+
+def test_apptainer_runner_is_followed_through_its_bind_and_gets_the_base_dir(tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(FORKS / "apptainer", root)
+    sc = Scenario(script=(FORKS / "apptainer" / "job.sbatch").read_text(), env={"HOME": "{tmp}/home", "PWD": str(root)})
+    ctx = sc.context(root)
+    m = ctx.get("script")
+    assert [(i.module, Path(i.file).name) for i in m.all_invocations] == [("scripts.base_train", "run_560M.sh")]
+    assert ctx.get("base_dir").path == root / "cache"
+
+
+def test_sweep_through_a_teed_function_is_swallowed_and_its_log_discarded(tmp_path):
+    found, result = _run(tmp_path, "sweep_tee.sbatch")
+    assert "`| tee` (line 12) without `set -o pipefail`" in found["SB024"].message
+    assert "SB028" in found and "--output=/dev/null" in found["SB028"].message
+    from preflight.script import parse_script
+
+    m = parse_script(FORKS / "sweep_tee.sbatch", environ={})
+    assert [i.flag("run").value for i in m.invocations] == ["sweep_a", "sweep_b"]
+    assert [f.raw for f in m.invocations[0].flags][-1] == "--matrix_lr=0.03"
+
+
+def test_unclosed_retry_loop_is_reported_with_bashs_message(tmp_path):
+    found, _ = _run(tmp_path, "npu_retry_unclosed.sh")
+    assert found["SB015"].line == 6 and "syntax error: unexpected end of file" in found["SB015"].message
+    assert "`for` (line 6), `if` (line 8)" in found["SB015"].message
