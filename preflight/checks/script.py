@@ -165,6 +165,8 @@ def _nproc_source(script, inv) -> str:
     m = re.match(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)", raw)
     if not m:
         return ""
+    if m.group(1) == "SLURM_GPUS_PER_NODE" and script.directive("gpus-per-node") is None:
+        return " (SLURM sets SLURM_GPUS_PER_NODE only for --gpus-per-node, so its default applies; SLURM_GPUS_ON_NODE is set for --gres too)"
     for a in script.all_assignments:
         if a.name == m.group(1) and a.value.isdigit() and a.unconditional:
             return f" ({m.group(1)}={a.value} is hard-coded at {os.path.basename(a.file)}:{a.line})"

@@ -28,6 +28,7 @@ _JOB_VARS = {
     "SLURM_NNODES": ("nodes", "N"),
     "SLURM_JOB_NUM_NODES": ("nodes", "N"),
     "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"),
+    "SLURM_GPUS_PER_NODE": ("gpus-per-node",),  # set only with --gpus-per-node (not with --gres: checked on 22.05)
     "SLURM_NTASKS_PER_NODE": ("ntasks-per-node",),
 }
 

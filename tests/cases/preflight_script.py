@@ -408,3 +408,16 @@ def _():
     return Scenario(
         script="#!/usr/bin/env bash\n" + HEAD.split("\n", 1)[1] + BASE, env={**ENV, "PATH": "/usr/bin:/bin"}
     )
+
+
+_PER_NODE = "torchrun --standalone --nproc_per_node=${SLURM_GPUS_PER_NODE:-8} -m scripts.base_train -- --depth=20\n"
+
+
+@bad("gpu-count-mismatch")
+def _():  # SLURM leaves SLURM_GPUS_PER_NODE unset for --gres (seen on 22.05): the default 8 starts
+    return Scenario(script=HEAD.replace("gpu:8", "gpu:4") + _PER_NODE, env=ENV)
+
+
+@good("gpu-count-mismatch")
+def _():  # --gpus-per-node=4 sets it to 4
+    return Scenario(script=HEAD.replace("--gres=gpu:8", "--gpus-per-node=4") + _PER_NODE, env=ENV)
