@@ -142,8 +142,7 @@ def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
             path = workdir / path
         parent = path.parent
         if not parent.is_dir():
-            src = job_env.sbatch_source.get(key, "")
-            line = int(src.split(":")[1]) if src.startswith("script:") else None
+            line = job_env.directive_line(key)
             yield Finding(
                 f"--{key}={value}: directory {parent} does not exist; the job will die without a log",
                 path=str(script.path),
@@ -166,7 +165,10 @@ def _nproc_source(script, inv) -> str:
     if not m:
         return ""
     if m.group(1) == "SLURM_GPUS_PER_NODE" and script.directive("gpus-per-node") is None:
-        return " (SLURM sets SLURM_GPUS_PER_NODE only for --gpus-per-node, so its default applies; SLURM_GPUS_ON_NODE is set for --gres too)"
+        return (
+            " (SLURM sets SLURM_GPUS_PER_NODE only for --gpus-per-node, so its default applies; "
+            "SLURM_GPUS_ON_NODE is set for --gres too)"
+        )
     for a in script.all_assignments:
         if a.name == m.group(1) and a.value.isdigit() and a.unconditional:
             return f" ({m.group(1)}={a.value} is hard-coded at {os.path.basename(a.file)}:{a.line})"
@@ -259,8 +261,7 @@ def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Findin
     if plan.total_seconds is None:
         raise Skip("no time estimate (unknown GPU peak FLOPs)")
     if limit < plan.total_seconds:
-        src = job_env.sbatch_source.get("time", "")
-        line = int(src.split(":")[1]) if src.startswith("script:") else None
+        line = job_env.directive_line("time")
         need = plan.total_seconds * 1.2
         yield Finding(
             f"--time={job_env.sbatch.get('time')} is shorter than the estimated {_fmt_s(plan.total_seconds)} "

@@ -338,8 +338,7 @@ def output_discarded(script, job_env) -> Iterator[Finding]:
     elif error in _DISCARDED:
         lost.append(("error", "its stderr: every traceback and error message"))
     for key, what in lost:
-        src = job_env.sbatch_source.get(key, "")
-        line = int(src.split(":")[1]) if src.startswith("script:") else None
+        line = job_env.directive_line(key)
         yield Finding(
             f"--{key}=/dev/null: the job discards {what}; a crash leaves nothing to diagnose it from",
             path=str(script.path),

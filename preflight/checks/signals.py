@@ -105,8 +105,7 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
     if not value:
         yield from _term_trap(script, profile)
         return
-    where = job_env.sbatch_source.get("signal", "")
-    line = int(where.split(":")[1]) if where.startswith("script:") else None
+    line = job_env.directive_line("signal")
     parsed = parse_signal_option(value)
     if parsed is None:
         yield Finding(

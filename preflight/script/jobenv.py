@@ -43,6 +43,11 @@ class JobEnv:
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.env.get(name, default)
 
+    def directive_line(self, key: str) -> int | None:
+        """The script line of the #SBATCH directive that set option ``key`` (None: the command line or unset)."""
+        src = self.sbatch_source.get(key, "")
+        return int(src.split(":")[1]) if src.startswith("script:") else None
+
     @property
     def nodes(self) -> int:
         return count(self.sbatch.get("nodes")) or 1
