@@ -137,6 +137,8 @@ def expand_pattern(pattern: str, job_id: str, job_name: str, user: str, array: b
         pad, letter = m.group(1), m.group(2)
         if letter == "%":
             return "%"
+        if letter in "jJ" and array:
+            return m.group(0)  # each task of an array has its own job id, known only when it starts
         if letter in "jJA":
             value = job_id.split("_")[0]
         elif letter == "a":

@@ -287,6 +287,11 @@ def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
     if isinstance(ledger, dict):
         logs = ledger.get("logs") or {}
         paths = [logs.get(k) for k in ("stdout", "stderr") if logs.get(k)]
+        if any("%" in p for p in paths):  # an array's: each task's ids fill the pattern
+            job = ctx.get("job", None)
+            task = getattr(job, "array_id", None) or (inputs.job_id if "_" in str(inputs.job_id or "") else None)
+            own = getattr(job, "job_id", None)
+            paths = [e for p in paths if (e := _expand(p, own, getattr(job, "name", None), task))]
         paths = list(dict.fromkeys(str(cwd / p) if not os.path.isabs(p) else p for p in paths))
         if paths:
             return [(p, True) for p in paths], "ledger"

@@ -82,3 +82,23 @@ def test_a_script_whose_interpreter_is_missing_never_ran(slurm, tmp_path, cli):
         f"job {job} ended FAILED with exit code 2:0; slurmstepd could not start the batch script: its interpreter "
         "/opt/nothere/bin/bash does not exist on the node"
     ) in " ".join(proc.stdout.split()), proc.stdout
+
+
+def test_an_array_submitted_with_preflight_sbatch_finds_each_tasks_log(slurm, tmp_path, cli):
+    # the ledger is written at submission, when no task has its own id yet: its log names keep %j and %a
+    from preflight.ledger import expand_pattern
+
+    assert expand_pattern("logs/%x_%A_%a.out", "700", "arr", "me", array=True) == "logs/arr_700_%a.out"
+    assert expand_pattern("logs/%j.out", "700", "arr", "me", array=True) == "logs/%j.out"
+    assert expand_pattern("logs/%j_%a.out", "700", "one", "me") == "logs/700_4294967294.out"
+    (tmp_path / "logs").mkdir()
+    script = tmp_path / "job.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH --job-name=arr\n#SBATCH --output=logs/%x_%A_%a.out\n{TASKS}\n")
+    proc = cli("preflight", "sbatch", str(script), "--array=1-2", "--force", cwd=tmp_path, env=slurm_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    array = proc.stdout.strip().splitlines()[-1]
+    wait_final(f"{array}_1")
+    proc = cli("postflight", "verify", f"{array}_1", "--format", "json", cwd=tmp_path, env=slurm_env())
+    report = json.loads(proc.stdout)
+    job001 = next(c for c in report["checks"] if c["code"] == "JOB001")
+    assert job001["findings"][0]["location"]["path"] == str(tmp_path / "logs" / f"arr_{array}_1.out"), job001
