@@ -271,6 +271,12 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
         model.hidden.append((cmd.line, cmd.file, f"`{how}` runs shell text that cannot be parsed"))
         return []
     inner, scratch = parsed
+    if depth == 0:  # what the text sets, the launches in it see (`export NANOCHAT_BASE_DIR=...; torchrun ...`)
+        known = {(a.file, a.line, a.name, a.value) for a in model.assignments if a.inline}
+        for a in scratch.assignments:
+            if (a.file, a.line, a.name, a.value) not in known:  # a function's text, once for all its calls
+                a.inline, a.unconditional = True, False
+                model.assignments.append(a)
     found: list[Invocation] = []
     for j, ic in enumerate(inner):
         for inv in _launches(model, wrappers, ic, depth + 1):

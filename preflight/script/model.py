@@ -73,6 +73,7 @@ class Assignment:
     file: str = ""
     resolved: str | None = None  # its value as the static evaluation knows it (uses $1, $@ ...)
     append: bool = False  # ``X+=v`` / ``A+=(v w)``: adds to the value before it
+    inline: bool = False  # in shell text a command runs (`srun bash -c "export X=1; torchrun ..."`), at its line
 
 
 def appended(before: str | None, added: str) -> str:
@@ -306,7 +307,15 @@ class ScriptModel:
         named = self._assignments_named(name)
         self._expansion_steps += len(named)
         applicable = [
-            a for a in named if not (file is not None and line is not None and a.file == file and a.line >= line)
+            a
+            for a in named
+            # before the line; the shell text of a line sets its variables before the launches in it
+            if not (
+                file is not None
+                and line is not None
+                and a.file == file
+                and (a.line > line or (a.line == line and not a.inline))
+            )
         ]
         # only the last plain assignment and what follows it (appends `X+=v`, default-only `${X:=...}`)
         # decide the value: the earlier ones are never expanded (each one's own $name is the recursion, memoised)

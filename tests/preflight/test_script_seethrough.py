@@ -6,6 +6,7 @@ job's environment only."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -252,3 +253,23 @@ def test_host_paths_of_container_paths():
     assert host_path("/work/x.sh", binds) == "/scratch/me/x.sh"
     assert host_path("/opt/nanochatX/y.sh", binds) == "/opt/nanochatX/y.sh"  # a prefix of a name is no bind
     assert host_path("/home/me/run.sh", binds) == "/home/me/run.sh"  # apptainer binds $HOME as it is
+
+
+def test_what_shell_text_sets_is_what_its_launches_see(tmp_path):
+    # the shape of a public pyxis job: every phase in one `srun --container-image=... bash -c "..."`
+    # whose text exports the base dir and the thread count before it launches
+    from preflight.testing import Scenario
+
+    script = (
+        "#!/bin/bash\n#SBATCH --gpus-per-node=8\nset -euo pipefail\nLUSTRE=/lustre/me\n"
+        'srun --container-image=/images/pt.sqsh --container-mounts=$LUSTRE:$LUSTRE bash -c "\n'
+        "set -euo pipefail\nexport OMP_NUM_THREADS=1\nexport NANOCHAT_BASE_DIR=$LUSTRE/.cache/nanochat\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=12\n"
+        '"\n'
+        "echo done\n"
+    )
+    ctx = Scenario(script=script, env={"HOME": "{tmp}/home"}).context(tmp_path)
+    (inv,) = ctx.get("script").invocations
+    assert inv.module == "scripts.base_train" and inv.srun
+    assert ctx.get("base_dir").path == Path("/lustre/me/.cache/nanochat")
+    assert ctx.get("job_env").get("OMP_NUM_THREADS") == "1"
