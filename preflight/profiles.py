@@ -205,7 +205,9 @@ class Profile:
         return {k: v for k, v in (self.data.get("modules") or {}).items() if v}
 
     def phase_of_module(self, module: str, args: list[str] | None = None) -> str | None:
-        """Which phase an invocation of ``module`` belongs to (chat_eval: by its -i/--source)."""
+        """Which phase an invocation of ``module`` belongs to (chat_eval: by its -i/--source). A fork's
+        variant of an entry point (``scripts.base_train_jp``, a copy of base_train) is that entry's phase."""
+        module = self._entry_of_variant(module)
         if module == self.modules.get("chat_eval") or module.endswith(".chat_eval"):
             source = _chat_eval_source(args or [])
             if source in self.phases:
@@ -220,6 +222,19 @@ class Profile:
             if any(m.rsplit(".", 1)[-1] == base for m in (self.phase(phase) or {}).get("modules", [])):
                 return phase
         return None
+
+    def _entry_of_variant(self, module: str) -> str:
+        """``scripts.base_train_jp_cloud`` -> ``scripts.base_train`` (the longest entry point name it
+        extends with ``_``); any other module as it is."""
+        head, _, base = module.rpartition(".")
+        known = {m.rsplit(".", 1)[-1] for phase in self.phases for m in (self.phase(phase) or {}).get("modules", [])}
+        known |= {m.rsplit(".", 1)[-1] for m in self.modules.values() if isinstance(m, str)}
+        if base in known:
+            return module
+        stems = [k for k in known if base.startswith(k + "_")]
+        if not stems:
+            return module
+        return f"{head}.{max(stems, key=len)}" if head else max(stems, key=len)
 
     def config_keys(self, module: str) -> dict | None:
         """Known configurator/argparse keys (with defaults) of a module; None when unknown."""

@@ -172,3 +172,14 @@ def test_a_parsed_log_line_breaks_a_tie_for_the_eras_that_printed_it(tmp_path):
     assert (p.name, p.variant) == ("argparse", "argparse-dash")
     assert "confidence low" in p.reason
     assert "parses base_train's 'Number of parameters: N (scaling: M)' line, printed from 2026-01-07" in p.reason
+
+
+def test_a_forks_variant_of_an_entry_point_is_that_entrys_phase():
+    # a public fork's runner: `-m scripts.base_train_jp_cloud`, `-m scripts.chat_sft_jp_cloud` (copies of the entries)
+    for name in PROFILE_NAMES:
+        p = load_profile(name)
+        assert p.phase_of_module("scripts.base_train_jp_cloud") == "base", name
+        assert p.phase_of_module("scripts.chat_eval_jp", ["-i", "sft"]) == p.phase_of_module(
+            "scripts.chat_eval", ["-i", "sft"]
+        )
+        assert p.phase_of_module("scripts.base") is None and p.phase_of_module("scripts.tok_trainer") is None
