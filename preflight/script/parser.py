@@ -112,9 +112,24 @@ def parse_script(
                 )
             else:
                 child = parse_script(resolved, cwd=cwd, _seen=seen, _depth=_depth + 1)
+            _run_through(child, strip_prefixes(cmd.words))
             model.includes.append(child)
             model.include_lines[str(resolved)] = cmd.line
     return model
+
+
+def _run_through(child: ScriptModel, prefix) -> None:
+    """A script run behind prefixes (`srun bash train.sh`, `timeout 47h bash run.sh`): every launch in
+    it runs behind them too (one per srun task, killed at the timeout)."""
+    if not (prefix.srun or prefix.timeout or prefix.names):
+        return
+    for inv in child.all_invocations:
+        if prefix.srun and not inv.srun:
+            inv.srun, inv.launcher = True, "srun+" + inv.launcher
+            inv.srun_opts = prefix.srun_opts + inv.srun_opts
+            inv.launcher_opts = inv.launcher_opts + prefix.srun_opts
+        inv.timeout = inv.timeout or prefix.timeout
+        inv.prefixes = prefix.names + inv.prefixes
 
 
 def parse_text(

@@ -273,3 +273,23 @@ def test_what_shell_text_sets_is_what_its_launches_see(tmp_path):
     assert inv.module == "scripts.base_train" and inv.srun
     assert ctx.get("base_dir").path == Path("/lustre/me/.cache/nanochat")
     assert ctx.get("job_env").get("OMP_NUM_THREADS") == "1"
+
+
+def test_a_script_srun_runs_has_every_launch_under_srun(tmp_path):
+    # `srun bash train.sh` on two nodes: train.sh's torchrun --nnodes=2 runs once per node
+    (tmp_path / "train.sh").write_text(
+        "#!/bin/bash\nset -e\ntorchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d "
+        "--rdzv_endpoint=$MASTER_ADDR:29500 -m scripts.base_train -- --depth=20\n"
+    )
+    job = tmp_path / "job.sbatch"
+    job.write_text(
+        "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --gres=gpu:8\n"
+        "timeout 47h srun --ntasks-per-node=1 bash train.sh\n"
+    )
+    (inv,) = parse_script(job, environ={}).all_invocations
+    assert (inv.launcher, inv.srun_opts, inv.timeout, inv.prefixes) == (
+        "srun+torchrun",
+        ["--ntasks-per-node=1"],
+        "47h",
+        ["timeout", "srun"],
+    )
