@@ -72,8 +72,11 @@ def _bash_syntax_error(script) -> str | None:
         name = os.path.basename(interpreter[1])
     if name not in _SHELLS or not script.path:
         return None
-    try:  # no startup files, no BASH_ENV: nothing but the parser runs
-        res = run_tool(["bash", "--norc", "--noprofile", "-n", str(script.path)], timeout=5, env={"PATH": os.defpath})
+    # no startup files, no BASH_ENV: nothing but the parser runs; extglob on, as `-n` never runs the
+    # script's own `shopt -s extglob` (which makes `+(a|b)` patterns parse at run time)
+    args = ["bash", "--norc", "--noprofile", "-O", "extglob", "-n", str(script.path)]
+    try:
+        res = run_tool(args, timeout=5, env={"PATH": os.defpath})
     except (FactUnavailable, ToolTimeout):
         return None
     if res.returncode == 0:

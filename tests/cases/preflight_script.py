@@ -33,6 +33,14 @@ def _():
 
 
 @good("script-unparsable")
+def _():  # an extglob pattern: `bash -n` alone rejects it (it never runs the shopt); the job parses it
+    return Scenario(
+        script=HEAD + 'shopt -s extglob\ncase "$1" in\n  +(a|b)) echo ab;;\nesac\nif true; then\n' + BASE + "fi\n",
+        env=ENV,
+    )
+
+
+@good("script-unparsable")
 def _():  # blocks preflight pairs up and bash accepts: case arms, one-line loops, functions, subshells
     return Scenario(
         script="#!/bin/bash\ncase $1 in\n  a|b) echo a;;\n  (c) echo c;;\nesac\nfor i in 1 2; do echo $i; done\n"
