@@ -98,6 +98,11 @@ def _detail(name: str, groups: dict[str, str]) -> str:
         return f"HF dataset {groups['dataset']}{cfg} could not load on the offline node (not in the HF cache)"
     if name == "missing checkpoint" and groups.get("source"):
         return f"{groups['source']}_checkpoints is missing"
+    if name == "missing module" and groups.get("module"):
+        top = groups["module"].split(".")[0]
+        if top in ("scripts", "nanochat"):
+            return f"python cannot import {top}: the phase did not run in the nanochat checkout"
+        return f"the job's Python has no module {groups['module']}: its environment is not the one the phase needs"
     return ""
 
 

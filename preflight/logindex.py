@@ -36,6 +36,7 @@ from preflight.loglines import (
     EXC_RE,
     FRAME_RE,
     ITERS_RE,
+    LAUNCH_ERROR_RE,
     MARKER_RE,
     NOT_PLAIN_RE,
     OOM_KILL_RE,
@@ -280,6 +281,10 @@ class _Indexer:
         if s.startswith("Traceback (most recent call last)"):
             self._open_traceback(line, rank)
             return
+        ml = LAUNCH_ERROR_RE.match(s)
+        if ml:
+            self._launch_error(ml, line, rank)
+            return
         if s.startswith("Overriding"):
             if seg.content:
                 seg = self._start(line)
@@ -441,6 +446,19 @@ class _Indexer:
             return
 
     # tracebacks -------------------------------------------------------------------------------
+    def _launch_error(self, m: re.Match, line: int, rank: str) -> None:
+        """`python -m scripts.base_train` that could not start: recorded as that phase's crash (python
+        prints no traceback), so the phase is failed at setup with its cause, not "not run"."""
+        module = m.group("module") or m.group("missing")
+        exc = m.group("exc") or "ModuleNotFoundError"
+        message = m.group("msg") or f"No module named '{module}'"
+        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=exc, exc_line=line)
+        rec.message = redact(f"{message} (python -m {module} could not start)"[:500])
+        base = module.rsplit(".", 1)[-1]
+        rec.script = base if base in SCRIPT_PHASE else None
+        self.tb[rank] = (rec, 0)
+        self._close_traceback(rank)
+
     def _open_traceback(self, line: int, rank: str) -> None:
         pending = self.chain_pending.pop(rank, None)
         if pending is not None and line - pending[1] <= 64:  # ranks interleave: their blank lines come between

@@ -24,7 +24,7 @@ ANCHOR_RE = re.compile(
     rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
     rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
-    rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve"
+    rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
 )
 
@@ -83,6 +83,12 @@ DOWNLOAD_DONE_RE = re.compile(r"Done! Downloaded: (\d+)/(\d+) shards")
 DOWNLOAD_START_RE = re.compile(r"Downloading (\d+) shards")
 CANCEL_RE = re.compile(r"\*\*\* (JOB|STEP) (\S+) (?:ON (\S+) )?CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
 OOM_KILL_RE = re.compile(r"Detected (\d+) oom-kill event|Out Of Memory|oom-kill")
+# `python -m X` whose module cannot be found (the job not in the checkout, an environment not activated):
+# python prints one line, no traceback, and exits 1 before the phase starts
+LAUNCH_ERROR_RE = re.compile(
+    r"^(?:\S*/)?python[\d.]*: (?:Error while finding module specification for '(?P<module>[\w.]+)' "
+    r"\((?P<exc>[\w.]+): (?P<msg>.*)\)|No module named (?P<missing>[\w.]+))\s*$"
+)
 # slurmstepd could not start the batch script: its #! interpreter is not on the node (nothing in it ran)
 BAD_INTERPRETER_RE = re.compile(r"execve\(\): bad interpreter\(([^)]*)\)")
 TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")

@@ -7,6 +7,7 @@ is refused with the list, and the task's log is found by SLURM's default name fo
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import pytest
@@ -102,3 +103,18 @@ def test_an_array_submitted_with_preflight_sbatch_finds_each_tasks_log(slurm, tm
     report = json.loads(proc.stdout)
     job001 = next(c for c in report["checks"] if c["code"] == "JOB001")
     assert job001["findings"][0]["location"]["path"] == str(tmp_path / "logs" / f"arr_{array}_1.out"), job001
+
+
+def test_a_job_outside_the_checkout_fails_base_at_setup_not_not_run(slurm, tmp_path, cli):
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --output=job_%j.out\nset -euo pipefail\n"
+        f"{sys.executable} -m scripts.base_train --depth=4\n{sys.executable} -m scripts.mid_train\n"
+    )
+    job = sbatch(str(script), cwd=tmp_path)
+    assert wait_final(job).state == "FAILED"
+    proc = cli("postflight", "verify", job, "--format", "json", cwd=tmp_path, env=slurm_env())
+    phases = {p["name"]: p for p in json.loads(proc.stdout)["phases"]}
+    assert phases["base"]["status"] == "failed", phases["base"]
+    assert "python cannot import scripts: the phase did not run in the nanochat checkout" in json.dumps(phases["base"])
+    assert phases["mid"]["status"] == "not-run"
