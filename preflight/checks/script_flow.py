@@ -1,6 +1,6 @@
-"""How a job's phases run and end: SB017, SB023-SB025.
+"""How a job's phases run and end: SB017, SB018, SB023-SB025.
 
-An ``exit`` the script reaches before its training, idle nodes (an allocation nothing launches
+An ``exit`` the script reaches before its training, a launch run outside the checkout, idle nodes (an allocation nothing launches
 across), a crashed phase that still ends the job COMPLETED, and a ``timeout`` that SLURM's time
 limit always beats.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 from preflight.facts import Skip
 from preflight.model import Finding
@@ -365,4 +366,102 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             fix=f"set {unset[0]} before sbatch ({unset[0]}=... sbatch {script.path.name if script.path else 'job.sh'})"
             if unset
             else "change the condition or remove the exit",
+        )
+
+
+# prefixes that run the command somewhere else than the job's working directory
+_ELSEWHERE = (
+    "uv run",
+    "conda run",
+    "mamba run",
+    "micromamba run",
+    "apptainer exec",
+    "apptainer run",
+    "singularity exec",
+    "singularity run",
+)
+
+
+def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
+    """The directory a top-level launch runs in, and why; None when it cannot be told before the job."""
+    from preflight.script.parser import expand_path
+
+    chdir = job_env.sbatch.get("chdir")
+    workdir = Path(ctx.inputs.cwd)
+    why = "the directory sbatch is run from"
+    if chdir:
+        if "$" in chdir or "%" in chdir:
+            return None
+        workdir, why = workdir / chdir, f"#SBATCH --chdir={chdir}"
+    cds = [c for c in model.commands if c.name in ("cd", "pushd", "popd") and c.line < inv.line]
+    if cds:
+        last = cds[-1]
+        target = (
+            expand_path(model, last.words[-1], last.line, last.file)
+            if last.name != "popd" and len(last.words) > 1
+            else None
+        )
+        if target is None or last.depth or last.in_function:
+            return None
+        workdir, why = workdir / target, f"the `cd` at line {last.line}"
+    return workdir, why
+
+
+@check("SB018", "entry-not-found", severity="error")
+def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
+    """
+    What it checks: that a ``python -m scripts.X`` (or ``torchrun -m scripts.X``, or
+    ``python scripts/x.py``) launched by the batch script finds its file in the directory it runs
+    in: the directory ``sbatch`` is run from (or ``#SBATCH --chdir``), or the target of the last
+    literal ``cd`` before it; also through a literal ``PYTHONPATH``.
+
+    Why it matters: run outside the nanochat checkout, python prints ``No module named
+    'scripts'`` and exits 1 before the phase starts; later phases then fail the same way or run on
+    nothing.
+
+    Example:
+        sbatch ~/nanochat/runs/speedrun.sh     # from the home directory, and the script has no cd
+
+    How to fix: ``cd`` to the checkout in the script before the first phase (``cd "$HOME/nanochat"``),
+    submit from the checkout, or set ``#SBATCH --chdir=/path/to/nanochat``.
+    """
+    script.require_readable()
+    pythonpath = job_env.get("PYTHONPATH") or ""
+    if any(ch in pythonpath for ch in "$`"):
+        raise Skip("PYTHONPATH is set from values known only when the job runs")
+    extra = [Path(p) for p in pythonpath.split(":") if p]
+    missing: dict[Path, list] = {}  # working directory -> [(invocation, entry, why)]
+    for inv in script.invocations:  # the batch script's own launches (a followed script runs where it is called)
+        entry = None
+        if inv.module and inv.module.split(".")[0] == "scripts":
+            entry = Path(*inv.module.split(".")).with_suffix(".py")
+        elif inv.script_file and not Path(inv.script_file).is_absolute() and "$" not in inv.script_file:
+            entry = Path(inv.script_file)
+        if (
+            entry is None
+            or any(p in _ELSEWHERE for p in inv.prefixes)
+            or any(o.startswith(("--chdir", "-D")) for o in inv.srun_opts)
+        ):
+            continue
+        where = _launch_dir(ctx, script, inv, job_env)
+        if where is None:
+            continue
+        roots = [where[0], *extra] if inv.module else [where[0]]
+        if not any((r / entry).is_file() or (r / entry.with_suffix("") / "__main__.py").is_file() for r in roots):
+            missing.setdefault(where[0], []).append((inv, entry, where[1]))
+    for workdir, launches in missing.items():
+        inv, entry, why = launches[0]
+        launched = f"python -m {inv.module}" if inv.module else f"python {inv.script_file}"
+        more = (
+            f" (and {len(launches) - 1} later launch{'es' if len(launches) > 2 else ''} there)"
+            if len(launches) > 1
+            else ""
+        )
+        yield Finding(
+            f"{launched} (line {inv.line}){more} runs in {workdir} ({why}), which has no {entry}: python stops "
+            "with `No module named` before the phase starts",
+            path=script.file_of(inv),
+            line=inv.line,
+            fix=f"cd to the nanochat checkout before line {inv.line} (cd /path/to/nanochat), submit from it, "
+            "or set #SBATCH --chdir=/path/to/nanochat",
         )

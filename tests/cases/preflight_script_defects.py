@@ -328,3 +328,26 @@ def _():  # a guard that cannot be decided before the job (a file on the node), 
         script=HEAD + 'if [ ! -d "$SLURM_TMPDIR" ]; then exit 1; fi\n' + BASE + "\nexit 0\n",
         env=ENV,
     )
+
+
+# -- entry-not-found
+@bad("entry-not-found")
+def _():  # submitted from a directory that is not the checkout, and the script has no cd
+    return Scenario(script=HEAD + BASE + "\n", env=ENV)
+
+
+@good("entry-not-found")
+def _():
+    return Scenario(script=HEAD + BASE + "\n", env=ENV, files={"scripts/base_train.py": ""})
+
+
+@good("entry-not-found")
+def _():  # the script cds to the checkout first
+    return Scenario(
+        script=HEAD + "cd {tmp}/nanochat\n" + BASE + "\n", env=ENV, files={"nanochat/scripts/base_train.py": ""}
+    )
+
+
+@good("entry-not-found")
+def _():  # a cd preflight cannot resolve before the job: no verdict
+    return Scenario(script=HEAD + 'cd "$(dirname "$0")"\n' + BASE + "\n", env=ENV)
