@@ -358,9 +358,13 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             because += (
                 f" ({names} {'is' if len(unset) == 1 else 'are'} not set in the environment sbatch passes to the job)"
             )
+        how = (
+            f"is replaced by `{command[:80]}` at line {line}"
+            if command.startswith("exec ")
+            else f"exits at line {line} (`{command}`)"
+        )
         yield Finding(
-            f"the script exits at line {line} (`{command}`) before it runs {', '.join(skipped[:6])}"
-            f"{' ...' if len(skipped) > 6 else ''}{because}",
+            f"the script {how} before it runs {', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}{because}",
             path=file,
             line=line,
             fix=f"set {unset[0]} before sbatch ({unset[0]}=... sbatch {script.path.name if script.path else 'job.sh'})"

@@ -407,6 +407,8 @@ class Evaluator(Conditions):
         words = cmd.words
         if certain and name == "exit" and cmd.op_after != "|":  # on a path surely taken: the rest never runs
             self._exit(cmd, self._taken[-1] if self._taken else None)
+        if certain and name == "exec" and len(words) > 1 and cmd.op_after != "|":  # the shell becomes that command
+            self._exit(cmd, self._taken[-1] if self._taken else None)
         if certain and (required := self._unset_required(cmd)):  # `: "${WANDB_RUN:?set it}"`
             self._exit(cmd, required)
         if self.include_args is not None:

@@ -195,3 +195,15 @@ def test_an_exit_surely_reached_ends_what_the_script_runs():
     # an exit in a subshell, a pipeline or a function body ends no script
     m = parse_text("( exit 1 )\necho x | exit 1\nf() { exit 1; }\ntorchrun -m scripts.base_train\n", environ={})
     assert m.exited is None and len(m.invocations) == 1
+
+
+def test_exec_replaces_the_shell():
+    m = parse_text(
+        "exec > log 2>&1\ntorchrun -m scripts.base_train\nexec torchrun -m scripts.mid_train\ntorchrun -m scripts.chat_sft\n",
+        environ={},
+    )
+    assert [i.module for i in m.invocations] == [
+        "scripts.base_train",
+        "scripts.mid_train",
+    ]  # `exec >log` only redirects
+    assert m.exited[0] == 3 and [c.line for c in m.unreached] == [4]
