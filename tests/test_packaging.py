@@ -190,11 +190,13 @@ def test_fresh_venv_beside_an_upstream_nanochat(wheel, tmp_path):
     )
     assert ours.stdout.strip() == str(ROOT / "nanochat" / "gpt.py")
 
-    # both console scripts work in the light install, torch-free
+    # both console scripts work in the light install, torch-free (on a script that runs in the user's checkout)
+    (upstream / "scripts").mkdir()
+    (upstream / "scripts" / "tok_train.py").write_text("")
     script = tmp_path / "job.sbatch"
     script.write_text(
         "#!/bin/bash\n#SBATCH --time=00:10:00\nset -euo pipefail\nexport OMP_NUM_THREADS=1\n"
-        "python -m scripts.tok_train\n"
+        f"cd {upstream}\npython -m scripts.tok_train\n"
     )
     pre = subprocess.run(
         [str(venv / "bin" / "preflight"), "check", str(script), "--select", "SB"],
