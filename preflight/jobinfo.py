@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from preflight.facts import FactUnavailable
 
 TERMINAL_STATES = {
     "COMPLETED",
@@ -70,3 +73,32 @@ class JobInfo:
         out = asdict(self)
         out.pop("raw", None)
         return out
+
+
+# -- job arrays: each task is a job of its own, named ARRAY_TASK ------------------------------------
+def _named(value: str | None) -> str | None:
+    return None if value in (None, "", "(null)", "None", "Unknown", "N/A") else value
+
+
+def array_task(rec: dict[str, str]) -> str | None:
+    """ "6067_1" for a task of a job array (scontrol's ArrayJobId/ArrayTaskId, sacct's JobID)."""
+    array, task = _named(rec.get("ArrayJobId")), _named(rec.get("ArrayTaskId"))
+    if array and task and task.isdigit():
+        return f"{array}_{task}"
+    jid = rec.get("JobID") or ""
+    return jid if re.fullmatch(r"\d+_\d+", jid) else None
+
+
+class ArrayJob(FactUnavailable):
+    """A bare id that names a whole job array: each task is a job of its own to verify."""
+
+    def __init__(self, job_id: str, tasks: list[tuple[str, str]]):
+        self.tasks = sorted(
+            tasks, key=lambda t: int(t[0].rsplit("_", 1)[-1]) if t[0].rsplit("_", 1)[-1].isdigit() else 0
+        )
+        shown = ", ".join(f"{task} {state}" for task, state in self.tasks[:8])
+        more = f" and {len(self.tasks) - 8} more" if len(self.tasks) > 8 else ""
+        super().__init__(
+            f"job {job_id} is a job array of {len(self.tasks)} tasks ({shown}{more}): verify one task at a time, "
+            f"e.g. postflight verify {self.tasks[0][0]}"
+        )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.jobinfo import ACTIVE_STATES, TERMINAL_STATES, JobInfo
+from preflight.jobinfo import ACTIVE_STATES, TERMINAL_STATES, ArrayJob, JobInfo, array_task
 from preflight.proc import ToolResult, ToolTimeout, run_tool
 
 DEFAULT_TIMEOUT = 20.0  # seconds for one client command (config: slurm-timeout)
@@ -149,18 +149,9 @@ def _none(value: str | None) -> str | None:
     return None if value in (None, "", "(null)", "None", "Unknown", "N/A") else value
 
 
-def _array_task(rec: dict[str, str]) -> str | None:
-    """ "6067_1" for a task of a job array (scontrol's ArrayJobId/ArrayTaskId, sacct's JobID)."""
-    array, task = _none(rec.get("ArrayJobId")), _none(rec.get("ArrayTaskId"))
-    if array and task and task.isdigit():
-        return f"{array}_{task}"
-    jid = rec.get("JobID") or ""
-    return jid if re.fullmatch(r"\d+_\d+", jid) else None
-
-
 def jobinfo_from_scontrol(rec: dict[str, str]) -> JobInfo:
     return JobInfo(
-        array_id=_array_task(rec),
+        array_id=array_task(rec),
         job_id=rec.get("JobId", ""),
         state=normalize_state(rec.get("JobState")),
         exit_code=rec.get("ExitCode") or "0:0",
@@ -180,7 +171,7 @@ def jobinfo_from_scontrol(rec: dict[str, str]) -> JobInfo:
 
 def jobinfo_from_sacct(rec: dict[str, str], source: str = "sacct") -> JobInfo:
     return JobInfo(
-        array_id=_array_task(rec),
+        array_id=array_task(rec),
         job_id=rec.get("JobIDRaw") or rec.get("JobID", ""),
         state=normalize_state(rec.get("State")),
         exit_code=rec.get("ExitCode") or "0:0",
@@ -386,28 +377,13 @@ def scontrol_job(job_id: str | int, *, env: Env = None, timeout: float | None = 
             return None
         raise FactUnavailable(f"scontrol show job {job_id} failed: {_first_line(res)}")
     jobs = parse_scontrol_jobs(res.stdout)
-    tasks = [j for j in jobs if _array_task(j) and j.get("ArrayJobId") == str(job_id)]
+    tasks = [j for j in jobs if array_task(j) and j.get("ArrayJobId") == str(job_id)]
     if len(tasks) > 1:  # `scontrol show job 6067` of an array lists every task (the last one has JobId 6067)
-        raise ArrayJob(str(job_id), [(_array_task(j) or "", normalize_state(j.get("JobState"))) for j in tasks])
+        raise ArrayJob(str(job_id), [(array_task(j) or "", normalize_state(j.get("JobState"))) for j in tasks])
     wanted = (
-        (lambda j: _array_task(j) == str(job_id)) if "_" in str(job_id) else (lambda j: j.get("JobId") == str(job_id))
+        (lambda j: array_task(j) == str(job_id)) if "_" in str(job_id) else (lambda j: j.get("JobId") == str(job_id))
     )
     return next((j for j in jobs if wanted(j)), jobs[0] if jobs else None)
-
-
-class ArrayJob(FactUnavailable):
-    """A bare id that names a whole job array: each task is a job of its own to verify."""
-
-    def __init__(self, job_id: str, tasks: list[tuple[str, str]]):
-        self.tasks = sorted(
-            tasks, key=lambda t: int(t[0].rsplit("_", 1)[-1]) if t[0].rsplit("_", 1)[-1].isdigit() else 0
-        )
-        shown = ", ".join(f"{task} {state}" for task, state in self.tasks[:8])
-        more = f" and {len(self.tasks) - 8} more" if len(self.tasks) > 8 else ""
-        super().__init__(
-            f"job {job_id} is a job array of {len(self.tasks)} tasks ({shown}{more}): verify one task at a time, "
-            f"e.g. postflight verify {self.tasks[0][0]}"
-        )
 
 
 def _sacct_once(job_id: str, env: Env, timeout: float | None, completion: bool) -> tuple[dict[str, str] | None, str]:

@@ -1,8 +1,8 @@
 """How a job's phases run and end: SB017, SB018, SB023-SB025.
 
-An ``exit`` the script reaches before its training, a launch run outside the checkout, idle nodes (an allocation nothing launches
-across), a crashed phase that still ends the job COMPLETED, and a ``timeout`` that SLURM's time
-limit always beats.
+An ``exit`` the script reaches before its training, a launch run outside the checkout, idle nodes
+(an allocation nothing launches across), a crashed phase that still ends the job COMPLETED, and a
+``timeout`` that SLURM's time limit always beats.
 """
 
 from __future__ import annotations
