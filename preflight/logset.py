@@ -277,6 +277,12 @@ def _expand(pattern: str, job_id: str | None, job_name: str | None, array_id: st
     return pattern.replace("%%", "%")
 
 
+def _array_task_of(job: Any, inputs: Any) -> str | None:
+    """The array task being verified ("6067_1"): as SLURM names it, else as the user did."""
+    asked = str(getattr(inputs, "job_id", None) or "")
+    return getattr(job, "array_id", None) or (asked if "_" in asked else None)
+
+
 def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
     """(path, named explicitly) pairs and where they came from."""
     inputs = ctx.inputs
@@ -289,9 +295,10 @@ def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
         paths = [logs.get(k) for k in ("stdout", "stderr") if logs.get(k)]
         if any("%" in p for p in paths):  # an array's: each task's ids fill the pattern
             job = ctx.get("job", None)
-            task = getattr(job, "array_id", None) or (inputs.job_id if "_" in str(inputs.job_id or "") else None)
             own = getattr(job, "job_id", None)
-            paths = [e for p in paths if (e := _expand(p, own, getattr(job, "name", None), task))]
+            paths = [
+                e for p in paths if (e := _expand(p, own, getattr(job, "name", None), _array_task_of(job, inputs)))
+            ]
         paths = list(dict.fromkeys(str(cwd / p) if not os.path.isabs(p) else p for p in paths))
         if paths:
             return [(p, True) for p in paths], "ledger"
@@ -304,7 +311,7 @@ def candidate_logs(ctx: Any) -> tuple[list[tuple[str, bool]], str]:
             return [(p, True) for p in paths], "scheduler"
     job_id = getattr(job, "job_id", None) or inputs.job_id
     job_name = getattr(job, "name", None) if job is not None else None
-    array_id = getattr(job, "array_id", None) or (inputs.job_id if "_" in str(inputs.job_id or "") else None)
+    array_id = _array_task_of(job, inputs)
     out: list[tuple[str, bool]] = []
     for pattern in ctx.config.get("log-patterns") or []:
         expanded = _expand(pattern, job_id, job_name, array_id)

@@ -422,21 +422,20 @@ def _not_the_scripts(ctx: Any, script: Any | None, cand: Path) -> str | None:
         return None
     if str(cand) in {str(Path(d)) for d in getattr(script, "cd_targets", None) or []}:
         return None
-    entries: list[Path] = []
+    from preflight.checkout import Checkout
+
+    entries: list[tuple[str | None, str | None, Path]] = []  # (module, script file, its path in a checkout)
     for inv in getattr(script, "all_invocations", None) or []:
         if inv.module and inv.module.split(".")[0] in ("scripts", "nanochat"):
-            entries.append(Path(*inv.module.split(".")).with_suffix(".py"))
+            entries.append((inv.module, None, Path(*inv.module.split(".")).with_suffix(".py")))
         elif inv.script_file and "$" not in inv.script_file and not os.path.isabs(inv.script_file):
-            entries.append(Path(inv.script_file))
+            entries.append((None, inv.script_file, Path(inv.script_file)))
     # every era has its base_train entry: a checkout without the one the script launches is another one
     # (a fork's stale launch of a removed phase is not: that is a finding about the right checkout)
-    base = [e for e in entries if e.stem == "base_train"]
+    base = [e for e in entries if e[2].stem == "base_train"]
+    here = Checkout(cand, "where preflight runs")
     try:
-        missing = [
-            e
-            for e in base or entries
-            if not ((cand / e).is_file() or (cand / e.with_suffix("") / "__main__.py").is_file())
-        ]
+        missing = [path for module, file, path in base or entries if here.entry_file(module, file) is None]
     except OSError:
         return None
     if not missing or len(missing) < len(base or entries):

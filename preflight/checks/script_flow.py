@@ -340,7 +340,7 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
         skipped = []
         for cmd in model.unreached:
             inv = parse_invocation(cmd)
-            what = inv.module or inv.script_file if inv is not None else included_file(cmd)
+            what = (inv.module or inv.script_file) if inv is not None else included_file(cmd)
             if what and what not in skipped:
                 skipped.append(what)
         if not skipped:
@@ -429,6 +429,8 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
     How to fix: ``cd`` to the checkout in the script before the first phase (``cd "$HOME/nanochat"``),
     submit from the checkout, or set ``#SBATCH --chdir=/path/to/nanochat``.
     """
+    from preflight.checkout import Checkout
+
     script.require_readable()
     pythonpath = job_env.get("PYTHONPATH") or ""
     if any(ch in pythonpath for ch in "$`"):
@@ -451,7 +453,7 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
         if where is None:
             continue
         roots = [where[0], *extra] if inv.module else [where[0]]
-        if not any((r / entry).is_file() or (r / entry.with_suffix("") / "__main__.py").is_file() for r in roots):
+        if not any(Checkout(r, where[1]).entry_file(inv.module, inv.script_file) for r in roots):
             missing.setdefault(where[0], []).append((inv, entry, where[1]))
     for workdir, launches in missing.items():
         inv, entry, why = launches[0]
