@@ -33,8 +33,6 @@ from preflight.loglines import (
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
     END_RES,
-    EXC_RE,
-    FRAME_RE,
     ITERS_RE,
     LAUNCH_ERROR_RE,
     MARKER_RE,
@@ -45,14 +43,11 @@ from preflight.loglines import (
     OVERRIDE_RE,
     PARAMS_RE,
     PASS_RE,
-    PYTHON_INSTALL_RE,
-    RANK_NUM_RE,
     RANK_PREFIX_RE,
     RESUME_RE,
     RL_STEPS_RE,
     SAVE_KIND,
     SAVE_RE,
-    SCRIPT_IN_PATH_RE,
     SFT_METRICS_RE,
     STEP_BYTES_RE,
     STEP_IN_PATH_RE,
@@ -64,6 +59,7 @@ from preflight.loglines import (
     strip_ansi,
 )
 from preflight.logrecords import Event, LogIndex, Segment, TracebackRecord
+from preflight.logtracebacks import MAX_LINE, TracebackReader
 from preflight.phases import (
     CKPT_DIR_RE,
     MARKER_NAMES,
@@ -71,12 +67,6 @@ from preflight.phases import (
     script_of_dir_word,
     train_script_of,
 )
-from preflight.redact import redact
-
-MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
-MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
-MAX_TB_PER_SEGMENT = 256  # distinct tracebacks kept per process segment; more copies are only counted
-MAX_TB_CALLS = 16  # frames of a traceback whose calls are kept
 
 
 def _nonfinite(value: float | None) -> bool:
@@ -97,7 +87,7 @@ def _anchor_re(extra: bytes) -> re.Pattern:
     return rx
 
 
-class _Indexer:
+class _Indexer(TracebackReader):
     def __init__(self, path: str, mid_style_phase: str = "mid", series: Any = None, grammar: Any = None):
         from preflight.loggrammar import grammar_for
 
@@ -444,142 +434,6 @@ class _Indexer:
         if "CUDA out of memory" in s or "OutOfMemoryError" in s:
             self.idx.slurm.append(Event("cuda-oom", line, s))
             return
-
-    # tracebacks -------------------------------------------------------------------------------
-    def _launch_error(self, m: re.Match, line: int, rank: str) -> None:
-        """`python -m scripts.base_train` that could not start: recorded as that phase's crash (python
-        prints no traceback), so the phase is failed at setup with its cause, not "not run"."""
-        module = m.group("module") or m.group("missing")
-        exc = m.group("exc") or "ModuleNotFoundError"
-        message = m.group("msg") or f"No module named '{module}'"
-        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=exc, exc_line=line)
-        rec.message = redact(f"{message} (python -m {module} could not start)"[:500])
-        base = module.rsplit(".", 1)[-1]
-        rec.script = base if base in SCRIPT_PHASE else None
-        self.tb[rank] = (rec, 0)
-        self._close_traceback(rank)
-
-    def _open_traceback(self, line: int, rank: str) -> None:
-        pending = self.chain_pending.pop(rank, None)
-        if pending is not None and line - pending[1] <= 64:  # ranks interleave: their blank lines come between
-            # "During handling of the above exception ...": the same process, one more link of its chain
-            rec = pending[0]
-            if len(rec.chain) < 16:
-                rec.chain.append((rec.exc_type, rec.message))
-            self.tb[rank] = (rec, 0)
-            return
-        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path)
-        mr = RANK_NUM_RE.search(rank)
-        if mr:
-            rec.ranks.append(int(mr.group(1)))
-        self.tb[rank] = (rec, 0)
-
-    def _traceback_lines(self, buf: bytes, pos: int, end: int) -> int:
-        """Consume lines one by one while a traceback is open (frames, then the exception line)."""
-        while self.tb and pos < end:
-            le = buf.find(b"\n", pos, end)
-            if le < 0:
-                le = end
-            text = self._decode(buf[pos : min(le, pos + MAX_LINE)])
-            line = self.line
-            self.line += 1 if le < end else (1 if buf[end - 1 : end] == b"\n" else 0)
-            pos = min(le + 1, end)
-            rank = ""
-            m = RANK_PREFIX_RE.match(text)
-            if m:
-                rank, text = m.group(0), text[m.end() :]
-            if rank not in self.tb:
-                # a line of another process (or rank) while this traceback is open: index it normally
-                self._plain(text, line, rank)
-                continue
-            rec, count = self.tb[rank]
-            count += 1
-            self.tb[rank] = (rec, count)
-            if text.startswith("Traceback (most recent call last)"):
-                self._close_traceback(rank)
-                self._open_traceback(line, rank)
-                continue
-            if not text.strip():
-                continue
-            if text[:1].isspace():
-                mf = FRAME_RE.match(text)
-                if mf and len(rec.frames) < 64:
-                    rec.frames.append((mf.group(1), int(mf.group(2))))
-                    ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
-                    if ms and ms.group(1) in SCRIPT_PHASE:
-                        rec.script = rec.script or ms.group(1)
-                elif (
-                    not mf
-                    and rec.frames
-                    and len(rec.calls) < MAX_TB_CALLS
-                    and not PYTHON_INSTALL_RE.search(rec.frames[-1][0])
-                    and text.strip().strip("^~ ")
-                ):
-                    rec.calls.append(redact(text.strip()[:200]))  # the frame's source line (not its ^^^ markers)
-                if count > MAX_TB_LINES:
-                    self._close_traceback(rank)
-                continue
-            me = EXC_RE.match(text.strip()) if not text.startswith(("During handling", "The above exception")) else None
-            if me:
-                rec.exc_type = me.group(1)
-                rec.message = redact((me.group(2) or "").strip()[:500])  # quoted in findings and the verdict
-                rec.exc_line = line
-            self._close_traceback(rank)
-        return pos
-
-    def _plain(self, text: str, line: int, rank: str) -> None:
-        if ANCHOR_RE.search(text.encode("utf-8", "replace")):
-            self._line((rank + text).encode("utf-8", "replace"), line)
-
-    def _close_traceback(self, rank: str) -> None:
-        rec, _ = self.tb.pop(rank)
-        self.last_closed[rank] = rec
-        seg = self.seg
-        phase = rec.phase
-        if (
-            not rec._added
-            and rec.script
-            and seg.script
-            and seg.content
-            and SCRIPT_PHASE.get(seg.script) != phase
-            and (seg.marker is None or seg.marker != phase)
-        ):
-            seg = self.seg = self._new_segment(rec.line)  # another process's crash (a stderr log has no headers)
-        if rec.script and seg.script is None and seg.marker in (None, phase):
-            seg.script = rec.script
-        seg.content = True
-        if rec._added:  # a chained link of a traceback already in the segment
-            return
-        rec._added = True
-        if len(seg.tracebacks) >= MAX_TB_PER_SEGMENT:  # 10,000 identical tracebacks: keep counting, not storing
-            if id(seg) not in self._saturated:
-                self._fold_segment(seg)
-            if len(seg.tracebacks) >= MAX_TB_PER_SEGMENT:
-                # still full of distinct ones: count the rest; folding again for each (a million distinct
-                # tracebacks) was quadratic
-                self._saturated.add(id(seg))
-                seg.tracebacks[-1].copies += 1
-                return
-        seg.tracebacks.append(rec)
-
-    @staticmethod
-    def _fold_segment(seg: Segment) -> None:
-        """Every rank prints the same traceback (and a chain prints several): one record per distinct
-        process failure, with the ranks that printed it and how many copies there were."""
-        folded: dict[tuple, TracebackRecord] = {}
-        for rec in seg.tracebacks:
-            key = rec.signature
-            have = folded.get(key)
-            if have is None:
-                folded[key] = rec
-                continue
-            have.copies += rec.copies
-            for r in rec.ranks:
-                if r not in have.ranks:
-                    have.ranks.append(r)
-        for rec in folded.values():
-            rec.ranks.sort()
-        seg.tracebacks = list(folded.values())
 
     def finish(self) -> LogIndex:
         for rank in list(self.tb):

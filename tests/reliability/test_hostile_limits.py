@@ -120,7 +120,7 @@ def test_findings_per_check_are_capped(tally):
 def test_many_distinct_tracebacks_are_not_refolded_each_time(tmp_path, monkeypatch, tally):
     """A log with thousands of distinct tracebacks in one process: the segment was re-folded for every
     traceback past the cap (quadratic; a million took minutes). Folding now happens once per segment."""
-    from preflight import logindex
+    from preflight import logindex, logtracebacks
 
     tally.tried("log")
     lines = ["Overriding: run = dummy"]
@@ -139,4 +139,4 @@ def test_many_distinct_tracebacks_are_not_refolded_each_time(tmp_path, monkeypat
     index = logindex.index_log(log)
     assert len(folds) <= 3, f"the segment was folded {len(folds)} times"
     kept = index.tracebacks
-    assert len(kept) <= logindex.MAX_TB_PER_SEGMENT and sum(t.copies for t in kept) >= 3000
+    assert len(kept) <= logtracebacks.MAX_TB_PER_SEGMENT and sum(t.copies for t in kept) >= 3000
