@@ -142,7 +142,7 @@ def time_full_read(base: Path, repeat: int) -> list[float]:
 
 
 def time_footer_only(base: Path, repeat: int) -> list[float]:
-    from preflight.inventory import read_footer
+    from preflight.parquet_footer import read_footer
 
     files = sorted((base / "base_data").glob("*.parquet"))
     times = []

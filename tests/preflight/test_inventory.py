@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from preflight.inventory import read_footer, token_bytes_vocab
+from preflight.inventory import token_bytes_vocab
+from preflight.parquet_footer import read_footer
 from preflight.testing import Scenario
 
 

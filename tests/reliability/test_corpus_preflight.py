@@ -79,7 +79,7 @@ def test_malformed_shard_deep(name, tmp_path, cli, tally):
 
 def test_footer_reader_handles_every_shard(tmp_path, tally):
     """The hand-written thrift footer reader returns a problem string for each malformed shard; never raises."""
-    from preflight.inventory import read_footer
+    from preflight.parquet_footer import read_footer
 
     for name, writer in corpus.SHARDS.items():
         p = tmp_path / f"{name}.parquet"

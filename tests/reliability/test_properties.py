@@ -402,7 +402,7 @@ def test_checkpoint_inspector_total(data):
     )
 )
 def test_footer_reader_total(data):
-    from preflight.inventory import read_footer
+    from preflight.parquet_footer import read_footer
 
     p = TMP / "shard_00000.parquet"
     p.write_bytes(data)
