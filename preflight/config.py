@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "log-patterns": ["logs/nanochat_speedrun_%j.out", "logs/%x_%j.out", "slurm-%j.out", "slurm-%A_%a.out"],
     "ledger-dir": ".preflight/jobs",
     "slurm-timeout": 20.0,
+    "hang-minutes": 30.0,
 }
 
 # keys whose environment value is a comma-separated list / number / bool
@@ -52,6 +53,7 @@ _NUMBER_KEYS = {
     "hourly-rate",
     "disk-margin",
     "slurm-timeout",
+    "hang-minutes",
 }
 _INT_KEYS = {"jobs", "smoke-max-params", "smoke-memory"}
 _BOOL_KEYS = {"deep"}
@@ -497,6 +499,8 @@ STARTER_CONFIG = """\
 # smoke-timeout: 120        # seconds
 # smoke-memory: 16384       # MiB of address space
 # python: ~/nanochat/.venv/bin/python   # default: the checkout's .venv/bin/python
+# A phase that writes nothing for this long has hung (LOG010), whatever its time limit.
+# hang-minutes: 30
 # log-patterns: [logs/nanochat_speedrun_%j.out, logs/%x_%j.out, slurm-%j.out, slurm-%A_%a.out]
 # ledger-dir: .preflight/jobs
 """

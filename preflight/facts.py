@@ -67,6 +67,7 @@ PROVIDERS: dict[str, str] = {
     "jobscript": "preflight.jobscript:jobscript_fact",
     "timeline": "preflight.timeline:timeline_fact",
     "rank_failures": "preflight.ranks:rank_failures_fact",
+    "silence": "preflight.silence:silence_fact",
 }
 
 _REGISTERED: dict[str, Provider] = {}

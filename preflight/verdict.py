@@ -340,6 +340,21 @@ def judge_report(ctx: Any, profile: Any) -> PhaseVerdict:
     return v
 
 
+def _mark_hung(ctx: Any, verdicts: list[PhaseVerdict]) -> None:
+    """The phase that went silent (the ``silence`` fact) says so: hung, not slow."""
+    from preflight.silence import duration
+
+    hung = ctx.get("silence", None)
+    if hung is None or hung.finished_phase or not hung.phase:
+        return
+    for v in verdicts:
+        if v.name == hung.phase and v.status in ("failed", "partial", "running"):
+            v.cause += f"; silent for {'the last ' if hung.ended != 'running' else ''}{duration(hung.seconds)}: hung"
+            where = f"{hung.log}:{hung.line}" if hung.line else hung.log
+            if where not in v.evidence:
+                v.evidence.append(where)
+
+
 def phases_fact(ctx: Any) -> Phases:
     from preflight.ckpt import expected_phases, get_profile
 
@@ -367,6 +382,7 @@ def phases_fact(ctx: Any) -> Phases:
         if v.expected:
             v.expected = phase in expected or phase in started
         verdicts.append(v)
+    _mark_hung(ctx, verdicts)
     first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial")), None)
     if first_bad is not None:
         for v in verdicts:

@@ -113,7 +113,7 @@ def job_silent_failure(job, phases) -> Iterator[Finding]:
 
 
 @check("JOB003", "job-timeout", stage="post", severity="error")
-def job_timeout(job) -> Iterator[Finding]:
+def job_timeout(job, ctx) -> Iterator[Finding]:
     """
     What it checks: state TIMEOUT (the job hit its --time limit).
 
@@ -125,10 +125,16 @@ def job_timeout(job) -> Iterator[Finding]:
     How to fix: raise --time, save periodically (--save_every), and resume (--resume_from_step).
     """
     if job.state == "TIMEOUT":
+        from preflight.silence import duration
+
+        hung = ctx.get("silence", None)
         yield Finding(
             f"job {job.label} hit its time limit"
-            + (f" after {job.elapsed_s // 3600}h{job.elapsed_s % 3600 // 60:02d}m" if job.elapsed_s else ""),
-            fix="raise #SBATCH --time, add --save_every, resume with --resume_from_step (see the resume plan)",
+            + (f" after {job.elapsed_s // 3600}h{job.elapsed_s % 3600 // 60:02d}m" if job.elapsed_s else "")
+            + (f", silent for its last {duration(hung.seconds)}: it had hung (LOG010)" if hung else ""),
+            fix="find why it hung (LOG010); more --time would not help"
+            if hung
+            else "raise #SBATCH --time, add --save_every, resume with --resume_from_step (see the resume plan)",
         )
 
 

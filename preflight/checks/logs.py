@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from preflight.model import Finding, Severity
@@ -282,7 +283,7 @@ def download_incomplete(logs) -> Iterator[Finding]:
 
 
 @check("LOG006", "time-limit-cancel", stage="post", severity="error")
-def time_limit_cancel(logs) -> Iterator[Finding]:
+def time_limit_cancel(logs, ctx) -> Iterator[Finding]:
     """
     What it checks: SLURM's ``slurmstepd: error: *** JOB … CANCELLED AT … DUE TO TIME LIMIT ***``.
 
@@ -294,6 +295,7 @@ def time_limit_cancel(logs) -> Iterator[Finding]:
 
     How to fix: raise #SBATCH --time, add --save_every, and resume with --resume_from_step.
     """
+    hung = ctx.get("silence", None)
     for ix, ev in logs.slurm_events("cancel"):
         if "TIME" in ev.data.get("due", ""):
             seg = next((s for s in reversed(ix.segments) if s.start_line <= ev.line), None)
@@ -301,10 +303,13 @@ def time_limit_cancel(logs) -> Iterator[Finding]:
             last = seg.last_step.step if seg and seg.last_step else None
             yield Finding(
                 f"job cancelled at the time limit during {phase or 'an unknown phase'}"
-                + (f" (last logged step {last})" if last is not None else ""),
+                + (f" (last logged step {last})" if last is not None else "")
+                + ("; it had hung before (LOG010)" if hung else ""),
                 path=ix.path,
                 line=ev.line,
-                fix="raise #SBATCH --time or set --save_every, then resume from the last checkpoint",
+                fix="find why it hung (LOG010), then resume from the last checkpoint"
+                if hung
+                else "raise #SBATCH --time or set --save_every, then resume from the last checkpoint",
             )
 
 
@@ -406,3 +411,51 @@ def log_unusable(logs) -> Iterator[Finding]:
                 path=ix.path,
                 fix="pass the job's text output with --log",
             )
+
+
+@check("LOG010", "job-hung", stage="post", severity="error")
+def job_hung(silence, ctx) -> Iterator[Finding]:
+    """
+    What it checks: how long the job wrote nothing before it ended, or up to now while it runs:
+    the log's last write (or its last timestamped line) against the job's end. Config
+    ``hang-minutes`` (default 30) is the silence that counts as a hang.
+
+    Why it matters: nanochat prints a line every step. A phase silent for half an hour has hung
+    (a rank waiting in a collective, a stuck data loader); it is not slow, and a longer --time
+    only burns more GPU hours before the same time limit.
+
+    Example:
+        2025-10-16 19:59:51,395 - nanochat.checkpoint_manager - INFO - Building model with config: ...
+        Muon: Grouping 20 params of shape torch.Size([5120, 1280]) ...
+        (nothing more for 12 hours)
+
+    How to fix: while it hangs, see where each rank waits (py-spy dump on the node; NCCL_DEBUG=INFO
+    for collectives), fix that, then resume from the last checkpoint.
+    """
+    from preflight.silence import duration
+
+    if silence is None:
+        return
+    what = silence.phase or "the job"
+    where = f"{os.path.basename(silence.log)}:{silence.line}" if silence.line else os.path.basename(silence.log)
+    at = f" at step {silence.step}" if silence.step is not None else (" before its first step" if silence.phase else "")
+    last = f"the last output ({silence.since}{', timestamped' if silence.how == 'timestamp' else ''}) was {where} `{silence.text}`"
+    gap = duration(silence.seconds)
+    if silence.finished_phase:
+        head = f"after {what} finished, the job wrote nothing for {gap}"
+    elif silence.ended == "running":
+        head = f"{what} has written nothing for {gap}{at}; the job is still running: it has hung, it is not slow"
+    else:
+        end = "the time limit" if silence.ended == "TIMEOUT" else f"the end ({silence.ended})"
+        head = f"{what} wrote nothing for the last {gap} before {end}{at}: it had hung, so more --time would not have helped"
+    job = ctx.get("job", None)
+    label = job.label if job is not None else "JOBID"
+    yield Finding(
+        f"{head}; {last}",
+        path=silence.log,
+        line=silence.line,
+        fix=(
+            f"see where each rank waits while it hangs (`srun --overlap --jobid {label} py-spy dump --pid PID` on its node; "
+            "NCCL_DEBUG=INFO shows a stuck collective), then resume from the last checkpoint"
+        ),
+    )

@@ -7,6 +7,7 @@ is refused with the list, and the task's log is found by SLURM's default name fo
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 
@@ -118,3 +119,52 @@ def test_a_job_outside_the_checkout_fails_base_at_setup_not_not_run(slurm, tmp_p
     assert phases["base"]["status"] == "failed", phases["base"]
     assert "python cannot import scripts: the phase did not run in the nanochat checkout" in json.dumps(phases["base"])
     assert phases["mid"]["status"] == "not-run"
+
+
+HANGS = """#!/bin/bash
+#SBATCH --output=hang_%j.out
+#SBATCH --error=hang_%j.err
+echo "=== phase: mid ==="
+{python} -u -c '
+import logging, time
+logging.basicConfig(format="%(asctime)s - %(name)s - %(levelname)s - %(message)s", level=logging.INFO)
+logging.getLogger("nanochat.checkpoint_manager").info("Building model with config: {{}}")
+print("Muon: Grouping 20 params of shape torch.Size([5120, 1280])", flush=True)
+time.sleep(600)
+'
+"""
+
+
+def test_a_job_that_stopped_writing_has_hung_while_it_runs_and_after(slurm, tmp_path, cli):
+    # a phase that prints its setup, then waits forever (a rank stuck in a collective looks the same)
+    script = tmp_path / "hang.sh"
+    script.write_text(HANGS.format(python=sys.executable))
+    job = sbatch(str(script), cwd=tmp_path)
+    out = tmp_path / f"hang_{job}.out"
+    deadline = time.monotonic() + 60
+    while "Muon" not in (out.read_text() if out.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(13)
+    env = {**slurm_env(), "PREFLIGHT_HANG_MINUTES": "0.2"}  # 12 s stand in for the default 30 min
+    try:
+        proc = cli("postflight", "verify", job, "--format", "json", cwd=tmp_path, env=env)
+        checks = {c["code"]: c for c in json.loads(proc.stdout)["checks"]}
+        (hung,) = [f["message"] for f in checks["LOG010"]["findings"]]
+        assert hung.startswith("mid has written nothing for 1") and "; the job is still running: it has hung" in hung, (
+            hung
+        )
+        # logging writes to stderr: the .out holds the print, its second line
+        assert f"hang_{job}.out:2 `Muon: Grouping 20 params" in hung, hung
+    finally:
+        subprocess.run(["scancel", job], env=slurm_env(), timeout=30)
+    info = wait_final(job)
+    assert info.state == "CANCELLED"
+    proc = cli("postflight", "verify", job, "--format", "json", cwd=tmp_path, env=env)
+    checks = {c["code"]: c for c in json.loads(proc.stdout)["checks"]}
+    (hung,) = [f["message"] for f in checks["LOG010"]["findings"]]
+    assert (
+        hung.startswith("mid wrote nothing for the last ")
+        and "before the end (CANCELLED) before its first step" in hung
+    )
+    # the .out's own last write dates it: the cancel line went to the .err
+    assert "timestamped" not in hung and f"hang_{job}.out:2" in hung
