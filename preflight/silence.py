@@ -154,6 +154,8 @@ def silence_fact(ctx: Any) -> Silence | None:
     """The job's last silence if it lasted ``hang-minutes`` or more, else None."""
     logs = ctx.get("logs")
     job = ctx.get("job", None)
+    if job is not None and job.finished and job.state not in _ENDED:
+        return None  # it ended by itself (COMPLETED, FAILED ...): a hang would have ended in a time limit or a cancel
     end = _end_time(job, logs)
     if end is None:
         raise FactUnavailable("the job is neither running nor stopped by SLURM or a user (no end time to measure from)")
