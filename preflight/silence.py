@@ -30,6 +30,7 @@ TAIL_BYTES = 64 * 1024
 STEPS_PER_BUFFER = 60  # a block-buffered stdout holds about this many step lines: their silence is not a hang
 # a line at the very end that the end of the job itself wrote (SLURM, torchrun's shutdown, the shell)
 _END_NOISE_RE = re.compile(r"CANCELLED AT|slurmstepd|srun: |death signal|closing signal|Sending process \d+|Terminated")
+_KILLED_RE = re.compile(r"SignalException: Process \d+ got signal|got signal: \d+$")
 _STAMP_RE = re.compile(r"^\[?(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)")
 _ENDED = ("TIMEOUT", "CANCELLED", "DEADLINE", "PREEMPTED")
 
@@ -103,8 +104,15 @@ def _last_output(ix: Any) -> tuple[float, int, str, str] | None:
     last_no = ix.lines if ends_nl else ix.lines + 1  # the number of the tail's last line
     written_at_end = any(e.kind == "cancel" for e in ix.slurm)
     k = len(lines) - 1
-    while k >= 0 and (not lines[k].strip() or _END_NOISE_RE.search(_text(lines[k]))):
-        written_at_end = written_at_end or bool(lines[k].strip())
+    while k >= 0:
+        text = _text(lines[k])
+        if text.strip() and not _END_NOISE_RE.search(text):
+            if not _KILLED_RE.search(text):
+                break
+            # torchrun's own traceback for the signal that ended it: written at the end, skip it whole
+            while k > 0 and not _text(lines[k]).startswith("Traceback (most recent call last)"):
+                k -= 1
+        written_at_end = written_at_end or bool(text.strip())
         k -= 1
     if k < 0:
         return None

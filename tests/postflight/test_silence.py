@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
+
+import pytest
 
 SETUP = """\
 === phase: mid ===
@@ -90,3 +96,46 @@ def test_hang_minutes_sets_what_counts_as_a_hang(tmp_path, cli):
     assert not checks["LOG010"]["findings"]  # under the default 30
     _proc, checks, _phases = _verify(cli, log, env={"PREFLIGHT_HANG_MINUTES": "15"})
     assert _msg(checks["LOG010"])[0].startswith("mid wrote nothing for the last 20m before the time limit")
+
+
+WORKER = """
+import logging, time
+logging.basicConfig(format="%(asctime)s - %(name)s - %(levelname)s - %(message)s", level=logging.INFO)
+logging.getLogger("nanochat.checkpoint_manager").info("Building model with config: {'n_layer': 20}")
+print("Muon: Grouping 20 params of shape torch.Size([5120, 1280])", flush=True)
+time.sleep(120)
+"""
+
+
+def test_torchruns_own_shutdown_after_the_cancel_is_not_the_last_output(tmp_path, cli):
+    # a real torchrun stopped the way SLURM stops it at the time limit: slurmstepd's cancel line, then
+    # SIGTERM, then torchrun's shutdown lines and its SignalException traceback, all in one merged log
+    pytest.importorskip("torch")
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    log = tmp_path / "slurm-77.out"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", str(worker)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "Muon" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        at = datetime.fromtimestamp(time.time() + 2 * 3600 + 300).strftime("%Y-%m-%dT%H:%M:%S")
+        with open(log, "a") as out:
+            out.write(CANCEL.format(at=at))  # the 2h05m of silence, standing in
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    text = log.read_text()
+    assert "got signal: 15" in text.splitlines()[-1], text[-2000:]  # torchrun's own last words
+    _proc, checks, _phases = _verify(cli, log)
+    (hung,) = _msg(checks["LOG010"])
+    muon = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("Muon"))
+    assert hung.startswith("the job wrote nothing for the last 2h0") and "before the time limit" in hung, hung
+    assert f"timestamped) was slurm-77.out:{muon} `Muon: Grouping" in hung, hung
