@@ -125,8 +125,12 @@ def fix_for(
     *,
     hf_home: str | None = None,
     datasets: list[tuple[str, str | None]] | None = None,
+    checkout: Any = None,
+    phase: str | None = None,
 ) -> str:
-    """The fix text of a cause, with the prefetch command filled in for HF cache misses."""
+    """The fix text of a cause, with the prefetch command filled in for HF cache misses and its flags
+    spelled the way the phase's entry point spells them (``--device-batch-size`` in a checkout whose
+    argparse uses hyphens)."""
     name = cause if isinstance(cause, str) else cause.name
     fixes = _evidence(profile).get("fixes") or {}
     text = fixes.get(name) or fixes.get(OTHER) or "read the traceback; fix it and rerun from this phase"
@@ -136,4 +140,25 @@ def fix_for(
         loads = prefetch_loads(datasets or [], profile) or "load_dataset('<the dataset named in the traceback>')"
         names = ", ".join(dict.fromkeys(d for d, _ in datasets or [])) or "<the dataset named in the traceback>"
         text = text.replace("{hf_home}", hf_home or "$HF_HOME").replace("{loads}", loads).replace("{dataset}", names)
-    return text
+    return respell_flags(text, profile, checkout, phase)
+
+
+_FLAG_IN_TEXT = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:[_-][a-z0-9]+)+)\b")
+
+
+def respell_flags(text: str, profile: Any, checkout: Any, phase: str | None) -> str:
+    """Each multi-word ``--flag`` of ``text`` as the phase's training entry point spells it (its real
+    parser when the checkout is known, else the era's separator); a flag it has no spelling for stays."""
+    if profile is None or not phase or "--" not in text:
+        return text
+    from preflight.checkout import setting_flag
+
+    module = (profile.phase(phase) or {}).get("train_module")
+    if not module:
+        return text
+
+    def sub(m: re.Match) -> str:
+        flag, _source = setting_flag(checkout, profile, module, m.group(1).replace("-", "_"))
+        return flag or m.group(0)
+
+    return _FLAG_IN_TEXT.sub(sub, text)

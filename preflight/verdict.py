@@ -429,6 +429,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
         return []
     later = set(PHASES[PHASES.index(from_phase) :]) if from_phase in PHASES else set(PHASES)
     by_cause: dict[str, list[tuple[str, str | None]]] = {}
+    phase_of: dict[str, str | None] = {}  # the phase whose entry point spells the cause's fix
     for tb, seg in crashes(logs):
         if (tb.phase or seg.phase) not in later:
             continue
@@ -436,9 +437,14 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
         if cause.name == "other" or cause.name in CASCADE:
             continue  # another rank's failure seen from this one: its own fix is rank-failure's
         items = by_cause.setdefault(cause.name, [])
+        phase_of.setdefault(cause.name, tb.phase or seg.phase)
         if cause.dataset and (cause.dataset, cause.config) not in items:
             items.append((cause.dataset, cause.config))
-    return [fix_for(name, profile, hf_home=_hf_home(ctx), datasets=items) for name, items in by_cause.items()]
+    checkout = ctx.get("checkout", None)
+    return [
+        fix_for(name, profile, hf_home=_hf_home(ctx), datasets=items, checkout=checkout, phase=phase_of[name])
+        for name, items in by_cause.items()
+    ]
 
 
 def _script_commands(ctx: Any, phase: str) -> list[str] | None:

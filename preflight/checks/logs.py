@@ -155,7 +155,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             + (f" [{'; '.join(extra)}]" if extra else ""),
             path=tb.path,
             line=tb.line,
-            fix=fix_for(cause, profile, hf_home=_hf_home(ctx)),
+            fix=fix_for(cause, profile, hf_home=_hf_home(ctx), checkout=ctx.get("checkout", None), phase=phase),
             data={
                 "phase": phase,
                 "class": cause.name,
