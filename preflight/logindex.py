@@ -329,6 +329,7 @@ class _Indexer(TracebackReader):
             mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)
             if mv:
                 seg.content = True
+                seg.first_eval = seg.first_eval or line
                 val = parse_number(mv.group(3) if mv.re is VAL_RE else mv.group(2))
                 if _nonfinite(val) and seg.nan_loss is None:
                     seg.nan_loss = Event("nan-loss", line, s)

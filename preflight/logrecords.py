@@ -141,6 +141,7 @@ class Segment:
     header: Event | None = None  # the echo header that opened the segment ("[3/5] Midtraining ...")
     placed_by_step: int | None = None  # the batch-script step it was paired with (logset.align_with_steps)
     content: bool = False  # saw anything besides start lines
+    first_eval: int | None = None  # line of its first evaluation (step 0's comes before the first training step)
 
     @property
     def last_step(self) -> StepRecord | None:

@@ -40,10 +40,11 @@ def tb_phase(tb: Any) -> str | None:
     return None
 
 
-def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None) -> str:
+def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None, evaluated: bool = False) -> str:
     """ "died during setup (offline dataset): HF dataset ... " for the phase table and findings.
     ``failed``: torchrun's record of the process's failure (rank, exitcode); when another rank failed
-    first and this traceback only lost it, the text names that rank."""
+    first and this traceback only lost it, the text names that rank. ``evaluated``: the process logged
+    its step-0 evaluation, so it was through setup and died in its first training step."""
     from preflight.causes import CASCADE, classify_traceback
 
     cause = classify_traceback(tb)
@@ -58,9 +59,16 @@ def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None) ->
             + (f" after {steps} logged steps" if steps else "")
             + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})"
         )
+    if steps == 0 and evaluated:
+        return f"died in its first training step, after the step-0 evaluation ({cause.name}): {what}"
     if steps == 0:
         return f"died during setup ({cause.name}): {what}"
     return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
+
+
+def evaluated_before(segs: list, tb: Any) -> bool:
+    """A segment of the phase logged an evaluation before the crash's traceback."""
+    return any(s.first_eval is not None and s.first_eval < tb.line and s.path == tb.path for s in segs)
 
 
 def root_rank(tb: Any, failed: dict | None) -> int | None:
@@ -231,7 +239,10 @@ def judge_phase(
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
-            v.status, v.cause = "failed", crash_text(tb, logged_steps, failed_record(logs, tb)) + earlier
+            v.status, v.cause = (
+                "failed",
+                crash_text(tb, logged_steps, failed_record(logs, tb), evaluated_before(segs, tb)) + earlier,
+            )
             root = _rank_root(ctx, phase, tb, profile)
             if root is not None:  # this traceback is a rank that lost its peer; the cause is the peer's
                 v.cause, where = root

@@ -122,7 +122,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
     How to fix: the finding names the cause class and the fix for it.
     """
     from preflight.causes import CASCADE, classify_traceback, fix_for
-    from preflight.verdict import crash_text, root_rank
+    from preflight.verdict import crash_text, evaluated_before, root_rank
 
     yield from _missing_named(logs)
     profile = ctx.get("profile", None)
@@ -151,7 +151,8 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
         ]
         steps = sum(s.step_lines for s in logs.by_phase(phase)) if phase else None
         yield Finding(
-            f"{who} ({phase or 'unknown phase'}) {crash_text(tb, steps, failed)}"
+            f"{who} ({phase or 'unknown phase'}) "
+            + crash_text(tb, steps, failed, evaluated_before(logs.by_phase(phase) if phase else [seg], tb))
             + (f" [{'; '.join(extra)}]" if extra else ""),
             path=tb.path,
             line=tb.line,
