@@ -1,8 +1,9 @@
-"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026-SB028.
+"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026-SB028, SB032.
 
 Launches hidden behind shell text preflight cannot read, xtrace that prints a key into the
 job's .out, a sourced file that is not there, an ``#SBATCH`` line cut short by ``#``, a
-log line parsed that the checkout's trainer no longer prints, and output sent to /dev/null.
+log line parsed that the checkout's trainer no longer prints, output sent to /dev/null, and
+variables a new shell (``srun bash -lc '...'``) cannot see because they were never exported.
 """
 
 from __future__ import annotations
@@ -344,4 +345,90 @@ def output_discarded(script, job_env) -> Iterator[Finding]:
             path=str(script.path),
             line=line,
             fix=f"#SBATCH --{key}=logs/%x_%j.{'err' if key == 'error' else 'out'} (and mkdir -p logs before sbatch)",
+        )
+
+
+_REF_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
+_ALLEXPORT_RE = re.compile(r"-[a-zA-Z]*a[a-zA-Z]*")
+
+
+def _exports_all(script) -> bool:
+    """`set -a` / `set -o allexport` anywhere: every later assignment is exported."""
+    for c in script.all_commands:
+        words = c.words[1:] if c.name == "set" else []
+        if any(_ALLEXPORT_RE.fullmatch(w) for w in words) or "allexport" in words:
+            return True
+    return False
+
+
+@check("SB032", "variable-not-exported", severity="error")
+def variable_not_exported(script, environ) -> Iterator[Finding]:
+    """
+    What it checks: shell text in single quotes that a command runs in a new shell
+    (``srun bash -lc '...'``, ``bash -c '...'``) and that uses variables the script sets without
+    ``export``.
+
+    Why it matters: the new shell sees only the environment. A variable the script set but did
+    not export is empty there, so ``--nnodes=$NNODES`` reaches torchrun as ``--nnodes=`` and the
+    launch stops with an argument error on every node (or runs with a default the script never
+    meant).
+
+    Example:
+        NNODES=2
+        srun bash -lc 'torchrun --nnodes=$NNODES --nproc_per_node=8 -m scripts.base_train'
+
+    How to fix: ``export NNODES`` (or ``set -a`` before the assignments), or write the text in
+    double quotes so the batch shell expands it before srun runs it.
+    """
+    from preflight.script.wrappers import inline_commands, inline_text, strip_prefixes
+
+    script.require_readable()
+    assigned: dict[str, list[int]] = {}
+    exported: set[str] = set()
+    for a in script.all_assignments:
+        assigned.setdefault(a.name, []).append(a.line)
+        if a.exported:
+            exported.add(a.name)
+    if _exports_all(script):
+        return
+    for c in script.all_commands:
+        prefix = strip_prefixes(list(c.words))
+        inline = inline_text(prefix.words)
+        if inline is None or inline[0] == "eval":
+            continue
+        how, text = inline
+        raw = next((r for r in c.raw_words if r.startswith("'") and r[1:9] == text[:8]), None)
+        if raw is None:
+            continue  # double quotes: this shell expands the variables before the new one starts
+        parsed = inline_commands(text, c)
+        set_inside = {a.name for a in parsed[1].assignments} if parsed else set()
+        given = set(prefix.env) | {n for o in prefix.srun_opts for n in re.findall(r"([A-Za-z_]\w*)=", o)}
+        empty = [
+            n
+            for n in dict.fromkeys(m.group(1) or m.group(2) for m in _REF_RE.finditer(text))
+            if n in assigned and n not in exported and n not in environ and n not in set_inside and n not in given
+        ]
+        if not empty:
+            continue
+        words = [w for ic in (parsed[0] if parsed else []) for w in ic.raw_words]
+        uses = [w for w in words if any(f"${n}" in w or f"${{{n}" in w for n in empty)]
+        shown = next((w for w in uses if w.startswith("-")), uses[0] if uses else None)  # a flag says most
+        becomes = ""
+        if shown is not None:
+            blank = _REF_RE.sub(
+                lambda m, gone=tuple(empty): "" if (m.group(1) or m.group(2)) in gone else m.group(0), shown
+            )
+            becomes = f": `{shown}` becomes `{blank.replace('{}', '')}`"
+        lines = sorted({ln for n in empty for ln in assigned[n]})
+        names = ", ".join(empty)
+        yield Finding(
+            f"line {c.line}: `{how} '...'` runs a new shell, where {names} "
+            f"{'is' if len(empty) == 1 else 'are'} empty: the script sets "
+            f"{'it' if len(empty) == 1 else 'them'} ({'line' if len(lines) == 1 else 'lines'} {', '.join(map(str, lines[:4]))}) "
+            "but does not export "
+            f"{'it' if len(empty) == 1 else 'them'}{becomes}",
+            path=c.file if c.file != "<script>" else str(script.path),
+            line=c.line,
+            fix=f"export {' '.join(empty)} before line {c.line}, or write the shell text in double quotes so "
+            "the batch shell expands it",
         )

@@ -168,3 +168,39 @@ def test_a_job_that_stopped_writing_has_hung_while_it_runs_and_after(slurm, tmp_
     )
     # the .out's own last write dates it: the cancel line went to the .err
     assert "timestamped" not in hung and f"hang_{job}.out:2" in hung
+
+
+NOT_EXPORTED = """#!/bin/bash
+#SBATCH --output=ne_%j.out
+{export}NNODES=2
+cd {checkout}
+srun bash -c 'echo "nodes=[$NNODES]"; {python} -m scripts.base_train --nnodes=$NNODES --depth=4 || true'
+"""
+
+
+@pytest.mark.parametrize("export", ["", "export "])
+def test_a_variable_set_without_export_is_empty_in_srun_bash_c(slurm, tmp_path, cli, export):
+    # the shape of a public multi-node attempt (karpathy/nanochat issue 114): srun bash -lc '... $NNODES ...'
+    checkout = tmp_path / "nanochat"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "nanochat").mkdir()
+    (checkout / "scripts" / "base_train.py").write_text(
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--nnodes')\np.add_argument('--depth')\n"
+        "print('nnodes argument:', repr(p.parse_args().nnodes))\n"
+    )
+    script = tmp_path / "ne.sh"
+    script.write_text(NOT_EXPORTED.format(export=export, checkout=checkout, python=sys.executable))
+    proc = cli("preflight", "check", str(script), "--select", "SB032", "--format", "json", cwd=tmp_path)
+    findings = [f["message"] for c in json.loads(proc.stdout)["checks"] for f in c["findings"]]
+    job = sbatch(str(script), cwd=tmp_path)
+    wait_final(job)
+    out = (tmp_path / f"ne_{job}.out").read_text()
+    if export:
+        assert "nodes=[2]" in out and "nnodes argument: '2'" in out, out
+        assert findings == []
+    else:
+        # what SLURM really ran: the new shell saw no NNODES
+        assert "nodes=[]" in out and "nnodes argument: ''" in out, out
+        (msg,) = findings
+        assert msg.startswith("line 5: `bash -c '...'` runs a new shell, where NNODES is empty"), msg
+        assert "(line 3) but does not export it: `--nnodes=$NNODES` becomes `--nnodes=`" in msg, msg
