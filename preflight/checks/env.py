@@ -9,6 +9,7 @@ from pathlib import Path
 
 from preflight.model import Finding
 from preflight.phases import TRAIN_PHASES
+from preflight.redact import is_secret_name, mask
 from preflight.registry import check
 
 _OFF_MODES = ("offline", "disabled", "dryrun")
@@ -33,6 +34,14 @@ def variable_origin(ctx, name: str) -> tuple[str, str | None, int | None]:
             f"{'export ' if found.exported else ''}{name}={found.value} in the script ({where})",
             found.file if found.file != "<script>" else None,
             found.line,
+        )
+    job_env = ctx.get("job_env", None)
+    if job_env is not None and name in job_env.dropped:
+        return (
+            f"{name} is set where preflight runs, but --export={job_env.export} ({job_env.export_source}) "
+            "does not pass it to the job",
+            None,
+            None,
         )
     if ctx.environ.get(name) is not None:
         return f"{name}={ctx.environ[name]} in the environment it is submitted from", None, None
@@ -238,3 +247,53 @@ def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
             path=str(script.path) if script is not None and script.path else None,
             fix="export OMP_NUM_THREADS=1",
         )
+
+
+_REF_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@check("ENV005", "environment-not-passed", severity="warning")
+def environment_not_passed(ctx, job_env) -> Iterator[Finding]:
+    """
+    What it checks: ``--export=NONE`` (or a list without ALL), from ``#SBATCH``, the sbatch command
+    line or ``$SBATCH_EXPORT``, while variables the trainer or the script reads are set only in
+    the shell that submits: NANOCHAT_BASE_DIR, WANDB_*, HF_*, OMP_NUM_THREADS, and any the script uses
+    without setting.
+
+    Why it matters: the job then starts with SLURM's variables and the login profile only. A
+    NANOCHAT_BASE_DIR exported in the terminal does not reach it: the run downloads into and
+    fills ~/.cache/nanochat instead of scratch, and offline settings are lost.
+
+    Example:
+        #SBATCH --export=NONE
+        (in the terminal: export NANOCHAT_BASE_DIR=/scratch/me/nanochat; sbatch job.sh)
+
+    How to fix: set the variables in the script (``export NANOCHAT_BASE_DIR=...``), or pass them:
+    ``--export=ALL``, or ``--export=NANOCHAT_BASE_DIR`` (that one and SLURM's own).
+    """
+    from preflight.script.jobenv import TRAINER_ENV
+
+    if not job_env.dropped:
+        return
+    script = ctx.get("script", None)
+    used: set[str] = set(TRAINER_ENV)
+    if script is not None and script.ok:
+        set_here = {a.name for a in script.all_assignments}
+        used |= {n for c in script.all_commands for w in c.raw_words for n in _REF_RE.findall(w)} - set_here
+    lost = [n for n in sorted(job_env.dropped) if n in used]
+    if not lost:
+        return
+    shown = ", ".join(
+        f"{n}={mask(job_env.dropped[n]) if is_secret_name(n) else job_env.dropped[n][:80]}" for n in lost[:6]
+    ) + (" ..." if len(lost) > 6 else "")
+    line = int(job_env.export_source[5:]) if job_env.export_source.startswith("line ") else None
+    yield Finding(
+        f"--export={job_env.export} ({job_env.export_source}): the job does not get {shown} from the shell that "
+        "submits it (only SLURM's variables and the login profile); "
+        + (
+            "it uses ~/.cache/nanochat as its base dir" if "NANOCHAT_BASE_DIR" in lost else "the script sees them unset"
+        ),
+        path=str(script.path) if script is not None and script.path else None,
+        line=line,
+        fix=f"export them in the script, or submit with --export=ALL (or --export={','.join(lost[:6])}: only those)",
+    )

@@ -27,6 +27,8 @@ def script_fact(ctx: Any) -> ScriptModel:
     for key, value, _raw in parse_option_list(list(ctx.inputs.sbatch_args or [])):
         if key == "export" and not (value or "").upper().startswith("ALL"):
             environ = None
+    if not ctx.environ.get("SBATCH_EXPORT", "ALL").upper().startswith("ALL"):
+        environ = None
     return parse_script(path, cwd=Path(ctx.inputs.cwd), environ=environ)
 
 
@@ -39,6 +41,10 @@ class JobEnv:
     sbatch: dict[str, str | None]  # long option -> value (last wins; CLI over script)
     sbatch_source: dict[str, str]  # long option -> "script:LINE" | "command line"
     exported: set[str] = field(default_factory=set)
+    # sbatch's --export (ALL when unset) and the submitting shell's variables it keeps from the job
+    export: str = "ALL"
+    export_source: str = "default"
+    dropped: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.env.get(name, default)
@@ -77,12 +83,64 @@ class JobEnv:
         return {"sbatch": dict(self.sbatch), "exported": sorted(self.exported)}
 
 
+# variables the trainer, its tools and these checks read from the job's environment
+TRAINER_ENV = (
+    "NANOCHAT_BASE_DIR",
+    "WANDB_RUN",
+    "WANDB_MODE",
+    "WANDB_API_KEY",
+    "HF_HOME",
+    "HF_DATASETS_OFFLINE",
+    "HF_HUB_OFFLINE",
+    "OMP_NUM_THREADS",
+    "PYTHONPATH",
+)
+# set on the node even under --export=NONE (SLURM then loads the user's login environment there)
+LOGIN_ENV = ("HOME", "USER", "LOGNAME", "PATH", "SHELL", "LANG")
+
+
+def effective_export(script: Any, sbatch_args: list[str], environ: dict[str, str]) -> tuple[str, str]:
+    """sbatch's --export for this submission and where it came from: the command line over
+    $SBATCH_EXPORT over the script's #SBATCH line (sbatch's own precedence); ALL when unset."""
+    for key, value, _raw in reversed(parse_option_list(list(sbatch_args or []))):
+        if key == "export":
+            return (value or "ALL"), "the command line"
+    if environ.get("SBATCH_EXPORT"):
+        return environ["SBATCH_EXPORT"], "$SBATCH_EXPORT"
+    d = script.directive("export") if script is not None and script.ok else None
+    if d is not None:
+        return (d.value or "ALL"), f"line {d.line}"
+    return "ALL", "default"
+
+
+def passed_environ(environ: dict[str, str], export: str) -> dict[str, str]:
+    """The submitting shell's variables a job starts with under ``--export=export``: all of them
+    (ALL, the default), or only SLURM's own and the named ones (NONE, NIL, a list), plus K=V items."""
+    items = [x.strip() for x in export.split(",") if x.strip()]
+    everything = any(x.upper() == "ALL" for x in items)
+    if everything:
+        out = dict(environ)
+    else:
+        out = {k: v for k, v in environ.items() if k.startswith("SLURM_") or k in LOGIN_ENV}
+    for x in items:
+        if x.upper() in ("ALL", "NONE", "NIL"):
+            continue
+        name, eq, value = x.partition("=")
+        if eq:
+            out[name] = value
+        elif name in environ:
+            out[name] = environ[name]
+    return out
+
+
 def job_env_fact(ctx: Any) -> JobEnv:
-    env = dict(ctx.environ)
+    script = ctx.get("script", None)
+    export, export_source = effective_export(script, ctx.inputs.sbatch_args, ctx.environ)
+    env = passed_environ(dict(ctx.environ), export)
+    dropped = {k: v for k, v in ctx.environ.items() if k not in env}
     sbatch: dict[str, str | None] = {}
     source: dict[str, str] = {}
     exported: set[str] = set()
-    script = ctx.get("script", None)
     if script is not None and script.ok:
         for d in script.active_directives():
             sbatch[d.key] = d.value
@@ -106,7 +164,15 @@ def job_env_fact(ctx: Any) -> JobEnv:
         for key, value in allocation_options(ctx.environ).items():
             sbatch[key] = value
             source[key] = f"allocation of job {job_id}"
-    return JobEnv(env=env, sbatch=sbatch, sbatch_source=source, exported=exported)
+    return JobEnv(
+        env=env,
+        sbatch=sbatch,
+        sbatch_source=source,
+        exported=exported,
+        export=export,
+        export_source=export_source,
+        dropped={k: v for k, v in dropped.items() if k not in env},
+    )
 
 
 def allocation_options(environ: dict[str, str]) -> dict[str, str]:

@@ -204,3 +204,30 @@ def test_a_variable_set_without_export_is_empty_in_srun_bash_c(slurm, tmp_path, 
         (msg,) = findings
         assert msg.startswith("line 5: `bash -c '...'` runs a new shell, where NNODES is empty"), msg
         assert "(line 3) but does not export it: `--nnodes=$NNODES` becomes `--nnodes=`" in msg, msg
+
+
+EXPORT_NONE = """#!/bin/bash
+#SBATCH --output=en_%j.out
+#SBATCH --export={export}
+echo "base dir=[$NANOCHAT_BASE_DIR]"
+"""
+
+
+@pytest.mark.parametrize("export", ["NONE", "NANOCHAT_BASE_DIR"])
+def test_export_none_keeps_the_submitting_shells_variables_from_the_job(slurm, tmp_path, cli, export):
+    script = tmp_path / "en.sh"
+    script.write_text(EXPORT_NONE.format(export=export))
+    env = {**slurm_env(), "NANOCHAT_BASE_DIR": str(tmp_path / "scratch")}
+    proc = cli("preflight", "check", str(script), "--select", "ENV005", "--format", "json", cwd=tmp_path, env=env)
+    findings = [f["message"] for c in json.loads(proc.stdout)["checks"] for f in c["findings"]]
+    job = sbatch(str(script), cwd=tmp_path, env=env)
+    wait_final(job)
+    out = (tmp_path / f"en_{job}.out").read_text()
+    if export == "NONE":
+        assert "base dir=[]" in out, out  # what SLURM really hands the job
+        (msg,) = findings
+        assert msg.startswith(f"--export=NONE (line 3): the job does not get NANOCHAT_BASE_DIR={tmp_path}/scratch"), msg
+        assert msg.endswith("it uses ~/.cache/nanochat as its base dir"), msg
+    else:
+        assert f"base dir=[{tmp_path}/scratch]" in out, out
+        assert findings == []
