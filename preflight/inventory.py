@@ -91,9 +91,11 @@ def base_dir_fact(ctx: Any) -> BaseDir:
             env["NANOCHAT_BASE_DIR"],
         )
     home = env.get("HOME") or os.path.expanduser("~")
+    dropped = job_env is not None and "NANOCHAT_BASE_DIR" in job_env.dropped
+    why = f"not passed to the job (--export={job_env.export})" if dropped else "not set"
     return BaseDir(
         Path(home) / ".cache" / "nanochat",
-        "default (~/.cache/nanochat: NANOCHAT_BASE_DIR is not set)",
+        f"default (~/.cache/nanochat: NANOCHAT_BASE_DIR is {why})",
         "~/.cache/nanochat",
         default=True,
     )
