@@ -107,7 +107,7 @@ def verify_cmd(
         script=script,
     )
     if wait and job_id:
-        _wait_for(job_id, wait_timeout, inputs)
+        _wait_for(job_id, wait_timeout, inputs, _hang_seconds(config))
     result, registry, ctx, elapsed = run_stage(
         "post", cli_values, inputs, config, ("profile", "job", "phases", "resume", "timeline")
     )
@@ -197,9 +197,33 @@ def _optional(ctx: Any, name: str) -> Any:
         return None
 
 
-def _wait_for(job_id: str, timeout: float, inputs: Any = None) -> None:
+def _hang_seconds(config_path: Path | None) -> float:
+    """The configured ``hang-minutes`` in seconds (the default when the configuration is invalid:
+    the verify run that follows reports that)."""
+    from preflight.config import ConfigError, load_config
+    from preflight.silence import HANG_MINUTES
+
+    try:
+        return float(load_config(config_path=config_path).get("hang-minutes", HANG_MINUTES)) * 60
+    except (ConfigError, OSError, TypeError, ValueError):
+        return HANG_MINUTES * 60
+
+
+def _quiet_for(log: str, hang_s: float) -> str:
+    """ "no output for 41m: hung?" when the log has not grown for hang-minutes (LOG010 says why), else ""."""
+    from preflight.silence import duration
+
+    try:
+        quiet = time.time() - os.stat(log).st_mtime
+    except OSError:
+        return ""
+    return f"no output for {duration(quiet)}: hung?" if quiet >= hang_s else ""
+
+
+def _wait_for(job_id: str, timeout: float, inputs: Any = None, hang_s: float = float("inf")) -> None:
     """Poll SLURM until the job ends (or ``timeout``), with a live line (state, step, loss, tok/s, ETA
-    from the tail of the job's log): redrawn on a terminal, a line a minute otherwise."""
+    from the tail of the job's log, and how long it has been silent past hang-minutes): redrawn on a
+    terminal, a line a minute otherwise."""
     from preflight import slurm
     from preflight.series import live_line
 
@@ -219,6 +243,8 @@ def _wait_for(job_id: str, timeout: float, inputs: Any = None) -> None:
                 break
             log = _live_log(info, inputs)
             progress = live_line(log) if log else None
+            quiet = _quiet_for(log, hang_s) if log and info.state == "RUNNING" else ""
+            progress = " · ".join(x for x in (progress, quiet) if x) or None
             line = f"job {job_id} {info.state} {time.monotonic() - start:.0f}s" + (f" · {progress}" if progress else "")
             if status is not None:
                 status.update(line)

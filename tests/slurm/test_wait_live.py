@@ -60,3 +60,31 @@ def test_wait_shows_a_live_line(slurm, cli, tmp_path):
     assert re.search(r"<th>elapsed / limit</th><td>\d+s / 1h00m \(\d+% of the limit\)</td>", job), job
     assert "<th>nodes</th><td>1</td>" in job
     assert 'data-phase="base" id="phase-base"' in page and "stopped at step 11 of 40" in page
+
+
+QUIET = """#!/bin/bash
+#SBATCH --job-name=quiet
+#SBATCH --output=logs/%x_%j.out
+echo "step 00001/00040 (2.50%) | loss: 3.500000 | lrm: 1.00 | dt: 100.00ms | tok/sec: 2,048 | mfu: 0.00 | total time: 0.00m"
+sleep 120
+"""
+
+
+def test_wait_says_when_the_job_has_gone_quiet(slurm, cli, tmp_path):
+    import subprocess
+    import time
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "job.sbatch").write_text(QUIET)
+    job_id = sbatch("job.sbatch", cwd=tmp_path)
+    env = {**slurm_env(), "PREFLIGHT_HANG_MINUTES": "0.1"}  # 6 s stand in for 30 min
+    try:
+        time.sleep(9)
+        waited = cli(
+            "postflight", "verify", job_id, "--wait", "--wait-timeout", "8", "--no-color", cwd=tmp_path, env=env
+        )
+    finally:
+        subprocess.run(["scancel", job_id], env=slurm_env(), timeout=30)
+    live = [line for line in waited.stderr.splitlines() if line.startswith(f"postflight: job {job_id} RUNNING")]
+    assert live and re.search(r"base step 1/40 · .* · no output for \d+s: hung\?$", live[0]), waited.stderr
+    assert "LOG010 job-hung" in waited.stdout and "has written nothing for" in waited.stdout, waited.stdout
