@@ -67,8 +67,9 @@ def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None, ev
 
 
 def evaluated_before(segs: list, tb: Any) -> bool:
-    """A segment of the phase logged an evaluation before the crash's traceback."""
-    return any(s.first_eval is not None and s.first_eval < tb.line and s.path == tb.path for s in segs)
+    """A segment of the phase logged an evaluation before the crash's traceback (in the .out when the
+    traceback is in the .err: an evaluation line is printed once the evaluation is done)."""
+    return any(s.first_eval is not None and (s.path != tb.path or s.first_eval < tb.line) for s in segs)
 
 
 def root_rank(tb: Any, failed: dict | None) -> int | None:
