@@ -93,7 +93,6 @@ TRAINER_ENV = (
     "HF_DATASETS_OFFLINE",
     "HF_HUB_OFFLINE",
     "OMP_NUM_THREADS",
-    "PYTHONPATH",
 )
 # set on the node even under --export=NONE (SLURM then loads the user's login environment there)
 LOGIN_ENV = ("HOME", "USER", "LOGNAME", "PATH", "SHELL", "LANG")

@@ -111,3 +111,37 @@ def _fifo_as_log():
         env={},
         setup=lambda root: ((root / "logs").mkdir(), os.mkfifo(root / "logs" / "pipe.out")),
     )
+
+
+# -- job-hung
+def _stamp(seconds_from_now: float) -> str:
+    import time
+    from datetime import datetime
+
+    return datetime.fromtimestamp(time.time() + seconds_from_now).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+HUNG_SETUP = (
+    "2025-10-16 19:59:51,395 - nanochat.checkpoint_manager - INFO - Building model with config: {}\n"
+    "Muon: Grouping 20 params of shape torch.Size([5120, 1280])\n"
+)
+
+
+@bad("job-hung")
+def _():  # setup, then nothing for 12 hours until the time limit (a public report's shape)
+    return _log(
+        HUNG_SETUP + "slurmstepd: error: *** JOB 42 ON gpu01 CANCELLED AT 2025-10-17T08:00:02 DUE TO TIME LIMIT ***\n"
+    )
+
+
+@good("job-hung")
+def _():  # trained up to the time limit: the .out was written a moment before the cancel
+    return Scenario(
+        stage="post",
+        files={
+            "logs/run.out": F.run_log(phases=("base",), report=False),
+            "logs/run.err": f"slurmstepd: error: *** JOB 42 ON gpu01 CANCELLED AT {_stamp(60)} DUE TO TIME LIMIT ***\n",
+        },
+        logs=["logs/run.out", "logs/run.err"],
+        env={},
+    )

@@ -1,4 +1,4 @@
-"""Good/bad cases for the environment checks (ENV001-ENV004)."""
+"""Good/bad cases for the environment checks (ENV001-ENV005)."""
 
 from preflight.testing import Scenario, bad, good
 
@@ -77,4 +77,30 @@ def _():  # the script refuses to run without a named wandb run: a run that trai
         "export WANDB_MODE=offline\n"
         "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n",
         env={"HOME": "{tmp}/home"},
+    )
+
+
+# -- environment-not-passed
+@bad("environment-not-passed")
+def _():  # the base dir exported in the terminal never reaches a --export=NONE job
+    return Scenario(
+        script=SCRIPT.replace("set -euo", "#SBATCH --export=NONE\nset -euo"),
+        env={"HOME": "{tmp}/home", "NANOCHAT_BASE_DIR": "{tmp}/scratch", "WANDB_RUN": "d20"},
+    )
+
+
+@bad("environment-not-passed")
+def _():  # from $SBATCH_EXPORT, a list without ALL: only the named one passes
+    return Scenario(
+        script=SCRIPT,
+        env={"HOME": "{tmp}/home", "SBATCH_EXPORT": "NANOCHAT_BASE_DIR", "NANOCHAT_BASE_DIR": "/s", "WANDB_RUN": "d20"},
+    )
+
+
+@good("environment-not-passed")
+def _():
+    return Scenario(
+        script=SCRIPT.replace("set -euo", "#SBATCH --export=NONE\nset -euo"),
+        env={"HOME": "{tmp}/home", "NANOCHAT_BASE_DIR": "{tmp}/scratch", "WANDB_RUN": "d20"},
+        sbatch_args=["--export=ALL"],  # the command line wins over the #SBATCH line
     )

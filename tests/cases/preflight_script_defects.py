@@ -351,3 +351,25 @@ def _():  # the script cds to the checkout first
 @good("entry-not-found")
 def _():  # a cd preflight cannot resolve before the job: no verdict
     return Scenario(script=HEAD + 'cd "$(dirname "$0")"\n' + BASE + "\n", env=ENV)
+
+
+# -- variable-not-exported
+MULTI = (
+    "srun --ntasks-per-node=1 bash --noprofile --norc -lc "
+    "'torchrun --nnodes=$NNODES --nproc_per_node=8 -m scripts.base_train -- --depth=20 --save_every=1000'\n"
+)
+
+
+@bad("variable-not-exported")
+def _():  # the shape of a public multi-node attempt: set in the batch shell, read in a new one
+    return Scenario(script=HEAD + "NNODES=1\n" + MULTI, env=ENV)
+
+
+@good("variable-not-exported")
+def _():
+    return Scenario(script=HEAD + "export NNODES=1\n" + MULTI, env=ENV)
+
+
+@good("variable-not-exported")
+def _():  # double quotes: the batch shell expands it before srun runs the text
+    return Scenario(script=HEAD + "NNODES=1\n" + MULTI.replace("'", '"'), env=ENV)
