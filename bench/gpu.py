@@ -99,19 +99,6 @@ def bench(tiny: bool = False) -> list:
                 + ("; measured before the Triton loss kernel" if "before the Triton loss kernel" in s["code"] else ""),
             )
         )
-    for s in data["side_by_side"]:
-        if not s["key"].endswith("_rope_fused"):
-            continue
-        b, c = s["bundled"], s["classic"]
-        rows.append(
-            tok_per_sec_row(
-                s,
-                f"trainer d{s['depth']}, 1 GPU, opt-in NANOCHAT_ROPE_KERNEL=fused (H200, recorded): tok/sec",
-                "classic nanochat 507d542, same call",  # opt-in until its current code is measured: no target yet
-                f"{when(s)}; steps {b['steps_in_median']}; max loss gap {s['max_loss_gap']} (steps {s['loss_steps']}); "
-                f"peak {b['peak_mib']:,.0f} vs {c['peak_mib']:,.0f} MiB; {s['code'].split(': ', 1)[1]}",
-            )
-        )
     runs = {r["key"]: r for r in data["runs"]}
     one, two = runs["d12_1gpu"], runs["d12_2gpu"]
     scaling = two["tok_per_sec"] / one["tok_per_sec"]

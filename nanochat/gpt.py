@@ -31,10 +31,11 @@ class GPTConfig:
     n_embd: int = 768
 
 
-# Opt-in (nanochat/LOG.md has its measurements): NANOCHAT_ROPE_KERNEL=fused computes q/k/v with one GEMM (the three
-# weights concatenated per call) and rotary + QK norm with Triton kernels (nanochat/rope_norm_kernel.py) on NVIDIA
-# GPUs. Any other value (the default, "compiled") runs the torch code below, compiled by inductor.
-ROPE_KERNEL = os.environ.get("NANOCHAT_ROPE_KERNEL", "compiled")
+# The default, "fused" (nanochat/LOG.md has its measurements): on NVIDIA GPUs q/k/v come from one GEMM (the three
+# weights concatenated per call) and rotary + QK norm run as Triton kernels (nanochat/rope_norm_kernel.py).
+# NANOCHAT_ROPE_KERNEL=compiled (or any other value), CPUs and GPUs the kernels do not support run the torch code
+# below, compiled by inductor: the same math.
+ROPE_KERNEL = os.environ.get("NANOCHAT_ROPE_KERNEL", "fused")
 
 
 def _import_rope_kernels():

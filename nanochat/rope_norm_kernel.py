@@ -17,7 +17,8 @@ q and k rotated and normalised, and v copied out, as (tokens, heads, D) tensors;
 into one (tokens, columns) tensor, the input of that GEMM's backward. It is a `torch.library.triton_op`, so
 torch.compile keeps it inside the graph.
 
-Opt-in (gpt.py: NANOCHAT_ROPE_KERNEL=fused) until its current code is measured in training: nanochat/LOG.md.
+The default on NVIDIA GPUs since it was measured in training (nanochat/LOG.md); NANOCHAT_ROPE_KERNEL=compiled turns it
+off (gpt.py).
 """
 
 import torch

@@ -10,6 +10,8 @@ import json
 import math
 import os
 import pickle
+import subprocess
+import sys
 from collections import OrderedDict
 
 import pytest
@@ -344,3 +346,13 @@ def test_engine_forces_tool_output(monkeypatch):
     assert "<|output_start|>42<|output_end|>" in text, text
     i = out.index(tok.encode_special("<|output_start|>"))
     assert masks[i] == 0 and masks[0] == 1
+
+
+def test_the_kernels_are_the_default_and_stay_off_on_cpu():
+    # measured in training on an H200 (nanochat/LOG.md), the kernels are the default; CPUs keep the torch code
+    env = {k: v for k, v in os.environ.items() if k != "NANOCHAT_ROPE_KERNEL"}
+    code = (
+        "import torch; from nanochat import gpt; print(gpt.ROPE_KERNEL, gpt._rope_kernel(torch.zeros(1, 4, 2, 8), 8))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["fused", "None"], out.stdout + out.stderr
