@@ -11,6 +11,7 @@ from preflight.model import Finding
 from preflight.phases import TRAIN_PHASES
 from preflight.redact import is_secret_name, mask
 from preflight.registry import check
+from preflight.script.model import VAR_NAME_RE
 
 _OFF_MODES = ("offline", "disabled", "dryrun")
 
@@ -249,9 +250,6 @@ def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
         )
 
 
-_REF_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-
-
 @check("ENV005", "environment-not-passed", severity="warning")
 def environment_not_passed(ctx, job_env) -> Iterator[Finding]:
     """
@@ -279,7 +277,7 @@ def environment_not_passed(ctx, job_env) -> Iterator[Finding]:
     used: set[str] = set(TRAINER_ENV)
     if script is not None and script.ok:
         set_here = {a.name for a in script.all_assignments}
-        used |= {n for c in script.all_commands for w in c.raw_words for n in _REF_RE.findall(w)} - set_here
+        used |= {n for c in script.all_commands for w in c.raw_words for n in VAR_NAME_RE.findall(w)} - set_here
     lost = [n for n in sorted(job_env.dropped) if n in used]
     if not lost:
         return

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.registry import check
+from preflight.script.model import VAR_NAME_RE
 from preflight.script.sbatch import count
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "ip6-localhost"}
@@ -17,7 +18,6 @@ _FROM_ALLOCATION = re.compile(
     r"SLURM_(?:JOB_)?NODELIST|scontrol\s+show\s+hostnames?|SLURM_LAUNCH_NODE_IPADDR|"
     r"SLURMD_NODENAME|SLURM_TOPOLOGY_ADDR|\$\(\s*hostname|\$HOSTNAME|\$\{HOSTNAME"
 )
-_VAR_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _SRUN_TASK_KEYS = {"ntasks-per-node", "ntasks", "n", "nodes", "N"}
 TEMPLATE_FIX = (
     "srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --nproc_per_node=<GPUs per node> "
@@ -53,7 +53,7 @@ def _origin(script, raw: str, depth: int = 0) -> str:
     if depth > 3:
         return raw
     parts = [raw]
-    for name in _VAR_RE.findall(raw):
+    for name in VAR_NAME_RE.findall(raw):
         for a in script.all_assignments:
             if a.name == name:
                 parts.append(_origin(script, a.value, depth + 1))

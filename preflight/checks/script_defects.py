@@ -16,6 +16,7 @@ from preflight.model import Finding
 from preflight.plan import trainer_invocations
 from preflight.redact import is_secret_name, mask
 from preflight.registry import check
+from preflight.script.model import VAR_NAME_RE, VAR_RE
 
 # what a launch hidden from preflight leaves unchecked
 _UNCHECKED = "the run plan, time limit, GPU count, trainer flags and missing-set-e"
@@ -348,7 +349,6 @@ def output_discarded(script, job_env) -> Iterator[Finding]:
         )
 
 
-_REF_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
 _ALLEXPORT_RE = re.compile(r"-[a-zA-Z]*a[a-zA-Z]*")
 
 
@@ -405,7 +405,7 @@ def variable_not_exported(script, environ) -> Iterator[Finding]:
         given = set(prefix.env) | {n for o in prefix.srun_opts for n in re.findall(r"([A-Za-z_]\w*)=", o)}
         empty = [
             n
-            for n in dict.fromkeys(m.group(1) or m.group(2) for m in _REF_RE.finditer(text))
+            for n in dict.fromkeys(VAR_NAME_RE.findall(text))
             if n in assigned and n not in exported and n not in environ and n not in set_inside and n not in given
         ]
         if not empty:
@@ -415,10 +415,10 @@ def variable_not_exported(script, environ) -> Iterator[Finding]:
         shown = next((w for w in uses if w.startswith("-")), uses[0] if uses else None)  # a flag says most
         becomes = ""
         if shown is not None:
-            blank = _REF_RE.sub(
-                lambda m, gone=tuple(empty): "" if (m.group(1) or m.group(2)) in gone else m.group(0), shown
+            blank = VAR_RE.sub(
+                lambda m, gone=tuple(empty): "" if (m.group(1) or m.group(4)) in gone else m.group(0), shown
             )
-            becomes = f": `{shown}` becomes `{blank.replace('{}', '')}`"
+            becomes = f": `{shown}` becomes `{blank}`"
         lines = sorted({ln for n in empty for ln in assigned[n]})
         names = ", ".join(empty)
         yield Finding(

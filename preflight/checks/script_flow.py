@@ -7,7 +7,6 @@ An ``exit`` the script reaches before its training, a launch run outside the che
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.plan import trainer_invocations
 from preflight.registry import check
+from preflight.script.model import VAR_NAME_RE
 from preflight.script.placement import cross_node_commands, launch_nodes
 from preflight.script.tree import If, Item, iter_commands
 from preflight.script.wrappers import timeout_seconds
@@ -309,9 +309,6 @@ def timeout_not_before_limit(script, job_env) -> Iterator[Finding]:
         )
 
 
-_VAR_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-
-
 @check("SB017", "exits-before-training", severity="error")
 def exits_before_training(script, job_env) -> Iterator[Finding]:
     """
@@ -345,7 +342,7 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
                 skipped.append(what)
         if not skipped:
             continue  # an exit after the last launch (or with nothing after it) ends a finished script
-        unset = [v for v in dict.fromkeys(_VAR_RE.findall(why or "")) if not job_env.get(v)]
+        unset = [v for v in dict.fromkeys(VAR_NAME_RE.findall(why or "")) if not job_env.get(v)]
         because = (
             f": `{why.removesuffix(' is true')}` is true"
             if why and why.endswith(" is true")

@@ -21,6 +21,8 @@ MAX_EXPANSION_NESTING = 64  # ~6 frames a level: well inside a thread's recursio
 MAX_VALUE_CHARS = 65_536
 
 VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+# just the names a text references (`$X`, `${X}`, `${X:-d}`)
+VAR_NAME_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 # SLURM's job variables that follow from the script's own directives (variable -> directive keys)
