@@ -10,9 +10,12 @@
   (nanochat/softcap_ce_kernel.py) over its launch settings, with the differences to the compiled result;
 - rope: rotary + QK norm of one layer's q and k (and v passed through), forward + backward: inductor's code from
   three GEMM outputs (the torch code) and from one q/k/v GEMM, vs the Triton kernels (nanochat/rope_norm_kernel.py)
-  over their launch settings, with the differences to an fp32 reference.
+  over their launch settings, with the differences to an fp32 reference;
+- gemm: every bf16 product of one d12 / d20 micro-batch (forward, input gradient, weight gradient of each Linear, the
+  loss head's chunk products), as autograd calls cuBLAS and in other formulations of the same product (the transposed
+  product, cuBLASLt, the weight gradient split over K), each with its TFLOP/s and its time per optimizer step.
 
-    python bench/gpu_kernels.py [attention|head|muon|loss|rope ...]   # one line per measurement (CUDA-event medians)
+    python bench/gpu_kernels.py [attention|head|muon|loss|rope|gemm ...]   # one line per measurement (CUDA-event medians)
 """
 
 import itertools
@@ -294,10 +297,73 @@ def muon(depth=20):
     )
 
 
+def _products(x, w, dy, acc):
+    """One Linear's products (y = x W^T, dx = dy W, dW = dy^T x) and other formulations of the weight gradient."""
+    n, fan_in, fan_out = x.size(0), x.size(1), w.size(0)
+    return {
+        "fwd x @ w.T": lambda: x @ w.t(),
+        "dgrad dy @ w": lambda: dy @ w,
+        "wgrad dy.T @ x": lambda: dy.t() @ x,
+        "wgrad (x.T @ dy).T": lambda: (x.t() @ dy).t(),
+        "wgrad addmm fp32 acc": lambda: torch.addmm(acc, dy.t(), x, out_dtype=torch.float32),
+        "wgrad split-K 2 bmm": lambda: torch.bmm(
+            dy.t().reshape(fan_out, 2, n // 2).transpose(0, 1), x.view(2, n // 2, fan_in)
+        ).sum(0),
+    }
+
+
+def gemm(depth, B=32, T=2048, accum=8, V=65536, chunk=8192):
+    """Each product of one micro-batch as autograd runs it, then the same product formulated otherwise; 'per step'
+    multiplies by its count in one optimizer step (accum micro-batches)."""
+    C, N = depth * 64, B * T
+    bf = dict(device="cuda", dtype=torch.bfloat16)
+    total = {}
+    for name, fan_in, fan_out in [("qkv", C, 3 * C), ("attn proj", C, C), ("mlp fc", C, 4 * C), ("mlp proj", 4 * C, C)]:
+        x, w, dy = torch.randn(N, fan_in, **bf), torch.randn(fan_out, fan_in, **bf), torch.randn(N, fan_out, **bf)
+        acc = torch.zeros(fan_out, fan_in, device="cuda")
+        for case, fn in _products(x, w, dy, acc).items():
+            try:
+                ms = timed(fn, reps=20)
+            except (RuntimeError, TypeError, NotImplementedError) as e:
+                print(f"gemm d{depth} {name} {case}: failed ({str(e).splitlines()[0][:100]})")
+                continue
+            per_step = ms * depth * accum
+            tflops = 2 * N * fan_in * fan_out / ms / 1e9
+            print(f"gemm d{depth} {name:9s} {case:22s} {ms:7.3f} ms {tflops:5.0f} TFLOP/s, {per_step:7.1f} ms per step")
+            if case in ("fwd x @ w.T", "dgrad dy @ w", "wgrad dy.T @ x"):
+                total[case.split()[0]] = total.get(case.split()[0], 0.0) + per_step
+    print(
+        f"gemm d{depth} blocks per step as autograd runs them: "
+        + ", ".join(f"{k} {v:.0f} ms" for k, v in total.items())
+    )
+    x, w, g = torch.randn(chunk, C, **bf), torch.randn(V, C, **bf), torch.randn(chunk, V, **bf)
+    acc = torch.zeros(V, C, device="cuda")
+    head = {
+        "head logits x @ w.T": lambda: x @ w.t(),
+        "head dgrad g @ w": lambda: g @ w,
+        "head wgrad addmm fp32": lambda: torch.addmm(acc, g.t(), x, out_dtype=torch.float32),
+        "head wgrad g.T @ x": lambda: g.t() @ x,
+    }
+    for case, fn in head.items():
+        try:
+            ms = timed(fn, reps=20)
+        except (RuntimeError, TypeError, NotImplementedError) as e:
+            print(f"gemm d{depth} {case}: failed ({str(e).splitlines()[0][:100]})")
+            continue
+        per_step = ms * accum * (N // chunk)
+        print(
+            f"gemm d{depth} {case:32s} {ms:7.3f} ms {2 * chunk * C * V / ms / 1e9:5.0f} TFLOP/s, {per_step:7.1f} ms per step"
+        )
+    n = 8192
+    a, b = torch.randn(n, n, **bf), torch.randn(n, n, **bf)
+    ms = timed(lambda: a @ b, reps=20)
+    print(f"gemm {n}^3 reference: {ms:.3f} ms {2 * n**3 / ms / 1e9:.0f} TFLOP/s")
+
+
 if __name__ == "__main__":
     torch.backends.cuda.matmul.allow_tf32 = True
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "cudnn", torch.backends.cudnn.version())
-    parts = sys.argv[1:] or ["attention", "head", "muon", "loss", "rope"]
+    parts = sys.argv[1:] or ["attention", "head", "muon", "loss", "rope", "gemm"]
     if "attention" in parts:
         attention(20)
         for mode in ("default", "priority", "cudnn-only"):
@@ -311,3 +377,9 @@ if __name__ == "__main__":
         muon(20)
     if "rope" in parts:
         rope(20)
+    if "gemm" in parts:
+        for d in (20, 12):
+            gemm(d)
+        torch.backends.cuda.preferred_blas_library("cublaslt")
+        print("gemm: the same with preferred_blas_library('cublaslt')")
+        gemm(20)

@@ -66,6 +66,9 @@ def main():
         default=None,
         help="bundled: q/k/v, rotary and QK norm as torch code or Triton kernels (gpt.ROPE_KERNEL; default: its own)",
     )
+    ap.add_argument(
+        "--shapes", action="store_true", help="also record the GPU time of each aten op by input shapes (GEMMs, SDPA)"
+    )
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test of the harness (no compile, no timing)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -145,9 +148,16 @@ def main():
         b.record()
         torch.cuda.synchronize()
         wall.append(a.elapsed_time(b))
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if args.shapes else [])
+    with profile(activities=activities, record_shapes=args.shapes) as prof:
         step()
         torch.cuda.synchronize()
+    ops = {}
+    if args.shapes:  # the device time under each aten op, by its input shapes: which product is slow
+        for evt in prof.key_averages(group_by_input_shape=True):
+            t = getattr(evt, "device_time_total", None) or getattr(evt, "cuda_time_total", 0)
+            if t and re.match(r"aten::(mm|addmm|bmm|baddbmm|_scaled_mm|_scaled_dot|_efficient|_flash|_cudnn)", evt.key):
+                ops[f"{evt.key} {evt.input_shapes}"] = dict(ms=t / 1000.0, calls=evt.count)
     kernels = defaultdict(float)
     for evt in prof.key_averages():
         t = getattr(evt, "device_time_total", None) or getattr(evt, "cuda_time_total", 0)
@@ -170,6 +180,10 @@ def main():
     print("  top kernels:")
     for name, ms in sorted(kernels.items(), key=lambda kv: -kv[1])[:25]:
         print(f"  {ms:8.1f} ms  [{category(name)[:10]}] {name[:110]}")
+    if ops:
+        print("  aten ops by input shapes (device ms per step, calls):")
+        for key, v in sorted(ops.items(), key=lambda kv: -kv[1]["ms"])[:40]:
+            print(f"  {v['ms']:8.1f} ms {v['calls']:5d}x  {key[:150]}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(
@@ -186,6 +200,7 @@ def main():
                     peak_mib=peak_mib,
                     by_category=by_cat,
                     kernels=kernels,
+                    ops_by_shape=ops,
                 ),
                 f,
                 indent=1,

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
 from preflight.phases import TRAIN_PHASES
 from preflight.script.placement import launch_nodes
 
@@ -39,7 +40,6 @@ REF_D20_TOKENS = 11_219_763_200
 BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet
 EVAL_BUNDLE_BYTES = 2 * 162e6  # the zip stays next to the unpacked bundle
 EVAL_BUNDLE_FILES = 80
-GIB = 1024**3
 
 
 def requested_gpu(job_env: Any):
@@ -56,64 +56,8 @@ def shard_rule(profile, tokens: str = "tokens") -> str:
     return f"{tokens} x {cpt} chars/tok / {cps:.3g} chars/shard" + (f" / {usable}" if usable != 1.0 else "")
 
 
-def peak_flops(gpu_name: str | None) -> float | None:
-    from preflight.gputable import lookup
-
-    model = lookup(gpu_name)
-    return model.peak_bf16 if model else None
-
-
 def ceil_to(x: float, multiple: int) -> int:
     return int(math.ceil(x / multiple - 1e-9) * multiple)
-
-
-@dataclass
-class ModelShape:
-    """The model's dimensions for a depth (nanochat's one dial)."""
-
-    depth: int
-    model_dim: int
-    n_head: int
-    head_dim: int
-    vocab_size: int
-    padded_vocab: int
-    seq_len: int
-
-    @property
-    def wte_params(self) -> int:
-        return self.padded_vocab * self.model_dim
-
-    @property
-    def params(self) -> int:
-        return 12 * self.depth * self.model_dim**2 + 2 * self.wte_params
-
-    @property
-    def flops_per_token(self) -> int:
-        return 6 * (self.params - self.wte_params) + 12 * self.depth * self.n_head * self.head_dim * self.seq_len
-
-
-def model_shape(depth: int, vocab_size: int, seq_len: int, aspect_ratio: int = 64, head_dim: int = 128) -> ModelShape:
-    model_dim = depth * aspect_ratio
-    n_head = max(1, math.ceil(model_dim / head_dim))
-    return ModelShape(
-        depth, model_dim, n_head, model_dim // n_head, vocab_size, ((vocab_size + 63) // 64) * 64, seq_len
-    )
-
-
-def memory_estimate_bytes(shape: ModelShape, device_batch_size: int) -> int:
-    """Peak GPU memory of base training, per rank.
-
-    16 B/param (fp32 weights, grads, Muon/AdamW state) + logits + activations + CUDA context.
-    The two per-token coefficients are fitted to classic nanochat measured on one H200
-    (measured on an H200: d20 dbs32 73.8 GiB, d12 dbs32 31.7 GiB); treat the result as +-10%.
-    """
-    tokens = device_batch_size * shape.seq_len
-    return int(
-        16 * shape.params
-        + 2.1 * tokens * shape.padded_vocab
-        + 36.5 * tokens * shape.depth * shape.model_dim
-        + 1.5 * GIB
-    )
 
 
 @dataclass

@@ -7,14 +7,9 @@ from collections.abc import Iterator
 from preflight.facts import FactUnavailable, Skip
 from preflight.gpus import visible_count
 from preflight.model import Finding, Severity
+from preflight.model_size import GIB, memory_estimate_bytes, model_shape
 from preflight.phases import TRAIN_PHASES
-from preflight.plan import (
-    GIB,
-    memory_estimate_bytes,
-    model_shape,
-    requested_gpu,
-    world_size_from,
-)
+from preflight.plan import requested_gpu, world_size_from
 from preflight.registry import check
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preflight.plan import build_plan, memory_estimate_bytes, model_shape, peak_flops
+from preflight.model_size import memory_estimate_bytes, model_shape, peak_flops
+from preflight.plan import build_plan
 from preflight.profiles import load_profile
 from preflight.script import parse_script
 from preflight.testing import Scenario, run_scenario
