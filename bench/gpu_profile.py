@@ -15,6 +15,7 @@ process: both packages are named `nanochat`.
 """
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -67,6 +68,13 @@ def main():
         help="bundled: q/k/v, rotary and QK norm as torch code or Triton kernels (gpt.ROPE_KERNEL; default: its own)",
     )
     ap.add_argument(
+        "--inductor",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set torch._inductor.config.KEY (a Python literal), e.g. coordinate_descent_tuning=True; repeatable",
+    )
+    ap.add_argument(
         "--shapes", action="store_true", help="also record the GPU time of each aten op by input shapes (GEMMs, SDPA)"
     )
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test of the harness (no compile, no timing)")
@@ -78,8 +86,12 @@ def main():
     if args.impl == "classic" and os.path.isdir(stubs):
         sys.path.insert(1, stubs)  # classic imports wandb at the top of some modules
     import torch
+    import torch._inductor.config as inductor_config
     from torch.profiler import ProfilerActivity, profile
 
+    for setting in args.inductor:
+        key, _, value = setting.partition("=")
+        inductor_config.__setattr__(key, ast.literal_eval(value))  # an unknown key fails here, before any work
     import nanochat.gpt as model_module
     from nanochat.gpt import GPT, GPTConfig
 
@@ -171,7 +183,8 @@ def main():
     peak_mib = torch.cuda.max_memory_allocated() / 2**20
     rope = getattr(model_module, "ROPE_KERNEL", None)  # classic has no such switch
     print(
-        f"{args.impl} d{args.depth} compile mode {args.compile_mode or 'default'}, rope {rope}: first step {warmup_s[0]:.1f} s"
+        f"{args.impl} d{args.depth} compile mode {args.compile_mode or 'default'}, rope {rope}, inductor {args.inductor}: "
+        f"first step {warmup_s[0]:.1f} s"
     )
     print(f"{args.impl} d{args.depth}: step {step_ms:.1f} ms (median of {args.timed}: {[round(w) for w in wall]})")
     print(f"  GPU busy {busy:.1f} ms in the profiled step, peak memory {peak_mib:,.0f} MiB")
@@ -191,6 +204,7 @@ def main():
                     impl=args.impl,
                     depth=args.depth,
                     compile_mode=args.compile_mode,
+                    inductor=args.inductor,
                     head=args.head,
                     fp8=args.fp8,
                     rope=rope,
