@@ -241,17 +241,21 @@ def rope(depth=20, B=32, T=2048, D=128):
     three = [t.detach().clone().requires_grad_() for t in qkv.view(B, T, 3 * H, D).split(H, dim=2)]
     one = qkv.detach().clone().requires_grad_()
 
-    def three_gemms():  # the landed path: q, k, v contiguous, each from its own GEMM
-        torch.autograd.backward(compiled(*[t.contiguous() for t in three]), grads)
+    # torch.autograd.grad, not backward: no accumulation into .grad, which training does not do here either
+    def three_gemms():  # the torch code: q, k, v contiguous, each from its own GEMM
+        torch.autograd.grad(compiled(*[t.contiguous() for t in three]), three, grads)
 
     def one_gemm():  # the same code on split views of one product (tried and dropped on 12-04, nanochat/LOG.md)
-        torch.autograd.backward(compiled(*one.view(B, T, 3 * H, D).split(H, dim=2)), grads)
+        torch.autograd.grad(compiled(*one.view(B, T, 3 * H, D).split(H, dim=2)), one, grads)
 
     def kernels():
         out = K.rope_norm(one, cos, sin, T, H, H, H)[:3]
-        torch.autograd.backward([o.view(B, T, H, D) for o in out], grads)
+        torch.autograd.grad([o.view(B, T, H, D) for o in out], one, grads)
 
-    gb = 4 * N * H * D * 2 * 3 / 1e9  # each of q/k/v read + written once forward and once backward
+    # forward: q/k/v read and written; backward: their gradients read, q and k read, the input gradient written
+    gb = 14 * N * H * D * 2 / 1e9
+    ms = timed(lambda: qkv.clone())
+    print(f"rope d{depth} bandwidth reference, a copy of the q/k/v product: {2 * qkv.nbytes / ms / 1e6:.0f} GB/s")
     for name, fn in (("compiled, three GEMM outputs", three_gemms), ("compiled, one GEMM's views", one_gemm)):
         ms = timed(fn)
         print(f"rope d{depth} {name}: {ms:.3f} ms fwd+bwd ({gb / ms * 1e3:.0f} GB/s for the minimum traffic)")
