@@ -11,11 +11,12 @@
 - rope: rotary + QK norm of one layer's q and k (and v passed through), forward + backward: inductor's code from
   three GEMM outputs (the torch code) and from one q/k/v GEMM, vs the Triton kernels (nanochat/rope_norm_kernel.py)
   over their launch settings, with the differences to an fp32 reference;
+- headchunks: the chunked head at 4,096 to 32,768 tokens per chunk (time and peak memory);
 - gemm: every bf16 product of one d12 / d20 micro-batch (forward, input gradient, weight gradient of each Linear, the
   loss head's chunk products), as autograd calls cuBLAS and in other formulations of the same product (the transposed
   product, cuBLASLt, the weight gradient split over K), each with its TFLOP/s and its time per optimizer step.
 
-    python bench/gpu_kernels.py [attention|head|muon|loss|rope|gemm ...]   # one line per measurement (CUDA-event medians)
+    python bench/gpu_kernels.py [attention|head|headchunks|muon|loss|rope|gemm ...]   # one line per measurement (CUDA-event medians)
 """
 
 import itertools
@@ -277,6 +278,35 @@ def rope(depth=20, B=32, T=2048, D=128):
         print(f"rope d{depth} best: {ms:.3f} ms with rows {rows} warps {warps}")
 
 
+def head_chunks(depth, N=65536, V=65536):
+    """The chunked head (Triton loss kernel) fwd+bwd at each chunk size: fewer, larger GEMMs against memory."""
+    C = depth * 64
+    x = (torch.randn(N, C, device="cuda", dtype=torch.bfloat16) * 0.5).requires_grad_()
+    w = (torch.randn(V, C, device="cuda") * C**-0.5).requires_grad_()
+    t = torch.randint(0, V, (N,), device="cuda")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = softcap_cross_entropy(x, w, t, V, 15)
+        torch.autograd.grad(loss, (x, w))
+
+    default = fused_loss.CHUNK_ELEMENTS
+    for elements in (2**28, 2**29, 2**30, 2**31):
+        fused_loss.CHUNK_ELEMENTS = elements
+        step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**30
+        ms = timed(step)
+        print(
+            f"head d{depth} chunk {elements // V} tokens: fwd+bwd {ms:.2f} ms per micro-batch "
+            f"({ms * 8:.0f} ms per 8), peak +{peak:.2f} GiB"
+        )
+    fused_loss.CHUNK_ELEMENTS = default
+
+
 def muon(depth=20):
     C = depth * 64
     shapes = [(C, C)] * 4 + [(4 * C, C), (C, 4 * C)]
@@ -381,6 +411,8 @@ if __name__ == "__main__":
         muon(20)
     if "rope" in parts:
         rope(20)
+    if "headchunks" in parts:
+        head_chunks(20)
     if "gemm" in parts:
         for d in (20, 12):
             gemm(d)
