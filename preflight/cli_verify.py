@@ -211,7 +211,7 @@ def _hang_seconds(config_path: Path | None) -> float:
 
 def _quiet_for(log: str, hang_s: float) -> str:
     """ "no output for 41m: hung?" when the log has not grown for hang-minutes (LOG010 says why), else ""."""
-    from preflight.silence import duration
+    from preflight.units import duration
 
     try:
         quiet = time.time() - os.stat(log).st_mtime

@@ -28,6 +28,7 @@ from preflight.facts import FactUnavailable
 from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
 from preflight.phases import TRAIN_PHASES
 from preflight.script.placement import launch_nodes
+from preflight.units import duration
 
 # peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
 DEFAULT_GPU = "H100"
@@ -165,7 +166,7 @@ class Plan:
             if p.steps:
                 bits.append(f"{p.steps:,} steps")
             if p.seconds is not None:
-                bits.append(_hours(p.seconds))
+                bits.append(duration(p.seconds))
             if p.model_bytes:
                 bits.append(f"checkpoint {_gb(p.model_bytes)}")
             if p.optim_files:
@@ -173,7 +174,7 @@ class Plan:
             rows.append((f"phase {p.name}", ", ".join(bits) or "-"))
         if self.total_seconds is not None:
             cost = f", ${self.cost:,.0f} at ${self.hourly_rate:g}/GPU-hour" if self.cost is not None else ""
-            rows.append(("total", f"{_hours(self.total_seconds)}{cost}"))
+            rows.append(("total", f"{duration(self.total_seconds)}{cost}"))
         rows.append(("disk", f"{_gb(self.disk_bytes)}, {self.disk_files:,} files"))
         for a in self.assumptions:
             rows.append(("assumed", a))
@@ -183,16 +184,6 @@ class Plan:
         out = asdict(self)
         out["phases"] = [asdict(p) for p in self.phases]
         return out
-
-
-def _hours(seconds: float) -> str:
-    """4h05m for long runs; 3m20s / 45s for the tiny ones (0h00m says nothing)."""
-    seconds = max(0.0, float(seconds))
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{seconds:.0f}s"
 
 
 def _gb(n: float) -> str:

@@ -52,14 +52,6 @@ class Silence:
         return dict(self.__dict__)
 
 
-def duration(seconds: float) -> str:
-    """11h52m, 35m, 40s: how long a silence lasted, in the words of `squeue`'s TIME column."""
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m" if s >= 60 else f"{s}s"
-
-
 def _parse_time(text: str | None) -> float | None:
     """SLURM's ``2025-10-17T07:59:50`` (the cluster's local time) as epoch seconds."""
     if not text:

@@ -354,7 +354,7 @@ def judge_report(ctx: Any, profile: Any) -> PhaseVerdict:
 
 def _mark_hung(ctx: Any, verdicts: list[PhaseVerdict]) -> None:
     """The phase that went silent (the ``silence`` fact) says so: hung, not slow."""
-    from preflight.silence import duration
+    from preflight.units import duration
 
     hung = ctx.get("silence", None)
     if hung is None or hung.finished_phase or not hung.phase:

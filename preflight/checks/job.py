@@ -125,7 +125,7 @@ def job_timeout(job, ctx) -> Iterator[Finding]:
     How to fix: raise --time, save periodically (--save_every), and resume (--resume_from_step).
     """
     if job.state == "TIMEOUT":
-        from preflight.silence import duration
+        from preflight.units import duration
 
         hung = ctx.get("silence", None)
         yield Finding(

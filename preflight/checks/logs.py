@@ -433,7 +433,7 @@ def job_hung(silence, ctx) -> Iterator[Finding]:
     How to fix: while it hangs, see where each rank waits (py-spy dump on the node; NCCL_DEBUG=INFO
     for collectives), fix that, then resume from the last checkpoint.
     """
-    from preflight.silence import duration
+    from preflight.units import duration
 
     if silence is None:
         return

@@ -18,10 +18,7 @@ from preflight.script.model import VAR_NAME_RE
 from preflight.script.placement import cross_node_commands, launch_nodes
 from preflight.script.tree import If, Item, iter_commands
 from preflight.script.wrappers import timeout_seconds
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+from preflight.units import duration
 
 
 @check("SB023", "idle-nodes", severity="warning")
@@ -300,8 +297,8 @@ def timeout_not_before_limit(script, job_env) -> Iterator[Finding]:
         if not seconds or seconds < limit:
             continue
         yield Finding(
-            f"timeout {inv.timeout} ({_hours(seconds)}) around {inv.module or inv.script_file} "
-            f"(line {inv.line}) cannot fire before --time={job_env.sbatch.get('time')} ({_hours(limit)}) "
+            f"timeout {inv.timeout} ({duration(seconds)}) around {inv.module or inv.script_file} "
+            f"(line {inv.line}) cannot fire before --time={job_env.sbatch.get('time')} ({duration(limit)}) "
             "ends the job: SLURM kills it first and the script's timeout handling never runs",
             path=script.file_of(inv),
             line=inv.line,

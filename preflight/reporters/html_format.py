@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from preflight.reporters.svg import Chart, Line, Marker, duration, esc, timeline
+from preflight.reporters.svg import Chart, Line, Marker, esc, timeline
 from preflight.reporters.svg import render as svg
+from preflight.units import duration
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 STYLE = """

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from preflight.reporters import clean
+from preflight.units import duration
 
 W, H = 440, 150  # viewBox of one chart
 PAD_L, PAD_R, PAD_T, PAD_B = 52, 10, 20, 22
@@ -157,14 +158,3 @@ def timeline(rows: list[tuple[str, float | None, float | None, str]], total: flo
         f'<text class="tick" x="{W - PAD_R}" y="{h - 4}" text-anchor="end">{esc(duration(end))}</text></svg>'
     )
     return "".join(out)
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
