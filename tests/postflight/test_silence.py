@@ -95,7 +95,7 @@ def test_hang_minutes_sets_what_counts_as_a_hang(tmp_path, cli):
     _proc, checks, _phases = _verify(cli, log)
     assert not checks["LOG010"]["findings"]  # under the default 30
     _proc, checks, _phases = _verify(cli, log, env={"PREFLIGHT_HANG_MINUTES": "15"})
-    assert _msg(checks["LOG010"])[0].startswith("mid wrote nothing for the last 20m before the time limit")
+    assert _msg(checks["LOG010"])[0].startswith("mid wrote nothing for the last 20m00s before the time limit")
 
 
 WORKER = """
