@@ -210,7 +210,7 @@ def _hang_seconds(config_path: Path | None) -> float:
 
 
 def _quiet_for(log: str, hang_s: float) -> str:
-    """ "no output for 41m: hung?" when the log has not grown for hang-minutes (LOG010 says why), else ""."""
+    """ "no output for 41m07s: hung?" when the log has not grown for hang-minutes (LOG010 says why), else ""."""
     from preflight.units import duration
 
     try:
