@@ -346,6 +346,17 @@ def _products(x, w, dy, acc):
     }
 
 
+def _time_product(label, fn, flop, count):
+    """One product's time, TFLOP/s and time per optimizer step (count calls); None where this torch lacks it."""
+    try:
+        ms = timed(fn, reps=20)
+    except (RuntimeError, TypeError, NotImplementedError) as e:
+        print(f"gemm {label}: failed ({str(e).splitlines()[0][:100]})")
+        return None
+    print(f"gemm {label:42s} {ms:7.3f} ms {flop / ms / 1e9:5.0f} TFLOP/s, {ms * count:7.1f} ms per step")
+    return ms * count
+
+
 def gemm(depth, B=32, T=2048, accum=8, V=65536, chunk=8192):
     """Each product of one micro-batch as autograd runs it, then the same product formulated otherwise; 'per step'
     multiplies by its count in one optimizer step (accum micro-batches)."""
@@ -356,15 +367,8 @@ def gemm(depth, B=32, T=2048, accum=8, V=65536, chunk=8192):
         x, w, dy = torch.randn(N, fan_in, **bf), torch.randn(fan_out, fan_in, **bf), torch.randn(N, fan_out, **bf)
         acc = torch.zeros(fan_out, fan_in, device="cuda")
         for case, fn in _products(x, w, dy, acc).items():
-            try:
-                ms = timed(fn, reps=20)
-            except (RuntimeError, TypeError, NotImplementedError) as e:
-                print(f"gemm d{depth} {name} {case}: failed ({str(e).splitlines()[0][:100]})")
-                continue
-            per_step = ms * depth * accum
-            tflops = 2 * N * fan_in * fan_out / ms / 1e9
-            print(f"gemm d{depth} {name:9s} {case:22s} {ms:7.3f} ms {tflops:5.0f} TFLOP/s, {per_step:7.1f} ms per step")
-            if case in ("fwd x @ w.T", "dgrad dy @ w", "wgrad dy.T @ x"):
+            per_step = _time_product(f"d{depth} {name} {case}", fn, 2 * N * fan_in * fan_out, depth * accum)
+            if per_step is not None and case in ("fwd x @ w.T", "dgrad dy @ w", "wgrad dy.T @ x"):
                 total[case.split()[0]] = total.get(case.split()[0], 0.0) + per_step
     print(
         f"gemm d{depth} blocks per step as autograd runs them: "
@@ -379,19 +383,10 @@ def gemm(depth, B=32, T=2048, accum=8, V=65536, chunk=8192):
         "head wgrad g.T @ x": lambda: g.t() @ x,
     }
     for case, fn in head.items():
-        try:
-            ms = timed(fn, reps=20)
-        except (RuntimeError, TypeError, NotImplementedError) as e:
-            print(f"gemm d{depth} {case}: failed ({str(e).splitlines()[0][:100]})")
-            continue
-        per_step = ms * accum * (N // chunk)
-        print(
-            f"gemm d{depth} {case:32s} {ms:7.3f} ms {2 * chunk * C * V / ms / 1e9:5.0f} TFLOP/s, {per_step:7.1f} ms per step"
-        )
+        _time_product(f"d{depth} {case}", fn, 2 * chunk * C * V, accum * (N // chunk))
     n = 8192
     a, b = torch.randn(n, n, **bf), torch.randn(n, n, **bf)
-    ms = timed(lambda: a @ b, reps=20)
-    print(f"gemm {n}^3 reference: {ms:.3f} ms {2 * n**3 / ms / 1e9:.0f} TFLOP/s")
+    _time_product(f"{n}^3 reference", lambda: a @ b, 2 * n**3, 1)
 
 
 if __name__ == "__main__":
