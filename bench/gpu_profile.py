@@ -167,13 +167,17 @@ def main():
     ops = {}
     if args.shapes:  # the device time under each aten op, by its input shapes: which product is slow
         for evt in prof.key_averages(group_by_input_shape=True):
-            t = getattr(evt, "device_time_total", None) or getattr(evt, "cuda_time_total", 0)
+            # self time: the kernels the op itself launched (a total would add its children's, and count the
+            # cuDNN attention's wrapper and inner op twice)
+            t = getattr(evt, "self_device_time_total", None) or getattr(evt, "self_cuda_time_total", 0)
             if t and re.match(r"aten::(mm|addmm|bmm|baddbmm|_scaled_mm|_scaled_dot|_efficient|_flash|_cudnn)", evt.key):
                 ops[f"{evt.key} {evt.input_shapes}"] = dict(ms=t / 1000.0, calls=evt.count)
     kernels = defaultdict(float)
     for evt in prof.key_averages():
         t = getattr(evt, "device_time_total", None) or getattr(evt, "cuda_time_total", 0)
-        if t and evt.device_type == torch.autograd.DeviceType.CUDA:
+        # with CPU activity on (--shapes), each compiled graph's call is also a GPU range ("## Call CompiledFxGraph
+        # ..."): a span over its kernels, not a kernel, so it is left out of the busy time
+        if t and evt.device_type == torch.autograd.DeviceType.CUDA and not evt.key.startswith("## "):
             kernels[evt.key] += t / 1000.0  # us -> ms
     busy = sum(kernels.values())
     by_cat = defaultdict(float)

@@ -10,6 +10,7 @@
 # vs-classic: same flags, data, tokenizer and seed for both, in one call; cD = classic at depth D (a checkout of
 # karpathy/nanochat 507d542 in .bench-classic/classic, wandb stub in .bench-classic/stubs, its rustbpe wheel in
 # .bench-classic/whl), bD = bundled, bD-key=value = bundled with --key=value (e.g. b20-grad_clip=0.0).
+# BUNDLED_ENV="NAME=value ..." sets environment variables for the bundled runs only (an inductor setting as an A/B).
 # Data: .bench-classic/base (parquet shards + tokenizer.pkl + token_bytes.pt), copied per trainer. Every run compiles
 # cold (own inductor cache). Logs, a JSON summary and the ratios land in $OUT (python bench/gpu_compare.py summary).
 #
@@ -49,7 +50,7 @@ elif [ "$MODE" = "vs-classic" ]; then
         if [ "$WHO" = c ]; then
             (cd "$G/classic" && NANOCHAT_BASE_DIR=$BASE PYTHONPATH=/tmp/site:$G/stubs CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m scripts.base_train --depth=$D $FLAGS 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
         else
-            (NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
+            (env ${BUNDLED_ENV:-} NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
         fi
         rm -rf "$BASE"
         grep -E "step 000(00|10|29)/|Peak memory|EXIT|Error" "$LOG" | grep -v "<|bos|>" | tail -6 || true
