@@ -27,6 +27,12 @@ class LogGrammar:
     torchrun_anchor: bytes = b""
     process_start: re.Pattern | None = None
     process_start_anchor: bytes = b""
+    # (source phase, the training phase that loads its checkpoint), from the profile's phases[].source
+    consumers: tuple[tuple[str, str], ...] = ()
+
+    def consumer_of(self, source: str) -> str | None:
+        """The phase that trains on ``source``'s checkpoint in this era (base -> mid, or sft without mid)."""
+        return next((c for s, c in self.consumers if s == source), None)
 
     def header_phase(self, text: str) -> str | None:
         """The phase an echo header names ("[3/5] Midtraining ..." -> mid), or None."""
@@ -71,7 +77,7 @@ def _anchor(text: Any) -> bytes:
 
 
 @lru_cache(maxsize=16)
-def _compile(name: str, log: tuple) -> LogGrammar:
+def _compile(name: str, log: tuple, consumers: tuple = ()) -> LogGrammar:
     data = dict(log)
     words = data.get("phase_words") or ()
     return LogGrammar(
@@ -86,6 +92,7 @@ def _compile(name: str, log: tuple) -> LogGrammar:
         torchrun_anchor=_anchor(data.get("torchrun_anchor")),
         process_start=_rx(data.get("process_start")),
         process_start_anchor=_anchor(data.get("process_start_anchor")),
+        consumers=consumers,
     )
 
 
@@ -95,6 +102,13 @@ def grammar_for(profile: Any = None) -> LogGrammar:
         from preflight.profiles import load_profile
 
         profile = load_profile("classic")
-    log = (getattr(profile, "data", None) or {}).get("log") or {}
+    data = getattr(profile, "data", None) or {}
+    log = data.get("log") or {}
     frozen = tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in sorted(log.items()))
-    return _compile(getattr(profile, "name", "classic"), frozen)
+    phases = data.get("phases") or {}
+    consumers = tuple(
+        (spec["source"], name)
+        for name, spec in phases.items()
+        if isinstance(spec, dict) and isinstance(spec.get("source"), str) and spec.get("checkpoint_dir")
+    )
+    return _compile(getattr(profile, "name", "classic"), frozen, consumers)

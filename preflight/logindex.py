@@ -35,6 +35,7 @@ from preflight.loglines import (
     END_RES,
     ITERS_RE,
     LAUNCH_ERROR_RE,
+    LOAD_MODEL_RE,
     MARKER_RE,
     NOT_PLAIN_RE,
     OOM_KILL_RE,
@@ -52,6 +53,7 @@ from preflight.loglines import (
     STEP_BYTES_RE,
     STEP_IN_PATH_RE,
     TORCHRUN_FAILED_RE,
+    TRAINER_SETUP_RE,
     VAL_RE,
     WORLD_RE,
     parse_number,
@@ -62,6 +64,7 @@ from preflight.logrecords import Event, LogIndex, Segment, TracebackRecord
 from preflight.logtracebacks import MAX_LINE, TracebackReader
 from preflight.phases import (
     CKPT_DIR_RE,
+    DIR_WORD_PHASE,
     MARKER_NAMES,
     SCRIPT_PHASE,
     script_of_dir_word,
@@ -135,6 +138,17 @@ class _Indexer(TracebackReader):
             seg.script = script
         seg.content = True
         return seg
+
+    def _name_by_load(self, seg: Segment, line: int) -> None:
+        """A trainer that loaded a phase's checkpoint trains the phase the era builds on it (mid on base's):
+        the evidence of a process that only printed its setup before it hung or died (karpathy/nanochat
+        issue 92). Evaluations load checkpoints too, but print no trainer setup; base_train's resume
+        loads without this log line."""
+        if seg.script is not None or seg.loaded is None or not seg.trainer_setup or seg.resume_from is not None:
+            return
+        consumer = self.grammar.consumer_of(seg.loaded.data["source"])
+        if consumer:
+            self._evidence(self._script_for("mid") if consumer == "mid" else train_script_of(consumer), line)
 
     # block processing -------------------------------------------------------------------------
     def block(self, buf: bytes, start: int, end: int, runs: list[steplines.Run] | None = None) -> None:
@@ -363,6 +377,19 @@ class _Indexer(TracebackReader):
         if mr:
             seg.resume_from = int(mr.group(1))
             seg.content = True
+            return
+        ml = LOAD_MODEL_RE.search(s)
+        if ml:
+            seg.content = True
+            mdir = CKPT_DIR_RE.search(ml.group(1))
+            if mdir and seg.loaded is None:
+                data = {"source": DIR_WORD_PHASE[mdir.group(1)], "step": int(ml.group(2)), "path": ml.group(1)}
+                seg.loaded = Event("load", line, s, data)
+                self._name_by_load(seg, line)
+            return
+        if TRAINER_SETUP_RE.search(s):
+            seg.content = seg.trainer_setup = True
+            self._name_by_load(seg, line)
             return
         mp = PARAMS_RE.search(s)
         if mp and seg.params is None:

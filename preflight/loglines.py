@@ -26,6 +26,7 @@ ANCHOR_RE = re.compile(
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
+    rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank"
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -57,6 +58,13 @@ WORLD_RE = re.compile(r"Distributed world size: (\d+)")
 ITERS_RE = re.compile(r"Calculated number of iterations[^:]*: ([\d,]+)")
 RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
 RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
+# nanochat.checkpoint_manager's log line when a script loads a phase's checkpoint (every era)
+LOAD_MODEL_RE = re.compile(r"Loading model from (\S+) with step (\d+)")
+# lines only a trainer prints while it sets up: its batch arithmetic (base, mid, SFT in later eras; classic
+# SFT's own wording) and the Muon optimizer's parameter groups (eras up to early 2026)
+TRAINER_SETUP_RE = re.compile(
+    r"=> (?:gradient accumulation steps|Setting grad accum steps): \d+|^Muon: Grouping |^Tokens / micro-batch / rank: "
+)
 PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
 END_RES = {
     "peak_memory": re.compile(r"Peak memory usage: ([\d.]+)\s*MiB"),

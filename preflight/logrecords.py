@@ -142,6 +142,8 @@ class Segment:
     placed_by_step: int | None = None  # the batch-script step it was paired with (logset.align_with_steps)
     content: bool = False  # saw anything besides start lines
     first_eval: int | None = None  # line of its first evaluation (step 0's comes before the first training step)
+    loaded: Event | None = None  # "Loading model from <phase>_checkpoints/..." (data: source phase, step, path)
+    trainer_setup: bool = False  # printed a line only a trainer prints while it sets up
 
     @property
     def last_step(self) -> StepRecord | None:

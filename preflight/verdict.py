@@ -367,6 +367,33 @@ def _mark_hung(ctx: Any, verdicts: list[PhaseVerdict]) -> None:
                 v.evidence.append(where)
 
 
+def _mark_loaded(logs: Any, verdicts: list[PhaseVerdict]) -> None:
+    """A phase missing from the logs whose checkpoint a process in them loaded was done before them (issue 92's
+    log starts at midtraining, which loaded base's step 21400): so were the phases before it, which it needed.
+    The resume plan then starts after it, not at the tokenizer."""
+    names = [v.name for v in verdicts]
+    loads = [
+        (seg.path, seg.loaded)
+        for seg in (logs.segments if logs is not None else [])
+        if seg.loaded is not None and seg.loaded.data["source"] in names
+    ]
+    if not loads:
+        return
+    last = max(names.index(e.data["source"]) for _, e in loads)
+    for v in verdicts[: last + 1]:
+        if v.status != "not-run" or not v.expected:
+            continue
+        own = next(((p, e) for p, e in loads if e.data["source"] == v.name), None)
+        path, event = own or next((p, e) for p, e in loads if names.index(e.data["source"]) > names.index(v.name))
+        data = event.data
+        if own:
+            v.cause = f"done before these logs: its step-{data['step']} checkpoint was loaded ({data['path']})"
+        else:
+            v.cause = f"done before these logs: a later phase ran on it ({data['source']}'s checkpoint was loaded)"
+        v.status = "done"
+        v.evidence.append(f"{path}:{event.line}")
+
+
 def phases_fact(ctx: Any) -> Phases:
     from preflight.ckpt import expected_phases, get_profile
 
@@ -394,6 +421,7 @@ def phases_fact(ctx: Any) -> Phases:
         if v.expected:
             v.expected = phase in expected or phase in started
         verdicts.append(v)
+    _mark_loaded(logs, verdicts)
     _mark_hung(ctx, verdicts)
     first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial")), None)
     if first_bad is not None:

@@ -176,7 +176,8 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
     ``Overriding:``/startup lines) but logged no training step and left no traceback in the logs
     read: it died during setup, and its traceback is in a stderr file postflight did not get.
     The finding names that file (the .err beside the .out, or the script's ``--error`` pattern).
-    A phase whose traceback was read is reported by phase-crashed instead.
+    A phase whose traceback was read is reported by phase-crashed instead, and one that went silent
+    before the job ended (a hang, LOG010) by job-hung.
 
     Why it matters: stdout then ends with ``Autodetected device type: cuda``; the cause is in the
     stderr file (often a data download or an assertion), not in the missing steps, and not in
@@ -194,7 +195,8 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
 
     note = stderr_note(logs)
     stepped = {s.phase for s in logs.segments if s.step_lines}
-    reported = set()
+    hung = ctx.get("silence", None)
+    reported = {hung.phase} if hung is not None and not hung.finished_phase else set()
     for ix in logs.logs:
         for seg in ix.segments:
             if (

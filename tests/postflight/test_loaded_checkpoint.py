@@ -1,0 +1,76 @@
+"""A process that loaded a phase's checkpoint and set up a trainer, then hung or died before its first step.
+
+The shape is karpathy/nanochat issue 92, in our own words: the log of a midtraining run that printed only
+its setup (no echo header, no step line) and then nothing for 12 hours. Its one line of phase evidence is
+nanochat's own "Loading model from .../base_checkpoints/d20 with step 21400", followed by lines only a
+trainer prints: so it is midtraining (the phase the era trains on base's checkpoint), base and the tokenizer
+were done before this log, and the run resumes at mid, not at the tokenizer."""
+
+from __future__ import annotations
+
+import json
+
+LOAD = (
+    "{t} - nanochat.checkpoint_manager - INFO - No model tag provided, guessing model tag: d20\n"
+    "{t} - nanochat.checkpoint_manager - INFO - Loading model from {base}/{src}_checkpoints/d20 with step 21400\n"
+    "{t} - nanochat.checkpoint_manager - INFO - Building model with config: {{'n_layer': 20, 'n_embd': 1280}}\n"
+)
+TRAINER_SETUP = (
+    "Tokens / micro-batch / rank: 32 x 2048 = 65,536\n"
+    "Total batch size 524,288 => gradient accumulation steps: 1\n"
+    "Muon: Grouping 20 params of shape torch.Size([5120, 1280]), device cuda:0, dtype torch.float32\n"
+)
+CANCEL = "slurmstepd: error: *** JOB 4242 ON gpu01 CANCELLED AT {at} DUE TO TIME LIMIT ***\n"
+
+
+def _verify(cli, log):
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=log.parent)  # no checkout here
+    report = json.loads(proc.stdout)
+    return report, {c["code"]: c for c in report["checks"]}, {p["name"]: p for p in report["phases"]}
+
+
+def test_issue_92s_log_is_midtraining_that_hung_after_base_was_done(tmp_path, cli):
+    log = tmp_path / "slurm-4242.out"
+    load = LOAD.format(t="2025-10-16 19:59:50,381", base="/root/.cache/nanochat", src="base")
+    log.write_text("Overriding: run = d20-mid\n" + load + TRAINER_SETUP + CANCEL.format(at="2025-10-17T08:00:02"))
+    report, checks, phases = _verify(cli, log)
+    (hung,) = [f["message"] for f in checks["LOG010"]["findings"]]
+    assert hung.startswith("mid wrote nothing for the last 12h00m before the time limit before its first step"), hung
+    assert phases["mid"]["status"] == "failed" and phases["mid"]["cause"].endswith("hung")
+    # not "died during setup; the traceback is in the .err": it hung, and LOG010 says so
+    assert not checks["LOG003"]["findings"]
+    base = phases["base"]
+    assert base["status"] == "done" and base["evidence"] == [f"{log}:3"]
+    assert base["cause"] == (
+        "done before these logs: its step-21400 checkpoint was loaded (/root/.cache/nanochat/base_checkpoints/d20)"
+    )
+    assert phases["tokenizer"]["status"] == "done"
+    assert report["resume"]["phase"] == "mid"
+    assert (
+        report["resume"]["commands"][0]
+        == "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --run=d20-mid"
+    )
+
+
+def test_in_an_era_without_midtraining_the_same_shape_is_sft(tmp_path, cli):
+    # chat_sft of 2026 (no midtraining) loads base's checkpoint; its own lines name the era
+    log = tmp_path / "sft.out"
+    era = "COMPUTE_DTYPE: torch.bfloat16 (auto-detected)\nInherited max_seq_len=2048 from pretrained checkpoint\n"
+    load = LOAD.format(t="2026-07-05 10:00:01,200", base="/scratch/nc", src="base")
+    log.write_text(era + load + TRAINER_SETUP + CANCEL.format(at="2026-07-05T14:00:02"))
+    report, checks, phases = _verify(cli, log)
+    assert report["profile"]["name"] == "current", report["profile"]
+    assert phases["sft"]["status"] == "failed" and phases["mid"]["status"] == "not-run"
+    assert [f["message"][:4] for f in checks["LOG010"]["findings"]] == ["sft "]
+    assert report["resume"]["phase"] == "sft"
+
+
+def test_an_evaluation_that_loads_a_checkpoint_is_not_a_trainer(tmp_path, cli):
+    # chat_eval -i mid loads mid's checkpoint but sets up no trainer: it is not SFT, and mid was done before
+    log = tmp_path / "eval.out"
+    load = LOAD.format(t="2025-10-16 19:59:50,381", base="/scratch/nc", src="mid")
+    log.write_text(load + CANCEL.format(at="2025-10-17T08:00:02"))
+    report, _checks, phases = _verify(cli, log)
+    assert phases["sft"]["status"] == "not-run"
+    assert phases["mid"]["status"] == "done" and phases["base"]["status"] == "done"
+    assert not any(p["phase"] == "sft" for p in report["timeline"]["processes"])
