@@ -148,7 +148,7 @@ class _Indexer(TracebackReader):
             return
         consumer = self.grammar.consumer_of(seg.loaded.data["source"])
         if consumer:
-            self._evidence(self._script_for("mid") if consumer == "mid" else train_script_of(consumer), line)
+            self._evidence(train_script_of(consumer), line)
 
     # block processing -------------------------------------------------------------------------
     def block(self, buf: bytes, start: int, end: int, runs: list[steplines.Run] | None = None) -> None:
@@ -382,10 +382,14 @@ class _Indexer(TracebackReader):
         if ml:
             seg.content = True
             mdir = CKPT_DIR_RE.search(ml.group(1))
-            if mdir and seg.loaded is None:
-                data = {"source": DIR_WORD_PHASE[mdir.group(1)], "step": int(ml.group(2)), "path": ml.group(1)}
-                seg.loaded = Event("load", line, s, data)
-                self._name_by_load(seg, line)
+            if mdir:
+                source = DIR_WORD_PHASE[mdir.group(1)]
+                seg.load_sources.add(source)
+                if seg.loaded is None:
+                    seg.loaded = Event(
+                        "load", line, s, {"source": source, "step": int(ml.group(2)), "path": ml.group(1)}
+                    )
+                    self._name_by_load(seg, line)
             return
         if TRAINER_SETUP_RE.search(s):
             seg.content = seg.trainer_setup = True

@@ -143,6 +143,7 @@ class Segment:
     content: bool = False  # saw anything besides start lines
     first_eval: int | None = None  # line of its first evaluation (step 0's comes before the first training step)
     loaded: Event | None = None  # "Loading model from <phase>_checkpoints/..." (data: source phase, step, path)
+    load_sources: set[str] = field(default_factory=set)  # the phases of every checkpoint it loaded
     trainer_setup: bool = False  # printed a line only a trainer prints while it sets up
 
     @property

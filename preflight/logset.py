@@ -353,6 +353,7 @@ def logs_fact(ctx: Any) -> LogSet:
     companions, result.streams = find_streams(ctx, given) if given else ([], None)
     for path, _why in companions:
         result.logs.append(index(path))
+    pair_setup_with_load(result, grammar)
     js = ctx.get("jobscript", None)
     if js is not None and js.steps and profile is not None:
         for ix in result.logs:
@@ -360,6 +361,32 @@ def logs_fact(ctx: Any) -> LogSet:
     if not result.logs and not result.missing:
         raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
     return result
+
+
+def pair_setup_with_load(logs: LogSet, grammar: Any) -> None:
+    """A job with separate streams splits a trainer's setup evidence in two: stdout has its batch arithmetic,
+    stderr (python logging) the checkpoint it loaded. When a job's stderr loaded one phase's checkpoints only
+    and its stdout holds exactly one unnamed process that set up a trainer, that process trains the phase the
+    era builds on that checkpoint (issue 92's hung midtraining, run with --error)."""
+    from preflight.phases import train_script_of
+
+    by_path = {os.path.abspath(ix.path): ix for ix in logs.logs}  # a given log may be relative, its .err not
+    for out in logs.logs:
+        path = os.path.abspath(out.path)
+        err = next((by_path.get(path[: -len(o)] + e) for o, e in SIBLING_SUFFIXES if path.endswith(o)), None)
+        if err is None:
+            continue
+        sources = {src for seg in err.segments for src in seg.load_sources}
+        consumer = grammar.consumer_of(next(iter(sources))) if len(sources) == 1 else None
+        if consumer is None or any(seg.phase == consumer for ix in (out, err) for seg in ix.segments):
+            continue
+        setups = [
+            seg
+            for seg in out.segments
+            if seg.script is None and seg.marker is None and seg.trainer_setup and seg.resume_from is None
+        ]
+        if len(setups) == 1:
+            setups[0].script = train_script_of(consumer)
 
 
 def iter_segments(logs: LogSet, phase: str) -> Iterator[Segment]:

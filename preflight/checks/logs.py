@@ -302,6 +302,10 @@ def time_limit_cancel(logs, ctx) -> Iterator[Finding]:
     for ix, ev in logs.slurm_events("cancel"):
         if "TIME" in ev.data.get("due", ""):
             seg = next((s for s in reversed(ix.segments) if s.start_line <= ev.line), None)
+            if (seg is None or seg.phase is None) and len(logs.logs) > 1:
+                # slurmstepd wrote the cancel into the .err: the phase is the job's last one, from its other logs
+                started = [p for p in logs.started_phases() if p in TRAIN_PHASES]
+                seg = logs.by_phase(started[-1])[-1] if started and logs.by_phase(started[-1]) else seg
             phase = seg.phase if seg else None
             last = seg.last_step.step if seg and seg.last_step else None
             yield Finding(

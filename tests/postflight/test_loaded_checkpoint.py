@@ -9,6 +9,8 @@ were done before this log, and the run resumes at mid, not at the tokenizer."""
 from __future__ import annotations
 
 import json
+import os
+from datetime import datetime
 
 LOAD = (
     "{t} - nanochat.checkpoint_manager - INFO - No model tag provided, guessing model tag: d20\n"
@@ -74,3 +76,26 @@ def test_an_evaluation_that_loads_a_checkpoint_is_not_a_trainer(tmp_path, cli):
     assert phases["sft"]["status"] == "not-run"
     assert phases["mid"]["status"] == "done" and phases["base"]["status"] == "done"
     assert not any(p["phase"] == "sft" for p in report["timeline"]["processes"])
+
+
+def test_with_separate_streams_the_setup_and_the_load_are_paired(tmp_path, cli):
+    # the same job with #SBATCH --error: python logging (the load line) went to the .err, the trainer's
+    # prints to the .out; SLURM's cancel line to the .err
+    out, err = tmp_path / "mid-4242.out", tmp_path / "mid-4242.err"
+    out.write_text("Overriding: run = d20-mid\nAutodetected device type: cuda\n" + TRAINER_SETUP)
+    load = LOAD.format(t="2025-10-16 19:59:50,381", base="/root/.cache/nanochat", src="base")
+    err.write_text(load + CANCEL.format(at="2025-10-17T08:00:02"))
+    at = datetime.fromisoformat("2025-10-16T19:59:52").timestamp()
+    os.utime(out, (at, at))
+    report, checks, phases = _verify(cli, out)
+    assert phases["mid"]["status"] == "failed" and phases["base"]["status"] == "done"
+    (hung,) = [f["message"] for f in checks["LOG010"]["findings"]]
+    assert hung.startswith("mid wrote nothing for the last 12h00m before the time limit"), hung
+    (cancel,) = checks["LOG006"]["findings"]
+    assert cancel["message"].startswith("job cancelled at the time limit during mid;"), cancel["message"]
+    assert report["resume"]["phase"] == "mid"
+    # an .err whose loads name two phases (a speedrun's evaluations and trainers) pairs nothing
+    err.write_text(load + load.replace("base_checkpoints", "mid_checkpoints") + CANCEL.format(at="2025-10-17T08:00:02"))
+    _report, checks, phases = _verify(cli, out)
+    assert phases["mid"]["status"] != "failed"
+    assert [f["message"][:9] for f in checks["LOG010"]["findings"]] == ["the job w"]
