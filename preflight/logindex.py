@@ -56,6 +56,7 @@ from preflight.loglines import (
     TRAINER_SETUP_RE,
     VAL_RE,
     WORLD_RE,
+    parse_int,
     parse_number,
     parse_step,
     strip_ansi,
@@ -244,7 +245,7 @@ class _Indexer(TracebackReader):
             return False
         total = m.group(style + "_total") if style != "mid" else None
         if total and not seg.planned_steps:
-            seg.planned_steps = int(total)
+            seg.planned_steps = parse_int(total)
         seg._last_raw = (raw, line)
         return True
 
@@ -325,7 +326,7 @@ class _Indexer(TracebackReader):
         if g.torchrun_exitcode is not None and self.last_failed is not None:
             mx = g.torchrun_exitcode.match(text)
             if mx:
-                self.last_failed.data.setdefault("exitcode", int(mx.group(1)))
+                self.last_failed.data.setdefault("exitcode", parse_int(mx.group(1)))
                 return
         if "Autodetected device" in s:
             md = DEVICE_RE.search(s)
@@ -337,7 +338,7 @@ class _Indexer(TracebackReader):
         if mw:
             if seg.content or seg.world_size:
                 seg = self._start(line)
-            seg.world_size = int(mw.group(1))
+            seg.world_size = parse_int(mw.group(1))
             return
         if s.startswith(("Step ", "step ")):
             mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)
@@ -347,8 +348,9 @@ class _Indexer(TracebackReader):
                 val = parse_number(mv.group(3) if mv.re is VAL_RE else mv.group(2))
                 if _nonfinite(val) and seg.nan_loss is None:
                     seg.nan_loss = Event("nan-loss", line, s)
-                if self.series is not None and mv.re is VAL_RE:
-                    self.series.val(seg, int(mv.group(1)), mv.group(2), val)
+                step = parse_int(mv.group(1))
+                if self.series is not None and mv.re is VAL_RE and step is not None:
+                    self.series.val(seg, step, mv.group(2), val)
                 return
             rec = parse_step(s, line)
             if rec is not None:
@@ -366,29 +368,28 @@ class _Indexer(TracebackReader):
         mi = ITERS_RE.search(s)
         if mi:
             seg = self._evidence("base_train", line)
-            seg.planned_steps = int(mi.group(1).replace(",", ""))
+            seg.planned_steps = parse_int(mi.group(1))
             return
         mr = RL_STEPS_RE.search(s)
         if mr:
             seg = self._evidence("chat_rl", line)
-            seg.planned_steps = int(mr.group(1).replace(",", ""))
+            seg.planned_steps = parse_int(mr.group(1))
             return
         mr = RESUME_RE.search(s)
         if mr:
-            seg.resume_from = int(mr.group(1))
+            seg.resume_from = parse_int(mr.group(1))
             seg.content = True
             return
         ml = LOAD_MODEL_RE.search(s)
         if ml:
             seg.content = True
             mdir = CKPT_DIR_RE.search(ml.group(1))
-            if mdir:
+            step = parse_int(ml.group(2))
+            if mdir and step is not None:
                 source = DIR_WORD_PHASE[mdir.group(1)]
                 seg.load_sources.add(source)
                 if seg.loaded is None:
-                    seg.loaded = Event(
-                        "load", line, s, {"source": source, "step": int(ml.group(2)), "path": ml.group(1)}
-                    )
+                    seg.loaded = Event("load", line, s, {"source": source, "step": step, "path": ml.group(1)})
                     self._name_by_load(seg, line)
             return
         if TRAINER_SETUP_RE.search(s):
@@ -397,7 +398,7 @@ class _Indexer(TracebackReader):
             return
         mp = PARAMS_RE.search(s)
         if mp and seg.params is None:
-            seg.params = int(mp.group(1).replace(",", ""))
+            seg.params = parse_int(mp.group(1))
             return
         for name, rx in END_RES.items():
             me = rx.search(s)
@@ -417,13 +418,20 @@ class _Indexer(TracebackReader):
                 seg = self._evidence(script_of_dir_word(mdir.group(1)), line)
             seg.content = True
             seg.saves.append(
-                Event("save", line, s, {"kind": kind, "path": target, "step": int(mstep.group(1)) if mstep else None})
+                Event(
+                    "save",
+                    line,
+                    s,
+                    {"kind": kind, "path": target, "step": parse_int(mstep.group(1)) if mstep else None},
+                )
             )
             return
         md = DOWNLOAD_DONE_RE.search(s)
         if md:
             seg = self._evidence("dataset", line)
-            seg.downloads.append(Event("download", line, s, {"done": int(md.group(1)), "total": int(md.group(2))}))
+            done, total = parse_int(md.group(1)), parse_int(md.group(2))
+            if done is not None and total is not None:
+                seg.downloads.append(Event("download", line, s, {"done": done, "total": total}))
             return
         if DOWNLOAD_START_RE.search(s):
             self._evidence("dataset", line)

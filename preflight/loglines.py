@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from preflight.logrecords import StepRecord
+from preflight.units import MAX_INT_DIGITS, parse_int  # noqa: F401 (the log readers take them from here)
 
 # every terminal escape, not only colours: CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST: window titles,
 # hyperlinks, clipboard writes), other two-byte escapes; and the C0 controls that are not layout
@@ -145,28 +146,23 @@ def parse_number(text: str | None) -> float | None:
 
 
 def parse_step(text: str, line: int) -> StepRecord | None:
-    """Parse one training step line of any era; None if it is not one."""
+    """Parse one training step line of any era; None if it is not one (or its step is no number)."""
     m = STEP_BASE_RE.match(text)
     if m:
-        rec = StepRecord(
-            int(m.group(1)), int(m.group(2)), parse_number(m.group(4)), line, "base", pct=parse_number(m.group(3))
-        )
+        step, total, loss, style, pct = m.group(1), m.group(2), m.group(4), "base", m.group(3)
+    elif m := STEP_MID_RE.match(text):
+        step, total, loss, style, pct = m.group(1), None, m.group(3), "mid", m.group(2)
+    elif m := STEP_SFT_RE.match(text):
+        step, total, loss, style, pct = m.group(1), m.group(2), m.group(3), "sft", None
+    elif m := STEP_RL_RE.match(text):
+        ml = STEP_RL_LOSS_RE.search(text)
+        step, total, loss, style, pct = m.group(1), m.group(2), ml.group(1) if ml else None, "rl", None
     else:
-        m = STEP_MID_RE.match(text)
-        if m:
-            rec = StepRecord(int(m.group(1)), None, parse_number(m.group(3)), line, "mid", pct=parse_number(m.group(2)))
-        else:
-            m = STEP_SFT_RE.match(text)
-            if m:
-                rec = StepRecord(int(m.group(1)), int(m.group(2)), parse_number(m.group(3)), line, "sft")
-            else:
-                m = STEP_RL_RE.match(text)
-                if not m:
-                    return None
-                ml = STEP_RL_LOSS_RE.search(text)
-                rec = StepRecord(
-                    int(m.group(1)), int(m.group(2)), parse_number(ml.group(1)) if ml else None, line, "rl"
-                )
+        return None
+    step_n, total_n = parse_int(step), parse_int(total)
+    if step_n is None or (total is not None and total_n is None):
+        return None
+    rec = StepRecord(step_n, total_n, parse_number(loss), line, style, pct=parse_number(pct))
     for name, rx in FIELD_RES.items():
         mf = rx.search(text)
         if mf and name != "epoch":

@@ -18,6 +18,7 @@ from preflight.loglines import (
     RANK_NUM_RE,
     RANK_PREFIX_RE,
     SCRIPT_IN_PATH_RE,
+    parse_int,
 )
 from preflight.logrecords import Segment, TracebackRecord
 from preflight.phases import SCRIPT_PHASE
@@ -54,8 +55,8 @@ class TracebackReader:
             return
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path)
         mr = RANK_NUM_RE.search(rank)
-        if mr:
-            rec.ranks.append(int(mr.group(1)))
+        if mr and parse_int(mr.group(1)) is not None:
+            rec.ranks.append(parse_int(mr.group(1)))
         self.tb[rank] = (rec, 0)
 
     def _traceback_lines(self, buf: bytes, pos: int, end: int) -> int:
@@ -88,7 +89,7 @@ class TracebackReader:
             if text[:1].isspace():
                 mf = FRAME_RE.match(text)
                 if mf and len(rec.frames) < 64:
-                    rec.frames.append((mf.group(1), int(mf.group(2))))
+                    rec.frames.append((mf.group(1), parse_int(mf.group(2)) or 0))
                     ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
                     if ms and ms.group(1) in SCRIPT_PHASE:
                         rec.script = rec.script or ms.group(1)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.loglines import RANK_PREFIX_RE
+from preflight.units import parse_int
 
 _NCCL_RANK = re.compile(r"\[(?:PG [^\]]*?)?Rank (\d+)\]")
 # a failure of this rank that another rank caused: the collective it waited in broke or timed out
@@ -103,7 +104,7 @@ def analyze(lines: Iterable[tuple[int, str]]) -> RankReport:
     for no, raw in lines:
         text = raw.rstrip("\n")
         m = RANK_PREFIX_RE.match(text)
-        rank = int(m.group(1)) if m else None
+        rank = parse_int(m.group(1)) if m else None
         body = text[m.end() :].lstrip() if m else text
         if rank is not None:
             rep.ranks_seen.add(rank)
@@ -111,7 +112,7 @@ def analyze(lines: Iterable[tuple[int, str]]) -> RankReport:
         if CASCADE.search(body):
             r = rank
             if r is None and (nm := _NCCL_RANK.search(body)):
-                r = int(nm.group(1))
+                r = parse_int(nm.group(1))
             if r is not None:
                 rep.ranks_seen.add(r)
             if r is not None and ("Watchdog caught" in body or "watchdog thread terminated" in body):
@@ -151,7 +152,7 @@ def analyze(lines: Iterable[tuple[int, str]]) -> RankReport:
 
 def _torchrun_failure(rep: RankReport, seen: set, fields: dict[str, str], line: int) -> None:
     rm = re.match(r"(\d+)", fields.get("rank", ""))
-    rank = int(rm.group(1)) if rm else None
+    rank = parse_int(rm.group(1)) if rm else None
     code = (fields.get("exitcode") or "").split()[0] if fields.get("exitcode") else ""
     sig = _SIGNALS.get(code)
     cause = f"exit {code}" + (f" ({sig})" if sig else "")

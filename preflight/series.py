@@ -110,9 +110,13 @@ def _first(row: tuple[float, ...]) -> float:
 def _convert(raw: list[tuple[bytes, ...]], val: list[tuple[int, float, str]]) -> list[tuple[float, ...]]:
     """The fast path's byte groups as (step, loss, lrm, dt_ms, tok/s, mfu) rows (validation rows go to
     ``val``). Plain float() per cell: numpy's bytes-to-float conversion measured slower."""
+    from preflight.loglines import MAX_INT_DIGITS
+
     nan = math.nan
     out = []
     for g in raw:
+        if len(g[0] or g[6] or g[9] or b"") > MAX_INT_DIGITS:  # no step number (int() refuses 4,300+ digits)
+            continue
         try:
             if g[0]:
                 out.append(
@@ -296,6 +300,8 @@ class RunSeries:
 
 def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: Iterable[str] = ()) -> RunSeries:
     """Group the collected points by phase, with the plan, checkpoints and the verdict of each."""
+    from preflight.loglines import MAX_INT_DIGITS
+
     out = RunSeries()
     collectors = getattr(logs, "series", None) or {}
     for phase in train_phases:
@@ -324,7 +330,7 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
                 cols = pts.columns()
                 # the first NaN among the points (where sampled, the first sampled one), and the index's
                 steps = [int(x) for x, y in zip(cols["step"], cols["loss"], strict=False) if y != y][:1]
-                steps += [int(m.group(1))] if m else []
+                steps += [int(m.group(1))] if m and len(m.group(1)) <= MAX_INT_DIGITS else []
                 if steps and (ps.nan_step is None or min(steps) < ps.nan_step):
                     ps.nan_step = min(steps)
         verdict = phases.get(phase) if phases is not None else None

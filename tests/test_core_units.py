@@ -24,3 +24,12 @@ from preflight.units import duration
 )
 def test_duration(seconds, text):
     assert duration(seconds) == text
+
+
+def test_parse_int_reads_what_scripts_and_logs_write():
+    from preflight.units import MAX_INT_DIGITS, parse_int
+
+    assert [parse_int(t) for t in ("8", "21,400", "-9", b"65536", "007")] == [8, 21400, -9, 65536, 7]
+    # not a whole number: None, never an exception
+    for text in (None, "", "-", "1.5", "1e3", "x8", "8x", "\u00b2", "\u0663", "9" * (MAX_INT_DIGITS + 1), "9" * 5000):
+        assert parse_int(text) is None, text

@@ -8,6 +8,7 @@ from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.plan import shard_rule
 from preflight.registry import check
+from preflight.units import parse_int
 
 MAX_LISTED = 20
 
@@ -30,8 +31,9 @@ def _script_downloads(ctx, profile) -> tuple[int | None, int | None, bool]:
         if inv.module != mod:
             continue
         f = inv.flag("n", "num-shards", "num_shards", "num_files")
-        if f is not None and f.value and f.value.isdigit() and (best[0] is None or int(f.value) > best[0]):
-            best = (int(f.value), inv.line, "build" in inv.args)
+        n = parse_int(f.value) if f is not None and f.value and f.value.isdigit() else None
+        if n is not None and (best[0] is None or n > best[0]):
+            best = (n, inv.line, "build" in inv.args)
     return best
 
 

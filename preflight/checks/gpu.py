@@ -11,6 +11,7 @@ from preflight.model_size import GIB, memory_estimate_bytes, model_shape
 from preflight.phases import TRAIN_PHASES
 from preflight.plan import requested_gpu, world_size_from
 from preflight.registry import check
+from preflight.units import parse_int
 
 
 def _training_invocations(script, profile):
@@ -33,7 +34,7 @@ def _value(script, inv, job_env, key, spec, profile, entry=None):
         v = script.expand(f.value, inv.line, inv.file, job_env.env) if "$" in f.value else f.value
         try:
             return int(float(v)), f"--{f.key}={f.value}"
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # "inf", or more digits than a float holds
             return None, ""
     if entry is not None and entry.ok:  # the checkout's own default wins over the era's
         opt = entry.spelled(key)
@@ -156,9 +157,9 @@ def visible_gpus_mismatch(ctx, script, job_env) -> Iterator[Finding]:
         if not raw:
             continue
         n = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
-        if not n or not n.isdigit():
+        n = parse_int(n) if n and n.isdigit() else None
+        if n is None:
             continue
-        n = int(n)
         if n > visible:
             yield Finding(
                 f"torchrun starts {n} processes but only {visible} GPU(s) are visible{source}; ranks {visible}.. crash "
@@ -183,8 +184,9 @@ def _gpu_memory(ctx) -> tuple[int | None, str]:
         g = min(gpus, key=lambda g: g.memory_bytes)
         return g.memory_bytes, g.name
     cfg = ctx.config.get("gpu") or {}
-    if cfg.get("memory-gib"):
-        return int(float(cfg["memory-gib"]) * GIB), cfg.get("type", "configured GPU")
+    memory = cfg.get("memory-gib")
+    if isinstance(memory, (int, float)) and not isinstance(memory, bool) and 0 < memory < float("inf"):
+        return int(memory * GIB), cfg.get("type", "configured GPU")
     from preflight.gputable import by_name
 
     model = by_name(str(cfg["type"])) if cfg.get("type") else None

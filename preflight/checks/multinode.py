@@ -11,6 +11,7 @@ from preflight.model import Finding, Severity
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE
 from preflight.script.sbatch import count
+from preflight.units import parse_int
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "ip6-localhost"}
 # text that ties a host to the allocation: its node list, SLURM's own name for the head node
@@ -79,10 +80,9 @@ def _tasks_per_node(opts: dict[str, str], job_env, nodes: int) -> int | None:
 
 def _nnodes_range(text: str) -> tuple[int, int] | None:
     m = re.fullmatch(r"(\d+)(?::(\d+))?", text.strip())
-    if not m:
-        return None
-    lo = int(m.group(1))
-    return lo, int(m.group(2) or lo)
+    lo = parse_int(m.group(1)) if m else None
+    hi = parse_int(m.group(2)) if m and m.group(2) else lo
+    return (lo, hi) if lo is not None and hi is not None else None
 
 
 @check("SB030", "nodes-launch-mismatch", severity="error")
@@ -246,9 +246,16 @@ def rendezvous_unreachable(script, job_env) -> Iterator[Finding]:
         elif host is None and "$" in host_raw and not _FROM_ALLOCATION.search(origin):
             pass  # a value preflight cannot see (set outside the script): nothing to judge
         port_txt = _value(script, inv, port_raw, job_env) if port_raw else None
-        if port_txt and port_txt.isdigit():
-            port = int(port_txt)
-            if port < 1024:
+        port = parse_int(port_txt) if port_txt and port_txt.isdigit() else None
+        if port is not None:
+            if port > 65535:
+                yield Finding(
+                    f"rendezvous port {port} is no TCP port (0-65535): torchrun cannot listen on it",
+                    path=path,
+                    line=inv.line,
+                    fix="use a port of 1024 to 65535, e.g. 29500",
+                )
+            elif port < 1024:
                 yield Finding(
                     f"rendezvous port {port} is privileged: a user's torchrun cannot listen on it",
                     path=path,

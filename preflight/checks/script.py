@@ -13,6 +13,7 @@ from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
 from preflight.registry import check
 from preflight.script.tree import iter_commands
+from preflight.units import parse_int
 
 
 def _p(script, inv_or_cmd=None) -> str:
@@ -156,7 +157,7 @@ def _resolved_nproc(script, inv, job_env) -> int | None:
     if raw is None:
         return None
     val = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
-    return int(val) if val and val.isdigit() else None
+    return parse_int(val) if val and val.isdigit() else None
 
 
 def _nproc_source(script, inv) -> str:
@@ -307,7 +308,7 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
         return  # whether it reaches the trainer is signal-not-delivered's question
     inv = trainers[0]
     save = inv.flag("save_every", "save-every")
-    if save is not None and save.value and save.value.lstrip("-").isdigit() and int(save.value) > 0:
+    if save is not None and save.value and save.value.lstrip("-").isdigit() and (parse_int(save.value) or 0) > 0:
         return
     from preflight.checkout import SETTING_SINCE, setting_flag
     from preflight.checks.flags import checkout_or_none
@@ -569,7 +570,7 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
             fix=f"#SBATCH --time={part.get('MaxTime')} or another partition",
         )
     max_nodes = part.get("MaxNodes", "UNLIMITED")
-    if max_nodes.isdigit() and job_env.nodes > int(max_nodes):
+    if max_nodes.isdigit() and job_env.nodes > (parse_int(max_nodes) or 0):
         yield Finding(
             f"--nodes={job_env.nodes} exceeds partition {part_name}'s MaxNodes={max_nodes}",
             path=str(script.path),

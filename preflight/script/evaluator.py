@@ -22,6 +22,7 @@ from typing import Any
 from preflight.script.conditions import Conditions
 from preflight.script.model import MAX_VALUE_CHARS, appended
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
+from preflight.units import parse_int
 
 
 class _Unknown:
@@ -152,7 +153,7 @@ class Evaluator(Conditions):
                 return UNKNOWN
             if self.positional is None:
                 return UNKNOWN
-            i = int(name) - 1
+            i = (parse_int(name) or len(self.positional) + 1) - 1  # $99999...: past any argument
             return self.positional[i] if i < len(self.positional) else None
         if name == "#":
             return UNKNOWN if self.positional is None else str(len(self.positional))
@@ -420,8 +421,8 @@ class Evaluator(Conditions):
                 self.includes[id(cmd)] = call
         if name == "shift":
             n = words[1] if len(words) > 1 else "1"
-            if certain and self.positional is not None and n.isdigit():
-                self.positional = self.positional[int(n) :]
+            if certain and self.positional is not None and n.isdigit() and parse_int(n) is not None:
+                self.positional = self.positional[parse_int(n) :]
             else:
                 self.positional = None
         elif name == "set" and "--" in words:

@@ -9,6 +9,7 @@ from typing import Any
 
 from preflight.facts import FactUnavailable
 from preflight.script.model import Directive, ScriptModel
+from preflight.units import parse_int
 
 # sbatch short options -> long names (those that matter here)
 _SHORT = {
@@ -180,7 +181,7 @@ def gpus_from_gres(value: str | None) -> int | None:
             return 1
         last = bits[-1].split("(")[0]
         if last.isdigit():
-            return int(last)
+            return parse_int(last)
         return 1
     return None
 
@@ -190,7 +191,7 @@ def count(value: str | None) -> int | None:
     if not value:
         return None
     v = value.split(":")[-1].split("-")[0].split(",")[0]
-    return int(v) if v.isdigit() else None
+    return parse_int(v) if v.isdigit() else None
 
 
 # -- sbatch --test-only and partition limits ---------------------------------------------------

@@ -254,7 +254,35 @@ def log_corpus() -> dict[str, Writer]:
         "step-line-huge-numbers": lambda p: _mk(p).write_text(
             good + "step 99999999999999999999999/00000 (1e999%) | loss: 1e999 | dt: -0ms | tok/sec: 9" * 3 + "\n"
         ),
+        # more digits than int() converts (4,300): every line the index reads a number from
+        "numbers-past-int-limit": lambda p: _mk(p).write_text(good + _past_int_limit_lines()),
     }
+
+
+def _past_int_limit_lines() -> str:
+    n = "9" * 5000
+    lines = [
+        f"Resuming optimization from step {n}",
+        f"Calculated number of iterations from target data:param ratio: {n}",
+        f"Calculated number of steps: {n}",
+        f"Number of parameters: {n}",
+        f"Distributed world size: {n}",
+        f"Done! Downloaded: {n}/{n} shards",
+        f"step {n}/00020 (1.00%) | loss: 2.5 | lrm: 1.00 | dt: 5.0ms | tok/sec: 1,000 | mfu: 1.0 | total time: 0.00m",
+        f"step 00001/{n} (1.00%) | loss: 2.5 | dt: 5ms",
+        f"step {n} (1.00%) | loss: 2.5 | dt: 5ms",
+        f"Step {n}/10 | Training loss: 1.0| lrm: 1.0",
+        f"Step {n} | Validation bpb: 1.0",
+        f"Saved model checkpoint to /x/base_checkpoints/d20/model_{n}.pt",
+        f"Loading model from /x/base_checkpoints/d20 with step {n}",
+        "Total batch size 524,288 => gradient accumulation steps: 1",
+        f"[rank{n}]: Traceback (most recent call last):",
+        f'[rank{n}]:   File "/x/scripts/mid_train.py", line {n}, in <module>',
+        f"[rank{n}]: ValueError: {n}",
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: scripts.mid_train FAILED",
+        f"  exitcode  : -{n} (pid: 1)",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _write_long_line(p: Path, n: int) -> None:
@@ -314,6 +342,19 @@ def script_corpus() -> dict[str, Writer]:
             "torchrun --nproc_per_node=0 -m scripts.base_train -- --depth=99999999999999999999\n"
         ),
         "huge-depth": text(GOOD_SCRIPT.replace("--depth=20", "--depth=1e999")),
+        # more digits than int() converts (4,300), an infinite float, digits that are not ASCII
+        "numbers-past-int-limit": text(
+            "#!/bin/bash\n#SBATCH --nodes=N\n#SBATCH --gres=gpu:N\n#SBATCH --gpus-per-node=h100:N\n"
+            "#SBATCH --ntasks-per-node=N\n#SBATCH --cpus-per-task=N\n#SBATCH --time=N:00:00\n"
+            "shift N\necho $N\nsrun torchrun --nnodes=N --nproc_per_node=N --rdzv-backend=c10d "
+            "--rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):N "
+            "-m scripts.base_train -- --depth=N --device_batch_size=inf --num_iterations=N --save_every=N\n"
+            "python -m nanochat.dataset -n N\n".replace("N", "9" * 5000)
+        ),
+        "unicode-digits": text(
+            "#!/bin/bash\n#SBATCH --nodes=\u00b2\n#SBATCH --gres=gpu:\u0663\nshift \u00b2\n"
+            "torchrun --nproc_per_node=\u00b2 --rdzv-endpoint=h:\u0663 -m scripts.base_train -- --depth=\u00b2\n"
+        ),
         "self-include": lambda p: _mk(p).write_text(GOOD_SCRIPT + f"bash {p.name}\nsource ./{p.name}\n"),
         "script-100MB": lambda p: _write_big_script(p, 100 * 1024 * 1024),
     }
