@@ -149,7 +149,7 @@ class _Indexer(TracebackReader):
             return
         consumer = self.grammar.consumer_of(seg.loaded.data["source"])
         if consumer:
-            self._evidence(train_script_of(consumer), line)
+            self._evidence(train_script_of(consumer), line).named_by_load = "checkpoint load"
 
     # block processing -------------------------------------------------------------------------
     def block(self, buf: bytes, start: int, end: int, runs: list[steplines.Run] | None = None) -> None:

@@ -386,7 +386,7 @@ def pair_setup_with_load(logs: LogSet, grammar: Any) -> None:
             if seg.script is None and seg.marker is None and seg.trainer_setup and seg.resume_from is None
         ]
         if len(setups) == 1:
-            setups[0].script = train_script_of(consumer)
+            setups[0].script, setups[0].named_by_load = train_script_of(consumer), "stream pair"
 
 
 def iter_segments(logs: LogSet, phase: str) -> Iterator[Segment]:

@@ -27,7 +27,8 @@ class Process:
     phase: str | None
     script: str | None
     steps: int
-    placed_by: str  # header | step order | marker | script | steps | cascade | neighbour | unknown
+    # header | step order | marker | script | steps | checkpoint load | stream pair | cascade | neighbour | unknown
+    placed_by: str
     crash: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -85,7 +86,9 @@ def _placed(seg: Any) -> tuple[str | None, str]:
     if seg.marker:
         return seg.phase, "marker"
     if seg.phase:
-        return seg.phase, "steps" if seg.step_lines else "script"
+        if seg.step_lines:
+            return seg.phase, "steps"
+        return seg.phase, seg.named_by_load or "script"
     for tb in seg.tracebacks:
         p = tb_phase(tb)
         if p:

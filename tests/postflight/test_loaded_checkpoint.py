@@ -47,6 +47,8 @@ def test_issue_92s_log_is_midtraining_that_hung_after_base_was_done(tmp_path, cl
         "done before these logs: its step-21400 checkpoint was loaded (/root/.cache/nanochat/base_checkpoints/d20)"
     )
     assert phases["tokenizer"]["status"] == "done"
+    (process,) = report["timeline"]["processes"]
+    assert (process["phase"], process["placed_by"]) == ("mid", "checkpoint load")
     assert report["resume"]["phase"] == "mid"
     assert (
         report["resume"]["commands"][0]
@@ -94,6 +96,8 @@ def test_with_separate_streams_the_setup_and_the_load_are_paired(tmp_path, cli):
     (cancel,) = checks["LOG006"]["findings"]
     assert cancel["message"].startswith("job cancelled at the time limit during mid;"), cancel["message"]
     assert report["resume"]["phase"] == "mid"
+    placed = {(p["log"].rsplit(".", 1)[-1], p["phase"], p["placed_by"]) for p in report["timeline"]["processes"]}
+    assert ("out", "mid", "stream pair") in placed, placed
     # an .err whose loads name two phases (a speedrun's evaluations and trainers) pairs nothing
     err.write_text(load + load.replace("base_checkpoints", "mid_checkpoints") + CANCEL.format(at="2025-10-17T08:00:02"))
     _report, checks, phases = _verify(cli, out)
