@@ -140,16 +140,17 @@ class _Indexer(TracebackReader):
         seg.content = True
         return seg
 
-    def _name_by_load(self, seg: Segment, line: int) -> None:
-        """A trainer that loaded a phase's checkpoint trains the phase the era builds on it (mid on base's):
-        the evidence of a process that only printed its setup before it hung or died (karpathy/nanochat
-        issue 92). Evaluations load checkpoints too, but print no trainer setup; base_train's resume
-        loads without this log line."""
-        if seg.script is not None or seg.loaded is None or not seg.trainer_setup or seg.resume_from is not None:
+    def _name_by_load(self, seg: Segment) -> None:
+        """A trainer that loaded a phase's checkpoint and named itself no other way by its end trains the phase
+        the era builds on that checkpoint (mid on base's): the evidence of a process that only printed its
+        setup before it hung or died (karpathy/nanochat issue 92). Evaluations load checkpoints too, but print
+        no trainer setup; base_train's resume loads without this log line. Decided at the end of the log, so
+        a fork's trainer that loads a checkpoint and then logs its own steps is named by those."""
+        if seg.script is not None or seg.marker is not None or seg.loaded is None or not seg.trainer_setup:
             return
-        consumer = self.grammar.consumer_of(seg.loaded.data["source"])
+        consumer = self.grammar.consumer_of(seg.loaded.data["source"]) if seg.resume_from is None else None
         if consumer:
-            self._evidence(train_script_of(consumer), line).named_by_load = "checkpoint load"
+            seg.script, seg.named_by_load = train_script_of(consumer), "checkpoint load"
 
     # block processing -------------------------------------------------------------------------
     def block(self, buf: bytes, start: int, end: int, runs: list[steplines.Run] | None = None) -> None:
@@ -390,11 +391,9 @@ class _Indexer(TracebackReader):
                 seg.load_sources.add(source)
                 if seg.loaded is None:
                     seg.loaded = Event("load", line, s, {"source": source, "step": step, "path": ml.group(1)})
-                    self._name_by_load(seg, line)
             return
         if TRAINER_SETUP_RE.search(s):
             seg.content = seg.trainer_setup = True
-            self._name_by_load(seg, line)
             return
         mp = PARAMS_RE.search(s)
         if mp and seg.params is None:
@@ -481,6 +480,7 @@ class _Indexer(TracebackReader):
         for seg in self.idx.segments:
             if len(seg.tracebacks) > 1:
                 self._fold_segment(seg)
+            self._name_by_load(seg)
         if self.idx.segments:
             self.idx.segments[-1].end_line = max(self.line - 1, self.idx.segments[-1].start_line)
         # drop a leading empty segment (no lines of interest before the first process start)

@@ -103,3 +103,14 @@ def test_with_separate_streams_the_setup_and_the_load_are_paired(tmp_path, cli):
     _report, checks, phases = _verify(cli, out)
     assert phases["mid"]["status"] != "failed"
     assert [f["message"][:9] for f in checks["LOG010"]["findings"]] == ["the job w"]
+
+
+def test_a_trainer_that_loads_a_checkpoint_and_then_logs_its_steps_is_named_by_them(tmp_path, cli):
+    # a fork's base_train that warm-starts from a base checkpoint: its own step lines say base, not mid
+    log = tmp_path / "warm.out"
+    load = LOAD.format(t="2025-10-16 19:59:50,381", base="/scratch/nc", src="base")
+    steps = "".join(f"step {i:05d}/00003 ({i * 33.3:.2f}%) | loss: 3.0 | lrm: 1.00 | dt: 500.00ms\n" for i in range(3))
+    log.write_text(load + TRAINER_SETUP + steps)
+    report, checks, phases = _verify(cli, log)
+    assert [p["phase"] for p in report["timeline"]["processes"]] == ["base"]
+    assert phases["mid"]["status"] == "not-run" and not checks["LOG003"]["findings"]
