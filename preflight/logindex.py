@@ -50,6 +50,7 @@ from preflight.loglines import (
     SAVE_KIND,
     SAVE_RE,
     SFT_METRICS_RE,
+    STDERR_LOGGING_RE,
     STEP_BYTES_RE,
     STEP_IN_PATH_RE,
     TORCHRUN_FAILED_RE,
@@ -336,6 +337,8 @@ class _Indexer(TracebackReader):
             seg.device = md.group(1) if md else seg.device
             return
         mw = WORLD_RE.search(s)
+        if (mw or "Loading model from" in s) and self.idx.stderr_line is None and STDERR_LOGGING_RE.match(s):
+            self.idx.stderr_line = line  # both are python logging lines: this log has the job's stderr
         if mw:
             if seg.content or seg.world_size:
                 seg = self._start(line)

@@ -59,6 +59,8 @@ WORLD_RE = re.compile(r"Distributed world size: (\d+)")
 ITERS_RE = re.compile(r"Calculated number of iterations[^:]*: ([\d,]+)")
 RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
 RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
+# a line of nanochat's python logging (its handler writes to stderr): "2025-10-16 19:59:50,381 - nanochat.x - INFO - "
+STDERR_LOGGING_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanochat\.[\w.]+ - [A-Z]+ - ")
 # nanochat.checkpoint_manager's log line when a script loads a phase's checkpoint (every era)
 LOAD_MODEL_RE = re.compile(r"Loading model from (\S+) with step (\d+)")
 # lines only a trainer prints while it sets up: its batch arithmetic (base, mid, SFT in later eras; classic

@@ -200,6 +200,7 @@ class LogIndex:
     error: str | None = None  # the log could not be read (finding, not a crash)
     long_lines: int = 0  # lines longer than MAX_LINE (cut)
     binary: bool = False  # mostly undecodable bytes
+    stderr_line: int | None = None  # a line python logging wrote to stderr: stderr goes into this log too
 
     @property
     def tracebacks(self) -> list[TracebackRecord]:

@@ -39,7 +39,7 @@ class Streams:
     also_read: list[tuple[str, str]] = field(default_factory=list)  # (path, why: "beside X.out", ...)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was not read)
     stderr_hint: str | None = None  # where the traceback would be when no stderr was read
-    merged: bool = False  # the script sends stderr into the stdout file (no --error)
+    merged: bool = False  # stderr goes into the stdout file (the script has no --error, or the log shows it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -353,6 +353,12 @@ def logs_fact(ctx: Any) -> LogSet:
     companions, result.streams = find_streams(ctx, given) if given else ([], None)
     for path, _why in companions:
         result.logs.append(index(path))
+    if result.streams is not None and not companions:
+        # no stderr file beside: a log that holds python logging's lines (which go to stderr) has the stderr too,
+        # SLURM's default without --error (karpathy/nanochat issue 92's slurm log)
+        merged = next((ix for ix in result.logs if ix.stderr_line is not None), None)
+        if merged is not None:
+            result.streams.merged, result.streams.stderr_hint = True, None
     pair_setup_with_load(result, grammar)
     js = ctx.get("jobscript", None)
     if js is not None and js.steps and profile is not None:

@@ -97,7 +97,7 @@ def stderr_note(logs: Any) -> str:
     if streams.also_read:
         return f"no traceback in {', '.join(p for p, _ in streams.also_read)} either: killed or exited without one"
     if streams.merged:
-        return "the script sends stderr to this log and it holds no traceback: killed or exited without one"
+        return "stderr goes to this log too and it holds no traceback: killed or exited without one"
     return "see the job's stderr"
 
 

@@ -49,6 +49,9 @@ def test_issue_92s_log_is_midtraining_that_hung_after_base_was_done(tmp_path, cl
     assert phases["tokenizer"]["status"] == "done"
     (process,) = report["timeline"]["processes"]
     assert (process["phase"], process["placed_by"]) == ("mid", "checkpoint load")
+    # python logging's lines (they go to stderr) are in the .out: SLURM's default merged both, no .err to look for
+    streams = report["timeline"]["streams"]
+    assert streams["merged"] is True and streams["stderr_hint"] is None, streams
     assert report["resume"]["phase"] == "mid"
     assert (
         report["resume"]["commands"][0]
