@@ -341,7 +341,8 @@ def build_series(logs: Any, phases: Any = None, inv: Any = None, train_phases: I
         if pc is not None:
             ps.checkpoints += list(pc.complete_steps)
         ps.checkpoints = sorted(set(ps.checkpoints))
-        if ps.attempts or ps.status not in ("", "not-run"):
+        # a phase done before the logs, with neither step lines nor checkpoints here, has nothing to draw
+        if ps.attempts or (ps.status not in ("", "not-run") and (ps.checkpoints or ps.status != "done")):
             out.phases.append(ps)
     return out
 

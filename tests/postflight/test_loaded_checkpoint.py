@@ -53,6 +53,11 @@ def test_issue_92s_log_is_midtraining_that_hung_after_base_was_done(tmp_path, cl
     streams = report["timeline"]["streams"]
     assert streams["merged"] is True and streams["stderr_hint"] is None, streams
     assert report["resume"]["phase"] == "mid"
+    # the HTML page draws mid (it stopped before its first step), not the phases done before this log
+    page = tmp_path / "report.html"
+    cli("postflight", "verify", "--log", str(log), "--format", "html", "-o", str(page), cwd=tmp_path)
+    curves = page.read_text().split("Training curves", 1)[1]
+    assert "mid" in curves and "step-21400 checkpoint was loaded" not in curves
     assert (
         report["resume"]["commands"][0]
         == "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --run=d20-mid"
