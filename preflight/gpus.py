@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.units import parse_int
+from preflight.units import parse_count
 
 
 @dataclass
@@ -88,8 +88,8 @@ def visible_count(environ: dict) -> tuple[int | None, str]:
             return 0, f"CUDA_VISIBLE_DEVICES={cvd!r}"
         return len(items), f"CUDA_VISIBLE_DEVICES={cvd}"
     son = environ.get("SLURM_GPUS_ON_NODE")
-    if son and son.isdigit() and parse_int(son) is not None:
-        return parse_int(son), f"SLURM_GPUS_ON_NODE={son}"
+    if parse_count(son) is not None:
+        return parse_count(son), f"SLURM_GPUS_ON_NODE={son}"
     return None, ""
 
 

@@ -28,7 +28,7 @@ from preflight.facts import FactUnavailable
 from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
 from preflight.phases import TRAIN_PHASES
 from preflight.script.placement import launch_nodes
-from preflight.units import duration, parse_int
+from preflight.units import duration, parse_count
 
 # peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
 DEFAULT_GPU = "H100"
@@ -250,8 +250,8 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
     if inv is not None and inv.nproc_per_node:
         raw = inv.nproc_per_node
         val = script.expand(raw, inv.line, inv.file, job_env.env if job_env else environ) if "$" in raw else raw
-        if val and val.isdigit() and parse_int(val) is not None:
-            return parse_int(val), nodes, f"torchrun --nproc_per_node={raw} (line {inv.line})"
+        if parse_count(val) is not None:
+            return parse_count(val), nodes, f"torchrun --nproc_per_node={raw} (line {inv.line})"
         if val == "gpu":
             pass
     if inv is not None and inv.launcher.startswith("srun+python") and job_env is not None:

@@ -32,3 +32,8 @@ def parse_int(text: str | bytes | None) -> int | None:
     if not digits or len(digits) > MAX_INT_DIGITS or not (digits.isascii() and digits.isdigit()):
         return None
     return sign * int(digits)
+
+
+def parse_count(text: str | None) -> int | None:
+    """A count as a script writes it: plain ASCII digits only ("8"; not "1,2", "-1" or "²"), else None."""
+    return parse_int(text) if text and text.isascii() and text.isdigit() else None

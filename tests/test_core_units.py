@@ -33,3 +33,11 @@ def test_parse_int_reads_what_scripts_and_logs_write():
     # not a whole number: None, never an exception
     for text in (None, "", "-", "1.5", "1e3", "x8", "8x", "\u00b2", "\u0663", "9" * (MAX_INT_DIGITS + 1), "9" * 5000):
         assert parse_int(text) is None, text
+
+
+def test_parse_count_takes_plain_digits_only():
+    from preflight.units import parse_count
+
+    assert [parse_count(t) for t in ("8", "0", "65536")] == [8, 0, 65536]
+    for text in (None, "", "1,2", "-1", "+1", " 8", "\u00b2", "9" * 5000):
+        assert parse_count(text) is None, text

@@ -8,7 +8,7 @@ from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.plan import shard_rule
 from preflight.registry import check
-from preflight.units import parse_int
+from preflight.units import parse_count
 
 MAX_LISTED = 20
 
@@ -31,7 +31,7 @@ def _script_downloads(ctx, profile) -> tuple[int | None, int | None, bool]:
         if inv.module != mod:
             continue
         f = inv.flag("n", "num-shards", "num_shards", "num_files")
-        n = parse_int(f.value) if f is not None and f.value and f.value.isdigit() else None
+        n = parse_count(f.value) if f is not None else None
         if n is not None and (best[0] is None or n > best[0]):
             best = (n, inv.line, "build" in inv.args)
     return best

@@ -11,7 +11,7 @@ from preflight.model_size import GIB, memory_estimate_bytes, model_shape
 from preflight.phases import TRAIN_PHASES
 from preflight.plan import requested_gpu, world_size_from
 from preflight.registry import check
-from preflight.units import parse_int
+from preflight.units import parse_count
 
 
 def _training_invocations(script, profile):
@@ -157,7 +157,7 @@ def visible_gpus_mismatch(ctx, script, job_env) -> Iterator[Finding]:
         if not raw:
             continue
         n = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
-        n = parse_int(n) if n and n.isdigit() else None
+        n = parse_count(n)
         if n is None:
             continue
         if n > visible:

@@ -11,7 +11,7 @@ from preflight.model import Finding, Severity
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE
 from preflight.script.sbatch import count
-from preflight.units import parse_int
+from preflight.units import parse_count, parse_int
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "ip6-localhost"}
 # text that ties a host to the allocation: its node list, SLURM's own name for the head node
@@ -246,7 +246,7 @@ def rendezvous_unreachable(script, job_env) -> Iterator[Finding]:
         elif host is None and "$" in host_raw and not _FROM_ALLOCATION.search(origin):
             pass  # a value preflight cannot see (set outside the script): nothing to judge
         port_txt = _value(script, inv, port_raw, job_env) if port_raw else None
-        port = parse_int(port_txt) if port_txt and port_txt.isdigit() else None
+        port = parse_count(port_txt)
         if port is not None:
             if port > 65535:
                 yield Finding(

@@ -13,7 +13,7 @@ from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
 from preflight.registry import check
 from preflight.script.tree import iter_commands
-from preflight.units import parse_int
+from preflight.units import parse_count, parse_int
 
 
 def _p(script, inv_or_cmd=None) -> str:
@@ -157,7 +157,7 @@ def _resolved_nproc(script, inv, job_env) -> int | None:
     if raw is None:
         return None
     val = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
-    return parse_int(val) if val and val.isdigit() else None
+    return parse_count(val)
 
 
 def _nproc_source(script, inv) -> str:
@@ -570,7 +570,7 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
             fix=f"#SBATCH --time={part.get('MaxTime')} or another partition",
         )
     max_nodes = part.get("MaxNodes", "UNLIMITED")
-    if max_nodes.isdigit() and job_env.nodes > (parse_int(max_nodes) or 0):
+    if parse_count(max_nodes) is not None and job_env.nodes > parse_count(max_nodes):
         yield Finding(
             f"--nodes={job_env.nodes} exceeds partition {part_name}'s MaxNodes={max_nodes}",
             path=str(script.path),

@@ -22,7 +22,7 @@ from typing import Any
 from preflight.script.conditions import Conditions
 from preflight.script.model import MAX_VALUE_CHARS, appended
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
-from preflight.units import parse_int
+from preflight.units import parse_count, parse_int
 
 
 class _Unknown:
@@ -421,8 +421,8 @@ class Evaluator(Conditions):
                 self.includes[id(cmd)] = call
         if name == "shift":
             n = words[1] if len(words) > 1 else "1"
-            if certain and self.positional is not None and n.isdigit() and parse_int(n) is not None:
-                self.positional = self.positional[parse_int(n) :]
+            if certain and self.positional is not None and parse_count(n) is not None:
+                self.positional = self.positional[parse_count(n) :]
             else:
                 self.positional = None
         elif name == "set" and "--" in words:

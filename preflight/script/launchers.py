@@ -12,7 +12,7 @@ from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import Command, Flag, Invocation, ScriptModel
 from preflight.script.tree import Item, Loop, iter_commands
 from preflight.script.wrappers import MAX_INLINE_DEPTH, RUNNERS, inline_commands, inline_text, strip_prefixes
-from preflight.units import parse_int
+from preflight.units import parse_count
 
 _PY_RE = re.compile(r"^(?:python(?:\d+(?:\.\d+)?)?|pypy3?)$")
 
@@ -444,9 +444,9 @@ def _find_wrappers(model: ScriptModel) -> list[tuple[Any, _Wrapper | None]]:
                 continue
             if cmd.name == "shift":
                 n = cmd.words[1] if len(cmd.words) > 1 else "1"
-                if not n.isdigit() or parse_int(n) is None:
+                if parse_count(n) is None:
                     break
-                shift += parse_int(n)
+                shift += parse_count(n)
                 continue
             refs = [_positional_ref(r, aliases, shift) for r in cmd.raw_words]
             wrapper = _Wrapper(fn.name, fn.line, fn.file, cmd, aliases, shift)

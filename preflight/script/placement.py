@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from preflight.script.wrappers import strip_prefixes
-from preflight.units import parse_int
+from preflight.units import parse_count
 
 # commands that may start processes on other nodes of the allocation without srun
 CROSS_NODE_COMMANDS = {
@@ -55,7 +55,7 @@ def _number(script: Any, text: str | None, inv: Any, environ: dict) -> int | Non
     if "$" in text:
         text = script.expand(text, inv.line, inv.file, environ)
     text = (text or "").split("-")[0]  # --nodes=2-4: at least 2
-    return parse_int(text) if text.isdigit() else None
+    return parse_count(text)
 
 
 def launch_nodes(script: Any, inv: Any, job_env: Any) -> int | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from preflight.facts import FactUnavailable
 from preflight.script.model import Directive, ScriptModel
-from preflight.units import parse_int
+from preflight.units import parse_count
 
 # sbatch short options -> long names (those that matter here)
 _SHORT = {
@@ -180,8 +180,8 @@ def gpus_from_gres(value: str | None) -> int | None:
         if len(bits) == 1:
             return 1
         last = bits[-1].split("(")[0]
-        if last.isdigit():
-            return parse_int(last)
+        if parse_count(last) is not None:
+            return parse_count(last)
         return 1
     return None
 
@@ -191,7 +191,7 @@ def count(value: str | None) -> int | None:
     if not value:
         return None
     v = value.split(":")[-1].split("-")[0].split(",")[0]
-    return parse_int(v) if v.isdigit() else None
+    return parse_count(v)
 
 
 # -- sbatch --test-only and partition limits ---------------------------------------------------
