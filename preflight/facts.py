@@ -61,7 +61,7 @@ PROVIDERS: dict[str, str] = {
     "chat_smoke": "preflight.smoke:chat_smoke_fact",
     "report": "preflight.reportmd:report_fact",
     "phases": "preflight.verdict:phases_fact",
-    "resume": "preflight.verdict:resume_fact",
+    "resume": "preflight.resume:resume_fact",
     "series": "preflight.series:series_fact",
     # the job as a timeline (issue 12)
     "jobscript": "preflight.jobscript:jobscript_fact",

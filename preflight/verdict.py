@@ -1,4 +1,4 @@
-"""Verdict per phase and the resume plan (the ``phases`` and ``resume`` facts).
+"""Verdict per phase (the ``phases`` fact; the resume plan built on it is preflight.resume).
 
 A phase is judged from every source at hand: the log index (steps, tracebacks, saves, SLURM
 cancels), the checkpoint inventory (last complete step vs the plan), report.md, the job state.
@@ -8,7 +8,6 @@ Statuses: done | partial | failed | not-run | running.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 from preflight.facts import FactUnavailable
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES, TRAINER_SCRIPTS  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
-from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN
 
 STATUSES = ("done", "partial", "failed", "not-run", "running")
 
@@ -429,186 +427,3 @@ def phases_fact(ctx: Any) -> Phases:
             if v.expected and v.status == "not-run" and PHASES.index(v.name) > PHASES.index(first_bad.name):
                 v.cause = f"not reached: {first_bad.name} {first_bad.status} first"
     return Phases(verdicts)
-
-
-# -- resume plan ----------------------------------------------------------------------------------
-@dataclass
-class ResumePlan:
-    phase: str | None
-    commands: list[str]
-    note: str = ""
-    fixes: list[str] = field(default_factory=list)  # first fix these (prefetch ...), then run the commands
-    source: str = "profile"  # script: the job's own command lines; profile: built from the era profile
-    # log values not put into a command (not a plain flag value: "d20$(touch x)"), as "key = value"
-    refused: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "phase": self.phase,
-            "commands": self.commands,
-            "note": self.note,
-            "fixes": self.fixes,
-            "source": self.source,
-        }
-        if self.refused:
-            out["refused"] = self.refused
-        return out
-
-
-# a value from a log line that may go into a command the user pastes: no quotes, blanks, $, `, ;, |, &, <, >
-PLAIN_FLAG_VALUE = re.compile(r"[A-Za-z0-9_.,:+\-/@%=]{1,200}")
-
-
-def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
-    """The fixes the crashes from ``from_phase`` on call for, one per cause (every offline
-    dataset in one prefetch command)."""
-    from preflight.causes import CASCADE, classify_traceback, fix_for
-    from preflight.checks.logs import _hf_home, crashes
-
-    if logs is None:
-        return []
-    later = set(PHASES[PHASES.index(from_phase) :]) if from_phase in PHASES else set(PHASES)
-    by_cause: dict[str, list[tuple[str, str | None]]] = {}
-    phase_of: dict[str, str | None] = {}  # the phase whose entry point spells the cause's fix
-    for tb, seg in crashes(logs):
-        if (tb.phase or seg.phase) not in later:
-            continue
-        cause = classify_traceback(tb, profile)
-        if cause.name == "other" or cause.name in CASCADE:
-            continue  # another rank's failure seen from this one: its own fix is rank-failure's
-        items = by_cause.setdefault(cause.name, [])
-        phase_of.setdefault(cause.name, tb.phase or seg.phase)
-        if cause.dataset and (cause.dataset, cause.config) not in items:
-            items.append((cause.dataset, cause.config))
-    checkout = ctx.get("checkout", None)
-    return [
-        fix_for(name, profile, hf_home=_hf_home(ctx), datasets=items, checkout=checkout, phase=phase_of[name])
-        for name, items in by_cause.items()
-    ]
-
-
-def _script_commands(ctx: Any, phase: str) -> list[str] | None:
-    """The job's own command lines from the first step of ``phase`` on (None: no script known)."""
-    js = ctx.get("jobscript", None)
-    steps = list(getattr(js, "steps", None) or [])
-    first = next((i for i, st in enumerate(steps) if st.phase == phase), None)
-    if first is None:
-        return None
-    return [st.command for st in steps[first:]]
-
-
-def _flag(profile: Any, key: str) -> str:
-    sep = profile.flag_word_sep if hasattr(profile, "flag_word_sep") else "_"
-    return "--" + key.replace("_", sep)
-
-
-def _command(module: str, args: list[str], world: int, nodes: int = 1) -> str:
-    base = module.rsplit(".", 1)[-1]
-    tail = " -- " + " ".join(args) if args else ""
-    if base in LAUNCHED_BY_TORCHRUN and nodes > 1:
-        # one torchrun per node meeting on the allocation's first node (scripts/speedrun_multinode.slurm)
-        return (
-            f"srun --nodes={nodes} --ntasks-per-node=1 torchrun --nnodes={nodes} "
-            f"--nproc_per_node={max(1, world // nodes)} --rdzv_backend=c10d "
-            '--rdzv_endpoint="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):29500" '
-            f'--rdzv_id="$SLURM_JOB_ID" -m {module}' + tail
-        )
-    if base in LAUNCHED_BY_TORCHRUN and world > 1:
-        return f"torchrun --standalone --nproc_per_node={world} -m {module}" + tail
-    return f"python -m {module}" + (" " + " ".join(args) if args else "")
-
-
-def _world_size(ctx: Any, logs: Any, inv: Any) -> int:
-    ledger = ctx.get("ledger", None)
-    if isinstance(ledger, dict) and (ledger.get("expected") or {}).get("world_size"):
-        return int(ledger["expected"]["world_size"])
-    if logs is not None:
-        ws = [s.world_size for s in logs.segments if s.world_size]
-        if ws:
-            return ws[-1]
-    if inv is not None and "base" in inv.phases and inv.phases["base"].last:
-        ranks = inv.phases["base"].last.optim
-        if ranks:
-            return max(ranks) + 1
-    return 8
-
-
-def _nodes(ctx: Any) -> int:
-    """How many nodes the job ran on (scontrol's NumNodes, else the widest step in accounting)."""
-    job = ctx.get("job", None)
-    raw = getattr(job, "raw", None) or {}
-    n = str(raw.get("NumNodes") or "").split("-")[0]
-    if n.isdigit():
-        return int(n)
-    steps = ctx.get("job_steps", None) or []
-    counts = [int(s["NNodes"]) for s in steps if str(s.get("NNodes", "")).isdigit()]
-    return max(counts, default=1)
-
-
-def resume_fact(ctx: Any) -> ResumePlan:
-    from preflight.ckpt import get_profile
-
-    phases = ctx.get("phases")
-    profile = get_profile(ctx)
-    first = phases.first_incomplete
-    if first is None:
-        return ResumePlan(None, [], "every expected phase is done")
-    logs = ctx.get("logs", None)
-    inv = ctx.get("checkpoints", None)
-    world = _world_size(ctx, logs, inv)
-    nodes = _nodes(ctx)
-    modules = profile.modules
-    commands: list[str] = []
-    refused: list[str] = []
-    start = PHASES.index(first.name)
-    for v in phases.verdicts[start:]:
-        if not v.expected:
-            continue
-        spec = profile.phase(v.name) or {}
-        if v.name == "report":
-            if modules.get("report"):
-                commands.append(f"python -m {modules['report']} generate")
-            continue
-        for module in spec.get("modules") or []:
-            base = module.rsplit(".", 1)[-1]
-            args: list[str] = []
-            if base == "chat_eval":
-                args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
-            elif module == spec.get("train_module"):
-                args = _train_args(profile, v, logs, spec, refused)
-            commands.append(_command(module, args, world, nodes))
-    note = f"{first.name} is {first.status}: {first.cause}"
-    if nodes > 1:
-        note += f"; the job ran on {nodes} nodes: run these inside an allocation of {nodes} nodes (sbatch/salloc --nodes={nodes})"
-    fixes = _fixes(ctx, logs, profile, first.name)
-    own = _script_commands(ctx, first.name)
-    if own and not (first.status == "partial" and first.step is not None):  # a partial resume needs the resume flag
-        return ResumePlan(first.name, own, note, fixes, "script")
-    if refused:
-        note += f"; left out of the commands (not a plain flag value; set it yourself): {', '.join(refused)}"
-    return ResumePlan(first.name, commands, note, fixes, refused=refused)
-
-
-def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str]) -> list[str]:
-    """Trainer flags rebuilt from the phase's ``Overriding: key = value`` lines. A log is data: a value
-    that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted."""
-    args: list[str] = []
-    resume_key = spec.get("resume_flag") or (profile.data.get("resume_flag") if v.name == "base" else None)
-    segs = logs.by_phase(v.name) if logs is not None else []
-    overrides = next((s.overrides for s in reversed(segs) if s.overrides), {})
-    resume_norm = (resume_key or "").replace("-", "_")
-    for key, value in overrides.items():
-        if key.replace("-", "_") == resume_norm:
-            continue
-        if not (re.fullmatch(r"\w{1,64}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
-            refused.append(f"{key[:64]} = {str(value)[:80]!r}")
-            continue
-        args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
-    if (
-        resume_key
-        and v.status in ("partial", "failed", "running")
-        and v.step is not None
-        and (v.planned is None or v.step < v.planned)
-    ):
-        args.append(f"{_flag(profile, resume_norm)}={v.step}")
-    return args

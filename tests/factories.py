@@ -12,6 +12,7 @@ import json
 import math
 import os
 import pickle
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -732,7 +733,7 @@ def write_checkout(dest: Path, *, variant: str = "ok", venv_python: str | None =
     """A copy of the current-era checkout. Variants: 'ok'; 'load-error' (its GPT lacks a parameter
     the checkpoint has: a real strict-load RuntimeError); 'missing-dep' (imports an absent module);
     'probe' (build_model reports the child's network, environment, cwd and HOME in its error).
-    ``venv_python``: symlinked as the checkout's .venv/bin/python."""
+    ``venv_python``: the checkout's .venv/bin/python (its whole venv linked as .venv when it is one)."""
     import shutil
 
     dest = Path(dest)
@@ -751,6 +752,11 @@ def write_checkout(dest: Path, *, variant: str = "ok", venv_python: str | None =
         raise ValueError(variant)
     gpt.write_text(text, encoding="utf-8")
     if venv_python:
-        (dest / ".venv" / "bin").mkdir(parents=True)
-        (dest / ".venv" / "bin" / "python").symlink_to(venv_python)
+        venv = Path(venv_python).parent.parent
+        if (venv / "pyvenv.cfg").is_file() and sys.prefix != sys.base_prefix:
+            # a python of a venv finds its packages through the pyvenv.cfg beside its bin/: link the whole venv
+            (dest / ".venv").symlink_to(venv, target_is_directory=True)
+        else:
+            (dest / ".venv" / "bin").mkdir(parents=True)
+            (dest / ".venv" / "bin" / "python").symlink_to(venv_python)
     return dest
