@@ -96,6 +96,8 @@ def _detail(name: str, groups: dict[str, str]) -> str:
     if name == "offline dataset" and groups.get("dataset"):
         cfg = f" (config {groups['config']})" if groups.get("config") else ""
         return f"HF dataset {groups['dataset']}{cfg} could not load on the offline node (not in the HF cache)"
+    if name == "NCCL system error" and groups.get("call"):
+        return f"NCCL could not set up the interconnect on this node: {groups['call'].strip()}"
     if name == "missing checkpoint" and groups.get("source"):
         return f"{groups['source']}_checkpoints is missing"
     if name == "missing module" and groups.get("module"):

@@ -50,6 +50,7 @@ from preflight.loglines import (
     SAVE_KIND,
     SAVE_RE,
     SFT_METRICS_RE,
+    SHELL_SIGNAL_RE,
     STDERR_LOGGING_RE,
     STEP_BYTES_RE,
     STEP_IN_PATH_RE,
@@ -291,6 +292,10 @@ class _Indexer(TracebackReader):
         ml = LAUNCH_ERROR_RE.match(s)
         if ml:
             self._launch_error(ml, line, rank)
+            return
+        ms = SHELL_SIGNAL_RE.match(s)
+        if ms:
+            self._shell_signal(ms, line, rank)
             return
         if s.startswith("Overriding"):
             if seg.content:

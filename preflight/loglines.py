@@ -28,6 +28,7 @@ ANCHOR_RE = re.compile(
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank"
+    rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -100,6 +101,22 @@ LAUNCH_ERROR_RE = re.compile(
     r"^(?:\S*/)?python[\d.]*: (?:Error while finding module specification for '(?P<module>[\w.]+)' "
     r"\((?P<exc>[\w.]+): (?P<msg>.*)\)|No module named (?P<missing>[\w.]+))\s*$"
 )
+# bash's report of a foreground command a signal killed (no traceback: native crash, OOM killer, abort), e.g.
+# "runs/speedrun.sh: line 56: 31902 Segmentation fault: 11  python -m scripts.base_train --depth=4" (macOS) or
+# "speedrun.sh: line 80: 4242 Killed                  torchrun --standalone --nproc_per_node=8 -m scripts.base_train"
+SHELL_SIGNAL_RE = re.compile(
+    r"^\S+: line \d+: +\d+ (?P<signal>Segmentation fault|Killed|Aborted|Bus error|Illegal instruction"
+    r"|Floating point exception)(?::? \d+)?(?: +\(core dumped\))? +(?P<cmd>\S.*)$"
+)
+SHELL_SIGNALS = {
+    "Segmentation fault": "SIGSEGV",
+    "Killed": "SIGKILL",
+    "Aborted": "SIGABRT",
+    "Bus error": "SIGBUS",
+    "Illegal instruction": "SIGILL",
+    "Floating point exception": "SIGFPE",
+}
+ENTRY_POINT_IN_COMMAND_RE = re.compile(r"(?:-m +(?:scripts|nanochat)\.|(?:scripts|nanochat)/)(\w+)")
 # slurmstepd could not start the batch script: its #! interpreter is not on the node (nothing in it ran)
 BAD_INTERPRETER_RE = re.compile(r"execve\(\): bad interpreter\(([^)]*)\)")
 TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")

@@ -37,6 +37,7 @@ class TracebackRecord:
     rank: str = ""
     path: str = ""
     chain: list[tuple[str, str]] = field(default_factory=list)  # earlier exceptions of the same process
+    detail: list[str] = field(default_factory=list)  # the exception message's continuation lines, capped
     ranks: list[int] = field(default_factory=list)  # every rank that printed this traceback
     copies: int = 1  # how many identical copies were folded into this one
     _added: bool = field(default=False, repr=False)
@@ -53,7 +54,7 @@ class TracebackRecord:
     @property
     def chain_text(self) -> str:
         """Every exception of the process, one per line: what cause rules match."""
-        return "\n".join(f"{t}: {m}" for t, m in [*self.chain, (self.exc_type, self.message)])
+        return "\n".join([*(f"{t}: {m}" for t, m in [*self.chain, (self.exc_type, self.message)]), *self.detail])
 
     @property
     def calls_text(self) -> str:
@@ -72,6 +73,15 @@ class TracebackRecord:
     @property
     def last_frame(self) -> str | None:
         return f"{self.frames[-1][0]}:{self.frames[-1][1]}" if self.frames else None
+
+    @property
+    def code_frame(self) -> str | None:
+        """The innermost frame outside the Python install (torch, site-packages): the job's own code that
+        made the failing call; the last frame when every frame is the install's."""
+        from preflight.loglines import PYTHON_INSTALL_RE  # loglines imports this module
+
+        own = [f for f in self.frames if not PYTHON_INSTALL_RE.search(f[0])]
+        return f"{own[-1][0]}:{own[-1][1]}" if own else self.last_frame
 
     @property
     def wrapper(self) -> bool:

@@ -11,13 +11,14 @@ import re
 
 from preflight import steplines
 from preflight.loglines import (
-    ANCHOR_RE,
+    ENTRY_POINT_IN_COMMAND_RE,
     EXC_RE,
     FRAME_RE,
     PYTHON_INSTALL_RE,
     RANK_NUM_RE,
     RANK_PREFIX_RE,
     SCRIPT_IN_PATH_RE,
+    SHELL_SIGNALS,
     parse_int,
 )
 from preflight.logrecords import Segment, TracebackRecord
@@ -28,6 +29,13 @@ MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut
 MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
 MAX_TB_PER_SEGMENT = 256  # distinct tracebacks kept per process segment; more copies are only counted
 MAX_TB_CALLS = 16  # frames of a traceback whose calls are kept
+MAX_TB_DETAIL = 6  # lines of an exception message's continuation kept (what cause rules also read)
+# a line that is the log's own, not the continuation of an exception's message
+LOG_LINE_RE = re.compile(
+    r"(?:[EWIDF]\d{4} |\[[A-Z]?\d|\d{4}-\d\d-\d\d|srun: |slurmstepd|\+ |=== |[\s\u2588\u2591]*\u2588|"
+    r"During handling|The above exception|Traceback \(most)"
+)
+EXC_LIKE_RE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): ")
 
 
 class TracebackReader:
@@ -44,6 +52,16 @@ class TracebackReader:
         self.tb[rank] = (rec, 0)
         self._close_traceback(rank)
 
+    def _shell_signal(self, m: re.Match, line: int, rank: str) -> None:
+        """bash's line for a command a signal killed: that process's crash, which printed no traceback."""
+        name = m.group("signal")
+        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=name, exc_line=line)
+        rec.message = f"{SHELL_SIGNALS[name]}, reported by the shell (no Python traceback)"
+        me = ENTRY_POINT_IN_COMMAND_RE.search(m.group("cmd"))
+        rec.script = me.group(1) if me and me.group(1) in SCRIPT_PHASE else None
+        self.tb[rank] = (rec, 0)
+        self._close_traceback(rank)
+
     def _open_traceback(self, line: int, rank: str) -> None:
         pending = self.chain_pending.pop(rank, None)
         if pending is not None and line - pending[1] <= 64:  # ranks interleave: their blank lines come between
@@ -51,6 +69,7 @@ class TracebackReader:
             rec = pending[0]
             if len(rec.chain) < 16:
                 rec.chain.append((rec.exc_type, rec.message))
+            rec.exc_line = None  # frames again, then the next exception line
             self.tb[rank] = (rec, 0)
             return
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path)
@@ -74,12 +93,25 @@ class TracebackReader:
             if m:
                 rank, text = m.group(0), text[m.end() :]
             if rank not in self.tb:
-                # a line of another process (or rank) while this traceback is open: index it normally
+                # a line of another process (or rank) while this traceback is open: index it normally; it ends
+                # the messages of tracebacks past their exception line (their process has moved on or died)
+                for done in [r for r, (open_rec, _) in self.tb.items() if open_rec.exc_line is not None]:
+                    self._close_traceback(done)
                 self._plain(text, line, rank)
                 continue
             rec, count = self.tb[rank]
             count += 1
             self.tb[rank] = (rec, count)
+            if rec.exc_line is not None:  # past the exception line: its message's continuation, if any
+                if self._message_continues(rec, text):
+                    rec.detail.append(redact(text.strip()[:200]))
+                    continue
+                self._close_traceback(rank)
+                if text.startswith("Traceback (most recent call last)"):
+                    self._open_traceback(line, rank)
+                else:
+                    self._plain(text, line, rank)
+                continue
             if text.startswith("Traceback (most recent call last)"):
                 self._close_traceback(rank)
                 self._open_traceback(line, rank)
@@ -109,11 +141,20 @@ class TracebackReader:
                 rec.exc_type = me.group(1)
                 rec.message = redact((me.group(2) or "").strip()[:500])  # quoted in findings and the verdict
                 rec.exc_line = line
+                continue  # open until its message's continuation lines end (NCCL's "Last error:" ...)
             self._close_traceback(rank)
         return pos
 
+    def _message_continues(self, rec: TracebackRecord, text: str) -> bool:
+        """A line after the exception line that still belongs to its message: NCCL's ``ncclSystemError: ...`` /
+        ``Last error:`` / ``Call to ibv_create_cq failed ...``, a CUDA OOM's ``GPU 0 has a total capacity ...``.
+        A blank or indented line, a log line (glog, timestamps, SLURM, a known anchor) ends it."""
+        if len(rec.detail) >= MAX_TB_DETAIL or not text.strip() or text[:1].isspace() or LOG_LINE_RE.match(text):
+            return False
+        return not self.anchor.search(text.encode("utf-8", "replace")) or bool(EXC_LIKE_RE.match(text))
+
     def _plain(self, text: str, line: int, rank: str) -> None:
-        if ANCHOR_RE.search(text.encode("utf-8", "replace")):
+        if self.anchor.search(text.encode("utf-8", "replace")):
             self._line((rank + text).encode("utf-8", "replace"), line)
 
     def _close_traceback(self, rank: str) -> None:

@@ -177,7 +177,9 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
     args: list[str] = []
     resume_key = spec.get("resume_flag") or (profile.data.get("resume_flag") if v.name == "base" else None)
     segs = logs.by_phase(v.name) if logs is not None else []
-    overrides = next((s.overrides for s in reversed(segs) if s.overrides), {})
+    # the trainer's own flags: base_loss's `Overriding: split_tokens = ...` is no base_train flag
+    trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
+    overrides = next((s.overrides for s in reversed(segs) if s.overrides and s.script in (None, trainer)), {})
     resume_norm = (resume_key or "").replace("-", "_")
     for key, value in overrides.items():
         if key.replace("-", "_") == resume_norm:

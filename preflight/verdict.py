@@ -46,7 +46,10 @@ def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None, ev
     from preflight.causes import CASCADE, classify_traceback
 
     cause = classify_traceback(tb)
-    what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
+    if tb.exc_type:
+        what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
+    else:  # a pasted or truncated log: the frames, then nothing
+        what = "the traceback is cut off before its exception line"
     root = root_rank(tb, failed)
     if root is not None and cause.name in CASCADE:
         code = (failed or {}).get("exitcode")
@@ -57,6 +60,8 @@ def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None, ev
             + (f" after {steps} logged steps" if steps else "")
             + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})"
         )
+    if tb.script and tb.script not in TRAINER_SCRIPTS:  # an evaluation or a download: no training to set up
+        return f"crashed ({cause.name}): {what}"
     if steps == 0 and evaluated:
         return f"died in its first training step, after the step-0 evaluation ({cause.name}): {what}"
     if steps == 0:
@@ -238,10 +243,10 @@ def judge_phase(
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
-            v.status, v.cause = (
-                "failed",
-                crash_text(tb, logged_steps, failed_record(logs, tb), evaluated_before(segs, tb)) + earlier,
-            )
+            text = crash_text(tb, logged_steps, failed_record(logs, tb), evaluated_before(segs, tb))
+            if tb.script and tb.script not in TRAINER_SCRIPTS:
+                text = f"{tb.script} {text}"  # the phase's evaluation crashed, not its training
+            v.status, v.cause = "failed", text + earlier
             root = _rank_root(ctx, phase, tb, profile)
             if root is not None:  # this traceback is a rank that lost its peer; the cause is the peer's
                 v.cause, where = root
@@ -392,6 +397,26 @@ def _mark_loaded(logs: Any, verdicts: list[PhaseVerdict]) -> None:
         v.evidence.append(f"{path}:{event.line}")
 
 
+def _mark_tokenizer_used(logs: Any, verdicts: list[PhaseVerdict]) -> None:
+    """A tokenizer missing from the logs (and from a base dir) was there before them when a later phase's
+    trainer got through its setup or logged steps: every trainer loads the tokenizer first."""
+    tok = verdicts[0]
+    if tok.name != "tokenizer" or tok.status != "not-run" or tok.cause or not tok.expected or logs is None:
+        return
+    used = next(
+        (
+            seg
+            for seg in logs.segments
+            if seg.phase not in (None, "tokenizer") and (seg.step_lines or seg.trainer_setup)
+        ),
+        None,
+    )
+    if used is not None:
+        who = used.script or used.phase
+        tok.status, tok.cause = "done", f"done before these logs: {who} ran on it"
+        tok.evidence.append(f"{used.path}:{used.start_line}")
+
+
 def phases_fact(ctx: Any) -> Phases:
     from preflight.ckpt import expected_phases, get_profile
 
@@ -420,6 +445,7 @@ def phases_fact(ctx: Any) -> Phases:
             v.expected = phase in expected or phase in started
         verdicts.append(v)
     _mark_loaded(logs, verdicts)
+    _mark_tokenizer_used(logs, verdicts)
     _mark_hung(ctx, verdicts)
     first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial")), None)
     if first_bad is not None:

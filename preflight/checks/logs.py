@@ -145,7 +145,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             for x in (
                 _ranks(tb.ranks),
                 f"exit code {exitcode}" if exitcode is not None else "",
-                f"raised at {tb.last_frame}" if tb.last_frame else "",
+                f"raised at {tb.code_frame}" if tb.code_frame else "",
             )
             if x
         ]

@@ -55,3 +55,105 @@ def test_a_gpu_the_torch_build_has_no_kernels_for():
         "CUDA kernel errors might be asynchronously reported at some other API call"
     )
     assert classify_text(text).name == "GPU not supported by this build"
+
+
+# NCCL's own wording when it cannot create an InfiniBand completion queue at the first collective (a two-node
+# base_train whose nodes lock too little memory): the exception message goes on over three more lines, and the
+# failing system call is on the last one
+NCCL_IBV_FAILURE = """\
+[rank13]: Traceback (most recent call last):
+[rank13]:   File "/home/u/nanochat/scripts/base_train.py", line 86, in <module>
+[rank13]:     ddp, ddp_rank, ddp_local_rank, ddp_world_size, device = compute_init(device_type)
+[rank13]:   File "/home/u/nanochat/nanochat/common.py", line 201, in compute_init
+[rank13]:     dist.barrier()
+[rank13]:   File "/home/u/.venv/lib/python3.10/site-packages/torch/distributed/distributed_c10d.py", line 5030, in barrier
+[rank13]:     work = group.barrier(opts=opts)
+[rank13]: torch.distributed.DistBackendError: NCCL error in: /pytorch/torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:3780, \
+unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.28.9
+[rank13]: ncclSystemError: System call (e.g. socket, malloc) or external library call failed or device error.
+[rank13]: Last error:
+[rank13]: Call to ibv_create_cq failed with error Cannot allocate memory
+E0417 10:02:11.000000 771 torch/distributed/elastic/multiprocessing/api.py:874] failed (exitcode: 1) \
+local_rank: 5 (pid: 811) of binary: /home/u/.venv/bin/python3
+"""
+
+
+def test_nccl_that_cannot_set_up_infiniband_is_no_timeout(tmp_path):
+    log = tmp_path / "job.err"
+    log.write_text(NCCL_IBV_FAILURE)
+    (tb,) = [t for seg in index_log(str(log)).segments for t in seg.tracebacks]
+    assert (tb.phase, tb.ranks, tb.exc_line) == ("base", [13], 8)
+    assert tb.detail[-1] == "Call to ibv_create_cq failed with error Cannot allocate memory"
+    assert not any("E0417" in d for d in tb.detail)  # torchrun's own line ends the message
+    cause = classify_text(tb.chain_text)
+    assert cause.name == "NCCL system error", cause  # was "NCCL timeout": any DistBackendError was one
+    assert cause.detail.endswith("Call to ibv_create_cq failed with error Cannot allocate memory")
+    assert "ulimit -l" in fix_for(cause) and "timeout" not in fix_for(cause)
+
+
+@pytest.mark.parametrize(
+    "text,name",
+    [
+        (
+            "torch.distributed.DistBackendError: [Rank 3] Watchdog caught collective operation timeout: "
+            "WorkNCCL(SeqNum=9, OpType=ALLREDUCE) ran for 600000 milliseconds before timing out.",
+            "NCCL timeout",
+        ),
+        ("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, invalid usage", "NCCL error"),
+        (
+            "torch.distributed.DistBackendError: NCCL error: unhandled system error\nncclSystemError: ...",
+            "NCCL system error",
+        ),
+    ],
+)
+def test_nccl_failures_by_their_message(text, name):
+    assert classify_text(text).name == name
+
+
+@pytest.mark.parametrize(
+    "signal,cause,fix_says",
+    [
+        ("SIGSEGV", "native crash", "PYTHONFAULTHANDLER=1"),
+        ("SIGKILL", "killed", "MaxRSS"),
+        ("SIGABRT", "native crash", ""),
+    ],
+)
+def test_a_phase_a_signal_killed_is_its_crash_as_bash_reports_it(tmp_path, signal, cause, fix_says):
+    # a real bash running a job script whose trainer dies of a signal: no traceback, only bash's own line
+    # ("job.sh: line 2: 4242 Segmentation fault      python -m scripts.base_train ...")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "base_train.py").write_text(
+        "import os, signal, sys\n"
+        'print("Tokens / micro-batch / rank: 1 x 1024 = 1,024", flush=True)\n'
+        "os.kill(os.getpid(), getattr(signal, sys.argv[1]))\n"
+    )
+    (tmp_path / "job.sh").write_text(f"#!/bin/bash\npython -m scripts.base_train {signal} --depth=4\necho after\n")
+    proc = subprocess.run(
+        ["bash", "job.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
+    )  # one stream, as SLURM's default output file has it
+    log = tmp_path / "slurm-7.out"
+    log.write_text(proc.stdout)
+    assert "job.sh: line 2: " in log.read_text()
+    (tb,) = [t for seg in index_log(str(log)).segments for t in seg.tracebacks]
+    assert (tb.phase, tb.line) == ("base", 2)
+    found = classify_text(tb.chain_text)
+    assert found.name == cause and signal in tb.chain_text
+    assert fix_says in fix_for(found)
+
+
+def test_a_phase_a_signal_killed_fails_in_the_verdict(tmp_path, cli):
+    log = tmp_path / "slurm-7.out"
+    log.write_text(
+        "Tokens / micro-batch / rank: 1 x 1024 = 1,024\n"
+        "/var/spool/slurmd/job00007/slurm_script: line 56: 31902 Segmentation fault: 11  "
+        "python -m scripts.base_train --depth=4 --device_batch_size=1\n"
+    )
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=tmp_path)
+    import json
+
+    doc = json.loads(proc.stdout)
+    base = next(p for p in doc["phases"] if p["name"] == "base")
+    assert base["status"] == "failed" and "native crash" in base["cause"] and "SIGSEGV" in base["cause"], base
+    tok = next(p for p in doc["phases"] if p["name"] == "tokenizer")
+    assert tok["status"] == "done" and "base_train ran on it" in tok["cause"]  # base_train got through setup
+    assert doc["resume"]["phase"] == "base"

@@ -1,0 +1,57 @@
+"""Logs as people paste them into issues, in our own words: shapes from karpathy/nanochat's threads.
+
+A CPU run whose base_loss (not base_train) crashed loading the base checkpoint (issue 143); a base_eval
+that died inside torch's own code (PR 140); a traceback whose paste ends before the exception line."""
+
+from __future__ import annotations
+
+import json
+
+BANNER_TRAIN = (
+    "Overriding: depth = 4\n"
+    "Overriding: device_batch_size = 1\n"
+    "Autodetected device type: mps\n"
+    "Tokens / micro-batch / rank: 1 x 1024 = 1,024\n"
+    "Total batch size 1,024 => gradient accumulation steps: 1\n"
+)
+BASE_LOSS_CRASH = (
+    "Overriding: device_batch_size = 1\n"
+    "Overriding: split_tokens = 4096\n"
+    "Autodetected device type: mps\n"
+    "Traceback (most recent call last):\n"
+    '  File "/Users/u/nanochat/scripts/base_loss.py", line 30, in <module>\n'
+    '    model, tokenizer, meta = load_model("base", device, phase="eval")\n'
+    '  File "/Users/u/nanochat/nanochat/checkpoint_manager.py", line 146, in load_model\n'
+    "    return load_model_from_dir(checkpoints_dir, *args, **kwargs)\n"
+    '  File "/Users/u/nanochat/.venv/lib/python3.10/site-packages/torch/serialization.py", line 1479, in load\n'
+    "    with _open_file_like(f, 'rb') as opened_file:\n"
+)
+
+
+def _verify(cli, log):
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=log.parent)
+    report = json.loads(proc.stdout)
+    return report, {c["code"]: c for c in report["checks"]}, {p["name"]: p for p in report["phases"]}
+
+
+def test_base_loss_crash_is_no_base_train_setup_and_its_flags_stay_out_of_the_resume(tmp_path, cli):
+    log = tmp_path / "run.log"
+    log.write_text(BANNER_TRAIN + BASE_LOSS_CRASH + 'FileNotFoundError: [Errno 2] No such file: "model_000050.pt"\n')
+    report, checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "failed"
+    assert phases["base"]["cause"].startswith("base_loss crashed"), phases["base"]  # was "died during setup"
+    (crash,) = checks["LOG002"]["findings"]
+    assert crash["message"].startswith("base_loss (base) crashed"), crash["message"]
+    # the innermost frame of the job's own code, not torch's serialization.py
+    assert "raised at /Users/u/nanochat/nanochat/checkpoint_manager.py:146" in crash["message"]
+    train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
+    assert "--depth=4" in train and "split_tokens" not in train, train  # base_loss's flag is no base_train flag
+
+
+def test_a_traceback_cut_off_before_its_exception_line_says_so(tmp_path, cli):
+    log = tmp_path / "run.log"
+    log.write_text(BANNER_TRAIN + BASE_LOSS_CRASH)  # the paste ends in the frames
+    _report, checks, phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "the traceback is cut off before its exception line" in crash["message"], crash["message"]
+    assert ": :" not in crash["message"] and ": :" not in phases["base"]["cause"]  # was "(other): :"
