@@ -72,6 +72,7 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
     """
     if not script.ok:
         raise Skip("the script could not be read")
+    from preflight.checkout import setting_flag
     from preflight.checks.flags import checkout_or_none
 
     checkout = checkout_or_none(ctx)
@@ -90,8 +91,9 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
         found = True
         world = nproc * nodes
         total, tsrc = _value(script, inv, job_env, rule["total"], spec, profile, entry)
-        if total is None or total <= 0:
-            continue  # auto-computed (later eras)
+        auto = total is None or total <= 0  # auto-computed (later eras)
+        if auto and not (entry is not None and entry.ok and entry.batch_power_of_two):
+            continue  # its value is known only when the job runs
         product, parts = 1, []
         for key in rule["per"]:
             if key == "world":
@@ -104,14 +106,29 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
                 break
             product *= v
             parts.append(vsrc)
-        if product and total % product:
+        flag, _ = setting_flag(checkout, profile, inv.module, rule["total"], inv.script_file)
+        set_total = (
+            f"set {flag} to a multiple of {product:,}" if flag else f"a total batch that is a multiple of {product:,}"
+        )
+        path = inv.file if inv.file != "<script>" else str(script.path)
+        if auto and product and product & (product - 1):
+            odd = product // (product & -product)
+            yield Finding(
+                f"{phase} ({inv.module}): {entry.path.rsplit('/', 2)[-2]}/{entry.path.rsplit('/', 1)[-1]} auto-sizes "
+                f"{rule['total']} to a power of two, and {' x '.join(parts)} = {product:,} has the odd factor {odd}: "
+                "no power of two divides by it, so the phase stops with an AssertionError",
+                path=path,
+                line=inv.line,
+                fix="make that product a power of two (device batch size, sequence length and GPU count each a "
+                f"power of two), or {set_total}",
+            )
+        elif not auto and product and total % product:
             yield Finding(
                 f"{phase} ({inv.module}): {rule['total']} {total:,} is not divisible by "
                 f"{' x '.join(parts)} = {product:,}; the phase stops with an AssertionError",
-                path=inv.file if inv.file != "<script>" else str(script.path),
+                path=path,
                 line=inv.line,
-                fix=f"run on a world size that divides it (1, 2, 4, 8 GPUs) or set --{rule['total']} to a "
-                f"multiple of {product:,}",
+                fix=f"run on a world size that divides it (1, 2, 4, 8 GPUs) or {set_total}",
             )
     if not found:
         raise Skip("no training phase with a known process count")

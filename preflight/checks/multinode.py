@@ -8,8 +8,10 @@ from collections.abc import Iterator
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
+from preflight.phases import TORCHRUN_SCRIPTS
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE
+from preflight.script.placement import on_some_nodes_only
 from preflight.script.sbatch import count
 from preflight.units import parse_count, parse_int
 
@@ -160,8 +162,10 @@ def nodes_launch_mismatch(script, job_env) -> Iterator[Finding]:
             not torchrun
             and inv.srun
             and inv.module
-            and (inv.module.startswith(("nanochat.", "scripts.")))
+            and inv.module.startswith(("nanochat.", "scripts."))
+            and inv.module.rsplit(".", 1)[-1] in TORCHRUN_SCRIPTS  # a trainer or evaluation (not a download)
             and (tasks or 1) * nodes > 1
+            and not on_some_nodes_only(script, inv.command)  # `if [ "$NODE_RANK" = 0 ]; then ...`
         ):
             yield Finding(
                 f"srun runs {inv.module} as {(tasks or 1) * nodes} plain tasks: nanochat reads RANK, LOCAL_RANK "

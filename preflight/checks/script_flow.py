@@ -7,6 +7,7 @@ An ``exit`` the script reaches before its training, a launch run outside the che
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -380,6 +381,10 @@ _ELSEWHERE = (
 )
 
 
+# a cd to the submit directory, in the spellings job scripts use
+SUBMIT_DIR_WORD_RE = re.compile(r'^"?\$(?:SLURM_SUBMIT_DIR|\{SLURM_SUBMIT_DIR(?::?-[^}]*)?\})"?$')
+
+
 def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
     """The directory a top-level launch runs in, and why; None when it cannot be told before the job."""
     from preflight.script.parser import expand_path
@@ -399,6 +404,11 @@ def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
             if last.name != "popd" and len(last.words) > 1
             else None
         )
+        if last.name != "popd" and len(last.words) > 1 and SUBMIT_DIR_WORD_RE.match(last.words[-1]):
+            # `cd "${SLURM_SUBMIT_DIR:-$PWD}"`: where sbatch was run (SLURM sets it in every batch job)
+            if not last.depth and not last.in_function:
+                return Path(ctx.inputs.cwd), f"the `cd` to the submit directory at line {last.line}"
+            return None
         if target is None or last.depth or last.in_function:
             return None
         workdir, why = workdir / target, f"the `cd` at line {last.line}"

@@ -74,7 +74,7 @@ def _trapped(script, name: str) -> list:
 
 
 @check("SB016", "signal-not-delivered", severity="error")
-def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
+def signal_not_delivered(ctx, script, job_env, profile) -> Iterator[Finding]:
     """
     What it checks: that the signal ``#SBATCH --signal`` asks for can reach the trainer.
     With ``B:`` SLURM signals only the batch shell: it needs a ``trap`` for that signal, and the
@@ -103,7 +103,7 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
     script.require_readable()
     value = job_env.sbatch.get("signal")
     if not value:
-        yield from _term_trap(script, profile)
+        yield from _term_trap(ctx, script, profile)
         return
     line = job_env.directive_line("signal")
     parsed = parse_signal_option(value)
@@ -174,8 +174,11 @@ def signal_not_delivered(script, job_env, profile) -> Iterator[Finding]:
         )
 
 
-def _term_trap(script, profile) -> Iterator[Finding]:
+def _term_trap(ctx, script, profile) -> Iterator[Finding]:
     """A TERM trap (no --signal) that cannot make the trainer save at the time limit."""
+    from preflight.checkout import setting_flag
+    from preflight.checks.flags import checkout_or_none
+
     if profile.data.get("saves_on_signal"):
         return  # the trainer itself saves on the SIGTERM SLURM sends it
     traps = _trapped(script, "TERM")
@@ -189,14 +192,25 @@ def _term_trap(script, profile) -> Iterator[Finding]:
         if foreground
         else ""
     )
+    # the flags as the checkout the job runs spells them (--save-every from 2026-01-13), else the era's
+    checkout = checkout_or_none(ctx)
+    save, _ = setting_flag(checkout, profile, inv.module, "save_every", inv.script_file)
+    resume, _ = setting_flag(checkout, profile, inv.module, "resume_from_step", inv.script_file)
+    resume_text = f" and resume with {resume}=STEP" if resume else ""
+    if save and inv.flag("save_every") is not None:
+        again = f"rerun with {resume}=STEP (its last checkpoint)" if resume else "resume from its last checkpoint"
+        fix = f"it already passes {save}: {again}; the trap can only report, not save"
+    elif save:
+        fix = f"pass {save}=N to {inv.module}{resume_text}; the trap can only report, not save"
+    else:
+        fix = f"this {inv.module} has no periodic save: split the run into jobs that fit the time limit"
     yield Finding(
         f"`{' '.join(trap.words[:2])} ... TERM` (line {trap.line}) cannot make {inv.module} save at the time "
         f"limit: {when}SLURM sends SIGTERM to the trainer too, and the {profile.name} era's trainers do not "
-        "save on a signal, so it dies with only what --save_every saved",
+        f"save on a signal, so it dies with only what {save or 'it'} saved last",
         path=script.file_of(trap),
         line=trap.line,
-        fix=f"pass --save_every=N to {inv.module} and resume with --{profile.data.get('resume_flag')}=STEP; "
-        "the trap can only report, not save",
+        fix=fix,
     )
 
 

@@ -381,6 +381,12 @@ class ScriptModel:
             op, default = m.group(2), m.group(3)
             val = self.value_at(name, line, file, environ, memo) if _depth < 5 else None
             if op in (":-", "-", ":=", "=") and not val:
+                if default and "$" in default:  # ${SLURM_SUBMIT_DIR:-$PWD}: the default is expanded too
+                    inner = self.expand(default, line, file, environ, _depth + 1, memo)
+                    if inner is None:
+                        missing = True
+                        return ""
+                    return inner
                 return default or ""
             if val is None:
                 missing = True

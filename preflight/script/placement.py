@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any
 
 from preflight.script.wrappers import strip_prefixes
@@ -96,3 +97,42 @@ def cross_node_commands(script: Any) -> list[Any]:
         if p.srun or (p.words and os.path.basename(p.words[0]) in CROSS_NODE_COMMANDS):
             out.append(c)
     return out
+
+
+# variables that tell one node (or task) of a job from the others: a command under an `if` that reads one
+# runs on some nodes only (`if [ "$NODE_RANK" = "0" ]; then python -m nanochat.dataset ...; fi`)
+NODE_RANK_VAR_RE = re.compile(
+    r"\$\{?(?:NODE_RANK|SLURM_NODEID|SLURM_PROCID|SLURM_LOCALID|GROUP_RANK|RANK|LOCAL_RANK|OMPI_COMM_WORLD_RANK"
+    r"|PMI_RANK|PMIX_RANK)\b"
+)
+
+
+def on_some_nodes_only(script: Any, cmd: Any) -> bool:
+    """``cmd`` sits under an ``if``/``case`` that tests a node's rank: it does not run on every node."""
+    model = next((m for m in [script, *script.includes] if m.tree and any(c is cmd for c in m.commands)), None)
+    return model is not None and _under_rank_test(model.tree, cmd)
+
+
+def _under_rank_test(nodes: list, cmd: Any) -> bool:
+    from preflight.script.tree import Case, Group, If, Item, Loop, iter_commands
+
+    for n in nodes:
+        if isinstance(n, Item) or not any(c is cmd for c in iter_commands([n])):
+            continue
+        if isinstance(n, If):
+            tests = [c for cond, _ in n.branches for c in iter_commands(cond)]
+            if any(NODE_RANK_VAR_RE.search(c.text) for c in tests):
+                return True
+            blocks = [b for _, b in n.branches] + [n.else_body or []]
+        elif isinstance(n, Case):
+            if NODE_RANK_VAR_RE.search(" ".join(n.header)):
+                return True
+            blocks = [b for _, b in n.arms]
+        elif isinstance(n, Loop):
+            blocks = [n.body]
+        elif isinstance(n, Group) or hasattr(n, "body"):
+            blocks = [n.body]
+        else:
+            blocks = []
+        return any(_under_rank_test(b, cmd) for b in blocks)
+    return False

@@ -98,3 +98,35 @@ def _():
 @good("bf16-unsupported")
 def _():
     return Scenario(script=_script(8, 8), env=ENV, facts={"gpus": _gpus(8)})
+
+
+# a checkout whose base_train auto-sizes the total batch to a power of two (upstream from 2026-02-06)
+_AUTO_BATCH_BASE_TRAIN = (
+    "import argparse, math\nparser = argparse.ArgumentParser()\n"
+    'parser.add_argument("--depth", type=int, default=20)\n'
+    'parser.add_argument("--max-seq-len", type=int, default=2048)\n'
+    'parser.add_argument("--device-batch-size", type=int, default=32)\n'
+    'parser.add_argument("--total-batch-size", type=int, default=-1)\n'
+    "args = parser.parse_args()\n"
+    "total_batch_size = args.total_batch_size\n"
+    "if total_batch_size == -1:\n"
+    "    total_batch_size = 2 ** round(math.log2(524288 * 1.3))\n"
+)
+_AUTO_CHECKOUT = {"nanochat/nanochat/common.py": "", "nanochat/scripts/base_train.py": _AUTO_BATCH_BASE_TRAIN}
+
+
+def _auto(extra: str) -> str:
+    return (
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -euo pipefail\ncd {tmp}/nanochat\n"
+        f"python -m scripts.base_train --depth=24{extra}\n"
+    )
+
+
+@bad("batch-not-divisible")
+def _():  # 6 x 2048 = 3 x 4096: no power of two divides by it (a public fork's d24 script)
+    return Scenario(script=_auto(" --device-batch-size=6"), env=ENV, files=_AUTO_CHECKOUT)
+
+
+@good("batch-not-divisible")
+def _():
+    return Scenario(script=_auto(" --device-batch-size=8"), env=ENV, files=_AUTO_CHECKOUT)

@@ -29,6 +29,36 @@ def _():
     return Scenario(script=GOOD, env=ENV)
 
 
+# one controller per node runs a followed script; the one-time setup is fenced to node 0 (a public fork's shape)
+PER_NODE = (
+    "NODE_RANK=${SLURM_NODEID:-0}\n"
+    'if [ "$NODE_RANK" = "0" ]; then\n'
+    "    python -m nanochat.dataset -n 8\n"
+    "    python -m scripts.tok_train\n"
+    "fi\n"
+    'torchrun --nnodes="$SLURM_NNODES" --node_rank="$NODE_RANK" --nproc_per_node=8 --rdzv_backend=c10d '
+    '--rdzv_endpoint="$MASTER_ADDR:29500" -m scripts.base_train -- --depth=20\n'
+)
+
+
+@good("nodes-launch-mismatch")
+def _():  # the setup on node 0 only is no trainer "run as 2 plain tasks"
+    return Scenario(
+        script=HEAD + "srun --ntasks-per-node=1 bash per_node.sh\n", env=ENV, files={"per_node.sh": PER_NODE}
+    )
+
+
+@bad("nodes-launch-mismatch")
+def _():  # a trainer the followed script runs plainly on every node is one
+    return Scenario(
+        script=HEAD + "srun --ntasks-per-node=1 bash per_node.sh\n",
+        env=ENV,
+        files={
+            "per_node.sh": PER_NODE.replace("python -m scripts.tok_train\nfi\n", "fi\npython -m scripts.base_loss\n")
+        },
+    )
+
+
 @bad("rendezvous-unreachable")
 def _():
     return Scenario(

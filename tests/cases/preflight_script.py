@@ -361,6 +361,16 @@ _DASH_CHECKOUT = {
 }
 
 
+@bad("signal-not-delivered")
+def _():  # a TERM trap in front of a foreground trainer that already saves periodically: the fix keeps its flags
+    return Scenario(
+        script=HEAD + "cd {tmp}/nanochat\ntrap 'echo stopping' TERM\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --save-every=400\n",
+        env=ENV,
+        files=_DASH_CHECKOUT,
+    )
+
+
 @good("flag-style-mismatch")
 def _():  # --fp8 exists in the checkout (Karpathy's own speedrun passes it); --device-batch abbreviates
     return Scenario(

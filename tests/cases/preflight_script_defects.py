@@ -349,6 +349,18 @@ def _():  # the script cds to the checkout first
 
 
 @good("entry-not-found")
+def _():  # the common cd to the submit directory, submitted from the checkout (it read "<cwd>/$PWD" before)
+    return Scenario(
+        script=HEAD + 'cd "${SLURM_SUBMIT_DIR:-$PWD}"\n' + BASE + "\n", env=ENV, files={"scripts/base_train.py": ""}
+    )
+
+
+@bad("entry-not-found")
+def _():  # the same cd, submitted from elsewhere: the submit directory has no scripts/
+    return Scenario(script=HEAD + 'cd "${SLURM_SUBMIT_DIR:-$PWD}"\n' + BASE + "\n", env=ENV)
+
+
+@good("entry-not-found")
 def _():  # a cd preflight cannot resolve before the job: no verdict
     return Scenario(script=HEAD + 'cd "$(dirname "$0")"\n' + BASE + "\n", env=ENV)
 

@@ -138,3 +138,20 @@ def test_job_failed_of_its_own_usr1_says_why(tmp_path):
     other = JobInfo(job_id="4242", state="FAILED", exit_code="0:9")
     (plain,) = run_scenario(_scenario(other), tmp_path, select=["job-failed"]).checks[0].findings
     assert "SIGUSR1" not in plain.message and "died of" not in plain.message
+
+
+def test_term_trap_fix_spells_the_checkouts_flags_and_sees_the_save_it_has(tmp_path):
+    from tests.cases.preflight_script import _DASH_CHECKOUT
+
+    trainer = "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20"
+    for extra, says in (
+        (" --save-every=400", "it already passes --save-every: rerun with --resume-from-step=STEP"),
+        ("", "pass --save-every=N to scripts.base_train and resume with --resume-from-step=STEP"),
+    ):
+        script = HEAD + "cd {tmp}/nanochat\ntrap 'echo stopping' TERM\n" + trainer + extra + "\n"
+        result = run_scenario(
+            Scenario(script=script, env=ENV, files=_DASH_CHECKOUT), tmp_path / str(len(extra)), select=["SB016"]
+        )
+        (finding,) = result.checks[0].findings
+        assert says in finding.fix, finding.fix  # was "pass --save_every=N", a flag this checkout does not have
+        assert "--save_every" not in finding.message + finding.fix
