@@ -277,14 +277,14 @@ class Profile:
 
 
 def load_profile(name: str, reason: str = "", variant: str | None = None, checkout: Path | None = None) -> Profile:
-    """A profile by public name, with `extends:` resolved (a fresh copy each call)."""
-    return Profile(
-        name=name,
-        reason=reason or f"profile {name}",
-        data=json.loads(_merged_json(name)),
-        variant=variant,
-        checkout=checkout,
-    )
+    """A profile by public name, with `extends:` resolved (a fresh copy each call). With the checkout the job
+    runs, its dataset section is the layout that checkout's nanochat/dataset.py reads."""
+    data = json.loads(_merged_json(name))
+    if checkout is not None:
+        from preflight.dataset_layout import apply_checkout_layout
+
+        apply_checkout_layout(data, checkout, lambda: (_merged_json(n) for n in PROFILE_NAMES))
+    return Profile(name=name, reason=reason or f"profile {name}", data=data, variant=variant, checkout=checkout)
 
 
 def _chat_eval_source(args: list[str]) -> str | None:

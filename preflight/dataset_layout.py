@@ -1,0 +1,85 @@
+"""Which pretraining dataset a nanochat checkout reads, from its own ``nanochat/dataset.py`` (parsed with
+``ast``; nothing is imported or run): the directory under the base dir (``DATA_DIR``) and the last shard
+(``MAX_SHARD``).
+
+The era profiles describe the two datasets upstream has used: FineWeb-Edu in ``base_data/`` (the classic
+profile's ``dataset:``) and ClimbMix in ``base_data_climbmix/`` (from 2026-03-04). An era spans the switch
+(no-mid starts 2026-02-01, and forks kept FineWeb-Edu long after), so a checkout's own file decides which
+layout a job's shards follow; the profiles stay the one home of each layout's numbers."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+MAX_SOURCE_BYTES = 1 << 20
+
+
+def read_layout(checkout: Path) -> tuple[str | None, int | None]:
+    """(DATA_DIR's directory name, MAX_SHARD) of the checkout's nanochat/dataset.py; None for what it lacks."""
+    path = Path(checkout) / "nanochat" / "dataset.py"
+    try:
+        st = path.stat()
+    except OSError:
+        return None, None
+    return _read(str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None]:
+    if size > MAX_SOURCE_BYTES:
+        return None, None
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read(MAX_SOURCE_BYTES).decode("utf-8"), filename=path)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None, None
+    data_dir = max_shard = None
+    for node in tree.body:  # module level only: what importing the module would set
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        if name == "MAX_SHARD" and isinstance(node.value, ast.Constant) and type(node.value.value) is int:
+            max_shard = node.value.value
+        elif name == "DATA_DIR":
+            # os.path.join(base_dir, "base_data_climbmix"), or a fork's os.environ.get("X", os.path.join(...)):
+            # the last plain directory name in it
+            names = [
+                n.value
+                for n in ast.walk(node.value)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str) and _dir_name(n.value)
+            ]
+            data_dir = names[-1] if names else None
+    return data_dir, max_shard
+
+
+def _dir_name(text: str) -> bool:
+    return 0 < len(text) <= 128 and text.isascii() and "/" not in text and text.lower() == text and text[0] != "."
+
+
+def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Iterable[str]]) -> None:
+    """Point ``data``'s ``dataset:`` section at the layout the checkout reads. ``profiles``: the merged profiles
+    as JSON (the layouts), asked for only when needed. A directory no profile describes (a fork's) keeps this
+    era's numbers."""
+    data_dir, max_shard = read_layout(checkout)
+    ds = data.get("dataset") or {}
+    dirs = list(ds.get("dirs") or [])
+    if data_dir is None or (dirs and dirs[0] == data_dir and max_shard in (None, ds.get("max_shard"))):
+        return
+    for text in profiles():
+        other = json.loads(text).get("dataset") or {}
+        if (other.get("dirs") or [None])[0] == data_dir:
+            ds = dict(other)
+            break
+    else:
+        ds = {**ds, "dirs": [data_dir], "val_shard": "last"}
+    if max_shard is not None and max_shard != ds.get("max_shard"):
+        if isinstance(ds.get("val_shard"), int):  # a pinned validation shard is the last one
+            ds["val_shard"] = max_shard
+        ds["max_shard"] = max_shard
+    ds["from_checkout"] = os.path.join("nanochat", "dataset.py")
+    data["dataset"] = ds
