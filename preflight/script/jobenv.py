@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,10 @@ def passed_environ(environ: dict[str, str], export: str) -> dict[str, str]:
     return out
 
 
+# ${X:-default} / ${X-default}: what a partly known value shows (X's value, else the default as written)
+_DEFAULT_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?-([^{}]*)\}")
+
+
 def job_env_fact(ctx: Any) -> JobEnv:
     script = ctx.get("script", None)
     export, export_source = effective_export(script, ctx.inputs.sbatch_args, ctx.environ)
@@ -148,8 +153,8 @@ def job_env_fact(ctx: Any) -> JobEnv:
             if a.default_only and env.get(a.name):
                 continue
             value = script.expand(a.value, a.line, a.file, env)
-            if value is None:
-                value = a.value
+            if value is None:  # a variable known only in the job ($USER on a login node without it): keep its name
+                value = _DEFAULT_RE.sub(lambda m: env.get(m.group(1)) or m.group(2), a.value)
             if a.name in env or a.exported:
                 # a plain assignment of an exported variable changes what children see
                 env[a.name] = value

@@ -308,6 +308,7 @@ class ScriptModel:
             value = self._job_var(name)
         named = self._assignments_named(name)
         self._expansion_steps += len(named)
+        later = self._files_run_after(file, line) if named and file is not None and line is not None else ()
         applicable = [
             a
             for a in named
@@ -318,6 +319,7 @@ class ScriptModel:
                 and a.file == file
                 and (a.line > line or (a.line == line and not a.inline))
             )
+            and a.file not in later
         ]
         # only the last plain assignment and what follows it (appends `X+=v`, default-only `${X:=...}`)
         # decide the value: the earlier ones are never expanded (each one's own $name is the recursion, memoised)
@@ -332,6 +334,17 @@ class ScriptModel:
             elif not value:
                 value = self._assigned_value(a, environ, memo)
         return value
+
+    def _files_run_after(self, file: str, line: int) -> set[str]:
+        """The followed scripts ``file`` runs after ``line`` (and what they run): their assignments happen later."""
+        out: set[str] = set()
+        for m in self.walk():
+            if str(m.path) != file and not (m is self and file == "<script>"):
+                continue
+            for inc in m.includes:
+                if m.include_lines.get(str(inc.path), 0) > line:
+                    out.update(str(sub.path) for sub in inc.walk())
+        return out
 
     def _assigned_value(self, a: Assignment, environ: dict[str, str] | None, memo: dict) -> str | None:
         if a.resolved is not None and re.search(r"\$\{?[0-9#@*]", a.value):

@@ -174,3 +174,25 @@ def test_an_open_block_is_reported_with_bashs_own_message(tmp_path):
     # torchrun's `-- -m MODULE` (the script after the end of torchrun's options) is still the phase's launch
     (inv,) = parse_text(script).invocations
     assert inv.module == "scripts.chat_sft" and inv.flag("run").value == "dummy"
+
+
+def test_a_followed_script_run_later_does_not_change_a_value_before_its_call(tmp_path):
+    # a public multi-node fork: the batch script sets NANOCHAT_BASE_DIR with a default, hands it to
+    # `srun bash per_node.sh`, whose bare `export NANOCHAT_BASE_DIR` re-exports it (a later file, run later)
+    (tmp_path / "per_node.sh").write_text(
+        'if [ -z "${NANOCHAT_BASE_DIR:-}" ]; then NANOCHAT_BASE_DIR="$HOME/.cache/nanochat"; fi\n'
+        "export NANOCHAT_BASE_DIR\npython -m scripts.base_train\n"
+    )
+    job = tmp_path / "job.sh"
+    job.write_text(
+        "#!/bin/bash\n"
+        'export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-/scratch/$USER/nanochat}"\n'
+        'echo "$NANOCHAT_BASE_DIR"\n'
+        "srun --ntasks-per-node=1 bash per_node.sh\n"
+    )
+    model = parse_script(job, cwd=tmp_path, environ={"USER": "me", "HOME": "/home/me"})
+    assert model.includes, "per_node.sh is followed"
+    # was "${NANOCHAT_BASE_DIR}": the child's re-export counted as an assignment before line 3
+    assert model.value_at("NANOCHAT_BASE_DIR", 3, str(job), {"USER": "me"}) == "/scratch/me/nanochat"
+    # a default is expanded too (it was returned as written: "/scratch/$USER/nanochat")
+    assert model.expand("${UNSET_HERE:-/scratch/$USER/x}", 3, str(job), {"USER": "me"}) == "/scratch/me/x"
