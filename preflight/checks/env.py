@@ -55,7 +55,10 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
     profile = ctx.get("profile", None)
     if script is not None and script.ok and profile is not None:
         for inv in script.all_invocations:
-            if not inv.module or profile.phase_of_module(inv.module, inv.args) not in TRAIN_PHASES:
+            phase = profile.phase_of_module(inv.module, inv.args) if inv.module else None
+            # a fork's own entry point (scripts.pre1900_sft) that takes nanochat's --run starts wandb the same way
+            fork_entry = phase is None and (inv.module or "").startswith("scripts.") and inv.flag("run") is not None
+            if not inv.module or (phase not in TRAIN_PHASES and not fork_entry):
                 continue
             f = inv.flag("run")
             if f is None:

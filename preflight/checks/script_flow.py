@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from preflight.facts import Skip
-from preflight.model import Finding
+from preflight.model import Finding, Severity
 from preflight.plan import trainer_invocations
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE
@@ -415,6 +415,17 @@ def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
     return workdir, why
 
 
+def _launched(inv) -> str:
+    return f"python -m {inv.module}" if inv.module else f"python {inv.script_file}"
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 @check("SB018", "entry-not-found", severity="error")
 def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
     """
@@ -434,6 +445,7 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
     submit from the checkout, or set ``#SBATCH --chdir=/path/to/nanochat``.
     """
     from preflight.checkout import Checkout
+    from preflight.checks.flags import checkout_or_none
 
     script.require_readable()
     pythonpath = job_env.get("PYTHONPATH") or ""
@@ -441,6 +453,9 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
         raise Skip("PYTHONPATH is set from values known only when the job runs")
     extra = [Path(p) for p in pythonpath.split(":") if p]
     missing: dict[Path, list] = {}  # working directory -> [(invocation, entry, why)]
+    absent: dict[Path, list] = {}  # working directories that do not exist on this machine
+    given = checkout_or_none(ctx)
+    given = given if given is not None and given.source == "--checkout" else None
     for inv in script.invocations:  # the batch script's own launches (a followed script runs where it is called)
         entry = None
         if inv.module and inv.module.split(".")[0] == "scripts":
@@ -457,11 +472,29 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
         if where is None:
             continue
         roots = [where[0], *extra] if inv.module else [where[0]]
+        if not _is_dir(where[0]):
+            # a cluster path (cd /mnt/...) seen from CI or a laptop: --checkout says what is there
+            if given is not None:
+                roots = [given.root, *extra]
+            else:
+                absent.setdefault(where[0], []).append((inv, entry, where[1]))
+                continue
         if not any(Checkout(r, where[1]).entry_file(inv.module, inv.script_file) for r in roots):
             missing.setdefault(where[0], []).append((inv, entry, where[1]))
+    for workdir, launches in absent.items():
+        inv, entry, why = launches[0]
+        yield Finding(
+            f"{_launched(inv)} (line {inv.line}) runs in {workdir} ({why}), which does not exist on this machine: "
+            f"preflight cannot tell whether it has {entry}",
+            path=script.file_of(inv),
+            line=inv.line,
+            severity=Severity.WARNING,
+            fix="run preflight where that path exists (a login node of the cluster), or pass --checkout DIR with "
+            "a copy of the checkout the job runs",
+        )
     for workdir, launches in missing.items():
         inv, entry, why = launches[0]
-        launched = f"python -m {inv.module}" if inv.module else f"python {inv.script_file}"
+        launched = _launched(inv)
         more = (
             f" (and {len(launches) - 1} later launch{'es' if len(launches) > 2 else ''} there)"
             if len(launches) > 1

@@ -28,6 +28,14 @@ def _():
     return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home", "WANDB_RUN": "d20-speedrun"})
 
 
+@bad("wandb-no-credentials")
+def _():  # a fork's own entry point that takes nanochat's --run (it was read as "wandb off")
+    return Scenario(
+        script="#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.pre1900_sft -- --run=sft-v5\n",
+        env={"HOME": "{tmp}/home"},
+    )
+
+
 @good("wandb-no-credentials")
 def _():
     return Scenario(

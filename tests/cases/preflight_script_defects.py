@@ -360,6 +360,21 @@ def _():  # the same cd, submitted from elsewhere: the submit directory has no s
     return Scenario(script=HEAD + 'cd "${SLURM_SUBMIT_DIR:-$PWD}"\n' + BASE + "\n", env=ENV)
 
 
+@bad("entry-not-found")
+def _():  # a cluster path that does not exist where preflight runs (CI, a laptop): a warning that says so
+    return Scenario(script=HEAD + "cd /mnt/cluster-only/nanochat\n" + BASE + "\n", env=ENV)
+
+
+@good("entry-not-found")
+def _():  # the same, with --checkout: the copy of the checkout the job runs has the entry point
+    return Scenario(
+        script=HEAD + "cd /mnt/cluster-only/nanochat\n" + BASE + "\n",
+        env=ENV,
+        files={"co/scripts/base_train.py": "", "co/nanochat/__init__.py": ""},
+        config={"checkout": "{tmp}/co"},
+    )
+
+
 @good("entry-not-found")
 def _():  # a cd preflight cannot resolve before the job: no verdict
     return Scenario(script=HEAD + 'cd "$(dirname "$0")"\n' + BASE + "\n", env=ENV)
