@@ -482,7 +482,7 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
     compiled = [(re.compile(p), w) for p, w in patterns]
     dataset_mod = profile.modules.get("dataset")
     for model in script.walk():
-        for cmd in model.commands:
+        for cmd in (c for outer in model.commands for c in _with_shell_text(outer)):
             if cmd.name in _DECLARATIONS:
                 continue  # `export RUSTUP_HOME=/scratch/rustup` names a path; it downloads nothing
             line_text = " ".join(cmd.words)
@@ -503,6 +503,20 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                     line=inv.line,
                     fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting",
                 )
+
+
+def _with_shell_text(cmd, depth: int = 0):
+    """The commands of the shell text a command runs (`srun bash -c "pip install ...; curl ..."`), each on its
+    own, else the command itself."""
+    from preflight.script.wrappers import MAX_INLINE_DEPTH, inline_commands, inline_text, strip_prefixes
+
+    inline = inline_text(strip_prefixes(list(cmd.words)).words)
+    parsed = inline_commands(inline[1], cmd) if inline is not None and inline[0] != "eval" else None
+    if parsed is None or depth >= MAX_INLINE_DEPTH:
+        yield cmd
+        return
+    for inner in parsed[0]:
+        yield from _with_shell_text(inner, depth + 1)
 
 
 @check("SB012", "blocking-server", severity="error")

@@ -412,6 +412,11 @@ def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
         if target is None or last.depth or last.in_function:
             return None
         workdir, why = workdir / target, f"the `cd` at line {last.line}"
+    if inv.inline_cd is not None:  # `srun bash -c "cd $PROJECT; python -m scripts.tok_train ..."`
+        target = expand_path(model, inv.inline_cd, inv.line, inv.file)
+        if target is None:
+            return None
+        workdir, why = workdir / target, f"the `cd` in the shell text at line {inv.line}"
     return workdir, why
 
 

@@ -290,6 +290,9 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
             inv.background = inv.background or cmd.background
             inv.checked = inv.checked or _has_exit_check(inner, j) or (scratch.errexit and j < len(inner) - 1)
             inv.via = inv.via or f"{how} (line {cmd.line})"
+            if inv.inline_cd is None:
+                cds = [c for c in inner[:j] if c.name in ("cd", "pushd") and len(c.words) > 1 and not c.in_function]
+                inv.inline_cd = cds[-1].words[-1] if cds and not cds[-1].depth else None
             found.append(inv)
     return found
 

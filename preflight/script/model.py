@@ -161,6 +161,7 @@ class Invocation:
     prefixes: list[str] = field(default_factory=list)  # what runs it: srun, timeout, bash -lc, eval ...
     srun_opts: list[str] = field(default_factory=list)  # the options of the srun in front of it
     template: Command | None = None  # the launcher in the shell function it was called through (`via`)
+    inline_cd: str | None = None  # the last `cd DIR` before it in the shell text it runs in (`bash -c "cd $X; ..."`)
 
     @property
     def file(self) -> str:

@@ -375,6 +375,26 @@ def _():  # the same, with --checkout: the copy of the checkout the job runs has
     )
 
 
+# a public fork's shape: the whole pipeline as shell text in a container step, which cds to the checkout first
+_IN_TEXT = 'PROJECT={tmp}/{dir}\nsrun --container-image=img.sqsh bash -c "\nset -e\ncd $PROJECT\n' + BASE + '\n"\n'
+
+
+@good("entry-not-found")
+def _():
+    return Scenario(
+        script=HEAD + _IN_TEXT.replace("{dir}", "nanochat"), env=ENV, files={"nanochat/scripts/base_train.py": ""}
+    )
+
+
+@bad("entry-not-found")
+def _():  # the cd in the text goes somewhere without scripts/ (it was read as the submit directory)
+    return Scenario(
+        script=HEAD + _IN_TEXT.replace("{dir}", "elsewhere"),
+        env=ENV,
+        files={"elsewhere/README": "", "scripts/base_train.py": ""},
+    )
+
+
 @good("entry-not-found")
 def _():  # a cd preflight cannot resolve before the job: no verdict
     return Scenario(script=HEAD + 'cd "$(dirname "$0")"\n' + BASE + "\n", env=ENV)

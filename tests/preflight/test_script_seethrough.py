@@ -293,3 +293,22 @@ def test_a_script_srun_runs_has_every_launch_under_srun(tmp_path):
         "47h",
         ["timeout", "srun"],
     )
+
+
+def test_every_download_in_shell_text_is_its_own_finding(tmp_path):
+    # a container step that installs, downloads and trains in one `bash -c` text: each download is named
+    from preflight.testing import Scenario, run_scenario
+
+    script = (
+        '#!/bin/bash\nset -e\nsrun --container-image=img.sqsh bash -c "\nset -e\n'
+        "pip install torch==2.9.1 --index-url https://download.pytorch.org/whl/cu128\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+        'curl -L -o /scratch/identity_conversations.jsonl https://example.org/identity_conversations.jsonl\n"\n'
+    )
+    result = run_scenario(Scenario(script=script, env={"HOME": "{tmp}/home"}), tmp_path, select=["SB011"])
+    messages = [f.message for f in result.checks[0].findings]
+    assert any(m.startswith("`pip install torch==2.9.1") for m in messages), messages
+    assert any(m.startswith("`curl -L -o /scratch/identity_conversations.jsonl") for m in messages), (
+        messages
+    )  # was missed
+    assert not any(m.startswith("`srun") for m in messages), messages  # the step's own text, not srun's
