@@ -29,6 +29,7 @@ from preflight.loglines import (
     ANCHOR_RE,
     BAD_INTERPRETER_RE,
     CANCEL_RE,
+    COMMAND_LINE_RE,
     DEVICE_RE,
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
@@ -297,6 +298,14 @@ class _Indexer(TracebackReader):
         if ms:
             self._shell_signal(ms, line, rank)
             return
+        mc = COMMAND_LINE_RE.match(s) if len(s) <= 2000 else None
+        if mc and SCRIPT_PHASE.get(mc.group("script")) not in (None, "dataset"):
+            # the traced or pasted command line: a new process of that entry point starts here
+            if seg.content or seg.overrides or seg.marker or seg.script:
+                seg = self.seg = self._new_segment(line)
+            seg.script = mc.group("script")
+            seg.command = Event("command", line, s[:300], {"script": mc.group("script")})
+            return
         if s.startswith("Overriding"):
             if seg.content:
                 seg = self._start(line)
@@ -492,7 +501,11 @@ class _Indexer(TracebackReader):
         if self.idx.segments:
             self.idx.segments[-1].end_line = max(self.line - 1, self.idx.segments[-1].start_line)
         # drop a leading empty segment (no lines of interest before the first process start)
-        segs = [s for s in self.idx.segments if s.content or s.overrides or s.device or s.marker or s.world_size]
+        segs = [
+            s
+            for s in self.idx.segments
+            if s.content or s.overrides or s.device or s.marker or s.world_size or s.command
+        ]
         for i, s in enumerate(segs):
             s.index = i
         self.idx.segments = segs

@@ -28,7 +28,7 @@ ANCHOR_RE = re.compile(
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank"
-    rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
+    rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception|-m (?:scripts|nanochat)\."
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -117,6 +117,14 @@ SHELL_SIGNALS = {
     "Floating point exception": "SIGFPE",
 }
 ENTRY_POINT_IN_COMMAND_RE = re.compile(r"(?:-m +(?:scripts|nanochat)\.|(?:scripts|nanochat)/)(\w+)")
+# the command line that starts an entry point, as `set -x` traces it ("+ torchrun ... -m scripts.base_train -- ...")
+# or a terminal paste shows it ("(.venv) me@host:~/nanochat$ python -m scripts.base_train --depth=4"); an echo
+# ("Running: python -m ...") is not one
+COMMAND_LINE_RE = re.compile(
+    r"^(?:\++ |(?:\([\w.-]{1,40}\) )?[\w.@:~/-]{0,120}[$#] )?(?:[A-Za-z_]\w*=\S*\s+){0,8}(?:\S*/)?"
+    r"(?:torchrun|python[\d.]*)\s(?:[^|;&]*?\s)?"
+    r"-m\s+(?:scripts|nanochat)\.(?P<script>\w+)(?P<args>(?:\s[^|;&]*)?)$"
+)
 # slurmstepd could not start the batch script: its #! interpreter is not on the node (nothing in it ran)
 BAD_INTERPRETER_RE = re.compile(r"execve\(\): bad interpreter\(([^)]*)\)")
 TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")

@@ -55,3 +55,42 @@ def test_a_traceback_cut_off_before_its_exception_line_says_so(tmp_path, cli):
     (crash,) = checks["LOG002"]["findings"]
     assert "the traceback is cut off before its exception line" in crash["message"], crash["message"]
     assert ": :" not in crash["message"] and ": :" not in phases["base"]["cause"]  # was "(other): :"
+
+
+def test_set_x_traces_name_each_process_and_its_flags_the_era(tmp_path, cli):
+    # a real bash with `set -x` (its trace goes to stderr, merged into the log as SLURM's default does):
+    # the second entry point prints nothing of its own before it dies, so only the trace names it
+    import subprocess
+
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "tok_train.py").write_text('print("Saved tokenizer encoding to /x/tokenizer.pkl")\n')
+    (tmp_path / "scripts" / "chat_sft.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "job.sh").write_text(
+        "#!/bin/bash\nset -x\npython -m scripts.tok_train\n"
+        "python -m scripts.chat_sft -- --device-batch-size=4 || true\n"
+    )
+    proc = subprocess.run(
+        ["bash", "job.sh"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+    log = tmp_path / "slurm-9.out"
+    log.write_text(proc.stdout)
+    assert "+ python -m scripts.chat_sft -- --device-batch-size=4" in proc.stdout, proc.stdout
+    report, _checks, phases = _verify(cli, log)
+    assert phases["sft"]["status"] == "failed", phases["sft"]  # was not-run: nothing named the process
+    assert "died during setup" in phases["sft"]["cause"]
+    assert report["profile"]["name"] in ("argparse", "no-mid", "current"), report["profile"]  # dashes: 2026-01-13+
+
+
+def test_a_terminal_paste_names_its_entry_point(tmp_path, cli):
+    log = tmp_path / "paste.txt"
+    log.write_text(
+        "(nanochat) me@box:~/nanochat$ WANDB_RUN=t1 python -m scripts.base_train --depth=4 --device-batch-size=4\n"
+        "Autodetected device type: cuda\n"
+    )
+    _report, _checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "failed" and phases["base"]["evidence"] == [f"{log}:1"], phases["base"]
