@@ -74,12 +74,17 @@ def guess_era(script: Any) -> EraGuess | None:
     if not invs:
         return None
     modules = {_base(i.module) for i in invs}
+    flagged = TRAINER_SCRIPTS | {"tok_train"}
     if not modules & (TRAINER_SCRIPTS | {"tok_train", "base_eval", "chat_eval"}):
-        return None
+        # only a fork's own entry points (scripts.pre1900_sft): their flags still follow the checkout's parser
+        # style, which dates the fork's nanochat; nothing else about them is upstream's
+        flagged = {_base(i.module) for i in invs if i.module.startswith("scripts.")}
+        if not any("-" in (f.key or "") for i in invs if _base(i.module) in flagged for f in i.flags):
+            return None
     train_flags = [
         (i, f)
         for i in invs
-        if _base(i.module) in TRAINER_SCRIPTS | {"tok_train"}
+        if _base(i.module) in flagged
         for f in i.flags
         if f.key and f.style not in ("positional", "short")
     ]

@@ -443,6 +443,26 @@ def _not_the_scripts(ctx: Any, script: Any | None, cand: Path) -> str | None:
     return f"{cand} is a nanochat checkout without {missing[0]}, which the script runs"
 
 
+def _not_the_logs(ctx: Any, script: Any | None, cand: Path, era: str) -> str | None:
+    """After the job, with logs and no script: a checkout only guessed from where postflight runs (its
+    working directory, $SLURM_SUBMIT_DIR) whose flag style the logs contradict ran another job, or has been
+    updated since: `Overriding:` lines come from the configurator era only, and the bundled trainer's
+    checkout runs no upstream job. The logs' era wins then."""
+    if script is not None or getattr(ctx.inputs, "stage", "pre") != "post" or not getattr(ctx.inputs, "logs", None):
+        return None
+    if ctx.config is not None and ctx.config.get("checkout"):
+        return None
+    from preflight.era_evidence import detect
+
+    try:
+        found = detect(ctx)
+    except Exception:  # unreadable evidence is no evidence: keep the checkout
+        return None
+    if found is None or found[0] == era or not (found[0] == "classic" or era in ("classic", "bundled")):
+        return None
+    return f"{cand} is a {era} checkout, but the logs are another era's"
+
+
 def detect_from_script(script: Any) -> tuple[str, str, str | None, tuple] | None:
     """(profile, reason, variant, alternatives) from the modules and flag spellings the script uses."""
     invocations = list(getattr(script, "all_invocations", None) or getattr(script, "invocations", []) or [])
@@ -490,7 +510,7 @@ def profile_fact(ctx: Any) -> Profile:
     passed_over: list[str] = []
     for cand in candidate_checkouts(ctx, script):
         fp = _safe_fingerprint(cand)
-        if fp and (why_not := _not_the_scripts(ctx, script, cand)):
+        if fp and (why_not := _not_the_scripts(ctx, script, cand) or _not_the_logs(ctx, script, cand, fp[0])):
             passed_over.append(why_not)
         elif fp:
             name, reason, variant = fp
@@ -517,7 +537,7 @@ def profile_fact(ctx: Any) -> Profile:
         except Exception:  # evidence that cannot be read is no evidence; the default below still applies
             found = None
         if found:
-            return load_profile(found[0], found[1] + " (no nanochat checkout found)")
+            return load_profile(found[0], f"{found[1]} ({'; '.join(passed_over) or 'no nanochat checkout found'})")
     return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")
 
 

@@ -94,3 +94,28 @@ def test_a_terminal_paste_names_its_entry_point(tmp_path, cli):
     )
     _report, _checks, phases = _verify(cli, log)
     assert phases["base"]["status"] == "failed" and phases["base"]["evidence"] == [f"{log}:1"], phases["base"]
+
+
+def test_the_logs_era_wins_over_a_checkout_only_guessed_from_where_postflight_runs(tmp_path, cli):
+    # postflight run from this project's own directory (the bundled trainer's checkout) on a classic job's log:
+    # `Overriding:` lines exist in the configurator era only, so the resume plan is classic's, not the bundled one's
+    from pathlib import Path
+
+    log = tmp_path / "slurm-5.out"
+    log.write_text(BANNER_TRAIN + BASE_LOSS_CRASH + "FileNotFoundError: [Errno 2] No such file: 'model_000050.pt'\n")
+    root = Path(__file__).resolve().parents[2]
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=root)
+    report = json.loads(proc.stdout)
+    assert report["profile"]["name"] == "classic", report["profile"]
+    assert "is a bundled checkout, but the logs are another era's" in report["profile"]["reason"]
+    assert all("nanochat.base_train" not in c for c in report["resume"]["commands"]), report["resume"]
+
+
+def test_a_checkout_whose_era_the_logs_do_not_contradict_stays(tmp_path, cli):
+    from pathlib import Path
+
+    log = tmp_path / "slurm-6.out"
+    log.write_text("COMPUTE_DTYPE: torch.bfloat16\nAutodetected device type: cuda\n")
+    current = Path(__file__).resolve().parents[1] / "fixtures" / "current_checkout"
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=current)
+    assert json.loads(proc.stdout)["profile"]["name"] == "current"

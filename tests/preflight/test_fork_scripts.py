@@ -193,3 +193,20 @@ def test_unclosed_retry_loop_is_reported_with_bashs_message(tmp_path):
     found, _ = _run(tmp_path, "npu_retry_unclosed.sh")
     assert found["SB015"].line == 6 and "syntax error: unexpected end of file" in found["SB015"].message
     assert "`for` (line 6), `if` (line 8)" in found["SB015"].message
+
+
+def test_a_script_of_a_forks_own_entry_points_is_dated_by_its_flag_style():
+    # a public fork's SFT job runs only its own scripts.pre1900_sft: its dash flags still say 2026-01-13 or later
+    from preflight.era import guess_era
+    from preflight.script import parse_text
+
+    script = parse_text(
+        "#!/bin/bash\n#SBATCH --gpus-per-node=8\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.pre1900_sft -- --model-tag d34 "
+        "--device-batch-size=4 --total-batch-size=65536 --run=sft_v5\n"
+    )
+    guess = guess_era(script)
+    assert guess is not None and guess.profile != "classic", guess  # was "classic": nothing was read
+    assert "dash-style flags" in guess.evidence[0]
+    underscored = parse_text("#!/bin/bash\npython -m scripts.my_eval -- --model_tag=d34\n")
+    assert guess_era(underscored) is None  # no dash: the fork's flags say nothing
