@@ -34,6 +34,7 @@ from preflight.loglines import (
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
     END_RES,
+    FRAME_RE,
     ITERS_RE,
     LAUNCH_ERROR_RE,
     LOAD_MODEL_RE,
@@ -289,6 +290,10 @@ class _Indexer(TracebackReader):
         seg = self.seg
         if s.startswith("Traceback (most recent call last)"):
             self._open_traceback(line, rank)
+            return
+        mf = FRAME_RE.match(text)
+        if mf:
+            self._headless_traceback(mf, line, rank)
             return
         ml = LAUNCH_ERROR_RE.match(s)
         if ml:

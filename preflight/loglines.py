@@ -28,7 +28,7 @@ ANCHOR_RE = re.compile(
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank"
-    rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception|-m (?:scripts|nanochat)\."
+    rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception|-m (?:scripts|nanochat)\.|File \""
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------

@@ -62,6 +62,19 @@ class TracebackReader:
         self.tb[rank] = (rec, 0)
         self._close_traceback(rank)
 
+    @staticmethod
+    def _add_frame(rec: TracebackRecord, mf: re.Match) -> None:
+        rec.frames.append((mf.group(1), parse_int(mf.group(2)) or 0))
+        ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
+        if ms and ms.group(1) in SCRIPT_PHASE:
+            rec.script = rec.script or ms.group(1)
+
+    def _headless_traceback(self, mf: re.Match, line: int, rank: str) -> None:
+        """A frame line with no traceback open: a traceback pasted from its first frame on (issue threads
+        drop the ``Traceback (most recent call last):`` line). It opens one, with this frame."""
+        self._open_traceback(line, rank)
+        self._add_frame(self.tb[rank][0], mf)
+
     def _open_traceback(self, line: int, rank: str) -> None:
         pending = self.chain_pending.pop(rank, None)
         if pending is not None and line - pending[1] <= 64:  # ranks interleave: their blank lines come between
@@ -121,10 +134,7 @@ class TracebackReader:
             if text[:1].isspace():
                 mf = FRAME_RE.match(text)
                 if mf and len(rec.frames) < 64:
-                    rec.frames.append((mf.group(1), parse_int(mf.group(2)) or 0))
-                    ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
-                    if ms and ms.group(1) in SCRIPT_PHASE:
-                        rec.script = rec.script or ms.group(1)
+                    self._add_frame(rec, mf)
                 elif (
                     not mf
                     and rec.frames

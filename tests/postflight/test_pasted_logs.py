@@ -119,3 +119,21 @@ def test_a_checkout_whose_era_the_logs_do_not_contradict_stays(tmp_path, cli):
     current = Path(__file__).resolve().parents[1] / "fixtures" / "current_checkout"
     proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=current)
     assert json.loads(proc.stdout)["profile"]["name"] == "current"
+
+
+def test_a_traceback_pasted_from_its_first_frame_is_still_the_crash(tmp_path, cli):
+    # threads often drop the "Traceback (most recent call last):" line; the frames and the exception remain
+    log = tmp_path / "paste.txt"
+    log.write_text(
+        'File "/home/u/nanochat/scripts/chat_rl.py", line 176, in main\n'
+        "    optim.step()\n"
+        '  File "/home/u/.venv/lib/python3.10/site-packages/torch/optim/adam.py", line 182, in _init_group\n'
+        '    state["exp_avg_sq"] = torch.zeros_like(p)\n'
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 32.00 MiB.\n"
+        "GPU 0 has a total capacity of 79.33 GiB of which 14.00 MiB is free.\n"
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert phases["rl"]["status"] == "failed" and "out of memory" in phases["rl"]["cause"], phases["rl"]
+    (crash,) = checks["LOG002"]["findings"]
+    assert crash["data"]["class"] == "out of memory"
+    assert "raised at /home/u/nanochat/scripts/chat_rl.py:176" in crash["message"], crash["message"]
