@@ -366,6 +366,8 @@ class _Indexer(TracebackReader):
         if s.startswith(("Step ", "step ")):
             mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)
             if mv:
+                if mv.re is VAL_RE and mv.group(2) == "CORE metric":
+                    seg = self._evidence("base_train", line)  # only base_train prints its CORE score so
                 seg.content = True
                 seg.first_eval = seg.first_eval or line
                 val = parse_number(mv.group(3) if mv.re is VAL_RE else mv.group(2))

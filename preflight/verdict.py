@@ -292,6 +292,14 @@ def judge_phase(
             started = segs[0]
             bare = all(not (s.overrides or s.device or s.world_size or s.content) for s in segs)
             what = "printed nothing after its header" if bare else "logged no step"
+            evaluated = next((s for s in segs if s.first_eval is not None), None)
+            if evaluated is not None:  # through setup: it evaluated (base_train's CORE at its first step)
+                v.status, v.cause = (
+                    "failed",
+                    f"logged an evaluation ({Path(evaluated.path).name}:{evaluated.first_eval}) and then no step "
+                    f"line: it stopped there; {stderr_note(logs)}{earlier}",
+                )
+                return v
             v.status, v.cause = (
                 "failed",
                 (

@@ -210,9 +210,12 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
                 reported.add(seg.phase)
                 if tb is not None:
                     continue  # phase-crashed already says it died during setup, with the cause
-                where = note
+                if seg.first_eval is not None:  # through setup: it evaluated, then stopped before a step line
+                    what = f"it logged an evaluation (line {seg.first_eval}) and then stopped"
+                else:
+                    what = "it died during setup"
                 yield Finding(
-                    f"{seg.phase} started but logged no training step: it died during setup; {where}",
+                    f"{seg.phase} started but logged no training step: {what}; {note}",
                     path=ix.path,
                     line=seg.start_line,
                     fix=f"read the traceback, fix that error, rerun {seg.phase} (see the resume plan)",

@@ -137,3 +137,18 @@ def test_a_traceback_pasted_from_its_first_frame_is_still_the_crash(tmp_path, cl
     (crash,) = checks["LOG002"]["findings"]
     assert crash["data"]["class"] == "out of memory"
     assert "raised at /home/u/nanochat/scripts/chat_rl.py:176" in crash["message"], crash["message"]
+
+
+def test_a_core_evaluation_names_base_training_and_is_past_setup(tmp_path, cli):
+    # base_train's first CORE evaluation, then the log ends (a paste, or a process killed without a traceback)
+    log = tmp_path / "run.log"
+    log.write_text(
+        "Evaluating: boolq (10-shot, type: multiple_choice)... accuracy: 1.0000 | centered: 1.0000 | time: 0.02s\n"
+        "Step 00001 | CORE metric: 0.0636\n"
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "failed", phases["base"]  # was not-run: nothing named the process
+    assert "logged an evaluation (run.log:2)" in phases["base"]["cause"]
+    assert "died during setup" not in phases["base"]["cause"]
+    (finding,) = checks["LOG003"]["findings"]
+    assert "logged an evaluation (line 2) and then stopped" in finding["message"]
