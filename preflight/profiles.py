@@ -454,6 +454,9 @@ def _not_the_logs(ctx: Any, script: Any | None, cand: Path, era: str) -> str | N
         return None
     from preflight.era_evidence import detect
 
+    own = _from_logs(ctx)  # a log that names its era (the bundled trainer's first line) settles it
+    if own is not None:
+        return None if own.name == era else f"{cand} is a {era} checkout, but the logs are {own.name}'s"
     try:
         found = detect(ctx)
     except Exception:  # unreadable evidence is no evidence: keep the checkout

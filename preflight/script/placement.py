@@ -109,7 +109,7 @@ NODE_RANK_VAR_RE = re.compile(
 
 def on_some_nodes_only(script: Any, cmd: Any) -> bool:
     """``cmd`` sits under an ``if``/``case`` that tests a node's rank: it does not run on every node."""
-    model = next((m for m in [script, *script.includes] if m.tree and any(c is cmd for c in m.commands)), None)
+    model = next((m for m in script.walk() if m.tree and any(c is cmd for c in m.commands)), None)
     return model is not None and _under_rank_test(model.tree, cmd)
 
 

@@ -152,3 +152,13 @@ def test_a_core_evaluation_names_base_training_and_is_past_setup(tmp_path, cli):
     assert "died during setup" not in phases["base"]["cause"]
     (finding,) = checks["LOG003"]["findings"]
     assert "logged an evaluation (line 2) and then stopped" in finding["message"]
+
+
+def test_the_bundled_trainers_own_log_keeps_its_checkout(tmp_path, cli):
+    # the bundled trainer prints `Overriding:` lines too; its first line names it, so its checkout stays
+    from pathlib import Path
+
+    log = tmp_path / "slurm-7.out"
+    log.write_text("Overriding: depth = 2\nnanochat (bundled with nanochat-preflight)\nAutodetected device type: cpu\n")
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=Path(__file__).resolve().parents[2])
+    assert json.loads(proc.stdout)["profile"]["name"] == "bundled"
