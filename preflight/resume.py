@@ -108,6 +108,8 @@ def _world_size(ctx: Any, logs: Any, inv: Any) -> int:
         ws = [s.world_size for s in logs.segments if s.world_size]
         if ws:
             return ws[-1]
+        if any(s.device in ("cpu", "mps") for s in logs.segments):
+            return 1  # nanochat runs one process on a CPU or a Mac: no torchrun
     if inv is not None and "base" in inv.phases and inv.phases["base"].last:
         ranks = inv.phases["base"].last.optim
         if ranks:

@@ -162,3 +162,11 @@ def test_the_bundled_trainers_own_log_keeps_its_checkout(tmp_path, cli):
     log.write_text("Overriding: depth = 2\nnanochat (bundled with nanochat-preflight)\nAutodetected device type: cpu\n")
     proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=Path(__file__).resolve().parents[2])
     assert json.loads(proc.stdout)["profile"]["name"] == "bundled"
+
+
+def test_a_mac_run_resumes_as_one_process(tmp_path, cli):
+    log = tmp_path / "run.log"
+    log.write_text(BANNER_TRAIN.replace("Tokens / micro-batch", "Scaling the LR") + "Killed: 9\n")
+    report, _checks, _phases = _verify(cli, log)
+    assert report["resume"]["commands"], report["resume"]
+    assert all(not c.startswith("torchrun") for c in report["resume"]["commands"]), report["resume"]  # was x 8
