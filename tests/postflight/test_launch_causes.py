@@ -127,7 +127,9 @@ def test_a_phase_a_signal_killed_is_its_crash_as_bash_reports_it(tmp_path, signa
         'print("Tokens / micro-batch / rank: 1 x 1024 = 1,024", flush=True)\n'
         "os.kill(os.getpid(), getattr(signal, sys.argv[1]))\n"
     )
-    (tmp_path / "job.sh").write_text(f"#!/bin/bash\npython -m scripts.base_train {signal} --depth=4\necho after\n")
+    (tmp_path / "job.sh").write_text(
+        f"#!/bin/bash\n{sys.executable} -m scripts.base_train {signal} --depth=4\necho after\n"
+    )
     proc = subprocess.run(
         ["bash", "job.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
     )  # one stream, as SLURM's default output file has it

@@ -6,6 +6,7 @@ that died inside torch's own code (PR 140); a traceback whose paste ends before 
 from __future__ import annotations
 
 import json
+import sys
 
 BANNER_TRAIN = (
     "Overriding: depth = 4\n"
@@ -66,8 +67,8 @@ def test_set_x_traces_name_each_process_and_its_flags_the_era(tmp_path, cli):
     (tmp_path / "scripts" / "tok_train.py").write_text('print("Saved tokenizer encoding to /x/tokenizer.pkl")\n')
     (tmp_path / "scripts" / "chat_sft.py").write_text("import sys\nsys.exit(3)\n")
     (tmp_path / "job.sh").write_text(
-        "#!/bin/bash\nset -x\npython -m scripts.tok_train\n"
-        "python -m scripts.chat_sft -- --device-batch-size=4 || true\n"
+        f"#!/bin/bash\nset -x\n{sys.executable} -m scripts.tok_train\n"
+        f"{sys.executable} -m scripts.chat_sft -- --device-batch-size=4 || true\n"
     )
     proc = subprocess.run(
         ["bash", "job.sh"],
@@ -79,7 +80,7 @@ def test_set_x_traces_name_each_process_and_its_flags_the_era(tmp_path, cli):
     )
     log = tmp_path / "slurm-9.out"
     log.write_text(proc.stdout)
-    assert "+ python -m scripts.chat_sft -- --device-batch-size=4" in proc.stdout, proc.stdout
+    assert f"+ {sys.executable} -m scripts.chat_sft -- --device-batch-size=4" in proc.stdout, proc.stdout
     report, _checks, phases = _verify(cli, log)
     assert phases["sft"]["status"] == "failed", phases["sft"]  # was not-run: nothing named the process
     assert "died during setup" in phases["sft"]["cause"]
