@@ -132,6 +132,8 @@ class Plan:
         return self.total_seconds
 
     def rows(self) -> list[tuple[str, str]]:
+        if not self.phases:  # an SFT-only fork job, a CPU-partition helper: the defaults would describe no run
+            return [("plan", "the script runs no training phase preflight can see: nothing to plan")]
         rows = [
             (
                 "model",

@@ -137,3 +137,11 @@ def test_the_home_quota_warning_gives_this_runs_size(tmp_path):
     )
     size = [float(m.split("run's ~")[1].split(" GB")[0]) for m in (d26, d12)]
     assert "this d26 run's ~" in d26 and "this d12 run's ~" in d12 and size[0] > 2 * size[1], (d26, d12)
+
+
+def test_a_script_without_a_training_phase_gets_no_plan_of_defaults(tmp_path):
+    # a fork's SFT-only job (its own scripts.pre1900_sft): d20 base-training defaults would describe no run of it
+    job = tmp_path / "sft.sh"
+    job.write_text("#!/bin/bash\ntorchrun --standalone --nproc_per_node=8 -m scripts.pre1900_sft -- --run=v5\n")
+    plan = build_plan(load_profile("no-mid"), parse_script(job))
+    assert plan.rows() == [("plan", "the script runs no training phase preflight can see: nothing to plan")]
