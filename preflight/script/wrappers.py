@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from preflight.script.commands import State, commands_from_tokens
@@ -256,3 +257,15 @@ def timeout_seconds(text: str | None) -> float | None:
     if not m:
         return None
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def with_shell_text(cmd: Command, depth: int = 0) -> Iterator[Command]:
+    """The commands of the shell text a command runs (`srun bash -c "pip install ...; curl ..."`), each on its
+    own, else the command itself."""
+    inline = inline_text(strip_prefixes(list(cmd.words)).words)
+    parsed = inline_commands(inline[1], cmd) if inline is not None and inline[0] != "eval" else None
+    if parsed is None or depth >= MAX_INLINE_DEPTH:
+        yield cmd
+        return
+    for inner in parsed[0]:
+        yield from with_shell_text(inner, depth + 1)

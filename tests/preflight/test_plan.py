@@ -145,3 +145,19 @@ def test_a_script_without_a_training_phase_gets_no_plan_of_defaults(tmp_path):
     job.write_text("#!/bin/bash\ntorchrun --standalone --nproc_per_node=8 -m scripts.pre1900_sft -- --run=v5\n")
     plan = build_plan(load_profile("no-mid"), parse_script(job))
     assert plan.rows() == [("plan", "the script runs no training phase preflight can see: nothing to plan")]
+
+
+def test_a_time_limit_that_fits_at_a_likely_mfu_is_a_warning_not_an_error(tmp_path):
+    # d20 on 8 GPUs: ~3.7 h at the planning 40% MFU, ~2.7 h at the 55% nanochat reaches on Hopper
+    base = "set -euo pipefail\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+    found = {}
+    for limit in ("01:00:00", "03:00:00"):
+        script = f"#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time={limit}\n" + base
+        result = run_scenario(
+            Scenario(script=script, env={"HOME": "{tmp}/home"}), tmp_path / limit[:2], select=["SB006"]
+        )
+        (finding,) = result.checks[0].findings
+        found[limit] = finding
+    assert found["01:00:00"].severity.value == "error" and "which fits" not in found["01:00:00"].message
+    assert found["03:00:00"].severity.value == "warning", found["03:00:00"]
+    assert "at 55% MFU it needs" in found["03:00:00"].message and "may be cut off" in found["03:00:00"].message
