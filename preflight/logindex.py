@@ -34,6 +34,7 @@ from preflight.loglines import (
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
     END_RES,
+    FAULT_RE,
     FRAME_RE,
     ITERS_RE,
     LAUNCH_ERROR_RE,
@@ -104,6 +105,7 @@ class _Indexer(TracebackReader):
         self.grammar = grammar if grammar is not None else grammar_for(None)
         self.anchor = _anchor_re(self.grammar.anchors())
         self.chain_pending: dict[str, tuple[TracebackRecord, int]] = {}  # rank -> (record, line of the chain text)
+        self.fault_thread: dict[str, bool] = {}  # rank -> a faulthandler dump is in its crashing thread's frames
         self.last_closed: dict[str, TracebackRecord] = {}
         self._saturated: set[int] = set()  # id() of segments holding MAX_TB_PER_SEGMENT distinct tracebacks
         self.last_failed: Event | None = None
@@ -290,6 +292,10 @@ class _Indexer(TracebackReader):
         seg = self.seg
         if s.startswith("Traceback (most recent call last)"):
             self._open_traceback(line, rank)
+            return
+        mfh = FAULT_RE.match(s)
+        if mfh:
+            self._fault_dump(mfh, line, rank)
             return
         mf = FRAME_RE.match(text)
         if mf:

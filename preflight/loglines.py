@@ -28,7 +28,8 @@ ANCHOR_RE = re.compile(
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank"
-    rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception|-m (?:scripts|nanochat)\.|File \""
+    rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
+    rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error"
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -117,6 +118,12 @@ SHELL_SIGNALS = {
     "Floating point exception": "SIGFPE",
 }
 ENTRY_POINT_IN_COMMAND_RE = re.compile(r"(?:-m +(?:scripts|nanochat)\.|(?:scripts|nanochat)/)(\w+)")
+# Python's faulthandler (PYTHONFAULTHANDLER=1, or a fatal signal in the interpreter): its dump of a native crash
+# ("Fatal Python error: Segmentation fault", then each thread's frames, most recent call first)
+FAULT_RE = re.compile(r"^Fatal Python error: (?P<what>\S.{0,200})$")
+FAULT_THREAD_RE = re.compile(
+    r"^(?P<current>Current thread|Thread) 0x[0-9a-fA-F]+ (?:\[[^\]]*\] )?\(most recent call first\):"
+)
 # the command line that starts an entry point, as `set -x` traces it ("+ torchrun ... -m scripts.base_train -- ...")
 # or a terminal paste shows it ("(.venv) me@host:~/nanochat$ python -m scripts.base_train --depth=4"); an echo
 # ("Running: python -m ...") is not one

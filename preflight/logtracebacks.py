@@ -13,11 +13,13 @@ from preflight import steplines
 from preflight.loglines import (
     ENTRY_POINT_IN_COMMAND_RE,
     EXC_RE,
+    FAULT_THREAD_RE,
     FRAME_RE,
     PYTHON_INSTALL_RE,
     RANK_NUM_RE,
     RANK_PREFIX_RE,
     SCRIPT_IN_PATH_RE,
+    SHELL_SIGNAL_RE,
     SHELL_SIGNALS,
     parse_int,
 )
@@ -29,6 +31,7 @@ MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut
 MAX_TB_LINES = 4000  # a traceback longer than this is closed without an exception line
 MAX_TB_PER_SEGMENT = 256  # distinct tracebacks kept per process segment; more copies are only counted
 MAX_TB_CALLS = 16  # frames of a traceback whose calls are kept
+FAULT_TYPE = "Fatal Python error"  # the exc_type of a faulthandler dump's record
 MAX_TB_DETAIL = 6  # lines of an exception message's continuation kept (what cause rules also read)
 # a line that is the log's own, not the continuation of an exception's message
 LOG_LINE_RE = re.compile(
@@ -55,10 +58,15 @@ class TracebackReader:
     def _shell_signal(self, m: re.Match, line: int, rank: str) -> None:
         """bash's line for a command a signal killed: that process's crash, which printed no traceback."""
         name = m.group("signal")
+        me = ENTRY_POINT_IN_COMMAND_RE.search(m.group("cmd"))
+        script = me.group(1) if me and me.group(1) in SCRIPT_PHASE else None
+        dump = self.last_closed.get(rank)
+        if dump is not None and dump.exc_type == FAULT_TYPE and dump in self.seg.tracebacks:
+            dump.script = dump.script or script  # the same death, already told by faulthandler
+            return
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=name, exc_line=line)
         rec.message = f"{SHELL_SIGNALS[name]}, reported by the shell (no Python traceback)"
-        me = ENTRY_POINT_IN_COMMAND_RE.search(m.group("cmd"))
-        rec.script = me.group(1) if me and me.group(1) in SCRIPT_PHASE else None
+        rec.script = script
         self.tb[rank] = (rec, 0)
         self._close_traceback(rank)
 
@@ -68,6 +76,32 @@ class TracebackReader:
         ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
         if ms and ms.group(1) in SCRIPT_PHASE:
             rec.script = rec.script or ms.group(1)
+
+    def _fault_dump(self, m: re.Match, line: int, rank: str) -> None:
+        """faulthandler's dump of a native crash: the process's crash, its frames those of the crashing thread."""
+        if rank in self.tb:
+            self._close_traceback(rank)
+        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=FAULT_TYPE, exc_line=line)
+        rec.message = redact(m.group("what").strip())
+        self.tb[rank] = (rec, 0)
+        self.fault_thread[rank] = False
+
+    def _fault_line(self, rec: TracebackRecord, rank: str, text: str) -> bool:
+        """A line of an open faulthandler dump: thread headers and frames (kept for the crashing thread,
+        innermost last, as a traceback has them). False: the dump ended at this line."""
+        if not text.strip() or text.strip() == "<no Python frame>":
+            return True
+        mt = FAULT_THREAD_RE.match(text)
+        if mt:
+            self.fault_thread[rank] = mt.group("current") == "Current thread"
+            return True
+        mf = FRAME_RE.match(text) if text[:1].isspace() else None
+        if mf is None:
+            return False
+        if self.fault_thread.get(rank) and len(rec.frames) < 64:
+            self._add_frame(rec, mf)
+            rec.frames.insert(0, rec.frames.pop())  # most recent call first: the first one is the innermost
+        return True
 
     def _headless_traceback(self, mf: re.Match, line: int, rank: str) -> None:
         """A frame line with no traceback open: a traceback pasted from its first frame on (issue threads
@@ -115,6 +149,8 @@ class TracebackReader:
             rec, count = self.tb[rank]
             count += 1
             self.tb[rank] = (rec, count)
+            if rec.exc_type == FAULT_TYPE and rec.exc_line is not None and self._fault_line(rec, rank, text):
+                continue
             if rec.exc_line is not None:  # past the exception line: its message's continuation, if any
                 if self._message_continues(rec, text):
                     rec.detail.append(redact(text.strip()[:200]))
@@ -145,6 +181,10 @@ class TracebackReader:
                     rec.calls.append(redact(text.strip()[:200]))  # the frame's source line (not its ^^^ markers)
                 if count > MAX_TB_LINES:
                     self._close_traceback(rank)
+                continue
+            if SHELL_SIGNAL_RE.match(text.strip()):  # bash's report that the process died: its traceback ended
+                self._close_traceback(rank)
+                self._plain(text, line, rank)
                 continue
             me = EXC_RE.match(text.strip()) if not text.startswith(("During handling", "The above exception")) else None
             if me:

@@ -113,7 +113,7 @@ def test_nccl_failures_by_their_message(text, name):
 @pytest.mark.parametrize(
     "signal,cause,fix_says",
     [
-        ("SIGSEGV", "native crash", "PYTHONFAULTHANDLER=1"),
+        ("SIGSEGV", "native crash", "PYTHONFAULTHANDLER=1 in the job"),
         ("SIGKILL", "killed", "MaxRSS"),
         ("SIGABRT", "native crash", ""),
     ],
@@ -159,3 +159,32 @@ def test_a_phase_a_signal_killed_fails_in_the_verdict(tmp_path, cli):
     tok = next(p for p in doc["phases"] if p["name"] == "tokenizer")
     assert tok["status"] == "done" and "base_train ran on it" in tok["cause"]  # base_train got through setup
     assert doc["resume"]["phase"] == "base"
+
+
+def test_faulthandlers_dump_is_the_crash_with_the_jobs_own_frame(tmp_path):
+    # a real native crash under PYTHONFAULTHANDLER=1 (what the native-crash fix asks for): faulthandler's dump
+    # ("Fatal Python error: Segmentation fault", the thread's frames most recent first), then bash's own line
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "base_train.py").write_text(
+        "import ctypes\n"
+        'print("Tokens / micro-batch / rank: 1 x 1024 = 1,024", flush=True)\n'
+        "def forward():\n"
+        "    ctypes.string_at(0)\n"
+        "forward()\n"
+    )
+    (tmp_path / "job.sh").write_text(
+        f"#!/bin/bash\nPYTHONFAULTHANDLER=1 {sys.executable} -m scripts.base_train --depth=4\necho after\n"
+    )
+    proc = subprocess.run(
+        ["bash", "job.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
+    )
+    assert (
+        "Fatal Python error: Segmentation fault" in proc.stdout and "Segmentation fault" in proc.stdout.splitlines()[-2]
+    )
+    log = tmp_path / "slurm-8.out"
+    log.write_text(proc.stdout)
+    (tb,) = [t for seg in index_log(str(log)).segments for t in seg.tracebacks]  # one death, told twice
+    assert (tb.phase, tb.exc_type, tb.message) == ("base", "Fatal Python error", "Segmentation fault")
+    assert tb.code_frame == f"{tmp_path / 'scripts' / 'base_train.py'}:4"  # innermost frame of the job's code
+    cause = classify_text(tb.chain_text)
+    assert cause.name == "native crash" and "faulthandler" in fix_for(cause)
