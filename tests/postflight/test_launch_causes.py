@@ -110,6 +110,21 @@ def test_nccl_failures_by_their_message(text, name):
     assert classify_text(text).name == name
 
 
+SETUP_PRINT = 'print("Tokens / micro-batch / rank: 1 x 1024 = 1,024", flush=True)\n'
+
+
+def _bash_job(tmp_path, trainer: str, command: str) -> str:
+    """Run ``command`` (a scripts.base_train whose source is ``trainer``) as a real bash job script; its stdout and
+    stderr as one stream, as SLURM's default output file has them."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "base_train.py").write_text(trainer)
+    (tmp_path / "job.sh").write_text(f"#!/bin/bash\n{command}\necho after\n")
+    proc = subprocess.run(
+        ["bash", "job.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
+    )
+    return proc.stdout
+
+
 @pytest.mark.parametrize(
     "signal,cause,fix_says",
     [
@@ -121,20 +136,13 @@ def test_nccl_failures_by_their_message(text, name):
 def test_a_phase_a_signal_killed_is_its_crash_as_bash_reports_it(tmp_path, signal, cause, fix_says):
     # a real bash running a job script whose trainer dies of a signal: no traceback, only bash's own line
     # ("job.sh: line 2: 4242 Segmentation fault      python -m scripts.base_train ...")
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "base_train.py").write_text(
-        "import os, signal, sys\n"
-        'print("Tokens / micro-batch / rank: 1 x 1024 = 1,024", flush=True)\n'
-        "os.kill(os.getpid(), getattr(signal, sys.argv[1]))\n"
+    out = _bash_job(
+        tmp_path,
+        "import os, signal, sys\n" + SETUP_PRINT + "os.kill(os.getpid(), getattr(signal, sys.argv[1]))\n",
+        f"{sys.executable} -m scripts.base_train {signal} --depth=4",
     )
-    (tmp_path / "job.sh").write_text(
-        f"#!/bin/bash\n{sys.executable} -m scripts.base_train {signal} --depth=4\necho after\n"
-    )
-    proc = subprocess.run(
-        ["bash", "job.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
-    )  # one stream, as SLURM's default output file has it
     log = tmp_path / "slurm-7.out"
-    log.write_text(proc.stdout)
+    log.write_text(out)
     assert "job.sh: line 2: " in log.read_text()
     (tb,) = [t for seg in index_log(str(log)).segments for t in seg.tracebacks]
     assert (tb.phase, tb.line) == ("base", 2)
@@ -164,25 +172,14 @@ def test_a_phase_a_signal_killed_fails_in_the_verdict(tmp_path, cli):
 def test_faulthandlers_dump_is_the_crash_with_the_jobs_own_frame(tmp_path):
     # a real native crash under PYTHONFAULTHANDLER=1 (what the native-crash fix asks for): faulthandler's dump
     # ("Fatal Python error: Segmentation fault", the thread's frames most recent first), then bash's own line
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "base_train.py").write_text(
-        "import ctypes\n"
-        'print("Tokens / micro-batch / rank: 1 x 1024 = 1,024", flush=True)\n'
-        "def forward():\n"
-        "    ctypes.string_at(0)\n"
-        "forward()\n"
+    out = _bash_job(
+        tmp_path,
+        "import ctypes\n" + SETUP_PRINT + "def forward():\n    ctypes.string_at(0)\nforward()\n",
+        f"PYTHONFAULTHANDLER=1 {sys.executable} -m scripts.base_train --depth=4",
     )
-    (tmp_path / "job.sh").write_text(
-        f"#!/bin/bash\nPYTHONFAULTHANDLER=1 {sys.executable} -m scripts.base_train --depth=4\necho after\n"
-    )
-    proc = subprocess.run(
-        ["bash", "job.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
-    )
-    assert (
-        "Fatal Python error: Segmentation fault" in proc.stdout and "Segmentation fault" in proc.stdout.splitlines()[-2]
-    )
+    assert "Fatal Python error: Segmentation fault" in out and "Segmentation fault" in out.splitlines()[-2]
     log = tmp_path / "slurm-8.out"
-    log.write_text(proc.stdout)
+    log.write_text(out)
     (tb,) = [t for seg in index_log(str(log)).segments for t in seg.tracebacks]  # one death, told twice
     assert (tb.phase, tb.exc_type, tb.message) == ("base", "Fatal Python error", "Segmentation fault")
     assert tb.code_frame == f"{tmp_path / 'scripts' / 'base_train.py'}:4"  # innermost frame of the job's code
