@@ -7,6 +7,7 @@ is refused with the list, and the task's log is found by SLURM's default name fo
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -150,9 +151,10 @@ def test_a_job_that_stopped_writing_has_hung_while_it_runs_and_after(slurm, tmp_
         proc = cli("postflight", "verify", job, "--format", "json", cwd=tmp_path, env=env)
         checks = {c["code"]: c for c in json.loads(proc.stdout)["checks"]}
         (hung,) = [f["message"] for f in checks["LOG010"]["findings"]]
-        assert hung.startswith("mid has written nothing for 1") and "; the job is still running: it has hung" in hung, (
-            hung
-        )
+        # at least the 12 s threshold; how much more depends on this machine's load (it read 21 s once under CI)
+        quiet = re.match(r"mid has written nothing for (\d+)s before its first step", hung)
+        assert quiet and 12 <= int(quiet.group(1)) < 600, hung
+        assert "; the job is still running: it has hung" in hung, hung
         # logging writes to stderr: the .out holds the print, its second line
         assert f"hang_{job}.out:2 `Muon: Grouping 20 params" in hung, hung
     finally:
