@@ -1,6 +1,7 @@
 """The trainer's hot spots one by one on a GPU, at the d12 / d20 shapes of one micro-batch (32 x 2048 tokens):
 
-- attention: SDPA forward + backward, causal, bf16, each backend alone (flash, cuDNN, memory-efficient), and
+- attention: SDPA forward + backward, causal, bf16, each backend alone (flash, cuDNN, memory-efficient, and
+  FlashAttention-4 where flash_attn.cute is installed: directly and through SDPA's flash backend; `fa4` runs only these), and
   which kernel a compiled layer runs under each backend setting (SDPA default, cuDNN first by priority,
   cuDNN with only math as fallback);
 - head: lm_head + soft-cap + cross-entropy, forward + backward, classic (full fp32 logits) vs chunked
@@ -16,7 +17,7 @@
   loss head's chunk products), as autograd calls cuBLAS and in other formulations of the same product (the transposed
   product, cuBLASLt, the weight gradient split over K), each with its TFLOP/s and its time per optimizer step.
 
-    python bench/gpu_kernels.py [attention|head|headchunks|muon|loss|rope|gemm ...]   # one line per measurement (CUDA-event medians)
+    python bench/gpu_kernels.py [attention|fa4|head|headchunks|muon|loss|rope|gemm ...]   # one line per measurement (CUDA-event medians)
 """
 
 import itertools
@@ -81,6 +82,41 @@ def attention(depth, B=32, T=2048, D=128):
         err = "" if ref is None else f", dq rel. diff to flash {rel(out[0], ref[0]):.1e}"
         ref = ref or out
         print(f"attention d{depth} {backend.name}: fwd+bwd {ms:.2f} ms = {flops / ms / 1e9:.0f} TFLOP/s{err}")
+    attention_fa4(depth, q, k, v, dy, flops, ref)
+
+
+def attention_fa4(depth, q, k, v, dy, flops, ref):
+    """FlashAttention-4 (the optional flash_attn.cute package) where it is installed: called directly, and through
+    SDPA's flash backend after torch's activate_flash_attention_impl("FA4") (the route a compiled model would take)."""
+    try:
+        from flash_attn.cute import flash_attn_func
+    except Exception as e:  # not installed here
+        print(f"attention d{depth} FA4: not available ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+        return
+    from torch.nn.attention import SDPBackend, activate_flash_attention_impl, restore_flash_attention_impl, sdpa_kernel
+
+    qd, kd, vd = (t.detach().transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))  # (B, T, H, D)
+    dyd = dy.transpose(1, 2).contiguous()
+
+    def direct():
+        out = flash_attn_func(qd, kd, vd, causal=True)
+        (out[0] if isinstance(out, tuple) else out).backward(dyd)
+
+    def through_sdpa():
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y.backward(dy)
+
+    for label, fn in (("flash_attn_func", direct), ("SDPA flash backend", through_sdpa)):
+        try:
+            if fn is through_sdpa:
+                activate_flash_attention_impl("FA4")
+            ms = timed(fn)
+            print(f"attention d{depth} FA4 ({label}): fwd+bwd {ms:.2f} ms = {flops / ms / 1e9:.0f} TFLOP/s")
+        except Exception as e:  # an FA4 build whose API this torch's wrapper does not match
+            print(f"attention d{depth} FA4 ({label}): failed ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+    q.grad = k.grad = v.grad = None
+    restore_flash_attention_impl()
 
 
 def attention_compiled(depth, mode, B=32, T=2048, D=128):
@@ -393,8 +429,9 @@ if __name__ == "__main__":
     torch.backends.cuda.matmul.allow_tf32 = True
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "cudnn", torch.backends.cudnn.version())
     parts = sys.argv[1:] or ["attention", "head", "muon", "loss", "rope", "gemm"]
-    if "attention" in parts:
+    if "attention" in parts or "fa4" in parts:  # fa4: the backends alone (FlashAttention-4 among them where installed)
         attention(20)
+    if "attention" in parts:
         for mode in ("default", "priority", "cudnn-only"):
             attention_compiled(20, mode)
     if "loss" in parts:

@@ -10,7 +10,9 @@
 # vs-classic: same flags, data, tokenizer and seed for both, in one call; cD = classic at depth D (a checkout of
 # karpathy/nanochat 507d542 in .bench-classic/classic, wandb stub in .bench-classic/stubs, its rustbpe wheel in
 # .bench-classic/whl), bD = bundled, bD-key=value = bundled with --key=value (e.g. b20-grad_clip=0.0).
-# BUNDLED_ENV="NAME=value ..." sets environment variables for the bundled runs only (an inductor setting as an A/B).
+# BUNDLED_ENV="NAME=value ..." sets environment variables for the bundled runs only (an inductor setting as an A/B);
+# bD+NAME=value(+NAME2=value) sets them for that one run, so a baseline and its variants share a call.
+# BENCH_CLASSIC=.bench-slim: another folder of the same layout (a smaller one where a call must carry more).
 # Data: .bench-classic/base (parquet shards + tokenizer.pkl + token_bytes.pt), copied per trainer. Every run compiles
 # cold (own inductor cache). Logs, a JSON summary and the ratios land in $OUT (python bench/gpu_compare.py summary).
 #
@@ -33,24 +35,28 @@ if [ "$MODE" = "single" ]; then
         python3 scripts/bench_summarize.py "$OUTDIR/d${D}_1gpu.log"
     done
 elif [ "$MODE" = "vs-classic" ]; then
-    G=$PWD/.bench-classic
+    G=$PWD/${BENCH_CLASSIC:-.bench-classic}
     [ -d "$G/classic/nanochat" ] && [ -f "$G/base/tokenizer/tokenizer.pkl" ] || { echo "vs-classic needs .bench-classic/{classic,base,stubs,whl} (see the header)"; exit 2; }
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$G"/whl/*.whl
+    if ls "$G"/whl/*.whl > /dev/null 2>&1; then  # else a stand-in in stubs/ (classic imports rustbpe only to train)
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$G"/whl/*.whl
+    fi
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,temperature.gpu,power.draw --format=csv || true
     python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
     git log -1 --format="bundled at %h %s" 2>/dev/null || true
     FLAGS="--run=dummy --max_seq_len=2048 --device_batch_size=32 --total_batch_size=524288 --num_iterations=${STEPS:-30} --eval_every=100000 --eval_tokens=524288 --core_metric_every=-1 --sample_every=100000"
     for R in ${2:-c12 b12}; do
-        WHO=${R:0:1}; SPEC=${R:1}; D=${SPEC%%-*}; EXTRA=""
+        WHO=${R:0:1}; SPEC=${R:1}; RUN_ENV=""
+        [[ "$SPEC" == *+* ]] && RUN_ENV=$(echo "${SPEC#*+}" | tr '+' ' ') && SPEC=${SPEC%%+*}
+        D=${SPEC%%-*}; EXTRA=""
         [ "$SPEC" != "$D" ] && for KV in $(echo "${SPEC#*-}" | tr '-' ' '); do EXTRA="$EXTRA --$KV"; done
-        LOG="$OUTDIR/$(echo "$R" | tr '=' '_').log"
+        LOG="$OUTDIR/$(echo "$R" | tr '=+:' '___').log"  # plain names: the device returns only those
         BASE=/tmp/vs_classic/$R; rm -rf "$BASE"; mkdir -p "$BASE" && cp -r "$G/base/base_data" "$G/base/tokenizer" "$BASE/"
         export TORCHINDUCTOR_CACHE_DIR=/tmp/vs_classic/inductor_$R TRITON_CACHE_DIR=/tmp/vs_classic/triton_$R
-        echo "=== $(date +%T) $R: depth $D$EXTRA"
+        echo "=== $(date +%T) $R: depth $D$EXTRA ${RUN_ENV}"
         if [ "$WHO" = c ]; then
             (cd "$G/classic" && NANOCHAT_BASE_DIR=$BASE PYTHONPATH=/tmp/site:$G/stubs CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m scripts.base_train --depth=$D $FLAGS 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
         else
-            (env ${BUNDLED_ENV:-} NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
+            (env ${BUNDLED_ENV:-} $RUN_ENV NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
         fi
         rm -rf "$BASE"
         grep -E "step 000(00|10|29)/|Peak memory|EXIT|Error" "$LOG" | grep -v "<|bos|>" | tail -6 || true
