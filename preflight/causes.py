@@ -98,6 +98,10 @@ def _detail(name: str, groups: dict[str, str]) -> str:
         return f"HF dataset {groups['dataset']}{cfg} could not load on the offline node (not in the HF cache)"
     if name == "NCCL system error" and groups.get("call"):
         return f"NCCL could not set up the interconnect on this node: {groups['call'].strip()}"
+    if name == "bad flag" and (groups.get("flags") or groups.get("key")):
+        if groups.get("key"):
+            return f"the configurator has no key {groups['key']} (--{groups['key']}=...): not a flag of this checkout"
+        return f"the script does not accept {groups['flags'].strip()[:120]}"
     if name == "missing checkpoint" and groups.get("source"):
         return f"{groups['source']}_checkpoints is missing"
     if name == "missing module" and groups.get("module"):

@@ -27,7 +27,9 @@ from typing import Any
 from preflight import steplines
 from preflight.loglines import (
     ANCHOR_RE,
+    ARGPARSE_ERROR_RE,
     BAD_INTERPRETER_RE,
+    BARE_EXC_RE,
     CANCEL_RE,
     COMMAND_LINE_RE,
     DEVICE_RE,
@@ -222,6 +224,13 @@ class _Indexer(TracebackReader):
         if j < a:
             j = a
         first_line = self.line
+        # the last line shows a NaN (the EMA stays NaN), but the step where it began is the news
+        k = buf.find(b"| loss: nan", a, b)
+        first_nan = None
+        if k >= 0:
+            ls, le = buf.rfind(b"\n", a, k) + 1, buf.find(b"\n", k, b)
+            text = self._decode(buf[ls : (le if le >= 0 else b)][:MAX_LINE])
+            first_nan = Event("nan-loss", first_line + buf.count(b"\n", a, k), text)
         self.line += n
         last_line = self.line - 1
         if self.seg.first_step is None or j == a:
@@ -229,6 +238,8 @@ class _Indexer(TracebackReader):
         if j > a and not self._last_step_at(buf, j, b, last_line):
             self._step_at(buf, j, b, last_line)
         self.seg.step_lines += steps
+        if first_nan is not None and (self.seg.nan_loss is None or self.seg.nan_loss.line >= first_line):
+            self.seg.nan_loss = first_nan
         if self.series is not None:
             self.series.run(self.seg, buf, a, b)
 
@@ -304,6 +315,10 @@ class _Indexer(TracebackReader):
         ml = LAUNCH_ERROR_RE.match(s)
         if ml:
             self._launch_error(ml, line, rank)
+            return
+        ma = ARGPARSE_ERROR_RE.match(s)
+        if ma:
+            self._argparse_error(ma, line, rank)
             return
         ms = SHELL_SIGNAL_RE.match(s)
         if ms:
@@ -503,6 +518,9 @@ class _Indexer(TracebackReader):
         if "CUDA out of memory" in s or "OutOfMemoryError" in s:
             self.idx.slurm.append(Event("cuda-oom", line, s))
             return
+        mx = BARE_EXC_RE.match(text) if "Error" in s or "Exception" in s else None
+        if mx:
+            self._bare_exception(mx, line, rank)
 
     def finish(self) -> LogIndex:
         for rank in list(self.tb):

@@ -29,7 +29,7 @@ ANCHOR_RE = re.compile(
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank"
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
-    rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error"
+    rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: "
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -102,6 +102,12 @@ LAUNCH_ERROR_RE = re.compile(
     r"^(?:\S*/)?python[\d.]*: (?:Error while finding module specification for '(?P<module>[\w.]+)' "
     r"\((?P<exc>[\w.]+): (?P<msg>.*)\)|No module named (?P<missing>[\w.]+))\s*$"
 )
+# argparse's refusal of a command line ("base_train.py: error: unrecognized arguments: --models base"): it exits
+# with status 2 before the phase starts, after its usage lines and with no traceback
+ARGPARSE_ERROR_RE = re.compile(r"^(?P<prog>[\w.-]{1,80})\.py: error: (?P<msg>\S.{0,400})$")
+# an exception's last line with no traceback before it: a paste that kept only the error, or a wrapper that
+# printed str(e) ("FileNotFoundError: [Errno 2] No such file or directory: ...")
+BARE_EXC_RE = re.compile(r"^(?P<exc>[A-Za-z_][\w.]{0,120}(?:Error|Exception))(?:: ?(?P<msg>.*))?$")
 # bash's report of a foreground command a signal killed (no traceback: native crash, OOM killer, abort), e.g.
 # "runs/speedrun.sh: line 56: 31902 Segmentation fault: 11  python -m scripts.base_train --depth=4" (macOS) or
 # "speedrun.sh: line 80: 4242 Killed                  torchrun --standalone --nproc_per_node=8 -m scripts.base_train"

@@ -55,6 +55,22 @@ class TracebackReader:
         self.tb[rank] = (rec, 0)
         self._close_traceback(rank)
 
+    def _argparse_error(self, m: re.Match, line: int, rank: str) -> None:
+        """argparse refused the command line (SystemExit 2, no traceback): the phase's crash before it started."""
+        prog = m.group("prog")
+        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type="SystemExit", exc_line=line)
+        rec.message = redact(f"argparse: {m.group('msg').strip()}"[:500])
+        rec.script = prog if prog in SCRIPT_PHASE else None
+        self.tb[rank] = (rec, 0)
+        self._close_traceback(rank)
+
+    def _bare_exception(self, m: re.Match, line: int, rank: str) -> None:
+        """An exception's last line with no traceback open: the process's crash all the same (its frames are
+        not in the log). Stays open for its message's continuation lines (a path printed on the next line)."""
+        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=m.group("exc"), exc_line=line)
+        rec.message = redact((m.group("msg") or "").strip()[:500])
+        self.tb[rank] = (rec, 0)
+
     def _shell_signal(self, m: re.Match, line: int, rank: str) -> None:
         """bash's line for a command a signal killed: that process's crash, which printed no traceback."""
         name = m.group("signal")
@@ -167,8 +183,8 @@ class TracebackReader:
                 continue
             if not text.strip():
                 continue
-            if text[:1].isspace():
-                mf = FRAME_RE.match(text)
+            mf = FRAME_RE.match(text)
+            if mf or text[:1].isspace():  # a frame (pasted frames may have lost their indent) or its source line
                 if mf and len(rec.frames) < 64:
                     self._add_frame(rec, mf)
                 elif (

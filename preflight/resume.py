@@ -23,6 +23,7 @@ class ResumePlan:
     source: str = "profile"  # script: the job's own command lines; profile: built from the era profile
     # log values not put into a command (not a plain flag value: "d20$(touch x)"), as "key = value"
     refused: list[str] = field(default_factory=list)
+    assumed: list[str] = field(default_factory=list)  # earlier phases outside the logs, taken as done
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -34,6 +35,8 @@ class ResumePlan:
         }
         if self.refused:
             out["refused"] = self.refused
+        if self.assumed:
+            out["assumed"] = self.assumed
         return out
 
 
@@ -134,9 +137,10 @@ def resume_fact(ctx: Any) -> ResumePlan:
 
     phases = ctx.get("phases")
     profile = get_profile(ctx)
-    first = phases.first_incomplete
+    first = next((v for v in phases.verdicts if v.expected and v.status != "done" and not v.before_logs), None)
     if first is None:
         return ResumePlan(None, [], "every expected phase is done")
+    outside = [v.name for v in phases.verdicts[: PHASES.index(first.name)] if v.before_logs]
     logs = ctx.get("logs", None)
     inv = ctx.get("checkpoints", None)
     world = _world_size(ctx, logs, inv)
@@ -162,15 +166,20 @@ def resume_fact(ctx: Any) -> ResumePlan:
                 args = _train_args(profile, v, logs, spec, refused)
             commands.append(_command(module, args, world, nodes))
     note = f"{first.name} is {first.status}: {first.cause}"
+    if outside:
+        note += (
+            f"; {', '.join(outside)} are not in these logs: this plan assumes their outputs exist (pass --base-dir "
+            f"to check); if they do not, run them first"
+        )
     if nodes > 1:
         note += f"; the job ran on {nodes} nodes: run these inside an allocation of {nodes} nodes (sbatch/salloc --nodes={nodes})"
     fixes = _fixes(ctx, logs, profile, first.name)
     own = _script_commands(ctx, first.name)
     if own and not (first.status == "partial" and first.step is not None):  # a partial resume needs the resume flag
-        return ResumePlan(first.name, own, note, fixes, "script")
+        return ResumePlan(first.name, own, note, fixes, "script", assumed=outside)
     if refused:
         note += f"; left out of the commands (not a plain flag value; set it yourself): {', '.join(refused)}"
-    return ResumePlan(first.name, commands, note, fixes, refused=refused)
+    return ResumePlan(first.name, commands, note, fixes, refused=refused, assumed=outside)
 
 
 def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str]) -> list[str]:

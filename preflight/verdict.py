@@ -90,26 +90,47 @@ def failed_record(logs: Any, tb: Any) -> dict:
     return {}
 
 
-def stderr_note(logs: Any) -> str:
-    """Where a phase's missing traceback is: the stderr postflight did not get, or why there is none."""
+def stderr_note(logs: Any, silent: bool = False) -> str:
+    """Where a phase's missing traceback is: the stderr postflight did not get, or why there is none
+    (silent: the logs end in that phase, which may still run or hang, so no guess why)."""
     streams = getattr(logs, "streams", None) if logs is not None else None
     if streams is None:
         return "see the job's stderr"
     if streams.stderr_hint:
         return f"the traceback is in {streams.stderr_hint}"
+    why = "" if silent else ": killed or exited without one"
     if streams.also_read:
-        return f"no traceback in {', '.join(p for p, _ in streams.also_read)} either: killed or exited without one"
+        return f"no traceback in {', '.join(p for p, _ in streams.also_read)} either{why}"
     if streams.merged:
-        return "stderr goes to this log too and it holds no traceback: killed or exited without one"
+        return f"stderr goes to this log too and it holds no traceback{why}"
     return "see the job's stderr"
 
 
+# a process that logged no step and left no traceback, the last thing in logs read without the job's state
+SILENT_UNKNOWN = (
+    "it went silent during setup: it died, hung or is still running (these logs alone cannot tell; "
+    "postflight verify JOBID reads the job's state)"
+)
+
+
+def silent_at_end(logs: Any, seg: Any, job: Any) -> bool:
+    """seg is the last process of the logs, they end in its setup, their stderr was read and holds no traceback,
+    and there is no job state to say more. (Where stderr went elsewhere, the traceback is there: it died.)"""
+    streams = getattr(logs, "streams", None) if logs is not None else None
+    read_all = streams is not None and not streams.stderr_hint and bool(streams.merged or streams.also_read)
+    return job is None and read_all and bool(logs.segments) and logs.segments[-1] is seg
+
+
+def _tb_text(tb: Any) -> str:
+    return "\n".join([tb.message, *getattr(tb, "detail", [])])
+
+
 def is_missing_checkpoint(tb: Any) -> bool:
-    return tb.exc_type.endswith("FileNotFoundError") and bool(MISSING_CKPT_RE.search(tb.message))
+    return tb.exc_type.endswith("FileNotFoundError") and bool(MISSING_CKPT_RE.search(_tb_text(tb)))
 
 
 def missing_source_phase(tb: Any) -> str | None:
-    m = MISSING_CKPT_RE.search(tb.message)
+    m = MISSING_CKPT_RE.search(_tb_text(tb))
     if not m or not m.group(1):
         return None
     return DIR_WORD_PHASE[m.group(1)]
@@ -124,15 +145,19 @@ class PhaseVerdict:
     expected: bool = True
     step: int | None = None
     planned: int | None = None
+    before_logs: bool = False  # logs alone, and they begin with a later phase: this one is outside them
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "status": self.status,
             "cause": self.cause,
             "evidence": self.evidence,
             "expected": self.expected,
         }
+        if self.before_logs:
+            out["before_logs"] = True
+        return out
 
 
 @dataclass
@@ -300,23 +325,36 @@ def judge_phase(
                     f"line: it stopped there; {stderr_note(logs)}{earlier}",
                 )
                 return v
+            silent = silent_at_end(logs, segs[-1], job)
+            died = SILENT_UNKNOWN if silent else "died during setup"
             v.status, v.cause = (
                 "failed",
-                (
-                    f"started at {Path(started.path).name}:{started.start_line}, {what}: "
-                    f"died during setup; {stderr_note(logs)}{earlier}"
-                ),
+                f"started at {Path(started.path).name}:{started.start_line}, {what}: {died}; "
+                f"{stderr_note(logs, silent)}{earlier}",
             )
         elif inv is None:
-            last = seg.last_step
-            if seg.saves or seg.end_markers:
-                v.status, v.cause = "done", f"log shows the end of training (last step {last.step if last else '?'})"
-            else:
-                v.status, v.cause = "failed", f"log stops at step {last.step if last else '?'} without saving"
+            _judge_from_log_alone(v, seg, segs, planned)
         else:
             v.status, v.cause = "failed", f"logged {logged_steps} steps but wrote no checkpoint"
         return v
     return v
+
+
+def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | None) -> None:
+    """No checkpoint directory to look at: the log's own saves and step counter decide. An intermediate save
+    (--save_every) is not the end of training: the run is done only where it saved or stepped up to its total."""
+    last = seg.last_step
+    at = last.step if last else "?"
+    total = planned or (last.total if last else None)
+    saved = max((step for s in segs for step in s.saved_steps()), default=None)
+    reached = total is None or (saved is not None and saved >= total) or (last is not None and last.step >= total - 1)
+    if seg.end_markers or (seg.saves and reached):
+        v.status, v.cause = "done", f"log shows the end of training (last step {at})"
+    elif saved is not None:
+        v.status, v.step = "partial", saved
+        v.cause = f"last saved checkpoint is step {saved} of {total}; the log stops at step {at}"
+    else:
+        v.status, v.cause = "failed", f"log stops at step {at} without saving"
 
 
 def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
@@ -425,6 +463,20 @@ def _mark_tokenizer_used(logs: Any, verdicts: list[PhaseVerdict]) -> None:
         tok.evidence.append(f"{used.path}:{used.start_line}")
 
 
+def _mark_before_logs(verdicts: list[PhaseVerdict]) -> None:
+    """Logs alone (no base dir) that begin with a later phase, e.g. mid_train's crash pasted from an issue: the
+    phases before it are not in them. Without a base dir nothing says they did not run, so they are marked as
+    outside the logs, and the resume plan starts at the first phase the logs show."""
+    first_seen = next((i for i, v in enumerate(verdicts) if v.status != "not-run" and v.name != "tokenizer"), None)
+    if first_seen is None:
+        return
+    later = verdicts[first_seen].name
+    for v in verdicts[:first_seen]:
+        if v.expected and v.status == "not-run" and not v.cause:
+            v.before_logs = True
+            v.cause = f"not in these logs (no base dir to check): {later} ran after it"
+
+
 def phases_fact(ctx: Any) -> Phases:
     from preflight.ckpt import expected_phases, get_profile
 
@@ -454,6 +506,8 @@ def phases_fact(ctx: Any) -> Phases:
         verdicts.append(v)
     _mark_loaded(logs, verdicts)
     _mark_tokenizer_used(logs, verdicts)
+    if inv is None:
+        _mark_before_logs(verdicts)
     _mark_hung(ctx, verdicts)
     first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial")), None)
     if first_bad is not None:

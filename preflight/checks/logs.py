@@ -191,9 +191,10 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
 
     How to fix: pass the stderr file too (``--log X.err``); fix its error and rerun the phase.
     """
-    from preflight.verdict import stderr_note
+    from preflight.verdict import SILENT_UNKNOWN, silent_at_end, stderr_note
 
     note = stderr_note(logs)
+    job = ctx.get("job", None)
     stepped = {s.phase for s in logs.segments if s.step_lines}
     hung = ctx.get("silence", None)
     reported = {hung.phase} if hung is not None and not hung.finished_phase else set()
@@ -212,13 +213,23 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
                     continue  # phase-crashed already says it died during setup, with the cause
                 if seg.first_eval is not None:  # through setup: it evaluated, then stopped before a step line
                     what = f"it logged an evaluation (line {seg.first_eval}) and then stopped"
+                elif silent_at_end(logs, seg, job):
+                    what = SILENT_UNKNOWN
                 else:
                     what = "it died during setup"
+                if "no traceback" in note:  # nothing to read: whether it was killed or hangs is the question
+                    fix = (
+                        f"find out whether {seg.phase} hangs (its state, py-spy dump on the node) or was killed "
+                        f"(sacct -j JOBID, dmesg), then rerun it (see the resume plan)"
+                    )
+                else:
+                    fix = f"read the traceback, fix that error, rerun {seg.phase} (see the resume plan)"
+                said = stderr_note(logs, what == SILENT_UNKNOWN)
                 yield Finding(
-                    f"{seg.phase} started but logged no training step: {what}; {note}",
+                    f"{seg.phase} started but logged no training step: {what}; {said}",
                     path=ix.path,
                     line=seg.start_line,
-                    fix=f"read the traceback, fix that error, rerun {seg.phase} (see the resume plan)",
+                    fix=fix,
                 )
 
 

@@ -137,6 +137,9 @@ def build(
     resume = extras.get("resume")
     if resume and resume.get("commands"):
         lines += [[], [(f"Resume from {resume.get('phase')}:", "bold")]]
+        if resume.get("assumed"):
+            names = ", ".join(resume["assumed"])
+            lines.append([(f"  ({names}: not in these logs, taken as done; pass --base-dir to check)", "dim")])
         lines += [[("  first: ", "green"), (fix, "")] for fix in resume.get("fixes") or []]
         lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
         for item in resume.get("refused") or []:

@@ -1,0 +1,174 @@
+"""Logs given alone (no base dir, no job id), in shapes found in public nanochat threads and forks' committed
+logs, written here in our own words: what postflight must say about each phase, its cause and the resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _verify(cli, *logs):
+    args = [a for log in logs for a in ("--log", str(log))]
+    proc = cli("postflight", "verify", *args, "--format", "json", cwd=logs[0].parent)
+    report = json.loads(proc.stdout)
+    return report, {c["code"]: c for c in report["checks"]}, {p["name"]: p for p in report["phases"]}
+
+
+def _step(n, total=21400, loss="3.164064"):
+    return (
+        f"step {n:05d}/{total} ({100 * n / total:.2f}%) | loss: {loss} | lrm: 1.00 | dt: 3571.05ms | "
+        f"tok/sec: 146,810 | mfu: 51.80 | total time: {n * 0.06:.2f}m\n"
+    )
+
+
+def _save(step):
+    return (
+        f"2026-03-02 18:32:51,834 - nanochat.checkpoint_manager - INFO - Saved model parameters to: "
+        f"/home/u/.cache/nanochat/base_checkpoints/d20/model_{step:06d}.pt\n"
+    )
+
+
+def test_an_intermediate_save_is_not_the_end_of_training(tmp_path, cli):
+    # --save_every=200: the last save is step 4800 of 21400, the log stops at 4845 (was "done" + resume from mid)
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Overriding: depth = 20\nOverriding: save_every = 200\n"
+        + "".join(_step(n) for n in range(4790, 4800))
+        + _save(4800)
+        + "".join(_step(n) for n in range(4800, 4846))
+    )
+    report, checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "partial", phases["base"]
+    assert "last saved checkpoint is step 4800 of 21400" in phases["base"]["cause"]
+    assert report["resume"]["phase"] == "base"
+    train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
+    assert "--resume_from_step=4800" in train, train
+
+
+def test_the_final_save_still_means_done(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text("Overriding: depth = 4\n" + "".join(_step(n, total=50) for n in range(40, 50)) + _save(50))
+    _report, _checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "done", phases["base"]
+    # no finding, yet exit 1 for the phases not done: the text report says why under its "PASS" line
+    proc = cli("postflight", "verify", "--log", str(log), cwd=tmp_path)
+    assert proc.returncode == 1 and "PASS: no findings" in proc.stdout
+    assert "exit 1: no finding, but expected phases are not done: mid, sft" in proc.stderr, proc.stderr
+
+
+def test_a_sighup_is_a_hangup_with_its_own_fix(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Overriding: depth = 20\n"
+        + "".join(_step(n) for n in range(4610, 4624))
+        + "Traceback (most recent call last):\n"
+        '  File "/home/u/nanochat/.venv/bin/torchrun", line 10, in <module>\n'
+        "    sys.exit(main())\n"
+        "torch.distributed.elastic.multiprocessing.api.SignalException: Process 91952 got signal: 1\n"
+    )
+    _report, checks, _phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "(hangup)" in crash["message"], crash["message"]
+    assert "SIGHUP" in crash["fix"] and "tmux" in crash["fix"]
+
+
+def test_argparse_refusing_the_command_line_is_the_phase_crash(tmp_path, cli):
+    # a real argparse, run as the job runs it: `python -m scripts.base_train --models base`
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "base_train.py").write_text(
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--depth', type=int)\np.parse_args()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.base_train", "--depth=20", "--models", "base"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "error: unrecognized arguments" in proc.stderr
+    log = tmp_path / "run.err"
+    log.write_text(proc.stderr)
+    report, checks, phases = _verify(cli, log)
+    assert report["verdict"] != "pass"  # was PASS with no findings
+    assert phases["base"]["status"] == "failed"
+    assert "bad flag" in phases["base"]["cause"] and "--models base" in phases["base"]["cause"], phases["base"]
+    (crash,) = checks["LOG002"]["findings"]
+    assert "--help" in crash["fix"]
+    assert report["resume"]["phase"] == "base" and report["resume"]["assumed"] == ["tokenizer"]
+
+
+def test_an_exception_line_without_its_traceback_is_still_a_crash(tmp_path, cli):
+    # stderr pasted from its last line; the path went onto the next line
+    log = tmp_path / "job.err"
+    log.write_text(
+        "FileNotFoundError: [Errno 2] No such file or directory:\n'/scratch/u/nanochat-cache/chatsft_checkpoints'\n"
+    )
+    report, checks, _phases = _verify(cli, log)
+    assert report["verdict"] != "pass"  # was PASS with no findings
+    (cascade,) = checks["LOG004"]["findings"]
+    assert "sft" in cascade["message"], cascade["message"]
+
+
+def test_frames_pasted_without_their_indent_keep_the_offline_cause_and_resume_at_the_phase(tmp_path, cli):
+    log = tmp_path / "job.err"
+    log.write_text(
+        'File "/scratch/u/nanochat/scripts/mid_train.py", line 100, in <module>\n'
+        '    MMLU(subset="auxiliary_train", split="train"),\n'
+        'File "/scratch/u/nanochat/tasks/mmlu.py", line 22, in __init__\n'
+        '    self.ds = load_dataset("cais/mmlu", subset, split=split).shuffle(seed=42)\n'
+        "ConnectionError: Couldn't reach 'cais/mmlu' on the Hub (LocalEntryNotFoundError)\n"
+    )
+    report, _checks, phases = _verify(cli, log)
+    assert phases["mid"]["status"] == "failed"
+    assert "offline dataset" in phases["mid"]["cause"] and "cais/mmlu" in phases["mid"]["cause"]
+    assert "cut off" not in phases["mid"]["cause"]
+    # the phases before mid are outside these logs: the plan starts at mid and says what it assumes
+    assert phases["base"]["status"] == "not-run" and phases["base"]["before_logs"] is True
+    assert report["resume"]["phase"] == "mid" and report["resume"]["assumed"] == ["tokenizer", "base"]
+    assert not any("scripts.base_train" in c for c in report["resume"]["commands"])
+    assert "load_dataset('cais/mmlu'" in report["resume"]["fixes"][0]
+
+
+def test_the_first_nan_step_is_reported_not_the_last(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Overriding: depth = 4\n"
+        + "".join(_step(n, total=50) for n in range(1, 4))
+        + "".join(_step(n, total=50, loss="nan") for n in range(4, 7))
+    )
+    _report, checks, _phases = _verify(cli, log)
+    (nan,) = checks["LOG007"]["findings"]
+    assert "step 00004/50" in nan["message"] and nan["location"]["line"] == 5, nan
+
+
+def test_a_phase_silent_at_the_end_of_the_logs_may_hang_as_well_as_have_died(tmp_path, cli):
+    # stderr in the same log (python logging's lines), no traceback, nothing after the setup lines, no job id
+    log = tmp_path / "run.out"
+    log.write_text(
+        "2026-01-02 10:00:00,000 - nanochat.checkpoint_manager - INFO - Loading model from "
+        "/root/.cache/nanochat/base_checkpoints/d20 with step 21400\n"
+        "Muon: Grouping 20 params of shape torch.Size([5120, 1280]), device cuda:0, dtype torch.float32\n"
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "done"
+    assert "died, hung or is still running" in phases["mid"]["cause"], phases["mid"]
+    (silent,) = checks["LOG003"]["findings"]
+    assert "read the traceback" not in silent["fix"] and "hangs" in silent["fix"], silent
+
+
+def test_out_of_memory_while_the_model_is_built_is_no_batch_size_problem(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "/home/u/nanochat/scripts/base_train.py", line 619, in <module>\n'
+        "    model.to_empty(device=device)\n"
+        '  File "/home/u/nanochat/.venv/lib/python3.12/site-packages/torch/nn/modules/module.py", line 1243, in to_empty\n'
+        "    return self._apply(\n"
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 64.00 MiB. GPU 0 has a total capacity of "
+        "3.68 GiB of which 14.38 MiB is free.\n"
+    )
+    _report, checks, phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "(model too large)" in crash["message"], crash["message"]
+    assert "--depth" in crash["fix"] and "batch" not in crash["fix"].split("before any")[0]
