@@ -442,7 +442,11 @@ def build_plan(
         pp = PhasePlan(name=name, modules=list(spec.get("modules") or []), checkpoint_dir=spec.get("checkpoint_dir"))
         inv = training_invocation(script, profile, name) if name != "base" else base_inv
         explicit_steps = _num(_flag_value(inv, "num_iterations")) if inv is not None and name != "base" else None
-        if name == "base":
+        eval_only = name != "base" and inv is None and script is not None and getattr(script, "ok", False)
+        if eval_only:  # `chat_eval -i mid` alone: the phase's evaluation, no training and no checkpoint written
+            pp.note = f"evaluation only: the script does not run {spec.get('train_module') or 'its trainer'}"
+            pp.checkpoint_dir = None
+        elif name == "base":
             pp.steps, pp.tokens, pp.exact_steps = iterations, tokens, True
         elif explicit_steps and explicit_steps > 0:
             per_step = _num(_flag_value(inv, "total_batch_size")) or total

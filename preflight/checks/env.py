@@ -49,6 +49,10 @@ def variable_origin(ctx, name: str) -> tuple[str, str | None, int | None]:
     return f"{name} is not set", None, None
 
 
+# what a shell word's variables and substitutions are, and its quotes: what is left is literal text
+_SHELL_PARTS_RE = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|\$\w+|`[^`]*`|[\"']")
+
+
 def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | None]:
     """(run name the training sees, where it came from, line, file). None: not set (trainer default dummy)."""
     script = ctx.get("script", None)
@@ -65,6 +69,8 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
                 continue
             value = f.value or ""
             expanded = script.expand(value, inv.line, inv.file, job_env.env) if "$" in value else value
+            if expanded is None and _SHELL_PARTS_RE.sub("", value).strip():
+                expanded = value  # a variable with no known value, but text of its own: a named run all the same
             source = f"--run={value}"
             if "WANDB_RUN" in value:
                 source += f", {variable_origin(ctx, 'WANDB_RUN')[0]}"

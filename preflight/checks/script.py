@@ -507,14 +507,26 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                 continue  # `export RUSTUP_HOME=/scratch/rustup` names a path; it downloads nothing
             line_text = " ".join(cmd.words)
             for rx, what in compiled:
-                if rx.search(line_text):
+                if not rx.search(line_text):
+                    continue
+                if cmd.in_condition:  # `if curl -s https://api.wandb.ai; then ... else WANDB_MODE=offline`: handled
                     yield Finding(
-                        f"`{line_text[:80]}` needs the internet ({what}) but compute nodes are offline",
+                        f"`{line_text[:80]}` needs the internet ({what}); it is the condition of an `if`/`while`, "
+                        f"so offline it fails and the script takes its other branch",
                         path=str(model.path),
                         line=cmd.line,
-                        fix="run this once on a login node and remove it from the job",
+                        fix="nothing to do if the other branch is the offline setup you want (add --max-time to a "
+                        "probe so it fails fast)",
+                        severity=Severity.INFO,
                     )
                     break
+                yield Finding(
+                    f"`{line_text[:80]}` needs the internet ({what}) but compute nodes are offline",
+                    path=str(model.path),
+                    line=cmd.line,
+                    fix="run this once on a login node and remove it from the job",
+                )
+                break
         for inv in model.invocations:
             if dataset_mod and inv.module == dataset_mod and (profile.name != "bundled" or "download" in inv.args):
                 yield Finding(

@@ -1,9 +1,10 @@
-"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026-SB028, SB032.
+"""Script defects seen in real nanochat forks' batch scripts: SB020-SB022, SB026-SB028, SB032, SB033.
 
 Launches hidden behind shell text preflight cannot read, xtrace that prints a key into the
 job's .out, a sourced file that is not there, an ``#SBATCH`` line cut short by ``#``, a
 log line parsed that the checkout's trainer no longer prints, output sent to /dev/null, and
-variables a new shell (``srun bash -lc '...'``) cannot see because they were never exported.
+variables a new shell (``srun bash -lc '...'``) cannot see because they were never exported,
+and a comment line that ends a backslash-continued command early.
 """
 
 from __future__ import annotations
@@ -432,3 +433,56 @@ def variable_not_exported(script, environ) -> Iterator[Finding]:
             fix=f"export {' '.join(empty)} before line {c.line}, or write the shell text in double quotes so "
             "the batch shell expands it",
         )
+
+
+_HEREDOC_RE = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
+# a line that reads as the rest of a command: an option, a redirection, a pipe or a list operator
+_CONTINUES_RE = re.compile(r"^(?:-|\d?>|\||&&|\|\||<)")
+
+
+def _comment_cuts(lines: list[str]) -> Iterator[tuple[int, str, str]]:
+    """(line, comment, next line) where a comment line sits inside a backslash-continued command."""
+    heredoc = None
+    for i in range(1, len(lines) - 1):
+        prev, cur, nxt = lines[i - 1].rstrip(), lines[i].strip(), lines[i + 1].strip()
+        if heredoc is not None:
+            heredoc = None if cur == heredoc else heredoc
+            continue
+        mh = _HEREDOC_RE.search(prev)
+        if mh and not prev.lstrip().startswith("#"):
+            heredoc = mh.group(1)
+            continue
+        continued = prev.endswith("\\") and not prev.endswith("\\\\") and not prev.lstrip().startswith("#")
+        if continued and cur.startswith("#") and _CONTINUES_RE.match(nxt):
+            yield i + 1, cur, nxt
+
+
+@check("SB033", "comment-cuts-command", severity="error")
+def comment_cuts_command(script) -> Iterator[Finding]:
+    """
+    What it checks: a comment line inside a command continued with backslashes (a flag
+    commented out in the middle of a long ``torchrun``/``python`` call).
+
+    Why it matters: bash ends the command at the comment (the comment's own trailing backslash
+    continues nothing), so the lines after it run as a command of their own: ``2>&1 | tee
+    "$LOG"`` then tees nothing, the log stays empty, and every ``grep`` on it finds nothing;
+    flags after it are run as a command and fail.
+
+    Example:
+        python -m scripts.base_train \\
+            --save-every=-1 \\
+            # --ortho-init \\
+            2>&1 | tee "$LOG"
+
+    How to fix: delete the commented-out line, or move it above or below the command.
+    """
+    script.require_readable()
+    for model in script.walk():
+        for line, comment, nxt in _comment_cuts(model.lines):
+            yield Finding(
+                f"`{comment[:60]}` inside a continued command ends it: bash reads it as a comment, so the next line "
+                f"(`{nxt[:60]}`) runs as a command of its own",
+                path=str(model.path),
+                line=line,
+                fix="delete the commented-out line, or move it above or below the command",
+            )

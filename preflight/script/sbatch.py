@@ -170,11 +170,14 @@ def parse_time_limit(value: str | None) -> int | None:
 
 
 def gpus_from_gres(value: str | None) -> int | None:
-    """--gres=gpu:8 / gpu:h100:8 / gpu:a100:4,lscratch:10 -> 8/8/4; gpu (no count) -> 1."""
+    """--gres=gpu:8 / gpu:h100:8 / gpu:a100:4,lscratch:10 -> 8/8/4; gpu (no count) -> 1. SLURM's shared-GPU
+    GRES (shard:4, mps:50) are shares of a GPU the job sees as one device -> 1."""
     if not value:
         return None
+    shared = False
     for part in value.split(","):
         bits = part.split(":")
+        shared = shared or bits[0] in ("shard", "mps")
         if bits[0] != "gpu":
             continue
         if len(bits) == 1:
@@ -183,7 +186,7 @@ def gpus_from_gres(value: str | None) -> int | None:
         if parse_count(last) is not None:
             return parse_count(last)
         return 1
-    return None
+    return 1 if shared else None
 
 
 def count(value: str | None) -> int | None:

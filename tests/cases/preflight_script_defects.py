@@ -420,3 +420,17 @@ def _():
 @good("variable-not-exported")
 def _():  # double quotes: the batch shell expands it before srun runs the text
     return Scenario(script=HEAD + "NNODES=1\n" + MULTI.replace("'", '"'), env=ENV)
+
+
+# -- comment-cuts-command
+@bad("comment-cuts-command")
+def _():
+    cmd = BASE.replace(" -- --depth=20", " -- \\\n    --depth=20 \\\n    # --window-pattern=L \\\n    ")
+    return Scenario(script=HEAD + cmd + ' \\\n    2>&1 | tee "$HOME/base.log"\n', env=ENV)
+
+
+@good("comment-cuts-command")
+def _():  # the flag commented out above the command; and a heredoc whose body has such lines is not a command
+    cmd = BASE.replace(" -- --depth=20", " -- \\\n    --depth=20")
+    note = 'cat > "$HOME/notes.txt" <<EOF\nrun \\\n# --window-pattern=L \\\n--depth=20\nEOF\n'
+    return Scenario(script=HEAD + "# --window-pattern=L\n" + cmd + ' 2>&1 | tee "$HOME/base.log"\n' + note, env=ENV)

@@ -1,0 +1,77 @@
+"""Shapes from a fourth round of public forks' batch scripts (written here in our own words): a run name built
+from a defaulted variable, shared-GPU GRES, a reachability probe with an offline branch, a script that only
+evaluates, and a flag commented out in the middle of a continued command."""
+
+from __future__ import annotations
+
+import json
+
+
+def _script(gres, body):
+    return f"#!/bin/bash\n#SBATCH --time=12:00:00\n#SBATCH --gres={gres}\nset -euo pipefail\nexport OMP_NUM_THREADS=1\n{body}"
+
+
+def _check(cli, tmp_path, body, *extra, env=None):
+    (tmp_path / "job.sh").write_text(body)
+    env = {"HOME": str(tmp_path / "home"), "NANOCHAT_BASE_DIR": str(tmp_path / "base"), **(env or {})}
+    proc = cli("preflight", "check", "job.sh", "--format", "json", *extra, cwd=tmp_path, env=env)
+    report = json.loads(proc.stdout)
+    return report, {c["code"]: c for c in report["checks"]}
+
+
+def test_a_run_name_from_a_defaulted_variable_is_a_named_run(tmp_path, cli):
+    body = (
+        _script("gpu:h100:1", "") + 'SERIES="${SERIES:-$(date +%b%d | tr "[:upper:]" "[:lower:]")}"\n'
+        'python -m scripts.base_train --depth=4 --run="${SERIES} baseline"\n'
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    assert not checks["ENV001"]["findings"], checks["ENV001"]  # was "wandb logging is off (run = dummy ...)"
+    (named,) = checks["ENV002"]["findings"]
+    assert "baseline" in named["message"]
+
+
+def test_shared_gpu_gres_is_one_gpu_not_a_cpu_job(tmp_path, cli):
+    body = _script("shard:4", "python -m scripts.base_train --depth=12\n")
+    report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    assert not checks["SB006"]["findings"], checks["SB006"]  # was 8,749 h "on 1x CPU"
+    assert report["plan"]["gpu_name"] != "CPU", report["plan"]["gpu_name"]
+
+
+def test_a_reachability_probe_with_an_offline_branch_is_information(tmp_path, cli):
+    body = (
+        _script("gpu:h100:1", "") + "if curl -s --max-time 5 -o /dev/null https://api.wandb.ai; then\n"
+        "    export WANDB_MODE=online\nelse\n    export WANDB_MODE=offline\nfi\n"
+        "curl -L -o words.txt https://example.org/words.txt\n"
+        "python -m scripts.base_train --depth=4\n"
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    by_line = {f["location"]["line"]: f for f in checks["SB011"]["findings"]}
+    assert by_line[6]["severity"] == "info" and "other branch" in by_line[6]["message"]
+    assert by_line[11]["severity"] == "error"  # a plain download stays an error
+
+
+def test_a_script_that_only_evaluates_plans_no_training_and_lists_the_evaluation_datasets(tmp_path, cli):
+    body = _script("gpu:h100:1", "torchrun --standalone --nproc_per_node=1 -m scripts.chat_eval -- -i mid\n")
+    report, checks = _check(cli, tmp_path, body, "--profile", "classic")
+    (mid,) = [p for p in report["plan"]["phases"] if p["name"] == "mid"]
+    assert not mid.get("steps") and not mid.get("checkpoint_dir"), mid  # was 241 steps and a checkpoint
+    (net,) = [f for f in checks["NET001"]["findings"] if f.get("data", {}).get("phase") == "mid"]
+    for dataset in ("allenai/ai2_arc", "openai/openai_humaneval", "cais/mmlu config all", "openai/gsm8k"):
+        assert dataset in net["message"], net["message"]
+    assert "auxiliary_train" not in net["message"]  # only mid_train loads MMLU's auxiliary_train
+
+
+def test_a_comment_inside_a_continued_command_cuts_it(tmp_path, cli):
+    body = (
+        _script("gpu:h100:1", "") + 'LOG="$HOME/run.log"\n'
+        "python -m scripts.base_train \\\n"
+        "    --depth=4 \\\n"
+        "    # --ortho-init \\\n"
+        '    2>&1 | tee "$LOG"\n'
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    (cut,) = checks["SB033"]["findings"]
+    assert cut["location"]["line"] == 9 and "2>&1 | tee" in cut["message"], cut
+    fixed = body.replace("    # --ortho-init \\\n", "")
+    _report, checks = _check(cli, tmp_path, fixed, "--profile", "argparse")
+    assert not checks["SB033"]["findings"]
