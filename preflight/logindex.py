@@ -224,13 +224,7 @@ class _Indexer(TracebackReader):
         if j < a:
             j = a
         first_line = self.line
-        # the last line shows a NaN (the EMA stays NaN), but the step where it began is the news
-        k = buf.find(b"| loss: nan", a, b)
-        first_nan = None
-        if k >= 0:
-            ls, le = buf.rfind(b"\n", a, k) + 1, buf.find(b"\n", k, b)
-            text = self._decode(buf[ls : (le if le >= 0 else b)][:MAX_LINE])
-            first_nan = Event("nan-loss", first_line + buf.count(b"\n", a, k), text)
+        had_nan = self.seg.nan_loss is not None
         self.line += n
         last_line = self.line - 1
         if self.seg.first_step is None or j == a:
@@ -238,8 +232,13 @@ class _Indexer(TracebackReader):
         if j > a and not self._last_step_at(buf, j, b, last_line):
             self._step_at(buf, j, b, last_line)
         self.seg.step_lines += steps
-        if first_nan is not None and (self.seg.nan_loss is None or self.seg.nan_loss.line >= first_line):
-            self.seg.nan_loss = first_nan
+        if not had_nan and self.seg.nan_loss is not None and self.seg.nan_loss.line > first_line:
+            # the run's last line shows the NaN (the EMA stays NaN); the step where it began is the news
+            k = buf.find(b"| loss: nan", a, b)
+            if k >= 0:
+                ls, le = max(a, buf.rfind(b"\n", a, k) + 1), buf.find(b"\n", k, b)
+                text = self._decode(buf[ls : (le if le >= 0 else b)][:MAX_LINE])
+                self.seg.nan_loss = Event("nan-loss", first_line + buf.count(b"\n", a, k), text)
         if self.series is not None:
             self.series.run(self.seg, buf, a, b)
 

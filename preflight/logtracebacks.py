@@ -24,7 +24,7 @@ from preflight.loglines import (
     parse_int,
 )
 from preflight.logrecords import Segment, TracebackRecord
-from preflight.phases import SCRIPT_PHASE
+from preflight.phases import SCRIPT_PHASE, known_script
 from preflight.redact import redact
 
 MAX_LINE = steplines.MAX_LINE  # longest line kept (bytes); longer lines are cut, never buffered whole
@@ -90,8 +90,9 @@ class TracebackReader:
     def _add_frame(rec: TracebackRecord, mf: re.Match) -> None:
         rec.frames.append((mf.group(1), parse_int(mf.group(2)) or 0))
         ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
-        if ms and ms.group(1) in SCRIPT_PHASE:
-            rec.script = rec.script or ms.group(1)
+        script = known_script(ms.group(1)) if ms else None
+        if script:
+            rec.script = rec.script or script
 
     def _fault_dump(self, m: re.Match, line: int, rank: str) -> None:
         """faulthandler's dump of a native crash: the process's crash, its frames those of the crashing thread."""

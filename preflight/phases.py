@@ -112,6 +112,16 @@ def phase_of_script(script: str | None) -> str | None:
     return SCRIPT_PHASE.get(script.rsplit(".", 1)[-1])
 
 
+def known_script(name: str | None) -> str | None:
+    """The nanochat entry point a script file's stem names: itself, or the one a fork's copy extends
+    (base_train_gc.py, chat_sft_lora.py -> base_train, chat_sft); None for anything else."""
+    if not name:
+        return None
+    if name in SCRIPT_PHASE:
+        return name
+    return next((s for s in sorted(SCRIPT_PHASE, key=len, reverse=True) if name.startswith(s + "_")), None)
+
+
 def is_train_phase(name: str | None) -> bool:
     return name in TRAIN_PHASES
 

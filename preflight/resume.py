@@ -111,6 +111,9 @@ def _world_size(ctx: Any, logs: Any, inv: Any) -> int:
         ws = [s.world_size for s in logs.segments if s.world_size]
         if ws:
             return ws[-1]
+        launched = [_launch_width(s.command.text) for s in logs.segments if s.command is not None]
+        if any(n is not None for n in launched):  # the traced command line (`+ torchrun --nproc_per_node=2 ...`)
+            return [n for n in launched if n is not None][-1]
         if any(s.device in ("cpu", "mps") for s in logs.segments):
             return 1  # nanochat runs one process on a CPU or a Mac: no torchrun
     if inv is not None and "base" in inv.phases and inv.phases["base"].last:
@@ -118,6 +121,17 @@ def _world_size(ctx: Any, logs: Any, inv: Any) -> int:
         if ranks:
             return max(ranks) + 1
     return 8
+
+
+_NPROC_RE = re.compile(r"--nproc[_-]per[_-]node[= ](\d{1,4})\b")
+
+
+def _launch_width(command: str) -> int | None:
+    """Processes a traced command line started: torchrun's --nproc_per_node, 1 for plain python, None unknown."""
+    if re.search(r"(?:^|[\s/+])torchrun\s", command):
+        m = _NPROC_RE.search(command)
+        return int(m.group(1)) if m else None
+    return 1 if re.search(r"(?:^|[\s/+])python[\d.]*\s", command) else None
 
 
 def _nodes(ctx: Any) -> int:
@@ -182,6 +196,29 @@ def resume_fact(ctx: Any) -> ResumePlan:
     return ResumePlan(first.name, commands, note, fixes, refused=refused, assumed=outside)
 
 
+def _command_flags(command: str, script: str) -> dict[str, str]:
+    """--key=value / --key value pairs after `-m scripts.<script>` on a traced command line (a `--` is skipped)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # an unbalanced quote in a cut-off line
+        return {}
+    tail = next(
+        (words[i + 2 :] for i, w in enumerate(words[:-1]) if w == "-m" and words[i + 1].endswith(f".{script}")), []
+    )
+    flags: dict[str, str] = {}
+    i = 0
+    while i < len(tail):
+        word = tail[i]
+        if word.startswith("--") and "=" in word:
+            key, value = word[2:].split("=", 1)
+            flags[key] = value
+        elif word.startswith("--") and len(word) > 2 and i + 1 < len(tail) and not tail[i + 1].startswith("-"):
+            flags[word[2:]] = tail[i + 1]
+            i += 1
+        i += 1
+    return flags
+
+
 def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str]) -> list[str]:
     """Trainer flags rebuilt from the phase's ``Overriding: key = value`` lines. A log is data: a value
     that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted."""
@@ -191,11 +228,14 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
     # the trainer's own flags: base_loss's `Overriding: split_tokens = ...` is no base_train flag
     trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
     overrides = next((s.overrides for s in reversed(segs) if s.overrides and s.script in (None, trainer)), {})
+    if not overrides:  # argparse eras print no Overriding lines: the traced command line has the flags
+        command = next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
+        overrides = _command_flags(command, trainer)
     resume_norm = (resume_key or "").replace("-", "_")
     for key, value in overrides.items():
         if key.replace("-", "_") == resume_norm:
             continue
-        if not (re.fullmatch(r"\w{1,64}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
+        if not (re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
             refused.append(f"{key[:64]} = {str(value)[:80]!r}")
             continue
         args.append(shlex.quote(f"{_flag(profile, key)}={value}"))

@@ -237,6 +237,7 @@ def judge_phase(
     v = PhaseVerdict(phase, "not-run")
     segs = logs.by_phase(phase) if logs is not None else []
     tbs = [t for t in (logs.tracebacks if logs is not None else []) if tb_phase(t) == phase and not t.wrapper]
+    tbs = [t for t in tbs if not superseded(t, segs)]
     # the phase's own crash first; a chat_eval that could not find this phase's checkpoint is its consequence
     tbs.sort(key=lambda t: not is_missing_checkpoint(t) or missing_source_phase(t) != phase)
     pc = inv.phases.get(phase) if inv is not None else None
@@ -340,6 +341,12 @@ def judge_phase(
     return v
 
 
+def _checkpoint_in_logs(segs: list) -> int | None:
+    """The latest checkpoint step the phase's logs prove exists: one it saved, or one it resumed from."""
+    steps = [step for s in segs for step in s.saved_steps()] + [s.resume_from for s in segs if s.resume_from]
+    return max(steps, default=None)
+
+
 def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | None) -> None:
     """No checkpoint directory to look at: the log's own saves and step counter decide. An intermediate save
     (--save_every) is not the end of training: the run is done only where it saved or stepped up to its total."""
@@ -364,11 +371,11 @@ def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
         v.status, v.cause = "done", "tokenizer.pkl and token_bytes.pt present"
         v.evidence.append(f"{inv.base_dir}/tokenizer/tokenizer.pkl")
         return v
-    if tbs:
+    saves = [(s, e) for s in (logs.by_phase("tokenizer") if logs is not None else []) for e in s.saves]
+    if tbs and not superseded(tbs[-1], logs.by_phase("tokenizer")):  # a later attempt that saved supersedes it
         v.status, v.cause = "failed", f"crashed ({classify(tbs[-1].exc_type, tbs[-1].message)}): {tbs[-1].exc_type}"
         v.evidence.append(tbs[-1].where)
         return v
-    saves = [(s, e) for s in (logs.by_phase("tokenizer") if logs is not None else []) for e in s.saves]
     if inv is not None and inv.tokenizer:
         missing = [n for n, ok in inv.tokenizer.items() if not ok]
         v.cause = f"missing {', '.join(missing)}"
@@ -381,13 +388,29 @@ def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
     return v
 
 
-def judge_report(ctx: Any, profile: Any) -> PhaseVerdict:
+def superseded(tb: Any, segs: list) -> bool:
+    """tb is an earlier attempt's crash: the phase's last process (segs, in log order) starts after it in the
+    same log and got going (steps or saves), so that attempt, not the crash, is the phase's state."""
+    at = tb.exc_line or tb.line
+    if any(e.line > at for s in segs if s.path == tb.path for e in s.saves):  # it saved after the crash
+        return True
+    last = segs[-1] if segs else None
+    got_going = last is not None and bool(last.step_lines or last.saves)
+    return got_going and tb.path == last.path and at < last.start_line
+
+
+def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
     v = PhaseVerdict("report", "not-run")
     if not profile.data.get("report"):
         v.expected, v.cause = False, f"the {profile.name} era writes no report.md"
         return v
     rep = ctx.get("report", None)
     if rep is None:
+        made = logs.by_phase("report") if logs is not None else []
+        if made:  # "Copying report.md to ..." (speedrun's last step): generated, though no base dir to read it
+            v.status, v.cause = "done", "the log shows report.md generated and copied (no base dir to read it)"
+            v.evidence.append(f"{made[-1].path}:{made[-1].start_line}")
+            return v
         v.cause = "report.md not checked (no base dir)"
         return v
     if not rep.exists:
@@ -494,13 +517,15 @@ def phases_fact(ctx: Any) -> Phases:
         if phase == "tokenizer":
             v = judge_tokenizer(logs, inv)
         elif phase == "report":
-            v = judge_report(ctx, profile)
+            v = judge_report(ctx, profile, logs)
         else:
             if profile.phase(phase) is None and phase not in started:
                 v = PhaseVerdict(phase, "not-run", f"the {profile.name} era has no {phase} phase", expected=False)
                 verdicts.append(v)
                 continue
             v = judge_phase(ctx, phase, logs, inv, job, profile, last_started)
+            if inv is None and v.step is None and v.status in ("failed", "partial", "running"):
+                v.step = _checkpoint_in_logs(logs.by_phase(phase) if logs is not None else [])
         if v.expected:
             v.expected = phase in expected or phase in started
         verdicts.append(v)

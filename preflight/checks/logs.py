@@ -122,7 +122,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
     How to fix: the finding names the cause class and the fix for it.
     """
     from preflight.causes import CASCADE, classify_traceback, fix_for
-    from preflight.verdict import crash_text, evaluated_before, root_rank
+    from preflight.verdict import crash_text, evaluated_before, root_rank, superseded
 
     yield from _missing_named(logs)
     profile = ctx.get("profile", None)
@@ -133,6 +133,8 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
     for tb, seg in crashes(logs):
         cause = classify_traceback(tb, profile)
         phase = tb.phase or seg.phase
+        if phase and superseded(tb, logs.by_phase(phase)):
+            continue  # an earlier attempt's crash: a later attempt of the phase in the same log got going
         who = tb.script or seg.script or "a process"
         failed = seg.failed_marker.data if seg.failed_marker is not None else {}
         root = roots.get(tb.path)
@@ -149,7 +151,12 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             )
             if x
         ]
-        steps = sum(s.step_lines for s in logs.by_phase(phase)) if phase else None
+        # the steps of the attempts up to this crash, not of a later attempt appended to the same log
+        steps = (
+            sum(s.step_lines for s in logs.by_phase(phase) if s.path != tb.path or s.start_line <= tb.line)
+            if phase
+            else None
+        )
         yield Finding(
             f"{who} ({phase or 'unknown phase'}) "
             + crash_text(tb, steps, failed, evaluated_before(logs.by_phase(phase) if phase else [seg], tb))

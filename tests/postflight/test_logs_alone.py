@@ -172,3 +172,111 @@ def test_out_of_memory_while_the_model_is_built_is_no_batch_size_problem(tmp_pat
     (crash,) = checks["LOG002"]["findings"]
     assert "(model too large)" in crash["message"], crash["message"]
     assert "--depth" in crash["fix"] and "batch" not in crash["fix"].split("before any")[0]
+
+
+# -- round five: logs of several attempts, renamed entry points, traced command lines
+
+
+def test_a_nan_on_the_first_step_line_quotes_that_line(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text("COMPUTE_DTYPE: torch.float32\n" + _step(1, total=5, loss="nan"))
+    _report, checks, _phases = _verify(cli, log)
+    (nan,) = checks["LOG007"]["findings"]
+    assert nan["message"].startswith("base: non-finite loss: step 00001/5"), nan["message"]  # was the file's start
+
+
+def test_a_resumed_run_that_crashed_resumes_from_the_step_it_resumed_from(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Overriding: depth = 20\nOverriding: resume_from_step = 5000\nResuming optimization from step 5000\n"
+        + "".join(_step(n) for n in range(5000, 5002))
+        + "Traceback (most recent call last):\n"
+        '  File "/root/nanochat/scripts/base_train.py", line 308, in <module>\n'
+        "    loss = model(x, y)\n"
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 160.00 MiB.\n"
+    )
+    report, _checks, _phases = _verify(cli, log)
+    train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
+    assert train.endswith("--resume_from_step=5000"), train  # was a restart from step 0
+
+
+def test_a_later_attempt_in_the_same_log_supersedes_an_earlier_crash(tmp_path, cli):
+    # attempt 1: Ctrl-C in the tokenizer, base dies at setup (more ranks than GPUs); attempt 2 trains on
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "/home/u/nanochat/scripts/tok_train.py", line 40, in <module>\n'
+        "    tokenizer = RustBPETokenizer.train_from_iterator(text_iter, args.vocab_size)\n"
+        "KeyboardInterrupt\n"
+        "Saved tokenizer encoding to /home/u/.cache/nanochat/tokenizer/tokenizer.pkl\n"
+        "Overriding: depth = 20\n"
+        "Traceback (most recent call last):\n"
+        '  File "/home/u/nanochat/scripts/base_train.py", line 71, in <module>\n'
+        "    ddp, ddp_rank, ddp_local_rank, ddp_world_size, device = compute_init(device_type)\n"
+        "torch.AcceleratorError: CUDA error: invalid device ordinal\n"
+        "Overriding: depth = 20\nOverriding: device_batch_size = 4\n" + "".join(_step(n) for n in range(0, 3))
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert phases["tokenizer"]["status"] == "done", phases["tokenizer"]  # was failed (KeyboardInterrupt)
+    assert phases["base"]["cause"] == "log stops at step 2 without saving", phases["base"]  # the last attempt's
+    assert not checks["LOG002"]["findings"], checks["LOG002"]  # both crashes are past: later attempts went on
+    # the same log cut after the base crash: that crash is the news, with its cause
+    log.write_text(log.read_text().split("Overriding: device_batch_size = 4")[0])
+    _report, checks, phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "died during setup (more processes than GPUs)" in crash["message"], crash["message"]
+    assert "--nproc_per_node" in crash["fix"]
+
+
+def test_ctrl_c_and_a_full_disk_from_hf_datasets_have_their_causes(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "/home/u/nanochat/scripts/mid_train.py", line 100, in <module>\n'
+        '    train_dataset = TaskMixture([SmolTalk(split="train")])\n'
+        "OSError: Not enough disk space. Needed: 45.32 MiB (download: 45.32 MiB, generated: 0 bytes)\n"
+    )
+    _report, checks, _phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "(disk full)" in crash["message"], crash["message"]
+
+
+def test_a_forks_renamed_trainer_is_still_base_training(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Resuming optimization from step 307584\n"
+        "Traceback (most recent call last):\n"
+        '  File "/home/u/nanochat/scripts/base_train_gc.py", line 471, in <module>\n'
+        "    loss = model(x, y)\n"
+        "RuntimeError: CUDA driver error: out of memory\n"
+    )
+    report, _checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "failed" and "out of memory" in phases["base"]["cause"], phases["base"]
+    assert report["resume"]["phase"] == "base"  # was the whole pipeline from the tokenizer
+    assert any(c.endswith("--resume_from_step=307584") for c in report["resume"]["commands"])
+
+
+def test_the_traced_command_line_gives_the_resume_its_launcher_and_flags(tmp_path, cli):
+    # `set -x`: argparse eras print no Overriding lines; the trace has the launch and its flags
+    log = tmp_path / "run.out"
+    log.write_text(
+        "+ torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=4 --device-batch-size=4\n"
+        "COMPUTE_DTYPE: torch.bfloat16\n" + "".join(_step(n, total=50) for n in range(0, 3))
+    )
+    report, _checks, _phases = _verify(cli, log)
+    train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
+    assert train.startswith("torchrun --standalone --nproc_per_node=2 "), train  # was 8 processes, no flags
+    assert "--depth=4" in train and "--device-batch-size=4" in train, train
+
+
+def test_a_report_the_log_shows_generated_is_done_without_a_base_dir(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Overriding: depth = 4\n"
+        + "".join(_step(n, total=50) for n in range(40, 50))
+        + _save(50)
+        + "Generating report to /home/u/.cache/nanochat/report/report.md\n"
+        "Copying report.md to current directory for convenience\n"
+    )
+    _report, _checks, phases = _verify(cli, log)
+    assert phases["report"]["status"] == "done", phases["report"]  # was "not checked (no base dir)"
