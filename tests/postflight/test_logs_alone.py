@@ -22,6 +22,15 @@ def _step(n, total=21400, loss="3.164064"):
     )
 
 
+ORDINAL = "torch.AcceleratorError: CUDA error: invalid device ordinal"
+NO_DISK_SPACE = "OSError: Not enough disk space. Needed: 45.32 MiB (download: 45.32 MiB, generated: 0 bytes)"
+
+
+def _tb(path, line, call, exc):
+    """A one-frame traceback as Python prints it."""
+    return f'Traceback (most recent call last):\n  File "{path}", line {line}, in <module>\n    {call}\n{exc}\n'
+
+
 def _save(step):
     return (
         f"2026-03-02 18:32:51,834 - nanochat.checkpoint_manager - INFO - Saved model parameters to: "
@@ -62,10 +71,12 @@ def test_a_sighup_is_a_hangup_with_its_own_fix(tmp_path, cli):
     log.write_text(
         "Overriding: depth = 20\n"
         + "".join(_step(n) for n in range(4610, 4624))
-        + "Traceback (most recent call last):\n"
-        '  File "/home/u/nanochat/.venv/bin/torchrun", line 10, in <module>\n'
-        "    sys.exit(main())\n"
-        "torch.distributed.elastic.multiprocessing.api.SignalException: Process 91952 got signal: 1\n"
+        + _tb(
+            "/home/u/nanochat/.venv/bin/torchrun",
+            10,
+            "sys.exit(main())",
+            "torch.distributed.elastic.multiprocessing.api.SignalException: Process 91952 got signal: 1",
+        )
     )
     _report, checks, _phases = _verify(cli, log)
     (crash,) = checks["LOG002"]["findings"]
@@ -190,10 +201,12 @@ def test_a_resumed_run_that_crashed_resumes_from_the_step_it_resumed_from(tmp_pa
     log.write_text(
         "Overriding: depth = 20\nOverriding: resume_from_step = 5000\nResuming optimization from step 5000\n"
         + "".join(_step(n) for n in range(5000, 5002))
-        + "Traceback (most recent call last):\n"
-        '  File "/root/nanochat/scripts/base_train.py", line 308, in <module>\n'
-        "    loss = model(x, y)\n"
-        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 160.00 MiB.\n"
+        + _tb(
+            "/root/nanochat/scripts/base_train.py",
+            308,
+            "loss = model(x, y)",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 160.00 MiB.",
+        )
     )
     report, _checks, _phases = _verify(cli, log)
     train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
@@ -204,17 +217,12 @@ def test_a_later_attempt_in_the_same_log_supersedes_an_earlier_crash(tmp_path, c
     # attempt 1: Ctrl-C in the tokenizer, base dies at setup (more ranks than GPUs); attempt 2 trains on
     log = tmp_path / "run.out"
     log.write_text(
-        "Traceback (most recent call last):\n"
-        '  File "/home/u/nanochat/scripts/tok_train.py", line 40, in <module>\n'
-        "    tokenizer = RustBPETokenizer.train_from_iterator(text_iter, args.vocab_size)\n"
-        "KeyboardInterrupt\n"
-        "Saved tokenizer encoding to /home/u/.cache/nanochat/tokenizer/tokenizer.pkl\n"
+        _tb("/home/u/nanochat/scripts/tok_train.py", 40, "tokenizer = train(text_iter)", "KeyboardInterrupt")
+        + "Saved tokenizer encoding to /home/u/.cache/nanochat/tokenizer/tokenizer.pkl\n"
         "Overriding: depth = 20\n"
-        "Traceback (most recent call last):\n"
-        '  File "/home/u/nanochat/scripts/base_train.py", line 71, in <module>\n'
-        "    ddp, ddp_rank, ddp_local_rank, ddp_world_size, device = compute_init(device_type)\n"
-        "torch.AcceleratorError: CUDA error: invalid device ordinal\n"
-        "Overriding: depth = 20\nOverriding: device_batch_size = 4\n" + "".join(_step(n) for n in range(0, 3))
+        + _tb("/home/u/nanochat/scripts/base_train.py", 71, "device = compute_init(device_type)", ORDINAL)
+        + "Overriding: depth = 20\nOverriding: device_batch_size = 4\n"
+        + "".join(_step(n) for n in range(0, 3))
     )
     _report, checks, phases = _verify(cli, log)
     assert phases["tokenizer"]["status"] == "done", phases["tokenizer"]  # was failed (KeyboardInterrupt)
@@ -230,25 +238,23 @@ def test_a_later_attempt_in_the_same_log_supersedes_an_earlier_crash(tmp_path, c
 
 def test_ctrl_c_and_a_full_disk_from_hf_datasets_have_their_causes(tmp_path, cli):
     log = tmp_path / "run.out"
-    log.write_text(
-        "Traceback (most recent call last):\n"
-        '  File "/home/u/nanochat/scripts/mid_train.py", line 100, in <module>\n'
-        '    train_dataset = TaskMixture([SmolTalk(split="train")])\n'
-        "OSError: Not enough disk space. Needed: 45.32 MiB (download: 45.32 MiB, generated: 0 bytes)\n"
-    )
-    _report, checks, _phases = _verify(cli, log)
-    (crash,) = checks["LOG002"]["findings"]
-    assert "(disk full)" in crash["message"], crash["message"]
+    for exc, cause in ((NO_DISK_SPACE, "(disk full)"), ("KeyboardInterrupt", "(interrupted)")):
+        log.write_text(_tb("/home/u/nanochat/scripts/mid_train.py", 100, "train_dataset = TaskMixture(tasks)", exc))
+        _report, checks, _phases = _verify(cli, log)
+        (crash,) = checks["LOG002"]["findings"]
+        assert cause in crash["message"], crash["message"]
 
 
 def test_a_forks_renamed_trainer_is_still_base_training(tmp_path, cli):
     log = tmp_path / "run.out"
     log.write_text(
         "Resuming optimization from step 307584\n"
-        "Traceback (most recent call last):\n"
-        '  File "/home/u/nanochat/scripts/base_train_gc.py", line 471, in <module>\n'
-        "    loss = model(x, y)\n"
-        "RuntimeError: CUDA driver error: out of memory\n"
+        + _tb(
+            "/home/u/nanochat/scripts/base_train_gc.py",
+            471,
+            "loss = model(x, y)",
+            "RuntimeError: CUDA driver error: out of memory",
+        )
     )
     report, _checks, phases = _verify(cli, log)
     assert phases["base"]["status"] == "failed" and "out of memory" in phases["base"]["cause"], phases["base"]
