@@ -98,6 +98,11 @@ def _detail(name: str, groups: dict[str, str]) -> str:
         return f"HF dataset {groups['dataset']}{cfg} could not load on the offline node (not in the HF cache)"
     if name == "NCCL system error" and groups.get("call"):
         return f"NCCL could not set up the interconnect on this node: {groups['call'].strip()}"
+    if name == "bad flag" and groups.get("configurator"):
+        return (
+            "the configurator refused an argument: it takes only --key=value (not `--key value` or a bare `--`), "
+            "with a value of the key's type"
+        )
     if name == "bad flag" and (groups.get("flags") or groups.get("key")):
         if groups.get("key"):
             return f"the configurator has no key {groups['key']} (--{groups['key']}=...): not a flag of this checkout"
@@ -133,6 +138,7 @@ def fix_for(
     datasets: list[tuple[str, str | None]] | None = None,
     checkout: Any = None,
     phase: str | None = None,
+    batch: int | None = None,
 ) -> str:
     """The fix text of a cause, with the prefetch command filled in for HF cache misses and its flags
     spelled the way the phase's entry point spells them (``--device-batch-size`` in a checkout whose
@@ -140,6 +146,9 @@ def fix_for(
     name = cause if isinstance(cause, str) else cause.name
     fixes = _evidence(profile).get("fixes") or {}
     text = fixes.get(name) or fixes.get(OTHER) or "read the traceback; fix it and rerun from this phase"
+    if "{batch_steps}" in text:  # halvings of the batch the run used (batch: its --device_batch_size)
+        steps = [batch // 2**i for i in range(3) if batch // 2**i >= 1] if batch and batch > 1 else [32, 16, 8]
+        text = text.replace("{batch_steps}", " -> ".join(map(str, steps)))
     if "{" in text:
         if datasets is None and not isinstance(cause, str) and cause.dataset:
             datasets = [(cause.dataset, cause.config)]

@@ -80,7 +80,8 @@ class TracebackRecord:
         made the failing call; the last frame when every frame is the install's."""
         from preflight.loglines import PYTHON_INSTALL_RE  # loglines imports this module
 
-        own = [f for f in self.frames if not PYTHON_INSTALL_RE.search(f[0])]
+        # "<string>": code exec'd from a string (the configurator), whose caller's line is the one to look at
+        own = [f for f in self.frames if not PYTHON_INSTALL_RE.search(f[0]) and f[0] != "<string>"]
         return f"{own[-1][0]}:{own[-1][1]}" if own else self.last_frame
 
     @property

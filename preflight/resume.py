@@ -67,7 +67,15 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
             items.append((cause.dataset, cause.config))
     checkout = ctx.get("checkout", None)
     return [
-        fix_for(name, profile, hf_home=_hf_home(ctx), datasets=items, checkout=checkout, phase=phase_of[name])
+        fix_for(
+            name,
+            profile,
+            hf_home=_hf_home(ctx),
+            datasets=items,
+            checkout=checkout,
+            phase=phase_of[name],
+            batch=device_batch_size(logs, phase_of[name], profile),
+        )
         for name, items in by_cause.items()
     ]
 
@@ -196,6 +204,26 @@ def resume_fact(ctx: Any) -> ResumePlan:
     return ResumePlan(first.name, commands, note, fixes, refused=refused, assumed=outside)
 
 
+def trainer_flags(segs: list, trainer: str) -> dict[str, str]:
+    """The flags the phase's trainer ran with, as its logs show them: its ``Overriding: key = value`` lines, else
+    (argparse eras print none) the traced command line that started it."""
+    overrides = next((s.overrides for s in reversed(segs) if s.overrides and s.script in (None, trainer)), {})
+    if overrides:
+        return overrides
+    command = next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
+    return _command_flags(command, trainer)
+
+
+def device_batch_size(logs: Any, phase: str | None, profile: Any) -> int | None:
+    """The --device_batch_size the phase's trainer ran with, where its logs show it."""
+    if logs is None or not phase:
+        return None
+    trainer = ((profile.phase(phase) or {}).get("train_module") or "").rsplit(".", 1)[-1]
+    flags = trainer_flags(logs.by_phase(phase), trainer)
+    value = next((v for k, v in flags.items() if k.replace("-", "_") == "device_batch_size"), None)
+    return int(value) if value is not None and str(value).isdigit() else None
+
+
 def _command_flags(command: str, script: str) -> dict[str, str]:
     """--key=value / --key value pairs after `-m scripts.<script>` on a traced command line (a `--` is skipped)."""
     try:
@@ -227,10 +255,7 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
     segs = logs.by_phase(v.name) if logs is not None else []
     # the trainer's own flags: base_loss's `Overriding: split_tokens = ...` is no base_train flag
     trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
-    overrides = next((s.overrides for s in reversed(segs) if s.overrides and s.script in (None, trainer)), {})
-    if not overrides:  # argparse eras print no Overriding lines: the traced command line has the flags
-        command = next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
-        overrides = _command_flags(command, trainer)
+    overrides = trainer_flags(segs, trainer)
     resume_norm = (resume_key or "").replace("-", "_")
     for key, value in overrides.items():
         if key.replace("-", "_") == resume_norm:

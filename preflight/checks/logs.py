@@ -122,6 +122,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
     How to fix: the finding names the cause class and the fix for it.
     """
     from preflight.causes import CASCADE, classify_traceback, fix_for
+    from preflight.resume import device_batch_size
     from preflight.verdict import crash_text, evaluated_before, root_rank, superseded
 
     yield from _missing_named(logs)
@@ -163,7 +164,14 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             + (f" [{'; '.join(extra)}]" if extra else ""),
             path=tb.path,
             line=tb.line,
-            fix=fix_for(cause, profile, hf_home=_hf_home(ctx), checkout=ctx.get("checkout", None), phase=phase),
+            fix=fix_for(
+                cause,
+                profile,
+                hf_home=_hf_home(ctx),
+                checkout=ctx.get("checkout", None),
+                phase=phase,
+                batch=device_batch_size(logs, phase, profile) if profile is not None else None,
+            ),
             data={
                 "phase": phase,
                 "class": cause.name,

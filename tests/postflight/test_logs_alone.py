@@ -286,3 +286,36 @@ def test_a_report_the_log_shows_generated_is_done_without_a_base_dir(tmp_path, c
     )
     _report, _checks, phases = _verify(cli, log)
     assert phases["report"]["status"] == "done", phases["report"]  # was "not checked (no base dir)"
+
+
+def test_the_configurators_assert_is_a_bad_flag_raised_where_the_script_calls_it(tmp_path, cli):
+    # classic's configurator is exec'd from a string: `--depth 20` (no "=") or a bare `--` trips its assert
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "/root/nanochat/scripts/base_train.py", line 70, in <module>\n'
+        "    exec(open(os.path.join('nanochat', 'configurator.py')).read())\n"
+        '  File "<string>", line 29, in <module>\n'
+        "AssertionError\n"
+    )
+    _report, checks, _phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "(bad flag)" in crash["message"] and "only --key=value" in crash["message"], crash["message"]
+    assert "raised at /root/nanochat/scripts/base_train.py:70" in crash["message"]  # not <string>:29
+
+
+def test_the_out_of_memory_fix_halves_the_batch_the_run_used(tmp_path, cli):
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Overriding: depth = 26\nOverriding: device_batch_size = 8\n"
+        + _tb(
+            "/root/nanochat/scripts/base_train.py",
+            308,
+            "loss = model(x, y)",
+            "torch.OutOfMemoryError: CUDA out of memory.",
+        )
+    )
+    report, checks, _phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert crash["fix"].startswith("lower --device_batch_size (8 -> 4 -> 2)"), crash["fix"]  # was 32 -> 16 -> 8
+    assert report["resume"]["fixes"][0].startswith("lower --device_batch_size (8 -> 4 -> 2)")
