@@ -221,7 +221,7 @@ def device_batch_size(logs: Any, phase: str | None, profile: Any) -> int | None:
     trainer = ((profile.phase(phase) or {}).get("train_module") or "").rsplit(".", 1)[-1]
     flags = trainer_flags(logs.by_phase(phase), trainer)
     value = next((v for k, v in flags.items() if k.replace("-", "_") == "device_batch_size"), None)
-    return int(value) if value is not None and str(value).isdigit() else None
+    return int(value) if value is not None and str(value).isdigit() and len(str(value)) <= 6 else None
 
 
 def _command_flags(command: str, script: str) -> dict[str, str]:
