@@ -486,6 +486,17 @@ def _mark_tokenizer_used(logs: Any, verdicts: list[PhaseVerdict]) -> None:
         tok.evidence.append(f"{used.path}:{used.start_line}")
 
 
+def _report_of_unfinished_run(verdicts: list[PhaseVerdict]) -> None:
+    """A report the logs show generated after a phase failed holds no sections for what did not finish."""
+    report = verdicts[-1]
+    if report.name != "report" or report.status != "done" or not report.cause.startswith("the log shows"):
+        return
+    unfinished = [v.name for v in verdicts[:-1] if v.expected and not v.before_logs and v.status != "done"]
+    if unfinished:
+        report.status = "partial"
+        report.cause = f"the log shows report.md generated, but {', '.join(unfinished)} did not finish: no sections for them"
+
+
 def _mark_before_logs(verdicts: list[PhaseVerdict]) -> None:
     """Logs alone (no base dir) that begin with a later phase, e.g. mid_train's crash pasted from an issue: the
     phases before it are not in them. Without a base dir nothing says they did not run, so they are marked as
@@ -533,6 +544,7 @@ def phases_fact(ctx: Any) -> Phases:
     _mark_tokenizer_used(logs, verdicts)
     if inv is None:
         _mark_before_logs(verdicts)
+        _report_of_unfinished_run(verdicts)
     _mark_hung(ctx, verdicts)
     first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial")), None)
     if first_bad is not None:

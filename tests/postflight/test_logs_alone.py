@@ -276,16 +276,30 @@ def test_the_traced_command_line_gives_the_resume_its_launcher_and_flags(tmp_pat
 
 
 def test_a_report_the_log_shows_generated_is_done_without_a_base_dir(tmp_path, cli):
+    ckpt = "2026-01-02 10:00:00,000 - nanochat.checkpoint_manager - INFO - Saved model parameters to: /c/{}/d4/model_{:06d}.pt\n"
+    mid = "step 00001 (50.00%) | loss: 2.000000 | lrm: 1.00 | dt: 10.00ms | tok/sec: 1,000 | mfu: 1.00 | total time: 0.01m\n"
+    sft = "Step 00001/00002 | Training loss: 1.500000| lrm: 0.500000| num_tokens: 1,000\n"
+    report = "Generating report to /c/report/report.md\nCopying report.md to current directory for convenience\n"
     log = tmp_path / "run.out"
     log.write_text(
         "Overriding: depth = 4\n"
         + "".join(_step(n, total=50) for n in range(40, 50))
         + _save(50)
-        + "Generating report to /home/u/.cache/nanochat/report/report.md\n"
-        "Copying report.md to current directory for convenience\n"
+        + "Overriding: dry_run = 0\n"
+        + mid
+        + ckpt.format("mid_checkpoints", 2)
+        + "Overriding: target_examples_per_step = 4\n"
+        + sft
+        + ckpt.format("chatsft_checkpoints", 2)
+        + report
     )
     _report, _checks, phases = _verify(cli, log)
+    assert [phases[p]["status"] for p in ("base", "mid", "sft")] == ["done"] * 3, phases
     assert phases["report"]["status"] == "done", phases["report"]  # was "not checked (no base dir)"
+    # the same report step after SFT stopped early: the report lacks what did not finish
+    log.write_text(log.read_text().replace(ckpt.format("chatsft_checkpoints", 2), ""))
+    _report, _checks, phases = _verify(cli, log)
+    assert phases["report"]["status"] == "partial" and "sft did not finish" in phases["report"]["cause"], phases
 
 
 def test_the_configurators_assert_is_a_bad_flag_raised_where_the_script_calls_it(tmp_path, cli):
