@@ -494,7 +494,9 @@ def _report_of_unfinished_run(verdicts: list[PhaseVerdict]) -> None:
     unfinished = [v.name for v in verdicts[:-1] if v.expected and not v.before_logs and v.status != "done"]
     if unfinished:
         report.status = "partial"
-        report.cause = f"the log shows report.md generated, but {', '.join(unfinished)} did not finish: no sections for them"
+        report.cause = (
+            f"the log shows report.md generated, but {', '.join(unfinished)} did not finish: no sections for them"
+        )
 
 
 def _mark_before_logs(verdicts: list[PhaseVerdict]) -> None:
