@@ -341,10 +341,15 @@ def judge_phase(
     return v
 
 
+def _saved_step(segs: list) -> int | None:
+    """The latest model checkpoint the phase's logs show saved."""
+    return max((step for s in segs for step in s.saved_steps()), default=None)
+
+
 def _checkpoint_in_logs(segs: list) -> int | None:
     """The latest checkpoint step the phase's logs prove exists: one it saved, or one it resumed from."""
-    steps = [step for s in segs for step in s.saved_steps()] + [s.resume_from for s in segs if s.resume_from]
-    return max(steps, default=None)
+    steps = [_saved_step(segs)] + [s.resume_from for s in segs if s.resume_from]
+    return max((s for s in steps if s is not None), default=None)
 
 
 def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | None) -> None:
@@ -353,7 +358,7 @@ def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | 
     last = seg.last_step
     at = last.step if last else "?"
     total = planned or (last.total if last else None)
-    saved = max((step for s in segs for step in s.saved_steps()), default=None)
+    saved = _saved_step(segs)
     reached = total is None or (saved is not None and saved >= total) or (last is not None and last.step >= total - 1)
     if seg.end_markers or (seg.saves and reached):
         v.status, v.cause = "done", f"log shows the end of training (last step {at})"
