@@ -1,10 +1,10 @@
 """The era of a run from its evidence alone: log grammar, base-dir layout, checkpoint meta files.
 
 Used after the job when there is no checkout to fingerprint, no script and no ledger. The signs
-live in each profile's ``evidence.era_signs`` (regexes on the first lines of the logs, dirs under
-the base dir, keys of a base checkpoint's meta file). Every sign found scores 1, a dir the era
-never writes that is there scores -1, a dir it never writes that is missing scores 0.5; the best
-positive score wins and the reason names what was seen.
+live in each profile's ``evidence.era_signs`` (regexes on the head and tail of the logs, dirs under
+the base dir, keys of a base checkpoint's meta file). Every sign found scores 1, a log line or a dir
+the era never writes that is there scores -1, a dir it never writes that is missing scores 0.5; the
+best positive score wins and the reason names what was seen.
 """
 
 from __future__ import annotations
@@ -15,20 +15,27 @@ import re
 from pathlib import Path
 from typing import Any
 
-LOG_SNIFF_BYTES = 256 << 10
+LOG_SNIFF_BYTES = 256 << 10  # a log's head: the setup lines every entry point prints
+LOG_TAIL_BYTES = 64 << 10  # and its tail: what the job printed last (report generation, the final summary)
 MAX_META_BYTES = 1 << 20
 CANDIDATES = ("classic", "argparse", "no-mid", "current")  # bundled runs say so in their first line
 TIE_ORDER = ("classic", "current", "no-mid", "argparse")  # equal evidence: the usual one first
 
 
-def _heads(logs: list[Path]) -> list[tuple[str, str]]:
+def log_samples(logs: list) -> list[tuple[str, str]]:
+    """(file name, head + tail text) of each readable log: era signs are read there, never the whole file."""
     out = []
     for path in logs:
         try:
             if not os.path.isfile(path):  # a named pipe would block open() forever
                 continue
             with open(path, "rb") as fh:
-                out.append((Path(path).name, fh.read(LOG_SNIFF_BYTES).decode("utf-8", "replace")))
+                text = fh.read(LOG_SNIFF_BYTES)
+                size = os.fstat(fh.fileno()).st_size
+                if size > LOG_SNIFF_BYTES:
+                    fh.seek(max(LOG_SNIFF_BYTES, size - LOG_TAIL_BYTES))
+                    text += b"\n" + fh.read(LOG_TAIL_BYTES)
+            out.append((Path(path).name, text.decode("utf-8", "replace")))
         except OSError:
             continue
     return out
@@ -66,7 +73,7 @@ def detect(ctx: Any) -> tuple[str, str] | None:
     """(profile name, reason) from the evidence, or None when nothing era-specific was seen."""
     from preflight.profiles import _load_raw, load_profile
 
-    heads = _heads(list(getattr(ctx.inputs, "logs", None) or []))
+    heads = log_samples(list(getattr(ctx.inputs, "logs", None) or []))
     base = _base_dir(ctx)
     dirs: set[str] = set()
     if base is not None:
@@ -92,6 +99,13 @@ def detect(ctx: Any) -> tuple[str, str] | None:
             if hit:
                 score, log_hits = score + 1, log_hits + 1
                 seen.append(f"{hit[0]} has {hit[1].strip()[:40]!r}")
+        for pattern in signs.get("log_never") or []:  # a line this era's code never prints
+            try:
+                rx = re.compile(pattern, re.M)
+            except re.error:
+                continue
+            if any(rx.search(head) for _, head in heads):
+                score -= 1
         if base is not None:
             for d in signs.get("dirs") or []:
                 if d in dirs:

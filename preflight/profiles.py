@@ -544,9 +544,6 @@ def profile_fact(ctx: Any) -> Profile:
     return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")
 
 
-LOG_SNIFF_BYTES = 256 << 10
-
-
 def _from_ledger(ctx: Any) -> Profile | None:
     """After the job: the profile `preflight sbatch` recorded in the run ledger."""
     if getattr(ctx.inputs, "stage", "pre") != "post" or not getattr(ctx.inputs, "job_id", None):
@@ -563,21 +560,15 @@ def _from_ledger(ctx: Any) -> Profile | None:
 
 
 def _from_logs(ctx: Any) -> Profile | None:
-    """After the job, without a checkout: a profile's ``log_fingerprint`` in the first lines of a log."""
+    """After the job, without a checkout: a profile's ``log_fingerprint`` in the head or tail of a log."""
     import re
 
     logs = list(getattr(ctx.inputs, "logs", None) or [])
     if not logs:
         return None
-    heads = []
-    for path in logs:
-        try:
-            if not os.path.isfile(path):  # a named pipe would block open() forever
-                continue
-            with open(path, "rb") as fh:
-                heads.append(fh.read(LOG_SNIFF_BYTES).decode("utf-8", "replace"))
-        except OSError:
-            continue
+    from preflight.era_evidence import log_samples
+
+    heads = [text for _, text in log_samples(logs)]
     for name in PROFILE_NAMES:
         pattern = (_load_raw(name).get("log_fingerprint") or "").strip()
         if pattern and any(re.search(pattern, head, re.M) for head in heads):

@@ -333,3 +333,27 @@ def test_the_out_of_memory_fix_halves_the_batch_the_run_used(tmp_path, cli):
     (crash,) = checks["LOG002"]["findings"]
     assert crash["fix"].startswith("lower --device_batch_size (8 -> 4 -> 2)"), crash["fix"]  # was 32 -> 16 -> 8
     assert report["resume"]["fixes"][0].startswith("lower --device_batch_size (8 -> 4 -> 2)")
+
+
+def test_report_lines_in_a_long_logs_tail_name_the_era_that_still_has_a_report(tmp_path, cli):
+    # a no-mid era run (same log grammar as current master, which has no report.py): 3,000 steps put the
+    # report generation far past the head (256 KiB); it was called "current" and its report step not part of the era
+    step = (
+        "step {:05d}/03000 ({:.2f}%) | loss: 3.100000 | lrm: 1.00 | dt: 900.00ms | tok/sec: 500,000 | "
+        "bf16_mfu: 40.00 | epoch: 1 | total time: {:.2f}m\n"
+    )
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Model config:\n{'sequence_len': 2048, 'n_layer': 4}\n"
+        + "".join(step.format(n, 100 * n / 3000, n / 60) for n in range(3000))
+        + _save(3000)
+        + "Generating report to /c/report/report.md\nCopying report.md to current directory for convenience\n"
+    )
+    assert log.stat().st_size > 300_000  # beyond the head that era signs were read from
+    report, _checks, phases = _verify(cli, log)
+    assert report["profile"]["name"] == "no-mid", report["profile"]
+    assert phases["report"]["cause"].startswith("the log shows report.md generated"), phases["report"]
+    # the same log without the report lines stays what its grammar says first (current master)
+    log.write_text(log.read_text().split("Generating report")[0])
+    report, _checks, _phases = _verify(cli, log)
+    assert report["profile"]["name"] == "current", report["profile"]
