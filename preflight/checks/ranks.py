@@ -28,7 +28,8 @@ def rank_failure(logs, ctx) -> Iterator[Finding]:
           exitcode  : -9 (pid: 81211)  (SIGKILL)
         [rank0]:[E... ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective operation timeout ...
 
-    How to fix: fix the cause on the named rank and node (for SIGKILL, usually memory: a smaller
+    How to fix: fix the cause on the named rank and node (the finding gives the fix of that rank's own
+    error: disk full, out of memory, an offline dataset; for SIGKILL, usually memory: a smaller
     --device_batch_size, or look for the node's oom-kill event), then resume.
     """
     world = max((s.world_size or 1 for s in logs.segments), default=1)
@@ -48,8 +49,7 @@ def rank_failure(logs, ctx) -> Iterator[Finding]:
             lf.describe(),
             path=lf.path,
             line=root.line,
-            fix="fix the cause on that rank and node (SIGKILL: usually memory; a smaller --device_batch_size), "
-            "then resume; the other ranks' errors need no fix of their own",
+            fix=_root_fix(root, lf.phase, ctx) + "; the other ranks' errors need no fix of their own",
             data={
                 "rank": root.rank,
                 "node": lf.node,
@@ -60,3 +60,18 @@ def rank_failure(logs, ctx) -> Iterator[Finding]:
         )
     if world <= 1 and not failures:
         raise Skip("the job ran a single process")
+
+
+def _root_fix(root, phase, ctx) -> str:
+    """The fix of the first rank's own cause (disk full, offline dataset, ...) where its error line names one."""
+    from preflight.causes import OTHER, classify_text, fix_for
+
+    profile = ctx.get("profile", None)
+    cause = classify_text(root.cause, profile)
+    if cause.name != OTHER:
+        return f"{cause.name} on that rank: " + fix_for(cause, profile, checkout=ctx.get("checkout", None), phase=phase)
+    if "SIGKILL" in root.cause:
+        return (
+            "fix the cause on that rank and node (SIGKILL: usually memory; a smaller --device_batch_size), then resume"
+        )
+    return f"read that rank's error (line {root.line}), fix it on that node, then resume"

@@ -64,10 +64,16 @@ def test_torchrun_tee_prefixes_name_the_rank_too():
     assert [f.rank for f in rep.cascades] == [0]
 
 
-def test_postflight_names_the_rank_and_node(tmp_path):
-    for name, expected, cascades in (
-        ("crash_sigkill.out", "rank 1 on node2 failed first in base", [0]),
-        ("nccl_oom_cascade.out", "rank 13 on gpu-node-018 failed first", [0, 2, 9]),
+def test_postflight_names_the_rank_and_node_and_the_fix_of_its_own_cause(tmp_path):
+    for name, expected, cascades, fix in (
+        ("crash_sigkill.out", "rank 1 on node2 failed first in base", [0], "SIGKILL: usually memory"),
+        # the fix of that rank's own error (it was the SIGKILL text for every cause)
+        (
+            "nccl_oom_cascade.out",
+            "rank 13 on gpu-node-018 failed first",
+            [0, 2, 9],
+            "out of memory on that rank: lower",
+        ),
     ):
         log = tmp_path / name
         log.write_text((FIX / name).read_text())
@@ -78,6 +84,9 @@ def test_postflight_names_the_rank_and_node(tmp_path):
         assert check.status is Status.FAIL, check.reason
         (finding,) = check.findings
         assert expected in finding.message and finding.data["cascade_ranks"] == cascades, finding.message
+        assert fix in finding.fix and finding.fix.endswith("the other ranks' errors need no fix of their own"), (
+            finding.fix
+        )
 
 
 def test_a_failed_step_in_a_completed_job_names_its_nodes(tmp_path):
