@@ -289,11 +289,13 @@ def build_plan(
     config: Any = None,
     environ: dict | None = None,
     partition_gpu: tuple[Any, str] = (None, ""),
+    base_inv: Any = None,
 ) -> Plan:
+    """The plan of the script's (first) base run, or of base_inv: one run of a sweep."""
     config = config or {}
     environ = environ or {}
     d = profile.defaults
-    base_inv = training_invocation(script, profile, "base")
+    base_inv = base_inv or training_invocation(script, profile, "base")
     sources: dict[str, str] = {}
     assumptions: list[str] = []
     era_dependent: dict[str, str] = {}  # defaults taken from a guessed era that another candidate era sets otherwise
@@ -555,6 +557,15 @@ def plan_fact(ctx: Any) -> Plan:
     gpus = ctx.get("gpus", None)
     partition_gpu = _partition_gpu(ctx, job_env) if not gpus else (None, "")
     try:
+        from preflight.plan_sweep import base_runs, sweep_plan
+
+        runs = base_runs(script, profile)
+        if len(runs) > 1:  # a depth sweep, a scaling-law grid: every run's time, one plan
+            plans = [
+                build_plan(profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu, base_inv=run)
+                for run in runs
+            ]
+            return sweep_plan(plans, runs)
         return build_plan(profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu=partition_gpu)
     except (TypeError, ValueError, ZeroDivisionError) as exc:
         raise FactUnavailable(f"cannot plan this run: {exc}") from None

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from preflight.script.conditions import Conditions
-from preflight.script.model import MAX_VALUE_CHARS, appended
+from preflight.script.model import ARRAY_ALL_RE, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 from preflight.units import parse_count, parse_int
 
@@ -135,6 +135,9 @@ class Evaluator(Conditions):
         self.skipped_lines: set[int] = set()
         self.exited: tuple[int, str, str, str | None] | None = None  # (line, file, `exit N`, why it is reached)
         self._taken: list[str] = []  # the conditions of the branches being walked that are surely taken
+        # id(command) -> its words in each iteration of the `for` loops around it (None: unknown in that one)
+        self.loop_words: dict[int, list[list[str] | None]] = {}
+        self._loops = 0  # `for` loops over known lists being iterated
 
     # -- values ---------------------------------------------------------------------------------
     def lookup(self, name: str) -> Any:
@@ -242,6 +245,14 @@ class Evaluator(Conditions):
                     return None
                 out.extend(self.positional)
                 continue
+            array = ARRAY_ALL_RE.match(raw)
+            if array:  # "${DEPTHS[@]}": each element, for a `for` loop over an array
+                held = self.lookup(array.group(1))
+                items = array_items(held) if isinstance(held, str) else None
+                if items is None:
+                    return None
+                out.extend(items)
+                continue
             v = self.expand_raw(raw)
             if v is None:
                 return None
@@ -252,6 +263,14 @@ class Evaluator(Conditions):
                 out.extend(v.split())
             else:
                 out.append(v)
+        return out
+
+    def _words_known(self, raws: list[str]) -> list[str]:
+        """Raw words with what is known expanded (split as bash would) and the rest left as written."""
+        out: list[str] = []
+        for raw in raws:
+            words = self.expand_words([raw])
+            out.extend(words if words is not None else [raw])
         return out
 
     # -- assignments ----------------------------------------------------------------------------
@@ -396,6 +415,10 @@ class Evaluator(Conditions):
 
     def _item(self, node: Item, certain: bool) -> None:
         cmd = node.cmd
+        if cmd is not None and self._loops:  # one run of a sweep: its words with this iteration's values
+            runs = self.loop_words.setdefault(id(cmd), [])
+            if len(runs) <= SWEEP_RUNS_MAX:  # one more than the most followed: "too many" (and bounded work)
+                runs.append(self._words_known(cmd.raw_words) if certain else None)
         if cmd is not None and (cmd.op_before in ("&&", "||", "|") or cmd.op_after in ("&&", "||", "|")):
             certain = False  # `test && X=1`: may or may not happen
         for a, raw in node.assigns:
@@ -516,14 +539,18 @@ class Evaluator(Conditions):
                 return
             if not values:
                 self._skip(node.body)
-            for v in values:
-                self.env[var] = v if certain else UNKNOWN
-                try:
-                    self.run(node.body, certain)
-                except _Continue:
-                    continue
-                except _Break:
-                    break
+            self._loops += 1
+            try:
+                for v in values:
+                    self.env[var] = v if certain else UNKNOWN
+                    try:
+                        self.run(node.body, certain)
+                    except _Continue:
+                        continue
+                    except _Break:
+                        break
+            finally:
+                self._loops -= 1
             return
         # while / until
         if not certain:

@@ -3,13 +3,23 @@ the wrappers in front of them, shell functions that launch their arguments, and 
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import re
 from dataclasses import replace
 from typing import Any
 
 from preflight.script.lexer import Unterminated, tokenize
-from preflight.script.model import Command, Flag, Invocation, ScriptModel
+from preflight.script.model import (
+    ARRAY_ALL_RE,
+    SWEEP_RUNS_MAX,
+    Command,
+    Flag,
+    Invocation,
+    ScriptModel,
+    array_items,
+)
 from preflight.script.tree import Item, Loop, iter_commands
 from preflight.script.wrappers import MAX_INLINE_DEPTH, RUNNERS, inline_commands, inline_text, strip_prefixes
 from preflight.units import parse_count
@@ -179,54 +189,92 @@ def find_invocations(model: ScriptModel) -> None:
         if id(cmd) in templates:
             continue  # the launcher inside a wrapper function: its calls are the invocations
         checked = _has_exit_check(cmds, idx)
-        for one in _per_loop_value(cmd, loops.get(id(cmd))):
+        for one in _per_loop_value(cmd, loops.get(id(cmd)), _MAX_LOOP_VALUES):
+            if one is not cmd:
+                model.loop_origin[id(one)] = cmd
             for inv in _launches(model, wrappers, one, 0):
                 inv.checked = inv.checked or checked
                 model.invocations.append(inv)
 
 
-def _loop_values(model: ScriptModel) -> dict[int, tuple[str, list[str]]]:
-    """id(command) -> (variable, values) for commands in `for V in a b c; do ... done` over a list
-    known before the job runs (`for phase in base mid sft`, `for d in $DEPTHS` with DEPTHS set)."""
-    out: dict[int, tuple[str, list[str]]] = {}
+Loops = list[tuple[str, list[str]]]  # the `for` loops around a command, outermost first: (variable, values)
 
-    def walk(nodes: list) -> None:
+
+def _loop_values(model: ScriptModel) -> dict[int, Loops]:
+    """id(command) -> the loops around it whose lists are known before the job runs (`for phase in base mid
+    sft`, `for d in $DEPTHS` with DEPTHS set, `for d in "${DEPTHS[@]}"` with DEPTHS=(12 16 20))."""
+    out: dict[int, Loops] = {}
+
+    def walk(nodes: list, outer: Loops) -> None:
         for n in nodes:
+            loops = outer
             if isinstance(n, Loop) and n.kind == "for" and len(n.header) > 2 and n.header[1] == "in":
-                values = []
-                for raw in n.header[2:]:
-                    text = (
-                        raw.strip("'\"") if "$" not in raw else model.expand(raw.strip('"'), None, None, model.environ)
-                    )
-                    if text is None or any(ch in text for ch in "*?[`$"):
-                        values = None
-                        break
-                    values.extend(text.split())
+                values = _loop_list(model, n.header[2:])
                 if values and len(values) <= _MAX_LOOP_VALUES:
+                    loops = [*outer, (n.header[0], values)]
                     for c in iter_commands(n.body):
-                        out.setdefault(id(c), (n.header[0], values))
+                        out[id(c)] = loops  # an inner loop's walk below overrides this with its own, longer list
             for child in (getattr(n, "body", None), getattr(n, "cond", None), getattr(n, "else_body", None)):
                 if isinstance(child, list):
-                    walk(child)
+                    walk(child, loops)
             for pair in getattr(n, "branches", None) or getattr(n, "arms", None) or []:
-                walk(pair[1])
+                walk(pair[1], loops)
 
-    walk(model.tree)
+    walk(model.tree, [])
     return out
 
 
-def _per_loop_value(cmd: Command, loop: tuple[str, list[str]] | None) -> list[Command]:
-    """The command once, or once per loop value when it uses the loop's variable."""
-    if loop is None:
+def _loop_list(model: ScriptModel, words: list[str]) -> list[str] | None:
+    values: list[str] = []
+    for raw in words:
+        array = ARRAY_ALL_RE.match(raw)
+        if array:
+            items = array_items(model.value_at(array.group(1), None, None, model.environ))
+            if items is None:
+                return None
+            values.extend(items)
+            continue
+        text = raw.strip("'\"") if "$" not in raw else model.expand(raw.strip('"'), None, None, model.environ)
+        if text is None or any(ch in text for ch in "*?[`$"):
+            return None
+        values.extend(text.split())
+    return values
+
+
+def _per_loop_value(cmd: Command, loops: Loops | None, cap: int) -> list[Command]:
+    """The command once, or once per combination of the values of the loops whose variables it uses (at most
+    cap combinations: a larger sweep is read once)."""
+    refs = []
+    for var, values in loops or []:
+        ref = re.compile(rf"\$(?:\{{{var}\}}|{var}\b)")
+        if any(ref.search(r) for r in cmd.raw_words):
+            refs.append((ref, values))
+    if not refs or math.prod(len(v) for _, v in refs) > cap:
         return [cmd]
-    var, values = loop
-    ref = re.compile(rf"\$(?:\{{{var}\}}|{var}\b)")
-    if not any(ref.search(r) for r in cmd.raw_words):
-        return [cmd]
-    return [
-        replace(cmd, words=[ref.sub(v, w) for w in cmd.words], raw_words=[ref.sub(v, r) for r in cmd.raw_words])
-        for v in values
-    ]
+    out = []
+    for combo in itertools.product(*(values for _, values in refs)):
+        words, raws = list(cmd.words), list(cmd.raw_words)
+        for (ref, _), value in zip(refs, combo, strict=True):
+            words = [ref.sub(lambda _m, v=value: v, w) for w in words]
+            raws = [ref.sub(lambda _m, v=value: v, r) for r in raws]
+        out.append(replace(cmd, words=words, raw_words=raws))
+    return out
+
+
+def sweep_runs(model: ScriptModel, cmd: Command, cap: int = SWEEP_RUNS_MAX) -> list[Invocation]:
+    """Every run one launch command makes inside `for` loops over known lists (a depth sweep, a scaling-law
+    grid), up to cap runs: with each iteration's words as the evaluation decided them (`if [ $d -ge 22 ]`
+    taken or not), else by substituting the loop values; [] where it is in no such loop."""
+    cmd = model.loop_origin.get(id(cmd), cmd)
+    iterations = model.loop_words.get(id(cmd)) or []
+    if 1 < len(iterations) <= cap and all(words for words in iterations):
+        commands = [replace(cmd, words=list(words), raw_words=list(words)) for words in iterations]
+    else:
+        commands = _per_loop_value(cmd, _loop_values(model).get(id(cmd)), cap)
+    if len(commands) <= 1:
+        return []
+    wrappers = _find_wrappers(model)
+    return [run for one in commands for run in _launches(model, wrappers, one, 0)]
 
 
 _MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands are read once

@@ -89,6 +89,22 @@ def appended(before: str | None, added: str) -> str:
     return f"({head} {added[1:-1]})"
 
 
+SWEEP_RUNS_MAX = 256  # a launch's runs in `for` loops are followed up to this many (the plan sums them)
+ARRAY_ALL_RE = re.compile(r'^"?\$\{(\w+)\[[@*]\]\}"?$')  # "${DEPTHS[@]}": every element of an array
+
+
+def array_items(value: str | None) -> list[str] | None:
+    """The elements of an array value as the model keeps it (``(12 "a b" 20)``); None if not an array of
+    literal elements."""
+    if not (value and value.startswith("(") and value.endswith(")")):
+        return None
+    try:
+        items = shlex.split(value[1:-1], comments=True)
+    except ValueError:
+        return None
+    return None if any(ch in item for item in items for ch in "*?[`$") else items
+
+
 @dataclass
 class Word:
     """One shell word: as written and with its quotes removed."""
@@ -212,6 +228,9 @@ class ScriptModel:
     exited: tuple[int, str, str, str | None] | None = None  # an exit surely reached: (line, file, `exit 1`, why)
     unreached: list[Command] = field(default_factory=list)  # the commands after it, which never run
     _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
+    # id(command) -> its words in each iteration of the `for` loops around it, as the evaluation decided them
+    loop_words: dict = field(default_factory=dict, repr=False)
+    loop_origin: dict = field(default_factory=dict, repr=False)  # id(a per-loop-value copy) -> the script's command
     _by_name: tuple = field(default=(-1, {}), repr=False)  # (assignment count, name -> assignments)
     _expansion_steps: int = field(default=0, repr=False)  # across every call: past MAX_MODEL_EXPANSIONS, unknown
 

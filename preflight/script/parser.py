@@ -322,6 +322,7 @@ def _evaluate(
     model.functions = ev.functions
     model.skipped_lines = sorted(ev.skipped_lines)
     model._includes_env = ev.includes
+    model.loop_words = ev.loop_words
 
 
 def _include_args(cmd: Command) -> tuple[str, list[str]] | None:

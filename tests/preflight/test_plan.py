@@ -161,3 +161,51 @@ def test_a_time_limit_that_fits_at_a_likely_mfu_is_a_warning_not_an_error(tmp_pa
     assert found["01:00:00"].severity.value == "error" and "which fits" not in found["01:00:00"].message
     assert found["03:00:00"].severity.value == "warning", found["03:00:00"]
     assert "at 55% MFU it needs" in found["03:00:00"].message and "may be cut off" in found["03:00:00"].message
+
+
+def _sweep(loop_header: str, prelude: str = "") -> str:
+    return (
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=48:00:00\nset -euo pipefail\n"
+        + prelude
+        + f"for d in {loop_header}; do\n"
+        + '  if [ "$d" -ge 22 ]; then DBS=16; else DBS=32; fi\n'
+        + "  torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=$d --device_batch_size=$DBS"
+        + " 2>&1 | tee train_d$d.log\n"
+        + "done\n"
+    )
+
+
+def test_a_depth_sweep_is_planned_as_the_sum_of_its_runs(tmp_path):
+    """upstream's miniseries.sh trains d12 ... d26 in one job; the plan was the first run's (d12: ~1 h of a
+    ~13 h job, so a 2 h --time passed) or the era's default depth."""
+    one = {d: Scenario(script=_sweep(str(d)), env={}).context(tmp_path / f"d{d}").get("plan") for d in (12, 20, 26)}
+    for header, prelude in (("12 20 26", ""), ('"${DEPTHS[@]}"', "DEPTHS=(12 20 26)\n")):
+        plan = Scenario(script=_sweep(header, prelude), env={}).context(tmp_path / str(len(prelude))).get("plan")
+        # the run that needs the most memory: d20 at batch 32, not d26 at the 16 its if branch gives it
+        assert (plan.depth, plan.device_batch_size) == (20, 32) and one[26].device_batch_size == 16
+        assert plan.memory_per_gpu == one[20].memory_per_gpu > one[26].memory_per_gpu
+        assert plan.shards_recommended == one[26].shards_recommended  # enough for the run that reads the most
+        base = plan.phase("base")
+        assert base.seconds == sum(p.phase("base").seconds for p in one.values())
+        assert plan.total_seconds == sum(p.total_seconds for p in one.values())
+        assert base.note == "a sweep of 3 runs (--depth=12, 20, 26; --device_batch_size=32, 16)", base.note
+        assert any(
+            a.startswith(f"a sweep of 3 base_train runs (script line {7 + bool(prelude)}:") for a in plan.assumptions
+        )
+
+
+def test_a_grid_of_nested_loops_is_every_combination(tmp_path):
+    # upstream's scaling_laws.sh: FLOPs budgets x depths, each one base_train run
+    script = (
+        '#!/bin/bash\n#SBATCH --gres=gpu:8\nBUDGETS=(1e18 2.15e18)\nfor f in "${BUDGETS[@]}"; do\n'
+        "  for d in 10 12 14; do\n"
+        "    torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=$d --target-flops=$f"
+        " --target-param-data-ratio=-1\n"
+        "  done\ndone\n"
+    )
+    plan = Scenario(script=script, env={}).context(tmp_path).get("plan")
+    assert plan.phase("base").note == "a sweep of 6 runs (--depth=10, 12, 14; --target-flops=1e18, 2.15e18)"
+    # one run per line, the same flags: a retry, not a sweep
+    retry = "#!/bin/bash\n#SBATCH --gres=gpu:8\nfor i in 1 2; do\n  torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=12\ndone\n"
+    plan = Scenario(script=retry, env={}).context(tmp_path / "r").get("plan")
+    assert plan.phase("base").note == "" and not any("sweep" in a for a in plan.assumptions)
