@@ -54,9 +54,9 @@ elif [ "$MODE" = "vs-classic" ]; then
         export TORCHINDUCTOR_CACHE_DIR=/tmp/vs_classic/inductor_$R TRITON_CACHE_DIR=/tmp/vs_classic/triton_$R
         echo "=== $(date +%T) $R: depth $D$EXTRA ${RUN_ENV}"
         if [ "$WHO" = c ]; then
-            (cd "$G/classic" && NANOCHAT_BASE_DIR=$BASE PYTHONPATH=/tmp/site:$G/stubs CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m scripts.base_train --depth=$D $FLAGS 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
+            (cd "$G/classic" && NANOCHAT_BASE_DIR=$BASE PYTHONPATH=/tmp/site:$G/stubs CUDA_VISIBLE_DEVICES=0 timeout -k 10 ${RUN_LIMIT:-290} python3 -m scripts.base_train --depth=$D $FLAGS 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
         else
-            (env ${BUNDLED_ENV:-} $RUN_ENV NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
+            (env ${BUNDLED_ENV:-} $RUN_ENV NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout -k 10 ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
         fi
         rm -rf "$BASE"
         grep -E "step 000(00|10|29)/|Peak memory|EXIT|Error" "$LOG" | grep -v "<|bos|>" | tail -6 || true

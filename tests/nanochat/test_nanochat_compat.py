@@ -356,3 +356,19 @@ def test_the_kernels_are_the_default_and_stay_off_on_cpu():
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.split() == ["fused", "None"], out.stdout + out.stderr
+
+
+def test_the_quack_mlp_is_opt_in_and_leaves_cpu_runs_unchanged():
+    # NANOCHAT_MLP_KERNEL=quack (Hopper + quack-kernels) is opt-in; elsewhere the same torch MLP runs, same output
+    code = (
+        "import torch; from nanochat import gpt; torch.manual_seed(0)\n"
+        "m = gpt.MLP(gpt.GPTConfig(n_embd=16)); x = torch.randn(2, 3, 16)\n"
+        "ref = m.c_proj(torch.relu(m.c_fc(x)).square())\n"
+        "print(gpt.MLP_KERNEL, gpt._QUACK_MLP, torch.equal(m(x), ref))"
+    )
+    for value, kernel in ((None, "torch"), ("quack", "quack")):
+        env = {k: v for k, v in os.environ.items() if k != "NANOCHAT_MLP_KERNEL"}
+        if value:
+            env["NANOCHAT_MLP_KERNEL"] = value
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.split() == [kernel, "None", "True"], out.stdout + out.stderr

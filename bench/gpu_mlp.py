@@ -1,0 +1,90 @@
+"""The MLP of one block (c_fc -> ReLU^2 -> c_proj) for one micro-batch (32 x 2048 tokens), forward + backward, as
+the trainer runs it (torch code under torch.compile and bf16 autocast: cuBLAS GEMMs, inductor's ReLU^2 kernels) and
+with quack's Hopper GEMMs (CuTe-DSL), whose epilogues fuse ReLU^2 into c_fc's output and its derivative into c_proj's
+input gradient (`quack.mlp.mlp_func`, activation "relu_sq"), where quack is installed. Each variant: time (CUDA-event
+median), time per d20 optimizer step (depth x 8 micro-batches), peak memory of what it keeps for the backward, and
+the relative difference of its output and gradients to an fp32 reference.
+
+    python bench/gpu_mlp.py [DEPTH ...]        # default: 20 12
+"""
+
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.gpu_kernels import rel, timed  # noqa: E402
+
+
+def torch_mlp(x, w1, w2):
+    return F.linear(F.relu(F.linear(x, w1)).square(), w2)
+
+
+def variants():
+    """name -> MLP function of (x, w1, w2); the quack ones only where it imports."""
+    found = {"torch, compiled": torch.compile(torch_mlp)}
+    try:
+        from quack.mlp import mlp_func
+    except ImportError as e:
+        print(f"quack: not available ({e})")
+        return found
+
+    def quack(tuned):
+        return lambda x, w1, w2: mlp_func(x, w1, w2, activation="relu_sq", tuned=tuned)
+
+    found["quack, heuristic config"] = quack(False)
+    found["quack heuristic, inside torch.compile"] = torch.compile(quack(False))
+    if os.environ.get("MLP_AUTOTUNE"):  # autotuning hung a training run on the device (2026-12-06): opt-in
+        found["quack, autotuned"] = quack(True)
+    return found
+
+
+def measure(depth, B=32, T=2048, accum=8):
+    C, N = depth * 64, B * T
+    torch.manual_seed(0)
+    x = torch.randn(N, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    w1 = (torch.randn(4 * C, C, device="cuda") * C**-0.5).requires_grad_()
+    w2 = (torch.randn(C, 4 * C, device="cuda") * (4 * C) ** -0.5).requires_grad_()
+    dy = torch.randn(N, C, device="cuda", dtype=torch.bfloat16)
+    y = torch_mlp(x.float(), w1, w2)
+    ref = [y.float()] + [t.float() for t in torch.autograd.grad(y, (x, w1, w2), dy.float())]
+    del y
+    acc1, acc2 = torch.zeros_like(w1), torch.zeros_like(w2)
+    flop = 3 * 2 * (2 * N * C * 4 * C)  # two products, forward + two backward each
+    for name, fn in variants().items():
+
+        def step(fn=fn):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                y = fn(x, w1, w2)
+            gx, g1, g2 = torch.autograd.grad(y, (x, w1, w2), dy)
+            acc1.add_(g1)  # as AccumulateGrad does into .grad
+            acc2.add_(g2)
+            return y, gx, g1, g2
+
+        try:
+            out = step()
+            torch.cuda.synchronize()
+        except Exception as e:  # noqa: BLE001 - a bench reports what failed and goes on
+            print(f"mlp d{depth} {name}: failed ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+            continue
+        errors = " ".join(f"{k} {rel(a, b):.1e}" for k, a, b in zip(("y", "dx", "dw1", "dw2"), out, ref, strict=True))
+        del out
+        ms = timed(step, reps=10)
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = fn(x, w1, w2)
+        kept = (torch.cuda.max_memory_allocated() - base) / 2**20
+        del y
+        print(
+            f"mlp d{depth} {name:40s} {ms:7.3f} ms {flop / ms / 1e9:5.0f} TFLOP/s, {ms * depth * accum:7.1f} ms per step,"
+            f" forward peak {kept:6.0f} MiB; rel. diff to fp32: {errors}"
+        )
+
+
+if __name__ == "__main__":
+    print(torch.cuda.get_device_name(), "torch", torch.__version__)
+    for d in [int(a) for a in sys.argv[1:]] or [20, 12]:
+        measure(d)
