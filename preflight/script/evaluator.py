@@ -32,6 +32,9 @@ class _Unknown:
 
 UNKNOWN: Any = _Unknown()
 MAX_ITERATIONS = 64  # a loop that runs longer is walked once, uncertainly
+# loop bodies walked in one evaluation: nested loops multiply (60 x 60 x 60 values took 2.5 s); past this budget
+# a loop is walked once, uncertainly, as a long one is
+MAX_BODY_WALKS = 4096
 
 # set by SLURM, the launcher or the shell when the job runs: never what preflight sees now
 _RUNTIME_PREFIXES = ("SLURM_", "SLURMD_", "SBATCH_", "PMI_", "PMIX_", "OMPI_", "TORCHELASTIC_")
@@ -138,6 +141,7 @@ class Evaluator(Conditions):
         # id(command) -> its words in each iteration of the `for` loops around it (None: unknown in that one)
         self.loop_words: dict[int, list[list[str] | None]] = {}
         self._loops = 0  # `for` loops over known lists being iterated
+        self._walks = 0  # loop bodies walked so far (MAX_BODY_WALKS)
 
     # -- values ---------------------------------------------------------------------------------
     def lookup(self, name: str) -> Any:
@@ -532,7 +536,8 @@ class Evaluator(Conditions):
                 values = None if self.positional is None else list(self.positional)  # `for x; do` loops over "$@"
             else:
                 values = self.expand_words(h[2:])
-            if node.kind == "select" or values is None or len(values) > MAX_ITERATIONS:
+            over_budget = values is not None and self._walks + len(values) > MAX_BODY_WALKS
+            if node.kind == "select" or values is None or len(values) > MAX_ITERATIONS or over_budget:
                 self.env[var] = UNKNOWN
                 self.run(node.body, False)
                 self.env[var] = UNKNOWN
@@ -542,6 +547,7 @@ class Evaluator(Conditions):
             self._loops += 1
             try:
                 for v in values:
+                    self._walks += 1
                     self.env[var] = v if certain else UNKNOWN
                     try:
                         self.run(node.body, certain)
@@ -558,6 +564,9 @@ class Evaluator(Conditions):
             self.run(node.body, False)
             return
         for _ in range(MAX_ITERATIONS):
+            self._walks += 1
+            if self._walks > MAX_BODY_WALKS:
+                break
             self.run(node.cond, True)
             r = self.condition(node.cond)
             if r is not None and node.kind == "until":

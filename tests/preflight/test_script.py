@@ -196,3 +196,29 @@ def test_a_followed_script_run_later_does_not_change_a_value_before_its_call(tmp
     assert model.value_at("NANOCHAT_BASE_DIR", 3, str(job), {"USER": "me"}) == "/scratch/me/nanochat"
     # a default is expanded too (it was returned as written: "/scratch/$USER/nanochat")
     assert model.expand("${UNSET_HERE:-/scratch/$USER/x}", 3, str(job), {"USER": "me"}) == "/scratch/me/x"
+
+
+def test_nested_loops_are_walked_within_a_budget(tmp_path):
+    # 60 x 60 x 60 values: 216,000 walks of the body took 2.5 s; past the budget a loop is walked once, uncertainly
+    from preflight.script import evaluator
+
+    calls = []
+    real = evaluator.Evaluator.run
+
+    def counting(self, nodes, certain=True):
+        calls.append(1)
+        return real(self, nodes, certain)
+
+    values = " ".join(map(str, range(60)))
+    job = tmp_path / "nested.sh"
+    job.write_text(
+        f"#!/bin/bash\nfor a in {values}; do for b in {values}; do for c in {values}; do\n"
+        "  torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=$c --tag=$a$b\ndone; done; done\n"
+    )
+    evaluator.Evaluator.run = counting
+    try:
+        model = parse_script(job)
+    finally:
+        evaluator.Evaluator.run = real
+    assert len(calls) < 3 * evaluator.MAX_BODY_WALKS, len(calls)
+    assert model.evaluated and [i.module for i in model.invocations] == ["scripts.base_train"]
