@@ -200,6 +200,8 @@ def _collect(tree: ast.Module, ep: EntryPoint) -> None:
                     dataclass_flags[stmt.target.id] = CheckoutFlag(stmt.target.id, ann, value)
     configurator = _configurator_keys(tree)
     if argparse_flags:
+        for name in ("help", "h"):  # argparse's own (add_help): prints the usage and exits
+            argparse_flags.setdefault(name, CheckoutFlag(name, "bool", False, ("h",) if name == "help" else ("help",)))
         ep.style, ep.flags = "argparse", argparse_flags
     elif configurator is not None:
         ep.style, ep.flags = "configurator", configurator
@@ -218,13 +220,18 @@ def _argparse_flag(call: ast.Call) -> list[CheckoutFlag]:
         return []  # a positional argument
     kw = {k.arg: k.value for k in call.keywords if k.arg}
     action = _literal(kw["action"]) if "action" in kw else None
+    # argparse.BooleanOptionalAction: --compile and --no-compile
+    negatable = (
+        isinstance(kw.get("action"), ast.Attribute | ast.Name)
+        and (getattr(kw["action"], "attr", None) or getattr(kw["action"], "id", None)) == "BooleanOptionalAction"
+    )
     typ = None
     if isinstance(kw.get("type"), ast.Name):
         typ = kw["type"].id
-    elif action in ("store_true", "store_false"):
+    elif action in ("store_true", "store_false") or negatable:
         typ = "bool"
     default = _literal(kw["default"]) if "default" in kw else (False if action == "store_true" else None)
-    names = longs + shorts
+    names = longs + [f"no-{n}" for n in longs if negatable] + shorts
     return [CheckoutFlag(n, typ, default, tuple(x for x in names if x != n)) for n in names]
 
 

@@ -206,7 +206,10 @@ class Profile:
 
     def phase_of_module(self, module: str, args: list[str] | None = None) -> str | None:
         """Which phase an invocation of ``module`` belongs to (chat_eval: by its -i/--source). A fork's
-        variant of an entry point (``scripts.base_train_jp``, a copy of base_train) is that entry's phase."""
+        variant of an entry point (``scripts.base_train_jp``, a copy of base_train) is that entry's phase.
+        One asked for its usage (``--help``) prints it and exits: no phase."""
+        if args and any(a in ("-h", "--help") for a in args):
+            return None
         module = self._entry_of_variant(module)
         if module == self.modules.get("chat_eval") or module.endswith(".chat_eval"):
             source = _chat_eval_source(args or [])

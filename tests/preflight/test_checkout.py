@@ -155,3 +155,19 @@ def test_sb010_says_why_the_checkout_was_not_used(tmp_path):
     files = {"co/nanochat/common.py": "", "co/scripts/chat_sft.py": "", "co/scripts/base_train.py": "def f(:\n"}
     found = _sb010(tmp_path, script, files, config={"checkout": "{tmp}/co", "profile": "classic"})
     assert found and "does not parse as Python" in found[0].message
+
+
+def test_sb010_knows_argparses_own_and_negatable_flags(tmp_path):
+    # a fork declares --compile with argparse.BooleanOptionalAction (which also takes --no-compile), and its
+    # smoke job asks for --help: both were "unknown flag" against the fork's own checkout
+    src = (
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--depth', type=int, default=20)\n"
+        "p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=True)\n"
+    )
+    files = {"co/nanochat/common.py": "", "co/scripts/chat_sft.py": "", "co/scripts/base_train.py": src}
+    script = HEAD + "torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=12 --no-compile\n"
+    assert not _sb010(tmp_path / "a", script, files, config={"checkout": "{tmp}/co"})
+    script = HEAD + "python -m scripts.base_train --help\npython -m scripts.base_train -h\n"
+    assert not _sb010(tmp_path / "b", script, files, config={"checkout": "{tmp}/co"})
+    found = _sb010(tmp_path / "c", script.replace("-h\n", "--no-depth=3\n"), files, config={"checkout": "{tmp}/co"})
+    assert [f.message for f in found] and "unknown flag `--no-depth`" in found[0].message

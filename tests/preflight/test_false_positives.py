@@ -56,3 +56,17 @@ def test_sft_batched_by_tokens_uses_the_token_rule(tmp_path):
     assert not _sft(tmp_path, SFT_TOKENS, 16).findings
     assert _sft(tmp_path, SFT_EXAMPLES, 16).findings
     assert _sft(tmp_path, SFT_TOKENS, 3).findings  # 524288 % (4 x 2048 x 3) != 0
+
+
+def test_an_entry_point_asked_for_its_usage_runs_no_phase(tmp_path):
+    # a fork's 10-minute environment check runs `python -m scripts.base_train --help`: it was planned as a
+    # 5-hour d20 run, with a time limit "too short" for it and shards, tokenizer and downloads it never needs
+    script = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=00:10:00\nset -euo pipefail\n"
+        "python -m scripts.base_train --help >/dev/null\ntorchrun --nproc_per_node=1 -m scripts.chat_sft -h\n"
+    )
+    plan = Scenario(script=script, env=ENV).context(tmp_path / "p").get("plan")
+    assert plan.rows() == [("plan", "the script runs no training phase preflight can see: nothing to plan")]
+    for code in ("SB006", "TOK001", "DS001"):
+        c = _check(tmp_path / code, code, script, config={"base-dir": "{tmp}/base"})
+        assert c.status in (Status.SKIP, Status.PASS) and not c.findings, (code, c.status, c.findings)
