@@ -355,12 +355,13 @@ def _checkpoint_in_logs(segs: list) -> int | None:
 def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | None) -> None:
     """No checkpoint directory to look at: the log's own saves and step counter decide. An intermediate save
     (--save_every) is not the end of training: the run is done only where it saved or stepped up to its total."""
-    last = seg.last_step
+    stepped = [s for s in segs if s.last_step is not None]  # not an evaluation run after it (base_eval)
+    last = stepped[-1].last_step if stepped else None
     at = last.step if last else "?"
     total = planned or (last.total if last else None)
     saved = _saved_step(segs)
     reached = total is None or (saved is not None and saved >= total) or (last is not None and last.step >= total - 1)
-    if seg.end_markers or (seg.saves and reached):
+    if seg.end_markers or (saved is not None and reached):
         v.status, v.cause = "done", f"log shows the end of training (last step {at})"
     elif saved is not None:
         v.status, v.step = "partial", saved
@@ -504,6 +505,24 @@ def _report_of_unfinished_run(verdicts: list[PhaseVerdict]) -> None:
         )
 
 
+def _mark_diverged(logs: Any, verdicts: list[PhaseVerdict]) -> None:
+    """A phase whose last step line has a NaN/inf loss trained on to the end of a diverged run: whatever it saved
+    holds NaN weights, so it failed however many steps it logged (a NaN it recovered from is LOG007's alone)."""
+    from preflight.logindex import _nonfinite
+
+    for v in verdicts:
+        segs = [s for s in logs.by_phase(v.name) if s.last_step is not None] if logs is not None else []
+        if not segs or v.status not in ("done", "partial") or not _nonfinite(segs[-1].last_step.loss):
+            continue
+        first = next((s.nan_loss for s in segs if s.nan_loss is not None), None)
+        since = f"from {Path(segs[0].path).name}:{first.line} " if first is not None else ""
+        v.status, v.step = "failed", None
+        v.cause = (
+            f"training diverged: the loss is non-finite {since}to its last step ({segs[-1].last_step.step}); "
+            "a checkpoint it saved holds NaN weights"
+        )
+
+
 def _mark_before_logs(verdicts: list[PhaseVerdict]) -> None:
     """Logs alone (no base dir) that begin with a later phase, e.g. mid_train's crash pasted from an issue: the
     phases before it are not in them. Without a base dir nothing says they did not run, so they are marked as
@@ -547,6 +566,7 @@ def phases_fact(ctx: Any) -> Phases:
         if v.expected:
             v.expected = phase in expected or phase in started
         verdicts.append(v)
+    _mark_diverged(logs, verdicts)
     _mark_loaded(logs, verdicts)
     _mark_tokenizer_used(logs, verdicts)
     if inv is None:

@@ -357,3 +357,25 @@ def test_report_lines_in_a_long_logs_tail_name_the_era_that_still_has_a_report(t
     log.write_text(log.read_text().split("Generating report")[0])
     report, _checks, _phases = _verify(cli, log)
     assert report["profile"]["name"] == "current", report["profile"]
+
+
+def test_a_run_that_ends_in_nan_failed_and_an_eval_banner_after_base_does_not_undo_it(tmp_path, cli):
+    # a public end-to-end log: base saved its last step, a `=== Step 4: Evaluate base model ===` banner, then SFT
+    # went NaN at step 6 and logged NaN to its end. It was "base partial (stops at step ?)" and "sft done"
+    sft = "step {:05d} ({:.2f}%) | loss: {} | lrm: 1.00 | dt: 316.78ms | tok/sec: 103,440 | mfu: 0.00 | epoch: 1\n"
+    log = tmp_path / "run.out"
+    log.write_text(
+        "=== Step 3: Pretrain base model ===\nCOMPUTE_DTYPE: torch.bfloat16\n"
+        + "".join(_step(n, total=50) for n in range(40, 50))
+        + _save(50)
+        + "Minimum validation bpb: 0.990973\n=== Step 4: Evaluate base model ===\n"
+        + "=== Step 6: SFT ===\n+ python -m scripts.chat_sft --device-batch-size=4\n"
+        + "".join(sft.format(n, n / 1.88, "1.260000" if n < 6 else "nan") for n in range(0, 188))
+        + _save(188).replace("base_checkpoints", "chatsft_checkpoints")
+    )
+    report, checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "done", phases["base"]
+    assert phases["sft"]["status"] == "failed" and phases["sft"]["cause"].startswith("training diverged"), phases
+    assert report["resume"]["phase"] == "sft"
+    (nan,) = checks["LOG007"]["findings"]
+    assert nan["fix"] == "rerun sft from its start with a lower learning rate: it saved nothing before the NaN"
