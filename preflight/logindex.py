@@ -515,8 +515,7 @@ class _Indexer(TracebackReader):
             target.failed_marker = self.last_failed = Event("failed", line, s, {"script": script})
             return
         if "CUDA out of memory" in s or "OutOfMemoryError" in s:
-            self.idx.slurm.append(Event("cuda-oom", line, s))
-            return
+            self.idx.slurm.append(Event("cuda-oom", line, s))  # and, as an exception line of its own, a crash
         mx = BARE_EXC_RE.match(text) if "Error" in s or "Exception" in s else None
         if mx:
             self._bare_exception(mx, line, rank)

@@ -379,3 +379,15 @@ def test_a_run_that_ends_in_nan_failed_and_an_eval_banner_after_base_does_not_un
     assert report["resume"]["phase"] == "sft"
     (nan,) = checks["LOG007"]["findings"]
     assert nan["fix"] == "rerun sft from its start with a lower learning rate: it saved nothing before the NaN"
+
+
+def test_an_out_of_memory_line_pasted_alone_is_a_crash(tmp_path, cli):
+    # a blog post quotes the error first and a frame after it; the OOM line alone gave no finding at all
+    log = tmp_path / "run.out"
+    log.write_text(
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.51 GiB.\n"
+        "GPU 0 has a total capacity of 11.56 GiB of which 1.16 GiB is free.\n"
+    )
+    _report, checks, _phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "crashed (out of memory): torch.OutOfMemoryError: CUDA out of memory" in crash["message"], crash
