@@ -62,11 +62,18 @@ def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None, ev
         )
     if tb.script and tb.script not in TRAINER_SCRIPTS:  # an evaluation or a download: no training to set up
         return f"crashed ({cause.name}): {what}"
+    if steps == 0 and CORE_EVAL_CALL_RE.search(getattr(tb, "calls_text", "") or ""):
+        # base_train's CORE evaluation runs in its loop (at step 0 and every core_metric_every steps): a crash
+        # there is no setup crash, whether or not the logs kept the step lines before it
+        return f"crashed in its CORE evaluation ({cause.name}): {what}"
     if steps == 0 and evaluated:
         return f"died in its first training step, after the step-0 evaluation ({cause.name}): {what}"
     if steps == 0:
         return f"died during setup ({cause.name}): {what}"
     return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
+
+
+CORE_EVAL_CALL_RE = re.compile(r"\bevaluate_model\(")  # base_train.py's call of base_eval's CORE evaluation
 
 
 def evaluated_before(segs: list, tb: Any) -> bool:

@@ -391,3 +391,20 @@ def test_an_out_of_memory_line_pasted_alone_is_a_crash(tmp_path, cli):
     _report, checks, _phases = _verify(cli, log)
     (crash,) = checks["LOG002"]["findings"]
     assert "crashed (out of memory): torch.OutOfMemoryError: CUDA out of memory" in crash["message"], crash
+
+
+def test_a_crash_in_base_trains_core_evaluation_is_not_a_setup_crash(tmp_path, cli):
+    # a thread quotes rank 7's traceback from the step-2000 CORE evaluation, cut before its HTTPError line: it was
+    # "died during setup (other)" with "read the traceback"
+    frame = '[rank7]:   File "{}", line {}, in {}\n[rank7]:     {}\n'
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Downloading https://example.org/eval_bundle.zip...\n[rank7]: Traceback (most recent call last):\n"
+        + frame.format("/home/u/nanochat/scripts/base_train.py", 243, "<module>", "results = evaluate_model(m, t, d)")
+        + frame.format("/home/u/nanochat/scripts/base_eval.py", 58, "evaluate_model", "download_file_with_lock(URL)")
+        + frame.format("/home/u/nanochat/nanochat/common.py", 83, "download_file_with_lock", "with urlopen(url) as r:")
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert phases["base"]["cause"].startswith("crashed in its CORE evaluation (offline download)"), phases["base"]
+    (crash,) = checks["LOG002"]["findings"]
+    assert "eval_bundle" in crash["fix"] and "pre-download" in crash["fix"], crash["fix"]
