@@ -107,6 +107,26 @@ def lookup(text: str | None) -> GPUModel | None:
     return None
 
 
+_CUDA_SIGN_RE = re.compile(
+    r"\bCUDA_VISIBLE_DEVICES\b|\bnvidia-smi\b|\bPYTORCH_CUDA_ALLOC_CONF\b|--device[_-]type[= ]cuda\b"
+)
+
+
+def gpu_in_script(lines: list[str]) -> tuple[GPUModel | None, str | None]:
+    """(the GPU model a comment names, where) or (None, where the script sets CUDA up) or (None, None): how a
+    script that asks SLURM for no GPU shows it runs on one ("# scaling runs for 3090", nvidia-smi)."""
+    sign = None
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if text.startswith("#") and not text.startswith(("#!", "#SBATCH")):
+            model = lookup(text[1:])
+            if model is not None:
+                return model, f"line {n}: {text[:60]}"
+        elif sign is None and (m := _CUDA_SIGN_RE.search(line)):
+            sign = f"line {n}: {m.group(0)}"
+    return None, sign
+
+
 def by_name(name: str) -> GPUModel | None:
     return next((m for m in MODELS if m.name.lower() == name.lower()), None) or lookup(name)
 

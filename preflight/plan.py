@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.gputable import gpu_in_script
 from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
 from preflight.phases import TRAIN_PHASES
 from preflight.script.placement import launch_nodes
@@ -398,7 +399,17 @@ def build_plan(
         assumptions.append(f"{DEFAULT_GPU} GPUs (none visible here; set gpu.type in config)")
     device_flag = (_flag_value(base_inv, "device_type") or "").lower() if base_inv is not None else ""
     no_gpus_asked = job_env is not None and not job_env.gpus_per_node and not cfg_gpu.get("count")
-    if device_flag == "cpu" or (no_gpus_asked and base_inv is not None and base_inv.launcher == "python" and not gpus):
+    named, cuda = gpu_in_script(getattr(script, "lines", None) or []) if device_flag != "cpu" else (None, None)
+    if cuda is not None and no_gpus_asked and not gpus and base_inv is not None and base_inv.launcher == "python":
+        # a workstation script (no GPU request, one python process) that names its GPU or sets CUDA up: nanochat
+        # autodetects the GPU; the model it names in a comment beats the assumed one
+        if named is not None and sources.get("gpu") == "assumed":
+            gpu_name, sources["gpu"] = named.name, f"named in the script ({cuda})"
+            assumptions[:] = [a for a in assumptions if "GPUs (none visible" not in a]
+        assumptions.append(f"one GPU: the script asks SLURM for none but runs on one ({cuda})")
+    elif device_flag == "cpu" or (
+        no_gpus_asked and base_inv is not None and base_inv.launcher == "python" and not gpus
+    ):
         # a CPU job: no GPUs requested and a single-process trainer (or --device_type=cpu)
         gpu_name = "CPU"
         sources["gpu"] = "--device_type=cpu" if device_flag == "cpu" else "no GPUs requested, plain python launcher"

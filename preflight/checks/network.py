@@ -122,6 +122,8 @@ def _gpu_sm(ctx, job_env) -> tuple[int | None, str]:
     cfg = ctx.config.get("gpu") or {}
     model = by_name(str(cfg["type"])) if cfg.get("type") else None
     where = "config gpu.type"
+    if model is None and plan is not None and plan.sources.get("gpu", "").startswith("named in the script"):
+        model, where = by_name(plan.gpu_name), plan.sources["gpu"]  # a workstation script's comment
     if model is None:
         model, where = requested_model(job_env.sbatch)
     if model is None:

@@ -209,3 +209,20 @@ def test_a_grid_of_nested_loops_is_every_combination(tmp_path):
     retry = "#!/bin/bash\n#SBATCH --gres=gpu:8\nfor i in 1 2; do\n  torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=12\ndone\n"
     plan = Scenario(script=retry, env={}).context(tmp_path / "r").get("plan")
     assert plan.phase("base").note == "" and not any("sweep" in a for a in plan.assumptions)
+
+
+def test_a_workstation_script_that_names_or_sets_up_its_gpu_is_not_planned_on_the_cpu(tmp_path):
+    # forks' single-GPU scripts ask SLURM for nothing and run plain python; they were planned on the CPU
+    # (24,019 h for an RTX 3090 base run)
+    run = "python -m scripts.base_train --depth=8 --device_batch_size=16 --num_iterations=2000\n"
+    named = Scenario(script="#!/bin/bash\n# base pretraining on an RTX 3090 (24 GB)\n" + run, env={})
+    plan = named.context(tmp_path / "a").get("plan")
+    assert (plan.gpu_name, plan.world_size) == ("RTX 3090", 1) and plan.sources["gpu"].startswith("named in the script")
+    # and no Hopper-only download (the FA3 kernel) is asked of it
+    argparse_era = Scenario(script=named.script, env={}, config={"profile": "argparse"})
+    result = run_scenario(argparse_era, tmp_path / "n", select=["NET001"])
+    assert not [f for c in result.checks for f in c.findings if "flash-attention-3" in f.message]
+    smi = Scenario(script="#!/bin/bash\nnvidia-smi\n" + run, env={}).context(tmp_path / "b").get("plan")
+    assert smi.gpu_name != "CPU" and any(a.endswith("(line 2: nvidia-smi)") for a in smi.assumptions), smi.assumptions
+    plain = Scenario(script="#!/bin/bash\n# a quick run\n" + run, env={}).context(tmp_path / "c").get("plan")
+    assert plain.gpu_name == "CPU"  # upstream's runcpu.sh: nothing says GPU
