@@ -328,7 +328,12 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
         return  # whether it reaches the trainer is signal-not-delivered's question
     inv = trainers[0]
     save = inv.flag("save_every", "save-every")
-    if save is not None and save.value and save.value.lstrip("-").isdigit() and (parse_int(save.value) or 0) > 0:
+    value = save.value if save is not None else None
+    if value and "$" in value:  # --save_every="${SAVE_EVERY}" with SAVE_EVERY="${SAVE_EVERY:-500}"
+        value = script.expand(value, inv.line, inv.file, job_env.env)
+        if value is None:
+            return  # set when the job runs: a periodic save its user chooses
+    if value and value.lstrip("-").isdigit() and (parse_int(value) or 0) > 0:
         return
     from preflight.checkout import SETTING_SINCE, setting_flag
     from preflight.checks.flags import checkout_or_none

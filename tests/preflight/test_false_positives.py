@@ -70,3 +70,14 @@ def test_an_entry_point_asked_for_its_usage_runs_no_phase(tmp_path):
     for code in ("SB006", "TOK001", "DS001"):
         c = _check(tmp_path / code, code, script, config={"base-dir": "{tmp}/base"})
         assert c.status in (Status.SKIP, Status.PASS) and not c.findings, (code, c.status, c.findings)
+
+
+def test_a_save_interval_held_in_a_variable_is_a_periodic_save(tmp_path):
+    # SAVE_EVERY="${SAVE_EVERY:-500}" ... --save_every="${SAVE_EVERY}": SB007 said "saves only at the end"
+    script = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=10:00:00\nset -euo pipefail\n"
+        'SAVE_EVERY="${SAVE_EVERY:-500}"\n'
+        'torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20 --save_every="${SAVE_EVERY}" --run=dummy\n'
+    )
+    assert not _check(tmp_path / "a", "SB007", script).findings
+    assert _check(tmp_path / "b", "SB007", script.replace(":-500", ":--1")).findings  # -1: never saves
