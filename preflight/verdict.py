@@ -466,9 +466,9 @@ def _mark_loaded(logs: Any, verdicts: list[PhaseVerdict]) -> None:
         return
     last = max(names.index(e.data["source"]) for _, e in loads)
     for v in verdicts[: last + 1]:
-        if v.status != "not-run" or not v.expected:
-            continue
         own = next(((p, e) for p, e in loads if e.data["source"] == v.name), None)
+        if v.status != "not-run" or not (v.expected or own):  # an optional phase (rl) whose checkpoint was loaded ran
+            continue
         path, event = own or next((p, e) for p, e in loads if names.index(e.data["source"]) > names.index(v.name))
         data = event.data
         if own:

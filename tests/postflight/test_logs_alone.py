@@ -408,3 +408,15 @@ def test_a_crash_in_base_trains_core_evaluation_is_not_a_setup_crash(tmp_path, c
     assert phases["base"]["cause"].startswith("crashed in its CORE evaluation (offline download)"), phases["base"]
     (crash,) = checks["LOG002"]["findings"]
     assert "eval_bundle" in crash["fix"] and "pre-download" in crash["fix"], crash["fix"]
+
+
+def test_an_optional_phase_whose_checkpoint_was_loaded_ran(tmp_path, cli):
+    # a fork's chat_eval of its RL model: every phase before rl was "done (rl's checkpoint was loaded)", rl not-run
+    log = tmp_path / "run.out"
+    log.write_text(
+        "Autodetected device type: cuda\n"
+        "2026-04-21 21:58:01,270 - nanochat.checkpoint_manager - INFO - Loading model from "
+        "/c/chatrl_checkpoints/d32 with step 120\nARC-Easy accuracy: 70.12%\n"
+    )
+    _report, _checks, phases = _verify(cli, log)
+    assert phases["rl"]["status"] == "done" and "step-120 checkpoint was loaded" in phases["rl"]["cause"], phases
