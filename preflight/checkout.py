@@ -66,6 +66,16 @@ class EntryPoint:
                 return self.flags[hits.pop()]
         return None
 
+    def numeric_default(self, dest: str) -> int | float | None:
+        """The literal positive default this entry point declares for a setting (a fork's max_seq_len=1024); None
+        for none, a flag, or -1 / 0 (computed at run time, as an auto-sized batch is)."""
+        spelled = self.spelled(dest) if self.ok else None
+        flag = self.lookup(spelled) if spelled else None
+        value = flag.default if flag is not None else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            return None
+        return value
+
     def spelled(self, dest: str) -> str | None:
         """How this checkout spells a setting (``save_every`` -> ``save-every``); None if it has none."""
         norm = dest.replace("-", "_")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -179,3 +180,26 @@ def partition_model(partition) -> tuple[GPUModel | None, str]:
         if m is not None:
             return m, f"partition {partition.name}: TRES gres/gpu:{typ}"
     return None, ""
+
+
+def job_partition_gpu(ctx: Any, job_env: Any) -> tuple[Any, str]:
+    """A GPU model from the partition the job asks for (or the default one), via the real scontrol,
+    when the request itself names none and nothing else (visible GPUs, config) does."""
+    if (
+        job_env is None
+        or not job_env.gpus_per_node
+        or requested_model(job_env.sbatch)[0] is not None
+        or (ctx.config.get("gpu") or {}).get("type")
+    ):
+        return None, ""
+    try:  # `scontrol show partition -o`, shared with the slurm fact and bounded to 2 s
+        parts = ctx.get("slurm_partitions", None)
+    except Exception:  # the tool failed: no model from the partition
+        return None, ""
+    if not parts:
+        return None, ""
+    name = job_env.sbatch.get("partition")
+    part = next((p for p in parts if p.name == name), None) if name else next((p for p in parts if p.default), None)
+    if part is None:
+        return None, ""
+    return partition_model(part)

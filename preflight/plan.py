@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.gputable import gpu_in_script
+from preflight.gputable import gpu_in_script, job_partition_gpu
 from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
 from preflight.phases import TRAIN_PHASES
 from preflight.script.placement import launch_nodes
@@ -268,6 +269,16 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
     return None, nodes, ""
 
 
+def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any, str] | None:
+    """(value, where) of the default the checkout's own entry point declares for key."""
+    try:
+        ep = checkout.entry(inv.module, inv.script_file) if checkout is not None and inv is not None else None
+    except OSError:
+        return None
+    value = _num(str(ep.numeric_default(key)), kind) if ep is not None and ep.numeric_default(key) else None
+    return (value, f"default of {Path(ep.path).name} in the checkout") if value is not None else None
+
+
 def _alternative_defaults(profile: Any, key: str) -> str:
     """The other eras the script could be written for whose default for key differs: 'argparse-dash: 8'."""
     mine = profile.defaults.get(key)
@@ -291,8 +302,10 @@ def build_plan(
     environ: dict | None = None,
     partition_gpu: tuple[Any, str] = (None, ""),
     base_inv: Any = None,
+    checkout: Any = None,
 ) -> Plan:
-    """The plan of the script's (first) base run, or of base_inv: one run of a sweep."""
+    """The plan of the script's (first) base run, or of base_inv: one run of a sweep. A flag the script does not
+    pass takes the default the checkout's own base_train declares, else the era profile's."""
     config = config or {}
     environ = environ or {}
     d = profile.defaults
@@ -313,6 +326,10 @@ def build_plan(
         if val is not None:
             sources[key] = f"script line {base_inv.line}"
             return val
+        own = _checkout_default(checkout, base_inv, key, kind)
+        if own is not None:
+            sources[key] = own[1]
+            return own[0]
         sources[key] = f"profile {profile.name} default"
         other = _alternative_defaults(profile, key)
         if other:
@@ -534,31 +551,6 @@ def build_plan(
     )
 
 
-def _partition_gpu(ctx: Any, job_env: Any) -> tuple[Any, str]:
-    """A GPU model from the partition the job asks for (or the default one), via the real scontrol,
-    when the request itself names none and nothing else (visible GPUs, config) does."""
-    if (
-        job_env is None
-        or not job_env.gpus_per_node
-        or requested_gpu(job_env)[0] is not None
-        or (ctx.config.get("gpu") or {}).get("type")
-    ):
-        return None, ""
-    try:  # `scontrol show partition -o`, shared with the slurm fact and bounded to 2 s
-        parts = ctx.get("slurm_partitions", None)
-    except Exception:  # the tool failed: no model from the partition
-        return None, ""
-    if not parts:
-        return None, ""
-    name = job_env.sbatch.get("partition")
-    part = next((p for p in parts if p.name == name), None) if name else next((p for p in parts if p.default), None)
-    if part is None:
-        return None, ""
-    from preflight.gputable import partition_model
-
-    return partition_model(part)
-
-
 def plan_fact(ctx: Any) -> Plan:
     profile = ctx.get("profile")
     script = ctx.get("script", None)
@@ -566,17 +558,32 @@ def plan_fact(ctx: Any) -> Plan:
         script = None
     job_env = ctx.get("job_env", None)
     gpus = ctx.get("gpus", None)
-    partition_gpu = _partition_gpu(ctx, job_env) if not gpus else (None, "")
+    partition_gpu = job_partition_gpu(ctx, job_env) if not gpus else (None, "")
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
     try:
         from preflight.plan_sweep import base_runs, sweep_plan
 
         runs = base_runs(script, profile)
         if len(runs) > 1:  # a depth sweep, a scaling-law grid: every run's time, one plan
             plans = [
-                build_plan(profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu, base_inv=run)
+                build_plan(
+                    profile,
+                    script,
+                    job_env,
+                    gpus,
+                    ctx.config,
+                    ctx.environ,
+                    partition_gpu,
+                    base_inv=run,
+                    checkout=checkout,
+                )
                 for run in runs
             ]
             return sweep_plan(plans, runs)
-        return build_plan(profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu=partition_gpu)
+        return build_plan(
+            profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu=partition_gpu, checkout=checkout
+        )
     except (TypeError, ValueError, ZeroDivisionError) as exc:
         raise FactUnavailable(f"cannot plan this run: {exc}") from None

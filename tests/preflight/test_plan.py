@@ -226,3 +226,21 @@ def test_a_workstation_script_that_names_or_sets_up_its_gpu_is_not_planned_on_th
     assert smi.gpu_name != "CPU" and any(a.endswith("(line 2: nvidia-smi)") for a in smi.assumptions), smi.assumptions
     plain = Scenario(script="#!/bin/bash\n# a quick run\n" + run, env={}).context(tmp_path / "c").get("plan")
     assert plain.gpu_name == "CPU"  # upstream's runcpu.sh: nothing says GPU
+
+
+def test_a_flag_the_script_does_not_pass_takes_the_checkouts_own_default(tmp_path):
+    # a fork's base_train declares max_seq_len=1024, device_batch_size=16 and ratio 4 (upstream at babde18 had 4):
+    # the plan took the era profile's 2048 / 32 / 8 even with --checkout
+    src = (
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--depth', type=int, default=20)\n"
+        "p.add_argument('--max-seq-len', type=int, default=1024)\np.add_argument('--device-batch-size', type=int, "
+        "default=16)\np.add_argument('--total-batch-size', type=int, default=-1)\n"
+        "p.add_argument('--target-param-data-ratio', type=int, default=4)\n"
+    )
+    files = {"co/nanochat/common.py": "", "co/scripts/chat_sft.py": "", "co/scripts/base_train.py": src}
+    script = "#!/bin/bash\n#SBATCH --gres=gpu:8\ntorchrun --nproc_per_node=8 -m scripts.base_train -- --depth=12\n"
+    sc = Scenario(script=script, env={}, files=files, config={"checkout": "{tmp}/co", "profile": "argparse"})
+    plan = sc.context(tmp_path).get("plan")
+    assert (plan.depth, plan.seq_len, plan.device_batch_size, plan.ratio) == (12, 1024, 16, 4)
+    assert plan.sources["max_seq_len"] == "default of base_train.py in the checkout"
+    assert plan.sources["total_batch_size"] == "profile argparse default"  # -1: sized at run time, as the era does
