@@ -587,11 +587,16 @@ def slurm_rejects_job(script, job_env, sbatch_test) -> Iterator[Finding]:
     from preflight.script.sbatch import parse_time_limit
 
     if sbatch_test.returncode != 0:
-        msg = sbatch_test.output.splitlines()[-1] if sbatch_test.output else f"exit {sbatch_test.returncode}"
+        # sbatch words one error over several "sbatch: error:" lines: quote them all, not the last ("For instance")
+        errors = [ln.split("error:", 1)[1].strip() for ln in sbatch_test.output.splitlines() if "error:" in ln]
+        msg = " ".join(errors) or (sbatch_test.output.splitlines() or [f"exit {sbatch_test.returncode}"])[-1]
+        no_shebang = "must start with #!" in sbatch_test.output
         yield Finding(
-            f"sbatch --test-only rejects the job: {msg}",
+            f"sbatch --test-only rejects the job: {msg[:400]}",
             path=str(script.path),
-            fix="fix the directive sbatch names (partition, gres, time) or submit to a partition that has it",
+            fix="add `#!/bin/bash` as the script's first line: sbatch runs only scripts that name their interpreter"
+            if no_shebang
+            else "fix the directive sbatch names (partition, gres, time) or submit to a partition that has it",
         )
     part_name = job_env.sbatch.get("partition") or sbatch_test.default_partition
     part = sbatch_test.partitions.get(part_name or "")

@@ -81,3 +81,24 @@ def test_a_save_interval_held_in_a_variable_is_a_periodic_save(tmp_path):
     )
     assert not _check(tmp_path / "a", "SB007", script).findings
     assert _check(tmp_path / "b", "SB007", script.replace(":-500", ":--1")).findings  # -1: never saves
+
+
+def test_sbatchs_no_interpreter_refusal_is_quoted_whole_with_its_fix(tmp_path):
+    # a fork's run script has no #! line; sbatch 22.05 (here) words the refusal over three lines, and the finding
+    # quoted only the last ("For instance: #!/bin/sh") with "fix the directive (partition, gres, time)"
+    from preflight.script import SbatchTest
+
+    refusal = (
+        "sbatch: error: This does not look like a batch script.  The first\n"
+        "sbatch: error: line must start with #! followed by the path to an interpreter.\n"
+        "sbatch: error: For instance: #!/bin/sh\n"
+    )
+    c = _check(
+        tmp_path,
+        "SB014",
+        "export OMP_NUM_THREADS=1\ntorchrun --nproc_per_node=8 -m scripts.base_train -- --depth=12\n",
+        facts={"sbatch_test": SbatchTest(1, refusal, {}, None)},
+    )
+    (f,) = c.findings
+    assert "The first line must start with #! followed by the path to an interpreter." in f.message, f.message
+    assert f.fix.startswith("add `#!/bin/bash` as the script's first line"), f.fix
