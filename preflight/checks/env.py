@@ -231,7 +231,7 @@ def _run_size(ctx) -> str:
         plan = ctx.get("plan", None)
     except Exception:  # no plan (unreadable script, unknown depth): the rule of thumb
         plan = None
-    if plan is None or not plan.disk_bytes:
+    if plan is None or not plan.disk_bytes or not plan.phases:  # no plan, or one of nothing the script trains
         return "a d20 run's ~30 GB"
     return f"this d{plan.depth} run's ~{plan.disk_bytes / 1e9:.0f} GB (run plan)"
 

@@ -244,3 +244,15 @@ def test_a_flag_the_script_does_not_pass_takes_the_checkouts_own_default(tmp_pat
     assert (plan.depth, plan.seq_len, plan.device_batch_size, plan.ratio) == (12, 1024, 16, 4)
     assert plan.sources["max_seq_len"] == "default of base_train.py in the checkout"
     assert plan.sources["total_batch_size"] == "profile argparse default"  # -1: sized at run time, as the era does
+
+
+def test_the_home_quota_warning_of_a_script_with_nothing_to_plan_gives_no_runs_size(tmp_path):
+    # a fork's wrapper calls another script the checker cannot see: the plan is empty, and ENV003 said
+    # "this d20 run's ~24 GB (run plan)" of a run no plan described
+    result = run_scenario(
+        Scenario(script="#!/bin/bash\n#SBATCH --gres=gpu:8\nbash scripts/sweep.sh\n", env={"HOME": "{tmp}/home"}),
+        tmp_path,
+        select=["ENV003"],
+    )
+    (finding,) = [f for c in result.checks for f in c.findings]
+    assert "(run plan)" not in finding.message and "a d20 run's ~30 GB" in finding.message, finding.message
