@@ -52,6 +52,7 @@ from preflight.loglines import (
     RANK_PREFIX_RE,
     RESUME_RE,
     RL_STEPS_RE,
+    RUN_SETTING_RES,
     SAVE_KIND,
     SAVE_RE,
     SFT_METRICS_RE,
@@ -436,6 +437,10 @@ class _Indexer(TracebackReader):
                 if seg.loaded is None:
                     seg.loaded = Event("load", line, s, {"source": source, "step": step, "path": ml.group(1)})
             return
+        for key, rx in RUN_SETTING_RES:
+            mv = rx.search(s)
+            if mv:
+                seg.settings.setdefault(key, next(g for g in mv.groups() if g).replace(",", ""))
         if TRAINER_SETUP_RE.search(s):
             seg.content = seg.trainer_setup = True
             return

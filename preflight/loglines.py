@@ -27,7 +27,7 @@ ANCHOR_RE = re.compile(
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
-    rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank"
+    rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: "
 )
@@ -71,6 +71,14 @@ TRAINER_SETUP_RE = re.compile(
     r"=> (?:gradient accumulation steps|Setting grad accum steps): \d+|^Muon: Grouping |^Tokens / micro-batch / rank: "
 )
 PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
+# a run's own settings as it prints them, for the resume where no Overriding line or traced command shows its flags
+# (argparse eras): its Model config (JSON or a dict), its micro-batch arithmetic, its explicit horizon
+RUN_SETTING_RES = (
+    ("depth", re.compile(r"[\"']n_layer[\"']: (\d+)|^num_layers: (\d+)$")),
+    ("num_iterations", re.compile(r"^Using user-provided number of iterations: ([\d,]+)")),
+    ("device_batch_size", re.compile(r"^Tokens / micro-batch / rank: (\d+) x \d+")),
+    ("max_seq_len", re.compile(r"^Tokens / micro-batch / rank: \d+ x (\d+)")),
+)
 END_RES = {
     "peak_memory": re.compile(r"Peak memory usage: ([\d.]+)\s*MiB"),
     "training_time": re.compile(r"Total training time: ([\d.]+)m"),

@@ -133,6 +133,7 @@ class Segment:
     marker: str | None = None  # phase named by an explicit script marker
     overrides: dict[str, str] = field(default_factory=dict)
     override_line: int | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # what it printed of its settings (loglines.RUN_SETTING_RES)
     device: str | None = None
     world_size: int | None = None
     planned_steps: int | None = None  # Calculated number of iterations / steps

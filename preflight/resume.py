@@ -211,7 +211,14 @@ def trainer_flags(segs: list, trainer: str) -> dict[str, str]:
     if overrides:
         return overrides
     command = next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
-    return _command_flags(command, trainer)
+    flags = _command_flags(command, trainer)
+    if flags:
+        return flags
+    # no flags printed (argparse eras, a log without the command): the settings base_train printed of itself, all
+    # four base_train flags in every era (a later phase's Model config is the model it loaded, not its flags)
+    if trainer != "base_train":
+        return {}
+    return next((dict(s.settings) for s in reversed(segs) if s.settings and s.script in (None, trainer)), {})
 
 
 def device_batch_size(logs: Any, phase: str | None, profile: Any) -> int | None:

@@ -420,3 +420,26 @@ def test_an_optional_phase_whose_checkpoint_was_loaded_ran(tmp_path, cli):
     )
     _report, _checks, phases = _verify(cli, log)
     assert phases["rl"]["status"] == "done" and "step-120 checkpoint was loaded" in phases["rl"]["cause"], phases
+
+
+def test_a_resume_takes_the_settings_base_train_printed_when_no_flags_were_logged(tmp_path, cli):
+    # a d24 run stopped at step 208 (argparse era: no Overriding lines, no command in the log); the resume was a
+    # bare `python -m scripts.base_train`, which trains a d20 of another horizon
+    log = tmp_path / "run.out"
+    log.write_text(
+        'COMPUTE_DTYPE: torch.bfloat16\nModel config:\n{\n  "sequence_len": 2048,\n  "n_layer": 24,\n  "n_embd": 1536\n}\n'
+        "Using user-provided number of iterations: 29,000\nTokens / micro-batch / rank: 32 x 2048 = 65,536\n"
+        + "".join(_step(n, total=29000) for n in range(200, 209))
+    )
+    report, _checks, _phases = _verify(cli, log)
+    train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
+    for flag in ("--depth=24", "--num-iterations=29000", "--device-batch-size=32", "--max-seq-len=2048"):
+        assert flag in train, train
+    # the older print of the depth: `num_layers: 24`
+    log.write_text(
+        "num_layers: 24\nTokens / micro-batch / rank: 8 x 2048 = 16,384\n"
+        + "".join(_step(n, total=29000) for n in range(200, 209))
+    )
+    report, _checks, _phases = _verify(cli, log)
+    train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
+    assert "--depth=24" in train and "--device_batch_size=8" in train, train
