@@ -42,6 +42,7 @@ from preflight.loglines import (
     LAUNCH_ERROR_RE,
     LOAD_MODEL_RE,
     MARKER_RE,
+    NCCL_WATCHDOG_RE,
     NOT_PLAIN_RE,
     OOM_KILL_RE,
     OVERRIDE_CFG_RE,
@@ -518,6 +519,9 @@ class _Indexer(TracebackReader):
             if seg.script not in (None, script):  # torchrun prints after the child's own lines
                 target = next((x for x in reversed(self.idx.segments) if x.script == script), seg)
             target.failed_marker = self.last_failed = Event("failed", line, s, {"script": script})
+            return
+        if NCCL_WATCHDOG_RE.search(s):
+            self.idx.slurm.append(Event("nccl-watchdog", line, s))
             return
         if "CUDA out of memory" in s or "OutOfMemoryError" in s:
             self.idx.slurm.append(Event("cuda-oom", line, s))  # and, as an exception line of its own, a crash

@@ -26,6 +26,7 @@ ANCHOR_RE = re.compile(
     rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
+    rb"|watchdog got stuck|abort timed out"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
@@ -71,6 +72,11 @@ TRAINER_SETUP_RE = re.compile(
     r"=> (?:gradient accumulation steps|Setting grad accum steps): \d+|^Muon: Grouping |^Tokens / micro-batch / rank: "
 )
 PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
+# NCCL's watchdog giving up on a collective (a rank stopped and the others waited): torch's log lines, no traceback
+NCCL_WATCHDOG_RE = re.compile(
+    r"Watchdog caught collective operation timeout|watchdog got stuck for \d+ seconds|"
+    r"Future for ProcessGroup abort timed out|Process group watchdog thread terminated"
+)
 # a run's own settings as it prints them, for the resume where no Overriding line or traced command shows its flags
 # (argparse eras): its Model config (JSON or a dict), its micro-batch arithmetic, its explicit horizon
 RUN_SETTING_RES = (

@@ -341,7 +341,7 @@ def judge_phase(
                 f"{stderr_note(logs, silent)}{earlier}",
             )
         elif inv is None:
-            _judge_from_log_alone(v, seg, segs, planned)
+            _judge_from_log_alone(v, seg, segs, planned, logs)
         else:
             v.status, v.cause = "failed", f"logged {logged_steps} steps but wrote no checkpoint"
         return v
@@ -359,7 +359,7 @@ def _checkpoint_in_logs(segs: list) -> int | None:
     return max((s for s in steps if s is not None), default=None)
 
 
-def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | None) -> None:
+def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | None, logs: Any = None) -> None:
     """No checkpoint directory to look at: the log's own saves and step counter decide. An intermediate save
     (--save_every) is not the end of training: the run is done only where it saved or stepped up to its total."""
     stepped = [s for s in segs if s.last_step is not None]  # not an evaluation run after it (base_eval)
@@ -375,6 +375,13 @@ def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | 
         v.cause = f"last saved checkpoint is step {saved} of {total}; the log stops at step {at}"
     else:
         v.status, v.cause = "failed", f"log stops at step {at} without saving"
+    events = logs.slurm_events("nccl-watchdog") if logs is not None else []
+    watchdog = next((e for ix, e in events if str(ix.path) == str(seg.path) and e.line > seg.start_line), None)
+    if v.status != "done" and watchdog is not None:
+        v.cause += (
+            f"; then NCCL's watchdog gave up on a collective (line {watchdog.line}): the ranks waited for one that "
+            "had stopped or hung (its own error is not in these logs)"
+        )
 
 
 def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:

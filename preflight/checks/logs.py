@@ -398,6 +398,8 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
 
     How to fix: resume from the last periodic checkpoint (--resume_from_step) or rerun the phase.
     """
+    from preflight.causes import respell_flags
+
     ledger = ctx.get("ledger", None)
     planned_map = ((ledger or {}).get("expected") or {}).get("steps") or {} if isinstance(ledger, dict) else {}
     for ix in logs.logs:
@@ -419,7 +421,14 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
                     f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
                     path=ix.path,
                     line=seg.last_step.line,
-                    fix="resume from the last checkpoint (see the resume plan) or rerun the phase",
+                    fix="resume from the last checkpoint (see the resume plan) or rerun the phase"
+                    if any(s.saved_steps("model") or s.resume_from for s in logs.by_phase(seg.phase))
+                    else respell_flags(
+                        "rerun the phase (these logs show no checkpoint of it to resume from; --save_every keeps one)",
+                        ctx.get("profile", None),
+                        None,
+                        seg.phase,
+                    ),
                 )
 
 

@@ -443,3 +443,19 @@ def test_a_resume_takes_the_settings_base_train_printed_when_no_flags_were_logge
     report, _checks, _phases = _verify(cli, log)
     train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
     assert "--depth=24" in train and "--device_batch_size=8" in train, train
+
+
+def test_an_nccl_watchdog_after_the_last_step_is_named_and_a_run_without_saves_is_rerun(tmp_path, cli):
+    # a thread's 8-GPU log: step 1998 of 7226, then rank 6's NCCL watchdog lines (no traceback); the cause was only
+    # "log stops at step 1998" and the fix "resume from the last checkpoint", of which there was none
+    log = tmp_path / "run.out"
+    log.write_text(
+        "COMPUTE_DTYPE: torch.bfloat16\n"
+        + "".join(_step(n, total=7226) for n in range(1990, 1999))
+        + "[rank6]:[E222 18:40:45.627415948 ProcessGroupNCCL.cpp:1362] [PG ID 0 PG GUID 0(default_pg) Rank 6] "
+        "Future for ProcessGroup abort timed out after 600000 ms\n"
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert "then NCCL's watchdog gave up on a collective (line 11)" in phases["base"]["cause"], phases["base"]
+    (early,) = checks["LOG008"]["findings"]
+    assert early["fix"].startswith("rerun the phase (these logs show no checkpoint of it"), early["fix"]
