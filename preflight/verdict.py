@@ -7,6 +7,7 @@ Statuses: done | partial | failed | not-run | running.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -522,14 +523,13 @@ def _report_of_unfinished_run(verdicts: list[PhaseVerdict]) -> None:
 def _mark_diverged(logs: Any, verdicts: list[PhaseVerdict]) -> None:
     """A phase whose last step line has a NaN/inf loss trained on to the end of a diverged run: whatever it saved
     holds NaN weights, so it failed however many steps it logged (a NaN it recovered from is LOG007's alone)."""
-    from preflight.logindex import _nonfinite
-
     for v in verdicts:
         segs = [s for s in logs.by_phase(v.name) if s.last_step is not None] if logs is not None else []
-        if not segs or v.status not in ("done", "partial") or not _nonfinite(segs[-1].last_step.loss):
+        loss = segs[-1].last_step.loss if segs else None
+        if loss is None or math.isfinite(loss) or v.status not in ("done", "partial"):
             continue
-        first = next((s.nan_loss for s in segs if s.nan_loss is not None), None)
-        since = f"from {Path(segs[0].path).name}:{first.line} " if first is not None else ""
+        first = next((s for s in segs if s.nan_loss is not None), None)
+        since = f"from {Path(first.path).name}:{first.nan_loss.line} " if first is not None else ""
         v.status, v.step = "failed", None
         v.cause = (
             f"training diverged: the loss is non-finite {since}to its last step ({segs[-1].last_step.step}); "
