@@ -210,15 +210,18 @@ def _num(text: str | None, kind=int) -> Any:
     return None if isinstance(val, float) and not math.isfinite(val) else val
 
 
+def trains(inv: Any, profile: Any, phase: str) -> bool:
+    """The launch runs the phase's trainer (not one of its evaluations)."""
+    if not inv.module or profile.phase_of_module(inv.module, inv.args) != phase:
+        return False
+    trainer = ((profile.phase(phase) or {}).get("train_module") or "").rsplit(".", 1)[-1]
+    return inv.module.rsplit(".", 1)[-1] == trainer
+
+
 def training_invocation(script: Any, profile: Any, phase: str) -> Any:
     if script is None or not getattr(script, "ok", False):
         return None
-    for inv in script.all_invocations:
-        if inv.module and profile.phase_of_module(inv.module, inv.args) == phase:
-            spec = profile.phase(phase) or {}
-            if inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
-                return inv
-    return None
+    return next((inv for inv in script.all_invocations if trains(inv, profile, phase)), None)
 
 
 def trainer_invocations(script: Any, profile: Any) -> list:
@@ -275,7 +278,8 @@ def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any,
         ep = checkout.entry(inv.module, inv.script_file) if checkout is not None and inv is not None else None
     except OSError:
         return None
-    value = _num(str(ep.numeric_default(key)), kind) if ep is not None and ep.numeric_default(key) else None
+    default = ep.numeric_default(key) if ep is not None else None
+    value = _num(str(default), kind) if default is not None else None
     return (value, f"default of {Path(ep.path).name} in the checkout") if value is not None else None
 
 

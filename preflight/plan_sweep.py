@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from preflight.plan import Plan, training_invocation
+from preflight.plan import Plan, training_invocation, trains
 
 
 def base_runs(script: Any, profile: Any) -> list:
@@ -17,14 +17,10 @@ def base_runs(script: Any, profile: Any) -> list:
         return []
     from preflight.script.launchers import sweep_runs
 
-    spec = profile.phase("base") or {}
-    trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
     runs, seen = [], set()
     for model in script.walk():  # the script and the scripts it runs or sources
         for inv in model.invocations:
-            if not inv.module or profile.phase_of_module(inv.module, inv.args) != "base":
-                continue
-            if inv.module.rsplit(".", 1)[-1] != trainer:
+            if not trains(inv, profile, "base"):
                 continue
             origin = model.loop_origin.get(id(inv.command), inv.command)
             if id(origin) not in seen:  # the launch's own runs, once for all its per-value copies

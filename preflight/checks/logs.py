@@ -364,22 +364,15 @@ def nan_loss(logs) -> Iterator[Finding]:
     for ix in logs.logs:
         for seg in ix.segments:
             if seg.nan_loss:
-                before = (
-                    [
-                        e
-                        for s in logs.by_phase(seg.phase)
-                        for e in s.saves
-                        if s.path != ix.path or e.line < seg.nan_loss.line
-                    ]
-                    if seg.phase
-                    else []
+                saved_before = seg.phase is None or any(
+                    s.path != ix.path or e.line < seg.nan_loss.line for s in logs.by_phase(seg.phase) for e in s.saves
                 )
                 yield Finding(
                     f"{seg.phase or 'a phase'}: non-finite loss: {seg.nan_loss.text[:160]}",
                     path=ix.path,
                     line=seg.nan_loss.line,
                     fix="resume from an earlier checkpoint with a lower learning rate"
-                    if before or not seg.phase
+                    if saved_before
                     else f"rerun {seg.phase} from its start with a lower learning rate: it saved nothing before the NaN",
                 )
 
