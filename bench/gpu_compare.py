@@ -22,9 +22,11 @@ PEAK = re.compile(r"Peak memory usage: ([\d.]+)\s*MiB")
 
 
 def stamp():
-    for line in sys.stdin:
-        sys.stdout.write(f"{time.time():.3f} {line}")
-        sys.stdout.flush()
+    # bytes, not text: a sample of a barely trained model can split a UTF-8 character, and a decode error here ended
+    # the whole comparison (set -o pipefail) after its first run (2026-12-06)
+    for line in sys.stdin.buffer:
+        sys.stdout.buffer.write(f"{time.time():.3f} ".encode() + line)
+        sys.stdout.buffer.flush()
 
 
 def parse(path):

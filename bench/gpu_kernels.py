@@ -15,9 +15,10 @@
 - headchunks: the chunked head at 4,096 to 32,768 tokens per chunk (time and peak memory);
 - gemm: every bf16 product of one d12 / d20 micro-batch (forward, input gradient, weight gradient of each Linear, the
   loss head's chunk products), as autograd calls cuBLAS and in other formulations of the same product (the transposed
-  product, cuBLASLt, the weight gradient split over K), each with its TFLOP/s and its time per optimizer step.
+  product, cuBLASLt, the weight gradient split over K, quack's GEMMs where installed), each with its TFLOP/s and its
+  time per optimizer step; `gemm20` runs only d20 with cuBLAS.
 
-    python bench/gpu_kernels.py [attention|fa4|head|headchunks|muon|loss|rope|gemm ...]   # one line per measurement (CUDA-event medians)
+    python bench/gpu_kernels.py [attention|fa4|head|headchunks|muon|loss|rope|gemm|gemm20 ...]   # one line a measurement
 """
 
 import itertools
@@ -367,10 +368,25 @@ def muon(depth=20):
     )
 
 
+def _quack_products(x, w, dy):
+    """The same three products as quack's Hopper GEMMs (heuristic configs, as the trainer's opt-in MLP runs them),
+    where quack-kernels is installed: whether its plain GEMMs beat cuBLAS on these shapes, beside its fusions."""
+    try:
+        from quack.gemm_interface import gemm as quack_gemm
+    except ImportError:
+        return {}
+    return {
+        "quack fwd": lambda: quack_gemm(x, w.t(), tuned=False),
+        "quack dgrad": lambda: quack_gemm(dy, w, tuned=False),
+        "quack wgrad": lambda: quack_gemm(dy.t(), x, tuned=False),
+        "quack wgrad fp32 out": lambda: quack_gemm(dy.t(), x, out_dtype=torch.float32, tuned=False),
+    }
+
+
 def _products(x, w, dy, acc):
     """One Linear's products (y = x W^T, dx = dy W, dW = dy^T x) and other formulations of the weight gradient."""
     n, fan_in, fan_out = x.size(0), x.size(1), w.size(0)
-    return {
+    return _quack_products(x, w, dy) | {
         "fwd x @ w.T": lambda: x @ w.t(),
         "dgrad dy @ w": lambda: dy @ w,
         "wgrad dy.T @ x": lambda: dy.t() @ x,
@@ -393,6 +409,11 @@ def _time_product(label, fn, flop, count):
     return ms * count
 
 
+# the products autograd runs (and quack's same three), summed per step by role
+AUTOGRAD_CASES = {"fwd x @ w.T": "fwd", "dgrad dy @ w": "dgrad", "wgrad dy.T @ x": "wgrad"}
+AUTOGRAD_CASES |= {f"quack {role}": f"quack {role}" for role in ("fwd", "dgrad", "wgrad")}
+
+
 def gemm(depth, B=32, T=2048, accum=8, V=65536, chunk=8192):
     """Each product of one micro-batch as autograd runs it, then the same product formulated otherwise; 'per step'
     multiplies by its count in one optimizer step (accum micro-batches)."""
@@ -404,8 +425,8 @@ def gemm(depth, B=32, T=2048, accum=8, V=65536, chunk=8192):
         acc = torch.zeros(fan_out, fan_in, device="cuda")
         for case, fn in _products(x, w, dy, acc).items():
             per_step = _time_product(f"d{depth} {name} {case}", fn, 2 * N * fan_in * fan_out, depth * accum)
-            if per_step is not None and case in ("fwd x @ w.T", "dgrad dy @ w", "wgrad dy.T @ x"):
-                total[case.split()[0]] = total.get(case.split()[0], 0.0) + per_step
+            if per_step is not None and case in AUTOGRAD_CASES:
+                total[AUTOGRAD_CASES[case]] = total.get(AUTOGRAD_CASES[case], 0.0) + per_step
     print(
         f"gemm d{depth} blocks per step as autograd runs them: "
         + ", ".join(f"{k} {v:.0f} ms" for k, v in total.items())
@@ -445,6 +466,8 @@ if __name__ == "__main__":
         rope(20)
     if "headchunks" in parts:
         head_chunks(20)
+    if "gemm20" in parts:
+        gemm(20)
     if "gemm" in parts:
         for d in (20, 12):
             gemm(d)

@@ -50,13 +50,15 @@ elif [ "$MODE" = "vs-classic" ]; then
         D=${SPEC%%-*}; EXTRA=""
         [ "$SPEC" != "$D" ] && for KV in $(echo "${SPEC#*-}" | tr '-' ' '); do EXTRA="$EXTRA --$KV"; done
         LOG="$OUTDIR/$(echo "$R" | tr '=+:' '___').log"  # plain names: the device returns only those
+        # each run's exit (a timeout's 124/137 included) is logged, not fatal: under set -e the subshell ended at a
+        # killed run, and the comparison with it (2026-12-06)
         BASE=/tmp/vs_classic/$R; rm -rf "$BASE"; mkdir -p "$BASE" && cp -r "$G/base/base_data" "$G/base/tokenizer" "$BASE/"
         export TORCHINDUCTOR_CACHE_DIR=/tmp/vs_classic/inductor_$R TRITON_CACHE_DIR=/tmp/vs_classic/triton_$R
         echo "=== $(date +%T) $R: depth $D$EXTRA ${RUN_ENV}"
         if [ "$WHO" = c ]; then
-            (cd "$G/classic" && NANOCHAT_BASE_DIR=$BASE PYTHONPATH=/tmp/site:$G/stubs CUDA_VISIBLE_DEVICES=0 timeout -k 10 ${RUN_LIMIT:-290} python3 -m scripts.base_train --depth=$D $FLAGS 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
+            (cd "$G/classic" && NANOCHAT_BASE_DIR=$BASE PYTHONPATH=/tmp/site:$G/stubs CUDA_VISIBLE_DEVICES=0 timeout -k 10 ${RUN_LIMIT:-290} python3 -m scripts.base_train --depth=$D $FLAGS 2>&1 && RC=0 || RC=$?; echo "EXIT $RC") | python3 bench/gpu_compare.py stamp > "$LOG"
         else
-            (env ${BUNDLED_ENV:-} $RUN_ENV NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout -k 10 ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1; echo "EXIT $?") | python3 bench/gpu_compare.py stamp > "$LOG"
+            (env ${BUNDLED_ENV:-} $RUN_ENV NANOCHAT_BASE_DIR=$BASE CUDA_VISIBLE_DEVICES=0 timeout -k 10 ${RUN_LIMIT:-290} python3 -m nanochat.base_train --depth=$D $FLAGS $EXTRA 2>&1 && RC=0 || RC=$?; echo "EXIT $RC") | python3 bench/gpu_compare.py stamp > "$LOG"
         fi
         rm -rf "$BASE"
         grep -E "step 000(00|10|29)/|Peak memory|EXIT|Error" "$LOG" | grep -v "<|bos|>" | tail -6 || true

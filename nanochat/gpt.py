@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from nanochat.common import get_dist_info, print0, triton_module
 from nanochat.fused_loss import softcap_cross_entropy
 from nanochat.muon import Muon
+from nanochat.splitk_linear import splitk_linear
 
 
 @dataclass
@@ -175,6 +176,10 @@ def _import_quack_mlp():
 
 _QUACK_MLP = _import_quack_mlp()
 
+# NANOCHAT_WGRAD_SPLIT=N (N >= 2, GPUs): the MLP's weight gradients as N products over slices of the tokens, summed
+# in fp32 (nanochat/splitk_linear.py: their small outputs leave a Hopper GPU part idle as one product).
+WGRAD_SPLIT = int(os.environ.get("NANOCHAT_WGRAD_SPLIT", "1"))
+
 
 class MLP(nn.Module):
     def __init__(self, config):
@@ -185,6 +190,9 @@ class MLP(nn.Module):
     def forward(self, x):
         if _QUACK_MLP is not None and x.is_cuda:
             return _QUACK_MLP(x, self.c_fc.weight, self.c_proj.weight, activation="relu_sq", tuned=False)
+        if WGRAD_SPLIT > 1 and x.is_cuda:
+            x = splitk_linear(x, self.c_fc.weight, WGRAD_SPLIT)
+            return splitk_linear(F.relu(x).square(), self.c_proj.weight, WGRAD_SPLIT)
         x = self.c_fc(x)
         x = F.relu(x).square()
         return self.c_proj(x)
