@@ -38,6 +38,7 @@ from preflight.loglines import (
     END_RES,
     FAULT_RE,
     FRAME_RE,
+    GUESS_TAG_RE,
     ITERS_RE,
     LAUNCH_ERROR_RE,
     LOAD_MODEL_RE,
@@ -425,6 +426,11 @@ class _Indexer(TracebackReader):
         mr = RESUME_RE.search(s)
         if mr:
             seg.resume_from = parse_int(mr.group(1))
+            seg.content = True
+            return
+        mg = GUESS_TAG_RE.search(s)
+        if mg:
+            seg.guessed_tag = seg.guessed_tag or Event("guess", line, s, {"tag": mg.group(1)})
             seg.content = True
             return
         ml = LOAD_MODEL_RE.search(s)

@@ -28,7 +28,7 @@ ANCHOR_RE = re.compile(
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|watchdog got stuck|abort timed out"
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
-    rb"|Loading model from|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
+    rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: "
 )
@@ -66,6 +66,8 @@ RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
 STDERR_LOGGING_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanochat\.[\w.]+ - [A-Z]+ - ")
 # nanochat.checkpoint_manager's log line when a script loads a phase's checkpoint (every era)
 LOAD_MODEL_RE = re.compile(r"Loading model from (\S+) with step (\d+)")
+# ... and the line before it when no model tag was given (it takes the largest dN of that phase's checkpoints)
+GUESS_TAG_RE = re.compile(r"No model tag provided, guessing model tag: (\S+)")
 # lines only a trainer prints while it sets up: its batch arithmetic (base, mid, SFT in later eras; classic
 # SFT's own wording) and the Muon optimizer's parameter groups (eras up to early 2026)
 TRAINER_SETUP_RE = re.compile(

@@ -156,6 +156,7 @@ class Segment:
     first_eval: int | None = None  # line of its first evaluation (step 0's comes before the first training step)
     loaded: Event | None = None  # "Loading model from <phase>_checkpoints/..." (data: source phase, step, path)
     load_sources: set[str] = field(default_factory=set)  # the phases of every checkpoint it loaded
+    guessed_tag: Event | None = None  # "No model tag provided, guessing model tag: d26" (data: tag)
     trainer_setup: bool = False  # printed a line only a trainer prints while it sets up
     command: Event | None = None  # the command line that started it (`set -x`'s trace, a terminal paste)
     named_by_load: str | None = None  # its phase came from a checkpoint load: "checkpoint load" | "stream pair"

@@ -98,6 +98,16 @@ MARKER_NAMES = frozenset({*PHASE_NAMES, "dataset"})
 # "<word>_checkpoints" in a path or message -> the phase
 DIR_WORD_PHASE: dict[str, str] = {w: p.name for p in PHASES for w in p.dir_words}
 CKPT_DIR_RE = re.compile(r"(" + "|".join(sorted(DIR_WORD_PHASE, key=len, reverse=True)) + r")_checkpoints")
+# ".../<word>_checkpoints/<model tag>" (the tag dir every era saves into; a step file is not a tag)
+_CKPT_TAG_RE = re.compile(CKPT_DIR_RE.pattern + r"/(?!(?:model|meta|optim)_\d)([^/\s'\"]+)")
+
+
+def checkpoint_tag(path: str) -> tuple[str, str] | None:
+    """(phase, model tag) of a path in a checkpoint dir: ``/s/base_checkpoints/d20/model_000100.pt`` -> base, d20."""
+    m = _CKPT_TAG_RE.search(path)
+    return (DIR_WORD_PHASE[m.group(1)], m.group(2)) if m else None
+
+
 CHECKPOINT_DIRS: dict[str, str] = {p.name: p.checkpoint_dir for p in PHASES if p.checkpoint_dir}
 
 

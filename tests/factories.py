@@ -523,8 +523,10 @@ def phase_log(
     nan_at: int | None = None,
     save: bool = True,
     module_dir: str = "scripts",
+    guessed: bool = False,
 ) -> list[str]:
-    """The log lines one training phase prints (stdout and stderr merged, as SLURM does by default)."""
+    """The log lines one training phase prints (stdout and stderr merged, as SLURM does by default); guessed: mid
+    was given no model tag (the loader's guess line before its load)."""
     planned = planned or DEFAULT_STEPS[phase] + (1 if phase == "sft" else 0)
     last = steps if steps is not None else (planned if phase != "sft" else planned - 1)
     script = {"base": "base_train", "mid": "mid_train", "sft": "chat_sft", "rl": "chat_rl"}[phase]
@@ -546,6 +548,8 @@ def phase_log(
             "Number of parameters: 917,504",
             f"Calculated number of iterations from target data:param ratio: {planned:,}",
         ]
+    if phase == "mid" and guessed:
+        out.append(logger_line("nanochat.checkpoint_manager", f"No model tag provided, guessing model tag: {tag}"))
     if phase == "mid":
         out.append(
             logger_line("nanochat.checkpoint_manager", f"Loading model from {base}/base_checkpoints/{tag} with step 20")

@@ -23,6 +23,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("time-limit-cancel")
 @good("nan-loss")
 @good("training-stopped-early")
+@good("model-tag-mismatch")
 def _clean_classic_run():
     return _log(F.run_log())
 
@@ -81,6 +82,28 @@ def _base_log_ends_mid_training():
     text = F.run_log(phases=("base",), report=False)
     cut = text.index("step 00012/")
     return _log(text[:cut])
+
+
+@bad("model-tag-mismatch")
+def _mid_guessed_an_older_bigger_base():  # karpathy/nanochat#542's shape: base saved d2, mid picked d26
+    return _log(F.run_log(per_phase={"mid": {"tag": "d26"}}))
+
+
+def _mid_guessed_alone(*tags: str) -> Scenario:
+    """Only mid's log (base ran in an earlier job): it guessed d16, and its base checkpoint dir holds ``tags``."""
+    files = {f"base/base_checkpoints/{t}/model_000020.pt": "x" for t in tags}
+    log = F.run_log(("mid",), base="{tmp}/base", tokenizer=False, per_phase={"mid": {"tag": "d16", "guessed": True}})
+    return Scenario(stage="post", files={"logs/run.out": log, **files}, logs=["logs/run.out"], env={})
+
+
+@bad("model-tag-mismatch")
+def _mid_guessed_among_two_models():  # karpathy/nanochat#542: runs at two depths in one base dir
+    return _mid_guessed_alone("d16", "d8")
+
+
+@good("model-tag-mismatch")
+def _mid_guessed_the_only_model():
+    return _mid_guessed_alone("d16")
 
 
 @good("log-unusable")

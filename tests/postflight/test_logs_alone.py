@@ -459,3 +459,56 @@ def test_an_nccl_watchdog_after_the_last_step_is_named_and_a_run_without_saves_i
     assert "then NCCL's watchdog gave up on a collective (line 11)" in phases["base"]["cause"], phases["base"]
     (early,) = checks["LOG008"]["findings"]
     assert early["fix"].startswith("rerun the phase (these logs show no checkpoint of it"), early["fix"]
+
+
+GUESS = (
+    "2026-02-17 21:19:02,572 - nanochat.checkpoint_manager - INFO - No model tag provided, guessing model tag: d16\n"
+)
+
+
+def _guess_then_load(ckpt_dir):
+    return GUESS + (
+        "2026-02-17 21:19:02,573 - nanochat.checkpoint_manager - INFO - "
+        f"Loading model from {ckpt_dir}/d16 with step 4000\n"
+    )
+
+
+def test_a_guessed_model_tag_among_other_models_is_a_warning_naming_them(tmp_path, cli):
+    # karpathy/nanochat#542: runs at depths 8 and 16 in one base dir; chat_sft without --model-tag took d16
+    ckpt = tmp_path / "base" / "base_checkpoints"
+    for tag in ("d16", "d8"):
+        (ckpt / tag).mkdir(parents=True)
+    log = tmp_path / "sft.out"
+    log.write_text(
+        "Autodetected device type: cuda\n" + _guess_then_load(ckpt) + "Step 00000/00650 | Training loss: 1.9\n"
+    )
+    _, checks, _ = _verify(cli, log)
+    (f,) = checks["LOG011"]["findings"]
+    assert f["severity"] == "warning" and f"{ckpt} holds d16, d8" in f["message"]
+    assert "guessed base's d16" in f["message"] and "dN) to every phase that loads a checkpoint" in f["fix"]
+
+
+def test_a_guessed_model_tag_unreadable_here_is_a_note_and_the_only_model_nothing(tmp_path, cli):
+    log = tmp_path / "sft.out"
+    log.write_text(GUESS)  # the one line quoted in #542
+    _, checks, _ = _verify(cli, log)
+    (f,) = checks["LOG011"]["findings"]
+    assert f["severity"] == "info" and "guessed d16" in f["message"] and "-g/--model-tag dN" in f["fix"]
+    (tmp_path / "base_checkpoints" / "d16").mkdir(parents=True)
+    log.write_text(_guess_then_load(tmp_path / "base_checkpoints"))
+    _, checks, _ = _verify(cli, log)
+    assert checks["LOG011"]["status"] == "pass"
+
+
+def test_a_later_phase_on_another_model_than_the_job_trained_is_an_error(tmp_path, cli):
+    save = _save(21400)
+    log = tmp_path / "run.out"
+    log.write_text(_step(21399) + save + _guess_then_load("/home/u/.cache/nanochat/base_checkpoints"))
+    _, checks, _ = _verify(cli, log)
+    (f,) = checks["LOG011"]["findings"]
+    assert (
+        f["severity"] == "error"
+        and "loaded base's d16" in f["message"]
+        and "not the d20 this job's base saved" in f["message"]
+    )
+    assert "=d20" in f["fix"]
