@@ -58,3 +58,20 @@ def test_traced_by_torch_compile_as_the_trainer_compiles_it():
     compiled = grads(torch.compile(mlp(lambda a, b: splitk_linear(a, b, 2)), backend="aot_eager", fullgraph=True))
     for got, want in zip(compiled, grads(mlp(F.linear)), strict=True):
         assert torch.allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_the_env_setting_is_read_once_and_a_bad_value_runs_unsplit_on_cpu_unchanged():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from nanochat import gpt; torch.manual_seed(0)\n"
+        "m = gpt.MLP(gpt.GPTConfig(n_embd=16)); x = torch.randn(2, 3, 16)\n"
+        "print(gpt.WGRAD_SPLIT, torch.equal(m(x), m.c_proj(torch.relu(m.c_fc(x)).square())))"
+    )
+    for value, split in (("4", "4"), ("auto", "1"), ("0", "1")):
+        env = {**os.environ, "NANOCHAT_WGRAD_SPLIT": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.split() == [split, "True"], out.stdout + out.stderr
+        assert ("not a positive integer" in out.stderr) == (split == "1")
