@@ -1,8 +1,9 @@
-"""Checks on the filesystem under the base dir: FS001-FS003."""
+"""Checks on the filesystem under the base dir: FS001-FS004."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,92 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
                 severity=Severity.WARNING,
                 fix="write logs to a shared directory, e.g. #SBATCH --output=logs/%x_%j.out (mkdir -p logs)",
             )
+
+
+# nanochat's loader without a model tag: the largest N of the dirs whose name starts d<N> (re.match), else the
+# newest dir (karpathy/nanochat#542); LOG011 is the same mistake seen after the job
+_DEPTH_TAG_RE = re.compile(r"d(\d+)")
+MAX_TAG_DIRS = 256
+
+
+def _guessed_tag(tags: set[str], trained: str) -> str:
+    numbered = {t: int(m.group(1)) for t in tags if (m := _DEPTH_TAG_RE.match(t))}
+    return max(sorted(numbered), key=numbered.__getitem__) if numbered else trained
+
+
+def _base_loaders(script, profile) -> list:
+    """The launches that load base's checkpoint with no model tag: the trainer of a phase whose source is base
+    (mid; SFT in eras without mid), and base's own evaluations."""
+    from preflight.plan import trains
+
+    found = []
+    for inv in script.all_invocations:
+        phase = profile.phase_of_module(inv.module, inv.args) if inv.module else None
+        if phase is None or inv.flag("model_tag", "g"):
+            continue
+        reads_base = phase == "base" and not trains(inv, profile, "base")
+        if reads_base or (profile.phase(phase) or {}).get("source") == "base" and trains(inv, profile, phase):
+            found.append(inv)
+    return found
+
+
+@check("FS004", "model-tag-shadowed", severity="warning")
+def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
+    """
+    What it checks: the model tag the script's base training saves (``--model_tag``, else
+    ``d<depth>``) against the tags already under ``<base dir>/base_checkpoints/``, for the later
+    launches that load base's checkpoint without a model tag (mid, base_eval; SFT in eras without
+    mid).
+
+    Why it matters: given no tag, nanochat loads the largest ``dN`` there. A d26 left by an
+    earlier run makes midtraining, SFT and chat continue that d26 instead of the d20 this job
+    trains; every phase succeeds and the new model is never used.
+
+    Example:
+        torchrun ... -m scripts.base_train -- --depth=20
+        torchrun ... -m scripts.mid_train          # $NANOCHAT_BASE_DIR/base_checkpoints/d26 exists
+
+    How to fix: pass the trained tag to the later phases (``--model_tag=d20``; chat_eval and
+    chat_cli: ``-g d20``), or move the older model out of ``base_checkpoints/``.
+    """
+    from preflight.checkout import setting_flag
+    from preflight.plan import training_invocation
+
+    profile = ctx.get("profile", None)
+    base_train = training_invocation(script, profile, "base") if profile is not None else None
+    if base_train is None:
+        raise Skip("the script trains no base model")
+    tag_flag = base_train.flag("model_tag")
+    trained = tag_flag.value if tag_flag is not None and tag_flag.value else None
+    depth = getattr(plan, "depth", None)
+    trained = trained or (f"d{depth}" if depth else None)
+    loaders = _base_loaders(script, profile)
+    if trained is None or not loaders:
+        return
+    ckpt = Path(base_dir.path) / "base_checkpoints"
+    try:
+        with os.scandir(ckpt) as it:
+            tags = {e.name for _, e in zip(range(MAX_TAG_DIRS), it, strict=False) if e.is_dir(follow_symlinks=False)}
+    except OSError:
+        return  # nothing saved there yet (or not readable from here): the trained tag is the only one
+    picked = _guessed_tag(tags | {trained}, trained)
+    if picked == trained:
+        return
+    checkout = ctx.get("checkout", None)
+    fixes = []
+    for inv in loaders:
+        flag, source = setting_flag(checkout, profile, inv.module, "model_tag")
+        if not source.endswith(".py") and not profile.uses_configurator(inv.module):
+            flag = "--model-tag"  # without its source: how every upstream argparse loader spells it (base_eval, chat_*)
+        fixes.append(f"{inv.module.rsplit('.', 1)[-1]} {flag or '--model_tag'}={trained}")
+    inv = loaders[0]
+    yield Finding(
+        f"{inv.module} (line {inv.line}) loads base's checkpoint with no model tag, and {ckpt} already holds "
+        f"{picked}: nanochat takes the largest dN there, so it and the phases after it would continue {picked}, "
+        f"not the {trained} this script trains",
+        path=inv.file,
+        line=inv.line,
+        fix=f"pass the trained tag ({'; '.join(dict.fromkeys(fixes))}; chat_eval/chat_cli: -g {trained}), "
+        f"or move {ckpt / picked} out of {ckpt}",
+        data={"trained_tag": trained, "would_load": picked, "dir": str(ckpt)},
+    )

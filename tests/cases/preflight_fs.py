@@ -1,4 +1,4 @@
-"""Good/bad cases for the filesystem checks (FS001-FS003)."""
+"""Good/bad cases for the filesystem checks (FS001-FS004)."""
 
 from preflight.testing import Scenario, bad, good
 
@@ -51,3 +51,24 @@ def _():
         env=ENV,
         config={"base-dir": "/shared/project/nanochat"},
     )
+
+
+PIPELINE = SCRIPT + "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train\n"
+OLDER_D26 = {"base/base_checkpoints/d26/model_021400.pt": "x"}
+
+
+@bad("model-tag-shadowed")
+def _():  # a d26 of an earlier run in the base dir: mid (no tag) would continue it, not this d20 (nanochat#542)
+    return Scenario(script=PIPELINE, env=ENV, files=OLDER_D26, config={"base-dir": "{tmp}/base"})
+
+
+@good("model-tag-shadowed")
+def _():  # the trained tag passed on
+    script = PIPELINE.replace("scripts.mid_train", "scripts.mid_train -- --model_tag=d20")
+    return Scenario(script=script, env=ENV, files=OLDER_D26, config={"base-dir": "{tmp}/base"})
+
+
+@good("model-tag-shadowed")
+def _():  # only smaller models there: the largest dN is this run's d20
+    files = {"base/base_checkpoints/d12/model_000100.pt": "x"}
+    return Scenario(script=PIPELINE, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
