@@ -388,16 +388,32 @@ def expected_phases(ctx: Any, profile: Any) -> list[str]:
     return out
 
 
+MAX_TAG_DIRS = 256  # a <phase>_checkpoints dir holds a few model tags; past this it is not one
+
+
+def largest_depth_tag(tags) -> str | None:
+    """The tag nanochat's loaders take when given none, where one is named d<N> (``re.match``: the largest N);
+    None where none is (they then take the newest dir)."""
+    numbered = [(int(m.group(1)), t) for t in tags if (m := re.match(r"d(\d+)", t))]
+    return max(numbered)[1] if numbered else None
+
+
+def tag_dirs(stage: str | Path) -> list[str] | None:
+    """The model tag dirs of a <phase>_checkpoints dir, sorted (at most MAX_TAG_DIRS); None where unreadable."""
+    try:
+        with os.scandir(stage) as it:
+            return sorted(e.name for _, e in zip(range(MAX_TAG_DIRS), it, strict=False) if e.is_dir())
+    except OSError:
+        return None
+
+
 def find_tag(stage: Path, wanted: str | None) -> tuple[str | None, list[str]]:
     tags = sorted(e.name for e in os.scandir(stage) if e.is_dir())
     if wanted:
         return (wanted if wanted in tags else wanted), tags
     if not tags:
         return None, tags
-    numbered = [(int(m.group(1)), t) for t in tags if (m := re.match(r"d(\d+)", t))]
-    if numbered:
-        return max(numbered)[1], tags
-    return max(tags, key=lambda t: os.path.getmtime(stage / t)), tags
+    return largest_depth_tag(tags) or max(tags, key=lambda t: os.path.getmtime(stage / t)), tags
 
 
 def scan_phase(base: Path, phase: str, stage_name: str, tag: str | None) -> PhaseCheckpoints:

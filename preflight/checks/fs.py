@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,17 +163,6 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
             )
 
 
-# nanochat's loader without a model tag: the largest N of the dirs whose name starts d<N> (re.match), else the
-# newest dir (karpathy/nanochat#542); LOG011 is the same mistake seen after the job
-_DEPTH_TAG_RE = re.compile(r"d(\d+)")
-MAX_TAG_DIRS = 256
-
-
-def _guessed_tag(tags: set[str], trained: str) -> str:
-    numbered = {t: int(m.group(1)) for t in tags if (m := _DEPTH_TAG_RE.match(t))}
-    return max(sorted(numbered), key=numbered.__getitem__) if numbered else trained
-
-
 def _base_loaders(script, profile) -> list:
     """The launches that load base's checkpoint with no model tag: the trainer of a phase whose source is base
     (mid; SFT in eras without mid), and base's own evaluations."""
@@ -211,6 +199,7 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     chat_cli: ``-g d20``), or move the older model out of ``base_checkpoints/``.
     """
     from preflight.checkout import setting_flag
+    from preflight.ckpt import largest_depth_tag, tag_dirs
     from preflight.plan import training_invocation
 
     profile = ctx.get("profile", None)
@@ -225,12 +214,10 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     if trained is None or not loaders:
         return
     ckpt = Path(base_dir.path) / "base_checkpoints"
-    try:
-        with os.scandir(ckpt) as it:
-            tags = {e.name for _, e in zip(range(MAX_TAG_DIRS), it, strict=False) if e.is_dir(follow_symlinks=False)}
-    except OSError:
+    tags = tag_dirs(ckpt)
+    if tags is None:
         return  # nothing saved there yet (or not readable from here): the trained tag is the only one
-    picked = _guessed_tag(tags | {trained}, trained)
+    picked = largest_depth_tag([*tags, trained]) or trained  # no dN there: the newest dir, this run's
     if picked == trained:
         return
     checkout = ctx.get("checkout", None)
@@ -240,6 +227,10 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
         if not source.endswith(".py") and not profile.uses_configurator(inv.module):
             flag = "--model-tag"  # without its source: how every upstream argparse loader spells it (base_eval, chat_*)
         fixes.append(f"{inv.module.rsplit('.', 1)[-1]} {flag or '--model_tag'}={trained}")
+    if any(
+        (inv.module or "").rsplit(".", 1)[-1] in ("chat_eval", "chat_cli", "chat_web") for inv in script.all_invocations
+    ):
+        fixes.append(f"chat_eval/chat_cli -g {trained}")
     inv = loaders[0]
     yield Finding(
         f"{inv.module} (line {inv.line}) loads base's checkpoint with no model tag, and {ckpt} already holds "
@@ -247,7 +238,6 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
         f"not the {trained} this script trains",
         path=inv.file,
         line=inv.line,
-        fix=f"pass the trained tag ({'; '.join(dict.fromkeys(fixes))}; chat_eval/chat_cli: -g {trained}), "
-        f"or move {ckpt / picked} out of {ckpt}",
+        fix=f"pass the trained tag ({'; '.join(dict.fromkeys(fixes))}), or move {ckpt / picked} out of {ckpt}",
         data={"trained_tag": trained, "would_load": picked, "dir": str(ckpt)},
     )

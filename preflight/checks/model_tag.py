@@ -68,30 +68,15 @@ def model_tag_mismatch(logs, ctx) -> Iterator[Finding]:
             )
 
 
-MAX_TAG_DIRS = 64  # a checkpoint dir lists a few model tags; past this it is not one
-
-
-def _tag_dirs(parent: str) -> list[str] | None:
-    """The model tag dirs in a checkpoint dir the log named (readable where postflight runs on the cluster that
-    trained); None where it is not readable here."""
-    try:
-        with os.scandir(parent) as it:
-            names = sorted(
-                e.name for _, e in zip(range(MAX_TAG_DIRS), it, strict=False) if e.is_dir(follow_symlinks=False)
-            )
-    except OSError:
-        return None
-    return names
-
-
 def _guessed(ix, seg, where, ctx) -> Iterator[Finding]:
     """A load with a guessed model tag that no save in the logs confirms or contradicts: a warning where its
     checkpoint dir holds other models, nothing where it holds only that one, a note where it cannot be read."""
     from preflight.causes import respell_flags
+    from preflight.ckpt import tag_dirs
 
     tag = seg.guessed_tag.data["tag"]
     parent = os.path.dirname(seg.loaded.data["path"].rstrip("/")) if seg.loaded is not None else None
-    tags = _tag_dirs(parent) if parent else None
+    tags = tag_dirs(parent) if parent else None  # readable where postflight runs on the cluster that trained
     if tags is not None and len(tags) <= 1:
         return
     who = seg.phase or seg.script or "a phase"
