@@ -512,3 +512,26 @@ def test_a_later_phase_on_another_model_than_the_job_trained_is_an_error(tmp_pat
         and "not the d20 this job's base saved" in f["message"]
     )
     assert "=d20" in f["fix"]
+
+
+def test_a_logged_window_pattern_is_a_post_configurator_era(tmp_path, cli):
+    # an SFT model evaluated alone by a 2026 fork (16 ranks): its model config carries window_pattern, which no
+    # configurator-era model has; the era has no mid phase and no report, so nothing is left to do
+    log = tmp_path / "eval.out"
+    log.write_text(
+        "Autodetected device type: cuda\n"
+        "2026-04-21 21:23:51,491 - nanochat.common - INFO - Distributed world size: 16\n"
+        "2026-04-21 21:23:51,494 - nanochat.checkpoint_manager - INFO - Loading model from "
+        "/s/chatsft_checkpoints/d32 with step 847\n"
+        "2026-04-21 21:23:54,348 - nanochat.checkpoint_manager - INFO - Building model with config: "
+        "{'sequence_len': 2048, 'vocab_size': 32768, 'n_layer': 32, 'n_head': 16, 'n_kv_head': 16, "
+        "'n_embd': 2048, 'window_pattern': 'L'}\n"
+        "ARC-Easy accuracy: 48.74%\n"
+    )
+    args = ["postflight", "verify", "--log", str(log), "--format", "json"]
+    proc = cli(*args, cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    phases = {p["name"]: p for p in report["phases"]}
+    assert report["profile"]["name"] == "current" and "window_pattern" in report["profile"]["reason"]
+    assert phases["mid"]["status"] == "not-run" and phases["sft"]["status"] == "done"
+    assert phases["report"]["status"] == "not-run" and proc.returncode == 0
