@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.phases import CHECKPOINT_DIRS, TRAIN_PHASES
+from preflight.phases import CHECKPOINT_DIRS, TRAIN_PHASES, largest_depth_tag
 from preflight.picklewalk import MAX_PICKLE_BYTES, TensorInfo, UnsafePickle, walk_pickle
 
 MODEL_RE = re.compile(r"^model_(\d{6})\.pt$")
@@ -386,25 +386,6 @@ def expected_phases(ctx: Any, profile: Any) -> list[str]:
             continue
         out.append(p)
     return out
-
-
-MAX_TAG_DIRS = 256  # a <phase>_checkpoints dir holds a few model tags; past this it is not one
-
-
-def largest_depth_tag(tags) -> str | None:
-    """The tag nanochat's loaders take when given none, where one is named d<N> (``re.match``: the largest N);
-    None where none is (they then take the newest dir)."""
-    numbered = [(int(m.group(1)), t) for t in tags if (m := re.match(r"d(\d+)", t))]
-    return max(numbered)[1] if numbered else None
-
-
-def tag_dirs(stage: str | Path) -> list[str] | None:
-    """The model tag dirs of a <phase>_checkpoints dir, sorted (at most MAX_TAG_DIRS); None where unreadable."""
-    try:
-        with os.scandir(stage) as it:
-            return sorted(e.name for _, e in zip(range(MAX_TAG_DIRS), it, strict=False) if e.is_dir())
-    except OSError:
-        return None
 
 
 def find_tag(stage: Path, wanted: str | None) -> tuple[str | None, list[str]]:

@@ -130,4 +130,5 @@ def detect(ctx: Any) -> tuple[str, str] | None:
     score, _, _, name, seen = scored[0]
     if score <= 0:
         return None
-    return name, "the run's evidence says so: " + ", ".join(seen[:5])
+    logged = [s for s in seen if not s.startswith(("the base dir has", "no ", "meta files"))]
+    return name, "the run's evidence says so: " + ", ".join(logged[:3] + [s for s in seen if s not in logged][:3])

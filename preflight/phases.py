@@ -9,6 +9,7 @@ from here, never from a literal tuple of their own.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +110,25 @@ def checkpoint_tag(path: str) -> tuple[str, str] | None:
 
 
 CHECKPOINT_DIRS: dict[str, str] = {p.name: p.checkpoint_dir for p in PHASES if p.checkpoint_dir}
+
+
+MAX_TAG_DIRS = 256  # a <phase>_checkpoints dir holds a few model tags; past this it is not one
+
+
+def largest_depth_tag(tags) -> str | None:
+    """The tag nanochat's loaders take when given none, where one is named d<N> (``re.match``: the largest N);
+    None where none is (they then take the newest dir)."""
+    numbered = [(int(m.group(1)), t) for t in tags if (m := re.match(r"d(\d+)", t))]
+    return max(numbered)[1] if numbered else None
+
+
+def tag_dirs(stage: str | os.PathLike) -> list[str] | None:
+    """The model tag dirs of a <phase>_checkpoints dir, sorted (at most MAX_TAG_DIRS); None where unreadable."""
+    try:
+        with os.scandir(stage) as it:
+            return sorted(e.name for _, e in zip(range(MAX_TAG_DIRS), it, strict=False) if e.is_dir())
+    except OSError:
+        return None
 
 
 def get(name: str) -> Phase:

@@ -199,7 +199,7 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     chat_cli: ``-g d20``), or move the older model out of ``base_checkpoints/``.
     """
     from preflight.checkout import setting_flag
-    from preflight.ckpt import largest_depth_tag, tag_dirs
+    from preflight.phases import largest_depth_tag, tag_dirs
     from preflight.plan import training_invocation
 
     profile = ctx.get("profile", None)

@@ -72,7 +72,7 @@ def _guessed(ix, seg, where, ctx) -> Iterator[Finding]:
     """A load with a guessed model tag that no save in the logs confirms or contradicts: a warning where its
     checkpoint dir holds other models, nothing where it holds only that one, a note where it cannot be read."""
     from preflight.causes import respell_flags
-    from preflight.ckpt import tag_dirs
+    from preflight.phases import tag_dirs
 
     tag = seg.guessed_tag.data["tag"]
     parent = os.path.dirname(seg.loaded.data["path"].rstrip("/")) if seg.loaded is not None else None
