@@ -16,7 +16,7 @@
 - gemm: every bf16 product of one d12 / d20 micro-batch (forward, input gradient, weight gradient of each Linear, the
   loss head's chunk products), as autograd calls cuBLAS and in other formulations of the same product (the transposed
   product, cuBLASLt, the weight gradient split over K, quack's GEMMs where installed), each with its TFLOP/s and its
-  time per optimizer step; `gemm20` runs only d20 with cuBLAS.
+  time per optimizer step; `gemm20` runs d20 only (no d12, no cuBLASLt pass).
 
     python bench/gpu_kernels.py [attention|fa4|head|headchunks|muon|loss|rope|gemm|gemm20 ...]   # one line a measurement
 """

@@ -176,11 +176,6 @@ def _import_quack_mlp():
 
 _QUACK_MLP = _import_quack_mlp()
 
-# NANOCHAT_WGRAD_SPLIT=N (N >= 2, GPUs): the MLP's weight gradients as N products over slices of the tokens, summed
-# in fp32 (nanochat/splitk_linear.py: their small outputs leave a Hopper GPU part idle as one product). Opt-in:
-# at d20 on one H100, 2 slices ran 1.013x the default and 4 ran 1.013x 2 (each pair in one call; 8: slower), so
-# ~1.025x; d12 and the H200 are not measured yet.
-
 
 def _wgrad_split() -> int:
     value = os.environ.get("NANOCHAT_WGRAD_SPLIT", "1")
@@ -190,6 +185,10 @@ def _wgrad_split() -> int:
     return 1
 
 
+# NANOCHAT_WGRAD_SPLIT=N (N >= 2, GPUs): the MLP's weight gradients as N products over slices of the tokens, summed
+# in fp32 (nanochat/splitk_linear.py: their small outputs leave a Hopper GPU part idle as one product). Opt-in:
+# at d20 on one H100, 2 slices ran 1.013x the default and 4 ran 1.013x 2 (each pair in one call; 8: slower), so
+# ~1.025x; d12 and the H200 are not measured yet.
 WGRAD_SPLIT = _wgrad_split()
 
 
