@@ -89,7 +89,7 @@ def detect(ctx: Any) -> tuple[str, str] | None:
         if "era_signs" not in (_load_raw(name).get("evidence") or {}):
             continue
         signs = (load_profile(name).data.get("evidence") or {}).get("era_signs") or {}
-        score, log_hits, seen = 0.0, 0, []
+        score, logged, seen = 0.0, [], []  # the log signs it has, and the base dir's
         for pattern in signs.get("log") or []:
             try:
                 rx = re.compile(pattern, re.M)
@@ -97,8 +97,8 @@ def detect(ctx: Any) -> tuple[str, str] | None:
                 continue
             hit = next(((fname, m.group(0)) for fname, head in heads if (m := rx.search(head))), None)
             if hit:
-                score, log_hits = score + 1, log_hits + 1
-                seen.append(f"{hit[0]} has {hit[1].strip()[:40]!r}")
+                score += 1
+                logged.append(f"{hit[0]} has {hit[1].strip()[:40]!r}")
         for pattern in signs.get("log_never") or []:  # a line this era's code never prints
             try:
                 rx = re.compile(pattern, re.M)
@@ -121,14 +121,13 @@ def detect(ctx: Any) -> tuple[str, str] | None:
             if key in meta:
                 score += 1
                 seen.append(f"meta files carry {key}")
-        positive = log_hits or any(s.startswith(("the base dir has", "meta files")) for s in seen)
+        positive = logged or any(s.startswith(("the base dir has", "meta files")) for s in seen)
         if positive:
-            scored.append((score, log_hits, -TIE_ORDER.index(name), name, seen))
+            scored.append((score, len(logged), -TIE_ORDER.index(name), name, logged[:3] + seen[:3]))
     if not scored:
         return None
     scored.sort(reverse=True)
     score, _, _, name, seen = scored[0]
     if score <= 0:
         return None
-    logged = [s for s in seen if not s.startswith(("the base dir has", "no ", "meta files"))]
-    return name, "the run's evidence says so: " + ", ".join(logged[:3] + [s for s in seen if s not in logged][:3])
+    return name, "the run's evidence says so: " + ", ".join(seen)

@@ -199,7 +199,7 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     chat_cli: ``-g d20``), or move the older model out of ``base_checkpoints/``.
     """
     from preflight.checkout import setting_flag
-    from preflight.phases import largest_depth_tag, tag_dirs
+    from preflight.phases import PHASELESS_SCRIPTS, largest_depth_tag, tag_dirs
     from preflight.plan import training_invocation
 
     profile = ctx.get("profile", None)
@@ -227,9 +227,7 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
         if not source.endswith(".py") and not profile.uses_configurator(inv.module):
             flag = "--model-tag"  # without its source: how every upstream argparse loader spells it (base_eval, chat_*)
         fixes.append(f"{inv.module.rsplit('.', 1)[-1]} {flag or '--model_tag'}={trained}")
-    if any(
-        (inv.module or "").rsplit(".", 1)[-1] in ("chat_eval", "chat_cli", "chat_web") for inv in script.all_invocations
-    ):
+    if any((inv.module or "").rsplit(".", 1)[-1] in PHASELESS_SCRIPTS for inv in script.all_invocations):
         fixes.append(f"chat_eval/chat_cli -g {trained}")
     inv = loaders[0]
     yield Finding(

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 from preflight.model import Finding, Severity
+from preflight.phases import PHASELESS_SCRIPTS
 from preflight.registry import check
 
 
@@ -47,11 +48,11 @@ def model_tag_mismatch(logs, ctx) -> Iterator[Finding]:
             if where[1] in saved[where[0]]:
                 continue
             source, tag = where
-            want = sorted(saved[source])[0] if len(saved[source]) == 1 else None
+            want = next(iter(saved[source])) if len(saved[source]) == 1 else None
             who = seg.phase or seg.script or "a later phase"
             if want is None:
                 flag = "the model tag of the run you want"
-            elif seg.script in ("chat_eval", "chat_cli", "chat_web"):
+            elif seg.script in PHASELESS_SCRIPTS:
                 flag = f"-g {want}"
             else:
                 flag = respell_flags(
@@ -82,7 +83,7 @@ def _guessed(ix, seg, where, ctx) -> Iterator[Finding]:
     who = seg.phase or seg.script or "a phase"
     flag = (
         "-g/--model-tag"
-        if seg.script in ("chat_eval", "chat_cli", "chat_web") or seg.phase is None
+        if seg.script in PHASELESS_SCRIPTS or seg.phase is None
         else respell_flags("--model_tag", ctx.get("profile", None), ctx.get("checkout", None), seg.phase)
     )
     there = (
