@@ -257,6 +257,10 @@ def _configurator_keys(tree: ast.Module) -> dict[str, CheckoutFlag] | None:
             value = _literal(node.value)
             if not name.startswith("_") and isinstance(value, (int, float, bool, str)):
                 keys[name] = CheckoutFlag(name, type(value).__name__, value)
+            elif not name.startswith("_") and isinstance(node.value, ast.Constant) and node.value.value is None:
+                keys[name] = CheckoutFlag(
+                    name
+                )  # `model_tag = None`: a key of any type (the configurator skips its check)
     return None
 
 

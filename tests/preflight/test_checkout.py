@@ -25,6 +25,7 @@ depth = 20
 target_param_data_ratio = 20
 eval_tokens = 20*524288
 run = "dummy"
+model_tag = None
 _private = 1
 config_keys = [k for k,v in globals().items() if not k.startswith('_')]
 exec(open(os.path.join('nanochat', 'configurator.py')).read())
@@ -55,8 +56,10 @@ def test_argparse_flags_types_defaults_and_prefixes(tmp_path):
 def test_configurator_keys_are_the_globals_before_the_exec(tmp_path):
     ep = _checkout(tmp_path, {"scripts/base_train.py": CONFIGURATOR}).entry("scripts.base_train")
     assert ep.style == "configurator"
-    assert set(ep.flags) == {"depth", "target_param_data_ratio", "eval_tokens", "run"}
+    assert set(ep.flags) == {"depth", "target_param_data_ratio", "eval_tokens", "run", "model_tag"}
     assert ep.flags["eval_tokens"].default == 20 * 524288
+    # `model_tag = None` is a key too: the configurator skips its type check for a None default
+    assert ep.spelled("model_tag") == "model_tag" and ep.flags["model_tag"].type is None
 
 
 def test_script_file_launch_and_missing_entry(tmp_path):
