@@ -221,12 +221,20 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     if picked == trained:
         return
     checkout = ctx.get("checkout", None)
-    fixes = []
+    fixes, untagged = [], []
     for inv in loaders:
+        name = inv.module.rsplit(".", 1)[-1]
         flag, source = setting_flag(checkout, profile, inv.module, "model_tag")
-        if not source.endswith(".py") and not profile.uses_configurator(inv.module):
+        from_source = source.endswith(".py")
+        if (from_source and flag is None) or (
+            not from_source and inv.module in profile.data.get("untagged_loaders", [])
+        ):
+            untagged.append(name)  # it has no tag flag: only moving the larger model out helps it
+            continue
+        if not from_source and not profile.uses_configurator(inv.module):
             flag = "--model-tag"  # without its source: how every upstream argparse loader spells it (base_eval, chat_*)
-        fixes.append(f"{inv.module.rsplit('.', 1)[-1]} {flag or '--model_tag'}={trained}")
+        fixes.append(f"{name} {flag or '--model_tag'}={trained}")
+    no_flag = f" ({', '.join(dict.fromkeys(untagged))} takes no model tag in this {'checkout' if checkout else 'era'})"
     if any((inv.module or "").rsplit(".", 1)[-1] in PHASELESS_SCRIPTS for inv in script.all_invocations):
         fixes.append(f"chat_eval/chat_cli -g {trained}")
     inv = loaders[0]
@@ -236,6 +244,8 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
         f"not the {trained} this script trains",
         path=inv.file,
         line=inv.line,
-        fix=f"pass the trained tag ({'; '.join(dict.fromkeys(fixes))}), or move {ckpt / picked} out of {ckpt}",
+        fix=(f"pass the trained tag ({'; '.join(dict.fromkeys(fixes))}), or " if fixes else "")
+        + f"move {ckpt / picked} out of {ckpt}"
+        + (no_flag if untagged else ""),
         data={"trained_tag": trained, "would_load": picked, "dir": str(ckpt)},
     )

@@ -37,3 +37,25 @@ def test_no_finding_where_every_loader_has_the_tag_or_no_larger_model_is_there(c
     tagged = _fs004(cli, tmp_path / "b", sft_tag=" --model-tag=d8")  # base_eval still loads untagged
     assert [f["message"].split()[0] for f in tagged["findings"]] == ["scripts.base_eval"]
     assert "chat_sft" not in tagged["findings"][0]["fix"]
+
+
+CLASSIC_D20 = """#!/bin/bash
+set -e
+export NANOCHAT_BASE_DIR={base}
+torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN
+torchrun --standalone --nproc_per_node=8 -m scripts.base_eval
+torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --run=$WANDB_RUN
+"""
+
+
+def test_a_loader_with_no_tag_flag_in_its_era_is_told_to_move_the_model(cli, tmp_path):
+    # classic's base_eval has no --model-tag (none of the configurator-era checkouts has one): naming it would be a
+    # flag the user's checkout refuses
+    base = tmp_path / "base"
+    (base / "base_checkpoints" / "d32").mkdir(parents=True)
+    script = tmp_path / "speedrun.sh"
+    script.write_text(CLASSIC_D20.format(base=base))
+    proc = cli("preflight", "check", str(script), "--format", "json", cwd=tmp_path)
+    (f,) = next(c for c in json.loads(proc.stdout)["checks"] if c["code"] == "FS004")["findings"]
+    assert "mid_train --model_tag=d20" in f["fix"] and "base_eval --model" not in f["fix"]
+    assert f["fix"].endswith("(base_eval takes no model tag in this era)")
