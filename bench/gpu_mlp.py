@@ -1,21 +1,25 @@
 """The MLP of one block (c_fc -> ReLU^2 -> c_proj) for one micro-batch (32 x 2048 tokens), forward + backward, as
-the trainer runs it (torch code under torch.compile and bf16 autocast: cuBLAS GEMMs, inductor's ReLU^2 kernels) and
-with quack's Hopper GEMMs (CuTe-DSL), whose epilogues fuse ReLU^2 into c_fc's output and its derivative into c_proj's
-input gradient (`quack.mlp.mlp_func`, activation "relu_sq"), where quack is installed. Each variant: time (CUDA-event
-median), time per d20 optimizer step (depth x 8 micro-batches), peak memory of what it keeps for the backward, and
-the relative difference of its output and gradients to an fp32 reference.
+the trainer runs it (torch code under torch.compile and bf16 autocast: cuBLAS GEMMs, inductor's ReLU^2 kernels); as
+`nanochat/relu_sq_mlp.py` (weight gradients split over the tokens); and with quack's Hopper GEMMs (CuTe-DSL), whose
+epilogues fuse ReLU^2 into c_fc's output and its derivative into c_proj's input gradient, both as quack's whole MLP
+(`quack.mlp.mlp_func`, activation "relu_sq") and for those two products only (the trainer's quack-epilogue), where
+quack is installed. Each variant: time (CUDA-event median), time per d20 optimizer step (depth x 8 micro-batches),
+peak memory of what it keeps for the backward, and the relative difference of its output and gradients to an fp32
+reference.
 
     python bench/gpu_mlp.py [DEPTH ...]        # default: 20 12
 """
 
 import os
 import sys
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.gpu_kernels import rel, timed  # noqa: E402
+from nanochat.relu_sq_mlp import relu_sq_mlp  # noqa: E402
 
 
 def torch_mlp(x, w1, w2):
@@ -25,6 +29,8 @@ def torch_mlp(x, w1, w2):
 def variants():
     """name -> MLP function of (x, w1, w2); the quack ones only where it imports."""
     found = {"torch, compiled": torch.compile(torch_mlp)}
+    for split in (2, 4):
+        found[f"torch, wgrad split {split}, compiled"] = torch.compile(partial(relu_sq_mlp, split=split))
     try:
         from quack.mlp import mlp_func
     except ImportError as e:
@@ -36,6 +42,10 @@ def variants():
 
     found["quack, heuristic config"] = quack(False)
     found["quack heuristic, inside torch.compile"] = torch.compile(quack(False))
+    for split in (1, 2, 4):  # quack's two fused products, cuBLAS for the rest (the trainer's quack-epilogue)
+        found[f"quack epilogues + cuBLAS split {split}, compiled"] = torch.compile(
+            partial(relu_sq_mlp, split=split, kernel="quack")
+        )
     if os.environ.get("MLP_AUTOTUNE"):  # autotuning hung a training run on the device (2026-12-06): opt-in
         found["quack, autotuned"] = quack(True)
     return found

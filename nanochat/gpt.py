@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from nanochat.common import get_dist_info, print0, triton_module
 from nanochat.fused_loss import softcap_cross_entropy
 from nanochat.muon import Muon
+from nanochat.relu_sq_mlp import relu_sq_mlp
 from nanochat.splitk_linear import splitk_linear
 
 
@@ -152,44 +153,66 @@ class CausalSelfAttention(nn.Module):
         return self.c_proj(y)
 
 
-# NANOCHAT_MLP_KERNEL=quack (Hopper, with the quack-kernels package installed): c_fc -> ReLU^2 -> c_proj as quack's
-# CuTe-DSL GEMMs, ReLU^2 in c_fc's epilogue and its derivative in the epilogue of c_proj's input gradient (no separate
-# elementwise pass; only the pre-activation is kept for the backward). Same math, opt-in: measured in training on one
-# H100 at d20, 1.011x the torch code below and 12.8 GB less peak memory (LOG.md). quack's heuristic GEMM configs:
-# its autotuning (tuned=True) did not finish a first step in 8 minutes inside the trainer.
-MLP_KERNEL = os.environ.get("NANOCHAT_MLP_KERNEL", "torch")
+# The MLP's kernels (nanochat/relu_sq_mlp.py, nanochat/splitk_linear.py; LOG.md has each measurement). Same math.
+# NANOCHAT_MLP_KERNEL:
+#   quack-epilogue: ReLU^2 in the epilogue of c_fc's product and its derivative in the epilogue of c_proj's input
+#     gradient (quack's CuTe-DSL GEMMs: Hopper, the quack-kernels package, `pip install .[hopper]`), cuBLAS for the
+#     other products; only the pre-activation is kept for the backward. d20 on H100s, same call as classic nanochat:
+#     1.096-1.102x its tokens/s with split 2 (torch code, split 4: 1.065x), 48.8 against 73.8 GB peak memory.
+#   quack: quack's whole MLP (`quack.mlp.mlp_func`; its weight-gradient GEMMs are slower than cuBLAS's).
+#   torch: torch code (inductor's ReLU^2 kernels).
+#   auto (the default): quack-epilogue where quack runs (a Hopper GPU with quack installed), else torch.
+# quack's heuristic GEMM configs: its autotuning (tuned=True) did not finish a first step in 8 minutes in the trainer.
+MLP_KERNEL = os.environ.get("NANOCHAT_MLP_KERNEL", "auto")
 
 
 def _import_quack_mlp():
-    if MLP_KERNEL != "quack" or not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
+    """quack's MLP function where a quack kernel is asked for (or auto) and quack runs here, else None."""
+    if MLP_KERNEL not in ("quack", "quack-epilogue", "auto"):
+        return None
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
         return None
     try:
+        from quack.gemm_interface import gemm_act, gemm_dact  # noqa: F401 - the epilogue kernel's two products
         from quack.mlp import mlp_func
     except ImportError as e:
-        warnings.warn(
-            f"NANOCHAT_MLP_KERNEL=quack but quack is not importable, the MLP runs as torch code: {e!r}", stacklevel=2
-        )
+        if MLP_KERNEL != "auto":
+            warnings.warn(
+                f"NANOCHAT_MLP_KERNEL={MLP_KERNEL} but quack is not importable, the MLP runs as torch code: {e!r}",
+                stacklevel=2,
+            )
         return None
-    print0("MLP: quack's fused ReLU^2 GEMMs (NANOCHAT_MLP_KERNEL=quack)")
     return mlp_func
 
 
 _QUACK_MLP = _import_quack_mlp()
+_QUACK_EPILOGUE = _QUACK_MLP is not None and MLP_KERNEL in ("quack-epilogue", "auto")
 
 
 def _wgrad_split() -> int:
-    value = os.environ.get("NANOCHAT_WGRAD_SPLIT", "1")
+    value = os.environ.get("NANOCHAT_WGRAD_SPLIT", "auto")
+    if value == "auto":
+        hopper = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+        return 2 if _QUACK_EPILOGUE else 4 if hopper else 1
     if value.isdigit() and int(value) >= 1:
         return int(value)
-    warnings.warn(f"NANOCHAT_WGRAD_SPLIT={value!r} is not a positive integer: the MLP runs unsplit", stacklevel=2)
+    warnings.warn(
+        f"NANOCHAT_WGRAD_SPLIT={value!r} is not a positive integer or auto: the MLP runs unsplit", stacklevel=2
+    )
     return 1
 
 
-# NANOCHAT_WGRAD_SPLIT=N (N >= 2, GPUs): the MLP's weight gradients as N products over slices of the tokens, summed
-# in fp32 (nanochat/splitk_linear.py: their small outputs leave a Hopper GPU part idle as one product). Opt-in:
-# at d20 on one H100, 2 slices ran 1.013x the default and 4 ran 1.013x 2 (each pair in one call; 8: slower), so
-# ~1.025x; d12 and the H200 are not measured yet.
+# NANOCHAT_WGRAD_SPLIT=N (GPUs): the MLP's weight gradients as N products over slices of the tokens, summed in fp32
+# (their small outputs leave a Hopper GPU part idle as one product). auto: 2 under quack-epilogue (4 was slower in
+# `bench/gpu_mlp.py`), else 4 on Hopper (d20, one H100: 2 slices 1.013x unsplit, 4 slices 1.013x 2, 8 slower),
+# unsplit on other GPUs (not measured there).
 WGRAD_SPLIT = _wgrad_split()
+
+
+def mlp_kernels() -> str:
+    """What a training step's MLP runs on a GPU, for the training log."""
+    kernel = "quack-epilogue" if _QUACK_EPILOGUE else "quack" if _QUACK_MLP else "torch"
+    return f"MLP: {kernel} kernels, weight gradients split {WGRAD_SPLIT} (NANOCHAT_MLP_KERNEL={MLP_KERNEL})"
 
 
 class MLP(nn.Module):
@@ -199,9 +222,12 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
 
     def forward(self, x):
-        if _QUACK_MLP is not None and x.is_cuda:
+        training = x.is_cuda and torch.is_grad_enabled()  # inference (sampling, evals) runs the torch code
+        if _QUACK_EPILOGUE and training:
+            return relu_sq_mlp(x, self.c_fc.weight, self.c_proj.weight, WGRAD_SPLIT, "quack")
+        if _QUACK_MLP is not None and training:
             return _QUACK_MLP(x, self.c_fc.weight, self.c_proj.weight, activation="relu_sq", tuned=False)
-        if WGRAD_SPLIT > 1 and x.is_cuda:
+        if WGRAD_SPLIT > 1 and training:
             x = splitk_linear(x, self.c_fc.weight, WGRAD_SPLIT)
             return splitk_linear(F.relu(x).square(), self.c_proj.weight, WGRAD_SPLIT)
         x = self.c_fc(x)

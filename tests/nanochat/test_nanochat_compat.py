@@ -358,17 +358,17 @@ def test_the_kernels_are_the_default_and_stay_off_on_cpu():
     assert out.returncode == 0 and out.stdout.split() == ["fused", "None"], out.stdout + out.stderr
 
 
-def test_the_quack_mlp_is_opt_in_and_leaves_cpu_runs_unchanged():
-    # NANOCHAT_MLP_KERNEL=quack (Hopper + quack-kernels) is opt-in; elsewhere the same torch MLP runs, same output
+def test_the_quack_mlp_leaves_cpu_runs_unchanged():
+    # quack's kernels (Hopper + quack-kernels; auto, the default, takes them where they run) leave CPU runs unchanged
     code = (
         "import torch; from nanochat import gpt; torch.manual_seed(0)\n"
         "m = gpt.MLP(gpt.GPTConfig(n_embd=16)); x = torch.randn(2, 3, 16)\n"
         "ref = m.c_proj(torch.relu(m.c_fc(x)).square())\n"
-        "print(gpt.MLP_KERNEL, gpt._QUACK_MLP, torch.equal(m(x), ref))"
+        "print(gpt.MLP_KERNEL, gpt._QUACK_MLP, gpt._QUACK_EPILOGUE, torch.equal(m(x), ref))"
     )
-    for value, kernel in ((None, "torch"), ("quack", "quack")):
+    for value, kernel in ((None, "auto"), ("quack", "quack"), ("quack-epilogue", "quack-epilogue")):
         env = {k: v for k, v in os.environ.items() if k != "NANOCHAT_MLP_KERNEL"}
         if value:
             env["NANOCHAT_MLP_KERNEL"] = value
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0 and out.stdout.split() == [kernel, "None", "True"], out.stdout + out.stderr
+        assert out.returncode == 0 and out.stdout.split() == [kernel, "None", "False", "True"], out.stdout + out.stderr

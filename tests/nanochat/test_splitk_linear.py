@@ -70,8 +70,9 @@ def test_the_env_setting_is_read_once_and_a_bad_value_runs_unsplit_on_cpu_unchan
         "m = gpt.MLP(gpt.GPTConfig(n_embd=16)); x = torch.randn(2, 3, 16)\n"
         "print(gpt.WGRAD_SPLIT, torch.equal(m(x), m.c_proj(torch.relu(m.c_fc(x)).square())))"
     )
-    for value, split in (("4", "4"), ("auto", "1"), ("0", "1")):
-        env = {**os.environ, "NANOCHAT_WGRAD_SPLIT": value}
+    for value, split in ((None, "1"), ("2", "2"), ("auto", "1"), ("x", "1"), ("0", "1")):
+        env = {k: v for k, v in os.environ.items() if k not in ("NANOCHAT_WGRAD_SPLIT", "NANOCHAT_MLP_KERNEL")}
+        env |= {"NANOCHAT_WGRAD_SPLIT": value} if value else {}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and out.stdout.split() == [split, "True"], out.stdout + out.stderr
-        assert ("not a positive integer" in out.stderr) == (split == "1")
+        assert ("not a positive integer or auto" in out.stderr) == (value in ("x", "0"))
