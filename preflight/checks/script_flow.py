@@ -312,8 +312,9 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
     """
     What it checks: an ``exit`` the script surely reaches before it launches its training,
     decided from the environment ``sbatch`` hands the job (this shell's, by default): a guard
-    such as ``if [ -z "$WANDB_RUN" ]; then ... exit 1; fi``, ``[ -n "$X" ] || exit 1`` or
-    ``: "${X:?}"`` whose variable is not set here.
+    such as ``if [ -z "$WANDB_RUN" ]; then ... exit 1; fi``, ``[ -n "$X" ] || exit 1``,
+    ``: "${X:?}"`` or a function that exits unless the variable its argument names is set
+    (``require_env RUN_NAME``, bash's ``${!name}``), whose variable is not set here.
 
     Why it matters: the job waits in the queue, starts, prints the guard's message and ends
     FAILED (or COMPLETED, with ``exit 0``) without training anything.
@@ -324,7 +325,7 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
     How to fix: set what the guard asks for before ``sbatch`` (``WANDB_RUN=d20 sbatch job.sh``,
     or ``sbatch --export=ALL,WANDB_RUN=d20 job.sh``), or remove the guard.
     """
-    from preflight.script.launchers import parse_invocation
+    from preflight.script.launchers import launches_of
     from preflight.script.parser import included_file
 
     script.require_readable()
@@ -334,10 +335,10 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
         line, file, command, why = model.exited
         skipped = []
         for cmd in model.unreached:
-            inv = parse_invocation(cmd)
-            what = (inv.module or inv.script_file) if inv is not None else included_file(cmd)
-            if what and what not in skipped:
-                skipped.append(what)
+            invs = launches_of(model, cmd)
+            for what in [inv.module or inv.script_file for inv in invs] if invs else [included_file(cmd)]:
+                if what and what not in skipped:
+                    skipped.append(what)
         if not skipped:
             continue  # an exit after the last launch (or with nothing after it) ends a finished script
         unset = [v for v in dict.fromkeys(VAR_NAME_RE.findall(why or "")) if not job_env.get(v)]

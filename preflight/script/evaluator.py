@@ -21,6 +21,7 @@ from typing import Any
 
 from preflight.script.conditions import Conditions
 from preflight.script.model import ARRAY_ALL_RE, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
+from preflight.script.required import required_argument, unset_required
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 from preflight.units import parse_count, parse_int
 
@@ -437,7 +438,7 @@ class Evaluator(Conditions):
             self._exit(cmd, self._taken[-1] if self._taken else None)
         if certain and name == "exec" and len(words) > 1 and cmd.op_after != "|":  # the shell becomes that command
             self._exit(cmd, self._taken[-1] if self._taken else None)
-        if certain and (required := self._unset_required(cmd)):  # `: "${WANDB_RUN:?set it}"`
+        if certain and (required := unset_required(cmd.raw_words, self.lookup)):  # `: "${WANDB_RUN:?set it}"`
             self._exit(cmd, required)
         if self.include_args is not None:
             inc = self.include_args(cmd)
@@ -470,6 +471,8 @@ class Evaluator(Conditions):
         elif name in ("break", "continue") and certain and cmd.op_before in (None, ";"):
             raise _Break() if name == "break" else _Continue()
         elif any(f.name == name for f in self.functions):
+            if certain and (required := self._required_by_call(cmd)):
+                self._exit(cmd, required)
             # a call: whatever its body assigns (globals) is no longer known
             for f in self.functions:
                 if f.name == name:
@@ -479,17 +482,14 @@ class Evaluator(Conditions):
                         else:
                             self.env[var] = UNKNOWN
 
-    _REQUIRED_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?")
-
-    def _unset_required(self, cmd: Any) -> str | None:
-        """`${X:?msg}` / `${X?msg}` of a variable surely unset (or empty, with the colon): bash stops there."""
-        for raw in cmd.raw_words:
-            if raw.startswith("'"):
-                continue
-            for m in self._REQUIRED_RE.finditer(raw):
-                value = self.lookup(m.group(1))
-                if value is None or (value == "" and m.group(2)):
-                    return f"{raw} stops bash when {m.group(1)} is {'empty or ' if m.group(2) else ''}unset"
+    def _required_by_call(self, cmd: Any) -> str | None:
+        """A call of a function that exits unless the variable its argument names is set, that variable surely
+        unset or empty here (`require_env RUN_NAME`)."""
+        for f in self.functions:
+            if f.name == cmd.name and (n := required_argument(f.body)) and n < len(cmd.raw_words):
+                var = self.expand_raw(cmd.raw_words[n])
+                if var and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var) and self.lookup(var) in (None, ""):
+                    return f"{cmd.name} {var} (defined line {f.line}) exits unless ${var} is set"
         return None
 
     # -- conditions -----------------------------------------------------------------------------

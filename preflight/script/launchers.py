@@ -197,6 +197,12 @@ def find_invocations(model: ScriptModel) -> None:
                 model.invocations.append(inv)
 
 
+def launches_of(model: ScriptModel, cmd: Command) -> list[Invocation]:
+    """What one command launches, through the script's wrapper functions and shell text as well (`run_step torchrun
+    ...`): for commands outside ``model.commands``, such as those after an exit."""
+    return _launches(model, _find_wrappers(model), cmd, 0)
+
+
 Loops = list[tuple[str, list[str]]]  # the `for` loops around a command, outermost first: (variable, values)
 
 

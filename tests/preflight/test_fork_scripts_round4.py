@@ -75,3 +75,28 @@ def test_a_comment_inside_a_continued_command_cuts_it(tmp_path, cli):
     fixed = body.replace("    # --ortho-init \\\n", "")
     _report, checks = _check(cli, tmp_path, fixed, "--profile", "argparse")
     assert not checks["SB033"]["findings"]
+
+
+_REQUIRE = (
+    'require_env() {\n  local name="$1"\n  if [ -z "${!name:-}" ]; then\n    echo "$name must be set" >&2\n'
+    "    exit 1\n  fi\n}\n"
+    'run_step() {\n  echo "==> $*"\n  "$@"\n}\n'
+    'for v in BASE_DIR RUN_NAME; do\n  require_env "$v"\ndone\n'
+    'run_step torchrun --nproc_per_node=1 -m scripts.base_train -- --depth=4 --run="$RUN_NAME"\n'
+)
+
+
+def test_a_function_that_exits_unless_the_named_variable_is_set_stops_the_script(tmp_path, cli):
+    # a 2026 fork's multi-node script: `for v in ...; do require_env "$v"; done` (bash's indirect ${!name}), then
+    # its launch through a `run_step` wrapper
+    _report, checks = _check(cli, tmp_path, _script("gpu:h100:1", _REQUIRE), "--profile", "argparse")
+    (stop,) = checks["SB017"]["findings"]
+    assert "before it runs scripts.base_train" in stop["message"], stop["message"]
+    assert "require_env BASE_DIR" in stop["message"] and "BASE_DIR is not set" in stop["message"]
+    assert stop["fix"].startswith("set BASE_DIR before sbatch")
+    assert not checks["ENV001"]["findings"]  # was "wandb logging is off (run = dummy; --run=$RUN_NAME)"
+
+    env = {"BASE_DIR": str(tmp_path), "RUN_NAME": "d4-try", "WANDB_MODE": "offline"}
+    _report, checks = _check(cli, tmp_path, _script("gpu:h100:1", _REQUIRE), "--profile", "argparse", env=env)
+    assert not checks["SB017"]["findings"] and not checks["ENV001"]["findings"]
+    assert checks["ENV002"]["status"] == "pass"  # a named run, logged offline
