@@ -25,45 +25,31 @@ from pathlib import Path
 from typing import Any
 
 from preflight import steplines
+from preflight.logevents import EventReader
 from preflight.loglines import (
     ANCHOR_RE,
     ARGPARSE_ERROR_RE,
-    BAD_INTERPRETER_RE,
     BARE_EXC_RE,
-    CANCEL_RE,
     COMMAND_LINE_RE,
     DEVICE_RE,
-    DOWNLOAD_DONE_RE,
-    DOWNLOAD_START_RE,
-    END_RES,
     FAULT_RE,
     FRAME_RE,
-    GUESS_TAG_RE,
     ITERS_RE,
     LAUNCH_ERROR_RE,
-    LOAD_MODEL_RE,
     MARKER_RE,
     NCCL_WATCHDOG_RE,
     NOT_PLAIN_RE,
-    OOM_KILL_RE,
     OVERRIDE_CFG_RE,
     OVERRIDE_HINTS,
     OVERRIDE_RE,
-    PARAMS_RE,
     PASS_RE,
     RANK_PREFIX_RE,
-    RESUME_RE,
     RL_STEPS_RE,
-    RUN_SETTING_RES,
-    SAVE_KIND,
-    SAVE_RE,
     SFT_METRICS_RE,
     SHELL_SIGNAL_RE,
     STDERR_LOGGING_RE,
     STEP_BYTES_RE,
-    STEP_IN_PATH_RE,
     TORCHRUN_FAILED_RE,
-    TRAINER_SETUP_RE,
     VAL_RE,
     WORLD_RE,
     parse_int,
@@ -74,11 +60,8 @@ from preflight.loglines import (
 from preflight.logrecords import Event, LogIndex, Segment, TracebackRecord
 from preflight.logtracebacks import MAX_LINE, TracebackReader
 from preflight.phases import (
-    CKPT_DIR_RE,
-    DIR_WORD_PHASE,
     MARKER_NAMES,
     SCRIPT_PHASE,
-    script_of_dir_word,
     train_script_of,
 )
 
@@ -101,7 +84,7 @@ def _anchor_re(extra: bytes) -> re.Pattern:
     return rx
 
 
-class _Indexer(TracebackReader):
+class _Indexer(TracebackReader, EventReader):
     def __init__(self, path: str, mid_style_phase: str = "mid", series: Any = None, grammar: Any = None):
         from preflight.loggrammar import grammar_for
 
@@ -113,6 +96,7 @@ class _Indexer(TracebackReader):
         self.fault_thread: dict[str, bool] = {}  # rank -> a faulthandler dump is in its crashing thread's frames
         self.last_closed: dict[str, TracebackRecord] = {}
         self._saturated: set[int] = set()  # id() of segments holding MAX_TB_PER_SEGMENT distinct tracebacks
+        self.exception_first: set[int] = set()  # id() of pasted tracebacks whose exception line came first
         self.last_failed: Event | None = None
         self.find_runs = steplines.runs_regex  # for blocks that come without their runs
         self.mid_script = "mid_train" if mid_style_phase == "mid" else "chat_sft"
@@ -423,100 +407,7 @@ class _Indexer(TracebackReader):
             seg = self._evidence("chat_rl", line)
             seg.planned_steps = parse_int(mr.group(1))
             return
-        mr = RESUME_RE.search(s)
-        if mr:
-            seg.resume_from = parse_int(mr.group(1))
-            seg.content = True
-            return
-        mg = GUESS_TAG_RE.search(s)
-        if mg:
-            seg.guessed_tag = seg.guessed_tag or Event("guess", line, s, {"tag": mg.group(1)})
-            seg.content = True
-            return
-        ml = LOAD_MODEL_RE.search(s)
-        if ml:
-            seg.content = True
-            mdir = CKPT_DIR_RE.search(ml.group(1))
-            step = parse_int(ml.group(2))
-            if mdir and step is not None:
-                source = DIR_WORD_PHASE[mdir.group(1)]
-                seg.load_sources.add(source)
-                if seg.loaded is None:
-                    seg.loaded = Event("load", line, s, {"source": source, "step": step, "path": ml.group(1)})
-            return
-        for key, rx in RUN_SETTING_RES:
-            mv = rx.search(s)
-            if mv:
-                seg.settings.setdefault(key, next(g for g in mv.groups() if g).replace(",", ""))
-        if TRAINER_SETUP_RE.search(s):
-            seg.content = seg.trainer_setup = True
-            return
-        mp = PARAMS_RE.search(s)
-        if mp and seg.params is None:
-            seg.params = parse_int(mp.group(1))
-            return
-        for name, rx in END_RES.items():
-            me = rx.search(s)
-            if me:
-                seg.content = True
-                seg.end_markers[name] = Event(name, line, s, {"value": parse_number(me.group(1))})
-                return
-        ms = SAVE_RE.search(s)
-        if ms:
-            kind = SAVE_KIND[ms.group(1)]
-            target = ms.group(2).strip()
-            mstep = STEP_IN_PATH_RE.search(target)
-            mdir = CKPT_DIR_RE.search(target)
-            if kind in ("tokenizer", "token_bytes"):
-                seg = self._evidence("tok_train", line)
-            elif mdir:
-                seg = self._evidence(script_of_dir_word(mdir.group(1)), line)
-            seg.content = True
-            seg.saves.append(
-                Event(
-                    "save",
-                    line,
-                    s,
-                    {"kind": kind, "path": target, "step": parse_int(mstep.group(1)) if mstep else None},
-                )
-            )
-            return
-        md = DOWNLOAD_DONE_RE.search(s)
-        if md:
-            seg = self._evidence("dataset", line)
-            done, total = parse_int(md.group(1)), parse_int(md.group(2))
-            if done is not None and total is not None:
-                seg.downloads.append(Event("download", line, s, {"done": done, "total": total}))
-            return
-        if DOWNLOAD_START_RE.search(s):
-            self._evidence("dataset", line)
-            return
-        if "FOOTGUN" in s:
-            seg = self._evidence("mid_train", line) if seg.script is None else seg
-            seg.footgun = Event("footgun", line, s)
-            seg.content = True
-            return
-        if "Copying report" in s:
-            self._evidence("report", line)
-            return
-        mc = CANCEL_RE.search(s)
-        if mc:
-            self.idx.slurm.append(
-                Event(
-                    "cancel",
-                    line,
-                    s,
-                    {"what": mc.group(1), "id": mc.group(2), "at": mc.group(4), "due": (mc.group(5) or "").strip()},
-                )
-            )
-            seg.content = True
-            return
-        if OOM_KILL_RE.search(s):
-            self.idx.slurm.append(Event("oom-kill", line, s))
-            return
-        mi = BAD_INTERPRETER_RE.search(s)
-        if mi:
-            self.idx.slurm.append(Event("bad-interpreter", line, s, {"interpreter": mi.group(1)}))
+        if self._event_line(s, line, seg):
             return
         mf = TORCHRUN_FAILED_RE.match(s)
         if mf:

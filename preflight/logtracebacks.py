@@ -170,7 +170,15 @@ class TracebackReader:
                 continue
             if rec.exc_line is not None:  # past the exception line: its message's continuation, if any
                 if self._message_continues(rec, text):
-                    rec.detail.append(redact(text.strip()[:200]))
+                    if text.strip() not in ("...", "…"):  # an excerpt's elision
+                        rec.detail.append(redact(text.strip()[:200]))
+                    continue
+                if not rec.frames and (mf := FRAME_RE.match(text)) and line - rec.exc_line <= 8:
+                    # an excerpt pasted exception first, then (after a "...") its frames: the same crash, whose
+                    # frames now follow as in a traceback (its line stays the exception's)
+                    rec.exc_line = None
+                    self.exception_first.add(id(rec))
+                    self._add_frame(rec, mf)
                     continue
                 self._close_traceback(rank)
                 if text.startswith("Traceback (most recent call last)"):
@@ -204,6 +212,10 @@ class TracebackReader:
                 self._plain(text, line, rank)
                 continue
             me = EXC_RE.match(text.strip()) if not text.startswith(("During handling", "The above exception")) else None
+            if me and id(rec) in self.exception_first:  # its exception line came first: this is another crash
+                self._close_traceback(rank)
+                self._plain(text, line, rank)
+                continue
             if me:
                 rec.exc_type = me.group(1)
                 rec.message = redact((me.group(2) or "").strip()[:500])  # quoted in findings and the verdict

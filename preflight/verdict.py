@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preflight.crashtext import crash_text, evaluated_before, failed_record, last_step_before
 from preflight.facts import FactUnavailable
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES, TRAINER_SCRIPTS  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
@@ -37,65 +38,6 @@ def tb_phase(tb: Any) -> str | None:
     if tb.script == "chat_eval" and is_missing_checkpoint(tb):
         return missing_source_phase(tb)
     return None
-
-
-def crash_text(tb: Any, steps: int | None = None, failed: dict | None = None, evaluated: bool = False) -> str:
-    """ "died during setup (offline dataset): HF dataset ... " for the phase table and findings.
-    ``failed``: torchrun's record of the process's failure (rank, exitcode); when another rank failed
-    first and this traceback only lost it, the text names that rank. ``evaluated``: the process logged
-    its step-0 evaluation, so it was through setup and died in its first training step."""
-    from preflight.causes import CASCADE, classify_traceback
-
-    cause = classify_traceback(tb)
-    if tb.exc_type:
-        what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
-    else:  # a pasted or truncated log: the frames, then nothing
-        what = "the traceback is cut off before its exception line"
-    root = root_rank(tb, failed)
-    if root is not None and cause.name in CASCADE:
-        code = (failed or {}).get("exitcode")
-        sig = {-9: " (SIGKILL)", -6: " (SIGABRT)", -11: " (SIGSEGV)", -15: " (SIGTERM)"}.get(code, "")
-        return (
-            f"rank {root} failed first"
-            + (f" (exit {code}{sig.replace(' (', ', ').rstrip(')')})" if code is not None else "")
-            + (f" after {steps} logged steps" if steps else "")
-            + f"; rank {', '.join(map(str, tb.ranks)) or '?'} then lost it in a collective ({cause.name})"
-        )
-    if tb.script and tb.script not in TRAINER_SCRIPTS:  # an evaluation or a download: no training to set up
-        return f"crashed ({cause.name}): {what}"
-    if steps == 0 and CORE_EVAL_CALL_RE.search(getattr(tb, "calls_text", "") or ""):
-        # base_train's CORE evaluation runs in its loop (at step 0 and every core_metric_every steps): a crash
-        # there is no setup crash, whether or not the logs kept the step lines before it
-        return f"crashed in its CORE evaluation ({cause.name}): {what}"
-    if steps == 0 and evaluated:
-        return f"died in its first training step, after the step-0 evaluation ({cause.name}): {what}"
-    if steps == 0:
-        return f"died during setup ({cause.name}): {what}"
-    return f"crashed ({cause.name})" + (f" after {steps} logged steps" if steps else "") + f": {what}"
-
-
-CORE_EVAL_CALL_RE = re.compile(r"\bevaluate_model\(")  # base_train.py's call of base_eval's CORE evaluation
-
-
-def evaluated_before(segs: list, tb: Any) -> bool:
-    """A segment of the phase logged an evaluation before the crash's traceback (in the .out when the
-    traceback is in the .err: an evaluation line is printed once the evaluation is done)."""
-    return any(s.first_eval is not None and (s.path != tb.path or s.first_eval < tb.line) for s in segs)
-
-
-def root_rank(tb: Any, failed: dict | None) -> int | None:
-    """The rank torchrun saw fail first, when it is not one of the ranks that printed ``tb``."""
-    rank = (failed or {}).get("rank")
-    return rank if rank is not None and rank not in (tb.ranks or []) else None
-
-
-def failed_record(logs: Any, tb: Any) -> dict:
-    """torchrun's failure record (rank, exitcode) of the process that printed ``tb``."""
-    for ix in logs.logs if logs is not None else []:
-        for seg in ix.segments:
-            if tb in seg.tracebacks:
-                return seg.failed_marker.data if seg.failed_marker is not None else {}
-    return {}
 
 
 def stderr_note(logs: Any, silent: bool = False) -> str:
@@ -277,7 +219,9 @@ def judge_phase(
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"
         else:
-            text = crash_text(tb, logged_steps, failed_record(logs, tb), evaluated_before(segs, tb))
+            text = crash_text(
+                tb, logged_steps, failed_record(logs, tb), evaluated_before(segs, tb), last_step_before(segs, tb)
+            )
             if tb.script and tb.script not in TRAINER_SCRIPTS:
                 text = f"{tb.script} {text}"  # the phase's evaluation crashed, not its training
             v.status, v.cause = "failed", text + earlier

@@ -122,8 +122,9 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
     How to fix: the finding names the cause class and the fix for it.
     """
     from preflight.causes import CASCADE, classify_traceback, fix_for
+    from preflight.crashtext import crash_text, evaluated_before, last_step_before, root_rank
     from preflight.resume import device_batch_size
-    from preflight.verdict import crash_text, evaluated_before, root_rank, superseded
+    from preflight.verdict import superseded
 
     yield from _missing_named(logs)
     profile = ctx.get("profile", None)
@@ -158,9 +159,10 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             if phase
             else None
         )
+        segs = logs.by_phase(phase) if phase else [seg]
         yield Finding(
             f"{who} ({phase or 'unknown phase'}) "
-            + crash_text(tb, steps, failed, evaluated_before(logs.by_phase(phase) if phase else [seg], tb))
+            + crash_text(tb, steps, failed, evaluated_before(segs, tb), last_step_before(segs, tb))
             + (f" [{'; '.join(extra)}]" if extra else ""),
             path=tb.path,
             line=tb.line,

@@ -140,6 +140,37 @@ def test_a_traceback_pasted_from_its_first_frame_is_still_the_crash(tmp_path, cl
     assert "raised at /home/u/nanochat/scripts/chat_rl.py:176" in crash["message"], crash["message"]
 
 
+def test_an_excerpt_pasted_exception_first_then_its_frame_is_one_crash(tmp_path, cli):
+    # a note quoting a CUDA OOM: the exception line, its detail, "...", then the frame that raised it
+    log = tmp_path / "paste.txt"
+    log.write_text(
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.51 GiB.\n"
+        "GPU 0 has a total capacity of 11.56 GiB of which 1.16 GiB is free.\n"
+        "...\n"
+        'File ".../nanochat/gpt.py", line 515, in forward\n'
+        "    logits = softcap * torch.tanh(logits / softcap)\n"
+    )
+    _report, checks, _phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]  # was two: the OOM, and "the traceback is cut off" for the frame
+    assert crash["data"]["class"] == "out of memory" and crash["location"]["line"] == 1
+    assert "raised at .../nanochat/gpt.py:515" in crash["message"], crash["message"]
+
+
+def test_a_second_exception_after_an_exception_first_excerpt_is_its_own_crash(tmp_path, cli):
+    # two errors quoted one after the other (an issue thread): the frame belongs to the first, not the second
+    log = tmp_path / "paste.txt"
+    log.write_text(
+        "RuntimeError: Parent directory /x/base_checkpoints/d20 does not exist.\n"
+        '  File "nanochat/checkpoint_manager.py", line 38, in save_checkpoint\n'
+        "    torch.save(optimizer_data, optimizer_path)\n"
+        "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory\n"
+    )
+    _report, checks, _phases = _verify(cli, log)
+    first, second = checks["LOG002"]["findings"]
+    assert "Parent directory" in first["message"] and "raised at nanochat/checkpoint_manager.py:38" in first["message"]
+    assert "PytorchStreamReader" in second["message"] and "raised at" not in second["message"]
+
+
 def test_a_core_evaluation_names_base_training_and_is_past_setup(tmp_path, cli):
     # base_train's first CORE evaluation, then the log ends (a paste, or a process killed without a traceback)
     log = tmp_path / "run.log"
@@ -171,3 +202,36 @@ def test_a_mac_run_resumes_as_one_process(tmp_path, cli):
     report, _checks, _phases = _verify(cli, log)
     assert report["resume"]["commands"], report["resume"]
     assert all(not c.startswith("torchrun") for c in report["resume"]["commands"]), report["resume"]  # was x 8
+
+
+def _steps(first, last, total):
+    return "".join(
+        f"step {i:05d}/{total:05d} ({100 * (i + 1) / total:.2f}%) | loss: 5.0 | grad norm: 0.2 | lrm: 1.00 | "
+        f"dt: 5157.80ms | tok/sec: 83,384 | mfu: 4.91 | total time: 0.10m\n"
+        for i in range(first, last + 1)
+    )
+
+
+SAVE_CRASH = (
+    "Traceback (most recent call last):\n"
+    '  File "scripts/base_train.py", line 250, in <module>\n'
+    "    save_checkpoint(checkpoint_dir, step, orig_model.state_dict())\n"
+    '  File "nanochat/checkpoint_manager.py", line 38, in save_checkpoint\n'
+    "    torch.save(optimizer_data, optimizer_path)\n"
+    "RuntimeError: Parent directory /x/base_checkpoints/d20 does not exist.\n"
+)
+
+
+def test_a_crash_names_the_step_it_came_after_not_a_count_of_step_lines(tmp_path, cli):
+    # an issue's excerpt of a 26,087-step run keeps its last 2 step lines: "after 2 logged steps" misread it
+    log = tmp_path / "paste.txt"
+    log.write_text(_steps(3, 4, 5) + SAVE_CRASH)
+    _report, checks, phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "crashed (other) after its last training step (4/5): RuntimeError: Parent directory" in crash["message"]
+    assert "after its last training step (4/5)" in phases["base"]["cause"], phases["base"]
+
+    log.write_text(_steps(0, 2, 5) + SAVE_CRASH)
+    _report, checks, _phases = _verify(cli, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "crashed (other) after step 2 of 5:" in crash["message"], crash["message"]

@@ -1,0 +1,129 @@
+"""The log index's event lines: what a process logged about its work (resumes, loads, saves, downloads, settings,
+end-of-phase values) and SLURM's own lines about the job (cancellation, OOM kill, a bad interpreter)."""
+
+from __future__ import annotations
+
+from preflight.loglines import (
+    BAD_INTERPRETER_RE,
+    CANCEL_RE,
+    DOWNLOAD_DONE_RE,
+    DOWNLOAD_START_RE,
+    END_RES,
+    GUESS_TAG_RE,
+    LOAD_MODEL_RE,
+    OOM_KILL_RE,
+    PARAMS_RE,
+    RESUME_RE,
+    RUN_SETTING_RES,
+    SAVE_KIND,
+    SAVE_RE,
+    STEP_IN_PATH_RE,
+    TRAINER_SETUP_RE,
+    parse_int,
+    parse_number,
+)
+from preflight.logrecords import Event, Segment
+from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, script_of_dir_word
+
+
+class EventReader:
+    """A mixin of the indexer (``idx``, ``_evidence``): one stripped line ``s`` of segment ``seg``."""
+
+    def _event_line(self, s: str, line: int, seg: Segment) -> bool:
+        """Record the line if it is one of these events; whether it was."""
+        mr = RESUME_RE.search(s)
+        if mr:
+            seg.resume_from = parse_int(mr.group(1))
+            seg.content = True
+            return True
+        mg = GUESS_TAG_RE.search(s)
+        if mg:
+            seg.guessed_tag = seg.guessed_tag or Event("guess", line, s, {"tag": mg.group(1)})
+            seg.content = True
+            return True
+        ml = LOAD_MODEL_RE.search(s)
+        if ml:
+            seg.content = True
+            mdir = CKPT_DIR_RE.search(ml.group(1))
+            step = parse_int(ml.group(2))
+            if mdir and step is not None:
+                source = DIR_WORD_PHASE[mdir.group(1)]
+                seg.load_sources.add(source)
+                if seg.loaded is None:
+                    seg.loaded = Event("load", line, s, {"source": source, "step": step, "path": ml.group(1)})
+            return True
+        for key, rx in RUN_SETTING_RES:
+            mv = rx.search(s)
+            if mv:
+                seg.settings.setdefault(key, next(g for g in mv.groups() if g).replace(",", ""))
+        if TRAINER_SETUP_RE.search(s):
+            seg.content = seg.trainer_setup = True
+            return True
+        mp = PARAMS_RE.search(s)
+        if mp and seg.params is None:
+            seg.params = parse_int(mp.group(1))
+            return True
+        for name, rx in END_RES.items():
+            me = rx.search(s)
+            if me:
+                seg.content = True
+                seg.end_markers[name] = Event(name, line, s, {"value": parse_number(me.group(1))})
+                return True
+        ms = SAVE_RE.search(s)
+        if ms:
+            kind = SAVE_KIND[ms.group(1)]
+            target = ms.group(2).strip()
+            mstep = STEP_IN_PATH_RE.search(target)
+            mdir = CKPT_DIR_RE.search(target)
+            if kind in ("tokenizer", "token_bytes"):
+                seg = self._evidence("tok_train", line)
+            elif mdir:
+                seg = self._evidence(script_of_dir_word(mdir.group(1)), line)
+            seg.content = True
+            seg.saves.append(
+                Event(
+                    "save",
+                    line,
+                    s,
+                    {"kind": kind, "path": target, "step": parse_int(mstep.group(1)) if mstep else None},
+                )
+            )
+            return True
+        md = DOWNLOAD_DONE_RE.search(s)
+        if md:
+            seg = self._evidence("dataset", line)
+            done, total = parse_int(md.group(1)), parse_int(md.group(2))
+            if done is not None and total is not None:
+                seg.downloads.append(Event("download", line, s, {"done": done, "total": total}))
+            return True
+        if DOWNLOAD_START_RE.search(s):
+            self._evidence("dataset", line)
+            return True
+        if "FOOTGUN" in s:
+            seg = self._evidence("mid_train", line) if seg.script is None else seg
+            seg.footgun = Event("footgun", line, s)
+            seg.content = True
+            return True
+        if "Copying report" in s:
+            self._evidence("report", line)
+            return True
+        mc = CANCEL_RE.search(s)
+        if mc:
+            self.idx.slurm.append(
+                Event(
+                    "cancel",
+                    line,
+                    s,
+                    {"what": mc.group(1), "id": mc.group(2), "at": mc.group(4), "due": (mc.group(5) or "").strip()},
+                )
+            )
+            seg.content = True
+            return True
+        if OOM_KILL_RE.search(s):
+            self.idx.slurm.append(Event("oom-kill", line, s))
+            return True
+        mi = BAD_INTERPRETER_RE.search(s)
+        if mi:
+            self.idx.slurm.append(Event("bad-interpreter", line, s, {"interpreter": mi.group(1)}))
+            return True
+        return False
