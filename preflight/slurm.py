@@ -329,8 +329,14 @@ def slurm_partitions_fact(ctx: Any) -> list[Partition]:
     the slurm fact share it. Bounded to 2 s: a hung controller costs the plan 2 s, not the probe's 20."""
     if not shutil.which("scontrol", path=ctx.environ.get("PATH", "")):
         raise FactUnavailable("no SLURM here: scontrol not found on PATH")
+    env = dict(ctx.environ)
     try:
-        return partitions(env=dict(ctx.environ), timeout=QUICK_TIMEOUT)
+        # a controller that is down answers `ping` at once, while `show partition` retries for seconds (2 s of
+        # every plan on a login node whose controller was down)
+        ping = _run(["scontrol", "ping"], env, QUICK_TIMEOUT)
+        if ping.returncode != 0 or " is UP" not in ping.stdout:
+            raise FactUnavailable(f"SLURM controller does not answer: {_first_line(ping)}")
+        return partitions(env=env, timeout=QUICK_TIMEOUT)
     except ToolTimeout as exc:
         raise FactUnavailable(str(exc)) from None
 

@@ -278,3 +278,21 @@ def test_one_partition_query_per_run(slurm, tmp_path):
     assert asked.count("show partition -o") == 1 and "--version" not in asked, asked
     assert info.partitions and info.version.startswith("slurm")
     assert calls.read_text().splitlines().count("--version") == 1
+
+
+def test_a_controller_that_is_down_costs_the_plan_no_partition_query(slurm, tmp_path):
+    """A real scontrol against a controller nobody answers for (this cluster's config, another port): `ping` says
+    DOWN at once, while `show partition` retries for seconds; the plan's partition fact asks `ping` first."""
+    import os
+
+    conf = Path(slurm_env().get("SLURM_CONF") or "/etc/slurm/slurm.conf")
+    lines = [ln for ln in conf.read_text().splitlines() if not ln.startswith("SlurmctldPort=")]
+    down = tmp_path / "slurm.conf"
+    down.write_text("\n".join([*lines, "SlurmctldPort=6899"]) + "\n")
+    for name in ("gres.conf", "cgroup.conf", "plugstack.conf"):  # slurm.conf's siblings, read from its directory
+        if (conf.parent / name).exists():
+            os.symlink(conf.parent / name, tmp_path / name)
+    env = {**slurm_env(), "SLURM_CONF": str(down)}
+    ctx = Context(load_config({}, environ={}, search=False), RunInputs(cwd=tmp_path), environ=env)
+    with pytest.raises(FactUnavailable, match=r"does not answer: Slurmctld\(primary\) at \S+ is DOWN"):
+        ctx.get("slurm_partitions")
