@@ -256,7 +256,7 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
         nodes = launch_nodes(script, inv, job_env) or nodes  # `bash speedrun.sh` on --nodes=4 runs on one
     if inv is not None and inv.nproc_per_node:
         raw = inv.nproc_per_node
-        val = script.expand(raw, inv.line, inv.file, job_env.env if job_env else environ) if "$" in raw else raw
+        val = script.expand(raw, inv.line, inv.file, job_env.start if job_env else environ) if "$" in raw else raw
         if parse_count(val) is not None:
             return parse_count(val), nodes, f"torchrun --nproc_per_node={raw} (line {inv.line})"
         if val == "gpu":
@@ -322,7 +322,7 @@ def build_plan(
         """The value the script passes for key, its variables expanded where the script knows them."""
         raw = _flag_value(base_inv, key)
         if raw is not None and "$" in raw and script is not None:
-            raw = script.expand(raw, base_inv.line, base_inv.file, job_env.env if job_env else environ)
+            raw = script.expand(raw, base_inv.line, base_inv.file, job_env.start if job_env else environ)
         return raw
 
     def pick(key: str, kind=int) -> Any:

@@ -68,7 +68,7 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
             if f is None:
                 continue
             value = f.value or ""
-            expanded = script.expand(value, inv.line, inv.file, job_env.env) if "$" in value else value
+            expanded = script.expand(value, inv.line, inv.file, job_env.start) if "$" in value else value
             if expanded is None and _SHELL_PARTS_RE.sub("", value).strip():
                 expanded = value  # a variable with no known value, but text of its own: a named run all the same
             source = f"--run={value}"

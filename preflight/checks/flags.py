@@ -197,7 +197,7 @@ def _configurator_flag(script, job_env, inv, module, f, keys, src, suggest) -> I
         return
     value = f.value or ""
     if "$" in value:
-        value = script.expand(value, inv.line, inv.file, job_env.env)
+        value = script.expand(value, inv.line, inv.file, job_env.start)
         if value is None or "$" in value:
             return  # known only at run time (a function argument, a loop variable)
     try:

@@ -31,7 +31,7 @@ def _training_invocations(script, profile):
 def _value(script, inv, job_env, key, spec, profile, entry=None):
     f = inv.flag(key)
     if f is not None and f.value is not None:
-        v = script.expand(f.value, inv.line, inv.file, job_env.env) if "$" in f.value else f.value
+        v = script.expand(f.value, inv.line, inv.file, job_env.start) if "$" in f.value else f.value
         try:
             return int(float(v)), f"--{f.key}={f.value}"
         except (TypeError, ValueError, OverflowError):  # "inf", or more digits than a float holds
@@ -85,7 +85,7 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
         if entry is not None and entry.ok and not entry.spelled(rule["total"]) and entry.spelled("total_batch_size"):
             # this checkout batches the phase by tokens (SFT from 9652279 on), whatever the era says
             rule = {"total": "total_batch_size", "per": ["device_batch_size", "max_seq_len", "world"]}
-        nproc, nodes, _src = world_size_from(script, job_env, inv, job_env.env)
+        nproc, nodes, _src = world_size_from(script, job_env, inv, job_env.start)
         if nproc is None:
             continue
         found = True
@@ -173,7 +173,7 @@ def visible_gpus_mismatch(ctx, script, job_env) -> Iterator[Finding]:
         raw = inv.nproc_per_node
         if not raw:
             continue
-        n = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
+        n = script.expand(raw, inv.line, inv.file, job_env.start) if "$" in raw else raw
         n = parse_count(n)
         if n is None:
             continue

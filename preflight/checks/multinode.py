@@ -48,7 +48,7 @@ def _opts(opts: list[str]) -> dict[str, str]:
 def _value(script, inv, raw: str | None, job_env) -> str | None:
     if raw is None or "$" not in raw:
         return raw
-    return script.expand(raw, inv.line, inv.file, job_env.env)
+    return script.expand(raw, inv.line, inv.file, job_env.start)
 
 
 def _origin(script, raw: str, depth: int = 0) -> str:

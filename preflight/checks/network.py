@@ -184,7 +184,7 @@ def _flag_int(script, inv, job_env, key: str) -> int | None:
     f = inv.flag(key)
     if f is None or f.value is None:
         return None
-    value = script.expand(f.value, inv.line, inv.file, job_env.env) if "$" in f.value else f.value
+    value = script.expand(f.value, inv.line, inv.file, job_env.start) if "$" in f.value else f.value
     try:
         return int(float(value))
     except (TypeError, ValueError, OverflowError):

@@ -157,7 +157,7 @@ def _resolved_nproc(script, inv, job_env) -> int | None:
     raw = inv.nproc_per_node
     if raw is None:
         return None
-    val = script.expand(raw, inv.line, inv.file, job_env.env) if "$" in raw else raw
+    val = script.expand(raw, inv.line, inv.file, job_env.start) if "$" in raw else raw
     return parse_count(val)
 
 
@@ -330,7 +330,7 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     save = inv.flag("save_every", "save-every")
     value = save.value if save is not None else None
     if value and "$" in value:  # --save_every="${SAVE_EVERY}" with SAVE_EVERY="${SAVE_EVERY:-500}"
-        value = script.expand(value, inv.line, inv.file, job_env.env)
+        value = script.expand(value, inv.line, inv.file, job_env.start)
         if value is None:
             return  # set when the job runs: a periodic save its user chooses
     if value and value.lstrip("-").isdigit() and (parse_int(value) or 0) > 0:

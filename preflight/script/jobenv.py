@@ -46,6 +46,10 @@ class JobEnv:
     export: str = "ALL"
     export_source: str = "default"
     dropped: dict[str, str] = field(default_factory=dict)
+    # the environment the job starts with, before the script runs: what expanding a word at one line of the script
+    # starts from (the script's own assignments up to that line are the script model's; `env` has them all, a later
+    # export included)
+    start: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.env.get(name, default)
@@ -141,6 +145,7 @@ def job_env_fact(ctx: Any) -> JobEnv:
     script = ctx.get("script", None)
     export, export_source = effective_export(script, ctx.inputs.sbatch_args, ctx.environ)
     env = passed_environ(dict(ctx.environ), export)
+    start = dict(env)
     dropped = {k: v for k, v in ctx.environ.items() if k not in env}
     sbatch: dict[str, str | None] = {}
     source: dict[str, str] = {}
@@ -176,6 +181,7 @@ def job_env_fact(ctx: Any) -> JobEnv:
         export=export,
         export_source=export_source,
         dropped={k: v for k, v in dropped.items() if k not in env},
+        start=start,
     )
 
 

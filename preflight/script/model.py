@@ -20,7 +20,9 @@ MAX_MODEL_EXPANSIONS = 2_000_000  # assignments looked at, over every call on on
 MAX_EXPANSION_NESTING = 64  # ~6 frames a level: well inside a thread's recursion limit
 MAX_VALUE_CHARS = 65_536
 
-VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+VAR_RE = re.compile(
+    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])((?:[^{}]|\{[^{}]*\})*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
+)  # a default may hold one level of ${...} (${A:-${B}_x})
 # just the names a text references (`$X`, `${X}`, `${X:-d}`)
 VAR_NAME_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 

@@ -64,7 +64,7 @@ def launch_nodes(script: Any, inv: Any, job_env: Any) -> int | None:
     nodes = job_env.nodes
     if not inv.srun:
         return 1
-    environ = job_env.env  # SLURM_NNODES & co. come from the script's directives (ScriptModel.value_at)
+    environ = job_env.start  # SLURM_NNODES & co. come from the script's directives (ScriptModel.value_at)
     opts = inv.srun_opts
     raw_nodes, raw_tasks = _opt(opts, "-N", "--nodes"), _opt(opts, "-n", "--ntasks")
     if raw_nodes is not None:

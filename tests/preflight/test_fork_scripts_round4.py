@@ -100,3 +100,18 @@ def test_a_function_that_exits_unless_the_named_variable_is_set_stops_the_script
     _report, checks = _check(cli, tmp_path, _script("gpu:h100:1", _REQUIRE), "--profile", "argparse", env=env)
     assert not checks["SB017"]["findings"] and not checks["ENV001"]["findings"]
     assert checks["ENV002"]["status"] == "pass"  # a named run, logged offline
+
+
+def test_a_word_expands_with_the_values_of_its_line_not_a_later_export(tmp_path, cli):
+    # a fork's mid job: the run name's base defaults from WANDB_RUN, which the script exports only later (for its
+    # eval), with a nested default; it read "wandb run '${WANDB_RUN_BASE_eval}_mid'", then 'realdata_mid_eval_mid'
+    body = _script(
+        "gpu:h100:1",
+        'WANDB_RUN_BASE="${WANDB_RUN:-realdata_mid}"\n'
+        'python -m scripts.mid_train --run="${WANDB_RUN_BASE}_mid"\n'
+        'export WANDB_RUN="${WANDB_RUN_EVAL:-${WANDB_RUN_BASE}_eval}"\n'
+        "python -m scripts.chat_eval -i mid\n",
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "classic")
+    (named,) = checks["ENV002"]["findings"]
+    assert "wandb run 'realdata_mid_mid'" in named["message"], named["message"]
