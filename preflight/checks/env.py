@@ -53,6 +53,9 @@ def variable_origin(ctx, name: str) -> tuple[str, str | None, int | None]:
 _SHELL_PARTS_RE = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|\$\w+|`[^`]*`|[\"']")
 
 
+NO_TRAINING = "no training phase (only they start wandb)"
+
+
 def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | None]:
     """(run name the training sees, where it came from, line, file). None: not set (trainer default dummy)."""
     script = ctx.get("script", None)
@@ -80,6 +83,9 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
             for inv in script.all_invocations
         ):
             return None, "no --run flag (the trainer's default is dummy)", None, None
+        if any(inv.module for inv in script.all_invocations):
+            # it launches nanochat entry points, none of which trains (a tokenizer job): nothing starts wandb
+            return None, NO_TRAINING, None, None
     value = job_env.get("WANDB_RUN")
     source, path, line = variable_origin(ctx, "WANDB_RUN")
     return value or None, source, line, path
@@ -102,6 +108,8 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
     ``WANDB_MODE=offline`` (sync later) or a ``WANDB_API_KEY``.
     """
     name, source, line, path = wandb_run_name(ctx, job_env)
+    if source == NO_TRAINING:
+        return
     if name in (None, "", "dummy"):
         script = ctx.get("script", None)
         if script is not None and any(m.exited for m in script.walk()):

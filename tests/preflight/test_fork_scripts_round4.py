@@ -115,3 +115,14 @@ def test_a_word_expands_with_the_values_of_its_line_not_a_later_export(tmp_path,
     _report, checks = _check(cli, tmp_path, body, "--profile", "classic")
     (named,) = checks["ENV002"]["findings"]
     assert "wandb run 'realdata_mid_mid'" in named["message"], named["message"]
+
+
+def test_a_tokenizer_job_starts_no_wandb(tmp_path, cli):
+    # a fork's tokenizer job exports a named WANDB_RUN (and a key) for nothing: tok_train and tok_eval never start
+    # wandb; it read "wandb.init cannot reach the server; the phase crashes at startup"
+    body = _script(
+        "gpu:b200:1",
+        'export WANDB_RUN="b200_tokenizer_${SLURM_JOB_ID:-0}"\npython -m scripts.tok_train\npython -m scripts.tok_eval\n',
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "classic")
+    assert not checks["ENV002"]["findings"] and not checks["ENV001"]["findings"]
