@@ -191,9 +191,16 @@ def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path
     if binds:  # `apptainer exec -B /scratch/me/nanochat:/opt/nanochat IMG bash /opt/nanochat/run.sh`
         binds = [(expand_path(model, src, cmd.line, cmd.file) or src, dest) for src, dest in binds]
         expanded = host_path(expanded, binds)
+        if "$" in expanded:  # bound from a directory whose path is known only in the job ($VSC_SCRATCH/...)
+            return []
     p = Path(expanded)
     if p.is_absolute():
         return [p]
+    if model.cd_targets:
+        last = Path(model.cd_targets[-1])
+        last = Path(cwd) / last if cwd and not last.is_absolute() else last
+        if not last.is_dir():  # the job's directory is not on this machine (entry-not-found says so): unknown
+            return []
     # the job's working directory: a `cd` of the script, --chdir, the submit directory
     chdir = model.directive("chdir")
     dirs = (

@@ -85,6 +85,19 @@ def _():
     )
 
 
+@good("sourced-file-missing")
+def _():  # the job's directory is not on this machine (entry-not-found says so): what it sources cannot be told
+    return Scenario(script=HEAD + "cd /home/someone/nanochat\nsource .venv/bin/activate\n" + BASE + "\n", env=ENV)
+
+
+@good("sourced-file-missing")
+def _():  # a script inside a container, bound from a directory known only in the job
+    return Scenario(
+        script=HEAD + "apptainer exec --bind $VSC_SCRATCH/nanochat:/opt/nanochat img.sif bash /opt/nanochat/run.sh\n",
+        env=ENV,
+    )
+
+
 # -- idle-nodes
 @bad("idle-nodes")
 def _():
