@@ -220,12 +220,13 @@ def _gpu_memory(ctx) -> tuple[int | None, str]:
 
 
 @check("GPU003", "gpu-memory-insufficient", severity="error")
-def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
+def gpu_memory_insufficient(ctx, plan, profile) -> Iterator[Finding]:
     """
     What it checks: the estimated peak memory of base training (weights, grads, optimizer
     state, logits and activations for depth x device batch) against the smallest GPU's
     memory (visible GPUs, ``gpu: {memory-gib: ...}`` or ``gpu: {type: ...}`` in config, or the model
     the job requests: ``--gres=gpu:a100:8``, ``--gpus=l40s:1``, ``--constraint``, the partition).
+    A job that trains no base model (SFT from a checkpoint) is skipped: its depth is the checkpoint's.
 
     Why it matters: an OOM at the first step wastes the queue wait; upstream d20 with device
     batch 32 needs ~74 GiB, so 40/48 GB cards must lower ``--device_batch_size``.
@@ -236,6 +237,9 @@ def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
     How to fix: halve ``--device_batch_size`` until it fits (gradient accumulation keeps the
     total batch), e.g. ``--device_batch_size=16``.
     """
+    if not any(p.name == "base" for p in plan.phases):
+        # an SFT-only job: the model and its depth come from a checkpoint, the estimate is base training's
+        raise Skip("the script trains no base model (the estimate is base training's)")
     mem, name = _gpu_memory(ctx)
     if mem is None:
         raise Skip("no GPU visible, no gpu.memory-gib in config and no GPU model in the job's request")
@@ -252,10 +256,13 @@ def gpu_memory_insufficient(ctx, plan) -> Iterator[Finding]:
         if fits
         else "use a smaller --depth or GPUs with more memory"
     )
+    from preflight.causes import respell_flags
+    from preflight.checks.flags import checkout_or_none
+
     yield Finding(
         f"d{plan.depth} with device batch {plan.device_batch_size} needs ~{need / GIB:.1f} GiB per GPU, "
         f"but {name} has {mem / GIB:.1f} GiB: base training will run out of memory",
-        fix=fix,
+        fix=respell_flags(fix, profile, checkout_or_none(ctx), "base"),
     )
 
 

@@ -126,3 +126,16 @@ def test_a_tokenizer_job_starts_no_wandb(tmp_path, cli):
     )
     _report, checks = _check(cli, tmp_path, body, "--profile", "classic")
     assert not checks["ENV002"]["findings"] and not checks["ENV001"]["findings"]
+
+
+def test_gpu_memory_speaks_the_eras_flags_and_says_nothing_of_base_training_for_an_sft_job(tmp_path, cli):
+    # a 2026 fork on 48 GB L40S cards: the base job's fix is spelled as its argparse takes it (--device-batch-size);
+    # its SFT-only job (depth from the base checkpoint) was told "base training will run out of memory"
+    base = _script("gpu:L40S:4", "torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=20\n")
+    _report, checks = _check(cli, tmp_path, base, "--profile", "argparse")
+    (oom,) = checks["GPU003"]["findings"]
+    assert "L40S" in oom["message"] and "--device-batch-size=16" in oom["fix"], oom
+
+    sft = _script("gpu:L40S:4", "torchrun --standalone --nproc_per_node=4 -m scripts.chat_sft -- --model-tag=d20\n")
+    _report, checks = _check(cli, tmp_path, sft, "--profile", "argparse")
+    assert checks["GPU003"]["status"] == "skip" and "trains no base model" in checks["GPU003"]["reason"]
