@@ -316,7 +316,7 @@ class _Indexer(TracebackReader, EventReader):
             if seg.content or seg.overrides or seg.marker or seg.script:
                 seg = self.seg = self._new_segment(line)
             seg.script = mc.group("script")
-            seg.command = Event("command", line, s[:300], {"script": mc.group("script")})
+            seg.command = Event("command", line, s, {"script": mc.group("script")})  # <= 2000 chars: its flags
             return
         if s.startswith("Overriding"):
             if seg.content:

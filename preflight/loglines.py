@@ -147,10 +147,12 @@ FAULT_THREAD_RE = re.compile(
     r"^(?P<current>Current thread|Thread) 0x[0-9a-fA-F]+ (?:\[[^\]]*\] )?\(most recent call first\):"
 )
 # the command line that starts an entry point, as `set -x` traces it ("+ torchrun ... -m scripts.base_train -- ...")
-# or a terminal paste shows it ("(.venv) me@host:~/nanochat$ python -m scripts.base_train --depth=4"); an echo
-# ("Running: python -m ...") is not one
+# or a terminal paste shows it after its prompt ("(.venv) me@host:~/nanochat$ python -m scripts.base_train --depth=4";
+# on Windows "(venv) C:\\Users\\me\\nanochat>python -m ...", PowerShell's "PS C:\\...> "); an echo ("Running: python
+# -m ...") is not one
 COMMAND_LINE_RE = re.compile(
-    r"^(?:\++ |(?:\([\w.-]{1,40}\) )?[\w.@:~/-]{0,120}[$#] )?(?:[A-Za-z_]\w*=\S*\s+){0,8}(?:\S*/)?"
+    r"^(?:\++ |(?:\([\w.-]{1,40}\) )?(?:[\w.@:~/-]{0,120}[$#] |(?:PS )?[A-Za-z]:\\[^>]{0,200}> ?))?"
+    r"(?:[A-Za-z_]\w*=\S*\s+){0,8}(?:\S*/)?"
     r"(?:torchrun|python[\d.]*)\s(?:[^|;&]*?\s)?"
     r"-m\s+(?:scripts|nanochat)\.(?P<script>\w+)(?P<args>(?:\s[^|;&]*)?)$"
 )

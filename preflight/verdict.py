@@ -286,7 +286,7 @@ def judge_phase(
                 f"{stderr_note(logs, silent)}{earlier}",
             )
         elif inv is None:
-            _judge_from_log_alone(v, seg, segs, planned, logs)
+            _judge_from_log_alone(v, seg, segs, planned, logs, job)
         else:
             v.status, v.cause = "failed", f"logged {logged_steps} steps but wrote no checkpoint"
         return v
@@ -304,7 +304,9 @@ def _checkpoint_in_logs(segs: list) -> int | None:
     return max((s for s in steps if s is not None), default=None)
 
 
-def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | None, logs: Any = None) -> None:
+def _judge_from_log_alone(
+    v: PhaseVerdict, seg: Any, segs: list, planned: int | None, logs: Any = None, job: Any = None
+) -> None:
     """No checkpoint directory to look at: the log's own saves and step counter decide. An intermediate save
     (--save_every) is not the end of training: the run is done only where it saved or stepped up to its total."""
     stepped = [s for s in segs if s.last_step is not None]  # not an evaluation run after it (base_eval)
@@ -320,6 +322,12 @@ def _judge_from_log_alone(v: PhaseVerdict, seg: Any, segs: list, planned: int | 
         v.cause = f"last saved checkpoint is step {saved} of {total}; the log stops at step {at}"
     else:
         v.status, v.cause = "failed", f"log stops at step {at} without saving"
+        quiet = logs is not None and not any(logs.slurm_events(k) for k in ("cancel", "oom-kill", "nccl-watchdog"))
+        last = logs.segments[-1] if quiet and logs.segments else None
+        if job is None and last is seg and not seg.tracebacks and seg.nan_loss is None:
+            # the logs end here, with no error: a copy of a log that is still growing looks the same
+            v.cause += ", and with no error: killed, hung or still running (the logs alone cannot tell; postflight "
+            v.cause += "verify JOBID reads the job's state)"
     events = logs.slurm_events("nccl-watchdog") if logs is not None else []
     watchdog = next((e for ix, e in events if str(ix.path) == str(seg.path) and e.line > seg.start_line), None)
     if v.status != "done" and watchdog is not None:

@@ -235,3 +235,24 @@ def test_a_crash_names_the_step_it_came_after_not_a_count_of_step_lines(tmp_path
     _report, checks, _phases = _verify(cli, log)
     (crash,) = checks["LOG002"]["findings"]
     assert "crashed (other) after step 2 of 5:" in crash["message"], crash["message"]
+
+
+def test_a_windows_prompts_command_line_gives_the_resume_every_flag_and_a_silent_end_is_no_verdict(tmp_path, cli):
+    # a Windows user's paste: the prompt, a 400-character command line, then step lines that stop without an error
+    # (copied while it ran); the resume kept 4 of its 17 flags and the phase was simply "failed"
+    flags = (
+        "--depth=16 --save-every=4000 --num-iterations=200000 --run=dummy --head-dim=64 --window-pattern=L "
+        "--max-seq-len=512 --device-batch-size=8 --total-batch-size=16384 --eval-tokens=524288 "
+        "--core-metric-every=-1 --sample-every=4000 --log-every=50 --eval-every=2000 --warmup-steps=2000 "
+        "--warmdown-ratio=0.9 --aspect-ratio=64"
+    )
+    log = tmp_path / "paste.txt"
+    log.write_text(
+        rf"(my_env) C:\Users\me\nanochat>python -m scripts.base_train {flags}" + "\n"
+        "Autodetected device type: cuda\n"
+        "2026-03-16 22:43:15,107 - nanochat.common - INFO - Distributed world size: 1\n" + _steps(2250, 2300, 200000)
+    )
+    report, _checks, phases = _verify(cli, log)
+    (command,) = [c for c in report["resume"]["commands"] if "base_train" in c]
+    assert command == f"python -m scripts.base_train {flags}", command
+    assert "killed, hung or still running" in phases["base"]["cause"], phases["base"]
