@@ -59,7 +59,7 @@ OVERRIDE_RE = re.compile(r"^Overriding: (\w+) = (.*)$")
 OVERRIDE_CFG_RE = re.compile(r"^Overriding config with (.*):$")
 DEVICE_RE = re.compile(r"Autodetected device type: (\w+)")
 WORLD_RE = re.compile(r"Distributed world size: (\d+)")
-ITERS_RE = re.compile(r"Calculated number of iterations[^:]*: ([\d,]+)")
+ITERS_RE = re.compile(r"Calculated number of iterations[^\n]*?: ([\d,]+)")  # "... data:param ratio: 418"
 RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
 RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
 # a line of nanochat's python logging (its handler writes to stderr): "2025-10-16 19:59:50,381 - nanochat.x - INFO - "

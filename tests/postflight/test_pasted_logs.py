@@ -256,3 +256,17 @@ def test_a_windows_prompts_command_line_gives_the_resume_every_flag_and_a_silent
     (command,) = [c for c in report["resume"]["commands"] if "base_train" in c]
     assert command == f"python -m scripts.base_train {flags}", command
     assert "killed, hung or still running" in phases["base"]["cause"], phases["base"]
+
+
+def test_a_base_train_that_printed_its_setup_and_no_step_started(tmp_path, cli):
+    # a 2026 run's setup ("... from target data:param ratio: 418": the ratio's own colon hid the count), then the
+    # paste ends before step 0: base started and went silent, not "not-run"
+    log = tmp_path / "paste.txt"
+    log.write_text(
+        "Autodetected device type: cpu\n"
+        "Calculated number of iterations from target data:param ratio: 418\n"
+        "Total number of training tokens: 109,576,192\n"
+        "Total batch size 262,144 => gradient accumulation steps: 128\n"
+    )
+    _report, _checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "failed" and "started at paste.txt:1, logged no step" in phases["base"]["cause"]
