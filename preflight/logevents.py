@@ -71,8 +71,8 @@ class EventReader:
                 return True
         ms = SAVE_RE.search(s)
         if ms:
-            kind = SAVE_KIND[ms.group(1)]
-            target = ms.group(2).strip()
+            kind = SAVE_KIND[ms.group(1) or ms.group(2)]
+            target = ms.group(3).strip()
             mstep = STEP_IN_PATH_RE.search(target)
             mdir = CKPT_DIR_RE.search(target)
             if kind in ("tokenizer", "token_bytes"):

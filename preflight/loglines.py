@@ -61,7 +61,7 @@ DEVICE_RE = re.compile(r"Autodetected device type: (\w+)")
 WORLD_RE = re.compile(r"Distributed world size: (\d+)")
 ITERS_RE = re.compile(r"Calculated number of iterations[^\n]*?: ([\d,]+)")  # "... data:param ratio: 418"
 RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
-RESUME_RE = re.compile(r"Resuming optimization from step (\d+)")
+RESUME_RE = re.compile(r"(?:Resuming optimization|Loaded checkpoint) from step (\d+)")  # the latter: a close fork
 # a line of nanochat's python logging (its handler writes to stderr): "2025-10-16 19:59:50,381 - nanochat.x - INFO - "
 STDERR_LOGGING_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanochat\.[\w.]+ - [A-Z]+ - ")
 # nanochat.checkpoint_manager's log line when a script loads a phase's checkpoint (every era)
@@ -92,11 +92,14 @@ END_RES = {
     "training_time": re.compile(r"Total training time: ([\d.]+)m"),
     "min_val_bpb": re.compile(r"Minimum validation bpb: (\S+)"),
 }
-SAVE_RE = re.compile(
-    r"Saved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
-    r"|tokenizer encoding|token_bytes) to:? (.+)$"
+SAVE_RE = (
+    re.compile(  # nanochat's "Saved model parameters to: ..."; a close fork's "✅ Checkpoint saved: .../model_N.pt"
+        r"(?:Saved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
+        r"|tokenizer encoding|token_bytes) to:?|(Checkpoint) saved:) (.+)$"
+    )
 )
 SAVE_KIND = {
+    "Checkpoint": "model",
     "model parameters": "model",
     "model file": "model",
     "metadata": "meta",

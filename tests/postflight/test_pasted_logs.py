@@ -270,3 +270,18 @@ def test_a_base_train_that_printed_its_setup_and_no_step_started(tmp_path, cli):
     )
     _report, _checks, phases = _verify(cli, log)
     assert phases["base"]["status"] == "failed" and "started at paste.txt:1, logged no step" in phases["base"]["cause"]
+
+
+def test_a_close_forks_checkpoint_lines_finish_and_resume_its_run(tmp_path, cli):
+    # a fork's base run resumed at 105,000 ("✅ Loaded checkpoint from step ...") saves its last model as
+    # "✅ Checkpoint saved: .../model_200000.pt": done, not "log stops at step 199990 without saving"
+    log = tmp_path / "run.log"
+    log.write_text(
+        "Overriding: num_iterations = 200000\nOverriding: resume_from_step = 105000\n"
+        "✅ Loaded checkpoint from step 105000\n"
+        + _steps(199980, 199990, 200000)
+        + "✅ Checkpoint saved: checkpoints/k8s_baseline_v1/model_200000.pt\n"
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert phases["base"]["status"] == "done", phases["base"]
+    assert not checks["LOG008"]["findings"], checks["LOG008"]
