@@ -21,6 +21,7 @@ Shards -- the rule is explicit here because upstream rounds by hand:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,8 @@ from typing import Any
 from preflight.facts import FactUnavailable
 from preflight.gputable import gpu_in_script, job_partition_gpu
 from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
-from preflight.phases import TRAIN_PHASES
-from preflight.script.placement import launch_nodes
-from preflight.units import duration, parse_count
+from preflight.plan_launches import phases_run, trainer_invocations, training_invocation, world_size_from
+from preflight.units import duration
 
 # peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
 DEFAULT_GPU = "H100"
@@ -165,6 +165,8 @@ class Plan:
                 + f", MFU {self.mfu:.0%}, est. {self.memory_per_gpu / GIB:.1f} GiB/{'GPU' if self.gpu_name != 'CPU' else 'process'}",
             ),
         ]
+        if self.phase("base") is None:  # a job that trains from a checkpoint: no base run, no shards it reads
+            rows = [r for r in rows if r[0] not in ("base training", "shards")]
         for p in self.phases:
             bits = []
             if p.steps:
@@ -194,7 +196,7 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
-# -- inputs from the script --------------------------------------------------------------------
+# -- inputs from the script (the launches themselves: preflight.plan_launches) ------------------
 def _flag_value(inv: Any, key: str) -> str | None:
     f = inv.flag(key) if inv is not None else None
     return f.value if f is not None else None
@@ -208,68 +210,6 @@ def _num(text: str | None, kind=int) -> Any:
     except (TypeError, ValueError, OverflowError):  # --depth=1e999
         return None
     return None if isinstance(val, float) and not math.isfinite(val) else val
-
-
-def trains(inv: Any, profile: Any, phase: str) -> bool:
-    """The launch runs the phase's trainer (not one of its evaluations)."""
-    if not inv.module or profile.phase_of_module(inv.module, inv.args) != phase:
-        return False
-    trainer = ((profile.phase(phase) or {}).get("train_module") or "").rsplit(".", 1)[-1]
-    return inv.module.rsplit(".", 1)[-1] == trainer
-
-
-def training_invocation(script: Any, profile: Any, phase: str) -> Any:
-    if script is None or not getattr(script, "ok", False):
-        return None
-    return next((inv for inv in script.all_invocations if trains(inv, profile, phase)), None)
-
-
-def trainer_invocations(script: Any, profile: Any) -> list:
-    """The script's launches of a training phase (base, mid, sft, rl; not their evals)."""
-    return [
-        i
-        for i in script.all_invocations
-        if i.module and not i.module.endswith("chat_eval") and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES
-    ]
-
-
-def phases_run(script: Any, profile: Any) -> list[str]:
-    """Phases the script runs (in profile order); without a (readable) script: every non-optional phase.
-
-    A readable script that launches no nanochat module runs no phase: planning the whole
-    pipeline for it would invent time limits and expected checkpoints it never promised."""
-    if script is None or not getattr(script, "ok", False):
-        return [p for p in profile.phases if not (profile.phase(p) or {}).get("optional")]
-    found = set()
-    for inv in script.all_invocations:
-        if inv.module:
-            ph = profile.phase_of_module(inv.module, inv.args)
-            if ph:
-                found.add(ph)
-    return [p for p in profile.phases if p in found]
-
-
-def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple[int | None, int, str]:
-    """(nproc_per_node, nodes, source) for an invocation."""
-    nodes = job_env.nodes if job_env is not None else 1
-    if inv is not None and job_env is not None:
-        nodes = launch_nodes(script, inv, job_env) or nodes  # `bash speedrun.sh` on --nodes=4 runs on one
-    if inv is not None and inv.nproc_per_node:
-        raw = inv.nproc_per_node
-        val = script.expand(raw, inv.line, inv.file, job_env.start if job_env else environ) if "$" in raw else raw
-        if parse_count(val) is not None:
-            return parse_count(val), nodes, f"torchrun --nproc_per_node={raw} (line {inv.line})"
-        if val == "gpu":
-            pass
-    if inv is not None and inv.launcher.startswith("srun+python") and job_env is not None:
-        n = job_env.gpus_per_node
-        if n:
-            return n, nodes, "srun tasks per node (GPUs requested)"
-    if inv is not None and inv.launcher.endswith("python") and not inv.srun:
-        return 1, nodes, f"single process python (line {inv.line})"
-    if job_env is not None and job_env.gpus_per_node:
-        return job_env.gpus_per_node, nodes, "GPUs requested in #SBATCH"
-    return None, nodes, ""
 
 
 def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any, str] | None:
@@ -314,23 +254,30 @@ def build_plan(
     environ = environ or {}
     d = profile.defaults
     base_inv = base_inv or training_invocation(script, profile, "base")
+    # a job that trains no base model (mid or SFT from a checkpoint): its own trainer's flags size the run
+    flag_inv = base_inv
+    if flag_inv is None and script is not None and getattr(script, "ok", False):
+        flag_inv = next(iter(trainer_invocations(script, profile)), None)
     sources: dict[str, str] = {}
     assumptions: list[str] = []
     era_dependent: dict[str, str] = {}  # defaults taken from a guessed era that another candidate era sets otherwise
 
     def passed(key: str) -> str | None:
         """The value the script passes for key, its variables expanded where the script knows them."""
-        raw = _flag_value(base_inv, key)
+        raw = _flag_value(flag_inv, key)
         if raw is not None and "$" in raw and script is not None:
-            raw = script.expand(raw, base_inv.line, base_inv.file, job_env.start if job_env else environ)
+            raw = script.expand(raw, flag_inv.line, flag_inv.file, job_env.start if job_env else environ)
         return raw
 
     def pick(key: str, kind=int) -> Any:
         val = _num(passed(key), kind)
         if val is not None:
-            sources[key] = f"script line {base_inv.line}"
+            sources[key] = f"script line {flag_inv.line}"
             return val
-        own = _checkout_default(checkout, base_inv, key, kind)
+        if key == "depth" and base_inv is None and (m := re.fullmatch(r"d(\d{1,3})", passed("model_tag") or "")):
+            sources[key] = f"model tag d{m.group(1)} (script line {flag_inv.line})"  # nanochat tags a model d<depth>
+            return int(m.group(1))
+        own = _checkout_default(checkout, flag_inv, key, kind)
         if own is not None:
             sources[key] = own[1]
             return own[0]
@@ -388,11 +335,13 @@ def build_plan(
             "no training horizon: num_iterations, target_flops and target_param_data_ratio are all <= 0 "
             "(base_train refuses to start)"
         )
+    if base_inv is None:  # no base run: its horizon (and the era's default for it) plans nothing here
+        era_dependent.pop("target_param_data_ratio", None)
     assumptions += era_dependent.values()
     tokens = iterations * total
 
     # GPUs: count from the script, type from the GPU inventory / config
-    nproc, nodes, src = world_size_from(script, job_env, base_inv, environ)
+    nproc, nodes, src = world_size_from(script, job_env, flag_inv, environ)
     cfg_gpu = dict(config.get("gpu") or {})
     if nproc is None:
         nproc = cfg_gpu.get("count") or (len(gpus) if gpus else None) or 8
@@ -418,10 +367,11 @@ def build_plan(
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
         assumptions.append(f"{DEFAULT_GPU} GPUs (none visible here; set gpu.type in config)")
-    device_flag = (_flag_value(base_inv, "device_type") or "").lower() if base_inv is not None else ""
+    device_flag = (_flag_value(flag_inv, "device_type") or "").lower() if flag_inv is not None else ""
     no_gpus_asked = job_env is not None and not job_env.gpus_per_node and not cfg_gpu.get("count")
     named, cuda = gpu_in_script(getattr(script, "lines", None) or []) if device_flag != "cpu" else (None, None)
-    if cuda is not None and no_gpus_asked and not gpus and base_inv is not None and base_inv.launcher == "python":
+    cuda = cuda or ("--device_type=cuda" if device_flag == "cuda" else None)  # the trainer is told to use a GPU
+    if cuda is not None and no_gpus_asked and not gpus and flag_inv is not None and flag_inv.launcher == "python":
         # a workstation script (no GPU request, one python process) that names its GPU or sets CUDA up: nanochat
         # autodetects the GPU; the model it names in a comment beats the assumed one
         if named is not None and sources.get("gpu") == "assumed":
@@ -429,7 +379,7 @@ def build_plan(
             assumptions[:] = [a for a in assumptions if "GPUs (none visible" not in a]
         assumptions.append(f"one GPU: the script asks SLURM for none but runs on one ({cuda})")
     elif device_flag == "cpu" or (
-        no_gpus_asked and base_inv is not None and base_inv.launcher == "python" and not gpus
+        no_gpus_asked and flag_inv is not None and flag_inv.launcher == "python" and not gpus
     ):
         # a CPU job: no GPUs requested and a single-process trainer (or --device_type=cpu)
         gpu_name = "CPU"
@@ -513,8 +463,9 @@ def build_plan(
     # a price per GPU-hour says nothing of a CPU run
     cost = total_seconds / 3600 * world * rate if total_seconds is not None and gpu_name != "CPU" else None
 
-    disk = recommended * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)
-    files = recommended + EVAL_BUNDLE_FILES + sum(p.files for p in phases) + 20
+    shards_on_disk = recommended if any(p.name == "base" for p in phases) or not phases else 0  # base reads them
+    disk = shards_on_disk * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)
+    files = shards_on_disk + EVAL_BUNDLE_FILES + sum(p.files for p in phases) + 20
     return Plan(
         profile=profile.name,
         depth=depth,

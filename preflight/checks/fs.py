@@ -166,7 +166,7 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
 def _base_loaders(script, profile) -> list:
     """The launches that load base's checkpoint with no model tag: the trainer of a phase whose source is base
     (mid; SFT in eras without mid), and base's own evaluations."""
-    from preflight.plan import trains
+    from preflight.plan_launches import trains
 
     found = []
     for inv in script.all_invocations:
@@ -200,7 +200,7 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     """
     from preflight.checkout import setting_flag
     from preflight.phases import PHASELESS_SCRIPTS, largest_depth_tag, tag_dirs
-    from preflight.plan import training_invocation
+    from preflight.plan_launches import training_invocation
 
     profile = ctx.get("profile", None)
     base_train = training_invocation(script, profile, "base") if profile is not None else None

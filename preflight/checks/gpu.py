@@ -9,7 +9,8 @@ from preflight.gpus import visible_count
 from preflight.model import Finding, Severity
 from preflight.model_size import GIB, memory_estimate_bytes, model_shape
 from preflight.phases import TRAIN_PHASES
-from preflight.plan import requested_gpu, world_size_from
+from preflight.plan import requested_gpu
+from preflight.plan_launches import world_size_from
 from preflight.registry import check
 from preflight.units import parse_count
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
-from preflight.plan import phases_run
+from preflight.plan_launches import phases_run
 from preflight.registry import check
 
 

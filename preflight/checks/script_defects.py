@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from preflight.model import Finding
-from preflight.plan import trainer_invocations
+from preflight.plan_launches import trainer_invocations
 from preflight.redact import is_secret_name, mask
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE, VAR_RE

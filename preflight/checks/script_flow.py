@@ -13,7 +13,7 @@ from pathlib import Path
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
-from preflight.plan import trainer_invocations
+from preflight.plan_launches import trainer_invocations
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE
 from preflight.script.placement import cross_node_commands, launch_nodes

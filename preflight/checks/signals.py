@@ -16,7 +16,7 @@ import signal
 from collections.abc import Iterator
 
 from preflight.model import Finding
-from preflight.plan import trainer_invocations
+from preflight.plan_launches import trainer_invocations
 from preflight.registry import check
 
 _SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")

@@ -41,7 +41,7 @@ def tokenizer_missing(ctx, tokenizer) -> Iterator[Finding]:
         return
     script, profile = ctx.get("script", None), ctx.get("profile", None)
     if script is not None and script.ok and profile is not None:
-        from preflight.plan import phases_run
+        from preflight.plan_launches import phases_run
 
         if not phases_run(script, profile):
             raise Skip("the script runs no nanochat phase: nothing loads the tokenizer")

@@ -59,7 +59,7 @@ def test_multinode_job_running_single_node_speedrun(tmp_path):
 
 
 def test_multinode_plan_counts_one_node(tmp_path):
-    from preflight.plan import world_size_from
+    from preflight.plan_launches import world_size_from
     from preflight.script import parse_script
     from preflight.script.jobenv import JobEnv
 

@@ -256,3 +256,35 @@ def test_the_home_quota_warning_of_a_script_with_nothing_to_plan_gives_no_runs_s
     )
     (finding,) = [f for c in result.checks for f in c.findings]
     assert "(run plan)" not in finding.message and "a d20 run's ~30 GB" in finding.message, finding.message
+
+
+def test_a_mid_only_job_is_sized_by_its_own_flags_and_model_tag(tmp_path):
+    # a fork's midtraining job (no base_train): the plan took base training's defaults (d20, 32 x 2048) and
+    # listed a base run and its shards
+    script = tmp_path / "mid.sbatch"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --gpus-per-node=4\nset -e\nDEPTH=4\n"
+        'torchrun --standalone --nproc_per_node=4 -m scripts.mid_train -- --model_tag="d$DEPTH" '
+        "--max_seq_len=4096 --device_batch_size=2\n"
+    )
+    plan = build_plan(load_profile("classic"), parse_script(script))
+    assert (plan.depth, plan.seq_len, plan.device_batch_size, plan.world_size) == (4, 4096, 2, 4)
+    assert plan.sources["depth"] == "model tag d4 (script line 5)"
+    assert [p.name for p in plan.phases] == ["mid"]
+    labels = [label for label, _ in plan.rows()]
+    assert "base training" not in labels and "shards" not in labels
+    assert not any("target_param_data_ratio" in a for a in plan.assumptions)
+
+
+def test_a_python_launch_told_to_use_cuda_runs_on_a_gpu(tmp_path, cli):
+    # a workstation SFT script with no GPU request: --device_type=cuda is a GPU run, not a CPU plan of 1,112 hours
+    import json
+
+    (tmp_path / "sft.sh").write_text(
+        "#!/bin/bash\npython -m scripts.chat_sft --device_type=cuda --device_batch_size=2\n"
+    )
+    env = {"HOME": str(tmp_path), "NANOCHAT_BASE_DIR": str(tmp_path / "base")}
+    proc = cli("preflight", "check", "sft.sh", "--format", "json", "--profile", "classic", cwd=tmp_path, env=env)
+    plan = json.loads(proc.stdout)["plan"]
+    assert plan["gpu_name"] != "CPU" and plan["world_size"] == 1, plan
+    assert any(a.startswith("one GPU: the script asks SLURM for none but runs on one") for a in plan["assumptions"])

@@ -1,0 +1,72 @@
+"""Which launches of a script train which phase, and on how many processes: what the plan, and the checks that
+need a phase's launch, read from the script model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from preflight.phases import TRAIN_PHASES
+from preflight.script.placement import launch_nodes
+from preflight.units import parse_count
+
+
+def trains(inv: Any, profile: Any, phase: str) -> bool:
+    """The launch runs the phase's trainer (not one of its evaluations)."""
+    if not inv.module or profile.phase_of_module(inv.module, inv.args) != phase:
+        return False
+    trainer = ((profile.phase(phase) or {}).get("train_module") or "").rsplit(".", 1)[-1]
+    return inv.module.rsplit(".", 1)[-1] == trainer
+
+
+def training_invocation(script: Any, profile: Any, phase: str) -> Any:
+    if script is None or not getattr(script, "ok", False):
+        return None
+    return next((inv for inv in script.all_invocations if trains(inv, profile, phase)), None)
+
+
+def trainer_invocations(script: Any, profile: Any) -> list:
+    """The script's launches of a training phase (base, mid, sft, rl; not their evals)."""
+    return [
+        i
+        for i in script.all_invocations
+        if i.module and not i.module.endswith("chat_eval") and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES
+    ]
+
+
+def phases_run(script: Any, profile: Any) -> list[str]:
+    """Phases the script runs (in profile order); without a (readable) script: every non-optional phase.
+
+    A readable script that launches no nanochat module runs no phase: planning the whole
+    pipeline for it would invent time limits and expected checkpoints it never promised."""
+    if script is None or not getattr(script, "ok", False):
+        return [p for p in profile.phases if not (profile.phase(p) or {}).get("optional")]
+    found = set()
+    for inv in script.all_invocations:
+        if inv.module:
+            ph = profile.phase_of_module(inv.module, inv.args)
+            if ph:
+                found.add(ph)
+    return [p for p in profile.phases if p in found]
+
+
+def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple[int | None, int, str]:
+    """(nproc_per_node, nodes, source) for an invocation."""
+    nodes = job_env.nodes if job_env is not None else 1
+    if inv is not None and job_env is not None:
+        nodes = launch_nodes(script, inv, job_env) or nodes  # `bash speedrun.sh` on --nodes=4 runs on one
+    if inv is not None and inv.nproc_per_node:
+        raw = inv.nproc_per_node
+        val = script.expand(raw, inv.line, inv.file, job_env.start if job_env else environ) if "$" in raw else raw
+        if parse_count(val) is not None:
+            return parse_count(val), nodes, f"torchrun --nproc_per_node={raw} (line {inv.line})"
+        if val == "gpu":
+            pass
+    if inv is not None and inv.launcher.startswith("srun+python") and job_env is not None:
+        n = job_env.gpus_per_node
+        if n:
+            return n, nodes, "srun tasks per node (GPUs requested)"
+    if inv is not None and inv.launcher.endswith("python") and not inv.srun:
+        return 1, nodes, f"single process python (line {inv.line})"
+    if job_env is not None and job_env.gpus_per_node:
+        return job_env.gpus_per_node, nodes, "GPUs requested in #SBATCH"
+    return None, nodes, ""
