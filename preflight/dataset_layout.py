@@ -19,26 +19,27 @@ from pathlib import Path
 MAX_SOURCE_BYTES = 1 << 20
 
 
-def read_layout(checkout: Path) -> tuple[str | None, int | None]:
-    """(DATA_DIR's directory name, MAX_SHARD) of the checkout's nanochat/dataset.py; None for what it lacks."""
+def read_layout(checkout: Path) -> tuple[str | None, int | None, str | None]:
+    """(DATA_DIR's directory name, MAX_SHARD, the environment variable that overrides DATA_DIR) of the checkout's
+    nanochat/dataset.py; None for what it lacks."""
     path = Path(checkout) / "nanochat" / "dataset.py"
     try:
         st = path.stat()
     except OSError:
-        return None, None
+        return None, None, None
     return _read(str(path), st.st_size, st.st_mtime_ns)
 
 
 @lru_cache(maxsize=16)
-def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None]:
+def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None, str | None]:
     if size > MAX_SOURCE_BYTES:
-        return None, None
+        return None, None, None
     try:
         with open(path, "rb") as fh:
             tree = ast.parse(fh.read(MAX_SOURCE_BYTES).decode("utf-8"), filename=path)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
-        return None, None
-    data_dir = max_shard = None
+        return None, None, None
+    data_dir = max_shard = env = None
     for node in tree.body:  # module level only: what importing the module would set
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
@@ -54,7 +55,19 @@ def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None]:
                 if isinstance(n, ast.Constant) and isinstance(n.value, str) and _dir_name(n.value)
             ]
             data_dir = names[-1] if names else None
-    return data_dir, max_shard
+            env = _environ_get(node.value)
+    return data_dir, max_shard, env
+
+
+def _environ_get(value: ast.expr) -> str | None:
+    """X of `os.environ.get("X", ...)` / `os.getenv("X", ...)`: the variable a fork reads its data directory from."""
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.args):
+        return None
+    func, first = value.func, value.args[0]
+    named = func.attr == "getenv" or (func.attr == "get" and getattr(func.value, "attr", None) == "environ")
+    if named and isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.isidentifier():
+        return first.value
+    return None
 
 
 def _dir_name(text: str) -> bool:
@@ -65,10 +78,10 @@ def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Ite
     """Point ``data``'s ``dataset:`` section at the layout the checkout reads. ``profiles``: the merged profiles
     as JSON (the layouts), asked for only when needed. A directory no profile describes (a fork's) keeps this
     era's numbers."""
-    data_dir, max_shard = read_layout(checkout)
+    data_dir, max_shard, env = read_layout(checkout)
     ds = data.get("dataset") or {}
     dirs = list(ds.get("dirs") or [])
-    if data_dir is None or (dirs and dirs[0] == data_dir and max_shard in (None, ds.get("max_shard"))):
+    if data_dir is None or (dirs and dirs[0] == data_dir and max_shard in (None, ds.get("max_shard")) and not env):
         return
     for text in profiles():
         other = json.loads(text).get("dataset") or {}
@@ -81,5 +94,7 @@ def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Ite
         if isinstance(ds.get("val_shard"), int):  # a pinned validation shard is the last one
             ds["val_shard"] = max_shard
         ds["max_shard"] = max_shard
+    if env:
+        ds["dir_env"] = env  # the job's $NANOCHAT_DATA_DIR, where it sets one, is the directory
     ds["from_checkout"] = os.path.join("nanochat", "dataset.py")
     data["dataset"] = ds

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preflight.facts import FactUnavailable
 from preflight.parquet_footer import read_footer
 from preflight.phases import CHECKPOINT_DIRS
 
@@ -284,6 +285,13 @@ def dataset_fact(ctx: Any) -> Dataset:
     for d in dirs:
         if Path(base.path) / d != chosen:
             others.append(Path(base.path) / d)
+    env_name = ds_spec.get("dir_env")  # the checkout reads its data directory from this variable where it is set
+    job_env = ctx.get("job_env", None) if env_name else None
+    value = (job_env.get(env_name) if job_env is not None else ctx.environ.get(env_name)) if env_name else None
+    if value:
+        if "$" in value:
+            raise FactUnavailable(f"the dataset directory is ${env_name}={value}, known only in the job")
+        chosen, others = Path(value), []
     val = ds_spec.get("val_shard", "last")
     ds = Dataset(
         dir=chosen,

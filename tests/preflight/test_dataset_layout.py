@@ -46,7 +46,11 @@ def _checkout(root: Path, dataset: str) -> Path:
 
 @pytest.mark.parametrize(
     "source,layout",
-    [(FINEWEB, ("base_data", 1822)), (CLIMBMIX, ("base_data_climbmix", 6542)), (FORK_ENV, ("my_corpus", 99))],
+    [
+        (FINEWEB, ("base_data", 1822, None)),
+        (CLIMBMIX, ("base_data_climbmix", 6542, None)),
+        (FORK_ENV, ("my_corpus", 99, "NANOCHAT_DATA_DIR")),
+    ],
 )
 def test_layout_read_from_the_source(tmp_path, source, layout):
     assert read_layout(_checkout(tmp_path, source)) == layout
@@ -87,3 +91,26 @@ def test_ds001_and_its_fix_look_where_the_checkout_reads(tmp_path):
     (finding,) = result.checks[0].findings
     assert finding.path.endswith("/base/base_data"), finding.path  # was base_data_climbmix, which it never reads
     assert "holds 1 shard(s)" in finding.message and "shard_06542" not in finding.message
+
+
+def test_a_fork_that_reads_its_data_directory_from_a_variable_is_checked_there(tmp_path):
+    # a fork's dataset.py: DATA_DIR = os.environ.get("NANOCHAT_DATA_DIR", ...); its job exports that variable, so the
+    # shards are there, not in the base dir's my_corpus/
+    files = {
+        f"nanochat/{rel}": text for rel, text in {"nanochat/dataset.py": FORK_ENV, "nanochat/common.py": ""}.items()
+    }
+    files["nanochat/scripts/base_train.py"] = NO_MID_TRAIN
+    files["data/nm55/shard_00000.parquet"] = "not read by DS001"
+    script = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -euo pipefail\ncd {tmp}/nanochat\nexport NANOCHAT_DATA_DIR={tmp}/data/nm55\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+    )
+    scenario = Scenario(script=script, env={"HOME": "{tmp}/home"}, files=files, config={"base-dir": "{tmp}/base"})
+    result = run_scenario(scenario, tmp_path, select=["DS001"])
+    (finding, *_rest) = result.checks[0].findings
+    assert finding.path.endswith("/data/nm55"), finding.path  # was {tmp}/base/my_corpus
+    assert "holds 1 shard(s)" in finding.message
+
+    scenario.script = script.replace("{tmp}/data/nm55", "$LUSTRE_HOME/nm55")  # a directory known only in the job
+    result = run_scenario(scenario, tmp_path / "b", select=["DS001"])
+    assert result.checks[0].status.value == "skip" and "known only in the job" in result.checks[0].reason
