@@ -186,7 +186,13 @@ def judge_phase(
 ) -> PhaseVerdict:
     v = PhaseVerdict(phase, "not-run")
     segs = logs.by_phase(phase) if logs is not None else []
-    tbs = [t for t in (logs.tracebacks if logs is not None else []) if tb_phase(t) == phase and not t.wrapper]
+    # a traceback whose frames name no entry point (an excerpt: checkpoint_manager.py only) is its process's
+    seg_of = {id(t): s for s in segs for t in s.tracebacks}
+    tbs = [
+        t
+        for t in (logs.tracebacks if logs is not None else [])
+        if (tb_phase(t) == phase or (tb_phase(t) is None and id(t) in seg_of)) and not t.wrapper
+    ]
     tbs = [t for t in tbs if not superseded(t, segs)]
     # the phase's own crash first; a chat_eval that could not find this phase's checkpoint is its consequence
     tbs.sort(key=lambda t: not is_missing_checkpoint(t) or missing_source_phase(t) != phase)
@@ -215,6 +221,8 @@ def judge_phase(
     earlier = f"; the step-{ck} checkpoint in {pc.dir} is an earlier run's" if died_in_setup and ev_ck else ""
     if tbs and (not ckpt_ok or died_in_setup):
         tb = tbs[-1]
+        same = [t for t in tbs if seg_of.get(id(t)) is not None and seg_of.get(id(t)) is seg_of.get(id(tb))]
+        tb = same[0] if same else tb  # one process's crashes: its first is the cause (a later one, its consequence)
         if is_missing_checkpoint(tb) and missing_source_phase(tb) != phase:
             src = missing_source_phase(tb)
             v.status, v.cause = "failed", f"{tb.exc_type}: the {src or 'earlier'} checkpoint is missing (cascade)"

@@ -285,3 +285,19 @@ def test_a_close_forks_checkpoint_lines_finish_and_resume_its_run(tmp_path, cli)
     _report, checks, phases = _verify(cli, log)
     assert phases["base"]["status"] == "done", phases["base"]
     assert not checks["LOG008"]["findings"], checks["LOG008"]
+
+
+def test_an_excerpts_crash_without_an_entry_point_frame_is_its_phases_cause(tmp_path, cli):
+    # issue #315's excerpt: base's last steps, then the save's error (a frame in checkpoint_manager.py only) and a
+    # second error after it; the phase table said "log stops at step 4 without saving"
+    log = tmp_path / "paste.txt"
+    log.write_text(
+        _steps(3, 4, 5) + "RuntimeError: Parent directory /x/base_checkpoints/d20 does not exist.\n"
+        '  File "nanochat/checkpoint_manager.py", line 38, in save_checkpoint\n'
+        "    torch.save(optimizer_data, optimizer_path)\n"
+        "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory\n"
+    )
+    _report, _checks, phases = _verify(cli, log)
+    cause = phases["base"]["cause"]
+    assert phases["base"]["status"] == "failed" and "after its last training step (4/5)" in cause, cause
+    assert "Parent directory" in cause and "PytorchStreamReader" not in cause, cause
