@@ -93,7 +93,7 @@ wandb_run = init_wandb(run, master_process, "nanochat", user_config)
 from nanochat.checkpoint import load_checkpoint, save_checkpoint
 from nanochat.dataloader import tokenizing_distributed_data_loader, tokenizing_distributed_data_loader_with_state
 from nanochat.engine import Engine
-from nanochat.gpt import GPT, GPTConfig, mlp_kernels
+from nanochat.gpt import GPT, GPTConfig, mlp_kernels, use_auto_kernels
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.tokenizer import get_token_bytes, get_tokenizer
 
@@ -156,9 +156,10 @@ if fp8:
 
     print0(f"fp8: {convert_to_fp8(model)} block Linears compute in float8 (dynamic per-tensor scales)")
 orig_model = model  # the uncompiled module: saving, sampling
-model = torch.compile(model, dynamic=False) if device_type == "cuda" else model
 if device_type == "cuda":
+    use_auto_kernels()  # the MLP kernels measured in base training (NANOCHAT_MLP_KERNEL=auto), before compiling
     print0(mlp_kernels())
+model = torch.compile(model, dynamic=False) if device_type == "cuda" else model
 num_params = sum(p.numel() for p in model.parameters())
 print0(f"Number of parameters: {num_params:,}")
 num_flops_per_token = orig_model.estimate_flops()

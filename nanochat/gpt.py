@@ -161,7 +161,8 @@ class CausalSelfAttention(nn.Module):
 #     1.096-1.102x its tokens/s with split 2 (torch code, split 4: 1.065x), 48.8 against 73.8 GB peak memory.
 #   quack: quack's whole MLP (`quack.mlp.mlp_func`; its weight-gradient GEMMs are slower than cuBLAS's).
 #   torch: torch code (inductor's ReLU^2 kernels).
-#   auto (the default): quack-epilogue where quack runs (a Hopper GPU with quack installed), else torch.
+#   auto (the default): quack-epilogue in base_train where quack runs (a Hopper GPU with quack installed; base_train
+#     calls use_auto_kernels), else torch: mid and SFT (other batch shapes) were not measured with quack.
 # quack's heuristic GEMM configs: its autotuning (tuned=True) did not finish a first step in 8 minutes in the trainer.
 MLP_KERNEL = os.environ.get("NANOCHAT_MLP_KERNEL", "auto")
 
@@ -186,7 +187,7 @@ def _import_quack_mlp():
 
 
 _QUACK_MLP = _import_quack_mlp()
-_QUACK_EPILOGUE = _QUACK_MLP is not None and MLP_KERNEL in ("quack-epilogue", "auto")
+_QUACK_EPILOGUE = _QUACK_MLP is not None and MLP_KERNEL == "quack-epilogue"
 
 
 def _wgrad_split() -> int:
@@ -209,9 +210,18 @@ def _wgrad_split() -> int:
 WGRAD_SPLIT = _wgrad_split()
 
 
+def use_auto_kernels() -> None:
+    """NANOCHAT_MLP_KERNEL=auto in base_train: the quack epilogues where quack runs (measured there), before the
+    model is compiled."""
+    global _QUACK_EPILOGUE, WGRAD_SPLIT
+    if MLP_KERNEL == "auto" and _QUACK_MLP is not None:
+        _QUACK_EPILOGUE = True
+        WGRAD_SPLIT = _wgrad_split()
+
+
 def mlp_kernels() -> str:
     """What a training step's MLP runs on a GPU, for the training log."""
-    kernel = "quack-epilogue" if _QUACK_EPILOGUE else "quack" if _QUACK_MLP else "torch"
+    kernel = "quack-epilogue" if _QUACK_EPILOGUE else "quack" if _QUACK_MLP and MLP_KERNEL == "quack" else "torch"
     return f"MLP: {kernel} kernels, weight gradients split {WGRAD_SPLIT} (NANOCHAT_MLP_KERNEL={MLP_KERNEL})"
 
 
@@ -225,7 +235,7 @@ class MLP(nn.Module):
         training = x.is_cuda and torch.is_grad_enabled()  # inference (sampling, evals) runs the torch code
         if _QUACK_EPILOGUE and training:
             return relu_sq_mlp(x, self.c_fc.weight, self.c_proj.weight, WGRAD_SPLIT, "quack")
-        if _QUACK_MLP is not None and training:
+        if _QUACK_MLP is not None and MLP_KERNEL == "quack" and training:
             return _QUACK_MLP(x, self.c_fc.weight, self.c_proj.weight, activation="relu_sq", tuned=False)
         if WGRAD_SPLIT > 1 and training:
             x = splitk_linear(x, self.c_fc.weight, WGRAD_SPLIT)

@@ -60,3 +60,19 @@ def test_traced_by_torch_compile_as_the_trainer_compiles_it():
     compiled = torch.compile(lambda *a: relu_sq_mlp(*a, split=2), backend="aot_eager", fullgraph=True)
     for got, want in zip(grads(compiled), grads(torch_mlp), strict=True):
         assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_takes_the_quack_epilogues_only_when_base_train_asks_and_quack_runs(monkeypatch):
+    # measured in base training only: mid and SFT (other batch shapes) keep the torch code unless told otherwise
+    from nanochat import gpt
+
+    monkeypatch.delenv("NANOCHAT_WGRAD_SPLIT", raising=False)
+    for kernel, quack, chosen in (("auto", object(), True), ("auto", None, False), ("torch", object(), False)):
+        monkeypatch.setattr(gpt, "MLP_KERNEL", kernel)
+        monkeypatch.setattr(gpt, "_QUACK_MLP", quack)
+        monkeypatch.setattr(gpt, "_QUACK_EPILOGUE", False)
+        monkeypatch.setattr(gpt, "WGRAD_SPLIT", 1)
+        assert "quack-epilogue" not in gpt.mlp_kernels()  # before base_train asks: mid, SFT, chat
+        gpt.use_auto_kernels()
+        assert gpt._QUACK_EPILOGUE is chosen
+        assert ("MLP: quack-epilogue kernels, weight gradients split 2" in gpt.mlp_kernels()) is chosen
