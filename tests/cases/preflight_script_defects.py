@@ -18,6 +18,15 @@ def _():
     return Scenario(script=HEAD + "$LAUNCHER -m scripts.base_train --depth=20\n", env=ENV)
 
 
+@bad("training-not-visible")
+def _():  # the training is in a script inside a container, bound from a directory known only in the job
+    return Scenario(
+        script=HEAD
+        + "apptainer run --nv --bind $VSC_SCRATCH/nanochat:/opt/nanochat img.sif bash /opt/nanochat/run.sh\n",
+        env=ENV,
+    )
+
+
 @good("training-not-visible")
 def _():
     return Scenario(script=HEAD + f'TRAIN_CMD="{BASE}"\neval "$TRAIN_CMD"\n', env=ENV)

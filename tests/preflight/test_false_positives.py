@@ -102,3 +102,22 @@ def test_sbatchs_no_interpreter_refusal_is_quoted_whole_with_its_fix(tmp_path):
     (f,) = c.findings
     assert "The first line must start with #! followed by the path to an interpreter." in f.message, f.message
     assert f.fix.startswith("add `#!/bin/bash` as the script's first line"), f.fix
+
+
+def test_a_job_for_another_cluster_is_not_rejected_by_this_one(tmp_path):
+    # a VSC job names its cluster (#SBATCH --clusters=wice); checked on a login node of another SLURM, sbatch 22.05
+    # (here, its words) refuses it: that is no fault of the job
+    from preflight.script import SbatchTest
+
+    refusal = (
+        "sbatch: error: No cluster 'wice' known by database.\n"
+        "sbatch: error: 'wice' can't be reached now, or it is an invalid entry for --cluster.  Use 'sacctmgr list "
+        "clusters' to see available clusters.\n"
+    )
+    c = _check(
+        tmp_path,
+        "SB014",
+        "#SBATCH --clusters=wice\nexport OMP_NUM_THREADS=1\ntorchrun --nproc_per_node=8 -m scripts.base_train\n",
+        facts={"sbatch_test": SbatchTest(1, refusal, {}, None)},
+    )
+    assert c.status.value == "skip" and c.reason == "the job is for cluster 'wice', which the SLURM here does not know"
