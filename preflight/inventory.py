@@ -286,8 +286,10 @@ def dataset_fact(ctx: Any) -> Dataset:
         if Path(base.path) / d != chosen:
             others.append(Path(base.path) / d)
     env_name = ds_spec.get("dir_env")  # the checkout reads its data directory from this variable where it is set
-    job_env = ctx.get("job_env", None) if env_name else None
-    value = (job_env.get(env_name) if job_env is not None else ctx.environ.get(env_name)) if env_name else None
+    value = None
+    if env_name:
+        job_env = ctx.get("job_env", None)
+        value = job_env.get(env_name) if job_env is not None else ctx.environ.get(env_name)
     if value:
         if "$" in value:
             raise FactUnavailable(f"the dataset directory is ${env_name}={value}, known only in the job")

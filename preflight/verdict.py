@@ -331,8 +331,8 @@ def _judge_from_log_alone(
     else:
         v.status, v.cause = "failed", f"log stops at step {at} without saving"
         quiet = logs is not None and not any(logs.slurm_events(k) for k in ("cancel", "oom-kill", "nccl-watchdog"))
-        last = logs.segments[-1] if quiet and logs.segments else None
-        if job is None and last is seg and not seg.tracebacks and seg.nan_loss is None:
+        ends_here = quiet and bool(logs.segments) and logs.segments[-1] is seg
+        if job is None and ends_here and not seg.tracebacks and seg.nan_loss is None:
             # the logs end here, with no error: a copy of a log that is still growing looks the same
             v.cause += ", and with no error: killed, hung or still running (the logs alone cannot tell; postflight "
             v.cause += "verify JOBID reads the job's state)"
