@@ -283,12 +283,14 @@ def test_crashed_sft_without_set_e_is_a_silent_failure(slurm, cli, tmp_path, tra
 
 
 # -- 3. time limit during base with --signal: TIMEOUT, partial base, resume completes ----------------
-# small batches make a step ~0.07 s here: 800 steps cannot finish before the USR1 (10-40 s into the job),
-# and what is left after it takes 30-60 s to resume
-LONG_MID = "--num_iterations=20000"  # mid must still run at the limit (60-90 s), to be killed there
+# base and mid are both deliberately endless, and the resume below cuts each to 20 steps past where it stopped:
+# SLURM sends the USR1 on a periodic pass, 10-40 s into the job (an 800-step base once finished first on a fast
+# CI machine and never saw it); mid must still run at the limit (60-90 s), to be killed there
+LONG_MID = "--num_iterations=20000"
+LONG_BASE = "--num_iterations=30000"
 SLOW_BASE = (
-    "--depth=2 --max_seq_len=256 --device_batch_size=2 --total_batch_size=512 --num_iterations=800 "
-    "--eval_every=-1 --eval_tokens=2048 --sample_every=-1"
+    "--depth=2 --max_seq_len=256 --device_batch_size=2 --total_batch_size=512 "
+    f"{LONG_BASE} --eval_every=-1 --eval_tokens=2048 --sample_every=-1"
 )
 
 
@@ -353,7 +355,7 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
     assert info.state == "TIMEOUT", (info, log[-3000:])
     assert "USR1, forwarding" in log and "base_train exited 0" in log, log[-3000:]
     saved = sorted(int(m) for m in re.findall(r"base_checkpoints/d2/model_(\d{6})\.pt", log))
-    assert saved and 0 <= saved[-1] < 800, f"base saved {saved}; log tail:\n{log[-2000:]}"
+    assert saved and 0 <= saved[-1] < 30000, f"base saved {saved}; log tail:\n{log[-2000:]}"
     step = saved[-1]
     assert (base / "base_checkpoints" / "d2" / f"model_{step:06d}.pt").is_file()
 
@@ -370,7 +372,7 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
     assert resume["phase"] == "base", resume
     base_cmd = resume["commands"][0]
     assert base_cmd.startswith("python -m nanochat.base_train "), resume  # CPU job: no torchrun x 8
-    assert f"--resume_from_step={step}" in base_cmd and "--num_iterations=800" in base_cmd, base_cmd
+    assert f"--resume_from_step={step}" in base_cmd and LONG_BASE in base_cmd, base_cmd
     assert base_cmd.count("--resume_from_step") == 1
     (mid_cmd,) = [c for c in resume["commands"] if "mid_train" in c]
     assert mid_cmd.startswith("python -m nanochat.mid_train ") and LONG_MID in mid_cmd, resume
@@ -381,9 +383,13 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
     assert any("chat_sft" in c for c in resume["commands"]) and "report generate" in resume["commands"][-1]
 
     # run the plan as printed, with the same base dir, and verify again from its log and checkpoints;
-    # only mid's deliberately endless --num_iterations is cut to 20 steps after where it stopped
+    # only base's and mid's deliberately endless --num_iterations are cut to 20 steps after where each stopped
     resume_log = logs / "resume.out"
-    commands = [c.replace(LONG_MID, f"--num_iterations={mid_step + 20}") for c in resume["commands"]]
+    base_end = step + 20
+    commands = [
+        c.replace(LONG_BASE, f"--num_iterations={base_end}").replace(LONG_MID, f"--num_iterations={mid_step + 20}")
+        for c in resume["commands"]
+    ]
     with open(resume_log, "w") as out:
         for cmd in commands:
             out.write(f"$ {cmd}\n")
@@ -394,7 +400,7 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
             assert proc.returncode == 0, f"{cmd} failed; see {resume_log}"
     assert f"Resuming optimization from step {step}" in resume_log.read_text()
     assert f"Resuming optimization from step {mid_step}" in resume_log.read_text()
-    assert (base / "base_checkpoints" / "d2" / "model_000800.pt").is_file()
+    assert (base / "base_checkpoints" / "d2" / f"model_{base_end:06d}.pt").is_file()
 
     code, again = _verify(
         cli, "--log", str(resume_log), "--base-dir", str(base), "--profile", "bundled", cwd=tmp_path, env=_env(base)
@@ -403,5 +409,5 @@ def test_time_limit_with_signal_saves_then_resume_completes(slurm, cli, tmp_path
     assert {n: p["status"] for n, p in phases.items() if p["expected"]} == dict.fromkeys(
         ("tokenizer", "base", "mid", "sft", "report"), "done"
     ), phases
-    assert phases["base"]["cause"] == "checkpoint step 800 of 800", phases["base"]
+    assert phases["base"]["cause"] == f"checkpoint step {base_end} of {base_end}", phases["base"]
     assert again["resume"]["commands"] == [] and code == 0, _findings(again)
