@@ -172,14 +172,21 @@ def expand_path(model: ScriptModel, word: str, line: int, file: str) -> str | No
     return expanded or None
 
 
-def _cd_targets(model: ScriptModel) -> list[str]:
+def _cd_commands(model: ScriptModel) -> list[tuple[Command, str]]:
+    """Each `cd DIR` / `pushd DIR` of the script whose directory is known, with that directory."""
     return [
-        t
+        (c, t)
         for c in model.commands
         if c.name in ("cd", "pushd") and len(c.words) > 1
         for t in [expand_path(model, c.words[-1], c.line, c.file)]
         if t
     ]
+
+
+def _cd_targets_at(model: ScriptModel, cmd: Command) -> list[str]:
+    """The directories the script may have changed to when `cmd` runs: its cds above it in the same file
+    (all of them for a command in a function, which may be called after any of them)."""
+    return [t for c, t in _cd_commands(model) if cmd.in_function or cmd.file != c.file or c.line < cmd.line]
 
 
 def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path | None) -> list[Path]:
@@ -191,20 +198,21 @@ def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path
     if binds:  # `apptainer exec -B /scratch/me/nanochat:/opt/nanochat IMG bash /opt/nanochat/run.sh`
         binds = [(expand_path(model, src, cmd.line, cmd.file) or src, dest) for src, dest in binds]
         expanded = host_path(expanded, binds)
-        if "$" in expanded:  # bound from a directory whose path is known only in the job ($VSC_SCRATCH/...)
-            return []
+    if "$" in expanded:  # under a directory whose path is known only in the job ($VSC_SCRATCH/...)
+        return []
     p = Path(expanded)
     if p.is_absolute():
         return [p]
-    if model.cd_targets:
-        last = Path(model.cd_targets[-1])
+    cd_targets = _cd_targets_at(model, cmd)
+    if cd_targets:
+        last = Path(cd_targets[-1])
         last = Path(cwd) / last if cwd and not last.is_absolute() else last
         if not last.is_dir():  # the job's directory is not on this machine (entry-not-found says so): unknown
             return []
-    # the job's working directory: a `cd` of the script, --chdir, the submit directory
+    # the job's working directory: a `cd` of the script before the line, --chdir, the submit directory
     chdir = model.directive("chdir")
     dirs = (
-        list(reversed(model.cd_targets))
+        list(reversed(cd_targets))
         + ([chdir.value] if chdir and chdir.value else [])
         + ([str(cwd)] if cwd else [])
         + ([str(model.path.parent)] if model.path else [])
@@ -296,7 +304,7 @@ def _parse_text(
     if export is not None and not (export.value or "").upper().startswith("ALL"):
         environ = None  # --export=NONE / a list: the job does not start with this environment
     _evaluate(model, state.events, environ, args, environ_complete, fname)
-    model.cd_targets = _cd_targets(model)
+    model.cd_targets = [t for _c, t in _cd_commands(model)]
     find_invocations(model)
 
 

@@ -100,6 +100,47 @@ def _():  # the job's directory is not on this machine (entry-not-found says so)
 
 
 @good("sourced-file-missing")
+def _():  # the job's directory at the line is not on this machine; a later cd's (here) does not decide it
+    return Scenario(
+        script=HEAD + "cd /home/someone/nanochat\nsource .venv/bin/activate\ncd /tmp\n" + BASE + "\n", env=ENV
+    )
+
+
+@bad("sourced-file-missing")
+def _():  # sourced before the cd to the directory that holds it: bash looks in the submit directory
+    return Scenario(
+        script=HEAD + "source env.sh\ncd sub\n" + BASE + "\n",
+        env=ENV,
+        files={"sub/env.sh": "export NANOCHAT_BASE_DIR=/tmp\n"},
+    )
+
+
+@good("sourced-file-missing")
+def _():  # the same source after that cd
+    return Scenario(
+        script=HEAD + "cd sub\nsource env.sh\n" + BASE + "\n",
+        env=ENV,
+        files={"sub/env.sh": "export NANOCHAT_BASE_DIR=/tmp\n"},
+    )
+
+
+@good("sourced-file-missing")
+def _():  # in a function, which runs after any of the script's cds
+    return Scenario(
+        script=HEAD + "setup() { source env.sh; }\ncd sub\nsetup\n" + BASE + "\n",
+        env=ENV,
+        files={"sub/env.sh": "export NANOCHAT_BASE_DIR=/tmp\n"},
+    )
+
+
+@good("sourced-file-missing")
+def _():  # under a directory known only in the job (a real L40S script's secrets file), sourced before any cd
+    return Scenario(
+        script=HEAD + 'SCRATCH="${VSC_SCRATCH}/proj"\nsource "${SCRATCH}/secrets.sh"\n' + BASE + "\n", env=ENV
+    )
+
+
+@good("sourced-file-missing")
 def _():  # a script inside a container, bound from a directory known only in the job
     return Scenario(
         script=HEAD + "apptainer exec --bind $VSC_SCRATCH/nanochat:/opt/nanochat img.sif bash /opt/nanochat/run.sh\n",
