@@ -34,15 +34,17 @@ ANCHOR_RE = re.compile(
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
-STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
-STEP_MID_RE = re.compile(r"^step (\d+) \(([\d.]+)%\) \| loss: (\S+?) \|")
+STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\) \| loss: +(\S+?) \|")
+# mid's own line has its percentage; an excerpt pasted without it, its numbers aligned ("step 00401 | loss:  6.900375 |
+# lrm: 1.00"), still holds mid's (or a fork's) step lines
+STEP_MID_RE = re.compile(r"^step (\d+)(?: \(([\d.]+)%\))? \| loss: +(\S+?) \|")
 STEP_SFT_RE = re.compile(r"^Step (\d+)/(\d+) \| Training loss: (\S+?)\s*\|")
 STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
 STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
 # the base, mid and SFT grammars above on raw bytes, for printable-ASCII lines (where bytes and text agree)
 STEP_BYTES_RE = re.compile(
-    rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: (?P<base_loss>\S+?) \|)"
-    rb"|(?P<mid>step \d+ \([\d.]+%\) \| loss: (?P<mid_loss>\S+?) \|)"
+    rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: +(?P<base_loss>\S+?) \|)"
+    rb"|(?P<mid>step \d+(?: \([\d.]+%\))? \| loss: +(?P<mid_loss>\S+?) \|)"
     rb"|(?P<sft>Step \d+/(?P<sft_total>\d+) \| Training loss: (?P<sft_loss>\S+?)\s*\|)"
 )
 NOT_PLAIN_RE = re.compile(rb"[^\t\x20-\x7e]")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from preflight.testing import Scenario, bad, good
 from tests import factories as F
 
@@ -24,6 +26,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("nan-loss")
 @good("training-stopped-early")
 @good("model-tag-mismatch")
+@good("loss-diverged")
 def _clean_classic_run():
     return _log(F.run_log())
 
@@ -82,6 +85,30 @@ def _base_log_ends_mid_training():
     text = F.run_log(phases=("base",), report=False)
     cut = text.index("step 00012/")
     return _log(text[:cut])
+
+
+def _with_loss(text: str, step_prefix: str, loss: str) -> str:
+    """The log with the loss of the one step line that starts with step_prefix replaced."""
+    new, n = re.subn(rf"^({re.escape(step_prefix)}[^|]*\| loss: )\S+", rf"\g<1>{loss}", text, count=1, flags=re.M)
+    assert n == 1, step_prefix
+    return new
+
+
+@bad("loss-diverged")
+def _mid_blew_up_from_a_trained_base():  # a real mid run's shape: 13.07, 16.04 at its first steps, then flat at 6.88
+    return _log(_with_loss(F.run_log(), "step 00002 (", "16.036624"))
+
+
+@bad("loss-diverged")
+def _base_blew_up_after_warmup():
+    text = F.run_log(phases=("base",), per_phase={"base": {"planned": 400}})
+    return _log(_with_loss(text, "step 00300/", "12.5"))
+
+
+@good("loss-diverged")
+def _base_from_scratch_starts_near_uniform():  # a model trained from scratch starts at ~ln(vocab): not divergence
+    text = F.run_log(phases=("base",), per_phase={"base": {"planned": 400}})
+    return _log(_with_loss(text, "step 00001/", "11.5"))
 
 
 @bad("model-tag-mismatch")

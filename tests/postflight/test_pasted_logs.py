@@ -301,3 +301,22 @@ def test_an_excerpts_crash_without_an_entry_point_frame_is_its_phases_cause(tmp_
     cause = phases["base"]["cause"]
     assert phases["base"]["status"] == "failed" and "after its last training step (4/5)" in cause, cause
     assert "Parent directory" in cause and "PytorchStreamReader" not in cause, cause
+
+
+def test_an_abridged_mid_excerpt_that_diverged_reads_its_steps_and_says_so(tmp_path, cli):
+    # a write-up quoting a mid run's output: step lines cut to loss and lrm (no percentage), numbers aligned with two
+    # spaces, the author's notes after them; the loss went far above a uniform guess at once, then sat at 6.88
+    log = tmp_path / "output.log"
+    log.write_text(
+        "Step 00000 | Validation bpb: 0.2982      <- from a healthy base\n"
+        "step 00001 | loss: 13.070236 | lrm: 1.00\n"
+        "step 00002 | loss: 16.036624 | lrm: 1.00 <- worse than uniform\n"
+        "step 00150 | Validation bpb: 1.7252\n"
+        "step 00401 | loss:  6.900375 | lrm: 1.00\n"
+        "step 02381 | loss:  6.870882 | lrm: -0.00 <- flat\n"
+        "Step 02381 | Validation bpb: 1.6045      <- nothing gained\n"
+    )
+    _report, checks, phases = _verify(cli, log)
+    assert phases["mid"]["status"] == "failed" and "step 2381" in phases["mid"]["cause"], phases["mid"]  # was not-run
+    (blowup,) = checks["LOG012"]["findings"]
+    assert blowup["message"].startswith("mid: training loss 13.07 at step 1 (up to 16.04), above ln(65536) = 11.09")

@@ -185,13 +185,15 @@ def test_text_markdown_json_verdicts(tmp_path):
 
 
 def test_library_callers_get_curves_without_asking(tmp_path):
-    """A Context whose logs were indexed without collectors: the series fact indexes again, collecting."""
+    """The curves are collected in the index's pass whatever the format (LOG012 reads them); a log set indexed
+    without collectors (built by a library caller) is indexed again, collecting."""
     from preflight.config import load_config
     from preflight.context import Context, RunInputs
 
     log = F.write_log(tmp_path / "run.out", F.run_log(phases=("base",)))
     ctx = Context(load_config({}, cwd=tmp_path), inputs=RunInputs(logs=[log], stage="post", cwd=tmp_path))
-    assert not ctx.get("logs").series
+    assert list(ctx.get("logs").series) == [str(log)]
+    ctx.get("logs").series.clear()
     assert ctx.get("series").get("base").column("loss")[0] == list(range(20))
 
 
