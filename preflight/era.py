@@ -70,21 +70,21 @@ def _base(module: str | None) -> str:
 def guess_era(script: Any) -> EraGuess | None:
     from preflight.profiles import load_profile
 
-    invs = [i for i in (getattr(script, "all_invocations", None) or []) if i.module]
+    invs = [i for i in (getattr(script, "all_invocations", None) or []) if i.entry]
     if not invs:
         return None
-    modules = {_base(i.module) for i in invs}
+    modules = {_base(i.entry) for i in invs}
     flagged = TRAINER_SCRIPTS | {"tok_train"}
     if not modules & (TRAINER_SCRIPTS | {"tok_train", "base_eval", "chat_eval"}):
         # only a fork's own entry points (scripts.pre1900_sft): their flags still follow the checkout's parser
         # style, which dates the fork's nanochat; nothing else about them is upstream's
-        flagged = {_base(i.module) for i in invs if i.module.startswith("scripts.")}
-        if not any("-" in (f.key or "") for i in invs if _base(i.module) in flagged for f in i.flags):
+        flagged = {_base(i.entry) for i in invs if i.entry.startswith("scripts.")}
+        if not any("-" in (f.key or "") for i in invs if _base(i.entry) in flagged for f in i.flags):
             return None
     train_flags = [
         (i, f)
         for i in invs
-        if _base(i.module) in flagged
+        if _base(i.entry) in flagged
         for f in i.flags
         if f.key and f.style not in ("positional", "short")
     ]
@@ -118,7 +118,7 @@ def guess_era(script: Any) -> EraGuess | None:
         has_sft
         and "base_train" in modules
         and not has_mid
-        and not any(f.key == "source" for i in invs if _base(i.module) == "chat_sft" for f in i.flags)
+        and not any(f.key == "source" for i in invs if _base(i.entry) == "chat_sft" for f in i.flags)
     )
     evidence = []
     if dashed:
@@ -146,8 +146,8 @@ def guess_era(script: Any) -> EraGuess | None:
             k = f.key.replace("-", "_")
             if name == "classic":
                 # the configurator's keys are exactly its globals: a flag it lacks is a later era's
-                keys = prof.config_keys(inv.module)
-                if keys is not None and k not in keys and _base(inv.module) == "base_train":
+                keys = prof.config_keys(inv.entry)
+                if keys is not None and k not in keys and _base(inv.entry) == "base_train":
                     score -= 2
                     notes[label].append(f"--{f.key} is not a base_train flag of the classic era")
                 continue
@@ -159,7 +159,7 @@ def guess_era(script: Any) -> EraGuess | None:
                 and d_classic is not None
                 and d_new is not None
                 and d_new != d_classic
-                and _base(inv.module) in ("base_train", "tok_train")
+                and _base(inv.entry) in ("base_train", "tok_train")
                 and (_same(f.value, d_classic) or _same(f.value, d_new))
             ):
                 score += 1  # a value for a default that changed after the classic era: restored or adopted

@@ -120,11 +120,11 @@ def steps_of(text: str, profile: Any) -> list[JobStep]:
         return []
     steps: list[JobStep] = []
     for inv in model.all_invocations:
-        if not inv.module:
+        if not inv.entry:
             continue
-        phase = profile.phase_of_module(inv.module, list(inv.args)) if profile is not None else None
-        cmd = " ".join(getattr(inv.command, "raw_words", None) or []) or inv.module
-        steps.append(JobStep(len(steps), inv.line, inv.module, phase, cmd))
+        phase = profile.phase_of_module(inv.entry, list(inv.args)) if profile is not None else None
+        cmd = " ".join(getattr(inv.command, "raw_words", None) or []) or inv.entry
+        steps.append(JobStep(len(steps), inv.line, inv.entry, phase, cmd))
     return steps
 
 

@@ -82,6 +82,7 @@ class PhasePlan:
     # steps known from the script/config (base horizon, --num_iterations), not an era's typical count:
     # only these are promises a postflight can hold the run to
     exact_steps: bool = False
+    resume_from: int | None = None  # the step the job resumes at (--resume_from_step): it trains only the rest
 
 
 @dataclass
@@ -171,6 +172,8 @@ class Plan:
             bits = []
             if p.steps:
                 bits.append(f"{p.steps:,} steps")
+            if p.resume_from:
+                bits.append(f"resumes at step {p.resume_from:,}: {p.steps - p.resume_from:,} left to train")
             if p.seconds is not None:
                 bits.append(duration(p.seconds))
             if p.model_bytes:
@@ -215,7 +218,7 @@ def _num(text: str | None, kind=int) -> Any:
 def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any, str] | None:
     """(value, where) of the default the checkout's own entry point declares for key."""
     try:
-        ep = checkout.entry(inv.module, inv.script_file) if checkout is not None and inv is not None else None
+        ep = checkout.entry(inv.entry, inv.script_file) if checkout is not None and inv is not None else None
     except OSError:
         return None
     default = ep.numeric_default(key) if ep is not None else None
@@ -432,6 +435,9 @@ def build_plan(
             pp.checkpoint_dir = None
         elif name == "base":
             pp.steps, pp.tokens, pp.exact_steps = iterations, tokens, True
+            resume = _num(_flag_value(inv, "resume_from_step"))
+            if resume and iterations and 0 < resume < iterations:  # this job trains only the steps after it
+                pp.tokens, pp.resume_from = (iterations - resume) * total, resume
         elif explicit_steps and explicit_steps > 0:
             per_step = _num(_flag_value(inv, "total_batch_size")) or total
             pp.steps, pp.tokens, pp.exact_steps = explicit_steps, explicit_steps * per_step, True

@@ -12,10 +12,10 @@ from preflight.units import parse_count
 
 def trains(inv: Any, profile: Any, phase: str) -> bool:
     """The launch runs the phase's trainer (not one of its evaluations)."""
-    if not inv.module or profile.phase_of_module(inv.module, inv.args) != phase:
+    if not inv.entry or profile.phase_of_module(inv.entry, inv.args) != phase:
         return False
     trainer = ((profile.phase(phase) or {}).get("train_module") or "").rsplit(".", 1)[-1]
-    return inv.module.rsplit(".", 1)[-1] == trainer
+    return inv.entry.rsplit(".", 1)[-1] == trainer
 
 
 def training_invocation(script: Any, profile: Any, phase: str) -> Any:
@@ -29,7 +29,7 @@ def trainer_invocations(script: Any, profile: Any) -> list:
     return [
         i
         for i in script.all_invocations
-        if i.module and not i.module.endswith("chat_eval") and profile.phase_of_module(i.module, i.args) in TRAIN_PHASES
+        if i.entry and not i.entry.endswith("chat_eval") and profile.phase_of_module(i.entry, i.args) in TRAIN_PHASES
     ]
 
 
@@ -42,8 +42,8 @@ def phases_run(script: Any, profile: Any) -> list[str]:
         return [p for p in profile.phases if not (profile.phase(p) or {}).get("optional")]
     found = set()
     for inv in script.all_invocations:
-        if inv.module:
-            ph = profile.phase_of_module(inv.module, inv.args)
+        if inv.entry:
+            ph = profile.phase_of_module(inv.entry, inv.args)
             if ph:
                 found.add(ph)
     return [p for p in profile.phases if p in found]

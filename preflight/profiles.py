@@ -474,7 +474,7 @@ def detect_from_script(script: Any) -> tuple[str, str, str | None, tuple] | None
     invocations = list(getattr(script, "all_invocations", None) or getattr(script, "invocations", []) or [])
     if not invocations:
         return None
-    modules = {inv.module for inv in invocations if inv.module}
+    modules = {inv.entry for inv in invocations if inv.entry}
     if any(
         m.startswith("nanochat.") and m.split(".", 1)[1] in ("base_train", "mid_train", "chat_sft") for m in modules
     ):

@@ -28,7 +28,7 @@ def _script_downloads(ctx, profile) -> tuple[int | None, int | None, bool]:
     mod = profile.modules.get("dataset")
     best: tuple[int | None, int | None, bool] = (None, None, False)
     for inv in script.all_invocations:
-        if inv.module != mod:
+        if inv.entry != mod:
             continue
         f = inv.flag("n", "num-shards", "num_shards", "num_files")
         n = parse_count(f.value) if f is not None else None

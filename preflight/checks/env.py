@@ -62,10 +62,10 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
     profile = ctx.get("profile", None)
     if script is not None and script.ok and profile is not None:
         for inv in script.all_invocations:
-            phase = profile.phase_of_module(inv.module, inv.args) if inv.module else None
+            phase = profile.phase_of_module(inv.entry, inv.args) if inv.entry else None
             # a fork's own entry point (scripts.pre1900_sft) that takes nanochat's --run starts wandb the same way
-            fork_entry = phase is None and (inv.module or "").startswith("scripts.") and inv.flag("run") is not None
-            if not inv.module or (phase not in TRAIN_PHASES and not fork_entry):
+            fork_entry = phase is None and (inv.entry or "").startswith("scripts.") and inv.flag("run") is not None
+            if not inv.entry or (phase not in TRAIN_PHASES and not fork_entry):
                 continue
             f = inv.flag("run")
             if f is None:
@@ -79,11 +79,10 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
                 source += f", {variable_origin(ctx, 'WANDB_RUN')[0]}"
             return (expanded or None), source, inv.line, inv.file
         if any(
-            inv.module and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES
-            for inv in script.all_invocations
+            inv.entry and profile.phase_of_module(inv.entry, inv.args) in TRAIN_PHASES for inv in script.all_invocations
         ):
             return None, "no --run flag (the trainer's default is dummy)", None, None
-        if any(inv.module for inv in script.all_invocations):
+        if any(inv.entry for inv in script.all_invocations):
             # it launches nanochat entry points, none of which trains (a tokenizer job): nothing starts wandb
             return None, NO_TRAINING, None, None
     value = job_env.get("WANDB_RUN")

@@ -46,18 +46,6 @@ def _did_you_mean(options: list[str]) -> str:
     return f" (did you mean {' or '.join('--' + o for o in options)}?)" if options else ""
 
 
-def entry_module(inv) -> str | None:
-    """``python -m scripts.base_train`` -> scripts.base_train; ``python scripts/base_train.py`` -> the same."""
-    if inv.module:
-        return inv.module
-    sf = (inv.script_file or "").replace("\\", "/")
-    if sf.endswith(".py"):
-        parts = [p for p in sf[:-3].split("/") if p not in ("", ".")]
-        if len(parts) >= 2 and parts[-2] in ("scripts", "nanochat"):
-            return f"{parts[-2]}.{parts[-1]}"
-    return None
-
-
 def checkout_or_none(ctx):
     try:
         return ctx.get("checkout", None)
@@ -103,7 +91,7 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
     checkout = checkout_or_none(ctx)
     note = checkout_note(ctx) if checkout is None else ""
     for inv in script.all_invocations:
-        module = entry_module(inv)
+        module = inv.entry
         if not module:
             continue
         phase = profile.phase_of_module(module, inv.args)

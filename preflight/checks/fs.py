@@ -170,7 +170,7 @@ def _base_loaders(script, profile) -> list:
 
     found = []
     for inv in script.all_invocations:
-        phase = profile.phase_of_module(inv.module, inv.args) if inv.module else None
+        phase = profile.phase_of_module(inv.entry, inv.args) if inv.entry else None
         if phase is None or inv.flag("model_tag", "g"):
             continue
         reads_base = phase == "base" and not trains(inv, profile, "base")
@@ -223,23 +223,23 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     checkout = ctx.get("checkout", None)
     fixes, untagged = [], []
     for inv in loaders:
-        name = inv.module.rsplit(".", 1)[-1]
-        flag, source = setting_flag(checkout, profile, inv.module, "model_tag")
+        name = inv.entry.rsplit(".", 1)[-1]
+        flag, source = setting_flag(checkout, profile, inv.entry, "model_tag")
         from_source = source.endswith(".py")
         if (from_source and flag is None) or (
-            not from_source and inv.module in profile.data.get("untagged_loaders", [])
+            not from_source and inv.entry in profile.data.get("untagged_loaders", [])
         ):
             untagged.append(name)  # it has no tag flag: only moving the larger model out helps it
             continue
-        if not from_source and not profile.uses_configurator(inv.module):
+        if not from_source and not profile.uses_configurator(inv.entry):
             flag = "--model-tag"  # without its source: how every upstream argparse loader spells it (base_eval, chat_*)
         fixes.append(f"{name} {flag or '--model_tag'}={trained}")
     no_flag = f" ({', '.join(dict.fromkeys(untagged))} takes no model tag in this {'checkout' if checkout else 'era'})"
-    if any((inv.module or "").rsplit(".", 1)[-1] in PHASELESS_SCRIPTS for inv in script.all_invocations):
+    if any((inv.entry or "").rsplit(".", 1)[-1] in PHASELESS_SCRIPTS for inv in script.all_invocations):
         fixes.append(f"chat_eval/chat_cli -g {trained}")
     inv = loaders[0]
     yield Finding(
-        f"{inv.module} (line {inv.line}) loads base's checkpoint with no model tag, and {ckpt} already holds "
+        f"{inv.entry} (line {inv.line}) loads base's checkpoint with no model tag, and {ckpt} already holds "
         f"{picked}: nanochat takes the largest dN there, so it and the phases after it would continue {picked}, "
         f"not the {trained} this script trains",
         path=inv.file,

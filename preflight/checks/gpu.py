@@ -17,14 +17,14 @@ from preflight.units import parse_count
 
 def _training_invocations(script, profile):
     for inv in script.all_invocations:
-        if not inv.module:
+        if not inv.entry:
             continue
-        phase = profile.phase_of_module(inv.module, inv.args)
+        phase = profile.phase_of_module(inv.entry, inv.args)
         spec = profile.phase(phase) if phase else None
         if (
             phase in TRAIN_PHASES
             and spec
-            and inv.module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]
+            and inv.entry.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]
         ):
             yield phase, spec, inv
 
@@ -44,7 +44,7 @@ def _value(script, inv, job_env, key, spec, profile, entry=None):
             return int(d), f"{key}={d} (default in {entry.path.rsplit('/', 2)[-2]}/{entry.path.rsplit('/', 1)[-1]})"
         if opt:
             return None, ""  # declared with a computed default (None: inherited, auto)
-    keys = spec.get("config_keys") or profile.config_keys(inv.module) or {}
+    keys = spec.get("config_keys") or profile.config_keys(inv.entry) or {}
     if key in keys and isinstance(keys[key], (int, float)) and not isinstance(keys[key], bool):
         return int(keys[key]), f"{key}={keys[key]} (default)"
     d = profile.defaults.get(key)
@@ -82,7 +82,7 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
         rule = spec.get("batch_rule")
         if not rule:
             continue
-        entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
+        entry = checkout.entry(inv.entry, inv.script_file) if checkout is not None else None
         if entry is not None and entry.ok and not entry.spelled(rule["total"]) and entry.spelled("total_batch_size"):
             # this checkout batches the phase by tokens (SFT from 9652279 on), whatever the era says
             rule = {"total": "total_batch_size", "per": ["device_batch_size", "max_seq_len", "world"]}
@@ -107,7 +107,7 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
                 break
             product *= v
             parts.append(vsrc)
-        flag, _ = setting_flag(checkout, profile, inv.module, rule["total"], inv.script_file)
+        flag, _ = setting_flag(checkout, profile, inv.entry, rule["total"], inv.script_file)
         set_total = (
             f"set {flag} to a multiple of {product:,}" if flag else f"a total batch that is a multiple of {product:,}"
         )
@@ -115,7 +115,7 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
         if auto and product and product & (product - 1):
             odd = product // (product & -product)
             yield Finding(
-                f"{phase} ({inv.module}): {entry.path.rsplit('/', 2)[-2]}/{entry.path.rsplit('/', 1)[-1]} auto-sizes "
+                f"{phase} ({inv.entry}): {entry.path.rsplit('/', 2)[-2]}/{entry.path.rsplit('/', 1)[-1]} auto-sizes "
                 f"{rule['total']} to a power of two, and {' x '.join(parts)} = {product:,} has the odd factor {odd}: "
                 "no power of two divides by it, so the phase stops with an AssertionError",
                 path=path,
@@ -125,7 +125,7 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
             )
         elif not auto and product and total % product:
             yield Finding(
-                f"{phase} ({inv.module}): {rule['total']} {total:,} is not divisible by "
+                f"{phase} ({inv.entry}): {rule['total']} {total:,} is not divisible by "
                 f"{' x '.join(parts)} = {product:,}; the phase stops with an AssertionError",
                 path=path,
                 line=inv.line,

@@ -64,7 +64,7 @@ def _origin(script, raw: str, depth: int = 0) -> str:
 
 
 def _training(script):
-    return [inv for inv in script.all_invocations if inv.launcher.endswith("torchrun") or inv.module]
+    return [inv for inv in script.all_invocations if inv.launcher.endswith("torchrun") or inv.entry]
 
 
 def _tasks_per_node(opts: dict[str, str], job_env, nodes: int) -> int | None:
@@ -161,14 +161,14 @@ def nodes_launch_mismatch(script, job_env) -> Iterator[Finding]:
         if (
             not torchrun
             and inv.srun
-            and inv.module
-            and inv.module.startswith(("nanochat.", "scripts."))
-            and inv.module.rsplit(".", 1)[-1] in TORCHRUN_SCRIPTS  # a trainer or evaluation (not a download)
+            and inv.entry
+            and inv.entry.startswith(("nanochat.", "scripts."))
+            and inv.entry.rsplit(".", 1)[-1] in TORCHRUN_SCRIPTS  # a trainer or evaluation (not a download)
             and (tasks or 1) * nodes > 1
             and not on_some_nodes_only(script, inv.command)  # `if [ "$NODE_RANK" = 0 ]; then ...`
         ):
             yield Finding(
-                f"srun runs {inv.module} as {(tasks or 1) * nodes} plain tasks: nanochat reads RANK, LOCAL_RANK "
+                f"srun runs {inv.entry} as {(tasks or 1) * nodes} plain tasks: nanochat reads RANK, LOCAL_RANK "
                 "and WORLD_SIZE, which only torchrun sets, so each task trains alone on its own copy",
                 path=path,
                 line=inv.line,

@@ -196,7 +196,7 @@ def _needed_by(item: dict, invs: list, script, job_env) -> list:
     mods = item.get("modules") or ([item["module"]] if item.get("module") else None)
     out = []
     for inv in invs:
-        base = inv.module.rsplit(".", 1)[-1]
+        base = inv.entry.rsplit(".", 1)[-1]
         if mods and base not in {m.rsplit(".", 1)[-1] for m in mods}:
             continue
         off = item.get("off_when")
@@ -293,7 +293,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     alternatives = profile.alternative_profiles() if checkout is None else []
     for phase in run:
         invs = (
-            [i for i in script.all_invocations if i.module and profile.phase_of_module(i.module, i.args) == phase]
+            [i for i in script.all_invocations if i.entry and profile.phase_of_module(i.entry, i.args) == phase]
             if script is not None
             else None
         )

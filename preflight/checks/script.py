@@ -99,14 +99,14 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
     for model in script.walk():
         if model.errexit or not model.ok:
             continue
-        invs = [i for i in model.invocations if i.module and not i.background]
+        invs = [i for i in model.invocations if i.entry and not i.background]
         if len(invs) < 2:
             continue
         unchecked = [i for i in invs[:-1] if not i.checked]
         if not unchecked:
             continue
         first = unchecked[0]
-        phases = [profile.phase_of_module(i.module, i.args) or i.module for i in invs]
+        phases = [profile.phase_of_module(i.entry, i.args) or i.entry for i in invs]
         yield Finding(
             f"{os.path.basename(str(model.path))} runs {len(invs)} steps ({', '.join(dict.fromkeys(phases))}) "
             f"without set -e or per-step exit checks: if `{first.module}` (line {first.line}) fails, "
@@ -232,12 +232,12 @@ def _resume_alternative(ctx, script, profile) -> str:
     from preflight.checkout import setting_flag
     from preflight.checks.flags import checkout_or_none
 
-    inv = next((i for i in script.all_invocations if i.module and i.module.endswith("base_train")), None)
+    inv = next((i for i in script.all_invocations if i.entry and i.entry.endswith("base_train")), None)
     if inv is None:
         return ""
     checkout = checkout_or_none(ctx)
-    save, _ = setting_flag(checkout, profile, inv.module, "save_every", inv.script_file)
-    resume, _ = setting_flag(checkout, profile, inv.module, "resume_from_step", inv.script_file)
+    save, _ = setting_flag(checkout, profile, inv.entry, "save_every", inv.script_file)
+    resume, _ = setting_flag(checkout, profile, inv.entry, "resume_from_step", inv.script_file)
     return f", or {save}=N and resume with {resume}=STEP in a second job" if save and resume else ""
 
 
@@ -319,7 +319,7 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     trainers = [
         i
         for i in script.all_invocations
-        if i.module and profile.phase_of_module(i.module, i.args) == "base" and i.module.endswith("base_train")
+        if i.entry and profile.phase_of_module(i.entry, i.args) == "base" and i.entry.endswith("base_train")
     ]
     if not trainers:
         raise Skip("the script runs no base training")
@@ -339,8 +339,8 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     from preflight.checks.flags import checkout_or_none
 
     checkout = checkout_or_none(ctx)
-    save_flag, src = setting_flag(checkout, profile, inv.module, "save_every", inv.script_file)
-    resume_flag, _ = setting_flag(checkout, profile, inv.module, "resume_from_step", inv.script_file)
+    save_flag, src = setting_flag(checkout, profile, inv.entry, "save_every", inv.script_file)
+    resume_flag, _ = setting_flag(checkout, profile, inv.entry, "resume_from_step", inv.script_file)
     plan = ctx.get("plan", None)
     limit = job_env.time_limit_s
     if plan is not None and plan.total_seconds is not None and limit is not None and plan.total_seconds * 3 <= limit:
@@ -354,18 +354,16 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
             "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)"
         )
     elif save_flag and resume_flag:
-        fix = (
-            f"pass {save_flag}=1000 to {inv.module} and resume a killed job with {resume_flag}=STEP (flags from {src})"
-        )
+        fix = f"pass {save_flag}=1000 to {inv.entry} and resume a killed job with {resume_flag}=STEP (flags from {src})"
     elif save_flag:
         fix = (
-            f"pass {save_flag}=1000 to {inv.module}; this checkout has no resume flag ({src}), so a killed job "
+            f"pass {save_flag}=1000 to {inv.entry}; this checkout has no resume flag ({src}), so a killed job "
             f"restarts base training from step 0: raise --time, or update nanochat (resume arrived "
             f"{SETTING_SINCE['resume_from_step']})"
         )
     else:
         fix = (
-            f"this checkout's {inv.module} can neither save periodically nor resume ({src}; both arrived "
+            f"this checkout's {inv.entry} can neither save periodically nor resume ({src}; both arrived "
             f"{SETTING_SINCE['save_every']}): raise --time above the estimate, or update nanochat"
         )
     why = (
@@ -374,7 +372,7 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
         else "no --signal is set"
     )
     yield Finding(
-        f"{inv.module} saves only at the end and {why}: if the job reaches its time limit it is killed "
+        f"{inv.entry} saves only at the end and {why}: if the job reaches its time limit it is killed "
         "with no checkpoint",
         path=_p(script, inv),
         line=inv.line,
@@ -418,8 +416,8 @@ def background_without_wait(script, profile) -> Iterator[Finding]:
                 inv = next((i for i in model.invocations if i.command is later), None)
                 if (
                     inv is not None
-                    and inv.module
-                    and profile.phase_of_module(inv.module, inv.args) in TRAIN_PHASES
+                    and inv.entry
+                    and profile.phase_of_module(inv.entry, inv.args) in TRAIN_PHASES
                     and not later.background
                 ):
                     nxt_train = later
@@ -559,9 +557,9 @@ def blocking_server(script, profile) -> Iterator[Finding]:
     _readable(script)
     blocking = set(profile.data.get("blocking_modules") or []) | {"scripts.chat_web"}
     for inv in script.all_invocations:
-        if inv.module in blocking and not inv.background:
+        if inv.entry in blocking and not inv.background:
             yield Finding(
-                f"`{inv.module}` starts a web server that never exits: the job holds its GPUs until the time limit",
+                f"`{inv.entry}` starts a web server that never exits: the job holds its GPUs until the time limit",
                 path=_p(script, inv),
                 line=inv.line,
                 fix="remove this line from the batch script",

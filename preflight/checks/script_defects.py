@@ -299,7 +299,7 @@ def log_line_not_printed(script, profile, ctx) -> Iterator[Finding]:
 
     script.require_readable()
     text = script.text or ""
-    launched = {(i.module or "").rsplit(".", 1)[-1] for i in script.all_invocations if i.module}
+    launched = {(i.entry or "").rsplit(".", 1)[-1] for i in script.all_invocations if i.entry}
     checkout = checkout_or_none(ctx)
     for item in profile.data.get("printed") or []:
         needles = item.get("in_script") or []

@@ -263,7 +263,7 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
                 reported.add((outer.file, outer.line))
                 piped = how.startswith("`| ")
                 yield Finding(
-                    f"{inv.module} (line {inv.line}) can crash and the job still ends COMPLETED: its failure "
+                    f"{inv.entry} (line {inv.line}) can crash and the job still ends COMPLETED: its failure "
                     f"is swallowed by {how}",
                     path=script.file_of(inv),
                     line=inv.line,

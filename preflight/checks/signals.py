@@ -124,7 +124,7 @@ def signal_not_delivered(ctx, script, job_env, profile) -> Iterator[Finding]:
         if direct:
             inv = direct[0]
             yield Finding(
-                f"--signal={value} has no B:, so SLURM sends SIG{name} to srun job steps only; {inv.module} "
+                f"--signal={value} has no B:, so SLURM sends SIG{name} to srun job steps only; {inv.entry} "
                 f"(line {inv.line}) is started by the batch shell itself and never receives it: the job runs "
                 "into its time limit without saving",
                 path=script.file_of(inv),
@@ -149,7 +149,7 @@ def signal_not_delivered(ctx, script, job_env, profile) -> Iterator[Finding]:
     if foreground:
         inv = foreground[0]
         yield Finding(
-            f"{inv.module} (line {inv.line}) runs in the foreground: bash runs the {name} trap only after it "
+            f"{inv.entry} (line {inv.line}) runs in the foreground: bash runs the {name} trap only after it "
             "ends, so the trainer never gets the signal and is killed at the time limit",
             path=script.file_of(inv),
             line=inv.line,
@@ -161,12 +161,12 @@ def signal_not_delivered(ctx, script, job_env, profile) -> Iterator[Finding]:
     long_before = [
         i
         for i in script.all_invocations
-        if not i.background and i.file == trap.file and i.line < trap.line and i.module and _is_long_setup(i, profile)
+        if not i.background and i.file == trap.file and i.line < trap.line and i.entry and _is_long_setup(i, profile)
     ]
     if long_before:
         inv = long_before[0]
         yield Finding(
-            f"the {name} trap (line {trap.line}) is set after {inv.module} (line {inv.line}) runs in the "
+            f"the {name} trap (line {trap.line}) is set after {inv.entry} (line {inv.line}) runs in the "
             "foreground: a signal during it kills the batch shell",
             path=script.file_of(trap),
             line=trap.line,
@@ -188,24 +188,24 @@ def _term_trap(ctx, script, profile) -> Iterator[Finding]:
     trap, inv = traps[0], trainers[0]
     foreground = [i for i in trainers if not i.background]
     when = (
-        f"bash runs it only after {inv.module} (line {inv.line}), running in the foreground, has exited; "
+        f"bash runs it only after {inv.entry} (line {inv.line}), running in the foreground, has exited; "
         if foreground
         else ""
     )
     # the flags as the checkout the job runs spells them (--save-every from 2026-01-13), else the era's
     checkout = checkout_or_none(ctx)
-    save, _ = setting_flag(checkout, profile, inv.module, "save_every", inv.script_file)
-    resume, _ = setting_flag(checkout, profile, inv.module, "resume_from_step", inv.script_file)
+    save, _ = setting_flag(checkout, profile, inv.entry, "save_every", inv.script_file)
+    resume, _ = setting_flag(checkout, profile, inv.entry, "resume_from_step", inv.script_file)
     resume_text = f" and resume with {resume}=STEP" if resume else ""
     if save and inv.flag("save_every") is not None:
         again = f"rerun with {resume}=STEP (its last checkpoint)" if resume else "resume from its last checkpoint"
         fix = f"it already passes {save}: {again}; the trap can only report, not save"
     elif save:
-        fix = f"pass {save}=N to {inv.module}{resume_text}; the trap can only report, not save"
+        fix = f"pass {save}=N to {inv.entry}{resume_text}; the trap can only report, not save"
     else:
-        fix = f"this {inv.module} has no periodic save: split the run into jobs that fit the time limit"
+        fix = f"this {inv.entry} has no periodic save: split the run into jobs that fit the time limit"
     yield Finding(
-        f"`{' '.join(trap.words[:2])} ... TERM` (line {trap.line}) cannot make {inv.module} save at the time "
+        f"`{' '.join(trap.words[:2])} ... TERM` (line {trap.line}) cannot make {inv.entry} save at the time "
         f"limit: {when}SLURM sends SIGTERM to the trainer too, and the {profile.name} era's trainers do not "
         f"save on a signal, so it dies with only what {save or 'it'} saved last",
         path=script.file_of(trap),
@@ -216,4 +216,4 @@ def _term_trap(ctx, script, profile) -> Iterator[Finding]:
 
 def _is_long_setup(inv, profile) -> bool:
     """Steps before training that can run for hours: tokenizer training, dataset downloads."""
-    return profile.phase_of_module(inv.module, inv.args) == "tokenizer" or inv.module == profile.modules.get("dataset")
+    return profile.phase_of_module(inv.entry, inv.args) == "tokenizer" or inv.entry == profile.modules.get("dataset")

@@ -17,7 +17,7 @@ def _trains_tokenizer(ctx) -> int | None:
         return None
     tok = (profile.phase("tokenizer") or {}).get("train_module")
     for inv in script.all_invocations:
-        if inv.module and tok and inv.module.rsplit(".", 1)[-1] == tok.rsplit(".", 1)[-1]:
+        if inv.entry and tok and inv.entry.rsplit(".", 1)[-1] == tok.rsplit(".", 1)[-1]:
             return inv.line
     return None
 

@@ -156,6 +156,16 @@ class Flag:
     after_separator: bool = False  # came after a `--`
 
 
+def entry_of_file(script_file: str | None) -> str | None:
+    """``.../scripts/base_train.py`` -> scripts.base_train (and nanochat/X.py -> nanochat.X); None for another file."""
+    sf = (script_file or "").replace("\\", "/")
+    if sf.endswith(".py"):
+        parts = [p for p in sf[:-3].split("/") if p not in ("", ".")]
+        if len(parts) >= 2 and parts[-2] in ("scripts", "nanochat") and parts[-1].isidentifier():
+            return f"{parts[-2]}.{parts[-1]}"
+    return None
+
+
 @dataclass
 class Invocation:
     """A launch of a Python entry point (``torchrun -m X``, ``python -m X``, ``python file.py``) and its arguments."""
@@ -184,6 +194,14 @@ class Invocation:
     @property
     def file(self) -> str:
         return self.command.file
+
+    @property
+    def entry(self) -> str | None:
+        """The program launched, as a module: ``-m scripts.base_train``, or a nanochat entry point run as a
+        file (``torchrun -- /path/nanochat/scripts/base_train.py``: the same program); None for another file."""
+        if self.module:
+            return self.module
+        return entry_of_file(self.script_file)
 
     def flag(self, *keys: str) -> Flag | None:
         norm = {k.replace("-", "_") for k in keys}

@@ -1,0 +1,58 @@
+"""Shapes from an eighth round of public forks' batch scripts (written here in our own words): entry points run by
+their path on the cluster, a resumed base run's time, and the sourced-file and job-directory cases around them."""
+
+from __future__ import annotations
+
+import json
+
+
+def _check(cli, tmp_path, body, *extra, env=None):
+    (tmp_path / "job.sh").write_text(body)
+    env = {"HOME": str(tmp_path / "home"), "NANOCHAT_BASE_DIR": str(tmp_path / "base"), **(env or {})}
+    proc = cli("preflight", "check", "job.sh", "--format", "json", *extra, cwd=tmp_path, env=env)
+    report = json.loads(proc.stdout)
+    return report, {c["code"]: c for c in report["checks"]}
+
+
+PATH_LAUNCH = (
+    "#!/bin/bash\n#SBATCH --time=72:00:00\n#SBATCH --gres=gpu:h100:2\nset -e\nexport OMP_NUM_THREADS=1\n"
+    "export WANDB_MODE=offline\n"
+    'RESUME_ARG="--resume-from-step 76500"\n'
+    "torchrun --nproc_per_node=2 --master_port $MASTER_PORT -- \\\n"
+    "    /cluster/me/nanochat/scripts/base_train.py --depth 26 --max-seq-len 2048 --device-batch-size 8 \\\n"
+    "    --num-iterations 153600 --save-every 500 --run d26_run_01 $RESUME_ARG\n"
+)
+
+
+def test_an_entry_point_run_by_its_path_is_that_phase_and_a_resumed_run_is_timed_from_its_step(tmp_path, cli):
+    report, checks = _check(cli, tmp_path, PATH_LAUNCH)
+    plan = report["plan"]
+    (base,) = [p for p in plan["phases"] if p["name"] == "base"]  # was "the script runs no training phase"
+    assert plan["depth"] == 26 and base["steps"] == 153600 and base["resume_from"] == 76500, base
+    assert not checks["SB010"]["findings"], checks["SB010"]  # was 8 x "the classic configurator needs --key=value"
+    assert report["profile"]["name"] != "classic", report["profile"]
+    # 77,100 steps left of a d26 on 2 GPUs: over the 72 h limit (the whole run's 153,600 would say twice as much)
+    (late,) = checks["SB006"]["findings"]
+    hours = float(late["message"].split("estimated ")[1].split(":")[0])
+    assert 72 < hours < 150, late["message"]
+    assert checks["ENV001"]["status"] != "fail" and not any(
+        "run = dummy" in f["message"] for f in checks["ENV001"]["findings"]
+    ), checks["ENV001"]  # --run d26_run_01 is a named run
+
+
+def test_a_checkout_gives_a_path_launch_its_own_copy_of_the_entry_point(tmp_path, cli):
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "nanochat").mkdir()
+    (checkout / "scripts" / "base_train.py").write_text(
+        "import argparse\np = argparse.ArgumentParser()\n"
+        'p.add_argument("--depth", type=int, default=20)\np.add_argument("--max-seq-len", type=int, default=2048)\n'
+        'p.add_argument("--device-batch-size", type=int, default=32)\np.add_argument("--num-iterations", type=int)\n'
+        'p.add_argument("--save-every", type=int, default=-1)\np.add_argument("--run", default="dummy")\n'
+        'p.add_argument("--resume-from-step", type=int, default=-1)\n'
+    )
+    _report, checks = _check(
+        cli, tmp_path, PATH_LAUNCH.replace("--save-every 500", "--save-evry 500"), "--checkout", str(checkout)
+    )
+    (typo,) = checks["SB010"]["findings"]  # the checkout's base_train.py, though the job runs /cluster/me/...
+    assert "--save-evry" in typo["message"] and "--save-every" in typo["message"], typo["message"]
