@@ -38,7 +38,10 @@ def crash_text(
 
     cause = classify_traceback(tb)
     if tb.exc_type:
-        what = cause.detail or f"{tb.exc_type}: {tb.message[:160]}"
+        message = tb.message
+        if not message and tb.exc_type == "AssertionError" and tb.calls and tb.calls[-1].lstrip().startswith("assert"):
+            message = tb.calls[-1].strip()  # a bare assert: its source line says what failed
+        what = cause.detail or (f"{tb.exc_type}: {message[:160]}" if message else tb.exc_type)
     else:  # a pasted or truncated log: the frames, then nothing
         what = "the traceback is cut off before its exception line"
     root = root_rank(tb, failed)
@@ -86,3 +89,13 @@ def failed_record(logs: Any, tb: Any) -> dict:
             if tb in seg.tracebacks:
                 return seg.failed_marker.data if seg.failed_marker is not None else {}
     return {}
+
+
+def cancel_text(due: str) -> str:
+    """How SLURM's `*** JOB N CANCELLED AT T [DUE TO X] ***` line ended a phase. With no reason, a user's or an
+    administrator's scancel: more --time would change nothing."""
+    if "TIME" in due:
+        return "cancelled by SLURM at the time limit"
+    if due:
+        return f"cancelled by SLURM due to {due.lower()}"
+    return "cancelled (scancel by a user or an administrator, not the time limit)"

@@ -11,6 +11,7 @@ from typing import Any
 
 from preflight.phases import PHASE_NAMES as PHASES
 from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN
+from preflight.phases import checkpoint_tag
 from preflight.verdict import PhaseVerdict
 
 
@@ -254,16 +255,35 @@ def _command_flags(command: str, script: str) -> dict[str, str]:
     return flags
 
 
+def _depth_of_saved_tag(segs: list) -> int | None:
+    """N of the d<N> model tag the phase's logs saved or resumed into (the last one), else None."""
+    for seg in reversed(segs):
+        for ev in reversed(seg.saves):
+            found = checkpoint_tag(ev.data.get("path") or "")
+            m = re.fullmatch(r"d(\d{1,3})", found[1]) if found else None
+            if m:
+                return int(m.group(1))
+    return None
+
+
+def resume_key(profile: Any, phase: str) -> str | None:
+    """The setting a phase's trainer resumes from (resume_from_step), or None where it cannot resume (chat_rl)."""
+    if profile is None:
+        return None
+    spec = profile.phase(phase) or {}
+    return spec.get("resume_flag") or (profile.data.get("resume_flag") if phase == "base" else None)
+
+
 def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str]) -> list[str]:
     """Trainer flags rebuilt from the phase's ``Overriding: key = value`` lines. A log is data: a value
     that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted."""
     args: list[str] = []
-    resume_key = spec.get("resume_flag") or (profile.data.get("resume_flag") if v.name == "base" else None)
+    key_ = resume_key(profile, v.name)
     segs = logs.by_phase(v.name) if logs is not None else []
     # the trainer's own flags: base_loss's `Overriding: split_tokens = ...` is no base_train flag
     trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
     overrides = trainer_flags(segs, trainer)
-    resume_norm = (resume_key or "").replace("-", "_")
+    resume_norm = (key_ or "").replace("-", "_")
     for key, value in overrides.items():
         if key.replace("-", "_") == resume_norm:
             continue
@@ -271,8 +291,13 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
             refused.append(f"{key[:64]} = {str(value)[:80]!r}")
             continue
         args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
+    depth = _depth_of_saved_tag(segs) if v.name == "base" else None
+    if depth is not None and not any(k.replace("-", "_") == "depth" for k in overrides):
+        # base_train's model tag is d<depth> unless told otherwise: without --depth it would build (and look for)
+        # the default d20 (a stderr log holds the saves, not the flags)
+        args.append(f"{_flag(profile, 'depth')}={depth}")
     if (
-        resume_key
+        key_
         and v.status in ("partial", "failed", "running")
         and v.step is not None
         and (v.planned is None or v.step < v.planned)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preflight.crashtext import crash_text, evaluated_before, failed_record, last_step_before
+from preflight.crashtext import cancel_text, crash_text, evaluated_before, failed_record, last_step_before
 from preflight.facts import FactUnavailable
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES, TRAINER_SCRIPTS  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
@@ -243,17 +243,21 @@ def judge_phase(
         return v
     if cancels and last_started == phase and not ckpt_ok:
         ix, ev = cancels[-1]
-        v.status = "partial" if ck is not None or logged_steps else "failed"  # partial: it stopped after some steps
+        # no base dir: the saves the logs show (a stderr log may hold nothing else of a 3-day run)
+        saved = ck if ck is not None or inv is not None else _checkpoint_in_logs(segs)
+        v.status = "partial" if saved is not None or logged_steps else "failed"  # partial: it stopped after some steps
         last = max((s.last_step.step for s in segs if s.last_step is not None), default=None)
-        v.cause = "cancelled by SLURM at the time limit" + (
-            f"; last checkpoint step {ck} of {planned}"
-            if ck is not None
+        where = "checkpoint step" if ck is not None else "checkpoint in the logs: step"
+        v.cause = cancel_text(ev.data.get("due", "")) + (
+            f"; last {where} {saved}" + (f" of {planned}" if planned else "")
+            if saved is not None
             else (
                 f" after step {last}" + (f" of {planned}" if planned else "") + "; no checkpoint to resume from"
                 if last is not None
                 else "; no checkpoint"
             )
         )
+        v.step = v.step if v.step is not None else saved
         v.evidence.append(f"{ix.path}:{ev.line}")
         return v
     if ck is not None and not died_in_setup:

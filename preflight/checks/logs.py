@@ -212,7 +212,8 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
 
     note = stderr_note(logs)
     job = ctx.get("job", None)
-    stepped = {s.phase for s in logs.segments if s.step_lines}
+    # a phase whose logs show it saving checkpoints trained (a stderr log alone holds its saves, not its steps)
+    stepped = {s.phase for s in logs.segments if s.step_lines or any(s.saved_steps("model"))}
     hung = ctx.get("silence", None)
     reported = {hung.phase} if hung is not None and not hung.finished_phase else set()
     for ix in logs.logs:
@@ -394,6 +395,9 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
     How to fix: resume from the last periodic checkpoint (--resume_from_step) or rerun the phase.
     """
     from preflight.causes import respell_flags
+    from preflight.resume import resume_key
+
+    profile = ctx.get("profile", None)
 
     ledger = ctx.get("ledger", None)
     planned_map = ((ledger or {}).get("expected") or {}).get("steps") or {} if isinstance(ledger, dict) else {}
@@ -408,7 +412,9 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
                 seg.end_markers
                 or seg.saved_steps("model")
                 and max(seg.saved_steps("model")) >= total - 1
-                or any(e.data.get("kind") == "checkpoint" for e in seg.saves)
+                # a stepless save (SFT's final "✅ Saved model checkpoint"; RL prints it every N steps too): the end
+                # only when no step came after it
+                or any(e.data.get("kind") == "checkpoint" and e.line > seg.last_step.line for e in seg.saves)
             ):
                 continue
             if seg.last_step.step < total - 1:
@@ -416,11 +422,13 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
                     f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
                     path=ix.path,
                     line=seg.last_step.line,
-                    fix="resume from the last checkpoint (see the resume plan) or rerun the phase"
+                    fix=f"rerun {seg.phase}: its trainer cannot resume from a checkpoint"
+                    if profile is not None and resume_key(profile, seg.phase) is None
+                    else "resume from the last checkpoint (see the resume plan) or rerun the phase"
                     if any(s.saved_steps("model") or s.resume_from for s in logs.by_phase(seg.phase))
                     else respell_flags(
                         "rerun the phase (these logs show no checkpoint of it to resume from; --save_every keeps one)",
-                        ctx.get("profile", None),
+                        profile,
                         None,
                         seg.phase,
                     ),
