@@ -96,3 +96,22 @@ def test_a_bare_assert_names_its_source_line_and_a_computed_horizon_is_kept(tmp_
     (cmd,) = [c for c in report["resume"]["commands"] if "base_train" in c]
     # no flags in the log: what it printed of itself, with the horizon it computed (its LR schedule ends there)
     assert "--depth=32" in cmd and "iterations=54531" in cmd, cmd
+
+
+def test_a_log_that_loads_midtrainings_checkpoint_is_of_an_era_with_midtraining(tmp_path, cli):
+    err = tmp_path / "sft_10244.err"
+    err.write_text(
+        TORCHRUN_WARNING
+        + logger_line("nanochat.checkpoint_manager", "Loading model from /s/nanochat/mid_checkpoints/d26 with step 818")
+        + "\n"
+        + logger_line(
+            "nanochat.checkpoint_manager",
+            "Building model with config: {'sequence_len': 2048, 'vocab_size': 32768, 'n_layer': 26, 'n_head': 13, "
+            "'n_kv_head': 13, 'n_embd': 1664, 'window_pattern': 'L'}",
+        )
+        + "\n"
+    )
+    report, _checks, phases = _verify(cli, tmp_path, err)
+    # window_pattern alone is shared by three eras; the two without midtraining never name its checkpoints
+    assert report["profile"]["name"] == "argparse", report["profile"]  # was "current"
+    assert phases["mid"]["status"] == "done", phases["mid"]
