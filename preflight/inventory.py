@@ -32,6 +32,7 @@ class BaseDir:
     line: int | None = None  # script line that sets it
     file: str | None = None
     default: bool = False  # ~/.cache/nanochat because nothing set it
+    conditional: bool = False  # the script's assignment is in a branch (`if [ -z "$NANOCHAT_BASE_DIR" ]`, `[ ... ] &&`)
 
     def __str__(self) -> str:
         return str(self.path)
@@ -84,7 +85,14 @@ def base_dir_fact(ctx: Any) -> BaseDir:
         if found is not None:
             value = script.expand(found.value, found.line, found.file, dict(ctx.environ)) or _expand(found.value, env)
             where = f"{found.file}:{found.line}"
-            return BaseDir(Path(value), f"set by the script ({where})", found.value, found.line, found.file)
+            return BaseDir(
+                Path(value),
+                f"set by the script ({where})",
+                found.value,
+                found.line,
+                found.file,
+                conditional=not found.unconditional,
+            )
     if env.get("NANOCHAT_BASE_DIR"):
         return BaseDir(
             Path(_expand(env["NANOCHAT_BASE_DIR"], env)),

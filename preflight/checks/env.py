@@ -54,6 +54,23 @@ _SHELL_PARTS_RE = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|\$\w+|`[^`]*`|[\"']")
 
 
 NO_TRAINING = "no training phase (only they start wandb)"
+_DEFAULT_TEXT_RE = re.compile(r"^\$\{(\w+):?[-=](.*)\}$")  # ${NAME:-default text}
+
+
+def _has_own_text(script, value: str, inv, depth: int = 0) -> bool:
+    """Text of its own in a word whose value is unknown (`${SERIES} baseline`), also through the variable it names
+    when that one defaults to text (`WANDB_RUN=${WANDB_RUN:-run-$(date +%F)}`): a named run either way."""
+    if _SHELL_PARTS_RE.sub("", value).strip():
+        return True
+    m = re.fullmatch(r'"?\$\{?(\w+)\}?"?', value.strip())
+    if m is None or depth > 3:
+        return False
+    named = [a for a in script.all_assignments if a.name == m.group(1) and (a.file != inv.file or a.line < inv.line)]
+    if not named:
+        return False
+    own = named[-1].value.strip().strip('"')
+    d = _DEFAULT_TEXT_RE.match(own)
+    return _has_own_text(script, d.group(2) if d else own, inv, depth + 1)
 
 
 def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | None]:
@@ -72,7 +89,7 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
                 continue
             value = f.value or ""
             expanded = script.expand(value, inv.line, inv.file, job_env.start) if "$" in value else value
-            if expanded is None and _SHELL_PARTS_RE.sub("", value).strip():
+            if expanded is None and _has_own_text(script, value, inv):
                 expanded = value  # a variable with no known value, but text of its own: a named run all the same
             source = f"--run={value}"
             if "WANDB_RUN" in value:
@@ -220,7 +237,13 @@ def base_dir_in_home(ctx, base_dir, job_env) -> Iterator[Finding]:
     """
     home = job_env.get("HOME")
     if base_dir.default or _under(base_dir.path, home):
-        if base_dir.line is not None:
+        if base_dir.line is not None and base_dir.conditional:  # a fallback it takes (`if [ -z ... ]`): nothing is lost
+            msg = (
+                f"the script sets NANOCHAT_BASE_DIR to {base_dir.path} in the home directory (line {base_dir.line}, a "
+                f"conditional assignment); {_run_size(ctx)} may exceed the quota"
+            )
+            fix = "export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat before sbatch, or change that line's path"
+        elif base_dir.line is not None:
             msg = (
                 f"NANOCHAT_BASE_DIR is (re)set to {base_dir.path} in the home directory by the script; a value set "
                 "before the job is overwritten"

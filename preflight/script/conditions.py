@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -77,6 +78,12 @@ class Conditions:
                 else:
                     same = left == right
                 return same if op != "!=" else not same
+            if op == "=~" and double:  # bash's ERE (a quoted pattern matches literally); Python's re agrees on the
+                # forms scripts use (^[0-9]+$); a pattern it cannot read is undecided
+                try:
+                    return re.search(re.escape(right) if any(q in b for q in "'\"") else right, left) is not None
+                except re.error:
+                    return None
             if op in ("-eq", "-ne", "-lt", "-le", "-gt", "-ge"):
                 try:
                     x, y = int(left.strip()), int(right.strip())

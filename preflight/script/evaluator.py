@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from preflight.script.conditions import Conditions
-from preflight.script.model import ARRAY_ALL_RE, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
+from preflight.script.model import ARRAY_ALL_RE, JOB_VARS, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
 from preflight.script.required import required_argument, unset_required
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 from preflight.units import parse_count, parse_int
@@ -67,6 +67,9 @@ _PARAM_RE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])((?:[^{}]|\{[^{}]*\})*))?\}"
     r"|([A-Za-z_][A-Za-z0-9_]*|[0-9#@*?$!-]))"
 )
+# a `$` left after the expansions we evaluate that starts one we do not (`${#X}`, `$((`, `$[`); a `$` at the end of a
+# word or before another character is a literal `$` in bash (`$'\n'` and `$"..."`: expand_raw)
+_UNREAD_DOLLAR_RE = re.compile(r"\$(?=[{(\[A-Za-z0-9_])")
 # what `source .venv/bin/activate` (virtualenv, venv, uv) sets
 _ACTIVATE_SETS = (
     "VIRTUAL_ENV",
@@ -77,6 +80,9 @@ _ACTIVATE_SETS = (
     "_OLD_VIRTUAL_PATH",
     "_OLD_VIRTUAL_PS1",
 )
+# what conda's shell hook (`source $CONDA_BASE/etc/profile.d/conda.sh`) sets: the `conda` function and these
+_CONDA_HOOK_SETS = ("CONDA_EXE", "CONDA_PYTHON_EXE", "CONDA_SHLVL", "_CE_M", "_CE_CONDA", "PATH")
+_CONDA_HOOKS = ("etc/profile.d/conda.sh", "etc/profile.d/mamba.sh")
 _ALL_ARGS = {'"$@"', "$@", '"${@}"', "${@}", "$*", "${*}"}
 
 
@@ -175,8 +181,8 @@ class Evaluator(Conditions):
         """Parameter expansion of unquoted/double-quoted text; None if anything is unknown."""
         if "$(" in text or "`" in text or _depth > 4 or len(text) > MAX_VALUE_CHARS:
             return None
-        if "$" in _PARAM_RE.sub("", text):
-            return None  # a form we do not evaluate: ${#X}, ${X%y}, ${A[0]}, $((..))
+        if _UNREAD_DOLLAR_RE.search(_PARAM_RE.sub("", text)):
+            return None  # a form we do not evaluate: ${#X}, ${X%y}, ${A[0]}, $((..)); a bare $ (`^[0-9]+$`) is literal
         unknown = False
 
         def one(m: re.Match) -> str:
@@ -232,6 +238,8 @@ class Evaluator(Conditions):
                 j = i
                 while j < n and raw[j] not in "'\"\\":
                     j += 1
+                if raw[i:j].endswith("$") and j < n and raw[j] in "'\"":
+                    return None  # $'...' (ANSI-C quoting), $"..." (translated): not evaluated
                 v = self.subst(raw[i:j])
                 if v is None:
                     return None
@@ -415,7 +423,10 @@ class Evaluator(Conditions):
         return out
 
     def _forget_everything(self) -> None:
-        self.env = {k: UNKNOWN for k in set(self.env) | set(self.base)}
+        # a sourced file may set anything, but what SLURM set for the job's own directives stays what it is
+        kept = {k: v for k, v in self.base.items() if k in JOB_VARS and k not in self.env}
+        self.env = {k: UNKNOWN for k in (set(self.env) | set(self.base)) - set(kept)}
+        self.env.update(kept)
         self.complete = False
 
     def _item(self, node: Item, certain: bool) -> None:
@@ -461,6 +472,9 @@ class Evaluator(Conditions):
                     self.env[w] = None if certain else UNKNOWN
         elif name in ("source", ".") and len(words) > 1 and words[1].endswith("bin/activate"):
             for var in _ACTIVATE_SETS:  # a virtualenv's activate script sets these and nothing else
+                self.env[var] = UNKNOWN
+        elif name in ("source", ".") and len(words) > 1 and words[1].endswith(_CONDA_HOOKS):
+            for var in _CONDA_HOOK_SETS:
                 self.env[var] = UNKNOWN
         elif name in ("source", ".", "eval"):
             self._forget_everything()  # it may set anything

@@ -28,7 +28,7 @@ VAR_NAME_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 # SLURM's job variables that follow from the script's own directives (variable -> directive keys)
-_JOB_VARS = {
+JOB_VARS = {
     "SLURM_NNODES": ("nodes", "N"),
     "SLURM_JOB_NUM_NODES": ("nodes", "N"),
     "SLURM_GPUS_ON_NODE": ("gres", "gpus-per-node"),
@@ -343,7 +343,7 @@ class ScriptModel:
         self, name: str, line: int | None, file: str | None, environ: dict[str, str] | None, memo: dict
     ) -> str | None:
         value = (environ or {}).get(name)
-        if name in _JOB_VARS and not own_job(self, environ or {}):
+        if name in JOB_VARS and not own_job(self, environ or {}):
             # SLURM sets these at job start: the submitting shell's values (an salloc) do not reach the job
             value = self._job_var(name)
         named = self._assignments_named(name)
@@ -405,7 +405,7 @@ class ScriptModel:
         """What SLURM sets in the job for this script's own directives (SLURM_NNODES, SLURM_GPUS_ON_NODE...)."""
         from preflight.script.sbatch import count, gpus_from_gres
 
-        d = self.directive(*_JOB_VARS[name])
+        d = self.directive(*JOB_VARS[name])
         if d is None or d.value is None:
             return "1" if name in ("SLURM_NNODES", "SLURM_JOB_NUM_NODES") else None
         n = gpus_from_gres(d.value) if d.key == "gres" else count(d.value)

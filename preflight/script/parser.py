@@ -10,7 +10,7 @@ from preflight.script.commands import State, commands_from_tokens
 from preflight.script.evaluator import Evaluator
 from preflight.script.launchers import find_invocations
 from preflight.script.lexer import Unterminated, tokenize
-from preflight.script.model import Command, ScriptModel
+from preflight.script.model import JOB_VARS, Command, ScriptModel, own_job
 from preflight.script.sbatch import parse_directive
 from preflight.script.tree import Malformed, build_tree
 from preflight.script.wrappers import host_path, strip_prefixes
@@ -315,6 +315,11 @@ def _evaluate(
     # (environ may hold evaluator.UNKNOWN for a parent's variable set at run time)
     model.environ = {k: v for k, v in environ.items() if isinstance(v, str)} if environ is not None else None
     model.positional = list(args) if args is not None else None
+    if environ is not None and not own_job(model, environ):
+        # what SLURM sets at job start from the script's own directives decides branches too
+        # (NGPUS=${SLURM_GPUS_ON_NODE:-}; a fallback when it is empty)
+        job_vars = {name: v for name in JOB_VARS if (v := model._job_var(name)) is not None}
+        environ = {**environ, **job_vars}
     try:
         tree = build_tree(events)
         ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args)

@@ -56,3 +56,43 @@ def test_a_checkout_gives_a_path_launch_its_own_copy_of_the_entry_point(tmp_path
     )
     (typo,) = checks["SB010"]["findings"]  # the checkout's base_train.py, though the job runs /cluster/me/...
     assert "--save-evry" in typo["message"] and "--save-every" in typo["message"], typo["message"]
+
+
+def test_the_gpu_count_slurm_sets_decides_a_fallback_branch_after_a_conda_hook(tmp_path, cli):
+    body = (
+        "#!/bin/bash\n#SBATCH --gpus-per-node=5\n#SBATCH --time=04:00:00\nset -euo pipefail\nexport OMP_NUM_THREADS=1\n"
+        'CONDA_BASE="${CONDA_BASE:-$HOME/miniconda3}"\n'
+        'if [ -f "$CONDA_BASE/etc/profile.d/conda.sh" ]; then\n'
+        '  source "$CONDA_BASE/etc/profile.d/conda.sh"\n  conda activate train\nfi\n'
+        'NGPUS="${SLURM_GPUS_ON_NODE:-}"\n'
+        'if ! [[ "$NGPUS" =~ ^[0-9]+$ ]]; then\n'
+        "  NGPUS=\"$(python -c 'import torch; print(torch.cuda.device_count())')\"\nfi\n"
+        'if [ -z "$NGPUS" ] || [ "$NGPUS" -le 0 ]; then\n  NGPUS="4"\nfi\n'
+        'torchrun --standalone --nproc_per_node="$NGPUS" -m scripts.base_train -- --depth=4\n'
+    )
+    report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    assert not checks["SB005"]["findings"], checks["SB005"]  # was "starts 4 processes ... requests 5"
+    assert report["plan"]["world_size"] == 5, report["plan"]["world_size"]
+
+
+def test_a_base_dir_set_only_when_unset_is_no_overwrite(tmp_path, cli):
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=04:00:00\nset -e\nexport OMP_NUM_THREADS=1\n"
+        'if [ -z "${NANOCHAT_BASE_DIR:-}" ]; then\n  export NANOCHAT_BASE_DIR="$HOME/.cache/nanochat"\nfi\n'
+        "python -m scripts.base_train --depth=4\n"
+    )
+    (tmp_path / "home").mkdir()
+    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse", env={"NANOCHAT_BASE_DIR": ""})
+    (home,) = checks["ENV003"]["findings"]
+    assert "a conditional assignment" in home["message"] and "overwritten" not in home["message"], home["message"]
+
+
+def test_a_run_name_defaulting_to_text_and_a_date_is_a_named_run(tmp_path, cli):
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=04:00:00\nset -e\nexport OMP_NUM_THREADS=1\n"
+        'WANDB_RUN="${WANDB_RUN:-fineweb-multinode-run-$(date +%Y%m%d-%H%M)}"\n'
+        'python -m scripts.base_train --depth=4 --run="$WANDB_RUN"\n'
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    assert not checks["ENV001"]["findings"], checks["ENV001"]  # was "wandb logging is off (run = dummy ...)"
+    assert checks["ENV002"]["findings"], checks["ENV002"]  # a named run with no credentials starts wandb
