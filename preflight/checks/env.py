@@ -269,19 +269,22 @@ def _run_size(ctx) -> str:
 @check("ENV004", "omp-threads-unset", severity="warning")
 def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
     """
-    What it checks: ``OMP_NUM_THREADS`` not set for the job.
+    What it checks: ``OMP_NUM_THREADS`` not set for a job that runs plain ``python`` steps. A job
+    whose every launch is ``torchrun`` is not told: torchrun sets it to 1 for its workers.
 
-    Why it matters: torchrun then sets it to 1 with a warning, but plain ``python -m`` steps
-    (tokenizer training, evals) start one thread per core per process and oversubscribe
-    the node; nanochat's scripts export ``OMP_NUM_THREADS=1``.
+    Why it matters: plain ``python -m`` steps (tokenizer training, evals) start one thread per
+    core per process and oversubscribe the node; nanochat's scripts export ``OMP_NUM_THREADS=1``.
 
     Example:
-        torchrun --nproc_per_node=8 -m scripts.base_train   # no export OMP_NUM_THREADS
+        python -m scripts.tok_train   # no export OMP_NUM_THREADS
 
     How to fix: ``export OMP_NUM_THREADS=1`` near the top of the script.
     """
     if not job_env.get("OMP_NUM_THREADS"):
         script = ctx.get("script", None)
+        launches = list(script.all_invocations) if script is not None and script.ok else []
+        if launches and all(inv.launcher.endswith("torchrun") for inv in launches):
+            return  # torchrun sets OMP_NUM_THREADS=1 for its workers
         yield Finding(
             "OMP_NUM_THREADS is not set for the job",
             path=str(script.path) if script is not None and script.path else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,9 @@ def script_fact(ctx: Any) -> ScriptModel:
             environ = None
     if not ctx.environ.get("SBATCH_EXPORT", "ALL").upper().startswith("ALL"):
         environ = None
-    return parse_script(path, cwd=Path(ctx.inputs.cwd), environ=environ)
+    checkout = ctx.config.get("checkout") if ctx.config is not None else None
+    checkout = Path(os.path.expanduser(str(checkout))) if checkout else None
+    return parse_script(path, cwd=Path(ctx.inputs.cwd), environ=environ, checkout=checkout)
 
 
 @dataclass

@@ -61,6 +61,7 @@ def parse_script(
     *,
     environ: dict[str, str] | None = None,
     args: list[str] | None = None,
+    checkout: Path | None = None,
     _environ_complete: bool = True,
     _seen: set | None = None,
     _depth: int = 0,
@@ -68,7 +69,9 @@ def parse_script(
     """Parse a script file and the scripts it runs.
 
     ``environ``: the environment the script starts with (branches that test it are decided
-    from it; None: unknown, they are kept). ``args``: its positional arguments (None: unknown)."""
+    from it; None: unknown, they are kept). ``args``: its positional arguments (None: unknown).
+    ``checkout``: the nanochat checkout the job runs (--checkout): where a relative path it runs or sources is
+    looked for too, and instead of a job directory this machine does not have."""
     path = Path(path)
     text, problems, size = _read_script(path)
     model = ScriptModel(path=path, problems=problems, size=size)
@@ -86,7 +89,7 @@ def parse_script(
             target = included_file(cmd)
             if not target:
                 continue
-            candidates = _include_candidates(model, cmd, target, cwd)
+            candidates = _include_candidates(model, cmd, target, cwd, checkout)
             resolved = next((c for c in candidates if _is_file(c)), None)
             if resolved is None:
                 if candidates:  # a known path, and no such file (an unknown one is not reported)
@@ -106,12 +109,13 @@ def parse_script(
                     cwd=cwd,
                     environ=call.environ,
                     args=call.positional,
+                    checkout=checkout,
                     _environ_complete=call.complete,
                     _seen=seen,
                     _depth=_depth + 1,
                 )
             else:
-                child = parse_script(resolved, cwd=cwd, _seen=seen, _depth=_depth + 1)
+                child = parse_script(resolved, cwd=cwd, checkout=checkout, _seen=seen, _depth=_depth + 1)
             _run_through(child, strip_prefixes(cmd.words))
             model.includes.append(child)
             model.include_lines[str(resolved)] = cmd.line
@@ -189,7 +193,9 @@ def _cd_targets_at(model: ScriptModel, cmd: Command) -> list[str]:
     return [t for c, t in _cd_commands(model) if cmd.in_function or cmd.file != c.file or c.line < cmd.line]
 
 
-def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path | None) -> list[Path]:
+def _include_candidates(
+    model: ScriptModel, cmd: Command, target: str, cwd: Path | None, checkout: Path | None = None
+) -> list[Path]:
     """Where a sourced/run file may be, in the order bash would find it ([] when its path is unknown)."""
     expanded = expand_path(model, target, cmd.line, cmd.file)
     if not expanded:
@@ -207,8 +213,9 @@ def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path
     if cd_targets:
         last = Path(cd_targets[-1])
         last = Path(cwd) / last if cwd and not last.is_absolute() else last
-        if not last.is_dir():  # the job's directory is not on this machine (entry-not-found says so): unknown
-            return []
+        if not last.is_dir():  # the job's directory is not on this machine (entry-not-found says so): unknown,
+            # unless the copy of the checkout given (--checkout) has the file (a venv or a site file it may lack)
+            return [checkout / p] if checkout is not None and _is_file(checkout / p) else []
     # the job's working directory: a `cd` of the script before the line, --chdir, the submit directory
     chdir = model.directive("chdir")
     dirs = (
@@ -216,6 +223,7 @@ def _include_candidates(model: ScriptModel, cmd: Command, target: str, cwd: Path
         + ([chdir.value] if chdir and chdir.value else [])
         + ([str(cwd)] if cwd else [])
         + ([str(model.path.parent)] if model.path else [])
+        + ([str(checkout)] if checkout is not None else [])  # submitted from the checkout the job runs
     )
     return [(Path(cwd) / d if cwd and not Path(d).is_absolute() else Path(d)) / p for d in dirs]
 

@@ -65,8 +65,10 @@ def _():
 
 
 @bad("omp-threads-unset")
-def _():
-    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})
+def _():  # a plain python step: one thread per core
+    return Scenario(
+        script=SCRIPT.replace("torchrun", "python -m scripts.tok_train\ntorchrun"), env={"HOME": "{tmp}/home"}
+    )
 
 
 @good("omp-threads-unset")
@@ -75,6 +77,11 @@ def _():
         script=SCRIPT.replace("set -euo pipefail\n", "set -euo pipefail\nexport OMP_NUM_THREADS=1\n"),
         env={"HOME": "{tmp}/home"},
     )
+
+
+@good("omp-threads-unset")
+def _():  # every launch is torchrun, which sets it to 1 for its workers (a real fork's logs show its warning)
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})
 
 
 @good("wandb-disabled")

@@ -96,3 +96,23 @@ def test_a_run_name_defaulting_to_text_and_a_date_is_a_named_run(tmp_path, cli):
     _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
     assert not checks["ENV001"]["findings"], checks["ENV001"]  # was "wandb logging is off (run = dummy ...)"
     assert checks["ENV002"]["findings"], checks["ENV002"]  # a named run with no credentials starts wandb
+
+
+def test_a_relative_script_with_no_cd_is_found_in_the_checkout_given(tmp_path, cli):
+    checkout = tmp_path / "nanochat"
+    for d in ("nanochat", "scripts", "runs"):
+        (checkout / d).mkdir(parents=True)
+    (checkout / "scripts" / "base_train.py").write_text("import argparse\n")
+    (checkout / "runs" / "speedrun.sh").write_text(
+        "#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=4\n"
+    )
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:4\n#SBATCH --time=04:00:00\nexport OMP_NUM_THREADS=1\nbash runs/speedrun.sh\n"
+    )
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    report, checks = _check(cli, jobs, body, "--checkout", str(checkout), "--profile", "argparse")
+    assert not checks["SB022"]["findings"], checks["SB022"]  # was "runs runs/speedrun.sh, which does not exist"
+    assert [p["name"] for p in report["plan"]["phases"]] == ["base"], report["plan"]
+    _report, checks = _check(cli, jobs, body, "--profile", "argparse")  # no checkout: submitted from here, it fails
+    assert checks["SB022"]["findings"], checks["SB022"]
