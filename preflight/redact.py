@@ -41,6 +41,7 @@ SECRET_PATTERNS = [
         "wandb login key",
     ),
     (re.compile(r"\b(hf_[A-Za-z0-9]{30,})\b"), "Hugging Face token"),
+    (re.compile(r"\b(wandb_v1_[A-Za-z0-9_]{20,})"), "wandb API key"),  # wandb's prefixed keys (also in a comment)
     (re.compile(r"\b(sk-(?:ant-)?[A-Za-z0-9_\-]{20,})\b"), "API key"),
     (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b"), "GitHub token"),
     (re.compile(r"\b(glpat-[A-Za-z0-9_\-]{20,})"), "GitLab token"),

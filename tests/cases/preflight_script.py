@@ -179,6 +179,11 @@ def _():
     return Scenario(script=HEAD + "export WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567\n" + BASE, env=ENV)
 
 
+@bad("secret-in-script")
+def _():  # a fork's script kept its key in a comment: wandb's prefixed format, no variable name (a made-up key)
+    return Scenario(script=HEAD + "# wandb_v1_" + "Xq7" * 26 + "\n# wandb login\n" + BASE, env=ENV)
+
+
 @good("secret-in-script")
 def _():
     return Scenario(script=HEAD + 'export WANDB_API_KEY="$(cat ~/.config/wandb_key)"\n' + BASE, env=ENV)
