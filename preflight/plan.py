@@ -168,6 +168,12 @@ class Plan:
         ]
         if self.phase("base") is None:  # a job that trains from a checkpoint: no base run, no shards it reads
             rows = [r for r in rows if r[0] not in ("base training", "shards")]
+        if self.phases and all(p.name == "tokenizer" for p in self.phases):  # it trains no model: no model to size
+            rows = [
+                (k, v.split(", MFU")[0]) if k in ("GPUs", "device") else (k, v)
+                for k, v in rows
+                if k not in ("model", "FLOPs/token", "batch")
+            ]
         for p in self.phases:
             bits = []
             if p.steps:

@@ -288,3 +288,12 @@ def test_a_python_launch_told_to_use_cuda_runs_on_a_gpu(tmp_path, cli):
     plan = json.loads(proc.stdout)["plan"]
     assert plan["gpu_name"] != "CPU" and plan["world_size"] == 1, plan
     assert any(a.startswith("one GPU: the script asks SLURM for none but runs on one") for a in plan["assumptions"])
+
+
+def test_a_tokenizer_job_has_no_model_to_size(tmp_path):
+    # a fork's tokenizer job was planned as a d20 with a 69.8 GiB/GPU estimate
+    job = tmp_path / "tok.sh"
+    job.write_text("#!/bin/bash\n#SBATCH --gres=gpu:1\npython -m scripts.tok_train\npython -m scripts.tok_eval\n")
+    rows = dict(build_plan(load_profile("argparse"), parse_script(job)).rows())
+    assert "phase tokenizer" in rows and not {"model", "FLOPs/token", "batch"} & set(rows), rows
+    assert "GiB" not in rows["GPUs"], rows["GPUs"]
