@@ -271,11 +271,13 @@ def build_plan(
     assumptions: list[str] = []
     era_dependent: dict[str, str] = {}  # defaults taken from a guessed era that another candidate era sets otherwise
 
-    def passed(key: str) -> str | None:
-        """The value the script passes for key, its variables expanded where the script knows them."""
-        raw = _flag_value(flag_inv, key)
+    def passed(key: str, inv: Any = None) -> str | None:
+        """The value the script passes for key (to the trainer, or to ``inv``), its variables expanded where the
+        script knows them."""
+        inv = inv if inv is not None else flag_inv
+        raw = _flag_value(inv, key)
         if raw is not None and "$" in raw and script is not None:
-            raw = script.expand(raw, flag_inv.line, flag_inv.file, job_env.start if job_env else environ)
+            raw = script.expand(raw, inv.line, inv.file, job_env.start if job_env else environ)
         return raw
 
     def pick(key: str, kind=int) -> Any:
@@ -304,10 +306,10 @@ def build_plan(
     dbs = pick("device_batch_size")
     total = pick("total_batch_size")
     ratio = pick("target_param_data_ratio", float)
-    num_iters = _num(_flag_value(base_inv, "num_iterations"))
+    num_iters = _num(passed("num_iterations", base_inv)) if base_inv is not None else None
     vocab = d.get("vocab_size", 65536)
     tok_inv = training_invocation(script, profile, "tokenizer")
-    tok_vocab = _num(_flag_value(tok_inv, "vocab_size"))
+    tok_vocab = _num(passed("vocab_size", tok_inv)) if tok_inv is not None else None
     if tok_vocab and tok_vocab > 0:
         vocab = tok_vocab
         sources["vocab_size"] = f"script line {tok_inv.line} (tokenizer training)"
@@ -434,18 +436,18 @@ def build_plan(
         est = spec.get("estimate") or {}
         pp = PhasePlan(name=name, modules=list(spec.get("modules") or []), checkpoint_dir=spec.get("checkpoint_dir"))
         inv = training_invocation(script, profile, name) if name != "base" else base_inv
-        explicit_steps = _num(_flag_value(inv, "num_iterations")) if inv is not None and name != "base" else None
+        explicit_steps = _num(passed("num_iterations", inv)) if inv is not None and name != "base" else None
         eval_only = name != "base" and inv is None and script is not None and getattr(script, "ok", False)
         if eval_only:  # `chat_eval -i mid` alone: the phase's evaluation, no training and no checkpoint written
             pp.note = f"evaluation only: the script does not run {spec.get('train_module') or 'its trainer'}"
             pp.checkpoint_dir = None
         elif name == "base":
             pp.steps, pp.tokens, pp.exact_steps = iterations, tokens, True
-            resume = _num(_flag_value(inv, "resume_from_step"))
+            resume = _num(passed("resume_from_step", inv)) if inv is not None else None
             if resume and iterations and 0 < resume < iterations:  # this job trains only the steps after it
                 pp.tokens, pp.resume_from = (iterations - resume) * total, resume
         elif explicit_steps and explicit_steps > 0:
-            per_step = _num(_flag_value(inv, "total_batch_size")) or total
+            per_step = _num(passed("total_batch_size", inv)) or total
             pp.steps, pp.tokens, pp.exact_steps = explicit_steps, explicit_steps * per_step, True
             pp.note = f"--num_iterations on script line {inv.line}"
         elif est.get("steps"):

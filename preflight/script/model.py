@@ -343,7 +343,7 @@ class ScriptModel:
         self, name: str, line: int | None, file: str | None, environ: dict[str, str] | None, memo: dict
     ) -> str | None:
         value = (environ or {}).get(name)
-        if name in JOB_VARS and not own_job(self, environ or {}):
+        if name in JOB_VARS and self.directives and not own_job(self, environ or {}):
             # SLURM sets these at job start: the submitting shell's values (an salloc) do not reach the job
             value = self._job_var(name)
         named = self._assignments_named(name)
@@ -405,6 +405,8 @@ class ScriptModel:
         """What SLURM sets in the job for this script's own directives (SLURM_NNODES, SLURM_GPUS_ON_NODE...)."""
         from preflight.script.sbatch import count, gpus_from_gres
 
+        if not self.directives:  # not a batch script (run by one, or by srun per node): its caller's job decides
+            return None
         d = self.directive(*JOB_VARS[name])
         if d is None or d.value is None:
             return "1" if name in ("SLURM_NNODES", "SLURM_JOB_NUM_NODES") else None

@@ -297,3 +297,14 @@ def test_a_tokenizer_job_has_no_model_to_size(tmp_path):
     rows = dict(build_plan(load_profile("argparse"), parse_script(job)).rows())
     assert "phase tokenizer" in rows and not {"model", "FLOPs/token", "batch"} & set(rows), rows
     assert "GiB" not in rows["GPUs"], rows["GPUs"]
+
+
+def test_a_horizon_passed_through_a_defaulted_variable_is_the_runs(tmp_path):
+    # a per-node multi-node script: NUM_ITERATIONS="${NUM_ITERATIONS:-68500}" ... --num_iterations="$NUM_ITERATIONS"
+    job = tmp_path / "node.sh"
+    job.write_text(
+        '#!/bin/bash\nNUM_ITERATIONS="${NUM_ITERATIONS:-68500}"\n'
+        'torchrun --nproc_per_node=4 -m scripts.base_train -- --depth=4 --num_iterations="$NUM_ITERATIONS"\n'
+    )
+    plan = build_plan(load_profile("classic"), parse_script(job, environ={"HOME": str(tmp_path)}))
+    assert plan.iterations == 68500, plan.iterations  # was the ratio's horizon
