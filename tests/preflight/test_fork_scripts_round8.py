@@ -116,3 +116,13 @@ def test_a_relative_script_with_no_cd_is_found_in_the_checkout_given(tmp_path, c
     assert [p["name"] for p in report["plan"]["phases"]] == ["base"], report["plan"]
     _report, checks = _check(cli, jobs, body, "--profile", "argparse")  # no checkout: submitted from here, it fails
     assert checks["SB022"]["findings"], checks["SB022"]
+
+
+def test_a_near_miss_of_a_base_eval_flag_is_told_without_a_checkout(tmp_path, cli):
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=04:00:00\nset -e\nexport OMP_NUM_THREADS=1\n"
+        "python -m scripts.base_eval --model-tag=d20 --max-per-tsk=16 --device-batch-size=8\n"
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "no-mid")
+    (typo,) = checks["SB010"]["findings"]  # the era's base_eval flags are known now (the trainer's only, before)
+    assert "--max-per-tsk" in typo["message"] and "max-per-task" in typo["message"], typo["message"]
