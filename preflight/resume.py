@@ -278,12 +278,12 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
     """Trainer flags rebuilt from the phase's ``Overriding: key = value`` lines. A log is data: a value
     that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted."""
     args: list[str] = []
-    key_ = resume_key(profile, v.name)
+    resume_setting = resume_key(profile, v.name)
     segs = logs.by_phase(v.name) if logs is not None else []
     # the trainer's own flags: base_loss's `Overriding: split_tokens = ...` is no base_train flag
     trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
     overrides = trainer_flags(segs, trainer)
-    resume_norm = (key_ or "").replace("-", "_")
+    resume_norm = (resume_setting or "").replace("-", "_")
     for key, value in overrides.items():
         if key.replace("-", "_") == resume_norm:
             continue
@@ -297,7 +297,7 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
         # the default d20 (a stderr log holds the saves, not the flags)
         args.append(f"{_flag(profile, 'depth')}={depth}")
     if (
-        key_
+        resume_setting
         and v.status in ("partial", "failed", "running")
         and v.step is not None
         and (v.planned is None or v.step < v.planned)
