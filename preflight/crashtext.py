@@ -47,7 +47,7 @@ def crash_text(
     root = root_rank(tb, failed)
     if root is not None and cause.name in CASCADE:
         code = (failed or {}).get("exitcode")
-        sig = {-9: " (SIGKILL)", -6: " (SIGABRT)", -11: " (SIGSEGV)", -15: " (SIGTERM)"}.get(code, "")
+        sig = f" ({SIGNALS[code]})" if code in SIGNALS else ""
         return (
             f"rank {root} failed first"
             + (f" (exit {code}{sig.replace(' (', ', ').rstrip(')')})" if code is not None else "")
@@ -94,8 +94,22 @@ def failed_record(logs: Any, tb: Any) -> dict:
 def cancel_text(due: str) -> str:
     """How SLURM's `*** JOB N CANCELLED AT T [DUE TO X] ***` line ended a phase. With no reason, a user's or an
     administrator's scancel: more --time would change nothing."""
-    if "TIME" in due:
+    if "TIME" in due.upper():
         return "cancelled by SLURM at the time limit"
     if due:
         return f"cancelled by SLURM due to {due.lower()}"
     return "cancelled (scancel by a user or an administrator, not the time limit)"
+
+
+SIGNALS = {-9: "SIGKILL", -6: "SIGABRT", -11: "SIGSEGV", -15: "SIGTERM"}  # torchrun's exitcode -N: killed by signal N
+
+
+def killed_text(failed: dict) -> str | None:
+    """A process torchrun reports killed by a signal before it logged a step, from its failure record."""
+    code = failed.get("exitcode")
+    if not isinstance(code, int) or code >= 0:
+        return None
+    why = "usually the node's memory (the kernel's OOM killer) or a login node's limits" if code == -9 else ""
+    return f"torchrun reports it killed by {SIGNALS.get(code, f'signal {-code}')} (exit {code}) during setup" + (
+        f": {why}" if why else ""
+    )

@@ -62,6 +62,7 @@ from preflight.logtracebacks import MAX_LINE, TracebackReader
 from preflight.phases import (
     MARKER_NAMES,
     SCRIPT_PHASE,
+    known_script,
     train_script_of,
 )
 
@@ -417,6 +418,9 @@ class _Indexer(TracebackReader, EventReader):
             target = seg
             if seg.script not in (None, script):  # torchrun prints after the child's own lines
                 target = next((x for x in reversed(self.idx.segments) if x.script == script), seg)
+            elif seg.script is None and known_script(script):
+                # a process killed before it named itself (SIGKILL in setup, no command line): torchrun's record does
+                target = self._evidence(script, line)
             target.failed_marker = self.last_failed = Event("failed", line, s, {"script": script})
             return
         if NCCL_WATCHDOG_RE.search(s):

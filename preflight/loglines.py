@@ -115,7 +115,10 @@ SAVE_KIND = {
 STEP_IN_PATH_RE = re.compile(r"(?:model|meta|optim)_(\d{6})")
 DOWNLOAD_DONE_RE = re.compile(r"Done! Downloaded: (\d+)/(\d+) shards")
 DOWNLOAD_START_RE = re.compile(r"Downloading (\d+) shards")
-CANCEL_RE = re.compile(r"\*\*\* (JOB|STEP) (\S+) (?:ON (\S+) )?CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
+# the reason: "DUE TO TIME LIMIT", "DUE TO PREEMPTION", "DUE to SIGNAL Terminated" (slurmstepd's own case)
+CANCEL_RE = re.compile(
+    r"\*\*\* (JOB|STEP) (\S+) (?:ON (\S+) )?CANCELLED AT (\S+)(?: DUE [Tt][Oo] ([A-Za-z ]+?))? \*\*\*"
+)
 OOM_KILL_RE = re.compile(r"Detected (\d+) oom-kill event|Out Of Memory|oom-kill")
 # `python -m X` whose module cannot be found (the job not in the checkout, an environment not activated):
 # python prints one line, no traceback, and exits 1 before the phase starts

@@ -271,6 +271,7 @@ class TracebackReader:
     def _fold_segment(seg: Segment) -> None:
         """Every rank prints the same traceback (and a chain prints several): one record per distinct
         process failure, with the ranks that printed it and how many copies there were."""
+        _end_interleaved(seg)
         folded: dict[tuple, TracebackRecord] = {}
         for rec in seg.tracebacks:
             key = rec.signature
@@ -285,3 +286,20 @@ class TracebackReader:
         for rec in folded.values():
             rec.ranks.sort()
         seg.tracebacks = list(folded.values())
+
+
+INTERLEAVED_LINES = 60  # ranks that print at once without prefixes: their tracebacks start within a few lines
+
+
+def _end_interleaved(seg: Segment) -> None:
+    """Ranks that crash at once and print without ``[rankN]:`` prefixes interleave their tracebacks: each header
+    cuts the one before it off, and the exception lines come after the last header. A traceback cut off by the
+    next one's header ends in the first exception that follows it closely (the ranks run the same code)."""
+    tbs = seg.tracebacks
+    for i, rec in enumerate(tbs):
+        if rec.exc_type:
+            continue
+        later = next((t for t in tbs[i + 1 :] if t.exc_type and t.line - rec.line <= INTERLEAVED_LINES), None)
+        if later is not None and tbs[i + 1].line - rec.line <= INTERLEAVED_LINES:
+            rec.exc_type, rec.message, rec.exc_line = later.exc_type, later.message, later.exc_line
+            rec.detail = list(later.detail)

@@ -138,7 +138,7 @@ def _end_time(job: Any, logs: Any) -> tuple[float, str] | None:
         m = CANCEL_RE.search(ev.text)
         end = _parse_time(m.group(4)) if m else None
         if end is not None:
-            return end, "TIMEOUT" if "TIME" in (m.group(5) or "") else "CANCELLED"
+            return end, "TIMEOUT" if "TIME" in (m.group(5) or "").upper() else "CANCELLED"
     return None
 
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preflight.crashtext import cancel_text, crash_text, evaluated_before, failed_record, last_step_before
+from preflight.crashtext import (
+    cancel_text,
+    crash_text,
+    evaluated_before,
+    failed_record,
+    killed_text,
+    last_step_before,
+)
 from preflight.facts import FactUnavailable
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES, TRAINER_SCRIPTS  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
@@ -194,6 +201,9 @@ def judge_phase(
         if (tb_phase(t) == phase or (tb_phase(t) is None and id(t) in seg_of)) and not t.wrapper
     ]
     tbs = [t for t in tbs if not superseded(t, segs)]
+    if any(s.script in TRAINER_SCRIPTS and s.failed_marker is not None for s in segs):
+        # its trainer failed: an evaluation of the phase that then found no checkpoint of it is the consequence
+        tbs = [t for t in tbs if not (t.script not in TRAINER_SCRIPTS and is_missing_checkpoint(t))]
     # the phase's own crash first; a chat_eval that could not find this phase's checkpoint is its consequence
     tbs.sort(key=lambda t: not is_missing_checkpoint(t) or missing_source_phase(t) != phase)
     pc = inv.phases.get(phase) if inv is not None else None
@@ -291,11 +301,14 @@ def judge_phase(
                 )
                 return v
             silent = silent_at_end(logs, segs[-1], job)
-            died = SILENT_UNKNOWN if silent else "died during setup"
+            marker = next((s.failed_marker for s in segs if s.failed_marker is not None), None)
+            killed = killed_text(marker.data) if marker is not None else None
+            died = killed or (SILENT_UNKNOWN if silent else "died during setup")
+            silent = silent and killed is None
+            note = "" if killed else f"; {stderr_note(logs, silent)}"
             v.status, v.cause = (
                 "failed",
-                f"started at {Path(started.path).name}:{started.start_line}, {what}: {died}; "
-                f"{stderr_note(logs, silent)}{earlier}",
+                f"started at {Path(started.path).name}:{started.start_line}, {what}: {died}{note}{earlier}",
             )
         elif inv is None:
             _judge_from_log_alone(v, seg, segs, planned, logs, job)

@@ -268,10 +268,18 @@ def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
     from preflight.verdict import classify, is_missing_checkpoint, missing_source_phase
 
     phases = ctx.get("phases", None)
+    told: set[tuple] = set()
+    # one finding per missing checkpoint and process: ranks that print at once interleave their copies, and a copy
+    # whose frames went to another rank's traceback names no script
+    named = {(tb.path, tb.message) for tb in logs.tracebacks if tb.script}
     for tb in logs.tracebacks:
         if not is_missing_checkpoint(tb):
             continue
         src = missing_source_phase(tb)
+        seen = (tb.path, tb.script or tb.phase, tb.message)
+        if seen in told or (tb.script is None and (tb.path, tb.message) in named):
+            continue
+        told.add(seen)
         root = next(
             (t for t in logs.tracebacks if src and t.phase == src and not t.wrapper and not is_missing_checkpoint(t)),
             None,
@@ -332,7 +340,7 @@ def time_limit_cancel(logs, ctx) -> Iterator[Finding]:
     """
     hung = ctx.get("silence", None)
     for ix, ev in logs.slurm_events("cancel"):
-        if "TIME" in ev.data.get("due", ""):
+        if "TIME" in ev.data.get("due", "").upper():
             seg = next((s for s in reversed(ix.segments) if s.start_line <= ev.line), None)
             if (seg is None or seg.phase is None) and len(logs.logs) > 1:
                 # slurmstepd wrote the cancel into the .err: the phase is the job's last one, from its other logs
