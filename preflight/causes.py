@@ -103,6 +103,11 @@ def _detail(name: str, groups: dict[str, str]) -> str:
             "the configurator refused an argument: it takes only --key=value (not `--key value` or a bare `--`), "
             "with a value of the key's type"
         )
+    if name == "bad flag" and groups.get("launcher"):
+        return (
+            f"torchrun refused a flag meant for the trainer ({groups['launcher'].strip()[:120]}): the trainer's "
+            "flags go after `-m scripts.X --`; nothing started"
+        )
     if name == "bad flag" and (groups.get("flags") or groups.get("key")):
         if groups.get("key"):
             return f"the configurator has no key {groups['key']} (--{groups['key']}=...): not a flag of this checkout"

@@ -11,6 +11,7 @@ from preflight.loglines import (
     END_RES,
     GUESS_TAG_RE,
     LOAD_MODEL_RE,
+    NOT_FOUND_RE,
     OOM_KILL_RE,
     PARAMS_RE,
     RESUME_RE,
@@ -106,6 +107,10 @@ class EventReader:
             return True
         if "Copying report" in s:
             self._evidence("report", line)
+            return True
+        mn = NOT_FOUND_RE.match(s)
+        if mn:  # the batch script's own shell, with SLURM's lines about the job: what the job could not run
+            self.idx.slurm.append(Event("not-found", line, s, {k: mn.group(k) for k in ("where", "lineno", "cmd")}))
             return True
         mc = CANCEL_RE.search(s)
         if mc:

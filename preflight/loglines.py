@@ -30,7 +30,7 @@ ANCHOR_RE = re.compile(
     rb"|FAILED|=== |Number of parameters|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
-    rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: "
+    rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -128,7 +128,13 @@ LAUNCH_ERROR_RE = re.compile(
 )
 # argparse's refusal of a command line ("base_train.py: error: unrecognized arguments: --models base"): it exits
 # with status 2 before the phase starts, after its usage lines and with no traceback
-ARGPARSE_ERROR_RE = re.compile(r"^(?P<prog>[\w.-]{1,80})\.py: error: (?P<msg>\S.{0,400})$")
+# (torchrun's own parser too: "torchrun: error: ambiguous option: --run could match --run-path, --run_path")
+ARGPARSE_ERROR_RE = re.compile(r"^(?:(?P<prog>[\w.-]{1,80})\.py|(?P<launcher>torchrun)): error: (?P<msg>\S.{0,400})$")
+# the shell could not find a command: bash's "run.sh: line 52: uv: command not found", dash's (a script run by
+# /bin/sh) "/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found"
+NOT_FOUND_RE = re.compile(
+    r"^(?P<where>\S{1,300}): (?:line )?(?P<lineno>\d{1,7}): (?P<cmd>[^\s:]{1,200}): (?:command )?not found$"
+)
 # an exception's last line with no traceback before it: a paste that kept only the error, or a wrapper that
 # printed str(e) ("FileNotFoundError: [Errno 2] No such file or directory: ...")
 BARE_EXC_RE = re.compile(r"^(?P<exc>[A-Za-z_][\w.]{0,120}(?:Error|Exception))(?:: ?(?P<msg>.*))?$")

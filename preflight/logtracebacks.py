@@ -59,7 +59,8 @@ class TracebackReader:
         """argparse refused the command line (SystemExit 2, no traceback): the phase's crash before it started."""
         prog = m.group("prog")
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type="SystemExit", exc_line=line)
-        rec.message = redact(f"argparse: {m.group('msg').strip()}"[:500])
+        parser = "argparse" if prog else "torchrun refused its command line"  # torchrun's: no process started
+        rec.message = redact(f"{parser}: {m.group('msg').strip()}"[:500])
         rec.script = prog if prog in SCRIPT_PHASE else None
         self.tb[rank] = (rec, 0)
         self._close_traceback(rank)

@@ -27,6 +27,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("training-stopped-early")
 @good("model-tag-mismatch")
 @good("loss-diverged")
+@good("command-not-found")
 def _clean_classic_run():
     return _log(F.run_log())
 
@@ -109,6 +110,16 @@ def _base_blew_up_after_warmup():
 def _base_from_scratch_starts_near_uniform():  # a model trained from scratch starts at ~ln(vocab): not divergence
     text = F.run_log(phases=("base",), per_phase={"base": {"planned": 400}})
     return _log(_with_loss(text, "step 00001/", "11.5"))
+
+
+@bad("command-not-found")
+def _uv_not_on_the_nodes_path():  # a fork's speedrun: `uv sync` at its line 52, then every phase without its venv
+    return _log("runs/speedrun.sh: line 52: uv: command not found\n" + F.run_log(phases=("base",)))
+
+
+@bad("command-not-found")
+def _a_bash_script_run_by_dash():  # no #! line: sbatch's /bin/sh has no `source`
+    return _log("/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found\n")
 
 
 @bad("model-tag-mismatch")

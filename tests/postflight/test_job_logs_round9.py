@@ -81,3 +81,20 @@ def test_slurmstepds_own_spelling_of_a_cancels_reason_is_read(tmp_path, cli):
     )
     _report, _checks, phases = _verify(cli, tmp_path, out, err)
     assert phases["base"]["cause"].startswith("cancelled by SLURM due to signal terminated"), phases["base"]
+
+
+def test_torchrun_refusing_a_trainer_flag_is_a_crash_with_its_cause_and_a_shells_not_found_is_told(tmp_path, cli):
+    err = tmp_path / "abl.err"
+    err.write_text(
+        "usage: torchrun [-h] [--nnodes NNODES] [--nproc-per-node NPROC_PER_NODE]\n"
+        "torchrun: error: ambiguous option: --run could match --run-path, --run_path\n"
+    )
+    report, checks, _phases = _verify(cli, tmp_path, err)
+    (crash,) = checks["LOG002"]["findings"]  # was PASS: no findings
+    assert "torchrun refused a flag meant for the trainer" in crash["message"], crash["message"]
+    assert report["verdict"] != "pass", report["verdict"]
+    sh = tmp_path / "sh.err"
+    sh.write_text("/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found\n")
+    _report, checks, _phases = _verify(cli, tmp_path, sh)
+    (dash,) = checks["LOG013"]["findings"]
+    assert dash["message"].startswith("slurm_script line 4: `source: not found`: /bin/sh (dash) ran the script")
