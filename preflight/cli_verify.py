@@ -154,7 +154,9 @@ def verify_cmd(
     code = exit_code(result, exit_zero)
     if incomplete and code == 0 and not exit_zero:  # "PASS: no findings" above, yet exit 1: say why
         names = ", ".join(p.get("name", "?") for p in incomplete)
-        sys.stderr.write(f"postflight: exit {EXIT_FINDINGS}: no finding, but expected phases are not done: {names}\n")
+        sys.stderr.write(
+            f"postflight: exit {EXIT_FINDINGS}: no failing finding, but expected phases are not done: {names}\n"
+        )
     if (incomplete or still_running) and not exit_zero:
         code = EXIT_FINDINGS  # the run itself is not done: that outranks a check that could not run
     raise typer.Exit(code)

@@ -158,10 +158,20 @@ class RunResult:
     def internal_errors(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status is Status.ERROR]
 
+    def incomplete_phases(self) -> list[str]:
+        """Postflight: the expected phases the run did not finish (a job still running is not judged)."""
+        phases = self.extras.get("phases") or []
+        return [
+            str(p.get("name", "?"))
+            for p in phases
+            if isinstance(p, dict) and p.get("expected", True) and p.get("status") not in ("done", "running")
+        ]
+
     @property
     def verdict(self) -> str:
-        """One word for the whole run: 'fail' if anything at/above the threshold, else 'warn'/'pass'."""
-        if self.failing():
+        """One word for the whole run: 'fail' if anything at/above the threshold, or (postflight) a phase it
+        should have finished is not done however clean its logs; else 'warn'/'pass'."""
+        if self.failing() or self.incomplete_phases():
             return "fail"
         if self.findings and any(f.severity is not Severity.INFO for f in self.findings):
             return "warn"

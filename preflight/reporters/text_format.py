@@ -177,6 +177,9 @@ def verdict_segments(result: Any, elapsed: float | None = None) -> Line:
     finding_part = (
         ", ".join(f"{n} {k}{'s' if n != 1 and k != 'info' else ''}" for k, n in sev.items() if n) or "no findings"
     )
+    incomplete = result.incomplete_phases() if hasattr(result, "incomplete_phases") else []
+    if incomplete:
+        finding_part += f"; not done: {', '.join(incomplete)}"
     check_part = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     time_part = f" in {elapsed:.2f}s" if elapsed is not None else ""
     return [(word, style), (f": {finding_part} · {len(result.checks)} checks ({check_part}){time_part}", "")]

@@ -60,10 +60,11 @@ def test_the_final_save_still_means_done(tmp_path, cli):
     log.write_text("Overriding: depth = 4\n" + "".join(_step(n, total=50) for n in range(40, 50)) + _save(50))
     _report, _checks, phases = _verify(cli, log)
     assert phases["base"]["status"] == "done", phases["base"]
-    # no finding, yet exit 1 for the phases not done: the text report says why under its "PASS" line
+    # no finding, yet the run is not done: FAIL and exit 1, and the verdict line says which phases (it said "PASS")
     proc = cli("postflight", "verify", "--log", str(log), cwd=tmp_path)
-    assert proc.returncode == 1 and "PASS: no findings" in proc.stdout
-    assert "exit 1: no finding, but expected phases are not done: mid, sft" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "FAIL: no findings; not done: mid, sft" in proc.stdout, proc.stdout[-500:]
+    assert "exit 1: no failing finding, but expected phases are not done: mid, sft" in proc.stderr, proc.stderr
+    assert _report["verdict"] == "fail", _report["verdict"]  # JSON agrees with the exit code
 
 
 def test_a_sighup_is_a_hangup_with_its_own_fix(tmp_path, cli):
