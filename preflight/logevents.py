@@ -10,6 +10,8 @@ from preflight.loglines import (
     DOWNLOAD_START_RE,
     END_RES,
     GUESS_TAG_RE,
+    INSTALL_FAILED_RE,
+    INSTALL_REASON_RE,
     LOAD_MODEL_RE,
     NOT_FOUND_RE,
     OOM_KILL_RE,
@@ -25,6 +27,8 @@ from preflight.loglines import (
 )
 from preflight.logrecords import Event, Segment
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, script_of_dir_word
+
+INSTALL_LINES = 20  # an install error's causes follow it within a few lines
 
 
 class EventReader:
@@ -108,6 +112,20 @@ class EventReader:
         if "Copying report" in s:
             self._evidence("report", line)
             return True
+        if INSTALL_FAILED_RE.match(s):  # one event per install: its first error line
+            last = next((e for e in reversed(self.idx.slurm) if e.kind == "install-failed"), None)
+            if last is None or line - last.line > INSTALL_LINES:
+                self.idx.slurm.append(Event("install-failed", line, s, {"reason": ""}))
+            mr = INSTALL_REASON_RE.search(s)
+            if mr and last is not None and not last.data["reason"]:
+                last.data["reason"] = mr.group(0)
+            return True
+        mr = INSTALL_REASON_RE.search(s)
+        if mr:  # the reason, printed below the error line (uv's tree of causes)
+            last = next((e for e in reversed(self.idx.slurm) if e.kind == "install-failed"), None)
+            if last is not None and line - last.line <= INSTALL_LINES and not last.data["reason"]:
+                last.data["reason"] = mr.group(0)
+                return True
         mn = NOT_FOUND_RE.match(s)
         if mn:  # the batch script's own shell, with SLURM's lines about the job: what the job could not run
             self.idx.slurm.append(Event("not-found", line, s, {k: mn.group(k) for k in ("where", "lineno", "cmd")}))

@@ -31,6 +31,8 @@ ANCHOR_RE = re.compile(
     rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
+    rb"|Failed to (?:download|install|build|extract|prepare)|Could not install packages|Disk quota exceeded"
+    rb"|No space left on device|No matching distribution"
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -130,6 +132,16 @@ LAUNCH_ERROR_RE = re.compile(
 # with status 2 before the phase starts, after its usage lines and with no traceback
 # (torchrun's own parser too: "torchrun: error: ambiguous option: --run could match --run-path, --run_path")
 ARGPARSE_ERROR_RE = re.compile(r"^(?:(?P<prog>[\w.-]{1,80})\.py|(?P<launcher>torchrun)): error: (?P<msg>\S.{0,400})$")
+# the environment's install failed (uv's "× Failed to download `torch==2.9.1`", pip's "ERROR: Could not install
+# packages due to an OSError"), and the reason a few lines below it
+INSTALL_FAILED_RE = re.compile(
+    r"^(?:[×x] |error: |ERROR: )?(?:Failed to (?:download|install|build|extract|prepare)\b|Could not install packages"
+    r"|No matching distribution found)"
+)
+INSTALL_REASON_RE = re.compile(
+    r"Disk quota exceeded|No space left on device|Temporary failure in name resolution|Network is unreachable"
+    r"|Connection (?:refused|reset|timed out)|No matching distribution found[^\n]*"
+)
 # the shell could not find a command: bash's "run.sh: line 52: uv: command not found", dash's (a script run by
 # /bin/sh) "/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found"
 NOT_FOUND_RE = re.compile(

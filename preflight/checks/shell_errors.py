@@ -1,4 +1,5 @@
-"""LOG013: what the job's shell could not run (`command not found`): a step that never happened, with no traceback."""
+"""What the job's shell could not run or set up, with no traceback: LOG013 (`command not found`), LOG014 (the
+environment's install failed)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,47 @@ def command_not_found(logs) -> Iterator[Finding]:
                 fix=f"install {cmd} on the nodes or put it on PATH in the script before line {lineno} "
                 '(export PATH="$HOME/.local/bin:$PATH")',
             )
+
+
+_INSTALL_FIXES = {
+    "Disk quota exceeded": "free space under $HOME, or keep uv's cache on scratch (export UV_CACHE_DIR=/scratch/$USER/"
+    "uv-cache), then install again",
+    "No space left on device": "free space on that filesystem, or keep uv's cache on scratch (export UV_CACHE_DIR=...)",
+}
+_OFFLINE = ("Temporary failure in name resolution", "Network is unreachable", "Connection")
+
+
+@check("LOG014", "install-failed", stage="post", severity="error")
+def install_failed(logs) -> Iterator[Finding]:
+    """
+    What it checks: the job's environment install failing in its logs (``uv sync``: ``× Failed to
+    download``; pip: ``ERROR: Could not install packages``), with the reason printed below it: a
+    disk quota, no space, no network.
+
+    Why it matters: every phase after it runs without its packages: ``ModuleNotFoundError`` in
+    each, each looking like its own problem. The cause is the install, often a home-directory
+    quota that uv's cache filled (a CUDA torch is several GB).
+
+    Example:
+        × Failed to download `nvidia-cufft-cu12==11.3.3.83`
+        ╰─▶ failed to flush file `/home/me/.cache/uv/...`: Disk quota exceeded (os error 122)
+
+    How to fix: free the space or move uv's cache to scratch (``UV_CACHE_DIR``); on an offline
+    node, install on the login node before ``sbatch``; then rerun from the first phase.
+    """
+    for ix, ev in logs.slurm_events("install-failed"):
+        reason = ev.data.get("reason") or ""
+        if reason in _INSTALL_FIXES:
+            fix = _INSTALL_FIXES[reason]
+        elif reason.startswith(_OFFLINE):
+            fix = "install on the login node before sbatch (uv sync there): compute nodes are offline"
+        else:
+            fix = "fix the install (its error is in the log) before the phases run, then rerun from the first phase"
+        yield Finding(
+            f"the environment install failed ({ev.text.strip()[:120]})"
+            + (f": {reason}" if reason else "")
+            + "; the phases after it ran without its packages",
+            path=ix.path,
+            line=ev.line,
+            fix=fix,
+        )

@@ -28,6 +28,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("model-tag-mismatch")
 @good("loss-diverged")
 @good("command-not-found")
+@good("install-failed")
 def _clean_classic_run():
     return _log(F.run_log())
 
@@ -120,6 +121,17 @@ def _uv_not_on_the_nodes_path():  # a fork's speedrun: `uv sync` at its line 52,
 @bad("command-not-found")
 def _a_bash_script_run_by_dash():  # no #! line: sbatch's /bin/sh has no `source`
     return _log("/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found\n")
+
+
+@bad("install-failed")
+def _uv_sync_filled_the_home_quota():  # a fork's speedrun on an AFS home: every phase then lacked its modules
+    return _log(
+        "Downloading torch (859.2MiB)\n"
+        "  \u00d7 Failed to download `nvidia-cufft-cu12==11.3.3.83`\n"
+        "  \u251c\u2500\u25b6 Failed to extract archive\n"
+        "  \u2570\u2500\u25b6 failed to flush file `/home/me/.cache/uv/.tmp/libcufft.so.11`:\n"
+        "      Disk quota exceeded (os error 122)\n" + F.run_log(phases=("base",))
+    )
 
 
 @bad("model-tag-mismatch")
