@@ -49,6 +49,7 @@ from preflight.loglines import (
     SHELL_SIGNAL_RE,
     STDERR_LOGGING_RE,
     STEP_BYTES_RE,
+    TERMINATE_RE,
     TORCHRUN_FAILED_RE,
     VAL_RE,
     WORLD_RE,
@@ -290,6 +291,10 @@ class _Indexer(TracebackReader, EventReader):
         seg = self.seg
         if s.startswith("Traceback (most recent call last)"):
             self._open_traceback(line, rank)
+            return
+        mt = TERMINATE_RE.match(s)
+        if mt:
+            self._cpp_terminate(mt, line, rank)
             return
         mfh = FAULT_RE.match(s)
         if mfh:

@@ -32,11 +32,12 @@ ANCHOR_RE = re.compile(
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
     rb"|Failed to (?:download|install|build|extract|prepare)|Could not install packages|Disk quota exceeded"
-    rb"|No space left on device|No matching distribution"
+    rb"|No space left on device|No matching distribution|terminate called after throwing|what\(\): "
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
-STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\) \| loss: +(\S+?) \|")
+# (a fork's tag after the percentage, "(0.05%) [ns3_ftrl_eta0p1] | loss: ...", is allowed)
+STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\)(?: \[[^\]]{1,80}\])? \| loss: +(\S+?) \|")
 # mid's own line has its percentage; an excerpt pasted without it, its numbers aligned ("step 00401 | loss:  6.900375 |
 # lrm: 1.00"), still holds mid's (or a fork's) step lines
 STEP_MID_RE = re.compile(r"^step (\d+)(?: \(([\d.]+)%\))? \| loss: +(\S+?) \|")
@@ -45,7 +46,7 @@ STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
 STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
 # the base, mid and SFT grammars above on raw bytes, for printable-ASCII lines (where bytes and text agree)
 STEP_BYTES_RE = re.compile(
-    rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\) \| loss: +(?P<base_loss>\S+?) \|)"
+    rb"(?P<base>step \d+/(?P<base_total>\d+) \([\d.]+%\)(?: \[[^\]]{1,80}\])? \| loss: +(?P<base_loss>\S+?) \|)"
     rb"|(?P<mid>step \d+(?: \([\d.]+%\))? \| loss: +(?P<mid_loss>\S+?) \|)"
     rb"|(?P<sft>Step \d+/(?P<sft_total>\d+) \| Training loss: (?P<sft_loss>\S+?)\s*\|)"
 )
@@ -142,6 +143,10 @@ INSTALL_REASON_RE = re.compile(
     r"Disk quota exceeded|No space left on device|Temporary failure in name resolution|Network is unreachable"
     r"|Connection (?:refused|reset|timed out)|No matching distribution found[^\n]*"
 )
+# a C++ exception that ended the process (NCCL's watchdog thread: "terminate called after throwing an instance of
+# 'c10::DistBackendError'", then "  what():  [PG ID 0 ...] ... CUDA error: an illegal memory access was encountered")
+TERMINATE_RE = re.compile(r"^terminate called after throwing an instance of '(?P<type>[^']{1,200})'")
+WHAT_RE = re.compile(r"^\s*what\(\):\s+(?P<what>\S.*)$")
 # the shell could not find a command: bash's "run.sh: line 52: uv: command not found", dash's (a script run by
 # /bin/sh) "/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found"
 NOT_FOUND_RE = re.compile(

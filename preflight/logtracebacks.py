@@ -21,6 +21,7 @@ from preflight.loglines import (
     SCRIPT_IN_PATH_RE,
     SHELL_SIGNAL_RE,
     SHELL_SIGNALS,
+    WHAT_RE,
     parse_int,
 )
 from preflight.logrecords import Segment, TracebackRecord
@@ -64,6 +65,22 @@ class TracebackReader:
         rec.script = prog if prog in SCRIPT_PHASE else None
         self.tb[rank] = (rec, 0)
         self._close_traceback(rank)
+
+    def _cpp_terminate(self, m: re.Match, line: int, rank: str) -> None:
+        """A C++ exception that ended the process (its message follows on a `what():` line): its crash."""
+        if rank in self.tb:
+            self._close_traceback(rank)
+        rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=m.group("type"), exc_line=line)
+        self.tb[rank] = (rec, 0)
+
+    def _cpp_what(self, m: re.Match, rank: str) -> bool:
+        """The `what():` line of the C++ exception just opened: its message. False: none is open."""
+        open_rec = self.tb.get(rank)
+        if open_rec is None or open_rec[0].message or "::" not in open_rec[0].exc_type:
+            return False
+        open_rec[0].message = redact(m.group("what").strip()[:500])
+        self._close_traceback(rank)
+        return True
 
     def _bare_exception(self, m: re.Match, line: int, rank: str) -> None:
         """An exception's last line with no traceback open: the process's crash all the same (its frames are
@@ -169,6 +186,8 @@ class TracebackReader:
             self.tb[rank] = (rec, count)
             if rec.exc_type == FAULT_TYPE and rec.exc_line is not None and self._fault_line(rec, rank, text):
                 continue
+            if rec.exc_line is not None and (mw := WHAT_RE.match(text)) and self._cpp_what(mw, rank):
+                continue  # a C++ exception's message, on the line after its type
             if rec.exc_line is not None:  # past the exception line: its message's continuation, if any
                 if self._message_continues(rec, text):
                     if text.strip() not in ("...", "…"):  # an excerpt's elision

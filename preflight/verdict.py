@@ -195,10 +195,16 @@ def judge_phase(
     segs = logs.by_phase(phase) if logs is not None else []
     # a traceback whose frames name no entry point (an excerpt: checkpoint_manager.py only) is its process's
     seg_of = {id(t): s for s in segs for t in s.tracebacks}
+    # a stderr file that names no phase at all (its .out does): its crashes are the last started phase's
+    phaseless = {ix.path for ix in logs.logs if not any(s.phase for s in ix.segments)} if logs is not None else set()
     tbs = [
         t
         for t in (logs.tracebacks if logs is not None else [])
-        if (tb_phase(t) == phase or (tb_phase(t) is None and id(t) in seg_of)) and not t.wrapper
+        if (
+            tb_phase(t) == phase
+            or (tb_phase(t) is None and (id(t) in seg_of or (phase == last_started and t.path in phaseless)))
+        )
+        and not t.wrapper
     ]
     tbs = [t for t in tbs if not superseded(t, segs)]
     if any(s.script in TRAINER_SCRIPTS and s.failed_marker is not None for s in segs):

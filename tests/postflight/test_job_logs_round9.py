@@ -98,3 +98,31 @@ def test_torchrun_refusing_a_trainer_flag_is_a_crash_with_its_cause_and_a_shells
     _report, checks, _phases = _verify(cli, tmp_path, sh)
     (dash,) = checks["LOG013"]["findings"]
     assert dash["message"].startswith("slurm_script line 4: `source: not found`: /bin/sh (dash) ran the script")
+
+
+def test_a_gpu_kernel_fault_in_a_stderr_file_is_the_cause_of_the_phase_its_out_file_shows(tmp_path, cli):
+    # a fork's trainer tags its step lines; rank 1's NCCL watchdog then ended the process with a C++ exception
+    out = tmp_path / "abl.out"
+    out.write_text(
+        "".join(
+            f"step {s:05d}/02205 ({s / 22.05:.2f}%) [ns3_ftrl] | loss: {11.09 - s * 0.07:.6f} | lrm: 1.00 | "
+            "dt: 822.88ms | tok/s: 637,134 | mfu: 36.36 | epoch: 1\n"
+            for s in range(0, 79)
+        )
+    )
+    err = tmp_path / "abl.err"
+    err.write_text(
+        "[rank1]:[E424 21:52:47.098511001 ProcessGroupNCCL.cpp:2057] [PG ID 0 Rank 1] Process group watchdog thread "
+        "terminated with exception: CUDA error: an illegal memory access was encountered\n"
+        "frame #8: <unknown function> + 0x1268d0 (0x7fb2d2e058d0 in /lib/x86_64-linux-gnu/libc.so.6)\n\n"
+        "terminate called after throwing an instance of 'c10::DistBackendError'\n"
+        "  what():  [PG ID 0 PG GUID 0(default_pg) Rank 1] Process group watchdog thread terminated with exception: "
+        "CUDA error: an illegal memory access was encountered\n"
+        "Search for `cudaErrorIllegalAddress' in the CUDA documentation for more information.\n"
+    )
+    _report, checks, phases = _verify(cli, tmp_path, out, err)
+    base = phases["base"]  # was not-run: the tagged step lines were no step lines, the crash no phase's
+    assert base["status"] == "failed" and base["cause"].startswith("crashed (CUDA fault) after step 78 of 2205"), base
+    assert "an illegal memory access" in base["cause"], base
+    (crash,) = checks["LOG002"]["findings"]
+    assert "CUDA_LAUNCH_BLOCKING=1" in crash["fix"], crash["fix"]
