@@ -294,7 +294,7 @@ def judge_phase(
         v.evidence.append(f"{seg.path}:{seg.start_line}")
         if job is not None and getattr(job, "running", False) and last_started == phase:
             v.status, v.cause = "running", f"{logged_steps} step lines so far"
-        elif logged_steps == 0:
+        elif logged_steps == 0 and not _saved_step(segs):  # (a stderr file alone holds the saves, not the steps)
             started = segs[0]
             bare = all(not (s.overrides or s.device or s.world_size or s.content) for s in segs)
             what = "printed nothing after its header" if bare else "logged no step"
@@ -346,7 +346,13 @@ def _judge_from_log_alone(
     total = planned or (last.total if last else None)
     saved = _saved_step(segs)
     reached = total is None or (saved is not None and saved >= total) or (last is not None and last.step >= total - 1)
-    if seg.end_markers or (saved is not None and reached):
+    if last is None and saved is not None and not seg.end_markers and total is None:
+        # a stderr file alone: saves, no step lines, no horizon; no error or cancel after its last save
+        v.status, v.cause = "done", (
+            f"its last save in these logs is step {saved}, with no error after it (no step lines: a stderr file "
+            "alone; the .out or --base-dir confirms the horizon)"
+        )
+    elif seg.end_markers or (saved is not None and reached):
         v.status, v.cause = "done", f"log shows the end of training (last step {at})"
     elif saved is not None:
         v.status, v.step = "partial", saved

@@ -126,3 +126,17 @@ def test_a_gpu_kernel_fault_in_a_stderr_file_is_the_cause_of_the_phase_its_out_f
     assert "an illegal memory access" in base["cause"], base
     (crash,) = checks["LOG002"]["findings"]
     assert "CUDA_LAUNCH_BLOCKING=1" in crash["fix"], crash["fix"]
+
+
+def test_a_stderr_file_that_ends_with_a_save_and_no_error_is_a_finished_run(tmp_path, cli):
+    err = tmp_path / "amort.err"
+    d = "/s/cache/base_checkpoints/amort_d12"
+    err.write_text(
+        "fatal: Could not read from remote repository.\n"  # a harmless git line of the job's own
+        f"2026-04-27 18:17:37,392 - nanochat.checkpoint_manager - INFO - Saved model parameters to: {d}/model_002205.pt\n"
+        f"2026-04-27 18:17:37,405 - nanochat.checkpoint_manager - INFO - Saved metadata to: {d}/meta_002205.json\n"
+    )
+    report, _checks, phases = _verify(cli, tmp_path, err)
+    assert phases["base"]["status"] == "done", phases["base"]  # was "went silent during setup", resumed at 2205
+    assert phases["base"]["cause"].startswith("its last save in these logs is step 2205"), phases["base"]
+    assert not any("base_train" in c for c in report["resume"]["commands"]), report["resume"]
