@@ -70,3 +70,21 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
     if job_env is not None and job_env.gpus_per_node:
         return job_env.gpus_per_node, nodes, "GPUs requested in #SBATCH"
     return None, nodes, ""
+
+
+def unread_runners(script: Any, profile: Any) -> list[tuple[Any, str]]:
+    """(command, path) of the scripts the job runs that preflight cannot read here (a path in a container, under a cd
+    to the cluster's directory), when no training launch is visible: the training, and what it sets, is in them."""
+    from preflight.script.parser import included_file
+
+    if script is None or not getattr(script, "ok", False) or trainer_invocations(script, profile):
+        return []
+    out = []
+    for model in script.walk():
+        missing = {id(cmd) for cmd, _path, _tried in model.missing_includes}  # sourced-file-missing's
+        followed = set(model.include_lines.values())
+        for cmd in model.commands:
+            target = included_file(cmd)
+            if target and cmd.name not in ("source", ".") and cmd.line not in followed and id(cmd) not in missing:
+                out.append((cmd, target))
+    return out

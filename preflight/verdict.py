@@ -348,9 +348,12 @@ def _judge_from_log_alone(
     reached = total is None or (saved is not None and saved >= total) or (last is not None and last.step >= total - 1)
     if last is None and saved is not None and not seg.end_markers and total is None:
         # a stderr file alone: saves, no step lines, no horizon; no error or cancel after its last save
-        v.status, v.cause = "done", (
-            f"its last save in these logs is step {saved}, with no error after it (no step lines: a stderr file "
-            "alone; the .out or --base-dir confirms the horizon)"
+        v.status, v.cause = (
+            "done",
+            (
+                f"its last save in these logs is step {saved}, with no error after it (no step lines: a stderr file "
+                "alone; the .out or --base-dir confirms the horizon)"
+            ),
         )
     elif seg.end_markers or (saved is not None and reached):
         v.status, v.cause = "done", f"log shows the end of training (last step {at})"

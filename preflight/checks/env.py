@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.phases import TRAIN_PHASES
 from preflight.redact import is_secret_name, mask
@@ -54,6 +55,23 @@ _SHELL_PARTS_RE = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|\$\w+|`[^`]*`|[\"']")
 
 
 NO_TRAINING = "no training phase (only they start wandb)"
+
+
+def _unread_training(ctx) -> str | None:
+    """Why what the job sets cannot be told: its training runs in a script preflight cannot read here (SB020)."""
+    from preflight.plan_launches import unread_runners
+
+    try:
+        script, profile = ctx.get("script", None), ctx.get("profile", None)
+    except Exception:  # an unreadable script or profile: the checks' own facts say so
+        return None
+    runners = unread_runners(script, profile) if profile is not None else []
+    if not runners:
+        return None
+    cmd, target = runners[0]
+    return f"the training runs in {target} (line {cmd.line}), which preflight cannot read here: what it sets is unknown"
+
+
 _DEFAULT_TEXT_RE = re.compile(r"^\$\{(\w+):?[-=](.*)\}$")  # ${NAME:-default text}
 
 
@@ -126,6 +144,8 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
     name, source, line, path = wandb_run_name(ctx, job_env)
     if source == NO_TRAINING:
         return
+    if name in (None, "", "dummy") and (hidden := _unread_training(ctx)):
+        raise Skip(hidden)
     if name in (None, "", "dummy"):
         script = ctx.get("script", None)
         if script is not None and any(m.exited for m in script.walk()):
@@ -236,6 +256,8 @@ def base_dir_in_home(ctx, base_dir, job_env) -> Iterator[Finding]:
     conditional) the script's own assignment: ``export NANOCHAT_BASE_DIR=${NANOCHAT_BASE_DIR:-...}``.
     """
     home = job_env.get("HOME")
+    if base_dir.default and (hidden := _unread_training(ctx)):
+        raise Skip(hidden)
     if base_dir.default or _under(base_dir.path, home):
         if base_dir.line is not None and base_dir.conditional:  # a fallback it takes (`if [ -z ... ]`): nothing is lost
             msg = (
@@ -281,6 +303,8 @@ def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
     How to fix: ``export OMP_NUM_THREADS=1`` near the top of the script.
     """
     if not job_env.get("OMP_NUM_THREADS"):
+        if hidden := _unread_training(ctx):
+            raise Skip(hidden)
         script = ctx.get("script", None)
         launches = list(script.all_invocations) if script is not None and script.ok else []
         if launches and all(inv.launcher.endswith("torchrun") for inv in launches):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from preflight.model import Finding
-from preflight.plan_launches import trainer_invocations
+from preflight.plan_launches import trainer_invocations, unread_runners
 from preflight.redact import is_secret_name, mask
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE, VAR_RE
@@ -43,25 +43,19 @@ def training_not_visible(script, profile) -> Iterator[Finding]:
     How to fix: write the launch out (``torchrun ... -m scripts.base_train -- ...``), or build
     it from values set in the script; preflight then checks it.
     """
-    from preflight.script.parser import included_file
-
     script.require_readable()
     visible = trainer_invocations(script, profile)
+    for cmd, target in unread_runners(script, profile):
+        # `apptainer run ... bash /opt/nanochat/run.sh`, a script under a cd to a directory not here
+        yield Finding(
+            f"line {cmd.line} runs {target}, which preflight cannot read here (a path in a container or on "
+            f"the cluster); no training launch is visible in the script, so {_UNCHECKED} are not checked",
+            path=script.file_of(cmd),
+            line=cmd.line,
+            fix=f"run preflight where {target} can be read, or check that script itself: preflight check "
+            "<its host path>",
+        )
     for model in script.walk():
-        missing = {id(cmd) for cmd, _path, _tried in model.missing_includes}  # sourced-file-missing's
-        followed = set(model.include_lines.values())
-        for cmd in model.commands if not visible else []:
-            target = included_file(cmd)
-            if target and cmd.name not in ("source", ".") and cmd.line not in followed and id(cmd) not in missing:
-                # `apptainer run ... bash /opt/nanochat/run.sh`, a script under a cd to a directory not here
-                yield Finding(
-                    f"line {cmd.line} runs {target}, which preflight cannot read here (a path in a container or on "
-                    f"the cluster); no training launch is visible in the script, so {_UNCHECKED} are not checked",
-                    path=script.file_of(cmd),
-                    line=cmd.line,
-                    fix=f"run preflight where {target} can be read, or check that script itself: preflight check "
-                    "<its host path>",
-                )
         for line, file, why in model.hidden:
             text = next((c.text for c in model.all_commands if c.line == line and c.file == file), "")
             if visible and not _TRAINING_HINT_RE.search(text):

@@ -126,3 +126,16 @@ def test_a_near_miss_of_a_base_eval_flag_is_told_without_a_checkout(tmp_path, cl
     _report, checks = _check(cli, tmp_path, body, "--profile", "no-mid")
     (typo,) = checks["SB010"]["findings"]  # the era's base_eval flags are known now (the trainer's only, before)
     assert "--max-per-tsk" in typo["message"] and "max-per-task" in typo["message"], typo["message"]
+
+
+def test_what_a_script_preflight_cannot_read_sets_is_not_told_unset(tmp_path, cli):
+    # a fork's submit script: cd to the cluster's checkout, then `bash runs/speedrun_myrun.sh`, which sets the base dir,
+    # OMP_NUM_THREADS and the run name itself; from here it cannot be read (SB020 says so)
+    body = (
+        "#!/bin/bash\n#SBATCH --gpus=4\n#SBATCH --time=08:00:00\n"
+        "cd /data/scratch/someone/nanochat\nbash runs/speedrun_myrun.sh\n"
+    )
+    _report, checks = _check(cli, tmp_path, body, "--profile", "no-mid", env={"NANOCHAT_BASE_DIR": ""})
+    assert checks["SB020"]["findings"], checks["SB020"]
+    for code in ("ENV001", "ENV003", "ENV004"):  # were findings about variables the hidden script sets
+        assert checks[code]["status"] == "skip" and "cannot read here" in checks[code]["reason"], checks[code]
