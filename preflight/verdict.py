@@ -386,7 +386,12 @@ def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
         return v
     saves = [(s, e) for s in (logs.by_phase("tokenizer") if logs is not None else []) for e in s.saves]
     if tbs and not superseded(tbs[-1], logs.by_phase("tokenizer")):  # a later attempt that saved supersedes it
-        v.status, v.cause = "failed", f"crashed ({classify(tbs[-1].exc_type, tbs[-1].message)}): {tbs[-1].exc_type}"
+        tb = tbs[-1]
+        v.status, v.cause = (
+            "failed",
+            f"crashed ({classify(tb.exc_type, tb.message)}): {tb.exc_type}"
+            + (f": {tb.message[:160]}" if tb.message else ""),
+        )
         v.evidence.append(tbs[-1].where)
         return v
     if inv is not None and inv.tokenizer:
@@ -419,7 +424,14 @@ def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
         return v
     rep = ctx.get("report", None)
     if rep is None:
-        made = logs.by_phase("report") if logs is not None else []
+        segs = logs.by_phase("report") if logs is not None else []
+        made = [s for s in segs if not s.tracebacks]
+        crashed = [t for s in segs for t in s.tracebacks if not t.wrapper]
+        if crashed and not made:  # nanochat.report itself crashed (its reset at the start, or generate)
+            tb = crashed[-1]
+            v.status, v.cause = "failed", f"nanochat.report crashed: {tb.exc_type}: {tb.message[:160]}"
+            v.evidence.append(tb.where)
+            return v
         if made:  # "Copying report.md to ..." (speedrun's last step): generated, though no base dir to read it
             v.status, v.cause = "done", "the log shows report.md generated and copied (no base dir to read it)"
             v.evidence.append(f"{made[-1].path}:{made[-1].start_line}")

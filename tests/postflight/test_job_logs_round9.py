@@ -140,3 +140,20 @@ def test_a_stderr_file_that_ends_with_a_save_and_no_error_is_a_finished_run(tmp_
     assert phases["base"]["status"] == "done", phases["base"]  # was "went silent during setup", resumed at 2205
     assert phases["base"]["cause"].startswith("its last save in these logs is step 2205"), phases["base"]
     assert not any("base_train" in c for c in report["resume"]["commands"]), report["resume"]
+
+
+def test_a_report_module_that_crashed_generated_nothing(tmp_path, cli):
+    # uv could not install the environment (home quota): report reset and the tokenizer then failed on missing modules
+    log = tmp_path / "run.log"
+    log.write_text(
+        "Initializing report...\nTraceback (most recent call last):\n"
+        '  File "/s/nanochat/nanochat/report.py", line 12, in <module>\n    import psutil\n'
+        "ModuleNotFoundError: No module named 'psutil'\n"
+        "Training tokenizer...\nTraceback (most recent call last):\n"
+        '  File "/s/nanochat/scripts/tok_train.py", line 8, in <module>\n    import torch\n'
+        "ModuleNotFoundError: No module named 'torch'\n"
+    )
+    _report, _checks, phases = _verify(cli, tmp_path, log)
+    assert phases["report"]["status"] == "failed", phases["report"]  # was "the log shows report.md generated"
+    assert phases["report"]["cause"] == "nanochat.report crashed: ModuleNotFoundError: No module named 'psutil'"
+    assert phases["tokenizer"]["cause"].endswith("ModuleNotFoundError: No module named 'torch'"), phases["tokenizer"]
