@@ -83,13 +83,7 @@ def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Ite
     dirs = list(ds.get("dirs") or [])
     if data_dir is None or (dirs and dirs[0] == data_dir and max_shard in (None, ds.get("max_shard")) and not env):
         return
-    for text in profiles():
-        other = json.loads(text).get("dataset") or {}
-        if (other.get("dirs") or [None])[0] == data_dir:
-            ds = dict(other)
-            break
-    else:
-        ds = {**ds, "dirs": [data_dir], "val_shard": "last"}
+    ds = layout_of(data_dir, profiles) or {**ds, "dirs": [data_dir], "val_shard": "last"}
     if max_shard is not None and max_shard != ds.get("max_shard"):
         if isinstance(ds.get("val_shard"), int):  # a pinned validation shard is the last one
             ds["val_shard"] = max_shard
@@ -98,3 +92,21 @@ def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Ite
         ds["dir_env"] = env  # the job's $NANOCHAT_DATA_DIR, where it sets one, is the directory
     ds["from_checkout"] = os.path.join("nanochat", "dataset.py")
     data["dataset"] = ds
+
+
+def layout_of(data_dir: str, profiles: Callable[[], Iterable[str]]) -> dict | None:
+    """The ``dataset:`` section of the profile whose layout keeps its shards in ``data_dir``; None for a fork's."""
+    for text in profiles():
+        other = json.loads(text).get("dataset") or {}
+        if (other.get("dirs") or [None])[0] == data_dir:
+            return dict(other)
+    return None
+
+
+def named_by_script(text: str, dirs: list[str]) -> str | None:
+    """The one dataset directory of ``dirs`` a script's text names as a path (`ls $NANOCHAT_BASE_DIR/base_data/`),
+    where it names exactly one: the layout its job uses, when the era spans two."""
+    import re
+
+    named = [d for d in dirs if re.search(rf"/{re.escape(d)}(?![\w])", text or "")]
+    return named[0] if len(named) == 1 else None

@@ -278,11 +278,30 @@ def _text_bytes(row_group: Any, column: str) -> int:
     )
 
 
+def _layout_the_script_names(ctx: Any, ds_spec: dict, dirs: list[str]) -> tuple[dict, list[str]]:
+    """An era whose dataset changed (FineWeb-Edu's base_data, then ClimbMix's base_data_climbmix), none of them here:
+    the one the job's script names as a path decides, with that layout's numbers."""
+    from preflight.dataset_layout import layout_of, named_by_script
+    from preflight.profiles import PROFILE_NAMES, _merged_json
+
+    script = ctx.get("script", None)
+    texts = [m.text for m in script.walk()] if script is not None and getattr(script, "ok", False) else []
+    named = named_by_script("\n".join(t for t in texts if t), dirs)
+    if named is None:
+        return ds_spec, dirs
+    layout = layout_of(named, lambda: (_merged_json(n) for n in PROFILE_NAMES)) or {**ds_spec, "dirs": [named]}
+    return layout, [named]
+
+
 def dataset_fact(ctx: Any) -> Dataset:
     base = ctx.get("base_dir")
+    if "$" in str(base.path):  # NANOCHAT_BASE_DIR="$PROJECT_ROOT/cache" with PROJECT_ROOT from $(dirname ...)
+        raise FactUnavailable(f"the base dir {base.path} is known only when the job runs")
     profile = ctx.get("profile", None)
     ds_spec = profile.dataset if profile is not None else {}
     dirs = ds_spec.get("dirs") or ["base_data"]
+    if len(dirs) > 1 and not any((Path(base.path) / d).is_dir() for d in dirs):
+        ds_spec, dirs = _layout_the_script_names(ctx, ds_spec, dirs)
     regex = re.compile(ds_spec.get("shard_regex") or r"^shard_(\d{5})\.parquet$")
     chosen = Path(base.path) / dirs[0]
     others = []
