@@ -61,3 +61,15 @@ def run_cli(
         return proc
     finally:
         os.unlink(rss_file)
+
+
+def check_script(cli, cwd: Path, body: str, *extra: str, env: dict | None = None) -> tuple[dict, dict]:
+    """`preflight check job.sh --format json` on ``body`` written to cwd/job.sh, with HOME and NANOCHAT_BASE_DIR
+    under cwd unless ``env`` says otherwise: (the report, its checks by code)."""
+    import json
+
+    (cwd / "job.sh").write_text(body)
+    env = {"HOME": str(cwd / "home"), "NANOCHAT_BASE_DIR": str(cwd / "base"), **(env or {})}
+    proc = cli("preflight", "check", "job.sh", "--format", "json", *extra, cwd=cwd, env=env)
+    report = json.loads(proc.stdout)
+    return report, {c["code"]: c for c in report["checks"]}

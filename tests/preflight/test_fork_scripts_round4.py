@@ -4,19 +4,11 @@ evaluates, and a flag commented out in the middle of a continued command."""
 
 from __future__ import annotations
 
-import json
+from tests.clirun import check_script
 
 
 def _script(gres, body):
     return f"#!/bin/bash\n#SBATCH --time=12:00:00\n#SBATCH --gres={gres}\nset -euo pipefail\nexport OMP_NUM_THREADS=1\n{body}"
-
-
-def _check(cli, tmp_path, body, *extra, env=None):
-    (tmp_path / "job.sh").write_text(body)
-    env = {"HOME": str(tmp_path / "home"), "NANOCHAT_BASE_DIR": str(tmp_path / "base"), **(env or {})}
-    proc = cli("preflight", "check", "job.sh", "--format", "json", *extra, cwd=tmp_path, env=env)
-    report = json.loads(proc.stdout)
-    return report, {c["code"]: c for c in report["checks"]}
 
 
 def test_a_run_name_from_a_defaulted_variable_is_a_named_run(tmp_path, cli):
@@ -24,7 +16,7 @@ def test_a_run_name_from_a_defaulted_variable_is_a_named_run(tmp_path, cli):
         _script("gpu:h100:1", "") + 'SERIES="${SERIES:-$(date +%b%d | tr "[:upper:]" "[:lower:]")}"\n'
         'python -m scripts.base_train --depth=4 --run="${SERIES} baseline"\n'
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "argparse")
     assert not checks["ENV001"]["findings"], checks["ENV001"]  # was "wandb logging is off (run = dummy ...)"
     (named,) = checks["ENV002"]["findings"]
     assert "baseline" in named["message"]
@@ -32,7 +24,7 @@ def test_a_run_name_from_a_defaulted_variable_is_a_named_run(tmp_path, cli):
 
 def test_shared_gpu_gres_is_one_gpu_not_a_cpu_job(tmp_path, cli):
     body = _script("shard:4", "python -m scripts.base_train --depth=12\n")
-    report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    report, checks = check_script(cli, tmp_path, body, "--profile", "argparse")
     assert not checks["SB006"]["findings"], checks["SB006"]  # was 8,749 h "on 1x CPU"
     assert report["plan"]["gpu_name"] != "CPU", report["plan"]["gpu_name"]
 
@@ -44,7 +36,7 @@ def test_a_reachability_probe_with_an_offline_branch_is_information(tmp_path, cl
         "curl -L -o words.txt https://example.org/words.txt\n"
         "python -m scripts.base_train --depth=4\n"
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "argparse")
     by_line = {f["location"]["line"]: f for f in checks["SB011"]["findings"]}
     assert by_line[6]["severity"] == "info" and "other branch" in by_line[6]["message"]
     assert by_line[11]["severity"] == "error"  # a plain download stays an error
@@ -52,7 +44,7 @@ def test_a_reachability_probe_with_an_offline_branch_is_information(tmp_path, cl
 
 def test_a_script_that_only_evaluates_plans_no_training_and_lists_the_evaluation_datasets(tmp_path, cli):
     body = _script("gpu:h100:1", "torchrun --standalone --nproc_per_node=1 -m scripts.chat_eval -- -i mid\n")
-    report, checks = _check(cli, tmp_path, body, "--profile", "classic")
+    report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     (mid,) = [p for p in report["plan"]["phases"] if p["name"] == "mid"]
     assert not mid.get("steps") and not mid.get("checkpoint_dir"), mid  # was 241 steps and a checkpoint
     (net,) = [f for f in checks["NET001"]["findings"] if f.get("data", {}).get("phase") == "mid"]
@@ -69,11 +61,11 @@ def test_a_comment_inside_a_continued_command_cuts_it(tmp_path, cli):
         "    # --ortho-init \\\n"
         '    2>&1 | tee "$LOG"\n'
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "argparse")
     (cut,) = checks["SB033"]["findings"]
     assert cut["location"]["line"] == 9 and "2>&1 | tee" in cut["message"], cut
     fixed = body.replace("    # --ortho-init \\\n", "")
-    _report, checks = _check(cli, tmp_path, fixed, "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, fixed, "--profile", "argparse")
     assert not checks["SB033"]["findings"]
 
 
@@ -89,7 +81,7 @@ _REQUIRE = (
 def test_a_function_that_exits_unless_the_named_variable_is_set_stops_the_script(tmp_path, cli):
     # a 2026 fork's multi-node script: `for v in ...; do require_env "$v"; done` (bash's indirect ${!name}), then
     # its launch through a `run_step` wrapper
-    _report, checks = _check(cli, tmp_path, _script("gpu:h100:1", _REQUIRE), "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, _script("gpu:h100:1", _REQUIRE), "--profile", "argparse")
     (stop,) = checks["SB017"]["findings"]
     assert "before it runs scripts.base_train" in stop["message"], stop["message"]
     assert "require_env BASE_DIR" in stop["message"] and "BASE_DIR is not set" in stop["message"]
@@ -97,7 +89,7 @@ def test_a_function_that_exits_unless_the_named_variable_is_set_stops_the_script
     assert not checks["ENV001"]["findings"]  # was "wandb logging is off (run = dummy; --run=$RUN_NAME)"
 
     env = {"BASE_DIR": str(tmp_path), "RUN_NAME": "d4-try", "WANDB_MODE": "offline"}
-    _report, checks = _check(cli, tmp_path, _script("gpu:h100:1", _REQUIRE), "--profile", "argparse", env=env)
+    _report, checks = check_script(cli, tmp_path, _script("gpu:h100:1", _REQUIRE), "--profile", "argparse", env=env)
     assert not checks["SB017"]["findings"] and not checks["ENV001"]["findings"]
     assert checks["ENV002"]["status"] == "pass"  # a named run, logged offline
 
@@ -112,7 +104,7 @@ def test_a_word_expands_with_the_values_of_its_line_not_a_later_export(tmp_path,
         'export WANDB_RUN="${WANDB_RUN_EVAL:-${WANDB_RUN_BASE}_eval}"\n'
         "python -m scripts.chat_eval -i mid\n",
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "classic")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     (named,) = checks["ENV002"]["findings"]
     assert "wandb run 'realdata_mid_mid'" in named["message"], named["message"]
 
@@ -124,7 +116,7 @@ def test_a_tokenizer_job_starts_no_wandb(tmp_path, cli):
         "gpu:b200:1",
         'export WANDB_RUN="b200_tokenizer_${SLURM_JOB_ID:-0}"\npython -m scripts.tok_train\npython -m scripts.tok_eval\n',
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "classic")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     assert not checks["ENV002"]["findings"] and not checks["ENV001"]["findings"]
 
 
@@ -132,10 +124,10 @@ def test_gpu_memory_speaks_the_eras_flags_and_says_nothing_of_base_training_for_
     # a 2026 fork on 48 GB L40S cards: the base job's fix is spelled as its argparse takes it (--device-batch-size);
     # its SFT-only job (depth from the base checkpoint) was told "base training will run out of memory"
     base = _script("gpu:L40S:4", "torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=20\n")
-    _report, checks = _check(cli, tmp_path, base, "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, base, "--profile", "argparse")
     (oom,) = checks["GPU003"]["findings"]
     assert "L40S" in oom["message"] and "--device-batch-size=16" in oom["fix"], oom
 
     sft = _script("gpu:L40S:4", "torchrun --standalone --nproc_per_node=4 -m scripts.chat_sft -- --model-tag=d20\n")
-    _report, checks = _check(cli, tmp_path, sft, "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, sft, "--profile", "argparse")
     assert checks["GPU003"]["status"] == "skip" and "trains no base model" in checks["GPU003"]["reason"]

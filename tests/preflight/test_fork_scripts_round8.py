@@ -3,16 +3,7 @@ their path on the cluster, a resumed base run's time, and the sourced-file and j
 
 from __future__ import annotations
 
-import json
-
-
-def _check(cli, tmp_path, body, *extra, env=None):
-    (tmp_path / "job.sh").write_text(body)
-    env = {"HOME": str(tmp_path / "home"), "NANOCHAT_BASE_DIR": str(tmp_path / "base"), **(env or {})}
-    proc = cli("preflight", "check", "job.sh", "--format", "json", *extra, cwd=tmp_path, env=env)
-    report = json.loads(proc.stdout)
-    return report, {c["code"]: c for c in report["checks"]}
-
+from tests.clirun import check_script
 
 PATH_LAUNCH = (
     "#!/bin/bash\n#SBATCH --time=72:00:00\n#SBATCH --gres=gpu:h100:2\nset -e\nexport OMP_NUM_THREADS=1\n"
@@ -25,7 +16,7 @@ PATH_LAUNCH = (
 
 
 def test_an_entry_point_run_by_its_path_is_that_phase_and_a_resumed_run_is_timed_from_its_step(tmp_path, cli):
-    report, checks = _check(cli, tmp_path, PATH_LAUNCH)
+    report, checks = check_script(cli, tmp_path, PATH_LAUNCH)
     plan = report["plan"]
     (base,) = [p for p in plan["phases"] if p["name"] == "base"]  # was "the script runs no training phase"
     assert plan["depth"] == 26 and base["steps"] == 153600 and base["resume_from"] == 76500, base
@@ -51,7 +42,7 @@ def test_a_checkout_gives_a_path_launch_its_own_copy_of_the_entry_point(tmp_path
         'p.add_argument("--save-every", type=int, default=-1)\np.add_argument("--run", default="dummy")\n'
         'p.add_argument("--resume-from-step", type=int, default=-1)\n'
     )
-    _report, checks = _check(
+    _report, checks = check_script(
         cli, tmp_path, PATH_LAUNCH.replace("--save-every 500", "--save-evry 500"), "--checkout", str(checkout)
     )
     (typo,) = checks["SB010"]["findings"]  # the checkout's base_train.py, though the job runs /cluster/me/...
@@ -70,7 +61,7 @@ def test_the_gpu_count_slurm_sets_decides_a_fallback_branch_after_a_conda_hook(t
         'if [ -z "$NGPUS" ] || [ "$NGPUS" -le 0 ]; then\n  NGPUS="4"\nfi\n'
         'torchrun --standalone --nproc_per_node="$NGPUS" -m scripts.base_train -- --depth=4\n'
     )
-    report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    report, checks = check_script(cli, tmp_path, body, "--profile", "argparse")
     assert not checks["SB005"]["findings"], checks["SB005"]  # was "starts 4 processes ... requests 5"
     assert report["plan"]["world_size"] == 5, report["plan"]["world_size"]
 
@@ -82,7 +73,7 @@ def test_a_base_dir_set_only_when_unset_is_no_overwrite(tmp_path, cli):
         "python -m scripts.base_train --depth=4\n"
     )
     (tmp_path / "home").mkdir()
-    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse", env={"NANOCHAT_BASE_DIR": ""})
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "argparse", env={"NANOCHAT_BASE_DIR": ""})
     (home,) = checks["ENV003"]["findings"]
     assert "a conditional assignment" in home["message"] and "overwritten" not in home["message"], home["message"]
 
@@ -93,7 +84,7 @@ def test_a_run_name_defaulting_to_text_and_a_date_is_a_named_run(tmp_path, cli):
         'WANDB_RUN="${WANDB_RUN:-fineweb-multinode-run-$(date +%Y%m%d-%H%M)}"\n'
         'python -m scripts.base_train --depth=4 --run="$WANDB_RUN"\n'
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "argparse")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "argparse")
     assert not checks["ENV001"]["findings"], checks["ENV001"]  # was "wandb logging is off (run = dummy ...)"
     assert checks["ENV002"]["findings"], checks["ENV002"]  # a named run with no credentials starts wandb
 
@@ -111,10 +102,12 @@ def test_a_relative_script_with_no_cd_is_found_in_the_checkout_given(tmp_path, c
     )
     jobs = tmp_path / "jobs"
     jobs.mkdir()
-    report, checks = _check(cli, jobs, body, "--checkout", str(checkout), "--profile", "argparse")
+    report, checks = check_script(cli, jobs, body, "--checkout", str(checkout), "--profile", "argparse")
     assert not checks["SB022"]["findings"], checks["SB022"]  # was "runs runs/speedrun.sh, which does not exist"
     assert [p["name"] for p in report["plan"]["phases"]] == ["base"], report["plan"]
-    _report, checks = _check(cli, jobs, body, "--profile", "argparse")  # no checkout: submitted from here, it fails
+    _report, checks = check_script(
+        cli, jobs, body, "--profile", "argparse"
+    )  # no checkout: submitted from here, it fails
     assert checks["SB022"]["findings"], checks["SB022"]
 
 
@@ -123,7 +116,7 @@ def test_a_near_miss_of_a_base_eval_flag_is_told_without_a_checkout(tmp_path, cl
         "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --time=04:00:00\nset -e\nexport OMP_NUM_THREADS=1\n"
         "python -m scripts.base_eval --model-tag=d20 --max-per-tsk=16 --device-batch-size=8\n"
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "no-mid")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
     (typo,) = checks["SB010"]["findings"]  # the era's base_eval flags are known now (the trainer's only, before)
     assert "--max-per-tsk" in typo["message"] and "max-per-task" in typo["message"], typo["message"]
 
@@ -135,7 +128,7 @@ def test_what_a_script_preflight_cannot_read_sets_is_not_told_unset(tmp_path, cl
         "#!/bin/bash\n#SBATCH --gpus=4\n#SBATCH --time=08:00:00\n"
         "cd /data/scratch/someone/nanochat\nbash runs/speedrun_myrun.sh\n"
     )
-    _report, checks = _check(cli, tmp_path, body, "--profile", "no-mid", env={"NANOCHAT_BASE_DIR": ""})
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid", env={"NANOCHAT_BASE_DIR": ""})
     assert checks["SB020"]["findings"], checks["SB020"]
     for code in ("ENV001", "ENV003", "ENV004"):  # were findings about variables the hidden script sets
         assert checks[code]["status"] == "skip" and "cannot read here" in checks[code]["reason"], checks[code]
