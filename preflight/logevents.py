@@ -115,9 +115,10 @@ class EventReader:
         if INSTALL_FAILED_RE.match(s):  # one event per install: its first error line
             last = next((e for e in reversed(self.idx.slurm) if e.kind == "install-failed"), None)
             if last is None or line - last.line > INSTALL_LINES:
-                self.idx.slurm.append(Event("install-failed", line, s, {"reason": ""}))
-            mr = INSTALL_REASON_RE.search(s)
-            if mr and last is not None and not last.data["reason"]:
+                last = Event("install-failed", line, s, {"reason": ""})
+                self.idx.slurm.append(last)
+            mr = INSTALL_REASON_RE.search(s)  # pip prints it on the same line
+            if mr and not last.data["reason"]:
                 last.data["reason"] = mr.group(0)
             return True
         mr = INSTALL_REASON_RE.search(s)

@@ -134,6 +134,11 @@ def _uv_sync_filled_the_home_quota():  # a fork's speedrun on an AFS home: every
     )
 
 
+@bad("install-failed")
+def _pip_hit_the_quota():  # pip says it on one line
+    return _log("ERROR: Could not install packages due to an OSError: [Errno 122] Disk quota exceeded\n")
+
+
 @bad("model-tag-mismatch")
 def _mid_guessed_an_older_bigger_base():  # karpathy/nanochat#542's shape: base saved d2, mid picked d26
     return _log(F.run_log(per_phase={"mid": {"tag": "d26"}}))

@@ -157,3 +157,12 @@ def test_a_report_module_that_crashed_generated_nothing(tmp_path, cli):
     assert phases["report"]["status"] == "failed", phases["report"]  # was "the log shows report.md generated"
     assert phases["report"]["cause"] == "nanochat.report crashed: ModuleNotFoundError: No module named 'psutil'"
     assert phases["tokenizer"]["cause"].endswith("ModuleNotFoundError: No module named 'torch'"), phases["tokenizer"]
+
+
+def test_an_install_failure_names_its_reason_on_its_own_line_or_below(tmp_path, cli):
+    pip = tmp_path / "pip.log"
+    pip.write_text("ERROR: Could not install packages due to an OSError: [Errno 122] Disk quota exceeded\n")
+    _report, checks, _phases = _verify(cli, tmp_path, pip)
+    (failed,) = checks["LOG014"]["findings"]
+    assert failed["message"].endswith("): Disk quota exceeded; the phases after it ran without its packages")
+    assert "UV_CACHE_DIR" in failed["fix"], failed["fix"]
