@@ -24,6 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from preflight import pyparse
+
 MAX_SOURCE_BYTES = 2 << 20  # nanochat's largest script is ~40 KB; anything past 2 MB is not one
 
 
@@ -188,10 +190,10 @@ def _parse_declarations(text: str, path: str) -> ast.Module:
                 ("else", "elif", "except", "finally")
             ):
                 try:
-                    return ast.parse("".join(lines[:j]), filename=path)
+                    return pyparse.parse("".join(lines[:j]), filename=path)
                 except SyntaxError:
                     break  # not a clean cut: parse everything
-    return ast.parse(text, filename=path)
+    return pyparse.parse(text, filename=path)
 
 
 def _collect(tree: ast.Module, ep: EntryPoint) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from preflight import pyparse
+
 MAX_SOURCE_BYTES = 1 << 20
 
 
@@ -36,7 +38,7 @@ def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None, 
         return None, None, None
     try:
         with open(path, "rb") as fh:
-            tree = ast.parse(fh.read(MAX_SOURCE_BYTES).decode("utf-8"), filename=path)
+            tree = pyparse.parse(fh.read(MAX_SOURCE_BYTES).decode("utf-8"), filename=path)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
         return None, None, None
     data_dir = max_shard = env = None

@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from preflight import pyparse
 from preflight.facts import FactUnavailable
 from preflight.phases import PHASE_NAMES as PHASE_ORDER
 
@@ -311,7 +312,7 @@ def _keys_from_source(path: Path) -> dict | None:
     import ast
 
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = pyparse.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         return None  # CPython's parser raises RecursionError/MemoryError on very long operator chains
     out: dict = {}
