@@ -22,6 +22,7 @@ from typing import Any
 from preflight.script.conditions import Conditions
 from preflight.script.model import ARRAY_ALL_RE, JOB_VARS, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
 from preflight.script.required import required_argument, unset_required
+from preflight.script.sourced import known_sets
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 from preflight.units import parse_count, parse_int
 
@@ -70,19 +71,6 @@ _PARAM_RE = re.compile(
 # a `$` left after the expansions we evaluate that starts one we do not (`${#X}`, `$((`, `$[`); a `$` at the end of a
 # word or before another character is a literal `$` in bash (`$'\n'` and `$"..."`: expand_raw)
 _UNREAD_DOLLAR_RE = re.compile(r"\$(?=[{(\[A-Za-z0-9_])")
-# what `source .venv/bin/activate` (virtualenv, venv, uv) sets
-_ACTIVATE_SETS = (
-    "VIRTUAL_ENV",
-    "VIRTUAL_ENV_PROMPT",
-    "PATH",
-    "PS1",
-    "PYTHONHOME",
-    "_OLD_VIRTUAL_PATH",
-    "_OLD_VIRTUAL_PS1",
-)
-# what conda's shell hook (`source $CONDA_BASE/etc/profile.d/conda.sh`) sets: the `conda` function and these
-_CONDA_HOOK_SETS = ("CONDA_EXE", "CONDA_PYTHON_EXE", "CONDA_SHLVL", "_CE_M", "_CE_CONDA", "PATH")
-_CONDA_HOOKS = ("etc/profile.d/conda.sh", "etc/profile.d/mamba.sh")
 _ALL_ARGS = {'"$@"', "$@", '"${@}"', "${@}", "$*", "${*}"}
 
 
@@ -470,11 +458,8 @@ class Evaluator(Conditions):
             for w in words[1:]:
                 if not w.startswith("-"):
                     self.env[w] = None if certain else UNKNOWN
-        elif name in ("source", ".") and len(words) > 1 and words[1].endswith("bin/activate"):
-            for var in _ACTIVATE_SETS:  # a virtualenv's activate script sets these and nothing else
-                self.env[var] = UNKNOWN
-        elif name in ("source", ".") and len(words) > 1 and words[1].endswith(_CONDA_HOOKS):
-            for var in _CONDA_HOOK_SETS:
+        elif name in ("source", ".") and len(words) > 1 and (sets := known_sets(words[1])) is not None:
+            for var in sets:  # a virtualenv's activate script, conda's hook: these and nothing else
                 self.env[var] = UNKNOWN
         elif name in ("source", ".", "eval"):
             self._forget_everything()  # it may set anything
