@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -108,7 +109,5 @@ def layout_of(data_dir: str, profiles: Callable[[], Iterable[str]]) -> dict | No
 def named_by_script(text: str, dirs: list[str]) -> str | None:
     """The one dataset directory of ``dirs`` a script's text names as a path (`ls $NANOCHAT_BASE_DIR/base_data/`),
     where it names exactly one: the layout its job uses, when the era spans two."""
-    import re
-
     named = [d for d in dirs if re.search(rf"/{re.escape(d)}(?![\w])", text or "")]
     return named[0] if len(named) == 1 else None
