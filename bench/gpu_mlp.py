@@ -8,6 +8,11 @@ peak memory of what it keeps for the backward, and the relative difference of it
 reference.
 
     python bench/gpu_mlp.py [DEPTH ...]        # default: 20 12
+    python bench/gpu_mlp.py --sft [DEPTH ...]  # SFT's shapes: eager, a new row length every micro-batch
+
+--sft: chat_sft runs the model uncompiled on rows padded to each micro-batch's longest conversation (4 rows by
+default), so every micro-batch may bring a new token count. Each variant runs eagerly over a sequence of such counts:
+the first call of each new count (a quack kernel compiled for it, if it compiles per shape) and then the median.
 """
 
 import os
@@ -94,7 +99,54 @@ def measure(depth, B=32, T=2048, accum=8):
         )
 
 
+SFT_ROW_LENGTHS = (301, 777, 1024, 1536, 2048, 913)  # padded lengths of consecutive micro-batches
+
+
+def measure_sft(depth, rows=4):
+    import time
+
+    C = depth * 64
+    torch.manual_seed(0)
+    w1 = (torch.randn(4 * C, C, device="cuda") * C**-0.5).requires_grad_()
+    w2 = (torch.randn(C, 4 * C, device="cuda") * (4 * C) ** -0.5).requires_grad_()
+    eager = {"torch, eager": torch_mlp, "torch, wgrad split 4, eager": partial(relu_sq_mlp, split=4)}
+    try:
+        import quack.gemm_interface  # noqa: F401
+
+        eager["quack epilogues + cuBLAS split 2, eager"] = partial(relu_sq_mlp, split=2, kernel="quack")
+    except ImportError as e:
+        print(f"quack: not available ({e})")
+    for name, fn in eager.items():
+        firsts, medians = [], []
+        for T in SFT_ROW_LENGTHS:
+            x = torch.randn(rows, T, C, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+            dy = torch.randn(rows, T, C, device="cuda", dtype=torch.bfloat16)
+
+            def step(fn=fn, x=x, dy=dy):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    y = fn(x, w1, w2)
+                return torch.autograd.grad(y, (x, w1, w2), dy)
+
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            try:
+                step()
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001 - a bench reports what failed and goes on
+                print(f"mlp sft d{depth} {name}: failed at {rows}x{T} ({type(e).__name__}: {str(e)[:160]})")
+                break
+            firsts.append((time.perf_counter() - t0) * 1000)
+            medians.append(timed(step, reps=10))
+        else:
+            print(
+                f"mlp sft d{depth} {name:42s} first call per new shape (ms): {' '.join(f'{t:.0f}' for t in firsts)};"
+                f" median (ms): {' '.join(f'{t:.3f}' for t in medians)}; total median {sum(medians):.3f} ms"
+            )
+
+
 if __name__ == "__main__":
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
-    for d in [int(a) for a in sys.argv[1:]] or [20, 12]:
-        measure(d)
+    args = sys.argv[1:]
+    sft = "--sft" in args
+    for d in [int(a) for a in args if a != "--sft"] or [20, 12]:
+        measure_sft(d) if sft else measure(d)

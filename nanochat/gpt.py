@@ -161,8 +161,10 @@ class CausalSelfAttention(nn.Module):
 #     1.096-1.102x its tokens/s with split 2 (torch code, split 4: 1.065x), 48.8 against 73.8 GB peak memory.
 #   quack: quack's whole MLP (`quack.mlp.mlp_func`; its weight-gradient GEMMs are slower than cuBLAS's).
 #   torch: torch code (inductor's ReLU^2 kernels).
-#   auto (the default): quack-epilogue in base_train where quack runs (a Hopper GPU with quack installed; base_train
-#     calls use_auto_kernels), else torch: mid and SFT (other batch shapes) were not measured with quack.
+#   auto (the default): quack-epilogue in base_train and mid_train (the same fixed micro-batch shapes) where quack
+#     runs (a Hopper GPU with quack installed; they call use_auto_kernels), else torch. SFT keeps the torch code: its
+#     eager micro-batches change shape, and there quack's kernels were slower than torch's split 4
+#     (`python bench/gpu_mlp.py --sft 20`, one H100: 8.10 against 7.63 ms over six shapes).
 # quack's heuristic GEMM configs: its autotuning (tuned=True) did not finish a first step in 8 minutes in the trainer.
 MLP_KERNEL = os.environ.get("NANOCHAT_MLP_KERNEL", "auto")
 
@@ -211,8 +213,8 @@ WGRAD_SPLIT = _wgrad_split()
 
 
 def use_auto_kernels() -> None:
-    """NANOCHAT_MLP_KERNEL=auto in base_train: the quack epilogues where quack runs (measured there), before the
-    model is compiled."""
+    """NANOCHAT_MLP_KERNEL=auto in base_train and mid_train: the quack epilogues where quack runs (measured in base
+    training), before the model is compiled."""
     global _QUACK_EPILOGUE, WGRAD_SPLIT
     if MLP_KERNEL == "auto" and _QUACK_MLP is not None:
         _QUACK_EPILOGUE = True

@@ -80,6 +80,7 @@ get_max_memory = torch.cuda.max_memory_allocated if device_type == "cuda" else l
 wandb_run = init_wandb(run, master_process, "nanochat-mid", user_config)
 
 from nanochat.checkpoint import load_checkpoint, load_model, save_checkpoint
+from nanochat.gpt import mlp_kernels, use_auto_kernels
 from nanochat.loss_eval import evaluate_bpb
 from nanochat.tasks import make_mixture
 from nanochat.tokenizer import get_token_bytes
@@ -106,6 +107,9 @@ if resuming:
     model.load_state_dict(model_data, strict=True, assign=True)
     del model_data
 orig_model = model
+if device_type == "cuda":
+    use_auto_kernels()  # base training's MLP kernels: midtraining's micro-batches have the same fixed shapes
+    print0(mlp_kernels())
 model = torch.compile(model, dynamic=False) if device_type == "cuda" else model
 num_flops_per_token = orig_model.estimate_flops()
 tokens_per_fwdbwd = device_batch_size * max_seq_len

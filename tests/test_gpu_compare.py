@@ -116,3 +116,16 @@ def test_profile_harness_runs_the_bundled_step_on_cpu():
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "bundled d2 on cpu: 2 steps ran, last loss" in run.stdout
+
+
+def test_a_ratio_at_its_targets_edge_shows_three_decimals():
+    from bench.__main__ import table
+    from bench.common import Row
+
+    def shown(ours, meets):
+        row = Row("trainer d20", ours, "tok/s", baseline=100.0, target="≥ 1.10× classic", meets=meets)
+        return table([row], markdown=True).splitlines()[-1]
+
+    assert "| 1.101× |" in shown(110.07, True)  # met, but by 0.0007: not a plain "1.10×"
+    assert "| 1.096× |" in shown(109.57, False) and "**NO**" in shown(109.57, False)
+    assert "| 1.13× |" in shown(113.03, True)  # clear of the target

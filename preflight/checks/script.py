@@ -120,6 +120,12 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
 _PATTERN_RE = re.compile(r"%(%|[0-9]*[AajJNnsStux])")
 
 
+def output_pattern_path(value: str) -> Path | None:
+    """An --output/--error file pattern as a path (its %j-style fields filled in); None where a
+    variable decides it."""
+    return None if not value or "$" in value else Path(_PATTERN_RE.sub("x", value))
+
+
 @check("SB004", "output-dir-missing", severity="error", kills_at_start=True)
 def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
     """
@@ -137,9 +143,9 @@ def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
     workdir = Path(job_env.sbatch.get("chdir") or ctx.inputs.cwd)
     for key in ("output", "error"):
         value = job_env.sbatch.get(key)
-        if not value or "$" in value:
+        path = output_pattern_path(value)
+        if path is None:
             continue
-        path = Path(_PATTERN_RE.sub("x", value))
         if not path.is_absolute():
             path = workdir / path
         parent = path.parent

@@ -72,7 +72,7 @@ def test_auto_takes_the_quack_epilogues_only_when_base_train_asks_and_quack_runs
         monkeypatch.setattr(gpt, "_QUACK_MLP", quack)
         monkeypatch.setattr(gpt, "_QUACK_EPILOGUE", False)
         monkeypatch.setattr(gpt, "WGRAD_SPLIT", 1)
-        assert "quack-epilogue" not in gpt.mlp_kernels()  # before base_train asks: mid, SFT, chat
+        assert "quack-epilogue" not in gpt.mlp_kernels()  # before base_train or mid_train asks: SFT, chat
         gpt.use_auto_kernels()
         assert gpt._QUACK_EPILOGUE is chosen
         assert ("MLP: quack-epilogue kernels, weight gradients split 2" in gpt.mlp_kernels()) is chosen

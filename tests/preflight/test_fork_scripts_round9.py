@@ -1,5 +1,6 @@
 """Shapes from a ninth round of public forks' batch scripts (written here in our own words): the dataset directory a
-script names when its era spans two, and a base dir built from a variable known only in the job."""
+script names when its era spans two, a base dir built from a variable known only in the job, and a log file written
+into a directory nothing creates."""
 
 from __future__ import annotations
 
@@ -27,3 +28,63 @@ def test_a_base_dir_known_only_in_the_job_is_not_a_path_here(tmp_path, cli):
     body = HEAD + 'PROJECT_ROOT="$(dirname "$SCRIPT_DIR")"\nexport NANOCHAT_BASE_DIR="$PROJECT_ROOT/cache"\n' + TRAIN
     _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
     assert checks["DS001"]["status"] == "skip" and "known only when the job runs" in checks["DS001"]["reason"]
+
+
+_LOGGED = (
+    "#!/bin/bash\nset -euo pipefail\n"
+    'LOG_DIR="$PROJECT_SCRATCH/logs"\nLOGFILE="$LOG_DIR/run_${SLURM_JOB_ID}.log"\n'
+    'log() {\n    echo "[$(date)] $*" | tee -a "$LOGFILE"\n}\n'
+    'log "starting on $(hostname)"\n' + TRAIN
+)
+
+
+def test_a_log_written_into_a_directory_nothing_creates(tmp_path, cli):
+    # a multi-node fork's per-node script: its log function tees into a logs/ directory under its caller's base dir,
+    # which no line creates; under pipefail tee's failure ends the job at its first log line (the author's next
+    # version adds the mkdir)
+    _report, checks = check_script(cli, tmp_path, _LOGGED, "--profile", "no-mid")
+    (missing,) = checks["SB034"]["findings"]
+    assert missing["location"]["line"] == 6, missing
+    assert "in a function: at its first call" in missing["message"], missing["message"]
+    assert (
+        "$PROJECT_SCRATCH/logs" in missing["message"] and "unless it exists when the job starts" in missing["message"]
+    )
+    assert "pipeline's failure ends the job there" in missing["message"], missing["message"]
+    assert missing["fix"] == 'mkdir -p "$LOG_DIR" before its first write', missing["fix"]
+
+    fixed = _LOGGED.replace("log() {", 'mkdir -p "$LOG_DIR"\nlog() {')
+    _report, checks = check_script(cli, tmp_path, fixed, "--profile", "no-mid")
+    assert checks["SB034"]["status"] == "pass", checks["SB034"]
+
+    # the caller's directory is known here and has no logs/: it does not exist (the job's variables are read as the
+    # script's: an export before sbatch)
+    (tmp_path / "scratch").mkdir()
+    known = _LOGGED.replace("set -euo pipefail\n", f"set -euo pipefail\nPROJECT_SCRATCH={tmp_path}/scratch\n")
+    _report, checks = check_script(cli, tmp_path, known, "--profile", "no-mid")
+    (missing,) = checks["SB034"]["findings"]
+    assert f"{tmp_path}/scratch/logs does not exist here" in missing["message"], missing["message"]
+
+
+def test_a_redirection_into_a_missing_directory_here_stops_the_command(tmp_path, cli):
+    body = HEAD.replace("set -e\n", "") + TRAIN.replace("\n", " > out/base.log 2>&1\n")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
+    (missing,) = checks["SB034"]["findings"]
+    assert "out does not exist here and no line of the script creates it" in missing["message"], missing["message"]
+    assert "so `torchrun` does not run" in missing["message"] and "set -e" not in missing["message"]
+    assert missing["fix"] == 'mkdir -p "out" before line 5', missing["fix"]
+
+    (tmp_path / "out").mkdir()  # the directory the job starts in has it
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
+    assert checks["SB034"]["status"] == "pass", checks["SB034"]
+
+
+def test_writes_into_the_log_directory_or_another_machines_path_are_not_findings(tmp_path, cli):
+    body = (
+        HEAD.replace("#!/bin/bash\n", "#!/bin/bash\n#SBATCH --output=slurm_logs/%j.out\n")
+        + "date | tee slurm_logs/$SLURM_JOB_ID-start\n"  # SLURM opened its --output there: it exists
+        + "date >> /nonexistent-cluster/alice/logs/started.txt\n"  # the author's own file system, not this one
+        + 'RESULTS="$NANOCHAT_BASE_DIR/results"\nls "$RESULTS"\n'  # the script expects it to exist
+        + TRAIN.replace("\n", ' | tee "$RESULTS/train.log"\n')
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
+    assert checks["SB034"]["status"] == "pass", checks["SB034"]
