@@ -112,24 +112,34 @@ def _command(module: str, args: list[str], world: int, nodes: int = 1) -> str:
     return f"python -m {module}" + (" " + " ".join(args) if args else "")
 
 
-def _world_size(ctx: Any, logs: Any, inv: Any) -> int:
+ASSUMED_WORLD = 8  # a speedrun node's GPUs, where nothing shows the job's
+
+
+def job_world_size(ctx: Any, logs: Any, inv: Any) -> tuple[int, str]:
+    """The processes the job ran, and a note where that is a guess ("" when the evidence says)."""
     ledger = ctx.get("ledger", None)
     if isinstance(ledger, dict) and (ledger.get("expected") or {}).get("world_size"):
-        return int(ledger["expected"]["world_size"])
+        return int(ledger["expected"]["world_size"]), ""
     if logs is not None:
         ws = [s.world_size for s in logs.segments if s.world_size]
         if ws:
-            return ws[-1]
+            return ws[-1], ""
         launched = [_launch_width(s.command.text) for s in logs.segments if s.command is not None]
         if any(n is not None for n in launched):  # the traced command line (`+ torchrun --nproc_per_node=2 ...`)
-            return [n for n in launched if n is not None][-1]
+            return [n for n in launched if n is not None][-1], ""
         if any(s.device in ("cpu", "mps") for s in logs.segments):
-            return 1  # nanochat runs one process on a CPU or a Mac: no torchrun
+            return 1, ""  # nanochat runs one process on a CPU or a Mac: no torchrun
     if inv is not None and "base" in inv.phases and inv.phases["base"].last:
         ranks = inv.phases["base"].last.optim
         if ranks:
-            return max(ranks) + 1
-    return 8
+            return max(ranks) + 1, ""
+    seen = {r for s in (logs.segments if logs is not None else []) for tb in s.tracebacks for r in tb.ranks}
+    # the ranks that printed a traceback are a lower bound only (an excerpt, one node of several): still a guess
+    named = f" (they name ranks up to {max(seen)})" if seen else ""
+    return ASSUMED_WORLD, (
+        f"the logs do not say how many GPUs the job ran{named}: --nproc_per_node={ASSUMED_WORLD} is assumed; "
+        "use the job's own count"
+    )
 
 
 _NPROC_RE = re.compile(r"--nproc[_-]per[_-]node[= ](\d{1,4})\b")
@@ -166,7 +176,7 @@ def resume_fact(ctx: Any) -> ResumePlan:
     outside = [v.name for v in phases.verdicts[: PHASES.index(first.name)] if v.before_logs]
     logs = ctx.get("logs", None)
     inv = ctx.get("checkpoints", None)
-    world = _world_size(ctx, logs, inv)
+    world, world_guess = job_world_size(ctx, logs, inv)
     nodes = _nodes(ctx)
     modules = profile.modules
     commands: list[str] = []
@@ -188,12 +198,14 @@ def resume_fact(ctx: Any) -> ResumePlan:
             elif module == spec.get("train_module"):
                 args = _train_args(profile, v, logs, spec, refused)
             commands.append(_command(module, args, world, nodes))
-    note = f"{first.name} is {first.status}: {first.cause}"
+    note = f"{first.name} is {first.status}" + (f": {first.cause}" if first.cause else "")
     if outside:
         note += (
             f"; {', '.join(outside)} are not in these logs: this plan assumes their outputs exist (pass --base-dir "
             f"to check); if they do not, run them first"
         )
+    if world_guess and any("--nproc_per_node" in c for c in commands):
+        note += f"; {world_guess}"
     if nodes > 1:
         note += f"; the job ran on {nodes} nodes: run these inside an allocation of {nodes} nodes (sbatch/salloc --nodes={nodes})"
     fixes = _fixes(ctx, logs, profile, first.name)

@@ -159,9 +159,9 @@ def optimizer_shards_missing(checkpoints, ctx) -> Iterator[Finding]:
     How to fix: resume with the world size the shards were written for, or rerun the phase.
     """
     from preflight.ckpt import optim_rule
-    from preflight.resume import _world_size
+    from preflight.resume import job_world_size
 
-    world = checkpoints.world_size or _world_size(ctx, ctx.get("logs", None), checkpoints)
+    world = checkpoints.world_size or job_world_size(ctx, ctx.get("logs", None), checkpoints)[0]
     for phase, pc in _phases(checkpoints):
         sf = pc.last
         if sf is None:

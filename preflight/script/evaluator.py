@@ -62,7 +62,38 @@ _RUNTIME_NAMES = {
     "REPLY",
     "OPTARG",
     "OPTIND",
+    # bash's own, set in every shell (most never exported, so not in the environment preflight sees)
+    "UID",
+    "EUID",
+    "BASH",
+    "BASH_VERSION",
+    "BASH_VERSINFO",
+    "BASH_LINENO",
+    "BASH_REMATCH",
+    "BASH_ARGV",
+    "BASH_ARGC",
+    "BASH_COMMAND",
+    "BASHOPTS",
+    "SHELLOPTS",
+    "SHLVL",
+    "IFS",
+    "PIPESTATUS",
+    "GROUPS",
+    "HOSTTYPE",
+    "MACHTYPE",
+    "OSTYPE",
+    "EPOCHSECONDS",
+    "EPOCHREALTIME",
+    "DIRSTACK",
+    "PS4",
+    "_",
 }
+
+
+def set_at_run_time(name: str) -> bool:
+    """A variable SLURM, the launcher or the shell sets when the job runs."""
+    return name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES)
+
 
 _PARAM_RE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])((?:[^{}]|\{[^{}]*\})*))?\}"
@@ -145,7 +176,7 @@ class Evaluator(Conditions):
             return self.env[name]
         if name in self.base:
             return self.base[name]
-        if not self.complete or name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES):
+        if not self.complete or set_at_run_time(name):
             return UNKNOWN
         return None
 

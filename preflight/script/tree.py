@@ -89,6 +89,27 @@ def iter_commands(nodes: list) -> Iterator[Any]:
             yield from iter_commands(n.body)
 
 
+def iter_nodes(nodes: list, func: Func | None = None) -> Iterator[tuple[Any, Func | None]]:
+    """Every node of a block tree, in order, with the function whose body holds it (None at the top)."""
+    for n in nodes:
+        yield n, func
+        if isinstance(n, If):
+            for cond, body in n.branches:
+                yield from iter_nodes(cond, func)
+                yield from iter_nodes(body, func)
+            yield from iter_nodes(n.else_body or [], func)
+        elif isinstance(n, Loop):
+            yield from iter_nodes(n.cond, func)
+            yield from iter_nodes(n.body, func)
+        elif isinstance(n, Case):
+            for _patterns, body in n.arms:
+                yield from iter_nodes(body, func)
+        elif isinstance(n, Group):
+            yield from iter_nodes(n.body, func)
+        elif isinstance(n, Func):
+            yield from iter_nodes(n.body, n)
+
+
 _CLOSES = {"fi": If, "done": Loop, "esac": Case}
 
 

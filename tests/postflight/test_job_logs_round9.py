@@ -166,3 +166,23 @@ def test_an_install_failure_names_its_reason_on_its_own_line_or_below(tmp_path, 
     (failed,) = checks["LOG014"]["findings"]
     assert failed["message"].endswith("): Disk quota exceeded; the phases after it ran without its packages")
     assert "UV_CACHE_DIR" in failed["fix"], failed["fix"]
+
+
+def test_a_resume_plan_says_when_the_gpu_count_is_a_guess(tmp_path, cli):
+    # round nine: a fork's tokenizer log (its jobs used 2 GPUs) got a resume plan of `--nproc_per_node=8` with nothing
+    # saying that 8 was assumed
+    crash = (
+        "Traceback (most recent call last):\n" + '  File "/s/scripts/base_train.py", line 9, in <module>\n' + MISSING
+    )
+    log = tmp_path / "base.log"
+    log.write_text("Overriding: depth = 12\n" + crash)
+    report, _checks, _phases = _verify(cli, tmp_path, log)
+    plan = report["resume"]
+    assert any("--nproc_per_node=8" in c for c in plan["commands"]), plan
+    assert "the logs do not say how many GPUs the job ran: --nproc_per_node=8 is assumed" in plan["note"], plan
+
+    log.write_text("Overriding: depth = 12\nDistributed world size: 2\n" + crash)  # the trainer said
+    report, _checks, _phases = _verify(cli, tmp_path, log)
+    plan = report["resume"]
+    assert any("--nproc_per_node=2" in c for c in plan["commands"]), plan
+    assert "GPUs" not in plan["note"], plan["note"]

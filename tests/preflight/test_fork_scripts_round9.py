@@ -1,6 +1,6 @@
 """Shapes from a ninth round of public forks' batch scripts (written here in our own words): the dataset directory a
-script names when its era spans two, a base dir built from a variable known only in the job, and a log file written
-into a directory nothing creates."""
+script names when its era spans two, a base dir built from a variable known only in the job, a log file written
+into a directory nothing creates, and variables nothing sets under `set -u`."""
 
 from __future__ import annotations
 
@@ -88,3 +88,47 @@ def test_writes_into_the_log_directory_or_another_machines_path_are_not_findings
     )
     _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
     assert checks["SB034"]["status"] == "pass", checks["SB034"]
+
+
+_PER_NODE = (
+    "#!/bin/bash\nset -euo pipefail\n"  # no #SBATCH lines: srun runs it on each node, its caller exports the rest
+    'echo "rendezvous $RDZV_ID on $SLURM_NODEID"\n'
+    "torchrun --nnodes=$SLURM_NNODES --rdzv_id=$RDZV_ID --rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29500 "
+    "-m scripts.base_train -- --depth=12\n"
+)
+
+
+def test_a_variable_nothing_sets_under_set_u_stops_the_script(tmp_path, cli):
+    # round nine's per-node script: under `set -euo pipefail` it expands variables only its caller can set; SLURM's
+    # and the launcher's own (SLURM_NODEID, MASTER_ADDR) are set at run time
+    _report, checks = check_script(cli, tmp_path, _PER_NODE, "--profile", "no-mid")
+    (unbound,) = checks["SB035"]["findings"]
+    assert unbound["location"]["line"] == 3 and unbound["severity"] == "warning", unbound
+    assert "expands $RDZV_ID under `set -u` (line 2)" in unbound["message"], unbound["message"]
+    assert "this script's caller (it has no #SBATCH lines)" in unbound["message"]
+    assert "`RDZV_ID: unbound variable`" in unbound["message"]
+
+    for fixed, env in (
+        (_PER_NODE, {"RDZV_ID": "job42"}),  # exported by whoever runs it
+        (_PER_NODE.replace("$RDZV_ID", "${RDZV_ID:-$SLURM_JOB_ID}"), None),  # a default
+        (_PER_NODE.replace("set -euo pipefail", "set -eo pipefail"), None),  # no set -u
+        (_PER_NODE.replace("set -euo pipefail\n", "set -euo pipefail\nmodule load nccl\n"), None),  # may set it
+    ):
+        _report, checks = check_script(cli, tmp_path, fixed, "--profile", "no-mid", env=env)
+        assert not checks["SB035"]["findings"], (fixed, checks["SB035"])
+
+
+def test_an_unbound_variable_in_a_submitted_script_is_an_error(tmp_path, cli):
+    body = (
+        HEAD.replace("set -e\n", "set -eu\n")
+        + "echo '$NOT_EXPANDED' \"${#ALSO_MISSING}\"\n"
+        + 'for SEED in 1 2; do echo "$SEED"; done\n'
+        + 'export NANOCHAT_BASE_DIR="$SCRATCH_ROOT/nanochat"\n'
+        + TRAIN
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
+    found = {f["message"].split(" expands ")[1].split(" ")[0]: f for f in checks["SB035"]["findings"]}
+    assert sorted(found) == ["$ALSO_MISSING", "$SCRATCH_ROOT"], found  # not the single-quoted one, not SEED
+    assert all(f["severity"] == "error" for f in found.values())
+    assert "not the environment sbatch passes from here" in found["$SCRATCH_ROOT"]["message"]
+    assert found["$SCRATCH_ROOT"]["fix"].startswith("export SCRATCH_ROOT=... before sbatch")
