@@ -34,12 +34,15 @@ def cuda_available() -> bool:
 
 
 def tok_per_sec_row(s: dict, what: str, baseline_what: str, note: str, target: str = "", meets=None):
-    """A side-by-side entry's tokens/sec row: the bundled trainer against classic nanochat of the same call."""
+    """A side-by-side entry's tokens/sec row: the bundled trainer against classic nanochat of the same call; with
+    ``repeat_ratios`` (the same comparison of the same code in other calls), their range."""
     from bench.common import Row
 
     ours, baseline = float(s["bundled"]["tok_per_sec"]), float(s["classic"]["tok_per_sec"])
+    repeats = s.get("repeat_ratios") or []
+    spread = f"{min(repeats):.3f}–{max(repeats):.3f}× ({len(repeats)} calls)" if repeats else ""
     return Row(what=what, ours=ours, unit="tok/s", baseline=baseline, baseline_what=baseline_what, target=target,
-               meets=meets, note=note)  # fmt: skip
+               meets=meets, spread=spread, note=note)  # fmt: skip
 
 
 def bench(tiny: bool = False) -> list:
@@ -71,7 +74,10 @@ def bench(tiny: bool = False) -> list:
                 + (f"; {s['note']}" if landed and s.get("note") else "")
                 + hint,
                 target=f"≥ {target:.2f}× classic, loss gap ≤ 1e-2",
-                meets=(s["ratio"] >= target and s["max_loss_gap"] <= 1e-2) if landed else None,
+                # met only if every call of the same code met it: one call's ratio inside the spread proves nothing
+                meets=(min([s["ratio"], *s.get("repeat_ratios", [])]) >= target and s["max_loss_gap"] <= 1e-2)
+                if landed
+                else None,
             )
         )
         rows.append(

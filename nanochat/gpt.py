@@ -158,7 +158,7 @@ class CausalSelfAttention(nn.Module):
 #   quack-epilogue: ReLU^2 in the epilogue of c_fc's product and its derivative in the epilogue of c_proj's input
 #     gradient (quack's CuTe-DSL GEMMs: Hopper, the quack-kernels package, `pip install .[hopper]`), cuBLAS for the
 #     other products; only the pre-activation is kept for the backward. d20 on H100s, same call as classic nanochat:
-#     1.096-1.102x its tokens/s with split 2 (torch code, split 4: 1.065x), 48.8 against 73.8 GB peak memory.
+#     1.087-1.102x its tokens/s over five calls with split 2 (torch code, split 4: 1.065x), 48.8 against 73.8 GB peak.
 #   quack: quack's whole MLP (`quack.mlp.mlp_func`; its weight-gradient GEMMs are slower than cuBLAS's).
 #   torch: torch code (inductor's ReLU^2 kernels).
 #   auto (the default): quack-epilogue in base_train and mid_train (the same fixed micro-batch shapes) where quack

@@ -129,3 +129,21 @@ def test_a_ratio_at_its_targets_edge_shows_three_decimals():
     assert "| 1.101× |" in shown(110.07, True)  # met, but by 0.0007: not a plain "1.10×"
     assert "| 1.096× |" in shown(109.57, False) and "**NO**" in shown(109.57, False)
     assert "| 1.13× |" in shown(113.03, True)  # clear of the target
+
+
+def test_a_target_is_met_only_if_every_call_of_the_same_code_met_it(tmp_path, monkeypatch):
+    from bench import gpu
+
+    data = json.loads(gpu.RESULTS.read_text())
+    entry = next(s for s in data["side_by_side"] if s["key"] == "d20_1gpu")
+    entry.update(ratio=1.12, repeat_ratios=[1.12, 1.09], code="as landed: test")
+    entry["bundled"]["tok_per_sec"], entry["classic"]["tok_per_sec"] = 112, 100
+    results = tmp_path / "gpu_results.json"
+    results.write_text(json.dumps(data))
+    monkeypatch.setattr(gpu, "RESULTS", results)
+    (row,) = [r for r in gpu.bench() if r.what == "trainer d20, 1 GPU (H100, recorded): tok/sec"]
+    assert row.meets is False and row.spread == "1.090–1.120× (2 calls)", (row.meets, row.spread)
+    entry["repeat_ratios"] = [1.12, 1.11]
+    results.write_text(json.dumps(data))
+    (row,) = [r for r in gpu.bench() if r.what == "trainer d20, 1 GPU (H100, recorded): tok/sec"]
+    assert row.meets is True
