@@ -274,7 +274,54 @@ def base_dir_in_home(ctx, base_dir, job_env) -> Iterator[Finding]:
         else:
             msg = f"the base dir {base_dir.path} is in the home directory ({base_dir.source}); {_run_size(ctx)} may exceed the quota"
             fix = "export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat (a large shared filesystem)"
+            if base_dir.default and (near := _near_miss(ctx)) is not None:
+                a, where = near
+                msg += (
+                    f"; the script sets {a.name} (line {a.line}), which nanochat{where} does not read: did you mean "
+                    f"NANOCHAT_BASE_DIR? Its checkpoints go to {base_dir.path}, not {a.value}"
+                )
+                fix = f"rename {a.name} to NANOCHAT_BASE_DIR at line {a.line}"
         yield Finding(msg, path=base_dir.file, line=base_dir.line, fix=fix)
+
+
+# a variable that reads as the base dir's: NANOCHAT_CACHE_DIR, NANOCHAT_HOME, NANOCHAT_DATA_ROOT ...
+_BASE_DIR_LIKE_RE = re.compile(r"^NANOCHAT_[A-Z0-9_]*(?:DIR|HOME|PATH|ROOT|CACHE)[A-Z0-9_]*$")
+_READ_LIMIT = 4 << 20  # bytes of a checkout's Python read to find a variable's name
+
+
+def _near_miss(ctx):
+    """(the script's assignment of a base-dir-like NANOCHAT_* variable nanochat does not read, where that was
+    decided), else None. Upstream nanochat reads only NANOCHAT_BASE_DIR at every commit; a checkout decides a fork."""
+    script = ctx.get("script", None)
+    if script is None or not script.ok:
+        return None
+    checkout = ctx.get("checkout", None)
+    for a in script.all_assignments:
+        if a.name == "NANOCHAT_BASE_DIR" or not _BASE_DIR_LIKE_RE.match(a.name):
+            continue
+        if checkout is None:
+            return a, " (upstream, at every commit)"
+        if not _checkout_mentions(Path(checkout.root), a.name):
+            return a, " at this checkout"
+    return None
+
+
+def _checkout_mentions(root: Path, name: str) -> bool:
+    """Whether the checkout's Python (nanochat/, scripts/, at most _READ_LIMIT bytes) names ``name``; True when
+    it cannot be read (then nothing is claimed)."""
+    needle, budget = name.encode(), _READ_LIMIT
+    try:
+        files = [f for d in ("nanochat", "scripts") for f in sorted((root / d).glob("**/*.py"))]
+        for f in files:
+            data = f.read_bytes()[:budget]
+            budget -= len(data)
+            if needle in data:
+                return True
+            if budget <= 0:
+                return True
+    except OSError:
+        return True
+    return False
 
 
 def _run_size(ctx) -> str:

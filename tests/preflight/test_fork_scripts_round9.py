@@ -1,8 +1,11 @@
 """Shapes from a ninth round of public forks' batch scripts (written here in our own words): the dataset directory a
 script names when its era spans two, a base dir built from a variable known only in the job, a log file written
-into a directory nothing creates, and variables nothing sets under `set -u`."""
+into a directory nothing creates, variables nothing sets under `set -u`, and (round ten) the base dir exported under
+another name."""
 
 from __future__ import annotations
+
+import json
 
 from tests.clirun import check_script
 
@@ -132,3 +135,29 @@ def test_an_unbound_variable_in_a_submitted_script_is_an_error(tmp_path, cli):
     assert all(f["severity"] == "error" for f in found.values())
     assert "not the environment sbatch passes from here" in found["$SCRATCH_ROOT"]["message"]
     assert found["$SCRATCH_ROOT"]["fix"].startswith("export SCRATCH_ROOT=... before sbatch")
+
+
+def test_a_base_dir_set_under_another_name_is_named(tmp_path, cli):
+    # round ten's NPU SFT script exports NANOCHAT_CACHE_DIR=/mnt/...; nanochat reads only NANOCHAT_BASE_DIR, so its
+    # checkpoints went to ~/.cache/nanochat while the script looked for them under /mnt
+    (tmp_path / "job.sh").write_text(HEAD + "export NANOCHAT_CACHE_DIR=/mnt/models/nanochat\n" + TRAIN)
+    env = {"HOME": str(tmp_path / "home")}
+    proc = cli("preflight", "check", "job.sh", "--profile", "no-mid", "--format", "json", cwd=tmp_path, env=env)
+    (home,) = next(c for c in json.loads(proc.stdout)["checks"] if c["code"] == "ENV003")["findings"]
+    assert (
+        "sets NANOCHAT_CACHE_DIR (line 6), which nanochat (upstream, at every commit) does not read" in home["message"]
+    )
+    assert "did you mean NANOCHAT_BASE_DIR?" in home["message"] and "not /mnt/models/nanochat" in home["message"]
+    assert home["fix"] == "rename NANOCHAT_CACHE_DIR to NANOCHAT_BASE_DIR at line 6", home["fix"]
+
+    checkout = tmp_path / "fork"  # a fork that reads its own variable
+    (checkout / "nanochat").mkdir(parents=True)
+    (checkout / "scripts").mkdir()
+    (checkout / "nanochat" / "common.py").write_text('import os\nBASE = os.environ.get("NANOCHAT_CACHE_DIR")\n')
+    (checkout / "scripts" / "base_train.py").write_text("import argparse\n")
+    proc = cli(
+        "preflight", "check", "job.sh", "--profile", "no-mid", "--checkout", str(checkout), "--format", "json",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    findings = next(c for c in json.loads(proc.stdout)["checks"] if c["code"] == "ENV003")["findings"]
+    assert not any("did you mean" in f["message"] for f in findings), findings
