@@ -30,7 +30,7 @@ from preflight.facts import FactUnavailable
 from preflight.gputable import gpu_in_script, job_partition_gpu
 from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
 from preflight.plan_launches import phases_run, trainer_invocations, training_invocation, world_size_from
-from preflight.units import duration
+from preflight.units import duration, parse_count
 
 # peak FLOP/s and memory per GPU model: preflight/gputable.py (the one table)
 DEFAULT_GPU = "H100"
@@ -360,6 +360,15 @@ def build_plan(
         if not cfg_gpu.get("count") and not gpus:
             assumptions.append("8 GPUs per node (no count in the script or config)")
     sources["world_size"] = src
+    if flag_inv is not None and flag_inv.nnodes and nodes == 1 and not script.active_directives():
+        # a per-node script with no #SBATCH lines (srun runs it on each node): its caller decides the node count
+        raw = flag_inv.nnodes
+        value = script.expand(raw, flag_inv.line, flag_inv.file, job_env.start if job_env else environ)
+        if parse_count(value or "") is None:
+            assumptions.append(
+                f"1 node: torchrun --nnodes={raw} (line {flag_inv.line}) is known only when the job runs (this script "
+                "has no #SBATCH lines: its caller sets it); the time divides by the node count"
+            )
     world = nproc * nodes
     gpu_name = None
     if gpus:

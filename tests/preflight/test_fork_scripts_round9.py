@@ -161,3 +161,13 @@ def test_a_base_dir_set_under_another_name_is_named(tmp_path, cli):
     )  # fmt: skip
     findings = next(c for c in json.loads(proc.stdout)["checks"] if c["code"] == "ENV003")["findings"]
     assert not any("did you mean" in f["message"] for f in findings), findings
+
+
+def test_a_per_node_script_says_its_node_count_is_its_callers(tmp_path, cli):
+    # round nine: the per-node script was planned as one node with nothing saying so
+    report, _checks = check_script(cli, tmp_path, _PER_NODE, "--profile", "no-mid", env={"RDZV_ID": "1"})
+    said = [a for a in report["plan"]["assumptions"] if a.startswith("1 node: torchrun --nnodes=$SLURM_NNODES")]
+    assert said and "its caller sets it" in said[0], report["plan"]["assumptions"]
+    with_directive = _PER_NODE.replace("#!/bin/bash\n", "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --gres=gpu:8\n")
+    report, _checks = check_script(cli, tmp_path, with_directive, "--profile", "no-mid", env={"RDZV_ID": "1"})
+    assert not any(a.startswith("1 node:") for a in report["plan"]["assumptions"]), report["plan"]["assumptions"]
