@@ -489,12 +489,18 @@ def index_log(
             series.start(remaining)
         if vector is None:
             vector = (remaining >= steplines.NUMPY_MIN_LOG or "numpy" in sys.modules) and steplines.numpy_available()
+        tagged = steplines.tagged(f)  # its blocks are copies without the tags: the helper reads the file itself
         reader = steplines.BlockReader(f, remaining)
-        helper = steplines.RunsHelper(path, remaining) if vector and remaining >= steplines.HELPER_MIN_LOG else None
+        helper = (
+            steplines.RunsHelper(path, remaining)
+            if vector and not tagged and remaining >= steplines.HELPER_MIN_LOG
+            else None
+        )
         if vector:
             ix.find_runs = steplines.runs_numpy
+        blocks = steplines.untagged_blocks(reader.blocks()) if tagged else reader.blocks()
         try:
-            for buf, start, end, offset in reader.blocks():
+            for buf, start, end, offset in blocks:
                 ix.block(buf, start, end, helper.runs(offset, start, end) if helper else None)
         except OSError as exc:
             ix.idx.error = f"read error in {path}: {exc.strerror or exc}"

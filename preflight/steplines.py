@@ -244,6 +244,32 @@ class BlockReader:
             yield pending + b"\n", 0, len(pending) + 1, None
 
 
+# a fork's tag before its step lines (`[clamp_0.100_NO_SN] step 00050/04357 (1.15%) | loss: ...`)
+TAG_PREFIX_RE = re.compile(rb"(?m)^\[[^\]\n]{1,64}\] (?=step \d|Step \d)")
+TAG_PROBE = 1 << 20  # bytes of a log's head searched for tagged step lines (the first step line comes early)
+
+
+def tagged(f: BinaryIO) -> bool:
+    """Whether the log's step lines carry a fork's tag (its head holds one); the file is read from its start
+    again after."""
+    try:
+        head = f.read(TAG_PROBE)
+        f.seek(0)
+    except OSError:
+        return False
+    if b"] step " not in head and b"] Step " not in head:  # the common case, at memchr speed
+        return False
+    return TAG_PREFIX_RE.search(head) is not None
+
+
+def untagged_blocks(blocks: Iterator[tuple[Any, int, int, int | None]]) -> Iterator[tuple[Any, int, int, None]]:
+    """The blocks of a tagged log with the tag cut from its step lines (a copy per block; lines keep their
+    numbers): every grammar then reads them as any log's."""
+    for buf, start, end, _offset in blocks:
+        clean = TAG_PREFIX_RE.sub(b"", bytes(buf[start:end]))
+        yield clean, 0, len(clean), None
+
+
 # -- a helper process for the last part of a large log -------------------------------------------
 HELPER_MIN_LOG = 512 << 20  # below this the helper's start-up (~0.1 s) is not worth it
 HELPER_SHARE = 0.8  # of the chunks, the last ones (measured best of 0.5-0.95 on a 1 GB log)

@@ -186,3 +186,22 @@ def test_a_resume_plan_says_when_the_gpu_count_is_a_guess(tmp_path, cli):
     plan = report["resume"]
     assert any("--nproc_per_node=2" in c for c in plan["commands"]), plan
     assert "GPUs" not in plan["note"], plan["note"]
+
+
+def test_step_lines_a_fork_tags_are_step_lines(tmp_path, cli):
+    # round ten: a fork's sweep prefixes every step line with its run's tag; a 4-hour base run cancelled at step
+    # 2900 of 4357 read as "logged no training step: it died during setup"
+    from preflight.logindex import index_log
+
+    steps = "".join(
+        f"[clamp_0.100_NO_SN] step {s:05d}/04357 ({s / 43.57:.2f}%) | loss: {5 - s / 1000:.6f} | dt: 4974.33ms\n"
+        for s in range(0, 2901, 50)
+    )
+    log = tmp_path / "clamp.out"
+    log.write_text("Autodetected device type: cuda\nDistributed world size: 4\n" + steps)
+    for vector in (False, True):  # both step-line finders
+        (seg,) = [s for s in index_log(log, vector=vector).segments if s.step_lines]
+        assert (seg.step_lines, seg.first_step.step, seg.last_step.step, seg.last_step.total) == (59, 0, 2900, 4357)
+    _report, checks, phases = _verify(cli, tmp_path, log)
+    assert not checks["LOG003"]["findings"], checks["LOG003"]  # was "base started but logged no training step"
+    assert "log stops at step 2900 without saving" in phases["base"]["cause"], phases["base"]
