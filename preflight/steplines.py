@@ -9,6 +9,9 @@ implementations of one definition:
   (``Step N | Validation bpb: 0.8123``, a finite number) do not break it, so the run of a phase
   is not cut every 250 steps. Anything else (a NaN, a CORE line, a traceback) ends it.
 
+A fork's tag before its step lines (``[run_tag] step 00050/04357 ...``) is cut from a tagged log's
+blocks before they get here (``untagged_blocks``), so both read it as any log.
+
 - ``runs_regex``: compiled regexes; no imports. Used for small logs.
 - ``runs_numpy``: every newline at once (``a == 10``), the first bytes of every line compared as
   integers; several times faster. Used for large logs, where numpy's import (~50 ms) pays off.

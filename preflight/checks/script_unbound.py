@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from preflight.model import Finding, Severity
 from preflight.registry import check
-from preflight.script.evaluator import set_at_run_time
+from preflight.script.runvars import set_at_run_time
 from preflight.script.sourced import known_sets
 from preflight.script.tree import Item, Loop, iter_nodes
 

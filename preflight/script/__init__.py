@@ -14,7 +14,8 @@ Bad input never raises: a binary, non-UTF-8 or huge file becomes a ScriptModel w
 ``unparsable`` and skipped.
 
 Modules: ``lexer`` (tokens), ``commands`` (simple commands, assignments, shell options),
-``tree`` + ``evaluator`` + ``conditions`` (the branches a script takes), ``launchers``
+``tree`` + ``evaluator`` + ``conditions`` (the branches a script takes), ``runvars`` and
+``sourced`` (what the job's shell and the scripts it sources set, unseen here), ``launchers``
 (torchrun / python -m / srun and the wrappers around them), ``sbatch`` (SLURM's options and
 ``--test-only``), ``parser`` (the file, the scripts it runs), ``jobenv`` (the facts).
 """

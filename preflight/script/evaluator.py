@@ -22,6 +22,7 @@ from typing import Any
 from preflight.script.conditions import Conditions
 from preflight.script.model import ARRAY_ALL_RE, JOB_VARS, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
 from preflight.script.required import required_argument, unset_required
+from preflight.script.runvars import set_at_run_time
 from preflight.script.sourced import known_sets
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 from preflight.units import parse_count, parse_int
@@ -37,63 +38,6 @@ MAX_ITERATIONS = 64  # a loop that runs longer is walked once, uncertainly
 # loop bodies walked in one evaluation: nested loops multiply (60 x 60 x 60 values took 2.5 s); past this budget
 # a loop is walked once, uncertainly, as a long one is
 MAX_BODY_WALKS = 4096
-
-# set by SLURM, the launcher or the shell when the job runs: never what preflight sees now
-_RUNTIME_PREFIXES = ("SLURM_", "SLURMD_", "SBATCH_", "PMI_", "PMIX_", "OMPI_", "TORCHELASTIC_")
-_RUNTIME_NAMES = {
-    "CUDA_VISIBLE_DEVICES",
-    "GPU_DEVICE_ORDINAL",
-    "ROCR_VISIBLE_DEVICES",
-    "HOSTNAME",
-    "RANDOM",
-    "PWD",
-    "OLDPWD",
-    "SECONDS",
-    "PPID",
-    "BASHPID",
-    "LINENO",
-    "BASH_SOURCE",
-    "FUNCNAME",
-    "LOCAL_RANK",
-    "RANK",
-    "WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "REPLY",
-    "OPTARG",
-    "OPTIND",
-    # bash's own, set in every shell (most never exported, so not in the environment preflight sees)
-    "UID",
-    "EUID",
-    "BASH",
-    "BASH_VERSION",
-    "BASH_VERSINFO",
-    "BASH_LINENO",
-    "BASH_REMATCH",
-    "BASH_ARGV",
-    "BASH_ARGC",
-    "BASH_COMMAND",
-    "BASHOPTS",
-    "SHELLOPTS",
-    "SHLVL",
-    "IFS",
-    "PIPESTATUS",
-    "GROUPS",
-    "HOSTTYPE",
-    "MACHTYPE",
-    "OSTYPE",
-    "EPOCHSECONDS",
-    "EPOCHREALTIME",
-    "DIRSTACK",
-    "PS4",
-    "_",
-}
-
-
-def set_at_run_time(name: str) -> bool:
-    """A variable SLURM, the launcher or the shell sets when the job runs."""
-    return name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES)
-
 
 _PARAM_RE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])((?:[^{}]|\{[^{}]*\})*))?\}"

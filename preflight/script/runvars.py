@@ -1,0 +1,59 @@
+"""The variables a job's shell has when it runs that preflight never sees now: SLURM's, the launcher's, bash's own."""
+
+from __future__ import annotations
+
+# set by SLURM, the launcher or the shell when the job runs: never what preflight sees now
+RUNTIME_PREFIXES = ("SLURM_", "SLURMD_", "SBATCH_", "PMI_", "PMIX_", "OMPI_", "TORCHELASTIC_")
+RUNTIME_NAMES = {
+    "CUDA_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    "ROCR_VISIBLE_DEVICES",
+    "HOSTNAME",
+    "RANDOM",
+    "PWD",
+    "OLDPWD",
+    "SECONDS",
+    "PPID",
+    "BASHPID",
+    "LINENO",
+    "BASH_SOURCE",
+    "FUNCNAME",
+    "LOCAL_RANK",
+    "RANK",
+    "WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "REPLY",
+    "OPTARG",
+    "OPTIND",
+    # bash's own, set in every shell (most never exported, so not in the environment preflight sees)
+    "UID",
+    "EUID",
+    "BASH",
+    "BASH_VERSION",
+    "BASH_VERSINFO",
+    "BASH_LINENO",
+    "BASH_REMATCH",
+    "BASH_ARGV",
+    "BASH_ARGC",
+    "BASH_COMMAND",
+    "BASHOPTS",
+    "SHELLOPTS",
+    "SHLVL",
+    "IFS",
+    "PIPESTATUS",
+    "GROUPS",
+    "HOSTTYPE",
+    "MACHTYPE",
+    "OSTYPE",
+    "EPOCHSECONDS",
+    "EPOCHREALTIME",
+    "DIRSTACK",
+    "PS4",
+    "_",
+}
+
+
+def set_at_run_time(name: str) -> bool:
+    """A variable SLURM, the launcher or the shell sets when the job runs."""
+    return name in RUNTIME_NAMES or name.startswith(RUNTIME_PREFIXES)
