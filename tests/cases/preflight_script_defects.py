@@ -1,4 +1,4 @@
-"""Good/bad cases for the script defects of real forks (SB020-SB027) and SB016's TERM trap."""
+"""Good/bad cases for the script defects of real forks (SB017, SB018, SB020-SB028, SB032-SB035) and SB016's TERM trap."""
 
 from preflight.testing import Scenario, bad, good
 
@@ -497,3 +497,28 @@ def _():  # the flag commented out above the command; and a heredoc whose body h
     cmd = BASE.replace(" -- --depth=20", " -- \\\n    --depth=20")
     note = 'cat > "$HOME/notes.txt" <<EOF\nrun \\\n# --window-pattern=L \\\n--depth=20\nEOF\n'
     return Scenario(script=HEAD + "# --window-pattern=L\n" + cmd + ' 2>&1 | tee "$HOME/base.log"\n' + note, env=ENV)
+
+
+# -- write-dir-missing
+@bad("write-dir-missing")
+def _():  # tee into a directory no line creates: under pipefail the job ends at that line
+    return Scenario(script=HEAD + BASE + ' 2>&1 | tee "$HOME/logs/base.log"\n', env=ENV)
+
+
+@good("write-dir-missing")
+def _():
+    return Scenario(script=HEAD + 'mkdir -p "$HOME/logs"\n' + BASE + ' 2>&1 | tee "$HOME/logs/base.log"\n', env=ENV)
+
+
+# -- unbound-variable
+SCRATCH_BASE = 'export NANOCHAT_BASE_DIR="$SCRATCH_ROOT/nanochat"\n'
+
+
+@bad("unbound-variable")
+def _():  # set -u, and nothing sets SCRATCH_ROOT: bash stops at that line
+    return Scenario(script=HEAD + SCRATCH_BASE + BASE + "\n", env=ENV)
+
+
+@good("unbound-variable")
+def _():  # exported before sbatch
+    return Scenario(script=HEAD + SCRATCH_BASE + BASE + "\n", env={**ENV, "SCRATCH_ROOT": "{tmp}/scratch"})
