@@ -17,6 +17,7 @@ the first call of each new count (a quack kernel compiled for it, if it compiles
 
 import os
 import sys
+import time
 from functools import partial
 
 import torch
@@ -103,8 +104,6 @@ SFT_ROW_LENGTHS = (301, 777, 1024, 1536, 2048, 913)  # padded lengths of consecu
 
 
 def measure_sft(depth, rows=4):
-    import time
-
     C = depth * 64
     torch.manual_seed(0)
     w1 = (torch.randn(4 * C, C, device="cuda") * C**-0.5).requires_grad_()

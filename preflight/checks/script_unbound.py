@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from preflight.model import Finding, Severity
 from preflight.registry import check
-from preflight.script.runvars import set_at_run_time
+from preflight.script.runvars import NAME_SETTERS, set_at_run_time
 from preflight.script.sourced import known_sets
 from preflight.script.tree import Item, Loop, iter_nodes
 
@@ -21,8 +21,8 @@ _GUARD_RE = re.compile(r":?[-=+?]")
 # commands after which any variable may be set: an unread script, eval, environment modules, conda/spack
 _OPAQUE = ("eval", "module", "ml", "spack")
 _ACTIVATES = ("conda", "mamba", "micromamba")
-# commands whose name arguments they set (`read X`, `printf -v X`, `declare X`, `getopts o X`)
-_SETTERS = ("read", "mapfile", "readarray", "getopts", "printf", "local", "declare", "typeset", "export", "readonly")
+# commands that set or declare the names they take (`read X`, `printf -v X`, `declare X`)
+_SETTERS = (*NAME_SETTERS, "local", "declare", "typeset", "export", "readonly")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NOUNSET_RE = re.compile(r"^[-+][a-zA-Z]*u[a-zA-Z]*$")
 _NEVER = 10**9  # a line after every line

@@ -22,7 +22,7 @@ from typing import Any
 from preflight.script.conditions import Conditions
 from preflight.script.model import ARRAY_ALL_RE, JOB_VARS, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
 from preflight.script.required import required_argument, unset_required
-from preflight.script.runvars import set_at_run_time
+from preflight.script.runvars import NAME_SETTERS, set_at_run_time
 from preflight.script.sourced import known_sets
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 from preflight.units import parse_count, parse_int
@@ -438,7 +438,7 @@ class Evaluator(Conditions):
                 self.env[var] = UNKNOWN
         elif name in ("source", ".", "eval"):
             self._forget_everything()  # it may set anything
-        elif name in ("read", "getopts", "mapfile", "readarray", "let", "printf"):
+        elif name in NAME_SETTERS:
             for w in words[1:]:
                 if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", w):
                     self.env[w] = UNKNOWN

@@ -53,6 +53,9 @@ RUNTIME_NAMES = {
     "_",
 }
 
+# commands that set the variables they name (`read X`, `getopts o X`, `printf -v X`, `let X=1`)
+NAME_SETTERS = ("read", "getopts", "mapfile", "readarray", "let", "printf")
+
 
 def set_at_run_time(name: str) -> bool:
     """A variable SLURM, the launcher or the shell sets when the job runs."""
