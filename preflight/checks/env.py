@@ -280,7 +280,8 @@ def base_dir_in_home(ctx, base_dir, job_env) -> Iterator[Finding]:
                     f"; the script sets {a.name} (line {a.line}), which nanochat{where} does not read: did you mean "
                     f"NANOCHAT_BASE_DIR? Its checkpoints go to {base_dir.path}, not {a.value}"
                 )
-                fix = f"rename {a.name} to NANOCHAT_BASE_DIR at line {a.line}"
+                # not a rename: the script's own later lines may read the name it chose
+                fix = f'export NANOCHAT_BASE_DIR="${a.name}" after line {a.line}'
         yield Finding(msg, path=base_dir.file, line=base_dir.line, fix=fix)
 
 

@@ -148,7 +148,7 @@ def test_a_base_dir_set_under_another_name_is_named(tmp_path, cli):
         "sets NANOCHAT_CACHE_DIR (line 6), which nanochat (upstream, at every commit) does not read" in home["message"]
     )
     assert "did you mean NANOCHAT_BASE_DIR?" in home["message"] and "not /mnt/models/nanochat" in home["message"]
-    assert home["fix"] == "rename NANOCHAT_CACHE_DIR to NANOCHAT_BASE_DIR at line 6", home["fix"]
+    assert home["fix"] == 'export NANOCHAT_BASE_DIR="$NANOCHAT_CACHE_DIR" after line 6', home["fix"]
 
     checkout = tmp_path / "fork"  # a fork that reads its own variable
     (checkout / "nanochat").mkdir(parents=True)
