@@ -2,6 +2,7 @@
 
     python bench/gpu_compare.py stamp < trainer_output > LOG    # prefix each line with a wall-clock timestamp
     python bench/gpu_compare.py summary LOG... [--json OUT]    # medians over steps >= 11, ratios, loss gaps
+    python bench/gpu_compare.py summary DIR                    # the same over DIR/*.log (a device call's $OUT)
 
 Log names say who ran: c12.log = classic at depth 12, b12.log = bundled, b12-default.log = a bundled variant.
 Each bundled log is compared with the classic log of its depth: median-dt tok/sec ratio, wall-clock ratio
@@ -9,6 +10,7 @@ Each bundled log is compared with the classic log of its depth: median-dt tok/se
 (debiased EMA) losses over the common steps.
 """
 
+import glob
 import json
 import os
 import re
@@ -69,6 +71,9 @@ def parse(path):
 
 
 def summary(paths):
+    paths = [
+        p for path in paths for p in (sorted(glob.glob(os.path.join(path, "*.log"))) if os.path.isdir(path) else [path])
+    ]
     runs = {r["name"]: r for r in map(parse, paths)}
     comparisons = []
     for name, r in runs.items():

@@ -85,6 +85,18 @@ def test_variant_compared_with_classic_of_its_depth_and_missing_classic_skipped(
     assert "RATIO b20" not in proc.stdout
 
 
+def test_summary_of_a_directory_reads_its_logs(tmp_path):
+    """A device call's $OUT holds the logs beside compare.json: the folder is read as its *.log files."""
+    write_log(tmp_path / "c20.log", dt_ms=3300.0, loss0=11.09, peak=73833.77)
+    write_log(tmp_path / "b20.log", dt_ms=3000.0, loss0=11.09, peak=48809.81)
+    (tmp_path / "compare.json").write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, "bench/gpu_compare.py", "summary", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "RATIO b20 / c20: tok/s 1.1000" in proc.stdout
+
+
 def test_profile_harness_runs_the_bundled_step_on_cpu():
     """bench/gpu_profile.py's harness (the step it profiles on the GPU) runs the bundled model and optimizers;
     the classic side needs .bench-classic/, which CI does not have."""
