@@ -223,6 +223,11 @@ class LogIndex:
     def by_phase(self, phase: str) -> list[Segment]:
         return [s for s in self.segments if s.phase == phase]
 
+    @property
+    def recognised(self) -> bool:
+        """Anything in it that nanochat, torchrun or SLURM prints (a fork's own format: nothing)."""
+        return bool(self.segments or self.slurm)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,

@@ -236,7 +236,9 @@ def judge_phase(
     )
     earlier = f"; the step-{ck} checkpoint in {pc.dir} is an earlier run's" if died_in_setup and ev_ck else ""
     if tbs and (not ckpt_ok or died_in_setup):
-        tb = tbs[-1]
+        # the phase's trainer crashed: that is the phase's cause, not an evaluation that then crashed too
+        own = [t for t in tbs if t.script in TRAINER_SCRIPTS and not is_missing_checkpoint(t)]
+        tb = own[-1] if own else tbs[-1]
         same = [t for t in tbs if seg_of.get(id(t)) is not None and seg_of.get(id(t)) is seg_of.get(id(tb))]
         tb = same[0] if same else tb  # one process's crashes: its first is the cause (a later one, its consequence)
         if is_missing_checkpoint(tb) and missing_source_phase(tb) != phase:

@@ -447,7 +447,8 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
 def log_unusable(logs) -> Iterator[Finding]:
     """
     What it checks: every log of the run (named with ``--log``, in the ledger, or found by the
-    job's StdOut/StdErr) can be read, is not empty, and is text rather than binary data.
+    job's StdOut/StdErr) can be read, is not empty, is text rather than binary data, and (for one
+    of them at least) holds something nanochat, torchrun or SLURM prints.
 
     Why it matters: an empty, unreadable or wrong file gives postflight no evidence: every
     log-based verdict (crashes, cascades, time limits) is silently missing, and a wrong
@@ -478,6 +479,14 @@ def log_unusable(logs) -> Iterator[Finding]:
                 f"log {ix.path} is not text (mostly undecodable bytes): is it the right file?",
                 path=ix.path,
                 fix="pass the job's text output with --log",
+            )
+        elif not any(other.recognised for other in logs.logs):
+            yield Finding(
+                f"log {ix.path} ({ix.lines:,} lines) has nothing nanochat, torchrun or SLURM prints (no phase start, "
+                "step line, checkpoint save or traceback in their formats): its phases cannot be judged from it, "
+                "so they read as not run and no resume plan is given (a fork's own log format?)",
+                path=ix.path,
+                fix="pass the job's nanochat output with --log, or --base-dir to judge the phases by their checkpoints",
             )
 
 
