@@ -16,11 +16,21 @@ their variables UNKNOWN, but conditions inside it are still decided where they c
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 from preflight.script.conditions import Conditions
-from preflight.script.model import ARRAY_ALL_RE, JOB_VARS, MAX_VALUE_CHARS, SWEEP_RUNS_MAX, appended, array_items
+from preflight.script.lexer import Unterminated, tokenize
+from preflight.script.model import (
+    ARRAY_ALL_RE,
+    JOB_VARS,
+    MAX_VALUE_CHARS,
+    PARAM_WORD,
+    SWEEP_RUNS_MAX,
+    appended,
+    array_items,
+)
 from preflight.script.required import required_argument, unset_required
 from preflight.script.runvars import NAME_SETTERS, set_at_run_time
 from preflight.script.sourced import known_sets
@@ -40,7 +50,7 @@ MAX_ITERATIONS = 64  # a loop that runs longer is walked once, uncertainly
 MAX_BODY_WALKS = 4096
 
 _PARAM_RE = re.compile(
-    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])((?:[^{}]|\{[^{}]*\})*))?\}"
+    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#@*])(?:(:?[-=+])(" + PARAM_WORD + r"))?\}"
     r"|([A-Za-z_][A-Za-z0-9_]*|[0-9#@*?$!-]))"
 )
 # a `$` left after the expansions we evaluate that starts one we do not (`${#X}`, `$((`, `$[`); a `$` at the end of a
@@ -211,6 +221,21 @@ class Evaluator(Conditions):
         value = "".join(out)
         return value if len(value) <= MAX_VALUE_CHARS else None
 
+    def _expand_array(self, raw: str) -> str | None:
+        """``(a "$X" "${A[@]}")`` -> its elements expanded, as the model keeps an array (``(a x1 y1 y2)``):
+        `A=(--standalone "${A[@]}")` prepends to an array; an unknown element is kept as written."""
+        if not raw.endswith(")"):
+            return self.expand_raw(raw)
+        try:
+            tokens, _ = tokenize(raw[1:-1])
+        except Unterminated:
+            return None
+        # an element known only in the job stays as written (`--rdzv_endpoint=$MASTER_ADDR:29500`), as in a
+        # command's words: the launcher's other options and the module still count
+        items = self._words_known([t.raw for kind, t in tokens if kind == "word"])
+        value = "(" + " ".join(shlex.quote(item) for item in items) + ")"
+        return value if len(value) <= MAX_VALUE_CHARS else None
+
     def expand_words(self, raws: list[str]) -> list[str] | None:
         """Raw words -> words, as bash splits them: "$@" gives each argument, an unquoted
         expansion splits on blanks; None if any is unknown or a glob."""
@@ -257,7 +282,7 @@ class Evaluator(Conditions):
             self.env[a.name] = UNKNOWN
             a.resolved = None
             return
-        v = a.resolved = self.expand_raw(raw)  # for X+=v: what it adds
+        v = a.resolved = self._expand_array(raw) if raw.startswith("(") else self.expand_raw(raw)  # X+=v: what it adds
         if a.append:  # the whole value is known only if the value before it is
             before = self.lookup(a.name)
             v = None if v is None or before is UNKNOWN else appended(before, v)

@@ -20,9 +20,9 @@ MAX_MODEL_EXPANSIONS = 2_000_000  # assignments looked at, over every call on on
 MAX_EXPANSION_NESTING = 64  # ~6 frames a level: well inside a thread's recursion limit
 MAX_VALUE_CHARS = 65_536
 
-VAR_RE = re.compile(
-    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])((?:[^{}]|\{[^{}]*\})*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
-)  # a default may hold one level of ${...} (${A:-${B}_x})
+# the word of ${X:-word}: it may nest two more levels of ${...} (${NNODES:-${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}})
+PARAM_WORD = r"(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*"
+VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])(" + PARAM_WORD + r"))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 # just the names a text references (`$X`, `${X}`, `${X:-d}`)
 VAR_NAME_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -387,8 +387,8 @@ class ScriptModel:
         return out
 
     def _assigned_value(self, a: Assignment, environ: dict[str, str] | None, memo: dict) -> str | None:
-        if a.resolved is not None and re.search(r"\$\{?[0-9#@*]", a.value):
-            return a.resolved  # an argument of the script ($1, $@): only the evaluation knows it
+        if a.resolved is not None and re.search(r"\$\{?[0-9#@*]|\[[@*]\]\}", a.value):
+            return a.resolved  # an argument of the script ($1, $@) or an array's elements: only the evaluation knows it
         return self.expand(a.value, a.line, a.file, environ, _depth=1, _memo=memo) or a.value
 
     def _assignments_named(self, name: str) -> list[Assignment]:
