@@ -83,7 +83,8 @@ def variable_in_directive(script) -> Iterator[Finding]:
 def missing_set_e(script, profile) -> Iterator[Finding]:
     """
     What it checks: a script that runs several phases with neither ``set -e`` (errexit) nor
-    an exit-code check after each phase.
+    an exit-code check after each phase; and (a warning) one whose single launch is followed by
+    other commands (an ``echo "done"``) with neither: the job's exit status is then theirs.
 
     Why it matters: upstream speedrun.sh has no ``set -e``: when midtraining crashes, SFT and
     the report still run, fail in turn, and the job ends COMPLETED with nothing to show.
@@ -100,6 +101,8 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
         if model.errexit or not model.ok:
             continue
         invs = [i for i in model.invocations if i.entry and not i.background]
+        if len(invs) == 1:
+            yield from _lone_launch_masked(model, invs[0], profile)
         if len(invs) < 2:
             continue
         unchecked = [i for i in invs[:-1] if not i.checked]
@@ -115,6 +118,30 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
             line=first.line,
             fix="add `set -euo pipefail` after the #! line (or `|| exit 1` after each step)",
         )
+
+
+def _lone_launch_masked(model, inv, profile) -> Iterator[Finding]:
+    """One unchecked launch with commands after it: the job's exit status is theirs, so its crash ends COMPLETED."""
+    cmd = inv.command
+    if inv.checked or cmd.conditional or cmd.in_condition or cmd.file != str(model.path):
+        return
+    later = [c for c in model.commands if c.file == cmd.file and c.line > cmd.end_line and c.name and c.depth == 0]
+    later = [c for c in later if not c.in_function]
+    if not later:
+        return
+    phase = profile.phase_of_module(inv.entry, inv.args) or inv.entry
+    piped = (
+        " (and its pipe into another command hides its status too: `set -o pipefail`)" if cmd.op_after == "|" else ""
+    )
+    yield Finding(
+        f"{os.path.basename(str(model.path))} runs `{inv.module or inv.entry}` (line {inv.line}) without set -e or an "
+        f"exit check, then {len(later)} more command(s) (the last: `{later[-1].name}`, line {later[-1].line}): "
+        f"the job's exit status is the last command's, so a crash of {phase} still ends the job COMPLETED{piped}",
+        path=str(model.path),
+        line=inv.line,
+        severity=Severity.WARNING,
+        fix="add `set -euo pipefail` after the #! line (or `|| exit 1` after the launch)",
+    )
 
 
 _PATTERN_RE = re.compile(r"%(%|[0-9]*[AajJNnsStux])")

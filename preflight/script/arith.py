@@ -132,3 +132,18 @@ def _checked(v: int) -> int:
     if abs(v) > MAX_VALUE:
         raise _Unknown
     return v
+
+
+def expand_arithmetic(text: str, lookup: Callable[[str], str | None]) -> str | None:
+    """Every ``$(( expr ))`` of ``text`` replaced by its value; None if one cannot be known."""
+    out, pos = [], 0
+    while (start := text.find("$((", pos)) >= 0:
+        end = text.find("))", start + 3)
+        if end < 0:
+            return None
+        value = evaluate(text[start + 3 : end], lookup)
+        if value is None:
+            return None
+        out.append(text[pos:start] + str(value))
+        pos = end + 2
+    return "".join(out) + text[pos:]

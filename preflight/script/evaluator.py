@@ -20,6 +20,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from preflight.script.arith import expand_arithmetic
 from preflight.script.conditions import Conditions
 from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import (
@@ -150,8 +151,17 @@ class Evaluator(Conditions):
             return UNKNOWN  # $? $$ $! $-
         return self.lookup(name)
 
+    def _arith_name(self, name: str) -> str | None:
+        """A name in $(( )): its value; an unset one is 0, as in bash; None where unknown."""
+        val = self._param(name)
+        return None if val is UNKNOWN else (val or "0")
+
     def subst(self, text: str, _depth: int = 0) -> str | None:
         """Parameter expansion of unquoted/double-quoted text; None if anything is unknown."""
+        if "$((" in text and _depth <= 4:  # arithmetic, with the names known here (WORLD=$((B * T * NGPU)))
+            text = expand_arithmetic(text, self._arith_name)
+            if text is None:
+                return None
         if "$(" in text or "`" in text or _depth > 4 or len(text) > MAX_VALUE_CHARS:
             return None
         if _UNREAD_DOLLAR_RE.search(_PARAM_RE.sub("", text)):
@@ -183,7 +193,7 @@ class Evaluator(Conditions):
 
     def expand_raw(self, raw: str) -> str | None:
         """A word as written (with its quotes) -> its value after expansion and quote removal."""
-        if "$(" in raw or "`" in raw:
+        if "$(" in raw.replace("$((", "") or "`" in raw:  # a command's output; arithmetic is evaluated
             return None
         out: list[str] = []
         i, n = 0, len(raw)

@@ -467,19 +467,9 @@ class ScriptModel:
         memo: dict | None = None,
     ) -> str | None:
         """$(( expr )) replaced by its value (names in it are variables); None if one is unknown."""
-        from preflight.script.arith import evaluate
+        from preflight.script.arith import expand_arithmetic
 
         def lookup(name: str) -> str | None:
             return self.value_at(name, line, file, environ, memo) if depth < 5 else None
 
-        out, pos = [], 0
-        while (start := text.find("$((", pos)) >= 0:
-            end = text.find("))", start + 3)
-            if end < 0:
-                return None
-            value = evaluate(text[start + 3 : end], lookup)
-            if value is None:
-                return None
-            out.append(text[pos:start] + str(value))
-            pos = end + 2
-        return "".join(out) + text[pos:]
+        return expand_arithmetic(text, lookup)

@@ -51,3 +51,39 @@ def test_a_default_nested_three_deep_is_read(tmp_path, cli):
     )
     report, _checks = check_script(cli, tmp_path, body)
     assert report["plan"]["depth"] == 26, report["plan"]
+
+
+_LONE = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:4\n#SBATCH --time=12:00:00\nexport OMP_NUM_THREADS=1\n"
+    "torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=12 --run=dummy 2>&1 | tee train.log\n"
+    'echo "Training complete! Chat with: python -m scripts.chat_cli"\n'
+)
+
+
+def test_one_launch_then_an_echo_ends_completed_whatever_the_launch_did(tmp_path, cli):
+    _report, checks = check_script(cli, tmp_path, _LONE)
+    (masked,) = checks["SB003"]["findings"]
+    assert masked["severity"] == "warning" and masked["location"]["line"] == 5, masked
+    assert "the job's exit status is the last command's" in masked["message"], masked["message"]
+    assert "(the last: `echo`, line 6)" in masked["message"] and "set -o pipefail" in masked["message"], masked
+    for fixed in (
+        _LONE.replace("2>&1 | tee train.log", "|| exit 1"),  # (with the pipe, `|| exit 1` reads tee's status)
+        _LONE.replace("export OMP", "set -eo pipefail\nexport OMP"),
+        _LONE.rsplit("echo", 1)[0],  # the launch is the job's last command: its status is the job's
+    ):
+        _report, checks = check_script(cli, tmp_path, fixed)
+        assert not checks["SB003"]["findings"], (fixed, checks["SB003"])
+
+
+def test_a_batch_computed_with_shell_arithmetic_is_planned_as_bash_computes_it(tmp_path, cli):
+    # 6 GPUs x 7 rows x 2048 tokens = 86,016 a step; 393,216 / 86,016 = 4 accumulation steps; the guard that raises
+    # it to 1 does not run
+    body = HEAD.replace("gpu:4", "gpu:6") + (
+        "NGPU=6\nB=7\nT=2048\nWORLD=$((B * T * NGPU))\nACCUM=$((393216 / WORLD))\n"
+        "if [ $ACCUM -lt 1 ]; then ACCUM=1; fi\nTOTAL=$((ACCUM * WORLD))\n"
+        "torchrun --standalone --nproc_per_node=$NGPU -m scripts.base_train -- --depth=12 --device_batch_size=$B "
+        "--total_batch_size=$TOTAL --num_iterations=100 --run=dummy\n"
+    )
+    report, _checks = check_script(cli, tmp_path, body)
+    plan = report["plan"]
+    assert plan["total_batch_size"] == 344064 and plan["grad_accum"] == 4, plan
