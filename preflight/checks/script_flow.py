@@ -349,11 +349,16 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             if why
             else ""
         )
+        # a script with no #SBATCH lines is run by something else (srun, mpirun, a wrapper): its caller may set them
+        submitted = bool(script.active_directives())
         if unset:
             names = ", ".join(unset)
-            because += (
-                f" ({names} {'is' if len(unset) == 1 else 'are'} not set in the environment sbatch passes to the job)"
+            who = (
+                "the environment sbatch passes to the job"
+                if submitted
+                else "this shell, and the script has no #SBATCH lines: whatever runs it must set it"
             )
+            because += f" ({names} {'is' if len(unset) == 1 else 'are'} not set in {who})"
         how = (
             f"is replaced by `{command[:80]}` at line {line}"
             if command.startswith("exec ")
@@ -364,8 +369,11 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             path=file,
             line=line,
             fix=f"set {unset[0]} before sbatch ({unset[0]}=... sbatch {script.path.name if script.path else 'job.sh'})"
+            if unset and submitted
+            else f"make sure whatever runs it sets {unset[0]}"
             if unset
             else "change the condition or remove the exit",
+            severity=None if submitted or not unset else Severity.WARNING,
         )
 
 

@@ -93,6 +93,12 @@ def commands_from_tokens(
                 cur.append(tok)
         elif kind == "nl":
             emit(None)
+        elif (
+            tok in ("&&", "||", "(", ")", "<", ">")
+            and any(w.raw == "[[" for w in cur[:3])  # (after `if`, `!`, `elif`, `while`)
+            and not any(w.raw == "]]" for w in cur)
+        ):
+            cur.append(Word(tok, tok, False))  # inside [[ ... ]] these are the test's own operators
         else:
             op = tok
             expects_pattern = bool(state.case_expects_pattern and state.case_expects_pattern[-1])

@@ -87,3 +87,32 @@ def test_a_batch_computed_with_shell_arithmetic_is_planned_as_bash_computes_it(t
     report, _checks = check_script(cli, tmp_path, body)
     plan = report["plan"]
     assert plan["total_batch_size"] == 344064 and plan["grad_accum"] == 4, plan
+
+
+def test_an_or_inside_a_double_bracket_test_is_the_test_not_a_command(tmp_path, cli):
+    body = HEAD + (
+        'STAGE="${STAGE:-all}"\n'
+        'if [[ "$STAGE" == "all" || "$STAGE" == "train" ]]; then\n'
+        "    torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=12 --run=dummy\nfi\n"
+    )
+    report, checks = check_script(cli, tmp_path, body)
+    assert not checks["SB020"]["findings"], checks["SB020"]  # was: "the command is $STAGE"
+    assert [p for p in report["plan"]["phases"] if p["name"] == "base"], report["plan"]
+
+
+_GUARDED = (
+    "#!/bin/bash\n"
+    'if [ -z "$ENV_PREFIX" ]; then echo "the launcher sets ENV_PREFIX"; exit 1; fi\n'
+    'source "$ENV_PREFIX/bin/activate"\n'
+    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=12 --run=dummy\n"
+)
+
+
+def test_a_guard_in_a_script_something_else_runs_is_a_warning_for_its_caller(tmp_path, cli):
+    # no #SBATCH lines: an MPI launcher's wrapper, whose caller sets the variable; this shell's lack of it is no proof
+    _report, checks = check_script(cli, tmp_path, _GUARDED)
+    (guard,) = checks["SB017"]["findings"]
+    assert guard["severity"] == "warning" and "whatever runs it must set it" in guard["message"], guard
+    _report, checks = check_script(cli, tmp_path, _GUARDED.replace("#!/bin/bash\n", "#!/bin/bash\n#SBATCH -N 1\n"))
+    (guard,) = checks["SB017"]["findings"]
+    assert guard["severity"] == "error" and "the environment sbatch passes" in guard["message"], guard
