@@ -52,6 +52,7 @@ class EntryPoint:
     resumes: bool = False  # has a resume_from_step-style flag
     saves_on_signal: bool = False  # installs a SIGUSR1/SIGTERM handler
     batch_power_of_two: bool = False  # auto-sizes the total batch to a power of two (2 ** round(log2(...)))
+    scaling_params: bool = False  # its ratio counts the block matrices + lm_head (no embeddings)
 
     @property
     def ok(self) -> bool:
@@ -169,12 +170,15 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
     _collect(tree, ep)
     ep.saves_on_signal = bool(_SIGNAL_RE.search(text))
     ep.batch_power_of_two = bool(_POW2_BATCH_RE.search(text))
+    ep.scaling_params = bool(_SCALING_PARAMS_RE.search(text))
     return ep
 
 
 _SIGNAL_RE = re.compile(r"signal\.signal\(\s*(?:signal\.)?SIG(?:USR1|USR2|TERM)\b")
 # base_train from 2026-02-06 (685271d): `total_batch_size = 2 ** round(math.log2(predicted_batch_size))`
 _POW2_BATCH_RE = re.compile(r"total_batch_size\s*=\s*2\s*\*\*\s*(?:round|int|math\.ceil|math\.floor)\(")
+# base_train from 2026-01-27: tokens = ratio x (transformer_matrices + lm_head), "the cleanest scaling laws"
+_SCALING_PARAMS_RE = re.compile(r"\[['\"]transformer_matrices['\"]\]\s*\+\s*[\w.()]+\[['\"]lm_head['\"]\]")
 
 
 def _parse_declarations(text: str, path: str) -> ast.Module:

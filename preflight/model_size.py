@@ -37,6 +37,12 @@ class ModelShape:
         return 12 * self.depth * self.model_dim**2 + 2 * self.wte_params
 
     @property
+    def scaling_params(self) -> int:
+        """The block matrices and lm_head: what base_train's ratio counts from 2026-01-27 (value embeddings and
+        their gates, the wte and the scalars are left out; the gates are ~0.001%)."""
+        return 12 * self.depth * self.model_dim**2 + self.wte_params
+
+    @property
     def flops_per_token(self) -> int:
         return 6 * (self.params - self.wte_params) + 12 * self.depth * self.n_head * self.head_dim * self.seq_len
 
@@ -47,6 +53,13 @@ def model_shape(depth: int, vocab_size: int, seq_len: int, aspect_ratio: int = 6
     return ModelShape(
         depth, model_dim, n_head, model_dim // n_head, vocab_size, ((vocab_size + 63) // 64) * 64, seq_len
     )
+
+
+def auto_batch_size(shape: ModelShape, reference: ModelShape, rule: dict) -> int:
+    """base_train's auto-sized total batch (from 2026-02-06): the reference depth's batch times (D / D_ref) ** exponent,
+    rounded to a power of two; D and D_ref are the same ratio of the scaling params, so theirs is the ratio."""
+    predicted = rule["reference_batch"] * (shape.scaling_params / reference.scaling_params) ** rule["exponent"]
+    return 2 ** round(math.log2(predicted))
 
 
 def memory_estimate_bytes(shape: ModelShape, device_batch_size: int) -> int:

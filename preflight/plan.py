@@ -28,7 +28,7 @@ from typing import Any
 
 from preflight.facts import FactUnavailable
 from preflight.gputable import gpu_in_script, job_partition_gpu
-from preflight.model_size import GIB, memory_estimate_bytes, model_shape, peak_flops
+from preflight.model_size import GIB, auto_batch_size, memory_estimate_bytes, model_shape, peak_flops
 from preflight.plan_launches import phases_run, trainer_invocations, training_invocation, world_size_from
 from preflight.units import duration, parse_count
 
@@ -232,6 +232,21 @@ def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any,
     return (value, f"default of {Path(ep.path).name} in the checkout") if value is not None else None
 
 
+def _horizon_rules(profile: Any, checkout: Any, inv: Any) -> tuple[bool, bool, dict, str]:
+    """(ratio counts the scaling params, total batch auto-sized, the auto-size rule, where that was read): the
+    checkout's own base_train where given, else the era profile's base_horizon."""
+    rules = profile.data.get("base_horizon") or {}
+    scaling, auto, where = rules.get("params") == "scaling", bool(rules.get("auto_batch")), f"profile {profile.name}"
+    try:
+        ep = checkout.entry(inv.entry, inv.script_file) if checkout is not None and inv is not None else None
+    except OSError:
+        ep = None
+    if ep is not None and ep.ok:
+        scaling, auto, where = ep.scaling_params, ep.batch_power_of_two, f"{Path(ep.path).name} in the checkout"
+    rule = rules.get("auto_batch_rule") or {}
+    return scaling, auto and bool(rule), rule, where
+
+
 def _alternative_defaults(profile: Any, key: str) -> str:
     """The other eras the script could be written for whose default for key differs: 'argparse-dash: 8'."""
     mine = profile.defaults.get(key)
@@ -313,14 +328,29 @@ def build_plan(
     if tok_vocab and tok_vocab > 0:
         vocab = tok_vocab
         sources["vocab_size"] = f"script line {tok_inv.line} (tokenizer training)"
-    if total is None or total <= 0:
-        total = 524288
-        assumptions.append("total batch 524,288 tokens (this era auto-sizes it)")
-        era_dependent.pop("total_batch_size", None)  # 524,288 either way: the line above says it
-    if profile.data.get("era") in ("C", "D"):
-        assumptions.append("model size from the classic formula (later eras add value embeddings)")
     shape = model_shape(depth, vocab, seq, d.get("aspect_ratio", 64), d.get("head_dim", 128))
-    params = shape.params
+    scaling, auto_batch, rule, rules_from = _horizon_rules(profile, checkout, base_inv or flag_inv)
+    if total is None or total <= 0:
+        era_dependent.pop("total_batch_size", None)
+        if auto_batch:
+            reference = model_shape(
+                rule["reference_depth"], vocab, seq, d.get("aspect_ratio", 64), d.get("head_dim", 128)
+            )
+            total = auto_batch_size(shape, reference, rule)
+            sources["total_batch_size"] = f"auto-sized as base_train does ({rules_from})"
+        else:
+            total = 524288
+            assumptions.append(
+                "total batch 524,288 tokens (base_train auto-sizes it from 2026-02-06: --checkout tells)"
+            )
+    if profile.data.get("era") in ("C", "D"):
+        assumptions.append(
+            "memory and checkpoint sizes from the classic parameter count (later eras add value embeddings)"
+        )
+    # what the ratio counts: every parameter, or (2026) the block matrices + lm_head
+    params = shape.scaling_params if scaling else shape.params
+    if scaling:
+        sources["ratio_params"] = f"block matrices + lm_head ({rules_from})"
     # base_train's own order: --num_iterations, else --target_flops, else --target_param_data_ratio
     flops_passed = passed("target_flops")
     target_flops = _num(flops_passed, float)

@@ -116,3 +116,56 @@ def test_a_guard_in_a_script_something_else_runs_is_a_warning_for_its_caller(tmp
     _report, checks = check_script(cli, tmp_path, _GUARDED.replace("#!/bin/bash\n", "#!/bin/bash\n#SBATCH -N 1\n"))
     (guard,) = checks["SB017"]["findings"]
     assert guard["severity"] == "error" and "the environment sbatch passes" in guard["message"], guard
+
+
+# base_train from 2026: the ratio counts the block matrices + lm_head, the batch is auto-sized (a checkout's own
+# base_train says which; written here as the two lines that decide it)
+_HORIZON_TRAIN = (
+    "import argparse, math\nparser = argparse.ArgumentParser()\n"
+    'parser.add_argument("--depth", type=int, default=20)\n'
+    'parser.add_argument("--max-seq-len", type=int, default=2048)\n'
+    'parser.add_argument("--device-batch-size", type=int, default=32)\n'
+    'parser.add_argument("--total-batch-size", type=int, default=-1)\n'
+    'parser.add_argument("--target-param-data-ratio", type=float, default=10.5)\n'
+    "args = parser.parse_args()\n"
+    "counts = model.num_scaling_params()\n"
+    "scaling_params = counts['transformer_matrices'] + counts['lm_head']\n"
+    "total_batch_size = 2 ** round(math.log2(predicted_batch_size))\n"
+)
+
+
+def _tiny(cli, tmp_path, checkout_train: str | None):
+    # a d4 smoke run with a 32,768 vocab and ratio 5, as a public fork's tiny speedrun has it
+    if checkout_train is not None:
+        (tmp_path / "co" / "scripts").mkdir(parents=True)
+        (tmp_path / "co" / "nanochat").mkdir()
+        (tmp_path / "co" / "nanochat" / "common.py").write_text("")
+        (tmp_path / "co" / "scripts" / "base_train.py").write_text(checkout_train)
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\n#SBATCH --time=01:00:00\nset -euo pipefail\n"
+        "python -m scripts.tok_train --vocab-size=32768\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=4 --max-seq-len=256 "
+        "--target-param-data-ratio=5 --run=dummy\n"
+    )
+    extra = ("--checkout", str(tmp_path / "co")) if checkout_train is not None else ("--profile", "current")
+    report, _checks = check_script(cli, tmp_path, body, *extra)
+    return report["plan"]
+
+
+def test_the_checkouts_base_train_decides_what_the_ratio_counts_and_the_batch(tmp_path, cli):
+    plan = _tiny(cli, tmp_path, _HORIZON_TRAIN)
+    # scaling params of d4 at vocab 32,768: 12 x 4 x 256^2 + 32,768 x 256 = 11,534,336; x 5 = 57,671,680 tokens;
+    # batch 2^19 x (11,534,336 / 110,100,480)^0.383 = 220,9xx -> 2^18
+    assert plan["total_batch_size"] == 262144, plan
+    assert plan["iterations"] == 220, plan  # 57,671,680 // 262,144
+    old = _HORIZON_TRAIN.replace("counts['transformer_matrices'] + counts['lm_head']", "counts['total']").replace(
+        "2 ** round(math.log2(predicted_batch_size))", "args.total_batch_size"
+    )
+    plan = _tiny(cli, tmp_path / "old", old.replace("default=-1)", "default=524288)"))
+    # every parameter (wte too: 19,922,944 x 5) at 524,288 a step: an earlier base_train's own count
+    assert plan["total_batch_size"] == 524288 and plan["iterations"] == 190, plan
+
+
+def test_without_a_checkout_the_era_profile_decides(tmp_path, cli):
+    plan = _tiny(cli, tmp_path, None)  # the current era: both rules, in every commit of it
+    assert (plan["total_batch_size"], plan["iterations"]) == (262144, 220), plan
