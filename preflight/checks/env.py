@@ -331,9 +331,16 @@ def _run_size(ctx) -> str:
         plan = ctx.get("plan", None)
     except Exception:  # no plan (unreadable script, unknown depth): the rule of thumb
         plan = None
-    if plan is None or not plan.disk_bytes or not plan.phases:  # no plan, or one of nothing the script trains
-        return "a d20 run's ~30 GB"
-    return f"this d{plan.depth} run's ~{plan.disk_bytes / 1e9:.0f} GB (run plan)"
+    from preflight.phases import TRAIN_PHASES
+
+    if plan is None or not plan.disk_bytes or not any(p.name in TRAIN_PHASES for p in plan.phases):
+        return "a d20 run's ~30 GB"  # no plan, or one of nothing the script trains: the rule of thumb
+    gb = plan.disk_bytes / 1e9
+    return (
+        f"this d{plan.depth} run's ~{gb:.1f} GB (run plan)"
+        if gb < 10
+        else f"this d{plan.depth} run's ~{gb:.0f} GB (run plan)"
+    )
 
 
 @check("ENV004", "omp-threads-unset", severity="warning")

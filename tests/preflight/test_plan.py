@@ -308,3 +308,17 @@ def test_a_horizon_passed_through_a_defaulted_variable_is_the_runs(tmp_path):
     )
     plan = build_plan(load_profile("classic"), parse_script(job, environ={"HOME": str(tmp_path)}))
     assert plan.iterations == 68500, plan.iterations  # was the ratio's horizon
+
+
+def test_the_home_quota_warning_of_a_plan_that_trains_nothing_gives_the_rule_of_thumb(tmp_path):
+    # only the report is planned (the training hid behind arrays preflight could not read): "~0 GB (run plan)" was
+    # a size of nothing
+    result = run_scenario(
+        Scenario(
+            script="#!/bin/bash\n#SBATCH --gres=gpu:8\npython -m nanochat.report generate\n", env={"HOME": "{tmp}/home"}
+        ),
+        tmp_path,
+        select=["ENV003"],
+    )
+    (finding,) = [f for c in result.checks for f in c.findings]
+    assert "~0 GB" not in finding.message and "a d20 run's ~30 GB" in finding.message, finding.message
