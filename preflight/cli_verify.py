@@ -154,8 +154,15 @@ def verify_cmd(
     code = exit_code(result, exit_zero)
     if incomplete and code == 0 and not exit_zero:  # "PASS: no findings" above, yet exit 1: say why
         names = ", ".join(p.get("name", "?") for p in incomplete)
+        unplanned = ctx.get("jobscript", None) is None and not isinstance(ctx.get("ledger", None), dict)
         sys.stderr.write(
-            f"postflight: exit {EXIT_FINDINGS}: no failing finding, but expected phases are not done: {names}\n"
+            f"postflight: exit {EXIT_FINDINGS}: no failing finding, but expected phases are not done: {names}"
+            + (
+                " (no job script or ledger says which phases the job runs, so the era's whole pipeline is expected: "
+                "--script JOB.sh expects only what it launches)\n"
+                if unplanned
+                else "\n"
+            )
         )
     if (incomplete or still_running) and not exit_zero:
         code = EXIT_FINDINGS  # the run itself is not done: that outranks a check that could not run

@@ -124,3 +124,21 @@ def test_rustbpe_without_its_tokenizer_is_named_with_its_build(tmp_path, cli):
     (crash,) = [c for c in json.loads(proc.stdout)["checks"] if c["code"] == "LOG002"][0]["findings"]
     assert "uv sync" in crash["fix"] and "maturin" not in crash["fix"], crash  # rustbpe from PyPI in that era
     assert report["resume"]["phase"] == "tokenizer", report["resume"]
+
+
+def test_a_lone_base_run_is_judged_by_what_its_script_launches(tmp_path, cli):
+    # a laptop's d4 base run, finished: with its log alone the era's whole pipeline is expected (and said so); with
+    # the script that ran it, only base
+    log = tmp_path / "base.log"
+    log.write_text(
+        "step 09999/10000 (99.99%) | loss: 3.512000 | lrm: 0.01 | dt: 100.00ms | tok/sec: 10,000 | mfu: 1.00 | total time: 16.00m\n"
+        "Step 10000 | Validation bpb: 1.944503\n"
+        "Saved model parameters to: /h/.cache/nanochat/base_checkpoints/d4/model_010000.pt\n"
+        "Minimum validation bpb: 1.944503\n"
+    )
+    proc = cli("postflight", "verify", "--log", str(log), cwd=tmp_path)
+    assert proc.returncode == 1 and "the era's whole pipeline is expected" in proc.stderr, proc.stderr
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/bash\npython -m scripts.base_train --depth=4 --num-iterations=10000\n")
+    proc = cli("postflight", "verify", "--log", str(log), "--script", str(script), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
