@@ -73,3 +73,13 @@ def check_script(cli, cwd: Path, body: str, *extra: str, env: dict | None = None
     proc = cli("preflight", "check", "job.sh", "--format", "json", *extra, cwd=cwd, env=env)
     report = json.loads(proc.stdout)
     return report, {c["code"]: c for c in report["checks"]}
+
+
+def verify_logs(cli, cwd: Path, *logs: Path) -> tuple[dict, dict, dict]:
+    """`postflight verify --log L... --format json`: (the report, its checks by code, its phases by name)."""
+    import json
+
+    args = [a for log in logs for a in ("--log", str(log))]
+    proc = cli("postflight", "verify", *args, "--format", "json", cwd=cwd)
+    report = json.loads(proc.stdout)
+    return report, {c["code"]: c for c in report["checks"]}, {p["name"]: p for p in report["phases"]}

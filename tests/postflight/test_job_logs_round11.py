@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from tests.clirun import verify_logs
+
 _WARN = "/v/lib/python3.10/site-packages/torch/__init__.py:1617: UserWarning: TF32 settings\n"
 
 
@@ -36,13 +38,6 @@ def _setup_oom(script: str) -> str:
     )
 
 
-def _verify(cli, tmp_path, *logs):
-    args = [a for log in logs for a in ("--log", str(log))]
-    proc = cli("postflight", "verify", *args, "--format", "json", cwd=tmp_path)
-    report = json.loads(proc.stdout)
-    return report, {c["code"]: c for c in report["checks"]}, {p["name"]: p for p in report["phases"]}
-
-
 def test_out_of_memory_while_selecting_the_gpu_is_an_occupied_gpu_not_the_batch(tmp_path, cli):
     log = tmp_path / "speedrun.log"
     log.write_text(
@@ -55,7 +50,7 @@ def test_out_of_memory_while_selecting_the_gpu_is_an_occupied_gpu_not_the_batch(
         + _WARN
         + _setup_oom("base_eval")
     )
-    report, checks, phases = _verify(cli, tmp_path, log)
+    report, checks, phases = verify_logs(cli, tmp_path, log)
     # the trainer's crash is the phase's cause, not the evaluation that crashed after it
     assert phases["base"]["cause"].startswith("died during setup (GPU occupied)"), phases["base"]
     crashes = checks["LOG002"]["findings"]
@@ -77,7 +72,7 @@ def test_out_of_memory_in_a_batch_still_says_lower_the_batch(tmp_path, cli):
         "    loss = model(x, y)\n"
         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 4.00 GiB\n"
     )
-    _report, checks, _phases = _verify(cli, tmp_path, log)
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
     (crash,) = checks["LOG002"]["findings"]
     assert "(out of memory)" in crash["message"] and "lower --device_batch_size" in crash["fix"], crash
 
@@ -91,7 +86,7 @@ def test_a_log_with_nothing_nanochat_prints_gets_no_plan_from_the_tokenizer(tmp_
         + "[2026-07-06 05:37:30] saved checkpoint model_000040 -> /fast/ckpt/pt\n"
         + "[2026-07-06 05:37:31] run complete @ step 40\n"
     )
-    report, checks, _phases = _verify(cli, tmp_path, log)
+    report, checks, _phases = verify_logs(cli, tmp_path, log)
     (unusable,) = checks["LOG009"]["findings"]
     assert "has nothing nanochat, torchrun or SLURM prints" in unusable["message"], unusable
     assert "no resume plan" in unusable["message"] and "--base-dir" in unusable["fix"], unusable
@@ -106,7 +101,7 @@ def test_a_stderr_file_of_warnings_beside_a_read_log_is_not_unusable(tmp_path, c
     )
     err = tmp_path / "job.err"
     err.write_text(_WARN * 3)
-    _report, checks, _phases = _verify(cli, tmp_path, out, err)
+    _report, checks, _phases = verify_logs(cli, tmp_path, out, err)
     assert not checks["LOG009"]["findings"], checks["LOG009"]
 
 
@@ -116,7 +111,7 @@ def test_rustbpe_without_its_tokenizer_is_named_with_its_build(tmp_path, cli):
         "    tokenizer = rustbpe.Tokenizer()\n                ^^^^^^^^^^^^^^^^^\n"
         "AttributeError: module 'rustbpe' has no attribute 'Tokenizer'\n"
     )
-    report, checks, _phases = _verify(cli, tmp_path, log)
+    report, checks, _phases = verify_logs(cli, tmp_path, log)
     (crash,) = checks["LOG002"]["findings"]
     assert "(rustbpe not built)" in crash["message"], crash
     assert "maturin develop" in crash["fix"] and "unset CONDA_PREFIX" in crash["fix"], crash

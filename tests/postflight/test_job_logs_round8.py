@@ -4,8 +4,7 @@ trainer cannot resume, a bare assert, an argparse run's computed horizon."""
 
 from __future__ import annotations
 
-import json
-
+from tests.clirun import verify_logs
 from tests.factories import logger_line
 
 TORCHRUN_WARNING = (
@@ -25,13 +24,6 @@ def _saves(tag, steps):
     )
 
 
-def _verify(cli, tmp_path, *logs):
-    args = [a for log in logs for a in ("--log", str(log))]
-    proc = cli("postflight", "verify", *args, "--format", "json", cwd=tmp_path)
-    report = json.loads(proc.stdout)
-    return report, {c["code"]: c for c in report["checks"]}, {p["name"]: p for p in report["phases"]}
-
-
 def _cancel(due=""):
     return f"slurmstepd: error: *** JOB 9387 ON gpu12 CANCELLED AT 2026-01-29T09:12:44{due} ***\n"
 
@@ -45,7 +37,7 @@ def test_a_stderr_log_of_a_long_run_is_partial_at_its_last_save_and_resumes_its_
         + _saves("d26", range(9500, 77000, 500))
         + _cancel(" DUE TO TIME LIMIT")
     )
-    report, checks, phases = _verify(cli, tmp_path, err)
+    report, checks, phases = verify_logs(cli, tmp_path, err)
     base = phases["base"]
     assert base["status"] == "partial", base  # was "failed ... no checkpoint"
     assert base["cause"].startswith("cancelled by SLURM at the time limit; last checkpoint in the logs: step 76500"), (
@@ -59,7 +51,7 @@ def test_a_stderr_log_of_a_long_run_is_partial_at_its_last_save_and_resumes_its_
 def test_a_cancel_without_a_reason_is_a_users_not_the_time_limit(tmp_path, cli):
     err = tmp_path / "train_9860.err"
     err.write_text(TORCHRUN_WARNING + _saves("d26", range(77000, 131000, 500)) + _cancel())
-    _report, checks, phases = _verify(cli, tmp_path, err)
+    _report, checks, phases = verify_logs(cli, tmp_path, err)
     assert phases["base"]["cause"].startswith("cancelled (scancel by a user or an administrator, not the time limit)")
     assert not checks["LOG006"]["findings"], checks["LOG006"]  # no "raise #SBATCH --time"
 
@@ -72,7 +64,7 @@ def test_an_rl_run_cancelled_after_its_periodic_saves_stopped_early_and_is_rerun
     cut = steps.index("Step 61/")
     saved = "\u2705 Saved model checkpoint to /scratch/me/nanochat/chatrl_checkpoints/d26\n"
     out.write_text("Calculated number of steps: 467\n" + steps[:cut] + saved + steps[cut:] + _cancel())
-    _report, checks, phases = _verify(cli, tmp_path, out)
+    _report, checks, phases = verify_logs(cli, tmp_path, out)
     assert phases["rl"]["status"] == "partial", phases["rl"]
     (early,) = checks["LOG008"]["findings"]  # was PASS: the periodic save line read as the end of training
     assert early["message"] == "rl: last logged step 252 of 467: training stopped early", early
@@ -89,7 +81,7 @@ def test_a_bare_assert_names_its_source_line_and_a_computed_horizon_is_kept(tmp_
         "    assert args.total_batch_size % world_tokens_per_fwdbwd == 0\n"
         "AssertionError\n"
     )
-    report, _checks, phases = _verify(cli, tmp_path, out)
+    report, _checks, phases = verify_logs(cli, tmp_path, out)
     assert phases["base"]["cause"].endswith(
         "AssertionError: assert args.total_batch_size % world_tokens_per_fwdbwd == 0"
     ), phases["base"]  # was "AssertionError: "
@@ -111,7 +103,7 @@ def test_a_log_that_loads_midtrainings_checkpoint_is_of_an_era_with_midtraining(
         )
         + "\n"
     )
-    report, _checks, phases = _verify(cli, tmp_path, err)
+    report, _checks, phases = verify_logs(cli, tmp_path, err)
     # window_pattern alone is shared by three eras; the two without midtraining never name its checkpoints
     assert report["profile"]["name"] == "argparse", report["profile"]  # was "current"
     assert phases["mid"]["status"] == "done", phases["mid"]

@@ -4,7 +4,7 @@ interleave, slurmstepd's own spelling of a cancel's reason."""
 
 from __future__ import annotations
 
-import json
+from tests.clirun import verify_logs
 
 TORCHRUN_KILLED = (
     "E0212 13:50:27.217000 3089478 torch/distributed/elastic/multiprocessing/api.py:882] failed (exitcode: -9) "
@@ -35,13 +35,6 @@ def _eval_frames(indent_call: bool = True) -> list[str]:
     ]
 
 
-def _verify(cli, tmp_path, *logs):
-    args = [a for log in logs for a in ("--log", str(log))]
-    proc = cli("postflight", "verify", *args, "--format", "json", cwd=tmp_path)
-    report = json.loads(proc.stdout)
-    return report, {c["code"]: c for c in report["checks"]}, {p["name"]: p for p in report["phases"]}
-
-
 def test_a_trainer_killed_in_setup_is_the_cause_not_the_evaluation_that_found_nothing(tmp_path, cli):
     # the whole pipeline run on a login node: base_train's rank 2 SIGKILLed right after its model config, then base_eval
     # found no base checkpoint (one traceback per rank, printed at once, interleaved)
@@ -57,7 +50,7 @@ def test_a_trainer_killed_in_setup_is_the_cause_not_the_evaluation_that_found_no
         + MISSING
         + MISSING
     )
-    _report, checks, phases = _verify(cli, tmp_path, log)
+    _report, checks, phases = verify_logs(cli, tmp_path, log)
     base = phases["base"]
     assert "killed by SIGKILL (exit -9) during setup" in base["cause"], base  # was "base_eval crashed (missing ...)"
     assert not checks["LOG002"]["findings"], checks["LOG002"]  # was "the traceback is cut off before its exception"
@@ -79,7 +72,7 @@ def test_slurmstepds_own_spelling_of_a_cancels_reason_is_read(tmp_path, cli):
             for s in range(0, 60)
         )
     )
-    _report, _checks, phases = _verify(cli, tmp_path, out, err)
+    _report, _checks, phases = verify_logs(cli, tmp_path, out, err)
     assert phases["base"]["cause"].startswith("cancelled by SLURM due to signal terminated"), phases["base"]
 
 
@@ -89,13 +82,13 @@ def test_torchrun_refusing_a_trainer_flag_is_a_crash_with_its_cause_and_a_shells
         "usage: torchrun [-h] [--nnodes NNODES] [--nproc-per-node NPROC_PER_NODE]\n"
         "torchrun: error: ambiguous option: --run could match --run-path, --run_path\n"
     )
-    report, checks, _phases = _verify(cli, tmp_path, err)
+    report, checks, _phases = verify_logs(cli, tmp_path, err)
     (crash,) = checks["LOG002"]["findings"]  # was PASS: no findings
     assert "torchrun refused a flag meant for the trainer" in crash["message"], crash["message"]
     assert report["verdict"] != "pass", report["verdict"]
     sh = tmp_path / "sh.err"
     sh.write_text("/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found\n")
-    _report, checks, _phases = _verify(cli, tmp_path, sh)
+    _report, checks, _phases = verify_logs(cli, tmp_path, sh)
     (dash,) = checks["LOG013"]["findings"]
     assert dash["message"].startswith("slurm_script line 4: `source: not found`: /bin/sh (dash) ran the script")
 
@@ -120,7 +113,7 @@ def test_a_gpu_kernel_fault_in_a_stderr_file_is_the_cause_of_the_phase_its_out_f
         "CUDA error: an illegal memory access was encountered\n"
         "Search for `cudaErrorIllegalAddress' in the CUDA documentation for more information.\n"
     )
-    _report, checks, phases = _verify(cli, tmp_path, out, err)
+    _report, checks, phases = verify_logs(cli, tmp_path, out, err)
     base = phases["base"]  # was not-run: the tagged step lines were no step lines, the crash no phase's
     assert base["status"] == "failed" and base["cause"].startswith("crashed (CUDA fault) after step 78 of 2205"), base
     assert "an illegal memory access" in base["cause"], base
@@ -136,7 +129,7 @@ def test_a_stderr_file_that_ends_with_a_save_and_no_error_is_a_finished_run(tmp_
         f"2026-04-27 18:17:37,392 - nanochat.checkpoint_manager - INFO - Saved model parameters to: {d}/model_002205.pt\n"
         f"2026-04-27 18:17:37,405 - nanochat.checkpoint_manager - INFO - Saved metadata to: {d}/meta_002205.json\n"
     )
-    report, _checks, phases = _verify(cli, tmp_path, err)
+    report, _checks, phases = verify_logs(cli, tmp_path, err)
     assert phases["base"]["status"] == "done", phases["base"]  # was "went silent during setup", resumed at 2205
     assert phases["base"]["cause"].startswith("its last save in these logs is step 2205"), phases["base"]
     assert not any("base_train" in c for c in report["resume"]["commands"]), report["resume"]
@@ -153,7 +146,7 @@ def test_a_report_module_that_crashed_generated_nothing(tmp_path, cli):
         '  File "/s/nanochat/scripts/tok_train.py", line 8, in <module>\n    import torch\n'
         "ModuleNotFoundError: No module named 'torch'\n"
     )
-    _report, _checks, phases = _verify(cli, tmp_path, log)
+    _report, _checks, phases = verify_logs(cli, tmp_path, log)
     assert phases["report"]["status"] == "failed", phases["report"]  # was "the log shows report.md generated"
     assert phases["report"]["cause"] == "nanochat.report crashed: ModuleNotFoundError: No module named 'psutil'"
     assert phases["tokenizer"]["cause"].endswith("ModuleNotFoundError: No module named 'torch'"), phases["tokenizer"]
@@ -162,7 +155,7 @@ def test_a_report_module_that_crashed_generated_nothing(tmp_path, cli):
 def test_an_install_failure_names_its_reason_on_its_own_line_or_below(tmp_path, cli):
     pip = tmp_path / "pip.log"
     pip.write_text("ERROR: Could not install packages due to an OSError: [Errno 122] Disk quota exceeded\n")
-    _report, checks, _phases = _verify(cli, tmp_path, pip)
+    _report, checks, _phases = verify_logs(cli, tmp_path, pip)
     (failed,) = checks["LOG014"]["findings"]
     assert failed["message"].endswith("): Disk quota exceeded; the phases after it ran without its packages")
     assert "UV_CACHE_DIR" in failed["fix"], failed["fix"]
@@ -176,13 +169,13 @@ def test_a_resume_plan_says_when_the_gpu_count_is_a_guess(tmp_path, cli):
     )
     log = tmp_path / "base.log"
     log.write_text("Overriding: depth = 12\n" + crash)
-    report, _checks, _phases = _verify(cli, tmp_path, log)
+    report, _checks, _phases = verify_logs(cli, tmp_path, log)
     plan = report["resume"]
     assert any("--nproc_per_node=8" in c for c in plan["commands"]), plan
     assert "the logs do not say how many GPUs the job ran: --nproc_per_node=8 is assumed" in plan["note"], plan
 
     log.write_text("Overriding: depth = 12\nDistributed world size: 2\n" + crash)  # the trainer said
-    report, _checks, _phases = _verify(cli, tmp_path, log)
+    report, _checks, _phases = verify_logs(cli, tmp_path, log)
     plan = report["resume"]
     assert any("--nproc_per_node=2" in c for c in plan["commands"]), plan
     assert "GPUs" not in plan["note"], plan["note"]
@@ -202,6 +195,6 @@ def test_step_lines_a_fork_tags_are_step_lines(tmp_path, cli):
     for vector in (False, True):  # both step-line finders
         (seg,) = [s for s in index_log(log, vector=vector).segments if s.step_lines]
         assert (seg.step_lines, seg.first_step.step, seg.last_step.step, seg.last_step.total) == (59, 0, 2900, 4357)
-    _report, checks, phases = _verify(cli, tmp_path, log)
+    _report, checks, phases = verify_logs(cli, tmp_path, log)
     assert not checks["LOG003"]["findings"], checks["LOG003"]  # was "base started but logged no training step"
     assert "log stops at step 2900 without saving" in phases["base"]["cause"], phases["base"]
