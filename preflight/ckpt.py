@@ -365,8 +365,8 @@ def stage_dir_name(profile: Any, phase: str) -> str | None:
     return DEFAULT_STAGE_DIRS.get(phase)
 
 
-def expected_phases(ctx: Any, profile: Any) -> list[str]:
-    """The ledger's plan, else the profile's phases (optional ones only when the logs show they ran)."""
+def planned_phases(ctx: Any, profile: Any) -> list[str] | None:
+    """The phases the ledger's plan or the job's script says the job runs; None where neither says."""
     ledger = ctx.get("ledger", None)
     if isinstance(ledger, dict):
         phases = (ledger.get("expected") or {}).get("phases")
@@ -377,6 +377,15 @@ def expected_phases(ctx: Any, profile: Any) -> list[str]:
         launched = {st.phase for st in js.steps if st.phase}
         if launched:
             return [p for p in profile.phases if p in launched]
+    return None
+
+
+def expected_phases(ctx: Any, profile: Any) -> list[str]:
+    """The ledger's plan or the job's script, else the profile's phases (optional ones only when the logs show they
+    ran)."""
+    planned = planned_phases(ctx, profile)
+    if planned is not None:
+        return planned
     out = []
     logs = ctx.get("logs", None)
     started = logs.started_phases() if logs is not None else []

@@ -154,7 +154,9 @@ def verify_cmd(
     code = exit_code(result, exit_zero)
     if incomplete and code == 0 and not exit_zero:  # "PASS: no findings" above, yet exit 1: say why
         names = ", ".join(p.get("name", "?") for p in incomplete)
-        unplanned = ctx.get("jobscript", None) is None and not isinstance(ctx.get("ledger", None), dict)
+        from preflight.ckpt import get_profile, planned_phases
+
+        unplanned = planned_phases(ctx, get_profile(ctx)) is None
         sys.stderr.write(
             f"postflight: exit {EXIT_FINDINGS}: no failing finding, but expected phases are not done: {names}"
             + (

@@ -230,6 +230,12 @@ class LogSet:
     logs: list[LogIndex] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, where it was named)
     source: str = ""
+
+    @property
+    def recognised(self) -> bool:
+        """Some log holds what nanochat, torchrun or SLURM prints (False for none, or a fork's own format only)."""
+        return any(ix.recognised for ix in self.logs)
+
     streams: Any = None  # preflight.logset.Streams: the stderr read beside the given logs, or where it would be
     series: dict[str, Any] = field(default_factory=dict)  # path -> series.SeriesCollector (when asked for)
 

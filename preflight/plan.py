@@ -221,12 +221,17 @@ def _num(text: str | None, kind=int) -> Any:
     return None if isinstance(val, float) and not math.isfinite(val) else val
 
 
-def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any, str] | None:
-    """(value, where) of the default the checkout's own entry point declares for key."""
+def _checkout_entry(checkout: Any, inv: Any) -> Any:
+    """The checkout's own entry point that inv launches (its flags, what its source does); None where unknown."""
     try:
-        ep = checkout.entry(inv.entry, inv.script_file) if checkout is not None and inv is not None else None
+        return checkout.entry(inv.entry, inv.script_file) if checkout is not None and inv is not None else None
     except OSError:
         return None
+
+
+def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any, str] | None:
+    """(value, where) of the default the checkout's own entry point declares for key."""
+    ep = _checkout_entry(checkout, inv)
     default = ep.numeric_default(key) if ep is not None else None
     value = _num(str(default), kind) if default is not None else None
     return (value, f"default of {Path(ep.path).name} in the checkout") if value is not None else None
@@ -237,10 +242,7 @@ def _horizon_rules(profile: Any, checkout: Any, inv: Any) -> tuple[bool, bool, d
     checkout's own base_train where given, else the era profile's base_horizon."""
     rules = profile.data.get("base_horizon") or {}
     scaling, auto, where = rules.get("params") == "scaling", bool(rules.get("auto_batch")), f"profile {profile.name}"
-    try:
-        ep = checkout.entry(inv.entry, inv.script_file) if checkout is not None and inv is not None else None
-    except OSError:
-        ep = None
+    ep = _checkout_entry(checkout, inv)
     if ep is not None and ep.ok:
         scaling, auto, where = ep.scaling_params, ep.batch_power_of_two, f"{Path(ep.path).name} in the checkout"
     rule = rules.get("auto_batch_rule") or {}

@@ -176,7 +176,7 @@ def resume_fact(ctx: Any) -> ResumePlan:
     outside = [v.name for v in phases.verdicts[: PHASES.index(first.name)] if v.before_logs]
     logs = ctx.get("logs", None)
     inv = ctx.get("checkpoints", None)
-    if inv is None and logs is not None and logs.logs and not any(ix.recognised for ix in logs.logs):
+    if inv is None and logs is not None and logs.logs and not logs.recognised:
         # nothing read: "not run" is not known, and a plan from the tokenizer would redo a finished run
         return ResumePlan(None, [], "nothing in the logs is in nanochat's formats (log-unusable): no plan")
     world, world_guess = job_world_size(ctx, logs, inv)

@@ -331,8 +331,6 @@ def _run_size(ctx) -> str:
         plan = ctx.get("plan", None)
     except Exception:  # no plan (unreadable script, unknown depth): the rule of thumb
         plan = None
-    from preflight.phases import TRAIN_PHASES
-
     if plan is None or not plan.disk_bytes or not any(p.name in TRAIN_PHASES for p in plan.phases):
         return "a d20 run's ~30 GB"  # no plan, or one of nothing the script trains: the rule of thumb
     gb = plan.disk_bytes / 1e9

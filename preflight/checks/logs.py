@@ -480,7 +480,7 @@ def log_unusable(logs) -> Iterator[Finding]:
                 path=ix.path,
                 fix="pass the job's text output with --log",
             )
-        elif not any(other.recognised for other in logs.logs):
+        elif not logs.recognised:
             yield Finding(
                 f"log {ix.path} ({ix.lines:,} lines) has nothing nanochat, torchrun or SLURM prints (no phase start, "
                 "step line, checkpoint save or traceback in their formats): its phases cannot be judged from it, "

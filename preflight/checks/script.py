@@ -125,8 +125,11 @@ def _lone_launch_masked(model, inv, profile) -> Iterator[Finding]:
     cmd = inv.command
     if inv.checked or cmd.conditional or cmd.in_condition or cmd.file != str(model.path):
         return
-    later = [c for c in model.commands if c.file == cmd.file and c.line > cmd.end_line and c.name and c.depth == 0]
-    later = [c for c in later if not c.in_function]
+    later = [
+        c
+        for c in model.commands
+        if c.file == cmd.file and c.line > cmd.end_line and c.name and c.depth == 0 and not c.in_function
+    ]
     if not later:
         return
     phase = profile.phase_of_module(inv.entry, inv.args) or inv.entry

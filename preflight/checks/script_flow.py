@@ -329,6 +329,8 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
     from preflight.script.parser import included_file
 
     script.require_readable()
+    # a script with no #SBATCH lines is run by something else (srun, mpirun, a wrapper): its caller may set them
+    submitted = bool(script.active_directives())
     for model in script.walk():
         if model.exited is None:
             continue
@@ -349,8 +351,6 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             if why
             else ""
         )
-        # a script with no #SBATCH lines is run by something else (srun, mpirun, a wrapper): its caller may set them
-        submitted = bool(script.active_directives())
         if unset:
             names = ", ".join(unset)
             who = (
