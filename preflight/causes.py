@@ -151,6 +151,8 @@ def fix_for(
     name = cause if isinstance(cause, str) else cause.name
     fixes = _evidence(profile).get("fixes") or {}
     text = fixes.get(name) or fixes.get(OTHER) or "read the traceback; fix it and rerun from this phase"
+    if "{batch_steps}" in text and batch == 1 and fixes.get(f"{name} at batch 1"):
+        text = fixes[f"{name} at batch 1"]
     if "{batch_steps}" in text:  # halvings of the batch the run used (batch: its --device_batch_size)
         steps = [batch // 2**i for i in range(3) if batch // 2**i >= 1] if batch and batch > 1 else [32, 16, 8]
         text = text.replace("{batch_steps}", " -> ".join(map(str, steps)))

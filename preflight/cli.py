@@ -177,7 +177,9 @@ def sbatch_cmd(
         test_only, extra = True, [a for a in extra if a != "--test-only"]
     cli_values = cli_values_of(None, None, None, fail_on, profile, None, checkout)
     cli_values.update(trust_values(plugins, trust_config))
-    inputs = RunInputs(script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra)
+    inputs = RunInputs(
+        script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra, submitting=True
+    )
     result, registry, run_ctx, elapsed = run_stage("pre", cli_values, inputs, config, ("profile", "plan"))
     from preflight.reporters import render
 

@@ -22,6 +22,7 @@ class RunInputs:
     sbatch_args: list[str] = field(default_factory=list)
     cwd: Path = field(default_factory=Path.cwd)
     stage: str = "pre"
+    submitting: bool = False  # `preflight sbatch`: the job is submitted from cwd (check: from wherever the user will)
     series: bool = False  # collect the training curves while indexing the logs (reports that draw them)
 
 

@@ -293,10 +293,17 @@ def _layout_the_script_names(ctx: Any, ds_spec: dict, dirs: list[str]) -> tuple[
     return layout, [named]
 
 
-def dataset_fact(ctx: Any) -> Dataset:
+def known_base_dir(ctx: Any) -> Any:
+    """The base dir, where it is known before the job: NANOCHAT_BASE_DIR="$PROJECT_ROOT/cache" with PROJECT_ROOT
+    from $(dirname ...), or "/scratch/$USER/..." where USER is not set here, is known only when the job runs."""
     base = ctx.get("base_dir")
-    if "$" in str(base.path):  # NANOCHAT_BASE_DIR="$PROJECT_ROOT/cache" with PROJECT_ROOT from $(dirname ...)
+    if "$" in str(base.path):
         raise FactUnavailable(f"the base dir {base.path} is known only when the job runs")
+    return base
+
+
+def dataset_fact(ctx: Any) -> Dataset:
+    base = known_base_dir(ctx)
     profile = ctx.get("profile", None)
     ds_spec = profile.dataset if profile is not None else {}
     dirs = ds_spec.get("dirs") or ["base_data"]
@@ -459,7 +466,7 @@ def _is_file(path: Path) -> bool:
 
 
 def tokenizer_fact(ctx: Any) -> Tokenizer:
-    base = Path(ctx.get("base_dir").path)
+    base = Path(known_base_dir(ctx).path)
     profile = ctx.get("profile", None)
     spec = (profile.data.get("tokenizer") if profile is not None else None) or {}
     d = base / spec.get("dir", "tokenizer")

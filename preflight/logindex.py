@@ -62,6 +62,7 @@ from preflight.logrecords import Event, LogIndex, Segment, TracebackRecord
 from preflight.logtracebacks import MAX_LINE, TracebackReader
 from preflight.phases import (
     MARKER_NAMES,
+    MID_STYLE_SCRIPTS,
     SCRIPT_PHASE,
     known_script,
     train_script_of,
@@ -132,10 +133,28 @@ class _Indexer(TracebackReader, EventReader):
         if seg.script is None and (seg.marker is None or SCRIPT_PHASE.get(script) == seg.marker):
             seg.script = script
         elif seg.script != script and SCRIPT_PHASE.get(script) != seg.phase:
-            seg = self.seg = self._new_segment(line)
-            seg.script = script
+            if seg.named_by_steps and script in MID_STYLE_SCRIPTS:
+                # the era's guess from mid-style step lines gives way to the process's own words (a fork's chat_sft
+                # saving into chatsft_checkpoints): one process, not two
+                seg.script, seg.named_by_steps = script, False
+            else:
+                seg = self.seg = self._new_segment(line)
+                seg.script = script
         seg.content = True
         return seg
+
+    def _step_evidence(self, style: str, line: int) -> Segment:
+        """A step line of ``style``: mid-style lines are printed by mid_train and chat_sft alike, so they do not
+        contradict a process named either; one they name is named by a guess (_evidence)."""
+        seg = self.seg
+        if style == "mid" and seg.script in MID_STYLE_SCRIPTS:
+            seg.content = True
+            return seg
+        unnamed = seg.script is None
+        named = self._evidence(self._script_for(style), line)
+        if style == "mid" and (unnamed or named is not seg):
+            named.named_by_steps = True  # named just now, by this guess
+        return named
 
     def _name_by_load(self, seg: Segment) -> None:
         """A trainer that loaded a phase's checkpoint and named itself no other way by its end trains the phase
@@ -246,7 +265,7 @@ class _Indexer(TracebackReader, EventReader):
         loss = parse_number(m.group(style + "_loss").decode())
         if _nonfinite(loss):
             return False
-        seg = self._evidence(self._script_for(style), line)
+        seg = self._step_evidence(style, line)
         if seg.first_step is None:
             return False
         total = m.group(style + "_total") if style != "mid" else None
@@ -261,7 +280,7 @@ class _Indexer(TracebackReader, EventReader):
         rec = parse_step(text, line)
         if rec is None:
             return
-        seg = self._evidence(self._script_for(rec.style), line)
+        seg = self._step_evidence(rec.style, line)
         if seg.first_step is None:
             seg.first_step = rec
         seg.last_step = rec
@@ -392,7 +411,7 @@ class _Indexer(TracebackReader, EventReader):
                 return
             rec = parse_step(s, line)
             if rec is not None:
-                seg = self._evidence(self._script_for(rec.style), line)
+                seg = self._step_evidence(rec.style, line)
                 seg.first_step = seg.first_step or rec
                 seg.last_step = rec
                 seg.step_lines += 1

@@ -160,6 +160,7 @@ class Segment:
     trainer_setup: bool = False  # printed a line only a trainer prints while it sets up
     command: Event | None = None  # the command line that started it (`set -x`'s trace, a terminal paste)
     named_by_load: str | None = None  # its phase came from a checkpoint load: "checkpoint load" | "stream pair"
+    named_by_steps: bool = False  # its script is the era's guess from mid-style step lines (MID_STYLE_SCRIPTS)
 
     @property
     def last_step(self) -> StepRecord | None:

@@ -92,6 +92,9 @@ TRAIN_SCRIPTS: dict[str, str] = {p.train_script: p.name for p in PHASES if p.tra
 # the entry points that train a model (base_train, mid_train, chat_sft, chat_rl)
 TRAINER_SCRIPTS = frozenset(p.train_script for p in PHASES if p.trains and p.train_script)
 # entry points nanochat launches with torchrun (a world size applies to them)
+# the entry points that print mid-style step lines ("step 00051 (17.00%) | loss: ..."): which one a log's are is a
+# guess of the era's until the process names itself (a save into chatsft_checkpoints, a frame of scripts/chat_sft.py)
+MID_STYLE_SCRIPTS = frozenset({"mid_train", "chat_sft"})
 TORCHRUN_SCRIPTS = frozenset({"base_train", "base_loss", "base_eval", "mid_train", "chat_eval", "chat_sft", "chat_rl"})
 # log section markers ("=== base ===") the indexer accepts: the phases plus the shard download
 MARKER_NAMES = frozenset({*PHASE_NAMES, "dataset"})

@@ -125,6 +125,7 @@ class Plan:
     assumptions: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # value -> where it came from
     horizon: str = ""  # how the iterations were set when not by the ratio ("--target-flops 2.15e+18: ratio 4.51")
+    why_empty: str = ""  # no phases: why, where the script says more than "no training" (an exit before it)
 
     def phase(self, name: str) -> PhasePlan | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -136,7 +137,7 @@ class Plan:
 
     def rows(self) -> list[tuple[str, str]]:
         if not self.phases:  # an SFT-only fork job, a CPU-partition helper: the defaults would describe no run
-            return [("plan", "the script runs no training phase preflight can see: nothing to plan")]
+            return [("plan", self.why_empty or "the script runs no training phase preflight can see: nothing to plan")]
         rows = [
             (
                 "model",
@@ -573,10 +574,11 @@ def plan_fact(ctx: Any) -> Plan:
 
     checkout = checkout_or_none(ctx)
     try:
-        from preflight.plan_sweep import base_runs, sweep_plan
+        from preflight.plan_launches import exits_before_training
+        from preflight.plan_sweep import base_runs, runs_plan
 
         runs = base_runs(script, profile)
-        if len(runs) > 1:  # a depth sweep, a scaling-law grid: every run's time, one plan
+        if len(runs) > 1:  # a depth sweep, a scaling-law grid, alternatives: one plan
             plans = [
                 build_plan(
                     profile,
@@ -589,11 +591,14 @@ def plan_fact(ctx: Any) -> Plan:
                     base_inv=run,
                     checkout=checkout,
                 )
-                for run in runs
+                for run, _path in runs
             ]
-            return sweep_plan(plans, runs)
-        return build_plan(
+            return runs_plan(plans, runs)
+        plan = build_plan(
             profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu=partition_gpu, checkout=checkout
         )
+        if not plan.phases and script is not None:
+            plan.why_empty = exits_before_training(script)
+        return plan
     except (TypeError, ValueError, ZeroDivisionError) as exc:
         raise FactUnavailable(f"cannot plan this run: {exc}") from None

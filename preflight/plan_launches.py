@@ -88,3 +88,20 @@ def unread_runners(script: Any, profile: Any) -> list[tuple[Any, str]]:
             if target and cmd.name not in ("source", ".") and cmd.line not in followed and id(cmd) not in missing:
                 out.append((cmd, target))
     return out
+
+
+def exits_before_training(script: Any) -> str:
+    """Why a script that launches training plans none: it surely exits before its first launch (SB017 says why)."""
+    from preflight.script.launchers import launches_of
+
+    for model in script.walk():
+        if model.exited is None:
+            continue
+        line, _file, words, _why = model.exited
+        first = next((c for c in model.unreached if launches_of(model, c)), None)
+        if first is not None:
+            return (
+                f"the script exits at line {line} (`{words[:40]}`) before its first launch (line {first.line}): "
+                "nothing runs until that is fixed (see SB017)"
+            )
+    return ""

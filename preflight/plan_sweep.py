@@ -11,24 +11,45 @@ from preflight.plan import Plan
 from preflight.plan_launches import training_invocation, trains
 
 
-def base_runs(script: Any, profile: Any) -> list:
-    """The base trainer's runs, one per value of the loops around its launches; fewer than two, or all with the
-    same flags (a launch repeated as a retry), is no sweep: []."""
+def base_runs(script: Any, profile: Any) -> list[tuple[Any, tuple]]:
+    """The base trainer's runs, one per value of the loops around its launches, each with the branches of the
+    if/case blocks it lies in (tree.branch_paths); fewer than two, or all with the same flags (a launch repeated
+    as a retry), is no sweep: []."""
     if script is None or not getattr(script, "ok", False) or training_invocation(script, profile, "base") is None:
         return []
     from preflight.script.launchers import sweep_runs
+    from preflight.script.tree import branch_paths
 
     runs, seen = [], set()
     for model in script.walk():  # the script and the scripts it runs or sources
+        paths = branch_paths(model.tree) if model.evaluated else {}
         for inv in model.invocations:
             if not trains(inv, profile, "base"):
                 continue
             origin = model.loop_origin.get(id(inv.command), inv.command)
             if id(origin) not in seen:  # the launch's own runs, once for all its per-value copies
                 seen.add(id(origin))
-                runs.extend(sweep_runs(model, origin) or [inv])
-    distinct = {tuple((f.key, f.value) for f in run.flags) for run in runs}
+                # paths are per file: a followed script's blocks are its own
+                path = tuple(((str(model.path), node), arm) for node, arm in paths.get(origin.line, ()))
+                runs.extend((run, path) for run in sweep_runs(model, origin) or [inv])
+    distinct = {tuple((f.key, f.value) for f in run.flags) for run, _path in runs}
     return runs if len(runs) > 1 and len(distinct) > 1 else []
+
+
+def alternatives(runs: list[tuple[Any, tuple]]) -> list[list[int]]:
+    """The runs as groups of alternatives: the runs of one group lie in different branches of an if or case the
+    script decides only when it runs (a GPU branch and a CPU smoke test), so one of them runs; runs that can all
+    run are groups of one."""
+    from preflight.script.tree import exclusive
+
+    groups: list[list[int]] = []
+    for i, (_run, path) in enumerate(runs):
+        home = next((g for g in groups if all(exclusive(runs[j][1], path) for j in g)), None)
+        if home is None:
+            groups.append([i])
+        else:
+            home.append(i)
+    return groups
 
 
 def _flags_varying(runs: list) -> str:
@@ -52,11 +73,34 @@ def _number(text: str) -> bool:
     return True
 
 
+def _size(plan: Plan) -> tuple:
+    # the run that must fit: the most memory per GPU; then the most compute
+    return plan.memory_per_gpu, plan.flops_per_token * plan.tokens
+
+
+def runs_plan(plans: list[Plan], runs: list[tuple[Any, tuple]]) -> Plan:
+    """One plan for the base runs of a script (plans[i] is runs[i]'s): of alternatives (alternatives()) the
+    largest, which must fit; the runs that remain are one run or a sweep."""
+    keep, notes = [], []
+    for group in alternatives(runs):
+        chosen = max(group, key=lambda i: _size(plans[i]))
+        keep.append(chosen)
+        if len(group) > 1:
+            lines = ", ".join(str(runs[i][0].line) for i in group[:6])
+            notes.append(
+                f"lines {lines} train base in different branches of an if/case the script decides only when it runs: "
+                f"one of them runs; planned is line {runs[chosen][0].line}'s, the largest"
+            )
+    if len(keep) == 1:
+        one = plans[keep[0]]
+        return replace(one, assumptions=[*one.assumptions, *notes])
+    swept = sweep_plan([plans[i] for i in keep], [runs[i][0] for i in keep])
+    return replace(swept, assumptions=[*swept.assumptions, *notes])
+
+
 def sweep_plan(plans: list[Plan], runs: list) -> Plan:
     # the run shown is the one that must fit (most memory per GPU; then the most compute)
-    largest = max(
-        range(len(plans)), key=lambda i: (plans[i].memory_per_gpu, plans[i].flops_per_token * plans[i].tokens)
-    )
+    largest = max(range(len(plans)), key=lambda i: _size(plans[i]))
     main = plans[largest]
     base = [p.phase("base") for p in plans]
     seconds = [b.seconds if b is not None else None for b in base]

@@ -81,6 +81,18 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     ]
 
 
+def _out_of_memory(logs: Any, profile: Any) -> set[str]:
+    """The phases a crash of which ran out of memory."""
+    from preflight.causes import classify_traceback
+    from preflight.checks.logs import crashes
+
+    if logs is None:
+        return set()
+    return {
+        tb.phase or seg.phase for tb, seg in crashes(logs) if classify_traceback(tb, profile).name == "out of memory"
+    }
+
+
 def _script_commands(ctx: Any, phase: str) -> list[str] | None:
     """The job's own command lines from the first step of ``phase`` on (None: no script known)."""
     js = ctx.get("jobscript", None)
@@ -185,6 +197,8 @@ def resume_fact(ctx: Any) -> ResumePlan:
     commands: list[str] = []
     refused: list[str] = []
     start = PHASES.index(first.name)
+    oom = _out_of_memory(logs, profile)
+    halved: list[str] = []
     for v in phases.verdicts[start:]:
         if not v.expected:
             continue
@@ -193,19 +207,29 @@ def resume_fact(ctx: Any) -> ResumePlan:
             if modules.get("report"):
                 commands.append(f"python -m {modules['report']} generate")
             continue
-        for module in spec.get("modules") or []:
+        modules_run = list(spec.get("modules") or [])
+        if v.trained is not None:  # its training is done: from the evaluation that crashed on
+            names = [m.rsplit(".", 1)[-1] for m in modules_run]
+            cut = names.index(v.rerun) if v.rerun in names else 1
+            modules_run = [m for m in modules_run[cut:] if m != spec.get("train_module")]
+        for module in modules_run:
             base = module.rsplit(".", 1)[-1]
             args: list[str] = []
             if base == "chat_eval":
                 args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
             elif module == spec.get("train_module"):
-                args = _train_args(profile, v, logs, spec, refused)
+                args = _train_args(profile, v, logs, spec, refused, halved if v.name in oom else None)
             commands.append(_command(module, args, world, nodes))
     note = f"{first.name} is {first.status}" + (f": {first.cause}" if first.cause else "")
     if outside:
         note += (
             f"; {', '.join(outside)} are not in these logs: this plan assumes their outputs exist (pass --base-dir "
             f"to check); if they do not, run them first"
+        )
+    if halved:
+        note += (
+            f"; {', '.join(halved)} for the out-of-memory (the gradient accumulation steps double: the same total "
+            "batch; halve it again if it still does not fit)"
         )
     if world_guess and any("--nproc_per_node" in c for c in commands):
         note += f"; {world_guess}"
@@ -242,8 +266,11 @@ def device_batch_size(logs: Any, phase: str | None, profile: Any) -> int | None:
     if logs is None or not phase:
         return None
     trainer = ((profile.phase(phase) or {}).get("train_module") or "").rsplit(".", 1)[-1]
-    flags = trainer_flags(logs.by_phase(phase), trainer)
+    segs = logs.by_phase(phase)
+    flags = trainer_flags(segs, trainer)
     value = next((v for k, v in flags.items() if k.replace("-", "_") == "device_batch_size"), None)
+    if value is None:  # its own micro-batch line ("Tokens / micro-batch / rank: 1 x 1024"): every trainer prints it
+        value = next((s.settings.get("device_batch_size") for s in reversed(segs) if s.script == trainer), None)
     return int(value) if value is not None and str(value).isdigit() and len(str(value)) <= 6 else None
 
 
@@ -289,9 +316,12 @@ def resume_key(profile: Any, phase: str) -> str | None:
     return spec.get("resume_flag") or (profile.data.get("resume_flag") if phase == "base" else None)
 
 
-def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str]) -> list[str]:
+def _train_args(
+    profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str], halved: list[str] | None = None
+) -> list[str]:
     """Trainer flags rebuilt from the phase's ``Overriding: key = value`` lines. A log is data: a value
-    that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted."""
+    that is not a plain flag value is left out and reported in ``refused``; the rest is shell-quoted. ``halved``
+    (a phase that ran out of memory): its device batch size is halved, and what was halved is added to it."""
     args: list[str] = []
     resume_setting = resume_key(profile, v.name)
     segs = logs.by_phase(v.name) if logs is not None else []
@@ -305,6 +335,10 @@ def _train_args(profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: l
         if not (re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
             refused.append(f"{key[:64]} = {str(value)[:80]!r}")
             continue
+        if halved is not None and key.replace("-", "_") == "device_batch_size" and str(value).isdigit():
+            if int(value) > 1:  # the batch that did not fit is no command to rerun as it was
+                halved.append(f"{_flag(profile, key)} {value} -> {int(value) // 2}")
+                value = str(int(value) // 2)
         args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
     depth = _depth_of_saved_tag(segs) if v.name == "base" else None
     if depth is not None and not any(k.replace("-", "_") == "depth" for k in overrides):

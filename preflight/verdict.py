@@ -103,6 +103,9 @@ class PhaseVerdict:
     step: int | None = None
     planned: int | None = None
     before_logs: bool = False  # logs alone, and they begin with a later phase: this one is outside them
+    # its training finished (this checkpoint step) and only its evaluation failed: a resume reruns the evaluation
+    trained: int | None = None
+    rerun: str | None = None  # then the entry point to rerun it from (base_eval)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -114,6 +117,8 @@ class PhaseVerdict:
         }
         if self.before_logs:
             out["before_logs"] = True
+        if self.trained is not None:
+            out["trained"] = self.trained
         return out
 
 
@@ -248,8 +253,12 @@ def judge_phase(
             text = crash_text(
                 tb, logged_steps, failed_record(logs, tb), evaluated_before(segs, tb), last_step_before(segs, tb)
             )
+            trained = None if own or is_missing_checkpoint(tb) else _trained_before(phase, segs, tb, planned)
             if tb.script and tb.script not in TRAINER_SCRIPTS:
                 text = f"{tb.script} {text}"  # the phase's evaluation crashed, not its training
+            if trained is not None:  # its training is done: only the evaluation is to be rerun
+                (v.trained, how), v.rerun = trained, tb.script
+                text += f"; its training was done ({how}): only the evaluation is to be rerun"
             v.status, v.cause = "failed", text + earlier
             root = _rank_root(ctx, phase, tb, profile)
             if root is not None:  # this traceback is a rank that lost its peer; the cause is the peer's
@@ -324,6 +333,30 @@ def judge_phase(
             v.status, v.cause = "failed", f"logged {logged_steps} steps but wrote no checkpoint"
         return v
     return v
+
+
+def _trained_before(phase: str, segs: list, tb: Any, planned: int | None) -> tuple[int, str] | None:
+    """The checkpoint step the phase's training finished with, and how the logs show it, where a crash of its
+    evaluation (base_eval, base_loss) came after that: the trainer ended its run and saved, or the evaluation
+    loaded the phase's own checkpoint (a separate eval job) at the planned horizon or with none known."""
+    for seg in reversed(segs):
+        if seg.script in TRAINER_SCRIPTS and seg.end_markers and seg.failed_marker is None and not seg.tracebacks:
+            step = max(seg.saved_steps(), default=None)
+            if step is not None and (planned is None or step >= planned):
+                return step, f"{seg.script} ended and saved its step-{step} checkpoint"
+    for seg in reversed(segs):
+        load = seg.loaded
+        if (
+            any(t is tb for t in seg.tracebacks)
+            and load is not None
+            and load.data.get("source") == phase
+            and load.line < tb.line
+            and seg.script not in TRAINER_SCRIPTS
+        ):
+            step = load.data.get("step")
+            if isinstance(step, int) and (planned is None or step >= planned):
+                return step, f"{seg.script} loaded its step-{step} checkpoint"
+    return None
 
 
 def _saved_step(segs: list) -> int | None:
@@ -493,6 +526,19 @@ def _mark_loaded(logs: Any, verdicts: list[PhaseVerdict]) -> None:
         v.evidence.append(f"{path}:{event.line}")
 
 
+def _mark_skipped_mid(logs: Any, verdicts: list[PhaseVerdict]) -> None:
+    """SFT that started from base's checkpoint, in a run whose logs show no midtraining: this run has none (a fork's
+    SFT straight on a base model), so mid is not expected of it and a resume plan does not start there."""
+    mid = next((v for v in verdicts if v.name == "mid"), None)
+    if mid is None or mid.status != "not-run" or not mid.expected or logs is None or logs.by_phase("mid"):
+        return
+    loads = [s for s in logs.by_phase("sft") if s.load_sources]
+    if loads and all(s.load_sources == {"base"} for s in loads):
+        where = f"{Path(loads[0].path).name}:{loads[0].loaded.line}" if loads[0].loaded is not None else ""
+        mid.expected = False
+        mid.cause = "not part of this run: its SFT started from base's checkpoint" + (f" ({where})" if where else "")
+
+
 def _mark_tokenizer_used(logs: Any, verdicts: list[PhaseVerdict]) -> None:
     """A tokenizer missing from the logs (and from a base dir) was there before them when a later phase's
     trainer got through its setup or logged steps: every trainer loads the tokenizer first."""
@@ -587,6 +633,7 @@ def phases_fact(ctx: Any) -> Phases:
             v.expected = phase in expected or phase in started
         verdicts.append(v)
     _mark_diverged(logs, verdicts)
+    _mark_skipped_mid(logs, verdicts)
     _mark_loaded(logs, verdicts)
     _mark_tokenizer_used(logs, verdicts)
     if inv is None:

@@ -1,4 +1,4 @@
-"""Checks on the filesystem under the base dir: FS001-FS004."""
+"""Checks on the filesystem under the base dir: FS001-FS005."""
 
 from __future__ import annotations
 
@@ -249,3 +249,75 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
         + (no_flag if untagged else ""),
         data={"trained_tag": trained, "would_load": picked, "dir": str(ckpt)},
     )
+
+
+@check("FS005", "resume-checkpoint-missing", severity="error", kills_at_start=True)
+def resume_checkpoint_missing(ctx, script, plan) -> Iterator[Finding]:
+    """
+    What it checks: a base training that resumes (``--resume_from_step=N``) against the base
+    dir the job uses: ``base_checkpoints/<model tag>/model_<N>.pt`` and ``meta_<N>.json`` must
+    be there (the tag is ``--model_tag``, else ``d<depth>``).
+
+    Why it matters: base_train loads that step's model, optimizer and metadata before its first
+    step; without them it stops with ``FileNotFoundError`` as soon as it starts, and a job that
+    runs more phases after it goes on without a model.
+
+    Example:
+        torchrun ... -m scripts.base_train -- --depth=32 --resume-from-step=16000   # no model_016000.pt
+
+    How to fix: resume from a step that was saved (``ls <base dir>/base_checkpoints/<tag>/``),
+    point ``NANOCHAT_BASE_DIR`` at the run that saved it, or leave the flag out to start over.
+    """
+    from preflight.ckpt import MODEL_RE
+    from preflight.facts import FactUnavailable
+    from preflight.inventory import known_base_dir
+    from preflight.plan_launches import training_invocation
+
+    phase = plan.phase("base") if plan is not None else None
+    step = phase.resume_from if phase is not None else None
+    if not step:
+        raise Skip("no base training resumes from a step")
+    try:
+        base = Path(known_base_dir(ctx).path)
+    except FactUnavailable as exc:
+        raise Skip(str(exc)) from None
+    inv = training_invocation(script, ctx.get("profile", None), "base")
+    tag_flag = inv.flag("model_tag") if inv is not None else None
+    tag = (tag_flag.value if tag_flag is not None else None) or (f"d{plan.depth}" if plan.depth else None)
+    if not tag or "$" in tag or "/" in tag:
+        raise Skip("the model tag is known only when the job runs")
+    ckpt = base / "base_checkpoints" / tag
+    wanted = [ckpt / f"model_{step:06d}.pt", ckpt / f"meta_{step:06d}.json"]
+    missing = [p.name for p in wanted if not _exists(p)]
+    if not missing:
+        return
+    try:
+        saved = sorted(int(m.group(1)) for e in os.scandir(ckpt) if (m := MODEL_RE.match(e.name)))
+    except OSError:
+        saved = []
+    there = (
+        f"; the steps saved there: {', '.join(f'{s:,}' for s in saved[-5:])}" if saved else f"; {ckpt} holds no model"
+    )
+    from preflight.checkout import setting_flag
+    from preflight.checks.flags import checkout_or_none
+
+    flag = None
+    if inv is not None:
+        flag, _ = setting_flag(checkout_or_none(ctx), ctx.get("profile", None), inv.entry, "resume_from_step")
+    flag = flag or "--resume_from_step"
+    where = f" (line {inv.line})" if inv is not None else ""
+    yield Finding(
+        f"base_train resumes from step {step:,}{where}, but {' and '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not in {ckpt}{there}: it stops with FileNotFoundError as it starts",
+        path=str(ckpt),
+        fix=f"resume from a saved step ({flag}={saved[-1]})"
+        if saved
+        else f"leave out {flag} to start over, or point NANOCHAT_BASE_DIR at the run that saved that step",
+    )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False

@@ -209,7 +209,8 @@ def sourced_file_missing(script) -> Iterator[Finding]:
     not exist and nothing in the script creates it first.
 
     Why it matters: the job dies at that line (with ``set -e``) or runs on without the
-    variables and functions the file defines: a machine config that exists only as a
+    variables and functions the file defines (a venv that is not activated: the system's
+    python, without the job's packages): a machine config that exists only as a
     ``.template`` in the repository kills every job at its first second.
 
     Example:
@@ -230,8 +231,16 @@ def sourced_file_missing(script) -> Iterator[Finding]:
                 hint, fix = f" (only {path}{suffix} exists)", f"cp {path}{suffix} {path} and fill it in"
             else:
                 hint, fix = "", f"create {path}, fix the path, or guard it: [ -f {path} ] && {cmd.name} {path}"
+            if model.set_e_line is not None and model.set_e_line < cmd.line:
+                outcome = f"under set -e (line {model.set_e_line}) the job fails there"
+            elif what == "runs":
+                outcome = "bash fails and, with no set -e, the job runs on without what it does"
+            elif Path(path).name == "activate":
+                outcome = "with no set -e the job runs on outside the environment, with whatever python is on PATH"
+            else:
+                outcome = "with no set -e the job runs on without what it defines"
             yield Finding(
-                f"line {cmd.line} {what} {path}, which does not exist{hint}: the job fails there",
+                f"line {cmd.line} {what} {path}, which does not exist{hint}: {outcome}",
                 path=script.file_of(cmd),
                 line=cmd.line,
                 fix=fix,

@@ -400,7 +400,7 @@ def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
 
     chdir = job_env.sbatch.get("chdir")
     workdir = Path(ctx.inputs.cwd)
-    why = "the directory sbatch is run from"
+    why = _SUBMITTED_FROM
     if chdir:
         if "$" in chdir or "%" in chdir:
             return None
@@ -429,6 +429,14 @@ def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
     return workdir, why
 
 
+_SUBMITTED_FROM = "the directory sbatch is run from"
+
+
+def _from_submit_dir(why: str) -> bool:
+    """Whether _launch_dir's reason is the submit directory (no cd, or a cd to $SLURM_SUBMIT_DIR)."""
+    return why == _SUBMITTED_FROM or why.startswith("the `cd` to the submit directory")
+
+
 def _launched(inv) -> str:
     return f"python -m {inv.module}" if inv.module else f"python {inv.script_file}"
 
@@ -446,7 +454,8 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
     What it checks: that a ``python -m scripts.X`` (or ``torchrun -m scripts.X``, or
     ``python scripts/x.py``) launched by the batch script finds its file in the directory it runs
     in: the directory ``sbatch`` is run from (or ``#SBATCH --chdir``), or the target of the last
-    literal ``cd`` before it; also through a literal ``PYTHONPATH``.
+    literal ``cd`` before it; also through a literal ``PYTHONPATH``. ``preflight check --checkout DIR``
+    takes the submit directory to be that checkout (``preflight sbatch`` submits from where it runs).
 
     Why it matters: run outside the nanochat checkout, python prints ``No module named
     'scripts'`` and exits 1 before the phase starts; later phases then fail the same way or run on
@@ -486,7 +495,12 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
         if where is None:
             continue
         roots = [where[0], *extra] if inv.module else [where[0]]
-        if not _is_dir(where[0]):
+        if given is not None and not ctx.inputs.submitting and _from_submit_dir(where[1]):
+            # `preflight check --checkout DIR`: the job is submitted later, from where the user will; the checkout
+            # it runs is the one given, not the directory preflight happens to run in
+            where = (given.root, f"{where[1]}, taken to be the checkout given (--checkout)")
+            roots = [where[0], *extra] if inv.module else [where[0]]
+        elif not _is_dir(where[0]):
             # a cluster path (cd /mnt/...) seen from CI or a laptop: --checkout says what is there
             if given is not None:
                 roots = [given.root, *extra]

@@ -110,6 +110,37 @@ def iter_nodes(nodes: list, func: Func | None = None) -> Iterator[tuple[Any, Fun
             yield from iter_nodes(n.body, n)
 
 
+def branch_paths(nodes: list, path: tuple = ()) -> dict[int, tuple]:
+    """Each command's line -> the branches it lies in: ((id of its if/case, which branch), ...) from the outside in.
+    Two commands whose paths take different branches of one if or case never both run."""
+    out: dict[int, tuple] = {}
+    for n in nodes:
+        if isinstance(n, Item):
+            if n.cmd is not None:
+                out.setdefault(n.cmd.line, path)
+        elif isinstance(n, If):
+            arms = [body for _cond, body in n.branches] + [n.else_body or []]
+            for cond, _body in n.branches:
+                out.update(branch_paths(cond, path))  # a condition runs whenever the branches before it fail
+            for i, body in enumerate(arms):
+                out.update(branch_paths(body, (*path, (id(n), i))))
+        elif isinstance(n, Case):
+            for i, (_patterns, body) in enumerate(n.arms):
+                out.update(branch_paths(body, (*path, (id(n), i))))
+        elif isinstance(n, Loop):
+            out.update(branch_paths(n.cond, path))
+            out.update(branch_paths(n.body, path))
+        elif isinstance(n, (Group, Func)):
+            out.update(branch_paths(n.body, path))
+    return out
+
+
+def exclusive(a: tuple, b: tuple) -> bool:
+    """Whether two branch paths (branch_paths) take different branches of one if or case."""
+    taken = dict(a)
+    return any(node in taken and taken[node] != arm for node, arm in b)
+
+
 _CLOSES = {"fi": If, "done": Loop, "esac": Case}
 
 

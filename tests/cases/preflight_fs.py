@@ -1,4 +1,4 @@
-"""Good/bad cases for the filesystem checks (FS001-FS004)."""
+"""Good/bad cases for the filesystem checks (FS001-FS005)."""
 
 from preflight.testing import Scenario, bad, good
 
@@ -72,3 +72,18 @@ def _():  # the trained tag passed on
 def _():  # only smaller models there: the largest dN is this run's d20
     files = {"base/base_checkpoints/d12/model_000100.pt": "x"}
     return Scenario(script=PIPELINE, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
+
+
+RESUME = SCRIPT.replace("--depth=20", "--depth=20 --num_iterations=3000 --resume_from_step=2000")
+
+
+@bad("resume-checkpoint-missing")
+def _():  # the run saved step 1000, not 2000
+    files = {"base/base_checkpoints/d20/model_001000.pt": "x", "base/base_checkpoints/d20/meta_001000.json": "{}"}
+    return Scenario(script=RESUME, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
+
+
+@good("resume-checkpoint-missing")
+def _():
+    files = {"base/base_checkpoints/d20/model_002000.pt": "x", "base/base_checkpoints/d20/meta_002000.json": "{}"}
+    return Scenario(script=RESUME, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
