@@ -128,6 +128,20 @@ def gpu_in_script(lines: list[str]) -> tuple[GPUModel | None, str | None]:
     return None, sign
 
 
+# a script that runs on Huawei Ascend NPUs (torch_npu): no GPU of this table, whatever SLURM calls the device
+_ASCEND_SIGN_RE = re.compile(
+    r"\bnpu-smi\b|\btorch_npu\b|\bASCEND_RT_VISIBLE_DEVICES\b|--extra[= ]npu\b|device[_-]type[= ]npu\b"
+)
+
+
+def ascend_in_script(lines: list[str]) -> str | None:
+    """Where a script shows it runs on Ascend NPUs ("line 22: npu-smi"), else None."""
+    for n, line in enumerate(lines, 1):
+        if not line.lstrip().startswith("#") and (m := _ASCEND_SIGN_RE.search(line)):
+            return f"line {n}: {m.group(0)}"
+    return None
+
+
 def by_name(name: str) -> GPUModel | None:
     return next((m for m in MODELS if m.name.lower() == name.lower()), None) or lookup(name)
 
