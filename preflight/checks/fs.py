@@ -268,15 +268,15 @@ def resume_checkpoint_missing(ctx, script, plan) -> Iterator[Finding]:
     How to fix: resume from a step that was saved (``ls <base dir>/base_checkpoints/<tag>/``),
     point ``NANOCHAT_BASE_DIR`` at the run that saved it, or leave the flag out to start over.
     """
-    from preflight.ckpt import MODEL_RE
-    from preflight.facts import FactUnavailable
-    from preflight.inventory import known_base_dir
-    from preflight.plan_launches import training_invocation
-
     phase = plan.phase("base") if plan is not None else None
     step = phase.resume_from if phase is not None else None
     if not step:
         raise Skip("no base training resumes from a step")
+    from preflight.ckpt import MODEL_RE  # imports zipfile: only for a run that resumes
+    from preflight.facts import FactUnavailable
+    from preflight.inventory import known_base_dir
+    from preflight.plan_launches import training_invocation
+
     try:
         base = Path(known_base_dir(ctx).path)
     except FactUnavailable as exc:
