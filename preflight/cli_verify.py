@@ -134,7 +134,9 @@ def verify_cmd(
         _describe_curves(result, ctx)
     emit(result, registry, fmt, output_file, verbose=verbose, no_color=no_color, elapsed=elapsed, title=title)
     phases = result.extras.get("phases") or []
-    incomplete = [p for p in phases if p.get("expected", True) and p.get("status") != "done"]  # rl: not in every era
+    from preflight.model import phase_not_done
+
+    incomplete = [p for p in phases if phase_not_done(p)]  # rl: not in every era
     from preflight.jobinfo import ACTIVE_STATES
 
     job = result.extras.get("job") or {}

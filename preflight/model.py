@@ -161,11 +161,7 @@ class RunResult:
     def incomplete_phases(self) -> list[str]:
         """Postflight: the expected phases the run did not finish (a job still running is not judged)."""
         phases = self.extras.get("phases") or []
-        return [
-            str(p.get("name", "?"))
-            for p in phases
-            if isinstance(p, dict) and p.get("expected", True) and p.get("status") not in ("done", "running")
-        ]
+        return [str(p.get("name", "?")) for p in phases if phase_not_done(p) and p.get("status") != "running"]
 
     @property
     def verdict(self) -> str:
@@ -184,3 +180,14 @@ class RunResult:
         for c in self.checks:
             out[c.status.value] += 1
         return out
+
+
+def phase_not_done(phase: Any) -> bool:
+    """A phase of the report's ``phases`` the run was expected to finish and did not: not one outside the logs
+    (before_logs), which the resume plan takes as done."""
+    return (
+        isinstance(phase, dict)
+        and bool(phase.get("expected", True))
+        and phase.get("status") != "done"
+        and not phase.get("before_logs")
+    )

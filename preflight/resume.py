@@ -49,14 +49,14 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     """The fixes the crashes from ``from_phase`` on call for, one per cause (every offline
     dataset in one prefetch command)."""
     from preflight.causes import CASCADE, classify_traceback, fix_for
-    from preflight.checks.logs import _hf_home, crashes
+    from preflight.checks.logs import _hf_home
 
     if logs is None:
         return []
     later = set(PHASES[PHASES.index(from_phase) :]) if from_phase in PHASES else set(PHASES)
     by_cause: dict[str, list[tuple[str, str | None]]] = {}
     phase_of: dict[str, str | None] = {}  # the phase whose entry point spells the cause's fix
-    for tb, seg in crashes(logs):
+    for tb, seg in last_crashes(logs):
         if (tb.phase or seg.phase) not in later:
             continue
         cause = classify_traceback(tb, profile)
@@ -81,15 +81,26 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     ]
 
 
-def _out_of_memory(logs: Any, profile: Any) -> set[str]:
-    """The phases a crash of which ran out of memory."""
-    from preflight.causes import classify_traceback
+def last_crashes(logs: Any) -> list:
+    """The crashes of each phase's last crashed process: what a resume must fix. An earlier attempt's crash (a
+    sweep's out-of-memory, then a later try's own error) was answered by the attempts after it."""
     from preflight.checks.logs import crashes
+
+    found = list(crashes(logs))
+    last = {tb.phase or seg.phase: seg for tb, seg in found}
+    return [(tb, seg) for tb, seg in found if seg is last[tb.phase or seg.phase]]
+
+
+def _out_of_memory(logs: Any, profile: Any) -> set[str]:
+    """The phases whose last crashed process ran out of memory."""
+    from preflight.causes import classify_traceback
 
     if logs is None:
         return set()
     return {
-        tb.phase or seg.phase for tb, seg in crashes(logs) if classify_traceback(tb, profile).name == "out of memory"
+        tb.phase or seg.phase
+        for tb, seg in last_crashes(logs)
+        if classify_traceback(tb, profile).name == "out of memory"
     }
 
 

@@ -12,6 +12,7 @@ from preflight.model import Finding, Severity
 from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
 from preflight.registry import check
+from preflight.script.commands import inside_quoted_word
 from preflight.script.tree import iter_commands
 from preflight.script.wrappers import with_shell_text
 from preflight.units import parse_count, parse_int
@@ -546,8 +547,9 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                 continue  # `export RUSTUP_HOME=/scratch/rustup` names a path; it downloads nothing
             line_text = " ".join(cmd.words)
             for rx, what in compiled:
-                if not rx.search(line_text):
-                    continue
+                m = rx.search(line_text)
+                if not m or inside_quoted_word(cmd, m.start(), m.end()):
+                    continue  # `log "create one with: uv sync"`: a message names it (shell text run is read apart)
                 if cmd.in_condition:  # `if curl -s https://api.wandb.ai; then ... else WANDB_MODE=offline`: handled
                     yield Finding(
                         f"`{line_text[:80]}` needs the internet ({what}); it is the condition of an `if`/`while`, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from preflight.script.model import ASSIGN_RE, Assignment, Command, ScriptModel, Word
 
@@ -316,3 +317,14 @@ def _record_command(
 
 def _is_default_only(name: str, value: str) -> bool:
     return bool(re.match(rf"^\$\{{{re.escape(name)}:?[-=]", value))
+
+
+def inside_quoted_word(cmd: Any, start: int, end: int) -> bool:
+    """Whether [start, end) of the command's words joined by blanks lies inside one word written in quotes (an
+    argument, like a message's text, not words the command runs)."""
+    pos = 0
+    for word, raw in zip(cmd.words, cmd.raw_words, strict=False):
+        if pos <= start and end <= pos + len(word):
+            return raw[:1] in ("'", '"')
+        pos += len(word) + 1
+    return False

@@ -83,6 +83,8 @@ def test_a_sighup_is_a_hangup_with_its_own_fix(tmp_path, cli):
     (crash,) = checks["LOG002"]["findings"]
     assert "(hangup)" in crash["message"], crash["message"]
     assert "SIGHUP" in crash["fix"] and "tmux" in crash["fix"]
+    # a real log started with nohup still got it: torchrun installs its own SIGHUP handler (it said "or nohup")
+    assert "not nohup alone" in crash["fix"], crash["fix"]
 
 
 def test_argparse_refusing_the_command_line_is_the_phase_crash(tmp_path, cli):

@@ -1,0 +1,37 @@
+"""Shapes from a thirteenth round of public forks' batch scripts (written here in our own words): phases switched
+off by flags after a `source ~/.cargo/env`, and messages that name a setup command."""
+
+from __future__ import annotations
+
+from tests.clirun import check_script
+
+_TOGGLES = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:2\nset -e\n"
+    "ENABLE_RUST=false\nENABLE_BASE_TRAIN=false\nENABLE_SFT=true\n"
+    'if [ -f "$HOME/.cargo/env" ]; then\n    source "$HOME/.cargo/env"\nfi\n'
+    'if [ "$ENABLE_BASE_TRAIN" = true ]; then\n'
+    "    torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=20\nfi\n"
+    'if [ "$ENABLE_SFT" = true ]; then\n    torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft\nfi\n'
+)
+
+
+def test_phases_switched_off_stay_off_after_sourcing_rustups_env(tmp_path, cli):
+    # rustup's env file puts ~/.cargo/bin on PATH and nothing else: the flags after it are still known (every phase
+    # was planned, with errors for the base training that never runs)
+    report, _checks = check_script(cli, tmp_path, _TOGGLES, "--profile", "classic")
+    assert [p["name"] for p in report["plan"]["phases"]] == ["sft"], report["plan"]["phases"]
+    # any other sourced file may set anything: then both branches count
+    other = _TOGGLES.replace(".cargo/env", "site/env.sh")
+    report, _checks = check_script(cli, tmp_path, other, "--profile", "classic")
+    assert "base" in [p["name"] for p in report["plan"]["phases"]], report["plan"]["phases"]
+
+
+def test_a_message_that_names_a_setup_command_downloads_nothing(tmp_path, cli):
+    body = (
+        '#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nlog() { echo "$1"; }\n'
+        'if [ ! -d .venv ]; then log "no venv: create one with uv venv && uv sync --extra gpu"; exit 1; fi\n'
+        'srun bash -lc "uv sync"\npython -m scripts.base_train --depth=4\n'
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    lines = [f["location"]["line"] for f in checks["SB011"]["findings"]]
+    assert lines == [6], checks["SB011"]["findings"]  # the srun's shell text, not the message on line 5
