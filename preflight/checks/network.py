@@ -286,6 +286,10 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     run = phases_run(script, profile)
     env = job_env.env
     base = Path(base_dir.path)
+    if "$(" in str(base) or "`" in str(base):
+        # the job computes it (NANOCHAT_BASE_DIR="$(eval echo ...)"): pasted on a login node that text would name
+        # another directory (/ where its variable is unset); this form stops with a message instead
+        base = Path("${NANOCHAT_BASE_DIR:?set it to the base dir the job computes}")
     path = str(script.path) if script is not None and script.path else None
     hf_needed = False
     seen: set[tuple[str, str]] = set()  # (local copy, config): said once per phase even if two items need it

@@ -35,3 +35,16 @@ def test_a_message_that_names_a_setup_command_downloads_nothing(tmp_path, cli):
     _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     lines = [f["location"]["line"] for f in checks["SB011"]["findings"]]
     assert lines == [6], checks["SB011"]["findings"]  # the srun's shell text, not the message on line 5
+
+
+def test_a_base_dir_the_job_computes_is_not_pasted_into_a_login_node_command(tmp_path, cli):
+    # NANOCHAT_BASE_DIR="$(eval echo "$RAW")": the prefetch fix printed that text, which on a login node without RAW
+    # names / ("curl -o $(eval echo "$RAW")/eval_bundle.zip")
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nRAW='~/exp/.cache/nanochat'\n"
+        'export NANOCHAT_BASE_DIR="$(eval echo "$RAW")"\n'
+        "python -m scripts.tok_eval\ntorchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=4\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    fixes = " ".join(f["fix"] for f in checks["NET001"]["findings"])
+    assert "$(eval" not in fixes and "${NANOCHAT_BASE_DIR:?" in fixes, fixes
