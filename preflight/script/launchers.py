@@ -564,9 +564,12 @@ def _has_exit_check(cmds: list[Command], idx: int) -> bool:
                 return True
             if nxt.op_after not in (";", "&&", None) and nxt.name not in ("echo", "printf", ">&2"):
                 break
-    if idx + 1 < len(cmds):
-        nxt = cmds[idx + 1]
+    end = idx
+    while end + 1 < len(cmds) and cmds[end].op_after == "|":
+        end += 1  # `"$@" 2>&1 | tee -a "$LOG"`: the check reads the pipeline's statuses after its last member
+    if end + 1 < len(cmds):
+        nxt = cmds[end + 1]
         joined = " ".join(nxt.raw_words)
-        if "$?" in joined or "${?}" in joined or "PIPESTATUS" in joined:
+        if "PIPESTATUS" in joined or (end == idx and ("$?" in joined or "${?}" in joined)):
             return True
     return False

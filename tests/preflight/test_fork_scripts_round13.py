@@ -48,3 +48,27 @@ def test_a_base_dir_the_job_computes_is_not_pasted_into_a_login_node_command(tmp
     _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     fixes = " ".join(f["fix"] for f in checks["NET001"]["findings"])
     assert "$(eval" not in fixes and "${NANOCHAT_BASE_DIR:?" in fixes, fixes
+
+
+_RUN_COMMAND = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:2\nLOG=run.log\n"
+    "run_command() {\n"
+    '    "$@" 2>&1 | tee -a "$LOG"\n'
+    "    local status=${PIPESTATUS[0]}\n"
+    '    if [ $status -ne 0 ]; then echo "failed: $*" >&2; exit $status; fi\n'
+    "}\n"
+    "run_command torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=4\n"
+    "run_command torchrun --standalone --nproc_per_node=2 -m scripts.mid_train\n"
+    "run_command torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft\n"
+)
+
+
+def test_a_wrapper_that_reads_its_pipelines_status_checks_each_step(tmp_path, cli):
+    # `"$@" | tee` then ${PIPESTATUS[0]} and exit: every step through it is checked (SB003 said "without set -e or
+    # per-step exit checks")
+    _report, checks = check_script(cli, tmp_path, _RUN_COMMAND, "--profile", "classic")
+    assert not checks["SB003"]["findings"], checks["SB003"]["findings"]
+    # `$?` after the pipeline is tee's status: no check of the trainer
+    unchecked = _RUN_COMMAND.replace("${PIPESTATUS[0]}", "$?")
+    _report, checks = check_script(cli, tmp_path, unchecked, "--profile", "classic")
+    assert checks["SB003"]["findings"], checks["SB003"]
