@@ -580,7 +580,7 @@ def plan_fact(ctx: Any) -> Plan:
 
     checkout = checkout_or_none(ctx)
     try:
-        from preflight.plan_launches import exits_before_training
+        from preflight.plan_launches import why_nothing_to_plan
         from preflight.plan_sweep import base_runs, runs_plan
 
         runs = base_runs(script, profile)
@@ -604,7 +604,7 @@ def plan_fact(ctx: Any) -> Plan:
             profile, script, job_env, gpus, ctx.config, ctx.environ, partition_gpu=partition_gpu, checkout=checkout
         )
         if not plan.phases and script is not None:
-            plan.why_empty = exits_before_training(script)
+            plan.why_empty = why_nothing_to_plan(script)
         return plan
     except (TypeError, ValueError, ZeroDivisionError) as exc:
         raise FactUnavailable(f"cannot plan this run: {exc}") from None

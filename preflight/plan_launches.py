@@ -90,6 +90,23 @@ def unread_runners(script: Any, profile: Any) -> list[tuple[Any, str]]:
     return out
 
 
+def why_nothing_to_plan(script: Any) -> str:
+    """Why a script plans no phase, where it says more than "no training": it exits before its first launch, or it
+    only submits other jobs."""
+    exits = exits_before_training(script)
+    if exits:
+        return exits
+    submits = [c for m in script.walk() for c in m.commands if c.name == "sbatch" and len(c.words) > 1]
+    if submits:
+        cmd = submits[-1]
+        target = next((w for w in cmd.words[1:] if not w.startswith("-")), cmd.words[-1])
+        return (
+            f"the script trains nothing itself: it submits another job (line {cmd.line}: sbatch {target[:60]}); "
+            f"check that one: preflight check {target[:60]}"
+        )
+    return ""
+
+
 def exits_before_training(script: Any) -> str:
     """Why a script that launches training plans none: it surely exits before its first launch (SB017 says why)."""
     from preflight.script.launchers import launches_of

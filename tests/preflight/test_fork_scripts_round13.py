@@ -72,3 +72,13 @@ def test_a_wrapper_that_reads_its_pipelines_status_checks_each_step(tmp_path, cl
     unchecked = _RUN_COMMAND.replace("${PIPESTATUS[0]}", "$?")
     _report, checks = check_script(cli, tmp_path, unchecked, "--profile", "classic")
     assert checks["SB003"]["findings"], checks["SB003"]
+
+
+def test_a_script_that_only_submits_another_job_says_which_to_check(tmp_path, cli):
+    body = (
+        "#!/bin/bash\nset -e\nSTEP=$(ls base_checkpoints/d20 | tail -1)\n"
+        'sbatch --dependency=singleton runs/train_d20.sh "$STEP"\n'
+    )
+    (tmp_path / "job.sh").write_text(body)
+    proc = cli("preflight", "check", "job.sh", "--profile", "current", cwd=tmp_path, env={"HOME": str(tmp_path)})
+    assert "it submits another job (line 4: sbatch runs/train_d20.sh); check that one" in proc.stdout, proc.stdout
