@@ -128,17 +128,28 @@ def gpu_in_script(lines: list[str]) -> tuple[GPUModel | None, str | None]:
     return None, sign
 
 
-# a script that runs on Huawei Ascend NPUs (torch_npu): no GPU of this table, whatever SLURM calls the device
-_ASCEND_SIGN_RE = re.compile(
-    r"\bnpu-smi\b|\btorch_npu\b|\bASCEND_RT_VISIBLE_DEVICES\b|--extra[= ]npu\b|device[_-]type[= ]npu\b"
+# a script that runs on accelerators other than the NVIDIA GPU assumed when none is named: Huawei Ascend NPUs
+# (torch_npu) or AMD GPUs (ROCm), whatever SLURM calls the device
+_OTHER_ACCELERATORS = (
+    (
+        "Ascend NPUs",
+        re.compile(r"\bnpu-smi\b|\btorch_npu\b|\bASCEND_RT_VISIBLE_DEVICES\b|--extra[= ]npu\b|device[_-]type[= ]npu\b"),
+    ),
+    (
+        "AMD GPUs (ROCm)",
+        re.compile(r"\brocm-smi\b|\bROCR_VISIBLE_DEVICES\b|\bHIP_VISIBLE_DEVICES\b|\bHSA_OVERRIDE_GFX_VERSION\b"),
+    ),
 )
 
 
-def ascend_in_script(lines: list[str]) -> str | None:
-    """Where a script shows it runs on Ascend NPUs ("line 22: npu-smi"), else None."""
+def other_accelerator_in_script(lines: list[str]) -> tuple[str, str] | None:
+    """(what, where: "line 22: npu-smi") where a script shows it runs on Ascend NPUs or AMD GPUs, else None."""
     for n, line in enumerate(lines, 1):
-        if not line.lstrip().startswith("#") and (m := _ASCEND_SIGN_RE.search(line)):
-            return f"line {n}: {m.group(0)}"
+        if line.lstrip().startswith("#"):
+            continue
+        for what, rx in _OTHER_ACCELERATORS:
+            if m := rx.search(line):
+                return what, f"line {n}: {m.group(0)}"
     return None
 
 

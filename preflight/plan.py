@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.gputable import ascend_in_script, gpu_in_script, job_partition_gpu
+from preflight.gputable import gpu_in_script, job_partition_gpu, other_accelerator_in_script
 from preflight.model_size import GIB, auto_batch_size, memory_estimate_bytes, model_shape, peak_flops
 from preflight.plan_launches import phases_run, trainer_invocations, training_invocation, world_size_from
 from preflight.units import duration, parse_count
@@ -419,12 +419,12 @@ def build_plan(
     else:
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
-        npu = ascend_in_script(getattr(script, "lines", None) or [])
+        other = other_accelerator_in_script(getattr(script, "lines", None) or [])
         assumptions.append(
             f"{DEFAULT_GPU} GPUs (none visible here; set gpu.type in config)"
-            if npu is None
-            else f"{DEFAULT_GPU} GPUs, but the script runs on Ascend NPUs ({npu}), which preflight has no figures for: "
-            "its time, cost and memory are an H100's, not theirs"
+            if other is None
+            else f"{DEFAULT_GPU} GPUs, but the script runs on {other[0]} ({other[1]}), which it names no model of: "
+            "the time, cost and memory are an H100's, not theirs (set gpu.type in config where the table has it)"
         )
     device_flag = (_flag_value(flag_inv, "device_type") or "").lower() if flag_inv is not None else ""
     no_gpus_asked = job_env is not None and not job_env.gpus_per_node and not cfg_gpu.get("count")

@@ -109,7 +109,7 @@ def test_a_plan_of_a_script_that_exits_before_its_training_says_so(tmp_path, cli
     assert "the script exits at line 5 (`exit 1`) before its first launch (line 6)" in proc.stdout, proc.stdout
 
 
-def test_a_script_for_ascend_npus_says_the_estimates_are_not_theirs(tmp_path, cli):
+def test_a_script_for_ascend_npus_or_amd_gpus_says_the_estimates_are_not_theirs(tmp_path, cli):
     body = (
         "#!/bin/bash\nset -e\nif npu-smi info >/dev/null 2>&1; then DEVICE=npu; fi\n"
         "torchrun --nproc_per_node=16 -m scripts.base_train -- --depth=12 --run=dummy\n"
@@ -117,5 +117,8 @@ def test_a_script_for_ascend_npus_says_the_estimates_are_not_theirs(tmp_path, cl
     report, _checks = check_script(cli, tmp_path, body, "--profile", "current")
     (note,) = [a for a in report["plan"]["assumptions"] if "Ascend" in a]
     assert "runs on Ascend NPUs (line 3: npu-smi)" in note and "not theirs" in note, note
+    report, _checks = check_script(cli, tmp_path, body.replace("npu-smi info", "rocm-smi"), "--profile", "current")
+    (note,) = [a for a in report["plan"]["assumptions"] if "AMD" in a]
+    assert "runs on AMD GPUs (ROCm) (line 3: rocm-smi)" in note, note
     report, _checks = check_script(cli, tmp_path, body.replace("npu-smi info", "nvidia-smi"), "--profile", "current")
     assert not [a for a in report["plan"]["assumptions"] if "Ascend" in a], report["plan"]["assumptions"]
