@@ -62,7 +62,7 @@ def _parse_time(text: str | None) -> float | None:
         return None  # "Unknown", "None": no end yet
 
 
-def _tail_lines(path: str) -> tuple[list[str], bool] | None:
+def tail_lines(path: str) -> tuple[list[str], bool] | None:
     """The last lines of ``path`` (up to TAIL_BYTES; a cut first line is dropped), and whether the
     file ends with a newline."""
     try:
@@ -81,6 +81,23 @@ def _tail_lines(path: str) -> tuple[list[str], bool] | None:
     return lines, ends_nl
 
 
+_ERROR_WORD_RE = re.compile(r"\b(?:error|fatal|failed|not found|no such)\b", re.I)
+
+
+def last_words(path: str, limit: int = 160) -> tuple[str, str] | None:
+    """What a log nothing else in which is recognised said last: ("its last error line" | "its last line", the line
+    as plain text: no colour codes, no control bytes, secrets masked, cut to ``limit``)."""
+    got = tail_lines(path)
+    lines = [strip_ansi(ln) for ln in got[0] if ln.strip()] if got else []
+    if not lines:
+        return None
+    line = next((ln for ln in reversed(lines) if _ERROR_WORD_RE.search(ln)), None)
+    what = "its last error line" if line is not None else "its last line"
+    line = line if line is not None else lines[-1]
+    text = "".join(ch if ch.isprintable() else " " for ch in line).strip()
+    return what, redact(text[:limit] + ("..." if len(text) > limit else ""))
+
+
 def _text(line: str) -> str:
     line = strip_ansi(line)
     m = RANK_PREFIX_RE.match(line)
@@ -89,7 +106,7 @@ def _text(line: str) -> str:
 
 def _last_output(ix: Any) -> tuple[float, int, str, str] | None:
     """(time, line, text, how) of the last output the job's processes wrote to this log."""
-    got = _tail_lines(ix.path)
+    got = tail_lines(ix.path)
     if got is None or not got[0]:
         return None
     lines, ends_nl = got

@@ -481,10 +481,14 @@ def log_unusable(logs) -> Iterator[Finding]:
                 fix="pass the job's text output with --log",
             )
         elif not logs.recognised:
+            from preflight.silence import last_words
+
+            last = last_words(ix.path)
             yield Finding(
                 f"log {ix.path} ({ix.lines:,} lines) has nothing nanochat, torchrun or SLURM prints (no phase start, "
                 "step line, checkpoint save or traceback in their formats): its phases cannot be judged from it, "
-                "so they read as not run and no resume plan is given (a fork's own log format?)",
+                "so they read as not run and no resume plan is given (a fork's own log format?)"
+                + (f"; {last[0]}: {last[1]!r}" if last else ""),
                 path=ix.path,
                 fix="pass the job's nanochat output with --log, or --base-dir to judge the phases by their checkpoints",
             )

@@ -50,3 +50,16 @@ def test_phases_before_the_logs_are_not_listed_as_not_done(tmp_path, cli):
     verdict = proc.stdout.strip().splitlines()[-1]
     assert "tokenizer: not in these logs, taken as done" in proc.stdout, proc.stdout
     assert verdict.split("not done: ")[1].startswith("base, mid, sft, report "), verdict  # was "tokenizer, base, ..."
+
+
+def test_a_log_with_nothing_nanochat_prints_quotes_its_last_error_line(tmp_path, cli):
+    # a site's job wrapper found no Python environment and stopped; its epilogue followed. LOG009 said the log held
+    # nothing it could read, and the error the job died of was shown nowhere
+    log = tmp_path / "slurm-77.out"
+    log.write_text(
+        "=== Starting TaskPrologue of job 77 ===\nJob-ID: 77\n\x1b[31mERROR: No Python environment found\x1b[0m\n"
+        "=== Epilogue ===\nElapsed runtime 00:00:15\ngpu_name, gpu_bus_id, pid, max_memory_usage [MiB]\n"
+    )
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (finding,) = checks["LOG009"]["findings"]
+    assert "its last error line: 'ERROR: No Python environment found'" in finding["message"], finding["message"]
