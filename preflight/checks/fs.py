@@ -281,6 +281,8 @@ def resume_checkpoint_missing(ctx, script, plan) -> Iterator[Finding]:
         base = Path(known_base_dir(ctx).path)
     except FactUnavailable as exc:
         raise Skip(str(exc)) from None
+    if not _is_dir(base):  # a resume needs a run there: this is not the machine that holds it (CI, a laptop)
+        raise Skip(f"the base dir {base} does not exist here: run preflight where the job's runs are")
     inv = training_invocation(script, ctx.get("profile", None), "base")
     tag_flag = inv.flag("model_tag") if inv is not None else None
     tag = (tag_flag.value if tag_flag is not None else None) or (f"d{plan.depth}" if plan.depth else None)
@@ -319,5 +321,12 @@ def resume_checkpoint_missing(ctx, script, plan) -> Iterator[Finding]:
 def _exists(path: Path) -> bool:
     try:
         return path.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
     except OSError:
         return False
