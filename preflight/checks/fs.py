@@ -179,6 +179,13 @@ def _base_loaders(script, profile) -> list:
     return found
 
 
+def _trained_tag(base_train, plan) -> str | None:
+    """The model tag base training saves under: its --model_tag, else d<depth> (None where neither is known)."""
+    flag = base_train.flag("model_tag") if base_train is not None else None
+    depth = getattr(plan, "depth", None)
+    return (flag.value if flag is not None and flag.value else None) or (f"d{depth}" if depth else None)
+
+
 @check("FS004", "model-tag-shadowed", severity="warning")
 def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     """
@@ -206,10 +213,7 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     base_train = training_invocation(script, profile, "base") if profile is not None else None
     if base_train is None:
         raise Skip("the script trains no base model")
-    tag_flag = base_train.flag("model_tag")
-    trained = tag_flag.value if tag_flag is not None and tag_flag.value else None
-    depth = getattr(plan, "depth", None)
-    trained = trained or (f"d{depth}" if depth else None)
+    trained = _trained_tag(base_train, plan)
     loaders = _base_loaders(script, profile)
     if trained is None or not loaders:
         return
@@ -284,8 +288,7 @@ def resume_checkpoint_missing(ctx, script, plan) -> Iterator[Finding]:
     if not _is_dir(base):  # a resume needs a run there: this is not the machine that holds it (CI, a laptop)
         raise Skip(f"the base dir {base} does not exist here: run preflight where the job's runs are")
     inv = training_invocation(script, ctx.get("profile", None), "base")
-    tag_flag = inv.flag("model_tag") if inv is not None else None
-    tag = (tag_flag.value if tag_flag is not None else None) or (f"d{plan.depth}" if plan.depth else None)
+    tag = _trained_tag(inv, plan)
     if not tag or "$" in tag or "/" in tag:
         raise Skip("the model tag is known only when the job runs")
     ckpt = base / "base_checkpoints" / tag
