@@ -9,6 +9,7 @@ Start-up matters (login nodes, CI gates): nothing heavy is imported at module le
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -92,6 +93,9 @@ def _postflight_root(version: bool = VersionOpt) -> None:
 @preflight_app.command("check")
 def check_cmd(
     script: Path | None = typer.Argument(None, help="The sbatch script to check (omit to check the environment only)."),
+    script_args: list[str] | None = typer.Argument(
+        None, help="The script's own arguments, as `sbatch SCRIPT ARGS` passes them (after --: -- --depth=26)."
+    ),
     select: list[str] | None = SelectOpt,
     ignore: list[str] | None = IgnoreOpt,
     extend_select: list[str] | None = ExtendOpt,
@@ -110,7 +114,10 @@ def check_cmd(
     verbose: bool = VerboseOpt,
     no_color: bool = NoColorOpt,
 ) -> None:
-    """Check an sbatch script and its environment before submission."""
+    """Check an sbatch script and its environment before submission.
+
+    Usage: preflight check [OPTIONS] [SCRIPT] [-- SCRIPT ARGS...]
+    """
     from preflight.context import RunInputs
 
     if script is not None and not script.exists():
@@ -123,7 +130,13 @@ def check_cmd(
         raise fail(f"preflight: --network must be offline or online, not {network!r}")
     cli_values = cli_values_of(select, ignore, extend_select, fail_on, profile, deep, checkout, network=network)
     cli_values.update(trust_values(plugins, trust_config))
-    inputs = RunInputs(script=script.resolve() if script else None, base_dir=base_dir, stage="pre", cwd=Path.cwd())
+    inputs = RunInputs(
+        script=script.resolve() if script else None,
+        base_dir=base_dir,
+        stage="pre",
+        cwd=Path.cwd(),
+        script_args=list(script_args or []),
+    )
     result, registry, _, elapsed = run_stage("pre", cli_values, inputs, config, ("profile", "plan"))
     emit(
         result,
@@ -133,7 +146,9 @@ def check_cmd(
         verbose=verbose,
         no_color=no_color,
         elapsed=elapsed,
-        title=f"preflight check {script}" if script else "preflight check (environment only)",
+        title=f"preflight check {shlex.join([str(script), *(script_args or [])])}"
+        if script
+        else "preflight check (environment only)",
     )
     raise typer.Exit(exit_code(result, exit_zero))
 
@@ -178,7 +193,13 @@ def sbatch_cmd(
     cli_values = cli_values_of(None, None, None, fail_on, profile, None, checkout)
     cli_values.update(trust_values(plugins, trust_config))
     inputs = RunInputs(
-        script=script.resolve(), base_dir=base_dir, stage="pre", cwd=Path.cwd(), sbatch_args=extra, submitting=True
+        script=script.resolve(),
+        base_dir=base_dir,
+        stage="pre",
+        cwd=Path.cwd(),
+        sbatch_args=extra,
+        script_args=script_args,
+        submitting=True,
     )
     result, registry, run_ctx, elapsed = run_stage("pre", cli_values, inputs, config, ("profile", "plan"))
     from preflight.reporters import render

@@ -20,6 +20,9 @@ class RunInputs:
     logs: list[Path] = field(default_factory=list)
     base_dir: Path | None = None
     sbatch_args: list[str] = field(default_factory=list)
+    # the script's own arguments (`sbatch job.sh ARGS`): none unless given, as `sbatch job.sh` runs it;
+    # None: unknown ($1, $# and "$@" are then undecided)
+    script_args: list[str] | None = field(default_factory=list)
     cwd: Path = field(default_factory=Path.cwd)
     stage: str = "pre"
     submitting: bool = False  # `preflight sbatch`: the job is submitted from cwd (check: from wherever the user will)

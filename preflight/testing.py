@@ -42,6 +42,7 @@ class Scenario:
     logs: list[str] = field(default_factory=list)  # relative to tmp
     job_id: str | None = None
     sbatch_args: list[str] = field(default_factory=list)
+    script_args: list[str] | None = field(default_factory=list)  # `sbatch job.sbatch ARGS`; None: unknown
     cwd: str = "."
     setup: Callable[[Path], Any] | None = None  # extra setup after files are written
 
@@ -84,6 +85,7 @@ class Scenario:
             logs=[root / sub(p) for p in self.logs],
             base_dir=(root / sub(self.base_dir)) if self.base_dir is not None else None,
             sbatch_args=sub(self.sbatch_args),
+            script_args=sub(self.script_args),
             cwd=root / sub(self.cwd),
             stage=self.stage,
         )

@@ -8,6 +8,7 @@ An ``exit`` the script reaches before its training, a launch run outside the che
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def idle_nodes(script, job_env) -> Iterator[Finding]:
     )
 
 
+# a condition on the script's own arguments ($#, $1, "$@", ${2:-x})
+_ARGS_RE = re.compile(r"\$(?:[#@*1-9]|\{[#@*1-9])")
 _EXITS = {"exit", "return", "false", "scancel", "kill"}
 # commands that report a failure without ending anything
 _BENIGN = {
@@ -314,7 +317,9 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
     decided from the environment ``sbatch`` hands the job (this shell's, by default): a guard
     such as ``if [ -z "$WANDB_RUN" ]; then ... exit 1; fi``, ``[ -n "$X" ] || exit 1``,
     ``: "${X:?}"`` or a function that exits unless the variable its argument names is set
-    (``require_env RUN_NAME``, bash's ``${!name}``), whose variable is not set here.
+    (``require_env RUN_NAME``, bash's ``${!name}``), whose variable is not set here. A guard on the
+    script's own arguments (``[ $# -eq 0 ]``, ``[ -z "$1" ]``) is decided from the arguments it is
+    checked with: none, as ``sbatch job.sh`` runs it, unless given (``preflight check job.sh -- ARGS``).
 
     Why it matters: the job waits in the queue, starts, prints the guard's message and ends
     FAILED (or COMPLETED, with ``exit 0``) without training anything.
@@ -331,6 +336,7 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
     script.require_readable()
     # a script with no #SBATCH lines is run by something else (srun, mpirun, a wrapper): its caller may set them
     submitted = bool(script.active_directives())
+    name = script.path.name if script.path else "job.sh"
     for model in script.walk():
         if model.exited is None:
             continue
@@ -351,6 +357,11 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             if why
             else ""
         )
+        by_args = model is script and model.positional is not None and bool(_ARGS_RE.search(why or ""))
+        if by_args:
+            given = shlex.join(model.positional)
+            because += f" (with {f'the arguments {given}' if given else 'no arguments'}, as `sbatch {name}"
+            because += f"{' ' + given if given else ''}` runs it)"
         if unset:
             names = ", ".join(unset)
             who = (
@@ -368,7 +379,9 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             f"the script {how} before it runs {', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}{because}",
             path=file,
             line=line,
-            fix=f"set {unset[0]} before sbatch ({unset[0]}=... sbatch {script.path.name if script.path else 'job.sh'})"
+            fix=f"pass the script its arguments (sbatch {name} ARGS) and check it with them: preflight check {name} -- ARGS"
+            if by_args
+            else f"set {unset[0]} before sbatch ({unset[0]}=... sbatch {name})"
             if unset and submitted
             else f"make sure whatever runs it sets {unset[0]}"
             if unset

@@ -508,7 +508,9 @@ class Evaluator(Conditions):
             r = self.condition(cond)
             if r is True:
                 said = " ".join(n.cmd.text.strip() for n in cond if isinstance(n, Item) and n.cmd)
-                self._taken.append(re.sub(r"^(?:el)?if\s+|;?\s*then\s*$", "", said) + " is true")
+                # the condition alone: a one-line `if [ $# -eq 0 ]; then echo usage; exit 1; fi` has it all on its line
+                cond_text = re.sub(r"^(?:el)?if\s+|(?:;|\s)\s*then(?:\s.*)?$", "", said, flags=re.S)
+                self._taken.append(cond_text + " is true")
                 try:
                     self.run(body, certain)
                 finally:

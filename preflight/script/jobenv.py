@@ -33,7 +33,10 @@ def script_fact(ctx: Any) -> ScriptModel:
         environ = None
     checkout = ctx.config.get("checkout") if ctx.config is not None else None
     checkout = Path(os.path.expanduser(str(checkout))) if checkout else None
-    return parse_script(path, cwd=Path(ctx.inputs.cwd), environ=environ, checkout=checkout)
+    args = ctx.inputs.script_args
+    return parse_script(
+        path, cwd=Path(ctx.inputs.cwd), environ=environ, args=None if args is None else list(args), checkout=checkout
+    )
 
 
 @dataclass

@@ -95,11 +95,13 @@ def test_target_flops_sets_the_horizon_as_base_train_does(tmp_path):
     assert plan.iterations == round(2.15e18 / (plan.flops_per_token * plan.total_batch_size)) > 0
     assert plan.shards_recommended > 0
     assert "(--target-flops 2.15e+18: ratio " in dict(plan.rows())["base training"]
-    # a budget the job is given when submitted (sbatch job.sh 1e18): no step count before the job runs, and
-    # DS001 says so instead of "needs at least 1" (the validation shard alone)
+    # a budget the job is given when submitted (sbatch job.sh 1e18), with the arguments unknown: no step count
+    # before the job runs, and DS001 says so instead of "needs at least 1" (the validation shard alone)
     looped = script.replace("torchrun", "FLOPS=$1\ntorchrun").replace("--target-flops 2.15e18", "--target-flops $FLOPS")
     result = run_scenario(
-        Scenario(script=looped, env={}, config={"base-dir": "{tmp}/base"}), tmp_path / "c", select=["DS001"]
+        Scenario(script=looped, env={}, config={"base-dir": "{tmp}/base"}, script_args=None),
+        tmp_path / "c",
+        select=["DS001"],
     )
     ds, val = [f for c in result.checks for f in c.findings]
     assert "the pinned validation shard shard_06542.parquet is missing" in val.message

@@ -97,3 +97,20 @@ def test_verify_running_job_then_wait(slurm, cli, tmp_path):
     doc = json.loads(waited.stdout)
     assert (doc["job"]["state"], doc["job"]["exit_code"]) == ("COMPLETED", "0:0")
     assert not _findings(doc, "JOB001") and not _findings(doc, "JOB003")
+
+
+def test_sbatch_checks_the_script_with_the_arguments_it_submits(slurm, cli, tmp_path):
+    # sbatch options before --, the script's own after it: the check sees what the job will ($# and $1 here)
+    (tmp_path / "preflight.yaml").write_text("select: [SB017]\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "job.sbatch").write_text(
+        SLEEPY.replace(
+            "set -euo pipefail\n", 'set -euo pipefail\nif [ $# -eq 0 ]; then echo "usage: $0 DEPTH"; exit 1; fi\n'
+        )
+        + "python -m scripts.tok_train\n"
+    )
+    bare = _cli(cli, "preflight", "sbatch", "job.sbatch", cwd=tmp_path)
+    assert bare.returncode == 1 and bare.stdout == "", bare.stderr  # refused: nothing submitted
+    assert "`[ $# -eq 0 ]` is true (with no arguments, as `sbatch job.sbatch` runs it)" in bare.stderr, bare.stderr
+    given = _cli(cli, "preflight", "sbatch", "--test-only", "job.sbatch", "--", "26", cwd=tmp_path)
+    assert given.returncode == 0 and "to start at" in given.stderr, given.stderr
