@@ -151,6 +151,14 @@ def fix_for(
     name = cause if isinstance(cause, str) else cause.name
     fixes = _evidence(profile).get("fixes") or {}
     text = fixes.get(name) or fixes.get(OTHER) or "read the traceback; fix it and rerun from this phase"
+    groups = {} if isinstance(cause, str) else cause.groups
+    if name == "disk full":  # the file it could not write, or HF datasets' space check: its cache's disk
+        path = groups.get("path") or ""
+        hf = groups.get("hf_cache") or "/huggingface/" in path
+        text = (fixes.get("disk full in the HF cache") if hf else None) or text
+        text = text.replace("{where}", f": {path}" if path else "")
+    if name == "bad flag" and groups.get("configurator"):
+        text = fixes.get("bad flag to the configurator") or text
     if "{batch_steps}" in text and batch == 1 and fixes.get(f"{name} at batch 1"):
         text = fixes[f"{name} at batch 1"]
     if "{batch_steps}" in text:  # halvings of the batch the run used (batch: its --device_batch_size)

@@ -127,7 +127,13 @@ def detect(ctx: Any) -> tuple[str, str] | None:
     if not scored:
         return None
     scored.sort(reverse=True)
-    score, _, _, name, seen = scored[0]
+    score, logged, _, name, seen = scored[0]
     if score <= 0:
         return None
+    tied = [s[3] for s in scored[1:] if s[:2] == (score, logged)]
+    if tied:  # the signs seen are printed by both eras: say so, and which one the tie took
+        return name, (
+            f"the run's evidence fits {' or '.join([name, *tied])} alike ({name} taken; --profile or --checkout "
+            "decides): " + ", ".join(seen)
+        )
     return name, "the run's evidence says so: " + ", ".join(seen)

@@ -37,6 +37,7 @@ def _list(items) -> str:
 
 
 def _era_section(name: str) -> list[str]:
+    from preflight.checks.network import off_conditions
     from preflight.profiles import load_profile
 
     prof = load_profile(name)
@@ -90,9 +91,11 @@ def _era_section(name: str) -> list[str]:
                 cond.append(f"from {since['date']} ({since['commit']})")
             if until:
                 cond.append(f"until {until['date']} ({until['commit']})")
-            if item.get("off_when"):
-                o = item["off_when"]
-                cond.append(f"not for {o['module']} with --{o['flag']} <= {o.get('max', 0)}")
+            for o in off_conditions(item):
+                if "lacks" in o:
+                    cond.append(f"not for {o['module']} with --{o['flag']} without {o['lacks']}")
+                else:
+                    cond.append(f"not for {o['module']} with --{o['flag']} <= {o.get('max', 0)}")
             if item.get("gpu_sm"):
                 cond.append("only on sm " + "/".join(str(s) for s in item["gpu_sm"]) + " GPUs")
             if item.get("module") or item.get("modules"):

@@ -110,6 +110,7 @@ def lookup(text: str | None) -> GPUModel | None:
 
 _CUDA_SIGN_RE = re.compile(
     r"\bCUDA_VISIBLE_DEVICES\b|\bnvidia-smi\b|\bPYTORCH_CUDA_ALLOC_CONF\b|--device[_-]type[= ]cuda\b"
+    r"|\btorch\.cuda\.is_available\(\)|\buv sync\b[^\n#]*--extra[= ]gpu\b"  # a CUDA check; nanochat's GPU extra
 )
 
 

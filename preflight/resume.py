@@ -25,6 +25,7 @@ class ResumePlan:
     # log values not put into a command (not a plain flag value: "d20$(touch x)"), as "key = value"
     refused: list[str] = field(default_factory=list)
     assumed: list[str] = field(default_factory=list)  # earlier phases outside the logs, taken as done
+    remarks: list[str] = field(default_factory=list)  # what the commands assume or changed (the note's tail)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -38,6 +39,8 @@ class ResumePlan:
             out["refused"] = self.refused
         if self.assumed:
             out["assumed"] = self.assumed
+        if self.remarks:
+            out["remarks"] = self.remarks
         return out
 
 
@@ -56,6 +59,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     later = set(PHASES[PHASES.index(from_phase) :]) if from_phase in PHASES else set(PHASES)
     by_cause: dict[str, list[tuple[str, str | None]]] = {}
     phase_of: dict[str, str | None] = {}  # the phase whose entry point spells the cause's fix
+    first_of: dict[str, Any] = {}
     for tb, seg in last_crashes(logs):
         if (tb.phase or seg.phase) not in later:
             continue
@@ -64,12 +68,13 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
             continue  # another rank's failure seen from this one: its own fix is rank-failure's
         items = by_cause.setdefault(cause.name, [])
         phase_of.setdefault(cause.name, tb.phase or seg.phase)
+        first_of.setdefault(cause.name, cause)  # its groups spell the fix (the file a full disk could not take)
         if cause.dataset and (cause.dataset, cause.config) not in items:
             items.append((cause.dataset, cause.config))
     checkout = ctx.get("checkout", None)
     return [
         fix_for(
-            name,
+            first_of[name],
             profile,
             hf_home=_hf_home(ctx),
             datasets=items,
@@ -83,10 +88,16 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
 
 def last_crashes(logs: Any) -> list:
     """The crashes of each phase's last crashed process: what a resume must fix. An earlier attempt's crash (a
-    sweep's out-of-memory, then a later try's own error) was answered by the attempts after it."""
+    sweep's out-of-memory, then a later try's own error; a Ctrl-C, then a run that got going) was answered by the
+    attempts after it."""
     from preflight.checks.logs import crashes
+    from preflight.verdict import superseded
 
-    found = list(crashes(logs))
+    found = [
+        (tb, seg)
+        for tb, seg in crashes(logs)
+        if not ((tb.phase or seg.phase) and superseded(tb, logs.by_phase(tb.phase or seg.phase)))
+    ]
     last = {tb.phase or seg.phase: seg for tb, seg in found}
     return [(tb, seg) for tb, seg in found if seg is last[tb.phase or seg.phase]]
 
@@ -237,22 +248,40 @@ def resume_fact(ctx: Any) -> ResumePlan:
             f"; {', '.join(outside)} are not in these logs: this plan assumes their outputs exist (pass --base-dir "
             f"to check); if they do not, run them first"
         )
+    remarks: list[str] = []  # what the commands assume or changed, said after the status (and below the commands)
+    old = [
+        v.name
+        for v in phases.verdicts[start:]
+        if v.step is not None
+        and saves_predate_resume(profile.phase(v.name) or {}, logs.by_phase(v.name) if logs else [])
+    ]
+    if old and resume_key(profile, old[0]):
+        remarks.append(
+            f"{old[0]}'s saves read `Saved model file to:`, the wording of a nanochat from before 2025-11-13 "
+            f"(c6abcdf), whose {old[0]} training has no --{resume_key(profile, old[0])}: the plan reruns it from "
+            "the start (a checkout from c6abcdf on resumes from its last checkpoint)"
+        )
     if halved:
-        note += (
-            f"; {', '.join(halved)} for the out-of-memory (the gradient accumulation steps double: the same total "
+        remarks.append(
+            f"{', '.join(halved)} for the out-of-memory (the gradient accumulation steps double: the same total "
             "batch; halve it again if it still does not fit)"
         )
     if world_guess and any("--nproc_per_node" in c for c in commands):
-        note += f"; {world_guess}"
+        remarks.append(world_guess)
     if nodes > 1:
-        note += f"; the job ran on {nodes} nodes: run these inside an allocation of {nodes} nodes (sbatch/salloc --nodes={nodes})"
+        remarks.append(
+            f"the job ran on {nodes} nodes: run these inside an allocation of {nodes} nodes "
+            f"(sbatch/salloc --nodes={nodes})"
+        )
     fixes = _fixes(ctx, logs, profile, first.name)
     own = _script_commands(ctx, first.name)
     if own and not (first.status == "partial" and first.step is not None):  # a partial resume needs the resume flag
-        return ResumePlan(first.name, own, note, fixes, "script", assumed=outside)
+        return ResumePlan(first.name, own, "; ".join([note, *remarks]), fixes, "script", assumed=outside)
     if refused:
         note += f"; left out of the commands (not a plain flag value; set it yourself): {', '.join(refused)}"
-    return ResumePlan(first.name, commands, note, fixes, refused=refused, assumed=outside)
+    return ResumePlan(
+        first.name, commands, "; ".join([note, *remarks]), fixes, refused=refused, assumed=outside, remarks=remarks
+    )
 
 
 def trainer_flags(segs: list, trainer: str) -> dict[str, str]:
@@ -327,6 +356,12 @@ def resume_key(profile: Any, phase: str) -> str | None:
     return spec.get("resume_flag") or (profile.data.get("resume_flag") if phase == "base" else None)
 
 
+def saves_predate_resume(spec: dict, segs: list) -> bool:
+    """The phase's saves use the wording of a nanochat whose trainer cannot resume (classic before 2025-11-13)."""
+    pattern = spec.get("save_line_before_resume")
+    return bool(pattern) and any(re.search(pattern, e.text) for s in segs for e in s.saves)
+
+
 def _train_args(
     profile: Any, v: PhaseVerdict, logs: Any, spec: dict, refused: list[str], halved: list[str] | None = None
 ) -> list[str]:
@@ -358,6 +393,7 @@ def _train_args(
         args.append(f"{_flag(profile, 'depth')}={depth}")
     if (
         resume_setting
+        and not saves_predate_resume(spec, segs)
         and v.status in ("partial", "failed", "running")
         and v.step is not None
         and (v.planned is None or v.step < v.planned)

@@ -444,12 +444,16 @@ def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
 def superseded(tb: Any, segs: list) -> bool:
     """tb is an earlier attempt's crash: the phase's last process (segs, in log order) starts after it in the
     same log and got going (steps or saves), so that attempt, not the crash, is the phase's state."""
-    at = tb.exc_line or tb.line
-    if any(e.line > at for s in segs if s.path == tb.path for e in s.saves):  # it saved after the crash
+    return superseded_at(tb.path, tb.exc_line or tb.line, segs)
+
+
+def superseded_at(path: Any, at: int, segs: list) -> bool:
+    """superseded() for an error at line ``at`` of ``path`` (a rank's error line, no traceback object)."""
+    if any(e.line > at for s in segs if s.path == path for e in s.saves):  # it saved after the crash
         return True
     last = segs[-1] if segs else None
     got_going = last is not None and bool(last.step_lines or last.saves)
-    return got_going and tb.path == last.path and at < last.start_line
+    return got_going and path == last.path and at < last.start_line
 
 
 def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:

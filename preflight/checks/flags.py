@@ -83,8 +83,11 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
     Example:
         torchrun --nproc_per_node=8 -m scripts.base_train -- --depth 20
 
+    ``python -m scripts.base_train -- --depth=20`` (upstream's torchrun line with python in its
+    place) hands the script a bare ``--``: only torchrun strips it.
+
     How to fix: ``--depth=20`` (classic), ``--device-batch-size=16`` (argparse, dash era);
-    use the flags the checkout's entry point declares.
+    use the flags the checkout's entry point declares; no ``--`` after ``python -m X``.
     """
     if not script.ok:
         raise Skip("the script could not be read (see script-unparsable)")
@@ -94,6 +97,8 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
         module = inv.entry
         if not module:
             continue
+        if "--" in inv.args and "torchrun" not in inv.launcher and module.startswith(("scripts.", "nanochat.")):
+            yield _bare_double_dash(script, inv, module)
         phase = profile.phase_of_module(module, inv.args)
         entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
         if entry is not None and entry.ok:
@@ -101,6 +106,20 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
         elif phase is not None:
             why = note or (entry.error if entry is not None and entry.error else "")
             yield from _against_profile(script, job_env, profile, inv, module, phase, why)
+
+
+def _bare_double_dash(script, inv, module: str) -> Finding:
+    """`python -m scripts.X -- --depth=20`: upstream's `torchrun ... -m X -- ARGS` with torchrun swapped for python
+    (a one-GPU run). torchrun takes the `--` as the end of its own options; python hands it to the script."""
+    how = f"python -m {inv.module}" if inv.module else f"python {inv.script_file}"
+    return Finding(
+        f"{module}: `{how} -- ...` passes the bare `--` to the script (torchrun ends its own options with it, python "
+        "does not): the classic configurator asserts on it, argparse takes every flag after it as a positional "
+        "argument and stops (unrecognized arguments, or a required one missing); the phase dies at start",
+        path=_p(script, inv),
+        line=inv.line,
+        fix=f"remove the `--` after {inv.module or inv.script_file}",
+    )
 
 
 def _against_checkout(script, job_env, inv, module, entry) -> Iterator[Finding]:

@@ -265,7 +265,8 @@ def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
 
     How to fix: fix the named earlier phase and rerun from it.
     """
-    from preflight.verdict import classify, is_missing_checkpoint, missing_source_phase
+    from preflight.causes import classify_traceback
+    from preflight.verdict import is_missing_checkpoint, missing_source_phase
 
     phases = ctx.get("phases", None)
     told: set[tuple] = set()
@@ -285,7 +286,8 @@ def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
             None,
         )
         if root is not None:
-            why = f"root cause: {src} crashed first ({classify(root.exc_type, root.message)}: {root.exc_type}) at {root.where}"
+            cause = classify_traceback(root, ctx.get("profile", None)).name  # with its frames, as LOG002 classifies it
+            why = f"root cause: {src} crashed first ({cause}: {root.exc_type}) at {root.where}"
         elif phases is not None and src and phases.get(src) and phases.get(src).status != "done":
             v = phases.get(src)
             why = f"root cause: {src} {v.status} ({v.cause})"
@@ -404,6 +406,7 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
     """
     from preflight.causes import respell_flags
     from preflight.resume import resume_key
+    from preflight.verdict import superseded_at
 
     profile = ctx.get("profile", None)
 
@@ -426,6 +429,8 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
             ):
                 continue
             if seg.last_step.step < total - 1:
+                if superseded_at(ix.path, seg.last_step.line, logs.by_phase(seg.phase)):
+                    continue  # a later attempt of the phase (a resume) got going after it: that one is the state
                 yield Finding(
                     f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
                     path=ix.path,

@@ -199,13 +199,29 @@ def _needed_by(item: dict, invs: list, script, job_env) -> list:
         base = inv.entry.rsplit(".", 1)[-1]
         if mods and base not in {m.rsplit(".", 1)[-1] for m in mods}:
             continue
-        off = item.get("off_when")
-        if off and base == off["module"].rsplit(".", 1)[-1]:
-            v = _flag_int(script, inv, job_env, off["flag"])
-            if v is not None and v <= off.get("max", 0):
-                continue  # --core-metric-every=-1: base_train never evaluates CORE
+        if any(
+            _switched_off(cond, script, inv, job_env) for cond in off_conditions(item) if cond["module"].endswith(base)
+        ):
+            continue  # --core-metric-every=-1: base_train never evaluates CORE; base_eval --eval=bpb runs none
         out.append(inv)
     return out
+
+
+def off_conditions(item: dict) -> list[dict]:
+    """An item's off_when: one condition or a list of them (each: a module, its flag, and max or lacks)."""
+    off = item.get("off_when") or []
+    return [off] if isinstance(off, dict) else list(off)
+
+
+def _switched_off(cond: dict, script, inv, job_env) -> bool:
+    if "lacks" in cond:  # a list flag without the word: --eval=bpb,sample (no core)
+        f = inv.flag(cond["flag"])
+        if f is None or f.value is None:
+            return False
+        value = script.expand(f.value, inv.line, inv.file, job_env.start) if "$" in f.value else f.value
+        return value is not None and "$" not in value and cond["lacks"] not in {w.strip() for w in value.split(",")}
+    v = _flag_int(script, inv, job_env, cond["flag"])
+    return v is not None and v <= cond.get("max", 0)
 
 
 PARQUET_HEAD = 'python -c "from tasks.common import load_hub_dataset as get; '

@@ -41,10 +41,14 @@ def rank_failure(logs, ctx) -> Iterator[Finding]:
         failures = ctx.get("rank_failures")
     except FactUnavailable as exc:
         raise Skip(exc.reason) from None
+    from preflight.verdict import superseded_at
+
     for lf in failures:
         root = lf.report.root
         if root is None:
             continue
+        if lf.phase and superseded_at(lf.path, root.line, logs.by_phase(lf.phase)):
+            continue  # an earlier attempt's failure: a later attempt of the phase in the same log got going
         yield Finding(
             lf.describe(),
             path=lf.path,

@@ -426,7 +426,7 @@ def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
             if last.name != "popd" and len(last.words) > 1
             else None
         )
-        if last.name != "popd" and len(last.words) > 1 and SUBMIT_DIR_WORD_RE.match(last.words[-1]):
+        if last.name != "popd" and len(last.words) > 1 and _is_submit_dir(model, last):
             # `cd "${SLURM_SUBMIT_DIR:-$PWD}"`: where sbatch was run (SLURM sets it in every batch job)
             if not last.depth and not last.in_function:
                 return Path(ctx.inputs.cwd), f"the `cd` to the submit directory at line {last.line}"
@@ -443,6 +443,20 @@ def _launch_dir(ctx, model, inv, job_env) -> tuple[Path, str] | None:
 
 
 _SUBMITTED_FROM = "the directory sbatch is run from"
+_VAR_WORD_RE = re.compile(r'^"?\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})"?$')
+
+
+def _is_submit_dir(model, cd) -> bool:
+    """`cd "${SLURM_SUBMIT_DIR:-$PWD}"`, or `cd "$REPO_DIR"` whose value is that (REPO_DIR="${SLURM_SUBMIT_DIR:-$PWD}")."""
+    word = cd.words[-1]
+    if SUBMIT_DIR_WORD_RE.match(word):
+        return True
+    m = _VAR_WORD_RE.match(word)
+    if m is None:
+        return False
+    name = m.group(1) or m.group(2)
+    before = [a for a in model.assignments if a.name == name and a.file == cd.file and a.line < cd.line]
+    return bool(before) and bool(SUBMIT_DIR_WORD_RE.match(before[-1].value.strip()))
 
 
 def _from_submit_dir(why: str) -> bool:

@@ -54,6 +54,9 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
         commands = [clean(c) for c in resume["commands"]]
         fence = _fence(commands)
         out += [f"Resume from **{_cell(resume.get('phase'))}**:", "", fence + "bash", *commands, fence, ""]
+        out += [f"- note: {_cell(clean(r))}" for r in resume.get("remarks") or []] + (
+            [""] if resume.get("remarks") else []
+        )
     findings = result.findings
     if findings:
         out += ["| Severity | Code | Check | Message | Location | Fix |", "|---|---|---|---|---|---|"]

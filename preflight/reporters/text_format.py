@@ -144,6 +144,7 @@ def build(
         lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
         for item in resume.get("refused") or []:
             lines.append([(f"  left out (not a plain flag value; set it yourself): {item}", "yellow")])
+        lines += [[("  note: ", "dim"), (remark, "")] for remark in resume.get("remarks") or []]
 
     errors = [c for c in result.checks if c.status.value == "error"]
     if errors:
