@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import Any
 
 LOG_SNIFF_BYTES = 256 << 10  # a log's head: the setup lines every entry point prints
+# uv's coloured progress bars (ANSI escapes, CR redraws): a speedrun log can open with ~1 MB of them, so the head
+# is read on past them, up to this much of the file (nanochat's own coloured lines are its logger's: kept)
+LOG_HEAD_SCAN_BYTES = 4 << 20
+
+
+def _progress(line: bytes) -> bool:
+    return b"\x1b[" in line and b" - nanochat." not in line
+
+
 LOG_TAIL_BYTES = 64 << 10  # and its tail: what the job printed last (report generation, the final summary)
 MAX_META_BYTES = 1 << 20
 CANDIDATES = ("classic", "argparse", "no-mid", "current")  # bundled runs say so in their first line
@@ -30,15 +39,35 @@ def log_samples(logs: list) -> list[tuple[str, str]]:
             if not os.path.isfile(path):  # a named pipe would block open() forever
                 continue
             with open(path, "rb") as fh:
-                text = fh.read(LOG_SNIFF_BYTES)
+                text, read = _head(fh)
                 size = os.fstat(fh.fileno()).st_size
-                if size > LOG_SNIFF_BYTES:
-                    fh.seek(max(LOG_SNIFF_BYTES, size - LOG_TAIL_BYTES))
+                if size > read:
+                    fh.seek(max(read, size - LOG_TAIL_BYTES))
                     text += b"\n" + fh.read(LOG_TAIL_BYTES)
             out.append((Path(path).name, text.decode("utf-8", "replace")))
         except OSError:
             continue
     return out
+
+
+def _head(fh) -> tuple[bytes, int]:
+    """LOG_SNIFF_BYTES of a log's first lines that are not progress bars, and how far that read."""
+    kept: list[bytes] = []
+    size = read = 0
+    while size < LOG_SNIFF_BYTES and read < LOG_HEAD_SCAN_BYTES:
+        chunk = fh.read(min(LOG_SNIFF_BYTES, LOG_HEAD_SCAN_BYTES - read))
+        if not chunk:
+            break
+        read += len(chunk)
+        if not kept and read == len(chunk) and b"\x1b[" not in chunk:
+            kept.append(chunk)  # the usual log: its head as it is
+            size += len(chunk)
+            continue
+        for line in re.split(rb"(?<=[\r\n])", chunk):  # a CR redraw is a line of its own
+            if not _progress(line):
+                kept.append(line)
+                size += len(line)
+    return b"".join(kept), read
 
 
 def _meta_keys(base: Path) -> set[str]:

@@ -159,3 +159,21 @@ def test_a_nanochat_from_before_resume_is_rerun_not_resumed(tmp_path, cli):
     train = next(c for c in report["resume"]["commands"] if "scripts.base_train" in c)
     assert train.endswith("--resume_from_step=2000"), train
     assert "remarks" not in report["resume"], report["resume"]
+
+
+def test_era_signs_after_a_megabyte_of_progress_bars_are_read(tmp_path, cli):
+    # `uv sync` at the top of a speedrun log: ~1 MB of coloured progress bars hid every sign of the era in the head
+    bars = "".join(
+        f"\x1b[2K\x1b[1B\x1b[2mtorch{i:>20}\x1b[0m \x1b[32m{'-' * 40}\x1b[0m 12.0 MiB/800.0 MiB\n" for i in range(12000)
+    )
+    log = tmp_path / "speedrun.log"
+    log.write_text(
+        "Reset report and wrote header to /h/.cache/nanochat/report/header.md\n"
+        + bars
+        + _NO_MID_STEP.replace("pq: 0 rg: 1", "").replace("| epoch: 1 ", "")
+        + "\n"
+        + "".join(f"Map: {i} examples\n" for i in range(8000))  # more than the tail's 64 KiB after it
+    )
+    report, _checks, _phases = verify_logs(cli, tmp_path, log)
+    assert report["profile"]["name"] == "no-mid", report["profile"]
+    assert "has '| bf16_mfu:'" in report["profile"]["reason"], report["profile"]
