@@ -402,7 +402,8 @@ class Evaluator(Conditions):
         for node in nodes:
             if isinstance(node, Item):
                 out.update(a.name for a, _ in node.assigns if not (node.cmd is not None and node.cmd.name == "local"))
-                if node.cmd is not None and node.cmd.name in ("read", "getopts", "shift", "set", "source", "."):
+                # (a function's shift and set -- move its own arguments, not the caller's variables)
+                if node.cmd is not None and node.cmd.name in ("read", "getopts", "source", "."):
                     out.add("*")
             elif isinstance(node, If):
                 for cond, body in node.branches:

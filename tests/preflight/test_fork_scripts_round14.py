@@ -93,3 +93,19 @@ def test_a_script_that_asserts_cuda_is_planned_on_a_gpu(tmp_path, cli):
         in (report["plan"]["assumptions"])
     ), report["plan"]["assumptions"]
     assert not any("CPU training" in a for a in report["plan"]["assumptions"]), report["plan"]["assumptions"]
+
+
+def test_a_helper_functions_shift_does_not_unsettle_the_callers_switches(tmp_path, cli):
+    # run_command DESC CMD...: `shift` moves the function's own arguments; every `if [ "$ENABLE_X" = true ]` after
+    # its first call was undecided, so switched-off RL was planned too
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\nENABLE_SFT=true\nENABLE_RL=false\n"
+        'run_command() {\n    local description="$1"\n    shift\n    "$@" 2>&1 | tee -a run.log\n'
+        "    local code=${PIPESTATUS[0]}\n    if [ $code -ne 0 ]; then exit $code; fi\n}\n"
+        'if [ "$ENABLE_SFT" = true ]; then\n'
+        '    run_command "sft" torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft\nfi\n'
+        'if [ "$ENABLE_RL" = true ]; then\n'
+        '    run_command "rl" torchrun --standalone --nproc_per_node=2 -m scripts.chat_rl\nfi\n'
+    )
+    report, _checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    assert [p["name"] for p in report["plan"]["phases"]] == ["sft"], report["plan"]["phases"]
