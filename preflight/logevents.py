@@ -109,6 +109,11 @@ class EventReader:
             seg.footgun = Event("footgun", line, s)
             seg.content = True
             return True
+        if s.startswith("Generating report to "):  # `nanochat.report generate`: a process of its own, after chat_eval's
+            if self.seg.script != "report" and (self.seg.content or self.seg.world_size or self.seg.device):
+                self.seg = self._new_segment(line)  # (after chat_eval's output, which names no script)
+            self._evidence("report", line)
+            return True
         if "Copying report" in s:
             self._evidence("report", line)
             return True

@@ -37,9 +37,8 @@ DEFAULT_GPU = "H100"
 # fp32 matmul throughput of one CPU training process (a rough figure for a few cores with AVX2/AVX-512);
 # with the configured MFU it gives minutes-scale estimates for the tiny CPU runs, not GPU hours
 CPU_PEAK_FLOPS = 1e11
-# classic d20 (nanochat's own numbers): the reference the profiles' typical step counts describe
+# classic d20 (nanochat's own numbers): the reference the profiles' fixed phase overheads describe
 REF_D20_FLOPS_PER_TOKEN = 3.491758e9
-REF_D20_TOKENS = 11_219_763_200
 BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet
 EVAL_BUNDLE_BYTES = 2 * 162e6  # the zip stays next to the unpacked bundle
 EVAL_BUNDLE_FILES = 80
@@ -299,10 +298,16 @@ def build_plan(
         return raw
 
     def pick(key: str, kind=int) -> Any:
-        val = _num(passed(key), kind)
+        given = passed(key)
+        val = _num(given, kind)
         if val is not None:
             sources[key] = f"script line {flag_inv.line}"
             return val
+        if given is not None and "$" in given:  # --depth=$DEPTH with DEPTH set (or not) only when the job runs
+            assumptions.append(
+                f"{flag_inv.flag(key).raw} (script line {flag_inv.line}) is known only when the job runs: this plan "
+                "takes the default"
+            )
         if key == "depth" and base_inv is None and (m := re.fullmatch(r"d(\d{1,3})", passed("model_tag") or "")):
             sources[key] = f"model tag d{m.group(1)} (script line {flag_inv.line})"  # nanochat tags a model d<depth>
             return int(m.group(1))
@@ -472,7 +477,6 @@ def build_plan(
     run = phases_run(script, profile)
     phases: list[PhasePlan] = []
     fpt = shape.flops_per_token
-    run_scale = min(1.0, (fpt * tokens) / (REF_D20_FLOPS_PER_TOKEN * REF_D20_TOKENS))
     throughput = peak * world * mfu if peak else None
     if throughput and nodes > 1:
         # the interconnect between nodes is slower than NVLink inside one: gradients cross it every step
@@ -499,12 +503,11 @@ def build_plan(
             pp.steps, pp.tokens, pp.exact_steps = explicit_steps, explicit_steps * per_step, True
             pp.note = f"--num_iterations on script line {inv.line}"
         elif est.get("steps"):
-            # data-driven phases: the era's typical d20 run, scaled down for smaller runs
-            pp.tokens = int(est["steps"] * est.get("tokens_per_step", 0) * run_scale)
-            pp.steps = max(1, int(round(est["steps"] * run_scale * est.get("tokens_per_step", total) / max(1, total))))
-            pp.note = "steps from the era's typical d20 run" + (
-                f", scaled x{run_scale:.2g} to this run" if run_scale < 1 else ""
-            )
+            # data-driven phases: an epoch of the era's task mixture in the phase's own batch (not base training's), as
+            # many steps whatever the model; a smaller model makes each step cheaper (FLOPs per token), not fewer
+            pp.steps = int(est["steps"])
+            pp.tokens = pp.steps * int(est.get("tokens_per_step", 0))
+            pp.note = "steps of the era's own mixture and batch (a typical run; --num_iterations sets them)"
         if pp.tokens:
             pp.flops = float(fpt) * pp.tokens
         # evaluation/setup overheads of a d20 run shrink with the model for smaller ones

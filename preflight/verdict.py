@@ -392,6 +392,10 @@ def _judge_from_log_alone(
         )
     elif seg.end_markers or (saved is not None and reached):
         v.status, v.cause = "done", f"log shows the end of training (last step {at})"
+        # the evidence is where it ended (its first end line, else its last save), not where the process began
+        ends = [e.line for e in seg.end_markers.values()] or [e.line for e in seg.saves]
+        if ends and v.evidence and v.evidence[-1] == f"{seg.path}:{seg.start_line}":
+            v.evidence[-1] = f"{seg.path}:{min(ends) if seg.end_markers else max(ends)}"
     elif saved is not None:
         v.status, v.step = "partial", saved
         v.cause = f"last saved checkpoint is step {saved} of {total}; the log stops at step {at}"

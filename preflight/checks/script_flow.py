@@ -18,6 +18,7 @@ from preflight.plan_launches import trainer_invocations
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE
 from preflight.script.placement import cross_node_commands, launch_nodes
+from preflight.script.runvars import set_at_run_time
 from preflight.script.tree import If, Item, iter_commands
 from preflight.script.wrappers import timeout_seconds
 from preflight.units import duration
@@ -349,7 +350,10 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
                     skipped.append(what)
         if not skipped:
             continue  # an exit after the last launch (or with nothing after it) ends a finished script
-        unset = [v for v in dict.fromkeys(VAR_NAME_RE.findall(why or "")) if not job_env.get(v)]
+        # (what SLURM sets at run time is not the user's to set: ${SLURM_ARRAY_TASK_ID:-${DEPTH:?}} asks for DEPTH)
+        unset = [
+            v for v in dict.fromkeys(VAR_NAME_RE.findall(why or "")) if not job_env.get(v) and not set_at_run_time(v)
+        ]
         because = (
             f": `{why.removesuffix(' is true')}` is true"
             if why and why.endswith(" is true")

@@ -438,6 +438,10 @@ class Evaluator(Conditions):
             certain = False  # `test && X=1`: may or may not happen
         for a, raw in node.assigns:
             self.live.add(id(a))
+            if certain and cmd is None and (required := unset_required([raw], self.lookup)):
+                # DEPTH="${DEPTH:?set DEPTH}": bash expands the value first, and stops the script there
+                self.exited = (a.line, a.file, f"{a.name}={raw}", required)
+                raise _Exit()
             self._assign(a, raw, certain)
         if cmd is None:
             return

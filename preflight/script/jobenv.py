@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
+from preflight.script.evaluator import UNKNOWN
 from preflight.script.model import ScriptModel, own_job
 from preflight.script.parser import parse_script
 from preflight.script.sbatch import count, gpus_from_gres, parse_option_list, parse_time_limit
@@ -31,6 +32,10 @@ def script_fact(ctx: Any) -> ScriptModel:
             environ = None
     if not ctx.environ.get("SBATCH_EXPORT", "ALL").upper().startswith("ALL"):
         environ = None
+    if environ is not None and any(
+        key == "array" for key, _v, _r in parse_option_list(list(ctx.inputs.sbatch_args or []))
+    ):
+        environ["SLURM_ARRAY_TASK_ID"] = UNKNOWN  # `sbatch --array=0-3 job.sh`: each task has its own id
     checkout = ctx.config.get("checkout") if ctx.config is not None else None
     checkout = Path(os.path.expanduser(str(checkout))) if checkout else None
     args = ctx.inputs.script_args

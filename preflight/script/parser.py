@@ -328,6 +328,10 @@ def _evaluate(
         # (NGPUS=${SLURM_GPUS_ON_NODE:-}; a fallback when it is empty)
         job_vars = {name: v for name in JOB_VARS if (v := model._job_var(name)) is not None}
         environ = {**environ, **job_vars}
+        if model.directives and model.directive("array") is None:
+            # SLURM sets the task id in array jobs only: a batch script without --array (here or on sbatch's
+            # command line, which the job facts mark) runs with it unset (DEPTH=${SLURM_ARRAY_TASK_ID:-${DEPTH:?}})
+            environ.setdefault("SLURM_ARRAY_TASK_ID", None)
     try:
         tree = build_tree(events)
         ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args)

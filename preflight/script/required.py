@@ -10,7 +10,6 @@ from typing import Any
 
 from preflight.script.tree import If, Item, iter_commands
 
-_REQUIRED_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?)\?")
 # [ -z "${!name:-}" ] / [[ -z ${!1} ]]: the variable named by `name` (or by argument 1) is empty or unset
 _INDIRECT_EMPTY_RE = re.compile(r"-z\s+\"?\$\{!([A-Za-z_][A-Za-z0-9_]*|[1-9])(?::?-[^}]*)?\}")
 _POSITIONAL_RE = re.compile(r"^\"?\$\{?([1-9])\}?\"?$")
@@ -18,15 +17,56 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def unset_required(raw_words: list[str], lookup: Callable[[str], Any]) -> str | None:
-    """`${X:?msg}` / `${X?msg}` of a variable surely unset (or empty, with the colon): bash stops there."""
+    """`${X:?msg}` / `${X?msg}` of a variable surely unset (or empty, with the colon): bash stops there. Inside
+    another expansion's word it counts only where bash expands that word (`${A:-${X:?}}` with A surely unset)."""
     for raw in raw_words:
         if raw.startswith("'"):
             continue
-        for m in _REQUIRED_RE.finditer(raw):
-            value = lookup(m.group(1))
-            if value is None or (value == "" and m.group(2)):
-                return f"{raw} stops bash when {m.group(1)} is {'empty or ' if m.group(2) else ''}unset"
+        if (hit := _required(raw, lookup, 0)) is not None:
+            name, colon = hit
+            return f"{raw} stops bash when {name} is {'empty or ' if colon else ''}unset"
     return None
+
+
+def _required(text: str, lookup: Callable[[str], Any], depth: int) -> tuple[str, bool] | None:
+    if depth > 4 or "${" not in text:
+        return None
+    for name, op, word in _expansions(text):
+        value = lookup(name)
+        known = isinstance(value, str) or value is None  # (the evaluator's UNKNOWN is neither)
+        empty = value is None or value == ""
+        if op in (":?", "?"):
+            if known and (value is None or (op == ":?" and value == "")):
+                return name, op == ":?"
+        elif known and (
+            (op in (":-", ":=") and empty)
+            or (op in ("-", "=") and value is None)
+            or (op == ":+" and not empty)
+            or (op == "+" and value is not None)
+        ):
+            if (hit := _required(word, lookup, depth + 1)) is not None:
+                return hit
+    return None
+
+
+_EXPANSION_HEAD_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-=?+])?")
+
+
+def _expansions(text: str):
+    """(name, operator, word) of each outermost ``${name<op>word}`` in text (braces balanced)."""
+    i = 0
+    while (m := _EXPANSION_HEAD_RE.search(text, i)) is not None:
+        j, level = m.end(), 1
+        while j < len(text) and level:
+            if text.startswith("${", j):
+                level, j = level + 1, j + 2
+                continue
+            level -= text[j] == "}"
+            j += 1
+        if level:
+            return  # unbalanced: not an expansion bash would run
+        yield m.group(1), m.group(2) or "", text[m.end() : j - 1]
+        i = j
 
 
 def required_argument(body: list) -> int | None:

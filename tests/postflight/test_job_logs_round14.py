@@ -177,3 +177,24 @@ def test_era_signs_after_a_megabyte_of_progress_bars_are_read(tmp_path, cli):
     report, _checks, _phases = verify_logs(cli, tmp_path, log)
     assert report["profile"]["name"] == "no-mid", report["profile"]
     assert "has '| bf16_mfu:'" in report["profile"]["reason"], report["profile"]
+
+
+def test_evidence_points_at_where_a_phase_ended_and_the_report_at_its_own_lines(tmp_path, cli):
+    # a finished speedrun: "log shows the end of training" cited the phase's first line, and the report row cited the
+    # start of chat_eval -i sft, whose output it had swallowed (report generate is a process of its own)
+    log = tmp_path / "speedrun.log"
+    lines = [*_base_start(), *_steps(0, 21399), "Peak memory usage: 70000.00MiB", "Total training time: 180.00m"]
+    lines += [
+        _log("nanochat.common", "Distributed world size: 8"),
+        "ARC-Easy accuracy: 38.64%",
+        "Final: 14/164 (8.54%)",
+    ]
+    lines += ["Generating report to /h/.cache/nanochat/report/report.md", "Copying report.md to current directory"]
+    log.write_text("\n".join(lines) + "\n")
+    report, _checks, phases = verify_logs(cli, tmp_path, log)
+    end = lines.index("Peak memory usage: 70000.00MiB") + 1
+    assert phases["base"]["evidence"] == [f"{log}:{end}"], phases["base"]
+    generating = lines.index("Generating report to /h/.cache/nanochat/report/report.md") + 1
+    assert phases["report"]["evidence"] == [f"{log}:{generating}"], phases["report"]
+    placed = {p["phase"]: p["lines"] for p in report["timeline"]["processes"]}
+    assert placed["report"] == [generating, generating + 1], report["timeline"]["processes"]
