@@ -333,3 +333,102 @@ def _is_dir(path: Path) -> bool:
         return path.is_dir()
     except OSError:
         return False
+
+
+@check("FS006", "source-checkpoint-missing", severity="error", kills_at_start=True)
+def source_checkpoint_missing(ctx, script, profile) -> Iterator[Finding]:
+    """
+    What it checks: a phase the job runs that loads an earlier phase's checkpoint the job does
+    not train itself (SFT or midtraining on a base model, RL on SFT, ``base_eval``,
+    ``chat_eval -i sft``) against the base dir the job uses: the earlier phase's checkpoint
+    directory (``base_checkpoints``, ``mid_checkpoints``, ``chatsft_checkpoints``) must hold a
+    model, under the model tag the launch names (``--model_tag``, chat_eval's ``-g``) or any.
+
+    Why it matters: the phase stops with ``FileNotFoundError`` as it loads the model, and
+    without ``set -e`` every later phase runs on nothing while the job still ends COMPLETED:
+    the job that waited hours in the queue trains nothing.
+
+    Example:
+        torchrun ... -m scripts.chat_sft -- --model-tag=d24   # and base_checkpoints/d24 holds no model
+
+    How to fix: run the earlier phase first (in this job, or an earlier one that used the same
+    ``NANOCHAT_BASE_DIR``), or point ``NANOCHAT_BASE_DIR`` at the run that has its checkpoint.
+    """
+    if not script.ok:
+        raise Skip("the script could not be read (see script-unparsable)")
+    loads, trained = _checkpoint_loads(script, profile)
+    loads = [(inv, phase, src) for inv, phase, src in loads if src not in trained]
+    if not loads:
+        raise Skip("every checkpoint the job loads is one it trains (or it loads none)")
+    from preflight.ckpt import MODEL_RE  # imports zipfile: only for a job that loads a checkpoint
+    from preflight.facts import FactUnavailable
+    from preflight.inventory import known_base_dir
+
+    try:
+        base = Path(known_base_dir(ctx).path)
+    except FactUnavailable as exc:
+        raise Skip(str(exc)) from None
+    if not _is_dir(base):  # its checkpoints are on the machine that holds the run (not CI, not a laptop)
+        raise Skip(f"the base dir {base} does not exist here: run preflight where the job's runs are")
+    told: set[tuple] = set()
+    for inv, phase, src in loads:
+        dirname = (profile.phase(src) or {}).get("checkpoint_dir")
+        tag = _loaded_tag(inv)
+        if not dirname or (tag is not None and ("$" in tag or "/" in tag)) or (src, tag) in told:
+            continue
+        told.add((src, tag))
+        root = base / dirname
+        dirs = [root / tag] if tag else _subdirs(root)
+        if any(MODEL_RE.match(name) for d in dirs for name in _names(d)):
+            continue
+        what = f"{src}'s checkpoint {dirname}/{tag}" if tag else f"{src}'s checkpoint ({dirname})"
+        loader = inv.module or inv.script_file
+        yield Finding(
+            f"{loader} ({phase}) loads {what}, which the job does not train and {root / tag if tag else root} "
+            "does not hold: it stops with FileNotFoundError as it starts",
+            path=inv.file if inv.file and inv.file != "<script>" else str(script.path),
+            line=inv.line,
+            fix=f"run {src} training first (in this job, or an earlier one with this NANOCHAT_BASE_DIR), or point "
+            f"NANOCHAT_BASE_DIR at the run that has {dirname}",
+        )
+
+
+def _checkpoint_loads(script, profile) -> tuple[list[tuple], set[str]]:
+    """(launch, its phase, the phase whose checkpoint it loads) of each launch that loads one, and the phases the
+    job trains. A trainer loads its source phase's model (chat_sft's --source where the era has it); an evaluation
+    (base_eval, chat_eval -i X) loads its own phase's."""
+    loads, trained = [], set()
+    for inv in script.all_invocations:
+        module = inv.entry
+        phase = profile.phase_of_module(module, inv.args) if module else None
+        if phase is None:
+            continue
+        spec = profile.phase(phase) or {}
+        if module.rsplit(".", 1)[-1] == (spec.get("train_module") or "").rsplit(".", 1)[-1]:
+            trained.add(phase)
+            given = inv.flag("source")
+            src = given.value if given is not None and given.value in profile.phases else spec.get("source")
+        else:
+            src = phase
+        if src:
+            loads.append((inv, phase, src))
+    return loads, trained
+
+
+def _loaded_tag(inv) -> str | None:
+    f = inv.flag("model_tag", "g") if (inv.module or "").endswith("chat_eval") else inv.flag("model_tag")
+    return f.value if f is not None and f.value else None
+
+
+def _subdirs(root: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(root) if e.is_dir()]
+    except OSError:
+        return []
+
+
+def _names(d: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(d)]
+    except OSError:
+        return []

@@ -1,4 +1,4 @@
-"""Good/bad cases for the filesystem checks (FS001-FS005)."""
+"""Good/bad cases for the filesystem checks (FS001-FS006)."""
 
 from preflight.testing import Scenario, bad, good
 
@@ -87,3 +87,21 @@ def _():  # the run saved step 1000, not 2000
 def _():
     files = {"base/base_checkpoints/d20/model_002000.pt": "x", "base/base_checkpoints/d20/meta_002000.json": "{}"}
     return Scenario(script=RESUME, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
+
+
+SFT_ON_BASE = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\n"
+    "torchrun --standalone --nproc_per_node=8 -m scripts.chat_sft -- --source=base --model_tag=d20\n"
+)
+
+
+@bad("source-checkpoint-missing")
+def _():  # SFT on a base model this base dir does not hold (another tag is there)
+    files = {"base/base_checkpoints/d12/model_001000.pt": "x"}
+    return Scenario(script=SFT_ON_BASE, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
+
+
+@good("source-checkpoint-missing")
+def _():
+    files = {"base/base_checkpoints/d20/model_021400.pt": "x"}
+    return Scenario(script=SFT_ON_BASE, env=ENV, files=files, config={"base-dir": "{tmp}/base"})

@@ -58,3 +58,25 @@ def test_a_required_variable_inside_a_set_ones_default_is_never_expanded(tmp_pat
     assert checks["SB017"]["status"] == "pass", checks["SB017"]["findings"]
     _report, checks = check_script(cli, tmp_path, body.replace("TAG=d12\n", ""), "--profile", "classic")
     assert "stops bash when MODEL_TAG is empty or unset" in checks["SB017"]["findings"][0]["message"]
+
+
+def test_an_sft_job_on_a_base_model_the_base_dir_does_not_hold(tmp_path, cli):
+    # an SFT job (four forks' scripts): nothing checked that the base model it loads is there; the job would wait in
+    # the queue, stop with FileNotFoundError, and (without set -e) run chat_eval on nothing
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft -- --model-tag=d24 --run=dummy\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_eval -- -i sft\n"
+    )
+    (tmp_path / "base" / "base_checkpoints" / "d12").mkdir(parents=True)
+    (tmp_path / "base" / "base_checkpoints" / "d12" / "model_001000.pt").write_bytes(b"x")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
+    (missing,) = checks["FS006"]["findings"]  # chat_eval -i sft loads what this job trains: nothing to say
+    assert missing["location"]["line"] == 3, missing
+    assert missing["message"].startswith(
+        "scripts.chat_sft (sft) loads base's checkpoint base_checkpoints/d24, which the job does not train"
+    ), missing["message"]
+    (tmp_path / "base" / "base_checkpoints" / "d24").mkdir()
+    (tmp_path / "base" / "base_checkpoints" / "d24" / "model_005742.pt").write_bytes(b"x")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "no-mid")
+    assert checks["FS006"]["status"] == "pass", checks["FS006"]
