@@ -20,6 +20,7 @@ from preflight.loglines import (
     RUN_SETTING_RES,
     SAVE_KIND,
     SAVE_RE,
+    SDPA_WINDOW_RE,
     STEP_IN_PATH_RE,
     TRAINER_SETUP_RE,
     parse_int,
@@ -132,6 +133,10 @@ class EventReader:
             if last is not None and line - last.line <= INSTALL_LINES and not last.data["reason"]:
                 last.data["reason"] = mr.group(0)
                 return True
+        mw = SDPA_WINDOW_RE.search(s)
+        if mw:
+            self.idx.slurm.append(Event("sdpa-window", line, s, {"pattern": mw.group("pattern")}))
+            return True
         mn = NOT_FOUND_RE.match(s)
         if mn:  # the batch script's own shell, with SLURM's lines about the job: what the job could not run
             self.idx.slurm.append(Event("not-found", line, s, {k: mn.group(k) for k in ("where", "lineno", "cmd")}))

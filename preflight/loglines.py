@@ -26,7 +26,7 @@ ANCHOR_RE = re.compile(
     rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
-    rb"|watchdog got stuck|abort timed out"
+    rb"|watchdog got stuck|abort timed out|sliding window attention"
     rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
@@ -149,6 +149,10 @@ TERMINATE_RE = re.compile(r"^terminate called after throwing an instance of '(?P
 WHAT_RE = re.compile(r"^\s*what\(\):\s+(?P<what>\S.*)$")
 # the shell could not find a command: bash's "run.sh: line 52: uv: command not found", dash's (a script run by
 # /bin/sh) "/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found"
+# nanochat's own warning when it attends with PyTorch SDPA (no Flash Attention 3 for this GPU) and a sliding window
+SDPA_WINDOW_RE = re.compile(
+    r"SDPA has no support for sliding window attention \(window_pattern='(?P<pattern>[A-Z]{1,16})'\)"
+)
 NOT_FOUND_RE = re.compile(
     r"^(?P<where>\S{1,300}): (?:line )?(?P<lineno>\d{1,7}): (?P<cmd>[^\s:]{1,200}): (?:command )?not found$"
 )

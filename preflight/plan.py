@@ -37,8 +37,11 @@ DEFAULT_GPU = "H100"
 # fp32 matmul throughput of one CPU training process (a rough figure for a few cores with AVX2/AVX-512);
 # with the configured MFU it gives minutes-scale estimates for the tiny CPU runs, not GPU hours
 CPU_PEAK_FLOPS = 1e11
-# classic d20 (nanochat's own numbers): the reference the profiles' fixed phase overheads describe
+# classic d20 (nanochat's own numbers): the reference the profiles' typical runs describe
 REF_D20_FLOPS_PER_TOKEN = 3.491758e9
+REF_D20_TOKENS = 11_219_763_200
+# base training below this share of a d20's compute is a smoke test (CI, a laptop), whose later phases are as small
+SMOKE_RUN_SCALE = 1e-3
 BYTES_PER_SHARD = 100e6  # ~250M chars of zstd parquet
 EVAL_BUNDLE_BYTES = 2 * 162e6  # the zip stays next to the unpacked bundle
 EVAL_BUNDLE_FILES = 80
@@ -477,6 +480,7 @@ def build_plan(
     run = phases_run(script, profile)
     phases: list[PhasePlan] = []
     fpt = shape.flops_per_token
+    run_scale = min(1.0, (fpt * tokens) / (REF_D20_FLOPS_PER_TOKEN * REF_D20_TOKENS))
     throughput = peak * world * mfu if peak else None
     if throughput and nodes > 1:
         # the interconnect between nodes is slower than NVLink inside one: gradients cross it every step
@@ -504,10 +508,16 @@ def build_plan(
             pp.note = f"--num_iterations on script line {inv.line}"
         elif est.get("steps"):
             # data-driven phases: an epoch of the era's task mixture in the phase's own batch (not base training's), as
-            # many steps whatever the model; a smaller model makes each step cheaper (FLOPs per token), not fewer
-            pp.steps = int(est["steps"])
+            # many steps whatever the model (a smaller one makes each step cheaper, not fewer); a smoke run's later
+            # phases are cut down with it (its scripts shrink their data too)
+            smoke = run_scale < SMOKE_RUN_SCALE
+            pp.steps = max(1, int(round(est["steps"] * (run_scale if smoke else 1))))
             pp.tokens = pp.steps * int(est.get("tokens_per_step", 0))
-            pp.note = "steps of the era's own mixture and batch (a typical run; --num_iterations sets them)"
+            pp.note = (
+                f"steps of the era's own mixture and batch, scaled x{run_scale:.2g} with this smoke run"
+                if smoke
+                else "steps of the era's own mixture and batch (a typical run; --num_iterations sets them)"
+            )
         if pp.tokens:
             pp.flops = float(fpt) * pp.tokens
         # evaluation/setup overheads of a d20 run shrink with the model for smaller ones

@@ -26,6 +26,7 @@ class ResumePlan:
     refused: list[str] = field(default_factory=list)
     assumed: list[str] = field(default_factory=list)  # earlier phases outside the logs, taken as done
     remarks: list[str] = field(default_factory=list)  # what the commands assume or changed (the note's tail)
+    env: dict[str, str] = field(default_factory=dict)  # to export before the commands (the run's own base dir)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -41,6 +42,8 @@ class ResumePlan:
             out["assumed"] = self.assumed
         if self.remarks:
             out["remarks"] = self.remarks
+        if self.env:
+            out["env"] = self.env
         return out
 
 
@@ -187,6 +190,22 @@ def _launch_width(command: str) -> int | None:
     return 1 if re.search(r"(?:^|[\s/+])python[\d.]*\s", command) else None
 
 
+_RUN_DIR_RE = re.compile(r"^(/.+?)/(?:(?:base|mid|chatsft|chatrl)_checkpoints|tokenizer)/")
+
+
+def logged_base_dir(logs: Any) -> str | None:
+    """The NANOCHAT_BASE_DIR the logged run wrote to (its last save's, or load's, path), where it is not the default
+    ~/.cache/nanochat: the resume must run there too, or it finds none of the run's files."""
+    if logs is None:
+        return None
+    paths = [e.data.get("path") or "" for s in logs.segments for e in s.saves]
+    paths += [(s.loaded.data.get("path") or "") + "/" for s in logs.segments if s.loaded is not None]
+    found = [m.group(1) for p in paths if (m := _RUN_DIR_RE.match(p))]
+    if not found or found[-1].endswith("/.cache/nanochat") or not PLAIN_FLAG_VALUE.fullmatch(found[-1]):
+        return None  # (a path that is no plain word never goes into a command)
+    return found[-1]
+
+
 def _nodes(ctx: Any) -> int:
     """How many nodes the job ran on (scontrol's NumNodes, else the widest step in accounting)."""
     job = ctx.get("job", None)
@@ -273,14 +292,27 @@ def resume_fact(ctx: Any) -> ResumePlan:
             f"the job ran on {nodes} nodes: run these inside an allocation of {nodes} nodes "
             f"(sbatch/salloc --nodes={nodes})"
         )
+    # (a base dir the user named, --base-dir or NANOCHAT_BASE_DIR, is where they mean to run)
+    named_dir = getattr(ctx.inputs, "base_dir", None) or ctx.environ.get("NANOCHAT_BASE_DIR")
+    run_dir = logged_base_dir(logs) if not named_dir else None
+    env = {"NANOCHAT_BASE_DIR": run_dir} if run_dir is not None else {}
+    if run_dir is not None:
+        remarks.append(f"the run wrote to {run_dir} (its saves say so): the commands run there")
     fixes = _fixes(ctx, logs, profile, first.name)
     own = _script_commands(ctx, first.name)
     if own and not (first.status == "partial" and first.step is not None):  # a partial resume needs the resume flag
-        return ResumePlan(first.name, own, "; ".join([note, *remarks]), fixes, "script", assumed=outside)
+        return ResumePlan(first.name, own, "; ".join([note, *remarks]), fixes, "script", assumed=outside, env=env)
     if refused:
         note += f"; left out of the commands (not a plain flag value; set it yourself): {', '.join(refused)}"
     return ResumePlan(
-        first.name, commands, "; ".join([note, *remarks]), fixes, refused=refused, assumed=outside, remarks=remarks
+        first.name,
+        commands,
+        "; ".join([note, *remarks]),
+        fixes,
+        refused=refused,
+        assumed=outside,
+        remarks=remarks,
+        env=env,
     )
 
 

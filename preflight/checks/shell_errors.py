@@ -102,3 +102,37 @@ def install_failed(logs) -> Iterator[Finding]:
             line=ev.line,
             fix=fix,
         )
+
+
+@check("LOG015", "slow-attention-fallback", stage="post", severity="warning")
+def slow_attention_fallback(logs) -> Iterator[Finding]:
+    """
+    What it checks: nanochat's own warning that it attends with PyTorch SDPA, which has no
+    sliding window, while the model's ``window_pattern`` asks for one (``SSSL``, the default
+    since January 2026): Flash Attention 3 was not available for the node's GPU (it needs a
+    Hopper GPU and its kernel from the HF Hub).
+
+    Why it matters: every layer then attends over the full context, and training runs at a
+    fraction of the GPU's speed ("Your GPU utilization will be terrible"): a run on consumer or
+    Ampere/Blackwell GPUs takes hours or days longer and costs that much more.
+
+    Example:
+        WARNING: SDPA has no support for sliding window attention (window_pattern='SSSL'). Your GPU utilization will be terrible.
+
+    How to fix: on a GPU without Flash Attention 3, train with ``--window-pattern L`` (full
+    attention in every layer, which SDPA runs well); on a Hopper GPU, fetch the kernel on a login
+    node so the job finds it (see offline-download-needed).
+    """
+    told: set[str] = set()
+    for ix, ev in logs.slurm_events("sdpa-window"):
+        if ix.path in told:
+            continue
+        told.add(ix.path)
+        yield Finding(
+            f"the model attends with PyTorch SDPA (no Flash Attention 3 on this GPU), which has no sliding window, "
+            f"while its window_pattern is {ev.data['pattern']}: nanochat warned its GPU utilization would be terrible",
+            path=ix.path,
+            line=ev.line,
+            fix="on a GPU without Flash Attention 3, train with --window-pattern L; on a Hopper GPU, fetch the kernel "
+            "on a login node (preflight check: offline-download-needed)",
+        )

@@ -75,7 +75,8 @@ def render(
         body.append(f"<h2>Resume from {esc(resume.get('phase'))}</h2>")
         if resume.get("note"):
             body.append(f'<p class="muted">{esc(resume["note"])}</p>')
-        body.append('<pre id="resume">' + "\n".join(esc(c) for c in resume["commands"]) + "</pre>")
+        lines = [f"export {k}={v}" for k, v in (resume.get("env") or {}).items()] + list(resume["commands"])
+        body.append('<pre id="resume">' + "\n".join(esc(c) for c in lines) + "</pre>")
     body += _job(extras.get("job"), result.display.get("job_raw") or {})
     body += _checks(result)
     return (

@@ -51,7 +51,8 @@ def render(result: Any, registry: Any = None, **_: Any) -> str:
     if resume and resume.get("commands"):
         from preflight.reporters import clean
 
-        commands = [clean(c) for c in resume["commands"]]
+        exports = [f"export {k}={v}" for k, v in (resume.get("env") or {}).items()]
+        commands = [clean(c) for c in exports + list(resume["commands"])]
         fence = _fence(commands)
         out += [f"Resume from **{_cell(resume.get('phase'))}**:", "", fence + "bash", *commands, fence, ""]
         out += [f"- note: {_cell(clean(r))}" for r in resume.get("remarks") or []] + (

@@ -141,6 +141,7 @@ def build(
             names = ", ".join(resume["assumed"])
             lines.append([(f"  ({names}: not in these logs, taken as done; pass --base-dir to check)", "dim")])
         lines += [[("  first: ", "green"), (fix, "")] for fix in resume.get("fixes") or []]
+        lines += [[(f"  export {k}={v}", "")] for k, v in (resume.get("env") or {}).items()]
         lines += [[(f"  {cmd}", "")] for cmd in resume["commands"]]
         for item in resume.get("refused") or []:
             lines.append([(f"  left out (not a plain flag value; set it yourself): {item}", "yellow")])

@@ -29,6 +29,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("loss-diverged")
 @good("command-not-found")
 @good("install-failed")
+@good("slow-attention-fallback")
 def _clean_classic_run():
     return _log(F.run_log())
 
@@ -121,6 +122,15 @@ def _uv_not_on_the_nodes_path():  # a fork's speedrun: `uv sync` at its line 52,
 @bad("command-not-found")
 def _a_bash_script_run_by_dash():  # no #! line: sbatch's /bin/sh has no `source`
     return _log("/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found\n")
+
+
+@bad("slow-attention-fallback")
+def _sdpa_with_a_sliding_window():  # a no-mid era d24 on 4 x RTX 3090: no Flash Attention 3, the default SSSL
+    return _log(
+        "WARNING: Flash Attention 3 not available, using PyTorch SDPA fallback\n"
+        "WARNING: SDPA has no support for sliding window attention (window_pattern='SSSL'). Your GPU utilization "
+        "will be terrible.\n" + F.run_log(phases=("base",))
+    )
 
 
 @bad("install-failed")

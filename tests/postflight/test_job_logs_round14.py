@@ -198,3 +198,39 @@ def test_evidence_points_at_where_a_phase_ended_and_the_report_at_its_own_lines(
     assert phases["report"]["evidence"] == [f"{log}:{generating}"], phases["report"]
     placed = {p["phase"]: p["lines"] for p in report["timeline"]["processes"]}
     assert placed["report"] == [generating, generating + 1], report["timeline"]["processes"]
+
+
+def test_the_resume_runs_where_the_logged_run_wrote(tmp_path, cli):
+    # a run with its own NANOCHAT_BASE_DIR: the resume's commands, run in a shell without it, would look in
+    # ~/.cache/nanochat and find nothing of the run
+    log = tmp_path / "run.log"
+    lines = [*_base_start(), *_steps(0, 500)]
+    lines += [
+        _log(
+            "nanochat.checkpoint_manager",
+            "Saved model parameters to: /scratch/u/exp7/base_checkpoints/d20/model_000500.pt",
+        )
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    proc = cli(
+        "postflight", "verify", "--log", str(log), "--format", "json", cwd=tmp_path, env={"NANOCHAT_BASE_DIR": ""}
+    )
+    import json
+
+    resume = json.loads(proc.stdout)["resume"]
+    assert resume["env"] == {"NANOCHAT_BASE_DIR": "/scratch/u/exp7"}, resume
+    assert resume["commands"][0].startswith("python -m scripts.base_train"), resume["commands"]
+    text = cli("postflight", "verify", "--log", str(log), cwd=tmp_path, env={"NANOCHAT_BASE_DIR": ""}).stdout
+    assert "\n  export NANOCHAT_BASE_DIR=/scratch/u/exp7\n  python -m scripts.base_train" in text, text
+    # a shell that names its base dir is where the user means to run
+    named = cli(
+        "postflight",
+        "verify",
+        "--log",
+        str(log),
+        "--format",
+        "json",
+        cwd=tmp_path,
+        env={"NANOCHAT_BASE_DIR": "/elsewhere"},
+    )
+    assert "env" not in json.loads(named.stdout)["resume"]
