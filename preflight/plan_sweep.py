@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from preflight.plan import Plan
+from preflight.plan_model import Plan
 from preflight.plan_launches import training_invocation, trains
 
 
