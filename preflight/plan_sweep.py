@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from preflight.plan_model import Plan
 from preflight.plan_launches import training_invocation, trains
+from preflight.plan_model import Plan
 
 
 def base_runs(script: Any, profile: Any) -> list[tuple[Any, tuple]]:

@@ -277,16 +277,9 @@ def resume_checkpoint_missing(ctx, script, plan) -> Iterator[Finding]:
     if not step:
         raise Skip("no base training resumes from a step")
     from preflight.ckpt import MODEL_RE  # imports zipfile: only for a run that resumes
-    from preflight.facts import FactUnavailable
-    from preflight.inventory import known_base_dir
     from preflight.plan_launches import training_invocation
 
-    try:
-        base = Path(known_base_dir(ctx).path)
-    except FactUnavailable as exc:
-        raise Skip(str(exc)) from None
-    if not _is_dir(base):  # a resume needs a run there: this is not the machine that holds it (CI, a laptop)
-        raise Skip(f"the base dir {base} does not exist here: run preflight where the job's runs are")
+    base = _base_dir_with_runs(ctx)
     inv = training_invocation(script, ctx.get("profile", None), "base")
     tag = _trained_tag(inv, plan)
     if not tag or "$" in tag or "/" in tag:
@@ -319,6 +312,21 @@ def resume_checkpoint_missing(ctx, script, plan) -> Iterator[Finding]:
         if saved
         else f"leave out {flag} to start over, or point NANOCHAT_BASE_DIR at the run that saved that step",
     )
+
+
+def _base_dir_with_runs(ctx) -> Path:
+    """The job's base dir, where it exists here; else Skip: the checkpoints a job loads or resumes from are on the
+    machine that holds its runs, not on CI or a laptop."""
+    from preflight.facts import FactUnavailable
+    from preflight.inventory import known_base_dir
+
+    try:
+        base = Path(known_base_dir(ctx).path)
+    except FactUnavailable as exc:
+        raise Skip(str(exc)) from None
+    if not _is_dir(base):
+        raise Skip(f"the base dir {base} does not exist here: run preflight where the job's runs are")
+    return base
 
 
 def _exists(path: Path) -> bool:
@@ -361,15 +369,8 @@ def source_checkpoint_missing(ctx, script, profile) -> Iterator[Finding]:
     if not loads:
         raise Skip("every checkpoint the job loads is one it trains (or it loads none)")
     from preflight.ckpt import MODEL_RE  # imports zipfile: only for a job that loads a checkpoint
-    from preflight.facts import FactUnavailable
-    from preflight.inventory import known_base_dir
 
-    try:
-        base = Path(known_base_dir(ctx).path)
-    except FactUnavailable as exc:
-        raise Skip(str(exc)) from None
-    if not _is_dir(base):  # its checkpoints are on the machine that holds the run (not CI, not a laptop)
-        raise Skip(f"the base dir {base} does not exist here: run preflight where the job's runs are")
+    base = _base_dir_with_runs(ctx)
     told: set[tuple] = set()
     for inv, phase, src in loads:
         dirname = (profile.phase(src) or {}).get("checkpoint_dir")
