@@ -200,7 +200,9 @@ def _needed_by(item: dict, invs: list, script, job_env) -> list:
         if mods and base not in {m.rsplit(".", 1)[-1] for m in mods}:
             continue
         if any(
-            _switched_off(cond, script, inv, job_env) for cond in off_conditions(item) if cond["module"].endswith(base)
+            _switched_off(cond, script, inv, job_env)
+            for cond in off_conditions(item)
+            if cond["module"].rsplit(".", 1)[-1] == base
         ):
             continue  # --core-metric-every=-1: base_train never evaluates CORE; base_eval --eval=bpb runs none
         out.append(inv)
