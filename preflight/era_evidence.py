@@ -19,12 +19,6 @@ LOG_SNIFF_BYTES = 256 << 10  # a log's head: the setup lines every entry point p
 # uv's coloured progress bars (ANSI escapes, CR redraws): a speedrun log can open with ~1 MB of them, so the head
 # is read on past them, up to this much of the file (nanochat's own coloured lines are its logger's: kept)
 LOG_HEAD_SCAN_BYTES = 4 << 20
-
-
-def _progress(line: bytes) -> bool:
-    return b"\x1b[" in line and b" - nanochat." not in line
-
-
 LOG_TAIL_BYTES = 64 << 10  # and its tail: what the job printed last (report generation, the final summary)
 MAX_META_BYTES = 1 << 20
 CANDIDATES = ("classic", "argparse", "no-mid", "current")  # bundled runs say so in their first line
@@ -48,6 +42,10 @@ def log_samples(logs: list) -> list[tuple[str, str]]:
         except OSError:
             continue
     return out
+
+
+def _progress(line: bytes) -> bool:
+    return b"\x1b[" in line and b" - nanochat." not in line
 
 
 def _head(fh) -> tuple[bytes, int]:

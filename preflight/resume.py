@@ -9,9 +9,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.phases import CKPT_DIR_RE, checkpoint_tag
 from preflight.phases import PHASE_NAMES as PHASES
 from preflight.phases import TORCHRUN_SCRIPTS as LAUNCHED_BY_TORCHRUN
-from preflight.phases import checkpoint_tag
 from preflight.verdict import PhaseVerdict
 
 
@@ -190,7 +190,7 @@ def _launch_width(command: str) -> int | None:
     return 1 if re.search(r"(?:^|[\s/+])python[\d.]*\s", command) else None
 
 
-_RUN_DIR_RE = re.compile(r"^(/.+?)/(?:(?:base|mid|chatsft|chatrl)_checkpoints|tokenizer)/")
+_RUN_DIR_RE = re.compile(r"^(/.+?)/(?:" + CKPT_DIR_RE.pattern + r"|tokenizer)/")  # group 1: the base dir
 
 
 def logged_base_dir(logs: Any) -> str | None:
