@@ -139,7 +139,7 @@ def fix_for(
     cause: Cause | str,
     profile: Any = None,
     *,
-    hf_home: str | None = None,
+    hf: dict[str, str] | None = None,
     datasets: list[tuple[str, str | None]] | None = None,
     checkout: Any = None,
     phase: str | None = None,
@@ -169,7 +169,11 @@ def fix_for(
             datasets = [(cause.dataset, cause.config)]
         loads = prefetch_loads(datasets or [], profile) or "load_dataset('<the dataset named in the traceback>')"
         names = ", ".join(dict.fromkeys(d for d, _ in datasets or [])) or "<the dataset named in the traceback>"
-        text = text.replace("{hf_home}", hf_home or "$HF_HOME").replace("{loads}", loads).replace("{dataset}", names)
+        hf = {"HF_HOME": "$HF_HOME", **(hf or {})}
+        dirs = " ".join(f"{k}={hf[k]}" for k in ("HF_HOME", "HF_DATASETS_CACHE") if k in hf)
+        prefetch_env = " ".join([dirs] + ([f"HF_ENDPOINT={hf['HF_ENDPOINT']}"] if "HF_ENDPOINT" in hf else []))
+        text = text.replace("{hf_env}", prefetch_env).replace("{hf_dirs}", dirs)
+        text = text.replace("{loads}", loads).replace("{dataset}", names)
     return respell_flags(text, profile, checkout, phase)
 
 

@@ -55,7 +55,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     """The fixes the crashes from ``from_phase`` on call for, one per cause (every offline
     dataset in one prefetch command)."""
     from preflight.causes import CASCADE, classify_traceback, fix_for
-    from preflight.checks.logs import _hf_home
+    from preflight.checks.logs import hf_settings
 
     if logs is None:
         return []
@@ -79,7 +79,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
         fix_for(
             first_of[name],
             profile,
-            hf_home=_hf_home(ctx),
+            hf=hf_settings(ctx),
             datasets=items,
             checkout=checkout,
             phase=phase_of[name],

@@ -25,15 +25,20 @@ def _ranks(ranks: list[int]) -> str:
     return ("ranks " if len(ranks) > 1 else "rank ") + ", ".join(parts)
 
 
-def _hf_home(ctx) -> str | None:
-    """The HF_HOME the job used (its script's export), else this environment's."""
+def hf_settings(ctx) -> dict[str, str]:
+    """The HF settings the job used (its script's exports; HF_HOME else this environment's): a prefetch
+    must fill the cache dir the job reads and may need its mirror."""
     import re
 
     js = ctx.get("jobscript", None)
-    m = re.search(r"^\s*(?:export\s+)?HF_HOME=(\S+)", js.text, re.M) if js is not None else None
-    if m:
-        return m.group(1).strip("'\"")
-    return ctx.environ.get("HF_HOME")
+    out: dict[str, str] = {}
+    for name in ("HF_HOME", "HF_DATASETS_CACHE", "HF_ENDPOINT"):
+        m = re.search(rf"^\s*(?:export\s+)?{name}=(\S+)", js.text, re.M) if js is not None else None
+        if m:
+            out[name] = m.group(1).strip("'\"")
+    if "HF_HOME" not in out and ctx.environ.get("HF_HOME"):
+        out["HF_HOME"] = ctx.environ["HF_HOME"]
+    return out
 
 
 def crashes(logs):
@@ -169,7 +174,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             fix=fix_for(
                 cause,
                 profile,
-                hf_home=_hf_home(ctx),
+                hf=hf_settings(ctx),
                 checkout=ctx.get("checkout", None),
                 phase=phase,
                 batch=device_batch_size(logs, phase, profile) if profile is not None else None,

@@ -229,17 +229,26 @@ def _switched_off(cond: dict, script, inv, job_env) -> bool:
 PARQUET_HEAD = 'python -c "from tasks.common import load_hub_dataset as get; '
 
 
-def _prefetch(item: dict, local: Path, missing_configs: list[str], hf_home_dir: Path, base: Path, root) -> str:
+def hf_env_prefix(env: dict) -> str:
+    """The HF settings a login-node prefetch must share with the job: its cache dirs (a download into HF_HOME is not
+    found by a job that reads HF_DATASETS_CACHE elsewhere) and its endpoint (a mirror where the hub is blocked)."""
+    parts = [f"HF_HOME={hf_home(env)}"]
+    parts += [f"{k}={env[k]}" for k in ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "HF_ENDPOINT") if env.get(k)]
+    return " ".join(parts)
+
+
+def _prefetch(item: dict, local: Path, missing_configs: list[str], env: dict, base: Path, root) -> str:
     kind = item.get("kind")
     if kind == "hub_parquet":
         gets = "; ".join(f"get({item['source']!r}, {c.split('/')[0]!r}, {c.split('/')[1]!r})" for c in missing_configs)
         where = f"cd {root} && " if root else "(in the job's nanochat checkout) "
-        return f'{where}NANOCHAT_BASE_DIR={base} {PARQUET_HEAD}{gets}"'
+        mirror = f"HF_ENDPOINT={env['HF_ENDPOINT']} " if env.get("HF_ENDPOINT") else ""
+        return f'{where}{mirror}NANOCHAT_BASE_DIR={base} {PARQUET_HEAD}{gets}"'
     if kind == "hf_dataset" and item.get("configs"):
         loads = "; ".join(f"load_dataset({item['source']!r}, {c!r})" for c in (missing_configs or item["configs"]))
-        return f'HF_HOME={hf_home_dir} python -c "from datasets import load_dataset; {loads}"'
+        return f'{hf_env_prefix(env)} python -c "from datasets import load_dataset; {loads}"'
     if kind == "hf_kernel":
-        return f"HF_HOME={hf_home_dir} hf download {item['source']}"
+        return f"{hf_env_prefix(env)} hf download {item['source']}"
     if kind == "tiktoken":
         return (
             f"TIKTOKEN_CACHE_DIR={local} python -c \"import tiktoken; tiktoken.get_encoding('gpt2'); "
@@ -372,7 +381,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
                 }
             )
             root = checkout.root if checkout is not None else None
-            commands.append(_prefetch(item, local, gone, hf_home(env), base, root))
+            commands.append(_prefetch(item, local, gone, env, base, root))
         if not missing:
             continue
         inv = invs[0] if invs else None

@@ -263,3 +263,20 @@ def test_processes_without_headers_take_their_phase_from_the_script_order(tmp_pa
     assert "logs/76324.err" in ph["mid"]["cause"]
     placed = [p["placed_by"] for p in report["timeline"]["processes"]]
     assert placed == ["step order", "step order"]
+
+
+def test_the_offline_fix_fills_the_cache_dir_the_job_reads(tmp_path):
+    """The job reads its datasets from HF_DATASETS_CACHE through a mirror: a prefetch into HF_HOME alone
+    would leave the rerun as offline as before."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "76324.out").write_text(L.SEED_OUT)
+    (tmp_path / "logs" / "76324.err").write_text(L.seed_err())
+    script = SEED_SCRIPT.replace(
+        "export HF_HOME=/scratch/u/hf\n",
+        "export HF_HOME=/scratch/u/hf\nexport HF_DATASETS_CACHE=/scratch/u/hfd\nexport HF_ENDPOINT=https://hf-mirror.com\n",
+    )
+    (tmp_path / "job.sbatch").write_text(script)
+    report, _, _ = verify(tmp_path, "--log", "logs/76324.out", "--script", "job.sbatch")
+    fix = next(f for f in report["resume"]["fixes"] if "load_dataset" in f)
+    assert "HF_HOME=/scratch/u/hf HF_DATASETS_CACHE=/scratch/u/hfd HF_ENDPOINT=https://hf-mirror.com python -c" in fix
+    assert "export HF_HOME=/scratch/u/hf HF_DATASETS_CACHE=/scratch/u/hfd HF_DATASETS_OFFLINE=1" in fix

@@ -195,3 +195,18 @@ def test_classic_sft_alone_needs_mmlu_for_its_last_step(tmp_path):
         assert [(f.data["phase"], [(i["source"], i["configs"]) for i in f.data["items"]]) for f in found] == [
             ("sft", [("cais/mmlu", ["all"])])
         ], profile
+
+
+def test_the_prefetch_shares_the_jobs_hf_dirs_and_mirror(tmp_path):
+    """A job that exports HF_DATASETS_CACHE reads its datasets there, not under HF_HOME: a prefetch into HF_HOME
+    alone leaves the job without them. Its mirror (HF_ENDPOINT) is where the login node can reach the hub."""
+    script = (
+        "#!/bin/bash\nset -e\nexport HF_HOME={tmp}/hfh\nexport HF_DATASETS_CACHE={tmp}/hfd\n"
+        "export HF_ENDPOINT=https://hf-mirror.com\ntorchrun -m scripts.mid_train\n"
+    )
+    found = _net(tmp_path, script.replace("{tmp}", str(tmp_path)))
+    assert found, "mid downloads its datasets"
+    assert f"HF_HOME={tmp_path}/hfh HF_DATASETS_CACHE={tmp_path}/hfd HF_ENDPOINT=https://hf-mirror.com python -c" in (
+        found[0].fix
+    )
+    assert f"no local copy at {tmp_path}/hfd/" in found[0].message
