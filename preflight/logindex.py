@@ -34,6 +34,7 @@ from preflight.loglines import (
     DEVICE_RE,
     FAULT_RE,
     FRAME_RE,
+    HELPER_EXC_RE,
     ITERS_RE,
     LAUNCH_ERROR_RE,
     MARKER_RE,
@@ -96,6 +97,7 @@ class _Indexer(TracebackReader, EventReader):
         self.grammar = grammar if grammar is not None else grammar_for(None)
         self.anchor = _anchor_re(self.grammar.anchors())
         self.chain_pending: dict[str, tuple[TracebackRecord, int]] = {}  # rank -> (record, line of the chain text)
+        self.helper_line: dict[str, int] = {}  # rank -> line of its last "Exception in thread X:" / "Process X:"
         self.fault_thread: dict[str, bool] = {}  # rank -> a faulthandler dump is in its crashing thread's frames
         self.last_closed: dict[str, TracebackRecord] = {}
         self._saturated: set[int] = set()  # id() of segments holding MAX_TB_PER_SEGMENT distinct tracebacks
@@ -310,6 +312,9 @@ class _Indexer(TracebackReader, EventReader):
         seg = self.seg
         if s.startswith("Traceback (most recent call last)"):
             self._open_traceback(line, rank)
+            return
+        if HELPER_EXC_RE.match(s):  # a thread's or a child process's report: its traceback follows
+            self.helper_line[rank] = line
             return
         mt = TERMINATE_RE.match(s)
         if mt:

@@ -33,6 +33,7 @@ ANCHOR_RE = re.compile(
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
     rb"|Failed to (?:download|install|build|extract|prepare)|Could not install packages|Disk quota exceeded"
     rb"|No space left on device|No matching distribution|terminate called after throwing|what\(\): "
+    rb"|Process [\w-]{1,80}:(?=\r?\n)"
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -147,12 +148,15 @@ INSTALL_REASON_RE = re.compile(
 # 'c10::DistBackendError'", then "  what():  [PG ID 0 ...] ... CUDA error: an illegal memory access was encountered")
 TERMINATE_RE = re.compile(r"^terminate called after throwing an instance of '(?P<type>[^']{1,200})'")
 WHAT_RE = re.compile(r"^\s*what\(\):\s+(?P<what>\S.*)$")
-# the shell could not find a command: bash's "run.sh: line 52: uv: command not found", dash's (a script run by
-# /bin/sh) "/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found"
+# the header Python prints above the traceback of an exception that ended a thread ("Exception in thread
+# Thread-1:") or a multiprocessing child ("Process ForkServerProcess-10:"), not the process that printed it
+HELPER_EXC_RE = re.compile(r"^(?:Exception in thread .{1,120}|Process [\w-]{1,80}):$")
 # nanochat's own warning when it attends with PyTorch SDPA (no Flash Attention 3 for this GPU) and a sliding window
 SDPA_WINDOW_RE = re.compile(
     r"SDPA has no support for sliding window attention \(window_pattern='(?P<pattern>[A-Z]{1,16})'\)"
 )
+# the shell could not find a command: bash's "run.sh: line 52: uv: command not found", dash's (a script run by
+# /bin/sh) "/var/lib/slurm/slurmd/job713551/slurm_script: 4: source: not found"
 NOT_FOUND_RE = re.compile(
     r"^(?P<where>\S{1,300}): (?:line )?(?P<lineno>\d{1,7}): (?P<cmd>[^\s:]{1,200}): (?:command )?not found$"
 )

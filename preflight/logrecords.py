@@ -40,6 +40,7 @@ class TracebackRecord:
     detail: list[str] = field(default_factory=list)  # the exception message's continuation lines, capped
     ranks: list[int] = field(default_factory=list)  # every rank that printed this traceback
     copies: int = 1  # how many identical copies were folded into this one
+    helper: bool = False  # a thread's or a multiprocessing child's exception ("Exception in thread X:", "Process X:")
     _added: bool = field(default=False, repr=False)
 
     @property
@@ -86,10 +87,10 @@ class TracebackRecord:
 
     @property
     def wrapper(self) -> bool:
-        """torchrun's own failure, not a trainer's: its ChildFailedError summary of a rank's failure, or
-        its agent losing the rendezvous store after another node's agent left (a consequence)."""
-        if self.exc_type.endswith("ChildFailedError"):
-            return True
+        """Not the trainer process's own failure: torchrun's ChildFailedError summary of a rank's failure, its
+        agent losing the rendezvous store after another node's agent left (a consequence), or a thread's."""
+        if self.exc_type.endswith("ChildFailedError") or self.helper:
+            return True  # a helper's exception is not its trainer's (a broken pipe after the trainer was killed)
         from preflight.ranks import AGENT_NOISE
 
         in_agent = bool(self.frames) and "torch/distributed/elastic/" in self.frames[-1][0]

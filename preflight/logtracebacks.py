@@ -155,6 +155,7 @@ class TracebackReader:
             self.tb[rank] = (rec, 0)
             return
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path)
+        rec.helper = self.helper_line.pop(rank, None) == line - 1
         mr = RANK_NUM_RE.search(rank)
         if mr and parse_int(mr.group(1)) is not None:
             rec.ranks.append(parse_int(mr.group(1)))

@@ -66,3 +66,62 @@ def _first_above(attempt, skip: int):
     if not above:
         return None
     return attempt, int(above[0][0]), above[0][1], max(v for _s, v in above)
+
+
+# pretraining on web text: nanochat's largest runs reach about 0.7 bits per byte, and a smaller model stays above
+# that. Far below it (0.002 seen in real logs) the model reads the tokens it predicts: a leak, not learning. The
+# training loss's line is the same bound in nats per token (about 4.5 bytes a token).
+MIN_BASE_BPB = 0.3
+MIN_BASE_LOSS = 0.5
+
+
+@check("LOG016", "loss-impossibly-low", stage="post", severity="error")
+def loss_impossibly_low(series) -> Iterator[Finding]:
+    """
+    What it checks: base training's validation bits per byte below 0.3 (or, with no validation
+    lines, its training loss below 0.5 after its first 100 steps). Pretraining on web text does
+    not get there: nanochat's largest models end near 0.7 bpb.
+
+    Why it matters: a loss that low means the model sees the tokens it is asked to predict
+    (attention that is not causal, a custom attention kernel with a wrong mask, targets leaked
+    into the inputs, a validation split that is the training data). The curve looks like great
+    training and the job may finish, but the model is worthless, and every later phase (and a
+    resume or rerun of the same configuration) builds on it.
+
+    Example:
+        Step 00250 | Validation bpb: 0.004812
+        step 00998/35280 (2.83%) | loss: 0.007095 | ...
+
+    How to fix: do not use or resume this run; check the attention's causal mask (a fork's or
+    a device's own attention path against PyTorch SDPA with is_causal=True on a small batch),
+    the inputs/targets shift of the data loader and that validation reads its own shard; then
+    rerun from scratch.
+    """
+    ps = series.get("base")
+    if ps is None:
+        return
+    kind, steps, values = ps.val()
+    hit = next(((s, v) for s, v in zip(steps, values, strict=False) if s > 0 and v < MIN_BASE_BPB), None)
+    if hit is not None and kind == "bpb":
+        what = f"validation bpb {hit[1]:.4g} at step {int(hit[0])}, below {MIN_BASE_BPB}"
+    elif not steps:
+        xs, ys = ps.column("loss")
+        low = next(
+            ((s, v) for s, v in zip(xs, ys, strict=False) if s >= FROM_SCRATCH_WARMUP_STEPS and v < MIN_BASE_LOSS), None
+        )
+        if low is None:
+            return
+        what = f"training loss {low[1]:.4g} at step {int(low[0])}, below {MIN_BASE_LOSS} nats a token"
+    else:
+        return
+    attempt = ps.attempts[0]
+    yield Finding(
+        f"base: {what}: no language model trained on web text gets there (nanochat's largest end near 0.7 bpb); "
+        "the model sees the tokens it predicts (non-causal attention, targets in the inputs, validation on the "
+        "training data), so what it saved is worthless",
+        path=attempt.log,
+        line=attempt.start_line,
+        fix="do not use, resume or rerun this configuration as it is: check the attention's causal mask (a fork's "
+        "or a device's own attention path against SDPA with is_causal=True), the loader's input/target shift and "
+        "that validation reads its own shard; then rerun base training from scratch",
+    )

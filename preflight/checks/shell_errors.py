@@ -49,6 +49,17 @@ def command_not_found(logs) -> Iterator[Finding]:
                 line=ev.line,
                 fix="make #!/bin/bash the script's first line (sbatch runs the script with its #! interpreter)",
             )
+        elif cmd.startswith(("-", "=")) or cmd.replace(".", "").isdigit():
+            # not a program: an argument that bash took for one, on a line of its own
+            yield Finding(
+                f"{script} line {lineno}: `{cmd}` is not a command but an argument on a line of its own: the line "
+                "before it ended its command without a `\\` continuation (or with a space after the `\\`, or the "
+                "script was edited while the job ran), so that command ran without the arguments from here on",
+                path=ix.path,
+                line=ev.line,
+                fix=f"end the line before {lineno} with `\\` and nothing after it, so line {lineno}'s arguments "
+                "reach the command; then rerun that command",
+            )
         else:
             yield Finding(
                 f"{script} line {lineno}: `{cmd}` was not found on the node: that step did not run, and what "

@@ -28,6 +28,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("model-tag-mismatch")
 @good("loss-diverged")
 @good("command-not-found")
+@good("loss-impossibly-low")
 @good("install-failed")
 @good("slow-attention-fallback")
 def _clean_classic_run():
@@ -112,6 +113,12 @@ def _base_blew_up_after_warmup():
 def _base_from_scratch_starts_near_uniform():  # a model trained from scratch starts at ~ln(vocab): not divergence
     text = F.run_log(phases=("base",), per_phase={"base": {"planned": 400}})
     return _log(_with_loss(text, "step 00001/", "11.5"))
+
+
+@bad("loss-impossibly-low")
+def _base_whose_model_reads_its_targets():  # a fork's own attention kernel: validation bpb 0.0048 at step 20
+    text = F.run_log(phases=("base",))
+    return _log(text.replace("Step 00020 | Validation bpb: 1.2345", "Step 00020 | Validation bpb: 0.0048", 1))
 
 
 @bad("command-not-found")
