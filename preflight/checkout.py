@@ -2,8 +2,8 @@
 
 The source is parsed with ``ast`` and never imported or executed (it is someone else's code):
 - argparse: every ``*.add_argument("--name", ...)`` call (option strings, type, default, action);
-- the configurator era: the module's top-level simple assignments before it execs
-  ``nanochat/configurator.py`` (those globals are the ``--key=value`` keys);
+- the configurator era: the module's top-level assignments before it execs ``nanochat/configurator.py``
+  (it takes any of those globals as a ``--key=value`` key; literals give the key's type);
 - dataclass configs: the annotated fields of a ``@dataclass`` class (forks' tyro/simple-parsing style).
 It also notes what the entry point can do: save periodically, resume, save on a signal.
 
@@ -267,6 +267,11 @@ def _configurator_keys(tree: ast.Module) -> dict[str, CheckoutFlag] | None:
                 keys[name] = CheckoutFlag(
                     name
                 )  # `model_tag = None`: a key of any type (the configurator skips its check)
+            elif not name.startswith("_") and isinstance(node.value, (ast.List, ast.Tuple, ast.Dict)):
+                # `length_buckets = [(2048, 0.6), ...]`: the configurator takes any global, literal_eval's list
+                keys[name] = CheckoutFlag(name, type(node.value).__name__.lower())
+            elif not name.startswith("_") and name != "config_keys":  # (the list of keys it logs: not a setting)
+                keys[name] = CheckoutFlag(name)  # a computed global: a key too, of the type its value has then
     return None
 
 

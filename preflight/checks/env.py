@@ -55,6 +55,7 @@ _SHELL_PARTS_RE = re.compile(r"\$\{[^}]*\}|\$\([^)]*\)|\$\w+|`[^`]*`|[\"']")
 
 
 NO_TRAINING = "no training phase (only they start wandb)"
+RUN_TIME = "the run name is computed when the job runs"
 
 
 def _unread_training(ctx) -> str | None:
@@ -73,6 +74,17 @@ def _unread_training(ctx) -> str | None:
 
 
 _DEFAULT_TEXT_RE = re.compile(r"^\$\{(\w+):?[-=](.*)\}$")  # ${NAME:-default text}
+
+
+def _computed_at_run_time(script, value: str, inv) -> str | None:
+    """Where a word that is only a variable gets a value the job computes (`wb_run="$(wb_run_for base d12)"`)."""
+    m = re.fullmatch(r'"?\$\{?(\w+)\}?"?', value.strip())
+    if m is None:
+        return None
+    named = [a for a in script.all_assignments if a.name == m.group(1) and (a.file != inv.file or a.line < inv.line)]
+    if not named or not any(c in named[-1].value for c in ("$(", "`")):
+        return None
+    return f"{m.group(1)}={named[-1].value.strip()} at line {named[-1].line}"
 
 
 def _has_own_text(script, value: str, inv, depth: int = 0) -> bool:
@@ -109,6 +121,8 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
             expanded = script.expand(value, inv.line, inv.file, job_env.start) if "$" in value else value
             if expanded is None and _has_own_text(script, value, inv):
                 expanded = value  # a variable with no known value, but text of its own: a named run all the same
+            elif expanded is None and (computed := _computed_at_run_time(script, value, inv)):
+                return None, f"{RUN_TIME}: --run={value}, {computed}", inv.line, inv.file
             source = f"--run={value}"
             if "WANDB_RUN" in value:
                 source += f", {variable_origin(ctx, 'WANDB_RUN')[0]}"
@@ -144,6 +158,8 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
     name, source, line, path = wandb_run_name(ctx, job_env)
     if source == NO_TRAINING:
         return
+    if source.startswith(RUN_TIME):
+        raise Skip(f"{source}: whether it is dummy is known only then")
     if name in (None, "", "dummy") and (hidden := _unread_training(ctx)):
         raise Skip(hidden)
     if name in (None, "", "dummy"):

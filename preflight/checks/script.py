@@ -9,11 +9,9 @@ from pathlib import Path
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
-from preflight.phases import TRAIN_PHASES
 from preflight.redact import SECRET_PATTERNS, mask
 from preflight.registry import check
 from preflight.script.commands import inside_quoted_word
-from preflight.script.tree import iter_commands
 from preflight.script.wrappers import with_shell_text
 from preflight.units import parse_count, parse_int
 
@@ -415,63 +413,6 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
         line=inv.line,
         fix=fix,
     )
-
-
-@check("SB008", "background-without-wait", severity="error")
-def background_without_wait(script, profile) -> Iterator[Finding]:
-    """
-    What it checks: a command started in the background (``&``) that is not waited for
-    before the next training step (or at all).
-
-    Why it matters: speedrun downloads shards in the background; without ``wait``, base
-    training starts on a partial dataset (the last file present becomes the val split) or
-    the job ends and kills the download.
-
-    Example:
-        python -m nanochat.dataset -n 240 &
-        torchrun --nproc_per_node=8 -m scripts.base_train
-
-    How to fix: ``wait $DATASET_DOWNLOAD_PID`` (or plain ``wait``, or a shell function that
-    waits) before the training step.
-    """
-    _readable(script)
-    # shell functions that wait (`finish() { wait "$!"; ... }`): calling one waits too
-    waiting = {"wait"} | {
-        f.name for m in script.walk() for f in m.functions if any(c.name == "wait" for c in iter_commands(f.body))
-    }
-    for model in script.walk():
-        cmds = model.commands
-        for idx, cmd in enumerate(cmds):
-            if not cmd.background:
-                continue
-            nxt_train = None
-            waited = False
-            for later in cmds[idx + 1 :]:
-                if later.name in waiting:
-                    waited = True
-                    break
-                inv = next((i for i in model.invocations if i.command is later), None)
-                if (
-                    inv is not None
-                    and inv.entry
-                    and profile.phase_of_module(inv.entry, inv.args) in TRAIN_PHASES
-                    and not later.background
-                ):
-                    nxt_train = later
-                    break
-            if waited:
-                continue
-            what = " ".join(cmd.words[:5])
-            if nxt_train is not None:
-                msg = f"`{what} &` runs in the background and is not waited for before line {nxt_train.line}"
-            else:
-                msg = f"`{what} &` runs in the background and nothing waits for it: it is killed when the script ends"
-            yield Finding(
-                msg,
-                path=str(model.path),
-                line=cmd.line,
-                fix="add `PID=$!` after it and `wait $PID` before the step that needs its output",
-            )
 
 
 @check("SB009", "secret-in-script", severity="error")

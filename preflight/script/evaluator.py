@@ -116,6 +116,7 @@ class Evaluator(Conditions):
         self.live: set[int] = set()  # id() of the Commands / Assignments on a path that may run
         self.functions: list[FunctionDef] = []
         self.includes: dict[int, IncludeCall] = {}  # id(command) -> what the followed script sees
+        self.args_at: dict[int, list[str]] = {}  # id(command) -> the script's arguments where it passes them on ("$@")
         self.skipped_lines: set[int] = set()
         self.exited: tuple[int, str, str, str | None] | None = None  # (line, file, `exit N`, why it is reached)
         self._taken: list[str] = []  # the conditions of the branches being walked that are surely taken
@@ -448,6 +449,8 @@ class Evaluator(Conditions):
         self.live.add(id(cmd))
         name = cmd.name
         words = cmd.words
+        if certain and not cmd.in_function and self.positional is not None and _ALL_ARGS.intersection(cmd.raw_words):
+            self.args_at[id(cmd)] = list(self.positional)  # `torchrun --nproc_per_node=8 "$@"`: a launch's words
         if certain and name == "exit" and cmd.op_after != "|":  # on a path surely taken: the rest never runs
             self._exit(cmd, self._taken[-1] if self._taken else None)
         if certain and name == "exec" and len(words) > 1 and cmd.op_after != "|":  # the shell becomes that command

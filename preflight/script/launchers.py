@@ -375,9 +375,13 @@ def _expand_words(model: ScriptModel, pairs: list[tuple[str, str | None]], cmd: 
     around the variable (`--run=$WANDB_RUN`) stay as written (checks expand them where
     they need the value). raw None: the value is final."""
     out: list[str] = []
+    passed = model.args_at.get(id(cmd))  # the script's own arguments, where it passes them on and they are known
     for k, (value, raw) in enumerate(pairs):
         if raw is None or "$" not in raw:
             out.append(value)
+            continue
+        if passed is not None and raw.strip('"') in _SCRIPT_ARGS:
+            out.extend(passed)  # `preflight check job.sh -- -m scripts.base_train --depth=12`: as bash splits them
             continue
         array = _ARRAY_ALL_RE.match(raw)
         if array:

@@ -248,6 +248,7 @@ class ScriptModel:
     exited: tuple[int, str, str, str | None] | None = None  # an exit surely reached: (line, file, `exit 1`, why)
     unreached: list[Command] = field(default_factory=list)  # the commands after it, which never run
     _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
+    args_at: dict = field(default_factory=dict, repr=False)  # id(command) -> the script's arguments it passes on
     # id(command) -> its words in each iteration of the `for` loops around it, as the evaluation decided them
     loop_words: dict = field(default_factory=dict, repr=False)
     loop_origin: dict = field(default_factory=dict, repr=False)  # id(a per-loop-value copy) -> the script's command
@@ -434,6 +435,8 @@ class ScriptModel:
             nonlocal missing
             name = m.group(1) or m.group(4)
             op, default = m.group(2), m.group(3)
+            if default and len(default) > 1 and default[0] == default[-1] == '"':
+                default = default[1:-1]  # ${X:-"dummy"}: bash removes the quotes, in or out of double quotes
             val = self.value_at(name, line, file, environ, memo) if _depth < 5 else None
             if op in (":-", "-", ":=", "=") and not val:
                 if default and "$" in default:  # ${SLURM_SUBMIT_DIR:-$PWD}: the default is expanded too

@@ -354,6 +354,7 @@ def _evaluate(
     model.functions = ev.functions
     model.skipped_lines = sorted(ev.skipped_lines)
     model._includes_env = ev.includes
+    model.args_at = ev.args_at
     model.loop_words = ev.loop_words
 
 

@@ -174,6 +174,14 @@ def _():
     return Scenario(script=HEAD + "python -m nanochat.dataset -n 240 &\nPID=$!\nwait $PID\n" + BASE, env=ENV)
 
 
+@good("background-without-wait")
+def _():  # a dashboard started beside the job on purpose: it ends with the job, nothing reads what it writes
+    script = (
+        HEAD + 'nohup env PYTHONPATH=. uv run tensorboard --logdir runs --port "$PORT" >/tmp/tb.log 2>&1 &\n' + BASE
+    )
+    return Scenario(script=script, env=ENV)
+
+
 @bad("secret-in-script")
 def _():
     return Scenario(script=HEAD + "export WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567\n" + BASE, env=ENV)

@@ -26,6 +26,8 @@ target_param_data_ratio = 20
 eval_tokens = 20*524288
 run = "dummy"
 model_tag = None
+length_buckets = [(2048, 0.6), (4096, 0.4)]
+device_type = "cuda" if torch.cuda.is_available() else "cpu"
 _private = 1
 config_keys = [k for k,v in globals().items() if not k.startswith('_')]
 exec(open(os.path.join('nanochat', 'configurator.py')).read())
@@ -56,7 +58,17 @@ def test_argparse_flags_types_defaults_and_prefixes(tmp_path):
 def test_configurator_keys_are_the_globals_before_the_exec(tmp_path):
     ep = _checkout(tmp_path, {"scripts/base_train.py": CONFIGURATOR}).entry("scripts.base_train")
     assert ep.style == "configurator"
-    assert set(ep.flags) == {"depth", "target_param_data_ratio", "eval_tokens", "run", "model_tag"}
+    # the configurator takes any global (`key in globals()`): a list literal_eval reads, a value computed above it
+    assert set(ep.flags) == {
+        "depth",
+        "target_param_data_ratio",
+        "eval_tokens",
+        "run",
+        "model_tag",
+        "length_buckets",
+        "device_type",
+    }
+    assert ep.flags["length_buckets"].type == "list" and ep.flags["device_type"].type is None
     assert ep.flags["eval_tokens"].default == 20 * 524288
     # `model_tag = None` is a key too: the configurator skips its type check for a None default
     assert ep.spelled("model_tag") == "model_tag" and ep.flags["model_tag"].type is None

@@ -68,3 +68,22 @@ def test_a_one_line_guard_is_quoted_by_its_condition_alone(tmp_path, cli):
     _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     (sb017,) = checks["SB017"]["findings"]
     assert ': `[ -z "$1" ]` is true (with no arguments' in sb017["message"], sb017["message"]
+
+
+_PASS_ON = (
+    "set -e\n"  # a job platform's wrapper: no #! line, the launch's module and flags are its arguments
+    'if [ -z "$ENV_PREFIX" ]; then\n    echo "ENV_PREFIX is not set"\n    exit 1\nfi\n'
+    "NUM_GPUS=4\n"
+    'run_one() {\n    echo "inside a function, $@ is the function\'s own"\n}\n'
+    "exec ${ENV_PREFIX}/torchrun --nproc_per_node=$NUM_GPUS --nnodes=1 $@\n"
+)
+
+
+def test_a_wrapper_that_passes_its_arguments_to_torchrun_is_planned_with_them(tmp_path, cli):
+    args = ("--", "-m", "scripts.base_train", "--depth=12", "--model-tag=d12_x")
+    report, _checks = check_script(cli, tmp_path, _PASS_ON, "--profile", "classic", *args, env={"ENV_PREFIX": "/env"})
+    plan = report["plan"]
+    assert [p["name"] for p in plan["phases"]] == ["base"] and (plan["depth"], plan["world_size"]) == (12, 4), plan
+    # with no arguments (as the wrapper is run bare) it launches nothing preflight can see
+    report, _checks = check_script(cli, tmp_path, _PASS_ON, "--profile", "classic", env={"ENV_PREFIX": "/env"})
+    assert report["plan"]["phases"] == []

@@ -1,0 +1,48 @@
+"""Shapes from a sixteenth round of public forks' job scripts (written here in our own words): a quoted default
+of WANDB_RUN, a run name a shell function computes, and a dashboard started in the background."""
+
+from __future__ import annotations
+
+from tests.clirun import check_script
+
+_TRAIN = "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=12 --run=$WANDB_RUN\n"
+
+
+def test_a_quoted_default_dummy_is_dummy(tmp_path, cli):
+    # `WANDB_RUN=${WANDB_RUN:-"dummy"}`: bash removes the quotes; ENV002 took '"dummy"' for a named run and said the
+    # phase would crash without wandb credentials
+    body = '#!/bin/bash\n#SBATCH --gres=gpu:2\nset -e\nWANDB_RUN=${WANDB_RUN:-"dummy"}\n' + _TRAIN
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    assert checks["ENV002"]["status"] == "pass", checks["ENV002"]
+    (off,) = checks["ENV001"]["findings"]
+    assert off["message"].startswith("wandb logging is off (run = dummy;"), off
+
+
+def test_a_run_name_the_job_computes_is_not_called_dummy(tmp_path, cli):
+    # the run name is echoed by a shell function at run time (dummy only if WANDB_RUN says so): "wandb is off" was a
+    # guess presented as a fact
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\nset -e\n"
+        'run_name() {\n    if [ "${WANDB_RUN:-}" = dummy ]; then echo dummy; else echo "sweep-$1"; fi\n}\n'
+        'wb_run="$(run_name base)"\n'
+        "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=12 --run=${wb_run}\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    assert checks["ENV001"]["status"] == "skip", checks["ENV001"]
+    assert "the run name is computed when the job runs" in checks["ENV001"]["reason"], checks["ENV001"]
+    assert checks["ENV002"]["status"] == "pass", checks["ENV002"]
+
+
+def test_a_dashboard_in_the_background_is_not_a_download_nobody_waits_for(tmp_path, cli):
+    # SB008's fix ("wait $PID") on a tensorboard would hang the job until its time limit
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\nset -e\nexport WANDB_RUN=dummy\n"
+        "nohup env PYTHONPATH=. uv run tensorboard --logdir runs --port 6006 >/tmp/tb.log 2>&1 &\n"
+        "nvidia-smi dmon -s u -d 30 > gpu.log &\n" + _TRAIN
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    assert checks["SB008"]["status"] == "pass", checks["SB008"]
+    body = body.replace("nvidia-smi dmon -s u -d 30 > gpu.log &\n", "python -m nanochat.dataset -n 8 &\n")
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    (late,) = checks["SB008"]["findings"]
+    assert late["message"].startswith("`python -m nanochat.dataset -n 8 &` runs in the background"), late
