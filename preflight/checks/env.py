@@ -99,6 +99,8 @@ def _has_own_text(script, value: str, inv, depth: int = 0) -> bool:
     if not named:
         return False
     own = named[-1].value.strip().strip('"')
+    if own == "dummy":  # one branch's dummy (`if [ -f key ]; then WANDB_RUN=name; else WANDB_RUN=dummy; fi`)
+        return False
     d = _DEFAULT_TEXT_RE.match(own)
     return _has_own_text(script, d.group(2) if d else own, inv, depth + 1)
 

@@ -292,6 +292,7 @@ class Evaluator(Conditions):
         if not certain:
             self.env[a.name] = UNKNOWN
             a.resolved = None
+            a.undecided = True
             return
         v = a.resolved = self._expand_array(raw) if raw.startswith("(") else self.expand_raw(raw)  # X+=v: what it adds
         if a.append:  # the whole value is known only if the value before it is

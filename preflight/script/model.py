@@ -78,6 +78,7 @@ class Assignment:
     resolved: str | None = None  # its value as the static evaluation knows it (uses $1, $@ ...)
     append: bool = False  # ``X+=v`` / ``A+=(v w)``: adds to the value before it
     inline: bool = False  # in shell text a command runs (`srun bash -c "export X=1; torchrun ..."`), at its line
+    undecided: bool = False  # in a branch the static evaluation could not decide (it may or may not run)
 
 
 def appended(before: str | None, added: str) -> str:
@@ -368,7 +369,15 @@ class ScriptModel:
         while last_plain >= 0 and (applicable[last_plain].default_only or applicable[last_plain].append):
             last_plain -= 1
         if last_plain >= 0:
-            value = self._assigned_value(applicable[last_plain], environ, memo)
+            a = applicable[last_plain]
+            value = self._assigned_value(a, environ, memo)
+            if a.undecided and last_plain > 0 and not re.search(rf"\$\{{?{re.escape(name)}\b", a.value):
+                # a fallback that may not run (`[ -z "$NGPUS" ] && NGPUS=4` after NGPUS=$(nvidia-smi ...)): over a
+                # value set before it (not an empty one, and not one it extends), the value is known only where the
+                # two agree
+                before = self._value_at(name, a.line, a.file, environ, memo)
+                if before and before != value:
+                    return None
         for a in applicable[last_plain + 1 :]:
             if a.append:
                 value = appended(value, self._assigned_value(a, environ, memo) or "")

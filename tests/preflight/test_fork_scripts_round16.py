@@ -46,3 +46,27 @@ def test_a_dashboard_in_the_background_is_not_a_download_nobody_waits_for(tmp_pa
     _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     (late,) = checks["SB008"]["findings"]
     assert late["message"].startswith("`python -m nanochat.dataset -n 8 &` runs in the background"), late
+
+
+_NGPUS = (
+    "#!/bin/bash\n#SBATCH --gpus-per-node=2\nset -e\nexport WANDB_RUN=dummy\n"
+    'NGPUS="$(nvidia-smi -L | grep -c GPU)"\n'
+    'if [ -z "$NGPUS" ] || [ "$NGPUS" -le 0 ]; then\n  NGPUS="4"\nfi\n'
+    'if [ -f "$LATEST_FILE" ]; then\n  read -r TAG STEP < <(latest_checkpoint "$LATEST_FILE")\nfi\n'
+    'torchrun --standalone --nproc_per_node="$NGPUS" -m scripts.base_train -- --depth=12\n'
+)
+
+
+def test_a_last_resort_gpu_count_is_not_the_count_the_job_uses(tmp_path, cli):
+    # NGPUS is counted on the node; 4 is used only where that count is empty: SB005 said the job starts 4 processes
+    # on its 2 GPUs
+    report, checks = check_script(cli, tmp_path, _NGPUS, "--profile", "classic")
+    assert checks["SB005"]["status"] == "pass", checks["SB005"]
+    assert [p["name"] for p in report["plan"]["phases"]] == ["base"], report["plan"]
+    # the process substitution `< <(cmd "$X")` is a redirection, not a command whose program is "$X"
+    assert checks["SB020"]["status"] == "pass", checks["SB020"]
+    # a fallback over an empty value is the value (`NGPUS=""; [ -z "$NGPUS" ] && NGPUS=4`)
+    body = _NGPUS.replace('NGPUS="$(nvidia-smi -L | grep -c GPU)"', 'NGPUS="${NGPUS_OVERRIDE:-}"')
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    (mismatch,) = checks["SB005"]["findings"]
+    assert "starts 4 processes per node, but the job requests 2 GPU(s)" in mismatch["message"], mismatch
