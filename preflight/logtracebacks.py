@@ -11,6 +11,7 @@ import re
 
 from preflight import steplines
 from preflight.loglines import (
+    COMMAND_LINE_RE,
     ENTRY_POINT_IN_COMMAND_RE,
     EXC_RE,
     FAULT_THREAD_RE,
@@ -24,7 +25,7 @@ from preflight.loglines import (
     WHAT_RE,
     parse_int,
 )
-from preflight.logrecords import Segment, TracebackRecord
+from preflight.logrecords import Event, Segment, TracebackRecord
 from preflight.phases import SCRIPT_PHASE, known_script
 from preflight.redact import redact
 
@@ -98,6 +99,13 @@ class TracebackReader:
         if dump is not None and dump.exc_type == FAULT_TYPE and dump in self.seg.tracebacks:
             dump.script = dump.script or script  # the same death, already told by faulthandler
             return
+        seg = self.seg
+        cmd = m.group("cmd")
+        if script is not None and seg.command is None and seg.script in (None, script) and len(cmd) <= 2000:
+            # bash's report quotes the command as the script ran it (its flags, its VAR=value prefix): the launch
+            # a rerun repeats, where the trainer printed no Overriding lines
+            if COMMAND_LINE_RE.match(cmd):
+                seg.command = Event("command", line, cmd, {"script": script})
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=name, exc_line=line)
         rec.message = f"{SHELL_SIGNALS[name]}, reported by the shell (no Python traceback)"
         rec.script = script

@@ -296,6 +296,9 @@ def resume_fact(ctx: Any) -> ResumePlan:
     named_dir = getattr(ctx.inputs, "base_dir", None) or ctx.environ.get("NANOCHAT_BASE_DIR")
     run_dir = logged_base_dir(logs) if not named_dir else None
     env = {"NANOCHAT_BASE_DIR": run_dir} if run_dir is not None else {}
+    first_trainer = ((profile.phase(first.name) or {}).get("train_module") or "").rsplit(".", 1)[-1]
+    for name, value in launch_env(logs.by_phase(first.name) if logs is not None else [], first_trainer).items():
+        env.setdefault(name, value)  # TORCHDYNAMO_DISABLE=1 torchrun ...: the rerun needs it as much as the run did
     if run_dir is not None:
         remarks.append(f"the run wrote to {run_dir} (its saves say so): the commands run there")
     fixes = _fixes(ctx, logs, profile, first.name)
@@ -331,6 +334,24 @@ def trainer_flags(segs: list, trainer: str) -> dict[str, str]:
     if trainer != "base_train":
         return {}
     return next((dict(s.settings) for s in reversed(segs) if s.settings and s.script in (None, trainer)), {})
+
+
+def launch_env(segs: list, trainer: str) -> dict[str, str]:
+    """The VAR=value prefix of the trainer's logged command line (`TORCHDYNAMO_DISABLE=1 torchrun ...`), plain
+    values only (a log is data)."""
+    command = next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return {}
+    env: dict[str, str] = {}
+    for word in words:
+        m = re.fullmatch(r"([A-Z_][A-Z0-9_]{0,63})=(.*)", word)
+        if m is None:
+            break
+        if PLAIN_FLAG_VALUE.fullmatch(m.group(2)):
+            env[m.group(1)] = m.group(2)
+    return env
 
 
 def device_batch_size(logs: Any, phase: str | None, profile: Any) -> int | None:

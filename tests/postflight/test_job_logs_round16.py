@@ -123,3 +123,24 @@ def test_a_helper_process_error_after_a_kill_is_not_a_second_crash(tmp_path, cli
     (arg,) = checks["LOG013"]["findings"]
     assert "`-1` is not a command but an argument on a line of its own" in arg["message"], arg
     assert "install -1" not in arg["fix"] and "end the line before 81 with `\\`" in arg["fix"], arg
+
+
+def test_the_rerun_repeats_the_command_bash_quoted_when_it_was_killed(tmp_path, cli):
+    # an argparse-era trainer prints no Overriding lines; bash's report of the kill quotes the launch: the rerun kept
+    # only depth and batch from the settings it printed, so the total batch, the window pattern, the model tag and the
+    # environment switch that keeps torch.compile off on that device went missing
+    log = tmp_path / "speedrun.log"
+    lines = [_log("nanochat.common", "Distributed world size: 1"), *_steps(0, 998, total=35280)]
+    lines += [
+        "runs/speedrun.sh: line 80: 295970 Killed                  TORCHDYNAMO_DISABLE=1 torchrun --standalone "
+        '--nproc_per_node=1 -m scripts.base_train -- --depth=12 --model-tag="d12" --device-batch-size=8 '
+        "--total-batch-size=32768 --window-pattern=L --save-every=-1",
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    report, _checks, _phases = verify_logs(cli, tmp_path, log)
+    resume = report["resume"]
+    assert resume["env"] == {"TORCHDYNAMO_DISABLE": "1"}, resume
+    assert resume["commands"][0] == (
+        "python -m scripts.base_train --depth=12 --model-tag=d12 --device-batch-size=8 --total-batch-size=32768 "
+        "--window-pattern=L --save-every=-1"
+    ), resume["commands"]
