@@ -432,7 +432,9 @@ class _Indexer(TracebackReader, EventReader):
             seg = self._evidence("base_train", line)
             seg.planned_steps = parse_int(mi.group(1))
             # the horizon it computed from its ratio or FLOPs target: a resume keeps it (its LR schedule ends there)
-            seg.settings.setdefault("num_iterations", mi.group(1).replace(",", ""))
+            if "num_iterations" not in seg.settings:
+                seg.settings["num_iterations"] = mi.group(1).replace(",", "")
+                seg.horizon_computed = True
             return
         mr = RL_STEPS_RE.search(s)
         if mr:

@@ -29,6 +29,7 @@ ANCHOR_RE = re.compile(
     rb"|watchdog got stuck|abort timed out|sliding window attention"
     rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
+    rb"|Vocab size: "
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
     rb"|Failed to (?:download|install|build|extract|prepare)|Could not install packages|Disk quota exceeded"
@@ -75,9 +76,11 @@ LOAD_MODEL_RE = re.compile(r"Loading model from (\S+) with step (\d+)")
 # ... and the line before it when no model tag was given (it takes the largest dN of that phase's checkpoints)
 GUESS_TAG_RE = re.compile(r"No model tag provided, guessing model tag: (\S+)")
 # lines only a trainer prints while it sets up: its batch arithmetic (base, mid, SFT in later eras; classic
-# SFT's own wording) and the Muon optimizer's parameter groups (eras up to early 2026)
+# SFT's own wording), the Muon optimizer's parameter groups (eras up to early 2026) and base_train's vocabulary
+# size, printed once it has loaded the tokenizer (every era)
 TRAINER_SETUP_RE = re.compile(
     r"=> (?:gradient accumulation steps|Setting grad accum steps): \d+|^Muon: Grouping |^Tokens / micro-batch / rank: "
+    r"|^Vocab size: [\d,]+$"
 )
 PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
 # NCCL's watchdog giving up on a collective (a rank stopped and the others waited): torch's log lines, no traceback

@@ -135,6 +135,7 @@ class Segment:
     overrides: dict[str, str] = field(default_factory=dict)
     override_line: int | None = None
     settings: dict[str, str] = field(default_factory=dict)  # what it printed of its settings (loglines.RUN_SETTING_RES)
+    horizon_computed: bool = False  # its num_iterations setting is the one it computed (a ratio or FLOPs target)
     device: str | None = None
     world_size: int | None = None
     planned_steps: int | None = None  # Calculated number of iterations / steps

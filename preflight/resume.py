@@ -452,4 +452,9 @@ def _train_args(
         and (v.planned is None or v.step < v.planned)
     ):
         args.append(f"{_flag(profile, resume_norm)}={v.step}")
+    elif any(s.horizon_computed and s.settings.get("num_iterations") == overrides.get("num_iterations") for s in segs):
+        # a rerun from scratch computes its horizon again (from the batch it may now be given): only a resume must
+        # end its LR schedule where the first run's did
+        iterations = shlex.quote(f"{_flag(profile, 'num_iterations')}={overrides['num_iterations']}")
+        args = [a for a in args if a != iterations]
     return args

@@ -144,3 +144,22 @@ def test_the_rerun_repeats_the_command_bash_quoted_when_it_was_killed(tmp_path, 
         "python -m scripts.base_train --depth=12 --model-tag=d12 --device-batch-size=8 --total-batch-size=32768 "
         "--window-pattern=L --save-every=-1"
     ), resume["commands"]
+
+
+def test_a_base_run_that_loaded_the_tokenizer_before_dying_shows_it_was_there(tmp_path, cli):
+    # base_train prints the vocabulary size once it has loaded the tokenizer; it then died on its batch assert. The
+    # tokenizer was "not-run" here, and "done before these logs" in the same job's other logs
+    log = tmp_path / "speedrun.log"
+    lines = [
+        _log("nanochat.common", "Distributed world size: 1"),
+        "Vocab size: 32,768",
+        "Traceback (most recent call last):",
+        '  File "/r/nanochat/scripts/base_train.py", line 410, in <module>',
+        "    assert total_batch_size % world_tokens_per_fwdbwd == 0",
+        "AssertionError",
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    _report, _checks, phases = verify_logs(cli, tmp_path, log)
+    assert phases["tokenizer"]["status"] == "done", phases["tokenizer"]
+    assert phases["tokenizer"]["cause"] == "done before these logs: base_train ran on it", phases["tokenizer"]
+    assert phases["base"]["status"] == "failed", phases["base"]

@@ -71,7 +71,7 @@ def test_an_rl_run_cancelled_after_its_periodic_saves_stopped_early_and_is_rerun
     assert early["fix"] == "rerun rl: its trainer cannot resume from a checkpoint", early
 
 
-def test_a_bare_assert_names_its_source_line_and_a_computed_horizon_is_kept(tmp_path, cli):
+def test_a_bare_assert_names_its_source_line_and_a_computed_horizon_is_computed_again(tmp_path, cli):
     out = tmp_path / "train_9345.out"
     out.write_text(
         "Vocab size: 32,768\nnum_layers: 32\n"
@@ -86,8 +86,9 @@ def test_a_bare_assert_names_its_source_line_and_a_computed_horizon_is_kept(tmp_
         "AssertionError: assert args.total_batch_size % world_tokens_per_fwdbwd == 0"
     ), phases["base"]  # was "AssertionError: "
     (cmd,) = [c for c in report["resume"]["commands"] if "base_train" in c]
-    # no flags in the log: what it printed of itself, with the horizon it computed (its LR schedule ends there)
-    assert "--depth=32" in cmd and "iterations=54531" in cmd, cmd
+    # no flags in the log: what it printed of itself; the horizon it computed from the batch the fix changes is not
+    # pinned on a rerun from scratch (only a resume keeps it, where its LR schedule must end)
+    assert "--depth=32" in cmd and "iterations" not in cmd, cmd
 
 
 def test_a_log_that_loads_midtrainings_checkpoint_is_of_an_era_with_midtraining(tmp_path, cli):
