@@ -96,8 +96,9 @@ def _base_dir(ctx: Any) -> Path | None:
     return None
 
 
-def detect(ctx: Any) -> tuple[str, str] | None:
-    """(profile name, reason) from the evidence, or None when nothing era-specific was seen."""
+def detect(ctx: Any) -> tuple[str, str, tuple[str, ...]] | None:
+    """(profile name, reason, the eras the evidence fits as well) from the evidence, or None when nothing
+    era-specific was seen."""
     from preflight.profiles import _load_raw, load_profile
 
     heads = log_samples(list(getattr(ctx.inputs, "logs", None) or []))
@@ -159,8 +160,10 @@ def detect(ctx: Any) -> tuple[str, str] | None:
         return None
     tied = [s[3] for s in scored[1:] if s[:2] == (score, logged)]
     if tied:  # the signs seen are printed by both eras: say so, and which one the tie took
-        return name, (
+        return (
+            name,
             f"the run's evidence fits {' or '.join([name, *tied])} alike ({name} taken; --profile or --checkout "
-            "decides): " + ", ".join(seen)
+            "decides): " + ", ".join(seen),
+            tuple(tied),
         )
-    return name, "the run's evidence says so: " + ", ".join(seen)
+    return name, "the run's evidence says so: " + ", ".join(seen), ()

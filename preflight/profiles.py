@@ -544,7 +544,9 @@ def profile_fact(ctx: Any) -> Profile:
         except Exception:  # evidence that cannot be read is no evidence; the default below still applies
             found = None
         if found:
-            return load_profile(found[0], f"{found[1]} ({'; '.join(passed_over) or 'no nanochat checkout found'})")
+            prof = load_profile(found[0], f"{found[1]} ({'; '.join(passed_over) or 'no nanochat checkout found'})")
+            prof.alternatives = tuple((name, None) for name in found[2])  # the eras the evidence fits as well
+            return prof
     return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")
 
 

@@ -464,6 +464,12 @@ def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
     v = PhaseVerdict("report", "not-run")
     if not profile.data.get("report"):
         v.expected, v.cause = False, f"the {profile.name} era writes no report.md"
+        writes = [p.name for p in profile.alternative_profiles() if p.data.get("report")]
+        if writes:  # the era is a guess between eras that differ here: what the logs show, not what the era does
+            v.cause = (
+                f"no report step in these logs (the {profile.name} era writes none; {', '.join(writes)}, which the "
+                "evidence fits as well, does)"
+            )
         return v
     rep = ctx.get("report", None)
     if rep is None:

@@ -163,3 +163,14 @@ def test_a_base_run_that_loaded_the_tokenizer_before_dying_shows_it_was_there(tm
     assert phases["tokenizer"]["status"] == "done", phases["tokenizer"]
     assert phases["tokenizer"]["cause"] == "done before these logs: base_train ran on it", phases["tokenizer"]
     assert phases["base"]["status"] == "failed", phases["base"]
+
+
+def test_an_era_tie_does_not_state_what_one_era_does_as_the_runs_fact(tmp_path, cli):
+    # the step lines of March 2026 fit the current era and the no-mid era alike: "the current era writes no
+    # report.md" was said of a run whose checkout (no-mid) writes one; what the logs show is that no report ran
+    log = tmp_path / "probe.log"
+    log.write_text("\n".join([*_start(), "Model config:", *_steps(0, 4, total=5)]) + "\n")
+    report, _checks, phases = verify_logs(cli, tmp_path, log)
+    assert "alike" in report["profile"]["reason"], report["profile"]
+    assert phases["report"]["cause"].startswith("no report step in these logs (the "), phases["report"]
+    assert "which the evidence fits as well, does)" in phases["report"]["cause"], phases["report"]
