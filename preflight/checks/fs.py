@@ -344,7 +344,7 @@ def _is_dir(path: Path) -> bool:
 
 
 @check("FS006", "source-checkpoint-missing", severity="error", kills_at_start=True)
-def source_checkpoint_missing(ctx, script, profile) -> Iterator[Finding]:
+def source_checkpoint_missing(ctx, script, profile, job_env) -> Iterator[Finding]:
     """
     What it checks: a phase the job runs that loads an earlier phase's checkpoint the job does
     not train itself (SFT or midtraining on a base model, RL on SFT, ``base_eval``,
@@ -370,11 +370,19 @@ def source_checkpoint_missing(ctx, script, profile) -> Iterator[Finding]:
         raise Skip("every checkpoint the job loads is one it trains (or it loads none)")
     from preflight.ckpt import MODEL_RE  # imports zipfile: only for a job that loads a checkpoint
 
-    base = _base_dir_with_runs(ctx)
+    try:
+        base = _base_dir_with_runs(ctx)
+    except Skip as skip:  # not checkable here: still say what the job will need where it runs
+        needs = []
+        for inv, _phase, src in loads:
+            dirname, tag = (profile.phase(src) or {}).get("checkpoint_dir"), _loaded_tag(inv, script, job_env)
+            if dirname:
+                needs.append(f"{dirname}/{tag} ({inv.module or inv.script_file}, line {inv.line})" if tag else dirname)
+        raise Skip(f"{skip}; the job loads {', '.join(dict.fromkeys(needs))}" if needs else str(skip)) from None
     told: set[tuple] = set()
     for inv, phase, src in loads:
         dirname = (profile.phase(src) or {}).get("checkpoint_dir")
-        tag = _loaded_tag(inv)
+        tag = _loaded_tag(inv, script, job_env)
         if not dirname or (tag is not None and ("$" in tag or "/" in tag)) or (src, tag) in told:
             continue
         told.add((src, tag))
@@ -416,9 +424,14 @@ def _checkpoint_loads(script, profile) -> tuple[list[tuple], set[str]]:
     return loads, trained
 
 
-def _loaded_tag(inv) -> str | None:
+def _loaded_tag(inv, script, job_env) -> str | None:
+    """The model tag the launch names, its variables expanded where the script sets them (MODEL_TAG=d12)."""
     f = inv.flag("model_tag", "g") if (inv.module or "").endswith("chat_eval") else inv.flag("model_tag")
-    return f.value if f is not None and f.value else None
+    if f is None or not f.value:
+        return None
+    if "$" in f.value:
+        return script.expand(f.value, inv.line, inv.file, job_env.start) or f.value
+    return f.value
 
 
 def _subdirs(root: Path) -> list[Path]:

@@ -70,3 +70,21 @@ def test_a_last_resort_gpu_count_is_not_the_count_the_job_uses(tmp_path, cli):
     _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     (mismatch,) = checks["SB005"]["findings"]
     assert "starts 4 processes per node, but the job requests 2 GPU(s)" in mismatch["message"], mismatch
+
+
+def test_a_checkpoint_the_job_loads_is_named_where_its_base_dir_is_not_here(tmp_path, cli):
+    # a mid-only job from a base d12 (MODEL_TAG=${MODEL_TAG:-"d12"}): checked on a laptop, FS006 only said the base
+    # dir is not here; what the job needs there went unsaid
+    body = (
+        '#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nexport WANDB_RUN=dummy\nMODEL_TAG=${MODEL_TAG:-"d12"}\n'
+        'python -m scripts.mid_train --model_tag="$MODEL_TAG" --device_batch_size=8\n'
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic", env={"NANOCHAT_BASE_DIR": "/nowhere"})
+    fs006 = checks["FS006"]
+    assert fs006["status"] == "skip", fs006
+    assert fs006["reason"].endswith("; the job loads base_checkpoints/d12 (scripts.mid_train, line 6)"), fs006
+    # where the base dir is here, the same expanded tag is checked
+    (tmp_path / "base" / "base_checkpoints" / "d12").mkdir(parents=True)
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    (missing,) = checks["FS006"]["findings"]
+    assert "loads base's checkpoint base_checkpoints/d12" in missing["message"], missing
