@@ -436,10 +436,26 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
             if seg.last_step.step < total - 1:
                 if superseded_at(ix.path, seg.last_step.line, logs.by_phase(seg.phase)):
                     continue  # a later attempt of the phase (a resume) got going after it: that one is the state
+                # the logs end on this step with no error and no job to ask: a copy of a growing log looks the same
+                quiet = not any(logs.slurm_events(k) for k in ("cancel", "oom-kill", "nccl-watchdog"))
+                open_end = (
+                    quiet
+                    and logs.segments[-1] is seg
+                    and not seg.tracebacks
+                    and seg.nan_loss is None
+                    and not getattr(ctx.inputs, "job_id", None)
+                )
                 yield Finding(
-                    f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early",
+                    f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early"
+                    + (
+                        ", or it is still running: the logs end there with no error (they alone cannot tell; "
+                        "postflight verify JOBID reads the job's state)"
+                        if open_end
+                        else ""
+                    ),
                     path=ix.path,
                     line=seg.last_step.line,
+                    severity=Severity.WARNING if open_end else None,
                     fix=f"rerun {seg.phase}: its trainer cannot resume from a checkpoint"
                     if profile is not None and resume_key(profile, seg.phase) is None
                     else "resume from the last checkpoint (see the resume plan) or rerun the phase"

@@ -79,7 +79,11 @@ def test_an_earlier_attempts_ctrl_c_and_rank_failure_are_not_the_last_runs_cause
     assert not any("Ctrl-C" in f for f in report["resume"]["fixes"]), report["resume"]["fixes"]
     assert not checks["LOG020"]["findings"], checks["LOG020"]["findings"]
     (stopped,) = checks["LOG008"]["findings"]
-    assert stopped["message"] == "base: last logged step 2369 of 21400: training stopped early", stopped
+    # the log ends on that step with no error and no job to ask: stopped, or still running (round 16)
+    assert stopped["message"].startswith("base: last logged step 2369 of 21400: training stopped early, or it is"), (
+        stopped
+    )
+    assert stopped["severity"] == "warning", stopped
 
 
 def test_a_resumed_attempt_answers_the_early_stop_before_it(tmp_path, cli):
@@ -89,7 +93,7 @@ def test_a_resumed_attempt_answers_the_early_stop_before_it(tmp_path, cli):
     lines += [*_steps(4601, 4845)]
     log.write_text("\n".join(lines) + "\n")
     _report, checks, _phases = verify_logs(cli, tmp_path, log)
-    assert [f["message"] for f in checks["LOG008"]["findings"]] == [
+    assert [f["message"].split(",")[0] for f in checks["LOG008"]["findings"]] == [
         "base: last logged step 4845 of 21400: training stopped early"
     ]
 

@@ -174,3 +174,22 @@ def test_an_era_tie_does_not_state_what_one_era_does_as_the_runs_fact(tmp_path, 
     assert "alike" in report["profile"]["reason"], report["profile"]
     assert phases["report"]["cause"].startswith("no report step in these logs (the "), phases["report"]
     assert "which the evidence fits as well, does)" in phases["report"]["cause"], phases["report"]
+
+
+def test_a_log_that_ends_on_a_step_with_no_error_may_be_a_run_still_going(tmp_path, cli):
+    # a live capture: the last line is an ordinary step line; with no job to ask, "training stopped early" (an error)
+    # asserted what the logs cannot tell
+    log = tmp_path / "live.log"
+    log.write_text("\n".join([*_start(), *_steps(0, 1437)]) + "\n")
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (stopped,) = checks["LOG008"]["findings"]
+    assert stopped["severity"] == "warning", stopped
+    assert stopped["message"].endswith(
+        "training stopped early, or it is still running: the logs end there with no error (they alone cannot tell; "
+        "postflight verify JOBID reads the job's state)"
+    ), stopped
+    # a traceback after it is an end: an error, as before
+    log.write_text("\n".join([*_start(), *_steps(0, 1437), *_helper_thread_broken_pipe()[1:]]) + "\n")
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (stopped,) = checks["LOG008"]["findings"]
+    assert stopped["severity"] == "error" and stopped["message"].endswith("training stopped early"), stopped
