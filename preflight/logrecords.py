@@ -88,7 +88,8 @@ class TracebackRecord:
     @property
     def wrapper(self) -> bool:
         """Not the trainer process's own failure: torchrun's ChildFailedError summary of a rank's failure, its
-        agent losing the rendezvous store after another node's agent left (a consequence), or a thread's."""
+        agent losing the rendezvous store after another node's agent left (a consequence), or a helper thread's or
+        child process's."""
         if self.exc_type.endswith("ChildFailedError") or self.helper:
             return True  # a helper's exception is not its trainer's (a broken pipe after the trainer was killed)
         from preflight.ranks import AGENT_NOISE

@@ -124,15 +124,8 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             in_word = True
             i = k
             continue
-        if c in "<>" and i + 1 < n and s[i + 1] == "(":  # process substitution `<(cmd "$X")`: one word, as $(...)
-            k = read_balanced(i + 1, "(", ")")
-            raw.append(s[i:k])
-            val.append(s[i:k])
-            expands = True
-            in_word = True
-            i = k
-            continue
-        if c == "$" and i + 1 < n and s[i + 1] in "({":
+        # $(...), ${...}, and process substitution `<(cmd "$X")`: each one word, read to its closing bracket
+        if i + 1 < n and (c == "$" and s[i + 1] in "({" or c in "<>" and s[i + 1] == "("):
             k = read_balanced(i + 1, s[i + 1], ")" if s[i + 1] == "(" else "}")
             raw.append(s[i:k])
             val.append(s[i:k])
