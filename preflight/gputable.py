@@ -120,7 +120,7 @@ def gpu_in_script(lines: list[str]) -> tuple[GPUModel | None, str | None]:
     sign = None
     for n, line in enumerate(lines, 1):
         text = line.strip()
-        if text.startswith("#") and not text.startswith(("#!", "#SBATCH")):
+        if text.startswith("#") and not text.startswith("#!") and "SBATCH" not in text:  # `# #SBATCH --constraint=`
             model = lookup(text[1:])
             if model is not None:
                 return model, f"line {n}: {text[:60]}"

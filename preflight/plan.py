@@ -281,6 +281,13 @@ def build_plan(
         sources["gpu"] = where
     elif partition_gpu[0] is not None:
         gpu_name, sources["gpu"] = partition_gpu[0].name, partition_gpu[1]
+    elif (named_gpu := gpu_in_script(getattr(script, "lines", None) or []))[0] is not None and (
+        other_accelerator_in_script(getattr(script, "lines", None) or []) is None
+    ):
+        # no GPU visible, configured or requested by model: the one the script's own comment names ("# ... on a
+        # dual 4090 rig") beats the assumed one
+        gpu_name, sources["gpu"] = named_gpu[0].name, f"named in the script ({named_gpu[1]})"
+        assumptions.append(f"{gpu_name} GPUs, as a comment of the script says ({named_gpu[1]}; set gpu.type in config)")
     else:
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
@@ -293,14 +300,12 @@ def build_plan(
         )
     device_flag = (_flag_value(flag_inv, "device_type") or "").lower() if flag_inv is not None else ""
     no_gpus_asked = job_env is not None and not job_env.gpus_per_node and not cfg_gpu.get("count")
-    named, cuda = gpu_in_script(getattr(script, "lines", None) or []) if device_flag != "cpu" else (None, None)
+    _named, cuda = gpu_in_script(getattr(script, "lines", None) or []) if device_flag != "cpu" else (None, None)
     cuda = cuda or ("--device_type=cuda" if device_flag == "cuda" else None)  # the trainer is told to use a GPU
     if cuda is not None and no_gpus_asked and not gpus and flag_inv is not None and flag_inv.launcher == "python":
         # a workstation script (no GPU request, one python process) that names its GPU or sets CUDA up: nanochat
-        # autodetects the GPU; the model it names in a comment beats the assumed one
-        if named is not None and sources.get("gpu") == "assumed":
-            gpu_name, sources["gpu"] = named.name, f"named in the script ({cuda})"
-            assumptions[:] = [a for a in assumptions if "GPUs (none visible" not in a]
+        # autodetects the GPU (the model a comment names was taken above; this line quotes that comment)
+        assumptions[:] = [a for a in assumptions if "as a comment of the script says" not in a]
         assumptions.append(f"one GPU: the script asks SLURM for none but runs on one ({cuda})")
     elif device_flag == "cpu" or (
         no_gpus_asked and flag_inv is not None and flag_inv.launcher == "python" and not gpus

@@ -88,3 +88,17 @@ def test_a_checkpoint_the_job_loads_is_named_where_its_base_dir_is_not_here(tmp_
     _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
     (missing,) = checks["FS006"]["findings"]
     assert "loads base's checkpoint base_checkpoints/d12" in missing["message"], missing
+
+
+def test_the_gpu_a_launchers_comment_names_is_the_plans_gpu(tmp_path, cli):
+    # a launcher for "a dual 4090 rig" (torchrun, two processes, no SLURM): the plan assumed H100s, with their
+    # memory and speed; a commented-out #SBATCH line names no GPU the job has
+    body = (
+        "#!/bin/bash\n# Convenience launcher for a full experiment on a dual 4090 rig.\n"
+        "# #SBATCH --constraint=<A100|H100>\nset -e\nexport WANDB_RUN=dummy\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=12\n"
+    )
+    report, _checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    plan = report["plan"]
+    assert plan["gpu_name"] == "RTX 4090", plan["gpu_name"]
+    assert any(a.startswith("RTX 4090 GPUs, as a comment of the script says (line 2:") for a in plan["assumptions"])
