@@ -135,6 +135,17 @@ def prefetch_loads(datasets: list[tuple[str, str | None]], profile: Any = None) 
     return "; ".join(dict.fromkeys(calls))
 
 
+# the HF settings a prefetch on a login node must share with the job: its cache dirs (a download into HF_HOME is not
+# found by a job that reads HF_DATASETS_CACHE elsewhere) and its endpoint (a mirror where the hub is blocked)
+HF_CACHE_VARS = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE")
+
+
+def hf_assignments(settings: dict, endpoint: bool = True) -> str:
+    """`HF_HOME=... HF_DATASETS_CACHE=... HF_ENDPOINT=...`: the HF settings of ``settings`` that are set."""
+    names = HF_CACHE_VARS + (("HF_ENDPOINT",) if endpoint else ())
+    return " ".join(f"{k}={settings[k]}" for k in names if settings.get(k))
+
+
 def fix_for(
     cause: Cause | str,
     profile: Any = None,
@@ -170,9 +181,7 @@ def fix_for(
         loads = prefetch_loads(datasets or [], profile) or "load_dataset('<the dataset named in the traceback>')"
         names = ", ".join(dict.fromkeys(d for d, _ in datasets or [])) or "<the dataset named in the traceback>"
         hf = {"HF_HOME": "$HF_HOME", **(hf or {})}
-        dirs = " ".join(f"{k}={hf[k]}" for k in ("HF_HOME", "HF_DATASETS_CACHE") if k in hf)
-        prefetch_env = " ".join([dirs] + ([f"HF_ENDPOINT={hf['HF_ENDPOINT']}"] if "HF_ENDPOINT" in hf else []))
-        text = text.replace("{hf_env}", prefetch_env).replace("{hf_dirs}", dirs)
+        text = text.replace("{hf_env}", hf_assignments(hf)).replace("{hf_dirs}", hf_assignments(hf, endpoint=False))
         text = text.replace("{loads}", loads).replace("{dataset}", names)
     return respell_flags(text, profile, checkout, phase)
 

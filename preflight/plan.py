@@ -268,6 +268,8 @@ def build_plan(
                 "has no #SBATCH lines: its caller sets it); the time divides by the node count"
             )
     world = nproc * nodes
+    lines = getattr(script, "lines", None) or []
+    named_gpu, other = gpu_in_script(lines), other_accelerator_in_script(lines)
     gpu_name = None
     if gpus:
         gpu_name = gpus[0].name
@@ -281,9 +283,7 @@ def build_plan(
         sources["gpu"] = where
     elif partition_gpu[0] is not None:
         gpu_name, sources["gpu"] = partition_gpu[0].name, partition_gpu[1]
-    elif (named_gpu := gpu_in_script(getattr(script, "lines", None) or []))[0] is not None and (
-        other_accelerator_in_script(getattr(script, "lines", None) or []) is None
-    ):
+    elif named_gpu[0] is not None and other is None:
         # no GPU visible, configured or requested by model: the one the script's own comment names ("# ... on a
         # dual 4090 rig") beats the assumed one
         gpu_name, sources["gpu"] = named_gpu[0].name, f"named in the script ({named_gpu[1]})"
@@ -291,7 +291,6 @@ def build_plan(
     else:
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
-        other = other_accelerator_in_script(getattr(script, "lines", None) or [])
         assumptions.append(
             f"{DEFAULT_GPU} GPUs (none visible here; set gpu.type in config)"
             if other is None
@@ -300,7 +299,7 @@ def build_plan(
         )
     device_flag = (_flag_value(flag_inv, "device_type") or "").lower() if flag_inv is not None else ""
     no_gpus_asked = job_env is not None and not job_env.gpus_per_node and not cfg_gpu.get("count")
-    _named, cuda = gpu_in_script(getattr(script, "lines", None) or []) if device_flag != "cpu" else (None, None)
+    cuda = named_gpu[1] if device_flag != "cpu" else None  # where the script names its GPU or sets CUDA up
     cuda = cuda or ("--device_type=cuda" if device_flag == "cuda" else None)  # the trainer is told to use a GPU
     if cuda is not None and no_gpus_asked and not gpus and flag_inv is not None and flag_inv.launcher == "python":
         # a workstation script (no GPU request, one python process) that names its GPU or sets CUDA up: nanochat

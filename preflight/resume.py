@@ -325,8 +325,7 @@ def trainer_flags(segs: list, trainer: str) -> dict[str, str]:
     overrides = next((s.overrides for s in reversed(segs) if s.overrides and s.script in (None, trainer)), {})
     if overrides:
         return overrides
-    command = next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
-    flags = _command_flags(command, trainer)
+    flags = _command_flags(_logged_command(segs, trainer), trainer)
     if flags:
         return flags
     # no flags printed (argparse eras, a log without the command): the settings base_train printed of itself, all
@@ -336,13 +335,17 @@ def trainer_flags(segs: list, trainer: str) -> dict[str, str]:
     return next((dict(s.settings) for s in reversed(segs) if s.settings and s.script in (None, trainer)), {})
 
 
+def _logged_command(segs: list, trainer: str) -> str:
+    """The trainer's command line as the logs show it (traced, or quoted by bash's kill report), else ""."""
+    return next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
+
+
 def launch_env(segs: list, trainer: str) -> dict[str, str]:
     """The VAR=value prefix of the trainer's logged command line (`TORCHDYNAMO_DISABLE=1 torchrun ...`), plain
     values only (a log is data)."""
-    command = next((s.command.text for s in reversed(segs) if s.command is not None and s.script == trainer), "")
     try:
-        words = shlex.split(command)
-    except ValueError:
+        words = shlex.split(_logged_command(segs, trainer))
+    except ValueError:  # an unbalanced quote in a cut-off line
         return {}
     env: dict[str, str] = {}
     for word in words:
@@ -428,8 +431,20 @@ def _train_args(
     trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
     overrides = trainer_flags(segs, trainer)
     resume_norm = (resume_setting or "").replace("-", "_")
+    resumes = bool(
+        resume_setting
+        and not saves_predate_resume(spec, segs)
+        and v.status in ("partial", "failed", "running")
+        and v.step is not None
+        and (v.planned is None or v.step < v.planned)
+    )
+    # a rerun from scratch computes its horizon again (from the batch it may now be given): only a resume must end
+    # its LR schedule where the first run's did
+    computed = {s.settings.get("num_iterations") for s in segs if s.horizon_computed} if not resumes else set()
     for key, value in overrides.items():
         if key.replace("-", "_") == resume_norm:
+            continue
+        if key.replace("-", "_") == "num_iterations" and value in computed:
             continue
         if not (re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
             refused.append(f"{key[:64]} = {str(value)[:80]!r}")
@@ -444,17 +459,6 @@ def _train_args(
         # base_train's model tag is d<depth> unless told otherwise: without --depth it would build (and look for)
         # the default d20 (a stderr log holds the saves, not the flags)
         args.append(f"{_flag(profile, 'depth')}={depth}")
-    if (
-        resume_setting
-        and not saves_predate_resume(spec, segs)
-        and v.status in ("partial", "failed", "running")
-        and v.step is not None
-        and (v.planned is None or v.step < v.planned)
-    ):
+    if resumes:
         args.append(f"{_flag(profile, resume_norm)}={v.step}")
-    elif any(s.horizon_computed and s.settings.get("num_iterations") == overrides.get("num_iterations") for s in segs):
-        # a rerun from scratch computes its horizon again (from the batch it may now be given): only a resume must
-        # end its LR schedule where the first run's did
-        iterations = shlex.quote(f"{_flag(profile, 'num_iterations')}={overrides['num_iterations']}")
-        args = [a for a in args if a != iterations]
     return args

@@ -401,9 +401,7 @@ def _judge_from_log_alone(
         v.cause = f"last saved checkpoint is step {saved} of {total}; the log stops at step {at}"
     else:
         v.status, v.cause = "failed", f"log stops at step {at} without saving"
-        quiet = logs is not None and not any(logs.slurm_events(k) for k in ("cancel", "oom-kill", "nccl-watchdog"))
-        ends_here = quiet and bool(logs.segments) and logs.segments[-1] is seg
-        if job is None and ends_here and not seg.tracebacks and seg.nan_loss is None:
+        if job is None and logs_end_quietly_in(logs, seg):
             # the logs end here, with no error: a copy of a log that is still growing looks the same
             v.cause += ", and with no error: killed, hung or still running (the logs alone cannot tell; postflight "
             v.cause += "verify JOBID reads the job's state)"
@@ -458,6 +456,14 @@ def superseded_at(path: Any, at: int, segs: list) -> bool:
     last = segs[-1] if segs else None
     got_going = last is not None and bool(last.step_lines or last.saves)
     return got_going and path == last.path and at < last.start_line
+
+
+def logs_end_quietly_in(logs: Any, seg: Any) -> bool:
+    """The logs end in this process with no error of it and no SLURM event: a copy of a log still growing (a run still
+    going) looks the same as one that was killed or hung."""
+    if logs is None or not logs.segments or logs.segments[-1] is not seg or seg.tracebacks or seg.nan_loss is not None:
+        return False
+    return not any(logs.slurm_events(k) for k in ("cancel", "oom-kill", "nccl-watchdog"))
 
 
 def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:

@@ -76,15 +76,21 @@ def _unread_training(ctx) -> str | None:
 _DEFAULT_TEXT_RE = re.compile(r"^\$\{(\w+):?[-=](.*)\}$")  # ${NAME:-default text}
 
 
-def _computed_at_run_time(script, value: str, inv) -> str | None:
-    """Where a word that is only a variable gets a value the job computes (`wb_run="$(wb_run_for base d12)"`)."""
+def _last_assignment(script, value: str, inv):
+    """The assignment before the launch of the one variable a word is (`"$WANDB_RUN"`, `${wb_run}`), or None."""
     m = re.fullmatch(r'"?\$\{?(\w+)\}?"?', value.strip())
     if m is None:
         return None
     named = [a for a in script.all_assignments if a.name == m.group(1) and (a.file != inv.file or a.line < inv.line)]
-    if not named or not any(c in named[-1].value for c in ("$(", "`")):
+    return named[-1] if named else None
+
+
+def _computed_at_run_time(script, value: str, inv) -> str | None:
+    """Where a word that is only a variable gets a value the job computes (`wb_run="$(wb_run_for base d12)"`)."""
+    last = _last_assignment(script, value, inv)
+    if last is None or not any(c in last.value for c in ("$(", "`")):
         return None
-    return f"{m.group(1)}={named[-1].value.strip()} at line {named[-1].line}"
+    return f"{last.name}={last.value.strip()} at line {last.line}"
 
 
 def _has_own_text(script, value: str, inv, depth: int = 0) -> bool:
@@ -92,13 +98,10 @@ def _has_own_text(script, value: str, inv, depth: int = 0) -> bool:
     when that one defaults to text (`WANDB_RUN=${WANDB_RUN:-run-$(date +%F)}`): a named run either way."""
     if _SHELL_PARTS_RE.sub("", value).strip():
         return True
-    m = re.fullmatch(r'"?\$\{?(\w+)\}?"?', value.strip())
-    if m is None or depth > 3:
+    last = _last_assignment(script, value, inv) if depth <= 3 else None
+    if last is None:
         return False
-    named = [a for a in script.all_assignments if a.name == m.group(1) and (a.file != inv.file or a.line < inv.line)]
-    if not named:
-        return False
-    own = named[-1].value.strip().strip('"')
+    own = last.value.strip().strip('"')
     if own == "dummy":  # one branch's dummy (`if [ -f key ]; then WANDB_RUN=name; else WANDB_RUN=dummy; fi`)
         return False
     d = _DEFAULT_TEXT_RE.match(own)

@@ -370,19 +370,22 @@ def source_checkpoint_missing(ctx, script, profile, job_env) -> Iterator[Finding
         raise Skip("every checkpoint the job loads is one it trains (or it loads none)")
     from preflight.ckpt import MODEL_RE  # imports zipfile: only for a job that loads a checkpoint
 
+    # what each load reads: its source phase's checkpoint dir, under the tag the launch names
+    targets = [
+        (inv, phase, src, (profile.phase(src) or {}).get("checkpoint_dir"), _loaded_tag(inv, script, job_env))
+        for inv, phase, src in loads
+    ]
     try:
         base = _base_dir_with_runs(ctx)
     except Skip as skip:  # not checkable here: still say what the job will need where it runs
-        needs = []
-        for inv, _phase, src in loads:
-            dirname, tag = (profile.phase(src) or {}).get("checkpoint_dir"), _loaded_tag(inv, script, job_env)
-            if dirname:
-                needs.append(f"{dirname}/{tag} ({inv.module or inv.script_file}, line {inv.line})" if tag else dirname)
+        needs = [
+            f"{dirname}/{tag} ({inv.module or inv.script_file}, line {inv.line})" if tag else dirname
+            for inv, _phase, _src, dirname, tag in targets
+            if dirname
+        ]
         raise Skip(f"{skip}; the job loads {', '.join(dict.fromkeys(needs))}" if needs else str(skip)) from None
     told: set[tuple] = set()
-    for inv, phase, src in loads:
-        dirname = (profile.phase(src) or {}).get("checkpoint_dir")
-        tag = _loaded_tag(inv, script, job_env)
+    for inv, phase, src, dirname, tag in targets:
         if not dirname or (tag is not None and ("$" in tag or "/" in tag)) or (src, tag) in told:
             continue
         told.add((src, tag))

@@ -30,9 +30,11 @@ def hf_settings(ctx) -> dict[str, str]:
     must fill the cache dir the job reads and may need its mirror."""
     import re
 
+    from preflight.causes import HF_CACHE_VARS
+
     js = ctx.get("jobscript", None)
     out: dict[str, str] = {}
-    for name in ("HF_HOME", "HF_DATASETS_CACHE", "HF_ENDPOINT"):
+    for name in (*HF_CACHE_VARS, "HF_ENDPOINT"):
         m = re.search(rf"^\s*(?:export\s+)?{name}=(\S+)", js.text, re.M) if js is not None else None
         if m:
             out[name] = m.group(1).strip("'\"")
@@ -411,7 +413,7 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
     """
     from preflight.causes import respell_flags
     from preflight.resume import resume_key
-    from preflight.verdict import superseded_at
+    from preflight.verdict import logs_end_quietly_in, superseded_at
 
     profile = ctx.get("profile", None)
 
@@ -436,15 +438,8 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
             if seg.last_step.step < total - 1:
                 if superseded_at(ix.path, seg.last_step.line, logs.by_phase(seg.phase)):
                     continue  # a later attempt of the phase (a resume) got going after it: that one is the state
-                # the logs end on this step with no error and no job to ask: a copy of a growing log looks the same
-                quiet = not any(logs.slurm_events(k) for k in ("cancel", "oom-kill", "nccl-watchdog"))
-                open_end = (
-                    quiet
-                    and logs.segments[-1] is seg
-                    and not seg.tracebacks
-                    and seg.nan_loss is None
-                    and not getattr(ctx.inputs, "job_id", None)
-                )
+                # the logs end on this step with no error and no job to ask: the run may still be going
+                open_end = not getattr(ctx.inputs, "job_id", None) and logs_end_quietly_in(logs, seg)
                 yield Finding(
                     f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early"
                     + (

@@ -230,11 +230,10 @@ PARQUET_HEAD = 'python -c "from tasks.common import load_hub_dataset as get; '
 
 
 def hf_env_prefix(env: dict) -> str:
-    """The HF settings a login-node prefetch must share with the job: its cache dirs (a download into HF_HOME is not
-    found by a job that reads HF_DATASETS_CACHE elsewhere) and its endpoint (a mirror where the hub is blocked)."""
-    parts = [f"HF_HOME={hf_home(env)}"]
-    parts += [f"{k}={env[k]}" for k in ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "HF_ENDPOINT") if env.get(k)]
-    return " ".join(parts)
+    """The job's HF settings for a prefetch on a login node (HF_HOME as the job resolves it)."""
+    from preflight.causes import hf_assignments
+
+    return hf_assignments({**env, "HF_HOME": str(hf_home(env))})
 
 
 def _prefetch(item: dict, local: Path, missing_configs: list[str], env: dict, base: Path, root) -> str:
