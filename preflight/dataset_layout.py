@@ -22,44 +22,80 @@ from preflight import pyparse
 MAX_SOURCE_BYTES = 1 << 20
 
 
-def read_layout(checkout: Path) -> tuple[str | None, int | None, str | None]:
-    """(DATA_DIR's directory name, MAX_SHARD, the environment variable that overrides DATA_DIR) of the checkout's
-    nanochat/dataset.py; None for what it lacks."""
+def read_layout(checkout: Path) -> tuple[str | None, int | None, str | None, str | None]:
+    """(DATA_DIR's directory under the base dir, MAX_SHARD, the environment variable that overrides DATA_DIR, the
+    regex of its shards' file names) of the checkout's nanochat/dataset.py; None for what it lacks."""
     path = Path(checkout) / "nanochat" / "dataset.py"
     try:
         st = path.stat()
     except OSError:
-        return None, None, None
+        return None, None, None, None
     return _read(str(path), st.st_size, st.st_mtime_ns)
 
 
 @lru_cache(maxsize=16)
-def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None, str | None]:
+def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None, str | None, str | None]:
     if size > MAX_SOURCE_BYTES:
-        return None, None, None
+        return None, None, None, None
     try:
         with open(path, "rb") as fh:
             tree = pyparse.parse(fh.read(MAX_SOURCE_BYTES).decode("utf-8"), filename=path)
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
-        return None, None, None
-    data_dir = max_shard = env = None
+        return None, None, None, None
+    data_dir = max_shard = env = shard_regex = None
+    strings: dict[str, str] = {}  # the module's plain string constants, for its f-strings (DATASET_VERSION = "v3")
     for node in tree.body:  # module level only: what importing the module would set
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
         name = node.targets[0].id
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            strings[name] = node.value.value
         if name == "MAX_SHARD" and isinstance(node.value, ast.Constant) and type(node.value.value) is int:
             max_shard = node.value.value
         elif name == "DATA_DIR":
-            # os.path.join(base_dir, "base_data_climbmix"), or a fork's os.environ.get("X", os.path.join(...)):
-            # the last plain directory name in it
-            names = [
-                n.value
-                for n in ast.walk(node.value)
-                if isinstance(n, ast.Constant) and isinstance(n.value, str) and _dir_name(n.value)
-            ]
+            # os.path.join(base_dir, "base_data_climbmix"), a fork's f"datasets/jp-pretrain/{DATASET_VERSION}" or
+            # os.environ.get("X", os.path.join(...)): the last plain directory path in it
+            names = [t for n in ast.walk(node.value) if (t := _text(n, strings)) is not None and _dir_path(t)]
             data_dir = names[-1] if names else None
             env = _environ_get(node.value)
-    return data_dir, max_shard, env
+        elif name == "index_to_filename" and isinstance(node.value, ast.Lambda):
+            shard_regex = _file_name_regex(node.value.body, strings)
+    return data_dir, max_shard, env, shard_regex
+
+
+def _text(node: ast.AST, strings: dict[str, str]) -> str | None:
+    """A string constant, or an f-string of constants and the module's string names; else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if not isinstance(node, ast.JoinedStr):
+        return None
+    parts = []
+    for v in node.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value)
+        elif isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name) and v.value.id in strings:
+            parts.append(strings[v.value.id])
+        else:
+            return None
+    return "".join(parts)
+
+
+def _file_name_regex(body: ast.expr, strings: dict[str, str]) -> str | None:
+    """The regex of `lambda index: f"shard_{index:05d}.parquet"`'s names: its text, each field a number."""
+    if not isinstance(body, ast.JoinedStr):
+        return None
+    parts = []
+    for v in body.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(re.escape(v.value))
+        elif isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name) and v.value.id in strings:
+            parts.append(re.escape(strings[v.value.id]))
+        elif isinstance(v, ast.FormattedValue):
+            parts.append(r"(\d+)")
+        else:
+            return None
+    regex = "^" + "".join(parts) + "$"
+    return regex if regex.count(r"(\d+)") == 1 and regex.endswith(r"\.parquet$") else None
 
 
 def _environ_get(value: ast.expr) -> str | None:
@@ -73,20 +109,32 @@ def _environ_get(value: ast.expr) -> str | None:
     return None
 
 
-def _dir_name(text: str) -> bool:
-    return 0 < len(text) <= 128 and text.isascii() and "/" not in text and text.lower() == text and text[0] != "."
+def _dir_path(text: str) -> bool:
+    """A relative directory path a base dir can hold (`base_data`, `datasets/jp-pretrain/v3`): lowercase, no `..`."""
+    parts = text.split("/")
+    return (
+        0 < len(text) <= 128
+        and text.isascii()
+        and text.lower() == text
+        and all(p and p[0] != "." for p in parts)
+        and all(re.fullmatch(r"[\w.-]+", p) for p in parts)
+    )
 
 
 def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Iterable[str]]) -> None:
     """Point ``data``'s ``dataset:`` section at the layout the checkout reads. ``profiles``: the merged profiles
     as JSON (the layouts), asked for only when needed. A directory no profile describes (a fork's) keeps this
     era's numbers."""
-    data_dir, max_shard, env = read_layout(checkout)
+    data_dir, max_shard, env, shard_regex = read_layout(checkout)
     ds = data.get("dataset") or {}
     dirs = list(ds.get("dirs") or [])
     if data_dir is None or (dirs and dirs[0] == data_dir and max_shard in (None, ds.get("max_shard")) and not env):
         return
-    ds = layout_of(data_dir, profiles) or {**ds, "dirs": [data_dir], "val_shard": "last"}
+    known = layout_of(data_dir, profiles)
+    # a fork's own dataset: its shards' size is not upstream's, so how many a run needs is not known (``own``)
+    ds = known or {**ds, "dirs": [data_dir], "val_shard": "last", "own": True}
+    if known is None and shard_regex:
+        ds["shard_regex"] = shard_regex
     if max_shard is not None and max_shard != ds.get("max_shard"):
         if isinstance(ds.get("val_shard"), int):  # a pinned validation shard is the last one
             ds["val_shard"] = max_shard

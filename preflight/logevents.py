@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from preflight.loglines import (
     BAD_INTERPRETER_RE,
+    BASE_SETUP_RE,
     CANCEL_RE,
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
@@ -64,6 +65,11 @@ class EventReader:
                 seg.settings.setdefault(key, next(g for g in mv.groups() if g).replace(",", ""))
         if TRAINER_SETUP_RE.search(s):
             seg.content = seg.trainer_setup = True
+            return True
+        if BASE_SETUP_RE.search(s):
+            seg.content = seg.trainer_setup = True
+            if seg.script is None and seg.marker in (None, "base"):
+                seg.script = "base_train"  # (only where nothing else named it: the lines of a fork's other trainer?)
             return True
         mp = PARAMS_RE.search(s)
         if mp and seg.params is None:

@@ -29,7 +29,7 @@ ANCHOR_RE = re.compile(
     rb"|watchdog got stuck|abort timed out|sliding window attention"
     rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
-    rb"|Vocab size: "
+    rb"|Vocab size: |Estimated FLOPs per token: |Total number of training tokens: |Total training FLOPs estimate: "
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
     rb"|Failed to (?:download|install|build|extract|prepare)|Could not install packages|Disk quota exceeded"
@@ -81,6 +81,12 @@ GUESS_TAG_RE = re.compile(r"No model tag provided, guessing model tag: (\S+)")
 TRAINER_SETUP_RE = re.compile(
     r"=> (?:gradient accumulation steps|Setting grad accum steps): \d+|^Muon: Grouping |^Tokens / micro-batch / rank: "
     r"|^Vocab size: [\d,]+$"
+)
+# base_train's own setup lines (every upstream era prints them there and nowhere else; a fork's own trainer may
+# print a "Vocab size", not these): a process that printed one and nothing else naming it is base_train, though
+# it died before its first step
+BASE_SETUP_RE = re.compile(
+    r"^(?:Estimated FLOPs per token|Total number of training tokens|Total training FLOPs estimate): "
 )
 PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
 # NCCL's watchdog giving up on a collective (a rank stopped and the others waited): torch's log lines, no traceback

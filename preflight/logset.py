@@ -244,6 +244,16 @@ class LogSet:
         return [s for ix in self.logs for s in ix.segments]
 
     @property
+    def no_pipeline_phase(self) -> bool:
+        """Processes ran (nanochat's setup lines, a traceback) but none of them is a phase of the pipeline, nor
+        names the script it ran: a fork's own program (a benchmark, another model's trainer). A traceback with no
+        frame of the program's own (a pasted fragment) says nothing of which program crashed."""
+        segs = self.segments
+        named = any(s.phase or s.script or s.load_sources for s in segs)  # (an evaluation loads a phase's checkpoint)
+        unknown = any(not any(_own_frame(f) for f, _ in t.frames) for t in self.tracebacks)
+        return bool(segs) and not named and not unknown and not self.started_phases()
+
+    @property
     def tracebacks(self) -> list[TracebackRecord]:
         return [t for ix in self.logs for t in ix.tracebacks]
 
@@ -372,6 +382,11 @@ def logs_fact(ctx: Any) -> LogSet:
     if not result.logs and not result.missing:
         raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
     return result
+
+
+def _own_frame(path: str) -> bool:
+    """A traceback frame of the program's own code, not of Python or an installed package."""
+    return not (path.startswith("<") or "/lib/python" in path or "site-packages" in path or "dist-packages" in path)
 
 
 def pair_setup_with_load(logs: LogSet, grammar: Any) -> None:

@@ -400,6 +400,8 @@ def build_plan(
     cost = total_seconds / 3600 * world * rate if total_seconds is not None and gpu_name != "CPU" else None
 
     shards_on_disk = recommended if any(p.name == "base" for p in phases) or not phases else 0  # base reads them
+    if ds.get("own") and isinstance(ds.get("max_shard"), int):  # a fork's own corpus has no more files than that
+        shards_on_disk = min(shards_on_disk, ds["max_shard"] + 1)
     disk = shards_on_disk * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)
     files = shards_on_disk + EVAL_BUNDLE_FILES + sum(p.files for p in phases) + 20
     return Plan(

@@ -223,11 +223,13 @@ def resume_fact(ctx: Any) -> ResumePlan:
 
     phases = ctx.get("phases")
     profile = get_profile(ctx)
+    logs = ctx.get("logs", None)
+    if ctx.get("checkpoints", None) is None and logs is not None and logs.no_pipeline_phase:
+        return ResumePlan(None, [], "no process in these logs is a phase of the pipeline (log-unusable): no plan")
     first = next((v for v in phases.verdicts if v.expected and v.status != "done" and not v.before_logs), None)
     if first is None:
         return ResumePlan(None, [], "every expected phase is done")
     outside = [v.name for v in phases.verdicts[: PHASES.index(first.name)] if v.before_logs]
-    logs = ctx.get("logs", None)
     inv = ctx.get("checkpoints", None)
     if inv is None and logs is not None and logs.logs and not logs.recognised:
         # nothing read: "not run" is not known, and a plan from the tokenizer would redo a finished run
@@ -280,6 +282,13 @@ def resume_fact(ctx: Any) -> ResumePlan:
             f"(c6abcdf), whose {old[0]} training has no --{resume_key(profile, old[0])}: the plan reruns it from "
             "the start (a checkout from c6abcdf on resumes from its last checkpoint)"
         )
+    first_segs = logs.by_phase(first.name) if logs is not None else []
+    if first.name == "base" and _trainer_flags(first_segs, "base_train")[1]:
+        remarks.append(
+            "base_train's flags here are the settings it printed of itself (depth, horizon, micro-batch, sequence "
+            "length): these logs show neither its command line nor Overriding lines, so add any other flag the run "
+            "was given (the job script has them)"
+        )
     if halved:
         remarks.append(
             f"{', '.join(halved)} for the out-of-memory (the gradient accumulation steps double: the same total "
@@ -322,17 +331,24 @@ def resume_fact(ctx: Any) -> ResumePlan:
 def trainer_flags(segs: list, trainer: str) -> dict[str, str]:
     """The flags the phase's trainer ran with, as its logs show them: its ``Overriding: key = value`` lines, else
     (argparse eras print none) the traced command line that started it."""
+    return _trainer_flags(segs, trainer)[0]
+
+
+def _trainer_flags(segs: list, trainer: str) -> tuple[dict[str, str], bool]:
+    """trainer_flags, and whether they are only the settings base_train printed of itself (its other flags are
+    not in the logs)."""
     overrides = next((s.overrides for s in reversed(segs) if s.overrides and s.script in (None, trainer)), {})
     if overrides:
-        return overrides
+        return overrides, False
     flags = _command_flags(_logged_command(segs, trainer), trainer)
     if flags:
-        return flags
+        return flags, False
     # no flags printed (argparse eras, a log without the command): the settings base_train printed of itself, all
     # four base_train flags in every era (a later phase's Model config is the model it loaded, not its flags)
     if trainer != "base_train":
-        return {}
-    return next((dict(s.settings) for s in reversed(segs) if s.settings and s.script in (None, trainer)), {})
+        return {}, False
+    settings = next((dict(s.settings) for s in reversed(segs) if s.settings and s.script in (None, trainer)), {})
+    return settings, bool(settings)
 
 
 def _logged_command(segs: list, trainer: str) -> str:

@@ -468,7 +468,9 @@ def sparkline(xs: list[float], ys: list[float], width: int = 16) -> str:
     buckets = downsample(xs, ys, width)
     if not buckets:
         return ""
-    if 1 < len(buckets) < width:  # fewer points than characters: each character shows the last point up to its step
+    # fewer points than characters: each character shows the last point up to its step (two points stay two: held
+    # over the width they would draw a plateau and a drop that no line of the log shows)
+    if 2 < len(buckets) < width:
         x0, span = buckets[0].x, (buckets[-1].x - buckets[0].x) or 1.0
         cells, k = [], 0
         for i in range(width):

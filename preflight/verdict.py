@@ -401,6 +401,8 @@ def _judge_from_log_alone(
         v.cause = f"last saved checkpoint is step {saved} of {total}; the log stops at step {at}"
     else:
         v.status, v.cause = "failed", f"log stops at step {at} without saving"
+        if last is not None and v.evidence and v.evidence[-1] == f"{seg.path}:{seg.start_line}":
+            v.evidence[-1] = f"{stepped[-1].path}:{last.line}"  # where it stopped, not where the process began
         if job is None and logs_end_quietly_in(logs, seg):
             # the logs end here, with no error: a copy of a log that is still growing looks the same
             v.cause += ", and with no error: killed, hung or still running (the logs alone cannot tell; postflight "
@@ -505,7 +507,7 @@ def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
 
 
 def phases_fact(ctx: Any) -> Phases:
-    from preflight.ckpt import expected_phases, get_profile
+    from preflight.ckpt import expected_phases, get_profile, planned_phases
 
     profile = get_profile(ctx)
     logs = ctx.get("logs", None)
@@ -514,6 +516,8 @@ def phases_fact(ctx: Any) -> Phases:
         raise FactUnavailable("no logs and no base dir to judge the phases from")
     job = ctx.get("job", None)
     expected = set(expected_phases(ctx, profile))
+    if inv is None and logs is not None and logs.no_pipeline_phase and planned_phases(ctx, profile) is None:
+        expected = set()  # nothing in the logs is the pipeline, and nothing says the job runs it (LOG009 says so)
     started = logs.started_phases() if logs is not None else []
     last_started = next((p for p in reversed(started) if p in PHASES), None)
     verdicts: list[PhaseVerdict] = []

@@ -8,6 +8,7 @@ from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.plan import shard_rule
 from preflight.registry import check
+from preflight.script.fetches import fetch_into
 from preflight.units import parse_count
 
 MAX_LISTED = 20
@@ -59,6 +60,12 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
             "no shard count to check against"
         )
     profile = ctx.get("profile", None)
+    fetch = fetch_into(ctx, dataset.dir) if dataset.count < plan.shards_min else None
+    if fetch is not None:  # a fork that fetches its own shards: how many it gets is the download's
+        raise Skip(
+            f"the script downloads into {fetch.folder} itself (line {fetch.line}: {fetch.text[:100]}): how many "
+            "shards it gets is known only when it runs"
+        )
     n_script, line, local = _script_downloads(ctx, profile)
     online = ctx.config.get("network", "offline") == "online" or local
     have = dataset.count
@@ -66,6 +73,22 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
         have = max(have, n_script)
     verb = "builds" if local else "downloads"
     where = f" (the script {verb} {n_script})" if n_script is not None and online else ""
+    spec = profile.dataset if profile is not None else {}
+    if spec.get("own"):  # a fork's own corpus: its shards are not upstream's size, so only train + val is known
+        if have < 2:
+            total = (
+                f": its whole dataset is {spec['max_shard'] + 1} files"
+                if isinstance(spec.get("max_shard"), int)
+                else ""
+            )
+            yield Finding(
+                f"{dataset.dir} holds {dataset.count} shard(s){where}; base_train needs at least 2 (one to train on "
+                f"and the last, the validation shard), and how many more depends on this checkout's own dataset "
+                f"({spec.get('from_checkout', 'nanochat/dataset.py')}: its shards are not upstream's size)",
+                path=str(dataset.dir),
+                fix=f"download its shards with the checkout's own `python -m nanochat.dataset` on a login node{total}",
+            )
+        return
     if plan.tokens <= 0:  # no step count before the job runs (--target-flops $var) or no horizon at all
         if have < 2:
             why = plan.horizon or "no training horizon"

@@ -93,6 +93,17 @@ def _computed_at_run_time(script, value: str, inv) -> str | None:
     return f"{last.name}={last.value.strip()} at line {last.line}"
 
 
+def _set_nowhere(script, value: str, job_env) -> bool:
+    """A word that is only a variable (`$WANDB_RUN`) which neither the script (nor a file it sources, all of them
+    read) nor the environment the job gets sets: it expands to nothing."""
+    m = re.fullmatch(r'"?\$\{?(\w+)\}?"?', value.strip())
+    # (an environment's activation script, `source .venv/bin/activate`, sets its paths, never a run name)
+    unread = [p for _, p, _ in script.missing_includes if not re.search(r"(?:^|/)(?:activate|conda\.sh)$", str(p))]
+    if m is None or unread or script.hidden or job_env.get(m.group(1)) is not None:
+        return False
+    return not any(a.name == m.group(1) for a in script.all_assignments)
+
+
 def _has_own_text(script, value: str, inv, depth: int = 0) -> bool:
     """Text of its own in a word whose value is unknown (`${SERIES} baseline`), also through the variable it names
     when that one defaults to text (`WANDB_RUN=${WANDB_RUN:-run-$(date +%F)}`): a named run either way."""
@@ -131,6 +142,9 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
             source = f"--run={value}"
             if "WANDB_RUN" in value:
                 source += f", {variable_origin(ctx, 'WANDB_RUN')[0]}"
+            if expanded is None and f.style == "equals" and _set_nowhere(script, value, job_env):
+                # `--run=$WANDB_RUN` with WANDB_RUN set nowhere: the trainer gets an empty name, which is not dummy
+                return "", source + ": the trainer gets an empty run name, not dummy", inv.line, inv.file
             return (expanded or None), source, inv.line, inv.file
         if any(
             inv.entry and profile.phase_of_module(inv.entry, inv.args) in TRAIN_PHASES for inv in script.all_invocations
@@ -147,15 +161,16 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
 @check("ENV001", "wandb-disabled", severity="info")
 def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
     """
-    What it checks: whether the training phases log to wandb: ``WANDB_RUN`` unset or
-    ``dummy`` (``--run=dummy``) means wandb logging is off.
+    What it checks: whether the training phases log to wandb: ``--run=dummy`` (``WANDB_RUN=dummy``)
+    or no ``--run`` at all means wandb logging is off. (``--run=$WANDB_RUN`` with WANDB_RUN set
+    nowhere passes an empty name, which is not dummy: wandb starts, and wandb-no-credentials says so.)
 
     Why it matters: it is only information: ``dummy`` disables wandb and nothing else:
     training, evaluation, checkpoints and report.md are unaffected. Sites that
     require a wandb record can make this an error (``severity: {wandb-disabled: error}``).
 
     Example:
-        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN   # WANDB_RUN unset -> dummy
+        torchrun --nproc_per_node=8 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN   # WANDB_RUN=dummy
 
     How to fix: nothing is broken. To log, ``export WANDB_RUN=my-run`` plus
     ``WANDB_MODE=offline`` (sync later) or a ``WANDB_API_KEY``.
@@ -165,9 +180,9 @@ def wandb_disabled(ctx, job_env) -> Iterator[Finding]:
         return
     if source.startswith(RUN_TIME):
         raise Skip(f"{source}: whether it is dummy is known only then")
-    if name in (None, "", "dummy") and (hidden := _unread_training(ctx)):
+    if name in (None, "dummy") and (hidden := _unread_training(ctx)):
         raise Skip(hidden)
-    if name in (None, "", "dummy"):
+    if name in (None, "dummy"):
         script = ctx.get("script", None)
         if script is not None and any(m.exited for m in script.walk()):
             return  # it exits before its training (exits-before-training says where and why)
@@ -229,7 +244,7 @@ def wandb_no_credentials(ctx, job_env) -> Iterator[Finding]:
     run ``wandb login`` on the login node, or use ``WANDB_RUN=dummy``.
     """
     name, source, line, path = wandb_run_name(ctx, job_env)
-    if name in (None, "", "dummy"):
+    if name in (None, "dummy"):
         return
     mode = (job_env.get("WANDB_MODE") or "").lower()
     if mode in _OFF_MODES or job_env.get("WANDB_DISABLED", "").lower() in ("true", "1"):
@@ -247,7 +262,12 @@ def wandb_no_credentials(ctx, job_env) -> Iterator[Finding]:
         f"wandb run {name!r} ({source}) will start wandb, but {why}; the phase crashes at startup",
         path=path,
         line=line,
-        fix="export WANDB_MODE=offline in the script (sync later with `wandb sync`)",
+        fix="export WANDB_MODE=offline in the script (sync later with `wandb sync`)"
+        + (
+            ", or give the run a name before the launch: WANDB_RUN=${WANDB_RUN:-dummy} turns wandb off"
+            if name == ""
+            else ""
+        ),
     )
 
 

@@ -167,20 +167,23 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             else None
         )
         segs = logs.by_phase(phase) if phase else [seg]
+        fix = fix_for(
+            cause,
+            profile,
+            hf=hf_settings(ctx),
+            checkout=ctx.get("checkout", None),
+            phase=phase,
+            batch=device_batch_size(logs, phase, profile) if profile is not None else None,
+        )
+        if phase is None and cause.name == "other" and logs.no_pipeline_phase:  # no phase, so no resume plan
+            fix = "read the traceback and the lines after it; fix it and rerun that program (it is no phase of the pipeline)"
         yield Finding(
             f"{who} ({phase or 'unknown phase'}) "
             + crash_text(tb, steps, failed, evaluated_before(segs, tb), last_step_before(segs, tb))
             + (f" [{'; '.join(extra)}]" if extra else ""),
             path=tb.path,
             line=tb.line,
-            fix=fix_for(
-                cause,
-                profile,
-                hf=hf_settings(ctx),
-                checkout=ctx.get("checkout", None),
-                phase=phase,
-                batch=device_batch_size(logs, phase, profile) if profile is not None else None,
-            ),
+            fix=fix,
             data={
                 "phase": phase,
                 "class": cause.name,
@@ -401,7 +404,9 @@ def nan_loss(logs) -> Iterator[Finding]:
 def training_stopped_early(logs, ctx) -> Iterator[Finding]:
     """
     What it checks: a phase whose last logged step is below its planned total (``step N/T`` lines or
-    ``Calculated number of iterations``) with no end-of-training lines after it.
+    ``Calculated number of iterations``) with no end-of-training lines after it; or whose last step is logged
+    but which saved nothing and printed no end-of-training lines after it (it stopped in the final evaluation
+    and save).
 
     Why it matters: the process died or was killed mid-training (host OOM kill, preemption, node
     failure) without a Python traceback; the final checkpoint was never written.
@@ -435,13 +440,24 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
                 or any(e.data.get("kind") == "checkpoint" and e.line > seg.last_step.line for e in seg.saves)
             ):
                 continue
-            if seg.last_step.step < total - 1:
+            # its last step logged, but nothing of the end after it (the final evaluation, save and summary):
+            # it stopped before it saved (where the phase's verdict, which sees the checkpoints, says so too)
+            unsaved_end = seg.last_step.step >= total - 1 and (
+                not any(s.saves for s in logs.by_phase(seg.phase)) and _verdict_status(ctx, seg.phase) == "failed"
+            )
+            if seg.last_step.step < total - 1 or unsaved_end:
                 if superseded_at(ix.path, seg.last_step.line, logs.by_phase(seg.phase)):
                     continue  # a later attempt of the phase (a resume) got going after it: that one is the state
                 # the logs end on this step with no error and no job to ask: the run may still be going
                 open_end = not getattr(ctx.inputs, "job_id", None) and logs_end_quietly_in(logs, seg)
+                what = (
+                    "its steps ran, but it stopped in the final evaluation and save after them (no checkpoint, no "
+                    "end-of-training lines)"
+                    if unsaved_end
+                    else "training stopped early"
+                )
                 yield Finding(
-                    f"{seg.phase}: last logged step {seg.last_step.step} of {total}: training stopped early"
+                    f"{seg.phase}: last logged step {seg.last_step.step} of {total}: {what}"
                     + (
                         ", or it is still running: the logs end there with no error (they alone cannot tell; "
                         "postflight verify JOBID reads the job's state)"
@@ -464,12 +480,19 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
                 )
 
 
+def _verdict_status(ctx, phase: str) -> str | None:
+    """The phase's status in the timeline's verdicts, where they are known."""
+    phases = ctx.get("phases", None)
+    return next((v.status for v in getattr(phases, "verdicts", []) if v.name == phase), None)
+
+
 @check("LOG009", "log-unusable", stage="post", severity="warning")
 def log_unusable(logs) -> Iterator[Finding]:
     """
     What it checks: every log of the run (named with ``--log``, in the ledger, or found by the
     job's StdOut/StdErr) can be read, is not empty, is text rather than binary data, and (for one
-    of them at least) holds something nanochat, torchrun or SLURM prints.
+    of them at least) holds something nanochat, torchrun or SLURM prints; and that some process in
+    them is a phase of the pipeline, not only a fork's own program.
 
     Why it matters: an empty, unreadable or wrong file gives postflight no evidence: every
     log-based verdict (crashes, cascades, time limits) is silently missing, and a wrong
@@ -512,6 +535,18 @@ def log_unusable(logs) -> Iterator[Finding]:
                 + (f"; {last[0]}: {last[1]!r}" if last else ""),
                 path=ix.path,
                 fix="pass the job's nanochat output with --log, or --base-dir to judge the phases by their checkpoints",
+            )
+        elif logs.no_pipeline_phase and ix is logs.logs[0]:
+            first = next((s for s in logs.segments), None)
+            yield Finding(
+                f"no process in {'these logs' if len(logs.logs) > 1 else 'this log'} is a phase of the pipeline: "
+                f"{'its process starts' if len(logs.segments) == 1 else 'the first starts'} at line "
+                f"{first.start_line} and prints no phase's steps, saves or setup, nor the name of a phase's script "
+                "(a fork's own program: a benchmark, another model's trainer?): no phase is judged from it and no "
+                "resume plan is given",
+                path=first.path,
+                line=first.start_line,
+                fix="pass the pipeline job's output with --log; --script JOB.sh says which phases the job runs",
             )
 
 

@@ -18,6 +18,7 @@ from preflight.plan_launches import trainer_invocations, unread_runners
 from preflight.redact import is_secret_name, mask
 from preflight.registry import check
 from preflight.script.model import VAR_NAME_RE, VAR_RE
+from preflight.script.parser import TEMPLATE_SUFFIXES
 
 # what a launch hidden from preflight leaves unchecked
 _UNCHECKED = "the run plan, time limit, GPU count, trainer flags and missing-set-e"
@@ -198,9 +199,6 @@ def _created_before(model, cmd, path: str) -> bool:
     return False
 
 
-_TEMPLATE_SUFFIXES = (".template", ".example", ".sample", ".in", ".dist")
-
-
 @check("SB022", "sourced-file-missing", severity="error")
 def sourced_file_missing(script) -> Iterator[Finding]:
     """
@@ -224,7 +222,7 @@ def sourced_file_missing(script) -> Iterator[Finding]:
         for cmd, path, tried in model.missing_includes:
             if _guarded(model, cmd, path) or _created_before(model, cmd, path):
                 continue
-            templates = [t for c in tried for t in (c.with_name(c.name + s) for s in _TEMPLATE_SUFFIXES) if t.is_file()]
+            templates = [t for c in tried for t in (c.with_name(c.name + s) for s in TEMPLATE_SUFFIXES) if t.is_file()]
             what = "sources" if cmd.name in ("source", ".") else "runs"
             if templates:
                 suffix = templates[0].name[len(Path(path).name) :]

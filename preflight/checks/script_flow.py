@@ -7,6 +7,7 @@ An ``exit`` the script reaches before its training, a launch run outside the che
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Iterator
@@ -510,6 +511,11 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
     absent: dict[Path, list] = {}  # working directories that do not exist on this machine
     given = checkout_or_none(ctx)
     given = given if given is not None and given.source == "--checkout" else None
+    explicit = ctx.config.get("checkout") if ctx.config is not None else None
+    if given is None and explicit and _is_dir(Path(os.path.expanduser(str(explicit)))):
+        # --checkout DIR of a project that is no nanochat checkout (a fork's own program): still the directory the
+        # job is submitted from
+        given = Checkout(Path(os.path.expanduser(str(explicit))), "--checkout")
     for inv in script.invocations:  # the batch script's own launches (a followed script runs where it is called)
         entry = None
         if inv.module and inv.module.split(".")[0] == "scripts":

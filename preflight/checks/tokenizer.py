@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from preflight.facts import Skip
 from preflight.model import Finding
 from preflight.registry import check
+from preflight.script.fetches import fetch_into
 
 
 def _trains_tokenizer(ctx) -> int | None:
@@ -50,6 +51,8 @@ def tokenizer_missing(ctx, tokenizer) -> Iterator[Finding]:
         for p, ok in ((tokenizer.pkl, tokenizer.has_pkl), (tokenizer.token_bytes, tokenizer.has_token_bytes))
         if not ok
     ]
+    if missing and (fetch := fetch_into(ctx, tokenizer.dir)) is not None:
+        raise Skip(f"the script downloads into {fetch.folder} itself (line {fetch.line}: {fetch.text[:100]})")
     if missing:
         profile = ctx.get("profile", None)
         mod = ((profile.phase("tokenizer") or {}).get("train_module") if profile else None) or "scripts.tok_train"

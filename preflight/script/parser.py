@@ -214,8 +214,12 @@ def _include_candidates(
         last = Path(cd_targets[-1])
         last = Path(cwd) / last if cwd and not last.is_absolute() else last
         if not last.is_dir():  # the job's directory is not on this machine (entry-not-found says so): unknown,
-            # unless the copy of the checkout given (--checkout) has the file (a venv or a site file it may lack)
-            return [checkout / p] if checkout is not None and _is_file(checkout / p) else []
+            # unless the copy of the checkout given (--checkout) has the file (a venv or a site file it may lack), or
+            # has only its template (`machine_config.sh.template`: a file each user makes, which a job cannot run
+            # without; sourced-file-missing names the template)
+            if checkout is not None and (_is_file(checkout / p) or _has_template(checkout / p)):
+                return [checkout / p]
+            return []
     # the job's working directory: a `cd` of the script before the line, --chdir, the submit directory
     chdir = model.directive("chdir")
     dirs = (
@@ -226,6 +230,13 @@ def _include_candidates(
         + ([str(checkout)] if checkout is not None else [])  # submitted from the checkout the job runs
     )
     return [(Path(cwd) / d if cwd and not Path(d).is_absolute() else Path(d)) / p for d in dirs]
+
+
+TEMPLATE_SUFFIXES = (".template", ".example", ".sample", ".in", ".dist")
+
+
+def _has_template(path: Path) -> bool:
+    return any(_is_file(path.with_name(path.name + suffix)) for suffix in TEMPLATE_SUFFIXES)
 
 
 def _is_file(path: Path) -> bool:

@@ -9,8 +9,8 @@ SCRIPT = (
 
 
 @bad("wandb-disabled")
-def _():
-    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})
+def _():  # no --run at all: the trainer's default is dummy
+    return Scenario(script=SCRIPT.replace(" --run=$WANDB_RUN", ""), env={"HOME": "{tmp}/home"})
 
 
 @bad("wandb-disabled")
@@ -26,6 +26,11 @@ def _():
 @bad("wandb-no-credentials")
 def _():
     return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home", "WANDB_RUN": "d20-speedrun"})
+
+
+@bad("wandb-no-credentials")
+def _():  # --run=$WANDB_RUN with WANDB_RUN set nowhere: an empty run name, which is not dummy
+    return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})
 
 
 @bad("wandb-no-credentials")

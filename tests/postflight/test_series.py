@@ -141,9 +141,10 @@ def test_text_verdict_of_an_ordinary_log_imports_no_numpy(tmp_path):
 
 def test_sparklines():
     assert sparkline(list(range(100)), [3.0 - x / 50 for x in range(100)], 10) == "██▇▆▅▄▃▂▁▁"
-    assert sparkline([0, 1], [2.0, 2.0], 4) == "▄▄▄▄"  # flat: mid-height
+    assert sparkline([0, 1, 2], [2.0, 2.0, 2.0], 4) == "▄▄▄▄"  # flat: mid-height
     assert sparkline([], [], 8) == "" and sparkline([3], [math.inf], 8) == ""
     assert len(sparkline([0, 10, 20], [3.0, 2.0, 1.0], 16)) == 16  # few points, stretched over their steps
+    assert sparkline([0, 249], [9.29, 3.89], 16) == "█▁"  # two points (a log every 249 steps) are two cells
 
 
 def test_text_markdown_json_verdicts(tmp_path):

@@ -24,6 +24,14 @@ FORK_ENV = CLIMBMIX.replace(
     'DATA_DIR = os.path.join(base_dir, "base_data_climbmix")',
     'DATA_DIR = os.environ.get("NANOCHAT_DATA_DIR", os.path.join(base_dir, "my_corpus"))',
 ).replace("6542", "99")
+FORK_JP = (  # a fork's own corpus: an f-string path under the base dir, its own file names
+    "import os\nfrom nanochat.common import get_base_dir\n"
+    'DATASET_VERSION = "v3"\n'
+    "MAX_SHARD = 58\n"
+    'index_to_filename = lambda index: f"data_{index}.parquet"\n'
+    "base_dir = get_base_dir()\n"
+    'DATA_DIR = os.path.join(base_dir, f"datasets/nanochat-jp-pretrain/{DATASET_VERSION}")\n'
+)
 NO_MID_TRAIN = (
     "import argparse\nparser = argparse.ArgumentParser()\n"
     'parser.add_argument("--depth", type=int, default=20)\n'
@@ -47,9 +55,10 @@ def _checkout(root: Path, dataset: str) -> Path:
 @pytest.mark.parametrize(
     "source,layout",
     [
-        (FINEWEB, ("base_data", 1822, None)),
-        (CLIMBMIX, ("base_data_climbmix", 6542, None)),
-        (FORK_ENV, ("my_corpus", 99, "NANOCHAT_DATA_DIR")),
+        (FINEWEB, ("base_data", 1822, None, None)),
+        (CLIMBMIX, ("base_data_climbmix", 6542, None, None)),
+        (FORK_ENV, ("my_corpus", 99, "NANOCHAT_DATA_DIR", None)),
+        (FORK_JP, ("datasets/nanochat-jp-pretrain/v3", 58, None, r"^data_(\d+)\.parquet$")),
     ],
 )
 def test_layout_read_from_the_source(tmp_path, source, layout):
@@ -114,3 +123,26 @@ def test_a_fork_that_reads_its_data_directory_from_a_variable_is_checked_there(t
     scenario.script = script.replace("{tmp}/data/nm55", "$LUSTRE_HOME/nm55")  # a directory known only in the job
     result = run_scenario(scenario, tmp_path / "b", select=["DS001"])
     assert result.checks[0].status.value == "skip" and "known only in the job" in result.checks[0].reason
+
+
+def test_a_fork_with_its_own_corpus_needs_its_own_files_not_upstreams_count(tmp_path):
+    # DS001 asked a Japanese fork for 1011 shards of base_data_climbmix and its pinned shard_06542; the fork reads
+    # data_N.parquet under datasets/nanochat-jp-pretrain/v3, 59 files in all, of a size preflight does not know
+    files = {
+        f"nanochat/{rel}": text for rel, text in {"nanochat/dataset.py": FORK_JP, "nanochat/common.py": ""}.items()
+    }
+    files["nanochat/scripts/base_train.py"] = NO_MID_TRAIN
+    script = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -euo pipefail\ncd {tmp}/nanochat\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=22\n"
+    )
+    scenario = Scenario(script=script, env={"HOME": "{tmp}/home"}, files=files, config={"base-dir": "{tmp}/base"})
+    result = run_scenario(scenario, tmp_path, select=["DS001"])
+    (finding,) = result.checks[0].findings
+    assert finding.path.endswith("/base/datasets/nanochat-jp-pretrain/v3"), finding.path
+    assert "needs at least 2" in finding.message and "shard_06542" not in finding.message, finding.message
+    assert finding.fix.endswith("its whole dataset is 59 files"), finding.fix
+    # two of its own files (the last is validation) are what can be checked
+    files.update({f"base/datasets/nanochat-jp-pretrain/v3/data_{i}.parquet": "not read by DS001" for i in (0, 1)})
+    result = run_scenario(scenario, tmp_path / "b", select=["DS001"])
+    assert result.checks[0].status.value == "pass", result.checks[0]

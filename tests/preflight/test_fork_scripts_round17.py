@@ -1,0 +1,114 @@
+"""Shapes from a seventeenth round of public forks' job scripts (written here in our own words): a run name whose
+default was commented out, a job that downloads its own shards and tokenizer from the Hub, and a fork whose
+evaluation reads a bundle the job writes itself."""
+
+from __future__ import annotations
+
+from tests.clirun import check_script
+
+HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=04:00:00\nset -e\n"
+_TRAIN = "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=12 --run=$WANDB_RUN\n"
+
+
+def test_a_run_name_set_nowhere_is_an_empty_name_and_wandb_starts(tmp_path, cli):
+    # the speedrun's `WANDB_RUN=dummy` default is commented out: `--run=` gives the trainer "", which is not dummy, so
+    # wandb.init runs (and fails on a node with no credentials); it was "wandb logging is off (run = dummy)"
+    body = HEAD + 'source .venv/bin/activate\n# if [ -z "$WANDB_RUN" ]; then\n#     WANDB_RUN=dummy\n# fi\n' + _TRAIN
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    (crash,) = checks["ENV002"]["findings"]
+    assert crash["message"].startswith(
+        "wandb run '' (--run=$WANDB_RUN, WANDB_RUN is not set: the trainer gets an empty"
+    ), crash
+    assert "WANDB_RUN=${WANDB_RUN:-dummy} turns wandb off" in crash["fix"], crash["fix"]
+    assert not checks["ENV001"]["findings"], checks["ENV001"]
+    # set where the job is submitted from, it is that name's business (dummy here: off)
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic", env={"WANDB_RUN": "dummy"})
+    assert not checks["ENV002"]["findings"] and checks["ENV001"]["findings"], (checks["ENV002"], checks["ENV001"])
+    # a sourced settings file preflight cannot read may set it: no claim
+    unread = body.replace("source .venv/bin/activate\n", "source slurm/machine_config.sh\n")
+    _report, checks = check_script(cli, tmp_path, unread, "--profile", "classic")
+    assert not checks["ENV002"]["findings"], checks["ENV002"]
+
+
+_FETCHES = (
+    'export NANOCHAT_DATA_DIR="$NANOCHAT_BASE_DIR/base_data"\n'
+    'mkdir -p "$NANOCHAT_DATA_DIR" "$NANOCHAT_BASE_DIR/tokenizer"\n'
+    'hf download someone/darija-pretrain-mix --repo-type dataset --local-dir "$NANOCHAT_DATA_DIR"\n'
+    'wget -q -P "$NANOCHAT_BASE_DIR/tokenizer" https://example.org/tok/tokenizer.pkl\n'
+)
+
+
+def test_shards_and_a_tokenizer_the_job_downloads_itself_are_not_missing(tmp_path, cli):
+    # DS001's fix (`python -m nanochat.dataset -n 800`) would fill the fork's own data folder with another dataset,
+    # and TOK001's (`tok_train`) would replace the tokenizer the job downloads
+    body = HEAD + "export WANDB_RUN=dummy\n" + _FETCHES + _TRAIN
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic", "--network", "online")
+    assert checks["DS001"]["status"] == "skip", checks["DS001"]
+    assert (
+        "the script downloads into" in checks["DS001"]["reason"] and "(line 8: hf download" in checks["DS001"]["reason"]
+    )
+    assert checks["TOK001"]["status"] == "skip" and "(line 9: wget" in checks["TOK001"]["reason"], checks["TOK001"]
+    # a download somewhere else fills neither
+    elsewhere = body.replace('--local-dir "$NANOCHAT_DATA_DIR"', "--local-dir /scratch/other").replace(
+        '-P "$NANOCHAT_BASE_DIR/tokenizer"', "-P /scratch/tok"
+    )
+    _report, checks = check_script(cli, tmp_path, elsewhere, "--profile", "classic", "--network", "online")
+    assert checks["DS001"]["findings"] and checks["TOK001"]["findings"], (checks["DS001"], checks["TOK001"])
+
+
+def test_a_fork_whose_evaluation_downloads_no_bundle_needs_none_from_the_network(tmp_path, cli):
+    # the fork's base_eval reads BASE/eval_bundle (the job wgets a bundle of its own there) and fetches nothing
+    checkout = tmp_path / "nanochat"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "nanochat").mkdir()
+    (checkout / "scripts" / "base_train.py").write_text("import argparse\n")
+    base_eval = 'eval_bundle_dir = os.path.join(base_dir, "eval_bundle")\n'
+    (checkout / "scripts" / "base_eval.py").write_text(base_eval)
+    body = (
+        HEAD + "export WANDB_RUN=dummy\n" + _TRAIN + "torchrun --standalone --nproc_per_node=8 -m scripts.base_eval\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "classic")
+    assert not any("eval bundle" in f["message"] for f in checks["NET001"]["findings"]), checks["NET001"]
+    # upstream's base_eval downloads eval_bundle.zip: then it is needed
+    (checkout / "scripts" / "base_eval.py").write_text(base_eval + 'EVAL_BUNDLE_URL = "https://h/eval_bundle.zip"\n')
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "classic")
+    assert any("eval bundle" in f["message"] for f in checks["NET001"]["findings"]), checks["NET001"]
+
+
+def test_a_machine_config_the_checkout_has_only_as_a_template_is_missing(tmp_path, cli):
+    # `cd ~/looped_nanochat` (not on this machine), then `source slurm/machine_config.sh`: the checkout given has only
+    # slurm/machine_config.sh.template (the file is git-ignored, each user makes it); it was "unknown", no finding
+    checkout = tmp_path / "looped_nanochat"
+    (checkout / "slurm").mkdir(parents=True)
+    (checkout / "scripts").mkdir()
+    (checkout / "scripts" / "base_train.py").write_text("import argparse\n")
+    (checkout / "slurm" / "machine_config.sh.template").write_text("export NANOCHAT_BASE_DIR=/scratch/me\n")
+    body = (
+        "#!/bin/bash\ncd ~/no-such-dir-here/looped_nanochat\nsource slurm/machine_config.sh\n"
+        "validate_config || exit 1\n" + _TRAIN
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    (missing,) = checks["SB022"]["findings"]
+    assert missing["message"].startswith("line 3 sources slurm/machine_config.sh, which does not exist (only "), missing
+    assert missing["fix"] == "cp slurm/machine_config.sh.template slurm/machine_config.sh and fill it in"
+    # made from its template in the checkout: nothing to say
+    (checkout / "slurm" / "machine_config.sh").write_text("export NANOCHAT_BASE_DIR=/scratch/me\n")
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    assert not checks["SB022"]["findings"], checks["SB022"]
+
+
+def test_a_checkout_of_another_project_is_still_the_submit_directory(tmp_path, cli):
+    # `preflight check job.sh --checkout BabyGPT` for a job that cds to $SLURM_SUBMIT_DIR and runs its own program:
+    # the directory given is where the job is submitted from, nanochat checkout or not (it was the cwd of preflight)
+    project = tmp_path / "BabyGPT"
+    (project / "1_finetune").mkdir(parents=True)
+    (project / "1_finetune" / "finetune.py").write_text("print('training')\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    body = "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\ncd $SLURM_SUBMIT_DIR\npython 1_finetune/finetune.py\n"
+    _report, checks = check_script(cli, elsewhere, body, "--checkout", str(project))
+    assert not checks["SB018"]["findings"], checks["SB018"]
+    (project / "1_finetune" / "finetune.py").unlink()
+    _report, checks = check_script(cli, elsewhere, body, "--checkout", str(project))
+    (missing,) = checks["SB018"]["findings"]
+    assert str(project) in missing["message"], missing
