@@ -7,6 +7,7 @@ from preflight.loglines import (
     BAD_INTERPRETER_RE,
     BASE_SETUP_RE,
     CANCEL_RE,
+    CHAT_EVAL_RE,
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
     END_RES,
@@ -70,6 +71,12 @@ class EventReader:
             seg.content = seg.trainer_setup = True
             if seg.script is None and seg.marker in (None, "base"):
                 seg.script = "base_train"  # (only where nothing else named it: the lines of a fork's other trainer?)
+            return True
+        me = CHAT_EVAL_RE.match(s)
+        if me:
+            task, value = (me.group(1), me.group(2)) if me.group(1) else (me.group(3), me.group(4))
+            seg.evals[task] = float(value)
+            seg.content = True
             return True
         mp = PARAMS_RE.search(s)
         if mp and seg.params is None:

@@ -164,6 +164,7 @@ class Segment:
     command: Event | None = None  # the command line that started it (`set -x`'s trace, a terminal paste)
     named_by_load: str | None = None  # its phase came from a checkpoint load: "checkpoint load" | "stream pair"
     named_by_steps: bool = False  # its script is the era's guess from mid-style step lines (MID_STYLE_SCRIPTS)
+    evals: dict[str, float] = field(default_factory=dict)  # chat_eval's results: task (or ChatCORE) -> value
 
     @property
     def last_step(self) -> StepRecord | None:

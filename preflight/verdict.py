@@ -106,6 +106,7 @@ class PhaseVerdict:
     # its training finished (this checkpoint step) and only its evaluation failed: a resume reruns the evaluation
     trained: int | None = None
     rerun: str | None = None  # then the entry point to rerun it from (base_eval)
+    evaluation: dict[str, float] | None = None  # chat_eval's results on its checkpoint, where the logs show them
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -119,6 +120,8 @@ class PhaseVerdict:
             out["before_logs"] = True
         if self.trained is not None:
             out["trained"] = self.trained
+        if self.evaluation:
+            out["evaluation"] = self.evaluation
         return out
 
 
@@ -541,6 +544,7 @@ def phases_fact(ctx: Any) -> Phases:
     marks.mark_skipped_mid(logs, verdicts)
     marks.mark_loaded(logs, verdicts)
     marks.mark_tokenizer_used(logs, verdicts)
+    marks.mark_evaluated(logs, verdicts)
     if inv is None:
         marks.mark_before_logs(verdicts)
         marks.report_of_unfinished_run(verdicts)

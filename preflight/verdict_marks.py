@@ -87,6 +87,22 @@ def mark_tokenizer_used(logs: Any, verdicts: list[PhaseVerdict]) -> None:
         tok.evidence.append(f"{used.path}:{used.start_line}")
 
 
+def mark_evaluated(logs: Any, verdicts: list[PhaseVerdict]) -> None:
+    """A phase whose checkpoint chat_eval evaluated in these logs gets its results (the last such run's), and a done
+    phase says them: what the run's chat model scores is the run's outcome."""
+    for v in verdicts:
+        runs = [s for s in logs.segments if s.evals and s.load_sources == {v.name}] if logs is not None else []
+        if not runs:
+            continue
+        v.evaluation = dict(runs[-1].evals)
+        tasks = ", ".join(f"{task} {value:.2f}%" for task, value in v.evaluation.items() if task != "ChatCORE")
+        core = f"ChatCORE {v.evaluation['ChatCORE']:.4f}" if "ChatCORE" in v.evaluation else ""
+        if v.status == "done":
+            v.cause += "; chat_eval of its checkpoint: " + " ".join(
+                x for x in (core, f"({tasks})" if core else tasks) if x
+            )
+
+
 def report_of_unfinished_run(verdicts: list[PhaseVerdict]) -> None:
     """A report the logs show generated after a phase failed holds no sections for what did not finish."""
     report = verdicts[-1]

@@ -176,7 +176,8 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
             batch=device_batch_size(logs, phase, profile) if profile is not None else None,
         )
         if phase is None and cause.name == "other" and logs.no_pipeline_phase:  # no phase, so no resume plan
-            fix = "read the traceback and the lines after it; fix it and rerun that program (it is no phase of the pipeline)"
+            said = f" (it says: {tb.detail[0][:160]})" if tb.detail else ""
+            fix = f"read the traceback{said}; fix it and rerun that program (it is no phase of the pipeline)"
         yield Finding(
             f"{who} ({phase or 'unknown phase'}) "
             + crash_text(tb, steps, failed, evaluated_before(segs, tb), last_step_before(segs, tb))

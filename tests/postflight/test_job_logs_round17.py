@@ -120,6 +120,31 @@ def test_a_crash_of_a_program_outside_the_pipeline_gets_no_pipeline_plan(tmp_pat
     report, checks, _phases = verify_logs(cli, tmp_path, log)
     (crash,) = checks["LOG002"]["findings"]
     assert "FileExistsError" in crash["message"], crash
-    assert crash["fix"].startswith("read the traceback and the lines after it"), crash["fix"]
+    assert crash["fix"].startswith("read the traceback (it says: Pass --resume to continue training from"), crash["fix"]
     assert "see the resume plan" not in crash["fix"]
     assert report["resume"]["commands"] == [], report["resume"]  # not eight GPUs' worth of tok_train ... report
+
+
+def test_chat_eval_of_the_sft_checkpoint_is_the_phases_outcome(tmp_path, cli):
+    # an SFT run, then chat_eval of its checkpoint: its scores were in no report, table or JSON
+    log = tmp_path / "sft_eval.log"
+    lines = [
+        "Autodetected device type: cuda",
+        _log("nanochat.checkpoint_manager", "Loading model from /r/base_checkpoints/a10 with step 1905"),
+        *[f"Step {s:05d}/00032 | Training loss: 1.500000| lrm: 1.000000| num_tokens: 9,000" for s in range(0, 32)],
+        _log("nanochat.checkpoint_manager", "Saved model parameters to: /r/chatsft_checkpoints/a10/model_000032.pt"),
+        "Autodetected device type: cuda",
+        _log("nanochat.checkpoint_manager", "Loading model from /r/chatsft_checkpoints/a10 with step 32"),
+        "Final: 595/2376 (25.04%)",
+        "ARC-Easy accuracy: 25.04%",
+        "MMLU accuracy: 22.94%",
+        "ChatCORE metric: -0.0113",
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    _report, _checks, phases = verify_logs(cli, tmp_path, log)
+    assert phases["sft"]["status"] == "done", phases["sft"]
+    assert phases["sft"]["evaluation"] == {"ARC-Easy": 25.04, "MMLU": 22.94, "ChatCORE": -0.0113}, phases["sft"]
+    assert phases["sft"]["cause"].endswith(
+        "; chat_eval of its checkpoint: ChatCORE -0.0113 (ARC-Easy 25.04%, MMLU 22.94%)"
+    ), phases["sft"]["cause"]
+    assert "evaluation" not in phases["base"]  # it evaluated SFT's checkpoint, not base's
