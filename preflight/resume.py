@@ -282,6 +282,12 @@ def resume_fact(ctx: Any) -> ResumePlan:
             f"(c6abcdf), whose {old[0]} training has no --{resume_key(profile, old[0])}: the plan reruns it from "
             "the start (a checkout from c6abcdf on resumes from its last checkpoint)"
         )
+    leak = _impossibly_low(ctx) if first.name != "tokenizer" else None
+    if leak:
+        remarks.append(
+            f"base's {leak} (loss-impossibly-low): these commands rerun a configuration whose model sees what it "
+            "predicts; fix that first (see that finding)"
+        )
     first_segs = logs.by_phase(first.name) if logs is not None else []
     if first.name == "base" and _trainer_flags(first_segs, "base_train")[1]:
         remarks.append(
@@ -326,6 +332,16 @@ def resume_fact(ctx: Any) -> ResumePlan:
         remarks=remarks,
         env=env,
     )
+
+
+def _impossibly_low(ctx: Any) -> str | None:
+    """LOG016's reading of base training's curve, where the logs' series is at hand."""
+    from preflight.checks.loss_curve import impossibly_low
+
+    try:
+        return impossibly_low(ctx.get("series", None))
+    except Exception:  # an unreadable log: its own findings say so; the plan stands without this remark
+        return None
 
 
 def trainer_flags(segs: list, trainer: str) -> dict[str, str]:

@@ -75,6 +75,25 @@ MIN_BASE_BPB = 0.3
 MIN_BASE_LOSS = 0.5
 
 
+def impossibly_low(series) -> str | None:
+    """What of base training's curve no web-text model reaches ("validation bpb 0.0048 at step 250, below 0.3"),
+    else None."""
+    ps = series.get("base") if series is not None else None
+    if ps is None:
+        return None
+    kind, steps, values = ps.val()
+    hit = next(((s, v) for s, v in zip(steps, values, strict=False) if s > 0 and v < MIN_BASE_BPB), None)
+    if hit is not None and kind == "bpb":
+        return f"validation bpb {hit[1]:.4g} at step {int(hit[0])}, below {MIN_BASE_BPB}"
+    if steps:
+        return None
+    xs, ys = ps.column("loss")
+    low = next(
+        ((s, v) for s, v in zip(xs, ys, strict=False) if s >= FROM_SCRATCH_WARMUP_STEPS and v < MIN_BASE_LOSS), None
+    )
+    return f"training loss {low[1]:.4g} at step {int(low[0])}, below {MIN_BASE_LOSS} nats a token" if low else None
+
+
 @check("LOG016", "loss-impossibly-low", stage="post", severity="error")
 def loss_impossibly_low(series) -> Iterator[Finding]:
     """
@@ -97,24 +116,10 @@ def loss_impossibly_low(series) -> Iterator[Finding]:
     the inputs/targets shift of the data loader and that validation reads its own shard; then
     rerun from scratch.
     """
-    ps = series.get("base")
-    if ps is None:
+    what = impossibly_low(series)
+    if what is None:
         return
-    kind, steps, values = ps.val()
-    hit = next(((s, v) for s, v in zip(steps, values, strict=False) if s > 0 and v < MIN_BASE_BPB), None)
-    if hit is not None and kind == "bpb":
-        what = f"validation bpb {hit[1]:.4g} at step {int(hit[0])}, below {MIN_BASE_BPB}"
-    elif not steps:
-        xs, ys = ps.column("loss")
-        low = next(
-            ((s, v) for s, v in zip(xs, ys, strict=False) if s >= FROM_SCRATCH_WARMUP_STEPS and v < MIN_BASE_LOSS), None
-        )
-        if low is None:
-            return
-        what = f"training loss {low[1]:.4g} at step {int(low[0])}, below {MIN_BASE_LOSS} nats a token"
-    else:
-        return
-    attempt = ps.attempts[0]
+    attempt = series.get("base").attempts[0]
     yield Finding(
         f"base: {what}: no language model trained on web text gets there (nanochat's largest end near 0.7 bpb); "
         "the model sees the tokens it predicts (non-causal attention, targets in the inputs, validation on the "

@@ -240,11 +240,16 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
         if n is None:
             continue
         if requested is None:
+            part = script.directive("partition")
+            cpu_only = part is not None and re.search(r"(?i)(?:^|[-_,])cpus?(?:$|[-_,])", part.value or "")
             yield Finding(
-                f"torchrun starts {n} processes per node but the job requests no GPUs (no --gres=gpu:N / --gpus)",
+                f"torchrun starts {n} process{'es' if n != 1 else ''} per node but the job requests no GPUs (no "
+                "--gres=gpu:N / --gpus)"
+                + (f" on partition {part.value}, which its name says has none" if cpu_only else ""),
                 path=_p(script, inv),
                 line=inv.line,
-                fix=f"#SBATCH --gres=gpu:{n}",
+                fix=f"#SBATCH --gres=gpu:{n}"
+                + (" and a GPU partition (sinfo -o '%P %G' lists them)" if cpu_only else ""),
             )
         elif n != requested:
             yield Finding(

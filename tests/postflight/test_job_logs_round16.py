@@ -40,10 +40,12 @@ def test_a_base_run_whose_loss_fell_to_nothing_is_worthless_not_healthy(tmp_path
     lines += _steps(1, 250, loss=lambda s: max(0.0071, 10.4 / (1 + s)))
     lines += ["Step 00250 | Validation bpb: 0.004812", *_steps(251, 300, loss=lambda s: 0.0071)]
     log.write_text("\n".join(lines) + "\n")
-    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    report, checks, _phases = verify_logs(cli, tmp_path, log)
     (low,) = checks["LOG016"]["findings"]
     assert low["message"].startswith("base: validation bpb 0.004812 at step 250, below 0.3"), low
     assert "do not use, resume or rerun this configuration" in low["fix"]
+    # the resume plan's commands rerun that configuration: the plan says so beside them
+    assert any("(loss-impossibly-low): these commands rerun" in r for r in report["resume"]["remarks"]), report
     # a real run's validation (0.81 at the end of a d20) says nothing
     log.write_text("\n".join(lines).replace("0.004812", "0.8123") + "\n")
     _report, checks, _phases = verify_logs(cli, tmp_path, log)

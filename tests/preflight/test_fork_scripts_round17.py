@@ -112,3 +112,17 @@ def test_a_checkout_of_another_project_is_still_the_submit_directory(tmp_path, c
     _report, checks = check_script(cli, elsewhere, body, "--checkout", str(project))
     (missing,) = checks["SB018"]["findings"]
     assert str(project) in missing["message"], missing
+
+
+def test_torchrun_on_a_cpu_partition_needs_a_gpu_partition_too(tmp_path, cli):
+    # SB005's fix "#SBATCH --gres=gpu:1" alone is refused on --partition=cpu
+    body = "#!/bin/bash\n#SBATCH --partition=cpu\n#SBATCH --nodes=1\nset -e\nexport WANDB_RUN=dummy\n"
+    body += "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=4\n"
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "current")
+    (no_gpu,) = checks["SB005"]["findings"]
+    assert no_gpu["message"].startswith("torchrun starts 1 process per node but the job requests no GPUs"), no_gpu
+    assert "on partition cpu, which its name says has none" in no_gpu["message"], no_gpu
+    assert no_gpu["fix"].startswith("#SBATCH --gres=gpu:1 and a GPU partition"), no_gpu["fix"]
+    _report, checks = check_script(cli, tmp_path, body.replace("=cpu", "=gpu-a100"), "--profile", "current")
+    (no_gpu,) = checks["SB005"]["findings"]
+    assert no_gpu["fix"] == "#SBATCH --gres=gpu:1", no_gpu["fix"]
