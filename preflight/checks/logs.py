@@ -488,7 +488,7 @@ def _verdict_status(ctx, phase: str) -> str | None:
 
 
 @check("LOG009", "log-unusable", stage="post", severity="warning")
-def log_unusable(logs) -> Iterator[Finding]:
+def log_unusable(logs, ctx) -> Iterator[Finding]:
     """
     What it checks: every log of the run (named with ``--log``, in the ledger, or found by the
     job's StdOut/StdErr) can be read, is not empty, is text rather than binary data, and (for one
@@ -537,18 +537,18 @@ def log_unusable(logs) -> Iterator[Finding]:
                 path=ix.path,
                 fix="pass the job's nanochat output with --log, or --base-dir to judge the phases by their checkpoints",
             )
-        elif logs.no_pipeline_phase and ix is logs.logs[0]:
-            first = next((s for s in logs.segments), None)
-            yield Finding(
-                f"no process in {'these logs' if len(logs.logs) > 1 else 'this log'} is a phase of the pipeline: "
-                f"{'its process starts' if len(logs.segments) == 1 else 'the first starts'} at line "
-                f"{first.start_line} and prints no phase's steps, saves or setup, nor the name of a phase's script "
-                "(a fork's own program: a benchmark, another model's trainer?): no phase is judged from it and no "
-                "resume plan is given",
-                path=first.path,
-                line=first.start_line,
-                fix="pass the pipeline job's output with --log; --script JOB.sh says which phases the job runs",
-            )
+    if logs.no_pipeline_phase and ctx.get("checkpoints", None) is None:  # (a base dir judges them by checkpoints)
+        first = logs.segments[0]
+        yield Finding(
+            f"no process in {'these logs' if len(logs.logs) > 1 else 'this log'} is a phase of the pipeline: "
+            f"{'its process starts' if len(logs.segments) == 1 else 'the first starts'} at line "
+            f"{first.start_line} and prints no phase's steps, saves or setup, nor the name of a phase's script "
+            "(a fork's own program: a benchmark, another model's trainer?): no phase is judged from it and no "
+            "resume plan is given",
+            path=first.path,
+            line=first.start_line,
+            fix="pass the pipeline job's output with --log; --script JOB.sh says which phases the job runs",
+        )
 
 
 @check("LOG010", "job-hung", stage="post", severity="error")
