@@ -11,6 +11,7 @@ from preflight.loglines import (
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
     END_RES,
+    GRAD_ACCUM_RE,
     GUESS_TAG_RE,
     INSTALL_FAILED_RE,
     INSTALL_REASON_RE,
@@ -66,6 +67,9 @@ class EventReader:
                 seg.settings.setdefault(key, next(g for g in mv.groups() if g).replace(",", ""))
         if TRAINER_SETUP_RE.search(s):
             seg.content = seg.trainer_setup = True
+            ma = GRAD_ACCUM_RE.search(s)
+            if ma:
+                seg.grad_accum = int(ma.group(1))
             return True
         if BASE_SETUP_RE.search(s):
             seg.content = seg.trainer_setup = True

@@ -58,6 +58,7 @@ FIELD_RES = {
     "tok_per_sec": re.compile(r"\| tok/sec: ([\d,]+)"),
     "mfu": re.compile(r"\| (?:bf16_)?mfu: ([\d.]+)"),
     "epoch": re.compile(r"\| epoch: (\d+)"),
+    "lrm": re.compile(r"\| lrm: (-?\d{1,3}\.\d+)"),
 }
 VAL_RE = re.compile(r"^Step (\d+) \| (Validation bpb|Validation loss|CORE metric|ChatCORE): (\S+)")
 SFT_METRICS_RE = re.compile(r"^Step (\d+) \| mmlu_acc: (\S+), arc_easy_acc: (\S+)")
@@ -75,12 +76,12 @@ STDERR_LOGGING_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanocha
 LOAD_MODEL_RE = re.compile(r"Loading model from (\S+) with step (\d+)")
 # ... and the line before it when no model tag was given (it takes the largest dN of that phase's checkpoints)
 GUESS_TAG_RE = re.compile(r"No model tag provided, guessing model tag: (\S+)")
-# lines only a trainer prints while it sets up: its batch arithmetic (base, mid, SFT in later eras; classic
-# SFT's own wording), the Muon optimizer's parameter groups (eras up to early 2026) and base_train's vocabulary
-# size, printed once it has loaded the tokenizer (every era)
+# a trainer's batch arithmetic (base, mid, SFT in later eras; classic SFT's own wording): its accumulation steps
+GRAD_ACCUM_RE = re.compile(r"=> (?:gradient accumulation steps|Setting grad accum steps): (\d{1,6})")
+# lines only a trainer prints while it sets up: that arithmetic, the Muon optimizer's parameter groups (eras up to
+# early 2026) and base_train's vocabulary size, printed once it has loaded the tokenizer (every era)
 TRAINER_SETUP_RE = re.compile(
-    r"=> (?:gradient accumulation steps|Setting grad accum steps): \d+|^Muon: Grouping |^Tokens / micro-batch / rank: "
-    r"|^Vocab size: [\d,]+$"
+    GRAD_ACCUM_RE.pattern + r"|^Muon: Grouping |^Tokens / micro-batch / rank: |^Vocab size: [\d,]+$"
 )
 # base_train's own setup lines (every upstream era prints them there and nowhere else; a fork's own trainer may
 # print a "Vocab size", not these): a process that printed one and nothing else naming it is base_train, though

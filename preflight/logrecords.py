@@ -20,6 +20,7 @@ class StepRecord:
     tok_per_sec: float | None = None
     mfu: float | None = None
     pct: float | None = None
+    lrm: float | None = None  # the learning-rate multiplier of the step ("| lrm: 0.45 |")
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -165,6 +166,7 @@ class Segment:
     named_by_load: str | None = None  # its phase came from a checkpoint load: "checkpoint load" | "stream pair"
     named_by_steps: bool = False  # its script is the era's guess from mid-style step lines (MID_STYLE_SCRIPTS)
     evals: dict[str, float] = field(default_factory=dict)  # chat_eval's results: task (or ChatCORE) -> value
+    grad_accum: int | None = None  # its gradient accumulation steps, as its setup printed them
 
     @property
     def last_step(self) -> StepRecord | None:

@@ -184,6 +184,17 @@ def build_plan(
             )
         return d.get(key)
 
+    # a word of the launch whose value is known only when the job runs (`"${ARGS[@]}"` built from a variable set
+    # elsewhere): whatever flags it holds are not in this plan, which takes the defaults for them
+    opaque = next(
+        (f.raw for f in (flag_inv.flags if flag_inv is not None else []) if f.style == "positional" and "$" in f.raw),
+        None,
+    )
+    if opaque is not None:
+        assumptions.append(
+            f"{opaque[:80]} (script line {flag_inv.line}) is known only when the job runs: the flags in it are not in "
+            "this plan, which takes the defaults for them"
+        )
     depth = pick("depth")
     seq = pick("max_seq_len")
     dbs = pick("device_batch_size")

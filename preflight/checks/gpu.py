@@ -124,12 +124,20 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
                 f"power of two), or {set_total}",
             )
         elif not auto and product and total % product:
+            # the GPU counts that would make it divide (the world is one factor of the product)
+            per_gpu = product // world if "world" in rule["per"] and world else 0
+            fits = [w for w in (1, 2, 4, 8, 16) if per_gpu and total % (per_gpu * w) == 0]
+            on = (
+                f"run on {' or '.join(map(str, fits))} GPU{'s' if fits != [1] else ''} (then it divides)"
+                if fits
+                else ""
+            )
             yield Finding(
                 f"{phase} ({inv.entry}): {rule['total']} {total:,} is not divisible by "
                 f"{' x '.join(parts)} = {product:,}; the phase stops with an AssertionError",
                 path=path,
                 line=inv.line,
-                fix=f"run on a world size that divides it (1, 2, 4, 8 GPUs) or {set_total}",
+                fix=f"{on} or {set_total}" if on else set_total,
             )
     if not found:
         raise Skip("no training phase with a known process count")

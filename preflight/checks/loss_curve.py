@@ -1,6 +1,9 @@
-"""LOG012: a training loss above what a model guessing every token at random scores: the run diverged.
+"""The training curves' checks: LOG012, a loss above what a model guessing every token at random scores (the run
+diverged); LOG016, a loss below what web text allows (the model sees its targets); LOG017, a learning-rate schedule
+run past its end.
 
-The points are the training curves' (the ``series`` fact, collected in the log index's own pass).
+The points are the training curves' (the ``series`` fact, collected in the log index's own pass); LOG017 reads the
+last step line of each process.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import math
 from collections.abc import Iterator
 
 from preflight.model import Finding
+from preflight.phases import TRAIN_PHASES
 from preflight.registry import check
 
 # nanochat's tokenizers have 2^15 or 2^16 tokens (a fork's few more): a loss above ln(2^16) is worse than a
@@ -130,3 +134,58 @@ def loss_impossibly_low(series) -> Iterator[Finding]:
         "or a device's own attention path against SDPA with is_causal=True), the loader's input/target shift and "
         "that validation reads its own shard; then rerun base training from scratch",
     )
+
+
+@check("LOG017", "lr-schedule-overrun", stage="post", severity="warning")
+def lr_schedule_overrun(logs) -> Iterator[Finding]:
+    """
+    What it checks: a training phase whose last step line shows its learning-rate schedule run
+    past its end: a negative multiplier (``lrm: -0.05``) or progress above 100%.
+
+    Why it matters: the steps past the end train with a negative learning rate, against the
+    gradient. chat_sft from 2026-01-31 on counts ``--num-iterations`` in micro-batches, not in
+    the optimizer steps its help names: with G gradient-accumulation steps, N iterations are
+    about N/G optimizer steps, and the last one overshoots the schedule. A run asked for 500
+    steps stops after 32 with 16 accumulation steps.
+
+    Example:
+        Total batch size 262,144 => gradient accumulation steps: 16
+        step 00032 (102.60%) | loss: 2.116690 | lrm: -0.05 | ...
+
+    How to fix: for N optimizer steps pass ``--num-iterations`` N x G (or -1: one epoch), and
+    do not build on the last step's update if its multiplier was far below zero.
+    """
+    for ix in logs.logs:
+        for seg in ix.segments:
+            last = seg.last_step
+            if seg.phase not in TRAIN_PHASES or last is None:
+                continue
+            # (an epoch's last batch may end a hair past 100%: -0.01 and 100.5% are rounding, not an overrun)
+            over = (last.lrm is not None and last.lrm < -0.015) or (last.pct is not None and last.pct > 101)
+            if not over:
+                continue
+            shown = ", ".join(
+                x
+                for x in (
+                    f"progress {last.pct:.2f}%" if last.pct is not None else "",
+                    f"learning-rate multiplier {last.lrm:g}" if last.lrm is not None else "",
+                )
+                if x
+            )
+            accum = seg.grad_accum or 0
+            why = (
+                f"; its trainer counts --num-iterations in micro-batches, not optimizer steps: with {accum} gradient "
+                f"accumulation steps it stopped after {last.step} optimizer steps, about 1/{accum} of the iterations "
+                "asked for"
+                if seg.phase == "sft" and accum > 1
+                else ""
+            )
+            yield Finding(
+                f"{seg.phase}: step {last.step} ran past the end of its learning-rate schedule ({shown}){why}",
+                path=ix.path,
+                line=last.line,
+                fix=f"for N optimizer steps pass --num-iterations={'N x ' + str(accum) if accum > 1 else 'N'} (or "
+                "-1: one epoch)"
+                if seg.phase == "sft"
+                else "check the phase's horizon (--num-iterations) against its schedule's warmdown",
+            )

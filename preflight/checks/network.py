@@ -375,6 +375,8 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
                     "kind": kind,
                     **({"configs": gone} if gone else {}),
                     **({"conditional": True} if dated == "maybe" or not_in else {}),
+                    # every launch that needs it goes on if it fails (`tok_eval || true`)
+                    **({"tolerated": True} if users and all(u.command.op_after == "||" for u in users) else {}),
                     **({"not_in_eras": list(not_in)} if not_in else {}),
                     **({"era_conditions": not_in} if any(not_in.values()) else {}),
                 }
@@ -395,10 +397,15 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             if tik and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR"))
             else ""
         )
+        tolerated = all(m.get("tolerated") for m in missing)
         yield Finding(
-            f"phase {phase} downloads at run time{qualifier}: {listing}",
+            f"phase {phase} downloads at run time{qualifier}: {listing}"
+            + (
+                "; each launch that needs it goes on when it fails (`|| ...`), so the job does too" if tolerated else ""
+            ),
             path=where,
             line=inv.line if inv else None,
+            severity=Severity.WARNING if tolerated else None,
             fix="on a login node: " + " && ".join(_merge_hf(commands)) + export,
             data={
                 "phase": phase,

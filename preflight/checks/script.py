@@ -334,6 +334,15 @@ def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Findin
         )
 
 
+def _save_interval(plan) -> int:
+    """A periodic save every 1000 steps, or a quarter of a shorter run (rounded down to 500, 250, 100, 50, 25, 10):
+    --save-every=1000 never saves a 300-step run before its end."""
+    steps = getattr(plan, "iterations", None) if plan is not None else None
+    if not steps or steps >= 4000:
+        return 1000
+    return next((n for n in (500, 250, 100, 50, 25, 10) if n <= steps // 4), 1)
+
+
 @check("SB007", "missing-timeout-signal", severity="warning")
 def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     """
@@ -388,16 +397,17 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
             f"the estimated run ({plan.total_seconds / 60:.1f} min) is under a third of --time "
             f"({limit / 60:.0f} min): no time-limit kill expected"
         )
+    every = _save_interval(plan)
     if profile.data.get("saves_on_signal"):
         fix = (
             "#SBATCH --signal=B:USR1@600 and a trap that forwards it to the trainer started with & "
             "(the bundled trainer saves on SIGUSR1; scripts/speedrun.slurm shows how)"
         )
     elif save_flag and resume_flag:
-        fix = f"pass {save_flag}=1000 to {inv.entry} and resume a killed job with {resume_flag}=STEP (flags from {src})"
+        fix = f"pass {save_flag}={every} to {inv.entry} and resume a killed job with {resume_flag}=STEP (flags from {src})"
     elif save_flag:
         fix = (
-            f"pass {save_flag}=1000 to {inv.entry}; this checkout has no resume flag ({src}), so a killed job "
+            f"pass {save_flag}={every} to {inv.entry}; this checkout has no resume flag ({src}), so a killed job "
             f"restarts base training from step 0: raise --time, or update nanochat (resume arrived "
             f"{SETTING_SINCE['resume_from_step']})"
         )

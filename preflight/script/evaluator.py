@@ -33,7 +33,7 @@ from preflight.script.model import (
     array_items,
 )
 from preflight.script.required import required_argument, unset_required
-from preflight.script.runvars import NAME_SETTERS, set_at_run_time
+from preflight.script.runvars import NAME_SETTERS, script_dir_value, set_at_run_time
 from preflight.script.sourced import known_sets
 from preflight.script.tree import Case, Func, Group, If, Item, Loop
 from preflight.units import parse_count, parse_int
@@ -96,6 +96,26 @@ class IncludeCall:
         self.positional = positional
 
 
+def _brace_end(text: str, start: int) -> int:
+    """The index of the `}` closing a `${` whose body starts at ``start`` (quotes and nested braces inside it
+    skipped); -1 where it is not closed."""
+    depth, i, quote = 1, start, ""
+    while i < len(text):
+        c = text[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
 class Evaluator(Conditions):
     def __init__(
         self,
@@ -105,8 +125,10 @@ class Evaluator(Conditions):
         complete: bool = True,
         file: str = "",
         include_args: Callable[[Any], tuple[str, list[str]] | None] | None = None,
+        script_dir: str | None = None,
     ):
         self.base: dict = dict(environ or {})
+        self.script_dir = script_dir  # where bash runs the script from its file (runvars.script_dir_value)
         self.complete = environ is not None and complete
         self.env: dict[str, Any] = {}  # the script's own assignments so far (value, None: unset, UNKNOWN)
         self.exported: set[str] = set()
@@ -182,7 +204,9 @@ class Evaluator(Conditions):
                 if op.endswith("+"):
                     return (self.subst(word, _depth + 1) or "") if is_set else ""
                 if not is_set:
-                    alt = self.subst(word, _depth + 1)
+                    # ${X:-"dummy"}: bash removes the default's own quotes
+                    quoted = len(word) > 1 and word[0] == word[-1] and word[0] in "\"'"
+                    alt = self.subst(word[1:-1] if quoted else word, _depth + 1)
                     if alt is None:
                         unknown = True
                         return ""
@@ -195,7 +219,7 @@ class Evaluator(Conditions):
     def expand_raw(self, raw: str) -> str | None:
         """A word as written (with its quotes) -> its value after expansion and quote removal."""
         if "$(" in raw.replace("$((", "") or "`" in raw:  # a command's output; arithmetic is evaluated
-            return None
+            return script_dir_value(raw, self.script_dir)
         out: list[str] = []
         i, n = 0, len(raw)
         while i < n:
@@ -209,7 +233,9 @@ class Evaluator(Conditions):
             elif c == '"':
                 j = i + 1
                 while j < n and raw[j] != '"':
-                    j += 2 if raw[j] == "\\" else 1
+                    j = _brace_end(raw, j + 2) + 1 if raw.startswith("${", j) else j + (2 if raw[j] == "\\" else 1)
+                    if j == 0:
+                        return None
                 v = self.subst(re.sub(r'\\(["\\])', r"\1", raw[i + 1 : j]))
                 if v is None:
                     return None
@@ -221,7 +247,9 @@ class Evaluator(Conditions):
             else:
                 j = i
                 while j < n and raw[j] not in "'\"\\":
-                    j += 1
+                    j = _brace_end(raw, j + 2) + 1 if raw.startswith("${", j) else j + 1  # ${X:-"a b"}: one part
+                    if j == 0:
+                        return None
                 if raw[i:j].endswith("$") and j < n and raw[j] in "'\"":
                     return None  # $'...' (ANSI-C quoting), $"..." (translated): not evaluated
                 v = self.subst(raw[i:j])

@@ -397,8 +397,10 @@ class ScriptModel:
         return out
 
     def _assigned_value(self, a: Assignment, environ: dict[str, str] | None, memo: dict) -> str | None:
-        if a.resolved is not None and re.search(r"\$\{?[0-9#@*]|\[[@*]\]\}", a.value):
-            return a.resolved  # an argument of the script ($1, $@) or an array's elements: only the evaluation knows it
+        if a.resolved is not None and (re.search(r"\$\{?[0-9#@*]|\[[@*]\]\}", a.value) or "$(" in a.value):
+            # an argument of the script ($1, $@), an array's elements or the script's own directory
+            # (`$(cd "$(dirname "$0")" && pwd)`): only the evaluation knows it
+            return a.resolved
         return self.expand(a.value, a.line, a.file, environ, _depth=1, _memo=memo) or a.value
 
     def _assignments_named(self, name: str) -> list[Assignment]:

@@ -345,7 +345,9 @@ def _evaluate(
             environ.setdefault("SLURM_ARRAY_TASK_ID", None)
     try:
         tree = build_tree(events)
-        ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args)
+        # bash runs a script from its file; sbatch runs a copy in its spool directory (`dirname $0` is that)
+        here = str(Path(fname).resolve().parent) if model.path and not model.directives else None
+        ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args, script_dir=here)
         ev.run_top(tree)
     except Exception as exc:  # noqa: BLE001 - never let the evaluation break the parse
         # structure not understood (Malformed) or a form it does not handle: keep every branch

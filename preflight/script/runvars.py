@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 # set by SLURM, the launcher or the shell when the job runs: never what preflight sees now
 RUNTIME_PREFIXES = ("SLURM_", "SLURMD_", "SBATCH_", "PMI_", "PMIX_", "OMPI_", "TORCHELASTIC_")
 RUNTIME_NAMES = {
@@ -60,3 +63,22 @@ NAME_SETTERS = ("read", "getopts", "mapfile", "readarray", "let", "printf")
 def set_at_run_time(name: str) -> bool:
     """A variable SLURM, the launcher or the shell sets when the job runs."""
     return name in RUNTIME_NAMES or name.startswith(RUNTIME_PREFIXES)
+
+
+# `$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)`, `$(cd "$(dirname "$0")/.." && pwd)`, `$(dirname "$0")`: the
+# directory of the script itself (or one above it), as written with its quotes and blanks removed
+_SOURCE = r"(?:\$0|\$\{0\}|\$\{BASH_SOURCE(?:\[0\])?\}|\$BASH_SOURCE)"
+_SCRIPT_DIR_RE = re.compile(
+    rf"^\$\((?:cd\$\(dirname{_SOURCE}\)(?P<up>(?:/\.\.)*)(?:&&|;)pwd(?:-P)?|dirname{_SOURCE})\)$"
+)
+
+
+def script_dir_value(raw: str, script_dir: str | None) -> str | None:
+    """The value of a word that is the script-directory idiom, for a script bash runs from its own file
+    (``script_dir``; None under sbatch, which runs a copy in its spool directory); else None."""
+    if script_dir is None or len(raw) > 200:
+        return None
+    m = _SCRIPT_DIR_RE.match(re.sub(r'["\s]', "", raw))
+    if m is None:
+        return None
+    return os.path.normpath(script_dir + (m.group("up") or ""))

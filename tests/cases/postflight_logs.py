@@ -29,6 +29,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("loss-diverged")
 @good("command-not-found")
 @good("loss-impossibly-low")
+@good("lr-schedule-overrun")
 @good("install-failed")
 @good("slow-attention-fallback")
 def _clean_classic_run():
@@ -240,3 +241,24 @@ def _():  # trained up to the time limit: the .out was written a moment before t
         logs=["logs/run.out", "logs/run.err"],
         env={},
     )
+
+
+_SFT_PAST_ITS_SCHEDULE = """\
+Autodetected device type: cuda
+2026-03-10 18:40:12,590 - nanochat.checkpoint_manager - INFO - Loading model from /base/base_checkpoints/d12 with step 1905
+Total batch size 262,144 => gradient accumulation steps: 16
+step 00031 (99.40%) | loss: 2.113759 | lrm: 0.01 | dt: 859.54ms | tok/sec: 304,982 | mfu: 74.92 | epoch: 1
+step 00032 (102.60%) | loss: 2.116690 | lrm: -0.05 | dt: 858.57ms | tok/sec: 305,326 | mfu: 75.00 | epoch: 1
+2026-03-10 18:50:29,379 - nanochat.checkpoint_manager - INFO - Saved model parameters to: /base/chatsft_checkpoints/d12/model_000032.pt
+Peak memory usage: 3540.40MiB
+"""
+
+
+@bad("lr-schedule-overrun")
+def _sft_that_counted_its_iterations_in_micro_batches():  # --num-iterations=500 with 16 accumulation steps: 32 steps
+    return _log(_SFT_PAST_ITS_SCHEDULE)
+
+
+@good("lr-schedule-overrun")
+def _sft_that_ended_its_epoch_on_schedule():
+    return _log(_SFT_PAST_ITS_SCHEDULE.replace("(102.60%)", "(100.00%)").replace("lrm: -0.05", "lrm: 0.00"))

@@ -148,3 +148,28 @@ def test_chat_eval_of_the_sft_checkpoint_is_the_phases_outcome(tmp_path, cli):
         "; chat_eval of its checkpoint: ChatCORE -0.0113 (ARC-Easy 25.04%, MMLU 22.94%)"
     ), phases["sft"]["cause"]
     assert "evaluation" not in phases["base"]  # it evaluated SFT's checkpoint, not base's
+
+
+def test_an_sft_run_past_its_schedule_says_its_iterations_were_micro_batches(tmp_path, cli):
+    # chat_sft (2026-01-31 on) counts --num-iterations per micro-batch: 500 with 16 accumulation steps stopped after
+    # 32 optimizer steps, the last at 102.6% of its schedule with lrm -0.05; postflight said the phase was fine
+    log = tmp_path / "sft.log"
+    lines = [
+        "Autodetected device type: cuda",
+        _log("nanochat.checkpoint_manager", "Loading model from /r/base_checkpoints/a10 with step 1905"),
+        "Total batch size 262,144 => gradient accumulation steps: 16",
+        "step 00031 (99.40%) | loss: 2.113759 | lrm: 0.01 | dt: 859.54ms | tok/sec: 304,982 | mfu: 74.92 | epoch: 1",
+        "step 00032 (102.60%) | loss: 2.116690 | lrm: -0.05 | dt: 858.57ms | tok/sec: 305,326 | mfu: 75.00 | epoch: 1",
+        _log("nanochat.checkpoint_manager", "Saved model parameters to: /r/chatsft_checkpoints/a10/model_000032.pt"),
+        "Peak memory usage: 3540.40MiB",
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    _report, checks, phases = verify_logs(cli, tmp_path, log)
+    assert phases["sft"]["status"] == "done", phases["sft"]
+    (over,) = checks["LOG017"]["findings"]
+    assert over["message"].startswith(
+        "sft: step 32 ran past the end of its learning-rate schedule (progress 102.60%, learning-rate multiplier -0.05)"
+    ), over
+    assert "with 16 gradient accumulation steps it stopped after 32 optimizer steps" in over["message"], over
+    assert over["fix"] == "for N optimizer steps pass --num-iterations=N x 16 (or -1: one epoch)", over["fix"]
+    assert over["severity"] == "warning" and over["location"]["line"] == 5

@@ -4,6 +4,8 @@ evaluation reads a bundle the job writes itself."""
 
 from __future__ import annotations
 
+import json
+
 from tests.clirun import check_script
 
 HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=04:00:00\nset -e\n"
@@ -126,3 +128,49 @@ def test_torchrun_on_a_cpu_partition_needs_a_gpu_partition_too(tmp_path, cli):
     _report, checks = check_script(cli, tmp_path, body.replace("=cpu", "=gpu-a100"), "--profile", "current")
     (no_gpu,) = checks["SB005"]["findings"]
     assert no_gpu["fix"] == "#SBATCH --gres=gpu:1", no_gpu["fix"]
+
+
+_CHILD = (
+    "#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=12 --run=dummy\n"
+)
+
+
+def test_a_runner_that_calls_a_script_beside_it_is_followed(tmp_path, cli):
+    # `SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"` then `bash "$SCRIPT_DIR/train.sh"`: bash runs the
+    # script from its file, so that is the folder it is in; it was "cannot be read here", and the job passed unchecked
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "train.sh").write_text(_CHILD)
+    body = (
+        '#!/bin/bash\nset -e\nSCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"\nbash "$SCRIPT_DIR/train.sh"\n'
+    )
+    (runs / "compare.sh").write_text(body)
+    proc = cli("preflight", "check", str(runs / "compare.sh"), "--format", "json", "--profile", "current", cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    checks = {c["code"]: c for c in report["checks"]}
+    assert not checks["SB020"]["findings"], checks["SB020"]
+    assert report["plan"]["depth"] == 12, report["plan"]
+    # `$(cd "$(dirname "$0")/.." && pwd)` is the folder above it
+    up = body.replace('"$(dirname "${BASH_SOURCE[0]}")"', '"$(dirname "$0")/.."').replace(
+        "$SCRIPT_DIR/", "$SCRIPT_DIR/runs/"
+    )
+    (runs / "compare.sh").write_text(up)
+    proc = cli("preflight", "check", str(runs / "compare.sh"), "--format", "json", "--profile", "current", cwd=tmp_path)
+    assert json.loads(proc.stdout)["plan"]["depth"] == 12
+    # under sbatch the script runs from a copy in SLURM's spool directory: that folder is not known here
+    (runs / "compare.sh").write_text(body.replace("set -e\n", "#SBATCH --gres=gpu:2\nset -e\n"))
+    proc = cli("preflight", "check", str(runs / "compare.sh"), "--format", "json", "--profile", "current", cwd=tmp_path)
+    checks = {c["code"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["SB020"]["findings"], checks["SB020"]
+
+
+def test_a_launch_whose_flags_are_an_array_known_only_at_run_time_says_so(tmp_path, cli):
+    body = (
+        '#!/bin/bash\nset -e\nARGS=(--depth="$DEPTH_FROM_CALLER")\n'
+        'torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- "${ARGS[@]}" $EXTRA_ARGS\n'
+    )
+    report, _checks = check_script(cli, tmp_path, body, "--profile", "current")
+    said = report["plan"]["assumptions"]
+    assert any(
+        a.startswith("$EXTRA_ARGS (script line 4) is known only when the job runs: the flags in it") for a in said
+    )
