@@ -174,9 +174,9 @@ def lr_schedule_overrun(logs) -> Iterator[Finding]:
             )
             accum = seg.grad_accum or 0
             why = (
-                f"; its trainer counts --num-iterations in micro-batches, not optimizer steps: with {accum} gradient "
-                f"accumulation steps it stopped after {last.step} optimizer steps, about 1/{accum} of the iterations "
-                "asked for"
+                f"; chat_sft (from 2026-01-31) counts --num-iterations in micro-batches, not optimizer steps: with "
+                f"{accum} gradient accumulation steps, a run given --num-iterations=N stops after about N/{accum} "
+                f"optimizer steps (this one after {last.step})"
                 if seg.phase == "sft" and accum > 1
                 else ""
             )
