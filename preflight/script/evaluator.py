@@ -22,7 +22,7 @@ from typing import Any
 
 from preflight.script.arith import expand_arithmetic
 from preflight.script.conditions import Conditions
-from preflight.script.lexer import Unterminated, tokenize
+from preflight.script.lexer import Unterminated, brace_end, tokenize
 from preflight.script.model import (
     ARRAY_ALL_RE,
     JOB_VARS,
@@ -94,26 +94,6 @@ class IncludeCall:
         self.environ = environ  # name -> value or UNKNOWN
         self.complete = complete  # names missing from environ are unset (not unknown)
         self.positional = positional
-
-
-def _brace_end(text: str, start: int) -> int:
-    """The index of the `}` closing a `${` whose body starts at ``start`` (quotes and nested braces inside it
-    skipped); -1 where it is not closed."""
-    depth, i, quote = 1, start, ""
-    while i < len(text):
-        c = text[i]
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
 
 
 class Evaluator(Conditions):
@@ -233,7 +213,7 @@ class Evaluator(Conditions):
             elif c == '"':
                 j = i + 1
                 while j < n and raw[j] != '"':
-                    j = _brace_end(raw, j + 2) + 1 if raw.startswith("${", j) else j + (2 if raw[j] == "\\" else 1)
+                    j = brace_end(raw, j + 2) + 1 if raw.startswith("${", j) else j + (2 if raw[j] == "\\" else 1)
                     if j == 0:
                         return None
                 v = self.subst(re.sub(r'\\(["\\])', r"\1", raw[i + 1 : j]))
@@ -247,7 +227,7 @@ class Evaluator(Conditions):
             else:
                 j = i
                 while j < n and raw[j] not in "'\"\\":
-                    j = _brace_end(raw, j + 2) + 1 if raw.startswith("${", j) else j + 1  # ${X:-"a b"}: one part
+                    j = brace_end(raw, j + 2) + 1 if raw.startswith("${", j) else j + 1  # ${X:-"a b"}: one part
                     if j == 0:
                         return None
                 if raw[i:j].endswith("$") and j < n and raw[j] in "'\"":

@@ -170,3 +170,23 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
         i += 1
     flush()
     return tokens, heredocs
+
+
+def brace_end(text: str, start: int) -> int:
+    """The index of the `}` closing a `${` whose body starts at ``start`` (quotes and nested braces inside it
+    skipped); -1 where it is not closed."""
+    depth, i, quote = 1, start, ""
+    while i < len(text):
+        c = text[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
