@@ -63,39 +63,36 @@ def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None, 
     return data_dir, max_shard, env, shard_regex
 
 
+def _parts(node: ast.JoinedStr, strings: dict[str, str]) -> list[tuple[str, bool]] | None:
+    """An f-string's parts: (text, False) for its constants and the module's string names, ("", True) for any other
+    field; None for a form it does not read."""
+    parts = []
+    for v in node.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append((v.value, False))
+        elif isinstance(v, ast.FormattedValue):
+            known = isinstance(v.value, ast.Name) and v.value.id in strings
+            parts.append((strings[v.value.id], False) if known else ("", True))
+        else:
+            return None
+    return parts
+
+
 def _text(node: ast.AST, strings: dict[str, str]) -> str | None:
     """A string constant, or an f-string of constants and the module's string names; else None."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
-    if not isinstance(node, ast.JoinedStr):
-        return None
-    parts = []
-    for v in node.values:
-        if isinstance(v, ast.Constant) and isinstance(v.value, str):
-            parts.append(v.value)
-        elif isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name) and v.value.id in strings:
-            parts.append(strings[v.value.id])
-        else:
-            return None
-    return "".join(parts)
+    parts = _parts(node, strings) if isinstance(node, ast.JoinedStr) else None
+    return "".join(t for t, _ in parts) if parts is not None and not any(f for _, f in parts) else None
 
 
 def _file_name_regex(body: ast.expr, strings: dict[str, str]) -> str | None:
     """The regex of `lambda index: f"shard_{index:05d}.parquet"`'s names: its text, each field a number."""
-    if not isinstance(body, ast.JoinedStr):
+    parts = _parts(body, strings) if isinstance(body, ast.JoinedStr) else None
+    if parts is None or sum(f for _, f in parts) != 1:
         return None
-    parts = []
-    for v in body.values:
-        if isinstance(v, ast.Constant) and isinstance(v.value, str):
-            parts.append(re.escape(v.value))
-        elif isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name) and v.value.id in strings:
-            parts.append(re.escape(strings[v.value.id]))
-        elif isinstance(v, ast.FormattedValue):
-            parts.append(r"(\d+)")
-        else:
-            return None
-    regex = "^" + "".join(parts) + "$"
-    return regex if regex.count(r"(\d+)") == 1 and regex.endswith(r"\.parquet$") else None
+    regex = "^" + "".join(r"(\d+)" if f else re.escape(t) for t, f in parts) + "$"
+    return regex if regex.endswith(r"\.parquet$") else None
 
 
 def _environ_get(value: ast.expr) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 from preflight.facts import FactUnavailable
 from preflight.loggrammar import grammar_for
 from preflight.logindex import Event, LogIndex, Segment, TracebackRecord, index_log
+from preflight.loglines import PYTHON_INSTALL_RE
 
 # X.out -> X.err, X.stdout -> X.stderr, X-out.log -> X-err.log ...
 SIBLING_SUFFIXES = (
@@ -250,7 +251,10 @@ class LogSet:
         frame of the program's own (a pasted fragment) says nothing of which program crashed."""
         segs = self.segments
         named = any(s.phase or s.script or s.load_sources for s in segs)  # (an evaluation loads a phase's checkpoint)
-        unknown = any(not any(_own_frame(f) for f, _ in t.frames) for t in self.tracebacks)
+        unknown = any(
+            not any(not PYTHON_INSTALL_RE.search(f) and not f.startswith("<") for f, _ in t.frames)
+            for t in self.tracebacks
+        )
         return bool(segs) and not named and not unknown and not self.started_phases()
 
     @property
@@ -382,11 +386,6 @@ def logs_fact(ctx: Any) -> LogSet:
     if not result.logs and not result.missing:
         raise FactUnavailable("no log found: pass --log PATH (or a JOBID with a ledger or SLURM record)")
     return result
-
-
-def _own_frame(path: str) -> bool:
-    """A traceback frame of the program's own code, not of Python or an installed package."""
-    return not (path.startswith("<") or "/lib/python" in path or "site-packages" in path or "dist-packages" in path)
 
 
 def pair_setup_with_load(logs: LogSet, grammar: Any) -> None:

@@ -422,6 +422,7 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
     from preflight.verdict import logs_end_quietly_in, superseded_at
 
     profile = ctx.get("profile", None)
+    verdicts = ctx.get("phases", None)  # the timeline's verdicts, which see the checkpoints too
 
     ledger = ctx.get("ledger", None)
     planned_map = ((ledger or {}).get("expected") or {}).get("steps") or {} if isinstance(ledger, dict) else {}
@@ -444,7 +445,8 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
             # its last step logged, but nothing of the end after it (the final evaluation, save and summary):
             # it stopped before it saved (where the phase's verdict, which sees the checkpoints, says so too)
             unsaved_end = seg.last_step.step >= total - 1 and (
-                not any(s.saves for s in logs.by_phase(seg.phase)) and _verdict_status(ctx, seg.phase) == "failed"
+                not any(s.saves for s in logs.by_phase(seg.phase))
+                and getattr(verdicts.get(seg.phase) if verdicts else None, "status", None) == "failed"
             )
             if seg.last_step.step < total - 1 or unsaved_end:
                 if superseded_at(ix.path, seg.last_step.line, logs.by_phase(seg.phase)):
@@ -479,12 +481,6 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
                         seg.phase,
                     ),
                 )
-
-
-def _verdict_status(ctx, phase: str) -> str | None:
-    """The phase's status in the timeline's verdicts, where they are known."""
-    phases = ctx.get("phases", None)
-    return next((v.status for v in getattr(phases, "verdicts", []) if v.name == phase), None)
 
 
 @check("LOG009", "log-unusable", stage="post", severity="warning")
