@@ -7,11 +7,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from preflight.checks.flags import checkout_or_none
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.redact import SECRET_PATTERNS, mask
 from preflight.registry import check
 from preflight.script.commands import inside_quoted_word
+from preflight.script.inline_python import inline_code, network_calls
 from preflight.script.wrappers import with_shell_text
 from preflight.units import parse_count, parse_int
 
@@ -479,7 +481,9 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
     """
     What it checks: shell steps that need the internet (curl, ``uv sync``, rustup, maturin,
     pip, git clone, ``python -m nanochat.dataset`` downloads) in a job meant for offline
-    compute nodes (config ``network: offline``, the default).
+    compute nodes (config ``network: offline``, the default); and Python the job runs
+    inline (``python -c``, a heredoc) that calls ``hf_hub_download``, ``load_dataset`` and the
+    like, or builds a class of the checkout whose source does (read with ``ast``, never run).
 
     Why it matters: on a node without internet the step fails (or hangs until a timeout),
     and without ``set -e`` the next phases run on what is missing.
@@ -524,6 +528,7 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                     fix="run this once on a login node and remove it from the job",
                 )
                 break
+        yield from _inline_python_downloads(ctx, model, profile)
         for inv in model.invocations:
             if dataset_mod and inv.module == dataset_mod and (profile.name != "bundled" or "download" in inv.args):
                 yield Finding(
@@ -532,6 +537,53 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                     line=inv.line,
                     fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting",
                 )
+
+
+def _inline_python_downloads(ctx, model, profile) -> Iterator[Finding]:
+    """SB011 for Python the script runs inline: `python -c "hf_hub_download(...)"`, tasks built in a heredoc. One
+    finding per block of code, at its first download."""
+    calls = profile.data.get("python_network") or {}
+    if not calls:
+        return
+    checkout = checkout_or_none(ctx)
+    root = checkout.root if checkout is not None else None
+    job_env = ctx.get("job_env", None)
+    for cmd in (c for outer in model.commands for c in with_shell_text(outer)):
+        code = inline_code(cmd, model)
+        found = network_calls(*code, calls, root) if code else []
+        if not found:
+            continue
+        named = list(dict.fromkeys(f"{c.call}({c.target!r})" if c.target else f"{c.call}()" for c in found))
+        kinds = list(dict.fromkeys(c.what for c in found))
+        via = list(dict.fromkeys(c.via for c in found if c.via))
+        env = {**(job_env.env if job_env is not None else {}), **cmd.env}
+        offline = env.get("HF_HUB_OFFLINE") == "1" or env.get("HF_DATASETS_OFFLINE") == "1"
+        text = (
+            f"the Python at line {cmd.line} downloads: {', '.join(named[:4])}"
+            + (f" and {len(named) - 4} more" if len(named) > 4 else "")
+            + f" ({'; '.join(kinds)}"
+            + (f", in the source of {', '.join(via)}" if via else "")
+            + ")"
+        )
+        if offline:
+            yield Finding(
+                text + ": with HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set it reads the Hugging Face cache only, so the "
+                "files must be there before the job",
+                path=str(model.path),
+                line=found[0].line,
+                severity=Severity.WARNING,
+                fix="run this Python once on a login node with the job's HF_HOME and without the offline variables",
+            )
+            continue
+        yield Finding(
+            text
+            + ", but compute nodes are offline"
+            + ("; it runs in the background and nothing checks its exit status" if cmd.background else ""),
+            path=str(model.path),
+            line=found[0].line,
+            fix="run this Python once on a login node with the job's HF_HOME (the files land in that cache), then "
+            "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 in the job so it reads the cache",
+        )
 
 
 @check("SB012", "blocking-server", severity="error")

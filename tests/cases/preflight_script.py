@@ -241,6 +241,25 @@ def _():
     return Scenario(script=HEAD + "source .venv/bin/activate\n" + BASE, env=ENV)
 
 
+@bad("network-in-offline-job")
+def _():  # inline Python that fetches a tokenizer from the Hub
+    return Scenario(
+        script=HEAD
+        + "python -c \"from huggingface_hub import hf_hub_download; hf_hub_download('o/m', 't.pkl')\"\n"
+        + BASE,
+        env=ENV,
+    )
+
+
+@good("network-in-offline-job")
+def _():  # inline Python that reads a local JSONL file with datasets' json builder
+    return Scenario(
+        script=HEAD + "python -c \"from datasets import load_dataset; load_dataset('json', data_files='a.jsonl')\"\n"
+        "source .venv/bin/activate\n" + BASE,
+        env=ENV,
+    )
+
+
 @bad("blocking-server")
 def _():
     return Scenario(script=HEAD + BASE + "python -m scripts.chat_web\n", env=ENV)

@@ -1,0 +1,80 @@
+"""Shapes from a nineteenth round of public forks' runner scripts (written here in our own words): Python a job runs
+inline (`python -c`, a heredoc) that downloads from the Hugging Face Hub, directly or through a task class of its
+checkout."""
+
+from __future__ import annotations
+
+from tests.clirun import check_script
+
+HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nexport WANDB_RUN=dummy\n"
+_TRAIN = "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=4\n"
+
+
+def _downloads(checks: dict) -> list[dict]:
+    return [f for f in checks["SB011"]["findings"] if f["message"].startswith("the Python at line")]
+
+
+def test_a_tokenizer_fetched_from_the_hub_by_inline_python_needs_the_internet(tmp_path, cli):
+    # `python -c "... hf_hub_download('org/base-d20', 'tokenizer.pkl') ..."` before training: on an offline node it
+    # is the first step to fail, and only uv's installer was reported
+    body = (
+        HEAD + 'python -c "\nfrom huggingface_hub import hf_hub_download\n'
+        "path = hf_hub_download('org/base-d20', 'tokenizer.pkl')\nprint(path)\n\"\n" + _TRAIN
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "current")
+    (found,) = _downloads(checks)
+    assert found["severity"] == "error", found
+    assert found["location"]["line"] == 7, found  # the call's own line, inside the quoted code
+    assert found["message"].startswith(
+        "the Python at line 5 downloads: hf_hub_download('org/base-d20') (Hugging Face Hub download), but compute "
+        "nodes are offline"
+    ), found["message"]
+    assert "HF_HUB_OFFLINE=1" in found["fix"], found["fix"]
+
+
+def test_task_classes_of_the_checkout_built_in_a_background_heredoc_download(tmp_path, cli):
+    # a heredoc builds the checkout's task classes to prefetch their datasets, in the background (`&`): each class's
+    # own source calls load_dataset; the checkout is read (ast), never imported
+    checkout = tmp_path / "nanochat"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "nanochat").mkdir()
+    (checkout / "tasks").mkdir()
+    (checkout / "scripts" / "base_train.py").write_text("import argparse\n")
+    (checkout / "tasks" / "chatmix.py").write_text(
+        "from datasets import load_dataset\nclass ChatMix:\n    def __init__(self, split):\n"
+        "        self.ds = load_dataset('org/chat-mix', split=split)\n"
+    )
+    (checkout / "tasks" / "local.py").write_text("class Local:\n    def __init__(self, path):\n        self.p = path\n")
+    body = (
+        HEAD + "python - <<'EOF' &\nfrom tasks.chatmix import ChatMix\nfrom tasks.local import Local\n"
+        "Local('/scratch/x.jsonl')\nChatMix('train')\nChatMix('test')\nEOF\n" + _TRAIN
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    (found,) = _downloads(checks)
+    assert found["location"]["line"] == 9, found
+    assert found["message"] == (
+        "the Python at line 5 downloads: ChatMix('train'), ChatMix('test') (Hugging Face datasets download, in the "
+        "source of tasks.chatmix), but compute nodes are offline; it runs in the background and nothing checks its "
+        "exit status"
+    ), found["message"]
+
+
+def test_inline_python_that_reads_local_files_or_the_cache_only(tmp_path, cli):
+    # load_dataset's packaged builders read local files: no download
+    local = (
+        HEAD + "python -c \"from datasets import load_dataset; load_dataset('json', data_files='/scratch/a.jsonl')\"\n"
+    )
+    _report, checks = check_script(cli, tmp_path, local + _TRAIN, "--profile", "current")
+    assert not _downloads(checks), checks["SB011"]
+    # with HF_HUB_OFFLINE=1 the Hub call reads the cache: a warning that the cache must be filled first
+    cached = (
+        HEAD + "export HF_HUB_OFFLINE=1\npython -c \"from huggingface_hub import snapshot_download as s; s('org/m')\"\n"
+    )
+    _report, checks = check_script(cli, tmp_path, cached + _TRAIN, "--profile", "current")
+    (found,) = _downloads(checks)
+    assert found["severity"] == "warning", found
+    assert "reads the Hugging Face cache only" in found["message"], found["message"]
+    # code that does not parse as Python is not guessed at
+    broken = HEAD + "python -c \"load_dataset('org/x'\"\n"
+    _report, checks = check_script(cli, tmp_path, broken + _TRAIN, "--profile", "current")
+    assert not _downloads(checks), checks["SB011"]
