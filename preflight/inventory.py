@@ -33,6 +33,7 @@ class BaseDir:
     file: str | None = None
     default: bool = False  # ~/.cache/nanochat because nothing set it
     conditional: bool = False  # the script's assignment is in a branch (`if [ -z "$NANOCHAT_BASE_DIR" ]`, `[ ... ] &&`)
+    fallback: bool = False  # the script's `${NANOCHAT_BASE_DIR:-...}` default, taken because nothing set it before
 
     def __str__(self) -> str:
         return str(self.path)
@@ -92,6 +93,20 @@ def base_dir_fact(ctx: Any) -> BaseDir:
                 found.line,
                 found.file,
                 conditional=not found.unconditional,
+            )
+    if env.get("NANOCHAT_BASE_DIR") and not ctx.environ.get("NANOCHAT_BASE_DIR") and script is not None and script.ok:
+        # `export NANOCHAT_BASE_DIR=${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}` with nothing set before the job
+        fallbacks = [a for a in script.all_assignments if a.name == "NANOCHAT_BASE_DIR" and a.default_only]
+        if fallbacks:
+            a = fallbacks[0]
+            return BaseDir(
+                Path(_expand(env["NANOCHAT_BASE_DIR"], env)),
+                f"the script's default ({a.file}:{a.line}), as NANOCHAT_BASE_DIR is not set before the job",
+                a.value,
+                a.line,
+                a.file,
+                conditional=True,
+                fallback=True,
             )
     if env.get("NANOCHAT_BASE_DIR"):
         return BaseDir(

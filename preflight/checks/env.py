@@ -302,8 +302,13 @@ def base_dir_in_home(ctx, base_dir, job_env) -> Iterator[Finding]:
     if base_dir.default or _under(base_dir.path, home):
         if base_dir.line is not None and base_dir.conditional:  # a fallback it takes (`if [ -z ... ]`): nothing is lost
             msg = (
-                f"the script sets NANOCHAT_BASE_DIR to {base_dir.path} in the home directory (line {base_dir.line}, a "
-                f"conditional assignment); {_run_size(ctx)} may exceed the quota"
+                f"the script sets NANOCHAT_BASE_DIR to {base_dir.path} in the home directory (line {base_dir.line}, "
+                + (
+                    "its default when nothing is set before the job"
+                    if base_dir.fallback
+                    else "a conditional assignment"
+                )
+                + f"); {_run_size(ctx)} may exceed the quota"
             )
             fix = "export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat before sbatch, or change that line's path"
         elif base_dir.line is not None:

@@ -78,3 +78,23 @@ def test_inline_python_that_reads_local_files_or_the_cache_only(tmp_path, cli):
     broken = HEAD + "python -c \"load_dataset('org/x'\"\n"
     _report, checks = check_script(cli, tmp_path, broken + _TRAIN, "--profile", "current")
     assert not _downloads(checks), checks["SB011"]
+
+
+def test_a_base_dir_from_the_scripts_own_default_is_said_to_be_the_scripts(tmp_path, cli):
+    # `export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}"` with nothing set before the job: ENV003
+    # said "(NANOCHAT_BASE_DIR in the environment)", as if the user had set it
+    body = HEAD + 'export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}"\n' + _TRAIN
+    env = {"HOME": str(tmp_path / "home")}
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "current", env={**env, "NANOCHAT_BASE_DIR": ""})
+    (home,) = checks["ENV003"]["findings"]
+    assert home["location"]["line"] == 5, home
+    assert home["message"].startswith(
+        f"the script sets NANOCHAT_BASE_DIR to {tmp_path}/home/.cache/nanochat in the home directory (line 5, its "
+        "default when nothing is set before the job)"
+    ), home["message"]
+    assert home["fix"].startswith("export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat before sbatch"), home["fix"]
+    # set before the job to scratch: the default is not taken, nothing to say
+    _report, checks = check_script(
+        cli, tmp_path, body, "--profile", "current", env={**env, "NANOCHAT_BASE_DIR": str(tmp_path / "scratch")}
+    )
+    assert not checks["ENV003"]["findings"], checks["ENV003"]
