@@ -186,6 +186,8 @@ class Segment:
     def phase(self) -> str | None:
         if self.marker:
             return self.marker
+        if self.script == "chat_eval" and len(self.load_sources) == 1:
+            return next(iter(self.load_sources))  # chat_eval -i mid: it evaluates the checkpoint it loaded
         return SCRIPT_PHASE.get(self.script or "")
 
     @property

@@ -41,7 +41,10 @@ AGENT_NOISE = re.compile(
     r"TCPStore\.cpp:\d+\] \[c10d\] (?:recv|send)|DistNetworkError: Failed to recv",
     re.I,
 )
-_EXC_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b|[A-Za-z_][\w.]*\.\w*Error\b)[^\n]*")
+# the line a traceback ends with: `ValueError: ...`, or a bare dotted name (`bdb.BdbQuit`, `KeyboardInterrupt`)
+_EXC_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b|[A-Za-z_][\w.]*\.\w*Error\b|[A-Za-z_][\w.]*(?::|$))[^\n]*"
+)
 _TORCHRUN_FIELD = re.compile(r"^\s*(time|host|rank|exitcode|error_file|traceback)\s*:\s*(.*)$")
 _SRUN_TASK = re.compile(r"^srun: error: ([^:\s]+): tasks? ([\d,\-]+): (.+)$")
 _OOM_KILL = re.compile(r"Detected (\d+) oom[-_ ]kill event\(s\) in (?:StepId=)?(\d+)\.(\w+)", re.I)
@@ -218,9 +221,10 @@ class LogRankFailure:
     report: RankReport
     phase: str | None
     node: str | None
+    process: str | None = None  # the phase, else the script of the process it failed in (chat_eval)
 
     def describe(self) -> str | None:
-        return describe(self.report, self.phase)
+        return describe(self.report, self.process or self.phase)
 
 
 def _numbered(path: str) -> Iterable[tuple[int, str]]:
@@ -251,7 +255,10 @@ def rank_failures_fact(ctx: Any) -> list[LogRankFailure]:
                 out.append(LogRankFailure(ix.path, rep, None, None))  # several ranks, none failed of its own
             continue
         root = rep.root
-        phase = next((s.phase for s in reversed(ix.segments) if s.phase and s.start_line <= root.line), None)
+        # the process the failure is in: a chat_eval after mid_train is no phase, and its failure is not mid's
+        seg = next((s for s in reversed(ix.segments) if s.start_line <= root.line), None)
+        phase = seg.phase if seg is not None else None
+        process = (seg.script if seg is not None else None) or phase  # chat_eval of mid's checkpoint, not mid
         node = root.node if root.node not in (None, "localhost", "127.0.0.1") else None
-        out.append(LogRankFailure(ix.path, rep, phase, node or rep.node_of(root.rank) or rep.first_node))
+        out.append(LogRankFailure(ix.path, rep, phase, node or rep.node_of(root.rank) or rep.first_node, process))
     return out

@@ -1,0 +1,76 @@
+"""Job logs of a nineteenth round of real evidence, as shapes written here in our own words: a midtraining run that
+finished, then its chat_eval died on a debugger breakpoint left in the code (a batch job has no terminal)."""
+
+from __future__ import annotations
+
+from tests.clirun import verify_logs
+from tests.postflight.logshapes import _log, child_failed, ranked
+
+BASE = "/home/u/.cache/nanochat"
+
+
+def _mid_then_eval_at_a_breakpoint() -> list[str]:
+    mid = f"{BASE}/mid_checkpoints/d20"
+    out = [
+        "Overriding: run = dummy",
+        "Overriding: device_batch_size = 8",
+        "Autodetected device type: cuda",
+        _log("nanochat.common", "Distributed world size: 2"),
+        _log("nanochat.checkpoint_manager", f"Loading model from {BASE}/base_checkpoints/d20 with step 21400"),
+    ]
+    for s in range(0, 41):
+        out.append(
+            f"step {s:05d} ({100 * s / 40:.2f}%) | loss: {1.9 - s * 0.01:.6f} | lrm: 1.00 | dt: 2000.00ms | "
+            "tok/sec: 250,000 | mfu: 45.00 | total time: 1.00m"
+        )
+    out += [
+        "Step 00040 | Validation bpb: 0.4100",
+        _log("nanochat.checkpoint_manager", f"Saved model parameters to: {mid}/model_000040.pt"),
+        _log("nanochat.checkpoint_manager", f"Saved metadata to: {mid}/meta_000040.json"),
+        "Peak memory usage: 28000.00MiB",
+        "Total training time: 1.40m",
+        "Minimum validation bpb: 0.4100",
+        # chat_eval -i mid: it loads mid's checkpoint, then stops at a pdb prompt that reads end-of-input
+        "Autodetected device type: cuda",
+        _log("nanochat.common", "Distributed world size: 2"),
+        _log("nanochat.checkpoint_manager", "No model tag provided, guessing model tag: d20"),
+        _log("nanochat.checkpoint_manager", f"Loading model from {mid} with step 40"),
+        "> /home/u/nanochat/scripts/chat_eval.py(59)run_generative_eval()",
+        "-> outcomes = [task.evaluate(conversation, c) for c in completions]",
+        "(Pdb) ",
+    ]
+    chain = [
+        [
+            "Traceback (most recent call last):",
+            '  File "/home/u/nanochat/scripts/chat_eval.py", line 59, in run_generative_eval',
+            "    outcomes = [task.evaluate(conversation, c) for c in completions]",
+            '  File "/usr/lib/python3.10/bdb.py", line 115, in dispatch_line',
+            "    if self.quitting: raise BdbQuit",
+            "bdb.BdbQuit",
+        ]
+    ]
+    out += ranked(chain, ranks=2)
+    out += [
+        x.replace("rank      : 0 (local_rank: 0)", "rank      : 1 (local_rank: 1)")
+        for x in child_failed("scripts.chat_eval")
+    ]
+    return out
+
+
+def test_chat_evals_breakpoint_after_mid_is_mids_evaluation_to_rerun_not_sfts_start(tmp_path, cli):
+    # the plan began at SFT (its own chat_eval would stop at the same breakpoint), LOG020 said rank 1 failed "in mid",
+    # and the cause was "other" with a generic fix
+    log = tmp_path / "mid_20.out"
+    log.write_text("\n".join(_mid_then_eval_at_a_breakpoint()) + "\n")
+    report, checks, phases = verify_logs(cli, tmp_path, log)
+    assert phases["mid"]["status"] == "failed", phases["mid"]
+    assert phases["mid"]["cause"].startswith("chat_eval crashed (debugger breakpoint): bdb.BdbQuit"), phases["mid"]
+    assert "only the evaluation is to be rerun" in phases["mid"]["cause"], phases["mid"]
+    (rank,) = checks["LOG020"]["findings"]
+    assert rank["message"].startswith("rank 1 on gpu01 failed first in chat_eval (line "), rank["message"]
+    (crash,) = checks["LOG002"]["findings"]
+    assert "breakpoint() or pdb.set_trace()" in crash["fix"], crash["fix"]
+    assert report["resume"]["commands"][:2] == [
+        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_eval -- -i mid",
+        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft",
+    ], report["resume"]
