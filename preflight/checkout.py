@@ -53,6 +53,7 @@ class EntryPoint:
     saves_on_signal: bool = False  # installs a SIGUSR1/SIGTERM handler
     batch_power_of_two: bool = False  # auto-sizes the total batch to a power of two (2 ** round(log2(...)))
     scaling_params: bool = False  # its ratio counts the block matrices + lm_head (no embeddings)
+    nudged_dim: bool = False  # rounds depth * aspect_ratio up to a multiple of head_dim
 
     @property
     def ok(self) -> bool:
@@ -171,6 +172,7 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
     ep.saves_on_signal = bool(_SIGNAL_RE.search(text))
     ep.batch_power_of_two = bool(_POW2_BATCH_RE.search(text))
     ep.scaling_params = bool(_SCALING_PARAMS_RE.search(text))
+    ep.nudged_dim = bool(_NUDGED_DIM_RE.search(text))
     return ep
 
 
@@ -178,6 +180,8 @@ _SIGNAL_RE = re.compile(r"signal\.signal\(\s*(?:signal\.)?SIG(?:USR1|USR2|TERM)\
 # base_train from 2026-02-06 (685271d): `total_batch_size = 2 ** round(math.log2(predicted_batch_size))`
 _POW2_BATCH_RE = re.compile(r"total_batch_size\s*=\s*2\s*\*\*\s*(?:round|int|math\.ceil|math\.floor)\(")
 # base_train from 2026-01-27: tokens = ratio x (transformer_matrices + lm_head), "the cleanest scaling laws"
+# base_train from 2026-02: `model_dim = ((base_dim + args.head_dim - 1) // args.head_dim) * args.head_dim`
+_NUDGED_DIM_RE = re.compile(r"model_dim\s*=\s*\(\(\s*base_dim\s*\+\s*(?:args\.)?head_dim\s*-\s*1\s*\)\s*//")
 _SCALING_PARAMS_RE = re.compile(r"\[['\"]transformer_matrices['\"]\]\s*\+\s*[\w.()]+\[['\"]lm_head['\"]\]")
 
 

@@ -47,8 +47,20 @@ class ModelShape:
         return 6 * (self.params - self.wte_params) + 12 * self.depth * self.n_head * self.head_dim * self.seq_len
 
 
-def model_shape(depth: int, vocab_size: int, seq_len: int, aspect_ratio: int = 64, head_dim: int = 128) -> ModelShape:
-    model_dim = depth * aspect_ratio
+def model_shape(
+    depth: int,
+    vocab_size: int,
+    seq_len: int,
+    aspect_ratio: int = 64,
+    head_dim: int = 128,
+    model_dim: int | None = None,
+    nudged: bool = False,
+) -> ModelShape:
+    """The model base_train builds. ``model_dim``: a width given outright (a fork's --model-dim); ``nudged``: the
+    width rounded up to a multiple of head_dim (base_train from 2026-02, `base_dim = depth * aspect_ratio`)."""
+    model_dim = model_dim or depth * aspect_ratio
+    if nudged:
+        model_dim = math.ceil(model_dim / head_dim) * head_dim
     n_head = max(1, math.ceil(model_dim / head_dim))
     return ModelShape(
         depth, model_dim, n_head, model_dim // n_head, vocab_size, ((vocab_size + 63) // 64) * 64, seq_len

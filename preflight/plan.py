@@ -207,14 +207,19 @@ def build_plan(
     if tok_vocab and tok_vocab > 0:
         vocab = tok_vocab
         sources["vocab_size"] = f"script line {tok_inv.line} (tokenizer training)"
-    shape = model_shape(depth, vocab, seq, d.get("aspect_ratio", 64), d.get("head_dim", 128))
+    # the width: --aspect-ratio / --head-dim (argparse eras), a fork's --model-dim, and the checkout's rounding rule
+    aspect, head_dim = pick("aspect_ratio") or 64, pick("head_dim") or 128
+    width = _num(passed("model_dim")) if flag_inv is not None else None
+    if width:
+        sources["model_dim"] = f"script line {flag_inv.line}"
+    ep = _checkout_entry(checkout, base_inv or flag_inv)
+    nudged = bool(ep is not None and ep.ok and ep.nudged_dim)
+    shape = model_shape(depth, vocab, seq, aspect, head_dim, width, nudged)
     scaling, auto_batch, rule, rules_from = _horizon_rules(profile, checkout, base_inv or flag_inv)
     if total is None or total <= 0:
         era_dependent.pop("total_batch_size", None)
         if auto_batch:
-            reference = model_shape(
-                rule["reference_depth"], vocab, seq, d.get("aspect_ratio", 64), d.get("head_dim", 128)
-            )
+            reference = model_shape(rule["reference_depth"], vocab, seq, aspect, head_dim, None, nudged)
             total = auto_batch_size(shape, reference, rule)
             sources["total_batch_size"] = f"auto-sized as base_train does ({rules_from})"
         else:

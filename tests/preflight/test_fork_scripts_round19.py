@@ -98,3 +98,47 @@ def test_a_base_dir_from_the_scripts_own_default_is_said_to_be_the_scripts(tmp_p
         cli, tmp_path, body, "--profile", "current", env={**env, "NANOCHAT_BASE_DIR": str(tmp_path / "scratch")}
     )
     assert not checks["ENV003"]["findings"], checks["ENV003"]
+
+
+def _width(report: dict) -> tuple[int, int]:
+    return report["plan"]["model_dim"], report["plan"]["n_head"]
+
+
+def test_the_plan_takes_the_width_the_script_gives(tmp_path, cli):
+    # --aspect-ratio and --head-dim set the width (a smoke test of 32 wide, 2 heads): the plan took the defaults'
+    # 128 wide, and a fork's --model-dim=640 at depth 64 was planned as 4,096 wide (13B parameters, a false disk error)
+    small = (
+        HEAD
+        + "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=2 --aspect-ratio=16 --head-dim=16\n"
+    )
+    report, _checks = check_script(cli, tmp_path, small, "--profile", "current")
+    assert _width(report) == (32, 2), report["plan"]
+    wide = (
+        HEAD
+        + "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=64 --model-dim=640 --head-dim=128\n"
+    )
+    report, _checks = check_script(cli, tmp_path, wide, "--profile", "current")
+    assert _width(report) == (640, 5), report["plan"]
+    assert report["plan"]["params"] < 400_000_000, report["plan"]
+
+
+def test_a_checkout_that_rounds_the_width_up_to_whole_heads_is_planned_so(tmp_path, cli):
+    # from 2026-02, base_train nudges depth x aspect up to a multiple of head_dim: d11 is 768 wide, not 704
+    checkout = tmp_path / "nanochat"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "nanochat").mkdir()
+    train = (
+        "import argparse\nparser = argparse.ArgumentParser()\n"
+        'parser.add_argument("--depth", type=int, default=20)\n'
+        'parser.add_argument("--aspect-ratio", type=int, default=64)\n'
+        'parser.add_argument("--head-dim", type=int, default=128)\nargs = parser.parse_args()\n'
+        "base_dim = args.depth * args.aspect_ratio\n"
+    )
+    body = HEAD + "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=11\n"
+    (checkout / "scripts" / "base_train.py").write_text(train + "model_dim = base_dim\n")
+    report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    assert _width(report)[0] == 704, report["plan"]
+    nudge = "model_dim = ((base_dim + args.head_dim - 1) // args.head_dim) * args.head_dim\n"
+    (checkout / "scripts" / "base_train.py").write_text(train + nudge)
+    report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    assert _width(report) == (768, 6), report["plan"]
