@@ -260,6 +260,25 @@ def _():  # inline Python that reads a local JSONL file with datasets' json buil
     )
 
 
+@bad("script-dir-in-batch-job")
+def _():
+    return Scenario(script=HEAD + 'cd "$(dirname "$0")"\n' + BASE, env=ENV)
+
+
+@good("script-dir-in-batch-job")
+def _():  # the submit directory under sbatch, the script's own when run with bash
+    return Scenario(script=HEAD + 'cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")}"\n' + BASE, env=ENV)
+
+
+@good("script-dir-in-batch-job")
+def _():  # the script's own directory only where SLURM_SUBMIT_DIR is unset (run with bash)
+    return Scenario(
+        script=HEAD + 'if [ -n "${SLURM_SUBMIT_DIR:-}" ]; then\n  ROOT="$SLURM_SUBMIT_DIR"\nelse\n'
+        '  ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"\nfi\ncd "$ROOT"\n' + BASE,
+        env=ENV,
+    )
+
+
 @bad("blocking-server")
 def _():
     return Scenario(script=HEAD + BASE + "python -m scripts.chat_web\n", env=ENV)

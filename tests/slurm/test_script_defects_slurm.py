@@ -99,6 +99,28 @@ def test_term_trap_runs_only_after_the_foreground_trainer_died(slurm, cli, tmp_p
     assert info.state == "COMPLETED", (info, log)  # the trap's `exit 0`: nothing says it was killed
 
 
+def test_sbatch_runs_a_copy_so_the_scripts_own_directory_is_the_spool(slurm, cli, tmp_path):
+    # script-dir-in-batch-job: `cd "$(dirname "$0")"` in a batch script moves the job to slurmd's spool directory
+    out = tmp_path / "where.out"
+    script = tmp_path / "where.sbatch"
+    script.write_text(
+        f'#!/bin/bash\n#SBATCH --output={out}\n#SBATCH --time=00:02:00\ncd "$(dirname "$0")"\n'
+        'echo "script=$0"\necho "cwd=$PWD"\nls scripts 2>&1 | head -1\n'
+    )
+    (tmp_path / "scripts").mkdir()  # beside the file submitted, as in a checkout
+    (tmp_path / "scripts" / "base_train.py").write_text("")
+    job = sbatch(str(script), cwd=tmp_path)
+    wait_final(job, timeout=60)
+    log = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert log["script"] != str(script) and log["script"].endswith("slurm_script"), log
+    assert log["cwd"] != str(tmp_path), log  # the job is in the spool directory, not beside its files
+    assert "No such file" in out.read_text(), out.read_text()
+
+    res = cli("preflight", "check", "--select", "SB036", "--format", "json", str(script), cwd=tmp_path, env=slurm_env())
+    (check,) = json.loads(res.stdout)["checks"]
+    assert check["status"] == "fail" and check["findings"][0]["location"]["line"] == 4, check
+
+
 TWO_NODE_CONF = "/etc/slurm-2node/slurm.conf"  # scripts/local-slurm.sh start --two-nodes
 
 
