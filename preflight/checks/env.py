@@ -32,8 +32,13 @@ def variable_origin(ctx, name: str) -> tuple[str, str | None, int | None]:
         where = (
             f"{Path(found.file).name}:{found.line}" if found.file and found.file != "<script>" else f"line {found.line}"
         )
+        how = (
+            f"{name}={found.value} set for the script it runs ({where})"
+            if found.prefix
+            else f"{'export ' if found.exported else ''}{name}={found.value} in the script ({where})"
+        )
         return (
-            f"{'export ' if found.exported else ''}{name}={found.value} in the script ({where})",
+            how,
             found.file if found.file != "<script>" else None,
             found.line,
         )

@@ -471,6 +471,9 @@ class Evaluator(Conditions):
             if inc is not None:
                 kind, raws = inc
                 call = self.child_environ(include_all=kind == "source")
+                for name, raw in cmd.env.items():  # `WANDB_RUN=speedrun bash run.sh`: in the child's environment
+                    value = self.expand_raw(raw)
+                    call.environ[name] = UNKNOWN if value is None else value
                 call.positional = self.expand_words(raws) if (kind == "bash" or raws) else self.positional
                 self.includes[id(cmd)] = call
         if name == "shift":

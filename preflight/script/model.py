@@ -79,6 +79,7 @@ class Assignment:
     append: bool = False  # ``X+=v`` / ``A+=(v w)``: adds to the value before it
     inline: bool = False  # in shell text a command runs (`srun bash -c "export X=1; torchrun ..."`), at its line
     undecided: bool = False  # in a branch the static evaluation could not decide (it may or may not run)
+    prefix: bool = False  # set for one command, a script it runs (`X=v bash run.sh`): in that script's environment
 
 
 def appended(before: str | None, added: str) -> str:

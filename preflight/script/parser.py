@@ -10,7 +10,7 @@ from preflight.script.commands import State, commands_from_tokens
 from preflight.script.evaluator import Evaluator
 from preflight.script.launchers import find_invocations
 from preflight.script.lexer import Unterminated, tokenize
-from preflight.script.model import JOB_VARS, Command, ScriptModel, own_job
+from preflight.script.model import JOB_VARS, Assignment, Command, ScriptModel, own_job
 from preflight.script.sbatch import parse_directive
 from preflight.script.tree import Malformed, build_tree
 from preflight.script.wrappers import host_path, strip_prefixes
@@ -117,9 +117,21 @@ def parse_script(
             else:
                 child = parse_script(resolved, cwd=cwd, checkout=checkout, _seen=seen, _depth=_depth + 1)
             _run_through(child, strip_prefixes(cmd.words))
+            _prefix_assignments(model, cmd)
             model.includes.append(child)
             model.include_lines[str(resolved)] = cmd.line
     return model
+
+
+def _prefix_assignments(model: ScriptModel, cmd: Command) -> None:
+    """`WANDB_RUN=speedrun bash run.sh`: the child script starts with the variable set, as if the line exported it
+    (the value lookups are per name across the files; the evaluation gave the child its value already)."""
+    env = {**cmd.env, **strip_prefixes(cmd.words).env}
+    for name, raw in env.items():
+        if not any(a.name == name and a.line == cmd.line and a.file == cmd.file for a in model.assignments):
+            model.assignments.append(
+                Assignment(cmd.line, name, raw, True, not cmd.conditional, file=cmd.file, inline=True, prefix=True)
+            )
 
 
 def _run_through(child: ScriptModel, prefix) -> None:

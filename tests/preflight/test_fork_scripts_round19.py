@@ -142,3 +142,18 @@ def test_a_checkout_that_rounds_the_width_up_to_whole_heads_is_planned_so(tmp_pa
     (checkout / "scripts" / "base_train.py").write_text(train + nudge)
     report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
     assert _width(report) == (768, 6), report["plan"]
+
+
+def test_a_variable_set_for_the_child_script_reaches_its_launch(tmp_path, cli):
+    # `WANDB_RUN=speedrun bash speedrun_cluster.sh`: the child's `--run=$WANDB_RUN` is speedrun, a named run that
+    # needs wandb credentials; it was taken for an unset name ("dummy": wandb off, no finding)
+    (tmp_path / "child.sh").write_text(
+        "#!/bin/bash\nset -e\ntorchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=4 "
+        "--run=$WANDB_RUN\n"
+    )
+    body = "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nWANDB_RUN=speedrun bash child.sh\n"
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "current", env={"WANDB_API_KEY": ""})
+    (creds,) = checks["ENV002"]["findings"]
+    assert creds["message"].startswith(
+        "wandb run 'speedrun' (--run=$WANDB_RUN, WANDB_RUN=speedrun set for the script it runs (job.sh:4))"
+    ), creds["message"]
