@@ -85,8 +85,9 @@ MODELS: tuple[GPUModel, ...] = (
     GPUModel("V100", 125e12, 32, (7, 0), ("v100",)),
     GPUModel("T4", 65e12, 16, (7, 5), ("t4",)),
     GPUModel("MI300X", 1307e12, 192, None, ("mi300x", "mi300")),
-    GPUModel("MI250X", 383e12, 128, None, ("mi250x",)),
-    GPUModel("MI250", 362e12, 128, None, ("mi250",)),
+    # an MI250(X) card is two dies (GCDs), each its own device to ROCm, torch and SLURM's gres: one GCD's figures
+    GPUModel("MI250X", 191.5e12, 64, None, ("mi250x",)),
+    GPUModel("MI250", 181e12, 64, None, ("mi250",)),
 )
 DEFAULT_MODEL = "H100 SXM"
 

@@ -91,3 +91,14 @@ def test_partition_tres_names_the_model():
     assert model.name == "L40S" and "gpu-l40s" in where
     untyped = parse_partitions(line.replace(",gres/gpu:l40s=8", ""))[0]
     assert partition_model(untyped) == (None, "")
+
+
+def test_an_mi250_gpu_is_one_of_its_two_dies(tmp_path):
+    """SLURM, ROCm and torch count an MI250's two dies as two GPUs of 64 GB: a d20 run at batch 32 needs more than one
+    has (the card's 128 GB let it pass)."""
+    assert (lookup("AMD Instinct MI250").memory_gib, lookup("AMD Instinct MI250X").memory_gib) == (64, 64)
+    checks = _run(
+        tmp_path, "#!/bin/bash\n#SBATCH --gres=gpu:1\n#SBATCH --constraint=MI250\n#SBATCH --time=48:00:00\n", ["GPU003"]
+    )
+    f = checks["GPU003"].findings
+    assert f and "MI250 (--constraint=MI250)" in f[0].message, checks["GPU003"].reason
