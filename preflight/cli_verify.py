@@ -4,6 +4,7 @@ Registered on the postflight app by preflight.cli."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -159,8 +160,12 @@ def verify_cmd(
         from preflight.ckpt import get_profile, planned_phases
 
         unplanned = planned_phases(ctx, get_profile(ctx)) is None
+        # "not judged: nothing in these logs is in nanochat's formats", "report.md not checked (no base dir)"
+        unjudged = all(re.search(r"^not judged|\bnot checked\b", str(p.get("cause", ""))) for p in incomplete)
         sys.stderr.write(
-            f"postflight: exit {EXIT_FINDINGS}: no failing finding, but expected phases are not done: {names}"
+            f"postflight: exit {EXIT_FINDINGS}: no failing finding, but "
+            + ("expected phases could not be judged (counted as not done)" if unjudged else "expected phases are not done")
+            + f": {names}"
             + (
                 " (no job script or ledger says which phases the job runs, so the era's whole pipeline is expected: "
                 "--script JOB.sh expects only what it launches)\n"

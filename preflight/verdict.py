@@ -519,8 +519,16 @@ def phases_fact(ctx: Any) -> Phases:
         raise FactUnavailable("no logs and no base dir to judge the phases from")
     job = ctx.get("job", None)
     expected = set(expected_phases(ctx, profile))
-    if inv is None and logs is not None and logs.no_pipeline_phase and planned_phases(ctx, profile) is None:
-        expected = set()  # nothing in the logs is the pipeline, and nothing says the job runs it (LOG009 says so)
+    unjudged = ""
+    if inv is None and logs is not None and planned_phases(ctx, profile) is None:
+        if logs.no_pipeline_phase:
+            # nothing in the logs is the pipeline, and nothing says the job runs it (LOG009 says so): nothing expected
+            expected = set()
+            unjudged = "not judged: no process in these logs is a phase of the pipeline"
+        elif logs.logs and not logs.recognised:
+            # nothing in them is in nanochat's formats (LOG009): what ran is unknown, so what was expected stays
+            # not done (a job that died before its first phase prints nothing of nanochat's either)
+            unjudged = "not judged: nothing in these logs is in nanochat's formats"
     started = logs.started_phases() if logs is not None else []
     last_started = next((p for p in reversed(started) if p in PHASES), None)
     verdicts: list[PhaseVerdict] = []
@@ -539,6 +547,8 @@ def phases_fact(ctx: Any) -> Phases:
                 v.step = _checkpoint_in_logs(logs.by_phase(phase) if logs is not None else [])
         if v.expected:
             v.expected = phase in expected or phase in started
+        if unjudged and v.status == "not-run" and not v.cause:
+            v.cause = unjudged
         verdicts.append(v)
     marks.mark_diverged(logs, verdicts)
     marks.mark_skipped_mid(logs, verdicts)

@@ -3,6 +3,8 @@ finished, then its chat_eval died on a debugger breakpoint left in the code (a b
 
 from __future__ import annotations
 
+import json
+
 from tests.clirun import verify_logs
 from tests.postflight.logshapes import _log, child_failed, ranked
 
@@ -74,3 +76,21 @@ def test_chat_evals_breakpoint_after_mid_is_mids_evaluation_to_rerun_not_sfts_st
         "torchrun --standalone --nproc_per_node=2 -m scripts.chat_eval -- -i mid",
         "torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft",
     ], report["resume"]
+
+
+def test_a_log_in_a_forks_own_format_is_not_judged_and_says_so(tmp_path, cli):
+    # a fork's trainer logs in its own format: every phase read "not-run" with no cause, and the exit said the phases
+    # were "not done", as if the run had failed
+    log = tmp_path / "speedrun.log"
+    log.write_text(
+        "\n".join(
+            f"[2026-07-06 04:03:{s:02d}] step {s:06d} | loss {10 - s * 0.1:.6f} | dt_ms 1100.0" for s in range(30)
+        )
+        + "\n"
+    )
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    phases = {p["name"]: p for p in report["phases"]}
+    assert phases["base"]["cause"] == "not judged: nothing in these logs is in nanochat's formats", phases["base"]
+    assert proc.returncode == 1, proc.returncode  # what ran is unknown: not a pass
+    assert "expected phases could not be judged (counted as not done): tokenizer, base" in proc.stderr, proc.stderr
