@@ -94,3 +94,35 @@ def test_a_log_in_a_forks_own_format_is_not_judged_and_says_so(tmp_path, cli):
     assert phases["base"]["cause"] == "not judged: nothing in these logs is in nanochat's formats", phases["base"]
     assert proc.returncode == 1, proc.returncode  # what ran is unknown: not a pass
     assert "expected phases could not be judged (counted as not done): tokenizer, base" in proc.stderr, proc.stderr
+
+
+def test_an_sft_run_that_continues_an_earlier_sft_model_by_its_tag_is_not_a_wrong_model(tmp_path, cli):
+    # chat_sft --model-tag=d12_pretrain: it loads chatsft_checkpoints/d12_pretrain and saves d12_math: LOG011 said the
+    # tag was guessed and told the user to rerun SFT on its own output; checkpoint_manager logs its guesses, and
+    # there is none
+    sft = f"{BASE}/chatsft_checkpoints"
+    lines = [
+        "Autodetected device type: cuda",
+        _log("nanochat.common", "Distributed world size: 1"),
+        _log("nanochat.checkpoint_manager", f"Loading model from {sft}/d12_pretrain with step 1000"),
+        "Inherited max_seq_len=2048 from pretrained checkpoint",
+        *(
+            f"step {s:05d} ({100 * s / 33:.2f}%) | loss: {0.8 - s * 0.01:.6f} | lrm: 1.00 | dt: 745.00ms | "
+            "tok/sec: 88,000 | mfu: 40.00 | epoch: 1 | total time: 0.20m"
+            for s in range(34)
+        ),
+        _log("nanochat.checkpoint_manager", f"Saved model parameters to: {sft}/d12_math/model_000033.pt"),
+        _log("nanochat.checkpoint_manager", f"Saved metadata to: {sft}/d12_math/meta_000033.json"),
+        "Peak memory usage: 8794.46MiB",
+        "Total training time: 0.29m",
+    ]
+    log = tmp_path / "d12_math.log"
+    log.write_text("\n".join(lines) + "\n")
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    assert not checks["LOG011"]["findings"], checks["LOG011"]
+    # the same load after "No model tag provided, guessing model tag: d12_pretrain" is the mismatch
+    guess = _log("nanochat.checkpoint_manager", "No model tag provided, guessing model tag: d12_pretrain")
+    log.write_text("\n".join([*lines[:2], guess, *lines[2:]]) + "\n")
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (wrong,) = checks["LOG011"]["findings"]
+    assert "not the d12_math this job's sft saved" in wrong["message"], wrong["message"]
