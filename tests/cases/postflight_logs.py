@@ -159,7 +159,7 @@ def _pip_hit_the_quota():  # pip says it on one line
 
 @bad("model-tag-mismatch")
 def _mid_guessed_an_older_bigger_base():  # karpathy/nanochat#542's shape: base saved d2, mid picked d26
-    return _log(F.run_log(per_phase={"mid": {"tag": "d26"}}))
+    return _log(F.run_log(per_phase={"mid": {"tag": "d26", "guessed": True}}))
 
 
 def _mid_guessed_alone(*tags: str) -> Scenario:
