@@ -47,9 +47,9 @@ def model_tag_mismatch(logs, ctx) -> Iterator[Finding]:
                 continue
             if where[1] in saved[where[0]]:
                 continue
-            if seg.guessed_tag is None and "checkpoint_manager" in seg.loaded.text:
-                # checkpoint_manager logs "No model tag provided, guessing ..." before such a load line whenever it
-                # guesses: with none, the tag was given (an SFT run continued from an earlier SFT model on purpose)
+            if seg.guessed_tag is None and " - INFO - " in seg.loaded.text:
+                # the logger that wrote this load line logs "No model tag provided, guessing ..." before it whenever
+                # it guesses: with none, the tag was given (an SFT run continued from an earlier SFT model on purpose)
                 continue
             source, tag = where
             want = next(iter(saved[source])) if len(saved[source]) == 1 else None
