@@ -164,7 +164,11 @@ def verify_cmd(
         unjudged = all(re.search(r"^not judged|\bnot checked\b", str(p.get("cause", ""))) for p in incomplete)
         sys.stderr.write(
             f"postflight: exit {EXIT_FINDINGS}: no failing finding, but "
-            + ("expected phases could not be judged (counted as not done)" if unjudged else "expected phases are not done")
+            + (
+                "expected phases could not be judged (counted as not done)"
+                if unjudged
+                else "expected phases are not done"
+            )
             + f": {names}"
             + (
                 " (no job script or ledger says which phases the job runs, so the era's whole pipeline is expected: "

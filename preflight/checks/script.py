@@ -562,7 +562,7 @@ def _inline_python_downloads(ctx, model, profile) -> Iterator[Finding]:
             f"the Python at line {cmd.line} downloads: {', '.join(named[:4])}"
             + (f" and {len(named) - 4} more" if len(named) > 4 else "")
             + f" ({'; '.join(kinds)}"
-            + (f", in the source of {', '.join(via)}" if via else "")
+            + (f", through {', '.join(via)}" if via else "")
             + ")"
         )
         if offline:
@@ -575,14 +575,20 @@ def _inline_python_downloads(ctx, model, profile) -> Iterator[Finding]:
                 fix="run this Python once on a login node with the job's HF_HOME and without the offline variables",
             )
             continue
+        hub = any(k.startswith("Hugging Face") for k in kinds)
+        direct = any(not c.via for c in found)
         yield Finding(
             text
             + ", but compute nodes are offline"
+            + ("" if direct else " (unless the cache the checkout's code reads is filled already)")
             + ("; it runs in the background and nothing checks its exit status" if cmd.background else ""),
             path=str(model.path),
             line=found[0].line,
-            fix="run this Python once on a login node with the job's HF_HOME (the files land in that cache), then "
-            "export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 in the job so it reads the cache",
+            # through the checkout's own code the download may find its cache (NET001 checks the phases' caches)
+            severity=None if direct else Severity.WARNING,
+            fix="run this Python once on a login node with the job's environment (NANOCHAT_BASE_DIR, HF_HOME: the "
+            "files land in the caches the job reads)"
+            + (", then export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 in the job so it reads them" if hub else ""),
         )
 
 

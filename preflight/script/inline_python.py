@@ -93,9 +93,13 @@ def _downloading_imports(tree: ast.Module, calls: dict[str, str], root: Path) ->
     return out
 
 
+MAX_IMPORT_DEPTH = 3  # tasks.smoltalk -> tasks.common.load_hub_dataset -> urllib's urlopen
+
+
 @lru_cache(maxsize=128)
-def _module_downloads(root: str, module: str, calls: tuple[tuple[str, str], ...]) -> str:
-    """What a checkout module's own source downloads ('' when it makes no such call or cannot be read)."""
+def _module_downloads(root: str, module: str, calls: tuple[tuple[str, str], ...], depth: int = 0) -> str:
+    """What a checkout module's own source downloads ('' when it makes no such call or cannot be read): a call of
+    the profile's, or of a name it imports from another checkout module that downloads."""
     path = Path(root, *module.split(".")).with_suffix(".py")
     try:
         if not path.is_file() or path.stat().st_size > MAX_MODULE_BYTES:
@@ -104,9 +108,16 @@ def _module_downloads(root: str, module: str, calls: tuple[tuple[str, str], ...]
     except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return ""
     names = dict(calls)
+    imported: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level and depth < MAX_IMPORT_DEPTH:
+            if node.module != module and (what := _module_downloads(root, node.module, calls, depth + 1)):
+                imported.update({a.asname or a.name: what for a in node.names})
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
             if name in names:
                 return names[name]
+            if name in imported:
+                return imported[name]
     return ""

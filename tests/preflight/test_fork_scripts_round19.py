@@ -53,10 +53,22 @@ def test_task_classes_of_the_checkout_built_in_a_background_heredoc_download(tmp
     (found,) = _downloads(checks)
     assert found["location"]["line"] == 9, found
     assert found["message"] == (
-        "the Python at line 5 downloads: ChatMix('train'), ChatMix('test') (Hugging Face datasets download, in the "
-        "source of tasks.chatmix), but compute nodes are offline; it runs in the background and nothing checks its "
-        "exit status"
+        "the Python at line 5 downloads: ChatMix('train'), ChatMix('test') (Hugging Face datasets download, through "
+        "tasks.chatmix), but compute nodes are offline (unless the cache the checkout's code reads is filled "
+        "already); it runs in the background and nothing checks its exit status"
     ), found["message"]
+    assert found["severity"] == "warning", found  # the checkout's code may find its cache filled
+    # a task that downloads through a helper of another checkout module (tasks.common's urlopen)
+    (checkout / "tasks" / "common.py").write_text(
+        "import urllib.request\ndef load_hub_dataset(repo):\n    return urllib.request.urlopen(repo)\n"
+    )
+    (checkout / "tasks" / "chatmix.py").write_text(
+        "from tasks.common import load_hub_dataset\nclass ChatMix:\n    def __init__(self, split):\n"
+        "        self.ds = load_hub_dataset('org/chat-mix')\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    (found,) = _downloads(checks)
+    assert "(URL download, through tasks.chatmix)" in found["message"], found["message"]
 
 
 def test_inline_python_that_reads_local_files_or_the_cache_only(tmp_path, cli):
