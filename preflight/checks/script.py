@@ -47,12 +47,34 @@ def directive_after_command(script) -> Iterator[Finding]:
     _readable(script)
     for d in script.directives:
         if d.ignored:
+            resource = _RESOURCE_DEFAULTS.get(d.key)
             yield Finding(
-                f"#SBATCH {d.raw} comes after the first command (line {script.first_command_line}): sbatch ignores it",
+                f"#SBATCH {d.raw} comes after the first command (line {script.first_command_line}): sbatch ignores it"
+                + (f", and the job gets {resource}" if resource else ""),
                 path=str(script.path),
                 line=d.line,
+                # what the job gets (its GPUs, time, place) is wrong, not a name or a log path
+                severity=Severity.ERROR if resource else None,
                 fix=f"move this line above line {script.first_command_line}",
             )
+
+
+# directives whose loss changes what the job runs on, and what it gets instead (an ignored one is an error, not a
+# job name's or a log path's loss)
+_RESOURCE_DEFAULTS = {
+    **dict.fromkeys(("gres", "gpus", "gpus-per-node", "gpus-per-task"), "no GPUs"),
+    "time": "the partition's default time limit",
+    "partition": "the default partition",
+    **dict.fromkeys(("nodes", "ntasks", "ntasks-per-node", "cpus-per-task"), "the default node and task counts"),
+    **dict.fromkeys(("mem", "mem-per-gpu", "mem-per-cpu"), "the default memory"),
+    **dict.fromkeys(("account", "qos"), "the default account and QoS (or a rejection)"),
+    "constraint": "any node of the partition",
+}
+
+
+def _ignored_directive(script, *keys: str):
+    """The ignored #SBATCH line (after the first command) that asks for one of ``keys``, or None."""
+    return next((d for d in script.directives if d.ignored and d.key in keys), None)
 
 
 @check("SB002", "variable-in-directive", severity="warning")
@@ -241,7 +263,16 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
         n = _resolved_nproc(script, inv, job_env)
         if n is None:
             continue
-        if requested is None:
+        if requested is None and (lost := _ignored_directive(script, "gres", "gpus", "gpus-per-node")) is not None:
+            yield Finding(
+                f"torchrun starts {n} process{'es' if n != 1 else ''} per node but the job requests no GPUs: "
+                f"#SBATCH {lost.raw} (line {lost.line}) comes after the first command (line "
+                f"{script.first_command_line}), where sbatch ignores it",
+                path=_p(script, inv),
+                line=inv.line,
+                fix=f"move line {lost.line} (and the #SBATCH lines after it) above line {script.first_command_line}",
+            )
+        elif requested is None:
             part = script.directive("partition")
             cpu_only = part is not None and re.search(r"(?i)(?:^|[-_,])cpus?(?:$|[-_,])", part.value or "")
             yield Finding(

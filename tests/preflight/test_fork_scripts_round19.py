@@ -169,3 +169,19 @@ def test_a_variable_set_for_the_child_script_reaches_its_launch(tmp_path, cli):
     assert creds["message"].startswith(
         "wandb run 'speedrun' (--run=$WANDB_RUN, WANDB_RUN=speedrun set for the script it runs (job.sh:4))"
     ), creds["message"]
+
+
+def test_a_gpu_request_below_the_first_command_is_an_error_and_the_gpu_fix_moves_it(tmp_path, cli):
+    # `if [ "$1" = --prep ]; then ...; fi` before the #SBATCH block: sbatch ignores --gres and --time there. SB001
+    # was a warning, and each launch's SB005 said "add #SBATCH --gres=gpu:8", a line the script already had
+    body = (
+        '#!/bin/bash\nif [ "$1" = "--prep" ]; then\n  echo prep\nfi\n#SBATCH --job-name=nc\n#SBATCH --gres=gpu:8\n'
+        "set -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=4\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "current")
+    by_line = {f["location"]["line"]: f for f in checks["SB001"]["findings"]}
+    assert by_line[5]["severity"] == "warning", by_line[5]  # a job name
+    assert by_line[6]["severity"] == "error" and by_line[6]["message"].endswith("and the job gets no GPUs"), by_line[6]
+    (gpus,) = checks["SB005"]["findings"]
+    assert "#SBATCH --gres=gpu:8 (line 6) comes after the first command (line 2)" in gpus["message"], gpus
+    assert gpus["fix"] == "move line 6 (and the #SBATCH lines after it) above line 2", gpus["fix"]
