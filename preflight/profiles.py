@@ -368,16 +368,31 @@ def fingerprint(checkout: Path) -> tuple[str, str, str | None] | None:
         return None
     if has("nanochat/base_train.py"):
         return "bundled", f"checkout {checkout} has nanochat/base_train.py (this project's trainer)", None
-    if has("nanochat/configurator.py"):
+    if has("nanochat/configurator.py") and _execs_configurator(checkout):
         return "classic", f"checkout {checkout} has nanochat/configurator.py (configurator era)", None
+    # a configurator.py left beside an argparse base_train is no evidence of the configurator era
+    leftover = " (its configurator.py is a leftover: scripts/base_train.py parses argparse flags)"
+    left = leftover if has("nanochat/configurator.py") else ""
     if has("scripts/mid_train.py"):
         variant = _argparse_variant(checkout)
-        return "argparse", f"checkout {checkout} has scripts/mid_train.py but no configurator.py", variant
+        why = "has scripts/mid_train.py" + (left or " but no configurator.py")
+        return "argparse", f"checkout {checkout} {why}", variant
     if has("nanochat/report.py"):
-        return "no-mid", f"checkout {checkout} has nanochat/report.py but no scripts/mid_train.py", None
+        return "no-mid", f"checkout {checkout} has nanochat/report.py but no scripts/mid_train.py{left}", None
     if has("scripts/base_train.py"):
-        return "current", f"checkout {checkout} has no nanochat/report.py and no scripts/mid_train.py", None
+        return "current", f"checkout {checkout} has no nanochat/report.py and no scripts/mid_train.py{left}", None
     return None
+
+
+def _execs_configurator(checkout: Path) -> bool:
+    """Whether base_train reads its settings through the configurator (a fork may keep configurator.py after moving
+    to argparse: then its flags are argparse's); True when base_train cannot be read (the file decides alone)."""
+    try:
+        with open(checkout / "scripts" / "base_train.py", encoding="utf-8", errors="replace") as f:
+            text = f.read(400_000)
+    except OSError:
+        return True
+    return "configurator" in text or "add_argument" not in text
 
 
 def _argparse_variant(checkout: Path) -> str | None:

@@ -185,3 +185,24 @@ def test_a_gpu_request_below_the_first_command_is_an_error_and_the_gpu_fix_moves
     (gpus,) = checks["SB005"]["findings"]
     assert "#SBATCH --gres=gpu:8 (line 6) comes after the first command (line 2)" in gpus["message"], gpus
     assert gpus["fix"] == "move line 6 (and the #SBATCH lines after it) above line 2", gpus["fix"]
+
+
+def test_a_configurator_left_beside_an_argparse_base_train_is_not_the_configurator_era(tmp_path, cli):
+    # a fork kept nanochat/configurator.py after upstream moved to argparse: the era was "classic (configurator)"
+    checkout = tmp_path / "nanochat"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "nanochat").mkdir()
+    for f in ("nanochat/configurator.py", "nanochat/report.py", "scripts/mid_train.py"):
+        (checkout / f).write_text("\n")
+    base_train = checkout / "scripts" / "base_train.py"
+    base_train.write_text(
+        'import argparse\nparser = argparse.ArgumentParser()\nparser.add_argument("--depth", type=int)\n'
+    )
+    body = HEAD + "torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=4\n"
+    report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    assert report["profile"]["name"] == "argparse", report["profile"]
+    assert "its configurator.py is a leftover" in report["profile"]["reason"], report["profile"]
+    # a base_train that execs it is the configurator era
+    base_train.write_text("exec(open(os.path.join('nanochat', 'configurator.py')).read())\n")
+    report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    assert report["profile"]["name"] == "classic", report["profile"]
