@@ -480,6 +480,11 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+def _cd_before(script, line: int | None) -> bool:
+    """Whether the batch script changes directory before ``line`` (or anywhere, when the line is unknown)."""
+    return any(c.name in ("cd", "pushd") and (line is None or c.line < line) for c in script.commands)
+
+
 @check("SB018", "entry-not-found", severity="error")
 def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
     """
@@ -504,9 +509,10 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
 
     script.require_readable()
     pythonpath = job_env.get("PYTHONPATH") or ""
-    if any(ch in pythonpath for ch in "$`"):
-        raise Skip("PYTHONPATH is set from values known only when the job runs")
-    extra = [Path(p) for p in pythonpath.split(":") if p]
+    # `export PYTHONPATH="$PYTHONPATH:$PWD/src"`: its known entries are searched; a module missing from them may be
+    # in one known only when the job runs (then a warning, not an error)
+    unknown = [p for p in pythonpath.split(":") if p and any(ch in p for ch in "$`")]
+    extra = [Path(p) for p in pythonpath.split(":") if p and p not in unknown]
     missing: dict[Path, list] = {}  # working directory -> [(invocation, entry, why)]
     absent: dict[Path, list] = {}  # working directories that do not exist on this machine
     given = checkout_or_none(ctx)
@@ -546,6 +552,36 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
                 continue
         if not any(Checkout(r, where[1]).entry_file(inv.module, inv.script_file) for r in roots):
             missing.setdefault(where[0], []).append((inv, entry, where[1]))
+    if given is not None and not ctx.inputs.submitting:
+        # a script the job runs (`bash speedrun_cluster.sh`) runs in its caller's directory, here the checkout given:
+        # its launches of the checkout's scripts.X need them there too
+        # (one that cds elsewhere first runs its launches there: not judged here)
+        lacking = [
+            inv
+            for model in script.walk()
+            if model is not script and not _cd_before(script, script.include_lines.get(str(model.path)))
+            for inv in model.invocations
+            if not any(c.name in ("cd", "pushd") and c.line < inv.line for c in model.commands)
+            and inv.module
+            and inv.module.split(".")[0] == "scripts"
+            and not any(p in _ELSEWHERE for p in inv.prefixes)
+            and not given.entry_file(inv.module, None)
+        ]
+        if lacking:
+            names = list(dict.fromkeys(f"{inv.module} (line {inv.line})" for inv in lacking))
+            yield Finding(
+                f"{Path(script.file_of(lacking[0])).name} launches {', '.join(names)}, which the checkout given "
+                f"({given.root}) does not have: python stops with `No module named` there"
+                + (
+                    f", unless PYTHONPATH's {', '.join(unknown)} (known only when the job runs) has it"
+                    if unknown
+                    else ""
+                ),
+                path=script.file_of(lacking[0]),
+                line=lacking[0].line,
+                severity=Severity.WARNING if unknown else None,
+                fix="remove these launches, or run them from a checkout that has these scripts",
+            )
     for workdir, launches in absent.items():
         inv, entry, why = launches[0]
         yield Finding(
@@ -567,9 +603,15 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
         )
         yield Finding(
             f"{launched} (line {inv.line}){more} runs in {workdir} ({why}), which has no {entry}: python stops "
-            "with `No module named` before the phase starts",
+            "with `No module named` before the phase starts"
+            + (
+                f", unless it is under PYTHONPATH's {', '.join(unknown)} (known only when the job runs)"
+                if unknown and inv.module
+                else ""
+            ),
             path=script.file_of(inv),
             line=inv.line,
+            severity=Severity.WARNING if unknown and inv.module else None,
             fix=f"cd to the nanochat checkout before line {inv.line} (cd /path/to/nanochat), submit from it, "
             "or set #SBATCH --chdir=/path/to/nanochat",
         )

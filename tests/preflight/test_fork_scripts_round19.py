@@ -206,3 +206,45 @@ def test_a_configurator_left_beside_an_argparse_base_train_is_not_the_configurat
     base_train.write_text("exec(open(os.path.join('nanochat', 'configurator.py')).read())\n")
     report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
     assert report["profile"]["name"] == "classic", report["profile"]
+
+
+def _bare_checkout(root, *entries: str):
+    (root / "scripts").mkdir(parents=True)
+    (root / "nanochat").mkdir()
+    for e in entries:
+        (root / "scripts" / f"{e}.py").write_text("import argparse\n")
+    return root
+
+
+def test_a_child_scripts_launch_of_a_script_the_checkout_lacks_is_found(tmp_path, cli):
+    # `bash speedrun_cluster.sh` launches scripts.base_loss and scripts.mid_train, which this fork's checkout no longer
+    # has: SB018 looked at the batch script's own launches only
+    checkout = _bare_checkout(tmp_path / "nanochat", "base_train", "chat_sft")
+    (checkout / "run.sh").write_text(
+        "#!/bin/bash\ntorchrun --standalone --nproc_per_node=1 -m scripts.base_train\n"
+        "torchrun --standalone --nproc_per_node=1 -m scripts.base_loss\n"
+        "torchrun --standalone --nproc_per_node=1 -m scripts.mid_train\n"
+    )
+    body = "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nbash run.sh\n"
+    (tmp_path / "run.sh").write_text((checkout / "run.sh").read_text())
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    (lacking,) = checks["SB018"]["findings"]
+    assert lacking["message"].startswith(
+        f"run.sh launches scripts.base_loss (line 3), scripts.mid_train (line 4), which the checkout given ({checkout}) "
+        "does not have"
+    ), lacking["message"]
+    assert lacking["severity"] == "error", lacking
+
+
+def test_a_pythonpath_known_only_at_run_time_no_longer_hides_a_missing_entry(tmp_path, cli):
+    # `export PYTHONPATH="$PYTHONPATH:$PWD/src"` skipped SB018 whole; the missing module is now a warning that names
+    # the entries it could still be in
+    checkout = _bare_checkout(tmp_path / "nanochat", "base_train")
+    body = (
+        '#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nexport PYTHONPATH="$PYTHONPATH:$PWD/src"\n'
+        "torchrun --standalone --nproc_per_node=1 -m scripts.base_loss\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current")
+    (missing,) = checks["SB018"]["findings"]
+    assert missing["severity"] == "warning", missing
+    assert "unless it is under PYTHONPATH's $PYTHONPATH, $PWD/src (known only when the job runs)" in missing["message"]
