@@ -122,6 +122,7 @@ def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Ite
     """Point ``data``'s ``dataset:`` section at the layout the checkout reads. ``profiles``: the merged profiles
     as JSON (the layouts), asked for only when needed. A directory no profile describes (a fork's) keeps this
     era's numbers."""
+    _apply_cropping(data, checkout)
     data_dir, max_shard, env, shard_regex = read_layout(checkout)
     ds = data.get("dataset") or {}
     dirs = list(ds.get("dirs") or [])
@@ -140,6 +141,23 @@ def apply_checkout_layout(data: dict, checkout: Path, profiles: Callable[[], Ite
         ds["dir_env"] = env  # the job's $NANOCHAT_DATA_DIR, where it sets one, is the directory
     ds["from_checkout"] = os.path.join("nanochat", "dataset.py")
     data["dataset"] = ds
+
+
+def _apply_cropping(data: dict, checkout: Path) -> None:
+    """An era whose loader crops documents to fill each row (``usable_fraction`` < 1, its loader named by
+    ``cropping_loader``) reads every token of its shards in a checkout whose base_train loads no such loader (a fork
+    of the weeks before upstream's, or one that kept the streaming loader)."""
+    ds = data.get("dataset") or {}
+    marker = ds.get("cropping_loader")
+    if not marker or ds.get("usable_fraction", 1.0) >= 1.0:
+        return
+    try:
+        with open(checkout / "scripts" / "base_train.py", "rb") as f:
+            text = f.read(MAX_SOURCE_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return  # no base_train to read: the era's figure stands
+    if marker not in text:
+        data["dataset"] = {**ds, "usable_fraction": 1.0, "usable_from_checkout": "scripts/base_train.py"}
 
 
 def layout_of(data_dir: str, profiles: Callable[[], Iterable[str]]) -> dict | None:

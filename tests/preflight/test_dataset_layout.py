@@ -37,6 +37,8 @@ NO_MID_TRAIN = (
     'parser.add_argument("--depth", type=int, default=20)\n'
     'parser.add_argument("--device-batch-size", type=int, default=32)\n'
     "args = parser.parse_args()\n"
+    # the era's loader, which crops documents to fill its rows (35% of tokens: usable_fraction 0.65)
+    "from nanochat.dataloader import tokenizing_distributed_data_loader_with_state_bos_bestfit\n"
 )
 
 

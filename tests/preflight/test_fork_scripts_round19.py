@@ -248,3 +248,22 @@ def test_a_pythonpath_known_only_at_run_time_no_longer_hides_a_missing_entry(tmp
     (missing,) = checks["SB018"]["findings"]
     assert missing["severity"] == "warning", missing
     assert "unless it is under PYTHONPATH's $PYTHONPATH, $PWD/src (known only when the job runs)" in missing["message"]
+
+
+def test_a_checkout_whose_base_train_loads_no_cropping_loader_needs_every_shard_once(tmp_path, cli):
+    # the argparse era's loader crops 35% of tokens (upstream's 240 -> 370 shards), but a checkout of that era whose
+    # base_train streams (no bestfit loader) reads them all: its own speedrun downloads 240, and 333 were demanded for d20
+    checkout = _bare_checkout(tmp_path / "nanochat", "mid_train")
+    (checkout / "nanochat" / "report.py").write_text("\n")
+    flags = 'import argparse\nparser = argparse.ArgumentParser()\nparser.add_argument("--device-batch-size")\n'
+    body = (
+        HEAD
+        + "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20 --target-param-data-ratio=20\n"
+    )
+    (checkout / "scripts" / "base_train.py").write_text(flags + "from nanochat.dataloader import loader_bos_bestfit\n")
+    report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    assert report["profile"]["name"] == "argparse", report["profile"]
+    assert (report["plan"]["shards_min"], report["plan"]["shards_recommended"]) == (283, 370), report["plan"]
+    (checkout / "scripts" / "base_train.py").write_text(flags + "from nanochat.dataloader import stream_loader\n")
+    report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    assert (report["plan"]["shards_min"], report["plan"]["shards_recommended"]) == (185, 240), report["plan"]
