@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from preflight.facts import Skip
@@ -191,13 +192,18 @@ def _flag_int(script, inv, job_env, key: str) -> int | None:
         return None
 
 
-def _needed_by(item: dict, invs: list, script, job_env) -> list:
-    """The launches of this phase that need the item (all of them when no script is at hand)."""
+def _needed_by(item: dict, invs: list, script, job_env, phase_modules: list, checkout=None) -> list:
+    """The launches of this phase that need the item (all of them when no script is at hand). A fork's own entry of
+    the phase (scripts.chat_sft_pre1985) needs what its source and the task modules it imports name."""
     mods = item.get("modules") or ([item["module"]] if item.get("module") else None)
+    upstream = {m.rsplit(".", 1)[-1] for m in phase_modules}
     out = []
     for inv in invs:
         base = inv.entry.rsplit(".", 1)[-1]
-        if mods and base not in {m.rsplit(".", 1)[-1] for m in mods}:
+        own = _fork_entry_names(checkout, inv.entry, item) if checkout is not None and base not in upstream else None
+        if own is False:
+            continue  # the fork's entry, read: nothing in it or its tasks names this download
+        if own is None and mods and base not in {m.rsplit(".", 1)[-1] for m in mods}:
             continue
         if any(
             _switched_off(cond, script, inv, job_env)
@@ -207,6 +213,39 @@ def _needed_by(item: dict, invs: list, script, job_env) -> list:
             continue  # --core-metric-every=-1: base_train never evaluates CORE; base_eval --eval=bpb runs none
         out.append(inv)
     return out
+
+
+def _fork_entry_names(checkout, entry: str, item: dict) -> bool | None:
+    """Whether a fork's entry point, or a ``tasks`` module it imports, names the item (its source or marker);
+    None when the entry cannot be read."""
+    texts = _entry_texts(str(checkout.root), entry)
+    if texts is None:
+        return None
+    # the dataset's id (cais/mmlu), or a downloaded file's stem (words_alpha): the markers tell eras apart, not what
+    # is downloaded ("from datasets import")
+    source = item.get("source") or ""
+    needle = source.rsplit("/", 1)[-1].split(".")[0] if source.startswith("http") else source
+    return bool(needle) and any(needle in t for t in texts)
+
+
+@lru_cache(maxsize=64)
+def _entry_texts(root: str, entry: str) -> tuple[str, ...] | None:
+    """The source of an entry point and of the ``tasks.*`` modules it imports (what it may build and download)."""
+    import re
+
+    def read(module: str) -> str | None:
+        path = Path(root, *module.split(".")).with_suffix(".py")
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(2 << 20).decode("utf-8", errors="replace")
+        except OSError:
+            return None
+
+    own = read(entry)
+    if own is None:
+        return None
+    tasks = dict.fromkeys(re.findall(r"^\s*(?:from|import)\s+(tasks\.\w+)", own, re.M))
+    return (own, *(t for m in tasks if (t := read(m)) is not None))
 
 
 def off_conditions(item: dict) -> list[dict]:
@@ -329,7 +368,8 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
         )
         missing, commands = [], []
         for item in (profile.phase(phase) or {}).get("network") or []:
-            users = _needed_by(item, invs, script, job_env) if invs is not None else None
+            phase_modules = (profile.phase(phase) or {}).get("modules") or []
+            users = _needed_by(item, invs, script, job_env, phase_modules, checkout) if invs is not None else None
             if users is not None and not users:
                 continue
             used = marker_found(checkout, item)

@@ -267,3 +267,23 @@ def test_a_checkout_whose_base_train_loads_no_cropping_loader_needs_every_shard_
     (checkout / "scripts" / "base_train.py").write_text(flags + "from nanochat.dataloader import stream_loader\n")
     report, _checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
     assert (report["plan"]["shards_min"], report["plan"]["shards_recommended"]) == (185, 240), report["plan"]
+
+
+def test_a_fork_sft_entry_needs_the_downloads_its_own_tasks_name(tmp_path, cli):
+    # scripts.chat_sft_pre1985 trains on GSM8K and spelling tasks only; NET001 listed the era's SFT downloads (MMLU,
+    # ARC, SmolTalk ...) and missed none of them by reading the fork's own entry and the tasks it imports
+    checkout = _bare_checkout(tmp_path / "nanochat", "base_train", "chat_sft", "chat_eval")
+    (checkout / "nanochat" / "report.py").write_text("\n")
+    (checkout / "tasks").mkdir()
+    for name, source in (("gsm8k", "openai/gsm8k"), ("mmlu", "cais/mmlu"), ("smoltalk", "HuggingFaceTB/smol-smoltalk")):
+        (checkout / "tasks" / f"{name}.py").write_text(f"from datasets import load_dataset\nDS = '{source}'\n")
+    (checkout / "tasks" / "spellingbee.py").write_text("WORD_LIST_URL = 'https://h/words_alpha.txt'\n")
+    (checkout / "scripts" / "chat_sft_pre1985.py").write_text(
+        "import argparse\nfrom tasks.gsm8k import GSM8K\nfrom tasks.spellingbee import SpellingBee\n"
+    )
+    body = HEAD + "torchrun --standalone --nproc_per_node=1 -m scripts.chat_sft_pre1985\n"
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    (sft,) = [f for f in checks["NET001"]["findings"] if f.get("data", {}).get("phase") == "sft"]
+    sources = {item["source"] for item in sft["data"]["items"]}
+    assert "openai/gsm8k" in sources and any("words_alpha" in s for s in sources), sources
+    assert not sources & {"cais/mmlu", "HuggingFaceTB/smol-smoltalk", "allenai/ai2_arc"}, sources
