@@ -25,6 +25,15 @@ CANDIDATES = ("classic", "argparse", "no-mid", "current")  # bundled runs say so
 TIE_ORDER = ("classic", "current", "no-mid", "argparse")  # equal evidence: the usual one first
 
 
+_STAMP_RE = re.compile(r"^\[?(20\d\d-[01]\d-[0-3]\d)[ T][0-2]\d:[0-5]\d:[0-5]\d", re.M)
+
+
+def _run_date(heads: list[tuple[str, str]]) -> str | None:
+    """The earliest date a log's lines are stamped with (nanochat's logger, a launcher's): when the run ran."""
+    dates = [m.group(1) for _, head in heads for m in _STAMP_RE.finditer(head)]
+    return min(dates) if dates else None
+
+
 def log_samples(logs: list) -> list[tuple[str, str]]:
     """(file name, head + tail text) of each readable log: era signs are read there, never the whole file."""
     out = []
@@ -159,6 +168,16 @@ def detect(ctx: Any) -> tuple[str, str, tuple[str, ...]] | None:
     if score <= 0:
         return None
     tied = [s[3] for s in scored[1:] if s[:2] == (score, logged)]
+    dated = _run_date(heads)
+    if tied and dated:
+        # code is never newer than its run: an era that began after the log's first timestamp is not the run's
+        began = {n: str((_load_raw(n).get("dates") or {}).get("from") or "") for n in [name, *tied]}
+        possible = [n for n in [name, *tied] if began[n] <= dated]
+        if possible and name not in possible:
+            late = name
+            name = max(possible, key=lambda n: began[n])
+            tied = [n for n in possible if n != name]
+            seen = [*seen, f"its log is dated {dated}, before the {late} era (from {began[late]})"]
     if tied:  # the signs seen are printed by both eras: say so, and which one the tie took
         return (
             name,

@@ -356,8 +356,14 @@ def test_report_lines_in_a_long_logs_tail_name_the_era_that_still_has_a_report(t
     report, _checks, phases = _verify(cli, log)
     assert report["profile"]["name"] == "no-mid", report["profile"]
     assert phases["report"]["cause"].startswith("the log shows report.md generated"), phases["report"]
-    # the same log without the report lines stays what its grammar says first (current master)
+    # the same log without the report lines: its grammar fits both eras, and its save is dated 2026-03-02, before
+    # the current era began (2026-07-02): no-mid, by its date
     log.write_text(log.read_text().split("Generating report")[0])
+    report, _checks, _phases = _verify(cli, log)
+    assert report["profile"]["name"] == "no-mid", report["profile"]
+    assert "its log is dated 2026-03-02, before the current era (from 2026-07-02)" in report["profile"]["reason"]
+    # dated after it, or not dated at all: what its grammar says first (current master)
+    log.write_text(log.read_text().replace("2026-03-02 18:32:51,834", "2026-07-20 18:32:51,834"))
     report, _checks, _phases = _verify(cli, log)
     assert report["profile"]["name"] == "current", report["profile"]
 
@@ -519,7 +525,8 @@ def test_a_later_phase_on_another_model_than_the_job_trained_is_an_error(tmp_pat
 
 def test_a_logged_window_pattern_is_a_post_configurator_era(tmp_path, cli):
     # an SFT model evaluated alone by a 2026 fork (16 ranks): its model config carries window_pattern, which no
-    # configurator-era model has; the era has no mid phase and no report, so nothing is left to do
+    # configurator-era model has; dated 2026-04-21, it ran before upstream deleted the report (2026-07-02): the
+    # no-mid era, whose report this log cannot show (no base dir to read report.md from)
     log = tmp_path / "eval.out"
     log.write_text(
         "Autodetected device type: cuda\n"
@@ -535,6 +542,7 @@ def test_a_logged_window_pattern_is_a_post_configurator_era(tmp_path, cli):
     proc = cli(*args, cwd=tmp_path)
     report = json.loads(proc.stdout)
     phases = {p["name"]: p for p in report["phases"]}
-    assert report["profile"]["name"] == "current" and "window_pattern" in report["profile"]["reason"]
+    assert report["profile"]["name"] == "no-mid" and "window_pattern" in report["profile"]["reason"]
     assert phases["mid"]["status"] == "not-run" and phases["sft"]["status"] == "done"
-    assert phases["report"]["status"] == "not-run" and proc.returncode == 0
+    assert phases["report"]["cause"] == "report.md not checked (no base dir)" and proc.returncode == 1
+    assert "expected phases could not be judged (counted as not done): report" in proc.stderr, proc.stderr
