@@ -132,6 +132,9 @@ class EventReader:
                 self.seg = self._new_segment(line)  # (after chat_eval's output, which names no script)
             self._evidence("report", line)
             return True
+        if s.startswith("Reset report and wrote header to "):  # `nanochat.report reset`: the sections so far are gone
+            self.idx.slurm.append(Event("report-reset", line, s))
+            return True
         if "Copying report" in s:
             self._evidence("report", line)
             return True

@@ -27,7 +27,7 @@ ANCHOR_RE = re.compile(
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|watchdog got stuck|abort timed out|sliding window attention"
-    rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
+    rb"|FAILED|=== |Number of parameters|Generating report to |Reset report and wrote|Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
     rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Vocab size: |Estimated FLOPs per token: |Total number of training tokens: |Total training FLOPs estimate: "
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from preflight.phases import CKPT_DIR_RE, checkpoint_tag
@@ -295,6 +296,9 @@ def resume_fact(ctx: Any) -> ResumePlan:
             "length): these logs show neither its command line nor Overriding lines, so add any other flag the run "
             "was given (the job script has them)"
         )
+    wiped = _wiped_by_reset(logs, phases) if any(c.endswith(" generate") for c in commands) else None
+    if wiped:
+        remarks.append(wiped)
     if halved:
         remarks.append(
             f"{', '.join(halved)} for the out-of-memory (the gradient accumulation steps double: the same total "
@@ -331,6 +335,28 @@ def resume_fact(ctx: Any) -> ResumePlan:
         assumed=outside,
         remarks=remarks,
         env=env,
+    )
+
+
+def _wiped_by_reset(logs: Any, phases: Any) -> str | None:
+    """The report sections a `nanochat.report reset` in these logs deleted: those of the phases done before it."""
+    resets = logs.slurm_events("report-reset") if logs is not None else []
+    if not resets:
+        return None
+    ix, reset = resets[-1]
+    gone = [
+        v.name
+        for v in phases.verdicts
+        if v.status == "done"
+        and v.name != "report"
+        and (v.before_logs or all(s.end_line and s.end_line < reset.line for s in logs.by_phase(v.name)))
+    ]
+    if not gone:
+        return None
+    return (
+        f"the job reset the report ({Path(ix.path).name}:{reset.line}, `nanochat.report reset`) after "
+        f"{', '.join(gone)} had run: `report generate` holds only the sections written after it, and theirs are "
+        "gone (copy them from an earlier report.md, or rerun their evaluations first)"
     )
 
 

@@ -126,3 +126,27 @@ def test_an_sft_run_that_continues_an_earlier_sft_model_by_its_tag_is_not_a_wron
     _report, checks, _phases = verify_logs(cli, tmp_path, log)
     (wrong,) = checks["LOG011"]["findings"]
     assert "not the d12_math this job's sft saved" in wrong["message"], wrong["message"]
+
+
+def test_a_report_reset_after_earlier_phases_says_their_sections_are_gone(tmp_path, cli):
+    # an eval-only job that starts with `nanochat.report reset`: its plan's `report generate` would write a report
+    # without the sections of the phases done before it, and the plan did not say so
+    log = tmp_path / "eval.out"
+    log.write_text(
+        "\n".join(
+            [
+                f"Reset report and wrote header to {BASE}/report/header.md",
+                "Autodetected device type: cuda",
+                _log("nanochat.common", "Distributed world size: 1"),
+                _log("nanochat.checkpoint_manager", f"Loading model from {BASE}/chatsft_checkpoints/d20 with step 700"),
+                "ARC-Easy accuracy: 31.02%",
+            ]
+        )
+        + "\n"
+    )
+    report, _checks, _phases = verify_logs(cli, tmp_path, log)
+    (reset,) = [r for r in report["resume"]["remarks"] if "reset the report" in r]
+    assert reset.startswith("the job reset the report (eval.out:1, `nanochat.report reset`) after tokenizer, base"), (
+        reset
+    )
+    assert report["resume"]["commands"][-1] == "python -m nanochat.report generate", report["resume"]
