@@ -54,7 +54,31 @@ def _expand(text: str, env: dict) -> str:
 
 def base_dir_fact(ctx: Any) -> BaseDir:
     """The one base-dir resolution, before and after the job: --base-dir, config base-dir, (after the
-    job) the run ledger's, the script's own NANOCHAT_BASE_DIR=, the environment, ~/.cache/nanochat."""
+    job) the run ledger's, the script's own NANOCHAT_BASE_DIR=, the environment, ~/.cache/nanochat. A relative one
+    (``NANOCHAT_BASE_DIR=cache``) is relative to the job's working directory, where that is known."""
+    found = _base_dir(ctx)
+    if found.path.is_absolute() or str(found.path).startswith(("$", "~")) or found.source == "--base-dir":
+        return found
+    workdir = _job_workdir(ctx)
+    if workdir is None:
+        return found
+    found.path = workdir[0] / found.path
+    found.source += f" (relative to the job's working directory, {workdir[1]})"
+    return found
+
+
+def _job_workdir(ctx: Any) -> tuple[Path, str] | None:
+    """Where the job runs, for a relative path: the checkout given (--checkout: the job is submitted from it), else
+    the script's last cd to an absolute directory."""
+    explicit = ctx.config.get("checkout") if ctx.config is not None else None
+    if explicit:
+        return Path(os.path.expanduser(str(explicit))).absolute(), "the checkout given"
+    script = ctx.get("script", None)
+    cds = [d for d in (getattr(script, "cd_targets", None) or []) if os.path.isabs(d)]
+    return (Path(cds[-1]), "the script's cd") if cds else None
+
+
+def _base_dir(ctx: Any) -> BaseDir:
     env = dict(ctx.environ)
     job_env = ctx.get("job_env", None)
     if job_env is not None:

@@ -287,3 +287,16 @@ def test_a_fork_sft_entry_needs_the_downloads_its_own_tasks_name(tmp_path, cli):
     sources = {item["source"] for item in sft["data"]["items"]}
     assert "openai/gsm8k" in sources and any("words_alpha" in s for s in sources), sources
     assert not sources & {"cais/mmlu", "HuggingFaceTB/smol-smoltalk", "allenai/ai2_arc"}, sources
+
+
+def test_a_relative_base_dir_is_the_jobs_working_directorys(tmp_path, cli):
+    # `export NANOCHAT_BASE_DIR=${NANOCHAT_BASE_DIR:-cache}`: nanochat opens it relative to where the job runs (the
+    # checkout it is submitted from); it was looked for relative to where preflight ran
+    checkout = _bare_checkout(tmp_path / "nanochat", "base_train")
+    (checkout / "cache" / "tokenizer").mkdir(parents=True)
+    (checkout / "cache" / "tokenizer" / "tokenizer.pkl").write_bytes(b"x")
+    body = HEAD + "export NANOCHAT_BASE_DIR=${NANOCHAT_BASE_DIR:-cache}\n" + _TRAIN
+    env = {"NANOCHAT_BASE_DIR": ""}
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current", env=env)
+    (shards, *_rest) = checks["DS001"]["findings"]
+    assert shards["location"]["path"] == f"{checkout}/cache/base_data_climbmix", shards["location"]
