@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from preflight.checks.flags import checkout_or_none
+from preflight.checks.script_inline import inline_python_downloads
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.redact import SECRET_PATTERNS, mask
 from preflight.registry import check
 from preflight.script.commands import inside_quoted_word
-from preflight.script.inline_python import inline_code, network_calls
 from preflight.script.wrappers import with_shell_text
 from preflight.units import parse_count, parse_int
 
@@ -303,7 +303,6 @@ def _fmt_s(seconds: float) -> str:
 def _resume_alternative(ctx, script, profile) -> str:
     """ ", or <save flag> and resume with <resume flag> in a second job" when the checkout has both."""
     from preflight.checkout import setting_flag
-    from preflight.checks.flags import checkout_or_none
 
     inv = next((i for i in script.all_invocations if i.entry and i.entry.endswith("base_train")), None)
     if inv is None:
@@ -418,7 +417,6 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     if value and value.lstrip("-").isdigit() and (parse_int(value) or 0) > 0:
         return
     from preflight.checkout import SETTING_SINCE, setting_flag
-    from preflight.checks.flags import checkout_or_none
 
     checkout = checkout_or_none(ctx)
     save_flag, src = setting_flag(checkout, profile, inv.entry, "save_every", inv.script_file)
@@ -559,7 +557,7 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                     fix="run this once on a login node and remove it from the job",
                 )
                 break
-        yield from _inline_python_downloads(ctx, model, profile)
+        yield from inline_python_downloads(ctx, model, profile)
         for inv in model.invocations:
             if dataset_mod and inv.module == dataset_mod and (profile.name != "bundled" or "download" in inv.args):
                 yield Finding(
@@ -568,59 +566,6 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                     line=inv.line,
                     fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting",
                 )
-
-
-def _inline_python_downloads(ctx, model, profile) -> Iterator[Finding]:
-    """SB011 for Python the script runs inline: `python -c "hf_hub_download(...)"`, tasks built in a heredoc. One
-    finding per block of code, at its first download."""
-    calls = profile.data.get("python_network") or {}
-    if not calls:
-        return
-    checkout = checkout_or_none(ctx)
-    root = checkout.root if checkout is not None else None
-    job_env = ctx.get("job_env", None)
-    for cmd in (c for outer in model.commands for c in with_shell_text(outer)):
-        code = inline_code(cmd, model)
-        found = network_calls(*code, calls, root) if code else []
-        if not found:
-            continue
-        named = list(dict.fromkeys(f"{c.call}({c.target!r})" if c.target else f"{c.call}()" for c in found))
-        kinds = list(dict.fromkeys(c.what for c in found))
-        via = list(dict.fromkeys(c.via for c in found if c.via))
-        env = {**(job_env.env if job_env is not None else {}), **cmd.env}
-        offline = env.get("HF_HUB_OFFLINE") == "1" or env.get("HF_DATASETS_OFFLINE") == "1"
-        text = (
-            f"the Python at line {cmd.line} downloads: {', '.join(named[:4])}"
-            + (f" and {len(named) - 4} more" if len(named) > 4 else "")
-            + f" ({'; '.join(kinds)}"
-            + (f", through {', '.join(via)}" if via else "")
-            + ")"
-        )
-        if offline:
-            yield Finding(
-                text + ": with HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set it reads the Hugging Face cache only, so the "
-                "files must be there before the job",
-                path=str(model.path),
-                line=found[0].line,
-                severity=Severity.WARNING,
-                fix="run this Python once on a login node with the job's HF_HOME and without the offline variables",
-            )
-            continue
-        hub = any(k.startswith("Hugging Face") for k in kinds)
-        direct = any(not c.via for c in found)
-        yield Finding(
-            text
-            + ", but compute nodes are offline"
-            + ("" if direct else " (unless the cache the checkout's code reads is filled already)")
-            + ("; it runs in the background and nothing checks its exit status" if cmd.background else ""),
-            path=str(model.path),
-            line=found[0].line,
-            # through the checkout's own code the download may find its cache (NET001 checks the phases' caches)
-            severity=None if direct else Severity.WARNING,
-            fix="run this Python once on a login node with the job's environment (NANOCHAT_BASE_DIR, HF_HOME: the "
-            "files land in the caches the job reads)"
-            + (", then export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 in the job so it reads them" if hub else ""),
-        )
 
 
 @check("SB012", "blocking-server", severity="error")
