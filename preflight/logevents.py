@@ -7,6 +7,7 @@ from preflight.loglines import (
     BAD_INTERPRETER_RE,
     BASE_SETUP_RE,
     CANCEL_RE,
+    CHAT_EVAL_COUNT_RE,
     CHAT_EVAL_RE,
     DOWNLOAD_DONE_RE,
     DOWNLOAD_START_RE,
@@ -76,10 +77,16 @@ class EventReader:
             if seg.script is None and seg.marker in (None, "base"):
                 seg.script = "base_train"  # (only where nothing else named it: the lines of a fork's other trainer?)
             return True
+        mc = CHAT_EVAL_COUNT_RE.match(s)
+        if mc:
+            seg.eval_counts["?"] = int(mc.group(2))  # the task is named by the accuracy line after it
+            return True
         me = CHAT_EVAL_RE.match(s)
         if me:
             task, value = (me.group(1), me.group(2)) if me.group(1) else (me.group(3), me.group(4))
             seg.evals[task] = float(value)
+            if "?" in seg.eval_counts and task != "ChatCORE":
+                seg.eval_counts[task] = seg.eval_counts.pop("?")
             seg.content = True
             return True
         mp = PARAMS_RE.search(s)

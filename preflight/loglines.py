@@ -34,7 +34,7 @@ ANCHOR_RE = re.compile(
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
     rb"|Failed to (?:download|install|build|extract|prepare)|Could not install packages|Disk quota exceeded"
     rb"|No space left on device|No matching distribution|terminate called after throwing|what\(\): "
-    rb"|Process [\w-]{1,80}:(?=\r?\n)| accuracy: \d"
+    rb"|Process [\w-]{1,80}:(?=\r?\n)| accuracy: \d|Final: \d+/\d+ \("
 )
 
 # -- line grammars (ANSI-stripped text) -----------------------------------------------------------
@@ -92,6 +92,8 @@ BASE_SETUP_RE = re.compile(
 PARAMS_RE = re.compile(r"Number of parameters: ([\d,]+)")
 # chat_eval's result per task ("ARC-Easy accuracy: 25.04%", every era) and their mean ("ChatCORE metric: 0.0093",
 # printed from 2026)
+# chat_eval's count before each task's accuracy line ("Final: 2/100 (2.00%)"): how many problems it was scored on
+CHAT_EVAL_COUNT_RE = re.compile(r"^Final: (\d+)/(\d+) \(")
 CHAT_EVAL_RE = re.compile(r"^([A-Za-z][\w-]{0,39}) accuracy: (\d{1,3}\.\d+)%$|^(ChatCORE) metric: (-?\d\.\d+)$")
 # NCCL's watchdog giving up on a collective (a rank stopped and the others waited): torch's log lines, no traceback
 NCCL_WATCHDOG_RE = re.compile(

@@ -166,6 +166,7 @@ class Segment:
     named_by_load: str | None = None  # its phase came from a checkpoint load: "checkpoint load" | "stream pair"
     named_by_steps: bool = False  # its script is the era's guess from mid-style step lines (MID_STYLE_SCRIPTS)
     evals: dict[str, float] = field(default_factory=dict)  # chat_eval's results: task (or ChatCORE) -> value
+    eval_counts: dict[str, int] = field(default_factory=dict)  # task -> how many problems it was scored on
     grad_accum: int | None = None  # its gradient accumulation steps, as its setup printed them
 
     @property

@@ -95,7 +95,12 @@ def mark_evaluated(logs: Any, verdicts: list[PhaseVerdict]) -> None:
         if not runs:
             continue
         v.evaluation = dict(runs[-1].evals)
-        tasks = ", ".join(f"{task} {value:.2f}%" for task, value in v.evaluation.items() if task != "ChatCORE")
+        counts = runs[-1].eval_counts
+        tasks = ", ".join(
+            f"{task} {value:.2f}%" + (f" of {counts[task]:,}" if task in counts else "")
+            for task, value in v.evaluation.items()
+            if task != "ChatCORE"
+        )
         core = f"ChatCORE {v.evaluation['ChatCORE']:.4f}" if "ChatCORE" in v.evaluation else ""
         if v.status == "done":
             v.cause += "; chat_eval of its checkpoint: " + " ".join(

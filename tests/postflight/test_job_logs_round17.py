@@ -145,7 +145,7 @@ def test_chat_eval_of_the_sft_checkpoint_is_the_phases_outcome(tmp_path, cli):
     assert phases["sft"]["status"] == "done", phases["sft"]
     assert phases["sft"]["evaluation"] == {"ARC-Easy": 25.04, "MMLU": 22.94, "ChatCORE": -0.0113}, phases["sft"]
     assert phases["sft"]["cause"].endswith(
-        "; chat_eval of its checkpoint: ChatCORE -0.0113 (ARC-Easy 25.04%, MMLU 22.94%)"
+        "; chat_eval of its checkpoint: ChatCORE -0.0113 (ARC-Easy 25.04% of 2,376, MMLU 22.94%)"
     ), phases["sft"]["cause"]
     assert "evaluation" not in phases["base"]  # it evaluated SFT's checkpoint, not base's
 

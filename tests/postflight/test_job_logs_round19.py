@@ -139,7 +139,10 @@ def test_a_report_reset_after_earlier_phases_says_their_sections_are_gone(tmp_pa
                 "Autodetected device type: cuda",
                 _log("nanochat.common", "Distributed world size: 1"),
                 _log("nanochat.checkpoint_manager", f"Loading model from {BASE}/chatsft_checkpoints/d20 with step 700"),
+                "Final: 737/2376 (31.02%)",
                 "ARC-Easy accuracy: 31.02%",
+                "Final: 2/100 (2.00%)",
+                "GSM8K accuracy: 2.00%",
             ]
         )
         + "\n"
@@ -150,3 +153,5 @@ def test_a_report_reset_after_earlier_phases_says_their_sections_are_gone(tmp_pa
         reset
     )
     assert report["resume"]["commands"][-1] == "python -m nanochat.report generate", report["resume"]
+    # how many problems each score was counted on: GSM8K on 100 of its 1,319 (chat_eval -x 100)
+    assert _phases["sft"]["cause"].endswith("chat_eval of its checkpoint: ARC-Easy 31.02% of 2,376, GSM8K 2.00% of 100")
