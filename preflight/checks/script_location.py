@@ -1,4 +1,5 @@
-"""A batch script that finds its files from its own location (``dirname "$0"``): SB036."""
+"""What a batch job lacks that a terminal has: the submitted file's own location (``dirname "$0"``, SB036) and
+a keyboard (``read -p``, SB037)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 from preflight.checks.script import _readable
-from preflight.model import Finding
+from preflight.model import Finding, Severity
 from preflight.registry import check
 
 # the script's own path: $0, ${0}, $BASH_SOURCE, ${BASH_SOURCE[0]}
@@ -89,3 +90,46 @@ def script_dir_in_batch_job(script) -> Iterator[Finding]:
 
 def _uses(text: str, name: str) -> bool:
     return re.search(rf"\$\{{?{re.escape(name)}\b", text) is not None
+
+
+@check("SB037", "interactive-prompt", severity="warning")
+def interactive_prompt(script) -> Iterator[Finding]:
+    """
+    What it checks: a batch script that waits for the keyboard: ``read`` (``read -p "Press
+    Enter..."``) with no input redirected to it, no pipe into it and not in a ``while read`` loop.
+
+    Why it matters: a batch job has no terminal; its standard input is ``/dev/null``, so
+    ``read`` gets end-of-input at once and returns 1: with ``set -e`` the job stops there,
+    and without it the variable is empty and the job goes on without the answer.
+
+    Example:
+        #SBATCH --gres=gpu:8
+        read -p "Press Enter when your dataset is ready..."
+
+    How to fix: remove the prompt from the batch script (check the condition it waits for
+    instead: ``[ -d "$DATA" ] || { echo "no data"; exit 1; }``), or take the answer from a
+    variable: ``ANSWER=${ANSWER:-yes}``.
+    """
+    _readable(script)
+    if not script.directives:
+        return  # a runner started from a terminal has a keyboard
+    for cmd in script.commands:
+        if cmd.file != str(script.path) or cmd.name != "read" or cmd.in_condition or cmd.op_before == "|":
+            continue
+        if any(op.startswith("<") for op, _target in cmd.redirects):
+            continue  # read from a file or a here-string
+        stops = script.set_e_line is not None and script.set_e_line < cmd.line
+        yield Finding(
+            f"line {cmd.line} waits for the keyboard (`{' '.join(cmd.raw_words)[:80]}`), but a batch job's input "
+            "is /dev/null: read gets end-of-input and returns 1"
+            + (
+                f", and with set -e (line {script.set_e_line}) the job stops here"
+                if stops
+                else ", and the job goes on without the answer"
+            ),
+            path=str(script.path),
+            line=cmd.line,
+            severity=Severity.ERROR if stops else None,
+            fix="remove the prompt from the batch script (test what it waits for instead), or read the answer from "
+            "a variable set before sbatch",
+        )

@@ -279,6 +279,16 @@ def _():  # the script's own directory only where SLURM_SUBMIT_DIR is unset (run
     )
 
 
+@bad("interactive-prompt")
+def _():
+    return Scenario(script=HEAD + 'read -p "Press Enter when your dataset is ready..."\n' + BASE, env=ENV)
+
+
+@good("interactive-prompt")
+def _():  # lines of a file, not the keyboard
+    return Scenario(script=HEAD + "while read -r d; do echo $d; done < depths.txt\n" + BASE, env=ENV)
+
+
 @bad("blocking-server")
 def _():
     return Scenario(script=HEAD + BASE + "python -m scripts.chat_web\n", env=ENV)

@@ -121,6 +121,24 @@ def test_sbatch_runs_a_copy_so_the_scripts_own_directory_is_the_spool(slurm, cli
     assert check["status"] == "fail" and check["findings"][0]["location"]["line"] == 4, check
 
 
+def test_a_prompt_in_a_batch_job_reads_end_of_input_and_set_e_stops_the_job(slurm, cli, tmp_path):
+    # interactive-prompt: sbatch gives the job /dev/null for input
+    out = tmp_path / "prompt.out"
+    script = tmp_path / "prompt.sbatch"
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --output={out}\n#SBATCH --time=00:02:00\nset -e\necho before\n"
+        'read -p "Press Enter when your dataset is ready..."\necho after\n'
+    )
+    info = wait_final(sbatch(str(script), cwd=tmp_path), timeout=60)
+    log = out.read_text()
+    assert "before" in log and "after" not in log, log
+    assert info.state == "FAILED", info
+    res = cli("preflight", "check", "--select", "SB037", "--format", "json", str(script), cwd=tmp_path, env=slurm_env())
+    (check,) = json.loads(res.stdout)["checks"]
+    finding = check["findings"][0]
+    assert finding["location"]["line"] == 6 and finding["severity"] == "error", finding
+
+
 TWO_NODE_CONF = "/etc/slurm-2node/slurm.conf"  # scripts/local-slurm.sh start --two-nodes
 
 
