@@ -180,9 +180,9 @@ _SIGNAL_RE = re.compile(r"signal\.signal\(\s*(?:signal\.)?SIG(?:USR1|USR2|TERM)\
 # base_train from 2026-02-06 (685271d): `total_batch_size = 2 ** round(math.log2(predicted_batch_size))`
 _POW2_BATCH_RE = re.compile(r"total_batch_size\s*=\s*2\s*\*\*\s*(?:round|int|math\.ceil|math\.floor)\(")
 # base_train from 2026-01-27: tokens = ratio x (transformer_matrices + lm_head), "the cleanest scaling laws"
-# base_train from 2026-02: `model_dim = ((base_dim + args.head_dim - 1) // args.head_dim) * args.head_dim`
-_NUDGED_DIM_RE = re.compile(r"model_dim\s*=\s*\(\(\s*base_dim\s*\+\s*(?:args\.)?head_dim\s*-\s*1\s*\)\s*//")
 _SCALING_PARAMS_RE = re.compile(r"\[['\"]transformer_matrices['\"]\]\s*\+\s*[\w.()]+\[['\"]lm_head['\"]\]")
+# base_train from 2026-01-18 (cf5c9e5): `model_dim = ((base_dim + args.head_dim - 1) // args.head_dim) * args.head_dim`
+_NUDGED_DIM_RE = re.compile(r"model_dim\s*=\s*\(\(\s*base_dim\s*\+\s*(?:args\.)?head_dim\s*-\s*1\s*\)\s*//")
 
 
 def _parse_declarations(text: str, path: str) -> ast.Module:

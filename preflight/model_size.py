@@ -57,7 +57,7 @@ def model_shape(
     nudged: bool = False,
 ) -> ModelShape:
     """The model base_train builds. ``model_dim``: a width given outright (a fork's --model-dim); ``nudged``: the
-    width rounded up to a multiple of head_dim (base_train from 2026-02, `base_dim = depth * aspect_ratio`)."""
+    width rounded up to a multiple of head_dim (base_train from 2026-01-18, `base_dim = depth * aspect_ratio`)."""
     model_dim = model_dim or depth * aspect_ratio
     if nudged:
         model_dim = math.ceil(model_dim / head_dim) * head_dim

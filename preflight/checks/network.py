@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -216,8 +217,8 @@ def _needed_by(item: dict, invs: list, script, job_env, phase_modules: list, che
 
 
 def _fork_entry_names(checkout, entry: str, item: dict) -> bool | None:
-    """Whether a fork's entry point, or a ``tasks`` module it imports, names the item (its source or marker);
-    None when the entry cannot be read."""
+    """Whether a fork's entry point, or a ``tasks`` module it imports, names the item's source; None when the
+    entry cannot be read."""
     texts = _entry_texts(str(checkout.root), entry)
     if texts is None:
         return None
@@ -231,7 +232,6 @@ def _fork_entry_names(checkout, entry: str, item: dict) -> bool | None:
 @lru_cache(maxsize=64)
 def _entry_texts(root: str, entry: str) -> tuple[str, ...] | None:
     """The source of an entry point and of the ``tasks.*`` modules it imports (what it may build and download)."""
-    import re
 
     def read(module: str) -> str | None:
         path = Path(root, *module.split(".")).with_suffix(".py")

@@ -28,9 +28,10 @@ def script_dir_in_batch_job(script) -> Iterator[Finding]:
     as a path.
 
     Why it matters: sbatch does not run the file you submitted but a copy in slurmd's spool
-    directory (``SlurmdSpoolDir/job<ID>/slurm_script``, e.g. under ``/var/spool/slurmd``), so ``$0`` and ``BASH_SOURCE`` name
-    the copy. The job cds there, or looks for its files there, and ``python -m scripts.base_train``
-    finds no nanochat package; the same script works when run with ``bash``.
+    directory (``SlurmdSpoolDir/job<ID>/slurm_script``, e.g. under ``/var/spool/slurmd``), so
+    ``$0`` and ``BASH_SOURCE`` name the copy. The job cds there, or looks for its files there,
+    and ``python -m scripts.base_train`` finds no nanochat package; the same script works when
+    run with ``bash``.
 
     Example:
         #SBATCH --gres=gpu:8

@@ -135,7 +135,7 @@ def test_the_plan_takes_the_width_the_script_gives(tmp_path, cli):
 
 
 def test_a_checkout_that_rounds_the_width_up_to_whole_heads_is_planned_so(tmp_path, cli):
-    # from 2026-02, base_train nudges depth x aspect up to a multiple of head_dim: d11 is 768 wide, not 704
+    # from 2026-01-18, base_train nudges depth x aspect up to a multiple of head_dim: d11 is 768 wide, not 704
     checkout = tmp_path / "nanochat"
     (checkout / "scripts").mkdir(parents=True)
     (checkout / "nanochat").mkdir()
