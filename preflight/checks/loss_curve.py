@@ -1,6 +1,6 @@
 """The training curves' checks: LOG012, a loss above what a model guessing every token at random scores (the run
 diverged); LOG016, a loss below what web text allows (the model sees its targets); LOG017, a learning-rate schedule
-run past its end.
+run past its end; LOG018, a fine-tuning phase that made its validation loss worse.
 
 The points are the training curves' (the ``series`` fact, collected in the log index's own pass); LOG017 reads the
 last step line of each process.
@@ -189,3 +189,54 @@ def lr_schedule_overrun(logs) -> Iterator[Finding]:
                 if seg.phase == "sft"
                 else "check the phase's horizon (--num-iterations) against its schedule's warmdown",
             )
+
+
+# a fine-tuning run whose validation loss ends this far above its best (2%) and never came back down to it
+VAL_ROSE_FRACTION = 0.02
+MIN_VAL_POINTS = 4
+
+
+@check("LOG018", "validation-got-worse", stage="post", severity="warning")
+def validation_got_worse(series) -> Iterator[Finding]:
+    """
+    What it checks: midtraining or SFT whose validation loss (or bpb) ends more than 2% above
+    its best value of the run, with at least four evaluations: the phase made the model worse
+    on held-out data while its training loss went on falling.
+
+    Why it matters: the checkpoint a fine-tuning phase saves is its last, so the model every
+    later phase and chat use is the worst of the run: overfitting (too many epochs on a small
+    set), a learning rate too high for a trained model, or training data unlike what it is
+    measured on. The job still ends COMPLETED.
+
+    Example:
+        Step 00000 | Validation loss: 1.141274
+        Step 03095 | Validation loss: 1.173947
+
+    How to fix: train fewer steps or epochs (or at a lower learning rate) and compare the
+    validation loss after each change; keep periodic saves to pick the best step.
+    """
+    for phase in ("mid", "sft"):
+        ps = series.get(phase) if series is not None else None
+        if ps is None:
+            continue
+        kind, steps, values = ps.val()
+        if len(values) < MIN_VAL_POINTS:
+            continue
+        best = min(range(len(values)), key=values.__getitem__)
+        first, last = values[0], values[-1]
+        if best == len(values) - 1 or last <= values[best] * (1 + VAL_ROSE_FRACTION):
+            continue
+        attempt = ps.attempts[-1]
+        trend = (
+            f"rose at every evaluation from step {int(steps[0])} ({first:.4g})"
+            if all(b >= a for a, b in zip(values, values[1:], strict=False))
+            else f"was best at step {int(steps[best])} ({values[best]:.4g})"
+        )
+        yield Finding(
+            f"{phase}: its validation {kind} {trend} to {last:.4g} at step {int(steps[-1])} "
+            f"(+{100 * (last / values[best] - 1):.1f}%): the checkpoint it saved, its last, is the worst of the run",
+            path=attempt.log,
+            line=attempt.start_line,
+            fix=f"train {phase} fewer steps or epochs, or at a lower learning rate, and compare its validation "
+            f"{kind}; save periodically to keep the best step",
+        )

@@ -32,6 +32,7 @@ def _log(text: str, **kw) -> Scenario:
 @good("lr-schedule-overrun")
 @good("install-failed")
 @good("slow-attention-fallback")
+@good("validation-got-worse")
 def _clean_classic_run():
     return _log(F.run_log())
 
@@ -262,3 +263,23 @@ def _sft_that_counted_its_iterations_in_micro_batches():  # --num-iterations=500
 @good("lr-schedule-overrun")
 def _sft_that_ended_its_epoch_on_schedule():
     return _log(_SFT_PAST_ITS_SCHEDULE.replace("(102.60%)", "(100.00%)").replace("lrm: -0.05", "lrm: 0.00"))
+
+
+def _sft_validation(values: list[float]) -> str:
+    """chat_sft's own lines (classic era): a validation loss every 100 steps, the training loss falling."""
+    out = ["Loading model from /base/mid_checkpoints/d20 with step 765"]
+    for i, v in enumerate(values):
+        out.append(f"Step {100 * i:05d} | Validation loss: {v:.6f}")
+        out.append(f"Step {100 * i:05d}/{100 * (len(values) - 1):05d} | Training loss: {1.2 - 0.02 * i:.6f}| lrm: 1.0")
+    out.append(f"Saved model checkpoint to /base/chatsft_checkpoints/d20/model_{100 * (len(values) - 1):06d}.pt")
+    return "\n".join(out) + "\n"
+
+
+@bad("validation-got-worse")
+def _sft_made_validation_worse():  # a real constrained-SFT run: 1.141 at step 0, 1.174 at its end, every eval up
+    return _log(_sft_validation([1.141, 1.147, 1.155, 1.163, 1.174]))
+
+
+@good("validation-got-worse")
+def _sft_validation_flat_within_noise():
+    return _log(_sft_validation([1.141, 1.120, 1.118, 1.125, 1.127]))
