@@ -530,6 +530,7 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
     patterns = [(p["pattern"], p["what"]) for p in (profile.data.get("setup_network") or [])] or _DEFAULT_NETWORK
     compiled = [(re.compile(p), w) for p, w in patterns]
     dataset_mod = profile.modules.get("dataset")
+    said: set[tuple[str, int, str]] = set()  # `uv sync -q || uv sync`: one line, one finding per kind
     for model in script.walk():
         for cmd in (c for outer in model.commands for c in with_shell_text(outer)):
             if cmd.name in _DECLARATIONS:
@@ -539,6 +540,9 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                 m = rx.search(line_text)
                 if not m or inside_quoted_word(cmd, m.start(), m.end()):
                     continue  # `log "create one with: uv sync"`: a message names it (shell text run is read apart)
+                if (str(model.path), cmd.line, what) in said:
+                    break
+                said.add((str(model.path), cmd.line, what))
                 if cmd.in_condition:  # `if curl -s https://api.wandb.ai; then ... else WANDB_MODE=offline`: handled
                     yield Finding(
                         f"`{line_text[:80]}` needs the internet ({what}); it is the condition of an `if`/`while`, "
@@ -560,10 +564,12 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
         yield from inline_python_downloads(ctx, model, profile)
         for inv in model.invocations:
             if dataset_mod and inv.module == dataset_mod and (profile.name != "bundled" or "download" in inv.args):
+                # a wrapper's `exec python "$@"`: the download is the caller's line, not the wrapper's
+                path, line = script.call_site(inv) or (str(model.path), inv.line)
                 yield Finding(
                     f"`python -m {inv.module} {' '.join(inv.args)}` downloads shards but compute nodes are offline",
-                    path=str(model.path),
-                    line=inv.line,
+                    path=path,
+                    line=line,
                     fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting",
                 )
 

@@ -276,6 +276,18 @@ class ScriptModel:
             return file
         return str(self.path) if self.path else "<script>"
 
+    def call_site(self, item: object) -> tuple[str, int] | None:
+        """(file, line) of the call that gave a followed script the words ``item`` runs through its arguments
+        (`./run.sh -m nanochat.dataset -n 1` into its `exec python "$@"`); None for a command of its own words."""
+        raw = " ".join(getattr(getattr(item, "command", item), "raw_words", None) or [])
+        if not re.search(r"\$(?:@|\*|\{[@*]\}|[1-9]|\{[1-9]\})", raw):
+            return None
+        for m in self.walk():
+            for inc in m.includes:
+                if str(inc.path) == getattr(item, "file", None) and str(inc.path) in m.include_lines:
+                    return str(m.path), m.include_lines[str(inc.path)]
+        return None
+
     def walk(self) -> Iterator[ScriptModel]:
         yield self
         for inc in self.includes:

@@ -4,6 +4,8 @@ checkout."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.clirun import check_script
 
 HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:1\nset -e\nexport WANDB_RUN=dummy\n"
@@ -300,3 +302,14 @@ def test_a_relative_base_dir_is_the_jobs_working_directorys(tmp_path, cli):
     _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout), "--profile", "current", env=env)
     (shards, *_rest) = checks["DS001"]["findings"]
     assert shards["location"]["path"] == f"{checkout}/cache/base_data_climbmix", shards["location"]
+
+
+def test_a_download_through_a_wrappers_arguments_is_the_callers_line(tmp_path, cli):
+    # `./run.sh -m nanochat.dataset -n 8` where run.sh ends in `exec python "$@"`: SB011 pointed at run.sh's exec
+    # line (editing it as told breaks every step), and `uv sync -q || uv sync` was said twice
+    (tmp_path / "run.sh").write_text('#!/bin/bash\nuv sync -q > /dev/null 2>&1 || uv sync\nexec python "$@"\n')
+    body = HEAD + "./run.sh -m nanochat.dataset -n 8\n" + _TRAIN
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "current")
+    where = [(Path(f["location"]["path"]).name, f["location"]["line"]) for f in checks["SB011"]["findings"]]
+    assert ("job.sh", 5) in where and ("run.sh", 3) not in where, where
+    assert where.count(("run.sh", 2)) == 1, where
