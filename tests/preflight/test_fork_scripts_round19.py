@@ -1,6 +1,8 @@
-"""Shapes from a nineteenth round of public forks' runner scripts (written here in our own words): Python a job runs
-inline (`python -c`, a heredoc) that downloads from the Hugging Face Hub, directly or through a task class of its
-checkout."""
+"""Shapes from a nineteenth round of public forks' job scripts (written here in our own words): Python a job runs
+inline that downloads, directly or through its checkout's tasks; a base dir from the script's own default or relative
+to the job; the width flags of a model; a variable set for a child script; #SBATCH lines below the first command; a
+configurator.py left in an argparse checkout; a child script's launches the checkout lacks; a loader that does not
+crop; a fork's SFT entry's downloads; a download through a wrapper's arguments."""
 
 from __future__ import annotations
 
