@@ -99,43 +99,45 @@ def test_term_trap_runs_only_after_the_foreground_trainer_died(slurm, cli, tmp_p
     assert info.state == "COMPLETED", (info, log)  # the trap's `exit 0`: nothing says it was killed
 
 
+def _run_batch(tmp_path, name: str, body: str):
+    """Submit ``#!/bin/bash`` + its output and time lines + ``body`` as tmp_path/NAME.sbatch; wait for it to end:
+    (the script, SLURM's final view of the job, what it printed)."""
+    out, script = tmp_path / f"{name}.out", tmp_path / f"{name}.sbatch"
+    script.write_text(f"#!/bin/bash\n#SBATCH --output={out}\n#SBATCH --time=00:02:00\n{body}")
+    info = wait_final(sbatch(str(script), cwd=tmp_path), timeout=60)
+    return script, info, out.read_text()
+
+
+def _selected(cli, script, code: str, cwd) -> dict:
+    """`preflight check --select CODE` on the script: that check's result."""
+    res = cli("preflight", "check", "--select", code, "--format", "json", str(script), cwd=cwd, env=slurm_env())
+    (check,) = json.loads(res.stdout)["checks"]
+    return check
+
+
 def test_sbatch_runs_a_copy_so_the_scripts_own_directory_is_the_spool(slurm, cli, tmp_path):
     # script-dir-in-batch-job: `cd "$(dirname "$0")"` in a batch script moves the job to slurmd's spool directory
-    out = tmp_path / "where.out"
-    script = tmp_path / "where.sbatch"
-    script.write_text(
-        f'#!/bin/bash\n#SBATCH --output={out}\n#SBATCH --time=00:02:00\ncd "$(dirname "$0")"\n'
-        'echo "script=$0"\necho "cwd=$PWD"\nls scripts 2>&1 | head -1\n'
-    )
     (tmp_path / "scripts").mkdir()  # beside the file submitted, as in a checkout
     (tmp_path / "scripts" / "base_train.py").write_text("")
-    job = sbatch(str(script), cwd=tmp_path)
-    wait_final(job, timeout=60)
-    log = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    script, _info, text = _run_batch(
+        tmp_path, "where", 'cd "$(dirname "$0")"\necho "script=$0"\necho "cwd=$PWD"\nls scripts 2>&1 | head -1\n'
+    )
+    log = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     assert log["script"] != str(script) and log["script"].endswith("slurm_script"), log
     assert log["cwd"] != str(tmp_path), log  # the job is in the spool directory, not beside its files
-    assert "No such file" in out.read_text(), out.read_text()
-
-    res = cli("preflight", "check", "--select", "SB036", "--format", "json", str(script), cwd=tmp_path, env=slurm_env())
-    (check,) = json.loads(res.stdout)["checks"]
+    assert "No such file" in text, text
+    check = _selected(cli, script, "SB036", tmp_path)
     assert check["status"] == "fail" and check["findings"][0]["location"]["line"] == 4, check
 
 
 def test_a_prompt_in_a_batch_job_reads_end_of_input_and_set_e_stops_the_job(slurm, cli, tmp_path):
     # interactive-prompt: sbatch gives the job /dev/null for input
-    out = tmp_path / "prompt.out"
-    script = tmp_path / "prompt.sbatch"
-    script.write_text(
-        f"#!/bin/bash\n#SBATCH --output={out}\n#SBATCH --time=00:02:00\nset -e\necho before\n"
-        'read -p "Press Enter when your dataset is ready..."\necho after\n'
+    script, info, log = _run_batch(
+        tmp_path, "prompt", 'set -e\necho before\nread -p "Press Enter when your dataset is ready..."\necho after\n'
     )
-    info = wait_final(sbatch(str(script), cwd=tmp_path), timeout=60)
-    log = out.read_text()
     assert "before" in log and "after" not in log, log
     assert info.state == "FAILED", info
-    res = cli("preflight", "check", "--select", "SB037", "--format", "json", str(script), cwd=tmp_path, env=slurm_env())
-    (check,) = json.loads(res.stdout)["checks"]
-    finding = check["findings"][0]
+    finding = _selected(cli, script, "SB037", tmp_path)["findings"][0]
     assert finding["location"]["line"] == 6 and finding["severity"] == "error", finding
 
 
