@@ -34,6 +34,12 @@ def _run_date(heads: list[tuple[str, str]]) -> str | None:
     return min(dates) if dates else None
 
 
+def last_log_date(logs: list) -> str | None:
+    """The latest date the logs' heads and tails are stamped with (YYYY-MM-DD): the run ended no earlier."""
+    dates = [m.group(1) for _, text in log_samples(logs) for m in _STAMP_RE.finditer(text)]
+    return max(dates) if dates else None
+
+
 def log_samples(logs: list) -> list[tuple[str, str]]:
     """(file name, head + tail text) of each readable log: era signs are read there, never the whole file."""
     out = []
@@ -53,8 +59,26 @@ def log_samples(logs: list) -> list[tuple[str, str]]:
     return out
 
 
+_STAMPED_LINE_RE = re.compile(_STAMP_RE.pattern.encode().removeprefix(b"^"))  # a logger's line, colours or not
+
+
+# a traceback frame of a checkout's own entry point or package: File "/home/u/nanochat/scripts/base_train.py"
+_FRAME_ROOT_RE = re.compile(r'^\s*File "(/[^"]*?)/(?:scripts|nanochat)/\w+\.py", line \d+', re.M)
+
+
+def frame_roots(logs: list) -> set[str]:
+    """The checkout directories the logs' traceback frames run code from (an installed package's excluded)."""
+    return {
+        m.group(1)
+        for _, text in log_samples(logs)
+        for m in _FRAME_ROOT_RE.finditer(text)
+        if not re.search(r"/(?:site|dist)-packages/|/lib/python\d", m.group(1))
+    }
+
+
 def _progress(line: bytes) -> bool:
-    return b"\x1b[" in line and b" - nanochat." not in line
+    """A progress bar's redraw (colour codes, no logger stamp); a fork's coloured logger line (mychat.X) is kept."""
+    return b"\x1b[" in line and b" - nanochat." not in line and not _STAMPED_LINE_RE.match(line)
 
 
 def _head(fh) -> tuple[bytes, int]:

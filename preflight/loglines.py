@@ -27,7 +27,7 @@ ANCHOR_RE = re.compile(
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|watchdog got stuck|abort timed out|sliding window attention|Reset report and wrote"
-    rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Example step"
+    rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Mean Reward|Example step"
     rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Vocab size: |Estimated FLOPs per token: |Total number of training tokens: |Total training FLOPs estimate: "
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
@@ -44,7 +44,8 @@ STEP_BASE_RE = re.compile(r"^step (\d+)/(\d+) \(([\d.]+)%\)(?: \[[^\]]{1,80}\])?
 # lrm: 1.00"), still holds mid's (or a fork's) step lines
 STEP_MID_RE = re.compile(r"^step (\d+)(?: \(([\d.]+)%\))? \| loss: +(\S+?) \|")
 STEP_SFT_RE = re.compile(r"^Step (\d+)/(\d+) \| Training loss: (\S+?)\s*\|")
-STEP_RL_RE = re.compile(r"^Step (\d+)/(\d+) \| (?:Example step|Average reward)")
+# a fork's own GRPO loop prints no total: "Step 12 | Mean Reward: 0.0625 | LR Multiplier: 0.9941"
+STEP_RL_RE = re.compile(r"^Step (\d+)(?:/(\d+))? \| (?:Example step|Average reward|Mean [Rr]eward)")
 STEP_RL_LOSS_RE = re.compile(r"\| loss: (\S+?) \|")
 # the base, mid and SFT grammars above on raw bytes, for printable-ASCII lines (where bytes and text agree)
 STEP_BYTES_RE = re.compile(

@@ -471,11 +471,16 @@ def _not_the_logs(ctx: Any, script: Any | None, cand: Path, era: str) -> str | N
         return None
     if ctx.config is not None and ctx.config.get("checkout"):
         return None
-    from preflight.era_evidence import detect
+    from preflight.era_evidence import detect, frame_roots
 
     own = _from_logs(ctx)  # a log that names its era (the bundled trainer's first line) settles it
+    roots = frame_roots(list(ctx.inputs.logs))
+    if own is None and roots and os.path.realpath(cand) not in {os.path.realpath(r) for r in roots}:
+        return f"{cand} is not the checkout the logs ran (their tracebacks run {sorted(roots)[0]})"
     if own is not None:
         return None if own.name == era else f"{cand} is a {era} checkout, but the logs are {own.name}'s"
+    if era == "bundled" and _stdout_without_fingerprint(ctx):
+        return f"{cand} is the bundled trainer's checkout, but the logs' processes do not print its first line"
     try:
         found = detect(ctx)
     except Exception:  # unreadable evidence is no evidence: keep the checkout
@@ -483,6 +488,16 @@ def _not_the_logs(ctx: Any, script: Any | None, cand: Path, era: str) -> str | N
     if found is None or found[0] == era or not (found[0] == "classic" or era in ("classic", "bundled")):
         return None
     return f"{cand} is a {era} checkout, but the logs are another era's"
+
+
+# lines every nanochat prints on stdout early in a process; the bundled trainer prints its fingerprint before them
+_EARLY_STDOUT_RE = re.compile(r"^(?:Autodetected device type: |Overriding: |Calculated number of )", re.M)
+
+
+def _stdout_without_fingerprint(ctx: Any) -> bool:
+    from preflight.era_evidence import log_samples
+
+    return any(_EARLY_STDOUT_RE.search(text) for _, text in log_samples(list(ctx.inputs.logs)))
 
 
 def detect_from_script(script: Any) -> tuple[str, str, str | None, tuple] | None:
@@ -562,7 +577,9 @@ def profile_fact(ctx: Any) -> Profile:
             prof = load_profile(found[0], f"{found[1]} ({'; '.join(passed_over) or 'no nanochat checkout found'})")
             prof.alternatives = tuple((name, None) for name in found[2])  # the eras the evidence fits as well
             return prof
-    return load_profile("classic", "default: no nanochat checkout found and nothing era-specific in the script")
+    found = "; ".join(passed_over) or "no nanochat checkout found"
+    seen = "in the script" if script is not None else "in the logs"
+    return load_profile("classic", f"default: {found} and nothing era-specific {seen}")
 
 
 def _from_ledger(ctx: Any) -> Profile | None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,29 @@ def report_fact(ctx: Any) -> Report:
     for path in candidates:
         if path.is_file():
             rep = parse_report(path)
+            if found is None:
+                _refuse_later_run(ctx, path, rep)
             rep.searched = [str(c) for c in candidates]
             rep.profile = profile
             return rep
     return Report(path=None, searched=[str(c) for c in candidates], profile=profile)
+
+
+def _refuse_later_run(ctx: Any, path: Path, rep: Report) -> None:
+    """./report.md is a guess (no base dir): a report reset after the logs' last dated line is another, later run's
+    (the header is written before the run's first phase), and judging these logs' phases by it would be wrong."""
+    from preflight.era_evidence import frame_roots, last_log_date
+
+    read = ctx.get("logs", None)  # the logs given and the stderr files read beside them
+    logs = [ix.path for ix in read.logs] if read is not None else list(getattr(ctx.inputs, "logs", None) or [])
+    roots = frame_roots(logs) if logs else set()
+    here = os.path.realpath(ctx.inputs.cwd)
+    if roots and here not in {os.path.realpath(r) for r in roots}:  # report generate writes into the job's cwd
+        raise FactUnavailable(
+            f"./report.md is not these logs' run's: they ran a checkout at {sorted(roots)[0]}: pass --base-dir"
+        )
+    last = last_log_date(logs) if logs and rep.run_started else None
+    if last and rep.run_started[:10] > last:
+        raise FactUnavailable(
+            f"./report.md is a later run's (started {rep.run_started}; these logs end {last}): pass --base-dir"
+        )

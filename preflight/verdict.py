@@ -78,6 +78,15 @@ def silent_at_end(logs: Any, seg: Any, job: Any) -> bool:
     return job is None and read_all and bool(logs.segments) and logs.segments[-1] is seg
 
 
+def _unavailable_reason(ctx: Any, fact: str) -> str:
+    """Why a fact that came back None could not be had (no base dir, a later run's ./report.md)."""
+    try:
+        ctx.get(fact)
+    except FactUnavailable as why:
+        return str(why)
+    return "no base dir"
+
+
 def _tb_text(tb: Any) -> str:
     return "\n".join([tb.message, *getattr(tb, "detail", [])])
 
@@ -496,7 +505,7 @@ def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
             v.status, v.cause = "done", "the log shows report.md generated and copied (no base dir to read it)"
             v.evidence.append(f"{made[-1].path}:{made[-1].start_line}")
             return v
-        v.cause = "report.md not checked (no base dir)"
+        v.cause = f"report.md not checked: {_unavailable_reason(ctx, 'report')}"
         return v
     if not rep.exists:
         v.cause = "report.md missing"

@@ -67,7 +67,7 @@ def _nounset_lines(model) -> tuple[int, int] | None:
         words = c.words[1 : c.words.index("--")] if "--" in c.words else c.words[1:]  # `set -- -u`: arguments
         flags = [w for w in words if _NOUNSET_RE.match(w)]
         flags += [
-            f"{w[0]}u" for w, nxt in zip(words, words[1:] + [""], strict=True) if w in ("-o", "+o") and nxt == "nounset"
+            f"{w[0]}u" for w, nxt in zip(words, words[1:], strict=False) if w in ("-o", "+o") and nxt == "nounset"
         ]
         for f in flags:
             if f.startswith("-") and on is None and not c.conditional:
@@ -77,19 +77,23 @@ def _nounset_lines(model) -> tuple[int, int] | None:
     return (on, off or _NEVER) if on is not None else None
 
 
-def _opaque_from(script) -> int:
-    """The first line of the script's own file after which a variable may be set where preflight cannot see."""
+def _opaque_from(script, lowercase: bool = False) -> int:
+    """The first line of the script's own file after which a variable may be set where preflight cannot see.
+    ``lowercase``: for a lower-case name, which environment modules and conda activations do not set (they
+    export environment variables, upper-case by convention); eval and an unread script still may."""
     children = {str(child.path): child for child in script.includes}
     followed = {line: children[p] for p, line in script.include_lines.items() if p in children}
     first = _NEVER
     for c in script.commands:
         if c.file != script.file_of():
             continue
-        opaque = c.name in _OPAQUE or (c.name in _ACTIVATES and "activate" in c.words[1:2])
+        opaque = (c.name in _OPAQUE or (c.name in _ACTIVATES and "activate" in c.words[1:2])) and not (
+            lowercase and c.name != "eval"
+        )
         if c.name in ("source", "."):
             child = followed.get(c.line)
             if child is not None:  # read here: opaque only if it runs something that is not
-                opaque = _opaque_from(child) < _NEVER
+                opaque = _opaque_from(child, lowercase) < _NEVER
             else:
                 opaque = len(c.words) < 2 or known_sets(c.words[1]) is None
         if opaque:
@@ -129,7 +133,7 @@ def _references(model, live: set[int]) -> list[tuple[int, str, object]]:
 
 
 @check("SB035", "unbound-variable", severity="error")
-def unbound_variable(script, job_env) -> Iterator[Finding]:
+def unbound_variable(ctx, script, job_env) -> Iterator[Finding]:
     """
     What it checks: under ``set -u`` (``set -euo pipefail``, ``set -o nounset``, ``#!/bin/bash -u``),
     a variable the script expands without a default (``$X``, ``${X}``, not ``${X:-...}``) that
@@ -142,6 +146,11 @@ def unbound_variable(script, job_env) -> Iterator[Finding]:
     any training: a multi-node script that expects its caller to export
     ``NANOCHAT_BASE_DIR`` dies at its first line that uses it.
 
+    Without ``set -u`` the variable expands to nothing, and where it is a flag's whole value
+    (``--num-models=$num_models``) the program gets an empty value: an error where the
+    checkout declares that flag a number (argparse stops with ``invalid int value: ''``), a
+    warning otherwise.
+
     Example:
         set -euo pipefail
         export UV_CACHE_DIR="${NANOCHAT_BASE_DIR}/.cache/uv"   # nothing sets NANOCHAT_BASE_DIR
@@ -151,11 +160,12 @@ def unbound_variable(script, job_env) -> Iterator[Finding]:
     """
     script.require_readable()
     span = _nounset_lines(script)
-    if span is None:
-        return
-    opaque = _opaque_from(script)
     assigned = _assigned_names(script)
     env = job_env.start
+    if span is None:  # without set -u an unset variable is an empty word: a flag's value then is ""
+        yield from _empty_flag_values(ctx, script, assigned, env)
+        return
+    opaque = _opaque_from(script)
     live = {id(c) for c in script.commands} | {id(a) for a in script.assignments}
     submitted = bool(script.active_directives())
     called = {c.name for c in script.all_commands}
@@ -186,3 +196,46 @@ def unbound_variable(script, job_env) -> Iterator[Finding]:
             path=script.file_of(),
             severity=None if submitted else Severity.WARNING,
         )
+
+
+def _empty_flag_values(ctx, script, assigned: set[str], env) -> Iterator[Finding]:
+    """A launched entry point's ``--key=$X`` (or ``--key $X``) where nothing sets X: the program gets ``--key=``."""
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
+    submitted = bool(script.active_directives())
+    seen: set[str] = set()
+    opaque = {False: _opaque_from(script), True: _opaque_from(script, lowercase=True)}
+    for inv in script.invocations:
+        if inv.file != script.file_of() or not inv.entry:
+            continue
+        for flag in inv.flags:
+            m = _REF_RE.fullmatch(flag.value or "")
+            name = m and (m.group("braced") or m.group("plain"))
+            if not name or m.group("op") or m.group("sub") or name in seen or inv.line >= opaque[name.islower()]:
+                continue
+            if name in assigned or name in env or set_at_run_time(name):
+                continue
+            seen.add(name)
+            entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
+            declared = entry.lookup(flag.key) if entry is not None and entry.ok and flag.key else None
+            numeric = declared is not None and declared.type in ("int", "float")
+            if flag.style == "space":  # unquoted, the word vanishes: the flag takes the next word or none
+                shown, numeric = f"--{flag.key} {flag.value}", numeric or not flag.raw.startswith('"')
+                outcome = f"--{flag.key} takes the next word as its value (or argparse stops: expected one argument)"
+            else:
+                shown = f"--{flag.key}={flag.value}"
+                outcome = (
+                    f"argparse stops with `argument --{flag.key}: invalid {declared.type} value: ''`"
+                    if numeric
+                    else "it runs with an empty value"
+                )
+            who = "the environment sbatch passes from here" if submitted else "this script's caller (no #SBATCH lines)"
+            yield Finding(
+                f"line {inv.line} passes `{shown}` to {inv.entry}, and nothing sets ${name}: not the script, not "
+                f"{who}; it expands to nothing, so {outcome}",
+                path=script.file_of(),
+                line=inv.line,
+                severity=None if numeric and submitted else Severity.WARNING,
+                fix=f"set {name}=... in the script (or export it before submitting), or write ${{{name}:-default}}",
+            )

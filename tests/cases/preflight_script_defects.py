@@ -522,3 +522,33 @@ def _():  # set -u, and nothing sets SCRATCH_ROOT: bash stops at that line
 @good("unbound-variable")
 def _():  # exported before sbatch
     return Scenario(script=HEAD + SCRATCH_BASE + BASE + "\n", env={**ENV, "SCRATCH_ROOT": "{tmp}/scratch"})
+
+
+# without set -u an unset variable is an empty word: a number flag's value "" stops argparse
+LOSS_ARGPARSE = (
+    "import argparse\nparser = argparse.ArgumentParser()\n"
+    'parser.add_argument("--num-models", type=int, default=1)\nargs = parser.parse_args()\n'
+)
+EMPTY_FLAG = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=01:00:00\ncd {tmp}/nc\nconda activate triod\n"
+    "torchrun --standalone --nproc_per_node=8 -m scripts.base_loss -- --num-models=$num_models\n"
+)
+
+
+@bad("unbound-variable")
+def _():  # nothing sets num_models (conda activate exports upper-case environment variables, not it)
+    return Scenario(script=EMPTY_FLAG, files={"nc/scripts/base_loss.py": LOSS_ARGPARSE}, env=ENV)
+
+
+@good("unbound-variable")
+def _():
+    return Scenario(
+        script=EMPTY_FLAG.replace("conda activate triod\n", "num_models=3\n"),
+        files={"nc/scripts/base_loss.py": LOSS_ARGPARSE},
+        env=ENV,
+    )
+
+
+@good("unbound-variable")
+def _():  # set -- with no words before `--` (it sets the positional arguments): no flag of set's own
+    return Scenario(script=HEAD + "set -- python -m scripts.base_train\n" + BASE + "\n", env=ENV)

@@ -544,5 +544,23 @@ def test_a_logged_window_pattern_is_a_post_configurator_era(tmp_path, cli):
     phases = {p["name"]: p for p in report["phases"]}
     assert report["profile"]["name"] == "no-mid" and "window_pattern" in report["profile"]["reason"]
     assert phases["mid"]["status"] == "not-run" and phases["sft"]["status"] == "done"
-    assert phases["report"]["cause"] == "report.md not checked (no base dir)" and proc.returncode == 1
+    assert phases["report"]["cause"] == "report.md not checked: no base dir and no ./report.md: pass --base-dir"
     assert "expected phases could not be judged (counted as not done): report" in proc.stderr, proc.stderr
+    assert proc.returncode == 1
+
+    # a report.md in the working directory that was reset months after these logs end is another run's: it is not
+    # read as this run's (its MID column and missing sections were reported as this run's defects)
+    (tmp_path / "report.md").write_text(
+        "# nanochat training report\n\nGenerated: 2026-12-07 02:57:09\n\nRun started: 2026-12-07 02:57:09\n\n---\n\n"
+        "## Summary\n\n| Metric | BASE | MID | SFT | RL |\n|--------|------|-----|-----|----|\n| CORE | 0.0101 | - | - | - |\n"
+    )
+    proc = cli(*args, cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    phases = {p["name"]: p for p in report["phases"]}
+    assert phases["report"]["status"] == "not-run", phases["report"]
+    assert phases["report"]["cause"] == (
+        "report.md not checked: ./report.md is a later run's (started 2026-12-07 02:57:09; these logs end "
+        "2026-04-21): pass --base-dir"
+    )
+    rpt = {c["code"]: c for c in report["checks"] if c["code"].startswith("RPT")}
+    assert {c["status"] for c in rpt.values()} == {"skip"} and "a later run's" in rpt["RPT002"]["reason"], rpt

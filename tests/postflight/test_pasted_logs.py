@@ -108,7 +108,8 @@ def test_the_logs_era_wins_over_a_checkout_only_guessed_from_where_postflight_ru
     proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=root)
     report = json.loads(proc.stdout)
     assert report["profile"]["name"] == "classic", report["profile"]
-    assert "is a bundled checkout, but the logs are another era's" in report["profile"]["reason"]
+    # its traceback's frames run another checkout (/Users/u/nanochat): this one is not the run's
+    assert "is not the checkout the logs ran (their tracebacks run /Users/u/nanochat)" in report["profile"]["reason"]
     assert all("nanochat.base_train" not in c for c in report["resume"]["commands"]), report["resume"]
 
 
