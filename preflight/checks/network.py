@@ -107,6 +107,22 @@ def marker_found(checkout, item: dict) -> bool | None:
     return True if answers and all(answers) else None
 
 
+def _read_without_download(checkout, item: dict, script) -> bool:
+    """The checkout reads the item (its ``read_marker`` in the files that would download it) but has no code to
+    download it, and the script does not fetch it either (a `curl ... eval_bundle.zip` is SB011's)."""
+    read = item.get("read_marker")
+    if (
+        not read
+        or checkout is None
+        or marker_found(checkout, {"marker": read, "marker_in": item.get("marker_in")}) is not True
+    ):
+        return False
+    # a script's own fetch names the archive or the file read (`curl -o eval_bundle.zip`, `wget -O .../core.yaml`)
+    names = [n for n in (str(item.get("marker") or ""), str(read)) if n]
+    words = [w for c in script.all_commands for w in c.raw_words] if script is not None else []
+    return not any(n in w for n in names for w in words)
+
+
 def _gpu_sm(ctx, job_env) -> tuple[int | None, str]:
     """The compute-capability major of the job's GPUs (visible GPUs, config gpu.type, the request);
     0 when the run plan trains on the CPU (no GPU requested, a plain python launcher, --device-type=cpu)."""
@@ -373,9 +389,10 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             if users is not None and not users:
                 continue
             used = marker_found(checkout, item)
-            if used is False:
+            read_only = used is False and _read_without_download(checkout, item, script)
+            if used is False and not read_only:
                 continue  # this checkout does not download it (older/newer commit, a fork)
-            dated, condition = ("yes", "") if used else profile.dated(item)
+            dated, condition = ("yes", "") if used or read_only else profile.dated(item)
             if dated == "no":
                 continue  # upstream downloads it only after this era, or stopped before it
             not_in = _eras_without(item, phase, alternatives)
@@ -407,9 +424,12 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
                 what += " (set TIKTOKEN_CACHE_DIR on shared storage: the default cache is node-local /tmp)"
             if dated == "maybe":
                 what += f" (if the checkout is {condition}; --checkout tells)"
+            if read_only:
+                what += ", which this checkout reads but has no code to download (FileNotFoundError where it is read)"
             missing.append(
                 {
                     "what": what,
+                    **({"read_only": True} if read_only else {}),
                     "source": item["source"],
                     "local": str(local),
                     "kind": kind,
@@ -438,8 +458,9 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             else ""
         )
         tolerated = all(m.get("tolerated") for m in missing)
+        needs = "reads files nothing downloads" if all(m.get("read_only") for m in missing) else "downloads at run time"
         yield Finding(
-            f"phase {phase} downloads at run time{qualifier}: {listing}"
+            f"phase {phase} {needs}{qualifier}: {listing}"
             + (
                 "; each launch that needs it goes on when it fails (`|| ...`), so the job does too" if tolerated else ""
             ),

@@ -193,7 +193,9 @@ def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
     How to fix: ``mkdir -p logs`` before ``sbatch`` (in the submit directory).
     """
     _readable(script)
-    workdir = Path(job_env.sbatch.get("chdir") or ctx.inputs.cwd)
+    # relative to --chdir, else to where sbatch runs: the checkout given (--checkout: it is submitted from there)
+    given = ctx.config.get("checkout") if ctx.config is not None else None
+    workdir = Path(job_env.sbatch.get("chdir") or (os.path.expanduser(str(given)) if given else ctx.inputs.cwd))
     for key in ("output", "error"):
         value = job_env.sbatch.get(key)
         path = output_pattern_path(value)

@@ -233,6 +233,8 @@ class ScriptModel:
     shebang: str | None = None
     crlf_lines: int = 0
     cd_targets: list[str] = field(default_factory=list)
+    # where bash runs it from its file ($0's directory): its own, or its twin's in the checkout given when this is a copy
+    script_dir: str | None = None
     includes: list[ScriptModel] = field(default_factory=list)
     include_lines: dict[str, int] = field(default_factory=dict)  # included file -> line of the call
     size: int = 0

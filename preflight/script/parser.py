@@ -77,6 +77,7 @@ def parse_script(
     model = ScriptModel(path=path, problems=problems, size=size)
     if text is None:
         return model
+    model.script_dir = _twin_dir(path, text, checkout) or str(path.resolve().parent)
     _parse_text(model, text, environ, args, _environ_complete)
     # follow `bash other.sh` / `source x.sh` when the file exists
     seen = set() if _seen is None else _seen
@@ -339,6 +340,32 @@ def _parse_text(
     find_invocations(model)
 
 
+def _twin_dir(path: Path, text: str, checkout: Path | None) -> str | None:
+    """A script checked as a copy outside the checkout given: the directory of the same file (same bytes, any name)
+    in that checkout's top level or two levels below, where bash runs it from (``cd "$(dirname "$0")"`` goes there)."""
+    if checkout is None:
+        return None
+    size = len(text.encode())
+    try:
+        root = checkout.resolve()
+        if root in path.resolve().parents:
+            return None
+        looked = 0
+        for depth in range(3):
+            for twin in sorted(root.glob("/".join(["*"] * (depth + 1)) + (path.suffix or "")))[:_TWIN_FILES]:
+                looked += 1
+                if twin.is_file() and twin.stat().st_size == size and twin.read_text() == text:
+                    return str(twin.parent)
+            if looked > _TWIN_FILES:
+                break
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return None
+
+
+_TWIN_FILES = 500  # files of the script's suffix looked at in the checkout, at most
+
+
 def _evaluate(
     model: ScriptModel, events: list, environ: dict[str, str] | None, args: list[str] | None, complete: bool, fname: str
 ) -> None:
@@ -358,7 +385,7 @@ def _evaluate(
     try:
         tree = build_tree(events)
         # bash runs a script from its file; sbatch runs a copy in its spool directory (`dirname $0` is that)
-        here = str(Path(fname).resolve().parent) if model.path and not model.directives else None
+        here = (model.script_dir or str(Path(fname).resolve().parent)) if model.path and not model.directives else None
         ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args, script_dir=here)
         ev.run_top(tree)
     except Exception as exc:  # noqa: BLE001 - never let the evaluation break the parse

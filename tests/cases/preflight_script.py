@@ -106,6 +106,26 @@ def _():
     )
 
 
+@good("output-dir-missing")
+def _():  # submitted from the checkout given (--checkout), which has logs/; where preflight runs has none
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --output=logs/nanochat_speedrun_%j.out\n" + BASE,
+        env=ENV,
+        files={"nc/logs/.keep": "", "nc/nanochat/__init__.py": "", "nc/scripts/base_train.py": ""},
+        config={"checkout": "{tmp}/nc"},
+    )
+
+
+@bad("output-dir-missing")
+def _():  # the checkout given has no logs/ (one where preflight runs does not count: sbatch runs in the checkout)
+    return Scenario(
+        script="#!/bin/bash\n#SBATCH --output=logs/nanochat_speedrun_%j.out\n" + BASE,
+        env=ENV,
+        files={"logs/.keep": "", "nc/nanochat/__init__.py": "", "nc/scripts/base_train.py": ""},
+        config={"checkout": "{tmp}/nc"},
+    )
+
+
 @bad("gpu-count-mismatch")
 def _():
     return Scenario(
