@@ -37,6 +37,7 @@ class CheckoutFlag:
     type: str | None = None  # int | float | str | bool (store_true) | None (unknown)
     default: Any = None
     aliases: tuple[str, ...] = ()  # other option strings of the same argument
+    choices: tuple[Any, ...] = ()  # its literal choices=[...], where it declares them
 
 
 @dataclass
@@ -252,7 +253,9 @@ def _argparse_flag(call: ast.Call) -> list[CheckoutFlag]:
         typ = "bool"
     default = _literal(kw["default"]) if "default" in kw else (False if action == "store_true" else None)
     names = longs + [f"no-{n}" for n in longs if negatable] + shorts
-    return [CheckoutFlag(n, typ, default, tuple(x for x in names if x != n)) for n in names]
+    choices = _literal(kw["choices"]) if "choices" in kw else None
+    choices = tuple(choices) if isinstance(choices, list | tuple) else ()
+    return [CheckoutFlag(n, typ, default, tuple(x for x in names if x != n), choices) for n in names]
 
 
 def _configurator_keys(tree: ast.Module) -> dict[str, CheckoutFlag] | None:

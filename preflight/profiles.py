@@ -213,7 +213,7 @@ class Profile:
             return None
         module = self._entry_of_variant(module)
         if module == self.modules.get("chat_eval") or module.endswith(".chat_eval"):
-            source = _chat_eval_source(args or [])
+            source = chat_source(args or [])
             if source in self.phases:
                 return source
             return None
@@ -291,7 +291,8 @@ def load_profile(name: str, reason: str = "", variant: str | None = None, checko
     return Profile(name=name, reason=reason or f"profile {name}", data=data, variant=variant, checkout=checkout)
 
 
-def _chat_eval_source(args: list[str]) -> str | None:
+def chat_source(args: list[str]) -> str | None:
+    """The phase a chat_eval / chat_cli / chat_web launch loads: its -i / --source (None when not given)."""
     for i, a in enumerate(args):
         for flag in ("-i", "--source"):
             if a == flag and i + 1 < len(args):

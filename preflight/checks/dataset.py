@@ -14,10 +14,33 @@ from preflight.units import parse_count
 MAX_LISTED = 20
 
 
-def _download_cmd(profile, n: int | str) -> str:
+def _download_cmd(profile, n: int | str, ctx=None) -> str:
     if profile is not None and profile.name == "bundled":
         return f"python -m nanochat.dataset build --num-shards {n} (or download) on a login node"
-    return f"python -m nanochat.dataset -n {n} on a login node (it skips shards already present)"
+    which, why = _pretraining_choice(ctx, profile) if ctx is not None else ("", "")
+    return f"python -m nanochat.dataset -n {n}{which} on a login node (it skips shards already present){why}"
+
+
+def _pretraining_choice(ctx, profile) -> tuple[str, str]:
+    """A fork's downloader that fetches one of several datasets (``-d/--dataset`` with choices) and not the
+    pretraining one by default: the option that picks it, and why (its default would fill another directory)."""
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
+    entry = checkout.entry(profile.modules.get("dataset"), None) if checkout is not None and profile else None
+    if entry is None or not entry.ok:
+        return "", ""
+    for option, flag in entry.flags.items():
+        picks = [c for c in flag.choices if isinstance(c, str) and c in _PRETRAINING_NAMES]
+        if option == flag.option and len(option) > 1 and picks and flag.default not in picks:
+            return (
+                f" --{option}={picks[0]}",
+                f"; this checkout's downloader fetches {flag.default!r} by default ({entry.path})",
+            )
+    return "", ""
+
+
+_PRETRAINING_NAMES = ("base", "pretrain", "pretraining", "base_data")
 
 
 def _script_downloads(ctx, profile) -> tuple[int | None, int | None, bool]:
@@ -96,20 +119,26 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
                 f"{dataset.dir} holds {dataset.count} shard(s){where}; base_train needs at least 2 (one to train "
                 f"on and the validation shard), and how many more is known only when the job runs ({why})",
                 path=str(dataset.dir),
-                fix=_download_cmd(profile, "N") + f"; N = 1 + ceil({shard_rule(profile)}) for the largest run",
+                fix=_download_cmd(profile, "N", ctx) + f"; N = 1 + ceil({shard_rule(profile)}) for the largest run",
             )
     elif have < plan.shards_min:
         yield Finding(
             f"{dataset.dir} holds {dataset.count} shard(s){where}; d{plan.depth} needs at least "
             f"{plan.shards_min} ({plan.shard_rule}), {plan.shards_recommended} recommended",
             path=str(dataset.dir),
-            fix=_download_cmd(profile, plan.shards_recommended),
+            fix=_download_cmd(profile, plan.shards_recommended, ctx),
         )
-    if dataset.val_index is not None and dataset.val_index not in dataset.indices and not (online and n_script):
+    # (with no shard at all the finding above says it all)
+    if (
+        dataset.val_index is not None
+        and dataset.indices
+        and dataset.val_index not in dataset.indices
+        and not (online and n_script)
+    ):
         yield Finding(
             f"the pinned validation shard shard_{dataset.val_index:05d}.parquet is missing from {dataset.dir}",
             path=str(dataset.dir),
-            fix=_download_cmd(profile, plan.shards_recommended),
+            fix=_download_cmd(profile, plan.shards_recommended, ctx),
         )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
+from preflight.profiles import chat_source
 from preflight.registry import check
 
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/local", "/scratch/local", "/lscratch", "/localscratch", "/run/user")
@@ -405,6 +406,9 @@ def source_checkpoint_missing(ctx, script, profile, job_env) -> Iterator[Finding
         )
 
 
+_CHAT_ENTRIES = ("chat_cli", "chat_web")  # they load a phase's model to talk to it (-i, default sft)
+
+
 def _checkpoint_loads(script, profile) -> tuple[list[tuple], set[str]]:
     """(launch, its phase, the phase whose checkpoint it loads) of each launch that loads one, and the phases the
     job trains. A trainer loads its source phase's model (chat_sft's --source where the era has it); an evaluation
@@ -413,6 +417,11 @@ def _checkpoint_loads(script, profile) -> tuple[list[tuple], set[str]]:
     for inv in script.all_invocations:
         module = inv.entry
         phase = profile.phase_of_module(module, inv.args) if module else None
+        if module and module.rsplit(".", 1)[-1] in _CHAT_ENTRIES:  # chat_cli -p ...: loads -i's model, sft by default
+            src = chat_source(list(inv.args)) or "sft"
+            if src in profile.phases:
+                loads.append((inv, "chat", src))
+            continue
         if phase is None:
             continue
         spec = profile.phase(phase) or {}
@@ -429,7 +438,8 @@ def _checkpoint_loads(script, profile) -> tuple[list[tuple], set[str]]:
 
 def _loaded_tag(inv, script, job_env) -> str | None:
     """The model tag the launch names, its variables expanded where the script sets them (MODEL_TAG=d12)."""
-    f = inv.flag("model_tag", "g") if (inv.module or "").endswith("chat_eval") else inv.flag("model_tag")
+    short = (inv.module or "").rsplit(".", 1)[-1] in ("chat_eval", *_CHAT_ENTRIES)  # their -g is the tag
+    f = inv.flag("model_tag", "g") if short else inv.flag("model_tag")
     if f is None or not f.value:
         return None
     if "$" in f.value:

@@ -105,3 +105,24 @@ def _():  # SFT on a base model this base dir does not hold (another tag is ther
 def _():
     files = {"base/base_checkpoints/d20/model_021400.pt": "x"}
     return Scenario(script=SFT_ON_BASE, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
+
+
+# chat_cli talks to -i's model (SFT by default): a job whose SFT step is commented out still loads one
+BASE_THEN_CHAT = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\n"
+    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+    "# torchrun --standalone --nproc_per_node=8 -m scripts.chat_sft\n"
+    'python -m scripts.chat_cli -g d20 -p "Why is the sky blue?"\n'
+)
+
+
+@bad("source-checkpoint-missing")
+def _():
+    files = {"base/base_checkpoints/d20/model_021400.pt": "x"}
+    return Scenario(script=BASE_THEN_CHAT, env=ENV, files=files, config={"base-dir": "{tmp}/base"})
+
+
+@good("source-checkpoint-missing")
+def _():  # an earlier job trained SFT under that tag
+    files = {"base/chatsft_checkpoints/d20/model_000700.pt": "x"}
+    return Scenario(script=BASE_THEN_CHAT, env=ENV, files=files, config={"base-dir": "{tmp}/base"})

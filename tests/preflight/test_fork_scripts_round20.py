@@ -64,3 +64,22 @@ def test_an_eval_bundle_an_early_checkout_reads_but_never_downloads_must_be_ther
     )
     assert not [f for f in checks["NET001"]["findings"] if "eval bundle" in f["message"]], checks["NET001"]
     assert any("eval_bundle.zip" in f["message"] for f in checks["SB011"]["findings"]), checks["SB011"]
+
+
+def test_the_shard_download_fix_picks_a_forks_pretraining_dataset(tmp_path, cli):
+    # a fork's downloader fetches one of two datasets and the midtraining mix by default: `-n 250` alone would fill
+    # another directory (and its loader falls back to it), so the fix names the choice that gets pretraining shards
+    checkout = _checkout(tmp_path / "nc")
+    (checkout / "nanochat" / "dataset.py").write_text(
+        "import argparse\nif __name__ == '__main__':\n    parser = argparse.ArgumentParser()\n"
+        "    parser.add_argument('-n', '--num-files', type=int, required=True)\n"
+        "    parser.add_argument('-d', '--dataset', choices=['base', 'mid_train'], default='mid_train')\n"
+        "    args = parser.parse_args()\n"
+    )
+    body = "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n"
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    (found,) = checks["DS001"]["findings"]  # no second finding for the validation shard of an empty directory
+    assert found["fix"].startswith(
+        "python -m nanochat.dataset -n 240 --dataset=base on a login node (it skips shards already present); this "
+        "checkout's downloader fetches 'mid_train' by default"
+    ), found["fix"]

@@ -103,8 +103,7 @@ def test_target_flops_sets_the_horizon_as_base_train_does(tmp_path):
         tmp_path / "c",
         select=["DS001"],
     )
-    ds, val = [f for c in result.checks for f in c.findings]
-    assert "the pinned validation shard shard_06542.parquet is missing" in val.message
+    (ds,) = [f for c in result.checks for f in c.findings]  # (an empty directory lacks its validation shard too)
     assert ds.message.endswith(
         "holds 0 shard(s); base_train needs at least 2 (one to train on and the validation shard), and how many "
         "more is known only when the job runs (--target-flops $1: set when the job runs)"
