@@ -56,7 +56,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     """The fixes the crashes from ``from_phase`` on call for, one per cause (every offline
     dataset in one prefetch command)."""
     from preflight.causes import CASCADE, classify_traceback, fix_for
-    from preflight.checks.logs import hf_settings
+    from preflight.checks.logs import hf_settings, too_big_fix
 
     if logs is None:
         return []
@@ -64,6 +64,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     by_cause: dict[str, list[tuple[str, str | None]]] = {}
     phase_of: dict[str, str | None] = {}  # the phase whose entry point spells the cause's fix
     first_of: dict[str, Any] = {}
+    too_big: dict[str, str] = {}  # a setup out-of-memory no batch size fixes: the model outgrows the GPUs
     for tb, seg in last_crashes(logs):
         if (tb.phase or seg.phase) not in later:
             continue
@@ -73,11 +74,15 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
         items = by_cause.setdefault(cause.name, [])
         phase_of.setdefault(cause.name, tb.phase or seg.phase)
         first_of.setdefault(cause.name, cause)  # its groups spell the fix (the file a full disk could not take)
+        segs = logs.by_phase(tb.phase or seg.phase) if (tb.phase or seg.phase) else [seg]
+        if not any(s.step_lines for s in segs) and (big := too_big_fix(tb, segs, cause)):
+            too_big.setdefault(cause.name, big)
         if cause.dataset and (cause.dataset, cause.config) not in items:
             items.append((cause.dataset, cause.config))
     checkout = ctx.get("checkout", None)
     return [
-        fix_for(
+        too_big.get(name)
+        or fix_for(
             first_of[name],
             profile,
             hf=hf_settings(ctx),

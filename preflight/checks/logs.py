@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 from preflight.model import Finding, Severity
@@ -58,6 +59,30 @@ def crashes(logs):
                     continue
                 seen.add(tb.signature)
                 yield tb, seg
+
+
+_CAPACITY_RE = re.compile(r"total capacity of ([\d.]+) GiB")
+
+
+def too_big_fix(tb, segs, cause) -> str | None:
+    """An out-of-memory before the first step of a model whose fp32 weights alone outgrow each GPU, even split
+    over all of the job's GPUs: no batch size helps (39B parameters on three 40 GB GPUs)."""
+    if cause.name not in ("out of memory", "model too large"):
+        return None
+    params = next((s.params for s in segs if s.params), None)
+    cap = _CAPACITY_RE.search(" ".join([tb.message, *tb.detail]))
+    if not params or cap is None:
+        return None
+    world = max([s.world_size or 1 for s in segs] + [len(tb.ranks or [])] + [1])
+    weights = params * 4 / 2**30  # GiB: nanochat keeps its weights in fp32 (bf16 only in autocast)
+    if weights / world <= float(cap.group(1)):
+        return None
+    split = f", {weights / world:,.0f} GiB a GPU even split over the job's {world}" if world > 1 else ""
+    return (
+        f"the model is too big for these GPUs: {params / 1e9:,.1f}B parameters are {weights:,.0f} GiB of fp32 weights"
+        f"{split}, more than each GPU's {float(cap.group(1)):g} GiB before any batch: no batch size makes it fit; "
+        "a smaller --depth, or GPUs with more memory"
+    )
 
 
 def _missing_named(logs) -> Iterator[Finding]:
@@ -139,6 +164,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
         roots = {lf.path: lf.report.root for lf in ctx.get("rank_failures", None) or [] if lf.report.root}
     except Exception:  # FactError: an unreadable log; the traceback is still reported below
         roots = {}
+    found: dict[tuple, tuple] = {}  # one finding per failure: the same error on several ranks is said once
     for tb, seg in crashes(logs):
         cause = classify_traceback(tb, profile)
         phase = tb.phase or seg.phase
@@ -151,15 +177,10 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
         if cause.name in CASCADE and (root_rank(tb, failed) is not None or other_root):
             continue  # this rank only lost another that failed first: rank-failure reports both
         exitcode = failed.get("exitcode")
-        extra = [
-            x
-            for x in (
-                _ranks(tb.ranks),
-                f"exit code {exitcode}" if exitcode is not None else "",
-                f"raised at {tb.code_frame}" if tb.code_frame else "",
-            )
-            if x
-        ]
+        key = (tb.path, phase, tb.exc_type, cause.name, tb.code_frame, who)
+        if key in found and tb.ranks and found[key][0].ranks:  # another rank's copy, its numbers differ (GPU N)
+            found[key][1].extend(r for r in tb.ranks if r not in found[key][1])
+            continue
         # the steps of the attempts up to this crash, not of a later attempt appended to the same log
         steps = (
             sum(s.step_lines for s in logs.by_phase(phase) if s.path != tb.path or s.start_line <= tb.line)
@@ -178,10 +199,22 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
         if phase is None and cause.name == "other" and logs.no_pipeline_phase:  # no phase, so no resume plan
             said = f" (it says: {tb.detail[0][:160]})" if tb.detail else ""
             fix = f"read the traceback{said}; fix it and rerun that program (it is no phase of the pipeline)"
+        if not steps:
+            fix = too_big_fix(tb, segs, cause) or fix
+        text = crash_text(tb, steps, failed, evaluated_before(segs, tb), last_step_before(segs, tb))
+        found[key] = (tb, list(tb.ranks or []), f"{who} ({phase or 'unknown phase'}) {text}", fix, cause, exitcode)
+    for (_path, phase, *_rest), (tb, ranks, text, fix, cause, exitcode) in found.items():
+        extra = [
+            x
+            for x in (
+                _ranks(sorted(ranks)),
+                f"exit code {exitcode}" if exitcode is not None else "",
+                f"raised at {tb.code_frame}" if tb.code_frame else "",
+            )
+            if x
+        ]
         yield Finding(
-            f"{who} ({phase or 'unknown phase'}) "
-            + crash_text(tb, steps, failed, evaluated_before(segs, tb), last_step_before(segs, tb))
-            + (f" [{'; '.join(extra)}]" if extra else ""),
+            text + (f" [{'; '.join(extra)}]" if extra else ""),
             path=tb.path,
             line=tb.line,
             fix=fix,
@@ -189,7 +222,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
                 "phase": phase,
                 "class": cause.name,
                 "type": tb.exc_type,
-                "ranks": tb.ranks,
+                "ranks": sorted(ranks),
                 "exitcode": exitcode,
                 "cause": cause.to_json(),
                 "root": {"type": tb.root[0], "message": tb.root[1]},

@@ -111,3 +111,47 @@ def test_a_grpo_loop_without_totals_logs_its_steps(tmp_path, cli):
     assert checks["LOG003"]["status"] == "pass"
     (finding,) = checks["LOG008"]["findings"]
     assert "last logged step 136 of 1868" in finding["message"], finding
+
+
+def _rank_oom(rank: int, gpu: int, free: str) -> list[str]:
+    return [
+        f"[rank{rank}]: " + x
+        for x in (
+            "Traceback (most recent call last):",
+            '  File "/nvme/nc/scripts/base_train.py", line 157, in <module>',
+            "    model = FSDP(model, device_id=device)",
+            '  File "/nvme/nc/.venv/lib/python3.10/site-packages/torch/distributed/fsdp/_flat_param.py", line 780, '
+            "in flatten_tensors_into_flat_param",
+            "    flat_param_data = self.flatten_tensors(tensors, self._aligned_numel)",
+            f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 530.00 MiB. GPU {gpu} has a total capacity "
+            f"of 39.49 GiB of which {free} MiB is free. Process 2672077 has 39.19 GiB memory in use.",
+        )
+    ]
+
+
+def test_a_model_too_big_for_its_gpus_is_said_once_with_its_size(tmp_path, cli):
+    # a 39B-parameter model on three 40 GB GPUs runs out of memory as its weights are sharded, before any step: each
+    # rank's copy (its own GPU number and free memory) was a finding of its own, and the fix was "shorter sequences",
+    # which no batch or sequence length makes true
+    lines = [
+        "Overriding: depth = 92",
+        "Overriding: device_batch_size = 1",
+        "Autodetected device type: cuda",
+        "2025-11-20 10:00:00,000 - nanochat.common - INFO - Distributed world size: 3",
+        "Number of parameters: 39,045,824,512",
+        *_rank_oom(2, 2, "302.50"),
+        *_rank_oom(1, 1, "326.50"),
+        *_rank_oom(0, 0, "302.50"),
+    ]
+    log = tmp_path / "oom.out"
+    log.write_text("\n".join(lines) + "\n")
+    report, checks, phases = verify_logs(cli, tmp_path, log)
+    (found,) = checks["LOG002"]["findings"]
+    assert "[ranks 0-2;" in found["message"] and found["data"]["ranks"] == [0, 1, 2], found
+    too_big = (
+        "the model is too big for these GPUs: 39.0B parameters are 145 GiB of fp32 weights, 48 GiB a GPU even split "
+        "over the job's 3, more than each GPU's 39.49 GiB before any batch: no batch size makes it fit"
+    )
+    assert found["fix"].startswith(too_big), found["fix"]
+    assert report["resume"]["fixes"][0].startswith(too_big), report["resume"]
+    assert phases["base"]["status"] == "failed"
