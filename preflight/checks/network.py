@@ -107,6 +107,19 @@ def marker_found(checkout, item: dict) -> bool | None:
     return True if answers and all(answers) else None
 
 
+def _phase_items(profile, phase: str, invs: list | None) -> list[dict]:
+    """The downloads a phase's launches may make: its own list, and where the job evaluates it with chat_eval (``-i
+    rl``), chat_eval's own tasks, which the era lists once, under the phase whose evaluation the speedrun runs."""
+    items = list((profile.phase(phase) or {}).get("network") or [])
+    if invs and any(i.entry.rsplit(".", 1)[-1] == "chat_eval" for i in invs):
+        for other in profile.phases:
+            for item in (profile.phase(other) or {}).get("network") or [] if other != phase else []:
+                mods = item.get("modules") or ([item["module"]] if item.get("module") else [])
+                if mods and all(m.rsplit(".", 1)[-1] == "chat_eval" for m in mods) and item not in items:
+                    items.append(item)
+    return items
+
+
 def _read_without_download(checkout, item: dict, script) -> bool:
     """The checkout reads the item (its ``read_marker`` in the files that would download it) but has no code to
     download it, and the script does not fetch it either (a `curl ... eval_bundle.zip` is SB011's)."""
@@ -383,7 +396,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             else None
         )
         missing, commands = [], []
-        for item in (profile.phase(phase) or {}).get("network") or []:
+        for item in _phase_items(profile, phase, invs):
             phase_modules = (profile.phase(phase) or {}).get("modules") or []
             users = _needed_by(item, invs, script, job_env, phase_modules, checkout) if invs is not None else None
             if users is not None and not users:

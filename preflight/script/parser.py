@@ -167,8 +167,8 @@ def included_file(cmd: Command) -> str | None:
     name = os.path.basename(w[0])
     if name in ("bash", "sh", "zsh") and len(w) > 1:
         rest = [x for x in w[1:] if not x.startswith("-")]
-        if "-c" in w[1:]:
-            return None
+        if any(x.startswith("-") and not x.startswith("--") and "c" in x for x in w[1:]):
+            return None  # `bash -c TEXT`, `bash -lc TEXT`: the text is the program, not a file
         return rest[0] if rest else None
     if name in ("source", ".") and len(w) > 1:
         return w[1]

@@ -37,6 +37,21 @@ def _():
     return Scenario(script=HEAD + f"srun --ntasks-per-node=1 bash --noprofile --norc -lc '{BASE}'\n", env=ENV)
 
 
+# a cloud start command: one `bash -lc '...'` whose text is the program, not a script file to read (its whole text
+# was reported as a file that does not exist, and as one preflight cannot read)
+START_COMMAND = "bash -lc '\nset -e\ncd /workspace\ncd nanochat\nexec /start.sh\n'\n"
+
+
+@good("training-not-visible")
+def _():
+    return Scenario(script=START_COMMAND, env=ENV)
+
+
+@good("sourced-file-missing")
+def _():
+    return Scenario(script=START_COMMAND, env=ENV)
+
+
 # -- xtrace-leaks-secret
 @bad("xtrace-leaks-secret")
 def _():

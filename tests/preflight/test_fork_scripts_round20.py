@@ -83,3 +83,18 @@ def test_the_shard_download_fix_picks_a_forks_pretraining_dataset(tmp_path, cli)
         "python -m nanochat.dataset -n 240 --dataset=base on a login node (it skips shards already present); this "
         "checkout's downloader fetches 'mid_train' by default"
     ), found["fix"]
+
+
+def test_chat_eval_of_the_rl_model_downloads_its_tasks_too(tmp_path, cli):
+    # `chat_eval -i rl` after chat_rl runs chat_eval's own tasks (ARC, MMLU, HumanEval) on an offline node; only RL's
+    # GSM8K was reported, as chat_eval's downloads are listed under the phases whose evaluation the speedrun runs
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\nexport WANDB_RUN=dummy\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.chat_rl\n"
+        "torchrun --standalone --nproc_per_node=8 -m scripts.chat_eval -- -i rl\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--profile", "classic")
+    rl = [f for f in checks["NET001"]["findings"] if f["message"].startswith("phase rl downloads at run time")]
+    assert len(rl) == 1, checks["NET001"]
+    for dataset in ("openai/gsm8k", "cais/mmlu", "allenai/ai2_arc", "openai/openai_humaneval"):
+        assert dataset in rl[0]["message"], rl[0]["message"]
