@@ -38,6 +38,7 @@ class CheckoutFlag:
     default: Any = None
     aliases: tuple[str, ...] = ()  # other option strings of the same argument
     choices: tuple[Any, ...] = ()  # its literal choices=[...], where it declares them
+    env: str | None = None  # the environment variable its default comes from (`run = os.getenv("WANDB_RUN", ...)`)
 
 
 @dataclass
@@ -278,7 +279,8 @@ def _configurator_keys(tree: ast.Module) -> dict[str, CheckoutFlag] | None:
                 # `length_buckets = [(2048, 0.6), ...]`: the configurator takes any global, literal_eval's list
                 keys[name] = CheckoutFlag(name, type(node.value).__name__.lower())
             elif not name.startswith("_") and name != "config_keys":  # (the list of keys it logs: not a setting)
-                keys[name] = CheckoutFlag(name)  # a computed global: a key too, of the type its value has then
+                # a computed global: a key too, of the type its value has then; a fork's default from the environment
+                keys[name] = CheckoutFlag(name, env=pyparse.environ_name(node.value))
     return None
 
 

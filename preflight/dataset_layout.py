@@ -57,7 +57,7 @@ def _read(path: str, size: int, mtime_ns: int) -> tuple[str | None, int | None, 
             # os.environ.get("X", os.path.join(...)): the last plain directory path in it
             names = [t for n in ast.walk(node.value) if (t := _text(n, strings)) is not None and _dir_path(t)]
             data_dir = names[-1] if names else None
-            env = _environ_get(node.value)
+            env = pyparse.environ_name(node.value)
         elif name == "index_to_filename" and isinstance(node.value, ast.Lambda):
             shard_regex = _file_name_regex(node.value.body, strings)
     return data_dir, max_shard, env, shard_regex
@@ -93,17 +93,6 @@ def _file_name_regex(body: ast.expr, strings: dict[str, str]) -> str | None:
         return None
     regex = "^" + "".join(r"(\d+)" if f else re.escape(t) for t, f in parts) + "$"
     return regex if regex.endswith(r"\.parquet$") else None
-
-
-def _environ_get(value: ast.expr) -> str | None:
-    """X of `os.environ.get("X", ...)` / `os.getenv("X", ...)`: the variable a fork reads its data directory from."""
-    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.args):
-        return None
-    func, first = value.func, value.args[0]
-    named = func.attr == "getenv" or (func.attr == "get" and getattr(func.value, "attr", None) == "environ")
-    if named and isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.isidentifier():
-        return first.value
-    return None
 
 
 def _dir_path(text: str) -> bool:

@@ -14,3 +14,14 @@ _LOCK = threading.Lock()
 def parse(source: str | bytes, filename: str = "<unknown>") -> ast.Module:
     with _LOCK:
         return ast.parse(source, filename=filename)
+
+
+def environ_name(value: ast.expr) -> str | None:
+    """X of `os.environ.get("X", ...)` / `os.getenv("X", ...)`: the variable a fork reads a setting from."""
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.args):
+        return None
+    func, first = value.func, value.args[0]
+    named = func.attr == "getenv" or (func.attr == "get" and getattr(func.value, "attr", None) == "environ")
+    if named and isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.isidentifier():
+        return first.value
+    return None

@@ -151,9 +151,15 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
                 # `--run=$WANDB_RUN` with WANDB_RUN set nowhere: the trainer gets an empty name, which is not dummy
                 return "", source + ": the trainer gets an empty run name, not dummy", inv.line, inv.file
             return (expanded or None), source, inv.line, inv.file
-        if any(
-            inv.entry and profile.phase_of_module(inv.entry, inv.args) in TRAIN_PHASES for inv in script.all_invocations
-        ):
+        trainers = [
+            inv
+            for inv in script.all_invocations
+            if inv.entry and profile.phase_of_module(inv.entry, inv.args) in TRAIN_PHASES
+        ]
+        if trainers:
+            named = _run_from_environment(ctx, job_env, trainers[0])
+            if named is not None:
+                return named
             return None, "no --run flag (the trainer's default is dummy)", None, None
         if any(inv.entry for inv in script.all_invocations):
             # it launches nanochat entry points, none of which trains (a tokenizer job): nothing starts wandb
@@ -161,6 +167,22 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
     value = job_env.get("WANDB_RUN")
     source, path, line = variable_origin(ctx, "WANDB_RUN")
     return value or None, source, line, path
+
+
+def _run_from_environment(ctx, job_env, inv) -> tuple[str | None, str, int | None, str | None] | None:
+    """A fork's trainer whose run name defaults to an environment variable (``run = os.getenv("WANDB_RUN",
+    "dummy")``): the name the job's environment gives it; None where the checkout's default is a constant."""
+    from preflight.checks.flags import checkout_or_none
+
+    checkout = checkout_or_none(ctx)
+    entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
+    flag = entry.lookup("run") if entry is not None and entry.ok else None
+    if flag is None or not flag.env:
+        return None
+    value = job_env.get(flag.env)
+    source, path, line = variable_origin(ctx, flag.env)
+    said = f"no --run flag, and {entry.path} takes its default from ${flag.env} ({source})"
+    return (value or None), said, line, path
 
 
 @check("ENV001", "wandb-disabled", severity="info")

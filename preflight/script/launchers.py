@@ -288,6 +288,23 @@ _MAX_LOOP_VALUES = 16  # a longer list is a sweep, not a pipeline: its commands 
 _DYNAMIC_HEAD_RE = re.compile(r"^[\"']?(\$|`)")
 
 
+# `python -c "exec(open('scripts/base_train.py').read().replace(...))"`, runpy.run_path / run_module of an entry point
+_EXEC_ENTRY_RE = re.compile(
+    r"""(?:\bopen|\brun_path)\(\s*['"](/?(?:[\w.-]+/)*(?:scripts|nanochat)/\w+\.py)['"]"""
+    r"""|\brun_module\(\s*['"]((?:scripts|nanochat)\.\w+)['"]"""
+)
+
+
+def _exec_of_entry(words: list[str]) -> str | None:
+    """Why a `python -c` launch is hidden: its code runs an entry point's source itself (exec of the file, runpy)."""
+    if len(words) < 3 or not _PY_RE.match(os.path.basename(words[0])) or "-c" not in words[1:-1]:
+        return None
+    m = _EXEC_ENTRY_RE.search(words[words.index("-c", 1) + 1])
+    if m is None:
+        return None
+    return f"`python -c` runs {m.group(1) or m.group(2)} through its own code (exec/runpy), with changes preflight does not follow"
+
+
 def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> list[Invocation]:
     """The invocations one command makes: itself, through a shell function that launches its
     arguments, or through shell text it runs (`srun bash -lc '...'`, `eval "$CMD"`)."""
@@ -301,6 +318,9 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
     head = os.path.basename(words[0]) if words else ""
     if not (head in RUNNERS or _PY_RE.match(head) or head[:1] in "$`\"'"):
         return []  # echo, mkdir, cd ...: most lines of a script
+    if (hidden := _exec_of_entry(strip_prefixes(words).words)) is not None:
+        model.hidden.append((cmd.line, cmd.file, hidden))
+        return []
     inv = parse_invocation(cmd, words)
     if inv is not None:
         inv.via = via

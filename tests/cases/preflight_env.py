@@ -49,6 +49,34 @@ def _():
     )
 
 
+# a fork's base_train takes its run name's default from the environment (no --run flag in the script)
+ENV_RUN_FORK = {
+    "nc/scripts/base_train.py": 'import os\nrun = os.getenv("WANDB_RUN", "dummy")\ndepth = 20\n'
+    "exec(open(os.path.join('nanochat', 'configurator.py')).read())\n",
+    "nc/nanochat/configurator.py": "",
+}
+ENV_RUN_SCRIPT = (
+    "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\ncd {tmp}/nc\nexport WANDB_RUN=b200-run\n"
+    "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=20\n"
+)
+
+
+@bad("wandb-no-credentials")
+def _():
+    return Scenario(script=ENV_RUN_SCRIPT, env={"HOME": "{tmp}/home"}, files=ENV_RUN_FORK)
+
+
+@good("wandb-no-credentials")
+def _():  # the upstream default (run = "dummy"): the variable reaches no wandb
+    files = {
+        **ENV_RUN_FORK,
+        "nc/scripts/base_train.py": ENV_RUN_FORK["nc/scripts/base_train.py"].replace(
+            'os.getenv("WANDB_RUN", "dummy")', '"dummy"'
+        ),
+    }
+    return Scenario(script=ENV_RUN_SCRIPT, env={"HOME": "{tmp}/home"}, files=files)
+
+
 @bad("base-dir-in-home")
 def _():
     return Scenario(script=SCRIPT, env={"HOME": "{tmp}/home"})

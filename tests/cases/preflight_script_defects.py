@@ -37,6 +37,15 @@ def _():
     return Scenario(script=HEAD + f"srun --ntasks-per-node=1 bash --noprofile --norc -lc '{BASE}'\n", env=ENV)
 
 
+@bad("training-not-visible")
+def _():  # python -c that reads base_train.py, edits its settings as text and exec()s it
+    code = (
+        "with open('/home/u/nanochat/scripts/base_train.py') as f:\n    src = f.read()\n"
+        "exec(src.replace('device_batch_size = 32', 'device_batch_size = 8'))\n"
+    )
+    return Scenario(script=HEAD + f'python -c "\n{code}"\n', env=ENV)
+
+
 # a cloud start command: one `bash -lc '...'` whose text is the program, not a script file to read (its whole text
 # was reported as a file that does not exist, and as one preflight cannot read)
 START_COMMAND = "bash -lc '\nset -e\ncd /workspace\ncd nanochat\nexec /start.sh\n'\n"
