@@ -34,6 +34,11 @@ def _run_date(heads: list[tuple[str, str]]) -> str | None:
     return min(dates) if dates else None
 
 
+def first_log_date(logs: list) -> str | None:
+    """The earliest date the logs' heads are stamped with (YYYY-MM-DD): when the run ran."""
+    return _run_date(log_samples(logs))
+
+
 def last_log_date(logs: list) -> str | None:
     """The latest date the logs' heads and tails are stamped with (YYYY-MM-DD): the run ended no earlier."""
     dates = [m.group(1) for _, text in log_samples(logs) for m in _STAMP_RE.finditer(text)]
@@ -210,3 +215,40 @@ def detect(ctx: Any) -> tuple[str, str, tuple[str, ...]] | None:
             tuple(tied),
         )
     return name, "the run's evidence says so: " + ", ".join(seen), ()
+
+
+# lines every nanochat prints on stdout early in a process; the bundled trainer prints its fingerprint before them
+_EARLY_STDOUT_RE = re.compile(r"^(?:Autodetected device type: |Overriding: |Calculated number of )", re.M)
+
+
+def stdout_without_fingerprint(logs: list) -> bool:
+    """The logs hold what a process prints on stdout after the bundled trainer's first line, but not that line."""
+    return any(_EARLY_STDOUT_RE.search(text) for _, text in log_samples(logs))
+
+
+def era_of_log_date(ctx: Any, found: str) -> Any:
+    """Logs with nothing era-specific but a date: the era upstream was in then (its flag spelling too)."""
+    from preflight.profiles import _load_raw, load_profile
+
+    logs = list(getattr(ctx.inputs, "logs", None) or [])
+    date = first_log_date(logs) if logs and getattr(ctx.inputs, "stage", "pre") == "post" else None
+    if date is None:
+        return None
+    texts = [text for _, text in log_samples(logs)]
+
+    def prints_never(name: str) -> bool:  # a line the logs hold that this era's code never prints
+        never = ((load_profile(name).data.get("evidence") or {}).get("era_signs") or {}).get("log_never") or []
+        return any(re.search(p, t, re.M) for p in never for t in texts)
+
+    spans = [(name, (_load_raw(name).get("dates") or {})) for name in CANDIDATES if not prints_never(name)]
+    began = [(str(d.get("from") or ""), name) for name, d in spans if str(d.get("from") or "") <= date]
+    if not began:
+        return None
+    start, name = max(began)
+    variants = ((_load_raw(name).get("flag_style") or {}).get("variants")) or []
+    variant = next((v["name"] for v in variants if str(v.get("from")) <= date < str(v.get("to") or "9999")), None)
+    reason = (
+        f"its log is dated {date}: the latest era begun by then that prints what it holds is {name} (from {start}); "
+        f"{found} and nothing else era-specific in the logs (--profile or --checkout decides)"
+    )
+    return load_profile(name, reason, variant)

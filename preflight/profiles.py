@@ -472,7 +472,7 @@ def _not_the_logs(ctx: Any, script: Any | None, cand: Path, era: str) -> str | N
         return None
     if ctx.config is not None and ctx.config.get("checkout"):
         return None
-    from preflight.era_evidence import detect, frame_roots
+    from preflight.era_evidence import detect, frame_roots, stdout_without_fingerprint
 
     own = _from_logs(ctx)  # a log that names its era (the bundled trainer's first line) settles it
     roots = frame_roots(list(ctx.inputs.logs))
@@ -480,7 +480,7 @@ def _not_the_logs(ctx: Any, script: Any | None, cand: Path, era: str) -> str | N
         return f"{cand} is not the checkout the logs ran (their tracebacks run {sorted(roots)[0]})"
     if own is not None:
         return None if own.name == era else f"{cand} is a {era} checkout, but the logs are {own.name}'s"
-    if era == "bundled" and _stdout_without_fingerprint(ctx):
+    if era == "bundled" and stdout_without_fingerprint(list(ctx.inputs.logs)):
         return f"{cand} is the bundled trainer's checkout, but the logs' processes do not print its first line"
     try:
         found = detect(ctx)
@@ -489,16 +489,6 @@ def _not_the_logs(ctx: Any, script: Any | None, cand: Path, era: str) -> str | N
     if found is None or found[0] == era or not (found[0] == "classic" or era in ("classic", "bundled")):
         return None
     return f"{cand} is a {era} checkout, but the logs are another era's"
-
-
-# lines every nanochat prints on stdout early in a process; the bundled trainer prints its fingerprint before them
-_EARLY_STDOUT_RE = re.compile(r"^(?:Autodetected device type: |Overriding: |Calculated number of )", re.M)
-
-
-def _stdout_without_fingerprint(ctx: Any) -> bool:
-    from preflight.era_evidence import log_samples
-
-    return any(_EARLY_STDOUT_RE.search(text) for _, text in log_samples(list(ctx.inputs.logs)))
 
 
 def detect_from_script(script: Any) -> tuple[str, str, str | None, tuple] | None:
@@ -579,6 +569,11 @@ def profile_fact(ctx: Any) -> Profile:
             prof.alternatives = tuple((name, None) for name in found[2])  # the eras the evidence fits as well
             return prof
     found = "; ".join(passed_over) or "no nanochat checkout found"
+    from preflight.era_evidence import era_of_log_date
+
+    dated = era_of_log_date(ctx, found) if script is None else None
+    if dated is not None:
+        return dated
     seen = "in the script" if script is not None else "in the logs"
     return load_profile("classic", f"default: {found} and nothing era-specific {seen}")
 

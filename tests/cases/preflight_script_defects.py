@@ -576,3 +576,33 @@ def _():
 @good("unbound-variable")
 def _():  # set -- with no words before `--` (it sets the positional arguments): no flag of set's own
     return Scenario(script=HEAD + "set -- python -m scripts.base_train\n" + BASE + "\n", env=ENV)
+
+
+# -- conda-activate-without-hook
+CONDA_JOB = "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\n{setup}conda activate nanochat\n" + BASE + "\n"
+
+
+@bad("conda-activate-without-hook")
+def _():  # a batch shell is not interactive: no conda function, `conda activate` stops with CondaError
+    return Scenario(script=CONDA_JOB.format(setup=""), env=ENV)
+
+
+@good("conda-activate-without-hook")
+def _():
+    return Scenario(script=CONDA_JOB.format(setup='source "$HOME/miniconda3/etc/profile.d/conda.sh"\n'), env=ENV)
+
+
+@good("conda-activate-without-hook")
+def _():
+    return Scenario(script=CONDA_JOB.format(setup='eval "$(conda shell.bash hook)"\n'), env=ENV)
+
+
+@good("conda-activate-without-hook")
+def _():  # a login shell reads the start files `conda init` wrote to
+    return Scenario(script=CONDA_JOB.replace("#!/bin/bash\n", "#!/bin/bash -l\n").format(setup=""), env=ENV)
+
+
+@good("conda-activate-without-hook")
+def _():  # conda.sh through a variable, guarded
+    setup = 'CONDA_SH="${CONDA_ROOT:-$HOME/anaconda3}/etc/profile.d/conda.sh"\n[ -f "$CONDA_SH" ] || exit 1\nsource "$CONDA_SH"\n'
+    return Scenario(script=CONDA_JOB.format(setup=setup), env=ENV)

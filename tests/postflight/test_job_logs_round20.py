@@ -155,3 +155,26 @@ def test_a_model_too_big_for_its_gpus_is_said_once_with_its_size(tmp_path, cli):
     assert found["fix"].startswith(too_big), found["fix"]
     assert report["resume"]["fixes"][0].startswith(too_big), report["resume"]
     assert phases["base"]["status"] == "failed"
+
+
+def test_a_dated_log_with_nothing_else_era_specific_takes_the_era_of_its_date(tmp_path, cli):
+    # an out-of-memory in base_train, logged on 2026-01-20 with no line only one era prints: the oldest era was taken,
+    # and its fix said --device_batch_size, which that month's argparse (dashes from 2026-01-13) refuses
+    lines = [
+        "2026-01-20 09:00:00,000 - nanochat.common - INFO - Distributed world size: 8",
+        "Traceback (most recent call last):",
+        '  File "/home/u/nanochat/scripts/base_train.py", line 300, in <module>',
+        "    loss.backward()",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+    ]
+    log = tmp_path / "oom.out"
+    log.write_text("\n".join(lines) + "\n")
+    report, checks, _phases = verify_logs(cli, tmp_path, log)
+    assert report["profile"]["name"] == "argparse" and report["profile"]["variant"] == "argparse-dash", report[
+        "profile"
+    ]
+    assert report["profile"]["reason"].startswith(
+        "its log is dated 2026-01-20: the latest era begun by then that prints what it holds is argparse (from 2026-01-03)"
+    ), report["profile"]
+    (found,) = checks["LOG002"]["findings"]
+    assert "--device-batch-size" in found["fix"] and "--device_batch_size" not in found["fix"], found["fix"]
