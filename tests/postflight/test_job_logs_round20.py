@@ -178,3 +178,20 @@ def test_a_dated_log_with_nothing_else_era_specific_takes_the_era_of_its_date(tm
     ), report["profile"]
     (found,) = checks["LOG002"]["findings"]
     assert "--device-batch-size" in found["fix"] and "--device_batch_size" not in found["fix"], found["fix"]
+
+
+def test_step_lines_with_an_epoch_are_sft_in_the_eras_without_midtraining(tmp_path, cli):
+    # an excerpt of chat_sft going NaN (2026, no midtraining): its step lines carry "| epoch: N |", which January's
+    # mid_train printed too, and the excerpt was read as midtraining, with a resume plan running scripts.mid_train
+    lines = ["Step 00000 | Validation bpb: 1.0596"] + [
+        f"step {s:05d} ({s / 7.5:.2f}%) | loss: {loss} | lrm: 0.01 | dt: 82.70ms | tok/sec: 198,125 | mfu: 0.00 | "
+        "epoch: 1 | total time: 0.00m"
+        for s, loss in ((1, "1.874766"), (2, "2.581178"), (3, "2.784387"), (4, "nan"), (5, "nan"))
+    ]
+    log = tmp_path / "sft.out"
+    log.write_text("\n".join(lines) + "\n")
+    report, checks, phases = verify_logs(cli, tmp_path, log)
+    assert "mid" not in report["profile"]["phases"], report["profile"]
+    assert phases["sft"]["status"] == "failed", phases["sft"]
+    (nan,) = checks["LOG007"]["findings"]
+    assert nan["message"].startswith("sft: non-finite loss: step 00004"), nan
