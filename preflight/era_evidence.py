@@ -227,7 +227,8 @@ def stdout_without_fingerprint(logs: list) -> bool:
 
 
 def era_of_log_date(ctx: Any, found: str) -> Any:
-    """Logs with nothing era-specific but a date: the era upstream was in then (its flag spelling too)."""
+    """Logs with nothing era-specific but a date: the latest era begun by then whose code prints every line they
+    hold (none of its ``log_never`` lines), with the flag spelling of that date (argparse's underscores or dashes)."""
     from preflight.profiles import _load_raw, load_profile
 
     logs = list(getattr(ctx.inputs, "logs", None) or [])

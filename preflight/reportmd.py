@@ -143,8 +143,9 @@ def report_fact(ctx: Any) -> Report:
 
 
 def _refuse_later_run(ctx: Any, path: Path, rep: Report) -> None:
-    """./report.md is a guess (no base dir): a report reset after the logs' last dated line is another, later run's
-    (the header is written before the run's first phase), and judging these logs' phases by it would be wrong."""
+    """./report.md is a guess (no base dir): it is not the run's when the logs' tracebacks run a checkout elsewhere
+    (`report generate` writes it into the job's working directory), or when it was reset after the logs' last dated
+    line (its header is written before the run's first phase). Judging these logs' phases by it would be wrong."""
     from preflight.era_evidence import frame_roots, last_log_date
 
     read = ctx.get("logs", None)  # the logs given and the stderr files read beside them

@@ -112,11 +112,11 @@ def _phase_items(profile, phase: str, invs: list | None) -> list[dict]:
     rl``), chat_eval's own tasks, which the era lists once, under the phase whose evaluation the speedrun runs."""
     items = list((profile.phase(phase) or {}).get("network") or [])
     if invs and any(i.entry.rsplit(".", 1)[-1] == "chat_eval" for i in invs):
-        for other in profile.phases:
-            for item in (profile.phase(other) or {}).get("network") or [] if other != phase else []:
-                mods = item.get("modules") or ([item["module"]] if item.get("module") else [])
-                if mods and all(m.rsplit(".", 1)[-1] == "chat_eval" for m in mods) and item not in items:
-                    items.append(item)
+        others = [p for p in profile.phases if p != phase]
+        for item in [it for p in others for it in (profile.phase(p) or {}).get("network") or []]:
+            mods = item.get("modules") or ([item["module"]] if item.get("module") else [])
+            if mods and all(m.rsplit(".", 1)[-1] == "chat_eval" for m in mods) and item not in items:
+                items.append(item)
     return items
 
 
