@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +47,30 @@ def last_log_date(logs: list) -> str | None:
 
 
 def log_samples(logs: list) -> list[tuple[str, str]]:
-    """(file name, head + tail text) of each readable log: era signs are read there, never the whole file."""
+    """(file name, head + tail text) of each readable log: era signs are read there, never the whole file. Read once
+    per file version: the era, the checkout and the report guards all ask for the same samples."""
     out = []
     for path in logs:
         try:
             if not os.path.isfile(path):  # a named pipe would block open() forever
                 continue
-            with open(path, "rb") as fh:
-                text, read = _head(fh)
-                size = os.fstat(fh.fileno()).st_size
-                if size > read:
-                    fh.seek(max(read, size - LOG_TAIL_BYTES))
-                    text += b"\n" + fh.read(LOG_TAIL_BYTES)
-            out.append((Path(path).name, text.decode("utf-8", "replace")))
+            st = os.stat(path)
+            out.append((Path(path).name, _sample(str(path), st.st_size, st.st_mtime_ns)))
         except OSError:
             continue
     return out
+
+
+@lru_cache(maxsize=32)
+def _sample(path: str, size: int, mtime_ns: int) -> str:
+    """A log's head and tail as text (``size`` and ``mtime_ns`` key the cache to this version of the file)."""
+    with open(path, "rb") as fh:
+        text, read = _head(fh)
+        size = os.fstat(fh.fileno()).st_size
+        if size > read:
+            fh.seek(max(read, size - LOG_TAIL_BYTES))
+            text += b"\n" + fh.read(LOG_TAIL_BYTES)
+    return text.decode("utf-8", "replace")
 
 
 _STAMPED_LINE_RE = re.compile(_STAMP_RE.pattern.encode().removeprefix(b"^"))  # a logger's line, colours or not
