@@ -356,6 +356,20 @@ def checkout_fact(ctx: Any) -> Checkout | None:
 SETTING_SINCE = {"save_every": "2025-11-13 (c6abcdf)", "resume_from_step": "2025-11-13 (c6abcdf)"}
 
 
+def model_tag_flag(checkout: Checkout | None, profile: Any, module: str) -> tuple[str | None, bool]:
+    """How an entry point that loads a checkpoint is told its model tag: (flag, whether the checkout's source
+    said so). None: it takes no tag (an era's untagged loader, or the checkout's own source has no such flag): it
+    loads the largest dN."""
+    flag, source = setting_flag(checkout, profile, module, "model_tag")
+    if source.endswith(".py"):
+        return flag, True
+    if profile is not None and module in profile.data.get("untagged_loaders", []):
+        return None, False
+    if profile is not None and not profile.uses_configurator(module):
+        return "--model-tag", False  # without its source: how every upstream argparse loader spells it
+    return flag or "--model_tag", False
+
+
 def setting_flag(
     checkout: Checkout | None, profile: Any, module: str | None, dest: str, script_file: str | None = None
 ) -> tuple[str | None, str]:

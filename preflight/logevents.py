@@ -26,6 +26,7 @@ from preflight.loglines import (
     SAVE_RE,
     SDPA_WINDOW_RE,
     STEP_IN_PATH_RE,
+    TOK_TRAIN_RE,
     TRAINER_SETUP_RE,
     parse_int,
     parse_number,
@@ -99,6 +100,9 @@ class EventReader:
                 seg.content = True
                 seg.end_markers[name] = Event(name, line, s, {"value": parse_number(me.group(1))})
                 return True
+        if TOK_TRAIN_RE.search(s):
+            self._evidence("tok_train", line)
+            return True
         ms = SAVE_RE.search(s)
         if ms:
             kind = SAVE_KIND[ms.group(1) or ms.group(2)]

@@ -348,7 +348,7 @@ class _Indexer(TracebackReader, EventReader):
             seg.script = mc.group("script")
             seg.command = Event("command", line, s, {"script": mc.group("script")})  # <= 2000 chars: its flags
             return
-        if s.startswith("Overriding"):
+        if s.startswith(("Overriding", "overriding ")):
             if seg.content:
                 seg = self._start(line)
             elif seg.overrides and seg.device:  # Overriding prints before device autodetection: a new process
@@ -398,7 +398,7 @@ class _Indexer(TracebackReader, EventReader):
         if mw:
             if seg.content or seg.world_size:
                 seg = self._start(line)
-            seg.world_size = parse_int(mw.group(1))
+            seg.world_size = parse_int(mw.group(1) or mw.group(2))
             return
         if s.startswith(("Step ", "step ")):
             mv = VAL_RE.match(s) or SFT_METRICS_RE.match(s) or PASS_RE.match(s)

@@ -22,13 +22,14 @@ RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
 RANK_NUM_RE = re.compile(r"(\d+)")
 
 ANCHOR_RE = re.compile(
-    rb"Overriding|Autodetected device|Distributed world size|Calculated number of|Resuming optimization"
-    rb"|Traceback \(most|Error|Exception|Saved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
+    rb"[Oo]verriding|Autodetected device|Distributed world size|ddp_world_size|Calculated number of|Resuming optimization"
+    rb"|Traceback \(most|Error|Exception|[Ss]aved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|watchdog got stuck|abort timed out|sliding window attention|Reset report and wrote"
     rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Mean Reward|Example step"
-    rb"|Loading model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
+    rb"|rustbpe - INFO|Starting BPE training"
+    rb"|[Ll]oading (?:the )?model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Vocab size: |Estimated FLOPs per token: |Total number of training tokens: |Total training FLOPs estimate: "
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
@@ -64,17 +65,21 @@ FIELD_RES = {
 VAL_RE = re.compile(r"^Step (\d+) \| (Validation bpb|Validation loss|CORE metric|ChatCORE): (\S+)")
 SFT_METRICS_RE = re.compile(r"^Step (\d+) \| mmlu_acc: (\S+), arc_easy_acc: (\S+)")
 PASS_RE = re.compile(r"^Step (\d+) \| Pass@1: (\S+?),")
-OVERRIDE_RE = re.compile(r"^Overriding: (\w+) = (.*)$")
+# (a fork's own rewrite prints "overriding depth = 20")
+OVERRIDE_RE = re.compile(r"^[Oo]verriding:? (\w+) = (.*)$")
 OVERRIDE_CFG_RE = re.compile(r"^Overriding config with (.*):$")
 DEVICE_RE = re.compile(r"Autodetected device type: (\w+)")
-WORLD_RE = re.compile(r"Distributed world size: (\d+)")
+# (a fork's rewrite: "This process is ddp_rank: 0, ddp_local_rank: 0, ddp_world_size: 1")
+WORLD_RE = re.compile(r"Distributed world size: (\d+)|\bddp_world_size: (\d+)")
 ITERS_RE = re.compile(r"Calculated number of iterations[^\n]*?: ([\d,]+)")  # "... data:param ratio: 418"
 RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
 RESUME_RE = re.compile(r"(?:Resuming optimization|Loaded checkpoint) from step (\d+)")  # the latter: a close fork
 # a line of nanochat's python logging (its handler writes to stderr): "2025-10-16 19:59:50,381 - nanochat.x - INFO - "
 STDERR_LOGGING_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanochat\.[\w.]+ - [A-Z]+ - ")
 # nanochat.checkpoint_manager's log line when a script loads a phase's checkpoint (every era)
-LOAD_MODEL_RE = re.compile(r"Loading model from (\S+) with step (\d+)")
+# tok_train at work before it saves (rustbpe's own log lines): the process is the tokenizer's
+TOK_TRAIN_RE = re.compile(r"\brustbpe - INFO - |\bStarting BPE training: \d+ merges")
+LOAD_MODEL_RE = re.compile(r"[Ll]oading (?:the )?model from (\S+) with step (\d+)")
 # ... and the line before it when no model tag was given (it takes the largest dN of that phase's checkpoints)
 GUESS_TAG_RE = re.compile(r"No model tag provided, guessing model tag: (\S+)")
 # a trainer's batch arithmetic (base, mid, SFT in later eras; classic SFT's own wording): its accumulation steps
@@ -114,15 +119,14 @@ END_RES = {
     "training_time": re.compile(r"Total training time: ([\d.]+)m"),
     "min_val_bpb": re.compile(r"Minimum validation bpb: (\S+)"),
 }
-SAVE_RE = (
-    re.compile(  # nanochat's "Saved model parameters to: ..."; a close fork's "✅ Checkpoint saved: .../model_N.pt"
-        r"(?:Saved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
-        r"|tokenizer encoding|token_bytes) to:?|(Checkpoint) saved:) (.+)$"
-    )
+SAVE_RE = re.compile(  # nanochat's "Saved model parameters to: ..."; a close fork's "✅ Checkpoint saved: .../model_N.pt"
+    r"(?:[Ss]aved (model parameters|model file|metadata|metadata file|optimizer state|optimizer file|model checkpoint"
+    r"|tokenizer encoding|token_bytes|model(?= to:? \S*_checkpoints/)) to:?|(Checkpoint) saved:) (.+)$"
 )
 SAVE_KIND = {
     "Checkpoint": "model",
     "model parameters": "model",
+    "model": "model",  # a fork's own rewrite: "saved model to .../model_000466.pt"
     "model file": "model",
     "metadata": "meta",
     "metadata file": "meta",

@@ -145,14 +145,22 @@ def phase_of_script(script: str | None) -> str | None:
     return SCRIPT_PHASE.get(script.rsplit(".", 1)[-1])
 
 
+def variant_of(name: str, known) -> str | None:
+    """The entry point of ``known`` a fork's copy named ``name`` extends or prefixes (base_train_gc, chat_sft_lora,
+    my_base_train -> base_train, chat_sft, base_train): the longest that fits; None where none does."""
+    return next(
+        (s for s in sorted(known, key=len, reverse=True) if name.startswith(s + "_") or name.endswith("_" + s)), None
+    )
+
+
 def known_script(name: str | None) -> str | None:
     """The nanochat entry point a script file's stem names: itself, or the one a fork's copy extends
-    (base_train_gc.py, chat_sft_lora.py -> base_train, chat_sft); None for anything else."""
+    (base_train_gc.py, chat_sft_lora.py, my_base_train.py -> base_train, chat_sft, base_train); None otherwise."""
     if not name:
         return None
     if name in SCRIPT_PHASE:
         return name
-    return next((s for s in sorted(SCRIPT_PHASE, key=len, reverse=True) if name.startswith(s + "_")), None)
+    return variant_of(name, SCRIPT_PHASE)
 
 
 def is_train_phase(name: str | None) -> bool:

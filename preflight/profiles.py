@@ -23,6 +23,7 @@ from typing import Any
 from preflight import pyparse
 from preflight.facts import FactUnavailable
 from preflight.phases import PHASE_NAMES as PHASE_ORDER
+from preflight.phases import variant_of
 
 PROFILE_NAMES = ("classic", "argparse", "no-mid", "current", "bundled")
 
@@ -228,17 +229,17 @@ class Profile:
         return None
 
     def _entry_of_variant(self, module: str) -> str:
-        """``scripts.base_train_jp_cloud`` -> ``scripts.base_train`` (the longest entry point name it
-        extends with ``_``); any other module as it is."""
+        """``scripts.base_train_jp_cloud``, ``scripts.my_base_train`` -> ``scripts.base_train`` (the longest entry
+        point name it extends or prefixes with ``_``); any other module as it is."""
         head, _, base = module.rpartition(".")
         known = {m.rsplit(".", 1)[-1] for phase in self.phases for m in (self.phase(phase) or {}).get("modules", [])}
         known |= {m.rsplit(".", 1)[-1] for m in self.modules.values() if isinstance(m, str)}
         if base in known:
             return module
-        stems = [k for k in known if base.startswith(k + "_")]
-        if not stems:
+        stem = variant_of(base, known)
+        if stem is None:
             return module
-        return f"{head}.{max(stems, key=len)}" if head else max(stems, key=len)
+        return f"{head}.{stem}" if head else stem
 
     def config_keys(self, module: str) -> dict | None:
         """Known configurator/argparse keys (with defaults) of a module; None when unknown."""

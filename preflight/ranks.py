@@ -61,9 +61,25 @@ class RankFailure:
     source: str  # traceback | torchrun | nccl | srun
 
 
+def rank_span(ranks: list[int]) -> str:
+    """[0, 1, 2, 3, 5] -> "ranks 0-3, 5"."""
+    if not ranks:
+        return ""
+    parts, start, prev = [], ranks[0], ranks[0]
+    for r in [*ranks[1:], None]:
+        if r is not None and r == prev + 1:
+            prev = r
+            continue
+        parts.append(f"{start}-{prev}" if prev > start else str(start))
+        if r is not None:
+            start = prev = r
+    return ("ranks " if len(ranks) > 1 else "rank ") + ", ".join(parts)
+
+
 @dataclass
 class RankReport:
     failures: list[RankFailure] = field(default_factory=list)
+    torchrun_root: int | None = None  # the rank torchrun's "Root Cause (first observed failure)" names
     node_exits: list[tuple[str, str, str, int]] = field(default_factory=list)  # (node, tasks, how, line), in order
     oom_kills: list[tuple[str, int]] = field(default_factory=list)  # (step, line)
     ranks_seen: set[int] = field(default_factory=set)
@@ -72,9 +88,19 @@ class RankReport:
     def root(self) -> RankFailure | None:
         """The first failure that is not a consequence of another rank's (else the first failure)."""
         own = [f for f in self.failures if not f.cascade]
-        if own:
-            return own[0]
-        return None
+        # ranks that fail alike print in any order: torchrun's agent saw its rank's exit first
+        seen_first = next(
+            (f for f in own if f.rank is not None and f.rank == self.torchrun_root and f.source != "torchrun"), None
+        )
+        return seen_first or (own[0] if own else None)
+
+    @property
+    def alike(self) -> list[int]:
+        """The ranks that failed on their own with the root's very error (each hit it, none caused the others)."""
+        root = self.root
+        if root is None or root.rank is None:
+            return []
+        return sorted({f.rank for f in self.failures if not f.cascade and f.rank is not None and f.cause == root.cause})
 
     @property
     def cascades(self) -> list[RankFailure]:
@@ -169,6 +195,8 @@ def _torchrun_failure(rep: RankReport, seen: set, fields: dict[str, str], line: 
             f.node = host
     if rank is not None:
         rep.ranks_seen.add(rank)
+        if rep.torchrun_root is None:
+            rep.torchrun_root = rank
     _add(rep, seen, RankFailure(rank, host, line, cause, False, "torchrun"))
 
 
@@ -202,7 +230,18 @@ def describe(rep: RankReport, phase: str | None = None) -> str | None:
         what += ": killed from outside, most often by the out-of-memory killer" + (
             f" (slurmstepd counted an oom-kill in step {rep.oom_kills[0][0]})" if rep.oom_kills else ""
         )
-    msg = f"{where} failed first" + (f" in {phase}" if phase else "") + f" (line {root.line}): {what}"
+    alike = rep.alike
+    if len(alike) > 1:  # the same error on each: no rank failed first in any sense that matters
+        shown = f"{rank_span(alike)}" + (f" on {node}" if node else "")
+        msg = (
+            f"{shown} each failed on their own with the same error"
+            + (f" in {phase}" if phase else "")
+            + f" (line {root.line}"
+            + (f", rank {root.rank}'s: the first torchrun saw" if rep.torchrun_root == root.rank else "")
+            + f"): {what}"
+        )
+    else:
+        msg = f"{where} failed first" + (f" in {phase}" if phase else "") + f" (line {root.line}): {what}"
     others = sorted({f.rank for f in rep.cascades if f.rank is not None})
     if others:
         ranks = ", ".join(str(r) for r in others)

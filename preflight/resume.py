@@ -248,6 +248,9 @@ def resume_fact(ctx: Any) -> ResumePlan:
     start = PHASES.index(first.name)
     oom = _out_of_memory(logs, profile)
     halved: list[str] = []
+    tag = run_model_tag(logs)
+    checkout = ctx.get("checkout", None)
+    untagged: list[str] = []  # loaders with no model tag flag: they take the largest dN, which may not be the run's
     for v in phases.verdicts[start:]:
         if not v.expected:
             continue
@@ -268,6 +271,15 @@ def resume_fact(ctx: Any) -> ResumePlan:
                 args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
             elif module == spec.get("train_module"):
                 args = _train_args(profile, v, logs, spec, refused, halved if v.name in oom else None)
+            if (
+                tag is not None
+                and v.name != "tokenizer"
+                and module != (profile.phase("base") or {}).get("train_module")
+            ):
+                tagged = _tag_args(checkout, profile, module, args, tag)
+                args += tagged or []
+                if tagged is None:
+                    untagged.append(base)
             commands.append(_command(module, args, world, nodes))
     note = f"{first.name} is {first.status}" + (f": {first.cause}" if first.cause else "")
     if outside:
@@ -276,6 +288,11 @@ def resume_fact(ctx: Any) -> ResumePlan:
             f"to check); if they do not, run them first"
         )
     remarks: list[str] = []  # what the commands assume or changed, said after the status (and below the commands)
+    if first.status == "stopped":
+        remarks.append(
+            f"first make sure {first.name}'s run is over (squeue, ps, or the log still growing): these commands "
+            "would train it a second time beside itself"
+        )
     old = [
         v.name
         for v in phases.verdicts[start:]
@@ -300,6 +317,12 @@ def resume_fact(ctx: Any) -> ResumePlan:
             "base_train's flags here are the settings it printed of itself (depth, horizon, micro-batch, sequence "
             "length): these logs show neither its command line nor Overriding lines, so add any other flag the run "
             "was given (the job script has them)"
+        )
+    if untagged and _tag_may_be_shadowed(ctx, tag):
+        remarks.append(
+            f"{', '.join(dict.fromkeys(untagged))} takes no model tag in this "
+            f"{'checkout' if checkout is not None else 'era'}: it loads the largest dN in base_checkpoints, which is "
+            f"not the run's {tag} if a larger one is there (move it out first)"
         )
     wiped = _wiped_by_reset(logs, phases) if any(c.endswith(" generate") for c in commands) else None
     if wiped:
@@ -456,6 +479,48 @@ def _command_flags(command: str, script: str) -> dict[str, str]:
     return flags
 
 
+def run_model_tag(logs: Any) -> str | None:
+    """The model tag the run's phases trained, saved and loaded (a `model_tag` flag, a save's or a load's tag
+    dir), where the logs show exactly one; None where they show none or several (the plan then names none)."""
+    if logs is None:
+        return None
+    tags: set[str] = set()
+    for seg in logs.segments:
+        tags.update(
+            str(value).strip("'\"") for key, value in seg.overrides.items() if key.replace("-", "_") == "model_tag"
+        )
+        paths = [e.data.get("path") or "" for e in seg.saves] + [seg.loaded.data["path"] if seg.loaded else ""]
+        tags.update(found[1] for found in map(checkpoint_tag, paths) if found is not None)
+    tags.discard("")
+    tag = tags.pop() if len(tags) == 1 else None
+    return tag if tag is not None and PLAIN_FLAG_VALUE.fullmatch(tag) else None
+
+
+def _tag_args(checkout: Any, profile: Any, module: str, args: list[str], tag: str) -> list[str] | None:
+    """The run's model tag for a later phase's entry point that loads a checkpoint and was given none: without it
+    nanochat loads the largest dN there, which may be another run's model. None: the entry point takes no tag."""
+    if any(re.match(r"(-g|--model[-_]tag)\b", a) for a in args):
+        return []
+    from preflight.checkout import model_tag_flag
+
+    flag, _ = model_tag_flag(checkout, profile, module)
+    return [f"{flag}={tag}"] if flag else None
+
+
+def _tag_may_be_shadowed(ctx: Any, tag: str | None) -> bool:
+    """Whether an untagged loader may load another model than the run's: a larger dN is in base_checkpoints (where
+    the base dir is known), or, where not, the run's tag is its own name (a run named so sits beside others)."""
+    from preflight.phases import largest_depth_tag, tag_dirs
+
+    if tag is None:
+        return False
+    inv = ctx.get("checkpoints", None)
+    tags = tag_dirs(Path(inv.base_dir) / "base_checkpoints") if inv is not None and inv.base_exists else None
+    if tags is not None:
+        return (largest_depth_tag([*tags, tag]) or tag) != tag
+    return re.fullmatch(r"d\d+", tag) is None
+
+
 def _depth_of_saved_tag(segs: list) -> int | None:
     """N of the d<N> model tag the phase's logs saved or resumed into (the last one), else None."""
     for seg in reversed(segs):
@@ -497,7 +562,7 @@ def _train_args(
     resumes = bool(
         resume_setting
         and not saves_predate_resume(spec, segs)
-        and v.status in ("partial", "failed", "running")
+        and v.status in ("partial", "failed", "running", "stopped")
         and v.step is not None
         and (v.planned is None or v.step < v.planned)
     )

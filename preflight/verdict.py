@@ -2,12 +2,15 @@
 
 A phase is judged from every source at hand: the log index (steps, tracebacks, saves, SLURM
 cancels), the checkpoint inventory (last complete step vs the plan), report.md, the job state.
-Statuses: done | partial | failed | not-run | running.
+Statuses: done | partial | failed | not-run | running | stopped. ``stopped``: logs read without the job's state end
+in the phase with no error, no save and no cancel, so a copy of a log still growing (a run still going) and a run
+killed or hung look the same; only the job's state tells them apart.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ from preflight.facts import FactUnavailable
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES, TRAINER_SCRIPTS  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
 
-STATUSES = ("done", "partial", "failed", "not-run", "running")
+STATUSES = ("done", "partial", "failed", "not-run", "running", "stopped")
+UNFINISHED = ("failed", "partial", "running", "stopped")  # a phase that began and did not end
 
 MISSING_CKPT_RE = re.compile(CKPT_DIR_RE.pattern + r"|No checkpoints found")
 
@@ -336,8 +340,9 @@ def judge_phase(
             silent = silent and killed is None
             note = "" if killed else f"; {stderr_note(logs, silent)}"
             v.status, v.cause = (
-                "failed",
-                f"started at {Path(started.path).name}:{started.start_line}, {what}: {died}{note}{earlier}",
+                "stopped" if silent else "failed",
+                f"started at {Path(started.path).name}:{started.start_line}, {what}: {died}{note}{earlier}"
+                + (last_written(segs[-1].path) if silent else ""),
             )
         elif inv is None:
             _judge_from_log_alone(v, seg, segs, planned, logs, job)
@@ -417,8 +422,9 @@ def _judge_from_log_alone(
             v.evidence[-1] = f"{stepped[-1].path}:{last.line}"  # where it stopped, not where the process began
         if job is None and logs_end_quietly_in(logs, seg):
             # the logs end here, with no error: a copy of a log that is still growing looks the same
+            v.status = "stopped"
             v.cause += ", and with no error: killed, hung or still running (the logs alone cannot tell; postflight "
-            v.cause += "verify JOBID reads the job's state)"
+            v.cause += "verify JOBID reads the job's state)" + last_written(seg.path)
     events = logs.slurm_events("nccl-watchdog") if logs is not None else []
     watchdog = next((e for ix, e in events if str(ix.path) == str(seg.path) and e.line > seg.start_line), None)
     if v.status != "done" and watchdog is not None:
@@ -428,7 +434,7 @@ def _judge_from_log_alone(
         )
 
 
-def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
+def judge_tokenizer(logs: Any, inv: Any, job: Any = None) -> PhaseVerdict:
     v = PhaseVerdict("tokenizer", "not-run")
     tbs = [t for t in (logs.tracebacks if logs is not None else []) if t.phase == "tokenizer" and not t.wrapper]
     if inv is not None and inv.tokenizer and all(inv.tokenizer.values()):
@@ -454,6 +460,23 @@ def judge_tokenizer(logs: Any, inv: Any) -> PhaseVerdict:
     if saves:
         v.status, v.cause = "done", "log shows the tokenizer saved"
         v.evidence.append(f"{saves[-1][0].path}:{saves[-1][1].line}")
+        return v
+    segs = [s for s in (logs.by_phase("tokenizer") if logs is not None else []) if s.script == "tok_train"]
+    if segs and inv is None:  # tok_train at work (rustbpe's lines) and no save: where the logs end decides
+        seg = segs[-1]
+        v.evidence.append(f"{seg.path}:{seg.start_line}")
+        if job is None and logs_end_quietly_in(logs, seg):
+            v.status = "stopped"
+            v.cause = (
+                f"tok_train began training ({Path(seg.path).name}:{seg.start_line}) and the logs end in it with no "
+                "save and no error: killed, hung or still running (the logs alone cannot tell; postflight verify "
+                "JOBID reads the job's state)" + last_written(seg.path)
+            )
+        else:
+            v.status, v.cause = (
+                "failed",
+                f"tok_train began training ({Path(seg.path).name}:{seg.start_line}) and saved nothing",
+            )
     return v
 
 
@@ -470,6 +493,23 @@ def superseded_at(path: Any, at: int, segs: list) -> bool:
     last = segs[-1] if segs else None
     got_going = last is not None and bool(last.step_lines or last.saves)
     return got_going and path == last.path and at < last.start_line
+
+
+RECENTLY_WRITTEN_S = 15 * 60  # a log written this recently may be the live file of a run still going
+
+
+def last_written(path: str) -> str:
+    """A note on a log written in the last minutes (its file's time): a fact the user can weigh, not a verdict (a
+    fresh copy of an old log is recent too)."""
+    from preflight.units import duration
+
+    try:
+        age = time.time() - Path(path).stat().st_mtime
+    except OSError:
+        return ""
+    if not 0 <= age < RECENTLY_WRITTEN_S:
+        return ""
+    return f"; {Path(path).name} was last written {duration(age)} ago: if it is the live log of a run, that run is probably still going"
 
 
 def logs_end_quietly_in(logs: Any, seg: Any) -> bool:
@@ -543,7 +583,7 @@ def phases_fact(ctx: Any) -> Phases:
     verdicts: list[PhaseVerdict] = []
     for phase in PHASES:
         if phase == "tokenizer":
-            v = judge_tokenizer(logs, inv)
+            v = judge_tokenizer(logs, inv, job)
         elif phase == "report":
             v = judge_report(ctx, profile, logs)
         else:
@@ -552,7 +592,7 @@ def phases_fact(ctx: Any) -> Phases:
                 verdicts.append(v)
                 continue
             v = judge_phase(ctx, phase, logs, inv, job, profile, last_started)
-            if inv is None and v.step is None and v.status in ("failed", "partial", "running"):
+            if inv is None and v.step is None and v.status in UNFINISHED:
                 v.step = _checkpoint_in_logs(logs.by_phase(phase) if logs is not None else [])
         if v.expected:
             v.expected = phase in expected or phase in started
@@ -568,7 +608,7 @@ def phases_fact(ctx: Any) -> Phases:
         marks.mark_before_logs(verdicts)
         marks.report_of_unfinished_run(verdicts)
     marks.mark_hung(ctx, verdicts)
-    first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial")), None)
+    first_bad = next((v for v in verdicts if v.expected and v.status in ("failed", "partial", "stopped")), None)
     if first_bad is not None:
         for v in verdicts:
             if v.expected and v.status == "not-run" and PHASES.index(v.name) > PHASES.index(first_bad.name):

@@ -20,7 +20,7 @@ def mark_hung(ctx: Any, verdicts: list[PhaseVerdict]) -> None:
     if hung is None or hung.finished_phase or not hung.phase:
         return
     for v in verdicts:
-        if v.name == hung.phase and v.status in ("failed", "partial", "running"):
+        if v.name == hung.phase and v.status in ("failed", "partial", "running", "stopped"):
             v.cause += f"; silent for {'the last ' if hung.ended != 'running' else ''}{duration(hung.seconds)}: hung"
             where = f"{hung.log}:{hung.line}" if hung.line else hung.log
             if where not in v.evidence:

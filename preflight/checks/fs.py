@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,9 +133,14 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
     roots = list(NODE_LOCAL) + [v for k in ("TMPDIR", "SLURM_TMPDIR") if (v := job_env.get(k))]
 
     def local_root(path: str) -> str | None:
+        if path.startswith(("$", "~")):  # known only where the job runs ($SCRATCH/...): not relative to here
+            m = re.match(r"\$\{?(TMPDIR|SLURM_TMPDIR)\b", path)
+            return f"${m.group(1)}" if m else None
+        path = os.path.abspath(path)
         return next((r for r in roots if path == r or path.startswith(r.rstrip("/") + "/")), None)
 
-    path = os.path.abspath(str(base_dir.path))
+    path = str(base_dir.path)
+    path = path if path.startswith(("$", "~")) else os.path.abspath(path)
     if root := local_root(path):
         yield Finding(
             f"{job_env.nodes}-node job with base dir {path} on node-local storage ({root}): the other "
@@ -154,7 +160,7 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
                     value = value if eq else (opts[i + 1] if i + 1 < len(opts) else "")
                     logs.append((f"srun {key}={value}", value, inv.line))
     for shown, value, line in logs:
-        if value and (root := local_root(os.path.abspath(value))):
+        if value and (root := local_root(value)):
             yield Finding(
                 f"{job_env.nodes}-node job writes its log {shown} on node-local storage ({root}): it stays on "
                 "that node, where postflight on the login node cannot read it",
@@ -206,7 +212,7 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     How to fix: pass the trained tag to the later phases (``--model_tag=d20``; chat_eval and
     chat_cli: ``-g d20``), or move the older model out of ``base_checkpoints/``.
     """
-    from preflight.checkout import setting_flag
+    from preflight.checkout import model_tag_flag
     from preflight.phases import PHASELESS_SCRIPTS, largest_depth_tag, tag_dirs
     from preflight.plan_launches import training_invocation
 
@@ -229,16 +235,11 @@ def model_tag_shadowed(ctx, script, base_dir, plan) -> Iterator[Finding]:
     fixes, untagged = [], []
     for inv in loaders:
         name = inv.entry.rsplit(".", 1)[-1]
-        flag, source = setting_flag(checkout, profile, inv.entry, "model_tag")
-        from_source = source.endswith(".py")
-        if (from_source and flag is None) or (
-            not from_source and inv.entry in profile.data.get("untagged_loaders", [])
-        ):
+        flag, _ = model_tag_flag(checkout, profile, inv.entry)
+        if flag is None:
             untagged.append(name)  # it has no tag flag: only moving the larger model out helps it
             continue
-        if not from_source and not profile.uses_configurator(inv.entry):
-            flag = "--model-tag"  # without its source: how every upstream argparse loader spells it (base_eval, chat_*)
-        fixes.append(f"{name} {flag or '--model_tag'}={trained}")
+        fixes.append(f"{name} {flag}={trained}")
     no_flag = f" ({', '.join(dict.fromkeys(untagged))} takes no model tag in this {'checkout' if checkout else 'era'})"
     if any((inv.entry or "").rsplit(".", 1)[-1] in PHASELESS_SCRIPTS for inv in script.all_invocations):
         fixes.append(f"chat_eval/chat_cli -g {trained}")

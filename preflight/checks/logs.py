@@ -8,22 +8,8 @@ from collections.abc import Iterator
 
 from preflight.model import Finding, Severity
 from preflight.phases import TRAIN_PHASES, TRAINER_SCRIPTS
+from preflight.ranks import rank_span
 from preflight.registry import check
-
-
-def _ranks(ranks: list[int]) -> str:
-    """[0, 1, 2, 3, 5] -> "ranks 0-3, 5"."""
-    if not ranks:
-        return ""
-    parts, start, prev = [], ranks[0], ranks[0]
-    for r in [*ranks[1:], None]:
-        if r is not None and r == prev + 1:
-            prev = r
-            continue
-        parts.append(f"{start}-{prev}" if prev > start else str(start))
-        if r is not None:
-            start = prev = r
-    return ("ranks " if len(ranks) > 1 else "rank ") + ", ".join(parts)
 
 
 def hf_settings(ctx) -> dict[str, str]:
@@ -117,7 +103,7 @@ def wandb_dummy_run(logs, ctx) -> Iterator[Finding]:
             who = seg.phase or seg.script
             done.add(who)
             v = phases.get(seg.phase) if phases is not None and seg.phase else None
-            if v is not None and v.status in ("failed", "partial"):
+            if v is not None and v.status in ("failed", "partial", "stopped"):
                 msg = (
                     f"{who} ran with run=dummy and {v.status}: dummy is NOT the cause (it only turns wandb off and "
                     f"never skips training or checkpoints); the real cause: {v.cause}"
@@ -207,7 +193,7 @@ def phase_crashed(logs, ctx) -> Iterator[Finding]:
         extra = [
             x
             for x in (
-                _ranks(sorted(ranks)),
+                rank_span(sorted(ranks)),
                 f"exit code {exitcode}" if exitcode is not None else "",
                 f"raised at {tb.code_frame}" if tb.code_frame else "",
             )
@@ -479,7 +465,7 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
             # it stopped before it saved (where the phase's verdict, which sees the checkpoints, says so too)
             unsaved_end = seg.last_step.step >= total - 1 and (
                 not any(s.saves for s in logs.by_phase(seg.phase))
-                and getattr(verdicts.get(seg.phase) if verdicts else None, "status", None) == "failed"
+                and getattr(verdicts.get(seg.phase) if verdicts else None, "status", None) in ("failed", "stopped")
             )
             if seg.last_step.step < total - 1 or unsaved_end:
                 if superseded_at(ix.path, seg.last_step.line, logs.by_phase(seg.phase)):

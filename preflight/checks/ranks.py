@@ -53,13 +53,19 @@ def rank_failure(logs, ctx) -> Iterator[Finding]:
             lf.describe(),
             path=lf.path,
             line=root.line,
-            fix=_root_fix(root, lf.phase, ctx) + "; the other ranks' errors need no fix of their own",
+            fix=_root_fix(root, lf.phase, ctx, "these ranks" if len(lf.report.alike) > 1 else "that rank")
+            + (
+                "; every one of these ranks hit it: one fix serves them all"
+                if len(lf.report.alike) > 1
+                else "; the other ranks' errors need no fix of their own"
+            ),
             data={
                 "rank": root.rank,
                 "node": lf.node,
                 "phase": lf.phase,
                 "cause": root.cause,
                 "cascade_ranks": sorted({f.rank for f in lf.report.cascades if f.rank is not None}),
+                "alike_ranks": lf.report.alike,
             },
         )
     if world <= 1 and not failures:
@@ -67,16 +73,17 @@ def rank_failure(logs, ctx) -> Iterator[Finding]:
         raise Skip("the logs show no second rank ([rankN]: output) and no second node")
 
 
-def _root_fix(root, phase, ctx) -> str:
+def _root_fix(root, phase, ctx, who: str = "that rank") -> str:
     """The fix of the first rank's own cause (disk full, offline dataset, ...) where its error line names one."""
     from preflight.causes import OTHER, classify_text, fix_for
 
     profile = ctx.get("profile", None)
     cause = classify_text(root.cause, profile)
     if cause.name != OTHER:
-        return f"{cause.name} on that rank: " + fix_for(cause, profile, checkout=ctx.get("checkout", None), phase=phase)
+        return f"{cause.name} on {who}: " + fix_for(cause, profile, checkout=ctx.get("checkout", None), phase=phase)
     if "SIGKILL" in root.cause:
         return (
             "fix the cause on that rank and node (SIGKILL: usually memory; a smaller --device_batch_size), then resume"
         )
-    return f"read that rank's error (line {root.line}), fix it on that node, then resume"
+    whose = "that rank's" if who == "that rank" else "their"
+    return f"read {whose} error (line {root.line}), fix it on that node, then resume"

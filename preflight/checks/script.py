@@ -556,6 +556,16 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                         severity=Severity.INFO,
                     )
                     break
+                if cmd.op_after == "||":  # `pip install -e . || true`: offline it fails and the job goes on
+                    yield Finding(
+                        f"`{line_text[:80]}` needs the internet ({what}); offline it fails and the `||` after it goes "
+                        "on: the steps after it run without what it fetches or installs",
+                        path=str(model.path),
+                        line=cmd.line,
+                        fix="run this once on a login node (then the job's own run of it has nothing to do)",
+                        severity=Severity.WARNING,
+                    )
+                    break
                 yield Finding(
                     f"`{line_text[:80]}` needs the internet ({what}) but compute nodes are offline",
                     path=str(model.path),

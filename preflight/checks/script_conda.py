@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 from preflight.checks.script import _readable
 from preflight.model import Finding, Severity
@@ -71,12 +72,20 @@ def conda_activate_without_hook(script) -> Iterator[Finding]:
         return  # one per script: the first activation decides
 
 
-def _sets_conda_up(script, cmd) -> bool:
+def _sets_conda_up(script, cmd, depth: int = 0) -> bool:
     if cmd.name in ("source", ".") and len(cmd.words) > 1:
-        target = cmd.words[1]
-        if "$" in target:  # `source "$CONDA_SH"`: its value where the script sets it, else the variable's name
-            target = script.expand(target, cmd.line, cmd.file, None) or target
-        return bool(_HOOK_FILE_RE.search(target) or re.search(r"\$\{?\w*(?:CONDA|MAMBA)", target, re.I))
+        raw = cmd.words[1]
+        # `source "$CONDA_SH"`: its value where the script sets it, else the variable's name
+        target = (script.expand(raw, cmd.line, cmd.file, None) or raw) if "$" in raw else raw
+        if any(_HOOK_FILE_RE.search(t) or re.search(r"\$\{?\w*(?:CONDA|MAMBA)", t, re.I) for t in (raw, target)):
+            return True
+        if "$" in target:
+            return True  # a file known only when the job runs (a loop's pick of conda.sh paths): it may set conda up
+        # a file of its own the script sources (env.sh), read by the script model: whether it sets conda up
+        inc = next(
+            (m for m in script.walk() if m is not script and m.path and Path(m.path).name == Path(target).name), None
+        )
+        return inc is not None and depth < 2 and any(_sets_conda_up(inc, c, depth + 1) for c in inc.commands)
     if cmd.name in ("module", "ml"):
         return True  # an environment module may define conda's shell function (module load anaconda3)
     return cmd.name == "eval" and bool(_HOOK_TEXT_RE.search(" ".join(cmd.raw_words)))

@@ -154,7 +154,8 @@ def _if_around(nodes: list, cmd) -> If | None:
 
 
 # what a trainer's output is piped into to keep a log: they succeed whatever the trainer did
-_LOG_SINKS = {"tee", "cat", "ts", "sed", "awk", "gawk", "cut", "logger", "stdbuf", "sponge"}
+# (`| while read line; do ... done`: a loop that parses the output; its status is its last command's)
+_LOG_SINKS = {"tee", "cat", "ts", "sed", "awk", "gawk", "cut", "logger", "stdbuf", "sponge", "read"}
 
 
 def _piped_away(model, cmds: list, idx: int, pipefail: bool) -> str | None:
@@ -174,7 +175,13 @@ def _piped_away(model, cmds: list, idx: int, pipefail: bool) -> str | None:
     last = after is None and cmd.depth == 0 and not cmd.in_function
     if not (model.errexit or sink.op_after == "||" or cmd.in_condition or last):
         return None  # nothing reads the status anyway (missing-set-e says so when steps follow)
-    return f"`| {sink.name}` (line {sink.line}) without `set -o pipefail`: the pipeline's exit status is {sink.name}'s"
+    if sink.name == "read":
+        if not sink.in_condition:
+            return None
+        shown, whose = "while read", "the loop's"
+    else:
+        shown, whose = sink.name, f"{sink.name}'s"
+    return f"`| {shown}` (line {sink.line}) without `set -o pipefail`: the pipeline's exit status is {whose}"
 
 
 def _swallowed(model, cmd, functions: dict, pipefail: bool = False) -> str | None:

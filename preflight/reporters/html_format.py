@@ -29,7 +29,7 @@ th{color:#57606a;font-weight:600;border-bottom:1px solid #d0d7de} td{border-bott
 .verdict{display:inline-block;padding:3px 12px;border-radius:6px;color:#fff;font-weight:700;font-size:16px}
 .v-pass{background:#1a7f37} .v-warn{background:#9a6700} .v-fail{background:#cf222e}
 .s-done{color:#1a7f37;font-weight:600} .s-failed{color:#cf222e;font-weight:700} .s-partial{color:#9a6700;font-weight:700}
-.s-running{color:#0969da;font-weight:600} .s-not-run{color:#6e7781}
+.s-running{color:#0969da;font-weight:600} .s-stopped{color:#9a6700;font-weight:700} .s-not-run{color:#6e7781}
 .ev{color:#57606a;font-size:12.5px} .muted{color:#6e7781}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:6px 14px}
 svg.chart,svg.timeline{width:100%;height:auto;background:#fff}
@@ -43,7 +43,7 @@ svg .ckpt{stroke:#1a7f37;stroke-dasharray:3 3} svg .stop{stroke:#cf222e;stroke-w
 svg .stoplabel{font-size:10px;fill:#cf222e;font-weight:600} svg .nan{stroke:#cf222e;stroke-dasharray:2 2}
 svg .plan{stroke:#8c959f;stroke-dasharray:1 3}
 svg .bar.done{fill:#4ac26b} svg .bar.failed{fill:#ff8182} svg .bar.partial{fill:#d4a72c}
-svg .bar.running{fill:#54aeff} svg .bar.not-run{fill:#d0d7de}
+svg .bar.running{fill:#54aeff} svg .bar.stopped{fill:#d4a72c} svg .bar.not-run{fill:#d0d7de}
 .f-error{color:#cf222e;font-weight:700} .f-warning{color:#9a6700;font-weight:700} .f-info{color:#0969da}
 .finding{margin:8px 0 10px} .fix{color:#1a7f37} section.phase-chart{margin-bottom:18px}
 """
@@ -155,7 +155,7 @@ def _phase_charts(ps: Any) -> str:
 
     markers = [Marker(float(s), "ckpt", f"checkpoint step {s}") for s in ps.checkpoints]
     last = ps.last_step
-    if ps.status in ("failed", "partial", "running") and last is not None:
+    if ps.status in ("failed", "partial", "running", "stopped") and last is not None:
         word = "running: step" if ps.status == "running" else "stopped at step"
         markers.append(Marker(float(last), "stop", f"{word} {last}" + (f" of {ps.planned}" if ps.planned else "")))
     if ps.nan_step is not None:

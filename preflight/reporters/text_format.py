@@ -12,7 +12,14 @@ from typing import Any
 MARKS = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("i", "cyan")}
 SECTIONS = {"error": "Errors", "warning": "Warnings", "info": "Info"}
 HEADLINE = {"training-not-visible"}  # shown above the run plan, not among the others
-STATUS_STYLE = {"done": "green", "partial": "yellow", "failed": "bold red", "not-run": "dim", "running": "cyan"}
+STATUS_STYLE = {
+    "done": "green",
+    "partial": "yellow",
+    "failed": "bold red",
+    "not-run": "dim",
+    "running": "cyan",
+    "stopped": "yellow",
+}
 
 Segment = tuple[str, str]  # (text, rich style or "")
 Line = list[Segment]

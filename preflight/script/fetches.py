@@ -25,8 +25,11 @@ class Fetch:
 
 
 def _target(words: list[str], options: dict[str, str]) -> tuple[str, str] | None:
-    """(value, dir|file) of the first option in ``options`` among ``words``: `--opt V`, `--opt=V`, and a short
-    option last in a cluster (`wget -LO FILE`)."""
+    """(value, dir|file) of the first option in ``options`` among ``words``: `--opt V`, `--opt=V`, a short
+    option last in a cluster (`wget -LO FILE`), and ``@last``: the last word (`hf repos cp SRC DEST`; a folder
+    where it ends with /)."""
+    if "@last" in options and len(words) > 2 and not words[-1].startswith("-"):
+        return words[-1], "dir" if words[-1].endswith("/") else "file"
     for i, word in enumerate(words[1:], 1):
         nxt = words[i + 1] if i + 1 < len(words) else None
         for opt, kind in options.items():

@@ -53,6 +53,21 @@ def _():
     )
 
 
+TWO_NODES_IN = SCRIPT.replace("#SBATCH --gres", "#SBATCH --nodes=2\n#SBATCH --gres").replace(
+    "set -e\n", 'set -e\nexport NANOCHAT_BASE_DIR="{base}"\n'
+)
+
+
+@good("node-local-path")
+def _():  # $SCRATCH is set where the job runs: the path is not relative to where preflight runs (here under /tmp)
+    return Scenario(script=TWO_NODES_IN.format(base="${SCRATCH}/run-3/nanochat"), env=ENV)
+
+
+@bad("node-local-path")
+def _():  # the node's own temporary directory, known only in the job
+    return Scenario(script=TWO_NODES_IN.format(base="$TMPDIR/nanochat"), env=ENV)
+
+
 PIPELINE = SCRIPT + "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train\n"
 OLDER_D26 = {"base/base_checkpoints/d26/model_021400.pt": "x"}
 

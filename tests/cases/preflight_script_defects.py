@@ -238,6 +238,18 @@ def _():  # set -e without pipefail: the pipeline's status is tee's, so errexit 
 
 
 @bad("failure-swallowed")
+def _():  # set -e without pipefail, the output parsed by a loop: the pipeline's status is the loop's
+    loop = ' 2>&1 | while read line; do\n  [[ $line == step* ]] && echo "$line" >> steps.txt\ndone\necho next\n'
+    return Scenario(script=SET_E + BASE + loop, env=ENV)
+
+
+@good("failure-swallowed")
+def _():  # the same loop with pipefail: set -e sees the trainer's crash
+    loop = ' 2>&1 | while read line; do\n  [[ $line == step* ]] && echo "$line" >> steps.txt\ndone\necho next\n'
+    return Scenario(script=HEAD + BASE + loop, env=ENV)
+
+
+@bad("failure-swallowed")
 def _():  # no set -e, the job's last command: the job's exit code is tee's
     return Scenario(script=HEAD.replace("set -euo pipefail\n", "") + BASE + " |& tee base.log\n", env=ENV)
 
@@ -606,3 +618,28 @@ def _():  # a login shell reads the start files `conda init` wrote to
 def _():  # conda.sh through a variable, guarded
     setup = 'CONDA_SH="${CONDA_ROOT:-$HOME/anaconda3}/etc/profile.d/conda.sh"\n[ -f "$CONDA_SH" ] || exit 1\nsource "$CONDA_SH"\n'
     return Scenario(script=CONDA_JOB.format(setup=setup), env=ENV)
+
+
+@good("conda-activate-without-hook")
+def _():  # conda.sh picked by a loop over candidate installs (a real SLURM job's form): known only in the job
+    setup = (
+        'for c in "$HOME/miniconda3/etc/profile.d/conda.sh" /opt/conda/etc/profile.d/conda.sh; do\n'
+        '  [ -f "$c" ] && INIT="$c" && break\ndone\n. "$INIT"\n'
+    )
+    return Scenario(script=CONDA_JOB.format(setup=setup), env=ENV)
+
+
+@good("conda-activate-without-hook")
+def _():  # a sourced env file of the job's own sets conda up
+    return Scenario(
+        script=CONDA_JOB.format(setup="source ./env.sh\n"),
+        files={"env.sh": 'source "$HOME/miniconda3/etc/profile.d/conda.sh"\nexport OMP_NUM_THREADS=1\n'},
+        env=ENV,
+    )
+
+
+@bad("conda-activate-without-hook")
+def _():  # a sourced env file of the job's own that does not set conda up
+    return Scenario(
+        script=CONDA_JOB.format(setup="source ./env.sh\n"), files={"env.sh": "export OMP_NUM_THREADS=1\n"}, env=ENV
+    )

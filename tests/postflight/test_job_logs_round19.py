@@ -73,8 +73,8 @@ def test_chat_evals_breakpoint_after_mid_is_mids_evaluation_to_rerun_not_sfts_st
     (crash,) = checks["LOG002"]["findings"]
     assert "breakpoint() or pdb.set_trace()" in crash["fix"], crash["fix"]
     assert report["resume"]["commands"][:2] == [
-        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_eval -- -i mid",
-        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft",
+        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_eval -- -i mid --model-tag=d20",
+        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft -- --model_tag=d20",
     ], report["resume"]
 
 

@@ -60,7 +60,7 @@ def test_issue_92s_log_is_midtraining_that_hung_after_base_was_done(tmp_path, cl
     assert "mid" in curves and "step-21400 checkpoint was loaded" not in curves
     assert (
         report["resume"]["commands"][0]
-        == "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --run=d20-mid"
+        == "torchrun --standalone --nproc_per_node=8 -m scripts.mid_train -- --run=d20-mid --model_tag=d20"
     )
 
 

@@ -149,7 +149,11 @@ def test_verdict_and_resume_after_offline_mid_cascade(tmp_path):
     assert status["sft"] == "failed" and "cascade" in phases.get("sft").cause
     plan = ctx.get("resume")
     assert plan.phase == "mid"
-    assert plan.commands[0] == "torchrun --standalone --nproc_per_node=2 -m scripts.mid_train -- --run=dummy"
+    # base saved d2: the later phases load it by its tag, not whatever dN is largest there
+    assert (
+        plan.commands[0]
+        == "torchrun --standalone --nproc_per_node=2 -m scripts.mid_train -- --run=dummy --model_tag=d2"
+    )
     assert plan.commands[-1] == "python -m nanochat.report generate"
 
 
