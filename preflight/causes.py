@@ -175,6 +175,8 @@ def fix_for(
     if "{batch_steps}" in text:  # halvings of the batch the run used (batch: its --device_batch_size)
         steps = [batch // 2**i for i in range(3) if batch // 2**i >= 1] if batch and batch > 1 else [32, 16, 8]
         text = text.replace("{batch_steps}", " -> ".join(map(str, steps)))
+    if name == "missing data" and groups.get("file"):
+        text = _download_fix(profile, groups["file"]) or text
     if "{" in text:
         if datasets is None and not isinstance(cause, str) and cause.dataset:
             datasets = [(cause.dataset, cause.config)]
@@ -184,6 +186,27 @@ def fix_for(
         text = text.replace("{hf_env}", hf_assignments(hf)).replace("{hf_dirs}", hf_assignments(hf, endpoint=False))
         text = text.replace("{loads}", loads).replace("{dataset}", names)
     return respell_flags(text, profile, checkout, phase)
+
+
+def _download_fix(profile: Any, word: str) -> str | None:
+    """The era's own download of a file a phase found missing (identity_conversations.jsonl, words_alpha.txt, the
+    eval bundle), as the command to run on a login node: the job's node could not fetch it, or nothing did."""
+    for phase in getattr(profile, "phases", None) or []:
+        for item in (profile.phase(phase) or {}).get("network") or []:
+            source, local = str(item.get("source") or ""), str(item.get("local") or "")
+            if item.get("kind") != "url" or word not in source or not local.startswith("{base}/"):
+                continue
+            dest = local.replace("{base}", "$NANOCHAT_BASE_DIR")
+            if source.endswith(".zip"):  # the eval bundle: the zip, unpacked beside it
+                zipped = f"$NANOCHAT_BASE_DIR/{source.rsplit('/', 1)[-1]}"
+                get = f"curl -L -o {zipped} {source} && unzip -q -o {zipped} -d $NANOCHAT_BASE_DIR"
+            else:
+                get = f"curl -L -o {dest} {source}"
+            return (
+                f"download it on a login node into the base dir the job reads (NANOCHAT_BASE_DIR), before "
+                f"submitting: {get}; then rerun the phase"
+            )
+    return None
 
 
 _FLAG_IN_TEXT = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:[_-][a-z0-9]+)+)\b")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from preflight.loglines import (
     BAD_INTERPRETER_RE,
+    BASE_EVAL_RE,
     BASE_SETUP_RE,
     CANCEL_RE,
     CHAT_EVAL_COUNT_RE,
@@ -102,6 +103,12 @@ class EventReader:
                 return True
         if TOK_TRAIN_RE.search(s):
             self._evidence("tok_train", line)
+            return True
+        mb = BASE_EVAL_RE.search(s)
+        if mb:
+            seg = self._evidence("base_eval", line)
+            if mb.group(1) is not None:  # its last line: the CORE score over every task
+                seg.end_markers.setdefault("core", Event("core", line, s, {"value": parse_number(mb.group(1))}))
             return True
         ms = SAVE_RE.search(s)
         if ms:

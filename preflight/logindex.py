@@ -52,6 +52,7 @@ from preflight.loglines import (
     STEP_BYTES_RE,
     TERMINATE_RE,
     TORCHRUN_FAILED_RE,
+    TORCHRUN_RANK_RE,
     VAL_RE,
     WORLD_RE,
     parse_int,
@@ -385,6 +386,11 @@ class _Indexer(TracebackReader, EventReader):
             mx = g.torchrun_exitcode.match(text)
             if mx:
                 self.last_failed.data.setdefault("exitcode", parse_int(mx.group(1)))
+                return
+            mk = TORCHRUN_RANK_RE.match(text)
+            if mk:  # the failed rank and its GPU on the node (torchrun gives local rank N the node's GPU N)
+                self.last_failed.data.setdefault("rank", parse_int(mk.group(1)))
+                self.last_failed.data.setdefault("local_rank", parse_int(mk.group(2)))
                 return
         if "Autodetected device" in s:
             md = DEVICE_RE.search(s)

@@ -22,13 +22,13 @@ RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
 RANK_NUM_RE = re.compile(r"(\d+)")
 
 ANCHOR_RE = re.compile(
-    rb"[Oo]verriding|Autodetected device|Distributed world size|ddp_world_size|Calculated number of|Resuming optimization"
+    rb"[Oo]verriding|Autodetected device|Distributed world size|ddp_local_rank: |Calculated number of|Resuming optimization"
     rb"|Traceback \(most|Error|Exception|[Ss]aved |\xe2\x9c\x85|Validation |CORE metric|ChatCORE|Pass@1"
     rb"|Peak memory usage|Total training time|Minimum validation|Done! Downloaded|Downloading \d+ shards"
     rb"|FOOTGUN|CANCELLED|Detected \d+ oom|Out Of Memory|OutOfMemory|CUDA out of memory|Watchdog|execve|No module named"
     rb"|watchdog got stuck|abort timed out|sliding window attention|Reset report and wrote"
     rb"|FAILED|=== |Number of parameters|Generating report to |Copying report|Step \d+ \| mmlu|NaN|Average reward|Mean Reward|Example step"
-    rb"|rustbpe - INFO|Starting BPE training"
+    rb"|rustbpe - INFO|Starting BPE training|Model: base_model|Task +, Accuracy|CORE +, +,"
     rb"|[Ll]oading (?:the )?model from|guessing model tag|accum|Muon: Grouping|micro-batch / rank|n_layer|num_layers: |user-provided number"
     rb"|Vocab size: |Estimated FLOPs per token: |Total number of training tokens: |Total training FLOPs estimate: "
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
@@ -70,15 +70,19 @@ OVERRIDE_RE = re.compile(r"^[Oo]verriding:? (\w+) = (.*)$")
 OVERRIDE_CFG_RE = re.compile(r"^Overriding config with (.*):$")
 DEVICE_RE = re.compile(r"Autodetected device type: (\w+)")
 # (a fork's rewrite: "This process is ddp_rank: 0, ddp_local_rank: 0, ddp_world_size: 1")
-WORLD_RE = re.compile(r"Distributed world size: (\d+)|\bddp_world_size: (\d+)")
+WORLD_RE = re.compile(r"Distributed world size: (\d+)|\bddp_local_rank: \d+, ddp_world_size: (\d+)")
 ITERS_RE = re.compile(r"Calculated number of iterations[^\n]*?: ([\d,]+)")  # "... data:param ratio: 418"
 RL_STEPS_RE = re.compile(r"Calculated number of steps: ([\d,]+)")
 RESUME_RE = re.compile(r"(?:Resuming optimization|Loaded checkpoint) from step (\d+)")  # the latter: a close fork
 # a line of nanochat's python logging (its handler writes to stderr): "2025-10-16 19:59:50,381 - nanochat.x - INFO - "
 STDERR_LOGGING_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanochat\.[\w.]+ - [A-Z]+ - ")
-# nanochat.checkpoint_manager's log line when a script loads a phase's checkpoint (every era)
+# base_eval's own report (its CORE table; base_train's CORE evaluation prints "Step N | CORE metric: X" instead)
+BASE_EVAL_RE = re.compile(
+    r"^Model: base_model \(step \d+\)$|^Task\s*, Accuracy\s*, Centered\b|^CORE\s*,\s*,\s*(-?[\d.]+)$"
+)
 # tok_train at work before it saves (rustbpe's own log lines): the process is the tokenizer's
 TOK_TRAIN_RE = re.compile(r"\brustbpe - INFO - |\bStarting BPE training: \d+ merges")
+# nanochat.checkpoint_manager's log line when a script loads a phase's checkpoint (every era)
 LOAD_MODEL_RE = re.compile(r"[Ll]oading (?:the )?model from (\S+) with step (\d+)")
 # ... and the line before it when no model tag was given (it takes the largest dN of that phase's checkpoints)
 GUESS_TAG_RE = re.compile(r"No model tag provided, guessing model tag: (\S+)")
@@ -217,6 +221,7 @@ COMMAND_LINE_RE = re.compile(
 )
 # slurmstepd could not start the batch script: its #! interpreter is not on the node (nothing in it ran)
 BAD_INTERPRETER_RE = re.compile(r"execve\(\): bad interpreter\(([^)]*)\)")
+TORCHRUN_RANK_RE = re.compile(r"^\s*rank\s*:\s*(\d+) \(local_rank: (\d+)\)")  # its "Root Cause" block
 TORCHRUN_FAILED_RE = re.compile(r"^((?:scripts|nanochat)\.\w+) FAILED")
 MARKER_RE = re.compile(r"^=+ *(?:phase:? *)?([a-z_]+) *=+$")
 FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')

@@ -145,11 +145,19 @@ def phase_of_script(script: str | None) -> str | None:
     return SCRIPT_PHASE.get(script.rsplit(".", 1)[-1])
 
 
-def variant_of(name: str, known) -> str | None:
-    """The entry point of ``known`` a fork's copy named ``name`` extends or prefixes (base_train_gc, chat_sft_lora,
-    my_base_train -> base_train, chat_sft, base_train): the longest that fits; None where none does."""
+def variant_of(name: str, known, prefixed: bool = False) -> str | None:
+    """The entry point of ``known`` a fork's copy named ``name`` extends (base_train_gc, chat_sft_lora -> base_train,
+    chat_sft), or with ``prefixed`` also prefixes (my_base_train -> base_train): the longest that fits; None where
+    none does. (A prefix often names another program: a vision fork's vis_tok_train trains no BPE tokenizer; so a job
+    script's launches are read without it, a traceback's file names with it.)"""
     return next(
-        (s for s in sorted(known, key=len, reverse=True) if name.startswith(s + "_") or name.endswith("_" + s)), None
+        (
+            s
+            for s in sorted(known, key=len, reverse=True)
+            # a prefix only before a two-word name: `make_report` is no report module
+            if name.startswith(s + "_") or (prefixed and "_" in s and name.endswith("_" + s))
+        ),
+        None,
     )
 
 
@@ -160,7 +168,7 @@ def known_script(name: str | None) -> str | None:
         return None
     if name in SCRIPT_PHASE:
         return name
-    return variant_of(name, SCRIPT_PHASE)
+    return variant_of(name, SCRIPT_PHASE, prefixed=True)
 
 
 def is_train_phase(name: str | None) -> bool:

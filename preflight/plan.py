@@ -28,7 +28,13 @@ from typing import Any
 from preflight.facts import FactUnavailable
 from preflight.gputable import gpu_in_script, job_partition_gpu, other_accelerator_in_script
 from preflight.model_size import auto_batch_size, memory_estimate_bytes, model_shape, peak_flops
-from preflight.plan_launches import phases_run, trainer_invocations, training_invocation, world_size_from
+from preflight.plan_launches import (
+    foreign_launches,
+    phases_run,
+    trainer_invocations,
+    training_invocation,
+    world_size_from,
+)
 from preflight.plan_model import PhasePlan, Plan
 from preflight.units import parse_count
 
@@ -168,14 +174,23 @@ def build_plan(
                 f"{flag_inv.flag(key).raw} (script line {flag_inv.line}) is known only when the job runs: this plan "
                 "takes the default"
             )
-        if key == "depth" and base_inv is None and (m := re.fullmatch(r"d(\d{1,3})", passed("model_tag") or "")):
-            sources[key] = f"model tag d{m.group(1)} (script line {flag_inv.line})"  # nanochat tags a model d<depth>
+        tag = (passed("model_tag") or "") if key == "depth" and base_inv is None else ""
+        # nanochat tags a model d<depth>; a run named by its user often keeps it (ginjinha_d11_ratio40)
+        if m := re.fullmatch(r"d(\d{1,3})", tag) or re.search(r"(?:^|[_-])d(\d{1,3})(?:[_-]|$)", tag):
+            sources[key] = f"model tag {tag} (script line {flag_inv.line})"
+            if m.group(0) != tag:
+                assumptions.append(f"depth {m.group(1)}, from the model tag {tag} (the job trains no base model)")
             return int(m.group(1))
         own = _checkout_default(checkout, flag_inv, key, kind)
         if own is not None:
             sources[key] = own[1]
             return own[0]
         sources[key] = f"profile {profile.name} default"
+        if key == "depth" and base_inv is None and flag_inv is not None:
+            assumptions.append(
+                f"depth {d.get(key)}, the era's default: the job trains no base model and names no depth (its model "
+                "tag, --model-tag=d<N>, would)"
+            )
         other = _alternative_defaults(profile, key)
         if other:
             era_dependent[key] = (
@@ -411,6 +426,16 @@ def build_plan(
                 pp.optim_files, pp.optim_bytes = 1, optim_total // max(1, world) if shards == "rank0" else optim_total
             pp.files += pp.optim_files
         phases.append(pp)
+    foreign = [
+        f"{entry} (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})"
+        for entry, lines in foreign_launches(script, profile)
+    ]
+    if foreign:
+        assumptions.append(
+            f"not counted: {', '.join(foreign)}: "
+            + ("an entry point" if len(foreign) == 1 else "entry points")
+            + " of no phase preflight knows (a fork's own), whose time, memory and checkpoints are not in this plan"
+        )
     total_seconds = sum(p.seconds for p in phases if p.seconds is not None) if throughput else None
     # a price per GPU-hour says nothing of a CPU run
     cost = total_seconds / 3600 * world * rate if total_seconds is not None and gpu_name != "CPU" else None

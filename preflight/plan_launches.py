@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from preflight.phases import TRAIN_PHASES
+from preflight.phases import PHASELESS_SCRIPTS, SCRIPT_PHASE, TRAIN_PHASES
 from preflight.script.placement import launch_nodes
 from preflight.units import parse_count
 
@@ -47,6 +47,25 @@ def phases_run(script: Any, profile: Any) -> list[str]:
             if ph:
                 found.add(ph)
     return [p for p in profile.phases if p in found]
+
+
+def foreign_launches(script: Any, profile: Any) -> list[tuple[str, list[int]]]:
+    """(entry, lines) of the job's launches of an entry point that is no phase's and no module the era knows (a fork's
+    own `scripts.agent_rl`): the plan counts nothing of them, and says so."""
+    if script is None or not getattr(script, "ok", False):
+        return []
+    known = {m.rsplit(".", 1)[-1] for p in profile.phases for m in (profile.phase(p) or {}).get("modules", [])}
+    known |= {m.rsplit(".", 1)[-1] for m in profile.modules.values() if isinstance(m, str)}
+    known |= set(SCRIPT_PHASE) | set(PHASELESS_SCRIPTS)  # upstream's own in any era (base_loss where base_eval took it)
+    found: dict[str, list[int]] = {}
+    for inv in script.all_invocations:
+        entry = inv.entry or ""
+        if not entry.startswith(("scripts.", "nanochat.")) or profile.phase_of_module(entry, inv.args):
+            continue
+        if profile.entry_of_variant(entry).rsplit(".", 1)[-1] in known:
+            continue
+        found.setdefault(entry, []).append(inv.line)
+    return list(found.items())
 
 
 def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple[int | None, int, str]:

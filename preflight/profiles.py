@@ -212,7 +212,7 @@ class Profile:
         One asked for its usage (``--help``) prints it and exits: no phase."""
         if args and any(a in ("-h", "--help") for a in args):
             return None
-        module = self._entry_of_variant(module)
+        module = self.entry_of_variant(module)
         if module == self.modules.get("chat_eval") or module.endswith(".chat_eval"):
             source = chat_source(args or [])
             if source in self.phases:
@@ -228,9 +228,9 @@ class Profile:
                 return phase
         return None
 
-    def _entry_of_variant(self, module: str) -> str:
-        """``scripts.base_train_jp_cloud``, ``scripts.my_base_train`` -> ``scripts.base_train`` (the longest entry
-        point name it extends or prefixes with ``_``); any other module as it is."""
+    def entry_of_variant(self, module: str) -> str:
+        """``scripts.base_train_jp_cloud`` -> ``scripts.base_train`` (the longest entry point name it extends with
+        ``_``); any other module as it is."""
         head, _, base = module.rpartition(".")
         known = {m.rsplit(".", 1)[-1] for phase in self.phases for m in (self.phase(phase) or {}).get("modules", [])}
         known |= {m.rsplit(".", 1)[-1] for m in self.modules.values() if isinstance(m, str)}

@@ -56,7 +56,7 @@ def _fixes(ctx: Any, logs: Any, profile: Any, from_phase: str) -> list[str]:
     """The fixes the crashes from ``from_phase`` on call for, one per cause (every offline
     dataset in one prefetch command)."""
     from preflight.causes import CASCADE, classify_traceback, fix_for
-    from preflight.checks.logs import hf_settings, too_big_fix
+    from preflight.checks.logs_crash import hf_settings, too_big_fix
 
     if logs is None:
         return []
@@ -99,7 +99,7 @@ def last_crashes(logs: Any) -> list:
     """The crashes of each phase's last crashed process: what a resume must fix. An earlier attempt's crash (a
     sweep's out-of-memory, then a later try's own error; a Ctrl-C, then a run that got going) was answered by the
     attempts after it."""
-    from preflight.checks.logs import crashes
+    from preflight.checks.logs_crash import crashes
     from preflight.verdict import superseded
 
     found = [

@@ -319,8 +319,11 @@ def judge_phase(
     if segs:
         seg = segs[-1]
         v.evidence.append(f"{seg.path}:{seg.start_line}")
+        evaluated = _evaluated_only(phase, segs, logs) if logged_steps == 0 and not tbs else None
         if job is not None and getattr(job, "running", False) and last_started == phase:
             v.status, v.cause = "running", f"{logged_steps} step lines so far"
+        elif evaluated is not None:  # a job that evaluated the phase's model (base_eval), trained in an earlier one
+            v.status, v.cause = "done", evaluated
         elif logged_steps == 0 and not _saved_step(segs):  # (a stderr file alone holds the saves, not the steps)
             started = segs[0]
             bare = all(not (s.overrides or s.device or s.world_size or s.content) for s in segs)
@@ -350,6 +353,25 @@ def judge_phase(
             v.status, v.cause = "failed", f"logged {logged_steps} steps but wrote no checkpoint"
         return v
     return v
+
+
+def _evaluated_only(phase: str, segs: list, logs: Any) -> str | None:
+    """The phase's processes in these logs are only its evaluations (base_eval, no trainer), and the logs show the
+    phase's checkpoint loaded: its training is an earlier job's, done; what these logs ran is said (None otherwise)."""
+    names = {s.script for s in segs}
+    if not names or None in names or names & set(TRAINER_SCRIPTS):
+        return None
+    load = next(
+        (s.loaded for s in logs.segments if s.loaded is not None and s.loaded.data.get("source") == phase), None
+    )
+    end = next((e for s in segs for e in s.end_markers.values()), None)
+    if load is None or end is None or not isinstance(load.data.get("step"), int):
+        return None  # (an evaluation cut off before its result is no finished one)
+    said = " ".join(end.text.split())[:60]
+    return (
+        f"trained before these logs: {', '.join(sorted(names))} evaluated its step-{load.data['step']} checkpoint "
+        f"(line {load.line}) to its end (line {end.line}: {said})"
+    )
 
 
 def _trained_before(phase: str, segs: list, tb: Any, planned: int | None) -> tuple[int, str] | None:
@@ -558,6 +580,15 @@ def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
     return v
 
 
+EVAL_SCRIPTS = ("base_eval", "base_loss", "chat_eval", "tok_eval")
+
+
+def _evaluations_only(logs: Any) -> bool:
+    """Every process these logs name is an evaluation entry point: no trainer ran in them."""
+    names = {s.script for s in logs.segments if s.script}
+    return bool(names) and names <= set(EVAL_SCRIPTS)
+
+
 def phases_fact(ctx: Any) -> Phases:
     from preflight.ckpt import expected_phases, get_profile, planned_phases
 
@@ -574,6 +605,9 @@ def phases_fact(ctx: Any) -> Phases:
             # nothing in the logs is the pipeline, and nothing says the job runs it (LOG009 says so): nothing expected
             expected = set()
             unjudged = "not judged: no process in these logs is a phase of the pipeline"
+        elif _evaluations_only(logs):
+            # a job that only evaluated (a standalone base_eval): the phases it evaluated are what it ran
+            expected = set(logs.started_phases())
         elif logs.logs and not logs.recognised:
             # nothing in them is in nanochat's formats (LOG009): what ran is unknown, so what was expected stays
             # not done (a job that died before its first phase prints nothing of nanochat's either)

@@ -26,6 +26,13 @@ def nearest_existing(path: Path) -> Path | None:
     return None
 
 
+def _known_here(base_dir) -> None:
+    """A base dir under a variable only the job's node sets (`${SCRATCH}/run`) names no directory here: its
+    filesystem is not this one (where preflight runs) and nothing about it can be checked."""
+    if "$" in str(base_dir.path):
+        raise Skip(f"the base dir {base_dir.path} is known only when the job runs")
+
+
 @check("FS001", "base-dir-not-writable", severity="error", kills_at_start=True)
 def base_dir_not_writable(base_dir) -> Iterator[Finding]:
     """
@@ -40,6 +47,7 @@ def base_dir_not_writable(base_dir) -> Iterator[Finding]:
 
     How to fix: choose a directory you own: ``export NANOCHAT_BASE_DIR=/scratch/$USER/nanochat``.
     """
+    _known_here(base_dir)
     path = Path(base_dir.path)
     try:
         if path.exists():
@@ -83,6 +91,7 @@ def disk_space_insufficient(ctx, base_dir, plan) -> Iterator[Finding]:
 
     How to fix: free space, or point NANOCHAT_BASE_DIR at a larger filesystem.
     """
+    _known_here(base_dir)
     where = nearest_existing(Path(base_dir.path))
     if where is None:
         raise Skip("no existing parent of the base dir")

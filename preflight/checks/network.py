@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
+from preflight.checkout_tasks import entry_imports_its_task, own_task_datasets
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.plan_launches import phases_run
@@ -347,6 +348,36 @@ def _merge_hf(commands: list[str]) -> list[str]:
     return [f'{o[0]}{o[1]}{"; ".join(merged[o])}"' if isinstance(o, tuple) else o for o in out]
 
 
+def _own_datasets(checkout, profile, phase: str, invs: list | None, base: Path, env: dict) -> list[dict]:
+    """The datasets a fork's own tasks load (by a literal repo id) for the phase's trainer, which the era does not
+    list, where no local copy is found (the hub's parquet export in task_data/, else the HF datasets cache)."""
+    trainer = (profile.phase(phase) or {}).get("train_module")
+    if checkout is None or not trainer or (invs is not None and not any(i.entry == trainer for i in invs)):
+        return []
+    known = {str(i.get("source")) for p in profile.phases for i in (profile.phase(p) or {}).get("network") or []}
+    out = []
+    for repo, loader, where in own_task_datasets(checkout, trainer, known):
+        hub = loader == "load_hub_dataset"
+        local = (
+            base / "task_data" / repo.replace("/", "--") if hub else hf_datasets_cache(env) / repo.replace("/", "___")
+        )
+        if local.exists():
+            continue
+        what = (
+            f"{repo} (loaded by this checkout's own {where}{', the hub' + chr(39) + 's parquet export' if hub else ''})"
+        )
+        out.append(
+            {
+                "what": what,
+                "source": repo,
+                "local": str(local),
+                "kind": "hub_parquet" if hub else "hf_dataset",
+                "task": where,
+            }
+        )
+    return out
+
+
 @check("NET001", "offline-download-needed", severity="error")
 def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding]:
     """
@@ -357,7 +388,9 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
     datasets during SFT unless ``--chatcore-every=-1``; identity conversations and
     words_alpha.txt where the checkout uses them; tiktoken files for tok_eval; the FA3
     kernel only on the GPUs that load it, never on a CPU run) and whether a local copy is in
-    place. One finding per phase lists what is missing (``data.phase``, ``data.items``).
+    place. With ``--checkout``, a task's dataset counts only where the phase's entry point
+    imports that task, and the datasets a fork's own tasks load by a literal repo id count
+    too. One finding per phase lists what is missing (``data.phase``, ``data.items``).
 
     Why it matters: on a node without internet these downloads raise ConnectionError /
     LocalEntryNotFoundError and the phase crashes; without ``set -e`` the next phases cascade.
@@ -401,6 +434,8 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             users = _needed_by(item, invs, script, job_env, phase_modules, checkout) if invs is not None else None
             if users is not None and not users:
                 continue
+            if not entry_imports_its_task(checkout, item):
+                continue  # the entry point that would load it does not import the task that does (a fork's mixture)
             used = marker_found(checkout, item)
             read_only = used is False and _read_without_download(checkout, item, script)
             if used is False and not read_only:
@@ -456,6 +491,8 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             )
             root = checkout.root if checkout is not None else None
             commands.append(_prefetch(item, local, gone, env, base, root))
+        own = _own_datasets(checkout, profile, phase, invs, base, env)
+        missing += own
         if not missing:
             continue
         inv = invs[0] if invs else None
@@ -470,6 +507,9 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             if tik and not (env.get("TIKTOKEN_CACHE_DIR") or env.get("DATA_GYM_CACHE_DIR"))
             else ""
         )
+        if own:  # no era knows their configs: the checkout's own task code is the prefetch
+            tasks = ", ".join(dict.fromkeys(m["task"].split(":")[0] for m in own))
+            export += f"; and build this checkout's own tasks once there ({tasks}: they load their datasets when made)"
         tolerated = all(m.get("tolerated") for m in missing)
         needs = "reads files nothing downloads" if all(m.get("read_only") for m in missing) else "downloads at run time"
         yield Finding(
@@ -480,7 +520,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             path=where,
             line=inv.line if inv else None,
             severity=Severity.WARNING if tolerated else None,
-            fix="on a login node: " + " && ".join(_merge_hf(commands)) + export,
+            fix="on a login node: " + (" && ".join(_merge_hf(commands)) or "") + export,
             data={
                 "phase": phase,
                 "items": missing,

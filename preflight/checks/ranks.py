@@ -15,7 +15,8 @@ def rank_failure(logs, ctx) -> Iterator[Finding]:
     What it checks: in a job with several ranks (torchrun's ``[rankN]:`` output, srun tasks on
     several nodes), the first rank that failed for a reason of its own, the node it ran on, and
     the ranks that failed only because of it: NCCL watchdog timeouts, gloo's "Connection closed by
-    peer", torchrun agents that lost their rendezvous store.
+    peer", torchrun agents that lost their rendezvous store. Ranks that each hit the same error
+    print in any order: they are said together, the one torchrun's root cause names first.
 
     Why it matters: when one rank dies, the others wait in their next collective until the
     backend gives up, often for the rest of the time limit; the log then ends with many ranks'

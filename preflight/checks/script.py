@@ -406,6 +406,8 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     ]
     if not trainers:
         raise Skip("the script runs no base training")
+    if not script.directives and not job_env.sbatch:
+        raise Skip("no #SBATCH directives or sbatch arguments: not a batch job, no time limit to reach")
     signal_opt = job_env.sbatch.get("signal")
     if signal_opt and profile.data.get("saves_on_signal"):
         return  # whether it reaches the trainer is signal-not-delivered's question
@@ -511,10 +513,12 @@ _DEFAULT_NETWORK = [
 def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
     """
     What it checks: shell steps that need the internet (curl, ``uv sync``, rustup, maturin,
-    pip, git clone, ``python -m nanochat.dataset`` downloads) in a job meant for offline
-    compute nodes (config ``network: offline``, the default); and Python the job runs
-    inline (``python -c``, a heredoc) that calls ``hf_hub_download``, ``load_dataset`` and the
-    like, or builds a class of the checkout whose source does (read with ``ast``, never run).
+    pip, apt-get, git clone, the ``hf`` CLI and ``uvx``, bucket copies from ``gs://`` or
+    ``s3://``, ``python -m nanochat.dataset`` downloads) in a job meant for offline compute
+    nodes (config ``network: offline``, the default); and Python the job runs inline
+    (``python -c``, a heredoc) that calls ``hf_hub_download``, ``load_dataset`` and the like, or
+    builds a class of the checkout whose source does (read with ``ast``, never run). A step
+    whose failure the job goes past (``pip install -e . || true``) is a warning.
 
     Why it matters: on a node without internet the step fails (or hangs until a timeout),
     and without ``set -e`` the next phases run on what is missing.
@@ -556,7 +560,7 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                         severity=Severity.INFO,
                     )
                     break
-                if cmd.op_after == "||":  # `pip install -e . || true`: offline it fails and the job goes on
+                if cmd.op_after == "||" and _goes_on(model, cmd):  # `pip install -e . || true`: offline the job goes on
                     yield Finding(
                         f"`{line_text[:80]}` needs the internet ({what}); offline it fails and the `||` after it goes "
                         "on: the steps after it run without what it fetches or installs",
@@ -584,6 +588,14 @@ def network_in_offline_job(ctx, script, profile) -> Iterator[Finding]:
                     line=line,
                     fix=f"run `python -m {inv.module} {' '.join(inv.args)}` on a login node before submitting",
                 )
+
+
+def _goes_on(model, cmd) -> bool:
+    """`cmd || <handler>`: the handler surely does not end the job (`|| true`, `|| echo ...`)."""
+    from preflight.checks.script_flow import exits_script, or_handler
+
+    idx = next((k for k, c in enumerate(model.commands) if c is cmd), None)
+    return idx is not None and exits_script(or_handler(model.commands, idx), {}) is False
 
 
 @check("SB012", "blocking-server", severity="error")

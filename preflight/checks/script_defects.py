@@ -199,6 +199,20 @@ def _created_before(model, cmd, path: str) -> bool:
     return False
 
 
+def _venv_from_lockfile(path: str, tried: list) -> bool:
+    """`source .venv/bin/activate` where a directory it was looked for in holds uv.lock (the checkout)."""
+    if not re.search(r"(?:^|/)\.?venv/bin/activate$", path):
+        return False
+    rel = Path(path)
+    for cand in tried:
+        root = Path(cand)
+        for _ in rel.parts:
+            root = root.parent
+        if (root / "uv.lock").is_file():
+            return True
+    return False
+
+
 @check("SB022", "sourced-file-missing", severity="error")
 def sourced_file_missing(script) -> Iterator[Finding]:
     """
@@ -227,6 +241,10 @@ def sourced_file_missing(script) -> Iterator[Finding]:
             if templates:
                 suffix = templates[0].name[len(Path(path).name) :]
                 hint, fix = f" (only {path}{suffix} exists)", f"cp {path}{suffix} {path} and fill it in"
+            elif _venv_from_lockfile(path, tried):
+                # a virtual environment is never committed: the checkout's lock file builds it
+                hint = " (a virtual environment is never in a checkout: the checkout's uv.lock builds it)"
+                fix = f"build it once on a login node, in the checkout: `uv sync` (then {path} exists)"
             else:
                 hint, fix = "", f"create {path}, fix the path, or guard it: [ -f {path} ] && {cmd.name} {path}"
             if model.set_e_line is not None and model.set_e_line < cmd.line:

@@ -103,21 +103,21 @@ _BENIGN = {
 }
 
 
-def _exits(cmds: list, functions: dict) -> bool | None:
+def exits_script(cmds: list, functions: dict) -> bool | None:
     """True: one of them ends the script; False: none does; None: cannot tell (an unknown command)."""
     unknown = False
     for c in cmds:
         if c.name in _EXITS or any(w in ("exit", "return") for w in c.words):
             return True
         if c.name in functions:
-            if _exits(list(iter_commands(functions[c.name].body)), {}):
+            if exits_script(list(iter_commands(functions[c.name].body)), {}):
                 return True
         elif c.name not in _BENIGN:
             unknown = True
     return None if unknown else False
 
 
-def _or_handler(cmds: list, idx: int) -> list:
+def or_handler(cmds: list, idx: int) -> list:
     """The commands after `cmd ||`: one simple command (and its && chain) or a `{ ...; }` group."""
     cmd = cmds[idx]
     out: list = []
@@ -194,8 +194,8 @@ def _swallowed(model, cmd, functions: dict, pipefail: bool = False) -> str | Non
     if piped:
         return piped
     if cmd.op_after == "||":
-        handler = _or_handler(cmds, idx)
-        if handler and _exits(handler, functions) is False:
+        handler = or_handler(cmds, idx)
+        if handler and exits_script(handler, functions) is False:
             first = handler[0]
             shown = "|| true" if first.name in ("true", ":") and len(handler) == 1 else "|| { ... } without exit"
             return f"`{shown}` (line {first.line})"
@@ -208,14 +208,14 @@ def _swallowed(model, cmd, functions: dict, pipefail: bool = False) -> str | Non
             body = next((b for cond, b in node.branches if any(c is cmd for c in iter_commands(cond))), [])
             return (
                 None
-                if _exits(list(iter_commands(body)), functions) is not False
+                if exits_script(list(iter_commands(body)), functions) is not False
                 else "`if ! ...; then` whose branch does not exit"
             )
         if node.else_body is None:
             return "`if ...; then ... fi` without an else that exits"
         return (
             None
-            if _exits(list(iter_commands(node.else_body)), functions) is not False
+            if exits_script(list(iter_commands(node.else_body)), functions) is not False
             else "`if ...; else` whose else does not exit"
         )
     nxt = cmds[idx + 1] if idx + 1 < len(cmds) else None
@@ -230,9 +230,10 @@ def failure_swallowed(script, profile) -> Iterator[Finding]:
     What it checks: a training phase whose failure the script throws away: ``|| true``,
     ``|| { echo ...; }`` without ``exit``, ``if torchrun ...; then ... fi`` with no ``else`` that
     exits, a ``true`` after it as the script's last command, or its output piped into ``tee``
-    (``cat``, ``sed`` ...) without ``set -o pipefail`` where ``set -e``, ``||``, an ``if`` or the
-    job's end reads the pipeline's status (which is then tee's). ``set -e`` does not help: bash
-    ignores errexit in a command followed by ``||`` and in an ``if`` condition.
+    (``cat``, ``sed``, a ``while read`` loop ...) without ``set -o pipefail`` where ``set -e``,
+    ``||``, an ``if`` or the job's end reads the pipeline's status (which is then tee's).
+    ``set -e`` does not help: bash ignores errexit in a command followed by ``||`` and in an
+    ``if`` condition.
 
     Why it matters: the trainer crashes (OOM, no data, NCCL timeout) and the job still ends
     COMPLETED with exit code 0; later phases start on a missing checkpoint and the real

@@ -217,6 +217,9 @@ def _include_candidates(
     if binds:  # `apptainer exec -B /scratch/me/nanochat:/opt/nanochat IMG bash /opt/nanochat/run.sh`
         binds = [(expand_path(model, src, cmd.line, cmd.file) or src, dest) for src, dest in binds]
         expanded = host_path(expanded, binds)
+    cloned = _in_clone(model, cmd, expanded, checkout)
+    if cloned is not None:  # the job runs its own clone of the checkout given (`git clone URL; bash nanochat/run.sh`)
+        return [cloned]
     if "$" in expanded:  # under a directory whose path is known only in the job ($VSC_SCRATCH/...)
         return []
     p = Path(expanded)
@@ -243,6 +246,41 @@ def _include_candidates(
         + ([str(checkout)] if checkout is not None else [])  # submitted from the checkout the job runs
     )
     return [(Path(cwd) / d if cwd and not Path(d).is_absolute() else Path(d)) / p for d in dirs]
+
+
+_CLONE_VALUE_OPTIONS = {"-b", "--branch", "--depth", "-c", "--config", "-o", "--origin", "--reference", "-j", "--jobs"}
+
+
+def _in_clone(model: ScriptModel, cmd: Command, expanded: str, checkout: Path | None) -> Path | None:
+    """The checkout's own copy of a file the job runs from a `git clone` it made earlier (its path, as far as it is
+    known: `$SCRATCH/run/nanochat-pl/speedrun.sh` under `cd $SCRATCH/run; git clone .../nanochat-pl.git`): the
+    checkout given (--checkout) is taken as that clone."""
+    if checkout is None:
+        return None
+    for c in model.commands:
+        if c.name != "git" or c.words[1:2] != ["clone"] or (c.file == cmd.file and c.line > cmd.line):
+            continue
+        args, skip = [], False
+        for w in c.words[2:]:
+            if skip:
+                skip = False
+            elif w.startswith("-"):
+                skip = w in _CLONE_VALUE_OPTIONS
+            else:
+                args.append(w)
+        if not args:
+            continue
+        dest = args[1] if len(args) > 1 else args[0].rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+        dest = expand_path(model, dest, c.line, c.file) or dest
+        if not dest.startswith(("/", "$", "~")):
+            cds = _cd_targets_at(model, c)
+            if not cds:
+                continue
+            dest = cds[-1].rstrip("/") + "/" + dest
+        prefix = dest.rstrip("/") + "/"
+        if expanded.startswith(prefix) and _is_file(checkout / expanded[len(prefix) :]):
+            return checkout / expanded[len(prefix) :]
+    return None
 
 
 TEMPLATE_SUFFIXES = (".template", ".example", ".sample", ".in", ".dist")

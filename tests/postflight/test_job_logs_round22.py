@@ -161,3 +161,160 @@ def test_a_speedrun_log_that_ends_in_the_tokenizers_merge_loop_is_the_tokenizer_
     assert phases["tokenizer"]["cause"].startswith("tok_train began training (speedrun.log:2)"), phases["tokenizer"]
     assert phases["base"]["cause"] == "not reached: tokenizer stopped first", phases["base"]
     assert "first make sure tokenizer's run is over" in report["resume"]["note"], report["resume"]
+
+
+def test_ctrl_c_under_torchrun_is_one_interruption_not_a_second_crash(tmp_path, cli):
+    # the rank's KeyboardInterrupt and then torchrun's own "SignalException: Process N got signal: 2": two LOG002
+    # findings, the second "crashed (other)" with "read the traceback"
+    log = tmp_path / "base.out"
+    lines = [*BASE_RUN[:20]]
+    lines += [
+        "Traceback (most recent call last):",
+        '  File "/home/u/nc/scripts/base_train.py", line 263, in <module>',
+        "    loss.backward()",
+        "KeyboardInterrupt",
+        "Traceback (most recent call last):",
+        '  File "/home/u/nc/.venv/bin/torchrun", line 10, in <module>',
+        "    sys.exit(main())",
+        '  File "/home/u/nc/.venv/lib/python3.10/site-packages/torch/distributed/elastic/multiprocessing/api.py", '
+        "line 84, in _terminate_process_handler",
+        '    raise SignalException(f"Process {os.getpid()} got signal: {sigval}", sigval=sigval)',
+        "torch.distributed.elastic.multiprocessing.api.SignalException: Process 16791 got signal: 2",
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    _report, checks, phases = verify_logs(cli, tmp_path, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "crashed (interrupted)" in crash["message"] and "KeyboardInterrupt" in crash["message"], crash
+    assert "Ctrl-C" in crash["fix"], crash["fix"]
+    assert phases["base"]["status"] == "failed", phases["base"]
+
+
+def test_a_row_longer_than_the_rotary_cache_is_named(tmp_path, cli):
+    # a fork's bare `assert T < self.cos.size(1)` in the model's forward, SFT on a model built with sequence_len 128:
+    # "died during setup (other)" with "read the traceback"
+    log = tmp_path / "sft.out"
+    log.write_text(
+        "Autodetected device type: mps\n"
+        "loading the model from /u/.cache/nc/mid_checkpoints/d4 with step 9\n"
+        "Building model with config: {'sequence_len': 128, 'vocab_size': 65536, 'n_layer': 4}\n"
+        "Traceback (most recent call last):\n"
+        '  File "/u/nc/scripts/chat_sft.py", line 130, in <module>\n'
+        "    loss = model(inputs, targets)\n"
+        '  File "/u/nc/nanochat/gpt.py", line 221, in forward\n'
+        "    assert T < self.cos.size(1)\n"
+        "AssertionError\n"
+    )
+    _report, checks, phases = verify_logs(cli, tmp_path, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "(sequence too long): AssertionError" in crash["message"], crash["message"]
+    assert crash["fix"].startswith("a row reached the model longer than its rotary cache"), crash["fix"]
+
+
+def test_a_gpu_another_process_holds_is_named_by_torchruns_local_rank(tmp_path, cli):
+    # every launch of a speedrun died in torch.cuda.set_device on the same GPU (a stale process held it): the fix
+    # said "leave that GPU out" without saying which; torchrun's root cause names it
+    log = tmp_path / "speedrun.log"
+    log.write_text(
+        "Overriding: run = dummy\n"
+        "Traceback (most recent call last):\n"
+        '  File "/home/u/nc/scripts/base_train.py", line 71, in <module>\n'
+        "    ddp, ddp_rank, ddp_local_rank, ddp_world_size, device = compute_init(device_type)\n"
+        '  File "/home/u/nc/nanochat/common.py", line 165, in compute_init\n'
+        "    torch.cuda.set_device(device)\n"
+        "torch.AcceleratorError: CUDA error: out of memory\n"
+        "============================================================\n"
+        "scripts.base_train FAILED\n"
+        "------------------------------------------------------------\n"
+        "Root Cause (first observed failure):\n"
+        "[0]:\n"
+        "  time      : 2025-11-11_08:41:22\n"
+        "  host      : gpu-box\n"
+        "  rank      : 4 (local_rank: 4)\n"
+        "  exitcode  : 1 (pid: 86036)\n"
+        "============================================================\n"
+    )
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "(GPU occupied)" in crash["message"] and "[rank 4; exit code 1;" in crash["message"], crash["message"]
+    assert crash["fix"].startswith("GPU 4 (torchrun's local rank 4 failed): the GPU was full"), crash["fix"]
+
+
+def test_a_missing_file_the_era_downloads_gets_its_download_command(tmp_path, cli):
+    # mid_train died on a missing identity_conversations.jsonl (the speedrun curls it; this job never did): the fix
+    # was "create the missing file on a login node (dataset shards, tokenizer, eval bundle)"
+    log = tmp_path / "mid.out"
+    log.write_text(
+        "Autodetected device type: cuda\n"
+        "Traceback (most recent call last):\n"
+        '  File "/home/u/nc/scripts/mid_train.py", line 98, in <module>\n'
+        "    CustomJSON(filepath=identity_conversations_filepath),\n"
+        '  File "/home/u/nc/tasks/customjson.py", line 12, in __init__\n'
+        "    with open(filepath) as f:\n"
+        "FileNotFoundError: [Errno 2] No such file or directory: '/home/u/.cache/nanochat/identity_conversations.jsonl'\n"
+    )
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "curl -L -o $NANOCHAT_BASE_DIR/identity_conversations.jsonl https://" in crash["fix"], crash["fix"]
+
+
+def test_a_ranks_copy_cut_above_its_frames_is_the_same_error_as_the_others(tmp_path, cli):
+    # a `tail -200` of an 8-rank log: rank 2's traceback starts mid-way (no frame of the trainer left), the others
+    # are whole; LOG002 said the one error twice, "(other)" for the cut copy
+    log = tmp_path / "tail.out"
+    frames = [
+        "Traceback (most recent call last):",
+        '  File "/home/u/nc/scripts/base_train.py", line 205, in <module>',
+        "    results = evaluate_model(orig_model, tokenizer, device)",
+        '  File "/home/u/nc/nanochat/common.py", line 95, in download_file_with_lock',
+        "    with urllib.request.urlopen(url) as response:",
+        '  File "/usr/lib/python3.10/urllib/request.py", line 643, in http_error_default',
+        "    raise HTTPError(req.full_url, code, msg, hdrs, fp)",
+        "urllib.error.HTTPError: HTTP Error 403: Forbidden",
+    ]
+    lines = [f"[rank2]: {ln}" for ln in frames[5:]]
+    lines += ["downloading https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip..."]
+    lines += [f"[rank0]: {ln}" for ln in frames]
+    log.write_text("\n".join(lines) + "\n")
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (crash,) = checks["LOG002"]["findings"]
+    assert "HTTP Error 403: Forbidden [ranks 0, 2;" in crash["message"], crash["message"]
+    assert "(other)" not in crash["message"], crash["message"]
+
+
+CORE_EVAL = [
+    "2026-01-18 09:36:26,122 - nanochat.common - INFO - Distributed world size: 1",
+    "2026-01-18 09:36:26,136 - nanochat.checkpoint_manager - INFO - Loading model from "
+    "/home/u/.cache/nanochat/base_checkpoints/d26 with step 40640",
+    "Autodetected device type: cuda",
+    "Evaluating: hellaswag_zeroshot (0-shot, type: multiple_choice)... accuracy: 0.5254 | centered: 0.3672",
+    "Evaluating: boolq (10-shot, type: multiple_choice)... accuracy: 0.5942 | centered: -0.0679",
+    "================================================================================",
+    "Model: base_model (step 40640)",
+    "================================================================================",
+    "Task                               , Accuracy  , Centered  ",
+    "hellaswag_zeroshot                 , 0.525400  , 0.367200  ",
+    "CORE                               ,           , 0.270821  ",
+]
+
+
+def test_a_job_that_only_evaluated_base_is_judged_on_its_evaluation(tmp_path, cli):
+    # a standalone base_eval that finished with its CORE score: FAIL, exit 1, "not done: mid, sft, report", and base
+    # had no row of its own (the process was "unknown")
+    log = tmp_path / "eval_d26.log"
+    log.write_text("\n".join(CORE_EVAL) + "\n")
+    proc = cli("postflight", "verify", "--log", str(log), "--format", "json", cwd=tmp_path)
+    import json
+
+    report = json.loads(proc.stdout)
+    phases = {p["name"]: p for p in report["phases"]}
+    assert phases["base"]["status"] == "done", phases["base"]
+    assert phases["base"]["cause"].startswith(
+        "trained before these logs: base_eval evaluated its step-40640 checkpoint (line 2) to its end (line 11: CORE"
+    ), phases["base"]
+    assert not phases["mid"]["expected"] and not phases["sft"]["expected"], phases
+    assert proc.returncode == 0, proc.stdout[-500:]
+
+    # cut off before its result: no finished evaluation (base's checkpoint still proves its training)
+    log.write_text("\n".join(CORE_EVAL[:5]) + "\n")
+    _report, _checks, phases = verify_logs(cli, tmp_path, log)
+    assert "to its end" not in phases["base"]["cause"], phases["base"]
