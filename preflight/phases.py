@@ -91,6 +91,10 @@ SCRIPT_PHASE: dict[str, str | None] = {
 TRAIN_SCRIPTS: dict[str, str] = {p.train_script: p.name for p in PHASES if p.train_script and p.name != "report"}
 # the entry points that train a model (base_train, mid_train, chat_sft, chat_rl)
 TRAINER_SCRIPTS = frozenset(p.train_script for p in PHASES if p.trains and p.train_script)
+# the entry points that evaluate a phase's model (base_eval, base_loss, tok_eval, chat_eval): a job of them trains none
+EVALUATION_SCRIPTS = frozenset(
+    {s for p in PHASES if p.train_script for s in p.scripts if s != p.train_script and s != "report"} | {"chat_eval"}
+)
 # entry points nanochat launches with torchrun (a world size applies to them)
 # the entry points that print mid-style step lines ("step 00051 (17.00%) | loss: ..."): which one a log's are is a
 # guess of the era's until the process names itself (a save into chatsft_checkpoints, a frame of scripts/chat_sft.py)

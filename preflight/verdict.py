@@ -10,7 +10,6 @@ killed or hung look the same; only the job's state tells them apart.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,15 @@ from preflight.crashtext import (
     last_step_before,
 )
 from preflight.facts import FactUnavailable
+from preflight.log_ends import (
+    SILENT_UNKNOWN,
+    evaluated_only,
+    evaluations_only,
+    last_written,
+    logs_end_quietly_in,
+    silent_at_end,
+    stderr_note,
+)
 from preflight.phases import CKPT_DIR_RE, DIR_WORD_PHASE, TRAIN_PHASES, TRAINER_SCRIPTS  # noqa: F401  (re-exported)
 from preflight.phases import PHASE_NAMES as PHASES
 
@@ -49,37 +57,6 @@ def tb_phase(tb: Any) -> str | None:
     if tb.script == "chat_eval" and is_missing_checkpoint(tb):
         return missing_source_phase(tb)
     return None
-
-
-def stderr_note(logs: Any, silent: bool = False) -> str:
-    """Where a phase's missing traceback is: the stderr postflight did not get, or why there is none
-    (silent: the logs end in that phase, which may still run or hang, so no guess why)."""
-    streams = getattr(logs, "streams", None) if logs is not None else None
-    if streams is None:
-        return "see the job's stderr"
-    if streams.stderr_hint:
-        return f"the traceback is in {streams.stderr_hint}"
-    why = "" if silent else ": killed or exited without one"
-    if streams.also_read:
-        return f"no traceback in {', '.join(p for p, _ in streams.also_read)} either{why}"
-    if streams.merged:
-        return f"stderr goes to this log too and it holds no traceback{why}"
-    return "see the job's stderr"
-
-
-# a process that logged no step and left no traceback, the last thing in logs read without the job's state
-SILENT_UNKNOWN = (
-    "it went silent during setup: it died, hung or is still running (these logs alone cannot tell; "
-    "postflight verify JOBID reads the job's state)"
-)
-
-
-def silent_at_end(logs: Any, seg: Any, job: Any) -> bool:
-    """seg is the last process of the logs, they end in its setup, their stderr was read and holds no traceback,
-    and there is no job state to say more. (Where stderr went elsewhere, the traceback is there: it died.)"""
-    streams = getattr(logs, "streams", None) if logs is not None else None
-    read_all = streams is not None and not streams.stderr_hint and bool(streams.merged or streams.also_read)
-    return job is None and read_all and bool(logs.segments) and logs.segments[-1] is seg
 
 
 def _unavailable_reason(ctx: Any, fact: str) -> str:
@@ -319,7 +296,7 @@ def judge_phase(
     if segs:
         seg = segs[-1]
         v.evidence.append(f"{seg.path}:{seg.start_line}")
-        evaluated = _evaluated_only(phase, segs, logs) if logged_steps == 0 and not tbs else None
+        evaluated = evaluated_only(phase, segs, logs) if logged_steps == 0 and not tbs else None
         if job is not None and getattr(job, "running", False) and last_started == phase:
             v.status, v.cause = "running", f"{logged_steps} step lines so far"
         elif evaluated is not None:  # a job that evaluated the phase's model (base_eval), trained in an earlier one
@@ -353,25 +330,6 @@ def judge_phase(
             v.status, v.cause = "failed", f"logged {logged_steps} steps but wrote no checkpoint"
         return v
     return v
-
-
-def _evaluated_only(phase: str, segs: list, logs: Any) -> str | None:
-    """The phase's processes in these logs are only its evaluations (base_eval, no trainer), and the logs show the
-    phase's checkpoint loaded: its training is an earlier job's, done; what these logs ran is said (None otherwise)."""
-    names = {s.script for s in segs}
-    if not names or None in names or names & set(TRAINER_SCRIPTS):
-        return None
-    load = next(
-        (s.loaded for s in logs.segments if s.loaded is not None and s.loaded.data.get("source") == phase), None
-    )
-    end = next((e for s in segs for e in s.end_markers.values()), None)
-    if load is None or end is None or not isinstance(load.data.get("step"), int):
-        return None  # (an evaluation cut off before its result is no finished one)
-    said = " ".join(end.text.split())[:60]
-    return (
-        f"trained before these logs: {', '.join(sorted(names))} evaluated its step-{load.data['step']} checkpoint "
-        f"(line {load.line}) to its end (line {end.line}: {said})"
-    )
 
 
 def _trained_before(phase: str, segs: list, tb: Any, planned: int | None) -> tuple[int, str] | None:
@@ -517,31 +475,6 @@ def superseded_at(path: Any, at: int, segs: list) -> bool:
     return got_going and path == last.path and at < last.start_line
 
 
-RECENTLY_WRITTEN_S = 15 * 60  # a log written this recently may be the live file of a run still going
-
-
-def last_written(path: str) -> str:
-    """A note on a log written in the last minutes (its file's time): a fact the user can weigh, not a verdict (a
-    fresh copy of an old log is recent too)."""
-    from preflight.units import duration
-
-    try:
-        age = time.time() - Path(path).stat().st_mtime
-    except OSError:
-        return ""
-    if not 0 <= age < RECENTLY_WRITTEN_S:
-        return ""
-    return f"; {Path(path).name} was last written {duration(age)} ago: if it is the live log of a run, that run is probably still going"
-
-
-def logs_end_quietly_in(logs: Any, seg: Any) -> bool:
-    """The logs end in this process with no error of it and no SLURM event: a copy of a log still growing (a run still
-    going) looks the same as one that was killed or hung."""
-    if logs is None or not logs.segments or logs.segments[-1] is not seg or seg.tracebacks or seg.nan_loss is not None:
-        return False
-    return not any(logs.slurm_events(k) for k in ("cancel", "oom-kill", "nccl-watchdog"))
-
-
 def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
     v = PhaseVerdict("report", "not-run")
     if not profile.data.get("report"):
@@ -580,15 +513,6 @@ def judge_report(ctx: Any, profile: Any, logs: Any = None) -> PhaseVerdict:
     return v
 
 
-EVAL_SCRIPTS = ("base_eval", "base_loss", "chat_eval", "tok_eval")
-
-
-def _evaluations_only(logs: Any) -> bool:
-    """Every process these logs name is an evaluation entry point: no trainer ran in them."""
-    names = {s.script for s in logs.segments if s.script}
-    return bool(names) and names <= set(EVAL_SCRIPTS)
-
-
 def phases_fact(ctx: Any) -> Phases:
     from preflight.ckpt import expected_phases, get_profile, planned_phases
 
@@ -605,7 +529,7 @@ def phases_fact(ctx: Any) -> Phases:
             # nothing in the logs is the pipeline, and nothing says the job runs it (LOG009 says so): nothing expected
             expected = set()
             unjudged = "not judged: no process in these logs is a phase of the pipeline"
-        elif _evaluations_only(logs):
+        elif evaluations_only(logs):
             # a job that only evaluated (a standalone base_eval): the phases it evaluated are what it ran
             expected = set(logs.started_phases())
         elif logs.logs and not logs.recognised:

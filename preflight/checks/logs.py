@@ -74,7 +74,7 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
 
     How to fix: pass the stderr file too (``--log X.err``); fix its error and rerun the phase.
     """
-    from preflight.verdict import SILENT_UNKNOWN, silent_at_end, stderr_note
+    from preflight.log_ends import SILENT_UNKNOWN, silent_at_end, stderr_note
 
     note = stderr_note(logs)
     job = ctx.get("job", None)
@@ -273,8 +273,9 @@ def training_stopped_early(logs, ctx) -> Iterator[Finding]:
     How to fix: resume from the last periodic checkpoint (--resume_from_step) or rerun the phase.
     """
     from preflight.causes import respell_flags
+    from preflight.log_ends import logs_end_quietly_in
     from preflight.resume import resume_key
-    from preflight.verdict import logs_end_quietly_in, superseded_at
+    from preflight.verdict import superseded_at
 
     profile = ctx.get("profile", None)
     verdicts = ctx.get("phases", None)  # the timeline's verdicts, which see the checkpoints too
