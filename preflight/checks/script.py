@@ -403,8 +403,6 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     ]
     if not trainers:
         raise Skip("the script runs no base training")
-    if not script.directives and not job_env.sbatch:
-        raise Skip("no #SBATCH directives or sbatch arguments: not a batch job, no time limit to reach")
     signal_opt = job_env.sbatch.get("signal")
     if signal_opt and profile.data.get("saves_on_signal"):
         return  # whether it reaches the trainer is signal-not-delivered's question

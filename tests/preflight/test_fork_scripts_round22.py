@@ -136,13 +136,6 @@ def test_an_sft_job_plans_the_depth_its_model_tag_names_and_says_so(tmp_path, cl
     assert any(a.startswith("depth 20, the era's default") for a in report["plan"]["assumptions"]), report["plan"]
 
 
-def test_a_script_that_is_no_batch_job_has_no_time_limit_to_be_killed_at(tmp_path, cli):
-    # a Colab notebook's runner (no #SBATCH): SB007 warned of the time limit's kill
-    body = "#!/bin/bash\nset -e\npython -m scripts.base_train --depth=4\n"
-    _report, checks = check_script(cli, tmp_path, body)
-    assert checks["SB007"]["status"] == "skip" and "not a batch job" in checks["SB007"]["reason"], checks["SB007"]
-
-
 def test_a_virtual_environment_missing_from_a_fresh_checkout_is_built_by_its_lock_file(tmp_path, cli):
     co = tmp_path / "nc"
     (co / "scripts").mkdir(parents=True)
