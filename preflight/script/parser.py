@@ -278,8 +278,9 @@ def _in_clone(model: ScriptModel, cmd: Command, expanded: str, checkout: Path | 
                 continue
             dest = cds[-1].rstrip("/") + "/" + dest
         prefix = dest.rstrip("/") + "/"
-        if expanded.startswith(prefix) and _is_file(checkout / expanded[len(prefix) :]):
-            return checkout / expanded[len(prefix) :]
+        rest = expanded[len(prefix) :] if expanded.startswith(prefix) else ""
+        if rest and ".." not in Path(rest).parts and _is_file(checkout / rest):  # (never a path out of the checkout)
+            return checkout / rest
     return None
 
 

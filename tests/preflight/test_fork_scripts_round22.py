@@ -117,6 +117,12 @@ def test_a_runner_the_job_runs_from_its_own_clone_is_read_from_the_checkout_give
     assert [p["name"] for p in report["plan"]["phases"]] == ["base"], report["plan"]
     assert checks["SB006"]["status"] == "fail", checks["SB006"]  # 68,500 steps in an hour
 
+    # a path that climbs out of the clone is not read from beside the checkout
+    (tmp_path / "outside.sh").write_text((co / "speedrun.sh").read_text())
+    body = body.replace("nanochat-pl/speedrun.sh", "nanochat-pl/../outside.sh")
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    assert checks["SB020"]["status"] == "warn", checks["SB020"]
+
 
 def test_an_sft_job_plans_the_depth_its_model_tag_names_and_says_so(tmp_path, cli):
     # an SFT-only job on `--model-tag=ginjinha_d11_ratio40`: planned as d20 (477M parameters), silently
