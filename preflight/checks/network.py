@@ -363,9 +363,8 @@ def _own_datasets(checkout, profile, phase: str, invs: list | None, base: Path, 
         )
         if local.exists():
             continue
-        what = (
-            f"{repo} (loaded by this checkout's own {where}{', the hub' + chr(39) + 's parquet export' if hub else ''})"
-        )
+        via = ", the hub's parquet export" if hub else ""
+        what = f"{repo} (loaded by this checkout's own {where}{via})"
         out.append(
             {
                 "what": what,
@@ -509,7 +508,8 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
         )
         if own:  # no era knows their configs: the checkout's own task code is the prefetch
             tasks = ", ".join(dict.fromkeys(m["task"].split(":")[0] for m in own))
-            export += f"; and build this checkout's own tasks once there ({tasks}: they load their datasets when made)"
+            build = f"build this checkout's own tasks once there ({tasks}: they load their datasets when made)"
+            export += f"; and {build}" if commands else build
         tolerated = all(m.get("tolerated") for m in missing)
         needs = "reads files nothing downloads" if all(m.get("read_only") for m in missing) else "downloads at run time"
         yield Finding(
@@ -520,7 +520,7 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
             path=where,
             line=inv.line if inv else None,
             severity=Severity.WARNING if tolerated else None,
-            fix="on a login node: " + (" && ".join(_merge_hf(commands)) or "") + export,
+            fix="on a login node: " + " && ".join(_merge_hf(commands)) + export,
             data={
                 "phase": phase,
                 "items": missing,
