@@ -228,7 +228,7 @@ FRAME_RE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
 # frames of the interpreter's own library and installed packages: their source lines say nothing of the job
 PYTHON_INSTALL_RE = re.compile(r"site-packages|dist-packages|/lib/python3[\d.]*/|^<frozen ")
 EXC_RE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
-SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?:scripts|nanochat)[/\\](\w+)\.py$")
+SCRIPT_IN_PATH_RE = re.compile(r"(?:^|[/\\])(?P<package>scripts|nanochat)[/\\](?P<stem>\w+)\.py$")
 # phase names, script -> phase, "<word>_checkpoints" -> script: preflight/phases.py
 # configurator keys that only one script has (Era A Overriding lines)
 OVERRIDE_HINTS = {

@@ -35,6 +35,7 @@ class TracebackRecord:
     frames: list[tuple[str, int]] = field(default_factory=list)  # (file, line), capped
     calls: list[str] = field(default_factory=list)  # source lines of the frames outside the Python install, capped
     script: str | None = None  # the nanochat script whose frames appear (base_train, mid_train ...)
+    entry: str | None = None  # a fork's own copy of it that ran, as a module (scripts.base_train_gc), else None
     rank: str = ""
     path: str = ""
     chain: list[tuple[str, str]] = field(default_factory=list)  # earlier exceptions of the same process

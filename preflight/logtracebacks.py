@@ -116,9 +116,11 @@ class TracebackReader:
     def _add_frame(rec: TracebackRecord, mf: re.Match) -> None:
         rec.frames.append((mf.group(1), parse_int(mf.group(2)) or 0))
         ms = SCRIPT_IN_PATH_RE.search(mf.group(1))
-        script = known_script(ms.group(1)) if ms else None
-        if script:
-            rec.script = rec.script or script
+        script = known_script(ms.group("stem")) if ms else None
+        if script and rec.script is None:
+            rec.script = script
+            if ms.group("stem") != script:  # the fork's copy is the entry point a rerun must launch
+                rec.entry = f"{ms.group('package')}.{ms.group('stem')}"
 
     def _fault_dump(self, m: re.Match, line: int, rank: str) -> None:
         """faulthandler's dump of a native crash: the process's crash, its frames those of the crashing thread."""

@@ -111,6 +111,14 @@ def last_crashes(logs: Any) -> list:
     return [(tb, seg) for tb, seg in found if seg is last[tb.phase or seg.phase]]
 
 
+def _fork_entry_points(logs: Any) -> dict[str, str]:
+    """nanochat script -> the fork's own copy of it that ran (base_train -> scripts.base_train_gc), where a crash's
+    traceback shows one: a rerun of the canonical script would drop what the copy adds (its gradient checkpointing)."""
+    if logs is None:
+        return {}
+    return {tb.script: tb.entry for tb, _seg in last_crashes(logs) if tb.script and tb.entry}
+
+
 def _out_of_memory(logs: Any, profile: Any) -> set[str]:
     """The phases whose last crashed process ran out of memory."""
     from preflight.causes import classify_traceback
@@ -251,6 +259,7 @@ def resume_fact(ctx: Any) -> ResumePlan:
     tag = run_model_tag(logs)
     checkout = ctx.get("checkout", None)
     untagged: list[str] = []  # loaders with no model tag flag: they take the largest dN, which may not be the run's
+    entries = _fork_entry_points(logs)
     for v in phases.verdicts[start:]:
         if not v.expected:
             continue
@@ -271,6 +280,8 @@ def resume_fact(ctx: Any) -> ResumePlan:
                 args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
             elif module == spec.get("train_module"):
                 args = _train_args(profile, v, logs, spec, refused, halved if v.name in oom else None)
+            elif logs is not None:
+                args = _eval_args(profile, logs.by_phase(v.name), base, refused)
             if (
                 tag is not None
                 and v.name != "tokenizer"
@@ -280,7 +291,7 @@ def resume_fact(ctx: Any) -> ResumePlan:
                 args += tagged or []
                 if tagged is None:
                     untagged.append(base)
-            commands.append(_command(module, args, world, nodes))
+            commands.append(_command(entries.get(base, module), args, world, nodes))
     note = f"{first.name} is {first.status}" + (f": {first.cause}" if first.cause else "")
     if outside:
         note += (
@@ -544,6 +555,26 @@ def saves_predate_resume(spec: dict, segs: list) -> bool:
     """The phase's saves use the wording of a nanochat whose trainer cannot resume (classic before 2025-11-13)."""
     pattern = spec.get("save_line_before_resume")
     return bool(pattern) and any(re.search(pattern, e.text) for s in segs for e in s.saves)
+
+
+def _eval_args(profile: Any, segs: list, script: str, refused: list[str]) -> list[str]:
+    """An evaluation's own flags as its logs show them (base_loss's `Overriding: device_batch_size = 1` on a small
+    GPU), plain values only; chat_eval's short options and the model tag are the plan's own."""
+    if script == "chat_eval":
+        return []
+    mine = [s for s in segs if s.script == script]
+    flags = next((s.overrides for s in reversed(mine) if s.overrides), None) or _command_flags(
+        _logged_command(mine, script), script
+    )
+    args: list[str] = []
+    for key, value in flags.items():
+        if key.replace("-", "_") in ("model_tag", "model_step", "step"):
+            continue
+        if not (re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
+            refused.append(f"{key[:64]} = {str(value)[:80]!r}")
+            continue
+        args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
+    return args
 
 
 def _train_args(

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from preflight.checks.script import job_workdir
 from preflight.facts import Skip
 from preflight.model import Finding, Severity
 from preflight.profiles import chat_source
@@ -141,11 +142,11 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
         return
     roots = list(NODE_LOCAL) + [v for k in ("TMPDIR", "SLURM_TMPDIR") if (v := job_env.get(k))]
 
-    def local_root(path: str) -> str | None:
+    def local_root(path: str, workdir: Path | None = None) -> str | None:
         if path.startswith(("$", "~")):  # known only where the job runs ($SCRATCH/...): not relative to here
             m = re.match(r"\$\{?(TMPDIR|SLURM_TMPDIR)\b", path)
             return f"${m.group(1)}" if m else None
-        path = os.path.abspath(path)
+        path = os.path.abspath(os.path.join(workdir, path) if workdir is not None else path)
         return next((r for r in roots if path == r or path.startswith(r.rstrip("/") + "/")), None)
 
     path = str(base_dir.path)
@@ -168,8 +169,9 @@ def node_local_path(base_dir, job_env, ctx) -> Iterator[Finding]:
                 if key in ("--output", "-o", "--error", "-e"):
                     value = value if eq else (opts[i + 1] if i + 1 < len(opts) else "")
                     logs.append((f"srun {key}={value}", value, inv.line))
+    logs_dir = job_workdir(ctx, job_env)  # a relative log path is the submit directory's (SB004 reads it alike)
     for shown, value, line in logs:
-        if value and (root := local_root(value)):
+        if value and (root := local_root(value, logs_dir)):
             yield Finding(
                 f"{job_env.nodes}-node job writes its log {shown} on node-local storage ({root}): it stays on "
                 "that node, where postflight on the login node cannot read it",

@@ -130,13 +130,23 @@ def missing_set_e(script, profile) -> Iterator[Finding]:
             continue
         first = unchecked[0]
         phases = [profile.phase_of_module(i.entry, i.args) or i.entry for i in invs]
+        misread = ""
+        if first.misread_check is not None:
+            test, before = first.misread_check
+            misread = (
+                f" (the `$?` test at line {test.line} reads the status of `{before.name}` at line {before.line}, "
+                f"not that of `{first.module or first.entry}`)"
+            )
         yield Finding(
             f"{os.path.basename(str(model.path))} runs {len(invs)} steps ({', '.join(dict.fromkeys(phases))}) "
             f"without set -e or per-step exit checks: if `{first.module}` (line {first.line}) fails, "
-            "the later steps still run on missing artifacts and the job can end COMPLETED",
+            f"the later steps still run on missing artifacts and the job can end COMPLETED{misread}",
             path=str(model.path),
             line=first.line,
-            fix="add `set -euo pipefail` after the #! line (or `|| exit 1` after each step)",
+            fix=f"move the `$?` test to right after line {first.line} (or `|| exit 1` on the launch; "
+            "or `set -euo pipefail` after the #! line)"
+            if misread
+            else "add `set -euo pipefail` after the #! line (or `|| exit 1` after each step)",
         )
 
 
@@ -176,6 +186,14 @@ def output_pattern_path(value: str) -> Path | None:
     return None if not value or "$" in value else Path(_PATTERN_RE.sub("x", value))
 
 
+def job_workdir(ctx, job_env) -> Path:
+    """Where the job's relative --output/--error paths point: --chdir, else where sbatch runs: the checkout given
+    (--checkout: it is submitted from there), else here."""
+    given = ctx.config.get("checkout") if ctx.config is not None else None
+    submitted = Path(os.path.expanduser(str(given))) if given else Path(ctx.inputs.cwd)
+    return submitted / job_env.sbatch["chdir"] if job_env.sbatch.get("chdir") else submitted
+
+
 @check("SB004", "output-dir-missing", severity="error", kills_at_start=True)
 def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
     """
@@ -190,9 +208,7 @@ def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
     How to fix: ``mkdir -p logs`` before ``sbatch`` (in the submit directory).
     """
     _readable(script)
-    # relative to --chdir, else to where sbatch runs: the checkout given (--checkout: it is submitted from there)
-    given = ctx.config.get("checkout") if ctx.config is not None else None
-    workdir = Path(job_env.sbatch.get("chdir") or (os.path.expanduser(str(given)) if given else ctx.inputs.cwd))
+    workdir = job_workdir(ctx, job_env)
     for key in ("output", "error"):
         value = job_env.sbatch.get(key)
         path = output_pattern_path(value)

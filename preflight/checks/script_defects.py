@@ -59,7 +59,8 @@ def training_not_visible(script, profile) -> Iterator[Finding]:
     for model in script.walk():
         for line, file, why in model.hidden:
             text = next((c.text for c in model.all_commands if c.line == line and c.file == file), "")
-            if visible and not _TRAINING_HINT_RE.search(text):
+            # a sourced setup file's own `eval "$(pyenv init -)"` (~/.bashrc, conda's hook) launches no training
+            if (visible or model is not script) and not _TRAINING_HINT_RE.search(text):
                 continue
             what = "no training launch is visible in the script" if not visible else "it may launch training"
             yield Finding(

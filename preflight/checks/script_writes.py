@@ -104,6 +104,12 @@ def _consequence(model, cmd, how: str, pipefail: bool) -> str:
     if how == "tee":
         if model.errexit and pipefail and read:
             return "tee fails, and under `set -e` with pipefail the pipeline's failure ends the job there"
+        if model.errexit and read and cmd.op_after != "|":
+            # without pipefail the pipeline's status is tee's own: 1 once the trainer's output ends
+            return (
+                "tee writes nothing to it and exits 1 when the pipeline ends, which is the pipeline's status: "
+                "`set -e` ends the job there, FAILED even after a successful run"
+            )
         return "tee writes nothing to it (the output still reaches the job's log)"
     if model.errexit and read:
         return f"bash cannot open it, so `{cmd.name}` does not run and `set -e` ends the job there"

@@ -189,11 +189,13 @@ def find_invocations(model: ScriptModel) -> None:
         if id(cmd) in templates:
             continue  # the launcher inside a wrapper function: its calls are the invocations
         checked = _has_exit_check(cmds, idx)
+        misread = None if checked else _misread_exit_check(cmds, idx)
         for one in _per_loop_value(cmd, loops.get(id(cmd)), _MAX_LOOP_VALUES):
             if one is not cmd:
                 model.loop_origin[id(one)] = cmd
             for inv in _launches(model, wrappers, one, 0):
                 inv.checked = inv.checked or checked
+                inv.misread_check = None if inv.checked else misread
                 model.invocations.append(inv)
 
 
@@ -597,3 +599,25 @@ def _has_exit_check(cmds: list[Command], idx: int) -> bool:
         if "PIPESTATUS" in joined or (end == idx and ("$?" in joined or "${?}" in joined)):
             return True
     return False
+
+
+def _misread_exit_check(cmds: list[Command], idx: int) -> tuple[Command, Command] | None:
+    """A `$?` test a few plain commands after a launch (`torchrun ...; echo "base done"; if [ $? -ne 0 ]`): it
+    reads the status of the command just before it, which succeeds whatever the launch did."""
+    cmd = cmds[idx]
+    if cmd.op_after not in (";", None) or cmd.in_condition:
+        return None
+    for j in range(idx + 1, min(idx + 4, len(cmds))):
+        nxt = cmds[j]
+        # the test may be an `if`'s condition, one level in
+        if nxt.line > cmd.end_line + 6 or nxt.depth - (1 if nxt.in_condition else 0) != cmd.depth:
+            return None
+        joined = " ".join(nxt.raw_words)
+        if "PIPESTATUS" in joined:
+            return None
+        if "$?" in joined or "${?}" in joined:
+            before = cmds[j - 1]
+            return (nxt, before) if j > idx + 1 else None
+        if nxt.op_after not in (";", None) or nxt.name not in ("echo", "printf", "date", "sleep", "cp", "mv", "touch"):
+            return None
+    return None

@@ -192,6 +192,9 @@ class Invocation:
     srun_opts: list[str] = field(default_factory=list)  # the options of the srun in front of it
     template: Command | None = None  # the launcher in the shell function it was called through (`via`)
     inline_cd: str | None = None  # the last `cd DIR` before it in the shell text it runs in (`bash -c "cd $X; ..."`)
+    # an exit check meant for it that reads another command's status (`torchrun ...; echo done; [ $? -ne 0 ]`):
+    # (the check's command, the command whose status it reads)
+    misread_check: tuple[Command, Command] | None = None
 
     @property
     def file(self) -> str:

@@ -643,3 +643,46 @@ def _():  # a sourced env file of the job's own that does not set conda up
     return Scenario(
         script=CONDA_JOB.format(setup="source ./env.sh\n"), files={"env.sh": "export OMP_NUM_THREADS=1\n"}, env=ENV
     )
+
+
+# -- job-rewrites-checkout: a `git clean` over the work tree that holds the base dir, a pull at the job's start
+GIT_HEAD = HEAD + 'REPO="$SCRATCH/proj"\nexport NANOCHAT_BASE_DIR="$REPO/nanochat_cache"\ncd "$REPO"\n'
+
+
+@bad("job-rewrites-checkout")
+def _():
+    return Scenario(script=GIT_HEAD + f"git reset --hard HEAD\ngit clean -fd\n{BASE}\n", env=ENV)
+
+
+@bad("job-rewrites-checkout")
+def _():  # -x deletes the ignored files too
+    return Scenario(
+        script=GIT_HEAD + f"git clean -fdx\n{BASE}\n",
+        files={".gitignore": "nanochat_cache/\n"},
+        config={"checkout": "{tmp}"},
+        env=ENV,
+    )
+
+
+@good("job-rewrites-checkout")
+def _():  # the base dir is ignored as a whole: -fd keeps it
+    return Scenario(
+        script=GIT_HEAD + f"git clean -fd\n{BASE}\n",
+        files={".gitignore": "/nanochat_cache\n"},
+        config={"checkout": "{tmp}"},
+        env=ENV,
+    )
+
+
+@good("job-rewrites-checkout")
+def _():  # the base dir is outside the work tree
+    return Scenario(
+        script=HEAD + 'export NANOCHAT_BASE_DIR="$SCRATCH/nanochat"\ncd "$HOME/proj"\n'
+        f"git clean -fdx\ngit reset --hard HEAD\n{BASE}\n",
+        env=ENV,
+    )
+
+
+@bad("job-rewrites-checkout")
+def _():
+    return Scenario(script=HEAD + f'cd "$HOME/proj"\ngit pull --rebase origin master\n{BASE}\n', env=ENV)

@@ -1,0 +1,69 @@
+"""Job logs of a twenty-third round of real evidence, as shapes written here in our own words: a fork's own copy of
+base_train (gradient checkpointing) that ran out of memory, and base_loss given its own flags on a small machine."""
+
+from __future__ import annotations
+
+from tests.clirun import verify_logs
+
+BANNER = [
+    "Autodetected device type: cuda",
+    "Distributed world size: 1",
+    "Number of parameters: 560,988,160",
+    "Tokens / micro-batch / rank: 8 x 2048 = 16,384",
+    "Total batch size 524,288 => gradient accumulation steps: 32",
+    "Step 00000 | Validation bpb: 3.1807",
+]
+
+
+def test_a_forks_own_copy_of_base_train_is_the_entry_point_its_resume_plan_launches(tmp_path, cli):
+    # a crash inside scripts/base_train_gc.py (a fork's copy that adds gradient checkpointing): the plan reran
+    # scripts.base_train, which holds more activations, with the smaller batch meant for the copy
+    log = tmp_path / "gc.out"
+    log.write_text(
+        "\n".join(
+            [
+                *BANNER,
+                "Traceback (most recent call last):",
+                '  File "/home/u/nanochat/scripts/base_train_gc.py", line 412, in <module>',
+                "    optimizer.step()",
+                '  File "/home/u/nanochat/nanochat/muon.py", line 88, in step',
+                "    self._step_muon(group)",
+                "RuntimeError: CUDA driver error: out of memory",
+            ]
+        )
+        + "\n"
+    )
+    report, _checks, phases = verify_logs(cli, tmp_path, log)
+    assert phases["base"]["status"] == "failed", phases["base"]
+    first = report["resume"]["commands"][0]
+    assert first.startswith("python -m scripts.base_train_gc "), report["resume"]
+    assert "=4" in first and "batch" in first, first  # 8 halved, on the copy that ran
+
+
+def test_an_evaluations_own_overriding_lines_go_into_its_rerun(tmp_path, cli):
+    # base_loss run with `--device_batch_size=1 --split_tokens=4096` on a laptop: its rerun in the plan had neither,
+    # and would run with 32 rows a batch
+    log = tmp_path / "mps.out"
+    log.write_text(
+        "\n".join(
+            [
+                "Overriding: depth = 4",
+                "Overriding: num_iterations = 5",
+                "Autodetected device type: mps",
+                "step 00004/00005 (80.00%) | loss: 9.1 | dt: 900.00ms | tok/sec: 4,000 | mfu: 0.10 | total time: 0.1m",
+                "Overriding: device_batch_size = 1",
+                "Overriding: split_tokens = 4096",
+                "Autodetected device type: mps",
+                "Traceback (most recent call last):",
+                '  File "/Users/u/nanochat/scripts/base_loss.py", line 30, in <module>',
+                '    model, tokenizer, meta = load_model("base", device, phase="eval")',
+                '  File "/Users/u/nanochat/nanochat/checkpoint_manager.py", line 146, in load_model',
+                "    return load_model_from_dir(checkpoints_dir, *args, **kwargs)",
+                "ValueError: bad checkpoint",
+            ]
+        )
+        + "\n"
+    )
+    report, _checks, _phases = verify_logs(cli, tmp_path, log)
+    loss = next(c for c in report["resume"]["commands"] if "scripts.base_loss" in c)
+    assert loss.endswith("scripts.base_loss --device_batch_size=1 --split_tokens=4096"), report["resume"]

@@ -1,0 +1,93 @@
+"""Shapes from a twenty-third round of public forks' job scripts (written here in our own words): an exit check one
+line too late, a setup file's own `eval`, a `| tee` into a directory that is not there, and logs relative to the
+checkout the job is submitted from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.clirun import check_script
+
+HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=48:00:00\n"
+T = "torchrun --standalone --nproc_per_node=8 -m"
+
+
+def test_an_exit_check_after_an_echo_reads_the_echos_status(tmp_path, cli):
+    # `torchrun ...; echo "base done"; if [ $? -ne 0 ]`: the test reads echo's 0; SB003 said "no per-step exit
+    # checks" without saying that the one written there reads the wrong command
+    body = (
+        f"{HEAD}{T} scripts.base_train -- --depth=4\n"
+        'echo "base done"\n'
+        "if [ $? -ne 0 ]; then echo failed; exit 1; fi\n"
+        f"{T} scripts.mid_train\n"
+        "if [ $? -ne 0 ]; then exit 1; fi\n"
+        f"{T} scripts.chat_sft\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    (found,) = checks["SB003"]["findings"]
+    assert (
+        "the `$?` test at line 6 reads the status of `echo` at line 5, not that of `scripts.base_train`"
+        in (found["message"])
+    ), found
+    assert found["fix"].startswith("move the `$?` test to right after line 4"), found
+
+    # right after the launch it is the launch's: no finding
+    fixed = body.replace('echo "base done"\n', "").replace("echo failed; exit 1", 'echo "base failed"; exit 1')
+    _report, checks = check_script(cli, tmp_path, fixed)
+    assert checks["SB003"]["status"] == "pass", checks["SB003"]
+
+
+def test_a_sourced_setup_files_own_eval_is_no_hidden_training(tmp_path, cli):
+    # `source ~/.bashrc` whose `eval "$(pyenv init -)"` was "training-not-visible" in a script that runs a fork's
+    # own program (no nanochat entry point to see)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text('export PYENV_ROOT="$HOME/.pyenv"\neval "$(pyenv init -)"\n')
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\nset -e\nsource ~/.bashrc\n"
+        'torchrun --nproc_per_node=2 "$REPO_DIR/finetune_gsm8k.py" --model default\n'
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB020"]["status"] == "pass", checks["SB020"]
+
+    # the script's own `eval "$CMD"` still is one
+    _report, checks = check_script(cli, tmp_path, body + 'CMD=$(cat cmd.txt)\neval "$CMD"\n')
+    (found,) = checks["SB020"]["findings"]
+    assert found["location"]["line"] == 7, found
+
+
+def test_a_tee_into_a_missing_directory_fails_the_job_under_set_e_without_pipefail(tmp_path, cli):
+    # `set -e` (no pipefail) and `torchrun ... | tee cache/train.log` with no cache/: the pipeline's status is tee's,
+    # 1 once training ends; SB034 said only "tee writes nothing to it"
+    body = (
+        "#!/bin/bash\nset -e\n"
+        'export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-cache}"\n'
+        'torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=4 2>&1 | tee "$NANOCHAT_BASE_DIR/train.log"\n'
+    )
+    _report, checks = check_script(cli, tmp_path, body, env={"NANOCHAT_BASE_DIR": ""})
+    (found,) = checks["SB034"]["findings"]
+    assert (
+        "exits 1 when the pipeline ends, which is the pipeline's status: `set -e` ends the job there"
+        in (found["message"])
+    ), found
+
+
+def test_a_relative_log_path_is_the_checkout_givens_not_where_preflight_runs(tmp_path, cli):
+    # `#SBATCH --output=logs/run.out` in a 2-node job checked with --checkout: FS003 joined the path to the directory
+    # preflight ran in, while SB004 (and sbatch, submitted from the checkout) read it in the checkout
+    checkout = tmp_path / "co"
+    (checkout / "logs").mkdir(parents=True)
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --gres=gpu:4\n#SBATCH --output=logs/run.out\nset -e\n"
+        "srun torchrun --nnodes=2 --nproc_per_node=4 -m scripts.base_train -- --depth=4\n"
+    )
+    env = {"HOME": str(tmp_path / "home"), "NANOCHAT_BASE_DIR": "/shared/nanochat"}
+    proc = cli(
+        "preflight", "check", str(script), "--checkout", str(checkout), "--format", "json", cwd=Path("/"), env=env
+    )
+    checks = {c["code"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert str(checkout).startswith("/tmp/")  # the checkout is on node-local storage here, / is not
+    (found,) = checks["FS003"]["findings"]
+    assert "--output=logs/run.out on node-local storage (/tmp)" in found["message"], found
