@@ -304,9 +304,9 @@ def _decorator_name(node: ast.AST) -> str | None:
 
 def _literal(node: ast.AST) -> Any:
     """A literal, or constant arithmetic on literals (``80*524288``); else None. Never evaluates code."""
-    from preflight.profiles import _const
+    from preflight.pyparse import const_value
 
-    return _const(node)
+    return const_value(node)
 
 
 # -- finding the checkout ----------------------------------------------------------------------

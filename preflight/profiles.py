@@ -245,7 +245,7 @@ class Profile:
         """Known configurator/argparse keys (with defaults) of a module; None when unknown."""
         base = module.rsplit(".", 1)[-1]
         if self.data["flag_style"].get("keys_from_source") and self.checkout is not None:
-            keys = _keys_from_source(self.checkout / "nanochat" / f"{base}.py")
+            keys = pyparse.settable_keys(self.checkout / "nanochat" / f"{base}.py")
             if keys is not None:
                 return keys
         for phase in self.phases:
@@ -303,60 +303,6 @@ def chat_source(args: list[str]) -> str | None:
         if a.startswith("-i") and len(a) > 2 and not a.startswith("--"):
             return a[2:]
     return None
-
-
-_ASSIGN_RE = re.compile(r"^([a-z_][a-z0-9_]*)\s*=\s*(.+?)\s*(?:#.*)?$")
-
-
-@lru_cache(maxsize=64)
-def _keys_from_source(path: Path) -> dict | None:
-    """Top-level simple assignments of a configurator script (its settable keys), via ast."""
-    import ast
-
-    try:
-        tree = pyparse.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
-        return None  # CPython's parser raises RecursionError/MemoryError on very long operator chains
-    out: dict = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-            if name.startswith("_"):
-                continue
-            value = _const(node.value)
-            if isinstance(value, (int, float, bool, str)):
-                out[name] = value
-    return out or None
-
-
-def _const(node: Any) -> Any:
-    """A literal, or constant arithmetic on literals (``eval_tokens = 20 * 524288``); else None."""
-    import ast
-    import operator
-
-    ops = {
-        ast.Add: operator.add,
-        ast.Sub: operator.sub,
-        ast.Mult: operator.mul,
-        ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv,
-        ast.Pow: operator.pow,
-        ast.Mod: operator.mod,
-    }
-    if isinstance(node, ast.BinOp) and type(node.op) in ops:
-        left, right = _const(node.left), _const(node.right)
-        if isinstance(left, (int, float)) and isinstance(right, (int, float)) and not isinstance(left, bool):
-            if isinstance(node.op, ast.Pow) and abs(right) > 64:
-                return None  # no huge powers from someone else's source
-            try:
-                return ops[type(node.op)](left, right)
-            except (ArithmeticError, ValueError):
-                return None
-        return None
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError, RecursionError):
-        return None
 
 
 # -- detection -------------------------------------------------------------------------------
@@ -596,7 +542,6 @@ def _from_ledger(ctx: Any) -> Profile | None:
 
 def _from_logs(ctx: Any) -> Profile | None:
     """After the job, without a checkout: a profile's ``log_fingerprint`` in the head or tail of a log."""
-    import re
 
     logs = list(getattr(ctx.inputs, "logs", None) or [])
     if not logs:

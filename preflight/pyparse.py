@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import ast
 import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 _LOCK = threading.Lock()
 
@@ -25,3 +28,51 @@ def environ_name(value: ast.expr) -> str | None:
     if named and isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.isidentifier():
         return first.value
     return None
+
+
+@lru_cache(maxsize=64)
+def settable_keys(path: Path) -> dict | None:
+    """Top-level simple assignments of a configurator script (its settable keys), via ast."""
+    try:
+        tree = parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        return None  # CPython's parser raises RecursionError/MemoryError on very long operator chains
+    out: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.startswith("_"):
+                continue
+            value = const_value(node.value)
+            if isinstance(value, (int, float, bool, str)):
+                out[name] = value
+    return out or None
+
+
+def const_value(node: Any) -> Any:
+    """A literal, or constant arithmetic on literals (``eval_tokens = 20 * 524288``); else None."""
+    import operator
+
+    ops = {
+        ast.Add: operator.add,
+        ast.Sub: operator.sub,
+        ast.Mult: operator.mul,
+        ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv,
+        ast.Pow: operator.pow,
+        ast.Mod: operator.mod,
+    }
+    if isinstance(node, ast.BinOp) and type(node.op) in ops:
+        left, right = const_value(node.left), const_value(node.right)
+        if isinstance(left, (int, float)) and isinstance(right, (int, float)) and not isinstance(left, bool):
+            if isinstance(node.op, ast.Pow) and abs(right) > 64:
+                return None  # no huge powers from someone else's source
+            try:
+                return ops[type(node.op)](left, right)
+            except (ArithmeticError, ValueError):
+                return None
+        return None
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError, RecursionError):
+        return None

@@ -113,12 +113,12 @@ def report_of_unfinished_run(verdicts: list[PhaseVerdict]) -> None:
     report = verdicts[-1]
     if report.name != "report" or report.status != "done" or not report.cause.startswith("the log shows"):
         return
-    unfinished = [v.name for v in verdicts[:-1] if v.expected and not v.before_logs and v.status != "done"]
+    unfinished = [v for v in verdicts[:-1] if v.expected and not v.before_logs and v.status != "done"]
     if unfinished:
+        # a job that ended after base (a smoke test) ran no sft: "did not finish" read as a crash
+        said = [f"{v.name} {'did not run' if v.status == 'not-run' else 'did not finish'}" for v in unfinished]
         report.status = "partial"
-        report.cause = (
-            f"the log shows report.md generated, but {', '.join(unfinished)} did not finish: no sections for them"
-        )
+        report.cause = f"the log shows report.md generated, but {', '.join(said)}: it has no section for them"
 
 
 def mark_diverged(logs: Any, verdicts: list[PhaseVerdict]) -> None:

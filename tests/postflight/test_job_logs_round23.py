@@ -67,3 +67,34 @@ def test_an_evaluations_own_overriding_lines_go_into_its_rerun(tmp_path, cli):
     report, _checks, _phases = verify_logs(cli, tmp_path, log)
     loss = next(c for c in report["resume"]["commands"] if "scripts.base_loss" in c)
     assert loss.endswith("scripts.base_loss --device_batch_size=1 --split_tokens=4096"), report["resume"]
+
+
+def test_a_report_after_a_job_that_stopped_at_base_says_sft_did_not_run(tmp_path, cli):
+    # a smoke job: base trains to its end, the report is generated, SFT was never in the job; the report's cause said
+    # "sft did not finish", which reads as a crash
+    log = tmp_path / "smoke.out"
+    log.write_text(
+        "\n".join(
+            [
+                "Overriding: depth = 2",
+                "Overriding: num_iterations = 3",
+                *[
+                    f"step {s:05d}/00003 ({s / 3 * 100:.2f}%) | loss: 9.0 | dt: 90.00ms | tok/sec: 4,000 | mfu: 0.10 | "
+                    "total time: 0.01m"
+                    for s in range(3)
+                ],
+                "Peak memory usage: 1420.94MiB",
+                "Total training time: 0.02m",
+                "Minimum validation bpb: 1.2395",
+                "Generating report to /scratch/u/cache/report/report.md",
+                "Warning: /scratch/u/cache/report/chat-sft.md does not exist, skipping",
+                "Copying report.md to current directory for convenience",
+            ]
+        )
+        + "\n"
+    )
+    _report, _checks, phases = verify_logs(cli, tmp_path, log)
+    assert phases["base"]["status"] == "done", phases["base"]
+    assert phases["report"]["status"] == "partial", phases["report"]
+    cause = phases["report"]["cause"]
+    assert "sft did not run: it has no section for them" in cause and "did not finish" not in cause, cause
