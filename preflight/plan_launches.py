@@ -3,6 +3,7 @@ need a phase's launch, read from the script model."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from preflight.phases import PHASELESS_SCRIPTS, SCRIPT_PHASE, TRAIN_PHASES
@@ -115,13 +116,23 @@ def why_nothing_to_plan(script: Any) -> str:
     exits = exits_before_training(script)
     if exits:
         return exits
+    from preflight.script.sbatch import command_options
+
     submits = [c for m in script.walk() for c in m.commands if c.name == "sbatch" and len(c.words) > 1]
     if submits:
         cmd = submits[-1]
-        target = next((w for w in cmd.words[1:] if not w.startswith("-")), cmd.words[-1])
+        options, rest = command_options(cmd.words[1:])
+        wrap = next((value for key, value, _raw in options if key == "wrap" and value), None)
+        if wrap is not None or not rest:
+            shown = f"sbatch --wrap {shlex.quote((wrap or '')[:60])}"
+            return (
+                f"the script trains nothing itself: it submits a job whose command is inline (line {cmd.line}: "
+                f"{shown}); its GPU count is checked against its options (gpu-count-mismatch), the rest only in "
+                "a batch script: write the command and its options (#SBATCH lines) into one and check that"
+            )
         return (
-            f"the script trains nothing itself: it submits another job (line {cmd.line}: sbatch {target[:60]}); "
-            f"check that one: preflight check {target[:60]}"
+            f"the script trains nothing itself: it submits another job (line {cmd.line}: sbatch {rest[0][:60]}); "
+            f"check that one: preflight check {rest[0][:60]}"
         )
     return ""
 

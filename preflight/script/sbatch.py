@@ -145,6 +145,18 @@ def parse_option_list(words: list[str]) -> list[tuple[str, str | None, str]]:
     return out
 
 
+def command_options(words: list[str]) -> tuple[list[tuple[str, str | None, str]], list[str]]:
+    """An ``sbatch`` command line's words after ``sbatch``: its options, and what follows them (the script and its
+    arguments; none for ``--wrap=CMD``)."""
+    out: list[tuple[str, str | None, str]] = []
+    i = 0
+    while i < len(words) and words[i].startswith("-") and words[i] not in ("-", "--"):
+        opt = parse_option_list(words[i : i + 2])[0]
+        out.append(opt)
+        i += 1 if opt[2] == words[i] else 2
+    return out, words[i:]
+
+
 def parse_directive(model: ScriptModel, lineno: int, rest: str) -> None:
     words, cut = split_directive(rest)
     options = parse_option_list(words)

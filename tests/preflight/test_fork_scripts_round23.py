@@ -91,3 +91,25 @@ def test_a_relative_log_path_is_the_checkout_givens_not_where_preflight_runs(tmp
     assert str(checkout).startswith("/tmp/")  # the checkout is on node-local storage here, / is not
     (found,) = checks["FS003"]["findings"]
     assert "--output=logs/run.out on node-local storage (/tmp)" in found["message"], found
+
+
+def test_a_wrapped_jobs_gpus_are_its_sbatch_options_and_a_submitted_script_is_named_right(tmp_path, cli):
+    # an ablation loop of `sbatch --gres=gpu:4 --wrap="... torchrun --nproc_per_node=8 ..."`: the plan said "check
+    # that one: preflight check --wrap=cd ...", and nothing compared 4 GPUs with 8 processes
+    body = (
+        "#!/bin/bash\nfor lr in 0.01 0.02; do\n"
+        '  sbatch --gres=gpu:4 --time=02:00:00 --job-name=abl_$lr --wrap="cd $HOME/nanochat && '
+        'torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=12 --matrix_lr=$lr"\n'
+        "done\n"
+    )
+    report, checks = check_script(cli, tmp_path, body)
+    (found,) = checks["SB005"]["findings"]
+    assert found["message"] == (
+        "the job submitted at line 3 (sbatch --wrap) starts torchrun --nproc_per_node=8, but its options request "
+        "4 GPU(s) per node (--gres=gpu:4)"
+    ), found
+    assert "submits a job whose command is inline (line 3: sbatch --wrap 'cd $HOME/nanochat" in json.dumps(report)
+
+    # `sbatch -p gpu train.sh`: the job's script is train.sh, not -p's value
+    report, _checks = check_script(cli, tmp_path, "#!/bin/bash\nsbatch -p gpu --time 01:00:00 train.sh 8\n")
+    assert "check that one: preflight check train.sh" in json.dumps(report), report["plan"]
