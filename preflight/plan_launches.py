@@ -3,7 +3,9 @@ need a phase's launch, read from the script model."""
 
 from __future__ import annotations
 
+import re
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from preflight.phases import PHASELESS_SCRIPTS, SCRIPT_PHASE, TRAIN_PHASES
@@ -116,11 +118,22 @@ def why_nothing_to_plan(script: Any) -> str:
     exits = exits_before_training(script)
     if exits:
         return exits
+    from preflight.script.parser import expand_path
     from preflight.script.sbatch import command_options
 
-    submits = [c for m in script.walk() for c in m.commands if c.name == "sbatch" and len(c.words) > 1]
-    if submits:
-        cmd = submits[-1]
+    submits = _submit_commands(script)
+    if submits and submits[-1][1].name == "qsub":
+        model, cmd = submits[-1]
+        target = _qsub_script(cmd.words[1:])
+        if target and "$" in target:  # `qsub "${PBS_SCRIPT}"`: the script's own value where it has one
+            target = expand_path(model, target, cmd.line, cmd.file) or target
+        if target:
+            return (
+                f"the script trains nothing itself: it submits another job (line {cmd.line}: qsub {target[:60]}); "
+                f"check that one: preflight check {target[:60]}"
+            )
+    elif submits:
+        _model, cmd = submits[-1]
         options, rest = command_options(cmd.words[1:])
         wrap = next((value for key, value, _raw in options if key == "wrap" and value), None)
         if wrap is not None or not rest:
@@ -135,6 +148,43 @@ def why_nothing_to_plan(script: Any) -> str:
             f"check that one: preflight check {rest[0][:60]}"
         )
     return ""
+
+
+def _submit_commands(script: Any) -> list[tuple[Any, Any]]:
+    """(script model, command) of the sbatch / qsub commands the script runs, also inside
+    ``JOB=$(sbatch --parsable x.sh)`` (the command then stands at the assignment's line, in its file)."""
+    from preflight.script.parser import parse_text
+
+    found = []
+    for model in script.walk():
+        found += [(model, c) for c in model.commands if c.name in ("sbatch", "qsub") and len(c.words) > 1]
+        for a in model.assignments:
+            value = a.value.strip()
+            if value.startswith("$(") and value.endswith(")") and re.match(r"\$\(\s*(sbatch|qsub)\s", value):
+                found += [
+                    (model, replace(c, line=a.line, file=a.file))
+                    for c in parse_text(value[2:-1]).commands
+                    if c.name in ("sbatch", "qsub") and len(c.words) > 1
+                ]
+    return sorted(found, key=lambda mc: mc[1].line)
+
+
+# qsub's options that take no value (the rest do: -v LIST, -N NAME, -l RESOURCES ...)
+_QSUB_FLAGS = set("hIVXzf")
+
+
+def _qsub_script(words: list[str]) -> str | None:
+    """The script a ``qsub`` command submits: the first word that is neither an option nor an option's value."""
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w == "--":
+            return None  # `qsub -- /bin/cmd`: a command, not a script
+        if w.startswith("-") and len(w) >= 2:
+            i += 2 if len(w) == 2 and w[1] not in _QSUB_FLAGS else 1
+            continue
+        return w
+    return None
 
 
 def exits_before_training(script: Any) -> str:

@@ -46,7 +46,7 @@ def directive_after_command(script) -> Iterator[Finding]:
         if d.ignored:
             resource = _RESOURCE_DEFAULTS.get(d.key)
             yield Finding(
-                f"#SBATCH {d.raw} comes after the first command (line {script.first_command_line}): sbatch ignores it"
+                f"{d.shown} comes after the first command (line {script.first_command_line}): {d.reader} ignores it"
                 + (f", and the job gets {resource}" if resource else ""),
                 path=str(script.path),
                 line=d.line,
@@ -322,8 +322,8 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
         if requested is None and (lost := _ignored_directive(script, "gres", "gpus", "gpus-per-node")) is not None:
             yield Finding(
                 f"torchrun starts {n} process{'es' if n != 1 else ''} per node but the job requests no GPUs: "
-                f"#SBATCH {lost.raw} (line {lost.line}) comes after the first command (line "
-                f"{script.first_command_line}), where sbatch ignores it",
+                f"{lost.shown} (line {lost.line}) comes after the first command (line "
+                f"{script.first_command_line}), where {lost.reader} ignores it",
                 path=_p(script, inv),
                 line=inv.line,
                 fix=f"move line {lost.line} (and the #SBATCH lines after it) above line {script.first_command_line}",
@@ -348,6 +348,11 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
                 line=inv.line,
                 fix=f"use --nproc_per_node={requested} (or request gpu:{n})",
             )
+
+
+def _time_directive(script, value: str) -> str:
+    """The line that sets the job's time limit in the script's own scheduler's words."""
+    return f"#PBS -l walltime={value}" if script.pbs_only else f"#SBATCH --time={value}"
 
 
 def _fmt_s(seconds: float) -> str:
@@ -405,7 +410,8 @@ def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Findin
         likely = plan.total_seconds * plan.mfu / likely_mfu
         fp8 = any(i.flag("fp8") is not None for i in script.all_invocations)
         text = (
-            f"--time={job_env.sbatch.get('time')} is shorter than the estimated {_fmt_s(plan.total_seconds)} "
+            f"{'walltime' if script.pbs_only else '--time'}={job_env.sbatch.get('time')} is shorter than the estimated "
+            f"{_fmt_s(plan.total_seconds)} "
             f"for {', '.join(p.name for p in plan.phases)} on {plan.world_size}x {plan.gpu_name} at "
             f"{plan.mfu:.0%} MFU"
         )
@@ -418,7 +424,7 @@ def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Findin
             path=str(script.path),
             line=line,
             severity=Severity.WARNING if limit >= likely else None,
-            fix=f"#SBATCH --time={_fmt_s(need)} (estimate + 20%)" + _resume_alternative(ctx, script, profile),
+            fix=f"{_time_directive(script, _fmt_s(need))} (estimate + 20%)" + _resume_alternative(ctx, script, profile),
         )
 
 

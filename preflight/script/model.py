@@ -62,6 +62,16 @@ class Directive:
     ignored: bool = False  # after the first command: sbatch does not read it
     has_variable: bool = False  # $VAR inside: sbatch reads it literally
     cut: str | None = None  # the rest of the line an unquoted `#` inside this option's word cut off
+    scheduler: str = "slurm"  # "pbs": read from a `#PBS` line, as the sbatch option it amounts to
+
+    @property
+    def shown(self) -> str:
+        """The line as a message quotes it: ``#SBATCH --gres=gpu:8``, ``#PBS select=1:ngpus=4``."""
+        return self.raw if self.scheduler == "pbs" else f"#SBATCH {self.raw}"
+
+    @property
+    def reader(self) -> str:
+        return "qsub" if self.scheduler == "pbs" else "sbatch"
 
 
 @dataclass
@@ -313,6 +323,11 @@ class ScriptModel:
     @property
     def errexit(self) -> bool:
         return self.set_e_line is not None or self.errtrap_line is not None
+
+    @property
+    def pbs_only(self) -> bool:
+        """A PBS/Torque job (``#PBS`` lines, no ``#SBATCH``): qsub submits it, not sbatch."""
+        return bool(self.directives) and all(d.scheduler == "pbs" for d in self.directives)
 
     def active_directives(self) -> list[Directive]:
         return [d for d in self.directives if not d.ignored]

@@ -11,7 +11,7 @@ from preflight.script.evaluator import Evaluator
 from preflight.script.launchers import find_invocations
 from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import JOB_VARS, Assignment, Command, ScriptModel, own_job
-from preflight.script.sbatch import parse_directive
+from preflight.script.sbatch import parse_directive, parse_pbs_directive
 from preflight.script.tree import Malformed, build_tree
 from preflight.script.wrappers import host_path, strip_prefixes
 
@@ -331,6 +331,8 @@ def _parse_text(
         if stripped.startswith("#"):
             if re.match(r"#SBATCH\b", stripped):
                 parse_directive(model, lineno, stripped[len("#SBATCH") :])
+            elif re.match(r"#PBS\b", stripped):
+                parse_pbs_directive(model, lineno, stripped[len("#PBS") :])
             i += 1
             continue
         # a logical line: join backslash continuations and lines inside open quotes

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 
-# set by SLURM, the launcher or the shell when the job runs: never what preflight sees now
-RUNTIME_PREFIXES = ("SLURM_", "SLURMD_", "SBATCH_", "PMI_", "PMIX_", "OMPI_", "TORCHELASTIC_")
+# set by SLURM (or PBS/Torque: PBS_O_WORKDIR, PBS_NODEFILE), the launcher or the shell when the job runs: never what
+# preflight sees now
+RUNTIME_PREFIXES = ("SLURM_", "SLURMD_", "SBATCH_", "PBS_", "PMI_", "PMIX_", "OMPI_", "TORCHELASTIC_")
 RUNTIME_NAMES = {
     "CUDA_VISIBLE_DEVICES",
     "GPU_DEVICE_ORDINAL",

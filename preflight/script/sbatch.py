@@ -231,6 +231,47 @@ class SbatchTest:
     default_partition: str | None = None
 
 
+# qsub's options -> the sbatch options they amount to (sbatch itself reads #PBS lines alike)
+_PBS_OPTIONS = {"N": "job-name", "q": "partition", "o": "output", "e": "error", "A": "account", "J": "array"}
+
+
+def _pbs_resources(value: str) -> list[tuple[str, str, str]]:
+    """(sbatch key, value, raw) from a ``-l`` resource list: ``select=2:ngpus=4`` (PBS Pro), ``nodes=1:ppn=8:gpus=4``
+    (Torque), ``ngpus=4``, ``walltime=24:00:00``. Memory and CPUs are left out: nothing here checks them."""
+    out: list[tuple[str, str, str]] = []
+    for item in value.split(","):
+        name, _eq, rest = item.partition("=")
+        chunks = rest.split("+")[0].split(":")  # a multi-chunk select: its first chunk's shape
+        fields = dict(c.partition("=")[::2] for c in chunks[1:])
+        if name in ("select", "nodes") and chunks[0].isdigit():
+            total = sum(int(c.split(":")[0]) for c in rest.split("+") if c.split(":")[0].isdigit())
+            out.append(("nodes", str(total), item))
+            gpus = fields.get("ngpus") or fields.get("gpus")
+            if gpus and gpus.isdigit():
+                out.append(("gpus-per-node", gpus, item))
+        elif name in ("ngpus", "naccelerators") and rest.isdigit():
+            out.append(("gpus-per-node", rest, item))
+        elif name == "walltime" and rest:
+            out.append(("time", rest, item))
+    return out
+
+
+def parse_pbs_directive(model: ScriptModel, lineno: int, rest: str) -> None:
+    """A ``#PBS`` line as the sbatch options it amounts to (GPUs per node, nodes, time, queue, names, logs)."""
+    words, _cut = split_directive(rest)
+    i = 0
+    while i < len(words):
+        w = words[i]
+        letter = w[1:2] if w.startswith("-") and not w.startswith("--") else ""
+        value = w[2:] if len(w) > 2 else (words[i + 1] if i + 1 < len(words) else "")
+        i += 1 if len(w) > 2 else 2
+        pairs = _pbs_resources(value) if letter == "l" else []
+        if letter in _PBS_OPTIONS and value:
+            pairs = [(_PBS_OPTIONS[letter], value, f"-{letter} {value}")]
+        for key, val, raw in pairs:
+            model.directives.append(Directive(line=lineno, key=key, value=val, raw=f"#PBS {raw}", scheduler="pbs"))
+
+
 def sbatch_test_fact(ctx: Any) -> SbatchTest:
     """`sbatch --test-only` run and read by preflight.slurm; the partitions from the ``slurm`` fact."""
     from preflight import slurm
@@ -241,6 +282,8 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
         raise FactUnavailable("no readable batch script")
     from preflight.script.model import own_job
 
+    if script.pbs_only:
+        raise FactUnavailable("a PBS job (#PBS lines, no #SBATCH): qsub submits it, sbatch --test-only does not apply")
     if job_id := own_job(script, ctx.environ):
         raise FactUnavailable(f"running inside job {job_id} of this script: SLURM has already accepted it")
     # a hung sbatch raises ToolTimeout: SB014 becomes an error, not a silent skip

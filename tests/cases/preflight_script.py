@@ -135,6 +135,23 @@ def _():
     )
 
 
+@bad("gpu-count-mismatch")
+def _():  # a PBS job: its GPUs are its select's ngpus
+    return Scenario(script="#!/bin/bash\n#PBS -l select=1:ncpus=8:ngpus=2\n" + BASE, env=ENV)
+
+
+@good("gpu-count-mismatch")
+def _():
+    return Scenario(
+        script="#!/bin/bash\n#PBS -l select=1:ncpus=64:ngpus=8\n#PBS -l walltime=48:00:00\n" + BASE, env=ENV
+    )
+
+
+@bad("gpu-count-mismatch")
+def _():  # a submitter's wrapped job
+    return Scenario(script='#!/bin/bash\nsbatch --gres=gpu:2 --wrap="' + BASE.strip() + '"\n', env=ENV)
+
+
 @good("gpu-count-mismatch")
 def _():
     return Scenario(

@@ -113,3 +113,43 @@ def test_a_wrapped_jobs_gpus_are_its_sbatch_options_and_a_submitted_script_is_na
     # `sbatch -p gpu train.sh`: the job's script is train.sh, not -p's value
     report, _checks = check_script(cli, tmp_path, "#!/bin/bash\nsbatch -p gpu --time 01:00:00 train.sh 8\n")
     assert "check that one: preflight check train.sh" in json.dumps(report), report["plan"]
+
+
+PBS_JOB = (
+    "#!/bin/bash\n#PBS -N nc\n#PBS -l select=1:ncpus=16:ngpus=2:mem=64gb\n#PBS -l walltime=01:00:00\n#PBS -q gpu\n"
+    "set -euo pipefail\ncd $PBS_O_WORKDIR\n"
+    "torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=20\n"
+)
+
+
+def test_a_pbs_jobs_resources_are_read_from_its_pbs_lines(tmp_path, cli):
+    # a PBS Pro job (MetaCentrum's `select=1:...:ngpus=1`): its GPUs and walltime were read from nowhere (no GPU
+    # check, no time check), sbatch --test-only judged it, and $PBS_O_WORKDIR was "unbound" under set -u
+    _report, checks = check_script(cli, tmp_path, PBS_JOB)
+    (gpus,) = checks["SB005"]["findings"]
+    assert "starts 4 processes per node, but the job requests 2 GPU(s) per node" in gpus["message"], gpus
+    (time,) = checks["SB006"]["findings"]
+    assert time["message"].startswith("walltime=01:00:00 is shorter than the estimated"), time
+    assert time["fix"].startswith("#PBS -l walltime="), time
+    assert checks["SB014"]["status"] == "skip" and "a PBS job" in checks["SB014"]["reason"], checks["SB014"]
+    assert checks["SB035"]["status"] == "pass", checks["SB035"]
+
+    # Torque's nodes=N:ppn=P:gpus=G is the same request
+    torque = PBS_JOB.replace("select=1:ncpus=16:ngpus=2:mem=64gb", "nodes=1:ppn=8:gpus=4")
+    _report, checks = check_script(cli, tmp_path, torque)
+    assert checks["SB005"]["status"] == "pass", checks["SB005"]
+
+
+def test_a_submitter_names_the_script_it_submits_with_qsub_or_in_a_substitution(tmp_path, cli):
+    # `jobid=$(qsub -v "...,SEED=$seed" -N name "${PBS_SCRIPT}")` in a loop, and `JID=$(sbatch --parsable ...)`:
+    # both planned "no training phase preflight can see"
+    body = (
+        '#!/bin/bash\nPBS_SCRIPT="train.pbs"\nfor seed in 1 2 3; do\n'
+        '  jobid=$(qsub -v "TAG=x,SEED=${seed}" -N "nc-${seed}" "${PBS_SCRIPT}")\ndone\n'
+    )
+    report, _checks = check_script(cli, tmp_path, body)
+    assert "it submits another job (line 4: qsub train.pbs); check that one: preflight check train.pbs" in (
+        json.dumps(report)
+    ), report["plan"]
+    report, _checks = check_script(cli, tmp_path, "#!/bin/bash\nJID=$(sbatch --parsable -p gpu train.sh)\n")
+    assert "(line 2: sbatch train.sh); check that one: preflight check train.sh" in json.dumps(report)
