@@ -254,6 +254,20 @@ def _has_netrc_key(home: str | None) -> bool:
     return "api.wandb.ai" in text
 
 
+def _container_runscript(script) -> str | None:
+    """`apptainer run IMG ...` (or singularity's) in the job: the image's runscript runs first, with its own exports."""
+    from preflight.script.wrappers import strip_prefixes
+
+    if script is None or not getattr(script, "ok", False):
+        return None
+    for model in script.walk():
+        for cmd in model.commands:
+            names = strip_prefixes(cmd.words).names
+            if run := next((n for n in names if n in ("apptainer run", "singularity run")), None):
+                return run
+    return None
+
+
 @check("ENV002", "wandb-no-credentials", severity="error")
 def wandb_no_credentials(ctx, job_env) -> Iterator[Finding]:
     """
@@ -273,6 +287,11 @@ def wandb_no_credentials(ctx, job_env) -> Iterator[Finding]:
     name, source, line, path = wandb_run_name(ctx, job_env)
     if name in (None, "dummy"):
         return
+    if name == "" and (runner := _container_runscript(ctx.get("script", None))):
+        raise Skip(
+            f"WANDB_RUN is unset here, and the job runs through `{runner}`, whose image's runscript may set it "
+            "(nanochat images default it to dummy): not readable here"
+        )
     mode = (job_env.get("WANDB_MODE") or "").lower()
     if mode in _OFF_MODES or job_env.get("WANDB_DISABLED", "").lower() in ("true", "1"):
         return

@@ -216,6 +216,9 @@ def _include_candidates(
     binds = strip_prefixes(cmd.words).binds
     if binds:  # `apptainer exec -B /scratch/me/nanochat:/opt/nanochat IMG bash /opt/nanochat/run.sh`
         binds = [(expand_path(model, src, cmd.line, cmd.file) or src, dest) for src, dest in binds]
+        bound = _bound_checkout_file(expanded, binds, checkout)
+        if bound is not None:
+            return [bound]
         expanded = host_path(expanded, binds)
     cloned = _in_clone(model, cmd, expanded, checkout)
     if cloned is not None:  # the job runs its own clone of the checkout given (`git clone URL; bash nanochat/run.sh`)
@@ -246,6 +249,19 @@ def _include_candidates(
         + ([str(checkout)] if checkout is not None else [])  # submitted from the checkout the job runs
     )
     return [(Path(cwd) / d if cwd and not Path(d).is_absolute() else Path(d)) / p for d in dirs]
+
+
+def _bound_checkout_file(inside: str, binds: list[tuple[str, str]], checkout: Path | None) -> Path | None:
+    """The checkout given (--checkout) as the host directory a container binds from a path known only in the job
+    (`--bind $VSC_SCRATCH/nanochat:/opt/nanochat ... bash /opt/nanochat/run.sh`), where it holds the file."""
+    if checkout is None:
+        return None
+    for src, dest in sorted(binds, key=lambda b: len(b[1]), reverse=True):
+        prefix = dest.rstrip("/") + "/"
+        rest = inside[len(prefix) :] if inside.startswith(prefix) else ""
+        if "$" in src and rest and ".." not in Path(rest).parts and _is_file(checkout / rest):
+            return checkout / rest
+    return None
 
 
 _CLONE_VALUE_OPTIONS = {"-b", "--branch", "--depth", "-c", "--config", "-o", "--origin", "--reference", "-j", "--jobs"}

@@ -153,3 +153,26 @@ def test_a_submitter_names_the_script_it_submits_with_qsub_or_in_a_substitution(
     ), report["plan"]
     report, _checks = check_script(cli, tmp_path, "#!/bin/bash\nJID=$(sbatch --parsable -p gpu train.sh)\n")
     assert "(line 2: sbatch train.sh); check that one: preflight check train.sh" in json.dumps(report)
+
+
+def test_a_script_run_inside_a_container_from_a_bind_known_only_in_the_job_is_read_from_the_checkout(tmp_path, cli):
+    # `apptainer run --nv --bind $VSC_SCRATCH/nanochat:/opt/nanochat IMG bash /opt/nanochat/run.sh`: the runner was
+    # "a path in a container preflight cannot read", though the checkout given holds run.sh; and its
+    # --run=$WANDB_RUN was "an empty run name" though the image's runscript sets WANDB_RUN
+    checkout = tmp_path / "co"
+    checkout.mkdir()
+    (checkout / "run.sh").write_text(
+        "#!/bin/bash\ncd /opt/nanochat\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=20 --run=$WANDB_RUN\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.base_eval\n"
+    )
+    body = (
+        "#!/bin/bash\n#SBATCH --gpus-per-node=4\n#SBATCH --time=16:00:00\n"
+        'apptainer run --nv --bind $VSC_SCRATCH/nanochat:/opt/nanochat "$SIF" bash /opt/nanochat/run.sh\n'
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    assert checks["SB020"]["status"] == "pass", checks["SB020"]
+    gpus = checks["SB005"]["findings"]  # what run.sh launches is checked now: its two launches
+    assert [f["location"]["line"] for f in gpus] == [3, 4], gpus
+    assert "starts 2 processes per node, but the job requests 4 GPU(s) per node" in gpus[0]["message"], gpus
+    assert checks["ENV002"]["status"] == "skip" and "apptainer run" in checks["ENV002"]["reason"], checks["ENV002"]
