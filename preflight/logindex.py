@@ -430,6 +430,9 @@ class _Indexer(TracebackReader, EventReader):
                     seg.planned_steps = rec.total
                 if _nonfinite(rec.loss):
                     seg.nan_loss = seg.nan_loss or Event("nan-loss", line, s)
+                if rec.reward is not None:
+                    seg.rewarded_steps += 1
+                    seg.reward_max = rec.reward if seg.reward_max is None else max(seg.reward_max, rec.reward)
                 if self.series is not None:
                     self.series.step(seg, rec, s)
                 return

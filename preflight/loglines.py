@@ -61,6 +61,7 @@ FIELD_RES = {
     "mfu": re.compile(r"\| (?:bf16_)?mfu: ([\d.]+)"),
     "epoch": re.compile(r"\| epoch: (\d+)"),
     "lrm": re.compile(r"\| lrm: (-?\d{1,3}\.\d+)"),
+    "reward": re.compile(r"\| (?:Average|Mean) [Rr]eward: (-?[\d.]+)"),
 }
 VAL_RE = re.compile(r"^Step (\d+) \| (Validation bpb|Validation loss|CORE metric|ChatCORE): (\S+)")
 SFT_METRICS_RE = re.compile(r"^Step (\d+) \| mmlu_acc: (\S+), arc_easy_acc: (\S+)")

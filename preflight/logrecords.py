@@ -21,6 +21,7 @@ class StepRecord:
     mfu: float | None = None
     pct: float | None = None
     lrm: float | None = None  # the learning-rate multiplier of the step ("| lrm: 0.45 |")
+    reward: float | None = None  # chat_rl's average reward of the step ("| Average reward: 0.25 |")
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -152,6 +153,8 @@ class Segment:
     saves: list[Event] = field(default_factory=list)
     tracebacks: list[TracebackRecord] = field(default_factory=list)
     nan_loss: Event | None = None
+    rewarded_steps: int = 0  # chat_rl's step lines with an average reward
+    reward_max: float | None = None  # the largest of those rewards
     downloads: list[Event] = field(default_factory=list)
     footgun: Event | None = None
     failed_marker: Event | None = None  # torchrun "scripts.X FAILED" (data: script, exitcode, rank)

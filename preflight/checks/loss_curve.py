@@ -1,6 +1,7 @@
 """The training curves' checks: LOG012, a loss above what a model guessing every token at random scores (the run
 diverged); LOG016, a loss below what web text allows (the model sees its targets); LOG017, a learning-rate schedule
-run past its end; LOG018, a fine-tuning phase that made its validation loss worse.
+run past its end; LOG018, a fine-tuning phase that made its validation loss worse; LOG019, an RL run that never earned
+a reward.
 
 The points are the training curves' (the ``series`` fact, collected in the log index's own pass); LOG017 reads the
 last step line of each process.
@@ -239,4 +240,43 @@ def validation_got_worse(series) -> Iterator[Finding]:
             line=attempt.start_line,
             fix=f"train {phase} fewer steps or epochs, or at a lower learning rate, and compare its validation "
             f"{kind}; save periodically to keep the best step",
+        )
+
+
+# reward lines enough to call a run's zero reward its whole run, not its first minutes
+MIN_REWARDED_STEPS = 10
+
+
+@check("LOG019", "rl-reward-zero", stage="post", severity="warning")
+def rl_reward_zero(logs) -> Iterator[Finding]:
+    """
+    What it checks: a chat_rl run whose average reward is 0.0 on every one of its logged steps
+    (at least 10 of them).
+
+    Why it matters: RL reinforces the answers that earned a reward; with none, every gradient
+    is zero-advantage noise and the checkpoint it saves is no better than the SFT model it
+    started from, while the job ends COMPLETED and chat_eval -i rl runs as if it had learned.
+    The usual causes: a model too small or too briefly fine-tuned to solve any problem of the
+    task, or a fork's reward function that never matches its answers.
+
+    Example:
+        Step 00059/00060 | Average reward: 0.0 | Average sequence length: 255.00
+
+    How to fix: check the SFT model's score on the task first (``chat_eval -i sft -a GSM8K``):
+    near 0% RL has nothing to reinforce (train a larger model, or SFT longer); for a fork's own
+    task, test its reward on a known good answer.
+    """
+    for seg in logs.segments if logs is not None else []:
+        if seg.phase != "rl" or seg.rewarded_steps < MIN_REWARDED_STEPS or seg.reward_max != 0.0:
+            continue
+        last = seg.last_step
+        yield Finding(
+            f"chat_rl: its average reward was 0.0 at every one of its {seg.rewarded_steps} logged steps"
+            + (f" (to step {last.step})" if last is not None else "")
+            + ": the policy never earned a reward, so the RL checkpoint is no better than the SFT model it started from",
+            path=seg.path,
+            line=seg.start_line,
+            fix="score the SFT model on the task first (python -m scripts.chat_eval -i sft -a GSM8K): near 0% RL has "
+            "nothing to reinforce; train a larger model or SFT longer (a fork's own task: test its reward on a known "
+            "good answer)",
         )

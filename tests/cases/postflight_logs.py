@@ -283,3 +283,28 @@ def _sft_made_validation_worse():  # a real constrained-SFT run: 1.141 at step 0
 @good("validation-got-worse")
 def _sft_validation_flat_within_noise():
     return _log(_sft_validation([1.141, 1.120, 1.118, 1.125, 1.127]))
+
+
+def _rl_rewards(rewards: list[float]) -> str:
+    out = ["Overriding: source = sft", "Loading model from /base/chatsft_checkpoints/d20 with step 700"]
+    n = len(rewards)
+    out += [
+        f"Step {i:05d}/{n:05d} | Average reward: {r} | Average sequence length: 255.00" for i, r in enumerate(rewards)
+    ]
+    out.append(f"Saved model checkpoint to /base/chatrl_checkpoints/d20/model_{n - 1:06d}.pt")
+    return "\n".join(out) + "\n"
+
+
+@bad("rl-reward-zero")
+def _rl_never_rewarded():  # a d12 RL run whose GSM8K answers never once matched
+    return _log(_rl_rewards([0.0] * 20))
+
+
+@good("rl-reward-zero")
+def _rl_rewarded_now_and_then():
+    return _log(_rl_rewards([0.0] * 12 + [0.0625] + [0.0] * 7))
+
+
+@good("rl-reward-zero")
+def _rl_zero_in_its_first_steps_only():  # too few steps to call it the run's
+    return _log(_rl_rewards([0.0] * 5))
