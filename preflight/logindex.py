@@ -38,6 +38,7 @@ from preflight.loglines import (
     ITERS_RE,
     LAUNCH_ERROR_RE,
     MARKER_RE,
+    NATIVE_CUDA_ERROR_RE,
     NCCL_WATCHDOG_RE,
     NOT_PLAIN_RE,
     OVERRIDE_CFG_RE,
@@ -469,6 +470,8 @@ class _Indexer(TracebackReader, EventReader):
         if "CUDA out of memory" in s or "OutOfMemoryError" in s:
             self.idx.slurm.append(Event("cuda-oom", line, s))  # and, as an exception line of its own, a crash
         mx = BARE_EXC_RE.match(text) if "Error" in s or "Exception" in s else None
+        if mx is None and s.startswith("CUDA error ("):
+            mx = NATIVE_CUDA_ERROR_RE.match(text)
         if mx:
             self._bare_exception(mx, line, rank)
 

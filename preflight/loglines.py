@@ -34,7 +34,7 @@ ANCHOR_RE = re.compile(
     rb"|Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception"
     rb"|-m (?:scripts|nanochat)\.|File \"|Fatal Python error|\.py: error: |torchrun: error: |: (?:command )?not found"
     rb"|Failed to (?:download|install|build|extract|prepare)|Could not install packages|Disk quota exceeded"
-    rb"|No space left on device|No matching distribution|terminate called after throwing|what\(\): "
+    rb"|No space left on device|No matching distribution|terminate called after throwing|what\(\): |CUDA error \("
     rb"|Process [\w-]{1,80}:(?=\r?\n)| accuracy: \d|Final: \d+/\d+ \("
 )
 
@@ -187,6 +187,9 @@ NOT_FOUND_RE = re.compile(
 )
 # an exception's last line with no traceback before it: a paste that kept only the error, or a wrapper that
 # printed str(e) ("FileNotFoundError: [Errno 2] No such file or directory: ...")
+# a compiled kernel's own abort, no Python traceback (flash-attn's CHECK_CUDA: fprintf, then exit(1)):
+# "CUDA error (/build/source/flash-attn/flash_fwd_launch_template.h:192): no kernel image is available ..."
+NATIVE_CUDA_ERROR_RE = re.compile(r"^(?P<exc>CUDA error) \((?P<where>[^()]{1,300})\): (?P<msg>\S.*)$")
 BARE_EXC_RE = re.compile(r"^(?P<exc>[A-Za-z_][\w.]{0,120}(?:Error|Exception))(?:: ?(?P<msg>.*))?$")
 # bash's report of a foreground command a signal killed (no traceback: native crash, OOM killer, abort), e.g.
 # "runs/speedrun.sh: line 56: 31902 Segmentation fault: 11  python -m scripts.base_train --depth=4" (macOS) or

@@ -88,6 +88,8 @@ class TracebackReader:
         not in the log). Stays open for its message's continuation lines (a path printed on the next line)."""
         rec = TracebackRecord(line=line, rank=rank, path=self.idx.path, exc_type=m.group("exc"), exc_line=line)
         rec.message = redact((m.group("msg") or "").strip()[:500])
+        if "where" in m.re.groupindex:  # a kernel's abort names its source file: which kernel it was
+            rec.message += f" (at {redact(m.group('where')[:300])})"
         self.tb[rank] = (rec, 0)
 
     def _shell_signal(self, m: re.Match, line: int, rank: str) -> None:

@@ -91,7 +91,10 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
                 and seg.phase not in reported
                 and (seg.script is None or seg.script in TRAINER_SCRIPTS)
             ):
-                tb = next((t for t in logs.tracebacks if t.phase == seg.phase and not t.wrapper), None)
+                # its own crash, or one named for its phase (a kernel's bare abort names no script: its segment's)
+                tb = next((t for t in seg.tracebacks if not t.wrapper), None) or next(
+                    (t for t in logs.tracebacks if t.phase == seg.phase and not t.wrapper), None
+                )
                 reported.add(seg.phase)
                 if tb is not None:
                     continue  # phase-crashed already says it died during setup, with the cause

@@ -98,3 +98,29 @@ def test_a_report_after_a_job_that_stopped_at_base_says_sft_did_not_run(tmp_path
     assert phases["report"]["status"] == "partial", phases["report"]
     cause = phases["report"]["cause"]
     assert "sft did not run: it has no section for them" in cause and "did not finish" not in cause, cause
+
+
+def test_a_kernels_own_cuda_error_line_is_the_crash_and_names_flash_attention(tmp_path, cli):
+    # FA3 loaded on a Blackwell card, then flash-attn's own abort (no Python traceback): the phase "died during
+    # setup; the traceback is in the job's stderr file", with no cause
+    log = tmp_path / "fa3.out"
+    log.write_text(
+        "\n".join(
+            [
+                "+ torchrun --standalone --nproc_per_node=1 -m scripts.base_train -- --depth=24 --fp8",
+                "GPU: NVIDIA GeForce RTX 5090 | Peak FLOPS (BF16): 2.10e+14",
+                "COMPUTE_DTYPE: torch.bfloat16 (auto-detected: CUDA SM 120 (bf16 supported))",
+                "✓ Using Flash Attention 3: efficient, new and awesome.",
+                "Total batch size 1,048,576 => gradient accumulation steps: 256",
+                "CUDA error (/build/source/flash-attn/flash_fwd_launch_template.h:192): no kernel image is "
+                "available for execution on the device",
+            ]
+        )
+        + "\n"
+    )
+    _report, checks, phases = verify_logs(cli, tmp_path, log)
+    assert phases["base"]["status"] == "failed", phases["base"]
+    assert "(attention kernel not built for this GPU): CUDA error: no kernel image" in phases["base"]["cause"]
+    (crash,) = checks["LOG002"]["findings"]
+    assert "Flash Attention 3 kernel the run loaded has no code for this GPU" in crash["fix"], crash
+    assert checks["LOG003"]["status"] == "pass", checks["LOG003"]  # the cause is here, not in a stderr file
