@@ -276,14 +276,17 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
     """`sbatch --test-only` run and read by preflight.slurm; the partitions from the ``slurm`` fact."""
     from preflight import slurm
 
-    info = ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
     script = ctx.get("script")
+    if script.ok and script.pbs_only:
+        raise FactUnavailable("a PBS job (#PBS lines, no #SBATCH): qsub submits it, sbatch --test-only does not apply")
+    if script.ok and not script.directives and not ctx.inputs.sbatch_args and not ctx.inputs.submitting:
+        # a runner (`bash runs/train.sh`, often with no #! line): sbatch would only say it is no batch script
+        raise FactUnavailable("no #SBATCH lines and no sbatch options: a runner script, not a batch job to test")
+    info = ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
     if not script.ok or script.path is None:
         raise FactUnavailable("no readable batch script")
     from preflight.script.model import own_job
 
-    if script.pbs_only:
-        raise FactUnavailable("a PBS job (#PBS lines, no #SBATCH): qsub submits it, sbatch --test-only does not apply")
     if job_id := own_job(script, ctx.environ):
         raise FactUnavailable(f"running inside job {job_id} of this script: SLURM has already accepted it")
     # a hung sbatch raises ToolTimeout: SB014 becomes an error, not a silent skip

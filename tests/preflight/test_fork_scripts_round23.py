@@ -176,3 +176,13 @@ def test_a_script_run_inside_a_container_from_a_bind_known_only_in_the_job_is_re
     assert [f["location"]["line"] for f in gpus] == [3, 4], gpus
     assert "starts 2 processes per node, but the job requests 4 GPU(s) per node" in gpus[0]["message"], gpus
     assert checks["ENV002"]["status"] == "skip" and "apptainer run" in checks["ENV002"]["reason"], checks["ENV002"]
+
+
+def test_a_runner_script_is_not_tested_as_a_batch_job(tmp_path, cli):
+    # `bash runs/run_gpt2_small.sh` (no #! line, no #SBATCH): SB014 ran sbatch --test-only on it and reported, fatal
+    # at start, "This does not look like a batch script"
+    body = (
+        "export NANOCHAT_BASE_DIR=/scratch/u/nanochat\ntorchrun --standalone --nproc_per_node=8 -m scripts.base_train\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB014"]["status"] == "skip" and "a runner script" in checks["SB014"]["reason"], checks["SB014"]
