@@ -613,6 +613,13 @@ def _train_args(
                 halved.append(f"{_flag(profile, key)} {value} -> {int(value) // 2}")
                 value = str(int(value) // 2)
         args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
+    batch_keys = [k for k in overrides if k.replace("-", "_") == "device_batch_size"]
+    if halved is not None and not batch_keys:
+        # the default batch ran out of memory (no flag set it): its micro-batch line says what it was
+        value = device_batch_size(logs, v.name, profile)
+        if value is not None and value > 1:
+            halved.append(f"{_flag(profile, 'device_batch_size')} {value} -> {value // 2}")
+            args.append(f"{_flag(profile, 'device_batch_size')}={value // 2}")
     depth = _depth_of_saved_tag(segs) if v.name == "base" else None
     if depth is not None and not any(k.replace("-", "_") == "depth" for k in overrides):
         # base_train's model tag is d<depth> unless told otherwise: without --depth it would build (and look for)

@@ -124,3 +124,30 @@ def test_a_kernels_own_cuda_error_line_is_the_crash_and_names_flash_attention(tm
     (crash,) = checks["LOG002"]["findings"]
     assert "Flash Attention 3 kernel the run loaded has no code for this GPU" in crash["fix"], crash
     assert checks["LOG003"]["status"] == "pass", checks["LOG003"]  # the cause is here, not in a stderr file
+
+
+def test_an_out_of_memory_at_the_default_batch_halves_the_batch_its_micro_batch_line_shows(tmp_path, cli):
+    # base_train OOM at its default --device_batch_size=32 (no Overriding line for it): the plan said "first: lower
+    # --device_batch_size (32 -> 16 -> 8)" and then printed the rerun without it
+    log = tmp_path / "oom.out"
+    log.write_text(
+        "\n".join(
+            [
+                "Overriding: depth = 20",
+                "Overriding: run = dummy",
+                "Autodetected device type: cuda",
+                "Distributed world size: 1",
+                "Tokens / micro-batch / rank: 32 x 2048 = 65,536",
+                "Step 00000 | Validation bpb: 3.3013",
+                "Traceback (most recent call last):",
+                '  File "/root/nanochat/scripts/base_train.py", line 272, in <module>',
+                "    loss.backward()",
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 160.00 MiB.",
+            ]
+        )
+        + "\n"
+    )
+    report, _checks, _phases = verify_logs(cli, tmp_path, log)
+    assert report["resume"]["commands"][0] == (
+        "python -m scripts.base_train --depth=20 --run=dummy --device_batch_size=16"
+    ), report["resume"]
