@@ -159,7 +159,11 @@ def cascade_missing_checkpoint(logs, ctx) -> Iterator[Finding]:
             why = f"root cause: {src} crashed first ({cause}: {root.exc_type}) at {root.where}"
         elif phases is not None and src and phases.get(src) and phases.get(src).status != "done":
             v = phases.get(src)
-            why = f"root cause: {src} {v.status} ({v.cause})"
+            if v.status == "not-run":
+                # `mid not-run (not in these logs ...)` read as a phase that failed: it wrote nothing there
+                why = f"root cause: no {src} checkpoint was written there ({src}: {v.cause or 'not run'})"
+            else:
+                why = f"root cause: {src} {v.status} ({v.cause})"
         else:
             why = f"root cause: {src or 'the source phase'} did not save a checkpoint"
         yield Finding(

@@ -151,3 +151,23 @@ def test_an_out_of_memory_at_the_default_batch_halves_the_batch_its_micro_batch_
     assert report["resume"]["commands"][0] == (
         "python -m scripts.base_train --depth=20 --run=dummy --device_batch_size=16"
     ), report["resume"]
+
+
+def test_a_cascade_from_a_phase_not_in_the_logs_says_its_checkpoint_was_not_written(tmp_path, cli):
+    # chat_sft's FileNotFoundError for mid_checkpoints, in a log of chat_sft alone: "root cause: mid not-run (not in
+    # these logs ...)" read as a mid that had failed
+    log = tmp_path / "sft.out"
+    log.write_text(
+        "\n".join(
+            [
+                "Traceback (most recent call last):",
+                '  File "/root/nanochat/scripts/chat_sft.py", line 66, in <module>',
+                '    model, tokenizer, meta = load_model(source, device, phase="train")',
+                "FileNotFoundError: [Errno 2] No such file or directory: '/root/.cache/nanochat/mid_checkpoints'",
+            ]
+        )
+        + "\n"
+    )
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (found,) = checks["LOG004"]["findings"]
+    assert "root cause: no mid checkpoint was written there (mid: not in these logs" in found["message"], found
