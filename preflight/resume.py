@@ -279,7 +279,9 @@ def resume_fact(ctx: Any) -> ResumePlan:
             if base == "chat_eval":
                 args = ["-i", v.name] + (["-a", "GSM8K"] if v.name == "rl" else [])
             elif module == spec.get("train_module"):
-                args = _train_args(profile, v, logs, spec, refused, halved if v.name in oom else None)
+                # midtraining runs base's micro-batch (the fix says so): after base ran out of memory, mid's too
+                shrink = v.name in oom or (v.name == "mid" and "base" in oom)
+                args = _train_args(profile, v, logs, spec, refused, halved if shrink else None)
             elif logs is not None:
                 args = _eval_args(profile, logs.by_phase(v.name), base, refused)
             if (
@@ -610,15 +612,21 @@ def _train_args(
             continue
         if halved is not None and key.replace("-", "_") == "device_batch_size" and str(value).isdigit():
             if int(value) > 1:  # the batch that did not fit is no command to rerun as it was
-                halved.append(f"{_flag(profile, key)} {value} -> {int(value) // 2}")
+                said = f"{_flag(profile, key)} {value} -> {int(value) // 2}"
+                if said not in halved:
+                    halved.append(said)
                 value = str(int(value) // 2)
         args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
     batch_keys = [k for k in overrides if k.replace("-", "_") == "device_batch_size"]
     if halved is not None and not batch_keys:
         # the default batch ran out of memory (no flag set it): its micro-batch line says what it was
         value = device_batch_size(logs, v.name, profile)
+        if value is None and v.name == "mid":  # not run yet: it would run base's
+            value = device_batch_size(logs, "base", profile)
         if value is not None and value > 1:
-            halved.append(f"{_flag(profile, 'device_batch_size')} {value} -> {value // 2}")
+            said = f"{_flag(profile, 'device_batch_size')} {value} -> {value // 2}"
+            if said not in halved:
+                halved.append(said)
             args.append(f"{_flag(profile, 'device_batch_size')}={value // 2}")
     depth = _depth_of_saved_tag(segs) if v.name == "base" else None
     if depth is not None and not any(k.replace("-", "_") == "depth" for k in overrides):

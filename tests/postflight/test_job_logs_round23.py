@@ -148,9 +148,10 @@ def test_an_out_of_memory_at_the_default_batch_halves_the_batch_its_micro_batch_
         + "\n"
     )
     report, _checks, _phases = verify_logs(cli, tmp_path, log)
-    assert report["resume"]["commands"][0] == (
-        "python -m scripts.base_train --depth=20 --run=dummy --device_batch_size=16"
-    ), report["resume"]
+    commands = report["resume"]["commands"]
+    assert commands[0] == "python -m scripts.base_train --depth=20 --run=dummy --device_batch_size=16", commands
+    # midtraining runs the same micro-batch (the fix says "same value in mid as in base"): its rerun has it too
+    assert "python -m scripts.mid_train --device_batch_size=16" in commands, commands
 
 
 def test_a_cascade_from_a_phase_not_in_the_logs_says_its_checkpoint_was_not_written(tmp_path, cli):
