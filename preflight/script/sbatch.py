@@ -235,21 +235,26 @@ class SbatchTest:
 _PBS_OPTIONS = {"N": "job-name", "q": "partition", "o": "output", "e": "error", "A": "account", "J": "array"}
 
 
+def _small_count(text: str) -> bool:
+    """ASCII digits a count can be (``"²".isdigit()`` is true, and int() of 5,000 digits raises)."""
+    return re.fullmatch(r"[0-9]{1,6}", text) is not None
+
+
 def _pbs_resources(value: str) -> list[tuple[str, str, str]]:
     """(sbatch key, value, raw) from a ``-l`` resource list: ``select=2:ngpus=4`` (PBS Pro), ``nodes=1:ppn=8:gpus=4``
     (Torque), ``ngpus=4``, ``walltime=24:00:00``. Memory and CPUs are left out: nothing here checks them."""
     out: list[tuple[str, str, str]] = []
-    for item in value.split(","):
+    for item in value.split(",")[:64]:
         name, _eq, rest = item.partition("=")
         chunks = rest.split("+")[0].split(":")  # a multi-chunk select: its first chunk's shape
         fields = dict(c.partition("=")[::2] for c in chunks[1:])
-        if name in ("select", "nodes") and chunks[0].isdigit():
-            total = sum(int(c.split(":")[0]) for c in rest.split("+") if c.split(":")[0].isdigit())
+        if name in ("select", "nodes") and _small_count(chunks[0]):
+            total = sum(int(c.split(":")[0]) for c in rest.split("+")[:64] if _small_count(c.split(":")[0]))
             out.append(("nodes", str(total), item))
             gpus = fields.get("ngpus") or fields.get("gpus")
-            if gpus and gpus.isdigit():
+            if gpus and _small_count(gpus):
                 out.append(("gpus-per-node", gpus, item))
-        elif name in ("ngpus", "naccelerators") and rest.isdigit():
+        elif name in ("ngpus", "naccelerators") and _small_count(rest):
             out.append(("gpus-per-node", rest, item))
         elif name == "walltime" and rest:
             out.append(("time", rest, item))

@@ -186,3 +186,15 @@ def test_a_runner_script_is_not_tested_as_a_batch_job(tmp_path, cli):
     )
     _report, checks = check_script(cli, tmp_path, body)
     assert checks["SB014"]["status"] == "skip" and "a runner script" in checks["SB014"]["reason"], checks["SB014"]
+
+
+def test_hostile_pbs_lines_are_read_without_a_crash(tmp_path, cli):
+    # a count of 5,000 digits (int() refuses it), a superscript digit ("²".isdigit() is true), 100,000 chunks
+    body = (
+        f"#!/bin/bash\n#PBS -l select={'9' * 5000}:ngpus=²\n#PBS -l nodes=²:gpus=9999999999999\n"
+        f"#PBS -l select=1+{'1+' * 100000}\n#PBS -q\n#PBS -l\n"
+        "torchrun --standalone --nproc_per_node=4 -m scripts.base_train\n"
+    )
+    report, checks = check_script(cli, tmp_path, body)
+    assert all(c["status"] != "error" for c in checks.values()), [c for c in checks.values() if c["status"] == "error"]
+    assert checks["SB005"]["status"] in ("pass", "skip", "fail"), checks["SB005"]
