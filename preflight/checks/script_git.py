@@ -43,7 +43,8 @@ def _dir_at(model, cmd) -> str | None:
 def _ignored_whole(gitignore: Path, rel: str) -> bool:
     """Whether ``.gitignore`` names the first directory of ``rel`` as a whole (`nanochat_cache/`, `/cache/**`)."""
     try:
-        lines = gitignore.read_text(errors="replace").splitlines()[:5000]
+        with open(gitignore, encoding="utf-8", errors="replace") as f:
+            lines = f.read(1 << 20).splitlines()[:5000]  # a checkout's file: bounded
     except OSError:
         return False
     first = rel.split("/", 1)[0]

@@ -259,7 +259,7 @@ def _bound_checkout_file(inside: str, binds: list[tuple[str, str]], checkout: Pa
     for src, dest in sorted(binds, key=lambda b: len(b[1]), reverse=True):
         prefix = dest.rstrip("/") + "/"
         rest = inside[len(prefix) :] if inside.startswith(prefix) else ""
-        if "$" in src and rest and ".." not in Path(rest).parts and _is_file(checkout / rest):
+        if "$" in src and _inside(rest) and _is_file(checkout / rest):
             return checkout / rest
     return None
 
@@ -295,9 +295,14 @@ def _in_clone(model: ScriptModel, cmd: Command, expanded: str, checkout: Path | 
             dest = cds[-1].rstrip("/") + "/" + dest
         prefix = dest.rstrip("/") + "/"
         rest = expanded[len(prefix) :] if expanded.startswith(prefix) else ""
-        if rest and ".." not in Path(rest).parts and _is_file(checkout / rest):  # (never a path out of the checkout)
+        if _inside(rest) and _is_file(checkout / rest):  # (never a path out of the checkout)
             return checkout / rest
     return None
+
+
+def _inside(rest: str) -> bool:
+    """A relative path that stays in the directory it is joined to (no `..`, not absolute: `//etc/x` leaves `/etc/x`)."""
+    return bool(rest) and not rest.startswith(("/", "\\")) and ".." not in Path(rest).parts
 
 
 TEMPLATE_SUFFIXES = (".template", ".example", ".sample", ".in", ".dist")

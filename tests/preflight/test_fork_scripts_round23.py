@@ -198,3 +198,18 @@ def test_hostile_pbs_lines_are_read_without_a_crash(tmp_path, cli):
     report, checks = check_script(cli, tmp_path, body)
     assert all(c["status"] != "error" for c in checks.values()), [c for c in checks.values() if c["status"] == "error"]
     assert checks["SB005"]["status"] in ("pass", "skip", "fail"), checks["SB005"]
+
+
+def test_a_bound_path_never_leads_out_of_the_checkout_given(tmp_path, cli):
+    # `bash /opt/nanochat//abs/path.sh` under `--bind $X/nanochat:/opt/nanochat`: the rest after the bind is absolute,
+    # and joined to the checkout it named a file outside it, which was read as the job's runner
+    checkout = tmp_path / "co"
+    checkout.mkdir()
+    outside = tmp_path / "outside.sh"
+    outside.write_text("#!/bin/bash\ntorchrun --standalone --nproc_per_node=2 -m scripts.base_train\n")
+    body = (
+        "#!/bin/bash\n#SBATCH --gpus-per-node=4\n"
+        f'apptainer exec --bind $VSC_SCRATCH/nanochat:/opt/nanochat "$SIF" bash /opt/nanochat/{outside}\n'
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(checkout))
+    assert checks["SB005"]["status"] != "fail", checks["SB005"]  # outside.sh was not read
