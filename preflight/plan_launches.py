@@ -136,8 +136,14 @@ def why_nothing_to_plan(script: Any) -> str:
         _model, cmd = submits[-1]
         options, rest = command_options(cmd.words[1:])
         wrap = next((value for key, value, _raw in options if key == "wrap" and value), None)
-        if wrap is not None or not rest:
-            shown = f"sbatch --wrap {shlex.quote((wrap or '')[:60])}"
+        if wrap is None and not rest:  # `sbatch <<EOF` / `... | sbatch`: the job's text is data here
+            return (
+                f"the script trains nothing itself: it submits a job it writes on sbatch's standard input (line "
+                f"{cmd.line}: a here-document or a pipe): preflight reads a job from a file: write it into one and "
+                "check that"
+            )
+        if wrap is not None:
+            shown = f"sbatch --wrap {shlex.quote(wrap[:60])}"
             return (
                 f"the script trains nothing itself: it submits a job whose command is inline (line {cmd.line}: "
                 f"{shown}); its GPU count is checked against its options (gpu-count-mismatch), the rest only in "

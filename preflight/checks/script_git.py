@@ -30,6 +30,17 @@ def _short_flags(words: list[str]) -> set[str]:
     return letters
 
 
+def _subcommand(words: list[str]) -> tuple[str, list[str], str | None]:
+    """git's subcommand, its arguments, and the directory of a `git -C DIR` (past `-c key=value` too)."""
+    i, elsewhere = 1, None
+    while i < len(words) and words[i].startswith("-"):
+        if words[i] in ("-C", "-c") and i + 1 < len(words):
+            elsewhere = words[i + 1] if words[i] == "-C" else elsewhere
+            i += 1
+        i += 1
+    return (words[i], words[i + 1 :], elsewhere) if i < len(words) else ("", [], elsewhere)
+
+
 def _dir_at(model, cmd) -> str | None:
     """The directory ``cmd`` runs in as far as the script's last literal-enough ``cd`` before it says."""
     from preflight.script.parser import expand_path
@@ -89,14 +100,16 @@ def job_rewrites_checkout(ctx, script) -> Iterator[Finding]:
         for cmd in model.commands:
             if cmd.name != "git" or len(cmd.words) < 2:
                 continue
-            sub = next((w for w in cmd.words[1:] if not w.startswith("-")), "")
-            args = cmd.words[cmd.words.index(sub) + 1 :] if sub else []
+            sub, args, elsewhere = _subcommand(cmd.words)
             path = script.file_of(cmd)
             if sub == "clean":
                 flags = _short_flags(args)
                 if "f" not in flags or "d" not in flags or "n" in flags:
                     continue
                 where = _dir_at(model, cmd)
+                if elsewhere is not None:  # `git -C DIR clean`: DIR, from where the job is
+                    inner = expand_path(model, elsewhere, cmd.line, cmd.file) or elsewhere
+                    where = inner if inner.startswith(("/", "$")) else (f"{where}/{inner}" if where else None)
                 base = expand_path(model, "$NANOCHAT_BASE_DIR", cmd.line, cmd.file)
                 if not where or not base or not base.startswith(where.rstrip("/") + "/"):
                     continue

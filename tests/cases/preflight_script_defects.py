@@ -686,3 +686,12 @@ def _():  # the base dir is outside the work tree
 @bad("job-rewrites-checkout")
 def _():
     return Scenario(script=HEAD + f'cd "$HOME/proj"\ngit pull --rebase origin master\n{BASE}\n', env=ENV)
+
+
+@bad("job-rewrites-checkout")
+def _():  # `git -C DIR clean` from elsewhere
+    return Scenario(
+        script=HEAD + 'REPO="$SCRATCH/proj"\nexport NANOCHAT_BASE_DIR="$REPO/cache"\n'
+        f'git -C "$REPO" clean -fdx\n{BASE}\n',
+        env=ENV,
+    )

@@ -153,6 +153,10 @@ def test_a_submitter_names_the_script_it_submits_with_qsub_or_in_a_substitution(
     ), report["plan"]
     report, _checks = check_script(cli, tmp_path, "#!/bin/bash\nJID=$(sbatch --parsable -p gpu train.sh)\n")
     assert "(line 2: sbatch train.sh); check that one: preflight check train.sh" in json.dumps(report)
+    # `sbatch <<EOF ... EOF`: the job is data on sbatch's standard input, not a --wrap
+    heredoc = "#!/bin/bash\nsbatch --gres=gpu:1 <<EOF\n#!/bin/bash\ntorchrun -m scripts.base_train\nEOF\n"
+    report, _checks = check_script(cli, tmp_path, heredoc)
+    assert "a job it writes on sbatch's standard input (line 2: a here-document or a pipe)" in json.dumps(report)
 
 
 def test_a_script_run_inside_a_container_from_a_bind_known_only_in_the_job_is_read_from_the_checkout(tmp_path, cli):
