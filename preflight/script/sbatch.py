@@ -284,8 +284,10 @@ def sbatch_test_fact(ctx: Any) -> SbatchTest:
     script = ctx.get("script")
     if script.ok and script.pbs_only:
         raise FactUnavailable("a PBS job (#PBS lines, no #SBATCH): qsub submits it, sbatch --test-only does not apply")
-    if script.ok and not script.directives and not ctx.inputs.sbatch_args and not ctx.inputs.submitting:
-        # a runner (`bash runs/train.sh`, often with no #! line): sbatch would only say it is no batch script
+    runner = script.ok and script.first_command_line is not None and not script.directives
+    if runner and not ctx.inputs.sbatch_args and not ctx.inputs.submitting:
+        # a runner (`bash runs/train.sh`, often with no #! line): sbatch would only say it is no batch script (an
+        # empty file is no runner: sbatch's refusal of it stands)
         raise FactUnavailable("no #SBATCH lines and no sbatch options: a runner script, not a batch job to test")
     info = ctx.get("slurm")  # quick: a missing controller skips, a hung one errors, before sbatch waits on it
     if not script.ok or script.path is None:
