@@ -121,7 +121,7 @@ def why_nothing_to_plan(script: Any) -> str:
     from preflight.script.parser import expand_path
     from preflight.script.sbatch import command_options
 
-    submits = _submit_commands(script)
+    submits = submit_commands(script)
     if submits and submits[-1][1].name == "qsub":
         model, cmd = submits[-1]
         target = _qsub_script(cmd.words[1:])
@@ -156,7 +156,7 @@ def why_nothing_to_plan(script: Any) -> str:
     return ""
 
 
-def _submit_commands(script: Any) -> list[tuple[Any, Any]]:
+def submit_commands(script: Any) -> list[tuple[Any, Any]]:
     """(script model, command) of the sbatch / qsub commands the script runs, also inside
     ``JOB=$(sbatch --parsable x.sh)`` (the command then stands at the assignment's line, in its file)."""
     from preflight.script.parser import parse_text

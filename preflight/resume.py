@@ -568,15 +568,20 @@ def _eval_args(profile: Any, segs: list, script: str, refused: list[str]) -> lis
     flags = next((s.overrides for s in reversed(mine) if s.overrides), None) or _command_flags(
         _logged_command(mine, script), script
     )
-    args: list[str] = []
-    for key, value in flags.items():
-        if key.replace("-", "_") in ("model_tag", "model_step", "step"):
-            continue
-        if not (re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
-            refused.append(f"{key[:64]} = {str(value)[:80]!r}")
-            continue
-        args.append(shlex.quote(f"{_flag(profile, key)}={value}"))
-    return args
+    skip = ("model_tag", "model_step", "step")
+    return [
+        shlex.quote(f"{_flag(profile, key)}={value}")
+        for key, value in flags.items()
+        if key.replace("-", "_") not in skip and _plain(key, value, refused)
+    ]
+
+
+def _plain(key: str, value: Any, refused: list[str]) -> bool:
+    """Whether a logged flag is a plain flag a command may repeat (a log is data); else it is noted in ``refused``."""
+    if re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value)):
+        return True
+    refused.append(f"{key[:64]} = {str(value)[:80]!r}")
+    return False
 
 
 def _train_args(
@@ -607,8 +612,7 @@ def _train_args(
             continue
         if key.replace("-", "_") == "num_iterations" and value in computed:
             continue
-        if not (re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key) and PLAIN_FLAG_VALUE.fullmatch(str(value))):
-            refused.append(f"{key[:64]} = {str(value)[:80]!r}")
+        if not _plain(key, value, refused):
             continue
         if halved is not None and key.replace("-", "_") == "device_batch_size" and str(value).isdigit():
             if int(value) > 1:  # the batch that did not fit is no command to rerun as it was

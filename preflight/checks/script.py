@@ -254,37 +254,35 @@ def _nproc_source(script, inv) -> str:
 def _wrapped_mismatches(script) -> Iterator[Finding]:
     """``sbatch --gres=gpu:4 --wrap="torchrun --nproc_per_node=8 ..."`` in a submitter: the wrapped job's GPUs are
     its sbatch options, its launches the wrapped text's."""
+    from preflight.plan_launches import submit_commands
     from preflight.script.jobenv import JobEnv
     from preflight.script.parser import parse_text
     from preflight.script.sbatch import command_options
 
-    for model in script.walk():
-        for cmd in model.commands:
-            if cmd.name != "sbatch":
+    for _model, cmd in submit_commands(script):
+        options, _rest = command_options(cmd.words[1:]) if cmd.name == "sbatch" else ([], [])
+        opts = {key: value for key, value, _raw in options}
+        if not opts.get("wrap"):
+            continue
+        requested = JobEnv(env={}, sbatch=opts, sbatch_source={}).gpus_per_node
+        asked = " ".join(raw for key, _v, raw in options if key in ("gres", "gpus", "gpus-per-node"))
+        for inv in parse_text(opts["wrap"]).invocations:
+            n = parse_count(inv.nproc_per_node) if inv.nproc_per_node else None
+            if not inv.launcher.endswith("torchrun") or n is None or n == requested:
                 continue
-            options, _rest = command_options(cmd.words[1:])
-            opts = {key: value for key, value, _raw in options}
-            if not opts.get("wrap"):
-                continue
-            requested = JobEnv(env={}, sbatch=opts, sbatch_source={}).gpus_per_node
-            asked = " ".join(raw for key, _v, raw in options if key in ("gres", "gpus", "gpus-per-node"))
-            for inv in parse_text(opts["wrap"]).invocations:
-                n = parse_count(inv.nproc_per_node) if inv.nproc_per_node else None
-                if not inv.launcher.endswith("torchrun") or n is None or n == requested:
-                    continue
-                yield Finding(
-                    f"the job submitted at line {cmd.line} (sbatch --wrap) starts torchrun --nproc_per_node={n}, "
-                    + (
-                        f"but its options request {requested} GPU(s) per node ({asked})"
-                        if requested is not None
-                        else "but its options request no GPUs (no --gres=gpu:N / --gpus)"
-                    ),
-                    path=script.file_of(cmd),
-                    line=cmd.line,
-                    fix=f"make them agree: --gres=gpu:{n}, or --nproc_per_node={requested}"
+            yield Finding(
+                f"the job submitted at line {cmd.line} (sbatch --wrap) starts torchrun --nproc_per_node={n}, "
+                + (
+                    f"but its options request {requested} GPU(s) per node ({asked})"
                     if requested is not None
-                    else f"add --gres=gpu:{n} to the sbatch command at line {cmd.line}",
-                )
+                    else "but its options request no GPUs (no --gres=gpu:N / --gpus)"
+                ),
+                path=script.file_of(cmd),
+                line=cmd.line,
+                fix=f"make them agree: --gres=gpu:{n}, or --nproc_per_node={requested}"
+                if requested is not None
+                else f"add --gres=gpu:{n} to the sbatch command at line {cmd.line}",
+            )
 
 
 @check("SB005", "gpu-count-mismatch", severity="error")

@@ -41,16 +41,6 @@ def _subcommand(words: list[str]) -> tuple[str, list[str], str | None]:
     return (words[i], words[i + 1 :], elsewhere) if i < len(words) else ("", [], elsewhere)
 
 
-def _dir_at(model, cmd) -> str | None:
-    """The directory ``cmd`` runs in as far as the script's last literal-enough ``cd`` before it says."""
-    from preflight.script.parser import expand_path
-
-    cds = [c for c in model.commands if c.name == "cd" and c.line < cmd.line and c.file == cmd.file]
-    if not cds or len(cds[-1].words) < 2:
-        return None
-    return expand_path(model, cds[-1].words[-1], cds[-1].line, cds[-1].file)
-
-
 def _ignored_whole(gitignore: Path, rel: str) -> bool:
     """Whether ``.gitignore`` names the first directory of ``rel`` as a whole (`nanochat_cache/`, `/cache/**`)."""
     try:
@@ -93,7 +83,7 @@ def job_rewrites_checkout(ctx, script) -> Iterator[Finding]:
     ``git clean``; update the code on the login node before ``preflight check`` and ``sbatch``
     (or pin it: ``git checkout <commit>``).
     """
-    from preflight.script.parser import expand_path
+    from preflight.script.parser import cd_targets_at, expand_path
 
     script.require_readable()
     for model in script.walk():
@@ -106,7 +96,8 @@ def job_rewrites_checkout(ctx, script) -> Iterator[Finding]:
                 flags = _short_flags(args)
                 if "f" not in flags or "d" not in flags or "n" in flags:
                     continue
-                where = _dir_at(model, cmd)
+                cds = cd_targets_at(model, cmd)
+                where = cds[-1] if cds else None
                 if elsewhere is not None:  # `git -C DIR clean`: DIR, from where the job is
                     inner = expand_path(model, elsewhere, cmd.line, cmd.file) or elsewhere
                     where = inner if inner.startswith(("/", "$")) else (f"{where}/{inner}" if where else None)

@@ -200,7 +200,7 @@ def _cd_commands(model: ScriptModel) -> list[tuple[Command, str]]:
     ]
 
 
-def _cd_targets_at(model: ScriptModel, cmd: Command) -> list[str]:
+def cd_targets_at(model: ScriptModel, cmd: Command) -> list[str]:
     """The directories the script may have changed to when `cmd` runs: its cds above it in the same file
     (all of them for a command in a function, which may be called after any of them)."""
     return [t for c, t in _cd_commands(model) if cmd.in_function or cmd.file != c.file or c.line < cmd.line]
@@ -228,7 +228,7 @@ def _include_candidates(
     p = Path(expanded)
     if p.is_absolute():
         return [p]
-    cd_targets = _cd_targets_at(model, cmd)
+    cd_targets = cd_targets_at(model, cmd)
     if cd_targets:
         last = Path(cd_targets[-1])
         last = Path(cwd) / last if cwd and not last.is_absolute() else last
@@ -289,7 +289,7 @@ def _in_clone(model: ScriptModel, cmd: Command, expanded: str, checkout: Path | 
         dest = args[1] if len(args) > 1 else args[0].rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
         dest = expand_path(model, dest, c.line, c.file) or dest
         if not dest.startswith(("/", "$", "~")):
-            cds = _cd_targets_at(model, c)
+            cds = cd_targets_at(model, c)
             if not cds:
                 continue
             dest = cds[-1].rstrip("/") + "/" + dest
