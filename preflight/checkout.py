@@ -54,6 +54,7 @@ class EntryPoint:
     resumes: bool = False  # has a resume_from_step-style flag
     saves_on_signal: bool = False  # installs a SIGUSR1/SIGTERM handler
     batch_power_of_two: bool = False  # auto-sizes the total batch to a power of two (2 ** round(log2(...)))
+    batch_rounded: bool = False  # then rounds that auto batch to a multiple of the micro-batch (a fork's fix)
     scaling_params: bool = False  # its ratio counts the block matrices + lm_head (no embeddings)
     nudged_dim: bool = False  # rounds depth * aspect_ratio up to a multiple of head_dim
 
@@ -173,6 +174,7 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
     _collect(tree, ep)
     ep.saves_on_signal = bool(_SIGNAL_RE.search(text))
     ep.batch_power_of_two = bool(_POW2_BATCH_RE.search(text))
+    ep.batch_rounded = bool(_ROUNDED_BATCH_RE.search(text))
     ep.scaling_params = bool(_SCALING_PARAMS_RE.search(text))
     ep.nudged_dim = bool(_NUDGED_DIM_RE.search(text))
     return ep
@@ -180,7 +182,10 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
 
 _SIGNAL_RE = re.compile(r"signal\.signal\(\s*(?:signal\.)?SIG(?:USR1|USR2|TERM)\b")
 # base_train from 2026-02-06 (685271d): `total_batch_size = 2 ** round(math.log2(predicted_batch_size))`
-_POW2_BATCH_RE = re.compile(r"total_batch_size\s*=\s*2\s*\*\*\s*(?:round|int|math\.ceil|math\.floor)\(")
+# (a fork may name it preferred_batch_size and then round it: `total_batch_size = round_to_nearest_multiple(
+# preferred_batch_size, world_tokens_per_fwdbwd)`, so any power of two divides)
+_POW2_BATCH_RE = re.compile(r"\w*batch_size\s*=\s*2\s*\*\*\s*(?:round|int|math\.ceil|math\.floor)\(")
+_ROUNDED_BATCH_RE = re.compile(r"total_batch_size\s*=\s*[\w.]+\(\s*\w+\s*,\s*world_tokens_per_fwdbwd\s*\)")
 # base_train from 2026-01-27: tokens = ratio x (transformer_matrices + lm_head), "the cleanest scaling laws"
 _SCALING_PARAMS_RE = re.compile(r"\[['\"]transformer_matrices['\"]\]\s*\+\s*[\w.()]+\[['\"]lm_head['\"]\]")
 # base_train from 2026-01-18 (cf5c9e5): `model_dim = ((base_dim + args.head_dim - 1) // args.head_dim) * args.head_dim`

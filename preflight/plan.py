@@ -103,6 +103,15 @@ def _checkout_default(checkout: Any, inv: Any, key: str, kind=int) -> tuple[Any,
     return (value, f"default of {Path(ep.path).name} in the checkout") if value is not None else None
 
 
+def _checkout_auto(checkout: Any, inv: Any, key: str) -> str | None:
+    """The checkout's entry point file where it declares key with a default of -1 or 0 (sized at run time)."""
+    ep = _checkout_entry(checkout, inv)
+    opt = ep.spelled(key) if ep is not None and ep.ok else None
+    default = ep.flags[opt].default if opt else None
+    auto = isinstance(default, int) and not isinstance(default, bool) and default <= 0
+    return Path(ep.path).name if auto else None
+
+
 def _horizon_rules(profile: Any, checkout: Any, inv: Any) -> tuple[bool, bool, dict, str]:
     """(ratio counts the scaling params, total batch auto-sized, the auto-size rule, where that was read): the
     checkout's own base_train where given, else the era profile's base_horizon."""
@@ -185,6 +194,10 @@ def build_plan(
         if own is not None:
             sources[key] = own[1]
             return own[0]
+        if key == "device_batch_size" and (auto := _checkout_auto(checkout, flag_inv, key)):
+            assumptions.append(
+                f"{key} {d.get(key)}, the era's default: {auto} sizes it when the job runs (its default is -1 or 0)"
+            )
         sources[key] = f"profile {profile.name} default"
         if key == "depth" and base_inv is None and flag_inv is not None:
             assumptions.append(
@@ -231,8 +244,10 @@ def build_plan(
     nudged = bool(ep is not None and ep.ok and ep.nudged_dim)
     shape = model_shape(depth, vocab, seq, aspect, head_dim, width, nudged)
     scaling, auto_batch, rule, rules_from = _horizon_rules(profile, checkout, base_inv or flag_inv)
+    auto_sized = False
     if total is None or total <= 0:
         era_dependent.pop("total_batch_size", None)
+        auto_sized = auto_batch
         if auto_batch:
             reference = model_shape(rule["reference_depth"], vocab, seq, aspect, head_dim, None, nudged)
             total = auto_batch_size(shape, reference, rule)
@@ -351,6 +366,13 @@ def build_plan(
     mfu = float(config.get("mfu", 0.4) or 0.4)
     rate = float(config.get("hourly-rate", 3.0) if config.get("hourly-rate") is not None else 3.0)
     per_step = dbs * seq * world
+    if auto_sized and ep is not None and ep.ok and ep.batch_rounded and per_step > 0 and total % per_step:
+        rounded = max(per_step, round(total / per_step) * per_step)
+        assumptions.append(
+            f"auto batch {total:,} rounded to {rounded:,}, a multiple of the {per_step:,}-token micro-batch, as "
+            f"{Path(ep.path).name} in the checkout does"
+        )
+        total = rounded
     grad_accum = total // per_step if per_step and total % per_step == 0 else None
 
     ds = profile.dataset

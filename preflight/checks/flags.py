@@ -97,8 +97,9 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
         module = inv.entry
         if not module:
             continue
-        if "--" in inv.args and "torchrun" not in inv.launcher and module.startswith(("scripts.", "nanochat.")):
-            yield _bare_double_dash(script, inv, module)
+        for when, one in [(None, inv)] + inv.alternatives:
+            if "--" in one.args and "torchrun" not in one.launcher and module.startswith(("scripts.", "nanochat.")):
+                yield _bare_double_dash(script, one, module, when)
         phase = profile.phase_of_module(module, inv.args)
         entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
         if entry is not None and entry.ok:
@@ -108,17 +109,22 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
             yield from _against_profile(script, job_env, profile, inv, module, phase, why)
 
 
-def _bare_double_dash(script, inv, module: str) -> Finding:
+def _bare_double_dash(script, inv, module: str, when=None) -> Finding:
     """`python -m scripts.X -- --depth=20`: upstream's `torchrun ... -m X -- ARGS` with torchrun swapped for python
-    (a one-GPU run). torchrun takes the `--` as the end of its own options; python hands it to the script."""
+    (a one-GPU run). torchrun takes the `--` as the end of its own options; python hands it to the script.
+    ``when``: the assignment of the launcher variable that makes it so, where the script picks one at run time."""
     how = f"python -m {inv.module}" if inv.module else f"python {inv.script_file}"
+    branch = (
+        f"where line {when.line} sets {when.name}={when.value!r} (a branch decided when the job runs), " if when else ""
+    )
     return Finding(
-        f"{module}: `{how} -- ...` passes the bare `--` to the script (torchrun ends its own options with it, python "
-        "does not): the classic configurator asserts on it, argparse takes every flag after it as a positional "
+        f"{module}: {branch}`{how} -- ...` passes the bare `--` to the script (torchrun ends its own options with it, "
+        "python does not): the classic configurator asserts on it, argparse takes every flag after it as a positional "
         "argument and stops (unrecognized arguments, or a required one missing); the phase dies at start",
         path=_p(script, inv),
         line=inv.line,
-        fix=f"remove the `--` after {inv.module or inv.script_file}",
+        fix=f"remove the `--` after {inv.module or inv.script_file}"
+        + (": torchrun needs none either (what follows its -m X is the script's)" if when else ""),
     )
 
 
@@ -212,6 +218,15 @@ def _configurator_flag(script, job_env, inv, module, f, keys, src, suggest) -> I
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         attempt = value
     default = keys[f.key]
+    if value == "" and default is not None and not isinstance(default, str):
+        yield Finding(
+            f"{module}: `{f.raw}` expands to `--{f.key}=` with nothing after it: the configurator reads '' as a "
+            f"str but the default {default!r} is a {_type_name(default)} (AssertionError: Type mismatch; {src})",
+            path=path,
+            line=inv.line,
+            fix=f"give --{f.key} a value, or leave the flag out where the variable is empty",
+        )
+        return
     if default is not None and type(attempt) is not type(default):
         yield Finding(
             f"{module}: --{f.key}={f.value} is a {_type_name(attempt)} but the default "

@@ -34,16 +34,15 @@ def _value(script, inv, job_env, key, spec, profile, entry=None):
     if f is not None and f.value is not None:
         v = script.expand(f.value, inv.line, inv.file, job_env.start) if "$" in f.value else f.value
         try:
-            return int(float(v)), f"--{f.key}={f.value}"
+            return int(float(v)), f"--{f.key}={f.value}" + (f" ({v})" if v != f.value else "")
         except (TypeError, ValueError, OverflowError):  # "inf", or more digits than a float holds
             return None, ""
     if entry is not None and entry.ok:  # the checkout's own default wins over the era's
-        opt = entry.spelled(key)
-        d = entry.flags[opt].default if opt else None
-        if isinstance(d, (int, float)) and not isinstance(d, bool):
+        d = entry.numeric_default(key)
+        if d is not None:
             return int(d), f"{key}={d} (default in {entry.path.rsplit('/', 2)[-2]}/{entry.path.rsplit('/', 1)[-1]})"
-        if opt:
-            return None, ""  # declared with a computed default (None: inherited, auto)
+        if entry.spelled(key):
+            return None, ""  # declared with a computed default (None: inherited; -1: sized when it runs)
     keys = spec.get("config_keys") or profile.config_keys(inv.entry) or {}
     if key in keys and isinstance(keys[key], (int, float)) and not isinstance(keys[key], bool):
         return int(keys[key]), f"{key}={keys[key]} (default)"
@@ -95,6 +94,8 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
         auto = total is None or total <= 0  # auto-computed (later eras)
         if auto and not (entry is not None and entry.ok and entry.batch_power_of_two):
             continue  # its value is known only when the job runs
+        if auto and entry.batch_rounded:
+            continue  # the checkout rounds its auto batch to a multiple of the micro-batch: it always divides
         product, parts = 1, []
         for key in rule["per"]:
             if key == "world":
@@ -102,7 +103,7 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
                 parts.append(f"world {world}")
                 continue
             v, vsrc = _value(script, inv, job_env, key, spec, profile, entry)
-            if v is None:
+            if v is None or v <= 0:  # -1: sized by the trainer when it runs (a fork's auto device batch)
                 product = 0
                 break
             product *= v

@@ -253,14 +253,38 @@ def nan_loss(logs) -> Iterator[Finding]:
                 saved_before = seg.phase is None or any(
                     s.path != ix.path or e.line < seg.nan_loss.line for s in logs.by_phase(seg.phase) for e in s.saves
                 )
+                fix = (
+                    "resume from an earlier checkpoint with a lower learning rate"
+                    if saved_before
+                    else f"rerun {seg.phase} from its start with a lower learning rate: it saved nothing before the NaN"
+                )
+                clog = _sft_packer_clog(seg)
                 yield Finding(
-                    f"{seg.phase or 'a phase'}: non-finite loss: {seg.nan_loss.text[:160]}",
+                    f"{seg.phase or 'a phase'}: non-finite loss: {seg.nan_loss.text[:160]}" + (clog[0] if clog else ""),
                     path=ix.path,
                     line=seg.nan_loss.line,
-                    fix="resume from an earlier checkpoint with a lower learning rate"
-                    if saved_before
-                    else f"rerun {seg.phase} from its start with a lower learning rate: it saved nothing before the NaN",
+                    fix=clog[1] if clog else fix,
                 )
+
+
+# SFT packs whole conversations into rows of max_seq_len + 1 tokens (the best-fit loader, token-batched SFT from
+# 2026-02); below this many tokens a good share of SmolTalk's conversations never fit a row
+SFT_SHORT_SEQ = 1024
+
+
+def _sft_packer_clog(seg) -> tuple[str, str] | None:
+    """(cause, fix) of an SFT NaN that a short inherited sequence length explains: conversations longer than a row
+    are never placed, fill the packer's buffer, and rows of padding only average the loss over zero targets."""
+    seq = seg.settings.get("max_seq_len", "")
+    if seg.phase != "sft" or not seq.isdigit() or int(seq) > SFT_SHORT_SEQ:
+        return None
+    return (
+        f"; sft ran with max_seq_len {seq} (inherited from the base model unless set): conversations longer than "
+        f"{int(seq) + 1} tokens never fit a row, fill the best-fit packer's buffer, and a batch of padding-only rows "
+        "averages the loss over zero targets (NaN); the NaN weights stay NaN",
+        "rerun sft with --max-seq-len=2048 (or a checkout whose SFT loader crops long conversations); a lower "
+        "learning rate does not help here",
+    )
 
 
 @check("LOG008", "training-stopped-early", stage="post", severity="error")

@@ -63,6 +63,16 @@ def _origin(script, raw: str, depth: int = 0) -> str:
     return " ".join(parts)
 
 
+def _runner_defaults(script, job_env, raw: str) -> bool:
+    """A runner script (no #SBATCH or #PBS lines, no sbatch options: `MASTER_ADDR=10.0.0.1 NNODES=2 bash
+    runs/multinode.sh` on each node) whose value here is only a default the caller overrides (`${NNODES:-2}`)."""
+    if script.directives or job_env.sbatch_source:
+        return False
+    names = VAR_NAME_RE.findall(raw or "")
+    sets = [a for a in script.all_assignments if a.name in names]
+    return bool(names) and (not sets or all(a.default_only for a in sets))
+
+
 def _training(script):
     return [inv for inv in script.all_invocations if inv.launcher.endswith("torchrun") or inv.entry]
 
@@ -122,7 +132,12 @@ def nodes_launch_mismatch(script, job_env) -> Iterator[Finding]:
         nnodes_raw = inv.nnodes
         nnodes_txt = _value(script, inv, nnodes_raw, job_env) if nnodes_raw else None
         rng = _nnodes_range(nnodes_txt) if nnodes_txt else None
-        if torchrun and rng is not None and not (rng[0] <= nodes <= rng[1]):
+        if (
+            torchrun
+            and rng is not None
+            and not (rng[0] <= nodes <= rng[1])
+            and not _runner_defaults(script, job_env, nnodes_raw)
+        ):
             want = f"{rng[0]}" if rng[0] == rng[1] else f"{rng[0]} to {rng[1]}"
             yield Finding(
                 f"torchrun --nnodes={nnodes_raw} waits for {want} node(s), but the job has {nodes} "
@@ -230,7 +245,11 @@ def rendezvous_unreachable(script, job_env) -> Iterator[Finding]:
         if host is None and host_raw == "$MASTER_ADDR":
             host = master_env
         origin = _origin(script, host_raw)
-        if host is not None and host.strip().lower() in _LOCAL_HOSTS:
+        if (
+            host is not None
+            and host.strip().lower() in _LOCAL_HOSTS
+            and not _runner_defaults(script, job_env, host_raw)
+        ):
             yield Finding(
                 f"the rendezvous endpoint {endpoint_raw} is {host} on every node: each node's torchrun "
                 "waits for the others on itself until the rendezvous times out",

@@ -166,10 +166,12 @@ def _guarded(model, cmd, path: str) -> bool:
     if cmd.depth == 0:
         return False
     name = path.rsplit("/", 1)[-1]
+    # the test names it as the source line does (`[ -f "$STATE_FILE" ]` ... `. "$STATE_FILE"`) or by its name
+    said = {w.strip("\"'") for w in cmd.raw_words[1:2]}
     return any(
         c.name in ("[", "[[", "test")
         and any(w in ("-f", "-e", "-r", "-s") for w in c.words)
-        and any(name in w for w in c.raw_words)
+        and any(name in w or w.strip("\"'") in said for w in c.raw_words)
         for c in model.commands
         if c.line <= cmd.line
     )

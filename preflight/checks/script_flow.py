@@ -371,7 +371,8 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
         by_args = model is script and model.positional is not None and bool(_ARGS_RE.search(why or ""))
         if by_args:
             given = shlex.join(model.positional)
-            because += f" (with {f'the arguments {given}' if given else 'no arguments'}, as `sbatch {name}"
+            runs = "sbatch" if submitted else "bash"  # a runner (no #SBATCH lines) is run, not submitted
+            because += f" (with {f'the arguments {given}' if given else 'no arguments'}, as `{runs} {name}"
             because += f"{' ' + given if given else ''}` runs it)"
         if unset:
             names = ", ".join(unset)
@@ -390,7 +391,8 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
             f"the script {how} before it runs {', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}{because}",
             path=file,
             line=line,
-            fix=f"pass the script its arguments (sbatch {name} ARGS) and check it with them: preflight check {name} -- ARGS"
+            fix=f"pass the script its arguments ({'sbatch' if submitted else 'bash'} {name} ARGS) and check it with "
+            f"them: preflight check {name} -- ARGS"
             if by_args
             else f"set {unset[0]} before sbatch ({unset[0]}=... sbatch {name})"
             if unset and submitted

@@ -135,7 +135,9 @@ def interpreter_missing(script, job_env) -> Iterator[Finding]:
     if not os.path.isabs(interpreter) or not os.path.isfile(interpreter):
         missing = f"{interpreter} does not exist here"
     elif os.path.basename(interpreter) == "env" and len(words) > 1 and not words[1].startswith("-"):
-        if shutil.which(words[1], path=job_env.get("PATH") or os.defpath) is None:
+        # the PATH the job starts with: the script's own `export PATH=...` comes after the #! line has run
+        path = job_env.start.get("PATH") if job_env.start else job_env.get("PATH")
+        if shutil.which(words[1], path=path or os.defpath) is None:
             missing = f"{words[1]} (run through {interpreter}) is not on the job's PATH here"
     if missing:
         yield Finding(

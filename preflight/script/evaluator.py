@@ -332,6 +332,11 @@ class Evaluator(Conditions):
                     self._node(node, certain and taken is True)
                 finally:
                     self._taken.pop()
+            elif isinstance(node, Item) and node.cmd is None:  # `[ -n "$BS" ] && ARG="--device_batch_size=$BS"`
+                if taken is False:
+                    self._skip([node])
+                else:
+                    self._node(node, taken is True)
             else:
                 self._node(node, certain)
             if taken is True and isinstance(node, Item) and node.cmd is not None and node.cmd.name == "exit":

@@ -14,6 +14,7 @@ from preflight.script.lexer import Unterminated, tokenize
 from preflight.script.model import (
     ARRAY_ALL_RE,
     SWEEP_RUNS_MAX,
+    Assignment,
     Command,
     Flag,
     Invocation,
@@ -330,6 +331,8 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
         inv.checked = bool(wrapper is not None and wrapper.checked)
         return [inv]
     prefix = strip_prefixes(words)
+    if prefix.words and (branches := _branch_launches(model, cmd, words)):
+        return branches
     if prefix.words and _DYNAMIC_HEAD_RE.match(prefix.words[0]):
         model.hidden.append((cmd.line, cmd.file, f"the command is {prefix.words[0]}, known only when the job runs"))
         return []
@@ -371,6 +374,31 @@ def _launches(model: ScriptModel, wrappers: list, cmd: Command, depth: int) -> l
                 inv.inline_cd = cds[-1].words[-1] if cds and not cds[-1].depth else None
             found.append(inv)
     return found
+
+
+def _branch_launches(model: ScriptModel, cmd: Command, words: list[str]) -> list[Invocation]:
+    """`$LAUNCH scripts.base_train ...` where the script sets LAUNCH in branches decided at run time
+    (`if [ "$NUM_GPUS" -gt 1 ]; then LAUNCH="torchrun ... -m"; else LAUNCH="python -m"; fi`): the launch of the first
+    branch, the others as its alternatives; none unless every assignment before it gives a known launch."""
+    m = _PURE_VAR_RE.match(words[0].strip('"'))
+    name = re.sub(r"[${}\"]|:?[-=+].*", "", m.group(0)) if m else None
+    sets = [a for a in model.assignments if a.name == name and a.file == cmd.file and a.line < cmd.line]
+    if not sets or len(sets) > _MAX_BRANCHES or any(a.append or a.prefix or a.inline for a in sets):
+        return []
+    found: list[tuple[Assignment, Invocation]] = []
+    for a in sets:
+        # what is known expands; the rest stays as written (`--nproc_per_node=$NUM_GPUS`), but not the program
+        value = (model.expand(a.value, a.line, a.file, model.environ) or a.value).split()
+        inv = parse_invocation(cmd, value + words[1:]) if value and "$" not in value[0] else None
+        if inv is None:
+            return []
+        found.append((a, inv))
+    first = found[0][1]
+    first.alternatives = [(a, inv) for a, inv in found[1:] if inv.launcher != first.launcher or inv.args != first.args]
+    return [first]
+
+
+_MAX_BRANCHES = 4
 
 
 def _expand_eval_text(model: ScriptModel, cmd: Command, words: list[str]) -> str | None:

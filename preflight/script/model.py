@@ -205,6 +205,9 @@ class Invocation:
     # an exit check meant for it that reads another command's status (`torchrun ...; echo done; [ $? -ne 0 ]`):
     # (the check's command, the command whose status it reads)
     misread_check: tuple[Command, Command] | None = None
+    # launched through a variable set in branches the script decides only when it runs (`$LAUNCH scripts.base_train`
+    # with LAUNCH="torchrun ... -m" or "python -m"): this is the first branch's; the others' as (assignment, launch)
+    alternatives: list[tuple[Assignment, Invocation]] = field(default_factory=list)
 
     @property
     def file(self) -> str:

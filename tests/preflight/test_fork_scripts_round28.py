@@ -1,0 +1,206 @@
+"""Shapes from a twenty-eighth round of real evidence: the runner scripts of upstream nanochat's own pull requests,
+each checked with its pull request's checkout (written here in our own words): a flag built only when a variable is
+set, a launcher picked at run time, a device batch the trainer sizes itself, an auto batch a fork rounds, a runner
+its caller starts on each node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.clirun import check_script
+
+HEAD = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=48:00:00\nset -e\n"
+T = "torchrun --standalone --nproc_per_node=8 -m"
+
+# an argparse base_train of 2026 (dashes), its auto-sized total batch, and what a fork changed in it
+BASE_TRAIN = """import argparse
+import math
+parser = argparse.ArgumentParser()
+parser.add_argument("--depth", type=int, default=20)
+parser.add_argument("--max-seq-len", type=int, default=2048)
+parser.add_argument("--device-batch-size", type=int, default={dbs})
+parser.add_argument("--total-batch-size", type=int, default=-1)
+parser.add_argument("--target-param-data-ratio", type=float, default=10.5)
+parser.add_argument("--run", type=str, default="dummy")
+args = parser.parse_args()
+world_tokens_per_fwdbwd = args.device_batch_size * args.max_seq_len * 8
+total_batch_size = args.total_batch_size
+if total_batch_size == -1:
+    predicted_batch_size = 2**19
+    {auto}
+"""
+POW2 = "total_batch_size = 2 ** round(math.log2(predicted_batch_size))"
+ROUNDED = (
+    "preferred_batch_size = 2 ** round(math.log2(predicted_batch_size))\n"
+    "    total_batch_size = preferred_batch_size\n"
+    "    if total_batch_size % world_tokens_per_fwdbwd != 0:\n"
+    "        total_batch_size = round_to_nearest_multiple(preferred_batch_size, world_tokens_per_fwdbwd)"
+)
+
+
+def _checkout(root: Path, dbs: int = 32, auto: str = POW2) -> Path:
+    (root / "scripts").mkdir(parents=True)
+    (root / "nanochat").mkdir()
+    (root / "scripts" / "base_train.py").write_text(BASE_TRAIN.format(dbs=dbs, auto=auto))
+    return root
+
+
+def test_a_flag_built_only_when_its_variable_is_set_is_not_an_empty_value(tmp_path, cli):
+    # `[ -n "$DEVICE_BATCH_SIZE" ] && BATCH_SIZE_ARG="--device_batch_size=$DEVICE_BATCH_SIZE"` with the variable
+    # empty: SB010 read the assignment as made and called `--device_batch_size=` a str against the default 32
+    body = (
+        f'{HEAD}DEVICE_BATCH_SIZE=""\nBATCH_SIZE_ARG=""\n'
+        '[ -n "$DEVICE_BATCH_SIZE" ] && BATCH_SIZE_ARG="--device_batch_size=$DEVICE_BATCH_SIZE"\n'
+        f"{T} scripts.base_train -- --depth=20 $BATCH_SIZE_ARG\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB010"]["status"] == "pass", checks["SB010"]
+
+    # set, the flag is made and its value checked
+    _report, checks = check_script(cli, tmp_path, body.replace('DEVICE_BATCH_SIZE=""', "DEVICE_BATCH_SIZE=16"))
+    assert checks["SB010"]["status"] == "pass", checks["SB010"]
+
+    # a flag written with an empty variable is a real Type mismatch, said as such (not "write --device_batch_size=''")
+    empty = f'{HEAD}BS=""\n{T} scripts.base_train -- --depth=20 --device_batch_size=$BS\n'
+    _report, checks = check_script(cli, tmp_path, empty)
+    (found,) = checks["SB010"]["findings"]
+    assert "`--device_batch_size=$BS` expands to `--device_batch_size=` with nothing after it" in found["message"]
+    assert found["fix"] == "give --device_batch_size a value, or leave the flag out where the variable is empty"
+
+
+def test_a_launcher_picked_at_run_time_is_read_in_each_branch(tmp_path, cli):
+    # `if [ "$NUM_GPUS" -gt 1 ]; then LAUNCH="torchrun ... -m"; else LAUNCH="python -m"; fi` then
+    # `$LAUNCH scripts.base_train -- --depth=...`: "training not visible", and on one GPU the bare `--` that python
+    # hands to the script (argparse stops) went unseen
+    body = (
+        "#!/bin/bash\nset -e\n"
+        'NUM_GPUS=$(python -c "import torch; print(torch.cuda.device_count())")\n'
+        'if [ "$NUM_GPUS" -gt 1 ]; then\n'
+        '    LAUNCH="torchrun --standalone --nproc_per_node=$NUM_GPUS -m"\n'
+        "else\n"
+        '    LAUNCH="python -m"\n'
+        "fi\n"
+        "$LAUNCH scripts.base_train -- --depth=8 --run=dummy\n"
+        "$LAUNCH scripts.chat_sft -- --run=dummy\n"
+    )
+    report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB020"]["status"] == "pass", checks["SB020"]
+    found = checks["SB010"]["findings"]
+    assert [f["location"]["line"] for f in found] == [9, 10], found
+    assert found[0]["message"].startswith(
+        "scripts.base_train: where line 7 sets LAUNCH='python -m' (a branch decided when the job runs), "
+        "`python -m scripts.base_train -- ...` passes the bare `--` to the script"
+    ), found[0]
+    assert report["plan"]["depth"] == 8, report["plan"]
+
+    # without the `--` both branches work
+    _report, checks = check_script(cli, tmp_path, body.replace(" -- ", " "))
+    assert checks["SB010"]["status"] == "pass", checks["SB010"]
+    assert checks["SB020"]["status"] == "pass", checks["SB020"]
+
+
+def test_a_device_batch_the_trainer_sizes_itself_is_no_odd_factor(tmp_path, cli):
+    # a pull request's base_train declares --device-batch-size default -1 ("auto from depth"): GPU001 multiplied the
+    # -1 in and reported "the odd factor -1" and "a multiple of -16,384"
+    co = _checkout(tmp_path / "co", dbs=-1)
+    body = f"{HEAD}{T} scripts.base_train -- --depth=20\n"
+    report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    assert checks["GPU001"]["status"] == "pass", checks["GPU001"]
+    assert any(
+        "device_batch_size 32, the era's default: base_train.py sizes it" in a for a in report["plan"]["assumptions"]
+    )
+
+    # a device batch it is given still counts (6 x 2048 x 8 has the odd factor 3)
+    report, checks = check_script(
+        cli, tmp_path, body.replace("--depth=20", "--depth=20 --device-batch-size=6"), "--checkout", str(co)
+    )
+    (found,) = checks["GPU001"]["findings"]
+    assert "has the odd factor 3" in found["message"], found
+
+
+def test_an_auto_batch_the_checkout_rounds_to_the_micro_batch_always_divides(tmp_path, cli):
+    # a fork rounds its power-of-two auto batch to a multiple of the micro-batch (7 GPUs: 8 x 2048 x 7): the plan
+    # said "NOT divisible" and assumed 524,288 tokens "(--checkout tells)" with the checkout given
+    co = _checkout(tmp_path / "co", dbs=8, auto=ROUNDED)
+    body = (
+        HEAD.replace("gpu:8", "gpu:7")
+        + "torchrun --standalone --nproc_per_node=7 -m scripts.base_train -- --depth=20 --device-batch-size=8\n"
+    )
+    report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    assert checks["GPU001"]["status"] == "pass", checks["GPU001"]
+    plan = report["plan"]
+    assert plan["total_batch_size"] % 114_688 == 0 and plan["grad_accum"], plan
+    rounded = f"rounded to {plan['total_batch_size']:,}, a multiple of the 114,688-token micro-batch"
+    assert any(rounded in a for a in plan["assumptions"]), plan["assumptions"]
+
+    # upstream's own (a power of two, no rounding): 7 GPUs cannot divide it
+    co2 = _checkout(tmp_path / "co2", dbs=8)
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co2))
+    (found,) = checks["GPU001"]["findings"]
+    assert "has the odd factor 7" in found["message"], found
+
+
+def test_a_shebangs_interpreter_is_looked_up_on_the_path_the_job_starts_with(tmp_path, cli):
+    # `#!/usr/bin/env bash`, a sourced env file, then a PATH the script may set in a branch decided at run time:
+    # SB029 looked bash up on that later PATH (unknown) and said bash was missing
+    body = (
+        '#!/usr/bin/env bash\n[ -f "$HOME/.cargo/env" ] && source "$HOME/.cargo/env"\n'
+        "if ! command -v uv >/dev/null; then\n"
+        '  command -v uv >/dev/null || export PATH="$HOME/.local/bin:$PATH"\nfi\necho hi\n'
+    )
+    (tmp_path / "home" / ".cargo").mkdir(parents=True)
+    (tmp_path / "home" / ".cargo" / "env").write_text('export PATH="$HOME/.cargo/bin:$PATH"\n')  # rustup's
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB029"]["status"] == "pass", checks["SB029"]
+
+    _report, checks = check_script(cli, tmp_path, body.replace("env bash", "env no-such-shell-here"))
+    (found,) = checks["SB029"]["findings"]
+    assert "no-such-shell-here (run through /usr/bin/env) is not on the job's PATH here" in found["message"]
+
+
+def test_a_state_file_sourced_only_where_it_exists_is_no_missing_file(tmp_path, cli):
+    # `STATE_FILE=".runmps_wandb_ids"; if [ -f "$STATE_FILE" ]; then . "$STATE_FILE"; fi`: the guard names it by
+    # the variable, which SB022 did not match to the file
+    body = (
+        '#!/bin/bash\nset -euo pipefail\nSTATE_FILE=".runmps_wandb_ids"\n'
+        'if [ -f "$STATE_FILE" ]; then\n    . "$STATE_FILE"\nfi\n'
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB022"]["status"] == "pass", checks["SB022"]
+
+    # unguarded, it is one
+    _report, checks = check_script(
+        cli, tmp_path, body.replace('if [ -f "$STATE_FILE" ]; then\n', "").replace("fi\n", "")
+    )
+    (found,) = checks["SB022"]["findings"]
+    assert "sources .runmps_wandb_ids, which does not exist" in found["message"], found
+
+
+def test_a_multinode_runner_takes_its_nodes_and_address_from_its_caller(tmp_path, cli):
+    # `MASTER_ADDR=10.0.0.1 NODE_RANK=1 NNODES=2 bash runs/multinode.sh` on each node (no #SBATCH lines): the
+    # script's `${NNODES:-2}` and `${MASTER_ADDR:-localhost}` are defaults its caller overrides; SB030 said "the job
+    # has 1 node" and SB031 "localhost on every node"
+    body = (
+        "#!/bin/bash\nset -e\n"
+        'MASTER_ADDR="${MASTER_ADDR:-localhost}"\nMASTER_PORT="${MASTER_PORT:-9321}"\n'
+        'NNODES="${NNODES:-2}"\nNODE_RANK="${NODE_RANK:-0}"\n'
+        "torchrun --nproc_per_node=8 --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR "
+        "--master_port=$MASTER_PORT -m scripts.base_train -- --depth=20\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB030"]["status"] == "pass", checks["SB030"]
+    assert checks["SB031"]["status"] == "pass", checks["SB031"]
+
+    # submitted as a one-node batch job, the same lines are wrong
+    _report, checks = check_script(cli, tmp_path, body.replace("#!/bin/bash\n", "#!/bin/bash\n#SBATCH --nodes=1\n"))
+    assert checks["SB030"]["findings"], checks["SB030"]
+    assert checks["SB031"]["findings"], checks["SB031"]
+
+
+def test_a_runner_that_needs_arguments_is_said_to_be_run_with_bash(tmp_path, cli):
+    # a runner (no #SBATCH lines) that exits without arguments: "as `sbatch job.sh` runs it" for a script run by bash
+    body = '#!/bin/bash\nif [ "$#" -eq 0 ]; then echo usage; exit 1; fi\npython -m scripts.base_train "$@"\n'
+    _report, checks = check_script(cli, tmp_path, body)
+    (found,) = checks["SB017"]["findings"]
+    assert "(with no arguments, as `bash job.sh` runs it)" in found["message"], found
+    assert found["fix"].startswith("pass the script its arguments (bash job.sh ARGS)"), found
