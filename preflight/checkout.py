@@ -55,6 +55,10 @@ class EntryPoint:
     saves_on_signal: bool = False  # installs a SIGUSR1/SIGTERM handler
     batch_power_of_two: bool = False  # auto-sizes the total batch to a power of two (2 ** round(log2(...)))
     batch_rounded: bool = False  # then rounds that auto batch to a multiple of the micro-batch (a fork's fix)
+    # a wrapper: parses its own flags with parse_known_args and runs another entry point on the rest
+    # (`sys.argv = [sys.argv[0]] + remaining; import scripts.base_train`)
+    known_args: bool = False
+    delegates: str | None = None
     scaling_params: bool = False  # its ratio counts the block matrices + lm_head (no embeddings)
     nudged_dim: bool = False  # rounds depth * aspect_ratio up to a multiple of head_dim
 
@@ -175,6 +179,9 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
     ep.saves_on_signal = bool(_SIGNAL_RE.search(text))
     ep.batch_power_of_two = bool(_POW2_BATCH_RE.search(text))
     ep.batch_rounded = bool(_ROUNDED_BATCH_RE.search(text))
+    ep.known_args = ".parse_known_args(" in text
+    if m := _DELEGATE_RE.search(text):
+        ep.delegates = m.group(1) or m.group(3) or f"scripts.{m.group(2)}"
     ep.scaling_params = bool(_SCALING_PARAMS_RE.search(text))
     ep.nudged_dim = bool(_NUDGED_DIM_RE.search(text))
     return ep
@@ -187,6 +194,12 @@ _SIGNAL_RE = re.compile(r"signal\.signal\(\s*(?:signal\.)?SIG(?:USR1|USR2|TERM)\
 _POW2_BATCH_RE = re.compile(r"\w*batch_size\s*=\s*2\s*\*\*\s*(?:round|int|math\.ceil|math\.floor)\(")
 _ROUNDED_BATCH_RE = re.compile(r"total_batch_size\s*=\s*[\w.]+\(\s*\w+\s*,\s*world_tokens_per_fwdbwd\s*\)")
 # base_train from 2026-01-27: tokens = ratio x (transformer_matrices + lm_head), "the cleanest scaling laws"
+# a wrapper's run of another entry point: `import scripts.base_train`, `from scripts import base_train`,
+# `runpy.run_module("scripts.base_train", ...)`
+_DELEGATE_RE = re.compile(
+    r"^\s*(?:import\s+(scripts\.\w+)|from\s+scripts\s+import\s+(\w+)\b)|runpy\.run_module\(\s*['\"](scripts\.\w+)['\"]",
+    re.M,
+)
 _SCALING_PARAMS_RE = re.compile(r"\[['\"]transformer_matrices['\"]\]\s*\+\s*[\w.()]+\[['\"]lm_head['\"]\]")
 # base_train from 2026-01-18 (cf5c9e5): `model_dim = ((base_dim + args.head_dim - 1) // args.head_dim) * args.head_dim`
 _NUDGED_DIM_RE = re.compile(r"model_dim\s*=\s*\(\(\s*base_dim\s*\+\s*(?:args\.)?head_dim\s*-\s*1\s*\)\s*//")

@@ -407,7 +407,8 @@ def build_plan(
         pp = PhasePlan(name=name, modules=list(spec.get("modules") or []), checkpoint_dir=spec.get("checkpoint_dir"))
         inv = training_invocation(script, profile, name) if name != "base" else base_inv
         explicit_steps = _num(passed("num_iterations", inv)) if inv is not None and name != "base" else None
-        eval_only = name != "base" and inv is None and script is not None and getattr(script, "ok", False)
+        # (base too: `base_eval` alone loads a base model another job trained)
+        eval_only = inv is None and script is not None and getattr(script, "ok", False)
         if eval_only:  # `chat_eval -i mid` alone: the phase's evaluation, no training and no checkpoint written
             pp.note = f"evaluation only: the script does not run {spec.get('train_module') or 'its trainer'}"
             pp.checkpoint_dir = None
@@ -462,7 +463,8 @@ def build_plan(
     # a price per GPU-hour says nothing of a CPU run
     cost = total_seconds / 3600 * world * rate if total_seconds is not None and gpu_name != "CPU" else None
 
-    shards_on_disk = recommended if any(p.name == "base" for p in phases) or not phases else 0  # base reads them
+    # base training reads them (a base phase that only evaluates, or no phase at all: the profile's whole run)
+    shards_on_disk = recommended if any(p.name == "base" and p.steps for p in phases) or not phases else 0
     if ds.get("own") and isinstance(ds.get("max_shard"), int):  # a fork's own corpus has no more files than that
         shards_on_disk = min(shards_on_disk, ds["max_shard"] + 1)
     disk = shards_on_disk * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)

@@ -76,8 +76,8 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
 
     How to fix: ``python -m nanochat.dataset -n 240`` on a login node before submitting.
     """
-    if not any(p.name == "base" for p in plan.phases):
-        # a script that trains nothing visible: the profile's d20 defaults say nothing about it
+    if not any(p.name == "base" and p.steps for p in plan.phases):
+        # a script that trains nothing visible (or only evaluates a base model): the d20 defaults say nothing of it
         raise Skip(
             "the plan has no base training phase (the script runs none that preflight can see): "
             "no shard count to check against"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 from collections.abc import Iterator
+from dataclasses import replace
 
 from preflight.facts import Skip
 from preflight.model import Finding
@@ -103,7 +104,9 @@ def flag_style_mismatch(ctx, script, profile, job_env) -> Iterator[Finding]:
         phase = profile.phase_of_module(module, inv.args)
         entry = checkout.entry(inv.module, inv.script_file) if checkout is not None else None
         if entry is not None and entry.ok:
-            yield from _against_checkout(script, job_env, inv, module, entry)
+            # a wrapper that keeps its own flags and runs another entry point on the rest: that one's flags count too
+            inner = checkout.entry(entry.delegates) if entry.known_args and entry.delegates else None
+            yield from _against_checkout(script, job_env, inv, module, entry, inner)
         elif phase is not None:
             why = note or (entry.error if entry is not None and entry.error else "")
             yield from _against_profile(script, job_env, profile, inv, module, phase, why)
@@ -128,9 +131,16 @@ def _bare_double_dash(script, inv, module: str, when=None) -> Finding:
     )
 
 
-def _against_checkout(script, job_env, inv, module, entry) -> Iterator[Finding]:
+def _against_checkout(script, job_env, inv, module, entry, inner=None) -> Iterator[Finding]:
     path = _p(script, inv)
     src = f"flags read from {entry.path}"
+    if inner is not None and inner.ok:  # the wrapper's own flags, then those of the entry point it runs
+        if inner.style == "configurator":
+            return  # the configurator's keys: another check of their own (not the wrapper's argparse)
+        entry = replace(entry, flags={**inner.flags, **entry.flags})
+        src = f"flags read from {entry.path} and the {inner.module or inner.name} it runs ({inner.path})"
+    elif entry.known_args and entry.style == "argparse":
+        return  # parse_known_args: it passes what it does not declare on to code preflight cannot follow
     for f in inv.flags:
         if f.style == "positional" or not f.key:
             continue

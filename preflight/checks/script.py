@@ -372,6 +372,34 @@ def _resume_alternative(ctx, script, profile) -> str:
     return f", or {save}=N and resume with {resume}=STEP in a second job" if save and resume else ""
 
 
+def _periodic_save(script, inv, job_env) -> int | str | None:
+    """The base trainer's --save_every: its step count, "run time" where a variable the job sets gives it
+    (`--save_every="${SAVE_EVERY}"`), None where it saves only at the end."""
+    save = inv.flag("save_every", "save-every")
+    value = save.value if save is not None else None
+    if value and "$" in value:  # --save_every="${SAVE_EVERY}" with SAVE_EVERY="${SAVE_EVERY:-500}"
+        value = script.expand(value, inv.line, inv.file, job_env.start)
+        if value is None:
+            return "run time"  # set when the job runs: a periodic save its user chooses
+    n = parse_int(value) if value and value.lstrip("-").isdigit() else None
+    return n if n and n > 0 else None
+
+
+def _chunk(plan, every) -> str:
+    """Why a time limit that cuts base training is by design: the job saves as it goes, base is its last phase, and
+    a later job resumes it (an empty string where that is not so)."""
+    timed = [p for p in plan.phases if p.seconds]
+    if not every or not timed or timed[-1].name != "base":
+        return ""
+    steps = f"every {every} steps" if isinstance(every, int) else "periodically (--save_every set when it runs)"
+    per = (
+        f" (up to {_fmt_s(timed[-1].seconds * every / timed[-1].steps)} of training lost at the cut)"
+        if isinstance(every, int) and timed[-1].steps
+        else ""
+    )
+    return f": base training saves {steps}{per}, so the job is one chunk of the run and a later job must resume it"
+
+
 # the MFU nanochat's own trainer reaches at d20 on one H200: classic nanochat 507d542 measured 55.1% in the
 # same-call runs of BENCHMARKS.md; a --time between this estimate and the planning one (config mfu) may do
 LIKELY_MFU = 0.55
@@ -417,12 +445,17 @@ def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Findin
             text += f"; at {likely_mfu:.0%} MFU it needs {_fmt_s(likely)}, which fits: it may be cut off" + (
                 " (the estimate counts bf16; --fp8 runs faster)" if fp8 else ""
             )
+        base = next((i for i in script.all_invocations if i.entry and i.entry.endswith("base_train")), None)
+        chunk = _chunk(plan, _periodic_save(script, base, job_env)) if base is not None else ""
+        fix = f"{_time_directive(script, _fmt_s(need))} (estimate + 20%)"
         yield Finding(
-            text,
+            text + chunk,
             path=str(script.path),
             line=line,
-            severity=Severity.WARNING if limit >= likely else None,
-            fix=f"{_time_directive(script, _fmt_s(need))} (estimate + 20%)" + _resume_alternative(ctx, script, profile),
+            severity=Severity.WARNING if limit >= likely or chunk else None,
+            fix=f"resume it in a follow-up job (sbatch --dependency=afterany:JOBID) from its last save, or {fix}"
+            if chunk
+            else fix + _resume_alternative(ctx, script, profile),
         )
 
 
@@ -468,13 +501,7 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     if signal_opt and profile.data.get("saves_on_signal"):
         return  # whether it reaches the trainer is signal-not-delivered's question
     inv = trainers[0]
-    save = inv.flag("save_every", "save-every")
-    value = save.value if save is not None else None
-    if value and "$" in value:  # --save_every="${SAVE_EVERY}" with SAVE_EVERY="${SAVE_EVERY:-500}"
-        value = script.expand(value, inv.line, inv.file, job_env.start)
-        if value is None:
-            return  # set when the job runs: a periodic save its user chooses
-    if value and value.lstrip("-").isdigit() and (parse_int(value) or 0) > 0:
+    if _periodic_save(script, inv, job_env):
         return
     from preflight.checkout import SETTING_SINCE, setting_flag
 

@@ -55,6 +55,13 @@ RUNTIME_NAMES = {
     "DIRSTACK",
     "PS4",
     "_",
+    # a cloud GPU pod's own (RunPod sets these in every pod; a runner written for one reads them)
+    "RUNPOD_POD_ID",
+    "RUNPOD_POD_HOSTNAME",
+    "RUNPOD_GPU_COUNT",
+    "RUNPOD_CPU_COUNT",
+    "RUNPOD_PUBLIC_IP",
+    "RUNPOD_DC_ID",
 }
 
 # commands that set the variables they name (`read X`, `getopts o X`, `printf -v X`, `let X=1`)

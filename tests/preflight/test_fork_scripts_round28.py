@@ -204,3 +204,106 @@ def test_a_runner_that_needs_arguments_is_said_to_be_run_with_bash(tmp_path, cli
     (found,) = checks["SB017"]["findings"]
     assert "(with no arguments, as `bash job.sh` runs it)" in found["message"], found
     assert found["fix"].startswith("pass the script its arguments (bash job.sh ARGS)"), found
+
+
+def test_a_job_that_is_one_chunk_of_base_training_is_warned_not_failed(tmp_path, cli):
+    # four 3h55m jobs chained with --dependency=afterany, each resuming the last: the first saves every 200 steps and
+    # is meant to be cut off. SB006 called it an error, and its fix offered the --save-every it already passes
+    co = _checkout(tmp_path / "co")
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\n#SBATCH -t 3:55:00\nset -e\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.base_train -- --depth=24 --device-batch-size=16 "
+        "--save-every=200\ntouch done.marker\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    (found,) = checks["SB006"]["findings"]
+    assert found["severity"] == "warning", found
+    assert "base training saves every 200 steps (up to " in found["message"], found
+    assert "so the job is one chunk of the run and a later job must resume it" in found["message"], found
+    assert found["fix"].startswith("resume it in a follow-up job (sbatch --dependency=afterany:JOBID)"), found
+
+    # without the periodic save the whole run is lost at the limit: an error
+    _report, checks = check_script(cli, tmp_path, body.replace(" --save-every=200", ""), "--checkout", str(co))
+    (found,) = checks["SB006"]["findings"]
+    assert found["severity"] == "error" and "chunk" not in found["message"], found
+
+    # nor is a cut base a chunk where the job has more to run after it (SFT never starts)
+    _report, checks = check_script(
+        cli, tmp_path, body + "torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft\n", "--checkout", str(co)
+    )
+    (found,) = checks["SB006"]["findings"]
+    assert found["severity"] == "error", found
+
+
+def test_a_job_that_only_evaluates_a_base_model_plans_no_base_training(tmp_path, cli):
+    # the last job of such a chain: base_eval, SFT, chat_eval. The plan counted base training's 6 hours in its time
+    # (SB006: "shorter than the estimated 6:22:00") and DS001 asked for base training's 149 shards
+    co = _checkout(tmp_path / "co")
+    body = (
+        "#!/bin/bash\n#SBATCH --gres=gpu:2\n#SBATCH -t 3:55:00\nset -e\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.base_eval -- --device-batch-size=16\n"
+        "torchrun --standalone --nproc_per_node=2 -m scripts.chat_sft -- --device-batch-size=16\n"
+    )
+    report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    base = next(p for p in report["plan"]["phases"] if p["name"] == "base")
+    assert not base["steps"] and base["note"].startswith("evaluation only"), base
+    assert report["plan"]["total_seconds"] < 2 * 3600, report["plan"]["total_seconds"]
+    assert checks["SB006"]["status"] == "pass", checks["SB006"]
+    assert checks["DS001"]["status"] == "skip", checks["DS001"]
+
+
+def test_a_pods_own_variables_are_set_when_a_runner_written_for_it_runs(tmp_path, cli):
+    # a RunPod runner: `echo "starting on pod=$RUNPOD_POD_ID"` under set -u was "unbound variable: bash stops there"
+    body = '#!/bin/bash\nset -euo pipefail\necho "starting on pod=$RUNPOD_POD_ID"\npython -m scripts.base_train\n'
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB035"]["status"] == "pass", checks["SB035"]
+
+    _report, checks = check_script(cli, tmp_path, body.replace("RUNPOD_POD_ID", "MY_POD_ID"))
+    (found,) = checks["SB035"]["findings"]
+    assert "expands $MY_POD_ID under `set -u`" in found["message"], found
+
+
+WRAPPER = """import argparse
+import sys
+
+
+def _own_flags():
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--mix-ratio", type=float, default=0.3)
+    own, rest = pre.parse_known_args()
+    sys.argv = [sys.argv[0]] + rest
+    return own
+
+
+if __name__ == "__main__":
+    _own_flags()
+    import scripts.base_train  # noqa: F401  (base_train trains at import, with the flags left in sys.argv)
+"""
+
+
+def test_a_wrapper_entry_point_passes_the_flags_it_does_not_declare_to_the_one_it_runs(tmp_path, cli):
+    # `-m scripts.clarinet_train -- --mix-ratio=0.3 --depth=24 ...`: a wrapper that keeps its own flags
+    # (parse_known_args) and imports scripts.base_train with the rest; SB010 called --depth, --run ... unknown flags
+    co = _checkout(tmp_path / "co")
+    (co / "scripts" / "wrap_train.py").write_text(WRAPPER)
+    body = f"{HEAD}{T} scripts.wrap_train -- --mix-ratio=0.3 --depth=24 --target-param-data-ratio=8 --run=dummy\n"
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    assert checks["SB010"]["status"] == "pass", checks["SB010"]
+
+    # a flag neither declares is still one, said with both files
+    _report, checks = check_script(
+        cli, tmp_path, body.replace("--target-param-data-ratio", "--target_param_data_ratio"), "--checkout", str(co)
+    )
+    (found,) = checks["SB010"]["findings"]
+    assert (
+        "`--target_param_data_ratio` is not accepted by this checkout: it declares `--target-param-data-ratio`"
+        in (found["message"])
+    )
+    assert "and the scripts.base_train it runs" in found["message"], found
+
+    # a wrapper whose rest goes where preflight cannot follow: its unknown flags are not judged
+    (co / "scripts" / "wrap_train.py").write_text(WRAPPER.replace("import scripts.base_train", "import mylib.train"))
+    _report, checks = check_script(
+        cli, tmp_path, body.replace("--target-param-data-ratio", "--target_param_data_ratio"), "--checkout", str(co)
+    )
+    assert checks["SB010"]["status"] == "pass", checks["SB010"]
