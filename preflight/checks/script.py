@@ -411,7 +411,9 @@ def time_limit_too_short(ctx, script, job_env, plan, profile) -> Iterator[Findin
     What it checks: the job's ``--time`` against the plan's estimate for the phases the
     script runs (FLOPs / (peak x GPUs x MFU) plus eval time). An error when the run does not
     fit even at 55% MFU (what nanochat's own trainer reaches at d20 on an H200), a warning when
-    it fits at that MFU but not at the planning one (config ``mfu``, 40%).
+    it fits at that MFU but not at the planning one (config ``mfu``, 40%), or when the job is
+    one chunk of base training (it saves every N steps and base is its last phase: a later job
+    resumes it).
 
     Why it matters: at the limit SLURM kills the job; nanochat saves base training only at
     the end by default, so hours of pretraining are lost.
