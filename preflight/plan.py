@@ -29,6 +29,7 @@ from preflight.facts import FactUnavailable
 from preflight.gputable import gpu_in_script, job_partition_gpu, other_accelerator_in_script
 from preflight.model_size import auto_batch_size, memory_estimate_bytes, model_shape, peak_flops
 from preflight.plan_launches import (
+    evaluates_only,
     foreign_launches,
     phases_run,
     trainer_invocations,
@@ -407,8 +408,9 @@ def build_plan(
         pp = PhasePlan(name=name, modules=list(spec.get("modules") or []), checkpoint_dir=spec.get("checkpoint_dir"))
         inv = training_invocation(script, profile, name) if name != "base" else base_inv
         explicit_steps = _num(passed("num_iterations", inv)) if inv is not None and name != "base" else None
-        # (base too: `base_eval` alone loads a base model another job trained)
         eval_only = inv is None and script is not None and getattr(script, "ok", False)
+        if name == "base":  # `base_eval` alone loads a base model another job trained; a fork's own trainer trains
+            eval_only = eval_only and evaluates_only(script, profile, "base")
         if eval_only:  # `chat_eval -i mid` alone: the phase's evaluation, no training and no checkpoint written
             pp.note = f"evaluation only: the script does not run {spec.get('train_module') or 'its trainer'}"
             pp.checkpoint_dir = None

@@ -27,6 +27,20 @@ def training_invocation(script: Any, profile: Any, phase: str) -> Any:
     return next((inv for inv in script.all_invocations if trains(inv, profile, phase)), None)
 
 
+def evaluates_only(script: Any, profile: Any, phase: str) -> bool:
+    """The script runs the phase's evaluations and nothing else of it (`base_eval` alone, not a fork's own
+    `base_train_jepa`, which trains)."""
+    spec = profile.phase(phase) or {}
+    trainer = (spec.get("train_module") or "").rsplit(".", 1)[-1]
+    evals = {m.rsplit(".", 1)[-1] for m in spec.get("modules") or []} - {trainer}
+    runs = [
+        i.entry.rsplit(".", 1)[-1]
+        for i in script.all_invocations
+        if i.entry and profile.phase_of_module(i.entry, i.args) == phase
+    ]
+    return bool(runs) and set(runs) <= evals
+
+
 def trainer_invocations(script: Any, profile: Any) -> list:
     """The script's launches of a training phase (base, mid, sft, rl; not their evals)."""
     return [

@@ -112,8 +112,11 @@ def stale_flags(runner: str, entry_sources: dict[str, str]) -> dict[str, list[st
     return out
 
 
-def build_fork(repo: Path, commit: str, name: str, out: Path) -> None:
-    """A fork's SLURM scripts (slurm/*.sh, *.sbatch) at one commit, with that commit's checkout files."""
+def build_fork(
+    repo: Path, commit: str, name: str, out: Path, runners: list[str] | None = None, source: str = ""
+) -> None:
+    """A fork's SLURM scripts (slurm/*.sh, *.sbatch) at one commit, with that commit's checkout files; or the
+    runners named (a pull request's own scripts, wherever it put them)."""
     tree = git(repo, "ls-tree", "-r", "--name-only", commit).decode().splitlines()
     licence = git(repo, "show", f"{commit}:LICENSE").decode() if "LICENSE" in tree else ""
     if "MIT License" not in licence:
@@ -127,7 +130,7 @@ def build_fork(repo: Path, commit: str, name: str, out: Path) -> None:
     for p in tree:
         if CHECKOUT_FILES.match(p):
             members[f"checkout/{p}"] = p
-        if re.match(r"^(slurm|runs|jobs)/[^/]+\.(sh|sbatch|slurm)$", p):
+        if p in runners if runners else re.match(r"^(slurm|runs|jobs)/[^/]+\.(sh|sbatch|slurm)$", p):
             text = git(repo, "show", f"{commit}:{p}").decode()
             if "-m scripts." not in text:
                 continue
@@ -144,7 +147,7 @@ def build_fork(repo: Path, commit: str, name: str, out: Path) -> None:
     (out / "corpus.tar.xz").write_bytes(buf.getvalue())
     rows = ",\n".join("  " + json.dumps(f, sort_keys=True) for f in facts)
     (out / "facts.json").write_text(
-        json.dumps({"source": f"https://github.com/{name} (MIT)", "commit": commit})[:-1]
+        json.dumps({"source": f"{source or f'https://github.com/{name}'} (MIT)", "commit": commit})[:-1]
         + ',\n "runners": [\n'
         + rows
         + "\n ]}\n"
@@ -157,11 +160,14 @@ def main() -> int:
     ap.add_argument("repo", type=Path)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--fork", default=None, help="OWNER/NAME@COMMIT: build a fork's corpus from REPO instead")
+    ap.add_argument("--runner", action="append", default=None, help="with --fork: this script only (repeatable)")
+    ap.add_argument("--source", default="", help="with --fork: where it comes from (a pull request's address)")
     args = ap.parse_args()
     corpus = Path(__file__).resolve().parents[1] / "tests" / "corpus"
     if args.fork:
         name, _, commit = args.fork.partition("@")
-        build_fork(args.repo, commit or "HEAD", name, args.out or corpus / "forks" / name.replace("/", "+"))
+        out = args.out or corpus / "forks" / re.sub(r"[/#]", "+", name)
+        build_fork(args.repo, commit or "HEAD", name, out, args.runner, args.source)
         return 0
     args.out = args.out or corpus / "upstream"
     log = git(args.repo, "log", "--reverse", "--format=%h %ad", "--date=short").decode().split("\n")
