@@ -45,13 +45,13 @@ def parse_signal_option(value: str) -> tuple[bool, str] | None:
 
 
 def _batch_shell_commands(model) -> list:
-    """The commands the batch shell runs itself: its own and those of files it sources (a `bash x.sh`
-    child is another process: its traps do not protect the batch shell)."""
+    """The commands the batch shell runs itself: its own and those of files it sources or execs (`exec bash x.sh`
+    replaces it; a plain `bash x.sh` child is another process: its traps do not protect the batch shell)."""
     cmds = list(model.commands)
     for child in model.includes:
         line = model.include_lines.get(str(child.path))
         caller = next((c for c in model.commands if c.line == line), None)
-        if caller is not None and caller.name in ("source", "."):
+        if caller is not None and caller.name in ("source", ".", "exec"):
             cmds += _batch_shell_commands(child)
     return cmds
 
@@ -71,6 +71,22 @@ def _trapped(script, name: str) -> list:
         if any(signal_name(w) == name for w in words[1:]):
             found.append(cmd)
     return found
+
+
+def _trapping_child(model, name: str) -> tuple | None:
+    """(the `bash runner.sh` line, the runner's own trap) where the batch shell runs, in the foreground and as its
+    last word, a child script that traps signal ``name`` itself (it would forward it, if it got it)."""
+    for child in model.includes:
+        line = model.include_lines.get(str(child.path))
+        caller = next((c for c in model.commands if c.line == line), None)
+        if caller is None or caller.name in ("source", ".") or caller.background:
+            continue
+        if any(c.line > caller.line for c in model.commands):  # exec would never run what follows it
+            continue
+        traps = _trapped(child, name)
+        if traps:
+            return caller, traps[0]
+    return None
 
 
 @check("SB016", "signal-not-delivered", severity="error")
@@ -136,13 +152,23 @@ def signal_not_delivered(ctx, script, job_env, profile) -> Iterator[Finding]:
     traps = _trapped(script, name)
     if not traps:
         number = int(signal.Signals[f"SIG{name}"])
+        runner = _trapping_child(script, name)
         yield Finding(
             f"--signal={value} sends SIG{name} to the batch shell only, and the script has no "
             f"`trap ... {name}`: bash dies of it (job FAILED, exit 0:{number}) and the running phase is "
-            "killed without saving",
+            "killed without saving"
+            + (
+                f" ({runner[0].words[-1]}, which it runs as a child at line {runner[0].line}, traps {name} "
+                f"itself at its line {runner[1].line}, but never receives it)"
+                if runner
+                else ""
+            ),
             path=str(script.path),
             line=line,
-            fix=f"trap {name} and forward it to the trainer started with & and waited for (see {_FORWARD_EXAMPLE})",
+            fix=f"`exec {' '.join(runner[0].words)}` (line {runner[0].line}): the runner becomes the batch shell, "
+            f"and its own trap forwards {name} to the trainer"
+            if runner
+            else f"trap {name} and forward it to the trainer started with & and waited for (see {_FORWARD_EXAMPLE})",
         )
         return
     foreground = [i for i in trainers if not i.background]

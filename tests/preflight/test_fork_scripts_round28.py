@@ -307,3 +307,27 @@ def test_a_wrapper_entry_point_passes_the_flags_it_does_not_declare_to_the_one_i
         cli, tmp_path, body.replace("--target-param-data-ratio", "--target_param_data_ratio"), "--checkout", str(co)
     )
     assert checks["SB010"]["status"] == "pass", checks["SB010"]
+
+
+def test_a_batch_shell_that_runs_a_trapping_runner_as_a_child_is_told_to_exec_it(tmp_path, cli):
+    # `#SBATCH --signal=B:USR1@900` and, last, `bash runs/train_4b.sh`, whose own `trap forward USR1` forwards the
+    # signal to the trainer it starts with &: the batch shell (no trap) dies of USR1 and the runner never gets it
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "train.sh").write_text(
+        "#!/bin/bash\nforward() { kill -USR1 $PID; }\ntrap forward USR1\n"
+        f"{T} scripts.base_train -- --depth=20 &\nPID=$!\nwait $PID\n"
+    )
+    body = "#!/bin/bash\n#SBATCH --gres=gpu:8\n#SBATCH --time=48:00:00\n#SBATCH --signal=B:USR1@900\nset -e\n"
+    _report, checks = check_script(cli, tmp_path, body + "bash runs/train.sh\n")
+    (found,) = checks["SB016"]["findings"]
+    assert "(runs/train.sh, which it runs as a child at line 6, traps USR1 itself at its line 3" in found["message"]
+    assert found["fix"].startswith("`exec bash runs/train.sh` (line 6): the runner becomes the batch shell"), found
+
+    # with more to run after it, exec is no fix: the usual one
+    _report, checks = check_script(cli, tmp_path, body + "bash runs/train.sh\necho done\n")
+    (found,) = checks["SB016"]["findings"]
+    assert found["fix"].startswith("trap USR1 and forward it"), found
+
+    # exec'd, the runner is the batch shell: its trap counts
+    _report, checks = check_script(cli, tmp_path, body + "exec bash runs/train.sh\n")
+    assert checks["SB016"]["status"] == "pass", checks["SB016"]
