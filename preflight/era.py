@@ -90,6 +90,15 @@ def guess_era(script: Any) -> EraGuess | None:
     ]
     dashed = [f for _, f in train_flags if "-" in f.key]
     underscored = [f for _, f in train_flags if "_" in f.key]
+    mixed = ""
+    if dashed and underscored:
+        # both styles (a fork half-way through the 2026-01-13 renaming, its tok_train still underscored): no era
+        # takes both, so the trainers' own flags decide and the rest is what SB010 judges
+        core = [f for i, f in train_flags if _base(i.entry) in TRAINER_SCRIPTS]
+        if core and all("-" in f.key or "_" not in f.key for f in core):
+            mixed, underscored = f"--{underscored[0].key} does not fit the trainers' dashes", []
+        elif core and all("_" in f.key or "-" not in f.key for f in core):
+            mixed, dashed = f"--{dashed[0].key} does not fit the trainers' underscores", []
     spaced = [f for _, f in train_flags if f.style == "space"]
     has_mid, has_sft, has_report = "mid_train" in modules, "chat_sft" in modules, "report" in modules
     # the speedrun's shape: every phase, multi-GPU (upstream's CPU runner never wrote a report in any era)
@@ -125,6 +134,8 @@ def guess_era(script: Any) -> EraGuess | None:
         evidence.append(f"dash-style flags (--{dashed[0].key}): 2026-01-13 or later")
     elif underscored:
         evidence.append(f"underscore flags (--{underscored[0].key}): before 2026-01-13")
+    if mixed:
+        evidence.append(f"flags of both styles: {mixed}")
     if spaced:
         evidence.append(f"'--{spaced[0].key} {spaced[0].value}' needs argparse")
     if has_mid:
@@ -182,7 +193,7 @@ def guess_era(script: Any) -> EraGuess | None:
     # that lasted longest upstream
     name, variant, label = max(top, key=lambda a: (parsed[a[2]], a[0] == "classic", _days(a[0], a[1])))
     evidence += notes.get(label, [])
-    if len(alive) == 1:
+    if len(alive) == 1 and not mixed:
         confidence = "high"
     elif len(top) == 1:
         confidence = "medium"

@@ -331,3 +331,16 @@ def test_a_batch_shell_that_runs_a_trapping_runner_as_a_child_is_told_to_exec_it
     # exec'd, the runner is the batch shell: its trap counts
     _report, checks = check_script(cli, tmp_path, body + "exec bash runs/train.sh\n")
     assert checks["SB016"]["status"] == "pass", checks["SB016"]
+
+
+def test_a_script_whose_flags_mix_the_styles_is_dated_by_its_trainers(tmp_path, cli):
+    # base_train's dash flags beside tok_train's `--max_chars` (a fork half-way through the 2026-01-13 renaming):
+    # no era took both, so the era fell back to classic and SB010 called every dash flag of base_train wrong
+    body = (
+        "#!/bin/bash\nset -e\npython -m scripts.tok_train --max_chars=500000000\n"
+        "python -m scripts.base_train --depth=12 --max-seq-len=1024 --device-batch-size=16 --num-iterations=100\n"
+    )
+    report, checks = check_script(cli, tmp_path, body)
+    assert report["profile"]["name"] != "classic", report["profile"]
+    assert "flags of both styles: --max_chars does not fit the trainers' dashes" in report["profile"]["reason"]
+    assert not [f for f in checks["SB010"]["findings"] if "uses dashes" in f["message"]], checks["SB010"]
