@@ -20,7 +20,8 @@ imported or run) and every flag check and every fix uses them.
 
 Without a checkout, each era is a candidate and the script's own text rules candidates out or
 counts for them: dashes inside flag names (`--device-batch-size`) exist only from 2026-01-13;
-`--key value` needs argparse; underscores are rejected by the dash eras; `scripts.mid_train` exists
+`--key value` needs argparse; underscores are rejected by the dash eras (a script with both styles, a
+fork half-way through the renaming, is dated by its trainers' flags, at low confidence); `scripts.mid_train` exists
 only up to 2026-01-31; `nanochat.report` up to 2026-07-02; a base_train flag the configurator lacks
 (`--window_pattern`, `--fp8`) rules out the classic era; passing a default that changed at the
 switch to argparse (`--vocab_size`, `--target_param_data_ratio`) counts for the later eras; a log
