@@ -97,8 +97,17 @@ class EntryPoint:
 
     def suggest(self, key: str) -> list[str]:
         norm = {opt.replace("-", "_"): opt for opt in self.flags}
-        close = difflib.get_close_matches(key.replace("-", "_"), list(norm), n=3, cutoff=0.75)
-        return [norm[c] for c in close]
+        want = key.replace("-", "_")
+        last = want.rsplit("_", 1)[-1]
+        # a near spelling, but not one that counts another thing (--eval_steps is no typo of --eval-tokens)
+        close = [
+            c
+            for c in difflib.get_close_matches(want, list(norm), n=3, cutoff=0.75)
+            if difflib.SequenceMatcher(None, last, c.rsplit("_", 1)[-1]).ratio() >= 0.8
+        ]
+        # or the setting under a shorter name: --model-step where the script declares --step
+        close += [c for c in norm if "_" in want and want.endswith("_" + c) and c not in close]
+        return [norm[c] for c in close[:3]]
 
 
 @dataclass

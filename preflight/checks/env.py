@@ -452,11 +452,28 @@ def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
             raise Skip(hidden)
         script = ctx.get("script", None)
         launches = list(script.all_invocations) if script is not None and script.ok else []
-        if launches and all(inv.launcher.endswith("torchrun") for inv in launches):
-            return  # torchrun sets OMP_NUM_THREADS=1 for its workers
+        # torchrun sets OMP_NUM_THREADS=1 for its workers; `OMP_NUM_THREADS=1 python -m ...` sets it for one step
+        plain = [
+            inv
+            for inv in launches
+            if not inv.launcher.endswith("torchrun") and "OMP_NUM_THREADS" not in (inv.command.env or {})
+        ]
+        if launches and not plain:
+            return
+        first = plain[0] if plain else None
         yield Finding(
-            "OMP_NUM_THREADS is not set for the job",
-            path=str(script.path) if script is not None and script.path else None,
+            "OMP_NUM_THREADS is not set for the job"
+            + (
+                f": its plain python steps (first: {first.entry or first.script_file}) run one thread per core"
+                if first
+                else ""
+            ),
+            path=script.file_of(first)
+            if first is not None
+            else str(script.path)
+            if script is not None and script.path
+            else None,
+            line=first.line if first is not None else None,
             fix="export OMP_NUM_THREADS=1",
         )
 

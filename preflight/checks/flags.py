@@ -183,7 +183,11 @@ def _against_checkout(script, job_env, inv, module, entry, inner=None) -> Iterat
             f"'unrecognized arguments' ({src})",
             path=path,
             line=inv.line,
-            fix=(f"write --{entry.suggest(f.key)[0]}" if entry.suggest(f.key) else f"remove --{f.key}"),
+            fix=(
+                f"write --{entry.suggest(f.key)[0]}" + (f"={f.value}" if f.value is not None else "")
+                if entry.suggest(f.key)
+                else f"remove --{f.key}"
+            ),
         )
 
 

@@ -550,6 +550,10 @@ def missing_timeout_signal(ctx, script, job_env, profile) -> Iterator[Finding]:
     )
 
 
+# what a usage line shows in a key's place: `your_github_token`, `ghp_your_token_here`, `<key>`, `xxxxxxxx`
+_PLACEHOLDER_RE = re.compile(r"your|here|xxxx|example|placeholder|changeme|redacted|<|\.\.\.|\*\*\*", re.I)
+
+
 @check("SB009", "secret-in-script", severity="error")
 def secret_in_script(script) -> Iterator[Finding]:
     """
@@ -573,6 +577,8 @@ def secret_in_script(script) -> Iterator[Finding]:
                 if not m:
                     continue
                 secret = m.group(m.lastindex)
+                if _PLACEHOLDER_RE.search(secret) or len(set(secret)) <= 2:
+                    continue  # `export GITHUB_TOKEN="your_github_token"` in a usage comment: no key at all
                 label = m.group(1) if m.lastindex and m.lastindex > 1 else kind
                 yield Finding(
                     f"{label} is written into the script ({mask(secret)})",

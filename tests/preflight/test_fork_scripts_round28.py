@@ -344,3 +344,42 @@ def test_a_script_whose_flags_mix_the_styles_is_dated_by_its_trainers(tmp_path, 
     assert report["profile"]["name"] != "classic", report["profile"]
     assert "flags of both styles: --max_chars does not fit the trainers' dashes" in report["profile"]["reason"]
     assert not [f for f in checks["SB010"]["findings"] if "uses dashes" in f["message"]], checks["SB010"]
+
+
+def test_a_placeholder_in_a_usage_line_is_no_secret(tmp_path, cli):
+    # `#   export GITHUB_TOKEN="your_github_token"` and `echo "  export GITHUB_TOKEN='ghp_your_token_here'"`: two
+    # SB009 errors ("revoke the key") for text that holds no key
+    body = (
+        '#!/bin/bash\n#   export GITHUB_TOKEN="your_github_token"\n'
+        "echo \"  export GITHUB_TOKEN='ghp_your_token_here'\"\npython -m scripts.base_train\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB009"]["status"] == "pass", checks["SB009"]
+
+    _report, checks = check_script(cli, tmp_path, body + "export GITHUB_TOKEN=ghp_" + "a1B2" * 9 + "\n")
+    (found,) = checks["SB009"]["findings"]
+    assert found["location"]["line"] == 5, found
+
+
+def test_an_unknown_flags_suggestion_is_the_same_setting_not_a_near_spelling_of_another(tmp_path, cli):
+    # base_eval `--model-step=$step` where the checkout declares `--step`: "remove --model-step"; chat_sft
+    # `--eval_steps=4` where it declares `--eval-tokens`: "did you mean --eval-tokens?" (steps are no tokens)
+    co = _checkout(tmp_path / "co")
+    (co / "scripts" / "base_eval.py").write_text(
+        'import argparse\np = argparse.ArgumentParser()\np.add_argument("--step", type=int, default=None)\n'
+        'p.add_argument("--model-tag", type=str, default=None)\n'
+    )
+    (co / "scripts" / "chat_sft.py").write_text(
+        'import argparse\np = argparse.ArgumentParser()\np.add_argument("--eval-tokens", type=int, default=1)\n'
+        'p.add_argument("--eval-every", type=int, default=150)\n'
+    )
+    body = (
+        f"{HEAD}step=2000\n{T} scripts.base_eval -- --model-tag=d20 --model-step=$step\n"
+        f"{T} scripts.chat_sft -- --eval_steps=4 --eval-evry=100\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    by_flag = {f["message"].split("`")[1]: f for f in checks["SB010"]["findings"]}
+    assert "(did you mean --step?)" in by_flag["--model-step"]["message"], by_flag
+    assert by_flag["--model-step"]["fix"] == "write --step=$step", by_flag
+    assert "did you mean" not in by_flag["--eval_steps"]["message"], by_flag
+    assert "(did you mean --eval-every?)" in by_flag["--eval-evry"]["message"], by_flag  # a typo still is one
