@@ -98,13 +98,14 @@ def _tokens(text: str) -> str:
 
 def lookup(text: str | None) -> GPUModel | None:
     """The model a device name, gres type, feature or partition name refers to (None: unknown).
-    A key must stand as its own word-ish token: ``l4`` matches ``gpu:l4:1`` but not ``l40s``."""
+    A key must stand as its own word-ish token: ``l4`` matches ``gpu:l4:1`` but not ``l40s``; a count may lead
+    it (``8xH100``, ``4XH20``)."""
     if not text:
         return None
     t = _tokens(text)
     for m in MODELS:
         for key in m.keys:
-            if re.search(r"(?<![a-z0-9])" + re.escape(key) + r"(?![0-9]|s\b)", t):
+            if re.search(r"(?:(?<![a-z0-9])|(?<=[0-9]x))" + re.escape(key) + r"(?![0-9]|s\b)", t):
                 return m
     return None
 

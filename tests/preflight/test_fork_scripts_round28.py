@@ -383,3 +383,12 @@ def test_an_unknown_flags_suggestion_is_the_same_setting_not_a_near_spelling_of_
     assert by_flag["--model-step"]["fix"] == "write --step=$step", by_flag
     assert "did you mean" not in by_flag["--eval_steps"]["message"], by_flag
     assert "(did you mean --eval-every?)" in by_flag["--eval-evry"]["message"], by_flag  # a typo still is one
+
+
+def test_a_gpu_count_written_before_the_model_still_names_it(tmp_path, cli):
+    # "# It is designed to run on a blank 4XH20 GPU node": the count glued to the model hid H20, and the plan
+    # assumed H100s (about 6.7 times H20's peak)
+    body = "#!/bin/bash\n# It is designed to run on a blank 4XH20 GPU node\nset -e\n"
+    body += "torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=20\n"
+    report, _checks = check_script(cli, tmp_path, body)
+    assert report["plan"]["gpu_name"] == "H20", report["plan"]["gpu_name"]
