@@ -119,7 +119,8 @@ def tokenize(s: str) -> tuple[list[tuple[str, Word | str]], list[str]]:
             k = read_dquote(i + 1)
             body = s[i + 1 : k - 1]
             raw.append(s[i:k])
-            val.append(re.sub(r'\\([$`"\\])', r"\1", body))
+            # inside double quotes a backslash escapes $ ` " \ and joins lines (a `\` newline is removed)
+            val.append(re.sub(r'\\(?:\n|([$`"\\]))', lambda m: m.group(1) or "", body))
             expands = expands or "$" in body or "`" in body
             in_word = True
             i = k

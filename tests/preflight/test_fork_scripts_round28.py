@@ -392,3 +392,19 @@ def test_a_gpu_count_written_before_the_model_still_names_it(tmp_path, cli):
     body += "torchrun --standalone --nproc_per_node=4 -m scripts.base_train -- --depth=20\n"
     report, _checks = check_script(cli, tmp_path, body)
     assert report["plan"]["gpu_name"] == "H20", report["plan"]["gpu_name"]
+
+
+def test_a_command_kept_in_a_quoted_variable_over_several_lines_is_read_flag_by_flag(tmp_path, cli):
+    # TRAIN_CMD="python -m scripts.base_train \\<newline> --device-batch-size=8 \\<newline> --save-every=500" then
+    # `eval $TRAIN_CMD`: inside double quotes bash removes a backslash-newline, preflight kept it, the flags came
+    # out as " --device-batch-size=8" and were lost: GPU003 said "device batch 32 needs 69.8 GiB" and SB007
+    # "saves only at the end"
+    body = (
+        "#!/bin/bash\n#SBATCH --gpus=l40s:1\n#SBATCH -t 48:00:00\nset -e\n"
+        'TRAIN_CMD="python -m scripts.base_train \\\n    --depth=20 \\\n    --device-batch-size=8 \\\n'
+        '    --save-every=500"\neval $TRAIN_CMD\n'
+    )
+    report, checks = check_script(cli, tmp_path, body)
+    assert report["plan"]["device_batch_size"] == 8, report["plan"]["device_batch_size"]
+    assert checks["GPU003"]["status"] != "fail", checks["GPU003"]
+    assert checks["SB007"]["status"] == "pass", checks["SB007"]
