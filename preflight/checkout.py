@@ -185,7 +185,8 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
         ep.error = f"{path} could not be parsed ({type(exc).__name__})"
         return ep
     _collect(tree, ep)
-    ep.saves_on_signal = bool(_SIGNAL_RE.search(text))
+    # (or a loop that registers one handler for each name: `for name in ("SIGUSR1", "SIGTERM"): signal.signal(...)`)
+    ep.saves_on_signal = bool(_SIGNAL_RE.search(text) or ("signal.signal(" in text and _SIGNAL_NAME_RE.search(text)))
     ep.batch_power_of_two = bool(_POW2_BATCH_RE.search(text))
     ep.batch_rounded = bool(_ROUNDED_BATCH_RE.search(text))
     ep.known_args = ".parse_known_args(" in text
@@ -197,6 +198,7 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
 
 
 _SIGNAL_RE = re.compile(r"signal\.signal\(\s*(?:signal\.)?SIG(?:USR1|USR2|TERM)\b")
+_SIGNAL_NAME_RE = re.compile(r"[\"']SIG(?:USR1|USR2|TERM)[\"']")
 # base_train from 2026-02-06 (685271d): `total_batch_size = 2 ** round(math.log2(predicted_batch_size))`
 # (a fork may name it preferred_batch_size and then round it: `total_batch_size = round_to_nearest_multiple(
 # preferred_batch_size, world_tokens_per_fwdbwd)`, so any power of two divides)

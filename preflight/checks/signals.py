@@ -16,7 +16,7 @@ import signal
 from collections.abc import Iterator
 
 from preflight.model import Finding
-from preflight.plan_launches import trainer_invocations
+from preflight.plan_launches import trainer_invocations, trains
 from preflight.registry import check
 
 _SIGNAL_RE = re.compile(r"^(?:(?P<flags>[RB]+):)?(?P<sig>[A-Za-z0-9+]+)(?:@(?P<secs>\d+))?$")
@@ -212,14 +212,20 @@ def _term_trap(ctx, script, profile) -> Iterator[Finding]:
     if not traps or not trainers:
         return
     trap, inv = traps[0], trainers[0]
-    foreground = [i for i in trainers if not i.background]
-    when = (
-        f"bash runs it only after {inv.entry} (line {inv.line}), running in the foreground, has exited; "
-        if foreground
-        else ""
-    )
     # the flags as the checkout the job runs spells them (--save-every from 2026-01-13), else the era's
     checkout = checkout_or_none(ctx)
+    entry = checkout.entry(inv.entry, inv.script_file) if checkout is not None and inv.entry else None
+    if entry is not None and entry.ok and entry.saves_on_signal:
+        return  # this checkout's trainer installs its own handler: it saves on the SIGTERM SLURM sends it
+    foreground = next(
+        (i for i in trainers if not i.background and trains(i, profile, profile.phase_of_module(i.entry, i.args))),
+        None,
+    )
+    when = (
+        f"bash runs it only after {foreground.entry} (line {foreground.line}), running in the foreground, has exited; "
+        if foreground is not None
+        else ""
+    )
     save, _ = setting_flag(checkout, profile, inv.entry, "save_every", inv.script_file)
     resume, _ = setting_flag(checkout, profile, inv.entry, "resume_from_step", inv.script_file)
     resume_text = f" and resume with {resume}=STEP" if resume else ""

@@ -408,3 +408,31 @@ def test_a_command_kept_in_a_quoted_variable_over_several_lines_is_read_flag_by_
     assert report["plan"]["device_batch_size"] == 8, report["plan"]["device_batch_size"]
     assert checks["GPU003"]["status"] != "fail", checks["GPU003"]
     assert checks["SB007"]["status"] == "pass", checks["SB007"]
+
+
+def test_a_term_trap_is_judged_by_the_checkouts_own_trainer_and_its_foreground_launch(tmp_path, cli):
+    # `trap forward TERM` around a backgrounded, waited-for base_train whose checkout registers its own SIGTERM
+    # handler in a loop over names: SB016 said the trainer runs "in the foreground" and "the no-mid era's trainers
+    # do not save on a signal"
+    co = _checkout(tmp_path / "co")
+    handler = (
+        "import signal\n_stop = False\ndef _handle(signum, frame):\n    global _stop\n    _stop = True\n"
+        'for _name in ("SIGUSR1", "SIGTERM"):\n    signal.signal(getattr(signal, _name), _handle)\n'
+    )
+    base_train = co / "scripts" / "base_train.py"
+    plain = base_train.read_text()
+    base_train.write_text(handler + plain)
+    body = (
+        f"{HEAD}forward() {{ kill -TERM $PID; }}\ntrap forward TERM\n"
+        f"{T} scripts.base_train -- --depth=20 --save-every=500 &\nPID=$!\nwait $PID\ntrap - TERM\n"
+        f"{T} scripts.base_eval\n{T} scripts.chat_sft\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    assert checks["SB016"]["status"] == "pass", checks["SB016"]
+
+    # a trainer without its own handler: the finding names the launch that does run in the foreground
+    base_train.write_text(plain)
+    (co / "scripts" / "chat_sft.py").write_text("import argparse\n")
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    (found,) = checks["SB016"]["findings"]
+    assert "bash runs it only after scripts.chat_sft (line 12), running in the foreground" in found["message"], found
