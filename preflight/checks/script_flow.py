@@ -346,11 +346,17 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
     submitted = bool(script.active_directives())
     name = script.path.name if script.path else "job.sh"
     for model in script.walk():
-        if model.exited is None:
+        stop = model.exited or model.required_unset  # (a runner's `${X:?}`: the rest was read as if X were set)
+        if stop is None:
             continue
-        line, file, command, why = model.exited
+        line, file, command, why = stop
+        unreached = (
+            model.unreached
+            if model.exited is not None
+            else [c for c in model.commands if c.file == file and c.line > line]
+        )
         skipped = []
-        for cmd in model.unreached:
+        for cmd in unreached:
             invs = launches_of(model, cmd)
             for what in [inv.module or inv.script_file for inv in invs] if invs else [included_file(cmd)]:
                 if what and what not in skipped:

@@ -57,6 +57,9 @@ def unguarded_refs(raw: str) -> Iterator[str]:
             i += 1
 
 
+_REQUIRED_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
+
+
 def _nounset_lines(model) -> tuple[int, int] | None:
     """(from, to): the lines of the script's own file that run under ``set -u`` (to: a later ``set +u``)."""
     on = 1 if model.shebang and re.search(r"\s-[a-zA-Z]*u", model.shebang) else None
@@ -170,8 +173,10 @@ def unbound_variable(ctx, script, job_env) -> Iterator[Finding]:
     submitted = bool(script.active_directives())
     called = {c.name for c in script.all_commands}
     unset: dict[str, int] = {}  # variable -> the first line that expands it
+    # `: "${HF_TOKEN:?set it}"`: the script asks for it itself (exits-before-training says so where it is unset)
+    required = set(_REQUIRED_RE.findall(script.text or ""))
     for line, name, func in _references(script, live):
-        if name in unset or name in assigned or name in env or set_at_run_time(name):
+        if name in unset or name in assigned or name in env or set_at_run_time(name) or name in required:
             continue
         if not (span[0] <= line < span[1]) or line >= opaque:
             continue

@@ -106,8 +106,11 @@ class Evaluator(Conditions):
         file: str = "",
         include_args: Callable[[Any], tuple[str, list[str]] | None] | None = None,
         script_dir: str | None = None,
+        runner: bool = False,
     ):
         self.base: dict = dict(environ or {})
+        self.runner = runner  # a script with no #SBATCH lines, run by a caller whose environment is not this one
+        self.required_unset: tuple | None = None
         self.script_dir = script_dir  # where bash runs the script from its file (runvars.script_dir_value)
         self.complete = environ is not None and complete
         self.env: dict[str, Any] = {}  # the script's own assignments so far (value, None: unset, UNKNOWN)
@@ -357,6 +360,14 @@ class Evaluator(Conditions):
         runs = None if r is None else (r if prev.cmd.op_after == "&&" else not r)
         return runs, prev.cmd.text.strip()
 
+    def _required(self, where: tuple) -> None:
+        """A `${X:?}` that stops bash, X unset here: the end of the walk, but in a runner the caller's environment
+        decides, so it is noted and the walk goes on."""
+        if not self.runner:
+            self.exited = where
+            raise _Exit()
+        self.required_unset = self.required_unset or where
+
     def _exit(self, cmd: Any, why: str | None) -> None:
         self.exited = (cmd.line, cmd.file, " ".join(cmd.words), why)
         raise _Exit()
@@ -455,8 +466,7 @@ class Evaluator(Conditions):
             self.live.add(id(a))
             if certain and cmd is None and (required := unset_required([raw], self.lookup)):
                 # DEPTH="${DEPTH:?set DEPTH}": bash expands the value first, and stops the script there
-                self.exited = (a.line, a.file, f"{a.name}={raw}", required)
-                raise _Exit()
+                self._required((a.line, a.file, f"{a.name}={raw}", required))
             self._assign(a, raw, certain)
         if cmd is None:
             return
@@ -470,7 +480,7 @@ class Evaluator(Conditions):
         if certain and name == "exec" and len(words) > 1 and cmd.op_after != "|":  # the shell becomes that command
             self._exit(cmd, self._taken[-1] if self._taken else None)
         if certain and (required := unset_required(cmd.raw_words, self.lookup)):  # `: "${WANDB_RUN:?set it}"`
-            self._exit(cmd, required)
+            self._required((cmd.line, cmd.file, " ".join(cmd.words), required))
         if self.include_args is not None:
             inc = self.include_args(cmd)
             if inc is not None:

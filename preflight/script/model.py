@@ -266,6 +266,10 @@ class ScriptModel:
     problems_eval: str | None = None  # why it was not evaluated
     structure_line: int | None = None  # where the block structure broke (an `if` never closed, a stray `fi`)
     exited: tuple[int, str, str, str | None] | None = None  # an exit surely reached: (line, file, `exit 1`, why)
+    # a runner's `: "${HF_TOKEN:?}"` with the variable unset here: its caller's environment decides, so the walk went
+    # on past it (as `exited`); and whether this is the script preflight was given (not a file it runs)
+    required_unset: tuple[int, str, str, str | None] | None = None
+    top_level: bool = True
     unreached: list[Command] = field(default_factory=list)  # the commands after it, which never run
     _includes_env: dict = field(default_factory=dict, repr=False)  # id(command) -> script_eval.IncludeCall
     args_at: dict = field(default_factory=dict, repr=False)  # id(command) -> the script's arguments it passes on

@@ -78,6 +78,7 @@ def parse_script(
     if text is None:
         return model
     model.script_dir = _twin_dir(path, text, checkout) or str(path.resolve().parent)
+    model.top_level = _depth == 0
     _parse_text(model, text, environ, args, _environ_complete)
     # follow `bash other.sh` / `source x.sh` when the file exists
     seen = set() if _seen is None else _seen
@@ -448,7 +449,10 @@ def _evaluate(
         tree = build_tree(events)
         # bash runs a script from its file; sbatch runs a copy in its spool directory (`dirname $0` is that)
         here = (model.script_dir or str(Path(fname).resolve().parent)) if model.path and not model.directives else None
-        ev = Evaluator(environ, args, complete=complete, file=fname, include_args=_include_args, script_dir=here)
+        runner = model.top_level and model.path is not None and not model.directives
+        ev = Evaluator(
+            environ, args, complete=complete, file=fname, include_args=_include_args, script_dir=here, runner=runner
+        )
         ev.run_top(tree)
     except Exception as exc:  # noqa: BLE001 - never let the evaluation break the parse
         # structure not understood (Malformed) or a form it does not handle: keep every branch
@@ -459,6 +463,7 @@ def _evaluate(
         return
     model.evaluated = True
     model.tree = tree
+    model.required_unset = ev.required_unset
     if ev.exited is not None:
         line, file = ev.exited[0], ev.exited[1]
         model.exited = ev.exited

@@ -436,3 +436,29 @@ def test_a_term_trap_is_judged_by_the_checkouts_own_trainer_and_its_foreground_l
     _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
     (found,) = checks["SB016"]["findings"]
     assert "bash runs it only after scripts.chat_sft (line 12), running in the foreground" in found["message"], found
+
+
+def test_a_runners_required_variable_is_its_callers_and_the_rest_is_still_read(tmp_path, cli):
+    # a pod's start script: `: "${HF_TOKEN:?HF_TOKEN must be set}"` (the pod's environment sets it), then the
+    # training. With HF_TOKEN unset here, everything after the guard was unread: its downloads, the
+    # OMP_NUM_THREADS it exports (ENV004 "not set"), the training it runs (no plan)
+    body = (
+        '#!/bin/bash\nset -euo pipefail\n: "${HF_TOKEN:?HF_TOKEN must be set}"\nexport OMP_NUM_THREADS=1\n'
+        'export HF_HUB_TOKEN="${HF_TOKEN}"\npython -m nanochat.dataset -n 8\n'
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=12\n"
+    )
+    report, checks = check_script(cli, tmp_path, body, env={"HF_TOKEN": ""})
+    (found,) = checks["SB017"]["findings"]
+    assert found["severity"] == "warning" and "whatever runs it must set it" in found["message"], found
+    assert checks["ENV004"]["status"] == "pass", checks["ENV004"]
+    assert [f["location"]["line"] for f in checks["SB011"]["findings"]] == [6], checks["SB011"]
+    assert report["plan"]["depth"] == 12, report["plan"]
+    assert checks["SB035"]["status"] == "pass", checks["SB035"]  # the guard asks for HF_TOKEN already
+
+    # a batch job's own environment is this shell's (sbatch passes it): there the guard ends the job here
+    report, checks = check_script(
+        cli, tmp_path, body.replace("#!/bin/bash\n", "#!/bin/bash\n#SBATCH --gres=gpu:8\n"), env={"HF_TOKEN": ""}
+    )
+    (found,) = checks["SB017"]["findings"]
+    assert found["severity"] == "error", found
+    assert checks["SB011"]["status"] != "fail", checks["SB011"]
