@@ -328,6 +328,8 @@ def exits_before_training(script, job_env) -> Iterator[Finding]:
     (``require_env RUN_NAME``, bash's ``${!name}``), whose variable is not set here. A guard on the
     script's own arguments (``[ $# -eq 0 ]``, ``[ -z "$1" ]``) is decided from the arguments it is
     checked with: none, as ``sbatch job.sh`` runs it, unless given (``preflight check job.sh -- ARGS``).
+    In a runner (no ``#SBATCH`` lines) a variable unset here is its caller's to set: a warning, and
+    the script after a ``${X:?}`` guard is still read.
 
     Why it matters: the job waits in the queue, starts, prints the guard's message and ends
     FAILED (or COMPLETED, with ``exit 0``) without training anything.
