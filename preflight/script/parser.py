@@ -375,6 +375,10 @@ def _parse_text(
                     i += 1
                     chunk = chunk + "\n" + lines[i]
                     continue
+                if i + 1 < n:  # a longer quoted text (a `python -c "..."` of 250 lines): looked for in bigger steps
+                    found = _long_quote_end(lines, start, i + 1)
+                    if found is not None:
+                        i, chunk, (tokens, heredocs) = found
                 break
         if tokens is None:
             model.unparsable.append((start + 1, "unterminated quote or substitution"))
@@ -424,6 +428,42 @@ def _twin_dir(path: Path, text: str, checkout: Path | None) -> str | None:
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return None
+
+
+def _long_quote_end(lines: list[str], start: int, first: int) -> tuple[int, str, tuple] | None:
+    """(last line, text, tokens) of a logical line whose quote spans more than MAX_QUOTE_JOIN lines, up to
+    MAX_LONG_QUOTE: the first line count that closes it, found by doubling the span and then halving the gap (a
+    quote that closes, then another that opens and closes within the same gap, may be taken as one)."""
+    n = len(lines)
+
+    def attempt(last: int):
+        text = "\n".join(lines[start : last + 1])
+        try:
+            return text, tokenize(text)
+        except Unterminated:
+            return None
+
+    bad, step = first - 1, MAX_QUOTE_JOIN
+    while True:
+        last = min(n - 1, bad + step, start + MAX_LONG_QUOTE)
+        if last <= bad:
+            return None
+        ok = attempt(last)
+        if ok is not None:
+            break
+        bad, step = last, step * 2
+    good = last
+    while good - bad > 1:  # the smallest span that tokenises, between the last that does not and one that does
+        mid = (bad + good) // 2
+        tried = attempt(mid)
+        if tried is None:
+            bad = mid
+        else:
+            good, ok = mid, tried
+    return good, ok[0], ok[1]
+
+
+MAX_LONG_QUOTE = 5000  # lines a quoted text may span at most (a generated file, an inline program)
 
 
 _TWIN_FILES = 500  # files of the script's suffix looked at in the checkout, at most

@@ -462,3 +462,20 @@ def test_a_runners_required_variable_is_its_callers_and_the_rest_is_still_read(t
     (found,) = checks["SB017"]["findings"]
     assert found["severity"] == "error", found
     assert checks["SB011"]["status"] != "fail", checks["SB011"]
+
+
+def test_a_quoted_program_of_hundreds_of_lines_is_one_command(tmp_path, cli):
+    # `python -c "..."` writing 255 lines of identity conversations: over the 200 lines a quote was followed, it was
+    # "line 169 cannot be parsed: unterminated quote" (SB015, an error), twice, and the lines after it were lost
+    program = "\n".join(f"rows.append({{'n': {k}, 'text': 'line {k}'}})" for k in range(300))
+    body = (
+        f'#!/bin/bash\nset -e\npython -c "\nrows = []\n{program}\nprint(len(rows))\n"\n'
+        "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=12\n"
+    )
+    report, checks = check_script(cli, tmp_path, body)
+    assert checks["SB015"]["status"] == "pass", checks["SB015"]
+    assert report["plan"]["depth"] == 12, report["plan"]
+
+    # a quote that never closes still is one, at its line
+    _report, checks = check_script(cli, tmp_path, body.replace('print(len(rows))\n"', "print(len(rows))"))
+    assert [f["location"]["line"] for f in checks["SB015"]["findings"]][:1] == [3], checks["SB015"]
