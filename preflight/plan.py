@@ -413,7 +413,7 @@ def build_plan(
             eval_only = eval_only and evaluates_only(script, profile, "base")
         if eval_only:  # `chat_eval -i mid` alone: the phase's evaluation, no training and no checkpoint written
             pp.note = f"evaluation only: the script does not run {spec.get('train_module') or 'its trainer'}"
-            pp.checkpoint_dir = None
+            pp.checkpoint_dir, pp.eval_only = None, True
         elif name == "base":
             pp.steps, pp.tokens, pp.exact_steps = iterations, tokens, True
             resume = _num(passed("resume_from_step", inv)) if inv is not None else None
@@ -466,7 +466,7 @@ def build_plan(
     cost = total_seconds / 3600 * world * rate if total_seconds is not None and gpu_name != "CPU" else None
 
     # base training reads them (a base phase that only evaluates, or no phase at all: the profile's whole run)
-    shards_on_disk = recommended if any(p.name == "base" and p.steps for p in phases) or not phases else 0
+    shards_on_disk = recommended if any(p.name == "base" and not p.eval_only for p in phases) or not phases else 0
     if ds.get("own") and isinstance(ds.get("max_shard"), int):  # a fork's own corpus has no more files than that
         shards_on_disk = min(shards_on_disk, ds["max_shard"] + 1)
     disk = shards_on_disk * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)

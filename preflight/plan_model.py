@@ -30,6 +30,7 @@ class PhasePlan:
     # only these are promises a postflight can hold the run to
     exact_steps: bool = False
     resume_from: int | None = None  # the step the job resumes at (--resume_from_step): it trains only the rest
+    eval_only: bool = False  # the script runs the phase's evaluations only (`base_eval` of a model trained before)
 
 
 @dataclass

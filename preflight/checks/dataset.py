@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from preflight.facts import Skip
@@ -61,6 +62,21 @@ def _script_downloads(ctx, profile) -> tuple[int | None, int | None, bool]:
     return best
 
 
+# a fork's base_train told where its data is, or which data (`--data_dir=/lustre/...`, `--dataset-kind paramgolf`,
+# `--pg-data-path ...`): it does not read upstream's base_data shards
+_OWN_DATA_RE = re.compile(r"^(?:\w+[-_])?(?:data(?:set)?[-_](?:dir|path|root|kind|name)|dataset)$")
+
+
+def _own_data_flag(ctx, profile) -> str | None:
+    """`--data_dir=...` as written, where the script's base training passes such a flag."""
+    from preflight.plan_launches import training_invocation
+
+    script = ctx.get("script", None)
+    inv = training_invocation(script, profile, "base") if profile is not None else None
+    f = next((f for f in inv.flags if f.key and _OWN_DATA_RE.match(f.key)), None) if inv is not None else None
+    return f"`{f.raw.strip()}` (line {inv.line})" if f is not None else None
+
+
 @check("DS001", "shards-insufficient", severity="error")
 def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
     """
@@ -76,13 +92,15 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
 
     How to fix: ``python -m nanochat.dataset -n 240`` on a login node before submitting.
     """
-    if not any(p.name == "base" and p.steps for p in plan.phases):
+    if not any(p.name == "base" and not p.eval_only for p in plan.phases):
         # a script that trains nothing visible (or only evaluates a base model): the d20 defaults say nothing of it
         raise Skip(
             "the plan has no base training phase (the script runs none that preflight can see): "
             "no shard count to check against"
         )
     profile = ctx.get("profile", None)
+    if (own := _own_data_flag(ctx, profile)) is not None:
+        raise Skip(f"base training reads the data {own} names (a fork's own flag), not {dataset.dir}")
     fetch = fetch_into(ctx, dataset.dir) if dataset.count < plan.shards_min else None
     if fetch is not None:  # a fork that fetches its own shards: how many it gets is the download's
         raise Skip(

@@ -18,7 +18,8 @@ def _trains_tokenizer(ctx) -> int | None:
         return None
     tok = (profile.phase("tokenizer") or {}).get("train_module")
     for inv in script.all_invocations:
-        if inv.entry and tok and inv.entry.rsplit(".", 1)[-1] == tok.rsplit(".", 1)[-1]:
+        # (a fork's own variant trains one too: scripts.tok_train_wiki)
+        if inv.entry and tok and profile.entry_of_variant(inv.entry).rsplit(".", 1)[-1] == tok.rsplit(".", 1)[-1]:
             return inv.line
     return None
 

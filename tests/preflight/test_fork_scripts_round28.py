@@ -479,3 +479,32 @@ def test_a_quoted_program_of_hundreds_of_lines_is_one_command(tmp_path, cli):
     # a quote that never closes still is one, at its line
     _report, checks = check_script(cli, tmp_path, body.replace('print(len(rows))\n"', "print(len(rows))"))
     assert [f["location"]["line"] for f in checks["SB015"]["findings"]][:1] == [3], checks["SB015"]
+
+
+def test_a_forks_own_tokenizer_trainer_trains_the_tokenizer(tmp_path, cli):
+    # `python -m scripts.tok_train_wiki --max-chars=2000000000` (a fork's variant that trains on WikiText): TOK001
+    # said "the script does not train a tokenizer" and asked for `python -m scripts.tok_train`
+    body = (
+        "#!/bin/bash\nset -e\npython -m scripts.tok_train_wiki --max-chars=2000000000\npython -m scripts.base_train\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["TOK001"]["status"] != "fail", checks["TOK001"]
+
+    _report, checks = check_script(
+        cli, tmp_path, body.replace("python -m scripts.tok_train_wiki --max-chars=2000000000\n", "")
+    )
+    assert checks["TOK001"]["status"] == "fail", checks["TOK001"]
+
+
+def test_base_training_told_where_its_data_is_is_not_asked_for_base_data_shards(tmp_path, cli):
+    # `-m scripts.base_train --data_dir=$DATA_DIR` (a fork's flag: ClimbMix on /lustre) and `--dataset-kind
+    # paramgolf`: DS001 asked for 217 shards in $NANOCHAT_BASE_DIR/base_data, which those runs never read
+    body = f"{HEAD}DATA_DIR=/lustre/data/climbmix\n{T} scripts.base_train -- --depth=20 --data_dir=$DATA_DIR\n"
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["DS001"]["status"] == "skip", checks["DS001"]
+    assert "`--data_dir=$DATA_DIR` (line 6)" in checks["DS001"]["reason"], checks["DS001"]
+    _report, checks = check_script(cli, tmp_path, body.replace("--data_dir=$DATA_DIR", "--dataset-kind paramgolf"))
+    assert checks["DS001"]["status"] == "skip", checks["DS001"]
+
+    _report, checks = check_script(cli, tmp_path, body.replace(" --data_dir=$DATA_DIR", ""))
+    assert checks["DS001"]["status"] == "fail", checks["DS001"]
