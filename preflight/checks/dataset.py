@@ -82,7 +82,8 @@ def shards_insufficient(ctx, dataset, plan) -> Iterator[Finding]:
     """
     What it checks: the number of shards present (or downloaded by the script when the nodes
     are online) against the plan: tokens x chars/token / chars/shard, plus the validation
-    shard (the last file; Era C+: the pinned shard_06542).
+    shard (the last file; Era C+: the pinned shard_06542). Skipped where base training is told
+    where its data is (a fork's ``--data_dir``, ``--dataset-kind``) or the job only evaluates.
 
     Why it matters: with too few shards the dataloader runs out and cycles, or the "val"
     shard is a training shard; offline nodes cannot fetch more.
