@@ -229,8 +229,9 @@ def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
 
 def _resolved_nproc(script, inv, job_env) -> int | None:
     raw = inv.nproc_per_node
-    if raw is None:
-        return None
+    if raw is None:  # torchrun's default is one process per node (not one per GPU)
+        given = any(o.lstrip("-").replace("-", "_").startswith("nproc_per_node") for o in inv.launcher_opts)
+        return None if given else 1
     val = script.expand(raw, inv.line, inv.file, job_env.start) if "$" in raw else raw
     return parse_count(val)
 
@@ -290,7 +291,8 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
     """
     What it checks: GPUs requested per node (``--gres=gpu:N``, ``--gpus*``, divided over
     ``--nodes``) against ``torchrun --nproc_per_node``, including a hard-coded
-    ``NPROC_PER_NODE=8`` as in speedrun.sh; and in a submitter, the options of an
+    ``NPROC_PER_NODE=8`` as in speedrun.sh, and a torchrun with no ``--nproc_per_node`` (its
+    default is one process per node); and in a submitter, the options of an
     ``sbatch --wrap="torchrun ..."`` against the command it wraps.
 
     Why it matters: more processes than GPUs crash at startup (invalid device ordinal) or
@@ -315,8 +317,8 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
         if not inv.launcher.endswith("torchrun"):
             continue
         n = _resolved_nproc(script, inv, job_env)
-        if n is None:
-            continue
+        if n is None or (requested is None and inv.nproc_per_node is None):
+            continue  # (torchrun's default of one process in a job that asks for no GPU: a CPU run, not judged)
         if requested is None and (lost := _ignored_directive(script, "gres", "gpus", "gpus-per-node")) is not None:
             yield Finding(
                 f"torchrun starts {n} process{'es' if n != 1 else ''} per node but the job requests no GPUs: "
@@ -339,8 +341,9 @@ def gpu_count_mismatch(script, job_env) -> Iterator[Finding]:
                 + (" and a GPU partition (sinfo -o '%P %G' lists them)" if cpu_only else ""),
             )
         elif n != requested:
+            how = f"--nproc_per_node={inv.nproc_per_node}" if inv.nproc_per_node else "without --nproc_per_node"
             yield Finding(
-                f"torchrun --nproc_per_node={inv.nproc_per_node} starts {n} processes per node, but the job "
+                f"torchrun {how} starts {n} process{'es' if n != 1 else ' (its default)'} per node, but the job "
                 f"requests {requested} GPU(s) per node{_nproc_source(script, inv)}",
                 path=_p(script, inv),
                 line=inv.line,

@@ -508,3 +508,19 @@ def test_base_training_told_where_its_data_is_is_not_asked_for_base_data_shards(
 
     _report, checks = check_script(cli, tmp_path, body.replace(" --data_dir=$DATA_DIR", ""))
     assert checks["DS001"]["status"] == "fail", checks["DS001"]
+
+
+def test_torchrun_without_nproc_per_node_starts_one_process(tmp_path, cli):
+    # `torchrun --standalone -m scripts.base_train ...` with no --nproc_per_node: torchrun's default is 1 process;
+    # the plan assumed 8 GPUs ("NOT divisible"), and a job asking for 8 GPUs was not told that 7 sit idle
+    body = "#!/bin/bash\nset -e\ntorchrun --standalone -m scripts.base_train -- --depth=4 --total_batch_size=512\n"
+    report, _checks = check_script(cli, tmp_path, body)
+    assert report["plan"]["world_size"] == 1, report["plan"]["world_size"]
+
+    job = "#!/bin/bash\n#SBATCH --gres=gpu:8\nset -e\ntorchrun --standalone -m scripts.base_train -- --depth=12\n"
+    _report, checks = check_script(cli, tmp_path, job)
+    (found,) = checks["SB005"]["findings"]
+    assert found["message"].startswith(
+        "torchrun without --nproc_per_node starts 1 process (its default) per node, but the job requests 8 GPU(s)"
+    ), found
+    assert found["fix"].startswith("use --nproc_per_node=8"), found
