@@ -450,6 +450,11 @@ def build_plan(
             elif shards in ("rank0", "single"):
                 pp.optim_files, pp.optim_bytes = 1, optim_total // max(1, world) if shards == "rank0" else optim_total
             pp.files += pp.optim_files
+            every = _num(passed("save_every", inv)) if name == "base" and inv is not None else None
+            if every and every > 0 and pp.steps and pp.steps > every:
+                # base_train saves at every multiple of N before its last step (after the step it resumed from),
+                # and at the last: all are kept
+                pp.saves = (pp.steps - 1) // every - (pp.resume_from or 0) // every + 1
         phases.append(pp)
     foreign = [
         f"{entry} (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})"
@@ -469,8 +474,12 @@ def build_plan(
     shards_on_disk = recommended if any(p.name == "base" and not p.eval_only for p in phases) or not phases else 0
     if ds.get("own") and isinstance(ds.get("max_shard"), int):  # a fork's own corpus has no more files than that
         shards_on_disk = min(shards_on_disk, ds["max_shard"] + 1)
-    disk = shards_on_disk * BYTES_PER_SHARD + EVAL_BUNDLE_BYTES + sum(p.model_bytes + p.optim_bytes for p in phases)
-    files = shards_on_disk + EVAL_BUNDLE_FILES + sum(p.files for p in phases) + 20
+    disk = (
+        shards_on_disk * BYTES_PER_SHARD
+        + EVAL_BUNDLE_BYTES
+        + sum(p.saves * (p.model_bytes + p.optim_bytes) for p in phases)
+    )
+    files = shards_on_disk + EVAL_BUNDLE_FILES + sum(p.saves * p.files for p in phases) + 20
     return Plan(
         profile=profile.name,
         depth=depth,

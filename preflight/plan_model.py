@@ -31,6 +31,7 @@ class PhasePlan:
     exact_steps: bool = False
     resume_from: int | None = None  # the step the job resumes at (--resume_from_step): it trains only the rest
     eval_only: bool = False  # the script runs the phase's evaluations only (`base_eval` of a model trained before)
+    saves: int = 1  # checkpoints it leaves: every --save_every step's and the last (nanochat deletes none)
 
 
 @dataclass
@@ -135,6 +136,8 @@ class Plan:
                 bits.append(f"checkpoint {_gb(p.model_bytes)}")
             if p.optim_files:
                 bits.append(f"optimizer {_gb(p.optim_bytes)} in {p.optim_files} file(s)")
+            if p.saves > 1:  # the sizes above are one checkpoint's
+                bits.append(f"{p.saves} checkpoints kept ({_gb(p.saves * (p.model_bytes + p.optim_bytes))})")
             rows.append((f"phase {p.name}", ", ".join(bits) or "-"))
         if self.total_seconds is not None:
             cost = f", ${self.cost:,.0f} at ${self.hourly_rate:g}/GPU-hour" if self.cost is not None else ""

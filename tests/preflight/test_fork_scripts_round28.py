@@ -524,3 +524,15 @@ def test_torchrun_without_nproc_per_node_starts_one_process(tmp_path, cli):
         "torchrun without --nproc_per_node starts 1 process (its default) per node, but the job requests 8 GPU(s)"
     ), found
     assert found["fix"].startswith("use --nproc_per_node=8"), found
+
+
+def test_every_periodic_checkpoint_is_counted_on_disk(tmp_path, cli):
+    # `--save-every=200` over a 5,568-step run: nanochat deletes no checkpoint, so 28 of them stay (about 170 GB
+    # at d24); the plan counted one, and FS002 compared the free space with that
+    body = f"{HEAD}{T} scripts.base_train -- --depth=12 --num-iterations=1000 --save-every=200\n"
+    report, _checks = check_script(cli, tmp_path, body)
+    (base,) = [p for p in report["plan"]["phases"] if p["name"] == "base"]
+    assert base["saves"] == 5, base  # steps 200, 400, 600, 800 and the last, 1000
+    once = base["model_bytes"] + base["optim_bytes"]
+    report2, _checks = check_script(cli, tmp_path, body.replace(" --save-every=200", ""))
+    assert report["plan"]["disk_bytes"] - report2["plan"]["disk_bytes"] == 4 * once
