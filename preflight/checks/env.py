@@ -78,6 +78,12 @@ def _unread_training(ctx) -> str | None:
     return f"the training runs in {target} (line {cmd.line}), which preflight cannot read here: what it sets is unknown"
 
 
+def _runs_no_python(ctx, script) -> bool:
+    """The script launches no Python at all, hides none (`$LAUNCH`, eval of unknown text) and runs no script
+    preflight cannot read: whatever it sets, no trainer of it reads."""
+    return not script.all_invocations and not any(m.hidden for m in script.walk()) and not _unread_training(ctx)
+
+
 _DEFAULT_TEXT_RE = re.compile(r"^\$\{(\w+):?[-=](.*)\}$")  # ${NAME:-default text}
 
 
@@ -163,6 +169,8 @@ def wandb_run_name(ctx, job_env) -> tuple[str | None, str, int | None, str | Non
             return None, "no --run flag (the trainer's default is dummy)", None, None
         if any(inv.entry for inv in script.all_invocations):
             # it launches nanochat entry points, none of which trains (a tokenizer job): nothing starts wandb
+            return None, NO_TRAINING, None, None
+        if _runs_no_python(ctx, script):  # a pod's start command that clones and installs: it trains nothing
             return None, NO_TRAINING, None, None
     value = job_env.get("WANDB_RUN")
     source, path, line = variable_origin(ctx, "WANDB_RUN")
@@ -458,7 +466,7 @@ def omp_threads_unset(ctx, job_env) -> Iterator[Finding]:
             for inv in launches
             if not inv.launcher.endswith("torchrun") and "OMP_NUM_THREADS" not in (inv.command.env or {})
         ]
-        if launches and not plain:
+        if launches and not plain or script is not None and script.ok and _runs_no_python(ctx, script):
             return
         first = plain[0] if plain else None
         yield Finding(

@@ -536,3 +536,23 @@ def test_every_periodic_checkpoint_is_counted_on_disk(tmp_path, cli):
     once = base["model_bytes"] + base["optim_bytes"]
     report2, _checks = check_script(cli, tmp_path, body.replace(" --save-every=200", ""))
     assert report["plan"]["disk_bytes"] - report2["plan"]["disk_bytes"] == 4 * once
+
+
+def test_a_start_command_that_runs_no_python_starts_no_wandb(tmp_path, cli):
+    # a pod's start command: exports WANDB_RUN for later, clones, installs, and hands over to the image's
+    # /start.sh; "wandb run 'nanochat-speedrun' will start wandb ... the phase crashes" (ENV002, an error) and
+    # "OMP_NUM_THREADS is not set" (ENV004) for a script that starts no Python
+    body = (
+        '#!/bin/bash\nset -euo pipefail\nexport WANDB_RUN="${WANDB_RUN:-nanochat-speedrun}"\n'
+        "git clone https://example.invalid/nanochat.git /workspace/nanochat\nexec /start.sh\n"
+    )
+    _report, checks = check_script(cli, tmp_path, body)
+    assert checks["ENV002"]["status"] != "fail", checks["ENV002"]
+    assert checks["ENV004"]["status"] != "warn", checks["ENV004"]
+
+    # with a launch after it, they judge it again
+    _report, checks = check_script(
+        cli, tmp_path, body.replace("exec /start.sh\n", "python -m scripts.base_train --run=$WANDB_RUN\n")
+    )
+    assert checks["ENV002"]["status"] == "fail", checks["ENV002"]
+    assert checks["ENV004"]["status"] == "warn", checks["ENV004"]
