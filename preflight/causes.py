@@ -112,6 +112,11 @@ def _detail(name: str, groups: dict[str, str]) -> str:
         if groups.get("key"):
             return f"the configurator has no key {groups['key']} (--{groups['key']}=...): not a flag of this checkout"
         return f"the script does not accept {groups['flags'].strip()[:120]}"
+    if name == "checkpoint from other code" and groups.get("key"):
+        return (
+            f"the checkpoint it loaded was written by other code: its model config has {groups['key']}, which this "
+            "code's GPTConfig does not take"
+        )
     if name == "missing checkpoint" and groups.get("source"):
         return f"{groups['source']}_checkpoints is missing"
     if name == "missing module" and groups.get("module"):

@@ -498,13 +498,22 @@ def run_model_tag(logs: Any) -> str | None:
     if logs is None:
         return None
     tags: set[str] = set()
+    trained: set[str] = set()
+    guessed: set[str] = set()
     for seg in logs.segments:
         tags.update(
             str(value).strip("'\"") for key, value in seg.overrides.items() if key.replace("-", "_") == "model_tag"
         )
-        paths = [e.data.get("path") or "" for e in seg.saves] + [seg.loaded.data["path"] if seg.loaded else ""]
+        # a load of a guessed tag (no --model-tag: the largest dN there) may be another run's model, not this one's
+        loaded = seg.loaded.data["path"] if seg.loaded else ""
+        paths = [e.data.get("path") or "" for e in seg.saves] + ([loaded] if seg.guessed_tag is None else [])
         tags.update(found[1] for found in map(checkpoint_tag, paths) if found is not None)
+        guessed.update(found[1] for found in map(checkpoint_tag, [loaded] if seg.guessed_tag else []) if found)
+        if seg.phase == "base" and seg.first_step is not None and str(seg.settings.get("depth", "")).isdigit():
+            trained.add(f"d{seg.settings['depth']}")
     tags.discard("")
+    # then base_train's own tag for the depth it trained, and only then what a guess loaded
+    tags = tags or trained or guessed
     tag = tags.pop() if len(tags) == 1 else None
     return tag if tag is not None and PLAIN_FLAG_VALUE.fullmatch(tag) else None
 

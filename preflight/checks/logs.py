@@ -278,6 +278,14 @@ def _sft_packer_clog(seg) -> tuple[str, str] | None:
     seq = seg.settings.get("max_seq_len", "")
     if seg.phase != "sft" or not seq.isdigit() or int(seq) > SFT_SHORT_SEQ:
         return None
+    # a clogged packer also stops consuming the data: its progress stands still after the NaN (a run that goes on
+    # through its epoch went NaN for another reason)
+    from preflight.loglines import parse_step
+
+    at_nan = parse_step(seg.nan_loss.text, seg.nan_loss.line)
+    last = seg.last_step.pct if seg.last_step is not None else None
+    if at_nan is None or at_nan.pct is None or last is None or last > at_nan.pct + 0.5:
+        return None
     return (
         f"; sft ran with max_seq_len {seq} (inherited from the base model unless set): conversations longer than "
         f"{int(seq) + 1} tokens never fit a row, fill the best-fit packer's buffer, and a batch of padding-only rows "

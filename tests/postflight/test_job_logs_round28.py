@@ -39,3 +39,57 @@ def test_an_sft_nan_on_a_short_inherited_sequence_is_the_packer_not_the_learning
     _report, checks, _phases = verify_logs(cli, tmp_path, _sft_log(tmp_path, 2048))
     (nan,) = checks["LOG007"]["findings"]
     assert "max_seq_len" not in nan["message"] and "lower learning rate" in nan["fix"], nan
+
+
+def test_an_sft_nan_whose_progress_goes_on_is_not_the_packer(tmp_path, cli):
+    # a clogged packer stops consuming the data: a run whose progress goes on to its end after the NaN (1024-token
+    # rows, SFT from 3% to 100%) went NaN for another reason, and the usual advice stands
+    log = tmp_path / "run.log"
+    log.write_text(
+        "Tokens / micro-batch / rank: 4 x 1024 = 4,096\n"
+        + "".join(
+            STEP.replace("(0.00%)", f"({n / 1.88:.2f}%)").format(n, "nan" if n >= 6 else "1.26") for n in range(1, 189)
+        )
+    )
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (nan,) = checks["LOG007"]["findings"]
+    assert "max_seq_len" not in nan["message"] and "lower learning rate" in nan["fix"], nan
+
+
+def test_a_checkpoint_of_other_code_under_a_guessed_tag_is_named_and_the_plan_uses_the_runs_tag(tmp_path, cli):
+    # base trained d24 and could not save (disk quota); base_eval and chat_sft, given no tag, guessed d26 (a
+    # leftover of another experiment) and died on its config (`bigram_vocab_multiplier`); the cause was "other"
+    # and the resume plan passed --model-tag=d26 to every later phase
+    stamp = "2026-03-05 19:16:43,466 - nanochat.checkpoint_manager - INFO - "
+    crash = [
+        "Traceback (most recent call last):",
+        '  File "/p/nanochat/nanochat/checkpoint_manager.py", line 98, in build_model',
+        "    model_config = GPTConfig(**model_config_kwargs)",
+        "TypeError: GPTConfig.__init__() got an unexpected keyword argument 'bigram_vocab_multiplier'",
+    ]
+    lines = [
+        "Model config:",
+        '{"sequence_len": 2048, "vocab_size": 32768, "n_layer": 24, "n_head": 12, "n_kv_head": 12, "n_embd": 1536}',
+        *(f"step {n:05d}/00040 ({n * 2.5:.2f}%) | loss: {5 - n / 20:.6f} | lrm: 1.00 | dt: 1.0ms" for n in range(40)),
+        "Traceback (most recent call last):",
+        '  File "/p/nanochat/scripts/base_train.py", line 470, in <module>',
+        "OSError: [Errno 122] Disk quota exceeded: '/home/u/.cache/nanochat/base_checkpoints/d24'",
+        "scripts.base_train FAILED",
+        "Autodetected device type: cuda",
+        stamp + "No model tag provided, guessing model tag: d26",
+        stamp + "Loading model from /home/u/.cache/nanochat/base_checkpoints/d26 with step 5",
+        *crash,
+    ]
+    log = tmp_path / "slurm.out"
+    log.write_text("\n".join(lines) + "\n")
+    report, checks, _phases = verify_logs(cli, tmp_path, log)
+    crashed = [f for f in checks["LOG002"]["findings"] if "bigram_vocab_multiplier" in f["message"]]
+    assert (
+        crashed
+        and "(checkpoint from other code): the checkpoint it loaded was written by other code"
+        in (crashed[0]["message"])
+    ), crashed
+    assert crashed[0]["fix"].startswith("load the model this run trained: pass its tag"), crashed[0]
+    commands = report["resume"]["commands"]
+    assert not any("d26" in c for c in commands), commands
+    assert any("--model-tag=d24" in c or "--model_tag=d24" in c for c in commands), commands
