@@ -109,7 +109,11 @@ def killed_text(failed: dict) -> str | None:
     code = failed.get("exitcode")
     if not isinstance(code, int) or code >= 0:
         return None
-    why = "usually the node's memory (the kernel's OOM killer) or a login node's limits" if code == -9 else ""
+    why = {
+        -9: "usually the node's memory (the kernel's OOM killer) or a login node's limits",
+        -11: "a crash in native code, with no Python traceback (a compiled graph or kernel, CUDA graphs of "
+        "torch.compile's reduce-overhead mode, an extension)",
+    }.get(code, "")
     return f"torchrun reports it killed by {SIGNALS.get(code, f'signal {-code}')} (exit {code}) during setup" + (
         f": {why}" if why else ""
     )

@@ -52,6 +52,15 @@ def wandb_dummy_run(logs, ctx) -> Iterator[Finding]:
             )
 
 
+_KILLED_FIX = {
+    -9: "give the job more memory (#SBATCH --mem) or fewer dataloader workers, then rerun the phase (see the resume "
+    "plan); sacct -j JOBID -o MaxRSS and dmesg on the node confirm an OOM kill",
+    -11: "rerun the phase without what runs native code it did not run before: torch.compile's default mode (not "
+    "reduce-overhead), or TORCHDYNAMO_DISABLE=1 to tell whether compilation is at fault; PYTHONFAULTHANDLER=1 prints "
+    "the Python stack at the crash",
+}
+
+
 @check("LOG003", "phase-no-steps", stage="post", severity="error")
 def phase_no_steps(logs, ctx) -> Iterator[Finding]:
     """
@@ -74,6 +83,7 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
 
     How to fix: pass the stderr file too (``--log X.err``); fix its error and rerun the phase.
     """
+    from preflight.crashtext import killed_text
     from preflight.log_ends import SILENT_UNKNOWN, silent_at_end, stderr_note
 
     note = stderr_note(logs)
@@ -98,6 +108,17 @@ def phase_no_steps(logs, ctx) -> Iterator[Finding]:
                 reported.add(seg.phase)
                 if tb is not None:
                     continue  # phase-crashed already says it died during setup, with the cause
+                killed = killed_text(seg.failed_marker.data) if seg.failed_marker is not None else None
+                if killed:  # torchrun's failure record names the signal: no traceback to look for anywhere
+                    yield Finding(
+                        f"{seg.phase} started but logged no training step: {killed}",
+                        path=ix.path,
+                        line=seg.failed_marker.line,
+                        fix=_KILLED_FIX.get(
+                            seg.failed_marker.data.get("exitcode"), f"rerun {seg.phase} (see the resume plan)"
+                        ),
+                    )
+                    continue
                 if seg.first_eval is not None:  # through setup: it evaluated, then stopped before a step line
                     what = f"it logged an evaluation (line {seg.first_eval}) and then stopped"
                 elif silent_at_end(logs, seg, job):

@@ -93,3 +93,27 @@ def test_a_checkpoint_of_other_code_under_a_guessed_tag_is_named_and_the_plan_us
     commands = report["resume"]["commands"]
     assert not any("d26" in c for c in commands), commands
     assert any("--model-tag=d24" in c or "--model_tag=d24" in c for c in commands), commands
+
+
+def test_a_phase_killed_by_a_signal_before_its_first_step_is_said_to_be_so(tmp_path, cli):
+    # `torch.compile mode: reduce-overhead`, then torchrun: "failed (exitcode: -11)", "Signal 11 (SIGSEGV)": LOG003
+    # said the phase "went silent: it died, hung or is still running (these logs alone cannot tell)"
+    log = tmp_path / "log.txt"
+    log.write_text(
+        'Autodetected device type: cuda\nModel config:\n{"n_layer": 12}\ntorch.compile mode: reduce-overhead\n'
+        "Tokens / micro-batch / rank: 32 x 2048 = 65,536\n"
+        "E0304 18:52:10.408000 4161500 torch/distributed/elastic/multiprocessing/api.py:882] failed (exitcode: -11) "
+        "local_rank: 0 (pid: 4161621) of binary: /p/.venv/bin/python\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+        "============================================================\nscripts.base_train FAILED\n"
+        "------------------------------------------------------------\nFailures:\n  <NO_OTHER_FAILURES>\n"
+        "------------------------------------------------------------\nRoot Cause (first observed failure):\n[0]:\n"
+        "  time      : 2026-03-04_18:52:10\n  host      : d4053\n  rank      : 0 (local_rank: 0)\n"
+        "  exitcode  : -11 (pid: 4161621)\n  error_file: <N/A>\n  traceback : Signal 11 (SIGSEGV) received by PID 4161621\n"
+        "============================================================\n"
+    )
+    _report, checks, phases = verify_logs(cli, tmp_path, log)
+    (found,) = checks["LOG003"]["findings"]
+    assert "killed by SIGSEGV (exit -11) during setup: a crash in native code" in found["message"], found
+    assert "cannot tell" not in found["message"] and "reduce-overhead" in found["fix"], found
+    assert phases["base"]["status"] == "failed", phases["base"]
