@@ -234,6 +234,8 @@ def time_limit_cancel(logs, ctx) -> Iterator[Finding]:
 
     How to fix: raise #SBATCH --time, add --save_every, and resume with --resume_from_step.
     """
+    from preflight.causes import respell_flags
+
     hung = ctx.get("silence", None)
     for ix, ev in logs.slurm_events("cancel"):
         if "TIME" in ev.data.get("due", "").upper():
@@ -244,6 +246,14 @@ def time_limit_cancel(logs, ctx) -> Iterator[Finding]:
                 seg = logs.by_phase(started[-1])[-1] if started and logs.by_phase(started[-1]) else seg
             phase = seg.phase if seg else None
             last = seg.last_step.step if seg and seg.last_step else None
+            # this attempt's own saves, or the checkpoint it resumed from (another run's base saved nothing of this)
+            saved = seg is not None and bool(seg.saved_steps("model") or seg.resume_from)
+            plain = (
+                "raise #SBATCH --time or set --save_every, then resume from the last checkpoint"
+                if saved or seg is None
+                else f"raise #SBATCH --time and rerun {phase} with --save_every=N: it saved no checkpoint before the "
+                "limit, so there is nothing to resume from"
+            )
             yield Finding(
                 f"job cancelled at the time limit during {phase or 'an unknown phase'}"
                 + (f" (last logged step {last})" if last is not None else "")
@@ -252,7 +262,8 @@ def time_limit_cancel(logs, ctx) -> Iterator[Finding]:
                 line=ev.line,
                 fix="find why it hung (LOG010), then resume from the last checkpoint"
                 if hung
-                else "raise #SBATCH --time or set --save_every, then resume from the last checkpoint",
+                # (--save-every in the eras whose argparse spells it with a dash)
+                else respell_flags(plain, ctx.get("profile", None), None, phase or "base"),
             )
 
 

@@ -117,3 +117,21 @@ def test_a_phase_killed_by_a_signal_before_its_first_step_is_said_to_be_so(tmp_p
     assert "killed by SIGSEGV (exit -11) during setup: a crash in native code" in found["message"], found
     assert "cannot tell" not in found["message"] and "reduce-overhead" in found["fix"], found
     assert phases["base"]["status"] == "failed", phases["base"]
+
+
+def test_a_time_limit_cancel_of_a_phase_that_saved_nothing_says_to_rerun_it_with_periodic_saves(tmp_path, cli):
+    # the second of two speedruns in one job, killed at step 3725 of 7226 by the time limit: "set --save_every, then
+    # resume from the last checkpoint", in a dash-era run that had saved none
+    log = tmp_path / "slurm-compare-4816923.out"
+    steps = "".join(
+        f"step {n:05d}/07226 ({n / 72.26:.2f}%) | loss: 3.000000 | lrm: 1.00 | dt: 100.00ms | tok/sec: 5,000\n"
+        for n in range(3700, 3726)
+    )
+    log.write_text(
+        "Scaling LRs by 1.4142 for batch size 1,048,576\nTokens / micro-batch / rank: 32 x 2048 = 65,536\n"
+        + steps
+        + "slurmstepd: error: *** JOB 4816923 ON d4052 CANCELLED AT 2026-02-27T22:11:19 DUE TO TIME LIMIT ***\n"
+    )
+    _report, checks, _phases = verify_logs(cli, tmp_path, log)
+    (found,) = checks["LOG006"]["findings"]
+    assert "it saved no checkpoint before the limit, so there is nothing to resume from" in found["fix"], found
