@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.facts import FactUnavailable
-from preflight.gputable import gpu_in_script, job_partition_gpu, other_accelerator_in_script
+from preflight.gputable import gpu_in_script, job_partition_gpu, lookup, other_accelerator_in_script
 from preflight.model_size import auto_batch_size, memory_estimate_bytes, model_shape, peak_flops
 from preflight.plan_launches import (
     evaluates_only,
@@ -317,6 +317,10 @@ def build_plan(
     world = nproc * nodes
     lines = getattr(script, "lines", None) or []
     named_gpu, other = gpu_in_script(lines), other_accelerator_in_script(lines)
+    # the script's own name ("speedrun_1x3090.sh") is its author's; a comment may be upstream's header, copied
+    by_name = lookup(Path(script.path).stem) if script is not None and getattr(script, "path", None) else None
+    if by_name is not None:
+        named_gpu = (by_name, f"its file name, {Path(script.path).name}")
     gpu_name = None
     if gpus:
         gpu_name = gpus[0].name
@@ -334,7 +338,7 @@ def build_plan(
         # no GPU visible, configured or requested by model: the one the script's own comment names ("# ... on a
         # dual 4090 rig") beats the assumed one
         gpu_name, sources["gpu"] = named_gpu[0].name, f"named in the script ({named_gpu[1]})"
-        assumptions.append(f"{gpu_name} GPUs, as a comment of the script says ({named_gpu[1]}; set gpu.type in config)")
+        assumptions.append(f"{gpu_name} GPUs, as the script says ({named_gpu[1]}; set gpu.type in config)")
     else:
         gpu_name = DEFAULT_GPU
         sources["gpu"] = "assumed"
@@ -351,7 +355,7 @@ def build_plan(
     if cuda is not None and no_gpus_asked and not gpus and flag_inv is not None and flag_inv.launcher == "python":
         # a workstation script (no GPU request, one python process) that names its GPU or sets CUDA up: nanochat
         # autodetects the GPU (the model a comment names was taken above; this line quotes that comment)
-        assumptions[:] = [a for a in assumptions if "as a comment of the script says" not in a]
+        assumptions[:] = [a for a in assumptions if "as the script says" not in a]
         assumptions.append(f"one GPU: the script asks SLURM for none but runs on one ({cuda})")
     elif device_flag == "cpu" or (
         no_gpus_asked and flag_inv is not None and flag_inv.launcher == "python" and not gpus

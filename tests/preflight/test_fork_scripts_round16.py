@@ -101,4 +101,4 @@ def test_the_gpu_a_launchers_comment_names_is_the_plans_gpu(tmp_path, cli):
     report, _checks = check_script(cli, tmp_path, body, "--profile", "classic")
     plan = report["plan"]
     assert plan["gpu_name"] == "RTX 4090", plan["gpu_name"]
-    assert any(a.startswith("RTX 4090 GPUs, as a comment of the script says (line 2:") for a in plan["assumptions"])
+    assert any(a.startswith("RTX 4090 GPUs, as the script says (line 2:") for a in plan["assumptions"])

@@ -556,3 +556,20 @@ def test_a_start_command_that_runs_no_python_starts_no_wandb(tmp_path, cli):
     )
     assert checks["ENV002"]["status"] == "fail", checks["ENV002"]
     assert checks["ENV004"]["status"] == "warn", checks["ENV004"]
+
+
+def test_a_gpu_named_in_the_scripts_file_name_is_its_authors(tmp_path, cli):
+    # speedrun_1x3090.sh keeps upstream's header ("designed to run ... on 8XH100 node") and trains with plain
+    # `python -m`: the plan called it a CPU run, then (reading the header) an H100; its own name says 3090
+    body = (
+        "#!/bin/bash\n# It is designed to run in ~4 hours on 8XH100 node at $3/GPU/hour.\nset -e\n"
+        "uv sync --extra gpu\npython -m scripts.base_train --depth=20\n"
+    )
+    (tmp_path / "speedrun_1x3090.sh").write_text(body)
+    import json
+
+    proc = cli(
+        "preflight", "check", "speedrun_1x3090.sh", "--format", "json", cwd=tmp_path, env={"HOME": str(tmp_path)}
+    )
+    plan = json.loads(proc.stdout)["plan"]
+    assert plan["gpu_name"] == "RTX 3090", plan["gpu_name"]
