@@ -44,6 +44,7 @@ _VALUE_OPTS = {
     "exec": {"-a"},
     "time": {"-o", "--output", "-f", "--format"},
     "stdbuf": {"-i", "-o", "-e"},
+    "caffeinate": {"-t", "-w"},
     "uv": {
         "--with",
         "--python",
@@ -79,7 +80,21 @@ _VALUE_OPTS = {
 }
 _VALUE_OPTS["singularity"] = _VALUE_OPTS["apptainer"]
 _VALUE_OPTS["mamba"] = _VALUE_OPTS["micromamba"] = _VALUE_OPTS["conda"]
-_SIMPLE = ("nohup", "exec", "time", "stdbuf", "numactl", "nice", "command", "builtin", "setsid", "chrt", "taskset")
+# (caffeinate: macOS's "keep awake while CMD runs", in front of a Mac runner's training)
+_SIMPLE = (
+    "nohup",
+    "exec",
+    "time",
+    "stdbuf",
+    "numactl",
+    "nice",
+    "command",
+    "builtin",
+    "setsid",
+    "chrt",
+    "taskset",
+    "caffeinate",
+)
 # the first word of a command that may run something else (a launcher, a prefix, shell text)
 RUNNERS = frozenset(
     {

@@ -573,3 +573,12 @@ def test_a_gpu_named_in_the_scripts_file_name_is_its_authors(tmp_path, cli):
     )
     plan = json.loads(proc.stdout)["plan"]
     assert plan["gpu_name"] == "RTX 3090", plan["gpu_name"]
+
+
+def test_a_mac_runners_caffeinate_runs_its_training(tmp_path, cli):
+    # `caffeinate -i uv run python -m scripts.train_phrase_gpt ...` (macOS: stay awake while it runs): the launch
+    # behind it was not seen, so the script looked like one that runs no Python at all
+    body = "#!/bin/bash\nset -e\ncaffeinate -i uv run python -m scripts.base_train --depth=4 --device_type=mps\n"
+    report, checks = check_script(cli, tmp_path, body)
+    assert report["plan"]["depth"] == 4, report["plan"]
+    assert checks["ENV004"]["status"] == "warn", checks["ENV004"]
