@@ -256,7 +256,12 @@ def build_plan(
         else:
             total = 524288
             assumptions.append(
-                "total batch 524,288 tokens (base_train auto-sizes it from 2026-02-06: --checkout tells)"
+                "total batch 524,288 tokens ("
+                + (
+                    f"{Path(ep.path).name} in the checkout sizes it in a way preflight does not read)"
+                    if ep is not None and ep.ok
+                    else "base_train auto-sizes it from 2026-02-06: --checkout tells)"
+                )
             )
     if profile.data.get("era") in ("C", "D"):
         assumptions.append(

@@ -470,7 +470,8 @@ def offline_download_needed(ctx, profile, base_dir, job_env) -> Iterator[Finding
                 local = base / "tiktoken_cache"
                 what += " (set TIKTOKEN_CACHE_DIR on shared storage: the default cache is node-local /tmp)"
             if dated == "maybe":
-                what += f" (if the checkout is {condition}; --checkout tells)"
+                tells = "--checkout tells" if checkout is None else "the checkout's files do not say"
+                what += f" (if the checkout is {condition}; {tells})"
             if read_only:
                 what += ", which this checkout reads but has no code to download (FileNotFoundError where it is read)"
             missing.append(
