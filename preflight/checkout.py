@@ -59,6 +59,7 @@ class EntryPoint:
     # (`sys.argv = [sys.argv[0]] + remaining; import scripts.base_train`)
     known_args: bool = False
     delegates: str | None = None
+    split_asserted: bool = False  # base_loss: `assert split_tokens % tokens_per_step == 0` (until 2026-02-01)
     scaling_params: bool = False  # its ratio counts the block matrices + lm_head (no embeddings)
     nudged_dim: bool = False  # rounds depth * aspect_ratio up to a multiple of head_dim
 
@@ -190,6 +191,7 @@ def _read_entry(path: str, size: int, mtime_ns: int) -> EntryPoint:
     ep.batch_power_of_two = bool(_POW2_BATCH_RE.search(text))
     ep.batch_rounded = bool(_ROUNDED_BATCH_RE.search(text))
     ep.known_args = ".parse_known_args(" in text
+    ep.split_asserted = bool(_SPLIT_ASSERT_RE.search(text))
     if m := _DELEGATE_RE.search(text):
         ep.delegates = m.group(1) or m.group(3) or f"scripts.{m.group(2)}"
     ep.scaling_params = bool(_SCALING_PARAMS_RE.search(text))
@@ -205,6 +207,7 @@ _SIGNAL_NAME_RE = re.compile(r"[\"']SIG(?:USR1|USR2|TERM)[\"']")
 _POW2_BATCH_RE = re.compile(r"\w*batch_size\s*=\s*2\s*\*\*\s*(?:round|int|math\.ceil|math\.floor)\(")
 _ROUNDED_BATCH_RE = re.compile(r"total_batch_size\s*=\s*[\w.]+\(\s*\w+\s*,\s*world_tokens_per_fwdbwd\s*\)")
 # base_train from 2026-01-27: tokens = ratio x (transformer_matrices + lm_head), "the cleanest scaling laws"
+_SPLIT_ASSERT_RE = re.compile(r"assert\s+(?:args\.)?split_tokens\s*%\s*tokens_per_step\s*==\s*0")
 # a wrapper's run of another entry point: `import scripts.base_train`, `from scripts import base_train`,
 # `runpy.run_module("scripts.base_train", ...)`
 _DELEGATE_RE = re.compile(

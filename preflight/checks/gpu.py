@@ -59,7 +59,9 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
     by device batch x sequence length x world size (base/mid, and SFT where it batches by
     tokens: from 2026-02, or whenever the checkout's chat_sft takes ``--total-batch-size``), by
     device batch x world (classic SFT: examples per step) or by world (RL), with world =
-    nproc_per_node x nodes. Defaults come from the checkout's entry point when it is readable.
+    nproc_per_node x nodes. Defaults come from the checkout's entry point when it is readable. And
+    base_loss's ``--split_tokens`` (until 2026-02-01): a whole number of steps of device batch x the
+    model's sequence length x world, which it asserts.
 
     Why it matters: nanochat asserts this at startup with a bare AssertionError: with the
     defaults only 1, 2, 4 or 8 GPUs work; 3, 5, 6 or 7 crash the phase.
@@ -140,8 +142,44 @@ def batch_not_divisible(ctx, script, profile, job_env) -> Iterator[Finding]:
                 line=inv.line,
                 fix=f"{on} or {set_total}" if on else set_total,
             )
+    for inv in script.all_invocations:
+        if (inv.entry or "").rsplit(".", 1)[-1] == "base_loss" and (
+            f := _split_not_divisible(ctx, script, profile, job_env, inv, checkout)
+        ):
+            found = True
+            yield f
     if not found:
         raise Skip("no training phase with a known process count")
+
+
+def _split_not_divisible(ctx, script, profile, job_env, inv, checkout) -> Finding | None:
+    """base_loss (until 2026-02-01) asserts that --split_tokens is a whole number of steps of device batch x the
+    model's sequence length (its base training's max_seq_len) x world; base_eval, which replaced it, rounds instead."""
+    entry = checkout.entry(inv.entry, inv.script_file) if checkout is not None else None
+    if entry is not None and entry.ok and not entry.split_asserted:
+        return None
+    plan = ctx.get("plan", None)
+    nproc, nodes, _src = world_size_from(script, job_env, inv, job_env.start)
+    spec = profile.phase("base") or {}
+    split, ssrc = _value(script, inv, job_env, "split_tokens", spec, profile, entry)
+    dbs, dsrc = _value(script, inv, job_env, "device_batch_size", spec, profile, entry)
+    seq = getattr(plan, "seq_len", None)
+    if not (split and dbs and seq and nproc) or dbs <= 0:
+        return None
+    step = dbs * seq * nproc * nodes
+    if split % step == 0:
+        return None
+    from preflight.checkout import setting_flag
+
+    flag, _ = setting_flag(checkout, profile, inv.entry, "split_tokens", inv.script_file)
+    return Finding(
+        f"base_loss ({inv.entry}): split_tokens {split:,} ({ssrc}) is not divisible by {dsrc} x the model's sequence "
+        f"length {seq} x world {nproc * nodes} = {step:,}; it stops with an AssertionError (its training is done: "
+        "only this evaluation is lost)",
+        path=inv.file if inv.file != "<script>" else str(script.path),
+        line=inv.line,
+        fix=f"pass a multiple of {step:,}: {flag or '--split_tokens'}={max(step, split - split % step)}",
+    )
 
 
 def _visible_gpus(ctx) -> tuple[int, str]:

@@ -582,3 +582,17 @@ def test_a_mac_runners_caffeinate_runs_its_training(tmp_path, cli):
     report, checks = check_script(cli, tmp_path, body)
     assert report["plan"]["depth"] == 4, report["plan"]
     assert checks["ENV004"]["status"] == "warn", checks["ENV004"]
+
+
+def test_base_loss_split_tokens_must_be_whole_steps_where_it_asserts_so(tmp_path, cli):
+    # a CPU-sized config copied to 8 GPUs: `base_loss --device_batch_size=1 --split_tokens=4096` on a model of
+    # sequence length 1024 over 8 ranks (8,192 tokens a step): base_loss (until 2026-02-01) asserts it and stops
+    base = "torchrun --standalone --nproc_per_node=8 -m scripts.base_train -- --depth=4 --max_seq_len=1024 --total_batch_size=8192\n"
+    body = f"{HEAD}{base}torchrun --standalone --nproc_per_node=8 -m scripts.base_loss -- --device_batch_size=1 --split_tokens=4096\n"
+    _report, checks = check_script(cli, tmp_path, body)
+    found = [f for f in checks["GPU001"]["findings"] if f["message"].startswith("base_loss")]
+    assert found and "split_tokens 4,096 (--split_tokens=4096) is not divisible by" in found[0]["message"], found
+    assert found[0]["fix"] == "pass a multiple of 8,192: --split_tokens=8192", found[0]
+
+    _report, checks = check_script(cli, tmp_path, body.replace("=4096", "=16384"))
+    assert not [f for f in checks["GPU001"]["findings"] if f["message"].startswith("base_loss")], checks["GPU001"]
