@@ -232,6 +232,11 @@ def entry_not_found(ctx, script, job_env) -> Iterator[Finding]:
             path=script.file_of(inv),
             line=inv.line,
             severity=Severity.WARNING if unknown and inv.module else None,
-            fix=f"cd to the nanochat checkout before line {inv.line} (cd /path/to/nanochat), submit from it, "
+            # in the checkout given, a nanochat tree: the code is there but this entry point is not (removed or
+            # renamed in that version: mid_train from 2026-01-31, base_loss folded into base_eval): no cd helps
+            fix=f"remove the launch or use the entry point that replaced it ({Path(workdir) / 'scripts'} lists this "
+            f"checkout's), or run it with a checkout that has {entry}"
+            if given is not None and Path(workdir) == Path(given.root) and _is_dir(Path(workdir) / "scripts")
+            else f"cd to the nanochat checkout before line {inv.line} (cd /path/to/nanochat), submit from it, "
             "or set #SBATCH --chdir=/path/to/nanochat",
         )

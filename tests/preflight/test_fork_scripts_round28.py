@@ -596,3 +596,13 @@ def test_base_loss_split_tokens_must_be_whole_steps_where_it_asserts_so(tmp_path
 
     _report, checks = check_script(cli, tmp_path, body.replace("=4096", "=16384"))
     assert not [f for f in checks["GPU001"]["findings"] if f["message"].startswith("base_loss")], checks["GPU001"]
+
+
+def test_an_entry_point_the_checkout_given_no_longer_has_is_not_fixed_by_a_cd(tmp_path, cli):
+    # a script of the mid era run against a checkout without scripts/mid_train.py (removed 2026-01-31): SB018
+    # said "cd to the nanochat checkout", which is where it already runs
+    co = _checkout(tmp_path / "co")
+    body = f"{HEAD}{T} scripts.base_train -- --depth=4\n{T} scripts.mid_train\n"
+    _report, checks = check_script(cli, tmp_path, body, "--checkout", str(co))
+    (found,) = checks["SB018"]["findings"]
+    assert found["fix"].startswith("remove the launch or use the entry point that replaced it"), found
