@@ -103,11 +103,7 @@ def world_size_from(script: Any, job_env: Any, inv: Any, environ: dict) -> tuple
             return n, nodes, "srun tasks per node (GPUs requested)"
     if inv is not None and inv.launcher.endswith("python") and not inv.srun:
         return 1, nodes, f"single process python (line {inv.line})"
-    if (
-        inv is not None
-        and inv.launcher.endswith("torchrun")
-        and not any(o.lstrip("-").replace("-", "_").startswith("nproc_per_node") for o in inv.launcher_opts)
-    ):
+    if inv is not None and inv.default_nproc:
         return 1, nodes, f"torchrun's default --nproc_per_node=1 (line {inv.line})"
     if job_env is not None and job_env.gpus_per_node:
         return job_env.gpus_per_node, nodes, "GPUs requested in #SBATCH"

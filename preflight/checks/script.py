@@ -230,8 +230,7 @@ def output_dir_missing(ctx, script, job_env) -> Iterator[Finding]:
 def _resolved_nproc(script, inv, job_env) -> int | None:
     raw = inv.nproc_per_node
     if raw is None:  # torchrun's default is one process per node (not one per GPU)
-        given = any(o.lstrip("-").replace("-", "_").startswith("nproc_per_node") for o in inv.launcher_opts)
-        return None if given else 1
+        return 1 if inv.default_nproc else None
     val = script.expand(raw, inv.line, inv.file, job_env.start) if "$" in raw else raw
     return parse_count(val)
 

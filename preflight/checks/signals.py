@@ -44,13 +44,18 @@ def parse_signal_option(value: str) -> tuple[bool, str] | None:
     return (("B" in (m.group("flags") or "")), name) if name else None
 
 
+def _caller(model, child):
+    """The command of ``model`` that runs the included file ``child`` (`source x.sh`, `bash x.sh`, `exec bash x.sh`)."""
+    line = model.include_lines.get(str(child.path))
+    return next((c for c in model.commands if c.line == line), None)
+
+
 def _batch_shell_commands(model) -> list:
     """The commands the batch shell runs itself: its own and those of files it sources or execs (`exec bash x.sh`
     replaces it; a plain `bash x.sh` child is another process: its traps do not protect the batch shell)."""
     cmds = list(model.commands)
     for child in model.includes:
-        line = model.include_lines.get(str(child.path))
-        caller = next((c for c in model.commands if c.line == line), None)
+        caller = _caller(model, child)
         if caller is not None and caller.name in ("source", ".", "exec"):
             cmds += _batch_shell_commands(child)
     return cmds
@@ -77,8 +82,7 @@ def _trapping_child(model, name: str) -> tuple | None:
     """(the `bash runner.sh` line, the runner's own trap) where the batch shell runs, in the foreground and as its
     last word, a child script that traps signal ``name`` itself (it would forward it, if it got it)."""
     for child in model.includes:
-        line = model.include_lines.get(str(child.path))
-        caller = next((c for c in model.commands if c.line == line), None)
+        caller = _caller(model, child)
         if caller is None or caller.name in ("source", ".") or caller.background:
             continue
         if any(c.line > caller.line for c in model.commands):  # exec would never run what follows it

@@ -214,6 +214,15 @@ class Invocation:
         return self.command.file
 
     @property
+    def default_nproc(self) -> bool:
+        """torchrun given no --nproc_per_node in any spelling: it starts its default, one process per node."""
+        return (
+            self.launcher.endswith("torchrun")
+            and self.nproc_per_node is None
+            and not any(o.lstrip("-").replace("-", "_").startswith("nproc_per_node") for o in self.launcher_opts)
+        )
+
+    @property
     def entry(self) -> str | None:
         """The program launched, as a module: ``-m scripts.base_train``, or a nanochat entry point run as a
         file (``torchrun -- /path/nanochat/scripts/base_train.py``: the same program); None for another file."""
